@@ -1,0 +1,123 @@
+"""Shared by the benchmarks: a datanommer-shaped database on a primary + streaming standby,
+commands timed with their peak memory, and the side-by-side table they print."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from topoff.demo import sample
+from topoff.demo.cluster import ThrowawayCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work"
+TABLES = ["messages", "users_messages", "packages_messages", "users", "packages"]
+CURSOR = {"messages": "timestamp", "users_messages": "msg_timestamp",
+          "packages_messages": "msg_timestamp"}
+
+# The benchmark config exports every column (pg_dump has no notion of private columns).
+CONFIG = """
+dataset = "datanommer"
+[export]
+jobs = 2
+chunk_size = "256MiB"
+[tables.messages]
+cursor = "timestamp"
+[tables.users_messages]
+cursor = "msg_timestamp"
+[tables.packages_messages]
+cursor = "msg_timestamp"
+[tables.users]
+method = "snapshot"
+[tables.packages]
+method = "snapshot"
+"""
+
+
+@dataclass
+class Run:
+    tool: str
+    task: str
+    seconds: float
+    peak_mb: float | None = None
+    out_mb: float | None = None
+
+
+def run(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a shell command; return (seconds, peak RSS in MB of its largest process)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd],
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {cmd}")
+    # ru_maxrss covers the waited child only: for a pipeline that is bash; the heavy
+    # processes report through RUSAGE_CHILDREN, read by the caller when it matters.
+    return seconds, usage.ru_maxrss / 1024
+
+
+def topoff(args: str) -> str:
+    return f"{shlex.quote(sys.executable)} -m topoff {args}"
+
+
+def dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def print_table(title: str, runs: list[Run], baseline: dict[str, str]) -> str:
+    """The side-by-side table; ``baseline`` maps a task to the run its ratio is against."""
+    by = {(r.tool, r.task): r for r in runs}
+    lines = [f"## {title}", "",
+             "| task | tool | seconds | ratio | peak RSS MB | output MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in runs:
+        base = by.get((baseline.get(r.task, ""), r.task))
+        ratio = f"{r.seconds / base.seconds:.2f}x" if base and base is not r else "1.00x"
+        tool = r.tool.replace("|", "\\|")
+        lines.append(f"| {r.task} | {tool} | {r.seconds:.2f} | {ratio} | "
+                     f"{'' if r.peak_mb is None else f'{r.peak_mb:.0f}'} | "
+                     f"{'' if r.out_mb is None else f'{r.out_mb:.1f}'} |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def start_source(days: int, per_day: int, last_day: date) -> ThrowawayCluster:
+    """Primary + standby with the sample database ``datanommer`` ending on ``last_day``."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    cluster = ThrowawayCluster(primary_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min",
+                                             "shared_buffers": "256MB"},
+                               standby_conf={"shared_buffers": "256MB",
+                                             "max_standby_streaming_delay": "-1"})
+    cluster.start()
+    cluster.create_database("datanommer")
+    started = time.monotonic()
+    with cluster.primary.connect("datanommer") as conn:
+        n = sample.fill(conn, days=days, per_day=per_day, last_day=last_day)
+        conn.execute("VACUUM ANALYZE")
+    cluster.wait_replay(timeout=600)
+    print(f"# filled {n:,} messages over {days} days in {time.monotonic() - started:.0f}s",
+          flush=True)
+    return cluster
+
+
+def yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")),
+               "unknown cpu")
+    mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in meminfo
+                if ln.startswith("MemTotal")), 0)
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {pg}, Python {sys.version.split()[0]}"

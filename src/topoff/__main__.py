@@ -1,0 +1,5 @@
+"""python -m topoff"""
+
+from topoff.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""``topoff sync``, ``topoff status`` and ``topoff verify``: the consumer's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from topoff.cli.options import build_config, common_options
+from topoff.cli.output import size
+from topoff.errors import ConfigError
+from topoff.export.windows import parse_date
+from topoff.progress import Bars
+
+
+def _store_options(config_path: str | None) -> Any:
+    """How to reach the dataset: the [store] settings of --config / $TOPOFF_CONFIG, if any."""
+    from topoff.stores import StoreOptions
+
+    store = build_config(config_path, need_source=False).store
+    return StoreOptions(s3_endpoint_url=store.s3_endpoint_url, s3_region=store.s3_region)
+
+
+@click.command("sync")
+@common_options
+@click.argument("origin", metavar="FROM")
+@click.argument("target", metavar="TARGET", default="replica.duckdb")
+@click.option("--tables", metavar="A,B", help="Only these tables (partial replica).")
+@click.option("--since", metavar="YYYY-MM-DD",
+              help="Only rows from this UTC day on (partial replica).")
+@click.option("--schema", metavar="NAME",
+              help="Put every table in this schema (several datasets in one replica).")
+@click.option("--rebase", is_flag=True,
+              help="Drop the replica's tables and rebuild from the newest full export.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where downloads wait to be applied [default: ~/.cache/topoff/downloads].")
+def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | None,
+             since: str | None, schema: str | None, rebase: bool, cache_dir: Path | None) -> None:
+    """Build or top off the replica TARGET from the dataset at FROM.
+
+    FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
+    TARGET is a postgresql:// URL or a DuckDB file (default: replica.duckdb).
+
+    \b
+    Example:
+      topoff sync https://dumps.example.org/datanommer replica.duckdb
+    """
+    from topoff.sync import SyncOptions, sync
+
+    opts = SyncOptions(
+        tables=[t.strip() for t in tables.split(",") if t.strip()] if tables else None,
+        since=parse_date(since) if since else None, rebase=rebase, schema=schema,
+        cache_dir=cache_dir, store_options=_store_options(config_path))
+    if opts.tables is not None and not opts.tables:
+        raise ConfigError("--tables is empty", hint="give table names separated by commas")
+    quiet = click.get_current_context().obj.get("quiet")
+    with Bars(enabled=None if not quiet else False) as bars:
+        opts.download_progress = (lambda name, total: bars.bytes_bar(name, total, name)) \
+            if bars.enabled else None
+        opts.step_progress = (lambda what, total: bars.step(what, total, what)) \
+            if bars.enabled else None
+        result = sync(origin, target, opts)
+    parts = []
+    if result.base_loaded:
+        parts.append(f"built from {result.base_loaded}")
+    if result.applied:
+        parts.append(f"applied {len(result.applied)} partitions "
+                     f"({result.applied[0]} .. {result.applied[-1]})")
+    if not parts:
+        parts.append("already up to date")
+    click.echo(f"{target}: {', '.join(parts)}; {result.rows:,} rows, "
+               f"{size(result.downloaded_bytes)} downloaded, {result.seconds:.1f}s "
+               f"(publication {result.last_sequence})")
+
+
+@click.command("status")
+@common_options
+@click.argument("target", default="replica.duckdb")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--offline", is_flag=True, help="Do not read the dataset to see what is pending.")
+def status_cmd(config_path: str | None, target: str, as_json: bool, offline: bool) -> None:
+    """Show what the replica TARGET has applied, how far behind it is, and its newest data.
+
+    \b
+    Example:
+      topoff status replica.duckdb
+    """
+    from topoff.status import status
+
+    reports = status(target, check_origin=not offline,
+                     store_options=_store_options(config_path) if not offline else None)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in reports], indent=2, default=str))
+        return
+    if not reports:
+        click.echo(f"{target}: no topoff replica here")
+        return
+    console = Console(width=110)
+    for r in reports:
+        if r.origin_error:
+            behind = f"unknown ({r.origin_error})"
+        elif r.behind == 0:
+            behind = "up to date"
+        else:
+            behind = f"{r.behind} partitions behind (next: {r.pending[0]})"
+        click.echo(f"dataset {r.dataset} from {r.origin}")
+        click.echo(f"  built from {r.base} ({r.status}), last applied {r.last_applied} at "
+                   f"{r.last_applied_at}, publication {r.last_sequence}")
+        click.echo(f"  {behind}" + (f"; rows since {r.since}" if r.since else ""))
+        table = Table(box=None, padding=(0, 2))
+        for col, just in (("table", "left"), ("method", "left"), ("rows", "right"),
+                          ("newest", "left")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for t in r.tables:
+            table.add_row(t.replica_table, t.method, f"{t.rows:,}", t.newest or "")
+        console.print(table)
+
+
+@click.command("verify")
+@common_options
+@click.argument("target", default="replica.duckdb")
+@click.option("--against", "source_url", required=True, metavar="URL",
+              help="The source database (a hot standby).")
+@click.option("--allow-primary", is_flag=True, help="Allow reading a primary server.")
+@click.option("--dataset", help="Which dataset, when the replica holds several.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def verify_cmd(config_path: str | None, target: str, source_url: str, allow_primary: bool,
+               dataset: str | None, as_json: bool) -> None:
+    """Compare the replica TARGET with the source database, table by table and day by day.
+
+    Exits with status 1 when they differ.
+
+    \b
+    Example:
+      topoff verify replica.duckdb --against postgresql://reader@standby/datanommer
+    """
+    from topoff.verify import verify
+
+    report = verify(target, source_url, allow_primary, dataset)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        for t in report.tables:
+            state = "equal" if t.equal else f"DIFFERS on {len(t.differences)} day(s)"
+            newer = f", {t.newer_rows:,} newer rows not yet published" if t.newer_rows else ""
+            span = f" over {t.days} days" if t.days else ""
+            click.echo(f"{t.table}: {state} ({t.compared_rows:,} rows{span}{newer})")
+            for d in t.differences:
+                where = d.day or "whole table"
+                click.echo(f"  {where}: source {d.source_rows:,} rows, replica "
+                           f"{d.replica_rows:,} rows ({d.what})")
+        click.echo("replica and source are equal" if report.equal else
+                   "replica and source DIFFER")
+    if not report.equal:
+        click.get_current_context().exit(1)
+
+
+def register(group: Any) -> None:
+    group.add_command(sync_cmd)
+    group.add_command(status_cmd)
+    group.add_command(verify_cmd)

@@ -1,0 +1,279 @@
+"""Configuration: a TOML file plus environment variables, turned into plain dataclasses.
+
+Nothing here is global: commands build a :class:`Config` and pass it down. Unknown keys are
+errors (a typo in a column classification must not silently publish a private column).
+See docs/configuration.md for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from topoff.errors import ConfigError
+
+METHODS = ("append", "upsert", "snapshot")
+VISIBILITY = ("public", "private")
+ENV_SOURCE = "TOPOFF_SOURCE_URL"
+ENV_CONFIG = "TOPOFF_CONFIG"
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """How one source table is exported."""
+
+    schema: str
+    name: str
+    method: str = "append"
+    cursor: str | None = None
+    #: zone in which a ``timestamp without time zone`` cursor is written (UTC unless said)
+    cursor_timezone: str = "UTC"
+    key: tuple[str, ...] | None = None  # None: the table's primary key
+    filter: str | None = None  # an SQL boolean expression over the table's columns
+    columns: dict[str, str] = field(default_factory=dict)  # column -> public | private
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def private_columns(self) -> set[str]:
+        return {c for c, v in self.columns.items() if v == "private"}
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    jobs: int = 2
+    chunk_bytes: int = 256 * 1024 * 1024  # uncompressed CSV bytes per data file
+    compression_level: int = 3
+    lookback_days: int = 3
+    retry_attempts: int = 5
+    retry_backoff: float = 2.0  # seconds; doubles on each retry
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    keep_days: int | None = None
+    keep_full: int = 1
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "dataset"
+    source_url: str | None = None
+    allow_primary: bool = False
+    strict: bool = False
+    tables: tuple[TableConfig, ...] = ()
+    export: ExportSettings = field(default_factory=ExportSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    path: Path | None = None
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """A copy with the given top-level fields replaced (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_export(self, **changes: Any) -> Config:
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, export=replace(self.export, **kept))
+
+    def table(self, qualified: str) -> TableConfig:
+        for t in self.tables:
+            if t.qualified == qualified:
+                return t
+        raise ConfigError(f"table {qualified} is not in the configuration")
+
+
+# -- parsing helpers -----------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4,
+          "tb": 1000**4, "tib": 1024**4}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_size(value: str | int, what: str) -> int:
+    """'256MiB', '1GB', 1048576 -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _SIZE.match(str(value))
+    unit = (m.group(2) or "").lower() if m else None
+    if not m or unit not in _UNITS:
+        raise ConfigError(f"invalid size for {what}: {value!r}", hint="write it like 256MiB or 1GB")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def parse_duration(value: str | float, what: str) -> float:
+    """'2s', '500ms', '1m', 3 -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ConfigError(f"invalid duration for {what}: {value!r}",
+                          hint="write it like 2s or 500ms")
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * factor
+
+
+def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {where}",
+            hint=f"expected one of: {', '.join(sorted(allowed))}",
+        )
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{what} must be a {names}, not {value!r}")
+    return value
+
+
+def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    _expect(value, int, what)
+    if value < minimum:
+        raise ConfigError(f"{what} must be at least {minimum}, not {value}")
+    return int(value)
+
+
+def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
+    where = f"[tables.{key}]"
+    _expect(body, dict, where)
+    _check_keys(body, {"schema", "method", "cursor", "cursor_timezone", "key", "filter",
+                       "columns"}, where)
+    if "." in key and "schema" not in body:
+        schema, name = key.split(".", 1)
+    else:
+        schema, name = body.get("schema", "public"), key
+    method = body.get("method", "append" if body.get("cursor") else "snapshot")
+    if method not in METHODS:
+        raise ConfigError(f"{where} method {method!r} is not known",
+                          hint=f"use one of: {', '.join(METHODS)}")
+    cursor = body.get("cursor")
+    if cursor is not None:
+        _expect(cursor, str, f"{where} cursor")
+    if method in ("append", "upsert") and not cursor:
+        raise ConfigError(f"{where} method {method} needs a cursor column",
+                          hint="set cursor = \"<timestamp column>\", or use method = \"snapshot\"")
+    tz = body.get("cursor_timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(_expect(tz, str, f"{where} cursor_timezone"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where} cursor_timezone {tz!r} is not a known time zone",
+                          hint="use an IANA name such as UTC or Europe/Paris") from None
+    key_cols = body.get("key")
+    if key_cols is not None:
+        _expect(key_cols, list, f"{where} key")
+        key_cols = tuple(_expect(k, str, f"{where} key") for k in key_cols)
+    flt = body.get("filter")
+    if flt is not None and not _expect(flt, str, f"{where} filter").strip():
+        flt = None
+    columns = body.get("columns", {})
+    _expect(columns, dict, f"{where} columns")
+    for col, vis in columns.items():
+        if vis not in VISIBILITY:
+            raise ConfigError(f"{where} column {col} is classified {vis!r}",
+                              hint="classify each column as \"public\" or \"private\"")
+    if cursor and columns.get(cursor) == "private":
+        raise ConfigError(f"{where} cursor column {cursor} is marked private",
+                          hint="a cursor column is published in every file; make it public")
+    return TableConfig(schema=_expect(schema, str, f"{where} schema"), name=name, method=method,
+                       cursor=cursor, cursor_timezone=tz, key=key_cols, filter=flt,
+                       columns=dict(columns))
+
+
+def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
+    """Build a Config from parsed TOML (no environment applied)."""
+    _check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict"},
+                "the top level")
+    source = data.get("source", {})
+    _check_keys(source, {"url", "allow_primary"}, "[source]")
+    export = data.get("export", {})
+    _check_keys(export, {"jobs", "chunk_size", "compression_level", "lookback_days",
+                         "retry_attempts", "retry_backoff"}, "[export]")
+    retention = data.get("retention", {})
+    _check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
+    store = data.get("store", {})
+    _check_keys(store, {"s3_endpoint_url", "s3_region"}, "[store]")
+    defaults = ExportSettings()
+    level = _positive_int(export.get("compression_level", defaults.compression_level),
+                          "[export] compression_level")
+    if level > 22:
+        raise ConfigError(f"[export] compression_level must be 1..22, not {level}")
+    settings = ExportSettings(
+        jobs=_positive_int(export.get("jobs", defaults.jobs), "[export] jobs"),
+        chunk_bytes=parse_size(export.get("chunk_size", defaults.chunk_bytes),
+                               "[export] chunk_size"),
+        compression_level=level,
+        lookback_days=_positive_int(export.get("lookback_days", defaults.lookback_days),
+                                    "[export] lookback_days", minimum=0),
+        retry_attempts=_positive_int(export.get("retry_attempts", defaults.retry_attempts),
+                                     "[export] retry_attempts"),
+        retry_backoff=parse_duration(export.get("retry_backoff", defaults.retry_backoff),
+                                     "[export] retry_backoff"),
+    )
+    tables_raw = data.get("tables", {})
+    _expect(tables_raw, dict, "[tables]")
+    tables = tuple(_parse_table(k, v) for k, v in tables_raw.items())
+    seen: set[str] = set()
+    for t in tables:
+        if t.qualified in seen:
+            raise ConfigError(f"table {t.qualified} is configured twice")
+        seen.add(t.qualified)
+    keep_days = retention.get("keep_days")
+    return Config(
+        dataset=_expect(data.get("dataset", "dataset"), str, "dataset"),
+        source_url=source.get("url"),
+        allow_primary=bool(_expect(source.get("allow_primary", False), bool,
+                                   "[source] allow_primary")),
+        strict=bool(_expect(data.get("strict", False), bool, "strict")),
+        tables=tables,
+        export=settings,
+        retention=RetentionSettings(
+            keep_days=None if keep_days is None
+            else _positive_int(keep_days, "[retention] keep_days"),
+            keep_full=_positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
+        ),
+        store=StoreSettings(s3_endpoint_url=store.get("s3_endpoint_url"),
+                            s3_region=store.get("s3_region")),
+        path=path,
+    )
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the TOML file (``path``, else $TOPOFF_CONFIG) and apply environment variables."""
+    env = dict(os.environ if env is None else env)
+    chosen = path or env.get(ENV_CONFIG)
+    if chosen:
+        p = Path(chosen)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found",
+                              hint="pass --config PATH or set TOPOFF_CONFIG") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}",
+                              hint="see docs/configuration.md for the format") from None
+        config = parse_config(data, p)
+    else:
+        config = Config()
+    if env.get(ENV_SOURCE):
+        config = replace(config, source_url=env[ENV_SOURCE])
+    return config

@@ -1,0 +1,59 @@
+"""Errors that topoff reports to people: one line of message and one line of hint.
+
+Every failure a user can cause or fix (bad config, unreachable source, a primary where a
+standby was expected, a failing store) is raised as a :class:`TopoffError` subclass. The
+CLI prints ``error: <message>`` and ``hint: <hint>`` and exits non-zero; library callers
+can catch the class they care about.
+"""
+
+from __future__ import annotations
+
+
+class TopoffError(Exception):
+    """A failure with a one-line message and a one-line hint on what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class ConfigError(TopoffError):
+    """The configuration or the command line is wrong."""
+
+    exit_code = 2
+
+
+class SourceError(TopoffError):
+    """The source database cannot be reached or read."""
+
+    exit_code = 3
+
+
+class SafetyError(SourceError):
+    """A safety rule refused the operation (a primary where a standby was expected, an open day)."""
+
+    exit_code = 4
+
+
+class StoreError(TopoffError):
+    """A store could not list, read, write or delete a file."""
+
+    exit_code = 5
+
+
+class IntegrityError(TopoffError):
+    """Published data does not match its manifest (wrong checksum, size or row count)."""
+
+    exit_code = 6
+
+
+class TargetError(TopoffError):
+    """The replica (target) cannot be written, or is not in a state the dataset can apply to."""
+
+    exit_code = 7

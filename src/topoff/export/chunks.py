@@ -1,0 +1,147 @@
+"""Rows from COPY, compressed and hashed on their way to the store, in files of bounded size.
+
+Memory stays constant: rows are gathered into a small buffer, compressed by a streaming
+zstd writer whose output is hashed and counted as it is written to the store. A new file
+begins, with the CSV header again, once the current one holds ``chunk_bytes`` of CSV; a
+file always ends at a row boundary (libpq hands COPY data over one row at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
+
+import zstandard
+
+from topoff.dataset.manifest import DataFile
+from topoff.errors import StoreError
+from topoff.stores.base import Store
+
+BUFFER = 1 << 20  # CSV bytes gathered before a compressor call
+
+
+class _HashingSink:
+    """The compressor's output: hashed and counted, then passed to the store's stream."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.bytes += len(data)
+        self.out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class ChunkedWriter:
+    """Writes CSV rows into ``name_for(n)`` files (n = 1, 2, ...) and records each file.
+
+    ``written`` holds the store names written so far, so a failed export can remove them.
+    """
+
+    def __init__(self, store: Store, name_for: Callable[[int], tuple[str, str]],
+                 chunk_bytes: int, level: int = 3,
+                 on_progress: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.name_for = name_for  # chunk number -> (store name, name relative to publication)
+        self.chunk_bytes = chunk_bytes
+        self.cctx = zstandard.ZstdCompressor(level=level)
+        self.on_progress = on_progress
+        self.files: list[DataFile] = []
+        self.written: list[str] = []
+        self.header: bytes | None = None
+        self.rows = 0
+        self._chunk = 0
+        self._open: contextlib.ExitStack | None = None
+        self._sink: _HashingSink | None = None
+        self._zw: zstandard.ZstdCompressionWriter | None = None
+        self._buf = bytearray()
+        self._csv_bytes = 0
+        self._chunk_rows = 0
+        self._relative = ""
+
+    def _start(self) -> None:
+        self._chunk += 1
+        name, self._relative = self.name_for(self._chunk)
+        stack = contextlib.ExitStack()
+        out = stack.enter_context(self.store.write(name))
+        self.written.append(name)
+        self._open = stack
+        self._sink = _HashingSink(out)
+        self._zw = self.cctx.stream_writer(self._sink, closefd=False)
+        self._csv_bytes = 0
+        self._chunk_rows = 0
+        assert self.header is not None
+        self._buf += self.header
+
+    def _flush(self) -> None:
+        if self._buf and self._zw is not None:
+            self._zw.write(self._buf)
+            self._buf.clear()
+
+    def _finish(self) -> None:
+        assert self._zw is not None and self._sink is not None and self._open is not None
+        self._flush()
+        self._zw.flush(zstandard.FLUSH_FRAME)
+        self._open.close()  # the store makes the file visible now
+        self.files.append(DataFile(self._relative, self._sink.bytes, self._sink.sha.hexdigest(),
+                                   self._chunk_rows))
+        self._open = self._sink = self._zw = None
+
+    def write_rows(self, rows: Iterable[bytes]) -> None:
+        """Consume COPY output: the first row is the CSV header, each later one a data row."""
+        it = iter(rows)
+        if self.header is None:
+            first = next(it, None)
+            if first is None:
+                return
+            self.header = bytes(first)
+        buf = self._buf
+        for row in it:
+            if self._zw is None:
+                self._start()
+            buf += row
+            self._csv_bytes += len(row)
+            self._chunk_rows += 1
+            if self._csv_bytes >= self.chunk_bytes:
+                self.rows += self._chunk_rows
+                self._finish()
+            elif len(buf) >= BUFFER:
+                self._flush()
+                if self.on_progress is not None:
+                    self.on_progress(self.rows + self._chunk_rows)
+
+    def close(self) -> list[DataFile]:
+        """Finish the last file. A table with no rows still gets one file (its header)."""
+        if self._zw is None and not self.files and self.header is not None:
+            self._start()
+        if self._zw is not None:
+            self.rows += self._chunk_rows
+            self._finish()
+        return self.files
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Drop the file being written (nothing appears under its name).
+
+        ``error`` is what went wrong; the store sees it and may answer with a StoreError of
+        its own (a full disk, a denied write), which is raised then in its place.
+        """
+        if self._open is None:
+            return
+        stack, self._open = self._open, None
+        self._sink = self._zw = None
+        error = error or RuntimeError("aborted")
+        try:
+            stack.__exit__(type(error), error, error.__traceback__)
+        except StoreError as answer:
+            if answer is not error:
+                raise answer from error
+        except BaseException:
+            pass  # the caller raises the original error

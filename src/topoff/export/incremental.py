@@ -1,0 +1,366 @@
+"""``topoff export incremental``: one window (by default yesterday, UTC) as a new partition,
+and a new revision of any recent day whose rows changed since it was published.
+
+Late rows. A cursor such as datanommer's ``timestamp`` is the time a message was sent, not
+when its row committed, so rows can arrive after their day was published. Each run
+re-checks the ``lookback_days`` days before the window, in the same snapshot:
+
+1. ``count(*)`` of the day, and how many visible rows in it were written by a transaction
+   at or after the xmin of the snapshot that published the day's latest revision (cheap:
+   the cursor index, no hashing). Any row that entered the day since then has such an
+   xmin, and a removed row changes the count, so *same count and no newer row* means
+   the day is unchanged.
+2. Otherwise (or when that xmin is too old to compare, or the table is a view) the
+   canonical content hash of the day decides.
+
+A changed day gets a new revision that replaces the old one for consumers. A window is
+exported only once the standby has replayed past its end (``pg_last_xact_replay_timestamp``,
+or the WAL receiver's last report when the primary is quiet), unless ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from topoff import __version__
+from topoff.config import Config
+from topoff.dataset import layout
+from topoff.dataset.index import Index, read_index, read_manifest
+from topoff.dataset.layout import Window
+from topoff.dataset.manifest import Manifest, TableEntry
+from topoff.dataset.publish import publish, remove_files
+from topoff.dataset.readme import incremental_readme
+from topoff.errors import SafetyError
+from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
+from topoff.export.queries import (
+    MD5_HASH,
+    RECORD_HASH,
+    algorithm_of,
+    changed_since_query,
+    copy_statement,
+    hash_algorithm,
+    hash_query,
+    xmin_usable,
+)
+from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
+from topoff.export.session import SnapshotInfo, SnapshotSession
+from topoff.export.windows import closing_instant, days_back
+from topoff.safety import retry_on_recovery_conflict
+from topoff.sources.catalog import SourceTable, introspect
+from topoff.stores.base import Store
+
+log = logging.getLogger("topoff")
+
+
+@dataclass
+class TablePlan:
+    table: SourceTable
+    export: bool  # write this table's rows again
+    previous: TableEntry | None = None
+    previous_pub: str | None = None
+    how: str = "new"  # new | changed | unchanged-xmin | unchanged-hash | changed-count ...
+    rows_before: int | None = None
+    rows_now: int | None = None
+    #: (count, hash) already computed in this snapshot (snapshot tables are hashed first)
+    counted: tuple[int, str] | None = None
+
+
+@dataclass
+class WindowPlan:
+    window: Window
+    revision: int
+    previous_pub: str | None
+    tables: list[TablePlan] = field(default_factory=list)
+    is_target: bool = False
+
+    @property
+    def pub_id(self) -> str:
+        return layout.incremental_id(self.window, self.revision)
+
+    @property
+    def changed(self) -> bool:
+        return self.previous_pub is None or any(tp.export for tp in self.tables)
+
+
+def _replayed_until(conn: psycopg.Connection, info: SnapshotInfo) -> datetime | None:
+    """The latest instant up to which the server has applied everything the primary did."""
+    if not info.in_recovery:
+        return info.time
+    best = info.replay_timestamp
+    # On a quiet primary no commits arrive, so the replay timestamp stands still; the WAL
+    # receiver's last report from the primary (visible with pg_read_all_stats) says more.
+    row = conn.execute(
+        "SELECT latest_end_time FROM pg_stat_wal_receiver WHERE status = 'streaming' "
+        "AND latest_end_lsn <= pg_last_wal_replay_lsn()").fetchone()
+    if row and row[0] is not None and (best is None or row[0] > best):
+        best = row[0]
+    return best
+
+
+def _check_closed(conn: psycopg.Connection, info: SnapshotInfo, window: Window,
+                  tables: list[SourceTable], force: bool) -> None:
+    needed = max([closing_instant(window.end, t.cursor_type, t.config.cursor_timezone)
+                  for t in tables if t.config.cursor] or [window.end])
+    replayed = _replayed_until(conn, info)
+    if replayed is not None and replayed >= needed:
+        return
+    where = "the standby has replayed the primary" if info.in_recovery else "the primary is"
+    seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
+    if force:
+        log.warning("%s may be incomplete: %s only up to %s (--force given)", window.label,
+                    where, seen)
+        return
+    raise SafetyError(
+        f"{window.label} may still be incomplete: {where} only up to {seen}, before "
+        f"{needed.isoformat()}",
+        hint="run again later (or pass --force to publish it anyway; a later run republishes "
+        "the day if rows arrive)")
+
+
+def _previous_entry(index: Index | None, store: Store, window: Window,
+                    cache: dict[str, Manifest]) -> tuple[str | None, int, Manifest | None]:
+    """The newest revision of a window: (publication id, revision number, manifest)."""
+    pub = index.latest_revision(window) if index else None
+    # Numbers go on past revisions that retention removed: a name is never published twice.
+    pruned = max((_revision_of(r["id"]) for r in (index.removed if index else [])
+                  if r.get("label") == window.label), default=0)
+    if pub is None:
+        return None, pruned, None
+    if pub.id not in cache:
+        cache[pub.id] = read_manifest(store, pub)
+    return pub.id, max(pub.revision or 0, pruned), cache[pub.id]
+
+
+def _revision_of(pub_id: str) -> int:
+    try:
+        return layout.parse_id(pub_id)[2] or 0
+    except ValueError:
+        return 0
+
+
+def _latest_table_entry(index: Index | None, store: Store, qualified: str,
+                        cache: dict[str, Manifest]) -> tuple[str | None, TableEntry | None]:
+    """The newest publication holding a table (for snapshot tables), and its entry."""
+    if index is None:
+        return None, None
+    for pub in reversed(index.publications):
+        if pub.id not in cache:
+            cache[pub.id] = read_manifest(store, pub)
+        entry = cache[pub.id].tables.get(qualified)
+        if entry is not None:
+            return pub.id, entry
+    return None, None
+
+
+def _same_shape(entry: TableEntry, t: SourceTable) -> bool:
+    return [(c.name, c.type) for c in entry.columns] == [(c.name, c.type) for c in t.columns]
+
+
+def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, window: Window,
+                  prev: Manifest, entry: TableEntry, prev_id: str) -> TablePlan:
+    """Has this table's part of the window changed since the previous revision?"""
+    plan = TablePlan(t, export=True, previous=entry, previous_pub=prev_id,
+                     rows_before=entry.rows)
+    if not _same_shape(entry, t):
+        plan.how = "columns-changed"
+        return plan
+    if xmin_usable(t, prev.snapshot.xmin, info.xmax):
+        count, newer = conn.execute(
+            changed_since_query(t, window, prev.snapshot.xmin, info.xmax)).fetchone()  # type: ignore[misc]
+        plan.rows_now = count
+        if count == entry.rows and newer == 0:
+            plan.export, plan.how = False, "unchanged-xmin"
+            return plan
+        if count != entry.rows:
+            plan.how = "changed-count"
+            return plan
+    algorithm = algorithm_of(entry.content_hash)
+    if algorithm is None or (algorithm == RECORD_HASH and info.server_version_num < 140000):
+        plan.how = "no-comparable-hash"
+        return plan
+    count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
+    plan.rows_now = count
+    if count == entry.rows and digest == entry.content_hash:
+        plan.export, plan.how = False, "unchanged-hash"
+    else:
+        plan.how = "changed-hash"
+    return plan
+
+
+def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
+                 index: Index | None, tables: list[SourceTable], window: Window,
+                 lookback_days: int) -> list[WindowPlan]:
+    cache: dict[str, Manifest] = {}
+    cursor_tables = [t for t in tables if t.config.cursor]
+    plans = []
+    for w in [*days_back(window, lookback_days), window]:
+        prev_id, prev_rev, prev = _previous_entry(index, store, w, cache)
+        if prev_id is None and w != window and index is not None and any(
+                r.get("label") == w.label for r in index.removed):
+            log.info("%s: removed by retention; not re-checked", w.label)
+            continue
+        wp = WindowPlan(w, prev_rev + 1, prev_id, is_target=(w == window))
+        for t in cursor_tables:
+            entry = prev.tables.get(t.qualified) if prev else None
+            if prev is None or entry is None or prev_id is None:
+                wp.tables.append(TablePlan(t, export=True))
+            else:
+                wp.tables.append(_check_window(conn, info, t, w, prev, entry, prev_id))
+        plans.append(wp)
+    # Snapshot tables travel with the target window's publication, when they changed.
+    target = plans[-1]
+    for t in (t for t in tables if not t.config.cursor):
+        pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
+        algorithm = algorithm_of(entry.content_hash if entry else None) or \
+            hash_algorithm(info.server_version_num)
+        if algorithm == RECORD_HASH and info.server_version_num < 140000:
+            algorithm = MD5_HASH
+        count, digest = conn.execute(hash_query(t, None, algorithm)).fetchone()  # type: ignore[misc]
+        same = (entry is not None and entry.content_hash == digest and entry.rows == count
+                and _same_shape(entry, t))
+        target.tables.append(TablePlan(
+            t, export=not same, previous=entry, previous_pub=pub_id,
+            how="unchanged-hash" if same else ("changed-hash" if entry else "new"),
+            rows_before=entry.rows if entry else None, rows_now=count, counted=(count, digest)))
+    return plans
+
+
+def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:  # type: ignore[type-arg]
+    entry = table_entry(tp.table)
+    if not tp.export:
+        assert tp.previous is not None
+        entry.rows = tp.previous.rows
+        entry.content_hash = tp.previous.content_hash
+        entry.unchanged_since = tp.previous.unchanged_since or tp.previous_pub
+        return entry
+    copies = results[key]
+    entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
+    entry.rows = sum(c.rows for c in copies)
+    count, digest = tp.counted or results[key + "#hash"][0]
+    if count != entry.rows:
+        raise RuntimeError(f"{tp.table.qualified}: COPY gave {entry.rows} rows but count(*) "
+                           f"in the same snapshot gave {count}")
+    entry.content_hash = digest
+    return entry
+
+
+def _log_window(wp: WindowPlan) -> None:
+    for tp in wp.tables:
+        log.debug("%s %s: %s (rows published %s, now %s)", wp.window.label, tp.table.qualified,
+                  tp.how, tp.rows_before, tp.rows_now)
+    if wp.previous_pub is None:
+        log.info("%s: first publication -> r%d", wp.window.label, wp.revision)
+        return
+    changed = [tp for tp in wp.tables if tp.export]
+    if not changed:
+        how = sorted({tp.how.removeprefix("unchanged-") for tp in wp.tables})
+        log.info("%s: unchanged since %s (checked by %s)", wp.window.label, wp.previous_pub,
+                 " and ".join(how))
+        return
+    details = ", ".join(
+        f"{tp.table.config.name} {tp.how}" + (f" {tp.rows_now - tp.rows_before:+d} rows"
+                                       if tp.rows_now is not None and tp.rows_before is not None
+                                       and tp.rows_now != tp.rows_before else "")
+        for tp in changed)
+    log.info("%s: changed since %s (%s) -> r%d", wp.window.label, wp.previous_pub, details,
+             wp.revision)
+
+
+def _units_for(wp: WindowPlan, info: SnapshotInfo) -> list[CopyUnit | HashUnit]:
+    """COPY (and, for cursor tables, hash) units of the tables a window plan exports."""
+    units: list[CopyUnit | HashUnit] = []
+    for tp in wp.tables:
+        if not tp.export:
+            continue
+        key = f"{wp.window.label}/{tp.table.qualified}"
+        cursor_w = wp.window if tp.table.config.cursor else None
+        units.append(CopyUnit(key, tp.table, copy_statement(tp.table, cursor_w, ordered=True),
+                              _namer(wp.pub_id, tp.table, wp.window)))
+        if tp.table.config.cursor:
+            units.append(HashUnit(key + "#hash", tp.table, hash_query(
+                tp.table, cursor_w, hash_algorithm(info.server_version_num))))
+    return units
+
+
+def export_incremental(config: Config, store: Store, window: Window, force: bool = False,
+                       hook: Hook | None = None, on_rows=None) -> ExportResult:  # type: ignore[no-untyped-def]
+    """Export ``window`` and republish changed recent days; see the module docstring."""
+    started = time.monotonic()
+    written: list[str] = []
+
+    def attempt(n: int) -> ExportResult:
+        with SnapshotSession(config.source_url or "", config.allow_primary) as session:
+            info = session.open()
+            if hook:
+                hook("snapshot", info=info, attempt=n)
+            conn = session.conn
+            assert conn is not None
+            tables = introspect(conn, config)
+            _check_closed(conn, info, window, tables, force)
+            lock_tables(conn, tables)
+            index = read_index(store, config.dataset)
+            runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,
+                            config.export.compression_level, hook, on_rows)
+            try:
+                with runner:
+                    # A window never published before is exported whatever the recheck of
+                    # earlier days finds: its COPYs start now, beside the recheck.
+                    early: set[str] = set()
+                    if index is None or index.latest_revision(window) is None:
+                        first = WindowPlan(window, 1, None, is_target=True, tables=[
+                            TablePlan(t, export=True) for t in tables if t.config.cursor])
+                        units = _units_for(first, info)
+                        runner.submit(units)
+                        early = {u.key for u in units}
+                    plans = plan_windows(conn, info, store, index, tables, window,
+                                         config.export.lookback_days)
+                    to_publish = [wp for wp in plans if wp.changed]
+                    runner.submit([u for wp in to_publish for u in _units_for(wp, info)
+                                   if u.key not in early])
+                    results = runner.results()
+            finally:
+                written.extend(runner.written)
+            manifests = []
+            rechecked = [{"window": wp.window.label, "table": tp.table.qualified, "result": tp.how,
+                          "rows_published": tp.rows_before, "rows_now": tp.rows_now}
+                         for wp in plans if not wp.is_target for tp in wp.tables]
+            for wp in to_publish:
+                entries = {tp.table.qualified: _entry_for(
+                    tp, results, f"{wp.window.label}/{tp.table.qualified}") for tp in wp.tables}
+                m = Manifest(
+                    kind=layout.INCREMENTAL, publication=wp.pub_id, dataset=config.dataset,
+                    created_at=datetime.now(UTC).isoformat(), tool_version=__version__,
+                    source=info.source_json(config.source_url or ""),
+                    snapshot=info.to_manifest(), tables=entries, window=wp.window,
+                    revision=wp.revision, previous_revision=wp.previous_pub,
+                    rechecked=rechecked if wp.is_target else [],
+                )
+                store.write_bytes(layout.in_publication(wp.pub_id, layout.README),
+                                  incremental_readme(m).encode())
+                written.extend([layout.in_publication(wp.pub_id, layout.README),
+                                layout.manifest_name(wp.pub_id)])
+                manifests.append(m)
+            for wp in plans:
+                _log_window(wp)
+            pubs = publish(store, config.dataset, manifests) if manifests else []
+            unchanged = [wp.window.label for wp in plans if not wp.changed]
+            return ExportResult(pubs, manifests, unchanged)
+
+    def cleanup() -> None:
+        remove_files(store, written)
+        written.clear()
+
+    try:
+        result = retry_on_recovery_conflict(attempt, config.export.retry_attempts,
+                                            config.export.retry_backoff,
+                                            f"incremental export of {window.label}", cleanup)
+    except BaseException:
+        cleanup()
+        raise
+    result.seconds = time.monotonic() - started
+    return result

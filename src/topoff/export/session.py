@@ -1,0 +1,137 @@
+"""One consistent snapshot of the source, shared by parallel workers.
+
+The coordinator connects, checks ``pg_is_in_recovery()`` before reading anything, begins
+the isolation level the server allows, and exports its snapshot; each worker connects to
+the same host and port, begins, and imports it with ``SET TRANSACTION SNAPSHOT``
+(supported on standbys since PostgreSQL 10). Every table of an export is read in one
+snapshot, so foreign keys between exported tables hold in the dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from topoff import safety
+from topoff.dataset.manifest import Snapshot
+from topoff.errors import SafetyError
+from topoff.sources.postgres import connect, display_url
+
+_SNAPSHOT_Q = """
+SELECT now(),
+       pg_is_in_recovery(),
+       pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+       (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+             ELSE pg_current_wal_lsn() END)::text,
+       pg_last_xact_replay_timestamp(),
+       current_database(),
+       current_setting('server_version'),
+       current_setting('server_version_num')::int
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    time: datetime
+    in_recovery: bool
+    xmin: int
+    xmax: int
+    lsn: str
+    replay_timestamp: datetime | None
+    database: str
+    server_version: str
+    server_version_num: int
+
+    def to_manifest(self) -> Snapshot:
+        return Snapshot(
+            time=self.time.isoformat(),
+            lsn=self.lsn,
+            replay_timestamp=self.replay_timestamp.isoformat() if self.replay_timestamp else None,
+            xmin=self.xmin,
+            xmax=self.xmax,
+            isolation=safety.isolation_name(self.in_recovery),
+            in_recovery=self.in_recovery,
+        )
+
+    def source_json(self, url: str) -> dict[str, object]:
+        return {"url": display_url(url), "database": self.database,
+                "server_version": self.server_version,
+                "server_version_num": self.server_version_num, "in_recovery": self.in_recovery}
+
+
+class SnapshotSession:
+    """The coordinator's transaction; :meth:`worker` gives more connections in its snapshot."""
+
+    def __init__(self, url: str, allow_primary: bool, application_name: str = "topoff export"):
+        self.url = url
+        self.allow_primary = allow_primary
+        self.application_name = application_name
+        self.conn: psycopg.Connection | None = None
+        self.info: SnapshotInfo | None = None
+        self._snapshot_id: str | None = None
+        self._workers: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> SnapshotInfo:
+        conn = connect(self.url, self.application_name, autocommit=True)
+        self.conn = conn
+        in_recovery = safety.check_standby(conn, self.url, self.allow_primary)
+        conn.execute(safety.begin_statement(in_recovery))
+        row = conn.execute(_SNAPSHOT_Q).fetchone()
+        assert row is not None
+        info = SnapshotInfo(*row)
+        if info.in_recovery != in_recovery:
+            raise SafetyError(f"{display_url(self.url)} changed role during the export (promoted?)",
+                              hint="run the export again")
+        self.info = info
+        return info
+
+    @property
+    def snapshot_id(self) -> str:
+        if self._snapshot_id is None:
+            assert self.conn is not None
+            (self._snapshot_id,) = self.conn.execute("SELECT pg_export_snapshot()").fetchone()  # type: ignore[misc]
+        return self._snapshot_id
+
+    def worker(self) -> psycopg.Connection:
+        """A new connection reading the coordinator's snapshot; closed by :meth:`close`."""
+        assert self.conn is not None and self.info is not None
+        snapshot_id = self.snapshot_id
+        # Same server as the coordinator: a multi-host URL must not land a worker elsewhere.
+        pin = {"host": self.conn.info.host, "port": str(self.conn.info.port)}
+        conn = connect(self.url, self.application_name + " worker", autocommit=True, **pin)
+        with self._lock:
+            self._workers.append(conn)
+        safety.check_standby(conn, self.url, self.allow_primary)
+        conn.execute(safety.begin_statement(self.info.in_recovery, worker=True))
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+        return conn
+
+    def cancel_all(self) -> None:
+        """Interrupt every worker's running statement (another worker failed)."""
+        with self._lock:
+            conns = list(self._workers)
+        for c in conns:
+            with contextlib.suppress(Exception):
+                c.cancel_safe()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._workers = self._workers, []
+        for c in [*conns, self.conn]:
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+        self.conn = None
+
+    def __enter__(self) -> SnapshotSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,84 @@
+"""Export windows: which rows belong to a day, and when a day is safe to publish.
+
+A window is a half-open interval [start, end) of UTC instants. For a ``timestamp with time
+zone`` cursor the bounds are compared as they are. A ``timestamp without time zone``
+cursor holds wall-clock times of the zone it was written in (``cursor_timezone``); the
+bounds become wall-clock times of that zone. Windows stay contiguous, so every stored value
+falls in exactly one window, even across daylight-saving changes.
+
+When clocks go back, an hour of wall-clock times happens twice: rows written in the second
+pass carry values that a window which ended during the first pass already covered. A
+window is therefore closed only once the *last* instant that its end bound names has
+passed (:func:`closing_instant`), and the recheck of recent days (see incremental.py)
+re-reads them anyway.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, date, datetime, timedelta
+
+from topoff.dataset.bounds import wall_clock
+from topoff.dataset.layout import Window
+from topoff.errors import ConfigError
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"invalid date {text!r}", hint="write dates as YYYY-MM-DD") from None
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is taken as UTC."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"invalid time {text!r}",
+                          hint="write times as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+                          ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def yesterday(now: datetime | None = None) -> date:
+    now = now or datetime.now(UTC)
+    return (now.astimezone(UTC) - timedelta(days=1)).date()
+
+
+def choose_window(day: str | None, since: str | None, until: str | None,
+                  now: datetime | None = None) -> Window:
+    """The window of an incremental export from the command line's --date / --since / --until."""
+    if day and (since or until):
+        raise ConfigError("--date cannot be combined with --since/--until",
+                          hint="give either one day (--date) or a window (--since and --until)")
+    if since or until:
+        if not (since and until):
+            raise ConfigError("--since and --until go together",
+                              hint="give both ends of the window, e.g. --since 2026-11-20T06:00 "
+                              "--until 2026-11-20T12:00")
+        start, end = parse_instant(since), parse_instant(until)
+        if not start < end:
+            raise ConfigError(f"--since {since} is not before --until {until}")
+        return Window(start, end)
+    d = parse_date(day) if day else yesterday(now)
+    return Window.day(d)
+
+
+def closing_instant(bound: datetime, cursor_type: str | None, tz: str) -> datetime:
+    """The UTC instant after which no new row can fall before ``bound`` in this cursor."""
+    if cursor_type is None or "without time zone" not in cursor_type or tz == "UTC":
+        return bound
+    wall = wall_clock(bound, tz)
+    zone = zoneinfo.ZoneInfo(tz)
+    # In a repeated hour the same wall-clock time names two instants: wait for the later.
+    candidates = [wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1)]
+    return max([bound, *candidates])
+
+
+def days_back(window: Window, lookback: int) -> list[Window]:
+    """The ``lookback`` UTC days before a day window, oldest first."""
+    if not window.is_day or lookback <= 0:
+        return []
+    d = window.start.astimezone(UTC).date()
+    return [Window.day(d - timedelta(days=n)) for n in range(lookback, 0, -1)]

@@ -1,0 +1,42 @@
+"""Logging for people and for cron: one line per step, as text or as JSON lines, on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+LOGGER = "topoff"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for key in ("event", "publication", "table", "rows", "bytes", "seconds"):
+            if hasattr(record, key):
+                doc[key] = getattr(record, key)
+        return json.dumps(doc)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{stamp} {level}{record.getMessage()}"
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False, fmt: str = "text") -> None:
+    """Route topoff's log to stderr: warnings only with ``quiet``, debug with ``verbose``."""
+    logger = logging.getLogger(LOGGER)
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,270 @@
+"""What the source says about the configured tables, read inside the export's snapshot.
+
+Checks the configuration against the catalog (unknown tables and columns are errors,
+unclassified columns are errors under ``--strict``) and produces the pre-data (types and
+tables) and post-data (keys, indexes, foreign keys) statements of a full export. Only
+catalog SELECTs run here: no DDL, no temp objects, nothing a SELECT-only role cannot do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from topoff.config import Config, TableConfig
+from topoff.dataset.manifest import Column
+from topoff.errors import ConfigError
+from topoff.pgtypes import is_time_cursor
+
+log = logging.getLogger("topoff")
+
+
+@dataclass
+class SourceTable:
+    config: TableConfig
+    oid: int
+    relkind: str
+    columns: list[Column]  # exported columns, in table order
+    source_columns: list[str]  # every column on the source
+    primary_key: list[str]
+    cursor_type: str | None
+    pages: int
+    est_rows: float
+    post_data: list[str] = field(default_factory=list)  # keys and indexes
+    foreign_keys: list[str] = field(default_factory=list)
+    #: attnums of the columns that are not exported (indexes on them are left out)
+    private_attnums: set[int] = field(default_factory=set)
+    attnums: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def qualified(self) -> str:
+        return self.config.qualified
+
+    @property
+    def ident(self) -> sql.Composable:
+        return sql.Identifier(self.config.schema, self.config.name)
+
+
+def _near(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+_TABLE_Q = """
+SELECT c.oid, c.relkind, pg_relation_size(c.oid) / current_setting('block_size')::int,
+       c.reltuples
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+"""
+_COLUMNS_Q = """
+SELECT a.attnum, a.attname,
+       (CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
+             ELSE format_type(a.atttypid, a.atttypmod) END)
+       -- format_type() prints integer[][] as integer[]: the declared dimensions say more
+       || repeat('[]', greatest(a.attndims - 1, 0)),
+       NOT a.attnotnull,
+       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
+               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_PK_Q = """
+SELECT array_agg(a.attname ORDER BY k.ord)
+FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisprimary
+"""
+_INDEX_Q = """
+SELECT i.indexrelid, pg_get_indexdef(i.indexrelid), i.indkey::int2[],
+       con.conname, pg_get_constraintdef(con.oid), i.indisvalid,
+       ARRAY(SELECT d.refobjsubid FROM pg_depend d
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+               AND d.refobjid = i.indrelid AND d.refobjsubid > 0)::int2[]
+FROM pg_index i
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+     AND con.contype IN ('p', 'u', 'x')
+WHERE i.indrelid = %s
+ORDER BY i.indisprimary DESC, con.conname NULLS LAST, i.indexrelid
+"""
+_FK_Q = """
+SELECT con.conname, pg_get_constraintdef(con.oid), con.confrelid, con.conkey, con.confkey
+FROM pg_constraint con WHERE con.conrelid = %s AND con.contype = 'f' ORDER BY con.conname
+"""
+
+
+def introspect(conn: psycopg.Connection, config: Config) -> list[SourceTable]:
+    """Read and check every configured table; raises ConfigError on a mismatch."""
+    if not config.tables:
+        raise ConfigError("no tables are configured",
+                          hint="list the tables to export under [tables.<name>] in the config "
+                          "file (see docs/configuration.md)")
+    (saved_path,) = conn.execute("SELECT current_setting('search_path')").fetchone()  # type: ignore[misc]
+    # With only pg_catalog on the path, format_type() and pg_get_*def() qualify every name.
+    conn.execute("SELECT set_config('search_path', 'pg_catalog', true)")
+    try:
+        tables = [_one_table(conn, t, config.strict) for t in config.tables]
+        by_oid = {t.oid: t for t in tables}
+        for t in tables:
+            t.foreign_keys.extend(_foreign_keys(conn, t, by_oid))
+    finally:
+        conn.execute("SELECT set_config('search_path', %s, true)", (saved_path,))
+    for t in tables:
+        if t.config.filter:
+            _check_filter(conn, t)
+    return tables
+
+
+def _one_table(conn: psycopg.Connection, tc: TableConfig, strict: bool) -> SourceTable:
+    row = conn.execute(_TABLE_Q, (tc.schema, tc.name)).fetchone()
+    if row is None:
+        names = [f"{s}.{n}" for s, n in conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN "
+            "('pg_catalog', 'information_schema')").fetchall()]
+        raise ConfigError(f"table {tc.qualified} does not exist on the source"
+                          f"{_near(tc.qualified, names)}",
+                          hint=f"fix [tables.{tc.name}] in the config, or check --source")
+    oid, relkind, pages, est_rows = row
+    cols = conn.execute(_COLUMNS_Q, (oid,)).fetchall()
+    names = [c[1] for c in cols]
+    where = f"[tables.{tc.name}]"
+    for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
+        if col not in names:
+            raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does not have"
+                              f"{_near(col, names)}",
+                              hint=f"columns of {tc.qualified}: {', '.join(names)}")
+    unclassified = [n for n in names if n not in tc.columns]
+    if unclassified and strict:
+        raise ConfigError(
+            f"column {unclassified[0]} of {tc.qualified} is not classified public or private "
+            f"(--strict)",
+            hint=f"add {unclassified[0]} = \"public\" or \"private\" under "
+            f"[tables.{tc.name}.columns]")
+    if unclassified and tc.columns:
+        log.warning("%s: columns %s are not classified in the config; they are exported as "
+                    "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
+    private = tc.private_columns()
+    columns = [Column(name, typ, bool(nullable), list(labels) if labels else None)
+               for _attnum, name, typ, nullable, labels in cols if name not in private]
+    if not columns:
+        raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
+                          hint=f"remove [tables.{tc.name}] or make a column public")
+    attnums = {name: attnum for attnum, name, *_ in cols}
+    (pk,) = conn.execute(_PK_Q, (oid,)).fetchone()  # type: ignore[misc]
+    key = list(tc.key) if tc.key else list(pk or [])
+    for k in key:
+        if k in private:
+            raise ConfigError(f"key column {k} of {tc.qualified} is marked private",
+                              hint="key columns are published; make it public or set `key`")
+    if tc.method == "upsert" and not key:
+        raise ConfigError(f"{tc.qualified} uses method upsert but has no primary key",
+                          hint=f"set key = [\"<unique column>\"] under [tables.{tc.name}]")
+    cursor_type = None
+    if tc.cursor:
+        cursor_type = next(c.type for c in columns if c.name == tc.cursor)
+        if not is_time_cursor(cursor_type):
+            raise ConfigError(
+                f"cursor column {tc.cursor} of {tc.qualified} has type {cursor_type}",
+                hint="a cursor must be a timestamp, timestamp with time zone or date column")
+    table = SourceTable(
+        config=tc, oid=oid, relkind=relkind, columns=columns, source_columns=names,
+        primary_key=key, cursor_type=cursor_type, pages=int(pages or 0),
+        est_rows=max(float(est_rows or 0), 0.0),
+        private_attnums={attnums[p] for p in private}, attnums=attnums,
+    )
+    has_cursor_index = _indexes(conn, table)
+    if tc.cursor and not has_cursor_index and relkind in ("r", "p", "m"):
+        log.warning("%s: no index starts with cursor column %s; every incremental export scans "
+                    "the whole table (create one on the primary: CREATE INDEX ON %s (%s))",
+                    tc.qualified, tc.cursor, tc.qualified, tc.cursor)
+    return table
+
+
+def _indexes(conn: psycopg.Connection, t: SourceTable) -> bool:
+    """Fill t.post_data with keys and indexes; return whether one starts with the cursor."""
+    cursor_attnum = t.attnums.get(t.config.cursor or "", -1)
+    has_cursor_index = False
+    for _oid, indexdef, indkey, conname, condef, valid, deps in conn.execute(
+            _INDEX_Q, (t.oid,)).fetchall():
+        if indkey and indkey[0] == cursor_attnum and valid:
+            has_cursor_index = True
+        used = set(indkey or []) | set(deps or [])
+        if used & t.private_attnums or not valid:
+            continue
+        if conname:
+            t.post_data.append(
+                sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {};").format(
+                    t.ident, sql.Identifier(conname), sql.SQL(condef)).as_string(conn))
+        else:
+            t.post_data.append(indexdef + ";")
+    return has_cursor_index
+
+
+def _foreign_keys(conn: psycopg.Connection, t: SourceTable,
+                  by_oid: dict[int, SourceTable]) -> list[str]:
+    out = []
+    for conname, condef, confrelid, conkey, confkey in conn.execute(_FK_Q, (t.oid,)).fetchall():
+        ref = by_oid.get(confrelid)
+        if ref is None or set(conkey) & t.private_attnums or set(confkey) & ref.private_attnums:
+            continue  # the referenced table or a column is not in the dataset
+        if t.config.filter or ref.config.filter:
+            continue  # filtered rows could leave dangling references
+        out.append(sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {};").format(
+            t.ident, sql.Identifier(conname), sql.SQL(condef)).as_string(conn))
+    return out
+
+
+def _check_filter(conn: psycopg.Connection, t: SourceTable) -> None:
+    assert t.config.filter
+    try:
+        with conn.transaction():  # a savepoint: a bad filter must not end the export snapshot
+            conn.execute(sql.SQL("SELECT 1 FROM {} WHERE ({}) LIMIT 0").format(
+                t.ident, sql.SQL(t.config.filter)))  # type: ignore[arg-type]
+    except psycopg.Error as e:
+        raise ConfigError(f"filter of {t.qualified} is not valid: {str(e).splitlines()[0]}",
+                          hint=f"fix `filter` under [tables.{t.config.name}]; it is an SQL "
+                          "condition over the table's columns") from None
+
+
+def enum_types(tables: list[SourceTable]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t in tables:
+        for c in t.columns:
+            if c.enum is not None:
+                out[c.type.removesuffix("[]")] = c.enum
+    return out
+
+
+def pre_data_sql(tables: list[SourceTable]) -> str:
+    """CREATE SCHEMA/TYPE/TABLE for the exported columns; no defaults, no sequences."""
+    lines = ["-- pre-data: schemas, enum types and tables, written by topoff", ""]
+    for schema in sorted({t.config.schema for t in tables}):
+        lines.append(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)};")
+    for name, labels in sorted(enum_types(tables).items()):
+        values = ", ".join(sql.Literal(v).as_string() for v in labels)
+        lines.append(f"CREATE TYPE {name} AS ENUM ({values});")
+    lines.append("")
+    for t in tables:
+        cols = [f"    {_ident(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
+                for c in t.columns]
+        lines.append(f"CREATE TABLE {_ident(t.config.schema, t.config.name)} (\n"
+                     + ",\n".join(cols) + "\n);\n")
+    return "\n".join(lines)
+
+
+def post_data_sql(tables: list[SourceTable]) -> str:
+    """Keys and indexes of every table, then the foreign keys between exported tables."""
+    lines = ["-- post-data: primary keys, unique constraints, indexes, foreign keys", ""]
+    lines.extend(s for t in tables for s in t.post_data)
+    lines.extend(s for t in tables for s in t.foreign_keys)
+    return "\n".join(lines) + "\n"
+
+
+def _ident(*names: str) -> str:
+    return sql.Identifier(*names).as_string()

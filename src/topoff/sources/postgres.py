@@ -1,0 +1,90 @@
+"""Connections to a PostgreSQL source: one place that connects, and turns failures into hints.
+
+The URL is given to libpq as is, so ``postgresql://`` URLs, ``key=value`` strings, the
+PG* environment variables and ~/.pgpass all work as they do for psql.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from topoff.errors import ConfigError, SourceError
+
+# Settings that make COPY output the same whatever the server or role defaults are: the
+# dataset format documents these (docs/dataset-format.md).
+SESSION_SETTINGS = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+    "client_encoding": "UTF8",
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+}
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and manifests."""
+    try:
+        params = pg_conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparsable connection string>"
+    params.pop("password", None)
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    user = f"{params['user']}@" if params.get("user") else ""
+    db = params.get("dbname", "")
+    return f"postgresql://{user}{host}:{port}/{db}"
+
+
+def _hint_for(message: str, url: str) -> tuple[str, str]:
+    """A short message and a hint for a libpq connection failure."""
+    low = message.lower()
+    where = display_url(url)
+    if "password authentication failed" in low or "no password supplied" in low:
+        return (f"password authentication failed for {where}",
+                "check the password in the URL, in PGPASSWORD or in ~/.pgpass")
+    if "does not exist" in low and "database" in low:
+        return (f"database does not exist on {where}", "check the database name in the URL")
+    if "role" in low and "does not exist" in low:
+        return (f"role does not exist on {where}", "check the user name in the URL")
+    if "connection refused" in low or "could not connect" in low:
+        return (f"cannot connect to {where}: connection refused",
+                "check host and port, and that the server is running and accepts TCP connections")
+    if "timeout" in low or "timed out" in low:
+        return (f"connecting to {where} timed out", "check the host name and the network path")
+    if "could not translate host name" in low or "name or service not known" in low:
+        return (f"unknown host in {where}", "check the host name in the URL")
+    if "pg_hba.conf" in low:
+        return (f"{where} refused the connection (pg_hba.conf)",
+                "ask the DBA to allow this host and user in pg_hba.conf")
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return (f"cannot connect to {where}: {first}", "check the connection URL")
+
+
+def connect(url: str, application_name: str = "topoff", autocommit: bool = False,
+            **overrides: str) -> psycopg.Connection:
+    """Connect and apply topoff's session settings; errors become SourceError with a hint."""
+    try:
+        pg_conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        raise ConfigError(f"invalid connection string: {str(e).splitlines()[0]}",
+                          hint="use postgresql://user@host:port/dbname") from None
+    try:
+        conn = psycopg.connect(url, application_name=application_name, autocommit=True,
+                               connect_timeout=int(overrides.pop("connect_timeout", "15")),
+                               **overrides)
+    except psycopg.OperationalError as e:
+        msg, hint = _hint_for(str(e), url)
+        raise SourceError(msg, hint=hint) from None
+    with conn.cursor() as cur:
+        for name, value in SESSION_SETTINGS.items():
+            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+    conn.autocommit = autocommit
+    return conn
+
+
+def server_version(conn: psycopg.Connection) -> tuple[str, int]:
+    return conn.info.parameter_status("server_version") or "", conn.info.server_version

@@ -1,0 +1,94 @@
+"""``topoff status TARGET``: what a replica has applied and how far behind its dataset it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from topoff.dataset.index import read_index
+from topoff.errors import TopoffError
+from topoff.stores import StoreOptions, open_store
+from topoff.sync.plan import plan_sync
+from topoff.targets import open_target
+
+
+@dataclass
+class TableStatus:
+    table: str
+    replica_table: str
+    method: str
+    rows: int
+    newest: str | None  # the largest cursor value, as text
+
+
+@dataclass
+class ReplicaStatus:
+    dataset: str
+    origin: str
+    base: str
+    status: str
+    last_sequence: int
+    last_applied: str | None
+    last_applied_at: str | None
+    since: str | None
+    tables: list[TableStatus] = field(default_factory=list)
+    #: filled when the origin could be read
+    published_sequence: int | None = None
+    pending: list[str] = field(default_factory=list)
+    origin_error: str | None = None
+
+    @property
+    def behind(self) -> int | None:
+        return None if self.published_sequence is None else len(self.pending)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["tables"] = [t.__dict__ for t in self.tables]
+        d["behind"] = self.behind
+        return d
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime | date):
+        return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
+    return str(v)
+
+
+def status(target_location: str, check_origin: bool = True,
+           store_options: StoreOptions | None = None) -> list[ReplicaStatus]:
+    target = open_target(target_location)
+    try:
+        out = []
+        for dataset in target.replicas():
+            state = target.read_replica(dataset)
+            assert state is not None
+            applied = target.applied(dataset, limit=1)
+            s = ReplicaStatus(
+                dataset=dataset, origin=state.origin, base=state.base, status=state.status,
+                last_sequence=state.last_sequence,
+                last_applied=applied[0][0] if applied else None,
+                last_applied_at=_text(applied[0][6]) if applied else None,
+                since=_text(state.since))
+            for t in target.table_defs(dataset).values():
+                exists = target.table_exists(t.target)
+                s.tables.append(TableStatus(
+                    t.source, str(t.target), t.method, target.count(t) if exists else 0,
+                    _text(target.max_cursor(t)) if exists else None))
+            if check_origin:
+                try:
+                    with open_store(state.origin, store_options) as store:
+                        index = read_index(store)
+                    if index is None:
+                        raise TopoffError(f"nothing is published at {state.origin}")
+                    s.published_sequence = index.next_sequence - 1
+                    plan = plan_sync(index, state, state.origin, target_location)
+                    s.pending = [p.id for p in plan.apply]
+                except TopoffError as e:
+                    s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
+            out.append(s)
+        return out
+    finally:
+        target.close()

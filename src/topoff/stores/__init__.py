@@ -1,0 +1,47 @@
+"""Where datasets live: local directories, HTTP sites (read-only) and S3 prefixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from topoff.errors import StoreError
+from topoff.stores.base import FileInfo, FileMissing, Store, StoreOptions
+
+__all__ = ["FileInfo", "FileMissing", "Store", "StoreOptions", "open_store"]
+
+_KINDS_HINT = "use s3://bucket/prefix, http(s)://host/path, file:///path or a plain path"
+
+
+def open_store(location: str, options: StoreOptions | None = None) -> Store:
+    """The store a location string names (``s3://``, ``http(s)://``, ``file://`` or a path)."""
+    options = options or StoreOptions()
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    # The S3 and HTTP modules import boto3 and requests: load them only when needed.
+    if scheme == "s3":
+        if not parts.netloc:
+            raise StoreError(f"no bucket in store location {location!r}", hint=_KINDS_HINT)
+        from topoff.stores.s3 import S3Store
+
+        return S3Store(parts.netloc, unquote(parts.path), options)
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise StoreError(f"no host in store location {location!r}", hint=_KINDS_HINT)
+        from topoff.stores.http import HttpStore
+
+        return HttpStore(location, options)
+    from topoff.stores.local import LocalStore
+
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(
+                f"file:// locations must be on this machine: {location!r}",
+                hint="write file:///absolute/path (three slashes)",
+            )
+        return LocalStore(Path(unquote(parts.path)))
+    if scheme:
+        raise StoreError(f"unsupported store location {location!r}", hint=_KINDS_HINT)
+    if not location:
+        raise StoreError("empty store location", hint=_KINDS_HINT)
+    return LocalStore(Path(location).expanduser())

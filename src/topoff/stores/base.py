@@ -1,0 +1,202 @@
+"""The store interface: list, read, write and delete of immutable named files.
+
+All of topoff's logic (publication order, manifests, retention, downloads that resume)
+lives above this interface; a store only moves bytes. Names are relative, ``/``-separated
+keys built by :mod:`topoff.dataset.layout` (the only module that builds them).
+
+Guarantees every store gives:
+
+* :meth:`Store.write` is atomic: the file becomes visible under its name only when the
+  ``with`` block ends without an exception (temp name then rename on disk, a completed
+  multipart upload on S3). On an exception nothing is left under the name.
+* :meth:`Store.open_read` streams; nothing reads a whole file into memory except
+  :meth:`Store.read_bytes`, which is meant for manifests and indexes.
+* Missing files raise :class:`FileMissing`; every other failure raises
+  :class:`~topoff.errors.StoreError` with a hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from topoff.errors import StoreError
+
+
+class FileMissing(StoreError):
+    """The named file does not exist in the store."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Settings a store may need; each store reads only its own."""
+
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    http_timeout: float = 30.0
+    retries: int = 5
+    backoff: float = 0.5  # seconds before the first retry; doubles on each further one
+
+
+def check_name(name: str) -> str:
+    """Refuse names that could escape the store's root or are not plain relative keys."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"invalid file name in store: {name!r}", hint="this is a bug in topoff")
+    return name
+
+
+class Store(ABC):
+    """A place that holds datasets: a local directory, an HTTP site, an S3 prefix."""
+
+    #: how the store is shown to people (never includes credentials)
+    url: str
+    #: stores that can only be read (HTTP) say so, and refuse write/delete with a hint
+    read_only: bool = False
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        """Every file whose name starts with ``prefix``, sorted by name."""
+
+    @abstractmethod
+    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
+        """A stream of the file's bytes from ``offset`` on; the caller closes it."""
+
+    @abstractmethod
+    def write(self, name: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A writable stream; the file appears under ``name`` only if the block succeeds."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove the file; removing a missing file is not an error."""
+
+    def stat(self, name: str) -> FileInfo | None:
+        """Size of one file, or None when it does not exist."""
+        for info in self.list(name):
+            if info.name == name:
+                return info
+        return None
+
+    def read_bytes(self, name: str) -> bytes:
+        """The whole file: only for small files such as manifests and the index."""
+        with self.open_read(name) as f:
+            return f.read()
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        with self.write(name) as f:
+            f.write(data)
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Release connections; the store is not used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+def read_only_error(store: Store) -> StoreError:
+    return StoreError(
+        f"{store.url} is read-only (HTTP stores can be read, not written)",
+        hint="publish to a local directory that your web server serves, or to s3://bucket/prefix",
+    )
+
+
+class BodyEndedEarly(Exception):
+    """The connection ended before the length the server announced (treated as a broken link)."""
+
+
+class ResumingReader(io.RawIOBase):
+    """A remote file read as a stream that reopens itself where it stopped when the link breaks.
+
+    Shared by the HTTP and S3 stores. A subclass implements :meth:`_open` (start a response
+    at a byte position, return an object with ``read(n)`` and ``close()``, and set ``_end``
+    when the server tells the length), :meth:`_is_transient` (which errors are worth a
+    reconnect) and :meth:`_failed` (turn the final error into a StoreError with a hint).
+    Every read that makes progress resets the retry count, so a long download survives
+    any number of separate outages, each shorter than the retry budget.
+    """
+
+    def __init__(self, offset: int, options: StoreOptions) -> None:
+        super().__init__()
+        self._pos = offset
+        self._end: int | None = None
+        self._body: Any = None
+        self._options = options
+
+    def _open(self, pos: int) -> Any:
+        raise NotImplementedError
+
+    def _is_transient(self, exc: Exception) -> bool:
+        return False
+
+    def _failed(self, exc: Exception) -> StoreError:
+        return StoreError(f"reading failed: {type(exc).__name__}", hint="check the network")
+
+    def start(self) -> BinaryIO:
+        """Open now (so a missing file fails here, not on the first read); wrap in a buffer."""
+        self._read(0)
+        return cast(BinaryIO, io.BufferedReader(self, buffer_size=256 * 1024))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self._read(1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+    def _drop(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            with contextlib.suppress(Exception):
+                body.close()
+
+    def _read(self, n: int) -> bytes:
+        failures = 0
+        while True:
+            try:
+                if self._body is None:
+                    self._body = self._open(self._pos)
+                if n == 0:
+                    return b""
+                data = self._body.read(n)
+                if not data and self._end is not None and self._pos < self._end:
+                    raise BodyEndedEarly(f"connection closed at byte {self._pos} of {self._end}")
+                self._pos += len(data)
+                return data
+            except StoreError:
+                self._drop()
+                raise
+            except Exception as exc:
+                self._drop()
+                transient = isinstance(exc, BodyEndedEarly) or self._is_transient(exc)
+                if not transient or failures >= self._options.retries:
+                    raise self._failed(exc) from exc
+                # Exponential backoff: the server or the network may need a moment to recover.
+                time.sleep(self._options.backoff * 2**failures)
+                failures += 1

@@ -1,0 +1,199 @@
+"""A store in a local directory (also what a web server serves for HTTP readers)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from stat import S_ISREG
+from typing import BinaryIO
+
+from topoff.errors import StoreError
+from topoff.stores.base import FileInfo, FileMissing, Store, check_name
+
+# Temp files live next to their final name so that os.replace is an atomic rename.
+_TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class LocalStore(Store):
+    """Files under ``root``; names map to paths below it."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        if prefix:
+            # a prefix may end in "/" (a directory) or in a partial name; both are fine
+            check_name(prefix[:-1] if prefix.endswith("/") else prefix)
+        # Walk only the directory the prefix points into, not the whole tree.
+        base = prefix.rpartition("/")[0]
+        found: list[FileInfo] = []
+        try:
+            self._walk(self.root / base if base else self.root, base, prefix, found)
+        except OSError as exc:
+            raise self._error(exc, "list", prefix or ".") from exc
+        return sorted(found, key=lambda info: info.name)
+
+    def _walk(self, path: Path, rel: str, prefix: str, found: list[FileInfo]) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                # descend only where names under it can still match the prefix
+                if name.startswith(prefix[: len(name)]):
+                    self._walk(Path(entry.path), name, prefix, found)
+            elif entry.is_file() and name.startswith(prefix) and not _TEMP.match(entry.name):
+                try:
+                    found.append(FileInfo(name, entry.stat().st_size))
+                except FileNotFoundError:  # deleted while we were listing
+                    continue
+
+    def stat(self, name: str) -> FileInfo | None:
+        try:
+            st = self._path(name).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._error(exc, "read", name) from exc
+        return FileInfo(name, st.st_size) if S_ISREG(st.st_mode) else None
+
+    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
+        path = self._path(name)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise FileMissing(
+                f"{name} not found in {self.url}", hint="check the store location"
+            ) from exc
+        except OSError as exc:
+            raise self._error(exc, "read", name) from exc
+        if offset:
+            f.seek(offset)
+        return f
+
+    # -- writing -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[BinaryIO]:
+        path = self._path(name)
+        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
+        created = self._make_parents(path.parent, name)
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 - closed below on every path
+        except OSError as exc:
+            self._prune(created)
+            raise self._error(exc, "write", name) from exc
+        try:
+            try:
+                yield f
+            finally:
+                # The block may have closed the file itself (a compressor with closefd).
+                if not f.closed:
+                    f.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            self._fsync_dir(path.parent)
+            for d in created:
+                self._fsync_dir(d.parent)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            self._prune(created)
+            # Translate only errors about our own file, not OSErrors from the caller's code.
+            ours = (None, str(tmp), str(path))
+            if isinstance(exc, OSError) and (exc.filename and str(exc.filename)) in ours:
+                raise self._error(exc, "write", name) from exc
+            raise
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise self._error(exc, "delete", name) from exc
+        self._prune_empty(path.parent, stop=self.root)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.root.joinpath(*check_name(name).split("/"))
+
+    def _make_parents(self, directory: Path, name: str) -> list[Path]:
+        """Create missing directories; return those we created, deepest first."""
+        missing = []
+        d = directory
+        while not d.exists():
+            missing.append(d)
+            if d.parent == d:
+                break
+            d = d.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._error(exc, "write", name) from exc
+        return missing
+
+    def _prune(self, created: list[Path]) -> None:
+        """Remove directories a failed write created, so that nothing is left behind."""
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+    def _prune_empty(self, directory: Path, stop: Path) -> None:
+        d = directory
+        while d != stop and stop in d.parents:
+            try:
+                d.rmdir()
+            except OSError:  # not empty (or already gone): stop here
+                return
+            d = d.parent
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        # Makes the rename itself durable; some filesystems refuse fsync on directories.
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _error(self, exc: OSError, action: str, name: str) -> StoreError:
+        where = f"{name} {'to' if action == 'write' else 'in'} {self.url}"
+        if exc.errno in _DISK_FULL:
+            return StoreError(
+                f"disk full while writing {name} to {self.url}",
+                hint="free space on that filesystem (or prune old datasets) and run again",
+            )
+        if exc.errno in _DENIED:
+            return StoreError(
+                f"permission denied: cannot {action} {where}",
+                hint=f"make {self.root} writable (and readable) by the user running topoff",
+            )
+        return StoreError(
+            f"cannot {action} {where}: {exc.strerror or exc}",
+            hint=f"check that {self.root} is a usable directory",
+        )

@@ -1,0 +1,361 @@
+"""A store under a prefix of an S3 bucket (AWS or any S3-compatible server)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.exceptions as bce
+import botocore.session
+from botocore.config import Config
+from urllib3.exceptions import ProtocolError
+
+from topoff.errors import StoreError
+from topoff.stores.base import (
+    BodyEndedEarly,
+    FileInfo,
+    FileMissing,
+    ResumingReader,
+    Store,
+    StoreOptions,
+    check_name,
+)
+
+PART_SIZE = 8 * 1024 * 1024
+# S3 allows at most 10,000 parts; growing the part size every 1,000 parts lifts the
+# largest file from 80 GB to about 440 GB while the buffer stays one part.
+_PARTS_PER_STEP = 1000
+
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_DENIED_CODES = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AllAccessDisabled",
+}
+_REGION_CODES = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraint"}
+# Errors a streaming body raises when the connection breaks mid-object.
+_STREAM_ERRORS = (
+    bce.ResponseStreamingError,
+    bce.IncompleteReadError,
+    bce.ReadTimeoutError,
+    bce.ConnectionClosedError,
+    ProtocolError,
+    ConnectionError,
+)
+
+_loader_lock = threading.Lock()
+_shared_loader: Any = None
+
+
+def _new_session() -> boto3.session.Session:
+    """A fresh session (credentials are looked up anew), sharing the parsed service models.
+
+    Parsing botocore's JSON models is most of the cost of making a client; sharing the
+    loader makes every store after the first cheap to open.
+    """
+    global _shared_loader
+    session = botocore.session.Session()
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _shared_loader)
+    return boto3.session.Session(botocore_session=session)
+
+
+class S3Store(Store):
+    """Files stored as ``s3://bucket/prefix/<name>``."""
+
+    def __init__(self, bucket: str, prefix: str = "", options: StoreOptions | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.options = options or StoreOptions()
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        endpoint = self.options.s3_endpoint_url
+        custom_endpoint = bool(
+            endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        config = Config(
+            connect_timeout=self.options.http_timeout,
+            read_timeout=self.options.http_timeout,
+            retries={"total_max_attempts": self.options.retries + 1, "mode": "standard"},
+            # S3-compatible servers (MinIO, Ceph, moto) rarely have wildcard DNS for buckets.
+            s3={"addressing_style": "path"} if custom_endpoint else None,
+        )
+        try:
+            self.client: Any = _new_session().client(
+                "s3", endpoint_url=endpoint, region_name=self.options.s3_region, config=config
+            )
+        except (ValueError, bce.BotoCoreError) as exc:
+            raise StoreError(
+                f"cannot set up S3 access for {self.url}: {_one_line(exc)}",
+                hint="check s3_endpoint_url / AWS_ENDPOINT_URL and the AWS region settings",
+            ) from exc
+
+    # -- reading -----------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        found = []
+        skip = len(self._key(""))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key("") + prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    found.append(FileInfo(obj["Key"][skip:], obj["Size"]))
+        except Exception as exc:
+            raise self._error(exc, "list", prefix or "files") from exc
+        return sorted(found, key=lambda info: info.name)
+
+    def stat(self, name: str) -> FileInfo | None:
+        key = self._key(check_name(name))
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            error = self._error(exc, "read", name)
+            # HEAD has no body, so a missing bucket also comes back as a bare 404.
+            if isinstance(error, FileMissing):
+                return None
+            raise error from exc
+        return FileInfo(name, head["ContentLength"])
+
+    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
+        return _S3Reader(self, check_name(name), offset).start()
+
+    # -- writing -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[BinaryIO]:
+        writer = _MultipartWriter(self, check_name(name))
+        try:
+            yield cast(BinaryIO, writer)
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def delete(self, name: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(check_name(name)))
+        except Exception as exc:
+            error = self._error(exc, "delete", name)
+            if not isinstance(error, FileMissing):
+                raise error from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _endpoint(self) -> str:
+        parts = urlsplit(self.client.meta.endpoint_url)
+        # never show credentials someone may have put in the URL
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+    def _error(self, exc: BaseException, action: str, name: str) -> StoreError:
+        """Translate a botocore failure into a StoreError (FileMissing for missing keys)."""
+        where = f"{self.url}/{name}" if action != "list" else self.url
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+            return StoreError(
+                f"no AWS credentials found to {action} {where}",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+            )
+        if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
+            return StoreError(
+                f"cannot reach the S3 endpoint {self._endpoint()} to {action} {where}",
+                hint="check AWS_ENDPOINT_URL / s3_endpoint_url and that the server is reachable",
+            )
+        if isinstance(exc, bce.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"S3 bucket {self.bucket} does not exist",
+                    hint=f"create it (aws s3 mb s3://{self.bucket}) or check the bucket name",
+                )
+            if code in _MISSING_CODES:
+                return FileMissing(f"{where} not found", hint="check the store location")
+            if code in _DENIED_CODES:
+                return StoreError(
+                    f"access denied to {action} {where} ({code})",
+                    hint="check the AWS credentials (AWS_ACCESS_KEY_ID etc.) and bucket policy",
+                )
+            if code in _REGION_CODES:
+                return StoreError(
+                    f"S3 bucket {self.bucket} is in another region ({code})",
+                    hint="set s3_region / AWS_DEFAULT_REGION to the bucket's region",
+                )
+            message = _one_line(error.get("Message") or code)
+            return StoreError(
+                f"S3 refused to {action} {where}: {message}",
+                hint="check the bucket, its policy and the S3 server's logs",
+            )
+        if isinstance(exc, bce.ParamValidationError):
+            return StoreError(
+                f"invalid S3 location {where}",
+                hint="S3 bucket names are 3-63 characters: lowercase letters, digits, '.' and '-'",
+            )
+        if isinstance(exc, (*_STREAM_ERRORS, BodyEndedEarly)):
+            return StoreError(
+                f"connection to {self._endpoint()} kept breaking while reading {where}",
+                hint="check the network; topoff retries (see the retries setting) and resumes",
+            )
+        return StoreError(
+            f"S3 {action} failed for {where}: {_one_line(exc)}",
+            hint="check the S3 settings (endpoint, region, credentials) and the network",
+        )
+
+
+def _one_line(text: object) -> str:
+    # botocore messages (parameter validation in particular) can span several lines
+    return " ".join(str(text).split())
+
+
+class _S3Reader(ResumingReader):
+    """get_object from the current position; a broken body is reopened with a Range."""
+
+    def __init__(self, store: S3Store, name: str, offset: int) -> None:
+        super().__init__(offset, store.options)
+        self._store = store
+        self._name = name
+        self._etag: str | None = None
+
+    def _open(self, pos: int) -> Any:
+        args: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._store._key(self._name)}
+        if pos:
+            args["Range"] = f"bytes={pos}-"
+        if self._etag:
+            args["IfMatch"] = self._etag  # resume only the very same object
+        try:
+            response = self._store.client.get_object(**args)
+        except bce.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == "InvalidRange":  # asked from the end of the object on: nothing to read
+                self._end = pos
+                return io.BytesIO()
+            if code in ("PreconditionFailed", "412"):
+                raise StoreError(
+                    f"{self._store.url}/{self._name} changed while it was being read",
+                    hint="published files are immutable; was the dataset rewritten? run again",
+                ) from exc
+            raise self._store._error(exc, "read", self._name) from exc
+        except Exception as exc:
+            # botocore already retried the request itself; only a broken body is ours to retry
+            raise self._store._error(exc, "read", self._name) from exc
+        self._etag = response.get("ETag")
+        self._end = pos + response["ContentLength"]
+        return response["Body"]
+
+    def _is_transient(self, exc: Exception) -> bool:
+        return isinstance(exc, _STREAM_ERRORS)
+
+    def _failed(self, exc: Exception) -> StoreError:
+        return self._store._error(exc, "read", self._name)
+
+
+class _MultipartWriter(io.RawIOBase):
+    """A writable stream onto an S3 object.
+
+    boto3 only uploads from a readable source, while topoff's exporter pushes bytes, so this
+    small streaming writer buffers one part at a time: the multipart upload starts with the
+    first full part, each part is sent as soon as it fills, and the upload is completed (or
+    aborted) when the ``with`` block ends. A file smaller than one part is a single PUT.
+    """
+
+    def __init__(self, store: S3Store, name: str) -> None:
+        super().__init__()
+        self._store = store
+        self._name = name
+        self._key = store._key(name)
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            room = self._part_size() - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) >= self._part_size():
+                self._send_part()
+        self._written += size
+        return size
+
+    def _part_size(self) -> int:
+        return PART_SIZE * (1 + len(self._parts) // _PARTS_PER_STEP)
+
+    def _call(self, method: str, **args: Any) -> Any:
+        try:
+            return getattr(self._store.client, method)(
+                Bucket=self._store.bucket, Key=self._key, **args
+            )
+        except Exception as exc:
+            raise self._store._error(exc, "write", self._name) from exc
+
+    def _send_part(self) -> None:
+        # the buffer goes to botocore as is (no copy); a new one is started afterwards
+        if self._upload_id is None:
+            self._upload_id = self._call("create_multipart_upload")["UploadId"]
+        number = len(self._parts) + 1
+        response = self._call(
+            "upload_part", UploadId=self._upload_id, PartNumber=number, Body=self._buffer
+        )
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        # newer botocore sends a checksum with each part; completion must repeat it
+        for field in ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256"):
+            if response.get(field):
+                part[field] = response[field]
+        self._parts.append(part)
+        self._buffer = bytearray()
+
+    def finish(self) -> None:
+        """Make the object visible: the last part and completion, or one PUT."""
+        if self._upload_id is None:
+            self._call("put_object", Body=self._buffer)
+            self._buffer = bytearray()
+            return
+        if self._buffer:
+            self._send_part()
+        self._call(
+            "complete_multipart_upload",
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._upload_id = None
+
+    def abort(self) -> None:
+        """Drop an unfinished upload so no parts linger (and cost money) in the bucket."""
+        self._buffer = bytearray()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is not None:
+            # best effort: the original error matters more than a failed cleanup
+            with contextlib.suppress(Exception):
+                self._store.client.abort_multipart_upload(
+                    Bucket=self._store.bucket, Key=self._key, UploadId=upload_id
+                )

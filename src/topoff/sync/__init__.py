@@ -1,0 +1,198 @@
+"""``topoff sync FROM TARGET``: build a replica from the newest full export, then top it off
+with every newer partition (see plan.py for the order, apply.py for the transactions)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from topoff.dataset.index import Index, Publication, read_index, read_manifest
+from topoff.dataset.manifest import Manifest, TableEntry
+from topoff.errors import ConfigError, TargetError
+from topoff.stores import Store, StoreOptions, open_store
+from topoff.sync.apply import (
+    Hook,
+    SchemaChangeError,
+    apply_partition,
+    load_full,
+    pass_over,
+)
+from topoff.sync.fetch import Fetcher
+from topoff.sync.plan import plan_sync, rebase_hint, select_tables
+from topoff.targets import Target, open_target
+from topoff.targets.base import ReplicaState
+
+log = logging.getLogger("topoff")
+
+
+@dataclass
+class SyncOptions:
+    tables: list[str] | None = None
+    since: date | None = None
+    rebase: bool = False
+    schema: str | None = None
+    cache_dir: Path | None = None
+    store_options: StoreOptions | None = None
+    hook: Hook | None = None
+    #: progress callbacks: (name, total bytes) -> on_bytes, and (what, total steps) -> advance
+    download_progress: Callable[[str, int], Callable[[int], None] | None] | None = None
+    step_progress: Callable[[str, int], Callable[[int], None] | None] | None = None
+
+
+@dataclass
+class SyncResult:
+    dataset: str
+    base_loaded: str | None = None
+    applied: list[str] = field(default_factory=list)
+    passed_over: list[str] = field(default_factory=list)
+    rows: int = 0
+    downloaded_bytes: int = 0
+    seconds: float = 0.0
+    last_sequence: int = 0
+
+
+def _settings_match(state: ReplicaState, opts: SyncOptions, origin: str, target: str) -> None:
+    """A replica keeps the tables, start day and schema it was built with."""
+    def same(wanted: list[str], have: list[str] | None) -> bool:
+        if have is None:
+            return False
+        resolved = {next((h for h in have if w in (h, h.split(".", 1)[1])), w) for w in wanted}
+        return resolved == set(have)
+
+    if opts.tables is not None and not same(opts.tables, state.tables):
+        raise ConfigError(
+            f"the replica was built with tables {state.tables or 'all'}; --tables differs",
+            hint=rebase_hint(origin, target) + " --tables ...")
+    if opts.since is not None and opts.since != state.since:
+        raise ConfigError(f"the replica was built with --since {state.since or 'none'}",
+                          hint=rebase_hint(origin, target) + " --since ...")
+    if opts.schema is not None and opts.schema != state.schema:
+        raise ConfigError(f"the replica was built into schema {state.schema or '(source)'}",
+                          hint=rebase_hint(origin, target) + " --schema ...")
+
+
+def _unapplied_source(store: Store, index: Index, target: Target, state: ReplicaState,
+                      entry: TableEntry, origin: str, target_location: str,
+                      cache: dict[str, Manifest]) -> tuple[Publication, Manifest] | None:
+    """Where to load a table that a partition marks unchanged since ``ref``, when this
+    replica never got ``ref``'s rows: it passed over ``ref`` (a revision superseded by the
+    partition, or a newer full export). None when the replica already holds them: it
+    applied ``ref``, or was built from a full export made at or after it."""
+    ref = entry.unchanged_since
+    assert ref is not None
+    pub = index.get(ref)
+    removed = next((r for r in index.removed if r["id"] == ref), None) if pub is None else None
+    sequence = pub.sequence if pub else (removed["sequence"] if removed else None)
+    if sequence is not None and sequence <= state.base_sequence:
+        return None
+    if target.applied_steps(state.dataset, ref):
+        return None
+    if pub is None:
+        raise TargetError(
+            f"{entry.qualified} is unchanged since {ref}, which this replica did not apply "
+            f"and {origin} no longer has", hint=rebase_hint(origin, target_location))
+    if ref not in cache:
+        cache[ref] = read_manifest(store, pub)
+    held = cache[ref].tables.get(entry.qualified)
+    if held is None:
+        raise TargetError(f"{entry.qualified} is unchanged since {ref}, which does not hold it",
+                          hint="the dataset is damaged; " + rebase_hint(origin, target_location))
+    if held.unchanged_since:  # chains are collapsed when published; follow one anyway
+        return _unapplied_source(store, index, target, state, held, origin, target_location,
+                                 cache)
+    return pub, cache[ref]
+
+
+def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> SyncResult:
+    """Bring the replica at ``target_location`` up to date with the dataset at ``origin``."""
+    opts = opts or SyncOptions()
+    started = time.monotonic()
+    store = open_store(origin, opts.store_options)
+    target = open_target(target_location)
+    try:
+        result = _sync(store, target, origin, target_location, opts)
+    finally:
+        target.close()
+        store.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _sync(store: Store, target: Target, origin: str, target_location: str,
+          opts: SyncOptions) -> SyncResult:
+    index = read_index(store)
+    if index is None:
+        raise TargetError(f"nothing is published at {store.url} (no index.json)",
+                          hint="check the location, or publish with `topoff export full`")
+    target.ensure_ledger()
+    state = target.read_replica(index.dataset)
+    if state is not None and opts.rebase:
+        with target.transaction():
+            target.forget(index.dataset)
+        log.info("rebase: dropped the replica's tables of %s", index.dataset)
+        state = None
+    if state is not None:
+        _settings_match(state, opts, origin, target_location)
+    plan = plan_sync(index, state, origin, target_location)
+    result = SyncResult(index.dataset, last_sequence=state.last_sequence if state else 0)
+    fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
+
+    if plan.base is not None:
+        manifest = read_manifest(store, plan.base)
+        if state is None:
+            tables = select_tables(manifest, opts.tables)
+            state = ReplicaState(index.dataset, store.url, plan.base.id, plan.base.sequence,
+                                 tables=tables if opts.tables else None, since=opts.since,
+                                 schema=opts.schema)
+        tables = state.tables or list(manifest.tables)
+        files = sum(len(manifest.tables[q].files) for q in tables)
+        log.info("loading %s (%d tables, %d files) into %s", plan.base.id, len(tables), files,
+                 target.url)
+        step = opts.step_progress("loading the full export", files) if opts.step_progress \
+            else None
+        result.rows += load_full(target, fetcher, plan.base, manifest, state, tables,
+                                 opts.hook, step)
+        result.base_loaded = plan.base.id
+    assert state is not None
+    skips = dict((p.sequence, why) for p, why in plan.skip)
+    pending = sorted([*plan.apply, *(p for p, _ in plan.skip)], key=lambda p: p.sequence)
+    advance = opts.step_progress("applying partitions", len(plan.apply)) \
+        if opts.step_progress and plan.apply else None
+    waiting: list = []
+    manifests: dict[str, Manifest] = {}
+    for pub in pending:
+        if pub.sequence in skips:
+            waiting.append((pub, skips[pub.sequence]))
+            continue
+        manifest = read_manifest(store, pub)
+        tables = state.tables or list(manifest.tables)
+        try:
+            result.rows += apply_partition(
+                target, fetcher, pub, manifest, state, tables, opts.hook,
+                resolve=lambda entry: _unapplied_source(store, index, target, state, entry,
+                                                        origin, target_location, manifests))
+        except SchemaChangeError as e:
+            newest = index.newest_full()
+            if newest is None or newest.sequence < pub.sequence:
+                # a rebase would load the old shape again and stop here again
+                e.hint = ("no full export made after this change is published yet: ask the "
+                          "publisher for one (`topoff export full`), then sync again with "
+                          "--rebase")
+            raise
+        result.applied.append(pub.id)
+        result.passed_over.extend(p.id for p, _ in waiting)
+        waiting.clear()
+        if advance:
+            advance(1)
+    pass_over(target, state, waiting)
+    result.passed_over.extend(p.id for p, _ in waiting)
+    result.last_sequence = state.last_sequence
+    result.downloaded_bytes = fetcher.downloaded_bytes
+    if not result.applied and result.base_loaded is None:
+        log.info("%s is up to date with %s (publication %d)", target.url, store.url,
+                 state.last_sequence)
+    return result

@@ -1,0 +1,96 @@
+"""Files of a publication on local disk, each checked against its manifest before use.
+
+A local store is read in place (hashed first); HTTP and S3 files are downloaded into a
+cache named by their sha256, so a download interrupted by a kill resumes where it stopped
+and nothing is fetched twice. A file whose size or sha256 differs from the manifest is
+refused (and dropped from the cache): nothing is applied from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from topoff.dataset import layout
+from topoff.dataset.manifest import DataFile
+from topoff.errors import IntegrityError
+from topoff.stores.base import Store, check_name
+from topoff.stores.download import BLOCK, fetch_to_file
+from topoff.stores.local import LocalStore
+
+Progress = Callable[[str, int], Callable[[int], None] | None]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "topoff" / "downloads"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Fetcher:
+    def __init__(self, store: Store, cache_dir: Path | None = None,
+                 progress: Progress | None = None) -> None:
+        self.store = store
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.progress = progress
+        self.downloaded_bytes = 0
+
+    def fetch(self, pub_id: str, f: DataFile) -> Path:
+        """The verified local path of a publication's file."""
+        name = check_name(layout.in_publication(pub_id, f.path))
+        if isinstance(self.store, LocalStore):
+            path = self.store.root / name
+            if not path.exists():
+                raise IntegrityError(f"{name} is listed in its manifest but missing from "
+                                     f"{self.store.url}", hint="republish the dataset")
+            self._check(path, f, name, drop=False)
+            return path
+        path = self.cache_dir / f"{f.sha256}.csv.zst"
+        if path.exists():
+            self._check(path, f, name, drop=True)
+            return path
+        on_bytes = self.progress(name, f.bytes) if self.progress else None
+        resumed = path.with_name(path.name + ".part").exists()
+        size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
+                                     on_bytes=on_bytes)
+        if digest != f.sha256 and resumed:
+            # the .part an earlier run left may be what is damaged (a crash can leave zeros
+            # in it): drop it and download the whole file once before blaming the publisher
+            self.release(path)
+            on_bytes = self.progress(name, f.bytes) if self.progress else None
+            size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
+                                         on_bytes=on_bytes)
+        self.downloaded_bytes += size
+        if digest != f.sha256:
+            self.release(path)
+            raise _mismatch(name, self.store.url)
+        return path
+
+    def _check(self, path: Path, f: DataFile, name: str, drop: bool) -> None:
+        if path.stat().st_size != f.bytes or _sha256(path) != f.sha256:
+            if drop:
+                self.release(path)
+            raise _mismatch(name, self.store.url)
+
+    def release(self, path: Path) -> None:
+        """Drop a downloaded file once it is applied (files of a local store stay)."""
+        if not isinstance(self.store, LocalStore) or not path.is_relative_to(self.store.root):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _mismatch(name: str, where: str) -> IntegrityError:
+    return IntegrityError(
+        f"{name} from {where} does not match the sha256 in its manifest; nothing was applied",
+        hint="the file is damaged (or was changed after publication); ask the publisher to "
+        "republish it, then run sync again")

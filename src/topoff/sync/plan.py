@@ -1,0 +1,103 @@
+"""What a sync must do: which full export to load (if any) and which publications to apply.
+
+Publications are applied in sequence order. The replica remembers the last sequence it has
+applied (or deliberately passed over); every later sequence must be either present in the
+index, a full export (not needed: the increments carry the changes), or a revision
+superseded by a later one of the same window. Anything else was removed by retention before
+this replica got to it: the sync stops and says how to rebase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from topoff.dataset import layout
+from topoff.dataset.index import Index, Publication
+from topoff.dataset.manifest import Manifest
+from topoff.errors import ConfigError, TargetError
+from topoff.targets.base import ReplicaState
+
+
+@dataclass
+class SyncPlan:
+    base: Publication | None  # a full export to load first (or finish loading)
+    apply: list[Publication] = field(default_factory=list)
+    skip: list[tuple[Publication, str]] = field(default_factory=list)  # (publication, why)
+
+    @property
+    def last_sequence(self) -> int | None:
+        seqs = [p.sequence for p in self.apply] + [p.sequence for p, _ in self.skip]
+        return max(seqs) if seqs else None
+
+
+def rebase_hint(origin: str, target: str) -> str:
+    return ("rebuild the replica from the newest full export: "
+            f"topoff sync {origin} {target} --rebase")
+
+
+def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str) -> SyncPlan:
+    if state is None or state.status == "loading":
+        base = index.newest_full() if state is None else index.get(state.base)
+        if base is None:
+            if state is None:
+                raise TargetError(f"no full export is published at {origin} yet",
+                                  hint="publish one with `topoff export full`, then sync")
+            raise TargetError(
+                f"the replica was being built from {state.base}, which {origin} no longer has",
+                hint=rebase_hint(origin, target))
+        last = base.sequence
+    else:
+        base, last = None, state.last_sequence
+        newest = index.next_sequence - 1
+        if newest < last:
+            raise TargetError(
+                f"the replica has applied publication {last} but {origin} only has up to "
+                f"{newest}: the dataset was recreated", hint=rebase_hint(origin, target))
+    pending = sorted((p for p in index.publications if p.sequence > last),
+                     key=lambda p: p.sequence)
+    _check_gaps(index, pending, last, origin, target)
+    plan = SyncPlan(base)
+    for p in pending:
+        if p.kind == layout.FULL:
+            plan.skip.append((p, "a newer full export; the increments carry its changes"))
+        elif any(q.label == p.label and q.sequence > p.sequence for q in pending):
+            plan.skip.append((p, "superseded by a later revision of the same window"))
+        else:
+            plan.apply.append(p)
+    return plan
+
+
+def _check_gaps(index: Index, pending: list[Publication], last: int, origin: str,
+                target: str) -> None:
+    present = {p.sequence for p in index.publications}
+    for seq in range(last + 1, index.next_sequence):
+        if seq in present:
+            continue
+        removed = index.removed_entry(seq)
+        if removed and removed["kind"] == layout.FULL:
+            continue
+        if removed and any(p.label == removed["label"] and p.sequence > seq for p in pending):
+            continue
+        what = removed["id"] if removed else f"publication {seq}"
+        raise TargetError(
+            f"the replica is older than the oldest data still published: {what} was removed "
+            f"from {origin} by retention before this replica applied it",
+            hint=rebase_hint(origin, target))
+
+
+def select_tables(manifest: Manifest, wanted: list[str] | None) -> list[str]:
+    """Qualified names of the tables to keep; ``wanted`` may give bare or qualified names."""
+    names = list(manifest.tables)
+    if not wanted:
+        return names
+    chosen = []
+    for w in wanted:
+        matches = [n for n in names if n == w or n.split(".", 1)[1] == w]
+        if not matches:
+            raise ConfigError(f"table {w!r} is not in the dataset",
+                              hint=f"tables published: {', '.join(names)}")
+        if len(matches) > 1:
+            raise ConfigError(f"table name {w!r} is ambiguous ({', '.join(matches)})",
+                              hint="give it with its schema, e.g. public.messages")
+        chosen.append(matches[0])
+    return list(dict.fromkeys(chosen))

@@ -1,0 +1,200 @@
+"""A replica in a DuckDB file: embedded, no server (the default target)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from topoff.canonical import duck_ident, duckdb_row_hash
+from topoff.dataset.bounds import Bounds
+from topoff.dataset.manifest import Column
+from topoff.errors import TargetError
+from topoff.pgtypes import family
+from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.duckdb.types import PG_ARRAY_MACRO, duckdb_type, load_expression
+
+CAPABILITIES = Capabilities(
+    name="duckdb",
+    loader="read_csv of the zstd files (parallel, no decompression step)",
+    primary_keys=True,
+    cursor_index=False,  # zone maps already skip row groups outside a window
+    enum_types=False,
+    native_types=False,
+    concurrent_writers=False,
+)
+MAX_LINE = 256 * 1024 * 1024  # one CSV row may hold a big jsonb document
+_stage_names = itertools.count(1)
+
+
+def _literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class DuckDBTarget(Target):
+    capabilities = CAPABILITIES
+    P = "?"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = str(path)
+        if path.parent and not path.parent.exists():
+            raise TargetError(f"directory {path.parent} does not exist",
+                              hint="create it first, or choose another path for the replica")
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.IOException as e:
+            first = str(e).splitlines()[0]
+            hint = ("another process (a running sync, or a notebook) has it open; close it and "
+                    "try again") if "lock" in first.lower() else "check the path and permissions"
+            raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
+        self.con.execute(PG_ARRAY_MACRO)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.con.execute(statement, list(params))
+        return cur.fetchall() if cur.description is not None else []
+
+    def ident(self, *names: str) -> str:
+        return ".".join(duck_ident(n) for n in names)
+
+    def _table(self, ref: TableRef) -> str:
+        return self.ident(ref.schema, ref.name)
+
+    # -- tables ----------------------------------------------------------------------------
+    def table_exists(self, ref: TableRef) -> bool:
+        return bool(self.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+            "table_name = ?", [ref.schema, ref.name])[0][0])
+
+    def create_table(self, table: TableDef) -> None:
+        ref = table.target
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.ident(ref.schema)}")
+        cols = ", ".join(f"{duck_ident(c.name)} {duckdb_type(c)}" for c in table.columns)
+        self.execute(f"CREATE TABLE {self._table(ref)} ({cols})")
+
+    def add_column(self, table: TableDef, column: Column) -> None:
+        self.execute(f"ALTER TABLE {self._table(table.target)} ADD COLUMN "
+                     f"{duck_ident(column.name)} {duckdb_type(column)}")
+
+    def create_keys(self, table: TableDef) -> None:
+        if table.primary_key:
+            keys = ", ".join(duck_ident(k) for k in table.primary_key)
+            self.execute(f"ALTER TABLE {self._table(table.target)} ADD PRIMARY KEY ({keys})")
+
+    # -- loading ---------------------------------------------------------------------------
+    def _select(self, spec: LoadSpec, columns: list[Column]) -> str:
+        files = ", ".join(_literal(p) for p in spec.files)
+        types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
+        source = (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
+                  "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
+                  f"auto_detect = false, compression = 'zstd', max_line_size = {MAX_LINE})")
+        exprs = ", ".join(f"{load_expression(duck_ident(c.name), c)} AS {duck_ident(c.name)}"
+                          for c in columns)
+        select = f"SELECT {exprs} FROM {source}"
+        if spec.since is not None and spec.table.cursor:
+            select = (f"SELECT * FROM ({select}) WHERE {duck_ident(spec.table.cursor)} >= "
+                      f"{self._bound(spec.table, spec.since)}")
+        return select
+
+    def _bound(self, table: TableDef, value: datetime | date) -> str:
+        kind = family(table.cursor_type or "").kind
+        cast = {"timestamptz": "TIMESTAMPTZ", "timestamp": "TIMESTAMP"}.get(kind, "DATE")
+        text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+        return f"CAST({_literal(text)} AS {cast})"
+
+    def _window(self, table: TableDef, b: Bounds) -> str:
+        assert table.cursor
+        c = duck_ident(table.cursor)
+        return f"{c} >= {self._bound(table, b.lo)} AND {c} < {self._bound(table, b.hi)}"
+
+    def load(self, spec: LoadSpec) -> int:
+        try:
+            return self._load(spec)
+        except duckdb.ConversionException as e:
+            first = str(e).strip().splitlines()[0]
+            raise TargetError(
+                f"{spec.table.source}: a value does not fit its DuckDB column ({first})",
+                hint="the source column holds values its declared type does not describe "
+                "(for example 2-D arrays in a column declared integer[]); declare it on the "
+                "source as it is used, or sync into PostgreSQL") from None
+
+    def _load(self, spec: LoadSpec) -> int:
+        table = spec.table
+        columns = spec.extra.get("columns") or table.columns
+        names = ", ".join(duck_ident(c.name) for c in columns)
+        target = self._table(table.target)
+        select = self._select(spec, columns)
+        if spec.mode == "initial":
+            return int(self.execute(f"INSERT INTO {target} ({names}) {select}")[0][0])
+        stage = f"topoff_stage_{next(_stage_names)}"
+        self.execute(f"CREATE TEMP TABLE {stage} AS {select}")
+        try:
+            (rows,) = self.execute(f"SELECT count(*) FROM {stage}")[0]
+            if spec.mode == "snapshot":
+                self.execute(f"DELETE FROM {target}")
+            elif spec.mode == "append" and spec.window is not None:
+                self.execute(f"DELETE FROM {target} WHERE {self._window(table, spec.window)}")
+            insert = f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}"
+            keys = table.primary_key
+            if keys and spec.mode in ("append", "upsert"):
+                others = [c.name for c in columns if c.name not in keys]
+                action = "NOTHING" if not others else "UPDATE SET " + ", ".join(
+                    f"{duck_ident(n)} = excluded.{duck_ident(n)}" for n in others)
+                insert += (f" ON CONFLICT ({', '.join(duck_ident(k) for k in keys)}) "
+                           f"DO {action}")
+            self.execute(insert)
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {stage}")
+        return int(rows)
+
+    # -- reading ---------------------------------------------------------------------------
+    def day_expression(self, table: TableDef) -> str | None:
+        """The UTC day of a row's window as a DATE, or None when it needs per-window queries."""
+        assert table.cursor and table.cursor_type
+        c = duck_ident(table.cursor)
+        kind = family(table.cursor_type).kind
+        if kind == "timestamptz":
+            return f"CAST(timezone('UTC', {c}) AS DATE)"
+        if kind == "date" or (kind == "timestamp" and table.cursor_timezone == "UTC"):
+            return f"CAST({c} AS DATE)"
+        return None
+
+    def hash_rows(self, table: TableDef, by_day: bool,
+                  since: datetime | date | None = None,
+                  window: Bounds | None = None) -> dict[str | None, tuple[int, str]]:
+        where = []
+        if since is not None and table.cursor:
+            where.append(f"{duck_ident(table.cursor)} >= {self._bound(table, since)}")
+        if window is not None:
+            where.append(self._window(table, window))
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        target = self._table(table.target)
+        h = duckdb_row_hash(table.columns)
+        if by_day:
+            day = self.day_expression(table)
+            assert day is not None
+            rows = self.execute(f"SELECT CAST({day} AS VARCHAR), {h} FROM {target}{cond} "
+                                "GROUP BY 1")
+            return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+        r = self.execute(f"SELECT {h} FROM {target}{cond}")[0]
+        return {None: (int(r[0]), str(r[1]))}

@@ -1,0 +1,244 @@
+"""A replica in a PostgreSQL database (a server you run; any role that may create tables)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import zstandard
+from psycopg import sql
+
+from topoff.canonical import pg_row_hash
+from topoff.dataset.bounds import Bounds
+from topoff.dataset.manifest import Column
+from topoff.errors import SourceError, TargetError
+from topoff.pgtypes import family, is_safe_type_name
+from topoff.sources.postgres import connect, display_url
+from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+
+CAPABILITIES = Capabilities(
+    name="postgresql",
+    loader="COPY FROM STDIN, streamed from the zstd files",
+    primary_keys=True,
+    cursor_index=True,
+    enum_types=True,
+    native_types=True,
+    concurrent_writers=True,
+)
+_stage_names = itertools.count(1)
+BLOCK = 1 << 20
+
+
+def column_type(c: Column, keep_enum: bool = True) -> str:
+    """The column's type in the replica: the source's own, or text when it cannot be
+    recreated safely (a type from an extension or another schema, a malformed name)."""
+    if not is_safe_type_name(c.type):
+        return "text"
+    if c.enum is not None:
+        return c.type if keep_enum else ("text[]" if c.type.endswith("[]") else "text")
+    if "." in c.type:  # a user-defined type (domain bases are resolved already)
+        return "text"
+    return c.type
+
+
+def bound_sql(table: TableDef, value: datetime | date) -> sql.Composable:
+    """A cursor value as a literal of the cursor's type."""
+    kind = family(table.cursor_type or "").kind
+    text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    cast = {"timestamptz": "timestamptz", "timestamp": "timestamp"}.get(kind, "date")
+    return sql.SQL("{}::{}").format(sql.Literal(text), sql.SQL(cast))
+
+
+def window_sql(table: TableDef, b: Bounds) -> sql.Composable:
+    assert table.cursor
+    c = sql.Identifier(table.cursor)
+    return sql.SQL("{c} >= {lo} AND {c} < {hi}").format(
+        c=c, lo=bound_sql(table, b.lo), hi=bound_sql(table, b.hi))
+
+
+def day_sql(table: TableDef) -> sql.Composable | None:
+    """The UTC day of a row's window, or None when it needs per-window queries."""
+    assert table.cursor and table.cursor_type
+    c = sql.Identifier(table.cursor)
+    kind = family(table.cursor_type).kind
+    if kind == "timestamptz":
+        return sql.SQL("({} AT TIME ZONE 'UTC')::date").format(c)
+    if kind == "date" or (kind == "timestamp" and table.cursor_timezone == "UTC"):
+        return sql.SQL("{}::date").format(c)
+    return None
+
+
+class PostgresTarget(Target):
+    capabilities = CAPABILITIES
+    P = "%s"
+
+    def __init__(self, url: str) -> None:
+        self.url = display_url(url)
+        try:
+            self.conn = connect(url, "topoff sync", autocommit=True)
+        except SourceError as e:
+            raise TargetError(e.message, hint=e.hint) from None
+        (in_recovery,) = self.conn.execute("SELECT pg_is_in_recovery()").fetchone()  # type: ignore[misc]
+        if in_recovery:
+            self.conn.close()
+            raise TargetError(f"{self.url} is a read-only standby; a replica must be writable",
+                              hint="give the URL of a database you can write to")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(statement, list(params) or None)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+
+    def ident(self, *names: str) -> str:
+        return sql.Identifier(*names).as_string(self.conn)
+
+    def _table(self, ref: TableRef) -> sql.Composable:
+        return sql.Identifier(ref.schema, ref.name)
+
+    # -- tables ----------------------------------------------------------------------------
+    def table_exists(self, ref: TableRef) -> bool:
+        return bool(self.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                 [self.ident(ref.schema, ref.name)])[0][0])
+
+    def _ensure_enum(self, c: Column) -> None:
+        name = c.type.removesuffix("[]")
+        if self.execute("SELECT to_regtype(%s)", [name])[0][0] is None:
+            if "." in name:  # an enum of another schema than its table's: make that schema
+                self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.SQL(name.split(".", 1)[0])))  # checked by is_safe_type_name
+            labels = sql.SQL(", ").join(sql.Literal(v) for v in c.enum or [])
+            self.conn.execute(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+                sql.SQL(name), labels))  # name checked by is_safe_type_name
+
+    def _type(self, table: TableDef, c: Column) -> str:
+        keep_enum = table.target.schema == table.source.split(".", 1)[0]
+        t = column_type(c, keep_enum)
+        if c.enum is not None and t == c.type:
+            self._ensure_enum(c)
+        return t
+
+    def create_table(self, table: TableDef) -> None:
+        ref = table.target
+        self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(ref.schema)))
+        cols = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(self._type(table, c)))
+            for c in table.columns)
+        self.conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._table(ref), cols))
+
+    def add_column(self, table: TableDef, column: Column) -> None:
+        self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+            self._table(table.target), sql.Identifier(column.name),
+            sql.SQL(self._type(table, column))))
+
+    def create_keys(self, table: TableDef) -> None:
+        t = self._table(table.target)
+        if table.primary_key:
+            self.conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                t, sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)))
+        if table.cursor:
+            self.conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(
+                t, sql.Identifier(table.cursor)))
+
+    # -- loading ---------------------------------------------------------------------------
+    def _copy_into(self, relation: sql.Composable, columns: list[Column],
+                   files: Sequence[Path]) -> int:
+        """COPY the files into ``relation``; return the rows COPY reported."""
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
+            relation, names)
+        dctx = zstandard.ZstdDecompressor()
+        rows = 0
+        for path in files:
+            # one COPY per file: each file starts with its own header line
+            with path.open("rb") as raw, dctx.stream_reader(raw) as reader, \
+                    self.conn.cursor() as cur:
+                with cur.copy(statement) as copy:
+                    while block := reader.read(BLOCK):
+                        copy.write(block)
+                rows += max(cur.rowcount, 0)
+        return rows
+
+    def load(self, spec: LoadSpec) -> int:
+        table = spec.table
+        columns: list[Column] = spec.extra.get("columns") or table.columns
+        target = self._table(table.target)
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        if spec.mode == "initial" and spec.since is None:
+            return self._copy_into(target, columns, spec.files)
+        stage = sql.Identifier(f"topoff_stage_{next(_stage_names)}")
+        self.conn.execute(sql.SQL(
+            "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, target))
+        self._copy_into(stage, columns, spec.files)
+        select = sql.SQL("SELECT {} FROM {}").format(names, stage)
+        if spec.since is not None and table.cursor:
+            select += sql.SQL(" WHERE {} >= {}").format(
+                sql.Identifier(table.cursor), bound_sql(table, spec.since))
+        (rows,) = self.conn.execute(sql.SQL("SELECT count(*) FROM ({}) s").format(select)
+                                    ).fetchone()  # type: ignore[misc]
+        if spec.mode == "snapshot":
+            self.conn.execute(sql.SQL("DELETE FROM {}").format(target))
+        elif spec.mode == "append" and spec.window is not None:
+            self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
+                target, window_sql(table, spec.window)))
+        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
+        keys = table.primary_key
+        if keys and spec.mode in ("append", "upsert"):
+            others = [c.name for c in columns if c.name not in keys]
+            action = sql.SQL("NOTHING") if not others else sql.SQL("UPDATE SET ") + sql.SQL(
+                ", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+                           for n in others)
+            insert += sql.SQL(" ON CONFLICT ({}) DO {}").format(
+                sql.SQL(", ").join(sql.Identifier(k) for k in keys), action)
+        self.conn.execute(insert)
+        self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
+        return int(rows)
+
+    # -- reading ---------------------------------------------------------------------------
+    def day_expression(self, table: TableDef) -> sql.Composable | None:
+        return day_sql(table)
+
+    def hash_rows(self, table: TableDef, by_day: bool,
+                  since: datetime | date | None = None,
+                  window: Bounds | None = None) -> dict[str | None, tuple[int, str]]:
+        return hash_table(self.conn, table, by_day, since, window, profile="exact")
+
+
+def hash_table(conn: psycopg.Connection, table: TableDef, by_day: bool,
+               since: datetime | date | None, window: Bounds | None,
+               profile: str) -> dict[str | None, tuple[int, str]]:
+    """count and canonical hash of a PostgreSQL table, whole or per UTC day of its cursor.
+
+    Used for replicas and for sources alike (``verify`` compares the two).
+    """
+    where: list[sql.Composable] = []
+    if since is not None and table.cursor:
+        where.append(sql.SQL("{} >= {}").format(sql.Identifier(table.cursor),
+                                                 bound_sql(table, since)))
+    if window is not None:
+        where.append(window_sql(table, window))
+    cond = (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
+    h = pg_row_hash(table.columns, profile)
+    relation = sql.Identifier(table.target.schema, table.target.name)
+    if by_day:
+        day = day_sql(table)
+        assert day is not None
+        rows = conn.execute(sql.SQL("SELECT ({})::text, {} FROM {}{} GROUP BY 1").format(
+            day, h, relation, cond)).fetchall()
+        return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+    r = conn.execute(sql.SQL("SELECT {} FROM {}{}").format(h, relation, cond)).fetchone()
+    assert r is not None
+    return {None: (int(r[0]), str(r[1]))}

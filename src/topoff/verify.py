@@ -1,0 +1,201 @@
+"""``topoff verify TARGET --against SOURCE``: is the replica what the source holds?
+
+For each table of the replica: the row count and the canonical content hash (see
+topoff.canonical), per UTC day for tables with a cursor and for the whole table otherwise,
+computed on the source (in one read-only snapshot on the standby) and on the replica, and
+compared. The source is hashed the way the replica holds the data (e.g. an unconstrained
+numeric as the double DuckDB keeps), so equal data gives equal hashes on both engines.
+
+Days at or after the end of the newest window the replica has applied are newer than the
+replica by design; their rows are counted as "not yet published", not as differences.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from topoff.dataset.bounds import cursor_bounds, lower_bound
+from topoff.dataset.layout import Window, full_time
+from topoff.errors import TargetError
+from topoff.export.session import SnapshotSession
+from topoff.targets import Target, open_target
+from topoff.targets.base import TableDef, TableRef
+from topoff.targets.postgres.target import hash_table
+
+log = logging.getLogger("topoff")
+
+
+@dataclass
+class Difference:
+    table: str
+    day: str | None  # None: the whole table
+    source_rows: int
+    replica_rows: int
+    same_content: bool
+
+    @property
+    def what(self) -> str:
+        if self.source_rows != self.replica_rows:
+            return f"{self.source_rows - self.replica_rows:+d} rows on the source"
+        return "same count, different content"
+
+
+@dataclass
+class TableReport:
+    table: str
+    compared_rows: int = 0
+    days: int = 0
+    newer_rows: int = 0  # source rows after the replica's newest window (not an error)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not self.differences
+
+
+@dataclass
+class VerifyReport:
+    dataset: str
+    cutoff: datetime | None
+    tables: list[TableReport] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return all(t.equal for t in self.tables)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "equal": self.equal,
+            "cutoff": self.cutoff.isoformat() if self.cutoff else None,
+            "tables": [{"table": t.table, "equal": t.equal, "rows": t.compared_rows,
+                        "days": t.days, "newer_rows": t.newer_rows,
+                        "differences": [d.__dict__ | {"what": d.what} for d in t.differences]}
+                       for t in self.tables],
+        }
+
+
+def _cutoff(target: Target, dataset: str) -> datetime | None:
+    """End of the newest window applied, or the start of the full export's snapshot day."""
+    windows = [Window.from_label(r[3]).end for r in target.applied(dataset, limit=100000)
+               if r[3]]
+    if windows:
+        return max(windows)
+    state = target.read_replica(dataset)
+    rows = target.execute(
+        f"SELECT publication FROM topoff.applied WHERE dataset = {target.P} AND step = 'schema'",
+        [dataset])
+    if state is None or not rows:
+        return None
+    taken = full_time(rows[0][0])
+    return datetime(taken.year, taken.month, taken.day, tzinfo=UTC)
+
+
+def _profile(target: Target) -> str:
+    return "exact" if target.capabilities.native_types else "duckdb"
+
+
+def _per_window(hash_fn: Any, table: TableDef, days: list[date],
+                since: Any) -> dict[str | None, tuple[int, str]]:
+    """Per-day hashes by one query per day (cursors whose day needs a time zone)."""
+    assert table.cursor_type
+    out = {}
+    for d in days:
+        b = cursor_bounds(table.cursor_type, table.cursor_timezone, Window.day(d))
+        (counted,) = hash_fn(table, False, since, b).values()
+        if counted[0]:
+            out[d.isoformat()] = counted
+    return out
+
+
+def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date | None,
+                   cutoff: datetime | None) -> TableReport:
+    report = TableReport(table.source)
+    profile = _profile(target)
+
+    def source_hash(t: TableDef, by_day: bool, since_b: Any, window: Any = None) -> dict:
+        src = TableDef(t.source, _source_ref(t), t.method, t.columns, t.primary_key, t.cursor,
+                       t.cursor_type, t.cursor_timezone)
+        return hash_table(src_conn, src, by_day, since_b, window, profile)
+
+    since_b = lower_bound(table.cursor_type, table.cursor_timezone, since) \
+        if since and table.cursor and table.cursor_type else None
+    if not table.cursor:
+        s = source_hash(table, False, None)[None]
+        r = target.hash_rows(table, False)[None]
+        report.compared_rows = r[0]
+        if s != r:
+            report.differences.append(Difference(table.source, None, s[0], r[0], False))
+        return report
+    if target.day_expression(table) is not None:
+        src = source_hash(table, True, since_b)
+        rep = target.hash_rows(table, True, since_b)
+    else:
+        span = _days_of(target, table, src_conn)
+        src = _per_window(source_hash, table, span, since_b)
+        rep = _per_window(target.hash_rows, table, span, since_b)
+    last_day = (cutoff - timedelta(days=1)).date() if cutoff else None
+    for day in sorted(set(src) | set(rep)):
+        s, r = src.get(day, (0, "0")), rep.get(day, (0, "0"))
+        if last_day is not None and day is not None and date.fromisoformat(day) > last_day:
+            report.newer_rows += max(s[0] - r[0], 0)
+            continue
+        report.days += 1
+        report.compared_rows += r[0]
+        if s != r:
+            report.differences.append(Difference(table.source, day, s[0], r[0], s[0] == r[0]))
+    return report
+
+
+def _source_ref(t: TableDef) -> TableRef:
+    schema, name = t.source.split(".", 1)
+    return TableRef(schema, name)
+
+
+def _days_of(target: Target, table: TableDef, src_conn: Any) -> list[date]:
+    lo, hi = target.execute(
+        f"SELECT min({target.ident(table.cursor or '')}), max({target.ident(table.cursor or '')})"
+        f" FROM {target.ident(table.target.schema, table.target.name)}")[0]
+    if lo is None:
+        return []
+    lo, hi = (v.date() if isinstance(v, datetime) else v for v in (lo, hi))
+    first, last = lo - timedelta(days=1), hi + timedelta(days=1)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def verify(target_location: str, source_url: str, allow_primary: bool = False,
+           dataset: str | None = None) -> VerifyReport:
+    target = open_target(target_location)
+    try:
+        datasets = target.replicas()
+        if not datasets:
+            raise TargetError(f"{target.url} holds no topoff replica",
+                              hint="build one with `topoff sync FROM TARGET`")
+        if dataset is None:
+            if len(datasets) > 1:
+                raise TargetError(f"{target.url} holds several datasets ({', '.join(datasets)})",
+                                  hint="choose one with --dataset")
+            dataset = datasets[0]
+        state = target.read_replica(dataset)
+        if state is None:
+            raise TargetError(f"{target.url} holds no replica of {dataset}",
+                              hint=f"datasets here: {', '.join(datasets)}")
+        if state.status != "ready":
+            raise TargetError(f"the replica of {dataset} is still being built",
+                              hint="run `topoff sync` until it finishes, then verify")
+        cutoff = _cutoff(target, dataset)
+        report = VerifyReport(dataset, cutoff)
+        with SnapshotSession(source_url, allow_primary, "topoff verify") as session:
+            session.open()
+            for table in target.table_defs(dataset).values():
+                t = _compare_table(session.conn, target, table, state.since, cutoff)
+                report.tables.append(t)
+                log.info("%s: %s (%d rows over %d days)", table.source,
+                         "equal" if t.equal else f"{len(t.differences)} differences",
+                         t.compared_rows, t.days)
+        return report
+    finally:
+        target.close()
+

@@ -1,0 +1,63 @@
+"""Test configuration shared by every test module.
+
+Each pytest worker starts one real PostgreSQL primary with a streaming hot standby (initdb,
+pg_basebackup -R, free loopback ports; run as the postgres user when the tests run as
+root). Each test gets a fresh database on it, replicated to the standby.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.pg import Database, make_config
+from topoff.config import Config
+from topoff.demo import sample
+from topoff.demo.cluster import ThrowawayCluster
+
+pytest_plugins = ["support.store_fixtures"]
+
+DAYS = 5
+PER_DAY = 300
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ThrowawayCluster]:
+    c = ThrowawayCluster()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def db(cluster: ThrowawayCluster) -> Iterator[Database]:
+    name = f"t{os.getpid()}_{next(_names)}"
+    cluster.create_database(name)
+    yield Database(name, cluster)
+    cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def datanommer(db: Database) -> Database:
+    """The datanommer-shaped sample: DAYS days of PER_DAY messages ending yesterday (UTC)."""
+    with db.primary() as conn:
+        sample.fill(conn, days=DAYS, per_day=PER_DAY)
+    db.sync()
+    return db
+
+
+@pytest.fixture
+def config(datanommer: Database) -> Config:
+    return make_config(datanommer)
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    return tmp_path / "published"

@@ -1,0 +1,125 @@
+"""moto's S3 server over real HTTP on loopback, plus a TCP proxy that can break a response."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import threading
+import uuid
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+#: environment that points boto3 at nothing real (the fixture adds AWS_ENDPOINT_URL)
+DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/topoff-test-aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/topoff-test-aws-credentials",
+}
+#: variables that could send boto3 to a real account; the fixture removes them
+UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
+
+
+class S3Server:
+    """A moto S3 server on 127.0.0.1 with a free port; ``endpoint_url`` is where it listens."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._client: Any = None
+
+    def client(self) -> Any:
+        """A boto3 client with explicit dummy credentials (independent of the environment)."""
+        if self._client is None:  # creating a client is slow; one is safe to share
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def create_bucket(self, name: str | None = None, *, object_lock: bool = False) -> str:
+        """Create a bucket (a fresh random name by default) and return its name."""
+        name = name or f"topoff-{uuid.uuid4().hex[:16]}"
+        args: dict[str, Any] = {"Bucket": name}
+        if object_lock:
+            args["ObjectLockEnabledForBucket"] = True
+        self.client().create_bucket(**args)
+        return name
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class CuttingProxy:
+    """Forwards TCP to ``target_port``; after ``cut_after(n)`` the next n response bytes
+    (counted from then on, headers included) are passed and then both sockets are closed."""
+
+    def __init__(self, target_url: str) -> None:
+        match = re.fullmatch(r"http://([\d.]+):(\d+)", target_url)
+        assert match, target_url
+        self._target = (match[1], int(match[2]))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._budget: int | None = None
+        self._lock = threading.Lock()
+        #: Range headers seen in requests passing through (lower-cased header values)
+        self.ranges: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_after(self, nbytes: int) -> None:
+        with self._lock:
+            self._budget = nbytes
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not response:
+                    found = re.findall(rb"(?im)^range:\s*(.+?)\r$", data)
+                    self.ranges += [r.decode() for r in found]
+                    dst.sendall(data)
+                    continue
+                with self._lock:
+                    budget = self._budget
+                    if budget is not None:
+                        self._budget = None if len(data) >= budget else budget - len(data)
+                if budget is not None and len(data) >= budget:
+                    dst.sendall(data[:budget])
+                    return  # the finally clause drops both connections mid-response
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()

@@ -1,0 +1,172 @@
+"""Configuration: the TOML file, its checks, and the environment."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from topoff.config import (
+    Config,
+    ExportSettings,
+    load_config,
+    parse_config,
+    parse_duration,
+    parse_size,
+)
+from topoff.demo import sample
+from topoff.errors import ConfigError
+
+MINIMAL = """
+dataset = "d"
+[tables.events]
+cursor = "t"
+"""
+
+
+def parse(text: str) -> Config:
+    return parse_config(tomllib.loads(text))
+
+
+def error_of(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    return info.value
+
+
+def test_example_config_classifies_the_datanommer_tables():
+    c = parse(sample.example_config())
+    assert c.dataset == "datanommer"
+    assert c.strict is True
+    assert c.allow_primary is False
+    assert [t.qualified for t in c.tables] == [
+        "public.messages", "public.users_messages", "public.packages_messages",
+        "public.users", "public.packages"]
+    messages = c.table("public.messages")
+    assert (messages.method, messages.cursor, messages.cursor_timezone) == (
+        "append", "timestamp", "UTC")
+    assert messages.private_columns() == {"certificate", "signature", "crypto"}
+    assert c.table("public.users").method == "snapshot"
+    assert c.table("public.users").cursor is None
+    assert c.export == ExportSettings(jobs=4, chunk_bytes=256 * 1024**2, compression_level=3,
+                                      lookback_days=3, retry_attempts=5, retry_backoff=2.0)
+    assert (c.retention.keep_days, c.retention.keep_full) == (15, 2)
+
+
+def test_defaults_and_table_naming():
+    c = parse(MINIMAL + '[tables."audit.log"]\n[tables.other]\nschema = "s"\n')
+    events, log, other = c.tables
+    assert (events.qualified, events.method, events.cursor_timezone) == ("public.events",
+                                                                         "append", "UTC")
+    assert log.qualified == "audit.log" and log.method == "snapshot"
+    assert other.qualified == "s.other"
+    assert c.export == ExportSettings()
+    assert c.source_url is None and c.strict is False
+
+
+@pytest.mark.parametrize("text, words", [
+    ('datset = "x"', ["unknown key 'datset'", "the top level"]),
+    ('[source]\nurl = "x"\nallow_primry = true', ["allow_primry", "[source]"]),
+    ("[export]\njob = 3", ["'job'", "[export]"]),
+    ('[tables.t]\ncursor = "c"\ncursr = "x"', ["'cursr'", "[tables.t]"]),
+])
+def test_unknown_keys_are_errors(text, words):
+    e = error_of(text)
+    for w in words:
+        assert w in e.message
+    assert e.hint and "expected one of" in e.hint
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[tables.t]\nmethod = "merge"\ncursor = "c"', ["method 'merge' is not known"]),
+    ('[tables.t]\nmethod = "append"', ["needs a cursor column"]),
+    ('[tables.t]\nmethod = "upsert"', ["needs a cursor column"]),
+    ('[tables.t]\ncursor = "c"\ncursor_timezone = "Mars/Olympus"', ["not a known time zone"]),
+    ('[tables.t]\ncursor = "c"\n[tables.t.columns]\nc = "public"\nx = "secret"',
+     ["column x is classified 'secret'"]),
+    ('[tables.t]\ncursor = "c"\n[tables.t.columns]\nc = "private"', ["cursor column c",
+                                                                   "private"]),
+    ('[tables.t]\ncursor = "c"\nkey = "id"', ["key must be a list"]),
+    ('[tables.t]\ncursor = 3', ["cursor must be a str"]),
+    ('[tables.t]\n[tables."public.t"]', ["public.t is configured twice"]),
+    ("[export]\njobs = 0", ["jobs must be at least 1"]),
+    ("[export]\njobs = true", ["jobs must be a int"]),
+    ("[export]\ncompression_level = 23", ["compression_level must be 1..22"]),
+    ('[export]\nchunk_size = "lots"', ["invalid size", "chunk_size"]),
+    ('[export]\nretry_backoff = "soon"', ["invalid duration"]),
+    ("[export]\nlookback_days = -1", ["lookback_days must be at least 0"]),
+    ("[retention]\nkeep_days = 0", ["keep_days must be at least 1"]),
+    ('[source]\nallow_primary = "yes"', ["allow_primary must be a bool"]),
+    ('strict = "yes"', ["strict must be a bool"]),
+])
+def test_invalid_values_are_errors(text, words):
+    e = error_of(text)
+    for w in words:
+        assert w in e.message, e.message
+
+
+def test_filter_lookback_and_key():
+    c = parse('[tables.t]\ncursor = "c"\nfilter = "  "\nkey = ["a", "b"]\n'
+              '[tables.u]\nfilter = "x > 1"\n[export]\nlookback_days = 0\n'
+              'retry_backoff = "500ms"\nchunk_size = "16KiB"')
+    assert c.tables[0].filter is None  # blank filter means none
+    assert c.tables[0].key == ("a", "b")
+    assert c.tables[1].filter == "x > 1"
+    assert c.export.lookback_days == 0
+    assert c.export.retry_backoff == 0.5
+    assert c.export.chunk_bytes == 16 * 1024
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("256MiB", 256 * 1024**2), ("1GB", 1000**3), ("16 KiB", 16 * 1024), ("10", 10),
+    (4096, 4096), ("1.5k", 1500), ("2tib", 2 * 1024**4),
+])
+def test_parse_size(value, expected):
+    assert parse_size(value, "x") == expected
+
+
+@pytest.mark.parametrize("value", ["", "MiB", "-1MiB", "1 PiB", "ten", "1e3"])
+def test_parse_size_rejects(value):
+    with pytest.raises(ConfigError, match="invalid size"):
+        parse_size(value, "x")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2s", 2.0), ("500ms", 0.5), ("1m", 60.0), ("1h", 3600.0), (3, 3.0), ("0.25", 0.25),
+])
+def test_parse_duration(value, expected):
+    assert parse_duration(value, "x") == expected
+
+
+def test_overrides_ignore_none():
+    c = parse(MINIMAL)
+    assert c.with_overrides(source_url=None, strict=None) == c
+    c2 = c.with_overrides(source_url="postgresql://h/db", strict=True).with_export(jobs=7,
+                                                                                 chunk_bytes=None)
+    assert (c2.source_url, c2.strict, c2.export.jobs) == ("postgresql://h/db", True, 7)
+    assert c2.export.chunk_bytes == c.export.chunk_bytes
+    with pytest.raises(ConfigError, match=r"public\.nope is not in the configuration"):
+        c.table("public.nope")
+
+
+def test_load_config_file_and_environment(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text(MINIMAL + '[source]\nurl = "postgresql://file/db"\n')
+    assert load_config(path, env={}).source_url == "postgresql://file/db"
+    # TOPOFF_SOURCE_URL wins over the file; TOPOFF_CONFIG names the file
+    c = load_config(None, env={"TOPOFF_CONFIG": str(path),
+                               "TOPOFF_SOURCE_URL": "postgresql://env/db"})
+    assert c.source_url == "postgresql://env/db"
+    assert c.path == path and c.dataset == "d"
+    assert load_config(None, env={}) == Config()
+
+
+def test_load_config_errors(tmp_path: Path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "missing.toml", env={})
+    assert "not found" in info.value.message and "--config" in (info.value.hint or "")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("dataset = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})

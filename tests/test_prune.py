@@ -1,0 +1,176 @@
+"""``topoff prune``: old days and old full exports go, what a replica still needs stays."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from support.cli import after_second_of, run_cli
+from support.dataset import files_under, read_dataset, topoff_log
+from support.pg import make_config
+from topoff.dataset import layout
+from topoff.dataset.index import read_index
+from topoff.dataset.layout import Window
+from topoff.dataset.retention import plan_prune, prune
+from topoff.demo import sample
+from topoff.errors import ConfigError
+from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
+from topoff.export.windows import yesterday
+from topoff.stores import open_store
+
+
+def rev(d, n):
+    return layout.incremental_id(Window.day(d), n)
+
+
+@pytest.fixture
+def history(datanommer, dest):
+    """Seven publications over five days:
+
+    seq 1  incremental Y-4 r1      (old, before the newest full: removable)
+    seq 2  incremental Y-3 r1      (old, before the newest full: removable)
+    seq 3  full F1                 (not the newest full)
+    seq 4  incremental Y-2 r1      (old, before the newest full: removable)
+    seq 5  full F2                 (the newest full: always kept)
+    seq 6  incremental Y-1 r1      (recent)
+    seq 7  incremental Y-4 r2      (old, but published after F2: kept)
+    """
+    config = make_config(datanommer, lookback_days=0)
+    store = open_store(str(dest))
+    y = yesterday()
+    day = {n: y - timedelta(days=n) for n in range(5)}
+    export_incremental(config, store, Window.day(day[4]))
+    export_incremental(config, store, Window.day(day[3]))
+    [f1] = export_full(config, store).publications
+    export_incremental(config, store, Window.day(day[2]))
+    after_second_of(f1.snapshot_time)
+    [f2] = export_full(config, store).publications
+    export_incremental(config, store, Window.day(day[1]))
+    with datanommer.primary() as conn:
+        sample.add_messages(conn, day[4], 3, tag="late")
+    datanommer.sync()
+    [late] = export_incremental(config, store, Window.day(day[4])).publications
+    assert late.id == rev(day[4], 2)
+    ids = [p.id for p in read_index(store).publications]
+    assert ids == [rev(day[4], 1), rev(day[3], 1), f1.id, rev(day[2], 1), f2.id,
+                   rev(day[1], 1), rev(day[4], 2)]
+    return {"store": store, "day": day, "f1": f1.id, "f2": f2.id, "ids": ids,
+            "now": datetime.combine(y + timedelta(days=1), time(12), tzinfo=UTC)}
+
+
+def test_prune_keeps_the_newest_full_and_everything_after_it(history, dest):
+    store, day, now = history["store"], history["day"], history["now"]
+    expected = [rev(day[4], 1), rev(day[3], 1), history["f1"], rev(day[2], 1)]
+    kept = [history["f2"], rev(day[1], 1), rev(day[4], 2)]
+    files_before = {p: (dest / p).read_bytes() for p in files_under(dest)}
+
+    dry = prune(store, "datanommer", keep_days=2, keep_full=1, dry_run=True, now=now)
+    assert dry.dry_run and [p.id for p in dry.removed] == expected
+    assert [p.id for p in dry.kept] == kept
+    assert dry.files == sum(1 for p in files_before if layout.publication_of(p) in expected)
+    assert dry.bytes == sum(len(b) for p, b in files_before.items()
+                            if layout.publication_of(p) in expected)
+    assert {p: (dest / p).read_bytes() for p in files_under(dest)} == files_before
+
+    done = prune(store, "datanommer", keep_days=2, keep_full=1, now=now)
+    assert not done.dry_run
+    assert [p.id for p in done.removed] == expected and (done.files, done.bytes) == (
+        dry.files, dry.bytes)
+    index = read_index(store)
+    assert [p.id for p in index.publications] == kept
+    assert [(r["id"], r["sequence"]) for r in index.removed] == [
+        (expected[0], 1), (expected[1], 2), (expected[2], 3), (expected[3], 4)]
+    assert index.next_sequence == 8  # sequence numbers are never reused
+    left = files_under(dest)
+    assert not [p for p in left if layout.publication_of(p) in expected]
+    for pub in expected:  # no empty directories left behind either
+        assert not (dest / pub).exists()
+    assert {p: (dest / p).read_bytes() for p in left if p != layout.INDEX} == {
+        p: b for p, b in files_before.items() if p in left and p != layout.INDEX}
+    read_dataset(store)  # what is left is whole
+
+    # nothing more to remove: the index is not rewritten
+    raw = (dest / layout.INDEX).read_bytes()
+    again = prune(store, "datanommer", keep_days=2, keep_full=1, now=now)
+    assert again.removed == [] and (dest / layout.INDEX).read_bytes() == raw
+
+
+def test_a_pruned_day_is_not_published_again(history, datanommer, dest, caplog):
+    """A day removed by retention that a later run's lookback reaches (keep_days shorter
+    than the lookback) is neither re-checked nor republished: retention has the last word,
+    and no name is ever written twice."""
+    store, day = history["store"], history["day"]
+    prune(store, "datanommer", keep_days=2, keep_full=1, now=history["now"])
+    assert not (dest / rev(day[2], 1)).exists()
+    with topoff_log():
+        result = export_incremental(make_config(datanommer, lookback_days=1), store,
+                                    Window.day(day[1]))
+    assert result.publications == []
+    assert result.unchanged == [day[1].isoformat()]
+    assert f"{day[2].isoformat()}: removed by retention; not re-checked" in caplog.text
+    data = read_dataset(store)
+    assert not [p for p in data.index.publications if p.label == day[2].isoformat()]
+    assert not (dest / rev(day[2], 1)).exists() and not (dest / rev(day[2], 2)).exists()
+
+
+def test_prune_limits(history):
+    index = read_index(history["store"])
+    now, day = history["now"], history["day"]
+    # keep_full=2 keeps the older full export as well
+    remove, _ = plan_prune(index, keep_days=2, keep_full=2, now=now)
+    assert history["f1"] not in [p.id for p in remove]
+    # a long keep_days removes only the older full export
+    remove, _ = plan_prune(index, keep_days=30, keep_full=1, now=now)
+    assert [p.id for p in remove] == [history["f1"]]
+    # even with keep_days=1 the newest full and what follows it stay
+    remove, keep = plan_prune(index, keep_days=1, keep_full=1, now=now + timedelta(days=400))
+    assert [p.id for p in keep] == [history["f2"], rev(day[1], 1), rev(day[4], 2)]
+    with pytest.raises(ConfigError, match="at least 1"):
+        plan_prune(index, keep_days=2, keep_full=0, now=now)
+
+
+def test_prune_of_an_empty_store(tmp_path):
+    result = prune(open_store(str(tmp_path / "nothing")), None, keep_days=1)
+    assert result.removed == [] and result.kept == []
+
+
+def test_prune_command(history, dest):
+    index_before = (dest / layout.INDEX).read_bytes()
+    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    day = history["day"]
+    for pub in (rev(day[4], 1), rev(day[3], 1), history["f1"], rev(day[2], 1)):
+        assert f"would remove {pub}" in lines
+    assert any(ln.startswith("would remove 4 publications") for ln in lines)
+    assert (dest / layout.INDEX).read_bytes() == index_before
+
+    listing = run_cli("list", str(dest))
+    assert listing.exit_code == 0
+    assert history["f1"] in listing.stdout and rev(day[4], 2) in listing.stdout
+
+    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--keep-full", "1")
+    assert result.exit_code == 0, result.stderr
+    assert f"removed {history['f1']}" in result.stdout.splitlines()
+    assert [p["id"] for p in json.loads((dest / layout.INDEX).read_text())["publications"]] == [
+        history["f2"], rev(day[1], 1), rev(day[4], 2)]
+
+
+def test_without_a_full_export_days_are_pruned_by_age():
+    """No full export means nothing to bring up to date: incremental days go by age."""
+    from topoff.dataset.index import Index, Publication
+
+    now = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    pubs = []
+    for n, d in enumerate(("2026-11-10", "2026-11-18", "2026-11-20"), 1):
+        w = Window.from_label(d)
+        pubs.append(Publication(f"incremental/{d}/r1", n, "incremental",
+                                f"incremental/{d}/r1/manifest.json", "0" * 64, 1,
+                                now.isoformat(), now.isoformat(), w.to_json(), 1))
+    index = Index("d", pubs, next_sequence=4)
+    remove, keep = plan_prune(index, keep_days=5, keep_full=1, now=now)
+    assert [p.id for p in remove] == ["incremental/2026-11-10/r1"]
+    assert [p.id for p in keep] == ["incremental/2026-11-18/r1", "incremental/2026-11-20/r1"]

@@ -1,0 +1,154 @@
+"""``status`` (what a replica has applied, how far behind it is) and ``verify`` (is it what
+the source holds, day by day)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta
+
+import pytest
+
+from support.replica import (
+    add_messages,
+    cli,
+    day,
+    fill,
+    nommer_config,
+    publish_day,
+    publish_standard,
+    query,
+    source_rows,
+)
+from topoff.errors import SafetyError, TargetError
+from topoff.status import status
+from topoff.sync import sync
+from topoff.verify import verify
+
+pytest_plugins = ["support.replica_fixtures"]
+
+
+def newest(db, table: str, cursor: str) -> str:
+    (value,) = db.standby_query(f'SELECT max("{cursor}") FROM {table}')[0]
+    return value.isoformat(sep=" ")
+
+
+def test_status_follows_the_dataset(db, replica, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = tmp_path / "published"
+    ids = publish_standard(config, str(url))
+    sync(str(url), replica)
+
+    [s] = status(replica)
+    assert (s.dataset, s.origin, s.base, s.status) == ("datanommer", str(url), ids[0], "ready")
+    assert (s.last_sequence, s.last_applied, s.published_sequence) == (3, ids[2], 3)
+    assert s.behind == 0 and s.pending == [] and s.origin_error is None and s.since is None
+    assert s.last_applied_at is not None
+    tables = {t.table: t for t in s.tables}
+    assert sorted(tables) == sorted(
+        ["public.messages", "public.users_messages", "public.packages_messages",
+         "public.users", "public.packages"])
+    for name, t in tables.items():
+        assert t.rows == source_rows(db, name), name
+        assert t.replica_table == name
+    assert tables["public.messages"].newest == newest(db, "messages", "timestamp")
+    assert tables["public.messages"].method == "append"
+    assert tables["public.users_messages"].newest == newest(db, "users_messages",
+                                                            "msg_timestamp")
+    assert tables["public.users"].newest is None and tables["public.users"].method == "snapshot"
+
+    result = cli("status", replica, "--json")
+    assert result.exit_code == 0, result.stderr
+    [doc] = json.loads(result.stdout)
+    assert (doc["dataset"], doc["base"], doc["last_applied"], doc["behind"]) == (
+        "datanommer", ids[0], ids[2], 0)
+    assert {t["table"]: t["rows"] for t in doc["tables"]} == {
+        name: t.rows for name, t in tables.items()}
+    assert {t["table"]: t["newest"] for t in doc["tables"]}["public.messages"] == \
+        tables["public.messages"].newest
+    text = cli("status", replica)
+    assert text.exit_code == 0 and "up to date" in text.stdout
+    assert f"dataset datanommer from {url}" in text.stdout
+
+    # a new publication: one behind, and it is the one pending
+    add_messages(db, day(1), 30)
+    [new] = [p.id for p in publish_day(config, str(url), day(1)).publications]
+    [doc] = json.loads(cli("status", replica, "--json").stdout)
+    assert (doc["behind"], doc["pending"], doc["published_sequence"]) == (1, [new], 4)
+    assert doc["last_sequence"] == 3
+    assert f"1 partitions behind (next: {new})" in cli("status", replica).stdout
+
+    # --offline does not read the origin (which is gone now)
+    url.rename(tmp_path / "moved")
+    [doc] = json.loads(cli("status", replica, "--json", "--offline").stdout)
+    assert doc["behind"] is None and doc["origin_error"] is None
+    assert doc["published_sequence"] is None and doc["last_applied"] == ids[2]
+    [doc] = json.loads(cli("status", replica, "--json").stdout)
+    assert doc["behind"] is None and "nothing is published" in doc["origin_error"]
+    assert "unknown (nothing is published" in cli("status", replica).stdout
+
+    (tmp_path / "moved").rename(url)
+    sync(str(url), replica)
+    [s] = status(replica)
+    assert (s.behind, s.last_applied, s.last_sequence) == (0, new, 4)
+    assert verify(replica, db.standby_url).equal
+
+
+def test_status_of_an_empty_target(replica):
+    assert status(replica) == []
+    result = cli("status", replica)
+    assert result.exit_code == 0 and "no topoff replica here" in result.stdout
+
+
+def test_verify_finds_what_changed_on_the_source(db, replica, tmp_path):
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    sync(url, replica)
+    report = verify(replica, db.standby_url)
+    assert report.equal
+    assert {t.table: (t.days, t.newer_rows) for t in report.tables}["public.messages"] == (3, 0)
+    assert report.cutoff is not None and report.cutoff.date() == day(1)
+
+    # rows of an old day deleted, rows of another changed in place, a new day not published
+    old = datetime.combine(day(4), time())
+    with db.primary() as conn:
+        for link in ("users_messages", "packages_messages"):
+            conn.execute(f"DELETE FROM {link} WHERE msg_timestamp >= %s AND msg_timestamp < %s",
+                         [old, old + timedelta(days=1)])
+        conn.execute('DELETE FROM messages WHERE "timestamp" >= %s AND "timestamp" < %s',
+                     [old, old + timedelta(days=1)])
+        conn.execute("UPDATE messages SET topic = topic || '.changed' WHERE i <= 5 AND "
+                     "msg_id LIKE %s", [f"m{day(3).isoformat()}-%"])
+    add_messages(db, day(1), 40)
+
+    report = verify(replica, db.standby_url)
+    assert not report.equal
+    tables = {t.table: t for t in report.tables}
+    messages = tables["public.messages"]
+    assert [(d.day, d.source_rows, d.replica_rows, d.what) for d in messages.differences] == [
+        (day(4).isoformat(), 0, 100, "-100 rows on the source"),
+        (day(3).isoformat(), 100, 100, "same count, different content")]
+    assert messages.newer_rows == 40  # not published yet: not a difference
+    assert [d.day for d in tables["public.users_messages"].differences] == [day(4).isoformat()]
+    assert tables["public.users"].equal and tables["public.packages"].equal
+    doc = report.to_json()
+    assert doc["equal"] is False
+    assert doc["tables"][[t["table"] for t in doc["tables"]].index("public.messages")][
+        "differences"][1]["same_content"] is True
+
+
+def test_verify_refuses_what_it_cannot_compare(db, replica, tmp_path):
+    with pytest.raises(TargetError, match="holds no topoff replica") as e:
+        verify(replica, db.standby_url)
+    assert "topoff sync" in (e.value.hint or "")
+    fill(db, days=1, per_day=20)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    sync(url, replica)
+    with pytest.raises(SafetyError):  # a primary only when asked for
+        verify(replica, db.primary_url)
+    assert verify(replica, db.primary_url, allow_primary=True).equal
+    with pytest.raises(TargetError, match="no replica of other"):
+        verify(replica, db.standby_url, dataset="other")
+    assert query(replica, "SELECT count(*) FROM public.messages")[0][0] == 20
