@@ -63,6 +63,26 @@ def run(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int) -> list[Run]:
+    """Run each (tool, task, command, prepare) ``repeat`` times, interleaved so that the
+    machine's slow moments spread over all tools; report the median time and the largest
+    peak memory. ``prepare`` (a callable or None) runs untimed before each attempt."""
+    times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
+    peaks: dict[int, float] = dict.fromkeys(range(len(contenders)), 0.0)
+    for _ in range(repeat):
+        for i, (_tool, _task, cmd, prepare) in enumerate(contenders):
+            if callable(prepare):
+                prepare()
+            seconds, peak = run(cmd)
+            times[i].append(seconds)
+            peaks[i] = max(peaks[i], peak)
+    out = []
+    for i, (tool, task, _cmd, _prepare) in enumerate(contenders):
+        ordered = sorted(times[i])
+        out.append(Run(tool, task, ordered[len(ordered) // 2], peaks[i]))
+    return out
+
+
 def topoff(args: str) -> str:
     return f"{shlex.quote(sys.executable)} -m topoff {args}"
 
@@ -75,7 +95,7 @@ def print_table(title: str, runs: list[Run], baseline: dict[str, str]) -> str:
     """The side-by-side table; ``baseline`` maps a task to the run its ratio is against."""
     by = {(r.tool, r.task): r for r in runs}
     lines = [f"## {title}", "",
-             "| task | tool | seconds | ratio | peak RSS MB | output MB |",
+             "| task | tool | seconds (median) | ratio | peak RSS MB | output MB |",
              "|---|---|---:|---:|---:|---:|"]
     for r in runs:
         base = by.get((baseline.get(r.task, ""), r.task))

@@ -1,6 +1,6 @@
 """Benchmark: topoff export against pg_dump and psql \\copy, on the same standby, same run.
 
-    ./run bench export [--days 30] [--per-day 50000]
+    ./run bench export [--days 30] [--per-day 50000] [--big-day 400000] [--repeat 3]
 
 Builds a datanommer-shaped database (messages with jsonb payloads, users, packages and the
 two link tables) on a primary with a streaming hot standby, then reads the standby with:
@@ -8,10 +8,12 @@ two link tables) on a primary with a streaming hot standby, then reads the stand
 * a full export: ``topoff export full --jobs 2`` against ``pg_dump -Fc`` and
   ``pg_dump | zstd`` (zstd level 3, as topoff);
 * one day: ``topoff export incremental --date D`` (after the days before it are published,
-  so it does its usual 3-day late-row recheck, and once more with --lookback-days 0)
+  so it does its usual 3-day late-row recheck; and once more with --lookback-days 0)
   against ``psql \\copy (SELECT ... WHERE cursor in the day) TO STDOUT CSV | zstd`` for
-  the same three tables.
+  the same three tables; for an ordinary day of the database, and for the newest day,
+  which holds ``--big-day`` messages (about 50 MB compressed, datanommer's daily size).
 
+Each command runs ``--repeat`` times, interleaved with the others; the median is shown.
 Targets: one day within 1.3x of the psql pipeline; the full export no slower than
 ``pg_dump | zstd``; peak memory under 150 MB whatever the table size.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
 from common import (
     CONFIG,
@@ -29,66 +32,100 @@ from common import (
     Run,
     dir_mb,
     machine,
+    median_runs,
     print_table,
     run,
     start_source,
     topoff,
     yesterday,
 )
+from topoff.demo import sample
+
+
+def fresh(path: Path, like: Path | None = None):  # type: ignore[no-untyped-def]
+    """A callable that empties ``path`` (or makes it a copy of ``like``) before a run."""
+    def prepare() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        if like is not None:
+            shutil.copytree(like, path)
+    return prepare
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--per-day", type=int, default=50000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--big-day", type=int, default=400000)
     args = ap.parse_args()
     last = yesterday()
-    cluster = start_source(args.days, args.per_day, last - timedelta(days=1))
+    cluster = start_source(args.days - 1, args.per_day, last - timedelta(days=1))
     assert cluster.standby is not None
+    with cluster.primary.connect("datanommer") as conn:
+        sample.add_messages(conn, last, args.big_day)
+    cluster.wait_replay(timeout=600)
     out = WORK / "export"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (out / "bench.toml").write_text(CONFIG)
     src = cluster.standby.url("datanommer")
     cfg = f"--config {out / 'bench.toml'} --source {src} --quiet"
-    runs: list[Run] = []
     try:
-        # -- full export ---------------------------------------------------------------
-        s, mem = run(topoff(f"export full {cfg} --to {out / 'topoff'} --jobs 2"))
-        runs.append(Run("topoff export full -j2", "full export", s, mem, dir_mb(out / "topoff")))
-        s, mem = run(f"pg_dump -Fc -d {src} -f {out / 'dump.fc'}")
-        runs.append(Run("pg_dump -Fc", "full export", s, mem, dir_mb(out) - runs[0].out_mb))
-        s, mem = run(f"pg_dump -d {src} | zstd -q -3 -o {out / 'dump.sql.zst'}")
-        runs.append(Run("pg_dump | zstd -3", "full export", s, mem,
-                        (out / "dump.sql.zst").stat().st_size / 1e6))
-
-        # -- one day -------------------------------------------------------------------
-        day = last - timedelta(days=1)  # the newest complete day of the source
-        # publish the days before it, so the measured run re-checks them as every night
-        run(topoff(f"export incremental {cfg} --to {out / 'topoff'} --date "
-                   f"{day - timedelta(days=1)}"))
-        s, mem = run(topoff(f"export incremental {cfg} --to {out / 'topoff'} --date {day}"))
-        size = dir_mb(out / "topoff" / "incremental" / day.isoformat())
-        runs.append(Run("topoff export incremental", "one day", s, mem, size))
-        s, mem = run(topoff(f"export incremental {cfg} --to {out / 'topoff0'} --date {day} "
-                            "--lookback-days 0"))
-        runs.append(Run("topoff ... --lookback-days 0", "one day", s, mem,
-                        dir_mb(out / "topoff0" / "incremental")))
-        pipeline = []
-        nxt = day + timedelta(days=1)
-        for table, cursor in CURSOR.items():
-            query = (f"SELECT * FROM {table} WHERE \\\"{cursor}\\\" >= '{day}' AND "
-                     f"\\\"{cursor}\\\" < '{nxt}'")
-            pipeline.append(f"psql -X -q -d {src} -c \"\\copy ({query}) TO STDOUT WITH (FORMAT "
-                            f"csv, HEADER true)\" | zstd -q -3 -o {out / (table + '.csv.zst')}")
-        s, mem = run(" && ".join(pipeline))
-        runs.append(Run("psql \\copy | zstd -3", "one day", s, mem,
-                        sum((out / (t + ".csv.zst")).stat().st_size for t in CURSOR) / 1e6))
+        full = median_runs([
+            ("topoff export full -j1", "full export",
+             topoff(f"export full {cfg} --to {out / 'full1'} --jobs 1"), fresh(out / "full1")),
+            ("topoff export full -j2", "full export",
+             topoff(f"export full {cfg} --to {out / 'full'} --jobs 2"), fresh(out / "full")),
+            ("pg_dump -Fc", "full export", f"pg_dump -Fc -d {src} -f {out / 'dump.fc'}", None),
+            ("pg_dump | zstd -3", "full export",
+             f"pg_dump -d {src} | zstd -q -f -3 -o {out / 'dump.sql.zst'}", None),
+        ], args.repeat)
+        full[0].out_mb = dir_mb(out / "full1")
+        full[1].out_mb = dir_mb(out / "full")
+        full[2].out_mb = (out / "dump.fc").stat().st_size / 1e6
+        full[3].out_mb = (out / "dump.sql.zst").stat().st_size / 1e6
+        days = [(last - timedelta(days=1), f"one day ({args.per_day // 1000}k messages)"),
+                (last, f"one day ({args.big_day // 1000}k messages)")]
+        one = []
+        for day, task in days:
+            one += _one_day(out, cfg, src, day, task, args.repeat)
     finally:
         cluster.close()
-    print(f"\n{machine()}; {args.days} days x {args.per_day:,} messages\n")
-    print_table("topoff export vs pg_dump and psql", runs,
-                {"full export": "pg_dump | zstd -3", "one day": "psql \\copy | zstd -3"})
+    print(f"\n{machine()}; {args.days - 1} days x {args.per_day:,} messages and one of "
+          f"{args.big_day:,}; median of {args.repeat} runs\n")
+    print_table("topoff export vs pg_dump and psql", full + one,
+                {"full export": "pg_dump | zstd -3",
+                 **{task: "psql \\copy | zstd -3" for _, task in days}})
+
+
+def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -> list[Run]:
+    """topoff export incremental of ``day`` against the psql pipeline for the same rows."""
+    # The days before it are published once, so each measured run re-checks them.
+    base = out / f"base-{day}"
+    run(topoff(f"export incremental {cfg} --to {base} --date {day - timedelta(days=1)}"))
+    nxt = day + timedelta(days=1)
+    pipeline = []
+    for table, cursor in CURSOR.items():
+        query = (f"SELECT * FROM {table} WHERE \\\"{cursor}\\\" >= '{day}' AND "
+                 f"\\\"{cursor}\\\" < '{nxt}'")
+        pipeline.append(f"psql -X -q -d {src} -c \"\\copy ({query}) TO STDOUT WITH (FORMAT "
+                        f"csv, HEADER true)\" | zstd -q -f -3 -o {out / (table + '.csv.zst')}")
+    runs = median_runs([
+        ("topoff export incremental -j2", task,
+         topoff(f"export incremental {cfg} --to {out / 'inc'} --date {day}"),
+         fresh(out / "inc", base)),
+        ("topoff export incremental -j1", task,
+         topoff(f"export incremental {cfg} --to {out / 'inc1'} --date {day} --jobs 1"),
+         fresh(out / "inc1", base)),
+        ("topoff ... -j2 --lookback-days 0", task,
+         topoff(f"export incremental {cfg} --to {out / 'inc0'} --date {day} "
+                "--lookback-days 0"), fresh(out / "inc0", base)),
+        ("psql \\copy | zstd -3", task, " && ".join(pipeline), None),
+    ], repeat)
+    for run_, name in zip(runs, ("inc", "inc1", "inc0"), strict=False):
+        run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())
+    runs[3].out_mb = sum((out / (t + ".csv.zst")).stat().st_size for t in CURSOR) / 1e6
+    return runs
 
 
 if __name__ == "__main__":

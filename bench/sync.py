@@ -1,10 +1,11 @@
 """Benchmark: topping off a replica by one day, against a full restore and a bare psql load.
 
-    ./run bench sync [--days 30] [--per-day 50000]
+    ./run bench sync [--days 30] [--per-day 50000] [--new-day 50000] [--repeat 3]
 
 A datanommer-shaped source (primary + streaming standby) holds days 1..N-1; topoff
-publishes a full export, served over HTTP on loopback, and two replicas are built from it
-on a separate PostgreSQL server (plus a DuckDB file). Then day N is written on the primary
+publishes a full export and the nightly partitions of day N-1, served over HTTP on
+loopback, and replicas are built from them on a separate PostgreSQL server and in a DuckDB
+file. Then day N is written on the primary
 and published as one incremental partition, and three ways to get it are timed:
 
 * ``topoff sync http://... postgresql://...`` and ``... replica.duckdb``: download, check
@@ -35,6 +36,7 @@ from common import (
     Run,
     dir_mb,
     machine,
+    median_runs,
     print_table,
     run,
     start_source,
@@ -78,7 +80,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--per-day", type=int, default=50000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--new-day", type=int, default=None,
+                    help="messages in the day added last [default: --per-day]")
     args = ap.parse_args()
+    new_rows = args.new_day or args.per_day
     new_day = yesterday()
     source = start_source(args.days - 1, args.per_day, new_day - timedelta(days=1))
     assert source.standby is not None
@@ -93,56 +99,77 @@ def main() -> None:
     cfg = f"--config {out / 'bench.toml'} --source {src} --quiet"
     published = out / "published"
     server, url = serve(published)
-    for db in ("replica", "replica_psql", "restored"):
-        replicas.primary.execute(f"CREATE DATABASE {db}")
-    pg_replica, psql_replica = replicas.primary.url("replica"), replicas.primary.url("replica_psql")
-    duck = out / "replica.duckdb"
-    cache = f"--cache-dir {out / 'cache'}"
+    pg = replicas.primary
+    pg.execute("CREATE DATABASE replica")
+    duck, duck_run = out / "replica.duckdb", out / "run.duckdb"
+    cache = out / "cache"
     runs: list[Run] = []
     try:
         s, mem = run(topoff(f"export full {cfg} --to {published}"))
         print(f"# full export: {s:.1f}s, {dir_mb(published):.0f} MB", flush=True)
-        for target, label in ((pg_replica, "postgresql"), (psql_replica, "postgresql"),
-                              (duck, "duckdb")):
-            s, mem = run(topoff(f"sync {url} {target} --quiet {cache}"))
+        # The nightly export of the day before: replicas are built from the full export and
+        # these partitions, so that day N is the only thing left to top off.
+        run(topoff(f"export incremental {cfg} --to {published} --date "
+                   f"{new_day - timedelta(days=1)}"))
+        for target, label in ((pg.url("replica"), "postgresql"), (duck, "duckdb")):
+            s, mem = run(topoff(f"sync {url} {target} --quiet --cache-dir {cache}"))
             runs.append(Run(f"topoff sync -> {label}", f"build replica ({args.days - 1} days)",
                             s, mem))
 
         with source.primary.connect("datanommer") as conn:
-            sample.add_messages(conn, new_day, args.per_day)
+            sample.add_messages(conn, new_day, new_rows)
         source.wait_replay(timeout=600)
         run(topoff(f"export incremental {cfg} --to {published} --date {new_day}"))
         day_mb = dir_mb(published / "incremental" / new_day.isoformat())
-        task = f"add day {args.days}"
-        s, mem = run(topoff(f"sync {url} {pg_replica} --quiet {cache}"))
-        runs.append(Run("topoff sync -> postgresql", task, s, mem, day_mb))
-        s, mem = run(topoff(f"sync {url} {duck} --quiet {cache}"))
-        runs.append(Run("topoff sync -> duckdb", task, s, mem, day_mb))
-        script = out / "day.sql"
-        script.write_text(psql_day_script(published, new_day.isoformat()))
-        s, mem = run(f"psql -X -q -v ON_ERROR_STOP=1 -d {psql_replica} -f {script}")
-        runs.append(Run("psql \\copy (files on disk)", task, s, mem, day_mb))
-
         dump = out / "dump.fc"
         s, _ = run(f"pg_dump -Fc -d {src} -f {dump}")
         print(f"# pg_dump -Fc: {s:.1f}s, {dump.stat().st_size / 1e6:.0f} MB", flush=True)
-        s, mem = run(f"pg_restore -j 2 -d {replicas.primary.url('restored')} {dump}")
-        runs.append(Run("pg_restore -j 2 (full)", task, s, mem, dump.stat().st_size / 1e6))
-        s, mem = run(topoff(f"verify {pg_replica} --against {src} --quiet"))
+        script = out / "day.sql"
+        script.write_text(psql_day_script(published, new_day.isoformat()))
+
+        def clone() -> None:  # the day-29 replica again, and nothing downloaded yet
+            pg.execute("DROP DATABASE IF EXISTS run")
+            pg.execute("CREATE DATABASE run TEMPLATE replica")
+            shutil.copy2(duck, duck_run)
+            shutil.rmtree(cache, ignore_errors=True)
+
+        def empty() -> None:
+            pg.execute("DROP DATABASE IF EXISTS restored")
+            pg.execute("CREATE DATABASE restored")
+
+        task = f"add day {args.days} ({new_rows // 1000}k messages)"
+        runs += median_runs([
+            ("topoff sync -> postgresql", task,
+             topoff(f"sync {url} {pg.url('run')} --quiet --cache-dir {cache}"), clone),
+            ("topoff sync -> duckdb", task,
+             topoff(f"sync {url} {duck_run} --quiet --cache-dir {cache}"), clone),
+            ("psql \\copy (files on disk)", task,
+             f"psql -X -q -v ON_ERROR_STOP=1 -d {pg.url('run')} -f {script}", clone),
+            ("pg_restore -j 2 (full)", task,
+             f"pg_restore -j 2 -d {pg.url('restored')} {dump}", empty),
+        ], args.repeat)
+        for r in runs[-4:-1]:
+            r.out_mb = day_mb
+        runs[-1].out_mb = dump.stat().st_size / 1e6
+        clone()
+        run(topoff(f"sync {url} {pg.url('run')} --quiet --cache-dir {cache}"))
+        run(topoff(f"sync {url} {duck_run} --quiet --cache-dir {cache}"))
+        s, mem = run(topoff(f"verify {pg.url('run')} --against {src} --quiet"))
         runs.append(Run("topoff verify (postgresql)", "check", s, mem))
-        s, mem = run(topoff(f"verify {duck} --against {src} --quiet"))
+        s, mem = run(topoff(f"verify {duck_run} --against {src} --quiet"))
         runs.append(Run("topoff verify (duckdb)", "check", s, mem))
     finally:
         server.shutdown()
         source.close()
         replicas.close()
-    print(f"\n{machine()}; {args.days} days x {args.per_day:,} messages\n")
+    print(f"\n{machine()}; {args.days} days x {args.per_day:,} messages; one-day rows: median "
+          f"of {args.repeat} runs, each from a copy of the day-{args.days - 1} replica\n")
     print_table("topping off one day vs a full restore and a bare psql load", runs,
                 {task: "psql \\copy (files on disk)"})
     restore = next(r for r in runs if r.tool.startswith("pg_restore"))
     for r in runs:
         if r.task == task and r is not restore:
-            print(f"{r.tool}: {restore.seconds / r.seconds:.0f}x faster than the full restore")
+            print(f"{r.tool}: {restore.seconds / r.seconds:.1f}x faster than the full restore")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
 def _run(cmd: str, cwd: Path, env: dict[str, str]) -> str:
     argv = ["bash", "-c", cmd.replace("topoff ", f"{sys.executable} -m topoff ", 1)]
     res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    out = (res.stdout + res.stderr).rstrip()
+    out = (res.stderr + res.stdout).rstrip()  # the log comes first, as on a terminal
     if res.returncode:
         out += f"\n(exit status {res.returncode})"
     return out

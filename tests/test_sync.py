@@ -21,6 +21,7 @@ from support.replica import (
     day,
     end_state,
     fill,
+    is_postgres,
     ledger,
     nommer_config,
     publish_day,
@@ -546,9 +547,37 @@ def test_a_table_added_to_the_dataset_later(db, replica, tmp_path):
     assert_counts(replica, db, [*TABLES, "public.tags"])
     report = verify(replica, db.standby_url)
     assert report.equal and "public.tags" in [t.table for t in report.tables]
-    # and the table has its primary key in the replica
-    with pytest.raises(Exception, match=r"(?i)duplicate|constraint"):
-        query(replica, "INSERT INTO public.tags VALUES (1, 'again')")
+    # and the table has its primary key index where the target makes one by default
+    if is_postgres(replica):
+        with pytest.raises(Exception, match=r"(?i)duplicate|constraint"):
+            query(replica, "INSERT INTO public.tags VALUES (1, 'again')")
+
+
+def test_primary_key_indexes_are_a_choice_kept_by_the_replica(db, replica, tmp_path):
+    """PostgreSQL replicas get primary key indexes unless --no-primary-keys; DuckDB ones
+    only with --primary-keys (an ART index is rewritten whole at each checkpoint). Merges
+    work either way, and a later sync cannot change the choice without --rebase."""
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    want = not is_postgres(replica)  # the other choice than the default
+    sync(url, replica, SyncOptions(primary_keys=want))
+    insert = "INSERT INTO public.users VALUES (1, 'again')"
+    if want:
+        with pytest.raises(Exception, match=r"(?i)duplicate|constraint"):
+            query(replica, insert)
+    else:
+        query(replica, insert)  # no index: the duplicate goes in
+        query(replica, "DELETE FROM public.users WHERE name = 'again'")
+    with pytest.raises(ConfigError, match="primary keys") as info:
+        sync(url, replica, SyncOptions(primary_keys=not want))
+    assert "--rebase" in (info.value.hint or "")
+    # late rows for a published day still merge exactly, with or without the index
+    add_messages(db, day(2), 7, tag="late")
+    published = publish_day(nommer_config(db), url, day(1)).publications
+    assert [p.id for p in published] == [f"incremental/{day(2)}/r2", f"incremental/{day(1)}/r1"]
+    sync(url, replica)
+    assert verify(replica, db.standby_url).equal
 
 
 # -- a cursor kept in local wall-clock time, across a daylight-saving change --------------

@@ -12,31 +12,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from rich import filesize
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
-
-class AmountColumn(ProgressColumn):
+def _amount_column() -> Any:
     """Done / total as a count of rows or steps, or as bytes with a transfer speed."""
+    from rich import filesize
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        if task.fields.get("unit") == "bytes":
-            done = filesize.decimal(int(task.completed))
-            total = f"/{filesize.decimal(int(task.total))}" if task.total else ""
-            speed = f" {filesize.decimal(int(task.speed))}/s" if task.speed else ""
-            return Text(f"{done}{total}{speed}")
-        total = f"/{int(task.total):,}" if task.total else ""
-        return Text(f"{int(task.completed):,}{total}")
+    class AmountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.fields.get("unit") == "bytes":
+                done = filesize.decimal(int(task.completed))
+                total = f"/{filesize.decimal(int(task.total))}" if task.total else ""
+                speed = f" {filesize.decimal(int(task.speed))}/s" if task.speed else ""
+                return Text(f"{done}{total}{speed}")
+            total = f"/{int(task.total):,}" if task.total else ""
+            return Text(f"{int(task.completed):,}{total}")
+
+    return AmountColumn()
 
 
 class Bars:
@@ -44,15 +37,24 @@ class Bars:
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._progress: Progress | None = None
+        self._progress: Any = None
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> Bars:
         if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                AmountColumn(), TimeElapsedColumn(),
+                _amount_column(), TimeElapsedColumn(),
                 console=Console(stderr=True), transient=True)
             self._progress.start()
         return self

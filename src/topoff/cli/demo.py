@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from topoff.cli.options import common_options
 
@@ -35,6 +33,9 @@ def demo_cmd(config_path: str | None, days: int, per_day: int, keep: Path | None
     obj = click.get_current_context().obj
     if not obj.get("verbose"):  # the demo prints its own steps; the log adds detail on -v
         logging.getLogger("topoff").setLevel(logging.WARNING)
+    from rich.console import Console
+    from rich.table import Table
+
     from topoff.demo.run import Step, run_demo  # duckdb and the consumer side, only here
 
     console = Console()

@@ -34,7 +34,10 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
     if days is None and keep_full is None:
         return
     result = prune(store, config.dataset, days, keep_full or config.retention.keep_full)
-    echo_prune(result)
+    if result.removed:
+        echo_prune(result)
+    else:
+        click.echo(f"retention: nothing to remove (keeping {days} days)")
 
 
 @export.command("full")

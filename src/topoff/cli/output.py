@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich import filesize
-from rich.console import Console
-from rich.table import Table
+from rich import filesize  # light: the console and tables load only when a listing is drawn
 
 from topoff.dataset.index import Index
 from topoff.dataset.retention import PruneResult
@@ -39,6 +37,9 @@ def echo_prune(result: PruneResult) -> None:
 
 
 def echo_index(index: Index) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"dataset {index.dataset}", title_justify="left")
     for col, justify in (("seq", "right"), ("publication", "left"), ("snapshot", "left"),
                          ("size", "right")):

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from topoff.cli.options import build_config, common_options
 from topoff.cli.output import size
@@ -34,12 +32,16 @@ def _store_options(config_path: str | None) -> Any:
               help="Only rows from this UTC day on (partial replica).")
 @click.option("--schema", metavar="NAME",
               help="Put every table in this schema (several datasets in one replica).")
+@click.option("--primary-keys/--no-primary-keys", default=None,
+              help="Primary key indexes in the replica [default: yes for PostgreSQL, no for "
+              "DuckDB, whose index is rewritten at every checkpoint].")
 @click.option("--rebase", is_flag=True,
               help="Drop the replica's tables and rebuild from the newest full export.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where downloads wait to be applied [default: ~/.cache/topoff/downloads].")
 def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | None,
-             since: str | None, schema: str | None, rebase: bool, cache_dir: Path | None) -> None:
+             since: str | None, schema: str | None, primary_keys: bool | None, rebase: bool,
+             cache_dir: Path | None) -> None:
     """Build or top off the replica TARGET from the dataset at FROM.
 
     FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
@@ -99,6 +101,9 @@ def status_cmd(config_path: str | None, target: str, as_json: bool, offline: boo
     if not reports:
         click.echo(f"{target}: no topoff replica here")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(width=110)
     for r in reports:
         if r.origin_error:

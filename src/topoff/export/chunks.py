@@ -103,20 +103,27 @@ class ChunkedWriter:
             if first is None:
                 return
             self.header = bytes(first)
-        buf = self._buf
+        # The loop runs once per row: counters live in locals, written back at boundaries.
+        buf, limit, progress = self._buf, self.chunk_bytes, self.on_progress
+        csv, count, zw = self._csv_bytes, self._chunk_rows, self._zw
         for row in it:
-            if self._zw is None:
+            if zw is None:
                 self._start()
+                zw, csv, count = self._zw, 0, 0
             buf += row
-            self._csv_bytes += len(row)
-            self._chunk_rows += 1
-            if self._csv_bytes >= self.chunk_bytes:
-                self.rows += self._chunk_rows
+            csv += len(row)
+            count += 1
+            if csv >= limit:
+                self._csv_bytes, self._chunk_rows = csv, count
+                self.rows += count
                 self._finish()
+                zw, csv, count = None, 0, 0
             elif len(buf) >= BUFFER:
-                self._flush()
-                if self.on_progress is not None:
-                    self.on_progress(self.rows + self._chunk_rows)
+                zw.write(buf)
+                buf.clear()
+                if progress is not None:
+                    progress(self.rows + count)
+        self._csv_bytes, self._chunk_rows = csv, count
 
     def close(self) -> list[DataFile]:
         """Finish the last file. A table with no rows still gets one file (its header)."""

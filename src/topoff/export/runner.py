@@ -18,6 +18,7 @@ from psycopg import sql
 
 from topoff.dataset.manifest import DataFile
 from topoff.export.chunks import ChunkedWriter
+from topoff.export.copy_out import copy_rows
 from topoff.export.session import SnapshotSession
 from topoff.safety import is_recovery_conflict
 from topoff.sources.catalog import SourceTable
@@ -89,8 +90,7 @@ class Runner:
 
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress)
         try:
-            with conn.cursor() as cur, cur.copy(unit.statement) as copy:
-                writer.write_rows(copy)
+            writer.write_rows(copy_rows(conn, unit.statement))
             files = writer.close()
         except BaseException as e:
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead

@@ -35,6 +35,8 @@ class SyncOptions:
     since: date | None = None
     rebase: bool = False
     schema: str | None = None
+    #: primary key indexes in the replica (None: what the target does by default)
+    primary_keys: bool | None = None
     cache_dir: Path | None = None
     store_options: StoreOptions | None = None
     hook: Hook | None = None
@@ -70,6 +72,11 @@ def _settings_match(state: ReplicaState, opts: SyncOptions, origin: str, target:
     if opts.since is not None and opts.since != state.since:
         raise ConfigError(f"the replica was built with --since {state.since or 'none'}",
                           hint=rebase_hint(origin, target) + " --since ...")
+    if opts.primary_keys is not None and opts.primary_keys != state.primary_keys:
+        raise ConfigError(
+            f"the replica was built {'with' if state.primary_keys else 'without'} primary keys",
+            hint=rebase_hint(origin, target) + (" --primary-keys" if opts.primary_keys
+                                                 else " --no-primary-keys"))
     if opts.schema is not None and opts.schema != state.schema:
         raise ConfigError(f"the replica was built into schema {state.schema or '(source)'}",
                           hint=rebase_hint(origin, target) + " --schema ...")
@@ -145,9 +152,11 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
         manifest = read_manifest(store, plan.base)
         if state is None:
             tables = select_tables(manifest, opts.tables)
+            keys = target.capabilities.primary_keys if opts.primary_keys is None \
+                else opts.primary_keys
             state = ReplicaState(index.dataset, store.url, plan.base.id, plan.base.sequence,
                                  tables=tables if opts.tables else None, since=opts.since,
-                                 schema=opts.schema)
+                                 schema=opts.schema, primary_keys=keys)
         tables = state.tables or list(manifest.tables)
         files = sum(len(manifest.tables[q].files) for q in tables)
         log.info("loading %s (%d tables, %d files) into %s", plan.base.id, len(tables), files,

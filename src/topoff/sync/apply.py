@@ -99,7 +99,7 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
     if "post-data" not in done:
         with target.transaction():
             for d in defs.values():
-                target.create_keys(d)
+                target.create_keys(d, state.primary_keys)
             state.status = "ready"
             state.last_sequence = pub.sequence
             target.write_replica(state)
@@ -107,7 +107,8 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
                 hook("keys_created", publication=pub.id)
             target.record_step(dataset, pub.id, "post-data", pub.sequence, pub.kind, None, None,
                                None, pub.manifest_sha256)
-        log.info("created keys and indexes; replica built from %s", pub.id)
+        log.info("replica built from %s%s", pub.id,
+                 " (primary keys created)" if state.primary_keys else "")
     return total
 
 
@@ -173,7 +174,7 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
         for entry, d, added, is_new in work:
             if is_new:
                 target.create_table(d)
-                target.create_keys(d)
+                target.create_keys(d, state.primary_keys)
                 target.write_table_def(dataset, d)
                 summary.append(f"{entry.name}: new table")
             for c in added:

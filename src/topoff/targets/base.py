@@ -36,7 +36,8 @@ class Capabilities:
     name: str
     #: how files are loaded
     loader: str
-    #: primary keys are created (after the full load) and used for upserts
+    #: primary key indexes are created by default (after the full load); --primary-keys or
+    #: --no-primary-keys decides for a replica. Merges use the key either way.
     primary_keys: bool
     #: an index on each table's cursor column (makes window replacement cheap)
     cursor_index: bool
@@ -68,6 +69,7 @@ class ReplicaState:
     tables: list[str] | None = None  # qualified source names, None = all
     since: date | None = None
     schema: str | None = None  # every table goes into this schema (else its own)
+    primary_keys: bool = True  # primary key indexes created in the replica
     updated_at: datetime | None = None
 
 
@@ -125,7 +127,8 @@ LEDGER_DDL = [
     """CREATE TABLE IF NOT EXISTS topoff.replicas (
         dataset text PRIMARY KEY, origin text NOT NULL, base text NOT NULL,
         base_sequence bigint NOT NULL, status text NOT NULL, last_sequence bigint NOT NULL,
-        tables text, since date, target_schema text, updated_at timestamptz NOT NULL)""",
+        tables text, since date, target_schema text, primary_keys boolean NOT NULL,
+        updated_at timestamptz NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS topoff.tables (
         dataset text NOT NULL, source_table text NOT NULL, target_schema text NOT NULL,
         target_name text NOT NULL, definition text NOT NULL,
@@ -180,8 +183,9 @@ class Target(ABC):
     def add_column(self, table: TableDef, column: Column) -> None: ...
 
     @abstractmethod
-    def create_keys(self, table: TableDef) -> None:
-        """Primary key and cursor index, as the capabilities say."""
+    def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
+        """The primary key (when ``primary_key``) and the cursor index (as the capabilities
+        say), once the table holds its first rows."""
 
     def drop_table(self, ref: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.ident(ref.schema, ref.name)}")
@@ -229,22 +233,24 @@ class Target(ABC):
         P = self.P
         rows = self.execute(
             "SELECT dataset, origin, base, base_sequence, status, last_sequence, tables, since, "
-            f"target_schema, updated_at FROM topoff.replicas WHERE dataset = {P}", [dataset])
+            f"target_schema, primary_keys, updated_at FROM topoff.replicas WHERE dataset = {P}",
+            [dataset])
         if not rows:
             return None
         r = rows[0]
         return ReplicaState(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]),
-                            json.loads(r[6]) if r[6] else None, r[7], r[8], r[9])
+                            json.loads(r[6]) if r[6] else None, r[7], r[8], bool(r[9]), r[10])
 
     def write_replica(self, s: ReplicaState) -> None:
         P = self.P
         self.execute(f"DELETE FROM topoff.replicas WHERE dataset = {P}", [s.dataset])
         self.execute(
             "INSERT INTO topoff.replicas (dataset, origin, base, base_sequence, status, "
-            "last_sequence, tables, since, target_schema, updated_at) VALUES "
-            f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, now())",
+            "last_sequence, tables, since, target_schema, primary_keys, updated_at) VALUES "
+            f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, now())",
             [s.dataset, s.origin, s.base, s.base_sequence, s.status, s.last_sequence,
-             json.dumps(s.tables) if s.tables is not None else None, s.since, s.schema])
+             json.dumps(s.tables) if s.tables is not None else None, s.since, s.schema,
+             s.primary_keys])
 
     def table_defs(self, dataset: str) -> dict[str, TableDef]:
         P = self.P

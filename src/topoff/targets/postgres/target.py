@@ -144,14 +144,19 @@ class PostgresTarget(Target):
             self._table(table.target), sql.Identifier(column.name),
             sql.SQL(self._type(table, column))))
 
-    def create_keys(self, table: TableDef) -> None:
+    def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
         t = self._table(table.target)
-        if table.primary_key:
+        if table.primary_key and primary_key:
             self.conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
                 t, sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)))
         if table.cursor:
             self.conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(
                 t, sql.Identifier(table.cursor)))
+
+    def _has_primary_key(self, ref: TableRef) -> bool:
+        return bool(self.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) "
+            "AND indisprimary)", [self.ident(ref.schema, ref.name)])[0][0])
 
     # -- loading ---------------------------------------------------------------------------
     def _copy_into(self, relation: sql.Composable, columns: list[Column],
@@ -176,9 +181,28 @@ class PostgresTarget(Target):
         table = spec.table
         columns: list[Column] = spec.extra.get("columns") or table.columns
         target = self._table(table.target)
+        if spec.since is None and spec.mode in ("initial", "snapshot", "append"):
+            # Straight into the table, as psql would: no staging copy.
+            if spec.mode == "snapshot":
+                self.conn.execute(sql.SQL("DELETE FROM {}").format(target))
+            elif spec.mode == "append" and spec.window is not None:
+                self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
+                    target, window_sql(table, spec.window)))
+            if spec.mode != "append" or not table.primary_key:
+                return self._copy_into(target, columns, spec.files)
+            if self._has_primary_key(table.target):  # else only a merge finds moved rows
+                try:
+                    with self.conn.transaction():  # a savepoint
+                        return self._copy_into(target, columns, spec.files)
+                except psycopg.errors.UniqueViolation:
+                    pass  # a row moved here from another window: merge on the key below
+        return self._merge(spec, columns)
+
+    def _merge(self, spec: LoadSpec, columns: list[Column]) -> int:
+        """Through a staging table: the since filter, upserts, and rows that changed window."""
+        table = spec.table
+        target = self._table(table.target)
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-        if spec.mode == "initial" and spec.since is None:
-            return self._copy_into(target, columns, spec.files)
         stage = sql.Identifier(f"topoff_stage_{next(_stage_names)}")
         self.conn.execute(sql.SQL(
             "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, target))
@@ -194,15 +218,20 @@ class PostgresTarget(Target):
         elif spec.mode == "append" and spec.window is not None:
             self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
                 target, window_sql(table, spec.window)))
-        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
         keys = table.primary_key
+        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
         if keys and spec.mode in ("append", "upsert"):
-            others = [c.name for c in columns if c.name not in keys]
-            action = sql.SQL("NOTHING") if not others else sql.SQL("UPDATE SET ") + sql.SQL(
-                ", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
-                           for n in others)
-            insert += sql.SQL(" ON CONFLICT ({}) DO {}").format(
-                sql.SQL(", ").join(sql.Identifier(k) for k in keys), action)
+            if self._has_primary_key(table.target):
+                others = [c.name for c in columns if c.name not in keys]
+                action = sql.SQL("NOTHING") if not others else sql.SQL("UPDATE SET ") + \
+                    sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(
+                        sql.Identifier(n), sql.Identifier(n)) for n in others)
+                insert += sql.SQL(" ON CONFLICT ({}) DO {}").format(
+                    sql.SQL(", ").join(sql.Identifier(k) for k in keys), action)
+            else:  # no key index on the replica (--no-primary-keys): delete, then insert
+                self.conn.execute(sql.SQL("DELETE FROM {} t USING {} s WHERE {}").format(
+                    target, stage, sql.SQL(" AND ").join(
+                        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in keys)))
         self.conn.execute(insert)
         self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
         return int(rows)
