@@ -1,6 +1,6 @@
 """Write docs/commands/*.md: each command's help, an example, and the example's real output.
 
-    ./run bench ../docs/generate      (or: .venv/bin/python docs/generate.py)
+    .venv/bin/python docs/generate.py     (after ./run test or ./run demo made .venv)
 
 Runs the examples for real, on a throwaway primary + standby with a small datanommer-shaped
 database, and pastes what they print. Temp paths and ports in the output are replaced by

@@ -116,6 +116,27 @@ def test_a_pruned_day_is_not_published_again(history, datanommer, dest, caplog):
     assert not (dest / rev(day[2], 1)).exists() and not (dest / rev(day[2], 2)).exists()
 
 
+def test_a_pruned_day_exported_again_by_hand_gets_the_next_revision(history, datanommer,
+                                                                     dest):
+    """--date on a day that retention removed publishes it again, under a revision number
+    that was never used, with every file where its manifest says (the day's COPY starts
+    before the recheck; both must agree on the name)."""
+    store, day = history["store"], history["day"]
+    prune(store, "datanommer", keep_days=2, keep_full=1, now=history["now"])
+    assert read_index(store).get(rev(day[3], 1)) is None
+    for jobs in (2, 1):
+        result = export_incremental(make_config(datanommer, lookback_days=0, jobs=jobs), store,
+                                    Window.day(day[3]))
+        expected = rev(day[3], 2 if jobs == 2 else 3)
+        if jobs == 1:  # nothing changed since the hand-made r2: nothing new
+            assert result.publications == []
+            break
+        assert [p.id for p in result.publications] == [expected]
+    data = read_dataset(store)  # every listed file exists, with its size, sha256 and rows
+    assert data.manifests[rev(day[3], 2)].tables["public.messages"].rows == 300
+    assert not (dest / rev(day[3], 1)).exists()
+
+
 def test_prune_limits(history):
     index = read_index(history["store"])
     now, day = history["now"], history["day"]

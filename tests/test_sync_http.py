@@ -156,6 +156,23 @@ def test_a_damaged_part_file_is_downloaded_again(db, published, setup, replica, 
 
 
 @http_only
+def test_a_damaged_file_in_the_cache_is_downloaded_again(db, published, setup, replica,
+                                                          tmp_path):
+    """A complete file in the cache that no longer matches its sha256 (a crash, a bad
+    disk) is the cache's fault: it is dropped and fetched again, the sync succeeds."""
+    full = next(iter(setup))
+    f = setup[full].tables["public.messages"].files[0]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{f.sha256}.csv.zst").write_bytes(b"\0" * f.bytes)
+
+    sync(published.read_url, replica, SyncOptions(cache_dir=cache, store_options=FAST))
+    assert gets(published)[url_path(full, f)] == 1
+    assert list(cache.iterdir()) == []
+    assert_equal(replica, db)
+
+
+@http_only
 def test_a_damaged_file_over_http_changes_nothing(db, published, setup, replica, tmp_path):
     assert published.directory is not None
     url = published.read_url

@@ -311,8 +311,9 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     # A window never published before is exported whatever the recheck of
                     # earlier days finds: its COPYs start now, beside the recheck.
                     early: set[str] = set()
-                    if index is None or index.latest_revision(window) is None:
-                        first = WindowPlan(window, 1, None, is_target=True, tables=[
+                    prev_id, prev_rev, _ = _previous_entry(index, store, window, {})
+                    if prev_id is None:
+                        first = WindowPlan(window, prev_rev + 1, None, is_target=True, tables=[
                             TablePlan(t, export=True) for t in tables if t.config.cursor])
                         units = _units_for(first, info)
                         runner.submit(units)

@@ -57,8 +57,11 @@ class Fetcher:
             return path
         path = self.cache_dir / f"{f.sha256}.csv.zst"
         if path.exists():
-            self._check(path, f, name, drop=True)
-            return path
+            try:
+                self._check(path, f, name, drop=True)
+                return path
+            except IntegrityError:
+                pass  # the cached copy is what is damaged: it is gone now, download again
         on_bytes = self.progress(name, f.bytes) if self.progress else None
         resumed = path.with_name(path.name + ".part").exists()
         size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
