@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from typing import Any
@@ -48,8 +49,6 @@ class TopoffGroup(click.Group):
 
 
 def _debug() -> bool:
-    import os
-
     return os.environ.get("TOPOFF_DEBUG", "") not in ("", "0")
 
 
@@ -67,17 +66,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from topoff.cli import datasets, export
+    from topoff.cli import datasets, demo, export, sync
 
     export.register(cli)
     cli.add_command(datasets.prune_cmd)
     cli.add_command(datasets.list_cmd)
-    for name in ("sync", "demo"):
-        try:
-            module = __import__(f"topoff.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        module.register(cli)
+    sync.register(cli)
+    demo.register(cli)
 
 
 _register()
