@@ -37,7 +37,8 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
     if result.removed:
         echo_prune(result)
     else:
-        click.echo(f"retention: nothing to remove (keeping {days} days)")
+        kept = f"{days} days" if days else f"{keep_full} full exports"
+        click.echo(f"retention: nothing to remove (keeping {kept})")
 
 
 @export.command("full")

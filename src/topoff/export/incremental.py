@@ -194,8 +194,8 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
 
 def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
                  index: Index | None, tables: list[SourceTable], window: Window,
-                 lookback_days: int) -> list[WindowPlan]:
-    cache: dict[str, Manifest] = {}
+                 lookback_days: int, cache: dict[str, Manifest]) -> list[WindowPlan]:
+    """What each window needs; ``cache`` holds manifests already read from the store."""
     cursor_tables = [t for t in tables if t.config.cursor]
     plans = []
     for w in [*days_back(window, lookback_days), window]:
@@ -311,7 +311,8 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     # A window never published before is exported whatever the recheck of
                     # earlier days finds: its COPYs start now, beside the recheck.
                     early: set[str] = set()
-                    prev_id, prev_rev, _ = _previous_entry(index, store, window, {})
+                    manifests: dict[str, Manifest] = {}
+                    prev_id, prev_rev, _ = _previous_entry(index, store, window, manifests)
                     if prev_id is None:
                         first = WindowPlan(window, prev_rev + 1, None, is_target=True, tables=[
                             TablePlan(t, export=True) for t in tables if t.config.cursor])
@@ -319,7 +320,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                         runner.submit(units)
                         early = {u.key for u in units}
                     plans = plan_windows(conn, info, store, index, tables, window,
-                                         config.export.lookback_days)
+                                         config.export.lookback_days, manifests)
                     to_publish = [wp for wp in plans if wp.changed]
                     runner.submit([u for wp in to_publish for u in _units_for(wp, info)
                                    if u.key not in early])

@@ -37,6 +37,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _matches(path: Path, f: DataFile) -> bool:
+    return path.stat().st_size == f.bytes and _sha256(path) == f.sha256
+
+
 class Fetcher:
     def __init__(self, store: Store, cache_dir: Path | None = None,
                  progress: Progress | None = None) -> None:
@@ -53,15 +57,14 @@ class Fetcher:
             if not path.exists():
                 raise IntegrityError(f"{name} is listed in its manifest but missing from "
                                      f"{self.store.url}", hint="republish the dataset")
-            self._check(path, f, name, drop=False)
+            if not _matches(path, f):
+                raise _mismatch(name, self.store.url)
             return path
         path = self.cache_dir / f"{f.sha256}.csv.zst"
         if path.exists():
-            try:
-                self._check(path, f, name, drop=True)
+            if _matches(path, f):
                 return path
-            except IntegrityError:
-                pass  # the cached copy is what is damaged: it is gone now, download again
+            self.release(path)  # the cached copy is what is damaged: download it again
         on_bytes = self.progress(name, f.bytes) if self.progress else None
         resumed = path.with_name(path.name + ".part").exists()
         size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
@@ -78,12 +81,6 @@ class Fetcher:
             self.release(path)
             raise _mismatch(name, self.store.url)
         return path
-
-    def _check(self, path: Path, f: DataFile, name: str, drop: bool) -> None:
-        if path.stat().st_size != f.bytes or _sha256(path) != f.sha256:
-            if drop:
-                self.release(path)
-            raise _mismatch(name, self.store.url)
 
     def release(self, path: Path) -> None:
         """Drop a downloaded file once it is applied (files of a local store stay)."""

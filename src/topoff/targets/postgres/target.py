@@ -219,19 +219,13 @@ class PostgresTarget(Target):
             self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
                 target, window_sql(table, spec.window)))
         keys = table.primary_key
-        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
         if keys and spec.mode in ("append", "upsert"):
-            if self._has_primary_key(table.target):
-                others = [c.name for c in columns if c.name not in keys]
-                action = sql.SQL("NOTHING") if not others else sql.SQL("UPDATE SET ") + \
-                    sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(
-                        sql.Identifier(n), sql.Identifier(n)) for n in others)
-                insert += sql.SQL(" ON CONFLICT ({}) DO {}").format(
-                    sql.SQL(", ").join(sql.Identifier(k) for k in keys), action)
-            else:  # no key index on the replica (--no-primary-keys): delete, then insert
-                self.conn.execute(sql.SQL("DELETE FROM {} t USING {} s WHERE {}").format(
-                    target, stage, sql.SQL(" AND ").join(
-                        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in keys)))
+            # rows of the partition replace those with the same key (updated rows, or rows
+            # that moved between windows), with or without a key index on the replica
+            self.conn.execute(sql.SQL("DELETE FROM {} t USING ({}) s WHERE {}").format(
+                target, select, sql.SQL(" AND ").join(
+                    sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in keys)))
+        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
         self.conn.execute(insert)
         self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
         return int(rows)
