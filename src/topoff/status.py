@@ -59,7 +59,7 @@ def _text(v: Any) -> str | None:
 
 def status(target_location: str, check_origin: bool = True,
            store_options: StoreOptions | None = None) -> list[ReplicaStatus]:
-    target = open_target(target_location)
+    target = open_target(target_location, create=False)
     try:
         out = []
         for dataset in target.replicas():

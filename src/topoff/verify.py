@@ -167,7 +167,7 @@ def _days_of(target: Target, table: TableDef, src_conn: Any) -> list[date]:
 
 def verify(target_location: str, source_url: str, allow_primary: bool = False,
            dataset: str | None = None) -> VerifyReport:
-    target = open_target(target_location)
+    target = open_target(target_location, create=False)
     try:
         datasets = target.replicas()
         if not datasets:

@@ -24,8 +24,12 @@ def target_kind(location: str) -> str:
     return "duckdb"
 
 
-def open_target(location: str) -> Target:
-    """The replica a location names: ``postgresql://...``, or a DuckDB file (the default)."""
+def open_target(location: str, create: bool = True) -> Target:
+    """The replica a location names: ``postgresql://...``, or a DuckDB file (the default).
+
+    With ``create`` false (status, verify), a DuckDB file that does not exist is not made:
+    the target is empty instead.
+    """
     kind = target_kind(location)
     if kind == "postgresql":
         from topoff.targets.postgres import PostgresTarget
@@ -35,4 +39,4 @@ def open_target(location: str) -> Target:
 
     path = location.removeprefix("duckdb://") if location.lower().startswith("duckdb://") \
         else location
-    return DuckDBTarget(Path(path).expanduser())
+    return DuckDBTarget(Path(path).expanduser(), create)

@@ -40,14 +40,16 @@ class DuckDBTarget(Target):
     capabilities = CAPABILITIES
     P = "?"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, create: bool = True) -> None:
         self.path = path
         self.url = str(path)
-        if path.parent and not path.parent.exists():
+        # Nothing to read and nothing to be made (status, verify): an empty, unsaved database.
+        database = ":memory:" if not create and not path.exists() else str(path)
+        if database != ":memory:" and path.parent and not path.parent.exists():
             raise TargetError(f"directory {path.parent} does not exist",
                               hint="create it first, or choose another path for the replica")
         try:
-            self.con = duckdb.connect(str(path))
+            self.con = duckdb.connect(database)
         except duckdb.IOException as e:
             first = str(e).splitlines()[0]
             hint = ("another process (a running sync, or a notebook) has it open; close it and "
