@@ -8,6 +8,8 @@ can catch the class they care about.
 
 from __future__ import annotations
 
+from topoff.redact import redact, redact_opt
+
 
 class TopoffError(Exception):
     """A failure with a one-line message and a one-line hint on what to do about it."""
@@ -15,9 +17,10 @@ class TopoffError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact_opt(hint)
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"

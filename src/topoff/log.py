@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from topoff.redact import redact
+
 LOGGER = "topoff"
 
 
@@ -15,7 +17,7 @@ class JsonFormatter(logging.Formatter):
         doc = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key in ("event", "publication", "table", "rows", "bytes", "seconds"):
             if hasattr(record, key):
@@ -27,7 +29,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        return f"{stamp} {level}{record.getMessage()}"
+        return f"{stamp} {level}{redact(record.getMessage())}"
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False, fmt: str = "text") -> None:

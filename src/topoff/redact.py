@@ -1,0 +1,43 @@
+"""Credentials never reach people: every message, log line and file goes through :func:`redact`.
+
+Passwords can hide in URLs (``postgresql://user:secret@host/db``, ``https://user:secret@host``),
+in libpq ``key=value`` strings (``password=secret``, ``password='a b'``), in URL query
+parameters (``?password=secret``) and in messages that libraries build from them. Each is
+replaced by ``***``; the rest of the text stays as it was, so the message keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "***"
+
+# scheme://user:password@host  (the password runs to the '@'; it may hold a '/' that a
+# careless URL did not percent-encode; the user part may be empty)
+_URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
+# ?password=... or &password=... in a URL query (also sslpassword, passfile kept visible)
+_QUERY = re.compile(r"(?P<pre>[?&](?:ssl)?password=)(?P<pw>[^&#\s]*)", re.IGNORECASE)
+# libpq key=value: password=secret, password = 'quoted \' value'
+_KEYVALUE = re.compile(
+    r"(?P<pre>\b(?:pg)?(?:ssl)?password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s']\S*)", re.IGNORECASE)
+# AWS-style secrets that may appear in error text from boto3 or in environment dumps
+_SECRET_KV = re.compile(
+    r"(?P<pre>\b(?:aws_secret_access_key|secret_access_key|secret[_-]?key|token)\s*[=:]\s*)"
+    r"(?P<pw>\S+)", re.IGNORECASE)
+# an age secret key
+_AGE_KEY = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it carries replaced by ``***``."""
+    if not text:
+        return text
+    out = _URL_USERINFO.sub(lambda m: f"{m.group('pre')}{MASK}@", text)
+    out = _QUERY.sub(lambda m: f"{m.group('pre')}{MASK}", out)
+    out = _KEYVALUE.sub(lambda m: f"{m.group('pre')}{MASK}", out)
+    out = _SECRET_KV.sub(lambda m: f"{m.group('pre')}{MASK}", out)
+    return _AGE_KEY.sub("AGE-SECRET-KEY-" + MASK, out)
+
+
+def redact_opt(text: str | None) -> str | None:
+    return None if text is None else redact(text)
