@@ -283,3 +283,54 @@ def test_the_console_script(source, conf, tmp_path):
     version = subprocess.run([str(VENV_BIN / "topoff"), "--version"], capture_output=True,
                              text=True)
     assert __version__ in version.stdout
+
+
+def test_export_full_without_a_config_exports_everything(source, tmp_path):
+    dest = tmp_path / "out"
+    result = run_cli("export", "full", "--source", source.standby_url, "--to", str(dest))
+    assert result.exit_code == 0, result.stderr
+    [warning] = [ln for ln in result.stderr.splitlines() if "warning:" in ln]
+    assert "no --config: exporting every column of all 5 tables" in warning
+    assert "private data included" in warning and "topoff init" in warning
+    data = read_dataset(open_store(str(dest)))
+    [m] = data.manifests.values()
+    assert data.index.dataset == source.name == m.dataset
+    assert sorted(m.tables) == ["public.messages", "public.packages", "public.packages_messages",
+                                "public.users", "public.users_messages"]
+    messages = m.tables["public.messages"]
+    assert len(messages.columns) == 15 and "certificate" in [c.name for c in messages.columns]
+    assert (messages.method, messages.cursor, messages.rows) == ("append", "timestamp", 120)
+    assert m.tables["public.users"].method == "snapshot"
+
+
+def test_export_full_without_a_config_and_a_schema(db, tmp_path):
+    db.execute("CREATE SCHEMA app; CREATE TABLE app.a (id int PRIMARY KEY, at timestamptz);"
+               "CREATE TABLE app.b (x text); CREATE TABLE public.elsewhere (y int);"
+               "CREATE VIEW app.v AS SELECT 1 AS one; INSERT INTO app.b VALUES ('q');")
+    dest = tmp_path / "out"
+    result = run_cli("export", "full", "--source", db.standby_url, "--to", str(dest),
+                     "--schema", "app")
+    assert result.exit_code == 0, result.stderr
+    [m] = read_dataset(open_store(str(dest))).manifests.values()
+    assert sorted(m.tables) == ["app.a", "app.b"]
+    assert m.tables["app.b"].rows == 1
+    empty = run_cli("export", "full", "--source", db.standby_url, "--to", str(tmp_path / "e"),
+                    "--schema", "app", "--schema", "nothing_here")
+    assert empty.exit_code == 2
+    assert "schema 'nothing_here' does not exist" in error_lines(empty)[0]
+    nothing_published(tmp_path / "e")
+
+
+def test_without_a_config_incremental_and_schema_are_refused(source, conf, tmp_path):
+    dest = tmp_path / "out"
+    inc = run_cli("export", "incremental", "--source", source.standby_url, "--to", str(dest))
+    assert inc.exit_code == 2
+    error, hint = error_lines(inc)
+    assert "export incremental needs a config file" in error and "topoff init" in hint
+    both = run_cli("export", "full", "--config", conf(), "--source", source.standby_url,
+                   "--to", str(dest), "--schema", "public")
+    assert both.exit_code == 2
+    assert "--schema is for exports without --config" in error_lines(both)[0]
+    primary = run_cli("export", "full", "--source", source.primary_url, "--to", str(dest))
+    assert primary.exit_code == 4
+    nothing_published(dest)

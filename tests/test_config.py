@@ -65,6 +65,18 @@ def test_defaults_and_table_naming():
     assert c.source_url is None and c.strict is False
 
 
+def test_a_table_named_by_schema_and_name_keys():
+    """`topoff init` names a table by `schema` and `name` when the section's key cannot say
+    it alone (the same table name in two schemas, a schema with a dot in it)."""
+    c = parse('[tables."a.b.t"]\nschema = "a.b"\nname = "t"\n'
+              '[tables."x.t"]\nschema = "x"\nname = "t.\\"q\\""\n'
+              '[tables.t]\nname = "T"\n')
+    assert [(t.schema, t.name) for t in c.tables] == [("a.b", "t"), ("x", 't."q"'),
+                                                      ("public", "T")]
+    assert "name must be a str" in error_of('[tables.t]\nname = 3').message
+    assert "configured twice" in error_of('[tables.t]\n[tables.u]\nname = "t"').message
+
+
 @pytest.mark.parametrize("text, words", [
     ('datset = "x"', ["unknown key 'datset'", "the top level"]),
     ('[source]\nurl = "x"\nallow_primry = true', ["allow_primry", "[source]"]),

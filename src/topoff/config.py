@@ -152,9 +152,11 @@ def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
 def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
     where = f"[tables.{key}]"
     _expect(body, dict, where)
-    _check_keys(body, {"schema", "method", "cursor", "cursor_timezone", "key", "filter",
+    _check_keys(body, {"schema", "name", "method", "cursor", "cursor_timezone", "key", "filter",
                        "columns"}, where)
-    if "." in key and "schema" not in body:
+    if "name" in body:  # the section's key is only a label then (any schema and name)
+        schema, name = body.get("schema", "public"), _expect(body["name"], str, f"{where} name")
+    elif "." in key and "schema" not in body:
         schema, name = key.split(".", 1)
     else:
         schema, name = body.get("schema", "public"), key

@@ -59,15 +59,16 @@ def cli() -> None:
     """Consistent exports from a PostgreSQL hot standby, and replicas that top off from them.
 
     \b
-    Producer:  topoff export full | export incremental | prune
+    Producer:  topoff init | check-config | export full | export incremental | prune
     Consumer:  topoff sync | status | verify
     Try it:    topoff demo
     """
 
 
 def _register() -> None:
-    from topoff.cli import datasets, demo, export, sync
+    from topoff.cli import datasets, demo, export, init, sync
 
+    init.register(cli)
     export.register(cli)
     cli.add_command(datasets.prune_cmd)
     cli.add_command(datasets.list_cmd)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 
+from topoff.cli.init import schema_option
 from topoff.cli.options import (
     build_config,
     common_options,
@@ -15,13 +17,17 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import echo_export, echo_prune
 from topoff.config import Config
+from topoff.config_writer import read_source
 from topoff.dataset.retention import prune
+from topoff.errors import ConfigError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import choose_window
 from topoff.progress import Bars
+from topoff.sources.discover import export_everything
 from topoff.stores import Store
 
+log = logging.getLogger("topoff")
 
 @click.group()
 def export() -> None:
@@ -41,22 +47,48 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
         click.echo(f"retention: nothing to remove (keeping {kept})")
 
 
+def everything(config: Config, schemas: tuple[str, ...]) -> Config:
+    """No config file: every table of the source (or of ``schemas``), every column."""
+    assert config.source_url is not None
+    database, found = read_source(config.source_url, config.allow_primary,
+                                  list(schemas) or None, "topoff export")
+    tables = export_everything(found)
+    if not tables:
+        where = f"schema {', '.join(schemas)}" if schemas else "any non-system schema"
+        raise ConfigError(f"{database} has no table in {where} that this role can read",
+                          hint="check --source and --schema")
+    log.warning("no --config: exporting every column of all %d tables of %s; this publishes "
+                "everything, private data included (write a reviewed config with `topoff init`)",
+                len(tables), database)
+    return config.with_overrides(tables=tables, dataset=database)
+
+
 @export.command("full")
 @common_options
 @source_options
 @export_options
+@schema_option
 def export_full_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
                     dest: str, jobs: int | None, chunk_size: str | None, strict: bool | None,
-                    keep_days: int | None, keep_full: int | None) -> None:
+                    keep_days: int | None, keep_full: int | None,
+                    schemas: tuple[str, ...]) -> None:
     """Export every configured table from one snapshot, as a new full export.
+
+    Without --config, every table of every non-system schema (or of --schema) is exported
+    with all its columns, and a warning says so: write a reviewed config with `topoff init`.
 
     \b
     Example:
       topoff export full --config datanommer.toml \\
           --source postgresql://reader@standby/datanommer --to /srv/dumps/datanommer
     """
+    if config_path and schemas:
+        raise ConfigError("--schema is for exports without --config",
+                          hint="the config file lists the tables to export")
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     store = store_for(dest, config)
+    if not config_path:
+        config = everything(config, schemas)
     quiet = click.get_current_context().obj.get("quiet")
     with Bars(enabled=None if not quiet else False) as bars:
         result = export_full(config, store, on_rows=bars.rows())
@@ -88,6 +120,11 @@ def export_incremental_cmd(config_path: str | None, source_url: str | None,
       topoff export incremental --config datanommer.toml --to /srv/dumps/datanommer \\
           --keep-days 15
     """
+    if not config_path:
+        raise ConfigError("export incremental needs a config file: each table's cursor "
+                          "decides which rows belong to a day",
+                          hint="write one with `topoff init --source URL`, review it, and pass "
+                          "--config FILE")
     window = choose_window(day, since, until)
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     config = config.with_export(lookback_days=lookback_days)

@@ -1,0 +1,125 @@
+"""``topoff init`` (a config file from the source) and ``topoff check-config``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from topoff.check import CheckResult, check_config, raise_for
+from topoff.cli.options import build_config, common_options, source_options
+from topoff.config import ENV_SOURCE
+from topoff.config_writer import read_source, render
+from topoff.errors import ConfigError
+from topoff.log import setup_logging
+from topoff.sources.discover import suggest
+
+schema_option = click.option(
+    "--schema", "schemas", multiple=True, metavar="NAME",
+    help="Only this schema (repeat for several) [default: every non-system schema].")
+
+
+@click.command("init")
+@source_options
+@schema_option
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Where to write the config [default: DATABASE.toml]; - for stdout.")
+@click.option("--dataset", metavar="NAME", help="The dataset's name [default: the database's].")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[str, ...],
+             output: str | None, dataset: str | None, force: bool) -> None:
+    """Write a commented config file for every table of the source, to review and use.
+
+    Reads the catalog only (a standby unless --allow-primary), suggests a method and cursor
+    per table, and classifies every column; review the columns before publishing.
+
+    \b
+    Example:
+      topoff init --source postgresql://reader@standby/datanommer --output datanommer.toml
+    """
+    setup_logging()
+    url = source_url or os.environ.get(ENV_SOURCE)
+    if not url:
+        raise ConfigError("no source database given",
+                          hint="pass --source postgresql://user@standby/db or set "
+                          "TOPOFF_SOURCE_URL")
+    if output and output != "-" and Path(output).exists() and not force:
+        raise ConfigError(f"{output} already exists", hint="pass --force to overwrite it, or "
+                          "choose another --output")
+    database, found = read_source(url, bool(allow_primary), list(schemas) or None)
+    text = render(found, dataset or database, url, database)
+    tables = [t for t in found if t.is_table and t.readable and t.columns]
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    path = Path(output or f"{database}.toml")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it, or "
+                          "choose another --output")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {e.strerror}",
+                          hint="choose another --output") from None
+    methods = [suggest(t).method for t in tables]
+    summary = ", ".join(f"{methods.count(m)} {m}" for m in ("append", "upsert", "snapshot")
+                        if m in methods)
+    click.echo(f"wrote {path}: {len(tables)} tables ({summary or 'none'})")
+    click.echo("review every column's classification in it before publishing, then: "
+               f"topoff check-config --config {path}")
+
+
+def _rows(est: float) -> str:
+    return "?" if est < 0 else f"{int(est):,}"
+
+
+def echo_plan(result: CheckResult) -> None:
+    head = ("table", "method", "cursor", "columns", "est. rows")
+    rows = [(p.table, p.method, (p.cursor or "-") + ("" if p.cursor_indexed else " (no index)"),
+             f"{p.columns}/{p.source_columns}", _rows(p.est_rows)) for p in result.plan]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        click.echo("  ".join(v.rjust(w) if i >= 3 else v.ljust(w)
+                             for i, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+
+
+@click.command("check-config")
+@common_options
+@source_options
+@click.option("--strict", is_flag=True, default=None,
+              help="Refuse source columns the config does not classify.")
+def check_config_cmd(config_path: str | None, source_url: str | None,
+                     allow_primary: bool | None, strict: bool | None) -> None:
+    """Check a config against the source and show what would be exported; writes nothing.
+
+    Exit 0 when the config is valid, 2 with one line per problem otherwise.
+
+    \b
+    Example:
+      topoff check-config --config datanommer.toml \\
+          --source postgresql://reader@standby/datanommer
+    """
+    if not config_path:
+        raise ConfigError("no config file given",
+                          hint="pass --config FILE (or set TOPOFF_CONFIG); `topoff init` "
+                          "writes one from the source")
+    config = build_config(config_path, source_url, allow_primary, strict)
+    result = check_config(config)
+    for p in result.problems:
+        click.echo(f"error: {p.message}", err=True)
+        click.echo(f"hint: {p.hint}", err=True)
+    raise_for(result, config_path)
+    where = "standby" if result.in_recovery else "PRIMARY"
+    click.echo(f"{config_path} is valid against {result.database} ({where}); an export would "
+               f"read {len(result.plan)} tables:")
+    echo_plan(result)
+
+
+def register(group: Any) -> None:
+    group.add_command(init_cmd)
+    group.add_command(check_config_cmd)

@@ -1,0 +1,228 @@
+"""A first run without a hand-written config: ``topoff init`` writes one from the source,
+``topoff check-config`` checks one against it, and a new user goes from a database URL to
+a verified replica with init, export and sync alone."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+
+from support.cli import error_lines, run_cli
+from support.dataset import files_under, read_dataset
+from support.pg import Database
+from topoff.config import load_config
+from topoff.config_writer import toml_key, toml_string
+from topoff.demo import sample
+from topoff.export.windows import yesterday
+from topoff.stores import open_store
+
+AWKWARD = r'''
+CREATE SCHEMA "My ""Odd"" Schema";
+CREATE SCHEMA "a.b";
+CREATE TABLE "My ""Odd"" Schema"."Events Log" (
+    "ID" bigint PRIMARY KEY,
+    "When It Happened" timestamptz NOT NULL,
+    "quote""d\back" text,
+    "line
+break" text,
+    "dotted.name" integer,
+    "user email" text
+);
+CREATE INDEX ON "My ""Odd"" Schema"."Events Log" ("When It Happened");
+CREATE TABLE "My ""Odd"" Schema".items (
+    id integer PRIMARY KEY, "UpdatedAt" timestamp NOT NULL, label text);
+CREATE INDEX ON "My ""Odd"" Schema".items ("UpdatedAt");
+CREATE TABLE "a.b".items (id integer, note text);
+CREATE VIEW "a.b"."a view" AS SELECT 1 AS one;
+INSERT INTO "My ""Odd"" Schema"."Events Log"
+    SELECT g, now() - g * interval '1 hour', 'q' || g, 'l' || g, g, 'u' || g || '@x'
+    FROM generate_series(1, 50) g;
+INSERT INTO "My ""Odd"" Schema".items SELECT g, now(), 'x' || g FROM generate_series(1, 7) g;
+INSERT INTO "a.b".items SELECT g, 'n' || g FROM generate_series(1, 3) g;
+ANALYZE;
+'''
+
+
+def init(db: Database, out: Path, *extra: str):
+    return run_cli("init", "--source", db.standby_url, "--output", str(out), *extra)
+
+
+def test_init_writes_a_reviewed_config_for_datanommer(datanommer, tmp_path):
+    out = tmp_path / "nommer.toml"
+    result = init(datanommer, out)
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out}: 5 tables (3 append, 2 snapshot)" in result.stdout
+    text = out.read_text()
+    assert text.startswith("# ====") and "REVIEW EVERY COLUMN" in text.splitlines()[1]
+    config = load_config(out, env={})
+    assert config.strict and config.dataset == datanommer.name
+    assert config.source_url == datanommer.standby_url
+    by_name = {t.name: t for t in config.tables}
+    assert sorted(by_name) == ["messages", "packages", "packages_messages", "users",
+                               "users_messages"]
+    m = by_name["messages"]
+    assert (m.method, m.cursor, m.key, m.cursor_timezone) == ("append", "timestamp", ("id",),
+                                                              "UTC")
+    assert m.private_columns() == {"certificate", "signature", "crypto"}
+    assert len(m.columns) == 15
+    assert (by_name["users_messages"].method, by_name["users_messages"].cursor) == (
+        "append", "msg_timestamp")
+    assert by_name["users"].method == "snapshot" and by_name["users"].cursor is None
+    assert by_name["users"].key == ("id",)
+
+    # the file is used unchanged: checked, then exported
+    check = run_cli("check-config", "--config", str(out))
+    assert check.exit_code == 0, check.stderr
+    assert f"is valid against {datanommer.name} (standby)" in check.stdout
+    plan = {ln.split()[0]: ln.split() for ln in check.stdout.splitlines()[2:]}
+    assert plan["public.messages"][1:4] == ["append", "timestamp", "12/15"]
+    assert plan["public.users"][1:4] == ["snapshot", "-", "2/2"]
+    assert plan["public.users"][4] == "1,024"
+    dest = tmp_path / "out"
+    full = run_cli("export", "full", "--config", str(out), "--to", str(dest))
+    assert full.exit_code == 0, full.stderr
+    assert "published full/" in full.stdout and "5 tables" in full.stdout
+
+
+def test_init_refuses_to_overwrite_and_a_primary(datanommer, tmp_path):
+    out = tmp_path / "x.toml"
+    out.write_text("mine\n")
+    result = init(datanommer, out)
+    assert result.exit_code == 2
+    error, hint = error_lines(result)
+    assert "already exists" in error and "--force" in hint
+    assert out.read_text() == "mine\n"
+    assert init(datanommer, out, "--force").exit_code == 0
+    assert "REVIEW EVERY COLUMN" in out.read_text()
+
+    other = tmp_path / "p.toml"
+    primary = run_cli("init", "--source", datanommer.primary_url, "--output", str(other))
+    assert primary.exit_code == 4
+    assert "primary" in error_lines(primary)[0] and not other.exists()
+    allowed = run_cli("init", "--source", datanommer.primary_url, "--output", str(other),
+                      "--allow-primary")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "allow_primary = false" in other.read_text()
+
+    missing = run_cli("init", "--source", datanommer.standby_url, "--schema", "pubilc",
+                      "--output", str(tmp_path / "m.toml"))
+    assert missing.exit_code == 2
+    error, hint = error_lines(missing)
+    assert "schema 'pubilc' does not exist" in error and "did you mean 'public'" in error
+    assert not (tmp_path / "m.toml").exists()
+    assert run_cli("init").exit_code == 2
+
+
+def test_init_to_stdout_writes_no_password(datanommer, tmp_path):
+    url = datanommer.cluster.primary.url(datanommer.name, password="s3cret-pw")
+    url = url.replace(str(datanommer.cluster.primary.port),
+                      str(datanommer.cluster.standby.port))  # type: ignore[union-attr]
+    result = run_cli("init", "--source", url, "--output", "-")
+    assert result.exit_code == 0, result.stderr
+    assert "s3cret" not in result.stdout and "s3cret" not in result.stderr
+    data = tomllib.loads(result.stdout)
+    assert "password" not in data["source"]["url"]
+    assert f"port={datanommer.cluster.standby.port}" in data["source"]["url"]  # type: ignore[union-attr]
+
+
+def test_awkward_identifiers_round_trip(db, tmp_path):
+    db.execute(AWKWARD)
+    out = tmp_path / "odd.toml"
+    result = init(db, out, "--schema", 'My "Odd" Schema', "--schema", "a.b")
+    assert result.exit_code == 0, result.stderr
+    assert "3 tables (1 append, 1 upsert, 1 snapshot)" in result.stdout
+    text = out.read_text()
+    assert '"a.b"."a view" (view)' in text
+    config = load_config(out, env={})
+    tables = {(t.schema, t.name): t for t in config.tables}
+    assert set(tables) == {('My "Odd" Schema', "Events Log"), ('My "Odd" Schema', "items"),
+                           ("a.b", "items")}
+    events = tables[('My "Odd" Schema', "Events Log")]
+    assert list(events.columns) == ["ID", "When It Happened", 'quote"d\\back', "line\nbreak",
+                                    "dotted.name", "user email"]
+    assert (events.method, events.cursor) == ("append", "When It Happened")
+    assert events.private_columns() == {"user email"}
+    items = tables[('My "Odd" Schema', "items")]
+    assert (items.method, items.cursor, items.key) == ("upsert", "UpdatedAt", ("id",))
+    assert tables[("a.b", "items")].method == "snapshot"
+
+    check = run_cli("check-config", "--config", str(out))
+    assert check.exit_code == 0, check.stderr
+    dest = tmp_path / "out"
+    full = run_cli("export", "full", "--config", str(out), "--to", str(dest))
+    assert full.exit_code == 0, full.stderr
+    [m] = read_dataset(open_store(str(dest))).manifests.values()
+    entry = m.tables['My "Odd" Schema.Events Log']
+    assert entry.rows == 50
+    assert [c.name for c in entry.columns] == ["ID", "When It Happened", 'quote"d\\back',
+                                               "line\nbreak", "dotted.name"]
+    assert m.tables["a.b.items"].rows == 3
+
+
+def test_toml_strings_hold_any_identifier():
+    hostile = ['"', "\\", "a\nb", "\t\x00\x1f\x7f", "é ü 漢字 🐘", "a.b", "[x]", "# c", "'",
+               '"""', "\\u0041", "\r\n", "=", " lead"]
+    for value in hostile:
+        assert tomllib.loads(f"k = {toml_string(value)}")["k"] == value
+        assert tomllib.loads(f"[t.{toml_key(value)}]\nv = 1")["t"] == {value: {"v": 1}}
+    assert toml_key("plain_name-1") == "plain_name-1"
+
+
+def test_check_config_lists_every_problem(datanommer, tmp_path):
+    text = sample.example_config()
+    text = text.replace('[tables.users]\nmethod = "snapshot"',
+                        '[tables.users]\nmethod = "snapshot"\nfilter = "nope ="')
+    text = text.replace("[tables.messages.columns]\n", "[tables.messages.columns]\nmsgid = "
+                        '"public"\n').replace('agent_name = "public"\n', "")
+    text = text.replace('cursor = "msg_timestamp"', 'cursor = "user_id"', 1)
+    text += '\n[tables.mesages]\nmethod = "snapshot"\n'
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = run_cli("check-config", "--config", str(path), "--source", datanommer.standby_url)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert any("names column 'msgid'" in e and "did you mean msg_id" in e for e in errors)
+    assert any("public.messages: 1 columns are not classified" in e and "agent_name" in e
+               for e in errors)
+    assert any("cursor column user_id of public.users_messages has type integer" in e
+               for e in errors)
+    assert any("filter of public.users is not valid" in e for e in errors)
+    assert any("table public.mesages does not exist" in e and "did you mean public.messages"
+               in e for e in errors)
+    assert errors[-1] == f"error: {path}: 5 problems against the source"
+    hints = [ln for ln in result.stderr.splitlines() if ln.startswith("hint: ")]
+    assert len(hints) == len(errors)
+
+    none = run_cli("check-config", "--source", datanommer.standby_url)
+    assert none.exit_code == 2 and "topoff init" in error_lines(none)[1]
+
+
+def test_from_a_url_to_a_verified_replica(datanommer, tmp_path):
+    """init -> export full -> export incremental -> sync into DuckDB -> verify, with no
+    hand-editing (the privacy review kept what init suggested)."""
+    conf = tmp_path / "nommer.toml"
+    dest = tmp_path / "published"
+    replica = str(tmp_path / "replica.duckdb")
+    y = yesterday()
+    assert init(datanommer, conf).exit_code == 0
+    full = run_cli("export", "full", "--config", str(conf), "--to", str(dest))
+    assert full.exit_code == 0, full.stderr
+    first = run_cli("sync", str(dest), replica)
+    assert first.exit_code == 0, first.stderr
+    with datanommer.primary() as conn:  # a new day's rows, and late rows for yesterday
+        sample.add_messages(conn, y, 40, tag="late", start_offset=timedelta(hours=1))
+    datanommer.sync()
+    inc = run_cli("export", "incremental", "--config", str(conf), "--to", str(dest),
+                  "--date", str(y), "--force")
+    assert inc.exit_code == 0, inc.stderr
+    assert f"published incremental/{y}/r1" in inc.stdout
+    again = run_cli("sync", str(dest), replica)
+    assert again.exit_code == 0, again.stderr
+    assert re.search(rf"applied \d+ partitions \(.* \.\. incremental/{y}/r1\)", again.stdout)
+    verify = run_cli("verify", replica, "--against", datanommer.standby_url)
+    assert verify.exit_code == 0, verify.stdout + verify.stderr
+    assert "public.messages: equal" in verify.stdout
+    assert any(f.endswith(".csv.zst") for f in files_under(dest))
