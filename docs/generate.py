@@ -24,15 +24,35 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "commands"
 
 PAGES: list[tuple[str, str, str, list[str]]] = [
+    ("init", "topoff init",
+     "Reads the source's catalog (a standby unless `--allow-primary`, read-only) and writes "
+     "a commented config file: every table with a suggested method and cursor, its primary "
+     "key, and every column classified. Review the classification before publishing.",
+     ["topoff init --source {standby} --output new.toml",
+      "cat new.toml",
+      "topoff init --source {standby} --output new.toml",
+      "topoff init --source {primary} --output primary.toml"]),
+    ("check-config", "topoff check-config",
+     "Checks a config file against the source in one read-only snapshot and shows what an "
+     "export would read; writes nothing anywhere. Exit 0 when valid, 2 with one `error:` "
+     "and one `hint:` line per problem otherwise.",
+     ["topoff check-config --config new.toml",
+      "sed -e '/^agent_name/d' -e 's/^cursor = \"timestamp\"/cursor = \"timestmp\"/' "
+      "datanommer.toml > broken.toml",
+      "topoff check-config --config broken.toml"]),
     ("export-full", "topoff export full",
      "Exports every configured table from one snapshot of the standby as a new full export: "
      "schema split into pre-data and post-data, zstd CSV data files in chunks, a manifest "
      "with every file's size, rows and sha256, and a README telling how to load it with psql "
-     "alone. Big tables are read as several page ranges in parallel (`--jobs`).",
+     "alone. Big tables are read as several page ranges in parallel (`--jobs`). Without "
+     "`--config`, every table of every non-system schema (or of `--schema`) is exported with "
+     "all its columns, and a warning says so; `export incremental` needs a config file (see "
+     "[init](init.md)).",
      ["topoff export full --config datanommer.toml --to /srv/dumps/datanommer",
       "topoff export full --config datanommer.toml --source {primary} --to /srv/dumps/datanommer",
       "topoff export full --config datanommer.toml --to /srv/dumps/datanommer --log-format json "
-      "--quiet"]),
+      "--quiet",
+      "topoff export full --source {standby} --to everything"]),
     ("export-incremental", "topoff export incremental",
      "Exports one UTC day (yesterday by default, `--date` to choose, `--since/--until` for "
      "another window) as a partition with the date in its name, and re-checks the days "

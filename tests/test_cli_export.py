@@ -331,6 +331,9 @@ def test_without_a_config_incremental_and_schema_are_refused(source, conf, tmp_p
                    "--to", str(dest), "--schema", "public")
     assert both.exit_code == 2
     assert "--schema is for exports without --config" in error_lines(both)[0]
+    strict = run_cli("export", "full", "--source", source.standby_url, "--to", str(dest),
+                     "--strict")
+    assert strict.exit_code == 2 and "--strict needs a config" in error_lines(strict)[0]
     primary = run_cli("export", "full", "--source", source.primary_url, "--to", str(dest))
     assert primary.exit_code == 4
     nothing_published(dest)

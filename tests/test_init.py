@@ -185,7 +185,7 @@ def test_check_config_lists_every_problem(datanommer, tmp_path):
     assert result.stdout == ""
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
     assert any("names column 'msgid'" in e and "did you mean msg_id" in e for e in errors)
-    assert any("public.messages: 1 columns are not classified" in e and "agent_name" in e
+    assert any("public.messages: 1 column is not classified" in e and "agent_name" in e
                for e in errors)
     assert any("cursor column user_id of public.users_messages has type integer" in e
                for e in errors)

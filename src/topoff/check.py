@@ -69,8 +69,9 @@ def _table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
                                f"columns of {tc.qualified}: {', '.join(cols)}"))
     unclassified = [c for c in cols if c not in tc.columns]
     if unclassified and strict:
-        out.append(Problem(f"{tc.qualified}: {len(unclassified)} columns are not classified "
-                           f"public or private (strict): {', '.join(unclassified)}",
+        n = len(unclassified)
+        out.append(Problem(f"{tc.qualified}: {n} column{' is' if n == 1 else 's are'} not "
+                           f"classified public or private (strict): {', '.join(unclassified)}",
                            f"add each one as name = \"public\" or \"private\" under "
                            f"[tables.{tc.name}.columns]"))
     private = tc.private_columns()

@@ -20,6 +20,7 @@ from topoff.export.session import SnapshotSession
 from topoff.sources.discover import KINDS, FoundTable, discover, suggest
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
             "\r": "\\r"}
 #: column names that often hold personal data or secrets: suggested "private"
@@ -72,9 +73,13 @@ def safe_source(url: str) -> str:
     return pg_conninfo.make_conninfo(**{k: v for k, v in params.items() if "password" not in k})
 
 
+def _ident(name: str) -> str:
+    return name if _PLAIN.match(name) else sql.Identifier(name).as_string()
+
+
 def _qualified(t: FoundTable) -> str:
     """schema.name as SQL writes it (quoted where needed), on one line for a comment."""
-    return _comment(sql.Identifier(t.schema, t.name).as_string())
+    return _comment(f"{_ident(t.schema)}.{_ident(t.name)}")
 
 
 def _rows(est: float) -> str:

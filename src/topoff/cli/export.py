@@ -85,6 +85,9 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
     if config_path and schemas:
         raise ConfigError("--schema is for exports without --config",
                           hint="the config file lists the tables to export")
+    if strict and not config_path:
+        raise ConfigError("--strict needs a config file that classifies the columns",
+                          hint="write one with `topoff init --source URL` and pass --config")
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     store = store_for(dest, config)
     if not config_path:
