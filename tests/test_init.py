@@ -226,3 +226,66 @@ def test_from_a_url_to_a_verified_replica(datanommer, tmp_path):
     assert verify.exit_code == 0, verify.stdout + verify.stderr
     assert "public.messages: equal" in verify.stdout
     assert any(f.endswith(".csv.zst") for f in files_under(dest))
+
+
+def test_init_skips_what_it_cannot_list_and_flags_odd_types(db, tmp_path):
+    role = f"reader_{db.name}"
+    db.execute(f"""
+        CREATE TABLE contacts (email text, phone text);
+        CREATE TABLE hidden (id int PRIMARY KEY);
+        CREATE TABLE log (id bigint, at timestamptz NOT NULL, msg text) PARTITION BY RANGE (at);
+        CREATE TABLE log_2026 PARTITION OF log FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        CREATE INDEX ON log (at);
+        CREATE SCHEMA "odd-s";
+        CREATE TYPE "odd-s".pair AS (a int, b int);
+        CREATE TABLE shapes (id int PRIMARY KEY, p "odd-s".pair, label text);
+        INSERT INTO log SELECT g, '2026-06-01'::timestamptz + g * interval '1 min', 'm'
+            FROM generate_series(1, 30) g;
+        INSERT INTO shapes VALUES (1, ROW(1, 2), 'x');
+        ANALYZE;
+        CREATE ROLE {role} LOGIN PASSWORD 'pw-Init-1';
+        GRANT SELECT ON contacts, log, log_2026, shapes TO {role};
+        GRANT USAGE ON SCHEMA "odd-s" TO {role};
+    """)
+    try:
+        url = db.cluster.standby.url(db.name, user=role)  # type: ignore[union-attr]
+        pw = {"PGPASSWORD": "pw-Init-1"}
+        out = tmp_path / "c.toml"
+        result = run_cli("init", "--source", url, "--output", str(out), "--schema", "public",
+                         env=pw)
+        assert result.exit_code == 0, result.stderr
+        assert "2 tables (1 append, 1 snapshot)" in result.stdout
+        text = out.read_text()
+        assert "#   public.contacts (every column looks sensitive)" in text
+        assert "#   public.hidden (no SELECT privilege)" in text
+        assert "# public.log: partitioned table, ~30 rows" in text
+        assert "log_2026" not in text
+        assert "consumers refuse this type name" in text
+        config = load_config(out, env={})
+        assert [t.name for t in config.tables] == ["log", "shapes"]
+        assert config.table("public.log").cursor == "at"
+
+        check = run_cli("check-config", "--config", str(out), env=pw)
+        assert check.exit_code == 2
+        [problem] = [ln for ln in check.stderr.splitlines() if "consumers refuse" in ln]
+        assert problem.startswith("error: column p of public.shapes has type")
+        fixed = out.read_text().replace('p = "public"', 'p = "private"')
+        out.write_text(fixed)
+        check = run_cli("check-config", "--config", str(out), env=pw)
+        assert check.exit_code == 0, check.stderr
+        assert "public.shapes" in check.stdout and "2/3" in check.stdout
+        full = run_cli("export", "full", "--config", str(out), "--to", str(tmp_path / "o"),
+                       env=pw)
+        assert full.exit_code == 0, full.stderr
+    finally:
+        db.execute(f"DROP OWNED BY {role}")
+        db.cluster.primary.execute(f"DROP ROLE {role}")
+
+
+def test_init_on_an_empty_database_writes_nothing(db, tmp_path):
+    out = tmp_path / "e.toml"
+    result = init(db, out)
+    assert result.exit_code == 2
+    error, hint = error_lines(result)
+    assert f"{db.name} has no table to list" in error and "--schema" in hint
+    assert not out.exists()

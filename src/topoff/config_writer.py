@@ -16,7 +16,9 @@ from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
 from topoff.config import parse_config
+from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
+from topoff.pgtypes import is_safe_type_name
 from topoff.sources.discover import KINDS, FoundTable, discover, suggest
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -105,19 +107,43 @@ def _table(t: FoundTable, section: str) -> list[str]:
     if t.primary_key:
         lines.append("key = [" + ", ".join(toml_string(k) for k in t.primary_key) + "]")
     lines += ["", f"[tables.{toml_key(section)}.columns]"]
-    keep_public = set(t.primary_key) | ({s.cursor} if s.cursor else set())
+    private = _private(t)
     for name, typ in t.columns:
-        private = bool(SENSITIVE.search(name)) and name not in keep_public
-        note = "; name looks sensitive" if private else ""
-        vis = "private" if private else "public"
+        note = "; name looks sensitive" if name in private else ""
+        if not is_safe_type_name(typ):
+            note += "; consumers refuse this type name: mark private or export a view"
+        vis = "private" if name in private else "public"
         lines.append(f"{toml_key(name)} = \"{vis}\"  # {_comment(typ)}{note}")
     return lines
+
+
+def _private(t: FoundTable) -> set[str]:
+    """Columns suggested private: sensitive-looking names, never a key or the cursor."""
+    s = suggest(t)
+    keep_public = set(t.primary_key) | ({s.cursor} if s.cursor else set())
+    return {n for n, _ in t.columns if SENSITIVE.search(n) and n not in keep_public}
+
+
+def listed(found: list[FoundTable]) -> tuple[list[FoundTable], list[tuple[FoundTable, str]]]:
+    """The tables a config from ``init`` lists, and the others with the reason why not."""
+    tables, skipped = [], []
+    for t in found:
+        why = (KINDS[t.relkind] if not t.is_table
+               else "no SELECT privilege" if not t.readable
+               else "no columns" if not t.columns
+               else "every column looks sensitive" if len(_private(t)) == len(t.columns)
+               else None)
+        if why:
+            skipped.append((t, why))
+        else:
+            tables.append(t)
+    return tables, skipped
 
 
 def render(found: list[FoundTable], dataset: str, source_url: str, database: str) -> str:
     """The configuration text for the given tables (views and unreadable tables are listed
     in comments only)."""
-    tables = [t for t in found if t.is_table and t.readable and t.columns]
+    tables, skipped = listed(found)
     counts = Counter(t.name for t in tables)
     out = [BANNER, "#", f"# Written by `topoff init` from database {_comment(database)}.",
            "# Every key is described in docs/configuration.md.", "",
@@ -129,12 +155,9 @@ def render(found: list[FoundTable], dataset: str, source_url: str, database: str
            f"url = {toml_string(safe_source(source_url))}",
            "allow_primary = false", "",
            "[export]", "jobs = 2", 'chunk_size = "256MiB"', "lookback_days = 3", ""]
-    others = [t for t in found if t not in tables]
-    if others:
+    if skipped:
         out.append("# Not listed (add a [tables.NAME] section to export one):")
-        for t in others:
-            why = (KINDS[t.relkind] if not t.is_table
-                   else "no SELECT privilege" if not t.readable else "no columns")
+        for t, why in skipped:
             out.append(f"#   {_qualified(t)} ({why})")
         out.append("")
     out.append("# One section per table. method: append (rows are only inserted; a day's rows are")
@@ -147,6 +170,11 @@ def render(found: list[FoundTable], dataset: str, source_url: str, database: str
             section += "_"
         used.add(section)
         out += ["", *_table(t, section)]
+    if not tables:
+        raise ConfigError(f"{database} has no table to list in "
+                          + (", ".join(sorted({t.schema for t in found})) or "these schemas"),
+                          hint="check --source and --schema (views are not listed: add them "
+                          "by hand)")
     text = "\n".join(out) + "\n"
     _check_round_trip(text, tables)
     return text

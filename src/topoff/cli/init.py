@@ -11,7 +11,7 @@ import click
 from topoff.check import CheckResult, check_config, raise_for
 from topoff.cli.options import build_config, common_options, source_options
 from topoff.config import ENV_SOURCE
-from topoff.config_writer import read_source, render
+from topoff.config_writer import listed, read_source, render
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
 from topoff.sources.discover import suggest
@@ -50,7 +50,7 @@ def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[
                           "choose another --output")
     database, found = read_source(url, bool(allow_primary), list(schemas) or None)
     text = render(found, dataset or database, url, database)
-    tables = [t for t in found if t.is_table and t.readable and t.columns]
+    tables, _skipped = listed(found)
     if output == "-":
         click.echo(text, nl=False)
         return

@@ -28,7 +28,11 @@ WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
 ORDER BY n.nspname
 """
 _RELATIONS_Q = """
-SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples,
+SELECT c.oid, n.nspname, c.relname, c.relkind,
+       CASE WHEN c.relkind = 'p' THEN
+            (SELECT coalesce(sum(greatest(pc.reltuples, 0)), 0) FROM pg_partition_tree(c.oid) pt
+             JOIN pg_class pc ON pc.oid = pt.relid WHERE pt.isleaf)
+            ELSE c.reltuples END,
        has_table_privilege(c.oid, 'SELECT')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
