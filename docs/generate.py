@@ -52,6 +52,7 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
       "topoff export full --config datanommer.toml --source {primary} --to /srv/dumps/datanommer",
       "topoff export full --config datanommer.toml --to /srv/dumps/datanommer --log-format json "
       "--quiet",
+      "topoff export full --source {standby} --to everything --dry-run",
       "topoff export full --source {standby} --to everything"]),
     ("export-incremental", "topoff export incremental",
      "Exports one UTC day (yesterday by default, `--date` to choose, `--since/--until` for "

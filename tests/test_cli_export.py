@@ -337,3 +337,23 @@ def test_without_a_config_incremental_and_schema_are_refused(source, conf, tmp_p
     primary = run_cli("export", "full", "--source", source.primary_url, "--to", str(dest))
     assert primary.exit_code == 4
     nothing_published(dest)
+
+
+def test_dry_run_checks_and_writes_nothing(source, conf, tmp_path):
+    dest = tmp_path / "out"
+    full = run_cli("export", "full", "--config", conf(), "--source", source.standby_url,
+                   "--to", str(dest), "--dry-run")
+    assert full.exit_code == 0, full.stderr
+    assert "valid against" in full.stdout and "public.messages" in full.stdout
+    assert not dest.exists()
+    everything = run_cli("export", "full", "--source", source.standby_url, "--to", str(dest),
+                         "--dry-run")
+    assert everything.exit_code == 0, everything.stderr
+    assert everything.stdout.startswith(f"no --config: valid against {source.name}")
+    assert "15/15" in everything.stdout and not dest.exists()
+    bad = conf(lambda t: t.replace('cursor = "timestamp"', 'cursor = "timestmp"'))
+    inc = run_cli("export", "incremental", "--config", bad, "--source", source.standby_url,
+                  "--to", str(dest), "--dry-run")
+    assert inc.exit_code == 2
+    assert "names column 'timestmp'" in inc.stderr and "1 problem against" in inc.stderr
+    nothing_published(dest)

@@ -75,7 +75,7 @@ def test_init_writes_a_reviewed_config_for_datanommer(datanommer, tmp_path):
     # the file is used unchanged: checked, then exported
     check = run_cli("check-config", "--config", str(out))
     assert check.exit_code == 0, check.stderr
-    assert f"is valid against {datanommer.name} (standby)" in check.stdout
+    assert check.stdout.startswith(f"{out}: valid against {datanommer.name} (standby)")
     plan = {ln.split()[0]: ln.split() for ln in check.stdout.splitlines()[2:]}
     assert plan["public.messages"][1:4] == ["append", "timestamp", "12/15"]
     assert plan["public.users"][1:4] == ["snapshot", "-", "2/2"]

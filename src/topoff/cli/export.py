@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from topoff.cli.init import schema_option
+from topoff.cli.init import check_and_show, schema_option
 from topoff.cli.options import (
     build_config,
     common_options,
@@ -28,6 +28,10 @@ from topoff.sources.discover import export_everything
 from topoff.stores import Store
 
 log = logging.getLogger("topoff")
+
+dry_run_option = click.option(
+    "--dry-run", is_flag=True,
+    help="Check the config against the source and show what would be exported; write nothing.")
 
 @click.group()
 def export() -> None:
@@ -68,10 +72,11 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
 @source_options
 @export_options
 @schema_option
+@dry_run_option
 def export_full_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
                     dest: str, jobs: int | None, chunk_size: str | None, strict: bool | None,
                     keep_days: int | None, keep_full: int | None,
-                    schemas: tuple[str, ...]) -> None:
+                    schemas: tuple[str, ...], dry_run: bool) -> None:
     """Export every configured table from one snapshot, as a new full export.
 
     Without --config, every table of every non-system schema (or of --schema) is exported
@@ -89,9 +94,13 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
         raise ConfigError("--strict needs a config file that classifies the columns",
                           hint="write one with `topoff init --source URL` and pass --config")
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
-    store = store_for(dest, config)
+    if not dry_run:
+        store = store_for(dest, config)
     if not config_path:
         config = everything(config, schemas)
+    if dry_run:
+        check_and_show(config, config_path or "no --config")
+        return
     quiet = click.get_current_context().obj.get("quiet")
     with Bars(enabled=None if not quiet else False) as bars:
         result = export_full(config, store, on_rows=bars.rows())
@@ -111,11 +120,13 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
 @click.option("--lookback-days", type=click.IntRange(0),
               help="Earlier days re-checked for late rows [default: 3].")
 @click.option("--force", is_flag=True, help="Publish even if the window may be incomplete.")
+@dry_run_option
 def export_incremental_cmd(config_path: str | None, source_url: str | None,
                            allow_primary: bool | None, dest: str, jobs: int | None,
                            chunk_size: str | None, strict: bool | None, keep_days: int | None,
                            keep_full: int | None, day: str | None, since: str | None,
-                           until: str | None, lookback_days: int | None, force: bool) -> None:
+                           until: str | None, lookback_days: int | None, force: bool,
+                           dry_run: bool) -> None:
     """Export one day (or window) of new rows, and republish recent days that changed.
 
     \b
@@ -131,6 +142,9 @@ def export_incremental_cmd(config_path: str | None, source_url: str | None,
     window = choose_window(day, since, until)
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     config = config.with_export(lookback_days=lookback_days)
+    if dry_run:
+        check_and_show(config, config_path)
+        return
     store = store_for(dest, config)
     quiet = click.get_current_context().obj.get("quiet")
     with Bars(enabled=None if not quiet else False) as bars:

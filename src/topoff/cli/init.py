@@ -10,7 +10,7 @@ import click
 
 from topoff.check import CheckResult, check_config, raise_for
 from topoff.cli.options import build_config, common_options, source_options
-from topoff.config import ENV_SOURCE
+from topoff.config import ENV_SOURCE, Config
 from topoff.config_writer import listed, read_source, render
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
@@ -109,13 +109,19 @@ def check_config_cmd(config_path: str | None, source_url: str | None,
                           hint="pass --config FILE (or set TOPOFF_CONFIG); `topoff init` "
                           "writes one from the source")
     config = build_config(config_path, source_url, allow_primary, strict)
+    check_and_show(config, config_path)
+
+
+def check_and_show(config: Config, label: str) -> None:
+    """Check ``config`` against the source: every problem on stderr and ConfigError, or
+    the plan of what an export would read on stdout."""
     result = check_config(config)
     for p in result.problems:
         click.echo(f"error: {p.message}", err=True)
         click.echo(f"hint: {p.hint}", err=True)
-    raise_for(result, config_path)
+    raise_for(result, label)
     where = "standby" if result.in_recovery else "PRIMARY"
-    click.echo(f"{config_path} is valid against {result.database} ({where}); an export would "
+    click.echo(f"{label}: valid against {result.database} ({where}); an export would "
                f"read {len(result.plan)} tables:")
     echo_plan(result)
 
