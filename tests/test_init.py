@@ -113,6 +113,9 @@ def test_init_refuses_to_overwrite_and_a_primary(datanommer, tmp_path):
     assert "schema 'pubilc' does not exist" in error and "did you mean 'public'" in error
     assert not (tmp_path / "m.toml").exists()
     assert run_cli("init").exit_code == 2
+    nowhere = init(datanommer, tmp_path / "no" / "such" / "dir.toml")
+    assert nowhere.exit_code == 2 and "cannot write" in error_lines(nowhere)[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml", "x.toml"]
 
 
 def test_init_to_stdout_writes_no_password(datanommer, tmp_path):
@@ -159,6 +162,9 @@ def test_awkward_identifiers_round_trip(db, tmp_path):
     assert [c.name for c in entry.columns] == ["ID", "When It Happened", 'quote"d\\back',
                                                "line\nbreak", "dotted.name"]
     assert m.tables["a.b.items"].rows == 3
+    replica = str(tmp_path / "odd.duckdb")
+    synced = run_cli("sync", str(dest), replica)
+    assert synced.exit_code == 0, synced.stderr
 
 
 def test_toml_strings_hold_any_identifier():

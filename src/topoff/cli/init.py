@@ -61,11 +61,14 @@ def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_text(text)
-        tmp.replace(path)
+        tmp.replace(path)  # whole or not at all, even when interrupted
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path}: {e.strerror}",
                           hint="choose another --output") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     methods = [suggest(t).method for t in tables]
     summary = ", ".join(f"{methods.count(m)} {m}" for m in ("append", "upsert", "snapshot")
                         if m in methods)
