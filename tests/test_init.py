@@ -221,8 +221,7 @@ def test_from_a_url_to_a_verified_replica(datanommer, tmp_path):
     with datanommer.primary() as conn:  # a new day's rows, and late rows for yesterday
         sample.add_messages(conn, y, 40, tag="late", start_offset=timedelta(hours=1))
     datanommer.sync()
-    inc = run_cli("export", "incremental", "--config", str(conf), "--to", str(dest),
-                  "--date", str(y), "--force")
+    inc = run_cli("export", "incremental", "--config", str(conf), "--to", str(dest))
     assert inc.exit_code == 0, inc.stderr
     assert f"published incremental/{y}/r1" in inc.stdout
     again = run_cli("sync", str(dest), replica)

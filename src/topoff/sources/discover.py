@@ -112,7 +112,7 @@ def suggest(t: FoundTable) -> Suggestion:
     if updated and t.primary_key:
         return Suggestion("upsert", updated[0],
                           f"rows change: {updated[0]} looks like an updated-at column, indexed, "
-                          "and there is a primary key")
+                          "and there is a primary key (check that every update sets it)")
     created = [c for c in cursors if c not in updated]
     if created:
         best = next((c for c in created if _CREATED.search(c)), created[0])
