@@ -282,6 +282,14 @@ def test_init_skips_what_it_cannot_list_and_flags_odd_types(db, tmp_path):
         full = run_cli("export", "full", "--config", str(out), "--to", str(tmp_path / "o"),
                        env=pw)
         assert full.exit_code == 0, full.stderr
+        everything = run_cli("export", "full", "--source", url, "--to", str(tmp_path / "all"),
+                             "--schema", "public", env=pw)
+        assert everything.exit_code == 0, everything.stderr
+        assert "skipping 1 tables this role may not SELECT: public.hidden" in everything.stderr
+        assert 'consumers refuse to create the types of public.shapes.p ("odd-s".pair)' in \
+            everything.stderr
+        [m] = read_dataset(open_store(str(tmp_path / "all"))).manifests.values()
+        assert sorted(m.tables) == ["public.contacts", "public.log", "public.shapes"]
     finally:
         db.execute(f"DROP OWNED BY {role}")
         db.cluster.primary.execute(f"DROP ROLE {role}")

@@ -23,6 +23,7 @@ from topoff.errors import ConfigError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import choose_window
+from topoff.pgtypes import is_safe_type_name
 from topoff.progress import Bars
 from topoff.sources.discover import export_everything
 from topoff.stores import Store
@@ -57,6 +58,16 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     database, found = read_source(config.source_url, config.allow_primary,
                                   list(schemas) or None, "topoff export")
     tables = export_everything(found)
+    unreadable = [t.qualified for t in found if t.is_table and not t.readable]
+    if unreadable:
+        log.warning("skipping %d tables this role may not SELECT: %s", len(unreadable),
+                    ", ".join(unreadable))
+    exported = {(t.schema, t.name) for t in tables}
+    odd = [f"{t.qualified}.{c} ({typ})" for t in found if (t.schema, t.name) in exported
+           for c, typ in t.columns if not is_safe_type_name(typ)]
+    if odd:
+        log.warning("consumers refuse to create the types of %s; write a config with "
+                    "`topoff init` to leave them out", ", ".join(odd))
     if not tables:
         where = f"schema {', '.join(schemas)}" if schemas else "any non-system schema"
         raise ConfigError(f"{database} has no table in {where} that this role can read",
