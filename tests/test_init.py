@@ -122,11 +122,13 @@ def test_init_to_stdout_writes_no_password(datanommer, tmp_path):
     url = datanommer.cluster.primary.url(datanommer.name, password="s3cret-pw")
     url = url.replace(str(datanommer.cluster.primary.port),
                       str(datanommer.cluster.standby.port))  # type: ignore[union-attr]
-    result = run_cli("init", "--source", url, "--output", "-")
+    result = run_cli("init", "--source", url, "--output", "-", "--dataset", "fedora msgs")
     assert result.exit_code == 0, result.stderr
+    assert not list(tmp_path.iterdir())
     assert "s3cret" not in result.stdout and "s3cret" not in result.stderr
     data = tomllib.loads(result.stdout)
     assert "password" not in data["source"]["url"]
+    assert data["dataset"] == "fedora msgs"
     assert f"port={datanommer.cluster.standby.port}" in data["source"]["url"]  # type: ignore[union-attr]
 
 
