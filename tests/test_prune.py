@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from support.cli import after_second_of, run_cli
+from support.cli import after_second_of, error_lines, run_cli, write_config
 from support.dataset import files_under, read_dataset, topoff_log
 from support.pg import make_config
 from topoff.dataset import layout
@@ -88,8 +88,9 @@ def test_prune_keeps_the_newest_full_and_everything_after_it(history, dest):
     assert not [p for p in left if layout.publication_of(p) in expected]
     for pub in expected:  # no empty directories left behind either
         assert not (dest / pub).exists()
-    assert {p: (dest / p).read_bytes() for p in left if p != layout.INDEX} == {
-        p: b for p, b in files_before.items() if p in left and p != layout.INDEX}
+    rewritten = (layout.INDEX, layout.INDEX_HTML)
+    assert {p: (dest / p).read_bytes() for p in left if p not in rewritten} == {
+        p: b for p, b in files_before.items() if p in left and p not in rewritten}
     read_dataset(store)  # what is left is whole
 
     # nothing more to remove: the index is not rewritten
@@ -158,9 +159,18 @@ def test_prune_of_an_empty_store(tmp_path):
     assert result.removed == [] and result.kept == []
 
 
-def test_prune_command(history, dest):
+def test_prune_command(history, dest, tmp_path):
     index_before = (dest / layout.INDEX).read_bytes()
-    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--dry-run")
+    # the exporter re-checks 3 days (the default): keeping 2 would lose late rows
+    refused = run_cli("prune", "--to", str(dest), "--keep-days", "3")
+    assert refused.exit_code == 2
+    error, hint = error_lines(refused)
+    assert "lookback_days is 3" in error and "keep at least 4 days" in hint
+    assert (dest / layout.INDEX).read_bytes() == index_before
+    conf = write_config(tmp_path / "t.toml", sample.example_config().replace(
+        "lookback_days = 3", "lookback_days = 1"))
+    result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",
+                     "--dry-run")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     day = history["day"]
@@ -173,7 +183,8 @@ def test_prune_command(history, dest):
     assert listing.exit_code == 0
     assert history["f1"] in listing.stdout and rev(day[4], 2) in listing.stdout
 
-    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--keep-full", "1")
+    result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",
+                     "--keep-full", "1")
     assert result.exit_code == 0, result.stderr
     assert f"removed {history['f1']}" in result.stdout.splitlines()
     assert [p["id"] for p in json.loads((dest / layout.INDEX).read_text())["publications"]] == [

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from topoff.cli.datasets import wait_option
 from topoff.cli.options import (
     build_config,
     common_options,
@@ -15,7 +16,8 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import echo_export, echo_prune
 from topoff.config import Config
-from topoff.dataset.retention import prune
+from topoff.dataset.lock import dataset_lock
+from topoff.dataset.retention import check_keep_days, prune
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import choose_window
@@ -33,7 +35,8 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
     days = keep_days or config.retention.keep_days
     if days is None and keep_full is None:
         return
-    result = prune(store, config.dataset, days, keep_full or config.retention.keep_full)
+    result = prune(store, config.dataset, days, keep_full or config.retention.keep_full,
+                   lookback_days=config.export.lookback_days)
     if result.removed:
         echo_prune(result)
     else:
@@ -45,9 +48,10 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
 @common_options
 @source_options
 @export_options
+@wait_option
 def export_full_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
                     dest: str, jobs: int | None, chunk_size: str | None, strict: bool | None,
-                    keep_days: int | None, keep_full: int | None) -> None:
+                    keep_days: int | None, keep_full: int | None, wait: bool) -> None:
     """Export every configured table from one snapshot, as a new full export.
 
     \b
@@ -56,12 +60,14 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
           --source postgresql://reader@standby/datanommer --to /srv/dumps/datanommer
     """
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
+    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days)
     store = store_for(dest, config)
     quiet = click.get_current_context().obj.get("quiet")
-    with Bars(enabled=None if not quiet else False) as bars:
-        result = export_full(config, store, on_rows=bars.rows())
-    echo_export(result, store.url)
-    _maybe_prune(store, config, keep_days, keep_full)
+    with dataset_lock(store, config.dataset, wait) as locked:
+        with Bars(enabled=None if not quiet else False) as bars:
+            result = export_full(config, locked, on_rows=bars.rows())
+        echo_export(result, store.url)
+        _maybe_prune(locked, config, keep_days, keep_full)
 
 
 @export.command("incremental")
@@ -76,11 +82,13 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
 @click.option("--lookback-days", type=click.IntRange(0),
               help="Earlier days re-checked for late rows [default: 3].")
 @click.option("--force", is_flag=True, help="Publish even if the window may be incomplete.")
+@wait_option
 def export_incremental_cmd(config_path: str | None, source_url: str | None,
                            allow_primary: bool | None, dest: str, jobs: int | None,
                            chunk_size: str | None, strict: bool | None, keep_days: int | None,
                            keep_full: int | None, day: str | None, since: str | None,
-                           until: str | None, lookback_days: int | None, force: bool) -> None:
+                           until: str | None, lookback_days: int | None, force: bool,
+                           wait: bool) -> None:
     """Export one day (or window) of new rows, and republish recent days that changed.
 
     \b
@@ -91,12 +99,15 @@ def export_incremental_cmd(config_path: str | None, source_url: str | None,
     window = choose_window(day, since, until)
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     config = config.with_export(lookback_days=lookback_days)
+    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days)
     store = store_for(dest, config)
     quiet = click.get_current_context().obj.get("quiet")
-    with Bars(enabled=None if not quiet else False) as bars:
-        result = export_incremental(config, store, window, force=force, on_rows=bars.rows())
-    echo_export(result, store.url)
-    _maybe_prune(store, config, keep_days, keep_full)
+    with dataset_lock(store, config.dataset, wait) as locked:
+        with Bars(enabled=None if not quiet else False) as bars:
+            result = export_incremental(config, locked, window, force=force,
+                                        on_rows=bars.rows())
+        echo_export(result, store.url)
+        _maybe_prune(locked, config, keep_days, keep_full)
 
 
 def register(group: Any) -> None:

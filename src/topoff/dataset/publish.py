@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from topoff.dataset import layout
+from topoff.dataset.html import write_html
 from topoff.dataset.index import Index, Publication, read_index
 from topoff.dataset.manifest import DataFile, Manifest
 from topoff.errors import IntegrityError
@@ -46,13 +47,14 @@ def publish(store: Store, dataset: str, manifests: Iterable[Manifest]) -> list[P
     _check_free(store, index, manifests)
     added = [index.add(m, sha) for m, sha in zip(manifests, shas, strict=True)]
     try:
-        store.write_bytes(layout.INDEX, index.dumps())
+        store.write_bytes(layout.INDEX, index.dumps(), replace=True)
     except Exception:
         # A write can fail after the store took it (a timeout on the reply): if the index
         # lists the new publications, they are published and their files must stay.
         again = read_index(store, dataset)
         if again is None or any(again.get(p.id) is None for p in added):
             raise
+    write_html(store, index)
     for p in added:
         log.info("published %s (%d bytes, sequence %d)", p.id, p.bytes, p.sequence)
     return added
