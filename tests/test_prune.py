@@ -206,3 +206,23 @@ def test_without_a_full_export_days_are_pruned_by_age():
     remove, keep = plan_prune(index, keep_days=5, keep_full=1, now=now)
     assert [p.id for p in remove] == ["incremental/2026-11-10/r1"]
     assert [p.id for p in keep] == ["incremental/2026-11-18/r1", "incremental/2026-11-20/r1"]
+
+
+def test_retention_shorter_than_the_lookback_is_refused(datanommer, dest, tmp_path):
+    """--keep-days at most lookback_days would remove days that the next run re-checks,
+    and their late rows would reach no replica: refused before anything is exported."""
+    conf = write_config(tmp_path / "t.toml", sample.example_config())
+    for keep, lookback in (("2", None), ("3", None), ("1", "1")):
+        extra = ["--lookback-days", lookback] if lookback else []
+        result = run_cli("export", "incremental", "--config", conf, "--source",
+                         datanommer.standby_url, "--to", str(dest), "--keep-days", keep, *extra)
+        assert result.exit_code == 2, result.stderr
+        error, hint = error_lines(result)
+        assert f"--keep-days {keep} would remove days" in error
+        assert f"keep at least {int(lookback or 3) + 1} days" in hint
+        assert not dest.exists()  # checked before the export started
+    with pytest.raises(ConfigError, match="lookback_days is 3"):
+        prune(open_store(str(dest)), None, keep_days=3, lookback_days=3)
+    ok = run_cli("export", "incremental", "--config", conf, "--source",
+                 datanommer.standby_url, "--to", str(dest), "--keep-days", "4")
+    assert ok.exit_code == 0, ok.stderr
