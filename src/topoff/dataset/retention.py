@@ -110,11 +110,12 @@ def prune(store: Store, dataset: str | None, keep_days: int | None, keep_full: i
     if not dry_run and remove and index is not None:
         index.remove({p.id for p in remove})
         store.write_bytes(layout.INDEX, index.dumps(), replace=True)
-        write_html(store, index, describe(keep_days, keep_full))
         for name in names:
             store.delete(name)
         for p in remove:
             log.info("pruned %s", p.id)
+    if not dry_run and index is not None:  # the page says what retention applies
+        write_html(store, index, describe(keep_days, keep_full))
     # Orphans are looked for after the index is final: files just removed are not counted.
     result.orphans = find_orphans(store, index, grace, now)
     if not dry_run:
