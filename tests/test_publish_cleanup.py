@@ -15,7 +15,7 @@ from support.cli import run_cli, write_config
 from support.dataset import files_under, read_dataset
 from topoff.dataset import layout
 from topoff.dataset.cleanup import find_orphans
-from topoff.dataset.index import read_index
+from topoff.dataset.index import Index, read_index
 from topoff.dataset.layout import Window
 from topoff.dataset.retention import prune
 from topoff.demo import sample
@@ -113,7 +113,9 @@ def test_root_files_and_listed_files_are_never_orphans(tmp_path):
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(b"{}")
     later = datetime.now(UTC) + timedelta(days=1)
-    found = {f.name for f in find_orphans(store, None, timedelta(hours=6), later).files}
+    # without index.json nothing is an orphan: a lost index is no reason to delete a dataset
+    assert find_orphans(store, None, timedelta(hours=6), later).files == []
+    found = {f.name for f in find_orphans(store, Index("d"), timedelta(hours=6), later).files}
     # the full directory is listed by no index here, the index temp file is topoff's own
     assert found == {"full/2026-11-20T021500Z/x", ".index.json.tmp-00ff"}
 

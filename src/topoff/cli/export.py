@@ -37,7 +37,7 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
         return
     result = prune(store, config.dataset, days, keep_full or config.retention.keep_full,
                    lookback_days=config.export.lookback_days)
-    if result.removed:
+    if result.removed or result.orphans.files or result.orphans.uploads:
         echo_prune(result)
     else:
         kept = f"{days} days" if days else f"{keep_full} full exports"

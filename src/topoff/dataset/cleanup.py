@@ -7,10 +7,11 @@ unfinished multipart upload on S3. ``topoff prune`` (and an export's own retenti
 removes them once they are older than a grace period, so that a running export's files,
 which are new, are never touched.
 
-Never removed: a file of a publication that ``index.json`` lists, ``index.json``,
-``index.html``, the lock, anything outside ``full/`` and ``incremental/`` (other files a
-site may keep at the dataset root), anything whose age the store cannot tell, and anything
-newer than the grace period.
+Never removed: anything where there is no ``index.json`` (a lost index must not make a
+whole dataset look unpublished), a file of a publication that ``index.json`` lists,
+``index.json``, ``index.html``, the lock, anything outside ``full/`` and ``incremental/``
+(other files a site may keep at the dataset root), anything whose age the store cannot
+tell, and anything newer than the grace period.
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ def _orphan(name: str, listed: set[str]) -> bool:
 
 def find_orphans(store: Store, index: Index | None, grace: timedelta,
                  now: datetime) -> Orphans:
-    listed = {p.id for p in index.publications} if index else set()
+    """Unlisted files older than ``grace``; none at all where there is no index.json (a
+    lost index must not make a whole dataset look unpublished)."""
+    if index is None:
+        return Orphans()
+    listed = {p.id for p in index.publications}
     cutoff = now.timestamp() - grace.total_seconds()
     found = Orphans()
     for f in store.list_all():
