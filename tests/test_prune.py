@@ -218,7 +218,7 @@ def test_retention_shorter_than_the_lookback_is_refused(datanommer, dest, tmp_pa
                          datanommer.standby_url, "--to", str(dest), "--keep-days", keep, *extra)
         assert result.exit_code == 2, result.stderr
         error, hint = error_lines(result)
-        assert f"--keep-days {keep} would remove days" in error
+        assert f"keeping {keep} days (--keep-days, [retention] keep_days) would remove" in error
         assert f"keep at least {int(lookback or 3) + 1} days" in hint
         assert not dest.exists()  # checked before the export started
     with pytest.raises(ConfigError, match="lookback_days is 3"):

@@ -51,8 +51,9 @@ def check_keep_days(keep_days: int | None, lookback_days: int) -> None:
     """Refuse a retention that removes days the next export must still re-check."""
     if keep_days is not None and keep_days <= lookback_days:
         raise ConfigError(
-            f"--keep-days {keep_days} would remove days that exports still re-check for late "
-            f"rows (lookback_days is {lookback_days}): their late rows would reach no replica",
+            f"keeping {keep_days} days (--keep-days, [retention] keep_days) would remove days "
+            f"that exports still re-check for late rows (lookback_days is {lookback_days}): "
+            f"their late rows would reach no replica",
             hint=f"keep at least {lookback_days + 1} days, or lower [export] lookback_days "
             f"(--lookback-days)")
 
