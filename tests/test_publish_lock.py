@@ -190,3 +190,32 @@ def test_concurrent_exports_of_one_day_publish_once(datanommer, tmp_path):
         assert [p.id for p in data.index.publications] == [
             f"incremental/{day}/r{n}" for n in range(1, round_ + 1)]
         assert not (dest / layout.LOCK).exists()
+
+
+def test_a_run_without_the_lock_never_removes_another_runs_files(datanommer, tmp_path):
+    """Two library runs of one day that bypass the lock (or a run whose lock was taken over
+    while it was stalled): the one that finds a name taken stops, and its clean-up removes
+    only files it made, not the other run's (not yet published) ones."""
+    from support.dataset import read_table
+    from support.pg import make_config
+    from topoff.dataset.layout import Window
+    from topoff.export.incremental import export_incremental
+    from topoff.stores.base import FileExists
+
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, jobs=1, lookback_days=0)
+    day = Window.day(yesterday())
+    failures = []
+
+    def hook(event, **kw):
+        # the first run has made its first table's file; a second run starts and finishes
+        if event == "table_done" and not failures:
+            with pytest.raises(FileExists) as err:
+                export_incremental(config, store, day)
+            failures.append(err.value)
+
+    result = export_incremental(config, store, day, hook=hook)
+    assert failures and "already exists" in failures[0].message
+    data = read_dataset(store)  # every file the winner's manifest lists is there, whole
+    assert data.ids() == [p.id for p in result.publications]
+    assert len(read_table(store, result.manifests[0], "public.messages").rows) == 300
