@@ -461,6 +461,21 @@ def test_s3_keys_under_the_prefix(s3_server: S3Server) -> None:
     assert sorted(k["Key"] for k in keys) == ["datasets/demo/full/index.json", "top"]
 
 
+def test_s3_objects_have_a_content_type(s3_server: S3Server) -> None:
+    """A bucket served as a web site shows index.html as a page, not as a download."""
+    bucket = s3_server.create_bucket()
+    store = S3Store(bucket, "ds", FAST)
+    for name, data in (("index.html", b"<p>x</p>"), ("index.json", b"{}"),
+                       ("full/x/README.md", b"# x"), ("full/x/data/t.csv.zst", b"z")):
+        store.write_bytes(name, data)
+    client = s3_server.client()
+    types = {n: client.head_object(Bucket=bucket, Key=f"ds/{n}")["ContentType"]
+             for n in ("index.html", "index.json", "full/x/README.md", "full/x/data/t.csv.zst")}
+    assert types == {"index.html": "text/html; charset=utf-8", "index.json": "application/json",
+                     "full/x/README.md": "text/markdown; charset=utf-8",
+                     "full/x/data/t.csv.zst": "application/zstd"}
+
+
 def test_s3_missing_bucket(s3_server: S3Server) -> None:
     with open_store("s3://topoff-no-such-bucket/x", FAST) as store:
         for attempt in (

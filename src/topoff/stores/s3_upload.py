@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mimetypes
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions as bce
@@ -20,6 +21,9 @@ _PARTS_PER_STEP = 1000
 # A conditional write lost: the object exists (412), or another conditional write of it is
 # in flight (409).
 _TAKEN_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_TYPES = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
+          "json": "application/json", "sql": "text/plain; charset=utf-8",
+          "zst": "application/zstd"}
 
 
 class _MultipartWriter(io.RawIOBase):
@@ -37,6 +41,9 @@ class _MultipartWriter(io.RawIOBase):
         self._name = name
         # a new name is created only if no object has it (S3 conditional writes)
         self._condition: dict[str, str] = {} if replace else {"IfNoneMatch": "*"}
+        # a browser shows index.html (and a README) when the bucket is served as a web site
+        kind = _TYPES.get(name.rpartition(".")[2]) or mimetypes.guess_type(name)[0]
+        self._type: dict[str, str] = {"ContentType": kind} if kind else {}
         self._key = store._key(name)
         self._buffer = bytearray()
         self._upload_id: str | None = None
@@ -83,7 +90,7 @@ class _MultipartWriter(io.RawIOBase):
     def _send_part(self) -> None:
         # the buffer goes to botocore as is (no copy); a new one is started afterwards
         if self._upload_id is None:
-            self._upload_id = self._call("create_multipart_upload")["UploadId"]
+            self._upload_id = self._call("create_multipart_upload", **self._type)["UploadId"]
         number = len(self._parts) + 1
         response = self._call(
             "upload_part", UploadId=self._upload_id, PartNumber=number, Body=self._buffer
@@ -99,7 +106,7 @@ class _MultipartWriter(io.RawIOBase):
     def finish(self) -> None:
         """Make the object visible: the last part and completion, or one PUT."""
         if self._upload_id is None:
-            self._call("put_object", Body=self._buffer, **self._condition)
+            self._call("put_object", Body=self._buffer, **self._condition, **self._type)
             self._buffer = bytearray()
             return
         if self._buffer:
