@@ -73,7 +73,7 @@ def test_export_commands_publish_and_report(source, conf, tmp_path):
     assert f"-> {dest}" in full.stdout
     assert "published full/" in full.stderr  # the log line, on stderr
     # the day before the full export is old (--keep-days 1) and not needed: pruned
-    inc = run_cli("export", "incremental", *common, "--keep-days", "1")
+    inc = run_cli("export", "incremental", *common, "--keep-days", "1", "--lookback-days", "0")
     assert inc.exit_code == 0, inc.stderr
     assert f"published incremental/{y}/r1" in inc.stdout
     assert f"removed incremental/{y - timedelta(days=1)}/r1" in inc.stdout.splitlines()
@@ -82,10 +82,8 @@ def test_export_commands_publish_and_report(source, conf, tmp_path):
     assert f"unchanged {y}: already published, nothing new" in again.stdout
     assert not [ln for ln in again.stdout.splitlines() if ln.startswith("published")]
     data = read_dataset(open_store(str(dest)))
-    # what is left: the full export and the incremental run after it (the day and the empty
-    # lookback days before the sample's first day)
-    assert [p.id for p in data.index.publications][1:] == [
-        f"incremental/{y - timedelta(days=n)}/r1" for n in (3, 2, 0)]
+    # what is left: the full export and the incremental run after it
+    assert [p.id for p in data.index.publications][1:] == [f"incremental/{y}/r1"]
     assert data.index.publications[0].kind == "full"
 
 

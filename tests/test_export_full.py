@@ -32,6 +32,7 @@ from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import yesterday
 from topoff.stores import open_store
+from topoff.stores.base import FileExists
 
 TABLES = ["public.messages", "public.users_messages", "public.packages_messages",
           "public.users", "public.packages"]
@@ -104,7 +105,7 @@ def test_manifest_describes_the_snapshot_tables_and_files(datanommer, config, de
     ids = sorted(int(x) for x in tables["public.messages"].column("id"))
     assert ids == [r[0] for r in datanommer.standby_query("SELECT id FROM messages ORDER BY id")]
     # and the whole dataset tree is: index, manifest, README, schema, data
-    expected = {layout.INDEX} | {f"{pub.id}/{n}" for n in (
+    expected = {layout.INDEX, layout.INDEX_HTML} | {f"{pub.id}/{n}" for n in (
         layout.MANIFEST, layout.README, layout.PRE_DATA, layout.POST_DATA)} | {
         f"{pub.id}/{f.path}" for e in m.tables.values() for f in e.files}
     assert set(files_under(dest)) == expected
@@ -352,7 +353,8 @@ def test_a_concurrent_run_of_the_same_day_keeps_the_winner_whole(datanommer, des
         if event == "table_start" and not winner:
             winner.append(export_incremental(config, store, day))
 
-    with pytest.raises(IntegrityError, match="already published"):
+    # the loser stops at its first file whose name the winner published (never overwritten)
+    with pytest.raises(FileExists, match="already exists"):
         export_incremental(config, store, day, hook=hook)
     data = read_dataset(store)  # manifests and every file still match the index
     assert data.ids() == [p.id for p in winner[0].publications]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from support.cli import after_second_of, run_cli
+from support.cli import after_second_of, error_lines, run_cli, write_config
 from support.dataset import files_under, read_dataset, topoff_log
 from support.pg import make_config
 from topoff.dataset import layout
@@ -88,8 +88,9 @@ def test_prune_keeps_the_newest_full_and_everything_after_it(history, dest):
     assert not [p for p in left if layout.publication_of(p) in expected]
     for pub in expected:  # no empty directories left behind either
         assert not (dest / pub).exists()
-    assert {p: (dest / p).read_bytes() for p in left if p != layout.INDEX} == {
-        p: b for p, b in files_before.items() if p in left and p != layout.INDEX}
+    rewritten = (layout.INDEX, layout.INDEX_HTML)
+    assert {p: (dest / p).read_bytes() for p in left if p not in rewritten} == {
+        p: b for p, b in files_before.items() if p in left and p not in rewritten}
     read_dataset(store)  # what is left is whole
 
     # nothing more to remove: the index is not rewritten
@@ -158,9 +159,18 @@ def test_prune_of_an_empty_store(tmp_path):
     assert result.removed == [] and result.kept == []
 
 
-def test_prune_command(history, dest):
+def test_prune_command(history, dest, tmp_path):
     index_before = (dest / layout.INDEX).read_bytes()
-    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--dry-run")
+    # the exporter re-checks 3 days (the default): keeping 2 would lose late rows
+    refused = run_cli("prune", "--to", str(dest), "--keep-days", "3")
+    assert refused.exit_code == 2
+    error, hint = error_lines(refused)
+    assert "lookback_days is 3" in error and "keep at least 4 days" in hint
+    assert (dest / layout.INDEX).read_bytes() == index_before
+    conf = write_config(tmp_path / "t.toml", sample.example_config().replace(
+        "lookback_days = 3", "lookback_days = 1"))
+    result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",
+                     "--dry-run")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     day = history["day"]
@@ -173,7 +183,8 @@ def test_prune_command(history, dest):
     assert listing.exit_code == 0
     assert history["f1"] in listing.stdout and rev(day[4], 2) in listing.stdout
 
-    result = run_cli("prune", "--to", str(dest), "--keep-days", "2", "--keep-full", "1")
+    result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",
+                     "--keep-full", "1")
     assert result.exit_code == 0, result.stderr
     assert f"removed {history['f1']}" in result.stdout.splitlines()
     assert [p["id"] for p in json.loads((dest / layout.INDEX).read_text())["publications"]] == [
@@ -195,3 +206,23 @@ def test_without_a_full_export_days_are_pruned_by_age():
     remove, keep = plan_prune(index, keep_days=5, keep_full=1, now=now)
     assert [p.id for p in remove] == ["incremental/2026-11-10/r1"]
     assert [p.id for p in keep] == ["incremental/2026-11-18/r1", "incremental/2026-11-20/r1"]
+
+
+def test_retention_shorter_than_the_lookback_is_refused(datanommer, dest, tmp_path):
+    """--keep-days at most lookback_days would remove days that the next run re-checks,
+    and their late rows would reach no replica: refused before anything is exported."""
+    conf = write_config(tmp_path / "t.toml", sample.example_config())
+    for keep, lookback in (("2", None), ("3", None), ("1", "1")):
+        extra = ["--lookback-days", lookback] if lookback else []
+        result = run_cli("export", "incremental", "--config", conf, "--source",
+                         datanommer.standby_url, "--to", str(dest), "--keep-days", keep, *extra)
+        assert result.exit_code == 2, result.stderr
+        error, hint = error_lines(result)
+        assert f"keeping {keep} days (--keep-days, [retention] keep_days) would remove" in error
+        assert f"keep at least {int(lookback or 3) + 1} days" in hint
+        assert not dest.exists()  # checked before the export started
+    with pytest.raises(ConfigError, match="lookback_days is 3"):
+        prune(open_store(str(dest)), None, keep_days=3, lookback_days=3)
+    ok = run_cli("export", "incremental", "--config", conf, "--source",
+                 datanommer.standby_url, "--to", str(dest), "--keep-days", "4")
+    assert ok.exit_code == 0, ok.stderr

@@ -18,6 +18,7 @@ from support.s3_server import CuttingProxy, S3Server
 from support.store_fixtures import Published
 from topoff.errors import IntegrityError, StoreError
 from topoff.stores import FileInfo, FileMissing, Store, StoreOptions, open_store
+from topoff.stores.base import FileExists
 from topoff.stores.download import fetch_to_file
 from topoff.stores.http import HttpStore
 from topoff.stores.local import LocalStore
@@ -78,8 +79,8 @@ def test_round_trip(stores: tuple[Store, Store]) -> None:
     name = "full/2024-01-01/t1.csv.zst"
     assert reader.stat(name) == FileInfo(name, 100_000)
     assert reader.stat("empty") == FileInfo("empty", 0)
-    # writing a name again replaces the whole file
-    writer.write_bytes("empty", b"now with content")
+    # writing a name again replaces the whole file only when asked to
+    writer.write_bytes("empty", b"now with content", replace=True)
     assert reader.read_bytes("empty") == b"now with content"
 
 
@@ -188,11 +189,84 @@ def test_failed_write_leaves_nothing(
 def test_written_file_appears_only_at_the_end(stores: tuple[Store, Store]) -> None:
     writer, reader = stores
     writer.write_bytes("name", b"old")
-    with writer.write("name") as f:
+    with writer.write("name", replace=True) as f:
         f.write(b"new content")
         assert reader.read_bytes("name") == b"old"
         assert [i.name for i in writer.list()] == ["name"]  # no temp file listed
     assert reader.read_bytes("name") == b"new content"
+
+
+@pytest.mark.parametrize("size", [1000, 10 * MiB], ids=["small", "multipart"])
+def test_a_written_name_is_never_overwritten(
+    stores: tuple[Store, Store], published: Published, size: int
+) -> None:
+    """A published file never changes: writing its name again fails and leaves it whole."""
+    writer, reader = stores
+    first, second = payload(size, seed=1), payload(size, seed=2)
+    writer.write_bytes("full/x/data.bin", first)
+    with pytest.raises(FileExists) as err:
+        writer.write_bytes("full/x/data.bin", second)
+    assert err.value.hint and "already exists" in err.value.message
+    assert sha256(reader.read_bytes("full/x/data.bin")) == sha256(first)
+    assert [i.name for i in writer.list_all()] == ["full/x/data.bin"]  # no temp file left
+    if published.kind == "s3":
+        assert multipart_uploads(published) == []
+    writer.write_bytes("full/x/data.bin", second, replace=True)
+    assert sha256(reader.read_bytes("full/x/data.bin")) == sha256(second)
+
+
+def test_racing_writers_of_one_name_one_wins(stores: tuple[Store, Store]) -> None:
+    """Two writers finish the same new name at the same moment: exactly one succeeds and
+    the file is whole, its bytes."""
+    import threading
+
+    writer, reader = stores
+    for round_ in range(10):
+        name = f"incremental/d/r{round_ + 1}/data.bin"
+        barrier = threading.Barrier(2)
+        outcome: dict[int, str] = {}
+
+        def write(i: int, name: str = name, barrier: threading.Barrier = barrier,
+                  outcome: dict[int, str] = outcome) -> None:
+            data = payload(50_000, seed=i)
+            try:
+                with writer.write(name) as f:
+                    f.write(data)
+                    barrier.wait()
+                outcome[i] = "won"
+            except FileExists:
+                outcome[i] = "lost"
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcome.values()) == ["lost", "won"]
+        winner = next(i for i, v in outcome.items() if v == "won")
+        assert reader.read_bytes(name) == payload(50_000, seed=winner)
+
+
+def test_swap_bytes_compares_then_swaps(stores: tuple[Store, Store]) -> None:
+    writer, reader = stores
+    assert writer.swap_bytes("lock.json", b"a", b"b") is False  # missing: nothing to swap
+    assert writer.stat("lock.json") is None
+    writer.write_bytes("lock.json", b"a")
+    assert writer.swap_bytes("lock.json", b"other", b"b") is False
+    assert reader.read_bytes("lock.json") == b"a"
+    assert writer.swap_bytes("lock.json", b"a", b"b") is True
+    assert reader.read_bytes("lock.json") == b"b"
+    assert writer.swap_bytes("lock.json", b"a", None) is False
+    assert writer.swap_bytes("lock.json", b"b", None) is True
+    assert writer.stat("lock.json") is None
+
+
+def test_listings_tell_when_files_changed(stores: tuple[Store, Store]) -> None:
+    writer, _ = stores
+    before = time.time()
+    writer.write_bytes("a/b.bin", b"x")
+    [info] = writer.list_all()
+    assert info.modified is not None and before - 5 <= info.modified <= time.time() + 5
 
 
 @pytest.mark.parametrize("name", ["", "/abs", "../up", "a/../b", "a//b", "./a", "a/"])
@@ -387,6 +461,21 @@ def test_s3_keys_under_the_prefix(s3_server: S3Server) -> None:
     assert sorted(k["Key"] for k in keys) == ["datasets/demo/full/index.json", "top"]
 
 
+def test_s3_objects_have_a_content_type(s3_server: S3Server) -> None:
+    """A bucket served as a web site shows index.html as a page, not as a download."""
+    bucket = s3_server.create_bucket()
+    store = S3Store(bucket, "ds", FAST)
+    for name, data in (("index.html", b"<p>x</p>"), ("index.json", b"{}"),
+                       ("full/x/README.md", b"# x"), ("full/x/data/t.csv.zst", b"z")):
+        store.write_bytes(name, data)
+    client = s3_server.client()
+    types = {n: client.head_object(Bucket=bucket, Key=f"ds/{n}")["ContentType"]
+             for n in ("index.html", "index.json", "full/x/README.md", "full/x/data/t.csv.zst")}
+    assert types == {"index.html": "text/html; charset=utf-8", "index.json": "application/json",
+                     "full/x/README.md": "text/markdown; charset=utf-8",
+                     "full/x/data/t.csv.zst": "application/zstd"}
+
+
 def test_s3_missing_bucket(s3_server: S3Server) -> None:
     with open_store("s3://topoff-no-such-bucket/x", FAST) as store:
         for attempt in (
@@ -456,6 +545,14 @@ def test_s3_bucket_with_object_lock(s3_server: S3Server) -> None:
 
 
 # -- local ------------------------------------------------------------------------------------
+
+
+def test_local_list_all_shows_temp_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("full/x/a.bin", b"a")
+    (tmp_path / "full" / "x" / ".b.bin.tmp-0123abcd").write_bytes(b"left by a killed run")
+    assert [i.name for i in store.list()] == ["full/x/a.bin"]
+    assert [i.name for i in store.list_all()] == ["full/x/.b.bin.tmp-0123abcd", "full/x/a.bin"]
 
 
 def test_local_missing_root(tmp_path: Path) -> None:

@@ -2,44 +2,64 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from topoff.cli.options import build_config, common_options, store_for
-from topoff.cli.output import echo_index, echo_prune
+from topoff.cli.output import echo_datasets, echo_index, echo_prune
+from topoff.config import parse_duration
 from topoff.dataset.index import read_index
+from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import prune
+from topoff.dataset.roots import find_datasets
 from topoff.errors import StoreError
+
+wait_option = click.option(
+    "--wait", is_flag=True,
+    help="If another export or prune holds the dataset's lock, wait for it instead of "
+    "stopping (exit status 5).")
 
 
 @click.command("prune")
 @common_options
 @click.option("--to", "dest", required=True, metavar="DEST", help="The published dataset.")
 @click.option("--keep-days", type=click.IntRange(1), required=True,
-              help="Remove incremental days that began more than this many days ago.")
+              help="Remove incremental days that began more than this many days ago; must be "
+              "more than the exporter's lookback_days.")
 @click.option("--keep-full", type=click.IntRange(1), default=1, show_default=True,
               help="Full exports kept (the newest is always kept).")
+@click.option("--grace", default="6h", show_default=True, metavar="DURATION",
+              help="Remove files no publication lists (left by killed exports) once older "
+              "than this (e.g. 6h, 30m, 90s).")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@wait_option
 def prune_cmd(config_path: str | None, dest: str, keep_days: int, keep_full: int,
-              dry_run: bool) -> None:
-    """Delete old incremental days and old full exports.
+              grace: str, dry_run: bool, wait: bool) -> None:
+    """Delete old incremental days, old full exports and files left by killed exports.
 
     Never removes the newest full export, nor anything published after it (what a replica
-    built from it needs to be brought up to date).
+    built from it needs to be brought up to date), nor files newer than --grace.
 
     \b
     Example:
       topoff prune --to /srv/dumps/datanommer --keep-days 15 --keep-full 2 --dry-run
     """
     config = build_config(config_path, need_source=False)
+    grace_period = timedelta(seconds=parse_duration(grace, "--grace"))
     store = store_for(dest, config)
-    echo_prune(prune(store, None, keep_days, keep_full, dry_run))
+    index = read_index(store)
+    with dataset_lock(store, index.dataset if index else config.dataset, wait) as locked:
+        echo_prune(prune(locked, None, keep_days, keep_full, dry_run,
+                         lookback_days=config.export.lookback_days, grace=grace_period))
 
 
 @click.command("list")
 @common_options
 @click.argument("location")
 def list_cmd(config_path: str | None, location: str) -> None:
-    """List the publications of a dataset (local directory, http(s):// URL or s3://).
+    """List the publications of a dataset, or the datasets under a store root (local
+    directory, http(s):// URL or s3://).
 
     \b
     Example:
@@ -48,7 +68,12 @@ def list_cmd(config_path: str | None, location: str) -> None:
     config = build_config(config_path, need_source=False)
     store = store_for(location, config)
     index = read_index(store)
-    if index is None:
-        raise StoreError(f"nothing is published at {store.url} (no index.json)",
+    if index is not None:
+        echo_index(index)
+        return
+    found = find_datasets(store)
+    if not found:
+        raise StoreError(f"nothing is published at {store.url} (no index.json there, nor in "
+                         f"the directories below it)",
                          hint="check the location, or publish with `topoff export full`")
-    echo_index(index)
+    echo_datasets(store.url, found)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from topoff.cli.datasets import wait_option
 from topoff.cli.init import check_and_show, schema_option
 from topoff.cli.options import (
     build_config,
@@ -18,7 +19,8 @@ from topoff.cli.options import (
 from topoff.cli.output import echo_export, echo_prune
 from topoff.config import Config
 from topoff.config_writer import read_source
-from topoff.dataset.retention import prune
+from topoff.dataset.lock import dataset_lock
+from topoff.dataset.retention import check_keep_days, prune
 from topoff.errors import ConfigError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
@@ -44,8 +46,9 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
     days = keep_days or config.retention.keep_days
     if days is None and keep_full is None:
         return
-    result = prune(store, config.dataset, days, keep_full or config.retention.keep_full)
-    if result.removed:
+    result = prune(store, config.dataset, days, keep_full or config.retention.keep_full,
+                   lookback_days=config.export.lookback_days)
+    if result.removed or result.orphans.files or result.orphans.uploads:
         echo_prune(result)
     else:
         kept = f"{days} days" if days else f"{keep_full} full exports"
@@ -84,10 +87,11 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
 @export_options
 @schema_option
 @dry_run_option
+@wait_option
 def export_full_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
                     dest: str, jobs: int | None, chunk_size: str | None, strict: bool | None,
                     keep_days: int | None, keep_full: int | None,
-                    schemas: tuple[str, ...], dry_run: bool) -> None:
+                    schemas: tuple[str, ...], dry_run: bool, wait: bool) -> None:
     """Export every configured table from one snapshot, as a new full export.
 
     Without --config, every table of every non-system schema (or of --schema) is exported
@@ -105,6 +109,7 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
         raise ConfigError("--strict needs a config file that classifies the columns",
                           hint="write one with `topoff init --source URL` and pass --config")
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
+    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days)
     if not dry_run:
         store = store_for(dest, config)
     if not config_path:
@@ -113,10 +118,11 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
         check_and_show(config, config_path or "no --config")
         return
     quiet = click.get_current_context().obj.get("quiet")
-    with Bars(enabled=None if not quiet else False) as bars:
-        result = export_full(config, store, on_rows=bars.rows())
-    echo_export(result, store.url)
-    _maybe_prune(store, config, keep_days, keep_full)
+    with dataset_lock(store, config.dataset, wait) as locked:
+        with Bars(enabled=None if not quiet else False) as bars:
+            result = export_full(config, locked, on_rows=bars.rows())
+        echo_export(result, store.url)
+        _maybe_prune(locked, config, keep_days, keep_full)
 
 
 @export.command("incremental")
@@ -132,12 +138,13 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
               help="Earlier days re-checked for late rows [default: 3].")
 @click.option("--force", is_flag=True, help="Publish even if the window may be incomplete.")
 @dry_run_option
+@wait_option
 def export_incremental_cmd(config_path: str | None, source_url: str | None,
                            allow_primary: bool | None, dest: str, jobs: int | None,
                            chunk_size: str | None, strict: bool | None, keep_days: int | None,
                            keep_full: int | None, day: str | None, since: str | None,
                            until: str | None, lookback_days: int | None, force: bool,
-                           dry_run: bool) -> None:
+                           dry_run: bool, wait: bool) -> None:
     """Export one day (or window) of new rows, and republish recent days that changed.
 
     \b
@@ -153,15 +160,18 @@ def export_incremental_cmd(config_path: str | None, source_url: str | None,
     window = choose_window(day, since, until)
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     config = config.with_export(lookback_days=lookback_days)
+    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days)
     if dry_run:
         check_and_show(config, config_path)
         return
     store = store_for(dest, config)
     quiet = click.get_current_context().obj.get("quiet")
-    with Bars(enabled=None if not quiet else False) as bars:
-        result = export_incremental(config, store, window, force=force, on_rows=bars.rows())
-    echo_export(result, store.url)
-    _maybe_prune(store, config, keep_days, keep_full)
+    with dataset_lock(store, config.dataset, wait) as locked:
+        with Bars(enabled=None if not quiet else False) as bars:
+            result = export_incremental(config, locked, window, force=force,
+                                        on_rows=bars.rows())
+        echo_export(result, store.url)
+        _maybe_prune(locked, config, keep_days, keep_full)
 
 
 def register(group: Any) -> None:

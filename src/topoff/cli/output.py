@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich import filesize  # light: the console and tables load only when a listing is drawn
 
 from topoff.dataset.index import Index
 from topoff.dataset.retention import PruneResult
+from topoff.dataset.roots import FoundDataset
 from topoff.export.full import ExportResult
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def size(n: int) -> str:
@@ -34,6 +40,17 @@ def echo_prune(result: PruneResult) -> None:
         click.echo(f"{verb} {p.id}")
     click.echo(f"{verb} {len(result.removed)} publications ({result.files} files, "
                f"{size(result.bytes)}); kept {len(result.kept)}")
+    orphans = result.orphans
+    seconds = result.grace.total_seconds()
+    age = (f"{seconds / 3600:g} h" if seconds >= 3600 else
+           f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s")
+    for where, count in orphans.groups():
+        click.echo(f"{verb} {count} unpublished files in {where}")
+    for name, _upload in orphans.uploads:
+        click.echo(f"{verb} an unfinished upload of {name}")
+    if orphans.files or orphans.uploads:
+        click.echo(f"{verb} {len(orphans.files)} unpublished files ({size(orphans.bytes)}) and "
+                   f"{len(orphans.uploads)} unfinished uploads older than {age}")
 
 
 def echo_index(index: Index) -> None:
@@ -45,5 +62,38 @@ def echo_index(index: Index) -> None:
                          ("size", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for p in index.publications:
-        table.add_row(str(p.sequence), p.id, p.snapshot_time[:19].replace("T", " "), size(p.bytes))
+        table.add_row(*_plain(p.sequence, p.id, str(p.snapshot_time)[:19].replace("T", " "),
+                              size(p.bytes)))
     Console(width=100).print(table)
+
+
+def _plain(*values: object) -> list[Text]:
+    """Table cells shown as they are: names from a dataset are never read as rich markup."""
+    from rich.text import Text
+
+    return [Text(str(v)) for v in values]
+
+
+def echo_datasets(where: str, found: list[FoundDataset]) -> None:
+    """The datasets under a store root, each with its newest publication."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"datasets in {where}", title_justify="left")
+    for col, justify in (("location", "left"), ("dataset", "left"), ("publications", "right"),
+                         ("newest", "left"), ("snapshot", "left"), ("size", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for d in found:
+        if d.index is None:
+            table.add_row(*_plain(d.path, "?", "", d.problem or "", "", ""))
+            continue
+        pubs = d.index.publications
+        newest = pubs[-1] if pubs else None
+        try:
+            total = size(sum(int(p.bytes) for p in pubs))
+        except (TypeError, ValueError):
+            total = "?"
+        table.add_row(*_plain(d.path, d.index.dataset, len(pubs), newest.id if newest else "",
+                              str(newest.snapshot_time)[:19].replace("T", " ") if newest else "",
+                              total))
+    Console(width=120).print(table)

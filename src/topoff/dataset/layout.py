@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 INDEX = "index.json"
+INDEX_HTML = "index.html"                  # the same list, for people with a web browser
+LOCK = "lock.json"                         # held by the one export (or prune) that may publish
 MANIFEST = "manifest.json"
 README = "README.md"
 PRE_DATA = "schema/pre-data.sql"

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from topoff.dataset import layout
+from topoff.dataset.html import write_html
 from topoff.dataset.index import Index, Publication, read_index
 from topoff.dataset.manifest import DataFile, Manifest
 from topoff.errors import IntegrityError
@@ -36,26 +37,37 @@ def publish(store: Store, dataset: str, manifests: Iterable[Manifest]) -> list[P
     # Refuse a name that is taken before writing anything: writing this manifest over the
     # published one would break that publication.
     _check_free(store, read_index(store, dataset), manifests)
-    shas = []
-    for m in manifests:
-        raw = m.dumps()
-        store.write_bytes(layout.manifest_name(m.publication), raw)
-        shas.append(hashlib.sha256(raw).hexdigest())
-    # Read the index as late as possible: another run may have published meanwhile.
-    index = read_index(store, dataset) or Index(dataset=dataset)
-    _check_free(store, index, manifests)
-    added = [index.add(m, sha) for m, sha in zip(manifests, shas, strict=True)]
+    shas: list[str] = []
+    mine: list[str] = []  # manifests this call wrote (a name may be another run's)
     try:
-        store.write_bytes(layout.INDEX, index.dumps())
+        for m in manifests:
+            raw = m.dumps()
+            store.write_bytes(layout.manifest_name(m.publication), raw)
+            mine.append(layout.manifest_name(m.publication))
+            shas.append(hashlib.sha256(raw).hexdigest())
+        # Read the index as late as possible: another run may have published meanwhile.
+        index = read_index(store, dataset) or Index(dataset=dataset)
+        _check_free(store, index, manifests)
+        added = [index.add(m, sha) for m, sha in zip(manifests, shas, strict=True)]
+        _write_index(store, dataset, index, added)
+    except BaseException:
+        remove_files(store, mine)  # keeps any that an index lists
+        raise
+    write_html(store, index)
+    for p in added:
+        log.info("published %s (%d bytes, sequence %d)", p.id, p.bytes, p.sequence)
+    return added
+
+
+def _write_index(store: Store, dataset: str, index: Index, added: list[Publication]) -> None:
+    try:
+        store.write_bytes(layout.INDEX, index.dumps(), replace=True)
     except Exception:
         # A write can fail after the store took it (a timeout on the reply): if the index
         # lists the new publications, they are published and their files must stay.
         again = read_index(store, dataset)
         if again is None or any(again.get(p.id) is None for p in added):
             raise
-    for p in added:
-        log.info("published %s (%d bytes, sequence %d)", p.id, p.bytes, p.sequence)
-    return added
 
 
 def _check_free(store: Store, index: Index | None, manifests: list[Manifest]) -> None:

@@ -10,7 +10,14 @@ Kept, whatever the limits say:
 
 Removed: incremental partitions (all revisions) whose day began more than ``keep_days``
 days ago, and full exports older than the newest ``keep_full``. The index is rewritten
-first (readers stop seeing them), then the files are deleted.
+first (readers stop seeing them), then the files are deleted. Files that no publication
+lists (left by a killed export) go too once older than the grace period
+(:mod:`topoff.dataset.cleanup`).
+
+``keep_days`` must be greater than the exporter's ``lookback_days``: an export re-checks
+the ``lookback_days`` days before the one it publishes for late rows, and a day already
+removed is not re-checked (its late rows would reach no replica), so such a combination is
+refused (:func:`check_keep_days`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from topoff.dataset import layout
+from topoff.dataset.cleanup import DEFAULT_GRACE, Orphans, find_orphans, remove_orphans
+from topoff.dataset.html import write_html
 from topoff.dataset.index import Index, Publication, read_index
 from topoff.errors import ConfigError
 from topoff.stores.base import Store
@@ -34,6 +43,26 @@ class PruneResult:
     files: int = 0
     bytes: int = 0
     dry_run: bool = False
+    orphans: Orphans = field(default_factory=Orphans)
+    grace: timedelta = DEFAULT_GRACE
+
+
+def check_keep_days(keep_days: int | None, lookback_days: int) -> None:
+    """Refuse a retention that removes days the next export must still re-check."""
+    if keep_days is not None and keep_days <= lookback_days:
+        raise ConfigError(
+            f"keeping {keep_days} days (--keep-days, [retention] keep_days) would remove days "
+            f"that exports still re-check for late rows (lookback_days is {lookback_days}): "
+            f"their late rows would reach no replica",
+            hint=f"keep at least {lookback_days + 1} days, or lower [export] lookback_days "
+            f"(--lookback-days)")
+
+
+def describe(keep_days: int | None, keep_full: int) -> str:
+    """The retention in words (for index.html)."""
+    days = f"days are kept {keep_days} days" if keep_days else "days are kept"
+    return (f"Retention: incremental {days}, the newest {keep_full} full export(s), and "
+            f"everything published after the newest full export.")
 
 
 def plan_prune(index: Index, keep_days: int | None, keep_full: int,
@@ -60,24 +89,38 @@ def plan_prune(index: Index, keep_days: int | None, keep_full: int,
 
 
 def prune(store: Store, dataset: str | None, keep_days: int | None, keep_full: int = 1,
-          dry_run: bool = False, now: datetime | None = None) -> PruneResult:
+          dry_run: bool = False, now: datetime | None = None, *,
+          lookback_days: int | None = None, grace: timedelta = DEFAULT_GRACE) -> PruneResult:
+    """Apply retention, then remove unlisted files older than ``grace``.
+
+    With ``lookback_days`` (the exporter's), a ``keep_days`` that would drop days still
+    re-checked is refused. The caller holds the dataset lock.
+    """
+    if lookback_days is not None:
+        check_keep_days(keep_days, lookback_days)
+    now = now or datetime.now(UTC)
     index = read_index(store, dataset)
-    if index is None:
-        return PruneResult(dry_run=dry_run)
-    remove, keep = plan_prune(index, keep_days, keep_full, now)
-    result = PruneResult(removed=remove, kept=keep, dry_run=dry_run)
+    remove, keep = plan_prune(index, keep_days, keep_full, now) if index else ([], [])
+    result = PruneResult(removed=remove, kept=keep, dry_run=dry_run, grace=grace)
     names: list[str] = []
     for p in remove:
         files = store.list(p.id + "/")
         names.extend(f.name for f in files)
         result.files += len(files)
         result.bytes += sum(f.size for f in files)
-    if dry_run or not remove:
-        return result
-    index.remove({p.id for p in remove})
-    store.write_bytes(layout.INDEX, index.dumps())
-    for name in names:
-        store.delete(name)
-    for p in remove:
-        log.info("pruned %s", p.id)
+    if not dry_run and remove and index is not None:
+        index.remove({p.id for p in remove})
+        store.write_bytes(layout.INDEX, index.dumps(), replace=True)
+        for name in names:
+            store.delete(name)
+        for p in remove:
+            log.info("pruned %s", p.id)
+    if not dry_run and index is not None:  # the page says what retention applies
+        write_html(store, index, describe(keep_days, keep_full))
+    # Orphans are looked for after the index is final: files just removed are not counted.
+    result.orphans = find_orphans(store, index, grace, now)
+    if not dry_run:
+        remove_orphans(store, result.orphans)
+        for where, count in result.orphans.groups():
+            log.info("removed %d unpublished files in %s", count, where)
     return result

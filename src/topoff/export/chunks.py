@@ -66,13 +66,14 @@ class ChunkedWriter:
         self._csv_bytes = 0
         self._chunk_rows = 0
         self._relative = ""
+        self._name = ""
 
     def _start(self) -> None:
         self._chunk += 1
         name, self._relative = self.name_for(self._chunk)
         stack = contextlib.ExitStack()
         out = stack.enter_context(self.store.write(name))
-        self.written.append(name)
+        self._name = name
         self._open = stack
         self._sink = _HashingSink(out)
         self._zw = self.cctx.stream_writer(self._sink, closefd=False)
@@ -91,6 +92,7 @@ class ChunkedWriter:
         self._flush()
         self._zw.flush(zstandard.FLUSH_FRAME)
         self._open.close()  # the store makes the file visible now
+        self.written.append(self._name)  # only files this run made (a name may be taken)
         self.files.append(DataFile(self._relative, self._sink.bytes, self._sink.sha.hexdigest(),
                                    self._chunk_rows))
         self._open = self._sink = self._zw = None

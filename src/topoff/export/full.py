@@ -168,7 +168,6 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
             store.write_bytes(layout.in_publication(pub_id, layout.README),
                               full_readme(manifest).encode())
             written.append(layout.in_publication(pub_id, layout.README))
-            written.append(layout.manifest_name(pub_id))
             pubs = publish(store, config.dataset, [manifest])
             return ExportResult(pubs, [manifest])
 

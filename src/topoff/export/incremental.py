@@ -344,8 +344,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                 )
                 store.write_bytes(layout.in_publication(wp.pub_id, layout.README),
                                   incremental_readme(m).encode())
-                written.extend([layout.in_publication(wp.pub_id, layout.README),
-                                layout.manifest_name(wp.pub_id)])
+                written.append(layout.in_publication(wp.pub_id, layout.README))
                 manifests.append(m)
             for wp in plans:
                 _log_window(wp)

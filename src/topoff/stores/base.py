@@ -9,6 +9,11 @@ Guarantees every store gives:
 * :meth:`Store.write` is atomic: the file becomes visible under its name only when the
   ``with`` block ends without an exception (temp name then rename on disk, a completed
   multipart upload on S3). On an exception nothing is left under the name.
+* A published name is never overwritten: :meth:`Store.write` creates a new name and raises
+  :class:`FileExists` (leaving the existing file as it was) when the name is taken, even
+  when two writers race (a hard link on disk, ``If-None-Match: *`` on S3). Only the few
+  files that are meant to change (``index.json``, ``index.html``, the lock) are written
+  with ``replace=True``.
 * :meth:`Store.open_read` streams; nothing reads a whole file into memory except
   :meth:`Store.read_bytes`, which is meant for manifests and indexes.
 * Missing files raise :class:`FileMissing`; every other failure raises
@@ -21,7 +26,7 @@ import contextlib
 import io
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from topoff.errors import StoreError
@@ -31,10 +36,16 @@ class FileMissing(StoreError):
     """The named file does not exist in the store."""
 
 
+class FileExists(StoreError):
+    """A new file was to be created under a name that another file already has."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     name: str
     size: int
+    #: last change as seconds since the epoch, when the store tells (listings)
+    modified: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,12 @@ class Store(ABC):
         """A stream of the file's bytes from ``offset`` on; the caller closes it."""
 
     @abstractmethod
-    def write(self, name: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        """A writable stream; the file appears under ``name`` only if the block succeeds."""
+    def write(self, name: str,
+              replace: bool = False) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A writable stream; the file appears under ``name`` only if the block succeeds.
+
+        Without ``replace`` an existing file is never overwritten: :class:`FileExists`.
+        """
 
     @abstractmethod
     def delete(self, name: str) -> None:
@@ -92,9 +107,19 @@ class Store(ABC):
         with self.open_read(name) as f:
             return f.read()
 
-    def write_bytes(self, name: str, data: bytes) -> None:
-        with self.write(name) as f:
+    def write_bytes(self, name: str, data: bytes, replace: bool = False) -> None:
+        with self.write(name, replace=True) if replace else self.write(name) as f:
             f.write(data)
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        """Compare and swap: if the file holds exactly ``expected``, replace it by ``data``
+        (or remove it when ``data`` is None) and return True; otherwise change nothing and
+        return False. Two writers never both succeed from the same ``expected``."""
+        raise read_only_error(self)
+
+    def list_all(self, prefix: str = "") -> list[FileInfo]:
+        """Like :meth:`list`, with files being written (or left by a killed writer) too."""
+        return self.list(prefix)
 
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release connections; the store is not used afterwards."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -13,10 +14,12 @@ from stat import S_ISREG
 from typing import BinaryIO
 
 from topoff.errors import StoreError
-from topoff.stores.base import FileInfo, FileMissing, Store, check_name
+from topoff.stores.base import FileExists, FileInfo, FileMissing, Store, check_name
 
 # Temp files live next to their final name so that os.replace is an atomic rename.
 _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
+# Filesystems without hard links (a new name is then taken by a check and a rename).
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -31,6 +34,12 @@ class LocalStore(Store):
     # -- reading -----------------------------------------------------------------------
 
     def list(self, prefix: str = "") -> list[FileInfo]:
+        return self._list(prefix, temp=False)
+
+    def list_all(self, prefix: str = "") -> list[FileInfo]:
+        return self._list(prefix, temp=True)
+
+    def _list(self, prefix: str, temp: bool) -> list[FileInfo]:
         if prefix:
             # a prefix may end in "/" (a directory) or in a partial name; both are fine
             check_name(prefix[:-1] if prefix.endswith("/") else prefix)
@@ -38,12 +47,13 @@ class LocalStore(Store):
         base = prefix.rpartition("/")[0]
         found: list[FileInfo] = []
         try:
-            self._walk(self.root / base if base else self.root, base, prefix, found)
+            self._walk(self.root / base if base else self.root, base, prefix, found, temp)
         except OSError as exc:
             raise self._error(exc, "list", prefix or ".") from exc
         return sorted(found, key=lambda info: info.name)
 
-    def _walk(self, path: Path, rel: str, prefix: str, found: list[FileInfo]) -> None:
+    def _walk(self, path: Path, rel: str, prefix: str, found: list[FileInfo],
+              temp: bool) -> None:
         try:
             entries = list(os.scandir(path))
         except (FileNotFoundError, NotADirectoryError):
@@ -53,10 +63,12 @@ class LocalStore(Store):
             if entry.is_dir(follow_symlinks=False):
                 # descend only where names under it can still match the prefix
                 if name.startswith(prefix[: len(name)]):
-                    self._walk(Path(entry.path), name, prefix, found)
-            elif entry.is_file() and name.startswith(prefix) and not _TEMP.match(entry.name):
+                    self._walk(Path(entry.path), name, prefix, found, temp)
+            elif entry.is_file() and name.startswith(prefix) and (
+                    temp or not _TEMP.match(entry.name)):
                 try:
-                    found.append(FileInfo(name, entry.stat().st_size))
+                    st = entry.stat()
+                    found.append(FileInfo(name, st.st_size, st.st_mtime))
                 except FileNotFoundError:  # deleted while we were listing
                     continue
 
@@ -86,7 +98,7 @@ class LocalStore(Store):
     # -- writing -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self, name: str) -> Iterator[BinaryIO]:
+    def write(self, name: str, replace: bool = False) -> Iterator[BinaryIO]:
         path = self._path(name)
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
         created = self._make_parents(path.parent, name)
@@ -107,7 +119,10 @@ class LocalStore(Store):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                self._link_new(tmp, path, name)
             self._fsync_dir(path.parent)
             for d in created:
                 self._fsync_dir(d.parent)
@@ -120,6 +135,58 @@ class LocalStore(Store):
             if isinstance(exc, OSError) and (exc.filename and str(exc.filename)) in ours:
                 raise self._error(exc, "write", name) from exc
             raise
+
+    def _link_new(self, tmp: Path, path: Path, name: str) -> None:
+        """Give the written file its name only if no file has it (atomic: a hard link)."""
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExists(f"{name} already exists in {self.url}; it is not overwritten",
+                             hint="published files never change: another export may be "
+                             "running on this dataset") from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if os.path.lexists(path):  # no hard links here: a check, then a rename
+                raise FileExists(f"{name} already exists in {self.url}; it is not overwritten",
+                                 hint="another export may be running on this dataset") from None
+            os.replace(tmp, path)
+            return
+        tmp.unlink()
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        path = self._path(name)
+        with self._guard():
+            try:
+                current = path.read_bytes()
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            except OSError as exc:
+                raise self._error(exc, "read", name) from exc
+            if current != expected:
+                return False
+            if data is None:
+                self.delete(name)
+            else:
+                self.write_bytes(name, data, replace=True)
+            return True
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """An exclusive flock on the root directory for the length of a compare and swap
+        (released by the kernel if the process dies). Where flock is not available the swap
+        runs unguarded: a narrow race, documented."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def delete(self, name: str) -> None:
         path = self._path(name)

@@ -26,11 +26,9 @@ from topoff.stores.base import (
     StoreOptions,
     check_name,
 )
+from topoff.stores.s3_upload import _TAKEN_CODES, PART_SIZE, _MultipartWriter
 
-PART_SIZE = 8 * 1024 * 1024
-# S3 allows at most 10,000 parts; growing the part size every 1,000 parts lifts the
-# largest file from 80 GB to about 440 GB while the buffer stays one part.
-_PARTS_PER_STEP = 1000
+__all__ = ["PART_SIZE", "S3Store"]
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {
@@ -114,7 +112,9 @@ class S3Store(Store):
             )
             for page in pages:
                 for obj in page.get("Contents", ()):
-                    found.append(FileInfo(obj["Key"][skip:], obj["Size"]))
+                    modified = obj.get("LastModified")
+                    found.append(FileInfo(obj["Key"][skip:], obj["Size"],
+                                          modified.timestamp() if modified else None))
         except Exception as exc:
             raise self._error(exc, "list", prefix or "files") from exc
         return sorted(found, key=lambda info: info.name)
@@ -137,8 +137,8 @@ class S3Store(Store):
     # -- writing -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self, name: str) -> Iterator[BinaryIO]:
-        writer = _MultipartWriter(self, check_name(name))
+    def write(self, name: str, replace: bool = False) -> Iterator[BinaryIO]:
+        writer = _MultipartWriter(self, check_name(name), replace)
         try:
             yield cast(BinaryIO, writer)
             writer.finish()
@@ -149,6 +149,56 @@ class S3Store(Store):
     def delete(self, name: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(check_name(name)))
+        except Exception as exc:
+            error = self._error(exc, "delete", name)
+            if not isinstance(error, FileMissing):
+                raise error from exc
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        key = self._key(check_name(name))
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            current, etag = response["Body"].read(), response["ETag"]
+        except Exception as exc:
+            error = self._error(exc, "read", name)
+            if isinstance(error, FileMissing):
+                return False
+            raise error from exc
+        if current != expected:
+            return False
+        try:
+            # If-Match: the object is replaced (or removed) only if nobody changed it since.
+            if data is None:
+                self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+            else:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfMatch=etag)
+        except bce.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _TAKEN_CODES or code in _MISSING_CODES:
+                return False
+            raise self._error(exc, "write", name) from exc
+        except Exception as exc:
+            raise self._error(exc, "write", name) from exc
+        return True
+
+    def list_uploads(self) -> list[tuple[str, str, float]]:
+        """Unfinished multipart uploads under the prefix: (name, upload id, start time)."""
+        found = []
+        skip = len(self._key(""))
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key(""))
+            for page in pages:
+                for up in page.get("Uploads", ()):
+                    found.append((up["Key"][skip:], up["UploadId"], up["Initiated"].timestamp()))
+        except Exception as exc:
+            raise self._error(exc, "list", "uploads") from exc
+        return found
+
+    def abort_upload(self, name: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(check_name(name)), UploadId=upload_id)
         except Exception as exc:
             error = self._error(exc, "delete", name)
             if not isinstance(error, FileMissing):
@@ -268,94 +318,3 @@ class _S3Reader(ResumingReader):
 
     def _failed(self, exc: Exception) -> StoreError:
         return self._store._error(exc, "read", self._name)
-
-
-class _MultipartWriter(io.RawIOBase):
-    """A writable stream onto an S3 object.
-
-    boto3 only uploads from a readable source, while topoff's exporter pushes bytes, so this
-    small streaming writer buffers one part at a time: the multipart upload starts with the
-    first full part, each part is sent as soon as it fills, and the upload is completed (or
-    aborted) when the ``with`` block ends. A file smaller than one part is a single PUT.
-    """
-
-    def __init__(self, store: S3Store, name: str) -> None:
-        super().__init__()
-        self._store = store
-        self._name = name
-        self._key = store._key(name)
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self._written = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._written
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        size = len(view)
-        while view:
-            room = self._part_size() - len(self._buffer)
-            self._buffer += view[:room]
-            view = view[room:]
-            if len(self._buffer) >= self._part_size():
-                self._send_part()
-        self._written += size
-        return size
-
-    def _part_size(self) -> int:
-        return PART_SIZE * (1 + len(self._parts) // _PARTS_PER_STEP)
-
-    def _call(self, method: str, **args: Any) -> Any:
-        try:
-            return getattr(self._store.client, method)(
-                Bucket=self._store.bucket, Key=self._key, **args
-            )
-        except Exception as exc:
-            raise self._store._error(exc, "write", self._name) from exc
-
-    def _send_part(self) -> None:
-        # the buffer goes to botocore as is (no copy); a new one is started afterwards
-        if self._upload_id is None:
-            self._upload_id = self._call("create_multipart_upload")["UploadId"]
-        number = len(self._parts) + 1
-        response = self._call(
-            "upload_part", UploadId=self._upload_id, PartNumber=number, Body=self._buffer
-        )
-        part = {"PartNumber": number, "ETag": response["ETag"]}
-        # newer botocore sends a checksum with each part; completion must repeat it
-        for field in ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256"):
-            if response.get(field):
-                part[field] = response[field]
-        self._parts.append(part)
-        self._buffer = bytearray()
-
-    def finish(self) -> None:
-        """Make the object visible: the last part and completion, or one PUT."""
-        if self._upload_id is None:
-            self._call("put_object", Body=self._buffer)
-            self._buffer = bytearray()
-            return
-        if self._buffer:
-            self._send_part()
-        self._call(
-            "complete_multipart_upload",
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
-        self._upload_id = None
-
-    def abort(self) -> None:
-        """Drop an unfinished upload so no parts linger (and cost money) in the bucket."""
-        self._buffer = bytearray()
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is not None:
-            # best effort: the original error matters more than a failed cleanup
-            with contextlib.suppress(Exception):
-                self._store.client.abort_multipart_upload(
-                    Bucket=self._store.bucket, Key=self._key, UploadId=upload_id
-                )
