@@ -144,10 +144,11 @@ def test_a_killed_holders_lock_is_taken_over_on_its_host(tmp_path):
 def test_export_refused_while_another_holds_the_lock(datanommer, tmp_path):
     dest = tmp_path / "published"
     store = open_store(str(dest))
+    config = write_config(tmp_path / "topoff.toml", sample.example_config())
     with dataset_lock(store, "datanommer"):
         before = files_under(dest)
-        result = run_cli("export", "incremental", "--source", datanommer.standby_url,
-                         "--to", str(dest))
+        result = run_cli("export", "incremental", "--config", config,
+                         "--source", datanommer.standby_url, "--to", str(dest))
         assert result.exit_code == 5, result.stderr
         error, hint = error_lines(result)
         assert "locked by another export" in error and f"pid {os.getpid()}" in error
