@@ -6,9 +6,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from topoff.errors import StoreError
-from topoff.stores.base import FileInfo, FileMissing, Store, StoreOptions
+from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, StoreOptions
 
-__all__ = ["FileInfo", "FileMissing", "Store", "StoreOptions", "open_store"]
+__all__ = ["FileInfo", "FileMissing", "ObjectOptions", "Store", "StoreOptions", "open_store"]
 
 _KINDS_HINT = "use s3://bucket/prefix, http(s)://host/path, file:///path or a plain path"
 

@@ -49,6 +49,23 @@ class FileInfo:
 
 
 @dataclass(frozen=True)
+class ObjectOptions:
+    """Per-object settings a writer asks for, carried through the store interface as data.
+
+    A store applies what it supports and refuses what it cannot honour with a
+    :class:`~topoff.errors.StoreError` (a lock asked of a store without object lock must not
+    be dropped silently).
+    """
+
+    #: keep the object undeletable for this many days (S3 Object Lock retention)
+    lock_days: int | None = None
+    #: "COMPLIANCE" (nobody can shorten it) or "GOVERNANCE" (privileged users can)
+    lock_mode: str = "COMPLIANCE"
+    #: Content-Type where the store records one
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
 class StoreOptions:
     """Settings a store may need; each store reads only its own."""
 
@@ -84,11 +101,13 @@ class Store(ABC):
         """A stream of the file's bytes from ``offset`` on; the caller closes it."""
 
     @abstractmethod
-    def write(self, name: str,
-              replace: bool = False) -> contextlib.AbstractContextManager[BinaryIO]:
+    def write(self, name: str, replace: bool = False,
+              options: ObjectOptions | None = None,
+              ) -> contextlib.AbstractContextManager[BinaryIO]:
         """A writable stream; the file appears under ``name`` only if the block succeeds.
 
         Without ``replace`` an existing file is never overwritten: :class:`FileExists`.
+        ``options`` carries per-object settings (see :class:`ObjectOptions`).
         """
 
     @abstractmethod

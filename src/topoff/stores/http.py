@@ -101,7 +101,7 @@ class HttpStore(Store):
     def open_read(self, name: str, offset: int = 0) -> BinaryIO:
         return _HttpReader(self, check_name(name), offset).start()
 
-    def write(self, name: str) -> NoReturn:
+    def write(self, name: str, replace: bool = False, options: object = None) -> NoReturn:
         raise read_only_error(self)
 
     def delete(self, name: str) -> None:

@@ -14,7 +14,14 @@ from stat import S_ISREG
 from typing import BinaryIO
 
 from topoff.errors import StoreError
-from topoff.stores.base import FileExists, FileInfo, FileMissing, Store, check_name
+from topoff.stores.base import (
+    FileExists,
+    FileInfo,
+    FileMissing,
+    ObjectOptions,
+    Store,
+    check_name,
+)
 
 # Temp files live next to their final name so that os.replace is an atomic rename.
 _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
@@ -98,7 +105,8 @@ class LocalStore(Store):
     # -- writing -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self, name: str, replace: bool = False) -> Iterator[BinaryIO]:
+    def write(self, name: str, replace: bool = False,
+              options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
         path = self._path(name)
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
         created = self._make_parents(path.parent, name)

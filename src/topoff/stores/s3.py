@@ -21,6 +21,7 @@ from topoff.stores.base import (
     BodyEndedEarly,
     FileInfo,
     FileMissing,
+    ObjectOptions,
     ResumingReader,
     Store,
     StoreOptions,
@@ -137,7 +138,8 @@ class S3Store(Store):
     # -- writing -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self, name: str, replace: bool = False) -> Iterator[BinaryIO]:
+    def write(self, name: str, replace: bool = False,
+              options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
         writer = _MultipartWriter(self, check_name(name), replace)
         try:
             yield cast(BinaryIO, writer)
