@@ -12,7 +12,7 @@ from pathlib import Path
 
 from topoff.dataset.index import Index, Publication, read_index, read_manifest
 from topoff.dataset.manifest import Manifest, TableEntry
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, NotPublishedError, TargetError
 from topoff.stores import Store, StoreOptions, open_store
 from topoff.sync.apply import (
     Hook,
@@ -133,7 +133,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
           opts: SyncOptions) -> SyncResult:
     index = read_index(store)
     if index is None:
-        raise TargetError(f"nothing is published at {store.url} (no index.json)",
+        raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
                           hint="check the location, or publish with `topoff export full`")
     target.ensure_ledger()
     state = target.read_replica(index.dataset)
