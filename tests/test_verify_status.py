@@ -97,7 +97,9 @@ def test_status_follows_the_dataset(db, replica, tmp_path):
 def test_status_of_an_empty_target(replica):
     assert status(replica) == []
     result = cli("status", replica)
-    assert result.exit_code == 0 and "no topoff replica here" in result.stdout
+    assert result.exit_code == 7 and result.stdout == ""
+    assert f"error: {replica} holds no topoff replica" in result.stderr
+    assert "topoff sync FROM" in result.stderr
 
 
 def test_verify_finds_what_changed_on_the_source(db, replica, tmp_path):
