@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from topoff.dataset import layout
 from topoff.dataset.index import Index, Publication, read_index, read_manifest
 from topoff.dataset.manifest import Manifest, TableEntry
-from topoff.errors import ConfigError, NotPublishedError, TargetError
+from topoff.errors import ConfigError, IntegrityError, NotPublishedError, StoreError, TargetError
 from topoff.stores import Store, StoreOptions, open_store
+from topoff.stores.base import check_name
 from topoff.sync.apply import (
     Hook,
     SchemaChangeError,
@@ -171,6 +173,20 @@ def _holds_data(target: Target) -> bool:
         return True
 
 
+def _check_names(pub: Publication, manifest: Manifest) -> None:
+    """Every data file the manifest names is a plain path inside its publication (the
+    manifest is untrusted: a name with '..' or a leading '/' is refused before any use)."""
+    for entry in manifest.tables.values():
+        for f in entry.files:
+            try:
+                check_name(layout.in_publication(pub.id, f.path))
+            except StoreError:
+                raise IntegrityError(
+                    f"publication {pub.id} names a data file outside itself: {f.path!r}",
+                    hint="the dataset is damaged or hostile; nothing of it was applied: tell "
+                    "its publisher") from None
+
+
 def _file_namer(store: Store, pub: Publication, manifest: Manifest) -> FileNamer:
     """Which file of the publication a local path (in the store or the cache) is."""
     def name(path: str) -> tuple[str | None, str | None]:
@@ -205,6 +221,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
 
     if plan.base is not None:
         manifest = read_manifest(store, plan.base)
+        _check_names(plan.base, manifest)
         if state is None:
             tables = select_tables(manifest, opts.tables)
             keys = target.capabilities.primary_keys if opts.primary_keys is None \
@@ -234,6 +251,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
             waiting.append((pub, skips[pub.sequence]))
             continue
         manifest = read_manifest(store, pub)
+        _check_names(pub, manifest)
         tables = state.tables or list(manifest.tables)
         try:
             with engine_errors(target.url, pub.id, _file_namer(store, pub, manifest)):

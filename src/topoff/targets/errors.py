@@ -106,8 +106,8 @@ def _duckdb(exc: BaseException, where: str, publication: str | None,
         detail = " ".join(ln.strip() for ln in text.splitlines()[:1]
                           if ln.strip()).removeprefix("Invalid Input Error: ")
         return _malformed(detail, pub or publication, file, None)
-    if name in ("IOException", "OutOfMemoryException", "PermissionException", "FatalException",
-                "InvalidInputException"):
+    if any(s in low for s in _DISK_FULL + _PERMISSION) or name in (
+            "IOException", "OutOfMemoryException", "PermissionException", "FatalException"):
         if any(s in low for s in _DISK_FULL):
             return TargetError(f"the disk of DuckDB replica {where} is full",
                                hint="free some space or move the replica to a larger disk, then "
