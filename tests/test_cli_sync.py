@@ -161,6 +161,7 @@ def test_a_duckdb_file_open_elsewhere(tmp_path):
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         (tmp_path / "pub").mkdir()
         result = cli("sync", str(tmp_path / "pub"), str(path))
+        as_json = cli("sync", str(tmp_path / "pub"), str(path), "--log-format", "json")
     finally:
         holder.kill()
         holder.wait()
@@ -168,6 +169,7 @@ def test_a_duckdb_file_open_elsewhere(tmp_path):
     message, advice = error_and_hint(result.stderr)
     assert f"cannot open DuckDB replica {path}" in message
     assert "another process" in advice
+    assert json.loads(as_json.stderr.splitlines()[-1])["error"] == "locked"
 
 
 def test_sync_and_status_reach_s3_through_the_config(db, replica, tmp_path, s3_server,

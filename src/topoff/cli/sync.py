@@ -45,7 +45,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
     """Build or top off the replica TARGET from the dataset at FROM.
 
     FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
-    TARGET is a postgresql:// URL or a DuckDB file (default: replica.duckdb).
+    TARGET is a postgresql:// URL, a libpq string ('host=H dbname=D'), or a DuckDB file
+    (default: replica.duckdb). Exit codes: docs/exit-codes.md.
 
     \b
     Example:
@@ -87,6 +88,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
 @click.option("--offline", is_flag=True, help="Do not read the dataset to see what is pending.")
 def status_cmd(config_path: str | None, target: str, as_json: bool, offline: bool) -> None:
     """Show what the replica TARGET has applied, how far behind it is, and its newest data.
+
+    Exits with status 7 when TARGET holds no topoff replica (docs/exit-codes.md).
 
     \b
     Example:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from topoff.errors import TargetError
+from topoff.errors import LockedError, TargetError
 from topoff.targets.base import Capabilities, ReplicaState, TableDef, TableRef, Target
 
 __all__ = ["Capabilities", "ReplicaState", "TableDef", "TableRef", "Target", "duckdb_path",
@@ -86,4 +86,9 @@ def open_target(location: str, create: bool = True) -> Target:
             raise
     from topoff.targets.duckdb import DuckDBTarget
 
-    return DuckDBTarget(path, create)
+    try:
+        return DuckDBTarget(path, create)
+    except TargetError as e:
+        if "lock" in e.message.lower():  # another process has the file open
+            raise LockedError(e.message, hint=e.hint) from None
+        raise
