@@ -18,6 +18,7 @@ from support.replica import (
     ledger,
     nommer_config,
     publish_standard,
+    query,
     user_tables,
 )
 
@@ -46,6 +47,11 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
         rf"{ids[2]}\); [\d,]+ rows held \([\d,]+ written by this run\), 0 bytes "
         rf"downloaded, [\d.]+s \(publication 3\)", line), line
     assert "loading " + ids[0] in result.stderr  # the log, on stderr
+    held, written = (int(n.replace(",", "")) for n in re.findall(
+        r"([\d,]+) rows held \(([\d,]+) written", line)[0])
+    assert held == sum(query(replica, f"SELECT count(*) FROM {t}")[0][0]
+                       for t in user_tables(replica))
+    assert written >= held
     again = cli("sync", url, replica, "-q")
     assert again.exit_code == 0 and "already up to date" in again.stdout
     assert "(publication 3)" in again.stdout and again.stderr == ""
@@ -74,6 +80,7 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
         in lines
     assert "public.users: equal (1,024 rows)" in lines
     assert lines[-1] == "replica and source DIFFER"
+    assert result.stderr.splitlines()[-1].startswith("hint: ")  # what to do next
     result = cli("verify", replica, "--against", db.standby_url, "--json")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from support.replica import cli, fill, is_postgres, nommer_config, publish_standard
+from support.replica import Replicas, cli, fill, is_postgres, nommer_config, publish_standard
 
 pytest_plugins = ["support.replica_fixtures"]
 
@@ -165,26 +165,29 @@ def test_a_postgresql_replica_database_that_does_not_exist(published: Path, clus
     assert "does not exist" in error and "createdb" in hint
 
 
-def test_a_libpq_string_is_a_postgresql_target(published: Path, replicas, tmp_path, monkeypatch):
-    if replicas.kind != "postgresql":
-        pytest.skip("a PostgreSQL replica")
+def test_a_libpq_string_is_a_postgresql_target(published: Path, cluster, tmp_path,
+                                               monkeypatch):
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     monkeypatch.chdir(tmp_path)
-    url = replicas.new()
-    conninfo = make_conninfo(**conninfo_to_dict(url))  # host=127.0.0.1 port=... dbname=...
-    assert "://" not in conninfo and "dbname=" in conninfo
-    result = cli("sync", str(published), conninfo)
-    assert result.exit_code == 0, result.stderr
-    assert "rows held" in result.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["published"]  # no DuckDB file
+    replicas = Replicas("postgresql", tmp_path, cluster)
+    try:
+        url = replicas.new()
+        conninfo = make_conninfo(**conninfo_to_dict(url))  # host=127.0.0.1 port=... dbname=...
+        assert "://" not in conninfo and "dbname=" in conninfo
+        result = cli("sync", str(published), conninfo)
+        assert result.exit_code == 0, result.stderr
+        assert "rows held" in result.stdout
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["published"]  # no DuckDB file
 
-    result = cli("sync", str(published), "replica=1.duckdb")
-    assert result.exit_code == 7
-    error, hint = error_and_hint(result.stderr)
-    assert "neither a PostgreSQL connection string nor a DuckDB file" in error
-    assert "duckdb://" in hint
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["published"]
+        result = cli("sync", str(published), "replica=1.duckdb")
+        assert result.exit_code == 7
+        error, hint = error_and_hint(result.stderr)
+        assert "neither a PostgreSQL connection string nor a DuckDB file" in error
+        assert "duckdb://" in hint
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["published"]
+    finally:
+        replicas.close()
 
 
 def test_errors_as_json(tmp_path):
@@ -197,3 +200,25 @@ def test_errors_as_json(tmp_path):
                    "hint": "check the location, or publish with `topoff export full`",
                    "exit_code": 5}
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_host_and_port_from_the_environment_are_reported(published: Path, cluster,
+                                                          monkeypatch):
+    """A libpq string without host and port takes them from PGHOST and PGPORT: errors and
+    logs name those, not localhost:5432."""
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", "1")  # nothing listens there
+    result = cli("sync", str(published), "dbname=nowhere user=postgres")
+    assert result.exit_code == 7, result.stderr
+    error, _ = error_and_hint(result.stderr)
+    assert "127.0.0.1:1/nowhere" in error and ":5432" not in error
+
+    name = f"envport{os.getpid()}"
+    cluster.primary.execute(f'CREATE DATABASE "{name}"')
+    try:
+        monkeypatch.setenv("PGPORT", str(cluster.primary.port))
+        result = cli("sync", str(published), f"dbname={name} user=postgres")
+    finally:
+        cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert result.exit_code == 0, result.stderr
+    assert f"into postgresql://postgres@127.0.0.1:{cluster.primary.port}/{name}" in result.stderr

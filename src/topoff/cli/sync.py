@@ -176,9 +176,11 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
         click.echo("replica and source are equal" if report.equal else
                    "replica and source DIFFER")
     if not report.equal:
-        hint = getattr(report, "hint", None)
-        if hint:
-            click.echo(f"hint: {hint}", err=True)
+        hint = getattr(report, "hint", None) or (
+            "the source changed after those days were published (or the replica was "
+            "changed by hand): ask the publisher to republish them, or rebuild with "
+            "`topoff sync --rebase` from a newer full export")
+        click.echo(f"hint: {hint}", err=True)
         click.get_current_context().exit(DIFFERENCES)
 
 
