@@ -96,6 +96,17 @@ def test_a_hostile_file_name_in_a_manifest(published: Path, replica: str):
         assert not Path(replica).exists()
 
 
+def test_a_hostile_manifest_name_in_the_index(published: Path, replica: str):
+    index, pub = full_export(published)
+    pub["manifest"] = "/etc/passwd"
+    (published / "index.json").write_text(json.dumps(index))
+    result = cli("sync", str(published), replica)
+    assert result.exit_code == 6, result.stderr
+    error, hint = error_and_hint(result.stderr)
+    assert "index.json names a manifest outside the dataset: '/etc/passwd'" in error
+    assert "hostile" in hint and "bug in topoff" not in hint
+
+
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     if os.geteuid() != 0:

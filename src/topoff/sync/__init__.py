@@ -110,7 +110,7 @@ def _unapplied_source(store: Store, index: Index, target: Target, state: Replica
             f"{entry.qualified} is unchanged since {ref}, which this replica did not apply "
             f"and {origin} no longer has", hint=rebase_hint(origin, target_location))
     if ref not in cache:
-        cache[ref] = read_manifest(store, pub)
+        cache[ref] = _read_manifest(store, pub)
     held = cache[ref].tables.get(entry.qualified)
     if held is None:
         raise TargetError(f"{entry.qualified} is unchanged since {ref}, which does not hold it",
@@ -173,9 +173,18 @@ def _holds_data(target: Target) -> bool:
         return True
 
 
-def _check_names(pub: Publication, manifest: Manifest) -> None:
-    """Every data file the manifest names is a plain path inside its publication (the
-    manifest is untrusted: a name with '..' or a leading '/' is refused before any use)."""
+_HOSTILE_HINT = "the dataset is damaged or hostile; nothing of it was applied: tell its publisher"
+
+
+def _read_manifest(store: Store, pub: Publication) -> Manifest:
+    """The publication's manifest, once every name it and the index give is a plain path
+    inside the store (both are untrusted: '..' or a leading '/' is refused before use)."""
+    try:
+        check_name(pub.manifest)
+    except StoreError:
+        raise IntegrityError(f"index.json names a manifest outside the dataset: "
+                             f"{pub.manifest!r}", hint=_HOSTILE_HINT) from None
+    manifest = read_manifest(store, pub)
     for entry in manifest.tables.values():
         for f in entry.files:
             try:
@@ -183,8 +192,8 @@ def _check_names(pub: Publication, manifest: Manifest) -> None:
             except StoreError:
                 raise IntegrityError(
                     f"publication {pub.id} names a data file outside itself: {f.path!r}",
-                    hint="the dataset is damaged or hostile; nothing of it was applied: tell "
-                    "its publisher") from None
+                    hint=_HOSTILE_HINT) from None
+    return manifest
 
 
 def _file_namer(store: Store, pub: Publication, manifest: Manifest) -> FileNamer:
@@ -220,8 +229,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
     fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
 
     if plan.base is not None:
-        manifest = read_manifest(store, plan.base)
-        _check_names(plan.base, manifest)
+        manifest = _read_manifest(store, plan.base)
         if state is None:
             tables = select_tables(manifest, opts.tables)
             keys = target.capabilities.primary_keys if opts.primary_keys is None \
@@ -250,8 +258,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
         if pub.sequence in skips:
             waiting.append((pub, skips[pub.sequence]))
             continue
-        manifest = read_manifest(store, pub)
-        _check_names(pub, manifest)
+        manifest = _read_manifest(store, pub)
         tables = state.tables or list(manifest.tables)
         try:
             with engine_errors(target.url, pub.id, _file_namer(store, pub, manifest)):
