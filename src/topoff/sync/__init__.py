@@ -126,7 +126,7 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
 
     Engine failures (a full disk, a refused permission, a malformed file, Ctrl-C) are
     raised as the TopoffError they mean (targets/errors.py). A DuckDB file this call
-    created is removed again when the call fails before any data was committed to it.
+    created is removed again when the call fails before the replica's tables were made.
     """
     opts = opts or SyncOptions()
     started = time.monotonic()
@@ -160,15 +160,10 @@ def rows_held(target: Target, dataset: str) -> int:
 
 
 def _holds_data(target: Target) -> bool:
-    """Whether any data file or partition was committed (when unsure: yes)."""
+    """Whether the target holds a replica (its tables were created: a later sync resumes
+    the load); when unsure, yes."""
     try:
-        for dataset in target.replicas():
-            state = target.read_replica(dataset)
-            if state is None:
-                continue
-            if state.last_sequence or target.applied_steps(dataset, state.base) - {"schema"}:
-                return True
-        return False
+        return bool(target.replicas())
     except Exception:
         return True
 
