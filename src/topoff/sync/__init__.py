@@ -191,7 +191,7 @@ def _read_manifest(store: Store, pub: Publication) -> Manifest:
     return manifest
 
 
-def _file_namer(store: Store, pub: Publication, manifest: Manifest) -> FileNamer:
+def _file_namer(pub: Publication, manifest: Manifest) -> FileNamer:
     """Which file of the publication a local path (in the store or the cache) is."""
     def name(path: str) -> tuple[str | None, str | None]:
         base = Path(path).name
@@ -238,7 +238,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
                  target.url)
         step = opts.step_progress("loading the full export", files) if opts.step_progress \
             else None
-        with engine_errors(target.url, plan.base.id, _file_namer(store, plan.base, manifest)):
+        with engine_errors(target.url, plan.base.id, _file_namer(plan.base, manifest)):
             result.rows += load_full(target, fetcher, plan.base, manifest, state, tables,
                                      opts.hook, step)
         result.base_loaded = plan.base.id
@@ -256,7 +256,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
         manifest = _read_manifest(store, pub)
         tables = state.tables or list(manifest.tables)
         try:
-            with engine_errors(target.url, pub.id, _file_namer(store, pub, manifest)):
+            with engine_errors(target.url, pub.id, _file_namer(pub, manifest)):
                 result.rows += apply_partition(
                     target, fetcher, pub, manifest, state, tables, opts.hook,
                     resolve=lambda entry: _unapplied_source(store, index, target, state, entry,

@@ -190,10 +190,11 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
 @contextlib.contextmanager
 def engine_errors(where: str, publication: str | None = None,
                   name_file: FileNamer | None = None) -> Iterator[None]:
-    """Raise what an engine failure inside the block means, as a TopoffError."""
+    """Raise what an engine failure inside the block means, as a TopoffError (an engine's
+    report of Ctrl-C becomes :class:`Interrupted`; a KeyboardInterrupt goes through)."""
     try:
         yield
-    except TopoffError:
+    except (TopoffError, KeyboardInterrupt):  # Ctrl-C stays Ctrl-C for library callers
         raise
     except BaseException as e:
         found = classify(e, where, publication, name_file)
