@@ -113,3 +113,41 @@ def test_the_error_line_as_text_and_as_json():
     secret = StoreError("cannot read postgresql://u:hunter2@h/db", hint=None)
     doc = json.loads(_printed(secret, "json"))
     assert "hunter2" not in json.dumps(doc) and doc["hint"] is None and doc["error"] == "store"
+
+
+def test_every_error_has_a_documented_kind():
+    from topoff.cli import _kind
+    from topoff.stores.base import FileMissing
+    from topoff.sync.apply import SchemaChangeError
+
+    assert _kind(SchemaChangeError("x")) == "target"
+    assert _kind(FileMissing("x")) == "store"
+    assert _kind(NotPublishedError("x")) == "not_published"
+    assert _kind(Interrupted("x")) == "interrupted"
+
+
+def test_library_warnings_keep_json_logs_json():
+    """psycopg warns on stderr when a rollback fails after Ctrl-C cancelled a query: with
+    --log-format json that line is JSON too (and shown only with -v)."""
+    import logging
+
+    from support.replica import keep_logger
+    from topoff.cli.options import common_options
+
+    @click.command()
+    @common_options
+    def warn(config_path: str | None) -> None:
+        logging.getLogger("psycopg").warning("error ignored in rollback")
+
+    lib = logging.getLogger("psycopg")
+    saved = (list(lib.handlers), lib.propagate, lib.level)
+    for args, shown in ((["--log-format", "json", "-v"], True), (["--log-format", "json"], False)):
+        try:
+            with keep_logger():
+                stderr = CliRunner().invoke(warn, args).stderr
+        finally:
+            lib.handlers, lib.propagate, lib.level = saved
+        lines = stderr.splitlines()
+        assert bool(lines) is shown, stderr
+        for line in lines:
+            assert json.loads(line)["message"] == "error ignored in rollback"

@@ -12,7 +12,20 @@ from typing import Any
 import click
 
 from topoff import __version__
-from topoff.errors import INTERNAL_ERROR, Interrupted, TopoffError
+from topoff.errors import (
+    INTERNAL_ERROR,
+    ConfigError,
+    IntegrityError,
+    Interrupted,
+    LockedError,
+    NoReplicaError,
+    NotPublishedError,
+    SafetyError,
+    SourceError,
+    StoreError,
+    TargetError,
+    TopoffError,
+)
 from topoff.redact import redact
 
 log = logging.getLogger("topoff")
@@ -34,13 +47,24 @@ def report(error: TopoffError, fmt: str = "text") -> None:
 
 
 def _kind(error: TopoffError) -> str:
-    """The error's kind for scripts: ``target``, ``not_published``, ``internal``..."""
-    name = type(error).__name__.removesuffix("Error") or "Topoff"
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    """The error's kind for scripts, as docs/exit-codes.md lists them (``target``,
+    ``not_published``, ``internal``...): the nearest documented class."""
+    for cls in type(error).__mro__:
+        if cls in _KINDS:
+            return _KINDS[cls]
+    return "error"
 
 
 class _Internal(TopoffError):
     exit_code = INTERNAL_ERROR
+
+
+_KINDS: dict[type, str] = {
+    _Internal: "internal", Interrupted: "interrupted", NotPublishedError: "not_published",
+    NoReplicaError: "no_replica", LockedError: "locked", SafetyError: "safety",
+    SourceError: "source", ConfigError: "config", StoreError: "store",
+    IntegrityError: "integrity", TargetError: "target", TopoffError: "error",
+}
 
 
 def _interrupted() -> Interrupted:
