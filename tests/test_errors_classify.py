@@ -146,7 +146,8 @@ def test_library_warnings_keep_json_logs_json():
             with keep_logger():
                 stderr = CliRunner().invoke(warn, args).stderr
         finally:
-            lib.handlers, lib.propagate, lib.level = saved
+            lib.handlers, lib.propagate = saved[0], saved[1]
+            lib.setLevel(saved[2])
         lines = stderr.splitlines()
         assert bool(lines) is shown, stderr
         for line in lines:
