@@ -18,6 +18,7 @@ from support.replica import (
     ledger,
     nommer_config,
     publish_standard,
+    query,
     user_tables,
 )
 
@@ -43,8 +44,14 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
     [line] = result.stdout.splitlines()
     assert re.fullmatch(
         rf"{re.escape(replica)}: built from {ids[0]}, applied 2 partitions \({ids[1]} \.\. "
-        rf"{ids[2]}\); [\d,]+ rows, 0 bytes downloaded, [\d.]+s \(publication 3\)", line), line
+        rf"{ids[2]}\); [\d,]+ rows held \([\d,]+ written by this run\), 0 bytes "
+        rf"downloaded, [\d.]+s \(publication 3\)", line), line
     assert "loading " + ids[0] in result.stderr  # the log, on stderr
+    held, written = (int(n.replace(",", "")) for n in re.findall(
+        r"([\d,]+) rows held \(([\d,]+) written", line)[0])
+    assert held == sum(query(replica, f"SELECT count(*) FROM {t}")[0][0]
+                       for t in user_tables(replica))
+    assert written >= held
     again = cli("sync", url, replica, "-q")
     assert again.exit_code == 0 and "already up to date" in again.stdout
     assert "(publication 3)" in again.stdout and again.stderr == ""
@@ -73,6 +80,7 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
         in lines
     assert "public.users: equal (1,024 rows)" in lines
     assert lines[-1] == "replica and source DIFFER"
+    assert result.stderr.splitlines()[-1].startswith("hint: ")  # what to do next
     result = cli("verify", replica, "--against", db.standby_url, "--json")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
@@ -112,7 +120,7 @@ def test_sync_options_build_a_partial_replica(db, replica, tmp_path):
 
 
 @pytest.mark.parametrize("args, code, error, hint", [
-    (["sync", "{tmp}/nothing-here", "{tmp}/r.duckdb"], 7, "nothing is published at",
+    (["sync", "{tmp}/nothing-here", "{tmp}/r.duckdb"], 5, "nothing is published at",
      "export full"),
     (["sync", "{tmp}", "mysql://user@host/db"], 7, "unsupported replica location",
      "postgresql://"),
@@ -160,6 +168,7 @@ def test_a_duckdb_file_open_elsewhere(tmp_path):
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         (tmp_path / "pub").mkdir()
         result = cli("sync", str(tmp_path / "pub"), str(path))
+        as_json = cli("sync", str(tmp_path / "pub"), str(path), "--log-format", "json")
     finally:
         holder.kill()
         holder.wait()
@@ -167,6 +176,7 @@ def test_a_duckdb_file_open_elsewhere(tmp_path):
     message, advice = error_and_hint(result.stderr)
     assert f"cannot open DuckDB replica {path}" in message
     assert "another process" in advice
+    assert json.loads(as_json.stderr.splitlines()[-1])["error"] == "locked"
 
 
 def test_sync_and_status_reach_s3_through_the_config(db, replica, tmp_path, s3_server,

@@ -38,7 +38,7 @@ from support.store_fixtures import Published
 from topoff.dataset.retention import prune
 from topoff.demo import sample
 from topoff.demo.cluster import ThrowawayCluster
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, NotPublishedError, TargetError
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.verify import verify
@@ -96,7 +96,7 @@ def test_sync_from_every_store_kind(db, published: Published, replica, tmp_path)
 
 
 def test_nothing_published_yet(tmp_path, replica):
-    with pytest.raises(TargetError, match="nothing is published") as e:
+    with pytest.raises(NotPublishedError, match="nothing is published") as e:
         sync(str(tmp_path / "empty"), replica)
     assert "export full" in (e.value.hint or "")
 

@@ -15,13 +15,14 @@ from support.replica import (
     fill,
     nommer_config,
     publish_day,
+    publish_full,
     publish_standard,
     query,
     source_rows,
 )
 from topoff.errors import SafetyError, TargetError
 from topoff.status import status
-from topoff.sync import sync
+from topoff.sync import SyncOptions, sync
 from topoff.verify import verify
 
 pytest_plugins = ["support.replica_fixtures"]
@@ -94,10 +95,59 @@ def test_status_follows_the_dataset(db, replica, tmp_path):
     assert verify(replica, db.standby_url).equal
 
 
+def test_status_offline_in_text(db, replica, tmp_path):
+    fill(db, days=1, per_day=20)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    sync(url, replica)
+    result = cli("status", replica, "--offline")
+    assert result.exit_code == 0, result.stderr
+    assert "not checked (--offline)" in result.stdout
+    assert "public.messages" in result.stdout
+
+
+class Crash(Exception):
+    pass
+
+
+def test_status_of_a_half_built_replica(db, replica, tmp_path):
+    """A first sync that stopped after one file of its full export: not "up to date"."""
+    fill(db, days=1, per_day=20)
+    url = str(tmp_path / "published")
+    [full] = [p.id for p in publish_full(nommer_config(db), url).publications]
+
+    loaded: list[object] = []
+
+    def crash(event: str, **info: object) -> None:  # in the second file's transaction
+        if event == "file_loaded":
+            loaded.append(info)
+            if len(loaded) == 2:
+                raise Crash(event)
+
+    with pytest.raises(Crash):
+        sync(url, replica, SyncOptions(hook=crash))
+    [s] = status(replica)
+    assert s.status == "loading" and not s.complete
+    result = cli("status", replica)
+    assert result.exit_code == 0, result.stderr
+    assert "up to date" not in result.stdout
+    assert f"INCOMPLETE: the first load from {full} has not finished" in result.stdout
+    assert "topoff sync" in result.stdout
+    [doc] = json.loads(cli("status", replica, "--json").stdout)
+    assert doc["complete"] is False and doc["status"] == "loading"
+
+    sync(url, replica)
+    [doc] = json.loads(cli("status", replica, "--json").stdout)
+    assert doc["complete"] is True and doc["behind"] == 0
+    assert "up to date" in cli("status", replica).stdout
+
+
 def test_status_of_an_empty_target(replica):
     assert status(replica) == []
     result = cli("status", replica)
-    assert result.exit_code == 0 and "no topoff replica here" in result.stdout
+    assert result.exit_code == 7 and result.stdout == ""
+    assert f"error: {replica} holds no topoff replica" in result.stderr
+    assert "topoff sync FROM" in result.stderr
 
 
 def test_verify_finds_what_changed_on_the_source(db, replica, tmp_path):

@@ -50,6 +50,16 @@ class StoreError(TopoffError):
     exit_code = 5
 
 
+class NotPublishedError(StoreError):
+    """The location holds no dataset: no index.json (nothing published there, or a wrong path).
+
+    Every command that reads a dataset (sync, status, list, prune) raises this one, so the
+    same situation has the same exit code everywhere.
+    """
+
+    exit_code = 5
+
+
 class IntegrityError(TopoffError):
     """Published data does not match its manifest (wrong checksum, size or row count)."""
 
@@ -60,3 +70,28 @@ class TargetError(TopoffError):
     """The replica (target) cannot be written, or is not in a state the dataset can apply to."""
 
     exit_code = 7
+
+
+class NoReplicaError(TargetError):
+    """The target holds no topoff replica (status or verify of an empty database or path)."""
+
+    exit_code = 7
+
+
+class LockedError(TargetError):
+    """Another process is writing the same replica (a sync already running)."""
+
+    exit_code = 7
+
+
+class Interrupted(TopoffError):
+    """The run was interrupted (Ctrl-C, SIGINT, SIGTERM); what was committed stays, the rest
+    is rolled back and the next run resumes."""
+
+    exit_code = 130
+
+
+#: the exit code of a bug in topoff (an exception no rule classified); never of bad input
+INTERNAL_ERROR = 70
+#: ``topoff verify`` found differences between the replica and the source
+DIFFERENCES = 1

@@ -7,10 +7,11 @@ from datetime import date, datetime
 from typing import Any
 
 from topoff.dataset.index import read_index
-from topoff.errors import TopoffError
+from topoff.errors import NotPublishedError, TopoffError
 from topoff.stores import StoreOptions, open_store
 from topoff.sync.plan import plan_sync
-from topoff.targets import open_target
+from topoff.targets import Target, open_target
+from topoff.targets.errors import engine_errors
 
 
 @dataclass
@@ -39,6 +40,12 @@ class ReplicaStatus:
     origin_error: str | None = None
 
     @property
+    def complete(self) -> bool:
+        """False while the first load (from a full export) has not finished: the replica
+        holds part of its tables, and ``topoff sync`` resumes the load."""
+        return self.status == "ready"
+
+    @property
     def behind(self) -> int | None:
         return None if self.published_sequence is None else len(self.pending)
 
@@ -46,6 +53,7 @@ class ReplicaStatus:
         d = dict(self.__dict__)
         d["tables"] = [t.__dict__ for t in self.tables]
         d["behind"] = self.behind
+        d["complete"] = self.complete
         return d
 
 
@@ -59,36 +67,43 @@ def _text(v: Any) -> str | None:
 
 def status(target_location: str, check_origin: bool = True,
            store_options: StoreOptions | None = None) -> list[ReplicaStatus]:
+    """What each dataset in the replica has applied (and, with ``check_origin``, what its
+    origin has published since); empty when the target holds no replica."""
     target = open_target(target_location, create=False)
     try:
-        out = []
-        for dataset in target.replicas():
-            state = target.read_replica(dataset)
-            assert state is not None
-            applied = target.applied(dataset, limit=1)
-            s = ReplicaStatus(
-                dataset=dataset, origin=state.origin, base=state.base, status=state.status,
-                last_sequence=state.last_sequence,
-                last_applied=applied[0][0] if applied else None,
-                last_applied_at=_text(applied[0][6]) if applied else None,
-                since=_text(state.since))
-            for t in target.table_defs(dataset).values():
-                exists = target.table_exists(t.target)
-                s.tables.append(TableStatus(
-                    t.source, str(t.target), t.method, target.count(t) if exists else 0,
-                    _text(target.max_cursor(t)) if exists else None))
-            if check_origin:
-                try:
-                    with open_store(state.origin, store_options) as store:
-                        index = read_index(store)
-                    if index is None:
-                        raise TopoffError(f"nothing is published at {state.origin}")
-                    s.published_sequence = index.next_sequence - 1
-                    plan = plan_sync(index, state, state.origin, target_location)
-                    s.pending = [p.id for p in plan.apply]
-                except TopoffError as e:
-                    s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
-            out.append(s)
-        return out
+        with engine_errors(target.url):
+            out = [_status(target, dataset, target_location, check_origin, store_options)
+                   for dataset in target.replicas()]
     finally:
         target.close()
+    return out
+
+
+def _status(target: Target, dataset: str, target_location: str, check_origin: bool,
+            store_options: StoreOptions | None) -> ReplicaStatus:
+    state = target.read_replica(dataset)
+    assert state is not None
+    applied = target.applied(dataset, limit=1)
+    s = ReplicaStatus(
+        dataset=dataset, origin=state.origin, base=state.base, status=state.status,
+        last_sequence=state.last_sequence,
+        last_applied=applied[0][0] if applied else None,
+        last_applied_at=_text(applied[0][6]) if applied else None,
+        since=_text(state.since))
+    for t in target.table_defs(dataset).values():
+        exists = target.table_exists(t.target)
+        s.tables.append(TableStatus(
+            t.source, str(t.target), t.method, target.count(t) if exists else 0,
+            _text(target.max_cursor(t)) if exists else None))
+    if check_origin:
+        try:
+            with open_store(state.origin, store_options) as store:
+                index = read_index(store)
+            if index is None:
+                raise NotPublishedError(f"nothing is published at {state.origin}")
+            s.published_sequence = index.next_sequence - 1
+            plan = plan_sync(index, state, state.origin, target_location)
+            s.pending = [p.id for p in plan.apply]
+        except TopoffError as e:
+            s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
+    return s

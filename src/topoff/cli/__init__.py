@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -11,41 +12,99 @@ from typing import Any
 import click
 
 from topoff import __version__
-from topoff.errors import TopoffError
+from topoff.errors import (
+    INTERNAL_ERROR,
+    ConfigError,
+    IntegrityError,
+    Interrupted,
+    LockedError,
+    NoReplicaError,
+    NotPublishedError,
+    SafetyError,
+    SourceError,
+    StoreError,
+    TargetError,
+    TopoffError,
+)
+from topoff.redact import redact
 
 log = logging.getLogger("topoff")
 
-INTERNAL_ERROR = 70
+__all__ = ["INTERNAL_ERROR", "cli", "main", "report"]
 
 
-def report(error: TopoffError) -> None:
+def report(error: TopoffError, fmt: str = "text") -> None:
+    """``error: ...`` and ``hint: ...`` on stderr; one JSON object with ``--log-format json``
+    (fields: error (the kind), message, hint, exit_code)."""
+    if fmt == "json":
+        click.echo(json.dumps({"level": "error", "error": _kind(error),
+                               "message": error.message, "hint": error.hint,
+                               "exit_code": error.exit_code}), err=True)
+        return
     click.echo(f"error: {error.message}", err=True)
     if error.hint:
         click.echo(f"hint: {error.hint}", err=True)
+
+
+def _kind(error: TopoffError) -> str:
+    """The error's kind for scripts, as docs/exit-codes.md lists them (``target``,
+    ``not_published``, ``internal``...): the nearest documented class."""
+    for cls in type(error).__mro__:
+        if cls in _KINDS:
+            return _KINDS[cls]
+    return "error"
+
+
+class _Internal(TopoffError):
+    exit_code = INTERNAL_ERROR
+
+
+_KINDS: dict[type, str] = {
+    _Internal: "internal", Interrupted: "interrupted", NotPublishedError: "not_published",
+    NoReplicaError: "no_replica", LockedError: "locked", SafetyError: "safety",
+    SourceError: "source", ConfigError: "config", StoreError: "store",
+    IntegrityError: "integrity", TargetError: "target", TopoffError: "error",
+}
+
+
+def _interrupted() -> Interrupted:
+    from topoff.targets.errors import INTERRUPTED_HINT
+
+    return Interrupted("interrupted", hint=INTERRUPTED_HINT)
 
 
 class TopoffGroup(click.Group):
     """Turns TopoffError into one line of error and one of hint, and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
         try:
             return super().invoke(ctx)
         except TopoffError as e:
-            report(e)
+            report(e, _format(ctx))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            ctx.exit(130)
+            report(_interrupted(), _format(ctx))
+            ctx.exit(Interrupted.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:  # a bug: say so plainly, with the traceback on request
+            from topoff.targets.errors import is_interrupt
+
+            if is_interrupt(e):  # Ctrl-C inside an engine's statement
+                report(_interrupted(), _format(ctx))
+                ctx.exit(Interrupted.exit_code)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            click.echo(f"error: internal error: {first}", err=True)
-            click.echo("hint: this is a bug in topoff; set TOPOFF_DEBUG=1 for the traceback "
-                       "and report it", err=True)
+            report(_Internal(f"internal error: {redact(first)}",
+                             hint="this is a bug in topoff; set TOPOFF_DEBUG=1 for the "
+                             "traceback and report it"), _format(ctx))
             if _debug():
                 traceback.print_exc()
             ctx.exit(INTERNAL_ERROR)
+
+
+def _format(ctx: click.Context) -> str:
+    return str((ctx.obj or {}).get("log_format", "text"))
 
 
 def _debug() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -36,12 +37,23 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, config_path: str | None, quiet: bool, verbose: bool,
                 log_format: str, **kwargs: Any) -> Any:
         setup_logging(quiet=quiet, verbose=verbose, fmt=log_format)
+        _library_logs(verbose)
         ctx = click.get_current_context()
         ctx.ensure_object(dict)
         ctx.obj.update(quiet=quiet, verbose=verbose, log_format=log_format)
         return f(*args, config_path=config_path, **kwargs)
 
     return wrapper
+
+
+def _library_logs(verbose: bool) -> None:
+    """psycopg's own warnings (a rollback that fails after Ctrl-C cancelled a query) go
+    through topoff's handler, so ``--log-format json`` keeps stderr JSON; shown with -v."""
+    ours = logging.getLogger("topoff")
+    lib = logging.getLogger("psycopg")
+    lib.handlers = list(ours.handlers)
+    lib.propagate = False
+    lib.setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 source_options = _stack(

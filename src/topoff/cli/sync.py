@@ -10,7 +10,7 @@ import click
 
 from topoff.cli.options import build_config, common_options
 from topoff.cli.output import size
-from topoff.errors import ConfigError
+from topoff.errors import DIFFERENCES, ConfigError, NoReplicaError
 from topoff.export.windows import parse_date
 from topoff.progress import Bars
 
@@ -45,7 +45,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
     """Build or top off the replica TARGET from the dataset at FROM.
 
     FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
-    TARGET is a postgresql:// URL or a DuckDB file (default: replica.duckdb).
+    TARGET is a postgresql:// URL, a libpq string ('host=H dbname=D'), or a DuckDB file
+    (default: replica.duckdb). Exit codes: docs/exit-codes.md.
 
     \b
     Example:
@@ -74,7 +75,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
                      f"({result.applied[0]} .. {result.applied[-1]})")
     if not parts:
         parts.append("already up to date")
-    click.echo(f"{target}: {', '.join(parts)}; {result.rows:,} rows, "
+    click.echo(f"{target}: {', '.join(parts)}; {result.rows_held:,} rows held "
+               f"({result.rows:,} written by this run), "
                f"{size(result.downloaded_bytes)} downloaded, {result.seconds:.1f}s "
                f"(publication {result.last_sequence})")
 
@@ -87,6 +89,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
 def status_cmd(config_path: str | None, target: str, as_json: bool, offline: bool) -> None:
     """Show what the replica TARGET has applied, how far behind it is, and its newest data.
 
+    Exits with status 7 when TARGET holds no topoff replica (docs/exit-codes.md).
+
     \b
     Example:
       topoff status replica.duckdb
@@ -95,27 +99,22 @@ def status_cmd(config_path: str | None, target: str, as_json: bool, offline: boo
 
     reports = status(target, check_origin=not offline,
                      store_options=_store_options(config_path) if not offline else None)
+    if not reports:
+        raise NoReplicaError(f"{target} holds no topoff replica",
+                             hint=f"check the path or URL, or build one with "
+                             f"`topoff sync FROM {target}`")
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2, default=str))
-        return
-    if not reports:
-        click.echo(f"{target}: no topoff replica here")
         return
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=110)
     for r in reports:
-        if r.origin_error:
-            behind = f"unknown ({r.origin_error})"
-        elif r.behind == 0:
-            behind = "up to date"
-        else:
-            behind = f"{r.behind} partitions behind (next: {r.pending[0]})"
         click.echo(f"dataset {r.dataset} from {r.origin}")
         click.echo(f"  built from {r.base} ({r.status}), last applied {r.last_applied} at "
                    f"{r.last_applied_at}, publication {r.last_sequence}")
-        click.echo(f"  {behind}" + (f"; rows since {r.since}" if r.since else ""))
+        click.echo(f"  {_progress(r)}" + (f"; rows since {r.since}" if r.since else ""))
         table = Table(box=None, padding=(0, 2))
         for col, just in (("table", "left"), ("method", "left"), ("rows", "right"),
                           ("newest", "left")):
@@ -123,6 +122,20 @@ def status_cmd(config_path: str | None, target: str, as_json: bool, offline: boo
         for t in r.tables:
             table.add_row(t.replica_table, t.method, f"{t.rows:,}", t.newest or "")
         console.print(table)
+
+
+def _progress(r: Any) -> str:
+    """How far the replica is from its dataset, in words."""
+    if not r.complete:
+        return (f"INCOMPLETE: the first load from {r.base} has not finished; run "
+                "`topoff sync` again to resume it")
+    if r.origin_error:
+        return f"unknown ({r.origin_error})"
+    if r.behind is None:
+        return "not checked (--offline)"
+    if r.behind == 0:
+        return "up to date"
+    return f"{r.behind} partitions behind (next: {r.pending[0]})"
 
 
 @click.command("verify")
@@ -137,15 +150,17 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
                dataset: str | None, as_json: bool) -> None:
     """Compare the replica TARGET with the source database, table by table and day by day.
 
-    Exits with status 1 when they differ.
+    Exits with status 1 when they differ (see docs/exit-codes.md).
 
     \b
     Example:
       topoff verify replica.duckdb --against postgresql://reader@standby/datanommer
     """
+    from topoff.targets.errors import engine_errors
     from topoff.verify import verify
 
-    report = verify(target, source_url, allow_primary, dataset)
+    with engine_errors(target):
+        report = verify(target, source_url, allow_primary, dataset)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
@@ -161,7 +176,12 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
         click.echo("replica and source are equal" if report.equal else
                    "replica and source DIFFER")
     if not report.equal:
-        click.get_current_context().exit(1)
+        hint = getattr(report, "hint", None) or (
+            "the source changed after those days were published (or the replica was "
+            "changed by hand): ask the publisher to republish them, or rebuild with "
+            "`topoff sync --rebase` from a newer full export")
+        click.echo(f"hint: {hint}", err=True)
+        click.get_current_context().exit(DIFFERENCES)
 
 
 def register(group: Any) -> None:

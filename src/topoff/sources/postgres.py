@@ -6,6 +6,8 @@ PG* environment variables and ~/.pgpass all work as they do for psql.
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
@@ -32,11 +34,13 @@ def display_url(url: str) -> str:
     except psycopg.ProgrammingError:
         return "<unparsable connection string>"
     params.pop("password", None)
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    user = f"{params['user']}@" if params.get("user") else ""
-    db = params.get("dbname", "")
-    return f"postgresql://{user}{host}:{port}/{db}"
+    env = os.environ  # what libpq takes when the string does not say (PGHOST, PGPORT...)
+    host = params.get("host") or env.get("PGHOST") or params.get("hostaddr") \
+        or env.get("PGHOSTADDR") or "localhost"
+    port = params.get("port") or env.get("PGPORT") or "5432"
+    user = params.get("user") or env.get("PGUSER")
+    db = params.get("dbname") or env.get("PGDATABASE") or ""
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
 
 
 def _hint_for(message: str, url: str) -> tuple[str, str]:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from topoff.dataset import layout
 from topoff.dataset.index import Index, Publication, read_index, read_manifest
 from topoff.dataset.manifest import Manifest, TableEntry
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, IntegrityError, NotPublishedError, StoreError, TargetError
 from topoff.stores import Store, StoreOptions, open_store
+from topoff.stores.base import check_name
 from topoff.sync.apply import (
     Hook,
     SchemaChangeError,
@@ -22,9 +24,11 @@ from topoff.sync.apply import (
     pass_over,
 )
 from topoff.sync.fetch import Fetcher
+from topoff.sync.lock import ensure_ledger, lock_dataset
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
-from topoff.targets import Target, open_target
+from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
 from topoff.targets.base import ReplicaState
+from topoff.targets.errors import FileNamer, engine_errors
 
 log = logging.getLogger("topoff")
 
@@ -51,7 +55,10 @@ class SyncResult:
     base_loaded: str | None = None
     applied: list[str] = field(default_factory=list)
     passed_over: list[str] = field(default_factory=list)
+    #: rows written by this run (a row replaced by a newer revision counts each time)
     rows: int = 0
+    #: rows the replica's tables of this dataset hold after the run
+    rows_held: int = 0
     downloaded_bytes: int = 0
     seconds: float = 0.0
     last_sequence: int = 0
@@ -103,7 +110,7 @@ def _unapplied_source(store: Store, index: Index, target: Target, state: Replica
             f"{entry.qualified} is unchanged since {ref}, which this replica did not apply "
             f"and {origin} no longer has", hint=rebase_hint(origin, target_location))
     if ref not in cache:
-        cache[ref] = read_manifest(store, pub)
+        cache[ref] = _read_manifest(store, pub)
     held = cache[ref].tables.get(entry.qualified)
     if held is None:
         raise TargetError(f"{entry.qualified} is unchanged since {ref}, which does not hold it",
@@ -115,27 +122,95 @@ def _unapplied_source(store: Store, index: Index, target: Target, state: Replica
 
 
 def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> SyncResult:
-    """Bring the replica at ``target_location`` up to date with the dataset at ``origin``."""
+    """Bring the replica at ``target_location`` up to date with the dataset at ``origin``.
+
+    Engine failures (a full disk, a refused permission, a malformed file, Ctrl-C) are
+    raised as the TopoffError they mean (targets/errors.py). A DuckDB file this call
+    created is removed again when the call fails before the replica's tables were made.
+    """
     opts = opts or SyncOptions()
     started = time.monotonic()
+    created = new_duckdb_file(target_location)
     store = open_store(origin, opts.store_options)
-    target = open_target(target_location)
     try:
-        result = _sync(store, target, origin, target_location, opts)
+        target = open_target(target_location)
+    except BaseException:
+        store.close()
+        raise
+    done = False
+    try:
+        with engine_errors(target.url):
+            result = _sync(store, target, origin, target_location, opts)
+            result.rows_held = rows_held(target, result.dataset)
+        done = True
     finally:
+        if not done and created is not None and not _holds_data(target):
+            target.close()
+            remove_duckdb_file(created)
         target.close()
         store.close()
     result.seconds = time.monotonic() - started
     return result
 
 
+def rows_held(target: Target, dataset: str) -> int:
+    """Rows in the replica's tables of ``dataset``."""
+    return sum(target.count(t) for t in target.table_defs(dataset).values()
+               if target.table_exists(t.target))
+
+
+def _holds_data(target: Target) -> bool:
+    """Whether the target holds a replica (its tables were created: a later sync resumes
+    the load); when unsure, yes."""
+    try:
+        return bool(target.replicas())
+    except Exception:
+        return True
+
+
+_HOSTILE_HINT = "the dataset is damaged or hostile; nothing of it was applied: tell its publisher"
+
+
+def _read_manifest(store: Store, pub: Publication) -> Manifest:
+    """The publication's manifest, once every name it and the index give is a plain path
+    inside the store (both are untrusted: '..' or a leading '/' is refused before use)."""
+    try:
+        check_name(pub.manifest)
+    except StoreError:
+        raise IntegrityError(f"index.json names a manifest outside the dataset: "
+                             f"{pub.manifest!r}", hint=_HOSTILE_HINT) from None
+    manifest = read_manifest(store, pub)
+    for entry in manifest.tables.values():
+        for f in entry.files:
+            try:
+                check_name(layout.in_publication(pub.id, f.path))
+            except StoreError:
+                raise IntegrityError(
+                    f"publication {pub.id} names a data file outside itself: {f.path!r}",
+                    hint=_HOSTILE_HINT) from None
+    return manifest
+
+
+def _file_namer(pub: Publication, manifest: Manifest) -> FileNamer:
+    """Which file of the publication a local path (in the store or the cache) is."""
+    def name(path: str) -> tuple[str | None, str | None]:
+        base = Path(path).name
+        for entry in manifest.tables.values():
+            for f in entry.files:
+                if base == f"{f.sha256}.csv.zst" or path.endswith("/" + f.path):
+                    return pub.id, f.path
+        return None, base
+    return name
+
+
 def _sync(store: Store, target: Target, origin: str, target_location: str,
           opts: SyncOptions) -> SyncResult:
     index = read_index(store)
     if index is None:
-        raise TargetError(f"nothing is published at {store.url} (no index.json)",
-                          hint="check the location, or publish with `topoff export full`")
-    target.ensure_ledger()
+        raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
+                                hint="check the location, or publish with `topoff export full`")
+    ensure_ledger(target)
+    lock_dataset(target, index.dataset)  # until the target is closed
     state = target.read_replica(index.dataset)
     if state is not None and opts.rebase:
         with target.transaction():
@@ -149,7 +224,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
     fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
 
     if plan.base is not None:
-        manifest = read_manifest(store, plan.base)
+        manifest = _read_manifest(store, plan.base)
         if state is None:
             tables = select_tables(manifest, opts.tables)
             keys = target.capabilities.primary_keys if opts.primary_keys is None \
@@ -163,8 +238,9 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
                  target.url)
         step = opts.step_progress("loading the full export", files) if opts.step_progress \
             else None
-        result.rows += load_full(target, fetcher, plan.base, manifest, state, tables,
-                                 opts.hook, step)
+        with engine_errors(target.url, plan.base.id, _file_namer(plan.base, manifest)):
+            result.rows += load_full(target, fetcher, plan.base, manifest, state, tables,
+                                     opts.hook, step)
         result.base_loaded = plan.base.id
     assert state is not None
     skips = dict((p.sequence, why) for p, why in plan.skip)
@@ -177,13 +253,14 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
         if pub.sequence in skips:
             waiting.append((pub, skips[pub.sequence]))
             continue
-        manifest = read_manifest(store, pub)
+        manifest = _read_manifest(store, pub)
         tables = state.tables or list(manifest.tables)
         try:
-            result.rows += apply_partition(
-                target, fetcher, pub, manifest, state, tables, opts.hook,
-                resolve=lambda entry: _unapplied_source(store, index, target, state, entry,
-                                                        origin, target_location, manifests))
+            with engine_errors(target.url, pub.id, _file_namer(pub, manifest)):
+                result.rows += apply_partition(
+                    target, fetcher, pub, manifest, state, tables, opts.hook,
+                    resolve=lambda entry: _unapplied_source(store, index, target, state, entry,
+                                                            origin, target_location, manifests))
         except SchemaChangeError as e:
             newest = index.newest_full()
             if newest is None or newest.sequence < pub.sequence:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-from topoff.errors import TargetError
+from topoff.errors import LockedError, TargetError
 from topoff.targets.base import Capabilities, ReplicaState, TableDef, TableRef, Target
 
-__all__ = ["Capabilities", "ReplicaState", "TableDef", "TableRef", "Target", "open_target",
-           "target_kind"]
+__all__ = ["Capabilities", "ReplicaState", "TableDef", "TableRef", "Target", "duckdb_path",
+           "new_duckdb_file", "open_target", "remove_duckdb_file", "target_kind"]
+
+_LOCATION_HINT = ("use postgresql://user@host/db, a libpq string such as 'host=H dbname=D', "
+                  "or a DuckDB file path such as replica.duckdb")
+
+
+def _is_conninfo(location: str) -> bool:
+    """A libpq ``key=value`` string whose every key libpq knows (``host=db dbname=x``)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(location))
+    except ProgrammingError:
+        return False
 
 
 def target_kind(location: str) -> str:
@@ -18,25 +33,62 @@ def target_kind(location: str) -> str:
     if low.startswith("duckdb://"):
         return "duckdb"
     if "://" in location:
-        raise TargetError(f"unsupported replica location {location!r}",
-                          hint="use postgresql://user@host/db, or a DuckDB file path such as "
-                          "replica.duckdb")
+        raise TargetError(f"unsupported replica location {location!r}", hint=_LOCATION_HINT)
+    if "=" in location:
+        if _is_conninfo(location):
+            return "postgresql"
+        raise TargetError(
+            f"{location!r} is neither a PostgreSQL connection string nor a DuckDB file name",
+            hint="libpq strings use known keys (host=, port=, dbname=, user=...); a DuckDB "
+            "file name with '=' in it must be written duckdb://PATH")
     return "duckdb"
 
 
+def duckdb_path(location: str) -> Path | None:
+    """The DuckDB file a location names, or None for a PostgreSQL location."""
+    if target_kind(location) != "duckdb":
+        return None
+    path = location[len("duckdb://"):] if location.lower().startswith("duckdb://") \
+        else location
+    return Path(path).expanduser()
+
+
+def new_duckdb_file(location: str) -> Path | None:
+    """The DuckDB file ``location`` names when it does not exist yet (opening it creates it)."""
+    path = duckdb_path(location)
+    return path if path is not None and not path.exists() else None
+
+
+def remove_duckdb_file(path: Path) -> None:
+    """Remove a DuckDB file and its write-ahead log (a replica a failed run created)."""
+    for p in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
 def open_target(location: str, create: bool = True) -> Target:
-    """The replica a location names: ``postgresql://...``, or a DuckDB file (the default).
+    """The replica a location names: ``postgresql://...`` or a libpq ``key=value`` string,
+    or a DuckDB file (the default).
 
     With ``create`` false (status, verify), a DuckDB file that does not exist is not made:
     the target is empty instead.
     """
-    kind = target_kind(location)
-    if kind == "postgresql":
+    path = duckdb_path(location)
+    if path is None:
         from topoff.targets.postgres import PostgresTarget
 
-        return PostgresTarget(location)
+        try:
+            return PostgresTarget(location)
+        except TargetError as e:
+            if "database does not exist" in e.message:
+                e.hint = ("create it first (`createdb NAME`, or CREATE DATABASE as a role that "
+                          "may), or give the name of an existing database")
+            raise
     from topoff.targets.duckdb import DuckDBTarget
 
-    path = location.removeprefix("duckdb://") if location.lower().startswith("duckdb://") \
-        else location
-    return DuckDBTarget(Path(path).expanduser(), create)
+    try:
+        return DuckDBTarget(path, create)
+    except TargetError as e:
+        if "lock" in e.message.lower():  # another process has the file open
+            raise LockedError(e.message, hint=e.hint) from None
+        raise

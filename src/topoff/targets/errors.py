@@ -1,0 +1,203 @@
+"""What a failure of the replica's engine means for the person running topoff.
+
+DuckDB and PostgreSQL report the same situations (a full disk, a permission refused, a
+malformed CSV file, Ctrl-C in the middle of a statement) with their own exception classes
+and texts. :func:`classify` turns them into the :class:`~topoff.errors.TopoffError` kind
+with one line of message and one of hint, so that every command (sync, status, verify)
+reports the same failure with the same exit code. Anything it does not recognise is left
+alone: it is a bug in topoff, and the CLI says so (exit 70).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import re
+from collections.abc import Callable, Iterator
+
+from topoff.errors import IntegrityError, Interrupted, TargetError, TopoffError
+
+#: (publication id, file name in the dataset) for a data file the engine names by path
+FileNamer = Callable[[str], "tuple[str | None, str | None]"]
+
+INTERRUPTED_HINT = ("what was committed is kept and the rest rolled back; run the same "
+                    "command again to resume")
+MALFORMED_HINT = ("the publication holds a file the replica cannot read although its checksum "
+                  "matches: ask the publisher to republish it (nothing of it was applied)")
+_DISK_FULL = ("no space left on device", "disk full", "could not extend file", "out of disk",
+              "not enough space")
+_PERMISSION = ("permission denied", "read-only file system", "operation not permitted")
+_FILE_IN_MESSAGE = re.compile(r"^\s*file\s*=\s*(?P<path>.+?)\s*$", re.MULTILINE)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or during, newest first."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, however the engine reported it: KeyboardInterrupt, DuckDB's "Query
+    interrupted" (and the "transaction is aborted" that follows it), a cancelled query."""
+    for e in _chain(exc):
+        if isinstance(e, KeyboardInterrupt | Interrupted):
+            return True
+        name = type(e).__name__
+        if name == "InterruptException":
+            return True
+        if isinstance(e, RuntimeError) and "query interrupted" in str(e).lower():
+            return True
+    return False
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_duckdb(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb")
+
+
+def _is_psycopg(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] == "psycopg"
+
+
+def _os_error(exc: OSError, where: str) -> TopoffError | None:
+    path = exc.filename or where
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return TargetError(f"no space left on the device of {path}",
+                           hint="free some space (or give --cache-dir on a larger disk), then "
+                           "run the same command again; what was committed is kept")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return TargetError(f"permission denied: {path}",
+                           hint="run as a user that may write there, or choose another path")
+    return None
+
+
+def _malformed(detail: str, publication: str | None, file: str | None,
+               table: str | None) -> IntegrityError:
+    what = f"file {file}" if file else (f"a data file of {table}" if table else "a data file")
+    of = f" of publication {publication}" if publication else ""
+    return IntegrityError(f"{what}{of} is malformed ({detail})", hint=MALFORMED_HINT)
+
+
+def _duckdb(exc: BaseException, where: str, publication: str | None,
+            name_file: FileNamer | None) -> TopoffError | None:
+    name = type(exc).__name__
+    text = str(exc)
+    low = text.lower()
+    if name == "InvalidInputException" and ("csv" in low or "file =" in low):
+        found = _FILE_IN_MESSAGE.search(text)
+        pub, file = (None, None)
+        if found and name_file:
+            pub, file = name_file(found.group("path"))
+        elif found:
+            file = found.group("path")
+        detail = " ".join(ln.strip() for ln in text.splitlines()[:1]
+                          if ln.strip()).removeprefix("Invalid Input Error: ")
+        return _malformed(detail, pub or publication, file, None)
+    if any(s in low for s in _DISK_FULL + _PERMISSION) or name in (
+            "IOException", "OutOfMemoryException", "PermissionException", "FatalException"):
+        if any(s in low for s in _DISK_FULL):
+            return TargetError(f"the disk of DuckDB replica {where} is full",
+                               hint="free some space or move the replica to a larger disk, then "
+                               "run the same command again; what was committed is kept")
+        if any(s in low for s in _PERMISSION):
+            return TargetError(f"cannot write DuckDB replica {where}: permission denied",
+                               hint="run as a user that may write the file and its directory, "
+                               "or choose another path")
+        if name == "OutOfMemoryException":
+            return TargetError(f"DuckDB ran out of memory in {where}: {_first_line(exc)}",
+                               hint="set memory_limit lower or free memory, then run again")
+        if name == "FatalException":
+            return TargetError(f"DuckDB replica {where} failed: {_first_line(exc)}",
+                               hint="the file may be damaged: run the same command again, or "
+                               "sync into a new file")
+    return None
+
+
+def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffError | None:
+    state = _sqlstate(exc) or ""
+    diag = getattr(exc, "diag", None)
+    detail = _first_line(exc)
+    if state in ("22P04", "22P02", "22007", "22008", "22003", "22021", "22P05", "22025",
+                 "22026", "22004"):
+        context = (getattr(diag, "context", None) or "").strip().splitlines()
+        table = None
+        if context and context[-1].startswith("COPY "):
+            table = context[-1].removeprefix("COPY ").split(",")[0].strip()
+        return _malformed(detail, publication, None, table)
+    if state == "42501":
+        return TargetError(
+            f"the role may not do this in {where}: {detail}",
+            hint="grant the role CREATE on the database and on the schemas the replica uses "
+            "(GRANT CREATE ON DATABASE ...; GRANT CREATE ON SCHEMA ...), or use another role")
+    if state == "53100":
+        return TargetError(f"the PostgreSQL replica {where} is out of disk space",
+                           hint="free space on the database server, then run the same command "
+                           "again; what was committed is kept")
+    if state.startswith("53"):
+        return TargetError(f"the PostgreSQL replica {where} ran out of resources: {detail}",
+                           hint="ask the DBA to check the server, then run the command again")
+    if state == "57014":
+        return TargetError(f"a statement on {where} was cancelled: {detail}",
+                           hint="a statement_timeout or an administrator cancelled it; run the "
+                           "same command again")
+    if state.startswith(("08", "57P")) or type(exc).__name__ == "OperationalError":
+        return TargetError(f"lost the connection to {where}: {detail}",
+                           hint="check that the server is running and reachable, then run the "
+                           "same command again; what was committed is kept")
+    if state in ("40001", "40P01", "55P03"):
+        return TargetError(f"{where} is busy: {detail}",
+                           hint="another session holds what topoff needs; run the command again")
+    if state == "25006":
+        return TargetError(f"{where} is read-only: {detail}",
+                           hint="give the URL of a database you can write to")
+    return None
+
+
+def classify(exc: BaseException, where: str, publication: str | None = None,
+             name_file: FileNamer | None = None) -> TopoffError | None:
+    """The TopoffError an engine exception means, or None when it is not one we know
+    (a TopoffError is returned as it is, an interrupt becomes :class:`Interrupted`)."""
+    if is_interrupt(exc):
+        return Interrupted("interrupted", hint=INTERRUPTED_HINT)
+    if isinstance(exc, TopoffError):
+        return exc
+    for e in _chain(exc):
+        found: TopoffError | None = None
+        if isinstance(e, OSError) and not _is_duckdb(e) and not _is_psycopg(e):
+            found = _os_error(e, where)
+        elif _is_duckdb(e):
+            found = _duckdb(e, where, publication, name_file)
+        elif _is_psycopg(e):
+            found = _psycopg(e, where, publication)
+        if found is not None:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def engine_errors(where: str, publication: str | None = None,
+                  name_file: FileNamer | None = None) -> Iterator[None]:
+    """Raise what an engine failure inside the block means, as a TopoffError (an engine's
+    report of Ctrl-C becomes :class:`Interrupted`; a KeyboardInterrupt goes through)."""
+    try:
+        yield
+    except (TopoffError, KeyboardInterrupt):  # Ctrl-C stays Ctrl-C for library callers
+        raise
+    except BaseException as e:
+        found = classify(e, where, publication, name_file)
+        if found is None:
+            raise
+        raise found from e

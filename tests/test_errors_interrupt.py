@@ -1,0 +1,149 @@
+"""Ctrl-C and two syncs at once, with real signals and real processes: an interrupted sync
+exits 130 with ``error: interrupted`` (never "internal error") and the replica resumes;
+two syncs of one dataset into one PostgreSQL replica take turns."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import duckdb
+import psycopg
+import pytest
+
+from support.replica import (
+    Replicas,
+    assert_no_duplicates,
+    end_state,
+    fill,
+    ledger,
+    nommer_config,
+    publish_standard,
+)
+from topoff.errors import Interrupted
+from topoff.sync.lock import lock_key
+from topoff.targets.errors import engine_errors
+from topoff.verify import verify
+
+pytest_plugins = ["support.replica_fixtures"]
+
+CHUNK = 16 * 1024  # several files per table: many steps to interrupt
+
+
+@pytest.fixture
+def published(db, tmp_path) -> str:
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db, chunk_bytes=CHUNK), url)
+    return url
+
+
+def start_sync(url: str, target: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "topoff", "sync", url, target, "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_sync(url: str, target: str, signal_after: int | None = None) -> tuple[int, list[dict]]:
+    """``topoff sync`` in a process; SIGINT (as Ctrl-C sends) after the k-th log line."""
+    proc = start_sync(url, target)
+    assert proc.stderr is not None
+    lines: list[dict] = []
+    for raw in proc.stderr:
+        lines.append(json.loads(raw))
+        if signal_after is not None and len(lines) == signal_after:
+            proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    return proc.returncode, lines
+
+
+def test_ctrl_c_at_several_points_then_rerun(published, replicas: Replicas, db):
+    reference = replicas.new()
+    code, full_run = run_sync(published, reference)
+    assert code == 0, full_run
+    want = end_state(reference)
+
+    target = replicas.new()
+    interrupted = 0
+    for k in (1, 2, 4, 6):
+        code, lines = run_sync(published, target, signal_after=k)
+        assert code in (0, 130), lines
+        if code == 130:
+            interrupted += 1
+            last = lines[-1]
+            assert (last["level"], last["error"], last["message"], last["exit_code"]) == (
+                "error", "interrupted", "interrupted", 130), lines
+            assert "run the same command again" in last["hint"]
+        assert not any("internal error" in line["message"] for line in lines)
+    assert interrupted >= 2
+
+    code, lines = run_sync(published, target)
+    assert code == 0, lines
+    assert end_state(target) == want
+    assert_no_duplicates(target)
+    assert verify(target, db.standby_url).equal
+
+
+def test_ctrl_c_inside_an_engine_statement_is_an_interrupt():
+    """DuckDB turns SIGINT into RuntimeError("Query interrupted") and then fails the next
+    statement with "Current transaction is aborted"; psycopg cancels the query: each means
+    Ctrl-C (exit 130), not a bug. (Real exception classes; a real signal cannot be timed
+    into a DuckDB statement reliably on a loaded machine: DuckDB checks it between tasks.)"""
+    def aborted_after_interrupt() -> None:
+        try:
+            raise RuntimeError("Query interrupted")
+        except RuntimeError:
+            aborted = "Current transaction is aborted (please ROLLBACK)"
+            raise duckdb.TransactionException(aborted)  # noqa: B904 - as DuckDB does
+
+    def cancelled() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise psycopg.errors.QueryCanceled("canceling statement due to user request")  # noqa: B904
+
+    for fail in (aborted_after_interrupt, cancelled):
+        with pytest.raises(Interrupted) as e, engine_errors("replica.duckdb"):
+            fail()
+        assert e.value.exit_code == 130 and e.value.message == "interrupted"
+        assert "run the same command again" in (e.value.hint or "")
+
+
+@pytest.fixture
+def pg_replicas(tmp_path, cluster) -> Replicas:
+    r = Replicas("postgresql", tmp_path, cluster)
+    yield r
+    r.close()
+
+
+def test_two_syncs_at_once_into_one_postgresql_replica(published, pg_replicas: Replicas, db):
+    reference = pg_replicas.new()
+    assert run_sync(published, reference)[0] == 0
+    target = pg_replicas.new()
+    procs = [start_sync(published, target) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "error" not in err
+    assert end_state(target) == end_state(reference)
+    assert_no_duplicates(target)
+    assert verify(target, db.standby_url).equal
+
+
+def test_a_second_sync_waits_for_the_first(published, pg_replicas: Replicas):
+    target = pg_replicas.new()
+    with psycopg.connect(target, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [lock_key("dataset:datanommer")])
+        proc = start_sync(published, target)
+        assert proc.stderr is not None
+        first = json.loads(proc.stderr.readline())
+        assert first["level"] == "warning", first
+        assert "another sync of datanommer" in first["message"] and "waiting" in first["message"]
+        assert ledger(target) == {}  # nothing done while it waits
+        holder.execute("SELECT pg_advisory_unlock(%s)", [lock_key("dataset:datanommer")])
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "(publication 3)" in out
+    assert ledger(target)["datanommer"][3] == "ready"
