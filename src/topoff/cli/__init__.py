@@ -12,6 +12,7 @@ import click
 
 from topoff import __version__
 from topoff.errors import TopoffError
+from topoff.redact import redact
 
 log = logging.getLogger("topoff")
 
@@ -36,11 +37,14 @@ class TopoffGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as e:
+            e.message = redact(e.message)  # usage errors echo the values given
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as e:  # a bug: say so plainly, with the traceback on request
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            click.echo(f"error: internal error: {first}", err=True)
+            click.echo(f"error: internal error: {redact(first)}", err=True)
             click.echo("hint: this is a bug in topoff; set TOPOFF_DEBUG=1 for the traceback "
                        "and report it", err=True)
             if _debug():

@@ -13,6 +13,7 @@ from topoff.cli.output import size
 from topoff.errors import ConfigError
 from topoff.export.windows import parse_date
 from topoff.progress import Bars
+from topoff.redact import redact
 
 
 def _store_options(config_path: str | None) -> Any:
@@ -74,7 +75,7 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
                      f"({result.applied[0]} .. {result.applied[-1]})")
     if not parts:
         parts.append("already up to date")
-    click.echo(f"{target}: {', '.join(parts)}; {result.rows:,} rows, "
+    click.echo(f"{redact(target)}: {', '.join(parts)}; {result.rows:,} rows, "
                f"{size(result.downloaded_bytes)} downloaded, {result.seconds:.1f}s "
                f"(publication {result.last_sequence})")
 
@@ -99,7 +100,7 @@ def status_cmd(config_path: str | None, target: str, as_json: bool, offline: boo
         click.echo(json.dumps([r.to_json() for r in reports], indent=2, default=str))
         return
     if not reports:
-        click.echo(f"{target}: no topoff replica here")
+        click.echo(f"{redact(target)}: no topoff replica here")
         return
     from rich.console import Console
     from rich.table import Table
