@@ -8,6 +8,7 @@ that only the checks of the fields themselves can refuse it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from support.pg import Database, make_config
 from support.replica import Replicas, connect_pg, day, query
 from topoff.dataset import checks
 from topoff.dataset.index import Index, Publication, read_index, read_manifest
-from topoff.dataset.layout import Window
+from topoff.dataset.layout import Window, manifest_name
 from topoff.demo.cluster import ThrowawayCluster
 from topoff.errors import IntegrityError, StoreError, TopoffError
 from topoff.export.full import export_full
@@ -144,6 +145,7 @@ MANIFEST_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "enum label too long": lambda d: column(d, "tag").update(type="public.t", enum=["x" * 64]),
     "column twice": lambda d: table(d)["columns"].append(dict(column(d, "tag"))),
     "column name too long": lambda d: column(d, "tag").update(name="c" * 64),
+    "terminal escape in a name": lambda d: column(d, "tag").update(name="t\x1b]0;x\x07"),
     "cursor not a column": lambda d: table(d).update(cursor="nope"),
     "cursor_type not the column's": lambda d: table(d).update(cursor_type="date"),
     "cursor on a text column": lambda d: table(d).update(cursor="tag", cursor_type="text"),
@@ -275,7 +277,6 @@ def test_an_enum_named_like_a_table_gets_the_replicas_own_type(dataset, pg_repli
 # -- rows and bytes are bounded before a target sees a file ---------------------------------
 
 def _csv(directory: Path, pub: str) -> bytes:
-    import json
     doc = json.loads((directory / pub / "manifest.json").read_bytes())
     return decompress((directory / pub / file0(doc)["path"]).read_bytes())
 
@@ -367,7 +368,6 @@ def test_quoted_newlines_are_not_rows(dataset, tmp_path):
 # -- downloads and the index are capped ---------------------------------------------------
 
 def test_an_endless_data_file_stops_at_its_declared_size(dataset, tmp_path):
-    import json
     directory, full, _ = dataset
     f = file0(json.loads((directory / full / "manifest.json").read_bytes()))
     cache = tmp_path / "cache"
@@ -415,10 +415,14 @@ def test_glob_characters_in_a_local_path_load_only_the_verified_file(dataset, tm
 
 def test_planning_32000_revisions_of_one_day():
     window = Window.day(day(3))
-    pubs = [Publication("full/2020-01-01T000000Z", 1, "full", "full/x", "0" * 64, 0, "", "")]
-    pubs += [Publication(f"incremental/{window.label}/r{n}", n + 1, "incremental", "", "0" * 64,
-                         0, "", "", window.to_json(), n) for n in range(1, 32_001)]
-    index = Index("d", pubs, next_sequence=32_002)
+    full = "full/2020-01-01T000000Z"
+    pubs = [Publication(full, 1, "full", manifest_name(full), "0" * 64, 0, "", "")]
+    for n in range(1, 32_001):
+        pub_id = f"incremental/{window.label}/r{n}"
+        pubs.append(Publication(pub_id, n + 1, "incremental", manifest_name(pub_id),
+                                "0" * 64, 0, "", "", window.to_json(), n))
+    # read back as a consumer reads it: every field of 32,001 publications is checked
+    index = Index.from_json(json.loads(Index("d", pubs, next_sequence=32_002).dumps()))
     state = ReplicaState("d", "o", "full/2020-01-01T000000Z", 1, "ready", 1)
     plan = plan_sync(index, state, "o", "t")
     assert [p.sequence for p in plan.apply] == [32_001]

@@ -96,6 +96,7 @@ def test_no_command_prints_or_writes_a_password(datanommer: Database, tmp_path: 
         run("sync", store, duck, "-v")
         run("status", duck, "--json")
         run("sync", store, pg_target, "--rebase", "--log-format", "json")
+    run("sync", str(dest), pg_target, "--schema", "other", ok=False)  # a rebase hint
     run("prune", *cfg, "--to", str(dest), "--keep-days", "15", "--dry-run")
 
     # errors: unreachable servers, URLs libpq cannot parse, click's usage errors

@@ -27,6 +27,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = r"[A-Za-z0-9_%\-]+"
 _LABEL = r"(?:\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}T\d{6}Z--\d{4}-\d{2}-\d{2}T\d{6}Z)"
 _DATA_FILE = re.compile(rf"^data/{_PART}\.{_PART}(?:\.{_LABEL})?\.\d{{5,9}}\.csv\.zst$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ZONE = re.compile(r"^[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*$")
 SCHEMA_FILES = {"pre_data": layout.PRE_DATA, "post_data": layout.POST_DATA}
 
@@ -71,17 +72,20 @@ def sha256(value: Any, what: str) -> str:
     return value
 
 
-def name(value: Any, what: str) -> str:
-    """A schema, table, column name or enum label: 1-63 bytes, no NUL."""
+def name(value: Any, what: str, printed: bool = True) -> str:
+    """A schema, table or column name (``printed``: it appears in messages and logs, so
+    no control characters either) or an enum label: 1-63 bytes, no NUL."""
     s = typed(value, str, what)
-    if not s or len(s.encode()) > MAX_NAME_BYTES or "\x00" in s:
-        raise Invalid(f"{what} is not a PostgreSQL name (1 to 63 bytes, no NUL): {s!r:.80}")
+    if not s or len(s.encode()) > MAX_NAME_BYTES or "\x00" in s or (
+            printed and _CONTROL.search(s)):
+        raise Invalid(f"{what} is not a PostgreSQL name topoff accepts (1 to 63 bytes, no "
+                      f"control characters): {s!r:.80}")
     return s
 
 
 def dataset_name(value: Any, what: str = "dataset") -> str:
     s = text(value, what, 200)
-    if not s or any(ord(ch) < 32 for ch in s):
+    if not s or _CONTROL.search(s):
         raise Invalid(f"{what} is empty or holds control characters")
     return s
 

@@ -48,7 +48,8 @@ class Column:
             raise ck.Invalid(f"{what}: {e}") from None
         enum = d.get("enum")
         if enum is not None:
-            labels = [ck.name(v, f"{what} enum label") for v in ck.items(enum, f"{what} enum")]
+            labels = [ck.name(v, f"{what} enum label", printed=False)
+                      for v in ck.items(enum, f"{what} enum")]
             if not parsed.user or len(set(labels)) != len(labels):
                 raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
             enum = labels
