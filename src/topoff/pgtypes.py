@@ -18,15 +18,15 @@ INTS = {"smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "oid":
 FLOATS = {"real": "FLOAT", "double precision": "DOUBLE"}
 TEXTS = ("text", "character varying", "name", "citext", '"char"')
 
-#: built-in types without modifiers, as format_type() prints them
+#: built-in types without modifiers, as format_type() prints them (the reg* types are left
+#: out on purpose: their values name objects of the source, so replicas keep them as text)
 PLAIN = frozenset({
     "smallint", "integer", "bigint", "real", "double precision", "boolean", "text", "name",
     '"char"', "bytea", "date", "uuid", "json", "jsonb", "inet", "cidr", "macaddr",
     "macaddr8", "money", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
     "tsvector", "tsquery", "oid", "xid", "xid8", "cid", "tid", "pg_lsn", "jsonpath",
-    "txid_snapshot", "pg_snapshot", "regclass", "regtype", "regproc", "regprocedure",
-    "regoper", "regoperator", "regnamespace", "regrole", "regconfig", "regdictionary",
-    "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange",
+    "txid_snapshot", "pg_snapshot", "int4range", "int8range", "numrange", "tsrange",
+    "tstzrange", "daterange",
     "int4multirange", "int8multirange", "nummultirange", "tsmultirange", "tstzmultirange",
     "datemultirange",
 })
