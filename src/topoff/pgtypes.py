@@ -1,8 +1,12 @@
-"""PostgreSQL column types sorted into families that targets and hashes treat alike.
+"""PostgreSQL column types: a closed grammar, parsed into parts, and sorted into families.
 
 The input is a column's type as ``format_type()`` prints it (domains resolved), plus its
-enum labels when it is an enum. Everything that maps types (the DuckDB target, the
-canonical row hash) starts from :func:`family`.
+enum labels when it is an enum. A manifest is untrusted, so its type names are never
+written into SQL as they are: :func:`parse_type` accepts only the built-in names below
+(with validated integer modifiers and ``[]`` suffixes) and plain qualified identifiers
+(a user-defined or extension type), and :meth:`PgType.ddl` rebuilds the name from the
+fixed tables of this module. Everything that maps types (the targets, the canonical row
+hash) starts from :func:`family`.
 """
 
 from __future__ import annotations
@@ -10,13 +14,142 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NUMERIC = re.compile(r"^numeric\((\d+),\s*(-?\d+)\)$|^numeric\((\d+)\)$")
-_TS = re.compile(r"^timestamp(\(\d\))? (with|without) time zone$")
-_TIME = re.compile(r"^time(\(\d\))? (with|without) time zone$")
-
 INTS = {"smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "oid": "BIGINT"}
 FLOATS = {"real": "FLOAT", "double precision": "DOUBLE"}
 TEXTS = ("text", "character varying", "name", "citext", '"char"')
+
+#: built-in types without modifiers, as format_type() prints them (the reg* types are left
+#: out on purpose: their values name objects of the source, so replicas keep them as text)
+PLAIN = frozenset({
+    "smallint", "integer", "bigint", "real", "double precision", "boolean", "text", "name",
+    '"char"', "bytea", "date", "uuid", "json", "jsonb", "inet", "cidr", "macaddr",
+    "macaddr8", "money", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
+    "tsvector", "tsquery", "oid", "xid", "xid8", "cid", "tid", "pg_lsn", "jsonpath",
+    "txid_snapshot", "pg_snapshot", "int4range", "int8range", "numrange", "tsrange",
+    "tstzrange", "daterange",
+    "int4multirange", "int8multirange", "nummultirange", "tsmultirange", "tstzmultirange",
+    "datemultirange",
+})
+#: built-in types with an optional length modifier (n), and the largest n PostgreSQL allows
+LENGTH = {"character varying": 10485760, "character": 10485760, "bit": 83886080,
+          "bit varying": 83886080}
+#: the field forms of interval (those that end in "second" take a precision)
+INTERVAL_FIELDS = frozenset({
+    "year", "month", "day", "hour", "minute", "second", "year to month", "day to hour",
+    "day to minute", "day to second", "hour to minute", "hour to second", "minute to second",
+})
+ZONES = ("with time zone", "without time zone")
+MAX_DIMS = 6  # PostgreSQL's MAXDIM
+NAMEDATALEN = 63
+
+_TYPMOD = re.compile(r"^(?P<base>[a-z ]+?)\((?P<a>\d{1,8})(?:, ?(?P<b>-?\d{1,4}))?\)(?P<rest>.*)$")
+_IDENT = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"\x00-\x1f]|"")+")'
+_USER = re.compile(rf"^{_IDENT}(?:\.{_IDENT})?$")
+
+
+class TypeNameError(ValueError):
+    """A type name outside the grammar topoff accepts."""
+
+
+@dataclass(frozen=True)
+class PgType:
+    """A parsed column type.
+
+    ``base`` is a key of the fixed tables above (``numeric``, ``time``, ``timestamp`` and
+    ``interval`` included), or the user-defined type's name when ``user`` is set.
+    """
+
+    base: str
+    mods: tuple[int, ...] = ()
+    #: "with time zone" / "without time zone", or an interval's fields
+    suffix: str = ""
+    dims: int = 0
+    user: bool = False
+
+    @property
+    def element(self) -> PgType:
+        return PgType(self.base, self.mods, self.suffix, 0, self.user)
+
+    def ddl(self) -> str:
+        """The type for CREATE TABLE, built from this module's constants and integers only;
+        user-defined types have no DDL here (the target decides: text, or its own enum)."""
+        if self.user:
+            raise TypeNameError("a user-defined type has no built-in DDL")
+        base = _constant(self.base)
+        mods = f"({','.join(str(int(m)) for m in self.mods)})" if self.mods else ""
+        if self.base in ("time", "timestamp"):
+            text = f"{base}{mods} {_constant(self.suffix)}"
+        elif self.base == "interval" and self.suffix:
+            text = f"{base} {_constant(self.suffix)}{mods}"
+        else:
+            text = f"{base}{mods}"
+        return text + "[]" * self.dims
+
+
+_CONSTANTS = {n: n for n in (*PLAIN, *LENGTH, *INTERVAL_FIELDS, *ZONES, "numeric", "time",
+                             "timestamp", "interval")}
+
+
+def _constant(name: str) -> str:
+    return _CONSTANTS[name]  # a KeyError here is a bug: parse_type admitted an unknown name
+
+
+def parse_type(text: str) -> PgType:
+    """Parse a type name from a manifest; :class:`TypeNameError` for anything else."""
+    if not isinstance(text, str) or not text or len(text) > 2 * NAMEDATALEN + 40:
+        raise TypeNameError(f"not a type name: {text!r}")
+    t, dims = text, 0
+    while t.endswith("[]"):
+        t, dims = t[:-2], dims + 1
+    if dims > MAX_DIMS:
+        raise TypeNameError(f"too many array dimensions: {text!r}")
+    parsed = _parse_scalar(t)
+    if parsed is None:
+        if not _USER.match(t) or any(len(p) > NAMEDATALEN + 2 for p in t.split(".")):
+            raise TypeNameError(f"not a PostgreSQL type name topoff can load: {text!r}")
+        return PgType(t, dims=dims, user=True)
+    return PgType(parsed.base, parsed.mods, parsed.suffix, dims)
+
+
+def _parse_scalar(t: str) -> PgType | None:
+    if t in PLAIN or t in LENGTH or t in ("numeric", "interval"):
+        return PgType(t)
+    for zone in ZONES:
+        if t in (f"time {zone}", f"timestamp {zone}"):
+            return PgType(t.split(" ", 1)[0], suffix=zone)
+    if t.startswith("interval ") and t[9:] in INTERVAL_FIELDS:
+        return PgType("interval", suffix=t[9:])
+    m = _TYPMOD.match(t)
+    if m is None:
+        return None
+    base, a, b, rest = m["base"], int(m["a"]), m["b"], m["rest"]
+    if base == "numeric" and not rest:
+        s = int(b) if b is not None else None
+        if not 1 <= a <= 1000 or (s is not None and not -1000 <= s <= 1000):
+            raise TypeNameError(f"numeric modifiers out of range: {t!r}")
+        return PgType("numeric", (a,) if s is None else (a, s))
+    if b is not None:
+        return None
+    if base in LENGTH and not rest:
+        if not 1 <= a <= LENGTH[base]:
+            raise TypeNameError(f"length out of range: {t!r}")
+        return PgType(base, (a,))
+    if base in ("time", "timestamp") and rest[1:] in ZONES and rest[:1] == " " and a <= 6:
+        return PgType(base, (a,), rest[1:])
+    if base == "interval" and not rest and a <= 6:
+        return PgType("interval", (a,))
+    if base.startswith("interval ") and base[9:].endswith("second") and not rest and a <= 6 \
+            and base[9:] in INTERVAL_FIELDS:
+        return PgType("interval", (a,), base[9:])
+    return None
+
+
+def is_type_name(text: str) -> bool:
+    try:
+        parse_type(text)
+    except TypeNameError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -33,66 +166,47 @@ class Family:
 
 def family(pg_type: str, enum: list[str] | None = None) -> Family:
     t = pg_type.strip()
-    if t.endswith("[]"):
-        inner = t[:-2]
-        if inner.endswith("[]"):  # arrays of arrays are not distinguished by PostgreSQL
+    try:
+        parsed = parse_type(t)
+    except TypeNameError:
+        return Family("other", t)
+    if parsed.dims:
+        if parsed.dims > 1:  # arrays of arrays are not distinguished by PostgreSQL
             return Family("other", t)
-        return Family("array", t, element=family(inner, enum))
+        return Family("array", t, element=family(t[:-2], enum))
     if enum is not None:
         return Family("enum", t)
-    if t in INTS:
+    if parsed.user:
+        return Family("text", t) if t == "citext" else Family("other", t)
+    return _scalar_family(parsed, t)
+
+
+_SIMPLE_KINDS = {"boolean": "bool", "json": "json", "jsonb": "json", "date": "date",
+                 "bytea": "bytea", "uuid": "uuid", "interval": "interval"}
+
+
+def _scalar_family(p: PgType, t: str) -> Family:
+    b = p.base
+    if b in INTS:
         return Family("int", t)
-    if t in FLOATS:
+    if b in FLOATS:
         return Family("float", t)
-    if t == "numeric":
-        return Family("numeric_any", t)
-    m = _NUMERIC.match(t)
-    if m:
-        p = int(m.group(1) or m.group(3))
-        s = int(m.group(2) or 0) if m.group(1) else 0
-        return Family("numeric", t, precision=p, scale=s) if p <= 38 and 0 <= s <= p else \
-            Family("numeric_any", t)
-    if t == "boolean":
-        return Family("bool", t)
-    if t in TEXTS or t.startswith("character varying("):
+    if b == "numeric":
+        if not p.mods:
+            return Family("numeric_any", t)
+        prec, scale = p.mods[0], (p.mods[1] if len(p.mods) > 1 else 0)
+        return Family("numeric", t, precision=prec, scale=scale) if prec <= 38 and \
+            0 <= scale <= prec else Family("numeric_any", t)
+    if b in TEXTS:
         return Family("text", t)
-    if t == "character" or t.startswith("character("):
+    if b == "character":
         return Family("bpchar", t)
-    if t in ("json", "jsonb"):
-        return Family("json", t)
-    m = _TS.match(t)
-    if m:
-        return Family("timestamptz" if m.group(2) == "with" else "timestamp", t)
-    m = _TIME.match(t)
-    if m:
-        return Family("timetz" if m.group(2) == "with" else "time", t)
-    if t == "date":
-        return Family("date", t)
-    if t == "interval" or t.startswith("interval"):
-        return Family("interval", t)
-    if t == "bytea":
-        return Family("bytea", t)
-    if t == "uuid":
-        return Family("uuid", t)
-    return Family("other", t)
+    if b == "timestamp":
+        return Family("timestamptz" if p.suffix == ZONES[0] else "timestamp", t)
+    if b == "time":
+        return Family("timetz" if p.suffix == ZONES[0] else "time", t)
+    return Family(_SIMPLE_KINDS.get(b, "other"), t)
 
 
 def is_time_cursor(pg_type: str) -> bool:
     return family(pg_type).kind in ("timestamptz", "timestamp", "date")
-
-
-# A type name as format_type() prints it: words, optional schema qualification, optional
-# (precision[, scale]), optional "with/without time zone", optional [] suffixes.
-_SAFE_TYPE = re.compile(
-    r'^(?:"[A-Za-z_][A-Za-z0-9_ ]*"|[A-Za-z_][A-Za-z0-9_]*)'
-    r'(?:\.(?:"[A-Za-z_][A-Za-z0-9_ ]*"|[A-Za-z_][A-Za-z0-9_]*))?'
-    r'(?: [a-z]+)*(?:\(\d+(?:,\s*-?\d+)?\))?(?: (?:with|without) time zone)?(?:\[\])*$'
-)
-
-
-def is_safe_type_name(pg_type: str) -> bool:
-    """Whether a type name read from a manifest may be written into DDL as it is.
-
-    Datasets can come from anywhere; a manifest is data and must never inject SQL.
-    """
-    return bool(_SAFE_TYPE.match(pg_type)) and ";" not in pg_type and "--" not in pg_type

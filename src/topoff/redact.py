@@ -13,8 +13,9 @@ import re
 MASK = "***"
 
 # scheme://user:password@host  (the password runs to the '@'; it may hold a '/' that a
-# careless URL did not percent-encode; the user part may be empty)
-_URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
+# careless URL did not percent-encode; the user part may be empty; a path made of a URL
+# may have lost one of its slashes)
+_URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*:/{1,3}[^:/@\s]*:)(?P<pw>[^@\s]*)@")
 # ?password=... or &password=... in a URL query (also sslpassword, passfile kept visible)
 _QUERY = re.compile(r"(?P<pre>[?&](?:ssl)?password=)(?P<pw>[^&#\s]*)", re.IGNORECASE)
 # libpq key=value: password=secret, password = 'quoted \' value'

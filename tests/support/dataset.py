@@ -13,10 +13,11 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -148,3 +149,39 @@ def topoff_log() -> Iterator[None]:
         for h in saved[0]:
             logger.addHandler(h)
         logger.propagate, logger.level = saved[1], saved[2]
+
+
+# -- hostile datasets: a real publication, then changed the way an attacker would ----------
+
+def rewrite_manifest(root: Path, pub_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change a publication's manifest.json with ``edit`` and list its new sha256 in the
+    index, so that only the checks of the fields themselves can refuse it."""
+    path = root / layout.manifest_name(pub_id)
+    doc = json.loads(path.read_bytes())
+    edit(doc)
+    raw = (json.dumps(doc, indent=2) + "\n").encode()
+    path.write_bytes(raw)
+    rewrite_index(root, lambda ix: next(
+        p for p in ix["publications"] if p["id"] == pub_id).update(manifest_sha256=sha256(raw)))
+
+
+def rewrite_index(root: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = root / layout.INDEX
+    doc = json.loads(path.read_bytes())
+    edit(doc)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def replace_data_file(root: Path, pub_id: str, table: str, data: bytes, n: int = 0,
+                      **fields: Any) -> None:
+    """Put ``data`` (already compressed) in place of a table's n-th data file, with its
+    size and sha256 listed truly in the manifest (and ``fields`` changed as given)."""
+    def edit(doc: dict[str, Any]) -> None:
+        f = doc["tables"][table]["files"][n]
+        (root / pub_id / f["path"]).write_bytes(data)
+        f.update(bytes=len(data), sha256=sha256(data), **fields)
+    rewrite_manifest(root, pub_id, edit)
+
+
+def compress(text: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(text)

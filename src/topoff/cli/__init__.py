@@ -86,7 +86,10 @@ class TopoffGroup(click.Group):
         except KeyboardInterrupt:
             report(_interrupted(), _format(ctx))
             ctx.exit(Interrupted.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as e:
+            e.message = redact(e.message)  # usage errors echo the values given
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as e:  # a bug: say so plainly, with the traceback on request
             from topoff.targets.errors import is_interrupt

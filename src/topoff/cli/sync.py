@@ -13,6 +13,7 @@ from topoff.cli.output import size
 from topoff.errors import DIFFERENCES, ConfigError, NoReplicaError
 from topoff.export.windows import parse_date
 from topoff.progress import Bars
+from topoff.redact import redact
 
 
 def _store_options(config_path: str | None) -> Any:
@@ -75,7 +76,7 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
                      f"({result.applied[0]} .. {result.applied[-1]})")
     if not parts:
         parts.append("already up to date")
-    click.echo(f"{target}: {', '.join(parts)}; {result.rows_held:,} rows held "
+    click.echo(f"{redact(target)}: {', '.join(parts)}; {result.rows_held:,} rows held "
                f"({result.rows:,} written by this run), "
                f"{size(result.downloaded_bytes)} downloaded, {result.seconds:.1f}s "
                f"(publication {result.last_sequence})")

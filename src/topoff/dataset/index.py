@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from topoff.dataset import checks as ck
 from topoff.dataset import layout
 from topoff.dataset.layout import Window
-from topoff.dataset.manifest import FORMAT_VERSION, Manifest
+from topoff.dataset.manifest import FORMAT_VERSION, KINDS, Manifest
 from topoff.errors import IntegrityError
 from topoff.stores.base import FileMissing, Store
 
@@ -41,6 +42,35 @@ class Publication:
     @property
     def label(self) -> str | None:
         return self.window["label"] if self.window else None
+
+    @classmethod
+    def from_json(cls, d: Any, n: int) -> Publication:
+        what = f"publication #{n}"
+        d = ck.obj(d, what)
+        kind = ck.one_of(d.get("kind"), KINDS, f"{what} kind")
+        pub_id = ck.publication_id(d.get("id"), f"{what} id", kind)
+        what = f"publication {pub_id}"
+        _, window, revision = layout.parse_id(pub_id)
+        if d.get("manifest") != layout.manifest_name(pub_id):
+            raise ck.Invalid(f"{what} manifest must be {layout.manifest_name(pub_id)}")
+        if d.get("revision") != revision:
+            raise ck.Invalid(f"{what} revision differs from its id")
+        w = d.get("window")
+        if window is not None:
+            w = ck.obj(w, f"{what} window")
+            if w.get("label") != window.label:
+                raise ck.Invalid(f"{what} window label differs from its id")
+            w = window.to_json()
+        elif w is not None:
+            raise ck.Invalid(f"{what} is a full export with a window")
+        return cls(
+            id=pub_id, sequence=ck.count(d.get("sequence"), f"{what} sequence", 1), kind=kind,
+            manifest=layout.manifest_name(pub_id),
+            manifest_sha256=ck.sha256(d.get("manifest_sha256"), f"{what} manifest_sha256"),
+            bytes=ck.count(d.get("bytes"), f"{what} bytes"),
+            created_at=ck.text(d.get("created_at"), f"{what} created_at", 100),
+            snapshot_time=ck.text(d.get("snapshot_time"), f"{what} snapshot_time", 100),
+            window=w, revision=revision)
 
 
 @dataclass
@@ -116,29 +146,48 @@ class Index:
         return (json.dumps(d, indent=2) + "\n").encode()
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Index:
+    def from_json(cls, d: Any) -> Index:
+        d = ck.obj(d, "index.json")
         if d.get("format_version") != FORMAT_VERSION:
             raise IntegrityError(
-                f"index.json has format version {d.get('format_version')}; this topoff reads "
-                f"version {FORMAT_VERSION}", hint="upgrade topoff")
+                f"index.json has format version {str(d.get('format_version'))[:20]}; this "
+                f"topoff reads version {FORMAT_VERSION}", hint="upgrade topoff")
+        pubs = [Publication.from_json(p, n) for n, p in
+                enumerate(ck.items(d.get("publications"), "publications"), 1)]
+        next_sequence = ck.count(d.get("next_sequence"), "next_sequence", 1)
+        seqs = [p.sequence for p in pubs]
+        if seqs != sorted(set(seqs)) or (seqs and seqs[-1] >= next_sequence) or \
+                len({p.id for p in pubs}) != len(pubs):
+            raise ck.Invalid("publications are not in growing sequence order below "
+                             "next_sequence, or an id is listed twice")
+        removed = []
+        for r in ck.items(d.get("removed") or [], "removed"):
+            r = ck.obj(r, "removed publication")
+            kind = ck.one_of(r.get("kind"), KINDS, "removed publication kind")
+            label = r.get("label")
+            removed.append({
+                "id": ck.publication_id(r.get("id"), "removed publication id", kind),
+                "sequence": ck.count(r.get("sequence"), "removed publication sequence", 1),
+                "kind": kind,
+                "label": None if label is None else ck.label(label, "removed label")})
         return cls(
-            dataset=d["dataset"],
-            publications=[Publication(**p) for p in d["publications"]],
-            next_sequence=d["next_sequence"],
-            updated_at=d.get("updated_at"),
-            removed=list(d.get("removed") or []),
+            dataset=ck.dataset_name(d.get("dataset")),
+            publications=pubs,
+            next_sequence=next_sequence,
+            updated_at=ck.optional(d.get("updated_at"), str, "updated_at"),
+            removed=removed,
         )
 
 
 def read_index(store: Store, dataset: str | None = None) -> Index | None:
     """The store's index, or None when nothing has been published there yet."""
     try:
-        raw = store.read_bytes(layout.INDEX)
+        raw = read_capped(store, layout.INDEX, ck.MAX_INDEX_BYTES)
     except FileMissing:
         return None
     try:
         index = Index.from_json(json.loads(raw))
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise IntegrityError(f"{store.url}/{layout.INDEX} cannot be read: {e}",
                              hint="the index is damaged; restore it or publish a new full export"
                              ) from None
@@ -149,11 +198,31 @@ def read_index(store: Store, dataset: str | None = None) -> Index | None:
     return index
 
 
+def read_capped(store: Store, name: str, cap: int) -> bytes:
+    """A small file (the index, a manifest), refused once it passes ``cap`` bytes."""
+    blocks, size = [], 0
+    with store.open_read(name) as f:
+        while size <= cap and (block := f.read(min(1 << 20, cap + 1 - size))):
+            blocks.append(block)
+            size += len(block)
+    raw = b"".join(blocks)
+    if size > cap:
+        raise IntegrityError(
+            f"{store.url}/{name} is larger than {cap >> 20} MiB; topoff reads no larger "
+            f"{'index' if name == layout.INDEX else 'manifest'}",
+            hint="the dataset is damaged, or not a topoff dataset")
+    return raw
+
+
 def read_manifest(store: Store, pub: Publication, verify: bool = True) -> Manifest:
-    raw = store.read_bytes(pub.manifest)
+    raw = read_capped(store, pub.manifest, ck.MAX_MANIFEST_BYTES)
     if verify and hashlib.sha256(raw).hexdigest() != pub.manifest_sha256:
         raise IntegrityError(
             f"{pub.manifest} does not match the sha256 listed in index.json",
             hint="the publication was changed or damaged after it was published",
         )
-    return Manifest.loads(raw, pub.manifest)
+    manifest = Manifest.loads(raw, pub.manifest)
+    if (manifest.publication, manifest.kind) != (pub.id, pub.kind):
+        raise IntegrityError(f"{pub.manifest} describes {manifest.publication}, not {pub.id}",
+                             hint="the publication is damaged; re-run the export")
+    return manifest

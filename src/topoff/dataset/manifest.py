@@ -10,10 +10,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from topoff.dataset import checks as ck
+from topoff.dataset import layout
 from topoff.dataset.layout import Window
 from topoff.errors import IntegrityError
+from topoff.pgtypes import TypeNameError, is_time_cursor, parse_type
 
 FORMAT_VERSION = 1
+KINDS = (layout.FULL, layout.INCREMENTAL)
+METHODS = ("append", "upsert", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,26 @@ class Column:
             d["enum"] = self.enum
         return d
 
+    @classmethod
+    def from_json(cls, d: Any, what: str) -> Column:
+        d = ck.obj(d, what)
+        name = ck.name(d.get("name"), f"{what} name")
+        what = f"{what} {name!r}"
+        type_ = ck.text(d.get("type"), f"{what} type", 200)
+        try:
+            parsed = parse_type(type_)
+        except TypeNameError as e:
+            raise ck.Invalid(f"{what}: {e}") from None
+        enum = d.get("enum")
+        if enum is not None:
+            labels = [ck.name(v, f"{what} enum label", printed=False)
+                      for v in ck.items(enum, f"{what} enum")]
+            if not parsed.user or len(set(labels)) != len(labels):
+                raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
+            enum = labels
+        return cls(name, type_, ck.typed(d.get("nullable", True), bool, f"{what} nullable"),
+                   enum)
+
 
 @dataclass(frozen=True)
 class DataFile:
@@ -40,12 +65,30 @@ class DataFile:
     bytes: int
     sha256: str
     rows: int | None = None
+    #: size of the decompressed CSV (written by newer exporters; readers bound by it)
+    uncompressed_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
         if self.rows is not None:
             d["rows"] = self.rows
+        if self.uncompressed_bytes is not None:
+            d["uncompressed_bytes"] = self.uncompressed_bytes
         return d
+
+    @classmethod
+    def from_json(cls, d: Any, what: str, schema_key: str | None = None) -> DataFile:
+        d = ck.obj(d, what)
+        if schema_key is None:
+            path = ck.data_file_path(d.get("path"), f"{what} path")
+            rows: int | None = ck.count(d.get("rows"), f"{what} rows")
+        else:
+            path = ck.schema_file_path(schema_key, d.get("path"), what)
+            rows = None
+        size = d.get("uncompressed_bytes")
+        return cls(path, ck.count(d.get("bytes"), f"{what} bytes"),
+                   ck.sha256(d.get("sha256"), f"{what} sha256"), rows,
+                   None if size is None else ck.count(size, f"{what} uncompressed_bytes"))
 
 
 @dataclass
@@ -91,24 +134,61 @@ class TableEntry:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TableEntry:
+    def from_json(cls, key: str, d: Any) -> TableEntry:
+        what = f"table {key!r:.80}"
+        d = ck.obj(d, what)
+        schema, name = ck.name(d.get("schema"), f"{what} schema"), ck.name(d.get("name"),
+                                                                           f"{what} name")
+        if key != f"{schema}.{name}":
+            raise ck.Invalid(f"{what} is listed under another name than {schema}.{name}")
+        columns = [Column.from_json(c, f"{what} column")
+                   for c in ck.items(d.get("columns"), f"{what} columns")]
+        by_name = {c.name: c for c in columns}
+        if not columns or len(by_name) != len(columns):
+            raise ck.Invalid(f"{what} has no columns, or a column twice")
+        keys = [ck.name(k, f"{what} primary_key") for k in
+                ck.items(d.get("primary_key") or [], f"{what} primary_key")]
+        cursor = ck.optional(d.get("cursor"), str, f"{what} cursor")
+        cursor_type = ck.optional(d.get("cursor_type"), str, f"{what} cursor_type")
+        method = ck.one_of(d.get("method"), METHODS, f"{what} method")
+        if any(k not in by_name for k in keys) or len(set(keys)) != len(keys):
+            raise ck.Invalid(f"{what} primary_key names a column it does not have")
+        if cursor is not None and (cursor not in by_name or cursor_type != by_name[cursor].type
+                                   or not is_time_cursor(cursor_type)):
+            raise ck.Invalid(f"{what} cursor is not one of its time columns, or cursor_type "
+                             "differs from that column's type")
+        if (cursor is None and (cursor_type is not None or method != "snapshot")) or \
+                (method == "upsert" and not keys):
+            raise ck.Invalid(f"{what} method {method} needs a cursor (and upsert a key)")
+        files = [DataFile.from_json(f, f"{what} file") for f in ck.items(d.get("files"),
+                                                                         f"{what} files")]
+        unchanged = d.get("unchanged_since")
         return cls(
-            schema=d["schema"],
-            name=d["name"],
-            method=d["method"],
-            columns=[Column(c["name"], c["type"], c.get("nullable", True), c.get("enum"))
-                     for c in d["columns"]],
-            primary_key=list(d.get("primary_key") or []),
-            cursor=d.get("cursor"),
-            cursor_type=d.get("cursor_type"),
-            cursor_timezone=d.get("cursor_timezone", "UTC"),
-            filtered=d.get("filtered", False),
-            rows=d.get("rows", 0),
-            content_hash=d.get("content_hash"),
-            files=[DataFile(f["path"], f["bytes"], f["sha256"], f.get("rows")) for f in d["files"]],
-            unchanged_since=d.get("unchanged_since"),
-            post_data=list(d.get("post_data") or []),
+            schema=schema, name=name, method=method, columns=columns, primary_key=keys,
+            cursor=cursor, cursor_type=cursor_type,
+            cursor_timezone=ck.time_zone(d.get("cursor_timezone", "UTC"),
+                                         f"{what} cursor_timezone"),
+            filtered=ck.typed(d.get("filtered", False), bool, f"{what} filtered"),
+            rows=ck.count(d.get("rows", 0), f"{what} rows"),
+            content_hash=ck.optional(d.get("content_hash"), str, f"{what} content_hash"),
+            files=files,
+            unchanged_since=None if unchanged is None else ck.publication_id(
+                unchanged, f"{what} unchanged_since"),
+            post_data=[ck.typed(x, str, f"{what} post_data") for x in
+                       ck.items(d.get("post_data") or [], f"{what} post_data")],
         )
+
+    def check_counts(self) -> None:
+        """The files' rows add up to the table's (a table unchanged since an earlier
+        publication counts that one's rows and has no files)."""
+        if self.unchanged_since is not None:
+            if self.files:
+                raise ck.Invalid(f"table {self.qualified} is unchanged but lists files")
+            return
+        total = sum(f.rows or 0 for f in self.files)
+        if total != self.rows:
+            raise ck.Invalid(f"table {self.qualified}: its files hold {total} rows, the "
+                             f"table {self.rows}")
 
 
 @dataclass
@@ -174,35 +254,68 @@ class Manifest:
         return (json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n").encode()
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Manifest:
+    def from_json(cls, d: Any) -> Manifest:
+        d = ck.obj(d, "the manifest")
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise IntegrityError(
-                f"manifest {d.get('publication')} has format version {version}; this topoff "
-                f"reads version {FORMAT_VERSION}",
+                f"manifest {str(d.get('publication'))[:80]!r} has format version "
+                f"{str(version)[:20]}; this topoff reads version {FORMAT_VERSION}",
                 hint="upgrade topoff on this side (pip install -U topoff)",
             )
+        kind = ck.one_of(d.get("kind"), KINDS, "kind")
+        pub = ck.publication_id(d.get("publication"), "publication", kind)
+        _, window, revision = layout.parse_id(pub)
+        if window is not None:
+            w = ck.obj(d.get("window"), "window")
+            try:
+                found = Window.from_json(w)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                raise ck.Invalid("window is not a [start, end) of two ISO times") from None
+            if found != window or w.get("label", window.label) != window.label or \
+                    d.get("revision") != revision:
+                raise ck.Invalid(f"window or revision differ from the publication id {pub}")
+        elif d.get("window") is not None or d.get("revision") is not None:
+            raise ck.Invalid("a full export has no window or revision")
+        previous = d.get("previous_revision")
+        snap = ck.obj(d.get("snapshot"), "snapshot")
+        tables = {ck.text(k, "table name", 200): TableEntry.from_json(k, v)
+                  for k, v in ck.obj(d.get("tables"), "tables").items()}
+        for t in tables.values():
+            t.check_counts()
         return cls(
-            kind=d["kind"],
-            publication=d["publication"],
-            dataset=d["dataset"],
-            created_at=d["created_at"],
-            tool_version=d["tool"]["version"],
-            source=d["source"],
-            snapshot=Snapshot(**d["snapshot"]),
-            tables={k: TableEntry.from_json(v) for k, v in d["tables"].items()},
-            window=Window.from_json(d["window"]) if d.get("window") else None,
-            revision=d.get("revision"),
-            previous_revision=d.get("previous_revision"),
-            schema_files={k: DataFile(v["path"], v["bytes"], v["sha256"], v.get("rows"))
-                          for k, v in d.get("schema_files", {}).items()},
-            rechecked=d.get("rechecked", []),
+            kind=kind,
+            publication=pub,
+            dataset=ck.dataset_name(d.get("dataset")),
+            created_at=ck.text(d.get("created_at"), "created_at", 100),
+            tool_version=ck.text(ck.obj(d.get("tool"), "tool").get("version"), "tool version",
+                                 100),
+            source=ck.obj(d.get("source"), "source"),
+            snapshot=Snapshot(
+                time=ck.text(snap.get("time"), "snapshot time", 100),
+                lsn=ck.text(snap.get("lsn"), "snapshot lsn", 100),
+                replay_timestamp=ck.optional(snap.get("replay_timestamp"), str,
+                                             "snapshot replay_timestamp"),
+                xmin=ck.count(snap.get("xmin"), "snapshot xmin"),
+                xmax=ck.count(snap.get("xmax"), "snapshot xmax"),
+                isolation=ck.text(snap.get("isolation"), "snapshot isolation", 100),
+                in_recovery=ck.typed(snap.get("in_recovery"), bool, "snapshot in_recovery")),
+            tables=tables,
+            window=window,
+            revision=revision,
+            previous_revision=None if previous is None else ck.publication_id(
+                previous, "previous_revision", layout.INCREMENTAL),
+            schema_files={k: DataFile.from_json(v, f"schema file {k!r:.40}", schema_key=k)
+                          for k, v in ck.obj(d.get("schema_files") or {}, "schema_files"
+                                             ).items()},
+            rechecked=[ck.obj(r, "rechecked") for r in ck.items(d.get("rechecked") or [],
+                                                                 "rechecked")],
         )
 
     @classmethod
     def loads(cls, raw: bytes, where: str) -> Manifest:
         try:
             return cls.from_json(json.loads(raw))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"manifest {where} cannot be read: {e}",
                                  hint="the publication is damaged; re-run the export") from None

@@ -44,25 +44,37 @@ def fetch_to_file(
             on_bytes(size)
         # open the source first: a missing file must not leave an empty .part behind
         with store.open_read(name, offset=size) as src, open(part, "ab") as out:
-            while block := src.read(BLOCK):
+            while block := src.read(_want(size, expected_size)):
                 out.write(block)
                 digest.update(block)
                 size += len(block)
                 if on_bytes:
                     on_bytes(len(block))
+                if expected_size is not None and size >= expected_size:
+                    # never read past what the manifest declares: one byte more tells
+                    # a longer file (or an endless body) from the right one
+                    if src.read(1):
+                        size += 1
+                    break
             out.flush()
             os.fsync(out.fileno())
         if expected_size is not None and size != expected_size:
             with contextlib.suppress(OSError):
                 part.unlink()
             raise IntegrityError(
-                f"{name} from {store.url} is {size} bytes, the manifest says {expected_size}",
+                f"{name} from {store.url} is {'more than ' if size > expected_size else ''}"
+                f"{size if size < expected_size else expected_size} bytes, the manifest says "
+                f"{expected_size}",
                 hint="the published dataset is damaged or was rewritten; republish it",
             )
         os.replace(part, dest)
     except OSError as exc:
         raise _disk_error(exc, part) from exc
     return size, digest.hexdigest()
+
+
+def _want(size: int, expected: int | None) -> int:
+    return BLOCK if expected is None else max(min(BLOCK, expected - size), 1)
 
 
 def _hash_into(path: Path, digest: hashlib._Hash) -> int:

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, NoReturn, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -41,6 +41,23 @@ _BROKEN = (
 )
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        port = -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
 class _RetryableStatus(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
@@ -64,6 +81,22 @@ class HttpStore(Store):
         self.session = requests.Session()
         # Ranges must count bytes of the file itself, not of a compressed transfer.
         self.session.headers["Accept-Encoding"] = "identity"
+        self.session.hooks["response"].append(self._check_redirect)
+
+    def _check_redirect(self, response: requests.Response, *args: Any, **kwargs: Any
+                        ) -> requests.Response:
+        """Redirects are followed within the store's own origin (scheme, host, port) only:
+        a redirect to another server or scheme is refused before it is followed, so
+        neither the request nor the credentials in the URL ever go there."""
+        if response.is_redirect:
+            there = urljoin(response.url, response.headers.get("Location", ""))
+            if _origin(there) != _origin(response.url):
+                response.close()
+                raise StoreError(
+                    f"{self.url} redirected a request to {_origin_text(there)}; topoff follows "
+                    "redirects within the same server (scheme, host and port) only",
+                    hint="give the URL the files are really served from")
+        return response
 
     def file_url(self, name: str) -> str:
         return f"{self.base_url}/{quote(check_name(name), safe='/')}"

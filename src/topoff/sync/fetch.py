@@ -11,15 +11,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from topoff.dataset import layout
+from topoff.dataset import checks, layout
 from topoff.dataset.manifest import DataFile
 from topoff.errors import IntegrityError
 from topoff.stores.base import Store, check_name
 from topoff.stores.download import BLOCK, fetch_to_file
 from topoff.stores.local import LocalStore
+from topoff.sync.scan import scan
+
+#: characters DuckDB's read_csv treats as a glob pattern in a file name
+GLOB_CHARACTERS = frozenset("*?[]{}")
 
 Progress = Callable[[str, int], Callable[[int], None] | None]
 
@@ -50,8 +55,21 @@ class Fetcher:
         self.downloaded_bytes = 0
 
     def fetch(self, pub_id: str, f: DataFile) -> Path:
-        """The verified local path of a publication's file."""
+        """The verified local path of a publication's data file: its size and sha256 match
+        the manifest, and it decompresses to the rows (and at most the bytes) declared."""
+        path = self._fetch(pub_id, f)
+        try:
+            scan(path, f, layout.in_publication(pub_id, f.path))
+        except IntegrityError:
+            self.release(path)
+            raise
+        return path
+
+    def _fetch(self, pub_id: str, f: DataFile) -> Path:
+        checks.publication_id(pub_id, "publication")
+        checks.sha256(f.sha256, f"{f.path} sha256")  # it names the cached copy
         name = check_name(layout.in_publication(pub_id, f.path))
+        cached = self.cache_dir / f"{f.sha256}.csv.zst"
         if isinstance(self.store, LocalStore):
             path = self.store.root / name
             if not path.exists():
@@ -59,8 +77,11 @@ class Fetcher:
                                      f"{self.store.url}", hint="republish the dataset")
             if not _matches(path, f):
                 raise _mismatch(name, self.store.url)
-            return path
-        path = self.cache_dir / f"{f.sha256}.csv.zst"
+            if GLOB_CHARACTERS.isdisjoint(str(path)):
+                return path
+            # a target may read such a name as a pattern: hand it a name of our own
+            return _link(path, cached)
+        path = cached
         if path.exists():
             if _matches(path, f):
                 return path
@@ -87,6 +108,17 @@ class Fetcher:
         if not isinstance(self.store, LocalStore) or not path.is_relative_to(self.store.root):
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _link(path: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        dest.unlink()
+    try:
+        os.link(path, dest)
+    except OSError:
+        shutil.copyfile(path, dest)
+    return dest
 
 
 def _mismatch(name: str, where: str) -> IntegrityError:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from topoff.canonical import pg_row_hash
 from topoff.dataset.bounds import Bounds
 from topoff.dataset.manifest import Column
 from topoff.errors import SourceError, TargetError
-from topoff.pgtypes import family, is_safe_type_name
+from topoff.pgtypes import family, parse_type
 from topoff.sources.postgres import connect, display_url
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
 
@@ -34,16 +36,25 @@ _stage_names = itertools.count(1)
 BLOCK = 1 << 20
 
 
-def column_type(c: Column, keep_enum: bool = True) -> str:
-    """The column's type in the replica: the source's own, or text when it cannot be
-    recreated safely (a type from an extension or another schema, a malformed name)."""
-    if not is_safe_type_name(c.type):
-        return "text"
+def column_type(c: Column) -> sql.Composable | None:
+    """The column's type in the replica, built from parsed parts (never the manifest's text):
+    a built-in type as it is; None for an enum (the target makes its own type); text for a
+    user-defined type (composite, range, domain of an extension...): its text form."""
+    t = parse_type(c.type)  # checked when the manifest was read
     if c.enum is not None:
-        return c.type if keep_enum else ("text[]" if c.type.endswith("[]") else "text")
-    if "." in c.type:  # a user-defined type (domain bases are resolved already)
-        return "text"
-    return c.type
+        return None
+    if t.user:
+        return sql.SQL("text")
+    return sql.SQL(t.ddl())  # pgtypes' constants and integers only
+
+
+def enum_name(c: Column) -> str:
+    """The replica's name for an enum: the source type's own name (unquoted, shortened)
+    and a hash of its labels, so two enums never share a type unless their labels agree."""
+    bare = parse_type(c.type).base.rsplit(".", 1)[-1].strip('"').replace('""', '"')
+    bare = bare.encode()[:40].decode(errors="ignore")  # type names hold 63 bytes
+    digest = hashlib.sha256(json.dumps(c.enum or []).encode()).hexdigest()[:8]
+    return f"{bare}_{digest}"
 
 
 def bound_sql(table: TableDef, value: datetime | date) -> sql.Composable:
@@ -113,21 +124,32 @@ class PostgresTarget(Target):
         return bool(self.execute("SELECT to_regclass(%s) IS NOT NULL",
                                  [self.ident(ref.schema, ref.name)])[0][0])
 
-    def _ensure_enum(self, c: Column) -> None:
-        name = c.type.removesuffix("[]")
-        if self.execute("SELECT to_regtype(%s)", [name])[0][0] is None:
-            if "." in name:  # an enum of another schema than its table's: make that schema
-                self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.SQL(name.split(".", 1)[0])))  # checked by is_safe_type_name
-            labels = sql.SQL(", ").join(sql.Literal(v) for v in c.enum or [])
+    def _ensure_enum(self, schema: str, c: Column) -> sql.Composable:
+        """The replica's enum type for ``c`` in ``schema``: created from the labels (as
+        literals), or reused when it exists with exactly those labels."""
+        name = enum_name(c)
+        labels = list(c.enum or [])
+        found = self.execute(
+            "SELECT t.typtype, (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) "
+            "FROM pg_enum e WHERE e.enumtypid = t.oid) FROM pg_type t JOIN pg_namespace n "
+            "ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s",
+            [schema, name])
+        ident = sql.Identifier(schema, name)
+        if not found:
             self.conn.execute(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
-                sql.SQL(name), labels))  # name checked by is_safe_type_name
+                ident, sql.SQL(", ").join(sql.Literal(v) for v in labels)))
+        elif found[0][0] != "e" or list(found[0][1] or []) != labels:
+            raise TargetError(
+                f"type {schema}.{name} already exists in {self.url} and is not the enum "
+                f"column {c.name} needs", hint="drop that type, or sync into another schema "
+                "with --schema")
+        return ident
 
-    def _type(self, table: TableDef, c: Column) -> str:
-        keep_enum = table.target.schema == table.source.split(".", 1)[0]
-        t = column_type(c, keep_enum)
-        if c.enum is not None and t == c.type:
-            self._ensure_enum(c)
+    def _type(self, table: TableDef, c: Column) -> sql.Composable:
+        t = column_type(c)
+        if t is None:
+            dims = parse_type(c.type).dims
+            return self._ensure_enum(table.target.schema, c) + sql.SQL("[]" * dims)
         return t
 
     def create_table(self, table: TableDef) -> None:
@@ -135,14 +157,14 @@ class PostgresTarget(Target):
         self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             sql.Identifier(ref.schema)))
         cols = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(self._type(table, c)))
+            sql.SQL("{} {}").format(sql.Identifier(c.name), self._type(table, c))
             for c in table.columns)
         self.conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._table(ref), cols))
 
     def add_column(self, table: TableDef, column: Column) -> None:
         self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
             self._table(table.target), sql.Identifier(column.name),
-            sql.SQL(self._type(table, column))))
+            self._type(table, column)))
 
     def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
         t = self._table(table.target)

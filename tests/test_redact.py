@@ -1,0 +1,41 @@
+"""redact(): every form a credential takes in topoff's messages becomes ***."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.cli import run_cli
+from topoff.redact import redact
+
+PW = "Pw-s3cret-9876"
+
+
+@pytest.mark.parametrize("text", [
+    f"postgresql://user:{PW}@host:5432/db",
+    f"postgresql://:{PW}@host/db",
+    f"https://reader:{PW}@dumps.example.org/x",
+    f"config file postgresql:/user:{PW}@127.0.0.1:1/nowhere not found",  # a path of a URL
+    f"host=h password={PW} dbname=x",
+    f"host=h password='{PW} with space' dbname=x",
+    f"postgresql://h/db?sslmode=require&password={PW}",
+    f"PGPASSWORD={PW} psql",
+    f"aws_secret_access_key={PW}",
+])
+def test_a_credential_is_masked(text):
+    assert PW not in redact(text)
+    assert "***" in redact(text)
+
+
+def test_text_without_credentials_is_kept():
+    text = "loaded public.messages file 1/1 (1,500 rows) from http://host:8080/a/b"
+    assert redact(text) == text
+
+
+def test_click_usage_errors_are_masked():
+    """click echoes the values it could not use; those pass through redact too."""
+    url = f"postgresql://postgres:{PW}@127.0.0.1:1/nowhere"
+    result = run_cli("status", "replica.duckdb", url)
+    assert result.exit_code == 2 and "unexpected extra argument" in result.stderr
+    assert PW not in result.stderr + result.stdout
+    result = run_cli("sync", "--config", url, "a", "b")
+    assert result.exit_code == 2 and PW not in result.stderr + result.stdout
