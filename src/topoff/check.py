@@ -18,7 +18,7 @@ from psycopg import sql
 from topoff.config import Config, TableConfig
 from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
-from topoff.pgtypes import is_safe_type_name, is_time_cursor
+from topoff.pgtypes import is_time_cursor, is_type_name
 from topoff.sources.catalog import introspect
 from topoff.sources.discover import FoundTable, discover, schemas
 
@@ -80,7 +80,7 @@ def _table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
         out.append(Problem(f"every column of {tc.qualified} is private; nothing to export",
                            f"remove {where} or make a column public"))
     for c in exported:
-        if not is_safe_type_name(cols[c]):
+        if not is_type_name(cols[c]):
             out.append(Problem(f"column {c} of {tc.qualified} has type {cols[c]!r}, which "
                                "consumers refuse to create",
                                f"mark {c} private, or export a view that casts it to text"))

@@ -18,7 +18,7 @@ from psycopg import sql
 from topoff.config import parse_config
 from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
-from topoff.pgtypes import is_safe_type_name
+from topoff.pgtypes import is_type_name
 from topoff.sources.discover import KINDS, FoundTable, discover, suggest
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -110,7 +110,7 @@ def _table(t: FoundTable, section: str) -> list[str]:
     private = _private(t)
     for name, typ in t.columns:
         note = "; name looks sensitive" if name in private else ""
-        if not is_safe_type_name(typ):
+        if not is_type_name(typ):
             note += "; consumers refuse this type name: mark private or export a view"
         vis = "private" if name in private else "public"
         lines.append(f"{toml_key(name)} = \"{vis}\"  # {_comment(typ)}{note}")

@@ -25,7 +25,7 @@ from topoff.errors import ConfigError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import choose_window
-from topoff.pgtypes import is_safe_type_name
+from topoff.pgtypes import is_type_name
 from topoff.progress import Bars
 from topoff.sources.discover import export_everything
 from topoff.stores import Store
@@ -67,7 +67,7 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
                     ", ".join(unreadable))
     exported = {(t.schema, t.name) for t in tables}
     odd = [f"{t.qualified}.{c} ({typ})" for t in found if (t.schema, t.name) in exported
-           for c, typ in t.columns if not is_safe_type_name(typ)]
+           for c, typ in t.columns if not is_type_name(typ)]
     if odd:
         log.warning("consumers refuse to create the types of %s; write a config with "
                     "`topoff init` to leave them out", ", ".join(odd))
