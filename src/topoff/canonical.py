@@ -7,9 +7,14 @@ changed, added or removed row changes the sum (with probability 1 - 2^-60), and 
 engines can compute it where the data lives (after data-diff's checksum).
 
 Two profiles exist for PostgreSQL: ``exact`` (a value's own text, for comparisons between
-PostgreSQL databases and the hashes in manifests) and ``duckdb`` (the form the DuckDB
-target keeps, e.g. an unconstrained numeric compared as a double) so that ``verify`` can
-hash the source the way the DuckDB replica holds it.
+PostgreSQL databases and the hashes in manifests) and ``duckdb`` (a spelling DuckDB can
+compute from the value it holds) so that ``verify`` can hash the source the way the DuckDB
+replica holds it. Both are exact: every value PostgreSQL and the DuckDB replica can tell
+apart gives a different text (floats by their shortest round-trip digits, intervals by
+months, days and microseconds, dates by their day number, arrays by PostgreSQL's text).
+Types without a DuckDB counterpart are compared by their output function's text, which is
+what COPY writes; that text is the value as a replica receives it (an XML declaration,
+which xml_out drops, is not part of it).
 """
 
 from __future__ import annotations
@@ -25,15 +30,43 @@ UNIT_SEP = "\x1f"
 NULL_MARK = "\x1e"
 #: element families that the DuckDB target keeps as LIST (others as the array's text)
 DUCKDB_LIST_ELEMENTS = frozenset({"int", "text", "enum", "bool"})
-_FLOAT_FMT = "9.99999999999999EEEE"
 
 
-def _pg_float(expr: sql.Composable) -> sql.Composable:
-    # 15 significant digits in C's %.14e form, as DuckDB's printf('%.14e') writes them
+def _digits(t: str, cast: str) -> str:
+    """SQL (PostgreSQL and DuckDB alike) turning the text ``t`` of a finite float in its
+    shortest round-trip form (PostgreSQL's float8out with extra_float_digits > 0, DuckDB's
+    cast to VARCHAR) into one spelling: sign, significant digits, exponent ("-0", "15e2"
+    for 1.5, "1e-4" for 0.00001). The two engines write the same digits in different
+    layouts (1e+15 and 1000000000000000.0); this compares the digits, so exactly."""
+    a = f"ltrim({t}, '-')"
+    m = f"split_part({a}, 'e', 1)"
+    x = f"(CASE WHEN strpos({a}, 'e') > 0 THEN CAST(split_part({a}, 'e', 2) AS INTEGER) ELSE 0 END)"
+    i = f"split_part({m}, '.', 1)"
+    s = f"({i} || split_part({m}, '.', 2))"
+    d = f"rtrim(ltrim({s}, '0'), '0')"
+    e = f"(length({i}) + {x} - (length({s}) - length(ltrim({s}, '0'))))"
+    sign = f"(CASE WHEN left({t}, 1) = '-' THEN '-' ELSE '' END)"
+    return (f"{sign} || (CASE WHEN {d} = '' THEN '0' ELSE {d} || 'e' || CAST({e} AS {cast}) "
+            "END)")
+
+
+def _pg_float(col: sql.Composable, fam: Family) -> sql.Composable:
+    cast = "float4" if fam.pg_type == "real" else "float8"
+    t = "({c})::" + cast + "::text"
     return sql.SQL(
-        "CASE WHEN {e} = 'NaN' THEN 'nan' WHEN {e} = 'Infinity' THEN 'inf' "
-        "WHEN {e} = '-Infinity' THEN '-inf' ELSE trim(to_char({e}, {fmt})) END"
-    ).format(e=sql.SQL("({})::float8").format(expr), fmt=sql.Literal(_FLOAT_FMT))
+        "CASE WHEN {c} IS NULL THEN NULL WHEN ({c})::" + cast + " = 'NaN' THEN 'nan' "
+        "WHEN ({c})::" + cast + " = 'Infinity' THEN 'inf' "
+        "WHEN ({c})::" + cast + " = '-Infinity' THEN '-inf' ELSE " + _digits(t, "text") + " END"
+    ).format(c=col)
+
+
+def _pg_interval(col: sql.Composable) -> sql.Composable:
+    # months, days and microseconds: the three parts PostgreSQL and DuckDB both keep
+    return sql.SQL(
+        "(extract(year FROM {c}) * 12 + extract(month FROM {c}))::bigint::text || ' ' || "
+        "extract(day FROM {c})::bigint::text || ' ' || (extract(hour FROM {c}) * 3600000000 "
+        "+ extract(minute FROM {c}) * 60000000 + extract(microseconds FROM {c}))::bigint::text"
+    ).format(c=col)
 
 
 def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Composable:
@@ -45,43 +78,62 @@ def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Co
             "ELSE {c}::text END").format(c=col)
     if k == "bytea":
         return sql.SQL("encode({}, 'hex')").format(col)
+    if k == "other":
+        # what COPY writes (the type's output function): a cast to text can differ from it
+        # (inet: '::1'::inet::text is '::1/128'; xml: the cast keeps the XML declaration,
+        # which COPY drops). num_nulls: a composite of NULL fields IS NULL, but is a value.
+        return sql.SQL("CASE WHEN num_nulls({c}) = 1 THEN NULL ELSE concat({c}) END").format(
+            c=col)
     if profile == "duckdb":
-        if k in ("float", "numeric_any"):
-            return _pg_float(col)
+        if k == "float":
+            return _pg_float(col, fam)
         if k == "interval":
-            return _pg_float(sql.SQL("extract(epoch FROM {})").format(col))
-        if k == "array" and fam.element and fam.element.kind in DUCKDB_LIST_ELEMENTS:
-            return sql.SQL("array_to_json({})::text").format(col)
-        if k == "other":
-            # DuckDB keeps the text COPY wrote (the type's output function); a cast to text
-            # can differ from it (inet: '::1'::inet::text is '::1/128'), concat() cannot
-            return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE concat({c}) END").format(
-                c=col)
+            return _pg_interval(col)
+        if k == "date":
+            return sql.SQL("CASE WHEN isfinite({c}) THEN ({c} - date '1970-01-01')::text "
+                           "ELSE {c}::text END").format(c=col)
     return sql.SQL("{}::text").format(col)
 
 
 def duckdb_value(col: str, fam: Family) -> str:
-    """Canonical text of one DuckDB column value, for a column loaded by the DuckDB target."""
+    """Canonical text of one DuckDB column value, for a column loaded by the DuckDB target
+    (``fam``: the family of the column as the replica stores it, see stored_columns)."""
     k = fam.kind
     if k in ("timestamptz", "timestamp"):
         return f"CASE WHEN isfinite({col}) THEN epoch_us({col})::VARCHAR ELSE {col}::VARCHAR END"
+    if k == "date":
+        return (f"CASE WHEN isfinite({col}) THEN CAST({col} - DATE '1970-01-01' AS VARCHAR) "
+                f"ELSE {col}::VARCHAR END")
     if k == "bytea":
         return f"lower(hex({col}))"
-    if k in ("float", "numeric_any"):
-        return _duck_float(col)
+    if k == "float":
+        t = f"CAST({col} AS VARCHAR)"
+        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN isnan({col}) THEN 'nan' "
+                f"WHEN isinf({col}) AND {col} > 0 THEN 'inf' WHEN isinf({col}) THEN '-inf' "
+                f"ELSE {_digits(t, 'VARCHAR')} END")
     if k == "interval":
-        return _duck_float(f"epoch({col})")
+        return (f"CAST(datepart('year', {col}) * 12 + datepart('month', {col}) AS VARCHAR) || ' ' "
+                f"|| CAST(datepart('day', {col}) AS VARCHAR) || ' ' || CAST("
+                f"datepart('hour', {col}) * 3600000000 + datepart('minute', {col}) * 60000000 "
+                f"+ datepart('microseconds', {col}) AS VARCHAR)")
     if k == "bpchar":
         return f"rtrim({col}, ' ')"
     if k == "array" and fam.element and fam.element.kind in DUCKDB_LIST_ELEMENTS:
-        return f"to_json({col})::VARCHAR"
+        return pg_array_text(col, fam.element)
     return f"{col}::VARCHAR"
 
 
-def _duck_float(expr: str) -> str:
-    e = f"({expr})::DOUBLE"
-    return (f"CASE WHEN isnan({e}) THEN 'nan' WHEN isinf({e}) AND {e} > 0 THEN 'inf' "
-            f"WHEN isinf({e}) THEN '-inf' ELSE printf('%.14e', {e}) END")
+def pg_array_text(expr: str, element: Family) -> str:
+    """A DuckDB list as PostgreSQL's array text (what array_out writes); needs the
+    topoff_pg_quote macro of the DuckDB target."""
+    if element.kind == "bool":
+        item = "CASE WHEN x THEN 't' WHEN NOT x THEN 'f' END"
+    elif element.kind == "int":
+        item = "CAST(x AS VARCHAR)"
+    else:
+        item = "x"
+    return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE '{{' || array_to_string("
+            f"list_transform({expr}, lambda x: topoff_pg_quote({item})), ',') || '}}' END")
 
 
 def duck_ident(name: str) -> str:
