@@ -10,7 +10,7 @@ Two profiles exist for PostgreSQL: ``exact`` (a value's own text, for comparison
 PostgreSQL databases and the hashes in manifests) and ``duckdb`` (a spelling DuckDB can
 compute from the value it holds) so that ``verify`` can hash the source the way the DuckDB
 replica holds it. Both are exact: every value PostgreSQL and the DuckDB replica can tell
-apart gives a different text (floats by their shortest round-trip digits, intervals by
+apart gives a different text (floats by 17 significant digits, intervals by
 months, days and microseconds, dates by their day number, arrays by PostgreSQL's text).
 Types without a DuckDB counterpart are compared by their output function's text, which is
 what COPY writes; that text is the value as a replica receives it (an XML declaration,
@@ -32,32 +32,22 @@ NULL_MARK = "\x1e"
 DUCKDB_LIST_ELEMENTS = frozenset({"int", "text", "enum", "bool"})
 
 
-def _digits(t: str, cast: str) -> str:
-    """SQL (PostgreSQL and DuckDB alike) turning the text ``t`` of a finite float in its
-    shortest round-trip form (PostgreSQL's float8out with extra_float_digits > 0, DuckDB's
-    cast to VARCHAR) into one spelling: sign, significant digits, exponent ("-0", "15e2"
-    for 1.5, "1e-4" for 0.00001). The two engines write the same digits in different
-    layouts (1e+15 and 1000000000000000.0); this compares the digits, so exactly."""
-    a = f"ltrim({t}, '-')"
-    m = f"split_part({a}, 'e', 1)"
-    x = f"(CASE WHEN strpos({a}, 'e') > 0 THEN CAST(split_part({a}, 'e', 2) AS INTEGER) ELSE 0 END)"
-    i = f"split_part({m}, '.', 1)"
-    s = f"({i} || split_part({m}, '.', 2))"
-    d = f"rtrim(ltrim({s}, '0'), '0')"
-    e = f"(length({i}) + {x} - (length({s}) - length(ltrim({s}, '0'))))"
-    sign = f"(CASE WHEN left({t}, 1) = '-' THEN '-' ELSE '' END)"
-    return (f"{sign} || (CASE WHEN {d} = '' THEN '0' ELSE {d} || 'e' || CAST({e} AS {cast}) "
-            "END)")
+#: 17 significant digits tell every double apart; both engines round the exact binary
+#: value to them correctly (C's %.16e), where shortest round-trip forms can differ
+_FLOAT_FMT = "9.9999999999999999EEEE"
 
 
-def _pg_float(col: sql.Composable, fam: Family) -> sql.Composable:
-    cast = "float4" if fam.pg_type == "real" else "float8"
-    t = "({c})::" + cast + "::text"
+def _pg_float(col: sql.Composable) -> sql.Composable:
     return sql.SQL(
-        "CASE WHEN {c} IS NULL THEN NULL WHEN ({c})::" + cast + " = 'NaN' THEN 'nan' "
-        "WHEN ({c})::" + cast + " = 'Infinity' THEN 'inf' "
-        "WHEN ({c})::" + cast + " = '-Infinity' THEN '-inf' ELSE " + _digits(t, "text") + " END"
-    ).format(c=col)
+        "CASE WHEN {e} = 'NaN' THEN 'nan' WHEN {e} = 'Infinity' THEN 'inf' "
+        "WHEN {e} = '-Infinity' THEN '-inf' ELSE trim(to_char({e}, {fmt})) END"
+    ).format(e=sql.SQL("({})::float8").format(col), fmt=sql.Literal(_FLOAT_FMT))
+
+
+def _duck_float(col: str) -> str:
+    e = f"CAST({col} AS DOUBLE)"  # a real widens to a double exactly, on both sides
+    return (f"CASE WHEN isnan({e}) THEN 'nan' WHEN isinf({e}) AND {e} > 0 THEN 'inf' "
+            f"WHEN isinf({e}) THEN '-inf' ELSE printf('%.16e', {e}) END")
 
 
 def _pg_interval(col: sql.Composable) -> sql.Composable:
@@ -86,7 +76,7 @@ def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Co
             c=col)
     if profile == "duckdb":
         if k == "float":
-            return _pg_float(col, fam)
+            return _pg_float(col)
         if k == "interval":
             return _pg_interval(col)
         if k == "date":
@@ -107,10 +97,7 @@ def duckdb_value(col: str, fam: Family) -> str:
     if k == "bytea":
         return f"lower(hex({col}))"
     if k == "float":
-        t = f"CAST({col} AS VARCHAR)"
-        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN isnan({col}) THEN 'nan' "
-                f"WHEN isinf({col}) AND {col} > 0 THEN 'inf' WHEN isinf({col}) THEN '-inf' "
-                f"ELSE {_digits(t, 'VARCHAR')} END")
+        return _duck_float(col)
     if k == "interval":
         return (f"CAST(datepart('year', {col}) * 12 + datepart('month', {col}) AS VARCHAR) || ' ' "
                 f"|| CAST(datepart('day', {col}) AS VARCHAR) || ' ' || CAST("

@@ -158,8 +158,12 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
                 where = d.day or "whole table"
                 click.echo(f"  {where}: source {d.source_rows:,} rows, replica "
                            f"{d.replica_rows:,} rows ({d.what})")
+        for note in dict.fromkeys(report.notes):
+            click.echo(f"note: {note}")
         click.echo("replica and source are equal" if report.equal else
                    "replica and source DIFFER")
+        if not report.equal and report.hint:
+            click.echo(f"hint: {report.hint}")
     if not report.equal:
         click.get_current_context().exit(1)
 
