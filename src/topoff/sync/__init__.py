@@ -39,6 +39,8 @@ class SyncOptions:
     primary_keys: bool | None = None
     cache_dir: Path | None = None
     store_options: StoreOptions | None = None
+    #: DuckDB replicas: the memory DuckDB may use (None: $TOPOFF_DUCKDB_MEMORY_LIMIT or 1GB)
+    memory_limit: str | None = None
     hook: Hook | None = None
     #: progress callbacks: (name, total bytes) -> on_bytes, and (what, total steps) -> advance
     download_progress: Callable[[str, int], Callable[[int], None] | None] | None = None
@@ -119,7 +121,7 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
     opts = opts or SyncOptions()
     started = time.monotonic()
     store = open_store(origin, opts.store_options)
-    target = open_target(target_location)
+    target = open_target(target_location, memory_limit=opts.memory_limit)
     try:
         result = _sync(store, target, origin, target_location, opts)
     finally:

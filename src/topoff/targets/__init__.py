@@ -24,11 +24,11 @@ def target_kind(location: str) -> str:
     return "duckdb"
 
 
-def open_target(location: str, create: bool = True) -> Target:
+def open_target(location: str, create: bool = True, memory_limit: str | None = None) -> Target:
     """The replica a location names: ``postgresql://...``, or a DuckDB file (the default).
 
     With ``create`` false (status, verify), a DuckDB file that does not exist is not made:
-    the target is empty instead.
+    the target is empty instead. ``memory_limit``: DuckDB's (see targets.duckdb.resources).
     """
     kind = target_kind(location)
     if kind == "postgresql":
@@ -39,4 +39,4 @@ def open_target(location: str, create: bool = True) -> Target:
 
     path = location.removeprefix("duckdb://") if location.lower().startswith("duckdb://") \
         else location
-    return DuckDBTarget(Path(path).expanduser(), create)
+    return DuckDBTarget(Path(path).expanduser(), create, memory_limit)

@@ -18,6 +18,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.duckdb.resources import resource_settings
 from topoff.targets.duckdb.types import (
     MACROS,
     duckdb_type,
@@ -35,7 +36,6 @@ CAPABILITIES = Capabilities(
     native_types=False,
     concurrent_writers=False,
 )
-MAX_LINE = 256 * 1024 * 1024  # one CSV row may hold a big jsonb document
 _stage_names = itertools.count(1)
 log = logging.getLogger("topoff")
 
@@ -48,7 +48,7 @@ class DuckDBTarget(Target):
     capabilities = CAPABILITIES
     P = "?"
 
-    def __init__(self, path: Path, create: bool = True) -> None:
+    def __init__(self, path: Path, create: bool = True, memory_limit: str | None = None) -> None:
         self.path = path
         self.url = str(path)
         # Nothing to read and nothing to be made (status, verify): an empty, unsaved database.
@@ -56,8 +56,12 @@ class DuckDBTarget(Target):
         if database != ":memory:" and path.parent and not path.parent.exists():
             raise TargetError(f"directory {path.parent} does not exist",
                               hint="create it first, or choose another path for the replica")
+        config, self.max_line = resource_settings(memory_limit)
+        self.memory_limit = config["memory_limit"]
+        if database != ":memory:":  # spill next to the replica, not in the working directory
+            config["temp_directory"] = str(path) + ".tmp"
         try:
-            self.con = duckdb.connect(database)
+            self.con = duckdb.connect(database, config=config)
         except duckdb.IOException as e:
             first = str(e).splitlines()[0]
             hint = ("another process (a running sync, or a notebook) has it open; close it and "
@@ -121,7 +125,8 @@ class DuckDBTarget(Target):
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
         return (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
                 "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
-                f"auto_detect = false, compression = 'zstd', max_line_size = {MAX_LINE})")
+                f"auto_detect = false, compression = 'zstd', max_line_size = {self.max_line}, "
+                f"buffer_size = {self.max_line})")
 
     def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
         exprs = ", ".join(
@@ -191,6 +196,21 @@ class DuckDBTarget(Target):
     def load(self, spec: LoadSpec) -> int:
         try:
             return self._load(spec)
+        except duckdb.OutOfMemoryException:
+            raise TargetError(
+                f"{spec.table.source}: DuckDB needs more memory than its limit "
+                f"({self.memory_limit})",
+                hint="give the sync more memory with --memory-limit") from None
+        except duckdb.InvalidInputException as e:
+            first = str(e).strip().splitlines()[0]
+            if "CSV Error" not in first:
+                raise
+            # the files' checksums matched the manifest: the likely cause is a long row
+            raise TargetError(
+                f"{spec.table.source}: DuckDB cannot read a row ({first}); rows longer than "
+                f"{self.max_line // 2**20} MiB, a quarter of the memory limit, cannot be read",
+                hint="give the sync more memory with --memory-limit (a row may be up to a "
+                "quarter of it, 256MB at most)") from None
         except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
             first = str(e).strip().splitlines()[0]
             raise TargetError(
