@@ -67,6 +67,8 @@ class DuckDBTarget(Target):
             hint = ("another process (a running sync, or a notebook) has it open; close it and "
                     "try again") if "lock" in first.lower() else "check the path and permissions"
             raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
+        # topoff shows its own progress; DuckDB's bar would write into its output
+        self.con.execute("SET enable_progress_bar = false")
         for macro in MACROS:
             self.con.execute(macro)
 
