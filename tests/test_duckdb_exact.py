@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from support.pg import make_config
-from support.replica import columns, connect_pg, is_postgres
+from support.replica import columns, connect_pg, day, is_postgres, publish_day, query
 from topoff.dataset.manifest import Column
 from topoff.export.full import export_full
 from topoff.stores import open_store
@@ -252,3 +252,27 @@ def test_a_misfit_in_a_later_load_widens_the_rows_loaded_before(tmp_path):
             (3, "NaN", "{{x}}", "[2:2]={f}", '"\\ud800"', [3])]
     finally:
         target.close()
+
+
+def test_a_replica_made_when_numeric_was_a_double_still_loads_and_verifies(db, tmp_path):
+    """Replicas built before an unconstrained numeric was kept as text hold it as DOUBLE:
+    further loads still go into it, and verify compares it as the double it is."""
+    replica = str(tmp_path / "replica.duckdb")
+    db.execute("CREATE TABLE old (id integer PRIMARY KEY, n numeric); "
+               "INSERT INTO old VALUES (1, 1.5), (2, NULL), (3, 'NaN')")
+    url = str(tmp_path / "published")
+    config = make_config(db, '[tables.old]\nmethod = "snapshot"\n')
+    with open_store(url) as store:
+        export_full(config, store)
+    sync(url, replica)
+    with duckdb.connect(replica) as con:  # as the earlier version made it
+        con.execute("ALTER TABLE public.old ALTER COLUMN n SET DATA TYPE DOUBLE")
+    assert verify(replica, db.standby_url).equal
+    db.execute("INSERT INTO old VALUES (4, 0.1)")
+    publish_day(config, url, day(1))
+    sync(url, replica)
+    assert dict(columns(replica, "public.old"))["n"] == "DOUBLE"
+    assert query(replica, "SELECT n FROM public.old WHERE id = 4") == [(0.1,)]
+    assert verify(replica, db.standby_url).equal
+    db.execute("UPDATE old SET n = 0.1000000000000001 WHERE id = 4")  # another double
+    assert not verify(replica, db.standby_url).equal
