@@ -16,6 +16,14 @@ and published as one incremental partition, and three ways to get it are timed:
 
 Targets: the one-day top-off at least 20x faster than the full restore, within 1.5x of
 the bare psql load, and the DuckDB target no slower than the PostgreSQL one.
+
+    ./run bench sync --memory [--days 15] [--per-day 50000] [--limits default,80%] [--reuse]
+
+Peak memory of building a DuckDB replica as the dataset doubles: a source of --days days,
+then one of twice as many, each published as a full export and loaded into a new DuckDB
+file under each --limits (``default``: topoff's 1GB; ``80%``: DuckDB's own default, what
+topoff used before; or a size). Target: the peak stays under the limit when the dataset
+doubles.
 """
 
 from __future__ import annotations
@@ -76,14 +84,68 @@ def psql_day_script(published: Path, label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ram_80() -> str:
+    """DuckDB's default memory limit: 80% of the machine's RAM."""
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    kib = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
+    return f"{kib * 8 // 10 // 1024}MB"
+
+
+def memory(days: int, per_day: int, limits: list[str], reuse: bool) -> None:
+    """Peak RSS of a DuckDB build at ``days`` and ``2 * days`` days of messages, under each
+    memory limit ("default" is topoff's, "80%" DuckDB's own default)."""
+    runs: list[Run] = []
+    for n in (days, 2 * days):
+        out = WORK / "sync-memory" / f"{n}x{per_day}"
+        published = out / "published"
+        if not (reuse and (published / "index.json").exists()):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            (out / "bench.toml").write_text(CONFIG)
+            source = start_source(n, per_day, yesterday())
+            assert source.standby is not None
+            try:
+                cfg = (f"--config {out / 'bench.toml'} --source "
+                       f"{source.standby.url('datanommer')} --quiet")
+                run(topoff(f"export full {cfg} --to {published}"))
+            finally:
+                source.close()
+        size = dir_mb(published)
+        for limit in limits:
+            duck = out / "replica.duckdb"
+            for f in (duck, out / "replica.duckdb.wal"):
+                f.unlink(missing_ok=True)
+            value = {"default": None, "80%": _ram_80()}.get(limit, limit)
+            option = f" --memory-limit {value}" if value else ""
+            s, mem = run(topoff(f"sync {published} {duck} --quiet{option}"))
+            label = {"default": "1GB (default)", "80%": f"{value} (80% of RAM)"}.get(limit,
+                                                                                   limit)
+            runs.append(Run(f"topoff sync -> duckdb, limit {label}",
+                            f"build replica ({n} days, {n * per_day // 1000}k messages)", s,
+                            mem, size))
+            print(f"# {runs[-1].task}, limit {label}: {s:.1f}s, peak {mem:.0f} MB", flush=True)
+    print(f"\n{machine()}; {per_day:,} messages a day; output MB: the full export's size\n")
+    print_table("peak memory of a DuckDB build as the dataset doubles", runs, {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--memory", action="store_true",
+                    help="only the peak memory of DuckDB builds, at --days and twice that")
+    ap.add_argument("--days", type=int, default=None, help="[default: 30; 15 with --memory]")
+    ap.add_argument("--limits", default="default,80%",
+                    help="--memory: the limits to build under [default: default,80%%]")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--memory: keep the datasets of an earlier run in bench/work")
     ap.add_argument("--per-day", type=int, default=50000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--new-day", type=int, default=None,
                     help="messages in the day added last [default: --per-day]")
     args = ap.parse_args()
+    if args.memory:
+        memory(args.days or 15, args.per_day, args.limits.split(","), args.reuse)
+        return
+    args.days = args.days or 30
     new_rows = args.new_day or args.per_day
     new_day = yesterday()
     source = start_source(args.days - 1, args.per_day, new_day - timedelta(days=1))

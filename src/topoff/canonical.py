@@ -7,9 +7,14 @@ changed, added or removed row changes the sum (with probability 1 - 2^-60), and 
 engines can compute it where the data lives (after data-diff's checksum).
 
 Two profiles exist for PostgreSQL: ``exact`` (a value's own text, for comparisons between
-PostgreSQL databases and the hashes in manifests) and ``duckdb`` (the form the DuckDB
-target keeps, e.g. an unconstrained numeric compared as a double) so that ``verify`` can
-hash the source the way the DuckDB replica holds it.
+PostgreSQL databases and the hashes in manifests) and ``duckdb`` (a spelling DuckDB can
+compute from the value it holds) so that ``verify`` can hash the source the way the DuckDB
+replica holds it. Both are exact: every value PostgreSQL and the DuckDB replica can tell
+apart gives a different text (floats by 17 significant digits, intervals by
+months, days and microseconds, dates by their day number, arrays by PostgreSQL's text).
+Types without a DuckDB counterpart are compared by their output function's text, which is
+what COPY writes; that text is the value as a replica receives it (an XML declaration,
+which xml_out drops, is not part of it).
 """
 
 from __future__ import annotations
@@ -25,15 +30,33 @@ UNIT_SEP = "\x1f"
 NULL_MARK = "\x1e"
 #: element families that the DuckDB target keeps as LIST (others as the array's text)
 DUCKDB_LIST_ELEMENTS = frozenset({"int", "text", "enum", "bool"})
-_FLOAT_FMT = "9.99999999999999EEEE"
 
 
-def _pg_float(expr: sql.Composable) -> sql.Composable:
-    # 15 significant digits in C's %.14e form, as DuckDB's printf('%.14e') writes them
+#: 17 significant digits tell every double apart; both engines round the exact binary
+#: value to them correctly (C's %.16e), where shortest round-trip forms can differ
+_FLOAT_FMT = "9.9999999999999999EEEE"
+
+
+def _pg_float(col: sql.Composable) -> sql.Composable:
     return sql.SQL(
         "CASE WHEN {e} = 'NaN' THEN 'nan' WHEN {e} = 'Infinity' THEN 'inf' "
         "WHEN {e} = '-Infinity' THEN '-inf' ELSE trim(to_char({e}, {fmt})) END"
-    ).format(e=sql.SQL("({})::float8").format(expr), fmt=sql.Literal(_FLOAT_FMT))
+    ).format(e=sql.SQL("({})::float8").format(col), fmt=sql.Literal(_FLOAT_FMT))
+
+
+def _duck_float(col: str) -> str:
+    e = f"CAST({col} AS DOUBLE)"  # a real widens to a double exactly, on both sides
+    return (f"CASE WHEN isnan({e}) THEN 'nan' WHEN isinf({e}) AND {e} > 0 THEN 'inf' "
+            f"WHEN isinf({e}) THEN '-inf' ELSE printf('%.16e', {e}) END")
+
+
+def _pg_interval(col: sql.Composable) -> sql.Composable:
+    # months, days and microseconds: the three parts PostgreSQL and DuckDB both keep
+    return sql.SQL(
+        "(extract(year FROM {c}) * 12 + extract(month FROM {c}))::bigint::text || ' ' || "
+        "extract(day FROM {c})::bigint::text || ' ' || (extract(hour FROM {c}) * 3600000000 "
+        "+ extract(minute FROM {c}) * 60000000 + extract(microseconds FROM {c}))::bigint::text"
+    ).format(c=col)
 
 
 def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Composable:
@@ -45,43 +68,59 @@ def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Co
             "ELSE {c}::text END").format(c=col)
     if k == "bytea":
         return sql.SQL("encode({}, 'hex')").format(col)
+    if k == "other":
+        # what COPY writes (the type's output function): a cast to text can differ from it
+        # (inet: '::1'::inet::text is '::1/128'; xml: the cast keeps the XML declaration,
+        # which COPY drops). num_nulls: a composite of NULL fields IS NULL, but is a value.
+        return sql.SQL("CASE WHEN num_nulls({c}) = 1 THEN NULL ELSE concat({c}) END").format(
+            c=col)
     if profile == "duckdb":
-        if k in ("float", "numeric_any"):
+        if k == "float":
             return _pg_float(col)
         if k == "interval":
-            return _pg_float(sql.SQL("extract(epoch FROM {})").format(col))
-        if k == "array" and fam.element and fam.element.kind in DUCKDB_LIST_ELEMENTS:
-            return sql.SQL("array_to_json({})::text").format(col)
-        if k == "other":
-            # DuckDB keeps the text COPY wrote (the type's output function); a cast to text
-            # can differ from it (inet: '::1'::inet::text is '::1/128'), concat() cannot
-            return sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE concat({c}) END").format(
-                c=col)
+            return _pg_interval(col)
+        if k == "date":
+            return sql.SQL("CASE WHEN isfinite({c}) THEN ({c} - date '1970-01-01')::text "
+                           "ELSE {c}::text END").format(c=col)
     return sql.SQL("{}::text").format(col)
 
 
 def duckdb_value(col: str, fam: Family) -> str:
-    """Canonical text of one DuckDB column value, for a column loaded by the DuckDB target."""
+    """Canonical text of one DuckDB column value, for a column loaded by the DuckDB target
+    (``fam``: the family of the column as the replica stores it, see stored_columns)."""
     k = fam.kind
     if k in ("timestamptz", "timestamp"):
         return f"CASE WHEN isfinite({col}) THEN epoch_us({col})::VARCHAR ELSE {col}::VARCHAR END"
+    if k == "date":
+        return (f"CASE WHEN isfinite({col}) THEN CAST({col} - DATE '1970-01-01' AS VARCHAR) "
+                f"ELSE {col}::VARCHAR END")
     if k == "bytea":
         return f"lower(hex({col}))"
-    if k in ("float", "numeric_any"):
+    if k == "float":
         return _duck_float(col)
     if k == "interval":
-        return _duck_float(f"epoch({col})")
+        return (f"CAST(datepart('year', {col}) * 12 + datepart('month', {col}) AS VARCHAR) || ' ' "
+                f"|| CAST(datepart('day', {col}) AS VARCHAR) || ' ' || CAST("
+                f"datepart('hour', {col}) * 3600000000 + datepart('minute', {col}) * 60000000 "
+                f"+ datepart('microseconds', {col}) AS VARCHAR)")
     if k == "bpchar":
         return f"rtrim({col}, ' ')"
     if k == "array" and fam.element and fam.element.kind in DUCKDB_LIST_ELEMENTS:
-        return f"to_json({col})::VARCHAR"
+        return pg_array_text(col, fam.element)
     return f"{col}::VARCHAR"
 
 
-def _duck_float(expr: str) -> str:
-    e = f"({expr})::DOUBLE"
-    return (f"CASE WHEN isnan({e}) THEN 'nan' WHEN isinf({e}) AND {e} > 0 THEN 'inf' "
-            f"WHEN isinf({e}) THEN '-inf' ELSE printf('%.14e', {e}) END")
+def pg_array_text(expr: str, element: Family) -> str:
+    """A DuckDB list as PostgreSQL's array text (what array_out writes); needs the
+    topoff_pg_quote macro of the DuckDB target."""
+    if element.kind == "bool":
+        item = "CASE WHEN x THEN 't' WHEN NOT x THEN 'f' END"
+    elif element.kind == "int":
+        item = "CAST(x AS VARCHAR)"
+    else:
+        item = "x"
+    return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE '{{' || array_to_string("
+            f"list_transform({expr}, lambda x: topoff_pg_quote({item})), ',') || '}}' END")
 
 
 def duck_ident(name: str) -> str:

@@ -17,15 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from psycopg import sql
+
 from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
 from topoff.errors import TargetError
 from topoff.export.session import SnapshotSession
+from topoff.pgtypes import family
+from topoff.sync.plan import rebase_hint
 from topoff.targets import Target, open_target
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.postgres.target import hash_table
 
 log = logging.getLogger("topoff")
+_TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
 
 
 @dataclass
@@ -35,9 +40,13 @@ class Difference:
     source_rows: int
     replica_rows: int
     same_content: bool
+    #: what the source lacks or has changed, when the table cannot be compared at all
+    missing: str | None = None
 
     @property
     def what(self) -> str:
+        if self.missing:
+            return self.missing
         if self.source_rows != self.replica_rows:
             return f"{self.source_rows - self.replica_rows:+d} rows on the source"
         return "same count, different content"
@@ -61,6 +70,10 @@ class VerifyReport:
     dataset: str
     cutoff: datetime | None
     tables: list[TableReport] = field(default_factory=list)
+    #: what to do when they differ
+    hint: str | None = None
+    #: what is compared less than exactly, and why
+    notes: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
@@ -70,6 +83,7 @@ class VerifyReport:
         return {
             "dataset": self.dataset, "equal": self.equal,
             "cutoff": self.cutoff.isoformat() if self.cutoff else None,
+            "hint": None if self.equal else self.hint, "notes": self.notes,
             "tables": [{"table": t.table, "equal": t.equal, "rows": t.compared_rows,
                         "days": t.days, "newer_rows": t.newer_rows,
                         "differences": [d.__dict__ | {"what": d.what} for d in t.differences]}
@@ -110,13 +124,59 @@ def _per_window(hash_fn: Any, table: TableDef, days: list[date],
     return out
 
 
+def _source_mismatch(src_conn: Any, table: TableDef) -> str | None:
+    """Why the source's table cannot be hashed like the replica's, or None."""
+    ref = _source_ref(table)
+    found = src_conn.execute(
+        "SELECT a.attname, format_type(CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE "
+        "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
+        "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
+        "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a JOIN pg_type t ON "
+        "t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+        "a.attisdropped", [str(sql.Identifier(ref.schema, ref.name).as_string(src_conn))]
+    ).fetchall()
+    if not found:
+        return "the table is missing on the source"
+    types = {name: family(pg_type, [] if is_enum else None).kind
+             for name, pg_type, is_enum in found}
+    gone = [c.name for c in table.columns if c.name not in types]
+    if gone:
+        return f"column(s) {', '.join(gone)} missing on the source"
+    # the kinds whose canonical text needs functions of their own type
+    changed = [c.name for c in table.columns if types[c.name] != family(c.type, c.enum).kind
+               and {types[c.name], family(c.type, c.enum).kind} & _TYPED]
+    if changed:
+        return f"column(s) {', '.join(changed)} changed type on the source"
+    return None
+
+
+def _notes(table: TableDef) -> list[str]:
+    out = []
+    for c in table.columns:
+        f = family(c.type, c.enum)
+        if f.kind == "bpchar":
+            out.append(f"{table.source}.{c.name} ({c.type}): compared without trailing "
+                       "spaces, which PostgreSQL ignores in character(n)")
+        elif f.pg_type.split(".")[-1] in ("xml", "xml[]"):
+            out.append(f"{table.source}.{c.name} (xml): compared as COPY writes it, "
+                       "without an XML declaration (which PostgreSQL does not output)")
+    return out
+
+
 def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date | None,
                    cutoff: datetime | None) -> TableReport:
     report = TableReport(table.source)
     profile = _profile(target)
+    missing = _source_mismatch(src_conn, table)
+    if missing:
+        rows = target.count(table)
+        report.compared_rows = rows
+        report.differences.append(Difference(table.source, None, 0, rows, False, missing))
+        return report
+    stored = target.stored_columns(table)
 
     def source_hash(t: TableDef, by_day: bool, since_b: Any, window: Any = None) -> dict:
-        src = TableDef(t.source, _source_ref(t), t.method, t.columns, t.primary_key, t.cursor,
+        src = TableDef(t.source, _source_ref(t), t.method, stored, t.primary_key, t.cursor,
                        t.cursor_type, t.cursor_timezone)
         return hash_table(src_conn, src, by_day, since_b, window, profile)
 
@@ -136,10 +196,11 @@ def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date |
         span = _days_of(target, table, src_conn)
         src = _per_window(source_hash, table, span, since_b)
         rep = _per_window(target.hash_rows, table, span, since_b)
+    rep = {_day_key(k): v for k, v in rep.items()}
     last_day = (cutoff - timedelta(days=1)).date() if cutoff else None
     for day in sorted(set(src) | set(rep)):
         s, r = src.get(day, (0, "0")), rep.get(day, (0, "0"))
-        if last_day is not None and day is not None and date.fromisoformat(day) > last_day:
+        if last_day is not None and _after(day, last_day):
             report.newer_rows += max(s[0] - r[0], 0)
             continue
         report.days += 1
@@ -147,6 +208,20 @@ def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date |
         if s != r:
             report.differences.append(Difference(table.source, day, s[0], r[0], s[0] == r[0]))
     return report
+
+
+def _day_key(day: str | None) -> str | None:
+    """A day as PostgreSQL writes it: DuckDB writes 44 BC as "0044-03-15 (BC)"."""
+    return day[:-5] + " BC" if day and day.endswith(" (BC)") else day
+
+
+def _after(day: str | None, last_day: date) -> bool:
+    """Whether rows of this day are newer than the replica (infinity and BC days are not:
+    no partition brings them, so they are compared)."""
+    try:
+        return day is not None and date.fromisoformat(day) > last_day
+    except ValueError:
+        return False
 
 
 def _source_ref(t: TableDef) -> TableRef:
@@ -186,12 +261,15 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
             raise TargetError(f"the replica of {dataset} is still being built",
                               hint="run `topoff sync` until it finishes, then verify")
         cutoff = _cutoff(target, dataset)
-        report = VerifyReport(dataset, cutoff)
+        report = VerifyReport(dataset, cutoff, hint=(
+            "if the source is right, " + rebase_hint(state.origin, target_location)
+            + " (or sync again first when a publication is pending)"))
         with SnapshotSession(source_url, allow_primary, "topoff verify") as session:
             session.open()
             for table in target.table_defs(dataset).values():
                 t = _compare_table(session.conn, target, table, state.since, cutoff)
                 report.tables.append(t)
+                report.notes.extend(_notes(table))
                 log.info("%s: %s (%d rows over %d days)", table.source,
                          "equal" if t.equal else f"{len(t.differences)} differences",
                          t.compared_rows, t.days)

@@ -40,9 +40,12 @@ def _store_options(config_path: str | None) -> Any:
               help="Drop the replica's tables and rebuild from the newest full export.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where downloads wait to be applied [default: ~/.cache/topoff/downloads].")
+@click.option("--memory-limit", metavar="SIZE", envvar="TOPOFF_DUCKDB_MEMORY_LIMIT",
+              help="DuckDB replicas: the most memory DuckDB may use, e.g. 512MB; beyond it, "
+              "it spills to TARGET.tmp [default: 1GB].")
 def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | None,
              since: str | None, schema: str | None, primary_keys: bool | None, rebase: bool,
-             cache_dir: Path | None) -> None:
+             cache_dir: Path | None, memory_limit: str | None) -> None:
     """Build or top off the replica TARGET from the dataset at FROM.
 
     FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
@@ -58,7 +61,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
     opts = SyncOptions(
         tables=[t.strip() for t in tables.split(",") if t.strip()] if tables else None,
         since=parse_date(since) if since else None, rebase=rebase, schema=schema,
-        cache_dir=cache_dir, store_options=_store_options(config_path))
+        cache_dir=cache_dir, store_options=_store_options(config_path),
+        memory_limit=memory_limit)
     if opts.tables is not None and not opts.tables:
         raise ConfigError("--tables is empty", hint="give table names separated by commas")
     quiet = click.get_current_context().obj.get("quiet")
@@ -174,8 +178,12 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
                 where = d.day or "whole table"
                 click.echo(f"  {where}: source {d.source_rows:,} rows, replica "
                            f"{d.replica_rows:,} rows ({d.what})")
+        for note in dict.fromkeys(report.notes):
+            click.echo(f"note: {note}")
         click.echo("replica and source are equal" if report.equal else
                    "replica and source DIFFER")
+        if not report.equal and report.hint:
+            click.echo(f"hint: {report.hint}", err=True)
     if not report.equal:
         hint = getattr(report, "hint", None) or (
             "the source changed after those days were published (or the replica was "

@@ -43,6 +43,8 @@ class SyncOptions:
     primary_keys: bool | None = None
     cache_dir: Path | None = None
     store_options: StoreOptions | None = None
+    #: DuckDB replicas: the memory DuckDB may use (None: $TOPOFF_DUCKDB_MEMORY_LIMIT or 1GB)
+    memory_limit: str | None = None
     hook: Hook | None = None
     #: progress callbacks: (name, total bytes) -> on_bytes, and (what, total steps) -> advance
     download_progress: Callable[[str, int], Callable[[int], None] | None] | None = None
@@ -133,7 +135,7 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
     created = new_duckdb_file(target_location)
     store = open_store(origin, opts.store_options)
     try:
-        target = open_target(target_location)
+        target = open_target(target_location, memory_limit=opts.memory_limit)
     except BaseException:
         store.close()
         raise

@@ -66,12 +66,12 @@ def remove_duckdb_file(path: Path) -> None:
             p.unlink()
 
 
-def open_target(location: str, create: bool = True) -> Target:
+def open_target(location: str, create: bool = True, memory_limit: str | None = None) -> Target:
     """The replica a location names: ``postgresql://...`` or a libpq ``key=value`` string,
     or a DuckDB file (the default).
 
     With ``create`` false (status, verify), a DuckDB file that does not exist is not made:
-    the target is empty instead.
+    the target is empty instead. ``memory_limit``: DuckDB's (see targets.duckdb.resources).
     """
     path = duckdb_path(location)
     if path is None:
@@ -87,7 +87,7 @@ def open_target(location: str, create: bool = True) -> Target:
     from topoff.targets.duckdb import DuckDBTarget
 
     try:
-        return DuckDBTarget(path, create)
+        return DuckDBTarget(path, create, memory_limit)
     except TargetError as e:
         if "lock" in e.message.lower():  # another process has the file open
             raise LockedError(e.message, hint=e.hint) from None

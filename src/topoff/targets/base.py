@@ -205,6 +205,10 @@ class Target(ABC):
         """SQL for the UTC day of a row's window, or None when the cursor's zone needs one
         query per window (a ``timestamp without time zone`` kept in local time)."""
 
+    def stored_columns(self, table: TableDef) -> list[Column]:
+        """The columns as the replica holds them (``verify`` hashes the source alike)."""
+        return table.columns
+
     def max_cursor(self, table: TableDef) -> Any:
         if not table.cursor:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -17,7 +18,14 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
-from topoff.targets.duckdb.types import PG_ARRAY_MACRO, duckdb_type, load_expression
+from topoff.targets.duckdb.resources import resource_settings
+from topoff.targets.duckdb.types import (
+    MACROS,
+    duckdb_type,
+    load_expression,
+    misfit_check,
+    stored_as_text,
+)
 
 CAPABILITIES = Capabilities(
     name="duckdb",
@@ -28,8 +36,8 @@ CAPABILITIES = Capabilities(
     native_types=False,
     concurrent_writers=False,
 )
-MAX_LINE = 256 * 1024 * 1024  # one CSV row may hold a big jsonb document
 _stage_names = itertools.count(1)
+log = logging.getLogger("topoff")
 
 
 def _literal(value: object) -> str:
@@ -40,7 +48,7 @@ class DuckDBTarget(Target):
     capabilities = CAPABILITIES
     P = "?"
 
-    def __init__(self, path: Path, create: bool = True) -> None:
+    def __init__(self, path: Path, create: bool = True, memory_limit: str | None = None) -> None:
         self.path = path
         self.url = str(path)
         # Nothing to read and nothing to be made (status, verify): an empty, unsaved database.
@@ -48,14 +56,21 @@ class DuckDBTarget(Target):
         if database != ":memory:" and path.parent and not path.parent.exists():
             raise TargetError(f"directory {path.parent} does not exist",
                               hint="create it first, or choose another path for the replica")
+        config, self.max_line = resource_settings(memory_limit)
+        self.memory_limit = config["memory_limit"]
+        if database != ":memory:":  # spill next to the replica, not in the working directory
+            config["temp_directory"] = str(path) + ".tmp"
         try:
-            self.con = duckdb.connect(database)
+            self.con = duckdb.connect(database, config=config)
         except duckdb.IOException as e:
             first = str(e).splitlines()[0]
             hint = ("another process (a running sync, or a notebook) has it open; close it and "
                     "try again") if "lock" in first.lower() else "check the path and permissions"
             raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
-        self.con.execute(PG_ARRAY_MACRO)
+        # topoff shows its own progress; DuckDB's bar would write into its output
+        self.con.execute("SET enable_progress_bar = false")
+        for macro in MACROS:
+            self.con.execute(macro)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -107,19 +122,67 @@ class DuckDBTarget(Target):
             self.execute(f"ALTER TABLE {self._table(table.target)} ADD PRIMARY KEY ({keys})")
 
     # -- loading ---------------------------------------------------------------------------
-    def _select(self, spec: LoadSpec, columns: list[Column]) -> str:
+    def _source(self, spec: LoadSpec, columns: list[Column]) -> str:
         files = ", ".join(_literal(p) for p in spec.files)
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
-        source = (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
-                  "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
-                  f"auto_detect = false, compression = 'zstd', max_line_size = {MAX_LINE})")
-        exprs = ", ".join(f"{load_expression(duck_ident(c.name), c)} AS {duck_ident(c.name)}"
-                          for c in columns)
-        select = f"SELECT {exprs} FROM {source}"
+        return (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
+                "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
+                f"auto_detect = false, compression = 'zstd', max_line_size = {self.max_line}, "
+                f"buffer_size = {self.max_line})")
+
+    def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
+        exprs = ", ".join(
+            f"{load_expression(duck_ident(c.name), c, c.name in widened)} AS {duck_ident(c.name)}"
+            for c in columns)
+        select = f"SELECT {exprs} FROM {self._source(spec, columns)}"
         if spec.since is not None and spec.table.cursor:
             select = (f"SELECT * FROM ({select}) WHERE {duck_ident(spec.table.cursor)} >= "
                       f"{self._bound(spec.table, spec.since)}")
         return select
+
+    # -- columns whose values do not all fit the DuckDB type (types.py: "widened") ---------
+    def _stored_types(self, ref: TableRef) -> dict[str, str]:
+        return dict(self.execute(  # type: ignore[arg-type]
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND "
+            "table_name = ?", [ref.schema, ref.name]))
+
+    def widened(self, table: TableDef) -> set[str]:
+        """Columns kept as PostgreSQL's text although their type maps to another."""
+        stored = self._stored_types(table.target)
+        return {c.name for c in table.columns
+                if stored.get(c.name) == "VARCHAR" and duckdb_type(c) != "VARCHAR"}
+
+    def stored_columns(self, table: TableDef) -> list[Column]:
+        """The columns as the replica holds them: widened ones as text, an unconstrained
+        numeric of a replica made before it was kept as text as a double."""
+        stored = self._stored_types(table.target)
+        out = []
+        for c in table.columns:
+            kind = family(c.type, c.enum).kind
+            if stored.get(c.name) == "VARCHAR" and duckdb_type(c) != "VARCHAR":
+                c = Column(c.name, "text", c.nullable, None)
+            elif stored.get(c.name) == "DOUBLE" and kind == "numeric_any":
+                c = Column(c.name, "double precision", c.nullable, None)
+            out.append(c)
+        return out
+
+    def _widen_misfits(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> None:
+        """Widen the columns whose values in these files the DuckDB type cannot hold."""
+        checks = {c.name: (c, check) for c in columns if c.name not in widened
+                  and (check := misfit_check(duck_ident(c.name), c)) is not None}
+        if not checks:
+            return
+        flags = ", ".join(f"bool_or({check})" for _, check in checks.values())
+        found = self.execute(f"SELECT {flags} FROM {self._source(spec, columns)}")[0]
+        target = self._table(spec.table.target)
+        for (name, (column, _)), misfit in zip(checks.items(), found, strict=True):
+            if misfit:
+                c = duck_ident(name)
+                self.execute(f"ALTER TABLE {target} ALTER COLUMN {c} SET DATA TYPE VARCHAR "
+                             f"USING {stored_as_text(c, column)}")
+                widened.add(name)
+                log.warning("%s.%s: a value does not fit DuckDB's %s; the column now keeps "
+                            "PostgreSQL's text", spec.table.source, name, duckdb_type(column))
 
     def _bound(self, table: TableDef, value: datetime | date) -> str:
         kind = family(table.cursor_type or "").kind
@@ -135,20 +198,36 @@ class DuckDBTarget(Target):
     def load(self, spec: LoadSpec) -> int:
         try:
             return self._load(spec)
-        except duckdb.ConversionException as e:
+        except duckdb.OutOfMemoryException:
+            raise TargetError(
+                f"{spec.table.source}: DuckDB needs more memory than its limit "
+                f"({self.memory_limit})",
+                hint="give the sync more memory with --memory-limit") from None
+        except duckdb.InvalidInputException as e:
+            first = str(e).strip().splitlines()[0]
+            if "CSV Error" not in first:
+                raise
+            # the files' checksums matched the manifest: the likely cause is a long row
+            raise TargetError(
+                f"{spec.table.source}: DuckDB cannot read a row ({first}); rows longer than "
+                f"{self.max_line // 2**20} MiB, a quarter of the memory limit, cannot be read",
+                hint="give the sync more memory with --memory-limit (a row may be up to a "
+                "quarter of it, 256MB at most)") from None
+        except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
             first = str(e).strip().splitlines()[0]
             raise TargetError(
                 f"{spec.table.source}: a value does not fit its DuckDB column ({first})",
-                hint="the source column holds values its declared type does not describe "
-                "(for example 2-D arrays in a column declared integer[]); declare it on the "
-                "source as it is used, or sync into PostgreSQL") from None
+                hint="DuckDB cannot hold this value (timestamps after 294246 AD); sync into "
+                "PostgreSQL, or correct the value on the source") from None
 
     def _load(self, spec: LoadSpec) -> int:
         table = spec.table
         columns = spec.extra.get("columns") or table.columns
         names = ", ".join(duck_ident(c.name) for c in columns)
         target = self._table(table.target)
-        select = self._select(spec, columns)
+        widened = self.widened(table)
+        self._widen_misfits(spec, columns, widened)
+        select = self._select(spec, columns, widened)
         if spec.mode == "initial":
             return int(self.execute(f"INSERT INTO {target} ({names}) {select}")[0][0])
         stage = f"topoff_stage_{next(_stage_names)}"
@@ -193,7 +272,7 @@ class DuckDBTarget(Target):
             where.append(self._window(table, window))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         target = self._table(table.target)
-        h = duckdb_row_hash(table.columns)
+        h = duckdb_row_hash(self.stored_columns(table))
         if by_day:
             day = self.day_expression(table)
             assert day is not None

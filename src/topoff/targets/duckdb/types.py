@@ -1,31 +1,49 @@
 """PostgreSQL types in DuckDB: the column type, and the expression that turns the CSV text
 PostgreSQL wrote (COPY, with topoff's session settings) into it.
 
+Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's own text:
+
 | PostgreSQL                              | DuckDB          | how the CSV text is read            |
 |-----------------------------------------|-----------------|-------------------------------------|
 | smallint, integer, bigint, oid          | SMALLINT, INTEGER, BIGINT | cast                      |
-| real, double precision                  | FLOAT, DOUBLE   | cast (NaN, Infinity kept)           |
-| numeric(p,s) with p <= 38               | DECIMAL(p,s)    | cast, exact                         |
-| numeric (no precision), p > 38          | DOUBLE          | cast; 15-17 significant digits      |
+| real, double precision                  | FLOAT, DOUBLE   | cast (NaN, ±Infinity, -0 kept)      |
+| numeric(p,s) with p <= 38               | DECIMAL(p,s)    | cast, exact; NaN: see "widened"     |
+| numeric (no precision), p > 38, s < 0   | VARCHAR         | PostgreSQL's text, every digit      |
 | boolean                                 | BOOLEAN         | cast of t / f                       |
 | text, varchar(n), char(n), name, citext | VARCHAR         | as is (char(n) keeps its padding)   |
-| json, jsonb                             | JSON            | cast (validated), text kept as is   |
-| timestamp with time zone                | TIMESTAMPTZ     | cast of "... +00" (UTC), infinity   |
-| timestamp without time zone             | TIMESTAMP       | cast, infinity kept                 |
-| date, time, time with time zone         | DATE, TIME, TIMETZ | cast                             |
+| jsonb                                   | JSON            | cast (validated), text kept as is   |
+| json                                    | JSON            | as jsonb; see "widened"             |
+| timestamp with time zone                | TIMESTAMPTZ     | cast of "... +00" (UTC), BC, ±inf   |
+| timestamp without time zone             | TIMESTAMP       | cast, BC and ±infinity kept         |
+| date                                    | DATE            | cast, BC and ±infinity kept         |
+| time, time with time zone               | TIME, TIMETZ    | cast (24:00:00 kept)                |
 | interval                                | INTERVAL        | cast after dropping "+" signs       |
 | bytea                                   | BLOB            | unhex of the "\\x..." hex form      |
 | uuid                                    | UUID            | cast                                |
 | enum types                              | VARCHAR         | the label                           |
-| 1-D arrays of integers, text, enums,    | INTEGER[],      | parsed from {a,"b c",NULL}          |
-| boolean                                 | VARCHAR[], ...  |                                     |
+| 1-D arrays of integers, text, enums,    | INTEGER[],      | parsed from {a,"b c",NULL}; see     |
+| boolean                                 | VARCHAR[], ...  | "widened"                           |
 | other arrays, multi-dimensional arrays  | VARCHAR         | PostgreSQL's array text             |
 | everything else (inet, money, xml, ...) | VARCHAR         | PostgreSQL's text form              |
+
+PostgreSQL writes a BC date as ``0044-03-15 BC``; DuckDB reads negative years (``-0043``
+is 44 BC, as in ISO 8601), so the year is rewritten before the cast.
+
+Widened columns: a few values of a type do not fit the DuckDB type chosen for it: NaN in a
+numeric(p,s) (DECIMAL has no NaN), a multi-dimensional value or explicit lower bounds
+(``[0:1]={1,2}``) in an array column declared one-dimensional, a lone UTF-16 surrogate
+escape in a json value. Before a load, the files are checked for them (only for tables
+with such columns); when one is found, the column becomes VARCHAR holding PostgreSQL's
+text for every row (existing rows converted exactly, see :func:`stored_as_text`), and stays
+so. Nothing is lost and the sync does not stop.
+
+The one value that cannot be kept: a timestamp after 294246 AD (PostgreSQL goes to
+294276 AD, DuckDB's TIMESTAMP stops earlier); such a load fails with a clear error.
 """
 
 from __future__ import annotations
 
-from topoff.canonical import DUCKDB_LIST_ELEMENTS
+from topoff.canonical import DUCKDB_LIST_ELEMENTS, pg_array_text
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import FLOATS, INTS, Family, family
 
@@ -39,6 +57,16 @@ CASE WHEN s IS NULL THEN NULL WHEN s = '{}' THEN []::VARCHAR[] ELSE
                    ELSE x END)
 END
 """
+#: one array element as array_out writes it (quoted when empty, NULL-like, or holding
+#: braces, quotes, commas, backslashes or white space)
+PG_QUOTE_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO topoff_pg_quote(x) AS
+CASE WHEN x IS NULL THEN 'NULL'
+     WHEN x = '' OR upper(x) = 'NULL' OR regexp_matches(x, '[{}",\\\s\v]')
+     THEN '"' || replace(replace(x, '\', '\\'), '"', '\"') || '"'
+     ELSE x END
+"""
+MACROS = (PG_ARRAY_MACRO, PG_QUOTE_MACRO)
 
 
 def _scalar(f: Family) -> str:
@@ -50,13 +78,14 @@ def _scalar(f: Family) -> str:
     if k == "numeric":
         return f"DECIMAL({f.precision},{f.scale})"
     return {
-        "numeric_any": "DOUBLE", "bool": "BOOLEAN", "json": "JSON",
-        "timestamptz": "TIMESTAMPTZ", "timestamp": "TIMESTAMP", "date": "DATE", "time": "TIME",
-        "timetz": "TIMETZ", "interval": "INTERVAL", "bytea": "BLOB", "uuid": "UUID",
+        "bool": "BOOLEAN", "json": "JSON", "timestamptz": "TIMESTAMPTZ",
+        "timestamp": "TIMESTAMP", "date": "DATE", "time": "TIME", "timetz": "TIMETZ",
+        "interval": "INTERVAL", "bytea": "BLOB", "uuid": "UUID",
     }.get(k, "VARCHAR")
 
 
 def duckdb_type(c: Column) -> str:
+    """The DuckDB type a column is created with (from the manifest's type only)."""
     f = family(c.type, c.enum)
     if f.kind == "array":
         assert f.element is not None
@@ -66,18 +95,49 @@ def duckdb_type(c: Column) -> str:
     return _scalar(f)
 
 
-def load_expression(text: str, c: Column) -> str:
-    """Expression converting the CSV text ``text`` (a quoted VARCHAR column) to the column."""
+def _ad_year(text: str) -> str:
+    """PostgreSQL's "YYYY-MM-DD... BC" as DuckDB's "-(YYYY-1)-MM-DD..." (1 BC is year 0)."""
+    year = f"CAST(split_part({text}, '-', 1) AS BIGINT) - 1"
+    rest = f"substr({text}, strpos({text}, '-'), length({text}) - strpos({text}, '-') - 2)"
+    return (f"CASE WHEN ends_with({text}, ' BC') THEN (CASE WHEN {year} = 0 THEN '0000' "
+            f"ELSE '-' || CAST({year} AS VARCHAR) END) || {rest} ELSE {text} END")
+
+
+def load_expression(text: str, c: Column, widened: bool = False) -> str:
+    """Expression converting the CSV text ``text`` (a quoted VARCHAR column) to the column
+    (``widened``: the column is VARCHAR in the replica, see the module's docstring)."""
     f = family(c.type, c.enum)
     target = duckdb_type(c)
-    if f.kind == "array":
-        if target == "VARCHAR":
-            return text
-        return f"CAST(topoff_pg_array({text}) AS {target})"
-    if target == "VARCHAR":
+    if widened or target == "VARCHAR":
         return text
+    if f.kind == "array":
+        return f"CAST(topoff_pg_array({text}) AS {target})"
     if f.kind == "bytea":
         return f"unhex(substr({text}, 3))"
     if f.kind == "interval":
         return f"CAST(replace({text}, '+', '') AS INTERVAL)"
+    if f.kind in ("date", "timestamp", "timestamptz"):
+        return f"CAST({_ad_year(text)} AS {target})"
     return f"CAST({text} AS {target})"
+
+
+def misfit_check(text: str, c: Column) -> str | None:
+    """A condition true for the CSV texts the column's DuckDB type cannot hold exactly
+    (then the column is widened to VARCHAR), or None when every value fits."""
+    f = family(c.type, c.enum)
+    if f.kind == "numeric":
+        return f"{text} = 'NaN'"
+    if f.kind == "array" and duckdb_type(c) != "VARCHAR":
+        return f"(starts_with({text}, '[') OR starts_with({text}, '{{{{'))"
+    if f.kind == "json" and f.pg_type == "json":
+        return f"NOT json_valid({text})"
+    return None
+
+
+def stored_as_text(expr: str, c: Column) -> str:
+    """A value of the column's DuckDB type as PostgreSQL's text (to widen a column)."""
+    f = family(c.type, c.enum)
+    if f.kind == "array":
+        assert f.element is not None
+        return pg_array_text(expr, f.element)
+    return f"CAST({expr} AS VARCHAR)"  # DECIMAL(p,s) prints its scale, JSON its text
