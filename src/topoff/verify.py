@@ -225,8 +225,7 @@ def _after(day: str | None, last_day: date) -> bool:
 
 
 def _source_ref(t: TableDef) -> TableRef:
-    schema, name = t.source.split(".", 1)
-    return TableRef(schema, name)
+    return t.source_ref()
 
 
 def _days_of(target: Target, table: TableDef, src_conn: Any) -> list[date]:

@@ -85,18 +85,32 @@ class TableDef:
     cursor: str | None
     cursor_type: str | None
     cursor_timezone: str
+    #: the table's schema and name in the dataset (``source`` joins them with a dot, which
+    #: is ambiguous when a name holds one); None in ledgers written before they were kept
+    source_parts: tuple[str, str] | None = None
 
     @classmethod
     def from_entry(cls, entry: TableEntry, target: TableRef) -> TableDef:
         return cls(entry.qualified, target, entry.method, list(entry.columns),
                    list(entry.primary_key), entry.cursor, entry.cursor_type,
-                   entry.cursor_timezone)
+                   entry.cursor_timezone, (entry.schema, entry.name))
 
     def to_json(self) -> str:
-        return json.dumps({"method": self.method, "columns": [c.to_json() for c in self.columns],
-                           "primary_key": self.primary_key, "cursor": self.cursor,
-                           "cursor_type": self.cursor_type,
-                           "cursor_timezone": self.cursor_timezone})
+        d: dict[str, Any] = {"method": self.method, "columns": [c.to_json() for c in self.columns],
+             "primary_key": self.primary_key, "cursor": self.cursor,
+             "cursor_type": self.cursor_type, "cursor_timezone": self.cursor_timezone}
+        if self.source_parts is not None:
+            d["source_schema"], d["source_name"] = self.source_parts
+        return json.dumps(d)
+
+    def source_ref(self) -> TableRef:
+        """The table in the source database this replica table was exported from."""
+        if self.source_parts is not None:
+            return TableRef(*self.source_parts)
+        if f"{self.target.schema}.{self.target.name}" == self.source:
+            return self.target
+        schema, name = self.source.split(".", 1)
+        return TableRef(schema, name)
 
     @classmethod
     def from_row(cls, source: str, schema: str, name: str, definition: str) -> TableDef:
@@ -104,7 +118,8 @@ class TableDef:
         return cls(source, TableRef(schema, name), d["method"],
                    [Column(c["name"], c["type"], c.get("nullable", True), c.get("enum"))
                     for c in d["columns"]], d["primary_key"], d["cursor"], d["cursor_type"],
-                   d["cursor_timezone"])
+                   d["cursor_timezone"],
+                   (d["source_schema"], d["source_name"]) if "source_schema" in d else None)
 
 
 @dataclass
