@@ -16,6 +16,7 @@ from topoff.dataset.layout import Window
 from topoff.demo import sample
 from topoff.errors import SafetyError
 from topoff.export.incremental import export_incremental
+from topoff.export.queries import comparable, hash_algorithm
 from topoff.export.windows import choose_window, yesterday
 from topoff.stores import open_store
 
@@ -302,3 +303,56 @@ def test_a_view_is_rechecked_by_content_hash(datanommer, dest):
         "SELECT count(*) FROM koji_messages WHERE \"timestamp\" >= %s AND \"timestamp\" < %s",
         (d, y))[0][0]
     assert len(read_table(store, m, "public.koji_messages").rows) == expected
+
+
+EQUAL_BUT_DIFFERENT = {
+    "float-negative-zero": ("f", "'-0'::float8", "'0'::float8"),
+    "interval-month": ("i", "'1 mon'::interval", "'30 days'::interval"),
+    "numeric-scale": ("n", "0.1", "0.10"),
+    "array-bounds": ("a", "'[0:2]={1,2,3}'::int[]", "'{1,2,3}'::int[]"),
+}
+
+
+@pytest.mark.parametrize("change", list(EQUAL_BUT_DIFFERENT), ids=list(EQUAL_BUT_DIFFERENT))
+def test_a_change_equal_under_the_types_equality_is_republished(db, dest, change):
+    """Values a type's hash calls equal but whose text differs: the exported text
+    changed, so the day gets a new revision carrying the new text."""
+    column, before, after = EQUAL_BUT_DIFFERENT[change]
+    # the per-type hashes call them equal; their text differs
+    assert db.standby_query(
+        f"SELECT hash_record_extended(ROW({before}), 0) = hash_record_extended(ROW({after}), 0),"
+        f" ({before})::text <> ({after})::text")[0] == (True, True)
+    d = yesterday() - timedelta(days=1)
+    db.execute(
+        "CREATE TABLE odd (id integer PRIMARY KEY, t timestamptz NOT NULL, f float8,"
+        " i interval, n numeric, a integer[]); CREATE INDEX ON odd (t);"
+        f"INSERT INTO odd SELECT g, '{d} 00:00+00'::timestamptz + g * interval '1 minute',"
+        " 1.5, '2 days', 7, '{4}' FROM generate_series(1, 20) g;"
+        f"UPDATE odd SET {column} = {before} WHERE id = 3")
+    config = make_config(db, '[tables.odd]\ncursor = "t"\n', lookback_days=1)
+    store = open_store(str(dest))
+    run(config.with_export(lookback_days=0), store, d)
+    db.execute(f"UPDATE odd SET {column} = {after} WHERE id = 3")
+    # the xmin check cannot decide (an update left the count as it was): the hash decides
+    result = run(config, store, d + timedelta(days=1))
+    [recheck] = result.manifests[-1].rechecked
+    assert (recheck["window"], recheck["result"]) == (d.isoformat(), "changed-hash")
+    assert [p.id for p in result.publications] == [rev(d, 2), rev(d + timedelta(days=1), 1)]
+    odd = read_table(store, result.manifests[0], "public.odd")
+    [row] = [r for r in odd.rows if r[odd.header.index("id")] == "3"]
+    expected = db.standby_query(f"SELECT ({after})::text")[0][0]
+    assert row[odd.header.index(column)] == expected
+    assert result.manifests[0].tables["public.odd"].content_hash.startswith("rt1:")
+    # a run after it finds the new revision unchanged, by the same hash
+    again = run(config, store, d + timedelta(days=1))
+    assert again.publications == [] and d.isoformat() in again.unchanged
+
+
+def test_hashes_of_older_versions_never_compare_equal():
+    """An ``rh1`` hash (hash_record_extended, by older versions) is never computed again:
+    a day published with one is re-exported rather than judged unchanged."""
+    assert hash_algorithm(150000) == "rt1" and hash_algorithm(100000) == "md5"
+    assert not comparable("rh1:42", 150000)
+    assert not comparable(None, 150000)
+    assert comparable("rt1:42", 150000) and comparable("md5:42", 100000)
+    assert not comparable("md5:42", 150000)

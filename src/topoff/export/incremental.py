@@ -38,10 +38,8 @@ from topoff.dataset.readme import incremental_readme
 from topoff.errors import SafetyError
 from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
 from topoff.export.queries import (
-    MD5_HASH,
-    RECORD_HASH,
-    algorithm_of,
     changed_since_query,
+    comparable,
     copy_statement,
     hash_algorithm,
     hash_query,
@@ -179,10 +177,11 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
         if count != entry.rows:
             plan.how = "changed-count"
             return plan
-    algorithm = algorithm_of(entry.content_hash)
-    if algorithm is None or (algorithm == RECORD_HASH and info.server_version_num < 140000):
+    if not comparable(entry.content_hash, info.server_version_num):
+        # no hash, or one of an algorithm this version does not compute (e.g. rh1)
         plan.how = "no-comparable-hash"
         return plan
+    algorithm = hash_algorithm(info.server_version_num)
     count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
     plan.rows_now = count
     if count == entry.rows and digest == entry.content_hash:
@@ -216,10 +215,7 @@ def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
     target = plans[-1]
     for t in (t for t in tables if not t.config.cursor):
         pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
-        algorithm = algorithm_of(entry.content_hash if entry else None) or \
-            hash_algorithm(info.server_version_num)
-        if algorithm == RECORD_HASH and info.server_version_num < 140000:
-            algorithm = MD5_HASH
+        algorithm = hash_algorithm(info.server_version_num)
         count, digest = conn.execute(hash_query(t, None, algorithm)).fetchone()  # type: ignore[misc]
         same = (entry is not None and entry.content_hash == digest and entry.rows == count
                 and _same_shape(entry, t))
