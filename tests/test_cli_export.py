@@ -168,8 +168,8 @@ def bad_arguments(source):
                              "database does not exist", "database name"),
         "primary": (["full", "--source", source.primary_url], 4, "pg_is_in_recovery",
                     "--allow-primary"),
-        "today": (["incremental", "--date", str(yesterday() + timedelta(days=1))], 4,
-                  "may still be incomplete", "--force"),
+        "today": (["incremental", "--date", str(yesterday() + timedelta(days=1)), "--force"],
+                  2, "is in the future", "once it has ended"),
     }
 
 

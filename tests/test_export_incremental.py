@@ -14,7 +14,7 @@ from topoff.dataset import layout
 from topoff.dataset.index import read_index
 from topoff.dataset.layout import Window
 from topoff.demo import sample
-from topoff.errors import SafetyError
+from topoff.errors import ConfigError
 from topoff.export.incremental import export_incremental
 from topoff.export.queries import comparable, hash_algorithm
 from topoff.export.windows import choose_window, yesterday
@@ -183,7 +183,8 @@ def test_running_a_day_again_publishes_nothing_until_it_changes(datanommer, conf
     assert m.tables["public.packages"].unchanged_since == rev(y, 1)
 
 
-def test_an_open_day_is_refused_unless_forced(datanommer, config, dest):
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+def test_a_window_that_has_not_ended_is_in_the_future(datanommer, config, dest, force):
     store = open_store(str(dest))
     today = datetime.now(UTC).date()
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -191,20 +192,15 @@ def test_an_open_day_is_refused_unless_forced(datanommer, config, dest):
         sample.add_messages(conn, today, 3, tag="today", span=now - datetime(
             today.year, today.month, today.day))
     datanommer.sync()
-    with pytest.raises(SafetyError) as info:
-        run(config, store, today)
-    assert "may still be incomplete" in info.value.message
-    assert "--force" in info.value.hint
-    assert not dest.exists() or files_under(dest) == []
-    # a window that has not ended yet is refused too
-    with pytest.raises(SafetyError):
-        export_incremental(config, store, choose_window(
+    for window in (Window.day(today), Window.day(today + timedelta(days=30)), choose_window(
             None, (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-            (datetime.now(UTC) + timedelta(hours=1)).isoformat()))
+            (datetime.now(UTC) + timedelta(hours=1)).isoformat())):
+        with pytest.raises(ConfigError) as info:
+            export_incremental(config, store, window, force=force)
+        assert f"{window.label} is in the future" in info.value.message
+        assert "ends at" in info.value.message and "once it has ended" in info.value.hint
+    assert not dest.exists() or files_under(dest) == []
     assert read_index(store) is None
-    result = run(config.with_export(lookback_days=0), store, today, force=True)
-    assert [p.id for p in result.publications] == [rev(today, 1)]
-    assert result.manifests[0].tables["public.messages"].rows == 3
 
 
 def test_a_window_given_by_since_and_until(datanommer, config, dest):

@@ -14,8 +14,9 @@ re-checks the ``lookback_days`` days before the window, in the same snapshot:
    canonical content hash of the day decides.
 
 A changed day gets a new revision that replaces the old one for consumers. A window is
-exported only once the standby has replayed past its end (``pg_last_xact_replay_timestamp``,
-or the WAL receiver's last report when the primary is quiet), unless ``force`` is given.
+exported only once it has ended, and once the standby has replayed past its end
+(``pg_last_xact_replay_timestamp``, or the WAL receiver's last report when the primary is
+quiet: see :class:`topoff.safety.ReplayState`), unless ``force`` is given.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
-from topoff.errors import SafetyError
+from topoff.errors import ConfigError, SafetyError
 from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
 from topoff.export.queries import (
     changed_since_query,
@@ -85,39 +86,40 @@ class WindowPlan:
         return self.previous_pub is None or any(tp.export for tp in self.tables)
 
 
-def _replayed_until(conn: psycopg.Connection, info: SnapshotInfo) -> datetime | None:
-    """The latest instant up to which the server has applied everything the primary did."""
-    if not info.in_recovery:
-        return info.time
-    best = info.replay_timestamp
-    # On a quiet primary no commits arrive, so the replay timestamp stands still; the WAL
-    # receiver's last report from the primary (visible with pg_read_all_stats) says more.
-    row = conn.execute(
-        "SELECT latest_end_time FROM pg_stat_wal_receiver WHERE status = 'streaming' "
-        "AND latest_end_lsn <= pg_last_wal_replay_lsn()").fetchone()
-    if row and row[0] is not None and (best is None or row[0] > best):
-        best = row[0]
-    return best
-
-
-def _check_closed(conn: psycopg.Connection, info: SnapshotInfo, window: Window,
-                  tables: list[SourceTable], force: bool) -> None:
+def _check_closed(info: SnapshotInfo, window: Window, tables: list[SourceTable],
+                  force: bool) -> None:
+    """Refuse a window that has not ended, or that the standby has not replayed past."""
     needed = max([closing_instant(window.end, t.cursor_type, t.config.cursor_timezone)
                   for t in tables if t.config.cursor] or [window.end])
-    replayed = _replayed_until(conn, info)
+    now = max(datetime.now(UTC), info.time)
+    if needed > now:
+        raise ConfigError(
+            f"{window.label} is in the future: it ends at {needed.isoformat()}, and it is "
+            f"{now.replace(microsecond=0).isoformat()} now",
+            hint="export a window once it has ended (the default is yesterday, UTC); "
+            "--force does not publish windows that have not ended")
+    replay = info.replay
+    replayed = replay.until if replay is not None else info.time
     if replayed is not None and replayed >= needed:
         return
-    where = "the standby has replayed the primary" if info.in_recovery else "the primary is"
     seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
+    message = (f"the standby has replayed the primary only up to {seen}" if info.in_recovery
+               else f"the primary's snapshot is at {seen}")
+    if replay is not None and replay.paused:
+        message += " (WAL replay is paused on the standby)"
+    elif replay is not None and replay.receiver == "streaming" and not replay.caught_up:
+        message += (f" (replayed WAL up to {replay.replay_lsn}, the primary has written up to "
+                    f"{replay.primary_end_lsn})")
     if force:
-        log.warning("%s may be incomplete: %s only up to %s (--force given)", window.label,
-                    where, seen)
+        log.warning("%s may be incomplete: %s (--force given)", window.label, message)
         return
-    raise SafetyError(
-        f"{window.label} may still be incomplete: {where} only up to {seen}, before "
-        f"{needed.isoformat()}",
-        hint="run again later (or pass --force to publish it anyway; a later run republishes "
-        "the day if rows arrive)")
+    hint = ("run again later (or pass --force to publish it anyway; a later run republishes "
+            "the day if rows arrive)")
+    if replay is not None and replay.receiver == "hidden":
+        hint = ("this role cannot see the standby's WAL receiver, so a quiet primary keeps the "
+                "day open: GRANT pg_read_all_stats TO the export's role; or " + hint)
+    raise SafetyError(f"{window.label} may still be incomplete: {message}, before "
+                      f"{needed.isoformat()}", hint=hint)
 
 
 def _previous_entry(index: Index | None, store: Store, window: Window,
@@ -297,7 +299,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
             conn = session.conn
             assert conn is not None
             tables = introspect(conn, config)
-            _check_closed(conn, info, window, tables, force)
+            _check_closed(info, window, tables, force)
             lock_tables(conn, tables)
             index = read_index(store, config.dataset)
             runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,
