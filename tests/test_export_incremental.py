@@ -352,3 +352,22 @@ def test_hashes_of_older_versions_never_compare_equal():
     assert not comparable(None, 150000)
     assert comparable("rt1:42", 150000) and comparable("md5:42", 100000)
     assert not comparable("md5:42", 150000)
+
+
+def test_the_suggested_index_is_sql_that_runs(db, dest, caplog):
+    """The warning about a missing cursor index prints identifiers quoted as SQL needs them:
+    its CREATE INDEX statement runs as printed."""
+    db.execute('CREATE TABLE "Odd Notes" (id integer PRIMARY KEY, "Sent At" timestamptz);'
+               "INSERT INTO \"Odd Notes\" VALUES (1, now() - interval '2 days')")
+    config = make_config(db, '[tables."Odd Notes"]\ncursor = "Sent At"\n')
+    with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
+        run(config, open_store(str(dest)), yesterday())
+    [line] = [r.getMessage() for r in caplog.records if "no index starts" in r.getMessage()]
+    assert 'cursor column "Sent At"' in line
+    statement = line[line.index("CREATE INDEX"):].removesuffix(")")
+    assert statement == 'CREATE INDEX ON "public"."Odd Notes" ("Sent At")'
+    db.execute(statement)
+    caplog.clear()
+    with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
+        run(config, open_store(str(dest)), yesterday())
+    assert not [r for r in caplog.records if "no index starts" in r.getMessage()]
