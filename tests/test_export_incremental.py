@@ -16,8 +16,9 @@ from topoff.dataset.layout import Window
 from topoff.demo import sample
 from topoff.errors import ConfigError
 from topoff.export.incremental import export_incremental
-from topoff.export.queries import comparable, hash_algorithm
+from topoff.export.queries import hash_algorithm, recheck_algorithm
 from topoff.export.windows import choose_window, yesterday
+from topoff.sources.catalog import introspect
 from topoff.stores import open_store
 
 CURSOR_TABLES = {"public.messages": "timestamp", "public.users_messages": "msg_timestamp",
@@ -338,20 +339,28 @@ def test_a_change_equal_under_the_types_equality_is_republished(db, dest, change
     [row] = [r for r in odd.rows if r[odd.header.index("id")] == "3"]
     expected = db.standby_query(f"SELECT ({after})::text")[0][0]
     assert row[odd.header.index(column)] == expected
-    assert result.manifests[0].tables["public.odd"].content_hash.startswith("rt1:")
+    assert result.manifests[0].tables["public.odd"].content_hash.startswith("cs1:")
     # a run after it finds the new revision unchanged, by the same hash
     again = run(config, store, d + timedelta(days=1))
     assert again.publications == [] and d.isoformat() in again.unchanged
 
 
-def test_hashes_of_older_versions_never_compare_equal():
+def test_hashes_of_older_versions_never_compare_equal(datanommer, config):
     """An ``rh1`` hash (hash_record_extended, by older versions) is never computed again:
     a day published with one is re-exported rather than judged unchanged."""
+    with datanommer.standby() as conn:
+        tables = {t.qualified: t for t in introspect(conn, config)}
+    messages, users = tables["public.messages"], tables["public.users"]
     assert hash_algorithm(150000) == "rt1" and hash_algorithm(100000) == "md5"
-    assert not comparable("rh1:42", 150000)
-    assert not comparable(None, 150000)
-    assert comparable("rt1:42", 150000) and comparable("md5:42", 100000)
-    assert not comparable("md5:42", 150000)
+    for table in (messages, users):
+        assert recheck_algorithm("rh1:42", table, 150000) is None
+        assert recheck_algorithm(None, table, 150000) is None
+        assert recheck_algorithm("md5:42", table, 150000) is None
+        assert recheck_algorithm("rt1:42", table, 150000) == "rt1"
+    assert recheck_algorithm("md5:42", messages, 100000) == "md5"
+    # the hash of the exported rows in (cursor, key) order: for cursor tables with a key
+    assert recheck_algorithm("cs1:ab", messages, 150000) == "cs1"
+    assert recheck_algorithm("cs1:ab", users, 150000) is None
 
 
 def test_the_suggested_index_is_sql_that_runs(db, dest, caplog):

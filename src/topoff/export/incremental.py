@@ -36,19 +36,21 @@ from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
-from topoff.errors import ConfigError, SafetyError
+from topoff.export.copy_out import copy_digest
 from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
 from topoff.export.queries import (
+    STREAM_HASH,
     changed_since_query,
-    comparable,
     copy_statement,
     hash_algorithm,
     hash_query,
+    recheck_algorithm,
+    stream_hashable,
     xmin_usable,
 )
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
 from topoff.export.session import SnapshotInfo, SnapshotSession
-from topoff.export.windows import closing_instant, days_back
+from topoff.export.windows import check_closed, days_back
 from topoff.safety import retry_on_recovery_conflict
 from topoff.sources.catalog import SourceTable, introspect
 from topoff.stores.base import Store
@@ -84,42 +86,6 @@ class WindowPlan:
     @property
     def changed(self) -> bool:
         return self.previous_pub is None or any(tp.export for tp in self.tables)
-
-
-def _check_closed(info: SnapshotInfo, window: Window, tables: list[SourceTable],
-                  force: bool) -> None:
-    """Refuse a window that has not ended, or that the standby has not replayed past."""
-    needed = max([closing_instant(window.end, t.cursor_type, t.config.cursor_timezone)
-                  for t in tables if t.config.cursor] or [window.end])
-    now = max(datetime.now(UTC), info.time)
-    if needed > now:
-        raise ConfigError(
-            f"{window.label} is in the future: it ends at {needed.isoformat()}, and it is "
-            f"{now.replace(microsecond=0).isoformat()} now",
-            hint="export a window once it has ended (the default is yesterday, UTC); "
-            "--force does not publish windows that have not ended")
-    replay = info.replay
-    replayed = replay.until if replay is not None else info.time
-    if replayed is not None and replayed >= needed:
-        return
-    seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
-    message = (f"the standby has replayed the primary only up to {seen}" if info.in_recovery
-               else f"the primary's snapshot is at {seen}")
-    if replay is not None and replay.paused:
-        message += " (WAL replay is paused on the standby)"
-    elif replay is not None and replay.receiver == "streaming" and not replay.caught_up:
-        message += (f" (replayed WAL up to {replay.replay_lsn}, the primary has written up to "
-                    f"{replay.primary_end_lsn})")
-    if force:
-        log.warning("%s may be incomplete: %s (--force given)", window.label, message)
-        return
-    hint = ("run again later (or pass --force to publish it anyway; a later run republishes "
-            "the day if rows arrive)")
-    if replay is not None and replay.receiver == "hidden":
-        hint = ("this role cannot see the standby's WAL receiver, so a quiet primary keeps the "
-                "day open: GRANT pg_read_all_stats TO the export's role; or " + hint)
-    raise SafetyError(f"{window.label} may still be incomplete: {message}, before "
-                      f"{needed.isoformat()}", hint=hint)
 
 
 def _previous_entry(index: Index | None, store: Store, window: Window,
@@ -179,12 +145,16 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
         if count != entry.rows:
             plan.how = "changed-count"
             return plan
-    if not comparable(entry.content_hash, info.server_version_num):
+    algorithm = recheck_algorithm(entry.content_hash, t, info.server_version_num)
+    if algorithm is None:
         # no hash, or one of an algorithm this version does not compute (e.g. rh1)
         plan.how = "no-comparable-hash"
         return plan
-    algorithm = hash_algorithm(info.server_version_num)
-    count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
+    if algorithm == STREAM_HASH:  # the window's rows as the export writes them
+        count, sha = copy_digest(conn, copy_statement(t, window, ordered=True))
+        digest = f"{STREAM_HASH}:{sha}"
+    else:
+        count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
     plan.rows_now = count
     if count == entry.rows and digest == entry.content_hash:
         plan.export, plan.how = False, "unchanged-hash"
@@ -239,6 +209,10 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     copies = results[key]
     entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
     entry.rows = sum(c.rows for c in copies)
+    if tp.counted is None and key + "#hash" not in results:
+        [copy] = copies  # one ordered COPY: its rows' hash is the content hash
+        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}"
+        return entry
     count, digest = tp.counted or results[key + "#hash"][0]
     if count != entry.rows:
         raise RuntimeError(f"{tp.table.qualified}: COPY gave {entry.rows} rows but count(*) "
@@ -279,7 +253,7 @@ def _units_for(wp: WindowPlan, info: SnapshotInfo) -> list[CopyUnit | HashUnit]:
         cursor_w = wp.window if tp.table.config.cursor else None
         units.append(CopyUnit(key, tp.table, copy_statement(tp.table, cursor_w, ordered=True),
                               _namer(wp.pub_id, tp.table, wp.window)))
-        if tp.table.config.cursor:
+        if tp.table.config.cursor and not stream_hashable(tp.table):
             units.append(HashUnit(key + "#hash", tp.table, hash_query(
                 tp.table, cursor_w, hash_algorithm(info.server_version_num))))
     return units
@@ -299,7 +273,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
             conn = session.conn
             assert conn is not None
             tables = introspect(conn, config)
-            _check_closed(info, window, tables, force)
+            check_closed(info, window, tables, force)
             lock_tables(conn, tables)
             index = read_index(store, config.dataset)
             runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,

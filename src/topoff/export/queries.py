@@ -66,7 +66,9 @@ def copy_statement(t: SourceTable, window: Window | None = None,
 #: arrays with other bounds). ``md5`` (older servers): the canonical md5 sum (canonical.py).
 #: ``rh1`` (hash_record_extended, which follows each type's equality) was written by older
 #: versions: it is never computed again, so a published ``rh1`` hash compares as "changed".
-ROW_TEXT_HASH, MD5_HASH, OLD_RECORD_HASH = "rt1", "md5", "rh1"
+#: ``cs1``: the sha256 of the day's CSV data rows as exported, in (cursor, key) order,
+#: taken while the files are written (no extra pass); for cursor tables with a key.
+ROW_TEXT_HASH, MD5_HASH, OLD_RECORD_HASH, STREAM_HASH = "rt1", "md5", "rh1", "cs1"
 
 
 def hash_algorithm(server_version_num: int) -> str:
@@ -80,9 +82,19 @@ def algorithm_of(content_hash: str | None) -> str | None:
     return content_hash.split(":", 1)[0] if ":" in content_hash else MD5_HASH
 
 
-def comparable(content_hash: str | None, server_version_num: int) -> bool:
-    """Whether this run computes hashes the way ``content_hash`` was computed."""
-    return algorithm_of(content_hash) == hash_algorithm(server_version_num)
+def stream_hashable(t: SourceTable) -> bool:
+    """Whether a window's ordered COPY gives its rows in one order only: (cursor, key)."""
+    return bool(t.config.cursor and t.primary_key)
+
+
+def recheck_algorithm(content_hash: str | None, t: SourceTable,
+                      server_version_num: int) -> str | None:
+    """How to hash a window now to compare it with a published ``content_hash``; None when
+    this version cannot compute a comparable hash (no hash, or an ``rh1`` one)."""
+    algorithm = algorithm_of(content_hash)
+    if algorithm == STREAM_HASH:
+        return STREAM_HASH if stream_hashable(t) else None
+    return algorithm if algorithm == hash_algorithm(server_version_num) else None
 
 
 def hash_query(t: SourceTable, window: Window | None = None,

@@ -48,6 +48,8 @@ class HashUnit:
 class CopyResult:
     files: list[DataFile] = field(default_factory=list)
     rows: int = 0
+    #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256)
+    content_sha256: str = ""
 
 
 class Runner:
@@ -101,7 +103,7 @@ class Runner:
         progress(writer.rows)
         if self.hook:
             self.hook("table_done", table=unit.table.qualified, key=unit.key, rows=writer.rows)
-        return CopyResult(files, writer.rows)
+        return CopyResult(files, writer.rows, writer.content_sha256)
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
         row = self._conn().execute(unit.statement).fetchone()
