@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from support.dataset import files_under, read_dataset, read_table, topoff_log
+from support.dataset import (
+    checked_bytes,
+    decompress,
+    files_under,
+    read_dataset,
+    read_table,
+    topoff_log,
+)
 from support.pg import make_config
+from topoff.config import parse_size
 from topoff.dataset import layout
 from topoff.dataset.index import read_index
 from topoff.dataset.layout import Window
@@ -380,3 +389,23 @@ def test_the_suggested_index_is_sql_that_runs(db, dest, caplog):
     with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
         run(config, open_store(str(dest)), yesterday())
     assert not [r for r in caplog.records if "no index starts" in r.getMessage()]
+
+
+def test_a_days_content_hash_is_the_sha256_of_its_rows_as_published(datanommer, dest):
+    """cs1, as documented: sha256 of the data rows of the files, headers left out, in file
+    order; several files (small chunks) give the same hash as one."""
+    y = yesterday()
+    hashes = {}
+    for chunk in ("64KiB", "256MiB"):
+        config = make_config(datanommer, lookback_days=0, chunk_bytes=parse_size(chunk, "chunk"))
+        store = open_store(str(dest / chunk))
+        [m] = run(config, store, y).manifests
+        entry = m.tables["public.messages"]
+        assert (len(entry.files) > 1) == (chunk == "64KiB")
+        rows = b""
+        for f in entry.files:
+            text = decompress(checked_bytes(store, m, f))
+            rows += text[text.index(b"\n") + 1:]
+        assert entry.content_hash == f"cs1:{hashlib.sha256(rows).hexdigest()}"
+        hashes[chunk] = entry.content_hash
+    assert len(set(hashes.values())) == 1
