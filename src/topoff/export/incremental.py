@@ -11,7 +11,8 @@ re-checks the ``lookback_days`` days before the window, in the same snapshot:
    xmin, and a removed row changes the count, so *same count and no newer row* means
    the day is unchanged.
 2. Otherwise (or when that xmin is too old to compare, or the table is a view) the
-   canonical content hash of the day decides.
+   day's content hash decides: a hash of its rows' exported text, so any change in that
+   text counts (``cs1`` or ``rt1``, see queries.py).
 
 A changed day gets a new revision that replaces the old one for consumers. A window is
 exported only once it has ended, and once the standby has replayed past its end
