@@ -11,7 +11,9 @@ two link tables) on a primary with a streaming hot standby, then reads the stand
   so it does its usual 3-day late-row recheck; and once more with --lookback-days 0)
   against ``psql \\copy (SELECT ... WHERE cursor in the day) TO STDOUT CSV | zstd`` for
   the same three tables; for an ordinary day of the database, and for the newest day,
-  which holds ``--big-day`` messages (about 50 MB compressed, datanommer's daily size).
+  which holds ``--big-day`` messages (about 50 MB compressed, datanommer's daily size);
+* the re-check's slow path: the ordinary day again after a no-op UPDATE in the day before
+  it, which the re-check then has to hash, against the same export without re-check.
 
 Each command runs ``--repeat`` times, interleaved with the others; the median is shown.
 Targets: one day within 1.3x of the psql pipeline; the full export no slower than
@@ -89,13 +91,16 @@ def main() -> None:
         one = []
         for day, task in days:
             one += _one_day(out, cfg, src, day, task, args.repeat)
+        rehash_task = f"one day ({args.per_day // 1000}k), the day before re-hashed"
+        one += _rehash(out, cfg, src, cluster, days[0][0], rehash_task, args.repeat)
     finally:
         cluster.close()
     print(f"\n{machine()}; {args.days - 1} days x {args.per_day:,} messages and one of "
           f"{args.big_day:,}; median of {args.repeat} runs\n")
     print_table("topoff export vs pg_dump and psql", full + one,
                 {"full export": "pg_dump | zstd -3",
-                 **{task: "psql \\copy | zstd -3" for _, task in days}})
+                 **{task: "psql \\copy | zstd -3" for _, task in days},
+                 rehash_task: "topoff ... -j2 --lookback-days 0"})
 
 
 def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -> list[Run]:
@@ -126,6 +131,28 @@ def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -
         run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())
     runs[3].out_mb = sum((out / (t + ".csv.zst")).stat().st_size for t in CURSOR) / 1e6
     return runs
+
+
+def _rehash(out: Path, cfg: str, src: str, cluster, day: date, task: str,  # type: ignore[no-untyped-def]
+            repeat: int) -> list[Run]:
+    """The re-check's slow path: a no-op UPDATE of one row of the day before ``day`` leaves
+    its count as it was but gives it a newer xmin, so every run hashes that day again
+    (cs1: its COPY is read once more, without compression). Against the same export with
+    no re-check at all."""
+    prev = day - timedelta(days=1)
+    with cluster.primary.connect("datanommer") as conn:
+        conn.execute("UPDATE messages SET topic = topic WHERE id = (SELECT min(id) FROM "
+                     "messages WHERE \"timestamp\" >= %s AND \"timestamp\" < %s)", (prev, day))
+    cluster.wait_replay(timeout=600)
+    base = out / f"base-{day}"
+    return median_runs([
+        ("topoff export incremental -j2", task,
+         topoff(f"export incremental {cfg} --to {out / 'rh'} --date {day}"),
+         fresh(out / "rh", base)),
+        ("topoff ... -j2 --lookback-days 0", task,
+         topoff(f"export incremental {cfg} --to {out / 'rh0'} --date {day} "
+                "--lookback-days 0"), fresh(out / "rh0", base)),
+    ], repeat)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
   Workers that import the snapshot cannot be DEFERRABLE, so they run SERIALIZABLE, READ ONLY.
 * A standby cancels queries whose snapshot holds back WAL replay ("conflict with
   recovery"). The whole snapshot is lost then, so the unit of retry is the whole export.
+  The same holds when the connection dies (the standby restarted): the export starts
+  again, and once a connection has been lost, "connection refused" or "starting up" while
+  reconnecting is retried too.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import psycopg
 
 from topoff.errors import SafetyError, SourceError
-from topoff.sources.postgres import display_url
+from topoff.sources.postgres import ServerUnavailable, display_url
 
 log = logging.getLogger("topoff")
 T = TypeVar("T")
@@ -44,6 +49,56 @@ def check_standby(conn: psycopg.Connection, url: str, allow_primary: bool) -> bo
     if not in_recovery:
         log.warning("reading the PRIMARY %s because --allow-primary was given", display_url(url))
     return bool(in_recovery)
+
+
+#: read before the snapshot is taken: everything replayed by then is visible to it
+_REPLAY_Q = """
+SELECT pg_last_xact_replay_timestamp(), pg_last_wal_replay_lsn()::text,
+       pg_is_wal_replay_paused(), r.pid IS NOT NULL, r.status, r.latest_end_lsn::text,
+       r.last_msg_send_time, coalesce(pg_last_wal_replay_lsn() >= r.latest_end_lsn, false)
+FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
+"""
+
+
+@dataclass(frozen=True)
+class ReplayState:
+    """How far a standby has replayed the primary, read just before a snapshot.
+
+    ``pg_last_xact_replay_timestamp()`` is the commit time of the last replayed transaction:
+    it stands still while the primary writes nothing. The WAL receiver also knows the
+    primary's WAL end as last reported (``latest_end_lsn``) and the primary's clock when it
+    reported it (``last_msg_send_time``); its keepalives keep coming while the primary is
+    idle. Replay at or past that LSN means everything the primary had written by that
+    time has been replayed.
+    """
+
+    replay_timestamp: datetime | None
+    replay_lsn: str | None
+    paused: bool
+    #: "streaming", another receiver status, "none" (no WAL receiver: archive recovery)
+    #: or "hidden" (the role lacks pg_read_all_stats)
+    receiver: str
+    primary_end_lsn: str | None
+    primary_time: datetime | None
+    caught_up: bool
+
+    @property
+    def until(self) -> datetime | None:
+        """The latest primary time up to which everything has been replayed."""
+        best = self.replay_timestamp
+        if self.receiver == "streaming" and self.caught_up and self.primary_time is not None \
+                and (best is None or self.primary_time > best):
+            best = self.primary_time
+        return best
+
+
+def replay_state(conn: psycopg.Connection) -> ReplayState:
+    """Read outside (before) the snapshot's transaction; see :class:`ReplayState`."""
+    row = conn.execute(_REPLAY_Q).fetchone()
+    assert row is not None
+    ts, lsn, paused, has_receiver, status, end_lsn, sent, caught_up = row
+    receiver = "none" if not has_receiver else (status or "hidden")
+    return ReplayState(ts, lsn, bool(paused), receiver, end_lsn, sent, bool(caught_up))
 
 
 def begin_statement(in_recovery: bool, worker: bool = False) -> str:
@@ -71,29 +126,65 @@ def conflict_hint() -> str:
             "(for example to 30min) so long exports are not cancelled by WAL replay")
 
 
+#: SQLSTATEs of a session the server ended: admin_shutdown, crash_shutdown,
+#: cannot_connect_now, connection_exception, connection_does_not_exist, connection_failure
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
+_LOST_TEXT = ("server closed the connection", "terminating connection", "connection refused",
+              "consuming input failed", "the connection is lost", "connection was lost",
+              "the connection is closed", "could not receive data", "could not send data",
+              "the database system is")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """The connection to the server died under the export (e.g. the standby restarted)."""
+    if not isinstance(exc, psycopg.OperationalError) or \
+            isinstance(exc, psycopg.errors.QueryCanceled):
+        return False
+    if getattr(exc, "sqlstate", None) in _LOST_STATES:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _LOST_TEXT)
+
+
+def lost_hint() -> str:
+    return ("check that the standby is running and accepts connections (its log says why it "
+            "stopped), then run again; [export] retry_attempts and retry_backoff set how long "
+            "topoff keeps trying")
+
+
 def retry_on_recovery_conflict(
     run: Callable[[int], T], attempts: int, backoff: float, what: str,
     cleanup: Callable[[], None] | None = None,
 ) -> T:
-    """Run ``run(attempt)``; on a recovery conflict clean up, wait and start it again."""
+    """Run ``run(attempt)``; when a recovery conflict cancels it or its connection is lost,
+    clean up, wait and start it again (a new snapshot), up to ``attempts`` times."""
     delay = backoff
+    lost = False
     for attempt in range(1, attempts + 1):
         try:
             return run(attempt)
         except Exception as e:
-            if not is_recovery_conflict(e):
+            conflict = is_recovery_conflict(e)
+            # Once a connection was lost, the server refusing or starting up is its restart.
+            if not conflict and not is_connection_lost(e) and not (
+                    lost and isinstance(e, ServerUnavailable)):
                 raise
+            lost = lost or not conflict
             if cleanup is not None:
                 cleanup()
-            first = str(e).strip().splitlines()[0]
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            why = "cancelled by a conflict with recovery" if conflict else \
+                "interrupted: the connection to the source was lost"
             if attempt == attempts:
+                if conflict:
+                    raise SourceError(
+                        f"{what} was cancelled {attempts} times by a conflict with recovery on "
+                        f"the standby ({first})", hint=conflict_hint()) from None
                 raise SourceError(
-                    f"{what} was cancelled {attempts} times by a conflict with recovery on the "
-                    f"standby ({first})",
-                    hint=conflict_hint(),
-                ) from None
-            log.warning("%s cancelled by conflict with recovery (%s); attempt %d of %d again in "
-                        "%.1fs", what, first, attempt + 1, attempts, delay)
+                    f"{what} lost its connection to the source {attempts} times, the last "
+                    f"time: {first}", hint=lost_hint()) from None
+            log.warning("%s %s (%s); attempt %d of %d again in %.1fs", what, why, first,
+                        attempt + 1, attempts, delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

@@ -4,6 +4,12 @@ Memory stays constant: rows are gathered into a small buffer, compressed by a st
 zstd writer whose output is hashed and counted as it is written to the store. A new file
 begins, with the CSV header again, once the current one holds ``chunk_bytes`` of CSV; a
 file always ends at a row boundary (libpq hands COPY data over one row at a time).
+
+zstd compresses in a thread of its own (``threads=1``: libzstd's worker, outside the GIL),
+so reading the next rows from the server overlaps compressing the previous ones, as in a
+``psql | zstd`` pipeline. The data rows (not the headers) are also hashed as they pass
+(:attr:`ChunkedWriter.content_sha256`): with rows in a fixed order, that is a hash of
+the exported text itself, at no extra read of the source.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from topoff.errors import StoreError
 from topoff.stores.base import Store
 
 BUFFER = 1 << 20  # CSV bytes gathered before a compressor call
+COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps reading
 
 
 class _HashingSink:
@@ -52,7 +59,8 @@ class ChunkedWriter:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
-        self.cctx = zstandard.ZstdCompressor(level=level)
+        self.cctx = zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+        self.content = hashlib.sha256()  # of the data rows of every file, in order
         self.on_progress = on_progress
         self.files: list[DataFile] = []
         self.written: list[str] = []
@@ -63,6 +71,7 @@ class ChunkedWriter:
         self._sink: _HashingSink | None = None
         self._zw: zstandard.ZstdCompressionWriter | None = None
         self._buf = bytearray()
+        self._skip = 0  # header bytes at the start of the buffer, not part of the content
         self._csv_bytes = 0
         self._chunk_rows = 0
         self._relative = ""
@@ -81,11 +90,23 @@ class ChunkedWriter:
         self._chunk_rows = 0
         assert self.header is not None
         self._buf += self.header
+        self._skip = len(self.header)
 
     def _flush(self) -> None:
         if self._buf and self._zw is not None:
-            self._zw.write(self._buf)
+            view = memoryview(self._buf)
+            try:
+                self.content.update(view[self._skip:])
+                self._zw.write(view)
+            finally:
+                view.release()
+            self._skip = 0
             self._buf.clear()
+
+    @property
+    def content_sha256(self) -> str:
+        """sha256 of the data rows written so far (headers left out), in order."""
+        return self.content.hexdigest()
 
     def _finish(self) -> None:
         assert self._zw is not None and self._sink is not None and self._open is not None
@@ -121,8 +142,7 @@ class ChunkedWriter:
                 self._finish()
                 zw, csv, count = None, 0, 0
             elif len(buf) >= BUFFER:
-                zw.write(buf)
-                buf.clear()
+                self._flush()
                 if progress is not None:
                     progress(self.rows + count)
         self._csv_bytes, self._chunk_rows = csv, count

@@ -13,6 +13,7 @@ the same errors (a recovery conflict stays recognisable).
 
 from __future__ import annotations
 
+import hashlib
 import select
 from collections.abc import Iterator
 
@@ -53,3 +54,18 @@ def copy_rows(conn: psycopg.Connection, statement: sql.Composable) -> Iterator[m
         if result is None:
             raise psycopg.OperationalError("COPY ended without a result")
         raise errors.error_from_result(result, encoding=encoding)
+
+
+def copy_digest(conn: psycopg.Connection, statement: sql.Composable) -> tuple[int, str]:
+    """Rows and sha256 of the data rows (the header left out) of a COPY ... HEADER true:
+    what :class:`topoff.export.chunks.ChunkedWriter` computes while writing the files."""
+    digest, buf, rows = hashlib.sha256(), bytearray(), -1
+    for row in copy_rows(conn, statement):
+        if rows >= 0:
+            buf += row
+            if len(buf) >= 1 << 20:
+                digest.update(buf)
+                buf.clear()
+        rows += 1
+    digest.update(buf)
+    return max(rows, 0), digest.hexdigest()

@@ -11,11 +11,13 @@ re-checks the ``lookback_days`` days before the window, in the same snapshot:
    xmin, and a removed row changes the count, so *same count and no newer row* means
    the day is unchanged.
 2. Otherwise (or when that xmin is too old to compare, or the table is a view) the
-   canonical content hash of the day decides.
+   day's content hash decides: a hash of its rows' exported text, so any change in that
+   text counts (``cs1`` or ``rt1``, see queries.py).
 
 A changed day gets a new revision that replaces the old one for consumers. A window is
-exported only once the standby has replayed past its end (``pg_last_xact_replay_timestamp``,
-or the WAL receiver's last report when the primary is quiet), unless ``force`` is given.
+exported only once it has ended, and once the standby has replayed past its end
+(``pg_last_xact_replay_timestamp``, or the WAL receiver's last report when the primary is
+quiet: see :class:`topoff.safety.ReplayState`), unless ``force`` is given.
 """
 
 from __future__ import annotations
@@ -35,21 +37,21 @@ from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
-from topoff.errors import SafetyError
+from topoff.export.copy_out import copy_digest
 from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
 from topoff.export.queries import (
-    MD5_HASH,
-    RECORD_HASH,
-    algorithm_of,
+    STREAM_HASH,
     changed_since_query,
     copy_statement,
     hash_algorithm,
     hash_query,
+    recheck_algorithm,
+    stream_hashable,
     xmin_usable,
 )
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
 from topoff.export.session import SnapshotInfo, SnapshotSession
-from topoff.export.windows import closing_instant, days_back
+from topoff.export.windows import check_closed, days_back
 from topoff.safety import retry_on_recovery_conflict
 from topoff.sources.catalog import SourceTable, introspect
 from topoff.stores.base import Store
@@ -85,41 +87,6 @@ class WindowPlan:
     @property
     def changed(self) -> bool:
         return self.previous_pub is None or any(tp.export for tp in self.tables)
-
-
-def _replayed_until(conn: psycopg.Connection, info: SnapshotInfo) -> datetime | None:
-    """The latest instant up to which the server has applied everything the primary did."""
-    if not info.in_recovery:
-        return info.time
-    best = info.replay_timestamp
-    # On a quiet primary no commits arrive, so the replay timestamp stands still; the WAL
-    # receiver's last report from the primary (visible with pg_read_all_stats) says more.
-    row = conn.execute(
-        "SELECT latest_end_time FROM pg_stat_wal_receiver WHERE status = 'streaming' "
-        "AND latest_end_lsn <= pg_last_wal_replay_lsn()").fetchone()
-    if row and row[0] is not None and (best is None or row[0] > best):
-        best = row[0]
-    return best
-
-
-def _check_closed(conn: psycopg.Connection, info: SnapshotInfo, window: Window,
-                  tables: list[SourceTable], force: bool) -> None:
-    needed = max([closing_instant(window.end, t.cursor_type, t.config.cursor_timezone)
-                  for t in tables if t.config.cursor] or [window.end])
-    replayed = _replayed_until(conn, info)
-    if replayed is not None and replayed >= needed:
-        return
-    where = "the standby has replayed the primary" if info.in_recovery else "the primary is"
-    seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
-    if force:
-        log.warning("%s may be incomplete: %s only up to %s (--force given)", window.label,
-                    where, seen)
-        return
-    raise SafetyError(
-        f"{window.label} may still be incomplete: {where} only up to {seen}, before "
-        f"{needed.isoformat()}",
-        hint="run again later (or pass --force to publish it anyway; a later run republishes "
-        "the day if rows arrive)")
 
 
 def _previous_entry(index: Index | None, store: Store, window: Window,
@@ -179,11 +146,16 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
         if count != entry.rows:
             plan.how = "changed-count"
             return plan
-    algorithm = algorithm_of(entry.content_hash)
-    if algorithm is None or (algorithm == RECORD_HASH and info.server_version_num < 140000):
+    algorithm = recheck_algorithm(entry.content_hash, t, info.server_version_num)
+    if algorithm is None:
+        # no hash, or one of an algorithm this version does not compute (e.g. rh1)
         plan.how = "no-comparable-hash"
         return plan
-    count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
+    if algorithm == STREAM_HASH:  # the window's rows as the export writes them
+        count, sha = copy_digest(conn, copy_statement(t, window, ordered=True))
+        digest = f"{STREAM_HASH}:{sha}"
+    else:
+        count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
     plan.rows_now = count
     if count == entry.rows and digest == entry.content_hash:
         plan.export, plan.how = False, "unchanged-hash"
@@ -216,10 +188,7 @@ def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
     target = plans[-1]
     for t in (t for t in tables if not t.config.cursor):
         pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
-        algorithm = algorithm_of(entry.content_hash if entry else None) or \
-            hash_algorithm(info.server_version_num)
-        if algorithm == RECORD_HASH and info.server_version_num < 140000:
-            algorithm = MD5_HASH
+        algorithm = hash_algorithm(info.server_version_num)
         count, digest = conn.execute(hash_query(t, None, algorithm)).fetchone()  # type: ignore[misc]
         same = (entry is not None and entry.content_hash == digest and entry.rows == count
                 and _same_shape(entry, t))
@@ -241,6 +210,10 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     copies = results[key]
     entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
     entry.rows = sum(c.rows for c in copies)
+    if tp.counted is None and key + "#hash" not in results:
+        [copy] = copies  # one ordered COPY: its rows' hash is the content hash
+        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}"
+        return entry
     count, digest = tp.counted or results[key + "#hash"][0]
     if count != entry.rows:
         raise RuntimeError(f"{tp.table.qualified}: COPY gave {entry.rows} rows but count(*) "
@@ -281,7 +254,7 @@ def _units_for(wp: WindowPlan, info: SnapshotInfo) -> list[CopyUnit | HashUnit]:
         cursor_w = wp.window if tp.table.config.cursor else None
         units.append(CopyUnit(key, tp.table, copy_statement(tp.table, cursor_w, ordered=True),
                               _namer(wp.pub_id, tp.table, wp.window)))
-        if tp.table.config.cursor:
+        if tp.table.config.cursor and not stream_hashable(tp.table):
             units.append(HashUnit(key + "#hash", tp.table, hash_query(
                 tp.table, cursor_w, hash_algorithm(info.server_version_num))))
     return units
@@ -301,7 +274,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
             conn = session.conn
             assert conn is not None
             tables = introspect(conn, config)
-            _check_closed(conn, info, window, tables, force)
+            check_closed(info, window, tables, force)
             lock_tables(conn, tables)
             index = read_index(store, config.dataset)
             runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,

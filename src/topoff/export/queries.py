@@ -11,7 +11,6 @@ from psycopg import sql
 from topoff.canonical import pg_hash_sum
 from topoff.dataset.bounds import cursor_bounds
 from topoff.dataset.layout import Window
-from topoff.pgtypes import family
 from topoff.sources.catalog import SourceTable
 
 XID_WRAP = 1 << 32
@@ -60,15 +59,20 @@ def copy_statement(t: SourceTable, window: Window | None = None,
         cols=column_list(t), table=t.ident, where=where_clause(t, window, extra), order=order)
 
 
-#: content_hash algorithms: the per-type hash functions of hash_record_extended
-#: (PostgreSQL 14+, cheap: no text conversion), or md5 of the canonical row text
-RECORD_HASH, MD5_HASH = "rh1", "md5"
-_HASHABLE = {"int", "float", "numeric", "numeric_any", "bool", "text", "bpchar", "timestamptz",
-             "timestamp", "date", "time", "timetz", "interval", "bytea", "uuid", "enum"}
+#: content_hash algorithms. ``rt1`` (PostgreSQL 11+): the sum of ``hashtextextended`` of
+#: each row's text, ``ROW(c1, ...)::text``, built from every exported column's output text:
+#: it changes whenever any value's exported text changes, even between values a type's
+#: equality calls equal (float8 -0 and 0, numeric 0.1 and 0.10, interval 1 mon and 30 days,
+#: arrays with other bounds). ``md5`` (older servers): the canonical md5 sum (canonical.py).
+#: ``rh1`` (hash_record_extended, which follows each type's equality) was written by older
+#: versions: it is never computed again, so a published ``rh1`` hash compares as "changed".
+#: ``cs1``: the sha256 of the day's CSV data rows as exported, in (cursor, key) order,
+#: taken while the files are written (no extra pass); for cursor tables with a key.
+ROW_TEXT_HASH, MD5_HASH, OLD_RECORD_HASH, STREAM_HASH = "rt1", "md5", "rh1", "cs1"
 
 
 def hash_algorithm(server_version_num: int) -> str:
-    return RECORD_HASH if server_version_num >= 140000 else MD5_HASH
+    return ROW_TEXT_HASH if server_version_num >= 110000 else MD5_HASH
 
 
 def algorithm_of(content_hash: str | None) -> str | None:
@@ -78,16 +82,23 @@ def algorithm_of(content_hash: str | None) -> str | None:
     return content_hash.split(":", 1)[0] if ":" in content_hash else MD5_HASH
 
 
-def _hashable(pg_type: str, enum: list[str] | None) -> bool:
-    f = family(pg_type, enum)
-    if f.kind == "array":
-        assert f.element is not None
-        f = f.element
-    return f.kind in _HASHABLE or (f.kind == "json" and f.pg_type == "jsonb")
+def stream_hashable(t: SourceTable) -> bool:
+    """Whether a window's ordered COPY gives its rows in one order only: (cursor, key)."""
+    return bool(t.config.cursor and t.primary_key)
+
+
+def recheck_algorithm(content_hash: str | None, t: SourceTable,
+                      server_version_num: int) -> str | None:
+    """How to hash a window now to compare it with a published ``content_hash``; None when
+    this version cannot compute a comparable hash (no hash, or an ``rh1`` one)."""
+    algorithm = algorithm_of(content_hash)
+    if algorithm == STREAM_HASH:
+        return STREAM_HASH if stream_hashable(t) else None
+    return algorithm if algorithm == hash_algorithm(server_version_num) else None
 
 
 def hash_query(t: SourceTable, window: Window | None = None,
-               algorithm: str = RECORD_HASH) -> sql.Composable:
+               algorithm: str = ROW_TEXT_HASH) -> sql.Composable:
     """count(*) and the content hash (``<algorithm>:<sum>``) of the exported columns.
 
     The producer compares these between its own runs; topoff verify uses the canonical
@@ -96,14 +107,13 @@ def hash_query(t: SourceTable, window: Window | None = None,
     if algorithm == MD5_HASH:
         return sql.SQL("SELECT count(*), 'md5:' || {h} FROM {table}{where}").format(
             h=pg_hash_sum(t.columns), table=t.ident, where=where_clause(t, window))
-    cols = sql.SQL(", ").join(
-        sql.Identifier(c.name) if _hashable(c.type, c.enum)
-        else sql.SQL("{}::text AS {}").format(sql.Identifier(c.name), sql.Identifier(c.name))
-        for c in t.columns)
-    # s.* is the whole row even when a column is itself named s
-    return sql.SQL("SELECT count(*), 'rh1:' || coalesce(sum(hash_record_extended(s.*, 0)), 0)"
-                   "::text FROM (SELECT {cols} FROM {table}{where}) AS s").format(
-        cols=cols, table=t.ident, where=where_clause(t, window))
+    if algorithm != ROW_TEXT_HASH:
+        raise ValueError(f"unknown content hash algorithm {algorithm!r}")
+    # ROW(...)::text is record_out over each column's output function: the text COPY writes,
+    # quoted so that different column texts always give different row texts.
+    return sql.SQL("SELECT count(*), 'rt1:' || coalesce(sum(hashtextextended(ROW({cols})::text, "
+                   "0)), 0)::text FROM {table}{where}").format(
+        cols=column_list(t), table=t.ident, where=where_clause(t, window))
 
 
 def xmin_usable(t: SourceTable, reference: int, now_xmax: int) -> bool:

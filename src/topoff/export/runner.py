@@ -20,7 +20,7 @@ from topoff.dataset.manifest import DataFile
 from topoff.export.chunks import ChunkedWriter
 from topoff.export.copy_out import copy_rows
 from topoff.export.session import SnapshotSession
-from topoff.safety import is_recovery_conflict
+from topoff.safety import is_connection_lost, is_recovery_conflict
 from topoff.sources.catalog import SourceTable
 from topoff.stores.base import Store
 
@@ -48,6 +48,8 @@ class HashUnit:
 class CopyResult:
     files: list[DataFile] = field(default_factory=list)
     rows: int = 0
+    #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256)
+    content_sha256: str = ""
 
 
 class Runner:
@@ -101,7 +103,7 @@ class Runner:
         progress(writer.rows)
         if self.hook:
             self.hook("table_done", table=unit.table.qualified, key=unit.key, rows=writer.rows)
-        return CopyResult(files, writer.rows)
+        return CopyResult(files, writer.rows, writer.content_sha256)
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
         row = self._conn().execute(unit.statement).fetchone()
@@ -155,9 +157,12 @@ class Runner:
         wait(futures)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
         if errors:
-            # A conflict with recovery is the cause; the other workers' errors are our cancels.
-            conflict = next((e for e in errors if is_recovery_conflict(e)), None)
-            raise conflict or next(
+            # A conflict with recovery or a lost connection (the standby restarted) is the
+            # cause; the other workers' errors follow from it (our cancels, a snapshot that
+            # vanished with the coordinator's session).
+            cause = next((e for e in errors if is_recovery_conflict(e)), None) or next(
+                (e for e in errors if is_connection_lost(e)), None)
+            raise cause or next(
                 (e for e in errors if not isinstance(e, psycopg.errors.QueryCanceled)), errors[0])
         out: dict[str, list[Any]] = {}
         for u, f in self._pending:

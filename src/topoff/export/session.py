@@ -20,7 +20,7 @@ from psycopg import sql
 from topoff import safety
 from topoff.dataset.manifest import Snapshot
 from topoff.errors import SafetyError
-from topoff.sources.postgres import connect, display_url
+from topoff.sources.postgres import ServerUnavailable, connect, display_url
 
 _SNAPSHOT_Q = """
 SELECT now(),
@@ -47,6 +47,8 @@ class SnapshotInfo:
     database: str
     server_version: str
     server_version_num: int
+    #: a standby's replay progress, read just before the snapshot
+    replay: safety.ReplayState | None = None
 
     def to_manifest(self) -> Snapshot:
         return Snapshot(
@@ -82,10 +84,11 @@ class SnapshotSession:
         conn = connect(self.url, self.application_name, autocommit=True)
         self.conn = conn
         in_recovery = safety.check_standby(conn, self.url, self.allow_primary)
+        replay = safety.replay_state(conn) if in_recovery else None
         conn.execute(safety.begin_statement(in_recovery))
         row = conn.execute(_SNAPSHOT_Q).fetchone()
         assert row is not None
-        info = SnapshotInfo(*row)
+        info = SnapshotInfo(*row, replay=replay)
         if info.in_recovery != in_recovery:
             raise SafetyError(f"{display_url(self.url)} changed role during the export (promoted?)",
                               hint="run the export again")
@@ -105,12 +108,23 @@ class SnapshotSession:
         snapshot_id = self.snapshot_id
         # Same server as the coordinator: a multi-host URL must not land a worker elsewhere.
         pin = {"host": self.conn.info.host, "port": str(self.conn.info.port)}
-        conn = connect(self.url, self.application_name + " worker", autocommit=True, **pin)
+        try:
+            conn = connect(self.url, self.application_name + " worker", autocommit=True, **pin)
+        except ServerUnavailable as e:  # it was there for the coordinator: it went away
+            raise psycopg.OperationalError(f"the connection was lost: {e.message}") from None
         with self._lock:
             self._workers.append(conn)
         safety.check_standby(conn, self.url, self.allow_primary)
         conn.execute(safety.begin_statement(self.info.in_recovery, worker=True))
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+        try:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                sql.Literal(snapshot_id)))
+        except psycopg.errors.InvalidParameterValue as e:
+            # The snapshot lives as long as the coordinator's transaction: its session ended
+            # (e.g. the standby restarted), which the export retries like a lost connection.
+            raise psycopg.OperationalError(
+                f"the export's snapshot is gone, the coordinator's connection was lost ({e})"
+            ) from e
         return conn
 
     def cancel_all(self) -> None:

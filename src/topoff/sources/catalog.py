@@ -182,7 +182,8 @@ def _one_table(conn: psycopg.Connection, tc: TableConfig, strict: bool) -> Sourc
     if tc.cursor and not has_cursor_index and relkind in ("r", "p", "m"):
         log.warning("%s: no index starts with cursor column %s; every incremental export scans "
                     "the whole table (create one on the primary: CREATE INDEX ON %s (%s))",
-                    tc.qualified, tc.cursor, tc.qualified, tc.cursor)
+                    tc.qualified, *[x.as_string(conn) for x in (
+                        sql.Identifier(tc.cursor), table.ident, sql.Identifier(tc.cursor))])
     return table
 
 

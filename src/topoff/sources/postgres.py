@@ -27,6 +27,15 @@ SESSION_SETTINGS = {
 }
 
 
+class ServerUnavailable(SourceError):
+    """The server refused the connection or is starting up or shutting down (for now)."""
+
+
+_UNAVAILABLE = ("connection refused", "the database system is starting up",
+                "the database system is shutting down", "the database system is not yet "
+                "accepting connections", "the database system is in recovery mode")
+
+
 def display_url(url: str) -> str:
     """The URL without its password, for messages and manifests."""
     try:
@@ -82,7 +91,9 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
                                **overrides)
     except psycopg.OperationalError as e:
         msg, hint = _hint_for(str(e), url)
-        raise SourceError(msg, hint=hint) from None
+        kind = ServerUnavailable if any(t in str(e).lower() for t in _UNAVAILABLE) \
+            else SourceError
+        raise kind(msg, hint=hint) from None
     with conn.cursor() as cur:
         for name, value in SESSION_SETTINGS.items():
             cur.execute("SELECT set_config(%s, %s, false)", (name, value))
