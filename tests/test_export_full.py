@@ -394,3 +394,18 @@ def test_a_store_holding_another_dataset_is_refused(datanommer, config, dest):
             run()
         assert "holds dataset 'datanommer', not 'other'" in info.value.message
         assert files_under(dest) == before
+
+
+def test_each_file_declares_its_uncompressed_size(datanommer, config, dest):
+    """Consumers stop decompressing a file at the size its manifest declares."""
+    import zstandard
+
+    store = open_store(str(dest))
+    [pub] = export_full(config, store).publications
+    m = read_dataset(store).manifests[pub.id]
+    files = [f for t in m.tables.values() for f in t.files]
+    assert files
+    for f in files:
+        raw = (dest / pub.id / f.path).read_bytes()
+        with zstandard.ZstdDecompressor().stream_reader(raw) as r:
+            assert f.uncompressed_bytes == len(r.read())

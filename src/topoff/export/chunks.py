@@ -114,8 +114,10 @@ class ChunkedWriter:
         self._zw.flush(zstandard.FLUSH_FRAME)
         self._open.close()  # the store makes the file visible now
         self.written.append(self._name)  # only files this run made (a name may be taken)
+        assert self.header is not None
         self.files.append(DataFile(self._relative, self._sink.bytes, self._sink.sha.hexdigest(),
-                                   self._chunk_rows))
+                                   self._chunk_rows,
+                                   uncompressed_bytes=len(self.header) + self._csv_bytes))
         self._open = self._sink = self._zw = None
 
     def write_rows(self, rows: Iterable[bytes]) -> None:
