@@ -2,7 +2,8 @@
 
 The schema is as hostile as PostgreSQL allows: quotes, dots, spaces and mixed case in
 schema, table, column and type names, reserved words, enum / composite / range /
-multirange / domain columns (and arrays of them, and types built from each other), text
+multirange / domain columns (and arrays of them, and types built from each other), a type
+from an extension, text
 holding a line that is exactly ``\\.``, CR/LF, backslashes, quotes, commas, NULL next to
 the empty string, bytea and json. The loaded copy must equal the source value by value,
 with the same types.
@@ -29,6 +30,7 @@ T = f'{S}."Ta ble.""x"""'  # its table Ta ble."x"
 
 SCHEMA = f'''
 CREATE SCHEMA {S};
+CREATE EXTENSION citext SCHEMA {S};
 CREATE TYPE {S}."Mood ""x""" AS ENUM ('sad', 'o''k', 'happy, really', 'a"b', '\\.');
 CREATE TYPE {S}.addr AS (street text, "No." int, tags text[], mood {S}."Mood ""x""");
 CREATE TYPE {S}."Float Range" AS RANGE (subtype = float8,
@@ -59,7 +61,8 @@ CREATE TABLE {T} (
     jb jsonb,
     grid int[][],
     ts timestamptz,
-    num numeric(12, 3)
+    num numeric(12, 3),
+    ci {S}.citext[]
 );
 CREATE TABLE public."order" (
     "ID" int PRIMARY KEY,
@@ -93,7 +96,8 @@ SELECT i, t, CASE WHEN i %% 2 = 1 THEN t END, t,
     jsonb_build_object('a', t, 'b', ARRAY[t, '\\.']),
     ARRAY[[i, i + 1], [NULL, 3]],
     CASE WHEN i %% 2 = 1 THEN '2024-03-31 01:30:00.123456+00'::timestamptz ELSE 'infinity' END,
-    i + 0.125
+    i + 0.125,
+    ARRAY[t, 'ÄB']::{S}.citext[]
 FROM generate_series(0, %(n)s - 1) i,
      LATERAL (SELECT (%(texts)s::text[])[i %% %(len)s + 1] AS t) x
 '''
