@@ -37,6 +37,7 @@ CREATE TYPE {S}."Float Range" AS RANGE (subtype = float8,
     multirange_type_name = {S}."Float Multi");
 CREATE DOMAIN {S}.posint AS int DEFAULT 1 NOT NULL CONSTRAINT "positive!" CHECK (VALUE > 0);
 CREATE DOMAIN public.email AS varchar(80) COLLATE "C" CHECK (VALUE LIKE '%@%');
+CREATE DOMAIN {S}.short AS varchar(20);
 CREATE DOMAIN {S}.mood_d AS {S}."Mood ""x""";
 CREATE DOMAIN {S}.addr_list AS {S}.addr[];
 CREATE TYPE public.wrap AS (inner_addr {S}.addr, r {S}."Float Range", n {S}.posint);
@@ -62,7 +63,8 @@ CREATE TABLE {T} (
     grid int[][],
     ts timestamptz,
     num numeric(12, 3),
-    ci {S}.citext[]
+    ci {S}.citext[],
+    s {S}.short
 );
 CREATE TABLE public."order" (
     "ID" int PRIMARY KEY,
@@ -97,7 +99,8 @@ SELECT i, t, CASE WHEN i %% 2 = 1 THEN t END, t,
     ARRAY[[i, i + 1], [NULL, 3]],
     CASE WHEN i %% 2 = 1 THEN '2024-03-31 01:30:00.123456+00'::timestamptz ELSE 'infinity' END,
     i + 0.125,
-    ARRAY[t, 'ÄB']::{S}.citext[]
+    ARRAY[t, 'ÄB']::{S}.citext[],
+    CASE WHEN i %% 7 = 0 THEN 'far too long' ELSE 'ok' END
 FROM generate_series(0, %(n)s - 1) i,
      LATERAL (SELECT (%(texts)s::text[])[i %% %(len)s + 1] AS t) x
 '''
@@ -106,6 +109,9 @@ FROM generate_series(0, %(n)s - 1) i,
 def fill(conn) -> None:
     conn.execute(SCHEMA)
     conn.execute(INSERT, {"n": len(TEXTS) * 12, "texts": TEXTS, "len": len(TEXTS)})
+    # a constraint rows already break: it must come after the load
+    conn.execute(f"ALTER DOMAIN {S}.short ADD CONSTRAINT tiny CHECK (length(VALUE) < 5) "
+                 "NOT VALID")
     conn.execute('INSERT INTO public."order" SELECT i, CASE WHEN i % 2 = 0 THEN i END, '
                  "repeat(E'\\\\.\\n', i % 3) FROM generate_series(0, 99) i")
 

@@ -265,11 +265,13 @@ def pre_data_sql(tables: list[SourceTable]) -> str:
 
 
 def post_data_sql(tables: list[SourceTable]) -> str:
-    """Keys and indexes of every table, then the foreign keys between exported tables."""
+    """Keys and indexes of every table, then the foreign keys between exported tables, then
+    the NOT VALID constraints of domains the tables use."""
     lines = ["-- post-data: primary keys, unique constraints, indexes, foreign keys",
              "SET client_encoding = 'UTF8';", ""]
     lines.extend(s for t in tables for s in t.post_data)
     lines.extend(s for t in tables for s in t.foreign_keys)
+    lines.extend(s for d in merge([t.types for t in tables]) for s in d.post_data)
     return "\n".join(lines) + "\n"
 
 

@@ -75,6 +75,8 @@ class TypeDef:
     key: tuple[str, ...]  # ("type", oid) or ("extension", name): the same object once
     schema: str | None  # the schema it lives in (created first)
     statement: str
+    #: for post-data, after the rows are loaded (a domain's NOT VALID constraints)
+    post_data: tuple[str, ...] = ()
 
 
 class TypeWalker:
@@ -96,12 +98,13 @@ class TypeWalker:
         """How a column or attribute of this type is declared (names quoted)."""
         (_, nsp, name, _typtype, category, elem, *_rest) = self._row(oid)
         extra = "[]" * max(ndims - 1, 0)  # format_type() prints integer[][] as integer[]
-        if nsp in _BUILTIN_SCHEMAS:
+        if category == "A" and elem and nsp not in _BUILTIN_SCHEMAS:
+            return self.ref(elem, typmod) + "[]" + extra
+        if nsp in _BUILTIN_SCHEMAS or typmod >= 0:
+            # built-in names, or a modifier only the type's own output function can print
             (text,) = self.conn.execute("SELECT format_type(%s, %s)",
                                         (oid, typmod)).fetchone()  # type: ignore[misc]
             return text + extra
-        if category == "A" and elem:
-            return self.ref(elem, typmod) + "[]" + extra
         return sql.Identifier(nsp, name).as_string() + extra
 
     def needs(self, oid: int) -> list[TypeDef]:
@@ -127,8 +130,7 @@ class TypeWalker:
             out.append(TypeDef(("type", str(oid)), nsp, f"CREATE TYPE {ident} AS ENUM ({values});"))
         elif typtype == "d":
             out += self.needs(base)
-            out.append(TypeDef(("type", str(oid)), nsp,
-                               self._domain(oid, ident, base, typmod, notnull, default)))
+            out.append(self._domain(oid, nsp, ident, base, typmod, notnull, default))
         elif typtype == "c":
             out += self._composite(oid, nsp, ident, relid)
         elif typtype == "r":
@@ -143,8 +145,8 @@ class TypeWalker:
         self._done[oid] = _unique(out)
         return self._done[oid]
 
-    def _domain(self, oid: int, ident: str, base: int, typmod: int, notnull: bool,
-                default: str | None) -> str:
+    def _domain(self, oid: int, nsp: str, ident: str, base: int, typmod: int, notnull: bool,
+                default: str | None) -> TypeDef:
         parts = [f"CREATE DOMAIN {ident} AS {self.ref(base, typmod)}"]
         coll = self.conn.execute(_DOMAIN_COLLATION_Q, (oid,)).fetchone()
         if coll:
@@ -158,9 +160,9 @@ class TypeWalker:
             con = f"CONSTRAINT {sql.Identifier(conname).as_string()} {condef}"
             if valid:
                 parts.append(con)
-            else:  # a NOT VALID constraint: rows already there may break it
+            else:  # NOT VALID (pg_get_constraintdef says so): rows may break it, add it last
                 later.append(f"ALTER DOMAIN {ident} ADD {con};")
-        return "\n    ".join(parts) + ";" + "".join("\n" + s for s in later)
+        return TypeDef(("type", str(oid)), nsp, "\n    ".join(parts) + ";", tuple(later))
 
     def _composite(self, oid: int, nsp: str, ident: str, relid: int) -> list[TypeDef]:
         attrs = self.conn.execute(_ATTRS_Q, (relid,)).fetchall()
