@@ -12,11 +12,11 @@ from topoff.dataset.manifest import Manifest
 
 PSQL = 'psql -X -q -v ON_ERROR_STOP=1 -d "${DB-}"'
 
-#: COPY's CSV (header first) -> COPY's text format, without the header. psql up to 17 ends
+#: COPY's CSV (header first) -> COPY's text format, without the header. psql 15 (and older) ends
 #: any COPY FROM STDIN (and \copy, even from a file or program) at a line that is exactly
 #: "\." -- which a CSV value with a line break can hold; in text format every backslash is
 #: escaped, so no data line is ever "\.". Linear time, constant memory, POSIX awk (mawk,
-#: gawk, busybox). A file that ends inside a value makes the COPY fail.
+#: gawk). A file that ends inside a value makes the COPY fail.
 CSV2COPY = r"""
 function put(s) { if (hdr) printf "%s", s }
 function esc(s, a, n, i, b, m, j, c, l, h) {
