@@ -86,6 +86,7 @@ class TypeWalker:
         self.conn = conn
         self._done: dict[int, list[TypeDef]] = {}  # oid -> its closure, in order
         self._rows: dict[int, tuple] = {}
+        self._formatted: dict[tuple[int, int], str] = {}
 
     def _row(self, oid: int) -> tuple:
         if oid not in self._rows:
@@ -102,9 +103,10 @@ class TypeWalker:
             return self.ref(elem, typmod) + "[]" + extra
         if nsp in _BUILTIN_SCHEMAS or typmod >= 0:
             # built-in names, or a modifier only the type's own output function can print
-            (text,) = self.conn.execute("SELECT format_type(%s, %s)",
-                                        (oid, typmod)).fetchone()  # type: ignore[misc]
-            return text + extra
+            if (oid, typmod) not in self._formatted:
+                (self._formatted[oid, typmod],) = self.conn.execute(
+                    "SELECT format_type(%s, %s)", (oid, typmod)).fetchone()  # type: ignore[misc]
+            return self._formatted[oid, typmod] + extra
         return sql.Identifier(nsp, name).as_string() + extra
 
     def needs(self, oid: int) -> list[TypeDef]:
