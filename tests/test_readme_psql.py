@@ -251,3 +251,16 @@ def test_csv2copy_turns_a_truncated_file_into_a_failed_copy(cut, tmp_path):
     assert "ends inside a value" in res.stderr
     # the last line has more fields than the header: COPY refuses it
     assert res.stdout.endswith("\t\n")
+
+
+def test_a_type_pre_data_cannot_create_is_named_at_export(db, dest, caplog):
+    """A column of a table's row type: pre-data cannot make it, and says so."""
+    db.execute("CREATE TABLE pair (a int, b text); "
+               "CREATE TABLE holder (id int PRIMARY KEY, p pair, e int)")
+    config = make_config(db, '[tables.holder]\nmethod = "snapshot"\n')
+    with caplog.at_level("WARNING", logger="topoff"):
+        [pub] = export_full(config, open_store(str(dest))).publications
+    assert any('"public"."pair"' in r.getMessage() and "row type" in r.getMessage()
+               for r in caplog.records)
+    pre = (dest / pub.id / layout.PRE_DATA).read_text()
+    assert '"p" "public"."pair"' in pre and "CREATE TYPE" not in pre
