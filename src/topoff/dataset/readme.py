@@ -1,18 +1,108 @@
-"""README.md inside a publication: how a person loads it with psql and zstd alone."""
+"""README.md inside a publication: how a person loads it with sh, zstd, awk and psql alone."""
 
 from __future__ import annotations
+
+import re
+import shlex
 
 from psycopg import sql
 
 from topoff.dataset import layout
 from topoff.dataset.manifest import Manifest
 
+PSQL = 'psql -X -q -v ON_ERROR_STOP=1 -d "${DB-}"'
+
+#: COPY's CSV (header first) -> COPY's text format, without the header. psql 15 (and older) ends
+#: any COPY FROM STDIN (and \copy, even from a file or program) at a line that is exactly
+#: "\." -- which a CSV value with a line break can hold; in text format every backslash is
+#: escaped, so no data line is ever "\.". Linear time, constant memory, POSIX awk (mawk,
+#: gawk). A file that ends inside a value makes the COPY fail.
+CSV2COPY = r"""
+function put(s) { if (hdr) printf "%s", s }
+function esc(s, a, n, i, b, m, j, c, l, h) {
+    n = split(s, a, /\\/)
+    for (i = 1; i <= n; i++) {
+        if (i > 1) put("\\\\")
+        m = split(a[i], b, /\t/)
+        for (j = 1; j <= m; j++) {
+            if (j > 1) put("\\t")
+            l = split(b[j], c, /\r/)
+            for (h = 1; h <= l; h++) { if (h > 1) put("\\r"); put(c[h]) }
+        }
+    }
+}
+function begin_field() { infield = 1; if (nf++) put("\t"); q = 0; any = 0 }
+function end_field() { if (!q && !any) put("\\N"); infield = 0 }
+{
+    n = split($0, p, /"/)
+    if (n == 0) { n = 1; p[1] = "" }
+    if (inq) put("\\n")
+    for (k = 1; k <= n; k++) {
+        if (inq) {
+            esc(p[k])
+            if (k == n) break
+            if (p[k + 1] == "" && k + 1 < n) { put("\""); k++; continue }
+            inq = 0; continue
+        }
+        m = split(p[k], f, /,/)
+        if (m == 0) { m = 1; f[1] = "" }
+        for (j = 1; j <= m; j++) {
+            if (j > 1) end_field()
+            if (!infield) begin_field()
+            if (f[j] != "") { esc(f[j]); any = 1 }
+        }
+        if (k < n) { inq = 1; q = 1; continue }
+        end_field()
+        if (hdr) printf "\n"; else { hdr = 1; cols = nf }
+        nf = 0
+    }
+}
+END {
+    if (inq || !hdr) {
+        print "error: the data file ends inside a value (truncated?)" > "/dev/stderr"
+        for (i = 0; i <= cols; i++) printf "\t"
+        printf "\n"
+        exit 1
+    }
+}
+"""
+
+assert "'" not in CSV2COPY  # it is single-quoted in the script
+
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_.%/-]+")
+
+
+def _path(path: str) -> str:
+    # layout builds every name from [A-Za-z0-9_.%-]; anything else would be a bug there
+    if not _SAFE_PATH.fullmatch(path) or ".." in path.split("/"):
+        raise ValueError(f"unexpected file name in a manifest: {path!r}")
+    return path
+
 
 def _copy_line(schema: str, name: str, columns: list[str], path: str) -> str:
-    cols = ", ".join(sql.Identifier(c).as_string() for c in columns)
-    table = sql.Identifier(schema, name).as_string()
-    copy = f"\\copy {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)"
-    return f"zstd -dc {path} | psql -v ON_ERROR_STOP=1 \"$DB\" -c '{copy}'"
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (ENCODING 'UTF8')").format(
+        sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    return (f"zstd -dc {_path(path)} | awk \"$csv2copy\" | "
+            f"{PSQL} -c {shlex.quote(copy.as_string())}")
+
+
+def load_script(m: Manifest) -> list[str]:
+    """The sh lines that check and load a full export into the database psql reaches."""
+    lines = [
+        "set -e",
+        "# every file against the sha256 that manifest.json lists",
+        "sha256sum -c <<'EOF'",
+        *(f"{f.sha256}  {_path(f.path)}" for f in m.files()),
+        "EOF",
+        f"{PSQL} -f {layout.PRE_DATA}",
+        "# CSV -> COPY text format (psql ends a COPY at a line \\. even inside a CSV value)",
+        f"csv2copy='{CSV2COPY.strip()}'",
+    ]
+    for t in m.tables.values():
+        cols = [c.name for c in t.columns]
+        lines.extend(_copy_line(t.schema, t.name, cols, f.path) for f in t.files)
+    lines.append(f"{PSQL} -f {layout.POST_DATA}")
+    return lines
 
 
 def full_readme(m: Manifest) -> str:
@@ -28,22 +118,20 @@ def full_readme(m: Manifest) -> str:
         "",
         "## Load it with psql alone",
         "",
-        "From this directory, with `DB` set to the connection URL of an empty database:",
+        "Needs `sh`, `sha256sum`, `zstd`, `awk` and `psql`. From this directory, with the "
+        "`PG*` variables (`PGHOST`, `PGDATABASE`, ...) or `DB` (a connection URL) pointing at "
+        "an empty database, run these lines with `sh` (save them as `load.sh`, then "
+        "`sh load.sh`):",
         "",
         "```sh",
-        "sha256sum -c <(jq -r '.schema_files[], .tables[].files[] | \"\\(.sha256)  \\(.path)\"' "
-        "manifest.json)   # optional: check every file",
-        f"psql -v ON_ERROR_STOP=1 \"$DB\" -f {layout.PRE_DATA}",
-    ]
-    for t in m.tables.values():
-        cols = [c.name for c in t.columns]
-        lines.extend(_copy_line(t.schema, t.name, cols, f.path) for f in t.files)
-    lines += [
-        f"psql -v ON_ERROR_STOP=1 \"$DB\" -f {layout.POST_DATA}",
+        *load_script(m),
         "```",
         "",
-        "Pre-data creates the tables, the data files fill them, post-data adds primary keys, "
-        "indexes and foreign keys last (faster than loading into indexed tables).",
+        "The checksums stop everything before a damaged file is read. Pre-data creates the "
+        "schemas, the types the tables use (enums, composites, ranges, domains) and the tables; "
+        "the data files fill them; post-data adds primary keys, indexes and foreign keys last "
+        "(faster than loading into indexed tables). Each file is one COPY: a failed one stops "
+        "the script with the rows loaded so far, so start again from an empty database.",
         "",
         "## Keep it up to date",
         "",

@@ -19,6 +19,7 @@ from topoff.config import Config, TableConfig
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
+from topoff.sources.types import TypeDef, TypeWalker, merge
 
 log = logging.getLogger("topoff")
 
@@ -39,6 +40,10 @@ class SourceTable:
     #: attnums of the columns that are not exported (indexes on them are left out)
     private_attnums: set[int] = field(default_factory=set)
     attnums: dict[str, int] = field(default_factory=dict)
+    #: how pre-data declares each exported column (domains kept, user types quoted)
+    declared_types: dict[str, str] = field(default_factory=dict)
+    #: the user types (and extensions) the exported columns need, dependencies first
+    types: list[TypeDef] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
@@ -69,7 +74,8 @@ SELECT a.attnum, a.attname,
        NOT a.attnotnull,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
-               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
+               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END),
+       a.atttypid, a.atttypmod, a.attndims
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -108,7 +114,8 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[SourceTable]:
     # With only pg_catalog on the path, format_type() and pg_get_*def() qualify every name.
     conn.execute("SELECT set_config('search_path', 'pg_catalog', true)")
     try:
-        tables = [_one_table(conn, t, config.strict) for t in config.tables]
+        walker = TypeWalker(conn)
+        tables = [_one_table(conn, walker, t, config.strict) for t in config.tables]
         by_oid = {t.oid: t for t in tables}
         for t in tables:
             t.foreign_keys.extend(_foreign_keys(conn, t, by_oid))
@@ -120,7 +127,8 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[SourceTable]:
     return tables
 
 
-def _one_table(conn: psycopg.Connection, tc: TableConfig, strict: bool) -> SourceTable:
+def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
+               strict: bool) -> SourceTable:
     row = conn.execute(_TABLE_Q, (tc.schema, tc.name)).fetchone()
     if row is None:
         names = [f"{s}.{n}" for s, n in conn.execute(
@@ -151,7 +159,7 @@ def _one_table(conn: psycopg.Connection, tc: TableConfig, strict: bool) -> Sourc
                     "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
     private = tc.private_columns()
     columns = [Column(name, typ, bool(nullable), list(labels) if labels else None)
-               for _attnum, name, typ, nullable, labels in cols if name not in private]
+               for _attnum, name, typ, nullable, labels, *_ in cols if name not in private]
     if not columns:
         raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
                           hint=f"remove [tables.{tc.name}] or make a column public")
@@ -178,6 +186,10 @@ def _one_table(conn: psycopg.Connection, tc: TableConfig, strict: bool) -> Sourc
         est_rows=max(float(est_rows or 0), 0.0),
         private_attnums={attnums[p] for p in private}, attnums=attnums,
     )
+    exported = [c for c in cols if c[1] not in private]
+    table.declared_types = {name: walker.ref(typid, typmod, ndims)
+                            for _, name, _, _, _, typid, typmod, ndims in exported}
+    table.types = merge([walker.needs(c[5]) for c in exported])
     has_cursor_index = _indexes(conn, table)
     if tc.cursor and not has_cursor_index and relkind in ("r", "p", "m"):
         log.warning("%s: no index starts with cursor column %s; every incremental export scans "
@@ -233,37 +245,34 @@ def _check_filter(conn: psycopg.Connection, t: SourceTable) -> None:
                           "condition over the table's columns") from None
 
 
-def enum_types(tables: list[SourceTable]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for t in tables:
-        for c in t.columns:
-            if c.enum is not None:
-                out[c.type.removesuffix("[]")] = c.enum
-    return out
-
-
 def pre_data_sql(tables: list[SourceTable]) -> str:
-    """CREATE SCHEMA/TYPE/TABLE for the exported columns; no defaults, no sequences."""
-    lines = ["-- pre-data: schemas, enum types and tables, written by topoff", ""]
-    for schema in sorted({t.config.schema for t in tables}):
+    """CREATE SCHEMA/EXTENSION/TYPE/DOMAIN/TABLE for the exported columns, in dependency
+    order; no column defaults, no sequences."""
+    types = merge([t.types for t in tables])
+    lines = ["-- pre-data: schemas, types and tables, written by topoff",
+             "SET client_encoding = 'UTF8';", ""]
+    schemas = {t.config.schema for t in tables} | {d.schema for d in types if d.schema}
+    for schema in sorted(schemas):
         lines.append(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)};")
-    for name, labels in sorted(enum_types(tables).items()):
-        values = ", ".join(sql.Literal(v).as_string() for v in labels)
-        lines.append(f"CREATE TYPE {name} AS ENUM ({values});")
+    lines.append("")
+    lines.extend(d.statement for d in types)
     lines.append("")
     for t in tables:
-        cols = [f"    {_ident(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
-                for c in t.columns]
+        cols = [f"    {_ident(c.name)} {t.declared_types.get(c.name, c.type)}"
+                f"{'' if c.nullable else ' NOT NULL'}" for c in t.columns]
         lines.append(f"CREATE TABLE {_ident(t.config.schema, t.config.name)} (\n"
                      + ",\n".join(cols) + "\n);\n")
     return "\n".join(lines)
 
 
 def post_data_sql(tables: list[SourceTable]) -> str:
-    """Keys and indexes of every table, then the foreign keys between exported tables."""
-    lines = ["-- post-data: primary keys, unique constraints, indexes, foreign keys", ""]
+    """Keys and indexes of every table, then the foreign keys between exported tables, then
+    the NOT VALID constraints of domains the tables use."""
+    lines = ["-- post-data: primary keys, unique constraints, indexes, foreign keys",
+             "SET client_encoding = 'UTF8';", ""]
     lines.extend(s for t in tables for s in t.post_data)
     lines.extend(s for t in tables for s in t.foreign_keys)
+    lines.extend(s for d in merge([t.types for t in tables]) for s in d.post_data)
     return "\n".join(lines) + "\n"
 
 
