@@ -72,6 +72,9 @@ class StoreOptions:
 
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    #: "path" (https://host/bucket/key), "virtual" (https://bucket.host/key) or "auto";
+    #: None: path with a custom endpoint, else botocore's choice
+    s3_addressing_style: str | None = None
     http_timeout: float = 30.0
     retries: int = 5
     backoff: float = 0.5  # seconds before the first retry; doubles on each further one
@@ -164,6 +167,11 @@ class Store(ABC):
     def write_bytes(self, name: str, data: bytes, replace: bool = False) -> None:
         with self.write(name, replace=True) if replace else self.write(name) as f:
             f.write(data)
+
+    def purge(self, name: str) -> None:
+        """Remove the file and every older version the store keeps of it (S3 versioned
+        buckets); :class:`Retained` when a lock keeps a version. Default: :meth:`delete`."""
+        self.delete(name)
 
     def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
         """Compare and swap: if the file holds exactly ``expected``, replace it by ``data``
