@@ -15,7 +15,7 @@ import pytest
 
 from support.http_server import HttpServer
 from support.s3_server import CuttingProxy, S3Server
-from support.store_fixtures import Published
+from support.store_fixtures import ALL_KINDS, Published, make_published
 from topoff.errors import IntegrityError, StoreError
 from topoff.stores import FileInfo, FileMissing, Store, StoreOptions, open_store
 from topoff.stores.base import FileExists, ObjectOptions
@@ -54,6 +54,12 @@ def multipart_uploads(published: Published) -> list[dict]:
     assert published.s3 and published.bucket
     response = published.s3.client().list_multipart_uploads(Bucket=published.bucket)
     return response.get("Uploads", [])
+
+
+@pytest.fixture(params=ALL_KINDS)
+def published(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Published]:
+    """Every kind of store, rclone's local and crypt remotes included."""
+    yield from make_published(request.param, request, tmp_path)
 
 
 @pytest.fixture
