@@ -179,3 +179,33 @@ def test_over_s3_with_multipart(s3_server: S3Server, tmp_path: Path, key: Key) -
                            check=True, capture_output=True).stdout
     assert plain == data
     assert open_store(f"s3://{bucket}/enc").stat("db.dump.age").size == len(body)
+
+
+def test_swap_bytes_compares_plain_bytes(tmp_path: Path, key: Key) -> None:
+    store = encrypting(tmp_path, key)
+    assert store.swap_bytes("lock.json", b"a", b"b") is False
+    store.write_bytes("lock.json", b"a")
+    assert store.swap_bytes("lock.json", b"other", b"b") is False
+    assert store.swap_bytes("lock.json", b"a", b"b") is True
+    assert store.read_bytes("lock.json") == b"b"
+    assert (tmp_path / "lock.json").read_bytes().startswith(b"age-encryption.org/v1")
+    assert store.swap_bytes("lock.json", b"b", None) is True
+    assert store.stat("lock.json") is None
+
+
+def test_locked_and_typed_on_s3(s3_server: S3Server, key: Key) -> None:
+    from topoff.stores import ObjectOptions
+
+    bucket = s3_server.create_bucket(object_lock=True)
+    with S3Store(bucket, "") as inner:
+        store = EncryptingStore(inner, [key.public], load_identities(key.path))
+        opts = ObjectOptions(lock_days=2, content_type="application/sql")
+        store.write_bytes("x.sql", b"select 1")  # no options: still typed as ciphertext
+        with store.write("y.sql", options=opts) as f:
+            f.write(b"select 2")
+        for name in ("x.sql", "y.sql"):
+            head = s3_server.client().head_object(Bucket=bucket, Key=name)
+            assert head["ContentType"] == "application/octet-stream"
+        assert "ObjectLockRetainUntilDate" in s3_server.client().head_object(
+            Bucket=bucket, Key="y.sql")
+        assert store.read_bytes("y.sql") == b"select 2"

@@ -16,6 +16,7 @@ encrypted objects (a little larger than the plain data).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import queue
 import threading
@@ -26,7 +27,7 @@ from typing import Any, BinaryIO, cast
 import pyrage
 
 from topoff.errors import IntegrityError, StoreError
-from topoff.stores.base import FileInfo, ObjectOptions, Store, check_name
+from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, check_name
 
 _CHUNK = 64 * 1024
 _DEPTH = 8  # chunks waiting in the queue: memory stays about 8 x 64 KiB per stream
@@ -87,6 +88,12 @@ class _Pipe:
 
     def abort(self) -> None:
         self._aborted.set()
+
+
+def replace_type(options: ObjectOptions | None) -> ObjectOptions:
+    if options is None:
+        return ObjectOptions(content_type="application/octet-stream")
+    return dataclasses.replace(options, content_type="application/octet-stream")
 
 
 def load_identities(path: Path | str) -> list[Any]:
@@ -174,6 +181,8 @@ class EncryptingStore(Store):
             raise StoreError(f"no age recipients to encrypt {name} for {self.url}",
                              hint="give at least one public key (age1...)")
         check_name(name)
+        # what is stored is ciphertext, whatever the plain data's type; a lock passes on
+        options = replace_type(options)
         with self.inner.write(name, replace=replace, options=options) as out:
             pipe = _Pipe()
             failure: list[BaseException] = []
@@ -200,6 +209,23 @@ class EncryptingStore(Store):
             thread.join()
             if failure:
                 raise self._encrypt_failed(name, failure)
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        """Compare the plain bytes, then swap the stored ciphertext with the inner store's
+        own compare and swap (as atomic as the inner store's)."""
+        try:
+            stored = self.inner.read_bytes(name)
+        except FileMissing:
+            return False
+        if not self._identities:
+            raise StoreError(f"no age identity to decrypt {name} from {self.url}",
+                             hint="give the identity file that matches the recipients")
+        reader = _DecryptingReader(self, name, cast(BinaryIO, io.BytesIO(stored)))
+        with io.BufferedReader(reader.start(), _CHUNK) as f:  # decrypts and authenticates
+            if f.read() != expected:
+                return False
+        new = None if data is None else pyrage.encrypt(data, self._recipients)
+        return self.inner.swap_bytes(name, stored, new)
 
     def _encrypt_failed(self, name: str, failure: list[BaseException]) -> StoreError:
         exc = failure[0] if failure else None

@@ -91,6 +91,7 @@ class _MultipartWriter(io.RawIOBase):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._futures: list[Future[dict[str, Any]]] = []
+        self._seen = 0  # futures[:_seen] finished without error
         self._pool: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
         self._written = 0
@@ -163,10 +164,17 @@ class _MultipartWriter(io.RawIOBase):
         return part
 
     def _raise_failed(self) -> None:
-        """A part that failed stops the upload at the next write."""
-        for future in self._futures:
+        """A part that failed stops the upload at the next write (parts finish about in
+        order: only those not yet seen finished are looked at)."""
+        for future in self._futures[self._seen:]:
+            if not future.done():
+                break
+            future.result()
+            self._seen += 1
+        for future in self._futures[self._seen:]:
             if future.done() and future.exception() is not None:
                 future.result()
+                break
 
     def finish(self) -> None:
         """Make the object visible: the last part and completion, or one PUT."""
