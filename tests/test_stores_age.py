@@ -52,6 +52,9 @@ def test_round_trip_and_the_age_program_decrypts(tmp_path: Path, key: Key) -> No
         for start in range(0, len(data), 100_000):
             f.write(view[start : start + 100_000])
     stored = (tmp_path / "s" / "backups" / "db.dump").read_bytes()
+    # the size and SHA-256 of the stored (encrypted) object, known from the same pass
+    assert f.stored.size == len(stored)  # type: ignore[attr-defined]
+    assert f.stored.hexdigest() == hashlib.sha256(stored).hexdigest()  # type: ignore[attr-defined]
     assert stored.startswith(b"age-encryption.org/v1\n")
     assert data[:1000] not in stored
     assert store.read_bytes("backups/db.dump") == data

@@ -28,6 +28,7 @@ import pyrage
 
 from topoff.errors import IntegrityError, StoreError
 from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, check_name
+from topoff.stores.hashing import HashingWriter
 
 _CHUNK = 64 * 1024
 _DEPTH = 8  # chunks waiting in the queue: memory stays about 8 x 64 KiB per stream
@@ -186,10 +187,12 @@ class EncryptingStore(Store):
         with self.inner.write(name, replace=replace, options=options) as out:
             pipe = _Pipe()
             failure: list[BaseException] = []
+            stored = HashingWriter(out)
+            writer = _Writer(pipe, stored)
 
             def encrypt() -> None:
                 try:
-                    pyrage.encrypt_io(pipe, out, self._recipients)
+                    pyrage.encrypt_io(pipe, stored, self._recipients)
                 except BaseException as exc:
                     failure.append(exc)
                     pipe.abort()
@@ -197,7 +200,7 @@ class EncryptingStore(Store):
             thread = threading.Thread(target=encrypt, name="age-encrypt", daemon=True)
             thread.start()
             try:
-                yield cast(BinaryIO, _Writer(pipe))
+                yield cast(BinaryIO, writer)
                 pipe.close_writing()
             except _Aborted:
                 thread.join()
@@ -252,9 +255,14 @@ class EncryptingStore(Store):
 
 
 class _Writer(io.RawIOBase):
-    def __init__(self, pipe: _Pipe) -> None:
+    """What ``EncryptingStore.write`` yields. After the ``with`` block, ``stored`` holds the
+    size and SHA-256 of the encrypted object as stored (``stored.size``,
+    ``stored.hexdigest()``), for callers that record them."""
+
+    def __init__(self, pipe: _Pipe, stored: HashingWriter) -> None:
         super().__init__()
         self._pipe = pipe
+        self.stored = stored
 
     def writable(self) -> bool:
         return True
