@@ -6,9 +6,19 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from topoff.errors import StoreError
-from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, StoreOptions
+from topoff.stores.base import (
+    FileExists,
+    FileInfo,
+    FileMissing,
+    ObjectOptions,
+    ObjectVersion,
+    Retained,
+    Store,
+    StoreOptions,
+)
 
-__all__ = ["FileInfo", "FileMissing", "ObjectOptions", "Store", "StoreOptions", "open_store"]
+__all__ = ["FileExists", "FileInfo", "FileMissing", "ObjectOptions", "ObjectVersion", "Retained",
+           "Store", "StoreOptions", "open_store"]
 
 _KINDS_HINT = ("use s3://bucket/prefix, http(s)://host/path, rclone:remote:path, "
                "file:///path or a plain path")
