@@ -15,10 +15,10 @@ import pytest
 
 from support.http_server import HttpServer
 from support.s3_server import CuttingProxy, S3Server
-from support.store_fixtures import Published
+from support.store_fixtures import ALL_KINDS, Published, make_published
 from topoff.errors import IntegrityError, StoreError
 from topoff.stores import FileInfo, FileMissing, Store, StoreOptions, open_store
-from topoff.stores.base import FileExists
+from topoff.stores.base import FileExists, ObjectOptions
 from topoff.stores.download import fetch_to_file
 from topoff.stores.http import HttpStore
 from topoff.stores.local import LocalStore
@@ -54,6 +54,12 @@ def multipart_uploads(published: Published) -> list[dict]:
     assert published.s3 and published.bucket
     response = published.s3.client().list_multipart_uploads(Bucket=published.bucket)
     return response.get("Uploads", [])
+
+
+@pytest.fixture(params=ALL_KINDS)
+def published(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Published]:
+    """Every kind of store, rclone's local and crypt remotes included."""
+    yield from make_published(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -553,6 +559,20 @@ def test_local_list_all_shows_temp_files(tmp_path: Path) -> None:
     (tmp_path / "full" / "x" / ".b.bin.tmp-0123abcd").write_bytes(b"left by a killed run")
     assert [i.name for i in store.list()] == ["full/x/a.bin"]
     assert [i.name for i in store.list_all()] == ["full/x/.b.bin.tmp-0123abcd", "full/x/a.bin"]
+
+
+def test_local_refuses_a_lock(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "root")
+    with pytest.raises(StoreError) as err, store.write(
+            "a/b.bin", options=ObjectOptions(lock_days=30)) as f:
+        f.write(b"never stored")
+    assert "a local directory cannot lock objects" in err.value.message
+    assert "Object Lock" in (err.value.hint or "")
+    assert files_under(tmp_path) == []
+    # a content type is simply not recorded on disk
+    with store.write("c.html", options=ObjectOptions(content_type="text/html")) as f:
+        f.write(b"<p>")
+    assert (tmp_path / "root" / "c.html").read_bytes() == b"<p>"
 
 
 def test_local_missing_root(tmp_path: Path) -> None:

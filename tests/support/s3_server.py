@@ -53,13 +53,26 @@ class S3Server:
             region_name="us-east-1",
         )
 
-    def create_bucket(self, name: str | None = None, *, object_lock: bool = False) -> str:
-        """Create a bucket (a fresh random name by default) and return its name."""
+    def create_bucket(self, name: str | None = None, *, object_lock: bool = False,
+                      versioned: bool = False, expire_noncurrent_days: int | None = None) -> str:
+        """Create a bucket (a fresh random name by default) and return its name.
+
+        ``object_lock`` buckets are versioned too (S3 requires it); ``expire_noncurrent_days``
+        adds a lifecycle rule that expires noncurrent versions."""
         name = name or f"topoff-{uuid.uuid4().hex[:16]}"
         args: dict[str, Any] = {"Bucket": name}
         if object_lock:
             args["ObjectLockEnabledForBucket"] = True
         self.client().create_bucket(**args)
+        if versioned:
+            self.client().put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if expire_noncurrent_days is not None:
+            self.client().put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [{
+                    "ID": "old-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": expire_noncurrent_days},
+                }]})
         return name
 
     def stop(self) -> None:

@@ -6,16 +6,32 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from topoff.errors import StoreError
-from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, StoreOptions
+from topoff.stores.base import (
+    FileExists,
+    FileInfo,
+    FileMissing,
+    ObjectOptions,
+    ObjectVersion,
+    Retained,
+    Store,
+    StoreOptions,
+)
 
-__all__ = ["FileInfo", "FileMissing", "ObjectOptions", "Store", "StoreOptions", "open_store"]
+__all__ = ["FileExists", "FileInfo", "FileMissing", "ObjectOptions", "ObjectVersion", "Retained",
+           "Store", "StoreOptions", "open_store"]
 
-_KINDS_HINT = "use s3://bucket/prefix, http(s)://host/path, file:///path or a plain path"
+_KINDS_HINT = ("use s3://bucket/prefix, http(s)://host/path, rclone:remote:path, "
+               "file:///path or a plain path")
 
 
 def open_store(location: str, options: StoreOptions | None = None) -> Store:
-    """The store a location string names (``s3://``, ``http(s)://``, ``file://`` or a path)."""
+    """The store a location string names (``s3://``, ``http(s)://``, ``rclone:``,
+    ``file://`` or a path)."""
     options = options or StoreOptions()
+    if location.lower().startswith("rclone:"):
+        from topoff.stores.rclone import RcloneStore
+
+        return RcloneStore(location[len("rclone:"):])
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
     # The S3 and HTTP modules import boto3 and requests: load them only when needed.

@@ -27,6 +27,7 @@ import io
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO, cast
 
 from topoff.errors import StoreError
@@ -71,9 +72,46 @@ class StoreOptions:
 
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    #: "path" (https://host/bucket/key), "virtual" (https://bucket.host/key) or "auto";
+    #: None: path with a custom endpoint, else botocore's choice
+    s3_addressing_style: str | None = None
     http_timeout: float = 30.0
     retries: int = 5
     backoff: float = 0.5  # seconds before the first retry; doubles on each further one
+
+
+class Retained(StoreError):
+    """The object is under an Object Lock retention (or legal hold) and cannot be deleted yet.
+
+    Not a failure for a caller pruning old backups: it reports "retained until DATE" and
+    moves on. ``until`` is None for a legal hold (no date).
+    """
+
+    def __init__(self, message: str, until: datetime | None, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.until = until
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of an object in a versioned bucket (or a delete marker)."""
+
+    name: str
+    version_id: str
+    size: int
+    latest: bool
+    delete_marker: bool = False
+    modified: float | None = field(default=None, compare=False)
+
+
+def refuse_lock(store: Store, options: ObjectOptions | None, why: str) -> None:
+    """Raise a StoreError when ``options`` ask for a lock that ``store`` cannot honour."""
+    if options is not None and options.lock_days is not None:
+        raise StoreError(
+            f"{why}: cannot keep objects in {store.url} for {options.lock_days} days",
+            hint="store locked backups in an S3 bucket created with Object Lock enabled, "
+            "or drop the lock setting",
+        )
 
 
 def check_name(name: str) -> str:
@@ -129,6 +167,11 @@ class Store(ABC):
     def write_bytes(self, name: str, data: bytes, replace: bool = False) -> None:
         with self.write(name, replace=True) if replace else self.write(name) as f:
             f.write(data)
+
+    def purge(self, name: str) -> None:
+        """Remove the file and every older version the store keeps of it (S3 versioned
+        buckets); :class:`Retained` when a lock keeps a version. Default: :meth:`delete`."""
+        self.delete(name)
 
     def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
         """Compare and swap: if the file holds exactly ``expected``, replace it by ``data``

@@ -21,6 +21,7 @@ from topoff.stores.base import (
     ObjectOptions,
     Store,
     check_name,
+    refuse_lock,
 )
 
 # Temp files live next to their final name so that os.replace is an atomic rename.
@@ -107,6 +108,8 @@ class LocalStore(Store):
     @contextlib.contextmanager
     def write(self, name: str, replace: bool = False,
               options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
+        # a lock is refused before anything is created; the content type has no place here
+        refuse_lock(self, options, "a local directory cannot lock objects")
         path = self._path(name)
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
         created = self._make_parents(path.parent, name)

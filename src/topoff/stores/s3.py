@@ -17,19 +17,23 @@ from botocore.config import Config
 from urllib3.exceptions import ProtocolError
 
 from topoff.errors import StoreError
+from topoff.stores import s3_versions
 from topoff.stores.base import (
     BodyEndedEarly,
     FileInfo,
     FileMissing,
     ObjectOptions,
+    ObjectVersion,
     ResumingReader,
     Store,
     StoreOptions,
     check_name,
 )
 from topoff.stores.s3_upload import _TAKEN_CODES, PART_SIZE, _MultipartWriter
+from topoff.stores.s3_versions import BucketInfo
 
-__all__ = ["PART_SIZE", "S3Store"]
+__all__ = ["PART_SIZE", "BucketInfo", "S3Store"]
+_STYLES = ("path", "virtual", "auto")
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {
@@ -85,12 +89,18 @@ class S3Store(Store):
         custom_endpoint = bool(
             endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         )
+        style = self.options.s3_addressing_style or os.environ.get("TOPOFF_S3_ADDRESSING_STYLE")
+        if style is None:
+            # S3-compatible servers (MinIO, Ceph, moto) rarely have wildcard DNS for buckets.
+            style = "path" if custom_endpoint else None
+        elif style not in _STYLES:
+            raise StoreError(f"unknown S3 addressing style {style!r}",
+                             hint="use path, virtual or auto (TOPOFF_S3_ADDRESSING_STYLE)")
         config = Config(
             connect_timeout=self.options.http_timeout,
             read_timeout=self.options.http_timeout,
             retries={"total_max_attempts": self.options.retries + 1, "mode": "standard"},
-            # S3-compatible servers (MinIO, Ceph, moto) rarely have wildcard DNS for buckets.
-            s3={"addressing_style": "path"} if custom_endpoint else None,
+            s3={"addressing_style": style} if style else None,
         )
         try:
             self.client: Any = _new_session().client(
@@ -140,7 +150,7 @@ class S3Store(Store):
     @contextlib.contextmanager
     def write(self, name: str, replace: bool = False,
               options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
-        writer = _MultipartWriter(self, check_name(name), replace)
+        writer = _MultipartWriter(self, check_name(name), replace, options)
         try:
             yield cast(BinaryIO, writer)
             writer.finish()
@@ -155,6 +165,25 @@ class S3Store(Store):
             error = self._error(exc, "delete", name)
             if not isinstance(error, FileMissing):
                 raise error from exc
+
+    def purge(self, name: str) -> None:
+        """Remove every version of ``name`` (a plain delete on a versioned bucket only adds
+        a delete marker); :class:`~topoff.stores.base.Retained` when Object Lock keeps one."""
+        s3_versions.purge(self, name)
+
+    def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
+        """Every version and delete marker under ``prefix``: by name, the latest first."""
+        return s3_versions.list_versions(self, prefix)
+
+    def bucket_info(self) -> BucketInfo:
+        """Whether the bucket keeps versions, locks objects and expires old versions."""
+        return s3_versions.bucket_info(self)
+
+    def require_object_lock(self) -> None:
+        s3_versions.require_object_lock(self)
+
+    def ensure_retention(self, name: str, lock: dict[str, Any]) -> None:
+        s3_versions.ensure_retention(self, name, lock)
 
     def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
         key = self._key(check_name(name))

@@ -1,0 +1,337 @@
+"""A store on any rclone remote (``rclone:remote:path``), driving the ``rclone`` program.
+
+rclone reaches some 70 storage systems (SFTP, WebDAV, Google Drive, B2, Azure, ...) and can
+encrypt through a ``crypt`` remote. topoff runs it as a subprocess (arguments as a list,
+never a shell) and streams through its stdin and stdout:
+
+* list: ``rclone lsjson -R --files-only`` of the directory a prefix points into
+* read: ``rclone cat --offset N`` (resumable reads start where they stopped)
+* write: ``rclone rcat`` to a temp name next to the final one, then ``rclone moveto``;
+  a new name is not overwritten (``--ignore-existing``, checked again afterwards)
+* delete: ``rclone deletefile``, then empty parent directories are removed
+
+Remotes are configured the way rclone is: its config file (``rclone config``) or
+``RCLONE_CONFIG_<NAME>_<KEY>`` environment variables, passed through untouched. Passwords in
+rclone's config are obscured; topoff never prints the environment or the config.
+
+rclone cannot create a name only if it is absent in one atomic step: between its check and
+its move another process could publish the same name. Writers in one topoff process are
+serialized; across processes topoff's dataset lock (one writer per dataset) covers exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import secrets
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO, Any, BinaryIO, cast
+
+from topoff.errors import StoreError
+from topoff.stores.base import (
+    FileExists,
+    FileInfo,
+    FileMissing,
+    ObjectOptions,
+    Store,
+    check_name,
+    refuse_lock,
+)
+
+_TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
+# rclone's exit codes: 3 directory not found, 4 file not found
+_NOT_FOUND = (3, 4)
+_HINT = "check the remote with `rclone lsd REMOTE:` and its settings (rclone config)"
+_DATE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+")
+# one lock per remote location: writers of one process do not race each other
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(root: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(root, threading.Lock())
+
+
+def _first_error(stderr: str) -> str:
+    """The line of rclone's log that says what failed, without its timestamp."""
+    lines = [_DATE.sub("", line).strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("NOTICE")]
+    for line in lines:
+        if line.startswith(("ERROR", "Failed", "CRITICAL")):
+            return line[:300]
+    return (lines[-1] if lines else "no message")[:300]
+
+
+class RcloneStore(Store):
+    """Files under ``remote`` (``name:path`` of a configured remote, or a local path)."""
+
+    def __init__(self, remote: str, program: str = "rclone") -> None:
+        if not remote or remote.startswith("-") or "\n" in remote or "\x00" in remote:
+            raise StoreError(f"invalid rclone location {remote!r}",
+                             hint="write rclone:REMOTE:path (a remote from rclone config) "
+                             "or rclone:/local/path")
+        self.root = remote.rstrip("/") if remote.rstrip("/") else "/"
+        self.url = f"rclone:{self.root}"
+        self._program = program
+
+    # -- running rclone ----------------------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        if self.root.endswith(":") or self.root == "/":
+            return self.root + name
+        return f"{self.root}/{name}" if name else self.root
+
+    def _run(self, *args: str, what: str) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run([self._program, "--retries", "1", *args],
+                                  stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        except FileNotFoundError as exc:
+            raise self._no_program() from exc
+        except OSError as exc:
+            raise StoreError(f"cannot run rclone to {what}: {exc.strerror}",
+                             hint="check that rclone is installed and executable") from exc
+
+    def _no_program(self) -> StoreError:
+        return StoreError(f"rclone is not installed (needed for {self.url})",
+                          hint="install it (apt-get install rclone, or https://rclone.org)")
+
+    def _failed(self, what: str, code: int, stderr: bytes | str) -> StoreError:
+        text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+        return StoreError(f"rclone could not {what} (exit {code}): {_first_error(text)}",
+                          hint=_HINT)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        return self._list(prefix, temp=False)
+
+    def list_all(self, prefix: str = "") -> list[FileInfo]:
+        return self._list(prefix, temp=True)
+
+    def _list(self, prefix: str, temp: bool) -> list[FileInfo]:
+        if prefix:
+            check_name(prefix[:-1] if prefix.endswith("/") else prefix)
+        base = prefix.rpartition("/")[0]
+        done = self._run("lsjson", "-R", "--files-only", "--no-mimetype", self._path(base),
+                         what=f"list {self.url}")
+        if done.returncode in _NOT_FOUND:
+            return []
+        if done.returncode:
+            raise self._failed(f"list {self.url}", done.returncode, done.stderr)
+        found = []
+        for entry in self._parse(done.stdout, list):
+            name = f"{base}/{entry.get('Path')}" if base else str(entry.get("Path"))
+            if not name.startswith(prefix) or (not temp and _TEMP.match(name.rpartition("/")[2])):
+                continue
+            found.append(self._info(name, entry))
+        return sorted(found, key=lambda info: info.name)
+
+    def _parse(self, output: bytes, kind: type) -> Any:
+        try:
+            value = json.loads(output)
+        except ValueError:
+            value = None
+        if not isinstance(value, kind):
+            raise StoreError(f"rclone gave an unreadable listing of {self.url}",
+                             hint="check the rclone version (1.56 or newer is needed)")
+        return value
+
+    def _info(self, name: str, entry: dict[str, Any]) -> FileInfo:
+        size = entry.get("Size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise StoreError(f"rclone listed {self.url}/{name} without a valid size",
+                             hint="the remote does not report sizes; topoff needs them")
+        modified = None
+        with contextlib.suppress(TypeError, ValueError):
+            modified = datetime.fromisoformat(str(entry.get("ModTime"))).timestamp()
+        return FileInfo(name, size, modified)
+
+    def stat(self, name: str) -> FileInfo | None:
+        check_name(name)
+        done = self._run("lsjson", "--stat", "--no-mimetype", self._path(name),
+                         what=f"read {self.url}/{name}")
+        if done.returncode in _NOT_FOUND:
+            return None
+        if done.returncode:
+            raise self._failed(f"read {self.url}/{name}", done.returncode, done.stderr)
+        entry = self._parse(done.stdout, dict)
+        return None if entry.get("IsDir") else self._info(name, entry)
+
+    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
+        reader = _CatReader(self, check_name(name), offset)
+        return cast(BinaryIO, io.BufferedReader(reader.start(), 256 * 1024))
+
+    # -- writing -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self, name: str, replace: bool = False,
+              options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
+        refuse_lock(self, options, "rclone remotes cannot lock objects through topoff")
+        check_name(name)
+        directory, _, leaf = name.rpartition("/")
+        temp = f"{directory}/.{leaf}.tmp-{secrets.token_hex(6)}".lstrip("/")
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+        try:
+            proc = subprocess.Popen([self._program, "rcat", self._path(temp)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=errors)
+        except FileNotFoundError as exc:
+            errors.close()
+            raise self._no_program() from exc
+        try:
+            try:
+                assert proc.stdin is not None
+                yield cast(BinaryIO, proc.stdin)
+            except BrokenPipeError as exc:
+                proc.wait()
+                raise self._failed(f"write {self.url}/{name}", proc.returncode,
+                                   _read_all(errors)) from exc
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            if proc.wait():
+                raise self._failed(f"write {self.url}/{name}", proc.returncode,
+                                   _read_all(errors))
+            self._publish(temp, name, replace)
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            self._remove(temp)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()
+            errors.close()
+
+    def _publish(self, temp: str, name: str, replace: bool) -> None:
+        with _lock_for(self.root):
+            args = ["moveto"] if replace else ["moveto", "--ignore-existing"]
+            done = self._run(*args, self._path(temp), self._path(name),
+                             what=f"write {self.url}/{name}")
+            if done.returncode:
+                raise self._failed(f"write {self.url}/{name}", done.returncode, done.stderr)
+            if not replace and self.stat(temp) is not None:
+                raise self._exists(name)  # rclone found the name taken and skipped the move
+
+    def _exists(self, name: str) -> FileExists:
+        return FileExists(f"{name} already exists in {self.url}; it is not overwritten",
+                          hint="published files never change: another export may be "
+                          "running on this dataset")
+
+    def _remove(self, name: str) -> None:
+        """Best effort removal of a temp file and the directories it leaves empty."""
+        with contextlib.suppress(StoreError):
+            self.delete(name)
+
+    def delete(self, name: str) -> None:
+        check_name(name)
+        done = self._run("deletefile", self._path(name), what=f"delete {self.url}/{name}")
+        # a missing file makes deletefile fail too: that is not an error here
+        if done.returncode and self.stat(name) is not None:
+            raise self._failed(f"delete {self.url}/{name}", done.returncode, done.stderr)
+        self._prune(name)
+
+    def _prune(self, name: str) -> None:
+        """Remove the directories above ``name`` that are now empty (where remotes have
+        directories at all); stops at the first one that is not empty."""
+        parts = name.split("/")[:-1]
+        while parts:
+            done = self._run("rmdir", self._path("/".join(parts)), what="remove a directory")
+            if done.returncode:
+                return
+            parts.pop()
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        """Best effort: compare then swap, serialized within this process only (rclone has
+        no conditional writes); across processes two swaps could both succeed."""
+        with _lock_for(self.root + "\x00swap"):
+            try:
+                current = self.read_bytes(name)
+            except FileMissing:
+                return False
+            if current != expected:
+                return False
+            if data is None:
+                self.delete(name)
+            else:
+                self.write_bytes(name, data, replace=True)
+            return True
+
+
+def _read_all(f: IO[bytes]) -> bytes:
+    f.seek(0)
+    return f.read(64 * 1024)
+
+
+class _CatReader(io.RawIOBase):
+    """The stdout of ``rclone cat --offset N``; a failure of rclone is a StoreError at the
+    end of the stream (never a silently short file)."""
+
+    def __init__(self, store: RcloneStore, name: str, offset: int) -> None:
+        super().__init__()
+        self._store = store
+        self._name = name
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        args = [store._program, "cat", "--offset", str(int(offset)), store._path(name)]
+        try:
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=self._errors)
+        except FileNotFoundError as exc:
+            self._errors.close()
+            raise store._no_program() from exc
+
+        self._first = b""
+
+    def start(self) -> _CatReader:
+        """Wait for the first bytes (or the end), so a missing file fails here."""
+        try:
+            assert self._proc.stdout is not None
+            self._first = self._proc.stdout.read1(256 * 1024)
+            if not self._first:
+                self._finish()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _finish(self) -> None:
+        if self._proc.wait() == 0:
+            return
+        where = f"{self._store.url}/{self._name}"
+        if self._proc.returncode in _NOT_FOUND:
+            raise FileMissing(f"{self._name} not found in {self._store.url}",
+                              hint="check the store location")
+        raise self._store._failed(f"read {where}", self._proc.returncode,
+                                  _read_all(self._errors))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._first:
+            n = min(len(buffer), len(self._first))
+            buffer[:n], self._first = self._first[:n], self._first[n:]
+            return n
+        assert self._proc.stdout is not None
+        n = self._proc.stdout.readinto(buffer)
+        if not n and len(buffer):
+            self._finish()
+        return n or 0
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._errors.close()
+        super().close()
