@@ -175,10 +175,12 @@ def rewrite_index(root: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 def replace_data_file(root: Path, pub_id: str, table: str, data: bytes, n: int = 0,
                       **fields: Any) -> None:
     """Put ``data`` (already compressed) in place of a table's n-th data file, with its
-    size and sha256 listed truly in the manifest (and ``fields`` changed as given)."""
+    size and sha256 listed truly in the manifest, its uncompressed size not declared (and
+    ``fields`` changed as given)."""
     def edit(doc: dict[str, Any]) -> None:
         f = doc["tables"][table]["files"][n]
         (root / pub_id / f["path"]).write_bytes(data)
+        f.pop("uncompressed_bytes", None)  # a publisher that does not declare it
         f.update(bytes=len(data), sha256=sha256(data), **fields)
     rewrite_manifest(root, pub_id, edit)
 
