@@ -66,7 +66,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from topoff.cli import datasets, demo, export, init, sync
+    from topoff.cli import backup, datasets, demo, export, init, sync
 
     init.register(cli)
     export.register(cli)
@@ -74,6 +74,7 @@ def _register() -> None:
     cli.add_command(datasets.list_cmd)
     sync.register(cli)
     demo.register(cli)
+    backup.register(cli)
 
 
 _register()

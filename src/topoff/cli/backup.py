@@ -1,0 +1,97 @@
+"""``topoff backup``, ``topoff restore``, ``topoff backups list|drill|check|prune``."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import click
+
+from topoff.backup import catalog
+from topoff.backup.names import default_name
+from topoff.backup.pipeline import BackupRequest, run_backup
+from topoff.cli.backup_output import echo_catalog
+from topoff.cli.options import build_config, common_options, source_options, store_for
+from topoff.cli.output import size
+
+
+def _term_as_interrupt() -> None:
+    """systemd stops a unit with SIGTERM: record the backup as failed, like Ctrl-C."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command("backup")
+@common_options
+@source_options
+@click.option("--to", "dest", required=True, metavar="STORE",
+              help="Where the backup and its catalog go: a directory or s3://bucket/prefix.")
+@click.option("--name", help="Backup name [default: dump.<database>.<YYYY-MM-DD--HH-MM-SS>].")
+@click.option("--recipient", "recipients", multiple=True, metavar="AGE_PUBLIC_KEY",
+              help="Encrypt for this age public key (repeatable) [default: [backup] "
+              "recipients].")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64),
+              help="pg_dump --jobs [default: [backup] jobs, 2].")
+@click.option("--workdir", type=click.Path(file_okay=False),
+              help="Directory for pg_dump's files in flight [default: $TMPDIR].")
+def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
+               dest: str, name: str | None, recipients: tuple[str, ...], jobs: int | None,
+               workdir: str | None) -> None:
+    """Back up the source with pg_dump, compressed, encrypted with age, into a store.
+
+    The snapshot is taken on the standby (a primary is refused without --allow-primary)
+    and handed to pg_dump; per-table row counts and content hashes from the same
+    snapshot go into the catalog for `topoff backups drill`.
+
+    \b
+    Example:
+      topoff backup --source postgresql://backup@standby/datanommer \\
+          --to s3://backups/datanommer --recipient age1...
+    """
+    config = build_config(config_path, source_url, allow_primary)
+    assert config.source_url is not None
+    settings = config.backup
+    store = store_for(dest, config)
+    _term_as_interrupt()
+    name = default_name(config.source_url) if name is None else name
+    req = BackupRequest(
+        source_url=config.source_url, name=name,
+        recipients=recipients or settings.recipients, allow_primary=config.allow_primary,
+        jobs=jobs or settings.jobs, level=settings.compression_level,
+        lock_days=settings.lock_days, lock_mode=settings.lock_mode, workdir=workdir)
+    result = run_backup(store, req)
+    rows = sum(t["rows"] for t in result.tables.values())
+    click.echo(f"backup {result.name}: {len(result.tables)} tables, {rows:,} rows, "
+               f"{result.files} files, {size(result.size)} encrypted, sha256 "
+               f"{result.sha256[:16]}..., {result.seconds:.1f}s -> {store.url}/{result.key}")
+
+
+@click.group("backups")
+def backups() -> None:
+    """The backups in a store: list, drill, check, prune."""
+
+
+@backups.command("list")
+@common_options
+@click.argument("store_url", metavar="STORE")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def list_cmd(config_path: str | None, store_url: str, as_json: bool) -> None:
+    """List the backups in a store, with status, times, size and the last drill.
+
+    \b
+    Example:
+      topoff backups list s3://backups/datanommer
+    """
+    config = build_config(config_path, need_source=False)
+    entries = catalog.read_catalog(store_for(store_url, config))
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+    else:
+        echo_catalog(store_url, entries)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(backup_cmd)
+    cli.add_command(backups)
