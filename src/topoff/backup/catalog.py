@@ -174,15 +174,18 @@ def read_entry(store: Store, name: str) -> Entry | None:
         d = _load(store, catalog_key(name, leaf))
         if d is not None:
             drills.append(d)
-    if finished is not None and failed is None:
-        status = "finished"
-    elif failed is not None or not alive(started):
-        status = "failed"
-    else:
-        status = "ongoing"
-    if status == "failed" and failed is None:
-        failed = {"error": "the backup process died before it finished (no finished.json)"}
-    return Entry(name, status, started, finished, failed, drills)
+    entry = Entry(name, "ongoing", started, finished, failed, drills)
+    if "finished.json" in leaves and (entry.size is None or entry.sha256 is None):
+        entry.finished = None
+        entry.failed = failed or {"error": "finished.json is not a valid catalog object"}
+    if entry.finished is not None and entry.failed is None:
+        entry.status = "finished"
+    elif entry.failed is not None or not alive(started):
+        entry.status = "failed"
+    if entry.status == "failed" and entry.failed is None:
+        entry.failed = {"error": "the backup process died before it finished "
+                                 "(no finished.json)"}
+    return entry
 
 
 def read_catalog(store: Store) -> list[Entry]:
