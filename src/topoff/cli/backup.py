@@ -9,11 +9,15 @@ from typing import Any
 import click
 
 from topoff.backup import catalog
+from topoff.backup import restore as restore_mod
+from topoff.backup.keys import load_identities
 from topoff.backup.names import default_name
 from topoff.backup.pipeline import BackupRequest, run_backup
 from topoff.cli.backup_output import echo_catalog
 from topoff.cli.options import build_config, common_options, source_options, store_for
 from topoff.cli.output import size
+from topoff.errors import ConfigError
+from topoff.sources.postgres import display_url
 
 
 def _term_as_interrupt() -> None:
@@ -92,6 +96,50 @@ def list_cmd(config_path: str | None, store_url: str, as_json: bool) -> None:
         echo_catalog(store_url, entries)
 
 
+@click.command("restore")
+@common_options
+@click.argument("store_url", metavar="STORE")
+@click.option("--target", "target_url", required=True, metavar="URL",
+              help="The database to restore into (empty unless --clean).")
+@click.option("--name", help="The backup to restore.")
+@click.option("--latest", is_flag=True, help="Restore the newest finished backup.")
+@click.option("--identity", type=click.Path(dir_okay=False),
+              help="age identity file (secret key) [default: [backup] identity].")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="pg_restore --jobs [default: 2].")
+@click.option("--clean", is_flag=True,
+              help="Drop the backup's objects in a non-empty target first (pg_restore --clean).")
+@click.option("--no-owner", is_flag=True,
+              help="Do not restore owners and privileges (roles missing on the target).")
+@click.option("--workdir", type=click.Path(file_okay=False),
+              help="Directory for the decrypted dump while pg_restore reads it.")
+def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: str | None,
+                latest: bool, identity: str | None, jobs: int | None, clean: bool,
+                no_owner: bool, workdir: str | None) -> None:
+    """Restore a backup into a database: verify its sha256, decrypt, pg_restore, scrub.
+
+    Refuses a non-empty target unless --clean. Then runs the [backup] scrub SQL of the
+    config, if any.
+
+    \b
+    Example:
+      topoff restore s3://backups/datanommer --latest --identity key.txt \\
+          --target postgresql://localhost/datanommer_copy
+    """
+    config = build_config(config_path, need_source=False)
+    if (name is None) == (not latest):
+        raise ConfigError("say which backup to restore",
+                          hint="pass either --name NAME or --latest")
+    identities = load_identities(identity or config.backup.identity)
+    store = store_for(store_url, config)
+    entry = restore_mod.choose(store, name)
+    result = restore_mod.restore(store, entry, identities, target_url, jobs=jobs or 2,
+                                 clean=clean, no_owner=no_owner,
+                                 scrub_sql=config.backup.scrub, workdir=workdir)
+    click.echo(f"restored {entry.name} ({size(result.size)}, {result.files} files, sha256 "
+               f"verified) into {display_url(target_url)}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(backup_cmd)
+    cli.add_command(restore_cmd)
     cli.add_command(backups)
