@@ -10,6 +10,7 @@ import click
 
 from topoff.backup import catalog
 from topoff.backup import restore as restore_mod
+from topoff.backup.drill import drill
 from topoff.backup.keys import load_identities
 from topoff.backup.names import default_name
 from topoff.backup.pipeline import BackupRequest, run_backup
@@ -137,6 +138,41 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
                                  scrub_sql=config.backup.scrub, workdir=workdir)
     click.echo(f"restored {entry.name} ({size(result.size)}, {result.files} files, sha256 "
                f"verified) into {display_url(target_url)}")
+
+
+@backups.command("drill")
+@common_options
+@click.argument("store_url", metavar="STORE")
+@click.option("--name", help="The backup to drill [default: the newest finished one].")
+@click.option("--identity", type=click.Path(dir_okay=False),
+              help="age identity file (secret key) [default: [backup] identity].")
+@click.option("--scratch", "scratch_url", metavar="URL",
+              help="An empty database to restore into [default: a temporary PostgreSQL "
+              "cluster, removed afterwards].")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="pg_restore --jobs [default: 2].")
+@click.option("--workdir", type=click.Path(file_okay=False),
+              help="Directory for the decrypted dump while pg_restore reads it.")
+def drill_cmd(config_path: str | None, store_url: str, name: str | None,
+              identity: str | None, scratch_url: str | None, jobs: int | None,
+              workdir: str | None) -> None:
+    """Restore a backup into a throwaway database and compare it with what was recorded.
+
+    Row counts and content hashes of every table must match those taken from the dump's
+    snapshot, and every [backup] checks query must return true. The result is recorded
+    in the catalog; the exit status is 6 when the drill fails.
+
+    \b
+    Example:
+      topoff backups drill s3://backups/datanommer --identity key.txt
+    """
+    config = build_config(config_path, need_source=False)
+    identities = load_identities(identity or config.backup.identity)
+    store = store_for(store_url, config)
+    result = drill(store, identities, name=name, scratch_url=scratch_url,
+                   checks=config.backup.checks, jobs=jobs or 2, workdir=workdir)
+    click.echo(f"drill of {result.name} passed: {result.tables} tables match, "
+               f"{len(result.checks)} checks passed; restorable as of "
+               f"{result.restorable_as_of}")
 
 
 def register(cli: click.Group) -> None:
