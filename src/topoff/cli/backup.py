@@ -10,6 +10,14 @@ import click
 
 from topoff.backup import catalog
 from topoff.backup import restore as restore_mod
+from topoff.backup.check import (
+    CRITICAL,
+    CheckResult,
+    evaluate,
+    parse_age,
+    parse_percent,
+    write_prometheus,
+)
 from topoff.backup.drill import drill
 from topoff.backup.keys import load_identities
 from topoff.backup.names import default_name
@@ -17,7 +25,9 @@ from topoff.backup.pipeline import BackupRequest, run_backup
 from topoff.cli.backup_output import echo_catalog
 from topoff.cli.options import build_config, common_options, source_options, store_for
 from topoff.cli.output import size
-from topoff.errors import ConfigError
+from topoff.config import parse_size
+from topoff.errors import ConfigError, StoreError
+from topoff.redact import redact
 from topoff.sources.postgres import display_url
 
 
@@ -173,6 +183,45 @@ def drill_cmd(config_path: str | None, store_url: str, name: str | None,
     click.echo(f"drill of {result.name} passed: {result.tables} tables match, "
                f"{len(result.checks)} checks passed; restorable as of "
                f"{result.restorable_as_of}")
+
+
+@backups.command("check")
+@common_options
+@click.argument("store_url", metavar="STORE")
+@click.option("--max-age", default="26h", show_default=True, metavar="AGE",
+              help="CRITICAL when the newest finished backup is older (e.g. 26h, 8d).")
+@click.option("--min-size", metavar="SIZE",
+              help="CRITICAL when the newest finished backup is smaller (e.g. 10MB).")
+@click.option("--max-size-change", metavar="PERCENT",
+              help="WARNING when its size differs more from the previous one (e.g. 15%).")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False),
+              help="Also write textfile-collector metrics here (atomically).")
+def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: str | None,
+              max_size_change: str | None, prometheus_file: str | None) -> None:
+    """Check backup freshness for monitoring: one status line, Nagios exit codes.
+
+    Exit 0 OK, 1 WARNING, 2 CRITICAL (no finished backup, or the newest is too old or
+    too small; a catalog that cannot be read is critical too).
+
+    \b
+    Example:
+      topoff backups check s3://backups/datanommer --max-age 26h --max-size-change 15% \\
+          --prometheus /var/lib/node_exporter/topoff_backup.prom
+    """
+    config = build_config(config_path, need_source=False)
+    limit = parse_age(max_age)
+    smallest = parse_size(min_size, "--min-size") if min_size else None
+    change = parse_percent(max_size_change) if max_size_change else None
+    try:
+        store = store_for(store_url, config)
+        result = evaluate(catalog.read_catalog(store), limit, smallest, change)
+    except StoreError as e:
+        result = CheckResult(CRITICAL, f"BACKUP CRITICAL - cannot read the catalog: "
+                             f"{e.message}", {"check_status": float(CRITICAL)})
+    if prometheus_file:
+        write_prometheus(prometheus_file, redact(store_url), result.metrics)
+    click.echo(result.line)
+    click.get_current_context().exit(result.code)
 
 
 def register(cli: click.Group) -> None:
