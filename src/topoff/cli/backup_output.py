@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from topoff.backup.catalog import Entry
+from topoff.backup.retention import PruneOutcome
 from topoff.cli.output import size
 
 
@@ -29,3 +30,13 @@ def echo_catalog(where: str, entries: list[Entry]) -> None:
                  "" if e.size is None else size(e.size), drill)
         table.add_row(*[Text(str(c)) for c in cells])
     Console(width=120).print(table)
+
+
+def echo_prune(out: PruneOutcome) -> None:
+    verb = "would remove" if out.dry_run else "removed"
+    for name in out.removed:
+        click.echo(f"{verb} {name}")
+    for name, until in out.retained:
+        click.echo(f"retained {name} until {until} (object lock)")
+    click.echo(f"{verb} {len(out.removed)} backups, {len(out.retained)} retained by a lock, "
+               f"kept {len(out.kept)}")
