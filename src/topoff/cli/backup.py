@@ -23,6 +23,7 @@ from topoff.backup.keys import load_identities
 from topoff.backup.names import default_name
 from topoff.backup.pipeline import BackupRequest, run_backup
 from topoff.backup.retention import prune as backup_prune
+from topoff.backup.systemd import KINDS, UnitSettings, render
 from topoff.cli.backup_output import echo_catalog, echo_prune
 from topoff.cli.options import build_config, common_options, source_options, store_for
 from topoff.cli.output import size
@@ -249,7 +250,37 @@ def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last
     echo_prune(out)
 
 
+@click.command("systemd")
+@click.option("--print", "kind", required=True, type=click.Choice(KINDS),
+              help="The job whose .service and .timer to print.")
+@click.option("--unit-config", default=UnitSettings.config, show_default=True,
+              help="Config file the unit passes to topoff.")
+@click.option("--store", default=UnitSettings.store, show_default=True,
+              help="Store (backup, export, drill) or dataset (sync, replicate).")
+@click.option("--target", default=UnitSettings.target, show_default=True,
+              help="Replica for sync and replicate.")
+@click.option("--topoff", "topoff_path", default=UnitSettings.topoff, show_default=True,
+              help="Path of the topoff program.")
+@click.option("--user", default=UnitSettings.user, show_default=True,
+              help="System user the service runs as.")
+@click.option("--on-calendar", help="systemd OnCalendar schedule [default: per job].")
+def systemd_cmd(kind: str, unit_config: str, store: str, target: str, topoff_path: str,
+                user: str, on_calendar: str | None) -> None:
+    """Print a systemd .service and .timer pair for a periodic topoff job.
+
+    The service runs under flock (no overlapping runs), logs to the journal, and reads
+    secrets from /etc/topoff/topoff.env; the timer has a randomised delay.
+
+    \b
+    Example:
+      topoff systemd --print backup --store s3://backups/datanommer
+    """
+    click.echo(render(kind, UnitSettings(unit_config, store, target, topoff_path, user,
+                                         on_calendar)), nl=False)
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(backup_cmd)
     cli.add_command(restore_cmd)
+    cli.add_command(systemd_cmd)
     cli.add_command(backups)
