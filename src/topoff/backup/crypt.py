@@ -84,7 +84,15 @@ def encrypting_writer(dest: BinaryIO, recipients: Sequence[Any], level: int,
     r, w = os.pipe()
     reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
     hashed = HashingWriter(dest)
-    worker = _Worker(lambda: pyrage.encrypt_io(reader, hashed, list(recipients)))
+
+    def run() -> None:
+        try:
+            pyrage.encrypt_io(reader, hashed, list(recipients))
+        except BaseException:
+            reader.close()  # the producer's next write fails (EPIPE) instead of blocking
+            raise
+
+    worker = _Worker(run)
     worker.start()
     zw = zstandard.ZstdCompressor(level=level, threads=0).stream_writer(writer, closefd=False)
     ok = False
@@ -98,7 +106,8 @@ def encrypting_writer(dest: BinaryIO, recipients: Sequence[Any], level: int,
         with contextlib.suppress(OSError):
             writer.close()
         worker.join()
-        reader.close()
+        with contextlib.suppress(OSError):
+            reader.close()
     if worker.error is not None:
         err = worker.error
         if isinstance(err, StoreError):

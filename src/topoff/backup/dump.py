@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -27,6 +28,7 @@ from topoff.errors import SourceError
 from topoff.redact import redact
 
 POLL = 0.1
+LOW_DISK = 1 << 20  # a failed pg_dump with less free space than this ran out of disk
 
 
 def _descendants(root: int) -> list[int]:
@@ -100,10 +102,19 @@ class PgDump:
         assert self.proc is not None
         if self._reader is not None:
             self._reader.join(timeout=5)
-        lines = [ln for ln in self.stderr if ln.strip()]
-        why = lines[-1].removeprefix("pg_dump: ") if lines else "no message"
+        lines = [ln.removeprefix("pg_dump: ") for ln in self.stderr if ln.strip()]
+        # the first error is the cause; later ones ("a worker process died") follow from it
+        errors = [ln for ln in lines if ln.startswith("error:")]
+        why = (errors or lines or ["no message"])[0]
         hint = "check the pg_dump message; the backup was not published"
-        if "No space left" in why:
+        try:
+            free = shutil.disk_usage(self.workdir.parent).free
+        except OSError:
+            free = None
+        if free is not None and free < LOW_DISK and "No space left" not in why:
+            # a worker's own message may be lost when the leader notices its exit first
+            why += f" (the work directory {self.workdir.parent} is full: {free} bytes free)"
+        if "No space left" in why or (free is not None and free < LOW_DISK):
             hint = "free disk space under the work directory (--workdir), or lower --jobs"
         return SourceError(f"pg_dump failed (exit status {self.proc.returncode}): {why}",
                            hint=hint)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -33,11 +35,21 @@ from topoff.redact import redact
 from topoff.sources.postgres import display_url
 
 
-def _term_as_interrupt() -> None:
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
     """systemd stops a unit with SIGTERM: record the backup as failed, like Ctrl-C."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("backup")
@@ -71,14 +83,14 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
     assert config.source_url is not None
     settings = config.backup
     store = store_for(dest, config)
-    _term_as_interrupt()
     name = default_name(config.source_url) if name is None else name
     req = BackupRequest(
         source_url=config.source_url, name=name,
         recipients=recipients or settings.recipients, allow_primary=config.allow_primary,
         jobs=jobs or settings.jobs, level=settings.compression_level,
         lock_days=settings.lock_days, lock_mode=settings.lock_mode, workdir=workdir)
-    result = run_backup(store, req)
+    with _term_as_interrupt():
+        result = run_backup(store, req)
     rows = sum(t["rows"] for t in result.tables.values())
     click.echo(f"backup {result.name}: {len(result.tables)} tables, {rows:,} rows, "
                f"{result.files} files, {size(result.size)} encrypted, sha256 "
