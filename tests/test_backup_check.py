@@ -33,7 +33,7 @@ def test_fresh_backup_ok_with_metrics(tmp_path: Path) -> None:
     assert line.startswith("BACKUP OK - dump.b finished") and "(+10.0%)" in line
     text = prom.read_text()
     assert 'topoff_backup_check_status{store="' in text
-    assert "topoff_backup_last_size_bytes" in text and " 1100\n" in text
+    assert "topoff_backup_last_size_bytes" in text and " 1100.0\n" in text
     assert "topoff_backup_drill_success" in text and "topoff_backup_last_duration_seconds" in text
     assert [p.name for p in prom.parent.iterdir()] == ["topoff.prom"]  # no temp file left
 

@@ -50,6 +50,8 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _human(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
     if seconds < 3600:
         return f"{seconds / 60:.0f}m"
     if seconds < 172800:
@@ -141,7 +143,7 @@ def write_prometheus(path: str, store_url: str, metrics: dict[str, float]) -> No
         if key in metrics:
             name = f"topoff_backup_{key}"
             lines += [f"# HELP {name} {HELP[key]}", f"# TYPE {name} gauge",
-                      f'{name}{{store="{_label(store_url)}"}} {metrics[key]:.17g}']
+                      f'{name}{{store="{_label(store_url)}"}} {float(metrics[key])!r}']
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "w") as f:

@@ -18,9 +18,11 @@ def echo_catalog(where: str, entries: list[Entry]) -> None:
         click.echo(f"no backups in {where}")
         return
     table = Table(title=f"backups in {where}", title_justify="left")
-    for col, justify in (("name", "left"), ("status", "left"), ("started", "left"),
-                         ("ended", "left"), ("size", "right"), ("drill", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    widest = max(len(e.name) for e in entries)
+    table.add_column("name", min_width=widest, no_wrap=True)  # names are never cut
+    for col, justify in (("status", "left"), ("started", "left"), ("ended", "left"),
+                         ("size", "right"), ("drill", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for e in entries:
         d = e.last_drill
         drill = "" if d is None else ("ok " if d.get("ok") is True else "FAILED ") + \
@@ -29,7 +31,7 @@ def echo_catalog(where: str, entries: list[Entry]) -> None:
                  (e.end_time or "")[:19].replace("T", " "),
                  "" if e.size is None else size(e.size), drill)
         table.add_row(*[Text(str(c)) for c in cells])
-    Console(width=120).print(table)
+    Console(width=max(120, widest + 100)).print(table)
 
 
 def echo_prune(out: PruneOutcome) -> None:
