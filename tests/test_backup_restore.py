@@ -153,3 +153,19 @@ def test_hostile_tar_member_is_refused(tmp_path: Path, target: str, age_key: Age
     assert result.exit_code == 6, result.stderr
     assert "unexpected entry" in error_lines(result)[0]
     assert not (tmp_path / "escape.dat").exists() and not Path("/abs.dat").exists()
+
+
+def test_round_trip_through_s3(datanommer: Database, age_key: AgeKey, target: str,
+                               s3_server: object) -> None:
+    """The same backup, list and restore against moto's S3 over HTTP."""
+    bucket = s3_server.create_bucket()  # type: ignore[attr-defined]
+    url = f"s3://{bucket}/backups/datanommer"
+    result = run_cli("backup", "--source", datanommer.standby_url, "--to", url,
+                     "--name", "dump.s3", "--recipient", age_key.public)
+    assert result.exit_code == 0, result.stderr
+    listed = run_cli("backups", "list", url, "--json")
+    assert '"status": "finished"' in listed.stdout
+    restored = run_cli("restore", url, "--name", "dump.s3", "--identity",
+                       str(age_key.identity), "--target", target)
+    assert restored.exit_code == 0, restored.stderr
+    assert _hashes(target) == _hashes(datanommer.standby_url)
