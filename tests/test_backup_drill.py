@@ -84,3 +84,46 @@ def test_drill_fails_on_a_failing_check(store: Path, age_key: AgeKey, scratch: s
     assert "check failed: SELECT count(*) = 0 FROM users" in error_lines(result)[0]
     (d,) = _drills(store, "dump.a")
     assert [c["ok"] for c in d["checks"]] == [True, False, False]
+
+
+def test_counts_hashes_and_dump_share_one_snapshot(datanommer: Database, age_key: AgeKey,
+                                                   tmp_path: Path, scratch: str) -> None:
+    """Rows committed after the backup's snapshot is taken are neither counted nor dumped:
+    the backup is held on a replayed lock after its snapshot, rows are added meanwhile,
+    and the drill still matches the recorded counts and hashes exactly."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store"
+    locker = datanommer.primary()
+    locker.autocommit = False
+    locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    datanommer.sync()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "topoff",
+                             *backup_args(datanommer, age_key, store, "dump.snap")],
+                            env={**os.environ, "PYTHONPATH": str(root / "src")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = store / "catalog" / "dump.snap" / "started.json"
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "backup did not start"
+            time.sleep(0.05)
+        (before,) = datanommer.standby_query("SELECT count(*) FROM users")[0]
+        datanommer.execute("INSERT INTO users (name) SELECT 'late-' || g "
+                           "FROM generate_series(1, 7) g")
+    finally:
+        locker.rollback()
+        locker.close()
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    finished = json.loads((store / "catalog" / "dump.snap" / "finished.json").read_text())
+    assert finished["tables"]["public.users"]["rows"] == before
+    (now,) = datanommer.standby_query("SELECT count(*) FROM users")[0]
+    assert now == before + 7
+    result = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity),
+                     "--scratch", scratch)
+    assert result.exit_code == 0, result.stderr
