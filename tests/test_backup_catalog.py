@@ -90,6 +90,9 @@ def test_status_rules_and_hostile_entries(tmp_path: Path) -> None:
     (d / "failed.json").write_text(json.dumps({"error": "boom"}))
     g = _started(store, "g.garbage")
     (g / "finished.json").write_text("{not json")
+    huge = _started(store, "i.huge")
+    with (huge / "finished.json").open("wb") as f:  # sparse: 17 MiB read from nowhere
+        f.truncate(17 * 1024 * 1024)
     (store / "catalog" / "h.bad-started").mkdir()
     (store / "catalog" / "h.bad-started" / "started.json").write_text("[1, 2]")
     (store / "catalog" / "-bad name").mkdir()
@@ -98,7 +101,8 @@ def test_status_rules_and_hostile_entries(tmp_path: Path) -> None:
     assert statuses == {"a.alive": "ongoing", "b.dead": "failed",
                         "c.other-host-recent": "ongoing", "d.other-host-old": "failed",
                         "e.same-host-other-boot": "failed",
-                        "f.finished-and-failed": "failed", "g.garbage": "failed"}
+                        "f.finished-and-failed": "failed", "g.garbage": "failed",
+                        "i.huge": "failed"}
     js = json.loads(run_cli("backups", "list", str(store), "--json").stdout)
     f = next(e for e in js if e["name"] == "f.finished-and-failed")
     assert f["size"] is None and f["sha256"] is None and f["error"] == "boom"

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from topoff.backup.names import CATALOG, catalog_key, is_valid
-from topoff.errors import StoreError
 from topoff.redact import redact
 from topoff.stores.base import ObjectOptions, Store
 
@@ -118,13 +117,11 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def _load(store: Store, key: str) -> dict[str, Any] | None:
-    info = store.stat(key)
-    if info is None:
+def _load(store: Store, key: str, size: int) -> dict[str, Any] | None:
+    if size > MAX_OBJECT:
+        log.warning("catalog object %s is %d bytes, too large for a catalog object; ignored",
+                    key, size)
         return None
-    if info.size > MAX_OBJECT:
-        raise StoreError(f"catalog object {key} is {info.size} bytes, too large",
-                         hint="the store holds something that is not a topoff catalog")
     try:
         body = json.loads(store.read_bytes(key))
     except ValueError:
@@ -151,27 +148,35 @@ def alive(started: dict[str, Any], now: datetime | None = None) -> bool:
     return (now or datetime.now(UTC)) - begun < MAX_ONGOING
 
 
-def names(store: Store) -> list[str]:
-    found = set()
-    for info in store.list(CATALOG):
+def _listing(store: Store, prefix: str = CATALOG) -> dict[str, dict[str, int]]:
+    """One listing of the catalog: backup name -> {leaf: size}."""
+    found: dict[str, dict[str, int]] = {}
+    for info in store.list(prefix):
         parts = info.name[len(CATALOG):].split("/")
         if len(parts) == 2 and is_valid(parts[0]):
-            found.add(parts[0])
-    return sorted(found)
+            found.setdefault(parts[0], {})[parts[1]] = info.size
+    return found
 
 
-def read_entry(store: Store, name: str) -> Entry | None:
-    leaves = {i.name.rsplit("/", 1)[1] for i in store.list(catalog_key(name, ""))}
-    started = _load(store, catalog_key(name, "started.json")) if "started.json" in leaves \
-        else None
+def names(store: Store) -> list[str]:
+    return sorted(_listing(store))
+
+
+def read_entry(store: Store, name: str,
+               leaves: dict[str, int] | None = None) -> Entry | None:
+    if leaves is None:
+        leaves = _listing(store, catalog_key(name, "")).get(name, {})
+
+    def load(leaf: str) -> dict[str, Any] | None:
+        return _load(store, catalog_key(name, leaf), leaves[leaf]) if leaf in leaves else None
+
+    started = load("started.json")
     if started is None:
         return None
-    finished = _load(store, catalog_key(name, "finished.json")) \
-        if "finished.json" in leaves else None
-    failed = _load(store, catalog_key(name, "failed.json")) if "failed.json" in leaves else None
+    finished, failed = load("finished.json"), load("failed.json")
     drills = []
     for leaf in sorted(x for x in leaves if x.startswith("drill-") and x.endswith(".json")):
-        d = _load(store, catalog_key(name, leaf))
+        d = load(leaf)
         if d is not None:
             drills.append(d)
     entry = Entry(name, "ongoing", started, finished, failed, drills)
@@ -190,7 +195,9 @@ def read_entry(store: Store, name: str) -> Entry | None:
 
 def read_catalog(store: Store) -> list[Entry]:
     """Every backup in the store, oldest first."""
-    entries = [e for n in names(store) if (e := read_entry(store, n)) is not None]
+    listing = _listing(store)
+    entries = [e for n in sorted(listing)
+               if (e := read_entry(store, n, listing[n])) is not None]
     return sorted(entries, key=lambda e: (e.start_time, e.name))
 
 
