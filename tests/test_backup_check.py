@@ -61,3 +61,12 @@ def test_bad_limits_are_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "invalid --max-age" in error_lines(result)[0]
     result = run_cli("backups", "check", str(tmp_path), "--max-size-change", "lots")
     assert result.exit_code == 2
+
+
+def test_unreadable_catalog_is_critical(s3_server: object, tmp_path: Path) -> None:
+    prom = tmp_path / "t.prom"
+    result = run_cli("backups", "check", "s3://no-such-bucket/backups", "--prometheus",
+                     str(prom))
+    assert result.exit_code == 2, result.output
+    assert result.stdout.startswith("BACKUP CRITICAL - cannot read the catalog")
+    assert "topoff_backup_check_status" in prom.read_text() and " 2.0\n" in prom.read_text()
