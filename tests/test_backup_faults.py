@@ -120,3 +120,38 @@ def test_full_store(datanommer: Database, age_key: AgeKey, tiny_disk: Path) -> N
     assert "space" in message.lower() or "space" in hint.lower()
     assert _statuses(tiny_disk) == {"dump.s": "failed"}
     assert _no_object(tiny_disk)
+
+
+def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: AgeKey,
+                                              tmp_path: Path) -> None:
+    """systemctl stop sends SIGTERM: failed.json says "interrupted", pg_dump is gone."""
+    store = tmp_path / "store"
+    locker = datanommer.primary()
+    locker.autocommit = False
+    locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    datanommer.sync()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "topoff",
+                             *backup_args(datanommer, age_key, store, "dump.t")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        dumps: list[int] = []
+        while not dumps:
+            assert time.monotonic() < deadline, "pg_dump did not start"
+            dumps = [p for p in _descendants(proc.pid)[1:] if b"pg_dump" in _cmdline(p)]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        locker.rollback()
+        locker.close()
+    assert proc.returncode == 130, err
+    assert "error: interrupted" in err
+    failed = json.loads((store / "catalog" / "dump.t" / "failed.json").read_text())
+    assert failed["error"] == "interrupted"
+    assert all(not _cmdline(p) for p in dumps), "pg_dump outlived the backup"
+    assert _no_object(store)
