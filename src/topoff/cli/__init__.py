@@ -61,6 +61,7 @@ def cli() -> None:
     \b
     Producer:  topoff init | check-config | export full | export incremental | prune
     Consumer:  topoff sync | status | verify
+    Backups:   topoff backup | restore | backups list|drill|check|prune | systemd
     Try it:    topoff demo
     """
 
