@@ -68,6 +68,20 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """[backup]: encrypted pg_dump backups (docs/backups.md)."""
+
+    recipients: tuple[str, ...] = ()  # age public keys (age1...)
+    identity: str | None = None  # path of an age identity file, for restore and drill
+    jobs: int = 2
+    compression_level: int = 3
+    lock_days: int | None = None
+    lock_mode: str = "COMPLIANCE"
+    scrub: tuple[str, ...] = ()  # SQL run on a restored database (restore --scrub)
+    checks: tuple[str, ...] = ()  # SQL returning one boolean per drill, true = pass
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: str = "dataset"
     source_url: str | None = None
@@ -77,6 +91,7 @@ class Config:
     export: ExportSettings = field(default_factory=ExportSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     path: Path | None = None
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -197,9 +212,39 @@ def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
                        columns=dict(columns))
 
 
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    return tuple(_expect(v, str, what) for v in _expect(value, list, what))
+
+
+def _parse_backup(section: Any) -> BackupSettings:
+    _expect(section, dict, "[backup]")
+    _check_keys(section, {"recipients", "identity", "jobs", "compression_level", "lock_days",
+                          "lock_mode", "scrub", "checks"}, "[backup]")
+    mode = _expect(section.get("lock_mode", "COMPLIANCE"), str, "[backup] lock_mode").upper()
+    if mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise ConfigError(f"[backup] lock_mode {mode!r} is not known",
+                          hint="use COMPLIANCE or GOVERNANCE")
+    level = _positive_int(section.get("compression_level", 3), "[backup] compression_level")
+    if level > 22:
+        raise ConfigError(f"[backup] compression_level must be 1..22, not {level}")
+    lock_days = section.get("lock_days")
+    identity = section.get("identity")
+    return BackupSettings(
+        recipients=_strings(section.get("recipients", []), "[backup] recipients"),
+        identity=None if identity is None else _expect(identity, str, "[backup] identity"),
+        jobs=_positive_int(section.get("jobs", 2), "[backup] jobs"),
+        compression_level=level,
+        lock_days=None if lock_days is None else _positive_int(lock_days, "[backup] lock_days"),
+        lock_mode=mode,
+        scrub=_strings(section.get("scrub", []), "[backup] scrub"),
+        checks=_strings(section.get("checks", []), "[backup] checks"),
+    )
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
-    _check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict"},
+    _check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
+                       "backup"},
                 "the top level")
     source = data.get("source", {})
     _check_keys(source, {"url", "allow_primary"}, "[source]")
@@ -251,6 +296,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         ),
         store=StoreSettings(s3_endpoint_url=store.get("s3_endpoint_url"),
                             s3_region=store.get("s3_region")),
+        backup=_parse_backup(data.get("backup", {})),
         path=path,
     )
 

@@ -123,12 +123,13 @@ def cli() -> None:
     \b
     Producer:  topoff init | check-config | export full | export incremental | prune
     Consumer:  topoff sync | status | verify
+    Backups:   topoff backup | restore | backups list|drill|check|prune | systemd
     Try it:    topoff demo
     """
 
 
 def _register() -> None:
-    from topoff.cli import datasets, demo, export, init, sync
+    from topoff.cli import backup, datasets, demo, export, init, sync
 
     init.register(cli)
     export.register(cli)
@@ -136,6 +137,7 @@ def _register() -> None:
     cli.add_command(datasets.list_cmd)
     sync.register(cli)
     demo.register(cli)
+    backup.register(cli)
 
 
 _register()

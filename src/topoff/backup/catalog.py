@@ -1,0 +1,206 @@
+"""The backup catalog: immutable JSON objects in the store beside the backups.
+
+``catalog/<name>/started.json`` is written before the dump starts, then exactly one of
+``finished.json`` (size, sha256, files, per-table rows and hashes) or ``failed.json``;
+each drill adds ``drill-<stamp>.json``. Nothing is ever overwritten, so a bucket under
+object lock never blocks the catalog. A backup's status follows from which objects
+exist: finished, failed, or - with only started.json - ongoing while its process can
+still be alive (same host and boot, that pid with the same start time; on another host,
+younger than :data:`MAX_ONGOING`), else failed ("died").
+
+Catalog objects are read as untrusted input: every field is type-checked, and a name
+that is not a valid backup name is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from topoff.backup.names import CATALOG, catalog_key, is_valid
+from topoff.redact import redact
+from topoff.stores.base import ObjectOptions, Store
+
+log = logging.getLogger("topoff")
+
+#: a backup with only started.json on another host counts as ongoing this long
+MAX_ONGOING = timedelta(hours=48)
+MAX_OBJECT = 16 * 1024 * 1024  # a catalog object larger than this is refused
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_marker() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "boot_id": _boot_id(),
+            "proc_start": _proc_start(pid)}
+
+
+def write_object(store: Store, name: str, leaf: str, body: dict[str, Any],
+                 options: ObjectOptions | None = None) -> None:
+    data = redact(json.dumps(body, indent=2, sort_keys=True)).encode() + b"\n"
+    with store.write(catalog_key(name, leaf), options=options) as f:
+        f.write(data)
+
+
+@dataclass
+class Entry:
+    name: str
+    status: str  # finished | failed | ongoing
+    started: dict[str, Any]
+    finished: dict[str, Any] | None = None
+    failed: dict[str, Any] | None = None
+    drills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def start_time(self) -> str:
+        return _s(self.started.get("started"))
+
+    @property
+    def end_time(self) -> str | None:
+        end = (self.finished or self.failed or {}).get("ended")
+        return end if isinstance(end, str) else None
+
+    @property
+    def size(self) -> int | None:
+        v = (self.finished or {}).get("size")
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    @property
+    def sha256(self) -> str | None:
+        v = (self.finished or {}).get("sha256")
+        return v if isinstance(v, str) and len(v) == 64 else None
+
+    @property
+    def last_drill(self) -> dict[str, Any] | None:
+        return self.drills[-1] if self.drills else None
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.last_drill
+        return {"name": self.name, "status": self.status, "started": self.start_time,
+                "ended": self.end_time, "size": self.size, "sha256": self.sha256,
+                "source": _s(self.started.get("source")),
+                "error": _s((self.failed or {}).get("error")) or None,
+                "tables": len(_dict((self.finished or {}).get("tables"))),
+                "drill": None if d is None else {"ok": d.get("ok") is True,
+                                                 "time": _s(d.get("time"))}}
+
+
+def _s(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _load(store: Store, key: str, size: int) -> dict[str, Any] | None:
+    if size > MAX_OBJECT:
+        log.warning("catalog object %s is %d bytes, too large for a catalog object; ignored",
+                    key, size)
+        return None
+    try:
+        body = json.loads(store.read_bytes(key))
+    except ValueError:
+        log.warning("catalog object %s is not JSON; ignored", key)
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def alive(started: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether the process that wrote started.json may still be running."""
+    pid = started.get("pid")
+    same_host = started.get("host") == socket.gethostname()
+    if same_host and started.get("boot_id") == _boot_id() and isinstance(pid, int) \
+            and not isinstance(pid, bool) and pid > 0:
+        return _proc_start(pid) == started.get("proc_start")
+    if same_host:
+        return False  # rebooted since, or a marker we cannot check
+    try:
+        begun = datetime.fromisoformat(_s(started.get("started")))
+    except ValueError:
+        return False
+    if begun.tzinfo is None:
+        return False
+    return (now or datetime.now(UTC)) - begun < MAX_ONGOING
+
+
+def _listing(store: Store, prefix: str = CATALOG) -> dict[str, dict[str, int]]:
+    """One listing of the catalog: backup name -> {leaf: size}."""
+    found: dict[str, dict[str, int]] = {}
+    for info in store.list(prefix):
+        parts = info.name[len(CATALOG):].split("/")
+        if len(parts) == 2 and is_valid(parts[0]):
+            found.setdefault(parts[0], {})[parts[1]] = info.size
+    return found
+
+
+def names(store: Store) -> list[str]:
+    return sorted(_listing(store))
+
+
+def read_entry(store: Store, name: str,
+               leaves: dict[str, int] | None = None) -> Entry | None:
+    if leaves is None:
+        leaves = _listing(store, catalog_key(name, "")).get(name, {})
+
+    def load(leaf: str) -> dict[str, Any] | None:
+        return _load(store, catalog_key(name, leaf), leaves[leaf]) if leaf in leaves else None
+
+    started = load("started.json")
+    if started is None:
+        return None
+    finished, failed = load("finished.json"), load("failed.json")
+    drills = []
+    for leaf in sorted(x for x in leaves if x.startswith("drill-") and x.endswith(".json")):
+        d = load(leaf)
+        if d is not None:
+            drills.append(d)
+    entry = Entry(name, "ongoing", started, finished, failed, drills)
+    if "finished.json" in leaves and (entry.size is None or entry.sha256 is None):
+        entry.finished = None
+        entry.failed = failed or {"error": "finished.json is not a valid catalog object"}
+    if entry.finished is not None and entry.failed is None:
+        entry.status = "finished"
+    elif entry.failed is not None or not alive(started):
+        entry.status = "failed"
+    if entry.status == "failed" and entry.failed is None:
+        entry.failed = {"error": "the backup process died before it finished "
+                                 "(no finished.json)"}
+    return entry
+
+
+def read_catalog(store: Store) -> list[Entry]:
+    """Every backup in the store, oldest first."""
+    listing = _listing(store)
+    entries = [e for n in sorted(listing)
+               if (e := read_entry(store, n, listing[n])) is not None]
+    return sorted(entries, key=lambda e: (e.start_time, e.name))
+
+
+def latest_finished(store: Store) -> Entry | None:
+    done = [e for e in read_catalog(store) if e.status == "finished"]
+    return done[-1] if done else None

@@ -1,0 +1,48 @@
+"""Connection strings for libpq programs (pg_dump, pg_restore) without secrets on argv.
+
+A password in the URL goes to the child's environment (PGPASSWORD), never on its command
+line, where ``ps`` would show it; the rest is passed as a conninfo string.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from topoff.errors import ConfigError
+
+
+def split(url: str, **override: str) -> tuple[str, dict[str, str]]:
+    """(conninfo without password, environment for the child)."""
+    try:
+        params = pg_conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError("the connection string cannot be parsed",
+                          hint="write it like postgresql://user@host:5432/db") from None
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    params.update(override)
+    return pg_conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}), env
+
+
+def program(name: str) -> str:
+    """The newest installed PostgreSQL client program (pg_dump must be >= the server)."""
+    from topoff.demo.cluster import find_bindir
+
+    try:
+        candidate = find_bindir() / name
+        if candidate.exists():
+            return str(candidate)
+    except Exception:
+        pass
+    found = shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} is not installed",
+                          hint="install the PostgreSQL client programs (postgresql-client)")
+    return str(Path(found))

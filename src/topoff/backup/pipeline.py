@@ -1,0 +1,159 @@
+"""One backup run: snapshot, pg_dump, tar, zstd, age, sha256, store, catalog.
+
+Order of events (what a crash at any point leaves behind):
+
+1. The recipients and the name are checked, the snapshot is taken on the source (the
+   export safety rules: a primary is refused unless allowed) and exported.
+2. ``catalog/<name>/started.json`` is written (never overwritten: a second backup with
+   the same name stops here).
+3. pg_dump imports the snapshot; each finished file is streamed into the encrypted
+   object ``backups/<name>.tar.zst.age``, which appears only when the stream completes.
+   Meanwhile the coordinator counts and hashes every table in the same snapshot.
+4. ``finished.json`` (size, sha256, files, tables) is written last. Any error writes
+   ``failed.json`` instead; a killed process writes nothing, and the catalog reports it
+   failed once the process is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from topoff import __version__
+from topoff.backup import catalog
+from topoff.backup.crypt import encrypting_writer
+from topoff.backup.dump import PgDump, tar_adder
+from topoff.backup.keys import parse_recipients
+from topoff.backup.names import catalog_key, check_name, data_key
+from topoff.backup.tables import table_hashes
+from topoff.errors import ConfigError, TopoffError
+from topoff.export.session import SnapshotSession
+from topoff.redact import redact
+from topoff.sources.postgres import display_url
+from topoff.stores.base import ObjectOptions, Store
+
+log = logging.getLogger("topoff")
+
+
+@dataclass
+class BackupRequest:
+    source_url: str
+    name: str
+    recipients: tuple[str, ...]
+    allow_primary: bool = False
+    jobs: int = 2
+    level: int = 3
+    lock_days: int | None = None
+    lock_mode: str = "COMPLIANCE"
+    workdir: str | None = None
+
+
+@dataclass
+class BackupResult:
+    name: str
+    key: str
+    size: int
+    sha256: str
+    files: int
+    tables: dict[str, dict[str, Any]]
+    seconds: float
+
+
+def run_backup(store: Store, req: BackupRequest) -> BackupResult:
+    started_at = time.monotonic()
+    name = check_name(req.name)
+    recipients = parse_recipients(req.recipients)
+    key = data_key(name)
+    if store.stat(catalog_key(name, "started.json")) is not None:
+        raise ConfigError(f"a backup named {name} already exists in {store.url}",
+                          hint="choose another --name (catalog entries are never overwritten)")
+    options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
+        if req.lock_days else None
+    with SnapshotSession(req.source_url, req.allow_primary, "topoff backup") as session:
+        info = session.open()
+        snapshot_id = session.snapshot_id
+        assert session.conn is not None
+        pin = {"host": str(session.conn.info.host), "port": str(session.conn.info.port)}
+        started = {"name": name, "object": key, "started": catalog.now_iso(),
+                   "source": display_url(req.source_url), "database": info.database,
+                   "server_version": info.server_version,
+                   "snapshot": {"time": info.time.isoformat(), "lsn": info.lsn,
+                                "in_recovery": info.in_recovery},
+                   "jobs": req.jobs, "topoff": __version__,
+                   "recipients": [str(r) for r in recipients], **catalog.process_marker()}
+        catalog.write_object(store, name, "started.json", started, options)
+        log.info("backup %s of %s started (snapshot %s)", name, display_url(req.source_url),
+                 info.lsn)
+        try:
+            result = _dump(store, req, session, snapshot_id, pin, recipients, key, options)
+        except BaseException as e:
+            _record_failure(store, name, e, options)
+            raise
+    result.seconds = time.monotonic() - started_at
+    finished = {"name": name, "ended": catalog.now_iso(), "object": key,
+                "size": result.size, "sha256": result.sha256, "files": result.files,
+                "seconds": round(result.seconds, 3), "tables": result.tables}
+    catalog.write_object(store, name, "finished.json", finished, options)
+    return result
+
+
+def _record_failure(store: Store, name: str, exc: BaseException,
+                    options: ObjectOptions | None) -> None:
+    if isinstance(exc, TopoffError):
+        why = exc.message
+    elif isinstance(exc, KeyboardInterrupt):
+        why = "interrupted"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    try:
+        catalog.write_object(store, name, "failed.json",
+                             {"name": name, "ended": catalog.now_iso(), "error": redact(why)},
+                             options)
+    except Exception as e:  # the store itself may be what failed
+        log.warning("could not record the failure in the catalog: %s", redact(str(e)))
+
+
+def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_id: str,
+          pin: dict[str, str], recipients: list[Any], key: str,
+          options: ObjectOptions | None) -> BackupResult:
+    import tarfile
+
+    base = Path(tempfile.mkdtemp(prefix="topoff-backup-", dir=req.workdir))
+    hashes: dict[str, Any] = {}
+    hash_error: list[BaseException] = []
+
+    def count() -> None:
+        try:
+            assert session.conn is not None
+            hashes.update(table_hashes(session.conn))
+        except BaseException as e:
+            hash_error.append(e)
+
+    counter = threading.Thread(target=count, daemon=True)
+    dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
+    try:
+        counter.start()
+        with store.write(key, options=options) as out, \
+                encrypting_writer(out, recipients, req.level) as (plain, hashed):
+            with tarfile.open(fileobj=plain, mode="w|") as tar:
+                dump.start()
+                files = dump.stream(tar_adder(tar))
+            counter.join()
+            if hash_error:
+                raise hash_error[0]
+        return BackupResult(req.name, key, hashed.size, hashed.sha.hexdigest(), len(files),
+                            hashes, 0.0)
+    finally:
+        dump.kill()
+        if counter.is_alive():
+            session.cancel_all()
+            if session.conn is not None:
+                session.conn.cancel_safe()
+            counter.join(timeout=10)
+        shutil.rmtree(base, ignore_errors=True)

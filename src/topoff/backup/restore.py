@@ -1,0 +1,182 @@
+"""Restore a backup: download, verify, decrypt, pg_restore; then the configured scrub SQL.
+
+The object streams from the store through sha256, age and zstd into a tar reader that
+writes the dump's files into a private temp directory (peak local disk: the uncompressed
+dump). Only tar members that pg_dump's directory format has (``toc.dat``, ``<n>.dat``,
+``blobs.toc``, ``blob_<n>.dat``, plain files) are accepted. pg_restore starts only once
+the whole object has been read and its size and sha256 match the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from topoff.backup import libpq
+from topoff.backup.catalog import Entry, latest_finished, read_entry
+from topoff.backup.crypt import decrypting_reader
+from topoff.backup.names import check_name, data_key
+from topoff.errors import ConfigError, IntegrityError, StoreError, TargetError
+from topoff.redact import redact
+from topoff.sources.postgres import connect, display_url
+from topoff.stores.base import FileMissing, Store
+
+log = logging.getLogger("topoff")
+
+MEMBER = re.compile(r"^(toc\.dat|blobs\.toc|[0-9]{1,10}\.dat|blob_[0-9]{1,10}\.dat)$")
+MAX_MEMBERS = 1_000_000
+
+_USER_RELATIONS_Q = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+"""
+
+
+@dataclass
+class RestoreResult:
+    entry: Entry
+    size: int
+    files: int
+
+
+def choose(store: Store, name: str | None) -> Entry:
+    """The named backup (must be finished), or the newest finished one."""
+    if name is None:
+        entry = latest_finished(store)
+        if entry is None:
+            raise StoreError(f"no finished backup in {store.url}",
+                             hint="check the location with `topoff backups list`")
+        return entry
+    entry = read_entry(store, check_name(name))
+    if entry is None:
+        raise StoreError(f"no backup named {name} in {store.url}",
+                         hint="see the names with `topoff backups list`")
+    if entry.status != "finished":
+        raise IntegrityError(f"backup {name} is {entry.status}, not finished",
+                             hint="restore a finished backup (topoff backups list)")
+    return entry
+
+
+def _extract(tar: tarfile.TarFile, dest: Path) -> int:
+    count = 0
+    for member in tar:
+        count += 1
+        if not member.isfile() or not MEMBER.match(member.name) \
+                or count > MAX_MEMBERS:
+            raise IntegrityError(
+                f"the backup holds an unexpected entry {member.name[:80]!r}",
+                hint="this object was not written by topoff backup; do not restore it")
+        data = tar.extractfile(member)
+        assert data is not None
+        with open(dest / member.name, "xb") as out:
+            shutil.copyfileobj(data, out, 1 << 20)
+    return count
+
+
+def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
+    """Stream the backup into ``dest`` (an empty directory); return the file count."""
+    assert entry.sha256 is not None and entry.size is not None
+    key = data_key(entry.name)
+    try:
+        src = store.open_read(key)
+    except FileMissing:
+        raise IntegrityError(f"the object {key} of backup {entry.name} is missing",
+                             hint="restore another backup (topoff backups list)") from None
+    count = 0
+    with src, decrypting_reader(src, identities) as (plain, hashed):
+        try:
+            with tarfile.open(fileobj=plain, mode="r|") as tar:
+                count = _extract(tar, dest)
+        except tarfile.TarError as e:
+            raise IntegrityError(f"the backup is not a valid tar stream ({e})",
+                                 hint="restore another backup (topoff backups list)") from None
+        except FileExistsError as e:
+            raise IntegrityError(f"the backup holds {Path(str(e.filename)).name} twice",
+                                 hint="this object was not written by topoff backup") from None
+        except OSError as e:
+            raise TargetError(f"writing the dump's files failed: {e.strerror}",
+                              hint="free disk space under --workdir (the restore needs "
+                              "room for the uncompressed dump)") from None
+    if hashed.size != entry.size or hashed.sha.hexdigest() != entry.sha256:
+        raise IntegrityError(
+            f"backup {entry.name} does not match its catalog entry (size {hashed.size} vs "
+            f"{entry.size}, sha256 {hashed.sha.hexdigest()[:16]}... vs {entry.sha256[:16]}...)",
+            hint="the object was changed or truncated; restore another backup")
+    if not (dest / "toc.dat").exists():
+        raise IntegrityError(f"backup {entry.name} has no toc.dat",
+                             hint="restore another backup (topoff backups list)")
+    return count
+
+
+def target_is_empty(url: str) -> bool:
+    with connect(url, "topoff restore", autocommit=True) as conn:
+        (n,) = conn.execute(_USER_RELATIONS_Q).fetchone()  # type: ignore[misc]
+    return int(n) == 0
+
+
+def pg_restore(url: str, dump_dir: Path, jobs: int, clean: bool, no_owner: bool) -> None:
+    conninfo, env = libpq.split(url)
+    cmd = [libpq.program("pg_restore"), f"--dbname={conninfo}", f"--jobs={jobs}",
+           "--exit-on-error", "--no-password"]
+    if clean:
+        cmd += ["--clean", "--if-exists"]
+    if no_owner:
+        cmd += ["--no-owner", "--no-privileges"]
+    proc = subprocess.run([*cmd, str(dump_dir)], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        lines = deque((ln for ln in proc.stderr.decode(errors="replace").splitlines()
+                       if ln.strip()), maxlen=1)
+        why = redact(lines[0].removeprefix("pg_restore: ")) if lines else "no message"
+        raise TargetError(f"pg_restore into {display_url(url)} failed: {why}",
+                          hint="check the target's roles and extensions (--no-owner helps "
+                          "when the source's roles do not exist there)")
+
+
+def scrub(url: str, statements: tuple[str, ...]) -> None:
+    """Run the configured scrub SQL (from the config file, never from the backup)."""
+    if not statements:
+        return
+    with connect(url, "topoff restore", autocommit=False) as conn:
+        try:
+            for stmt in statements:
+                conn.execute(sql.SQL(stmt))  # type: ignore[arg-type]  # operator-written
+            conn.commit()
+        except psycopg.Error as e:
+            raise TargetError(f"scrub SQL failed: {redact(str(e).splitlines()[0])}",
+                              hint="check [backup] scrub in the config") from None
+    log.info("ran %d scrub statements", len(statements))
+
+
+def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, jobs: int = 2,
+            clean: bool = False, no_owner: bool = False, scrub_sql: tuple[str, ...] = (),
+            workdir: str | None = None) -> RestoreResult:
+    if not clean and not target_is_empty(target_url):
+        raise TargetError(f"{display_url(target_url)} is not empty",
+                          hint="restore into an empty database, or pass --clean to drop "
+                          "and recreate the backup's objects there")
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    base = Path(tempfile.mkdtemp(prefix="topoff-restore-", dir=workdir))
+    try:
+        (base / "dump").mkdir(mode=0o700)
+        files = fetch(store, entry, identities, base / "dump")
+        log.info("backup %s verified (sha256 %s...), %d files; restoring", entry.name,
+                 entry.sha256[:16] if entry.sha256 else "", files)
+        pg_restore(target_url, base / "dump", jobs, clean, no_owner)
+        scrub(target_url, scrub_sql)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return RestoreResult(entry, entry.size or 0, files)

@@ -1,0 +1,130 @@
+"""The backup catalog: immutable objects in the store, a status nobody can fake by dying."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from support.backup import AgeKey, backup_args
+from support.cli import run_cli
+from support.pg import Database
+from topoff.backup import catalog
+from topoff.stores.local import LocalStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_sigkilled_backup_is_failed_never_finished(datanommer: Database, age_key: AgeKey,
+                                                   tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    # An open ACCESS EXCLUSIVE lock on the primary is replayed on the standby: the backup
+    # starts, records started.json, then waits on the table, so it is killed mid-way.
+    locker = datanommer.primary()
+    locker.autocommit = False
+    locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    datanommer.sync()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "topoff",
+                             *backup_args(datanommer, age_key, store, "dump.killed")],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(store / "catalog" / "dump.killed" / "started.json")
+        entries = catalog.read_catalog(LocalStore(str(store)))
+        assert [(e.name, e.status) for e in entries] == [("dump.killed", "ongoing")]
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole unit, as systemd or the OOM killer
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        locker.rollback()
+        locker.close()
+    result = run_cli("backups", "list", str(store), "--json")
+    (entry,) = json.loads(result.stdout)
+    assert entry["status"] == "failed" and entry["ended"] is None
+    assert "died" in entry["error"]
+    assert not list((store / "backups").glob("*.age")) if (store / "backups").exists() else True
+    # the store stays usable: the next backup finishes
+    assert run_cli(*backup_args(datanommer, age_key, store, "dump.next")).exit_code == 0
+    statuses = {e.name: e.status for e in catalog.read_catalog(LocalStore(str(store)))}
+    assert statuses == {"dump.killed": "failed", "dump.next": "finished"}
+
+
+def _started(store: Path, name: str, **fields: object) -> Path:
+    d = store / "catalog" / name
+    d.mkdir(parents=True)
+    body = {"name": name, "started": datetime.now(UTC).isoformat(), **fields}
+    (d / "started.json").write_text(json.dumps(body))
+    return d
+
+
+def test_status_rules_and_hostile_entries(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    now = datetime.now(UTC)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    me = catalog.process_marker()
+    _started(store, "a.alive", **me)
+    _started(store, "b.dead", **{**me, "pid": dead.pid})
+    _started(store, "c.other-host-recent", host="elsewhere.example", pid=1)
+    _started(store, "d.other-host-old", host="elsewhere.example", pid=1,
+             started=(now - timedelta(days=3)).isoformat())
+    _started(store, "e.same-host-other-boot", host=socket.gethostname(), pid=os.getpid(),
+             boot_id="not-this-boot", proc_start=me["proc_start"])
+    d = _started(store, "f.finished-and-failed")
+    (d / "finished.json").write_text(json.dumps({"size": "12", "sha256": 5}))
+    (d / "failed.json").write_text(json.dumps({"error": "boom"}))
+    g = _started(store, "g.garbage")
+    (g / "finished.json").write_text("{not json")
+    huge = _started(store, "i.huge")
+    with (huge / "finished.json").open("wb") as f:  # sparse: 17 MiB read from nowhere
+        f.truncate(17 * 1024 * 1024)
+    (store / "catalog" / "h.bad-started").mkdir()
+    (store / "catalog" / "h.bad-started" / "started.json").write_text("[1, 2]")
+    (store / "catalog" / "-bad name").mkdir()
+    (store / "catalog" / "-bad name" / "started.json").write_text("{}")
+    statuses = {e.name: e.status for e in catalog.read_catalog(LocalStore(str(store)))}
+    assert statuses == {"a.alive": "ongoing", "b.dead": "failed",
+                        "c.other-host-recent": "ongoing", "d.other-host-old": "failed",
+                        "e.same-host-other-boot": "failed",
+                        "f.finished-and-failed": "failed", "g.garbage": "failed",
+                        "i.huge": "failed"}
+    js = json.loads(run_cli("backups", "list", str(store), "--json").stdout)
+    f = next(e for e in js if e["name"] == "f.finished-and-failed")
+    assert f["size"] is None and f["sha256"] is None and f["error"] == "boom"
+    g = next(e for e in js if e["name"] == "g.garbage")
+    assert "not a valid catalog object" in g["error"]
+    table = run_cli("backups", "list", str(store))
+    assert table.exit_code == 0 and "g.garbage" in table.stdout
+
+
+def test_no_password_in_catalog_or_output(datanommer: Database, age_key: AgeKey,
+                                          tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = backup_args(datanommer, age_key, store, "dump.pw")
+    url = datanommer.standby_url.replace("postgres@", "postgres:Sup3rSecretPw@")
+    args[args.index("--source") + 1] = url
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "Sup3rSecretPw" not in result.stdout + result.stderr
+    for f in (store / "catalog").rglob("*.json"):
+        assert "Sup3rSecretPw" not in f.read_text()
+        assert "AGE-SECRET-KEY" not in f.read_text()
+    started = json.loads((store / "catalog" / "dump.pw" / "started.json").read_text())
+    assert started["source"].startswith("postgresql://postgres@127.0.0.1:")
+    again = run_cli(*args)
+    assert again.exit_code == 2 and "already exists" in again.stderr

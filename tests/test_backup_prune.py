@@ -1,0 +1,107 @@
+"""topoff backups prune: past the threshold goes, the newest finished backup never does."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from support.backup import AgeKey, backup_args, entry
+from support.cli import run_cli
+from support.pg import Database
+from topoff.backup import retention
+from topoff.errors import StoreError
+from topoff.stores.local import LocalStore
+
+
+def _names(store: Path) -> list[str]:
+    return sorted(p.name for p in (store / "catalog").iterdir())
+
+
+def test_prune_keeps_the_newest_finished(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    entry(store, "dump.1", 24 * 40)
+    entry(store, "dump.2", 24 * 35)
+    entry(store, "dump.3", 24 * 20, failed=True)
+    entry(store, "dump.4", 24 * 2, failed=True)
+    dry = run_cli("backups", "prune", str(store), "--keep-days", "10", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "would remove dump.1" in dry.stdout and "would remove dump.3" in dry.stdout
+    assert "dump.2" not in dry.stdout.replace("kept", "")
+    assert len(_names(store)) == 4
+    done = run_cli("backups", "prune", str(store), "--keep-days", "10")
+    assert done.exit_code == 0
+    # dump.2 is 35 days old but the newest finished backup: it stays
+    assert _names(store) == ["dump.2", "dump.4"]
+    assert "removed 2 backups" in done.stdout
+
+
+def test_prune_keep_last(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    for i in range(5):
+        entry(store, f"dump.{i}", 24 * (50 - i))
+    assert run_cli("backups", "prune", str(store), "--keep-days", "1",
+                   "--keep-last", "2").exit_code == 0
+    assert _names(store) == ["dump.3", "dump.4"]
+
+
+def test_prune_removes_the_object_and_every_catalog_object(datanommer: Database,
+                                                           age_key: AgeKey,
+                                                           tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    for name in ("dump.a", "dump.b"):
+        assert run_cli(*backup_args(datanommer, age_key, store, name)).exit_code == 0
+    # make dump.a look old: a copy of its catalog with an old start (objects are immutable)
+    later = datetime.now(UTC).replace(year=2020).isoformat()
+    started = json.loads((store / "catalog" / "dump.a" / "started.json").read_text())
+    started["started"] = later
+    p = store / "catalog" / "dump.a" / "started.json"
+    p.chmod(0o600)
+    p.write_text(json.dumps(started))
+    result = run_cli("backups", "prune", str(store), "--keep-days", "30")
+    assert "removed dump.a" in result.stdout, result.stderr
+    assert not (store / "catalog" / "dump.a").exists() or \
+        not list((store / "catalog" / "dump.a").iterdir())
+    assert [p.name for p in (store / "backups").iterdir()] == ["dump.b.tar.zst.age"]
+
+
+class LockingStore(LocalStore):
+    """A local directory whose ``locked`` objects refuse deletion the way a store under S3
+    Object Lock does (a StoreError that says until when)."""
+
+    locked: frozenset[str] = frozenset()
+
+    def delete(self, name: str) -> None:
+        if name in self.locked:
+            err = StoreError(f"{name} is retained until 2027-01-01 (object lock)")
+            err.until = datetime(2027, 1, 1, tzinfo=UTC)  # type: ignore[attr-defined]
+            raise err
+        super().delete(name)
+
+
+def test_locked_object_is_reported_retained(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    entry(store, "dump.old", 24 * 40)
+    entry(store, "dump.new", 1)
+    locking = LockingStore(str(store))
+    locking.locked = frozenset({"backups/dump.old.tar.zst.age"})
+    (store / "backups").mkdir()
+    (store / "backups" / "dump.old.tar.zst.age").write_bytes(b"x")
+    out = retention.prune(locking, keep_days=10)
+    assert out.retained == [("dump.old", "2027-01-01")] and out.removed == []
+    assert _names(store) == ["dump.new", "dump.old"]  # still listed, nothing half-removed
+
+
+def test_other_store_errors_are_not_swallowed(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    entry(store, "dump.old", 24 * 40)
+    entry(store, "dump.new", 1)
+
+    class Broken(LocalStore):
+        def delete(self, name: str) -> None:
+            raise StoreError("access denied", hint="check the credentials")
+
+    with pytest.raises(StoreError, match="access denied"):
+        retention.prune(Broken(str(store)), keep_days=10)

@@ -1,0 +1,76 @@
+"""topoff backup: a pg_dump of the standby's snapshot, as one age-encrypted zstd tar."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from support.backup import AgeKey, backup_args
+from support.cli import error_lines, run_cli
+from support.pg import Database
+from topoff.backup import catalog
+from topoff.stores.local import LocalStore
+
+
+def test_backup_decrypts_with_the_age_cli(datanommer: Database, age_key: AgeKey,
+                                          tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = run_cli(*backup_args(datanommer, age_key, store, "dump.one"))
+    assert result.exit_code == 0, result.stderr
+    assert "backup dump.one:" in result.stdout
+    obj = store / "backups" / "dump.one.tar.zst.age"
+    plain = subprocess.run(["age", "-d", "-i", str(age_key.identity), str(obj)],
+                           check=True, capture_output=True).stdout
+    tar_path = tmp_path / "dump.tar"
+    tar_path.write_bytes(subprocess.run(["zstd", "-dc"], input=plain, check=True,
+                                        capture_output=True).stdout)
+    with tarfile.open(tar_path) as tar:
+        names = tar.getnames()
+    assert names[-1] == "toc.dat" and len(names) > 3
+    finished = json.loads((store / "catalog" / "dump.one" / "finished.json").read_text())
+    import hashlib
+    assert finished["sha256"] == hashlib.sha256(obj.read_bytes()).hexdigest()
+    assert finished["size"] == obj.stat().st_size
+    (rows,) = datanommer.standby_query("SELECT count(*) FROM messages")[0]
+    assert finished["tables"]["public.messages"]["rows"] == rows
+    entries = catalog.read_catalog(LocalStore(str(store)))
+    assert [(e.name, e.status) for e in entries] == [("dump.one", "finished")]
+    listed = run_cli("backups", "list", str(store))
+    assert "dump.one" in listed.stdout and "finished" in listed.stdout
+    js = json.loads(run_cli("backups", "list", str(store), "--json").stdout)
+    assert js[0]["status"] == "finished" and js[0]["sha256"] == finished["sha256"]
+
+
+def test_backup_refuses_a_primary(db: Database, age_key: AgeKey, tmp_path: Path) -> None:
+    args = backup_args(db, age_key, tmp_path / "s", "dump.p")
+    args[args.index("--source") + 1] = db.primary_url
+    result = run_cli(*args)
+    assert result.exit_code == 4
+    assert "primary" in error_lines(result)[0]
+    assert not (tmp_path / "s" / "backups").exists()
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "x..y", "", "a b", "é"])
+def test_backup_name_is_validated(db: Database, age_key: AgeKey, tmp_path: Path,
+                                  name: str) -> None:
+    result = run_cli(*backup_args(db, age_key, tmp_path / "s", name))
+    assert result.exit_code == 2, result.stderr
+    assert "invalid backup name" in error_lines(result)[0]
+
+
+def test_backup_without_recipient_or_with_secret_key(db: Database, age_key: AgeKey,
+                                                     tmp_path: Path) -> None:
+    args = backup_args(db, age_key, tmp_path / "s", "dump.x")
+    i = args.index("--recipient")
+    no_recipient = args[:i] + args[i + 2:]
+    result = run_cli(*no_recipient)
+    assert result.exit_code == 2 and "no age recipient" in error_lines(result)[0]
+    args[i + 1] = age_key.secret
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert age_key.secret not in result.stderr + result.stdout
+    assert "secret key" in error_lines(result)[0]

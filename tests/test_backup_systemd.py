@@ -1,0 +1,54 @@
+"""topoff systemd --print: units that systemd itself accepts (systemd-analyze verify)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support.cli import error_lines, run_cli
+from topoff.backup.systemd import KINDS
+
+needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="systemd-analyze is not installed")
+
+
+def _split(text: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    current = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# /etc/systemd/system/"):
+            current = line.split("/")[-1].strip()
+            files[current] = ""
+        elif current:
+            files[current] += line
+    return files
+
+
+@needs_systemd
+@pytest.mark.parametrize("kind", KINDS)
+def test_units_verify(kind: str, tmp_path: Path) -> None:
+    result = run_cli("systemd", "--print", kind, "--user", "root", "--topoff", "/bin/true",
+                     "--store", "/srv/backups/50% $HOME")
+    assert result.exit_code == 0, result.stderr
+    files = _split(result.stdout)
+    assert sorted(files) == [f"topoff-{kind}.service", f"topoff-{kind}.timer"]
+    service, timer = files[f"topoff-{kind}.service"], files[f"topoff-{kind}.timer"]
+    assert "RandomizedDelaySec=" in timer and "Persistent=true" in timer
+    assert "flock --nonblock" in service and "StandardOutput=journal" in service
+    assert "50%% $$HOME" in service  # specifiers and variables escaped
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    check = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            *(str(tmp_path / n) for n in files)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert "ignoring" not in check.stderr and "Failed" not in check.stderr, check.stderr
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    result = run_cli("systemd", "--print", "backup", "--store", "a\nExecStartPre=/bin/evil")
+    assert result.exit_code == 2 and "line break" in error_lines(result)[0]
+    assert run_cli("systemd", "--print", "nope").exit_code == 2
