@@ -10,6 +10,7 @@ import os
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from support.pg import Database
 from topoff.errors import ConfigError, SafetyError, SourceError
@@ -202,3 +203,45 @@ def test_bad_interval_and_views(db):
     assert len(rows) == 30
     rows, _, _ = refresh(url, view, state)
     assert 3 <= len(rows) <= 5  # the view's lookback window, read every time
+
+
+def test_the_commit_rule_on_the_server_across_an_xid_wraparound(db):
+    from topoff.replicate.watermark import committed_since
+    # previous run's xmin just before the 32-bit wrap, this snapshot's xmax just after
+    cond = committed_since(2**32 - 10, 2**32 + 20)
+    xids = {"old, before prev": 2**32 - 16, "just before the wrap": 2**32 - 6,
+            "prev itself": 2**32 - 10, "after the wrap": 5, "latest": 19}
+    with db.standby() as conn:
+        got = {name: conn.execute(sql.SQL("SELECT {} FROM (SELECT {}::xid) AS v(xmin)")
+                                  .format(cond, sql.Literal(str(x)))).fetchone()[0]
+               for name, x in xids.items()}
+    assert got == {"old, before prev": False, "just before the wrap": True, "prev itself": True,
+                   "after the wrap": True, "latest": True}
+
+
+def test_a_refresh_resumes_after_the_last_batch_it_handed_over(db):
+    db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL); "
+               "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + (g / 10) * "
+               "interval '1 s' FROM generate_series(1, 95) g")
+    conn = open_snapshot(reader_url(db), False)
+    try:
+        r = Refresh(conn, describe(conn, table(batch_rows=20)), TableState())
+        batches = r.batches()
+        first = next(batches)
+        n_first = sum(1 for _ in r.rows(first))
+        assert n_first == 20 and first.last is not None
+        rest = [bytes(x).decode().split(",")[0] for b in r.batches(after=first.last)
+                for x in r.rows(b)]
+    finally:
+        conn.close()
+    assert sorted(map(int, rest)) == list(range(21, 96))
+
+
+def test_the_operators_where_limits_the_rows_and_the_upper_bound(db):
+    db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', "
+               "CASE WHEN g % 2 = 0 THEN 'keep%' ELSE 'drop' END FROM generate_series(1, 41) g")
+    t = table(where="v LIKE 'keep\\%' AND id > 0", batch_rows=7)
+    rows, state, _ = refresh(reader_url(db), t, TableState())
+    assert sorted(int(r[0]) for r in rows) == list(range(2, 41, 2))
+    assert state.cursor == "2026-01-01 00:00:40+00"  # row 41 is not kept
