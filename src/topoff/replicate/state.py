@@ -2,8 +2,9 @@
 
 * ``cursor``: the highest cursor value read, as PostgreSQL's own text of it (full precision:
   microseconds of a timestamp, every digit of a numeric or bigint; never a float).
-* ``key``: the key of the last row handed over by an unfinished refresh (keyset position
-  among rows sharing a cursor value), as text; None once a refresh completed.
+* ``key``: the (cursor, key) position of the last batch handed over, as text, for a
+  caller that pages one refresh within its snapshot; None once a refresh completed. An
+  interrupted refresh starts again from ``cursor`` (see topoff.replicate.run).
 * ``xmin``: ``pg_snapshot_xmin`` of the previous run's snapshot, a 64-bit transaction ID
   (xid8, or txid before PostgreSQL 13): rows committed since that run have a newer xmin.
 * ``run_at``: when the previous run's snapshot was taken (the source's clock, UTC).
