@@ -160,3 +160,33 @@ def test_state_round_trips_at_full_precision():
 def test_hostile_state_is_an_integrity_error(text):
     with pytest.raises(IntegrityError):
         TableState.from_json(text)
+
+
+@pytest.mark.parametrize("zone, local, start", [
+    ("Europe/Paris", "2026-10-25 02:30:00", "2026-10-25 02:00:00"),
+    ("Europe/Paris", "2026-10-25 02:00:00", "2026-10-25 02:00:00"),
+    ("Europe/Paris", "2026-10-25 02:59:59.999999", "2026-10-25 02:00:00"),
+    ("Europe/Paris", "2026-10-25 01:59:59.999999", None),
+    ("Europe/Paris", "2026-10-25 03:00:00", None),
+    ("Europe/Paris", "2026-03-29 02:30:00", None),  # the spring gap repeats nothing
+    ("Australia/Lord_Howe", "2026-04-05 01:45:00", "2026-04-05 01:30:00"),  # half an hour
+    ("UTC", "2026-10-25 02:30:00", None),
+])
+def test_the_repeated_stretch_of_a_fall_back(zone, local, start):
+    from zoneinfo import ZoneInfo
+
+    from topoff.replicate.watermark import repeated_from
+    got = repeated_from(datetime.fromisoformat(local), ZoneInfo(zone))
+    assert got == (datetime.fromisoformat(start) if start else None)
+
+
+def test_the_lower_bound_of_a_local_cursor():
+    from zoneinfo import ZoneInfo
+
+    from topoff.replicate.watermark import local_lower
+    paris = ZoneInfo("Europe/Paris")
+    ten = timedelta(minutes=10)
+    assert local_lower("2026-10-25 02:50:00.000001", ten, paris) == "2026-10-25 01:50:00"
+    assert local_lower("2026-10-25 04:00:00.000001", ten, paris) == \
+        "2026-10-25 03:50:00.000001"
+    assert local_lower("infinity", ten, paris) is None
