@@ -3,7 +3,8 @@ with the relation's file node and size as hints only."""
 
 from __future__ import annotations
 
-from topoff.replicate.change import content_hash, detect
+from topoff.export.copy_out import copy_rows
+from topoff.replicate.change import content_hash, copy_all, detect
 from topoff.replicate.config import ReplicateTable
 from topoff.replicate.describe import describe
 from topoff.replicate.read import open_snapshot
@@ -59,5 +60,9 @@ def test_the_where_is_part_of_the_content(db):
     try:
         info = describe(conn, ReplicateTable("s", "public", "site", "snapshot"))
         assert content_hash(conn, info)[0] == 10
+        info = describe(conn, ReplicateTable("s", "public", "site", "snapshot",
+                                             where="id <= 5", exclude=("name",)))
+        rows = [bytes(r).decode() for r in copy_rows(conn, copy_all(info))]
+        assert rows == [f"{i}\n" for i in range(1, 6)]
     finally:
         conn.close()

@@ -51,6 +51,17 @@ def content_hash(conn: psycopg.Connection, info: TableInfo) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def copy_all(info: TableInfo) -> sql.Composable:
+    """The COPY of a changed snapshot table: every replicated column of every row (under
+    the operator's where), as CSV, in key order when there is a key."""
+    where = info.table.where  # checked by describe.check_where
+    order = sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(map(sql.Identifier, info.key))) \
+        if info.key else sql.SQL("")
+    return sql.SQL("COPY (SELECT {cols} FROM {t}{w}{order}) TO STDOUT WITH (FORMAT csv)").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns), t=info.ident,
+        w=sql.SQL(" WHERE ({})").format(sql.SQL(where)) if where else sql.SQL(""), order=order)
+
+
 def hints(conn: psycopg.Connection, info: TableInfo) -> Hints:
     row = conn.execute(
         "SELECT pg_relation_filenode(%s::oid), "
