@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from topoff.errors import SourceError
 from topoff.replicate.config import ReplicateTable
 from topoff.replicate.describe import describe
 from topoff.replicate.read import open_snapshot
@@ -98,3 +99,17 @@ def test_an_empty_source_or_target(db):
             c.close()
     with pytest.raises(ValueError):
         reconcile(src, tgt, threshold=0)
+
+
+def test_a_null_key_is_a_source_error(db):
+    db.execute("CREATE TABLE src (id int, v text); "
+               "INSERT INTO src SELECT g, 'x' FROM generate_series(1, 20) g; "
+               "INSERT INTO src VALUES (NULL, 'y'); CREATE TABLE tgt (id int, v text)")
+    src, tgt, conns = sides(db)
+    try:
+        with pytest.raises(SourceError) as info:
+            reconcile(src, tgt, threshold=5)
+        assert "NULL" in info.value.message and "key" in (info.value.hint or "")
+    finally:
+        for c in conns:
+            c.close()

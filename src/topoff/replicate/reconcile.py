@@ -25,6 +25,7 @@ from psycopg import sql
 
 from topoff.canonical import NULL_MARK, UNIT_SEP, pg_row_hash, pg_value
 from topoff.dataset.manifest import Column
+from topoff.errors import SourceError
 from topoff.pgtypes import family
 
 Key = tuple[str, ...]
@@ -74,7 +75,24 @@ class PostgresSide:
                     self._key_row, sql.SQL(op), sql.SQL(", ").join(map(sql.Literal, bound))))
         return sql.SQL(" AND ").join(parts)
 
+    def _no_null_keys(self) -> None:
+        """Rows with a NULL key fall outside every bounded range: refuse them up front
+        (checked only when a key column is nullable)."""
+        types = {c.name: c for c in self.columns}
+        nullable = [k for k in self.key if k not in types or types[k].nullable]
+        if not nullable:
+            return
+        (found,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+                self.table, sql.SQL(" OR ").join(
+                    sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in nullable)
+        )).fetchone()
+        if found:
+            _key([None])
+
     def hash(self, r: KeyRange) -> tuple[int, str]:
+        if r.lo is None and r.hi is None:
+            self._no_null_keys()
         row = self.conn.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(
             pg_row_hash(self.columns), self.table, self._where(r))).fetchone()
         assert row is not None
@@ -90,9 +108,9 @@ class PostgresSide:
                 self._key_texts(), self.table, self._where(r),
                 sql.SQL(", ").join(map(sql.Identifier, self.key)),
                 sql.Literal(max(count // 2, 1)))).fetchone()
-        if row is None or any(v is None for v in row):
-            raise ValueError("no split key in the range (NULL key, or rows changed)")
-        return tuple(row)
+        if row is None:
+            raise RuntimeError("no split key in a range that counted rows (same snapshot)")
+        return _key(row)
 
     def rows(self, r: KeyRange) -> dict[Key, str]:
         parts = [sql.SQL("coalesce({}, {})").format(
@@ -105,8 +123,15 @@ class PostgresSide:
         with self.conn.cursor() as cur:
             for row in cur.stream(sql.SQL("SELECT {}, {} FROM {} WHERE {}").format(
                     self._key_texts(), digest, self.table, self._where(r))):
-                out[tuple(row[:n])] = row[n]
+                out[_key(row[:n])] = row[n]
         return out
+
+
+def _key(values: Sequence[str | None]) -> Key:
+    if any(v is None for v in values):
+        raise SourceError("a key column is NULL in a row to reconcile",
+                          hint="reconcile by NOT NULL unique columns (set key = [...])")
+    return tuple(values)  # type: ignore[arg-type]
 
 
 def reconcile(source: Side, target: Side, threshold: int = 1000) -> Diff:
