@@ -245,3 +245,12 @@ def test_the_operators_where_limits_the_rows_and_the_upper_bound(db):
     rows, state, _ = refresh(reader_url(db), t, TableState())
     assert sorted(int(r[0]) for r in rows) == list(range(2, 41, 2))
     assert state.cursor == "2026-01-01 00:00:40+00"  # row 41 is not kept
+
+
+def test_a_null_key_in_the_refresh_is_a_source_error(db):
+    db.execute("CREATE TABLE events (id int, ts timestamptz NOT NULL); "
+               "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + g * interval '1 s' "
+               "FROM generate_series(1, 50) g; INSERT INTO events VALUES (NULL, '2026-01-01')")
+    with pytest.raises(SourceError) as info:
+        refresh(reader_url(db), table(key=("id",), batch_rows=7), TableState())
+    assert "key column is NULL" in info.value.message

@@ -144,6 +144,7 @@ class Refresh:
         if self.upper is None:
             return
         names, n = self.order, self.info.table.batch_rows
+        self._no_null_keys()
         # output names p0, p1...: ORDER BY must sort by the columns, not by their text
         texts = sql.SQL(", ").join(sql.SQL("{}::text AS {}").format(
             sql.Identifier(k), sql.Identifier(f"p{i}")) for i, k in enumerate(names))
@@ -190,6 +191,22 @@ class Refresh:
                     before=before)).fetchone()
             yield Batch(self._copy(sql.SQL("{} AND {}").format(start, before)), (prev,))
             after = (prev,)
+
+    def _no_null_keys(self) -> None:
+        """A row with a NULL key column would fall outside every keyset batch: refuse."""
+        cols = {c.name: c for c in self.info.columns}
+        nullable = [k for k in self.info.key if k not in cols or cols[k].nullable]
+        if not nullable:
+            return
+        (found,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE {cond} AND ({nulls}))").format(
+                t=self.info.ident, cond=self.condition, nulls=sql.SQL(" OR ").join(
+                    sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in nullable))
+        ).fetchone()
+        if found:
+            raise SourceError(
+                f"{self.info.table.qualified}: a key column is NULL in a row inside the "
+                "refresh", hint="use NOT NULL key columns (set key = [...])")
 
     def rows(self, batch: Batch) -> Iterator[memoryview]:
         """The batch's rows as CSV lines (one buffer per row), streamed."""
