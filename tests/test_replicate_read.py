@@ -254,3 +254,28 @@ def test_a_null_key_in_the_refresh_is_a_source_error(db):
     with pytest.raises(SourceError) as info:
         refresh(reader_url(db), table(key=("id",), batch_rows=7), TableState())
     assert "key column is NULL" in info.value.message
+
+
+def test_a_batch_streams_in_bounded_memory_and_a_primary_can_be_allowed(db):
+    import tracemalloc
+    db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + g * interval '1 ms', "
+               "repeat('x', 100) FROM generate_series(1, 200000) g")
+    conn = open_snapshot(reader_url(db), False)
+    try:
+        r = Refresh(conn, describe(conn, table(batch_rows=1_000_000)), TableState())
+        [batch] = list(r.batches())
+        tracemalloc.start()
+        n = size = 0
+        for row in r.rows(batch):
+            n += 1
+            size += len(row)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        conn.close()
+    assert n == 200_000 and size > 20_000_000
+    assert peak < 2_000_000, peak  # 20 MB went through; a few rows at a time were held
+    rows, state, _ = refresh(db.primary_url, table(batch_rows=100_000), TableState(),
+                             allow_primary=True)
+    assert len(rows) == 200_000 and state.xmin is not None
