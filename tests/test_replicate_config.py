@@ -190,3 +190,19 @@ def test_the_lower_bound_of_a_local_cursor():
     assert local_lower("2026-10-25 04:00:00.000001", ten, paris) == \
         "2026-10-25 03:50:00.000001"
     assert local_lower("infinity", ten, paris) is None
+
+
+def test_a_config_file_is_loaded_and_its_mistakes_reported(tmp_path):
+    from topoff.replicate.config import load_replicate
+    path = tmp_path / "topoff.toml"
+    path.write_text(GOOD)
+    assert load_replicate(path).sources[0].tables[0].name == "log_visit"
+    path.write_text(GOOD + '[replicate.sources.matomo.tables.other]\nname = "site"\n'
+                    'method = "snapshot"\n')
+    with pytest.raises(ConfigError, match="twice"):
+        load_replicate(path)
+    path.write_text("[replicate\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_replicate(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_replicate(tmp_path / "missing.toml")

@@ -11,8 +11,10 @@ from one.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from topoff.errors import ConfigError
@@ -192,6 +194,26 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         if not isinstance(tables, dict) or not tables:
             raise ConfigError(f"[{where}] lists no tables",
                               hint=f"add [{where}.tables.<table>] with a method")
-        parsed.append(ReplicateSource(sname, url, schema, allow, tuple(
-            _table(sname, schema, tname, t) for tname, t in tables.items())))
+        read = tuple(_table(sname, schema, tname, t) for tname, t in tables.items())
+        seen: set[str] = set()
+        for t in read:
+            if t.qualified in seen:
+                raise ConfigError(f"[{where}] lists table {t.qualified} twice",
+                                  hint="list each source table once")
+            seen.add(t.qualified)
+        parsed.append(ReplicateSource(sname, url, schema, allow, read))
     return ReplicateConfig(target, tuple(parsed))
+
+
+def load_replicate(path: str | Path) -> ReplicateConfig:
+    """Read a config file and parse its ``[replicate]`` section."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}",
+                          hint="check the path given with --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}",
+                          hint="fix the syntax at the position given") from None
+    return parse_replicate(doc)
