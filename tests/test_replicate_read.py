@@ -279,3 +279,18 @@ def test_a_batch_streams_in_bounded_memory_and_a_primary_can_be_allowed(db):
     rows, state, _ = refresh(db.primary_url, table(batch_rows=100_000), TableState(),
                              allow_primary=True)
     assert len(rows) == 200_000 and state.xmin is not None
+
+
+def test_without_cursor_timezone_the_servers_zone_decides(db):
+    db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamp NOT NULL); "
+               "INSERT INTO events VALUES (1, '2026-10-25 02:50')")
+    url = reader_url(db)
+    role = url.split("//")[1].split(":")[0]
+    db.execute(f"ALTER ROLE \"{role}\" SET timezone = 'Europe/Paris'")
+    t = table(lookback="10m")
+    _, state, _ = refresh(url, t, TableState())
+    db.execute("INSERT INTO events VALUES (2, '2026-10-25 02:05')")
+    rows, _, _ = refresh(url, t, state)
+    assert "2" in {r[0] for r in rows}
+    # the session itself still reads in UTC: the COPY text does not depend on the zone
+    assert [r[1] for r in rows if r[0] == "2"] == ["2026-10-25 02:05:00"]
