@@ -294,3 +294,17 @@ def test_without_cursor_timezone_the_servers_zone_decides(db):
     assert "2" in {r[0] for r in rows}
     # the session itself still reads in UTC: the COPY text does not depend on the zone
     assert [r[1] for r in rows if r[0] == "2"] == ["2026-10-25 02:05:00"]
+
+
+def test_a_partitioned_table_uses_the_commit_rule_too(db):
+    db.execute("CREATE TABLE events (id int, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) "
+               "PARTITION BY RANGE (ts); "
+               "CREATE TABLE events_a PARTITION OF events FOR VALUES FROM ('2026-01-01') "
+               "TO ('2026-02-01'); CREATE TABLE events_b PARTITION OF events FOR VALUES "
+               "FROM ('2026-02-01') TO ('2026-03-01'); "
+               "INSERT INTO events VALUES (1, '2026-01-10'), (2, '2026-02-10')")
+    url = reader_url(db)
+    _, state, _ = refresh(url, table(), TableState())
+    db.execute("INSERT INTO events VALUES (3, '2026-01-20')")  # old cursor, committed since
+    rows, _, _ = refresh(url, table(lookback="60d"), state)
+    assert {r[0] for r in rows} == {"2", "3"}  # 2: the watermark row, inside the boundary
