@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
@@ -92,7 +93,7 @@ class Refresh:
         w = self.info.table.where  # checked by describe.check_where
         return sql.SQL(glue + "({})").format(sql.SQL(w)) if w else sql.SQL("")
 
-    def _zone(self) -> object:
+    def _zone(self) -> ZoneInfo | None:
         name = self.info.table.cursor_timezone
         if name is None:
             row = self.conn.execute(
