@@ -1,0 +1,178 @@
+"""What the source says about a replicated table: its columns, key and cursor type, and
+the operator's ``where`` checked to be one row condition. Catalog SELECTs and an EXPLAIN
+only: nothing is created on the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from topoff.dataset.manifest import Column
+from topoff.errors import ConfigError
+from topoff.pgtypes import family
+from topoff.replicate.config import ReplicateTable
+
+_REL_Q = """
+SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+"""
+_COLS_Q = """
+SELECT a.attname,
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
+            ELSE format_type(a.atttypid, a.atttypmod) END,
+       NOT a.attnotnull,
+       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
+               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+_PK_Q = """
+SELECT array_agg(a.attname ORDER BY k.ord)
+FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisprimary
+"""
+CURSOR_KINDS = ("timestamptz", "timestamp", "date", "int", "numeric")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    table: ReplicateTable
+    oid: int
+    relkind: str
+    columns: tuple[Column, ...]  # the replicated columns, in table order
+    key: tuple[str, ...]  # empty: no key (whole cursor groups per batch)
+    cursor_kind: str | None  # family kind of the cursor column
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.table.schema, self.table.name)
+
+    @property
+    def has_xmin(self) -> bool:
+        """Views have no xmin: the commit rule cannot apply to them."""
+        return self.relkind in ("r", "p", "m")
+
+
+def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
+    where = f"[replicate.sources.{t.source}.tables.{t.name}]"
+    row = conn.execute(_REL_Q, (t.schema, t.name)).fetchone()
+    if row is None:
+        raise ConfigError(f"table {t.qualified} does not exist on source {t.source}",
+                          hint=f"fix schema or name in {where}, or the source url")
+    oid, relkind = row
+    cols = conn.execute(_COLS_Q, (oid,)).fetchall()
+    names = [c[0] for c in cols]
+    for col in (*(t.columns or ()), *t.exclude, *(t.key or ()), *((t.cursor,) if t.cursor else ())):
+        if col not in names:
+            raise ConfigError(f"{where} names column {col!r}, which {t.qualified} does not have",
+                              hint=f"columns of {t.qualified}: {', '.join(names)}")
+    keep = set(t.columns) if t.columns is not None else set(names) - set(t.exclude)
+    columns = tuple(Column(n, typ, bool(nullable), list(labels) if labels else None)
+                    for n, typ, nullable, labels in cols if n in keep)
+    (pk,) = conn.execute(_PK_Q, (oid,)).fetchone()  # type: ignore[misc]
+    key = tuple(t.key) if t.key else tuple(pk or ())
+    if relkind == "v" and not t.key:
+        raise ConfigError(f"{t.qualified} is a view: it has no primary key",
+                          hint=f'set key = ["<unique column>"] in {where}')
+    if t.method == "updater" and not key:
+        raise ConfigError(f"{t.qualified} uses method updater but has no primary key",
+                          hint=f'set key = ["<unique column>"] in {where}')
+    kind = None
+    if t.cursor:
+        ctype = next(c[1] for c in cols if c[0] == t.cursor)
+        kind = family(ctype).kind
+        if kind not in CURSOR_KINDS:
+            raise ConfigError(f"cursor column {t.cursor} of {t.qualified} has type {ctype}",
+                              hint="a cursor is a timestamp, timestamptz, date, integer or "
+                              "numeric column")
+        if isinstance(t.boundary, int) != (kind in ("int", "numeric")):
+            raise ConfigError(f"{where}: boundary and lookback of a {ctype} cursor must be "
+                              + ("integers" if kind in ("int", "numeric") else "durations"),
+                              hint="for example boundary = 1000" if kind in ("int", "numeric")
+                              else 'for example boundary = "10m"')
+    info = TableInfo(t, oid, relkind, columns, key, kind)
+    if t.where is not None:
+        check_where(conn, info)
+    return info
+
+
+def _lex_problem(text: str) -> str | None:
+    """Why ``text`` could reach outside the parentheses it is placed in, or None."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"":
+            escapes = ch == "'" and i > 0 and text[i - 1] in "eE"
+            j = i + 1
+            while j < n:
+                if escapes and text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == ch:
+                    if j + 1 < n and text[j + 1] == ch:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                return "an unterminated quote"
+            i = j + 1
+            continue
+        if ch == "$" and i + 1 < n and (text[i + 1] == "$" or text[i + 1].isalpha()
+                                        or text[i + 1] == "_"):
+            end = text.find("$", i + 1)
+            tag = text[i:end + 1] if end > 0 else ""
+            if not tag or not all(c.isalnum() or c == "_" for c in tag[1:-1]):
+                return "a $ that is not a dollar quote"
+            close = text.find(tag, end + 1)
+            if close < 0:
+                return "an unterminated dollar quote"
+            i = close + len(tag)
+            continue
+        if text.startswith("--", i) or text.startswith("/*", i):
+            return "a comment"
+        if ch == ";":
+            return "a semicolon"
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return "a ')' that closes more than it opened"
+        i += 1
+    return "unbalanced parentheses" if depth else None
+
+
+def check_where(conn: psycopg.Connection, info: TableInfo) -> None:
+    """Check the table's ``where`` is exactly one boolean row condition.
+
+    The text is lexed (no statement separator or comment, parentheses balanced, so it
+    cannot close the parentheses it is placed in), then PostgreSQL parses and plans it in
+    ``EXPLAIN SELECT ... WHERE (<expr>)`` inside a read-only transaction, which runs
+    nothing. Either failing is a ConfigError naming the table.
+    """
+    t = info.table
+    text = t.where or ""
+    where = f"[replicate.sources.{t.source}.tables.{t.name}]"
+    problem = "it is empty" if not text.strip() else _lex_problem(text)
+    if problem:
+        raise ConfigError(f"where in {where} is not one row condition: {problem}",
+                          hint='write one SQL boolean expression, like where = "site_id = 3"')
+    stmt = sql.SQL("EXPLAIN SELECT 1 FROM {} WHERE ({})").format(info.ident, sql.SQL(text))
+    own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    try:
+        with conn.transaction():  # a savepoint inside the caller's (read-only) snapshot
+            if own:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute(stmt, prepare=False)
+    except psycopg.Error as e:
+        first = (e.diag.message_primary or str(e)).splitlines()[0]
+        raise ConfigError(f"where in {where} is not a valid row condition on "
+                          f"{t.qualified}: {first}",
+                          hint="write one SQL boolean expression over the table's columns") \
+            from None

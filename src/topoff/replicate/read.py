@@ -1,0 +1,219 @@
+"""One refresh read of an inserter/updater table, in ONE snapshot of the source.
+
+The snapshot is REPEATABLE READ, READ ONLY on a standby (topoff.safety refuses a primary
+unless allowed). Inside it, in this order: the snapshot's xmin and xmax
+(``pg_current_snapshot()``, 64-bit), the upper bound ``max(cursor)`` (the same snapshot as
+the rows, so no row below it can be missed and none above it is read), then the rows in
+keyset batches by ``(cursor, key)``, each streamed by ``COPY (SELECT ...) TO STDOUT`` as
+CSV (the dataset's text form, under topoff's session settings) with bounded memory.
+
+Without a key, a batch holds whole cursor groups (mimeo's rule); a group larger than
+``batch_rows`` is a SourceError naming the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import sql
+
+from topoff.errors import SourceError
+from topoff.export.copy_out import copy_rows
+from topoff.replicate.describe import TableInfo
+from topoff.replicate.state import TableState
+from topoff.replicate.watermark import bound, committed_since, zone_or_none
+from topoff.safety import begin_statement, check_standby
+from topoff.sources.postgres import connect
+
+Position = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The snapshot's transaction horizon (64-bit IDs) and the source's clock."""
+
+    xmin: int
+    xmax: int
+    taken_at: datetime
+
+
+def open_snapshot(url: str, allow_primary: bool,
+                  application_name: str = "topoff replicate") -> psycopg.Connection:
+    """Connect (autocommit), refuse a primary unless allowed, and begin the snapshot."""
+    conn = connect(url, application_name=application_name, autocommit=True)
+    try:
+        in_recovery = check_standby(conn, url, allow_primary)
+        conn.execute(begin_statement(in_recovery))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def snapshot_marks(conn: psycopg.Connection) -> Marks:
+    if conn.info.server_version >= 130000:
+        q = ("SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, "
+             "now() FROM pg_current_snapshot() AS s")
+    else:
+        q = ("SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s), now() "
+             "FROM txid_current_snapshot() AS s")
+    row = conn.execute(q).fetchone()
+    assert row is not None
+    return Marks(int(row[0]), int(row[1]), row[2])
+
+
+@dataclass(frozen=True)
+class Batch:
+    statement: sql.Composable  # COPY (SELECT ...) TO STDOUT (FORMAT csv)
+    #: the (cursor, key) position of the batch's last row; None for the last batch
+    last: Position | None
+
+
+class Refresh:
+    """The read plan of one refresh; ``conn`` is inside the snapshot (open_snapshot)."""
+
+    def __init__(self, conn: psycopg.Connection, info: TableInfo, state: TableState) -> None:
+        t = info.table
+        if not t.cursor or info.cursor_kind is None:
+            raise ValueError(f"{t.qualified} has no cursor")
+        self.conn, self.info, self.state = conn, info, state
+        self.cursor = sql.Identifier(t.cursor)
+        self.order = [t.cursor, *(k for k in info.key if k != t.cursor)]
+        self.marks = snapshot_marks(conn)
+        row = conn.execute(sql.SQL("SELECT max({c})::text FROM {t}{w}").format(
+            c=self.cursor, t=info.ident, w=self._operator_where(" WHERE "))).fetchone()
+        self.upper: str | None = row[0] if row else None
+        self.condition = self._condition()
+
+    def _operator_where(self, glue: str) -> sql.Composable:
+        w = self.info.table.where  # checked by describe.check_where
+        return sql.SQL(glue + "({})").format(sql.SQL(w)) if w else sql.SQL("")
+
+    def _zone(self) -> ZoneInfo | None:
+        name = self.info.table.cursor_timezone
+        if name is None:
+            row = self.conn.execute(
+                "SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'").fetchone()
+            name = row[0] if row else None
+        return zone_or_none(name)
+
+    def _condition(self) -> sql.Composable:
+        """Rows of this refresh: below the snapshot's max(cursor); above the boundary, or
+        committed since the previous run inside the lookback window."""
+        t, c = self.info.table, self.cursor
+        parts: list[sql.Composable] = [sql.SQL("{} <= {}").format(c, sql.Literal(self.upper))]
+        w = self.state.cursor
+        if w is not None:
+            kind = self.info.cursor_kind or ""
+            zone = self._zone() if kind == "timestamp" else None
+            lookback = max(t.lookback, t.boundary)  # type: ignore[type-var]
+            lower = bound(w, t.boundary, kind, zone)  # type: ignore[arg-type]
+            far = bound(w, lookback, kind, zone)  # type: ignore[arg-type]
+            if self.info.has_xmin:
+                parts.append(sql.SQL("{c} > {far} AND ({c} > {lower} OR {since})").format(
+                    c=c, far=far, lower=lower,
+                    since=committed_since(self.state.xmin, self.marks.xmax)))
+            else:  # a view has no xmin: read its whole lookback window every time
+                parts.append(sql.SQL("{} > {}").format(c, far))
+        if t.where:
+            parts.append(self._operator_where(""))
+        return sql.SQL(" AND ").join(parts)
+
+    def _pos(self, names: list[str]) -> sql.Composable:
+        return sql.SQL("ROW({})").format(sql.SQL(", ").join(map(sql.Identifier, names)))
+
+    def _after(self, after: Position | None, names: list[str]) -> sql.Composable:
+        if after is None:
+            return sql.SQL("true")
+        return sql.SQL("{} > ROW({})").format(
+            self._pos(names), sql.SQL(", ").join(map(sql.Literal, after)))
+
+    def _copy(self, extra: sql.Composable) -> sql.Composable:
+        cols = sql.SQL(", ").join(sql.Identifier(col.name) for col in self.info.columns)
+        order = sql.SQL(", ").join(map(sql.Identifier, self.order))
+        return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra} ORDER BY "
+                       "{order}) TO STDOUT WITH (FORMAT csv)").format(
+            cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order)
+
+    def batches(self, after: Position | None = None) -> Iterator[Batch]:
+        """Keyset batches of at most ``batch_rows`` rows, each starting after the previous
+        one's last (cursor, key); ``after`` resumes an interrupted refresh."""
+        if self.upper is None:
+            return
+        names, n = self.order, self.info.table.batch_rows
+        self._no_null_keys()
+        # output names p0, p1...: ORDER BY must sort by the columns, not by their text
+        texts = sql.SQL(", ").join(sql.SQL("{}::text AS {}").format(
+            sql.Identifier(k), sql.Identifier(f"p{i}")) for i, k in enumerate(names))
+        while True:
+            start = self._after(after, names)
+            rows = self.conn.execute(sql.SQL(
+                "SELECT {texts} FROM {t} WHERE {cond} AND {start} ORDER BY {order} "
+                "OFFSET {skip} LIMIT 2").format(
+                    texts=texts, t=self.info.ident, cond=self.condition, start=start,
+                    order=sql.SQL(", ").join(map(sql.Identifier, names)),
+                    skip=sql.Literal(n - 1))).fetchall()
+            if not rows:
+                (more,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+                    "SELECT EXISTS (SELECT 1 FROM {t} WHERE {cond} AND {start})").format(
+                        t=self.info.ident, cond=self.condition, start=start)).fetchone()
+                if more:
+                    yield Batch(self._copy(start), None)
+                return
+            last: Position = tuple(rows[0])
+            if any(v is None for v in last):
+                raise SourceError(
+                    f"{self.info.table.qualified}: a key or cursor column is NULL in a row "
+                    "inside the refresh", hint="use NOT NULL key columns (set key = [...])")
+            if self.info.key or len(rows) == 1 or rows[1][0] != last[0]:
+                yield Batch(self._copy(sql.SQL("{} AND {} <= ROW({})").format(
+                    start, self._pos(names), sql.SQL(", ").join(map(sql.Literal, last)))), last)
+                after = last
+                continue
+            # no key, and the group at the batch's end goes on: stop before that group
+            (first,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+                "SELECT min({c})::text FROM {t} WHERE {cond} AND {start}").format(
+                    c=self.cursor, t=self.info.ident, cond=self.condition,
+                    start=start)).fetchone()
+            if first == last[0]:
+                raise SourceError(
+                    f"{self.info.table.qualified}: more than {n} rows share the cursor value "
+                    f"{last[0]}, and the table has no key to page through them",
+                    hint=f"set key = [...] for {self.info.table.qualified} (a NOT NULL unique "
+                    "column), or raise batch_rows")
+            before = sql.SQL("{} < {}").format(self.cursor, sql.Literal(last[0]))
+            (prev,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+                "SELECT max({c})::text FROM {t} WHERE {cond} AND {start} AND {before}").format(
+                    c=self.cursor, t=self.info.ident, cond=self.condition, start=start,
+                    before=before)).fetchone()
+            yield Batch(self._copy(sql.SQL("{} AND {}").format(start, before)), (prev,))
+            after = (prev,)
+
+    def _no_null_keys(self) -> None:
+        """A row with a NULL key column would fall outside every keyset batch: refuse."""
+        cols = {c.name: c for c in self.info.columns}
+        nullable = [k for k in self.info.key if k not in cols or cols[k].nullable]
+        if not nullable:
+            return
+        (found,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE {cond} AND ({nulls}))").format(
+                t=self.info.ident, cond=self.condition, nulls=sql.SQL(" OR ").join(
+                    sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in nullable))
+        ).fetchone()
+        if found:
+            raise SourceError(
+                f"{self.info.table.qualified}: a key column is NULL in a row inside the "
+                "refresh", hint="use NOT NULL key columns (set key = [...])")
+
+    def rows(self, batch: Batch) -> Iterator[memoryview]:
+        """The batch's rows as CSV lines (one buffer per row), streamed."""
+        return copy_rows(self.conn, batch.statement)
+
+    def next_state(self, rows: int) -> TableState:
+        return TableState(cursor=self.upper if self.upper is not None else self.state.cursor,
+                          key=None, xmin=self.marks.xmin, run_at=self.marks.taken_at,
+                          rows=rows, content=None)

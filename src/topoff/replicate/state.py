@@ -1,0 +1,82 @@
+"""Per-table replication state: a few fixed-size values that never grow.
+
+* ``cursor``: the highest cursor value read, as PostgreSQL's own text of it (full precision:
+  microseconds of a timestamp, every digit of a numeric or bigint; never a float).
+* ``key``: the (cursor, key) position of the last batch handed over, as text, for a
+  caller that pages one refresh within its snapshot; None once a refresh completed. An
+  interrupted refresh starts again from ``cursor`` (see topoff.replicate.run).
+* ``xmin``: ``pg_snapshot_xmin`` of the previous run's snapshot, a 64-bit transaction ID
+  (xid8, or txid before PostgreSQL 13): rows committed since that run have a newer xmin.
+* ``run_at``: when the previous run's snapshot was taken (the source's clock, UTC).
+* ``rows``: rows moved by the previous run.
+* ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run.
+
+The target stores :meth:`TableState.to_json` next to the data, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from topoff.errors import IntegrityError
+
+_MAX_TEXT = 1024
+_MAX_XID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class TableState:
+    cursor: str | None = None
+    key: tuple[str | None, ...] | None = None
+    xmin: int | None = None
+    run_at: datetime | None = None
+    rows: int = 0
+    content: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "v": 1, "cursor": self.cursor, "key": list(self.key) if self.key is not None
+            else None, "xmin": self.xmin, "rows": self.rows, "content": self.content,
+            "run_at": self.run_at.isoformat() if self.run_at else None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TableState:
+        """Parse stored state; anything malformed is an IntegrityError (never a crash)."""
+        def bad(why: str) -> IntegrityError:
+            return IntegrityError(f"stored replication state is invalid: {why}",
+                                  hint="the target's state row was altered; drop it to "
+                                  "replicate the table again from the start")
+        if len(text) > 16 * _MAX_TEXT:
+            raise bad("too long")
+        try:
+            d = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise bad("not JSON") from None
+        if not isinstance(d, dict) or d.get("v") != 1:
+            raise bad("unknown version")
+        cursor, key, xmin = d.get("cursor"), d.get("key"), d.get("xmin")
+        rows, content, run_at = d.get("rows", 0), d.get("content"), d.get("run_at")
+        for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at)):
+            if v is not None and (not isinstance(v, str) or len(v) > _MAX_TEXT):
+                raise bad(f"{name} is not a short text")
+        if key is not None and (not isinstance(key, list) or len(key) > 32 or not all(
+                k is None or (isinstance(k, str) and len(k) <= _MAX_TEXT) for k in key)):
+            raise bad("key is not a short list of texts")
+        for name, v in (("xmin", xmin), ("rows", rows)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                                  or not 0 <= v <= _MAX_XID):
+                raise bad(f"{name} is not a non-negative 64-bit integer")
+        when = None
+        if run_at is not None:
+            try:
+                when = datetime.fromisoformat(run_at)
+            except ValueError:
+                raise bad("run_at is not an ISO time") from None
+        return cls(cursor, tuple(key) if key is not None else None, xmin, when,
+                   rows or 0, content)
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(self.to_json())
