@@ -205,9 +205,10 @@ class DuckDBTarget(Target):
                 hint="give the sync more memory with --memory-limit") from None
         except duckdb.InvalidInputException as e:
             first = str(e).strip().splitlines()[0]
-            if "CSV Error" not in first:
-                raise
-            # the files' checksums matched the manifest: the likely cause is a long row
+            text = str(e)
+            if "CSV Error" not in first or not ("Maximum line size" in text
+                                                or "buffer_size" in text):
+                raise  # a malformed file: classified by targets/errors.py
             raise TargetError(
                 f"{spec.table.source}: DuckDB cannot read a row ({first}); rows longer than "
                 f"{self.max_line // 2**20} MiB, a quarter of the memory limit, cannot be read",
