@@ -7,7 +7,7 @@ midway resumes at the first step not recorded. A partition is a single transacti
 files are downloaded and checked first, then every table is changed and the ledger updated
 together.
 
-How a partition changes a table depends on its method:
+How a partition changes a table depends on its method (the one merge, targets/merge.py):
 
 * append: delete the rows whose cursor falls in the window, insert the partition's rows
   (so a new revision of a day, with late rows, replaces the day exactly);

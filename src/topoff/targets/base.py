@@ -1,14 +1,14 @@
 """What a target (the analytics replica) offers as an engine: tables, loads, reads.
 
 The sync ledger is not here: ledger.py keeps it (state, stored in the target in the same
-transaction as the data).
+transaction as the data); merge.py holds the one merge every target and caller shares.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,22 +21,61 @@ from topoff.dataset.manifest import Column, TableEntry
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a target can do, declared as data (docs/targets.md prints these)."""
+    """What a target can do, declared as data that the code reads (never a test of the
+    target's class or name); docs/targets.md prints these (tests/test_targets_merge.py
+    checks the page against them)."""
 
     name: str
-    #: how files are loaded
+    #: how files are loaded (documentation only)
     loader: str
     #: primary key indexes are created by default (after the full load); --primary-keys or
     #: --no-primary-keys decides for a replica. Merges use the key either way.
+    #: Read by: sync (the default of a new replica), Target.create_keys.
     primary_keys: bool
-    #: an index on each table's cursor column (makes window replacement cheap)
+    #: an index on each table's cursor column (makes window replacement cheap).
+    #: Read by: Target.create_keys.
     cursor_index: bool
-    #: enum columns keep their enum type (else they are text)
+    #: enum columns keep their enum type (else they are text). Read by: create_table.
     enum_types: bool
-    #: PostgreSQL types are kept as they are (else mapped, see the target's types module)
+    #: PostgreSQL types are kept as they are (else mapped, see the target's types module).
+    #: Read by: verify (how the source is hashed to compare with the replica).
     native_types: bool
-    #: several processes may sync into it at once (one per dataset)
+    #: several processes may sync into it at once (one per dataset); they take advisory
+    #: locks. Read by: sync.lock.
     concurrent_writers: bool
+    #: files go straight into the table when no merge by key is needed (initial, snapshot,
+    #: append without --since), and an append whose rows collide with a key retries
+    #: through a staging merge from a savepoint. Read by: the target's load.
+    load_in_place: bool
+    #: a word about a value, printed after it in docs/targets.md (field name -> note)
+    notes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+#: the rows of docs/targets.md's capability table: field name -> what it means
+CAPABILITY_LABELS = {
+    "loader": "loader",
+    "primary_keys": "primary key indexes by default (`--primary-keys` / `--no-primary-keys` "
+                    "decide)",
+    "cursor_index": "index on each table's cursor (cheap window replacement)",
+    "enum_types": "enum columns keep their enum type",
+    "native_types": "PostgreSQL types kept as they are",
+    "concurrent_writers": "several processes syncing at once (one per dataset)",
+    "load_in_place": "files loaded straight into the table, no staging copy",
+}
+
+
+def capability_table(targets: Sequence[Capabilities]) -> str:
+    """The markdown table docs/targets.md prints, from the declared capabilities."""
+    def cell(c: Capabilities, name: str) -> str:
+        value = getattr(c, name)
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        return f"{text} ({c.notes[name]})" if name in c.notes else text
+
+    lines = ["| capability | " + " | ".join(c.name for c in targets) + " |",
+             "|---|" + "---|" * len(targets)]
+    lines += [f"| {label} | " + " | ".join(cell(c, name) for c in targets) + " |"
+              for name, label in CAPABILITY_LABELS.items()]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -148,6 +187,14 @@ class Target(ABC):
     def ident(self, *names: str) -> str:
         """A quoted, qualified identifier."""
 
+    @abstractmethod
+    def literal(self, value: str) -> str:
+        """A string constant, quoted by the engine's rules (merge.py casts it)."""
+
+    @abstractmethod
+    def run_count(self, statement: str) -> int:
+        """Run one INSERT or DELETE; return the rows it changed."""
+
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the connection."""
 
@@ -168,17 +215,31 @@ class Target(ABC):
     @abstractmethod
     def add_column(self, table: TableDef, column: Column) -> None: ...
 
-    @abstractmethod
-    def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
-        """The primary key (when ``primary_key``) and the cursor index (as the capabilities
-        say), once the table holds its first rows."""
+    def create_keys(self, table: TableDef, primary_key: bool | None = None) -> None:
+        """The primary key (when ``primary_key``, by default as the capabilities say) and
+        the cursor index (as the capabilities say), once the table holds its first rows."""
+        relation = self.ident(table.target.schema, table.target.name)
+        if primary_key is None:
+            primary_key = self.capabilities.primary_keys
+        if table.primary_key and primary_key:
+            keys = ", ".join(self.ident(k) for k in table.primary_key)
+            self.execute(f"ALTER TABLE {relation} ADD PRIMARY KEY ({keys})")
+        if table.cursor and self.capabilities.cursor_index:
+            self.execute(f"CREATE INDEX ON {relation} ({self.ident(table.cursor)})")
 
     def drop_table(self, ref: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.ident(ref.schema, ref.name)}")
 
     @abstractmethod
     def load(self, spec: LoadSpec) -> int:
-        """Load the files as ``spec.mode`` says; return the number of rows loaded."""
+        """Load the files as ``spec.mode`` says (through merge.py); return the rows loaded."""
+
+    @abstractmethod
+    def stage_rows(self, table: TableDef, columns: Sequence[Column],
+                   rows: Iterable[Sequence[Any]]) -> AbstractContextManager[str]:
+        """A temporary table shaped like ``table``'s ``columns`` and holding ``rows`` (Python
+        values, streamed in: constant memory), for :func:`topoff.targets.merge.merge`;
+        dropped at the end of the block. Runs in the caller's transaction."""
 
     @abstractmethod
     def hash_rows(self, table: TableDef, by_day: bool, since: datetime | date | None = None,
