@@ -221,3 +221,23 @@ def test_keys_follow_the_declared_capabilities(target: Target, loaded: TableDef)
 def test_the_docs_print_the_declared_capabilities() -> None:
     page = (ROOT / "docs" / "targets.md").read_text()
     assert capability_table([DUCKDB, POSTGRES]) in page
+
+
+def test_hostile_names_and_values_stay_data(target: Target) -> None:
+    """Names with quotes, percent signs and semicolons, and values that look like SQL, go
+    through the merge as quoted names and bound data, on both engines."""
+    cols = [Column('i%d"; DROP TABLE x; --', "integer", False),
+            Column("at", "timestamp with time zone"), Column("b'o%s", "text")]
+    t = TableDef('s"c%h.t', TableRef('s"c%h', "t'%s;"), "append", cols, [cols[0].name],
+                 "at", "timestamp with time zone", "UTC")
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    evil = "'); DROP TABLE events; --%s"
+    with target.transaction():
+        target.create_table(t)
+        with target.stage_rows(t, cols, [(1, at, evil), (2, at, "%(x)s")]) as stage:
+            assert merge(target, t, cols, stage, "initial") == 2
+    with target.transaction(), target.stage_rows(t, cols, [(1, at, evil + "2")]) as stage:
+        assert merge(target, t, cols, stage, "append", _day(1)) == 1
+    ref = target.ident(t.target.schema, t.target.name)
+    assert target.execute(f"SELECT {target.ident(cols[2].name)} FROM {ref}") == [
+        (evil + "2",)]
