@@ -12,6 +12,7 @@ from topoff.stores import StoreOptions, open_store
 from topoff.sync.plan import plan_sync
 from topoff.targets import Target, open_target
 from topoff.targets.errors import engine_errors
+from topoff.targets.ledger import Ledger
 
 
 @dataclass
@@ -73,7 +74,7 @@ def status(target_location: str, check_origin: bool = True,
     try:
         with engine_errors(target.url):
             out = [_status(target, dataset, target_location, check_origin, store_options)
-                   for dataset in target.replicas()]
+                   for dataset in Ledger(target).replicas()]
     finally:
         target.close()
     return out
@@ -81,16 +82,16 @@ def status(target_location: str, check_origin: bool = True,
 
 def _status(target: Target, dataset: str, target_location: str, check_origin: bool,
             store_options: StoreOptions | None) -> ReplicaStatus:
-    state = target.read_replica(dataset)
+    state = Ledger(target).read_replica(dataset)
     assert state is not None
-    applied = target.applied(dataset, limit=1)
+    applied = Ledger(target).applied(dataset, limit=1)
     s = ReplicaStatus(
         dataset=dataset, origin=state.origin, base=state.base, status=state.status,
         last_sequence=state.last_sequence,
         last_applied=applied[0][0] if applied else None,
         last_applied_at=_text(applied[0][6]) if applied else None,
         since=_text(state.since))
-    for t in target.table_defs(dataset).values():
+    for t in Ledger(target).table_defs(dataset).values():
         exists = target.table_exists(t.target)
         s.tables.append(TableStatus(
             t.source, str(t.target), t.method, target.count(t) if exists else 0,

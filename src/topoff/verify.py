@@ -27,6 +27,7 @@ from topoff.pgtypes import family
 from topoff.sync.plan import rebase_hint
 from topoff.targets import Target, open_target
 from topoff.targets.base import TableDef, TableRef
+from topoff.targets.ledger import Ledger
 from topoff.targets.postgres.target import hash_table
 
 log = logging.getLogger("topoff")
@@ -93,17 +94,16 @@ class VerifyReport:
 
 def _cutoff(target: Target, dataset: str) -> datetime | None:
     """End of the newest window applied, or the start of the full export's snapshot day."""
-    windows = [Window.from_label(r[3]).end for r in target.applied(dataset, limit=100000)
+    ledger = Ledger(target)
+    windows = [Window.from_label(r[3]).end for r in ledger.applied(dataset, limit=100000)
                if r[3]]
     if windows:
         return max(windows)
-    state = target.read_replica(dataset)
-    rows = target.execute(
-        f"SELECT publication FROM topoff.applied WHERE dataset = {target.P} AND step = 'schema'",
-        [dataset])
-    if state is None or not rows:
+    state = ledger.read_replica(dataset)
+    full = ledger.full_load_publication(dataset)
+    if state is None or full is None:
         return None
-    taken = full_time(rows[0][0])
+    taken = full_time(full)
     return datetime(taken.year, taken.month, taken.day, tzinfo=UTC)
 
 
@@ -243,7 +243,7 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
            dataset: str | None = None) -> VerifyReport:
     target = open_target(target_location, create=False)
     try:
-        datasets = target.replicas()
+        datasets = Ledger(target).replicas()
         if not datasets:
             raise TargetError(f"{target.url} holds no topoff replica",
                               hint="build one with `topoff sync FROM TARGET`")
@@ -252,7 +252,7 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
                 raise TargetError(f"{target.url} holds several datasets ({', '.join(datasets)})",
                                   hint="choose one with --dataset")
             dataset = datasets[0]
-        state = target.read_replica(dataset)
+        state = Ledger(target).read_replica(dataset)
         if state is None:
             raise TargetError(f"{target.url} holds no replica of {dataset}",
                               hint=f"datasets here: {', '.join(datasets)}")
@@ -265,7 +265,7 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
             + " (or sync again first when a publication is pending)"))
         with SnapshotSession(source_url, allow_primary, "topoff verify") as session:
             session.open()
-            for table in target.table_defs(dataset).values():
+            for table in Ledger(target).table_defs(dataset).values():
                 t = _compare_table(session.conn, target, table, state.since, cutoff)
                 report.tables.append(t)
                 report.notes.extend(_notes(table))

@@ -29,6 +29,7 @@ from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
 from topoff.targets.base import ReplicaState
 from topoff.targets.errors import FileNamer, engine_errors
+from topoff.targets.ledger import Ledger
 
 log = logging.getLogger("topoff")
 
@@ -105,7 +106,7 @@ def _unapplied_source(store: Store, index: Index, target: Target, state: Replica
     sequence = pub.sequence if pub else (removed["sequence"] if removed else None)
     if sequence is not None and sequence <= state.base_sequence:
         return None
-    if target.applied_steps(state.dataset, ref):
+    if Ledger(target).applied_steps(state.dataset, ref):
         return None
     if pub is None:
         raise TargetError(
@@ -157,7 +158,7 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
 
 def rows_held(target: Target, dataset: str) -> int:
     """Rows in the replica's tables of ``dataset``."""
-    return sum(target.count(t) for t in target.table_defs(dataset).values()
+    return sum(target.count(t) for t in Ledger(target).table_defs(dataset).values()
                if target.table_exists(t.target))
 
 
@@ -165,7 +166,7 @@ def _holds_data(target: Target) -> bool:
     """Whether the target holds a replica (its tables were created: a later sync resumes
     the load); when unsure, yes."""
     try:
-        return bool(target.replicas())
+        return bool(Ledger(target).replicas())
     except Exception:
         return True
 
@@ -213,10 +214,10 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
                                 hint="check the location, or publish with `topoff export full`")
     ensure_ledger(target)
     lock_dataset(target, index.dataset)  # until the target is closed
-    state = target.read_replica(index.dataset)
+    state = Ledger(target).read_replica(index.dataset)
     if state is not None and opts.rebase:
         with target.transaction():
-            target.forget(index.dataset)
+            Ledger(target).forget(index.dataset)
         log.info("rebase: dropped the replica's tables of %s", index.dataset)
         state = None
     if state is not None:

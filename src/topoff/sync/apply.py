@@ -7,12 +7,14 @@ midway resumes at the first step not recorded. A partition is a single transacti
 files are downloaded and checked first, then every table is changed and the ledger updated
 together.
 
-How a partition changes a table depends on its method:
+How a partition changes a table depends on its method (the one merge, targets/merge.py):
 
 * append: delete the rows whose cursor falls in the window, insert the partition's rows
   (so a new revision of a day, with late rows, replaces the day exactly);
 * upsert: insert, or update on the primary key;
 * snapshot: replace every row.
+
+The ledger rows (targets/ledger.py) are written in the same transaction as the data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from topoff.dataset.manifest import Column, Manifest, TableEntry
 from topoff.errors import IntegrityError, TargetError
 from topoff.sync.fetch import Fetcher
 from topoff.targets.base import LoadSpec, ReplicaState, TableDef, TableRef, Target
+from topoff.targets.ledger import Ledger
 
 log = logging.getLogger("topoff")
 Hook = Callable[..., None]
@@ -55,7 +58,8 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
               step_done: Callable[[int], None] | None = None) -> int:
     """Build the replica's tables from a full export; returns rows loaded by this call."""
     dataset = state.dataset
-    done = target.applied_steps(dataset, pub.id)
+    ledger = Ledger(target)
+    done = ledger.applied_steps(dataset, pub.id)
     defs = {q: TableDef.from_entry(manifest.tables[q], target_ref(manifest.tables[q],
                                                                      state.schema))
             for q in tables}
@@ -67,9 +71,9 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
                         f"table {d.target} already exists in {target.url} and is not part of "
                         "this replica", hint="drop it, or sync into another schema with --schema")
                 target.create_table(d)
-                target.write_table_def(dataset, d)
-            target.write_replica(state)
-            target.record_step(dataset, pub.id, "schema", pub.sequence, pub.kind, None, None,
+                ledger.write_table_def(dataset, d)
+            ledger.write_replica(state)
+            ledger.record_step(dataset, pub.id, "schema", pub.sequence, pub.kind, None, None,
                                None, pub.manifest_sha256)
         log.info("created %d tables in %s for %s", len(defs), target.url, pub.id)
     total = 0
@@ -89,7 +93,7 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
                                          f"says {f.rows}", hint="republish the dataset")
                 if hook:
                     hook("file_loaded", publication=pub.id, table=q, file=f.path)
-                target.record_step(dataset, pub.id, step, pub.sequence, pub.kind, None, None,
+                ledger.record_step(dataset, pub.id, step, pub.sequence, pub.kind, None, None,
                                    rows, pub.manifest_sha256)
             fetcher.release(path)
             total += rows
@@ -102,11 +106,11 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
                 target.create_keys(d, state.primary_keys)
             state.status = "ready"
             state.last_sequence = pub.sequence
-            target.write_replica(state)
+            ledger.write_replica(state)
             if hook:
                 hook("keys_created", publication=pub.id)
-            target.record_step(dataset, pub.id, "post-data", pub.sequence, pub.kind, None, None,
-                               None, pub.manifest_sha256)
+            ledger.record_step(dataset, pub.id, "post-data", pub.sequence, pub.kind, None,
+                               None, None, pub.manifest_sha256)
         log.info("replica built from %s%s", pub.id,
                  " (primary keys created)" if state.primary_keys else "")
     return total
@@ -149,7 +153,8 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
     holds its rows (a superseded revision, a newer full export).
     """
     dataset = state.dataset
-    defs = target.table_defs(dataset)
+    ledger = Ledger(target)
+    defs = ledger.table_defs(dataset)
     work: list[tuple[TableEntry, TableDef, list[Column], bool]] = []
     for q in tables:
         entry = manifest.tables.get(q)
@@ -175,14 +180,14 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
             if is_new:
                 target.create_table(d)
                 target.create_keys(d, state.primary_keys)
-                target.write_table_def(dataset, d)
+                ledger.write_table_def(dataset, d)
                 summary.append(f"{entry.name}: new table")
             for c in added:
                 target.add_column(d, c)
                 d.columns.append(c)
                 summary.append(f"{entry.name}: added column {c.name}")
             if added:
-                target.write_table_def(dataset, d)
+                ledger.write_table_def(dataset, d)
             if entry.qualified not in sources:
                 continue
             src_pub, src_manifest, src = sources[entry.qualified]
@@ -201,8 +206,8 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
         if hook:
             hook("partition_applied", publication=pub.id)
         state.last_sequence = pub.sequence
-        target.write_replica(state)
-        target.record_step(dataset, pub.id, "partition", pub.sequence, pub.kind,
+        ledger.write_replica(state)
+        ledger.record_step(dataset, pub.id, "partition", pub.sequence, pub.kind,
                            manifest.window.label if manifest.window else None, manifest.revision,
                            total, pub.manifest_sha256)
     for path_list in paths.values():
@@ -222,6 +227,6 @@ def pass_over(target: Target, state: ReplicaState, pubs: list[tuple[Publication,
         return
     with target.transaction():
         state.last_sequence = newest
-        target.write_replica(state)
+        Ledger(target).write_replica(state)
     for p, why in pubs:
         log.info("passed over %s: %s", p.id, why)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 
 from topoff.targets import Target
+from topoff.targets.ledger import Ledger
 
 log = logging.getLogger("topoff")
 
@@ -51,13 +52,13 @@ def lock_dataset(target: Target, dataset: str) -> None:
 def ensure_ledger(target: Target) -> None:
     """Create the ledger tables if missing, one process at a time."""
     if not _shared_server(target):
-        target.ensure_ledger()
+        Ledger(target).ensure_ledger()
         return
     key = lock_key(LEDGER_LOCK)
     P = target.P
     target.execute(f"SELECT pg_advisory_lock({P})", [key])
     try:
-        target.ensure_ledger()
+        Ledger(target).ensure_ledger()
     finally:
         with contextlib.suppress(Exception):  # the session may be gone: the lock with it
             target.execute(f"SELECT pg_advisory_unlock({P})", [key])

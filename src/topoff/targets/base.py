@@ -1,24 +1,14 @@
-"""What a target (the analytics replica) offers the sync: tables, loads, and the ledger.
+"""What a target (the analytics replica) offers as an engine: tables, loads, reads.
 
-The ledger lives in the target, in a ``topoff`` schema, and every change to it is made in
-the same transaction as the data it describes (after dlt): a partition's rows and the row
-saying it was applied commit together or not at all, so a sync killed at any moment and
-run again ends in the same state as one that was never interrupted.
-
-Ledger tables:
-
-* ``topoff.replicas``: one row per dataset kept in this target (where from, which full
-  export it was built from, how far it has applied, partial-replica settings).
-* ``topoff.tables``: each table's definition as last applied (columns, method, cursor),
-  to notice schema changes.
-* ``topoff.applied``: one row per applied step (a partition, or a file of a full load).
+The sync ledger is not here: ledger.py keeps it (state, stored in the target in the same
+transaction as the data); merge.py holds the one merge every target and caller shares.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,22 +21,61 @@ from topoff.dataset.manifest import Column, TableEntry
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a target can do, declared as data (docs/targets.md prints these)."""
+    """What a target can do, declared as data that the code reads (never a test of the
+    target's class or name); docs/targets.md prints these (tests/test_targets_merge.py
+    checks the page against them)."""
 
     name: str
-    #: how files are loaded
+    #: how files are loaded (documentation only)
     loader: str
     #: primary key indexes are created by default (after the full load); --primary-keys or
     #: --no-primary-keys decides for a replica. Merges use the key either way.
+    #: Read by: sync (the default of a new replica), Target.create_keys.
     primary_keys: bool
-    #: an index on each table's cursor column (makes window replacement cheap)
+    #: an index on each table's cursor column (makes window replacement cheap).
+    #: Read by: Target.create_keys.
     cursor_index: bool
-    #: enum columns keep their enum type (else they are text)
+    #: enum columns keep their enum type (else they are text). Read by: create_table.
     enum_types: bool
-    #: PostgreSQL types are kept as they are (else mapped, see the target's types module)
+    #: PostgreSQL types are kept as they are (else mapped, see the target's types module).
+    #: Read by: verify (how the source is hashed to compare with the replica).
     native_types: bool
-    #: several processes may sync into it at once (one per dataset)
+    #: several processes may sync into it at once (one per dataset); they take advisory
+    #: locks. Read by: sync.lock.
     concurrent_writers: bool
+    #: files go straight into the table when no merge by key is needed (initial, snapshot,
+    #: append without --since), and an append whose rows collide with a key retries
+    #: through a staging merge from a savepoint. Read by: the target's load.
+    load_in_place: bool
+    #: a word about a value, printed after it in docs/targets.md (field name -> note)
+    notes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+#: the rows of docs/targets.md's capability table: field name -> what it means
+CAPABILITY_LABELS = {
+    "loader": "loader",
+    "primary_keys": "primary key indexes by default (`--primary-keys` / `--no-primary-keys` "
+                    "decide)",
+    "cursor_index": "index on each table's cursor (cheap window replacement)",
+    "enum_types": "enum columns keep their enum type",
+    "native_types": "PostgreSQL types kept as they are",
+    "concurrent_writers": "several processes syncing at once (one per dataset)",
+    "load_in_place": "files loaded straight into the table, no staging copy",
+}
+
+
+def capability_table(targets: Sequence[Capabilities]) -> str:
+    """The markdown table docs/targets.md prints, from the declared capabilities."""
+    def cell(c: Capabilities, name: str) -> str:
+        value = getattr(c, name)
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        return f"{text} ({c.notes[name]})" if name in c.notes else text
+
+    lines = ["| capability | " + " | ".join(c.name for c in targets) + " |",
+             "|---|" + "---|" * len(targets)]
+    lines += [f"| {label} | " + " | ".join(cell(c, name) for c in targets) + " |"
+              for name, label in CAPABILITY_LABELS.items()]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -137,25 +166,6 @@ class LoadSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-LEDGER_DDL = [
-    "CREATE SCHEMA IF NOT EXISTS topoff",
-    """CREATE TABLE IF NOT EXISTS topoff.replicas (
-        dataset text PRIMARY KEY, origin text NOT NULL, base text NOT NULL,
-        base_sequence bigint NOT NULL, status text NOT NULL, last_sequence bigint NOT NULL,
-        tables text, since date, target_schema text, primary_keys boolean NOT NULL,
-        updated_at timestamptz NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS topoff.tables (
-        dataset text NOT NULL, source_table text NOT NULL, target_schema text NOT NULL,
-        target_name text NOT NULL, definition text NOT NULL,
-        PRIMARY KEY (dataset, source_table))""",
-    """CREATE TABLE IF NOT EXISTS topoff.applied (
-        dataset text NOT NULL, publication text NOT NULL, step text NOT NULL,
-        sequence bigint NOT NULL, kind text NOT NULL, window_label text, revision integer,
-        rows bigint, manifest_sha256 text, applied_at timestamptz NOT NULL,
-        PRIMARY KEY (dataset, publication, step))""",
-]
-
-
 class Target(ABC):
     """The replica. Methods that change data run inside :meth:`transaction`."""
 
@@ -177,6 +187,14 @@ class Target(ABC):
     def ident(self, *names: str) -> str:
         """A quoted, qualified identifier."""
 
+    @abstractmethod
+    def literal(self, value: str) -> str:
+        """A string constant, quoted by the engine's rules (merge.py casts it)."""
+
+    @abstractmethod
+    def run_count(self, statement: str) -> int:
+        """Run one INSERT or DELETE; return the rows it changed."""
+
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the connection."""
 
@@ -197,17 +215,31 @@ class Target(ABC):
     @abstractmethod
     def add_column(self, table: TableDef, column: Column) -> None: ...
 
-    @abstractmethod
-    def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
-        """The primary key (when ``primary_key``) and the cursor index (as the capabilities
-        say), once the table holds its first rows."""
+    def create_keys(self, table: TableDef, primary_key: bool | None = None) -> None:
+        """The primary key (when ``primary_key``, by default as the capabilities say) and
+        the cursor index (as the capabilities say), once the table holds its first rows."""
+        relation = self.ident(table.target.schema, table.target.name)
+        if primary_key is None:
+            primary_key = self.capabilities.primary_keys
+        if table.primary_key and primary_key:
+            keys = ", ".join(self.ident(k) for k in table.primary_key)
+            self.execute(f"ALTER TABLE {relation} ADD PRIMARY KEY ({keys})")
+        if table.cursor and self.capabilities.cursor_index:
+            self.execute(f"CREATE INDEX ON {relation} ({self.ident(table.cursor)})")
 
     def drop_table(self, ref: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.ident(ref.schema, ref.name)}")
 
     @abstractmethod
     def load(self, spec: LoadSpec) -> int:
-        """Load the files as ``spec.mode`` says; return the number of rows loaded."""
+        """Load the files as ``spec.mode`` says (through merge.py); return the rows loaded."""
+
+    @abstractmethod
+    def stage_rows(self, table: TableDef, columns: Sequence[Column],
+                   rows: Iterable[Sequence[Any]]) -> AbstractContextManager[str]:
+        """A temporary table shaped like ``table``'s ``columns`` and holding ``rows`` (Python
+        values, streamed in: constant memory), for :func:`topoff.targets.merge.merge`;
+        dropped at the end of the block. Runs in the caller's transaction."""
 
     @abstractmethod
     def hash_rows(self, table: TableDef, by_day: bool, since: datetime | date | None = None,
@@ -233,90 +265,6 @@ class Target(ABC):
     def count(self, table: TableDef) -> int:
         ref = table.target
         return int(self.execute(f"SELECT count(*) FROM {self.ident(ref.schema, ref.name)}")[0][0])
-
-    # -- ledger ----------------------------------------------------------------------------
-    def ensure_ledger(self) -> None:
-        with self.transaction():
-            for ddl in LEDGER_DDL:
-                self.execute(ddl)
-
-    def has_ledger(self) -> bool:
-        return self.table_exists(TableRef("topoff", "replicas"))
-
-    def replicas(self) -> list[str]:
-        if not self.has_ledger():
-            return []
-        return [r[0] for r in self.execute("SELECT dataset FROM topoff.replicas ORDER BY 1")]
-
-    def read_replica(self, dataset: str) -> ReplicaState | None:
-        P = self.P
-        rows = self.execute(
-            "SELECT dataset, origin, base, base_sequence, status, last_sequence, tables, since, "
-            f"target_schema, primary_keys, updated_at FROM topoff.replicas WHERE dataset = {P}",
-            [dataset])
-        if not rows:
-            return None
-        r = rows[0]
-        return ReplicaState(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]),
-                            json.loads(r[6]) if r[6] else None, r[7], r[8], bool(r[9]), r[10])
-
-    def write_replica(self, s: ReplicaState) -> None:
-        P = self.P
-        self.execute(f"DELETE FROM topoff.replicas WHERE dataset = {P}", [s.dataset])
-        self.execute(
-            "INSERT INTO topoff.replicas (dataset, origin, base, base_sequence, status, "
-            "last_sequence, tables, since, target_schema, primary_keys, updated_at) VALUES "
-            f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, now())",
-            [s.dataset, s.origin, s.base, s.base_sequence, s.status, s.last_sequence,
-             json.dumps(s.tables) if s.tables is not None else None, s.since, s.schema,
-             s.primary_keys])
-
-    def table_defs(self, dataset: str) -> dict[str, TableDef]:
-        P = self.P
-        rows = self.execute("SELECT source_table, target_schema, target_name, definition FROM "
-                            f"topoff.tables WHERE dataset = {P} ORDER BY 1", [dataset])
-        return {r[0]: TableDef.from_row(*r) for r in rows}
-
-    def write_table_def(self, dataset: str, t: TableDef) -> None:
-        P = self.P
-        self.execute(f"DELETE FROM topoff.tables WHERE dataset = {P} AND source_table = {P}",
-                     [dataset, t.source])
-        self.execute("INSERT INTO topoff.tables (dataset, source_table, target_schema, "
-                     f"target_name, definition) VALUES ({P}, {P}, {P}, {P}, {P})",
-                     [dataset, t.source, t.target.schema, t.target.name, t.to_json()])
-
-    def applied_steps(self, dataset: str, publication: str) -> set[str]:
-        P = self.P
-        return {r[0] for r in self.execute(
-            f"SELECT step FROM topoff.applied WHERE dataset = {P} AND publication = {P}",
-            [dataset, publication])}
-
-    def record_step(self, dataset: str, publication: str, step: str, sequence: int, kind: str,
-                    window_label: str | None, revision: int | None, rows: int | None,
-                    manifest_sha256: str | None) -> None:
-        P = self.P
-        self.execute(
-            "INSERT INTO topoff.applied (dataset, publication, step, sequence, kind, "
-            "window_label, revision, rows, manifest_sha256, applied_at) VALUES "
-            f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, now())",
-            [dataset, publication, step, sequence, kind, window_label, revision, rows,
-             manifest_sha256])
-
-    def applied(self, dataset: str, limit: int = 20) -> list[tuple[Any, ...]]:
-        P = self.P
-        return self.execute(
-            "SELECT publication, sequence, kind, window_label, revision, sum(rows), "
-            f"max(applied_at) FROM topoff.applied WHERE dataset = {P} "
-            "GROUP BY publication, sequence, kind, window_label, revision "
-            f"ORDER BY sequence DESC LIMIT {int(limit)}", [dataset])
-
-    def forget(self, dataset: str) -> None:
-        """Drop the dataset's tables and ledger rows (``--rebase``), in the caller's txn."""
-        for t in self.table_defs(dataset).values():
-            self.drop_table(t.target)
-        P = self.P
-        for table in ("applied", "tables", "replicas"):
-            self.execute(f"DELETE FROM topoff.{table} WHERE dataset = {P}", [dataset])
 
 
 def iter_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,21 @@ from topoff.targets.duckdb.types import (
     misfit_check,
     stored_as_text,
 )
+from topoff.targets.merge import cursor_literal, merge, window_condition
 
 CAPABILITIES = Capabilities(
     name="duckdb",
-    loader="read_csv of the zstd files (parallel, no decompression step)",
-    primary_keys=False,  # ART indexes: see create_keys
+    loader="`read_csv` of the zstd files (parallel, no decompression step)",
+    primary_keys=False,  # ART indexes: see create_keys below
     cursor_index=False,  # zone maps already skip row groups outside a window
     enum_types=False,
     native_types=False,
     concurrent_writers=False,
+    load_in_place=False,  # read_csv is a relation: the load is one INSERT ... SELECT
+    notes={"cursor_index": "zone maps skip row groups", "enum_types": "VARCHAR",
+           "native_types": "mapped, below", "concurrent_writers": "one writer per file",
+           "load_in_place": "an initial load is one INSERT from `read_csv`; merges stage "
+                            "a temporary table"},
 )
 _stage_names = itertools.count(1)
 log = logging.getLogger("topoff")
@@ -94,6 +100,12 @@ class DuckDBTarget(Target):
     def ident(self, *names: str) -> str:
         return ".".join(duck_ident(n) for n in names)
 
+    def literal(self, value: str) -> str:
+        return _literal(value)
+
+    def run_count(self, statement: str) -> int:
+        return int(self.execute(statement)[0][0])
+
     def _table(self, ref: TableRef) -> str:
         return self.ident(ref.schema, ref.name)
 
@@ -113,13 +125,9 @@ class DuckDBTarget(Target):
         self.execute(f"ALTER TABLE {self._table(table.target)} ADD COLUMN "
                      f"{duck_ident(column.name)} {duckdb_type(column)}")
 
-    def create_keys(self, table: TableDef, primary_key: bool = False) -> None:
-        # An ART index is rewritten whole at each checkpoint (1.5 s for 1.5 million rows,
-        # whatever the day changed): keys are only created when asked for (--primary-keys).
-        # Merges find rows by key with a join, index or not.
-        if table.primary_key and primary_key:
-            keys = ", ".join(duck_ident(k) for k in table.primary_key)
-            self.execute(f"ALTER TABLE {self._table(table.target)} ADD PRIMARY KEY ({keys})")
+    # create_keys: the base class's. An ART index is rewritten whole at each checkpoint
+    # (1.5 s for 1.5 million rows, whatever the day changed): keys are only created when
+    # asked for (--primary-keys). Merges find rows by key with a join, index or not.
 
     # -- loading ---------------------------------------------------------------------------
     def _source(self, spec: LoadSpec, columns: list[Column]) -> str:
@@ -137,7 +145,7 @@ class DuckDBTarget(Target):
         select = f"SELECT {exprs} FROM {self._source(spec, columns)}"
         if spec.since is not None and spec.table.cursor:
             select = (f"SELECT * FROM ({select}) WHERE {duck_ident(spec.table.cursor)} >= "
-                      f"{self._bound(spec.table, spec.since)}")
+                      f"{cursor_literal(self, spec.table, spec.since)}")
         return select
 
     # -- columns whose values do not all fit the DuckDB type (types.py: "widened") ---------
@@ -184,17 +192,6 @@ class DuckDBTarget(Target):
                 log.warning("%s.%s: a value does not fit DuckDB's %s; the column now keeps "
                             "PostgreSQL's text", spec.table.source, name, duckdb_type(column))
 
-    def _bound(self, table: TableDef, value: datetime | date) -> str:
-        kind = family(table.cursor_type or "").kind
-        cast = {"timestamptz": "TIMESTAMPTZ", "timestamp": "TIMESTAMP"}.get(kind, "DATE")
-        text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-        return f"CAST({_literal(text)} AS {cast})"
-
-    def _window(self, table: TableDef, b: Bounds) -> str:
-        assert table.cursor
-        c = duck_ident(table.cursor)
-        return f"{c} >= {self._bound(table, b.lo)} AND {c} < {self._bound(table, b.hi)}"
-
     def load(self, spec: LoadSpec) -> int:
         try:
             return self._load(spec)
@@ -224,32 +221,33 @@ class DuckDBTarget(Target):
     def _load(self, spec: LoadSpec) -> int:
         table = spec.table
         columns = spec.extra.get("columns") or table.columns
-        names = ", ".join(duck_ident(c.name) for c in columns)
-        target = self._table(table.target)
         widened = self.widened(table)
         self._widen_misfits(spec, columns, widened)
-        select = self._select(spec, columns, widened)
+        select = self._select(spec, columns, widened)  # --since applied here
         if spec.mode == "initial":
-            return int(self.execute(f"INSERT INTO {target} ({names}) {select}")[0][0])
+            return merge(self, table, columns, f"({select})", "initial")
         stage = f"topoff_stage_{next(_stage_names)}"
         self.execute(f"CREATE TEMP TABLE {stage} AS {select}")
         try:
-            (rows,) = self.execute(f"SELECT count(*) FROM {stage}")[0]
-            if spec.mode == "snapshot":
-                self.execute(f"DELETE FROM {target}")
-            elif spec.mode == "append" and spec.window is not None:
-                self.execute(f"DELETE FROM {target} WHERE {self._window(table, spec.window)}")
-            insert = f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}"
-            keys = table.primary_key
-            if keys and spec.mode in ("append", "upsert"):
-                # rows of the partition replace those with the same key (updated rows, or
-                # rows that moved between windows): a hash join, with or without an index
-                match = " AND ".join(f"t.{duck_ident(k)} = s.{duck_ident(k)}" for k in keys)
-                self.execute(f"DELETE FROM {target} AS t USING {stage} AS s WHERE {match}")
-            self.execute(insert)
+            return merge(self, table, columns, stage, spec.mode, spec.window)
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
-        return int(rows)
+
+    @contextlib.contextmanager
+    def stage_rows(self, table: TableDef, columns: Sequence[Column],
+                   rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+        names = ", ".join(duck_ident(c.name) for c in columns)
+        stage = f"topoff_stage_{next(_stage_names)}"
+        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
+                     f"{self._table(table.target)} LIMIT 0")
+        try:
+            marks = ", ".join("?" for _ in columns)
+            it = iter(rows)
+            while batch := list(itertools.islice(it, 10000)):
+                self.con.executemany(f"INSERT INTO {stage} VALUES ({marks})", batch)
+            yield stage
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {stage}")
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:
@@ -268,9 +266,9 @@ class DuckDBTarget(Target):
                   window: Bounds | None = None) -> dict[str | None, tuple[int, str]]:
         where = []
         if since is not None and table.cursor:
-            where.append(f"{duck_ident(table.cursor)} >= {self._bound(table, since)}")
+            where.append(f"{duck_ident(table.cursor)} >= {cursor_literal(self, table, since)}")
         if window is not None:
-            where.append(self._window(table, window))
+            where.append(window_condition(self, table, window))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         target = self._table(table.target)
         h = duckdb_row_hash(self.stored_columns(table))

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,20 @@ from topoff.errors import SourceError, TargetError
 from topoff.pgtypes import family, parse_type
 from topoff.sources.postgres import connect, display_url
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.merge import clear, merge, reads_twice
 
 CAPABILITIES = Capabilities(
     name="postgresql",
-    loader="COPY FROM STDIN, streamed from the zstd files",
+    loader="`COPY FROM STDIN`, streamed from the zstd files",
     primary_keys=True,
     cursor_index=True,
     enum_types=True,
     native_types=True,
     concurrent_writers=True,
+    load_in_place=True,
+    notes={"native_types": "text for types it cannot recreate",
+           "load_in_place": "`COPY` into the table; a key collision retries through a "
+                            "staging merge from a savepoint"},
 )
 _stage_names = itertools.count(1)
 BLOCK = 1 << 20
@@ -116,6 +121,12 @@ class PostgresTarget(Target):
     def ident(self, *names: str) -> str:
         return sql.Identifier(*names).as_string(self.conn)
 
+    def literal(self, value: str) -> str:
+        return sql.Literal(value).as_string(self.conn)
+
+    def run_count(self, statement: str) -> int:
+        return max(self.conn.execute(statement).rowcount, 0)  # type: ignore[call-overload]
+
     def _table(self, ref: TableRef) -> sql.Composable:
         return sql.Identifier(ref.schema, ref.name)
 
@@ -146,6 +157,8 @@ class PostgresTarget(Target):
         return ident
 
     def _type(self, table: TableDef, c: Column) -> sql.Composable:
+        if c.enum is not None and not self.capabilities.enum_types:
+            return sql.SQL("text")
         t = column_type(c)
         if t is None:
             dims = parse_type(c.type).dims
@@ -165,15 +178,6 @@ class PostgresTarget(Target):
         self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
             self._table(table.target), sql.Identifier(column.name),
             self._type(table, column)))
-
-    def create_keys(self, table: TableDef, primary_key: bool = True) -> None:
-        t = self._table(table.target)
-        if table.primary_key and primary_key:
-            self.conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-                t, sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)))
-        if table.cursor:
-            self.conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(
-                t, sql.Identifier(table.cursor)))
 
     def _has_primary_key(self, ref: TableRef) -> bool:
         return bool(self.execute(
@@ -202,15 +206,12 @@ class PostgresTarget(Target):
     def load(self, spec: LoadSpec) -> int:
         table = spec.table
         columns: list[Column] = spec.extra.get("columns") or table.columns
-        target = self._table(table.target)
-        if spec.since is None and spec.mode in ("initial", "snapshot", "append"):
+        if (self.capabilities.load_in_place and spec.since is None
+                and spec.mode in ("initial", "snapshot", "append")):
             # Straight into the table, as psql would: no staging copy.
-            if spec.mode == "snapshot":
-                self.conn.execute(sql.SQL("DELETE FROM {}").format(target))
-            elif spec.mode == "append" and spec.window is not None:
-                self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
-                    target, window_sql(table, spec.window)))
-            if spec.mode != "append" or not table.primary_key:
+            target = self._table(table.target)
+            clear(self, table, spec.mode, spec.window)
+            if not reads_twice(table, spec.mode):
                 return self._copy_into(target, columns, spec.files)
             if self._has_primary_key(table.target):  # else only a merge finds moved rows
                 try:
@@ -218,39 +219,30 @@ class PostgresTarget(Target):
                         return self._copy_into(target, columns, spec.files)
                 except psycopg.errors.UniqueViolation:
                     pass  # a row moved here from another window: merge on the key below
-        return self._merge(spec, columns)
+        with self._stage(table) as stage:
+            self._copy_into(sql.Identifier(stage), columns, spec.files)
+            return merge(self, table, columns, self.ident(stage), spec.mode, spec.window,
+                         spec.since)
 
-    def _merge(self, spec: LoadSpec, columns: list[Column]) -> int:
-        """Through a staging table: the since filter, upserts, and rows that changed window."""
-        table = spec.table
-        target = self._table(table.target)
+    @contextlib.contextmanager
+    def _stage(self, table: TableDef) -> Iterator[str]:
+        """An empty temporary table shaped like ``table`` (gone at commit at the latest)."""
+        stage = f"topoff_stage_{next(_stage_names)}"
+        self.conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+            sql.Identifier(stage), self._table(table.target)))
+        yield stage
+        self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(stage)))
+
+    @contextlib.contextmanager
+    def stage_rows(self, table: TableDef, columns: Sequence[Column],
+                   rows: Iterable[Sequence[Any]]) -> Iterator[str]:
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-        stage = sql.Identifier(f"topoff_stage_{next(_stage_names)}")
-        self.conn.execute(sql.SQL(
-            "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, target))
-        self._copy_into(stage, columns, spec.files)
-        select = sql.SQL("SELECT {} FROM {}").format(names, stage)
-        if spec.since is not None and table.cursor:
-            select += sql.SQL(" WHERE {} >= {}").format(
-                sql.Identifier(table.cursor), bound_sql(table, spec.since))
-        (rows,) = self.conn.execute(sql.SQL("SELECT count(*) FROM ({}) s").format(select)
-                                    ).fetchone()  # type: ignore[misc]
-        if spec.mode == "snapshot":
-            self.conn.execute(sql.SQL("DELETE FROM {}").format(target))
-        elif spec.mode == "append" and spec.window is not None:
-            self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
-                target, window_sql(table, spec.window)))
-        keys = table.primary_key
-        if keys and spec.mode in ("append", "upsert"):
-            # rows of the partition replace those with the same key (updated rows, or rows
-            # that moved between windows), with or without a key index on the replica
-            self.conn.execute(sql.SQL("DELETE FROM {} t USING ({}) s WHERE {}").format(
-                target, select, sql.SQL(" AND ").join(
-                    sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in keys)))
-        insert = sql.SQL("INSERT INTO {} ({}) {}").format(target, names, select)
-        self.conn.execute(insert)
-        self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
-        return int(rows)
+        with self._stage(table) as stage, self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(stage), names)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            yield self.ident(stage)
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> sql.Composable | None:

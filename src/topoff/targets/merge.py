@@ -1,0 +1,109 @@
+"""The one merge: how staged rows replace rows of a replica table, for every target and
+every caller (``sync`` staging dataset files, ``replicate`` staging a row stream).
+
+A caller stages rows (``Target.stage_files`` or ``Target.stage_rows``: a temporary table
+the engine fills), then calls :func:`merge` inside its own transaction. The sequence is
+the same on every engine:
+
+* ``initial``: insert (into a table the caller just made; nothing to replace);
+* ``snapshot``: delete every row, insert;
+* ``append``: delete the rows whose cursor falls in the window, delete the rows whose key
+  a staged row has (a row that moved from another window), insert;
+* ``upsert``: delete the rows whose key a staged row has, insert;
+* ``delete-keys``: delete the rows whose key a staged row has, insert nothing (reconcile).
+
+Statements are built here from parsed parts only: names through the engine's ``ident``,
+values through its ``literal`` (bound, quoted by the driver's rules), cast to types named
+by constants. Nothing of a dataset is run as SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from topoff.dataset.bounds import Bounds
+from topoff.dataset.manifest import Column
+from topoff.pgtypes import family
+from topoff.targets.base import TableDef, Target
+
+MODES = ("initial", "snapshot", "append", "upsert", "delete-keys")
+#: modes that read the staged rows twice (once to delete by key, once to insert)
+_BY_KEY = ("append", "upsert", "delete-keys")
+
+
+def cursor_literal(engine: Target, table: TableDef, value: datetime | date) -> str:
+    """A cursor value as a literal of the cursor's type (``CAST('...' AS timestamptz)``)."""
+    kind = family(table.cursor_type or "").kind
+    cast = {"timestamptz": "timestamptz", "timestamp": "timestamp"}.get(kind, "date")
+    text = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return f"CAST({engine.literal(text)} AS {cast})"
+
+
+def since_condition(engine: Target, table: TableDef, since: datetime | date,
+                    alias: str = "") -> str:
+    assert table.cursor
+    return f"{alias}{engine.ident(table.cursor)} >= {cursor_literal(engine, table, since)}"
+
+
+def window_condition(engine: Target, table: TableDef, b: Bounds) -> str:
+    """The rows whose cursor falls in ``b`` (``lo <= cursor < hi``)."""
+    assert table.cursor
+    c = engine.ident(table.cursor)
+    return (f"{c} >= {cursor_literal(engine, table, b.lo)} AND "
+            f"{c} < {cursor_literal(engine, table, b.hi)}")
+
+
+def reads_twice(table: TableDef, mode: str) -> bool:
+    """Whether :func:`merge` reads the staged rows twice (so they must be a table, not a
+    query over files read once)."""
+    return bool(table.primary_key) and mode in _BY_KEY
+
+
+def clear(engine: Target, table: TableDef, mode: str, window: Bounds | None) -> None:
+    """The deletes that come before the new rows: every row (snapshot), or the window's
+    (append). Also the first half of an engine's in-place load."""
+    relation = engine.ident(table.target.schema, table.target.name)
+    if mode == "snapshot":
+        engine.execute(f"DELETE FROM {relation}")
+    elif mode == "append" and window is not None:
+        engine.execute(f"DELETE FROM {relation} WHERE {window_condition(engine, table, window)}")
+
+
+def delete_keys(engine: Target, table: TableDef, source: str) -> int:
+    """Delete the rows of ``table`` whose primary key a row of ``source`` (a relation, or a
+    parenthesised query) holds; returns how many. A hash join: an index is not needed."""
+    if not table.primary_key:
+        raise ValueError(f"{table.source} has no primary key to match rows on")
+    relation = engine.ident(table.target.schema, table.target.name)
+    match = " AND ".join(f"t.{engine.ident(k)} = s.{engine.ident(k)}"
+                         for k in table.primary_key)
+    return engine.run_count(f"DELETE FROM {relation} AS t USING {source} AS s WHERE {match}")
+
+
+def merge(engine: Target, table: TableDef, columns: Sequence[Column], stage: str,
+          mode: str, window: Bounds | None = None,
+          since: datetime | date | None = None) -> int:
+    """Put the staged rows into ``table`` as ``mode`` says, in the caller's transaction.
+
+    ``stage``: the staged relation as SQL (a quoted table name, or a parenthesised query
+    when :func:`reads_twice` is false). ``since``: only staged rows whose cursor is at
+    least this (partial replicas). Returns the rows inserted (deleted, for
+    ``delete-keys``)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown merge mode {mode!r}")
+    relation = engine.ident(table.target.schema, table.target.name)
+    names = ", ".join(engine.ident(c.name) for c in columns)
+    source = f"SELECT {names} FROM {stage} AS s"
+    if since is not None and table.cursor:
+        source += f" WHERE {since_condition(engine, table, since, 's.')}"
+    clear(engine, table, mode, window)
+    if table.primary_key and mode in _BY_KEY:
+        # rows of the partition replace those with the same key (updated rows, or rows
+        # that moved between windows), with or without a key index on the replica
+        deleted = delete_keys(engine, table, f"({source})")
+        if mode == "delete-keys":
+            return deleted
+    elif mode == "delete-keys":
+        raise ValueError(f"{table.source} has no primary key to delete rows by")
+    return engine.run_count(f"INSERT INTO {relation} ({names}) {source}")
