@@ -1,9 +1,10 @@
 """Streams through zstd and age, hashed as the bytes pass; nothing lands whole anywhere.
 
 Writing: the caller writes plain bytes into a zstd stream whose output goes into a pipe;
-a thread runs ``pyrage.encrypt_io`` from the pipe into the store's writer, through a
-sha256. Reading is the mirror image: the store's reader, through a sha256, into
-``pyrage.decrypt_io`` in a thread, into a pipe that a zstd reader drains.
+a thread runs ``pyrage.encrypt_io`` from the pipe into the store's writer, through
+:class:`topoff.stores.hashing.HashingWriter`. Reading is the mirror image: the store's
+reader, through a sha256, into ``pyrage.decrypt_io`` in a thread, into a pipe that a
+zstd reader drains.
 """
 
 from __future__ import annotations
@@ -19,25 +20,13 @@ import pyrage
 import zstandard
 
 from topoff.errors import IntegrityError, StoreError
-
-
-class HashingWriter:
-    def __init__(self, dest: BinaryIO) -> None:
-        self.dest = dest
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        self.dest.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.dest.flush()
+from topoff.stores.hashing import HashingWriter
 
 
 class HashingReader:
+    """The reading side of :class:`~topoff.stores.hashing.HashingWriter`: counts and hashes
+    the encrypted bytes read from the store."""
+
     def __init__(self, src: BinaryIO) -> None:
         self.src = src
         self.sha = hashlib.sha256()
@@ -48,6 +37,9 @@ class HashingReader:
         self.sha.update(data)
         self.size += len(data)
         return data
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
 
     def readinto(self, buf: Any) -> int:
         data = self.read(len(buf))
@@ -80,7 +72,10 @@ def _disk(exc: OSError, what: str) -> StoreError:
 @contextlib.contextmanager
 def encrypting_writer(dest: BinaryIO, recipients: Sequence[Any], level: int,
                       ) -> Iterator[tuple[BinaryIO, HashingWriter]]:
-    """Yield (plain stream, hasher); on a clean exit everything is flushed into ``dest``."""
+    """Yield (plain stream, hasher); on a clean exit everything is flushed into ``dest``.
+
+    The hasher (the same :class:`HashingWriter` exports use) sits between age and the
+    store, so its size and SHA-256 are those of the stored, encrypted object."""
     r, w = os.pipe()
     reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
     hashed = HashingWriter(dest)
@@ -108,6 +103,8 @@ def encrypting_writer(dest: BinaryIO, recipients: Sequence[Any], level: int,
         worker.join()
         with contextlib.suppress(OSError):
             reader.close()
+        with contextlib.suppress(OSError, ValueError):
+            hashed.close()  # not the store's stream: that one is the caller's to finish
     if worker.error is not None:
         err = worker.error
         if isinstance(err, StoreError):

@@ -36,7 +36,7 @@ from topoff.errors import ConfigError, TopoffError
 from topoff.export.session import SnapshotSession
 from topoff.redact import redact
 from topoff.sources.postgres import display_url
-from topoff.stores.base import ObjectOptions, Store
+from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
 
@@ -75,6 +75,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                           hint="choose another --name (catalog entries are never overwritten)")
     options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
         if req.lock_days else None
+    check_lock(store, options)
     with SnapshotSession(req.source_url, req.allow_primary, "topoff backup") as session:
         info = session.open()
         snapshot_id = session.snapshot_id
@@ -101,6 +102,18 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                 "seconds": round(result.seconds, 3), "tables": result.tables}
     catalog.write_object(store, name, "finished.json", finished, options)
     return result
+
+
+def check_lock(store: Store, options: ObjectOptions | None) -> None:
+    """Refuse a lock the store cannot honour before the snapshot and pg_dump start (the
+    store would refuse it at the first write anyway; this wastes no work)."""
+    if options is None or options.lock_days is None:
+        return
+    require = getattr(store, "require_object_lock", None)  # S3: the bucket must have it
+    if require is not None:
+        require()
+    else:
+        refuse_lock(store, options, "only S3 buckets with Object Lock keep objects locked")
 
 
 def _record_failure(store: Store, name: str, exc: BaseException,
@@ -147,7 +160,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
             counter.join()
             if hash_error:
                 raise hash_error[0]
-        return BackupResult(req.name, key, hashed.size, hashed.sha.hexdigest(), len(files),
+        return BackupResult(req.name, key, hashed.size, hashed.hexdigest(), len(files),
                             hashes, 0.0)
     finally:
         dump.kill()
