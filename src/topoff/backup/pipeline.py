@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from topoff import __version__
 from topoff.backup import catalog
-from topoff.backup.crypt import encrypting_writer
 from topoff.backup.dump import PgDump, tar_adder
 from topoff.backup.keys import parse_recipients
 from topoff.backup.names import catalog_key, check_name, data_key
@@ -36,6 +37,7 @@ from topoff.errors import ConfigError, TopoffError
 from topoff.export.session import SnapshotSession
 from topoff.redact import redact
 from topoff.sources.postgres import display_url
+from topoff.stores.age import EncryptingStore
 from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
@@ -152,15 +154,20 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         counter.start()
-        with store.write(key, options=options) as out, \
-                encrypting_writer(out, recipients, req.level) as (plain, hashed):
+        # age encrypts in the store layer; its writer hashes the ciphertext on its way in
+        encrypting = EncryptingStore(store, [str(r) for r in recipients])
+        with encrypting.write(key, options=options) as enc:
+            plain = zstandard.ZstdCompressor(level=req.level, threads=0).stream_writer(
+                enc, closefd=False)
             with tarfile.open(fileobj=plain, mode="w|") as tar:
                 dump.start()
                 files = dump.stream(tar_adder(tar))
+            plain.flush(zstandard.FLUSH_FRAME)
             counter.join()
             if hash_error:
                 raise hash_error[0]
-        return BackupResult(req.name, key, hashed.size, hashed.hexdigest(), len(files),
+        stored = enc.stored  # type: ignore[attr-defined]  # size and sha256 as stored
+        return BackupResult(req.name, key, stored.size, stored.hexdigest(), len(files),
                             hashes, 0.0)
     finally:
         dump.kill()
