@@ -3,6 +3,7 @@ versioned buckets, and locks refused before any work where the store cannot keep
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,3 +133,27 @@ def test_lock_refused_by_a_bucket_without_object_lock(s3_server: S3Server,
     error, hint = error_lines(result)
     assert "does not have Object Lock enabled" in error and "create" in hint
     assert s3_server.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_legal_hold_is_retained_and_the_catalog_matches_the_stored_object(
+        s3_server: S3Server, datanommer: Database, age_key: AgeKey) -> None:
+    bucket = s3_server.create_bucket(object_lock=True)
+    url = f"s3://{bucket}/{PREFIX}"
+    for name in ("dump.held", "dump.new"):
+        assert run_cli(*backup_args(datanommer, age_key, url, name)).exit_code == 0
+    key = f"{PREFIX}/backups/dump.held.tar.zst.age"
+    stored = s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    finished = json.loads(s3_server.client().get_object(
+        Bucket=bucket, Key=f"{PREFIX}/catalog/dump.held/finished.json")["Body"].read())
+    assert finished["size"] == len(stored) and stored.startswith(b"age-encryption.org/v1")
+    assert finished["sha256"] == hashlib.sha256(stored).hexdigest()
+    s3_server.client().put_object_legal_hold(Bucket=bucket, Key=key,
+                                             LegalHold={"Status": "ON"})
+    _age(s3_server, bucket, "dump.held")
+    result = run_cli("backups", "prune", url, "--keep-days", "30")
+    assert result.exit_code == 0, result.stderr
+    assert "retained dump.held until a legal hold is lifted (object lock)" in result.stdout
+    assert s3_server.client().head_object(Bucket=bucket, Key=key)["ContentLength"] == \
+        len(stored)
+    listed = json.loads(run_cli("backups", "list", url, "--json").stdout)
+    assert [e["name"] for e in listed] == ["dump.held", "dump.new"]
