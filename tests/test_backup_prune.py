@@ -67,33 +67,6 @@ def test_prune_removes_the_object_and_every_catalog_object(datanommer: Database,
     assert [p.name for p in (store / "backups").iterdir()] == ["dump.b.tar.zst.age"]
 
 
-class LockingStore(LocalStore):
-    """A local directory whose ``locked`` objects refuse deletion the way a store under S3
-    Object Lock does (a StoreError that says until when)."""
-
-    locked: frozenset[str] = frozenset()
-
-    def delete(self, name: str) -> None:
-        if name in self.locked:
-            err = StoreError(f"{name} is retained until 2027-01-01 (object lock)")
-            err.until = datetime(2027, 1, 1, tzinfo=UTC)  # type: ignore[attr-defined]
-            raise err
-        super().delete(name)
-
-
-def test_locked_object_is_reported_retained(tmp_path: Path) -> None:
-    store = tmp_path / "s"
-    entry(store, "dump.old", 24 * 40)
-    entry(store, "dump.new", 1)
-    locking = LockingStore(str(store))
-    locking.locked = frozenset({"backups/dump.old.tar.zst.age"})
-    (store / "backups").mkdir()
-    (store / "backups" / "dump.old.tar.zst.age").write_bytes(b"x")
-    out = retention.prune(locking, keep_days=10)
-    assert out.retained == [("dump.old", "2027-01-01")] and out.removed == []
-    assert _names(store) == ["dump.new", "dump.old"]  # still listed, nothing half-removed
-
-
 def test_other_store_errors_are_not_swallowed(tmp_path: Path) -> None:
     store = tmp_path / "s"
     entry(store, "dump.old", 24 * 40)

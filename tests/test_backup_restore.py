@@ -126,22 +126,25 @@ def test_hostile_tar_member_is_refused(tmp_path: Path, target: str, age_key: Age
     import json
     import tarfile
 
-    from topoff.backup.crypt import encrypting_writer
-    from topoff.backup.keys import parse_recipients
+    import zstandard
+
+    from topoff.stores.age import EncryptingStore
+    from topoff.stores.local import LocalStore
 
     store = tmp_path / "store"
-    (store / "backups").mkdir(parents=True)
     obj = store / "backups" / "dump.evil.tar.zst.age"
-    with obj.open("wb") as out, \
-            encrypting_writer(out, parse_recipients([age_key.public]), 3) as (plain, _), \
-            tarfile.open(fileobj=plain, mode="w|") as tar:
-        info = tarfile.TarInfo(member)
-        if member == "link":
-            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-            tar.addfile(info)
-        else:
-            info.size = 3
-            tar.addfile(info, io.BytesIO(b"bad"))
+    encrypting = EncryptingStore(LocalStore(str(store)), [age_key.public])
+    with encrypting.write("backups/dump.evil.tar.zst.age") as out:
+        plain = zstandard.ZstdCompressor().stream_writer(out, closefd=False)
+        with tarfile.open(fileobj=plain, mode="w|") as tar:
+            info = tarfile.TarInfo(member)
+            if member == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = 3
+                tar.addfile(info, io.BytesIO(b"bad"))
+        plain.flush(zstandard.FLUSH_FRAME)
     data = obj.read_bytes()
     cat = store / "catalog" / "dump.evil"
     cat.mkdir(parents=True)

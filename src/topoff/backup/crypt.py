@@ -1,9 +1,10 @@
-"""Streams through zstd and age, hashed as the bytes pass; nothing lands whole anywhere.
+"""Reading a backup: the store's reader, through a sha256, into ``pyrage.decrypt_io`` in a
+thread, into a pipe that a zstd reader drains; nothing lands whole anywhere.
 
-Writing: the caller writes plain bytes into a zstd stream whose output goes into a pipe;
-a thread runs ``pyrage.encrypt_io`` from the pipe into the store's writer, through a
-sha256. Reading is the mirror image: the store's reader, through a sha256, into
-``pyrage.decrypt_io`` in a thread, into a pipe that a zstd reader drains.
+Writing goes through the store layer's :class:`topoff.stores.age.EncryptingStore` (see
+:mod:`topoff.backup.pipeline`). Reading stays here: a restore must hash the encrypted bytes
+it reads to compare them with the catalog, and ``EncryptingStore.open_read`` yields only
+the decrypted ones.
 """
 
 from __future__ import annotations
@@ -21,23 +22,10 @@ import zstandard
 from topoff.errors import IntegrityError, StoreError
 
 
-class HashingWriter:
-    def __init__(self, dest: BinaryIO) -> None:
-        self.dest = dest
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        self.dest.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.dest.flush()
-
-
 class HashingReader:
+    """Counts and hashes the encrypted bytes read from the store (the reading side of
+    :class:`topoff.stores.hashing.HashingWriter`)."""
+
     def __init__(self, src: BinaryIO) -> None:
         self.src = src
         self.sha = hashlib.sha256()
@@ -48,6 +36,9 @@ class HashingReader:
         self.sha.update(data)
         self.size += len(data)
         return data
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
 
     def readinto(self, buf: Any) -> int:
         data = self.read(len(buf))
@@ -70,54 +61,6 @@ class _Worker(threading.Thread):
             self._fn()
         except BaseException as e:
             self.error = e
-
-
-def _disk(exc: OSError, what: str) -> StoreError:
-    return StoreError(f"{what} failed: {exc.strerror or exc}",
-                      hint="free space in the store (or its temp directory) and run it again")
-
-
-@contextlib.contextmanager
-def encrypting_writer(dest: BinaryIO, recipients: Sequence[Any], level: int,
-                      ) -> Iterator[tuple[BinaryIO, HashingWriter]]:
-    """Yield (plain stream, hasher); on a clean exit everything is flushed into ``dest``."""
-    r, w = os.pipe()
-    reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
-    hashed = HashingWriter(dest)
-
-    def run() -> None:
-        try:
-            pyrage.encrypt_io(reader, hashed, list(recipients))
-        except BaseException:
-            reader.close()  # the producer's next write fails (EPIPE) instead of blocking
-            raise
-
-    worker = _Worker(run)
-    worker.start()
-    zw = zstandard.ZstdCompressor(level=level, threads=0).stream_writer(writer, closefd=False)
-    ok = False
-    try:
-        yield zw, hashed  # type: ignore[misc]
-        zw.flush(zstandard.FLUSH_FRAME)
-        ok = True
-    except BrokenPipeError:
-        pass  # the encrypting thread stopped: its error is raised below
-    finally:
-        with contextlib.suppress(OSError):
-            writer.close()
-        worker.join()
-        with contextlib.suppress(OSError):
-            reader.close()
-    if worker.error is not None:
-        err = worker.error
-        if isinstance(err, StoreError):
-            raise err
-        if isinstance(err, OSError):
-            raise _disk(err, "writing the backup") from err
-        raise StoreError(f"encrypting the backup failed: {err}",
-                         hint="check the recipients and the store") from err
-    if not ok:
-        raise StoreError("the backup stream stopped early", hint="this is a bug in topoff")
 
 
 @contextlib.contextmanager

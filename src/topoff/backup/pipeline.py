@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from topoff import __version__
 from topoff.backup import catalog
-from topoff.backup.crypt import encrypting_writer
 from topoff.backup.dump import PgDump, tar_adder
 from topoff.backup.keys import parse_recipients
 from topoff.backup.names import catalog_key, check_name, data_key
@@ -36,7 +37,8 @@ from topoff.errors import ConfigError, TopoffError
 from topoff.export.session import SnapshotSession
 from topoff.redact import redact
 from topoff.sources.postgres import display_url
-from topoff.stores.base import ObjectOptions, Store
+from topoff.stores.age import EncryptingStore
+from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
 
@@ -75,6 +77,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                           hint="choose another --name (catalog entries are never overwritten)")
     options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
         if req.lock_days else None
+    check_lock(store, options)
     with SnapshotSession(req.source_url, req.allow_primary, "topoff backup") as session:
         info = session.open()
         snapshot_id = session.snapshot_id
@@ -101,6 +104,18 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                 "seconds": round(result.seconds, 3), "tables": result.tables}
     catalog.write_object(store, name, "finished.json", finished, options)
     return result
+
+
+def check_lock(store: Store, options: ObjectOptions | None) -> None:
+    """Refuse a lock the store cannot honour before the snapshot and pg_dump start (the
+    store would refuse it at the first write anyway; this wastes no work)."""
+    if options is None or options.lock_days is None:
+        return
+    require = getattr(store, "require_object_lock", None)  # S3: the bucket must have it
+    if require is not None:
+        require()
+    else:
+        refuse_lock(store, options, "only S3 buckets with Object Lock keep objects locked")
 
 
 def _record_failure(store: Store, name: str, exc: BaseException,
@@ -139,15 +154,20 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         counter.start()
-        with store.write(key, options=options) as out, \
-                encrypting_writer(out, recipients, req.level) as (plain, hashed):
+        # age encrypts in the store layer; its writer hashes the ciphertext on its way in
+        encrypting = EncryptingStore(store, [str(r) for r in recipients])
+        with encrypting.write(key, options=options) as enc:
+            plain = zstandard.ZstdCompressor(level=req.level, threads=0).stream_writer(
+                enc, closefd=False)
             with tarfile.open(fileobj=plain, mode="w|") as tar:
                 dump.start()
                 files = dump.stream(tar_adder(tar))
+            plain.flush(zstandard.FLUSH_FRAME)
             counter.join()
             if hash_error:
                 raise hash_error[0]
-        return BackupResult(req.name, key, hashed.size, hashed.sha.hexdigest(), len(files),
+        stored = enc.stored  # type: ignore[attr-defined]  # size and sha256 as stored
+        return BackupResult(req.name, key, stored.size, stored.hexdigest(), len(files),
                             hashes, 0.0)
     finally:
         dump.kill()

@@ -109,10 +109,10 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
             raise TargetError(f"writing the dump's files failed: {e.strerror}",
                               hint="free disk space under --workdir (the restore needs "
                               "room for the uncompressed dump)") from None
-    if hashed.size != entry.size or hashed.sha.hexdigest() != entry.sha256:
+    if hashed.size != entry.size or hashed.hexdigest() != entry.sha256:
         raise IntegrityError(
             f"backup {entry.name} does not match its catalog entry (size {hashed.size} vs "
-            f"{entry.size}, sha256 {hashed.sha.hexdigest()[:16]}... vs {entry.sha256[:16]}...)",
+            f"{entry.size}, sha256 {hashed.hexdigest()[:16]}... vs {entry.sha256[:16]}...)",
             hint="the object was changed or truncated; restore another backup")
     if not (dest / "toc.dat").exists():
         raise IntegrityError(f"backup {entry.name} has no toc.dat",

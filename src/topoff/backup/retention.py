@@ -7,6 +7,11 @@ catalog objects with ``started.json`` last, so an interrupted prune never leaves
 entry that claims a finished backup whose pieces are partly gone without saying so (it
 then shows as failed). An object that the store's Object Lock still retains is reported
 as "retained until DATE" and the backup stays listed; that is not an error.
+
+Removing goes through the store's ``purge``: on a versioned S3 bucket a plain delete only
+hides an object behind a delete marker (the data stays, and is billed), so every version
+is removed. A versioned bucket without a lifecycle rule that expires noncurrent versions
+gets a one-line warning: versions written by anything but prune are kept forever there.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from topoff.backup.catalog import read_catalog
 from topoff.backup.names import catalog_key, data_key
 from topoff.errors import StoreError
-from topoff.stores.base import Store
+from topoff.stores.base import Retained, Store
 
 log = logging.getLogger("topoff")
 
@@ -29,29 +34,41 @@ class PruneOutcome:
     removed: list[str] = field(default_factory=list)
     retained: list[tuple[str, str]] = field(default_factory=list)  # (name, until)
     kept: list[str] = field(default_factory=list)
+    #: one line about the bucket's settings (versions kept forever), or None
+    warning: str | None = None
 
 
-def _retained_until(exc: StoreError) -> str | None:
-    """The date a lock keeps an object until, when ``exc`` says it is locked."""
-    until = getattr(exc, "until", None)
-    if isinstance(until, datetime):
-        return until.date().isoformat()
-    if hasattr(exc, "until") or type(exc).__name__ == "Retained":
+def _retained_until(exc: Retained) -> str:
+    """The day a lock keeps an object until (a legal hold has no date)."""
+    if exc.until is None:
         return "a legal hold is lifted"
-    text = exc.message.lower()
-    if "lock" in text or "retain" in text or "retention" in text:
-        return "its lock expires"
-    return None
+    return exc.until.astimezone(UTC).date().isoformat()
 
 
 def _remove(store: Store, name: str) -> None:
-    remove = getattr(store, "purge", store.delete)  # every version, where the store keeps them
-    remove(data_key(name))
+    store.purge(data_key(name))  # every version, where the store keeps them
     leaves = [i.name for i in store.list(catalog_key(name, ""))]
     started = catalog_key(name, "started.json")
     for key in sorted(k for k in leaves if k != started):
-        remove(key)
-    remove(started)
+        store.purge(key)
+    store.purge(started)
+
+
+def versions_warning(store: Store) -> str | None:
+    """A warning when the store is a versioned bucket that keeps old versions forever."""
+    bucket_info = getattr(store, "bucket_info", None)
+    if bucket_info is None:
+        return None
+    try:
+        info = bucket_info()
+    except StoreError as exc:  # the settings may not be readable with a prune-only key
+        log.debug("bucket settings not readable: %s", exc.message)
+        return None
+    if not info.versioned or info.expires_noncurrent:
+        return None
+    return (f"{store.url} is a versioned bucket without a lifecycle rule that expires "
+            "noncurrent versions: prune removes every version of what it deletes, anything "
+            "else overwritten or deleted there is kept (and billed) forever")
 
 
 def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = False,
@@ -61,7 +78,7 @@ def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = Fals
     entries = read_catalog(store)
     finished = [e.name for e in entries if e.status == "finished"]
     protected = set(finished[-max(keep_last, 1):])
-    out = PruneOutcome(dry_run)
+    out = PruneOutcome(dry_run, warning=versions_warning(store))
     for e in entries:
         try:
             started = datetime.fromisoformat(e.start_time)
@@ -76,11 +93,9 @@ def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = Fals
             continue
         try:
             _remove(store, e.name)
-        except StoreError as exc:
-            until = _retained_until(exc)
-            if until is None:
-                raise
-            out.retained.append((e.name, until))
+        except Retained as exc:
+            out.retained.append((e.name, _retained_until(exc)))
+            log.debug("%s", exc.message)
             continue
         log.info("removed backup %s", e.name)
         out.removed.append(e.name)

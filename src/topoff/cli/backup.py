@@ -65,9 +65,15 @@ def _term_as_interrupt() -> Iterator[None]:
               help="pg_dump --jobs [default: [backup] jobs, 2].")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory for pg_dump's files in flight [default: $TMPDIR].")
+@click.option("--lock-days", type=click.IntRange(1, 36500),
+              help="Keep every object of the backup undeletable for this many days (S3 "
+              "Object Lock; other stores refuse) [default: [backup] lock_days].")
+@click.option("--lock-mode", type=click.Choice(["COMPLIANCE", "GOVERNANCE"],
+                                               case_sensitive=False),
+              help="Object Lock mode [default: [backup] lock_mode, COMPLIANCE].")
 def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: bool | None,
                dest: str, name: str | None, recipients: tuple[str, ...], jobs: int | None,
-               workdir: str | None) -> None:
+               workdir: str | None, lock_days: int | None, lock_mode: str | None) -> None:
     """Back up the source with pg_dump, compressed, encrypted with age, into a store.
 
     The snapshot is taken on the standby (a primary is refused without --allow-primary)
@@ -88,7 +94,8 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
         source_url=config.source_url, name=name,
         recipients=recipients or settings.recipients, allow_primary=config.allow_primary,
         jobs=jobs or settings.jobs, level=settings.compression_level,
-        lock_days=settings.lock_days, lock_mode=settings.lock_mode, workdir=workdir)
+        lock_days=lock_days or settings.lock_days,
+        lock_mode=(lock_mode or settings.lock_mode).upper(), workdir=workdir)
     with _term_as_interrupt():
         result = run_backup(store, req)
     rows = sum(t["rows"] for t in result.tables.values())

@@ -36,6 +36,8 @@ def echo_catalog(where: str, entries: list[Entry]) -> None:
 
 def echo_prune(out: PruneOutcome) -> None:
     verb = "would remove" if out.dry_run else "removed"
+    if out.warning:
+        click.echo(f"warning: {out.warning}", err=True)
     for name in out.removed:
         click.echo(f"{verb} {name}")
     for name, until in out.retained:
