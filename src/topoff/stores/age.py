@@ -146,6 +146,25 @@ def parse_recipients(recipients: Sequence[str]) -> list[Any]:
     return parsed
 
 
+class _Recording:
+    """The stored stream as pyrage writes to it: the first error it raises is kept, so the
+    message names it (a full disk) instead of pyrage's own EncryptError that wraps it."""
+
+    def __init__(self, out: Any, failure: list[BaseException]) -> None:
+        self.out = out
+        self.failure = failure
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self.out.write(data))
+        except BaseException as exc:
+            self.failure.append(exc)
+            raise
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 class EncryptingStore(Store):
     """``inner`` with every object encrypted on write and decrypted on read."""
 
@@ -192,7 +211,7 @@ class EncryptingStore(Store):
 
             def encrypt() -> None:
                 try:
-                    pyrage.encrypt_io(pipe, stored, self._recipients)
+                    pyrage.encrypt_io(pipe, _Recording(stored, failure), self._recipients)
                 except BaseException as exc:
                     failure.append(exc)
                     pipe.abort()
@@ -234,7 +253,8 @@ class EncryptingStore(Store):
         exc = failure[0] if failure else None
         if isinstance(exc, StoreError):
             return exc
-        return StoreError(f"encrypting {name} for {self.url} failed: {type(exc).__name__}",
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else type(exc).__name__
+        return StoreError(f"encrypting {name} for {self.url} failed: {why}",
                           hint="check the store (disk space, network) and run again")
 
     def open_read(self, name: str, offset: int = 0) -> BinaryIO:
