@@ -55,12 +55,15 @@ class ChunkedWriter:
 
     def __init__(self, store: Store, name_for: Callable[[int], tuple[str, str]],
                  chunk_bytes: int, level: int = 3,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None,
+                 hash_content: bool = True) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
         self.cctx = zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
-        self.content = hashlib.sha256()  # of the data rows of every file, in order
+        # of the data rows of every file, in order; None when nobody needs it (a full
+        # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
+        self.content = hashlib.sha256() if hash_content else None
         self.on_progress = on_progress
         self.files: list[DataFile] = []
         self.written: list[str] = []
@@ -96,7 +99,8 @@ class ChunkedWriter:
         if self._buf and self._zw is not None:
             view = memoryview(self._buf)
             try:
-                self.content.update(view[self._skip:])
+                if self.content is not None:
+                    self.content.update(view[self._skip:])
                 self._zw.write(view)
             finally:
                 view.release()
@@ -105,8 +109,9 @@ class ChunkedWriter:
 
     @property
     def content_sha256(self) -> str:
-        """sha256 of the data rows written so far (headers left out), in order."""
-        return self.content.hexdigest()
+        """sha256 of the data rows written so far (headers left out), in order; "" when
+        the writer was made with ``hash_content=False``."""
+        return self.content.hexdigest() if self.content is not None else ""
 
     def _finish(self) -> None:
         assert self._zw is not None and self._sink is not None and self._open is not None
