@@ -47,10 +47,20 @@ class Run:
     seconds: float
     peak_mb: float | None = None
     out_mb: float | None = None
+    #: user + system CPU seconds of the command and all its processes (not the server's)
+    cpu: float | None = None
 
 
 def run(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run a shell command; return (seconds, peak RSS in MB of its largest process)."""
+    seconds, peak, _cpu = run_usage(cmd, env)
+    return seconds, peak
+
+
+def run_usage(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Run a shell command; return (seconds, peak RSS MB, CPU seconds). The CPU is user +
+    system time of the shell and every process it waited for (a pipeline's tools, a
+    process's threads): on a shared machine it varies much less than wall time."""
     started = time.monotonic()
     proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd],
                             env={**os.environ, **(env or {})})
@@ -60,7 +70,7 @@ def run(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
         raise SystemExit(f"command failed: {cmd}")
     # ru_maxrss covers the waited child only: for a pipeline that is bash; the heavy
     # processes report through RUSAGE_CHILDREN, read by the caller when it matters.
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int) -> list[Run]:
@@ -68,18 +78,21 @@ def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int) -> 
     machine's slow moments spread over all tools; report the median time and the largest
     peak memory. ``prepare`` (a callable or None) runs untimed before each attempt."""
     times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
+    cpus: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
     peaks: dict[int, float] = dict.fromkeys(range(len(contenders)), 0.0)
     for _ in range(repeat):
         for i, (_tool, _task, cmd, prepare) in enumerate(contenders):
             if callable(prepare):
                 prepare()
-            seconds, peak = run(cmd)
+            seconds, peak, cpu = run_usage(cmd)
             times[i].append(seconds)
+            cpus[i].append(cpu)
             peaks[i] = max(peaks[i], peak)
     out = []
     for i, (tool, task, _cmd, _prepare) in enumerate(contenders):
-        ordered = sorted(times[i])
-        out.append(Run(tool, task, ordered[len(ordered) // 2], peaks[i]))
+        ordered, cpu = sorted(times[i]), sorted(cpus[i])
+        out.append(Run(tool, task, ordered[len(ordered) // 2], peaks[i],
+                       cpu=cpu[len(cpu) // 2]))
     return out
 
 
@@ -94,14 +107,23 @@ def dir_mb(path: Path) -> float:
 def print_table(title: str, runs: list[Run], baseline: dict[str, str]) -> str:
     """The side-by-side table; ``baseline`` maps a task to the run its ratio is against."""
     by = {(r.tool, r.task): r for r in runs}
+    with_cpu = all(r.cpu is not None for r in runs)
+    cpu_head, cpu_rule = ((" client CPU s (median) | CPU ratio |", "---:|---:|") if with_cpu
+                          else ("", ""))
     lines = [f"## {title}", "",
-             "| task | tool | seconds (median) | ratio | peak RSS MB | output MB |",
-             "|---|---|---:|---:|---:|---:|"]
+             f"| task | tool | seconds (median) | ratio |{cpu_head} peak RSS MB | output MB |",
+             f"|---|---|---:|---:|{cpu_rule}---:|---:|"]
     for r in runs:
         base = by.get((baseline.get(r.task, ""), r.task))
         ratio = f"{r.seconds / base.seconds:.2f}x" if base and base is not r else "1.00x"
         tool = r.tool.replace("|", "\\|")
-        lines.append(f"| {r.task} | {tool} | {r.seconds:.2f} | {ratio} | "
+        cpu = ""
+        if with_cpu:
+            assert r.cpu is not None
+            cpu_ratio = (f"{r.cpu / base.cpu:.2f}x" if base and base is not r and base.cpu
+                         else "1.00x")
+            cpu = f" {r.cpu:.2f} | {cpu_ratio} |"
+        lines.append(f"| {r.task} | {tool} | {r.seconds:.2f} | {ratio} |{cpu} "
                      f"{'' if r.peak_mb is None else f'{r.peak_mb:.0f}'} | "
                      f"{'' if r.out_mb is None else f'{r.out_mb:.1f}'} |")
     text = "\n".join(lines)

@@ -55,12 +55,15 @@ class ChunkedWriter:
 
     def __init__(self, store: Store, name_for: Callable[[int], tuple[str, str]],
                  chunk_bytes: int, level: int = 3,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None,
+                 hash_content: bool = True) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
         self.cctx = zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
-        self.content = hashlib.sha256()  # of the data rows of every file, in order
+        # of the data rows of every file, in order; None when nobody needs it (a full
+        # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
+        self.content = hashlib.sha256() if hash_content else None
         self.on_progress = on_progress
         self.files: list[DataFile] = []
         self.written: list[str] = []
@@ -96,7 +99,8 @@ class ChunkedWriter:
         if self._buf and self._zw is not None:
             view = memoryview(self._buf)
             try:
-                self.content.update(view[self._skip:])
+                if self.content is not None:
+                    self.content.update(view[self._skip:])
                 self._zw.write(view)
             finally:
                 view.release()
@@ -105,8 +109,9 @@ class ChunkedWriter:
 
     @property
     def content_sha256(self) -> str:
-        """sha256 of the data rows written so far (headers left out), in order."""
-        return self.content.hexdigest()
+        """sha256 of the data rows written so far (headers left out), in order; "" when
+        the writer was made with ``hash_content=False``."""
+        return self.content.hexdigest() if self.content is not None else ""
 
     def _finish(self) -> None:
         assert self._zw is not None and self._sink is not None and self._open is not None
@@ -128,32 +133,48 @@ class ChunkedWriter:
             if first is None:
                 return
             self.header = bytes(first)
-        # The loop runs once per row: counters live in locals, written back at boundaries.
-        buf, limit, progress = self._buf, self.chunk_bytes, self.on_progress
-        csv, count, zw = self._csv_bytes, self._chunk_rows, self._zw
+        # The loop runs once per row and does as little as it can: append, count, and one
+        # comparison against the next point where something must happen (the buffer is
+        # full, or the file holds chunk_bytes of CSV). CSV bytes are counted from the
+        # buffer's length there, not row by row.
+        buf, limit, progress, count = self._buf, self.chunk_bytes, self.on_progress, 0
+        if self._zw is not None:
+            count = self._chunk_rows
+        until = self._until()
         for row in it:
-            if zw is None:
+            if until < 0:  # no file open: start one (its header goes into the buffer)
                 self._start()
-                zw, csv, count = self._zw, 0, 0
+                count = 0
+                until = self._until()
             buf += row
-            csv += len(row)
             count += 1
-            if csv >= limit:
-                self._csv_bytes, self._chunk_rows = csv, count
-                self.rows += count
-                self._finish()
-                zw, csv, count = None, 0, 0
-            elif len(buf) >= BUFFER:
+            if len(buf) >= until:
+                self._chunk_rows = count
+                if self._csv_bytes + len(buf) - self._skip >= limit:
+                    self._csv_bytes += len(buf) - self._skip
+                    self.rows += count
+                    self._finish()
+                    count, until = 0, -1
+                    continue
+                self._csv_bytes += len(buf) - self._skip
                 self._flush()
+                until = self._until()
                 if progress is not None:
                     progress(self.rows + count)
-        self._csv_bytes, self._chunk_rows = csv, count
+        self._chunk_rows = count
+
+    def _until(self) -> int:
+        """The buffer length at which write_rows must stop and look: -1 with no file open."""
+        if self._zw is None:
+            return -1
+        return min(BUFFER, self.chunk_bytes - self._csv_bytes + self._skip)
 
     def close(self) -> list[DataFile]:
         """Finish the last file. A table with no rows still gets one file (its header)."""
         if self._zw is None and not self.files and self.header is not None:
             self._start()
         if self._zw is not None:
+            self._csv_bytes += len(self._buf) - self._skip  # the rows still in the buffer
             self.rows += self._chunk_rows
             self._finish()
         return self.files

@@ -59,13 +59,15 @@ def copy_rows(conn: psycopg.Connection, statement: sql.Composable) -> Iterator[m
 def copy_digest(conn: psycopg.Connection, statement: sql.Composable) -> tuple[int, str]:
     """Rows and sha256 of the data rows (the header left out) of a COPY ... HEADER true:
     what :class:`topoff.export.chunks.ChunkedWriter` computes while writing the files."""
-    digest, buf, rows = hashlib.sha256(), bytearray(), -1
-    for row in copy_rows(conn, statement):
-        if rows >= 0:
-            buf += row
-            if len(buf) >= 1 << 20:
-                digest.update(buf)
-                buf.clear()
+    digest, buf, rows = hashlib.sha256(), bytearray(), 0
+    it = copy_rows(conn, statement)
+    if next(it, None) is None:  # the header
+        return 0, digest.hexdigest()
+    for row in it:
+        buf += row
         rows += 1
+        if len(buf) >= 1 << 20:
+            digest.update(buf)
+            buf.clear()
     digest.update(buf)
-    return max(rows, 0), digest.hexdigest()
+    return rows, digest.hexdigest()

@@ -212,6 +212,7 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     entry.rows = sum(c.rows for c in copies)
     if tp.counted is None and key + "#hash" not in results:
         [copy] = copies  # one ordered COPY: its rows' hash is the content hash
+        assert copy.content_sha256, "the unit was made without hash_content"
         entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}"
         return entry
     count, digest = tp.counted or results[key + "#hash"][0]
@@ -252,9 +253,11 @@ def _units_for(wp: WindowPlan, info: SnapshotInfo) -> list[CopyUnit | HashUnit]:
             continue
         key = f"{wp.window.label}/{tp.table.qualified}"
         cursor_w = wp.window if tp.table.config.cursor else None
+        hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table)
         units.append(CopyUnit(key, tp.table, copy_statement(tp.table, cursor_w, ordered=True),
-                              _namer(wp.pub_id, tp.table, wp.window)))
-        if tp.table.config.cursor and not stream_hashable(tp.table):
+                              _namer(wp.pub_id, tp.table, wp.window),
+                              hash_content=tp.counted is None and not hashed))
+        if hashed:
             units.append(HashUnit(key + "#hash", tp.table, hash_query(
                 tp.table, cursor_w, hash_algorithm(info.server_version_num))))
     return units

@@ -35,6 +35,9 @@ class CopyUnit:
     statement: sql.Composable
     name_for: Callable[[int], tuple[str, str]]
     part: int = 0
+    #: whether the rows' sha256 (CopyResult.content_sha256) is wanted: it costs a pass
+    #: over every CSV byte, so only units whose content hash is their rows' hash ask
+    hash_content: bool = False
 
 
 @dataclass
@@ -48,7 +51,8 @@ class HashUnit:
 class CopyResult:
     files: list[DataFile] = field(default_factory=list)
     rows: int = 0
-    #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256)
+    #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256); ""
+    #: unless the unit asked for it (CopyUnit.hash_content)
     content_sha256: str = ""
 
 
@@ -90,7 +94,8 @@ class Runner:
                 self.on_rows(unit.table.qualified, rows - last[0])
                 last[0] = rows
 
-        writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress)
+        writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
+                               hash_content=unit.hash_content)
         try:
             writer.write_rows(copy_rows(conn, unit.statement))
             files = writer.close()
