@@ -116,7 +116,7 @@ def test_full_workdir(datanommer: Database, age_key: AgeKey, tmp_path: Path,
 def test_full_store(datanommer: Database, age_key: AgeKey, tiny_disk: Path) -> None:
     result = run_cli(*backup_args(datanommer, age_key, tiny_disk, "dump.s"))
     assert result.exit_code == 5, result.stderr
-    message, hint = error_lines(result)
+    message, _hint = error_lines(result)
     assert "space" in message.lower(), result.stderr  # the OS error, not only the hint
     assert _statuses(tiny_disk) == {"dump.s": "failed"}
     assert _no_object(tiny_disk)
