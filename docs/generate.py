@@ -76,11 +76,12 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
      "Deletes incremental days older than `--keep-days` and full exports beyond the newest "
      "`--keep-full`, never the newest full export nor anything published after it. "
      "index.json is rewritten first, then the files are deleted.",
-     ["topoff prune --to /srv/dumps/datanommer --keep-days 2 --dry-run",
-      "topoff prune --to /srv/dumps/datanommer --keep-days 2"]),
+     ["topoff prune --to /srv/dumps/datanommer --keep-days 2",
+      "topoff prune --to /srv/dumps/datanommer --keep-days 4 --dry-run",
+      "topoff prune --to /srv/dumps/datanommer --keep-days 4"]),
     ("list", "topoff list",
      "Lists the publications of a dataset, from a directory, an http(s) URL or s3://.",
-     ["topoff list /srv/dumps/datanommer"]),
+     ["topoff list /srv/dumps/datanommer", "topoff list /srv/dumps"]),
     ("sync", "topoff sync",
      "Builds a replica from the newest full export, then applies every newer partition, "
      "each in one transaction with its ledger row; later runs download and apply only what "
@@ -93,7 +94,8 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
     ("status", "topoff status",
      "Shows what a replica has applied, how far behind its dataset it is, and the newest "
      "data per table (`--json` for scripts, `--offline` without reading the dataset).",
-     ["topoff status replica.duckdb", "topoff status replica.duckdb --json"]),
+     ["topoff status replica.duckdb", "topoff status replica.duckdb --offline",
+      "topoff status replica.duckdb --json", "topoff status no-such.duckdb"]),
     ("verify", "topoff verify",
      "Compares each table of a replica with the source database: row count and an "
      "order-independent content hash, per UTC day for tables with a cursor. Exits 1 when "
@@ -144,7 +146,8 @@ def main() -> None:
         shown = {cluster.primary.url("datanommer"): "postgresql://postgres@db-primary:5432/datanommer",
                  standby: "postgresql://reader@standby.example.org:5432/datanommer",
                  cluster.primary.url("replica"): "postgresql://me@localhost:5432/replica",
-                 str(dumps): "/srv/dumps/datanommer", str(work) + "/": ""}
+                 str(dumps): "/srv/dumps/datanommer", str(dumps.parent): "/srv/dumps",
+                 str(work) + "/": ""}
         env = {**os.environ, "COLUMNS": "100", "TERM": "dumb"}
         for name, title, intro, commands in PAGES:
             help_text = _run(f"topoff {title.removeprefix('topoff ')} --help", work, env)
@@ -164,7 +167,10 @@ def main() -> None:
                                      "(SELECT min(msg_id) FROM packages_messages)")
                     cluster.wait_replay()
                     continue
-                real = cmd.format(**values).replace("/srv/dumps/datanommer", str(dumps))
+                real = cmd.format(**values)
+                real = real.replace("/srv/dumps/datanommer", str(dumps)) \
+                    if "/srv/dumps/datanommer" in real else \
+                    real.replace("/srv/dumps", str(dumps.parent))
                 out = _run(real, work, env)
                 for raw, nice in shown.items():
                     out = out.replace(raw, nice)
