@@ -17,34 +17,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
 
 import zstandard
 
 from topoff.dataset.manifest import DataFile
 from topoff.errors import StoreError
 from topoff.stores.base import Store
+from topoff.stores.hashing import HashingWriter
 
 BUFFER = 1 << 20  # CSV bytes gathered before a compressor call
 COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps reading
-
-
-class _HashingSink:
-    """The compressor's output: hashed and counted, then passed to the store's stream."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.sha = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.bytes += len(data)
-        self.out.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 class ChunkedWriter:
@@ -71,7 +53,7 @@ class ChunkedWriter:
         self.rows = 0
         self._chunk = 0
         self._open: contextlib.ExitStack | None = None
-        self._sink: _HashingSink | None = None
+        self._sink: HashingWriter | None = None
         self._zw: zstandard.ZstdCompressionWriter | None = None
         self._buf = bytearray()
         self._skip = 0  # header bytes at the start of the buffer, not part of the content
@@ -87,7 +69,7 @@ class ChunkedWriter:
         out = stack.enter_context(self.store.write(name))
         self._name = name
         self._open = stack
-        self._sink = _HashingSink(out)
+        self._sink = HashingWriter(out)
         self._zw = self.cctx.stream_writer(self._sink, closefd=False)
         self._csv_bytes = 0
         self._chunk_rows = 0
@@ -120,7 +102,7 @@ class ChunkedWriter:
         self._open.close()  # the store makes the file visible now
         self.written.append(self._name)  # only files this run made (a name may be taken)
         assert self.header is not None
-        self.files.append(DataFile(self._relative, self._sink.bytes, self._sink.sha.hexdigest(),
+        self.files.append(DataFile(self._relative, self._sink.size, self._sink.hexdigest(),
                                    self._chunk_rows,
                                    uncompressed_bytes=len(self.header) + self._csv_bytes))
         self._open = self._sink = self._zw = None
