@@ -99,8 +99,8 @@ def mimeo_database(dest: Server, db: str, standby: Server, primary: Server,
 
 def mimeo_sql(dest: Server, db: str, statement: str) -> str:
     """The shell command a user runs: psql calling one of mimeo's functions."""
-    return (f"PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -d {shlex.quote(dest.url(db))} "
-            f"-c {shlex.quote(statement)} >/dev/null")
+    return (f"PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 "
+            f"-d {shlex.quote(dest.url(db))} -c {shlex.quote(statement)} >/dev/null")
 
 
 def wait_stats(primary: Server, table: str, before: int, db: str = "src") -> int:
