@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from common import WORK, machine, run_usage, topoff
 from replicate_peers import (
@@ -56,20 +55,11 @@ from replicate_peers import (
     topoff_replicate_ready,
     wait_stats,
 )
+from replicate_report import Timed, print_results, verdicts
 from topoff.demo.cluster import Server, ThrowawayCluster
 
 SCENARIOS = ("inserter", "updater", "snapshot", "copy")
 CONF = {"max_wal_size": "4GB", "checkpoint_timeout": "30min", "shared_buffers": "256MB"}
-
-
-@dataclass
-class Timed:
-    tool: str
-    task: str
-    seconds: float
-    cpu: float
-    server_cpu: float
-    peak_mb: float
 
 
 Contender = tuple[str, str, str | None, Callable[[], None] | None]
@@ -286,24 +276,6 @@ class Bench:
                        db="copy_t")
 
 
-def print_results(runs: list[Timed], title: str) -> str:
-    """One table side by side; each topoff row's ratio is against the peer of its task."""
-    lines = [f"## {title}", "",
-             "| task | tool | seconds (median) | ratio | client CPU s | server CPU s | "
-             "peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in runs:
-        peer = next((p for p in runs if p.task == r.task and not p.tool.startswith("topoff")),
-                    None)
-        ratio = f"{r.seconds / peer.seconds:.2f}x" if peer and peer.seconds else ""
-        speed = (f" ({peer.seconds / r.seconds:.1f}x faster)" if peer and r is not peer
-                 and r.seconds else "")
-        lines.append(f"| {r.task} | {r.tool} | {r.seconds:.2f} | {ratio}{speed} | "
-                     f"{r.cpu:.2f} | {r.server_cpu:.2f} | {r.peak_mb:.0f} |")
-    text = "\n".join(lines)
-    print(text, flush=True)
-    return text
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000,
@@ -338,6 +310,9 @@ def main() -> None:
     print(f"\n{machine()}; median of {args.repeat} runs; mimeo reads the standby through "
           "dblink (snapshot: the primary), pgcopydb the primary, topoff the standby\n")
     print_results(bench.results, "topoff replicate vs mimeo 1.5 and pgcopydb")
+    lines = verdicts(bench.results)
+    if lines:
+        print("\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":
