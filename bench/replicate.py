@@ -109,7 +109,8 @@ class Bench:
                             self.standby.url("src"), schema, tables)
         if not self.topoff_ok:
             return None
-        return topoff(f"replicate --config {cfg} --once" + (f" --jobs {jobs}" if jobs else ""))
+        jobs_opt = f" --jobs {jobs}" if jobs else ""
+        return topoff(f"replicate --config {cfg} --once --quiet{jobs_opt}")
 
     def measure(self, contenders: list[Contender]) -> None:
         """Each command ``--repeat`` times, interleaved; medians of time and CPU, largest

@@ -16,7 +16,8 @@ class Timed:
 
 
 def print_results(runs: list[Timed], title: str) -> str:
-    """One table side by side; each topoff row's ratio is against the peer of its task."""
+    """One table side by side; ratio: seconds against the peer's of the same task (below
+    1 is faster than the peer)."""
     lines = [f"## {title}", "",
              "| task | tool | seconds (median) | ratio | client CPU s | server CPU s | "
              "peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -24,9 +25,7 @@ def print_results(runs: list[Timed], title: str) -> str:
         peer = next((p for p in runs if p.task == r.task and not p.tool.startswith("topoff")),
                     None)
         ratio = f"{r.seconds / peer.seconds:.2f}x" if peer and peer.seconds else ""
-        speed = (f" ({peer.seconds / r.seconds:.1f}x faster)" if peer and r is not peer
-                 and r.seconds else "")
-        lines.append(f"| {r.task} | {r.tool} | {r.seconds:.2f} | {ratio}{speed} | "
+        lines.append(f"| {r.task} | {r.tool} | {r.seconds:.2f} | {ratio} | "
                      f"{r.cpu:.2f} | {r.server_cpu:.2f} | {r.peak_mb:.0f} |")
     text = "\n".join(lines)
     print(text, flush=True)
