@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import time
 from collections.abc import Callable
 
 from common import WORK, machine, run_usage, topoff
@@ -110,7 +111,7 @@ class Bench:
         if not self.topoff_ok:
             return None
         jobs_opt = f" --jobs {jobs}" if jobs else ""
-        return topoff(f"replicate --config {cfg} --once --quiet{jobs_opt}")
+        return topoff(f"replicate --config {cfg} --once --quiet{jobs_opt}") + " >/dev/null"
 
     def measure(self, contenders: list[Contender]) -> None:
         """Each command ``--repeat`` times, interleaved; medians of time and CPU, largest
@@ -125,6 +126,7 @@ class Bench:
                 before = server_cpu(self.servers)
                 assert cmd is not None
                 seconds, peak, cpu = run_usage(cmd)
+                time.sleep(0.3)  # the command's backends exit after it does
                 samples[i].append((seconds, cpu, server_cpu(self.servers) - before, peak))
         for i, (tool, task, _cmd, _prepare) in enumerate(live):
             s = samples[i]
