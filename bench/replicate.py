@@ -2,6 +2,7 @@
 
     ./run bench replicate [--rows 1000000] [--copy-rows 5000000] [--repeat 3]
                           [--only inserter,updater,snapshot,copy] [--jobs 2]
+                          [--boundary 10m] [--lookback 1d]
 
 A source primary with a streaming hot standby, and a separate destination PostgreSQL
 server that both tools replicate into (each into its own database and schema). Every
@@ -30,6 +31,12 @@ CPU and peak RSS columns are topoff's and pgcopydb's own costs, and the "server 
 (CPU of both clusters' PostgreSQL processes during the command) is where mimeo's work
 shows. Targets: topoff at least 3x faster than mimeo on each mimeo task, no slower than
 pgcopydb, peak memory under 200 MB.
+
+Rows are 1 ms apart (1,000 a second), all older than mimeo's 10-minute boundary (mimeo
+leaves the newest 10 minutes for a later run). topoff instead reads again, at each refresh,
+the rows within its boundary behind the watermark (10 minutes unless ``--boundary``: here
+up to 600,000 earlier rows) and checks the xmin of every row within its lookback (1 day
+unless ``--lookback``: here every earlier row); both are part of what a refresh costs.
 
 Until ``topoff replicate`` is on the path, only the peers run (and say so); to try a topoff
 from another checkout, put its ``src`` first: ``PYTHONPATH=/path/src ./run bench
@@ -83,6 +90,10 @@ class Bench:
         self.servers = [self.primary, self.standby, self.dest]
         self.topoff_ok = topoff_replicate_ready()
         self.results: list[Timed] = []
+        #: topoff's windows behind the watermark: each refresh reads again every row within
+        #: the boundary, and checks the xmin of every row within the lookback
+        self.lookback = {k: v for k, v in (("boundary", args.boundary),
+                                           ("lookback", args.lookback)) if v}
         self.db = {"mimeo": "bench_m", "topoff": "bench_t"}
         for tool in self.db:
             self.fresh_db(tool)
@@ -168,7 +179,7 @@ class Bench:
         n = self.n
         for s in ("m", "t"):
             self.src.insert(f"{s}.ins", n)
-        spec = {"ins": {"method": "inserter", "cursor": "ts"}}
+        spec = {"ins": {"method": "inserter", "cursor": "ts", **self.lookback}}
         self.measure([
             ("mimeo inserter_maker", f"inserter: initial pull ({n:,} rows)",
              self.mimeo("SELECT mimeo.inserter_maker('m.ins', 'time', 'ts', 1, "
@@ -191,7 +202,7 @@ class Bench:
         n = self.n
         for s in ("m", "t"):
             self.src.insert(f"{s}.upd", n)
-        spec = {"upd": {"method": "updater", "cursor": "ts"}}
+        spec = {"upd": {"method": "updater", "cursor": "ts", **self.lookback}}
         print("# updater: initial pulls (not timed)", flush=True)
         run_usage(self.mimeo("SELECT mimeo.updater_maker('m.upd', 'time', 'ts', 1, "
                              "p_dest_table := 'via_mimeo.upd')"))
@@ -288,6 +299,12 @@ def main() -> None:
                     "5x --rows when --rows is given]")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="parallel jobs of the copy task")
+    ap.add_argument("--boundary", default=None,
+                    help="topoff's boundary for the inserter and updater tables (10m, 1s) "
+                    "[default: topoff's, 10m]; each refresh reads its rows again")
+    ap.add_argument("--lookback", default=None,
+                    help="topoff's lookback for the inserter and updater tables (1d, 1s) "
+                    "[default: topoff's, 1d]; each refresh checks the xmin of its rows")
     ap.add_argument("--only", default=",".join(SCENARIOS),
                     help=f"comma-separated scenarios [default: {','.join(SCENARIOS)}]")
     args = ap.parse_args()
