@@ -46,6 +46,7 @@ replicate``.
 from __future__ import annotations
 
 import argparse
+import glob
 import shutil
 import time
 from collections.abc import Callable
@@ -314,6 +315,14 @@ def main() -> None:
         ap.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     if args.copy_rows is None:
         args.copy_rows = 5 * args.rows
+    missing = [pkg for pkg, present in (
+        ("postgresql-15-mimeo", glob.glob("/usr/share/postgresql/*/extension/mimeo.control")
+         or only == ["copy"]),
+        ("pgcopydb", shutil.which("pgcopydb") or "copy" not in only)) if not present]
+    if missing:
+        raise SystemExit(f"error: the peers are not installed: {', '.join(missing)}\n"
+                         f"hint: apt-get install {' '.join(missing)} (./run bench replicate "
+                         "installs them)")
     bench = Bench(args)
     try:
         if not bench.topoff_ok:
