@@ -82,7 +82,11 @@ class Bench:
         self.out.mkdir(parents=True)
         self.source = ThrowawayCluster(primary_conf=CONF, standby_conf={
             **CONF, "max_standby_streaming_delay": "-1"}).start()
-        self.dest_cluster = ThrowawayCluster(standby=False, primary_conf=CONF).start()
+        try:
+            self.dest_cluster = ThrowawayCluster(standby=False, primary_conf=CONF).start()
+        except BaseException:
+            self.source.close()
+            raise
         assert self.source.standby is not None
         self.primary, self.standby = self.source.primary, self.source.standby
         self.dest: Server = self.dest_cluster.primary
@@ -91,6 +95,7 @@ class Bench:
         self.servers = [self.primary, self.standby, self.dest]
         self.topoff_ok = topoff_replicate_ready()
         self.results: list[Timed] = []
+        self.wrong: list[str] = []  # destinations that do not equal their source
         #: topoff's windows behind the watermark: each refresh reads again every row within
         #: the boundary, and checks the xmin of every row within the lookback
         self.lookback = {k: v for k, v in (("boundary", args.boundary),
@@ -158,9 +163,12 @@ class Bench:
             got = self.dest.execute(q.format(dest_table), db or self.db[tool])[0]
         except Exception as e:  # reported; the bench goes on
             got = (f"unreadable: {str(e).splitlines()[0]}",)
-        print(f"# check {what} ({tool}): source {want[0]:,} rows, destination "
-              f"{got[0] if isinstance(got[0], str) else f'{got[0]:,} rows'}"
-              f"{'' if tuple(want) == tuple(got) else '  <-- DIFFERS'}", flush=True)
+        line = (f"check {what} ({tool}): source {want[0]:,} rows, destination "
+                f"{got[0] if isinstance(got[0], str) else f'{got[0]:,} rows'}")
+        if tuple(want) != tuple(got):
+            line += ", NOT EQUAL to the source"
+            self.wrong.append(line)
+        print(f"# {line}", flush=True)
 
     def dest_table(self, tool: str, table: str, db: str | None = None) -> str:
         """Where ``tool`` put ``table``: its schema, or for a topoff without
@@ -339,7 +347,7 @@ def main() -> None:
     print(f"\n{machine()}; median of {args.repeat} runs; mimeo reads the standby through "
           "dblink (snapshot: the primary), pgcopydb the primary, topoff the standby\n")
     print_results(bench.results, "topoff replicate vs mimeo 1.5 and pgcopydb")
-    lines = verdicts(bench.results)
+    lines = verdicts(bench.results) + [f"WRONG: {w}" for w in bench.wrong]
     if lines:
         print("\n" + "\n".join(lines))
 
