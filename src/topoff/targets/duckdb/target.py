@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +44,8 @@ CAPABILITIES = Capabilities(
                             "a temporary table"},
 )
 _stage_names = itertools.count(1)
+#: stage_csv loads its spool file into the stage each time it holds this many bytes
+SPOOL_BYTES = 64 << 20
 log = logging.getLogger("topoff")
 
 
@@ -125,6 +128,12 @@ class DuckDBTarget(Target):
         self.execute(f"ALTER TABLE {self._table(table.target)} ADD COLUMN "
                      f"{duck_ident(column.name)} {duckdb_type(column)}")
 
+    def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
+        c, typ = duck_ident(column.name), duckdb_type(column)
+        using = f"CAST({c} AS {typ})" if keep_values else f"CAST(NULL AS {typ})"
+        self.execute(f"ALTER TABLE {self._table(table.target)} ALTER COLUMN {c} "
+                     f"SET DATA TYPE {typ} USING {using}")
+
     # create_keys: the base class's. An ART index is rewritten whole at each checkpoint
     # (1.5 s for 1.5 million rows, whatever the day changed): keys are only created when
     # asked for (--primary-keys). Merges find rows by key with a join, index or not.
@@ -133,9 +142,12 @@ class DuckDBTarget(Target):
     def _source(self, spec: LoadSpec, columns: list[Column]) -> str:
         files = ", ".join(_literal(p) for p in spec.files)
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
-        return (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
+        # dataset files: zstd with a header; stage_csv's spool files: plain rows
+        header, compression = ("false", "none") if spec.extra.get("plain") else ("true", "zstd")
+        return (f"read_csv([{files}], header = {header}, columns = {{{types}}}, delim = ',', "
                 "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
-                f"auto_detect = false, compression = 'zstd', max_line_size = {self.max_line}, "
+                f"auto_detect = false, compression = '{compression}', "
+                f"max_line_size = {self.max_line}, "
                 f"buffer_size = {self.max_line})")
 
     def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
@@ -248,6 +260,55 @@ class DuckDBTarget(Target):
             yield stage
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    @contextlib.contextmanager
+    def stage_csv(self, table: TableDef, columns: Sequence[Column],
+                  chunks: Iterable[bytes]) -> Iterator[str]:
+        """Spool the CSV to files under the replica's tmp directory, each loaded into the
+        stage with the typed loader (types.py) once it holds SPOOL_BYTES."""
+        stage = f"topoff_stage_{next(_stage_names)}"
+        tmp = Path(str(self.path) + ".tmp") if self.url != ":memory:" else None
+        if tmp is not None:
+            tmp.mkdir(exist_ok=True)
+        cols = list(columns)
+        widened = self.widened(table)
+        created = False
+
+        def flush(path: Path) -> None:
+            nonlocal created
+            spec = LoadSpec(table, [path], extra={"plain": True})
+            self._widen_misfits(spec, cols, widened)
+            select = self._select(spec, cols, widened)
+            if created:
+                self.execute(f"INSERT INTO {stage} {select}")
+            else:
+                self.execute(f"CREATE TEMP TABLE {stage} AS {select}")
+                created = True
+
+        try:
+            it = iter(chunks)
+            while True:
+                with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
+                    size = 0
+                    for chunk in it:
+                        spool.write(chunk)
+                        size += len(chunk)
+                        if size >= SPOOL_BYTES:
+                            break
+                    spool.flush()
+                    if size:
+                        flush(Path(spool.name))
+                if size < SPOOL_BYTES:
+                    break
+            if not created:
+                names = ", ".join(duck_ident(c.name) for c in cols)
+                self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
+                             f"{self._table(table.target)} LIMIT 0")
+                created = True
+            yield stage
+        finally:
+            if created:
+                self.execute(f"DROP TABLE IF EXISTS {stage}")
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:
