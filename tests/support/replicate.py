@@ -38,6 +38,11 @@ def new_target(kind: str, cluster: ThrowawayCluster, tmp: Path) -> str:
 def config(target: str, sources: dict[str, tuple[str, dict[str, dict[str, object]]]],
            **source_extra: object) -> ReplicateConfig:
     """``sources``: name -> (url, {table: settings})."""
+    return parse_replicate(tomllib.loads(config_text(target, sources, **source_extra)))
+
+
+def config_text(target: str, sources: dict[str, tuple[str, dict[str, dict[str, object]]]],
+                **source_extra: object) -> str:
     lines = ["[replicate]", f"target = {_toml(target)}"]
     for name, (url, tables) in sources.items():
         lines += [f"[replicate.sources.{name}]", f"url = {_toml(url)}", "allow_primary = true"]
@@ -45,7 +50,7 @@ def config(target: str, sources: dict[str, tuple[str, dict[str, dict[str, object
         for tname, settings in tables.items():
             lines.append(f"[replicate.sources.{name}.tables.{_toml(tname)}]")
             lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
-    return parse_replicate(tomllib.loads("\n".join(lines)))
+    return "\n".join(lines) + "\n"
 
 
 def _toml(v: object) -> str:

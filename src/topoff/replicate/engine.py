@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from topoff.errors import INTERNAL_ERROR, ConfigError, LockedError, TopoffError
+from topoff.errors import INTERNAL_ERROR, ConfigError, Interrupted, LockedError, TopoffError
 from topoff.replicate.apply import Request, Result, landing, refresh
 from topoff.replicate.config import ReplicateConfig, ReplicateSource, ReplicateTable
 from topoff.replicate.store import StateStore
@@ -110,6 +110,8 @@ def _run_one(engine: Target, s: ReplicateSource, t: ReplicateTable,
                            "traceback and report it") from e
             raise found from e
     except TopoffError as e:
+        if isinstance(e, Interrupted):  # Ctrl-C inside an engine's statement: stop the run
+            raise
         code = e.exit_code
         seconds = time.monotonic() - start
         log.error("%s.%s: failed after %.1fs: %s", s.name, t.qualified, seconds, e.message)
