@@ -70,15 +70,19 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
 
 def _chunks(rows: Iterable[memoryview], counter: list[int]) -> Iterator[bytes]:
     """CSV rows joined into blocks of about CHUNK bytes (no per-value work)."""
-    buf = bytearray()
+    parts: list[memoryview] = []
+    size = 0
     for row in rows:
-        buf += row
-        counter[0] += 1
-        if len(buf) >= CHUNK:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
+        parts.append(row)
+        size += len(row)
+        if size >= CHUNK:
+            counter[0] += len(parts)
+            yield b"".join(parts)
+            parts.clear()
+            size = 0
+    counter[0] += len(parts)
+    if parts:
+        yield b"".join(parts)
 
 
 def _batches(r: Refresh) -> Iterator[memoryview]:
@@ -111,8 +115,13 @@ def _text(conn: psycopg.Connection, expr: sql.Composable) -> str | None:
 
 
 def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-                 state: TableState, request: Request) -> tuple[int, TableState]:
+                 state: TableState, request: Request, first: bool) -> tuple[int, TableState]:
     cols = list(info.columns)
+    if first:  # a table made in this transaction: straight in, nothing to merge
+        r = Refresh(conn, info, state)
+        counter = [0]
+        moved = engine.copy_csv(tdef, cols, _chunks(_batches(r), counter))
+        return moved, r.next_state(counter[0])
     if request.kind == "repull" and (request.lo is not None or request.hi is not None):
         return _repull_range(engine, conn, info, tdef, state, request), state
     if request.kind == "repull":
@@ -169,21 +178,24 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
 
 
 def _snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-              state: TableState, force: bool) -> tuple[str, int, TableState]:
+              state: TableState, force: bool, first: bool) -> tuple[str, int, TableState]:
     marks = snapshot_marks(conn)
     found = change.detect(conn, info, state.content)
     new = TableState(xmin=marks.xmin, run_at=marks.taken_at, rows=0, content=found.content)
-    if not found.changed and not force:
+    if not found.changed and not force and not first:
         return "unchanged", 0, new
     counter = [0]
     cols = list(info.columns)
-    with engine.stage_csv(tdef, cols, _chunks(copy_rows(conn, change.copy_all(info)),
-                                              counter)) as stage:
-        if counter[0] != found.rows:
-            raise IntegrityError(f"{info.table.qualified}: read {counter[0]} rows, its hash "
-                                 f"counted {found.rows} in the same snapshot",
-                                 hint="this is a bug in topoff; report it")
-        moved = merge(engine, tdef, cols, stage, "snapshot")
+    chunks = _chunks(copy_rows(conn, change.copy_all(info)), counter)
+    if first:
+        moved = engine.copy_csv(tdef, cols, chunks)
+    else:
+        with engine.stage_csv(tdef, cols, chunks) as stage:
+            moved = merge(engine, tdef, cols, stage, "snapshot")
+    if counter[0] != found.rows:
+        raise IntegrityError(f"{info.table.qualified}: read {counter[0]} rows, its hash "
+                             f"counted {found.rows} in the same snapshot",
+                             hint="this is a bug in topoff; report it")
     return "ok", moved, replace(new, rows=moved)
 
 
@@ -234,9 +246,9 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                                                  t.method == "snapshot")
                 if t.method == "snapshot":
                     status, moved, new = _snapshot(engine, conn, info, tdef, state,
-                                                   first or request.kind == "repull")
+                                                   request.kind == "repull", first)
                 else:
-                    moved, new = _incremental(engine, conn, info, tdef, state, request)
+                    moved, new = _incremental(engine, conn, info, tdef, state, request, first)
                     status = "ok"
                 indexes = source_indexes(conn, info) if first else []
                 conn.execute("COMMIT")

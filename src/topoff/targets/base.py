@@ -265,6 +265,15 @@ class Target(ABC):
         writes them (no header; any split into chunks), streamed: constant memory."""
         raise NotImplementedError
 
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        """CSV rows (as :meth:`stage_csv` takes them) straight into ``table``, which the
+        caller's transaction just created: nothing to merge. Returns the rows loaded."""
+        with self.stage_csv(table, columns, chunks) as stage:
+            from topoff.targets.merge import merge
+
+            return merge(self, table, columns, stage, "initial")
+
     @abstractmethod
     def hash_rows(self, table: TableDef, by_day: bool, since: datetime | date | None = None,
                   window: Bounds | None = None) -> dict[str | None, tuple[int, str]]:

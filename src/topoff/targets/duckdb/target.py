@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -261,54 +261,53 @@ class DuckDBTarget(Target):
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
 
+    def _spooled(self, table: TableDef, columns: list[Column], chunks: Iterable[bytes],
+                 take: Callable[[str], None]) -> None:
+        """Spool the CSV to files under the replica's tmp directory; each time one holds
+        SPOOL_BYTES (and at the end), hand ``take`` its typed SELECT (types.py)."""
+        tmp = Path(str(self.path) + ".tmp")
+        tmp.mkdir(exist_ok=True)
+        widened = self.widened(table)
+        it = iter(chunks)
+        while True:
+            with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
+                size = 0
+                for chunk in it:
+                    spool.write(chunk)
+                    size += len(chunk)
+                    if size >= SPOOL_BYTES:
+                        break
+                spool.flush()
+                if size:
+                    spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
+                    self._widen_misfits(spec, columns, widened)
+                    take(self._select(spec, columns, widened))
+            if size < SPOOL_BYTES:
+                return
+
     @contextlib.contextmanager
     def stage_csv(self, table: TableDef, columns: Sequence[Column],
                   chunks: Iterable[bytes]) -> Iterator[str]:
-        """Spool the CSV to files under the replica's tmp directory, each loaded into the
-        stage with the typed loader (types.py) once it holds SPOOL_BYTES."""
         stage = f"topoff_stage_{next(_stage_names)}"
-        tmp = Path(str(self.path) + ".tmp") if self.url != ":memory:" else None
-        if tmp is not None:
-            tmp.mkdir(exist_ok=True)
-        cols = list(columns)
-        widened = self.widened(table)
-        created = False
-
-        def flush(path: Path) -> None:
-            nonlocal created
-            spec = LoadSpec(table, [path], extra={"plain": True})
-            self._widen_misfits(spec, cols, widened)
-            select = self._select(spec, cols, widened)
-            if created:
-                self.execute(f"INSERT INTO {stage} {select}")
-            else:
-                self.execute(f"CREATE TEMP TABLE {stage} AS {select}")
-                created = True
-
+        names = ", ".join(duck_ident(c.name) for c in columns)
+        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
+                     f"{self._table(table.target)} LIMIT 0")
         try:
-            it = iter(chunks)
-            while True:
-                with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
-                    size = 0
-                    for chunk in it:
-                        spool.write(chunk)
-                        size += len(chunk)
-                        if size >= SPOOL_BYTES:
-                            break
-                    spool.flush()
-                    if size:
-                        flush(Path(spool.name))
-                if size < SPOOL_BYTES:
-                    break
-            if not created:
-                names = ", ".join(duck_ident(c.name) for c in cols)
-                self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
-                             f"{self._table(table.target)} LIMIT 0")
-                created = True
+            self._spooled(table, list(columns), chunks,
+                          lambda select: self.execute(f"INSERT INTO {stage} {select}"))
             yield stage
         finally:
-            if created:
-                self.execute(f"DROP TABLE IF EXISTS {stage}")
+            self.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        done = [0]
+
+        def take(select: str) -> None:
+            done[0] += merge(self, table, list(columns), f"({select})", "initial")
+
+        self._spooled(table, list(columns), chunks, take)
+        return done[0]
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:

@@ -275,6 +275,16 @@ class PostgresTarget(Target):
                     copy.write(chunk)
             yield self.ident(stage)
 
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        with self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                    self._table(table.target), names)) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            return max(cur.rowcount, 0)
+
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> sql.Composable | None:
         return day_sql(table)
