@@ -329,3 +329,29 @@ def test_a_tampered_state_row_is_an_integrity_error(fresh):
     from support.replicate import target
     with target(url) as engine, pytest.raises(IntegrityError):
         StateStore(engine).all()  # type: ignore[arg-type]
+
+
+def test_privileges_survive_a_snapshot_refresh_and_readers_see_whole_tables(cluster, tmp_path):
+    import psycopg
+
+    url = new_target("postgresql", cluster, tmp_path)
+    db = new_database(cluster)
+    db.execute("CREATE TABLE s (id int PRIMARY KEY, v text); "
+               "INSERT INTO s SELECT g, 'a' FROM generate_series(1, 10000) g")
+    cfg = config(url, {"app": (db.standby_url, {"s": {"method": "snapshot"}})})
+    run_once(cfg)
+    role = f"reader_{db.name}"
+    query(url, f'CREATE ROLE "{role}"; GRANT USAGE ON SCHEMA app TO "{role}"; '
+               f'GRANT SELECT ON app.s TO "{role}"')
+    db.execute("UPDATE s SET v = 'b' WHERE id <= 5000")
+    with psycopg.connect(url) as reader:  # a reader in the middle of the refresh's life
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        assert reader.execute("SELECT count(*) FROM app.s").fetchone() == (10000,)
+        assert run_once(cfg)[0].status == "ok"
+        assert reader.execute("SELECT count(*), count(*) FILTER (WHERE v = 'b') FROM app.s"
+                              ).fetchone() == (10000, 0)  # its snapshot: the old rows, whole
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*), count(*) FILTER (WHERE v = 'b') FROM app.s"
+                              ).fetchone() == (10000, 5000)
+    assert query(url, f"SELECT has_table_privilege('{role}', 'app.s', 'SELECT')") == [(True,)]
+    equal(url, db, "public.s")
