@@ -355,3 +355,30 @@ def test_privileges_survive_a_snapshot_refresh_and_readers_see_whole_tables(clus
                               ).fetchone() == (10000, 5000)
     assert query(url, f"SELECT has_table_privilege('{role}', 'app.s', 'SELECT')") == [(True,)]
     equal(url, db, "public.s")
+
+
+def test_an_enum_that_gains_a_label_keeps_refreshing(fresh):
+    _, url, db = fresh
+    db.execute("CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE TABLE t (id int PRIMARY KEY, "
+               "ts timestamptz NOT NULL, m mood); INSERT INTO t VALUES (1, now(), 'ok')")
+    cfg = config(url, {"app": (db.standby_url, {"t": {"method": "updater", "cursor": "ts"}})})
+    run_once(cfg)
+    db.execute("ALTER TYPE mood ADD VALUE 'happy'")
+    db.execute("INSERT INTO t VALUES (2, now(), 'happy')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    assert query(url, "SELECT id, m::text FROM app.t ORDER BY id") == [(1, "ok"), (2, "happy")]
+
+
+def test_a_tampered_definition_is_an_integrity_error(fresh):
+    _, url, db = fresh
+    db.execute("CREATE TABLE a (id int PRIMARY KEY, ts timestamptz NOT NULL)")
+    cfg = config(url, {"app": (db.standby_url, {"a": {"method": "updater", "cursor": "ts"}})})
+    run_once(cfg)
+    for bad in ('{"method": "updater", "columns": [{"name": "id", "type": "int); DROP"}], '
+                '"primary_key": ["id"], "cursor": "ts", "cursor_type": null, '
+                '"cursor_timezone": ""}', "not json", '{"method": 1}'):
+        query(url, "UPDATE topoff.replicate_tables SET definition = "
+                   f"'{bad.replace(chr(39), chr(39) * 2)}'")
+        (run,) = run_once(cfg)
+        assert run.status == "failed" and run.exit_code == IntegrityError.exit_code, run.error

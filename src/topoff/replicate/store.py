@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from topoff.errors import IntegrityError
+from topoff.pgtypes import parse_type
 from topoff.replicate.state import TableState
 from topoff.targets.base import TableDef, TableRef, Target
 
@@ -108,8 +109,15 @@ class StateStore:
         schema, name, text = rows[0]
         try:
             d = TableDef.from_row(table, schema, name, text)
-            if not all(isinstance(c.name, str) and isinstance(c.type, str) for c in d.columns):
-                raise TypeError("column")
+            names = {c.name for c in d.columns}
+            for c in d.columns:
+                if not isinstance(c.name, str) or not 0 < len(c.name) <= 1024:
+                    raise TypeError("column name")
+                parse_type(c.type)  # TypeNameError (a ValueError) for anything else
+                if c.enum is not None and not all(isinstance(x, str) for x in c.enum):
+                    raise TypeError("enum labels")
+            if len(names) != len(d.columns) or not set(d.primary_key) <= names:
+                raise ValueError("key")
         except (ValueError, KeyError, TypeError, AttributeError):
             raise IntegrityError(f"stored definition of {source}.{table} is invalid",
                                  hint="resync the table (topoff replicate --resync)") from None

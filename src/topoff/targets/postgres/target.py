@@ -186,12 +186,22 @@ class PostgresTarget(Target):
             self._type(table, column)))
 
     def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
+        """The values are cast (``col::type``), or else through their text (an enum that
+        gained a label: two enum types have no cast between them)."""
         c = sql.Identifier(column.name)
         typ = self._type(table, column)
-        using = sql.SQL("{}::{}").format(c, typ) if keep_values else \
-            sql.SQL("NULL::{}").format(typ)
-        self.conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}").format(
-            self._table(table.target), c, typ, using))
+        alter = sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}")
+        if not keep_values:
+            self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                           sql.SQL("NULL::{}").format(typ)))
+            return
+        try:
+            with self.conn.transaction():  # a savepoint
+                self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                               sql.SQL("{}::{}").format(c, typ)))
+        except psycopg.Error:
+            self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                           sql.SQL("{}::text::{}").format(c, typ)))
 
     def try_lock(self, name: str) -> bool:
         return bool(self.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(name)])[0][0])
