@@ -382,3 +382,33 @@ def test_a_tampered_definition_is_an_integrity_error(fresh):
                    f"'{bad.replace(chr(39), chr(39) * 2)}'")
         (run,) = run_once(cfg)
         assert run.status == "failed" and run.exit_code == IntegrityError.exit_code, run.error
+
+
+def test_a_primary_source_is_refused_unless_allowed(fresh):
+    from topoff.errors import SafetyError
+
+    _, url, db = fresh
+    db.execute("CREATE TABLE a (id int PRIMARY KEY)")
+    tables = {"a": {"method": "snapshot"}}
+    (run,) = run_once(config(url, {"app": (db.primary_url, tables)}))
+    assert run.status == "failed" and run.exit_code == SafetyError.exit_code
+    (run,) = run_once(config(url, {"app": (db.primary_url, tables)}, allow_primary=True))
+    assert run.status == "ok"
+
+
+def test_the_repeated_hour_of_a_fall_back_is_read_again(fresh):
+    _, url, db = fresh
+    # Europe/Paris turns its clocks back at 03:00 on 2026-10-25: 02:00-03:00 happens twice
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamp NOT NULL); "
+               "INSERT INTO t SELECT g, '2026-10-25 01:00'::timestamp + g * interval '1 min' "
+               "FROM generate_series(1, 90) g")  # up to 02:30, the first pass
+    cfg = config(url, {"app": (db.standby_url, {"t": {
+        "method": "inserter", "cursor": "ts", "boundary": "10m", "lookback": "10m",
+        "cursor_timezone": "Europe/Paris"}})})
+    assert run_once(cfg)[0].rows == 90
+    # the second pass of the hour: rows written at 02:05..02:15 again, below watermark -
+    # boundary (02:20) although they are new
+    db.execute("INSERT INTO t SELECT 1000 + g, '2026-10-25 02:04'::timestamp + "
+               "g * interval '1 min' FROM generate_series(1, 11) g")
+    assert run_once(cfg)[0].status == "ok"
+    equal(url, db, "public.t")

@@ -45,7 +45,7 @@ def config_text(target: str, sources: dict[str, tuple[str, dict[str, dict[str, o
                 **source_extra: object) -> str:
     lines = ["[replicate]", f"target = {_toml(target)}"]
     for name, (url, tables) in sources.items():
-        lines += [f"[replicate.sources.{name}]", f"url = {_toml(url)}", "allow_primary = true"]
+        lines += [f"[replicate.sources.{name}]", f"url = {_toml(url)}"]
         lines += [f"{k} = {_toml(v)}" for k, v in source_extra.items()]
         for tname, settings in tables.items():
             lines.append(f"[replicate.sources.{name}.tables.{_toml(tname)}]")
