@@ -412,3 +412,16 @@ def test_the_repeated_hour_of_a_fall_back_is_read_again(fresh):
                "g * interval '1 min' FROM generate_series(1, 11) g")
     assert run_once(cfg)[0].status == "ok"
     equal(url, db, "public.t")
+
+
+def test_a_snapshot_column_whose_type_changes_but_hashes_alike_is_copied_again(fresh):
+    _, url, db = fresh
+    db.execute("CREATE TABLE s (id int PRIMARY KEY, n int); "
+               "INSERT INTO s SELECT g, g FROM generate_series(1, 100) g")
+    cfg = config(url, {"app": (db.standby_url, {"s": {"method": "snapshot"}})})
+    run_once(cfg)
+    db.execute("ALTER TABLE s ALTER COLUMN n TYPE bigint")  # the same text, the same hash
+    (run,) = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 100)
+    assert query(url, "SELECT count(n), sum(n) FROM app.s") == [(100, 5050)]
+    assert run_once(cfg)[0].status == "unchanged"

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, IntegrityError, TargetError
 from topoff.export.copy_out import copy_rows
 from topoff.pgtypes import parse_type
@@ -97,7 +98,7 @@ def _cast(engine: Target, table: TableDef, text: str) -> str:
     return f"CAST({engine.literal(text)} AS {typ})"
 
 
-def _replace_range(engine: Target, table: TableDef, stage: str, columns: list,
+def _replace_range(engine: Target, table: TableDef, stage: str, columns: list[Column],
                    lo: str | None, hi: str, lo_inclusive: bool) -> int:
     """Delete the target rows whose cursor is in the range, insert the staged ones."""
     c = engine.ident(table.cursor or "")
@@ -245,8 +246,11 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                     tdef, notes = follow_columns(engine, tdef, current, t.drop_columns,
                                                  t.method == "snapshot")
                 if t.method == "snapshot":
+                    # a column change: copied again even when the rows' hash is the same
+                    # (an int that became a bigint hashes alike, its column was emptied)
                     status, moved, new = _snapshot(engine, conn, info, tdef, state,
-                                                   request.kind == "repull", first)
+                                                   request.kind == "repull" or bool(notes),
+                                                   first)
                 else:
                     moved, new = _incremental(engine, conn, info, tdef, state, request, first)
                     status = "ok"
