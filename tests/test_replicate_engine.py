@@ -303,15 +303,31 @@ def test_pause_resume_and_resync_touch_one_table(fresh):
 
 
 def test_a_table_locked_by_another_run_is_skipped(fresh):
+    import subprocess
+    import sys
+
     import psycopg
 
     kind, url, db = fresh
-    if kind == "duckdb":
-        pytest.skip("a DuckDB file is locked whole: test_cli_replicate runs two processes")
     db.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
     cfg = config(url, {"app": (db.standby_url, {"a": {"method": "snapshot"},
                                                 "b": {"method": "snapshot"}})})
     run_once(cfg)
+    if kind == "duckdb":  # another process has the file open: every table is skipped
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+             "print('open', flush=True); time.sleep(60)", url],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+            runs = run_once(cfg)
+            assert [r.status for r in runs] == ["locked", "locked"]
+            assert "lock" in (runs[0].error or "")
+        finally:
+            holder.kill()
+            holder.wait()
+        assert [r.status for r in run_once(cfg)] == ["unchanged", "unchanged"]
+        return
     with psycopg.connect(url) as other:  # a run holding a's lock in its transaction
         other.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("replicate:app:public.a")])
         assert [r.status for r in run_once(cfg)] == ["locked", "unchanged"]
