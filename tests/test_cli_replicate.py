@@ -106,6 +106,11 @@ def test_a_failing_table_does_not_stop_the_others(setup, cluster, tmp_path):
     assert "1 failed, 1 ok" in r.stdout
     assert "public.missing does not exist" in r.stderr
     assert query(url, "SELECT count(*) FROM app.good") == [(1,)]
+    r = run_cli("replicate", "--config", path, "--log-format", "json")
+    assert r.exit_code == 2
+    lines = [json.loads(ln) for ln in r.stderr.splitlines()]  # every line is JSON
+    failed = [x for x in lines if x.get("level") == "error"]
+    assert failed[-1]["table"] == "app.public.missing" and failed[-1]["exit_code"] == 2
 
 
 def _command(path: str, *extra: str) -> list[str]:

@@ -78,8 +78,13 @@ def _finish(runs: list[Any]) -> int:
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"{len(runs)} tables: {parts}; {moved:,} rows moved")
     failed = [r for r in runs if r.status == "failed"]
+    as_json = (click.get_current_context().obj or {}).get("log_format") == "json"
     for r in failed:
-        click.echo(f"error: {r.source}.{r.table}: {r.error}", err=True)
+        if as_json:  # stderr stays JSON lines
+            click.echo(json.dumps({"level": "error", "table": f"{r.source}.{r.table}",
+                                   "message": r.error, "exit_code": r.exit_code}), err=True)
+        else:
+            click.echo(f"error: {r.source}.{r.table}: {r.error}", err=True)
     return failed[0].exit_code if failed else 0
 
 
