@@ -441,3 +441,16 @@ def test_a_snapshot_column_whose_type_changes_but_hashes_alike_is_copied_again(f
     assert (run.status, run.rows) == ("ok", 100)
     assert query(url, "SELECT count(n), sum(n) FROM app.s") == [(100, 5050)]
     assert run_once(cfg)[0].status == "unchanged"
+
+
+def test_a_view_whose_key_is_not_unique_is_a_config_error(cluster, tmp_path):
+    url = new_target("postgresql", cluster, tmp_path)
+    db = new_database(cluster)
+    db.execute("CREATE TABLE t (id int, ts timestamptz NOT NULL); INSERT INTO t VALUES "
+               "(1, now()), (1, now()); CREATE VIEW v AS SELECT id, ts FROM t")
+    cfg = config(url, {"app": (db.standby_url, {"v": {"method": "inserter", "cursor": "ts",
+                                                      "key": ["id"]}})})
+    (run,) = run_once(cfg)
+    assert run.status == "failed" and run.exit_code == ConfigError.exit_code, run.error
+    assert "not unique" in (run.error or "")
+    assert query(url, "SELECT to_regclass('app.v') IS NULL") == [(True,)]  # nothing kept

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import psycopg
 
 from topoff.dataset.manifest import Column
-from topoff.errors import TargetError
+from topoff.errors import ConfigError, TargetError
 from topoff.replicate.describe import TableInfo
 from topoff.targets.base import TableDef, TableRef, Target
 
@@ -81,7 +81,14 @@ def build_keys(engine: Target, table: TableDef, indexes: list[Index]) -> None:
     first rows (in the same transaction), where the target makes keys by default."""
     if not engine.capabilities.primary_keys:
         return
-    engine.create_keys(table, True)
+    try:  # (a failure aborts the refresh's transaction: nothing of the table is kept)
+        engine.create_keys(table, True)
+    except Exception as e:
+        if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
+            raise
+        raise ConfigError(f"{table.source}: its key ({', '.join(table.primary_key)}) is not "
+                          "unique in the source's rows",
+                          hint="set key = [...] to columns that identify a row") from None
     relation = engine.ident(table.target.schema, table.target.name)
     done = {tuple(table.primary_key), (table.cursor,) if table.cursor else ()}
     for ix in indexes:
