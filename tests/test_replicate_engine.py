@@ -454,3 +454,16 @@ def test_a_view_whose_key_is_not_unique_is_a_config_error(cluster, tmp_path):
     assert run.status == "failed" and run.exit_code == ConfigError.exit_code, run.error
     assert "not unique" in (run.error or "")
     assert query(url, "SELECT to_regclass('app.v') IS NULL") == [(True,)]  # nothing kept
+
+
+def test_a_value_duckdb_cannot_type_widens_the_column_during_a_refresh(fresh):
+    _, url, db = fresh
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL, n numeric(10,2));"
+               " INSERT INTO t SELECT g, now(), g FROM generate_series(1, 10) g")
+    cfg = config(url, {"app": (db.standby_url, {"t": {"method": "updater", "cursor": "ts"}})})
+    run_once(cfg)
+    db.execute("INSERT INTO t VALUES (11, now(), 'NaN'); UPDATE t SET n = 2.5, ts = now() "
+               "WHERE id = 1")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    equal(url, db, "public.t")

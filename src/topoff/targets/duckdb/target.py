@@ -262,7 +262,7 @@ class DuckDBTarget(Target):
             self.execute(f"DROP TABLE IF EXISTS {stage}")
 
     def _spooled(self, table: TableDef, columns: list[Column], chunks: Iterable[bytes],
-                 take: Callable[[str], None]) -> None:
+                 take: Callable[[str, set[str]], None]) -> None:
         """Spool the CSV to files under the replica's tmp directory; each time one holds
         SPOOL_BYTES (and at the end), hand ``take`` its typed SELECT (types.py)."""
         tmp = Path(str(self.path) + ".tmp")
@@ -281,7 +281,7 @@ class DuckDBTarget(Target):
                 if size:
                     spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
                     self._widen_misfits(spec, columns, widened)
-                    take(self._select(spec, columns, widened))
+                    take(self._select(spec, columns, widened), widened)
             if size < SPOOL_BYTES:
                 return
 
@@ -292,9 +292,20 @@ class DuckDBTarget(Target):
         names = ", ".join(duck_ident(c.name) for c in columns)
         self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
                      f"{self._table(table.target)} LIMIT 0")
+        staged = self.widened(table)
+
+        def take(select: str, widened: set[str]) -> None:
+            # a column widened by this file (types.py) is widened in the stage too
+            for c in columns:
+                if c.name in widened and c.name not in staged:
+                    ident = duck_ident(c.name)
+                    self.execute(f"ALTER TABLE {stage} ALTER COLUMN {ident} SET DATA TYPE "
+                                 f"VARCHAR USING {stored_as_text(ident, c)}")
+                    staged.add(c.name)
+            self.execute(f"INSERT INTO {stage} {select}")
+
         try:
-            self._spooled(table, list(columns), chunks,
-                          lambda select: self.execute(f"INSERT INTO {stage} {select}"))
+            self._spooled(table, list(columns), chunks, take)
             yield stage
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
@@ -303,7 +314,7 @@ class DuckDBTarget(Target):
                  chunks: Iterable[bytes]) -> int:
         done = [0]
 
-        def take(select: str) -> None:
+        def take(select: str, widened: set[str]) -> None:
             done[0] += merge(self, table, list(columns), f"({select})", "initial")
 
         self._spooled(table, list(columns), chunks, take)
