@@ -206,3 +206,28 @@ def test_a_config_file_is_loaded_and_its_mistakes_reported(tmp_path):
         load_replicate(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_replicate(tmp_path / "missing.toml")
+
+
+def test_each_source_lands_in_its_own_schema_by_default():
+    c = parse(GOOD + '[replicate.sources.meta]\nurl = "postgresql://r@s/meta"\n'
+              'target_schema = "analytics_meta"\n[replicate.sources.meta.tables.events]\n'
+              'method = "snapshot"\ndrop_columns = true\n')
+    assert [(s.name, s.landing_schema) for s in c.sources] == [
+        ("matomo", "matomo"), ("meta", "analytics_meta")]
+    assert c.sources[1].tables[0].drop_columns and not c.sources[0].tables[0].drop_columns
+
+
+@pytest.mark.parametrize("extra,word", [
+    ('target_schema = "topoff"', "reserved"), ('target_schema = "pg_x"', "reserved"),
+    ('target_schema = ""', "non-empty"), ("target_schema = 3", "non-empty")])
+def test_a_bad_target_schema_is_refused(extra, word):
+    text = GOOD.replace('schema = "matomo"\n', f'schema = "matomo"\n{extra}\n', 1)
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert word in info.value.message
+
+
+def test_drop_columns_is_true_or_false():
+    with pytest.raises(ConfigError) as info:
+        parse(GOOD + 'drop_columns = "yes"\n')
+    assert "drop_columns" in info.value.message

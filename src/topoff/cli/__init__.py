@@ -123,19 +123,21 @@ def cli() -> None:
     \b
     Producer:  topoff init | check-config | export full | export incremental | prune
     Consumer:  topoff sync | status | verify
+    Replicas:  topoff replicate (live tables, straight from a standby)
     Backups:   topoff backup | restore | backups list|drill|check|prune | systemd
     Try it:    topoff demo
     """
 
 
 def _register() -> None:
-    from topoff.cli import backup, datasets, demo, export, init, sync
+    from topoff.cli import backup, datasets, demo, export, init, replicate, sync
 
     init.register(cli)
     export.register(cli)
     cli.add_command(datasets.prune_cmd)
     cli.add_command(datasets.list_cmd)
     sync.register(cli)
+    replicate.register(cli)
     demo.register(cli)
     backup.register(cli)
 

@@ -1,5 +1,8 @@
-"""The source side of ``topoff replicate``: live tables read safely from a hot standby.
+"""``topoff replicate``: live tables copied from PostgreSQL sources (hot standbys) into an
+analytics replica (a DuckDB file or a PostgreSQL database), kept topped off.
 
-In progress: the ``topoff replicate`` command is not wired to the targets yet. See
-docs/replicate.md for the design and what each module guarantees.
+The source side reads in one snapshot (config, describe, read, watermark, change, run);
+the target side applies one refresh of one table in one target transaction with its
+state (apply, shape, store); engine runs the configured tables (the library API of the
+``topoff replicate`` command), report answers ``--status``. See docs/replicate.md.
 """

@@ -23,8 +23,8 @@ METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TABLE_KEYS = {"method", "cursor", "key", "boundary", "lookback", "batch_rows", "columns",
-               "exclude", "where", "cursor_timezone", "schema", "name"}
-_SOURCE_KEYS = {"url", "schema", "allow_primary", "tables"}
+               "exclude", "where", "cursor_timezone", "schema", "name", "drop_columns"}
+_SOURCE_KEYS = {"url", "schema", "target_schema", "allow_primary", "tables"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class ReplicateTable:
     where: str | None = None
     #: zone a ``timestamp without time zone`` cursor is written in (None: the server's)
     cursor_timezone: str | None = None
+    #: a column dropped on the source is dropped in the target too (else kept, nullable)
+    drop_columns: bool = False
 
     @property
     def qualified(self) -> str:
@@ -60,6 +62,12 @@ class ReplicateSource:
     schema: str = "public"
     allow_primary: bool = False
     tables: tuple[ReplicateTable, ...] = ()
+    #: the target schema its tables land in (None: the source's name)
+    target_schema: str | None = None
+
+    @property
+    def landing_schema(self) -> str:
+        return self.target_schema or self.name
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,15 @@ def _table(source: str, schema: str, name: str, t: Any) -> ReplicateTable:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {tz!r} in [{where}]",
                               hint='use an IANA zone name like "Europe/Paris"') from None
+    drop = t.get("drop_columns", False)
+    if not isinstance(drop, bool):
+        raise ConfigError(f"drop_columns in [{where}] must be true or false",
+                          hint="drop_columns = false keeps a column dropped on the source")
     return ReplicateTable(
         source=source, schema=_str(t, "schema", where, schema), name=_str(t, "name", where, name),
         method=method, cursor=cursor, key=key, boundary=boundary, lookback=lookback,
         batch_rows=batch, columns=columns, exclude=exclude, where=_str(t, "where", where),
-        cursor_timezone=tz)
+        cursor_timezone=tz, drop_columns=drop)
 
 
 def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
@@ -190,6 +202,10 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
             raise ConfigError(f"allow_primary in [{where}] must be true or false",
                               hint="allow_primary = false reads only from a standby")
         schema = _str(s, "schema", where, "public")
+        landing = _str(s, "target_schema", where, sname)
+        if landing.startswith("pg_") or landing == "topoff":
+            raise ConfigError(f"target_schema {landing!r} in [{where}] is reserved",
+                              hint="choose another schema name for the replica's tables")
         tables = s.get("tables") or {}
         if not isinstance(tables, dict) or not tables:
             raise ConfigError(f"[{where}] lists no tables",
@@ -201,7 +217,7 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
                 raise ConfigError(f"[{where}] lists table {t.qualified} twice",
                                   hint="list each source table once")
             seen.add(t.qualified)
-        parsed.append(ReplicateSource(sname, url, schema, allow, read))
+        parsed.append(ReplicateSource(sname, url, schema, allow, read, landing))
     return ReplicateConfig(target, tuple(parsed))
 
 

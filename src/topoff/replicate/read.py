@@ -76,8 +76,14 @@ class Batch:
 class Refresh:
     """The read plan of one refresh; ``conn`` is inside the snapshot (open_snapshot)."""
 
-    def __init__(self, conn: psycopg.Connection, info: TableInfo, state: TableState) -> None:
+    def __init__(self, conn: psycopg.Connection, info: TableInfo, state: TableState,
+                 whole_window: bool = False) -> None:
+        """``whole_window``: read every row of the lookback window, not only those committed
+        since the previous run (a table without a key replaces that window whole)."""
         t = info.table
+        self.whole_window = whole_window
+        #: the lower end of the lookback window (None on a first run), for the caller
+        self.far: sql.Composable | None = None
         if not t.cursor or info.cursor_kind is None:
             raise ValueError(f"{t.qualified} has no cursor")
         self.conn, self.info, self.state = conn, info, state
@@ -113,7 +119,8 @@ class Refresh:
             lookback = max(t.lookback, t.boundary)  # type: ignore[type-var]
             lower = bound(w, t.boundary, kind, zone)  # type: ignore[arg-type]
             far = bound(w, lookback, kind, zone)  # type: ignore[arg-type]
-            if self.info.has_xmin:
+            self.far = far
+            if self.info.has_xmin and not self.whole_window:
                 parts.append(sql.SQL("{c} > {far} AND ({c} > {lower} OR {since})").format(
                     c=c, far=far, lower=lower,
                     since=committed_since(self.state.xmin, self.marks.xmax)))

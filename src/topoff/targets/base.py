@@ -227,6 +227,24 @@ class Target(ABC):
         if table.cursor and self.capabilities.cursor_index:
             self.execute(f"CREATE INDEX ON {relation} ({self.ident(table.cursor)})")
 
+    def drop_column(self, table: TableDef, name: str) -> None:
+        self.execute(f"ALTER TABLE {self.ident(table.target.schema, table.target.name)} "
+                     f"DROP COLUMN {self.ident(name)}")
+
+    def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
+        """Give ``column`` its (new) type: its values cast, or NULL (a table whose rows are
+        all replaced in the same transaction)."""
+        raise NotImplementedError
+
+    # -- locks (held by the current transaction) --------------------------------------------
+    def try_lock(self, name: str) -> bool:
+        """Take the lock ``name`` until the current transaction ends; False when another
+        session holds it. A target with one writer (its file is locked) always has it."""
+        return True
+
+    def lock_wait(self, name: str) -> None:  # noqa: B027 - an optional hook
+        """Wait for the lock ``name``, held until the current transaction ends."""
+
     def drop_table(self, ref: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.ident(ref.schema, ref.name)}")
 
@@ -240,6 +258,21 @@ class Target(ABC):
         """A temporary table shaped like ``table``'s ``columns`` and holding ``rows`` (Python
         values, streamed in: constant memory), for :func:`topoff.targets.merge.merge`;
         dropped at the end of the block. Runs in the caller's transaction."""
+
+    def stage_csv(self, table: TableDef, columns: Sequence[Column],
+                  chunks: Iterable[bytes]) -> AbstractContextManager[str]:
+        """Like :meth:`stage_rows`, from CSV bytes as ``COPY ... TO STDOUT (FORMAT csv)``
+        writes them (no header; any split into chunks), streamed: constant memory."""
+        raise NotImplementedError
+
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        """CSV rows (as :meth:`stage_csv` takes them) straight into ``table``, which the
+        caller's transaction just created: nothing to merge. Returns the rows loaded."""
+        with self.stage_csv(table, columns, chunks) as stage:
+            from topoff.targets.merge import merge
+
+            return merge(self, table, columns, stage, "initial")
 
     @abstractmethod
     def hash_rows(self, table: TableDef, by_day: bool, since: datetime | date | None = None,

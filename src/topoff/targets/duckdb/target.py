@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ CAPABILITIES = Capabilities(
                             "a temporary table"},
 )
 _stage_names = itertools.count(1)
+#: stage_csv loads its spool file into the stage each time it holds this many bytes
+SPOOL_BYTES = 64 << 20
 log = logging.getLogger("topoff")
 
 
@@ -125,6 +128,12 @@ class DuckDBTarget(Target):
         self.execute(f"ALTER TABLE {self._table(table.target)} ADD COLUMN "
                      f"{duck_ident(column.name)} {duckdb_type(column)}")
 
+    def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
+        c, typ = duck_ident(column.name), duckdb_type(column)
+        using = f"CAST({c} AS {typ})" if keep_values else f"CAST(NULL AS {typ})"
+        self.execute(f"ALTER TABLE {self._table(table.target)} ALTER COLUMN {c} "
+                     f"SET DATA TYPE {typ} USING {using}")
+
     # create_keys: the base class's. An ART index is rewritten whole at each checkpoint
     # (1.5 s for 1.5 million rows, whatever the day changed): keys are only created when
     # asked for (--primary-keys). Merges find rows by key with a join, index or not.
@@ -133,9 +142,12 @@ class DuckDBTarget(Target):
     def _source(self, spec: LoadSpec, columns: list[Column]) -> str:
         files = ", ".join(_literal(p) for p in spec.files)
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
-        return (f"read_csv([{files}], header = true, columns = {{{types}}}, delim = ',', "
+        # dataset files: zstd with a header; stage_csv's spool files: plain rows
+        header, compression = ("false", "none") if spec.extra.get("plain") else ("true", "zstd")
+        return (f"read_csv([{files}], header = {header}, columns = {{{types}}}, delim = ',', "
                 "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
-                f"auto_detect = false, compression = 'zstd', max_line_size = {self.max_line}, "
+                f"auto_detect = false, compression = '{compression}', "
+                f"max_line_size = {self.max_line}, "
                 f"buffer_size = {self.max_line})")
 
     def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
@@ -248,6 +260,65 @@ class DuckDBTarget(Target):
             yield stage
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def _spooled(self, table: TableDef, columns: list[Column], chunks: Iterable[bytes],
+                 take: Callable[[str, set[str]], None]) -> None:
+        """Spool the CSV to files under the replica's tmp directory; each time one holds
+        SPOOL_BYTES (and at the end), hand ``take`` its typed SELECT (types.py)."""
+        tmp = Path(str(self.path) + ".tmp")
+        tmp.mkdir(exist_ok=True)
+        widened = self.widened(table)
+        it = iter(chunks)
+        while True:
+            with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
+                size = 0
+                for chunk in it:
+                    spool.write(chunk)
+                    size += len(chunk)
+                    if size >= SPOOL_BYTES:
+                        break
+                spool.flush()
+                if size:
+                    spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
+                    self._widen_misfits(spec, columns, widened)
+                    take(self._select(spec, columns, widened), widened)
+            if size < SPOOL_BYTES:
+                return
+
+    @contextlib.contextmanager
+    def stage_csv(self, table: TableDef, columns: Sequence[Column],
+                  chunks: Iterable[bytes]) -> Iterator[str]:
+        stage = f"topoff_stage_{next(_stage_names)}"
+        names = ", ".join(duck_ident(c.name) for c in columns)
+        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
+                     f"{self._table(table.target)} LIMIT 0")
+        staged = self.widened(table)
+
+        def take(select: str, widened: set[str]) -> None:
+            # a column widened by this file (types.py) is widened in the stage too
+            for c in columns:
+                if c.name in widened and c.name not in staged:
+                    ident = duck_ident(c.name)
+                    self.execute(f"ALTER TABLE {stage} ALTER COLUMN {ident} SET DATA TYPE "
+                                 f"VARCHAR USING {stored_as_text(ident, c)}")
+                    staged.add(c.name)
+            self.execute(f"INSERT INTO {stage} {select}")
+
+        try:
+            self._spooled(table, list(columns), chunks, take)
+            yield stage
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        done = [0]
+
+        def take(select: str, widened: set[str]) -> None:
+            done[0] += merge(self, table, list(columns), f"({select})", "initial")
+
+        self._spooled(table, list(columns), chunks, take)
+        return done[0]
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:

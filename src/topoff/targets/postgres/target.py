@@ -41,6 +41,12 @@ _stage_names = itertools.count(1)
 BLOCK = 1 << 20
 
 
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for ``name`` (the same as topoff.sync.lock's)."""
+    digest = hashlib.sha256(f"topoff:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def column_type(c: Column) -> sql.Composable | None:
     """The column's type in the replica, built from parsed parts (never the manifest's text):
     a built-in type as it is; None for an enum (the target makes its own type); text for a
@@ -179,6 +185,30 @@ class PostgresTarget(Target):
             self._table(table.target), sql.Identifier(column.name),
             self._type(table, column)))
 
+    def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
+        """The values are cast (``col::type``), or else through their text (an enum that
+        gained a label: two enum types have no cast between them)."""
+        c = sql.Identifier(column.name)
+        typ = self._type(table, column)
+        alter = sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}")
+        if not keep_values:
+            self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                           sql.SQL("NULL::{}").format(typ)))
+            return
+        try:
+            with self.conn.transaction():  # a savepoint
+                self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                               sql.SQL("{}::{}").format(c, typ)))
+        except psycopg.Error:
+            self.conn.execute(alter.format(self._table(table.target), c, typ,
+                                           sql.SQL("{}::text::{}").format(c, typ)))
+
+    def try_lock(self, name: str) -> bool:
+        return bool(self.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(name)])[0][0])
+
+    def lock_wait(self, name: str) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(name)])
+
     def _has_primary_key(self, ref: TableRef) -> bool:
         return bool(self.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) "
@@ -243,6 +273,27 @@ class PostgresTarget(Target):
                 for row in rows:
                     copy.write_row(row)
             yield self.ident(stage)
+
+    @contextlib.contextmanager
+    def stage_csv(self, table: TableDef, columns: Sequence[Column],
+                  chunks: Iterable[bytes]) -> Iterator[str]:
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        with self._stage(table) as stage, self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                    sql.Identifier(stage), names)) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            yield self.ident(stage)
+
+    def copy_csv(self, table: TableDef, columns: Sequence[Column],
+                 chunks: Iterable[bytes]) -> int:
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        with self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                    self._table(table.target), names)) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            return max(cur.rowcount, 0)
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> sql.Composable | None:

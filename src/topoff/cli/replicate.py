@@ -1,0 +1,172 @@
+"""``topoff replicate``: keep an analytics replica of live tables topped off."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from topoff.cli.options import common_options
+from topoff.errors import ConfigError
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd, kill) stops the run like Ctrl-C: the table being refreshed rolls
+    back, what committed stays; exit 130."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _lag(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _status(config: Any, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from topoff.replicate.report import table_status
+
+    rows = table_status(config)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    table = Table(box=None, padding=(0, 2))
+    for col, just in (("source", "left"), ("table", "left"), ("method", "left"),
+                      ("rows", "right"), ("total", "right"), ("last refresh", "left"),
+                      ("lag", "right"), ("paused", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        when = r.last_refresh.strftime("%Y-%m-%d %H:%M:%SZ") if r.last_refresh else "never"
+        table.add_row(r.source, r.table + ("" if r.configured else " (not configured)"),
+                      r.method, f"{r.rows:,}", f"{r.rows_total:,}", when, _lag(r.lag_seconds),
+                      "yes" if r.paused else "")
+    Console(width=120).print(table)
+
+
+def _finish(runs: list[Any]) -> int:
+    """A summary line; the exit code of the first failed table (0 when none failed)."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    moved = sum(r.rows for r in runs)
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    click.echo(f"{len(runs)} tables: {parts}; {moved:,} rows moved")
+    failed = [r for r in runs if r.status == "failed"]
+    as_json = (click.get_current_context().obj or {}).get("log_format") == "json"
+    for r in failed:
+        if as_json:  # stderr stays JSON lines
+            click.echo(json.dumps({"level": "error", "table": f"{r.source}.{r.table}",
+                                   "message": r.error, "exit_code": r.exit_code}), err=True)
+        else:
+            click.echo(f"error: {r.source}.{r.table}: {r.error}", err=True)
+    return failed[0].exit_code if failed else 0
+
+
+@click.command("replicate")
+@click.pass_context
+@common_options
+@click.option("--once", is_flag=True, help="Refresh every table once, then exit (the default).")
+@click.option("--every", metavar="DURATION",
+              help="Refresh every table, then again each DURATION (5m, 1h) until stopped.")
+@click.option("--table", "tables", multiple=True, metavar="NAME",
+              help="Only this table (source.schema.name, source.name or name); repeatable.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Tables refreshed at once (PostgreSQL target; DuckDB has one writer).")
+@click.option("--status", "status", is_flag=True,
+              help="Show each table's rows, last refresh, lag and pause state.")
+@click.option("--json", "as_json", is_flag=True, help="With --status: print JSON.")
+@click.option("--repull", metavar="TABLE", help="Read TABLE again from the source and merge it.")
+@click.option("--from", "lo", metavar="VALUE", help="With --repull: the lowest cursor value.")
+@click.option("--to", "hi", metavar="VALUE", help="With --repull: the highest cursor value.")
+@click.option("--pause", metavar="TABLE", help="Skip TABLE in later runs until --resume.")
+@click.option("--resume", metavar="TABLE", help="Refresh TABLE again in later runs.")
+@click.option("--resync", metavar="TABLE",
+              help="Drop TABLE in the target and copy it again (the others are not touched).")
+def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every: str | None,
+                  tables: tuple[str, ...], jobs: int, status: bool, as_json: bool,
+                  repull: str | None, lo: str | None, hi: str | None, pause: str | None,
+                  resume: str | None, resync: str | None) -> None:
+    """Refresh the tables of the config's [replicate] section into its target.
+
+    Each table is refreshed in one target transaction with its state; a failed table does
+    not stop the others (the exit code is the first failure's, docs/exit-codes.md). A
+    table another run is refreshing is skipped ("locked").
+
+    \b
+    Example:
+      topoff replicate --config replica.toml --once
+    """
+    if not config_path:
+        raise ConfigError("topoff replicate needs a config file",
+                          hint="pass --config replica.toml (with a [replicate] section) or "
+                          "set TOPOFF_CONFIG")
+    chosen = [a for a, v in (("status", status), ("repull", repull), ("pause", pause),
+                             ("resume", resume), ("resync", resync)) if v]
+    if len(chosen) > 1 or (chosen and (once or every or tables)) or (once and every):
+        raise ConfigError("choose one of --once, --every, --status, --repull, --pause, "
+                          "--resume, --resync", hint="run topoff replicate once per action")
+    if (lo or hi) and not repull:
+        raise ConfigError("--from and --to go with --repull",
+                          hint="topoff replicate --repull TABLE --from X --to Y")
+    if as_json and not status:
+        raise ConfigError("--json goes with --status", hint="topoff replicate --status --json")
+    from topoff.replicate import engine
+    from topoff.replicate.config import load_replicate, parse_interval
+
+    config = load_replicate(config_path)
+    if status:
+        _status(config, as_json)
+        return
+    if pause or resume:
+        engine.set_paused(config, pause or resume or "", bool(pause))
+        return
+    if repull or resync:
+        run = engine.repull(config, repull, lo, hi) if repull else \
+            engine.resync(config, resync or "")
+        ctx.exit(_finish([run]))
+    period = None
+    if every:
+        period = parse_interval(every, "--every")
+        if not isinstance(period, timedelta) or period.total_seconds() < 1:
+            raise ConfigError(f"--every {every} is not a duration of at least 1s",
+                              hint="for example --every 5m")
+    with _term_as_interrupt():
+        while True:
+            start = time.monotonic()
+            code = _finish(engine.run_once(config, list(tables) or None, jobs))
+            if period is None:
+                break
+            time.sleep(max(0.0, start + period.total_seconds() - time.monotonic()))
+    if code:
+        ctx.exit(code)
+
+
+def register(group: Any) -> None:
+    group.add_command(replicate_cmd)
+

@@ -1,0 +1,66 @@
+"""What ``topoff replicate --status`` shows: one row per configured table, from the state
+the target holds (the source is not read).
+
+``lag`` is how far behind the source the replica is: the seconds between now and the
+source snapshot the table's last successful refresh read (``TableState.run_at``, the
+source's clock). A table never refreshed has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from topoff.replicate.apply import landing
+from topoff.replicate.config import ReplicateConfig
+from topoff.replicate.store import StateStore, StoredTable
+from topoff.targets import open_target
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    source: str
+    table: str
+    target: str
+    method: str
+    rows: int  # moved by the last refresh
+    rows_total: int  # moved since the table was first built
+    last_refresh: datetime | None
+    lag_seconds: float | None
+    paused: bool
+    configured: bool  # still in the config (a table removed from it is still stored)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "table": self.table, "target": self.target,
+                "method": self.method, "rows": self.rows, "rows_total": self.rows_total,
+                "last_refresh": self.last_refresh.isoformat() if self.last_refresh else None,
+                "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+                "paused": self.paused, "configured": self.configured}
+
+
+def _row(s: StoredTable | None, source: str, table: str, target: str, method: str,
+         configured: bool, now: datetime) -> TableStatus:
+    if s is None:
+        return TableStatus(source, table, target, method, 0, 0, None, None, False, configured)
+    run_at = s.state.run_at
+    if run_at is not None and run_at.tzinfo is None:
+        run_at = run_at.replace(tzinfo=UTC)
+    lag = max(0.0, (now - run_at).total_seconds()) if run_at else None
+    return TableStatus(source, table, str(s.target), s.method, s.state.rows, s.rows_total,
+                       s.updated_at, lag, s.paused, configured)
+
+
+def table_status(config: ReplicateConfig) -> list[TableStatus]:
+    """Every configured table (and any other the target still keeps state for)."""
+    with open_target(config.target, create=False) as engine:
+        stored = {(s.source, s.table): s for s in StateStore(engine).all()}
+    now = datetime.now(UTC)
+    out = []
+    for src in config.sources:
+        for t in src.tables:
+            out.append(_row(stored.pop((src.name, t.qualified), None), src.name, t.qualified,
+                            str(landing(src, t)), t.method, True, now))
+    for (source, table), s in sorted(stored.items()):
+        out.append(_row(s, source, table, str(s.target), s.method, False, now))
+    return out
