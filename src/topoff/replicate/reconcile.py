@@ -9,14 +9,19 @@ digests of that range are fetched from both sides and compared: keys only in the
 are inserts, keys only in the target deletes, keys whose digests differ updates. With d
 differences among n rows, about ``2 d log2(n / threshold)`` ranges are hashed.
 
-Keys are handled as PostgreSQL's text of each key column and compared as untyped literals
-(PostgreSQL reads them as the key columns' own types), so any ordered key type works, and
-compound keys are compared as rows. Key columns must not be NULL.
+Keys are handled as PostgreSQL's text of each key column (its output function's text, what
+COPY writes) and compared as untyped literals (PostgreSQL reads them as the key columns'
+own types); compound keys are compared as rows. Both sides must put keys in the same order,
+so each key column has an order mode (:func:`key_modes`): ``native`` (the type's own order,
+the same in PostgreSQL and DuckDB: integers, numeric, dates, timestamps, uuid, boolean,
+bytea), ``collate`` (text and char(n), byte order: ``COLLATE "C"``, which is DuckDB's
+order) or ``text`` (anything else, and a column the replica keeps as text: the text's byte
+order). Key columns must not be NULL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +34,38 @@ from topoff.errors import SourceError
 from topoff.pgtypes import family
 
 Key = tuple[str, ...]
+#: key column kinds whose order is the same in PostgreSQL and DuckDB
+NATIVE_ORDER = frozenset({"int", "numeric", "date", "timestamp", "timestamptz", "uuid", "bool",
+                          "bytea"})
+
+
+def key_mode(source: Column, stored: Column | None = None) -> str:
+    """How a key column is ordered on both sides: ``native``, ``collate`` or ``text``
+    (``stored``: the column as the replica holds it, when that can differ)."""
+    fam = family(source.type, source.enum)
+    if stored is not None and family(stored.type, stored.enum).kind != fam.kind:
+        return "text"
+    if fam.kind in NATIVE_ORDER:
+        return "native"
+    if fam.kind == "bpchar" or (fam.kind == "text" and fam.pg_type != "citext"):
+        return "collate"
+    return "text"
+
+
+def key_modes(columns: Sequence[Column], key: Sequence[str],
+              stored: Sequence[Column] | None = None) -> dict[str, str]:
+    by_name = {c.name: c for c in columns}
+    held = {c.name: c for c in stored or ()}
+    return {k: key_mode(by_name[k], held.get(k)) if k in by_name else "text" for k in key}
+
+
+def pg_key_text(col: sql.Composable, c: Column | None) -> sql.Composable:
+    """A key value as PostgreSQL's output text (COPY's, which ``::text`` is not for every
+    type: char(n) keeps its padding, inet its form)."""
+    kind = family(c.type, c.enum).kind if c is not None else "other"
+    if kind in ("bpchar", "other"):
+        return sql.SQL("concat({})").format(col)
+    return sql.SQL("{}::text").format(col)
 
 
 @dataclass(frozen=True)
@@ -54,25 +91,54 @@ class Diff:
     deletes: list[Key] = field(default_factory=list)  # in the target, not in the source
     ranges: int = 0  # key ranges hashed (on both sides)
     fetched: int = 0  # rows whose digests were fetched (both sides)
+    source_rows: int = 0  # rows of the source compared (the whole key range)
 
 
 class PostgresSide:
-    """A PostgreSQL table as a side; ``conn`` is inside the transaction to read in."""
+    """A PostgreSQL table as a side; ``conn`` is inside the transaction to read in.
+
+    ``profile``: how values are hashed (topoff.canonical: ``exact`` against another
+    PostgreSQL table, ``duckdb`` against a DuckDB replica, with ``columns`` typed as the
+    replica holds them). ``where``: a row condition (the source's, checked by describe).
+    ``modes``: each key column's order mode (:func:`key_modes`; by default from
+    ``columns``)."""
 
     def __init__(self, conn: psycopg.Connection, table: sql.Composable,
-                 columns: Sequence[Column], key: Sequence[str]) -> None:
+                 columns: Sequence[Column], key: Sequence[str], *, profile: str = "exact",
+                 where: sql.Composable | None = None,
+                 modes: Mapping[str, str] | None = None) -> None:
         if not key:
             raise ValueError("reconciliation needs a key")
         self.conn, self.table, self.columns, self.key = conn, table, list(columns), list(key)
-        self._key_row = sql.SQL("ROW({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, self.key)))
+        self.profile, self.condition = profile, where
+        self.modes = dict(modes) if modes is not None else key_modes(self.columns, self.key)
+        by_name = {c.name: c for c in self.columns}
+        self._texts = [pg_key_text(sql.Identifier(k), by_name.get(k)) for k in self.key]
+        self._order = [self._ordered(i) for i in range(len(self.key))]
+        self._key_row = sql.SQL("ROW({})").format(sql.SQL(", ").join(self._order))
+
+    def _ordered(self, i: int) -> sql.Composable:
+        mode = self.modes[self.key[i]]
+        if mode == "native":
+            return sql.Identifier(self.key[i])
+        if mode == "collate":
+            return sql.SQL('{} COLLATE "C"').format(sql.Identifier(self.key[i]))
+        return sql.SQL('({}) COLLATE "C"').format(self._texts[i])
+
+    def _bound(self, i: int, value: str) -> sql.Composable:
+        if self.modes[self.key[i]] == "native":
+            return sql.Literal(value)
+        return sql.SQL('{}::text COLLATE "C"').format(sql.Literal(value))
 
     def _where(self, r: KeyRange) -> sql.Composable:
         parts: list[sql.Composable] = [sql.SQL("true")]
+        if self.condition is not None:
+            parts.append(sql.SQL("({})").format(self.condition))
         for bound, op in ((r.lo, ">="), (r.hi, "<")):
             if bound is not None:
                 parts.append(sql.SQL("{} {} ROW({})").format(
-                    self._key_row, sql.SQL(op), sql.SQL(", ").join(map(sql.Literal, bound))))
+                    self._key_row, sql.SQL(op), sql.SQL(", ").join(
+                        self._bound(i, v) for i, v in enumerate(bound))))
         return sql.SQL(" AND ").join(parts)
 
     def _no_null_keys(self) -> None:
@@ -83,8 +149,8 @@ class PostgresSide:
         if not nullable:
             return
         (found,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-                self.table, sql.SQL(" OR ").join(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} AND ({}))").format(
+                self.table, self._where(KeyRange()), sql.SQL(" OR ").join(
                     sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in nullable)
         )).fetchone()
         if found:
@@ -94,27 +160,27 @@ class PostgresSide:
         if r.lo is None and r.hi is None:
             self._no_null_keys()
         row = self.conn.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            pg_row_hash(self.columns), self.table, self._where(r))).fetchone()
+            pg_row_hash(self.columns, self.profile), self.table, self._where(r))).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
 
     def _key_texts(self) -> sql.Composable:
-        return sql.SQL(", ").join(sql.SQL("{}::text AS {}").format(
-            sql.Identifier(k), sql.Identifier(f"k{i}")) for i, k in enumerate(self.key))
+        return sql.SQL(", ").join(sql.SQL("{} AS {}").format(
+            t, sql.Identifier(f"k{i}")) for i, t in enumerate(self._texts))
 
     def split(self, r: KeyRange, count: int) -> Key:
         row = self.conn.execute(sql.SQL(
             "SELECT {} FROM {} WHERE {} ORDER BY {} OFFSET {} LIMIT 1").format(
                 self._key_texts(), self.table, self._where(r),
-                sql.SQL(", ").join(map(sql.Identifier, self.key)),
-                sql.Literal(max(count // 2, 1)))).fetchone()
+                sql.SQL(", ").join(self._order), sql.Literal(max(count // 2, 1)))).fetchone()
         if row is None:
             raise RuntimeError("no split key in a range that counted rows (same snapshot)")
         return _key(row)
 
     def rows(self, r: KeyRange) -> dict[Key, str]:
         parts = [sql.SQL("coalesce({}, {})").format(
-            pg_value(sql.Identifier(c.name), family(c.type, c.enum)), sql.Literal(NULL_MARK))
+            pg_value(sql.Identifier(c.name), family(c.type, c.enum), self.profile),
+            sql.Literal(NULL_MARK))
             for c in self.columns]
         digest = sql.SQL("md5(concat_ws({}, {}))").format(
             sql.Literal(UNIT_SEP), sql.SQL(", ").join(parts))
@@ -145,6 +211,8 @@ def reconcile(source: Side, target: Side, threshold: int = 1000) -> Diff:
         sc, sh = source.hash(r)
         tc, th = target.hash(r)
         diff.ranges += 1
+        if r.lo is None and r.hi is None:
+            diff.source_rows = sc
         if sc == tc and sh == th:
             continue
         if max(sc, tc) > threshold:

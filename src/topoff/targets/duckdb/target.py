@@ -235,19 +235,28 @@ class DuckDBTarget(Target):
 
     @contextlib.contextmanager
     def stage_rows(self, table: TableDef, columns: Sequence[Column],
-                   rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+                   rows: Iterable[Sequence[Any]], text: bool = False) -> Iterator[str]:
         names = ", ".join(duck_ident(c.name) for c in columns)
         stage = f"topoff_stage_{next(_stage_names)}"
-        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
-                     f"{self._table(table.target)} LIMIT 0")
+        raw = f"topoff_stage_{next(_stage_names)}" if text else stage
+        shape = (f"({', '.join(duck_ident(c.name) + ' VARCHAR' for c in columns)})" if text
+                 else f"AS SELECT {names} FROM {self._table(table.target)} LIMIT 0")
+        self.execute(f"CREATE TEMP TABLE {raw} {shape}")
         try:
             marks = ", ".join("?" for _ in columns)
             it = iter(rows)
             while batch := list(itertools.islice(it, 10000)):
-                self.con.executemany(f"INSERT INTO {stage} VALUES ({marks})", batch)
+                self.con.executemany(f"INSERT INTO {raw} VALUES ({marks})", batch)
+            if text:  # PostgreSQL's text, read as a load reads the CSV files
+                widened = self.widened(table)
+                exprs = ", ".join(f"{load_expression(duck_ident(c.name), c, c.name in widened)}"
+                                  f" AS {duck_ident(c.name)}" for c in columns)
+                self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
+                self.execute(f"DROP TABLE {raw}")
             yield stage
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
+            self.execute(f"DROP TABLE IF EXISTS {raw}")
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:
