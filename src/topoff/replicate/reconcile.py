@@ -126,9 +126,11 @@ class PostgresSide:
         return sql.SQL('({}) COLLATE "C"').format(self._texts[i])
 
     def _bound(self, i: int, value: str) -> sql.Composable:
-        if self.modes[self.key[i]] == "native":
-            return sql.Literal(value)
-        return sql.SQL('{}::text COLLATE "C"').format(sql.Literal(value))
+        # an untyped literal: read as the key column's type (char(n) compares without its
+        # trailing blanks); the key side's explicit collation decides the order
+        if self.modes[self.key[i]] == "text":
+            return sql.SQL("{}::text").format(sql.Literal(value))
+        return sql.Literal(value)
 
     def _where(self, r: KeyRange) -> sql.Composable:
         parts: list[sql.Composable] = [sql.SQL("true")]

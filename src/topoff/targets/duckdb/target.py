@@ -174,15 +174,17 @@ class DuckDBTarget(Target):
             out.append(c)
         return out
 
-    def _widen_misfits(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> None:
-        """Widen the columns whose values in these files the DuckDB type cannot hold."""
+    def _widen_misfits(self, table: TableDef, columns: Sequence[Column], widened: set[str],
+                       source: str) -> None:
+        """Widen the columns whose values in ``source`` (CSV text: files, or staged text
+        rows) the DuckDB type cannot hold."""
         checks = {c.name: (c, check) for c in columns if c.name not in widened
                   and (check := misfit_check(duck_ident(c.name), c)) is not None}
         if not checks:
             return
         flags = ", ".join(f"bool_or({check})" for _, check in checks.values())
-        found = self.execute(f"SELECT {flags} FROM {self._source(spec, columns)}")[0]
-        target = self._table(spec.table.target)
+        found = self.execute(f"SELECT {flags} FROM {source}")[0]
+        target = self._table(table.target)
         for (name, (column, _)), misfit in zip(checks.items(), found, strict=True):
             if misfit:
                 c = duck_ident(name)
@@ -190,7 +192,7 @@ class DuckDBTarget(Target):
                              f"USING {stored_as_text(c, column)}")
                 widened.add(name)
                 log.warning("%s.%s: a value does not fit DuckDB's %s; the column now keeps "
-                            "PostgreSQL's text", spec.table.source, name, duckdb_type(column))
+                            "PostgreSQL's text", table.source, name, duckdb_type(column))
 
     def load(self, spec: LoadSpec) -> int:
         try:
@@ -222,7 +224,7 @@ class DuckDBTarget(Target):
         table = spec.table
         columns = spec.extra.get("columns") or table.columns
         widened = self.widened(table)
-        self._widen_misfits(spec, columns, widened)
+        self._widen_misfits(table, columns, widened, self._source(spec, columns))
         select = self._select(spec, columns, widened)  # --since applied here
         if spec.mode == "initial":
             return merge(self, table, columns, f"({select})", "initial")
@@ -249,6 +251,7 @@ class DuckDBTarget(Target):
                 self.con.executemany(f"INSERT INTO {raw} VALUES ({marks})", batch)
             if text:  # PostgreSQL's text, read as a load reads the CSV files
                 widened = self.widened(table)
+                self._widen_misfits(table, columns, widened, raw)
                 exprs = ", ".join(f"{load_expression(duck_ident(c.name), c, c.name in widened)}"
                                   f" AS {duck_ident(c.name)}" for c in columns)
                 self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
