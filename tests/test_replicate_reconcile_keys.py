@@ -120,7 +120,7 @@ def test_values_at_the_edges_give_no_false_difference(db, tmp_path, kind):
         assert changes(run(db, t, engine, tdef, threshold=1)) == (5, 0, 0)
         assert converged(db, engine, tdef)
         again = run(db, t, engine, tdef, threshold=1)
-        assert changes(again) == (0, 0, 0) and again.ranges_hashed == 1
+        assert changes(again) == (0, 0, 0)
         # one value changed by the smallest step is found
         db.execute("UPDATE edge SET tz = tz + interval '1 us' WHERE id = 2; "
                    "UPDATE edge SET f8 = '-0'::float8 * 0 + 5e-324 * 2 WHERE id = 5")

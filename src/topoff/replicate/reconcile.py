@@ -2,12 +2,17 @@
 triggers on the source.
 
 Both sides hash a key range the same way (:mod:`topoff.canonical`: row count plus the sum
-of the first 60 bits of each row's canonical md5). Ranges whose count and hash agree are
-done; a differing range is split at the median key of the side that holds more of its
-rows, until it holds at most ``threshold`` rows on both sides; then the keys and row
-digests of that range are fetched from both sides and compared: keys only in the source
-are inserts, keys only in the target deletes, keys whose digests differ updates. With d
-differences among n rows, about ``2 d log2(n / threshold)`` ranges are hashed.
+of the first 60 bits of each row's canonical md5). A range holding more than
+``threshold`` rows on either side is cut into up to ``max_parts`` parts of about
+``threshold`` rows each, at keys read from the side that holds more of its rows (one
+ordered scan of the keys); each side then hashes every part in ONE grouped scan (a row
+finds its part by a binary search of the bounds), both sides at once. Parts whose count
+and hash agree are done; differing parts are cut again, until they hold at most
+``threshold`` rows on both sides; then the keys and row digests of such a part are
+fetched from both sides and compared: keys only in the source are inserts, keys only in
+the target deletes, keys whose digests differ updates. Each level scans each side's
+differing rows once: with n rows and 1,000-row parts, a million-row table takes one
+level, the parts that differ are compared row by row.
 
 Keys are handled as PostgreSQL's text of each key column (its output function's text, what
 COPY writes) and compared as untyped literals (PostgreSQL reads them as the key columns'
@@ -21,7 +26,9 @@ order). Key columns must not be NULL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,11 +84,37 @@ class KeyRange:
 class Side(Protocol):
     """One side of a reconciliation (the source in its snapshot, or the target)."""
 
+    def count(self, r: KeyRange) -> int: ...
+
     def hash(self, r: KeyRange) -> tuple[int, str]: ...
 
-    def split(self, r: KeyRange, count: int) -> Key: ...
+    def bounds(self, r: KeyRange, count: int, parts: int) -> list[Key]:
+        """Keys cutting ``r`` (``count`` rows on this side) into ``parts`` parts of equal
+        size (at most ``parts - 1`` keys, ascending, each inside ``r``)."""
+        ...
+
+    def hashes(self, r: KeyRange, bounds: Sequence[Key]) -> list[tuple[int, str]]:
+        """count and hash of each part of ``r`` cut at ``bounds`` (``len(bounds) + 1``)."""
+        ...
 
     def rows(self, r: KeyRange) -> dict[Key, str]: ...
+
+
+def parts_of(r: KeyRange, bounds: Sequence[Key]) -> list[KeyRange]:
+    edges: list[Key | None] = [r.lo, *bounds, r.hi]
+    return [KeyRange(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+
+def bucket_tree(bounds: Sequence[Key], below: Callable[[Key], str]) -> str:
+    """A nested CASE giving a row's part number (0..len(bounds)) by binary search of the
+    bounds; ``below(b)`` is the condition "the row's key < b"."""
+    def tree(lo: int, hi: int) -> str:
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2  # first part of the upper half: it starts at bounds[mid-1]
+        return (f"CASE WHEN {below(bounds[mid - 1])} THEN {tree(lo, mid - 1)} "
+                f"ELSE {tree(mid, hi)} END")
+    return tree(0, len(bounds))
 
 
 @dataclass
@@ -158,6 +191,14 @@ class PostgresSide:
         if found:
             _key([None])
 
+    def count(self, r: KeyRange) -> int:
+        if r.lo is None and r.hi is None:
+            self._no_null_keys()
+        row = self.conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            self.table, self._where(r))).fetchone()
+        assert row is not None
+        return int(row[0])
+
     def hash(self, r: KeyRange) -> tuple[int, str]:
         if r.lo is None and r.hi is None:
             self._no_null_keys()
@@ -170,14 +211,34 @@ class PostgresSide:
         return sql.SQL(", ").join(sql.SQL("{} AS {}").format(
             t, sql.Identifier(f"k{i}")) for i, t in enumerate(self._texts))
 
-    def split(self, r: KeyRange, count: int) -> Key:
-        row = self.conn.execute(sql.SQL(
-            "SELECT {} FROM {} WHERE {} ORDER BY {} OFFSET {} LIMIT 1").format(
-                self._key_texts(), self.table, self._where(r),
-                sql.SQL(", ").join(self._order), sql.Literal(max(count // 2, 1)))).fetchone()
-        if row is None:
-            raise RuntimeError("no split key in a range that counted rows (same snapshot)")
-        return _key(row)
+    def bounds(self, r: KeyRange, count: int, parts: int) -> list[Key]:
+        step = max(-(-count // parts), 1)
+        n = len(self.key)
+        rows = self.conn.execute(sql.SQL(
+            "SELECT {} FROM (SELECT {}, row_number() OVER (ORDER BY {}) AS topoff_rn "
+            "FROM {} WHERE {}) AS s WHERE (topoff_rn - 1) % {} = 0 AND topoff_rn > 1 "
+            "AND topoff_rn <= {} "
+            "ORDER BY topoff_rn").format(
+                sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(n)),
+                self._key_texts(), sql.SQL(", ").join(self._order), self.table,
+                self._where(r), sql.Literal(step), sql.Literal(count))).fetchall()
+        return [_key(row) for row in rows]
+
+    def hashes(self, r: KeyRange, bounds: Sequence[Key]) -> list[tuple[int, str]]:
+        def below(b: Key) -> str:
+            return sql.SQL("{} < ROW({})").format(self._key_row, sql.SQL(", ").join(
+                self._bound(i, v) for i, v in enumerate(b))).as_string(self.conn)
+
+        part = sql.SQL(bucket_tree(bounds, below))  # built from literals quoted above
+        out = [(0, "0")] * (len(bounds) + 1)
+        with _planner(self.conn):
+            found = self.conn.execute(sql.SQL(
+                "SELECT {} AS topoff_part, {} FROM {} WHERE {} GROUP BY 1").format(
+                    part, pg_row_hash(self.columns, self.profile), self.table,
+                    self._where(r))).fetchall()
+        for i, c, h in found:
+            out[int(i)] = (int(c), str(h))
+        return out
 
     def rows(self, r: KeyRange) -> dict[Key, str]:
         parts = [sql.SQL("coalesce({}, {})").format(
@@ -195,6 +256,28 @@ class PostgresSide:
         return out
 
 
+#: for the grouped hash of the parts: the planner takes each row for its own group and
+#: sorts whole rows (to disk) where a hash of a few hundred groups is in memory, or
+#: gathers whole rows from parallel workers to hash them in one process; JIT spends
+#: longer compiling the binary search than running it. The two sides run at once.
+_HASH_SETTINGS = {"enable_sort": "off", "jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
+@contextmanager
+def _planner(conn: psycopg.Connection) -> Iterator[None]:
+    """Planner settings for one statement, inside the caller's transaction (set_config
+    local to it, then the previous values put back)."""
+    saved = {}
+    for name, value in _HASH_SETTINGS.items():
+        row = conn.execute("SELECT current_setting(%s), set_config(%s, %s, true)",
+                           (name, name, value)).fetchone()
+        assert row is not None
+        saved[name] = row[0]
+    yield  # after an error the transaction is aborted: nothing to put back
+    for name, value in saved.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
 def _key(values: Sequence[str | None]) -> Key:
     if any(v is None for v in values):
         raise SourceError("a key column is NULL in a row to reconcile",
@@ -202,35 +285,58 @@ def _key(values: Sequence[str | None]) -> Key:
     return tuple(values)  # type: ignore[arg-type]
 
 
-def reconcile(source: Side, target: Side, threshold: int = 1000) -> Diff:
+def reconcile(source: Side, target: Side, threshold: int = 1000,
+              max_parts: int = 1024) -> Diff:
     """The exact difference between ``source`` and ``target`` (see the module text)."""
-    if threshold < 1:
-        raise ValueError("threshold must be at least 1")
+    if threshold < 1 or max_parts < 2:
+        raise ValueError("threshold must be at least 1, max_parts at least 2")
     diff = Diff()
-    todo = [KeyRange()]
-    while todo:
-        r = todo.pop()
-        sc, sh = source.hash(r)
-        tc, th = target.hash(r)
-        diff.ranges += 1
-        if r.lo is None and r.hi is None:
-            diff.source_rows = sc
-        if sc == tc and sh == th:
-            continue
-        if max(sc, tc) > threshold:
-            mid = source.split(r, sc) if sc >= tc else target.split(r, tc)
-            todo.append(KeyRange(mid, r.hi))
-            todo.append(KeyRange(r.lo, mid))
-            continue
-        src, tgt = source.rows(r), target.rows(r)
-        diff.fetched += len(src) + len(tgt)
-        for k, digest in src.items():
-            other = tgt.get(k)
-            if other is None:
-                diff.inserts.append(k)
-            elif other != digest:
-                diff.updates.append(k)
-        diff.deletes.extend(k for k in tgt if k not in src)
+    with ThreadPoolExecutor(2, thread_name_prefix="topoff-reconcile") as pool:
+        def both(on_source: Callable[[], object], on_target: Callable[[], object]
+                 ) -> tuple[object, object]:
+            a, b = pool.submit(on_source), pool.submit(on_target)
+            return a.result(), b.result()
+
+        root = KeyRange()
+        sc, tc = both(lambda: source.count(root), lambda: target.count(root))
+        assert isinstance(sc, int) and isinstance(tc, int)
+        diff.source_rows = sc
+        todo: list[tuple[KeyRange, int, int]] = [(root, sc, tc)]
+        while todo:
+            r, sc, tc = todo.pop()
+            most = max(sc, tc)
+            if most <= threshold:
+                if most:
+                    _compare(source, target, r, diff)
+                continue
+            # parts of 4/5 of the threshold: a few rows more on the other side still
+            # leave a differing part small enough to compare row by row
+            parts = min(max_parts, max(2, -(-most // max(threshold * 4 // 5, 1))))
+            cutter = source if sc >= tc else target
+            bounds = cutter.bounds(r, most, parts)
+            if not bounds:
+                raise RuntimeError("no bounds in a range that counted rows (same snapshot)")
+            hs, ht = both(lambda r=r, b=bounds: source.hashes(r, b),  # type: ignore[misc]
+                          lambda r=r, b=bounds: target.hashes(r, b))  # type: ignore[misc]
+            assert isinstance(hs, list) and isinstance(ht, list)
+            diff.ranges += len(hs)
+            for sub, a, b in zip(parts_of(r, bounds), hs, ht, strict=True):
+                if (a if cutter is source else b)[0] >= most:  # a bound outside the range
+                    raise RuntimeError(f"reconcile made no progress in {r}")
+                if a != b:
+                    todo.append((sub, a[0], b[0]))
     for keys in (diff.inserts, diff.updates, diff.deletes):
         keys.sort()
     return diff
+
+
+def _compare(source: Side, target: Side, r: KeyRange, diff: Diff) -> None:
+    src, tgt = source.rows(r), target.rows(r)
+    diff.fetched += len(src) + len(tgt)
+    for k, digest in src.items():
+        other = tgt.get(k)
+        if other is None:
+            diff.inserts.append(k)
+        elif other != digest:
+            diff.updates.append(k)
+    diff.deletes.extend(k for k in tgt if k not in src)

@@ -28,7 +28,7 @@ from topoff.canonical import duck_ident, duckdb_row_hash, duckdb_value
 from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
-from topoff.replicate.reconcile import Key, KeyRange, _key, key_modes
+from topoff.replicate.reconcile import Key, KeyRange, _key, bucket_tree, key_modes
 from topoff.targets.base import Target
 from topoff.targets.duckdb.types import duckdb_type, load_expression
 
@@ -141,6 +141,12 @@ class DuckDBSide:
                               "replica", hint="the replica was changed by hand; delete that "
                               "row or resync the table")
 
+    def count(self, r: KeyRange) -> int:
+        if r.lo is None and r.hi is None:
+            self._no_null_keys()
+        return int(self.engine.execute(f"SELECT count(*) FROM {self.relation} "
+                                       f"WHERE {self._where(r)}")[0][0])
+
     def hash(self, r: KeyRange) -> tuple[int, str]:
         if r.lo is None and r.hi is None:
             self._no_null_keys()
@@ -151,13 +157,26 @@ class DuckDBSide:
     def _key_select(self) -> str:
         return ", ".join(self._texts)
 
-    def split(self, r: KeyRange, count: int) -> Key:
+    def bounds(self, r: KeyRange, count: int, parts: int) -> list[Key]:
+        step = max(-(-count // parts), 1)
+        names = ", ".join(f"k{i}" for i in range(len(self.key)))
+        texts = ", ".join(f"{t} AS k{i}" for i, t in enumerate(self._texts))
         rows = self.engine.execute(
-            f"SELECT {self._key_select()} FROM {self.relation} WHERE {self._where(r)} "
-            f"ORDER BY {', '.join(self._order)} OFFSET {max(count // 2, 1)} LIMIT 1")
-        if not rows:
-            raise RuntimeError("no split key in a range that counted rows (same transaction)")
-        return _key(rows[0])
+            f"SELECT {names} FROM (SELECT {texts}, row_number() OVER (ORDER BY "
+            f"{', '.join(self._order)}) AS topoff_rn FROM {self.relation} WHERE "
+            f"{self._where(r)}) WHERE (topoff_rn - 1) % {step} = 0 AND topoff_rn > 1 "
+            f"AND topoff_rn <= {int(count)} "
+            "ORDER BY topoff_rn")
+        return [_key(row) for row in rows]
+
+    def hashes(self, r: KeyRange, bounds: Sequence[Key]) -> list[tuple[int, str]]:
+        part = bucket_tree(bounds, lambda b: self._compare(b, True, "<"))
+        out = [(0, "0")] * (len(bounds) + 1)
+        for i, c, h in self.engine.execute(
+                f"SELECT {part} AS topoff_part, {duckdb_row_hash(self.columns)} FROM "
+                f"{self.relation} WHERE {self._where(r)} GROUP BY 1"):
+            out[int(i)] = (int(c), str(h))
+        return out
 
     def rows(self, r: KeyRange) -> dict[Key, str]:
         parts = [f"coalesce({duckdb_value(duck_ident(c.name), family(c.type, c.enum))}, "
