@@ -145,10 +145,11 @@ def main() -> None:
             ("reladiff (detect only)", "reconcile", rd_cmd, lambda: make_stale(cluster, keys)),
         ], args.repeat)
         found = subprocess.run(f"{reladiff} '{source}' events '{target}' replica.events -k id "
-                               + " ".join(f"-c {c}" for c in COLUMNS), shell=True,
-                               capture_output=True, text=True).stdout
+                               + " ".join(f"-c {c}" for c in COLUMNS) + " --stats",
+                               shell=True, capture_output=True, text=True).stdout
         make_stale(cluster, keys)
-        print(f"# reladiff lines on the stale replica: {len(found.splitlines())}")
+        print("# reladiff --stats on the stale replica: " + " / ".join(
+            line.strip() for line in found.splitlines() if line.strip()))
         print(f"\n{machine()}; {args.rows:,} rows, {args.changes} differences "
               f"({args.changes // 3} deleted, {args.changes // 3} updated, "
               f"{args.changes - 2 * (args.changes // 3)} inserted)\n")
