@@ -45,6 +45,8 @@ def test_keys_of_each_type_converge(db, tmp_path, kind, key):
     t = ReplicateTable("s", "public", "t", "snapshot")
     tdef = table_def(db, t)
     with open_engine(kind, db, tmp_path) as engine:
+        if kind == "duckdb":  # keys print alike whatever the session's zone
+            engine.execute("SET TimeZone = 'Asia/Kolkata'")
         new_replica(engine, tdef)
         assert changes(run(db, t, engine, tdef, threshold=16)) == (rows, 0, 0)
         assert converged(db, engine, tdef)
