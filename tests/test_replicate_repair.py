@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import psycopg
 import pytest
 
 from support.reconcile import changes, converged, new_replica, open_engine, run, table_def
@@ -124,4 +125,40 @@ def test_a_null_key_on_the_source_is_refused(db, tmp_path):
         new_replica(engine, tdef)
         with pytest.raises(SourceError):
             run(db, t, engine, tdef)
+        assert engine.count(tdef) == 0
+
+
+def test_a_failed_repair_changes_nothing(db, tmp_path):
+    db.execute("CREATE TABLE ts (id int PRIMARY KEY, at timestamp); "
+               "INSERT INTO ts SELECT g, '2026-01-01'::timestamp + g * interval '1 h' "
+               "FROM generate_series(1, 50) g")
+    t = ReplicateTable("s", "public", "ts", "snapshot")
+    tdef = table_def(db, t)
+    with open_engine("postgresql", db, tmp_path) as engine:
+        new_replica(engine, tdef)
+        run(db, t, engine, tdef)
+        # the replica refuses a row (a constraint added there), after a delete to repair
+        engine.execute("ALTER TABLE replica.ts ADD CHECK (at < '2100-01-01')")
+        db.execute("DELETE FROM ts WHERE id = 1; UPDATE ts SET at = at + interval '1 s' "
+                   "WHERE id = 2; INSERT INTO ts VALUES (99, '2200-01-01')")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            run(db, t, engine, tdef, threshold=4)
+        assert engine.count(tdef) == 50  # the delete was rolled back with the rest
+        db.execute("DELETE FROM ts WHERE id = 99")
+        assert changes(run(db, t, engine, tdef, threshold=4)) == (0, 1, 1)
+        assert converged(db, engine, tdef)
+
+
+def test_duckdb_staging_of_a_value_it_cannot_hold(db, tmp_path):
+    db.execute("CREATE TABLE ts (id int PRIMARY KEY, at timestamp)")
+    t = ReplicateTable("s", "public", "ts", "snapshot")
+    tdef = table_def(db, t)
+    with open_engine("duckdb", db, tmp_path) as engine:
+        new_replica(engine, tdef)
+        with pytest.raises(TargetError) as info, engine.transaction():
+            engine.execute(f"INSERT INTO {engine.ident('replica', 'ts')} VALUES (1, NULL)")
+            rows = [("2", "2026-01-01 00:00:00"), ("3", "294270-01-01 00:00:00")]
+            with engine.stage_rows(tdef, tdef.columns, rows, text=True):
+                pass
+        assert "does not fit" in info.value.message and info.value.hint  # not masked
         assert engine.count(tdef) == 0

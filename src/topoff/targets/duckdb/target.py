@@ -254,12 +254,21 @@ class DuckDBTarget(Target):
                 self._widen_misfits(table, columns, widened, raw)
                 exprs = ", ".join(f"{load_expression(duck_ident(c.name), c, c.name in widened)}"
                                   f" AS {duck_ident(c.name)}" for c in columns)
-                self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
+                try:
+                    self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
+                except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
+                    first = str(e).strip().splitlines()[0]
+                    raise TargetError(
+                        f"{table.source}: a value does not fit its DuckDB column ({first})",
+                        hint="DuckDB cannot hold this value (timestamps after 294246 AD); "
+                        "replicate into PostgreSQL, or correct the value on the source"
+                    ) from None
                 self.execute(f"DROP TABLE {raw}")
             yield stage
         finally:
-            self.execute(f"DROP TABLE IF EXISTS {stage}")
-            self.execute(f"DROP TABLE IF EXISTS {raw}")
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction drops them
+                self.execute(f"DROP TABLE IF EXISTS {stage}")
+                self.execute(f"DROP TABLE IF EXISTS {raw}")
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:
