@@ -307,7 +307,10 @@ def reconcile(source: Side, target: Side, threshold: int = 1000,
             most = max(sc, tc)
             if most <= threshold:
                 if most:
-                    _compare(source, target, r, diff)
+                    src, tgt = both(lambda r=r: source.rows(r),  # type: ignore[misc]
+                                    lambda r=r: target.rows(r))  # type: ignore[misc]
+                    assert isinstance(src, dict) and isinstance(tgt, dict)
+                    _compare(src, tgt, diff)
                 continue
             # parts of 4/5 of the threshold: a few rows more on the other side still
             # leave a differing part small enough to compare row by row
@@ -330,8 +333,7 @@ def reconcile(source: Side, target: Side, threshold: int = 1000,
     return diff
 
 
-def _compare(source: Side, target: Side, r: KeyRange, diff: Diff) -> None:
-    src, tgt = source.rows(r), target.rows(r)
+def _compare(src: dict[Key, str], tgt: dict[Key, str], diff: Diff) -> None:
     diff.fetched += len(src) + len(tgt)
     for k, digest in src.items():
         other = tgt.get(k)
