@@ -43,6 +43,14 @@ def test_fresh_tables_are_ok_with_perfdata():
                          "meta.users: OK, last success 20m ago"]
 
 
+def test_plain_tuples_are_records(tmp_path: Path):
+    tables = [("a", ago(10), False, None), ("b", ago(4000), True, 3.0)]
+    r = evaluate(tables, WARN, CRIT, now=NOW)
+    assert r.code == WARNING and r.details[1] == "b: WARNING, paused, last success 67m ago, lag 3s"
+    write_prometheus(tmp_path / "m.prom", tables, r)
+    assert 'topoff_replicate_paused{table="b"} 1.0' in (tmp_path / "m.prom").read_text()
+
+
 def test_warning_critical_and_never():
     assert check(TableFreshness("a", ago(3601))).code == WARNING
     r = check(TableFreshness("a", ago(100)), TableFreshness("b", ago(7201)),

@@ -102,7 +102,16 @@ def _perf_label(name: str) -> str:
     return "'" + name.replace("'", "''").replace("=", "_") + "_age'"
 
 
-def evaluate(tables: Iterable[TableFreshness], warn: float, crit: float,
+Record = TableFreshness | tuple[str, datetime | None, bool, float | None]
+
+
+def records(tables: Iterable[Record]) -> list[TableFreshness]:
+    """``(name, last_success, paused, lag_seconds)`` tuples or TableFreshness, as the
+    latter."""
+    return [t if isinstance(t, TableFreshness) else TableFreshness(*t) for t in tables]
+
+
+def evaluate(tables: Iterable[Record], warn: float, crit: float,
              now: datetime | None = None, lag_warn: float | None = None,
              lag_crit: float | None = None) -> FreshnessResult:
     """Judge every table (see the module text); limits in seconds."""
@@ -113,7 +122,7 @@ def evaluate(tables: Iterable[TableFreshness], warn: float, crit: float,
     if lag_warn is not None and lag_crit is not None:
         _check_limits(lag_warn, lag_crit, "lag")
     now = now or datetime.now(UTC)
-    rows = list(tables)
+    rows = records(tables)
     if not rows:
         return FreshnessResult(UNKNOWN, "REPLICATE UNKNOWN - no replicated table to check")
     worst, problems, details, perf = OK, [], [], []
@@ -166,12 +175,13 @@ HELP = {
 }
 
 
-def metrics_text(tables: Sequence[TableFreshness], result: FreshnessResult) -> str:
+def metrics_text(tables: Sequence[Record], result: FreshnessResult) -> str:
     lines = []
+    rows = records(tables)
     for key, help_text in HELP.items():
         name = f"topoff_replicate_{key}"
         samples = []
-        for t in tables:
+        for t in rows:
             if key == "last_success_timestamp_seconds":
                 value = None if t.last_success is None else t.last_success.timestamp()
             elif key == "lag_seconds":
@@ -188,7 +198,7 @@ def metrics_text(tables: Sequence[TableFreshness], result: FreshnessResult) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_prometheus(path: str | Path, tables: Sequence[TableFreshness],
+def write_prometheus(path: str | Path, tables: Sequence[Record],
                      result: FreshnessResult) -> None:
     """Write the metrics atomically (temp file in the same directory, fsync, rename)."""
     target = Path(path)
