@@ -1,9 +1,8 @@
 """Reconcile by key ranges on real tables: the source on the standby, a PostgreSQL table as
-the target; the diff is exact and only O(d log n) ranges are hashed."""
+the target; the diff is exact, and only the rows of differing parts are fetched."""
 
 from __future__ import annotations
 
-import math
 import random
 
 import psycopg
@@ -38,6 +37,7 @@ def test_scattered_changes_give_the_exact_diff_reading_few_ranges(db):
     deleted = {(str(3 * i),) for i in ids[:10]}
     updated = {(str(3 * i),) for i in ids[10:20]}
     inserted = {(str(3 * i + 1),) for i in ids[20:30]}
+    changes = 30
     stmts = [f"DELETE FROM src WHERE id = {k[0]}" for k in deleted]
     upd = sorted(updated)
     stmts += [f"UPDATE src SET t = t + interval '1 us' WHERE id = {k[0]}" for k in upd[:5]]
@@ -47,14 +47,19 @@ def test_scattered_changes_give_the_exact_diff_reading_few_ranges(db):
     src, tgt, conns = sides(db)
     try:
         d = reconcile(src, tgt, threshold=100)
+        # many levels of few parts find the same difference
+        deep = reconcile(src, tgt, threshold=3, max_parts=3)
+        assert (deep.inserts, deep.updates, deep.deletes) == (d.inserts, d.updates, d.deletes)
+        assert deep.fetched <= changes * 2 * 3
+        with pytest.raises(ValueError):
+            reconcile(src, tgt, max_parts=1)
     finally:
         for c in conns:
             c.close()
     assert set(d.deletes) == deleted and set(d.updates) == updated
     assert set(d.inserts) == inserted
-    changes = 30
-    bound = 2 * changes * (math.log2(N / 100) + 2)
-    assert d.ranges <= bound, (d.ranges, bound)
+    assert d.ranges == N // 80  # one level: every part of 80 rows hashed once
+    assert d.source_rows == N
     assert d.fetched <= changes * 2 * 100  # only the small differing ranges' rows
 
 
@@ -65,7 +70,9 @@ def test_equal_tables_take_one_range_and_a_compound_key(db):
     src, tgt, conns = sides(db, key=("a", "b"))
     try:
         d = reconcile(src, tgt, threshold=50)
-        assert d.ranges == 1 and not (d.inserts or d.updates or d.deletes)
+        # one level: 75 parts of 40 rows hashed in one scan per side, none differs
+        assert d.ranges == 75 and d.fetched == 0
+        assert not (d.inserts or d.updates or d.deletes)
     finally:
         for c in conns:
             c.close()
@@ -99,6 +106,21 @@ def test_an_empty_source_or_target(db):
             c.close()
     with pytest.raises(ValueError):
         reconcile(src, tgt, threshold=0)
+
+
+def test_parts_of_one_row(db):
+    db.execute("CREATE TABLE src (id int PRIMARY KEY, v text); "
+               "INSERT INTO src VALUES (1, 'a'), (2, 'b'), (4, 'd');"
+               "CREATE TABLE tgt (id int PRIMARY KEY, v text); "
+               "INSERT INTO tgt VALUES (2, 'B'), (3, 'c'), (4, 'd')")
+    src, tgt, conns = sides(db)
+    try:
+        for threshold in (1, 2, 3):
+            d = reconcile(src, tgt, threshold=threshold)
+            assert (d.inserts, d.updates, d.deletes) == ([("1",)], [("2",)], [("3",)])
+    finally:
+        for c in conns:
+            c.close()
 
 
 def test_a_null_key_is_a_source_error(db):

@@ -254,10 +254,13 @@ class Target(ABC):
 
     @abstractmethod
     def stage_rows(self, table: TableDef, columns: Sequence[Column],
-                   rows: Iterable[Sequence[Any]]) -> AbstractContextManager[str]:
+                   rows: Iterable[Sequence[Any]], text: bool = False
+                   ) -> AbstractContextManager[str]:
         """A temporary table shaped like ``table``'s ``columns`` and holding ``rows`` (Python
         values, streamed in: constant memory), for :func:`topoff.targets.merge.merge`;
-        dropped at the end of the block. Runs in the caller's transaction."""
+        dropped at the end of the block. Runs in the caller's transaction. ``text``: the
+        values are PostgreSQL's text of each value (what COPY writes; None for NULL), read
+        as a load reads files."""
 
     def stage_csv(self, table: TableDef, columns: Sequence[Column],
                   chunks: Iterable[bytes]) -> AbstractContextManager[str]:

@@ -186,15 +186,17 @@ class DuckDBTarget(Target):
             out.append(c)
         return out
 
-    def _widen_misfits(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> None:
-        """Widen the columns whose values in these files the DuckDB type cannot hold."""
+    def _widen_misfits(self, table: TableDef, columns: Sequence[Column], widened: set[str],
+                       source: str) -> None:
+        """Widen the columns whose values in ``source`` (CSV text: files, or staged text
+        rows) the DuckDB type cannot hold."""
         checks = {c.name: (c, check) for c in columns if c.name not in widened
                   and (check := misfit_check(duck_ident(c.name), c)) is not None}
         if not checks:
             return
         flags = ", ".join(f"bool_or({check})" for _, check in checks.values())
-        found = self.execute(f"SELECT {flags} FROM {self._source(spec, columns)}")[0]
-        target = self._table(spec.table.target)
+        found = self.execute(f"SELECT {flags} FROM {source}")[0]
+        target = self._table(table.target)
         for (name, (column, _)), misfit in zip(checks.items(), found, strict=True):
             if misfit:
                 c = duck_ident(name)
@@ -202,7 +204,7 @@ class DuckDBTarget(Target):
                              f"USING {stored_as_text(c, column)}")
                 widened.add(name)
                 log.warning("%s.%s: a value does not fit DuckDB's %s; the column now keeps "
-                            "PostgreSQL's text", spec.table.source, name, duckdb_type(column))
+                            "PostgreSQL's text", table.source, name, duckdb_type(column))
 
     def load(self, spec: LoadSpec) -> int:
         try:
@@ -234,7 +236,7 @@ class DuckDBTarget(Target):
         table = spec.table
         columns = spec.extra.get("columns") or table.columns
         widened = self.widened(table)
-        self._widen_misfits(spec, columns, widened)
+        self._widen_misfits(table, columns, widened, self._source(spec, columns))
         select = self._select(spec, columns, widened)  # --since applied here
         if spec.mode == "initial":
             return merge(self, table, columns, f"({select})", "initial")
@@ -247,19 +249,38 @@ class DuckDBTarget(Target):
 
     @contextlib.contextmanager
     def stage_rows(self, table: TableDef, columns: Sequence[Column],
-                   rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+                   rows: Iterable[Sequence[Any]], text: bool = False) -> Iterator[str]:
         names = ", ".join(duck_ident(c.name) for c in columns)
         stage = f"topoff_stage_{next(_stage_names)}"
-        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
-                     f"{self._table(table.target)} LIMIT 0")
+        raw = f"topoff_stage_{next(_stage_names)}" if text else stage
+        shape = (f"({', '.join(duck_ident(c.name) + ' VARCHAR' for c in columns)})" if text
+                 else f"AS SELECT {names} FROM {self._table(table.target)} LIMIT 0")
+        self.execute(f"CREATE TEMP TABLE {raw} {shape}")
         try:
             marks = ", ".join("?" for _ in columns)
             it = iter(rows)
             while batch := list(itertools.islice(it, 10000)):
-                self.con.executemany(f"INSERT INTO {stage} VALUES ({marks})", batch)
+                self.con.executemany(f"INSERT INTO {raw} VALUES ({marks})", batch)
+            if text:  # PostgreSQL's text, read as a load reads the CSV files
+                widened = self.widened(table)
+                self._widen_misfits(table, columns, widened, raw)
+                exprs = ", ".join(f"{load_expression(duck_ident(c.name), c, c.name in widened)}"
+                                  f" AS {duck_ident(c.name)}" for c in columns)
+                try:
+                    self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
+                except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
+                    first = str(e).strip().splitlines()[0]
+                    raise TargetError(
+                        f"{table.source}: a value does not fit its DuckDB column ({first})",
+                        hint="DuckDB cannot hold this value (timestamps after 294246 AD); "
+                        "replicate into PostgreSQL, or correct the value on the source"
+                    ) from None
+                self.execute(f"DROP TABLE {raw}")
             yield stage
         finally:
-            self.execute(f"DROP TABLE IF EXISTS {stage}")
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction drops them
+                self.execute(f"DROP TABLE IF EXISTS {stage}")
+                self.execute(f"DROP TABLE IF EXISTS {raw}")
 
     def _spooled(self, table: TableDef, columns: list[Column], chunks: Iterable[bytes],
                  take: Callable[[str, set[str]], None]) -> None:

@@ -265,7 +265,8 @@ class PostgresTarget(Target):
 
     @contextlib.contextmanager
     def stage_rows(self, table: TableDef, columns: Sequence[Column],
-                   rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+                   rows: Iterable[Sequence[Any]], text: bool = False) -> Iterator[str]:
+        # COPY's text format: strings are read by each type's input function either way
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         with self._stage(table) as stage, self.conn.cursor() as cur:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
