@@ -69,6 +69,34 @@ def _status(config: Any, as_json: bool) -> None:
     Console(width=120).print(table)
 
 
+def _check(config: Any, warn_age: str, crit_age: str, prometheus: str | None) -> int:
+    from topoff.errors import TopoffError
+    from topoff.redact import redact
+    from topoff.replicate import check, operate
+
+    warn, crit = check.parse_age(warn_age, "--warn"), check.parse_age(crit_age, "--crit")
+    try:
+        result = operate.freshness(config, warn, crit, prometheus=prometheus)
+    except TopoffError as e:
+        if isinstance(e, ConfigError):
+            raise
+        result = check.FreshnessResult(check.CRITICAL, "REPLICATE CRITICAL - cannot read "
+                                       f"the replica's state: {redact(e.message)}")
+        if prometheus:
+            check.write_prometheus(prometheus, [], result)
+    click.echo(result.text)
+    return result.code
+
+
+def _reconcile(config: Any, table: str) -> None:
+    from topoff.replicate import operate
+
+    r = operate.reconcile(config, table)
+    click.echo(f"{table}: compared {r.compared_rows:,} rows ({r.ranges_hashed:,} ranges "
+               f"hashed) in {r.seconds:.1f}s; {r.inserted:,} inserted, {r.updated:,} "
+               f"updated, {r.deleted:,} deleted")
+
+
 def _finish(runs: list[Any]) -> int:
     """A summary line; the exit code of the first failed table (0 when none failed)."""
     counts: dict[str, int] = {}
@@ -108,10 +136,23 @@ def _finish(runs: list[Any]) -> int:
 @click.option("--resume", metavar="TABLE", help="Refresh TABLE again in later runs.")
 @click.option("--resync", metavar="TABLE",
               help="Drop TABLE in the target and copy it again (the others are not touched).")
+@click.option("--reconcile", metavar="TABLE",
+              help="Compare TABLE with its source by key ranges and repair the replica "
+              "(deletes, missed updates).")
+@click.option("--check", "check", is_flag=True,
+              help="Freshness check for monitoring: one status line, Nagios exit codes.")
+@click.option("--warn", "warn_age", default="2h", show_default=True, metavar="AGE",
+              help="With --check: WARNING when a table's last refresh is older.")
+@click.option("--crit", "crit_age", default="6h", show_default=True, metavar="AGE",
+              help="With --check: CRITICAL when a table's last refresh is older.")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False),
+              help="With --check: also write textfile-collector metrics here (atomically).")
 def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every: str | None,
                   tables: tuple[str, ...], jobs: int, status: bool, as_json: bool,
                   repull: str | None, lo: str | None, hi: str | None, pause: str | None,
-                  resume: str | None, resync: str | None) -> None:
+                  resume: str | None, resync: str | None, reconcile: str | None,
+                  check: bool, warn_age: str, crit_age: str,
+                  prometheus_file: str | None) -> None:
     """Refresh the tables of the config's [replicate] section into its target.
 
     Each table is refreshed in one target transaction with its state; a failed table does
@@ -121,16 +162,23 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
     \b
     Example:
       topoff replicate --config replica.toml --once
+      topoff replicate --config replica.toml --reconcile matomo.log_visit
+      topoff replicate --config replica.toml --check --warn 30m --crit 2h
     """
     if not config_path:
         raise ConfigError("topoff replicate needs a config file",
                           hint="pass --config replica.toml (with a [replicate] section) or "
                           "set TOPOFF_CONFIG")
     chosen = [a for a, v in (("status", status), ("repull", repull), ("pause", pause),
-                             ("resume", resume), ("resync", resync)) if v]
+                             ("resume", resume), ("resync", resync), ("reconcile", reconcile),
+                             ("check", check)) if v]
     if len(chosen) > 1 or (chosen and (once or every or tables)) or (once and every):
         raise ConfigError("choose one of --once, --every, --status, --repull, --pause, "
-                          "--resume, --resync", hint="run topoff replicate once per action")
+                          "--resume, --resync, --reconcile, --check",
+                          hint="run topoff replicate once per action")
+    if prometheus_file and not check:
+        raise ConfigError("--prometheus goes with --check",
+                          hint="topoff replicate --check --prometheus FILE")
     if (lo or hi) and not repull:
         raise ConfigError("--from and --to go with --repull",
                           hint="topoff replicate --repull TABLE --from X --to Y")
@@ -140,6 +188,11 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
     from topoff.replicate.config import load_replicate, parse_interval
 
     config = load_replicate(config_path)
+    if check:
+        ctx.exit(_check(config, warn_age, crit_age, prometheus_file))
+    if reconcile:
+        _reconcile(config, reconcile)
+        return
     if status:
         _status(config, as_json)
         return

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.dataset.manifest import Column
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, LockedError, TargetError
 from topoff.replicate.config import ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import open_snapshot
@@ -106,7 +106,7 @@ def _source_rows(conn: psycopg.Connection, info: TableInfo, columns: Sequence[Co
 
 def reconcile_table(source_conn_url: str, allow_primary: bool, table: ReplicateTable,
                     engine: Target, target_def: TableDef,
-                    threshold: int = 1000) -> ReconcileReport:
+                    threshold: int = 1000, lock: str | None = None) -> ReconcileReport:
     """Compare ``table`` on the source with its replica ``target_def`` in ``engine`` and make
     the replica equal the source (see the module text); returns what changed."""
     started = time.monotonic()
@@ -125,6 +125,9 @@ def reconcile_table(source_conn_url: str, allow_primary: bool, table: ReplicateT
         key_cols = [c for c in source_cols if c.name in info.key]
         key_cols.sort(key=lambda c: info.key.index(c.name))
         with engine.transaction():
+            if lock is not None and not engine.try_lock(lock):
+                raise LockedError(f"{tdef.target} is being refreshed by another run",
+                                  hint="run the reconcile again when that run has ended")
             src, tgt = _sides(conn, info, engine, tdef, source_cols, stored_cols)
             diff = reconcile(src, tgt, threshold)
             deleted = 0

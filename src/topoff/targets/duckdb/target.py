@@ -301,7 +301,7 @@ class DuckDBTarget(Target):
                 spool.flush()
                 if size:
                     spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
-                    self._widen_misfits(spec, columns, widened)
+                    self._widen_misfits(table, columns, widened, self._source(spec, columns))
                     take(self._select(spec, columns, widened), widened)
             if size < SPOOL_BYTES:
                 return
