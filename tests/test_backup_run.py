@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -74,3 +75,21 @@ def test_backup_without_recipient_or_with_secret_key(db: Database, age_key: AgeK
     assert result.exit_code == 2
     assert age_key.secret not in result.stderr + result.stdout
     assert "secret key" in error_lines(result)[0]
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_backup_to_an_ssh_recipient(db: Database, age_key: AgeKey, tmp_path: Path) -> None:
+    """Backups parse keys with the encrypting store's parser, so an ssh-ed25519 public key
+    is a recipient too (age -d -i ~/.ssh/id_ed25519 decrypts), recorded as given."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@example",
+                    "-f", str(tmp_path / "id")], check=True)
+    public = (tmp_path / "id.pub").read_text().strip()
+    args = backup_args(db, age_key, tmp_path / "s", "dump.ssh")
+    args[args.index("--recipient") + 1] = public
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    obj = tmp_path / "s" / "backups" / "dump.ssh.tar.zst.age"
+    subprocess.run(["age", "-d", "-i", str(tmp_path / "id"), "-o", str(tmp_path / "t.zst"),
+                    str(obj)], check=True)
+    started = json.loads((tmp_path / "s" / "catalog" / "dump.ssh" / "started.json").read_text())
+    assert started["recipients"] == [public]

@@ -70,7 +70,8 @@ class BackupResult:
 def run_backup(store: Store, req: BackupRequest) -> BackupResult:
     started_at = time.monotonic()
     name = check_name(req.name)
-    recipients = parse_recipients(req.recipients)
+    parse_recipients(req.recipients)  # refuses a bad or secret key before any work
+    recipients = [v.strip() for v in req.recipients]
     key = data_key(name)
     if store.stat(catalog_key(name, "started.json")) is not None:
         raise ConfigError(f"a backup named {name} already exists in {store.url}",
@@ -89,7 +90,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                    "snapshot": {"time": info.time.isoformat(), "lsn": info.lsn,
                                 "in_recovery": info.in_recovery},
                    "jobs": req.jobs, "topoff": __version__,
-                   "recipients": [str(r) for r in recipients], **catalog.process_marker()}
+                   "recipients": recipients, **catalog.process_marker()}
         catalog.write_object(store, name, "started.json", started, options)
         log.info("backup %s of %s started (snapshot %s)", name, display_url(req.source_url),
                  info.lsn)
@@ -135,7 +136,7 @@ def _record_failure(store: Store, name: str, exc: BaseException,
 
 
 def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_id: str,
-          pin: dict[str, str], recipients: list[Any], key: str,
+          pin: dict[str, str], recipients: list[str], key: str,
           options: ObjectOptions | None) -> BackupResult:
     import tarfile
 
@@ -155,7 +156,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
     try:
         counter.start()
         # age encrypts in the store layer; its writer hashes the ciphertext on its way in
-        encrypting = EncryptingStore(store, [str(r) for r in recipients])
+        encrypting = EncryptingStore(store, recipients)
         with encrypting.write(key, options=options) as enc:
             plain = zstandard.ZstdCompressor(level=req.level, threads=0).stream_writer(
                 enc, closefd=False)
