@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -42,6 +43,7 @@ from topoff.stores.age import EncryptingStore
 from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
+_COPY = 1 << 20  # bytes per read of a dump file into the tar
 
 
 @dataclass
@@ -151,9 +153,12 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
         # age encrypts in the store layer; its writer hashes the ciphertext on its way in
         encrypting = EncryptingStore(store, recipients)
         with encrypting.write(key, options=options) as enc:
-            plain = zstandard.ZstdCompressor(level=req.level, threads=0).stream_writer(
+            # --jobs zstd threads: the largest table is compressed only once pg_dump has
+            # closed its file, when pg_dump no longer needs the cores
+            threads = max(1, min(req.jobs, os.cpu_count() or 1))
+            plain = zstandard.ZstdCompressor(level=req.level, threads=threads).stream_writer(
                 enc, closefd=False)
-            with tarfile.open(fileobj=plain, mode="w|") as tar:
+            with tarfile.open(fileobj=plain, mode="w|", copybufsize=_COPY) as tar:
                 dump.start()
                 files = dump.stream(tar_adder(tar))
             plain.flush(zstandard.FLUSH_FRAME)
