@@ -115,10 +115,12 @@ def main() -> None:
         results: dict[str, list[tuple[float, float, float]]] = {"topoff": [], "boto3": []}
         for i in range(args.repeat):
             for kind in (("topoff", "boto3") if i % 2 == 0 else ("boto3", "topoff")):
-                out = subprocess.run([sys.executable, __file__, "--child", kind, "--endpoint",
-                                      endpoint, "--bucket", "bench", "--size-mb",
-                                      str(args.size_mb)], check=True, capture_output=True,
-                                     text=True).stdout.split()
+                done = subprocess.run([sys.executable, __file__, "--child", kind, "--endpoint",
+                                       endpoint, "--bucket", "bench", "--size-mb",
+                                       str(args.size_mb)], capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{kind} upload failed:\n{done.stderr}")
+                out = done.stdout.split()
                 seconds, peak, cpu = (float(x) for x in out)
                 head = client.head_object(Bucket="bench", Key="bench.bin")
                 assert head["ContentLength"] == size, head["ContentLength"]
