@@ -37,7 +37,7 @@ def test_backup_decrypts_with_the_age_cli(datanommer: Database, age_key: AgeKey,
     assert finished["sha256"] == hashlib.sha256(obj.read_bytes()).hexdigest()
     assert finished["size"] == obj.stat().st_size
     # the dump and the drill's hashes (run after pg_dump, in its snapshot) are timed apart
-    assert set(finished["phases"]) == {"dump", "hash"}
+    assert set(finished["phases"]) == {"pg_dump", "dump", "hash"}
     assert all(isinstance(v, float | int) and v >= 0 for v in finished["phases"].values())
     (rows,) = datanommer.standby_query("SELECT count(*) FROM messages")[0]
     assert finished["tables"]["public.messages"]["rows"] == rows

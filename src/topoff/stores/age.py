@@ -46,6 +46,7 @@ class _Pipe:
     def __init__(self) -> None:
         self._queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
         self._pending = b""
+        self._offset = 0
         self._aborted = threading.Event()
         self._ended = False
 
@@ -72,7 +73,9 @@ class _Pipe:
                 continue
 
     def read(self, n: int = -1) -> bytes:
-        while not self._pending and not self._ended:
+        # pyrage reads 8 KiB at a time: the chunk is read from an offset (cutting the rest
+        # off anew at each read copied the chunk over and over, and held the GIL)
+        while self._offset >= len(self._pending) and not self._ended:
             if self._aborted.is_set():
                 raise _Aborted
             try:
@@ -81,10 +84,11 @@ class _Pipe:
                 continue
             if item == _EOF:
                 self._ended = True
-            self._pending = item or b""
-        if n is None or n < 0:
-            n = len(self._pending)
-        data, self._pending = self._pending[:n], self._pending[n:]
+            self._pending, self._offset = item or b"", 0
+        start = self._offset
+        end = len(self._pending) if n is None or n < 0 else start + n
+        data = self._pending[start:end]
+        self._offset = start + len(data)
         return data
 
     def abort(self) -> None:
