@@ -175,12 +175,14 @@ def compare(src: str, primary_url: str, servers: dict[str, Path], out: Path,
             flush=True)
 
     dump = median([p["dump"] for p in tb.phases])
+    pg_dump = median([p.get("pg_dump", 0.0) for p in tb.phases])
     hashes = median([p["hash"] for p in tb.phases])
     recipe = median([u.seconds for u in rb.runs])
     lines = [
         "### Backup (standby to a local store)", "", HEAD, tb.row(rb), rb.row(None), "",
         f"topoff backup's phases (median, from the catalog's `phases`): the dump (pg_dump "
-        f"to the stored object) {dump:.2f} s = {dump / recipe:.2f}x the recipe; the "
+        f"to the stored object) {dump:.2f} s = {dump / recipe:.2f}x the recipe (of which "
+        f"pg_dump until it exited {pg_dump:.2f} s); the "
         f"drill's per-table counts and hashes, after pg_dump, in its snapshot "
         f"{hashes:.2f} s.", "",
         "### Restore (local store to an empty database on the primary)", "", HEAD,

