@@ -73,8 +73,7 @@ class _Pipe:
                 continue
 
     def read(self, n: int = -1) -> bytes:
-        # pyrage reads 8 KiB at a time: the chunk is read from an offset (cutting the rest
-        # off anew at each read copied the chunk over and over, and held the GIL)
+        # pyrage reads 8 KiB at a time: read on from an offset, never copy the chunk's rest
         while self._offset >= len(self._pending) and not self._ended:
             if self._aborted.is_set():
                 raise _Aborted
