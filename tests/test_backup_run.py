@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -35,6 +36,9 @@ def test_backup_decrypts_with_the_age_cli(datanommer: Database, age_key: AgeKey,
     import hashlib
     assert finished["sha256"] == hashlib.sha256(obj.read_bytes()).hexdigest()
     assert finished["size"] == obj.stat().st_size
+    # the dump and the drill's hashes (run after pg_dump, in its snapshot) are timed apart
+    assert set(finished["phases"]) == {"pg_dump", "dump", "hash"}
+    assert all(isinstance(v, float | int) and v >= 0 for v in finished["phases"].values())
     (rows,) = datanommer.standby_query("SELECT count(*) FROM messages")[0]
     assert finished["tables"]["public.messages"]["rows"] == rows
     entries = catalog.read_catalog(LocalStore(str(store)))
@@ -74,3 +78,43 @@ def test_backup_without_recipient_or_with_secret_key(db: Database, age_key: AgeK
     assert result.exit_code == 2
     assert age_key.secret not in result.stderr + result.stdout
     assert "secret key" in error_lines(result)[0]
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_backup_to_an_ssh_recipient(db: Database, age_key: AgeKey, tmp_path: Path) -> None:
+    """Backups parse keys with the encrypting store's parser, so an ssh-ed25519 public key
+    is a recipient too (age -d -i ~/.ssh/id_ed25519 decrypts), recorded as given."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@example",
+                    "-f", str(tmp_path / "id")], check=True)
+    public = (tmp_path / "id.pub").read_text().strip()
+    args = backup_args(db, age_key, tmp_path / "s", "dump.ssh")
+    args[args.index("--recipient") + 1] = public
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    obj = tmp_path / "s" / "backups" / "dump.ssh.tar.zst.age"
+    subprocess.run(["age", "-d", "-i", str(tmp_path / "id"), "-o", str(tmp_path / "t.zst"),
+                    str(obj)], check=True)
+    started = json.loads((tmp_path / "s" / "catalog" / "dump.ssh" / "started.json").read_text())
+    assert started["recipients"] == [public]
+
+
+def test_table_hashes_are_the_same_on_parallel_connections(datanommer: Database) -> None:
+    """The backup hashes tables --jobs at a time, on connections importing its snapshot;
+    the result is the one a single connection computes (what the drill compares)."""
+    import psycopg
+
+    from topoff.backup.tables import table_hashes
+
+    opened: list[psycopg.Connection] = []
+
+    def more() -> psycopg.Connection:
+        opened.append(psycopg.connect(datanommer.standby_url, autocommit=True))
+        return opened[-1]
+
+    with psycopg.connect(datanommer.standby_url, autocommit=True) as conn:
+        one = table_hashes(conn)
+        many = table_hashes(conn, more, 3)
+    for c in opened:
+        c.close()
+    assert many == one and list(many) == sorted(many) and len(opened) <= 2
+    assert one["public.messages"]["rows"] > 0

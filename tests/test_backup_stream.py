@@ -29,7 +29,16 @@ time.sleep(60)
 """
 
 
-def test_open_files_sees_a_process_and_its_children(tmp_path: Path) -> None:
+@pytest.mark.parametrize("children_file", [True, False], ids=["proc-children", "proc-scan"])
+def test_open_files_sees_a_process_and_its_children(tmp_path: Path, children_file: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_dump's workers are found through /proc/<pid>/task/<tid>/children (cheap: the
+    poll runs ten times a second) or, where the kernel lacks it, a scan of /proc."""
+    from topoff.backup import dump
+
+    if children_file and not dump._HAVE_CHILDREN:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children")
+    monkeypatch.setattr(dump, "_HAVE_CHILDREN", children_file)
     a, b, c = tmp_path / "1.dat", tmp_path / "2.dat", tmp_path / "3.dat"
     c.write_bytes(b"done")  # written and closed: finished
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(a), str(b)])

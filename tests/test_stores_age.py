@@ -212,3 +212,29 @@ def test_locked_and_typed_on_s3(s3_server: S3Server, key: Key) -> None:
         assert "ObjectLockRetainUntilDate" in s3_server.client().head_object(
             Bucket=bucket, Key="y.sql")
         assert store.read_bytes("y.sql") == b"select 2"
+
+
+def test_one_key_parser_the_caller_chooses_the_error_kind(tmp_path: Path) -> None:
+    """Backups and the encrypting store share one parser: a store's own key is a
+    StoreError (exit 5), a key the user passed on the command line a ConfigError (exit 2);
+    the message is the same and never shows the key."""
+    from topoff.errors import ConfigError
+    from topoff.stores.age import parse_recipients
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# created: today\n\nAGE-SECRET-KEY-1NOTVALIDNOTVALID\n")
+    for kind, code in ((StoreError, 5), (ConfigError, 2)):
+        with pytest.raises(kind) as err:
+            load_identities(bad, kind)
+        assert err.value.exit_code == code
+        assert "line 3" in err.value.message and "NOTVALID" not in str(err.value)
+        with pytest.raises(kind) as err:
+            load_identities(tmp_path / "missing.txt", kind)
+        assert "cannot read" in err.value.message
+        secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+        with pytest.raises(kind) as err:
+            parse_recipients([secret], kind)
+        assert "secret key" in err.value.message and "QQQQ" not in str(err.value)
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not text"):
+        load_identities(tmp_path / "binary", ConfigError)

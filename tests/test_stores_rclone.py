@@ -98,3 +98,95 @@ def test_locations_that_could_be_options_are_refused(location: str) -> None:
     with pytest.raises(StoreError) as err:
         open_store(location)
     assert "invalid rclone location" in err.value.message
+
+
+# An rclone whose ``moveto --ignore-existing`` checks, waits until the other writer has
+# got as far (or gave up), then moves: the check-then-move window of rclone's own
+# --ignore-existing, held open so that two processes are sure to be inside it together.
+_SLOW_RCLONE = """#!{python}
+import os, subprocess, sys, time
+args = sys.argv[1:]
+barrier = {barrier!r}
+
+def arrive(why):
+    open(os.path.join(barrier, why + "." + str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 20
+    while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+if "moveto" in args and "--ignore-existing" in args:
+    src, dst = args[-2], args[-1]
+    taken = subprocess.run(["rclone", "lsjson", "--stat", dst], capture_output=True)
+    arrive("moveto")
+    if taken.returncode == 0:
+        sys.exit(0)  # like --ignore-existing: skipped, the source stays
+    sys.exit(subprocess.run(["rclone", "moveto", src, dst]).returncode)
+if "deletefile" in args and ".tmp-" in args[-1]:
+    arrive("gaveup")
+sys.exit(subprocess.run(["rclone", *args]).returncode)
+"""
+
+_WRITER = """
+import sys
+from topoff.stores.base import FileExists
+from topoff.stores.rclone import RcloneStore
+store = RcloneStore(sys.argv[1], program=sys.argv[2])
+try:
+    store.write_bytes("catalog/dump.x/started.json", sys.argv[3].encode())
+    print("won")
+except FileExists:
+    print("lost")
+"""
+
+
+def test_two_processes_never_both_create_one_name(tmp_path: Path) -> None:
+    """Two processes publish the same new name through rclone at the same moment: at
+    most one succeeds (the other gets FileExists), the name holds the winner's bytes, and
+    no claim or temp file is left behind."""
+    import subprocess
+    import sys
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    program = tmp_path / "slow-rclone"
+    program.write_text(_SLOW_RCLONE.format(python=sys.executable, barrier=str(barrier)))
+    program.chmod(0o755)
+    root = str(tmp_path / "remote")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, root, str(program), who],
+                              env=env, stdout=subprocess.PIPE, text=True)
+             for who in ("first", "second")]
+    outcomes = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outcomes
+    assert outcomes.count("won") <= 1, outcomes
+    store = RcloneStore(root)
+    if "won" in outcomes:
+        winner = ("first", "second")[outcomes.index("won")]
+        assert store.read_bytes("catalog/dump.x/started.json") == winner.encode()
+        assert [f.name for f in store.list_all()] == ["catalog/dump.x/started.json"]
+    else:  # both saw the other's claim and gave up: nothing is published
+        assert store.list_all() == []
+
+
+def test_a_live_claim_blocks_a_stale_one_does_not(tmp_path: Path) -> None:
+    """Another writer's claim on a name stops a create-only write (FileExists, nothing
+    published, its own claim and temp removed); a claim a killed writer left more than
+    CLAIM_TTL ago does not."""
+    import time
+
+    from topoff.stores.base import FileExists
+    from topoff.stores.rclone import CLAIM_TTL
+
+    root = tmp_path / "r"
+    (root / "d").mkdir(parents=True)
+    claim = root / "d" / ".x.bin.claim-0123456789ab"
+    claim.touch()
+    store = RcloneStore(str(root))
+    with pytest.raises(FileExists):
+        store.write_bytes("d/x.bin", b"new")
+    assert sorted(p.name for p in (root / "d").iterdir()) == [claim.name]
+    old = time.time() - CLAIM_TTL - 60
+    os.utime(claim, (old, old))
+    store.write_bytes("d/x.bin", b"new")
+    assert (root / "d" / "x.bin").read_bytes() == b"new"
+    assert [f.name for f in store.list()] == ["d/x.bin"]

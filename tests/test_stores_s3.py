@@ -85,6 +85,20 @@ def test_parts_are_sent_in_parallel(s3_server: S3Server) -> None:
     assert uploads(s3_server, bucket) == []
 
 
+def test_multipart_upload_declares_the_checksum_its_parts_carry(s3_server: S3Server) -> None:
+    """The upload is created with the CRC32 its parts are sent with, so the server keeps a
+    composite of the parts' checksums (S3's and boto3's transfer manager's way) rather
+    than hashing the whole object again when the upload completes."""
+    bucket = s3_server.create_bucket()
+    data = payload(2 * PART_SIZE + 7)
+    with S3Store(bucket, "p", FAST) as store:
+        store.write_bytes("big.bin", data)
+    head = s3_server.client().head_object(Bucket=bucket, Key="p/big.bin",
+                                          ChecksumMode="ENABLED")
+    checksums = sorted(k for k in head if k.startswith("Checksum") and k != "ChecksumType")
+    assert checksums == ["ChecksumCRC32"], head
+
+
 def test_a_failed_part_aborts_the_upload(s3_server: S3Server) -> None:
     bucket = s3_server.create_bucket()
     with S3Store(bucket, "p", FAST) as store:

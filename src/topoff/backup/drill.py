@@ -118,8 +118,18 @@ def drill(store: Store, identities: list[Any], name: str | None = None,
         recorded = _recorded(entry)
         with scratch_database(scratch_url) as url:
             restore(store, entry, identities, url, jobs=jobs, no_owner=True, workdir=workdir)
+            extra: list[psycopg.Connection] = []
+
+            def more() -> psycopg.Connection:  # nobody writes to the scratch database
+                extra.append(connect(url, "topoff drill", autocommit=True))
+                return extra[-1]
+
             with connect(url, "topoff drill", autocommit=True) as conn:
-                actual = table_hashes(conn)
+                try:
+                    actual = table_hashes(conn, more, jobs)
+                finally:
+                    for c in extra:
+                        c.close()
                 result.checks = run_checks(conn, checks)
         result.tables = len(actual)
         result.mismatches = compare(recorded, actual)

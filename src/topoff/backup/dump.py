@@ -31,7 +31,35 @@ POLL = 0.1
 LOW_DISK = 1 << 20  # a failed pg_dump with less free space than this ran out of disk
 
 
+def _children_file(pid: int) -> bool:
+    return Path(f"/proc/{pid}/task/{pid}/children").exists()
+
+
+#: Linux lists each thread's children in /proc (CONFIG_PROC_CHILDREN, on in Debian's and
+#: most kernels); reading them is far cheaper than scanning every process of the machine
+_HAVE_CHILDREN = _children_file(os.getpid())
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # gone
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError):
+            out += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return out
+
+
 def _descendants(root: int) -> list[int]:
+    if _HAVE_CHILDREN:
+        out, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(_children(pid))
+        return out
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -77,6 +105,7 @@ class PgDump:
                     "--no-password", f"--dbname={conninfo}"]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.exited_at: float | None = None  # time.monotonic() when pg_dump was seen done
         self.stderr: deque[str] = deque(maxlen=20)
         self._reader: threading.Thread | None = None
 
@@ -125,6 +154,8 @@ class PgDump:
         done: list[str] = []
         while True:
             exited = self.proc.poll() is not None
+            if exited and self.exited_at is None:
+                self.exited_at = time.monotonic()
             if exited and self.proc.returncode != 0:
                 raise self.failure()
             try:

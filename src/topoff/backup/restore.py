@@ -97,7 +97,7 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     count = 0
     with src, decrypting_reader(src, identities) as (plain, hashed):
         try:
-            with tarfile.open(fileobj=plain, mode="r|") as tar:
+            with tarfile.open(fileobj=plain, mode="r|", bufsize=1 << 20) as tar:
                 count = _extract(tar, dest)
         except tarfile.TarError as e:
             raise IntegrityError(f"the backup is not a valid tar stream ({e})",

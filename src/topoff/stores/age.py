@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 
 import pyrage
 
-from topoff.errors import IntegrityError, StoreError
+from topoff.errors import IntegrityError, StoreError, TopoffError
 from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, check_name
 from topoff.stores.hashing import HashingWriter
 
@@ -46,6 +46,7 @@ class _Pipe:
     def __init__(self) -> None:
         self._queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
         self._pending = b""
+        self._offset = 0
         self._aborted = threading.Event()
         self._ended = False
 
@@ -72,7 +73,8 @@ class _Pipe:
                 continue
 
     def read(self, n: int = -1) -> bytes:
-        while not self._pending and not self._ended:
+        # pyrage reads 8 KiB at a time: read on from an offset, never copy the chunk's rest
+        while self._offset >= len(self._pending) and not self._ended:
             if self._aborted.is_set():
                 raise _Aborted
             try:
@@ -81,10 +83,11 @@ class _Pipe:
                 continue
             if item == _EOF:
                 self._ended = True
-            self._pending = item or b""
-        if n is None or n < 0:
-            n = len(self._pending)
-        data, self._pending = self._pending[:n], self._pending[n:]
+            self._pending, self._offset = item or b"", 0
+        start = self._offset
+        end = len(self._pending) if n is None or n < 0 else start + n
+        data = self._pending[start:end]
+        self._offset = start + len(data)
         return data
 
     def abort(self) -> None:
@@ -97,42 +100,53 @@ def replace_type(options: ObjectOptions | None) -> ObjectOptions:
     return dataclasses.replace(options, content_type="application/octet-stream")
 
 
-def load_identities(path: Path | str) -> list[Any]:
+def load_identities(path: Path | str, error: type[TopoffError] = StoreError) -> list[Any]:
     """The identities in an age key file (``age-keygen`` output; ``#`` lines are comments)
-    or an unencrypted ssh private key. The key itself never appears in an error."""
+    or an unencrypted ssh private key. The key itself never appears in an error; ``error``
+    is the kind raised (a store's own key: StoreError; a key the user passed: ConfigError)."""
     try:
         text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"cannot read the age identity file {path}",
-                         hint="give the file age-keygen wrote (AGE-SECRET-KEY-1...)") from exc
+    except OSError as exc:
+        raise error(f"cannot read the age identity file {path}: {exc.strerror or exc}",
+                    hint="check the path and its permissions (the file age-keygen wrote, "
+                    "AGE-SECRET-KEY-1...)") from None
+    except UnicodeDecodeError:
+        raise error(f"the age identity file {path} is not text",
+                    hint="give the file age-keygen wrote (AGE-SECRET-KEY-1...)") from None
     if "PRIVATE KEY-----" in text:
         try:
             return [pyrage.ssh.Identity.from_buffer(text.encode())]
-        except Exception as exc:
-            raise StoreError(f"{path} is not a usable ssh private key",
-                             hint="use an ssh key without a passphrase, or an age key") from exc
+        except Exception:
+            raise error(f"{path} is not a usable ssh private key",
+                        hint="use an ssh key without a passphrase, or an age key") from None
     found = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
             found.append(pyrage.x25519.Identity.from_str(line))
         except Exception:
-            raise StoreError(f"{path} holds a line that is not an age identity",
-                             hint="each line must be AGE-SECRET-KEY-1... or a # comment",
-                             ) from None
+            raise error(f"line {number} of the age identity file {path} is not an age "
+                        f"secret key", hint="each line must be AGE-SECRET-KEY-1... or a # "
+                        "comment (use a file written by age-keygen)") from None
     if not found:
-        raise StoreError(f"no age identity in {path}",
-                         hint="create one with: age-keygen -o key.txt")
+        raise error(f"no age identity in {path}",
+                    hint="create one with: age-keygen -o key.txt")
     return found
 
 
-def parse_recipients(recipients: Sequence[str]) -> list[Any]:
-    """age (``age1...``) and ssh (``ssh-ed25519 ...``, ``ssh-rsa ...``) public keys."""
+def parse_recipients(recipients: Sequence[str],
+                     error: type[TopoffError] = StoreError) -> list[Any]:
+    """age (``age1...``) and ssh (``ssh-ed25519 ...``, ``ssh-rsa ...``) public keys; a
+    secret key given by mistake is refused without being shown."""
     parsed = []
     for text in recipients:
         text = text.strip()
+        if text.startswith("AGE-SECRET-KEY-") or "PRIVATE KEY-----" in text:
+            raise error("a secret key was given as a recipient",
+                        hint="give the public key (age1..., printed by age-keygen -y FILE); "
+                        "keep the secret key for restores only")
         try:
             if text.startswith("ssh-"):
                 parsed.append(pyrage.ssh.Recipient.from_str(text))
@@ -140,9 +154,9 @@ def parse_recipients(recipients: Sequence[str]) -> list[Any]:
                 parsed.append(pyrage.x25519.Recipient.from_str(text))
         except Exception:
             shown = text[:12] + "..." if len(text) > 12 else text
-            raise StoreError(f"not an age recipient: {shown!r}",
-                             hint="give public keys: age1... (age-keygen -y key.txt) or "
-                             "ssh-ed25519 ...") from None
+            raise error(f"invalid age recipient {shown!r}",
+                        hint="give public keys: age1... (age-keygen -y key.txt) or "
+                        "ssh-ed25519 ...") from None
     return parsed
 
 

@@ -7,16 +7,22 @@ never a shell) and streams through its stdin and stdout:
 * list: ``rclone lsjson -R --files-only`` of the directory a prefix points into
 * read: ``rclone cat --offset N`` (resumable reads start where they stopped)
 * write: ``rclone rcat`` to a temp name next to the final one, then ``rclone moveto``;
-  a new name is not overwritten (``--ignore-existing``, checked again afterwards)
+  a new name is not overwritten (a claim, then ``--ignore-existing``, see below)
 * delete: ``rclone deletefile``, then empty parent directories are removed
 
 Remotes are configured the way rclone is: its config file (``rclone config``) or
 ``RCLONE_CONFIG_<NAME>_<KEY>`` environment variables, passed through untouched. Passwords in
 rclone's config are obscured; topoff never prints the environment or the config.
 
-rclone cannot create a name only if it is absent in one atomic step: between its check and
-its move another process could publish the same name. Writers in one topoff process are
-serialized; across processes topoff's dataset lock (one writer per dataset) covers exports.
+rclone cannot create a name only if it is absent in one atomic step (``moveto
+--ignore-existing`` checks, then moves). A create-only write therefore claims the name
+first: it creates an empty claim object ``.<leaf>.claim-<token>`` beside the name, lists
+the directory, and publishes only when neither the name nor another writer's live claim
+is there; its claim is removed after the move. Of two processes racing for one name at
+most one publishes (whichever lists second sees the other's claim; both may give up,
+never both win), provided the remote lists what was written before (local disks, SFTP,
+S3 and most remotes do). A claim left by a killed writer stops counting after
+``CLAIM_TTL`` seconds (by the remote's modification times).
 """
 
 from __future__ import annotations
@@ -43,8 +49,11 @@ from topoff.stores.base import (
     check_name,
     refuse_lock,
 )
+from topoff.stores.rclone_claim import CLAIM_TTL, contested
 
-_TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
+__all__ = ["CLAIM_TTL", "RcloneStore"]
+
+_TEMP = re.compile(r"^\..+\.(?:tmp|claim)-[0-9a-f]+$")
 # rclone's exit codes: 3 directory not found, 4 file not found
 _NOT_FOUND = (3, 4)
 _HINT = "check the remote with `rclone lsd REMOTE:` and its settings (rclone config)"
@@ -213,13 +222,36 @@ class RcloneStore(Store):
 
     def _publish(self, temp: str, name: str, replace: bool) -> None:
         with _lock_for(self.root):
-            args = ["moveto"] if replace else ["moveto", "--ignore-existing"]
-            done = self._run(*args, self._path(temp), self._path(name),
-                             what=f"write {self.url}/{name}")
+            if replace:
+                self._move(temp, name, [])
+                return
+            directory, _, leaf = name.rpartition("/")
+            claim = f"{directory}/.{leaf}.claim-{secrets.token_hex(6)}".lstrip("/")
+            done = self._run("touch", self._path(claim), what=f"write {self.url}/{name}")
             if done.returncode:
                 raise self._failed(f"write {self.url}/{name}", done.returncode, done.stderr)
-            if not replace and self.stat(temp) is not None:
-                raise self._exists(name)  # rclone found the name taken and skipped the move
+            try:
+                if self._contested(directory, leaf, claim):
+                    raise self._exists(name)
+                self._move(temp, name, ["--ignore-existing"])
+                if self.stat(temp) is not None:
+                    raise self._exists(name)  # rclone found the name taken and skipped it
+            finally:
+                with contextlib.suppress(StoreError):
+                    self._run("deletefile", self._path(claim), what="remove a claim")
+
+    def _move(self, temp: str, name: str, flags: list[str]) -> None:
+        done = self._run("moveto", *flags, self._path(temp), self._path(name),
+                         what=f"write {self.url}/{name}")
+        if done.returncode:
+            raise self._failed(f"write {self.url}/{name}", done.returncode, done.stderr)
+
+    def _contested(self, directory: str, leaf: str, claim: str) -> bool:
+        done = self._run("lsjson", "--no-mimetype", self._path(directory),
+                         what=f"list {self.url}")
+        if done.returncode:
+            raise self._failed(f"list {self.url}", done.returncode, done.stderr)
+        return contested(self._parse(done.stdout, list), leaf, claim.rpartition("/")[2])
 
     def _exists(self, name: str) -> FileExists:
         return FileExists(f"{name} already exists in {self.url}; it is not overwritten",

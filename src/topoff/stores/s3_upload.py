@@ -135,8 +135,12 @@ class _MultipartWriter(io.RawIOBase):
 
     def _send_part(self) -> None:
         if self._upload_id is None:
-            self._upload_id = self._call("create_multipart_upload", **self._type,
-                                         **self._lock)["UploadId"]
+            # the upload declares the checksum its parts carry (botocore adds a CRC32 to
+            # each part anyway): the server then keeps a composite of the parts' checksums
+            # instead of computing one over the whole object again at completion, as
+            # boto3's transfer manager does (Object Lock needs SHA-256)
+            args = {**self._type, **self._checksum(), **self._lock}
+            self._upload_id = self._call("create_multipart_upload", **args)["UploadId"]
             self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         number = len(self._futures) + 1
         if number > MAX_PARTS:
@@ -155,13 +159,15 @@ class _MultipartWriter(io.RawIOBase):
         self._futures.append(future)
 
     def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
-        checksum = {"ChecksumAlgorithm": "SHA256"} if self._lock else {}
         response = self._call("upload_part", UploadId=self._upload_id, PartNumber=number,
-                              Body=body, **checksum)
+                              Body=body, **self._checksum())
         part = {"PartNumber": number, "ETag": response["ETag"]}
         # newer botocore sends a checksum with each part; completion must repeat it
         part.update({f: response[f] for f in _CHECKSUMS if response.get(f)})
         return part
+
+    def _checksum(self) -> dict[str, str]:
+        return {"ChecksumAlgorithm": "SHA256" if self._lock else "CRC32"}
 
     def _raise_failed(self) -> None:
         """A part that failed stops the upload at the next write (parts finish about in
