@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import error_lines, run_cli
-from topoff.backup.systemd import KINDS
+from topoff.backup.systemd import KINDS, UnitSettings, units
 
 needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze is not installed")
@@ -31,7 +31,7 @@ def _split(text: str) -> dict[str, str]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_units_verify(kind: str, tmp_path: Path) -> None:
     result = run_cli("systemd", "--print", kind, "--user", "root", "--topoff", "/bin/true",
-                     "--store", "/srv/backups/50% $HOME")
+                     "--store", "/srv/backups/50% $HOME", "--unit-config", "/etc/50% $HOME")
     assert result.exit_code == 0, result.stderr
     files = _split(result.stdout)
     assert sorted(files) == [f"topoff-{kind}.service", f"topoff-{kind}.timer"]
@@ -52,3 +52,10 @@ def test_bad_input(tmp_path: Path) -> None:
     result = run_cli("systemd", "--print", "backup", "--store", "a\nExecStartPre=/bin/evil")
     assert result.exit_code == 2 and "line break" in error_lines(result)[0]
     assert run_cli("systemd", "--print", "nope").exit_code == 2
+
+
+def test_replicate_unit_runs_replicate_once():
+    service, timer = units("replicate", UnitSettings(config="/etc/topoff/replica.toml"))
+    exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
+    assert exec_start.endswith("replicate --config /etc/topoff/replica.toml --once")
+    assert "OnCalendar=*:0/15" in timer

@@ -33,7 +33,7 @@ _DEFAULTS = {
     "backup": ("encrypted backup of the source", "*-*-* 03:00:00", "30min", "12h"),
     "export": ("daily incremental export of yesterday", "*-*-* 00:30:00", "15min", "6h"),
     "sync": ("top off the replica from the published dataset", "*-*-* 06:00:00", "30min", "6h"),
-    "replicate": ("top off the PostgreSQL replica", "hourly", "5min", "1h"),
+    "replicate": ("refresh the replicated tables from their sources", "*:0/15", "2min", "1h"),
     "drill": ("restore drill of the newest backup", "Sun *-*-* 05:00:00", "1h", "12h"),
 }
 
@@ -44,8 +44,10 @@ def _command(kind: str, s: UnitSettings) -> list[str]:
         return ["backup", *cfg, "--to", s.store]
     if kind == "export":
         return ["export", "incremental", *cfg, "--to", s.store]
-    if kind in ("sync", "replicate"):
+    if kind == "sync":
         return ["sync", *cfg, s.store, s.target]
+    if kind == "replicate":  # the config's [replicate] section names sources and target
+        return ["replicate", *cfg, "--once"]
     return ["backups", "drill", *cfg, s.store]
 
 
