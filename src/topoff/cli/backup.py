@@ -275,9 +275,9 @@ def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last
 @click.option("--unit-config", default=UnitSettings.config, show_default=True,
               help="Config file the unit passes to topoff.")
 @click.option("--store", default=UnitSettings.store, show_default=True,
-              help="Store (backup, export, drill) or dataset (sync, replicate).")
+              help="Store (backup, export, drill) or dataset (sync).")
 @click.option("--target", default=UnitSettings.target, show_default=True,
-              help="Replica for sync and replicate.")
+              help="Replica for sync (replicate reads its target from the config).")
 @click.option("--topoff", "topoff_path", default=UnitSettings.topoff, show_default=True,
               help="Path of the topoff program.")
 @click.option("--user", default=UnitSettings.user, show_default=True,
