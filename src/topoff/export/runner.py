@@ -18,7 +18,7 @@ from psycopg import sql
 
 from topoff.dataset.manifest import DataFile
 from topoff.export.chunks import ChunkedWriter
-from topoff.export.copy_out import copy_rows
+from topoff.export.copy_out import CopyReader
 from topoff.export.session import SnapshotSession
 from topoff.safety import is_connection_lost, is_recovery_conflict
 from topoff.sources.catalog import SourceTable
@@ -97,7 +97,7 @@ class Runner:
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
                                hash_content=unit.hash_content)
         try:
-            writer.write_rows(copy_rows(conn, unit.statement))
+            writer.write_from(CopyReader(conn, unit.statement))
             files = writer.close()
         except BaseException as e:
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead
