@@ -33,6 +33,10 @@ from topoff.stores.hashing import HashingWriter
 COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps reading
 
 
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+
+
 class RowReader(Protocol):
     """Where rows come from (:class:`topoff.export.copy_out.CopyReader`)."""
 
@@ -76,11 +80,14 @@ class ChunkedWriter:
     def __init__(self, store: Store, name_for: Callable[[int], tuple[str, str]],
                  chunk_bytes: int, level: int = 3,
                  on_progress: Callable[[int], None] | None = None,
-                 hash_content: bool = True) -> None:
+                 hash_content: bool = True,
+                 cctx: zstandard.ZstdCompressor | None = None) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
-        self.cctx = zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+        # one compressor (and its worker thread and buffers) may serve a thread's writers one
+        # after another: each file is a new frame, the same bytes as from a new compressor
+        self.cctx = cctx if cctx is not None else compressor(level)
         # of the data rows of every file, in order; None when nobody needs it (a full
         # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
         self.content = hashlib.sha256() if hash_content else None
