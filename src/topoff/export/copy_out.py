@@ -90,6 +90,8 @@ class CopyReader:
     def read_into(self, buf: bytearray, until: int) -> int:
         """Append rows to ``buf`` until it holds ``until`` bytes or more (the row that gets
         it there included: rows are never split) or the COPY ends; return how many."""
+        if self.done:
+            return 0
         get, size, count = self._get, len(buf), 0
         while size < until:
             n, data = get(1)
