@@ -96,8 +96,11 @@ def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int) -> 
     return out
 
 
-def topoff(args: str) -> str:
-    return f"{shlex.quote(sys.executable)} -m topoff {args}"
+def topoff(args: str, src: str | None = None) -> str:
+    """The topoff command line; ``src``: run the topoff package found there instead (a
+    checkout's ``src`` directory, for a before/after comparison in the same run)."""
+    env = f"PYTHONPATH={shlex.quote(src)} " if src else ""
+    return f"{env}{shlex.quote(sys.executable)} -m topoff {args}"
 
 
 def dir_mb(path: Path) -> float:

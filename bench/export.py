@@ -1,6 +1,7 @@
 """Benchmark: topoff export against pg_dump and psql \\copy, on the same standby, same run.
 
     ./run bench export [--days 30] [--per-day 50000] [--big-day 400000] [--repeat 3]
+                       [--compare SRC] [--full-only]
 
 Builds a datanommer-shaped database (messages with jsonb payloads, users, packages and the
 two link tables) on a primary with a streaming hot standby, then reads the standby with:
@@ -16,6 +17,9 @@ two link tables) on a primary with a streaming hot standby, then reads the stand
   it, which the re-check then has to hash, against the same export without re-check.
 
 Each command runs ``--repeat`` times, interleaved with the others; the median is shown.
+``--compare SRC`` also runs the full exports with the topoff package in the directory SRC
+(e.g. an older commit's ``src``, from ``git archive``), shown as "before: ...": a
+before/after comparison in the same run. ``--full-only`` leaves out the one-day exports.
 Targets: one day within 1.3x of the psql pipeline; the full export no slower than
 ``pg_dump | zstd``; peak memory under 150 MB whatever the table size.
 """
@@ -59,6 +63,9 @@ def main() -> None:
     ap.add_argument("--per-day", type=int, default=50000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--big-day", type=int, default=400000)
+    ap.add_argument("--compare", metavar="SRC", help="also run the full exports with the "
+                    "topoff package in this directory (before/after, same run)")
+    ap.add_argument("--full-only", action="store_true", help="no one-day exports")
     args = ap.parse_args()
     last = yesterday()
     cluster = start_source(args.days - 1, args.per_day, last - timedelta(days=1))
@@ -73,7 +80,7 @@ def main() -> None:
     src = cluster.standby.url("datanommer")
     cfg = f"--config {out / 'bench.toml'} --source {src} --quiet"
     try:
-        full = median_runs([
+        contenders = [
             ("topoff export full -j1", "full export",
              topoff(f"export full {cfg} --to {out / 'full1'} --jobs 1"), fresh(out / "full1")),
             ("topoff export full -j2", "full export",
@@ -81,18 +88,29 @@ def main() -> None:
             ("pg_dump -Fc", "full export", f"pg_dump -Fc -d {src} -f {out / 'dump.fc'}", None),
             ("pg_dump | zstd -3", "full export",
              f"pg_dump -d {src} | zstd -q -f -3 -o {out / 'dump.sql.zst'}", None),
-        ], args.repeat)
+        ]
+        if args.compare:
+            for jobs in (1, 2):
+                target = out / f"cmp{jobs}"
+                contenders.append((f"before: topoff export full -j{jobs}",
+                                   "full export", topoff(f"export full {cfg} --to {target} "
+                                                         f"--jobs {jobs}", args.compare),
+                                   fresh(target)))
+        full = median_runs(contenders, args.repeat)
         full[0].out_mb = dir_mb(out / "full1")
         full[1].out_mb = dir_mb(out / "full")
         full[2].out_mb = (out / "dump.fc").stat().st_size / 1e6
         full[3].out_mb = (out / "dump.sql.zst").stat().st_size / 1e6
+        for run_, jobs in zip(full[4:], (1, 2), strict=False):
+            run_.out_mb = dir_mb(out / f"cmp{jobs}")
         days = [(last - timedelta(days=1), f"one day ({args.per_day // 1000}k messages)"),
                 (last, f"one day ({args.big_day // 1000}k messages)")]
         one = []
-        for day, task in days:
-            one += _one_day(out, cfg, src, day, task, args.repeat)
         rehash_task = f"one day ({args.per_day // 1000}k), the day before re-hashed"
-        one += _rehash(out, cfg, src, cluster, days[0][0], rehash_task, args.repeat)
+        if not args.full_only:
+            for day, task in days:
+                one += _one_day(out, cfg, src, day, task, args.repeat)
+            one += _rehash(out, cfg, src, cluster, days[0][0], rehash_task, args.repeat)
     finally:
         cluster.close()
     print(f"\n{machine()}; {args.days - 1} days x {args.per_day:,} messages and one of "

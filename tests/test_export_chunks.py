@@ -7,7 +7,7 @@ from pathlib import Path
 
 import zstandard
 
-from topoff.export.chunks import ChunkedWriter
+from topoff.export.chunks import ChunkedWriter, compressor
 from topoff.stores.local import LocalStore
 
 HEADER = b"id,body\n"
@@ -54,3 +54,37 @@ def test_files_end_at_row_ends(tmp_path: Path) -> None:
         if i + 1 < len(texts):  # a file ends with the first row that takes it to the limit
             assert csv >= 10_000 > csv - len(mine[-1])
         assert hashlib.sha256((tmp_path / f.path).read_bytes()).hexdigest() == f.sha256
+
+
+def test_a_shared_compressor_writes_the_same_bytes(tmp_path: Path) -> None:
+    """One compressor serves a worker's units one after another, even after one of them
+    was dropped in the middle of a frame: every file is as from a compressor of its own."""
+    alone = _write(tmp_path / "alone", hash_content=False)
+    cctx = compressor(3)
+    dropped = ChunkedWriter(LocalStore(tmp_path / "dropped"), lambda n: (f"d.{n}", f"d.{n}"),
+                            1 << 30, hash_content=False, cctx=cctx)
+    dropped.write_rows([HEADER, *ROWS * 100])  # ~2.5 MB: part of it went to the compressor
+    dropped.abort(RuntimeError("the server went away"))
+    assert dropped.files == [] and not list((tmp_path / "dropped").rglob("d.*"))
+    store = LocalStore(tmp_path / "shared")
+    shared = ChunkedWriter(store, lambda n: (f"t.{n}.csv.zst", f"t.{n}.csv.zst"), 1 << 16,
+                           hash_content=False, cctx=cctx)
+    shared.write_rows([HEADER, *ROWS])
+    shared.close()
+    assert [(f.path, f.sha256, f.rows) for f in shared.files] == [
+        (f.path, f.sha256, f.rows) for f in alone.files]
+
+
+def test_a_table_with_no_rows_gets_one_file_and_a_full_file_no_empty_one(tmp_path: Path) -> None:
+    empty = ChunkedWriter(LocalStore(tmp_path / "e"), lambda n: (f"e.{n}", f"e.{n}"), 100)
+    empty.write_rows([HEADER])
+    [f] = empty.close()
+    assert (f.rows, f.uncompressed_bytes) == (0, len(HEADER))
+    # rows that fill the last file exactly: no header-only file after it
+    rows = [b"%04d\n" % i for i in range(40)]
+    exact = ChunkedWriter(LocalStore(tmp_path / "x"), lambda n: (f"x.{n}", f"x.{n}"), 100)
+    exact.write_rows([HEADER, *rows])
+    files = exact.close()
+    assert [f.rows for f in files] == [20, 20]
+    assert _text(tmp_path / "x", exact) == [HEADER + b"".join(rows[:20]),
+                                            HEADER + b"".join(rows[20:])]

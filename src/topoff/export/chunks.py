@@ -1,14 +1,17 @@
 """Rows from COPY, compressed and hashed on their way to the store, in files of bounded size.
 
-Memory stays constant: rows are gathered into a small buffer, compressed by a streaming
-zstd writer whose output is hashed and counted as it is written to the store. A new file
-begins, with the CSV header again, once the current one holds ``chunk_bytes`` of CSV; a
-file always ends at a row boundary (libpq hands COPY data over one row at a time).
+Memory stays constant: rows are gathered into a block buffer of about 1 MiB, compressed by
+a streaming zstd writer whose output is hashed and counted as it is written to the store.
+A new file begins, with the CSV header again, once the current one holds ``chunk_bytes`` of
+CSV; a file always ends at a row boundary (libpq hands COPY data over one row at a time, and
+the reader only ever appends whole rows to the block).
 
-zstd compresses in a thread of its own (``threads=1``: libzstd's worker, outside the GIL),
-so reading the next rows from the server overlaps compressing the previous ones, as in a
-``psql | zstd`` pipeline. The data rows (not the headers) are also hashed as they pass
-(:attr:`ChunkedWriter.content_sha256`): with rows in a fixed order, that is a hash of
+The per-row work is one loop in :meth:`topoff.export.copy_out.CopyReader.read_into`; all
+else here (hashing, compressing, counting bytes, deciding where a file ends) is done once
+per block. zstd compresses in a thread of its own (``threads=1``: libzstd's worker, outside
+the GIL), so reading the next rows from the server overlaps compressing the previous ones,
+as in a ``psql | zstd`` pipeline. The data rows (not the headers) are also hashed as they
+pass (:attr:`ChunkedWriter.content_sha256`): with rows in a fixed order, that is a hash of
 the exported text itself, at no extra read of the source.
 """
 
@@ -16,17 +19,56 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import zstandard
 
 from topoff.dataset.manifest import DataFile
 from topoff.errors import StoreError
+from topoff.export.copy_out import BLOCK, KEEP, block_buffer
 from topoff.stores.base import Store
 from topoff.stores.hashing import HashingWriter
 
-BUFFER = 1 << 20  # CSV bytes gathered before a compressor call
 COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps reading
+
+
+def compressor(level: int) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+
+
+class RowReader(Protocol):
+    """Where rows come from (:class:`topoff.export.copy_out.CopyReader`)."""
+
+    done: bool
+
+    def read_row(self) -> bytes | memoryview | None: ...
+
+    def read_into(self, buf: bytearray, until: int) -> int: ...
+
+
+class IterReader:
+    """Rows from an iterable, read like a CopyReader."""
+
+    def __init__(self, rows: Iterable[bytes | memoryview]) -> None:
+        self._it: Iterator[bytes | memoryview] = iter(rows)
+        self.done = False
+
+    def read_row(self) -> bytes | memoryview | None:
+        row = next(self._it, None)
+        self.done = row is None
+        return row
+
+    def read_into(self, buf: bytearray, until: int) -> int:
+        count = 0
+        while len(buf) < until:
+            row = next(self._it, None)
+            if row is None:
+                self.done = True
+                break
+            buf += row
+            count += 1
+        return count
 
 
 class ChunkedWriter:
@@ -38,11 +80,14 @@ class ChunkedWriter:
     def __init__(self, store: Store, name_for: Callable[[int], tuple[str, str]],
                  chunk_bytes: int, level: int = 3,
                  on_progress: Callable[[int], None] | None = None,
-                 hash_content: bool = True) -> None:
+                 hash_content: bool = True,
+                 cctx: zstandard.ZstdCompressor | None = None) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
-        self.cctx = zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+        # one compressor (and its worker thread and buffers) may serve a thread's writers one
+        # after another: each file is a new frame, the same bytes as from a new compressor
+        self.cctx = cctx if cctx is not None else compressor(level)
         # of the data rows of every file, in order; None when nobody needs it (a full
         # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
         self.content = hashlib.sha256() if hash_content else None
@@ -55,7 +100,7 @@ class ChunkedWriter:
         self._open: contextlib.ExitStack | None = None
         self._sink: HashingWriter | None = None
         self._zw: zstandard.ZstdCompressionWriter | None = None
-        self._buf = bytearray()
+        self._buf = block_buffer()  # data after its first KEEP bytes
         self._skip = 0  # header bytes at the start of the buffer, not part of the content
         self._csv_bytes = 0
         self._chunk_rows = 0
@@ -78,16 +123,16 @@ class ChunkedWriter:
         self._skip = len(self.header)
 
     def _flush(self) -> None:
-        if self._buf and self._zw is not None:
-            view = memoryview(self._buf)
-            try:
+        """Compress (and hash) the block; count its CSV bytes; empty it."""
+        buf = self._buf
+        if len(buf) > KEEP and self._zw is not None:
+            with memoryview(buf)[KEEP:] as view:
                 if self.content is not None:
                     self.content.update(view[self._skip:])
                 self._zw.write(view)
-            finally:
-                view.release()
+            self._csv_bytes += len(buf) - KEEP - self._skip
             self._skip = 0
-            self._buf.clear()
+            del buf[KEEP:]
 
     @property
     def content_sha256(self) -> str:
@@ -107,56 +152,48 @@ class ChunkedWriter:
                                    uncompressed_bytes=len(self.header) + self._csv_bytes))
         self._open = self._sink = self._zw = None
 
-    def write_rows(self, rows: Iterable[bytes]) -> None:
+    def write_rows(self, rows: Iterable[bytes | memoryview]) -> None:
+        """Consume rows: the first is the CSV header, each later one a data row."""
+        self.write_from(IterReader(rows))
+
+    def write_from(self, reader: RowReader) -> None:
         """Consume COPY output: the first row is the CSV header, each later one a data row."""
-        it = iter(rows)
         if self.header is None:
-            first = next(it, None)
+            first = reader.read_row()
             if first is None:
                 return
             self.header = bytes(first)
-        # The loop runs once per row and does as little as it can: append, count, and one
-        # comparison against the next point where something must happen (the buffer is
-        # full, or the file holds chunk_bytes of CSV). CSV bytes are counted from the
-        # buffer's length there, not row by row.
-        buf, limit, progress, count = self._buf, self.chunk_bytes, self.on_progress, 0
-        if self._zw is not None:
-            count = self._chunk_rows
-        until = self._until()
-        for row in it:
-            if until < 0:  # no file open: start one (its header goes into the buffer)
+        buf, limit, progress = self._buf, self.chunk_bytes, self.on_progress
+        while not reader.done:
+            if self._zw is None:  # a file is started only for a row that exists
+                row = reader.read_row()
+                if row is None:
+                    break
                 self._start()
-                count = 0
-                until = self._until()
-            buf += row
-            count += 1
-            if len(buf) >= until:
-                self._chunk_rows = count
-                if self._csv_bytes + len(buf) - self._skip >= limit:
-                    self._csv_bytes += len(buf) - self._skip
-                    self.rows += count
-                    self._finish()
-                    count, until = 0, -1
-                    continue
-                self._csv_bytes += len(buf) - self._skip
-                self._flush()
-                until = self._until()
-                if progress is not None:
-                    progress(self.rows + count)
-        self._chunk_rows = count
+                buf += row
+                self._chunk_rows = 1
+            until = self._until()
+            self._chunk_rows += reader.read_into(buf, until)
+            if len(buf) < until:
+                break  # the end of the rows: close() finishes the file
+            if self._csv_bytes + len(buf) - KEEP - self._skip >= limit:
+                self.rows += self._chunk_rows  # this row takes the file to chunk_bytes
+                self._finish()
+                continue
+            self._flush()
+            if progress is not None:
+                progress(self.rows + self._chunk_rows)
 
     def _until(self) -> int:
-        """The buffer length at which write_rows must stop and look: -1 with no file open."""
-        if self._zw is None:
-            return -1
-        return min(BUFFER, self.chunk_bytes - self._csv_bytes + self._skip)
+        """The buffer length at which reading stops: the block is full, or the file holds
+        chunk_bytes of CSV."""
+        return KEEP + min(BLOCK, self._skip + self.chunk_bytes - self._csv_bytes)
 
     def close(self) -> list[DataFile]:
         """Finish the last file. A table with no rows still gets one file (its header)."""
         if self._zw is None and not self.files and self.header is not None:
             self._start()
         if self._zw is not None:
-            self._csv_bytes += len(self._buf) - self._skip  # the rows still in the buffer
             self.rows += self._chunk_rows
             self._finish()
         return self.files
@@ -171,6 +208,7 @@ class ChunkedWriter:
             return
         stack, self._open = self._open, None
         self._sink = self._zw = None
+        del self._buf[KEEP:]
         error = error or RuntimeError("aborted")
         try:
             stack.__exit__(type(error), error, error.__traceback__)

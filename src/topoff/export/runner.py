@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 
 from topoff.dataset.manifest import DataFile
-from topoff.export.chunks import ChunkedWriter
-from topoff.export.copy_out import copy_rows
+from topoff.export.chunks import ChunkedWriter, compressor
+from topoff.export.copy_out import CopyReader
 from topoff.export.session import SnapshotSession
 from topoff.safety import is_connection_lost, is_recovery_conflict
 from topoff.sources.catalog import SourceTable
@@ -94,10 +94,13 @@ class Runner:
                 self.on_rows(unit.table.qualified, rows - last[0])
                 last[0] = rows
 
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:  # one per thread: its zstd worker and buffers serve every unit
+            cctx = self._local.cctx = compressor(self.level)
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
-                               hash_content=unit.hash_content)
+                               hash_content=unit.hash_content, cctx=cctx)
         try:
-            writer.write_rows(copy_rows(conn, unit.statement))
+            writer.write_from(CopyReader(conn, unit.statement))
             files = writer.close()
         except BaseException as e:
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead
