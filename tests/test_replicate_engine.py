@@ -467,3 +467,28 @@ def test_a_value_duckdb_cannot_type_widens_the_column_during_a_refresh(fresh):
     (run,) = run_once(cfg)
     assert run.status == "ok", run.error
     equal(url, db, "public.t")
+
+
+def test_an_inserter_row_inserted_again_under_its_key_replaces_itself(fresh):
+    """New rows above the watermark go straight into the table on PostgreSQL; one whose key
+    is already there (deleted and inserted again with a later cursor) still replaces it."""
+    _, url, db = fresh
+    db.execute("CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO ev SELECT g, now() - interval '1 day' + g * interval '1 s', 'a' "
+               "FROM generate_series(1, 5000) g")
+    cfg = config(url, {"app": (db.standby_url, {"ev": {
+        "method": "inserter", "cursor": "ts", "batch_rows": 700}})})
+    assert run_once(cfg)[0].rows == 5000
+    db.execute("INSERT INTO ev SELECT g, now() - interval '2 hours' + g * interval '1 s', 'b' "
+               "FROM generate_series(5001, 7000) g")
+    (run,) = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 2000 + 600)  # the new rows, the boundary again
+    equal(url, db, "public.ev")
+    db.execute("DELETE FROM ev WHERE id IN (3, 6000); INSERT INTO ev VALUES "
+               "(3, now() - interval '1 minute', 'again'), (6000, now(), 'again'), "
+               "(7001, now(), 'c')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    equal(url, db, "public.ev")
+    assert query(url, "SELECT count(*) FROM app.ev") == [(7001,)]
+    assert query(url, "SELECT id FROM app.ev WHERE v = 'again' ORDER BY id") == [(3,), (6000,)]
