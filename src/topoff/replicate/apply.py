@@ -40,7 +40,6 @@ from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
-from topoff.targets.duckdb.types import duckdb_type
 from topoff.targets.merge import merge
 
 CHUNK = 1 << 20
@@ -93,6 +92,8 @@ def _batches(r: Refresh) -> Iterator[memoryview]:
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
     """A cursor value (PostgreSQL's text of it) as a literal of the target's column type."""
+    from topoff.targets.duckdb.types import duckdb_type  # imports duckdb: only for it
+
     col = next(c for c in table.columns if c.name == table.cursor)
     typ = parse_type(col.type).ddl() if engine.capabilities.native_types else duckdb_type(col)
     return f"CAST({engine.literal(text)} AS {typ})"
@@ -137,19 +138,20 @@ def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tabl
         return 0, old.next_state(0)
     counter = [0]
     with engine.stage_csv(tdef, cols, _chunks(_batches(old), counter)) as stage:
-        moved = merge(engine, tdef, cols, stage, "upsert")
+        moved = merge(engine, tdef, cols, stage, "upsert-unique")
     new = Refresh(conn, info, state, part="new")
     moved += engine.copy_csv(tdef, cols, _chunks(_batches(new), counter))
     return moved, new.next_state(counter[0])
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
-    """A unique violation (SQLSTATE 23505) anywhere in the exception's chain."""
+    """A unique violation (SQLSTATE 23505), or no unique index for ON CONFLICT (42P10),
+    anywhere in the exception's chain: the fast paths' refusals."""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if getattr(e, "sqlstate", None) == "23505":
+        if getattr(e, "sqlstate", None) in ("23505", "42P10"):
             return True
         e = e.__cause__ or e.__context__
     return False
@@ -179,8 +181,8 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
         elif whole:
             lo = _text(conn, r.far) if r.far is not None else None
             moved = _replace_range(engine, tdef, stage, cols, lo, r.upper, False)
-        else:
-            moved = merge(engine, tdef, cols, stage, "upsert")
+        else:  # a key: unique in the source's snapshot, and the table's key index
+            moved = merge(engine, tdef, cols, stage, "upsert-unique" if fast else "upsert")
     return moved, r.next_state(counter[0])
 
 
