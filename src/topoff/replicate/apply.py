@@ -40,7 +40,7 @@ from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
-from topoff.targets.merge import merge
+from topoff.targets.merge import clear, merge
 
 CHUNK = 1 << 20
 
@@ -234,6 +234,11 @@ def _snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: T
     cols = list(info.columns)
     chunks = _chunks(copy_rows(conn, change.copy_all(info)), counter)
     if first:
+        moved = engine.copy_csv(tdef, cols, chunks)
+    elif engine.capabilities.name == "postgresql":
+        # every row deleted, the new ones copied straight in, in the one transaction:
+        # readers see the old rows until the commit (MVCC), no stage written and read
+        clear(engine, tdef, "snapshot", None)
         moved = engine.copy_csv(tdef, cols, chunks)
     else:
         with engine.stage_csv(tdef, cols, chunks) as stage:
