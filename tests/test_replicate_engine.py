@@ -492,3 +492,22 @@ def test_an_inserter_row_inserted_again_under_its_key_replaces_itself(fresh):
     equal(url, db, "public.ev")
     assert query(url, "SELECT count(*) FROM app.ev") == [(7001,)]
     assert query(url, "SELECT id FROM app.ev WHERE v = 'again' ORDER BY id") == [(3,), (6000,)]
+
+
+def test_a_table_that_lost_its_key_index_still_refreshes(fresh):
+    """ON CONFLICT needs the key index; without it the refresh runs the delete-join way."""
+    engine, url, db = fresh
+    db.execute("CREATE TABLE u (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO u SELECT g, now() - interval '1 hour', 'a' "
+               "FROM generate_series(1, 100) g")
+    cfg = config(url, {"app": (db.standby_url, {"u": {"method": "updater", "cursor": "ts"}})})
+    run_once(cfg)
+    if engine == "postgresql":
+        query(url, "ALTER TABLE app.u DROP CONSTRAINT u_pkey")
+        assert query(url, "SELECT count(*) FROM pg_index WHERE indisprimary AND "
+                     "indrelid = 'app.u'::regclass") == [(0,)]
+    db.execute("UPDATE u SET v = 'b', ts = now() WHERE id <= 10; "
+               "INSERT INTO u VALUES (101, now(), 'c')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    equal(url, db, "public.u")
