@@ -171,3 +171,19 @@ def test_every_runs_until_a_signal_and_exits_130(cluster, source, tmp_path, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "error: interrupted" in err
+
+
+def test_replicate_does_not_import_the_other_commands_and_help_lists_all() -> None:
+    """Command modules load when their command runs; help and ``commands`` see them all."""
+    code = ("import sys, click\n"
+            "from topoff.cli import cli\n"
+            "assert cli.get_command(click.Context(cli), 'replicate') is not None\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('topoff.backup', "
+            "'topoff.cli.backup', 'topoff.cli.sync', 'duckdb'))))\n"
+            "assert cli.get_command(click.Context(cli), 'nope') is None\n"
+            "print(len(cli.commands))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert int(out[1]) == 14

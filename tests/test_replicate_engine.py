@@ -467,3 +467,47 @@ def test_a_value_duckdb_cannot_type_widens_the_column_during_a_refresh(fresh):
     (run,) = run_once(cfg)
     assert run.status == "ok", run.error
     equal(url, db, "public.t")
+
+
+def test_an_inserter_row_inserted_again_under_its_key_replaces_itself(fresh):
+    """New rows above the watermark go straight into the table on PostgreSQL; one whose key
+    is already there (deleted and inserted again with a later cursor) still replaces it."""
+    _, url, db = fresh
+    db.execute("CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO ev SELECT g, now() - interval '1 day' + g * interval '1 s', 'a' "
+               "FROM generate_series(1, 5000) g")
+    cfg = config(url, {"app": (db.standby_url, {"ev": {
+        "method": "inserter", "cursor": "ts", "batch_rows": 700}})})
+    assert run_once(cfg)[0].rows == 5000
+    db.execute("INSERT INTO ev SELECT g, now() - interval '2 hours' + g * interval '1 s', 'b' "
+               "FROM generate_series(5001, 7000) g")
+    (run,) = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 2000 + 600)  # the new rows, the boundary again
+    equal(url, db, "public.ev")
+    db.execute("DELETE FROM ev WHERE id IN (3, 6000); INSERT INTO ev VALUES "
+               "(3, now() - interval '1 minute', 'again'), (6000, now(), 'again'), "
+               "(7001, now(), 'c')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    equal(url, db, "public.ev")
+    assert query(url, "SELECT count(*) FROM app.ev") == [(7001,)]
+    assert query(url, "SELECT id FROM app.ev WHERE v = 'again' ORDER BY id") == [(3,), (6000,)]
+
+
+def test_a_table_that_lost_its_key_index_still_refreshes(fresh):
+    """ON CONFLICT needs the key index; without it the refresh runs the delete-join way."""
+    engine, url, db = fresh
+    db.execute("CREATE TABLE u (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO u SELECT g, now() - interval '1 hour', 'a' "
+               "FROM generate_series(1, 100) g")
+    cfg = config(url, {"app": (db.standby_url, {"u": {"method": "updater", "cursor": "ts"}})})
+    run_once(cfg)
+    if engine == "postgresql":
+        query(url, "ALTER TABLE app.u DROP CONSTRAINT u_pkey")
+        assert query(url, "SELECT count(*) FROM pg_index WHERE indisprimary AND "
+                     "indrelid = 'app.u'::regclass") == [(0,)]
+    db.execute("UPDATE u SET v = 'b', ts = now() WHERE id <= 10; "
+               "INSERT INTO u VALUES (101, now(), 'c')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    equal(url, db, "public.u")

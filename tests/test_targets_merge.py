@@ -144,6 +144,28 @@ def test_a_row_stream_merges_like_files(target: Target, loaded: TableDef) -> Non
     assert _rows(target, loaded) == [(2, "b"), (3, "c3"), (4, "d")]
 
 
+def test_upsert_unique_writes_only_new_and_changed_rows(target: Target,
+                                                       loaded: TableDef) -> None:
+    """Same rows as ``upsert``; with key indexes (PostgreSQL) an unchanged row read again
+    is not rewritten (its xmin stays), a changed one is, a NULL compares as a value."""
+    ref = target.ident(loaded.target.schema, loaded.target.name)
+    pg = target.capabilities.primary_keys
+    with target.transaction():
+        target.execute(f"UPDATE {ref} SET body = NULL WHERE id = 4")
+    before = dict(target.execute(f"SELECT id, xmin::text FROM {ref}")) if pg else {}
+    a1, a2 = datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(2026, 1, 1, 11, tzinfo=UTC)
+    b2 = datetime(2026, 1, 2, 11, tzinfo=UTC)
+    rows = [(1, a1, "a"), (2, a2, "b2"), (4, b2, None), (3, b2, None), (11, a1, "new")]
+    with target.transaction(), target.stage_rows(loaded, loaded.columns, rows) as stage:
+        assert merge(target, loaded, loaded.columns, stage, "upsert-unique") == 5
+    assert _rows(target, loaded) == [(1, "a"), (2, "b2"), (3, None), (4, None), (11, "new")]
+    assert target.execute(f"SELECT \"at\" FROM {ref} WHERE id = 3")[0][0] == b2
+    if pg:
+        after = dict(target.execute(f"SELECT id, xmin::text FROM {ref}"))
+        assert after[1] == before[1] and after[4] == before[4]  # unchanged: not written
+        assert after[2] != before[2] and after[3] != before[3]
+
+
 def test_a_row_stream_replaces_a_window(target: Target, loaded: TableDef) -> None:
     at = datetime(2026, 1, 1, 12, tzinfo=UTC)
     with target.transaction(), target.stage_rows(loaded, loaded.columns, [(5, at, "e")]) as s:

@@ -73,8 +73,68 @@ def _interrupted() -> Interrupted:
     return Interrupted("interrupted", hint=INTERRUPTED_HINT)
 
 
+#: the command modules, and the commands each adds: a command's module is imported when
+#: the command runs (``topoff replicate`` does not import the backup modules); a name not
+#: listed here, help and ``commands`` import them all, so a stale entry only costs time
+_MODULES: dict[str, tuple[str, ...]] = {
+    "init": ("init", "check-config"), "export": ("export",), "datasets": ("prune", "list"),
+    "sync": ("sync", "status", "verify"), "replicate": ("replicate",), "demo": ("demo",),
+    "backup": ("backup", "restore", "systemd", "backups"),
+}
+
+
+def _load(group: click.Group, module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"topoff.cli.{module}")
+    if module == "datasets":
+        group.add_command(mod.prune_cmd)
+        group.add_command(mod.list_cmd)
+    else:
+        mod.register(group)
+
+
 class TopoffGroup(click.Group):
-    """Turns TopoffError into one line of error and one of hint, and a non-zero exit."""
+    """Turns TopoffError into one line of error and one of hint, and a non-zero exit.
+    Imports its command modules lazily (see ``_MODULES``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loaded: set[str] = set()
+        self._lazy = False
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:  # every command, for help and docs
+        if self._lazy:
+            for module in _MODULES:
+                self._load_module(module)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def _load_module(self, module: str) -> None:
+        if module not in self._loaded:
+            self._loaded.add(module)
+            _load(self, module)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        assert name is not None
+        self._commands[name] = cmd
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands and self._lazy:
+            for module, names in _MODULES.items():
+                if cmd_name in names:
+                    self._load_module(module)
+        if cmd_name not in self._commands:
+            return self.commands.get(cmd_name)  # not in _MODULES: load them all
+        return self._commands[cmd_name]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
@@ -129,20 +189,7 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    from topoff.cli import backup, datasets, demo, export, init, replicate, sync
-
-    init.register(cli)
-    export.register(cli)
-    cli.add_command(datasets.prune_cmd)
-    cli.add_command(datasets.list_cmd)
-    sync.register(cli)
-    replicate.register(cli)
-    demo.register(cli)
-    backup.register(cli)
-
-
-_register()
+cli._lazy = True  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -40,8 +40,7 @@ from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
-from topoff.targets.duckdb.types import duckdb_type
-from topoff.targets.merge import merge
+from topoff.targets.merge import clear, merge
 
 CHUNK = 1 << 20
 
@@ -93,6 +92,8 @@ def _batches(r: Refresh) -> Iterator[memoryview]:
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
     """A cursor value (PostgreSQL's text of it) as a literal of the target's column type."""
+    from topoff.targets.duckdb.types import duckdb_type  # imports duckdb: only for it
+
     col = next(c for c in table.columns if c.name == table.cursor)
     typ = parse_type(col.type).ddl() if engine.capabilities.native_types else duckdb_type(col)
     return f"CAST({engine.literal(text)} AS {typ})"
@@ -115,8 +116,50 @@ def _text(conn: psycopg.Connection, expr: sql.Composable) -> str | None:
     return None if row is None or row[0] is None else str(row[0])
 
 
+def _fast_path(engine: Target, info: TableInfo, tdef: TableDef, state: TableState,
+               request: Request) -> bool:
+    """Whether an inserter refresh may COPY its new rows straight into the table: rows
+    above the stored watermark were never read, so only a row deleted and inserted again
+    under the same key can already be there, and the key index refuses it (the refresh
+    then runs again the slow way, see :func:`refresh`)."""
+    return (info.table.method == "inserter" and bool(info.key) and bool(tdef.primary_key)
+            and state.cursor is not None and request.kind == "refresh"
+            and engine.capabilities.primary_keys)
+
+
+def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
+           state: TableState) -> tuple[int, TableState]:
+    """An inserter's refresh in two reads of the same snapshot: the rows read again (at or
+    below the watermark: the boundary, late commits) staged and merged by key, then the
+    new ones (above it) copied straight into the table."""
+    cols = list(info.columns)
+    old = Refresh(conn, info, state, part="old")
+    if old.upper is None:
+        return 0, old.next_state(0)
+    counter = [0]
+    with engine.stage_csv(tdef, cols, _chunks(_batches(old), counter)) as stage:
+        moved = merge(engine, tdef, cols, stage, "upsert-unique")
+    new = Refresh(conn, info, state, part="new")
+    moved += engine.copy_csv(tdef, cols, _chunks(_batches(new), counter))
+    return moved, new.next_state(counter[0])
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """A unique violation (SQLSTATE 23505), or no unique index for ON CONFLICT (42P10),
+    anywhere in the exception's chain: the fast paths' refusals."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if getattr(e, "sqlstate", None) in ("23505", "42P10"):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-                 state: TableState, request: Request, first: bool) -> tuple[int, TableState]:
+                 state: TableState, request: Request, first: bool,
+                 fast: bool = True) -> tuple[int, TableState]:
     cols = list(info.columns)
     if first:  # a table made in this transaction: straight in, nothing to merge
         r = Refresh(conn, info, state)
@@ -127,6 +170,8 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
         return _repull_range(engine, conn, info, tdef, state, request), state
     if request.kind == "repull":
         state = TableState()
+    if fast and _fast_path(engine, info, tdef, state, request):
+        return _split(engine, conn, info, tdef, state)
     whole = not info.key
     r = Refresh(conn, info, state, whole_window=whole)
     counter = [0]
@@ -136,8 +181,8 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
         elif whole:
             lo = _text(conn, r.far) if r.far is not None else None
             moved = _replace_range(engine, tdef, stage, cols, lo, r.upper, False)
-        else:
-            moved = merge(engine, tdef, cols, stage, "upsert")
+        else:  # a key: unique in the source's snapshot, and the table's key index
+            moved = merge(engine, tdef, cols, stage, "upsert-unique" if fast else "upsert")
     return moved, r.next_state(counter[0])
 
 
@@ -190,6 +235,11 @@ def _snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: T
     chunks = _chunks(copy_rows(conn, change.copy_all(info)), counter)
     if first:
         moved = engine.copy_csv(tdef, cols, chunks)
+    elif engine.capabilities.name == "postgresql":
+        # every row deleted, the new ones copied straight in, in the one transaction:
+        # readers see the old rows until the commit (MVCC), no stage written and read
+        clear(engine, tdef, "snapshot", None)
+        moved = engine.copy_csv(tdef, cols, chunks)
     else:
         with engine.stage_csv(tdef, cols, chunks) as stage:
             moved = merge(engine, tdef, cols, stage, "snapshot")
@@ -214,6 +264,8 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
     before = store.get(source.name, t.qualified)
     if before is not None and before.paused and request.kind == "refresh":
         return Result("paused", 0, None)
+
+    fast = [True]  # False after a new row's key was found in the table (see _fast_path)
 
     def once(attempt: int) -> Result:
         notes: list[str] = []
@@ -252,7 +304,8 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                                                    request.kind == "repull" or bool(notes),
                                                    first)
                 else:
-                    moved, new = _incremental(engine, conn, info, tdef, state, request, first)
+                    moved, new = _incremental(engine, conn, info, tdef, state, request, first,
+                                              fast[0])
                     status = "ok"
                 indexes = source_indexes(conn, info) if first else []
                 conn.execute("COMMIT")
@@ -266,8 +319,17 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             lag = max(0.0, (datetime.now(UTC) - new.run_at).total_seconds())
         return Result(status, moved, lag, tuple(notes))
 
+    def run(attempt: int) -> Result:
+        try:
+            return once(attempt)
+        except Exception as e:
+            if not fast[0] or not is_duplicate_key(e):
+                raise
+            fast[0] = False  # rolled back: again, merging the new rows by key too
+            return once(attempt)
+
     try:
-        return retry_on_recovery_conflict(once, attempts, backoff,
+        return retry_on_recovery_conflict(run, attempts, backoff,
                                           f"refreshing {source.name}.{t.qualified}")
     except _Locked:
         return Result("locked", 0, None)

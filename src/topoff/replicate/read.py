@@ -77,11 +77,16 @@ class Refresh:
     """The read plan of one refresh; ``conn`` is inside the snapshot (open_snapshot)."""
 
     def __init__(self, conn: psycopg.Connection, info: TableInfo, state: TableState,
-                 whole_window: bool = False) -> None:
+                 whole_window: bool = False, part: str | None = None) -> None:
         """``whole_window``: read every row of the lookback window, not only those committed
-        since the previous run (a table without a key replaces that window whole)."""
+        since the previous run (a table without a key replaces that window whole).
+        ``part``: only the rows above the stored watermark (``"new"``: never read before)
+        or only those at or below it (``"old"``: read again); None: both."""
         t = info.table
         self.whole_window = whole_window
+        if part not in (None, "new", "old") or (part and state.cursor is None):
+            raise ValueError(f"bad part {part!r} for a refresh from {state.cursor!r}")
+        self.part = part
         #: the lower end of the lookback window (None on a first run), for the caller
         self.far: sql.Composable | None = None
         if not t.cursor or info.cursor_kind is None:
@@ -126,6 +131,9 @@ class Refresh:
                     since=committed_since(self.state.xmin, self.marks.xmax)))
             else:  # a view has no xmin: read its whole lookback window every time
                 parts.append(sql.SQL("{} > {}").format(c, far))
+            if self.part is not None:
+                op = ">" if self.part == "new" else "<="
+                parts.append(sql.SQL("{} {} {}").format(c, sql.SQL(op), sql.Literal(w)))
         if t.where:
             parts.append(self._operator_where(""))
         return sql.SQL(" AND ").join(parts)

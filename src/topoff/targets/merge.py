@@ -10,7 +10,13 @@ the same on every engine:
 * ``append``: delete the rows whose cursor falls in the window, delete the rows whose key
   a staged row has (a row that moved from another window), insert;
 * ``upsert``: delete the rows whose key a staged row has, insert;
-* ``delete-keys``: delete the rows whose key a staged row has, insert nothing (reconcile).
+* ``delete-keys``: delete the rows whose key a staged row has, insert nothing (reconcile);
+* ``upsert-unique``: as ``upsert``, for a caller that knows the staged rows hold each key
+  once and the table has its key as a unique index (``replicate`` into PostgreSQL, whose
+  tables get their primary key): where the engine makes primary keys, one
+  ``INSERT ... ON CONFLICT (key) DO UPDATE`` that rewrites only the rows whose values
+  changed (a row read again, unchanged, costs an index probe, not a delete and an insert);
+  elsewhere (DuckDB) the same as ``upsert``.
 
 Statements are built here from parsed parts only: names through the engine's ``ident``,
 values through its ``literal`` (bound, quoted by the driver's rules), cast to types named
@@ -27,9 +33,9 @@ from topoff.dataset.manifest import Column
 from topoff.pgtypes import family
 from topoff.targets.base import TableDef, Target
 
-MODES = ("initial", "snapshot", "append", "upsert", "delete-keys")
+MODES = ("initial", "snapshot", "append", "upsert", "delete-keys", "upsert-unique")
 #: modes that read the staged rows twice (once to delete by key, once to insert)
-_BY_KEY = ("append", "upsert", "delete-keys")
+_BY_KEY = ("append", "upsert", "delete-keys", "upsert-unique")
 
 
 def cursor_literal(engine: Target, table: TableDef, value: datetime | date) -> str:
@@ -94,6 +100,9 @@ def merge(engine: Target, table: TableDef, columns: Sequence[Column], stage: str
         raise ValueError(f"unknown merge mode {mode!r}")
     relation = engine.ident(table.target.schema, table.target.name)
     names = ", ".join(engine.ident(c.name) for c in columns)
+    if mode == "upsert-unique" and table.primary_key and engine.capabilities.primary_keys \
+            and since is None:
+        return _on_conflict(engine, table, columns, stage)
     source = f"SELECT {names} FROM {stage} AS s"
     if since is not None and table.cursor:
         source += f" WHERE {since_condition(engine, table, since, 's.')}"
@@ -107,3 +116,27 @@ def merge(engine: Target, table: TableDef, columns: Sequence[Column], stage: str
     elif mode == "delete-keys":
         raise ValueError(f"{table.source} has no primary key to delete rows by")
     return engine.run_count(f"INSERT INTO {relation} ({names}) {source}")
+
+
+def _on_conflict(engine: Target, table: TableDef, columns: Sequence[Column],
+                 stage: str) -> int:
+    """``upsert-unique`` on an engine with key indexes: returns the staged rows (as
+    ``upsert`` does), though only new and changed rows are written. Values compare by
+    their text (types such as json have no equality; equal text is the same value)."""
+    relation = engine.ident(table.target.schema, table.target.name)
+    names = [engine.ident(c.name) for c in columns]
+    keys = set(table.primary_key)
+    rest = [n for c, n in zip(columns, names, strict=True) if c.name not in keys]
+    conflict = ", ".join(engine.ident(k) for k in table.primary_key)
+    if rest:
+        sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in rest)
+        mine = ", ".join(f"t.{n}::text" for n in rest)
+        theirs = ", ".join(f"EXCLUDED.{n}::text" for n in rest)
+        action = (f"DO UPDATE SET {sets} WHERE ROW({mine}) IS DISTINCT FROM "
+                  f"ROW({theirs})")
+    else:
+        action = "DO NOTHING"
+    engine.execute(f"INSERT INTO {relation} AS t ({', '.join(names)}) "
+                   f"SELECT {', '.join(names)} FROM {stage} AS s "
+                   f"ON CONFLICT ({conflict}) {action}")
+    return int(engine.execute(f"SELECT count(*) FROM {stage}")[0][0])
