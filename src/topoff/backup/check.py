@@ -11,15 +11,13 @@ half-written file.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from topoff.backup.catalog import Entry
 from topoff.errors import ConfigError
+from topoff.monitoring import label, write_textfile
 
 OK, WARNING, CRITICAL = 0, 1, 2
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
@@ -121,10 +119,6 @@ def _result(code: int, parts: list[str], metrics: dict[str, float]) -> CheckResu
     return CheckResult(code, f"BACKUP {LABELS[code]} - " + "; ".join(parts), metrics)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 HELP = {
     "check_status": "0 OK, 1 WARNING, 2 CRITICAL (topoff backups check)",
     "last_success_timestamp_seconds": "End time of the newest finished backup",
@@ -137,21 +131,10 @@ HELP = {
 
 
 def write_prometheus(path: str, store_url: str, metrics: dict[str, float]) -> None:
-    target = Path(path)
     lines = []
     for key in HELP:
         if key in metrics:
             name = f"topoff_backup_{key}"
             lines += [f"# HELP {name} {HELP[key]}", f"# TYPE {name} gauge",
-                      f'{name}{{store="{_label(store_url)}"}} {float(metrics[key])!r}']
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                      f'{name}{{store="{label(store_url)}"}} {float(metrics[key])!r}']
+    write_textfile(path, "\n".join(lines) + "\n")

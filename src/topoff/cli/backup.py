@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-from collections.abc import Iterator
-from typing import Any
 
 import click
 
@@ -27,29 +23,18 @@ from topoff.backup.pipeline import BackupRequest, run_backup
 from topoff.backup.retention import prune as backup_prune
 from topoff.backup.systemd import KINDS, UnitSettings, render
 from topoff.cli.backup_output import echo_catalog, echo_prune
-from topoff.cli.options import build_config, common_options, source_options, store_for
+from topoff.cli.options import (
+    build_config,
+    common_options,
+    source_options,
+    store_for,
+    term_as_interrupt,
+)
 from topoff.cli.output import size
 from topoff.config import parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
 from topoff.sources.postgres import display_url
-
-
-@contextlib.contextmanager
-def _term_as_interrupt() -> Iterator[None]:
-    """systemd stops a unit with SIGTERM: record the backup as failed, like Ctrl-C."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("backup")
@@ -96,7 +81,7 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
         jobs=jobs or settings.jobs, level=settings.compression_level,
         lock_days=lock_days or settings.lock_days,
         lock_mode=(lock_mode or settings.lock_mode).upper(), workdir=workdir)
-    with _term_as_interrupt():
+    with term_as_interrupt():
         result = run_backup(store, req)
     rows = sum(t["rows"] for t in result.tables.values())
     click.echo(f"backup {result.name}: {len(result.tables)} tables, {rows:,} rows, "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -98,3 +100,21 @@ def store_for(location: str, config: Config | None = None) -> Store:
         opts = StoreOptions(s3_endpoint_url=config.store.s3_endpoint_url,
                             s3_region=config.store.s3_region)
     return open_store(location, opts)
+
+
+@contextlib.contextmanager
+def term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd stopping a unit, kill) stops the command like Ctrl-C: what is
+    running rolls back or is recorded as failed, and the exit code is 130."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import click
 
-from topoff.cli.options import common_options
+from topoff.cli.options import common_options, term_as_interrupt
 from topoff.errors import ConfigError
 
 
-@contextlib.contextmanager
-def _term_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd, kill) stops the run like Ctrl-C: the table being refreshed rolls
-    back, what committed stays; exit 130."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _lag(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    from topoff.monitoring import human
+
+    return "-" if seconds is None else human(seconds)
 
 
 def _status(config: Any, as_json: bool) -> None:
@@ -209,7 +182,7 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
         if not isinstance(period, timedelta) or period.total_seconds() < 1:
             raise ConfigError(f"--every {every} is not a duration of at least 1s",
                               hint="for example --every 5m")
-    with _term_as_interrupt():
+    with term_as_interrupt():
         while True:
             start = time.monotonic()
             code = _finish(engine.run_once(config, list(tables) or None, jobs))

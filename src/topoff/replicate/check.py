@@ -28,15 +28,14 @@ half-written file.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from topoff.errors import ConfigError
+from topoff.monitoring import human, label, write_textfile
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -71,16 +70,6 @@ def parse_age(text: str, option: str = "--warn") -> float:
     if not m or float(m.group(1)) <= 0:
         raise ConfigError(f"invalid {option} {text!r}", hint="write an age like 90m, 2h or 1d")
     return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def human(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _check_limits(warn: float, crit: float, what: str) -> None:
@@ -164,10 +153,6 @@ def evaluate(tables: Iterable[Record], warn: float, crit: float,
     return FreshnessResult(worst, line, details)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 HELP = {
     "last_success_timestamp_seconds": "End time of the table's last successful run",
     "lag_seconds": "How far the replica table is behind its source",
@@ -189,7 +174,7 @@ def metrics_text(tables: Sequence[Record], result: FreshnessResult) -> str:
             else:
                 value = 1.0 if t.paused else 0.0
             if value is not None:
-                samples.append(f'{name}{{table="{_label(t.name)}"}} {float(value)!r}')
+                samples.append(f'{name}{{table="{label(t.name)}"}} {float(value)!r}')
         if samples:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
     name = "topoff_replicate_check_status"
@@ -201,21 +186,4 @@ def metrics_text(tables: Sequence[Record], result: FreshnessResult) -> str:
 def write_prometheus(path: str | Path, tables: Sequence[Record],
                      result: FreshnessResult) -> None:
     """Write the metrics atomically (temp file in the same directory, fsync, rename)."""
-    target = Path(path)
-    text = metrics_text(tables, result)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as e:
-        raise ConfigError(f"cannot write the metrics file {target}: {e.strerror}",
-                          hint="give a file in an existing, writable directory (the "
-                          "textfile collector's)") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_textfile(path, metrics_text(tables, result))
