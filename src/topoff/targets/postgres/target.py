@@ -275,26 +275,27 @@ class PostgresTarget(Target):
                     copy.write_row(row)
             yield self.ident(stage)
 
+    def _copy_csv_into(self, relation: sql.Composable, columns: Sequence[Column],
+                       chunks: Iterable[bytes]) -> int:
+        """COPY CSV bytes (whole rows, any block size) into ``relation``; rows copied."""
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        with self.conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                    relation, names)) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            return max(cur.rowcount, 0)
+
     @contextlib.contextmanager
     def stage_csv(self, table: TableDef, columns: Sequence[Column],
                   chunks: Iterable[bytes]) -> Iterator[str]:
-        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-        with self._stage(table) as stage, self.conn.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-                    sql.Identifier(stage), names)) as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
+        with self._stage(table) as stage:
+            self._copy_csv_into(sql.Identifier(stage), columns, chunks)
             yield self.ident(stage)
 
     def copy_csv(self, table: TableDef, columns: Sequence[Column],
                  chunks: Iterable[bytes]) -> int:
-        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-        with self.conn.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-                    self._table(table.target), names)) as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
-            return max(cur.rowcount, 0)
+        return self._copy_csv_into(self._table(table.target), columns, chunks)
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> sql.Composable | None:
