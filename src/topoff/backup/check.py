@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from topoff.backup.catalog import Entry
 from topoff.errors import ConfigError
-from topoff.monitoring import label, write_textfile
+from topoff.monitoring import human, label, write_textfile
 
 OK, WARNING, CRITICAL = 0, 1, 2
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
@@ -45,16 +45,6 @@ def _time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return t if t.tzinfo else None
-
-
-def _human(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 @dataclass
@@ -87,8 +77,8 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
         metrics["last_duration_seconds"] = float(duration)
     crit, warn = [], []
     if age > max_age:
-        crit.append(f"newest finished backup {last.name} is {_human(age)} old "
-                    f"(limit {_human(max_age)})")
+        crit.append(f"newest finished backup {last.name} is {human(age)} old "
+                    f"(limit {human(max_age)})")
     if min_size is not None and last.size < min_size:
         crit.append(f"{last.name} is {last.size} bytes, below the minimum {min_size}")
     change = ""
@@ -104,7 +94,7 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
         warn.append(f"backup {later_failed[-1].name} failed after {last.name}")
     if drills and not drills[-1][2]:
         warn.append(f"the newest drill (of {drills[-1][1]}) failed")
-    ok_line = f"{last.name} finished {_human(age)} ago, {last.size} bytes{change}"
+    ok_line = f"{last.name} finished {human(age)} ago, {last.size} bytes{change}"
     if drills:
         ok_line += "; drill ok"
     if crit:
