@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from topoff.dataset import layout
 from topoff.errors import StoreError
-from topoff.stores.base import FileExists, FileInfo, FileMissing, Store
+from topoff.stores.base import FileExists, FileMissing, ObjectOptions, Store, StoreWrapper
 
 log = logging.getLogger("topoff")
 
@@ -190,38 +190,18 @@ class StoreLock:
                     self.store.swap_bytes(layout.LOCK, raw, None)
 
 
-class LockedStore(Store):
+class LockedStore(StoreWrapper):
     """A store seen through a held lock: the index is written only while the lock is held."""
 
     def __init__(self, store: Store, lock: StoreLock) -> None:
-        self.inner = store
+        super().__init__(store)
         self.lock = lock
-        self.url = store.url
-        self.read_only = store.read_only
 
-    def list(self, prefix: str = "") -> list[FileInfo]:
-        return self.inner.list(prefix)
-
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
-        return self.inner.list_all(prefix)
-
-    def stat(self, name: str) -> FileInfo | None:
-        return self.inner.stat(name)
-
-    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
-        return self.inner.open_read(name, offset)
-
-    def write(self, name: str,
-              replace: bool = False) -> contextlib.AbstractContextManager[BinaryIO]:
+    def write(self, name: str, replace: bool = False, options: ObjectOptions | None = None,
+              ) -> contextlib.AbstractContextManager[BinaryIO]:
         if name == layout.INDEX:
             self.lock.check()
-        return self.inner.write(name, replace=True) if replace else self.inner.write(name)
-
-    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
-        return self.inner.swap_bytes(name, expected, data)
-
-    def delete(self, name: str) -> None:
-        self.inner.delete(name)
+        return super().write(name, replace, options)
 
     def __getattr__(self, name: str) -> Any:  # store-specific extras (S3 uploads, root)
         return getattr(self.inner, name)

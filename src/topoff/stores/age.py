@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, cast
 import pyrage
 
 from topoff.errors import IntegrityError, StoreError, TopoffError
-from topoff.stores.base import FileInfo, FileMissing, ObjectOptions, Store, check_name
+from topoff.stores.base import FileMissing, ObjectOptions, Store, StoreWrapper, check_name
 from topoff.stores.hashing import HashingWriter
 
 _CHUNK = 64 * 1024
@@ -179,31 +179,14 @@ class _Recording:
         self.out.flush()
 
 
-class EncryptingStore(Store):
+class EncryptingStore(StoreWrapper):
     """``inner`` with every object encrypted on write and decrypted on read."""
 
     def __init__(self, inner: Store, recipients: Sequence[str] = (),
                  identities: Sequence[Any] = ()) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.read_only = inner.read_only
+        super().__init__(inner)
         self._recipients = parse_recipients(recipients)
         self._identities = list(identities)
-
-    def list(self, prefix: str = "") -> list[FileInfo]:
-        return self.inner.list(prefix)
-
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
-        return self.inner.list_all(prefix)
-
-    def stat(self, name: str) -> FileInfo | None:
-        return self.inner.stat(name)
-
-    def delete(self, name: str) -> None:
-        self.inner.delete(name)
-
-    def purge(self, name: str) -> None:
-        self.inner.purge(name)
 
     def close(self) -> None:
         self.inner.close()

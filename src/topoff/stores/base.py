@@ -196,6 +196,42 @@ class Store(ABC):
         return f"<{type(self).__name__} {self.url}>"
 
 
+class StoreWrapper(Store):
+    """A store seen through another: every call goes to ``inner`` unless a subclass
+    changes it (the store seen through a held dataset lock, the encrypting store)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.read_only = inner.read_only
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        return self.inner.list(prefix)
+
+    def list_all(self, prefix: str = "") -> list[FileInfo]:
+        return self.inner.list_all(prefix)
+
+    def stat(self, name: str) -> FileInfo | None:
+        return self.inner.stat(name)
+
+    def open_read(self, name: str, offset: int = 0) -> BinaryIO:
+        return self.inner.open_read(name, offset)
+
+    def write(self, name: str, replace: bool = False,
+              options: ObjectOptions | None = None,
+              ) -> contextlib.AbstractContextManager[BinaryIO]:
+        return self.inner.write(name, replace=replace, options=options)
+
+    def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
+        return self.inner.swap_bytes(name, expected, data)
+
+    def delete(self, name: str) -> None:
+        self.inner.delete(name)
+
+    def purge(self, name: str) -> None:
+        self.inner.purge(name)
+
+
 def read_only_error(store: Store) -> StoreError:
     return StoreError(
         f"{store.url} is read-only (HTTP stores can be read, not written)",
