@@ -78,7 +78,7 @@ class MariaColumn:
     nullable: bool
     enum: list[str] | None = None
     generated: bool = False
-    #: how the server writes a value: "int", "text", "bytes", "bits", "date",
+    #: how the server writes a value: "int", "year", "float32", "text", "bytes", "bits", "date",
     #: "datetime", "timestamp", "time", "geometry"
     form: str = "text"
     bits: int = 0
@@ -119,12 +119,12 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
         return col(unsigned_pg if unsigned else signed_pg,
                    {"kind": "int", "bits": bits, "unsigned": unsigned}, "int")
     if dt == "year":
-        return col("smallint", {"kind": "int", "bits": 16, "unsigned": False}, "int")
+        return col("smallint", {"kind": "int", "bits": 16, "unsigned": False}, "year")
     if dt == "decimal":
         p, s = int(row["NUMERIC_PRECISION"]), int(row["NUMERIC_SCALE"] or 0)
         return col(f"numeric({p},{s})", {"kind": "decimal", "precision": p, "scale": s}, "int")
     if dt == "float":
-        return col("real", {"kind": "float", "bits": 32}, "int")
+        return col("real", {"kind": "float", "bits": 32}, "float32")
     if dt in ("double", "real"):
         return col("double precision", {"kind": "float", "bits": 64}, "int")
     if dt == "bit":
@@ -161,10 +161,12 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
     return col("text", {"kind": "other"}, "text")
 
 
-def _quoted(s: str) -> str:
-    """SQL: the CSV field of a non-NULL text ``s``, quoted when PostgreSQL would quote it."""
+def _quoted(s: str, single: bool) -> str:
+    """SQL: the CSV field of a non-NULL text ``s``, quoted when PostgreSQL would quote it
+    (``\\.`` alone on a line too, when it is the only column)."""
+    alone = f" OR {s} = BINARY '\\\\.'" if single else ""
     return (f"IF(OCTET_LENGTH({s}) = 0 OR LOCATE(',', {s}) OR LOCATE('\"', {s}) "
-            f"OR LOCATE('\\n', {s}) OR LOCATE('\\r', {s}) OR {s} = BINARY '\\\\.', "
+            f"OR LOCATE('\\n', {s}) OR LOCATE('\\r', {s}){alone}, "
             f"CONCAT('\"', REPLACE({s}, '\"', '\"\"'), '\"'), {s})")
 
 
@@ -177,12 +179,17 @@ def _trim_fraction(s: str) -> str:
     return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {s}))"
 
 
-def field_sql(column: MariaColumn) -> str:
+def field_sql(column: MariaColumn, single: bool = False) -> str:
     """SQL that yields the column's CSV field (utf8mb4 text, never NULL: NULL is '')."""
     c = quote_ident(column.name)
     f = column.form
     if f == "int":
         value = f"CAST({c} AS CHAR)"
+    elif f == "year":
+        value = f"CAST({c} + 0 AS CHAR)"  # YEAR 0 prints as 0000
+    elif f == "float32":
+        # MariaDB prints a FLOAT with 6 digits; as a DOUBLE every digit is there
+        value = f"CAST(CAST({c} AS DOUBLE) AS CHAR)"
     elif f == "bytes":
         value = f"CONCAT('\\\\x', LOWER(HEX({c})))"
     elif f == "bits":
@@ -200,9 +207,9 @@ def field_sql(column: MariaColumn) -> str:
         text = f"CAST({c} AS CHAR)"
         value = _trim_fraction(text) if column.fraction else text
     elif f == "geometry":
-        value = _quoted(f"ST_AsText({c})")
+        value = _quoted(f"ST_AsText({c})", single)
     else:
-        value = _quoted(f"CONVERT({c} USING utf8mb4)")
+        value = _quoted(f"CONVERT({c} USING utf8mb4)", single)
     return f"IF({c} IS NULL, '', {value})"
 
 
@@ -212,5 +219,5 @@ def line_sql(columns: list[MariaColumn]) -> str:
     for i, column in enumerate(columns):
         if i:
             parts.append("','")
-        parts.append(field_sql(column))
+        parts.append(field_sql(column, single=len(columns) == 1))
     return f"CONCAT({', '.join(parts)})" if len(parts) > 1 else parts[0]
