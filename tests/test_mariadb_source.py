@@ -107,6 +107,22 @@ def test_writable_replica_counts_as_replica_by_its_replication(maria: MariaDatab
         replica.sql("SET GLOBAL read_only = ON")
 
 
+def test_select_only_user_needs_read_only_or_is_refused_with_a_hint(
+        maria: MariaDatabase) -> None:
+    maria.pair.primary.sql(
+        "CREATE USER IF NOT EXISTS 'plain'@'127.0.0.1' IDENTIFIED BY 'pw';"
+        "GRANT SELECT ON *.* TO 'plain'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    replica = maria.pair.replica.url(maria.name, user="plain", password="pw")
+    primary = maria.pair.primary.url(maria.name, user="plain", password="pw")
+    with connect(replica) as conn:
+        role = require_replica(conn, "replica")
+        assert role.read_only and role.replicating is None
+    with connect(primary) as conn, pytest.raises(SafetyError) as e:
+        require_replica(conn, "primary")
+    assert "REPLICA MONITOR" in (e.value.hint or "")
+
+
 # --- one snapshot for every worker ------------------------------------------------------
 
 def test_workers_share_one_snapshot_and_its_position(maria: MariaDatabase) -> None:

@@ -50,7 +50,7 @@ def _replication_rows(conn: Any) -> int | None:
         try:
             cur.execute(stmt)
             return len(cur.fetchall())
-        except my_errors.ProgrammingError as e:
+        except my_errors.Error as e:
             if e.errno in _DENIED:
                 return None
             continue  # a syntax this server does not have: try the next spelling
