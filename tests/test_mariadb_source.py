@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +183,45 @@ def test_global_lock_without_reload_is_a_clear_error(maria: MariaDatabase) -> No
     finally:
         lock.close()
         worker.close()
+
+
+def test_servers_die_with_a_killed_test_process(tmp_path: Path) -> None:
+    """A pytest killed with SIGKILL leaves no mariadbd behind (parent-death signal)."""
+    tests = Path(__file__).resolve().parent
+    prog = (
+        f"import sys, time; sys.path[:0] = [{str(tests)!r}]\n"
+        "import tempfile, os\n"
+        "from pathlib import Path\n"
+        "from support.mariadb import MariaServer, _chown\n"
+        "base = Path(tempfile.mkdtemp(prefix='topoff-maria-orphan-'))\n"
+        "os.chmod(base, 0o755); _chown(base)\n"
+        "s = MariaServer('orphan', base, server_id=9); s.init(); s.start()\n"
+        "print(s.proc.pid, base, flush=True); time.sleep(300)\n")
+    child = subprocess.Popen([sys.executable, "-c", prog], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    base = ""
+    try:
+        pid_text, base = child.stdout.readline().split()
+        server = int(pid_text)
+        os.kill(server, 0)  # running
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server, 0)
+            except ProcessLookupError:
+                break
+            # reaped by init once it exits; until then it may linger as a zombie
+            state = Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("mariadbd outlived its killed parent")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
