@@ -206,6 +206,7 @@ class MariaPair:
         self._names += 1
         name = f"t{os.getpid()}_{self._names}"
         self.primary.sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        self.wait_replica()
         return name
 
     def execute(self, text: str, database: str) -> None:
