@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from datetime import datetime
 
 import pytest
 
@@ -44,6 +45,9 @@ def test_datetime6_rows_one_microsecond_apart_land_in_exactly_one_window(
         inner = _csv(conn, table, Window("at", "2024-03-01 23:59:59.999999",
                                          "2024-03-02 00:00:00.000001"))
         assert [r[0] for r in inner] == ["2", "3"]
+        # Python datetimes as bounds keep their microseconds too
+        lo, hi = datetime(2024, 3, 1, 23, 59, 59, 999999), datetime(2024, 3, 2, 0, 0, 0, 1)
+        assert [r[0] for r in _csv(conn, table, Window("at", lo, hi))] == ["2", "3"]
         # the windows' hashes add up to the whole table's, whatever the order
         c1, h1 = rows.window_hash(conn, table, Window("at", None, edge))
         c2, h2 = rows.window_hash(conn, table, Window("at", edge, None))
