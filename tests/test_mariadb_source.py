@@ -159,6 +159,23 @@ def test_workers_share_one_snapshot_and_its_position(maria: MariaDatabase) -> No
             w.close()
 
 
+def test_a_commit_between_two_snapshots_shows_in_their_positions(
+        maria: MariaDatabase) -> None:
+    """What the workers' check rests on: snapshots on either side of a commit differ."""
+    maria.execute("CREATE TABLE m (id INT PRIMARY KEY)")
+    a, b = connect(maria.replica_url), connect(maria.replica_url)
+    try:
+        first = snapshot.begin(a)
+        maria.execute("INSERT INTO m VALUES (1)")
+        second = snapshot.begin(b)
+        assert first.known and second.known and first != second
+        assert _scalar(a, "SELECT COUNT(*) FROM m") == 0
+        assert _scalar(b, "SELECT COUNT(*) FROM m") == 1
+    finally:
+        a.close()
+        b.close()
+
+
 def test_snapshot_under_a_short_global_lock(maria: MariaDatabase) -> None:
     maria.execute("CREATE TABLE l (id INT PRIMARY KEY); INSERT INTO l VALUES (1)")
     root = maria.pair.replica.root_url(maria.name)
