@@ -79,6 +79,8 @@ CASES: list[tuple[str, str, list[tuple[str, str | None]]]] = [
     ("tx", "LONGTEXT", [("REPEAT('xyz,', 3000)", "xyz," * 3000), ("'NULL'", "NULL"),
                         ("'\\\\N'", "\\N")]),
     ("l1", "VARCHAR(10) CHARACTER SET latin1", [("'Grüße'", "Grüße")]),
+    ("u3", "VARCHAR(10) CHARACTER SET utf8mb3", [("'Grüße,'", "Grüße,")]),
+    ("uc", "VARCHAR(10) COLLATE utf8mb4_unicode_ci", [("'É\"'", "É\"")]),
 ]
 
 

@@ -17,7 +17,7 @@ from topoff.sources.mariadb.types import MariaColumn, map_column, quote_ident
 
 _COLUMNS = """
 SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,
-       NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA
+       NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA, CHARACTER_SET_NAME
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
 ORDER BY ORDINAL_POSITION
@@ -98,7 +98,7 @@ def read_table(conn: Any, schema: str, table: str) -> MariaTable:
     """The table's columns (mapped), primary key and estimated size; SourceError if absent."""
     keys = ("COLUMN_NAME", "DATA_TYPE", "COLUMN_TYPE", "IS_NULLABLE",
             "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE",
-            "DATETIME_PRECISION", "EXTRA")
+            "DATETIME_PRECISION", "EXTRA", "CHARACTER_SET_NAME")
     rows = _rows(conn, _COLUMNS, (schema, table))
     if not rows:
         raise SourceError(f"table {schema}.{table} not found on the MariaDB source",

@@ -13,7 +13,7 @@ date-like column is declared nullable. The mapping table is in docs/mariadb.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # (bits, PostgreSQL type signed, PostgreSQL type unsigned)
@@ -83,7 +83,7 @@ class MariaColumn:
     form: str = "text"
     bits: int = 0
     fraction: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    charset: str = ""  # of a text column (information_schema CHARACTER_SET_NAME)
 
     @property
     def zero_dates(self) -> bool:
@@ -109,7 +109,8 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
     generated = "GENERATED" in str(row.get("EXTRA") or "").upper()
     unsigned = "unsigned" in low
     base: dict[str, Any] = {"name": name, "native": native, "nullable": nullable,
-                            "generated": generated}
+                            "generated": generated,
+                            "charset": str(row.get("CHARACTER_SET_NAME") or "").lower()}
 
     def col(pg: str, logical: dict[str, Any], form: str, **kw: Any) -> MariaColumn:
         return MariaColumn(type=pg, logical=logical, form=form, **{**base, **kw})
@@ -208,8 +209,11 @@ def field_sql(column: MariaColumn, single: bool = False) -> str:
         value = _trim_fraction(text) if column.fraction else text
     elif f == "geometry":
         value = _quoted(f"ST_AsText({c})", single)
+    elif column.charset == "utf8mb4":
+        # the same bytes under one collation: CONCAT never meets two collations
+        value = _quoted(f"{c} COLLATE utf8mb4_bin", single)
     else:
-        value = _quoted(f"CONVERT({c} USING utf8mb4)", single)
+        value = _quoted(f"CONVERT({c} USING utf8mb4) COLLATE utf8mb4_bin", single)
     return f"IF({c} IS NULL, '', {value})"
 
 
