@@ -47,6 +47,7 @@ def test_url_parts_and_redaction(tmp_path: Path) -> None:
     t = parse_url("mysql://ana:p%40ss@db.example:3307/shop", env={}, home=tmp_path)
     assert (t.user, t.password, t.host, t.port, t.database) == (
         "ana", "p@ss", "db.example", 3307, "shop")
+    assert "p@ss" not in repr(t) and "p%40ss" not in repr(t)
     shown = display_url("mariadb://ana:hunter2@db.example/shop")
     assert "hunter2" not in shown and shown == "mariadb://ana@db.example:3306/shop"
     s = parse_url("mariadb://ana@localhost/shop?socket=/run/x.sock", env={}, home=tmp_path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -47,7 +47,7 @@ class MariaTarget:
     host: str = "localhost"
     port: int = 3306
     database: str = ""
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr or log line
     socket: str | None = None
     connect_timeout: int = 15
 
