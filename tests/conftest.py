@@ -19,7 +19,7 @@ from topoff.config import Config
 from topoff.demo import sample
 from topoff.demo.cluster import ThrowawayCluster
 
-pytest_plugins = ["support.store_fixtures", "support.backup"]
+pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb"]
 
 DAYS = 5
 PER_DAY = 300

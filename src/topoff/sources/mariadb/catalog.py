@@ -1,0 +1,113 @@
+"""What a MariaDB database holds: base tables, their columns (mapped), primary keys, sizes.
+
+Everything comes from information_schema, which shows a user only what it may SELECT.
+MariaDB's JSON is a LONGTEXT with a ``json_valid(`col`)`` check: such columns are found in
+information_schema.CHECK_CONSTRAINTS and mapped to JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mysql.connector import errors as my_errors
+
+from topoff.errors import SourceError
+from topoff.sources.mariadb.types import MariaColumn, map_column, quote_ident
+
+_COLUMNS = """
+SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,
+       NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA, CHARACTER_SET_NAME
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
+ORDER BY ORDINAL_POSITION
+"""
+_PRIMARY = """
+SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY'
+ORDER BY ORDINAL_POSITION
+"""
+_TABLES = """
+SELECT TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
+WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'
+ORDER BY TABLE_NAME
+"""
+_CHECKS = """
+SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s
+"""
+
+
+@dataclass(frozen=True)
+class MariaTable:
+    schema: str
+    name: str
+    columns: list[MariaColumn]
+    primary_key: list[str]
+    estimated_rows: int
+    engine: str
+
+    @property
+    def qualified(self) -> str:
+        """`schema`.`table`, quoted for SQL."""
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    def column(self, name: str) -> MariaColumn:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        return [tuple(_text(v) for v in r) for r in cur.fetchall()]
+    except my_errors.Error as e:
+        raise SourceError(f"cannot read the catalog: {e.msg}",
+                          hint="the user needs SELECT on the exported tables") from None
+    finally:
+        cur.close()
+
+
+def _text(v: Any) -> Any:
+    return v.decode("utf-8") if isinstance(v, bytes | bytearray) else v
+
+
+def json_columns(conn: Any, schema: str, table: str) -> frozenset[str]:
+    """Columns of ``table`` with MariaDB's JSON check (``json_valid(`name`)``)."""
+    try:
+        checks = _rows(conn, _CHECKS, (schema, table))
+    except SourceError:  # MySQL < 8.0.16 and MariaDB < 10.2 have no CHECK_CONSTRAINTS
+        return frozenset()
+    found = set()
+    for (clause,) in checks:
+        text = str(clause).strip()
+        if text.lower().startswith("json_valid(`") and text.endswith("`)"):
+            found.add(text[len("json_valid(`"):-2].replace("``", "`"))
+    return frozenset(found)
+
+
+def list_tables(conn: Any, schema: str) -> list[tuple[str, int]]:
+    """(name, estimated rows) of every base table in ``schema``."""
+    return [(str(n), int(r or 0)) for n, r, _e in _rows(conn, _TABLES, (schema,))]
+
+
+def read_table(conn: Any, schema: str, table: str) -> MariaTable:
+    """The table's columns (mapped), primary key and estimated size; SourceError if absent."""
+    keys = ("COLUMN_NAME", "DATA_TYPE", "COLUMN_TYPE", "IS_NULLABLE",
+            "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE",
+            "DATETIME_PRECISION", "EXTRA", "CHARACTER_SET_NAME")
+    rows = _rows(conn, _COLUMNS, (schema, table))
+    if not rows:
+        raise SourceError(f"table {schema}.{table} not found on the MariaDB source",
+                          hint="check the table name and that the user may SELECT it")
+    jsons = json_columns(conn, schema, table)
+    columns = [map_column(dict(zip(keys, r, strict=True)), jsons) for r in rows]
+    pk = [str(r[0]) for r in _rows(conn, _PRIMARY, (schema, table))]
+    size = _rows(conn, "SELECT TABLE_ROWS, ENGINE FROM information_schema.TABLES "
+                       "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, table))
+    est, engine = size[0] if size else (0, "")
+    return MariaTable(schema=schema, name=table, columns=columns, primary_key=pk,
+                      estimated_rows=int(est or 0), engine=str(engine or ""))

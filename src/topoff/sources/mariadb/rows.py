@@ -1,0 +1,122 @@
+"""A table's rows in the dataset's CSV text form, streamed; a window's count and hash.
+
+The server builds each row's CSV line (:func:`topoff.sources.mariadb.types.line_sql`), the
+client reads the lines unbuffered (the driver's raw mode: bytes, no conversion) and writes
+them in blocks: constant memory, no per-value Python work. A window is ``lo <= cursor <
+hi`` compared by the server at the column's full precision (DATETIME(6) microseconds).
+The window's hash is computed by the server too, over the same CSV lines: the sum of the
+first 60 bits of each line's MD5, which does not depend on row order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from mysql.connector import errors as my_errors
+
+from topoff.errors import SourceError
+from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.types import line_sql, quote_ident, zero_date_sql
+
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Window:
+    """``lo <= column < hi`` (either bound may be None: open)."""
+
+    column: str
+    lo: Any = None
+    hi: Any = None
+
+
+def _where(table: MariaTable, window: Window | None) -> tuple[str, list[Any]]:
+    if window is None:
+        return "", []
+    table.column(window.column)  # KeyError for a column the table does not have
+    c = quote_ident(window.column)
+    conds, params = [], []
+    if window.lo is not None:
+        conds.append(f"{c} >= %s")
+        params.append(window.lo)
+    if window.hi is not None:
+        conds.append(f"{c} < %s")
+        params.append(window.hi)
+    return (" WHERE " + " AND ".join(conds), params) if conds else ("", [])
+
+
+def select_sql(table: MariaTable, window: Window | None = None) -> tuple[str, list[Any]]:
+    """The SELECT that yields one CSV line per row, and its parameters."""
+    where, params = _where(table, window)
+    return f"SELECT {line_sql(table.columns)} FROM {table.qualified}{where}", params
+
+
+def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
+                batch: int = BATCH) -> Iterator[tuple[bytes, int]]:
+    """(block of CSV lines, rows in it) until the table or window is read."""
+    sql, params = select_sql(table, window)
+    cur = conn.cursor(raw=True, buffered=False)
+    try:
+        cur.execute(sql, params)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                break
+            block = b"\n".join([r[0] for r in rows])
+            yield block + b"\n", len(rows)
+    except my_errors.Error as e:
+        raise SourceError(f"reading {table.schema}.{table.name} failed: {e.msg}",
+                          hint="check the connection to the source and the user's SELECT "
+                               "privilege") from None
+    finally:
+        with contextlib.suppress(my_errors.Error):
+            cur.close()
+
+
+def write_csv(conn: Any, table: MariaTable, out: BinaryIO,
+              window: Window | None = None) -> int:
+    """Write the table's (or window's) rows to ``out``; the number of rows."""
+    total = 0
+    for block, n in iter_blocks(conn, table, window):
+        out.write(block)
+        total += n
+    return total
+
+
+def _one(conn: Any, sql: str, params: list[Any]) -> tuple[Any, ...]:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        return tuple(cur.fetchone())
+    except my_errors.Error as e:
+        raise SourceError(f"a check query failed: {e.msg}",
+                          hint="check the connection to the source") from None
+    finally:
+        cur.close()
+
+
+def window_hash(conn: Any, table: MariaTable, window: Window | None = None) -> tuple[int, str]:
+    """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
+    where, params = _where(table, window)
+    line = line_sql(table.columns)
+    sql = (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
+           f"AS UNSIGNED)), 0) FROM {table.qualified}{where}")
+    count, total = _one(conn, sql, params)
+    return int(count), str(total)
+
+
+def zero_date_counts(conn: Any, table: MariaTable,
+                     window: Window | None = None) -> dict[str, int]:
+    """How many zero or zero-in-date values (written as NULL) each date-like column has."""
+    cols = [c for c in table.columns if c.zero_dates]
+    if not cols:
+        return {}
+    where, params = _where(table, window)
+    sums = ", ".join(
+        f"COALESCE(SUM({quote_ident(c.name)} IS NOT NULL AND "
+        f"{zero_date_sql(quote_ident(c.name))}), 0)" for c in cols)
+    counts = _one(conn, f"SELECT {sums} FROM {table.qualified}{where}", params)
+    return {c.name: int(n) for c, n in zip(cols, counts, strict=True) if int(n)}
