@@ -13,27 +13,42 @@ from typing import Any
 from topoff.dataset import checks as ck
 from topoff.dataset import layout
 from topoff.dataset.layout import Window
+from topoff.dataset.logical import Logical, LogicalError, check_agrees, check_native, from_pg_type
 from topoff.errors import IntegrityError
 from topoff.pgtypes import TypeNameError, is_time_cursor, parse_type
 
 FORMAT_VERSION = 1
 KINDS = (layout.FULL, layout.INCREMENTAL)
 METHODS = ("append", "upsert", "snapshot")
+#: the source engines a manifest's ``source.engine`` names
+ENGINES = ("postgresql", "mariadb", "mysql")
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    #: PostgreSQL type as format_type() prints it, domains resolved to their base type
+    #: PostgreSQL type as format_type() prints it, domains resolved to their base type: the
+    #: type whose text form the data files hold
     type: str
     nullable: bool = True
     #: labels of an enum type (or of the element type of an enum array)
     enum: list[str] | None = None
+    #: the neutral type (dataset/logical.py); derived from ``type`` when not given
+    logical: Logical = None  # type: ignore[assignment]
+    #: the source engine's own spelling of the type (an annotation: never used in SQL)
+    native: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.logical is None:
+            object.__setattr__(self, "logical", from_pg_type(self.type, self.enum))
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": self.type, "nullable": self.nullable}
         if self.enum is not None:
             d["enum"] = self.enum
+        d["logical"] = self.logical.to_json()
+        if self.native is not None:
+            d["native"] = self.native
         return d
 
     @classmethod
@@ -44,17 +59,30 @@ class Column:
         type_ = ck.text(d.get("type"), f"{what} type", 200)
         try:
             parsed = parse_type(type_)
-        except TypeNameError as e:
-            raise ck.Invalid(f"{what}: {e}") from None
+            logical = None if d.get("logical") is None else Logical.from_json(
+                d["logical"], f"{what} logical")
+            native = check_native(d.get("native"), what)
+        except (TypeNameError, LogicalError) as e:
+            raise ck.Invalid(f"{what}: {e}" if isinstance(e, TypeNameError) else str(e)
+                             ) from None
         enum = d.get("enum")
         if enum is not None:
             labels = [ck.name(v, f"{what} enum label", printed=False)
                       for v in ck.items(enum, f"{what} enum")]
-            if not parsed.user or len(set(labels)) != len(labels):
+            # a source without enum types (MariaDB) holds them in text, saying so in logical
+            text_enum = logical is not None and "enum" in (
+                logical.kind, logical.element.kind if logical.element else None) \
+                and not parsed.user and parsed.base in ("text", "character varying")
+            if not (parsed.user or text_enum) or len(set(labels)) != len(labels):
                 raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
             enum = labels
+        if logical is not None:
+            try:
+                check_agrees(logical, type_, enum, what)
+            except LogicalError as e:
+                raise ck.Invalid(str(e)) from None
         return cls(name, type_, ck.typed(d.get("nullable", True), bool, f"{what} nullable"),
-                   enum)
+                   enum, logical, native)
 
 
 @dataclass(frozen=True)
@@ -290,7 +318,7 @@ class Manifest:
             created_at=ck.text(d.get("created_at"), "created_at", 100),
             tool_version=ck.text(ck.obj(d.get("tool"), "tool").get("version"), "tool version",
                                  100),
-            source=ck.obj(d.get("source"), "source"),
+            source=_source(d.get("source")),
             snapshot=Snapshot(
                 time=ck.text(snap.get("time"), "snapshot time", 100),
                 lsn=ck.text(snap.get("lsn"), "snapshot lsn", 100),
@@ -312,6 +340,11 @@ class Manifest:
                                                                  "rechecked")],
         )
 
+    @property
+    def engine(self) -> str:
+        """The source's engine (manifests written before engines were named: PostgreSQL)."""
+        return str(self.source.get("engine", "postgresql"))
+
     @classmethod
     def loads(cls, raw: bytes, where: str) -> Manifest:
         try:
@@ -319,3 +352,10 @@ class Manifest:
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"manifest {where} cannot be read: {e}",
                                  hint="the publication is damaged; re-run the export") from None
+
+
+def _source(value: Any) -> dict[str, Any]:
+    source = ck.obj(value, "source")
+    if "engine" in source:
+        ck.one_of(source["engine"], ENGINES, "source engine")
+    return source

@@ -62,7 +62,7 @@ class SnapshotInfo:
         )
 
     def source_json(self, url: str) -> dict[str, object]:
-        return {"url": display_url(url), "database": self.database,
+        return {"engine": "postgresql", "url": display_url(url), "database": self.database,
                 "server_version": self.server_version,
                 "server_version_num": self.server_version_num, "in_recovery": self.in_recovery}
 

@@ -158,7 +158,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         log.warning("%s: columns %s are not classified in the config; they are exported as "
                     "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
     private = tc.private_columns()
-    columns = [Column(name, typ, bool(nullable), list(labels) if labels else None)
+    columns = [Column(name, typ, bool(nullable), list(labels) if labels else None, native=typ)
                for _attnum, name, typ, nullable, labels, *_ in cols if name not in private]
     if not columns:
         raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
