@@ -12,77 +12,18 @@ from typing import Any
 
 from topoff.dataset import checks as ck
 from topoff.dataset import layout
+from topoff.dataset.columns import Column
 from topoff.dataset.layout import Window
-from topoff.dataset.logical import Logical, LogicalError, check_agrees, check_native, from_pg_type
 from topoff.errors import IntegrityError
-from topoff.pgtypes import TypeNameError, is_time_cursor, parse_type
+from topoff.pgtypes import is_time_cursor
+
+__all__ = ["Column", "DataFile", "Manifest", "Snapshot", "TableEntry"]
 
 FORMAT_VERSION = 1
 KINDS = (layout.FULL, layout.INCREMENTAL)
 METHODS = ("append", "upsert", "snapshot")
 #: the source engines a manifest's ``source.engine`` names
 ENGINES = ("postgresql", "mariadb", "mysql")
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    #: PostgreSQL type as format_type() prints it, domains resolved to their base type: the
-    #: type whose text form the data files hold
-    type: str
-    nullable: bool = True
-    #: labels of an enum type (or of the element type of an enum array)
-    enum: list[str] | None = None
-    #: the neutral type (dataset/logical.py); derived from ``type`` when not given
-    logical: Logical = None  # type: ignore[assignment]
-    #: the source engine's own spelling of the type (an annotation: never used in SQL)
-    native: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.logical is None:
-            object.__setattr__(self, "logical", from_pg_type(self.type, self.enum))
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.type, "nullable": self.nullable}
-        if self.enum is not None:
-            d["enum"] = self.enum
-        d["logical"] = self.logical.to_json()
-        if self.native is not None:
-            d["native"] = self.native
-        return d
-
-    @classmethod
-    def from_json(cls, d: Any, what: str) -> Column:
-        d = ck.obj(d, what)
-        name = ck.name(d.get("name"), f"{what} name")
-        what = f"{what} {name!r}"
-        type_ = ck.text(d.get("type"), f"{what} type", 200)
-        try:
-            parsed = parse_type(type_)
-            logical = None if d.get("logical") is None else Logical.from_json(
-                d["logical"], f"{what} logical")
-            native = check_native(d.get("native"), what)
-        except (TypeNameError, LogicalError) as e:
-            raise ck.Invalid(f"{what}: {e}" if isinstance(e, TypeNameError) else str(e)
-                             ) from None
-        enum = d.get("enum")
-        if enum is not None:
-            labels = [ck.name(v, f"{what} enum label", printed=False)
-                      for v in ck.items(enum, f"{what} enum")]
-            # a source without enum types (MariaDB) holds them in text, saying so in logical
-            text_enum = logical is not None and "enum" in (
-                logical.kind, logical.element.kind if logical.element else None) \
-                and not parsed.user and parsed.base in ("text", "character varying")
-            if not (parsed.user or text_enum) or len(set(labels)) != len(labels):
-                raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
-            enum = labels
-        if logical is not None:
-            try:
-                check_agrees(logical, type_, enum, what)
-            except LogicalError as e:
-                raise ck.Invalid(str(e)) from None
-        return cls(name, type_, ck.typed(d.get("nullable", True), bool, f"{what} nullable"),
-                   enum, logical, native)
 
 
 @dataclass(frozen=True)
@@ -223,13 +164,53 @@ class TableEntry:
 class Snapshot:
     """Where in the source's history the publication was read."""
 
-    time: str  # now() inside the export transaction (ISO 8601, UTC)
-    lsn: str  # replay LSN on a standby, current WAL LSN on a primary
+    time: str  # the source's clock inside the export transaction (ISO 8601, UTC)
+    #: PostgreSQL: replay LSN on a standby, current WAL LSN on a primary (None: other engines)
+    lsn: str | None
     replay_timestamp: str | None  # pg_last_xact_replay_timestamp() on a standby
-    xmin: int  # pg_snapshot_xmin(pg_current_snapshot()), 64-bit
-    xmax: int
+    #: PostgreSQL: pg_snapshot_xmin/xmax(pg_current_snapshot()), 64-bit (None: other engines)
+    xmin: int | None
+    xmax: int | None
     isolation: str
     in_recovery: bool
+    #: the engine's own position, for engines other than PostgreSQL (MariaDB: binlog file and
+    #: position, GTID): an object of short strings and integers
+    position: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.position is None:
+            del d["position"]
+        return d
+
+    @classmethod
+    def from_json(cls, value: Any, engine: str) -> Snapshot:
+        snap = ck.obj(value, "snapshot")
+        pg = engine == "postgresql"  # its position fields are required
+        lsn, xmin, xmax = snap.get("lsn"), snap.get("xmin"), snap.get("xmax")
+        return cls(
+            time=ck.text(snap.get("time"), "snapshot time", 100),
+            lsn=ck.text(lsn, "snapshot lsn", 100) if pg or lsn is not None else None,
+            replay_timestamp=ck.optional(snap.get("replay_timestamp"), str,
+                                         "snapshot replay_timestamp"),
+            xmin=ck.count(xmin, "snapshot xmin") if pg or xmin is not None else None,
+            xmax=ck.count(xmax, "snapshot xmax") if pg or xmax is not None else None,
+            isolation=ck.text(snap.get("isolation"), "snapshot isolation", 100),
+            in_recovery=ck.typed(snap.get("in_recovery"), bool, "snapshot in_recovery"),
+            position=None if snap.get("position") is None else _position(snap["position"]))
+
+
+def _position(value: Any) -> dict[str, Any]:
+    d = ck.obj(value, "snapshot position")
+    if len(d) > 20:
+        raise ck.Invalid("snapshot position has too many fields")
+    for k, v in d.items():
+        ck.text(k, "snapshot position field", 100)
+        if not (isinstance(v, str) and len(v) <= 1000 and v.isprintable()) and not (
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= ck.MAX_INT):
+            raise ck.Invalid(f"snapshot position {str(k)[:40]!r} is not a short text or a "
+                             "count")
+    return d
 
 
 @dataclass
@@ -269,7 +250,7 @@ class Manifest:
             "created_at": self.created_at,
             "tool": {"name": "topoff", "version": self.tool_version},
             "source": self.source,
-            "snapshot": asdict(self.snapshot),
+            "snapshot": self.snapshot.to_json(),
             "window": self.window.to_json() if self.window else None,
             "revision": self.revision,
             "previous_revision": self.previous_revision,
@@ -306,7 +287,7 @@ class Manifest:
         elif d.get("window") is not None or d.get("revision") is not None:
             raise ck.Invalid("a full export has no window or revision")
         previous = d.get("previous_revision")
-        snap = ck.obj(d.get("snapshot"), "snapshot")
+        source = _source(d.get("source"))
         tables = {ck.text(k, "table name", 200): TableEntry.from_json(k, v)
                   for k, v in ck.obj(d.get("tables"), "tables").items()}
         for t in tables.values():
@@ -318,16 +299,8 @@ class Manifest:
             created_at=ck.text(d.get("created_at"), "created_at", 100),
             tool_version=ck.text(ck.obj(d.get("tool"), "tool").get("version"), "tool version",
                                  100),
-            source=_source(d.get("source")),
-            snapshot=Snapshot(
-                time=ck.text(snap.get("time"), "snapshot time", 100),
-                lsn=ck.text(snap.get("lsn"), "snapshot lsn", 100),
-                replay_timestamp=ck.optional(snap.get("replay_timestamp"), str,
-                                             "snapshot replay_timestamp"),
-                xmin=ck.count(snap.get("xmin"), "snapshot xmin"),
-                xmax=ck.count(snap.get("xmax"), "snapshot xmax"),
-                isolation=ck.text(snap.get("isolation"), "snapshot isolation", 100),
-                in_recovery=ck.typed(snap.get("in_recovery"), bool, "snapshot in_recovery")),
+            source=source,
+            snapshot=Snapshot.from_json(d.get("snapshot"), source.get("engine", "postgresql")),
             tables=tables,
             window=window,
             revision=revision,
