@@ -31,6 +31,7 @@ from topoff.export.incremental import export_incremental
 from topoff.pgtypes import LENGTH, PLAIN
 from topoff.stores import open_store
 from topoff.sync import sync
+from topoff.sync.apply import SchemaChangeError
 from topoff.targets.duckdb.types import duckdb_type
 
 pytest_plugins = ["support.replica_fixtures"]
@@ -254,6 +255,17 @@ def test_derived_logical_types_are_read_back_the_same(dataset):
     assert cols["u"].logical == Logical("decimal", precision=20, scale=0)
     assert cols["tags"].logical == Logical("array", element=Logical("text"))
     assert cols["s"].native is None
+
+
+def test_a_partition_changing_a_logical_type_stops_the_sync(base_dataset, tmp_path):
+    directory = tmp_path / "published"
+    shutil.copytree(base_dataset[0], directory)
+    partition = base_dataset[1][-1]
+    rewrite_manifest(directory, partition, lambda d: column(d, "s").update(
+        logical={"kind": "int", "bits": 8}))
+    with pytest.raises(SchemaChangeError, match="another logical type") as info:
+        sync(str(directory), str(tmp_path / "r.duckdb"))
+    assert info.value.exit_code == 7 and "--rebase" in (info.value.hint or "")
 
 
 # -- targets map from logical -------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 For each table of the replica: the row count and the canonical content hash (see
 topoff.canonical), per UTC day for tables with a cursor and for the whole table otherwise,
-computed on the source (in one read-only snapshot on the standby) and on the replica, and
-compared. The source is hashed the way the replica holds the data (e.g. an unconstrained
-numeric as the double DuckDB keeps), so equal data gives equal hashes on both engines.
+computed on the source (in one read-only snapshot on the standby, through the Source's
+verifier: topoff.sources.base) and on the replica, and compared. The source is hashed the
+way the replica holds the data (e.g. an unconstrained numeric as the double DuckDB keeps),
+so equal data gives equal hashes on both engines.
 
 Days at or after the end of the newest window the replica has applied are newer than the
 replica by design; their rows are counted as "not yet published", not as differences.
@@ -21,7 +22,7 @@ from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
 from topoff.errors import TargetError
 from topoff.pgtypes import family
-from topoff.sources.base import open_source
+from topoff.sources.base import SourceVerifier, open_source
 from topoff.sync.plan import rebase_hint
 from topoff.targets import Target, open_target
 from topoff.targets.base import TableDef, TableRef
@@ -133,9 +134,9 @@ def _notes(table: TableDef) -> list[str]:
     return out
 
 
-def _compare_table(source: Any, target: Target, table: TableDef, since: date | None,
-                   cutoff: datetime | None) -> TableReport:
-    """Compare one table; ``source`` is the Source's verifier (e.g. sources/pg_verify.py)."""
+def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
+                   since: date | None, cutoff: datetime | None) -> TableReport:
+    """Compare one table; ``source`` reads the source (e.g. sources/pg_verify.py)."""
     report = TableReport(table.source)
     profile = _profile(target)
     missing = source.mismatch(table)
