@@ -310,7 +310,7 @@ def test_a_postgresql_replica_keeps_the_exact_type(dataset, tmp_path, cluster):
 
 # -- the vocabulary itself ----------------------------------------------------------------
 
-TYPES = [*PLAIN, *LENGTH, "numeric", "numeric(12,4)", "numeric(5,-2)", "numeric(60,2)",
+TYPES = [*sorted(PLAIN), *LENGTH, "numeric", "numeric(12,4)", "numeric(5,-2)", "numeric(60,2)",
          "time(3) with time zone", "timestamp without time zone", "interval",
          "interval day to second(2)", "integer[]", "text[][]", "public.t", "citext",
          "bit(9)", "bit varying(4)", "character varying(20)[]"]
