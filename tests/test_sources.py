@@ -54,6 +54,14 @@ class PlainSource(PostgresSource):
         pass  # table_locks is False
 
 
+class HashlessSource(PlainSource):
+    """... whose server computes no content hash either: the exporter hashes what it reads."""
+
+    capabilities = SourceCapabilities(
+        engine="postgresql", exported_snapshot=False, page_ranges=False,
+        xmin_change_detection=False, hash_algorithms=(), pre_data=False, table_locks=False)
+
+
 def test_postgresql_declares_what_it_can_do():
     kind = source_class("postgresql://u@h/db")
     assert kind is PostgresSource
@@ -175,3 +183,29 @@ def test_another_engines_snapshot_has_its_own_position():
 def test_a_hostile_snapshot_position_is_refused(engine, snapshot):
     with pytest.raises((IntegrityError, ValueError)):
         Manifest.from_json(_manifest(engine, **snapshot))
+
+
+def test_without_a_server_hash_the_rows_read_are_hashed(datanommer, dest):
+    """Snapshot tables get the cs1 hash of their rows in key order; days are re-checked
+    by it, and unchanged snapshot tables are not published again."""
+    config = make_config(datanommer, lookback_days=1)
+    store = open_store(str(dest))
+    [full] = export_full(config, store, kind=HashlessSource).manifests
+    for name in ("public.users", "public.packages"):
+        assert (full.tables[name].content_hash or "").startswith("cs1:")
+    y = yesterday()
+    d = y - timedelta(days=1)
+    first = export_incremental(config.with_export(lookback_days=0), store, Window.day(d),
+                               kind=HashlessSource)
+    assert first.manifests[-1].tables["public.users"].unchanged_since == full.publication
+    quiet = export_incremental(config, store, Window.day(y), kind=HashlessSource)
+    how = {r["table"]: r["result"] for r in quiet.manifests[-1].rechecked}
+    assert set(how.values()) == {"unchanged-hash"}, how
+    with datanommer.primary() as conn:
+        sample.add_messages(conn, d, 2, tag="late")
+    datanommer.sync()
+    [m] = export_incremental(config, store, Window.day(y), kind=HashlessSource).manifests
+    assert m.window == Window.day(d) and m.revision == 2
+    assert (m.tables["public.messages"].content_hash or "").startswith("cs1:")
+    rows = read_table(store, m, "public.messages")
+    assert sum(x.startswith("late-") for x in rows.column("msg_id")) == 2

@@ -17,7 +17,13 @@ from topoff.dataset.publish import publish, remove_files, write_file
 from topoff.dataset.readme import full_readme
 from topoff.errors import IntegrityError
 from topoff.export.runner import CopyResult, CopyUnit, HashUnit, Hook, Runner
-from topoff.sources.base import Source, SourceKind, SourceTable, source_class
+from topoff.sources.base import (
+    STREAM_HASH,
+    Source,
+    SourceKind,
+    SourceTable,
+    source_class,
+)
 from topoff.stores.base import Store
 
 log = logging.getLogger("topoff")
@@ -96,15 +102,20 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,  # type:
             log.info("full export %s: %d tables from %s (%s)", pub_id, len(tables),
                      info.database, "standby" if info.in_recovery else "PRIMARY")
             units: list[CopyUnit | HashUnit] = []
+            algorithm = source.hash_algorithm()
             for t in sorted(tables, key=lambda t: -t.size):
                 name_for = _namer(pub_id, t)
+                snapshot = t.config.method == "snapshot"
+                if snapshot and algorithm is None:  # the rows' own hash, read in key order
+                    units.append(CopyUnit(t.qualified, t, name_for, ordered=True,
+                                          hash_content=bool(t.primary_key)))
+                    continue
                 parts = source.parts(t, config.export.jobs, SPLIT_BYTES) \
                     if source.capabilities.page_ranges else [None]
                 for i, portion in enumerate(parts):
                     units.append(CopyUnit(t.qualified, t, name_for, part=i, portion=portion))
-                if t.config.method == "snapshot":
-                    units.append(HashUnit(t.qualified + "#hash", t, None,
-                                          source.hash_algorithm()))
+                if snapshot:
+                    units.append(HashUnit(t.qualified + "#hash", t, None, algorithm))
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
@@ -117,10 +128,12 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,  # type:
                 copies: list[CopyResult] = results[t.qualified]
                 entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
                 entry.rows = sum(c.rows for c in copies)
-                if t.config.method == "snapshot":
+                if t.qualified + "#hash" in results:
                     count, digest = results[t.qualified + "#hash"][0]
                     _check_count(t, entry.rows, count)
                     entry.content_hash = digest
+                elif t.config.method == "snapshot" and copies[0].content_sha256:
+                    entry.content_hash = f"{STREAM_HASH}:{copies[0].content_sha256}"
                 entries[t.qualified] = entry
             manifest = Manifest(
                 kind=layout.FULL, publication=pub_id, dataset=config.dataset,

@@ -187,14 +187,28 @@ def plan_windows(source: Source, info: SourceSnapshot, store: Store,
     target = plans[-1]
     for t in (t for t in tables if not t.config.cursor):
         pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
-        count, digest = source.reader().count_hash(t, None, source.hash_algorithm())
-        same = (entry is not None and entry.content_hash == digest and entry.rows == count
+        count, digest = _table_hash(source, t)
+        same = (entry is not None and digest is not None and entry.content_hash == digest
+                and entry.rows == count
                 and _same_shape(entry, t))
         target.tables.append(TablePlan(
             t, export=not same, previous=entry, previous_pub=pub_id,
             how="unchanged-hash" if same else ("changed-hash" if entry else "new"),
-            rows_before=entry.rows if entry else None, rows_now=count, counted=(count, digest)))
+            rows_before=entry.rows if entry else None, rows_now=count,
+            counted=(count, digest) if digest is not None else None))
     return plans
+
+
+def _table_hash(source: Source, t: SourceTable) -> tuple[int | None, str | None]:
+    """count and content hash of a whole table: the server's, or ``cs1`` of its rows in
+    key order when the server computes none; (None, None) when neither can be had."""
+    algorithm = source.hash_algorithm()
+    if algorithm is not None:
+        return source.reader().count_hash(t, None, algorithm)
+    if not t.primary_key:  # no one order to hash the rows in
+        return None, None
+    count, sha = rows_digest(source.reader().rows(t, None, ordered=True))
+    return count, f"{STREAM_HASH}:{sha}"
 
 
 def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:  # type: ignore[type-arg]
@@ -209,9 +223,9 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
     entry.rows = sum(c.rows for c in copies)
     if tp.counted is None and key + "#hash" not in results:
-        [copy] = copies  # one ordered COPY: its rows' hash is the content hash
-        assert copy.content_sha256, "the unit was made without hash_content"
-        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}"
+        [copy] = copies  # one ordered read: its rows' hash is the content hash
+        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}" \
+            if copy.content_sha256 else None  # (rows without a key have no one order)
         return entry
     count, digest = tp.counted or results[key + "#hash"][0]
     if count != entry.rows:
@@ -252,12 +266,16 @@ def _units_for(wp: WindowPlan, source: Source) -> list[CopyUnit | HashUnit]:
             continue
         key = f"{wp.window.label}/{tp.table.qualified}"
         cursor_w = wp.window if tp.table.config.cursor else None
-        hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table)
+        algorithm = source.hash_algorithm()
+        hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table) \
+            and algorithm is not None
         units.append(CopyUnit(key, tp.table, _namer(wp.pub_id, tp.table, wp.window),
                               window=cursor_w, ordered=True,
-                              hash_content=tp.counted is None and not hashed))
+                              hash_content=tp.counted is None and not hashed
+                              and stream_hashable(tp.table)))
         if hashed:
-            units.append(HashUnit(key + "#hash", tp.table, cursor_w, source.hash_algorithm()))
+            assert algorithm is not None
+            units.append(HashUnit(key + "#hash", tp.table, cursor_w, algorithm))
     return units
 
 

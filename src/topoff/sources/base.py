@@ -59,7 +59,7 @@ def stream_hashable(t: SourceTable) -> bool:
 
 
 def comparable_algorithm(content_hash: str | None, t: SourceTable,
-                         server_algorithm: str) -> str | None:
+                         server_algorithm: str | None) -> str | None:
     """How to hash a window now to compare it with a published ``content_hash``: ``cs1``
     (the rows as exported), or the server's own algorithm if the hash was made with it;
     None when no comparable hash can be computed."""
@@ -103,7 +103,8 @@ class SourceCapabilities:
     #: hashes every day
     xmin_change_detection: bool
     #: content hashes the server computes (:meth:`SourceReader.count_hash`), preferred
-    #: first; ``cs1`` (the exported rows' sha256) needs nothing from the server
+    #: first; ``cs1`` (the exported rows' sha256) needs nothing from the server, and is
+    #: what a source without any gets for tables with a key (others: no content hash)
     hash_algorithms: tuple[str, ...]
     #: a full export can carry DDL for a psql load (schema/pre-data.sql, post-data.sql)
     pre_data: bool
@@ -246,8 +247,9 @@ class Source(Protocol):
         """How to read a table: ``[None]`` (whole), or parts for :meth:`SourceReader.rows`."""
         ...
 
-    def hash_algorithm(self) -> str:
-        """The content hash this server computes (the first of ``hash_algorithms`` it can)."""
+    def hash_algorithm(self) -> str | None:
+        """The content hash this server computes (the first of ``hash_algorithms`` it can);
+        None: none, the exporter hashes the rows it reads (``cs1``) where it can."""
         ...
 
     def pre_data_sql(self, tables: list[SourceTable]) -> str:

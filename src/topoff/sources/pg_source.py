@@ -121,9 +121,10 @@ class PostgresSource:
             out.append(cond)
         return out
 
-    def hash_algorithm(self) -> str:
+    def hash_algorithm(self) -> str | None:
         assert self.info is not None
-        return q.hash_algorithm(self.info.server_version_num)
+        found = q.hash_algorithm(self.info.server_version_num)
+        return found if found in self.capabilities.hash_algorithms else None
 
     def pre_data_sql(self, tables: list[SourceTable]) -> str:
         return pre_data_sql([_pg(t) for t in tables])
