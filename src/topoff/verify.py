@@ -2,9 +2,10 @@
 
 For each table of the replica: the row count and the canonical content hash (see
 topoff.canonical), per UTC day for tables with a cursor and for the whole table otherwise,
-computed on the source (in one read-only snapshot on the standby) and on the replica, and
-compared. The source is hashed the way the replica holds the data (e.g. an unconstrained
-numeric as the double DuckDB keeps), so equal data gives equal hashes on both engines.
+computed on the source (in one read-only snapshot on the standby, through the Source's
+verifier: topoff.sources.base) and on the replica, and compared. The source is hashed the
+way the replica holds the data (e.g. an unconstrained numeric as the double DuckDB keeps),
+so equal data gives equal hashes on both engines.
 
 Days at or after the end of the newest window the replica has applied are newer than the
 replica by design; their rows are counted as "not yet published", not as differences.
@@ -17,21 +18,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from psycopg import sql
-
 from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
 from topoff.errors import TargetError
-from topoff.export.session import SnapshotSession
 from topoff.pgtypes import family
+from topoff.sources.base import SourceVerifier, open_source
 from topoff.sync.plan import rebase_hint
 from topoff.targets import Target, open_target
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.ledger import Ledger
-from topoff.targets.postgres.target import hash_table
 
 log = logging.getLogger("topoff")
-_TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
 
 
 @dataclass
@@ -124,32 +121,6 @@ def _per_window(hash_fn: Any, table: TableDef, days: list[date],
     return out
 
 
-def _source_mismatch(src_conn: Any, table: TableDef) -> str | None:
-    """Why the source's table cannot be hashed like the replica's, or None."""
-    ref = _source_ref(table)
-    found = src_conn.execute(
-        "SELECT a.attname, format_type(CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE "
-        "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
-        "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
-        "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a JOIN pg_type t ON "
-        "t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
-        "a.attisdropped", [str(sql.Identifier(ref.schema, ref.name).as_string(src_conn))]
-    ).fetchall()
-    if not found:
-        return "the table is missing on the source"
-    types = {name: family(pg_type, [] if is_enum else None).kind
-             for name, pg_type, is_enum in found}
-    gone = [c.name for c in table.columns if c.name not in types]
-    if gone:
-        return f"column(s) {', '.join(gone)} missing on the source"
-    # the kinds whose canonical text needs functions of their own type
-    changed = [c.name for c in table.columns if types[c.name] != family(c.type, c.enum).kind
-               and {types[c.name], family(c.type, c.enum).kind} & _TYPED]
-    if changed:
-        return f"column(s) {', '.join(changed)} changed type on the source"
-    return None
-
-
 def _notes(table: TableDef) -> list[str]:
     out = []
     for c in table.columns:
@@ -163,11 +134,12 @@ def _notes(table: TableDef) -> list[str]:
     return out
 
 
-def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date | None,
-                   cutoff: datetime | None) -> TableReport:
+def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
+                   since: date | None, cutoff: datetime | None) -> TableReport:
+    """Compare one table; ``source`` reads the source (e.g. sources/pg_verify.py)."""
     report = TableReport(table.source)
     profile = _profile(target)
-    missing = _source_mismatch(src_conn, table)
+    missing = source.mismatch(table)
     if missing:
         rows = target.count(table)
         report.compared_rows = rows
@@ -178,7 +150,7 @@ def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date |
     def source_hash(t: TableDef, by_day: bool, since_b: Any, window: Any = None) -> dict:
         src = TableDef(t.source, _source_ref(t), t.method, stored, t.primary_key, t.cursor,
                        t.cursor_type, t.cursor_timezone)
-        return hash_table(src_conn, src, by_day, since_b, window, profile)
+        return source.hash(src, by_day, since_b, window, profile)
 
     since_b = lower_bound(table.cursor_type, table.cursor_timezone, since) \
         if since and table.cursor and table.cursor_type else None
@@ -193,7 +165,7 @@ def _compare_table(src_conn: Any, target: Target, table: TableDef, since: date |
         src = source_hash(table, True, since_b)
         rep = target.hash_rows(table, True, since_b)
     else:
-        span = _days_of(target, table, src_conn)
+        span = _days_of(target, table)
         src = _per_window(source_hash, table, span, since_b)
         rep = _per_window(target.hash_rows, table, span, since_b)
     rep = {_day_key(k): v for k, v in rep.items()}
@@ -228,7 +200,7 @@ def _source_ref(t: TableDef) -> TableRef:
     return t.source_ref()
 
 
-def _days_of(target: Target, table: TableDef, src_conn: Any) -> list[date]:
+def _days_of(target: Target, table: TableDef) -> list[date]:
     lo, hi = target.execute(
         f"SELECT min({target.ident(table.cursor or '')}), max({target.ident(table.cursor or '')})"
         f" FROM {target.ident(table.target.schema, table.target.name)}")[0]
@@ -263,10 +235,11 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
         report = VerifyReport(dataset, cutoff, hint=(
             "if the source is right, " + rebase_hint(state.origin, target_location)
             + " (or sync again first when a publication is pending)"))
-        with SnapshotSession(source_url, allow_primary, "topoff verify") as session:
-            session.open()
+        with open_source(source_url, allow_primary, "topoff verify") as source:
+            source.open()
+            verifier = source.verifier()
             for table in Ledger(target).table_defs(dataset).values():
-                t = _compare_table(session.conn, target, table, state.since, cutoff)
+                t = _compare_table(verifier, target, table, state.since, cutoff)
                 report.tables.append(t)
                 report.notes.extend(_notes(table))
                 log.info("%s: %s (%d rows over %d days)", table.source,

@@ -12,49 +12,18 @@ from typing import Any
 
 from topoff.dataset import checks as ck
 from topoff.dataset import layout
+from topoff.dataset.columns import Column
 from topoff.dataset.layout import Window
 from topoff.errors import IntegrityError
-from topoff.pgtypes import TypeNameError, is_time_cursor, parse_type
+from topoff.pgtypes import is_time_cursor
+
+__all__ = ["Column", "DataFile", "Manifest", "Snapshot", "TableEntry"]
 
 FORMAT_VERSION = 1
 KINDS = (layout.FULL, layout.INCREMENTAL)
 METHODS = ("append", "upsert", "snapshot")
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    #: PostgreSQL type as format_type() prints it, domains resolved to their base type
-    type: str
-    nullable: bool = True
-    #: labels of an enum type (or of the element type of an enum array)
-    enum: list[str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.type, "nullable": self.nullable}
-        if self.enum is not None:
-            d["enum"] = self.enum
-        return d
-
-    @classmethod
-    def from_json(cls, d: Any, what: str) -> Column:
-        d = ck.obj(d, what)
-        name = ck.name(d.get("name"), f"{what} name")
-        what = f"{what} {name!r}"
-        type_ = ck.text(d.get("type"), f"{what} type", 200)
-        try:
-            parsed = parse_type(type_)
-        except TypeNameError as e:
-            raise ck.Invalid(f"{what}: {e}") from None
-        enum = d.get("enum")
-        if enum is not None:
-            labels = [ck.name(v, f"{what} enum label", printed=False)
-                      for v in ck.items(enum, f"{what} enum")]
-            if not parsed.user or len(set(labels)) != len(labels):
-                raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
-            enum = labels
-        return cls(name, type_, ck.typed(d.get("nullable", True), bool, f"{what} nullable"),
-                   enum)
+#: the source engines a manifest's ``source.engine`` names
+ENGINES = ("postgresql", "mariadb", "mysql")
 
 
 @dataclass(frozen=True)
@@ -195,13 +164,53 @@ class TableEntry:
 class Snapshot:
     """Where in the source's history the publication was read."""
 
-    time: str  # now() inside the export transaction (ISO 8601, UTC)
-    lsn: str  # replay LSN on a standby, current WAL LSN on a primary
+    time: str  # the source's clock inside the export transaction (ISO 8601, UTC)
+    #: PostgreSQL: replay LSN on a standby, current WAL LSN on a primary (None: other engines)
+    lsn: str | None
     replay_timestamp: str | None  # pg_last_xact_replay_timestamp() on a standby
-    xmin: int  # pg_snapshot_xmin(pg_current_snapshot()), 64-bit
-    xmax: int
+    #: PostgreSQL: pg_snapshot_xmin/xmax(pg_current_snapshot()), 64-bit (None: other engines)
+    xmin: int | None
+    xmax: int | None
     isolation: str
     in_recovery: bool
+    #: the engine's own position, for engines other than PostgreSQL (MariaDB: binlog file and
+    #: position, GTID): an object of short strings and integers
+    position: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.position is None:
+            del d["position"]
+        return d
+
+    @classmethod
+    def from_json(cls, value: Any, engine: str) -> Snapshot:
+        snap = ck.obj(value, "snapshot")
+        pg = engine == "postgresql"  # its position fields are required
+        lsn, xmin, xmax = snap.get("lsn"), snap.get("xmin"), snap.get("xmax")
+        return cls(
+            time=ck.text(snap.get("time"), "snapshot time", 100),
+            lsn=ck.text(lsn, "snapshot lsn", 100) if pg or lsn is not None else None,
+            replay_timestamp=ck.optional(snap.get("replay_timestamp"), str,
+                                         "snapshot replay_timestamp"),
+            xmin=ck.count(xmin, "snapshot xmin") if pg or xmin is not None else None,
+            xmax=ck.count(xmax, "snapshot xmax") if pg or xmax is not None else None,
+            isolation=ck.text(snap.get("isolation"), "snapshot isolation", 100),
+            in_recovery=ck.typed(snap.get("in_recovery"), bool, "snapshot in_recovery"),
+            position=None if snap.get("position") is None else _position(snap["position"]))
+
+
+def _position(value: Any) -> dict[str, Any]:
+    d = ck.obj(value, "snapshot position")
+    if len(d) > 20:
+        raise ck.Invalid("snapshot position has too many fields")
+    for k, v in d.items():
+        ck.text(k, "snapshot position field", 100)
+        if not (isinstance(v, str) and len(v) <= 1000 and v.isprintable()) and not (
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= ck.MAX_INT):
+            raise ck.Invalid(f"snapshot position {str(k)[:40]!r} is not a short text or a "
+                             "count")
+    return d
 
 
 @dataclass
@@ -241,7 +250,7 @@ class Manifest:
             "created_at": self.created_at,
             "tool": {"name": "topoff", "version": self.tool_version},
             "source": self.source,
-            "snapshot": asdict(self.snapshot),
+            "snapshot": self.snapshot.to_json(),
             "window": self.window.to_json() if self.window else None,
             "revision": self.revision,
             "previous_revision": self.previous_revision,
@@ -278,7 +287,7 @@ class Manifest:
         elif d.get("window") is not None or d.get("revision") is not None:
             raise ck.Invalid("a full export has no window or revision")
         previous = d.get("previous_revision")
-        snap = ck.obj(d.get("snapshot"), "snapshot")
+        source = _source(d.get("source"))
         tables = {ck.text(k, "table name", 200): TableEntry.from_json(k, v)
                   for k, v in ck.obj(d.get("tables"), "tables").items()}
         for t in tables.values():
@@ -290,16 +299,8 @@ class Manifest:
             created_at=ck.text(d.get("created_at"), "created_at", 100),
             tool_version=ck.text(ck.obj(d.get("tool"), "tool").get("version"), "tool version",
                                  100),
-            source=ck.obj(d.get("source"), "source"),
-            snapshot=Snapshot(
-                time=ck.text(snap.get("time"), "snapshot time", 100),
-                lsn=ck.text(snap.get("lsn"), "snapshot lsn", 100),
-                replay_timestamp=ck.optional(snap.get("replay_timestamp"), str,
-                                             "snapshot replay_timestamp"),
-                xmin=ck.count(snap.get("xmin"), "snapshot xmin"),
-                xmax=ck.count(snap.get("xmax"), "snapshot xmax"),
-                isolation=ck.text(snap.get("isolation"), "snapshot isolation", 100),
-                in_recovery=ck.typed(snap.get("in_recovery"), bool, "snapshot in_recovery")),
+            source=source,
+            snapshot=Snapshot.from_json(d.get("snapshot"), source.get("engine", "postgresql")),
             tables=tables,
             window=window,
             revision=revision,
@@ -312,6 +313,11 @@ class Manifest:
                                                                  "rechecked")],
         )
 
+    @property
+    def engine(self) -> str:
+        """The source's engine (manifests written before engines were named: PostgreSQL)."""
+        return str(self.source.get("engine", "postgresql"))
+
     @classmethod
     def loads(cls, raw: bytes, where: str) -> Manifest:
         try:
@@ -319,3 +325,10 @@ class Manifest:
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"manifest {where} cannot be read: {e}",
                                  hint="the publication is damaged; re-run the export") from None
+
+
+def _source(value: Any) -> dict[str, Any]:
+    source = ck.obj(value, "source")
+    if "engine" in source:
+        ck.one_of(source["engine"], ENGINES, "source engine")
+    return source

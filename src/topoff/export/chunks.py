@@ -6,7 +6,7 @@ A new file begins, with the CSV header again, once the current one holds ``chunk
 CSV; a file always ends at a row boundary (libpq hands COPY data over one row at a time, and
 the reader only ever appends whole rows to the block).
 
-The per-row work is one loop in :meth:`topoff.export.copy_out.CopyReader.read_into`; all
+The per-row work is one loop in :meth:`topoff.sources.pg_copy.CopyReader.read_into`; all
 else here (hashing, compressing, counting bytes, deciding where a file ends) is done once
 per block. zstd compresses in a thread of its own (``threads=1``: libzstd's worker, outside
 the GIL), so reading the next rows from the server overlaps compressing the previous ones,
@@ -26,7 +26,7 @@ import zstandard
 
 from topoff.dataset.manifest import DataFile
 from topoff.errors import StoreError
-from topoff.export.copy_out import BLOCK, KEEP, block_buffer
+from topoff.sources.base import BLOCK, KEEP, block_buffer
 from topoff.stores.base import Store
 from topoff.stores.hashing import HashingWriter
 
@@ -38,7 +38,7 @@ def compressor(level: int) -> zstandard.ZstdCompressor:
 
 
 class RowReader(Protocol):
-    """Where rows come from (:class:`topoff.export.copy_out.CopyReader`)."""
+    """Where rows come from (a :class:`topoff.sources.base.RowStream`)."""
 
     done: bool
 

@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from psycopg import sql
-
 from topoff import __version__
 from topoff.config import Config
 from topoff.dataset import layout
@@ -18,18 +16,20 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files, write_file
 from topoff.dataset.readme import full_readme
 from topoff.errors import IntegrityError
-from topoff.export.queries import copy_statement, hash_algorithm, hash_query
 from topoff.export.runner import CopyResult, CopyUnit, HashUnit, Hook, Runner
-from topoff.export.session import SnapshotSession
-from topoff.safety import retry_on_recovery_conflict
-from topoff.sources.catalog import SourceTable, introspect, post_data_sql, pre_data_sql
+from topoff.sources.base import (
+    STREAM_HASH,
+    Source,
+    SourceKind,
+    SourceTable,
+    source_class,
+)
 from topoff.stores.base import Store
 
 log = logging.getLogger("topoff")
 
-#: a plain table larger than this is read as several page ranges in parallel
+#: a table larger than this is read as several parts in parallel (when the source can)
 SPLIT_BYTES = 64 * 1024 * 1024
-PAGE = 8192
 
 
 @dataclass
@@ -48,32 +48,6 @@ class ExportResult:
     @property
     def bytes(self) -> int:
         return sum(m.total_bytes for m in self.manifests)
-
-
-def lock_tables(conn, tables: list[SourceTable]) -> None:  # type: ignore[no-untyped-def]
-    """ACCESS SHARE locks, as pg_dump takes: DDL on the primary now conflicts visibly
-    (a recovery conflict on a standby) instead of changing a table under the export."""
-    lockable = [t.ident for t in tables if t.relkind in ("r", "p", "m", "f", "v")]
-    if lockable:
-        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
-            sql.SQL(", ").join(lockable)))
-
-
-def _page_ranges(t: SourceTable, jobs: int) -> list[sql.Composable | None]:
-    """Split a big plain table into ctid page ranges (TID range scans, PostgreSQL 14+)."""
-    size = t.pages * PAGE
-    if jobs < 2 or t.relkind != "r" or t.config.filter or size < SPLIT_BYTES:
-        return [None]
-    parts = min(jobs * 4, max(2, size // SPLIT_BYTES))
-    step = -(-t.pages // parts)
-    bounds = list(range(0, t.pages, step))
-    out: list[sql.Composable | None] = []
-    for i, lo in enumerate(bounds):
-        cond = sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({lo},0)"))
-        if i + 1 < len(bounds):  # the last range is open: pages added since are read too
-            cond = cond + sql.SQL(" AND ctid < {}::tid").format(sql.Literal(f"({bounds[i + 1]},0)"))
-        out.append(cond)
-    return out
 
 
 def _namer(pub_id: str, t: SourceTable, window: layout.Window | None = None):  # type: ignore[no-untyped-def]
@@ -100,21 +74,23 @@ def table_entry(t: SourceTable) -> TableEntry:
     )
 
 
-def export_full(config: Config, store: Store, hook: Hook | None = None,
-                on_rows=None) -> ExportResult:  # type: ignore[no-untyped-def]
-    """Export every configured table in one snapshot and publish it; returns what was made."""
+def export_full(config: Config, store: Store, hook: Hook | None = None,  # type: ignore[no-untyped-def]
+                on_rows=None, kind: SourceKind | None = None) -> ExportResult:
+    """Export every configured table in one snapshot and publish it; returns what was made
+    (``kind``: the Source class, by default the one the source URL names)."""
     assert config.source_url is not None
     started = time.monotonic()
     written: list[str] = []
 
+    kind = kind or source_class(config.source_url)
+
     def attempt(n: int) -> ExportResult:
-        with SnapshotSession(config.source_url or "", config.allow_primary) as session:
-            info = session.open()
+        with kind(config.source_url or "", config.allow_primary) as source:
+            info = source.open()
             if hook:
                 hook("snapshot", info=info, attempt=n)
-            assert session.conn is not None
-            tables = introspect(session.conn, config)
-            lock_tables(session.conn, tables)
+            tables = source.tables(config)
+            source.lock(tables)
             pub_id = layout.full_id(info.time)
             existing = read_index(store, config.dataset)
             if existing is not None and existing.get(pub_id) is not None:
@@ -123,18 +99,24 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
                     f"{pub_id} is already published in {store.url}",
                     hint="full exports are named after their snapshot time, to the second: "
                     "run this one again")
-            log.info("full export %s: %d tables from %s (%s, replay LSN %s)", pub_id, len(tables),
-                     info.database, "standby" if info.in_recovery else "PRIMARY", info.lsn)
+            log.info("full export %s: %d tables from %s (%s)", pub_id, len(tables),
+                     info.database, "standby" if info.in_recovery else "PRIMARY")
             units: list[CopyUnit | HashUnit] = []
-            for t in sorted(tables, key=lambda t: -t.pages):
+            algorithm = source.hash_algorithm()
+            for t in sorted(tables, key=lambda t: -t.size):
                 name_for = _namer(pub_id, t)
-                for i, cond in enumerate(_page_ranges(t, config.export.jobs)):
-                    units.append(CopyUnit(t.qualified, t, copy_statement(t, extra=cond),
-                                          name_for, part=i))
-                if t.config.method == "snapshot":
-                    units.append(HashUnit(t.qualified + "#hash", t, hash_query(
-                        t, None, hash_algorithm(info.server_version_num))))
-            runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,
+                snapshot = t.config.method == "snapshot"
+                if snapshot and algorithm is None:  # the rows' own hash, read in key order
+                    units.append(CopyUnit(t.qualified, t, name_for, ordered=True,
+                                          hash_content=bool(t.primary_key)))
+                    continue
+                parts = source.parts(t, config.export.jobs, SPLIT_BYTES) \
+                    if source.capabilities.page_ranges else [None]
+                for i, portion in enumerate(parts):
+                    units.append(CopyUnit(t.qualified, t, name_for, part=i, portion=portion))
+                if snapshot:
+                    units.append(HashUnit(t.qualified + "#hash", t, None, algorithm))
+            runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
                 results = runner.run(units)
@@ -146,10 +128,12 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
                 copies: list[CopyResult] = results[t.qualified]
                 entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
                 entry.rows = sum(c.rows for c in copies)
-                if t.config.method == "snapshot":
+                if t.qualified + "#hash" in results:
                     count, digest = results[t.qualified + "#hash"][0]
                     _check_count(t, entry.rows, count)
                     entry.content_hash = digest
+                elif t.config.method == "snapshot" and copies[0].content_sha256:
+                    entry.content_hash = f"{STREAM_HASH}:{copies[0].content_sha256}"
                 entries[t.qualified] = entry
             manifest = Manifest(
                 kind=layout.FULL, publication=pub_id, dataset=config.dataset,
@@ -157,14 +141,8 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
                 source=info.source_json(config.source_url or ""),
                 snapshot=info.to_manifest(), tables=entries,
             )
-            manifest.schema_files["pre_data"] = write_file(
-                store, pub_id, layout.PRE_DATA, pre_data_sql(tables).encode())
-            written.append(layout.in_publication(pub_id, layout.PRE_DATA))
-            manifest.schema_files["post_data"] = write_file(
-                store, pub_id, layout.POST_DATA, post_data_sql(tables).encode())
-            written.append(layout.in_publication(pub_id, layout.POST_DATA))
-            for t in tables:
-                manifest.tables[t.qualified].post_data = t.post_data + t.foreign_keys
+            if source.capabilities.pre_data:
+                _schema_files(store, source, manifest, tables, written)
             store.write_bytes(layout.in_publication(pub_id, layout.README),
                               full_readme(manifest).encode())
             written.append(layout.in_publication(pub_id, layout.README))
@@ -176,13 +154,27 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
         written.clear()
 
     try:
-        result = retry_on_recovery_conflict(attempt, config.export.retry_attempts,
-                                            config.export.retry_backoff, "full export", cleanup)
+        result = kind.retry(attempt, config.export.retry_attempts, config.export.retry_backoff,
+                            "full export", cleanup)
     except BaseException:
         cleanup()
         raise
     result.seconds = time.monotonic() - started
     return result
+
+
+def _schema_files(store: Store, source: Source, manifest: Manifest,
+                  tables: list[SourceTable], written: list[str]) -> None:
+    """schema/pre-data.sql and post-data.sql, and each table's post-data statements."""
+    pub_id = manifest.publication
+    manifest.schema_files["pre_data"] = write_file(
+        store, pub_id, layout.PRE_DATA, source.pre_data_sql(tables).encode())
+    written.append(layout.in_publication(pub_id, layout.PRE_DATA))
+    manifest.schema_files["post_data"] = write_file(
+        store, pub_id, layout.POST_DATA, source.post_data_sql(tables).encode())
+    written.append(layout.in_publication(pub_id, layout.POST_DATA))
+    for t in tables:
+        manifest.tables[t.qualified].post_data = t.post_data + t.foreign_keys
 
 
 def _check_count(t: SourceTable, copied: int, counted: int) -> None:

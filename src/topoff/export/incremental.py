@@ -5,14 +5,15 @@ Late rows. A cursor such as datanommer's ``timestamp`` is the time a message was
 when its row committed, so rows can arrive after their day was published. Each run
 re-checks the ``lookback_days`` days before the window, in the same snapshot:
 
-1. ``count(*)`` of the day, and how many visible rows in it were written by a transaction
-   at or after the xmin of the snapshot that published the day's latest revision (cheap:
-   the cursor index, no hashing). Any row that entered the day since then has such an
-   xmin, and a removed row changes the count, so *same count and no newer row* means
-   the day is unchanged.
-2. Otherwise (or when that xmin is too old to compare, or the table is a view) the
-   day's content hash decides: a hash of its rows' exported text, so any change in that
-   text counts (``cs1`` or ``rt1``, see queries.py).
+1. (PostgreSQL) ``count(*)`` of the day, and how many visible rows in it were written
+   by a transaction at or after the xmin of the snapshot that published the day's latest
+   revision (cheap: the cursor index, no hashing). Any row that entered the day since then
+   has such an xmin, and a removed row changes the count, so *same count and no newer row*
+   means the day is unchanged.
+2. Otherwise (or when that xmin is too old to compare, or the table is a view, or the
+   source has no ``xmin_change_detection``: see topoff.sources.base) the day's content
+   hash decides: a hash of its rows' exported text, so any change in that text counts
+   (``cs1``, the rows as exported, or the server's own such as ``rt1``: pg_queries.py).
 
 A changed day gets a new revision that replaces the old one for consumers. A window is
 exported only once it has ended, and once the standby has replayed past its end
@@ -27,8 +28,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import psycopg
-
 from topoff import __version__
 from topoff.config import Config
 from topoff.dataset import layout
@@ -37,23 +36,20 @@ from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
-from topoff.export.copy_out import copy_digest
-from topoff.export.full import ExportResult, _namer, lock_tables, table_entry
-from topoff.export.queries import (
-    STREAM_HASH,
-    changed_since_query,
-    copy_statement,
-    hash_algorithm,
-    hash_query,
-    recheck_algorithm,
-    stream_hashable,
-    xmin_usable,
-)
+from topoff.export.full import ExportResult, _namer, table_entry
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
-from topoff.export.session import SnapshotInfo, SnapshotSession
 from topoff.export.windows import check_closed, days_back
-from topoff.safety import retry_on_recovery_conflict
-from topoff.sources.catalog import SourceTable, introspect
+from topoff.sources.base import (
+    STREAM_HASH,
+    Source,
+    SourceKind,
+    SourceSnapshot,
+    SourceTable,
+    comparable_algorithm,
+    rows_digest,
+    source_class,
+    stream_hashable,
+)
 from topoff.stores.base import Store
 
 log = logging.getLogger("topoff")
@@ -128,7 +124,7 @@ def _same_shape(entry: TableEntry, t: SourceTable) -> bool:
     return [(c.name, c.type) for c in entry.columns] == [(c.name, c.type) for c in t.columns]
 
 
-def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, window: Window,
+def _check_window(source: Source, info: SourceSnapshot, t: SourceTable, window: Window,
                   prev: Manifest, entry: TableEntry, prev_id: str) -> TablePlan:
     """Has this table's part of the window changed since the previous revision?"""
     plan = TablePlan(t, export=True, previous=entry, previous_pub=prev_id,
@@ -136,9 +132,12 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
     if not _same_shape(entry, t):
         plan.how = "columns-changed"
         return plan
-    if xmin_usable(t, prev.snapshot.xmin, info.xmax):
-        count, newer = conn.execute(
-            changed_since_query(t, window, prev.snapshot.xmin, info.xmax)).fetchone()  # type: ignore[misc]
+    reader = source.reader()
+    counted = reader.changed_since(t, window, prev.snapshot, info) \
+        if source.capabilities.xmin_change_detection and prev.engine == \
+        source.capabilities.engine else None
+    if counted is not None:
+        count, newer = counted
         plan.rows_now = count
         if count == entry.rows and newer == 0:
             plan.export, plan.how = False, "unchanged-xmin"
@@ -146,16 +145,16 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
         if count != entry.rows:
             plan.how = "changed-count"
             return plan
-    algorithm = recheck_algorithm(entry.content_hash, t, info.server_version_num)
+    algorithm = comparable_algorithm(entry.content_hash, t, source.hash_algorithm())
     if algorithm is None:
         # no hash, or one of an algorithm this version does not compute (e.g. rh1)
         plan.how = "no-comparable-hash"
         return plan
     if algorithm == STREAM_HASH:  # the window's rows as the export writes them
-        count, sha = copy_digest(conn, copy_statement(t, window, ordered=True))
+        count, sha = rows_digest(reader.rows(t, window, ordered=True))
         digest = f"{STREAM_HASH}:{sha}"
     else:
-        count, digest = conn.execute(hash_query(t, window, algorithm)).fetchone()  # type: ignore[misc]
+        count, digest = reader.count_hash(t, window, algorithm)
     plan.rows_now = count
     if count == entry.rows and digest == entry.content_hash:
         plan.export, plan.how = False, "unchanged-hash"
@@ -164,7 +163,7 @@ def _check_window(conn: psycopg.Connection, info: SnapshotInfo, t: SourceTable, 
     return plan
 
 
-def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
+def plan_windows(source: Source, info: SourceSnapshot, store: Store,
                  index: Index | None, tables: list[SourceTable], window: Window,
                  lookback_days: int, cache: dict[str, Manifest]) -> list[WindowPlan]:
     """What each window needs; ``cache`` holds manifests already read from the store."""
@@ -182,21 +181,34 @@ def plan_windows(conn: psycopg.Connection, info: SnapshotInfo, store: Store,
             if prev is None or entry is None or prev_id is None:
                 wp.tables.append(TablePlan(t, export=True))
             else:
-                wp.tables.append(_check_window(conn, info, t, w, prev, entry, prev_id))
+                wp.tables.append(_check_window(source, info, t, w, prev, entry, prev_id))
         plans.append(wp)
     # Snapshot tables travel with the target window's publication, when they changed.
     target = plans[-1]
     for t in (t for t in tables if not t.config.cursor):
         pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
-        algorithm = hash_algorithm(info.server_version_num)
-        count, digest = conn.execute(hash_query(t, None, algorithm)).fetchone()  # type: ignore[misc]
-        same = (entry is not None and entry.content_hash == digest and entry.rows == count
+        count, digest = _table_hash(source, t)
+        same = (entry is not None and digest is not None and entry.content_hash == digest
+                and entry.rows == count
                 and _same_shape(entry, t))
         target.tables.append(TablePlan(
             t, export=not same, previous=entry, previous_pub=pub_id,
             how="unchanged-hash" if same else ("changed-hash" if entry else "new"),
-            rows_before=entry.rows if entry else None, rows_now=count, counted=(count, digest)))
+            rows_before=entry.rows if entry else None, rows_now=count,
+            counted=(count, digest) if digest is not None else None))
     return plans
+
+
+def _table_hash(source: Source, t: SourceTable) -> tuple[int | None, str | None]:
+    """count and content hash of a whole table: the server's, or ``cs1`` of its rows in
+    key order when the server computes none; (None, None) when neither can be had."""
+    algorithm = source.hash_algorithm()
+    if algorithm is not None:
+        return source.reader().count_hash(t, None, algorithm)
+    if not t.primary_key:  # no one order to hash the rows in
+        return None, None
+    count, sha = rows_digest(source.reader().rows(t, None, ordered=True))
+    return count, f"{STREAM_HASH}:{sha}"
 
 
 def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:  # type: ignore[type-arg]
@@ -211,9 +223,9 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
     entry.rows = sum(c.rows for c in copies)
     if tp.counted is None and key + "#hash" not in results:
-        [copy] = copies  # one ordered COPY: its rows' hash is the content hash
-        assert copy.content_sha256, "the unit was made without hash_content"
-        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}"
+        [copy] = copies  # one ordered read: its rows' hash is the content hash
+        entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}" \
+            if copy.content_sha256 else None  # (rows without a key have no one order)
         return entry
     count, digest = tp.counted or results[key + "#hash"][0]
     if count != entry.rows:
@@ -245,42 +257,47 @@ def _log_window(wp: WindowPlan) -> None:
              wp.revision)
 
 
-def _units_for(wp: WindowPlan, info: SnapshotInfo) -> list[CopyUnit | HashUnit]:
-    """COPY (and, for cursor tables, hash) units of the tables a window plan exports."""
+def _units_for(wp: WindowPlan, source: Source) -> list[CopyUnit | HashUnit]:
+    """Read (and, for cursor tables without a key, hash) units of the tables a window plan
+    exports."""
     units: list[CopyUnit | HashUnit] = []
     for tp in wp.tables:
         if not tp.export:
             continue
         key = f"{wp.window.label}/{tp.table.qualified}"
         cursor_w = wp.window if tp.table.config.cursor else None
-        hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table)
-        units.append(CopyUnit(key, tp.table, copy_statement(tp.table, cursor_w, ordered=True),
-                              _namer(wp.pub_id, tp.table, wp.window),
-                              hash_content=tp.counted is None and not hashed))
+        algorithm = source.hash_algorithm()
+        hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table) \
+            and algorithm is not None
+        units.append(CopyUnit(key, tp.table, _namer(wp.pub_id, tp.table, wp.window),
+                              window=cursor_w, ordered=True,
+                              hash_content=tp.counted is None and not hashed
+                              and stream_hashable(tp.table)))
         if hashed:
-            units.append(HashUnit(key + "#hash", tp.table, hash_query(
-                tp.table, cursor_w, hash_algorithm(info.server_version_num))))
+            assert algorithm is not None
+            units.append(HashUnit(key + "#hash", tp.table, cursor_w, algorithm))
     return units
 
 
 def export_incremental(config: Config, store: Store, window: Window, force: bool = False,
-                       hook: Hook | None = None, on_rows=None) -> ExportResult:  # type: ignore[no-untyped-def]
-    """Export ``window`` and republish changed recent days; see the module docstring."""
+                       hook: Hook | None = None, on_rows=None,  # type: ignore[no-untyped-def]
+                       kind: SourceKind | None = None) -> ExportResult:
+    """Export ``window`` and republish changed recent days; see the module docstring
+    (``kind``: the Source class, by default the one the source URL names)."""
     started = time.monotonic()
     written: list[str] = []
+    kind = kind or source_class(config.source_url or "")
 
     def attempt(n: int) -> ExportResult:
-        with SnapshotSession(config.source_url or "", config.allow_primary) as session:
-            info = session.open()
+        with kind(config.source_url or "", config.allow_primary) as source:
+            info = source.open()
             if hook:
                 hook("snapshot", info=info, attempt=n)
-            conn = session.conn
-            assert conn is not None
-            tables = introspect(conn, config)
+            tables = source.tables(config)
             check_closed(info, window, tables, force)
-            lock_tables(conn, tables)
+            source.lock(tables)
             index = read_index(store, config.dataset)
-            runner = Runner(session, store, config.export.jobs, config.export.chunk_bytes,
+            runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
                 with runner:
@@ -292,13 +309,13 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     if prev_id is None:
                         first = WindowPlan(window, prev_rev + 1, None, is_target=True, tables=[
                             TablePlan(t, export=True) for t in tables if t.config.cursor])
-                        units = _units_for(first, info)
+                        units = _units_for(first, source)
                         runner.submit(units)
                         early = {u.key for u in units}
-                    plans = plan_windows(conn, info, store, index, tables, window,
+                    plans = plan_windows(source, info, store, index, tables, window,
                                          config.export.lookback_days, manifests)
                     to_publish = [wp for wp in plans if wp.changed]
-                    runner.submit([u for wp in to_publish for u in _units_for(wp, info)
+                    runner.submit([u for wp in to_publish for u in _units_for(wp, source)
                                    if u.key not in early])
                     results = runner.results()
             finally:
@@ -333,9 +350,8 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
         written.clear()
 
     try:
-        result = retry_on_recovery_conflict(attempt, config.export.retry_attempts,
-                                            config.export.retry_backoff,
-                                            f"incremental export of {window.label}", cleanup)
+        result = kind.retry(attempt, config.export.retry_attempts, config.export.retry_backoff,
+                            f"incremental export of {window.label}", cleanup)
     except BaseException:
         cleanup()
         raise

@@ -1,7 +1,8 @@
-"""Runs an export's units of work (COPY a table or a part of one, hash a table) in parallel.
+"""Runs an export's units of work (read a table or a part of one, hash a table) in parallel.
 
-Each of ``jobs`` threads holds its own connection in the shared snapshot. When one unit
-fails, every running statement is cancelled and the first real error is raised; the store
+Each of ``jobs`` threads holds its own reader in the source's shared snapshot (a source
+without ``exported_snapshot`` runs every unit on its one reader). When one unit fails,
+every running read is cancelled and the error that caused the others is raised; the store
 names written so far are kept in :attr:`Runner.written` so the caller can remove them.
 """
 
@@ -13,15 +14,10 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
+from topoff.dataset.layout import Window
 from topoff.dataset.manifest import DataFile
 from topoff.export.chunks import ChunkedWriter, compressor
-from topoff.export.copy_out import CopyReader
-from topoff.export.session import SnapshotSession
-from topoff.safety import is_connection_lost, is_recovery_conflict
-from topoff.sources.catalog import SourceTable
+from topoff.sources.base import Source, SourceReader, SourceTable
 from topoff.stores.base import Store
 
 Hook = Callable[..., None]
@@ -32,9 +28,14 @@ class CopyUnit:
     #: what the result is filed under (e.g. "public.messages" or "2026-11-20/public.messages")
     key: str
     table: SourceTable
-    statement: sql.Composable
     name_for: Callable[[int], tuple[str, str]]
+    #: the rows of this window (None: the whole table)
+    window: Window | None = None
+    #: the index of the part (for hooks), and what the source reads it by (Source.parts)
     part: int = 0
+    portion: Any = None
+    #: read in (cursor, key) order: the same rows always give the same files
+    ordered: bool = False
     #: whether the rows' sha256 (CopyResult.content_sha256) is wanted: it costs a pass
     #: over every CSV byte, so only units whose content hash is their rows' hash ask
     hash_content: bool = False
@@ -42,9 +43,12 @@ class CopyUnit:
 
 @dataclass
 class HashUnit:
+    """count(*) and the content hash of a table (of a window) computed by the source."""
+
     key: str
     table: SourceTable
-    statement: sql.Composable
+    window: Window | None
+    algorithm: str
 
 
 @dataclass
@@ -57,12 +61,12 @@ class CopyResult:
 
 
 class Runner:
-    def __init__(self, session: SnapshotSession, store: Store, jobs: int, chunk_bytes: int,
+    def __init__(self, source: Source, store: Store, jobs: int, chunk_bytes: int,
                  level: int, hook: Hook | None = None,
                  on_rows: Callable[[str, int], None] | None = None) -> None:
-        self.session = session
+        self.source = source
         self.store = store
-        self.jobs = max(1, jobs)
+        self.jobs = max(1, jobs) if source.capabilities.exported_snapshot else 1
         self.chunk_bytes = chunk_bytes
         self.level = level
         self.hook = hook
@@ -74,19 +78,18 @@ class Runner:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[CopyUnit | HashUnit, Future[Any]]] = []
 
-    def _conn(self) -> psycopg.Connection:
+    def _reader(self) -> SourceReader:
         if self.jobs == 1:
-            assert self.session.conn is not None
-            return self.session.conn
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.session.worker()
-        return conn
+            return self.source.reader()
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self.source.worker()
+        return reader
 
     def _copy(self, unit: CopyUnit) -> CopyResult:
         if self.hook:
             self.hook("table_start", table=unit.table.qualified, key=unit.key, part=unit.part)
-        conn = self._conn()
+        reader = self._reader()
         last = [0]
 
         def progress(rows: int) -> None:
@@ -100,7 +103,7 @@ class Runner:
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
                                hash_content=unit.hash_content, cctx=cctx)
         try:
-            writer.write_from(CopyReader(conn, unit.statement))
+            writer.write_from(reader.rows(unit.table, unit.window, unit.portion, unit.ordered))
             files = writer.close()
         except BaseException as e:
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead
@@ -114,9 +117,7 @@ class Runner:
         return CopyResult(files, writer.rows, writer.content_sha256)
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
-        row = self._conn().execute(unit.statement).fetchone()
-        assert row is not None
-        return int(row[0]), str(row[1])
+        return self._reader().count_hash(unit.table, unit.window, unit.algorithm)
 
     def _run_one(self, unit: CopyUnit | HashUnit) -> Any:
         if self._failed.is_set():
@@ -126,13 +127,13 @@ class Runner:
         except BaseException:
             if not self._failed.is_set():
                 self._failed.set()
-                self.session.cancel_all()
+                self.source.cancel_all()
             raise
 
     # -- batches: submit() as work becomes known, results() once at the end -------------
     def __enter__(self) -> Runner:
         if self.jobs > 1:
-            _ = self.session.snapshot_id  # exported here, before workers need it
+            self.source.share()  # before workers need it
             self._pool = ThreadPoolExecutor(max_workers=self.jobs,
                                             thread_name_prefix="topoff-export")
         return self
@@ -141,7 +142,7 @@ class Runner:
         if self._pool is not None:
             if exc and exc[0] is not None:
                 self._failed.set()
-                self.session.cancel_all()
+                self.source.cancel_all()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
@@ -165,13 +166,7 @@ class Runner:
         wait(futures)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
         if errors:
-            # A conflict with recovery or a lost connection (the standby restarted) is the
-            # cause; the other workers' errors follow from it (our cancels, a snapshot that
-            # vanished with the coordinator's session).
-            cause = next((e for e in errors if is_recovery_conflict(e)), None) or next(
-                (e for e in errors if is_connection_lost(e)), None)
-            raise cause or next(
-                (e for e in errors if not isinstance(e, psycopg.errors.QueryCanceled)), errors[0])
+            raise self.source.main_error([e for e in errors if e is not None])
         out: dict[str, list[Any]] = {}
         for u, f in self._pending:
             out.setdefault(u.key, []).append(f.result())

@@ -25,8 +25,7 @@ from topoff.dataset.layout import Window
 from topoff.errors import ConfigError, SafetyError
 
 if TYPE_CHECKING:  # annotations only: the CLI imports this module for parse_date
-    from topoff.export.session import SnapshotInfo
-    from topoff.sources.catalog import SourceTable
+    from topoff.sources.base import SourceSnapshot, SourceTable
 
 log = logging.getLogger("topoff")
 
@@ -92,9 +91,9 @@ def days_back(window: Window, lookback: int) -> list[Window]:
     return [Window.day(d - timedelta(days=n)) for n in range(lookback, 0, -1)]
 
 
-def check_closed(info: SnapshotInfo, window: Window, tables: list[SourceTable],
+def check_closed(info: SourceSnapshot, window: Window, tables: list[SourceTable],
                   force: bool) -> None:
-    """Refuse a window that has not ended, or that the standby has not replayed past."""
+    """Refuse a window that has not ended, or that the replica has not replayed past."""
     needed = max([closing_instant(window.end, t.cursor_type, t.config.cursor_timezone)
                   for t in tables if t.config.cursor] or [window.end])
     now = max(datetime.now(UTC), info.time)
@@ -104,25 +103,17 @@ def check_closed(info: SnapshotInfo, window: Window, tables: list[SourceTable],
             f"{now.replace(microsecond=0).isoformat()} now",
             hint="export a window once it has ended (the default is yesterday, UTC); "
             "--force does not publish windows that have not ended")
-    replay = info.replay
-    replayed = replay.until if replay is not None else info.time
+    replayed = info.replayed_until()
     if replayed is not None and replayed >= needed:
         return
     seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
+    suffix, first_hint = info.lag()
     message = (f"the standby has replayed the primary only up to {seen}" if info.in_recovery
-               else f"the primary's snapshot is at {seen}")
-    if replay is not None and replay.paused:
-        message += " (WAL replay is paused on the standby)"
-    elif replay is not None and replay.receiver == "streaming" and not replay.caught_up:
-        message += (f" (replayed WAL up to {replay.replay_lsn}, the primary has written up to "
-                    f"{replay.primary_end_lsn})")
+               else f"the primary's snapshot is at {seen}") + suffix
     if force:
         log.warning("%s may be incomplete: %s (--force given)", window.label, message)
         return
     hint = ("run again later (or pass --force to publish it anyway; a later run republishes "
             "the day if rows arrive)")
-    if replay is not None and replay.receiver == "hidden":
-        hint = ("this role cannot see the standby's WAL receiver, so a quiet primary keeps the "
-                "day open: GRANT pg_read_all_stats TO the export's role; or " + hint)
     raise SafetyError(f"{window.label} may still be incomplete: {message}, before "
-                      f"{needed.isoformat()}", hint=hint)
+                      f"{needed.isoformat()}", hint=(first_hint or "") + hint)

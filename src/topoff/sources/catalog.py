@@ -19,24 +19,20 @@ from topoff.config import Config, TableConfig
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
+from topoff.sources.base import SourceTable
 from topoff.sources.types import TypeDef, TypeWalker, merge
 
 log = logging.getLogger("topoff")
+PAGE = 8192  # bytes per page (block_size), as pg_relation_size / block_size counts them
 
 
 @dataclass
-class SourceTable:
-    config: TableConfig
-    oid: int
-    relkind: str
-    columns: list[Column]  # exported columns, in table order
-    source_columns: list[str]  # every column on the source
-    primary_key: list[str]
-    cursor_type: str | None
-    pages: int
-    est_rows: float
-    post_data: list[str] = field(default_factory=list)  # keys and indexes
-    foreign_keys: list[str] = field(default_factory=list)
+class PgTable(SourceTable):
+    """A table of a PostgreSQL source, with what only the PostgreSQL source needs."""
+
+    oid: int = 0
+    relkind: str = "r"
+    pages: int = 0
     #: attnums of the columns that are not exported (indexes on them are left out)
     private_attnums: set[int] = field(default_factory=set)
     attnums: dict[str, int] = field(default_factory=dict)
@@ -44,10 +40,6 @@ class SourceTable:
     declared_types: dict[str, str] = field(default_factory=dict)
     #: the user types (and extensions) the exported columns need, dependencies first
     types: list[TypeDef] = field(default_factory=list)
-
-    @property
-    def qualified(self) -> str:
-        return self.config.qualified
 
     @property
     def ident(self) -> sql.Composable:
@@ -104,7 +96,7 @@ FROM pg_constraint con WHERE con.conrelid = %s AND con.contype = 'f' ORDER BY co
 """
 
 
-def introspect(conn: psycopg.Connection, config: Config) -> list[SourceTable]:
+def introspect(conn: psycopg.Connection, config: Config) -> list[PgTable]:
     """Read and check every configured table; raises ConfigError on a mismatch."""
     if not config.tables:
         raise ConfigError("no tables are configured",
@@ -128,7 +120,7 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[SourceTable]:
 
 
 def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
-               strict: bool) -> SourceTable:
+               strict: bool) -> PgTable:
     row = conn.execute(_TABLE_Q, (tc.schema, tc.name)).fetchone()
     if row is None:
         names = [f"{s}.{n}" for s, n in conn.execute(
@@ -158,7 +150,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         log.warning("%s: columns %s are not classified in the config; they are exported as "
                     "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
     private = tc.private_columns()
-    columns = [Column(name, typ, bool(nullable), list(labels) if labels else None)
+    columns = [Column(name, typ, bool(nullable), list(labels) if labels else None, native=typ)
                for _attnum, name, typ, nullable, labels, *_ in cols if name not in private]
     if not columns:
         raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
@@ -180,10 +172,10 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
             raise ConfigError(
                 f"cursor column {tc.cursor} of {tc.qualified} has type {cursor_type}",
                 hint="a cursor must be a timestamp, timestamp with time zone or date column")
-    table = SourceTable(
+    table = PgTable(
         config=tc, oid=oid, relkind=relkind, columns=columns, source_columns=names,
         primary_key=key, cursor_type=cursor_type, pages=int(pages or 0),
-        est_rows=max(float(est_rows or 0), 0.0),
+        size=int(pages or 0) * PAGE, est_rows=max(float(est_rows or 0), 0.0),
         private_attnums={attnums[p] for p in private}, attnums=attnums,
     )
     exported = [c for c in cols if c[1] not in private]
@@ -199,7 +191,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
     return table
 
 
-def _indexes(conn: psycopg.Connection, t: SourceTable) -> bool:
+def _indexes(conn: psycopg.Connection, t: PgTable) -> bool:
     """Fill t.post_data with keys and indexes; return whether one starts with the cursor."""
     cursor_attnum = t.attnums.get(t.config.cursor or "", -1)
     has_cursor_index = False
@@ -219,8 +211,8 @@ def _indexes(conn: psycopg.Connection, t: SourceTable) -> bool:
     return has_cursor_index
 
 
-def _foreign_keys(conn: psycopg.Connection, t: SourceTable,
-                  by_oid: dict[int, SourceTable]) -> list[str]:
+def _foreign_keys(conn: psycopg.Connection, t: PgTable,
+                  by_oid: dict[int, PgTable]) -> list[str]:
     out = []
     for conname, condef, confrelid, conkey, confkey in conn.execute(_FK_Q, (t.oid,)).fetchall():
         ref = by_oid.get(confrelid)
@@ -233,7 +225,7 @@ def _foreign_keys(conn: psycopg.Connection, t: SourceTable,
     return out
 
 
-def _check_filter(conn: psycopg.Connection, t: SourceTable) -> None:
+def _check_filter(conn: psycopg.Connection, t: PgTable) -> None:
     assert t.config.filter
     try:
         with conn.transaction():  # a savepoint: a bad filter must not end the export snapshot
@@ -245,7 +237,7 @@ def _check_filter(conn: psycopg.Connection, t: SourceTable) -> None:
                           "condition over the table's columns") from None
 
 
-def pre_data_sql(tables: list[SourceTable]) -> str:
+def pre_data_sql(tables: list[PgTable]) -> str:
     """CREATE SCHEMA/EXTENSION/TYPE/DOMAIN/TABLE for the exported columns, in dependency
     order; no column defaults, no sequences."""
     types = merge([t.types for t in tables])
@@ -265,7 +257,7 @@ def pre_data_sql(tables: list[SourceTable]) -> str:
     return "\n".join(lines)
 
 
-def post_data_sql(tables: list[SourceTable]) -> str:
+def post_data_sql(tables: list[PgTable]) -> str:
     """Keys and indexes of every table, then the foreign keys between exported tables, then
     the NOT VALID constraints of domains the tables use."""
     lines = ["-- post-data: primary keys, unique constraints, indexes, foreign keys",

@@ -129,10 +129,11 @@ def _schema_changes(d: TableDef, entry: TableEntry, pub: Publication) -> list[Co
             raise SchemaChangeError(
                 f"{pub.id} no longer has column {c.name} of {entry.qualified}; the replica "
                 "cannot follow this change", hint="rebuild the replica with --rebase")
-        if new.type != c.type:
+        if new.type != c.type or new.logical != c.logical:
             raise SchemaChangeError(
                 f"{pub.id} changed the type of {entry.qualified}.{c.name} from {c.type} to "
-                f"{new.type}; the replica cannot follow this change",
+                f"{new.type}" + ("" if new.type != c.type else " (another logical type)")
+                + "; the replica cannot follow this change",
                 hint="rebuild the replica with --rebase")
     known = {c.name for c in d.columns}
     return [c for c in entry.columns if c.name not in known]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from topoff.dataset.bounds import Bounds
+from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column, TableEntry
 
 
@@ -145,8 +146,10 @@ class TableDef:
     def from_row(cls, source: str, schema: str, name: str, definition: str) -> TableDef:
         d = json.loads(definition)
         return cls(source, TableRef(schema, name), d["method"],
-                   [Column(c["name"], c["type"], c.get("nullable", True), c.get("enum"))
-                    for c in d["columns"]], d["primary_key"], d["cursor"], d["cursor_type"],
+                   [Column(c["name"], c["type"], c.get("nullable", True), c.get("enum"),
+                           Logical.from_json(c["logical"], "column") if c.get("logical")
+                           else None, c.get("native")) for c in d["columns"]],
+                   d["primary_key"], d["cursor"], d["cursor_type"],
                    d["cursor_timezone"],
                    (d["source_schema"], d["source_name"]) if "source_schema" in d else None)
 

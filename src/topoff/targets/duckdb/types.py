@@ -26,6 +26,12 @@ Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's 
 | other arrays, multi-dimensional arrays  | VARCHAR         | PostgreSQL's array text             |
 | everything else (inet, money, xml, ...) | VARCHAR         | PostgreSQL's text form              |
 
+The DuckDB type follows the column's ``logical`` type (docs/dataset-format.md, "Column
+types"), the table above being what the types of a PostgreSQL source give; a source with
+other integer widths adds: ``int`` 8 is TINYINT, an unsigned ``int`` goes to the next wider
+signed type (8 -> SMALLINT, 16 -> INTEGER, 32 -> BIGINT) and unsigned 64 to UBIGINT;
+``set`` and ``bits`` are VARCHAR. The CSV text is read by the column's PostgreSQL ``type``.
+
 PostgreSQL writes a BC date as ``0044-03-15 BC``; DuckDB reads negative years (``-0043``
 is 44 BC, as in ISO 8601), so the year is rewritten before the cast.
 
@@ -44,8 +50,9 @@ The one value that cannot be kept: a timestamp after 294246 AD (PostgreSQL goes 
 from __future__ import annotations
 
 from topoff.canonical import DUCKDB_LIST_ELEMENTS, pg_array_text
+from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
-from topoff.pgtypes import FLOATS, INTS, Family, family
+from topoff.pgtypes import family
 
 #: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL)
 PG_ARRAY_MACRO = r"""
@@ -69,30 +76,41 @@ CASE WHEN x IS NULL THEN 'NULL'
 MACROS = (PG_ARRAY_MACRO, PG_QUOTE_MACRO)
 
 
-def _scalar(f: Family) -> str:
-    k = f.kind
+#: DuckDB's integer types by bits; an unsigned one goes to the next wider signed type (an
+#: oid stays BIGINT, as replicas made before ``logical`` have it), 64 unsigned to UBIGINT
+_INTS = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+_WIDER = {8: "SMALLINT", 16: "INTEGER", 32: "BIGINT", 64: "UBIGINT"}
+_SIMPLE = {"bool": "BOOLEAN", "json": "JSON", "date": "DATE", "interval": "INTERVAL",
+           "bytes": "BLOB", "uuid": "UUID"}
+
+
+def _scalar(lg: Logical) -> str:
+    """The DuckDB type of a logical type (not an array)."""
+    k = lg.kind
     if k == "int":
-        return INTS[f.pg_type]
+        assert lg.bits is not None
+        return (_WIDER if lg.unsigned else _INTS)[lg.bits]
     if k == "float":
-        return FLOATS[f.pg_type]
-    if k == "numeric":
-        return f"DECIMAL({f.precision},{f.scale})"
-    return {
-        "bool": "BOOLEAN", "json": "JSON", "timestamptz": "TIMESTAMPTZ",
-        "timestamp": "TIMESTAMP", "date": "DATE", "time": "TIME", "timetz": "TIMETZ",
-        "interval": "INTERVAL", "bytea": "BLOB", "uuid": "UUID",
-    }.get(k, "VARCHAR")
+        return "FLOAT" if lg.bits == 32 else "DOUBLE"
+    if k == "decimal":
+        p, s = lg.precision, lg.scale or 0
+        return f"DECIMAL({p},{s})" if p is not None and p <= 38 else "VARCHAR"
+    if k in ("timestamp", "time"):
+        return k.upper() + ("TZ" if lg.zone else "")
+    return _SIMPLE.get(k, "VARCHAR")  # text, enum, set, bits, other
 
 
 def duckdb_type(c: Column) -> str:
-    """The DuckDB type a column is created with (from the manifest's type only)."""
-    f = family(c.type, c.enum)
-    if f.kind == "array":
-        assert f.element is not None
-        if f.element.kind in DUCKDB_LIST_ELEMENTS:
-            return _scalar(f.element) + "[]"
+    """The DuckDB type a column is created with, from its logical type (the manifest's
+    ``logical``, or the one derived from its ``type``)."""
+    lg = c.logical
+    if lg.kind == "array":
+        assert lg.element is not None
+        f = family(c.type, c.enum)  # the text form of the elements: parsed as a list
+        if f.element is not None and f.element.kind in DUCKDB_LIST_ELEMENTS:
+            return _scalar(lg.element) + "[]"
         return "VARCHAR"
-    return _scalar(f)
+    return _scalar(lg)
 
 
 def _ad_year(text: str) -> str:
@@ -105,7 +123,8 @@ def _ad_year(text: str) -> str:
 
 def load_expression(text: str, c: Column, widened: bool = False) -> str:
     """Expression converting the CSV text ``text`` (a quoted VARCHAR column) to the column
-    (``widened``: the column is VARCHAR in the replica, see the module's docstring)."""
+    (``widened``: the column is VARCHAR in the replica, see the module's docstring). The
+    text is in the form of the column's PostgreSQL ``type``, so that decides how it is read."""
     f = family(c.type, c.enum)
     target = duckdb_type(c)
     if widened or target == "VARCHAR":

@@ -1,0 +1,56 @@
+"""How ``topoff verify`` reads a PostgreSQL source: the source table's column kinds, and
+count and canonical hash of its rows (the same queries a PostgreSQL replica is hashed with,
+so equal data gives equal hashes)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import psycopg
+from psycopg import sql
+
+from topoff.dataset.bounds import Bounds
+from topoff.pgtypes import family
+from topoff.targets.base import TableDef
+from topoff.targets.postgres.target import hash_table
+
+#: the kinds whose canonical text needs functions of their own type
+_TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
+
+_COLUMNS_Q = (
+    "SELECT a.attname, format_type(CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE "
+    "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
+    "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
+    "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a JOIN pg_type t ON "
+    "t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+    "a.attisdropped")
+
+
+class PgVerifier:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def mismatch(self, table: TableDef) -> str | None:
+        """Why the source's table cannot be hashed like the replica's, or None."""
+        ref = table.source_ref()
+        found = self.conn.execute(
+            _COLUMNS_Q, [str(sql.Identifier(ref.schema, ref.name).as_string(self.conn))]
+        ).fetchall()
+        if not found:
+            return "the table is missing on the source"
+        types = {name: family(pg_type, [] if is_enum else None).kind
+                 for name, pg_type, is_enum in found}
+        gone = [c.name for c in table.columns if c.name not in types]
+        if gone:
+            return f"column(s) {', '.join(gone)} missing on the source"
+        changed = [c.name for c in table.columns if types[c.name] != family(c.type, c.enum).kind
+                   and {types[c.name], family(c.type, c.enum).kind} & _TYPED]
+        if changed:
+            return f"column(s) {', '.join(changed)} changed type on the source"
+        return None
+
+    def hash(self, table: TableDef, by_day: bool, since: datetime | date | None,
+             window: Bounds | None, profile: str) -> dict[str | None, tuple[int, str]]:
+        """count and canonical hash, whole or per UTC day (``table`` names the source's
+        table as its target)."""
+        return hash_table(self.conn, table, by_day, since, window, profile)
