@@ -5,14 +5,17 @@ so equal data gives equal hashes)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from topoff.dataset.bounds import Bounds
 from topoff.pgtypes import family
-from topoff.targets.base import TableDef
-from topoff.targets.postgres.target import hash_table
+
+if TYPE_CHECKING:
+    from topoff.targets.base import TableDef
+from topoff.pg_hash import hash_table
 
 #: the kinds whose canonical text needs functions of their own type
 _TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
