@@ -8,11 +8,8 @@ the table, the staged rows, the one merge (targets/merge.py) and the state row.
   the newly committed ones) and replaces that window in the target (rows with
   ``lookback-start < cursor <= upper``): a row read again is never doubled. It costs a
   re-read of the lookback window at every run; give such a table a key when you can.
-* snapshot: the content hash (change.py) decides; unchanged, nothing is written but the
-  state's time. Changed: every row is staged, then the table's rows are deleted and the
-  staged ones inserted in the same transaction: readers see the old rows until the
-  commit, then the new ones, never a partial or empty table; the table is never dropped,
-  so privileges granted on it stay.
+* snapshot: see snapshot.py (the xmin rule or the content hash decides; a changed table
+  gets only what changed, or is rebuilt whole, in the same transaction).
 
 The source is read in one snapshot (read.py, change.py); a recovery conflict rolls the
 target transaction back and the whole refresh starts again from the stored state.
@@ -28,19 +25,19 @@ import psycopg
 from psycopg import sql
 
 from topoff.dataset.manifest import Column
-from topoff.errors import ConfigError, IntegrityError, TargetError
+from topoff.errors import ConfigError, TargetError
 from topoff.export.copy_out import copy_rows
 from topoff.pgtypes import parse_type
-from topoff.replicate import change
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
-from topoff.replicate.read import Refresh, open_snapshot, snapshot_marks
+from topoff.replicate.read import Refresh, open_snapshot
 from topoff.replicate.shape import build_keys, follow_columns, source_indexes, table_def
+from topoff.replicate.snapshot import refresh_snapshot
 from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
-from topoff.targets.merge import clear, merge
+from topoff.targets.merge import merge
 
 CHUNK = 1 << 20
 
@@ -223,33 +220,6 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
         return _replace_range(engine, tdef, stage, cols, lo, hi, True)
 
 
-def _snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-              state: TableState, force: bool, first: bool) -> tuple[str, int, TableState]:
-    marks = snapshot_marks(conn)
-    found = change.detect(conn, info, state.content)
-    new = TableState(xmin=marks.xmin, run_at=marks.taken_at, rows=0, content=found.content)
-    if not found.changed and not force and not first:
-        return "unchanged", 0, new
-    counter = [0]
-    cols = list(info.columns)
-    chunks = _chunks(copy_rows(conn, change.copy_all(info)), counter)
-    if first:
-        moved = engine.copy_csv(tdef, cols, chunks)
-    elif engine.capabilities.name == "postgresql":
-        # every row deleted, the new ones copied straight in, in the one transaction:
-        # readers see the old rows until the commit (MVCC), no stage written and read
-        clear(engine, tdef, "snapshot", None)
-        moved = engine.copy_csv(tdef, cols, chunks)
-    else:
-        with engine.stage_csv(tdef, cols, chunks) as stage:
-            moved = merge(engine, tdef, cols, stage, "snapshot")
-    if counter[0] != found.rows:
-        raise IntegrityError(f"{info.table.qualified}: read {counter[0]} rows, its hash "
-                             f"counted {found.rows} in the same snapshot",
-                             hint="this is a bug in topoff; report it")
-    return "ok", moved, replace(new, rows=moved)
-
-
 class _Locked(Exception):
     pass
 
@@ -300,9 +270,9 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                 if t.method == "snapshot":
                     # a column change: copied again even when the rows' hash is the same
                     # (an int that became a bigint hashes alike, its column was emptied)
-                    status, moved, new = _snapshot(engine, conn, info, tdef, state,
-                                                   request.kind == "repull" or bool(notes),
-                                                   first)
+                    status, moved, new = refresh_snapshot(
+                        engine, conn, info, tdef, state,
+                        request.kind == "repull" or bool(notes), first, _chunks, fast[0])
                 else:
                     moved, new = _incremental(engine, conn, info, tdef, state, request, first,
                                               fast[0])

@@ -104,6 +104,16 @@ def _typed(text: str, kind: str) -> sql.Composable:
     return sql.SQL("{}::{}").format(sql.Literal(text), sql.SQL(cast))
 
 
+def xmin_comparable(prev_xmin: int | None, snapshot_xmax: int) -> bool:
+    """Whether rows committed since ``prev_xmin`` can be told by their 32-bit ``xmin`` in a
+    snapshot whose xmax is ``snapshot_xmax``: no previous xmin, one from the future
+    (another server's state) or one 2^32 transactions back or more cannot."""
+    if prev_xmin is None:
+        return False
+    reach = snapshot_xmax - prev_xmin
+    return 0 <= reach < XID_SPACE - 1
+
+
 def committed_since(prev_xmin: int | None, snapshot_xmax: int) -> sql.Composable:
     """A row condition: the row's inserting transaction is at or after ``prev_xmin``.
 
@@ -113,11 +123,10 @@ def committed_since(prev_xmin: int | None, snapshot_xmax: int) -> sql.Composable
     ``xmax - prev_xmin``. Errors only go the safe way: a frozen row older than 2^32
     transactions may be read again, never a recent one left out.
     """
-    if prev_xmin is None:
+    if not xmin_comparable(prev_xmin, snapshot_xmax):
         return sql.SQL("true")
+    assert prev_xmin is not None
     reach = snapshot_xmax - prev_xmin
-    if reach < 0 or reach >= XID_SPACE - 1:  # another server's state, or a very long gap
-        return sql.SQL("true")
     return sql.SQL("((({ref} - xmin::text::bigint) % {space} + {space}) % {space} "
                    "<= {reach})").format(ref=sql.Literal(snapshot_xmax % XID_SPACE),
                                          space=sql.Literal(XID_SPACE),
