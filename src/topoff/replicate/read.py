@@ -113,8 +113,9 @@ class Refresh:
         return zone_or_none(name)
 
     def _condition(self) -> sql.Composable:
-        """Rows of this refresh: below the snapshot's max(cursor); above the boundary, or
-        committed since the previous run inside the lookback window."""
+        """Rows of this refresh: below the snapshot's max(cursor); above the watermark, or
+        committed since the previous run inside the lookback window (a view, or a table
+        without a key: the whole lookback window)."""
         t, c = self.info.table, self.cursor
         parts: list[sql.Composable] = [sql.SQL("{} <= {}").format(c, sql.Literal(self.upper))]
         w = self.state.cursor
@@ -122,14 +123,17 @@ class Refresh:
             kind = self.info.cursor_kind or ""
             zone = self._zone() if kind == "timestamp" else None
             lookback = max(t.lookback, t.boundary)  # type: ignore[type-var]
-            lower = bound(w, t.boundary, kind, zone)  # type: ignore[arg-type]
             far = bound(w, lookback, kind, zone)  # type: ignore[arg-type]
             self.far = far
             if self.info.has_xmin and not self.whole_window:
-                parts.append(sql.SQL("{c} > {far} AND ({c} > {lower} OR {since})").format(
-                    c=c, far=far, lower=lower,
+                # the rows above the watermark, and those committed since the previous run
+                # (late commits, updates, a repeated hour) within the lookback; a row at or
+                # below the watermark with an older xmin was visible to the previous run,
+                # which read it: no boundary to read again (unless xmin cannot tell)
+                parts.append(sql.SQL("{c} > {far} AND ({c} > {w} OR {since})").format(
+                    c=c, far=far, w=sql.Literal(w),
                     since=committed_since(self.state.xmin, self.marks.xmax)))
-            else:  # a view has no xmin: read its whole lookback window every time
+            else:  # a view (no xmin), or no key (the window is replaced): the whole window
                 parts.append(sql.SQL("{} > {}").format(c, far))
             if self.part is not None:
                 op = ">" if self.part == "new" else "<="

@@ -1,15 +1,15 @@
 """Where the next refresh of an inserter/updater table starts reading.
 
-Two rules together make a row that committed late (its transaction began before the
-previous run and committed after it, carrying an old cursor value) never lost:
-
-* the boundary: rows whose cursor is above ``watermark - boundary`` are read again;
-* the commit rule: rows inside ``watermark - lookback`` whose ``xmin`` is at or after the
-  previous run's snapshot xmin were committed since that run, whatever their cursor.
+A refresh reads the rows above the watermark, and, by the commit rule, the rows inside
+``watermark - lookback`` whose ``xmin`` is at or after the previous run's snapshot xmin
+(committed since that run, whatever their cursor): a row that committed late (its
+transaction began before the previous run and committed after it, carrying an old cursor
+value) is never lost. Where xmin cannot tell (a view, a previous xmin out of reach), the
+whole lookback window (at least the boundary) is read again.
 
 A ``timestamp without time zone`` cursor written in a zone with daylight saving repeats an
-hour when the clocks go back: a watermark inside the repeated hour is widened back to the
-start of that hour (minus the boundary), so rows written during its second pass are read.
+hour when the clocks go back: a lower bound inside the repeated hour is widened back to the
+start of that hour (minus the lookback), so rows written during its second pass are read.
 """
 
 from __future__ import annotations
