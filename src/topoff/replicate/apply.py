@@ -17,7 +17,7 @@ target transaction back and the whole refresh starts again from the stored state
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -26,8 +26,8 @@ from psycopg import sql
 
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, TargetError
-from topoff.export.copy_out import copy_rows
 from topoff.pgtypes import parse_type
+from topoff.replicate import stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import Refresh, open_snapshot
@@ -38,8 +38,6 @@ from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
 from topoff.targets.merge import merge
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -65,26 +63,9 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
     return TableRef(source.landing_schema, t.name)
 
 
-def _chunks(rows: Iterable[memoryview], counter: list[int]) -> Iterator[bytes]:
-    """CSV rows joined into blocks of about CHUNK bytes (no per-value work)."""
-    parts: list[memoryview] = []
-    size = 0
-    for row in rows:
-        parts.append(row)
-        size += len(row)
-        if size >= CHUNK:
-            counter[0] += len(parts)
-            yield b"".join(parts)
-            parts.clear()
-            size = 0
-    counter[0] += len(parts)
-    if parts:
-        yield b"".join(parts)
-
-
-def _batches(r: Refresh) -> Iterator[memoryview]:
-    for b in r.batches():
-        yield from r.rows(b)
+def _rows(r: Refresh, counter: list[int]) -> Iterator[bytes]:
+    """The refresh's keyset batches, one COPY each, pipelined (stream.py)."""
+    return stream.copy(r.conn, (b.statement for b in r.batches()), counter)
 
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
@@ -134,10 +115,10 @@ def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tabl
     if old.upper is None:
         return 0, old.next_state(0)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(_batches(old), counter)) as stage:
+    with engine.stage_csv(tdef, cols, _rows(old, counter)) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique")
     new = Refresh(conn, info, state, part="new")
-    moved += engine.copy_csv(tdef, cols, _chunks(_batches(new), counter))
+    moved += engine.copy_csv(tdef, cols, _rows(new, counter))
     return moved, new.next_state(counter[0])
 
 
@@ -161,7 +142,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     if first:  # a table made in this transaction: straight in, nothing to merge
         r = Refresh(conn, info, state)
         counter = [0]
-        moved = engine.copy_csv(tdef, cols, _chunks(_batches(r), counter))
+        moved = engine.copy_csv(tdef, cols, _rows(r, counter))
         return moved, r.next_state(counter[0])
     if request.kind == "repull" and (request.lo is not None or request.hi is not None):
         return _repull_range(engine, conn, info, tdef, state, request), state
@@ -172,7 +153,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     whole = not info.key
     r = Refresh(conn, info, state, whole_window=whole)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(_batches(r), counter)) as stage:
+    with engine.stage_csv(tdef, cols, _rows(r, counter)) as stage:
         if r.upper is None:
             moved = 0
         elif whole:
@@ -214,7 +195,7 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
     if hi is None:  # an empty table
         return 0
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(copy_rows(conn, stmt), counter)) as stage:
+    with engine.stage_csv(tdef, cols, stream.copy(conn, stmt, counter)) as stage:
         if info.key:
             return merge(engine, tdef, cols, stage, "upsert")
         return _replace_range(engine, tdef, stage, cols, lo, hi, True)
@@ -272,7 +253,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                     # (an int that became a bigint hashes alike, its column was emptied)
                     status, moved, new = refresh_snapshot(
                         engine, conn, info, tdef, state,
-                        request.kind == "repull" or bool(notes), first, _chunks, fast[0])
+                        request.kind == "repull" or bool(notes), first, fast[0])
                 else:
                     moved, new = _incremental(engine, conn, info, tdef, state, request, first,
                                               fast[0])

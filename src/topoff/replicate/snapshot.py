@@ -19,15 +19,13 @@ privileges granted on it stay.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
 import psycopg
 from psycopg import sql
 
 from topoff.errors import IntegrityError
-from topoff.export.copy_out import copy_rows
-from topoff.replicate import change
+from topoff.replicate import change, stream
 from topoff.replicate.describe import _PK_Q, TableInfo
 from topoff.replicate.read import Marks, snapshot_marks
 from topoff.replicate.state import TableState
@@ -36,9 +34,6 @@ from topoff.targets.base import TableDef, Target
 from topoff.targets.merge import clear, merge
 
 log = logging.getLogger("topoff")
-
-Chunker = Callable[[Iterable[memoryview], list[int]], Iterator[bytes]]
-
 
 def _source_key_is_primary(conn: psycopg.Connection, info: TableInfo) -> bool:
     """Whether the table's key is the source's primary key (unique, never NULL), and
@@ -49,8 +44,7 @@ def _source_key_is_primary(conn: psycopg.Connection, info: TableInfo) -> bool:
 
 
 def _by_key(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-            state: TableState, marks: Marks, count: int, chunks: Chunker,
-            fast: bool) -> int | None:
+            state: TableState, marks: Marks, count: int, fast: bool) -> int | None:
     """Apply only what changed since ``state``; the rows written, or None when the target
     does not end up with the source's row count (the caller rebuilds it)."""
     cols = list(info.columns)
@@ -58,7 +52,7 @@ def _by_key(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tab
                    ).format(cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
                             t=info.ident, since=committed_since(state.xmin, marks.xmax))
     counter = [0]
-    with engine.stage_csv(tdef, cols, chunks(copy_rows(conn, stmt), counter)) as stage:
+    with engine.stage_csv(tdef, cols, stream.copy(conn, stmt, counter)) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique" if fast else "upsert")
     held = engine.count(tdef)
     if held > count:  # deleted on the source (or a key changed): drop the keys it lost
@@ -67,7 +61,7 @@ def _by_key(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tab
         stmt = sql.SQL("COPY (SELECT {k} FROM {t}) TO STDOUT WITH (FORMAT csv)").format(
             k=names, t=info.ident)
         before = held
-        with engine.stage_csv(tdef, keys, chunks(copy_rows(conn, stmt), [0])) as stage:
+        with engine.stage_csv(tdef, keys, stream.copy(conn, stmt, [0])) as stage:
             same = " AND ".join(f"s.{engine.ident(k)} = t.{engine.ident(k)}"
                                 for k in info.key)
             target = engine.ident(tdef.target.schema, tdef.target.name)
@@ -84,7 +78,7 @@ def _by_key(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tab
 
 def refresh_snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo,
                      tdef: TableDef, state: TableState, force: bool, first: bool,
-                     chunks: Chunker, fast: bool = True) -> tuple[str, int, TableState]:
+                     fast: bool = True) -> tuple[str, int, TableState]:
     """``(status, rows written, next state)`` of a snapshot table; ``force``: copy it whole
     (a repull, a column change)."""
     marks = snapshot_marks(conn)
@@ -98,7 +92,7 @@ def refresh_snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo,
             return "unchanged", 0, replace(new, content=state.content)
         count, content = verdict.rows, f"{verdict.rows}:"
         if _source_key_is_primary(conn, info) and tdef.primary_key:
-            moved = _by_key(engine, conn, info, tdef, state, marks, count, chunks, fast)
+            moved = _by_key(engine, conn, info, tdef, state, marks, count, fast)
             if moved is not None:
                 return "ok", moved, replace(new, rows=moved, content=content)
     elif sig is None or (not first and not force and change.has_hash(state.content)):
@@ -108,7 +102,7 @@ def refresh_snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo,
         count, content = found.rows, found.content
     counter = [0]
     cols = list(info.columns)
-    rows = chunks(copy_rows(conn, change.copy_all(info)), counter)
+    rows = stream.copy(conn, change.copy_all(info), counter)
     if first:
         moved = engine.copy_csv(tdef, cols, rows)
     elif engine.capabilities.name == "postgresql":

@@ -1,0 +1,91 @@
+"""Rows from the source to the target with both sides working at once.
+
+The source's ``COPY ... TO STDOUT`` is read in blocks of about :data:`CHUNK` bytes of
+whole CSV rows (``CopyReader.read_into``: one tight loop, no Python work per row beyond
+appending its bytes) by a reader thread, which hands them to the caller through a queue
+of at most :data:`DEPTH` blocks. The caller writes them to the target (``COPY FROM
+STDIN``) meanwhile: the source server produces rows, the reader gathers them, and the
+target server takes them in, at the same time. Memory: at most DEPTH + 2 blocks.
+
+The reader thread is the only user of the source connection while a stream runs; the
+caller must consume the stream to its end (or close it: the reader then stops after its
+current block, leaving the COPY unfinished, and the caller closes the connection). An
+error on the source is raised in the caller, as the same exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+
+import psycopg
+from psycopg import sql
+
+from topoff.export.copy_out import CopyReader
+
+CHUNK = 1 << 20
+DEPTH = 4
+_END = object()
+
+
+def copy_blocks(conn: psycopg.Connection, statements: Iterable[sql.Composable],
+                counter: list[int]) -> Iterator[bytes]:
+    """The rows of each COPY statement in turn, as CSV blocks of whole rows; the rows
+    counted into ``counter[0]``. ``statements`` is advanced only after the previous COPY
+    ended (it may run queries on ``conn``)."""
+    buf = bytearray()
+    for statement in statements:
+        reader = CopyReader(conn, statement)
+        while not reader.done:
+            counter[0] += reader.read_into(buf, CHUNK)
+            if len(buf) >= CHUNK:
+                yield bytes(buf)
+                buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+def pipelined(blocks: Iterator[bytes], depth: int = DEPTH) -> Iterator[bytes]:
+    """``blocks``, produced by a reader thread ahead of the caller (at most ``depth``)."""
+    q: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if stop.is_set():
+                    return
+                q.put(block)
+            q.put(_END)
+        except BaseException as e:  # handed to the caller, raised there
+            q.put(e)
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=produce, name="topoff-replicate-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while reader.is_alive():  # a reader waiting to put: let it see the stop
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        reader.join()
+
+
+def copy(conn: psycopg.Connection, statement: sql.Composable | Iterable[sql.Composable],
+         counter: list[int]) -> Iterator[bytes]:
+    """One COPY statement (or several in turn), pipelined: see the module's text."""
+    statements = [statement] if isinstance(statement, sql.Composable) else statement
+    return pipelined(copy_blocks(conn, statements, counter))
