@@ -215,3 +215,60 @@ def test_the_xmin_rule_refuses_to_decide_when_it_cannot_compare(db):
                 TableState(xmin=xmin, content="x:", relation=sig),  # a count altered
                 TableState(xmin=None, content="1:", relation=sig)):
         assert _decide(db, bad)[0] is None, bad
+
+
+TYPES_SQL = """
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE wide (id int PRIMARY KEY, ts timestamptz NOT NULL, t timestamp, d date,
+  n numeric(20, 6), f float8, r real, b bytea, j jsonb, i interval, a int[], ta text[],
+  u uuid, bo boolean, c char(3), p posint, txt text);
+INSERT INTO wide SELECT g, '2026-01-01'::timestamptz + g * interval '1 s',
+  '2026-01-01 12:00:00.123456', CASE WHEN g % 7 = 0 THEN '0044-03-15 BC'::date
+  ELSE 'infinity'::date END, g / 7.0, CASE g % 3 WHEN 0 THEN 'NaN'::float8 WHEN 1 THEN
+  '-0'::float8 ELSE g / 3.0 END, g, '\\x00ff'::bytea, '{"a": [1, "x\\"y"]}', '1 day 2 µs'
+  ::text::interval, ARRAY[g, NULL], ARRAY['a,b', NULL, 'c"d'], gen_random_uuid(), g % 2 = 0,
+  'ab', g, CASE WHEN g % 5 = 0 THEN NULL ELSE E'line\\nnext\\t"q",' END
+FROM generate_series(1, 3000) g;
+CREATE TABLE withenum (id int PRIMARY KEY, ts timestamptz NOT NULL, m mood, ms mood[]);
+INSERT INTO withenum SELECT g, now(), 'ok', ARRAY['sad']::mood[] FROM generate_series(1, 50) g;
+"""
+
+
+def test_builtin_types_move_in_binary_and_others_in_csv(cluster, tmp_path):
+    from topoff.replicate import fastcopy
+    from topoff.replicate.shape import table_def
+    from topoff.targets.base import TableRef
+
+    url = new_target("postgresql", cluster, tmp_path)
+    db = new_database(cluster)
+    db.execute(TYPES_SQL.replace("1 day 2 µs", "1 day 2 microseconds"))
+    tables = {"wide": {"method": "inserter", "cursor": "ts", "batch_rows": 700},
+              "withenum": {"method": "updater", "cursor": "ts"},
+              "snapwide": {"method": "snapshot"}}
+    db.execute("CREATE TABLE snapwide AS SELECT * FROM wide; ALTER TABLE snapwide "
+               "ADD PRIMARY KEY (id)")
+    cfg = config(url, {"app": (db.standby_url, tables)})
+    assert {r.table: (r.status, r.rows) for r in run_once(cfg)} == {
+        "public.wide": ("ok", 3000), "public.withenum": ("ok", 50),
+        "public.snapwide": ("ok", 3000)}
+    for t in ("public.wide", "public.withenum", "public.snapwide"):
+        equal(url, db, t)
+    with target(url) as engine:
+        conn = open_snapshot(db.standby_url, False)
+        try:
+            for name, ok in (("wide", True), ("withenum", False)):
+                info = describe(conn, ReplicateTable("s", "public", name, "inserter", "ts"))
+                tdef = table_def(info, TableRef("app", name))
+                assert fastcopy.binary_ok(engine, conn, info, tdef) is ok, name
+        finally:
+            conn.close()
+    # new rows above the watermark go straight in, in binary, several batches of them
+    db.execute("INSERT INTO wide SELECT id + 10000, ts + interval '1 day', t, d, n, f, r, b, "
+               "j, i, a, ta, u, bo, c, p, txt FROM wide")
+    db.execute("TRUNCATE snapwide; INSERT INTO snapwide SELECT * FROM wide")
+    assert {r.table: (r.status, r.rows) for r in run_once(cfg)} == {
+        "public.wide": ("ok", 3000), "public.withenum": ("ok", 0),
+        "public.snapwide": ("ok", 6000)}
+    for t in ("public.wide", "public.snapwide"):
+        equal(url, db, t)

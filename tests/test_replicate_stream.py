@@ -57,3 +57,22 @@ def test_a_stream_closed_early_stops_its_reader(db):
     s.close()
     assert _threads() == 0
     assert produced[0] <= 3 + 3  # the queue, the one taken, the one in hand, one more
+
+
+def test_binary_batches_join_into_one_stream_a_target_reads(db):
+    db.execute("CREATE TABLE t (id int, v text)")
+    batches = [sql.SQL("COPY (SELECT g, 'v' || g FROM generate_series({}, {}) g) "
+                       "TO STDOUT WITH (FORMAT binary)").format(lo, hi)
+               for lo, hi in ((1, 70000), (70001, 70000), (70001, 70002))]  # one is empty
+    counter = [0]
+    with psycopg.connect(db.standby_url) as conn:
+        blocks = list(stream.copy(conn, batches, counter, binary=True))
+    data = b"".join(blocks)
+    assert counter == [70002] and len(blocks) > 2
+    assert data.startswith(stream.BINARY_HEADER) and data.endswith(stream.BINARY_TRAILER)
+    with psycopg.connect(db.primary_url) as conn:
+        with conn.cursor().copy("COPY t FROM STDIN WITH (FORMAT binary)") as cp:
+            for b in blocks:
+                cp.write(b)
+        assert conn.execute("SELECT count(*), count(DISTINCT id), max(v) FROM t").fetchone() \
+            == (70002, 70002, "v9999")

@@ -27,7 +27,7 @@ from psycopg import sql
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, TargetError
 from topoff.pgtypes import parse_type
-from topoff.replicate import stream
+from topoff.replicate import fastcopy, stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import Refresh, open_snapshot
@@ -66,6 +66,16 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
 def _rows(r: Refresh, counter: list[int]) -> Iterator[bytes]:
     """The refresh's keyset batches, one COPY each, pipelined (stream.py)."""
     return stream.copy(r.conn, (b.statement for b in r.batches()), counter)
+
+
+def _straight(engine: Target, tdef: TableDef, r: Refresh, counter: list[int]) -> int:
+    """The refresh's rows straight into the table (binary COPY where safe: fastcopy.py)."""
+    def statements(fmt: str) -> Iterator[sql.Composable]:
+        r.format = fmt
+        return (b.statement for b in r.batches())
+
+    return fastcopy.copy_into(engine, tdef, list(r.info.columns), r.conn, statements, counter,
+                              fastcopy.binary_ok(engine, r.conn, r.info, tdef))
 
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
@@ -118,7 +128,7 @@ def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tabl
     with engine.stage_csv(tdef, cols, _rows(old, counter)) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique")
     new = Refresh(conn, info, state, part="new")
-    moved += engine.copy_csv(tdef, cols, _rows(new, counter))
+    moved += _straight(engine, tdef, new, counter)
     return moved, new.next_state(counter[0])
 
 
@@ -142,7 +152,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     if first:  # a table made in this transaction: straight in, nothing to merge
         r = Refresh(conn, info, state)
         counter = [0]
-        moved = engine.copy_csv(tdef, cols, _rows(r, counter))
+        moved = _straight(engine, tdef, r, counter)
         return moved, r.next_state(counter[0])
     if request.kind == "repull" and (request.lo is not None or request.hi is not None):
         return _repull_range(engine, conn, info, tdef, state, request), state

@@ -78,13 +78,14 @@ def content_hash(conn: psycopg.Connection, info: TableInfo) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def copy_all(info: TableInfo) -> sql.Composable:
+def copy_all(info: TableInfo, fmt: str = "csv") -> sql.Composable:
     """The COPY of a changed snapshot table: every replicated column of every row (under
-    the operator's where), as CSV, in key order when there is a key."""
+    the operator's where), as CSV (or ``fmt`` "binary"), in key order when there is a key."""
     where = info.table.where  # checked by describe.check_where
     order = sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(map(sql.Identifier, info.key))) \
         if info.key else sql.SQL("")
-    return sql.SQL("COPY (SELECT {cols} FROM {t}{w}{order}) TO STDOUT WITH (FORMAT csv)").format(
+    return sql.SQL("COPY (SELECT {cols} FROM {t}{w}{order}) TO STDOUT WITH (FORMAT {f})").format(
+        f=sql.SQL("binary" if fmt == "binary" else "csv"),
         cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns), t=info.ident,
         w=sql.SQL(" WHERE ({})").format(sql.SQL(where)) if where else sql.SQL(""), order=order)
 

@@ -99,6 +99,8 @@ class Refresh:
             c=self.cursor, t=info.ident, w=self._operator_where(" WHERE "))).fetchone()
         self.upper: str | None = row[0] if row else None
         self.condition = self._condition()
+        #: the COPY format of the batches: "csv", or "binary" (fastcopy.py)
+        self.format = "csv"
 
     def _operator_where(self, glue: str) -> sql.Composable:
         w = self.info.table.where  # checked by describe.check_where
@@ -155,8 +157,9 @@ class Refresh:
         cols = sql.SQL(", ").join(sql.Identifier(col.name) for col in self.info.columns)
         order = sql.SQL(", ").join(map(sql.Identifier, self.order))
         return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra} ORDER BY "
-                       "{order}) TO STDOUT WITH (FORMAT csv)").format(
-            cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order)
+                       "{order}) TO STDOUT WITH (FORMAT {fmt})").format(
+            cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order,
+            fmt=sql.SQL("binary" if self.format == "binary" else "csv"))
 
     def batches(self, after: Position | None = None) -> Iterator[Batch]:
         """Keyset batches of at most ``batch_rows`` rows, each starting after the previous

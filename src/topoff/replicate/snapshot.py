@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.errors import IntegrityError
-from topoff.replicate import change, stream
+from topoff.replicate import change, fastcopy, stream
 from topoff.replicate.describe import _PK_Q, TableInfo
 from topoff.replicate.read import Marks, snapshot_marks
 from topoff.replicate.state import TableState
@@ -102,15 +102,16 @@ def refresh_snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo,
         count, content = found.rows, found.content
     counter = [0]
     cols = list(info.columns)
-    rows = stream.copy(conn, change.copy_all(info), counter)
-    if first:
-        moved = engine.copy_csv(tdef, cols, rows)
-    elif engine.capabilities.name == "postgresql":
+    if first or engine.capabilities.name == "postgresql":
         # every row deleted, the new ones copied straight in, in the one transaction:
         # readers see the old rows until the commit (MVCC), no stage written and read
-        clear(engine, tdef, "snapshot", None)
-        moved = engine.copy_csv(tdef, cols, rows)
+        if not first:
+            clear(engine, tdef, "snapshot", None)
+        moved = fastcopy.copy_into(engine, tdef, cols, conn,
+                                   lambda fmt: [change.copy_all(info, fmt)], counter,
+                                   fastcopy.binary_ok(engine, conn, info, tdef))
     else:
+        rows = stream.copy(conn, change.copy_all(info), counter)
         with engine.stage_csv(tdef, cols, rows) as stage:
             moved = merge(engine, tdef, cols, stage, "snapshot")
     if count is not None and counter[0] != count:

@@ -30,21 +30,43 @@ DEPTH = 4
 _END = object()
 
 
+#: PostgreSQL's binary COPY file header (signature, flags 0, no extension) and trailer
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+BINARY_TRAILER = b"\xff\xff"
+
+
 def copy_blocks(conn: psycopg.Connection, statements: Iterable[sql.Composable],
-                counter: list[int]) -> Iterator[bytes]:
-    """The rows of each COPY statement in turn, as CSV blocks of whole rows; the rows
-    counted into ``counter[0]``. ``statements`` is advanced only after the previous COPY
-    ended (it may run queries on ``conn``)."""
+                counter: list[int], binary: bool = False) -> Iterator[bytes]:
+    """The rows of each COPY statement in turn, as blocks of whole rows (CSV), or as ONE
+    binary COPY stream (``binary``: each statement's header and trailer taken off, one
+    of each around the whole); the rows counted into ``counter[0]``. ``statements`` is
+    advanced only after the previous COPY ended (it may run queries on ``conn``)."""
     buf = bytearray()
+    if binary:
+        yield BINARY_HEADER
+    hold = len(BINARY_TRAILER) if binary else 0  # never hand over a trailer not yet seen
     for statement in statements:
         reader = CopyReader(conn, statement)
+        start, first = len(buf), binary
         while not reader.done:
             counter[0] += reader.read_into(buf, CHUNK)
-            if len(buf) >= CHUNK:
-                yield bytes(buf)
-                buf.clear()
+            if first:
+                if bytes(buf[start:start + len(BINARY_HEADER)]) != BINARY_HEADER:
+                    raise psycopg.DataError("the source's binary COPY has another header")
+                del buf[start:start + len(BINARY_HEADER)]
+                first = False
+            if len(buf) >= CHUNK and not reader.done:
+                yield bytes(buf[:len(buf) - hold])
+                del buf[:len(buf) - hold]
+        if binary:  # its trailer is one message of its own, counted as a row
+            if bytes(buf[-hold:]) != BINARY_TRAILER:
+                raise psycopg.DataError("the source's binary COPY has no trailer")
+            del buf[-hold:]
+            counter[0] -= 1
     if buf:
         yield bytes(buf)
+    if binary:
+        yield BINARY_TRAILER
 
 
 def pipelined(blocks: Iterator[bytes], depth: int = DEPTH) -> Iterator[bytes]:
@@ -85,7 +107,7 @@ def pipelined(blocks: Iterator[bytes], depth: int = DEPTH) -> Iterator[bytes]:
 
 
 def copy(conn: psycopg.Connection, statement: sql.Composable | Iterable[sql.Composable],
-         counter: list[int]) -> Iterator[bytes]:
+         counter: list[int], binary: bool = False) -> Iterator[bytes]:
     """One COPY statement (or several in turn), pipelined: see the module's text."""
     statements = [statement] if isinstance(statement, sql.Composable) else statement
-    return pipelined(copy_blocks(conn, statements, counter))
+    return pipelined(copy_blocks(conn, statements, counter, binary))
