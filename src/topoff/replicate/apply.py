@@ -17,7 +17,8 @@ target transaction back and the whole refresh starts again from the stored state
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -63,19 +64,24 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
     return TableRef(source.landing_schema, t.name)
 
 
-def _rows(r: Refresh, counter: list[int]) -> Iterator[bytes]:
-    """The refresh's keyset batches, one COPY each, pipelined (stream.py)."""
-    return stream.copy(r.conn, (b.statement for b in r.batches()), counter)
+def _statements(r: Refresh) -> Callable[[str], Iterator[sql.Composable]]:
+    def statements(fmt: str) -> Iterator[sql.Composable]:
+        r.format = fmt
+        return (b.statement for b in r.batches())
+    return statements
 
 
 def _straight(engine: Target, tdef: TableDef, r: Refresh, counter: list[int]) -> int:
     """The refresh's rows straight into the table (binary COPY where safe: fastcopy.py)."""
-    def statements(fmt: str) -> Iterator[sql.Composable]:
-        r.format = fmt
-        return (b.statement for b in r.batches())
+    return fastcopy.copy_into(engine, tdef, list(r.info.columns), r.conn, _statements(r),
+                              counter, fastcopy.binary_ok(engine, r.conn, r.info, tdef))
 
-    return fastcopy.copy_into(engine, tdef, list(r.info.columns), r.conn, statements, counter,
-                              fastcopy.binary_ok(engine, r.conn, r.info, tdef))
+
+def _staged(engine: Target, tdef: TableDef, r: Refresh,
+            counter: list[int]) -> AbstractContextManager[str]:
+    """The refresh's rows staged for a merge (binary COPY where safe: fastcopy.py)."""
+    return fastcopy.stage(engine, tdef, list(r.info.columns), r.conn, _statements(r), counter,
+                          fastcopy.binary_ok(engine, r.conn, r.info, tdef))
 
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
@@ -125,7 +131,7 @@ def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tabl
     if old.upper is None:
         return 0, old.next_state(0)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _rows(old, counter)) as stage:
+    with _staged(engine, tdef, old, counter) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique")
     new = Refresh(conn, info, state, part="new")
     moved += _straight(engine, tdef, new, counter)
@@ -163,7 +169,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     whole = not info.key
     r = Refresh(conn, info, state, whole_window=whole)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _rows(r, counter)) as stage:
+    with _staged(engine, tdef, r, counter) as stage:
         if r.upper is None:
             moved = 0
         elif whole:

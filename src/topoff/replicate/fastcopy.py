@@ -10,13 +10,16 @@ target). It is used only where the binary form means the same on both sides:
   a domain counts by its base type. Enums, composite types and extensions' types (their
   OIDs differ from server to server, and arrays and records carry them) stay in CSV.
 
-Everything else, and every DuckDB target and staged merge, moves CSV (stream.py). The
-rows are counted from the COPY messages, as in CSV.
+The same goes for the rows staged for a merge (:func:`stage`). Everything else, and
+every DuckDB target, moves CSV (stream.py). The rows are counted from the COPY
+messages, as in CSV.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg import sql
@@ -25,6 +28,8 @@ from topoff.dataset.manifest import Column
 from topoff.replicate import stream
 from topoff.replicate.describe import TableInfo
 from topoff.targets.base import TableDef, Target
+
+_stages = itertools.count(1)
 
 #: PostgreSQL's first OID for objects made after initdb (FirstNormalObjectId)
 FIRST_USER_OID = 16384
@@ -70,3 +75,27 @@ def copy_into(engine: Target, table: TableDef, columns: Sequence[Column],
             for block in stream.copy(conn, statements("binary"), counter, binary=True):
                 cp.write(block)
         return max(cur.rowcount, 0)
+
+
+@contextlib.contextmanager
+def stage(engine: Target, table: TableDef, columns: Sequence[Column],
+          conn: psycopg.Connection, statements: Callable[[str], Iterable[sql.Composable]],
+          counter: list[int], binary: bool) -> Iterator[str]:
+    """Like ``Target.stage_csv`` (a temporary table shaped like ``table`` holding the rows
+    of ``statements(fmt)``, for merge.py; dropped at the end), in binary where safe."""
+    if not binary:
+        with engine.stage_csv(table, columns,
+                              stream.copy(conn, statements("csv"), counter)) as name:
+            yield name
+        return
+    pg: psycopg.Connection = engine.conn  # type: ignore[attr-defined]
+    name = sql.Identifier(f"topoff_replicate_stage_{next(_stages)}")
+    pg.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+        name, sql.Identifier(table.target.schema, table.target.name)))
+    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    with pg.cursor() as cur, cur.copy(sql.SQL(
+            "COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(name, names)) as cp:
+        for block in stream.copy(conn, statements("binary"), counter, binary=True):
+            cp.write(block)
+    yield name.as_string(pg)
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))

@@ -43,16 +43,23 @@ def _source_key_is_primary(conn: psycopg.Connection, info: TableInfo) -> bool:
     return bool(info.key) and set(pk or ()) == set(info.key) and set(info.key) <= names
 
 
+def _since(info: TableInfo, state: TableState, marks: Marks, fmt: str) -> sql.Composable:
+    """COPY of the rows committed since the previous run (``fmt``: csv or binary)."""
+    return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {since}) TO STDOUT WITH (FORMAT {f})"
+                   ).format(cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns),
+                            t=info.ident, since=committed_since(state.xmin, marks.xmax),
+                            f=sql.SQL("binary" if fmt == "binary" else "csv"))
+
+
 def _by_key(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
             state: TableState, marks: Marks, count: int, fast: bool) -> int | None:
     """Apply only what changed since ``state``; the rows written, or None when the target
     does not end up with the source's row count (the caller rebuilds it)."""
     cols = list(info.columns)
-    stmt = sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {since}) TO STDOUT WITH (FORMAT csv)"
-                   ).format(cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
-                            t=info.ident, since=committed_since(state.xmin, marks.xmax))
     counter = [0]
-    with engine.stage_csv(tdef, cols, stream.copy(conn, stmt, counter)) as stage:
+    binary = fastcopy.binary_ok(engine, conn, info, tdef)
+    with fastcopy.stage(engine, tdef, cols, conn, lambda fmt: [_since(info, state, marks, fmt)],
+                        counter, binary) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique" if fast else "upsert")
     held = engine.count(tdef)
     if held > count:  # deleted on the source (or a key changed): drop the keys it lost
