@@ -66,7 +66,7 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
 
 def _statements(r: Refresh) -> Callable[[str], Iterator[sql.Composable]]:
     def statements(fmt: str) -> Iterator[sql.Composable]:
-        r.format = fmt
+        r.format, r.single = fmt, True
         return (b.statement for b in r.batches())
     return statements
 

@@ -101,6 +101,9 @@ class Refresh:
         self.condition = self._condition()
         #: the COPY format of the batches: "csv", or "binary" (fastcopy.py)
         self.format = "csv"
+        #: with a key, one COPY of every row instead of keyset batches (a caller that
+        #: takes all the rows in one target transaction: batches would change nothing)
+        self.single = False
 
     def _operator_where(self, glue: str) -> sql.Composable:
         w = self.info.table.where  # checked by describe.check_where
@@ -153,11 +156,12 @@ class Refresh:
         return sql.SQL("{} > ROW({})").format(
             self._pos(names), sql.SQL(", ").join(map(sql.Literal, after)))
 
-    def _copy(self, extra: sql.Composable) -> sql.Composable:
+    def _copy(self, extra: sql.Composable, ordered: bool = True) -> sql.Composable:
         cols = sql.SQL(", ").join(sql.Identifier(col.name) for col in self.info.columns)
-        order = sql.SQL(", ").join(map(sql.Identifier, self.order))
-        return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra} ORDER BY "
-                       "{order}) TO STDOUT WITH (FORMAT {fmt})").format(
+        order = sql.SQL(" ORDER BY {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, self.order))) if ordered else sql.SQL("")
+        return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra}{order}) "
+                       "TO STDOUT WITH (FORMAT {fmt})").format(
             cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order,
             fmt=sql.SQL("binary" if self.format == "binary" else "csv"))
 
@@ -168,10 +172,10 @@ class Refresh:
             return
         names, n = self.order, self.info.table.batch_rows
         self._no_null_keys()
-        if self.part == "old" and self.info.key:
-            # rows read again: few (committed since the previous run), one COPY, no walk
-            # through the window to find batch ends (a key makes their order irrelevant)
-            yield Batch(self._copy(sql.SQL("true")), None)
+        if self.info.key and (self.single or self.part == "old"):
+            # one COPY, in no particular order: no walk through the rows to find batch
+            # ends, and the planner picks the scan (a key makes the order irrelevant)
+            yield Batch(self._copy(sql.SQL("true"), ordered=False), None)
             return
         # output names p0, p1...: ORDER BY must sort by the columns, not by their text
         texts = sql.SQL(", ").join(sql.SQL("{}::text AS {}").format(
