@@ -13,7 +13,7 @@ mimeo.refresh_inserter(...)"``, ``pgcopydb clone``. Tasks:
   ``inserter_maker``), then a refresh that brings ``--rows`` new rows;
 * updater: a refresh that brings ``--rows`` new rows and ``--rows`` updated rows;
 * snapshot: a refresh of a ``--rows``-row table after one row changed, and one with
-  nothing changed (mimeo decides from statistics counters, topoff from a content hash);
+  nothing changed (mimeo decides from statistics counters, topoff by its xmin rule);
 * copy: the initial copy of a ``--copy-rows``-row table (topoff's first run with
   ``--jobs``) against ``pgcopydb clone`` of that one table (``--table-jobs``/
   ``--index-jobs`` the same, split by key ranges above 100MB).
@@ -33,10 +33,11 @@ shows. Targets: topoff at least 3x faster than mimeo on each mimeo task, no slow
 pgcopydb, peak memory under 200 MB.
 
 Rows are 1 ms apart (1,000 a second), all older than mimeo's 10-minute boundary (mimeo
-leaves the newest 10 minutes for a later run). topoff instead reads again, at each refresh,
-the rows within its boundary behind the watermark (10 minutes unless ``--boundary``: here
-up to 600,000 earlier rows) and checks the xmin of every row within its lookback (1 day
-unless ``--lookback``: here every earlier row); both are part of what a refresh costs.
+leaves the newest 10 minutes for a later run). topoff reads no boundary again: it reads
+the rows above its watermark, and checks the xmin of every row within its lookback (1 day
+unless ``--lookback``: here every earlier row) for rows committed since its previous run;
+that check is part of what a refresh costs. Its snapshot check reads the row count and
+every row's xmin (no hashing).
 
 Until ``topoff replicate`` is on the path, only the peers run (and say so); to try a topoff
 from another checkout, put its ``src`` first: ``PYTHONPATH=/path/src ./run bench

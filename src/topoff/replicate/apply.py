@@ -8,11 +8,8 @@ the table, the staged rows, the one merge (targets/merge.py) and the state row.
   the newly committed ones) and replaces that window in the target (rows with
   ``lookback-start < cursor <= upper``): a row read again is never doubled. It costs a
   re-read of the lookback window at every run; give such a table a key when you can.
-* snapshot: the content hash (change.py) decides; unchanged, nothing is written but the
-  state's time. Changed: every row is staged, then the table's rows are deleted and the
-  staged ones inserted in the same transaction: readers see the old rows until the
-  commit, then the new ones, never a partial or empty table; the table is never dropped,
-  so privileges granted on it stay.
+* snapshot: see snapshot.py (the xmin rule or the content hash decides; a changed table
+  gets only what changed, or is rebuilt whole, in the same transaction).
 
 The source is read in one snapshot (read.py, change.py); a recovery conflict rolls the
 target transaction back and the whole refresh starts again from the stored state.
@@ -20,7 +17,8 @@ target transaction back and the whole refresh starts again from the stored state
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -28,21 +26,19 @@ import psycopg
 from psycopg import sql
 
 from topoff.dataset.manifest import Column
-from topoff.errors import ConfigError, IntegrityError, TargetError
-from topoff.export.copy_out import copy_rows
+from topoff.errors import ConfigError, TargetError
 from topoff.pgtypes import parse_type
-from topoff.replicate import change
+from topoff.replicate import fastcopy, stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
-from topoff.replicate.read import Refresh, open_snapshot, snapshot_marks
+from topoff.replicate.read import Refresh, open_snapshot
 from topoff.replicate.shape import build_keys, follow_columns, source_indexes, table_def
+from topoff.replicate.snapshot import refresh_snapshot
 from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
-from topoff.targets.merge import clear, merge
-
-CHUNK = 1 << 20
+from topoff.targets.merge import merge
 
 
 @dataclass(frozen=True)
@@ -68,26 +64,24 @@ def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
     return TableRef(source.landing_schema, t.name)
 
 
-def _chunks(rows: Iterable[memoryview], counter: list[int]) -> Iterator[bytes]:
-    """CSV rows joined into blocks of about CHUNK bytes (no per-value work)."""
-    parts: list[memoryview] = []
-    size = 0
-    for row in rows:
-        parts.append(row)
-        size += len(row)
-        if size >= CHUNK:
-            counter[0] += len(parts)
-            yield b"".join(parts)
-            parts.clear()
-            size = 0
-    counter[0] += len(parts)
-    if parts:
-        yield b"".join(parts)
+def _statements(r: Refresh) -> Callable[[str], Iterator[sql.Composable]]:
+    def statements(fmt: str) -> Iterator[sql.Composable]:
+        r.format, r.single = fmt, True
+        return (b.statement for b in r.batches())
+    return statements
 
 
-def _batches(r: Refresh) -> Iterator[memoryview]:
-    for b in r.batches():
-        yield from r.rows(b)
+def _straight(engine: Target, tdef: TableDef, r: Refresh, counter: list[int]) -> int:
+    """The refresh's rows straight into the table (binary COPY where safe: fastcopy.py)."""
+    return fastcopy.copy_into(engine, tdef, list(r.info.columns), r.conn, _statements(r),
+                              counter, fastcopy.binary_ok(engine, r.conn, r.info, tdef))
+
+
+def _staged(engine: Target, tdef: TableDef, r: Refresh,
+            counter: list[int]) -> AbstractContextManager[str]:
+    """The refresh's rows staged for a merge (binary COPY where safe: fastcopy.py)."""
+    return fastcopy.stage(engine, tdef, list(r.info.columns), r.conn, _statements(r), counter,
+                          fastcopy.binary_ok(engine, r.conn, r.info, tdef))
 
 
 def _cast(engine: Target, table: TableDef, text: str) -> str:
@@ -137,10 +131,10 @@ def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: Tabl
     if old.upper is None:
         return 0, old.next_state(0)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(_batches(old), counter)) as stage:
+    with _staged(engine, tdef, old, counter) as stage:
         moved = merge(engine, tdef, cols, stage, "upsert-unique")
     new = Refresh(conn, info, state, part="new")
-    moved += engine.copy_csv(tdef, cols, _chunks(_batches(new), counter))
+    moved += _straight(engine, tdef, new, counter)
     return moved, new.next_state(counter[0])
 
 
@@ -164,7 +158,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     if first:  # a table made in this transaction: straight in, nothing to merge
         r = Refresh(conn, info, state)
         counter = [0]
-        moved = engine.copy_csv(tdef, cols, _chunks(_batches(r), counter))
+        moved = _straight(engine, tdef, r, counter)
         return moved, r.next_state(counter[0])
     if request.kind == "repull" and (request.lo is not None or request.hi is not None):
         return _repull_range(engine, conn, info, tdef, state, request), state
@@ -175,7 +169,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     whole = not info.key
     r = Refresh(conn, info, state, whole_window=whole)
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(_batches(r), counter)) as stage:
+    with _staged(engine, tdef, r, counter) as stage:
         if r.upper is None:
             moved = 0
         elif whole:
@@ -217,37 +211,10 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
     if hi is None:  # an empty table
         return 0
     counter = [0]
-    with engine.stage_csv(tdef, cols, _chunks(copy_rows(conn, stmt), counter)) as stage:
+    with engine.stage_csv(tdef, cols, stream.copy(conn, stmt, counter)) as stage:
         if info.key:
             return merge(engine, tdef, cols, stage, "upsert")
         return _replace_range(engine, tdef, stage, cols, lo, hi, True)
-
-
-def _snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-              state: TableState, force: bool, first: bool) -> tuple[str, int, TableState]:
-    marks = snapshot_marks(conn)
-    found = change.detect(conn, info, state.content)
-    new = TableState(xmin=marks.xmin, run_at=marks.taken_at, rows=0, content=found.content)
-    if not found.changed and not force and not first:
-        return "unchanged", 0, new
-    counter = [0]
-    cols = list(info.columns)
-    chunks = _chunks(copy_rows(conn, change.copy_all(info)), counter)
-    if first:
-        moved = engine.copy_csv(tdef, cols, chunks)
-    elif engine.capabilities.name == "postgresql":
-        # every row deleted, the new ones copied straight in, in the one transaction:
-        # readers see the old rows until the commit (MVCC), no stage written and read
-        clear(engine, tdef, "snapshot", None)
-        moved = engine.copy_csv(tdef, cols, chunks)
-    else:
-        with engine.stage_csv(tdef, cols, chunks) as stage:
-            moved = merge(engine, tdef, cols, stage, "snapshot")
-    if counter[0] != found.rows:
-        raise IntegrityError(f"{info.table.qualified}: read {counter[0]} rows, its hash "
-                             f"counted {found.rows} in the same snapshot",
-                             hint="this is a bug in topoff; report it")
-    return "ok", moved, replace(new, rows=moved)
 
 
 class _Locked(Exception):
@@ -300,9 +267,9 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                 if t.method == "snapshot":
                     # a column change: copied again even when the rows' hash is the same
                     # (an int that became a bigint hashes alike, its column was emptied)
-                    status, moved, new = _snapshot(engine, conn, info, tdef, state,
-                                                   request.kind == "repull" or bool(notes),
-                                                   first)
+                    status, moved, new = refresh_snapshot(
+                        engine, conn, info, tdef, state,
+                        request.kind == "repull" or bool(notes), first, fast[0])
                 else:
                     moved, new = _incremental(engine, conn, info, tdef, state, request, first,
                                               fast[0])

@@ -99,6 +99,11 @@ class Refresh:
             c=self.cursor, t=info.ident, w=self._operator_where(" WHERE "))).fetchone()
         self.upper: str | None = row[0] if row else None
         self.condition = self._condition()
+        #: the COPY format of the batches: "csv", or "binary" (fastcopy.py)
+        self.format = "csv"
+        #: with a key, one COPY of every row instead of keyset batches (a caller that
+        #: takes all the rows in one target transaction: batches would change nothing)
+        self.single = False
 
     def _operator_where(self, glue: str) -> sql.Composable:
         w = self.info.table.where  # checked by describe.check_where
@@ -113,8 +118,9 @@ class Refresh:
         return zone_or_none(name)
 
     def _condition(self) -> sql.Composable:
-        """Rows of this refresh: below the snapshot's max(cursor); above the boundary, or
-        committed since the previous run inside the lookback window."""
+        """Rows of this refresh: below the snapshot's max(cursor); above the watermark, or
+        committed since the previous run inside the lookback window (a view, or a table
+        without a key: the whole lookback window)."""
         t, c = self.info.table, self.cursor
         parts: list[sql.Composable] = [sql.SQL("{} <= {}").format(c, sql.Literal(self.upper))]
         w = self.state.cursor
@@ -122,14 +128,17 @@ class Refresh:
             kind = self.info.cursor_kind or ""
             zone = self._zone() if kind == "timestamp" else None
             lookback = max(t.lookback, t.boundary)  # type: ignore[type-var]
-            lower = bound(w, t.boundary, kind, zone)  # type: ignore[arg-type]
             far = bound(w, lookback, kind, zone)  # type: ignore[arg-type]
             self.far = far
             if self.info.has_xmin and not self.whole_window:
-                parts.append(sql.SQL("{c} > {far} AND ({c} > {lower} OR {since})").format(
-                    c=c, far=far, lower=lower,
+                # the rows above the watermark, and those committed since the previous run
+                # (late commits, updates, a repeated hour) within the lookback; a row at or
+                # below the watermark with an older xmin was visible to the previous run,
+                # which read it: no boundary to read again (unless xmin cannot tell)
+                parts.append(sql.SQL("{c} > {far} AND ({c} > {w} OR {since})").format(
+                    c=c, far=far, w=sql.Literal(w),
                     since=committed_since(self.state.xmin, self.marks.xmax)))
-            else:  # a view has no xmin: read its whole lookback window every time
+            else:  # a view (no xmin), or no key (the window is replaced): the whole window
                 parts.append(sql.SQL("{} > {}").format(c, far))
             if self.part is not None:
                 op = ">" if self.part == "new" else "<="
@@ -147,12 +156,14 @@ class Refresh:
         return sql.SQL("{} > ROW({})").format(
             self._pos(names), sql.SQL(", ").join(map(sql.Literal, after)))
 
-    def _copy(self, extra: sql.Composable) -> sql.Composable:
+    def _copy(self, extra: sql.Composable, ordered: bool = True) -> sql.Composable:
         cols = sql.SQL(", ").join(sql.Identifier(col.name) for col in self.info.columns)
-        order = sql.SQL(", ").join(map(sql.Identifier, self.order))
-        return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra} ORDER BY "
-                       "{order}) TO STDOUT WITH (FORMAT csv)").format(
-            cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order)
+        order = sql.SQL(" ORDER BY {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, self.order))) if ordered else sql.SQL("")
+        return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra}{order}) "
+                       "TO STDOUT WITH (FORMAT {fmt})").format(
+            cols=cols, t=self.info.ident, cond=self.condition, extra=extra, order=order,
+            fmt=sql.SQL("binary" if self.format == "binary" else "csv"))
 
     def batches(self, after: Position | None = None) -> Iterator[Batch]:
         """Keyset batches of at most ``batch_rows`` rows, each starting after the previous
@@ -161,6 +172,11 @@ class Refresh:
             return
         names, n = self.order, self.info.table.batch_rows
         self._no_null_keys()
+        if self.info.key and (self.single or self.part == "old"):
+            # one COPY, in no particular order: no walk through the rows to find batch
+            # ends, and the planner picks the scan (a key makes the order irrelevant)
+            yield Batch(self._copy(sql.SQL("true"), ordered=False), None)
+            return
         # output names p0, p1...: ORDER BY must sort by the columns, not by their text
         texts = sql.SQL(", ").join(sql.SQL("{}::text AS {}").format(
             sql.Identifier(k), sql.Identifier(f"p{i}")) for i, k in enumerate(names))
@@ -172,12 +188,8 @@ class Refresh:
                     texts=texts, t=self.info.ident, cond=self.condition, start=start,
                     order=sql.SQL(", ").join(map(sql.Identifier, names)),
                     skip=sql.Literal(n - 1))).fetchall()
-            if not rows:
-                (more,) = self.conn.execute(sql.SQL(  # type: ignore[misc]
-                    "SELECT EXISTS (SELECT 1 FROM {t} WHERE {cond} AND {start})").format(
-                        t=self.info.ident, cond=self.condition, start=start)).fetchone()
-                if more:
-                    yield Batch(self._copy(start), None)
+            if not rows:  # fewer than batch_rows left: the last COPY (maybe of no row)
+                yield Batch(self._copy(start), None)
                 return
             last: Position = tuple(rows[0])
             if any(v is None for v in last):

@@ -9,7 +9,10 @@
   (xid8, or txid before PostgreSQL 13): rows committed since that run have a newer xmin.
 * ``run_at``: when the previous run's snapshot was taken (the source's clock, UTC).
 * ``rows``: rows moved by the previous run.
-* ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run.
+* ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run
+  (``count:`` when the hash was not computed: the xmin rule decided, see change.py).
+* ``relation``: for a snapshot table, the signature of its storage at the previous run
+  (cluster, timeline, and each relation's oid and file node; change.py).
 
 The target stores :meth:`TableState.to_json` next to the data, in the same transaction.
 """
@@ -35,11 +38,13 @@ class TableState:
     run_at: datetime | None = None
     rows: int = 0
     content: str | None = None
+    relation: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({
             "v": 1, "cursor": self.cursor, "key": list(self.key) if self.key is not None
             else None, "xmin": self.xmin, "rows": self.rows, "content": self.content,
+            "relation": self.relation,
             "run_at": self.run_at.isoformat() if self.run_at else None}, sort_keys=True)
 
     @classmethod
@@ -59,7 +64,9 @@ class TableState:
             raise bad("unknown version")
         cursor, key, xmin = d.get("cursor"), d.get("key"), d.get("xmin")
         rows, content, run_at = d.get("rows", 0), d.get("content"), d.get("run_at")
-        for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at)):
+        relation = d.get("relation")
+        for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at),
+                        ("relation", relation)):
             if v is not None and (not isinstance(v, str) or len(v) > _MAX_TEXT):
                 raise bad(f"{name} is not a short text")
         if key is not None and (not isinstance(key, list) or len(key) > 32 or not all(
@@ -76,7 +83,7 @@ class TableState:
             except ValueError:
                 raise bad("run_at is not an ISO time") from None
         return cls(cursor, tuple(key) if key is not None else None, xmin, when,
-                   rows or 0, content)
+                   rows or 0, content, relation)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())

@@ -1,15 +1,15 @@
 """Where the next refresh of an inserter/updater table starts reading.
 
-Two rules together make a row that committed late (its transaction began before the
-previous run and committed after it, carrying an old cursor value) never lost:
-
-* the boundary: rows whose cursor is above ``watermark - boundary`` are read again;
-* the commit rule: rows inside ``watermark - lookback`` whose ``xmin`` is at or after the
-  previous run's snapshot xmin were committed since that run, whatever their cursor.
+A refresh reads the rows above the watermark, and, by the commit rule, the rows inside
+``watermark - lookback`` whose ``xmin`` is at or after the previous run's snapshot xmin
+(committed since that run, whatever their cursor): a row that committed late (its
+transaction began before the previous run and committed after it, carrying an old cursor
+value) is never lost. Where xmin cannot tell (a view, a previous xmin out of reach), the
+whole lookback window (at least the boundary) is read again.
 
 A ``timestamp without time zone`` cursor written in a zone with daylight saving repeats an
-hour when the clocks go back: a watermark inside the repeated hour is widened back to the
-start of that hour (minus the boundary), so rows written during its second pass are read.
+hour when the clocks go back: a lower bound inside the repeated hour is widened back to the
+start of that hour (minus the lookback), so rows written during its second pass are read.
 """
 
 from __future__ import annotations
@@ -104,6 +104,16 @@ def _typed(text: str, kind: str) -> sql.Composable:
     return sql.SQL("{}::{}").format(sql.Literal(text), sql.SQL(cast))
 
 
+def xmin_comparable(prev_xmin: int | None, snapshot_xmax: int) -> bool:
+    """Whether rows committed since ``prev_xmin`` can be told by their 32-bit ``xmin`` in a
+    snapshot whose xmax is ``snapshot_xmax``: no previous xmin, one from the future
+    (another server's state) or one 2^32 transactions back or more cannot."""
+    if prev_xmin is None:
+        return False
+    reach = snapshot_xmax - prev_xmin
+    return 0 <= reach < XID_SPACE - 1
+
+
 def committed_since(prev_xmin: int | None, snapshot_xmax: int) -> sql.Composable:
     """A row condition: the row's inserting transaction is at or after ``prev_xmin``.
 
@@ -113,11 +123,10 @@ def committed_since(prev_xmin: int | None, snapshot_xmax: int) -> sql.Composable
     ``xmax - prev_xmin``. Errors only go the safe way: a frozen row older than 2^32
     transactions may be read again, never a recent one left out.
     """
-    if prev_xmin is None:
+    if not xmin_comparable(prev_xmin, snapshot_xmax):
         return sql.SQL("true")
+    assert prev_xmin is not None
     reach = snapshot_xmax - prev_xmin
-    if reach < 0 or reach >= XID_SPACE - 1:  # another server's state, or a very long gap
-        return sql.SQL("true")
     return sql.SQL("((({ref} - xmin::text::bigint) % {space} + {space}) % {space} "
                    "<= {reach})").format(ref=sql.Literal(snapshot_xmax % XID_SPACE),
                                          space=sql.Literal(XID_SPACE),
