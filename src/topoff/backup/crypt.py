@@ -1,5 +1,6 @@
-"""Reading a backup: the store's reader, through a sha256, into ``pyrage.decrypt_io`` in a
-thread, into a pipe that a zstd reader drains; nothing lands whole anywhere.
+"""Reading a backup: the store's reader, through a sha256, into a decrypting child process
+(``age -d``, else pyrage in a Python child; see :mod:`topoff.backup.decrypter`), whose
+output a zstd reader drains; nothing lands whole anywhere.
 
 Writing goes through the store layer's :class:`topoff.stores.age.EncryptingStore` (see
 :mod:`topoff.backup.pipeline`). Reading stays here: a restore must hash the encrypted bytes
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 import pyrage
 import zstandard
 
+from topoff.backup.decrypter import CHUNK, DecryptProcess, secret_lines
 from topoff.errors import IntegrityError, StoreError
 
 
@@ -66,8 +68,55 @@ class _Worker(threading.Thread):
 @contextlib.contextmanager
 def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
                       ) -> Iterator[tuple[BinaryIO, HashingReader]]:
-    """Yield (plain stream, hasher over the encrypted bytes read)."""
+    """Yield (plain stream, hasher over the encrypted bytes read).
+
+    The plain stream is zstd's reader (``read``/``readinto``) over the decrypted bytes. age
+    keys decrypt in a separate process (:mod:`topoff.backup.decrypter`: the ``age``
+    program, else a pyrage child), in parallel with the caller; an ssh identity, whose key
+    pyrage keeps inside, decrypts in a thread of this process."""
     hashed = HashingReader(src)
+    keys = secret_lines(identities)
+    if keys is None:
+        with _decrypting_thread(hashed, identities) as plain:
+            yield plain, hashed
+        return
+    child = DecryptProcess(hashed, keys)
+    plain = zstd_reader(child.start())
+    ok = False
+    failure: BaseException | None = None
+    try:
+        yield plain, hashed
+        ok = True
+    except BaseException as e:
+        failure = e
+    finally:
+        child.finish(ok)
+    if child.feed_error is not None:
+        raise decrypt_error(child.feed_error) from child.feed_error
+    if (err := child.failure()) is not None:
+        raise err
+    if failure is not None:
+        _reraise(failure)
+    if child.broken:  # the child ended without reading it all: hash the rest (size check)
+        hashed.drain()
+
+
+def zstd_reader(source: Any) -> BinaryIO:
+    """zstd's streaming reader, 1 MiB of compressed input at a time (its default, 128 KiB,
+    costs a third more CPU), across frames as ``zstd -d`` does."""
+    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+        source, read_size=CHUNK, read_across_frames=True, closefd=False)
+
+
+def _reraise(failure: BaseException) -> None:
+    if isinstance(failure, zstandard.ZstdError):
+        raise IntegrityError("the backup does not decompress (corrupted object)",
+                             hint="restore another backup (topoff backups list)") from failure
+    raise failure
+
+
+@contextlib.contextmanager
+def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iterator[BinaryIO]:
     r, w = os.pipe()
     reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
 
@@ -81,10 +130,9 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
 
     worker = _Worker(run)
     worker.start()
-    zr = zstandard.ZstdDecompressor().stream_reader(reader, closefd=False)
     failure: BaseException | None = None
     try:
-        yield zr, hashed  # type: ignore[misc]
+        yield zstd_reader(reader)
     except BaseException as e:
         failure = e
     finally:
@@ -93,10 +141,7 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
     if worker.error is not None and not isinstance(worker.error, BrokenPipeError):
         raise decrypt_error(worker.error) from worker.error
     if failure is not None:
-        if isinstance(failure, zstandard.ZstdError):
-            raise IntegrityError("the backup does not decompress (corrupted object)",
-                                 hint="restore another backup (topoff backups list)") from failure
-        raise failure
+        _reraise(failure)
 
 
 def decrypt_error(err: BaseException) -> Exception:
