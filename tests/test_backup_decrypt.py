@@ -236,7 +236,7 @@ def test_the_key_is_on_no_command_line_or_environment(decrypter: str,
         if decrypter == "age":
             assert argv[0].endswith(b"/age") and b"--decrypt" in argv
         else:
-            assert b"-c" in argv and b"pyrage" in argv[2]
+            assert argv[1:3] == [b"-P", b"-c"] and b"pyrage" in argv[3]
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         secret = age_key.secret.encode()
         assert secret not in b"".join(argv) and secret not in environ

@@ -1,6 +1,7 @@
 """A real ``topoff restore`` process stopped mid-way by a real signal while its decrypting
 child (the age program, or the pyrage child when age is not on PATH) runs: exit 130, the
-child gone, the work directory removed, the target untouched."""
+child gone, the work directory removed. After a SIGKILL of topoff (no cleanup possible),
+the child still ends by itself: its stdin reaches end of file."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class Trickle(threading.Thread):
 
 
 @pytest.mark.parametrize("decrypter", ["age", "pyrage"])
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "Ctrl-C"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "Ctrl-C", "SIGKILL"])
 def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
                                             tmp_path: Path, decrypter: str, how: str) -> None:
     data = encrypt(age_key, plain_object({"toc.dat": b"t", "1.dat": os.urandom(8 << 20)}))
@@ -112,9 +113,17 @@ def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
             proc.send_signal(signal.SIGTERM)
         elif how == "SIGINT":
             proc.send_signal(signal.SIGINT)
-        else:  # the terminal's Ctrl-C: SIGINT to topoff's whole process group
+        elif how == "Ctrl-C":  # the terminal's: SIGINT to topoff's whole process group
             os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGKILL)
         _out, err = proc.communicate(timeout=60)
+        if how == "SIGKILL":  # no cleanup possible; the child sees EOF and exits
+            deadline = time.monotonic() + 20
+            while _alive(child):
+                assert time.monotonic() < deadline, "the decrypting child outlived topoff"
+                time.sleep(0.05)
+            return
     finally:
         writer.stop.set()
         if proc.poll() is None:

@@ -103,7 +103,8 @@ class DecryptProcess:
             if self.program:
                 cmd = [self.program, "--decrypt", "--identity", f"/dev/fd/{key_r}"]
             else:
-                cmd = [sys.executable, "-c", PYRAGE_CHILD, str(key_r)]
+                # -P: the working directory is not on sys.path (no stray pyrage.py)
+                cmd = [sys.executable, "-P", "-c", PYRAGE_CHILD, str(key_r)]
             env = {k: os.environ[k] for k in _ENV_KEYS if k in os.environ}
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, pass_fds=(key_r,), env=env,
