@@ -285,3 +285,24 @@ def test_caller_stops_reading(decrypter: str, stored: tuple[bytes, Entry], age_k
         fetch(tmp_path, entry, age_key)
     assert children() <= before
     assert not (tmp_path / "evil").exists()
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_ssh_identity_decrypts_in_a_thread(tmp_path: Path) -> None:
+    """pyrage keeps an ssh key inside: it cannot be handed to a child, the restore
+    decrypts it in a thread, with the same result and the same checks."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(tmp_path / "id")], check=True)
+    public = (tmp_path / "id.pub").read_text().strip()
+    key = AgeKey(tmp_path / "id", public, (tmp_path / "id").read_text())
+    data = encrypt(key, plain_object(FILES))
+    entry = put(tmp_path / "store", data)
+    before = children()
+    dest = fetch(tmp_path, entry, key)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == FILES
+    assert children() <= before
+    mid = len(data) // 2
+    put(tmp_path / "store", data[:mid] + bytes([data[mid] ^ 1]) + data[mid + 1:])
+    shutil.rmtree(dest)
+    with pytest.raises(IntegrityError, match="corrupted or truncated"):
+        fetch(tmp_path, entry, key)
