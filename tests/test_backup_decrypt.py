@@ -6,6 +6,7 @@ no child outlives an error."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -264,14 +265,16 @@ def test_child_killed_mid_way(decrypter: str, stored: tuple[bytes, Entry], age_k
     assert "killed (SIGKILL)" in str(errors[0])
 
 
+@pytest.mark.parametrize("fail", [StoreError("reading backups/dump.x failed: boom"),
+                                  OSError(errno.EIO, "Input/output error")])
 def test_store_failure_mid_way(decrypter: str, stored: tuple[bytes, Entry], age_key: AgeKey,
-                               tmp_path: Path) -> None:
-    reader = Gated(stored[0], fail=StoreError("reading backups/dump.x failed: boom",
-                                              hint="check the store"))
+                               tmp_path: Path, fail: Exception) -> None:
+    """The store's reader fails half-way: its error, not a decryption error."""
+    reader = Gated(stored[0], fail=fail)
     with run_gated(tmp_path, stored[1], age_key, reader) as (_new, errors):
         pass
     assert len(errors) == 1 and isinstance(errors[0], StoreError), errors
-    assert "boom" in str(errors[0])
+    assert "boom" in str(errors[0]) or "Input/output error" in str(errors[0])
 
 
 def test_caller_stops_reading(decrypter: str, stored: tuple[bytes, Entry], age_key: AgeKey,

@@ -91,8 +91,14 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
         failure = e
     finally:
         child.finish(ok)
-    if child.feed_error is not None:
-        raise decrypt_error(child.feed_error) from child.feed_error
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure  # KeyboardInterrupt (Ctrl-C, SIGTERM): the child is gone already
+    if (fed := child.feed_error) is not None:  # reading the store failed
+        if isinstance(fed, OSError) and not isinstance(fed, BrokenPipeError):
+            raise StoreError(f"reading the backup from the store failed: "
+                             f"{fed.strerror or type(fed).__name__}",
+                             hint="check the store and run the restore again") from fed
+        raise decrypt_error(fed) from fed
     if (err := child.failure()) is not None:
         raise err
     if failure is not None:
@@ -102,8 +108,8 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
 
 
 def zstd_reader(source: Any) -> BinaryIO:
-    """zstd's streaming reader, 1 MiB of compressed input at a time (its default, 128 KiB,
-    costs a third more CPU), across frames as ``zstd -d`` does."""
+    """zstd's streaming reader, asking for 1 MiB of compressed input at a time (fewer
+    calls back into Python than its default 128 KiB), across frames as ``zstd -d`` does."""
     return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
         source, read_size=CHUNK, read_across_frames=True, closefd=False)
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from topoff.errors import IntegrityError
 
@@ -213,7 +213,3 @@ def decrypt_failure(stderr: str) -> IntegrityError:
         why = "decryption failed"
     return IntegrityError(f"the backup cannot be decrypted ({why}): it is corrupted or "
                           f"truncated", hint="restore another backup (topoff backups list)")
-
-
-def as_binary(f: _Tracked) -> BinaryIO:
-    return f  # type: ignore[return-value]
