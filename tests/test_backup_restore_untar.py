@@ -107,6 +107,22 @@ def test_refused(tmp_path: Path, kind: str) -> None:
     assert not list(tmp_path.iterdir()) or kind in ("global-pax",)
 
 
+@pytest.mark.parametrize("how", ["base-256", "pax"])
+def test_negative_size(tmp_path: Path, how: str) -> None:
+    """tarfile reads a negative size from a GNU base-256 field or a pax header as it is."""
+    info = tarfile.TarInfo("1.dat")
+    if how == "base-256":
+        info.size = -5
+        data = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    else:
+        info.pax_headers = {"size": "-5"}
+        data = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    data += b"abc" * 1000 + bytes(1024)
+    with pytest.raises(untar.UnexpectedEntry):
+        untar.extract(Trickle(data, 4096), tmp_path, accept)
+    assert not list(tmp_path.iterdir())
+
+
 def test_too_many_members(tmp_path: Path) -> None:
     data = make_tar([(f"{i}.dat", b"x") for i in range(5)])
     with pytest.raises(untar.UnexpectedEntry):

@@ -6,7 +6,8 @@ buffer and written from it. tarfile's own stream mode copies every byte three mo
 (its read buffer is joined and sliced), which made it the slowest stage of a restore.
 
 Only plain files are accepted, and only names ``accept`` allows; anything else (links,
-directories, devices, sparse files, global pax headers, an extended header over 1 MiB)
+directories, devices, sparse files, a negative size, global pax headers, an extended
+header over 1 MiB)
 raises :class:`UnexpectedEntry`. A short stream raises :class:`tarfile.ReadError`.
 """
 
@@ -78,7 +79,7 @@ def extract(src: Any, dest: Path, accept: Callable[[str], bool],
     count = 0
     while (member := _header(src)) is not None:
         count += 1
-        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) \
+        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.size < 0 \
                 or member.sparse is not None or not accept(member.name) \
                 or count > max_members:
             raise UnexpectedEntry(member.name)
