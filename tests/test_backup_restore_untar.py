@@ -1,6 +1,7 @@
 """The restore's tar reader (``topoff.backup.untar``): tarfile parses the headers, the data
-is copied through one buffer. Exact files for what tarfile writes (pax headers included),
-refusals for what pg_dump's directory format never holds, errors for short streams."""
+is copied through one buffer or written from the read-ahead thread's buffers. Exact files
+for what tarfile writes (pax headers included), refusals for what pg_dump's directory
+format never holds, errors for short streams."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from topoff.backup import untar
+from topoff.backup.prefetch import Prefetch
 from topoff.backup.restore import MEMBER
 
 
@@ -53,11 +56,22 @@ FILES = {"toc.dat": b"t" * 511, "1.dat": b"", "2.dat": os.urandom((1 << 20) + 51
          "blobs.toc": b"b" * 512, "blob_7.dat": os.urandom(3 << 20)}
 
 
+def source(data: bytes, step: int, read_ahead: bool) -> Any:
+    """The stream as given, or read ahead by a thread as a restore reads it."""
+    return Prefetch(Trickle(data, step)) if read_ahead else Trickle(data, step)
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("step", [1 << 30, 4096, 511])
-def test_exact_files(tmp_path: Path, step: int) -> None:
+def test_exact_files(tmp_path: Path, step: int, read_ahead: bool) -> None:
     data = make_tar(list(FILES.items()))
-    assert untar.extract(Trickle(data, step), tmp_path, accept) == len(FILES)
+    src = source(data, step, read_ahead)
+    assert untar.extract(src, tmp_path, accept) == len(FILES)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == FILES
+    if read_ahead:
+        src.drain()
+        src.close()
+        src.join()
 
 
 def test_pax_extended_headers_are_applied(tmp_path: Path) -> None:
@@ -135,14 +149,15 @@ def test_a_name_twice(tmp_path: Path) -> None:
         untar.extract(Trickle(data, 1 << 20), tmp_path, accept)
 
 
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("cut", [0, 100, 512, 1512, 512 + 3072 + 512 + 5120])
-def test_short_stream(tmp_path: Path, cut: int) -> None:
+def test_short_stream(tmp_path: Path, cut: int, read_ahead: bool) -> None:
     """Cut anywhere before the end-of-archive block (the last: just that block missing):
     an error, never a quiet success."""
     data = make_tar([("toc.dat", b"t" * 3000), ("1.dat", b"d" * 5000)])
     assert data[9216:] == bytes(len(data) - 9216)
     with pytest.raises(tarfile.ReadError):
-        untar.extract(Trickle(data[:cut], 4096), tmp_path, accept)
+        untar.extract(source(data[:cut], 4096, read_ahead), tmp_path, accept)
 
 
 def test_bad_checksum(tmp_path: Path) -> None:
@@ -150,3 +165,17 @@ def test_bad_checksum(tmp_path: Path) -> None:
     data[0:1] = b"x"  # the name changes, the checksum no longer matches
     with pytest.raises(tarfile.ReadError, match=re.compile("checksum|header", re.I)):
         untar.extract(Trickle(bytes(data), 4096), tmp_path, accept)
+
+
+def test_read_ahead_passes_on_the_source_error(tmp_path: Path) -> None:
+    class Failing(Trickle):
+        def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+            if self.src.tell() > 600:
+                raise OSError(5, "Input/output error")
+            return super().readinto(b)
+
+    src = Prefetch(Failing(make_tar([("1.dat", b"d" * 5000)]), 512))
+    with pytest.raises(OSError, match="Input/output"):
+        untar.extract(src, tmp_path, accept)
+    src.close()
+    src.join()

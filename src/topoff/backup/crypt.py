@@ -21,6 +21,7 @@ import pyrage
 import zstandard
 
 from topoff.backup.decrypter import CHUNK, DecryptProcess, secret_lines
+from topoff.backup.prefetch import Prefetch
 from topoff.errors import IntegrityError, StoreError
 
 
@@ -70,7 +71,8 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
                       ) -> Iterator[tuple[BinaryIO, HashingReader]]:
     """Yield (plain stream, hasher over the encrypted bytes read).
 
-    The plain stream is zstd's reader (``read``/``readinto``) over the decrypted bytes. age
+    The plain stream (``read``, ``readinto``, ``chunk``) is zstd's reader over the decrypted
+    bytes, read ahead by a thread (:mod:`topoff.backup.prefetch`). age
     keys decrypt in a separate process (:mod:`topoff.backup.decrypter`: the ``age``
     program, else a pyrage child), in parallel with the caller; an ssh identity, whose key
     pyrage keeps inside, decrypts in a thread of this process."""
@@ -81,16 +83,19 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
             yield plain, hashed
         return
     child = DecryptProcess(hashed, keys)
-    plain = zstd_reader(child.start())
+    plain = Prefetch(zstd_reader(child.start()))
     ok = False
     failure: BaseException | None = None
     try:
-        yield plain, hashed
+        yield plain, hashed  # type: ignore[misc]
+        plain.drain()
         ok = True
     except BaseException as e:
         failure = e
     finally:
-        child.finish(ok)
+        plain.close()
+        child.finish(ok)  # the child ended or killed: the read-ahead thread sees the end
+        plain.join()
     if failure is not None and not isinstance(failure, Exception):
         raise failure  # KeyboardInterrupt (Ctrl-C, SIGTERM): the child is gone already
     if (fed := child.feed_error) is not None:  # reading the store failed
@@ -124,7 +129,7 @@ def _reraise(failure: BaseException) -> None:
 @contextlib.contextmanager
 def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iterator[BinaryIO]:
     r, w = os.pipe()
-    reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
+    reader, writer = os.fdopen(r, "rb", buffering=0), os.fdopen(w, "wb")
 
     def run() -> None:
         try:
@@ -137,13 +142,17 @@ def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iter
     worker = _Worker(run)
     worker.start()
     failure: BaseException | None = None
+    plain = Prefetch(zstd_reader(reader))
     try:
-        yield zstd_reader(reader)
+        yield plain  # type: ignore[misc]
+        plain.drain()
     except BaseException as e:
         failure = e
     finally:
+        plain.close()
         reader.close()  # a decrypting thread still writing gets EPIPE and stops
         worker.join()
+        plain.join()
     if worker.error is not None and not isinstance(worker.error, BrokenPipeError):
         raise decrypt_error(worker.error) from worker.error
     if failure is not None:

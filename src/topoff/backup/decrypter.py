@@ -94,6 +94,7 @@ class DecryptProcess:
         self.label = "age" if self.program else "pyrage"
         self.feed_error: BaseException | None = None
         self.broken = False  # the child stopped reading its stdin
+        self.killed = False  # topoff stopped it (the caller gave up first)
         self._err = bytearray()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -159,13 +160,17 @@ class DecryptProcess:
                     pass
                 self.plain.eof = True
             if not self.plain.eof:
+                self.killed = True
                 _kill(proc)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 _kill(proc)
                 proc.wait()
         finally:
+            if proc.poll() is None:
+                self.killed = True
             _kill(proc)
             proc.wait()
             proc.stdout.close()
@@ -178,7 +183,7 @@ class DecryptProcess:
         """The child's own failure, once it has exited by itself (None if it succeeded
         or was stopped by topoff)."""
         proc = self.proc
-        if proc is None or proc.returncode == 0 or not self.plain.eof:
+        if proc is None or proc.returncode == 0 or self.killed:
             return None
         if proc.returncode < 0 and proc.returncode != -signal.SIGPIPE:
             name = signal.Signals(-proc.returncode).name

@@ -1,7 +1,8 @@
 """The tar stream of a backup into a directory, in constant memory.
 
 Headers are parsed by :mod:`tarfile` (checksums, pax extended headers: a member over
-8 GiB has its size there); the members' data is copied by ``readinto`` into one 1 MiB
+8 GiB has its size there); the members' data is written from views of the read-ahead
+buffers (``chunk``) when the source has them, else copied by ``readinto`` into one 1 MiB
 buffer and written from it. tarfile's own stream mode copies every byte three more times
 (its read buffer is joined and sliced), which made it the slowest stage of a restore.
 
@@ -76,6 +77,7 @@ def extract(src: Any, dest: Path, accept: Callable[[str], bool],
     """Write the members of the tar stream ``src`` (an object with ``readinto``) into
     ``dest``; return their count. A name present twice raises FileExistsError."""
     buf = memoryview(bytearray(COPY))
+    chunk = getattr(src, "chunk", None)  # topoff.backup.prefetch.Prefetch has it
     count = 0
     while (member := _header(src)) is not None:
         count += 1
@@ -86,8 +88,13 @@ def extract(src: Any, dest: Path, accept: Callable[[str], bool],
         left = member.size
         with open(dest / member.name, "xb") as out:
             while left:
-                view = buf[: min(left, COPY)]
-                _read_exact(src, view)
+                if chunk is not None:  # a view of the read-ahead buffer: no copy
+                    view = chunk(min(left, COPY))
+                    if not view:
+                        raise tarfile.ReadError("unexpected end of data")
+                else:
+                    view = buf[: min(left, COPY)]
+                    _read_exact(src, view)
                 out.write(view)
                 left -= len(view)
         pad = _padded(member.size) - member.size
