@@ -14,7 +14,9 @@ moments spread over both):
   age -r KEY > FILE`` (same compression work; no snapshot of its own, no hashes, no
   catalog);
 * ``topoff restore --jobs 2`` of that backup into an empty database on the primary
-  (read, sha256, age, zstd, tar into a work directory, pg_restore -j2);
+  (read and sha256 in topoff, decryption in an ``age -d`` child process, zstd and the tar
+  into a work directory in topoff, then pg_restore -j2; the decode stage alone is timed by
+  ``bench/restore_decode.py``);
 * the recipe in reverse: ``age -d -i KEY FILE | zstd -d | tar -x -C DIR && pg_restore -j2
   -d URL DIR``.
 
@@ -94,8 +96,9 @@ class Contender:
             ratio, cratio = f"{s / bs:.2f}x", f"{median([u.cpu for u in self.runs]) / bc:.2f}x"
         peak = max(u.peak_mb for u in self.runs)
         label = self.label.replace("|", "\\|")
+        out = f"{self.out_mb:.1f}" if self.out_mb else ""  # a restore writes no object
         return (f"| {label} | {s:.2f} | {ratio} | {c:.2f} | {sc:.2f} | {cratio} | "
-                f"{peak:.0f} | {self.disk / 1e6:.0f} | {self.out_mb:.1f} |")
+                f"{peak:.0f} | {self.disk / 1e6:.0f} | {out} |")
 
 
 HEAD = ("| tool | seconds (median) | ratio | client CPU s | server CPU s | CPU ratio | "

@@ -1,5 +1,6 @@
-"""Reading a backup: the store's reader, through a sha256, into ``pyrage.decrypt_io`` in a
-thread, into a pipe that a zstd reader drains; nothing lands whole anywhere.
+"""Reading a backup: the store's reader, through a sha256, into a decrypting child process
+(``age -d``, else pyrage in a Python child; see :mod:`topoff.backup.decrypter`), whose
+output a zstd reader drains; nothing lands whole anywhere.
 
 Writing goes through the store layer's :class:`topoff.stores.age.EncryptingStore` (see
 :mod:`topoff.backup.pipeline`). Reading stays here: a restore must hash the encrypted bytes
@@ -19,6 +20,8 @@ from typing import Any, BinaryIO
 import pyrage
 import zstandard
 
+from topoff.backup.decrypter import CHUNK, DecryptProcess, secret_lines
+from topoff.backup.prefetch import Prefetch
 from topoff.errors import IntegrityError, StoreError
 
 
@@ -66,10 +69,67 @@ class _Worker(threading.Thread):
 @contextlib.contextmanager
 def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
                       ) -> Iterator[tuple[BinaryIO, HashingReader]]:
-    """Yield (plain stream, hasher over the encrypted bytes read)."""
+    """Yield (plain stream, hasher over the encrypted bytes read).
+
+    The plain stream (``read``, ``readinto``, ``chunk``) is zstd's reader over the decrypted
+    bytes, read ahead by a thread (:mod:`topoff.backup.prefetch`). age
+    keys decrypt in a separate process (:mod:`topoff.backup.decrypter`: the ``age``
+    program, else a pyrage child), in parallel with the caller; an ssh identity, whose key
+    pyrage keeps inside, decrypts in a thread of this process."""
     hashed = HashingReader(src)
+    keys = secret_lines(identities)
+    if keys is None:
+        with _decrypting_thread(hashed, identities) as plain:
+            yield plain, hashed
+        return
+    child = DecryptProcess(hashed, keys)
+    plain = Prefetch(zstd_reader(child.start()))
+    ok = False
+    failure: BaseException | None = None
+    try:
+        yield plain, hashed  # type: ignore[misc]
+        plain.drain()
+        ok = True
+    except BaseException as e:
+        failure = e
+    finally:
+        plain.close()
+        child.finish(ok)  # the child ended or killed: the read-ahead thread sees the end
+        plain.join()
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure  # KeyboardInterrupt (Ctrl-C, SIGTERM): the child is gone already
+    if (fed := child.feed_error) is not None:  # reading the store failed
+        if isinstance(fed, OSError) and not isinstance(fed, BrokenPipeError):
+            raise StoreError(f"reading the backup from the store failed: "
+                             f"{fed.strerror or type(fed).__name__}",
+                             hint="check the store and run the restore again") from fed
+        raise decrypt_error(fed) from fed
+    if (err := child.failure()) is not None:
+        raise err
+    if failure is not None:
+        _reraise(failure)
+    if child.broken:  # the child ended without reading it all: hash the rest (size check)
+        hashed.drain()
+
+
+def zstd_reader(source: Any) -> BinaryIO:
+    """zstd's streaming reader, asking for 1 MiB of compressed input at a time (fewer
+    calls back into Python than its default 128 KiB), across frames as ``zstd -d`` does."""
+    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+        source, read_size=CHUNK, read_across_frames=True, closefd=False)
+
+
+def _reraise(failure: BaseException) -> None:
+    if isinstance(failure, zstandard.ZstdError):
+        raise IntegrityError("the backup does not decompress (corrupted object)",
+                             hint="restore another backup (topoff backups list)") from failure
+    raise failure
+
+
+@contextlib.contextmanager
+def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iterator[BinaryIO]:
     r, w = os.pipe()
-    reader, writer = os.fdopen(r, "rb"), os.fdopen(w, "wb")
+    reader, writer = os.fdopen(r, "rb", buffering=0), os.fdopen(w, "wb")
 
     def run() -> None:
         try:
@@ -81,22 +141,22 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
 
     worker = _Worker(run)
     worker.start()
-    zr = zstandard.ZstdDecompressor().stream_reader(reader, closefd=False)
     failure: BaseException | None = None
+    plain = Prefetch(zstd_reader(reader))
     try:
-        yield zr, hashed  # type: ignore[misc]
+        yield plain  # type: ignore[misc]
+        plain.drain()
     except BaseException as e:
         failure = e
     finally:
+        plain.close()
         reader.close()  # a decrypting thread still writing gets EPIPE and stops
         worker.join()
+        plain.join()
     if worker.error is not None and not isinstance(worker.error, BrokenPipeError):
         raise decrypt_error(worker.error) from worker.error
     if failure is not None:
-        if isinstance(failure, zstandard.ZstdError):
-            raise IntegrityError("the backup does not decompress (corrupted object)",
-                                 hint="restore another backup (topoff backups list)") from failure
-        raise failure
+        _reraise(failure)
 
 
 def decrypt_error(err: BaseException) -> Exception:

@@ -1,6 +1,7 @@
 """Restore a backup: download, verify, decrypt, pg_restore; then the configured scrub SQL.
 
-The object streams from the store through sha256, age and zstd into a tar reader that
+The object streams from the store through sha256, age (a separate process, see
+:mod:`topoff.backup.decrypter`) and zstd into a tar reader (:mod:`topoff.backup.untar`) that
 writes the dump's files into a private temp directory (peak local disk: the uncompressed
 dump). Only tar members that pg_dump's directory format has (``toc.dat``, ``<n>.dat``,
 ``blobs.toc``, ``blob_<n>.dat``, plain files) are accepted. pg_restore starts only once
@@ -23,7 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from topoff.backup import libpq
+from topoff.backup import libpq, untar
 from topoff.backup.catalog import Entry, latest_finished, read_entry
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
@@ -69,22 +70,6 @@ def choose(store: Store, name: str | None) -> Entry:
     return entry
 
 
-def _extract(tar: tarfile.TarFile, dest: Path) -> int:
-    count = 0
-    for member in tar:
-        count += 1
-        if not member.isfile() or not MEMBER.match(member.name) \
-                or count > MAX_MEMBERS:
-            raise IntegrityError(
-                f"the backup holds an unexpected entry {member.name[:80]!r}",
-                hint="this object was not written by topoff backup; do not restore it")
-        data = tar.extractfile(member)
-        assert data is not None
-        with open(dest / member.name, "xb") as out:
-            shutil.copyfileobj(data, out, 1 << 20)
-    return count
-
-
 def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     """Stream the backup into ``dest`` (an empty directory); return the file count."""
     assert entry.sha256 is not None and entry.size is not None
@@ -97,8 +82,13 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     count = 0
     with src, decrypting_reader(src, identities) as (plain, hashed):
         try:
-            with tarfile.open(fileobj=plain, mode="r|", bufsize=1 << 20) as tar:
-                count = _extract(tar, dest)
+            count = untar.extract(plain, dest, lambda name: bool(MEMBER.match(name)),
+                                  MAX_MEMBERS)
+        except untar.UnexpectedEntry as e:
+            raise IntegrityError(
+                f"the backup holds an unexpected entry {e.name[:80]!r}",
+                hint="this object was not written by topoff backup; do not restore it"
+                ) from None
         except tarfile.TarError as e:
             raise IntegrityError(f"the backup is not a valid tar stream ({e})",
                                  hint="restore another backup (topoff backups list)") from None

@@ -149,9 +149,10 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
     identities = load_identities(identity or config.backup.identity)
     store = store_for(store_url, config)
     entry = restore_mod.choose(store, name)
-    result = restore_mod.restore(store, entry, identities, target_url, jobs=jobs or 2,
-                                 clean=clean, no_owner=no_owner,
-                                 scrub_sql=config.backup.scrub, workdir=workdir)
+    with term_as_interrupt():  # SIGTERM: the child stopped, the decrypted dump removed
+        result = restore_mod.restore(store, entry, identities, target_url, jobs=jobs or 2,
+                                     clean=clean, no_owner=no_owner,
+                                     scrub_sql=config.backup.scrub, workdir=workdir)
     click.echo(f"restored {entry.name} ({size(result.size)}, {result.files} files, sha256 "
                f"verified) into {display_url(target_url)}")
 
@@ -184,8 +185,9 @@ def drill_cmd(config_path: str | None, store_url: str, name: str | None,
     config = build_config(config_path, need_source=False)
     identities = load_identities(identity or config.backup.identity)
     store = store_for(store_url, config)
-    result = drill(store, identities, name=name, scratch_url=scratch_url,
-                   checks=config.backup.checks, jobs=jobs or 2, workdir=workdir)
+    with term_as_interrupt():
+        result = drill(store, identities, name=name, scratch_url=scratch_url,
+                       checks=config.backup.checks, jobs=jobs or 2, workdir=workdir)
     click.echo(f"drill of {result.name} passed: {result.tables} tables match, "
                f"{len(result.checks)} checks passed; restorable as of "
                f"{result.restorable_as_of}")
