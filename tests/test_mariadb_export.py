@@ -1,0 +1,137 @@
+"""``topoff export full|incremental`` from a MariaDB replica, through the Source protocol."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from support.cli import error_lines, run_cli, write_config
+from support.dataset import read_dataset, read_table
+from support.mariadb import PASSWORD, MariaDatabase
+from topoff.config import Config, TableConfig
+from topoff.dataset.layout import Window
+from topoff.errors import SafetyError
+from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
+from topoff.sources.base import source_class
+from topoff.sources.mariadb.source import MariaSource
+from topoff.stores import open_store
+
+DAY = (datetime.now(UTC) - timedelta(days=3)).date()
+EVENTS = """
+CREATE TABLE events (
+  id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  at DATETIME(6) NOT NULL,
+  kind ENUM('a','b,c') NOT NULL,
+  body TEXT,
+  KEY (at)
+)
+"""
+
+
+def config_for(url: str) -> Config:
+    return Config(dataset="shop", source_url=url, tables=(
+        TableConfig(schema=url.rsplit("/", 1)[1], name="events", method="append", cursor="at"),
+    )).with_export(jobs=2, retry_backoff=0.05)
+
+
+def _fill(maria: MariaDatabase) -> None:
+    d = DAY.isoformat()
+    prev = (DAY - timedelta(days=1)).isoformat()
+    maria.execute(EVENTS + f""";
+        INSERT INTO events VALUES
+          (18446744073709551615, '{d} 00:00:00.000000', 'a', 'first, of the day'),
+          (2, '{d} 23:59:59.999999', 'b,c', 'last "quoted"\nline'),
+          (3, '{(DAY + timedelta(days=1)).isoformat()} 00:00:00', 'a', NULL),
+          (4, '{prev} 12:00:00.5', 'a', ''),
+          (5, '{prev} 23:59:59.999999', 'b,c', 'ä😀')""")
+
+
+def test_source_class_and_capabilities() -> None:
+    assert source_class("mariadb://u@h/db") is MariaSource
+    assert source_class("mysql://u@h/db") is MariaSource
+    caps = MariaSource.capabilities
+    assert not caps.xmin_change_detection and not caps.exported_snapshot
+    assert caps.hash_algorithms == ("my1",)
+
+
+def test_full_export_carries_engine_logical_native_and_position(maria: MariaDatabase,
+                                                                tmp_path) -> None:
+    _fill(maria)
+    store = open_store(str(tmp_path / "pub"))
+    result = export_full(config_for(maria.replica_url), store)
+    [m] = result.manifests
+    assert m.engine == "mariadb" and m.source["in_recovery"] is True
+    assert PASSWORD not in str(m.to_json())
+    pos = m.snapshot.position
+    assert pos is not None and pos["binlog_file"] and pos["binlog_position"] > 0
+    entry = m.tables[f"{maria.name}.events"]
+    cols = {c.name: c for c in entry.columns}
+    assert cols["id"].type == "numeric(20,0)" and cols["id"].native == "bigint(20) unsigned"
+    assert cols["id"].logical.to_json() == {"kind": "int", "bits": 64, "unsigned": True}
+    assert cols["at"].logical.to_json() == {"kind": "timestamp", "precision": 6,
+                                            "zone": False}
+    assert cols["kind"].enum == ["a", "b,c"]
+    assert entry.primary_key == ["id"] and entry.cursor == "at"
+    data = read_table(store, m, f"{maria.name}.events")
+    assert sorted(data.rows) == sorted([
+        ["18446744073709551615", f"{DAY} 00:00:00", "a", "first, of the day"],
+        ["2", f"{DAY} 23:59:59.999999", "b,c", 'last "quoted"\nline'],
+        ["3", f"{DAY + timedelta(days=1)} 00:00:00", "a", ""],
+        ["4", f"{DAY - timedelta(days=1)} 12:00:00.5", "a", ""],
+        ["5", f"{DAY - timedelta(days=1)} 23:59:59.999999", "b,c", "ä😀"],
+    ])
+    ds = read_dataset(store)
+    assert [p.id for p in ds.index.publications] == [m.publication]
+
+
+def test_a_primary_is_refused_without_allow_primary(maria: MariaDatabase, tmp_path) -> None:
+    _fill(maria)
+    store = open_store(str(tmp_path / "pub"))
+    with pytest.raises(SafetyError):
+        export_full(config_for(maria.primary_url), store)
+    cfg = write_config(tmp_path / "topoff.toml", f"""
+dataset = "shop"
+[source]
+url = "{maria.primary_url}"
+[tables.events]
+schema = "{maria.name}"
+cursor = "at"
+""")
+    r = run_cli("export", "full", "--config", cfg, "--to", str(tmp_path / "cli"))
+    assert r.exit_code == 4, r.output
+    err, hint = error_lines(r)
+    assert "primary" in err and "--allow-primary" in hint
+    assert PASSWORD not in r.output
+    ok = export_full(config_for(maria.primary_url).with_overrides(allow_primary=True), store)
+    assert ok.manifests[0].source["in_recovery"] is False
+
+
+def test_incremental_days_and_a_late_row_gives_a_new_revision(maria: MariaDatabase,
+                                                              tmp_path) -> None:
+    _fill(maria)
+    store = open_store(str(tmp_path / "pub"))
+    config = config_for(maria.replica_url).with_export(lookback_days=2)
+    first = export_incremental(config, store, Window.day(DAY))
+    by_label = {m.window.label: m for m in first.manifests if m.window}
+    assert set(by_label) >= {str(DAY), str(DAY - timedelta(days=1))}
+    table = f"{maria.name}.events"
+    day_rows = read_table(store, by_label[str(DAY)], table).rows
+    # the window is [00:00, 24:00) at full precision: 23:59:59.999999 in, next midnight out
+    assert sorted(r[0] for r in day_rows) == ["18446744073709551615", "2"]
+    assert by_label[str(DAY)].tables[table].content_hash.startswith("cs1:")
+
+    again = export_incremental(config, store, Window.day(DAY))
+    assert again.manifests == [] and set(again.unchanged) >= {str(DAY)}
+
+    # a late row inside the lookback window, committed on the primary after publication
+    maria.execute(f"INSERT INTO events VALUES (6, '{DAY - timedelta(days=1)} 08:00:00.000001',"
+                  " 'a', 'late')")
+    late = export_incremental(config, store, Window.day(DAY))
+    [m] = late.manifests
+    assert m.window is not None and m.window.label == str(DAY - timedelta(days=1))
+    assert m.revision == 2
+    rows = read_table(store, m, table).rows
+    assert sorted(r[0] for r in rows) == ["4", "5", "6"]
+    assert ["6", f"{DAY - timedelta(days=1)} 08:00:00.000001", "a", "late"] in rows
