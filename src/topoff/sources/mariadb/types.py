@@ -117,8 +117,10 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
 
     if dt in _INTS:
         bits, signed_pg, unsigned_pg = _INTS[dt]
+        # MEDIUMINT is 24 bits: signed or not, every value is a signed 32-bit integer
+        lg_unsigned = unsigned and dt != "mediumint"
         return col(unsigned_pg if unsigned else signed_pg,
-                   {"kind": "int", "bits": bits, "unsigned": unsigned}, "int")
+                   {"kind": "int", "bits": bits, "unsigned": lg_unsigned}, "int")
     if dt == "year":
         return col("smallint", {"kind": "int", "bits": 16, "unsigned": False}, "year")
     if dt == "decimal":
