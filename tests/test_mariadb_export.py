@@ -135,3 +135,39 @@ def test_incremental_days_and_a_late_row_gives_a_new_revision(maria: MariaDataba
     rows = read_table(store, m, table).rows
     assert sorted(r[0] for r in rows) == ["4", "5", "6"]
     assert ["6", f"{DAY - timedelta(days=1)} 08:00:00.000001", "a", "late"] in rows
+
+
+def test_the_commands_end_to_end(maria: MariaDatabase, tmp_path) -> None:
+    """export full, export incremental, sync and verify on the command line."""
+    _fill(maria)
+    cfg = write_config(tmp_path / "shop.toml", f"""
+dataset = "shop"
+[source]
+url = "{maria.replica_url}"
+[export]
+lookback_days = 1
+[tables.events]
+schema = "{maria.name}"
+method = "append"
+cursor = "at"
+""")
+    out = str(tmp_path / "pub")
+    full = run_cli("export", "full", "--config", cfg, "--to", out)
+    assert full.exit_code == 0, full.output
+    inc = run_cli("export", "incremental", "--config", cfg, "--to", out, "--date", str(DAY))
+    assert inc.exit_code == 0, inc.output
+    replica = str(tmp_path / "replica.duckdb")
+    synced = run_cli("sync", out, replica)
+    assert synced.exit_code == 0, synced.output
+    checked = run_cli("verify", replica, "--against", maria.replica_url)
+    assert checked.exit_code == 0, checked.output
+    maria.execute("DELETE FROM events WHERE id = 2")
+    differs = run_cli("verify", replica, "--against", maria.replica_url)
+    assert differs.exit_code == 1, differs.output
+    dry = run_cli("export", "full", "--config", cfg, "--to", out, "--dry-run")
+    no_config = run_cli("export", "full", "--source", maria.replica_url, "--to", out)
+    for r in (dry, no_config):  # a PostgreSQL-only path: refused in one clear line
+        assert r.exit_code == 2
+        err, hint = error_lines(r)
+        assert "PostgreSQL sources only" in err and "--config" in hint
+    assert PASSWORD not in full.output + inc.output + checked.output + no_config.output
