@@ -14,8 +14,10 @@ from topoff.dataset.layout import Window
 from topoff.errors import SafetyError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
+from topoff.sources import base
 from topoff.sources.base import source_class
-from topoff.sources.mariadb.source import MariaSource
+from topoff.sources.mariadb.source import MariaReader, MariaSnapshot, MariaSource
+from topoff.sources.mariadb.verify import MariaVerifier
 from topoff.stores import open_store
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()
@@ -54,6 +56,18 @@ def test_source_class_and_capabilities() -> None:
     caps = MariaSource.capabilities
     assert not caps.xmin_change_detection and not caps.exported_snapshot
     assert caps.hash_algorithms == ("my1",)
+
+
+@pytest.mark.parametrize("protocol, implementation", [
+    (base.Source, MariaSource), (base.SourceReader, MariaReader),
+    (base.SourceSnapshot, MariaSnapshot), (base.SourceVerifier, MariaVerifier)])
+def test_the_mariadb_source_has_every_member_of_the_contract(protocol, implementation):
+    members = [n for n in vars(protocol) if not n.startswith("_")] + \
+        list(getattr(protocol, "__annotations__", {}))
+    missing = [n for n in members if not hasattr(implementation, n)
+               and n not in implementation.__init__.__code__.co_names
+               and n not in getattr(implementation, "__dataclass_fields__", {})]
+    assert not missing
 
 
 def test_full_export_carries_engine_logical_native_and_position(maria: MariaDatabase,
