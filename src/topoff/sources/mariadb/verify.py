@@ -113,7 +113,8 @@ class MariaVerifier:
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         if by_day:
             assert table.cursor
-            day = f"DATE_FORMAT({quote_ident(table.cursor)}, '%Y-%m-%d')"
+            c = quote_ident(table.cursor)  # a zero date is NULL in the replica
+            day = f"IF({c} IS NULL OR {zero_date_sql(c)}, NULL, DATE_FORMAT({c}, '%Y-%m-%d'))"
             sql = f"SELECT {day}, {h} FROM {mt.qualified}{where} GROUP BY 1"
         else:
             sql = f"SELECT NULL, {h} FROM {mt.qualified}{where}"
