@@ -185,3 +185,49 @@ cursor = "at"
         err, hint = error_lines(r)
         assert "PostgreSQL sources only" in err and "--config" in hint
     assert PASSWORD not in full.output + inc.output + checked.output + no_config.output
+
+
+def test_keyless_and_snapshot_tables_use_the_server_hash(maria: MariaDatabase,
+                                                         tmp_path) -> None:
+    """A table without a key is re-checked by the server's order-independent hash (my1);
+    a snapshot table is published again only when its hash changes; private columns stay
+    out; a TIMESTAMP(6) cursor's day is [00:00, 24:00) UTC at full precision."""
+    d, prev = DAY.isoformat(), (DAY - timedelta(days=1)).isoformat()
+    maria.execute(f"""
+        CREATE TABLE hits (at TIMESTAMP(6) NULL, path VARCHAR(50), secret VARCHAR(10));
+        INSERT INTO hits VALUES ('{prev} 23:59:59.999999', '/a', 'x'), ('{d} 00:00:00', '/b', 'y'),
+          ('{d} 23:59:59.999999', '/c', 'z'), ('{(DAY + timedelta(days=1)).isoformat()} 00:00:00',
+          '/d', 'w');
+        CREATE TABLE kinds (code CHAR(2) PRIMARY KEY, label VARCHAR(20));
+        INSERT INTO kinds VALUES ('a', 'Alpha'), ('b', 'Beta')""")
+    db = maria.name
+    config = Config(dataset="shop", source_url=maria.replica_url, tables=(
+        TableConfig(schema=db, name="hits", cursor="at",
+                    columns={"at": "public", "path": "public", "secret": "private"}),
+        TableConfig(schema=db, name="kinds", method="snapshot"),
+    )).with_export(lookback_days=1)
+    store = open_store(str(tmp_path / "pub"))
+    first = export_incremental(config, store, Window.day(DAY))
+    by_label = {m.window.label: m for m in first.manifests if m.window}
+    target = by_label[str(DAY)]
+    hits = target.tables[f"{db}.hits"]
+    assert [c.name for c in hits.columns] == ["at", "path"]
+    assert hits.content_hash is not None and hits.content_hash.startswith("my1:")
+    assert sorted(read_table(store, target, f"{db}.hits").rows) == [
+        [f"{d} 00:00:00+00", "/b"], [f"{d} 23:59:59.999999+00", "/c"]]
+    kinds = target.tables[f"{db}.kinds"]
+    assert kinds.content_hash is not None and kinds.content_hash.startswith("my1:")
+
+    assert export_incremental(config, store, Window.day(DAY)).manifests == []
+
+    # a late row in the earlier day, and a changed snapshot table
+    maria.execute(f"INSERT INTO hits VALUES ('{prev} 00:00:00.000001', '/late', 'v');"
+                  "UPDATE kinds SET label = 'Bravo' WHERE code = 'b'")
+    late = export_incremental(config, store, Window.day(DAY))
+    labels = sorted((m.window.label, m.revision) for m in late.manifests if m.window)
+    assert labels == [(prev, 2), (d, 2)]  # the day with the late row; the snapshot's day
+    republished = {m.window.label: m for m in late.manifests if m.window}
+    assert sorted(r[1] for r in read_table(store, republished[prev], f"{db}.hits").rows) == [
+        "/a", "/late"]
+    assert republished[d].tables[f"{db}.hits"].unchanged_since is not None
+    assert ["b", "Bravo"] in read_table(store, republished[d], f"{db}.kinds").rows
