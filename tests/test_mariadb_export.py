@@ -231,3 +231,23 @@ def test_keyless_and_snapshot_tables_use_the_server_hash(maria: MariaDatabase,
         "/a", "/late"]
     assert republished[d].tables[f"{db}.hits"].unchanged_since is not None
     assert ["b", "Bravo"] in read_table(store, republished[d], f"{db}.kinds").rows
+
+
+def test_a_day_stays_open_while_replication_is_stopped(maria: MariaDatabase, tmp_path) -> None:
+    """The replica's Seconds_Behind_Master says how far it has applied the primary: with
+    replication stopped nothing says the day is complete, so it is refused (exit 4)
+    unless forced."""
+    _fill(maria)
+    store = open_store(str(tmp_path / "pub"))
+    config = config_for(maria.replica_url).with_export(lookback_days=0)
+    replica = maria.pair.replica
+    replica.sql("STOP SLAVE")
+    try:
+        with pytest.raises(SafetyError, match="replication is stopped") as info:
+            export_incremental(config, store, Window.day(DAY))
+        assert info.value.exit_code == 4 and "--force" in (info.value.hint or "")
+        forced = export_incremental(config, store, Window.day(DAY), force=True)
+        assert [m.window.label for m in forced.manifests if m.window] == [str(DAY)]
+    finally:
+        replica.sql("START SLAVE")
+        maria.pair.wait_replica()
