@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from support.mariadb import MariaDatabase, MariaPair
-from support.replica import is_postgres, reader
+from support.replica import fill, is_postgres, nommer_config, publish_standard, reader
 from test_mariadb_types import CASES, _create, _rows_count
 from topoff.config import Config, TableConfig
 from topoff.dataset.layout import Window
@@ -172,3 +172,22 @@ def test_verify_against_the_mariadb_source(published, replica: str, tmp_path: Pa
     finally:
         maria.execute("UPDATE plain SET vc = (SELECT vc FROM every_type WHERE id = 1) "
                       "WHERE id = 1")
+
+
+def test_a_postgresql_and_a_mariadb_dataset_feed_one_replica(published, db, replica: str,
+                                                            tmp_path: Path) -> None:
+    """One analytics replica topped off from a PostgreSQL standby's dataset and a MariaDB
+    replica's dataset; each verified against its own source."""
+    maria, root = published
+    fill(db, days=2, per_day=30)
+    pg_url = str(tmp_path / "nommer")
+    publish_standard(nommer_config(db), pg_url)
+    sync(pg_url, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    with reader(replica) as r:
+        assert r.query("SELECT count(*) FROM public.messages")[0][0] == 60
+        assert r.query(f'SELECT count(*) FROM "{maria.name}".plain')[0][0] == \
+            _rows_count() + 1
+    assert verify(replica, db.standby_url, dataset="datanommer").equal
+    report = verify(replica, maria.replica_url, dataset="maria")
+    assert {t.table: t.equal for t in report.tables}[f"{maria.name}.plain"]
