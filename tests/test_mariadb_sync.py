@@ -9,6 +9,8 @@ are NULL, TIMESTAMP is an instant in UTC, BIT is its digits, FLOAT is a 32-bit f
 from __future__ import annotations
 
 import json
+import math
+import random
 import struct
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +27,7 @@ from topoff.dataset.layout import Window
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.sources.mariadb.connect import connect
+from topoff.sources.mariadb.floats import float_text
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.verify import verify
@@ -158,20 +161,24 @@ def test_verify_against_the_mariadb_source(published, replica: str, tmp_path: Pa
     by_table = {t.table: t for t in report.tables}
     plain = by_table[f"{maria.name}.plain"]
     assert plain.equal and plain.compared_rows == _rows_count() + 1, report.to_json()
+    # FLOAT and DOUBLE columns: hashed row by row from their exact values
     floats = by_table[f"{maria.name}.every_type"]
-    assert not floats.equal
-    assert "floating-point" in (floats.differences[0].missing or "")
+    assert floats.equal and floats.compared_rows == _rows_count(), report.to_json()
 
     # one changed value in one day of the source: that day differs, with equal counts
-    maria.execute("UPDATE plain SET vc = 'changed' WHERE id = 1")
+    # (and a float one ulp away from what was exported)
+    maria.execute("UPDATE plain SET vc = 'changed' WHERE id = 1;"
+                  "UPDATE every_type SET dbl = 0.3 WHERE id = 4")
     try:
         again = {t.table: t for t in verify(replica, maria.replica_url).tables}
-        [diff] = again[f"{maria.name}.plain"].differences
-        assert diff.day == str(DAY) and diff.source_rows == diff.replica_rows
-        assert diff.same_content  # (the counts are the same)
+        for name in ("plain", "every_type"):
+            [diff] = again[f"{maria.name}.{name}"].differences
+            assert diff.day == str(DAY) and diff.source_rows == diff.replica_rows
+            assert diff.same_content  # (the counts are the same)
     finally:
         maria.execute("UPDATE plain SET vc = (SELECT vc FROM every_type WHERE id = 1) "
-                      "WHERE id = 1")
+                      "WHERE id = 1; UPDATE every_type SET dbl = 0.30000000000000004 "
+                      "WHERE id = 4")
 
 
 def test_a_postgresql_and_a_mariadb_dataset_feed_one_replica(published, db, replica: str,
@@ -191,3 +198,28 @@ def test_a_postgresql_and_a_mariadb_dataset_feed_one_replica(published, db, repl
     assert verify(replica, db.standby_url, dataset="datanommer").equal
     report = verify(replica, maria.replica_url, dataset="maria")
     assert {t.table: t.equal for t in report.tables}[f"{maria.name}.plain"]
+
+
+def test_float_texts_are_postgresql_s_own(db) -> None:
+    """The canonical text of a float (verify of tables with FLOAT/DOUBLE columns) is what
+    PostgreSQL prints, for random bit patterns and edge values."""
+    rng = random.Random(9)
+    doubles = [5e-324, 1e15, 1e16, 999999999999999.9, 1e-4, 1e-5, 0.1, 123456789.125,
+               1.7976931348623157e308, 2.2250738585072014e-308, -0.0, 100.0]
+    while len(doubles) < 3000:
+        v = struct.unpack("d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        if math.isfinite(v):
+            doubles.append(v)
+        doubles.append(rng.uniform(-1e6, 1e6))
+    singles = [struct.unpack("f", struct.pack("f", v))[0] for v in
+               (3.4028234e38, 1.1754944e-38, 16777217.0, 0.1, 1e6, 999999.0, 1e-4, 1e-5)]
+    while len(singles) < 3000:
+        v = struct.unpack("f", rng.getrandbits(32).to_bytes(4, "little"))[0]
+        if math.isfinite(v):
+            singles.append(v)
+    with db.primary() as conn:
+        pg64 = conn.execute("SELECT x::text FROM unnest(%s::float8[]) x", (doubles,)).fetchall()
+        pg32 = conn.execute("SELECT x::real::text FROM unnest(%s::float8[]) x",
+                            (singles,)).fetchall()
+    assert [float_text(v, 64, "exact") for v in doubles] == [r[0] for r in pg64]
+    assert [float_text(v, 32, "exact") for v in singles] == [r[0] for r in pg32]
