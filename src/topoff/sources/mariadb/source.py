@@ -14,7 +14,7 @@ import contextlib
 import difflib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -60,7 +60,8 @@ class MariaSnapshot:
     behind: int | None = None
     replication: str = "unknown"  # running | stopped | hidden | none
     engine: str = "mariadb"
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: when ``behind`` was read (just before the snapshot began)
+    measured_at: datetime | None = None
 
     def to_manifest(self) -> Snapshot:
         position = {k: v for k, v in self.position.as_dict().items() if v is not None}
@@ -79,7 +80,8 @@ class MariaSnapshot:
             return self.time  # a primary (or a read-only server that replicates nothing)
         if self.behind is None:
             return None
-        return self.time - timedelta(seconds=self.behind)
+        # Seconds_Behind_Master counts whole seconds: one more for the part of a second
+        return (self.measured_at or self.time) - timedelta(seconds=self.behind + 1)
 
     def lag(self) -> tuple[str, str | None]:
         if self.replication == "stopped":
@@ -110,6 +112,16 @@ def _replication(conn: Any) -> tuple[str, int | None]:
             return "stopped", None
         return "running", max(int(b) for b in behind)
     return "hidden", None
+
+
+def _utc_now(conn: Any) -> datetime:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT UTC_TIMESTAMP(6)")
+        (now,) = cur.fetchone()
+    finally:
+        cur.close()
+    return now.replace(tzinfo=UTC)
 
 
 def _near(name: str, choices: list[str]) -> str:
@@ -179,6 +191,7 @@ class MariaSource:
         self.conn = conn = connect_target(self.target)
         where = self.target.display()
         role = require_replica(conn, where, self.allow_primary)
+        measured_at = _utc_now(conn)
         replication, behind = _replication(conn) if role.is_replica else ("none", None)
         position = snap.shared_snapshot([conn])
         cur = conn.cursor()
@@ -191,7 +204,8 @@ class MariaSource:
         self.info = MariaSnapshot(
             time=now.replace(tzinfo=UTC), in_recovery=role.is_replica,
             database=str(database or self.target.database), version=role.version,
-            position=position, behind=behind, replication=replication, engine=engine)
+            position=position, behind=behind, replication=replication, engine=engine,
+            measured_at=measured_at)
         return self.info
 
     def tables(self, config: Config) -> list[SourceTable]:
@@ -204,7 +218,9 @@ class MariaSource:
     def _table(self, tc: TableConfig, strict: bool) -> MariaSourceTable:
         try:
             mt = read_table(self.conn, tc.schema, tc.name)
-        except SourceError:
+        except SourceError as e:
+            if "not found" not in e.message:
+                raise
             raise ConfigError(f"table {tc.qualified} does not exist on the source (a MariaDB "
                               "table is named database.table)",
                               hint=f"fix [tables.{tc.name}] in the config, or check --source"
