@@ -170,7 +170,7 @@ def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
         rep = _per_window(target.hash_rows, table, span, since_b)
     rep = {_day_key(k): v for k, v in rep.items()}
     last_day = (cutoff - timedelta(days=1)).date() if cutoff else None
-    for day in sorted(set(src) | set(rep)):
+    for day in sorted(set(src) | set(rep), key=lambda d: (d is not None, d or "")):
         s, r = src.get(day, (0, "0")), rep.get(day, (0, "0"))
         if last_day is not None and _after(day, last_day):
             report.newer_rows += max(s[0] - r[0], 0)

@@ -319,6 +319,9 @@ def source_class(url: str) -> SourceKind:
     if engine == "postgresql":
         from topoff.sources.pg_source import PostgresSource
         return PostgresSource  # type: ignore[return-value]
+    if engine in ("mariadb", "mysql"):
+        from topoff.sources.mariadb.source import MariaSource
+        return MariaSource  # type: ignore[return-value]
     raise ConfigError(f"{engine} sources are not supported by this version of topoff",
                       hint="use a PostgreSQL source (postgresql://...)")
 

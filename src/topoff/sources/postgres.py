@@ -80,6 +80,10 @@ def _hint_for(message: str, url: str) -> tuple[str, str]:
 def connect(url: str, application_name: str = "topoff", autocommit: bool = False,
             **overrides: str) -> psycopg.Connection:
     """Connect and apply topoff's session settings; errors become SourceError with a hint."""
+    if url.lower().startswith(("mariadb://", "mysql://")):
+        raise ConfigError("this command reads PostgreSQL sources only, not MariaDB",
+                          hint="with a MariaDB source, `topoff export` needs a --config that "
+                               "lists the tables (docs/mariadb.md); sync and verify work too")
     try:
         pg_conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:

@@ -117,8 +117,10 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
 
     if dt in _INTS:
         bits, signed_pg, unsigned_pg = _INTS[dt]
+        # MEDIUMINT is 24 bits: signed or not, every value is a signed 32-bit integer
+        lg_unsigned = unsigned and dt != "mediumint"
         return col(unsigned_pg if unsigned else signed_pg,
-                   {"kind": "int", "bits": bits, "unsigned": unsigned}, "int")
+                   {"kind": "int", "bits": bits, "unsigned": lg_unsigned}, "int")
     if dt == "year":
         return col("smallint", {"kind": "int", "bits": 16, "unsigned": False}, "year")
     if dt == "decimal":
@@ -180,8 +182,10 @@ def _trim_fraction(s: str) -> str:
     return f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {s}))"
 
 
-def field_sql(column: MariaColumn, single: bool = False) -> str:
-    """SQL that yields the column's CSV field (utf8mb4 text, never NULL: NULL is '')."""
+def value_sql(column: MariaColumn, quote: Any = None) -> str:
+    """SQL that yields the column's value as the text PostgreSQL prints for its ``type``
+    (utf8mb4), NULL for NULL and for zero dates; ``quote(text_sql)`` wraps text values
+    (the CSV quoting)."""
     c = quote_ident(column.name)
     f = column.form
     if f == "int":
@@ -196,25 +200,32 @@ def field_sql(column: MariaColumn, single: bool = False) -> str:
     elif f == "bits":
         value = f"LPAD(BIN({c} + 0), {column.bits}, '0')"
     elif f == "date":
-        return f"IF({c} IS NULL OR {zero_date_sql(c)}, '', DATE_FORMAT({c}, '%Y-%m-%d'))"
+        return f"IF({c} IS NULL OR {zero_date_sql(c)}, NULL, DATE_FORMAT({c}, '%Y-%m-%d'))"
     elif f in ("datetime", "timestamp"):
         text = f"CAST({c} AS CHAR)"
         if column.fraction:
             text = _trim_fraction(text)
         if f == "timestamp":
             text = f"CONCAT({text}, '+00')"
-        return f"IF({c} IS NULL OR {zero_date_sql(c)}, '', {text})"
+        return f"IF({c} IS NULL OR {zero_date_sql(c)}, NULL, {text})"
     elif f == "time":
         text = f"CAST({c} AS CHAR)"
         value = _trim_fraction(text) if column.fraction else text
-    elif f == "geometry":
-        value = _quoted(f"ST_AsText({c})", single)
-    elif column.charset == "utf8mb4":
-        # the same bytes under one collation: CONCAT never meets two collations
-        value = _quoted(f"{c} COLLATE utf8mb4_bin", single)
     else:
-        value = _quoted(f"CONVERT({c} USING utf8mb4) COLLATE utf8mb4_bin", single)
-    return f"IF({c} IS NULL, '', {value})"
+        if f == "geometry":
+            text = f"ST_AsText({c})"
+        elif column.charset == "utf8mb4":
+            # the same bytes under one collation: CONCAT never meets two collations
+            text = f"{c} COLLATE utf8mb4_bin"
+        else:
+            text = f"CONVERT({c} USING utf8mb4) COLLATE utf8mb4_bin"
+        value = quote(text) if quote is not None else text
+    return f"IF({c} IS NULL, NULL, {value})"
+
+
+def field_sql(column: MariaColumn, single: bool = False) -> str:
+    """SQL that yields the column's CSV field (utf8mb4 text, never NULL: NULL is '')."""
+    return f"COALESCE({value_sql(column, lambda s: _quoted(s, single))}, '')"
 
 
 def line_sql(columns: list[MariaColumn]) -> str:

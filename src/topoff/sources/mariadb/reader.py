@@ -1,0 +1,166 @@
+"""A MariaDB table as the exporter sees it, and its rows as a RowStream (sources/base.py).
+
+Rows are the CSV lines the server builds (:func:`topoff.sources.mariadb.types.line_sql`),
+read unbuffered in the driver's raw mode and handed out whole: a header line (the column
+names, quoted as PostgreSQL's COPY quotes them) first, then one line per row. A window is
+``lo <= cursor < hi`` with the bounds of :func:`topoff.dataset.bounds.cursor_bounds`
+passed as parameters and compared by the server at the column's full precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mysql.connector import errors as my_errors
+
+from topoff.dataset.bounds import cursor_bounds
+from topoff.dataset.layout import Window
+from topoff.errors import SourceError
+from topoff.sources.base import SourceTable
+from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
+
+#: the content hash a MariaDB server computes (rows.window_hash): the sum of the first 60
+#: bits of the MD5 of each row's exported CSV line (order-independent)
+MARIA_HASH = "my1"
+BATCH = 2000
+
+
+@dataclass
+class MariaSourceTable(SourceTable):
+    """A configured table of a MariaDB source: its catalog entry (exported columns only)."""
+
+    maria: MariaTable | None = None
+
+    @property
+    def exported(self) -> list[MariaColumn]:
+        assert self.maria is not None
+        return self.maria.columns
+
+
+def _csv_name(name: str) -> bytes:
+    """A column name as a CSV header field (quoted as PostgreSQL's COPY HEADER quotes it)."""
+    if name == "" or any(ch in name for ch in ',"\n\r') or name == "\\.":
+        name = '"' + name.replace('"', '""') + '"'
+    return name.encode("utf-8")
+
+
+def header_line(t: MariaSourceTable) -> bytes:
+    return b",".join(_csv_name(c.name) for c in t.exported) + b"\n"
+
+
+def _bound(value: Any) -> Any:
+    """A window bound as the session (time_zone +00:00) compares it: naive UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
+    conds: list[str] = []
+    params: list[Any] = []
+    if t.config.filter:  # the operator's own SQL from the config file (not a dataset's)
+        conds.append(f"({t.config.filter})")
+    if window is not None:
+        assert t.config.cursor and t.cursor_type
+        b = cursor_bounds(t.cursor_type, t.config.cursor_timezone, window, t.qualified)
+        c = quote_ident(t.config.cursor)
+        conds.append(f"{c} >= %s AND {c} < %s")
+        params += [_bound(b.lo), _bound(b.hi)]
+    return (" WHERE " + " AND ".join(conds), params) if conds else ("", params)
+
+
+def select_sql(t: MariaSourceTable, window: Window | None,
+               ordered: bool) -> tuple[str, list[Any]]:
+    """The SELECT of one CSV line per row (in (cursor, key) order when ``ordered``)."""
+    assert t.maria is not None
+    where, params = where_sql(t, window)
+    order = ""
+    if ordered:
+        keys = list(dict.fromkeys(k for k in [t.config.cursor, *t.primary_key] if k))
+        if keys:
+            order = " ORDER BY " + ", ".join(quote_ident(k) for k in keys)
+    return f"SELECT {line_sql(t.exported)} FROM {t.maria.qualified}{where}{order}", params
+
+
+def hash_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
+    """count(*) and the ``my1`` sum of the rows (as rows.window_hash computes it)."""
+    assert t.maria is not None
+    where, params = where_sql(t, window)
+    line = line_sql(t.exported)
+    return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
+            f"AS UNSIGNED)), 0) FROM {t.maria.qualified}{where}", params)
+
+
+def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:
+    return SourceError(f"reading {t.qualified} from the MariaDB source failed: {e.msg}",
+                       hint="check the connection to the source and the user's SELECT "
+                            "privilege")
+
+
+class LineStream:
+    """The rows of one SELECT as CSV lines, header first (a RowStream)."""
+
+    def __init__(self, conn: Any, t: MariaSourceTable, sql: str, params: list[Any]) -> None:
+        self.table = t
+        self.done = False
+        self._header: bytes | None = header_line(t)
+        self._rows: list[Any] = []
+        self._at = 0
+        self._cur = conn.cursor(raw=True, buffered=False)
+        try:
+            self._cur.execute(sql, params)
+        except my_errors.Error as e:
+            self.close()
+            raise _failed(t, e) from None
+
+    def _fill(self) -> bool:
+        """More rows fetched; False at the end (the stream is then done)."""
+        try:
+            self._rows = self._cur.fetchmany(BATCH)
+        except my_errors.Error as e:
+            self.close()
+            raise _failed(self.table, e) from None
+        self._at = 0
+        if not self._rows:
+            self.close()
+            return False
+        return True
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            with contextlib.suppress(my_errors.Error):
+                self._cur.close()
+
+    def read_row(self) -> bytes | None:
+        if self._header is not None:
+            row, self._header = self._header, None
+            return row
+        if self._at >= len(self._rows) and (self.done or not self._fill()):
+            return None
+        line = self._rows[self._at][0]
+        self._at += 1
+        return bytes(line) + b"\n"
+
+    def read_into(self, buf: bytearray, until: int) -> int:
+        count = 0
+        if self._header is not None:
+            buf += self._header
+            self._header = None
+        while len(buf) < until:
+            if self._at >= len(self._rows) and (self.done or not self._fill()):
+                break
+            rows, at = self._rows, self._at
+            while at < len(rows) and len(buf) < until:
+                buf += rows[at][0]
+                buf += b"\n"
+                at += 1
+                count += 1
+            self._at = at
+        if self._at >= len(self._rows) and not self.done:
+            self._fill()  # learn now whether the rows ended (the writer asks ``done``)
+        return count

@@ -1,0 +1,316 @@
+"""A MariaDB (or MySQL) replica, or a primary when allowed, as a Source (sources/base.py).
+
+What it can do, as data (:data:`CAPABILITIES`): one reader (no snapshot export: workers
+would each need their own snapshot started together, which only the building blocks'
+binlog check proves, so an export reads its tables one after the other in one snapshot);
+no page ranges; no xmin, so the incremental export re-checks every recent day by count
+and content hash; the server hashes windows itself (``my1``, rows.window_hash); no
+PostgreSQL DDL (``pre_data`` false: a consumer creates tables from the manifest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from mysql.connector import errors as my_errors
+
+from topoff.config import Config, TableConfig
+from topoff.dataset.logical import Logical, LogicalError, check_agrees
+from topoff.dataset.manifest import Column, Snapshot
+from topoff.errors import ConfigError, SourceError
+from topoff.pgtypes import is_time_cursor
+from topoff.sources.base import SourceCapabilities, SourceTable
+from topoff.sources.mariadb import snapshot as snap
+from topoff.sources.mariadb.catalog import MariaTable, read_table
+from topoff.sources.mariadb.connect import connect_target, display_url, parse_url
+from topoff.sources.mariadb.reader import (
+    MARIA_HASH,
+    LineStream,
+    MariaSourceTable,
+    hash_sql,
+    select_sql,
+)
+from topoff.sources.mariadb.safety import require_replica
+
+T = TypeVar("T")
+log = logging.getLogger("topoff")
+
+CAPABILITIES = SourceCapabilities(
+    engine="mariadb", exported_snapshot=False, page_ranges=False,
+    xmin_change_detection=False, hash_algorithms=(MARIA_HASH,), pre_data=False,
+    table_locks=False)
+
+
+@dataclass
+class MariaSnapshot:
+    """The snapshot an export reads (:class:`topoff.sources.base.SourceSnapshot`)."""
+
+    time: datetime
+    in_recovery: bool
+    database: str
+    version: str
+    position: snap.SnapshotPosition
+    #: seconds the replica's SQL thread is behind its primary (None: unknown or stopped)
+    behind: int | None = None
+    replication: str = "unknown"  # running | stopped | hidden | none
+    engine: str = "mariadb"
+    #: when ``behind`` was read (just before the snapshot began)
+    measured_at: datetime | None = None
+
+    def to_manifest(self) -> Snapshot:
+        position = {k: v for k, v in self.position.as_dict().items() if v is not None}
+        position["engine"] = self.engine
+        return Snapshot(time=self.time.isoformat(), lsn=None, replay_timestamp=None,
+                        xmin=None, xmax=None,
+                        isolation="repeatable read, read only (consistent snapshot)",
+                        in_recovery=self.in_recovery, position=position)
+
+    def source_json(self, url: str) -> dict[str, Any]:
+        return {"engine": self.engine, "url": display_url(url), "database": self.database,
+                "server_version": self.version, "in_recovery": self.in_recovery}
+
+    def replayed_until(self) -> datetime | None:
+        if not self.in_recovery or self.replication == "none":
+            return self.time  # a primary (or a read-only server that replicates nothing)
+        if self.behind is None:
+            return None
+        # Seconds_Behind_Master counts whole seconds: one more for the part of a second
+        return (self.measured_at or self.time) - timedelta(seconds=self.behind + 1)
+
+    def lag(self) -> tuple[str, str | None]:
+        if self.replication == "stopped":
+            return " (replication is stopped on the replica)", None
+        if self.replication == "hidden":
+            return "", ("this user cannot see the replica's replication status: GRANT "
+                        "REPLICA MONITOR (or REPLICATION CLIENT); or ")
+        return "", None
+
+
+def _replication(conn: Any) -> tuple[str, int | None]:
+    """(running | stopped | hidden | none, Seconds_Behind_Master)."""
+    for stmt in ("SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
+        cur = conn.cursor(dictionary=True)
+        try:
+            cur.execute(stmt)
+            rows = cur.fetchall()
+        except my_errors.Error as e:
+            if e.errno in (1227, 1142, 1044):
+                return "hidden", None
+            continue
+        finally:
+            cur.close()
+        if not rows:
+            return "none", None
+        behind = [r.get("Seconds_Behind_Master", r.get("Seconds_Behind_Source")) for r in rows]
+        if any(b is None for b in behind):
+            return "stopped", None
+        return "running", max(int(b) for b in behind)
+    return "hidden", None
+
+
+def _utc_now(conn: Any) -> datetime:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT UTC_TIMESTAMP(6)")
+        (now,) = cur.fetchone()
+    finally:
+        cur.close()
+    return now.replace(tzinfo=UTC)
+
+
+def _near(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _column(c: Any, what: str) -> Column:
+    logical = Logical.from_json(c.logical, what)
+    check_agrees(logical, c.type, c.enum, what)
+    return Column(c.name, c.type, c.nullable, c.enum, logical=logical, native=c.native[:200])
+
+
+class MariaReader:
+    """The export's connection in its snapshot (:class:`topoff.sources.base.SourceReader`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def rows(self, table: SourceTable, window: Any = None, part: Any = None,
+             ordered: bool = False) -> LineStream:
+        assert isinstance(table, MariaSourceTable) and part is None
+        sql, params = select_sql(table, window, ordered)
+        return LineStream(self.conn, table, sql, params)
+
+    def count_hash(self, table: SourceTable, window: Any, algorithm: str) -> tuple[int, str]:
+        assert isinstance(table, MariaSourceTable)
+        if algorithm != MARIA_HASH:
+            raise ValueError(f"unknown content hash algorithm {algorithm!r}")
+        sql, params = hash_sql(table, window)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+            count, total = cur.fetchone()
+        except my_errors.Error as e:
+            raise SourceError(f"hashing {table.qualified} failed: {e.msg}",
+                              hint="check the connection to the source") from None
+        finally:
+            cur.close()
+        return int(count), f"{MARIA_HASH}:{int(total)}"
+
+    def changed_since(self, table: SourceTable, window: Any, since: Snapshot,
+                      now: Any) -> tuple[int, int] | None:
+        return None  # no xmin: the caller hashes the window
+
+
+class MariaSource:
+    """:class:`topoff.sources.base.Source` for ``mariadb://`` and ``mysql://`` URLs."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, allow_primary: bool,
+                 application_name: str = "topoff export") -> None:
+        self.url = url
+        self.allow_primary = allow_primary
+        self.target = parse_url(url)
+        self.conn: Any = None
+        self.info: MariaSnapshot | None = None
+
+    @staticmethod
+    def retry(run: Callable[[int], T], attempts: int, backoff: float, what: str,
+              cleanup: Callable[[], None] | None = None) -> T:
+        """One attempt: a failure is reported, not retried (the caller cleans up)."""
+        return run(1)
+
+    def open(self) -> MariaSnapshot:
+        self.conn = conn = connect_target(self.target)
+        where = self.target.display()
+        role = require_replica(conn, where, self.allow_primary)
+        measured_at = _utc_now(conn)
+        replication, behind = _replication(conn) if role.is_replica else ("none", None)
+        position = snap.shared_snapshot([conn])
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT UTC_TIMESTAMP(6), DATABASE()")
+            now, database = cur.fetchone()
+        finally:
+            cur.close()
+        engine = "mariadb" if "mariadb" in role.version.lower() else "mysql"
+        self.info = MariaSnapshot(
+            time=now.replace(tzinfo=UTC), in_recovery=role.is_replica,
+            database=str(database or self.target.database), version=role.version,
+            position=position, behind=behind, replication=replication, engine=engine,
+            measured_at=measured_at)
+        return self.info
+
+    def tables(self, config: Config) -> list[SourceTable]:
+        if not config.tables:
+            raise ConfigError("no tables are configured",
+                              hint="list the tables to export under [tables.<name>] in the "
+                                   "config file (see docs/configuration.md)")
+        return [self._table(tc, config.strict) for tc in config.tables]
+
+    def _table(self, tc: TableConfig, strict: bool) -> MariaSourceTable:
+        try:
+            mt = read_table(self.conn, tc.schema, tc.name)
+        except SourceError as e:
+            if "not found" not in e.message:
+                raise
+            raise ConfigError(f"table {tc.qualified} does not exist on the source (a MariaDB "
+                              "table is named database.table)",
+                              hint=f"fix [tables.{tc.name}] in the config, or check --source"
+                              ) from None
+        names = [c.name for c in mt.columns]
+        where = f"[tables.{tc.name}]"
+        for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
+            if col not in names:
+                raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does "
+                                  f"not have{_near(col, names)}",
+                                  hint=f"columns of {tc.qualified}: {', '.join(names)}")
+        unclassified = [n for n in names if n not in tc.columns]
+        if unclassified and strict:
+            raise ConfigError(
+                f"column {unclassified[0]} of {tc.qualified} is not classified public or "
+                "private (--strict)",
+                hint=f"add {unclassified[0]} = \"public\" or \"private\" under "
+                     f"[tables.{tc.name}.columns]")
+        private = tc.private_columns()
+        kept = [c for c in mt.columns if c.name not in private]
+        if not kept:
+            raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
+                              hint=f"remove [tables.{tc.name}] or make a column public")
+        try:
+            columns = [_column(c, f"{tc.qualified} column {c.name!r}") for c in kept]
+        except LogicalError as e:  # the mapping is ours: a bug, not the user's input
+            raise RuntimeError(f"MariaDB type mapping: {e}") from None
+        cursor_type = None
+        if tc.cursor:
+            cursor_type = mt.column(tc.cursor).type
+            if not is_time_cursor(cursor_type):
+                raise ConfigError(f"{where} cursor {tc.cursor} is {mt.column(tc.cursor).native}"
+                                  ", not a time",
+                                  hint="a cursor must be a DATETIME, TIMESTAMP or DATE column")
+        key = list(tc.key) if tc.key else list(mt.primary_key)
+        exported = MariaTable(schema=mt.schema, name=mt.name, columns=kept,
+                              primary_key=mt.primary_key, estimated_rows=mt.estimated_rows,
+                              engine=mt.engine)
+        return MariaSourceTable(
+            config=tc, columns=columns, source_columns=names, primary_key=key,
+            cursor_type=cursor_type, est_rows=float(mt.estimated_rows), maria=exported)
+
+    def lock(self, tables: list[SourceTable]) -> None:
+        return None  # no table locks: the consistent snapshot alone (table_locks false)
+
+    def reader(self) -> MariaReader:
+        assert self.conn is not None, "the source is not open"
+        return MariaReader(self.conn)
+
+    def share(self) -> None:
+        return None
+
+    def worker(self) -> MariaReader:
+        raise AssertionError("a MariaDB source has no exported snapshot: one reader only")
+
+    def parts(self, table: SourceTable, jobs: int, split_bytes: int) -> list[Any]:
+        return [None]
+
+    def hash_algorithm(self) -> str | None:
+        return MARIA_HASH
+
+    def pre_data_sql(self, tables: list[SourceTable]) -> str:
+        return ""
+
+    def post_data_sql(self, tables: list[SourceTable]) -> str:
+        return ""
+
+    def verifier(self) -> Any:
+        """What ``topoff verify`` hashes this source's tables with."""
+        from topoff.sources.mariadb.verify import MariaVerifier
+        assert self.conn is not None, "the source is not open"
+        return MariaVerifier(self.conn)
+
+    def main_error(self, errors: list[BaseException]) -> BaseException:
+        return errors[0]
+
+    def cancel_all(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = None
+
+    def __enter__(self) -> MariaSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,175 @@
+"""How ``topoff verify`` reads a MariaDB source: the canonical hash (topoff.canonical) of its
+rows, computed by the MariaDB server the way the replica holds them.
+
+Each value's canonical text is built in SQL from the text the export writes for it
+(:func:`topoff.sources.mariadb.types.value_sql`): the text PostgreSQL prints for the
+column's ``type``, which is what canonical.py's ``exact`` profile uses, except timestamps
+(epoch microseconds) and bytes (hex); the ``duckdb`` profile also spells dates as day
+numbers and intervals as months, days and microseconds. Rows are joined with the same
+separators and summed with the same 60 bits of MD5, so equal data gives equal hashes.
+
+MariaDB cannot print a float's canonical text (PostgreSQL's shortest form, or C's
+``%.16e`` for a DuckDB replica): a table with FLOAT or DOUBLE columns is hashed here
+instead, row by row, from every value's canonical text computed by the server and each
+float's exact value (floats.py), streamed unbuffered: slower, same hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from datetime import UTC, date, datetime
+from typing import Any
+
+from mysql.connector import errors as my_errors
+
+from topoff.canonical import NULL_MARK, UNIT_SEP
+from topoff.dataset.bounds import Bounds
+from topoff.errors import SourceError
+from topoff.pgtypes import family
+from topoff.sources.mariadb.catalog import MariaTable, read_table
+from topoff.sources.mariadb.floats import float_text
+from topoff.sources.mariadb.types import MariaColumn, quote_ident, value_sql, zero_date_sql
+from topoff.targets.base import TableDef
+
+_SEP = "CHAR(31 USING utf8mb4)"
+_NULL = "CHAR(30 USING utf8mb4)"
+
+
+def _naive(v: Any) -> Any:
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v.astimezone(UTC).replace(tzinfo=None)
+    return v
+
+
+def canonical_sql(mc: MariaColumn, kind: str, profile: str) -> str:
+    """SQL: the canonical text of one value (NULL for NULL and zero dates)."""
+    c = quote_ident(mc.name)
+    if mc.form in ("date", "datetime", "timestamp"):
+        null = f"{c} IS NULL OR {zero_date_sql(c)}"
+        if kind in ("timestamp", "timestamptz"):
+            return (f"IF({null}, NULL, CAST(TIMESTAMPDIFF(MICROSECOND, "
+                    f"'1970-01-01 00:00:00', {c}) AS CHAR))")
+        if kind == "date" and profile == "duckdb":
+            return f"IF({null}, NULL, CAST(DATEDIFF({c}, '1970-01-01') AS CHAR))"
+    if kind == "bytea" and mc.form == "bytes":
+        return f"IF({c} IS NULL, NULL, LOWER(HEX({c})))"
+    if kind == "interval" and mc.form == "time" and profile == "duckdb":
+        return (f"IF({c} IS NULL, NULL, CONCAT('0 0 ', "
+                f"CAST(CAST(TIME_TO_SEC({c}) * 1000000 AS SIGNED) AS CHAR)))")
+    return value_sql(mc)
+
+
+class MariaVerifier:
+    """:class:`topoff.sources.base.SourceVerifier` of a MariaDB source (in its snapshot)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._tables: dict[tuple[str, str], MariaTable | None] = {}
+
+    def _table(self, table: TableDef) -> MariaTable | None:
+        ref = table.source_ref()
+        key = (ref.schema, ref.name)
+        if key not in self._tables:
+            try:
+                self._tables[key] = read_table(self.conn, ref.schema, ref.name)
+            except SourceError:
+                self._tables[key] = None
+        return self._tables[key]
+
+    def mismatch(self, table: TableDef) -> str | None:
+        mt = self._table(table)
+        if mt is None:
+            return "the table is missing on the source"
+        names = {c.name: c for c in mt.columns}
+        gone = [c.name for c in table.columns if c.name not in names]
+        if gone:
+            return f"column(s) {', '.join(gone)} missing on the source"
+        changed = [c.name for c in table.columns
+                   if family(names[c.name].type, names[c.name].enum).kind
+                   != family(c.type, c.enum).kind]
+        if changed:
+            return f"column(s) {', '.join(changed)} changed type on the source"
+        return None
+
+    def hash(self, table: TableDef, by_day: bool, since: datetime | date | None,
+             window: Bounds | None, profile: str) -> dict[str | None, tuple[int, str]]:
+        mt = self._table(table)
+        assert mt is not None, "mismatch() first"
+        stored = {c.name: family(c.type, c.enum).kind for c in table.columns}
+        floats = {c.name: 32 if c.type.strip() == "real" else 64 for c in table.columns
+                  if stored[c.name] == "float"}
+        texts = [f"CAST(CAST({quote_ident(c.name)} AS DOUBLE) AS CHAR)" if c.name in floats
+                 else canonical_sql(mt.column(c.name), stored[c.name], profile)
+                 for c in table.columns]
+        parts = [f"COALESCE({t}, {_NULL})" for t in texts]
+        row = f"CONCAT_WS({_SEP}, {', '.join(parts)})"
+        h = (f"COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
+             "AS UNSIGNED)), 0)")
+        conds, params = [], []
+        if table.cursor:
+            cur = quote_ident(table.cursor)
+            if since is not None:
+                conds.append(f"{cur} >= %s")
+                params.append(_naive(since))
+            if window is not None:
+                conds.append(f"{cur} >= %s AND {cur} < %s")
+                params += [_naive(window.lo), _naive(window.hi)]
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
+        day = "NULL"
+        if by_day:
+            assert table.cursor
+            c = quote_ident(table.cursor)  # a zero date is NULL in the replica
+            day = f"IF({c} IS NULL OR {zero_date_sql(c)}, NULL, DATE_FORMAT({c}, '%Y-%m-%d'))"
+        if floats:
+            sql = f"SELECT {day}, {', '.join(texts)} FROM {mt.qualified}{where}"
+            bits = [floats.get(c.name) for c in table.columns]
+            return self._hash_rows(table, sql, params, bits, profile, by_day)
+        sql = f"SELECT {day}, {h} FROM {mt.qualified}{where}" + (" GROUP BY 1" if by_day
+                                                                   else "")
+        cur_ = self.conn.cursor()
+        try:
+            cur_.execute(sql, params)
+            rows = cur_.fetchall()
+        except my_errors.Error as e:
+            raise SourceError(f"hashing {table.source} on the MariaDB source failed: {e.msg}",
+                              hint="check the connection to the source") from None
+        finally:
+            cur_.close()
+        out: dict[str | None, tuple[int, str]] = {}
+        for d, count, total in rows:
+            key = d.decode() if isinstance(d, bytes | bytearray) else d
+            out[None if key is None else str(key)] = (int(count), str(int(total)))
+        return out
+
+    def _hash_rows(self, table: TableDef, sql: str, params: list[Any], bits: list[int | None],
+                   profile: str, by_day: bool) -> dict[str | None, tuple[int, str]]:
+        """The canonical hash per day, summed here from each row's canonical texts."""
+        sums: dict[str | None, list[int]] = {}
+        cur = self.conn.cursor(raw=True, buffered=False)
+        try:
+            cur.execute(sql, params)
+            while rows := cur.fetchmany(2000):
+                for r in rows:
+                    key = None if r[0] is None else bytes(r[0]).decode()
+                    texts = []
+                    for v, b in zip(r[1:], bits, strict=True):
+                        if v is None:
+                            texts.append(NULL_MARK)
+                        elif b is None:
+                            texts.append(bytes(v).decode())
+                        else:
+                            texts.append(float_text(float(bytes(v)), b, profile))
+                    digest = hashlib.md5(UNIT_SEP.join(texts).encode(), usedforsecurity=False)
+                    acc = sums.setdefault(key, [0, 0])
+                    acc[0] += 1
+                    acc[1] += int(digest.hexdigest()[:15], 16)
+        except my_errors.Error as e:
+            raise SourceError(f"hashing {table.source} on the MariaDB source failed: {e.msg}",
+                              hint="check the connection to the source") from None
+        finally:
+            with contextlib.suppress(my_errors.Error):
+                cur.close()
+        if not sums and not by_day:
+            return {None: (0, "0")}
+        return {k: (n, str(total)) for k, (n, total) in sums.items()}
