@@ -4,6 +4,10 @@ DuckDB on the tables' Parquet files, and compared with the source value by value
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,9 @@ from support.replica import (
     publish_day,
     publish_standard,
 )
+from topoff.errors import IntegrityError
 from topoff.status import status
-from topoff.sync import sync
+from topoff.sync import SyncOptions, sync
 from topoff.targets.iceberg.config import open_catalog, read_settings
 
 CHUNK = 16 * 1024  # small files: several per table and per day
@@ -125,3 +130,85 @@ def test_build_top_off_and_revision(standard, tmp_path):
     [s] = status(target)
     assert s.dataset == "datanommer" and s.complete and s.pending == []
     assert {t.table for t in s.tables} == set(TABLES)
+
+
+def run_sync(url: str, target: str, kill_on: str | None = None) -> tuple[int, list[dict]]:
+    """``python -m topoff sync`` with JSON logs; SIGKILL at the first line whose message
+    starts with ``kill_on``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "topoff", "sync", url, target, "--log-format", "json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines: list[dict] = []
+    try:
+        for raw in proc.stderr:
+            lines.append(json.loads(raw))
+            if kill_on is not None and lines[-1]["message"].startswith(kill_on):
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.stderr.close()
+        code = proc.wait(timeout=120)
+    return code, lines
+
+
+def test_sigkill_midway_then_rerun(standard, tmp_path):
+    db, url = standard
+    target = catalog_file(tmp_path)
+    killed = 0
+    for point in ("loaded public.messages file 2", "loaded public.users file 1",
+                  "applied incremental/", "applied incremental/"):
+        code, lines = run_sync(url, target, kill_on=point)
+        killed += code == -signal.SIGKILL
+    assert killed >= 2  # the runs did die before they finished
+    code, lines = run_sync(url, target)
+    assert code == 0, lines
+    assert_same(target, db)  # every row once
+    [s] = status(target)
+    assert s.complete and s.last_sequence == 3 and s.pending == []
+    code, lines = run_sync(url, target)
+    assert code == 0 and not any(m["message"].startswith(("loaded", "applied"))
+                                 for m in lines)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_failure_inside_a_commit_changes_nothing(standard, tmp_path):
+    db, url = standard
+    target = catalog_file(tmp_path)
+    seen: list[dict] = []
+
+    def hook(name: str, **info: object) -> None:
+        if name == "table_applied" and info["table"] == "public.users_messages":
+            seen.append(info)
+            raise Crash()
+
+    with pytest.raises(Crash):
+        sync(url, target, SyncOptions(hook=hook))
+    assert seen
+    t = iceberg_table(target, "public.users_messages")
+    assert t.properties["topoff.step"] == "ready"  # built, the partition not committed
+    assert t.properties["topoff.sequence"] == "1"
+    result = sync(url, target)
+    assert len(result.applied) == 2
+    assert_same(target, db)
+
+
+def test_a_damaged_file_is_refused_and_nothing_changes(standard, tmp_path):
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    before = {t: iceberg_table(target, t).current_snapshot().snapshot_id for t in TABLES}
+    config = nommer_config(db, chunk_bytes=CHUNK)
+    add_messages(db, day(1), 30, tag="next")
+    pub = publish_day(config, url, day(1)).publications[0]
+    victim = next(Path(url, pub.id, "data").glob("public.messages.*.csv.zst"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    victim.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        sync(url, target)
+    after = {t: iceberg_table(target, t).current_snapshot().snapshot_id for t in TABLES}
+    assert after == before
