@@ -62,7 +62,8 @@ def duckdb_rows(location: str, table: str) -> list[tuple]:
     if not files:
         return []
     paths = [f.removeprefix("file://") for f in files]
-    rows = duckdb.sql("SELECT * FROM read_parquet($files, hive_partitioning = false)",
+    rows = duckdb.sql("SELECT * FROM read_parquet($files, hive_partitioning = false, "
+                      "union_by_name = true)",
                       params={"files": paths}).fetchall()
     return sorted(rows, key=_key)
 

@@ -1,0 +1,127 @@
+"""An Iceberg replica follows each method (upsert by key, snapshot replaced) and each schema
+change (a new column added; a changed type refused with nothing changed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+
+from support.pg import make_config
+from support.replica import (
+    add_messages,
+    day,
+    fill,
+    nommer_config,
+    publish_day,
+    publish_full,
+    publish_standard,
+)
+from test_iceberg_sync import assert_same, catalog_file, iceberg_rows, iceberg_table
+from topoff.demo import sample
+from topoff.errors import TargetError
+from topoff.sync import sync
+
+ACCOUNTS_TOML = """
+dataset = "accounts"
+
+[tables.accounts]
+method = "upsert"
+cursor = "updated_at"
+"""
+
+
+def test_upsert_updates_rows_by_key(db, tmp_path):
+    db.execute("CREATE TABLE accounts (id integer PRIMARY KEY, name text NOT NULL, "
+               "balance numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL, "
+               "tags text[], blob bytea, ok boolean)")
+    db.execute("CREATE INDEX ON accounts (updated_at)")
+    first = datetime.combine(day(4), time(), tzinfo=UTC)
+    db.execute("INSERT INTO accounts SELECT g, 'acct' || g, g * 1.5, "
+               "%s + g * interval '2 hours', ARRAY['a' || g, NULL, 'x,\"y\"'], "
+               "decode(lpad(to_hex(g), 4, '0'), 'hex'), g %% 2 = 0 "
+               "FROM generate_series(1, 30) g", [first])
+    config = make_config(db, ACCOUNTS_TOML, lookback_days=1)
+    url = str(tmp_path / "published")
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    assert_same(target, db, ["public.accounts"])
+
+    noon = datetime.combine(day(1), time(12), tzinfo=UTC)
+    db.execute("UPDATE accounts SET balance = balance + 100, name = name || ' (updated)', "
+               "updated_at = %s + id * interval '1 minute' WHERE id %% 6 = 0", [noon])
+    db.execute("INSERT INTO accounts VALUES (31, 'new', 1, %s, '{}', '', NULL)", [noon])
+    db.sync()
+    published = [p.id for p in publish_day(config, url, day(1)).publications]
+    assert sync(url, target).applied == published
+    have = iceberg_rows(target, "public.accounts")
+    assert len(have) == 31 and len({r[0] for r in have}) == 31
+    updated = {r[0]: r for r in have if r[1].endswith("(updated)")}
+    assert sorted(updated) == [6, 12, 18, 24, 30]
+    assert updated[6][2] == Decimal("109.00")
+    assert updated[6][3] == noon + timedelta(minutes=6)
+    assert updated[6][4] == ["a6", None, 'x,"y"'] and updated[6][5] == b"\x00\x06"
+    assert_same(target, db, ["public.accounts"])
+    assert sync(url, target).applied == []
+
+
+def test_a_changed_snapshot_table_is_replaced(db, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = str(tmp_path / "published")
+    publish_standard(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    db.execute("INSERT INTO users (name) VALUES ('newcomer1'), ('newcomer2')")
+    db.execute("UPDATE packages SET name = name || '-renamed' WHERE id <= 3")
+    db.sync()
+    publish_day(config, url, day(2))
+    assert sync(url, target).applied
+    assert_same(target, db, ["public.users", "public.packages"])
+
+
+def with_extra_column(text: str) -> str:
+    assert text.count('agent_name = "public"\n') == 1
+    return text.replace('agent_name = "public"\n', 'agent_name = "public"\nextra = "public"\n')
+
+
+def test_a_new_column_becomes_an_iceberg_column(db, tmp_path):
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    db.execute("ALTER TABLE messages ADD COLUMN extra text")
+    add_messages(db, day(1), 30)
+    db.execute("UPDATE messages SET extra = 'extra ' || i WHERE msg_id LIKE %s",
+               [f"m{day(1).isoformat()}-%"])
+    db.sync()
+    config = make_config(db, with_extra_column(sample.example_config()), lookback_days=1)
+    published = [p.id for p in publish_day(config, url, day(1)).publications]
+    assert sync(url, target).applied == published
+    table = iceberg_table(target, "public.messages")
+    assert table.schema().fields[-1].name == "extra"
+    extras = [r for r in iceberg_rows(target, "public.messages") if r[-1] is not None]
+    assert len(extras) == 30
+    assert_same(target, db)
+    assert sync(url, target).applied == []
+
+
+def test_a_changed_column_type_stops_and_changes_nothing(db, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = str(tmp_path / "published")
+    publish_standard(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    before = iceberg_table(target, "public.messages").metadata
+    db.execute("ALTER TABLE messages ALTER COLUMN i TYPE bigint")
+    add_messages(db, day(1), 20)
+    publish_day(config, url, day(1))
+    with pytest.raises(TargetError) as e:
+        sync(url, target)
+    assert "public.messages.i" in e.value.message and "bigint" in e.value.message
+    assert "--rebase" in (e.value.hint or "")
+    assert iceberg_table(target, "public.messages").metadata == before
