@@ -17,6 +17,7 @@ from support.replica import (
     publish_day,
     publish_full,
     publish_standard,
+    wait_for_next_second,
 )
 from test_iceberg_sync import assert_same, catalog_file, iceberg_rows, iceberg_table
 from topoff.demo import sample
@@ -125,3 +126,55 @@ def test_a_changed_column_type_stops_and_changes_nothing(db, tmp_path):
     assert "public.messages.i" in e.value.message and "bigint" in e.value.message
     assert "--rebase" in (e.value.hint or "")
     assert iceberg_table(target, "public.messages").metadata == before
+
+
+def insert_late_messages_only(db, d, n: int) -> None:
+    """Late rows in messages alone (no link rows): the link tables' day stays unchanged."""
+    db.execute('INSERT INTO messages (msg_id, i, topic, "timestamp", category, msg) '
+               "SELECT 'lone-' || g, g, 'late.topic', %s::timestamp + g * interval '1 minute', "
+               "'bodhi', '{}' FROM generate_series(1, %s) g", [datetime.combine(d, time()), n])
+
+
+def test_a_passed_over_revision_still_brings_what_the_next_one_refers_to(db, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = str(tmp_path / "published")
+    publish_standard(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    add_messages(db, day(1), 50)
+    db.execute("INSERT INTO users (name) VALUES ('newcomer')")
+    [r1] = [p.id for p in publish_day(config, url, day(1)).publications]
+    insert_late_messages_only(db, day(1), 5)
+    db.sync()
+    result = publish_day(config, url, day(1))
+    [r2] = [p.id for p in result.publications]
+    unchanged = {q: e.unchanged_since for q, e in result.manifests[0].tables.items()}
+    assert unchanged["public.users_messages"] == unchanged["public.users"] == r1
+
+    synced = sync(url, target)
+    assert synced.applied == [r2] and synced.passed_over == [r1]
+    assert "newcomer" in {r[1] for r in iceberg_rows(target, "public.users")}
+    assert_same(target, db)
+    assert sync(url, target).applied == []
+
+
+def test_a_passed_over_full_export_still_brings_snapshot_changes(db, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = str(tmp_path / "published")
+    publish_standard(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    db.execute("INSERT INTO users (name) VALUES ('newcomer')")
+    db.sync()
+    wait_for_next_second()
+    full2 = publish_full(config, url).publications[0].id
+    add_messages(db, day(1), 20)
+    result = publish_day(config, url, day(1))
+    assert result.manifests[-1].tables["public.users"].unchanged_since == full2
+
+    synced = sync(url, target)
+    assert synced.passed_over == [full2] and synced.base_loaded is None
+    assert "newcomer" in {r[1] for r in iceberg_rows(target, "public.users")}
+    assert_same(target, db)

@@ -113,7 +113,9 @@ def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> l
 def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[Path],
                 pub: Publication, manifest: Manifest, added: list[Column],
                 hook: Hook | None = None) -> int:
-    """One publication's files into one table, in one Iceberg commit."""
+    """One publication's files into one table, in one Iceberg commit. ``entry`` and
+    ``manifest`` are those of the publication that holds the rows: ``pub`` itself, or the
+    one it marks the table unchanged since (when this replica passed over that one)."""
     mode = {"append": "append", "upsert": "upsert"}.get(entry.method, "snapshot")
     ledger.sequence, ledger.publication = pub.sequence, pub.id
     ledger.definition.columns.extend(added)

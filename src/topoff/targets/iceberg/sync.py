@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from topoff.dataset.index import Index, Publication
-from topoff.dataset.manifest import Manifest
+from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.errors import TargetError
 from topoff.stores import Store
 from topoff.sync.fetch import Fetcher
@@ -113,17 +113,18 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                 have[q] = (new_table(catalog, ns, entry, ledger), ledger)
             table, ledger = have[q]
             added = check_columns(ledger, entry, pub)
-            if entry.unchanged_since:
-                paths = None
-            else:
-                paths = [fetcher.fetch(pub.id, f) for f in entry.files]
-            if paths is None:
+            source = (pub, manifest, entry) if not entry.unchanged_since else \
+                _unapplied_source(store, index, table, ledger, entry, read_manifest, origin,
+                                  location)
+            if source is None:
                 _pass_over(table, ledger, pub)
                 continue
-            rows = apply_table(table, ledger, entry, paths, pub, manifest, added, opts.hook)
-            if rows != entry.rows:
-                raise TargetError(f"{pub.id} {q}: loaded {rows} rows, the manifest says "
-                                  f"{entry.rows}", hint="republish the dataset")
+            src_pub, src_manifest, src = source
+            paths = [fetcher.fetch(src_pub.id, f) for f in src.files]
+            rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook)
+            if rows != src.rows:
+                raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "
+                                  f"{src.rows}", hint="republish the dataset")
             for p in paths:
                 fetcher.release(p)
             result.rows += rows
@@ -167,6 +168,45 @@ def run(origin: str, location: str, opts: Any, result: Any,
                               "this sync; nothing of the refused commit was applied",
                               hint="run the sync again (it resumes)") from None
         result.downloaded_bytes = fetcher.downloaded_bytes
+
+
+def _applied(table: Any, publication: str) -> bool:
+    """Whether a commit of ``publication`` is in the table's snapshots (their summaries)."""
+    for snap in table.metadata.snapshots:
+        props = snap.summary.additional_properties if snap.summary else {}
+        if props.get("topoff.publication") == publication:
+            return True
+    return False
+
+
+def _unapplied_source(store: Store, index: Index, table: Any, ledger: TableLedger,
+                      entry: TableEntry, read_manifest: ReadManifest, origin: str,
+                      location: str) -> tuple[Publication, Manifest, TableEntry] | None:
+    """Where to load a table a partition marks unchanged since ``ref`` when this table
+    never got ``ref``'s rows (it passed over ``ref``); None when it holds them. Applying a
+    publication twice leaves a table as once (a window, keys or the whole table are
+    replaced), so a snapshot history shortened by expiry costs a reload, never a row."""
+    ref = entry.unchanged_since
+    assert ref is not None
+    pub = index.get(ref)
+    removed = next((r for r in index.removed if r["id"] == ref), None) if pub is None else None
+    sequence = pub.sequence if pub else (removed["sequence"] if removed else None)
+    if sequence is not None and sequence <= ledger.base_sequence:
+        return None
+    if _applied(table, ref):
+        return None
+    if pub is None:
+        raise TargetError(f"{entry.qualified} is unchanged since {ref}, which this replica "
+                          f"did not apply and {origin} no longer has",
+                          hint=rebase_hint(origin, location))
+    held = read_manifest(store, pub).tables.get(entry.qualified)
+    if held is None:
+        raise TargetError(f"{entry.qualified} is unchanged since {ref}, which does not hold it",
+                          hint="the dataset is damaged; " + rebase_hint(origin, location))
+    if held.unchanged_since:
+        return _unapplied_source(store, index, table, ledger, held, read_manifest, origin,
+                                 location)
+    return pub, read_manifest(store, pub), held
 
 
 def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
