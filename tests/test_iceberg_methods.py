@@ -20,9 +20,12 @@ from support.replica import (
     wait_for_next_second,
 )
 from test_iceberg_sync import assert_same, catalog_file, iceberg_rows, iceberg_table
+from topoff.dataset.retention import prune
 from topoff.demo import sample
-from topoff.errors import TargetError
-from topoff.sync import sync
+from topoff.errors import ConfigError, TargetError
+from topoff.stores import open_store
+from topoff.sync import SyncOptions, sync
+from topoff.targets.iceberg.config import open_catalog, read_settings
 
 ACCOUNTS_TOML = """
 dataset = "accounts"
@@ -177,4 +180,39 @@ def test_a_passed_over_full_export_still_brings_snapshot_changes(db, tmp_path):
     synced = sync(url, target)
     assert synced.passed_over == [full2] and synced.base_loaded is None
     assert "newcomer" in {r[1] for r in iceberg_rows(target, "public.users")}
+    assert_same(target, db)
+
+
+def test_only_some_tables_and_a_retention_gap_then_rebase(db, tmp_path):
+    fill(db)
+    config = nommer_config(db)
+    url = str(tmp_path / "published")
+    publish_standard(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target, SyncOptions(tables=["messages", "public.users"]))
+    settings = read_settings(target)
+    names = {i[-1] for i in open_catalog(settings).list_tables(settings.namespace)}
+    assert names == {"messages", "users"}
+    assert_same(target, db, ["public.messages", "public.users"])
+    with pytest.raises(ConfigError, match="--tables differs"):
+        sync(url, target, SyncOptions(tables=["messages"]))
+
+    add_messages(db, day(2), 10, tag="late")
+    publish_day(config, url, day(1))  # day(2) r2 (4), day(1) r1 (5)
+    wait_for_next_second()
+    full2 = publish_full(config, url).publications[0].id  # 6
+    with open_store(url) as store:
+        pruned = prune(store, "datanommer", keep_days=1, keep_full=1)
+    assert f"incremental/{day(2).isoformat()}/r2" in [p.id for p in pruned.removed]
+    before = iceberg_table(target, "public.messages").metadata
+    with pytest.raises(TargetError) as e:
+        sync(url, target)
+    assert "older than the oldest data still published" in e.value.message
+    assert "--rebase" in (e.value.hint or "")
+    assert iceberg_table(target, "public.messages").metadata == before
+
+    rebuilt = sync(url, target, SyncOptions(rebase=True))
+    assert rebuilt.base_loaded == full2 and rebuilt.applied == []
+    names = {i[-1] for i in open_catalog(settings).list_tables(settings.namespace)}
+    assert names == {"messages", "users", "users_messages", "packages_messages", "packages"}
     assert_same(target, db)

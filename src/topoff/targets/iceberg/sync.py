@@ -9,7 +9,7 @@ from typing import Any
 
 from topoff.dataset.index import Index, Publication
 from topoff.dataset.manifest import Manifest, TableEntry
-from topoff.errors import TargetError
+from topoff.errors import ConfigError, TargetError
 from topoff.stores import Store
 from topoff.sync.fetch import Fetcher
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
@@ -43,7 +43,7 @@ def state_of(tables: dict[str, tuple[Any, TableLedger]], dataset: str) -> Replic
     ready = all(lg.ready for lg in ledgers)
     return ReplicaState(dataset, first.origin, first.base, first.base_sequence,
                         "ready" if ready else "loading",
-                        min(lg.sequence for lg in ledgers) if ready else 0)
+                        min(lg.sequence for lg in ledgers) if ready else 0, first.tables)
 
 
 def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: str,
@@ -60,14 +60,21 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
         log.info("rebase: dropped the replica's tables of %s", index.dataset)
         have = {}
     state = state_of(have, index.dataset)
+    if state is not None and opts.tables is not None:
+        chosen = select_tables(read_manifest(store, index.get(state.base)), opts.tables) \
+            if index.get(state.base) else opts.tables
+        if state.tables is None or set(chosen) != set(state.tables):
+            raise ConfigError(f"the replica was built with tables {state.tables or 'all'}; "
+                              "--tables differs", hint=rebase_hint(origin, location)
+                              + " --tables ...")
     plan = plan_sync(index, state, origin, location)
     if plan.base is not None:
         base = plan.base
         manifest = read_manifest(store, base)
-        wanted = select_tables(manifest, opts.tables)
-        if have and opts.tables is not None and set(wanted) != set(have):
-            raise TargetError("the replica was built with other tables; --tables differs",
-                              hint=rebase_hint(origin, location))
+        wanted = state.tables if state is not None and state.tables is not None \
+            else select_tables(manifest, opts.tables)
+        partial = state.tables if state is not None else \
+            (wanted if opts.tables is not None else None)
         names = {q: definition(manifest.tables[q], ns).target.name for q in wanted}
         for q in wanted:  # every table first: a resumed load knows the whole set
             if q in have:
@@ -78,7 +85,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                                   "and is not part of this replica",
                                   hint="drop it, or use another namespace")
             ledger = TableLedger(index.dataset, store.url, base.id, base.sequence, 0, None,
-                                 "schema", definition(entry, ns))
+                                 "schema", definition(entry, ns),
+                                 partial)
             have[q] = (new_table(catalog, ns, entry, ledger), ledger)
         log.info("loading %s (%d tables) into %s", base.id, len(wanted), settings.url)
         for q in wanted:
@@ -102,14 +110,14 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     for pub in sorted(plan.apply, key=lambda p: p.sequence):
         manifest = read_manifest(store, pub)
         for q, entry in manifest.tables.items():
-            if q not in have and opts.tables is not None:
-                continue  # a table the publication adds, not among those chosen
+            if q not in have and state.tables is not None:
+                continue  # a partial replica: a table the publication adds, not chosen
             if q in have and have[q][1].sequence >= pub.sequence:
                 continue  # committed by a run that was stopped before the next table
             if q not in have:
                 ledger = TableLedger(index.dataset, store.url, state.base,
                                      state.base_sequence, 0, None, "ready",
-                                     definition(entry, ns))
+                                     definition(entry, ns), None)
                 have[q] = (new_table(catalog, ns, entry, ledger), ledger)
             table, ledger = have[q]
             added = check_columns(ledger, entry, pub)

@@ -76,6 +76,8 @@ class TableLedger:
     publication: str | None
     step: str  # "schema", "file:N" (N files of the full export loaded), "ready"
     definition: TableDef
+    #: the tables the replica was built with (--tables), None for all
+    tables: list[str] | None = None
 
     @property
     def ready(self) -> bool:
@@ -89,7 +91,8 @@ class TableLedger:
                 P + "base-sequence": str(self.base_sequence),
                 P + "sequence": str(self.sequence), P + "publication": self.publication or "",
                 P + "step": self.step, P + "source": self.definition.source,
-                P + "definition": self.definition.to_json()}
+                P + "definition": self.definition.to_json(),
+                P + "tables": json.dumps(self.tables) if self.tables is not None else ""}
 
     @classmethod
     def from_properties(cls, props: dict[str, str], schema: str, name: str
@@ -100,11 +103,21 @@ class TableLedger:
             d = TableDef.from_row(props[P + "source"], schema, name, props[P + "definition"])
             return cls(props[P + "dataset"], props[P + "origin"], props[P + "base"],
                        int(props[P + "base-sequence"]), int(props[P + "sequence"]),
-                       props[P + "publication"] or None, props[P + "step"], d)
+                       props[P + "publication"] or None, props[P + "step"], d,
+                       _tables(props.get(P + "tables", "")))
         except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
             raise TargetError(f"Iceberg table {schema}.{name} has damaged topoff properties "
                               f"({type(e).__name__})",
                               hint="drop the table and sync again with --rebase") from None
+
+
+def _tables(text: str) -> list[str] | None:
+    if not text:
+        return None
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("topoff.tables")
+    return value
 
 
 def summary(ledger: TableLedger, revision: int | None, sha256: str | None) -> dict[str, str]:
