@@ -135,3 +135,56 @@ def test_verify_refuses_an_iceberg_target(tmp_path: Path):
     result = cli("verify", f"iceberg:{path}", "--against", "postgresql://127.0.0.1:1/x")
     assert result.exit_code == 7, result.stderr
     assert "Iceberg replica" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a.b", "", "x" * 200, "naïve", "a b"])
+def test_a_table_name_iceberg_cannot_take_is_refused(name: str):
+    from topoff.dataset.manifest import TableEntry
+    from topoff.errors import TargetError
+    from topoff.targets.iceberg.table import table_name
+
+    with pytest.raises(TargetError, match="does not take"):
+        table_name(TableEntry("public", name, "snapshot", [], []))
+    if name:
+        with pytest.raises(TargetError, match="does not take"):
+            table_name(TableEntry(name, "t", "snapshot", [], []))
+
+
+def test_a_data_file_is_read_in_bounded_batches(tmp_path: Path, monkeypatch):
+    """A file far larger than a batch is converted batch by batch, never whole."""
+    import zstandard
+
+    from topoff.targets.iceberg import rows
+    from topoff.targets.iceberg.table import schema_of
+
+    monkeypatch.setattr(rows, "BLOCK", 64 * 1024)
+    columns = [col("bigint"), Column("t", "text", logical=from_pg_type("text")),
+               Column("b", "bytea", logical=from_pg_type("bytea"))]
+    columns[0] = Column("id", "bigint", logical=from_pg_type("bigint"))
+    lines = ["id,t,b"] + [f'{n},"line {n}\nwith ""quotes"", a comma",\\x{n:08x}'
+                         for n in range(40_000)]
+    path = tmp_path / "f.csv.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress("\n".join(lines).encode() + b"\n"))
+    seen, total, last = 0, 0, None
+    for batch in rows.batches(path, "f", columns, schema_of(columns)):
+        seen += 1
+        total += batch.num_rows
+        assert batch.nbytes < 1 << 20
+        last = batch.slice(batch.num_rows - 1).to_pylist()[0]
+    assert seen > 10 and total == 40_000
+    assert last == {"id": 39_999, "t": 'line 39999\nwith "quotes", a comma',
+                    "b": (39_999).to_bytes(4, "big")}
+
+
+def test_a_header_that_is_not_the_manifest_s_is_refused(tmp_path: Path):
+    import zstandard
+
+    from topoff.errors import IntegrityError
+    from topoff.targets.iceberg.rows import batches
+    from topoff.targets.iceberg.table import schema_of
+
+    columns = [Column("id", "bigint", logical=from_pg_type("bigint"))]
+    path = tmp_path / "f.csv.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b"other\n1\n"))
+    with pytest.raises(IntegrityError, match="header"):
+        list(batches(path, "f", columns, schema_of(columns)))
