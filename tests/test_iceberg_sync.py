@@ -18,6 +18,7 @@ from support.pg import Database
 from support.replica import (
     TABLES,
     add_messages,
+    cli,
     day,
     fill,
     nommer_config,
@@ -134,6 +135,14 @@ def test_build_top_off_and_revision(standard, tmp_path):
     [s] = status(target)
     assert s.dataset == "datanommer" and s.complete and s.pending == []
     assert {t.table for t in s.tables} == set(TABLES)
+    held = {t.table: t for t in s.tables}
+    assert held["public.users"].rows == len(source_rows(db, "public.users", ["id"]))
+    assert held["public.messages"].newest is not None
+
+    out = cli("status", target, "--json")
+    assert out.exit_code == 0, out.stderr
+    [report] = json.loads(out.stdout)
+    assert report["dataset"] == "datanommer" and report["behind"] == 0
 
 
 def run_sync(url: str, target: str, kill_on: str | None = None) -> tuple[int, list[dict]]:
