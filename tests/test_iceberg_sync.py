@@ -243,3 +243,16 @@ def test_a_warehouse_on_s3(standard, tmp_path, s3_server):
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any(k.startswith("lake/replica/messages/data/") for k in keys)
     assert not list((tmp_path).glob("**/*.parquet"))
+
+
+def test_a_warehouse_that_cannot_be_written_is_exit_7(standard, tmp_path):
+    _, url = standard
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'uri = "sqlite:///{tmp_path}/catalog.db"\n'
+                    f'warehouse = "{blocker}/wh"\n')
+    out = cli("sync", url, f"iceberg:{path}")
+    assert out.exit_code == 7, out.stderr
+    assert out.stderr.startswith("error: ") and "hint: " in out.stderr
+    assert "writing the Iceberg tables" in out.stderr

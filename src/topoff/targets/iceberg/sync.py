@@ -175,6 +175,12 @@ def run(origin: str, location: str, opts: Any, result: Any,
             raise TargetError(f"another writer changed a table of {settings.url} during "
                               "this sync; nothing of the refused commit was applied",
                               hint="run the sync again (it resumes)") from None
+        except OSError as e:  # the warehouse: a full disk, a refused permission, S3
+            raise TargetError(f"writing the Iceberg tables of {settings.url} failed "
+                              f"({e.strerror or type(e).__name__}); nothing of the current "
+                              "commit was applied",
+                              hint="fix the warehouse, then run the sync again (it resumes)"
+                              ) from None
         result.downloaded_bytes = fetcher.downloaded_bytes
 
 
