@@ -188,3 +188,18 @@ def test_a_header_that_is_not_the_manifest_s_is_refused(tmp_path: Path):
     path.write_bytes(zstandard.ZstdCompressor().compress(b"other\n1\n"))
     with pytest.raises(IntegrityError, match="header"):
         list(batches(path, "f", columns, schema_of(columns)))
+
+
+def test_null_and_the_empty_string_stay_apart(tmp_path: Path):
+    import zstandard
+
+    from topoff.targets.iceberg.rows import batches
+    from topoff.targets.iceberg.table import schema_of
+
+    columns = [Column("a", "text", logical=from_pg_type("text")),
+               Column("b", "text", logical=from_pg_type("text"))]
+    path = tmp_path / "f.csv.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b'a,b\n"",\n,""\n"\\.",x\n'))
+    [batch] = list(batches(path, "f", columns, schema_of(columns)))
+    assert batch.to_pylist() == [{"a": "", "b": None}, {"a": None, "b": ""},
+                                 {"a": "\\.", "b": "x"}]
