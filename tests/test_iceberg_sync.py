@@ -139,6 +139,8 @@ def test_build_top_off_and_revision(standard, tmp_path):
     assert held["public.users"].rows == len(source_rows(db, "public.users", ["id"]))
     assert held["public.messages"].newest is not None
 
+    out = cli("status", target)
+    assert out.exit_code == 0 and "datanommer" in out.stdout, out.stderr
     out = cli("status", target, "--json")
     assert out.exit_code == 0, out.stderr
     [report] = json.loads(out.stdout)
