@@ -258,3 +258,27 @@ def test_a_warehouse_that_cannot_be_written_is_exit_7(standard, tmp_path):
     assert out.exit_code == 7, out.stderr
     assert out.stderr.startswith("error: ") and "hint: " in out.stderr
     assert "writing the Iceberg tables" in out.stderr
+
+
+def test_expire_keeps_the_current_snapshot_and_the_ledger(standard, tmp_path):
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    many = {t: len(iceberg_table(target, t).metadata.snapshots) for t in TABLES}
+    assert many["public.messages"] > 1
+    out = cli("iceberg", "expire", target, "--older-than", "0s", "--dry-run")
+    assert out.exit_code == 0 and "would expire" in out.stdout, out.stderr
+    assert {t: len(iceberg_table(target, t).metadata.snapshots) for t in TABLES} == many
+    out = cli("iceberg", "expire", target, "--older-than", "0s")
+    assert out.exit_code == 0, out.stderr
+    assert f"public.messages: expired {many['public.messages'] - 1} snapshots, kept 1" \
+        in out.stdout
+    assert all(len(iceberg_table(target, t).metadata.snapshots) == 1 for t in TABLES)
+    assert_same(target, db)
+    assert sync(url, target).applied == []  # the ledger is in the table properties
+
+    add_messages(db, day(1), 25, tag="after")
+    publish_day(nommer_config(db, chunk_bytes=CHUNK), url, day(1))
+    assert len(sync(url, target).applied) == 1
+    assert_same(target, db)
+    assert cli("iceberg", "expire", target, "--older-than", "soon").exit_code == 2
