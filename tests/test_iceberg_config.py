@@ -66,7 +66,8 @@ def test_a_relative_warehouse_is_next_to_the_file(tmp_path: Path):
 
 
 def test_the_cli_does_not_import_pyiceberg():
-    code = ("import sys; from topoff.cli import cli; from topoff import sync, status; "
+    code = ("import sys; from topoff.cli import cli; from topoff import sync, status, verify; "
+            "assert 'iceberg' in cli.commands; "
             "print(any(m.startswith(('pyiceberg', 'pyarrow')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parent.parent / "src")
