@@ -204,3 +204,19 @@ def test_null_and_the_empty_string_stay_apart(tmp_path: Path):
     [batch] = list(batches(path, "f", columns, schema_of(columns)))
     assert batch.to_pylist() == [{"a": "", "b": None}, {"a": None, "b": ""},
                                  {"a": "\\.", "b": "x"}]
+
+
+def test_the_day_partition_does_not_take_a_column_s_name():
+    from topoff.dataset.manifest import TableEntry
+    from topoff.targets.iceberg.table import partition_spec, schema_of
+
+    cols = [Column("ts", "timestamp with time zone",
+                   logical=from_pg_type("timestamp with time zone")),
+            Column("ts_day", "text", logical=from_pg_type("text")),
+            Column("ts_day_", "text", logical=from_pg_type("text"))]
+    entry = TableEntry("public", "t", "append", cols, [], cursor="ts",
+                       cursor_type="timestamp with time zone")
+    spec = partition_spec(entry, schema_of(cols))
+    assert [f.name for f in spec.fields] == ["ts_day__"]
+    assert partition_spec(TableEntry("public", "t", "snapshot", cols, []),
+                          schema_of(cols)).fields == ()

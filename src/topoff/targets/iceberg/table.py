@@ -60,8 +60,12 @@ def partition_spec(entry: TableEntry, schema: Schema) -> PartitionSpec:
     if family(entry.cursor_type).kind not in ("date", "timestamp", "timestamptz"):
         return PartitionSpec()
     source = schema.find_field(entry.cursor)
+    taken = {f.name for f in schema.fields}
+    name = f"{entry.cursor}_day"
+    while name in taken:  # a partition field may not share a column's name
+        name += "_"
     return PartitionSpec(PartitionField(source_id=source.field_id, field_id=1000,
-                                        transform=DayTransform(), name=f"{entry.cursor}_day"))
+                                        transform=DayTransform(), name=name))
 
 
 @dataclass
