@@ -216,3 +216,32 @@ def test_only_some_tables_and_a_retention_gap_then_rebase(db, tmp_path):
     names = {i[-1] for i in open_catalog(settings).list_tables(settings.namespace)}
     assert names == {"messages", "users", "users_messages", "packages_messages", "packages"}
     assert_same(target, db)
+
+
+EVENTS_TOML = """
+dataset = "events"
+
+[tables.events]
+method = "snapshot"
+"""
+
+
+def test_a_value_iceberg_cannot_hold_stops_with_nothing_committed(db, tmp_path):
+    db.execute("CREATE TABLE events (id integer PRIMARY KEY, d date)")
+    db.execute("INSERT INTO events VALUES (1, '2026-01-01'), (2, '0044-03-15 BC')")
+    db.sync()
+    config = make_config(db, EVENTS_TOML, lookback_days=1)
+    url = str(tmp_path / "published")
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    with pytest.raises(TargetError, match="does not fit its Iceberg column") as e:
+        sync(url, target)
+    assert "docs/iceberg.md" in (e.value.hint or "")
+    table = iceberg_table(target, "public.events")
+    assert table.current_snapshot() is None and table.properties["topoff.step"] == "schema"
+    db.execute("DELETE FROM events WHERE id = 2")
+    db.sync()
+    wait_for_next_second()
+    publish_full(config, url)
+    sync(url, target, SyncOptions(rebase=True))
+    assert_same(target, db, ["public.events"])
