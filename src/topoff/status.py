@@ -12,6 +12,7 @@ from topoff.stores import StoreOptions, open_store
 from topoff.sync.plan import plan_sync
 from topoff.targets import Target, open_target
 from topoff.targets.errors import engine_errors
+from topoff.targets.iceberg import is_iceberg
 from topoff.targets.ledger import Ledger
 
 
@@ -70,6 +71,10 @@ def status(target_location: str, check_origin: bool = True,
            store_options: StoreOptions | None = None) -> list[ReplicaStatus]:
     """What each dataset in the replica has applied (and, with ``check_origin``, what its
     origin has published since); empty when the target holds no replica."""
+    if is_iceberg(target_location):  # the ledger lives in each Iceberg table
+        from topoff.targets.iceberg.status import iceberg_status
+
+        return iceberg_status(target_location, check_origin, store_options)
     target = open_target(target_location, create=False)
     try:
         with engine_errors(target.url):

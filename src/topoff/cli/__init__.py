@@ -79,7 +79,7 @@ def _interrupted() -> Interrupted:
 _MODULES: dict[str, tuple[str, ...]] = {
     "init": ("init", "check-config"), "export": ("export",), "datasets": ("prune", "list"),
     "sync": ("sync", "status", "verify"), "replicate": ("replicate",), "demo": ("demo",),
-    "backup": ("backup", "restore", "systemd", "backups"),
+    "backup": ("backup", "restore", "systemd", "backups"), "iceberg": ("iceberg",),
 }
 
 

@@ -49,8 +49,9 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
     """Build or top off the replica TARGET from the dataset at FROM.
 
     FROM is a directory, an http(s):// URL of a published directory, or s3://bucket/prefix.
-    TARGET is a postgresql:// URL, a libpq string ('host=H dbname=D'), or a DuckDB file
-    (default: replica.duckdb). Exit codes: docs/exit-codes.md.
+    TARGET is a postgresql:// URL, a libpq string ('host=H dbname=D'), a DuckDB file
+    (default: replica.duckdb), or iceberg:catalog.toml (docs/iceberg.md). Exit codes:
+    docs/exit-codes.md.
 
     \b
     Example:

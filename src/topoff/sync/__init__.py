@@ -29,6 +29,7 @@ from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
 from topoff.targets.base import ReplicaState
 from topoff.targets.errors import FileNamer, engine_errors
+from topoff.targets.iceberg import is_iceberg
 from topoff.targets.ledger import Ledger
 
 log = logging.getLogger("topoff")
@@ -133,6 +134,13 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
     """
     opts = opts or SyncOptions()
     started = time.monotonic()
+    if is_iceberg(target_location):  # its own loop: the ledger lives in each Iceberg table
+        from topoff.targets.iceberg.sync import run
+
+        result = SyncResult("")
+        run(origin, target_location, opts, result, _read_manifest)
+        result.seconds = time.monotonic() - started
+        return result
     created = new_duckdb_file(target_location)
     store = open_store(origin, opts.store_options)
     try:

@@ -72,7 +72,14 @@ def open_target(location: str, create: bool = True, memory_limit: str | None = N
 
     With ``create`` false (status, verify), a DuckDB file that does not exist is not made:
     the target is empty instead. ``memory_limit``: DuckDB's (see targets.duckdb.resources).
+    An Iceberg location (``iceberg:catalog.toml``) is not a SQL engine: sync and status
+    route it to targets/iceberg before they get here; other commands refuse it.
     """
+    from topoff.targets.iceberg import is_iceberg
+
+    if is_iceberg(location):
+        raise TargetError(f"{location}: this command does not work on an Iceberg replica yet",
+                          hint="topoff sync and topoff status do; see docs/iceberg.md")
     path = duckdb_path(location)
     if path is None:
         from topoff.targets.postgres import PostgresTarget

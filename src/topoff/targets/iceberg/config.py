@@ -1,0 +1,154 @@
+"""``iceberg:PATH/catalog.toml``: the catalog and warehouse an Iceberg replica lives in.
+
+    type = "sql"                        # or "rest"
+    uri = "sqlite:///replica/catalog.db"  # sql: SQLAlchemy URL (sqlite or postgresql);
+                                        # rest: the catalog's http(s) URL
+    warehouse = "warehouse"             # a local directory (relative: to this file's
+                                        # directory) or s3://bucket/prefix
+    namespace = "topoff"                # where the tables are made
+    [s3]                                # only for an s3:// warehouse (all optional)
+    endpoint = "http://127.0.0.1:9000"
+    region = "us-east-1"
+    access_key_id = "..."               # else the usual AWS environment / profile
+    secret_access_key = "..."
+
+The file is configuration: an unknown key, a wrong type or a missing value is refused
+(exit 2) with one line naming the key, never its value (a URL may hold a password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from topoff.errors import ConfigError, TargetError
+
+PREFIX = "iceberg:"
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_KEYS = {"type", "uri", "warehouse", "namespace", "s3"}
+_S3_KEYS = {"endpoint", "region", "access_key_id", "secret_access_key"}
+
+
+def is_iceberg(location: str) -> bool:
+    return location.lower().startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    path: Path
+    type: str
+    uri: str
+    warehouse: str
+    namespace: str
+    s3: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def url(self) -> str:
+        """How the replica is named in messages (the file, no secret)."""
+        return f"{PREFIX}{self.path}"
+
+    def properties(self) -> dict[str, str]:
+        """pyiceberg's catalog properties."""
+        props = {"uri": self.uri, "warehouse": self.warehouse}
+        if self.type == "rest":
+            props["type"] = "rest"
+        names = {"endpoint": "s3.endpoint", "region": "s3.region",
+                 "access_key_id": "s3.access-key-id",
+                 "secret_access_key": "s3.secret-access-key"}
+        props.update({names[k]: v for k, v in self.s3.items()})
+        return props
+
+
+def _fail(path: Path, what: str) -> ConfigError:
+    return ConfigError(f"{path}: {what}",
+                       hint="see docs/iceberg.md for the catalog file (type, uri, warehouse, "
+                            "namespace, [s3])")
+
+
+def read_settings(location: str) -> CatalogSettings:
+    """The settings of ``iceberg:PATH``, validated."""
+    path = Path(location[len(PREFIX):]).expanduser()
+    if not str(path) or str(path) == ".":
+        raise ConfigError("iceberg: needs the path of a catalog file (iceberg:catalog.toml)",
+                          hint="see docs/iceberg.md")
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such catalog file",
+                          hint="write one as docs/iceberg.md shows") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise _fail(path, f"cannot be read ({type(e).__name__})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise _fail(path, f"is not valid TOML ({str(e).split('(')[0].strip()})") from None
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise _fail(path, f"unknown key {unknown[0]!r}")
+
+    def text(key: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if value is None:
+            raise _fail(path, f"{key!r} is missing")
+        if not isinstance(value, str) or not value or len(value) > 4096 or "\0" in value:
+            raise _fail(path, f"{key!r} must be a non-empty string")
+        return value
+
+    kind = text("type", "sql")
+    if kind not in ("sql", "rest"):
+        raise _fail(path, "'type' must be \"sql\" or \"rest\"")
+    uri = text("uri")
+    scheme = uri.split(":", 1)[0].lower()
+    allowed = ("sqlite", "postgresql", "postgresql+psycopg") if kind == "sql" \
+        else ("http", "https")
+    if scheme not in allowed:
+        raise _fail(path, f"'uri' of a {kind} catalog must start with "
+                          + " or ".join(f"{a}:" for a in allowed))
+    warehouse = text("warehouse")
+    if not warehouse.lower().startswith("s3://"):
+        if "://" in warehouse:
+            raise _fail(path, "'warehouse' must be a local directory or s3://bucket/prefix")
+        wh = Path(warehouse).expanduser()
+        warehouse = str((path.parent / wh).resolve() if not wh.is_absolute() else wh)
+    namespace = text("namespace", "topoff")
+    if not NAME.match(namespace):
+        raise _fail(path, "'namespace' must be letters, digits and _ (not starting with a "
+                          "digit)")
+    s3 = data.get("s3", {})
+    if not isinstance(s3, dict):
+        raise _fail(path, "[s3] must be a table")
+    bad = sorted(set(s3) - _S3_KEYS)
+    if bad:
+        raise _fail(path, f"unknown key 's3.{bad[0]}'")
+    for k, v in s3.items():
+        if not isinstance(v, str) or not v:
+            raise _fail(path, f"'s3.{k}' must be a non-empty string")
+    return CatalogSettings(path, kind, uri, warehouse, namespace, dict(s3))
+
+
+def open_catalog(settings: CatalogSettings) -> Any:
+    """The pyiceberg catalog (imported here: only an Iceberg target pays for it)."""
+    try:
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+    except ImportError:
+        raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
+                          hint="pip install 'topoff[iceberg]'") from None
+
+    try:
+        if settings.type == "sql":
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            catalog = SqlCatalog("topoff", **settings.properties())
+        else:
+            from pyiceberg.catalog.rest import RestCatalog
+
+            catalog = RestCatalog("topoff", **settings.properties())
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(settings.namespace)
+    except Exception as e:  # the driver's message may hold the URL: name the file only
+        raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
+                          f"({type(e).__name__})",
+                          hint="check 'uri' and 'warehouse' in the catalog file") from None
+    return catalog

@@ -1,0 +1,63 @@
+"""A data file (``.csv.zst``, COPY's CSV) as Arrow record batches of a table's Iceberg
+types: decompressed and parsed as a stream, one bounded batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import zstandard
+from pyiceberg.schema import Schema
+
+from topoff.dataset.manifest import Column
+from topoff.errors import IntegrityError, TargetError
+from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
+
+#: bytes of CSV parsed at once (a batch holds about this much text)
+BLOCK = 16 << 20
+
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, arrow_type(f.field_type), nullable=True)
+                      for f in schema.fields])
+
+
+def batches(path: Path, name: str, columns: list[Column], schema: Schema
+            ) -> Iterator[pa.RecordBatch]:
+    """The rows of ``path`` (whose header must be ``columns``) shaped as ``schema``: its
+    columns in its order, those the file lacks as NULL."""
+    target = arrow_schema(schema)
+    names = [c.name for c in columns]
+    types = {f.name: f.field_type for f in schema.fields}
+    with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as text:
+        try:
+            reader = pacsv.open_csv(
+                text,
+                read_options=pacsv.ReadOptions(block_size=BLOCK),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names}, null_values=[""],
+                    strings_can_be_null=True, quoted_strings_can_be_null=False))
+            if reader.schema.names != names:
+                raise IntegrityError(f"{name}: its header is not the manifest's columns",
+                                     hint="the publication is damaged; ask the publisher to "
+                                          "republish it")
+            for batch in reader:
+                arrays = []
+                for field in target:
+                    if field.name in names:
+                        arrays.append(convert(batch.column(field.name), types[field.name]))
+                    else:
+                        arrays.append(pa.nulls(batch.num_rows, field.type))
+                yield pa.RecordBatch.from_arrays(arrays, schema=target)
+        except ValueError_ as e:
+            raise TargetError(f"{name}: a value does not fit its Iceberg column ({e})",
+                              hint="see docs/iceberg.md for the types an Iceberg replica "
+                                   "holds; nothing of this publication was committed") from None
+        except (pa.ArrowInvalid, zstandard.ZstdError) as e:
+            raise IntegrityError(f"{name}: not the CSV its manifest describes "
+                                 f"({str(e).splitlines()[0][:160]})",
+                                 hint="the publication is damaged; ask the publisher to "
+                                      "republish it") from None

@@ -1,0 +1,80 @@
+"""``topoff status iceberg:catalog.toml``: what each dataset's Iceberg tables have applied,
+read back from the tables' ledger properties and their snapshots' summaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.sync import _count, replica_tables, state_of
+
+
+def _newest(table: Any, column: str | None) -> str | None:
+    """The largest cursor value, from the data files' column bounds (no data read)."""
+    if column is None or table.current_snapshot() is None:
+        return None
+    from pyiceberg.conversions import from_bytes
+
+    field = table.schema().find_field(column)
+    best = None
+    for task in table.scan().plan_files():
+        raw = (task.file.upper_bounds or {}).get(field.field_id)
+        if raw is not None:
+            value = from_bytes(field.field_type, raw)
+            best = value if best is None else max(best, value)
+    if best is None:
+        return None
+    from pyiceberg.types import DateType, TimestampType, TimestamptzType
+
+    if isinstance(field.field_type, TimestampType | TimestamptzType):
+        tz = UTC if isinstance(field.field_type, TimestamptzType) else None
+        when = datetime.fromtimestamp(best / 1e6, UTC)
+        return (when if tz else when.replace(tzinfo=None)).isoformat(sep=" ")
+    if isinstance(field.field_type, DateType):
+        from datetime import date, timedelta
+
+        return (date(1970, 1, 1) + timedelta(days=best)).isoformat()
+    return str(best)
+
+
+def iceberg_status(location: str, check_origin: bool, store_options: Any) -> list[Any]:
+    from topoff.dataset.index import read_index
+    from topoff.errors import NotPublishedError, TopoffError
+    from topoff.status import ReplicaStatus, TableStatus
+    from topoff.stores import open_store
+    from topoff.sync.plan import plan_sync
+
+    settings = read_settings(location)
+    catalog = open_catalog(settings)
+    by_dataset: dict[str, dict[str, Any]] = {}
+    for source, (table, ledger) in replica_tables(catalog, settings.namespace).items():
+        by_dataset.setdefault(ledger.dataset, {})[source] = (table, ledger)
+    out = []
+    for dataset, tables in sorted(by_dataset.items()):
+        state = state_of(tables, dataset)
+        assert state is not None
+        last = max(tables.values(), key=lambda tl: tl[1].sequence)
+        snap = last[0].current_snapshot()
+        s = ReplicaStatus(
+            dataset=dataset, origin=state.origin, base=state.base, status=state.status,
+            last_sequence=state.last_sequence, last_applied=last[1].publication,
+            last_applied_at=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC)
+            .isoformat(sep=" ") if snap else None, since=None)
+        for source, (table, ledger) in sorted(tables.items()):
+            d = ledger.definition
+            s.tables.append(TableStatus(source, f"{settings.namespace}.{d.target.name}",
+                                        d.method, _count(table), _newest(table, d.cursor)))
+        if check_origin:
+            try:
+                with open_store(state.origin, store_options) as store:
+                    index = read_index(store)
+                if index is None:
+                    raise NotPublishedError(f"nothing is published at {state.origin}")
+                s.published_sequence = index.next_sequence - 1
+                s.pending = [p.id for p in plan_sync(index, state, state.origin,
+                                                     location).apply]
+            except TopoffError as e:
+                s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
+        out.append(s)
+    return out

@@ -1,0 +1,240 @@
+"""The sync loop of an Iceberg replica: which tables are behind, and what to apply to each
+(plan.py's order; the other targets' ledger lives in each table here, see table.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from topoff.dataset.index import Index, Publication
+from topoff.dataset.manifest import Manifest, TableEntry
+from topoff.errors import ConfigError, TargetError
+from topoff.stores import Store
+from topoff.sync.fetch import Fetcher
+from topoff.sync.plan import plan_sync, rebase_hint, select_tables
+from topoff.targets.base import ReplicaState
+from topoff.targets.iceberg.apply import apply_table, check_columns, load_file, refuse_options
+from topoff.targets.iceberg.config import CatalogSettings, open_catalog
+from topoff.targets.iceberg.table import TableLedger, definition, new_table
+
+log = logging.getLogger("topoff")
+ReadManifest = Callable[[Store, Publication], Manifest]
+
+
+def replica_tables(catalog: Any, namespace: str, dataset: str | None = None
+                   ) -> dict[str, tuple[Any, TableLedger]]:
+    """The namespace's tables that topoff made (of ``dataset``), by source table."""
+    out: dict[str, tuple[Any, TableLedger]] = {}
+    for ident in catalog.list_tables(namespace):
+        table = catalog.load_table(ident)
+        ledger = TableLedger.from_properties(dict(table.properties), namespace, ident[-1])
+        if ledger is not None and (dataset is None or ledger.dataset == dataset):
+            out[ledger.definition.source] = (table, ledger)
+    return out
+
+
+def state_of(tables: dict[str, tuple[Any, TableLedger]], dataset: str) -> ReplicaState | None:
+    """The replica's state as the other targets keep it, from its tables' ledgers."""
+    if not tables:
+        return None
+    ledgers = [lg for _, lg in tables.values()]
+    first = ledgers[0]
+    ready = all(lg.ready for lg in ledgers)
+    return ReplicaState(dataset, first.origin, first.base, first.base_sequence,
+                        "ready" if ready else "loading",
+                        min(lg.sequence for lg in ledgers) if ready else 0, first.tables)
+
+
+def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: str,
+                 location: str, opts: Any, fetcher: Fetcher, read_manifest: ReadManifest,
+                 result: Any) -> None:
+    """Bring the Iceberg tables of ``index.dataset`` up to date; fills ``result``."""
+    refuse_options(opts)
+    catalog = open_catalog(settings)
+    ns = settings.namespace
+    have = replica_tables(catalog, ns, index.dataset)
+    if have and opts.rebase:
+        for table, _ in have.values():
+            catalog.purge_table(table.name())
+        log.info("rebase: dropped the replica's tables of %s", index.dataset)
+        have = {}
+    state = state_of(have, index.dataset)
+    if state is not None and opts.tables is not None:
+        chosen = select_tables(read_manifest(store, index.get(state.base)), opts.tables) \
+            if index.get(state.base) else opts.tables
+        if state.tables is None or set(chosen) != set(state.tables):
+            raise ConfigError(f"the replica was built with tables {state.tables or 'all'}; "
+                              "--tables differs", hint=rebase_hint(origin, location)
+                              + " --tables ...")
+    plan = plan_sync(index, state, origin, location)
+    if plan.base is not None:
+        base = plan.base
+        manifest = read_manifest(store, base)
+        wanted = state.tables if state is not None and state.tables is not None \
+            else select_tables(manifest, opts.tables)
+        partial = state.tables if state is not None else \
+            (wanted if opts.tables is not None else None)
+        names = {q: definition(manifest.tables[q], ns).target.name for q in wanted}
+        for q in wanted:  # every table first: a resumed load knows the whole set
+            if q in have:
+                continue
+            entry = manifest.tables[q]
+            if catalog.table_exists((ns, names[q])):
+                raise TargetError(f"table {ns}.{names[q]} already exists in {settings.url} "
+                                  "and is not part of this replica",
+                                  hint="drop it, or use another namespace")
+            ledger = TableLedger(index.dataset, store.url, base.id, base.sequence, 0, None,
+                                 "schema", definition(entry, ns),
+                                 partial)
+            have[q] = (new_table(catalog, ns, entry, ledger), ledger)
+        log.info("loading %s (%d tables) into %s", base.id, len(wanted), settings.url)
+        for q in wanted:
+            table, ledger = have[q]
+            entry = manifest.tables[q]
+            for n, f in enumerate(entry.files, 1):
+                if ledger.ready or n <= ledger.files_done():
+                    continue
+                path = fetcher.fetch(base.id, f)
+                rows = load_file(table, ledger, entry, path, n, base, opts.hook)
+                if f.rows is not None and rows != f.rows:
+                    raise TargetError(f"{base.id}/{f.path}: loaded {rows} rows, the manifest "
+                                      f"says {f.rows}", hint="republish the dataset")
+                fetcher.release(path)
+                result.rows += rows
+                log.info("loaded %s file %d/%d (%s rows)", q, n, len(entry.files), f"{rows:,}")
+        result.base_loaded = base.id
+        state = state_of(have, index.dataset)
+        assert state is not None
+    assert state is not None
+    for pub in sorted(plan.apply, key=lambda p: p.sequence):
+        manifest = read_manifest(store, pub)
+        for q, entry in manifest.tables.items():
+            if q not in have and state.tables is not None:
+                continue  # a partial replica: a table the publication adds, not chosen
+            if q in have and have[q][1].sequence >= pub.sequence:
+                continue  # committed by a run that was stopped before the next table
+            if q not in have:
+                ledger = TableLedger(index.dataset, store.url, state.base,
+                                     state.base_sequence, 0, None, "ready",
+                                     definition(entry, ns), None)
+                have[q] = (new_table(catalog, ns, entry, ledger), ledger)
+            table, ledger = have[q]
+            added = check_columns(ledger, entry, pub)
+            source = (pub, manifest, entry) if not entry.unchanged_since else \
+                _unapplied_source(store, index, table, ledger, entry, read_manifest, origin,
+                                  location)
+            if source is None:
+                _pass_over(table, ledger, pub)
+                continue
+            src_pub, src_manifest, src = source
+            paths = [fetcher.fetch(src_pub.id, f) for f in src.files]
+            rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook)
+            if rows != src.rows:
+                raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "
+                                  f"{src.rows}", hint="republish the dataset")
+            for p in paths:
+                fetcher.release(p)
+            result.rows += rows
+            log.info("applied %s to %s: %s rows", pub.id, q, f"{rows:,}")
+        if opts.hook:
+            opts.hook("partition_applied", publication=pub.id)
+        result.applied.append(pub.id)
+    newest = max([p.sequence for p, _ in plan.skip] + [0])
+    for table, ledger in have.values():
+        if ledger.sequence < newest:
+            _pass_over(table, ledger, None, newest)
+    result.passed_over.extend(p.id for p, _ in plan.skip)
+    result.last_sequence = min((lg.sequence for _, lg in have.values()), default=0)
+    result.rows_held = sum(_count(t) for t, _ in have.values())
+
+
+def run(origin: str, location: str, opts: Any, result: Any,
+        read_manifest: ReadManifest) -> None:
+    """``topoff sync ORIGIN iceberg:FILE``: open the store and the catalog, sync, close."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    from topoff.dataset.index import read_index
+    from topoff.errors import NotPublishedError
+    from topoff.stores import open_store
+    from topoff.targets.iceberg.config import read_settings
+
+    settings = read_settings(location)
+    with open_store(origin, opts.store_options) as store:
+        index = read_index(store)
+        if index is None:
+            raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
+                                    hint="check the location, or publish with "
+                                         "`topoff export full`")
+        result.dataset = index.dataset
+        fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
+        try:
+            sync_iceberg(store, index, settings, origin, location, opts, fetcher,
+                         read_manifest, result)
+        except CommitFailedException:
+            raise TargetError(f"another writer changed a table of {settings.url} during "
+                              "this sync; nothing of the refused commit was applied",
+                              hint="run the sync again (it resumes)") from None
+        except OSError as e:  # the warehouse: a full disk, a refused permission, S3
+            raise TargetError(f"writing the Iceberg tables of {settings.url} failed "
+                              f"({e.strerror or type(e).__name__}); nothing of the current "
+                              "commit was applied",
+                              hint="fix the warehouse, then run the sync again (it resumes)"
+                              ) from None
+        result.downloaded_bytes = fetcher.downloaded_bytes
+
+
+def _applied(table: Any, publication: str) -> bool:
+    """Whether a commit of ``publication`` is in the table's snapshots (their summaries)."""
+    for snap in table.metadata.snapshots:
+        props = snap.summary.additional_properties if snap.summary else {}
+        if props.get("topoff.publication") == publication:
+            return True
+    return False
+
+
+def _unapplied_source(store: Store, index: Index, table: Any, ledger: TableLedger,
+                      entry: TableEntry, read_manifest: ReadManifest, origin: str,
+                      location: str) -> tuple[Publication, Manifest, TableEntry] | None:
+    """Where to load a table a partition marks unchanged since ``ref`` when this table
+    never got ``ref``'s rows (it passed over ``ref``); None when it holds them. Applying a
+    publication twice leaves a table as once (a window, keys or the whole table are
+    replaced), so a snapshot history shortened by expiry costs a reload, never a row."""
+    ref = entry.unchanged_since
+    assert ref is not None
+    pub = index.get(ref)
+    removed = next((r for r in index.removed if r["id"] == ref), None) if pub is None else None
+    sequence = pub.sequence if pub else (removed["sequence"] if removed else None)
+    if sequence is not None and sequence <= ledger.base_sequence:
+        return None
+    if _applied(table, ref):
+        return None
+    if pub is None:
+        raise TargetError(f"{entry.qualified} is unchanged since {ref}, which this replica "
+                          f"did not apply and {origin} no longer has",
+                          hint=rebase_hint(origin, location))
+    held = read_manifest(store, pub).tables.get(entry.qualified)
+    if held is None:
+        raise TargetError(f"{entry.qualified} is unchanged since {ref}, which does not hold it",
+                          hint="the dataset is damaged; " + rebase_hint(origin, location))
+    if held.unchanged_since:
+        return _unapplied_source(store, index, table, ledger, held, read_manifest, origin,
+                                 location)
+    return pub, read_manifest(store, pub), held
+
+
+def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
+               sequence: int | None = None) -> None:
+    """Record a publication that leaves the table as it is (a properties-only commit)."""
+    ledger.sequence = pub.sequence if pub else (sequence or ledger.sequence)
+    if pub is not None:
+        ledger.publication = pub.id
+    with table.transaction() as txn:
+        txn.set_properties(ledger.properties())
+
+
+def _count(table: Any) -> int:
+    snap = table.current_snapshot()
+    if snap is None or snap.summary is None:
+        return 0
+    return int(snap.summary.additional_properties.get("total-records", 0))

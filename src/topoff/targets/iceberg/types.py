@@ -1,0 +1,184 @@
+"""The dataset's column types in Iceberg, and the conversion of the CSV text PostgreSQL wrote
+(COPY, with topoff's session settings) into Arrow arrays of those types.
+
+| logical kind                      | Iceberg type                    | CSV text read as          |
+|-----------------------------------|---------------------------------|---------------------------|
+| bool                              | boolean                         | ``t`` / ``f``             |
+| int 8, 16, 32 (unsigned 8, 16)    | int                             | cast                      |
+| int 64, unsigned 32               | long                            | cast                      |
+| unsigned int 64                   | decimal(20, 0)                  | cast                      |
+| float 32 / 64                     | float / double                  | cast (NaN, ±Infinity kept)|
+| decimal(p, s), p <= 38, s >= 0    | decimal(p, s)                   | cast, exact               |
+| decimal without precision, p > 38 | string                          | PostgreSQL's text         |
+| timestamp with zone               | timestamptz (microseconds, UTC) | cast of ``... +00``       |
+| timestamp without zone            | timestamp (microseconds)        | cast                      |
+| date                              | date                            | cast                      |
+| bytes                             | binary                          | the ``\\x`` hex form       |
+| array of int / float / bool       | list<int / long / double / ...> | parsed from ``{1,2,NULL}``|
+| any other 1-D array               | list<string>                    | parsed, elements as text  |
+| json, text, enum, set, uuid, time, interval, bits, other | string   | as is                     |
+
+Every column is optional (Iceberg's ``required`` is not used: NOT NULL stays the source's
+business). Values the Iceberg type cannot hold (a BC date, ``infinity``, a ``NaN`` numeric
+in a decimal(p,s) column, a multi-dimensional value in an array column) stop the load with
+a clear error; nothing of that publication is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg import types as it
+
+from topoff.dataset.logical import Logical
+from topoff.dataset.manifest import Column
+
+#: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
+MAX_DECIMAL_DIGITS = 38
+
+
+def _scalar(lg: Logical) -> it.PrimitiveType:
+    k = lg.kind
+    if k == "bool":
+        return it.BooleanType()
+    if k == "int":
+        bits = (lg.bits or 64) * (2 if lg.unsigned else 1)
+        if bits > 64:
+            return it.DecimalType(20, 0)
+        return it.IntegerType() if bits <= 32 else it.LongType()
+    if k == "float":
+        return it.FloatType() if lg.bits == 32 else it.DoubleType()
+    if k == "decimal":
+        p, s = lg.precision, lg.scale or 0
+        if p is not None and p <= MAX_DECIMAL_DIGITS and 0 <= s <= p:
+            return it.DecimalType(p, s)
+        return it.StringType()
+    if k == "timestamp":
+        return it.TimestamptzType() if lg.zone else it.TimestampType()
+    if k == "date":
+        return it.DateType()
+    if k == "bytes":
+        return it.BinaryType()
+    return it.StringType()
+
+
+def _element(lg: Logical) -> it.PrimitiveType:
+    """Array elements: numbers and booleans keep their type, everything else is text."""
+    if lg.kind in ("int", "float", "bool"):
+        return _scalar(lg)
+    return it.StringType()
+
+
+def iceberg_type(c: Column) -> it.IcebergType:
+    lg = c.logical
+    if lg.kind == "array":
+        assert lg.element is not None
+        return it.ListType(element_id=0, element_type=_element(lg.element),
+                           element_required=False)
+    return _scalar(lg)
+
+
+_ARROW: dict[type, pa.DataType] = {
+    it.BooleanType: pa.bool_(), it.IntegerType: pa.int32(), it.LongType: pa.int64(),
+    it.FloatType: pa.float32(), it.DoubleType: pa.float64(), it.StringType: pa.large_string(),
+    it.DateType: pa.date32(), it.BinaryType: pa.large_binary(),
+    it.TimestampType: pa.timestamp("us"), it.TimestamptzType: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_type(t: it.IcebergType) -> pa.DataType:
+    if isinstance(t, it.DecimalType):
+        return pa.decimal128(t.precision, t.scale)
+    if isinstance(t, it.ListType):
+        return pa.large_list(pa.field("element", arrow_type(t.element_type)))
+    return _ARROW[type(t)]
+
+
+class ValueError_(ValueError):
+    """A CSV value the column's Iceberg type cannot hold."""
+
+
+def parse_pg_array(text: str) -> list[str | None]:
+    """The elements of PostgreSQL's text of a one-dimensional array (``{a,"b c",NULL}``)."""
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        raise ValueError_(f"not a one-dimensional array: {text[:40]!r}")
+    body = text[1:-1]
+    out: list[str | None] = []
+    if body == "":
+        return out
+    i, n = 0, len(body)
+    while True:
+        if i < n and body[i] == '"':
+            i += 1
+            buf = []
+            while i < n and body[i] != '"':
+                if body[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(body[i])
+                i += 1
+            if i >= n:
+                raise ValueError_("unterminated quoted array element")
+            i += 1
+            out.append("".join(buf))
+        else:
+            j = i
+            while j < n and body[j] != ",":
+                if body[j] in "{}\"\\":
+                    raise ValueError_("multi-dimensional or malformed array value")
+                j += 1
+            item = body[i:j].strip()
+            out.append(None if item.upper() == "NULL" else item)
+            i = j
+        if i >= n:
+            return out
+        if body[i] != ",":
+            raise ValueError_("malformed array value")
+        i += 1
+
+
+def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
+    target = arrow_type(t)
+    if isinstance(t, it.StringType):
+        return arr.cast(target)
+    if isinstance(t, it.BooleanType):
+        bad = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, pa.array(["t", "f"]))))
+        if pc.any(bad).as_py():
+            raise ValueError_("a boolean that is neither t nor f")
+        return pc.equal(arr, "t")
+    if isinstance(t, it.BinaryType):
+        values = []
+        for v in arr.to_pylist():
+            if v is None:
+                values.append(None)
+            elif not v.startswith("\\x"):
+                raise ValueError_("bytea not in its \\x hex form")
+            else:
+                values.append(bytes.fromhex(v[2:]))
+        return pa.array(values, type=target)
+    return pc.cast(arr, target)
+
+
+def convert(arr: pa.Array, t: it.IcebergType) -> pa.Array:
+    """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``."""
+    try:
+        if isinstance(t, it.ListType):
+            lists = [None if v is None else parse_pg_array(v) for v in arr.to_pylist()]
+            flat = pa.array([e for v in lists if v is not None for e in v], type=pa.string())
+            values = _cast(flat, t.element_type)
+            offsets, pos = [], 0
+            for v in lists:
+                offsets.append(pos)
+                pos += len(v) if v is not None else 0
+            offsets.append(pos)
+            mask = pa.array([v is None for v in lists])
+            return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values,
+                                                 type=arrow_type(t), mask=mask)
+        return _cast(arr, t)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        raise ValueError_(str(e).splitlines()[0][:200]) from None
+
+
+def describe(t: Any) -> str:
+    return str(t)
