@@ -8,7 +8,6 @@ catalog SELECTs run here: no DDL, no temp objects, nothing a SELECT-only role ca
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
 from topoff.sources.base import SourceTable
+from topoff.sources.configured import exported_columns, near
 from topoff.sources.types import TypeDef, TypeWalker, merge
 
 log = logging.getLogger("topoff")
@@ -44,11 +44,6 @@ class PgTable(SourceTable):
     @property
     def ident(self) -> sql.Composable:
         return sql.Identifier(self.config.schema, self.config.name)
-
-
-def _near(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 _TABLE_Q = """
@@ -128,33 +123,15 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
             "c.relnamespace WHERE c.relkind IN ('r','p','v','m','f') AND n.nspname NOT IN "
             "('pg_catalog', 'information_schema')").fetchall()]
         raise ConfigError(f"table {tc.qualified} does not exist on the source"
-                          f"{_near(tc.qualified, names)}",
+                          f"{near(tc.qualified, names)}",
                           hint=f"fix [tables.{tc.name}] in the config, or check --source")
     oid, relkind, pages, est_rows = row
     cols = conn.execute(_COLUMNS_Q, (oid,)).fetchall()
     names = [c[1] for c in cols]
-    where = f"[tables.{tc.name}]"
-    for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
-        if col not in names:
-            raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does not have"
-                              f"{_near(col, names)}",
-                              hint=f"columns of {tc.qualified}: {', '.join(names)}")
-    unclassified = [n for n in names if n not in tc.columns]
-    if unclassified and strict:
-        raise ConfigError(
-            f"column {unclassified[0]} of {tc.qualified} is not classified public or private "
-            f"(--strict)",
-            hint=f"add {unclassified[0]} = \"public\" or \"private\" under "
-            f"[tables.{tc.name}.columns]")
-    if unclassified and tc.columns:
-        log.warning("%s: columns %s are not classified in the config; they are exported as "
-                    "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
+    exported = set(exported_columns(tc, names, strict))
     private = tc.private_columns()
     columns = [Column(name, typ, bool(nullable), list(labels) if labels else None, native=typ)
-               for _attnum, name, typ, nullable, labels, *_ in cols if name not in private]
-    if not columns:
-        raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
-                          hint=f"remove [tables.{tc.name}] or make a column public")
+               for _attnum, name, typ, nullable, labels, *_ in cols if name in exported]
     attnums = {name: attnum for attnum, name, *_ in cols}
     (pk,) = conn.execute(_PK_Q, (oid,)).fetchone()  # type: ignore[misc]
     key = list(tc.key) if tc.key else list(pk or [])

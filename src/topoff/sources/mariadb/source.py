@@ -11,7 +11,6 @@ PostgreSQL DDL (``pre_data`` false: a consumer creates tables from the manifest)
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from topoff.dataset.manifest import Column, Snapshot
 from topoff.errors import ConfigError, SourceError
 from topoff.pgtypes import is_time_cursor
 from topoff.sources.base import SourceCapabilities, SourceTable
+from topoff.sources.configured import exported_columns
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect_target, display_url, parse_url
@@ -122,11 +122,6 @@ def _utc_now(conn: Any) -> datetime:
     finally:
         cur.close()
     return now.replace(tzinfo=UTC)
-
-
-def _near(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _column(c: Any, what: str) -> Column:
@@ -227,23 +222,8 @@ class MariaSource:
                               ) from None
         names = [c.name for c in mt.columns]
         where = f"[tables.{tc.name}]"
-        for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
-            if col not in names:
-                raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does "
-                                  f"not have{_near(col, names)}",
-                                  hint=f"columns of {tc.qualified}: {', '.join(names)}")
-        unclassified = [n for n in names if n not in tc.columns]
-        if unclassified and strict:
-            raise ConfigError(
-                f"column {unclassified[0]} of {tc.qualified} is not classified public or "
-                "private (--strict)",
-                hint=f"add {unclassified[0]} = \"public\" or \"private\" under "
-                     f"[tables.{tc.name}.columns]")
-        private = tc.private_columns()
-        kept = [c for c in mt.columns if c.name not in private]
-        if not kept:
-            raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
-                              hint=f"remove [tables.{tc.name}] or make a column public")
+        exported = set(exported_columns(tc, names, strict))
+        kept = [c for c in mt.columns if c.name in exported]
         try:
             columns = [_column(c, f"{tc.qualified} column {c.name!r}") for c in kept]
         except LogicalError as e:  # the mapping is ours: a bug, not the user's input

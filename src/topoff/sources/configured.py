@@ -1,0 +1,48 @@
+"""A configured table's columns checked against the columns the source has.
+
+One set of rules and messages for every engine: a column the config names must exist,
+``--strict`` refuses columns the config does not classify (otherwise they are exported,
+with a warning), and a table whose every column is private is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+
+from topoff.config import TableConfig
+from topoff.errors import ConfigError
+
+log = logging.getLogger("topoff")
+
+
+def near(name: str, choices: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def exported_columns(tc: TableConfig, names: list[str], strict: bool) -> list[str]:
+    """The columns of ``names`` (the source table's, in order) that an export reads."""
+    where = f"[tables.{tc.name}]"
+    for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
+        if col not in names:
+            raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does not "
+                              f"have{near(col, names)}",
+                              hint=f"columns of {tc.qualified}: {', '.join(names)}")
+    unclassified = [n for n in names if n not in tc.columns]
+    if unclassified and strict:
+        raise ConfigError(
+            f"column {unclassified[0]} of {tc.qualified} is not classified public or private "
+            "(--strict)",
+            hint=f"add {unclassified[0]} = \"public\" or \"private\" under "
+                 f"[tables.{tc.name}.columns]")
+    if unclassified and tc.columns:
+        log.warning("%s: columns %s are not classified in the config; they are exported as "
+                    "public (use --strict to refuse)", tc.qualified, ", ".join(unclassified))
+    private = tc.private_columns()
+    kept = [n for n in names if n not in private]
+    if not kept:
+        raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
+                          hint=f"remove [tables.{tc.name}] or make a column public")
+    return kept
