@@ -72,7 +72,7 @@ def status(target_location: str, check_origin: bool = True,
     """What each dataset in the replica has applied (and, with ``check_origin``, what its
     origin has published since); empty when the target holds no replica."""
     if is_iceberg(target_location):  # the ledger lives in each Iceberg table
-        from topoff.targets.iceberg.status import iceberg_status
+        from topoff.status_iceberg import iceberg_status
 
         return iceberg_status(target_location, check_origin, store_options)
     target = open_target(target_location, create=False)

@@ -135,7 +135,7 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
     opts = opts or SyncOptions()
     started = time.monotonic()
     if is_iceberg(target_location):  # its own loop: the ledger lives in each Iceberg table
-        from topoff.targets.iceberg.sync import run
+        from topoff.sync.iceberg import run
 
         result = SyncResult("")
         run(origin, target_location, opts, result, _read_manifest)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from topoff.targets.iceberg.config import open_catalog, read_settings
-from topoff.targets.iceberg.sync import replica_tables
+from topoff.targets.iceberg.table import replica_tables
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pyiceberg.types import NestedField
 from topoff.dataset.manifest import Column, TableEntry
 from topoff.errors import TargetError
 from topoff.pgtypes import family
-from topoff.targets.base import TableDef, TableRef
+from topoff.targets.base import ReplicaState, TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -144,3 +144,35 @@ def new_table(catalog: Any, namespace: str, entry: TableEntry, ledger: TableLedg
 
 def definition(entry: TableEntry, namespace: str) -> TableDef:
     return TableDef.from_entry(entry, TableRef(namespace, table_name(entry)))
+
+
+def replica_tables(catalog: Any, namespace: str, dataset: str | None = None
+                   ) -> dict[str, tuple[Any, TableLedger]]:
+    """The namespace's tables that topoff made (of ``dataset``), by source table."""
+    out: dict[str, tuple[Any, TableLedger]] = {}
+    for ident in catalog.list_tables(namespace):
+        table = catalog.load_table(ident)
+        ledger = TableLedger.from_properties(dict(table.properties), namespace, ident[-1])
+        if ledger is not None and (dataset is None or ledger.dataset == dataset):
+            out[ledger.definition.source] = (table, ledger)
+    return out
+
+
+def state_of(tables: dict[str, tuple[Any, TableLedger]], dataset: str) -> ReplicaState | None:
+    """The replica's state as the other targets keep it, from its tables' ledgers."""
+    if not tables:
+        return None
+    ledgers = [lg for _, lg in tables.values()]
+    first = ledgers[0]
+    ready = all(lg.ready for lg in ledgers)
+    return ReplicaState(dataset, first.origin, first.base, first.base_sequence,
+                        "ready" if ready else "loading",
+                        min(lg.sequence for lg in ledgers) if ready else 0, first.tables)
+
+
+def row_count(table: Any) -> int:
+    """Rows in the table's current snapshot (from its summary: no data read)."""
+    snap = table.current_snapshot()
+    if snap is None or snap.summary is None:
+        return 0
+    return int(snap.summary.additional_properties.get("total-records", 0))

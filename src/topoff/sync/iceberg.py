@@ -12,38 +12,20 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.stores import Store
 from topoff.sync.fetch import Fetcher
+from topoff.sync.iceberg_apply import apply_table, check_columns, load_file, refuse_options
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
-from topoff.targets.base import ReplicaState
-from topoff.targets.iceberg.apply import apply_table, check_columns, load_file, refuse_options
 from topoff.targets.iceberg.config import CatalogSettings, open_catalog
-from topoff.targets.iceberg.table import TableLedger, definition, new_table
+from topoff.targets.iceberg.table import (
+    TableLedger,
+    definition,
+    new_table,
+    replica_tables,
+    row_count,
+    state_of,
+)
 
 log = logging.getLogger("topoff")
 ReadManifest = Callable[[Store, Publication], Manifest]
-
-
-def replica_tables(catalog: Any, namespace: str, dataset: str | None = None
-                   ) -> dict[str, tuple[Any, TableLedger]]:
-    """The namespace's tables that topoff made (of ``dataset``), by source table."""
-    out: dict[str, tuple[Any, TableLedger]] = {}
-    for ident in catalog.list_tables(namespace):
-        table = catalog.load_table(ident)
-        ledger = TableLedger.from_properties(dict(table.properties), namespace, ident[-1])
-        if ledger is not None and (dataset is None or ledger.dataset == dataset):
-            out[ledger.definition.source] = (table, ledger)
-    return out
-
-
-def state_of(tables: dict[str, tuple[Any, TableLedger]], dataset: str) -> ReplicaState | None:
-    """The replica's state as the other targets keep it, from its tables' ledgers."""
-    if not tables:
-        return None
-    ledgers = [lg for _, lg in tables.values()]
-    first = ledgers[0]
-    ready = all(lg.ready for lg in ledgers)
-    return ReplicaState(dataset, first.origin, first.base, first.base_sequence,
-                        "ready" if ready else "loading",
-                        min(lg.sequence for lg in ledgers) if ready else 0, first.tables)
 
 
 def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: str,
@@ -146,7 +128,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
             _pass_over(table, ledger, None, newest)
     result.passed_over.extend(p.id for p, _ in plan.skip)
     result.last_sequence = min((lg.sequence for _, lg in have.values()), default=0)
-    result.rows_held = sum(_count(t) for t, _ in have.values())
+    result.rows_held = sum(row_count(t) for t, _ in have.values())
 
 
 def run(origin: str, location: str, opts: Any, result: Any,
@@ -231,10 +213,3 @@ def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
         ledger.publication = pub.id
     with table.transaction() as txn:
         txn.set_properties(ledger.properties())
-
-
-def _count(table: Any) -> int:
-    snap = table.current_snapshot()
-    if snap is None or snap.summary is None:
-        return 0
-    return int(snap.summary.additional_properties.get("total-records", 0))

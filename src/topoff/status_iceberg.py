@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from topoff.targets.iceberg.config import open_catalog, read_settings
-from topoff.targets.iceberg.sync import _count, replica_tables, state_of
+from topoff.targets.iceberg.table import replica_tables, row_count, state_of
 
 
 def _newest(table: Any, column: str | None) -> str | None:
@@ -64,7 +64,7 @@ def iceberg_status(location: str, check_origin: bool, store_options: Any) -> lis
         for source, (table, ledger) in sorted(tables.items()):
             d = ledger.definition
             s.tables.append(TableStatus(source, f"{settings.namespace}.{d.target.name}",
-                                        d.method, _count(table), _newest(table, d.cursor)))
+                                        d.method, row_count(table), _newest(table, d.cursor)))
         if check_origin:
             try:
                 with open_store(state.origin, store_options) as store:
