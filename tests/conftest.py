@@ -7,6 +7,7 @@ root). Each test gets a fresh database on it, replicated to the standby.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -18,6 +19,12 @@ from support.pg import Database, make_config
 from topoff.config import Config
 from topoff.demo import sample
 from topoff.demo.cluster import ThrowawayCluster
+
+# The MariaDB driver's C extension needs static TLS space from glibc when it loads; once
+# pyarrow (the Iceberg tests) has taken that space, it cannot load ("cannot allocate memory
+# in static TLS block") in the same worker. Loading it first makes the order irrelevant.
+with contextlib.suppress(ImportError):
+    import _mysql_connector  # noqa: F401
 
 pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb"]
 

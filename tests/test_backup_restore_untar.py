@@ -123,7 +123,9 @@ def test_refused(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("how", ["base-256", "pax"])
 def test_negative_size(tmp_path: Path, how: str) -> None:
-    """tarfile reads a negative size from a GNU base-256 field or a pax header as it is."""
+    """A negative size from a GNU base-256 field or a pax header is refused: newer Pythons'
+    tarfile reads it as it is (topoff refuses the member), older ones refuse the header
+    (a ReadError); restore reports either as a damaged backup (exit 6)."""
     info = tarfile.TarInfo("1.dat")
     if how == "base-256":
         info.size = -5
@@ -132,7 +134,7 @@ def test_negative_size(tmp_path: Path, how: str) -> None:
         info.pax_headers = {"size": "-5"}
         data = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     data += b"abc" * 1000 + bytes(1024)
-    with pytest.raises(untar.UnexpectedEntry):
+    with pytest.raises((untar.UnexpectedEntry, tarfile.ReadError)):
         untar.extract(Trickle(data, 4096), tmp_path, accept)
     assert not list(tmp_path.iterdir())
 

@@ -181,6 +181,10 @@ def connect_target(target: MariaTarget) -> Any:
         kw["host"], kw["port"] = target.host, target.port
     try:
         conn = mysql.connector.connect(**kw)
+    except ImportError as e:  # the driver's C extension did not load (see pyproject.toml)
+        raise SourceError(f"the MariaDB driver's C extension cannot be loaded: {e}",
+                          hint="reinstall topoff's dependencies (mysql-connector-python "
+                               "9.1 to 9.6 on Debian 12)") from None
     except my_errors.Error as e:
         msg, hint = _hint_for(e, target)
         raise SourceError(msg, hint=hint) from None
