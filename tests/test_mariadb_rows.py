@@ -146,3 +146,14 @@ def test_sparse_bigint_keys_in_windows(maria: MariaDatabase) -> None:
         for lo, hi in itertools.pairwise(bounds):
             seen += [int(r[0]) for r in _csv(conn, table, Window("id", lo, hi))]
     assert seen == [*keys, 2**64 - 1]
+
+
+def test_percent_signs_in_names_are_not_parameters(maria: MariaDatabase) -> None:
+    """The driver fills ``%s`` parameters into the statement's text: a name holding ``%s``
+    or ``%%`` must stay a name, with the window's bounds still bound as values."""
+    maria.execute("CREATE TABLE `p%s` (`k%d` INT PRIMARY KEY, `v%s` VARCHAR(9), `w%%` INT);"
+                  "INSERT INTO `p%s` VALUES (1, 'a', 1), (2, '%s', 2), (3, 'c', 3)")
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "p%s")
+        assert _csv(conn, table, Window("k%d", 2, 4)) == [["2", "%s", "2"], ["3", "c", "3"]]
+        assert rows.window_hash(conn, table, Window("k%d", 1, 2))[0] == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mysql.connector import errors as my_errors
@@ -21,7 +20,7 @@ from topoff.dataset.layout import Window
 from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
+from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
 
 #: the content hash a MariaDB server computes (rows.window_hash): the sum of the first 60
 #: bits of the MD5 of each row's exported CSV line (order-independent)
@@ -52,13 +51,6 @@ def header_line(t: MariaSourceTable) -> bytes:
     return b",".join(_csv_name(c.name) for c in t.exported) + b"\n"
 
 
-def _bound(value: Any) -> Any:
-    """A window bound as the session (time_zone +00:00) compares it: naive UTC."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
 def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
     conds: list[str] = []
     params: list[Any] = []
@@ -68,8 +60,7 @@ def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any
         assert t.config.cursor and t.cursor_type
         b = cursor_bounds(t.cursor_type, t.config.cursor_timezone, window, t.qualified)
         c = quote_ident(t.config.cursor)
-        conds.append(f"{c} >= %s AND {c} < %s")
-        params += [_bound(b.lo), _bound(b.hi)]
+        conds.append(f"{c} >= {literal(b.lo)} AND {c} < {literal(b.hi)}")
     return (" WHERE " + " AND ".join(conds), params) if conds else ("", params)
 
 

@@ -19,7 +19,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.types import line_sql, quote_ident, zero_date_sql
+from topoff.sources.mariadb.types import line_sql, literal, quote_ident, zero_date_sql
 
 BATCH = 2000
 
@@ -38,13 +38,12 @@ def _where(table: MariaTable, window: Window | None) -> tuple[str, list[Any]]:
         return "", []
     table.column(window.column)  # KeyError for a column the table does not have
     c = quote_ident(window.column)
-    conds, params = [], []
+    conds: list[str] = []
+    params: list[Any] = []  # none: bounds are written as literals (see types.literal)
     if window.lo is not None:
-        conds.append(f"{c} >= %s")
-        params.append(window.lo)
+        conds.append(f"{c} >= {literal(window.lo)}")
     if window.hi is not None:
-        conds.append(f"{c} < %s")
-        params.append(window.hi)
+        conds.append(f"{c} < {literal(window.hi)}")
     return (" WHERE " + " AND ".join(conds), params) if conds else ("", [])
 
 

@@ -14,6 +14,8 @@ date-like column is declared nullable. The mapping table is in docs/mariadb.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 # (bits, PostgreSQL type signed, PostgreSQL type unsigned)
@@ -35,6 +37,32 @@ NATIVE_MAX = 200
 def quote_ident(name: str) -> str:
     """A MariaDB identifier in backticks (backticks inside doubled)."""
     return "`" + name.replace("`", "``") + "`"
+
+
+def literal(value: Any) -> str:
+    """A window bound written into a statement as SQL text.
+
+    Bounds are values topoff computes (times, dates, integers; text and bytes as hex),
+    never SQL from a config or a dataset. Passed as driver parameters, they would make the
+    driver substitute every ``%s`` in the statement, names in backticks included (a table
+    named ``p%s``). Times are compared as the session's time zone (+00:00) reads them:
+    naive UTC.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"'{value.isoformat(sep=' ', timespec='microseconds')}'"
+    if isinstance(value, date):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, str):  # as hex: nothing in it can end the literal
+        return f"_utf8mb4 X'{value.encode().hex()}'"
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    raise TypeError(f"not a window bound: {type(value).__name__}")
 
 
 def parse_labels(column_type: str) -> list[str]:

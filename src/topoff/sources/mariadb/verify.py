@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from mysql.connector import errors as my_errors
@@ -29,17 +29,17 @@ from topoff.errors import SourceError
 from topoff.pgtypes import family
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.floats import float_text
-from topoff.sources.mariadb.types import MariaColumn, quote_ident, value_sql, zero_date_sql
+from topoff.sources.mariadb.types import (
+    MariaColumn,
+    literal,
+    quote_ident,
+    value_sql,
+    zero_date_sql,
+)
 from topoff.targets.base import TableDef
 
 _SEP = "CHAR(31 USING utf8mb4)"
 _NULL = "CHAR(30 USING utf8mb4)"
-
-
-def _naive(v: Any) -> Any:
-    if isinstance(v, datetime) and v.tzinfo is not None:
-        return v.astimezone(UTC).replace(tzinfo=None)
-    return v
 
 
 def canonical_sql(mc: MariaColumn, kind: str, profile: str) -> str:
@@ -110,11 +110,9 @@ class MariaVerifier:
         if table.cursor:
             cur = quote_ident(table.cursor)
             if since is not None:
-                conds.append(f"{cur} >= %s")
-                params.append(_naive(since))
+                conds.append(f"{cur} >= {literal(since)}")
             if window is not None:
-                conds.append(f"{cur} >= %s AND {cur} < %s")
-                params += [_naive(window.lo), _naive(window.hi)]
+                conds.append(f"{cur} >= {literal(window.lo)} AND {cur} < {literal(window.hi)}")
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
         day = "NULL"
         if by_day:
