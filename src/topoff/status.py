@@ -11,6 +11,7 @@ from topoff.errors import NotPublishedError, TopoffError
 from topoff.stores import StoreOptions, open_store
 from topoff.sync.plan import plan_sync
 from topoff.targets import Target, open_target
+from topoff.targets.base import ReplicaState
 from topoff.targets.errors import engine_errors
 from topoff.targets.iceberg import is_iceberg
 from topoff.targets.ledger import Ledger
@@ -102,14 +103,20 @@ def _status(target: Target, dataset: str, target_location: str, check_origin: bo
             t.source, str(t.target), t.method, target.count(t) if exists else 0,
             _text(target.max_cursor(t)) if exists else None))
     if check_origin:
-        try:
-            with open_store(state.origin, store_options) as store:
-                index = read_index(store)
-            if index is None:
-                raise NotPublishedError(f"nothing is published at {state.origin}")
-            s.published_sequence = index.next_sequence - 1
-            plan = plan_sync(index, state, state.origin, target_location)
-            s.pending = [p.id for p in plan.apply]
-        except TopoffError as e:
-            s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
+        check_origin_of(s, state, target_location, store_options)
     return s
+
+
+def check_origin_of(s: ReplicaStatus, state: ReplicaState, target_location: str,
+                    store_options: StoreOptions | None) -> None:
+    """Fill in what the replica's origin has published and what is still to apply."""
+    try:
+        with open_store(state.origin, store_options) as store:
+            index = read_index(store)
+        if index is None:
+            raise NotPublishedError(f"nothing is published at {state.origin}")
+        s.published_sequence = index.next_sequence - 1
+        plan = plan_sync(index, state, state.origin, target_location)
+        s.pending = [p.id for p in plan.apply]
+    except TopoffError as e:
+        s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")

@@ -39,11 +39,7 @@ def _newest(table: Any, column: str | None) -> str | None:
 
 
 def iceberg_status(location: str, check_origin: bool, store_options: Any) -> list[Any]:
-    from topoff.dataset.index import read_index
-    from topoff.errors import NotPublishedError, TopoffError
-    from topoff.status import ReplicaStatus, TableStatus
-    from topoff.stores import open_store
-    from topoff.sync.plan import plan_sync
+    from topoff.status import ReplicaStatus, TableStatus, check_origin_of
 
     settings = read_settings(location)
     catalog = open_catalog(settings)
@@ -66,15 +62,6 @@ def iceberg_status(location: str, check_origin: bool, store_options: Any) -> lis
             s.tables.append(TableStatus(source, f"{settings.namespace}.{d.target.name}",
                                         d.method, row_count(table), _newest(table, d.cursor)))
         if check_origin:
-            try:
-                with open_store(state.origin, store_options) as store:
-                    index = read_index(store)
-                if index is None:
-                    raise NotPublishedError(f"nothing is published at {state.origin}")
-                s.published_sequence = index.next_sequence - 1
-                s.pending = [p.id for p in plan_sync(index, state, state.origin,
-                                                     location).apply]
-            except TopoffError as e:
-                s.origin_error = e.message + (f" ({e.hint})" if e.hint else "")
+            check_origin_of(s, state, location, store_options)
         out.append(s)
     return out
