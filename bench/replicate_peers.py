@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from topoff.config_writer import toml_value
 from topoff.demo.cluster import Server, ThrowawayCluster
 
 #: every generated row is 1 ms after the previous one of its table, from BASE: far enough in
@@ -143,27 +144,17 @@ def topoff_config(path: Path, target: str, source_url: str, schema: str,
                   tables: dict[str, dict[str, object]], allow_primary: bool = False) -> Path:
     """A ``[replicate]`` config (docs/replicate.md) with one source and ``tables``; the
     target schema is set where this topoff supports it."""
-    lines = ["[replicate]", f"target = {_toml(target)}", "", "[replicate.sources.bench]",
-             f"url = {_toml(source_url)}", f"schema = {_toml(schema)}"]
+    lines = ["[replicate]", f"target = {toml_value(target)}", "", "[replicate.sources.bench]",
+             f"url = {toml_value(source_url)}", f"schema = {toml_value(schema)}"]
     if _supports_target_schema():
-        lines.append(f"target_schema = {_toml(DEST_SCHEMA['topoff'])}")
+        lines.append(f"target_schema = {toml_value(DEST_SCHEMA['topoff'])}")
     if allow_primary:
         lines.append("allow_primary = true")
     for name, opts in tables.items():
         lines += ["", f"[replicate.sources.bench.tables.{name}]"]
-        lines += [f"{k} = {_toml(v)}" for k, v in opts.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in opts.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _toml(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _supports_target_schema() -> bool:

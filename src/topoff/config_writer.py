@@ -55,6 +55,17 @@ def toml_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def toml_value(value: object) -> str:
+    """A TOML value: booleans, integers, strings and (nested) lists of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in value) + "]"
+    return toml_string(str(value))
+
+
 def toml_key(value: str) -> str:
     return value if _BARE.match(value) else toml_string(value)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from support.pg import Database
+from topoff.config_writer import toml_value
 from topoff.demo.cluster import ThrowawayCluster
 from topoff.replicate.config import ReplicateConfig, parse_replicate
 from topoff.replicate.engine import open_target
@@ -43,24 +44,14 @@ def config(target: str, sources: dict[str, tuple[str, dict[str, dict[str, object
 
 def config_text(target: str, sources: dict[str, tuple[str, dict[str, dict[str, object]]]],
                 **source_extra: object) -> str:
-    lines = ["[replicate]", f"target = {_toml(target)}"]
+    lines = ["[replicate]", f"target = {toml_value(target)}"]
     for name, (url, tables) in sources.items():
-        lines += [f"[replicate.sources.{name}]", f"url = {_toml(url)}"]
-        lines += [f"{k} = {_toml(v)}" for k, v in source_extra.items()]
+        lines += [f"[replicate.sources.{name}]", f"url = {toml_value(url)}"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in source_extra.items()]
         for tname, settings in tables.items():
-            lines.append(f"[replicate.sources.{name}.tables.{_toml(tname)}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
+            lines.append(f"[replicate.sources.{name}.tables.{toml_value(tname)}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in settings.items()]
     return "\n".join(lines) + "\n"
-
-
-def _toml(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @contextmanager
