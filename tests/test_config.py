@@ -111,6 +111,12 @@ def test_unknown_keys_are_errors(text, words):
     ("[retention]\nkeep_days = 0", ["keep_days must be at least 1"]),
     ('[source]\nallow_primary = "yes"', ["allow_primary must be a bool"]),
     ('strict = "yes"', ["strict must be a bool"]),
+    ("[store]\nretries = -1", ["[store] retries must be at least 0"]),
+    ("[store]\nretries = 21", ["[store] retries must be 0..20"]),
+    ('[store]\nretries = "3"', ["[store] retries must be a int"]),
+    ("[store]\nretry_backoff = -1", ["[store] retry_backoff must be 0 to 60"]),
+    ("[store]\nretry_backoff = nan", ["[store] retry_backoff must be 0 to 60"]),
+    ('[store]\nretry_backoff = "2h"', ["[store] retry_backoff must be 0 to 60"]),
 ])
 def test_invalid_values_are_errors(text, words):
     e = error_of(text)
@@ -128,6 +134,16 @@ def test_filter_lookback_and_key():
     assert c.export.lookback_days == 0
     assert c.export.retry_backoff == 0.5
     assert c.export.chunk_bytes == 16 * 1024
+
+
+def test_store_retries_reach_the_stores():
+    from topoff.cli.options import store_for
+
+    c = parse('[store]\nretries = 0\nretry_backoff = "250ms"')
+    assert (c.store.retries, c.store.retry_backoff) == (0, 0.25)
+    store = store_for("http://127.0.0.1:1/data", c)
+    assert (store.options.retries, store.options.backoff) == (0, 0.25)
+    assert parse("").store.retries == 5  # the default
 
 
 @pytest.mark.parametrize("value, expected", [

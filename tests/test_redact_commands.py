@@ -99,7 +99,21 @@ def test_no_command_prints_or_writes_a_password(datanommer: Database, tmp_path: 
     run("sync", str(dest), pg_target, "--schema", "other", ok=False)  # a rebase hint
     run("prune", *cfg, "--to", str(dest), "--keep-days", "15", "--dry-run")
 
-    # errors: unreachable servers, URLs libpq cannot parse, click's usage errors
+    leaks = run.leaks()
+    assert leaks == [], "\n\n".join(leaks)
+    assert files_holding(tmp_path, PW) == [str(config)]
+    assert PW not in str(query(pg_target, "SELECT * FROM topoff.replicas"))
+
+
+def test_no_error_prints_or_writes_a_password(datanommer: Database, tmp_path: Path,
+                                             pg_target: str):
+    """Unreachable servers, URLs libpq cannot parse, click's usage errors."""
+    run = Runner(tmp_path)
+    source = with_password(datanommer.standby_url)
+    dest = tmp_path / "published"
+    run("export", "full", "--source", source, "--to", str(dest))
+    duck = str(tmp_path / "replica.duckdb")
+    run("sync", str(dest), duck)
     unreachable = f"postgresql://postgres:{PW}@127.0.0.1:1/nowhere"
     bad_port = f"postgresql://postgres:{PW}@127.0.0.1:notaport/db"
     bad_key = f"host=127.0.0.1 password={PW} nonsense=1"
@@ -118,5 +132,4 @@ def test_no_command_prints_or_writes_a_password(datanommer: Database, tmp_path: 
 
     leaks = run.leaks()
     assert leaks == [], "\n\n".join(leaks)
-    assert files_holding(tmp_path, PW) == [str(config)]
-    assert PW not in str(query(pg_target, "SELECT * FROM topoff.replicas"))
+    assert files_holding(tmp_path, PW) == []

@@ -213,3 +213,28 @@ def test_a_damaged_file_over_http_changes_nothing(db, published, setup, replica,
     assert list(cache.iterdir()) == []
     assert_no_duplicates(replica)
     assert_equal(replica, db)
+
+
+def test_store_retries_setting_bounds_the_attempts(tmp_path: Path):
+    """[store] retries = 1: a web server answering 503 is asked twice, then the sync stops
+    with exit 5 and the hint names the setting."""
+    from support.cli import error_lines, run_cli, write_config
+    from support.hostile_http import HostileServer
+
+    def unavailable(handler) -> None:
+        handler.send_response(503)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    (tmp_path / "www").mkdir()
+    config = write_config(tmp_path / "topoff.toml",
+                          '[store]\nretries = 1\nretry_backoff = "10ms"\n')
+    with HostileServer(tmp_path / "www") as server:
+        server.answers["/data/index.json"] = unavailable
+        r = run_cli("sync", f"{server.url}/data", str(tmp_path / "r.duckdb"),
+                    "--config", config)
+        asked = [entry for entry in server.log if entry[1] == "/data/index.json"]
+    assert r.exit_code == 5, r.output
+    assert len(asked) == 2, asked
+    message, hint = error_lines(r)
+    assert "503" in message or "unavailable" in message.lower(), message

@@ -65,6 +65,9 @@ class RetentionSettings:
 class StoreSettings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    #: how often a transient store failure (network, 5xx) is retried, and the first pause
+    retries: int = 5
+    retry_backoff: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,21 @@ def _parse_backup(section: Any) -> BackupSettings:
     )
 
 
+def _parse_store(store: dict[str, Any]) -> StoreSettings:
+    retries = _positive_int(store.get("retries", StoreSettings.retries), "[store] retries",
+                            minimum=0)
+    if retries > 20:
+        raise ConfigError(f"[store] retries must be 0..20, not {retries}")
+    backoff = parse_duration(store.get("retry_backoff", StoreSettings.retry_backoff),
+                             "[store] retry_backoff")
+    if not 0 <= backoff <= 60:  # NaN fails too
+        raise ConfigError(f"[store] retry_backoff must be 0 to 60 seconds, not {backoff:g}",
+                          hint="write it like 500ms or 2s")
+    return StoreSettings(s3_endpoint_url=store.get("s3_endpoint_url"),
+                         s3_region=store.get("s3_region"), retries=retries,
+                         retry_backoff=backoff)
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
     _check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
@@ -254,7 +272,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     retention = data.get("retention", {})
     _check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
     store = data.get("store", {})
-    _check_keys(store, {"s3_endpoint_url", "s3_region"}, "[store]")
+    _check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff"},
+                "[store]")
     defaults = ExportSettings()
     level = _positive_int(export.get("compression_level", defaults.compression_level),
                           "[export] compression_level")
@@ -294,8 +313,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             else _positive_int(keep_days, "[retention] keep_days"),
             keep_full=_positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
         ),
-        store=StoreSettings(s3_endpoint_url=store.get("s3_endpoint_url"),
-                            s3_region=store.get("s3_region")),
+        store=_parse_store(store),
         backup=_parse_backup(data.get("backup", {})),
         path=path,
     )

@@ -83,7 +83,8 @@ def safe_source(url: str) -> str:
     params = pg_conninfo.conninfo_to_dict(url)
     if not any("password" in k for k in params):
         return url
-    return pg_conninfo.make_conninfo(**{k: v for k, v in params.items() if "password" not in k})
+    return pg_conninfo.make_conninfo("", **{k: v for k, v in params.items()
+                                         if "password" not in k})
 
 
 def _ident(name: str) -> str:

@@ -112,7 +112,7 @@ def _per_window(hash_fn: Any, table: TableDef, days: list[date],
                 since: Any) -> dict[str | None, tuple[int, str]]:
     """Per-day hashes by one query per day (cursors whose day needs a time zone)."""
     assert table.cursor_type
-    out = {}
+    out: dict[str | None, tuple[int, str]] = {}
     for d in days:
         b = cursor_bounds(table.cursor_type, table.cursor_timezone, Window.day(d))
         (counted,) = hash_fn(table, False, since, b).values()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import traceback
 from typing import Any
 
@@ -147,7 +146,8 @@ class TopoffGroup(click.Group):
             report(_interrupted(), _format(ctx))
             ctx.exit(Interrupted.exit_code)
         except click.ClickException as e:
-            e.message = redact(e.message)  # usage errors echo the values given
+            # usage errors echo the values given (the attribute is Final only in the stubs)
+            object.__setattr__(e, "message", redact(e.message))
             raise
         except (click.exceptions.Exit, click.Abort):
             raise
@@ -189,7 +189,7 @@ def cli() -> None:
     """
 
 
-cli._lazy = True  # type: ignore[attr-defined]
+cli._lazy = True
 
 
 def main() -> None:
@@ -197,4 +197,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from topoff.config import Config, load_config, parse_size
+from topoff.config import Config, StoreSettings, load_config, parse_size
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
 from topoff.stores import Store, StoreOptions, open_store
@@ -95,11 +95,15 @@ def build_config(config_path: str | None, source_url: str | None = None,
 
 
 def store_for(location: str, config: Config | None = None) -> Store:
-    opts = StoreOptions()
-    if config is not None:
-        opts = StoreOptions(s3_endpoint_url=config.store.s3_endpoint_url,
-                            s3_region=config.store.s3_region)
-    return open_store(location, opts)
+    return open_store(location, store_options(config.store if config else None))
+
+
+def store_options(store: StoreSettings | None) -> StoreOptions:
+    """The stores' options from the config's [store] settings (defaults without one)."""
+    if store is None:
+        return StoreOptions()
+    return StoreOptions(s3_endpoint_url=store.s3_endpoint_url, s3_region=store.s3_region,
+                        retries=store.retries, backoff=store.retry_backoff)
 
 
 @contextlib.contextmanager

@@ -176,12 +176,13 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
         run = engine.repull(config, repull, lo, hi) if repull else \
             engine.resync(config, resync or "")
         ctx.exit(_finish([run]))
-    period = None
+    period: timedelta | None = None
     if every:
-        period = parse_interval(every, "--every")
-        if not isinstance(period, timedelta) or period.total_seconds() < 1:
+        value = parse_interval(every, "--every")
+        if not isinstance(value, timedelta) or value.total_seconds() < 1:
             raise ConfigError(f"--every {every} is not a duration of at least 1s",
                               hint="for example --every 5m")
+        period = value
     with term_as_interrupt():
         while True:
             start = time.monotonic()

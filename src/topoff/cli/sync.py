@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from topoff.cli.options import build_config, common_options
+from topoff.cli.options import build_config, common_options, store_options
 from topoff.cli.output import size
 from topoff.errors import DIFFERENCES, ConfigError, NoReplicaError
 from topoff.export.windows import parse_date
@@ -18,10 +18,7 @@ from topoff.redact import redact
 
 def _store_options(config_path: str | None) -> Any:
     """How to reach the dataset: the [store] settings of --config / $TOPOFF_CONFIG, if any."""
-    from topoff.stores import StoreOptions
-
-    store = build_config(config_path, need_source=False).store
-    return StoreOptions(s3_endpoint_url=store.s3_endpoint_url, s3_region=store.s3_region)
+    return store_options(build_config(config_path, need_source=False).store)
 
 
 @click.command("sync")

@@ -4,7 +4,7 @@ neutral ``logical`` type with the source's ``native`` spelling (docs/dataset-for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from topoff.dataset import checks as ck
 from topoff.dataset.logical import Logical, LogicalError, check_agrees, check_native, from_pg_type
@@ -69,4 +69,4 @@ class Column:
             except LogicalError as e:
                 raise ck.Invalid(str(e)) from None
         return cls(name, type_, ck.typed(d.get("nullable", True), bool, f"{what} nullable"),
-                   enum, logical, native)
+                   enum, cast(Logical, logical), native)  # None: derived from type_

@@ -76,7 +76,8 @@ def plan_prune(index: Index, keep_days: int | None, keep_full: int,
     newest_full = fulls[-1] if fulls else None
     keep_fulls = {p.id for p in fulls[-keep_full:]}
     cutoff = (now.astimezone(UTC) - timedelta(days=keep_days)).date() if keep_days else None
-    remove, keep = [], []
+    remove: list[Publication] = []
+    keep: list[Publication] = []
     for p in index.publications:
         if p.kind == layout.FULL:
             (keep if p.id in keep_fulls else remove).append(p)

@@ -28,7 +28,7 @@ def find_datasets(store: Store) -> list[FoundDataset]:
             f"nothing is published at {store.url} (no index.json), and an HTTP site cannot "
             f"be listed to look for datasets below it",
             hint=f"give the address of a dataset itself, e.g. {store.url.rstrip('/')}/NAME")
-    found = []
+    found: list[FoundDataset] = []
     for f in store.list():
         parts = f.name.split("/")
         if parts[-1] != layout.INDEX or not 2 <= len(parts) <= DEPTH + 1:

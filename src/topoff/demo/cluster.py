@@ -148,7 +148,7 @@ class Server:
     def execute(self, sql: str, dbname: str = "postgres",
                 params: Sequence[object] | None = None) -> list[tuple]:
         with self.connect(dbname) as conn:
-            cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
 
     def log_text(self) -> str:

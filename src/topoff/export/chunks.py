@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import IO, Protocol, cast
 
 import zstandard
 
@@ -115,7 +115,7 @@ class ChunkedWriter:
         self._name = name
         self._open = stack
         self._sink = HashingWriter(out)
-        self._zw = self.cctx.stream_writer(self._sink, closefd=False)
+        self._zw = self.cctx.stream_writer(cast(IO[bytes], self._sink), closefd=False)
         self._csv_bytes = 0
         self._chunk_rows = 0
         assert self.header is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,7 +51,8 @@ class ExportResult:
         return sum(m.total_bytes for m in self.manifests)
 
 
-def _namer(pub_id: str, t: SourceTable, window: layout.Window | None = None):  # type: ignore[no-untyped-def]
+def _namer(pub_id: str, t: SourceTable,
+           window: layout.Window | None = None) -> Callable[[int], tuple[str, str]]:
     """Chunk names for one table; parts of a split table draw from one counter."""
     lock = threading.Lock()
     counter = [0]
@@ -74,8 +76,9 @@ def table_entry(t: SourceTable) -> TableEntry:
     )
 
 
-def export_full(config: Config, store: Store, hook: Hook | None = None,  # type: ignore[no-untyped-def]
-                on_rows=None, kind: SourceKind | None = None) -> ExportResult:
+def export_full(config: Config, store: Store, hook: Hook | None = None,
+                on_rows: Callable[[str, int], None] | None = None,
+                kind: SourceKind | None = None) -> ExportResult:
     """Export every configured table in one snapshot and publish it; returns what was made
     (``kind``: the Source class, by default the one the source URL names)."""
     assert config.source_url is not None
@@ -114,7 +117,7 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,  # type:
                     if source.capabilities.page_ranges else [None]
                 for i, portion in enumerate(parts):
                     units.append(CopyUnit(t.qualified, t, name_for, part=i, portion=portion))
-                if snapshot:
+                if snapshot and algorithm is not None:
                     units.append(HashUnit(t.qualified + "#hash", t, None, algorithm))
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -195,7 +196,7 @@ def plan_windows(source: Source, info: SourceSnapshot, store: Store,
             t, export=not same, previous=entry, previous_pub=pub_id,
             how="unchanged-hash" if same else ("changed-hash" if entry else "new"),
             rows_before=entry.rows if entry else None, rows_now=count,
-            counted=(count, digest) if digest is not None else None))
+            counted=(count, digest) if count is not None and digest is not None else None))
     return plans
 
 
@@ -211,7 +212,7 @@ def _table_hash(source: Source, t: SourceTable) -> tuple[int | None, str | None]
     return count, f"{STREAM_HASH}:{sha}"
 
 
-def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:  # type: ignore[type-arg]
+def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     entry = table_entry(tp.table)
     if not tp.export:
         assert tp.previous is not None
@@ -280,7 +281,8 @@ def _units_for(wp: WindowPlan, source: Source) -> list[CopyUnit | HashUnit]:
 
 
 def export_incremental(config: Config, store: Store, window: Window, force: bool = False,
-                       hook: Hook | None = None, on_rows=None,  # type: ignore[no-untyped-def]
+                       hook: Hook | None = None,
+                       on_rows: Callable[[str, int], None] | None = None,
                        kind: SourceKind | None = None) -> ExportResult:
     """Export ``window`` and republish changed recent days; see the module docstring
     (``kind``: the Source class, by default the one the source URL names)."""
@@ -320,7 +322,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     results = runner.results()
             finally:
                 written.extend(runner.written)
-            manifests = []
+            made: list[Manifest] = []
             rechecked = [{"window": wp.window.label, "table": tp.table.qualified, "result": tp.how,
                           "rows_published": tp.rows_before, "rows_now": tp.rows_now}
                          for wp in plans if not wp.is_target for tp in wp.tables]
@@ -338,12 +340,12 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                 store.write_bytes(layout.in_publication(wp.pub_id, layout.README),
                                   incremental_readme(m).encode())
                 written.append(layout.in_publication(wp.pub_id, layout.README))
-                manifests.append(m)
+                made.append(m)
             for wp in plans:
                 _log_window(wp)
-            pubs = publish(store, config.dataset, manifests) if manifests else []
+            pubs = publish(store, config.dataset, made) if made else []
             unchanged = [wp.window.label for wp in plans if not wp.changed]
-            return ExportResult(pubs, manifests, unchanged)
+            return ExportResult(pubs, made, unchanged)
 
     def cleanup() -> None:
         remove_files(store, written)

@@ -321,7 +321,7 @@ def source_class(url: str) -> SourceKind:
         return PostgresSource  # type: ignore[return-value]
     if engine in ("mariadb", "mysql"):
         from topoff.sources.mariadb.source import MariaSource
-        return MariaSource  # type: ignore[return-value]
+        return MariaSource
     raise ConfigError(f"{engine} sources are not supported by this version of topoff",
                       hint="use a PostgreSQL source (postgresql://...)")
 

@@ -155,10 +155,10 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         size=int(pages or 0) * PAGE, est_rows=max(float(est_rows or 0), 0.0),
         private_attnums={attnums[p] for p in private}, attnums=attnums,
     )
-    exported = [c for c in cols if c[1] not in private]
+    published = [c for c in cols if c[1] not in private]
     table.declared_types = {name: walker.ref(typid, typmod, ndims)
-                            for _, name, _, _, _, typid, typmod, ndims in exported}
-    table.types = merge([walker.needs(c[5]) for c in exported])
+                            for _, name, _, _, _, typid, typmod, ndims in published}
+    table.types = merge([walker.needs(c[5]) for c in published])
     has_cursor_index = _indexes(conn, table)
     if tc.cursor and not has_cursor_index and relkind in ("r", "p", "m"):
         log.warning("%s: no index starts with cursor column %s; every incremental export scans "
@@ -207,7 +207,7 @@ def _check_filter(conn: psycopg.Connection, t: PgTable) -> None:
     try:
         with conn.transaction():  # a savepoint: a bad filter must not end the export snapshot
             conn.execute(sql.SQL("SELECT 1 FROM {} WHERE ({}) LIMIT 0").format(
-                t.ident, sql.SQL(t.config.filter)))  # type: ignore[arg-type]
+                t.ident, sql.SQL(t.config.filter)))
     except psycopg.Error as e:
         raise ConfigError(f"filter of {t.qualified} is not valid: {str(e).splitlines()[0]}",
                           hint=f"fix `filter` under [tables.{t.config.name}]; it is an SQL "

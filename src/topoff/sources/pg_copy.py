@@ -71,7 +71,7 @@ class CopyReader:
         while not self.done:
             n, data = self._get(1)
             if n > 0:
-                return data  # type: ignore[return-value]
+                return data
             if n == 0:
                 self._wait()
             else:
@@ -87,7 +87,7 @@ class CopyReader:
         while size < until:
             n, data = get(1)
             if n > 0:
-                buf += data  # type: ignore[operator]
+                buf += data
                 size += n
                 count += 1
             elif n == 0:

@@ -38,7 +38,7 @@ def where_clause(t: PgTable, window: Window | None = None,
                  extra: sql.Composable | None = None) -> sql.Composable:
     parts: list[sql.Composable] = []
     if t.config.filter:
-        parts.append(sql.SQL("({})").format(sql.SQL(t.config.filter)))  # type: ignore[arg-type]
+        parts.append(sql.SQL("({})").format(sql.SQL(t.config.filter)))
     if window is not None:
         parts.append(window_condition(t, window))
     if extra is not None:
@@ -55,7 +55,7 @@ def column_list(t: PgTable) -> sql.Composable:
 def copy_statement(t: PgTable, window: Window | None = None,
                    extra: sql.Composable | None = None, ordered: bool = False) -> sql.Composable:
     """COPY of the exported columns as CSV with a header line."""
-    order = sql.SQL("")
+    order: sql.Composable = sql.SQL("")
     if ordered:
         keys = [k for k in ([t.config.cursor] if t.config.cursor else []) + t.primary_key if k]
         keys = list(dict.fromkeys(keys))
@@ -90,7 +90,7 @@ def recheck_algorithm(content_hash: str | None, t: PgTable,
 
 
 def hash_query(t: PgTable, window: Window | None = None,
-               algorithm: str = ROW_TEXT_HASH) -> sql.Composable:
+               algorithm: str = ROW_TEXT_HASH) -> sql.Composed:
     """count(*) and the content hash (``<algorithm>:<sum>``) of the exported columns.
 
     The producer compares these between its own runs; topoff verify uses the canonical
@@ -113,7 +113,7 @@ def xmin_usable(t: PgTable, reference: int, now_xmax: int) -> bool:
 
 
 def changed_since_query(t: PgTable, window: Window, reference: int,
-                        now_xmax: int) -> sql.Composable:
+                        now_xmax: int) -> sql.Composed:
     """count(*), and how many visible rows were written by a transaction at or after
     ``reference`` (a 64-bit xid), within the window.
 

@@ -103,7 +103,9 @@ class SnapshotSession:
         conn.execute(safety.begin_statement(in_recovery))
         row = conn.execute(_SNAPSHOT_Q).fetchone()
         assert row is not None
-        info = SnapshotInfo(*row, replay=replay)
+        taken, recovery, xmin, xmax, lsn, replayed, database, version, version_num = row
+        info = SnapshotInfo(taken, recovery, xmin, xmax, lsn, replayed, database, version,
+                            version_num, replay=replay)
         if info.in_recovery != in_recovery:
             raise SafetyError(f"{display_url(self.url)} changed role during the export (promoted?)",
                               hint="run the export again")

@@ -7,6 +7,7 @@ PG* environment variables and ~/.pgpass all work as they do for psql.
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -49,7 +50,7 @@ def display_url(url: str) -> str:
     port = params.get("port") or env.get("PGPORT") or "5432"
     user = params.get("user") or env.get("PGUSER")
     db = params.get("dbname") or env.get("PGDATABASE") or ""
-    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
+    return f"postgresql://{str(user) + '@' if user else ''}{host}:{port}/{db}"
 
 
 def _hint_for(message: str, url: str) -> tuple[str, str]:
@@ -92,7 +93,7 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     try:
         conn = psycopg.connect(url, application_name=application_name, autocommit=True,
                                connect_timeout=int(overrides.pop("connect_timeout", "15")),
-                               **overrides)
+                               **cast(dict[str, Any], overrides))
     except psycopg.OperationalError as e:
         msg, hint = _hint_for(str(e), url)
         kind = ServerUnavailable if any(t in str(e).lower() for t in _UNAVAILABLE) \

@@ -332,7 +332,7 @@ class _DecryptingReader(io.RawIOBase):
             self.close()
             raise self._failed() from None
 
-    def _failed(self) -> StoreError:
+    def _failed(self) -> StoreError | IntegrityError:
         exc = self._failure[0] if self._failure else None
         where = f"{self._store.url}/{self._name}"
         if isinstance(exc, StoreError):

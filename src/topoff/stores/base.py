@@ -22,6 +22,7 @@ Guarantees every store gives:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import time
@@ -179,7 +180,7 @@ class Store(ABC):
         return False. Two writers never both succeed from the same ``expected``."""
         raise read_only_error(self)
 
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
+    def list_all(self, prefix: str = "") -> builtins.list[FileInfo]:
         """Like :meth:`list`, with files being written (or left by a killed writer) too."""
         return self.list(prefix)
 
@@ -208,7 +209,7 @@ class StoreWrapper(Store):
     def list(self, prefix: str = "") -> list[FileInfo]:
         return self.inner.list(prefix)
 
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
+    def list_all(self, prefix: str = "") -> builtins.list[FileInfo]:
         return self.inner.list_all(prefix)
 
     def stat(self, name: str) -> FileInfo | None:

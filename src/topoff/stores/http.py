@@ -202,7 +202,7 @@ class HttpStore(Store):
         if isinstance(exc, (*_BROKEN, BodyEndedEarly)):
             return StoreError(
                 f"connection kept breaking while reading {where}",
-                hint="check the network; topoff retries (see the retries setting) and resumes",
+                hint="check the network; topoff retries ([store] retries in the config) and resumes",
             )
         if isinstance(exc, requests.RequestException | Urllib3HTTPError):
             return StoreError(
@@ -258,7 +258,7 @@ class _HttpReader(ResumingReader):
                     f"{self._store.url} answered a range request for {self._name} wrongly",
                     hint="the web server's Range support looks broken; try another server",
                 )
-            total = int(match[3]) if match[3] != "*" else int(match[2]) + 1
+            total: int | None = int(match[3]) if match[3] != "*" else int(match[2]) + 1
         else:
             total = int(length) if length is not None else None
             if pos and self._validator and validator != self._validator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -44,23 +45,23 @@ class LocalStore(Store):
     def list(self, prefix: str = "") -> list[FileInfo]:
         return self._list(prefix, temp=False)
 
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
+    def list_all(self, prefix: str = "") -> builtins.list[FileInfo]:
         return self._list(prefix, temp=True)
 
-    def _list(self, prefix: str, temp: bool) -> list[FileInfo]:
+    def _list(self, prefix: str, temp: bool) -> builtins.list[FileInfo]:
         if prefix:
             # a prefix may end in "/" (a directory) or in a partial name; both are fine
             check_name(prefix[:-1] if prefix.endswith("/") else prefix)
         # Walk only the directory the prefix points into, not the whole tree.
         base = prefix.rpartition("/")[0]
-        found: list[FileInfo] = []
+        found: builtins.list[FileInfo] = []
         try:
             self._walk(self.root / base if base else self.root, base, prefix, found, temp)
         except OSError as exc:
             raise self._error(exc, "list", prefix or ".") from exc
         return sorted(found, key=lambda info: info.name)
 
-    def _walk(self, path: Path, rel: str, prefix: str, found: list[FileInfo],
+    def _walk(self, path: Path, rel: str, prefix: str, found: builtins.list[FileInfo],
               temp: bool) -> None:
         try:
             entries = list(os.scandir(path))
@@ -214,7 +215,7 @@ class LocalStore(Store):
     def _path(self, name: str) -> Path:
         return self.root.joinpath(*check_name(name).split("/"))
 
-    def _make_parents(self, directory: Path, name: str) -> list[Path]:
+    def _make_parents(self, directory: Path, name: str) -> builtins.list[Path]:
         """Create missing directories; return those we created, deepest first."""
         missing = []
         d = directory
@@ -229,7 +230,7 @@ class LocalStore(Store):
             raise self._error(exc, "write", name) from exc
         return missing
 
-    def _prune(self, created: list[Path]) -> None:
+    def _prune(self, created: builtins.list[Path]) -> None:
         """Remove directories a failed write created, so that nothing is left behind."""
         for d in created:
             try:

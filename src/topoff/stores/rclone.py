@@ -27,6 +27,7 @@ S3 and most remotes do). A claim left by a killed writer stops counting after
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -121,10 +122,10 @@ class RcloneStore(Store):
     def list(self, prefix: str = "") -> list[FileInfo]:
         return self._list(prefix, temp=False)
 
-    def list_all(self, prefix: str = "") -> list[FileInfo]:
+    def list_all(self, prefix: str = "") -> builtins.list[FileInfo]:
         return self._list(prefix, temp=True)
 
-    def _list(self, prefix: str, temp: bool) -> list[FileInfo]:
+    def _list(self, prefix: str, temp: bool) -> builtins.list[FileInfo]:
         if prefix:
             check_name(prefix[:-1] if prefix.endswith("/") else prefix)
         base = prefix.rpartition("/")[0]
@@ -240,7 +241,7 @@ class RcloneStore(Store):
                 with contextlib.suppress(StoreError):
                     self._run("deletefile", self._path(claim), what="remove a claim")
 
-    def _move(self, temp: str, name: str, flags: list[str]) -> None:
+    def _move(self, temp: str, name: str, flags: builtins.list[str]) -> None:
         done = self._run("moveto", *flags, self._path(temp), self._path(name),
                          what=f"write {self.url}/{name}")
         if done.returncode:
@@ -326,7 +327,7 @@ class _CatReader(io.RawIOBase):
         """Wait for the first bytes (or the end), so a missing file fails here."""
         try:
             assert self._proc.stdout is not None
-            self._first = self._proc.stdout.read1(256 * 1024)
+            self._first = cast(io.BufferedReader, self._proc.stdout).read1(256 * 1024)
             if not self._first:
                 self._finish()
         except BaseException:
@@ -353,7 +354,7 @@ class _CatReader(io.RawIOBase):
             buffer[:n], self._first = self._first[:n], self._first[n:]
             return n
         assert self._proc.stdout is not None
-        n = self._proc.stdout.readinto(buffer)
+        n = cast(io.BufferedReader, self._proc.stdout).readinto(buffer)
         if not n and len(buffer):
             self._finish()
         return n or 0

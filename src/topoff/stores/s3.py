@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import os
@@ -171,7 +172,7 @@ class S3Store(Store):
         a delete marker); :class:`~topoff.stores.base.Retained` when Object Lock keeps one."""
         s3_versions.purge(self, name)
 
-    def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
+    def list_versions(self, prefix: str = "") -> builtins.list[ObjectVersion]:
         """Every version and delete marker under ``prefix``: by name, the latest first."""
         return s3_versions.list_versions(self, prefix)
 
@@ -212,7 +213,7 @@ class S3Store(Store):
             raise self._error(exc, "write", name) from exc
         return True
 
-    def list_uploads(self) -> list[tuple[str, str, float]]:
+    def list_uploads(self) -> builtins.list[tuple[str, str, float]]:
         """Unfinished multipart uploads under the prefix: (name, upload id, start time)."""
         found = []
         skip = len(self._key(""))
@@ -296,7 +297,7 @@ class S3Store(Store):
         if isinstance(exc, (*_STREAM_ERRORS, BodyEndedEarly)):
             return StoreError(
                 f"connection to {self._endpoint()} kept breaking while reading {where}",
-                hint="check the network; topoff retries (see the retries setting) and resumes",
+                hint="check the network; topoff retries ([store] retries in the config) and resumes",
             )
         return StoreError(
             f"S3 {action} failed for {where}: {_one_line(exc)}",

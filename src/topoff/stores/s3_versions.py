@@ -133,7 +133,7 @@ def purge(store: S3Store, name: str) -> None:
         except Exception as exc:
             if _code(exc) in ("AccessDenied", "403"):
                 until = _retained_until(store, key, version.version_id)
-                if until is not False:
+                if until is None or isinstance(until, datetime):
                     raise _retained(store, name, until) from None
             error = store._error(exc, "delete", name)
             if not isinstance(error, FileMissing):

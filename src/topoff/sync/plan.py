@@ -48,11 +48,11 @@ def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str
         last = base.sequence
     else:
         base, last = None, state.last_sequence
-        newest = index.next_sequence - 1
-        if newest < last:
+        published = index.next_sequence - 1
+        if published < last:
             raise TargetError(
                 f"the replica has applied publication {last} but {origin} only has up to "
-                f"{newest}: the dataset was recreated", hint=rebase_hint(origin, target))
+                f"{published}: the dataset was recreated", hint=rebase_hint(origin, target))
     pending = sorted((p for p in index.publications if p.sequence > last),
                      key=lambda p: p.sequence)
     # the newest pending revision of each window: one pass, so planning stays linear in the

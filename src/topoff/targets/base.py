@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from topoff.dataset.bounds import Bounds
 from topoff.dataset.logical import Logical
@@ -147,8 +147,9 @@ class TableDef:
         d = json.loads(definition)
         return cls(source, TableRef(schema, name), d["method"],
                    [Column(c["name"], c["type"], c.get("nullable", True), c.get("enum"),
-                           Logical.from_json(c["logical"], "column") if c.get("logical")
-                           else None, c.get("native")) for c in d["columns"]],
+                           cast(Logical, Logical.from_json(c["logical"], "column")
+                                if c.get("logical") else None),  # None: derived from type
+                           c.get("native")) for c in d["columns"]],
                    d["primary_key"], d["cursor"], d["cursor_type"],
                    d["cursor_timezone"],
                    (d["source_schema"], d["source_name"]) if "source_schema" in d else None)

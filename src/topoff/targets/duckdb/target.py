@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 
@@ -70,7 +70,7 @@ class DuckDBTarget(Target):
         if database != ":memory:":  # spill next to the replica, not in the working directory
             config["temp_directory"] = str(path) + ".tmp"
         try:
-            self.con = duckdb.connect(database, config=config)
+            self.con = duckdb.connect(database, config=cast(dict[str, Any], config))
         except duckdb.IOException as e:
             first = str(e).splitlines()[0]
             hint = ("another process (a running sync, or a notebook) has it open; close it and "
@@ -162,7 +162,7 @@ class DuckDBTarget(Target):
 
     # -- columns whose values do not all fit the DuckDB type (types.py: "widened") ---------
     def _stored_types(self, ref: TableRef) -> dict[str, str]:
-        return dict(self.execute(  # type: ignore[arg-type]
+        return dict(self.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND "
             "table_name = ?", [ref.schema, ref.name]))
 

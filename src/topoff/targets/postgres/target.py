@@ -94,7 +94,7 @@ class PostgresTarget(Target):
             yield
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(statement, list(params) or None)  # type: ignore[arg-type]
+        cur = self.conn.execute(statement, list(params) or None)
         return cur.fetchall() if cur.description else []
 
     def ident(self, *names: str) -> str:
@@ -104,7 +104,7 @@ class PostgresTarget(Target):
         return sql.Literal(value).as_string(self.conn)
 
     def run_count(self, statement: str) -> int:
-        return max(self.conn.execute(statement).rowcount, 0)  # type: ignore[call-overload]
+        return max(self.conn.execute(statement).rowcount, 0)
 
     def _table(self, ref: TableRef) -> sql.Composable:
         return sql.Identifier(ref.schema, ref.name)
