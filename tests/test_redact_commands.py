@@ -123,9 +123,12 @@ def test_no_error_prints_or_writes_a_password(datanommer: Database, tmp_path: Pa
             run("status", target, ok=False)
         run("verify", duck, "--against", target, ok=False)
         run("export", "full", "--source", target, "--to", str(tmp_path / "never"), ok=False)
-    run("sync", f"http://reader:{PW}@127.0.0.1:1/data", duck, ok=False)
-    run("sync", f"http://reader:{PW}@127.0.0.1:1/data", duck, "--log-format", "json",
+    quick = tmp_path / "quick.toml"  # one retry (its log line is checked too), not 15 s
+    quick.write_text('[store]\nretries = 1\nretry_backoff = "10ms"\n')
+    run("sync", f"http://reader:{PW}@127.0.0.1:1/data", duck, "--config", str(quick), "-v",
         ok=False)
+    run("sync", f"http://reader:{PW}@127.0.0.1:1/data", duck, "--log-format", "json",
+        "--config", str(quick), ok=False)
     run("status", pg_target, unreachable, ok=False)  # an extra argument
     run("sync", "--config", unreachable, str(dest), duck, ok=False)  # no such file
     run("sync", str(dest), duck, "--cache-dir", unreachable, "--since", "x", ok=False)
