@@ -227,7 +227,9 @@ def test_racing_writers_of_one_name_one_wins(stores: tuple[Store, Store]) -> Non
     import threading
 
     writer, reader = stores
-    for round_ in range(10):
+    # an rclone write claims its name through several rclone processes: fewer rounds
+    rounds = 4 if writer.url.startswith("rclone:") else 10
+    for round_ in range(rounds):
         name = f"incremental/d/r{round_ + 1}/data.bin"
         barrier = threading.Barrier(2)
         outcome: dict[int, str] = {}
