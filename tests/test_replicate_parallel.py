@@ -105,6 +105,17 @@ def test_a_parallel_first_build_equals_the_source(cluster, source, tmp_path, cap
     source.execute("DELETE FROM big WHERE id > 30000")  # as the other tests expect it
 
 
+def test_from_a_primary_allowed(cluster, source, tmp_path, caplog):
+    """The primary's serializable snapshot is exported and imported the same way."""
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"app": (source.primary_url, {"big": TABLES["big"]})},
+                 allow_primary=True)
+    with caplog.at_level(logging.INFO, logger="topoff"):
+        assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 30000)]
+    assert "public.big: first copy by 4 readers" in caplog.text
+    equal(url, source, "public.big")
+
+
 def test_a_duckdb_target_takes_the_one_reader_path(cluster, source, tmp_path, caplog):
     url = new_target("duckdb", cluster, tmp_path)
     cfg = config(url, {"app": (source.standby_url, {"big": TABLES["big"]})})
