@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -211,13 +212,55 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOPOFF_CONFIG": ""}
 
 
-def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def large(cluster):
+    """Tables whose copy lasts a few seconds: 300,000 and 100,000 rows."""
     db = new_database(cluster)
     db.execute("CREATE TABLE big (id bigint PRIMARY KEY, ts timestamptz NOT NULL, doc jsonb, "
                "v text); INSERT INTO big SELECT g, '2026-01-01'::timestamptz + g * interval "
                "'1 ms', jsonb_build_object('g', g), repeat('x', g % 50) FROM "
                "generate_series(1, 300000) g; CREATE TABLE snap AS SELECT * FROM big "
                "WHERE id <= 100000; ALTER TABLE snap ADD PRIMARY KEY (id)")
+    return db
+
+
+def test_a_reader_that_loses_its_connection_retries_the_refresh(cluster, large, tmp_path,
+                                                                caplog):
+    """A reader's session ended on the standby mid-copy: the whole refresh is retried in
+    a new snapshot (the build table made again), and the table equals the source."""
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"app": (large.standby_url, {"big": {
+        "method": "inserter", "cursor": "ts", **PARALLEL, "copy_jobs": 2}})})
+    done = threading.Event()
+    killed: list[int] = []
+
+    def kill_one_reader() -> None:
+        with large.standby() as c:
+            c.autocommit = True
+            while not done.is_set() and not killed:
+                rows = c.execute("SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                                 "WHERE application_name = 'topoff replicate copy' AND "
+                                 "query LIKE 'COPY%' AND state = 'active' LIMIT 1").fetchall()
+                killed.extend(pid for ok, pid in rows if ok)
+                time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_reader)
+    killer.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="topoff"):
+            runs = run_once(cfg)
+    finally:
+        done.set()
+        killer.join()
+    assert killed, "no reader was seen copying"
+    assert [(r.status, r.rows) for r in runs] == [("ok", 300000)]
+    assert "the connection to the source was lost" in caplog.text
+    equal(url, large, "public.big")
+    assert leftovers(url) == []
+
+
+def test_sigkill_at_random_points_then_a_rerun(cluster, large, tmp_path):
+    db = large
     url = new_target("postgresql", cluster, tmp_path)
     tables = {"big": {"method": "updater", "cursor": "ts", **PARALLEL, "copy_jobs": 3},
               "snap": {"method": "snapshot", **PARALLEL}}
