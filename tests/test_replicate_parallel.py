@@ -259,6 +259,30 @@ def test_a_reader_that_loses_its_connection_retries_the_refresh(cluster, large, 
     assert leftovers(url) == []
 
 
+def test_a_second_run_during_the_readers_copy_is_skipped(cluster, large, tmp_path):
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"app": (large.standby_url, {"big": {
+        "method": "inserter", "cursor": "ts", **PARALLEL, "copy_jobs": 2}})})
+    first: list[object] = []
+    runner = threading.Thread(target=lambda: first.extend(run_once(cfg)))
+    runner.start()
+    try:
+        with large.standby() as c:
+            c.autocommit = True
+            deadline = time.monotonic() + 120
+            while not c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                "= 'topoff replicate copy' AND query LIKE 'COPY%'"
+                                ).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline and runner.is_alive()
+                time.sleep(0.01)
+        second = run_once(cfg)  # while the readers copy
+    finally:
+        runner.join()
+    assert [r.status for r in second] == ["locked"]
+    assert [(r.status, r.rows) for r in first] == [("ok", 300000)]  # type: ignore[attr-defined]
+    equal(url, large, "public.big")
+
+
 def test_sigkill_at_random_points_then_a_rerun(cluster, large, tmp_path):
     db = large
     url = new_target("postgresql", cluster, tmp_path)
