@@ -166,6 +166,23 @@ def test_privileges_and_owner_as_a_normal_build(cluster, source, tmp_path):
                  "FROM pg_class WHERE oid = 'app.big'::regclass)") == [(True, False, True)]
 
 
+def test_a_role_that_may_not_use_the_build_schema_reads_with_one_reader(cluster, source,
+                                                                        tmp_path, caplog):
+    url = new_target("postgresql", cluster, tmp_path)
+    dbname = url.rsplit("/", 1)[1]
+    role = f"limited_{dbname}"
+    with psycopg.connect(url, autocommit=True) as c:  # the build schema is someone else's
+        c.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-pw-1'; "
+                  f"GRANT CREATE ON DATABASE {dbname} TO {role}; CREATE SCHEMA {SCHEMA}")
+    limited = cluster.primary.url(dbname, role, "secret-pw-1")
+    cfg = config(limited, {"app": (source.standby_url, {"big": TABLES["big"]})})
+    with caplog.at_level(logging.INFO, logger="topoff"):
+        assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 30000)]
+    assert "public.big: cannot make the build table" in caplog.text
+    assert "readers" not in caplog.text and "secret-pw" not in caplog.text
+    equal(limited, source, "public.big")
+
+
 def test_a_second_run_is_skipped_locked(cluster, source, tmp_path):
     url = new_target("postgresql", cluster, tmp_path)
     cfg = config(url, {"app": (source.standby_url, {"big": TABLES["big"]})})

@@ -75,7 +75,8 @@ def first_copy(engine: Target, tdef: TableDef, conn: psycopg.Connection, info: T
         build = sql.Identifier(SCHEMA, build_name(tdef.target))
         if bounds and _prepare(engine, pg, tdef, build, info):
             return _parallel(engine, pg, tdef, conn, info, condition, bounds, build, counter)
-        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(build))  # a killed run's
+        if _exists(pg, build_name(tdef.target)):  # a killed run's, under the table's lock
+            pg.execute(sql.SQL("DROP TABLE {}").format(build))
     return one_copy(engine, tdef, conn, info, condition, statements, counter)
 
 
@@ -85,6 +86,14 @@ def one_copy(engine: Target, tdef: TableDef, conn: psycopg.Connection, info: Tab
     """``statements(fmt)`` into ``tdef`` by one reader (binary where fastcopy.py allows)."""
     return fastcopy.copy_into(engine, tdef, list(info.columns), conn, statements, counter,
                               fastcopy.binary_ok(engine, conn, info, tdef))
+
+
+def _exists(pg: psycopg.Connection, name: str) -> bool:
+    """Whether the build table is there (the catalog: no privilege on the schema needed)."""
+    row = pg.execute("SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                     "c.relnamespace WHERE n.nspname = %s AND c.relname = %s)",
+                     [SCHEMA, name]).fetchone()
+    return bool(row and row[0])
 
 
 def _bounds(conn: psycopg.Connection, info: TableInfo) -> list[sql.Composable]:
@@ -156,13 +165,14 @@ def _prepare(engine: Target, pg: psycopg.Connection, tdef: TableDef, build: sql.
         try:
             with admin.transaction():
                 admin.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("replicate-schemas")])
-                admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(SCHEMA)))
+                if not admin.execute("SELECT to_regnamespace(%s) IS NOT NULL",
+                                     [SCHEMA]).fetchone()[0]:  # type: ignore[index]
+                    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
             admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(build))
             admin.execute(sql.SQL("CREATE TABLE {} ({})").format(build, names))
         except psycopg.errors.InsufficientPrivilege as e:
-            log.warning("%s: cannot make the build table %s.%s (%s): its first copy is read "
-                        "by one reader", info.table.qualified, SCHEMA, build.as_string(admin),
+            log.warning("%s: cannot make the build table %s (%s): its first copy is read "
+                        "by one reader", info.table.qualified, build.as_string(admin),
                         (e.diag.message_primary or str(e)).splitlines()[0])
             return False
     return True
