@@ -182,7 +182,7 @@ class _Readers:
     """The readers: each imports the snapshot and COPYs parts into the build table."""
 
     def __init__(self, conn: psycopg.Connection, pg: psycopg.Connection, statement: Callable[
-            [sql.Composable], sql.Composable], copy_in: sql.Composable, binary: bool) -> None:
+            [sql.Composable], sql.Composable], copy_in: sql.Composed, binary: bool) -> None:
         self.source, self.target = _params(conn), _params(pg)
         (self.snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone()  # type: ignore[misc]
         (self.recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()  # type: ignore[misc]
