@@ -47,6 +47,7 @@ INSERT INTO nokey SELECT '2026-01-01'::timestamptz + (g % 50) * interval '1 min'
 CREATE TABLE snap (id int PRIMARY KEY, doc jsonb, label text);
 INSERT INTO snap SELECT g, jsonb_build_object('k', g), 'l' || g FROM generate_series(1, 20000) g;
 CREATE VIEW recent AS SELECT id, ts, v FROM big WHERE id % 2 = 0;
+CREATE MATERIALIZED VIEW mv AS SELECT id, doc, label FROM snap WHERE id % 3 = 0;
 """
 
 #: every table parallel whatever its size (copy_split of one byte), four readers
@@ -56,6 +57,7 @@ TABLES = {
     "nokey": {"method": "inserter", "cursor": "ts", "batch_rows": 500, **PARALLEL},
     "snap": {"method": "snapshot", **PARALLEL},
     "recent": {"method": "inserter", "cursor": "ts", "key": ["id"], **PARALLEL},
+    "mv": {"method": "snapshot", "where": "id > 100", **PARALLEL},
 }
 
 
@@ -83,15 +85,18 @@ def test_a_parallel_first_build_equals_the_source(cluster, source, tmp_path, cap
         runs = run_once(cfg)
     assert {r.table: (r.status, r.rows) for r in runs} == {
         "public.big": ("ok", 30000), "public.nokey": ("ok", 20000),
-        "public.snap": ("ok", 20000), "public.recent": ("ok", 15000)}
+        "public.snap": ("ok", 20000), "public.recent": ("ok", 15000),
+        "public.mv": ("ok", 6633)}
     for t in ("public.big", "public.nokey", "public.snap"):
         equal(url, source, t)
+    assert query(url, "SELECT count(*), min(id) FROM app.mv") == [(6633, 102)]
     mine, theirs = hashes(url, source.primary_url, "app", "public.recent", ("public", "recent"))
     assert mine == theirs
     text = caplog.text
     assert "public.big: first copy by 4 readers" in text
     assert "public.nokey: first copy by 4 readers" in text
     assert "public.snap: first copy by 4 readers" in text
+    assert "public.mv: first copy by 4 readers" in text  # with its where
     assert "public.recent is a view: its first copy is read by one reader" in text
     # keys and indexes built on the moved table, in the same transaction
     assert query(url, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'app' "
