@@ -40,7 +40,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from topoff import safety
-from topoff.errors import SafetyError, SourceError, TargetError
+from topoff.errors import IntegrityError, SafetyError, SourceError, TargetError
 from topoff.replicate import fastcopy, stream
 from topoff.replicate.describe import TableInfo
 from topoff.sources.postgres import connect
@@ -73,7 +73,7 @@ def first_copy(engine: Target, tdef: TableDef, conn: psycopg.Connection, info: T
     if pg is not None:
         bounds = _bounds(conn, info)
         build = sql.Identifier(SCHEMA, build_name(tdef.target))
-        if bounds and _prepare(engine, pg, tdef, build, info):
+        if bounds and _prepare(pg, tdef, build, info):
             return _parallel(engine, pg, tdef, conn, info, condition, bounds, build, counter)
         if _exists(pg, build_name(tdef.target)):  # a killed run's, under the table's lock
             pg.execute(sql.SQL("DROP TABLE {}").format(build))
@@ -107,8 +107,9 @@ def _bounds(conn: psycopg.Connection, info: TableInfo) -> list[sql.Composable]:
             info.relkind, "not a plain table")
         log.info("%s is %s: its first copy is read by one reader", name, kind)
         return []
-    row = conn.execute("SELECT pg_relation_size(%s::oid)", (info.oid,)).fetchone()
-    size = int(row[0]) if row and row[0] is not None else 0
+    row = conn.execute("SELECT pg_relation_size(%s::oid), current_setting('block_size')::int",
+                       (info.oid,)).fetchone()
+    size, block = (int(row[0] or 0), int(row[1])) if row else (0, 8192)
     if size < t.copy_split:
         return []
     if conn.info.server_version < 140000:
@@ -118,7 +119,7 @@ def _bounds(conn: psycopg.Connection, info: TableInfo) -> list[sql.Composable]:
     if any(c.enum for c in info.columns):
         log.info("%s has an enum column: its first copy is read by one reader", name)
         return []
-    pages = max(1, size // 8192)
+    pages = max(1, size // block)
     parts = min(t.copy_jobs * 4, max(t.copy_jobs, size // t.copy_split), pages)
     step = -(-pages // parts)
     starts = list(range(0, pages, step))
@@ -153,7 +154,7 @@ def _connect(params: dict[str, str], target: bool) -> psycopg.Connection:
         raise
 
 
-def _prepare(engine: Target, pg: psycopg.Connection, tdef: TableDef, build: sql.Identifier,
+def _prepare(pg: psycopg.Connection, tdef: TableDef, build: sql.Identifier,
              info: TableInfo) -> bool:
     """On a connection of its own: the build schema, a killed run's build table dropped
     (the caller's transaction holds the table's lock), an empty build table with the
@@ -290,8 +291,8 @@ def _parallel(engine: Target, pg: psycopg.Connection, tdef: TableDef,
     if readers.errors:
         raise readers.error()
     if readers.read != readers.written:
-        raise TargetError(f"{info.table.qualified}: read {readers.read} rows, the target took "
-                          f"{readers.written}", hint="run it again")
+        raise IntegrityError(f"{info.table.qualified}: read {readers.read} rows, the target "
+                             f"took {readers.written}", hint="this is a bug in topoff; report it")
     counter[0] += readers.read
     _move(pg, tdef.target, build)
     return readers.written
