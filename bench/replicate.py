@@ -18,7 +18,8 @@ mimeo.refresh_inserter(...)"``, ``pgcopydb clone``. Tasks:
   ``copy_jobs = --jobs``: that many readers in page ranges of one exported snapshot, into
   a hidden build table moved into place; ``--jobs 1``: one reader) against ``pgcopydb
   clone`` of that one table (``--table-jobs``/``--index-jobs`` the same, split by key
-  ranges above 100MB).
+  ranges above 100MB); with ``--jobs`` above 1, also topoff's first build by one reader
+  (a row of its own, "(one reader)", compared with pgcopydb but given no verdict).
 
 Sources: topoff reads the standby. mimeo reads the standby through dblink for inserter
 and updater, and the PRIMARY for snapshot, because its change check reads statistics
