@@ -15,8 +15,11 @@ mimeo.refresh_inserter(...)"``, ``pgcopydb clone``. Tasks:
 * snapshot: a refresh of a ``--rows``-row table after one row changed, and one with
   nothing changed (mimeo decides from statistics counters, topoff by its xmin rule);
 * copy: the initial copy of a ``--copy-rows``-row table (topoff's first run with
-  ``--jobs``) against ``pgcopydb clone`` of that one table (``--table-jobs``/
-  ``--index-jobs`` the same, split by key ranges above 100MB).
+  ``copy_jobs = --jobs``: that many readers in page ranges of one exported snapshot, into
+  a hidden build table moved into place; ``--jobs 1``: one reader) against ``pgcopydb
+  clone`` of that one table (``--table-jobs``/``--index-jobs`` the same, split by key
+  ranges above 100MB); with ``--jobs`` above 1, also topoff's first build by one reader
+  (a row of its own, "(one reader)", compared with pgcopydb but given no verdict).
 
 Sources: topoff reads the standby. mimeo reads the standby through dblink for inserter
 and updater, and the PRIMARY for snapshot, because its change check reads statistics
@@ -277,7 +280,8 @@ class Bench:
     def copy(self) -> None:
         n, jobs = self.args.copy_rows, self.args.jobs
         self.src.insert("c.big", n)
-        spec = {"big": {"method": "inserter", "cursor": "ts"}}
+        # the parallel first build: jobs readers in page ranges of one exported snapshot
+        spec = {"big": {"method": "inserter", "cursor": "ts", "copy_jobs": jobs}}
 
         def fresh(db: str) -> Callable[[], None]:
             def prepare() -> None:
@@ -287,17 +291,25 @@ class Bench:
             return prepare
 
         task = f"initial copy ({n:,} rows)"
-        self.measure([
+        contenders: list[Contender] = [
             (f"pgcopydb clone (--table-jobs {jobs})", task,
              pgcopydb_clone(self.primary.url("src"), self.dest.url("copy_p"),
                             self.out / "pgcopydb", "c.big", jobs), fresh("copy_p")),
-            (f"topoff replicate --once --jobs {jobs}", task,
-             self.topoff_cmd("big", spec, schema="c", db="copy_t", jobs=jobs), fresh("copy_t")),
-        ])
+            (f"topoff replicate --once (copy_jobs = {jobs})", task,
+             self.topoff_cmd("big", spec, schema="c", db="copy_t"), fresh("copy_t"))]
+        if jobs > 1:  # what the readers bring: the same first build by one reader
+            one = {"big": {**spec["big"], "copy_jobs": 1}}
+            contenders.append(("(one reader) topoff replicate --once (copy_jobs = 1)", task,
+                               self.topoff_cmd("big1", one, schema="c", db="copy_t1"),
+                               fresh("copy_t1")))
+        self.measure(contenders)
         self.check("copy", "c.big", "pgcopydb", "c.big", db="copy_p")
         if self.topoff_ok:
             self.check("copy", "c.big", "topoff", self.dest_table("topoff", "big", "copy_t"),
                        db="copy_t")
+            if jobs > 1:
+                self.check("copy", "c.big", "topoff", self.dest_table("topoff", "big",
+                                                                     "copy_t1"), db="copy_t1")
 
 
 def main() -> None:

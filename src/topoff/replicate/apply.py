@@ -28,7 +28,7 @@ from psycopg import sql
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, TargetError
 from topoff.pgtypes import parse_type
-from topoff.replicate import fastcopy, stream
+from topoff.replicate import fastcopy, parallel, stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import Refresh, open_snapshot
@@ -158,7 +158,7 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     if first:  # a table made in this transaction: straight in, nothing to merge
         r = Refresh(conn, info, state)
         counter = [0]
-        moved = _straight(engine, tdef, r, counter)
+        moved = parallel.first_copy(engine, tdef, conn, info, r.condition, _statements(r), counter)
         return moved, r.next_state(counter[0])
     if request.kind == "repull" and (request.lo is not None or request.hi is not None):
         return _repull_range(engine, conn, info, tdef, state, request), state

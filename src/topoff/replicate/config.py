@@ -17,14 +17,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from topoff.config import parse_size
 from topoff.errors import ConfigError
 
 METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TABLE_KEYS = {"method", "cursor", "key", "boundary", "lookback", "batch_rows", "columns",
-               "exclude", "where", "cursor_timezone", "schema", "name", "drop_columns"}
-_SOURCE_KEYS = {"url", "schema", "target_schema", "allow_primary", "tables"}
+               "exclude", "where", "cursor_timezone", "schema", "name", "drop_columns",
+               "copy_jobs", "copy_split"}
+_SOURCE_KEYS = {"url", "schema", "target_schema", "allow_primary", "tables", "copy_jobs",
+                "copy_split"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class ReplicateTable:
     cursor_timezone: str | None = None
     #: a column dropped on the source is dropped in the target too (else kept, nullable)
     drop_columns: bool = False
+    #: a first build of a table of ``copy_split`` bytes or more is read by this many
+    #: readers at once, in page ranges of one exported snapshot (parallel.py); 1: never
+    copy_jobs: int = 4
+    copy_split: int = 64 << 20
 
     @property
     def qualified(self) -> str:
@@ -122,7 +129,22 @@ def _str(section: dict[str, Any], key: str, where: str, default: str | None = No
     return value
 
 
-def _table(source: str, schema: str, name: str, t: Any) -> ReplicateTable:
+def _copy_options(section: dict[str, Any], where: str,
+                  defaults: tuple[int, int]) -> tuple[int, int]:
+    """``copy_jobs`` and ``copy_split`` (a table's own, or else its source's)."""
+    jobs = section.get("copy_jobs", defaults[0])
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
+        raise ConfigError(f"copy_jobs in [{where}] must be an integer from 1 to 64",
+                          hint="for example copy_jobs = 4 (1: one reader)")
+    split = parse_size(section.get("copy_split", defaults[1]), f"{where}.copy_split")
+    if split < 1:
+        raise ConfigError(f"copy_split in [{where}] must be a positive size",
+                          hint='for example copy_split = "64MiB"')
+    return jobs, split
+
+
+def _table(source: str, schema: str, name: str, t: Any,
+           copy: tuple[int, int] = (4, 64 << 20)) -> ReplicateTable:
     where = f"replicate.sources.{source}.tables.{name}"
     t = _check_keys(t, _TABLE_KEYS, where)
     method = t.get("method", "inserter")
@@ -166,11 +188,12 @@ def _table(source: str, schema: str, name: str, t: Any) -> ReplicateTable:
     if not isinstance(drop, bool):
         raise ConfigError(f"drop_columns in [{where}] must be true or false",
                           hint="drop_columns = false keeps a column dropped on the source")
+    copy_jobs, copy_split = _copy_options(t, where, copy)
     return ReplicateTable(
         source=source, schema=_str(t, "schema", where, schema), name=_str(t, "name", where, name),
         method=method, cursor=cursor, key=key, boundary=boundary, lookback=lookback,
         batch_rows=batch, columns=columns, exclude=exclude, where=_str(t, "where", where),
-        cursor_timezone=tz, drop_columns=drop)
+        cursor_timezone=tz, drop_columns=drop, copy_jobs=copy_jobs, copy_split=copy_split)
 
 
 def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
@@ -210,7 +233,8 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         if not isinstance(tables, dict) or not tables:
             raise ConfigError(f"[{where}] lists no tables",
                               hint=f"add [{where}.tables.<table>] with a method")
-        read = tuple(_table(sname, schema, tname, t) for tname, t in tables.items())
+        copy = _copy_options(s, where, (4, 64 << 20))
+        read = tuple(_table(sname, schema, tname, t, copy) for tname, t in tables.items())
         seen: set[str] = set()
         for t in read:
             if t.qualified in seen:

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.errors import IntegrityError
-from topoff.replicate import change, fastcopy, stream
+from topoff.replicate import change, fastcopy, parallel, stream
 from topoff.replicate.describe import _PK_Q, TableInfo
 from topoff.replicate.read import Marks, snapshot_marks
 from topoff.replicate.state import TableState
@@ -114,9 +114,8 @@ def refresh_snapshot(engine: Target, conn: psycopg.Connection, info: TableInfo,
         # readers see the old rows until the commit (MVCC), no stage written and read
         if not first:
             clear(engine, tdef, "snapshot", None)
-        moved = fastcopy.copy_into(engine, tdef, cols, conn,
-                                   lambda fmt: [change.copy_all(info, fmt)], counter,
-                                   fastcopy.binary_ok(engine, conn, info, tdef))
+        moved = (parallel.first_copy if first else parallel.one_copy)(
+            engine, tdef, conn, info, None, lambda fmt: [change.copy_all(info, fmt)], counter)
     else:
         rows = stream.copy(conn, change.copy_all(info), counter)
         with engine.stage_csv(tdef, cols, rows) as stage:
