@@ -236,5 +236,5 @@ def test_store_retries_setting_bounds_the_attempts(tmp_path: Path):
         asked = [entry for entry in server.log if entry[1] == "/data/index.json"]
     assert r.exit_code == 5, r.output
     assert len(asked) == 2, asked
-    message, hint = error_lines(r)
+    message, _hint = error_lines(r)
     assert "503" in message or "unavailable" in message.lower(), message

@@ -202,7 +202,7 @@ class HttpStore(Store):
         if isinstance(exc, (*_BROKEN, BodyEndedEarly)):
             return StoreError(
                 f"connection kept breaking while reading {where}",
-                hint="check the network; topoff retries ([store] retries in the config) and resumes",
+                hint="check the network; topoff retries ([store] retries) and resumes",
             )
         if isinstance(exc, requests.RequestException | Urllib3HTTPError):
             return StoreError(

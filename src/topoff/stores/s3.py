@@ -297,7 +297,7 @@ class S3Store(Store):
         if isinstance(exc, (*_STREAM_ERRORS, BodyEndedEarly)):
             return StoreError(
                 f"connection to {self._endpoint()} kept breaking while reading {where}",
-                hint="check the network; topoff retries ([store] retries in the config) and resumes",
+                hint="check the network; topoff retries ([store] retries) and resumes",
             )
         return StoreError(
             f"S3 {action} failed for {where}: {_one_line(exc)}",
