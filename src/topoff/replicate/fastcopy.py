@@ -89,13 +89,13 @@ def stage(engine: Target, table: TableDef, columns: Sequence[Column],
             yield name
         return
     pg: psycopg.Connection = engine.conn  # type: ignore[attr-defined]
-    name = sql.Identifier(f"topoff_replicate_stage_{next(_stages)}")
+    stage = sql.Identifier(f"topoff_replicate_stage_{next(_stages)}")
     pg.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
-        name, sql.Identifier(table.target.schema, table.target.name)))
+        stage, sql.Identifier(table.target.schema, table.target.name)))
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     with pg.cursor() as cur, cur.copy(sql.SQL(
-            "COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(name, names)) as cp:
+            "COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(stage, names)) as cp:
         for block in stream.copy(conn, statements("binary"), counter, binary=True):
             cp.write(block)
-    yield name.as_string(pg)
-    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+    yield stage.as_string(pg)
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))

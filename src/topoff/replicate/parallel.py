@@ -160,7 +160,7 @@ def _prepare(pg: psycopg.Connection, tdef: TableDef, build: sql.Identifier,
     (the caller's transaction holds the table's lock), an empty build table with the
     landing table's columns. False (one reader, then) if the role may not."""
     names = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c.name), column_type(c))  # type: ignore[arg-type]
+        sql.SQL("{} {}").format(sql.Identifier(c.name), column_type(c))
         for c in tdef.columns)
     with contextlib.closing(_connect(_params(pg), True)) as admin:
         try:
