@@ -38,6 +38,7 @@ from topoff.backup.tables import table_hashes
 from topoff.errors import ConfigError, TopoffError
 from topoff.export.session import SnapshotSession
 from topoff.redact import redact
+from topoff.sources.base import engine_of
 from topoff.sources.postgres import display_url
 from topoff.stores.age import EncryptingStore
 from topoff.stores.base import ObjectOptions, Store, refuse_lock
@@ -74,6 +75,10 @@ class BackupResult:
 
 
 def run_backup(store: Store, req: BackupRequest) -> BackupResult:
+    if engine_of(req.source_url) != "postgresql":  # mariadb-dump (docs/backups.md)
+        from topoff.backup import maria_backup
+
+        return maria_backup.run(store, req)  # type: ignore[no-any-return]
     started_at = time.monotonic()
     name = check_name(req.name)
     parse_recipients(req.recipients)  # refuses a bad or secret key before any work

@@ -34,7 +34,16 @@ from topoff.cli.output import size
 from topoff.config import parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
-from topoff.sources.postgres import display_url
+from topoff.sources.base import engine_of
+from topoff.sources.postgres import display_url as pg_display_url
+
+
+def display_url(url: str) -> str:
+    if engine_of(url) == "postgresql":
+        return pg_display_url(url)
+    from topoff.sources.mariadb.connect import display_url as maria_display_url
+
+    return maria_display_url(url)
 
 
 @click.command("backup")
