@@ -252,7 +252,7 @@ def test_password_never_on_argv(shop: MariaDatabase, age_key: AgeKey, tmp_path: 
                                 password=quote(BACKUP_PASSWORD, safe=""))
     env = {**os.environ, "PYTHONPATH": f"{SRC}:{os.environ.get('PYTHONPATH', '')}",
            "PATH": f"{shim}:{os.environ['PATH']}"}
-    env.pop("MYSQL_PWD", None)
+    env["MYSQL_PWD"] = BACKUP_PASSWORD  # given this way too: still not the child's
     proc = subprocess.run(
         [sys.executable, "-m", "topoff", "backup", "--source", url, "--to",
          str(tmp_path / "store"), "--name", "dump.x", "--recipient", age_key.public],
@@ -331,3 +331,60 @@ def test_drill_interrupted_leaves_nothing_running(backed_up: Path, age_key: AgeK
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _committing_dump(tmp_path: Path, shop: MariaDatabase, every_time: bool) -> Path:
+    """A mariadb-dump that first commits a row on the primary and waits for the replica to
+    apply it: the dump's snapshot then sees a commit that topoff's did not."""
+    shim = tmp_path / "commitbin"
+    shim.mkdir()
+    real, client = shutil.which("mariadb-dump"), shutil.which("mariadb")
+    p, r = shop.pair.primary.socket, shop.pair.replica.socket
+    marker = tmp_path / "committed"
+    once = "" if every_time else f"[ -e {marker} ] || "
+    count = f"{client} --no-defaults --socket={r} -uroot -N -e " \
+        f"'SELECT COUNT(*) FROM `{shop.name}`.empty_one'"
+    (shim / "mariadb-dump").write_text(
+        "#!/bin/sh\n"
+        f"{once}{{ n=$(( $({count}) + 1 )); "
+        f"{client} --no-defaults --socket={p} -uroot -e "
+        f"\"INSERT INTO \\`{shop.name}\\`.empty_one VALUES ($n)\"; "
+        f"until [ \"$({count})\" = \"$n\" ]; do sleep 0.05; done; touch {marker}; }}\n"
+        f"exec {real} \"$@\"\n")
+    (shim / "mariadb-dump").chmod(0o755)
+    return shim
+
+
+def test_a_commit_between_the_snapshots_starts_both_again(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{_committing_dump(tmp_path, shop, False)}:{os.environ['PATH']}")
+    store = tmp_path / "store"
+    result = _backup(shop, age_key, str(store), "dump.c", env)
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    assert "starting both again" in result.stderr  # type: ignore[attr-defined]
+    finished = json.loads((store / "catalog/dump.c/finished.json").read_text())
+    # the row committed before the dump's first attempt is in the hashes and in the dump
+    assert finished["tables"]["empty_one"]["rows"] == 1 and finished["same_snapshot"]
+    monkeypatch.undo()
+    drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
+    assert drill.exit_code == 0, drill.stderr
+
+
+def test_snapshots_that_never_agree_fail_the_backup(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{_committing_dump(tmp_path, shop, True)}:{os.environ['PATH']}")
+    store = tmp_path / "store"
+    result = _backup(shop, age_key, str(store), "dump.n", env)
+    assert result.exit_code == 3, result.stderr  # type: ignore[attr-defined]
+    assert "differed 5 times" in error_lines(result)[0]  # type: ignore[arg-type]
+    assert (store / "catalog/dump.n/failed.json").exists()
+    assert not (store / "backups/dump.n.sql.zst.age").exists()
+
+
+def test_engines_do_not_mix(backed_up: Path, age_key: AgeKey) -> None:
+    result = run_cli("restore", str(backed_up), "--latest", "--identity",
+                     str(age_key.identity), "--target", "postgresql://localhost/x")
+    assert result.exit_code == 2
+    assert "is a mariadb backup" in error_lines(result)[0]

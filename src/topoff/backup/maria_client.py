@@ -55,6 +55,12 @@ def option_file(target: MariaTarget) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def child_env() -> dict[str, str]:
+    """The environment for the client programs: topoff's, without ``MYSQL_PWD`` (the
+    option file carries the password)."""
+    return {k: v for k, v in os.environ.items() if k != "MYSQL_PWD"}
+
+
 def program(*names: str) -> str:
     """The first of ``names`` installed (mariadb-dump, then mysqldump, ...)."""
     for name in names:

@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from topoff.backup.maria_client import child_env
 from topoff.errors import SourceError
 from topoff.redact import redact
 
@@ -56,7 +57,7 @@ class MariaDump:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, process_group=0)
+                                     stderr=subprocess.PIPE, process_group=0, env=child_env())
         self._reader = threading.Thread(target=self._read_stderr, daemon=True,
                                         name="mariadb-dump-stderr")
         self._reader.start()

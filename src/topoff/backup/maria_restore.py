@@ -24,7 +24,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.backup.catalog import Entry
 from topoff.backup.crypt import decrypting_reader
-from topoff.backup.maria_client import option_file, program
+from topoff.backup.maria_client import child_env, option_file, program
 from topoff.backup.names import data_key
 from topoff.errors import ConfigError, IntegrityError, TargetError
 from topoff.redact import redact
@@ -70,7 +70,7 @@ class _Client:
                "--binary-mode", "--batch", "--default-character-set=utf8mb4",
                f"--database={database}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, process_group=0)
+                                     stderr=subprocess.PIPE, process_group=0, env=child_env())
         self.stderr: deque[str] = deque(maxlen=5)
         self._reader = threading.Thread(target=self._read, daemon=True, name="mariadb-stderr")
         self._reader.start()
