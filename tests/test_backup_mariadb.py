@@ -388,3 +388,26 @@ def test_engines_do_not_mix(backed_up: Path, age_key: AgeKey) -> None:
                      str(age_key.identity), "--target", "postgresql://localhost/x")
     assert result.exit_code == 2
     assert "is a mariadb backup" in error_lines(result)[0]
+
+
+def test_without_a_binlog_the_catalog_says_so(age_key: AgeKey, tmp_path: Path) -> None:
+    """A server without a binlog: no position to prove the dump's snapshot is topoff's, so
+    the dump runs without --master-data, the catalog says same_snapshot false, a warning
+    says why; the backup still restores and drills."""
+    from topoff.backup.mariadbd import throwaway_mariadb
+
+    with throwaway_mariadb("solo") as server:
+        server.sql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); "
+                   "INSERT INTO t VALUES (1, 'x'), (2, NULL);", "solo")
+        store = tmp_path / "store"
+        result = run_cli("backup", "--source", server.root_url("solo"), "--to", str(store),
+                         "--name", "dump.solo", "--recipient", age_key.public,
+                         "--allow-primary")
+        assert result.exit_code == 0, result.stderr
+        assert "not provably the dump's own" in result.stderr
+    finished = json.loads((store / "catalog/dump.solo/finished.json").read_text())
+    assert finished["same_snapshot"] is False
+    assert finished["position"] == {"binlog_file": None, "binlog_position": None, "gtid": None}
+    assert finished["tables"]["t"]["rows"] == 2
+    drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
+    assert drill.exit_code == 0, drill.stderr
