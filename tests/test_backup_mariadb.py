@@ -411,3 +411,60 @@ def test_without_a_binlog_the_catalog_says_so(age_key: AgeKey, tmp_path: Path) -
     assert finished["tables"]["t"]["rows"] == 2
     drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
     assert drill.exit_code == 0, drill.stderr
+
+
+def test_an_object_swapped_for_another_backup_is_refused(
+        backed_up: Path, shop: MariaDatabase, age_key: AgeKey,
+        env: dict[str, str | None]) -> None:
+    """A whole, validly encrypted object of another backup: age accepts it, the catalog's
+    size and SHA-256 do not (exit 6, and the message says the target holds what came in)."""
+    shop.execute("INSERT INTO empty_one VALUES (1)")
+    assert _backup(shop, age_key, str(backed_up), "dump.other", env).exit_code == 0  # type: ignore[attr-defined]
+    shutil.copy(backed_up / "backups" / "dump.other.sql.zst.age",
+                backed_up / "backups" / "dump.a.sql.zst.age")
+    target = _empty_db(shop.pair, shop.name + "_s")
+    try:
+        result = run_cli("restore", str(backed_up), "--name", "dump.a", "--identity",
+                         str(age_key.identity), "--target", target)
+        assert result.exit_code == 6, result.stderr
+        error, hint = error_lines(result)
+        assert "does not match its catalog entry" in error and "drop what was restored" in hint
+    finally:
+        shop.pair.primary.sql(f"DROP DATABASE `{shop.name}_s`")
+
+
+def test_backup_interrupted_records_failure_and_leaves_nothing(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path) -> None:
+    shim = tmp_path / "slowdump"
+    shim.mkdir()
+    real = shutil.which("mariadb-dump")
+    (shim / "mariadb-dump").write_text(f"#!/bin/sh\nsleep 30\nexec {real} \"$@\"\n")
+    (shim / "mariadb-dump").chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": f"{SRC}:{os.environ.get('PYTHONPATH', '')}",
+           "PATH": f"{shim}:{os.environ['PATH']}", "MYSQL_PWD": BACKUP_PASSWORD}
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "topoff", "backup", "--source", _url(shop), "--to", str(store),
+         "--name", "dump.i", "--recipient", age_key.public],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        dump = None
+        deadline = time.monotonic() + 60
+        while dump is None and time.monotonic() < deadline and proc.poll() is None:
+            dump = next(((p, c) for p, c in _children(proc.pid) if "slowdump" in c), None)
+            time.sleep(0.05)
+        assert dump is not None, proc.stderr.read() if proc.poll() is not None else ""
+        defaults = next(a.split("=", 1)[1] for a in dump[1].split()
+                        if a.startswith("--defaults-extra-file="))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert proc.returncode == 130, proc.stderr.read()
+        assert not Path(f"/proc/{dump[0]}").exists()
+        assert not Path(defaults).parent.exists()
+        failed = json.loads((store / "catalog/dump.i/failed.json").read_text())
+        assert failed["error"] == "interrupted"
+        assert not (store / "backups/dump.i.sql.zst.age").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
