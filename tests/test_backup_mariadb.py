@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from support.cli import error_lines, run_cli, write_config
 from support.mariadb import MariaDatabase, MariaPair
 from support.s3_server import S3Server
 from topoff.backup.maria_client import option_text
+from topoff.backup.mariadbd import MariaServer, give_to_server_user
 from topoff.sources.mariadb.connect import MariaTarget
 
 BACKUP_USER = "bk"
@@ -390,24 +392,45 @@ def test_engines_do_not_mix(backed_up: Path, age_key: AgeKey) -> None:
     assert "is a mariadb backup" in error_lines(result)[0]
 
 
-def test_without_a_binlog_the_catalog_says_so(age_key: AgeKey, tmp_path: Path) -> None:
-    """A server without a binlog: no position to prove the dump's snapshot is topoff's, so
-    the dump runs without --master-data, the catalog says same_snapshot false, a warning
-    says why; the backup still restores and drills."""
-    from topoff.backup.mariadbd import throwaway_mariadb
+@pytest.fixture
+def solo_server(request: pytest.FixtureRequest) -> Iterator[MariaServer]:
+    """A standalone server (replicating nothing), with or without a binlog."""
+    base = Path(tempfile.mkdtemp(prefix="topoff-solo-"))
+    os.chmod(base, 0o755)
+    give_to_server_user(base)
+    server = MariaServer("solo", base)
+    try:
+        server.init()
+        server.start(log_bin=request.param)  # log_slave_updates stays off (the default)
+        server.sql("CREATE DATABASE solo; CREATE TABLE solo.t (id INT PRIMARY KEY, v TEXT); "
+                   "INSERT INTO solo.t VALUES (1, 'x'), (2, NULL);")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
-    with throwaway_mariadb("solo") as server:
-        server.sql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); "
-                   "INSERT INTO t VALUES (1, 'x'), (2, NULL);", "solo")
-        store = tmp_path / "store"
-        result = run_cli("backup", "--source", server.root_url("solo"), "--to", str(store),
-                         "--name", "dump.solo", "--recipient", age_key.public,
-                         "--allow-primary")
-        assert result.exit_code == 0, result.stderr
-        assert "not provably the dump's own" in result.stderr
+
+@pytest.mark.parametrize("solo_server", [True, False], ids=["binlog", "no-binlog"],
+                         indirect=True)
+def test_a_standalone_server_with_and_without_a_binlog(solo_server: MariaServer,
+                                                       age_key: AgeKey, tmp_path: Path) -> None:
+    """With a binlog, a server that replicates nothing proves the snapshot by the position
+    (log_slave_updates is irrelevant there). Without one, the dump runs without
+    --master-data, the catalog says same_snapshot false and a warning says why; the backup
+    still restores and drills."""
+    binlog = solo_server.proc is not None and "--log-bin=solo-bin" in solo_server.proc.args
+    store = tmp_path / "store"
+    result = run_cli("backup", "--source", solo_server.root_url("solo"), "--to", str(store),
+                     "--name", "dump.solo", "--recipient", age_key.public, "--allow-primary")
+    assert result.exit_code == 0, result.stderr
+    assert ("not provably the dump's own" in result.stderr) is not binlog
     finished = json.loads((store / "catalog/dump.solo/finished.json").read_text())
-    assert finished["same_snapshot"] is False
-    assert finished["position"] == {"binlog_file": None, "binlog_position": None, "gtid": None}
+    assert finished["same_snapshot"] is binlog
+    if binlog:
+        assert finished["position"]["binlog_file"] == "solo-bin.000001"
+    else:
+        assert finished["position"] == {"binlog_file": None, "binlog_position": None,
+                                        "gtid": None}
     assert finished["tables"]["t"]["rows"] == 2
     drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
     assert drill.exit_code == 0, drill.stderr

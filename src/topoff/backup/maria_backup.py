@@ -90,7 +90,10 @@ def run(store: Store, req: Any) -> Any:
         mariadb = "mariadb" in role.version.lower()
         log_bin = _on(_scalar(conn, "SELECT @@global.log_bin"))
         updates = _on(_scalar(conn, "SELECT @@global.log_slave_updates"))
-        provable = mariadb and log_bin and (updates or role.replicating is False)
+        # a server that replicates nothing binlogs every commit it has; a replica only
+        # with log_slave_updates (replication status hidden: assume a replica)
+        applies = role.replicating is None or bool(role.replicating)
+        provable = mariadb and log_bin and (updates or not applies)
         dump_program = program("mariadb-dump", "mysqldump") if mariadb else \
             program("mysqldump", "mariadb-dump")
         position = snap.begin(conn)
