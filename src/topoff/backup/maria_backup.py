@@ -38,6 +38,7 @@ from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_tables import table_hashes
 from topoff.backup.names import catalog_key, check_name, data_key
+from topoff.backup.request import BackupRequest, BackupResult, check_lock, record_failure
 from topoff.errors import ConfigError, SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import connect_target, parse_url
@@ -65,10 +66,8 @@ def _on(value: str) -> bool:
     return value.upper() not in ("0", "OFF", "NONE", "")
 
 
-def run(store: Store, req: Any) -> Any:
+def run(store: Store, req: BackupRequest) -> BackupResult:
     """:func:`topoff.backup.pipeline.run_backup` for a ``mariadb://`` / ``mysql://`` source."""
-    from topoff.backup.pipeline import BackupResult, _record_failure, check_lock
-
     started_at = time.monotonic()
     name = check_name(req.name)
     parse_recipients(req.recipients)
@@ -116,7 +115,7 @@ def run(store: Store, req: Any) -> Any:
                                MariaDump(dump_program, defaults, target.database, mariadb,
                                          master_data=log_bin), provable, req.level, req.jobs)
         except BaseException as e:
-            _record_failure(store, name, e, options)
+            record_failure(store, name, e, options)
             raise
     finally:
         with contextlib.suppress(Exception):
