@@ -28,7 +28,7 @@ from topoff.errors import ConfigError, TargetError
 
 SERVER_USER = "mysql"
 _PR_SET_PDEATHSIG = 1
-START_TIMEOUT = 60.0
+START_TIMEOUT = 120.0  # a loaded machine: mariadbd's recovery and first start take a while
 
 
 def find_program(name: str) -> str | None:
