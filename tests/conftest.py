@@ -26,7 +26,8 @@ from topoff.demo.cluster import ThrowawayCluster
 with contextlib.suppress(ImportError):
     import _mysql_connector  # noqa: F401
 
-pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb"]
+pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb",
+                  "support.maria_backup"]
 
 DAYS = 5
 PER_DAY = 300

@@ -95,12 +95,19 @@ class Entry:
         return v if isinstance(v, str) and len(v) == 64 else None
 
     @property
+    def engine(self) -> str:
+        """``mariadb`` for a mariadb-dump backup; ``postgresql`` (entries from before
+        the field existed included) otherwise."""
+        return "mariadb" if self.started.get("engine") == "mariadb" else "postgresql"
+
+    @property
     def last_drill(self) -> dict[str, Any] | None:
         return self.drills[-1] if self.drills else None
 
     def to_json(self) -> dict[str, Any]:
         d = self.last_drill
-        return {"name": self.name, "status": self.status, "started": self.start_time,
+        return {"name": self.name, "engine": self.engine, "status": self.status,
+                "started": self.start_time,
                 "ended": self.end_time, "size": self.size, "sha256": self.sha256,
                 "source": _s(self.started.get("source")),
                 "error": _s((self.failed or {}).get("error")) or None,

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.backup import catalog
-from topoff.backup.restore import choose, restore
+from topoff.backup.restore import check_engines, choose, restore
 from topoff.backup.tables import table_hashes
 from topoff.errors import IntegrityError, TopoffError
 from topoff.redact import redact
@@ -116,21 +116,16 @@ def drill(store: Store, identities: list[Any], name: str | None = None,
                          as_of if isinstance(as_of, str) else None)
     try:
         recorded = _recorded(entry)
-        with scratch_database(scratch_url) as url:
-            restore(store, entry, identities, url, jobs=jobs, no_owner=True, workdir=workdir)
-            extra: list[psycopg.Connection] = []
+        if entry.engine == "mariadb":
+            from topoff.backup.maria_drill import restore_and_hash
 
-            def more() -> psycopg.Connection:  # nobody writes to the scratch database
-                extra.append(connect(url, "topoff drill", autocommit=True))
-                return extra[-1]
-
-            with connect(url, "topoff drill", autocommit=True) as conn:
-                try:
-                    actual = table_hashes(conn, more, jobs)
-                finally:
-                    for c in extra:
-                        c.close()
-                result.checks = run_checks(conn, checks)
+            if scratch_url is not None:
+                check_engines(entry, scratch_url)
+            actual, result.checks = restore_and_hash(store, entry, identities, scratch_url,
+                                                     checks)
+        else:
+            actual, result.checks = _pg_restore_and_hash(store, entry, identities,
+                                                          scratch_url, checks, jobs, workdir)
         result.tables = len(actual)
         result.mismatches = compare(recorded, actual)
         result.ok = not result.mismatches and all(c["ok"] for c in result.checks)
@@ -146,6 +141,30 @@ def drill(store: Store, identities: list[Any], name: str | None = None,
                              hint="the backup does not restore to what was recorded; see "
                              "`topoff backups list --json` and take a new backup")
     return result
+
+
+def _pg_restore_and_hash(store: Store, entry: catalog.Entry, identities: list[Any],
+                         scratch_url: str | None, checks: tuple[str, ...], jobs: int,
+                         workdir: str | None) -> tuple[dict[str, dict[str, Any]],
+                                                       list[dict[str, Any]]]:
+    if scratch_url is not None:
+        check_engines(entry, scratch_url)
+    with scratch_database(scratch_url) as url:
+        restore(store, entry, identities, url, jobs=jobs, no_owner=True, workdir=workdir)
+        extra: list[psycopg.Connection] = []
+
+        def more() -> psycopg.Connection:  # nobody writes to the scratch database
+            extra.append(connect(url, "topoff drill", autocommit=True))
+            return extra[-1]
+
+        with connect(url, "topoff drill", autocommit=True) as conn:
+            try:
+                actual = table_hashes(conn, more, jobs)
+            finally:
+                for c in extra:
+                    c.close()
+            results = run_checks(conn, checks)
+    return actual, results
 
 
 def _record(store: Store, result: DrillResult) -> None:

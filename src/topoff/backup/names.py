@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from psycopg import conninfo as pg_conninfo
 
@@ -17,7 +18,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 STAMP_FORMAT = "%Y-%m-%d--%H-%M-%S"
 CATALOG = "catalog/"
 DATA = "backups/"
-SUFFIX = ".tar.zst.age"
+SUFFIX = ".tar.zst.age"  # PostgreSQL: pg_dump's directory as one tar
+SQL_SUFFIX = ".sql.zst.age"  # MariaDB: mariadb-dump's SQL text
 
 
 def is_valid(name: str) -> bool:
@@ -35,7 +37,10 @@ def check_name(name: str) -> str:
 def source_label(url: str) -> str:
     """The database name of a connection string, reduced to a name-safe word."""
     try:
-        db = pg_conninfo.conninfo_to_dict(url).get("dbname") or "db"
+        if url.lower().startswith(("mariadb://", "mysql://")):
+            db = unquote(urlsplit(url).path.lstrip("/")) or "db"
+        else:
+            db = pg_conninfo.conninfo_to_dict(url).get("dbname") or "db"
     except Exception:
         db = "db"
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", str(db)).strip("-") or "db"
@@ -47,8 +52,14 @@ def default_name(url: str, now: datetime | None = None) -> str:
     return f"dump.{source_label(url)}.{now.strftime(STAMP_FORMAT)}"
 
 
-def data_key(name: str) -> str:
-    return f"{DATA}{check_name(name)}{SUFFIX}"
+def data_key(name: str, engine: str = "postgresql") -> str:
+    suffix = SQL_SUFFIX if engine == "mariadb" else SUFFIX
+    return f"{DATA}{check_name(name)}{suffix}"
+
+
+def data_keys(name: str) -> list[str]:
+    """Every key a backup's data object can have, whatever its engine."""
+    return [data_key(name), data_key(name, "mariadb")]
 
 
 def catalog_key(name: str, leaf: str) -> str:

@@ -23,9 +23,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import zstandard
 
@@ -34,46 +32,25 @@ from topoff.backup import catalog
 from topoff.backup.dump import PgDump, tar_adder
 from topoff.backup.keys import parse_recipients
 from topoff.backup.names import catalog_key, check_name, data_key
+from topoff.backup.request import BackupRequest, BackupResult, check_lock, record_failure
 from topoff.backup.tables import table_hashes
-from topoff.errors import ConfigError, TopoffError
+from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
-from topoff.redact import redact
+from topoff.sources.base import engine_of
 from topoff.sources.postgres import display_url
 from topoff.stores.age import EncryptingStore
-from topoff.stores.base import ObjectOptions, Store, refuse_lock
+from topoff.stores.base import ObjectOptions, Store
 
 log = logging.getLogger("topoff")
 # the tar stream hands zstd 1 MiB at a time (tarfile's default is 10 KiB: a third more CPU)
 _COPY = 1 << 20
 
 
-@dataclass
-class BackupRequest:
-    source_url: str
-    name: str
-    recipients: tuple[str, ...]
-    allow_primary: bool = False
-    jobs: int = 2
-    level: int = 3
-    lock_days: int | None = None
-    lock_mode: str = "COMPLIANCE"
-    workdir: str | None = None
-
-
-@dataclass
-class BackupResult:
-    name: str
-    key: str
-    size: int
-    sha256: str
-    files: int
-    tables: dict[str, dict[str, Any]]
-    seconds: float
-    #: seconds spent in the dump (pg_dump to stored object) and in the drill's hashes
-    phases: dict[str, float] = field(default_factory=dict)
-
-
 def run_backup(store: Store, req: BackupRequest) -> BackupResult:
+    if engine_of(req.source_url) != "postgresql":  # mariadb-dump (docs/backups.md)
+        from topoff.backup import maria_backup
+
+        return maria_backup.run(store, req)
     started_at = time.monotonic()
     name = check_name(req.name)
     parse_recipients(req.recipients)  # refuses a bad or secret key before any work
@@ -103,7 +80,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
         try:
             result = _dump(store, req, session, snapshot_id, pin, recipients, key, options)
         except BaseException as e:
-            _record_failure(store, name, e, options)
+            record_failure(store, name, e, options)
             raise
     result.seconds = time.monotonic() - started_at
     finished = {"name": name, "ended": catalog.now_iso(), "object": key,
@@ -112,34 +89,6 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                 "tables": result.tables}
     catalog.write_object(store, name, "finished.json", finished, options)
     return result
-
-
-def check_lock(store: Store, options: ObjectOptions | None) -> None:
-    """Refuse a lock the store cannot honour before the snapshot and pg_dump start (the
-    store would refuse it at the first write anyway; this wastes no work)."""
-    if options is None or options.lock_days is None:
-        return
-    require = getattr(store, "require_object_lock", None)  # S3: the bucket must have it
-    if require is not None:
-        require()
-    else:
-        refuse_lock(store, options, "only S3 buckets with Object Lock keep objects locked")
-
-
-def _record_failure(store: Store, name: str, exc: BaseException,
-                    options: ObjectOptions | None) -> None:
-    if isinstance(exc, TopoffError):
-        why = exc.message
-    elif isinstance(exc, KeyboardInterrupt):
-        why = "interrupted"
-    else:
-        why = f"{type(exc).__name__}: {exc}"
-    try:
-        catalog.write_object(store, name, "failed.json",
-                             {"name": name, "ended": catalog.now_iso(), "error": redact(why)},
-                             options)
-    except Exception as e:  # the store itself may be what failed
-        log.warning("could not record the failure in the catalog: %s", redact(str(e)))
 
 
 def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_id: str,

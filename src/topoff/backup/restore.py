@@ -30,6 +30,7 @@ from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
 from topoff.errors import ConfigError, IntegrityError, StoreError, TargetError
 from topoff.redact import redact
+from topoff.sources.base import engine_of
 from topoff.sources.postgres import connect, display_url
 from topoff.stores.base import FileMissing, Store
 
@@ -150,9 +151,23 @@ def scrub(url: str, statements: tuple[str, ...]) -> None:
     log.info("ran %d scrub statements", len(statements))
 
 
+def check_engines(entry: Entry, target_url: str) -> None:
+    """A PostgreSQL backup restores into PostgreSQL, a MariaDB one into MariaDB."""
+    target = "mariadb" if engine_of(target_url) in ("mariadb", "mysql") else "postgresql"
+    if target != entry.engine:
+        raise ConfigError(f"backup {entry.name} is a {entry.engine} backup; the target is "
+                          f"a {target} URL", hint=f"restore it into a {entry.engine} database")
+
+
 def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, jobs: int = 2,
             clean: bool = False, no_owner: bool = False, scrub_sql: tuple[str, ...] = (),
             workdir: str | None = None) -> RestoreResult:
+    check_engines(entry, target_url)
+    if entry.engine == "mariadb":  # streamed into the mariadb client (no owners to skip)
+        from topoff.backup import maria_restore
+
+        size = maria_restore.restore(store, entry, identities, target_url, clean, scrub_sql)
+        return RestoreResult(entry, size, 1)
     if not clean and not target_is_empty(target_url):
         raise TargetError(f"{display_url(target_url)} is not empty",
                           hint="restore into an empty database, or pass --clean to drop "

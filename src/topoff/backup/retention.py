@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from topoff.backup.catalog import read_catalog
-from topoff.backup.names import catalog_key, data_key
+from topoff.backup.names import catalog_key, data_keys
 from topoff.errors import StoreError
 from topoff.stores.base import Retained, Store
 
@@ -46,7 +46,8 @@ def _retained_until(exc: Retained) -> str:
 
 
 def _remove(store: Store, name: str) -> None:
-    store.purge(data_key(name))  # every version, where the store keeps them
+    for key in data_keys(name):  # every version, where the store keeps them
+        store.purge(key)
     leaves = [i.name for i in store.list(catalog_key(name, ""))]
     started = catalog_key(name, "started.json")
     for key in sorted(k for k in leaves if k != started):

@@ -34,7 +34,16 @@ from topoff.cli.output import size
 from topoff.config import parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
-from topoff.sources.postgres import display_url
+from topoff.sources.base import engine_of
+from topoff.sources.postgres import display_url as pg_display_url
+
+
+def display_url(url: str) -> str:
+    if engine_of(url) == "postgresql":
+        return pg_display_url(url)
+    from topoff.sources.mariadb.connect import display_url as maria_display_url
+
+    return maria_display_url(url)
 
 
 @click.command("backup")
@@ -63,7 +72,8 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
 
     The snapshot is taken on the standby (a primary is refused without --allow-primary)
     and handed to pg_dump; per-table row counts and content hashes from the same
-    snapshot go into the catalog for `topoff backups drill`.
+    snapshot go into the catalog for `topoff backups drill`. A mariadb:// or mysql://
+    source is dumped with mariadb-dump --single-transaction --master-data=2 instead.
 
     \b
     Example:
@@ -135,7 +145,8 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
     """Restore a backup into a database: verify its sha256, decrypt, pg_restore, scrub.
 
     Refuses a non-empty target unless --clean. Then runs the [backup] scrub SQL of the
-    config, if any.
+    config, if any. A MariaDB backup streams into the mariadb client (--target
+    mariadb://...; --jobs and --no-owner do not apply).
 
     \b
     Example:
@@ -165,7 +176,7 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
               help="age identity file (secret key) [default: [backup] identity].")
 @click.option("--scratch", "scratch_url", metavar="URL",
               help="An empty database to restore into [default: a temporary PostgreSQL "
-              "cluster, removed afterwards].")
+              "cluster, or mariadbd for a MariaDB backup, removed afterwards].")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), help="pg_restore --jobs [default: 2].")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory for the decrypted dump while pg_restore reads it.")

@@ -1,0 +1,63 @@
+"""Per-table row counts and content hashes of a MariaDB database, for the drill.
+
+Computed the same way at backup time (in the snapshot the dump read, see
+:mod:`topoff.backup.maria_backup`) and after the drill's restore, by the server: for each
+row, every column's bytes as the server prints them (``CAST(c AS BINARY)``: text in its
+character set, numbers and temporal values as text, BLOBs and BIT as their bytes) in hex,
+NULL as ``N``, joined by commas; the first 60 bits of each row's MD5 are summed. Hex keeps
+the separator out of the values, so two different rows never give the same text.
+
+Timestamps are read in UTC (the session's time zone, topoff's connection settings); FLOAT
+and DOUBLE values are compared in the server's shortest text form, the same on both sides
+when the drill's server is a version that prints them alike (docs/backups.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mysql.connector import errors as my_errors
+
+from topoff.errors import SourceError
+from topoff.sources.mariadb.types import quote_ident
+
+_TABLES_Q = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+             "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME")
+_COLUMNS_Q = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+              "DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
+
+
+def _text(v: Any) -> str:
+    return bytes(v).decode() if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    try:
+        cur.execute(stmt, params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def hash_sql(table: str, columns: list[str]) -> str:
+    parts = [f"IFNULL(HEX(CAST({quote_ident(c)} AS BINARY)), 'N')" for c in columns]
+    row = f"CONCAT_WS(',', {', '.join(parts)})" if parts else "''"
+    return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
+            f"AS UNSIGNED)), 0) FROM {quote_ident(table)}")
+
+
+def table_hashes(conn: Any) -> dict[str, dict[str, Any]]:
+    """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
+    database (the current database), in the connection's transaction."""
+    try:
+        out = {}
+        for (name,) in _rows(conn, _TABLES_Q):
+            table = _text(name)
+            columns = [_text(c) for (c,) in _rows(conn, _COLUMNS_Q, (table,))]
+            ((count, total),) = _rows(conn, hash_sql(table, columns))
+            out[table] = {"rows": int(count), "hash": str(int(total))}
+    except my_errors.Error as e:
+        raise SourceError(f"counting and hashing the tables failed: {e.msg}",
+                          hint="the backup user needs SELECT on every table") from None
+    return dict(sorted(out.items()))

@@ -1,0 +1,195 @@
+"""A throwaway ``mariadbd``: a data directory made by ``mariadb-install-db`` in a temp dir,
+the server on a free loopback port, everything removed by :meth:`MariaServer.stop`.
+
+Run as root, the server runs as the ``mysql`` user (the Debian package creates it). The
+server is a direct child of this process in its own process group (a Ctrl-C at the
+terminal reaches topoff only, which stops the server itself) with a parent-death signal,
+so even a SIGKILLed topoff leaves no server running. Root connects through the socket
+without a password; nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from topoff.demo.cluster import free_port
+from topoff.errors import ConfigError, TargetError
+
+SERVER_USER = "mysql"
+_PR_SET_PDEATHSIG = 1
+START_TIMEOUT = 120.0  # a loaded machine: mariadbd's recovery and first start take a while
+
+
+def find_program(name: str) -> str | None:
+    for d in (None, "/usr/sbin", "/usr/bin"):
+        found = shutil.which(name, path=d)
+        if found:
+            return found
+    return None
+
+
+def require_program(name: str) -> str:
+    found = find_program(name)
+    if found is None:
+        raise ConfigError(f"{name} is not installed",
+                          hint="install the Debian package mariadb-server (the drill starts "
+                          "a throwaway mariadbd), or pass --scratch mariadb://...")
+    return found
+
+
+def as_server_user() -> Callable[[], None]:
+    """A preexec_fn: become the mysql user (when root), then die with the parent."""
+    pw = pwd.getpwnam(SERVER_USER) if os.geteuid() == 0 else None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def prepare() -> None:
+        if pw is not None:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        # after setuid: a change of credentials clears the parent-death signal
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return prepare
+
+
+def give_to_server_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(SERVER_USER)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+@dataclass
+class MariaServer:
+    """One mariadbd on 127.0.0.1, its data directory ``base/name``."""
+
+    name: str
+    base: Path
+    server_id: int = 1
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def datadir(self) -> Path:
+        return self.base / self.name
+
+    @property
+    def socket(self) -> Path:
+        return self.base / f"{self.name}.sock"
+
+    def root_url(self, database: str = "") -> str:
+        """Root through the socket (no password)."""
+        return f"mariadb://root@localhost/{database}?socket={self.socket}"
+
+    def init(self) -> None:
+        self.datadir.mkdir()
+        give_to_server_user(self.datadir)
+        res = subprocess.run(
+            [require_program("mariadb-install-db"), "--no-defaults",
+             f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
+             "--skip-test-db", "--skip-name-resolve"],
+            capture_output=True, text=True, preexec_fn=as_server_user(), cwd=self.base,
+            stdin=subprocess.DEVNULL,
+        )
+        if res.returncode != 0:
+            why = (res.stderr or res.stdout).strip().splitlines()
+            raise TargetError(f"mariadb-install-db failed: {why[-1] if why else 'no message'}",
+                              hint="check the MariaDB server installation")
+
+    def start(self, *extra: str, log_bin: bool = True) -> None:
+        self.port = free_port()
+        binlog = [f"--log-bin={self.name}-bin", "--binlog-format=ROW"] if log_bin else []
+        args = [
+            require_program("mariadbd"), "--no-defaults", f"--datadir={self.datadir}",
+            f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--pid-file={self.base / self.name}.pid",
+            f"--log-error={self.base / self.name}.err",
+            f"--server-id={self.server_id}", *binlog, "--skip-name-resolve",
+            "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
+            "--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-doublewrite=0",
+            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+            "--max-connections=100", "--default-time-zone=+00:00", *extra,
+        ]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, preexec_fn=as_server_user(), cwd=self.base,
+            process_group=0,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetError(f"mariadbd exited at start: {self.log_tail()}",
+                                  hint="check the MariaDB server installation")
+            if self.socket.exists() and self.sql("SELECT 1", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise TargetError(f"mariadbd did not start within {START_TIMEOUT:.0f}s",
+                          hint=f"its log said: {self.log_tail()}")
+
+    def client_cmd(self, database: str = "") -> list[str]:
+        cmd = [require_program("mariadb"), "--no-defaults", f"--socket={self.socket}",
+               "-uroot", "--batch", "--skip-column-names", "--default-character-set=utf8mb4"]
+        if database:
+            cmd.append(f"--database={database}")
+        return cmd
+
+    def sql(self, text: str, database: str = "",
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run SQL as root through the socket with the mariadb client."""
+        res = subprocess.run(self.client_cmd(database), input=text, capture_output=True,
+                             text=True)
+        if check and res.returncode != 0:
+            raise TargetError(f"SQL on mariadbd failed: {res.stderr.strip()}",
+                              hint="check the MariaDB server installation")
+        return res
+
+    def query(self, text: str, database: str = "") -> list[list[str]]:
+        out = self.sql(text, database).stdout
+        return [line.split("\t") for line in out.splitlines()]
+
+    def log_tail(self) -> str:
+        p = self.base / f"{self.name}.err"
+        text = p.read_text(errors="replace") if p.exists() else ""
+        lines = [ln for ln in text.splitlines() if "ERROR" in ln] or text.splitlines()
+        return lines[-1][-300:] if lines else "no log"
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def throwaway_mariadb(database: str = "drill") -> Iterator[MariaServer]:
+    """A fresh server with an empty ``database``; stopped and removed afterwards, also
+    when the caller is interrupted (KeyboardInterrupt, SIGTERM through the CLI)."""
+    base = Path(tempfile.mkdtemp(prefix="topoff-mariadbd-"))
+    server = MariaServer("drill", base)
+    try:
+        os.chmod(base, 0o755)
+        give_to_server_user(base)
+        server.init()
+        server.start(log_bin=False)
+        server.sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
