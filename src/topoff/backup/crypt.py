@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pyrage
 import zstandard
@@ -83,19 +83,19 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
             yield plain, hashed
         return
     child = DecryptProcess(hashed, keys)
-    plain = Prefetch(zstd_reader(child.start()))
+    ahead = Prefetch(zstd_reader(child.start()))
     ok = False
     failure: BaseException | None = None
     try:
-        yield plain, hashed  # type: ignore[misc]
-        plain.drain()
+        yield cast(BinaryIO, ahead), hashed
+        ahead.drain()
         ok = True
     except BaseException as e:
         failure = e
     finally:
-        plain.close()
+        ahead.close()
         child.finish(ok)  # the child ended or killed: the read-ahead thread sees the end
-        plain.join()
+        ahead.join()
     if failure is not None and not isinstance(failure, Exception):
         raise failure  # KeyboardInterrupt (Ctrl-C, SIGTERM): the child is gone already
     if (fed := child.feed_error) is not None:  # reading the store failed
@@ -115,7 +115,7 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
 def zstd_reader(source: Any) -> BinaryIO:
     """zstd's streaming reader, asking for 1 MiB of compressed input at a time (fewer
     calls back into Python than its default 128 KiB), across frames as ``zstd -d`` does."""
-    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+    return zstandard.ZstdDecompressor().stream_reader(
         source, read_size=CHUNK, read_across_frames=True, closefd=False)
 
 

@@ -97,7 +97,7 @@ def run_checks(conn: psycopg.Connection, checks: tuple[str, ...]) -> list[dict[s
     out = []
     for stmt in checks:
         try:
-            row = conn.execute(sql.SQL(stmt)).fetchone()  # type: ignore[arg-type]  # config
+            row = conn.execute(sql.SQL(stmt)).fetchone()  # config
             ok = bool(row) and row[0] is True  # type: ignore[index]
             out.append({"sql": stmt, "ok": ok, "result": None if not row else str(row[0])})
         except psycopg.Error as e:

@@ -40,7 +40,7 @@ def source_label(url: str) -> str:
         if url.lower().startswith(("mariadb://", "mysql://")):
             db = unquote(urlsplit(url).path.lstrip("/")) or "db"
         else:
-            db = pg_conninfo.conninfo_to_dict(url).get("dbname") or "db"
+            db = str(pg_conninfo.conninfo_to_dict(url).get("dbname") or "db")
     except Exception:
         db = "db"
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", str(db)).strip("-") or "db"

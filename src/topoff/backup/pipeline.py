@@ -108,7 +108,8 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
             threads = max(1, min(req.jobs, os.cpu_count() or 1))
             plain = zstandard.ZstdCompressor(level=req.level, threads=threads).stream_writer(
                 enc, closefd=False)
-            with tarfile.open(fileobj=plain, mode="w|", bufsize=_COPY, copybufsize=_COPY) as tar:
+            with tarfile.open(fileobj=plain, mode="w|", bufsize=_COPY,  # type: ignore[call-overload]
+                              copybufsize=_COPY) as tar:  # a TarFile argument the stubs lack
                 dump.start()
                 files = dump.stream(tar_adder(tar))
             plain.flush(zstandard.FLUSH_FRAME)

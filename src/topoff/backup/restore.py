@@ -143,7 +143,7 @@ def scrub(url: str, statements: tuple[str, ...]) -> None:
     with connect(url, "topoff restore", autocommit=False) as conn:
         try:
             for stmt in statements:
-                conn.execute(sql.SQL(stmt))  # type: ignore[arg-type]  # operator-written
+                conn.execute(sql.SQL(stmt))  # operator-written
             conn.commit()
         except psycopg.Error as e:
             raise TargetError(f"scrub SQL failed: {redact(str(e).splitlines()[0])}",

@@ -66,7 +66,7 @@ def _header(src: Any) -> tarfile.TarInfo | None:
         blocks += extra
     # tarfile parses the headers (opening reads the first member's) but not the data
     with tarfile.open(fileobj=io.BytesIO(bytes(blocks)), mode="r:") as parsed:
-        member = parsed.firstmember
+        member = parsed.firstmember  # type: ignore[attr-defined]  # not in the stubs
     if member is None or member.offset_data != len(blocks):
         raise tarfile.ReadError("a header that does not describe one member")
     return member
