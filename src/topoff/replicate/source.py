@@ -7,7 +7,8 @@ gives it, inside ONE consistent snapshot of the source: the table's description
 cursor kind), the inserter/updater refresh and the snapshot-method refresh written into
 the target through the target's own loading and merging (targets/merge.py, ranges.py),
 and the source's plain indexes for the first build. The engine is chosen by the source
-URL (:func:`topoff.sources.base.engine_of`): PostgreSQL (pg_source.py).
+URL (:func:`topoff.sources.base.engine_of`): PostgreSQL (pg_source.py) or MariaDB/MySQL
+(maria_source.py).
 """
 
 from __future__ import annotations
@@ -64,6 +65,5 @@ def open_session(source: ReplicateSource) -> SourceSession:
     if engine_of(source.url) == "postgresql":
         from topoff.replicate.pg_source import PostgresSession
         return PostgresSession(source)
-    from topoff.errors import ConfigError
-    raise ConfigError(f"source {source.name}: replicate reads PostgreSQL sources only",
-                      hint="use a postgresql:// source url")
+    from topoff.replicate.maria_source import MariaSession
+    return MariaSession(source)
