@@ -166,6 +166,17 @@ def test_status_check_pause_repull_and_reconcile_refused(built, tmp_path):
     assert query(url, "SELECT label FROM analytics_meta.events WHERE id = 42") == [("fixed",)]
     run = repull(cfg, f"analytics_meta.{m}.events", "not a time")
     assert run.status == "failed" and run.exit_code == 2
+    # a column added on the source is added in the replica; a whole repull fills it
+    maria_db.execute("ALTER TABLE hits ADD COLUMN extra DECIMAL(30,10) DEFAULT 1.5")
+    run = repull(cfg, f"analytics_meta.{m}.hits")
+    assert run.status == "ok", run.error
+    assert [(run.rows,)] == query(url, "SELECT count(*) FROM analytics_meta.hits")
+    maria_equal(url, maria_db, f"{m}.hits")
+    if _kind == "postgresql":  # the source's primary key and plain index (shape.py)
+        defs = sorted(r[0].split(" USING ")[1] for r in query(
+            url, "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'analytics_meta.events'::regclass"))
+        assert defs == ["btree (id)", "btree (site)", "btree (ts)"]
     r = run_cli("replicate", "--config", path, "--reconcile", f"analytics_meta.{m}.events")
     assert r.exit_code == 2, r.stderr
     err, hint = error_lines(r)

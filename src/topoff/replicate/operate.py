@@ -27,9 +27,8 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
     if engine_of(s.url) != "postgresql":
         raise ConfigError(f"{s.name}.{t.qualified}: reconcile reads PostgreSQL sources only "
                           f"({s.name} is {engine_of(s.url)})",
-                          hint=f"repull the table instead: topoff replicate --repull "
-                          f"{s.name}.{t.qualified} (a snapshot table is compared by its "
-                          "content hash at every run)")
+                          hint=f"topoff replicate --resync {s.name}.{t.qualified} rebuilds "
+                          "it (deletes included); --repull reads it again and merges it")
     with open_target(config.target) as engine:
         store = StateStore(engine)
         store.ensure()
