@@ -22,6 +22,7 @@ from support.replicate import config, config_text, hashes, new_database, new_tar
 from test_mariadb_types import _create
 from topoff.errors import ConfigError
 from topoff.replicate.engine import repull, run_once, set_paused
+from topoff.replicate.operate import reconcile
 from topoff.replicate.store import StateStore
 from topoff.sources.mariadb.connect import connect
 from topoff.sources.mariadb.verify import MariaVerifier
@@ -143,7 +144,7 @@ def test_one_config_two_engines_every_method(built):
     all_equal(url, pg_db, maria_db)
 
 
-def test_status_check_pause_repull_and_reconcile_refused(built, tmp_path):
+def test_status_check_pause_repull(built, tmp_path):
     _kind, url, cfg, _, pg_db, maria_db = built
     m = maria_db.name
     path = write_config(tmp_path / "r.toml", config_text(url, {
@@ -177,10 +178,34 @@ def test_status_check_pause_repull_and_reconcile_refused(built, tmp_path):
             url, "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
             "WHERE indrelid = 'analytics_meta.events'::regclass"))
         assert defs == ["btree (id)", "btree (site)", "btree (ts)"]
-    r = run_cli("replicate", "--config", path, "--reconcile", f"analytics_meta.{m}.events")
+
+
+def test_reconcile_from_mariadb(built, tmp_path):
+    """Deletes and missed updates on the MariaDB source reach the replica by reconcile
+    (key ranges, count + canonical hash per range, bisected)."""
+    _kind, url, cfg, _, _pg_db, maria_db = built
+    m = maria_db.name
+    run_once(cfg)
+    ((gone,),) = query(url, "SELECT count(*) FROM analytics_meta.events WHERE id % 500 = 3")
+    maria_db.execute("DELETE FROM events WHERE id % 500 = 3; "
+                     "UPDATE events SET label = 'silent' WHERE id IN (10, 2000, 4999); "
+                     "DELETE FROM changes WHERE id = 1")
+    report = reconcile(cfg, f"analytics_meta.{m}.events", threshold=100)
+    assert (report.deleted, report.updated, report.inserted) == (gone, 3, 0) and gone >= 10
+    maria_equal(url, maria_db, f"{m}.events")
+    again = reconcile(cfg, f"analytics_meta.{m}.events", threshold=100)
+    assert again.changed == 0
+    path = write_config(tmp_path / "r.toml", config_text(url, {
+        "matomo": (_pg_db.standby_url, PG_TABLES),
+        "analytics_meta": (maria_db.replica_url, MARIA_TABLES)}))
+    r = run_cli("replicate", "--config", path, "--reconcile", f"analytics_meta.{m}.changes")
+    assert r.exit_code == 0, r.stderr
+    maria_equal(url, maria_db, f"{m}.changes")
+    # floats cannot be hashed alike by MariaDB: refused with a hint, nothing changed
+    r = run_cli("replicate", "--config", path, "--reconcile", f"analytics_meta.{m}.every_type")
     assert r.exit_code == 2, r.stderr
     err, hint = error_lines(r)
-    assert "PostgreSQL sources only" in err and "--repull" in hint
+    assert "float" in err and "exclude" in hint
 
 
 @pytest.mark.parametrize("kind", ENGINES)
@@ -272,6 +297,14 @@ def test_config_refuses_what_cannot_apply(maria, tmp_path):
         run = run_once(cfg)[0]
         assert run.status == "failed" and run.exit_code == 2, (bad, run.error)
     assert query(str(tmp_path / "x.duckdb"), "SELECT count(*) FROM m.w") == [(1,)]
+    # reconcile from MariaDB orders keys alike on both sides only for integers/decimals
+    maria.execute("CREATE TABLE sk (code VARCHAR(10) PRIMARY KEY, v INT);"
+                  "INSERT INTO sk VALUES ('a', 1), ('B', 2)")
+    cfg = config(url, {"m": (maria.replica_url, {"sk": {"method": "snapshot"}})})
+    assert run_once(cfg)[0].status == "ok"
+    with pytest.raises(ConfigError) as info:
+        reconcile(cfg, "sk")
+    assert "integer and decimal keys only" in info.value.message
 
 
 def _command(path: str, *extra: str) -> list[str]:

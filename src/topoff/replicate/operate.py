@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import TargetError
 from topoff.replicate.apply import lock_name
 from topoff.replicate.check import FreshnessResult, TableFreshness, evaluate, write_prometheus
 from topoff.replicate.config import ReplicateConfig
@@ -15,7 +15,6 @@ from topoff.replicate.engine import open_target, resolve
 from topoff.replicate.repair import ReconcileReport, reconcile_table
 from topoff.replicate.report import table_status
 from topoff.replicate.store import StateStore
-from topoff.sources.base import engine_of
 
 log = logging.getLogger("topoff")
 
@@ -24,11 +23,6 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
     """Compare one replicated table with its source by key ranges and repair the replica
     (deletes, missed updates and inserts), holding the table's refresh lock."""
     s, t = resolve(config, table)
-    if engine_of(s.url) != "postgresql":
-        raise ConfigError(f"{s.name}.{t.qualified}: reconcile reads PostgreSQL sources only "
-                          f"({s.name} is {engine_of(s.url)})",
-                          hint=f"topoff replicate --resync {s.name}.{t.qualified} rebuilds "
-                          "it (deletes included); --repull reads it again and merges it")
     with open_target(config.target) as engine:
         store = StateStore(engine)
         store.ensure()
