@@ -342,3 +342,30 @@ def test_sigkill_then_rerun(kind, cluster, maria, tmp_path):
         maria_equal(url, maria, f"{maria.name}.{t}", "m")
     assert query(url, "SELECT count(*) - count(DISTINCT id) FROM m.big") == [(0,)]
     assert query(url, "SELECT count(*) FROM m.lg") == [(39000,)]
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_unsigned_bigint_cursor_is_exact_and_odd_names(kind, cluster, maria, tmp_path):
+    """Values a double cannot tell apart (2^64 - 3 .. 2^64 - 1) as cursor and key, in a
+    table whose name holds a backtick, a quote and %s."""
+    name = "we%s`ird 'n"
+    q = "`" + name.replace("`", "``") + "`"
+    maria.execute(f"CREATE TABLE {q} (id BIGINT UNSIGNED PRIMARY KEY, `v%s` TEXT);"
+                  f"INSERT INTO {q} VALUES (18446744073709551611, 'a'),"
+                  "(18446744073709551612, 'b'), (18446744073709551613, 'c')")
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {name: {
+        "method": "inserter", "cursor": "id", "boundary": 0, "batch_rows": 1}})})
+    assert run_once(cfg)[0].rows == 3
+    maria.execute(f"INSERT INTO {q} VALUES (18446744073709551614, 'd'),"
+                  "(18446744073709551615, 'e')")
+    run = run_once(cfg)[0]
+    assert run.status == "ok" and run.rows == 2, run.error
+    got = query(url, f"SELECT CAST(id AS VARCHAR), \"v%s\" FROM m.\"{name}\" ORDER BY id"
+                if kind == "duckdb" else
+                f"SELECT id::text, \"v%s\" FROM m.\"{name}\" ORDER BY id")
+    assert got == [(str(18446744073709551611 + i), "abcde"[i]) for i in range(5)]
+    with target(url) as engine:
+        state = StateStore(engine).get("m", f"{maria.name}.{name}")  # type: ignore[arg-type]
+    assert state is not None and state.state.cursor == "18446744073709551615"
+    maria_equal(url, maria, f"{maria.name}.{name}", "m")
