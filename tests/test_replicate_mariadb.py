@@ -290,6 +290,9 @@ def test_config_refuses_what_cannot_apply(maria, tmp_path):
     good = {"method": "inserter", "cursor": "ts", "where": "site = 3"}
     run = run_once(config(url, {"m": (maria.replica_url, {"w": good})}))[0]
     assert run.status == "ok" and run.rows == 1, run.error
+    run = run_once(config(str(tmp_path / "z.duckdb"), {"m": (maria.replica_url, {"w": {
+        **good, "exclude": ["id"]}})}))[0]
+    assert run.status == "failed" and run.exit_code == 2 and "primary key" in (run.error or "")
     for bad in ("site = 3 # x", "site = 3) OR (1 = 1", "site = 3; DROP TABLE w", "nope = 1",
                 "`site` = 3"):
         cfg = config(str(tmp_path / "y.duckdb"), {"m": (maria.replica_url, {"w": {

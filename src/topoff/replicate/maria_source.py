@@ -109,6 +109,10 @@ class MariaSession:
         except LogicalError as e:  # the mapping is ours: a bug, not the user's input
             raise RuntimeError(f"MariaDB type mapping: {e}") from None
         key = tuple(t.key) if t.key else tuple(mt.primary_key)
+        if not set(key) <= keep:
+            raise ConfigError(f"{where} leaves out {t.qualified}'s primary key "
+                              f"({', '.join(key)})", hint="replicate the key columns, or set "
+                              "key = [...] to replicated columns")
         kind = cursor_kind(t, key, {c.name: c.type for c in mt.columns})
         if t.where is not None:
             _where_checked(self.conn, t, mt)
