@@ -21,9 +21,10 @@ from support.mariadb import MariaDatabase, MariaPair
 from support.replicate import config, config_text, hashes, new_database, new_target, query, target
 from test_mariadb_types import _create
 from topoff.errors import ConfigError
-from topoff.replicate.engine import repull, run_once, set_paused
+from topoff.replicate.engine import repull, resync, run_once, set_paused
 from topoff.replicate.operate import reconcile
 from topoff.replicate.store import StateStore
+from topoff.sources.mariadb.catalog import read_table
 from topoff.sources.mariadb.connect import connect
 from topoff.sources.mariadb.verify import MariaVerifier
 from topoff.targets.base import TableDef, TableRef
@@ -91,7 +92,10 @@ def maria_equal(url: str, maria_db: MariaDatabase, table: str,
     src = TableDef(table, TableRef(schema, name), d.method, columns, [], None, None, "",
                    (schema, name))
     with connect(maria_db.replica_url) as conn:
-        theirs = MariaVerifier(conn).hash(src, False, None, None, profile)[None]
+        read_table(conn, schema, name)  # its SourceError, if any, says why
+        verifier = MariaVerifier(conn)
+        assert verifier.mismatch(src) is None
+        theirs = verifier.hash(src, False, None, None, profile)[None]
     assert mine == theirs, table
 
 
@@ -173,6 +177,9 @@ def test_status_check_pause_repull(built, tmp_path):
     assert run.status == "ok", run.error
     assert [(run.rows,)] == query(url, "SELECT count(*) FROM analytics_meta.hits")
     maria_equal(url, maria_db, f"{m}.hits")
+    run = resync(cfg, f"analytics_meta.{m}.meta")
+    assert run.status == "ok", run.error
+    maria_equal(url, maria_db, f"{m}.meta")
     if _kind == "postgresql":  # the source's primary key and plain index (shape.py)
         defs = sorted(r[0].split(" USING ")[1] for r in query(
             url, "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
