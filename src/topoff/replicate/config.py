@@ -19,6 +19,7 @@ from typing import Any
 
 from topoff.config import parse_size
 from topoff.errors import ConfigError
+from topoff.sources.base import engine_of
 
 METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
@@ -144,9 +145,15 @@ def _copy_options(section: dict[str, Any], where: str,
 
 
 def _table(source: str, schema: str, name: str, t: Any,
-           copy: tuple[int, int] = (4, 64 << 20)) -> ReplicateTable:
+           copy: tuple[int, int] = (4, 64 << 20),
+           engine: str = "postgresql") -> ReplicateTable:
     where = f"replicate.sources.{source}.tables.{name}"
     t = _check_keys(t, _TABLE_KEYS, where)
+    if engine != "postgresql" and "lookback" in t:
+        raise ConfigError(f"lookback in [{where}] does not apply to a {engine} source",
+                          hint="a MariaDB table has no xmin to find late commits by: every "
+                          "refresh reads the boundary again; set boundary = ... to cover "
+                          "your longest transaction (docs/replicate.md, MariaDB)")
     method = t.get("method", "inserter")
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} in [{where}]",
@@ -171,7 +178,8 @@ def _table(source: str, schema: str, name: str, t: Any,
         raise ConfigError(f"batch_rows in [{where}] must be an integer from 1 to 100000000",
                           hint="for example batch_rows = 100000")
     boundary = parse_interval(t.get("boundary", "10m"), f"{where}.boundary")
-    lookback = parse_interval(t.get("lookback", "1d"), f"{where}.lookback")
+    lookback = parse_interval(t.get("lookback", "1d"), f"{where}.lookback") \
+        if engine == "postgresql" else boundary  # MariaDB: the boundary only
     if type(boundary) is not type(lookback):
         raise ConfigError(f"boundary and lookback in [{where}] must both be durations (a time "
                           "cursor) or both integers (an integer cursor)",
@@ -194,6 +202,18 @@ def _table(source: str, schema: str, name: str, t: Any,
         method=method, cursor=cursor, key=key, boundary=boundary, lookback=lookback,
         batch_rows=batch, columns=columns, exclude=exclude, where=_str(t, "where", where),
         cursor_timezone=tz, drop_columns=drop, copy_jobs=copy_jobs, copy_split=copy_split)
+
+
+def _maria_database(url: str, where: str) -> str:
+    """A MariaDB source's default schema: the URL's database (MariaDB's schema)."""
+    from topoff.sources.mariadb.connect import parse_url
+
+    database = parse_url(url).database
+    if not database:
+        raise ConfigError(f"[{where}] names no database",
+                          hint='put it in the url (mariadb://user@host/database) or set '
+                          'schema = "<database>"')
+    return database
 
 
 def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
@@ -224,7 +244,9 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         if not isinstance(allow, bool):
             raise ConfigError(f"allow_primary in [{where}] must be true or false",
                               hint="allow_primary = false reads only from a standby")
-        schema = _str(s, "schema", where, "public")
+        engine = engine_of(url)
+        schema = _str(s, "schema", where, "public" if engine == "postgresql"
+                      else _maria_database(url, where))
         landing = _str(s, "target_schema", where, sname)
         if landing.startswith("pg_") or landing == "topoff":
             raise ConfigError(f"target_schema {landing!r} in [{where}] is reserved",
@@ -234,7 +256,8 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
             raise ConfigError(f"[{where}] lists no tables",
                               hint=f"add [{where}.tables.<table>] with a method")
         copy = _copy_options(s, where, (4, 64 << 20))
-        read = tuple(_table(sname, schema, tname, t, copy) for tname, t in tables.items())
+        read = tuple(_table(sname, schema, tname, t, copy, engine)
+                     for tname, t in tables.items())
         seen: set[str] = set()
         for t in read:
             if t.qualified in seen:

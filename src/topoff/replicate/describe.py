@@ -47,6 +47,8 @@ class TableInfo:
     columns: tuple[Column, ...]  # the replicated columns, in table order
     key: tuple[str, ...]  # empty: no key (whole cursor groups per batch)
     cursor_kind: str | None  # family kind of the cursor column
+    #: the source's engine (postgresql, mariadb): only PostgreSQL rows carry an xmin
+    engine: str = "postgresql"
 
     @property
     def ident(self) -> sql.Identifier:
@@ -54,8 +56,8 @@ class TableInfo:
 
     @property
     def has_xmin(self) -> bool:
-        """Views have no xmin: the commit rule cannot apply to them."""
-        return self.relkind in ("r", "p", "m")
+        """Views have no xmin: the commit rule cannot apply to them (nor to MariaDB)."""
+        return self.engine == "postgresql" and self.relkind in ("r", "p", "m")
 
 
 def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
@@ -66,12 +68,7 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
                           hint=f"fix schema or name in {where}, or the source url")
     oid, relkind = row
     cols = conn.execute(_COLS_Q, (oid,)).fetchall()
-    names = [c[0] for c in cols]
-    for col in (*(t.columns or ()), *t.exclude, *(t.key or ()), *((t.cursor,) if t.cursor else ())):
-        if col not in names:
-            raise ConfigError(f"{where} names column {col!r}, which {t.qualified} does not have",
-                              hint=f"columns of {t.qualified}: {', '.join(names)}")
-    keep = set(t.columns) if t.columns is not None else set(names) - set(t.exclude)
+    keep = kept_columns(t, [c[0] for c in cols])
     columns = tuple(Column(n, typ, bool(nullable), list(labels) if labels else None)
                     for n, typ, nullable, labels in cols if n in keep)
     (pk,) = conn.execute(_PK_Q, (oid,)).fetchone()  # type: ignore[misc]
@@ -79,29 +76,48 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     if relkind == "v" and not t.key:
         raise ConfigError(f"{t.qualified} is a view: it has no primary key",
                           hint=f'set key = ["<unique column>"] in {where}')
-    if t.method == "updater" and not key:
-        raise ConfigError(f"{t.qualified} uses method updater but has no primary key",
-                          hint=f'set key = ["<unique column>"] in {where}')
-    kind = None
-    if t.cursor:
-        ctype = next(c[1] for c in cols if c[0] == t.cursor)
-        kind = family(ctype).kind
-        if kind not in CURSOR_KINDS:
-            raise ConfigError(f"cursor column {t.cursor} of {t.qualified} has type {ctype}",
-                              hint="a cursor is a timestamp, timestamptz, date, integer or "
-                              "numeric column")
-        if isinstance(t.boundary, int) != (kind in ("int", "numeric")):
-            raise ConfigError(f"{where}: boundary and lookback of a {ctype} cursor must be "
-                              + ("integers" if kind in ("int", "numeric") else "durations"),
-                              hint="for example boundary = 1000" if kind in ("int", "numeric")
-                              else 'for example boundary = "10m"')
+    kind = cursor_kind(t, key, {c[0]: c[1] for c in cols})
     info = TableInfo(t, oid, relkind, columns, key, kind)
     if t.where is not None:
         check_where(conn, info)
     return info
 
 
-def _lex_problem(text: str) -> str | None:
+def kept_columns(t: ReplicateTable, names: list[str]) -> set[str]:
+    """The replicated columns of the source's ``names``; a configured column the table
+    does not have is a ConfigError."""
+    where = f"[replicate.sources.{t.source}.tables.{t.name}]"
+    for col in (*(t.columns or ()), *t.exclude, *(t.key or ()), *((t.cursor,) if t.cursor else ())):
+        if col not in names:
+            raise ConfigError(f"{where} names column {col!r}, which {t.qualified} does not have",
+                              hint=f"columns of {t.qualified}: {', '.join(names)}")
+    return set(t.columns) if t.columns is not None else set(names) - set(t.exclude)
+
+
+def cursor_kind(t: ReplicateTable, key: tuple[str, ...], types: dict[str, str]) -> str | None:
+    """The family kind of the cursor column (``types``: name -> PostgreSQL type), checked
+    to be a cursor and to agree with boundary and lookback; an updater needs a key."""
+    where = f"[replicate.sources.{t.source}.tables.{t.name}]"
+    if t.method == "updater" and not key:
+        raise ConfigError(f"{t.qualified} uses method updater but has no primary key",
+                          hint=f'set key = ["<unique column>"] in {where}')
+    if not t.cursor:
+        return None
+    ctype = types[t.cursor]
+    kind = family(ctype).kind
+    if kind not in CURSOR_KINDS:
+        raise ConfigError(f"cursor column {t.cursor} of {t.qualified} has type {ctype}",
+                          hint="a cursor is a timestamp, timestamptz, date, integer or "
+                          "numeric column")
+    if isinstance(t.boundary, int) != (kind in ("int", "numeric")):
+        raise ConfigError(f"{where}: boundary and lookback of a {ctype} cursor must be "
+                          + ("integers" if kind in ("int", "numeric") else "durations"),
+                          hint="for example boundary = 1000" if kind in ("int", "numeric")
+                          else 'for example boundary = "10m"')
+    return kind
+
+
+def lex_problem(text: str) -> str | None:
     """Why ``text`` could reach outside the parentheses it is placed in, or None."""
     depth, i, n = 0, 0, len(text)
     while i < n:
@@ -159,7 +175,7 @@ def check_where(conn: psycopg.Connection, info: TableInfo) -> None:
     t = info.table
     text = t.where or ""
     where = f"[replicate.sources.{t.source}.tables.{t.name}]"
-    problem = "it is empty" if not text.strip() else _lex_problem(text)
+    problem = "it is empty" if not text.strip() else lex_problem(text)
     if problem:
         raise ConfigError(f"where in {where} is not one row condition: {problem}",
                           hint='write one SQL boolean expression, like where = "site_id = 3"')

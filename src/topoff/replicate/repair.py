@@ -2,8 +2,9 @@
 converge without triggers on the source).
 
 The source is read in ONE snapshot (:func:`topoff.replicate.read.open_snapshot`: a
-standby, REPEATABLE READ READ ONLY, nothing created there); the replica in ONE
-transaction, which also holds the repair:
+standby, REPEATABLE READ READ ONLY, nothing created there; a MariaDB replica through
+:class:`topoff.replicate.maria_source.MariaSession` and maria_reconcile.py); the replica
+in ONE transaction, which also holds the repair:
 
 1. :func:`topoff.replicate.reconcile.reconcile` finds the differing keys by key ranges
    (count + sum of row hashes per range, bisected; exact diff at the leaves);
@@ -19,7 +20,7 @@ into the stage). A failure anywhere rolls the replica back: nothing is half repa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import psycopg
@@ -31,6 +32,7 @@ from topoff.replicate.config import ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import open_snapshot
 from topoff.replicate.reconcile import Key, PostgresSide, Side, key_modes, reconcile
+from topoff.sources.base import engine_of
 from topoff.targets.base import TableDef, Target
 from topoff.targets.merge import merge
 
@@ -108,41 +110,104 @@ def reconcile_table(source_conn_url: str, allow_primary: bool, table: ReplicateT
                     engine: Target, target_def: TableDef,
                     threshold: int = 1000, lock: str | None = None) -> ReconcileReport:
     """Compare ``table`` on the source with its replica ``target_def`` in ``engine`` and make
-    the replica equal the source (see the module text); returns what changed."""
+    the replica equal the source (see the module text); returns what changed. The source
+    is PostgreSQL or MariaDB, by its URL (MariaDB: maria_reconcile.py)."""
     started = time.monotonic()
+    if engine_of(source_conn_url) != "postgresql":
+        return _from_maria(source_conn_url, allow_primary, table, engine, target_def,
+                           threshold, lock, started)
     conn = open_snapshot(source_conn_url, allow_primary, "topoff reconcile")
     try:
         info = describe(conn, table)
-        if not info.key:
-            raise ConfigError(f"{table.qualified} has no primary key to reconcile by",
-                              hint=f"set key = [...] in [replicate.sources.{table.source}."
-                              f"tables.{table.name}] (NOT NULL unique columns)")
-        tdef = replace(target_def, primary_key=list(info.key))
-        if not engine.table_exists(tdef.target):
-            raise TargetError(f"{tdef.target} does not exist in the replica",
-                              hint="run topoff replicate for it first")
-        source_cols, stored_cols = _columns(info, engine, tdef)
-        key_cols = [c for c in source_cols if c.name in info.key]
-        key_cols.sort(key=lambda c: info.key.index(c.name))
-        with engine.transaction():
-            if lock is not None and not engine.try_lock(lock):
-                raise LockedError(f"{tdef.target} is being refreshed by another run",
-                                  hint="run the reconcile again when that run has ended")
-            src, tgt = _sides(conn, info, engine, tdef, source_cols, stored_cols)
-            diff = reconcile(src, tgt, threshold)
-            deleted = 0
-            if diff.deletes:
-                with engine.stage_rows(tdef, key_cols, diff.deletes, text=True) as stage:
-                    deleted = merge(engine, tdef, key_cols, stage, "delete-keys")
-            wanted = diff.inserts + diff.updates
-            if wanted:
-                rows = _source_rows(conn, info, source_cols, wanted)
-                with engine.stage_rows(tdef, source_cols, rows, text=True) as stage:
-                    written = merge(engine, tdef, source_cols, stage, "upsert")
-                if written != len(wanted):
-                    raise TargetError(f"{tdef.target}: {written} rows written where "
-                                      f"{len(wanted)} differ", hint="run reconcile again")
+
+        def sides(source_cols: list[Column], stored_cols: list[Column],
+                  tdef: TableDef) -> tuple[Side, Side]:
+            return _sides(conn, info, engine, tdef, source_cols, stored_cols)
+
+        def rows(source_cols: list[Column], keys: list[Key]) -> Iterator[tuple[str | None, ...]]:
+            return _source_rows(conn, info, source_cols, keys)
+
+        return _repair(info, engine, target_def, threshold, lock, sides, rows, started)
     finally:
         conn.close()
+
+
+def _from_maria(url: str, allow_primary: bool, table: ReplicateTable, engine: Target,
+                target_def: TableDef, threshold: int, lock: str | None,
+                started: float) -> ReconcileReport:
+    from topoff.replicate.config import ReplicateSource
+    from topoff.replicate.maria_reconcile import MariaSide, check_reconcilable, source_rows
+    from topoff.replicate.maria_source import MariaSession
+
+    session = MariaSession(ReplicateSource(table.source, url, table.schema, allow_primary))
+    try:
+        info = session.describe(table)
+        mt = session.tables[table.qualified]
+        where = table.where  # checked by the session's describe
+
+        def sides(source_cols: list[Column], stored_cols: list[Column],
+                  tdef: TableDef) -> tuple[Side, Side]:
+            check_reconcilable(mt, info.key, stored_cols, table.qualified)
+            relation = engine.ident(tdef.target.schema, tdef.target.name)
+            modes = key_modes(source_cols, info.key, stored_cols)
+            native = engine.capabilities.native_types
+            src = MariaSide(session.conn, mt, stored_cols, info.key,
+                            "exact" if native else "duckdb", where)
+            if native:
+                target_conn = getattr(engine, "conn", None)
+                if not isinstance(target_conn, psycopg.Connection):
+                    raise TargetError(f"{engine.url} offers no PostgreSQL connection to "
+                                      "reconcile on", hint="reconcile into a PostgreSQL or "
+                                      "DuckDB replica")
+                return src, PostgresSide(target_conn, sql.SQL(relation), stored_cols,
+                                         info.key, modes=modes)
+            from topoff.replicate.reconcile_duckdb import DuckDBSide
+            return src, DuckDBSide(engine, relation, stored_cols, info.key, modes)
+
+        def rows(source_cols: list[Column], keys: list[Key]) -> Iterator[tuple[str | None, ...]]:
+            return source_rows(session.conn, mt, source_cols, info.key, keys, where)
+
+        return _repair(info, engine, target_def, threshold, lock, sides, rows, started)
+    finally:
+        session.close()
+
+
+def _repair(info: TableInfo, engine: Target, target_def: TableDef, threshold: int,
+            lock: str | None,
+            sides: Callable[[list[Column], list[Column], TableDef], tuple[Side, Side]],
+            rows_of: Callable[[list[Column], list[Key]], Iterator[tuple[str | None, ...]]],
+            started: float) -> ReconcileReport:
+    """The one repair flow, whatever the source: diff by key ranges, then the deletes and
+    the rows to write, in one target transaction holding the table's lock."""
+    table = info.table
+    if not info.key:
+        raise ConfigError(f"{table.qualified} has no primary key to reconcile by",
+                          hint=f"set key = [...] in [replicate.sources.{table.source}."
+                          f"tables.{table.name}] (NOT NULL unique columns)")
+    tdef = replace(target_def, primary_key=list(info.key))
+    if not engine.table_exists(tdef.target):
+        raise TargetError(f"{tdef.target} does not exist in the replica",
+                          hint="run topoff replicate for it first")
+    source_cols, stored_cols = _columns(info, engine, tdef)
+    key_cols = [c for c in source_cols if c.name in info.key]
+    key_cols.sort(key=lambda c: info.key.index(c.name))
+    with engine.transaction():
+        if lock is not None and not engine.try_lock(lock):
+            raise LockedError(f"{tdef.target} is being refreshed by another run",
+                              hint="run the reconcile again when that run has ended")
+        src, tgt = sides(source_cols, stored_cols, tdef)
+        diff = reconcile(src, tgt, threshold)
+        deleted = 0
+        if diff.deletes:
+            with engine.stage_rows(tdef, key_cols, diff.deletes, text=True) as stage:
+                deleted = merge(engine, tdef, key_cols, stage, "delete-keys")
+        wanted = diff.inserts + diff.updates
+        if wanted:
+            rows = rows_of(source_cols, wanted)
+            with engine.stage_rows(tdef, source_cols, rows, text=True) as stage:
+                written = merge(engine, tdef, source_cols, stage, "upsert")
+            if written != len(wanted):
+                raise TargetError(f"{tdef.target}: {written} rows written where "
+                                  f"{len(wanted)} differ", hint="run reconcile again")
     return ReconcileReport(diff.source_rows, diff.ranges, len(diff.inserts),
                            len(diff.updates), deleted, time.monotonic() - started)
