@@ -88,6 +88,14 @@ class MariaServer:
     def socket(self) -> Path:
         return self.base / f"{self.name}.sock"
 
+    @property
+    def tmpdir(self) -> Path:
+        """The server's own temp dir: two servers bootstrapping at once never share /tmp."""
+        return self.base / f"{self.name}.tmp"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "TMPDIR": str(self.tmpdir)}
+
     def root_url(self, database: str = "") -> str:
         """Root through the socket (no password)."""
         return f"mariadb://root@localhost/{database}?socket={self.socket}"
@@ -95,12 +103,14 @@ class MariaServer:
     def init(self) -> None:
         self.datadir.mkdir()
         give_to_server_user(self.datadir)
+        self.tmpdir.mkdir(exist_ok=True)
+        give_to_server_user(self.tmpdir)
         res = subprocess.run(
             [require_program("mariadb-install-db"), "--no-defaults",
              f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
              "--skip-test-db", "--skip-name-resolve"],
             capture_output=True, text=True, preexec_fn=as_server_user(), cwd=self.base,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env=self._env(),
         )
         if res.returncode != 0:
             why = (res.stderr or res.stdout).strip().splitlines()
@@ -113,6 +123,7 @@ class MariaServer:
         args = [
             require_program("mariadbd"), "--no-defaults", f"--datadir={self.datadir}",
             f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--tmpdir={self.tmpdir}",
             f"--pid-file={self.base / self.name}.pid",
             f"--log-error={self.base / self.name}.err",
             f"--server-id={self.server_id}", *binlog, "--skip-name-resolve",
@@ -124,7 +135,7 @@ class MariaServer:
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, preexec_fn=as_server_user(), cwd=self.base,
-            process_group=0,
+            process_group=0, env=self._env(),
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -127,8 +127,8 @@ class Refresh:
         if w is not None:
             kind = self.info.cursor_kind or ""
             zone = self._zone() if kind == "timestamp" else None
-            lookback = max(t.lookback, t.boundary)  # type: ignore[type-var]
-            far = bound(w, lookback, kind, zone)  # type: ignore[arg-type]
+            lookback = max(t.lookback, t.boundary)
+            far = bound(w, lookback, kind, zone)
             self.far = far
             if self.info.has_xmin and not self.whole_window:
                 # the rows above the watermark, and those committed since the previous run
