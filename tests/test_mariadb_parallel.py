@@ -13,6 +13,7 @@ import pytest
 from support.dataset import read_table
 from support.mariadb import MariaDatabase, MariaServer, _chown
 from topoff.config import Config, TableConfig
+from topoff.errors import SourceError
 from topoff.export import full as full_export
 from topoff.export.full import export_full
 from topoff.sources.mariadb import parallel
@@ -174,3 +175,30 @@ def test_without_a_binlog_the_export_falls_back_to_one_reader(
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_failing_worker_stops_the_others_and_its_error_is_reported(
+        maria: MariaDatabase, tmp_path: Path) -> None:
+    """One worker's query fails after half a second, while the other's (a second per 100
+    rows) runs: that one is killed, and the error reported is the cause."""
+    maria.execute("CREATE TABLE slow (id INT PRIMARY KEY); INSERT INTO slow SELECT seq FROM "
+                  "seq_1_to_3000; CREATE TABLE bad (id INT PRIMARY KEY);"
+                  "INSERT INTO bad VALUES (1)")
+    db = maria.name
+    config = Config(dataset="par", source_url=maria.replica_url, tables=(
+        TableConfig(schema=db, name="bad", method="snapshot",
+                    filter="SLEEP(0.5) = 0 AND (SELECT s.seq FROM seq_1_to_3 s "
+                           "WHERE s.seq > bad.id) > 0"),
+        TableConfig(schema=db, name="slow", method="snapshot", filter="SLEEP(0.01) = 0"),
+    )).with_export(jobs=2, retry_backoff=0.05)
+    kills = maria.pair.replica.query("SHOW GLOBAL STATUS LIKE 'Com_kill'")[0][1]
+    with pytest.raises(SourceError) as e:
+        export_full(config, open_store(str(tmp_path / "pub")))
+    assert int(maria.pair.replica.query("SHOW GLOBAL STATUS LIKE 'Com_kill'")[0][1]) > \
+        int(kills)
+    assert "more than 1 row" in e.value.message
+    assert "interrupted" not in e.value.message
+    running = maria.pair.replica.query(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(0.01)%' "
+        "AND ID <> CONNECTION_ID()")
+    assert running == [["0"]]

@@ -166,12 +166,18 @@ def part_sql(t: MariaSourceTable, part: KeyRange) -> str:
     return f"SELECT {line_sql(t.exported)} FROM {t.maria.qualified}{where}"
 
 
-def kill_queries(target: MariaTarget, conns: list[Any]) -> None:
-    """Interrupt whatever the worker connections are running (another worker failed)."""
+def connection_ids(conns: list[Any]) -> list[int]:
+    """The server's ids of ``conns`` (read while they are idle, for :func:`kill_queries`)."""
     ids = []
     for c in conns:
         with contextlib.suppress(Exception):
             ids.append(int(c.connection_id))
+    return ids
+
+
+def kill_queries(target: MariaTarget, ids: list[int]) -> None:
+    """Interrupt whatever the connections ``ids`` are running (another worker failed),
+    from a connection of its own: the workers' own are busy reading."""
     if not ids:
         return
     with contextlib.suppress(Exception):
@@ -180,6 +186,6 @@ def kill_queries(target: MariaTarget, conns: list[Any]) -> None:
             cur = killer.cursor()
             for i in ids:
                 with contextlib.suppress(my_errors.Error):
-                    cur.execute(f"KILL QUERY {i}")
+                    cur.execute(f"KILL QUERY {int(i)}")
         finally:
             close_all([killer])

@@ -187,6 +187,7 @@ class MariaSource:
         self.capabilities = CAPABILITIES
         self._workers: list[Any] = []  # connections in the snapshot, not yet handed out
         self._busy: list[Any] = []  # handed out to the export's threads
+        self._ids: list[int] = []  # the workers' connection ids (to stop their queries)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -237,6 +238,7 @@ class MariaSource:
         self.info.position = position
         if workers:
             self._workers = workers
+            self._ids = parallel.connection_ids(workers)
             self.capabilities = PARALLEL
 
     def _table(self, tc: TableConfig, strict: bool) -> MariaSourceTable:
@@ -323,13 +325,12 @@ class MariaSource:
         return errors[0]
 
     def cancel_all(self) -> None:
-        with self._lock:
-            busy = list(self._busy)
-        parallel.kill_queries(self.target, busy)
+        parallel.kill_queries(self.target, self._ids)
 
     def close(self) -> None:
         with self._lock:
             others, self._workers, self._busy = self._workers + self._busy, [], []
+            self._ids = []
         snap.rollback(others)
         parallel.close_all(others)
         if self.conn is not None:
