@@ -152,6 +152,41 @@ def fresh(path: Path, like: Path | None = None):  # type: ignore[no-untyped-def]
     return prepare
 
 
+class ServerCpu:
+    """The replica's CPU seconds (mariadbd: the server formats topoff's CSV lines) spent by
+    each contender: read when each attempt is prepared, so the difference between two
+    readings is the attempt in between (runs are one after the other)."""
+
+    def __init__(self, server: MariaServer) -> None:
+        assert server.proc is not None
+        self.stat = Path(f"/proc/{server.proc.pid}/stat")
+        self.readings: list[tuple[str, float]] = []
+
+    def now(self) -> float:
+        fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wrap(self, tool: str, prepare):  # type: ignore[no-untyped-def]
+        def wrapped() -> None:
+            if callable(prepare):
+                prepare()
+            self.readings.append((tool, self.now()))
+        return wrapped
+
+    def medians(self) -> dict[str, float]:
+        ends = [*self.readings[1:], ("", self.now())]
+        per: dict[str, list[float]] = {}
+        for (tool, start), (_, end) in zip(self.readings, ends, strict=True):
+            per.setdefault(tool, []).append(end - start)
+        self.readings = []
+        return {t: sorted(v)[len(v) // 2] for t, v in per.items()}
+
+
+def metered(meter: ServerCpu, contenders: list[tuple[str, str, str, object]]
+            ) -> list[tuple[str, str, str, object]]:
+    return [(tool, task, cmd, meter.wrap(tool, prep)) for tool, task, cmd, prep in contenders]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
@@ -172,8 +207,10 @@ def main() -> None:
     login = f"--host=127.0.0.1 --port={r.port} --user={USER} --password={PASSWORD}"
     client = f"mariadb --no-defaults {login} --default-character-set=utf8mb4"
     j = args.jobs
+    meter = ServerCpu(r)
+    server: dict[tuple[str, str], float] = {}
     try:
-        full = median_runs([
+        full = median_runs(metered(meter, [
             ("topoff export full -j1", "full export",
              topoff(f"export full {cfg} --to {out / 'full1'} --jobs 1"), fresh(out / "full1")),
             (f"topoff export full -j{j}", "full export",
@@ -186,7 +223,8 @@ def main() -> None:
             (f"mydumper --threads {j} --compress (gzip)", "full export",
              f"mydumper {login} -B {DB} --threads {j} --rows 200000 --compress "
              f"--trx-consistency-only -o {out / 'mydumper'}", fresh(out / "mydumper")),
-        ], args.repeat)
+        ]), args.repeat)
+        server.update({(t, "full export"): v for t, v in meter.medians().items()})
         full[0].out_mb = dir_mb(out / "full1")
         full[1].out_mb = dir_mb(out / "fullj")
         full[2].out_mb = (out / "dump.sql.zst").stat().st_size / 1e6
@@ -195,7 +233,8 @@ def main() -> None:
         day = last
         task = f"one day ({args.per_day // 1000}k messages)"
         if not args.full_only:
-            one = _one_day(out, cfg, client, day, task, j, args.repeat)
+            one = _one_day(out, cfg, client, day, task, j, args.repeat, meter)
+            server.update({(t, task): v for t, v in meter.medians().items()})
     finally:
         pair.close()
     print(f"\n{machine()}; {_version()}; {args.days} days x {args.per_day:,} messages; "
@@ -203,10 +242,14 @@ def main() -> None:
     fastest = min(full[2:], key=lambda x: x.seconds).tool
     print_table("topoff export (MariaDB replica) vs mariadb-dump, mydumper and mariadb",
                 full + one, {"full export": fastest, task: "mariadb --batch --quick | zstd -3"})
+    print("\nThe replica's CPU seconds (mariadbd, median) for each:\n")
+    print("| task | tool | server CPU s |\n|---|---|---:|")
+    for (tool, task_), v in server.items():
+        print(f"| {task_} | {tool.replace('|', chr(92) + '|')} | {v:.2f} |")
 
 
 def _one_day(out: Path, cfg: str, client: str, day: date, task: str, jobs: int,
-             repeat: int) -> list[Run]:
+             repeat: int, meter: ServerCpu) -> list[Run]:
     base = out / f"base-{day}"
     run(topoff(f"export incremental {cfg} --to {base} --date {day - timedelta(days=1)}"))
     nxt = day + timedelta(days=1)
@@ -215,7 +258,7 @@ def _one_day(out: Path, cfg: str, client: str, day: date, task: str, jobs: int,
         query = (f"SELECT * FROM {table} WHERE `{cursor}` >= '{day}' AND `{cursor}` < '{nxt}'")
         pipeline.append(f"{client} --batch --quick -e {shlex.quote(query)} {DB} | "
                         f"zstd -q -f -3 -o {out / (table + '.tsv.zst')}")
-    runs = median_runs([
+    runs = median_runs(metered(meter, [
         ("topoff export incremental -j1", task,
          topoff(f"export incremental {cfg} --to {out / 'inc1'} --date {day} --jobs 1"),
          fresh(out / "inc1", base)),
@@ -226,7 +269,7 @@ def _one_day(out: Path, cfg: str, client: str, day: date, task: str, jobs: int,
          topoff(f"export incremental {cfg} --to {out / 'inc0'} --date {day} --jobs 1 "
                 "--lookback-days 0"), fresh(out / "inc0", base)),
         ("mariadb --batch --quick | zstd -3", task, " && ".join(pipeline), None),
-    ], repeat)
+    ]), repeat)
     for run_, name in zip(runs, ("inc1", "incj", "inc0"), strict=False):
         run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())
     runs[3].out_mb = sum((out / (t + ".tsv.zst")).stat().st_size for t in CURSOR) / 1e6
