@@ -1,19 +1,22 @@
 """A MariaDB (or MySQL) replica, or a primary when allowed, as a Source (sources/base.py).
 
-What it can do, as data (:data:`CAPABILITIES`): one reader (no snapshot export: workers
-would each need their own snapshot started together, which only the building blocks'
-binlog check proves, so an export reads its tables one after the other in one snapshot);
-no page ranges; no xmin, so the incremental export re-checks every recent day by count
-and content hash; the server hashes windows itself (``my1``, rows.window_hash); no
-PostgreSQL DDL (``pre_data`` false: a consumer creates tables from the manifest).
+What it can do, as data (:data:`CAPABILITIES`, the class's): one reader until the export
+asks for more. With ``[export] jobs`` > 1, :meth:`MariaSource.tables` opens that many
+worker connections and proves that they share the coordinator's snapshot (parallel.py);
+the instance then declares workers and key ranges (:data:`PARALLEL`), or stays on one
+reader with a log line when that cannot be proven. No xmin, so the incremental export
+re-checks every recent day by count and content hash; the server hashes windows itself
+(``my1``, rows.window_hash); no PostgreSQL DDL (``pre_data`` false: a consumer creates
+tables from the manifest).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +29,7 @@ from topoff.errors import ConfigError, SourceError
 from topoff.pgtypes import is_time_cursor
 from topoff.sources.base import SourceCapabilities, SourceTable
 from topoff.sources.configured import exported_columns
+from topoff.sources.mariadb import parallel
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect_target, display_url, parse_url
@@ -45,6 +49,8 @@ CAPABILITIES = SourceCapabilities(
     engine="mariadb", exported_snapshot=False, page_ranges=False,
     xmin_change_detection=False, hash_algorithms=(MARIA_HASH,), pre_data=False,
     table_locks=False)
+#: once worker connections share the snapshot: parallel readers, tables split by key ranges
+PARALLEL = replace(CAPABILITIES, exported_snapshot=True, page_ranges=True)
 
 
 @dataclass
@@ -138,7 +144,10 @@ class MariaReader:
 
     def rows(self, table: SourceTable, window: Any = None, part: Any = None,
              ordered: bool = False) -> LineStream:
-        assert isinstance(table, MariaSourceTable) and part is None
+        assert isinstance(table, MariaSourceTable)
+        if part is not None:
+            assert isinstance(part, parallel.KeyRange) and window is None
+            return LineStream(self.conn, table, parallel.part_sql(table, part), [])
         sql, params = select_sql(table, window, ordered)
         return LineStream(self.conn, table, sql, params)
 
@@ -175,6 +184,11 @@ class MariaSource:
         self.target = parse_url(url)
         self.conn: Any = None
         self.info: MariaSnapshot | None = None
+        self.capabilities = CAPABILITIES
+        self._workers: list[Any] = []  # connections in the snapshot, not yet handed out
+        self._busy: list[Any] = []  # handed out to the export's threads
+        self._ids: list[int] = []  # the workers' connection ids (to stop their queries)
+        self._lock = threading.Lock()
 
     @staticmethod
     def retry(run: Callable[[int], T], attempts: int, backoff: float, what: str,
@@ -208,7 +222,24 @@ class MariaSource:
             raise ConfigError("no tables are configured",
                               hint="list the tables to export under [tables.<name>] in the "
                                    "config file (see docs/configuration.md)")
-        return [self._table(tc, config.strict) for tc in config.tables]
+        if config.export.jobs > 1 and not self._workers and not self._busy:
+            self._start_workers(config.export.jobs)
+        tables = [self._table(tc, config.strict) for tc in config.tables]
+        if self.capabilities.page_ranges:  # big tables start first
+            for t in tables:
+                t.size = parallel.table_bytes(self.conn, t)
+        return list(tables)
+
+    def _start_workers(self, jobs: int) -> None:
+        """``jobs`` connections in the snapshot (parallel.open_workers), before any read."""
+        assert self.conn is not None and self.info is not None, "the source is not open"
+        workers, position = parallel.open_workers(self.target, self.conn, jobs,
+                                                  self.info.position)
+        self.info.position = position
+        if workers:
+            self._workers = workers
+            self._ids = parallel.connection_ids(workers)
+            self.capabilities = PARALLEL
 
     def _table(self, tc: TableConfig, strict: bool) -> MariaSourceTable:
         try:
@@ -254,10 +285,22 @@ class MariaSource:
         return None
 
     def worker(self) -> MariaReader:
-        raise AssertionError("a MariaDB source has no exported snapshot: one reader only")
+        """One of the worker connections (one per export thread), in the snapshot."""
+        with self._lock:
+            if not self._workers:
+                raise AssertionError("no worker connection left (more threads than jobs)")
+            conn = self._workers.pop()
+            self._busy.append(conn)
+        return MariaReader(conn)
 
     def parts(self, table: SourceTable, jobs: int, split_bytes: int) -> list[Any]:
-        return [None]
+        """Key ranges of a big table with a one-column integer key (parallel.key_ranges)."""
+        assert isinstance(table, MariaSourceTable)
+        if not self.capabilities.page_ranges or jobs < 2 or table.size < split_bytes:
+            return [None]
+        ranges = parallel.key_ranges(self.conn, table,
+                                     min(jobs * 4, max(2, table.size // split_bytes)))
+        return list(ranges) or [None]
 
     def hash_algorithm(self) -> str | None:
         return MARIA_HASH
@@ -275,12 +318,21 @@ class MariaSource:
         return MariaVerifier(self.conn)
 
     def main_error(self, errors: list[BaseException]) -> BaseException:
+        """The first error that is not another worker's interrupted query."""
+        for e in errors:
+            if "interrupted" not in str(e).lower():
+                return e
         return errors[0]
 
     def cancel_all(self) -> None:
-        return None
+        parallel.kill_queries(self.target, self._ids)
 
     def close(self) -> None:
+        with self._lock:
+            others, self._workers, self._busy = self._workers + self._busy, [], []
+            self._ids = []
+        snap.rollback(others)
+        parallel.close_all(others)
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
