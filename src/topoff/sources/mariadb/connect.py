@@ -191,7 +191,8 @@ def connect_target(target: MariaTarget) -> Any:
     cur = conn.cursor()
     try:
         cur.execute("SELECT VERSION()")
-        (version,) = cur.fetchone()
+        row: Any = cur.fetchone()
+        version = row[0] if row else ""
         cur.execute(SESSION_SQL if "mariadb" in str(version).lower() else SESSION_SQL_MYSQL)
     except my_errors.Error as e:
         conn.close()

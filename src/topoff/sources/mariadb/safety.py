@@ -67,7 +67,9 @@ def server_role(conn: Any) -> Role:
     except my_errors.Error as e:
         raise SourceError(f"cannot read the server's role: {e.msg}",
                           hint="check that the source is a MariaDB or MySQL server") from None
-    return Role(read_only=read_only, replicating=_replication_rows(conn), version=version)
+    rows = _replication_rows(conn)
+    return Role(read_only=read_only, replicating=None if rows is None else rows > 0,
+                version=version)
 
 
 def require_replica(conn: Any, where: str, allow_primary: bool = False) -> Role:

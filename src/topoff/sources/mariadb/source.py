@@ -267,12 +267,12 @@ class MariaSource:
                                   ", not a time",
                                   hint="a cursor must be a DATETIME, TIMESTAMP or DATE column")
         key = list(tc.key) if tc.key else list(mt.primary_key)
-        exported = MariaTable(schema=mt.schema, name=mt.name, columns=kept,
-                              primary_key=mt.primary_key, estimated_rows=mt.estimated_rows,
-                              engine=mt.engine)
+        published = MariaTable(schema=mt.schema, name=mt.name, columns=kept,
+                               primary_key=mt.primary_key, estimated_rows=mt.estimated_rows,
+                               engine=mt.engine)
         return MariaSourceTable(
             config=tc, columns=columns, source_columns=names, primary_key=key,
-            cursor_type=cursor_type, est_rows=float(mt.estimated_rows), maria=exported)
+            cursor_type=cursor_type, est_rows=float(mt.estimated_rows), maria=published)
 
     def lock(self, tables: list[SourceTable]) -> None:
         return None  # no table locks: the consistent snapshot alone (table_locks false)

@@ -106,7 +106,8 @@ class MariaVerifier:
         row = f"CONCAT_WS({_SEP}, {', '.join(parts)})"
         h = (f"COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
              "AS UNSIGNED)), 0)")
-        conds, params = [], []
+        conds: list[str] = []
+        params: list[Any] = []
         if table.cursor:
             cur = quote_ident(table.cursor)
             if since is not None:
