@@ -19,9 +19,11 @@
 | json, text, enum, set, uuid, time, interval, bits, other | string   | as is                     |
 
 Every column is optional (Iceberg's ``required`` is not used: NOT NULL stays the source's
-business). Values the Iceberg type cannot hold (a BC date, ``infinity``, a ``NaN`` numeric
-in a decimal(p,s) column, a multi-dimensional value in an array column) stop the load with
-a clear error; nothing of that publication is committed.
+business). The type is decided per column, from the manifest's declared type. Values an
+exact column's Iceberg type cannot hold (a BC date, ``infinity``, a year after 9999, a
+``NaN`` numeric in a decimal(p,s) column, a multi-dimensional array or one with explicit
+bounds) stop the load with an error naming the column and the value; nothing of that
+publication is committed (docs/iceberg.md, "Types").
 """
 
 from __future__ import annotations
