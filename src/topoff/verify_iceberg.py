@@ -1,11 +1,11 @@
 """``topoff verify iceberg:catalog.toml --against SOURCE``: the Iceberg side of verify.
 
 Each table's current snapshot is read through pyiceberg (a scan streamed as Arrow record
-batches, so deletes are applied as any Iceberg reader applies them) into a scratch DuckDB
-database in a temporary directory (DuckDB spills to disk: bounded memory whatever the
-table's size), then counted and hashed per UTC day (or whole) with the DuckDB replica's
-canonical text (topoff.canonical), and compared with the source hashed the same way, as
-``topoff verify`` does for a DuckDB replica.
+batches, one data file at a time, so deletes are applied as any Iceberg reader applies
+them) into a scratch DuckDB database in a temporary directory (DuckDB spills to disk:
+bounded memory whatever the table's size), then counted and hashed per UTC day (or whole)
+with the DuckDB replica's canonical text (topoff.canonical), and compared with the source
+hashed the same way, as ``topoff verify`` does for a DuckDB replica.
 
 Compared exactly: every column, with these spellings: floats by 17 significant digits (one
 ulp is a difference), decimals by their text, timestamps by their microsecond, dates by
@@ -32,6 +32,7 @@ from topoff.sources.base import open_source
 from topoff.sync.plan import rebase_hint
 from topoff.targets.base import TableDef
 from topoff.targets.duckdb.target import DuckDBTarget
+from topoff.targets.iceberg import read
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.table import TableLedger, replica_tables, state_of
 
@@ -87,7 +88,7 @@ def _materialize(duck: DuckDBTarget, iceberg: Any, table: TableDef, select: list
     ref = table.target
     duck.execute(f"CREATE SCHEMA IF NOT EXISTS {duck_ident(ref.schema)}")
     names = [c.name for c in table.columns]
-    reader = iceberg.scan(selected_fields=tuple(names) or ("*",)).to_arrow_batch_reader()
+    reader = read.reader(iceberg, tuple(names) or ("*",))
     duck.con.register("topoff_iceberg_rows", reader)
     try:
         duck.execute(f"CREATE TABLE {duck.ident(ref.schema, ref.name)} AS SELECT "

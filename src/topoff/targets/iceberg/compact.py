@@ -1,12 +1,12 @@
 """``topoff iceberg compact``: rewrite the small data files of each partition into fewer.
 
 Each top-off adds a few small Parquet files per table; compaction reads the small files of
-one partition at a time (streamed as Arrow batches, deletes applied), writes the same rows
-as files of up to the target size, and swaps old for new in ONE overwrite commit per table.
-The table properties (the ledger the next sync reads) are not touched, and the commit's
-summary repeats the current snapshot's ``topoff.*`` properties, so a sync after compaction
-resumes exactly where it was. pyiceberg 0.12 has no rewrite-data-files action of its own:
-this is built on its overwrite snapshot producer.
+one partition at a time (streamed as Arrow batches, one file at a time, deletes applied),
+writes the same rows as files of up to the target size, and swaps old for new in ONE
+overwrite commit per table. The table properties (the ledger the next sync reads) are not
+touched, and the commit's summary repeats the current snapshot's ``topoff.*`` properties,
+so a sync after compaction resumes exactly where it was. pyiceberg 0.12 has no rewrite-
+data-files action of its own: this is built on its overwrite snapshot producer.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from topoff.errors import ConfigError, TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.read import batches
 from topoff.targets.iceberg.table import P, replica_tables
 
 #: the default size of a compacted file (Arrow bytes gathered per file written)
@@ -62,15 +63,6 @@ def _gathered(batches: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Tabl
         yield pa.Table.from_batches(held)
 
 
-def _rows(table: Any, tasks: list[Any]) -> Iterator[pa.RecordBatch]:
-    from pyiceberg.expressions import AlwaysTrue
-    from pyiceberg.io.pyarrow import ArrowScan
-
-    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue(),
-                     case_sensitive=True)
-    yield from scan.to_record_batches(tasks)
-
-
 def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, int, int]:
     """(files before, files after, rows rewritten) of one table, in one commit."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -90,7 +82,7 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
         for group in groups:
             before = sum(t.file.record_count for t in group)
             done = 0
-            for part in _gathered(_rows(table, group), target):
+            for part in _gathered(batches(table, group), target):
                 done += part.num_rows
                 for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
                                                   write_uuid=snap.commit_uuid, df=part,
