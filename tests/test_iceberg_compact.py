@@ -4,6 +4,8 @@ stays equal to the source), and bad options refused."""
 
 from __future__ import annotations
 
+import pytest
+
 from support.replica import add_messages, cli, day, nommer_config, publish_day
 from test_iceberg_sync import (  # noqa: F401
     CHUNK,
@@ -13,8 +15,9 @@ from test_iceberg_sync import (  # noqa: F401
     iceberg_table,
     standard,
 )
-from topoff.sync import sync
-from topoff.targets.iceberg.compact import compact
+from topoff.errors import TargetError
+from topoff.sync import SyncOptions, sync
+from topoff.targets.iceberg.compact import compact, compact_one
 from topoff.verify import verify
 
 
@@ -80,3 +83,47 @@ def test_compact_one_table_and_bad_options(standard, tmp_path):  # noqa: F811
     assert out.exit_code == 2 and "--target-file-size" in out.stderr
     out = cli("iceberg", "compact", str(tmp_path / "r.duckdb"))
     assert out.exit_code == 2 and "not an Iceberg replica" in out.stderr
+
+
+def test_a_sync_committed_during_compaction_wins(standard, tmp_path):  # noqa: F811
+    """A compaction planned before a sync replaced a day is refused at commit (exit 7
+    class), nothing of it applied; the rows stay the source's; compacting again works."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    stale = iceberg_table(target, "public.messages")  # planned before the sync below
+    config = nommer_config(db, chunk_bytes=CHUNK)
+    add_messages(db, day(2), 9, tag="late")  # a new revision of day(2) replaces the day
+    publish_day(config, url, day(2))
+    assert sync(url, target).applied
+    with pytest.raises(TargetError, match=r"changed public\.messages while it was compacted"):
+        compact_one("public.messages", stale, 1 << 20)
+    assert_same(target, db)
+    compact(target)
+    assert_same(target, db)
+    assert verify(target, db.standby_url).equal
+
+
+def test_a_compaction_committed_during_a_sync_is_not_undone(standard, tmp_path):  # noqa: F811
+    """A compaction that commits while a sync's commit of the same table is being built
+    (here: from inside it) makes that commit fail, nothing of it applied, or succeed on the
+    compacted files; either way no row is lost or doubled, and the next sync resumes."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    config = nommer_config(db, chunk_bytes=CHUNK)
+    add_messages(db, day(2), 9, tag="late")  # a new revision of day(2) replaces the day
+    publish_day(config, url, day(2))
+    done: list[str] = []
+
+    def hook(name: str, **info: object) -> None:
+        if name == "table_applied" and info["table"] == "public.messages" and not done:
+            done.extend(c.table for c in compact(target, ["public.messages"]))
+
+    try:
+        sync(url, target, SyncOptions(hook=hook))
+    except TargetError as e:
+        assert "another writer changed" in e.message, e.message
+    assert done == ["public.messages"]
+    sync(url, target)
+    assert_same(target, db)

@@ -105,8 +105,6 @@ def compact(location: str, tables: list[str] | None = None, target: int = DEFAUL
             dry_run: bool = False) -> list[Compacted]:
     """Compact every table topoff made (or those of ``tables``: source names such as
     ``public.messages``, or Iceberg table names)."""
-    from pyiceberg.exceptions import CommitFailedException
-
     settings = read_settings(location)
     catalog = open_catalog(settings)
     held = replica_tables(catalog, settings.namespace)
@@ -118,18 +116,23 @@ def compact(location: str, tables: list[str] | None = None, target: int = DEFAUL
             raise ConfigError(f"no table {', '.join(unknown)} in {settings.url}",
                               hint="tables here: " + ", ".join(sorted(held)))
         chosen = sorted({names.get(t, t) for t in tables})
-    out = []
-    for source in chosen:
-        table = held[source][0]
-        try:
-            before, after, rows = compact_table(table, target, dry_run)
-        except CommitFailedException:
-            raise TargetError(f"another writer changed {source} while it was compacted; "
-                              "nothing of its compaction was committed",
-                              hint="run the compaction again") from None
-        except OSError as e:
-            raise TargetError(f"compacting {source} failed ({e.strerror or type(e).__name__});"
-                              " nothing of its compaction was committed",
-                              hint="fix the warehouse, then run the compaction again") from None
-        out.append(Compacted(source, before, after, rows))
-    return out
+    return [compact_one(source, held[source][0], target, dry_run) for source in chosen]
+
+
+def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> Compacted:
+    """:func:`compact_table` with pyiceberg's refusals as topoff's errors: a sync that
+    committed meanwhile removing or rewriting files this compaction read makes it fail
+    (pyiceberg retries the commit only when the files it replaces are all still there)."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    try:
+        before, after, rows = compact_table(table, target, dry_run)
+    except (CommitFailedException, ValidationException):
+        raise TargetError(f"another writer changed {source} while it was compacted; "
+                          "nothing of its compaction was committed",
+                          hint="run the compaction again") from None
+    except OSError as e:
+        raise TargetError(f"compacting {source} failed ({e.strerror or type(e).__name__});"
+                          " nothing of its compaction was committed",
+                          hint="fix the warehouse, then run the compaction again") from None
+    return Compacted(source, before, after, rows)
