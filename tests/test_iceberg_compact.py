@@ -79,8 +79,9 @@ def test_compact_one_table_and_bad_options(standard, tmp_path):  # noqa: F811
 
     out = cli("iceberg", "compact", target, "--table", "public.nope")
     assert out.exit_code == 2 and "error: no table public.nope" in out.stderr
-    out = cli("iceberg", "compact", target, "--target-file-size", "lots")
-    assert out.exit_code == 2 and "--target-file-size" in out.stderr
+    for size in ("lots", "2GB", "1000"):  # not a size; more than memory should hold; < 1MB
+        out = cli("iceberg", "compact", target, "--target-file-size", size)
+        assert out.exit_code == 2 and "--target-file-size" in out.stderr, size
     out = cli("iceberg", "compact", str(tmp_path / "r.duckdb"))
     assert out.exit_code == 2 and "not an Iceberg replica" in out.stderr
 

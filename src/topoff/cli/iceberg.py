@@ -65,9 +65,9 @@ def _size(value: str) -> int:
     m = _SIZE.match(value.strip())
     n = int(m.group(1)) * {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}[
         (m.group(2) or "b").lower()] if m else 0
-    if not m or not (1 << 20) <= n <= (16 << 30):
+    if not m or not (1 << 20) <= n <= (1 << 30):  # held in memory while written
         raise ConfigError(f"invalid size for --target-file-size: {value!r}",
-                          hint="write it like 128MB or 1GB (between 1MB and 16GB)")
+                          hint="write it like 128MB or 1GB (between 1MB and 1GB)")
     return n
 
 
@@ -87,7 +87,8 @@ def _iceberg_target(target: str) -> None:
               "Iceberg name); repeatable. Default: every table topoff made.")
 @click.option("--target-file-size", default="128MB", show_default=True, metavar="SIZE",
               help="Rewrite the files smaller than this, into files of up to this size "
-              "(counted in uncompressed Arrow bytes: the Parquet files come out smaller).")
+              "(counted in uncompressed Arrow bytes, held in memory while written: the "
+              "Parquet files come out smaller). 1MB to 1GB.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rewritten, rewrite nothing.")
 def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
                 target_file_size: str, dry_run: bool) -> None:
