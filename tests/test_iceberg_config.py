@@ -130,12 +130,12 @@ def test_the_docs_print_the_declared_capabilities():
     assert capability_table([ICEBERG]) in page
 
 
-def test_verify_refuses_an_iceberg_target(tmp_path: Path):
+def test_verify_of_an_iceberg_catalog_without_a_replica_is_exit_7(tmp_path: Path):
     path = tmp_path / "catalog.toml"
     path.write_text('uri = "sqlite:///c.db"\nwarehouse = "w"\n')
     result = cli("verify", f"iceberg:{path}", "--against", "postgresql://127.0.0.1:1/x")
     assert result.exit_code == 7, result.stderr
-    assert "Iceberg replica" in result.stderr
+    assert "holds no topoff replica" in result.stderr and "hint: " in result.stderr
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "a.b", "", "x" * 200, "naïve", "a b"])

@@ -26,6 +26,7 @@ from topoff.errors import ConfigError, TargetError
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.verify import verify
 
 ACCOUNTS_TOML = """
 dataset = "accounts"
@@ -69,6 +70,8 @@ def test_upsert_updates_rows_by_key(db, tmp_path):
     assert updated[6][4] == ["a6", None, 'x,"y"'] and updated[6][5] == b"\x00\x06"
     assert_same(target, db, ["public.accounts"])
     assert sync(url, target).applied == []
+    report = verify(target, db.standby_url)  # text[], bytea, numeric, timestamptz cursor
+    assert report.equal and report.tables[0].compared_rows == 31, report.to_json()
 
 
 def test_a_changed_snapshot_table_is_replaced(db, tmp_path):
@@ -111,6 +114,7 @@ def test_a_new_column_becomes_an_iceberg_column(db, tmp_path):
     assert len(extras) == 30
     assert_same(target, db)
     assert sync(url, target).applied == []
+    assert verify(target, db.standby_url).equal  # files with and without the column
 
 
 def test_a_changed_column_type_stops_and_changes_nothing(db, tmp_path):

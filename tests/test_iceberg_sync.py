@@ -230,7 +230,8 @@ def test_a_damaged_file_is_refused_and_nothing_changes(standard, tmp_path):
 
 
 def test_a_warehouse_on_s3(standard, tmp_path, s3_server):
-    """The warehouse in a bucket of moto's S3 server (over HTTP on loopback)."""
+    """The warehouse in a bucket of moto's S3 server (over HTTP on loopback): sync, then
+    compact and verify."""
     db, url = standard
     bucket = s3_server.create_bucket()
     path = tmp_path / "catalog.toml"
@@ -244,6 +245,15 @@ def test_a_warehouse_on_s3(standard, tmp_path, s3_server):
     assert_same(target, db, through_duckdb=False)
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert any(k.startswith("lake/replica/messages/data/") for k in keys)
+    assert not list((tmp_path).glob("**/*.parquet"))
+    # compaction and verify read and write through the same S3 file IO
+    from topoff.targets.iceberg.compact import compact
+    from topoff.verify import verify
+
+    done = {c.table: c for c in compact(target)}
+    assert done["public.messages"].files_after < done["public.messages"].files_before
+    assert_same(target, db, through_duckdb=False)
+    assert verify(target, db.standby_url).equal
     assert not list((tmp_path).glob("**/*.parquet"))
 
 

@@ -213,6 +213,12 @@ def _days_of(target: Target, table: TableDef) -> list[date]:
 
 def verify(target_location: str, source_url: str, allow_primary: bool = False,
            dataset: str | None = None) -> VerifyReport:
+    from topoff.targets.iceberg import is_iceberg
+
+    if is_iceberg(target_location):  # the ledger lives in each Iceberg table
+        from topoff.verify_iceberg import verify_iceberg
+
+        return verify_iceberg(target_location, source_url, allow_primary, dataset)
     target = open_target(target_location, create=False)
     try:
         datasets = Ledger(target).replicas()

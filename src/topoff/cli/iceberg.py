@@ -58,5 +58,60 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
         click.echo(f"{e.table}: {verb} {e.expired} snapshots, kept {e.kept}")
 
 
+_SIZE = re.compile(r"^(\d{1,12})\s*(b|kb|mb|gb)?$", re.IGNORECASE)
+
+
+def _size(value: str) -> int:
+    m = _SIZE.match(value.strip())
+    n = int(m.group(1)) * {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}[
+        (m.group(2) or "b").lower()] if m else 0
+    if not m or not (1 << 20) <= n <= (1 << 30):  # held in memory while written
+        raise ConfigError(f"invalid size for --target-file-size: {value!r}",
+                          hint="write it like 128MB or 1GB (between 1MB and 1GB)")
+    return n
+
+
+def _iceberg_target(target: str) -> None:
+    from topoff.targets.iceberg import is_iceberg
+
+    if not is_iceberg(target):
+        raise ConfigError(f"{target} is not an Iceberg replica",
+                          hint="name it iceberg:PATH/catalog.toml")
+
+
+@iceberg_group.command("compact")
+@common_options
+@click.argument("target")
+@click.option("--table", "tables", multiple=True, metavar="TABLE",
+              help="Compact only this table (its source name, e.g. public.messages, or its "
+              "Iceberg name); repeatable. Default: every table topoff made.")
+@click.option("--target-file-size", default="128MB", show_default=True, metavar="SIZE",
+              help="Rewrite the files smaller than this, into files of up to this size "
+              "(counted in uncompressed Arrow bytes, held in memory while written: the "
+              "Parquet files come out smaller). 1MB to 1GB.")
+@click.option("--dry-run", is_flag=True, help="Say what would be rewritten, rewrite nothing.")
+def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
+                target_file_size: str, dry_run: bool) -> None:
+    """Rewrite the small data files of the Iceberg replica TARGET into fewer.
+
+    Per table, the small files of each partition are read and their rows written again as
+    larger files, in one overwrite commit: readers see the old files or the new ones, the
+    same rows. The table's ledger is kept: the next sync resumes where it was. Files
+    replaced stay for time travel until `topoff iceberg expire` and orphan-file removal.
+
+    \b
+    Example:
+      topoff iceberg compact iceberg:/srv/lake/catalog.toml --table public.messages
+    """
+    from topoff.targets.iceberg.compact import compact
+
+    _iceberg_target(target)
+    size = _size(target_file_size)
+    for c in compact(target, list(tables) or None, size, dry_run):
+        verb = "would rewrite" if dry_run else "rewrote"
+        rows = "" if dry_run else f" ({c.rows} rows rewritten)"
+        click.echo(f"{c.table}: {verb} {c.files_before} files as {c.files_after}{rows}")
+
+
 def register(group: Any) -> None:
     group.add_command(iceberg_group)

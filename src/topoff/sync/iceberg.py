@@ -134,7 +134,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
 def run(origin: str, location: str, opts: Any, result: Any,
         read_manifest: ReadManifest) -> None:
     """``topoff sync ORIGIN iceberg:FILE``: open the store and the catalog, sync, close."""
-    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     from topoff.dataset.index import read_index
     from topoff.errors import NotPublishedError
@@ -153,7 +153,7 @@ def run(origin: str, location: str, opts: Any, result: Any,
         try:
             sync_iceberg(store, index, settings, origin, location, opts, fetcher,
                          read_manifest, result)
-        except CommitFailedException:
+        except (CommitFailedException, ValidationException):  # lost a race (its retry too)
             raise TargetError(f"another writer changed a table of {settings.url} during "
                               "this sync; nothing of the refused commit was applied",
                               hint="run the sync again (it resumes)") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -22,6 +23,13 @@ BLOCK = 16 << 20
 def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, arrow_type(f.field_type), nullable=True)
                       for f in schema.fields])
+
+
+def _column(batch: pa.RecordBatch, name: str, t: Any) -> pa.Array:
+    try:
+        return convert(batch.column(name), t)
+    except ValueError_ as e:
+        raise ValueError_(f"column {name} ({t}): {e}") from None
 
 
 def batches(path: Path, name: str, columns: list[Column], schema: Schema
@@ -48,14 +56,16 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema
                 arrays = []
                 for field in target:
                     if field.name in names:
-                        arrays.append(convert(batch.column(field.name), types[field.name]))
+                        arrays.append(_column(batch, field.name, types[field.name]))
                     else:
                         arrays.append(pa.nulls(batch.num_rows, field.type))
                 yield pa.RecordBatch.from_arrays(arrays, schema=target)
         except ValueError_ as e:
-            raise TargetError(f"{name}: a value does not fit its Iceberg column ({e})",
-                              hint="see docs/iceberg.md for the types an Iceberg replica "
-                                   "holds; nothing of this publication was committed") from None
+            raise TargetError(f"{name}: a value does not fit its Iceberg column, {e}",
+                              hint="nothing of this publication was committed; change the "
+                                   "value on the source, leave the table out (--tables), or "
+                                   "use a DuckDB or PostgreSQL replica, which keep it (see "
+                                   "docs/iceberg.md, Types)") from None
         except (pa.ArrowInvalid, zstandard.ZstdError) as e:
             raise IntegrityError(f"{name}: not the CSV its manifest describes "
                                  f"({str(e).splitlines()[0][:160]})",

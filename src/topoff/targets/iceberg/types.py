@@ -19,9 +19,11 @@
 | json, text, enum, set, uuid, time, interval, bits, other | string   | as is                     |
 
 Every column is optional (Iceberg's ``required`` is not used: NOT NULL stays the source's
-business). Values the Iceberg type cannot hold (a BC date, ``infinity``, a ``NaN`` numeric
-in a decimal(p,s) column, a multi-dimensional value in an array column) stop the load with
-a clear error; nothing of that publication is committed.
+business). The type is decided per column, from the manifest's declared type. Values an
+exact column's Iceberg type cannot hold (a BC date, ``infinity``, a year after 9999, a
+``NaN`` numeric in a decimal(p,s) column, a multi-dimensional array or one with explicit
+bounds) stop the load with an error naming the column and the value; nothing of that
+publication is committed (docs/iceberg.md, "Types").
 """
 
 from __future__ import annotations
@@ -138,6 +140,18 @@ def parse_pg_array(text: str) -> list[str | None]:
         i += 1
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0].split(": expected")[0][:160]
+
+
+def _array(text: str) -> list[str | None]:
+    try:
+        return parse_pg_array(text)
+    except ValueError_ as e:
+        raise ValueError_(f"{text[:60]!r}: {str(e).split(':')[0]} (Iceberg's lists have one "
+                          "dimension and start at 1)") from None
+
+
 def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
     target = arrow_type(t)
     if isinstance(t, it.StringType):
@@ -157,6 +171,19 @@ def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
             else:
                 values.append(bytes.fromhex(v[2:]))
         return pa.array(values, type=target)
+    if isinstance(t, it.DecimalType):
+        try:
+            return pc.cast(arr, target)
+        except pa.ArrowInvalid as e:
+            raise ValueError_(f"{_first_line(e)} (NaN and infinity fit only an unconstrained "
+                              "numeric column, which an Iceberg replica holds as text)"
+                              ) from None
+    if isinstance(t, it.DateType | it.TimestampType | it.TimestamptzType):
+        try:
+            return pc.cast(arr, target)
+        except pa.ArrowInvalid as e:
+            raise ValueError_(f"{_first_line(e)} (an Iceberg replica holds the years 1 to "
+                              "9999: no BC date, no infinity, no year 10000)") from None
     return pc.cast(arr, target)
 
 
@@ -164,7 +191,7 @@ def convert(arr: pa.Array, t: it.IcebergType) -> pa.Array:
     """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``."""
     try:
         if isinstance(t, it.ListType):
-            lists = [None if v is None else parse_pg_array(v) for v in arr.to_pylist()]
+            lists = [None if v is None else _array(v) for v in arr.to_pylist()]
             flat = pa.array([e for v in lists if v is not None for e in v], type=pa.string())
             values = _cast(flat, t.element_type)
             offsets, pos = [], 0

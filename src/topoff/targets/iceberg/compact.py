@@ -1,0 +1,138 @@
+"""``topoff iceberg compact``: rewrite the small data files of each partition into fewer.
+
+Each top-off adds a few small Parquet files per table; compaction reads the small files of
+one partition at a time (streamed as Arrow batches, one file at a time, deletes applied),
+writes the same rows as files of up to the target size, and swaps old for new in ONE
+overwrite commit per table. The table properties (the ledger the next sync reads) are not
+touched, and the commit's summary repeats the current snapshot's ``topoff.*`` properties,
+so a sync after compaction resumes exactly where it was. pyiceberg 0.12 has no rewrite-
+data-files action of its own: this is built on its overwrite snapshot producer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from topoff.errors import ConfigError, TargetError
+from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.read import batches
+from topoff.targets.iceberg.table import P, replica_tables
+
+#: the default size of a compacted file (Arrow bytes gathered per file written)
+DEFAULT_TARGET = 128 << 20
+
+
+@dataclass
+class Compacted:
+    table: str
+    files_before: int
+    files_after: int
+    rows: int  # rows rewritten
+
+
+def _groups(tasks: list[Any], target: int) -> list[list[Any]]:
+    """The tasks of each partition that compaction rewrites: its files smaller than the
+    target, when there are at least two of them (or a file carries deletes)."""
+    by_partition: dict[tuple, list[Any]] = {}
+    for task in tasks:
+        f = task.file
+        key = (f.spec_id, repr(f.partition))
+        by_partition.setdefault(key, []).append(task)
+    out = []
+    for _, group in sorted(by_partition.items()):
+        small = [t for t in group if t.file.file_size_in_bytes < target or t.delete_files]
+        if len(small) >= 2 or any(t.delete_files for t in small):
+            out.append(small)
+    return out
+
+
+def _gathered(batches: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
+    held: list[pa.RecordBatch] = []
+    size = 0
+    for b in batches:
+        held.append(b)
+        size += b.nbytes
+        if size >= limit:
+            yield pa.Table.from_batches(held)
+            held, size = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, int, int]:
+    """(files before, files after, rows rewritten) of one table, in one commit."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return 0, 0, 0
+    tasks = list(table.scan().plan_files())
+    groups = _groups(tasks, target)
+    if not groups or dry_run:
+        return len(tasks), len(tasks) - sum(len(g) - 1 for g in groups), 0
+    summary = snapshot.summary.additional_properties if snapshot.summary else {}
+    props = {k: v for k, v in summary.items() if k.startswith(P)} | {P + "compacted": "true"}
+    rows = written = 0
+    with table.transaction() as txn, \
+            txn.update_snapshot(snapshot_properties=props).overwrite() as snap:
+        for group in groups:
+            before = sum(t.file.record_count for t in group)
+            done = 0
+            for part in _gathered(batches(table, group), target):
+                done += part.num_rows
+                for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
+                                                  write_uuid=snap.commit_uuid, df=part,
+                                                  io=table.io):
+                    snap.append_data_file(f)
+                    written += 1
+            has_deletes = any(t.delete_files for t in group)
+            if done != before and not has_deletes:
+                raise TargetError(f"compacting {table.name()}: read {done} rows of files "
+                                  f"that hold {before}; nothing was committed",
+                                  hint="check the warehouse's files; the table is as it "
+                                       "was")
+            for t in group:
+                snap.delete_data_file(t.file)
+            rows += done
+    return len(tasks), len(tasks) - sum(len(g) for g in groups) + written, rows
+
+
+def compact(location: str, tables: list[str] | None = None, target: int = DEFAULT_TARGET,
+            dry_run: bool = False) -> list[Compacted]:
+    """Compact every table topoff made (or those of ``tables``: source names such as
+    ``public.messages``, or Iceberg table names)."""
+    settings = read_settings(location)
+    catalog = open_catalog(settings)
+    held = replica_tables(catalog, settings.namespace)
+    chosen = sorted(held)
+    if tables:
+        names = {lg.definition.target.name: s for s, (_, lg) in held.items()}
+        unknown = [t for t in tables if t not in held and t not in names]
+        if unknown:
+            raise ConfigError(f"no table {', '.join(unknown)} in {settings.url}",
+                              hint="tables here: " + ", ".join(sorted(held)))
+        chosen = sorted({names.get(t, t) for t in tables})
+    return [compact_one(source, held[source][0], target, dry_run) for source in chosen]
+
+
+def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> Compacted:
+    """:func:`compact_table` with pyiceberg's refusals as topoff's errors: a sync that
+    committed meanwhile removing or rewriting files this compaction read makes it fail
+    (pyiceberg retries the commit only when the files it replaces are all still there)."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    try:
+        before, after, rows = compact_table(table, target, dry_run)
+    except (CommitFailedException, ValidationException):
+        raise TargetError(f"another writer changed {source} while it was compacted; "
+                          "nothing of its compaction was committed",
+                          hint="run the compaction again") from None
+    except OSError as e:
+        raise TargetError(f"compacting {source} failed ({e.strerror or type(e).__name__});"
+                          " nothing of its compaction was committed",
+                          hint="fix the warehouse, then run the compaction again") from None
+    return Compacted(source, before, after, rows)

@@ -1,0 +1,89 @@
+"""Values at the edges of Iceberg's types, end to end (source -> dataset -> Iceberg): what
+a column's declared type cannot hold exactly is a ``string`` column of the dataset's text
+(an unconstrained numeric with NaN, a 40-digit numeric); the years 1 to 9999 are held
+exactly; a value its exact column cannot hold (a BC date, ``infinity``, the year 10000,
+NaN in numeric(p,s), a 2-D array, an array with a lower bound) stops the sync with exit 7,
+naming the table, the column and the value, with nothing committed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from support.pg import make_config
+from support.replica import cli, publish_full
+from test_iceberg_sync import catalog_file, iceberg_rows, iceberg_table
+from topoff.sync import sync
+from topoff.verify import verify
+
+EDGES_TOML = """
+dataset = "edges"
+
+[tables.edges]
+method = "snapshot"
+"""
+
+FORTY = "1234567890123456789012345678901234567890"
+
+
+def _publish(db, tmp_path) -> tuple[str, str]:
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, EDGES_TOML), url)
+    return url, catalog_file(tmp_path)
+
+
+def test_wide_numbers_and_far_years_are_held_exactly(db, tmp_path):
+    db.execute("CREATE TABLE edges (id integer PRIMARY KEY, n numeric, n40 numeric(40, 2), "
+               "n38 numeric(38, 2), d date, ts timestamp, tz timestamptz)")
+    db.execute(f"INSERT INTO edges VALUES (1, 'NaN', {FORTY[:38]}.25, "
+               f"{FORTY[:36]}.25, '9999-12-31', '9999-12-31 23:59:59.999999', "
+               f"'0001-01-01 00:00:00+00'), "
+               f"(2, {FORTY}.000001, -{FORTY[:38]}.5, -1.5, '2026-01-01', "
+               "'2026-01-01 00:00:00', '2026-01-01 00:00:00+00'), "
+               "(3, NULL, NULL, NULL, NULL, NULL, NULL)")
+    url, target = _publish(db, tmp_path)
+    sync(url, target)
+    types = {f.name: str(f.field_type) for f in iceberg_table(target, "public.edges")
+             .schema().fields}
+    assert types["n"] == "string" and types["n40"] == "string"
+    assert types["n38"] == "decimal(38, 2)" and types["d"] == "date"
+    rows = iceberg_rows(target, "public.edges")
+    assert rows[0][:4] == (1, "NaN", f"{FORTY[:38]}.25", Decimal(f"{FORTY[:36]}.25"))
+    assert rows[1][1:3] == (f"{FORTY}.000001", f"-{FORTY[:38]}.50")
+    assert rows[0][4:] == (date(9999, 12, 31), datetime(9999, 12, 31, 23, 59, 59, 999999),
+                           datetime(1, 1, 1, tzinfo=UTC))
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()
+
+
+REFUSED = [
+    ("d date", "'0044-03-15 BC'", "'0044-03-15 BC'"),
+    ("d timestamp", "'infinity'", "'infinity'"),
+    ("d timestamptz", "'-infinity'", "'-infinity'"),
+    ("d date", "'10000-01-01'", "'10000-01-01'"),
+    ("d timestamp", "'10000-01-01 00:00:00'", "'10000-01-01 00:00:00'"),
+    ("d numeric(10, 2)", "'NaN'", "'NaN'"),
+    ("d integer[]", "'{{1,2},{3,4}}'", "'{{1,2},{3,4}}'"),
+    ("d text[]", "'[2:3]={a,b}'", "'[2:3]={a,b}'"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "shown"), REFUSED,
+                         ids=["bc-date", "infinity", "minus-infinity", "year-10000",
+                              "year-10000-timestamp", "nan-numeric",
+                              "2-d-array", "lower-bound"])
+def test_a_value_its_column_cannot_hold_is_refused(db, tmp_path, column, value, shown):
+    db.execute(f"CREATE TABLE edges (id integer PRIMARY KEY, {column})")
+    db.execute(f"INSERT INTO edges VALUES (1, NULL), (2, {value})")
+    url, target = _publish(db, tmp_path)
+    out = cli("sync", url, target)
+    assert out.exit_code == 7, (out.stdout, out.stderr)
+    first = out.stderr.splitlines()
+    assert any(line.startswith("error: ") and "public.edges" in line
+               and "column d " in line and shown in line for line in first), out.stderr
+    assert any(line.startswith("hint: ") for line in first), out.stderr
+    table = iceberg_table(target, "public.edges")
+    assert table.current_snapshot() is None and table.properties["topoff.step"] == "schema"
