@@ -17,7 +17,7 @@ def _newest(table: Any, column: str | None) -> str | None:
     from pyiceberg.conversions import from_bytes
 
     field = table.schema().find_field(column)
-    best = None
+    best: Any = None  # the column's own type: an int of micros or days, or other
     for task in table.scan().plan_files():
         raw = (task.file.upper_bounds or {}).get(field.field_id)
         if raw is not None:

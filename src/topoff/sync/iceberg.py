@@ -43,8 +43,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
         have = {}
     state = state_of(have, index.dataset)
     if state is not None and opts.tables is not None:
-        chosen = select_tables(read_manifest(store, index.get(state.base)), opts.tables) \
-            if index.get(state.base) else opts.tables
+        base = index.get(state.base)
+        chosen = select_tables(read_manifest(store, base), opts.tables) if base else opts.tables
         if state.tables is None or set(chosen) != set(state.tables):
             raise ConfigError(f"the replica was built with tables {state.tables or 'all'}; "
                               "--tables differs", hint=rebase_hint(origin, location)

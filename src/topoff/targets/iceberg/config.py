@@ -140,7 +140,7 @@ def open_catalog(settings: CatalogSettings) -> Any:
         if settings.type == "sql":
             from pyiceberg.catalog.sql import SqlCatalog
 
-            catalog = SqlCatalog("topoff", **settings.properties())
+            catalog: Any = SqlCatalog("topoff", **settings.properties())
         else:
             from pyiceberg.catalog.rest import RestCatalog
 

@@ -162,7 +162,7 @@ def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
             raise ValueError_("a boolean that is neither t nor f")
         return pc.equal(arr, "t")
     if isinstance(t, it.BinaryType):
-        values = []
+        values: list[bytes | None] = []
         for v in arr.to_pylist():
             if v is None:
                 values.append(None)
