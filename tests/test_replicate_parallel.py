@@ -218,7 +218,7 @@ def test_copy_options_are_checked_and_inherited():
     assert (a.copy_jobs, a.copy_split, b.copy_jobs, b.copy_split) == (2, 1 << 20, 8, 1 << 20)
     default = parse_replicate(tomllib.loads(base.replace("copy_jobs = 2\n", "").replace(
         'copy_split = "1MiB"\n', ""))).sources[0].tables[0]
-    assert (default.copy_jobs, default.copy_split) == (4, 64 << 20)
+    assert (default.copy_jobs, default.copy_split) == (1, 64 << 20)
     for bad in ("copy_jobs = 0", "copy_jobs = 65", "copy_jobs = true", 'copy_split = "lots"',
                 "copy_split = 0"):
         with pytest.raises(ConfigError):

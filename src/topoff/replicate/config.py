@@ -55,7 +55,7 @@ class ReplicateTable:
     drop_columns: bool = False
     #: a first build of a table of ``copy_split`` bytes or more is read by this many
     #: readers at once, in page ranges of one exported snapshot (parallel.py); 1: never
-    copy_jobs: int = 4
+    copy_jobs: int = 1
     copy_split: int = 64 << 20
 
     @property
@@ -145,7 +145,7 @@ def _copy_options(section: dict[str, Any], where: str,
 
 
 def _table(source: str, schema: str, name: str, t: Any,
-           copy: tuple[int, int] = (4, 64 << 20),
+           copy: tuple[int, int] = (1, 64 << 20),
            engine: str = "postgresql") -> ReplicateTable:
     where = f"replicate.sources.{source}.tables.{name}"
     t = _check_keys(t, _TABLE_KEYS, where)
@@ -255,7 +255,7 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         if not isinstance(tables, dict) or not tables:
             raise ConfigError(f"[{where}] lists no tables",
                               hint=f"add [{where}.tables.<table>] with a method")
-        copy = _copy_options(s, where, (4, 64 << 20))
+        copy = _copy_options(s, where, (1, 64 << 20))
         read = tuple(_table(sname, schema, tname, t, copy, engine)
                      for tname, t in tables.items())
         seen: set[str] = set()
