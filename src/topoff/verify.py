@@ -104,6 +104,19 @@ def _cutoff(target: Target, dataset: str) -> datetime | None:
     return datetime(taken.year, taken.month, taken.day, tzinfo=UTC)
 
 
+def choose_dataset(datasets: list[str], where: str, dataset: str | None) -> str:
+    """The replica's dataset to verify: the one asked for, or the only one there."""
+    if not datasets:
+        raise TargetError(f"{where} holds no topoff replica",
+                          hint="build one with `topoff sync FROM TARGET`")
+    if dataset is not None:
+        return dataset
+    if len(datasets) > 1:
+        raise TargetError(f"{where} holds several datasets ({', '.join(datasets)})",
+                          hint="choose one with --dataset")
+    return datasets[0]
+
+
 def _profile(target: Target) -> str:
     return "exact" if target.capabilities.native_types else "duckdb"
 
@@ -222,14 +235,7 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
     target = open_target(target_location, create=False)
     try:
         datasets = Ledger(target).replicas()
-        if not datasets:
-            raise TargetError(f"{target.url} holds no topoff replica",
-                              hint="build one with `topoff sync FROM TARGET`")
-        if dataset is None:
-            if len(datasets) > 1:
-                raise TargetError(f"{target.url} holds several datasets ({', '.join(datasets)})",
-                                  hint="choose one with --dataset")
-            dataset = datasets[0]
+        dataset = choose_dataset(datasets, target.url, dataset)
         state = Ledger(target).read_replica(dataset)
         if state is None:
             raise TargetError(f"{target.url} holds no replica of {dataset}",

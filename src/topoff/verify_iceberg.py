@@ -99,20 +99,13 @@ def _materialize(duck: DuckDBTarget, iceberg: Any, table: TableDef, select: list
 
 def verify_iceberg(location: str, source_url: str, allow_primary: bool = False,
                    dataset: str | None = None) -> Any:
-    from topoff.verify import VerifyReport, _compare_table, _notes
+    from topoff.verify import VerifyReport, _compare_table, _notes, choose_dataset
 
     settings = read_settings(location)
     catalog = open_catalog(settings)
     every = replica_tables(catalog, settings.namespace)
     datasets = sorted({lg.dataset for _, lg in every.values()})
-    if not datasets:
-        raise TargetError(f"{location} holds no topoff replica",
-                          hint="build one with `topoff sync FROM TARGET`")
-    if dataset is None:
-        if len(datasets) > 1:
-            raise TargetError(f"{location} holds several datasets ({', '.join(datasets)})",
-                              hint="choose one with --dataset")
-        dataset = datasets[0]
+    dataset = choose_dataset(datasets, location, dataset)
     tables = {s: tl for s, tl in every.items() if tl[1].dataset == dataset}
     state = state_of(tables, dataset)
     if state is None:

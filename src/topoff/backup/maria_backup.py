@@ -37,8 +37,8 @@ from topoff.backup.keys import parse_recipients
 from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_tables import table_hashes
-from topoff.backup.names import catalog_key, check_name, data_key
-from topoff.backup.request import BackupRequest, BackupResult, check_lock, record_failure
+from topoff.backup.names import check_name, data_key
+from topoff.backup.request import BackupRequest, BackupResult, preflight, record_failure
 from topoff.errors import ConfigError, SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import connect_target, parse_url
@@ -77,12 +77,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
     if not target.database:
         raise ConfigError("the MariaDB source URL names no database",
                           hint="back up one database: mariadb://user@host:3306/database")
-    if store.stat(catalog_key(name, "started.json")) is not None:
-        raise ConfigError(f"a backup named {name} already exists in {store.url}",
-                          hint="choose another --name (catalog entries are never overwritten)")
-    options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
-        if req.lock_days else None
-    check_lock(store, options)
+    options = preflight(store, name, req)
     conn = connect_target(target)
     try:
         role = require_replica(conn, target.display(), req.allow_primary)

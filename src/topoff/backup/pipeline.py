@@ -31,10 +31,9 @@ from topoff import __version__
 from topoff.backup import catalog
 from topoff.backup.dump import PgDump, tar_adder
 from topoff.backup.keys import parse_recipients
-from topoff.backup.names import catalog_key, check_name, data_key
-from topoff.backup.request import BackupRequest, BackupResult, check_lock, record_failure
+from topoff.backup.names import check_name, data_key
+from topoff.backup.request import BackupRequest, BackupResult, preflight, record_failure
 from topoff.backup.tables import table_hashes
-from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
 from topoff.sources.base import engine_of
 from topoff.sources.postgres import display_url
@@ -56,12 +55,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
     parse_recipients(req.recipients)  # refuses a bad or secret key before any work
     recipients = [v.strip() for v in req.recipients]
     key = data_key(name)
-    if store.stat(catalog_key(name, "started.json")) is not None:
-        raise ConfigError(f"a backup named {name} already exists in {store.url}",
-                          hint="choose another --name (catalog entries are never overwritten)")
-    options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
-        if req.lock_days else None
-    check_lock(store, options)
+    options = preflight(store, name, req)
     with SnapshotSession(req.source_url, req.allow_primary, "topoff backup") as session:
         info = session.open()
         snapshot_id = session.snapshot_id

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topoff.backup import catalog
-from topoff.errors import TopoffError
+from topoff.backup.names import catalog_key
+from topoff.errors import ConfigError, TopoffError
 from topoff.redact import redact
 from topoff.stores.base import ObjectOptions, Store, refuse_lock
 
@@ -39,6 +40,18 @@ class BackupResult:
     seconds: float
     #: seconds spent in the dump (pg_dump to stored object) and in the drill's hashes
     phases: dict[str, float] = field(default_factory=dict)
+
+
+def preflight(store: Store, name: str, req: BackupRequest) -> ObjectOptions | None:
+    """Before any snapshot or dump starts: the name is new in the catalog, and the store
+    can keep the requested lock. Returns the objects' lock options."""
+    if store.stat(catalog_key(name, "started.json")) is not None:
+        raise ConfigError(f"a backup named {name} already exists in {store.url}",
+                          hint="choose another --name (catalog entries are never overwritten)")
+    options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
+        if req.lock_days else None
+    check_lock(store, options)
+    return options
 
 
 def check_lock(store: Store, options: ObjectOptions | None) -> None:

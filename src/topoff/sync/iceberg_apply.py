@@ -40,7 +40,7 @@ from topoff.dataset.index import Publication
 from topoff.dataset.manifest import Column, Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.sync.fetch import Fetcher
-from topoff.targets.iceberg.rows import batches
+from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -51,19 +51,6 @@ WRITE_BYTES = 64 << 20
 UPSERT_ROWS = 2000
 
 Hook = Callable[..., None]
-
-
-def _gathered(parts: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
-    held: list[pa.RecordBatch] = []
-    size = 0
-    for b in parts:
-        held.append(b)
-        size += b.nbytes
-        if size >= limit:
-            yield pa.Table.from_batches(held)
-            held, size = [], 0
-    if held:
-        yield pa.Table.from_batches(held)
 
 
 def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
@@ -142,7 +129,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 raise TargetError(f"{entry.qualified}: an upsert table without a primary key",
                                   hint="the dataset is damaged; tell its publisher")
             rows = 0
-            for t in _gathered(stream, 0):
+            for t in gathered(stream, 0):
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
                     txn.delete(_key_filter(list(entry.primary_key), part),
@@ -151,7 +138,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if rows == 0:
                 _append(txn, table, iter(()), props)
         else:
-            rows = _append(txn, table, _gathered(stream, WRITE_BYTES), props)
+            rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
@@ -169,7 +156,7 @@ def load_file(table: Any, ledger: TableLedger, entry: TableEntry, path: Path, n:
         schema = txn.table_metadata.schema()
         stream = batches(path, f"{pub.id}/{entry.files[n - 1].path}", list(entry.columns),
                          schema)
-        rows = _append(txn, table, _gathered(stream, WRITE_BYTES), props)
+        rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
         if hook:
             hook("file_loaded", publication=pub.id, table=entry.qualified,
                  file=entry.files[n - 1].path)

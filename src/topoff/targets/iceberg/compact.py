@@ -11,15 +11,13 @@ data-files action of its own: this is built on its overwrite snapshot producer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import pyarrow as pa
 
 from topoff.errors import ConfigError, TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.read import batches
+from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.table import P, replica_tables
 
 #: the default size of a compacted file (Arrow bytes gathered per file written)
@@ -50,19 +48,6 @@ def _groups(tasks: list[Any], target: int) -> list[list[Any]]:
     return out
 
 
-def _gathered(batches: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
-    held: list[pa.RecordBatch] = []
-    size = 0
-    for b in batches:
-        held.append(b)
-        size += b.nbytes
-        if size >= limit:
-            yield pa.Table.from_batches(held)
-            held, size = [], 0
-    if held:
-        yield pa.Table.from_batches(held)
-
-
 def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, int, int]:
     """(files before, files after, rows rewritten) of one table, in one commit."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -82,7 +67,7 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
         for group in groups:
             before = sum(t.file.record_count for t in group)
             done = 0
-            for part in _gathered(batches(table, group), target):
+            for part in gathered(batches(table, group), target):
                 done += part.num_rows
                 for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
                                                   write_uuid=snap.commit_uuid, df=part,

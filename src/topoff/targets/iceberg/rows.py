@@ -20,6 +20,20 @@ from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
 BLOCK = 16 << 20
 
 
+def gathered(parts: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
+    """Record batches joined into tables of about ``limit`` bytes (0: one a batch)."""
+    held: list[pa.RecordBatch] = []
+    size = 0
+    for b in parts:
+        held.append(b)
+        size += b.nbytes
+        if size >= limit:
+            yield pa.Table.from_batches(held)
+            held, size = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
 def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, arrow_type(f.field_type), nullable=True)
                       for f in schema.fields])
