@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import threading
@@ -110,8 +111,11 @@ class PgDump:
         self._reader: threading.Thread | None = None
 
     def start(self) -> None:
+        # its own process group: pg_dump's parallel workers are in it too, and they go on
+        # (holding their snapshot on the source) when the leader dies
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     process_group=0)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -120,15 +124,20 @@ class PgDump:
         for line in self.proc.stderr:
             self.stderr.append(redact(line.decode(errors="replace").rstrip()))
 
+    def _kill_group(self) -> None:
+        """SIGKILL pg_dump and every worker it forked (nothing left when all exited)."""
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            for pid in reversed(_descendants(self.proc.pid)):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 9)
+        if self.proc is not None:
+            self._kill_group()
             self.proc.wait()
 
     def failure(self) -> SourceError:
         assert self.proc is not None
+        self._kill_group()  # the workers of a failed leader: they hold its stderr open too
         if self._reader is not None:
             self._reader.join(timeout=5)
         lines = [ln.removeprefix("pg_dump: ") for ln in self.stderr if ln.strip()]

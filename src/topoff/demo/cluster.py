@@ -221,8 +221,13 @@ class ThrowawayCluster:
         if self.standby is None:
             return
         # The insert position, not the write position: with synchronous_commit = off a
-        # commit record may still sit in WAL buffers when the commit returns.
-        (lsn,) = self.primary.execute("SELECT pg_current_wal_insert_lsn()")[0]
+        # commit record may still sit in WAL buffers when the commit returns. A record that
+        # is no commit (a lock an open transaction took) would sit there until the next
+        # flush, up to 15 s later: one synchronous commit flushes everything before it.
+        with self.primary.connect() as conn:
+            conn.execute("SET synchronous_commit TO on")
+            conn.execute("SELECT pg_current_xact_id()")
+            (lsn,) = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone() or ("0/0",)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             (done,) = self.standby.execute(
