@@ -47,7 +47,10 @@ def test_pg_dump_killed_half_way(datanommer: Database, age_key: AgeKey,
     locker.autocommit = False
     locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
     datanommer.sync()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # its own temp dir: another worker's backup running meanwhile is not this one's leftover
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(temp)}
     url = datanommer.standby_url.replace("postgres@", "postgres:Pw0rdInUrl@")
     args = backup_args(datanommer, age_key, store, "dump.k")
     args[args.index("--source") + 1] = url
@@ -78,8 +81,7 @@ def test_pg_dump_killed_half_way(datanommer: Database, age_key: AgeKey,
     failed = json.loads((store / "catalog" / "dump.k" / "failed.json").read_text())
     assert "pg_dump failed" in failed["error"]
     assert _no_object(store)
-    leftovers = [p for p in Path("/tmp").glob("topoff-backup-*") if p.stat().st_uid == 0
-                 and p.stat().st_mtime > time.time() - 300]
+    leftovers = list(temp.glob("topoff-backup-*"))
     assert not [p for p in leftovers if (p / "dump").exists() and
                 any((p / "dump").iterdir())], "pg_dump's files left behind"
 
