@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from topoff.demo.cluster import ThrowawayCluster
 # in static TLS block") in the same worker. Loading it first makes the order irrelevant.
 with contextlib.suppress(ImportError):
     import _mysql_connector  # noqa: F401
+
+# A shell starts a background job with SIGINT ignored, and the programs the tests start
+# would inherit that (Python installs its KeyboardInterrupt handler only where SIGINT is
+# not ignored): the tests that interrupt topoff need the default, whoever started pytest.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb",
                   "support.maria_backup"]

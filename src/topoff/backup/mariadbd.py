@@ -25,6 +25,7 @@ from pathlib import Path
 
 from topoff.demo.cluster import free_port
 from topoff.errors import ConfigError, TargetError
+from topoff.server_user import give_to
 
 SERVER_USER = "mysql"
 _PR_SET_PDEATHSIG = 1
@@ -65,9 +66,7 @@ def as_server_user() -> Callable[[], None]:
 
 
 def give_to_server_user(path: Path) -> None:
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(SERVER_USER)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
+    give_to(path, SERVER_USER)
 
 
 @dataclass

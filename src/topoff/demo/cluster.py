@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from topoff.errors import TopoffError
+from topoff.server_user import give_to
 
 SERVER_USER = "postgres"
 HBA = """\
@@ -77,12 +77,6 @@ def free_port() -> int:
 
 def _run_as_prefix() -> list[str]:
     return ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
-
-
-def _give_to_server_user(path: Path) -> None:
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(SERVER_USER)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
 @dataclass
@@ -171,7 +165,7 @@ class ThrowawayCluster:
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="topoff-pg-"))
         self.base.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o755)
-        _give_to_server_user(self.base)
+        give_to(self.base, SERVER_USER)
         self.want_standby = standby
         self.primary = self._server("primary", primary_conf)
         self.standby: Server | None = self._server("standby", standby_conf) if standby else None
