@@ -272,6 +272,29 @@ def test_a_thousand_ties_progress_with_a_key(kind, cluster, maria, tmp_path):
     maria_equal(url, maria, f"{maria.name}.ties", "m")
 
 
+def test_a_zero_date_is_never_the_watermark(cluster, maria, tmp_path):
+    """MariaDB orders 2027-00-05 after every 2026 date: it must not become the watermark
+    (it is no date topoff can compare, and it would hide later rows)."""
+    maria.execute("SET SESSION sql_mode = ''; CREATE TABLE zc (id INT PRIMARY KEY, d DATE);"
+                  "INSERT INTO zc VALUES (1, '2026-01-01'), (2, '2027-00-05'),"
+                  " (3, '0000-00-00'), (4, '2026-06-30')")
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {
+        "zc": {"method": "updater", "cursor": "d", "boundary": "0s"}})})
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    with target(url) as engine:
+        state = StateStore(engine).get("m", f"{maria.name}.zc")  # type: ignore[arg-type]
+    assert state is not None and state.state.cursor == "2026-06-30"
+    maria.execute("INSERT INTO zc VALUES (5, '2026-07-01')")
+    (run,) = run_once(cfg)
+    assert run.status == "ok", run.error
+    # 0000-00-00 was read with the first rows (a NULL date); 2027-00-05 comes once the
+    # watermark passes it (MariaDB orders it between 2026-12-31 and 2027-01-01)
+    assert query(url, "SELECT id, d::text FROM m.zc ORDER BY id") == [
+        (1, "2026-01-01"), (3, None), (4, "2026-06-30"), (5, "2026-07-01")]
+
+
 def test_primary_refused_without_allow_primary(cluster, maria, tmp_path):
     maria.execute("CREATE TABLE p (id INT PRIMARY KEY, v INT); INSERT INTO p VALUES (1, 1)")
     url = new_target("duckdb", cluster, tmp_path)

@@ -41,7 +41,13 @@ from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
 from topoff.sources.mariadb.safety import require_replica
 from topoff.sources.mariadb.source import _column
-from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
+from topoff.sources.mariadb.types import (
+    MariaColumn,
+    line_sql,
+    literal,
+    quote_ident,
+    zero_date_sql,
+)
 from topoff.targets.base import TableDef, Target
 from topoff.targets.merge import clear, merge
 
@@ -150,6 +156,8 @@ class MariaSession:
         t = info.table
         c = quote_ident(t.cursor or "")
         w = f" WHERE ({t.where})" if t.where else ""
+        if mt.column(t.cursor or "").zero_dates:  # never a zero or zero-in-date watermark
+            c = f"IF({zero_date_sql(c)}, NULL, {c})"
         ((text,),) = query(self.conn, f"SELECT CAST(MAX({c}) AS CHAR) FROM {mt.qualified}{w}",
                            "reading the cursor's upper bound")
         return None if text is None else str(text)
