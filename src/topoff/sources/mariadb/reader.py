@@ -1,8 +1,9 @@
 """A MariaDB table as the exporter sees it, and its rows as a RowStream (sources/base.py).
 
-Rows are the CSV lines the server builds (:func:`topoff.sources.mariadb.types.line_sql`),
-read unbuffered in the driver's raw mode and handed out whole: a header line (the column
-names, quoted as PostgreSQL's COPY quotes them) first, then one line per row. A window is
+Rows are read unbuffered in the driver's raw mode (each value the bytes the server sends)
+and turned into CSV lines by :func:`topoff.sources.mariadb.fields.row_formatter`: a header
+line (the column names, quoted as PostgreSQL's COPY quotes them) first, then one line per
+row. A window is
 ``lo <= cursor < hi`` with the bounds of :func:`topoff.dataset.bounds.cursor_bounds`
 passed as parameters and compared by the server at the column's full precision.
 """
@@ -20,6 +21,7 @@ from topoff.dataset.layout import Window
 from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.fields import row_formatter, select_list
 from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
 
 #: the content hash a MariaDB server computes (rows.window_hash): the sum of the first 60
@@ -66,7 +68,8 @@ def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any
 
 def select_sql(t: MariaSourceTable, window: Window | None,
                ordered: bool) -> tuple[str, list[Any]]:
-    """The SELECT of one CSV line per row (in (cursor, key) order when ``ordered``)."""
+    """The SELECT of the rows' values, :class:`LineStream`'s input (in (cursor, key) order
+    when ``ordered``)."""
     assert t.maria is not None
     where, params = where_sql(t, window)
     order = ""
@@ -74,7 +77,7 @@ def select_sql(t: MariaSourceTable, window: Window | None,
         keys = list(dict.fromkeys(k for k in [t.config.cursor, *t.primary_key] if k))
         if keys:
             order = " ORDER BY " + ", ".join(quote_ident(k) for k in keys)
-    return f"SELECT {line_sql(t.exported)} FROM {t.maria.qualified}{where}{order}", params
+    return f"SELECT {select_list(t.exported)} FROM {t.maria.qualified}{where}{order}", params
 
 
 def hash_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
@@ -93,12 +96,14 @@ def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:
 
 
 class LineStream:
-    """The rows of one SELECT as CSV lines, header first (a RowStream)."""
+    """The rows of one SELECT of :func:`select_list` as CSV lines, header first (a
+    RowStream)."""
 
     def __init__(self, conn: Any, t: MariaSourceTable, sql: str, params: list[Any]) -> None:
         self.table = t
         self.done = False
         self._header: bytes | None = header_line(t)
+        self._line = row_formatter(t.exported)
         self._rows: list[Any] = []
         self._at = 0
         self._cur = conn.cursor(raw=True, buffered=False)
@@ -133,9 +138,9 @@ class LineStream:
             return row
         if self._at >= len(self._rows) and (self.done or not self._fill()):
             return None
-        line = self._rows[self._at][0]
+        line = self._line(self._rows[self._at])
         self._at += 1
-        return bytes(line) + b"\n"
+        return line + b"\n"
 
     def read_into(self, buf: bytearray, until: int) -> int:
         count = 0
@@ -145,9 +150,9 @@ class LineStream:
         while len(buf) < until:
             if self._at >= len(self._rows) and (self.done or not self._fill()):
                 break
-            rows, at = self._rows, self._at
+            rows, at, line = self._rows, self._at, self._line
             while at < len(rows) and len(buf) < until:
-                buf += rows[at][0]
+                buf += line(rows[at])
                 buf += b"\n"
                 at += 1
                 count += 1

@@ -1,0 +1,123 @@
+"""The CSV lines the client builds from raw values (fields.py) are byte for byte the lines
+the server builds in SQL (types.line_sql, which the ``my1`` hash still hashes): every type,
+zero dates, fractions, quoting, NULL against '', one-column tables, non-utf8mb4 charsets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from test_mariadb_types import _create
+from topoff.sources.mariadb import fields, rows
+from topoff.sources.mariadb.catalog import MariaTable, read_table
+from topoff.sources.mariadb.connect import connect
+from topoff.sources.mariadb.types import line_sql
+
+
+def _server_lines(conn: Any, table: MariaTable) -> list[bytes]:
+    """Each row's line as the server builds it (a table scan: InnoDB's key order)."""
+    cur = conn.cursor(raw=True)
+    cur.execute(f"SELECT {line_sql(table.columns)} FROM {table.qualified}")
+    out = [bytes(r[0]) for r in cur.fetchall()]
+    cur.close()
+    return out
+
+
+def _same(conn: Any, table: MariaTable) -> list[bytes]:
+    """The server's lines, once checked to be exactly the client's blocks."""
+    client = b"".join(block for block, _n in rows.iter_blocks(conn, table, batch=2))
+    server = _server_lines(conn, table)
+    assert client == b"".join(line + b"\n" for line in server)
+    return sorted(server)
+
+
+def test_every_type_matches_the_server_lines(maria: MariaDatabase) -> None:
+    _create(maria)
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "every_type")
+        assert len(_same(conn, table)) >= 5
+
+
+EDGES = """
+SET SESSION sql_mode = '';
+CREATE TABLE edge (id INT PRIMARY KEY, d DATE NULL, dt0 DATETIME NULL, dt3 DATETIME(3) NULL,
+  dt6 DATETIME(6) NULL, ts0 TIMESTAMP NULL, ts6 TIMESTAMP(6) NULL, tm3 TIME(3) NULL,
+  tm0 TIME NULL, v VARCHAR(40) NULL, l1 TEXT CHARACTER SET latin1 NULL,
+  u3 VARCHAR(20) CHARACTER SET utf8mb3 NULL, bl BLOB NULL, bt BIT(3) NULL, yr YEAR NULL,
+  f FLOAT NULL, en ENUM('', 'a,b', 'q"') NULL, js JSON NULL, g POINT NULL, dc DECIMAL(5,2) NULL,
+  u UUID NULL);
+INSERT INTO edge VALUES
+ (1, '0000-00-00', '0000-00-00 00:00:00', '2024-00-01 00:00:00', '2024-01-00 10:00:00.5',
+  '0000-00-00 00:00:00', '0000-00-00 00:00:00', '00:00:00', '00:00:00', '', '', '',
+  '', b'0', 0, 0, '', '[]', NULL, 0, NULL),
+ (2, '0999-12-31', '1000-01-01 00:00:00', '2024-01-01 00:00:00.100',
+  '2024-01-01 00:00:00.000000', '1970-01-01 00:00:01', '2038-01-19 03:14:07.999990',
+  '-838:59:59.000', '-00:00:01', 'a\\rb', 'Gr\\xfc\\xdfe,"', '\\\\.', X'00', b'101', 1901,
+  -1.5e-10, 'a,b', '{"k": "a,\\\\"b"}', ST_GeomFromText('POINT(1 2)'), -1.5,
+  '123e4567-e89b-12d3-a456-426614174000'),
+ (3, '2024-02-29', '2024-02-29 23:59:59', '2024-02-29 23:59:59.120',
+  '2024-02-29 23:59:59.000010', '2024-02-29 23:59:59', '2024-02-29 23:59:59.100000',
+  '12:00:00.5', '838:59:59', '"', NULL, 'x\\ny', X'2C22', b'111', 2155, 3.4028234e38, 'q"',
+  'null', NULL, 999.99, NULL),
+ (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL),
+ (5, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00.000', '2024-01-01 00:00:00',
+  '2024-01-01 00:00:00', '2024-01-01 00:00:00', '00:00:00.000', '00:00:00', ',', 'NULL',
+  ' ', X'', b'0', 2024, 16777217, '', '{"a": "\\\\u0000"}', NULL, -0.01, NULL)
+"""
+
+
+def test_edge_values_match_the_server_lines(maria: MariaDatabase) -> None:
+    maria.execute(EDGES.replace("\\xfc\\xdf", "üß"))
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "edge")
+        lines = _same(conn, table)
+    assert lines[0].startswith(b"1,,,,,,,00:00:00,00:00:00,\"\",\"\",\"\",\\x,000,0,0,\"\",")
+    assert b"2024-01-01 00:00:00,2024-01-01 00:00:00+00,2024-01-01 00:00:00+00,00:00:00," \
+        in lines[4]
+
+
+@pytest.mark.parametrize(("ctype", "values"), [
+    ("VARCHAR(5)", "('\\\\.'), (''), (NULL), ('x'), ('\\\\.x'), ('.')"),
+    ("BLOB", "(X''), (NULL), (X'5c2e')"),
+    ("DATETIME(6)", "('2024-01-01 00:00:00'), (NULL), ('0000-00-00 00:00:00')"),
+    ("INT", "(1), (NULL)"),
+    ("JSON", "('\"\\\\\\\\.\"'), ('[]')"),
+])
+def test_one_column_tables_match_the_server_lines(maria: MariaDatabase, ctype: str,
+                                                  values: str) -> None:
+    maria.execute(f"SET SESSION sql_mode = ''; CREATE TABLE one (v {ctype} NULL); "
+                  f"INSERT INTO one VALUES {values}")
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "one")
+        lines = _same(conn, table)
+    if ctype.startswith("VARCHAR"):
+        assert b'"\\."' in lines and b'""' in lines and b"\\.x" in lines
+
+
+def test_a_long_text_with_every_special_byte(maria: MariaDatabase) -> None:
+    maria.execute("CREATE TABLE big (id INT PRIMARY KEY, t LONGTEXT NULL, c CHAR(3) NULL);"
+                  "INSERT INTO big SELECT seq, CASE seq % 5 WHEN 0 THEN REPEAT('a\"b,', seq)"
+                  " WHEN 1 THEN REPEAT('x', seq * 100) WHEN 2 THEN CONCAT(REPEAT('y', seq), "
+                  "CHAR(13)) WHEN 3 THEN CONCAT(CHAR(10), seq) ELSE NULL END,"
+                  " IF(seq % 2, '', 'é😀') FROM seq_1_to_300")
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "big")
+        assert len(_same(conn, table)) == 300
+
+
+def test_formatter_is_one_function_per_column() -> None:
+    from topoff.sources.mariadb.types import MariaColumn
+    text = MariaColumn("t", "text", "text", {"kind": "text"}, True)
+    stamp = MariaColumn("s", "timestamp(6)", "timestamp(6) with time zone",
+                        {"kind": "timestamp"}, True, form="timestamp", fraction=6)
+    line = fields.row_formatter([text, stamp])
+    assert line((b'a"b', b"2024-01-01 10:00:00.120000")) == \
+        b'"a""b",2024-01-01 10:00:00.12+00'
+    assert line((None, b"0000-00-00 00:00:00.000000")) == b","
+    assert line((bytearray(b""), bytearray(b"2024-01-01 10:00:00.000000"))) == \
+        b'"",2024-01-01 10:00:00+00'
+    assert fields.row_formatter([text])((b"\\.",)) == b'"\\."'
+    assert fields.select_list([text, stamp]) == "`t`, `s`"
