@@ -22,11 +22,13 @@ from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.fields import row_formatter, select_list
-from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
+from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
 
-#: the content hash a MariaDB server computes (rows.window_hash): the sum of the first 60
-#: bits of the MD5 of each row's exported CSV line (order-independent)
-MARIA_HASH = "my1"
+#: the content hash a MariaDB server computes for new datasets (rowhash.py: ``my2``, over
+#: the values the export reads; ``my1``, over the CSV lines built in SQL, is still computed
+#: to compare with hashes published by earlier versions)
+MARIA_HASH = MY2
 BATCH = 2000
 
 
@@ -80,13 +82,13 @@ def select_sql(t: MariaSourceTable, window: Window | None,
     return f"SELECT {select_list(t.exported)} FROM {t.maria.qualified}{where}{order}", params
 
 
-def hash_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
-    """count(*) and the ``my1`` sum of the rows (as rows.window_hash computes it)."""
+def hash_sql(t: MariaSourceTable, window: Window | None,
+             algorithm: str = MARIA_HASH) -> tuple[str, list[Any]]:
+    """count(*) and the ``algorithm`` sum of the rows (rowhash.py)."""
     assert t.maria is not None
     where, params = where_sql(t, window)
-    line = line_sql(t.exported)
-    return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
-            f"AS UNSIGNED)), 0) FROM {t.maria.qualified}{where}", params)
+    return (f"SELECT {count_hash_sql(t.exported, algorithm)} FROM {t.maria.qualified}{where}",
+            params)
 
 
 def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:

@@ -4,9 +4,8 @@ The client reads the rows' values unbuffered (the driver's raw mode: bytes, no c
 and builds each CSV line (:func:`topoff.sources.mariadb.fields.row_formatter`), written in
 blocks: constant memory. A window is ``lo <= cursor <
 hi`` compared by the server at the column's full precision (DATETIME(6) microseconds).
-The window's hash is computed by the server, over the same CSV lines built in SQL
-(:func:`topoff.sources.mariadb.types.line_sql`): the sum of the first 60 bits of each
-line's MD5, which does not depend on row order.
+The window's hash is computed by the server (rowhash.py, ``my2`` unless asked for another):
+the sum of the first 60 bits of each row's MD5, which does not depend on row order.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from mysql.connector import errors as my_errors
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.fields import row_formatter, select_list
-from topoff.sources.mariadb.types import line_sql, literal, quote_ident, zero_date_sql
+from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 
 BATCH = 2000
 
@@ -100,12 +100,11 @@ def _one(conn: Any, sql: str, params: list[Any]) -> tuple[Any, ...]:
         cur.close()
 
 
-def window_hash(conn: Any, table: MariaTable, window: Window | None = None) -> tuple[int, str]:
+def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
+                algorithm: str = MY2) -> tuple[int, str]:
     """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
     where, params = _where(table, window)
-    line = line_sql(table.columns)
-    sql = (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
-           f"AS UNSIGNED)), 0) FROM {table.qualified}{where}")
+    sql = f"SELECT {count_hash_sql(table.columns, algorithm)} FROM {table.qualified}{where}"
     count, total = _one(conn, sql, params)
     return int(count), str(total)
 
