@@ -108,16 +108,45 @@ def test_a_long_text_with_every_special_byte(maria: MariaDatabase) -> None:
         assert len(_same(conn, table)) == 300
 
 
-def test_formatter_is_one_function_per_column() -> None:
+def test_formatter_turns_a_batch_into_lines() -> None:
     from topoff.sources.mariadb.types import MariaColumn
     text = MariaColumn("t", "text", "text", {"kind": "text"}, True)
     stamp = MariaColumn("s", "timestamp(6)", "timestamp(6) with time zone",
                         {"kind": "timestamp"}, True, form="timestamp", fraction=6)
-    line = fields.row_formatter([text, stamp])
-    assert line((b'a"b', b"2024-01-01 10:00:00.120000")) == \
-        b'"a""b",2024-01-01 10:00:00.12+00'
-    assert line((None, b"0000-00-00 00:00:00.000000")) == b","
-    assert line((bytearray(b""), bytearray(b"2024-01-01 10:00:00.000000"))) == \
-        b'"",2024-01-01 10:00:00+00'
-    assert fields.row_formatter([text])((b"\\.",)) == b'"\\."'
+    lines = fields.batch_formatter([text, stamp])
+    assert lines([(b'a"b', b"2024-01-01 10:00:00.120000"),
+                  (None, b"0000-00-00 00:00:00.000000"),
+                  (bytearray(b""), bytearray(b"2024-01-01 10:00:00.000000")),
+                  (b"x", b"2024-05-00 10:00:00.000000")]) == [
+        b'"a""b",2024-01-01 10:00:00.12+00', b",", b'"",2024-01-01 10:00:00+00', b"x,"]
+    assert lines([]) == []
+    assert fields.batch_formatter([text])([(b"\\.",), (b"",), (None,), (b"\\.\\.",)]) == [
+        b'"\\."', b'""', b"", b"\\.\\."]
     assert fields.select_list([text, stamp]) == "`t`, `s`"
+
+
+def test_line_stream_gives_the_same_bytes_in_any_piece_size(maria: MariaDatabase) -> None:
+    """The export's RowStream: whole batches when they fit, row by row when they do not,
+    or one row at a time; every way gives the same bytes, header first."""
+    from topoff.config import TableConfig
+    from topoff.sources.mariadb.reader import LineStream, MariaSourceTable, header_line
+
+    maria.execute("CREATE TABLE s (id INT PRIMARY KEY, t VARCHAR(40) NULL);"
+                  "INSERT INTO s SELECT seq, IF(seq % 3, REPEAT('a,', seq % 17), NULL)"
+                  " FROM seq_1_to_4500")
+    with connect(maria.replica_url) as conn:
+        mt = read_table(conn, maria.name, "s")
+        t = MariaSourceTable(config=TableConfig(schema=maria.name, name="s"), columns=[],
+                             source_columns=["id", "t"], primary_key=["id"], cursor_type=None,
+                             maria=mt)
+        sql = f"SELECT {fields.select_list(mt.columns)} FROM {mt.qualified}"
+        want = header_line(t) + b"".join(block for block, _n in rows.iter_blocks(conn, mt))
+        for step in (7, 1000, 1 << 20):
+            stream, buf, n = LineStream(conn, t, sql, []), bytearray(), 0
+            while not stream.done:
+                n += stream.read_into(buf, len(buf) + step)
+            assert bytes(buf) == want and n == 4500, step
+        stream, pieces = LineStream(conn, t, sql, []), []
+        while (row := stream.read_row()) is not None:
+            pieces.append(row)
+        assert b"".join(pieces) == want and len(pieces) == 4501

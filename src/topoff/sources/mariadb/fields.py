@@ -10,8 +10,9 @@ quotes it. The few forms whose bytes are not the dataset's text (FLOAT, YEAR, BI
 geometry) are selected as an expression that makes the server print the final text
 (:func:`topoff.sources.mariadb.types.value_sql`'s, without the CSV quoting).
 
-:func:`row_formatter` builds, once per table, one small function per column; a row's line
-is those functions' results joined by commas. The text is byte for byte the one
+:func:`batch_formatter` builds, once per table, one small function per column; a batch of
+rows is turned into columns, each column into CSV fields by its function (one list
+comprehension), and each row's fields are joined by commas. The text is byte for byte the one
 :func:`topoff.sources.mariadb.types.line_sql` makes the server build (the ``my1`` hash is
 still computed from that SQL): the server then only reads and sends values, which costs it
 a fraction of the CPU that formatting them in SQL did (docs/mariadb.md, "Cost").
@@ -25,7 +26,6 @@ from collections.abc import Callable, Sequence
 from topoff.sources.mariadb.types import MariaColumn, quote_ident
 
 Value = bytes | bytearray | None
-Field = Callable[[Value], bytes | bytearray]
 Row = Sequence[Value]
 
 #: the forms whose text-protocol bytes are the dataset's text as they are
@@ -36,7 +36,7 @@ _COMMA, _QUOTE, _LF, _CR = 44, 34, 10, 13  # ints: ``44 in v`` is one memchr
 
 
 def select_item(column: MariaColumn) -> str:
-    """The select-list item whose text-protocol bytes :func:`field` formats."""
+    """The select-list item whose text-protocol bytes :func:`converter` formats."""
     c = quote_ident(column.name)
     f = column.form
     if f == "year":
@@ -51,66 +51,67 @@ def select_item(column: MariaColumn) -> str:
 
 
 def select_list(columns: Sequence[MariaColumn]) -> str:
-    """The select list of a row, one item per column (:func:`row_formatter`'s input)."""
+    """The select list of a row, one item per column (:func:`batch_formatter`'s input)."""
     return ", ".join(select_item(c) for c in columns)
 
 
-def _direct(v: Value) -> bytes | bytearray:
-    return b"" if v is None else v
+Column = Sequence[Value]
+Fields = list[bytes | bytearray]
 
 
-def _text(v: Value) -> bytes | bytearray:
-    if v is None:
-        return b""
-    if not v or _COMMA in v or _QUOTE in v or _LF in v or _CR in v:
-        return b'"' + v.replace(b'"', b'""') + b'"'
-    return v
+# Each converter turns one column of a batch of rows into its CSV fields, in one list
+# comprehension: no Python call per value (a batch costs about half of one call per value).
+
+def _direct(col: Column) -> Fields:
+    return [b"" if v is None else v for v in col]
 
 
-def _text_alone(v: Value) -> bytes | bytearray:
+def _text(col: Column) -> Fields:
+    return [b"" if v is None else b'"' + v.replace(b'"', b'""') + b'"'
+            if not v or _COMMA in v or _QUOTE in v or _LF in v or _CR in v else v
+            for v in col]
+
+
+def _text_alone(col: Column) -> Fields:
     """A text field of a one-column table: ``\\.`` alone on a line is quoted too."""
-    if v == b"\\.":
-        return b'"\\."'
-    return _text(v)
+    return [b'"\\."' if v == b"\\." else f for v, f in zip(col, _text(col), strict=True)]
 
 
-def _bytes(v: Value) -> bytes | bytearray:
-    return b"" if v is None else b"\\x" + binascii.hexlify(v)
+def _bytes(col: Column) -> Fields:
+    return [b"" if v is None else b"\\x" + binascii.hexlify(v) for v in col]
 
 
-def _zero_date(v: bytes | bytearray) -> bool:
-    """A zero or zero-in-date value (``0000-00-00``, ``2024-00-10``, year 0): NULL."""
-    return v[:4] == b"0000" or v[5:7] == b"00" or v[8:10] == b"00"
+# A zero or zero-in-date value (``0000-00-00``, ``2024-00-10``, year 0) is NULL: the year
+# is ``0000``, or a ``-00`` starts at the month (4) or the day (7).
+
+def _date(col: Column) -> Fields:
+    return [b"" if v is None or v.startswith(b"0000") or v.find(b"-00", 4, 10) >= 0 else v
+            for v in col]
 
 
-def _date(v: Value) -> bytes | bytearray:
-    return b"" if v is None or _zero_date(v) else v
+def _datetime_fraction(col: Column) -> Fields:
+    """The fraction's trailing zeros dropped, and its dot when nothing is left."""
+    return [b"" if v is None or v.startswith(b"0000") or v.find(b"-00", 4, 10) >= 0
+            else v.rstrip(b"0").rstrip(b".") for v in col]
 
 
-def _trim(v: bytes | bytearray) -> bytes | bytearray:
-    """The trailing zeros of a fraction dropped, and its dot when nothing is left."""
-    return v.rstrip(b"0").rstrip(b".")
+def _timestamp(col: Column) -> Fields:
+    return [b"" if v is None or v.startswith(b"0000") or v.find(b"-00", 4, 10) >= 0
+            else v + b"+00" for v in col]
 
 
-def _datetime_fraction(v: Value) -> bytes | bytearray:
-    return b"" if v is None or _zero_date(v) else _trim(v)
+def _timestamp_fraction(col: Column) -> Fields:
+    return [b"" if v is None or v.startswith(b"0000") or v.find(b"-00", 4, 10) >= 0
+            else v.rstrip(b"0").rstrip(b".") + b"+00" for v in col]
 
 
-def _timestamp(v: Value) -> bytes | bytearray:
-    return b"" if v is None or _zero_date(v) else v + b"+00"
+def _time_fraction(col: Column) -> Fields:
+    return [b"" if v is None else v.rstrip(b"0").rstrip(b".") for v in col]
 
 
-def _timestamp_fraction(v: Value) -> bytes | bytearray:
-    return b"" if v is None or _zero_date(v) else _trim(v) + b"+00"
-
-
-def _time_fraction(v: Value) -> bytes | bytearray:
-    return b"" if v is None else _trim(v)
-
-
-def field(column: MariaColumn, single: bool = False) -> Field:
-    """The function that turns the column's select-item bytes into its CSV field
-    (``single``: the table's only column)."""
+def converter(column: MariaColumn, single: bool = False) -> Callable[[Column], Fields]:
+    """The function that turns a batch's values of the column (its select item's bytes)
+    into CSV fields (``single``: the table's only column)."""
     f = column.form
     if f in _DIRECT or f in _SERVER:
         return _direct
@@ -127,18 +128,16 @@ def field(column: MariaColumn, single: bool = False) -> Field:
     return _text_alone if single else _text  # text, JSON, ENUM, SET, geometry
 
 
-def row_formatter(columns: Sequence[MariaColumn]) -> Callable[[Row], bytes]:
-    """A function from a raw row (the values of :func:`select_list`) to its CSV line,
-    without the newline."""
-    fields = [field(c, single=len(columns) == 1) for c in columns]
-    if len(fields) == 1:
-        [only] = fields
-
-        def one(row: Row) -> bytes:
-            return bytes(only(row[0]))
-        return one
+def batch_formatter(columns: Sequence[MariaColumn]) -> Callable[[Sequence[Row]], list[bytes]]:
+    """A function from a batch of raw rows (the values of :func:`select_list`) to their
+    CSV lines, without newlines."""
+    convert = [converter(c, single=len(columns) == 1) for c in columns]
     join = b",".join
 
-    def line(row: Row) -> bytes:
-        return join([f(v) for f, v in zip(fields, row, strict=True)])
-    return line
+    def lines(rows: Sequence[Row]) -> list[bytes]:
+        if not rows:
+            return []
+        by_column = zip(*rows, strict=True)
+        fields = [f(col) for f, col in zip(convert, by_column, strict=True)]
+        return list(map(join, zip(*fields, strict=True)))
+    return lines

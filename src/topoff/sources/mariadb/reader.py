@@ -1,7 +1,7 @@
 """A MariaDB table as the exporter sees it, and its rows as a RowStream (sources/base.py).
 
 Rows are read unbuffered in the driver's raw mode (each value the bytes the server sends)
-and turned into CSV lines by :func:`topoff.sources.mariadb.fields.row_formatter`: a header
+and turned into CSV lines by :func:`topoff.sources.mariadb.fields.batch_formatter`: a header
 line (the column names, quoted as PostgreSQL's COPY quotes them) first, then one line per
 row. A window is
 ``lo <= cursor < hi`` with the bounds of :func:`topoff.dataset.bounds.cursor_bounds`
@@ -21,7 +21,7 @@ from topoff.dataset.layout import Window
 from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.fields import row_formatter, select_list
+from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
 from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
 
@@ -105,8 +105,8 @@ class LineStream:
         self.table = t
         self.done = False
         self._header: bytes | None = header_line(t)
-        self._line = row_formatter(t.exported)
-        self._rows: list[Any] = []
+        self._lines = batch_formatter(t.exported)
+        self._rows: list[bytes] = []  # the CSV lines of the batch read last
         self._at = 0
         self._cur = conn.cursor(raw=True, buffered=False)
         try:
@@ -118,7 +118,7 @@ class LineStream:
     def _fill(self) -> bool:
         """More rows fetched; False at the end (the stream is then done)."""
         try:
-            self._rows = self._cur.fetchmany(BATCH)
+            self._rows = self._lines(self._cur.fetchmany(BATCH))
         except my_errors.Error as e:
             self.close()
             raise _failed(self.table, e) from None
@@ -140,7 +140,7 @@ class LineStream:
             return row
         if self._at >= len(self._rows) and (self.done or not self._fill()):
             return None
-        line = self._line(self._rows[self._at])
+        line = self._rows[self._at]
         self._at += 1
         return line + b"\n"
 
@@ -152,9 +152,16 @@ class LineStream:
         while len(buf) < until:
             if self._at >= len(self._rows) and (self.done or not self._fill()):
                 break
-            rows, at, line = self._rows, self._at, self._line
+            rows, at = self._rows, self._at
+            rest = rows[at:] if at else rows
+            if sum(map(len, rest)) + len(rest) <= until - len(buf):  # the batch fits
+                buf += b"\n".join(rest)
+                buf += b"\n"
+                count += len(rest)
+                self._at = len(rows)
+                continue
             while at < len(rows) and len(buf) < until:
-                buf += line(rows[at])
+                buf += rows[at]
                 buf += b"\n"
                 at += 1
                 count += 1

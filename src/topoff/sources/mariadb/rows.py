@@ -1,7 +1,7 @@
 """A table's rows in the dataset's CSV text form, streamed; a window's count and hash.
 
 The client reads the rows' values unbuffered (the driver's raw mode: bytes, no conversion)
-and builds each CSV line (:func:`topoff.sources.mariadb.fields.row_formatter`), written in
+and builds each CSV line (:func:`topoff.sources.mariadb.fields.batch_formatter`), written in
 blocks: constant memory. A window is ``lo <= cursor <
 hi`` compared by the server at the column's full precision (DATETIME(6) microseconds).
 The window's hash is computed by the server (rowhash.py, ``my2`` unless asked for another):
@@ -19,7 +19,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.fields import row_formatter, select_list
+from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
 from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 
@@ -59,7 +59,7 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
                 batch: int = BATCH) -> Iterator[tuple[bytes, int]]:
     """(block of CSV lines, rows in it) until the table or window is read."""
     sql, params = select_sql(table, window)
-    line = row_formatter(table.columns)
+    lines = batch_formatter(table.columns)
     cur = conn.cursor(raw=True, buffered=False)
     try:
         cur.execute(sql, params)
@@ -67,7 +67,7 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
             rows = cur.fetchmany(batch)
             if not rows:
                 break
-            block = b"\n".join([line(r) for r in rows])
+            block = b"\n".join(lines(rows))
             yield block + b"\n", len(rows)
     except my_errors.Error as e:
         raise SourceError(f"reading {table.schema}.{table.name} failed: {e.msg}",
