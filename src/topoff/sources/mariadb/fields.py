@@ -15,7 +15,7 @@ rows is turned into columns, each column into CSV fields by its function (one li
 comprehension), and each row's fields are joined by commas. The text is byte for byte the one
 :func:`topoff.sources.mariadb.types.line_sql` makes the server build (the ``my1`` hash is
 still computed from that SQL): the server then only reads and sends values, which costs it
-a fraction of the CPU that formatting them in SQL did (docs/mariadb.md, "Cost").
+a fraction of the CPU that formatting them in SQL did (docs/mariadb.md, "Measured").
 """
 
 from __future__ import annotations

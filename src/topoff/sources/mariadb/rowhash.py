@@ -10,7 +10,7 @@ integer (``SUM`` of 60-bit values cannot overflow MariaDB's DECIMAL sum).
   function of those bytes, so any change of a row's exported text changes them; the
   length prefix keeps them unambiguous (``'ab', 'c'`` is not ``'a', 'bc'``; NULL is not
   ''). The server reads and hashes the values without formatting them: about a third of
-  the CPU of ``my1`` (docs/mariadb.md, "Cost").
+  the CPU of ``my1`` (docs/mariadb.md, "Measured").
 * ``my1`` (written by earlier versions): the MD5 of the row's CSV line built in SQL
   (:func:`topoff.sources.mariadb.types.line_sql`). Still computed on request: a published
   ``my1`` hash is compared with ``my1``.
