@@ -113,16 +113,22 @@ def test_formatter_turns_a_batch_into_lines() -> None:
     text = MariaColumn("t", "text", "text", {"kind": "text"}, True)
     stamp = MariaColumn("s", "timestamp(6)", "timestamp(6) with time zone",
                         {"kind": "timestamp"}, True, form="timestamp", fraction=6)
-    lines = fields.batch_formatter([text, stamp])
-    assert lines([(b'a"b', b"2024-01-01 10:00:00.120000"),
-                  (None, b"0000-00-00 00:00:00.000000"),
-                  (bytearray(b""), bytearray(b"2024-01-01 10:00:00.000000")),
-                  (b"x", b"2024-05-00 10:00:00.000000")]) == [
-        b'"a""b",2024-01-01 10:00:00.12+00', b",", b'"",2024-01-01 10:00:00+00', b"x,"]
+    number = MariaColumn("n", "int", "integer", {"kind": "int"}, True, form="int")
+    items = fields.export_items([text, stamp, number, text])
+    assert [is_text for _sql, is_text in items] == [True, False, True]
+    assert items[1][0].startswith("CONCAT(COALESCE(IF(`s` IS NULL") and "`n`" in items[1][0]
+    lines = fields.batch_formatter([text, stamp, number, text])
+    # a batch whose text needs no quoting anywhere is taken as it is, NULL as empty
+    assert lines([(b"a", b"x,1", None), (None, b",", b"b")]) == [b"a,x,1,", b",,,b"]
+    # one value to quote, or one empty string: value by value
+    assert lines([(b'a"b', b"x,1", b"c"), (b"d", b",", b"e")]) == [
+        b'"a""b",x,1,c', b"d,,,e"]
+    assert lines([(bytearray(b""), b"x,1", None), (b"d", b",", b"e\r")]) == [
+        b'"",x,1,', b'd,,,"e\r"']
     assert lines([]) == []
-    assert fields.batch_formatter([text])([(b"\\.",), (b"",), (None,), (b"\\.\\.",)]) == [
-        b'"\\."', b'""', b"", b"\\.\\."]
-    assert fields.select_list([text, stamp]) == "`t`, `s`"
+    one = fields.batch_formatter([text])
+    assert one([(b"\\.",), (b"",), (None,), (b"\\.\\.",)]) == [b'"\\."', b'""', b"", b"\\.\\."]
+    assert one([(b"\\.",), (b"x",)]) == [b'"\\."', b"x"]
 
 
 def test_line_stream_gives_the_same_bytes_in_any_piece_size(maria: MariaDatabase) -> None:
