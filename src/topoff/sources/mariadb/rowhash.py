@@ -9,7 +9,7 @@ integer (``SUM`` of 60-bit values cannot overflow MariaDB's DECIMAL sum).
   exported text is a function of those bytes, so any change of a row's exported text
   changes them; the length prefix keeps them unambiguous (``'ab', 'c'`` is not ``'a',
   'bc'``; NULL is not ''). The server reads and hashes the values without formatting
-  them: about half the CPU of ``my1`` (docs/mariadb.md, "Measured").
+  them: a little over half the CPU of ``my1`` (docs/mariadb.md, "Measured").
 * ``my1`` (written by earlier versions): the MD5 of the row's CSV line built in SQL
   (:func:`topoff.sources.mariadb.types.line_sql`). Still computed on request; the
   exporter compares a published hash only with its own algorithm, so a day published
