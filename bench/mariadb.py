@@ -1,6 +1,7 @@
 """Benchmark: topoff export from a MariaDB replica against mariadb, mariadb-dump and mydumper.
 
     ./run bench mariadb [--days 30] [--per-day 50000] [--jobs 2] [--repeat 3] [--full-only]
+                        [--before SRC]
 
 Starts a throwaway MariaDB primary and a read-only replica (GTID replication; the servers
 of tests/support/mariadb.py, with a bigger buffer pool), fills a datanommer-shaped database
@@ -15,6 +16,9 @@ reads the REPLICA with, side by side:
   ``mariadb-dump --single-transaction --quick | zstd -3`` and ``mydumper --threads N``
   (Debian's mydumper 0.10 compresses with gzip only: ``--compress``; ``--rows`` splits
   the big table into chunks for its threads; ``--trx-consistency-only``).
+
+``--before SRC`` adds topoff's ``-jN`` full and one-day exports run from another checkout's
+``src`` directory (a before/after comparison in the same run).
 
 Every tool connects over TCP to 127.0.0.1 as the same user. Each command runs
 ``--repeat`` times, interleaved with the others; the median is shown. Targets (issue 9):
@@ -194,6 +198,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--full-only", action="store_true", help="no one-day exports")
+    ap.add_argument("--before", metavar="SRC",
+                    help="also run topoff from this src directory (before/after)")
     args = ap.parse_args()
     last = yesterday()
     pair = start_pair(args.days, args.per_day, last)
@@ -223,6 +229,9 @@ def main() -> None:
             (f"mydumper --threads {j} --compress (gzip)", "full export",
              f"mydumper {login} -B {DB} --threads {j} --rows 200000 --compress "
              f"--trx-consistency-only -o {out / 'mydumper'}", fresh(out / "mydumper")),
+            *([(f"topoff (before) export full -j{j}", "full export",
+                topoff(f"export full {cfg} --to {out / 'fullb'} --jobs {j}", args.before),
+                fresh(out / "fullb"))] if args.before else []),
         ]), args.repeat)
         server.update({(t, "full export"): v for t, v in meter.medians().items()})
         full[0].out_mb = dir_mb(out / "full1")
@@ -233,13 +242,13 @@ def main() -> None:
         day = last
         task = f"one day ({args.per_day // 1000}k messages)"
         if not args.full_only:
-            one = _one_day(out, cfg, client, day, task, j, args.repeat, meter)
+            one = _one_day(out, cfg, client, day, task, j, args.repeat, meter, args.before)
             server.update({(t, task): v for t, v in meter.medians().items()})
     finally:
         pair.close()
     print(f"\n{machine()}; {_version()}; {args.days} days x {args.per_day:,} messages; "
           f"median of {args.repeat} runs\n")
-    fastest = min(full[2:], key=lambda x: x.seconds).tool
+    fastest = min(full[2:4], key=lambda x: x.seconds).tool
     print_table("topoff export (MariaDB replica) vs mariadb-dump, mydumper and mariadb",
                 full + one, {"full export": fastest, task: "mariadb --batch --quick | zstd -3"})
     print("\nThe replica's CPU seconds (mariadbd, median) for each:\n")
@@ -249,7 +258,7 @@ def main() -> None:
 
 
 def _one_day(out: Path, cfg: str, client: str, day: date, task: str, jobs: int,
-             repeat: int, meter: ServerCpu) -> list[Run]:
+             repeat: int, meter: ServerCpu, before: str | None = None) -> list[Run]:
     base = out / f"base-{day}"
     run(topoff(f"export incremental {cfg} --to {base} --date {day - timedelta(days=1)}"))
     nxt = day + timedelta(days=1)
@@ -269,6 +278,9 @@ def _one_day(out: Path, cfg: str, client: str, day: date, task: str, jobs: int,
          topoff(f"export incremental {cfg} --to {out / 'inc0'} --date {day} --jobs 1 "
                 "--lookback-days 0"), fresh(out / "inc0", base)),
         ("mariadb --batch --quick | zstd -3", task, " && ".join(pipeline), None),
+        *([(f"topoff (before) export incremental -j{jobs}", task,
+            topoff(f"export incremental {cfg} --to {out / 'incb'} --date {day} --jobs {jobs}",
+                   before), fresh(out / "incb", base))] if before else []),
     ]), repeat)
     for run_, name in zip(runs, ("inc1", "incj", "inc0"), strict=False):
         run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())

@@ -24,6 +24,7 @@ from mysql.connector import errors as my_errors
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.reader import MARIA_HASH
+from topoff.sources.mariadb.rowhash import count_hash_sql
 from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
 
 CHUNK = 1 << 20
@@ -179,10 +180,8 @@ def lines(conn: Any, statement: str, counter: list[int], what: str) -> Iterator[
 
 def count_hash(conn: Any, table: MariaTable, columns: list[MariaColumn], where: str,
                what: str) -> str:
-    """``count:my1:sum`` of the rows' CSV lines (the export's ``my1`` hash: the sum of the
-    first 60 bits of each line's MD5), computed by the server in the snapshot."""
-    line = line_sql(columns)
-    count, total = query(conn, f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), "
-                               f"1, 15), 16, 10) AS UNSIGNED)), 0) FROM {table.qualified}"
-                               f"{where}", f"hashing {what}")[0]
+    """``count:my2:sum`` of the rows (the export's content hash, rowhash.py: the sum of the
+    first 60 bits of each row's MD5), computed by the server in the snapshot."""
+    count, total = query(conn, f"SELECT {count_hash_sql(columns, MARIA_HASH)} FROM "
+                               f"{table.qualified}{where}", f"hashing {what}")[0]
     return f"{int(count)}:{MARIA_HASH}:{int(total)}"

@@ -29,8 +29,9 @@ from mysql.connector import errors as my_errors
 from topoff.errors import SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import MariaTarget, connect_target
+from topoff.sources.mariadb.fields import select_list
 from topoff.sources.mariadb.reader import MariaSourceTable, where_sql
-from topoff.sources.mariadb.types import line_sql, literal, quote_ident
+from topoff.sources.mariadb.types import literal, quote_ident
 
 log = logging.getLogger("topoff")
 
@@ -158,12 +159,12 @@ def key_ranges(conn: Any, t: MariaSourceTable, parts: int) -> list[KeyRange]:
 
 
 def part_sql(t: MariaSourceTable, part: KeyRange) -> str:
-    """The SELECT of one range's CSV lines (with the table's filter, when it has one)."""
+    """The SELECT of one range's rows (with the table's filter, when it has one)."""
     assert t.maria is not None
     where, _ = where_sql(t, None)
     cond = part.condition()
     where = f"{where} AND {cond}" if where else f" WHERE {cond}"
-    return f"SELECT {line_sql(t.exported)} FROM {t.maria.qualified}{where}"
+    return f"SELECT {select_list(t.exported)} FROM {t.maria.qualified}{where}"
 
 
 def connection_ids(conns: list[Any]) -> list[int]:

@@ -1,8 +1,9 @@
 """A MariaDB table as the exporter sees it, and its rows as a RowStream (sources/base.py).
 
-Rows are the CSV lines the server builds (:func:`topoff.sources.mariadb.types.line_sql`),
-read unbuffered in the driver's raw mode and handed out whole: a header line (the column
-names, quoted as PostgreSQL's COPY quotes them) first, then one line per row. A window is
+Rows are read unbuffered in the driver's raw mode (each value the bytes the server sends)
+and turned into CSV lines by :func:`topoff.sources.mariadb.fields.batch_formatter`: a header
+line (the column names, quoted as PostgreSQL's COPY quotes them) first, then one line per
+row. A window is
 ``lo <= cursor < hi`` with the bounds of :func:`topoff.dataset.bounds.cursor_bounds`
 passed as parameters and compared by the server at the column's full precision.
 """
@@ -20,11 +21,14 @@ from topoff.dataset.layout import Window
 from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
+from topoff.sources.mariadb.fields import batch_formatter, select_list
+from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
 
-#: the content hash a MariaDB server computes (rows.window_hash): the sum of the first 60
-#: bits of the MD5 of each row's exported CSV line (order-independent)
-MARIA_HASH = "my1"
+#: the content hash a MariaDB server computes for new datasets (rowhash.py: ``my2``, over
+#: the values the export reads; ``my1``, over the CSV lines built in SQL, is still computed
+#: to compare with hashes published by earlier versions)
+MARIA_HASH = MY2
 BATCH = 2000
 
 
@@ -66,7 +70,8 @@ def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any
 
 def select_sql(t: MariaSourceTable, window: Window | None,
                ordered: bool) -> tuple[str, list[Any]]:
-    """The SELECT of one CSV line per row (in (cursor, key) order when ``ordered``)."""
+    """The SELECT of the rows' values, :class:`LineStream`'s input (in (cursor, key) order
+    when ``ordered``)."""
     assert t.maria is not None
     where, params = where_sql(t, window)
     order = ""
@@ -74,16 +79,16 @@ def select_sql(t: MariaSourceTable, window: Window | None,
         keys = list(dict.fromkeys(k for k in [t.config.cursor, *t.primary_key] if k))
         if keys:
             order = " ORDER BY " + ", ".join(quote_ident(k) for k in keys)
-    return f"SELECT {line_sql(t.exported)} FROM {t.maria.qualified}{where}{order}", params
+    return f"SELECT {select_list(t.exported)} FROM {t.maria.qualified}{where}{order}", params
 
 
-def hash_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any]]:
-    """count(*) and the ``my1`` sum of the rows (as rows.window_hash computes it)."""
+def hash_sql(t: MariaSourceTable, window: Window | None,
+             algorithm: str = MARIA_HASH) -> tuple[str, list[Any]]:
+    """count(*) and the ``algorithm`` sum of the rows (rowhash.py)."""
     assert t.maria is not None
     where, params = where_sql(t, window)
-    line = line_sql(t.exported)
-    return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
-            f"AS UNSIGNED)), 0) FROM {t.maria.qualified}{where}", params)
+    return (f"SELECT {count_hash_sql(t.exported, algorithm)} FROM {t.maria.qualified}{where}",
+            params)
 
 
 def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:
@@ -93,13 +98,15 @@ def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:
 
 
 class LineStream:
-    """The rows of one SELECT as CSV lines, header first (a RowStream)."""
+    """The rows of one SELECT of :func:`select_list` as CSV lines, header first (a
+    RowStream)."""
 
     def __init__(self, conn: Any, t: MariaSourceTable, sql: str, params: list[Any]) -> None:
         self.table = t
         self.done = False
         self._header: bytes | None = header_line(t)
-        self._rows: list[Any] = []
+        self._lines = batch_formatter(t.exported)
+        self._rows: list[bytes] = []  # the CSV lines of the batch read last
         self._at = 0
         self._cur = conn.cursor(raw=True, buffered=False)
         try:
@@ -111,7 +118,7 @@ class LineStream:
     def _fill(self) -> bool:
         """More rows fetched; False at the end (the stream is then done)."""
         try:
-            self._rows = self._cur.fetchmany(BATCH)
+            self._rows = self._lines(self._cur.fetchmany(BATCH))
         except my_errors.Error as e:
             self.close()
             raise _failed(self.table, e) from None
@@ -133,9 +140,9 @@ class LineStream:
             return row
         if self._at >= len(self._rows) and (self.done or not self._fill()):
             return None
-        line = self._rows[self._at][0]
+        line = self._rows[self._at]
         self._at += 1
-        return bytes(line) + b"\n"
+        return line + b"\n"
 
     def read_into(self, buf: bytearray, until: int) -> int:
         count = 0
@@ -146,8 +153,15 @@ class LineStream:
             if self._at >= len(self._rows) and (self.done or not self._fill()):
                 break
             rows, at = self._rows, self._at
+            rest = rows[at:] if at else rows
+            if sum(map(len, rest)) + len(rest) <= until - len(buf):  # the batch fits
+                buf += b"\n".join(rest)
+                buf += b"\n"
+                count += len(rest)
+                self._at = len(rows)
+                continue
             while at < len(rows) and len(buf) < until:
-                buf += rows[at][0]
+                buf += rows[at]
                 buf += b"\n"
                 at += 1
                 count += 1

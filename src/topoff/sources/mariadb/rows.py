@@ -1,11 +1,11 @@
 """A table's rows in the dataset's CSV text form, streamed; a window's count and hash.
 
-The server builds each row's CSV line (:func:`topoff.sources.mariadb.types.line_sql`), the
-client reads the lines unbuffered (the driver's raw mode: bytes, no conversion) and writes
-them in blocks: constant memory, no per-value Python work. A window is ``lo <= cursor <
+The client reads the rows' values unbuffered (the driver's raw mode: bytes, no conversion)
+and builds each CSV line (:func:`topoff.sources.mariadb.fields.batch_formatter`), written in
+blocks: constant memory. A window is ``lo <= cursor <
 hi`` compared by the server at the column's full precision (DATETIME(6) microseconds).
-The window's hash is computed by the server too, over the same CSV lines: the sum of the
-first 60 bits of each line's MD5, which does not depend on row order.
+The window's hash is computed by the server (rowhash.py, ``my2`` unless asked for another):
+the sum of the first 60 bits of each row's MD5, which does not depend on row order.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
-from topoff.sources.mariadb.types import line_sql, literal, quote_ident, zero_date_sql
+from topoff.sources.mariadb.fields import batch_formatter, select_list
+from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 
 BATCH = 2000
 
@@ -48,15 +50,16 @@ def _where(table: MariaTable, window: Window | None) -> tuple[str, list[Any]]:
 
 
 def select_sql(table: MariaTable, window: Window | None = None) -> tuple[str, list[Any]]:
-    """The SELECT that yields one CSV line per row, and its parameters."""
+    """The SELECT of the rows' values (fields.select_list), and its parameters."""
     where, params = _where(table, window)
-    return f"SELECT {line_sql(table.columns)} FROM {table.qualified}{where}", params
+    return f"SELECT {select_list(table.columns)} FROM {table.qualified}{where}", params
 
 
 def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
                 batch: int = BATCH) -> Iterator[tuple[bytes, int]]:
     """(block of CSV lines, rows in it) until the table or window is read."""
     sql, params = select_sql(table, window)
+    lines = batch_formatter(table.columns)
     cur = conn.cursor(raw=True, buffered=False)
     try:
         cur.execute(sql, params)
@@ -64,7 +67,7 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
             rows = cur.fetchmany(batch)
             if not rows:
                 break
-            block = b"\n".join([r[0] for r in rows])
+            block = b"\n".join(lines(rows))
             yield block + b"\n", len(rows)
     except my_errors.Error as e:
         raise SourceError(f"reading {table.schema}.{table.name} failed: {e.msg}",
@@ -97,12 +100,11 @@ def _one(conn: Any, sql: str, params: list[Any]) -> tuple[Any, ...]:
         cur.close()
 
 
-def window_hash(conn: Any, table: MariaTable, window: Window | None = None) -> tuple[int, str]:
+def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
+                algorithm: str = MY2) -> tuple[int, str]:
     """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
     where, params = _where(table, window)
-    line = line_sql(table.columns)
-    sql = (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({line}), 1, 15), 16, 10) "
-           f"AS UNSIGNED)), 0) FROM {table.qualified}{where}")
+    sql = f"SELECT {count_hash_sql(table.columns, algorithm)} FROM {table.qualified}{where}"
     count, total = _one(conn, sql, params)
     return int(count), str(total)
 

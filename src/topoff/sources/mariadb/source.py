@@ -6,8 +6,8 @@ worker connections and proves that they share the coordinator's snapshot (parall
 the instance then declares workers and key ranges (:data:`PARALLEL`), or stays on one
 reader with a log line when that cannot be proven. No xmin, so the incremental export
 re-checks every recent day by count and content hash; the server hashes windows itself
-(``my1``, rows.window_hash); no PostgreSQL DDL (``pre_data`` false: a consumer creates
-tables from the manifest).
+(``my2``; ``my1`` for hashes published by earlier versions: rowhash.py); no PostgreSQL
+DDL (``pre_data`` false: a consumer creates tables from the manifest).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from topoff.sources.mariadb.reader import (
     hash_sql,
     select_sql,
 )
+from topoff.sources.mariadb.rowhash import ALGORITHMS
 from topoff.sources.mariadb.safety import require_replica
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ log = logging.getLogger("topoff")
 
 CAPABILITIES = SourceCapabilities(
     engine="mariadb", exported_snapshot=False, page_ranges=False,
-    xmin_change_detection=False, hash_algorithms=(MARIA_HASH,), pre_data=False,
+    xmin_change_detection=False, hash_algorithms=ALGORITHMS, pre_data=False,
     table_locks=False)
 #: once worker connections share the snapshot: parallel readers, tables split by key ranges
 PARALLEL = replace(CAPABILITIES, exported_snapshot=True, page_ranges=True)
@@ -153,9 +154,9 @@ class MariaReader:
 
     def count_hash(self, table: SourceTable, window: Any, algorithm: str) -> tuple[int, str]:
         assert isinstance(table, MariaSourceTable)
-        if algorithm != MARIA_HASH:
+        if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown content hash algorithm {algorithm!r}")
-        sql, params = hash_sql(table, window)
+        sql, params = hash_sql(table, window, algorithm)
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params)
@@ -165,7 +166,7 @@ class MariaReader:
                               hint="check the connection to the source") from None
         finally:
             cur.close()
-        return int(count), f"{MARIA_HASH}:{int(total)}"
+        return int(count), f"{algorithm}:{int(total)}"
 
     def changed_since(self, table: SourceTable, window: Any, since: Snapshot,
                       now: Any) -> tuple[int, int] | None:

@@ -1,8 +1,10 @@
 """MariaDB column types -> the dataset's neutral vocabulary, a PostgreSQL type, and the SQL
 that makes the server write each value in the dataset's CSV text form.
 
-Every value leaves the server already as text (the server does the formatting, the client
-only joins lines): integers and decimals as MariaDB prints them, timestamps as
+That SQL (:func:`line_sql`) defines the dataset's text and the ``my1`` hash, and builds the
+lines ``topoff replicate`` reads; the export builds the same text on the client from the
+raw values (fields.py, byte for byte the same), which costs the server far less. The text:
+integers and decimals as MariaDB prints them, timestamps as
 PostgreSQL's ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (trailing zeros of the fraction dropped;
 ``+00`` after a TIMESTAMP, read in UTC), binary strings as ``\\x`` hex, BIT(n) as n
 ``0``/``1`` digits, text quoted as PostgreSQL's ``COPY ... (FORMAT csv)`` quotes it.
