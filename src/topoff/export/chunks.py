@@ -81,7 +81,8 @@ class ChunkedWriter:
                  chunk_bytes: int, level: int = 3,
                  on_progress: Callable[[int], None] | None = None,
                  hash_content: bool = True,
-                 cctx: zstandard.ZstdCompressor | None = None) -> None:
+                 cctx: zstandard.ZstdCompressor | None = None,
+                 spool: IO[bytes] | None = None, empty_file: bool = True) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
@@ -90,7 +91,12 @@ class ChunkedWriter:
         self.cctx = cctx if cctx is not None else compressor(level)
         # of the data rows of every file, in order; None when nobody needs it (a full
         # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
-        self.content = hashlib.sha256() if hash_content else None
+        self.content = hashlib.sha256() if hash_content and spool is None else None
+        # the data rows kept for a hash taken later (a later part of a split window, whose
+        # bytes follow the earlier parts' in the content hash: see export/split.py)
+        self.spool = spool
+        # a writer with no rows makes one file of its header (False: a later part)
+        self.empty_file = empty_file
         self.on_progress = on_progress
         self.files: list[DataFile] = []
         self.written: list[str] = []
@@ -129,6 +135,8 @@ class ChunkedWriter:
             with memoryview(buf)[KEEP:] as view:
                 if self.content is not None:
                     self.content.update(view[self._skip:])
+                elif self.spool is not None:
+                    self.spool.write(view[self._skip:])
                 self._zw.write(view)
             self._csv_bytes += len(buf) - KEEP - self._skip
             self._skip = 0
@@ -191,7 +199,7 @@ class ChunkedWriter:
 
     def close(self) -> list[DataFile]:
         """Finish the last file. A table with no rows still gets one file (its header)."""
-        if self._zw is None and not self.files and self.header is not None:
+        if self._zw is None and not self.files and self.header is not None and self.empty_file:
             self._start()
         if self._zw is not None:
             self.rows += self._chunk_rows

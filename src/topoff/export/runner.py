@@ -8,11 +8,12 @@ names written so far are kept in :attr:`Runner.written` so the caller can remove
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import DataFile
@@ -39,6 +40,9 @@ class CopyUnit:
     #: whether the rows' sha256 (CopyResult.content_sha256) is wanted: it costs a pass
     #: over every CSV byte, so only units whose content hash is their rows' hash ask
     hash_content: bool = False
+    #: a later part of a split window (export/split.py): its data rows go to a temporary
+    #: file, hashed after the earlier parts' (CopyResult.spool); no file when it has no rows
+    spool: bool = False
 
 
 @dataclass
@@ -58,6 +62,10 @@ class CopyResult:
     #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256); ""
     #: unless the unit asked for it (CopyUnit.hash_content)
     content_sha256: str = ""
+    #: the running sha256 behind content_sha256 (a split window's later parts continue it)
+    digest: Any = None
+    #: a later part's data rows (CopyUnit.spool), at their end; the caller closes it
+    spool: IO[bytes] | None = None
 
 
 class Runner:
@@ -100,12 +108,17 @@ class Runner:
         cctx = getattr(self._local, "cctx", None)
         if cctx is None:  # one per thread: its zstd worker and buffers serve every unit
             cctx = self._local.cctx = compressor(self.level)
+        # closed by whoever joins the parts' hashes (export/split.py), or below on failure
+        spool = tempfile.TemporaryFile(prefix="topoff-part-") if unit.spool else None  # noqa: SIM115
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
-                               hash_content=unit.hash_content, cctx=cctx)
+                               hash_content=unit.hash_content, cctx=cctx, spool=spool,
+                               empty_file=not unit.spool)
         try:
             writer.write_from(reader.rows(unit.table, unit.window, unit.portion, unit.ordered))
             files = writer.close()
         except BaseException as e:
+            if spool is not None:
+                spool.close()
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead
             raise
         finally:
@@ -114,7 +127,7 @@ class Runner:
         progress(writer.rows)
         if self.hook:
             self.hook("table_done", table=unit.table.qualified, key=unit.key, rows=writer.rows)
-        return CopyResult(files, writer.rows, writer.content_sha256)
+        return CopyResult(files, writer.rows, writer.content_sha256, writer.content, spool)
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
         return self._reader().count_hash(unit.table, unit.window, unit.algorithm)
