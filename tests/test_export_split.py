@@ -4,7 +4,11 @@ order and the same content hash as one read; files numbered per part."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +140,28 @@ def test_no_split_where_wall_clock_bounds_would_not_follow_each_other(db, dest, 
     assert names == ["00001"]
     # wall-clock [01:30 BST, 02:30 GMT): the second half hour of both passes
     assert rows.count(b"\n") == m.tables["public.wall"].rows == 3600
+
+
+def test_the_export_command_imports_no_consumer_library(datanommer, tmp_path):
+    """A real ``topoff export incremental`` (in a process of its own) loads neither DuckDB,
+    Arrow, Iceberg nor boto3 (an S3 store loads boto3 when it is opened), nor the other
+    commands' modules: start-up is part of every day's export time."""
+    y = yesterday()
+    (tmp_path / "t.toml").write_text(
+        'dataset = "datanommer"\n[tables.messages]\ncursor = "timestamp"\n')
+    code = ("import atexit, sys\n"
+            "heavy = ('duckdb', 'pyarrow', 'pyiceberg', 'boto3', 'botocore', 'rich.console',"
+            " 'topoff.sync', 'topoff.targets', 'topoff.replicate', 'topoff.backup')\n"
+            "atexit.register(lambda: print('loaded:', sorted(m for m in sys.modules "
+            "if m.startswith(heavy))))\n"
+            "from topoff.cli import main\n"
+            "main()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "export", "incremental", "--config",
+         str(tmp_path / "t.toml"), "--source", datanommer.standby_url, "--to",
+         str(tmp_path / "out"), "--date", y.isoformat(), "--lookback-days", "0", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "published incremental/" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "loaded: []", proc.stdout
