@@ -40,7 +40,7 @@ from topoff.dataset.readme import incremental_readme
 from topoff.export.full import ExportResult, _namer, table_entry
 from topoff.export.recheck_log import log_window
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
-from topoff.export.split import joined_sha256, part_namer, sub_windows, window_counts
+from topoff.export.split import Joiner, joined_sha256, part_namer, sub_windows, window_counts
 from topoff.export.windows import check_closed, days_back
 from topoff.sources.base import (
     STREAM_HASH,
@@ -256,9 +256,10 @@ def _units_for(wp: WindowPlan, source: Source, jobs: int = 1,
         subs = sub_windows(tp.table, wp.window, (counts or {}).get(
             tp.table.qualified, tp.rows_now), jobs) if cursor_w else []
         if len(subs) > 1:
+            joiner = Joiner(len(subs))
             parts += [CopyUnit(key, tp.table, part_namer(wp.pub_id, tp.table, wp.window, i),
                                window=w, part=i, ordered=True, hash_content=i == 0,
-                               spool=i > 0) for i, w in enumerate(subs)]
+                               spool=i > 0, then=joiner) for i, w in enumerate(subs)]
             continue
         algorithm = source.hash_algorithm()
         hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table) \

@@ -43,6 +43,8 @@ class CopyUnit:
     #: a later part of a split window (export/split.py): its data rows go to a temporary
     #: file, hashed after the earlier parts' (CopyResult.spool); no file when it has no rows
     spool: bool = False
+    #: called with the result on the worker, once the unit's files are written
+    then: Callable[[int, CopyResult], None] | None = None
 
 
 @dataclass
@@ -66,6 +68,8 @@ class CopyResult:
     digest: Any = None
     #: a later part's data rows (CopyUnit.spool), at their end; the caller closes it
     spool: IO[bytes] | None = None
+    #: the spool's rows were hashed already, after the earlier parts' (export/split.py)
+    joined: bool = False
 
 
 class Runner:
@@ -127,7 +131,10 @@ class Runner:
         progress(writer.rows)
         if self.hook:
             self.hook("table_done", table=unit.table.qualified, key=unit.key, rows=writer.rows)
-        return CopyResult(files, writer.rows, writer.content_sha256, writer.content, spool)
+        result = CopyResult(files, writer.rows, writer.content_sha256, writer.content, spool)
+        if unit.then is not None:
+            unit.then(unit.part, result)
+        return result
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
         return self._reader().count_hash(unit.table, unit.window, unit.algorithm)

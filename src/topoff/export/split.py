@@ -18,6 +18,7 @@ size times (jobs - 1) / jobs), which is hashed after the parts before it, then r
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 
 from topoff.dataset import layout
@@ -84,18 +85,44 @@ def part_namer(pub_id: str, t: SourceTable, window: Window,
     return name_for
 
 
+class Joiner:
+    """Continues the first part's hash over each later part's spool as soon as the parts
+    before it are done (:attr:`CopyUnit.then`, on the worker that finished last), so that
+    little is left to hash once every part is read."""
+
+    def __init__(self, parts: int) -> None:
+        self._done: list[CopyResult | None] = [None] * parts
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, part: int, result: CopyResult) -> None:
+        with self._lock:
+            self._done[part] = result
+            while self._next < len(self._done) and self._done[self._next] is not None:
+                if self._next > 0:
+                    _feed(self._done[0], self._done[self._next])  # type: ignore[arg-type]
+                self._next += 1
+
+
+def _feed(first: CopyResult, later: CopyResult) -> None:
+    """Hash a later part's spooled rows into the first part's running sha256."""
+    assert first.digest is not None, "the first part hashes its rows"
+    if later.joined:
+        return
+    assert later.spool is not None, "a later part spools its rows"
+    with later.spool as f:
+        f.seek(0)
+        while block := f.read(BLOCK):
+            first.digest.update(block)
+    later.joined = True
+
+
 def joined_sha256(copies: Sequence[CopyResult]) -> str:
     """The ``cs1`` sha256 of a window read in parts (in part order): the first part's
     running hash, continued over each later part's spooled data rows."""
-    digest = copies[0].digest
-    assert digest is not None, "the first part hashes its rows"
     for c in copies[1:]:
-        assert c.spool is not None, "a later part spools its rows"
-        with c.spool as f:
-            f.seek(0)
-            while block := f.read(BLOCK):
-                digest.update(block)
-    return str(digest.hexdigest())
+        _feed(copies[0], c)
+    return str(copies[0].digest.hexdigest())
 
 
 def close_spools(copies: Sequence[CopyResult]) -> None:
