@@ -38,7 +38,7 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
 from topoff.export.full import ExportResult, _namer, table_entry
-from topoff.export.recheck_log import log_window
+from topoff.export.recheck_log import Phases, log_window
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
 from topoff.export.split import Joiner, joined_sha256, part_namer, sub_windows, window_counts
 from topoff.export.windows import check_closed, days_back
@@ -286,13 +286,16 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
 
     def attempt(n: int) -> ExportResult:
         with kind(config.source_url or "", config.allow_primary) as source:
+            clock = Phases()
             info = source.open()
+            clock.mark("snapshot")
             if hook:
                 hook("snapshot", info=info, attempt=n)
             tables = source.tables(config)
             check_closed(info, window, tables, force)
             source.lock(tables)
             index = read_index(store, config.dataset)
+            clock.mark("catalog and index")
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
@@ -309,13 +312,16 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                             source, [tp.table for tp in first.tables], window, runner.jobs))
                         runner.submit(units)
                         early = {u.key for u in units}
+                        clock.mark("counts")
                     plans = plan_windows(source, info, store, index, tables, window,
                                          config.export.lookback_days, manifests)
+                    clock.mark("re-check (beside the reads)")
                     to_publish = [wp for wp in plans if wp.changed]
                     runner.submit([u for wp in to_publish
                                    for u in _units_for(wp, source, runner.jobs)
                                    if u.key not in early])
                     results = runner.results()
+                    clock.mark("reads")
             finally:
                 written.extend(runner.written)
             made: list[Manifest] = []
@@ -339,7 +345,10 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                 made.append(m)
             for wp in plans:
                 log_window(wp)
+            clock.mark("manifests")
             pubs = publish(store, config.dataset, made) if made else []
+            clock.mark("publish")
+            clock.log()
             unchanged = [wp.window.label for wp in plans if not wp.changed]
             return ExportResult(pubs, made, unchanged)
 

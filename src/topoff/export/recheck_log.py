@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,3 +32,21 @@ def log_window(wp: WindowPlan) -> None:
         for tp in changed)
     log.info("%s: changed since %s (%s) -> r%d", wp.window.label, wp.previous_pub, details,
              wp.revision)
+
+
+class Phases:
+    """Wall time of an export's steps, logged at debug level (``--verbose``) as one line:
+    where a run's time went (the re-check runs beside the first reads, so its share of
+    the reads' time is not theirs)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self.spent: list[tuple[str, float]] = []
+
+    def mark(self, step: str) -> None:
+        now = time.monotonic()
+        self.spent.append((step, now - self._last))
+        self._last = now
+
+    def log(self) -> None:
+        log.debug("timings: %s", ", ".join(f"{step} {s:.3f} s" for step, s in self.spent))
