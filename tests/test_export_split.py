@@ -165,3 +165,32 @@ def test_the_export_command_imports_no_consumer_library(datanommer, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "published incremental/" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "loaded: []", proc.stdout
+
+
+def test_a_full_temporary_disk_is_a_store_error_and_publishes_nothing(datanommer, tmp_path):
+    """A later part's rows go to a temporary file: when it cannot be written (here: the
+    process may write no file past 48 KiB, RLIMIT_FSIZE), the export fails with one
+    error line, exit code 5, and leaves nothing published."""
+    y = yesterday()
+    (tmp_path / "t.toml").write_text(
+        'dataset = "datanommer"\n[export]\nchunk_size = "16KiB"\n'
+        '[tables.messages]\ncursor = "timestamp"\n')
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (48 << 10, 48 << 10))\n"
+            "from topoff.export import split\n"
+            "split.SPLIT_ROWS = 100\n"
+            "from topoff.cli import main\n"
+            "main()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "export", "incremental", "--config",
+         str(tmp_path / "t.toml"), "--source", datanommer.standby_url, "--to", str(out),
+         "--date", y.isoformat(), "--lookback-days", "0", "--jobs", "2"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-2].startswith("error: cannot write the temporary file of a part of the day")
+    assert lines[-1].startswith("hint: ") and "--jobs 1" in lines[-1]
+    assert not (out / "index.json").exists()
+    assert not [p for p in out.rglob("*.csv.zst")] if out.exists() else True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Protocol, cast
 
@@ -35,6 +36,28 @@ COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps readin
 
 def compressor(level: int) -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+
+
+_SPOOL_HINT = ("free space where temporary files go (TMPDIR), point TMPDIR at a larger "
+               "disk, or export with --jobs 1 (a day in one read needs no temporary file)")
+
+
+def open_spool() -> IO[bytes]:
+    """An unlinked temporary file for a later part's rows (export/split.py)."""
+    try:
+        return tempfile.TemporaryFile(prefix="topoff-part-", buffering=0)  # blocks of 1 MiB
+    except OSError as e:
+        raise StoreError(f"cannot make a temporary file for a part of the day: {e.strerror}",
+                         hint=_SPOOL_HINT) from None
+
+
+def _spool_write(spool: IO[bytes], data: memoryview) -> None:
+    try:
+        spool.write(data)
+    except OSError as e:
+        data.release()  # the traceback keeps this frame: the block must stay resizable
+        raise StoreError(f"cannot write the temporary file of a part of the day: "
+                         f"{e.strerror}", hint=_SPOOL_HINT) from None
 
 
 class RowReader(Protocol):
@@ -136,7 +159,7 @@ class ChunkedWriter:
                 if self.content is not None:
                     self.content.update(view[self._skip:])
                 elif self.spool is not None:
-                    self.spool.write(view[self._skip:])
+                    _spool_write(self.spool, view[self._skip:])
                 self._zw.write(view)
             self._csv_bytes += len(buf) - KEEP - self._skip
             self._skip = 0

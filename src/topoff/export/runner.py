@@ -8,7 +8,6 @@ names written so far are kept in :attr:`Runner.written` so the caller can remove
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -17,7 +16,7 @@ from typing import IO, Any
 
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import DataFile
-from topoff.export.chunks import ChunkedWriter, compressor
+from topoff.export.chunks import ChunkedWriter, compressor, open_spool
 from topoff.sources.base import Source, SourceReader, SourceTable
 from topoff.stores.base import Store
 
@@ -113,7 +112,7 @@ class Runner:
         if cctx is None:  # one per thread: its zstd worker and buffers serve every unit
             cctx = self._local.cctx = compressor(self.level)
         # closed by whoever joins the parts' hashes (export/split.py), or below on failure
-        spool = tempfile.TemporaryFile(prefix="topoff-part-") if unit.spool else None  # noqa: SIM115
+        spool = open_spool() if unit.spool else None
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
                                hash_content=unit.hash_content, cctx=cctx, spool=spool,
                                empty_file=not unit.spool)
