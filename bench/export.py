@@ -13,6 +13,8 @@ two link tables) on a primary with a streaming hot standby, then reads the stand
   against ``psql \\copy (SELECT ... WHERE cursor in the day) TO STDOUT CSV | zstd`` for
   the same three tables; for an ordinary day of the database, and for the newest day,
   which holds ``--big-day`` messages (about 50 MB compressed, datanommer's daily size);
+  then one more -j2 run with --verbose prints the export's own breakdown of its time
+  (snapshot, catalog, counts, re-check, reads, publish);
 * the re-check's slow path: the ordinary day again after a no-op UPDATE in the day before
   it, which the re-check then has to hash, against the same export without re-check.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -148,7 +151,18 @@ def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -
     for run_, name in zip(runs, ("inc", "inc1", "inc0"), strict=False):
         run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())
     runs[3].out_mb = sum((out / (t + ".csv.zst")).stat().st_size for t in CURSOR) / 1e6
+    _phases(out, cfg, day, task, base)
     return runs
+
+
+def _phases(out: Path, cfg: str, day: date, task: str, base: Path) -> None:
+    """One more -j2 run with --verbose: the export's own breakdown of its time."""
+    fresh(out / "inc", base)()
+    loud = cfg.replace(" --quiet", "")  # --quiet would hide the debug line
+    cmd = topoff(f"export incremental {loud} --to {out / 'inc'} --date {day} --verbose")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True)
+    found = [ln.split("timings: ", 1)[1] for ln in proc.stderr.splitlines() if "timings: " in ln]
+    print(f"# {task}, -j2: {found[-1] if found else 'no timings logged'}", flush=True)
 
 
 def _rehash(out: Path, cfg: str, src: str, cluster, day: date, task: str,  # type: ignore[no-untyped-def]

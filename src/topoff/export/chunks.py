@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Protocol, cast
 
@@ -35,6 +36,28 @@ COMPRESS_THREADS = 1  # libzstd's own worker thread: compression overlaps readin
 
 def compressor(level: int) -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(level=level, threads=COMPRESS_THREADS)
+
+
+_SPOOL_HINT = ("free space where temporary files go (TMPDIR), point TMPDIR at a larger "
+               "disk, or export with --jobs 1 (a day in one read needs no temporary file)")
+
+
+def open_spool() -> IO[bytes]:
+    """An unlinked temporary file for a later part's rows (export/split.py)."""
+    try:
+        return tempfile.TemporaryFile(prefix="topoff-part-", buffering=0)  # blocks of 1 MiB
+    except OSError as e:
+        raise StoreError(f"cannot make a temporary file for a part of the day: {e.strerror}",
+                         hint=_SPOOL_HINT) from None
+
+
+def _spool_write(spool: IO[bytes], data: memoryview) -> None:
+    try:
+        spool.write(data)
+    except OSError as e:
+        data.release()  # the traceback keeps this frame: the block must stay resizable
+        raise StoreError(f"cannot write the temporary file of a part of the day: "
+                         f"{e.strerror}", hint=_SPOOL_HINT) from None
 
 
 class RowReader(Protocol):
@@ -81,7 +104,8 @@ class ChunkedWriter:
                  chunk_bytes: int, level: int = 3,
                  on_progress: Callable[[int], None] | None = None,
                  hash_content: bool = True,
-                 cctx: zstandard.ZstdCompressor | None = None) -> None:
+                 cctx: zstandard.ZstdCompressor | None = None,
+                 spool: IO[bytes] | None = None, empty_file: bool = True) -> None:
         self.store = store
         self.name_for = name_for  # chunk number -> (store name, name relative to publication)
         self.chunk_bytes = chunk_bytes
@@ -90,7 +114,12 @@ class ChunkedWriter:
         self.cctx = cctx if cctx is not None else compressor(level)
         # of the data rows of every file, in order; None when nobody needs it (a full
         # export): a sha256 of every CSV byte costs ~1 s of CPU per GB
-        self.content = hashlib.sha256() if hash_content else None
+        self.content = hashlib.sha256() if hash_content and spool is None else None
+        # the data rows kept for a hash taken later (a later part of a split window, whose
+        # bytes follow the earlier parts' in the content hash: see export/split.py)
+        self.spool = spool
+        # a writer with no rows makes one file of its header (False: a later part)
+        self.empty_file = empty_file
         self.on_progress = on_progress
         self.files: list[DataFile] = []
         self.written: list[str] = []
@@ -129,6 +158,8 @@ class ChunkedWriter:
             with memoryview(buf)[KEEP:] as view:
                 if self.content is not None:
                     self.content.update(view[self._skip:])
+                elif self.spool is not None:
+                    _spool_write(self.spool, view[self._skip:])
                 self._zw.write(view)
             self._csv_bytes += len(buf) - KEEP - self._skip
             self._skip = 0
@@ -191,7 +222,7 @@ class ChunkedWriter:
 
     def close(self) -> list[DataFile]:
         """Finish the last file. A table with no rows still gets one file (its header)."""
-        if self._zw is None and not self.files and self.header is not None:
+        if self._zw is None and not self.files and self.header is not None and self.empty_file:
             self._start()
         if self._zw is not None:
             self.rows += self._chunk_rows

@@ -38,7 +38,9 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
 from topoff.export.full import ExportResult, _namer, table_entry
+from topoff.export.recheck_log import Phases, log_window
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
+from topoff.export.split import Joiner, joined_sha256, part_namer, sub_windows, window_counts
 from topoff.export.windows import check_closed, days_back
 from topoff.sources.base import (
     STREAM_HASH,
@@ -224,6 +226,9 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
     entry.rows = sum(c.rows for c in copies)
     if tp.counted is None and key + "#hash" not in results:
+        if len(copies) > 1:  # one ordered read in parts (split.py)
+            entry.content_hash = f"{STREAM_HASH}:{joined_sha256(copies)}"
+            return entry
         [copy] = copies  # one ordered read: its rows' hash is the content hash
         entry.content_hash = f"{STREAM_HASH}:{copy.content_sha256}" \
             if copy.content_sha256 else None  # (rows without a key have no one order)
@@ -236,37 +241,26 @@ def _entry_for(tp: TablePlan, results: dict[str, list], key: str) -> TableEntry:
     return entry
 
 
-def _log_window(wp: WindowPlan) -> None:
-    for tp in wp.tables:
-        log.debug("%s %s: %s (rows published %s, now %s)", wp.window.label, tp.table.qualified,
-                  tp.how, tp.rows_before, tp.rows_now)
-    if wp.previous_pub is None:
-        log.info("%s: first publication -> r%d", wp.window.label, wp.revision)
-        return
-    changed = [tp for tp in wp.tables if tp.export]
-    if not changed:
-        how = sorted({tp.how.removeprefix("unchanged-") for tp in wp.tables})
-        log.info("%s: unchanged since %s (checked by %s)", wp.window.label, wp.previous_pub,
-                 " and ".join(how))
-        return
-    details = ", ".join(
-        f"{tp.table.config.name} {tp.how}" + (f" {tp.rows_now - tp.rows_before:+d} rows"
-                                       if tp.rows_now is not None and tp.rows_before is not None
-                                       and tp.rows_now != tp.rows_before else "")
-        for tp in changed)
-    log.info("%s: changed since %s (%s) -> r%d", wp.window.label, wp.previous_pub, details,
-             wp.revision)
-
-
-def _units_for(wp: WindowPlan, source: Source) -> list[CopyUnit | HashUnit]:
+def _units_for(wp: WindowPlan, source: Source, jobs: int = 1,
+               counts: dict[str, int | None] | None = None) -> list[CopyUnit | HashUnit]:
     """Read (and, for cursor tables without a key, hash) units of the tables a window plan
-    exports."""
+    exports; a big window's parts first (split.py), so that the workers start on them.
+    ``counts``: rows of the window per table, else the re-check's count (``rows_now``)."""
     units: list[CopyUnit | HashUnit] = []
+    parts: list[CopyUnit | HashUnit] = []
     for tp in wp.tables:
         if not tp.export:
             continue
         key = f"{wp.window.label}/{tp.table.qualified}"
         cursor_w = wp.window if tp.table.config.cursor else None
+        subs = sub_windows(tp.table, wp.window, (counts or {}).get(
+            tp.table.qualified, tp.rows_now), jobs) if cursor_w else []
+        if len(subs) > 1:
+            joiner = Joiner(len(subs))
+            parts += [CopyUnit(key, tp.table, part_namer(wp.pub_id, tp.table, wp.window, i),
+                               window=w, part=i, ordered=True, hash_content=i == 0,
+                               spool=i > 0, then=joiner) for i, w in enumerate(subs)]
+            continue
         algorithm = source.hash_algorithm()
         hashed = bool(tp.table.config.cursor) and not stream_hashable(tp.table) \
             and algorithm is not None
@@ -277,7 +271,7 @@ def _units_for(wp: WindowPlan, source: Source) -> list[CopyUnit | HashUnit]:
         if hashed:
             assert algorithm is not None
             units.append(HashUnit(key + "#hash", tp.table, cursor_w, algorithm))
-    return units
+    return parts + units
 
 
 def export_incremental(config: Config, store: Store, window: Window, force: bool = False,
@@ -292,13 +286,16 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
 
     def attempt(n: int) -> ExportResult:
         with kind(config.source_url or "", config.allow_primary) as source:
+            clock = Phases()
             info = source.open()
+            clock.mark("snapshot")
             if hook:
                 hook("snapshot", info=info, attempt=n)
             tables = source.tables(config)
             check_closed(info, window, tables, force)
             source.lock(tables)
             index = read_index(store, config.dataset)
+            clock.mark("catalog and index")
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
@@ -311,15 +308,20 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     if prev_id is None:
                         first = WindowPlan(window, prev_rev + 1, None, is_target=True, tables=[
                             TablePlan(t, export=True) for t in tables if t.config.cursor])
-                        units = _units_for(first, source)
+                        units = _units_for(first, source, runner.jobs, window_counts(
+                            source, [tp.table for tp in first.tables], window, runner.jobs))
                         runner.submit(units)
                         early = {u.key for u in units}
+                        clock.mark("counts")
                     plans = plan_windows(source, info, store, index, tables, window,
                                          config.export.lookback_days, manifests)
+                    clock.mark("re-check (beside the reads)")
                     to_publish = [wp for wp in plans if wp.changed]
-                    runner.submit([u for wp in to_publish for u in _units_for(wp, source)
+                    runner.submit([u for wp in to_publish
+                                   for u in _units_for(wp, source, runner.jobs)
                                    if u.key not in early])
                     results = runner.results()
+                    clock.mark("reads")
             finally:
                 written.extend(runner.written)
             made: list[Manifest] = []
@@ -342,8 +344,11 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                 written.append(layout.in_publication(wp.pub_id, layout.README))
                 made.append(m)
             for wp in plans:
-                _log_window(wp)
+                log_window(wp)
+            clock.mark("manifests")
             pubs = publish(store, config.dataset, made) if made else []
+            clock.mark("publish")
+            clock.log()
             unchanged = [wp.window.label for wp in plans if not wp.changed]
             return ExportResult(pubs, made, unchanged)
 

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import DataFile
-from topoff.export.chunks import ChunkedWriter, compressor
+from topoff.export.chunks import ChunkedWriter, compressor, open_spool
 from topoff.sources.base import Source, SourceReader, SourceTable
 from topoff.stores.base import Store
 
@@ -39,6 +39,11 @@ class CopyUnit:
     #: whether the rows' sha256 (CopyResult.content_sha256) is wanted: it costs a pass
     #: over every CSV byte, so only units whose content hash is their rows' hash ask
     hash_content: bool = False
+    #: a later part of a split window (export/split.py): its data rows go to a temporary
+    #: file, hashed after the earlier parts' (CopyResult.spool); no file when it has no rows
+    spool: bool = False
+    #: called with the result on the worker, once the unit's files are written
+    then: Callable[[int, CopyResult], None] | None = None
 
 
 @dataclass
@@ -58,6 +63,12 @@ class CopyResult:
     #: sha256 of the data rows as COPY gave them (see ChunkedWriter.content_sha256); ""
     #: unless the unit asked for it (CopyUnit.hash_content)
     content_sha256: str = ""
+    #: the running sha256 behind content_sha256 (a split window's later parts continue it)
+    digest: Any = None
+    #: a later part's data rows (CopyUnit.spool), at their end; the caller closes it
+    spool: IO[bytes] | None = None
+    #: the spool's rows were hashed already, after the earlier parts' (export/split.py)
+    joined: bool = False
 
 
 class Runner:
@@ -100,12 +111,17 @@ class Runner:
         cctx = getattr(self._local, "cctx", None)
         if cctx is None:  # one per thread: its zstd worker and buffers serve every unit
             cctx = self._local.cctx = compressor(self.level)
+        # closed by whoever joins the parts' hashes (export/split.py), or below on failure
+        spool = open_spool() if unit.spool else None
         writer = ChunkedWriter(self.store, unit.name_for, self.chunk_bytes, self.level, progress,
-                               hash_content=unit.hash_content, cctx=cctx)
+                               hash_content=unit.hash_content, cctx=cctx, spool=spool,
+                               empty_file=not unit.spool)
         try:
             writer.write_from(reader.rows(unit.table, unit.window, unit.portion, unit.ordered))
             files = writer.close()
         except BaseException as e:
+            if spool is not None:
+                spool.close()
             writer.abort(e)  # may raise the store's own error (e.g. disk full) instead
             raise
         finally:
@@ -114,7 +130,10 @@ class Runner:
         progress(writer.rows)
         if self.hook:
             self.hook("table_done", table=unit.table.qualified, key=unit.key, rows=writer.rows)
-        return CopyResult(files, writer.rows, writer.content_sha256)
+        result = CopyResult(files, writer.rows, writer.content_sha256, writer.content, spool)
+        if unit.then is not None:
+            unit.then(unit.part, result)
+        return result
 
     def _hash(self, unit: HashUnit) -> tuple[int, str]:
         return self._reader().count_hash(unit.table, unit.window, unit.algorithm)

@@ -16,7 +16,7 @@ from topoff.sources.base import STREAM_HASH, algorithm_of, comparable_algorithm,
 from topoff.sources.catalog import PgTable
 
 __all__ = ["MD5_HASH", "OLD_RECORD_HASH", "ROW_TEXT_HASH", "STREAM_HASH", "algorithm_of",
-           "changed_since_query", "copy_statement", "hash_algorithm", "hash_query",
+           "changed_since_query", "copy_statement", "count_query", "hash_algorithm", "hash_query",
            "recheck_algorithm", "stream_hashable", "where_clause", "window_condition",
            "xmin_usable"]
 
@@ -106,6 +106,11 @@ def hash_query(t: PgTable, window: Window | None = None,
     return sql.SQL("SELECT count(*), 'rt1:' || coalesce(sum(hashtextextended(ROW({cols})::text, "
                    "0)), 0)::text FROM {table}{where}").format(
         cols=column_list(t), table=t.ident, where=where_clause(t, window))
+
+
+def count_query(t: PgTable, window: Window) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {table}{where}").format(
+        table=t.ident, where=where_clause(t, window))
 
 
 def xmin_usable(t: PgTable, reference: int, now_xmax: int) -> bool:

@@ -50,6 +50,12 @@ class PgReader:
         assert row is not None
         return int(row[0]), str(row[1])
 
+    def count(self, table: SourceTable, window: Window) -> int:
+        """count(*) of a window (the cursor index; whether to split its read)."""
+        row = self.conn.execute(q.count_query(_pg(table), window)).fetchone()
+        assert row is not None
+        return int(row[0])
+
     def changed_since(self, table: SourceTable, window: Window, since: Snapshot,
                       now: Any) -> tuple[int, int] | None:
         t = _pg(table)
