@@ -177,3 +177,26 @@ def test_no_second_index_on_a_cursor_an_index_leads_with(cluster, tmp_path):
         "led": ["btree (id)", "btree (ts, id)"],
         "plain": ["btree (id)", "btree (ts)", "btree (v, ts)"],
         "bykey": ["btree (ts)"]}
+
+
+def test_an_upsert_rewrites_changed_rows_only_and_every_change_counts(cluster, tmp_path):
+    """Columns compare as they are where equal means the same text, else by their text:
+    1.0 -> 1.00, 0 -> -0, 1 day -> 24 hours are changes; a row read again, unchanged, is
+    not written."""
+    url = new_target("postgresql", cluster, tmp_path)
+    db = new_database(cluster)
+    db.execute("CREATE TABLE u (id int PRIMARY KEY, ts timestamptz NOT NULL, i int, t text, "
+               "vc varchar(4), n numeric, f float8, iv interval, jb jsonb, tz timetz); "
+               "INSERT INTO u SELECT g, now() - interval '1 h', g, 'a', 'b', 1.0, 0, "
+               "'1 day', '{\"a\": 1.0}', '12:00+02' FROM generate_series(1, 8) g")
+    cfg = config(url, {"app": (db.standby_url, {"u": {"method": "updater", "cursor": "ts"}})})
+    assert refresh(cfg) == {"public.u": ("ok", 8)}
+    written = dict(query(url, "SELECT id, xmin::text FROM app.u"))
+    db.execute("UPDATE u SET i = i WHERE id = 1; UPDATE u SET n = 1.00 WHERE id = 2; "
+               "UPDATE u SET f = '-0' WHERE id = 3; UPDATE u SET iv = '24 hours' WHERE id = 4; "
+               "UPDATE u SET jb = '{\"a\": 1.00}' WHERE id = 5; "
+               "UPDATE u SET tz = '10:00+00' WHERE id = 6; UPDATE u SET t = 'a ' WHERE id = 7")
+    assert refresh(cfg) == {"public.u": ("ok", 7)}  # read again: seven rows
+    assert lines(url, "app.u") == lines(db.primary_url, "public.u")
+    now = dict(query(url, "SELECT id, xmin::text FROM app.u"))
+    assert [i for i in written if now[i] != written[i]] == [2, 3, 4, 5, 6, 7]
