@@ -105,9 +105,19 @@ def stage(engine: Target, table: TableDef, columns: Sequence[Column],
           counter: list[int], binary: bool) -> Iterator[str]:
     """Like ``Target.stage_csv`` (a temporary table shaped like ``table`` holding the rows
     of ``statements(fmt)``, for merge.py; dropped at the end), in binary where safe."""
+    fmt = "binary" if binary else "csv"
+    with stage_blocks(engine, table, columns, stream.copy(conn, statements(fmt), counter,
+                                                          binary=binary), binary) as name:
+        yield name
+
+
+@contextlib.contextmanager
+def stage_blocks(engine: Target, table: TableDef, columns: Sequence[Column],
+                 blocks: Iterable[bytes], binary: bool) -> Iterator[str]:
+    """:func:`stage` of rows already read: ``blocks`` of CSV rows, or one binary COPY
+    stream (``binary``)."""
     if not binary:
-        with engine.stage_csv(table, columns,
-                              stream.copy(conn, statements("csv"), counter)) as name:
+        with engine.stage_csv(table, columns, blocks) as name:
             yield name
         return
     pg: psycopg.Connection = engine.conn  # type: ignore[attr-defined]
@@ -117,7 +127,7 @@ def stage(engine: Target, table: TableDef, columns: Sequence[Column],
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     with pg.cursor() as cur, cur.copy(sql.SQL(
             "COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(stage, names)) as cp:
-        for block in stream.copy(conn, statements("binary"), counter, binary=True):
+        for block in blocks:
             cp.write(block)
     yield stage.as_string(pg)
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
