@@ -34,6 +34,7 @@ from psycopg import sql
 
 from topoff.canonical import pg_row_hash
 from topoff.replicate.describe import TableInfo
+from topoff.replicate.fastcopy import select_list
 from topoff.replicate.state import TableState
 from topoff.replicate.watermark import committed_since, xmin_comparable
 
@@ -86,7 +87,7 @@ def copy_all(info: TableInfo, fmt: str = "csv") -> sql.Composable:
         if info.key else sql.SQL("")
     return sql.SQL("COPY (SELECT {cols} FROM {t}{w}{order}) TO STDOUT WITH (FORMAT {f})").format(
         f=sql.SQL("binary" if fmt == "binary" else "csv"),
-        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns), t=info.ident,
+        cols=select_list(info.columns, fmt == "binary"), t=info.ident,
         w=sql.SQL(" WHERE ({})").format(sql.SQL(where)) if where else sql.SQL(""), order=order)
 
 

@@ -13,6 +13,13 @@ target). It is used only where the binary form means the same on both sides:
 The same goes for the rows staged for a merge (:func:`stage`). Everything else, and
 every DuckDB target, moves CSV (stream.py). The rows are counted from the COPY
 messages, as in CSV.
+
+A binary COPY carries no column types (an array's element type only): the target reads
+each value with its column's own binary input. So the source's select list casts every
+column to the type described (:func:`select_list`): where the type is the same the cast
+is no work at all (the planner drops it); where a column's type changed on the source
+between the description and the COPY, its values are converted exactly or the COPY
+fails, never read as other bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.dataset.manifest import Column
+from topoff.pgtypes import TypeNameError, parse_type
 from topoff.replicate import stream
 from topoff.replicate.describe import TableInfo
 from topoff.targets.base import TableDef, Target
@@ -52,11 +60,25 @@ def binary_ok(engine: Target, conn: psycopg.Connection, info: TableInfo,
     target = {c.name: c.type for c in table.columns}
     if any(target.get(c.name) != c.type for c in info.columns):
         return False
+    try:  # a type pgtypes does not know stays in CSV: no cast to name it by
+        [parse_type(c.type).ddl() for c in info.columns]
+    except TypeNameError:
+        return False
     names = {c.name for c in info.columns}
     for name, oid, base in conn.execute(_TYPES_Q, (info.oid,)).fetchall():
         if name in names and not (base and int(oid) < FIRST_USER_OID):
             return False
     return True
+
+
+def select_list(columns: Sequence[Column], binary: bool) -> sql.Composable:
+    """The columns for ``COPY (SELECT <this> ...)``: in binary, each cast to the type
+    described (see above; :func:`binary_ok` checked every type has a name here)."""
+    if not binary:
+        return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    return sql.SQL(", ").join(sql.SQL("{}::{} AS {}").format(
+        sql.Identifier(c.name), sql.SQL(parse_type(c.type).ddl()), sql.Identifier(c.name))
+        for c in columns)  # ddl(): pgtypes' constants and integers only
 
 
 def copy_into(engine: Target, table: TableDef, columns: Sequence[Column],
@@ -83,9 +105,19 @@ def stage(engine: Target, table: TableDef, columns: Sequence[Column],
           counter: list[int], binary: bool) -> Iterator[str]:
     """Like ``Target.stage_csv`` (a temporary table shaped like ``table`` holding the rows
     of ``statements(fmt)``, for merge.py; dropped at the end), in binary where safe."""
+    fmt = "binary" if binary else "csv"
+    with stage_blocks(engine, table, columns, stream.copy(conn, statements(fmt), counter,
+                                                          binary=binary), binary) as name:
+        yield name
+
+
+@contextlib.contextmanager
+def stage_blocks(engine: Target, table: TableDef, columns: Sequence[Column],
+                 blocks: Iterable[bytes], binary: bool) -> Iterator[str]:
+    """:func:`stage` of rows already read: ``blocks`` of CSV rows, or one binary COPY
+    stream (``binary``)."""
     if not binary:
-        with engine.stage_csv(table, columns,
-                              stream.copy(conn, statements("csv"), counter)) as name:
+        with engine.stage_csv(table, columns, blocks) as name:
             yield name
         return
     pg: psycopg.Connection = engine.conn  # type: ignore[attr-defined]
@@ -95,7 +127,7 @@ def stage(engine: Target, table: TableDef, columns: Sequence[Column],
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     with pg.cursor() as cur, cur.copy(sql.SQL(
             "COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(stage, names)) as cp:
-        for block in stream.copy(conn, statements("binary"), counter, binary=True):
+        for block in blocks:
             cp.write(block)
     yield stage.as_string(pg)
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))

@@ -263,9 +263,11 @@ def _parallel(engine: Target, pg: psycopg.Connection, tdef: TableDef,
     cols = sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns)
     cond = condition if condition is not None else sql.SQL("true")
 
+    select = fastcopy.select_list(info.columns, binary)
+
     def statement(part: sql.Composable) -> sql.Composable:
         return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE ({cond}) AND {part}) TO STDOUT "
-                       "WITH (FORMAT {fmt})").format(cols=cols, t=info.ident, cond=cond,
+                       "WITH (FORMAT {fmt})").format(cols=select, t=info.ident, cond=cond,
                                                      part=part, fmt=fmt)
 
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(build, cols, fmt)

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from topoff.errors import ConfigError
 from topoff.pgtypes import parse_type
-from topoff.replicate import fastcopy, parallel, stream
+from topoff.replicate import fastcopy, overlap, parallel, stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.ranges import replace_range
@@ -70,12 +70,6 @@ def _statements(r: Refresh) -> Callable[[str], Iterator[sql.Composable]]:
     return statements
 
 
-def _straight(engine: Target, tdef: TableDef, r: Refresh, counter: list[int]) -> int:
-    """The refresh's rows straight into the table (binary COPY where safe: fastcopy.py)."""
-    return fastcopy.copy_into(engine, tdef, list(r.info.columns), r.conn, _statements(r),
-                              counter, fastcopy.binary_ok(engine, r.conn, r.info, tdef))
-
-
 def _staged(engine: Target, tdef: TableDef, r: Refresh,
             counter: list[int]) -> AbstractContextManager[str]:
     """The refresh's rows staged for a merge (binary COPY where safe: fastcopy.py)."""
@@ -101,19 +95,24 @@ def _fast_path(engine: Target, info: TableInfo, tdef: TableDef, state: TableStat
 
 def _split(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
            state: TableState) -> tuple[int, TableState]:
-    """An inserter's refresh in two reads of the same snapshot: the rows read again (at or
-    below the watermark: the boundary, late commits) staged and merged by key, then the
-    new ones (above it) copied straight into the table."""
+    """An inserter's refresh in two reads of the same snapshot at once: the new rows
+    (above the watermark) copied straight into the table, while a second connection
+    reads the rows read again (at or below it: the boundary, late commits) aside; those
+    are then staged and merged by key (no key is in both parts: one snapshot)."""
     cols = list(info.columns)
     old = Refresh(conn, info, state, part="old")
     if old.upper is None:
         return 0, old.next_state(0)
-    counter = [0]
-    with _staged(engine, tdef, old, counter) as stage:
-        moved = merge(engine, tdef, cols, stage, "upsert-unique")
+    binary = fastcopy.binary_ok(engine, conn, info, tdef)
+    fmt = "binary" if binary else "csv"
     new = Refresh(conn, info, state, part="new")
-    moved += _straight(engine, tdef, new, counter)
-    return moved, new.next_state(counter[0])
+    # the read again runs aside (overlap.py), its window scanned while the new rows move
+    with overlap.Aside(conn, list(_statements(old)(fmt)), binary) as aside:
+        counter = [0]
+        moved = fastcopy.copy_into(engine, tdef, cols, conn, _statements(new), counter, binary)
+        with fastcopy.stage_blocks(engine, tdef, cols, aside.blocks(), binary) as stage:
+            moved += merge(engine, tdef, cols, stage, "upsert-unique")
+    return moved, new.next_state(counter[0] + aside.counter[0])
 
 
 def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,

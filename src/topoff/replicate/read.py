@@ -24,6 +24,7 @@ from psycopg import sql
 from topoff.errors import SourceError
 from topoff.export.copy_out import copy_rows
 from topoff.replicate.describe import TableInfo
+from topoff.replicate.fastcopy import select_list
 from topoff.replicate.state import TableState
 from topoff.replicate.watermark import bound, committed_since, zone_or_none
 from topoff.safety import begin_statement, check_standby
@@ -157,7 +158,7 @@ class Refresh:
             self._pos(names), sql.SQL(", ").join(map(sql.Literal, after)))
 
     def _copy(self, extra: sql.Composable, ordered: bool = True) -> sql.Composable:
-        cols = sql.SQL(", ").join(sql.Identifier(col.name) for col in self.info.columns)
+        cols = select_list(self.info.columns, self.format == "binary")
         order = sql.SQL(" ORDER BY {}").format(
             sql.SQL(", ").join(map(sql.Identifier, self.order))) if ordered else sql.SQL("")
         return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond} AND {extra}{order}) "

@@ -11,9 +11,10 @@ build (table, primary key, the source's plain indexes) and how it follows column
 
 Keys and indexes follow the target's declared capabilities: where primary keys are made
 by default (PostgreSQL), the first build creates the source's primary key (or the
-configured key) and one plain index per plain source index (columns only; the cursor is
-indexed already). Unique source indexes become plain indexes (a row deleted on the
-source stays in the replica until reconcile, and its value may be reused by a new row).
+configured key), an index on the cursor (unless the key or a source index starts with
+it) and one plain index per plain source index (columns only). Unique source indexes
+become plain indexes (a row deleted on the source stays in the replica until reconcile,
+and its value may be reused by a new row).
 Expression and partial indexes are skipped with a warning. DuckDB gets neither: its ART
 indexes are rewritten whole at each checkpoint and forbid altering an indexed column;
 merges match keys with a join, index or not.
@@ -21,6 +22,7 @@ merges match keys with a join, index or not.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -81,8 +83,12 @@ def build_keys(engine: Target, table: TableDef, indexes: list[Index]) -> None:
     first rows (in the same transaction), where the target makes keys by default."""
     if not engine.capabilities.primary_keys:
         return
+    # the key or a source index led by the cursor serves every cursor lookup: no second
+    # index on it (each index costs every new row of every refresh an insert)
+    led = table.cursor is not None and (table.primary_key[:1] == [table.cursor] or any(
+        ix.columns[:1] == (table.cursor,) for ix in indexes))
     try:  # (a failure aborts the refresh's transaction: nothing of the table is kept)
-        engine.create_keys(table, True)
+        engine.create_keys(dataclasses.replace(table, cursor=None) if led else table, True)
     except Exception as e:
         if "duplicate" not in str(e).lower() and "unique" not in str(e).lower():
             raise
@@ -90,7 +96,7 @@ def build_keys(engine: Target, table: TableDef, indexes: list[Index]) -> None:
                           "unique in the source's rows",
                           hint="set key = [...] to columns that identify a row") from None
     relation = engine.ident(table.target.schema, table.target.name)
-    done = {tuple(table.primary_key), (table.cursor,) if table.cursor else ()}
+    done = {tuple(table.primary_key), (table.cursor,) if table.cursor and not led else ()}
     for ix in indexes:
         if ix.columns in done:
             continue

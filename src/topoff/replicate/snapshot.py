@@ -46,7 +46,7 @@ def _source_key_is_primary(conn: psycopg.Connection, info: TableInfo) -> bool:
 def _since(info: TableInfo, state: TableState, marks: Marks, fmt: str) -> sql.Composable:
     """COPY of the rows committed since the previous run (``fmt``: csv or binary)."""
     return sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {since}) TO STDOUT WITH (FORMAT {f})"
-                   ).format(cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns),
+                   ).format(cols=fastcopy.select_list(info.columns, fmt == "binary"),
                             t=info.ident, since=committed_since(state.xmin, marks.xmax),
                             f=sql.SQL("binary" if fmt == "binary" else "csv"))
 

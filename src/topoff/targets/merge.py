@@ -25,12 +25,13 @@ by constants. Nothing of a dataset is run as SQL text.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import date, datetime
 
 from topoff.dataset.bounds import Bounds
 from topoff.dataset.manifest import Column
-from topoff.pgtypes import family
+from topoff.pgtypes import TypeNameError, family, parse_type
 from topoff.targets.base import TableDef, Target
 
 MODES = ("initial", "snapshot", "append", "upsert", "delete-keys", "upsert-unique")
@@ -118,11 +119,29 @@ def merge(engine: Target, table: TableDef, columns: Sequence[Column], stage: str
     return engine.run_count(f"INSERT INTO {relation} ({names}) {source}")
 
 
+#: types whose equality means the same text (not numeric: 1.0 = 1.00; not float: -0 = 0;
+#: not interval: 1 day = 24 hours; not json/jsonb, ranges, inet...)
+EXACT_EQUALITY = frozenset({"smallint", "integer", "bigint", "boolean", "text", "bytea",
+                            "uuid", "date", "timestamp", "time", "character varying"})
+
+
+def _as_compared(c: Column) -> str:
+    """How ``_on_conflict`` compares column ``c``: as it is, or by its text."""
+    if c.enum is None:
+        with contextlib.suppress(TypeNameError):
+            t = parse_type(c.type)
+            if not t.user and not t.dims and t.base in EXACT_EQUALITY:
+                return ""
+    return "::text"
+
+
 def _on_conflict(engine: Target, table: TableDef, columns: Sequence[Column],
                  stage: str) -> int:
     """``upsert-unique`` on an engine with key indexes: returns the staged rows (as
     ``upsert`` does), though only new and changed rows are written. Values compare by
-    their text (types such as json have no equality; equal text is the same value)."""
+    their text (types such as json have no equality; equal text is the same value), or
+    as they are where equal values always have the same text (:data:`EXACT_EQUALITY`:
+    no text to make for every row)."""
     relation = engine.ident(table.target.schema, table.target.name)
     names = [engine.ident(c.name) for c in columns]
     keys = set(table.primary_key)
@@ -130,8 +149,9 @@ def _on_conflict(engine: Target, table: TableDef, columns: Sequence[Column],
     conflict = ", ".join(engine.ident(k) for k in table.primary_key)
     if rest:
         sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in rest)
-        mine = ", ".join(f"t.{n}::text" for n in rest)
-        theirs = ", ".join(f"EXCLUDED.{n}::text" for n in rest)
+        kept = [(c, n) for c, n in zip(columns, names, strict=True) if c.name not in keys]
+        mine = ", ".join(f"t.{n}{_as_compared(c)}" for c, n in kept)
+        theirs = ", ".join(f"EXCLUDED.{n}{_as_compared(c)}" for c, n in kept)
         action = (f"DO UPDATE SET {sets} WHERE ROW({mine}) IS DISTINCT FROM "
                   f"ROW({theirs})")
     else:
