@@ -12,7 +12,14 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.stores import Store
 from topoff.sync.fetch import Fetcher
-from topoff.sync.iceberg_apply import apply_table, check_columns, load_file, refuse_options
+from topoff.sync.iceberg_apply import (
+    apply_table,
+    check_columns,
+    commit_groups,
+    fetch_all,
+    load_files,
+    refuse_options,
+)
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets.iceberg.config import CatalogSettings, open_catalog
 from topoff.targets.iceberg.table import (
@@ -74,17 +81,22 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
         for q in wanted:
             table, ledger = have[q]
             entry = manifest.tables[q]
-            for n, f in enumerate(entry.files, 1):
-                if ledger.ready or n <= ledger.files_done():
-                    continue
-                path = fetcher.fetch(base.id, f)
-                rows = load_file(table, ledger, entry, path, n, base, opts.hook)
-                if f.rows is not None and rows != f.rows:
-                    raise TargetError(f"{base.id}/{f.path}: loaded {rows} rows, the manifest "
-                                      f"says {f.rows}", hint="republish the dataset")
-                fetcher.release(path)
+            if ledger.ready:
+                continue
+            for group in commit_groups(list(entry.files), ledger.files_done()):
+                rows, paths = load_files(table, ledger, entry, group,
+                                         lambda f: fetcher.locate(base.id, f), base, opts.hook)
+                want = [f.rows for _, f in group]
+                if None not in want and rows != sum(w for w in want if w is not None):
+                    raise TargetError(f"{base.id} {q}: loaded {rows} rows, the manifest "
+                                      f"says {sum(w for w in want if w is not None)}",
+                                      hint="republish the dataset")
+                for path in paths:
+                    fetcher.release(path)
                 result.rows += rows
-                log.info("loaded %s file %d/%d (%s rows)", q, n, len(entry.files), f"{rows:,}")
+                first, last = group[0][0], group[-1][0]
+                log.info("loaded %s %s/%d (%s rows)", q, f"files {first}-{last}"
+                         if last > first else f"file {last}", len(entry.files), f"{rows:,}")
         result.base_loaded = base.id
         state = state_of(have, index.dataset)
         assert state is not None
@@ -110,7 +122,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                 _pass_over(table, ledger, pub)
                 continue
             src_pub, src_manifest, src = source
-            paths = [fetcher.fetch(src_pub.id, f) for f in src.files]
+            paths = fetch_all(fetcher, src_pub, src)
             rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook)
             if rows != src.rows:
                 raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "

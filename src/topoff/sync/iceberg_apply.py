@@ -17,6 +17,7 @@ tables' commits resumes with the tables still behind: nothing twice, nothing mis
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,10 +38,10 @@ from pyiceberg.expressions import (
 
 from topoff.dataset.bounds import cursor_bounds
 from topoff.dataset.index import Publication
-from topoff.dataset.manifest import Column, Manifest, TableEntry
+from topoff.dataset.manifest import Column, DataFile, Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.sync.fetch import Fetcher
-from topoff.targets.iceberg.rows import batches, gathered
+from topoff.targets.iceberg.rows import ahead, batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -49,6 +50,9 @@ log = logging.getLogger("topoff")
 WRITE_BYTES = 64 << 20
 #: rows per delete-by-key of an upsert (the filter lists every key)
 UPSERT_ROWS = 2000
+#: compressed bytes of a full export's files loaded into a table in one commit (a kill
+#: loses at most this much work; fewer commits: fewer metadata copies)
+COMMIT_BYTES = 1 << 30
 
 Hook = Callable[..., None]
 
@@ -58,13 +62,15 @@ def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, s
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     rows = 0
+    names = itertools.count()  # one counter for the snapshot: its files' names are unique
     with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
         for t in tables:
             rows += t.num_rows
             if t.num_rows == 0:
                 continue
             for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
-                                              write_uuid=snap.commit_uuid, df=t, io=table.io):
+                                              write_uuid=snap.commit_uuid, df=t, io=table.io,
+                                              counter=names):
                 snap.append_data_file(f)
     return rows
 
@@ -118,8 +124,8 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 for c in added:
                     upd.add_column(c.name, iceberg_type(c))
         schema = txn.table_metadata.schema()
-        stream = (b for p in paths for b in batches(p, f"{pub.id} {entry.qualified}",
-                                                    list(entry.columns), schema))
+        stream = (b for p, f in zip(paths, entry.files, strict=True)
+                  for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema, f))
         if mode == "append" and manifest.window is not None and entry.cursor_type:
             txn.delete(_window_filter(entry, manifest), snapshot_properties=props)
         elif mode == "snapshot" or (mode == "append" and manifest.window is None):
@@ -129,7 +135,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 raise TargetError(f"{entry.qualified}: an upsert table without a primary key",
                                   hint="the dataset is damaged; tell its publisher")
             rows = 0
-            for t in gathered(stream, 0):
+            for t in ahead(gathered(stream, 0)):
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
                     txn.delete(_key_filter(list(entry.primary_key), part),
@@ -138,30 +144,57 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if rows == 0:
                 _append(txn, table, iter(()), props)
         else:
-            rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+            rows = _append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
     return rows
 
 
-def load_file(table: Any, ledger: TableLedger, entry: TableEntry, path: Path, n: int,
-              pub: Publication, hook: Hook | None = None) -> int:
-    """The n-th data file of a full export into its table, in one commit."""
-    ledger.step = "ready" if n == len(entry.files) else f"file:{n}"
+def commit_groups(files: list[DataFile], done: int, limit: int | None = None
+                  ) -> list[list[tuple[int, DataFile]]]:
+    """The files after the first ``done`` (numbered from 1), in groups of one commit each:
+    up to ``limit`` compressed bytes (COMMIT_BYTES), at least one file."""
+    limit = COMMIT_BYTES if limit is None else limit
+    groups: list[list[tuple[int, DataFile]]] = []
+    size = limit
+    for n, f in enumerate(files, 1):
+        if n <= done:
+            continue
+        if size + f.bytes > limit and (not groups or groups[-1]):
+            groups.append([])
+            size = 0
+        groups[-1].append((n, f))
+        size += f.bytes
+    return groups
+
+
+def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
+               group: list[tuple[int, DataFile]], locate: Callable[[DataFile], Path],
+               pub: Publication, hook: Hook | None = None) -> tuple[int, list[Path]]:
+    """Data files of a full export (numbered from 1, consecutive) into their table, in ONE
+    commit whose ledger says the last of them is loaded; (rows, the local paths read).
+    Each file is checked while it is read (rows.py): a damaged one commits nothing."""
+    last = group[-1][0]
+    ledger.step = "ready" if last == len(entry.files) else f"file:{last}"
     if ledger.ready:
         ledger.sequence, ledger.publication = pub.sequence, pub.id
     props = summary(ledger, None, pub.manifest_sha256)
+    paths: list[Path] = []
+
+    def stream(schema: Any) -> Iterator[pa.RecordBatch]:
+        for _, f in group:
+            paths.append(locate(f))
+            yield from batches(paths[-1], f"{pub.id}/{f.path}", list(entry.columns), schema, f)
+
     with table.transaction() as txn:
-        schema = txn.table_metadata.schema()
-        stream = batches(path, f"{pub.id}/{entry.files[n - 1].path}", list(entry.columns),
-                         schema)
-        rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
-        if hook:
-            hook("file_loaded", publication=pub.id, table=entry.qualified,
-                 file=entry.files[n - 1].path)
+        batches_ = stream(txn.table_metadata.schema())
+        rows = _append(txn, table, ahead(gathered(batches_, WRITE_BYTES)), props)
+        if hook:  # inside the transaction: a failure here commits nothing
+            for _, f in group:
+                hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)
         txn.set_properties(ledger.properties())
-    return rows
+    return rows, paths
 
 
 def refuse_options(opts: Any) -> None:
@@ -178,4 +211,5 @@ def refuse_options(opts: Any) -> None:
 
 
 def fetch_all(fetcher: Fetcher, pub: Publication, entry: TableEntry) -> list[Path]:
-    return [fetcher.fetch(pub.id, f) for f in entry.files]
+    """The local paths of a publication's files of one table, each checked as it is read."""
+    return [fetcher.locate(pub.id, f) for f in entry.files]
