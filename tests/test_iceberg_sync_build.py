@@ -47,6 +47,15 @@ def test_a_table_s_files_are_one_commit(standard, tmp_path):
     assert props[0]["topoff.step"] == "ready"
     assert props[0]["topoff.publication"] == result.base_loaded
     assert [p["topoff.publication"] for p in props].count(result.base_loaded) == 1
+    # ... and its partitions in the same commit (one metadata file after the table's
+    # creation), each snapshot naming its publication; the rows of the windows they
+    # replace were not written by the full export's snapshot
+    assert len(msgs.metadata.metadata_log) == 1
+    assert [p["topoff.publication"] for p in props if p.get("added-records")][1:] == \
+        result.applied
+    windows = sum(int(p.get("added-records", 0)) for p in props[1:])
+    assert int(props[0]["added-records"]) + windows == int(props[-1]["total-records"])
+    assert not any(p.get("deleted-records") for p in props)
     assert_same(target, db)
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
@@ -108,15 +109,19 @@ def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> l
 
 def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[Path],
                 pub: Publication, manifest: Manifest, added: list[Column],
-                hook: Hook | None = None) -> int:
-    """One publication's files into one table, in one Iceberg commit. ``entry`` and
-    ``manifest`` are those of the publication that holds the rows: ``pub`` itself, or the
-    one it marks the table unchanged since (when this replica passed over that one)."""
+                hook: Hook | None = None, txn: Any = None) -> int:
+    """One publication's files into one table, in one Iceberg commit (or in ``txn``, which
+    the caller commits). ``entry`` and ``manifest`` are those of the publication that holds
+    the rows: ``pub`` itself, or the one it marks the table unchanged since (when this
+    replica passed over that one)."""
+    if txn is None:
+        with table.transaction() as own:
+            return apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
     mode = {"append": "append", "upsert": "upsert"}.get(entry.method, "snapshot")
     ledger.sequence, ledger.publication = pub.sequence, pub.id
     ledger.definition.columns.extend(added)
     props = summary(ledger, manifest.revision, pub.manifest_sha256)
-    with table.transaction() as txn, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # "Delete operation did not match any records": a window or key that is new
         warnings.simplefilter("ignore", UserWarning)
         if added:
@@ -171,10 +176,18 @@ def commit_groups(files: list[DataFile], done: int, limit: int | None = None
 
 def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
                group: list[tuple[int, DataFile]], locate: Callable[[DataFile], Path],
-               pub: Publication, hook: Hook | None = None) -> tuple[int, list[Path]]:
+               pub: Publication, hook: Hook | None = None, txn: Any = None,
+               replaced: Sequence[tuple[TableEntry, Manifest]] = ()
+               ) -> tuple[int, list[Path]]:
     """Data files of a full export (numbered from 1, consecutive) into their table, in ONE
-    commit whose ledger says the last of them is loaded; (rows, the local paths read).
-    Each file is checked while it is read (rows.py): a damaged one commits nothing."""
+    commit (or in ``txn``, which the caller commits) whose ledger says the last of them is
+    loaded; (rows written, the local paths read). Each file is checked while it is read
+    (rows.py): a damaged one commits nothing. Rows in the window of a partition of
+    ``replaced`` (which the caller applies in the same ``txn``: it deletes that window) are
+    left out: they would be written only to be deleted."""
+    if txn is None:
+        with table.transaction() as own:
+            return load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
     last = group[-1][0]
     ledger.step = "ready" if last == len(entry.files) else f"file:{last}"
     if ledger.ready:
@@ -187,14 +200,42 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
             paths.append(locate(f))
             yield from batches(paths[-1], f"{pub.id}/{f.path}", list(entry.columns), schema, f)
 
-    with table.transaction() as txn:
-        batches_ = stream(txn.table_metadata.schema())
-        rows = _append(txn, table, ahead(gathered(batches_, WRITE_BYTES)), props)
-        if hook:  # inside the transaction: a failure here commits nothing
-            for _, f in group:
-                hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)
-        txn.set_properties(ledger.properties())
+    keep = _outside(replaced)
+    tables = ahead(keep(t) for t in gathered(stream(txn.table_metadata.schema()), WRITE_BYTES))
+    rows = _append(txn, table, tables, props)
+    if hook:  # inside the transaction: a failure here commits nothing
+        for _, f in group:
+            hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)
+    txn.set_properties(ledger.properties())
     return rows, paths
+
+
+def replaces_window(entry: TableEntry, manifest: Manifest) -> bool:
+    """Whether applying ``entry`` deletes the rows of its window (apply_table's append)."""
+    return (entry.method == "append" and manifest.window is not None
+            and bool(entry.cursor) and bool(entry.cursor_type))
+
+
+def _outside(replaced: Sequence[tuple[TableEntry, Manifest]]) -> Callable[[pa.Table], pa.Table]:
+    """A filter keeping the rows whose cursor is in none of the windows ``replaced``
+    deletes (the same bounds as _window_filter: ``lo <= cursor < hi``; NULL is kept)."""
+    windows = [(e.cursor, cursor_bounds(e.cursor_type, e.cursor_timezone, m.window))
+               for e, m in replaced if replaces_window(e, m)
+               and e.cursor and e.cursor_type and m.window is not None]
+
+    def keep(t: pa.Table) -> pa.Table:
+        inside = None
+        for name, b in windows:
+            if name not in t.column_names:
+                continue
+            c = t.column(name)
+            hit = pc.and_(pc.greater_equal(c, pa.scalar(b.lo, type=c.type)),
+                          pc.less(c, pa.scalar(b.hi, type=c.type)))
+            inside = hit if inside is None else pc.or_(inside, hit)
+        if inside is None:
+            return t
+        return t.filter(pc.invert(pc.fill_null(inside, False)))
+    return keep
 
 
 def refuse_options(opts: Any) -> None:
