@@ -2,9 +2,12 @@
 export, then top them off with every newer partition, each change to a table in ONE
 Iceberg commit (a transaction: its deletes, its appends and its ledger properties).
 
-* full export: the tables are created (with ``topoff.step = schema``), then each data file
-  is one commit (``file:N``); the last file of a table marks it ``ready``. A load killed
-  midway resumes at the first file a table's properties do not count.
+* full export: the tables are created (with ``topoff.step = schema``), then a table's
+  files are loaded in commits of up to COMMIT_BYTES (``file:N``: the N first files are
+  in); the commit of a table's last files marks it ``ready`` and also applies the
+  partitions that follow the full export (sync/iceberg.py). A load killed midway resumes
+  at the first file a table's properties do not count. Files are read, checked and
+  converted by a second thread (rows.py) while this one writes.
 * append partition: delete the rows whose cursor is in the window, append the partition's
   rows (so a new revision of a day replaces the day);
 * upsert partition: for each batch of rows, delete the rows with their keys, append them;
