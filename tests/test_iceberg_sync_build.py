@@ -18,6 +18,7 @@ from topoff.dataset.logical import from_pg_type
 from topoff.dataset.manifest import Column, DataFile
 from topoff.errors import IntegrityError, TargetError
 from topoff.sync import SyncOptions, iceberg_apply, sync
+from topoff.sync.iceberg_apply import checked
 from topoff.targets.iceberg.rows import ahead, batches
 from topoff.targets.iceberg.table import schema_of
 
@@ -132,7 +133,8 @@ def _file(tmp_path: Path, body: bytes) -> tuple[Path, DataFile]:
 
 
 def _read(path: Path, f: DataFile) -> int:
-    return sum(b.num_rows for b in batches(path, "f", COLUMNS, schema_of(COLUMNS), f))
+    return sum(b.num_rows for b in batches(path, "f", COLUMNS, schema_of(COLUMNS),
+                                           checked("f", f)))
 
 
 BODY = b"id,d\n" + b"".join(b"%d,2026-01-%02d\n" % (i, i % 28 + 1) for i in range(50_000))

@@ -45,6 +45,8 @@ from topoff.dataset.index import Publication
 from topoff.dataset.manifest import Column, DataFile, Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.sync.fetch import Fetcher
+from topoff.sync.scan import size_cap
+from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.rows import ahead, batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
@@ -99,6 +101,12 @@ def _key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
     return out
 
 
+def checked(name: str, f: DataFile) -> Checked:
+    """The checks of data file ``f`` while it is read (its decompression bounded as by
+    sync/scan.py)."""
+    return Checked(f, name, size_cap(f))
+
+
 def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> list[Column]:
     """The columns ``entry`` adds to the table; TargetError (nothing changed) when it drops
     one or changes a type."""
@@ -133,7 +141,8 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                     upd.add_column(c.name, iceberg_type(c))
         schema = txn.table_metadata.schema()
         stream = (b for p, f in zip(paths, entry.files, strict=True)
-                  for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema, f))
+                  for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema,
+                                   checked(f"{pub.id}/{f.path}", f)))
         if mode == "append" and manifest.window is not None and entry.cursor_type:
             txn.delete(_window_filter(entry, manifest), snapshot_properties=props)
         elif mode == "snapshot" or (mode == "append" and manifest.window is None):
@@ -201,7 +210,8 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
     def stream(schema: Any) -> Iterator[pa.RecordBatch]:
         for _, f in group:
             paths.append(locate(f))
-            yield from batches(paths[-1], f"{pub.id}/{f.path}", list(entry.columns), schema, f)
+            name = f"{pub.id}/{f.path}"
+            yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
 
     keep = _outside(replaced)
     tables = ahead(keep(t) for t in gathered(stream(txn.table_metadata.schema()), WRITE_BYTES))

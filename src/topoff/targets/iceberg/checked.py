@@ -2,11 +2,12 @@
 and sha256 of its compressed bytes, its decompressed bytes (at most what the manifest
 declares, exactly that when it declares it) and its rows.
 
-The same checks as sync/fetch.py and sync/scan.py make before a target sees a file, for a
-reader that parses the file as it arrives instead of reading it three times (hash,
-decompress to count, parse). A bound is enforced as soon as it is passed (a zstd bomb stops
-at the cap); the sha256 is known at the end of the file, and :meth:`Checked.finish` raises
-there: whoever consumes the rows commits them only after the whole file has been read.
+The same checks as sync/fetch.py and sync/scan.py make before a target sees a file (the
+caller builds a Checked with scan.py's bound), for a reader that parses the file as it
+arrives instead of reading it three times (hash, decompress to count, parse). A bound is
+enforced as soon as it is passed (a zstd bomb stops at the cap); the sha256 is known at
+the end of the file, and :meth:`Checked.finish` raises there: whoever consumes the rows
+commits them only after the whole file has been read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any, BinaryIO, cast
 
 from topoff.dataset.manifest import DataFile
 from topoff.errors import IntegrityError
-from topoff.sync.scan import size_cap
 
 #: bytes read at once when the rest of a damaged file is hashed
 DRAIN = 1 << 20
@@ -45,17 +45,20 @@ class _Reader(io.RawIOBase):
 
 
 class Checked:
-    """The checks of one data file; ``name`` is its path in the publication."""
+    """The checks of one data file against ``f``, its manifest entry; ``name`` is its path
+    in the publication, ``cap`` the most bytes it may decompress to (sync/scan.py's
+    size_cap: the manifest's ``uncompressed_bytes`` when it has them)."""
 
-    def __init__(self, raw: BinaryIO, f: DataFile, name: str) -> None:
-        self.raw, self.f, self.name = raw, f, name
+    def __init__(self, f: DataFile, name: str, cap: int) -> None:
+        self.f, self.name, self.cap = f, name, cap
         self.digest = hashlib.sha256()
         self.size = self.plain = self.rows = 0
-        self.cap = size_cap(f)
+        self.raw: BinaryIO | None = None
 
-    def compressed(self) -> BinaryIO:
-        """The file's bytes, hashed and counted as they are read."""
-        return cast(BinaryIO, _Reader(self.raw, self._compressed))
+    def compressed(self, raw: BinaryIO) -> BinaryIO:
+        """The file's bytes (``raw``, read once), hashed and counted as they are read."""
+        self.raw = raw
+        return cast(BinaryIO, _Reader(raw, self._compressed))
 
     def decompressed(self, text: BinaryIO) -> BinaryIO:
         """``text`` (the decompressed stream), counted against the manifest's bound."""
@@ -80,6 +83,7 @@ class Checked:
 
     def finish(self) -> None:
         """At the end of the file: IntegrityError unless every check passed."""
+        assert self.raw is not None
         while block := self.raw.read(DRAIN):  # normally none: the zstd reader read them
             self._compressed(block)
         if self.size != self.f.bytes or self.digest.hexdigest() != self.f.sha256:
@@ -94,6 +98,8 @@ class Checked:
         """After an error while reading: IntegrityError (sha256) when the file is not the
         one its manifest describes (the rest is hashed, not decompressed); else returns,
         and the caller reports its own error."""
+        if self.raw is None:
+            return
         try:
             while block := self.raw.read(DRAIN):
                 self._compressed(block)

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import zstandard
 from pyiceberg.schema import Schema
 
-from topoff.dataset.manifest import Column, DataFile
+from topoff.dataset.manifest import Column
 from topoff.errors import IntegrityError, TargetError
 from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
@@ -57,18 +57,18 @@ def _column(batch: pa.RecordBatch, name: str, t: Any) -> pa.Array:
 
 
 def batches(path: Path, name: str, columns: list[Column], schema: Schema,
-            check: DataFile | None = None) -> Iterator[pa.RecordBatch]:
+            checked: Checked | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of ``path`` (whose header must be ``columns``) shaped as ``schema``: its
-    columns in its order, those the file lacks as NULL. With ``check`` (the file's manifest
-    entry) the file is checked against it while it is read (see the module's docstring)."""
+    columns in its order, those the file lacks as NULL. With ``checked`` (the checks of the
+    file's manifest entry) the file is checked while it is read (see the module's
+    docstring)."""
     target = arrow_schema(schema)
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
     with path.open("rb") as raw:
-        checked = Checked(raw, check, name) if check is not None else None
         try:
             with zstandard.ZstdDecompressor().stream_reader(
-                    checked.compressed() if checked else raw, read_across_frames=True) as text:
+                    checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
                 reader = pacsv.open_csv(
                     checked.decompressed(text) if checked else text,
                     read_options=pacsv.ReadOptions(block_size=BLOCK),
