@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from topoff.dataset.index import Index, Publication
@@ -61,10 +60,10 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     partitions = [(p, read_manifest(store, p)) for p in sorted(plan.apply,
                                                                key=lambda p: p.sequence)]
 
-    def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None
-                  ) -> list[Path]:
-        """Publication ``pub`` into table ``q`` (in ``txn`` when given, else its commit);
-        the files to release once ``txn`` is committed."""
+    def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None) -> None:
+        """Publication ``pub`` into table ``q`` (in ``txn`` when given, else its commit).
+        Its downloaded files are dropped once read (a first build that merges many
+        partitions does not keep them all until its commit)."""
         entry = manifest.tables[q]
         table, ledger = have[q]
         added = check_columns(ledger, entry, pub)
@@ -73,7 +72,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                               location)
         if source is None:
             _pass_over(table, ledger, pub, txn=txn)
-            return []
+            return
         src_pub, src_manifest, src = source
         paths = fetch_all(fetcher, src_pub, src)
         rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook, txn)
@@ -82,11 +81,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                               f"{src.rows}", hint="republish the dataset")
         result.rows += rows
         log.info("applied %s to %s: %s rows", pub.id, q, f"{rows:,}")
-        if txn is not None:
-            return paths
         for p in paths:
             fetcher.release(p)
-        return []
 
     if plan.base is not None:
         base = plan.base
@@ -127,7 +123,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                                              lambda f: fetcher.locate(base.id, f), base,
                                              opts.hook, txn, replaced)
                     for p, m in merged:
-                        paths += apply_one(p, m, q, txn)
+                        apply_one(p, m, q, txn)
                 for path in paths:
                     fetcher.release(path)
                 result.rows += rows
