@@ -20,6 +20,8 @@ the one-day top-off within 2x of the DuckDB target, the first build no slower th
 writing Parquet directly.
 
 ``python bench/iceberg.py --pyarrow-write SRC DST`` is the pyarrow contender by itself.
+``--before SRC`` adds the Iceberg target of another checkout's ``src`` (e.g. the previous
+commit's) to both tasks: a before/after comparison in the same run.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def main() -> None:
     ap.add_argument("--new-day", type=int, default=None,
                     help="messages in the day added last [default: --per-day]")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--before", metavar="SRC",
+                    help="also time the Iceberg target of this checkout's src directory")
     ap.add_argument("--pyarrow-write", nargs=2, metavar=("SRC", "DST"),
                     help="only write SRC's data files as Parquet under DST (a contender)")
     args = ap.parse_args()
@@ -150,7 +154,10 @@ def main() -> None:
              reset(duck)),
             ("pyarrow csv -> ParquetWriter (zstd)", build,
              f"{me} --pyarrow-write {published} {arrow}", reset(arrow)),
-        ], args.repeat)
+        ] + ([("topoff sync -> iceberg (before)", build,
+                topoff(f"sync {published} iceberg:{ice / 'catalog.toml'} --quiet",
+                       args.before), reset(ice, catalog=True))] if args.before else []),
+            args.repeat)
         runs[0].out_mb = dir_mb(ice)
         runs[1].out_mb = duck.stat().st_size / 1e6
         runs[2].out_mb = dir_mb(arrow)
@@ -171,7 +178,10 @@ def main() -> None:
              reset(ice, ice_base)),
             ("topoff sync -> duckdb", task, topoff(f"sync {published} {duck} --quiet"),
              reset(duck, duck_base)),
-        ], args.repeat)
+        ] + ([("topoff sync -> iceberg (before)", task,
+               topoff(f"sync {published} iceberg:{ice / 'catalog.toml'} --quiet",
+                      args.before), reset(ice, ice_base))] if args.before else []),
+            args.repeat)
         for r in day:
             r.out_mb = day_mb
         runs += day

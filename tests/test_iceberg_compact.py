@@ -16,9 +16,16 @@ from test_iceberg_sync import (  # noqa: F401
     standard,
 )
 from topoff.errors import TargetError
-from topoff.sync import SyncOptions, sync
+from topoff.sync import SyncOptions, iceberg_apply, sync
 from topoff.targets.iceberg.compact import compact, compact_one
 from topoff.verify import verify
+
+
+@pytest.fixture(autouse=True)
+def small_files(monkeypatch):
+    """Each CSV batch its own data files: small files to compact (a first build otherwise
+    writes one file per day partition)."""
+    monkeypatch.setattr(iceberg_apply, "WRITE_BYTES", 1)
 
 
 def files_of(target: str, table: str) -> int:

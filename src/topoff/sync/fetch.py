@@ -65,6 +65,21 @@ class Fetcher:
             raise
         return path
 
+    def locate(self, pub_id: str, f: DataFile) -> Path:
+        """The local path of a data file for a reader that checks its size, sha256, rows and
+        decompressed bytes itself while it reads it (one pass): a local store's file is not
+        hashed nor scanned here; a download is checked as it arrives, as by :meth:`fetch`."""
+        if not isinstance(self.store, LocalStore):
+            return self._fetch(pub_id, f)
+        checks.publication_id(pub_id, "publication")
+        checks.sha256(f.sha256, f"{f.path} sha256")
+        path = self.store.root / check_name(layout.in_publication(pub_id, f.path))
+        if not path.is_file():
+            raise IntegrityError(f"{path.relative_to(self.store.root)} is listed in its "
+                                 f"manifest but missing from {self.store.url}",
+                                 hint="republish the dataset")
+        return path
+
     def _fetch(self, pub_id: str, f: DataFile) -> Path:
         checks.publication_id(pub_id, "publication")
         checks.sha256(f.sha256, f"{f.path} sha256")  # it names the cached copy

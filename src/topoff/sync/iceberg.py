@@ -12,7 +12,14 @@ from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.stores import Store
 from topoff.sync.fetch import Fetcher
-from topoff.sync.iceberg_apply import apply_table, check_columns, load_file, refuse_options
+from topoff.sync.iceberg_apply import (
+    apply_table,
+    check_columns,
+    commit_groups,
+    fetch_all,
+    load_files,
+    refuse_options,
+)
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets.iceberg.config import CatalogSettings, open_catalog
 from topoff.targets.iceberg.table import (
@@ -50,6 +57,33 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                               "--tables differs", hint=rebase_hint(origin, location)
                               + " --tables ...")
     plan = plan_sync(index, state, origin, location)
+    partitions = [(p, read_manifest(store, p)) for p in sorted(plan.apply,
+                                                               key=lambda p: p.sequence)]
+
+    def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None) -> None:
+        """Publication ``pub`` into table ``q`` (in ``txn`` when given, else its commit).
+        Its downloaded files are dropped once read (a first build that merges many
+        partitions does not keep them all until its commit)."""
+        entry = manifest.tables[q]
+        table, ledger = have[q]
+        added = check_columns(ledger, entry, pub)
+        source = (pub, manifest, entry) if not entry.unchanged_since else \
+            _unapplied_source(store, index, table, ledger, entry, read_manifest, origin,
+                              location)
+        if source is None:
+            _pass_over(table, ledger, pub, txn=txn)
+            return
+        src_pub, src_manifest, src = source
+        paths = fetch_all(fetcher, src_pub, src)
+        rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook, txn)
+        if rows != src.rows:
+            raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "
+                              f"{src.rows}", hint="republish the dataset")
+        result.rows += rows
+        log.info("applied %s to %s: %s rows", pub.id, q, f"{rows:,}")
+        for p in paths:
+            fetcher.release(p)
+
     if plan.base is not None:
         base = plan.base
         manifest = read_manifest(store, base)
@@ -74,51 +108,45 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
         for q in wanted:
             table, ledger = have[q]
             entry = manifest.tables[q]
-            for n, f in enumerate(entry.files, 1):
-                if ledger.ready or n <= ledger.files_done():
-                    continue
-                path = fetcher.fetch(base.id, f)
-                rows = load_file(table, ledger, entry, path, n, base, opts.hook)
-                if f.rows is not None and rows != f.rows:
-                    raise TargetError(f"{base.id}/{f.path}: loaded {rows} rows, the manifest "
-                                      f"says {f.rows}", hint="republish the dataset")
-                fetcher.release(path)
+            if ledger.ready:
+                continue
+            groups = commit_groups(list(entry.files), ledger.files_done())
+            # the partitions after the full export, in the commit of its last files: one
+            # commit for the table; rows a partition's window replaces are not written
+            later = [(p, m) for p, m in partitions if q in m.tables]
+            for n, group in enumerate(groups, 1):
+                merged = later if n == len(groups) else []
+                replaced = [(m.tables[q], m) for _, m in merged
+                            if not m.tables[q].unchanged_since]
+                with table.transaction() as txn:
+                    rows, paths = load_files(table, ledger, entry, group,
+                                             lambda f: fetcher.locate(base.id, f), base,
+                                             opts.hook, txn, replaced)
+                    for p, m in merged:
+                        apply_one(p, m, q, txn)
+                for path in paths:
+                    fetcher.release(path)
                 result.rows += rows
-                log.info("loaded %s file %d/%d (%s rows)", q, n, len(entry.files), f"{rows:,}")
+                first, last = group[0][0], group[-1][0]
+                log.info("loaded %s %s/%d (%s rows%s)", q, f"files {first}-{last}"
+                         if last > first else f"file {last}", len(entry.files), f"{rows:,}",
+                         f", with {len(merged)} partitions" if merged else "")
         result.base_loaded = base.id
         state = state_of(have, index.dataset)
         assert state is not None
     assert state is not None
-    for pub in sorted(plan.apply, key=lambda p: p.sequence):
-        manifest = read_manifest(store, pub)
+    for pub, manifest in partitions:
         for q, entry in manifest.tables.items():
             if q not in have and state.tables is not None:
                 continue  # a partial replica: a table the publication adds, not chosen
             if q in have and have[q][1].sequence >= pub.sequence:
-                continue  # committed by a run that was stopped before the next table
+                continue  # committed already (with the full export, or by a stopped run)
             if q not in have:
                 ledger = TableLedger(index.dataset, store.url, state.base,
                                      state.base_sequence, 0, None, "ready",
                                      definition(entry, ns), None)
                 have[q] = (new_table(catalog, ns, entry, ledger), ledger)
-            table, ledger = have[q]
-            added = check_columns(ledger, entry, pub)
-            source = (pub, manifest, entry) if not entry.unchanged_since else \
-                _unapplied_source(store, index, table, ledger, entry, read_manifest, origin,
-                                  location)
-            if source is None:
-                _pass_over(table, ledger, pub)
-                continue
-            src_pub, src_manifest, src = source
-            paths = [fetcher.fetch(src_pub.id, f) for f in src.files]
-            rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook)
-            if rows != src.rows:
-                raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "
-                                  f"{src.rows}", hint="republish the dataset")
-            for p in paths:
-                fetcher.release(p)
-            result.rows += rows
-            log.info("applied %s to %s: %s rows", pub.id, q, f"{rows:,}")
+            apply_one(pub, manifest, q)
         if opts.hook:
             opts.hook("partition_applied", publication=pub.id)
         result.applied.append(pub.id)
@@ -206,10 +234,14 @@ def _unapplied_source(store: Store, index: Index, table: Any, ledger: TableLedge
 
 
 def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
-               sequence: int | None = None) -> None:
-    """Record a publication that leaves the table as it is (a properties-only commit)."""
+               sequence: int | None = None, txn: Any = None) -> None:
+    """Record a publication that leaves the table as it is (a properties-only commit, or
+    in ``txn``)."""
     ledger.sequence = pub.sequence if pub else (sequence or ledger.sequence)
     if pub is not None:
         ledger.publication = pub.id
-    with table.transaction() as txn:
+    if txn is not None:
         txn.set_properties(ledger.properties())
+        return
+    with table.transaction() as own:
+        own.set_properties(ledger.properties())

@@ -2,9 +2,12 @@
 export, then top them off with every newer partition, each change to a table in ONE
 Iceberg commit (a transaction: its deletes, its appends and its ledger properties).
 
-* full export: the tables are created (with ``topoff.step = schema``), then each data file
-  is one commit (``file:N``); the last file of a table marks it ``ready``. A load killed
-  midway resumes at the first file a table's properties do not count.
+* full export: the tables are created (with ``topoff.step = schema``), then a table's
+  files are loaded in commits of up to COMMIT_BYTES (``file:N``: the N first files are
+  in); the commit of a table's last files marks it ``ready`` and also applies the
+  partitions that follow the full export (sync/iceberg.py). A load killed midway resumes
+  at the first file a table's properties do not count. Files are read, checked and
+  converted by a second thread (rows.py) while this one writes.
 * append partition: delete the rows whose cursor is in the window, append the partition's
   rows (so a new revision of a day replaces the day);
 * upsert partition: for each batch of rows, delete the rows with their keys, append them;
@@ -17,13 +20,15 @@ tables' commits resumes with the tables still behind: nothing twice, nothing mis
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
@@ -37,10 +42,12 @@ from pyiceberg.expressions import (
 
 from topoff.dataset.bounds import cursor_bounds
 from topoff.dataset.index import Publication
-from topoff.dataset.manifest import Column, Manifest, TableEntry
+from topoff.dataset.manifest import Column, DataFile, Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.sync.fetch import Fetcher
-from topoff.targets.iceberg.rows import batches, gathered
+from topoff.sync.scan import size_cap
+from topoff.targets.iceberg.checked import Checked
+from topoff.targets.iceberg.rows import ahead, batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -49,6 +56,9 @@ log = logging.getLogger("topoff")
 WRITE_BYTES = 64 << 20
 #: rows per delete-by-key of an upsert (the filter lists every key)
 UPSERT_ROWS = 2000
+#: compressed bytes of a full export's files loaded into a table in one commit (a kill
+#: loses at most this much work; fewer commits: fewer metadata copies)
+COMMIT_BYTES = 1 << 30
 
 Hook = Callable[..., None]
 
@@ -58,13 +68,15 @@ def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, s
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     rows = 0
+    names = itertools.count()  # one counter for the snapshot: its files' names are unique
     with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
         for t in tables:
             rows += t.num_rows
             if t.num_rows == 0:
                 continue
             for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
-                                              write_uuid=snap.commit_uuid, df=t, io=table.io):
+                                              write_uuid=snap.commit_uuid, df=t, io=table.io,
+                                              counter=names):
                 snap.append_data_file(f)
     return rows
 
@@ -89,6 +101,12 @@ def _key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
     return out
 
 
+def checked(name: str, f: DataFile) -> Checked:
+    """The checks of data file ``f`` while it is read (its decompression bounded as by
+    sync/scan.py)."""
+    return Checked(f, name, size_cap(f))
+
+
 def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> list[Column]:
     """The columns ``entry`` adds to the table; TargetError (nothing changed) when it drops
     one or changes a type."""
@@ -102,15 +120,19 @@ def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> l
 
 def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[Path],
                 pub: Publication, manifest: Manifest, added: list[Column],
-                hook: Hook | None = None) -> int:
-    """One publication's files into one table, in one Iceberg commit. ``entry`` and
-    ``manifest`` are those of the publication that holds the rows: ``pub`` itself, or the
-    one it marks the table unchanged since (when this replica passed over that one)."""
+                hook: Hook | None = None, txn: Any = None) -> int:
+    """One publication's files into one table, in one Iceberg commit (or in ``txn``, which
+    the caller commits). ``entry`` and ``manifest`` are those of the publication that holds
+    the rows: ``pub`` itself, or the one it marks the table unchanged since (when this
+    replica passed over that one)."""
+    if txn is None:
+        with table.transaction() as own:
+            return apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
     mode = {"append": "append", "upsert": "upsert"}.get(entry.method, "snapshot")
     ledger.sequence, ledger.publication = pub.sequence, pub.id
     ledger.definition.columns.extend(added)
     props = summary(ledger, manifest.revision, pub.manifest_sha256)
-    with table.transaction() as txn, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # "Delete operation did not match any records": a window or key that is new
         warnings.simplefilter("ignore", UserWarning)
         if added:
@@ -118,8 +140,9 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 for c in added:
                     upd.add_column(c.name, iceberg_type(c))
         schema = txn.table_metadata.schema()
-        stream = (b for p in paths for b in batches(p, f"{pub.id} {entry.qualified}",
-                                                    list(entry.columns), schema))
+        stream = (b for p, f in zip(paths, entry.files, strict=True)
+                  for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema,
+                                   checked(f"{pub.id}/{f.path}", f)))
         if mode == "append" and manifest.window is not None and entry.cursor_type:
             txn.delete(_window_filter(entry, manifest), snapshot_properties=props)
         elif mode == "snapshot" or (mode == "append" and manifest.window is None):
@@ -129,7 +152,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 raise TargetError(f"{entry.qualified}: an upsert table without a primary key",
                                   hint="the dataset is damaged; tell its publisher")
             rows = 0
-            for t in gathered(stream, 0):
+            for t in ahead(gathered(stream, 0)):
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
                     txn.delete(_key_filter(list(entry.primary_key), part),
@@ -138,30 +161,94 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if rows == 0:
                 _append(txn, table, iter(()), props)
         else:
-            rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+            rows = _append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
     return rows
 
 
-def load_file(table: Any, ledger: TableLedger, entry: TableEntry, path: Path, n: int,
-              pub: Publication, hook: Hook | None = None) -> int:
-    """The n-th data file of a full export into its table, in one commit."""
-    ledger.step = "ready" if n == len(entry.files) else f"file:{n}"
+def commit_groups(files: list[DataFile], done: int, limit: int | None = None
+                  ) -> list[list[tuple[int, DataFile]]]:
+    """The files after the first ``done`` (numbered from 1), in groups of one commit each:
+    up to ``limit`` compressed bytes (COMMIT_BYTES), at least one file."""
+    limit = COMMIT_BYTES if limit is None else limit
+    groups: list[list[tuple[int, DataFile]]] = []
+    size = limit
+    for n, f in enumerate(files, 1):
+        if n <= done:
+            continue
+        if size + f.bytes > limit and (not groups or groups[-1]):
+            groups.append([])
+            size = 0
+        groups[-1].append((n, f))
+        size += f.bytes
+    return groups
+
+
+def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
+               group: list[tuple[int, DataFile]], locate: Callable[[DataFile], Path],
+               pub: Publication, hook: Hook | None = None, txn: Any = None,
+               replaced: Sequence[tuple[TableEntry, Manifest]] = ()
+               ) -> tuple[int, list[Path]]:
+    """Data files of a full export (numbered from 1, consecutive) into their table, in ONE
+    commit (or in ``txn``, which the caller commits) whose ledger says the last of them is
+    loaded; (rows written, the local paths read). Each file is checked while it is read
+    (rows.py): a damaged one commits nothing. Rows in the window of a partition of
+    ``replaced`` (which the caller applies in the same ``txn``: it deletes that window) are
+    left out: they would be written only to be deleted."""
+    if txn is None:
+        with table.transaction() as own:
+            return load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
+    last = group[-1][0]
+    ledger.step = "ready" if last == len(entry.files) else f"file:{last}"
     if ledger.ready:
         ledger.sequence, ledger.publication = pub.sequence, pub.id
     props = summary(ledger, None, pub.manifest_sha256)
-    with table.transaction() as txn:
-        schema = txn.table_metadata.schema()
-        stream = batches(path, f"{pub.id}/{entry.files[n - 1].path}", list(entry.columns),
-                         schema)
-        rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
-        if hook:
-            hook("file_loaded", publication=pub.id, table=entry.qualified,
-                 file=entry.files[n - 1].path)
-        txn.set_properties(ledger.properties())
-    return rows
+    paths: list[Path] = []
+
+    def stream(schema: Any) -> Iterator[pa.RecordBatch]:
+        for _, f in group:
+            paths.append(locate(f))
+            name = f"{pub.id}/{f.path}"
+            yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
+
+    keep = _outside(replaced)
+    tables = ahead(keep(t) for t in gathered(stream(txn.table_metadata.schema()), WRITE_BYTES))
+    rows = _append(txn, table, tables, props)
+    if hook:  # inside the transaction: a failure here commits nothing
+        for _, f in group:
+            hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)
+    txn.set_properties(ledger.properties())
+    return rows, paths
+
+
+def replaces_window(entry: TableEntry, manifest: Manifest) -> bool:
+    """Whether applying ``entry`` deletes the rows of its window (apply_table's append)."""
+    return (entry.method == "append" and manifest.window is not None
+            and bool(entry.cursor) and bool(entry.cursor_type))
+
+
+def _outside(replaced: Sequence[tuple[TableEntry, Manifest]]) -> Callable[[pa.Table], pa.Table]:
+    """A filter keeping the rows whose cursor is in none of the windows ``replaced``
+    deletes (the same bounds as _window_filter: ``lo <= cursor < hi``; NULL is kept)."""
+    windows = [(e.cursor, cursor_bounds(e.cursor_type, e.cursor_timezone, m.window))
+               for e, m in replaced if replaces_window(e, m)
+               and e.cursor and e.cursor_type and m.window is not None]
+
+    def keep(t: pa.Table) -> pa.Table:
+        inside = None
+        for name, b in windows:
+            if name not in t.column_names:
+                continue
+            c = t.column(name)
+            hit = pc.and_(pc.greater_equal(c, pa.scalar(b.lo, type=c.type)),
+                          pc.less(c, pa.scalar(b.hi, type=c.type)))
+            inside = hit if inside is None else pc.or_(inside, hit)
+        if inside is None:
+            return t
+        return t.filter(pc.invert(pc.fill_null(inside, False)))
+    return keep
 
 
 def refuse_options(opts: Any) -> None:
@@ -178,4 +265,5 @@ def refuse_options(opts: Any) -> None:
 
 
 def fetch_all(fetcher: Fetcher, pub: Publication, entry: TableEntry) -> list[Path]:
-    return [fetcher.fetch(pub.id, f) for f in entry.files]
+    """The local paths of a publication's files of one table, each checked as it is read."""
+    return [fetcher.locate(pub.id, f) for f in entry.files]

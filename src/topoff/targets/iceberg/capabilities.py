@@ -18,5 +18,6 @@ ICEBERG = Capabilities(
            "enum_types": "string", "native_types": "mapped, see the type table",
            "concurrent_writers": "optimistic: a commit that lost a race is refused and "
                                  "the next sync resumes",
-           "load_in_place": "each file or partition is one Iceberg commit"},
+           "load_in_place": "a table's full export and the partitions after it are one "
+                            "Iceberg commit; each later partition one commit per table"},
 )

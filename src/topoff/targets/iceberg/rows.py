@@ -1,11 +1,19 @@
 """A data file (``.csv.zst``, COPY's CSV) as Arrow record batches of a table's Iceberg
-types: decompressed and parsed as a stream, one bounded batch at a time."""
+types: decompressed and parsed as a stream, one bounded batch at a time.
+
+Given the file's manifest entry, the file is checked in the same pass (checked.py): its
+size and sha256 as the compressed bytes are read, its decompressed bytes against the
+manifest's bound, its rows against the manifest's count. A file that fails a check raises
+IntegrityError at the latest when its last batch has been read: a caller that commits only
+after the whole stream has been read commits nothing of it."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -14,8 +22,10 @@ from pyiceberg.schema import Schema
 
 from topoff.dataset.manifest import Column
 from topoff.errors import IntegrityError, TargetError
+from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
 
+T = TypeVar("T")
 #: bytes of CSV parsed at once (a batch holds about this much text)
 BLOCK = 16 << 20
 
@@ -46,42 +56,106 @@ def _column(batch: pa.RecordBatch, name: str, t: Any) -> pa.Array:
         raise ValueError_(f"column {name} ({t}): {e}") from None
 
 
-def batches(path: Path, name: str, columns: list[Column], schema: Schema
-            ) -> Iterator[pa.RecordBatch]:
+def batches(path: Path, name: str, columns: list[Column], schema: Schema,
+            checked: Checked | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of ``path`` (whose header must be ``columns``) shaped as ``schema``: its
-    columns in its order, those the file lacks as NULL."""
+    columns in its order, those the file lacks as NULL. With ``checked`` (the checks of the
+    file's manifest entry) the file is checked while it is read (see the module's
+    docstring)."""
     target = arrow_schema(schema)
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
-    with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as text:
+    with path.open("rb") as raw:
         try:
-            reader = pacsv.open_csv(
-                text,
-                read_options=pacsv.ReadOptions(block_size=BLOCK),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names}, null_values=[""],
-                    strings_can_be_null=True, quoted_strings_can_be_null=False))
-            if reader.schema.names != names:
-                raise IntegrityError(f"{name}: its header is not the manifest's columns",
-                                     hint="the publication is damaged; ask the publisher to "
-                                          "republish it")
-            for batch in reader:
-                arrays = []
-                for field in target:
-                    if field.name in names:
-                        arrays.append(_column(batch, field.name, types[field.name]))
-                    else:
-                        arrays.append(pa.nulls(batch.num_rows, field.type))
-                yield pa.RecordBatch.from_arrays(arrays, schema=target)
+            with zstandard.ZstdDecompressor().stream_reader(
+                    checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
+                reader = pacsv.open_csv(
+                    checked.decompressed(text) if checked else text,
+                    read_options=pacsv.ReadOptions(block_size=BLOCK),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={n: pa.string() for n in names}, null_values=[""],
+                        strings_can_be_null=True, quoted_strings_can_be_null=False))
+                if reader.schema.names != names:
+                    raise IntegrityError(f"{name}: its header is not the manifest's columns",
+                                         hint="the publication is damaged; ask the publisher "
+                                              "to republish it")
+                for batch in reader:
+                    if checked:
+                        checked.add_rows(batch.num_rows)
+                    arrays = []
+                    for field in target:
+                        if field.name in names:
+                            arrays.append(_column(batch, field.name, types[field.name]))
+                        else:
+                            arrays.append(pa.nulls(batch.num_rows, field.type))
+                    yield pa.RecordBatch.from_arrays(arrays, schema=target)
+            if checked:
+                checked.finish()
         except ValueError_ as e:
+            if checked:
+                checked.damaged()  # a damaged file is reported as such, not by its values
             raise TargetError(f"{name}: a value does not fit its Iceberg column, {e}",
                               hint="nothing of this publication was committed; change the "
                                    "value on the source, leave the table out (--tables), or "
                                    "use a DuckDB or PostgreSQL replica, which keep it (see "
                                    "docs/iceberg.md, Types)") from None
         except (pa.ArrowInvalid, zstandard.ZstdError) as e:
+            if checked:
+                checked.damaged()
             raise IntegrityError(f"{name}: not the CSV its manifest describes "
                                  f"({str(e).splitlines()[0][:160]})",
                                  hint="the publication is damaged; ask the publisher to "
                                       "republish it") from None
+        except IntegrityError:
+            if checked:
+                checked.damaged()
+            raise
+
+
+_END = object()
+
+
+def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items`` produced by a thread of their own, at most ``depth`` of them waiting: the
+    next batch is read, parsed and converted while the caller writes this one (pyarrow and
+    zstd release the GIL). An exception of the producer is raised here, in the caller's
+    order; a caller that stops early stops the producer and waits for it."""
+    waiting: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(_END, e)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="topoff-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = waiting.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
