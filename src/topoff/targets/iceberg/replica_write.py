@@ -1,0 +1,142 @@
+"""One refresh of a replicated table written as ONE Iceberg commit (replica.py's tables).
+
+:func:`commit` opens the table's transaction, asserts the snapshot the caller read the
+state from, adds the new columns, replaces what the refresh replaces (every row, a cursor
+window, or the rows with the refresh's keys) with the refresh's rows, and sets the new
+state properties; all of it lands in one metadata swap, or none of it does.
+
+* ``all``: every row deleted, the new ones appended (a snapshot table, a repull);
+* ``window``: the rows with ``lo < cursor <= hi`` deleted, the new ones appended (an
+  inserter without a key re-reads its lookback window whole);
+* ``keys``: per :data:`KEY_ROWS` rows, the rows with their keys deleted, then appended (an
+  upsert: a row read again at the boundary, or updated, replaces itself);
+* ``none``: the rows appended (a first load into the empty table);
+* ``state``: no rows, only the state (an unchanged snapshot table, nothing new).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThan,
+    In,
+    LessThanOrEqual,
+    Or,
+)
+from pyiceberg.table.update import AssertRefSnapshotId
+
+from topoff.dataset.manifest import Column
+from topoff.targets.base import TableDef
+from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
+from topoff.targets.iceberg.rows import gathered
+from topoff.targets.iceberg.types import iceberg_type
+
+#: Arrow bytes gathered before they are written as data files
+WRITE_BYTES = 64 << 20
+#: rows per delete-by-key of an upsert (the filter lists every key)
+KEY_ROWS = 2000
+
+
+@dataclass
+class Change:
+    """What one refresh writes."""
+
+    replace: str  # all | window | keys | none | state
+    blocks: Iterator[bytes]  # the rows, COPY's CSV, in ``columns``' order
+    columns: list[Column]
+    lo: str | None = None  # window: the exclusive lower bound (None: none)
+    hi: str | None = None  # window: the inclusive upper bound
+    added: list[Column] = field(default_factory=list)
+    summary: dict[str, str] = field(default_factory=dict)
+
+
+def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    rows = 0
+    with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
+        for t in tables:
+            rows += t.num_rows
+            if t.num_rows == 0:
+                continue
+            for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
+                                              write_uuid=snap.commit_uuid, df=t, io=table.io):
+                snap.append_data_file(f)
+    return rows
+
+
+def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
+    # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
+    if len(keys) == 1:
+        return In(keys[0], set(t.column(keys[0]).to_pylist()))  # type: ignore[call-arg, arg-type]
+    rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
+    terms = [And(*(EqualTo(k, v)  # type: ignore[call-arg, arg-type]
+                   for k, v in zip(keys, row, strict=True))) for row in rows]
+    out: BooleanExpression = terms[0]
+    for term in terms[1:]:
+        out = Or(out, term)
+    return out
+
+
+def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str) -> BooleanExpression:
+    assert tdef.cursor is not None
+    top = LessThanOrEqual(tdef.cursor, cursor_value(hi, tdef, schema))  # type: ignore[call-arg, arg-type]
+    if lo is None:
+        return top
+    return And(GreaterThan(tdef.cursor, cursor_value(lo, tdef, schema)),  # type: ignore[call-arg, arg-type]
+               top)
+
+
+Hook = Callable[[], None]
+
+
+def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
+           hook: Hook | None = None) -> int:
+    """The refresh in one commit; ``finish(rows)`` gives the properties to store with them
+    (called once every row was read). Returns the rows written."""
+    current = table.metadata.current_snapshot_id
+    props = change.summary
+    with table.transaction() as txn, warnings.catch_warnings():
+        # "Delete operation did not match any records": a window or keys that are new
+        warnings.simplefilter("ignore", UserWarning)
+        txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
+            snapshot_id=current, ref="main"),))
+        if change.added:
+            with txn.update_schema() as upd:
+                for c in change.added:
+                    upd.add_column(c.name, iceberg_type(c))
+        schema = txn.table_metadata.schema()
+        tdef = h.definition
+        stream = csv_batches(change.blocks, change.columns, schema, tdef.source)
+        if change.replace == "state":  # nothing changed but the state
+            rows = 0
+        elif change.replace == "all":
+            txn.delete(AlwaysTrue(), snapshot_properties=props)
+        elif change.replace == "window" and change.hi is not None:
+            txn.delete(_window(tdef, schema, change.lo, change.hi), snapshot_properties=props)
+        if change.replace == "state":
+            pass
+        elif change.replace == "keys":
+            rows = 0
+            for t in gathered(stream, 0):
+                for start in range(0, t.num_rows, KEY_ROWS):
+                    part = t.slice(start, KEY_ROWS)
+                    txn.delete(key_filter(list(tdef.primary_key), part),
+                               snapshot_properties=props)
+                    rows += _append(txn, table, iter([part]), props)
+        else:
+            rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+        after = finish(rows)
+        if hook is not None:  # inside the transaction: a failure here commits nothing
+            hook()
+        txn.set_properties(after.properties())
+    return rows
