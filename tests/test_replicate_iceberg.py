@@ -45,6 +45,9 @@ CREATE TABLE snap (id int PRIMARY KEY, label text, secret text, ok boolean);
 INSERT INTO snap SELECT g, CASE WHEN g % 10 = 0 THEN '' WHEN g % 11 = 0 THEN NULL
   ELSE 'l,"' || g || E'\\n' END, 's', g % 2 = 0 FROM generate_series(1, 5000) g;
 CREATE TABLE empty (id int PRIMARY KEY, ts timestamptz NOT NULL);
+CREATE TABLE pair (a int, b text, ts timestamptz NOT NULL, v int, PRIMARY KEY (a, b));
+INSERT INTO pair SELECT g % 50, 'b' || (g / 50), '2026-01-01'::timestamptz + g * interval '1 s',
+  g FROM generate_series(1, 3000) g;
 """
 
 TABLES: dict[str, dict[str, object]] = {
@@ -53,6 +56,7 @@ TABLES: dict[str, dict[str, object]] = {
     "upd": {"method": "updater", "cursor": "changed"},
     "snap": {"method": "snapshot", "exclude": ["secret"]},
     "empty": {"method": "inserter", "cursor": "ts"},
+    "pair": {"method": "updater", "cursor": "ts"},
 }
 
 
@@ -109,8 +113,8 @@ def test_each_method_builds_and_refreshes_value_by_value(setup):
     runs = {r.table: (r.status, r.rows) for r in run_once(cfg)}
     assert runs == {"public.plain": ("ok", 5000), "public.nokey": ("ok", 5000),
                     "public.upd": ("ok", 5000), "public.snap": ("ok", 5000),
-                    "public.empty": ("ok", 0)}
-    for name in ("plain", "nokey", "upd", "snap", "empty"):
+                    "public.empty": ("ok", 0), "public.pair": ("ok", 3000)}
+    for name in ("plain", "nokey", "upd", "snap", "empty", "pair"):
         same(target, db, name)
     names, _ = iceberg_rows(target, "app", "snap")
     assert names == ["id", "label", "ok"]  # the excluded column is not there
@@ -122,7 +126,9 @@ def test_each_method_builds_and_refreshes_value_by_value(setup):
                "'q' FROM generate_series(4990, 5010) g; "  # ties and new minutes
                "UPDATE upd SET changed = '2026-03-01', state = 'done' WHERE id % 100 = 0; "
                "INSERT INTO upd VALUES (9999, '2026-03-02', NULL, NULL, NULL); "
-               "UPDATE snap SET label = 'x' WHERE id <= 10; DELETE FROM snap WHERE id = 11")
+               "UPDATE snap SET label = 'x' WHERE id <= 10; DELETE FROM snap WHERE id = 11; "
+               "UPDATE pair SET ts = '2026-03-01', v = -v WHERE a = 7; "
+               "INSERT INTO pair VALUES (7, 'new', '2026-03-02', 0)")
     runs = {r.table: (r.status, r.rows) for r in run_once(cfg)}
     assert runs["public.snap"] == ("ok", 4999)
     assert runs["public.upd"][1] >= 51 and runs["public.plain"][1] >= 100
@@ -130,11 +136,12 @@ def test_each_method_builds_and_refreshes_value_by_value(setup):
     assert same(target, db, "nokey") == 5021
     assert same(target, db, "upd") == 5001
     assert same(target, db, "snap") == 4999
+    assert same(target, db, "pair") == 3001 and runs["public.pair"][1] >= 61
 
     again = {r.table: (r.status, r.rows) for r in run_once(cfg)}
     assert again["public.snap"] == ("unchanged", 0)
     assert again["public.upd"] == ("ok", 0) and again["public.plain"] == ("ok", 0)
-    for name in ("plain", "nokey", "upd", "snap"):
+    for name in ("plain", "nokey", "upd", "snap", "pair"):
         same(target, db, name)
 
     status = {s.table: s for s in table_status(cfg)}
@@ -366,3 +373,64 @@ def setup_config(db: Any, target: str) -> str:
     path.write_text(config_text(target, {"app": (db.standby_url, TABLES)}))
     return str(path)
 
+
+
+MARIA_SQL = """
+CREATE TABLE events (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, label VARCHAR(40));
+INSERT INTO events SELECT seq, TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq SECOND
+  + INTERVAL seq MICROSECOND, CONCAT('e', seq) FROM seq_1_to_3000;
+CREATE TABLE changes (id INT PRIMARY KEY, changed TIMESTAMP(6) NOT NULL, state VARCHAR(10));
+INSERT INTO changes SELECT seq, TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq SECOND, 'new'
+  FROM seq_1_to_2000;
+CREATE TABLE hits (n BIGINT NOT NULL, v VARCHAR(10));
+INSERT INTO hits SELECT seq, CONCAT('h', seq) FROM seq_1_to_2000;
+CREATE TABLE meta (id INT PRIMARY KEY, name VARCHAR(50), note TEXT);
+INSERT INTO meta SELECT seq, CONCAT('site ', seq), '😀 ünïcode, "quoted"' FROM seq_1_to_500;
+"""
+MARIA_TABLES: dict[str, dict[str, object]] = {
+    "events": {"method": "inserter", "cursor": "ts", "batch_rows": 700},
+    "changes": {"method": "updater", "cursor": "changed", "boundary": "1m"},
+    "hits": {"method": "inserter", "cursor": "n", "boundary": 10, "batch_rows": 300},
+    "meta": {"method": "snapshot"},
+}
+
+
+def maria_same(location: str, maria_db: Any, name: str) -> int:
+    from datetime import UTC
+
+    from topoff.sources.mariadb.connect import connect
+
+    names, have = iceberg_rows(location, "meta_src", name)
+    have = sorted((tuple(v.astimezone(UTC).replace(tzinfo=None) if hasattr(v, "tzinfo")
+                         and getattr(v, "tzinfo", None) else v for v in r) for r in have),
+                  key=_key)
+    with connect(maria_db.replica_url) as conn:
+        cur = conn.cursor()
+        cur.execute("SET time_zone = '+00:00'")
+        cur.execute(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM `{name}`")
+        want = sorted((tuple(r) for r in cur.fetchall()), key=_key)
+    assert have == want, name
+    return len(have)
+
+
+def test_a_mariadb_source_into_iceberg(maria, tmp_path):
+    maria.execute(MARIA_SQL)
+    target = catalog_file(tmp_path)
+    cfg = config(target, {"meta_src": (maria.replica_url, MARIA_TABLES)})
+    runs = {r.table.split(".")[-1]: (r.status, r.rows) for r in run_once(cfg)}
+    assert runs == {"events": ("ok", 3000), "changes": ("ok", 2000), "hits": ("ok", 2000),
+                    "meta": ("ok", 500)}, [r.error for r in run_once(cfg)]
+    maria.execute("INSERT INTO events SELECT seq, TIMESTAMP'2026-02-01 00:00:00' + INTERVAL "
+                  "seq SECOND, 'late' FROM seq_3001_to_3100; "
+                  "UPDATE changes SET changed = TIMESTAMP'2026-03-01 00:00:00', state = 'done' "
+                  "WHERE id % 10 = 0; INSERT INTO hits VALUES (1995, 'again'), (2001, 'n'); "
+                  "UPDATE meta SET name = 'x' WHERE id = 3")
+    runs = {r.table.split(".")[-1]: (r.status, r.rows) for r in run_once(cfg)}
+    assert runs["meta"] == ("ok", 500) and runs["changes"][1] >= 200
+    assert maria_same(target, maria, "events") == 3100
+    assert maria_same(target, maria, "changes") == 2000
+    assert maria_same(target, maria, "hits") == 2002
+    assert maria_same(target, maria, "meta") == 500
+    again = {r.table.split(".")[-1]: (r.status, r.rows) for r in run_once(cfg)}
+    assert again["meta"] == ("unchanged", 0)
+    assert maria_same(target, maria, "hits") == 2002  # the boundary read again, not doubled

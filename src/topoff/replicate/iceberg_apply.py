@@ -147,11 +147,6 @@ class IcebergReplica:
         where = landing(source, t)
         src = open_session(source)
         try:
-            if not isinstance(src, PostgresSession):
-                raise ConfigError(f"{source.name}: an Iceberg target takes PostgreSQL sources "
-                                  f"only for now, not {src.engine}",
-                                  hint="replicate this source into a DuckDB or PostgreSQL "
-                                  "target")
             info = src.describe(t)
             current = table_def(info, where)
             notes: list[str] = []
@@ -164,7 +159,13 @@ class IcebergReplica:
             h = replace(h, definition=tdef)
             first = h.state is None
             state = h.state or TableState()
-            p = pull(src.conn, info, state, request, first, bool(notes))
+            if isinstance(src, PostgresSession):
+                p = pull(src.conn, info, state, request, first, bool(notes))
+            else:
+                from topoff.replicate.iceberg_pull_maria import MariaSession, pull_maria
+
+                assert isinstance(src, MariaSession)
+                p = pull_maria(src, info, state, request, first, bool(notes))
             summary = {"topoff.replicate.source": f"{source.name}.{t.qualified}"}
             if p.cursor is not None:
                 summary["topoff.replicate.cursor"] = p.cursor
