@@ -434,3 +434,29 @@ def test_a_mariadb_source_into_iceberg(maria, tmp_path):
     again = {r.table.split(".")[-1]: (r.status, r.rows) for r in run_once(cfg)}
     assert again["meta"] == ("unchanged", 0)
     assert maria_same(target, maria, "hits") == 2002  # the boundary read again, not doubled
+
+
+def test_the_command_line_on_an_iceberg_target(setup, tmp_path):
+    import json
+
+    from support.cli import error_lines, run_cli
+
+    db, target, _ = setup
+    path = setup_config(db, target)
+    done = run_cli("replicate", "--config", path, "--once", "--table", "plain")
+    assert done.exit_code == 0, done.stderr
+    shown = run_cli("replicate", "--config", path, "--status", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    rows = {r["table"]: r for r in json.loads(shown.stdout)}
+    assert rows["public.plain"]["rows"] == 5000 and rows["public.plain"]["target"] == "app.plain"
+    assert rows["public.snap"]["last_refresh"] is None
+    refused = run_cli("replicate", "--config", path, "--reconcile", "plain")
+    assert refused.exit_code == 2
+    error, hint = error_lines(refused)
+    assert "Iceberg" in error and "--resync" in hint
+    missing = tmp_path / "other.toml"
+    missing.write_text(config_text("iceberg:" + str(tmp_path / "nope.toml"),
+                                   {"app": (db.standby_url, TABLES)}))
+    gone = run_cli("replicate", "--config", str(missing), "--once")
+    assert gone.exit_code == 2
+    assert "no such catalog file" in error_lines(gone)[0]

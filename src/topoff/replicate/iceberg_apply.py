@@ -43,10 +43,6 @@ from topoff.targets.iceberg.types import iceberg_type
 log = logging.getLogger("topoff")
 
 
-class Locked(Exception):
-    """Another run committed to the table (or made it) while this one read."""
-
-
 def follow(stored: TableDef, current: TableDef) -> tuple[TableDef, list[Column], list[str]]:
     """The definition to store, the columns to add, and what changed in words; a type
     change the Iceberg column cannot take is a TargetError (nothing changed)."""
@@ -118,7 +114,11 @@ class IcebergReplica:
     def refresh(self, source: ReplicateSource, t: ReplicateTable, request: Request,
                 attempts: int = 5, backoff: float = 2.0) -> Result:
         """One refresh (repull, resync) of ``t``; its rows and state in one commit."""
-        from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
+        from pyiceberg.exceptions import (
+            CommitFailedException,
+            TableAlreadyExistsError,
+            ValidationException,
+        )
 
         if request.kind == "repull" and (request.lo is not None or request.hi is not None):
             raise ConfigError(f"{source.name}.{t.qualified}: an Iceberg replica repulls a "
@@ -135,7 +135,9 @@ class IcebergReplica:
             return retry_on_recovery_conflict(
                 lambda attempt: self._once(source, t, request), attempts, backoff,
                 f"refreshing {source.name}.{t.qualified}")
-        except (CommitFailedException, TableAlreadyExistsError, Locked):
+        except (CommitFailedException, ValidationException, TableAlreadyExistsError):
+            # another run committed to the table (or made it) while this one read: nothing
+            # of this run's commit landed; the next run picks the table up
             return Result("locked", 0, None)
         except OSError as e:  # the warehouse: a full disk, a refused permission, S3
             raise TargetError(f"writing {source.name}.{t.qualified} into {self.url} failed "
