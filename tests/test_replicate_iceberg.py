@@ -460,3 +460,48 @@ def test_the_command_line_on_an_iceberg_target(setup, tmp_path):
     gone = run_cli("replicate", "--config", str(missing), "--once")
     assert gone.exit_code == 2
     assert "no such catalog file" in error_lines(gone)[0]
+
+
+def test_expire_keeps_the_current_snapshot_and_the_state(setup):
+    from datetime import timedelta
+
+    from topoff.targets.iceberg.maintenance import expire
+
+    db, target, cfg = setup
+    run_once(cfg, ["upd"])
+    for n in range(3):
+        db.execute(f"UPDATE upd SET changed = '2026-04-0{n + 1}', state = 's{n}' "
+                   f"WHERE id % 50 = {n}")
+        run_once(cfg, ["upd"])
+    before = len(iceberg_table(target, "app", "upd").metadata.snapshots)
+    assert before >= 4
+    [e] = [e for e in expire(target, timedelta(0)) if e.table == "app.public.upd"]
+    assert (e.expired, e.kept) == (before - 1, 1)
+    assert len(iceberg_table(target, "app", "upd").metadata.snapshots) == 1
+    db.execute("UPDATE upd SET changed = '2026-05-01', state = 'after' WHERE id <= 5")
+    assert [r.rows for r in run_once(cfg, ["upd"])] == [5]
+    same(target, db, "upd")
+
+
+def test_a_value_iceberg_cannot_hold_fails_the_table_and_stops_the_reader(cluster, tmp_path):
+    """A value met early in a long read: the table fails with exit 7, nothing committed,
+    the source's reader thread stopped (not left copying); fixed, the next run loads it."""
+    import threading
+
+    db = new_database(cluster)
+    db.execute("CREATE TABLE wide (id int PRIMARY KEY, ts timestamptz NOT NULL, d date, "
+               "v text); INSERT INTO wide SELECT g, '2026-01-01'::timestamptz + g * "
+               "interval '1 s', CASE WHEN g = 1 THEN 'infinity'::date ELSE '2026-01-01' END, "
+               "repeat('w', 250) FROM generate_series(1, 150000) g")
+    target = catalog_file(tmp_path)
+    cfg = config(target, {"app": (db.standby_url, {"wide": {"method": "updater",
+                                                            "cursor": "ts"}})})
+    [run] = run_once(cfg)
+    assert run.status == "failed" and run.exit_code == 7, run.error
+    assert "does not fit its Iceberg column" in (run.error or "")
+    assert not [t for t in threading.enumerate() if t.name == "topoff-replicate-reader"]
+    assert iceberg_rows(target, "app", "wide")[1] == []  # made empty, nothing loaded
+    db.execute("UPDATE wide SET d = '2026-01-02' WHERE id = 1")
+    [run] = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 150000)
+    assert same(target, db, "wide") == 150000

@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from topoff.dataset.manifest import Column
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, IntegrityError, TargetError
 from topoff.replicate.apply import Result, landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
-from topoff.replicate.iceberg_pull import pull
+from topoff.replicate.iceberg_pull import Pull, pull
 from topoff.replicate.pg_source import PostgresSession
 from topoff.replicate.shape import table_def
 from topoff.replicate.source import Request, open_session
@@ -74,6 +74,18 @@ def follow(stored: TableDef, current: TableDef) -> tuple[TableDef, list[Column],
                       list(stored.primary_key), current.cursor, current.cursor_type,
                       current.cursor_timezone, current.source_parts)
     return result, added, notes
+
+
+def state_of(h: Held) -> TableState | None:
+    """The table's stored state (None before its first load); IntegrityError if damaged."""
+    if not h.state:
+        return None
+    try:
+        return TableState.from_json(h.state)
+    except IntegrityError as e:
+        raise IntegrityError(f"Iceberg table {h.definition.target}: {e.message}",
+                             hint=f"rebuild it: topoff replicate --resync {h.source}."
+                             f"{h.table}") from None
 
 
 class IcebergReplica:
@@ -148,6 +160,7 @@ class IcebergReplica:
         table, h = self.load(source, t)
         where = landing(source, t)
         src = open_session(source)
+        p: Pull | None = None
         try:
             info = src.describe(t)
             current = table_def(info, where)
@@ -155,12 +168,13 @@ class IcebergReplica:
             added: list[Column] = []
             if table is None or h is None:
                 self._namespace(where.schema)
-                h = Held(source.name, t.qualified, t.method, current, None, False, 0, None)
+                h = Held(source.name, t.qualified, t.method, current, "", False, 0, None)
                 table = create(self.catalog, h)
             tdef, added, notes = follow(h.definition, current)
             h = replace(h, definition=tdef)
-            first = h.state is None
-            state = h.state or TableState()
+            stored = state_of(h)
+            first = stored is None
+            state = stored or TableState()
             if isinstance(src, PostgresSession):
                 p = pull(src.conn, info, state, request, first, bool(notes))
             else:
@@ -174,25 +188,27 @@ class IcebergReplica:
             change = Change(p.replace, p.blocks, list(info.columns), p.lo, p.hi, added,
                             summary)
             base = h
-            done: list[Held] = []
+            done: list[TableState] = []
 
             def finish(rows: int) -> Held:
                 if p.expect is not None and p.counter[0] != p.expect:
                     raise TargetError(f"{t.qualified}: read {p.counter[0]} rows, its count "
                                       f"was {p.expect} in the same snapshot",
                                       hint="this is a bug in topoff; report it")
-                new = p.finish(rows)
-                done.append(replace(base, state=new, rows_total=base.rows_total + rows,
-                                    updated_at=datetime.now(UTC)))
-                return done[-1]
+                done.append(p.finish(rows))
+                return replace(base, state=done[-1].to_json(),
+                               rows_total=base.rows_total + rows, updated_at=datetime.now(UTC))
 
             rows = commit(table, h, change, finish, self.hook)
             src.finish()
         finally:
+            close = getattr(p.blocks, "close", None) if p is not None else None
+            if close is not None:  # a reader thread still copying: stopped before the close
+                close()
             src.close()
         lag = None
-        if (after := done[-1].state) is not None and after.run_at is not None:
-            lag = max(0.0, (datetime.now(UTC) - after.run_at).total_seconds())
+        if done[-1].run_at is not None:
+            lag = max(0.0, (datetime.now(UTC) - done[-1].run_at).total_seconds())
         return Result(p.status, rows, lag, tuple(notes))
 
     def set_paused(self, source: ReplicateSource, t: ReplicateTable, paused: bool) -> None:

@@ -57,11 +57,11 @@ def _stored(config: ReplicateConfig) -> list[StoredTable]:
     if not is_iceberg(config.target):
         with open_target(config.target, create=False) as engine:
             return StateStore(engine).all()
-    from topoff.replicate.iceberg_apply import IcebergReplica
+    from topoff.replicate.iceberg_apply import IcebergReplica, state_of
 
     found = IcebergReplica(config.target).stored({s.landing_schema for s in config.sources})
     return [StoredTable(h.source, h.table, h.definition.target, h.method,
-                        h.state or TableState(), h.paused, h.updated_at, h.rows_total)
+                        state_of(h) or TableState(), h.paused, h.updated_at, h.rows_total)
             for h in found]
 
 

@@ -12,8 +12,9 @@ Every commit asserts the snapshot the refresh read its state from, and the table
 with ``commit.retry.num-retries = 0``: a second run committing to the same table in the
 meantime makes this commit fail whole (CommitFailedException), never lands on top of it.
 
-What is read back is untrusted: the definition's column types are parsed, the state goes
-through :meth:`TableState.from_json`; anything else is an IntegrityError.
+What is read back is untrusted: the definition's column types are parsed, the state is
+handed back as text for the replicate engine to check (``TableState.from_json``); anything
+malformed is an IntegrityError.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from pyiceberg.transforms import DayTransform
 from topoff.dataset.manifest import Column
 from topoff.errors import IntegrityError, TargetError
 from topoff.pgtypes import family, parse_type
-from topoff.replicate.state import TableState
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
 from topoff.targets.iceberg.rows import BLOCK, arrow_schema
@@ -53,7 +53,8 @@ class Held:
     table: str  # the source table, schema.name
     method: str
     definition: TableDef
-    state: TableState | None  # None before the first load committed
+    #: the replicate engine's TableState as JSON (checked by it); "" before the first load
+    state: str
     paused: bool
     rows_total: int
     updated_at: datetime | None
@@ -61,7 +62,7 @@ class Held:
     def properties(self) -> dict[str, str]:
         return {P + "source": self.source, P + "table": self.table, P + "method": self.method,
                 P + "definition": self.definition.to_json(),
-                P + "state": self.state.to_json() if self.state is not None else "",
+                P + "state": self.state,
                 P + "paused": "true" if self.paused else "false",
                 P + "rows-total": str(self.rows_total),
                 P + "updated-at": self.updated_at.isoformat() if self.updated_at else ""}
@@ -99,8 +100,9 @@ def held(table: Any, ref: TableRef) -> Held | None:
             parse_type(c.type)
         if len(names) != len(d.columns) or not set(d.primary_key) <= names:
             raise ValueError("key")
-        text = props.get(P + "state", "")
-        state = TableState.from_json(text) if text else None
+        state = props.get(P + "state", "")
+        if not isinstance(state, str) or len(state) > 1 << 16:
+            raise ValueError("state")
         stamp = props.get(P + "updated-at", "")
         when = datetime.fromisoformat(stamp).astimezone(UTC) if stamp else None
         total = int(props.get(P + "rows-total", "0"))
@@ -108,8 +110,6 @@ def held(table: Any, ref: TableRef) -> Held | None:
             raise ValueError("rows-total")
         return Held(source, name, props[P + "method"], d, state,
                     props.get(P + "paused") == "true", total, when)
-    except IntegrityError:
-        raise _bad(ref, "state") from None
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise _bad(ref, type(e).__name__) from None
 
@@ -211,3 +211,16 @@ def cursor_value(text: str, tdef: TableDef, schema: Schema) -> Any:
         raise TargetError(f"{tdef.source}: the cursor value {text[:80]!r} does not fit its "
                           f"Iceberg column ({e})",
                           hint="use a DuckDB or PostgreSQL target for this table") from None
+
+
+def replicated_tables(catalog: Any) -> list[tuple[str, Any]]:
+    """``(source.table, table)`` of every table ``topoff replicate`` made, in every
+    namespace of the catalog (a table whose properties are damaged is left out here)."""
+    out = []
+    for ns in catalog.list_namespaces():
+        for ident in catalog.list_tables(ns):
+            table = catalog.load_table(ident)
+            props = dict(table.properties)
+            if P + "source" in props and P + "table" in props:
+                out.append((f"{props[P + 'source']}.{props[P + 'table']}", table))
+    return out
