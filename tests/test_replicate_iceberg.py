@@ -505,3 +505,38 @@ def test_a_value_iceberg_cannot_hold_fails_the_table_and_stops_the_reader(cluste
     [run] = run_once(cfg)
     assert (run.status, run.rows) == ("ok", 150000)
     assert same(target, db, "wide") == 150000
+
+
+def test_a_warehouse_on_s3(cluster, tmp_path, s3_server):
+    """The warehouse in a bucket of moto's S3 server (over HTTP on loopback): built and
+    refreshed through S3, nothing written locally but the catalog."""
+    db = new_database(cluster)
+    db.execute(SOURCE_SQL)
+    bucket = s3_server.create_bucket()
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'uri = "sqlite:///{tmp_path}/catalog.db"\n'
+                    f'warehouse = "s3://{bucket}/lake"\n'
+                    f'[s3]\nendpoint = "{s3_server.endpoint_url}"\nregion = "us-east-1"\n'
+                    'access_key_id = "testing"\nsecret_access_key = "testing"\n')
+    target = f"iceberg:{path}"
+    tables = {k: TABLES[k] for k in ("upd", "snap")}
+    cfg = config(target, {"app": (db.standby_url, tables)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok"]
+    db.execute("UPDATE upd SET changed = '2026-06-01', state = 's3' WHERE id <= 100")
+    assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 100), ("unchanged", 0)]
+    assert same(target, db, "upd") == 5000 and same(target, db, "snap") == 5000
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(k.startswith("lake/app/upd/data/") for k in keys)
+    assert not list(tmp_path.glob("**/*.parquet"))
+
+
+def test_a_warehouse_that_cannot_be_written_is_exit_7(cluster, tmp_path):
+    db = new_database(cluster)
+    db.execute(SOURCE_SQL)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'uri = "sqlite:///{tmp_path}/catalog.db"\nwarehouse = "{blocker}/wh"\n')
+    [run] = run_once(config(f"iceberg:{path}", {"app": (db.standby_url,
+                                                        {"upd": TABLES["upd"]})}))
+    assert run.status == "failed" and run.exit_code == 7, run.error
