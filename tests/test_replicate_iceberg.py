@@ -540,3 +540,28 @@ def test_a_warehouse_that_cannot_be_written_is_exit_7(cluster, tmp_path):
     [run] = run_once(config(f"iceberg:{path}", {"app": (db.standby_url,
                                                         {"upd": TABLES["upd"]})}))
     assert run.status == "failed" and run.exit_code == 7, run.error
+
+
+def test_upserts_by_text_and_timestamp_keys_across_partitions(cluster, tmp_path):
+    """Keys of other types than integers; an update that moves a row to another day's
+    partition (the old row deleted from its file, not left in its day)."""
+    db = new_database(cluster)
+    db.execute("CREATE TABLE codes (code text PRIMARY KEY, ts timestamptz NOT NULL, v int); "
+               "INSERT INTO codes SELECT 'c' || g, '2026-01-01'::timestamptz + g * interval "
+               "'1 hour', g FROM generate_series(1, 2000) g; "
+               "CREATE TABLE stamps (at timestamp PRIMARY KEY, ts date NOT NULL, v text); "
+               "INSERT INTO stamps SELECT '2026-01-01'::timestamp + g * interval '1 us', "
+               "'2026-01-01'::date + g % 40, 'a' FROM generate_series(1, 2000) g")
+    target = catalog_file(tmp_path)
+    cfg = config(target, {"app": (db.standby_url, {
+        "codes": {"method": "updater", "cursor": "ts"},
+        "stamps": {"method": "updater", "cursor": "ts", "lookback": "100d"}})})
+    assert [r.rows for r in run_once(cfg)] == [2000, 2000]
+    assert len(iceberg_table(target, "app", "codes").scan().plan_files()) > 20  # by day
+    db.execute("UPDATE codes SET ts = '2026-09-01', v = -v WHERE v % 9 = 0; "
+               "UPDATE stamps SET ts = '2026-12-01', v = 'b' WHERE extract(microseconds "
+               "FROM at)::int % 7 = 0")
+    runs = run_once(cfg)
+    assert [r.status for r in runs] == ["ok", "ok"] and runs[0].rows == 222
+    assert same(target, db, "codes") == 2000
+    assert same(target, db, "stamps") == 2000

@@ -17,18 +17,22 @@ state properties; all of it lands in one metadata swap, or none of it does.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
     BooleanExpression,
     EqualTo,
     GreaterThan,
+    GreaterThanOrEqual,
     In,
     LessThanOrEqual,
     Or,
@@ -92,6 +96,49 @@ def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
     return out
 
 
+def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Array,
+                props: dict[str, str]) -> None:
+    """Delete the rows whose ``key`` is one of ``values`` (no NULL among them): the data
+    files the key range may hold rewritten without them, in one overwrite snapshot.
+
+    What pyiceberg's ``Transaction.delete`` does for an ``In`` filter, less its cost: it
+    binds and converts every listed key several times in Python (5 of 7 seconds for 25,000
+    keys over a 500,000-row table); here the key range picks the files (their column
+    bounds) and Arrow's ``is_in`` finds the rows."""
+    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+
+    values = pc.unique(values.combine_chunks() if isinstance(values, pa.ChunkedArray)
+                       else values)
+    if len(values) == 0:
+        return
+    bounds = pc.min_max(values)
+    rough = And(GreaterThanOrEqual(key, bounds["min"].as_py()),  # type: ignore[call-arg, arg-type]
+                LessThanOrEqual(key, bounds["max"].as_py()))  # type: ignore[call-arg, arg-type]
+    meta = txn.table_metadata
+    write_uuid, counter = uuid.uuid4(), itertools.count(0)
+    replaced: list[tuple[Any, list[Any]]] = []
+    for task in txn._scan(row_filter=rough).plan_files():
+        df = ArrowScan(table_metadata=meta, io=table.io, projected_schema=meta.schema(),
+                       row_filter=AlwaysTrue()).to_table(tasks=[task])
+        column = df.column(key)
+        hit = pc.fill_null(pc.is_in(column, value_set=values.cast(column.type)), False)
+        keep = df.filter(pc.invert(hit))
+        if len(keep) == len(df):
+            continue
+        new = list(_dataframe_to_data_files(io=table.io, df=keep, table_metadata=meta,
+                                            write_uuid=write_uuid, counter=counter)) \
+            if len(keep) else []
+        replaced.append((task.file, new))
+    if not replaced:
+        return
+    with txn.update_snapshot(snapshot_properties=props).overwrite() as snap:
+        snap.commit_uuid = write_uuid
+        for old, files in replaced:
+            snap.delete_data_file(old)
+            for f in files:
+                snap.append_data_file(f)
+
+
 def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str) -> BooleanExpression:
     assert tdef.cursor is not None
     top = LessThanOrEqual(tdef.cursor, cursor_value(hi, tdef, schema))  # type: ignore[call-arg, arg-type]
@@ -137,8 +184,11 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
             for t in gathered(stream, WRITE_BYTES):
                 # the keys are unique in the refresh's rows: delete them all, append once
                 for start in range(0, t.num_rows, step):
-                    txn.delete(key_filter(keys, t.slice(start, step)),
-                               snapshot_properties=props)
+                    part = t.slice(start, step)
+                    if len(keys) == 1:
+                        delete_keys(txn, table, keys[0], part.column(keys[0]), props)
+                    else:
+                        txn.delete(key_filter(keys, part), snapshot_properties=props)
                 rows += _append(txn, table, iter([t]), props)
         else:
             rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
