@@ -565,3 +565,25 @@ def test_upserts_by_text_and_timestamp_keys_across_partitions(cluster, tmp_path)
     assert [r.status for r in runs] == ["ok", "ok"] and runs[0].rows == 222
     assert same(target, db, "codes") == 2000
     assert same(target, db, "stamps") == 2000
+
+
+def test_pausing_keeps_the_state_a_refresh_committed_meanwhile(setup):
+    db, target, cfg = setup
+    run_once(cfg, ["plain"])
+    db.execute("INSERT INTO plain VALUES (9000, '2026-08-01', 'p', 3)")
+    (src,) = cfg.sources
+    t = next(x for x in src.tables if x.name == "plain")
+    pausing = IcebergReplica(target)
+    real = pausing.load
+
+    def load_then_refresh(s: Any, tt: Any) -> Any:
+        found = real(s, tt)  # read before the refresh below commits
+        assert IcebergReplica(target).refresh(s, tt, Request()).rows == 1
+        return found
+
+    pausing.load = load_then_refresh  # type: ignore[method-assign]
+    pausing.set_paused(src, t, True)
+    props = iceberg_table(target, "app", "plain").properties
+    assert props["topoff.replicate.paused"] == "true"
+    assert "2026-08-01" in props["topoff.replicate.state"]  # the refresh's watermark
+    assert props["topoff.replicate.rows-total"] == "5001"

@@ -36,7 +36,7 @@ from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef
-from topoff.targets.iceberg.replica import Held, check_name, create, held
+from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -216,8 +216,8 @@ class IcebergReplica:
         if table is None or h is None:
             raise ConfigError(f"{source.name}.{t.qualified} has no Iceberg table yet",
                               hint="run topoff replicate --once first")
-        with table.transaction() as txn:
-            txn.set_properties(replace(h, paused=paused).properties())
+        with table.transaction() as txn:  # that property only: a refresh's state stays
+            txn.set_properties({P + "paused": "true" if paused else "false"})
 
     def stored(self, namespaces: set[str]) -> list[Held]:
         """Every replicated table in ``namespaces`` (and their properties)."""
