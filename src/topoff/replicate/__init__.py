@@ -1,5 +1,6 @@
 """``topoff replicate``: live tables copied from PostgreSQL sources (hot standbys) into an
-analytics replica (a DuckDB file or a PostgreSQL database), kept topped off.
+analytics replica (a DuckDB file, a PostgreSQL database, or Iceberg tables:
+iceberg_apply), kept topped off.
 
 The source side reads in one snapshot (config, describe, read, watermark, change, run);
 the target side applies one refresh of one table in one target transaction with its

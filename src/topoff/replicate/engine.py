@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ from topoff.targets import Target
 from topoff.targets import open_target as _open
 from topoff.targets.base import TableRef
 from topoff.targets.errors import classify
+from topoff.targets.iceberg import is_iceberg
 
 log = logging.getLogger("topoff")
 
@@ -91,13 +92,16 @@ def resolve(config: ReplicateConfig, name: str) -> Pair:
                       hint=f"write it as source.schema.name: {every}")
 
 
-def _run_one(engine: Target, s: ReplicateSource, t: ReplicateTable,
+Refresh = Callable[[ReplicateSource, ReplicateTable, Request], Result]
+
+
+def _run_one(engine: Target | Refresh, s: ReplicateSource, t: ReplicateTable,
              request: Request) -> TableRun:
     start = time.monotonic()
     ref = landing(s, t)
     try:
         try:
-            r = refresh(engine, s, t, request)
+            r = engine(s, t, request) if callable(engine) else refresh(engine, s, t, request)
         except (TopoffError, KeyboardInterrupt):
             raise
         except Exception as e:
@@ -156,6 +160,11 @@ def _ensure_schemas(engine: Target, pairs: Sequence[Pair]) -> None:
 
 def _for_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request,
                 jobs: int) -> list[TableRun]:
+    if is_iceberg(config.target):  # one table after the other, each its own commit
+        from topoff.replicate.iceberg_apply import IcebergReplica
+
+        replica = IcebergReplica(config.target)
+        return [_run_one(replica.refresh, s, t, request) for s, t in pairs]
     try:
         engine = open_target(config.target)
     except LockedError as e:  # a DuckDB file another process has open
@@ -204,6 +213,12 @@ def resync(config: ReplicateConfig, table: str) -> TableRun:
 def set_paused(config: ReplicateConfig, table: str, paused: bool) -> None:
     """Pause (runs skip it) or resume a table."""
     s, t = resolve(config, table)
+    if is_iceberg(config.target):
+        from topoff.replicate.iceberg_apply import IcebergReplica
+
+        IcebergReplica(config.target).set_paused(s, t, paused)
+        log.info("%s.%s: %s", s.name, t.qualified, "paused" if paused else "resumed")
+        return
     with open_target(config.target) as engine:
         store = StateStore(engine)
         store.ensure()

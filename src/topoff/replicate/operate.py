@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from topoff.errors import TargetError
+from topoff.errors import ConfigError, TargetError
 from topoff.replicate.apply import lock_name
 from topoff.replicate.check import FreshnessResult, TableFreshness, evaluate, write_prometheus
 from topoff.replicate.config import ReplicateConfig
@@ -15,6 +15,7 @@ from topoff.replicate.engine import open_target, resolve
 from topoff.replicate.repair import ReconcileReport, reconcile_table
 from topoff.replicate.report import table_status
 from topoff.replicate.store import StateStore
+from topoff.targets.iceberg import is_iceberg
 
 log = logging.getLogger("topoff")
 
@@ -23,6 +24,10 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
     """Compare one replicated table with its source by key ranges and repair the replica
     (deletes, missed updates and inserts), holding the table's refresh lock."""
     s, t = resolve(config, table)
+    if is_iceberg(config.target):
+        raise ConfigError("--reconcile does not work on an Iceberg replica yet",
+                          hint="rebuild the table instead: topoff replicate --resync "
+                          f"{s.name}.{t.qualified}")
     with open_target(config.target) as engine:
         store = StateStore(engine)
         store.ensure()

@@ -14,8 +14,10 @@ from typing import Any
 
 from topoff.replicate.apply import landing
 from topoff.replicate.config import ReplicateConfig
+from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore, StoredTable
 from topoff.targets import open_target
+from topoff.targets.iceberg import is_iceberg
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,21 @@ def _row(s: StoredTable | None, source: str, table: str, target: str, method: st
                        s.updated_at, lag, s.paused, configured)
 
 
+def _stored(config: ReplicateConfig) -> list[StoredTable]:
+    if not is_iceberg(config.target):
+        with open_target(config.target, create=False) as engine:
+            return StateStore(engine).all()
+    from topoff.replicate.iceberg_apply import IcebergReplica, state_of
+
+    found = IcebergReplica(config.target).stored({s.landing_schema for s in config.sources})
+    return [StoredTable(h.source, h.table, h.definition.target, h.method,
+                        state_of(h) or TableState(), h.paused, h.updated_at, h.rows_total)
+            for h in found]
+
+
 def table_status(config: ReplicateConfig) -> list[TableStatus]:
     """Every configured table (and any other the target still keeps state for)."""
-    with open_target(config.target, create=False) as engine:
-        stored = {(s.source, s.table): s for s in StateStore(engine).all()}
+    stored = {(s.source, s.table): s for s in _stored(config)}
     now = datetime.now(UTC)
     out = []
     for src in config.sources:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.table import replica_tables
 
 
@@ -28,7 +29,9 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
     catalog = open_catalog(settings)
     cutoff = datetime.now(UTC) - older_than
     out = []
-    for source, (table, _) in sorted(replica_tables(catalog, settings.namespace).items()):
+    found = [(s, t) for s, (t, _) in replica_tables(catalog, settings.namespace).items()]
+    found += replicated_tables(catalog)  # topoff replicate's, in their own namespaces
+    for source, table in sorted(found, key=lambda f: f[0]):
         current = table.current_snapshot()
         total = len(table.metadata.snapshots)
         old = [s.snapshot_id for s in table.metadata.snapshots

@@ -1,0 +1,59 @@
+"""What one refresh reads from a MariaDB/MySQL source for an Iceberg table: the read plan
+of maria_source.py (the same snapshot, ``watermark - boundary < cursor <= max(cursor)``
+in keyset batches, the ``my1`` content hash of a snapshot table, the same next state),
+handed over as CSV blocks and what they replace (iceberg_pull.py's :class:`Pull`).
+
+MariaDB rows carry no xmin: an inserter/updater re-reads its boundary at every run (keys:
+replaced by key; no key: the window replaced whole), as on a SQL target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from topoff.replicate.describe import TableInfo
+from topoff.replicate.iceberg_pull import Pull
+from topoff.replicate.maria_read import KeysetRead, count_hash, lines
+from topoff.replicate.maria_source import Cursor, MariaSession
+from topoff.replicate.source import Request
+from topoff.replicate.state import TableState
+from topoff.sources.mariadb.types import line_sql
+
+
+def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Request,
+               first: bool, force: bool) -> Pull:
+    t = info.table
+    mt = s.tables[t.qualified]
+    if t.method == "snapshot":
+        w = f" WHERE ({t.where})" if t.where else ""  # checked by _where_checked
+        content = count_hash(s.conn, mt, mt.columns, w, t.qualified)
+        new = TableState(run_at=s.taken_at, content=content)
+        if not first and not force and request.kind != "repull" and content == state.content:
+            return Pull("unchanged", "state", iter(()), [0], lambda _: new)
+        counter = [0]
+        blocks = lines(s.conn, f"SELECT {line_sql(mt.columns)} FROM {mt.qualified}{w}",
+                       counter, t.qualified)
+        return Pull("ok", "none" if first else "all", blocks, counter,
+                    lambda rows: replace(new, rows=rows),
+                    expect=int(content.partition(":")[0]))
+    whole = request.kind == "repull"
+    if whole:
+        state = TableState()
+    col = mt.column(t.cursor or "")
+    found = s._upper(info, mt)
+    new = TableState(cursor=state.cursor, run_at=s.taken_at)
+    if found is None:
+        return Pull("ok", "state", iter(()), [0], lambda _: new)
+    upper = Cursor(col, found, t.qualified)
+    lower = None
+    if state.cursor is not None:
+        lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
+                                                                    t.cursor_timezone)
+    cond = s._condition(info, upper.sql, lower.sql if lower else None)
+    counter = [0]
+    blocks = KeysetRead(s.conn, mt, mt.columns, col.name, info.key, cond, t.batch_rows,
+                        t.qualified).blocks(counter)
+    mode = "none" if first else "all" if whole else "keys" if info.key else "window"
+    return Pull("ok", mode, blocks, counter,
+                lambda rows: replace(new, cursor=upper.text, rows=counter[0]),
+                lower.text if lower else None, upper.text, cursor=upper.text)
