@@ -24,6 +24,7 @@ from support.maria_backup import (
 )
 from support.mariadb import MariaDatabase
 from support.s3_server import S3Server
+from topoff.backup.maria_dump import MariaDump
 from topoff.backup.mariadbd import MariaServer, give_to_server_user
 
 
@@ -194,6 +195,24 @@ def test_a_standalone_server_with_and_without_a_binlog(solo_server: MariaServer,
     assert finished["tables"]["t"]["rows"] == 2
     drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
     assert drill.exit_code == 0, drill.stderr
+
+
+@pytest.mark.parametrize("solo_server", [True], ids=["binlog"], indirect=True)
+def test_a_dump_read_whole_with_its_header_still_ends_completed(solo_server: MariaServer,
+                                                                tmp_path: Path) -> None:
+    """A small dump that has already ended when its header is read comes whole in the
+    header's reads: its 'Dump completed' line is found there (it was looked for only in
+    the later reads, and such a backup failed now and then)."""
+    defaults = tmp_path / "my.cnf"
+    defaults.write_text(f"[client]\nuser=root\nsocket={solo_server.socket}\n")
+    dump = MariaDump(shutil.which("mariadb-dump") or "mariadb-dump", defaults, "solo")
+    dump.start()
+    assert dump.proc is not None
+    dump.proc.wait()  # all of it waits in the pipe now
+    head = dump.header()
+    assert b"-- Dump completed" in head and dump.position is not None
+    assert dump.chunks() == b""
+    dump.finish()
 
 
 def test_an_object_swapped_for_another_backup_is_refused(

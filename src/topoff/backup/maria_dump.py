@@ -86,6 +86,7 @@ class MariaDump:
             m = _POSITION.search(head)
             if m and head.find(b"\n", m.end()) >= 0:
                 self.position = (m.group(1).decode(), int(m.group(2)))
+                self._tail = head[-8192:]  # a small dump may have ended in these reads
                 return head
         raise self.failure() if self.wait_failed() else SourceError(
             "mariadb-dump wrote no binlog position", hint="check the dump program's version "
