@@ -20,7 +20,8 @@ malformed is an IntegrityError.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -138,28 +139,40 @@ def create(catalog: Any, h: Held) -> Any:
 
 
 class _Blocks(io.RawIOBase):
-    """An iterator of byte blocks as a readable binary file (for Arrow's CSV reader)."""
+    """An iterator of byte blocks as a readable binary file (for Arrow's CSV reader).
+
+    Arrow reads ahead on a thread of its own, so ``blocks`` is advanced there, not in the
+    caller's thread. :meth:`stop` waits for a read in progress to end and makes every later
+    read an end of file: after it, the caller may close ``blocks`` (a generator cannot be
+    closed while another thread runs it) and the source's connection."""
 
     def __init__(self, blocks: Iterator[bytes]) -> None:
         self._blocks, self._held = blocks, b""
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
-        while not self._held:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._held = block
-        n = min(len(buf), len(self._held))
-        buf[:n] = self._held[:n]
-        self._held = self._held[n:]
-        return n
+        with self._lock:
+            while not self._held:
+                block = None if self._stopped else next(self._blocks, None)
+                if block is None:
+                    return 0
+                self._held = block
+            n = min(len(buf), len(self._held))
+            buf[:n] = self._held[:n]
+            self._held = self._held[n:]
+            return n
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped, self._held = True, b""
 
 
 def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
-                what: str) -> Iterator[pa.RecordBatch]:
+                what: str) -> Generator[pa.RecordBatch, None, None]:
     """COPY's CSV rows (no header, in ``columns``' order) as Arrow batches shaped as
     ``schema`` (its columns in its order; those the rows lack as NULL), streamed."""
     target = arrow_schema(schema)
@@ -168,8 +181,9 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
     first = next(blocks, None)
     if first is None:
         return
+    raw = _Blocks(_chain(iter([first]), blocks))
     reader = pacsv.open_csv(  # (no reader over no rows: Arrow refuses an empty file)
-        io.BufferedReader(_Blocks(_chain(iter([first]), blocks)), BLOCK),
+        io.BufferedReader(raw, BLOCK),
         read_options=pacsv.ReadOptions(block_size=BLOCK, column_names=names),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
@@ -193,6 +207,8 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
                           hint="nothing was committed; leave the column out (exclude = "
                           "[...]), or use a DuckDB or PostgreSQL target (docs/iceberg.md, "
                           "Types)") from None
+    finally:  # Arrow's read-ahead thread out of ``blocks`` before the caller closes them
+        raw.stop()
 
 
 def _chain(a: Iterator[bytes], b: Iterator[bytes]) -> Iterator[bytes]:

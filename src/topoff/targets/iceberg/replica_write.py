@@ -169,29 +169,32 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
         schema = txn.table_metadata.schema()
         tdef = h.definition
         stream = csv_batches(change.blocks, change.columns, schema, tdef.source)
-        if change.replace == "state":  # nothing changed but the state
-            rows = 0
-        elif change.replace == "all":
-            txn.delete(AlwaysTrue(), snapshot_properties=props)
-        elif change.replace == "window" and change.hi is not None:
-            txn.delete(_window(tdef, schema, change.lo, change.hi), snapshot_properties=props)
-        if change.replace == "state":
-            pass
-        elif change.replace == "keys":
-            rows = 0
-            keys = list(tdef.primary_key)
-            step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
-            for t in gathered(stream, WRITE_BYTES):
-                # the keys are unique in the refresh's rows: delete them all, append once
-                for start in range(0, t.num_rows, step):
-                    part = t.slice(start, step)
-                    if len(keys) == 1:
-                        delete_keys(txn, table, keys[0], part.column(keys[0]), props)
-                    else:
-                        txn.delete(key_filter(keys, part), snapshot_properties=props)
-                rows += _append(txn, table, iter([t]), props)
-        else:
-            rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+        try:
+            if change.replace == "state":  # nothing changed but the state
+                rows = 0
+            elif change.replace == "all":
+                txn.delete(AlwaysTrue(), snapshot_properties=props)
+            elif change.replace == "window" and change.hi is not None:
+                txn.delete(_window(tdef, schema, change.lo, change.hi), snapshot_properties=props)
+            if change.replace == "state":
+                pass
+            elif change.replace == "keys":
+                rows = 0
+                keys = list(tdef.primary_key)
+                step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
+                for t in gathered(stream, WRITE_BYTES):
+                    # the keys are unique in the refresh's rows: delete them all, append once
+                    for start in range(0, t.num_rows, step):
+                        part = t.slice(start, step)
+                        if len(keys) == 1:
+                            delete_keys(txn, table, keys[0], part.column(keys[0]), props)
+                        else:
+                            txn.delete(key_filter(keys, part), snapshot_properties=props)
+                    rows += _append(txn, table, iter([t]), props)
+            else:
+                rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+        finally:  # its reader out of the source's blocks before anyone closes them
+            stream.close()
         after = finish(rows)
         if hook is not None:  # inside the transaction: a failure here commits nothing
             hook()
