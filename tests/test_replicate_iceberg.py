@@ -298,17 +298,29 @@ def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(config_text(target, {"app": (db.standby_url, tables)}))
     rnd = random.Random(7)
+    command = [sys.executable, "-m", "topoff", "replicate", "--config", str(path), "--once"]
+    scratch = tmp_path / "scratch.toml"  # how long a whole run takes here, now
+    (tmp_path / "scratch").mkdir()
+    scratch.write_text(config_text(catalog_file(tmp_path / "scratch"),
+                                   {"app": (db.standby_url, tables)}))
+    began = time.monotonic()
+    subprocess.run([*command[:5], str(scratch), "--once"], env=_env(), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    took = time.monotonic() - began
     killed = 0
     for n in range(6):
         if n >= 2:  # changes to refresh: updates and new rows, a changed snapshot table
-            db.execute(f"UPDATE big SET ts = ts + interval '1 day', v = 'u{n}' WHERE id % 97 = "
-                       f"{n}; INSERT INTO big VALUES ({300000 + n}, '2027-01-01', 'n'); "
+            db.execute(f"UPDATE big SET ts = clock_timestamp(), v = 'u{n}' WHERE id % 97 = "
+                       f"{n}; INSERT INTO big VALUES ({300000 + n}, clock_timestamp(), 'n'); "
                        f"UPDATE snap SET v = 'u{n}' WHERE id % 89 = {n}")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "topoff", "replicate", "--config", str(path), "--once"],
-            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(1.0, 5.0))
-        proc.send_signal(signal.SIGKILL)
+        began = time.monotonic()
+        proc = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:  # a random moment inside the run, as long as the last whole run took
+            proc.wait(timeout=rnd.uniform(0.2, 0.95) * took)
+            took = time.monotonic() - began
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
         killed += proc.wait() == -signal.SIGKILL
     assert killed >= 3  # most runs did die before they finished
     done = subprocess.run(
