@@ -285,6 +285,21 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOPOFF_CONFIG": ""}
 
 
+def test_a_refresh_written_as_many_batches_keeps_every_row(setup, monkeypatch):
+    """Rows read in many small blocks and written as many batches of one commit: every
+    batch's data files keep names of their own (equal names overwrote earlier batches)."""
+    from topoff.targets.iceberg import replica
+
+    monkeypatch.setattr(replica, "BLOCK", 16 << 10)
+    monkeypatch.setattr(replica_write, "WRITE_BYTES", 1)
+    db, target, cfg = setup
+    assert {r.table: r.status for r in run_once(cfg)}["public.snap"] == "ok"
+    for name in ("plain", "nokey", "upd", "snap", "pair"):
+        same(target, db, name)
+    table = iceberg_table(target, "app", "plain")
+    assert len(table.inspect.files()) > 3
+
+
 def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
     db = new_database(cluster)
     db.execute("CREATE TABLE big (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v text); "

@@ -20,7 +20,6 @@ tables' commits resumes with the tables still behind: nothing twice, nothing mis
 
 from __future__ import annotations
 
-import itertools
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -33,11 +32,8 @@ from pyiceberg.expressions import (
     AlwaysTrue,
     And,
     BooleanExpression,
-    EqualTo,
     GreaterThanOrEqual,
-    In,
     LessThan,
-    Or,
 )
 
 from topoff.dataset.bounds import cursor_bounds
@@ -50,6 +46,7 @@ from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.rows import ahead, batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
+from topoff.targets.iceberg.write import append, key_filter
 
 log = logging.getLogger("topoff")
 #: Arrow bytes gathered before they are written as data files (bounds memory and file count)
@@ -63,42 +60,12 @@ COMMIT_BYTES = 1 << 30
 Hook = Callable[..., None]
 
 
-def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
-    """Every table of ``tables`` as data files of one append snapshot; the rows written."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-    rows = 0
-    names = itertools.count()  # one counter for the snapshot: its files' names are unique
-    with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
-        for t in tables:
-            rows += t.num_rows
-            if t.num_rows == 0:
-                continue
-            for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
-                                              write_uuid=snap.commit_uuid, df=t, io=table.io,
-                                              counter=names):
-                snap.append_data_file(f)
-    return rows
-
-
 def _window_filter(entry: TableEntry, manifest: Manifest) -> BooleanExpression:
     assert entry.cursor and entry.cursor_type and manifest.window is not None
     b = cursor_bounds(entry.cursor_type, entry.cursor_timezone, manifest.window)
     # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
     return And(GreaterThanOrEqual(entry.cursor, b.lo),  # type: ignore[call-arg, arg-type]
                LessThan(entry.cursor, b.hi))  # type: ignore[call-arg, arg-type]
-
-
-def _key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
-    if len(keys) == 1:
-        return In(keys[0], set(t.column(keys[0]).to_pylist()))  # type: ignore[call-arg, arg-type]
-    rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
-    terms = [And(*(EqualTo(k, v)  # type: ignore[call-arg, arg-type]
-                   for k, v in zip(keys, row, strict=True))) for row in rows]
-    out: BooleanExpression = terms[0]
-    for term in terms[1:]:
-        out = Or(out, term)
-    return out
 
 
 def checked(name: str, f: DataFile) -> Checked:
@@ -155,13 +122,13 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             for t in ahead(gathered(stream, 0)):
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
-                    txn.delete(_key_filter(list(entry.primary_key), part),
+                    txn.delete(key_filter(list(entry.primary_key), part),
                                snapshot_properties=props)
-                    rows += _append(txn, table, iter([part]), props)
+                    rows += append(txn, table, iter([part]), props)
             if rows == 0:
-                _append(txn, table, iter(()), props)
+                append(txn, table, iter(()), props)
         else:
-            rows = _append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
+            rows = append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
@@ -215,7 +182,7 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
 
     keep = _outside(replaced)
     tables = ahead(keep(t) for t in gathered(stream(txn.table_metadata.schema()), WRITE_BYTES))
-    rows = _append(txn, table, tables, props)
+    rows = append(txn, table, tables, props)
     if hook:  # inside the transaction: a failure here commits nothing
         for _, f in group:
             hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)

@@ -30,12 +30,9 @@ from pyiceberg.expressions import (
     AlwaysTrue,
     And,
     BooleanExpression,
-    EqualTo,
     GreaterThan,
     GreaterThanOrEqual,
-    In,
     LessThanOrEqual,
-    Or,
 )
 from pyiceberg.table.update import AssertRefSnapshotId
 
@@ -44,6 +41,7 @@ from topoff.targets.base import TableDef
 from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.types import iceberg_type
+from topoff.targets.iceberg.write import append, key_filter
 
 #: Arrow bytes gathered before they are written as data files
 WRITE_BYTES = 64 << 20
@@ -66,34 +64,6 @@ class Change:
     hi: str | None = None  # window: the inclusive upper bound
     added: list[Column] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
-
-
-def _append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-    rows = 0
-    with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
-        for t in tables:
-            rows += t.num_rows
-            if t.num_rows == 0:
-                continue
-            for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
-                                              write_uuid=snap.commit_uuid, df=t, io=table.io):
-                snap.append_data_file(f)
-    return rows
-
-
-def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
-    # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
-    if len(keys) == 1:
-        return In(keys[0], set(t.column(keys[0]).to_pylist()))  # type: ignore[call-arg, arg-type]
-    rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
-    terms = [And(*(EqualTo(k, v)  # type: ignore[call-arg, arg-type]
-                   for k, v in zip(keys, row, strict=True))) for row in rows]
-    out: BooleanExpression = terms[0]
-    for term in terms[1:]:
-        out = Or(out, term)
-    return out
 
 
 def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Array,
@@ -190,9 +160,9 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
                             delete_keys(txn, table, keys[0], part.column(keys[0]), props)
                         else:
                             txn.delete(key_filter(keys, part), snapshot_properties=props)
-                    rows += _append(txn, table, iter([t]), props)
+                    rows += append(txn, table, iter([t]), props)
             else:
-                rows = _append(txn, table, gathered(stream, WRITE_BYTES), props)
+                rows = append(txn, table, gathered(stream, WRITE_BYTES), props)
         finally:  # its reader out of the source's blocks before anyone closes them
             stream.close()
         after = finish(rows)

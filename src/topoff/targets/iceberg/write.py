@@ -1,0 +1,43 @@
+"""Writes shared by sync and replicate inside an open Iceberg transaction: Arrow tables
+appended as one snapshot's data files, and the filter that picks rows by their keys."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
+
+
+def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
+    """Every table of ``tables`` as data files of one append snapshot; the rows written."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    rows = 0
+    names = itertools.count()  # one counter for the snapshot: its files' names are unique
+    with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
+        for t in tables:
+            rows += t.num_rows
+            if t.num_rows == 0:
+                continue
+            for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
+                                              write_uuid=snap.commit_uuid, df=t, io=table.io,
+                                              counter=names):
+                snap.append_data_file(f)
+    return rows
+
+
+def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
+    """The rows whose ``keys`` equal those of a row of ``t``."""
+    # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
+    if len(keys) == 1:
+        return In(keys[0], set(t.column(keys[0]).to_pylist()))  # type: ignore[call-arg, arg-type]
+    rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
+    terms = [And(*(EqualTo(k, v)  # type: ignore[call-arg, arg-type]
+                   for k, v in zip(keys, row, strict=True))) for row in rows]
+    out: BooleanExpression = terms[0]
+    for term in terms[1:]:
+        out = Or(out, term)
+    return out
