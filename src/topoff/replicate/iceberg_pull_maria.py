@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.iceberg_pull import Pull
-from topoff.replicate.maria_read import KeysetRead, count_hash, lines
-from topoff.replicate.maria_source import Cursor, MariaSession
+from topoff.replicate.maria_read import count_hash, lines
+from topoff.replicate.maria_source import MariaSession
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
 from topoff.sources.mariadb.types import line_sql
@@ -39,21 +39,11 @@ def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Req
     whole = request.kind == "repull"
     if whole:
         state = TableState()
-    col = mt.column(t.cursor or "")
-    found = s._upper(info, mt)
     new = TableState(cursor=state.cursor, run_at=s.taken_at)
-    if found is None:
+    read = s.window_read(info, state)
+    if read is None:
         return Pull("ok", "state", iter(()), [0], lambda _: new)
-    upper = Cursor(col, found, t.qualified)
-    lower = None
-    if state.cursor is not None:
-        lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
-                                                                    t.cursor_timezone)
-    cond = s._condition(info, upper.sql, lower.sql if lower else None)
-    counter = [0]
-    blocks = KeysetRead(s.conn, mt, mt.columns, col.name, info.key, cond, t.batch_rows,
-                        t.qualified).blocks(counter)
     mode = "none" if first else "all" if whole else "keys" if info.key else "window"
-    return Pull("ok", mode, blocks, counter,
-                lambda rows: replace(new, cursor=upper.text, rows=counter[0]),
-                lower.text if lower else None, upper.text, cursor=upper.text)
+    return Pull("ok", mode, read.blocks, read.counter,
+                lambda rows: replace(new, cursor=read.hi, rows=read.counter[0]),
+                read.lo, read.hi, cursor=read.hi)

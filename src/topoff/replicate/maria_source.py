@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from mysql.connector import errors as my_errors
 
@@ -76,6 +77,13 @@ def _where_checked(conn: Any, t: ReplicateTable, mt: MariaTable) -> None:
                           "table's columns") from None
     finally:
         cur.close()
+
+
+class WindowRead(NamedTuple):
+    blocks: Iterator[bytes]  # CSV rows
+    counter: list[int]  # the rows read so far
+    lo: str | None  # the exclusive lower bound (None: from the start)
+    hi: str  # the inclusive upper bound: the next watermark
 
 
 class MariaSession:
@@ -162,6 +170,26 @@ class MariaSession:
                            "reading the cursor's upper bound")
         return None if text is None else str(text)
 
+    def window_read(self, info: TableInfo, state: TableState) -> WindowRead | None:
+        """The rows an inserter/updater refresh reads from ``state`` (in keyset batches):
+        ``watermark - boundary < cursor <= max(cursor)``; None when the table is empty."""
+        t = info.table
+        mt = self.tables[t.qualified]
+        col = mt.column(t.cursor or "")
+        found = self._upper(info, mt)
+        if found is None:
+            return None
+        upper = Cursor(col, found, t.qualified)
+        lower = None
+        if state.cursor is not None:
+            lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
+                                                                        t.cursor_timezone)
+        cond = self._condition(info, upper.sql, lower.sql if lower else None)
+        counter = [0]
+        blocks = KeysetRead(self.conn, mt, mt.columns, col.name, info.key, cond, t.batch_rows,
+                            t.qualified).blocks(counter)
+        return WindowRead(blocks, counter, lower.text if lower else None, upper.text)
+
     def incremental(self, engine: Target, info: TableInfo, tdef: TableDef, state: TableState,
                     request: Request, first: bool, fast: bool) -> tuple[int, TableState]:
         t = info.table
@@ -172,19 +200,11 @@ class MariaSession:
             return self._repull_range(engine, info, tdef, mt, col, request), state
         if request.kind == "repull":
             state = TableState()
-        found = self._upper(info, mt)
         new = TableState(cursor=state.cursor, run_at=self.taken_at)
-        if found is None:
+        read = self.window_read(info, state)
+        if read is None:
             return 0, new
-        upper = Cursor(col, found, t.qualified)
-        lower = None
-        if state.cursor is not None:
-            lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
-                                                                        t.cursor_timezone)
-        cond = self._condition(info, upper.sql, lower.sql if lower else None)
-        counter = [0]
-        blocks = KeysetRead(self.conn, mt, mt.columns, col.name, info.key, cond, t.batch_rows,
-                            t.qualified).blocks(counter)
+        blocks = read.blocks
         if first:
             moved = engine.copy_csv(tdef, cols, blocks)
         else:
@@ -192,9 +212,8 @@ class MariaSession:
                 if info.key:
                     moved = merge(engine, tdef, cols, stage, "upsert")
                 else:
-                    moved = replace_range(engine, tdef, stage, cols,
-                                          lower.text if lower else None, upper.text, False)
-        return moved, replace(new, cursor=upper.text, rows=counter[0])
+                    moved = replace_range(engine, tdef, stage, cols, read.lo, read.hi, False)
+        return moved, replace(new, cursor=read.hi, rows=read.counter[0])
 
     def _repull_range(self, engine: Target, info: TableInfo, tdef: TableDef, mt: MariaTable,
                       col: MariaColumn, request: Request) -> int:
