@@ -7,6 +7,8 @@ import csv
 import io
 import itertools
 import os
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -256,24 +258,38 @@ def test_a_null_key_in_the_refresh_is_a_source_error(db):
     assert "key column is NULL" in info.value.message
 
 
+#: one refresh batch of 200,000 rows read under tracemalloc; prints rows, bytes, peak
+MEASURE = """
+import sys, tracemalloc
+from topoff.replicate.config import ReplicateTable
+from topoff.replicate.describe import describe
+from topoff.replicate.read import Refresh, open_snapshot
+from topoff.replicate.state import TableState
+conn = open_snapshot(sys.argv[1], False)
+t = ReplicateTable(source="s", schema="public", name="events", method="inserter", cursor="ts",
+                   batch_rows=1_000_000)
+r = Refresh(conn, describe(conn, t), TableState())
+[batch] = list(r.batches())
+tracemalloc.start()
+n = size = 0
+for row in r.rows(batch):
+    n += 1
+    size += len(row)
+_, peak = tracemalloc.get_traced_memory()
+conn.close()
+print(n, size, peak)
+"""
+
+
 def test_a_batch_streams_in_bounded_memory_and_a_primary_can_be_allowed(db):
-    import tracemalloc
     db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
                "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + g * interval '1 ms', "
                "repeat('x', 100) FROM generate_series(1, 200000) g")
-    conn = open_snapshot(reader_url(db), False)
-    try:
-        r = Refresh(conn, describe(conn, table(batch_rows=1_000_000)), TableState())
-        [batch] = list(r.batches())
-        tracemalloc.start()
-        n = size = 0
-        for row in r.rows(batch):
-            n += 1
-            size += len(row)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    finally:
-        conn.close()
+    # measured in a process of its own: tracemalloc counts every thread's allocations
+    out = subprocess.run([sys.executable, "-c", MEASURE, reader_url(db)], check=True,
+                         capture_output=True, text=True, env={**os.environ,
+                         "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    n, size, peak = map(int, out.split())
     assert n == 200_000 and size > 20_000_000
     assert peak < 2_000_000, peak  # 20 MB went through; a few rows at a time were held
     rows, state, _ = refresh(db.primary_url, table(batch_rows=100_000), TableState(),
