@@ -177,6 +177,33 @@ def test_a_column_added_on_the_source_becomes_an_iceberg_column(setup):
     same(target, db, "snap")
 
 
+@pytest.mark.parametrize("drop", [False, True], ids=["kept", "drop_columns"])
+def test_a_column_dropped_on_the_source_is_kept_or_dropped(cluster, tmp_path, drop):
+    """Kept (nullable, later rows NULL) by default; with drop_columns = true, deleted from
+    the Iceberg schema in the refresh's commit, for an updater and a snapshot table."""
+    db = new_database(cluster)
+    db.execute(SOURCE_SQL)
+    target = catalog_file(tmp_path)
+    tables = {k: {**TABLES[k], "drop_columns": drop} for k in ("upd", "snap")}
+    cfg = config(target, {"app": (db.standby_url, tables)})
+    run_once(cfg)
+    db.execute("ALTER TABLE upd DROP COLUMN tags; ALTER TABLE snap DROP COLUMN ok; "
+               "UPDATE upd SET changed = clock_timestamp(), state = 'after' WHERE id <= 10")
+    runs = {r.table: r.status for r in run_once(cfg)}
+    # kept: the snapshot table's rows did not change, nor does its copy (the column keeps
+    # its values until the rows are written again); dropped: the schema change is a change
+    assert runs == {"public.upd": "ok", "public.snap": "ok" if drop else "unchanged"}
+    for name, column in (("upd", "tags"), ("snap", "ok")):
+        names, rows = iceberg_rows(target, "app", name)
+        assert (column in names) is not drop
+        if drop:
+            same(target, db, name)
+    if not drop:
+        names, rows = iceberg_rows(target, "app", "upd")
+        at = names.index("tags")
+        assert sum(r[at] is None for r in rows) == 10  # the rows written since
+
+
 def test_a_type_change_iceberg_cannot_take_is_refused_and_changes_nothing(setup):
     db, target, cfg = setup
     run_once(cfg, ["snap"])

@@ -13,7 +13,8 @@ the rows, the new columns and the table's state land in ONE Iceberg commit
   refused by the catalog (it asserts the snapshot its state was read from); that run
   reports the table "locked" and wrote nothing.
 * A column added on the source becomes a new Iceberg column (earlier rows: NULL); a
-  column dropped on the source is kept (later rows: NULL); a type change that changes the
+  column dropped on the source is kept (later rows: NULL), or dropped with ``drop_columns``
+  (not a key or cursor column); a type change that changes the
   Iceberg type is refused (TargetError, nothing changed; ``--resync`` rebuilds).
 """
 
@@ -43,8 +44,10 @@ from topoff.targets.iceberg.types import iceberg_type
 log = logging.getLogger("topoff")
 
 
-def follow(stored: TableDef, current: TableDef) -> tuple[TableDef, list[Column], list[str]]:
-    """The definition to store, the columns to add, and what changed in words; a type
+def follow(stored: TableDef, current: TableDef, drop: bool = False
+           ) -> tuple[TableDef, list[Column], list[str], list[str]]:
+    """The definition to store, the columns to add, the columns to drop (``drop``: those
+    dropped on the source; else none, they are kept) and what changed in words; a type
     change the Iceberg column cannot take is a TargetError (nothing changed)."""
     old = {c.name: c for c in stored.columns}
     now = {c.name for c in current.columns}
@@ -65,15 +68,21 @@ def follow(stored: TableDef, current: TableDef) -> tuple[TableDef, list[Column],
                     hint=f"rebuild the table: topoff replicate --resync {current.source}")
             notes.append(f"column {c.name} is now {c.type}")
         columns.append(c)
+    dropped: list[str] = []
     for c in stored.columns:
-        if c.name not in now:
-            columns.append(Column(c.name, c.type, True, c.enum))
-            if c.nullable is False:
-                notes.append(f"kept column {c.name}, dropped on the source")
+        if c.name in now:
+            continue
+        if drop and c.name not in stored.primary_key and c.name != stored.cursor:
+            dropped.append(c.name)
+            notes.append(f"dropped column {c.name}")
+            continue
+        columns.append(Column(c.name, c.type, True, c.enum))
+        if c.nullable is False:
+            notes.append(f"kept column {c.name}, dropped on the source")
     result = TableDef(current.source, current.target, current.method, columns,
                       list(stored.primary_key), current.cursor, current.cursor_type,
                       current.cursor_timezone, current.source_parts)
-    return result, added, notes
+    return result, added, dropped, notes
 
 
 def state_of(h: Held) -> TableState | None:
@@ -170,7 +179,7 @@ class IcebergReplica:
                 self._namespace(where.schema)
                 h = Held(source.name, t.qualified, t.method, current, "", False, 0, None)
                 table = create(self.catalog, h)
-            tdef, added, notes = follow(h.definition, current)
+            tdef, added, dropped, notes = follow(h.definition, current, t.drop_columns)
             h = replace(h, definition=tdef)
             stored = state_of(h)
             first = stored is None
@@ -186,7 +195,7 @@ class IcebergReplica:
             if p.cursor is not None:
                 summary["topoff.replicate.cursor"] = p.cursor
             change = Change(p.replace, p.blocks, list(info.columns), p.lo, p.hi, added,
-                            summary)
+                            summary, dropped)
             base = h
             done: list[TableState] = []
 

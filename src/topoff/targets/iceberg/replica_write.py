@@ -64,6 +64,7 @@ class Change:
     hi: str | None = None  # window: the inclusive upper bound
     added: list[Column] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)  # columns to delete from the schema
 
 
 def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Array,
@@ -132,8 +133,10 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
         warnings.simplefilter("ignore", UserWarning)
         txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
             snapshot_id=current, ref="main"),))
-        if change.added:
+        if change.added or change.dropped:
             with txn.update_schema() as upd:
+                for name in change.dropped:
+                    upd.delete_column(name)
                 for c in change.added:
                     upd.add_column(c.name, iceberg_type(c))
         schema = txn.table_metadata.schema()
