@@ -17,9 +17,10 @@ from test_iceberg_sync import CHUNK, Crash, assert_same, catalog_file, iceberg_t
 from topoff.dataset.logical import from_pg_type
 from topoff.dataset.manifest import Column, DataFile
 from topoff.errors import IntegrityError, TargetError
+from topoff.readahead import ahead
 from topoff.sync import SyncOptions, iceberg_apply, sync
 from topoff.sync.iceberg_apply import checked
-from topoff.targets.iceberg.rows import ahead, batches
+from topoff.targets.iceberg.rows import batches
 from topoff.targets.iceberg.table import schema_of
 
 

@@ -15,19 +15,16 @@ error on the source is raised in the caller, as the same exception.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 
 import psycopg
 from psycopg import sql
 
 from topoff.export.copy_out import CopyReader
+from topoff.readahead import ahead
 
 CHUNK = 1 << 20
 DEPTH = 4
-_END = object()
 
 
 #: PostgreSQL's binary COPY file header (signature, flags 0, no extension) and trailer
@@ -71,39 +68,7 @@ def copy_blocks(conn: psycopg.Connection, statements: Iterable[sql.Composable],
 
 def pipelined(blocks: Iterator[bytes], depth: int = DEPTH) -> Iterator[bytes]:
     """``blocks``, produced by a reader thread ahead of the caller (at most ``depth``)."""
-    q: queue.Queue[object] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for block in blocks:
-                if stop.is_set():
-                    return
-                q.put(block)
-            q.put(_END)
-        except BaseException as e:  # handed to the caller, raised there
-            q.put(e)
-        finally:
-            close = getattr(blocks, "close", None)
-            if close is not None:
-                close()
-
-    reader = threading.Thread(target=produce, name="topoff-replicate-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        while reader.is_alive():  # a reader waiting to put: let it see the stop
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
-        reader.join()
+    return ahead(blocks, depth, "topoff-replicate-reader")
 
 
 def copy(conn: psycopg.Connection, statement: sql.Composable | Iterable[sql.Composable],

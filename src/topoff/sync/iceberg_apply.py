@@ -40,10 +40,11 @@ from topoff.dataset.bounds import cursor_bounds
 from topoff.dataset.index import Publication
 from topoff.dataset.manifest import Column, DataFile, Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
+from topoff.readahead import ahead
 from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
 from topoff.targets.iceberg.checked import Checked
-from topoff.targets.iceberg.rows import ahead, batches, gathered
+from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary
 from topoff.targets.iceberg.types import iceberg_type
 from topoff.targets.iceberg.write import append, key_filter

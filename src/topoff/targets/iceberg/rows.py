@@ -9,11 +9,9 @@ after the whole stream has been read commits nothing of it."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -25,7 +23,6 @@ from topoff.errors import IntegrityError, TargetError
 from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
 
-T = TypeVar("T")
 #: bytes of CSV parsed at once (a batch holds about this much text)
 BLOCK = 16 << 20
 
@@ -111,51 +108,3 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
             if checked:
                 checked.damaged()
             raise
-
-
-_END = object()
-
-
-def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """``items`` produced by a thread of their own, at most ``depth`` of them waiting: the
-    next batch is read, parsed and converted while the caller writes this one (pyarrow and
-    zstd release the GIL). An exception of the producer is raised here, in the caller's
-    order; a caller that stops early stops the producer and waits for it."""
-    waiting: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object, error: BaseException | None = None) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put((item, error), timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(_END, e)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="topoff-read", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = waiting.get()
-            if error is not None:
-                raise error
-            if item is _END:
-                return
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        worker.join()

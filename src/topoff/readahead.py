@@ -1,0 +1,60 @@
+"""An iterator advanced by a thread of its own, a few items ahead of its consumer: what
+sync's Iceberg build (read, check and convert the next batch while this one is written)
+and replicate's copies (read the source while the target takes the rows) both need."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_END = object()
+
+
+def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iterator[T]:
+    """``items`` produced by a thread named ``name``, at most ``depth`` of them waiting.
+    The thread starts when the result is first advanced. An exception of the producer is
+    raised here, in the consumer's order; a consumer that stops early (closes the result)
+    stops the producer after its current item and waits for it; the producer closes
+    ``items`` (a generator is closed by the thread that runs it)."""
+    waiting: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(_END, e)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = waiting.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
