@@ -65,6 +65,19 @@ def test_a_relative_warehouse_is_next_to_the_file(tmp_path: Path):
     assert SECRET not in repr(s)
 
 
+@pytest.mark.parametrize(("uri", "expect"), [
+    ("sqlite:///c.db", "sqlite:///{d}/c.db"),
+    ("sqlite:///sub/../c.db", "sqlite:///{d}/c.db"),
+    ("sqlite:////abs/c.db", "sqlite:////abs/c.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql+psycopg://u@127.0.0.1/cat", "postgresql+psycopg://u@127.0.0.1/cat"),
+])
+def test_a_relative_sqlite_catalog_is_next_to_the_file(tmp_path: Path, uri: str, expect: str):
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'uri = "{uri}"\nwarehouse = "wh"\n')
+    assert read_settings(f"iceberg:{path}").uri == expect.format(d=tmp_path)
+
+
 def test_the_cli_does_not_import_pyiceberg():
     code = ("import sys; from topoff.cli import cli; from topoff import sync, status, verify; "
             "assert 'iceberg' in cli.commands; "

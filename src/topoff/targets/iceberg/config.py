@@ -1,7 +1,8 @@
 """``iceberg:PATH/catalog.toml``: the catalog and warehouse an Iceberg replica lives in.
 
     type = "sql"                        # or "rest"
-    uri = "sqlite:///replica/catalog.db"  # sql: SQLAlchemy URL (sqlite or postgresql);
+    uri = "sqlite:///catalog.db"        # sql: SQLAlchemy URL (sqlite, relative: to this
+                                        # file's directory; or postgresql);
                                         # rest: the catalog's http(s) URL
     warehouse = "warehouse"             # a local directory (relative: to this file's
                                         # directory) or s3://bucket/prefix
@@ -69,6 +70,16 @@ def _fail(path: Path, what: str) -> ConfigError:
                             "namespace, [s3])")
 
 
+def _sqlite_next_to(path: Path, uri: str) -> str:
+    """A relative ``sqlite:///name.db`` names a file beside the catalog file (as the
+    warehouse does), not one in whatever directory topoff happens to run from."""
+    rest = uri[len("sqlite:///"):] if uri.lower().startswith("sqlite:///") else None
+    if rest is None or rest.startswith("/") or rest in ("", ":memory:") \
+            or rest.startswith("file:"):
+        return uri
+    return "sqlite:///" + str((path.parent / Path(rest).expanduser()).resolve())
+
+
 def read_settings(location: str) -> CatalogSettings:
     """The settings of ``iceberg:PATH``, validated."""
     path = Path(location[len(PREFIX):]).expanduser()
@@ -106,6 +117,8 @@ def read_settings(location: str) -> CatalogSettings:
     if scheme not in allowed:
         raise _fail(path, f"'uri' of a {kind} catalog must start with "
                           + " or ".join(f"{a}:" for a in allowed))
+    if scheme == "sqlite":
+        uri = _sqlite_next_to(path, uri)
     warehouse = text("warehouse")
     if not warehouse.lower().startswith("s3://"):
         if "://" in warehouse:
