@@ -537,6 +537,39 @@ def test_expire_keeps_the_current_snapshot_and_the_state(setup):
     same(target, db, "upd")
 
 
+def test_compaction_keeps_rows_and_state_then_refreshes_go_on(setup):
+    from topoff.targets.iceberg.compact import compact
+
+    db, target, cfg = setup
+    run_once(cfg, ["upd", "plain"])
+    for n in range(3):
+        db.execute(f"UPDATE upd SET changed = '2026-04-01'::timestamptz + interval '{n} s', "
+                   f"state = 's{n}' WHERE id % 50 = {n}")
+        db.execute(f"INSERT INTO plain VALUES ({6000 + n}, '2026-01-01 02:00:00+00', 'x', 1)")
+        run_once(cfg, ["upd", "plain"])
+    tables = {"app.public.upd": iceberg_table(target, "app", "upd"),
+              "app.public.plain": iceberg_table(target, "app", "plain")}
+    props = {k: dict(t.properties) for k, t in tables.items()}
+    files = {k: len(list(t.scan().plan_files())) for k, t in tables.items()}
+    rows = {k: iceberg_rows(target, "app", k.split(".")[-1]) for k in tables}
+    assert files["app.public.plain"] > 1
+    done = {c.table: c for c in compact(target, ["app.public.plain", "app.upd"])}
+    assert set(done) == set(tables)
+    for k in tables:
+        t = iceberg_table(target, "app", k.split(".")[-1])
+        assert dict(t.properties) == props[k], k  # the state is untouched
+        assert iceberg_rows(target, "app", k.split(".")[-1]) == rows[k], k
+        assert done[k].files_before == files[k]
+        assert len(list(t.scan().plan_files())) == done[k].files_after <= files[k]
+    assert done["app.public.plain"].files_after < files["app.public.plain"]
+    db.execute("UPDATE upd SET changed = '2026-05-01', state = 'after' WHERE id <= 5")
+    db.execute("INSERT INTO plain VALUES (7000, '2026-01-01 03:00:00+00', 'y', 2)")
+    assert {r.table: r.rows for r in run_once(cfg, ["upd", "plain"])} == {
+        "public.upd": 5, "public.plain": 1}
+    same(target, db, "upd")
+    same(target, db, "plain")
+
+
 def test_a_value_iceberg_cannot_hold_fails_the_table_and_stops_the_reader(cluster, tmp_path):
     """A value met early in a long read: the table fails with exit 7, nothing committed,
     the source's reader thread stopped (not left copying); fixed, the next run loads it."""

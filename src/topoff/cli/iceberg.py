@@ -84,7 +84,8 @@ def _iceberg_target(target: str) -> None:
 @click.argument("target")
 @click.option("--table", "tables", multiple=True, metavar="TABLE",
               help="Compact only this table (its source name, e.g. public.messages, or its "
-              "Iceberg name); repeatable. Default: every table topoff made.")
+              "Iceberg name; a replicated table: source.schema.table or namespace.table); "
+              "repeatable. Default: every table topoff made.")
 @click.option("--target-file-size", default="128MB", show_default=True, metavar="SIZE",
               help="Rewrite the files smaller than this, into files of up to this size "
               "(counted in uncompressed Arrow bytes, held in memory while written: the "
@@ -96,8 +97,9 @@ def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
 
     Per table, the small files of each partition are read and their rows written again as
     larger files, in one overwrite commit: readers see the old files or the new ones, the
-    same rows. The table's ledger is kept: the next sync resumes where it was. Files
-    replaced stay for time travel until `topoff iceberg expire` and orphan-file removal.
+    same rows. The table's ledger (or a replicated table's state) is kept: the next sync
+    (or refresh) resumes where it was. Files replaced stay for time travel until
+    `topoff iceberg expire` and orphan-file removal.
 
     \b
     Example:

@@ -5,8 +5,12 @@ one partition at a time (streamed as Arrow batches, one file at a time, deletes 
 writes the same rows as files of up to the target size, and swaps old for new in ONE
 overwrite commit per table. The table properties (the ledger the next sync reads) are not
 touched, and the commit's summary repeats the current snapshot's ``topoff.*`` properties,
-so a sync after compaction resumes exactly where it was. pyiceberg 0.12 has no rewrite-
-data-files action of its own: this is built on its overwrite snapshot producer.
+so a sync after compaction resumes exactly where it was. Tables ``topoff replicate`` made
+are compacted the same way: their state is in the table properties, which stay as they
+are, and they take no commit retries, so a refresh committing meanwhile fails one of the
+two whole (the refresh says "locked", the compaction asks to be run again). pyiceberg 0.12
+has no rewrite-data-files action of its own: this is built on its overwrite snapshot
+producer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from topoff.errors import ConfigError, TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.read import batches
+from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.table import P, replica_tables
 
@@ -88,20 +93,25 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
 
 def compact(location: str, tables: list[str] | None = None, target: int = DEFAULT_TARGET,
             dry_run: bool = False) -> list[Compacted]:
-    """Compact every table topoff made (or those of ``tables``: source names such as
-    ``public.messages``, or Iceberg table names)."""
+    """Compact every table topoff made: by sync (named by their source names such as
+    ``public.messages``, or their Iceberg names) and by replicate (``source.schema.table``,
+    or ``namespace.table``); or only those of ``tables``."""
     settings = read_settings(location)
     catalog = open_catalog(settings)
-    held = replica_tables(catalog, settings.namespace)
+    synced = replica_tables(catalog, settings.namespace)
+    held = {s: t for s, (t, _) in synced.items()}
+    names = {lg.definition.target.name: s for s, (_, lg) in synced.items()}
+    for source, table in replicated_tables(catalog):
+        held[source] = table
+        names[".".join(table.name()[-2:])] = source
     chosen = sorted(held)
     if tables:
-        names = {lg.definition.target.name: s for s, (_, lg) in held.items()}
         unknown = [t for t in tables if t not in held and t not in names]
         if unknown:
             raise ConfigError(f"no table {', '.join(unknown)} in {settings.url}",
                               hint="tables here: " + ", ".join(sorted(held)))
         chosen = sorted({names.get(t, t) for t in tables})
-    return [compact_one(source, held[source][0], target, dry_run) for source in chosen]
+    return [compact_one(source, held[source], target, dry_run) for source in chosen]
 
 
 def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> Compacted:
