@@ -274,11 +274,44 @@ def test_pause_repull_and_refusals(setup):
     assert [r.rows for r in run_once(cfg, ["plain"])] == [1]
     assert repull(cfg, "nokey").rows == 5000
     assert same(target, db, "nokey") == 5000
-    ranged = repull(cfg, "plain", "2026-01-01", None)
-    assert ranged.status == "failed" and ranged.exit_code == 2
+    with pytest.raises(ConfigError, match="no cursor range"):
+        repull(cfg, "snap", "1", "2")
     with pytest.raises(ConfigError) as info:
         reconcile(cfg, "plain")
     assert info.value.exit_code == 2 and "--resync" in (info.value.hint or "")
+
+
+def test_a_ranged_repull_replaces_that_range_only_and_keeps_the_state(setup):
+    db, target, _ = setup
+    short = {n: {**TABLES[n], "lookback": "10m"} for n in ("plain", "nokey")}
+    cfg = config(target, {"app": (db.standby_url, short)})
+    run_once(cfg, ["plain", "nokey"])
+    # changed behind the cursor (the cursor not moved): no refresh sees them
+    db.execute("UPDATE plain SET v = 'behind' WHERE id BETWEEN 100 AND 200;"
+               "UPDATE plain SET v = 'outside' WHERE id BETWEEN 4000 AND 4010;"
+               "DELETE FROM nokey WHERE site = 1 AND ts < '2026-01-02';"
+               "UPDATE nokey SET payload = 'outside' WHERE ts BETWEEN '2026-01-03' AND "
+               "'2026-01-04'")
+    assert [r.rows for r in run_once(cfg, ["plain"])] == [0]
+    state = {n: iceberg_table(target, "app", n).properties["topoff.replicate.state"]
+             for n in ("plain", "nokey")}
+    lo, hi = "2026-01-01 00:01:40+00", "2026-01-01 00:03:20+00"  # ids 100..200
+    assert repull(cfg, "plain", lo, hi).rows == 101
+    assert repull(cfg, "nokey", None, "2026-01-01 23:59:59").rows == 1439 - 288
+    names, have = iceberg_rows(target, "app", "plain")
+    got = {r[0]: r[names.index("v")] for r in have}
+    assert {got[i] for i in range(100, 201)} == {"behind"}
+    assert got[4000] == "v4000" and len(got) == 5000  # outside the range: as it was
+    names, have = iceberg_rows(target, "app", "nokey")
+    payload = [r[names.index("payload")] for r in have]
+    assert len(have) == 5000 - 288 and "outside" not in payload
+    for n in ("plain", "nokey"):  # the watermark and xmin as they were
+        assert iceberg_table(target, "app", n).properties["topoff.replicate.state"] == state[n]
+    bad = repull(cfg, "plain", "not a time", None)
+    assert bad.status == "failed" and bad.exit_code == 2
+    db.execute("UPDATE nokey SET payload = 'outside' WHERE ts < '2026-01-02'")
+    assert repull(cfg, "nokey", "2026-01-01 00:00:00", None).rows == 5000 - 288
+    same(target, db, "nokey")
 
 
 def test_damaged_state_properties_are_an_integrity_error(setup):
@@ -488,6 +521,15 @@ def test_a_mariadb_source_into_iceberg(maria, tmp_path):
     again = {r.table.split(".")[-1]: (r.status, r.rows) for r in run_once(cfg)}
     assert again["meta"] == ("unchanged", 0)
     assert maria_same(target, maria, "hits") == 2002  # the boundary read again, not doubled
+    # behind the cursors: only a ranged repull picks these up (keyed: by key; no key: the
+    # range replaced whole, a deleted row gone)
+    maria.execute("UPDATE events SET label = 'behind' WHERE id BETWEEN 10 AND 19; "
+                  "DELETE FROM hits WHERE n BETWEEN 100 AND 109; "
+                  "UPDATE hits SET v = 'behind' WHERE n BETWEEN 110 AND 119")
+    assert repull(cfg, "events", "2026-01-01 00:00:10", "2026-01-01 00:00:19.000019").rows == 10
+    assert repull(cfg, "hits", "100", "119").rows == 10
+    assert maria_same(target, maria, "events") == 3100
+    assert maria_same(target, maria, "hits") == 1992
 
 
 def test_the_command_line_on_an_iceberg_target(setup, tmp_path):

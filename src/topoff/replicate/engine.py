@@ -201,6 +201,11 @@ def repull(config: ReplicateConfig, table: str, lo: str | None = None,
            hi: str | None = None) -> TableRun:
     """Read the table again from the source (every row, or the cursor range lo..hi,
     inclusive) and merge it in; a paused table is repulled too."""
+    if lo is not None or hi is not None:
+        _, t = resolve(config, table)
+        if t.method == "snapshot":
+            raise ConfigError(f"{t.qualified} is a snapshot table: it has no cursor range",
+                              hint="repull it whole (without --from and --to)")
     return _single(config, table, Request("repull", lo, hi))
 
 

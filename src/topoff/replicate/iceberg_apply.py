@@ -141,10 +141,6 @@ class IcebergReplica:
             ValidationException,
         )
 
-        if request.kind == "repull" and (request.lo is not None or request.hi is not None):
-            raise ConfigError(f"{source.name}.{t.qualified}: an Iceberg replica repulls a "
-                              "table whole, not a cursor range",
-                              hint="leave --from and --to out")
         table, h = self.load(source, t)
         if h is not None and h.paused and request.kind == "refresh":
             return Result("paused", 0, None)
@@ -195,7 +191,7 @@ class IcebergReplica:
             if p.cursor is not None:
                 summary["topoff.replicate.cursor"] = p.cursor
             change = Change(p.replace, p.blocks, list(info.columns), p.lo, p.hi, added,
-                            summary, dropped)
+                            summary, dropped, p.lo_inclusive)
             base = h
             done: list[TableState] = []
 

@@ -10,7 +10,8 @@ what those rows replace, instead of being written through a :class:`Target`.
 * snapshot: unchanged (the xmin rule or the content hash, change.py) writes the state
   only; changed, every row is read and replaces the table whole;
 * a first load appends into the empty table; a repull reads every row and replaces the
-  table whole.
+  table whole; a ranged repull (``--from``/``--to``) reads ``lo <= cursor <= hi`` and
+  replaces those rows by key (no key: that range), the state as it was.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Pull:
     hi: str | None = None
     expect: int | None = None  # the rows the snapshot's count says the read holds
     cursor: str | None = None  # the watermark this refresh reads up to
+    lo_inclusive: bool = False  # window: ``lo <= cursor`` (a ranged repull), not ``lo <``
+
+
+def is_ranged(request: Request) -> bool:
+    """A repull of a cursor range (--from/--to), which leaves the state as it is."""
+    return request.kind == "repull" and (request.lo is not None or request.hi is not None)
 
 
 def _text(conn: psycopg.Connection, expr: sql.Composable) -> str | None:
@@ -52,6 +59,16 @@ def pull(conn: psycopg.Connection, info: TableInfo, state: TableState, request: 
     table copied whole even when unchanged (a repull, a column change)."""
     if info.table.method == "snapshot":
         return _snapshot(conn, info, state, force or request.kind == "repull", first)
+    if is_ranged(request) and not first:
+        from topoff.replicate.pg_source import range_read
+
+        read = range_read(conn, info, request)
+        if read is None:  # an empty table: nothing to replace
+            return Pull("ok", "state", iter(()), [0], lambda _: state)
+        stmt, lo, hi = read
+        counter = [0]
+        return Pull("ok", "keys" if info.key else "window", stream.copy(conn, stmt, counter),
+                    counter, lambda _: state, lo, hi, lo_inclusive=True)
     whole = request.kind == "repull"
     if whole:
         state = TableState()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from topoff.replicate.describe import TableInfo
-from topoff.replicate.iceberg_pull import Pull
+from topoff.replicate.iceberg_pull import Pull, is_ranged
 from topoff.replicate.maria_read import count_hash, lines
 from topoff.replicate.maria_source import MariaSession
 from topoff.replicate.source import Request
@@ -36,6 +36,12 @@ def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Req
         return Pull("ok", "none" if first else "all", blocks, counter,
                     lambda rows: replace(new, rows=rows),
                     expect=int(content.partition(":")[0]))
+    if is_ranged(request) and not first:  # lo <= cursor <= hi; the state as it was
+        got = s.range_read(info, request)
+        if got is None:
+            return Pull("ok", "state", iter(()), [0], lambda _: state)
+        return Pull("ok", "keys" if info.key else "window", got.blocks, got.counter,
+                    lambda _: state, got.lo, got.hi, lo_inclusive=True)
     whole = request.kind == "repull"
     if whole:
         state = TableState()

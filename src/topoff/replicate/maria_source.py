@@ -192,12 +192,9 @@ class MariaSession:
 
     def incremental(self, engine: Target, info: TableInfo, tdef: TableDef, state: TableState,
                     request: Request, first: bool, fast: bool) -> tuple[int, TableState]:
-        t = info.table
-        mt = self.tables[t.qualified]
-        col = mt.column(t.cursor or "")
         cols = list(info.columns)
         if request.kind == "repull" and (request.lo is not None or request.hi is not None):
-            return self._repull_range(engine, info, tdef, mt, col, request), state
+            return self._repull_range(engine, info, tdef, request), state
         if request.kind == "repull":
             state = TableState()
         new = TableState(cursor=state.cursor, run_at=self.taken_at)
@@ -215,9 +212,13 @@ class MariaSession:
                     moved = replace_range(engine, tdef, stage, cols, read.lo, read.hi, False)
         return moved, replace(new, cursor=read.hi, rows=read.counter[0])
 
-    def _repull_range(self, engine: Target, info: TableInfo, tdef: TableDef, mt: MariaTable,
-                      col: MariaColumn, request: Request) -> int:
+    def range_read(self, info: TableInfo, request: Request) -> WindowRead | None:
+        """The rows of a ranged repull: ``lo <= cursor <= hi`` (``--from``/``--to``, as the
+        cursor's values; no ``--to``: up to ``max(cursor)``); None when the table is empty.
+        The read's ``lo`` is inclusive here."""
         t = info.table
+        mt = self.tables[t.qualified]
+        col = mt.column(t.cursor or "")
         lo = Cursor.given(col, request.lo, t.qualified) if request.lo is not None else None
         if request.hi is not None:
             hi: Cursor | None = Cursor.given(col, request.hi, t.qualified)
@@ -225,17 +226,24 @@ class MariaSession:
             found = self._upper(info, mt)
             hi = Cursor(col, found, t.qualified) if found is not None else None
         if hi is None:  # an empty table
-            return 0
+            return None
         c = quote_ident(col.name)
         cond = self._condition(info, hi.sql, None) + (f" AND {c} >= {lo.sql}" if lo else "")
-        cols = list(info.columns)
+        counter = [0]
         blocks = lines(self.conn, f"SELECT {line_sql(mt.columns)} FROM {mt.qualified} "
-                       f"WHERE {cond}", [0], t.qualified)
-        with engine.stage_csv(tdef, cols, blocks) as stage:
+                       f"WHERE {cond}", counter, t.qualified)
+        return WindowRead(blocks, counter, lo.text if lo else None, hi.text)
+
+    def _repull_range(self, engine: Target, info: TableInfo, tdef: TableDef,
+                      request: Request) -> int:
+        read = self.range_read(info, request)
+        if read is None:
+            return 0
+        cols = list(info.columns)
+        with engine.stage_csv(tdef, cols, read.blocks) as stage:
             if info.key:
                 return merge(engine, tdef, cols, stage, "upsert")
-            return replace_range(engine, tdef, stage, cols, lo.text if lo else None, hi.text,
-                                 True)
+            return replace_range(engine, tdef, stage, cols, read.lo, read.hi, True)
 
     # -- snapshot -------------------------------------------------------------------
 

@@ -144,8 +144,11 @@ def _incremental(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef
     return moved, r.next_state(counter[0])
 
 
-def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
-                  state: TableState, request: Request) -> int:
+def range_read(conn: psycopg.Connection, info: TableInfo, request: Request
+               ) -> tuple[sql.Composable, str | None, str] | None:
+    """A ranged repull's COPY of ``lo <= cursor <= hi`` (``--from``/``--to``, typed by the
+    source; no ``--to``: up to ``max(cursor)``) and its bounds as the cursor's text; None
+    when the table is empty. A bound that is no value of the cursor is a ConfigError."""
     t = info.table
     if not t.cursor:
         raise ConfigError(f"{t.qualified} is a snapshot table: it has no cursor range",
@@ -160,8 +163,7 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
     stmt = sql.SQL("COPY (SELECT {cols} FROM {t} WHERE {cond}) TO STDOUT WITH (FORMAT csv)"
                    ).format(cols=sql.SQL(", ").join(sql.Identifier(x.name) for x in info.columns),
                             t=info.ident, cond=sql.SQL(" AND ").join(parts))
-    cols = list(info.columns)
-    ctype = sql.SQL(parse_type(next(x.type for x in cols if x.name == t.cursor)).ddl())
+    ctype = sql.SQL(parse_type(next(x.type for x in info.columns if x.name == t.cursor)).ddl())
     try:  # the bounds as the cursor's values: a mistyped one is a ConfigError
         lo = _text(conn, sql.SQL("{}::{}").format(sql.Literal(request.lo), ctype)) \
             if request.lo is not None else None
@@ -173,7 +175,17 @@ def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tde
                           f"{(e.diag.message_primary or str(e)).splitlines()[0]}",
                           hint="give cursor values like 2026-01-01 or 2026-01-01 12:00") from None
     if hi is None:  # an empty table
+        return None
+    return stmt, lo, hi
+
+
+def _repull_range(engine: Target, conn: psycopg.Connection, info: TableInfo, tdef: TableDef,
+                  state: TableState, request: Request) -> int:
+    read = range_read(conn, info, request)
+    if read is None:
         return 0
+    stmt, lo, hi = read
+    cols = list(info.columns)
     counter = [0]
     with engine.stage_csv(tdef, cols, stream.copy(conn, stmt, counter)) as stage:
         if info.key:

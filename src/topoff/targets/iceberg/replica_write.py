@@ -6,8 +6,9 @@ window, or the rows with the refresh's keys) with the refresh's rows, and sets t
 state properties; all of it lands in one metadata swap, or none of it does.
 
 * ``all``: every row deleted, the new ones appended (a snapshot table, a repull);
-* ``window``: the rows with ``lo < cursor <= hi`` deleted, the new ones appended (an
-  inserter without a key re-reads its lookback window whole);
+* ``window``: the rows with ``lo < cursor <= hi`` (``lo <= cursor``: ``lo_inclusive``)
+  deleted, the new ones appended (an inserter without a key re-reads its lookback window
+  whole; a ranged repull of a table without a key);
 * ``keys``: per :data:`WRITE_BYTES` of rows, the rows with their keys deleted (a filter
   per :data:`KEY_ROWS` keys), then the rows appended (an upsert: a row read again at the
   boundary, or updated, replaces itself);
@@ -65,6 +66,7 @@ class Change:
     added: list[Column] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # columns to delete from the schema
+    lo_inclusive: bool = False  # window: ``lo`` is inclusive (a ranged repull)
 
 
 def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Array,
@@ -110,12 +112,14 @@ def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Arr
                 snap.append_data_file(f)
 
 
-def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str) -> BooleanExpression:
+def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
+            lo_inclusive: bool = False) -> BooleanExpression:
     assert tdef.cursor is not None
     top = LessThanOrEqual(tdef.cursor, cursor_value(hi, tdef, schema))  # type: ignore[call-arg, arg-type]
     if lo is None:
         return top
-    return And(GreaterThan(tdef.cursor, cursor_value(lo, tdef, schema)),  # type: ignore[call-arg, arg-type]
+    above = GreaterThanOrEqual if lo_inclusive else GreaterThan
+    return And(above(tdef.cursor, cursor_value(lo, tdef, schema)),  # type: ignore[call-arg, arg-type]
                top)
 
 
@@ -148,7 +152,8 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
             elif change.replace == "all":
                 txn.delete(AlwaysTrue(), snapshot_properties=props)
             elif change.replace == "window" and change.hi is not None:
-                txn.delete(_window(tdef, schema, change.lo, change.hi), snapshot_properties=props)
+                txn.delete(_window(tdef, schema, change.lo, change.hi, change.lo_inclusive),
+                           snapshot_properties=props)
             if change.replace == "state":
                 pass
             elif change.replace == "keys":
