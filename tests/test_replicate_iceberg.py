@@ -108,9 +108,10 @@ def setup(cluster, tmp_path):
     return db, target, config(target, {"app": (db.standby_url, TABLES)})
 
 
-def test_each_method_builds_and_refreshes_value_by_value(setup):
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_each_method_builds_and_refreshes_value_by_value(setup, jobs):
     db, target, cfg = setup
-    runs = {r.table: (r.status, r.rows) for r in run_once(cfg)}
+    runs = {r.table: (r.status, r.rows) for r in run_once(cfg, jobs=jobs)}
     assert runs == {"public.plain": ("ok", 5000), "public.nokey": ("ok", 5000),
                     "public.upd": ("ok", 5000), "public.snap": ("ok", 5000),
                     "public.empty": ("ok", 0), "public.pair": ("ok", 3000)}
@@ -129,7 +130,7 @@ def test_each_method_builds_and_refreshes_value_by_value(setup):
                "UPDATE snap SET label = 'x' WHERE id <= 10; DELETE FROM snap WHERE id = 11; "
                "UPDATE pair SET ts = '2026-03-01', v = -v WHERE a = 7; "
                "INSERT INTO pair VALUES (7, 'new', '2026-03-02', 0)")
-    runs = {r.table: (r.status, r.rows) for r in run_once(cfg)}
+    runs = {r.table: (r.status, r.rows) for r in run_once(cfg, jobs=jobs)}
     assert runs["public.snap"] == ("ok", 4999)
     assert runs["public.upd"][1] >= 51 and runs["public.plain"][1] >= 100
     assert same(target, db, "plain") == 5100
@@ -138,7 +139,7 @@ def test_each_method_builds_and_refreshes_value_by_value(setup):
     assert same(target, db, "snap") == 4999
     assert same(target, db, "pair") == 3001 and runs["public.pair"][1] >= 61
 
-    again = {r.table: (r.status, r.rows) for r in run_once(cfg)}
+    again = {r.table: (r.status, r.rows) for r in run_once(cfg, jobs=jobs)}
     assert again["public.snap"] == ("unchanged", 0)
     assert again["public.upd"] == ("ok", 0) and again["public.plain"] == ("ok", 0)
     for name in ("plain", "nokey", "upd", "snap", "pair"):

@@ -13,6 +13,7 @@ table has it (else a ConfigError listing the candidates).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -160,11 +161,8 @@ def _ensure_schemas(engine: Target, pairs: Sequence[Pair]) -> None:
 
 def _for_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request,
                 jobs: int) -> list[TableRun]:
-    if is_iceberg(config.target):  # one table after the other, each its own commit
-        from topoff.replicate.iceberg_apply import IcebergReplica
-
-        replica = IcebergReplica(config.target)
-        return [_run_one(replica.refresh, s, t, request) for s, t in pairs]
+    if is_iceberg(config.target):  # each table its own commits
+        return _iceberg_tables(config, pairs, request, jobs)
     try:
         engine = open_target(config.target)
     except LockedError as e:  # a DuckDB file another process has open
@@ -172,7 +170,7 @@ def _for_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request
     try:
         StateStore(engine).ensure()
         _ensure_schemas(engine, pairs)
-        if jobs <= 1 or not engine.capabilities.concurrent_writers or len(pairs) <= 1:
+        if jobs <= 1 or not engine.capabilities.parallel_tables or len(pairs) <= 1:
             return [_run_one(engine, s, t, request) for s, t in pairs]
     finally:
         engine.close()
@@ -180,6 +178,28 @@ def _for_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request
     def work(pair: Pair) -> TableRun:
         with open_target(config.target) as own:
             return _run_one(own, pair[0], pair[1], request)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(work, pairs))
+
+
+def _iceberg_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request,
+                    jobs: int) -> list[TableRun]:
+    """The tables refreshed into an Iceberg catalog; with ``jobs`` > 1 several at once, each
+    thread with a catalog of its own (the namespaces made first: two creations collide)."""
+    from topoff.replicate.iceberg_apply import IcebergReplica
+    from topoff.targets.iceberg.capabilities import ICEBERG
+
+    replica = IcebergReplica(config.target)
+    if jobs <= 1 or not ICEBERG.parallel_tables or len(pairs) <= 1:
+        return [_run_one(replica.refresh, s, t, request) for s, t in pairs]
+    replica.make_namespaces({landing(s, t).schema for s, t in pairs})
+    own = threading.local()
+
+    def work(pair: Pair) -> TableRun:
+        if not hasattr(own, "replica"):
+            own.replica = IcebergReplica(config.target)
+        return _run_one(own.replica.refresh, pair[0], pair[1], request)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(work, pairs))

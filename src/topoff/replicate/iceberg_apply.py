@@ -37,6 +37,7 @@ from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef
+from topoff.targets.iceberg.config import NAME
 from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
 from topoff.targets.iceberg.types import iceberg_type
@@ -114,6 +115,12 @@ class IcebergReplica:
 
         with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(name)
+
+    def make_namespaces(self, names: set[str]) -> None:
+        """The namespaces tables land in, made before tables are built in parallel (a
+        name a catalog does not take is left to each table's refresh to refuse)."""
+        for name in sorted(n for n in names if NAME.match(n)):
+            self._namespace(name)
 
     def load(self, source: ReplicateSource, t: ReplicateTable) -> tuple[Any, Held | None]:
         """The table and its properties (None, None when it does not exist yet)."""

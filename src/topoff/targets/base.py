@@ -48,6 +48,9 @@ class Capabilities:
     #: append without --since), and an append whose rows collide with a key retries
     #: through a staging merge from a savepoint. Read by: the target's load.
     load_in_place: bool
+    #: ``topoff replicate --jobs N`` refreshes several tables at once, each through its own
+    #: connection or catalog (else one after the other). Read by: replicate.engine.
+    parallel_tables: bool
     #: a word about a value, printed after it in docs/targets.md (field name -> note)
     notes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -62,6 +65,7 @@ CAPABILITY_LABELS = {
     "native_types": "PostgreSQL types kept as they are",
     "concurrent_writers": "several processes syncing at once (one per dataset)",
     "load_in_place": "files loaded straight into the table, no staging copy",
+    "parallel_tables": "`topoff replicate --jobs N` refreshes several tables at once",
 }
 
 

@@ -38,6 +38,7 @@ CAPABILITIES = Capabilities(
     native_types=False,
     concurrent_writers=False,
     load_in_place=False,  # read_csv is a relation: the load is one INSERT ... SELECT
+    parallel_tables=False,
     notes={"cursor_index": "zone maps skip row groups", "enum_types": "VARCHAR",
            "native_types": "mapped, below", "concurrent_writers": "one writer per file",
            "load_in_place": "an initial load is one INSERT from `read_csv`; merges stage "

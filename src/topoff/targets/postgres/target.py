@@ -33,6 +33,7 @@ CAPABILITIES = Capabilities(
     native_types=True,
     concurrent_writers=True,
     load_in_place=True,
+    parallel_tables=True,
     notes={"native_types": "text for types it cannot recreate",
            "load_in_place": "`COPY` into the table; a key collision retries through a "
                             "staging merge from a savepoint"},
