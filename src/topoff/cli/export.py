@@ -18,7 +18,6 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import echo_export, echo_prune
 from topoff.config import Config
-from topoff.config_writer import read_source
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import check_keep_days, prune
 from topoff.errors import ConfigError
@@ -27,7 +26,6 @@ from topoff.export.incremental import export_incremental
 from topoff.export.windows import choose_window
 from topoff.pgtypes import is_type_name
 from topoff.progress import Bars
-from topoff.sources.discover import export_everything
 from topoff.stores import Store
 
 log = logging.getLogger("topoff")
@@ -57,6 +55,9 @@ def _maybe_prune(store: Store, config: Config, keep_days: int | None,
 
 def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     """No config file: every table of the source (or of ``schemas``), every column."""
+    from topoff.config_writer import read_source
+    from topoff.sources.discover import export_everything
+
     assert config.source_url is not None
     database, found = read_source(config.source_url, config.allow_primary,
                                   list(schemas) or None, "topoff export")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from topoff.check import CheckResult, check_config, raise_for
 from topoff.cli.options import build_config, common_options, source_options
 from topoff.config import ENV_SOURCE, Config
-from topoff.config_writer import listed, read_source, render
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
-from topoff.sources.discover import suggest
+
+if TYPE_CHECKING:  # the PostgreSQL catalog modules load psycopg: imported where used
+    from topoff.check import CheckResult
 
 schema_option = click.option(
     "--schema", "schemas", multiple=True, metavar="NAME",
@@ -48,6 +48,9 @@ def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[
     if output and output != "-" and Path(output).exists() and not force:
         raise ConfigError(f"{output} already exists", hint="pass --force to overwrite it, or "
                           "choose another --output")
+    from topoff.config_writer import listed, read_source, render
+    from topoff.sources.discover import suggest
+
     database, found = read_source(url, bool(allow_primary), list(schemas) or None)
     text = render(found, dataset or database, url, database)
     tables, _skipped = listed(found)
@@ -118,6 +121,8 @@ def check_config_cmd(config_path: str | None, source_url: str | None,
 def check_and_show(config: Config, label: str) -> None:
     """Check ``config`` against the source: every problem on stderr and ConfigError, or
     the plan of what an export would read on stdout."""
+    from topoff.check import check_config, raise_for
+
     result = check_config(config)
     for p in result.problems:
         click.echo(f"error: {p.message}", err=True)
