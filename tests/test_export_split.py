@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import loaded_modules
 from support.dataset import checked_bytes, decompress, read_dataset
 from support.pg import make_config
 from topoff.config import parse_size
@@ -149,22 +150,15 @@ def test_the_export_command_imports_no_consumer_library(datanommer, tmp_path):
     y = yesterday()
     (tmp_path / "t.toml").write_text(
         'dataset = "datanommer"\n[tables.messages]\ncursor = "timestamp"\n')
-    code = ("import atexit, sys\n"
-            "heavy = ('duckdb', 'pyarrow', 'pyiceberg', 'boto3', 'botocore', 'rich.console',"
-            " 'topoff.sync', 'topoff.targets', 'topoff.replicate', 'topoff.backup')\n"
-            "atexit.register(lambda: print('loaded:', sorted(m for m in sys.modules "
-            "if m.startswith(heavy))))\n"
-            "from topoff.cli import main\n"
-            "main()\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "export", "incremental", "--config",
-         str(tmp_path / "t.toml"), "--source", datanommer.standby_url, "--to",
-         str(tmp_path / "out"), "--date", y.isoformat(), "--lookback-days", "0", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=120)
+    proc, loaded = loaded_modules(
+        ["export", "incremental", "--config", str(tmp_path / "t.toml"), "--source",
+         datanommer.standby_url, "--to", str(tmp_path / "out"), "--date", y.isoformat(),
+         "--lookback-days", "0", "--quiet"],
+        ("duckdb", "pyarrow", "pyiceberg", "boto3", "botocore", "rich.console", "topoff.sync",
+         "topoff.targets", "topoff.replicate", "topoff.backup"))
     assert proc.returncode == 0, proc.stderr
     assert "published incremental/" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1] == "loaded: []", proc.stdout
+    assert loaded == [], proc.stdout
 
 
 def test_a_full_temporary_disk_is_a_store_error_and_publishes_nothing(datanommer, tmp_path):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from support.cli import error_lines, run_cli, write_config
+from support.cli import error_lines, loaded_modules, run_cli, write_config
 from support.dataset import read_dataset, read_table
 from support.mariadb import PASSWORD, MariaDatabase
 from topoff.config import Config, TableConfig
@@ -125,11 +125,6 @@ cursor = "at"
 def test_a_mariadb_export_loads_no_postgresql_driver(maria: MariaDatabase, tmp_path) -> None:
     """A real ``topoff export incremental`` from MariaDB (a process of its own) loads
     neither psycopg nor the consumers' libraries: start-up is part of every day's run."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     _fill(maria)
     cfg = write_config(tmp_path / "topoff.toml", f"""
 dataset = "shop"
@@ -137,21 +132,14 @@ dataset = "shop"
 schema = "{maria.name}"
 cursor = "at"
 """)
-    code = ("import atexit, sys\n"
-            "heavy = ('psycopg', 'duckdb', 'pyarrow', 'pyiceberg', 'boto3', 'rich.console',"
-            " 'topoff.sync', 'topoff.targets', 'topoff.replicate', 'topoff.backup')\n"
-            "atexit.register(lambda: print('loaded:', sorted(m for m in sys.modules "
-            "if m.startswith(heavy))))\n"
-            "from topoff.cli import main\n"
-            "main()\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "export", "incremental", "--config", cfg, "--source",
-         maria.replica_url, "--to", str(tmp_path / "out"), "--date", DAY.isoformat(),
-         "--quiet"], capture_output=True, text=True, env=env, timeout=120)
+    proc, loaded = loaded_modules(
+        ["export", "incremental", "--config", cfg, "--source", maria.replica_url, "--to",
+         str(tmp_path / "out"), "--date", DAY.isoformat(), "--quiet"],
+        ("psycopg", "duckdb", "pyarrow", "pyiceberg", "boto3", "rich.console", "topoff.sync",
+         "topoff.targets", "topoff.replicate", "topoff.backup"))
     assert proc.returncode == 0, proc.stderr
     assert "published incremental/" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1] == "loaded: []", proc.stdout
+    assert loaded == [], proc.stdout
 
 
 def test_incremental_days_and_a_late_row_gives_a_new_revision(maria: MariaDatabase,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +24,25 @@ def run_cli(*args: str, env: dict[str, str | None] | None = None) -> Result:
     """``topoff ARGS``; stdout and stderr are kept apart (result.stdout, result.stderr)."""
     with topoff_log():
         return CliRunner().invoke(cli, list(args), env={**CLEAN_ENV, **(env or {})})
+
+
+def loaded_modules(args: list[str], prefixes: tuple[str, ...]
+                   ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``topoff ARGS`` in a process of its own, and the modules starting with ``prefixes``
+    it had loaded when it exited (start-up is part of every run's time)."""
+    code = ("import atexit, sys\n"
+            f"heavy = {prefixes!r}\n"
+            "atexit.register(lambda: print('loaded:', sorted(m for m in sys.modules "
+            "if m.startswith(heavy))))\n"
+            "from topoff.cli import main\n"
+            "main()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if not last.startswith("loaded: "):
+        return proc, ["?"]
+    return proc, ast.literal_eval(last[len("loaded: "):])
 
 
 def error_lines(result: Result) -> tuple[str, str]:
