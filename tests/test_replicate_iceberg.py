@@ -277,9 +277,6 @@ def test_pause_repull_and_refusals(setup):
     assert same(target, db, "nokey") == 5000
     with pytest.raises(ConfigError, match="no cursor range"):
         repull(cfg, "snap", "1", "2")
-    with pytest.raises(ConfigError) as info:
-        reconcile(cfg, "plain")
-    assert info.value.exit_code == 2 and "--resync" in (info.value.hint or "")
 
 
 def test_a_ranged_repull_replaces_that_range_only_and_keeps_the_state(setup):
@@ -313,6 +310,72 @@ def test_a_ranged_repull_replaces_that_range_only_and_keeps_the_state(setup):
     db.execute("UPDATE nokey SET payload = 'outside' WHERE ts < '2026-01-02'")
     assert repull(cfg, "nokey", "2026-01-01 00:00:00", None).rows == 5000 - 288
     same(target, db, "nokey")
+
+
+def test_reconcile_repairs_deletes_changes_and_doubles_in_one_commit(setup):
+    from topoff.errors import TargetError
+
+    db, target, cfg = setup
+    with pytest.raises(TargetError, match="not been replicated"):
+        reconcile(cfg, "plain")
+    run_once(cfg, ["plain", "pair", "nokey", "upd"])
+    with pytest.raises(ConfigError, match="no primary key"):
+        reconcile(cfg, "nokey")
+    # behind the watermark, the cursor not moved: deletes, updates, a late old row
+    db.execute("DELETE FROM plain WHERE id BETWEEN 10 AND 19;"
+               "UPDATE plain SET v = 'changed', n = -0.5 WHERE id BETWEEN 20 AND 24;"
+               "INSERT INTO plain VALUES (100000, '2026-01-01 00:00:05+00', 'old', 0);"
+               "DELETE FROM pair WHERE a = 3 AND b IN ('b0', 'b1');"
+               "UPDATE pair SET v = -1 WHERE a = 4 AND b = 'b2';"
+               "UPDATE upd SET tags = ARRAY['x', NULL] WHERE id = 7")
+    plain = iceberg_table(target, "app", "plain")
+    state = plain.properties["topoff.replicate.state"]
+    # a row held twice in the table (as a damaged or foreign writer could leave it)
+    doubled = plain.scan(row_filter="id == 30").to_arrow()
+    with plain.transaction() as txn:
+        txn.append(doubled)
+    got = reconcile(cfg, "plain")
+    assert (got.inserted, got.updated, got.deleted) == (1, 6, 10)
+    assert got.compared_rows == 4991
+    assert same(target, db, "plain") == 4991
+    table = iceberg_table(target, "app", "plain")
+    assert table.properties["topoff.replicate.state"] == state  # the watermark stays
+    assert table.current_snapshot().summary["topoff.replicate.reconciled"] == "true"
+    pair = reconcile(cfg, "pair")
+    assert (pair.inserted, pair.updated, pair.deleted) == (0, 1, 2)
+    assert same(target, db, "pair") == 2998
+    assert reconcile(cfg, "upd").updated == 1
+    same(target, db, "upd")
+    snapshots = len(iceberg_table(target, "app", "plain").metadata.snapshots)
+    again = reconcile(cfg, "plain")
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+    assert len(iceberg_table(target, "app", "plain").metadata.snapshots) == snapshots
+    db.execute("INSERT INTO plain VALUES (100001, '2026-09-01', 'new', 1)")
+    run_once(cfg, ["plain"])  # the xmin rule reads the repaired rows again: by key, once
+    assert same(target, db, "plain") == 4992
+
+
+def test_a_refresh_committed_during_a_reconcile_makes_it_change_nothing(setup, monkeypatch):
+    from topoff.errors import LockedError
+    from topoff.replicate import iceberg_reconcile
+
+    db, target, cfg = setup
+    run_once(cfg, ["plain"])
+    db.execute("DELETE FROM plain WHERE id <= 3; INSERT INTO plain VALUES "
+               "(9000, '2026-06-01', 'n', 1)")
+    real = iceberg_reconcile._delete
+
+    def refresh_first(*args: Any) -> None:
+        assert [r.rows for r in run_once(cfg, ["plain"])] == [1]  # commits meanwhile
+        real(*args)
+    monkeypatch.setattr(iceberg_reconcile, "_delete", refresh_first)
+    with pytest.raises(LockedError, match="while it was reconciled"):
+        reconcile(cfg, "plain")
+    ids = [r[0] for r in iceberg_rows(target, "app", "plain")[1]]
+    assert len(ids) == 5001 and {1, 2, 3, 9000} <= set(ids)  # the refresh's commit only
+    monkeypatch.setattr(iceberg_reconcile, "_delete", real)
+    assert reconcile(cfg, "plain").deleted == 3
+    assert same(target, db, "plain") == 4998
 
 
 def test_damaged_state_properties_are_an_integrity_error(setup):
@@ -531,6 +594,11 @@ def test_a_mariadb_source_into_iceberg(maria, tmp_path):
     assert repull(cfg, "hits", "100", "119").rows == 10
     assert maria_same(target, maria, "events") == 3100
     assert maria_same(target, maria, "hits") == 1992
+    maria.execute("DELETE FROM events WHERE id BETWEEN 20 AND 29; "
+                  "UPDATE events SET label = 'rc' WHERE id = 31")
+    got = reconcile(cfg, "events")
+    assert (got.inserted, got.updated, got.deleted) == (0, 1, 10)
+    assert maria_same(target, maria, "events") == 3090
 
 
 def test_the_command_line_on_an_iceberg_target(setup, tmp_path):
@@ -547,10 +615,10 @@ def test_the_command_line_on_an_iceberg_target(setup, tmp_path):
     rows = {r["table"]: r for r in json.loads(shown.stdout)}
     assert rows["public.plain"]["rows"] == 5000 and rows["public.plain"]["target"] == "app.plain"
     assert rows["public.snap"]["last_refresh"] is None
-    refused = run_cli("replicate", "--config", path, "--reconcile", "plain")
-    assert refused.exit_code == 2
-    error, hint = error_lines(refused)
-    assert "Iceberg" in error and "--resync" in hint
+    db.execute("DELETE FROM plain WHERE id = 1")
+    repaired = run_cli("replicate", "--config", path, "--reconcile", "plain")
+    assert repaired.exit_code == 0, repaired.stderr
+    assert "0 inserted, 0 updated, 1 deleted" in repaired.stdout, repaired.stdout
     missing = tmp_path / "other.toml"
     missing.write_text(config_text("iceberg:" + str(tmp_path / "nope.toml"),
                                    {"app": (db.standby_url, TABLES)}))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import TargetError
 from topoff.replicate.apply import lock_name
 from topoff.replicate.check import FreshnessResult, TableFreshness, evaluate, write_prometheus
 from topoff.replicate.config import ReplicateConfig
@@ -25,9 +25,11 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
     (deletes, missed updates and inserts), holding the table's refresh lock."""
     s, t = resolve(config, table)
     if is_iceberg(config.target):
-        raise ConfigError("--reconcile does not work on an Iceberg replica yet",
-                          hint="rebuild the table instead: topoff replicate --resync "
-                          f"{s.name}.{t.qualified}")
+        from topoff.replicate.iceberg_reconcile import reconcile_iceberg
+
+        report = reconcile_iceberg(config.target, s, t)
+        _log_report(s.name, t.qualified, report)
+        return report
     with open_target(config.target) as engine:
         store = StateStore(engine)
         store.ensure()
@@ -38,10 +40,14 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
                               "first")
         report = reconcile_table(s.url, s.allow_primary, t, engine, tdef, threshold,
                                  lock=lock_name(s.name, t.qualified))
-    log.info("%s.%s: reconciled %d rows in %.1fs: %d inserted, %d updated, %d deleted",
-             s.name, t.qualified, report.compared_rows, report.seconds, report.inserted,
-             report.updated, report.deleted)
+    _log_report(s.name, t.qualified, report)
     return report
+
+
+def _log_report(source: str, table: str, report: ReconcileReport) -> None:
+    log.info("%s.%s: reconciled %d rows in %.1fs: %d inserted, %d updated, %d deleted",
+             source, table, report.compared_rows, report.seconds, report.inserted,
+             report.updated, report.deleted)
 
 
 def freshness(config: ReplicateConfig, warn: float, crit: float,

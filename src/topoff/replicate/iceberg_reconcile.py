@@ -1,0 +1,214 @@
+"""``topoff replicate --reconcile`` on an Iceberg replica: one table compared with its
+source row by row, as the Iceberg columns hold the values, and repaired in ONE commit.
+
+* The source is read whole in one snapshot by the refresh's own read plan (a repull's:
+  iceberg_pull.py, iceberg_pull_maria.py) and converted exactly as a refresh converts it
+  (:func:`topoff.targets.iceberg.replica.csv_batches`): a row compares equal when it is
+  what a refresh would have written. The table is read at its current snapshot.
+* Both land in a throwaway DuckDB file (spilled to disk past :data:`MEMORY`: memory stays
+  bounded whatever the table's size), where a join by key finds the keys only in the table
+  (deleted on the source, or held twice), and the source's rows the table lacks or holds
+  with other values. Values compare as the column's type; floats (and lists of them) by
+  their shortest round-trip text, so that -0 differs from 0 and NaN equals NaN.
+* The repair is one commit that asserts the snapshot the table was read at: the rows of
+  every differing key deleted (copy-on-write, as an upsert deletes), the source's rows
+  appended. The state properties are not touched: the watermark stays where the last
+  refresh left it. A refresh committing meanwhile makes it fail whole (LockedError: run it
+  again); nothing differing, nothing is committed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from topoff.canonical import duck_ident
+from topoff.errors import ConfigError, LockedError, TargetError
+from topoff.replicate.apply import landing
+from topoff.replicate.config import ReplicateSource, ReplicateTable
+from topoff.replicate.iceberg_apply import IcebergReplica, follow, state_of
+from topoff.replicate.iceberg_pull import pull
+from topoff.replicate.pg_source import PostgresSession
+from topoff.replicate.repair import ReconcileReport
+from topoff.replicate.shape import table_def
+from topoff.replicate.source import Request, open_session
+from topoff.replicate.state import TableState
+from topoff.targets.iceberg.replica import csv_batches
+from topoff.targets.iceberg.replica_write import KEY_ROWS, delete_keys
+from topoff.targets.iceberg.rows import arrow_schema
+from topoff.targets.iceberg.write import append, key_filter
+
+#: DuckDB's memory for the comparison; the rest spills to its temporary directory
+MEMORY = "256MB"
+#: rows per batch handed between DuckDB and the Iceberg writer
+BATCH_ROWS = 100_000
+#: composite keys per delete (pyiceberg's OR-of-ANDs filter grows with each)
+COMPOSITE_KEY_ROWS = 2000
+
+
+def _value(alias: str, name: str, t: pa.DataType) -> str:
+    """Column ``name`` of ``alias`` as the comparison takes it: floats (and lists of them)
+    as their shortest round-trip text, other types as they are."""
+    floats = pa.types.is_floating(t) or (
+        pa.types.is_large_list(t) and pa.types.is_floating(t.value_type))
+    col = f"{alias}.{duck_ident(name)}"
+    return f"CAST({col} AS VARCHAR)" if floats else col
+
+
+def _reader(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
+
+
+def reconcile_iceberg(location: str, s: ReplicateSource, t: ReplicateTable
+                      ) -> ReconcileReport:
+    """Compare ``t``'s Iceberg table with the source and make it equal (module text)."""
+    import duckdb
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.table.update import AssertRefSnapshotId
+
+    started = time.monotonic()
+    replica = IcebergReplica(location)
+    table, h = replica.load(s, t)
+    if table is None or h is None or state_of(h) is None:
+        raise TargetError(f"{s.name}.{t.qualified} has not been replicated yet",
+                          hint=f"run topoff replicate --table {s.name}.{t.qualified} first")
+    src = open_session(s)
+    blocks: Any = None
+    try:
+        info = src.describe(t)
+        if not info.key:
+            raise ConfigError(f"{t.qualified} has no primary key to reconcile by",
+                              hint=f"set key = [...] in [replicate.sources.{s.name}.tables."
+                              f"{t.name}] (NOT NULL unique columns)")
+        _, added, dropped, notes = follow(h.definition, table_def(info, landing(s, t)),
+                                          t.drop_columns)
+        if added or dropped or notes:
+            raise TargetError(f"{s.name}.{t.qualified}: the source's columns changed since "
+                              "the last refresh", hint="refresh it first: topoff replicate "
+                              f"--table {s.name}.{t.qualified}")
+        snapshot_id = table.metadata.current_snapshot_id
+        schema = table.metadata.schema()
+        target = arrow_schema(schema)
+        held = set(target.names)
+        compared = [c.name for c in info.columns if c.name in held]
+        keys = list(info.key)
+        if isinstance(src, PostgresSession):
+            p = pull(src.conn, info, TableState(), Request("repull"), False, True)
+        else:
+            from topoff.replicate.iceberg_pull_maria import MariaSession, pull_maria
+
+            assert isinstance(src, MariaSession)
+            p = pull_maria(src, info, TableState(), Request("repull"), False, True)
+        blocks = p.blocks
+        with tempfile.TemporaryDirectory(prefix="topoff-reconcile-") as tmp:
+            con = duckdb.connect(f"{tmp}/compare.duckdb", config={
+                "memory_limit": MEMORY, "temp_directory": f"{tmp}/spill"})
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                rows_in = _reader(target, csv_batches(blocks, list(info.columns), schema,
+                                                      f"{s.name}.{t.qualified}"))
+                con.register("source_rows", rows_in)
+                con.execute("CREATE TABLE s AS SELECT * FROM source_rows")
+                con.unregister("source_rows")
+                projected = pa.schema([target.field(n) for n in compared])
+                scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
+                con.register("table_rows", _reader(projected, iter(scan)))
+                con.execute("CREATE TABLE d AS SELECT * FROM table_rows")
+                con.unregister("table_rows")
+                report, gone, rows = _diff(con, target, compared, keys)
+                if not gone and not rows:
+                    return _report(con, report, started)
+                props = {"topoff.replicate.source": f"{s.name}.{t.qualified}",
+                         "topoff.replicate.reconciled": "true"}
+                with table.transaction() as txn, warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
+                        snapshot_id=snapshot_id, ref="main"),))
+                    _delete(txn, table, con, gone, keys, target, props)
+                    written = append(txn, table, _batches(con, rows, target), props)
+                if written != report[0]:
+                    raise TargetError(f"{s.name}.{t.qualified}: {written} rows written where "
+                                      f"{report[0]} differ", hint="run the reconcile again")
+                return _report(con, report, started)
+            finally:
+                con.close()
+    except (CommitFailedException, ValidationException):
+        raise LockedError(f"{s.name}.{t.qualified}: another run committed to its Iceberg "
+                          "table while it was reconciled; nothing was changed",
+                          hint="run the reconcile again") from None
+    except OSError as e:
+        raise TargetError(f"reconciling {s.name}.{t.qualified} failed "
+                          f"({e.strerror or type(e).__name__}); nothing was committed",
+                          hint="fix the warehouse (or the temporary directory's space), "
+                          "then run it again") from None
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+        src.close()
+
+
+def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]
+          ) -> tuple[tuple[int, int, int, int], str, str]:
+    """((rows to write, inserted, updated, deleted), the query of the keys to delete, the
+    query of the rows to write)."""
+    on = " AND ".join(f"s.{duck_ident(k)} = d.{duck_ident(k)}" for k in keys)
+    key_list = ", ".join(f"d.{duck_ident(k)}" for k in keys)
+    differs = " OR ".join(
+        f"{_value('s', c, target.field(c).type)} IS DISTINCT FROM "
+        f"{_value('d', c, target.field(c).type)}" for c in compared)
+    con.execute(f"CREATE TABLE twice AS SELECT {key_list} FROM d GROUP BY ALL "
+                "HAVING count(*) > 1")
+    twice_on = " AND ".join(f"w.{duck_ident(k)} = s.{duck_ident(k)}" for k in keys)
+    # a key held twice is rewritten whole (its rows deleted, the source's appended)
+    con.execute(f"CREATE TABLE changed AS SELECT s.*, d.{duck_ident(keys[0])} IS NULL AS new "
+                f"FROM (SELECT * FROM s ANTI JOIN twice w ON {twice_on}) s LEFT JOIN d ON {on} "
+                f"WHERE d.{duck_ident(keys[0])} IS NULL OR ({differs}) "
+                f"UNION ALL BY NAME SELECT s.*, false AS new FROM s SEMI JOIN twice w "
+                f"ON {twice_on}")
+    con.execute(f"CREATE TABLE gone AS SELECT DISTINCT {key_list} FROM d "
+                f"ANTI JOIN s ON {on}")
+    (inserted, updated), = con.execute("SELECT count(*) FILTER (WHERE new), "
+                                       "count(*) FILTER (WHERE NOT new) FROM changed"
+                                       ).fetchall()
+    (deleted,), = con.execute("SELECT count(*) FROM gone").fetchall()
+    names = ", ".join(duck_ident(n) for n in target.names)
+    key_cols = ", ".join(duck_ident(k) for k in keys)
+    gone = f"SELECT {key_cols} FROM gone UNION ALL SELECT {key_cols} FROM changed WHERE NOT new"
+    rows = f"SELECT {names} FROM changed"
+    return ((inserted + updated, inserted, updated, deleted),
+            gone if deleted or updated else "", rows if inserted or updated else "")
+
+
+def _batches(con: Any, query: str, target: pa.Schema) -> Iterator[pa.Table]:
+    if not query:
+        return
+    reader = con.execute(query).to_arrow_reader(BATCH_ROWS)
+    for batch in reader:
+        yield pa.Table.from_batches([batch.cast(target)])
+
+
+def _delete(txn: Any, table: Any, con: Any, query: str, keys: list[str], target: pa.Schema,
+            props: dict[str, str]) -> None:
+    if not query:
+        return
+    key_schema = pa.schema([target.field(k) for k in keys])
+    step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
+    for batch in con.execute(query).to_arrow_reader(step):
+        part = pa.Table.from_batches([batch.cast(key_schema)])
+        if len(keys) == 1:
+            delete_keys(txn, table, keys[0], part.column(keys[0]), props)
+        else:
+            txn.delete(key_filter(keys, part), snapshot_properties=props)
+
+
+def _report(con: Any, counts: tuple[int, int, int, int], started: float) -> ReconcileReport:
+    (compared,), = con.execute("SELECT count(*) FROM s").fetchall()
+    _, inserted, updated, deleted = counts
+    return ReconcileReport(int(compared), 0, inserted, updated, deleted,
+                           time.monotonic() - started)
