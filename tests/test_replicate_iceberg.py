@@ -356,7 +356,7 @@ def test_reconcile_repairs_deletes_changes_and_doubles_in_one_commit(setup):
 
 
 def test_a_refresh_committed_during_a_reconcile_makes_it_change_nothing(setup, monkeypatch):
-    from topoff.errors import LockedError
+    from topoff.errors import LockedError, TargetError
     from topoff.replicate import iceberg_reconcile
 
     db, target, cfg = setup
@@ -376,6 +376,13 @@ def test_a_refresh_committed_during_a_reconcile_makes_it_change_nothing(setup, m
     monkeypatch.setattr(iceberg_reconcile, "_delete", real)
     assert reconcile(cfg, "plain").deleted == 3
     assert same(target, db, "plain") == 4998
+    # a source value its Iceberg column cannot hold: refused as itself, nothing committed
+    db.execute("UPDATE plain SET ts = 'infinity' WHERE id = 5")
+    snapshots = len(iceberg_table(target, "app", "plain").metadata.snapshots)
+    with pytest.raises(TargetError, match="does not fit its Iceberg column") as info:
+        reconcile(cfg, "plain")
+    assert info.value.exit_code == 7
+    assert len(iceberg_table(target, "app", "plain").metadata.snapshots) == snapshots
 
 
 def test_damaged_state_properties_are_an_integrity_error(setup):

@@ -60,8 +60,35 @@ def _value(alias: str, name: str, t: pa.DataType) -> str:
     return f"CAST({col} AS VARCHAR)" if floats else col
 
 
-def _reader(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatchReader:
-    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in batches))
+def _reader(schema: pa.Schema, batches: Iterator[pa.RecordBatch],
+            failed: list[BaseException]) -> pa.RecordBatchReader:
+    """``batches`` cast to ``schema`` for DuckDB; an exception of theirs is kept in
+    ``failed`` (DuckDB reports it as its own error, without the hint)."""
+    def cast() -> Iterator[pa.RecordBatch]:
+        try:
+            for b in batches:
+                yield b.cast(schema)
+        except BaseException as e:
+            failed.append(e)
+            raise
+    return pa.RecordBatchReader.from_batches(schema, cast())
+
+
+def _load(con: Any, name: str, reader: pa.RecordBatchReader,
+          failed: list[BaseException]) -> None:
+    """Table ``name`` of DuckDB made from ``reader``; a failure of the reader is raised as
+    itself."""
+    import duckdb
+
+    con.register(f"{name}_rows", reader)
+    try:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_rows")
+    except duckdb.Error:
+        if failed:
+            raise failed[0] from None
+        raise
+    finally:
+        con.unregister(f"{name}_rows")
 
 
 def reconcile_iceberg(location: str, s: ReplicateSource, t: ReplicateTable
@@ -110,16 +137,16 @@ def reconcile_iceberg(location: str, s: ReplicateSource, t: ReplicateTable
                 "memory_limit": MEMORY, "temp_directory": f"{tmp}/spill"})
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                rows_in = _reader(target, csv_batches(blocks, list(info.columns), schema,
-                                                      f"{s.name}.{t.qualified}"))
-                con.register("source_rows", rows_in)
-                con.execute("CREATE TABLE s AS SELECT * FROM source_rows")
-                con.unregister("source_rows")
+                failed: list[BaseException] = []
+                converted = csv_batches(blocks, list(info.columns), schema,
+                                        f"{s.name}.{t.qualified}")
+                try:
+                    _load(con, "s", _reader(target, converted, failed), failed)
+                finally:  # its reader thread out of the source's blocks before they close
+                    converted.close()
                 projected = pa.schema([target.field(n) for n in compared])
                 scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
-                con.register("table_rows", _reader(projected, iter(scan)))
-                con.execute("CREATE TABLE d AS SELECT * FROM table_rows")
-                con.unregister("table_rows")
+                _load(con, "d", _reader(projected, iter(scan), failed), failed)
                 report, gone, rows = _diff(con, target, compared, keys)
                 if not gone and not rows:
                     return _report(con, report, started)
