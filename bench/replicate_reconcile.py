@@ -11,9 +11,14 @@ tables in the same run:
 * ``topoff``: :func:`topoff.replicate.repair.reconcile_table` (one snapshot of the standby,
   key-range bisection, then the repair in one replica transaction): detect AND repair;
 * ``reladiff`` (PyPI, in its own virtualenv under bench/work/): detect only (its default
-  hash-diff between two databases), printing the differing rows.
+  hash-diff between two databases), printing the differing rows;
+* ``topoff (Iceberg replica)``: ``topoff replicate --reconcile`` of the same table
+  replicated into an Iceberg table (SQL catalog on SQLite, local warehouse) before the
+  changes: every row of both sides compared (replicate.iceberg_reconcile), then repaired
+  in one commit.
 
-Before each run the replica is put back to its stale state (untimed). Target: topoff's
+Before each run the replicas are put back to their stale state (untimed; the Iceberg table
+by rolling back to its stale snapshot). Target (issue 7, the PostgreSQL replica): topoff's
 detect + repair faster than reladiff's detect alone; peak memory under 200 MB.
 """
 
@@ -22,9 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import WORK, Run, machine, median_runs, print_table
@@ -44,8 +51,10 @@ def reladiff_bin() -> Path:
     return exe
 
 
-def build(cluster: ThrowawayCluster, rows: int, changes: int) -> list[int]:
-    """The source and its replica; returns the keys the changes touch."""
+def build(cluster: ThrowawayCluster, rows: int, changes: int,
+          before_changes: Callable[[], None] | None = None) -> list[int]:
+    """The source and its replica (and ``before_changes``' one); returns the keys the
+    changes touch."""
     cluster.create_database("src")
     cluster.create_database("replica")
     with cluster.primary.connect("src") as conn:
@@ -64,6 +73,9 @@ def build(cluster: ThrowawayCluster, rows: int, changes: int) -> list[int]:
             for block in out:
                 into.write(block)
         dst.execute("ALTER TABLE replica.events ADD PRIMARY KEY (id)")
+    if before_changes is not None:
+        cluster.wait_replay(timeout=600)
+        before_changes()
     rnd = random.Random(2026)
     picked = rnd.sample(range(1, rows + 1), changes)
     third = changes // 3
@@ -111,15 +123,64 @@ def run_topoff(source: str, target: str) -> None:
                       "seconds": round(r.seconds, 3)}), file=sys.stderr, flush=True)
 
 
+def iceberg_replica(source: str) -> tuple[Path, int]:
+    """``events`` replicated into an Iceberg table (before the changes): its config file
+    and the table's snapshot id (the stale state each run starts from)."""
+    from replicate_peers import topoff_config
+    from topoff.replicate.config import load_replicate
+    from topoff.replicate.engine import run_once
+    from topoff.replicate.iceberg_apply import IcebergReplica
+
+    lake = WORK / "reconcile-lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    lake.mkdir(parents=True)
+    (lake / "catalog.toml").write_text('uri = "sqlite:///catalog.db"\nwarehouse = "wh"\n')
+    path = topoff_config(lake / "replica.toml", f"iceberg:{lake / 'catalog.toml'}", source,
+                         "public", {"events": {"method": "snapshot"}})
+    config = load_replicate(path)
+    [run] = run_once(config)
+    assert run.status == "ok", run.error
+    s, t = config.sources[0], config.sources[0].tables[0]
+    table, _ = IcebergReplica(config.target).load(s, t)
+    return path, table.metadata.current_snapshot_id
+
+
+def iceberg_stale(path: Path, snapshot_id: int) -> None:
+    from topoff.replicate.config import load_replicate
+    from topoff.replicate.iceberg_apply import IcebergReplica
+
+    config = load_replicate(path)
+    s, t = config.sources[0], config.sources[0].tables[0]
+    table, _ = IcebergReplica(config.target).load(s, t)
+    if table.metadata.current_snapshot_id != snapshot_id:
+        table.manage_snapshots().rollback_to_snapshot(snapshot_id).commit()
+
+
+def run_iceberg(path: str) -> None:
+    from topoff.replicate.config import load_replicate
+    from topoff.replicate.operate import reconcile
+
+    config = load_replicate(path)
+    r = reconcile(config, "events")
+    print(json.dumps({"compared": r.compared_rows, "inserted": r.inserted,
+                      "updated": r.updated, "deleted": r.deleted,
+                      "seconds": round(r.seconds, 3)}), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--topoff-run", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
+    ap.add_argument("--no-iceberg", action="store_true", help="leave the Iceberg replica out")
+    ap.add_argument("--iceberg-run", metavar="CONFIG", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.topoff_run:
         run_topoff(*args.topoff_run)
+        return
+    if args.iceberg_run:
+        run_iceberg(args.iceberg_run)
         return
     reladiff = reladiff_bin()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -129,7 +190,11 @@ def main() -> None:
     cluster.start()
     try:
         started = time.monotonic()
-        keys = build(cluster, args.rows, args.changes)
+        assert cluster.standby is not None
+        ice: list[tuple[Path, int]] = []
+        standby_src = cluster.standby.url("src")
+        keys = build(cluster, args.rows, args.changes, None if args.no_iceberg else
+                     lambda: ice.append(iceberg_replica(standby_src)))
         print(f"# built {args.rows:,} rows and their replica in "
               f"{time.monotonic() - started:.0f}s", flush=True)
         assert cluster.standby is not None
@@ -143,6 +208,9 @@ def main() -> None:
             ("topoff reconcile (detect + repair)", "reconcile", topoff_cmd,
              lambda: make_stale(cluster, keys)),
             ("reladiff (detect only)", "reconcile", rd_cmd, lambda: make_stale(cluster, keys)),
+            *[("topoff reconcile, Iceberg replica (detect + repair)", "reconcile",
+               f"{sys.executable} {here} --iceberg-run {path}",
+               lambda p=path, n=snap: iceberg_stale(p, n)) for path, snap in ice],
         ], args.repeat)
         found = subprocess.run(f"{reladiff} '{source}' events '{target}' replica.events -k id "
                                + " ".join(f"-c {c}" for c in COLUMNS) + " --stats",
