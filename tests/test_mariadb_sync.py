@@ -223,3 +223,29 @@ def test_float_texts_are_postgresql_s_own(db) -> None:
                             (singles,)).fetchall()
     assert [float_text(v, 64, "exact") for v in doubles] == [r[0] for r in pg64]
     assert [float_text(v, 32, "exact") for v in singles] == [r[0] for r in pg32]
+
+
+def test_a_nul_character_is_kept_or_refused_with_its_reason(maria: MariaDatabase, replica: str,
+                                                            tmp_path: Path) -> None:
+    """MariaDB text and JSON's \\u0000 may hold NUL: a DuckDB replica keeps it (verify
+    equal); PostgreSQL cannot store it in text or jsonb: exit 7 naming the reason, never
+    "the file is damaged", and nothing applied."""
+    from support.cli import error_lines, run_cli
+
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT, j JSON); INSERT INTO t VALUES "
+                  "(1, CONCAT('a', CHAR(0 USING utf8mb4), 'b'), '{\"k\": 1}'), "
+                  "(2, 'ok', '{\"k\": \"\\\\u0000\"}')")
+    (tmp_path / "c.toml").write_text(
+        f'dataset = "d"\n[tables.t]\nschema = "{maria.name}"\nmethod = "snapshot"\n')
+    out = str(tmp_path / "out")
+    assert run_cli("export", "full", "--config", str(tmp_path / "c.toml"), "--source",
+                   maria.replica_url, "--to", out).exit_code == 0
+    synced = run_cli("sync", out, replica)
+    if not is_postgres(replica):
+        assert synced.exit_code == 0, synced.stderr
+        checked = run_cli("verify", replica, "--against", maria.replica_url)
+        assert checked.exit_code == 0 and "equal (2 rows)" in checked.stdout, checked.stdout
+        return
+    assert synced.exit_code == 7, synced.stderr
+    error, hint = error_lines(synced)
+    assert "holds a NUL character" in error and "DuckDB or Iceberg" in hint

@@ -35,6 +35,7 @@ from support.replica import (
     wait_for_next_second,
 )
 from support.store_fixtures import Published
+from topoff.dataset.index import Index, read_index
 from topoff.dataset.retention import prune
 from topoff.demo import sample
 from topoff.demo.cluster import ThrowawayCluster
@@ -253,8 +254,26 @@ def test_a_recreated_dataset_needs_a_rebase(db, replica, tmp_path):
         sync(str(url), replica)
     assert "--rebase" in (e.value.hint or "")
     assert end_state(replica) == before
-    assert sync(str(url), replica, SyncOptions(rebase=True)).last_sequence == 1
+    # the new dataset grows past the replica's last sequence: its increments are still
+    # another lineage's, never applied on top of the old one
+    last = ledger(replica)["datanommer"][4]
+    k = 1
+    while read_index_of(url).next_sequence <= last + 1:
+        publish_day(config, str(url), day(k))
+        k += 1
+    with pytest.raises(TargetError, match="did not publish") as e:
+        sync(str(url), replica)
+    assert "--rebase" in (e.value.hint or "")
+    assert end_state(replica) == before
+    assert sync(str(url), replica, SyncOptions(rebase=True)).base_loaded is not None
     assert_equal(replica, db)
+
+
+def read_index_of(path: object) -> Index:
+    with open_store(str(path)) as store:
+        index = read_index(store)
+        assert index is not None
+        return index
 
 
 # -- 7. schema changes ---------------------------------------------------------------------

@@ -230,7 +230,8 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
         state = None
     if state is not None:
         _settings_match(state, opts, origin, target_location)
-    plan = plan_sync(index, state, origin, target_location)
+    applied = Ledger(target).last_applied(index.dataset) if state is not None else None
+    plan = plan_sync(index, state, origin, target_location, applied)
     result = SyncResult(index.dataset, last_sequence=state.last_sequence if state else 0)
     fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
 

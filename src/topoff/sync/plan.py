@@ -35,7 +35,10 @@ def rebase_hint(origin: str, target: str) -> str:
             f"topoff sync {origin} {target} --rebase")
 
 
-def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str) -> SyncPlan:
+def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str,
+              applied: tuple[str, int, str | None] | None = None) -> SyncPlan:
+    """What to load and apply; ``applied``: the publication the replica applied last (id,
+    sequence, manifest sha256), checked against the index with the replica's base."""
     if state is None or state.status == "loading":
         base = index.newest_full() if state is None else index.get(state.base)
         if base is None:
@@ -48,6 +51,7 @@ def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str
         last = base.sequence
     else:
         base, last = None, state.last_sequence
+        _check_lineage(index, state, origin, target, applied)
         published = index.next_sequence - 1
         if published < last:
             raise TargetError(
@@ -70,6 +74,42 @@ def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str
         else:
             plan.apply.append(p)
     return plan
+
+
+def _published(index: Index, pub_id: str, sequence: int, sha256: str | None = None
+               ) -> bool | None:
+    """Whether this dataset published ``pub_id`` at ``sequence`` (with that manifest,
+    when known): held, or removed by retention; None when the index no longer remembers
+    that far back."""
+    held = index.get(pub_id)
+    if held is not None:
+        return held.sequence == sequence and not (
+            sha256 and held.manifest_sha256 and held.manifest_sha256 != sha256)
+    gone = index.removed_entry(sequence)
+    if gone is not None:
+        return gone.get("id") == pub_id
+    if any(p.sequence == sequence for p in index.publications):
+        return False  # another publication at that sequence
+    forgot = len(index.removed) >= Index.REMEMBER_REMOVED and \
+        min(r["sequence"] for r in index.removed) > sequence
+    return None if forgot else False
+
+
+def _check_lineage(index: Index, state: ReplicaState, origin: str, target: str,
+                   applied: tuple[str, int, str | None] | None) -> None:
+    """The replica's full export, and the publication it applied last, are this
+    dataset's: another copy of a dataset of the same name, or one recreated since, numbers
+    its publications alike (even its ids, when exported in the same second and days) but is
+    not the replica's: applying its increments would mix two datasets silently."""
+    checks = [(state.base, state.base_sequence, None)]
+    if applied is not None:
+        checks.append(applied)
+    for pub_id, sequence, sha256 in checks:
+        if _published(index, pub_id, sequence, sha256) is False:
+            raise TargetError(f"the replica applied {pub_id} (publication {sequence}), which "
+                              f"{origin} did not publish: it holds another copy of dataset "
+                              f"{index.dataset}, or one recreated since",
+                              hint=rebase_hint(origin, target))
 
 
 def _check_gaps(index: Index, newest: dict[str | None, int], last: int, origin: str,

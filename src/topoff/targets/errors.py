@@ -24,6 +24,9 @@ INTERRUPTED_HINT = ("what was committed is kept and the rest rolled back; run th
                     "command again to resume")
 MALFORMED_HINT = ("the publication holds a file the replica cannot read although its checksum "
                   "matches: ask the publisher to republish it (nothing of it was applied)")
+NUL_HINT = ("the data are fine: put that table in a DuckDB or Iceberg replica, which keep "
+            "it, leave it out (--tables, or exclude the column), or remove the NUL on the "
+            "source (docs/targets.md)")
 _DISK_FULL = ("no space left on device", "disk full", "could not extend file", "out of disk",
               "not enough space")
 _PERMISSION = ("permission denied", "read-only file system", "operation not permitted")
@@ -136,6 +139,13 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
         table = None
         if context and context[-1].startswith("COPY "):
             table = context[-1].removeprefix("COPY ").split(",")[0].strip()
+        more = getattr(diag, "message_detail", None) or ""
+        if (state == "22021" and "0x00" in detail) or (state == "22P05" and "\\u0000" in more):
+            # valid in the source (MariaDB text, JSON's \u0000), not storable in PostgreSQL
+            of = f" of {table}" if table else ""
+            return TargetError(f"a value{of} holds a NUL character, which PostgreSQL cannot "
+                               "store in text or jsonb; nothing of it was applied",
+                               hint=NUL_HINT)
         return _malformed(detail, publication, None, table)
     if state == "42501":
         return TargetError(

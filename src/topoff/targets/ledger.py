@@ -121,6 +121,12 @@ class Ledger:
             "GROUP BY publication, sequence, kind, window_label, revision "
             f"ORDER BY sequence DESC LIMIT {int(limit)}", [dataset])
 
+    def last_applied(self, dataset: str) -> tuple[str, int, str | None] | None:
+        """(publication, sequence, manifest sha256) of the newest publication applied."""
+        rows = self._run("SELECT publication, sequence, manifest_sha256 FROM topoff.applied "
+                         "WHERE dataset = {P} ORDER BY sequence DESC LIMIT 1", [dataset])
+        return (str(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
+
     def full_load_publication(self, dataset: str) -> str | None:
         """The full export the replica's tables were created from (its ``schema`` step)."""
         rows = self._run("SELECT publication FROM topoff.applied WHERE dataset = {P} AND "
