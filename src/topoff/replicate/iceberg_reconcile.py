@@ -31,8 +31,9 @@ from topoff.canonical import duck_ident
 from topoff.errors import ConfigError, LockedError, TargetError
 from topoff.replicate.apply import landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
+from topoff.replicate.describe import TableInfo
 from topoff.replicate.iceberg_apply import IcebergReplica, follow, state_of
-from topoff.replicate.iceberg_pull import pull
+from topoff.replicate.iceberg_pull import Pull, pull
 from topoff.replicate.pg_source import PostgresSession
 from topoff.replicate.repair import ReconcileReport
 from topoff.replicate.shape import table_def
@@ -41,7 +42,7 @@ from topoff.replicate.state import TableState
 from topoff.targets.iceberg.replica import csv_batches
 from topoff.targets.iceberg.replica_write import KEY_ROWS, delete_keys
 from topoff.targets.iceberg.rows import arrow_schema
-from topoff.targets.iceberg.write import append, key_filter
+from topoff.targets.iceberg.write import append, committing, key_filter
 
 #: DuckDB's memory for the comparison; the rest spills to its temporary directory
 MEMORY = "256MB"
@@ -94,90 +95,99 @@ def _load(con: Any, name: str, reader: pa.RecordBatchReader,
 def reconcile_iceberg(location: str, s: ReplicateSource, t: ReplicateTable
                       ) -> ReconcileReport:
     """Compare ``t``'s Iceberg table with the source and make it equal (module text)."""
-    import duckdb
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
-    from pyiceberg.table.update import AssertRefSnapshotId
-
     started = time.monotonic()
-    replica = IcebergReplica(location)
-    table, h = replica.load(s, t)
+    name = f"{s.name}.{t.qualified}"
+    table, h = IcebergReplica(location).load(s, t)
     if table is None or h is None or state_of(h) is None:
-        raise TargetError(f"{s.name}.{t.qualified} has not been replicated yet",
-                          hint=f"run topoff replicate --table {s.name}.{t.qualified} first")
-    src = open_session(s)
-    blocks: Any = None
-    try:
-        info = src.describe(t)
-        if not info.key:
-            raise ConfigError(f"{t.qualified} has no primary key to reconcile by",
-                              hint=f"set key = [...] in [replicate.sources.{s.name}.tables."
-                              f"{t.name}] (NOT NULL unique columns)")
-        _, added, dropped, notes = follow(h.definition, table_def(info, landing(s, t)),
-                                          t.drop_columns)
-        if added or dropped or notes:
-            raise TargetError(f"{s.name}.{t.qualified}: the source's columns changed since "
-                              "the last refresh", hint="refresh it first: topoff replicate "
-                              f"--table {s.name}.{t.qualified}")
-        snapshot_id = table.metadata.current_snapshot_id
-        schema = table.metadata.schema()
-        target = arrow_schema(schema)
-        held = set(target.names)
-        compared = [c.name for c in info.columns if c.name in held]
-        keys = list(info.key)
-        if isinstance(src, PostgresSession):
-            p = pull(src.conn, info, TableState(), Request("repull"), False, True)
-        else:
-            from topoff.replicate.iceberg_pull_maria import MariaSession, pull_maria
+        raise TargetError(f"{name} has not been replicated yet",
+                          hint=f"run topoff replicate --table {name} first")
 
-            assert isinstance(src, MariaSession)
-            p = pull_maria(src, info, TableState(), Request("repull"), False, True)
-        blocks = p.blocks
-        with tempfile.TemporaryDirectory(prefix="topoff-reconcile-") as tmp:
-            con = duckdb.connect(f"{tmp}/compare.duckdb", config={
-                "memory_limit": MEMORY, "temp_directory": f"{tmp}/spill"})
+    def conflict() -> LockedError:
+        return LockedError(f"{name}: another run committed to its Iceberg table while it "
+                           "was reconciled; nothing was changed",
+                           hint="run the reconcile again")
+
+    def failed(why: str) -> TargetError:
+        return TargetError(f"reconciling {name} failed ({why}); nothing was committed",
+                           hint="fix the warehouse (or the temporary directory's space), "
+                           "then run it again")
+
+    src = open_session(s)
+    p: Pull | None = None
+    try:
+        with committing(conflict, failed):
+            info = src.describe(t)
+            if not info.key:
+                raise ConfigError(f"{t.qualified} has no primary key to reconcile by",
+                                  hint=f"set key = [...] in [replicate.sources.{s.name}."
+                                  f"tables.{t.name}] (NOT NULL unique columns)")
+            _, added, dropped, notes = follow(h.definition, table_def(info, landing(s, t)),
+                                              t.drop_columns)
+            if added or dropped or notes:
+                raise TargetError(f"{name}: the source's columns changed since the last "
+                                  f"refresh", hint=f"refresh it first: topoff replicate "
+                                  f"--table {name}")
+            snapshot_id = table.metadata.current_snapshot_id
+            schema = table.metadata.schema()
+            p = _every_row(src, info)
+            converted = csv_batches(p.blocks, list(info.columns), schema, name)
             try:
-                con.execute("SET TimeZone = 'UTC'")
-                failed: list[BaseException] = []
-                converted = csv_batches(blocks, list(info.columns), schema,
-                                        f"{s.name}.{t.qualified}")
-                try:
-                    _load(con, "s", _reader(target, converted, failed), failed)
-                finally:  # its reader thread out of the source's blocks before they close
-                    converted.close()
-                projected = pa.schema([target.field(n) for n in compared])
-                scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
-                _load(con, "d", _reader(projected, iter(scan), failed), failed)
-                report, gone, rows = _diff(con, target, compared, keys)
-                if not gone and not rows:
-                    return _report(con, report, started)
-                props = {"topoff.replicate.source": f"{s.name}.{t.qualified}",
-                         "topoff.replicate.reconciled": "true"}
-                with table.transaction() as txn, warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
-                        snapshot_id=snapshot_id, ref="main"),))
-                    _delete(txn, table, con, gone, keys, target, props)
-                    written = append(txn, table, _batches(con, rows, target), props)
-                if written != report[0]:
-                    raise TargetError(f"{s.name}.{t.qualified}: {written} rows written where "
-                                      f"{report[0]} differ", hint="run the reconcile again")
-                return _report(con, report, started)
-            finally:
-                con.close()
-    except (CommitFailedException, ValidationException):
-        raise LockedError(f"{s.name}.{t.qualified}: another run committed to its Iceberg "
-                          "table while it was reconciled; nothing was changed",
-                          hint="run the reconcile again") from None
-    except OSError as e:
-        raise TargetError(f"reconciling {s.name}.{t.qualified} failed "
-                          f"({e.strerror or type(e).__name__}); nothing was committed",
-                          hint="fix the warehouse (or the temporary directory's space), "
-                          "then run it again") from None
+                return _compare_and_repair(table, snapshot_id, schema, converted, info, name,
+                                           started)
+            finally:  # its reader thread out of the source's blocks before they close
+                converted.close()
     finally:
-        close = getattr(blocks, "close", None)
+        close = getattr(p.blocks, "close", None) if p is not None else None
         if close is not None:
             close()
         src.close()
+
+
+def _every_row(src: Any, info: TableInfo) -> Pull:
+    """Every row of the table in the source's snapshot, as a whole repull reads them."""
+    if isinstance(src, PostgresSession):
+        return pull(src.conn, info, TableState(), Request("repull"), False, True)
+    from topoff.replicate.iceberg_pull_maria import MariaSession, pull_maria
+
+    assert isinstance(src, MariaSession)
+    return pull_maria(src, info, TableState(), Request("repull"), False, True)
+
+
+def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
+                        converted: Iterator[pa.RecordBatch], info: TableInfo, name: str,
+                        started: float) -> ReconcileReport:
+    import duckdb
+    from pyiceberg.table.update import AssertRefSnapshotId
+
+    target = arrow_schema(schema)
+    compared = [c.name for c in info.columns if c.name in set(target.names)]
+    keys = list(info.key)
+    with tempfile.TemporaryDirectory(prefix="topoff-reconcile-") as tmp:
+        con = duckdb.connect(f"{tmp}/compare.duckdb", config={
+            "memory_limit": MEMORY, "temp_directory": f"{tmp}/spill"})
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            errors: list[BaseException] = []
+            _load(con, "s", _reader(target, converted, errors), errors)
+            projected = pa.schema([target.field(n) for n in compared])
+            scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
+            _load(con, "d", _reader(projected, iter(scan), errors), errors)
+            report, gone, rows = _diff(con, target, compared, keys)
+            if not gone and not rows:
+                return _report(con, report, started)
+            props = {"topoff.replicate.source": name, "topoff.replicate.reconciled": "true"}
+            with table.transaction() as txn, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
+                    snapshot_id=snapshot_id, ref="main"),))
+                _delete(txn, table, con, gone, keys, target, props)
+                written = append(txn, table, _batches(con, rows, target), props)
+            if written != report[0]:
+                raise TargetError(f"{name}: {written} rows written where {report[0]} differ",
+                                  hint="run the reconcile again")
+            return _report(con, report, started)
+        finally:
+            con.close()
 
 
 def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]

@@ -101,7 +101,7 @@ def _check_lineage(index: Index, state: ReplicaState, origin: str, target: str,
     dataset's: another copy of a dataset of the same name, or one recreated since, numbers
     its publications alike (even its ids, when exported in the same second and days) but is
     not the replica's: applying its increments would mix two datasets silently."""
-    checks = [(state.base, state.base_sequence, None)]
+    checks: list[tuple[str, int, str | None]] = [(state.base, state.base_sequence, None)]
     if applied is not None:
         checks.append(applied)
     for pub_id, sequence, sha256 in checks:

@@ -24,6 +24,7 @@ from topoff.targets.iceberg.read import batches
 from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.table import P, replica_tables
+from topoff.targets.iceberg.write import committing
 
 #: the default size of a compacted file (Arrow bytes gathered per file written)
 DEFAULT_TARGET = 128 << 20
@@ -118,16 +119,12 @@ def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> 
     """:func:`compact_table` with pyiceberg's refusals as topoff's errors: a sync that
     committed meanwhile removing or rewriting files this compaction read makes it fail
     (pyiceberg retries the commit only when the files it replaces are all still there)."""
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
-
-    try:
+    with committing(lambda: TargetError(f"another writer changed {source} while it was "
+                                        "compacted; nothing of its compaction was committed",
+                                        hint="run the compaction again"),
+                    lambda why: TargetError(f"compacting {source} failed ({why}); nothing of "
+                                            "its compaction was committed",
+                                            hint="fix the warehouse, then run the compaction "
+                                            "again")):
         before, after, rows = compact_table(table, target, dry_run)
-    except (CommitFailedException, ValidationException):
-        raise TargetError(f"another writer changed {source} while it was compacted; "
-                          "nothing of its compaction was committed",
-                          hint="run the compaction again") from None
-    except OSError as e:
-        raise TargetError(f"compacting {source} failed ({e.strerror or type(e).__name__});"
-                          " nothing of its compaction was committed",
-                          hint="fix the warehouse, then run the compaction again") from None
     return Compacted(source, before, after, rows)

@@ -3,12 +3,15 @@ appended as one snapshot's data files, and the filter that picks rows by their k
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
+
+from topoff.errors import TopoffError
 
 
 def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
@@ -41,3 +44,18 @@ def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
     for term in terms[1:]:
         out = Or(out, term)
     return out
+
+
+@contextlib.contextmanager
+def committing(conflict: Callable[[], TopoffError],
+               failed: Callable[[str], TopoffError]) -> Iterator[None]:
+    """pyiceberg's refusal of a commit (another writer committed first) raised as
+    ``conflict()``, a failure of the warehouse as ``failed(reason)``."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    try:
+        yield
+    except (CommitFailedException, ValidationException):
+        raise conflict() from None
+    except OSError as e:
+        raise failed(e.strerror or type(e).__name__) from None
