@@ -27,7 +27,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from topoff.canonical import duck_ident
 from topoff.errors import ConfigError, LockedError, TargetError
 from topoff.replicate.apply import landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
@@ -52,27 +51,47 @@ BATCH_ROWS = 100_000
 COMPOSITE_KEY_ROWS = 2000
 
 
-def _value(alias: str, name: str, t: pa.DataType) -> str:
+def _col(target: pa.Schema, name: str) -> str:
+    """A column's name in DuckDB: its position in the table (DuckDB's names ignore the case
+    of letters, Iceberg's do not: "A" and "a" are two columns here)."""
+    return f"c{target.get_field_index(name)}"
+
+
+def _value(alias: str, target: pa.Schema, name: str) -> str:
     """Column ``name`` of ``alias`` as the comparison takes it: floats (and lists of them)
     as their shortest round-trip text, other types as they are."""
+    t = target.field(name).type
     floats = pa.types.is_floating(t) or (
         pa.types.is_large_list(t) and pa.types.is_floating(t.value_type))
-    col = f"{alias}.{duck_ident(name)}"
+    col = f"{alias}.{_col(target, name)}"
     return f"CAST({col} AS VARCHAR)" if floats else col
 
 
-def _reader(schema: pa.Schema, batches: Iterator[pa.RecordBatch],
+def _reader(target: pa.Schema, names: list[str], batches: Iterator[pa.RecordBatch],
             failed: list[BaseException]) -> pa.RecordBatchReader:
-    """``batches`` cast to ``schema`` for DuckDB; an exception of theirs is kept in
-    ``failed`` (DuckDB reports it as its own error, without the hint)."""
+    """The ``names`` columns of ``batches`` as ``target`` types them, named for DuckDB
+    (:func:`_col`); an exception of the batches' is kept in ``failed`` (DuckDB reports it
+    as its own error, without the hint)."""
+    schema = pa.schema([target.field(n) for n in names])
+    inside = pa.schema([pa.field(_col(target, n), target.field(n).type) for n in names])
+
     def cast() -> Iterator[pa.RecordBatch]:
         try:
             for b in batches:
-                yield b.cast(schema)
+                yield pa.RecordBatch.from_arrays(b.select(names).cast(schema).columns,
+                                                 schema=inside)
         except BaseException as e:
             failed.append(e)
             raise
-    return pa.RecordBatchReader.from_batches(schema, cast())
+    return pa.RecordBatchReader.from_batches(inside, cast())
+
+
+def _as_target(batch: pa.RecordBatch, target: pa.Schema, names: list[str]) -> pa.Table:
+    """A batch DuckDB gives back (columns named by :func:`_col`) as ``target`` names and
+    types its ``names`` columns."""
+    schema = pa.schema([target.field(n) for n in names])
+    return pa.Table.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)],
+                                schema=schema)
 
 
 def _load(con: Any, name: str, reader: pa.RecordBatchReader,
@@ -168,10 +187,9 @@ def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
         try:
             con.execute("SET TimeZone = 'UTC'")
             errors: list[BaseException] = []
-            _load(con, "s", _reader(target, converted, errors), errors)
-            projected = pa.schema([target.field(n) for n in compared])
+            _load(con, "s", _reader(target, target.names, converted, errors), errors)
             scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
-            _load(con, "d", _reader(projected, iter(scan), errors), errors)
+            _load(con, "d", _reader(target, compared, iter(scan), errors), errors)
             report, gone, rows = _diff(con, target, compared, keys)
             if not gone and not rows:
                 return _report(con, report, started)
@@ -194,28 +212,27 @@ def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]
           ) -> tuple[tuple[int, int, int, int], str, str]:
     """((rows to write, inserted, updated, deleted), the query of the keys to delete, the
     query of the rows to write)."""
-    on = " AND ".join(f"s.{duck_ident(k)} = d.{duck_ident(k)}" for k in keys)
-    key_list = ", ".join(f"d.{duck_ident(k)}" for k in keys)
-    differs = " OR ".join(
-        f"{_value('s', c, target.field(c).type)} IS DISTINCT FROM "
-        f"{_value('d', c, target.field(c).type)}" for c in compared)
+    k = [_col(target, n) for n in keys]
+    on = " AND ".join(f"s.{c} = d.{c}" for c in k)
+    key_list = ", ".join(f"d.{c}" for c in k)
+    differs = " OR ".join(f"{_value('s', target, n)} IS DISTINCT FROM {_value('d', target, n)}"
+                          for n in compared)
     con.execute(f"CREATE TABLE twice AS SELECT {key_list} FROM d GROUP BY ALL "
                 "HAVING count(*) > 1")
-    twice_on = " AND ".join(f"w.{duck_ident(k)} = s.{duck_ident(k)}" for k in keys)
+    twice_on = " AND ".join(f"w.{c} = s.{c}" for c in k)
     # a key held twice is rewritten whole (its rows deleted, the source's appended)
-    con.execute(f"CREATE TABLE changed AS SELECT s.*, d.{duck_ident(keys[0])} IS NULL AS new "
+    con.execute(f"CREATE TABLE changed AS SELECT s.*, d.{k[0]} IS NULL AS new "
                 f"FROM (SELECT * FROM s ANTI JOIN twice w ON {twice_on}) s LEFT JOIN d ON {on} "
-                f"WHERE d.{duck_ident(keys[0])} IS NULL OR ({differs}) "
+                f"WHERE d.{k[0]} IS NULL OR ({differs}) "
                 f"UNION ALL BY NAME SELECT s.*, false AS new FROM s SEMI JOIN twice w "
                 f"ON {twice_on}")
-    con.execute(f"CREATE TABLE gone AS SELECT DISTINCT {key_list} FROM d "
-                f"ANTI JOIN s ON {on}")
+    con.execute(f"CREATE TABLE gone AS SELECT DISTINCT {key_list} FROM d ANTI JOIN s ON {on}")
     (inserted, updated), = con.execute("SELECT count(*) FILTER (WHERE new), "
                                        "count(*) FILTER (WHERE NOT new) FROM changed"
                                        ).fetchall()
     (deleted,), = con.execute("SELECT count(*) FROM gone").fetchall()
-    names = ", ".join(duck_ident(n) for n in target.names)
-    key_cols = ", ".join(duck_ident(k) for k in keys)
+    names = ", ".join(_col(target, n) for n in target.names)
+    key_cols = ", ".join(k)
     gone = f"SELECT {key_cols} FROM gone UNION ALL SELECT {key_cols} FROM changed WHERE NOT new"
     rows = f"SELECT {names} FROM changed"
     return ((inserted + updated, inserted, updated, deleted),
@@ -225,19 +242,17 @@ def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]
 def _batches(con: Any, query: str, target: pa.Schema) -> Iterator[pa.Table]:
     if not query:
         return
-    reader = con.execute(query).to_arrow_reader(BATCH_ROWS)
-    for batch in reader:
-        yield pa.Table.from_batches([batch.cast(target)])
+    for batch in con.execute(query).to_arrow_reader(BATCH_ROWS):
+        yield _as_target(batch, target, target.names)
 
 
 def _delete(txn: Any, table: Any, con: Any, query: str, keys: list[str], target: pa.Schema,
             props: dict[str, str]) -> None:
     if not query:
         return
-    key_schema = pa.schema([target.field(k) for k in keys])
     step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
     for batch in con.execute(query).to_arrow_reader(step):
-        part = pa.Table.from_batches([batch.cast(key_schema)])
+        part = _as_target(batch, target, keys)
         if len(keys) == 1:
             delete_keys(txn, table, keys[0], part.column(keys[0]), props)
         else:
