@@ -48,6 +48,8 @@ def plan_sync(index: Index, state: ReplicaState | None, origin: str, target: str
             raise TargetError(
                 f"the replica was being built from {state.base}, which {origin} no longer has",
                 hint=rebase_hint(origin, target))
+        if state is not None:  # a load that stopped: its files must come from that export
+            _check_lineage(index, state, origin, target, applied)
         last = base.sequence
     else:
         base, last = None, state.last_sequence
