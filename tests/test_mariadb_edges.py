@@ -1,9 +1,9 @@
 """Values at the edges of MariaDB's types, end to end through the commands: a full export,
 then sync into DuckDB, PostgreSQL and Iceberg and ``verify`` against the MariaDB replica,
 and ``topoff replicate`` into PostgreSQL. One table holds every edge (integer extremes
-signed and unsigned, DECIMAL(65,30) and DECIMAL(38,0), zero and zero-in-date values, TIME
-and YEAR bounds, BIT(64), ENUM's error value '', SET '', JSON with NUL escapes, a BLOB of
-every byte, names with quotes, backticks and spaces)."""
+signed and unsigned, DECIMAL(65,30), DECIMAL(38,0) and DECIMAL(10,10), zero and
+zero-in-date values, TIME and YEAR bounds, BIT(64), ENUM's error value '', SET '', JSON
+with NUL escapes, a BLOB of every byte, names with quotes, backticks and spaces)."""
 
 from __future__ import annotations
 
@@ -29,23 +29,25 @@ from topoff.verify import verify
 EDGE_SQL = r"""
 SET SESSION sql_mode = '';
 CREATE TABLE edge (id INT PRIMARY KEY, u64 BIGINT UNSIGNED, i8 TINYINT, u32 INT UNSIGNED,
-  i64 BIGINT, d65 DECIMAL(65,30), d38 DECIMAL(38,0), zd DATE, zdt DATETIME(6),
+  i64 BIGINT, d65 DECIMAL(65,30), d38 DECIMAL(38,0), d10 DECIMAL(10,10), zd DATE,
+  zdt DATETIME(6),
   zts TIMESTAMP(6) NULL, tm TIME(6), yr YEAR, b64 BIT(64), en ENUM('a','b'),
   e2 ENUM('', 'a', 'LONG'), st SET('x','y'), js JSON, bl BLOB,
   `we"ird ``col`` select` VARCHAR(20),
   gv BIGINT AS (i64 DIV 2) VIRTUAL);
-INSERT INTO edge (id, u64, i8, u32, i64, d65, d38, zd, zdt, zts, tm, yr, b64, en, e2, st, js, bl,
-  `we"ird ``col`` select`) VALUES
+INSERT INTO edge (id, u64, i8, u32, i64, d65, d38, d10, zd, zdt, zts, tm, yr, b64, en, e2,
+  st, js, bl, `we"ird ``col`` select`) VALUES
  (1, 18446744073709551615, 127, 4294967295, 9223372036854775807,
   99999999999999999999999999999999999.999999999999999999999999999999,
-  99999999999999999999999999999999999999, '9999-12-31', '9999-12-31 23:59:59.999999',
+  99999999999999999999999999999999999999, 0.9999999999, '9999-12-31',
+  '9999-12-31 23:59:59.999999',
   '2038-01-19 03:14:07.999999', '838:59:59', 2155, b'ONES', 'b', 'LONG', 'x,y',
   '{"n":"a\\u0000b","e":"😀","big":123456789012345678901234567890}', NULL, '😀'),
  (2, 0, -128, 0, -9223372036854775808,
   -99999999999999999999999999999999999.999999999999999999999999999999,
-  -99999999999999999999999999999999999999, '1000-01-01', '1000-01-01 00:00:00',
+  -99999999999999999999999999999999999999, -0.0000000001, '1000-01-01', '1000-01-01 00:00:00',
   '1970-01-01 00:00:01', '-838:59:59', 1901, b'0', 'x', '', '', '[[[[1]]]]', '', ''),
- (3, 1, 0, 1, 0, 0.000000000000000000000000000001, 1, '0000-00-00',
+ (3, 1, 0, 1, 0, 0.000000000000000000000000000001, 1, 0, '0000-00-00',
   '2024-00-15 10:00:00', '0000-00-00 00:00:00', '-00:00:00.000001', 0, NULL, NULL, 'a', NULL,
   '-0', X'00', NULL);
 UPDATE edge SET bl = (SELECT GROUP_CONCAT(CHAR(seq) ORDER BY seq SEPARATOR '')
