@@ -107,7 +107,7 @@ def test_a_table_or_column_missing_on_the_source(db, replica, tmp_path):
     assert "public.v: DIFFERS" in result.stdout
     assert "the table is missing on the source" in result.stdout
     hint = [line for line in result.stderr.splitlines() if line.startswith("hint: ")]
-    assert hint and f"topoff sync {url} " in hint[0] and "--rebase" in hint[0]
+    assert len(hint) == 1 and f"topoff sync {url} " in hint[0] and "--rebase" in hint[0]
     doc = json.loads(cli("verify", replica, "--against", db.standby_url, "--json").stdout)
     assert doc["equal"] is False and "--rebase" in doc["hint"]
     assert doc["tables"][0]["differences"][0]["what"] == "the table is missing on the source"
