@@ -220,8 +220,9 @@ def value_sql(column: MariaColumn, quote: Any = None) -> str:
     (the CSV quoting)."""
     c = quote_ident(column.name)
     f = column.form
-    if f == "int":
-        value = f"CAST({c} AS CHAR)"
+    if f == "int":  # ZEROFILL pads the text (00042): + 0 drops it, DECIMAL keeps its scale
+        value = f"CAST({c} + 0 AS CHAR)" if "zerofill" in column.native.lower() else \
+            f"CAST({c} AS CHAR)"
     elif f == "year":
         value = f"CAST({c} + 0 AS CHAR)"  # YEAR 0 prints as 0000
     elif f == "float32":
