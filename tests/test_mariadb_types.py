@@ -79,6 +79,8 @@ CASES: list[tuple[str, str, list[tuple[str, str | None]]]] = [
                            ("'😀 4-byte'", "😀 4-byte"), ("'\\\\.'", "\\."), ("' '", " "),
                            ("'trail  '", "trail  ")]),
     ("ch", "CHAR(5)", [("'ab'", "ab"), ("''", "")]),
+    ("c0", "CHAR(0)", [("''", ""), ("NULL", N)]),
+    ("v0", "VARCHAR(0)", [("NULL", N), ("''", "")]),
     ("tx", "LONGTEXT", [("REPEAT('xyz,', 3000)", "xyz," * 3000), ("'NULL'", "NULL"),
                         ("'\\\\N'", "\\N")]),
     ("l1", "VARCHAR(10) CHARACTER SET latin1", [("'Grüße'", "Grüße")]),

@@ -182,6 +182,8 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
         return col("json", {"kind": "json"}, "text")
     if dt in ("char", "varchar"):
         n = int(row["CHARACTER_MAXIMUM_LENGTH"])
+        if n < 1:  # CHAR(0), VARCHAR(0): '' or NULL; PostgreSQL has no varchar(0)
+            return col("text", {"kind": "text"}, "text")
         return col(f"character varying({n})", {"kind": "text", "length": n}, "text")
     if dt in _TEXTS:
         return col("text", {"kind": "text"}, "text")
