@@ -131,6 +131,13 @@ def duck_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def case_twin(names: Sequence[str], name: str) -> str | None:
+    """The first of ``names`` that DuckDB takes for ``name`` (its identifiers ignore the
+    case of ASCII letters: "A" and "a" are one column), or None."""
+    folded = name.encode().lower()
+    return next((n for n in names if n.encode().lower() == folded), None)
+
+
 def pg_hash_sum(columns: Sequence[Column], profile: str = "exact",
                 alias: str | None = None) -> sql.Composable:
     """The hash (as text) of the rows, for a select list."""
