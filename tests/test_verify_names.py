@@ -49,3 +49,22 @@ def test_columns_whose_names_differ_only_in_case(db, tmp_path):
     checked = run_cli("verify", target, "--against", db.standby_url)
     assert checked.exit_code == 0, checked.stdout + checked.stderr
     assert "note: public.twins.a: not compared" in checked.stdout
+
+
+def test_tables_whose_names_differ_only_in_case(db, tmp_path):
+    """"T" and t: a DuckDB replica refuses them with exit 7 (an internal error before),
+    an Iceberg replica keeps both."""
+    from test_iceberg_sync import catalog_file
+
+    db.execute('CREATE TABLE "Twin" (id integer PRIMARY KEY); CREATE TABLE twin (id integer '
+               "PRIMARY KEY); INSERT INTO twin VALUES (1)")
+    dest = tmp_path / "published"
+    assert run_cli("export", "full", "--source", db.standby_url, "--to",
+                   str(dest)).exit_code == 0
+    refused = run_cli("sync", str(dest), str(tmp_path / "r.duckdb"))
+    assert refused.exit_code == 7, refused.stderr
+    err, hint = error_lines(refused)
+    assert "already exists" in err and "case" in hint
+    target = catalog_file(tmp_path)
+    assert run_cli("sync", str(dest), target).exit_code == 0
+    assert run_cli("verify", target, "--against", db.standby_url).exit_code == 0
