@@ -119,3 +119,32 @@ def test_every_edge_into_iceberg(published, tmp_path: Path) -> None:
     assert rows[1]["d65"] == "9" * 35 + "." + "9" * 30 and rows[1]["bl"] == bytes(range(256))
     assert rows[3]["zd"] is None and rows[3]["zdt"] is None and rows[3]["zts"] is None
     assert rows[1]['we"ird `col` select'] == "😀" and rows[3]["tm"] == "-00:00:00.000001"
+
+
+def test_a_nul_in_text_is_refused_by_postgresql_only(maria_pair: MariaPair, cluster,
+                                                     tmp_path: Path) -> None:
+    """PostgreSQL text cannot hold a NUL: exit 7 naming why (it said the publication was
+    malformed, exit 6); DuckDB and Iceberg keep it."""
+    from support.cli import error_lines, run_cli
+
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    try:
+        maria.execute("CREATE TABLE nul (id INT PRIMARY KEY, t TEXT); "
+                      "INSERT INTO nul VALUES (1, CONCAT('a', CHAR(0), 'b'))")
+        root = str(tmp_path / "pub")
+        with open_store(root) as store:
+            export_full(Config(dataset="nul", source_url=maria.replica_url, tables=(
+                TableConfig(schema=maria.name, name="nul", method="snapshot"),)), store)
+        replicas = Replicas("postgresql", tmp_path, cluster)
+        try:
+            out = run_cli("sync", root, replicas.new())
+        finally:
+            replicas.close()
+        assert out.exit_code == 7, out.stderr
+        err, hint = error_lines(out)
+        assert "NUL" in err and "DuckDB or Iceberg" in hint
+        for target in (str(tmp_path / "r.duckdb"), catalog_file(tmp_path)):
+            sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
+            assert verify(target, maria.replica_url).equal
+    finally:
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)

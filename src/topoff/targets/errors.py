@@ -135,6 +135,11 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
     state = _sqlstate(exc) or ""
     diag = getattr(exc, "diag", None)
     detail = _first_line(exc)
+    if state == "22021" and "0x00" in detail:  # a NUL in MariaDB text: the data is sound
+        return TargetError(f"a text value holds a NUL character, which PostgreSQL text "
+                           f"cannot store, in {where} ({detail})", hint="nothing of it was "
+                           "applied; leave the table out (--tables), sync it into a DuckDB "
+                           "or Iceberg replica, which keep it, or remove the NUL on the source")
     if state in ("22P04", "22P02", "22007", "22008", "22003", "22021", "22P05", "22025",
                  "22026", "22004"):
         context = (getattr(diag, "context", None) or "").strip().splitlines()
