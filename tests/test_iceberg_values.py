@@ -87,3 +87,19 @@ def test_a_value_its_column_cannot_hold_is_refused(db, tmp_path, column, value, 
     assert any(line.startswith("hint: ") for line in first), out.stderr
     table = iceberg_table(target, "public.edges")
     assert table.current_snapshot() is None and table.properties["topoff.step"] == "schema"
+
+
+def test_an_upsert_key_whose_name_holds_a_dot_is_refused(db, tmp_path):
+    """pyiceberg takes "a.b" for a nested field when it deletes by key: the table is refused
+    before anything is made (the first partition was an internal error, exit 70)."""
+    db.execute('CREATE TABLE dotted ("a.b" integer PRIMARY KEY, ts timestamptz NOT NULL); '
+               "INSERT INTO dotted VALUES (1, '2026-01-01 00:00:00+00')")
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, 'dataset = "d"\n[tables.dotted]\nmethod = "upsert"\n'
+                             'cursor = "ts"\n'), url)
+    target = catalog_file(tmp_path)
+    out = cli("sync", url, target)
+    assert out.exit_code == 7, (out.stdout, out.stderr)
+    assert any(line.startswith("error: ") and "public.dotted" in line and "dot" in line
+               for line in out.stderr.splitlines()), out.stderr

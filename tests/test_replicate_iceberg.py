@@ -409,6 +409,15 @@ def test_damaged_state_properties_are_an_integrity_error(setup):
         table_status(cfg)
 
 
+def test_a_name_iceberg_does_not_take_fails_the_table(setup):
+    db, target, _ = setup
+    cfg = config(target, {"app": (db.standby_url, {"plain": {"method": "snapshot",
+                                                              "name": "pl ain"}})})
+    [run] = run_once(cfg)
+    assert run.status == "failed" and str(run.error).startswith(
+        "its table name 'pl ain' is not a name"), run.error  # shown after app.public.plain
+
+
 def test_a_table_of_another_kind_is_not_taken_over(setup):
     _db, target, cfg = setup
     from pyiceberg.schema import Schema

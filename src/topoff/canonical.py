@@ -105,6 +105,10 @@ def duckdb_value(col: str, fam: Family) -> str:
                 f"+ datepart('microseconds', {col}) AS VARCHAR)")
     if k == "bpchar":
         return f"rtrim({col}, ' ')"
+    if k == "numeric" and fam.precision and fam.scale == fam.precision:
+        # DuckDB prints a DECIMAL(p,p) without PostgreSQL's leading zero ('.5', '-.5')
+        return (f"CASE WHEN {col} < 0 THEN '-0' || substr({col}::VARCHAR, 2) "
+                f"ELSE '0' || {col}::VARCHAR END")
     if k == "array" and fam.element and fam.element.kind in DUCKDB_LIST_ELEMENTS:
         return pg_array_text(col, fam.element)
     return f"{col}::VARCHAR"
@@ -125,6 +129,13 @@ def pg_array_text(expr: str, element: Family) -> str:
 
 def duck_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def case_twin(names: Sequence[str], name: str) -> str | None:
+    """The first of ``names`` that DuckDB takes for ``name`` (its identifiers ignore the
+    case of ASCII letters: "A" and "a" are one column), or None."""
+    folded = name.encode().lower()
+    return next((n for n in names if n.encode().lower() == folded), None)
 
 
 def pg_hash_sum(columns: Sequence[Column], profile: str = "exact",

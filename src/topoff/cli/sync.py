@@ -180,8 +180,6 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
             click.echo(f"note: {note}")
         click.echo("replica and source are equal" if report.equal else
                    "replica and source DIFFER")
-        if not report.equal and report.hint:
-            click.echo(f"hint: {report.hint}", err=True)
     if not report.equal:
         hint = getattr(report, "hint", None) or (
             "the source changed after those days were published (or the replica was "

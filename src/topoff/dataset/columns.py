@@ -54,12 +54,14 @@ class Column:
                              ) from None
         enum = d.get("enum")
         if enum is not None:
-            labels = [ck.name(v, f"{what} enum label", printed=False)
-                      for v in ck.items(enum, f"{what} enum")]
-            # a source without enum types (MariaDB) holds them in text, saying so in logical
+            # a source without enum types (MariaDB) holds them in text, saying so in logical:
+            # its labels are any text ('' or longer than a PostgreSQL name included)
             text_enum = logical is not None and "enum" in (
                 logical.kind, logical.element.kind if logical.element else None) \
                 and not parsed.user and parsed.base in ("text", "character varying")
+            labels = [ck.text(v, f"{what} enum label") if text_enum else
+                      ck.name(v, f"{what} enum label", printed=False)
+                      for v in ck.items(enum, f"{what} enum")]
             if not (parsed.user or text_enum) or len(set(labels)) != len(labels):
                 raise ck.Invalid(f"{what}: enum labels on a built-in type, or repeated labels")
             enum = labels

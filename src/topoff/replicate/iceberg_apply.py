@@ -127,7 +127,7 @@ class IcebergReplica:
         from pyiceberg.exceptions import NoSuchTableError
 
         where = landing(source, t)
-        ref = check_name(source.name, t.qualified, where.schema, where.name)
+        ref = check_name(where.schema, where.name)
         try:
             table = self.catalog.load_table((ref.schema, ref.name))
         except NoSuchTableError:

@@ -74,7 +74,8 @@ class MariaSide:
         self.row = f"CONCAT_WS({_SEP}, {', '.join(f'COALESCE({t}, {_NULL})' for t in texts)})"
         self.keys = [mt.column(k) for k in self.key]
         self.key_row = key_row(self.key)
-        self.key_texts = ", ".join(f"CAST({quote_ident(k)} AS CHAR)" for k in self.key)
+        # keys as the replica prints them (a ZEROFILL key without its padding)
+        self.key_texts = ", ".join(value_sql(c) for c in self.keys)
 
     def _lits(self, key: Key) -> str:
         return literals(self.keys, key)
@@ -112,8 +113,7 @@ class MariaSide:
     def bounds(self, r: KeyRange, count: int, parts: int) -> list[Key]:
         step = max(-(-count // parts), 1)
         names = ", ".join(f"k{i}" for i in range(len(self.key)))
-        texts = ", ".join(f"CAST({quote_ident(k)} AS CHAR) AS k{i}"
-                          for i, k in enumerate(self.key))
+        texts = ", ".join(f"{value_sql(c)} AS k{i}" for i, c in enumerate(self.keys))
         order = ", ".join(quote_ident(k) for k in self.key)
         rows = query(self.conn, f"SELECT {names} FROM (SELECT {texts}, ROW_NUMBER() OVER "
                                 f"(ORDER BY {order}) AS topoff_rn FROM {self.mt.qualified}"

@@ -109,6 +109,11 @@ def _duckdb(exc: BaseException, where: str, publication: str | None,
         detail = " ".join(ln.strip() for ln in text.splitlines()[:1]
                           if ln.strip()).removeprefix("Invalid Input Error: ")
         return _malformed(detail, pub or publication, file, None)
+    if name == "CatalogException" and "already exists" in low:  # "T" and "t": one name
+        return TargetError(f"DuckDB replica {where}: {_first_line(exc)}", hint="DuckDB's "
+                           "names ignore the case of letters: leave one of the two tables "
+                           "(or the table) out (--tables), or use a PostgreSQL or Iceberg "
+                           "replica")
     if any(s in low for s in _DISK_FULL + _PERMISSION) or name in (
             "IOException", "OutOfMemoryException", "PermissionException", "FatalException"):
         if any(s in low for s in _DISK_FULL):

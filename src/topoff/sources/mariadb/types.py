@@ -182,6 +182,8 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
         return col("json", {"kind": "json"}, "text")
     if dt in ("char", "varchar"):
         n = int(row["CHARACTER_MAXIMUM_LENGTH"])
+        if n < 1:  # CHAR(0), VARCHAR(0): '' or NULL; PostgreSQL has no varchar(0)
+            return col("text", {"kind": "text"}, "text")
         return col(f"character varying({n})", {"kind": "text", "length": n}, "text")
     if dt in _TEXTS:
         return col("text", {"kind": "text"}, "text")
@@ -220,8 +222,9 @@ def value_sql(column: MariaColumn, quote: Any = None) -> str:
     (the CSV quoting)."""
     c = quote_ident(column.name)
     f = column.form
-    if f == "int":
-        value = f"CAST({c} AS CHAR)"
+    if f == "int":  # ZEROFILL pads the text (00042): + 0 drops it, DECIMAL keeps its scale
+        value = f"CAST({c} + 0 AS CHAR)" if "zerofill" in column.native.lower() else \
+            f"CAST({c} AS CHAR)"
     elif f == "year":
         value = f"CAST({c} + 0 AS CHAR)"  # YEAR 0 prints as 0000
     elif f == "float32":

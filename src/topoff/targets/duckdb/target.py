@@ -22,6 +22,7 @@ from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Targ
 from topoff.targets.duckdb.resources import resource_settings
 from topoff.targets.duckdb.types import (
     MACROS,
+    columns_ddl,
     duckdb_type,
     load_expression,
     misfit_check,
@@ -122,7 +123,7 @@ class DuckDBTarget(Target):
     def create_table(self, table: TableDef) -> None:
         ref = table.target
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.ident(ref.schema)}")
-        cols = ", ".join(f"{duck_ident(c.name)} {duckdb_type(c)}" for c in table.columns)
+        cols = columns_ddl(table.source, list(table.columns))
         self.execute(f"CREATE TABLE {self._table(ref)} ({cols})")
 
     def add_column(self, table: TableDef, column: Column) -> None:

@@ -49,9 +49,10 @@ The one value that cannot be kept: a timestamp after 294246 AD (PostgreSQL goes 
 
 from __future__ import annotations
 
-from topoff.canonical import DUCKDB_LIST_ELEMENTS, pg_array_text
+from topoff.canonical import DUCKDB_LIST_ELEMENTS, case_twin, duck_ident, pg_array_text
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
+from topoff.errors import TargetError
 from topoff.pgtypes import family
 
 #: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL)
@@ -160,3 +161,16 @@ def stored_as_text(expr: str, c: Column) -> str:
         assert f.element is not None
         return pg_array_text(expr, f.element)
     return f"CAST({expr} AS VARCHAR)"  # DECIMAL(p,s) prints its scale, JSON its text
+
+
+def columns_ddl(table: str, columns: list[Column]) -> str:
+    """The column list of a CREATE TABLE; two names that differ only in the case of ASCII
+    letters (one column for DuckDB) are refused."""
+    for i, c in enumerate(columns):
+        twin = case_twin([d.name for d in columns[:i]], c.name)
+        if twin is not None:
+            raise TargetError(
+                f"{table} has columns {twin!r} and {c.name!r}, one name for DuckDB (it "
+                "ignores the case of letters in names)", hint="leave the table out "
+                "(--tables), or use a PostgreSQL or Iceberg replica, which keep both")
+    return ", ".join(f"{duck_ident(c.name)} {duckdb_type(c)}" for c in columns)

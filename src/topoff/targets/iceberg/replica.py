@@ -69,11 +69,12 @@ class Held:
                 P + "updated-at": self.updated_at.isoformat() if self.updated_at else ""}
 
 
-def check_name(source: str, table: str, namespace: str, name: str) -> TableRef:
-    """Where ``source.table`` lands; a name an Iceberg catalog does not take is refused."""
+def check_name(namespace: str, name: str) -> TableRef:
+    """Where a table lands; a name an Iceberg catalog does not take is refused (the
+    message is shown after the source table's name)."""
     for what, value in (("namespace (target_schema)", namespace), ("table name", name)):
         if not NAME.match(value):
-            raise TargetError(f"{source}.{table}: its {what} {value!r} is not a name an "
+            raise TargetError(f"its {what} {value!r} is not a name an "
                               "Iceberg replica takes (letters, digits and _)",
                               hint="set name = ... for the table or target_schema for the "
                               "source, or use a DuckDB or PostgreSQL target")

@@ -37,6 +37,11 @@ def table_name(entry: TableEntry) -> str:
             f"table {entry.qualified!r} has a name an Iceberg replica does not take "
             "(letters, digits and _ only)",
             hint="sync the other tables with --tables, or use a DuckDB or PostgreSQL replica")
+    if entry.method == "upsert" and any("." in k for k in entry.primary_key):
+        raise TargetError(
+            f"table {entry.qualified!r} has a key column whose name holds a dot, which "
+            "pyiceberg takes for a nested field when it deletes rows by key",
+            hint="sync the other tables with --tables, or use a DuckDB or PostgreSQL replica")
     return name
 
 

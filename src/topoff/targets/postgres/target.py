@@ -51,9 +51,11 @@ def lock_key(name: str) -> int:
 def column_type(c: Column) -> sql.Composable | None:
     """The column's type in the replica, built from parsed parts (never the manifest's text):
     a built-in type as it is; None for an enum (the target makes its own type); text for a
-    user-defined type (composite, range, domain of an extension...): its text form."""
+    user-defined type (composite, range, domain of an extension...): its text form. A
+    source's enum held in text (MariaDB's ENUM, whose values include '', which no
+    PostgreSQL enum label can be) stays text."""
     t = parse_type(c.type)  # checked when the manifest was read
-    if c.enum is not None:
+    if c.enum is not None and t.user:
         return None
     if t.user:
         return sql.SQL("text")

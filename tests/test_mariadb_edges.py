@@ -1,0 +1,150 @@
+"""Values at the edges of MariaDB's types, end to end through the commands: a full export,
+then sync into DuckDB, PostgreSQL and Iceberg and ``verify`` against the MariaDB replica,
+and ``topoff replicate`` into PostgreSQL. One table holds every edge (integer extremes
+signed and unsigned, DECIMAL(65,30), DECIMAL(38,0) and DECIMAL(10,10), zero and
+zero-in-date values, TIME and YEAR bounds, BIT(64), ENUM's error value '', SET '', JSON
+with NUL escapes, a BLOB of every byte, names with quotes, backticks and spaces)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from support.mariadb import MariaDatabase, MariaPair
+from support.replica import Replicas, query
+from support.replicate import config, new_target
+from test_iceberg_sync import catalog_file, iceberg_table
+from topoff.config import Config, TableConfig
+from topoff.export.full import export_full
+from topoff.replicate.engine import run_once
+from topoff.stores import open_store
+from topoff.sync import SyncOptions, sync
+from topoff.verify import verify
+
+EDGE_SQL = r"""
+SET SESSION sql_mode = '';
+CREATE TABLE edge (id INT PRIMARY KEY, u64 BIGINT UNSIGNED, i8 TINYINT, u32 INT UNSIGNED,
+  i64 BIGINT, d65 DECIMAL(65,30), d38 DECIMAL(38,0), d10 DECIMAL(10,10), zd DATE,
+  zdt DATETIME(6),
+  zts TIMESTAMP(6) NULL, tm TIME(6), yr YEAR, b64 BIT(64), en ENUM('a','b'),
+  e2 ENUM('', 'a', 'LONG'), st SET('x','y'), js JSON, bl BLOB,
+  `we"ird ``col`` select` VARCHAR(20),
+  gv BIGINT AS (i64 DIV 2) VIRTUAL);
+INSERT INTO edge (id, u64, i8, u32, i64, d65, d38, d10, zd, zdt, zts, tm, yr, b64, en, e2,
+  st, js, bl, `we"ird ``col`` select`) VALUES
+ (1, 18446744073709551615, 127, 4294967295, 9223372036854775807,
+  99999999999999999999999999999999999.999999999999999999999999999999,
+  99999999999999999999999999999999999999, 0.9999999999, '9999-12-31',
+  '9999-12-31 23:59:59.999999',
+  '2038-01-19 03:14:07.999999', '838:59:59', 2155, b'ONES', 'b', 'LONG', 'x,y',
+  '{"n":"a\\u0000b","e":"😀","big":123456789012345678901234567890}', NULL, '😀'),
+ (2, 0, -128, 0, -9223372036854775808,
+  -99999999999999999999999999999999999.999999999999999999999999999999,
+  -99999999999999999999999999999999999999, -0.0000000001, '1000-01-01', '1000-01-01 00:00:00',
+  '1970-01-01 00:00:01', '-838:59:59', 1901, b'0', 'x', '', '', '[[[[1]]]]', '', ''),
+ (3, 1, 0, 1, 0, 0.000000000000000000000000000001, 1, 0, '0000-00-00',
+  '2024-00-15 10:00:00', '0000-00-00 00:00:00', '-00:00:00.000001', 0, NULL, NULL, 'a', NULL,
+  '-0', X'00', NULL);
+UPDATE edge SET bl = (SELECT GROUP_CONCAT(CHAR(seq) ORDER BY seq SEPARATOR '')
+  FROM seq_0_to_255) WHERE id = 1;
+""".replace("LONG", "é" * 70).replace("ONES", "1" * 64)  # LONG: > 63 bytes
+
+
+@pytest.fixture(scope="module")
+def published(maria_pair: MariaPair, tmp_path_factory: pytest.TempPathFactory):
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    maria.execute(EDGE_SQL)  # 'x' is no label of en: stored as '' (the error value)
+    root = str(tmp_path_factory.mktemp("maria-edges") / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset="edges", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="edge", method="snapshot"),)), store)
+    yield maria, root
+    maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_verify_of_a_duckdb_replica_in_a_fresh_process(published, tmp_path: Path) -> None:
+    """The MariaDB driver's C extension loads after DuckDB has opened a file (it did not:
+    exit 3, "the MariaDB driver's C extension cannot be loaded")."""
+    maria, root = published
+    replica = str(tmp_path / "r.duckdb")
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-m", "topoff", "verify", replica, "--against",
+                           maria.replica_url], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{maria.name}.edge: equal (3 rows)" in done.stdout
+
+
+def test_enum_s_empty_string_lands_in_postgresql(published, cluster, tmp_path: Path) -> None:
+    """A MariaDB ENUM is text in a PostgreSQL replica: '' (the error value MariaDB stores
+    for a rejected value, which no PostgreSQL enum can hold) loads (the COPY into an enum
+    type failed, exit 6, "invalid input value for enum"), and so do the labels '' and one
+    longer than 63 bytes (the manifest was refused, exit 6)."""
+    maria, root = published
+    replicas = Replicas("postgresql", tmp_path, cluster)
+    try:
+        replica = replicas.new()
+        sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+        assert verify(replica, maria.replica_url).equal
+        got = query(replica, f'SELECT id, en, e2, st, u64::text, d38::text, tm::text, '
+                             f'yr, b64::text FROM "{maria.name}".edge ORDER BY id')
+        assert got == [(1, "b", "é" * 70, "x,y", "18446744073709551615", "9" * 38,
+                        "838:59:59", 2155, "1" * 64),
+                       (2, "", "", "", "0", "-" + "9" * 38, "-838:59:59", 1901, "0" * 64),
+                       (3, None, "a", None, "1", "1", "-00:00:00.000001", 0, None)]
+        target = new_target("postgresql", cluster, tmp_path)
+        cfg = config(target, {"m": (maria.replica_url, {"edge": {"method": "snapshot"}})})
+        [run] = run_once(cfg)
+        assert (run.status, run.rows) == ("ok", 3), run.error
+        assert query(target, "SELECT en, e2 FROM m.edge ORDER BY id") == \
+            [("b", "é" * 70), ("", ""), (None, "a")]
+    finally:
+        replicas.close()
+
+
+def test_every_edge_into_iceberg(published, tmp_path: Path) -> None:
+    maria, root = published
+    target = catalog_file(tmp_path)
+    sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
+    report = verify(target, maria.replica_url)
+    assert report.equal, report.to_json()
+    rows = {r["id"]: r for r in iceberg_table(target, f"{maria.name}.{maria.name}__edge")
+            .scan().to_arrow().to_pylist()}
+    assert rows[1]["u64"] == Decimal("18446744073709551615") and rows[2]["en"] == ""
+    assert rows[1]["d65"] == "9" * 35 + "." + "9" * 30 and rows[1]["bl"] == bytes(range(256))
+    assert rows[3]["zd"] is None and rows[3]["zdt"] is None and rows[3]["zts"] is None
+    assert rows[1]['we"ird `col` select'] == "😀" and rows[3]["tm"] == "-00:00:00.000001"
+
+
+def test_a_nul_in_text_is_refused_by_postgresql_only(maria_pair: MariaPair, cluster,
+                                                     tmp_path: Path) -> None:
+    """PostgreSQL text cannot hold a NUL: exit 7 naming why (it said the publication was
+    malformed, exit 6); DuckDB and Iceberg keep it."""
+    from support.cli import error_lines, run_cli
+
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    try:
+        maria.execute("CREATE TABLE nul (id INT PRIMARY KEY, t TEXT); "
+                      "INSERT INTO nul VALUES (1, CONCAT('a', CHAR(0), 'b'))")
+        root = str(tmp_path / "pub")
+        with open_store(root) as store:
+            export_full(Config(dataset="nul", source_url=maria.replica_url, tables=(
+                TableConfig(schema=maria.name, name="nul", method="snapshot"),)), store)
+        replicas = Replicas("postgresql", tmp_path, cluster)
+        try:
+            out = run_cli("sync", root, replicas.new())
+        finally:
+            replicas.close()
+        assert out.exit_code == 7, out.stderr
+        err, hint = error_lines(out)
+        assert "NUL" in err and "DuckDB or Iceberg" in hint
+        for target in (str(tmp_path / "r.duckdb"), catalog_file(tmp_path)):
+            sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
+            assert verify(target, maria.replica_url).equal
+    finally:
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
