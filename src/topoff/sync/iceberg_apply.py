@@ -45,7 +45,7 @@ from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
 from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.rows import batches, gathered
-from topoff.targets.iceberg.table import TableLedger, summary
+from topoff.targets.iceberg.table import TableLedger, summary, table_name
 from topoff.targets.iceberg.types import iceberg_type
 from topoff.targets.iceberg.write import append, key_filter
 
@@ -119,6 +119,8 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if not entry.primary_key:
                 raise TargetError(f"{entry.qualified}: an upsert table without a primary key",
                                   hint="the dataset is damaged; tell its publisher")
+            if any("." in k for k in entry.primary_key):  # a table made by an earlier version
+                table_name(entry)  # refuses it, as for a new table
             rows = 0
             for t in ahead(gathered(stream, 0)):
                 for start in range(0, t.num_rows, UPSERT_ROWS):
