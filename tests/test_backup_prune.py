@@ -11,6 +11,7 @@ import pytest
 from support.backup import AgeKey, backup_args, entry
 from support.cli import run_cli
 from support.pg import Database
+from support.s3_server import S3Server
 from topoff.backup import retention
 from topoff.errors import StoreError
 from topoff.stores.local import LocalStore
@@ -78,3 +79,33 @@ def test_other_store_errors_are_not_swallowed(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="access denied"):
         retention.prune(Broken(str(store)), keep_days=10)
+
+
+def test_prune_removes_what_a_killed_backup_left(tmp_path: Path, s3_server: S3Server) -> None:
+    """A SIGKILLed backup leaves its object half written: a temp file next to it on disk,
+    an upload never completed on S3. Pruning that (failed) backup removes them too; an
+    ongoing backup's are not touched."""
+    store = tmp_path / "s"
+    entry(store, "dump.killed", 24 * 20, size=None)
+    entry(store, "dump.kept", 24 * 20)
+    backups = store / "backups"
+    backups.mkdir()
+    (backups / ".dump.killed.tar.zst.age.tmp-0123456789ab").write_bytes(b"x" * 100)
+    (backups / ".dump.other.tar.zst.age.tmp-0123456789ab").write_bytes(b"x")
+    assert run_cli("backups", "prune", str(store), "--keep-days", "1").exit_code == 0
+    assert _names(store) == ["dump.kept"]
+    assert [p.name for p in backups.iterdir()] == [".dump.other.tar.zst.age.tmp-0123456789ab"]
+
+    bucket = s3_server.create_bucket()
+    s3 = s3_server.client()
+    for name in ("dump.killed", "dump.kept"):
+        entry(tmp_path / "s3", name, 24 * 20, size=None if name == "dump.killed" else 1000)
+        for leaf in (tmp_path / "s3" / "catalog" / name).iterdir():
+            s3.put_object(Bucket=bucket, Key=f"p/catalog/{name}/{leaf.name}",
+                          Body=leaf.read_bytes())
+    for name in ("dump.killed", "dump.other"):
+        s3.create_multipart_upload(Bucket=bucket, Key=f"p/backups/{name}.tar.zst.age")
+    done = run_cli("backups", "prune", f"s3://{bucket}/p", "--keep-days", "1")
+    assert done.exit_code == 0, done.stderr
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["p/backups/dump.other.tar.zst.age"]
