@@ -21,9 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import zstandard
 
@@ -90,7 +88,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
           options: ObjectOptions | None) -> BackupResult:
     import tarfile
 
-    base = Path(tempfile.mkdtemp(prefix="topoff-backup-", dir=req.workdir))
+    base = catalog.work_directory("topoff-backup-", req.workdir)
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         began = time.monotonic()

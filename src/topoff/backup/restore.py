@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from topoff.backup import libpq, untar
-from topoff.backup.catalog import Entry, latest_finished, read_entry
+from topoff.backup.catalog import Entry, latest_finished, read_entry, work_directory
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
 from topoff.errors import ConfigError, IntegrityError, StoreError, TargetError
@@ -174,7 +173,7 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, 
                           "and recreate the backup's objects there")
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    base = Path(tempfile.mkdtemp(prefix="topoff-restore-", dir=workdir))
+    base = work_directory("topoff-restore-", workdir)
     try:
         (base / "dump").mkdir(mode=0o700)
         files = fetch(store, entry, identities, base / "dump")
