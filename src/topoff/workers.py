@@ -1,14 +1,15 @@
-"""A thread pool that stops with its caller: when the thread waiting for the results is
-interrupted (Ctrl-C, SIGTERM through the CLI), the tasks still running are interrupted too.
+"""Interrupting work that waits on a server: the connections to cancel, and a thread pool
+that stops with its caller.
 
-Python delivers a signal to the main thread only; a worker waiting for a server (a COPY
-whose rows are long in coming, a statement waiting for a lock) would keep the command
-alive until its statement ends, and the interpreter waits for the pool's threads before
-it exits. So the statements running on the PostgreSQL connections a task opened
-(:func:`opened`, called by ``topoff.sources.postgres.connect``) are cancelled, and a
-KeyboardInterrupt is raised in the task's thread, as the main thread got one: the task's
-transactions roll back; a task not started yet is cancelled. Then the pool is waited for,
-and the interrupt goes on in the caller.
+Python runs a signal's handler (Ctrl-C, SIGTERM through the CLI: KeyboardInterrupt) in the
+main thread only, between two of its instructions. A statement that waits on its server (a
+COPY whose rows are long in coming, a query waiting for a lock) inside a driver's C code,
+or in another thread, would keep the command alive until it ends. So every source and
+target connection topoff opens is recorded here (:func:`opened`) with a way to cancel what
+it runs, and :func:`cancel_all` cancels them all: the CLI calls it from a thread of its
+own as soon as the signal arrives (cli/options.py), and :class:`Workers` when the thread
+waiting for its tasks is interrupted; the waiting call then returns with an error, and the
+interrupt goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -24,14 +26,33 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_task = threading.local()
+_open: dict[int, tuple[weakref.ref[Any], Callable[[Any], None]]] = {}
+_open_lock = threading.Lock()
 
 
-def opened(conn: Any) -> None:
-    """A connection opened in this thread: cancelled if it is a pool's task interrupted."""
-    conns = getattr(_task, "conns", None)
-    if conns is not None:
-        conns.append(conn)
+def _cancel_pg(conn: Any) -> None:
+    if not conn.closed:
+        conn.cancel_safe(timeout=5)
+
+
+def opened(conn: Any, cancel: Callable[[Any], None] = _cancel_pg) -> None:
+    """Record a connection (a psycopg one unless ``cancel`` says how to cancel its
+    statement) until it is garbage: :func:`cancel_all` cancels what it runs."""
+    key = id(conn)
+    ref = weakref.ref(conn, lambda _: _open.pop(key, None))
+    with _open_lock:
+        _open[key] = (ref, cancel)
+
+
+def cancel_all() -> None:
+    """Cancel the statement every open connection runs (the command is stopping)."""
+    with _open_lock:
+        entries = list(_open.values())
+    for ref, cancel in entries:
+        conn = ref()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                cancel(conn)
 
 
 def _interrupt(ident: int, error: type[BaseException] | None = KeyboardInterrupt) -> None:
@@ -43,27 +64,27 @@ def _interrupt(ident: int, error: type[BaseException] | None = KeyboardInterrupt
 
 class Workers:
     """``with Workers(n, name) as pool``: ``pool.submit`` and ``pool.map`` as a
-    ThreadPoolExecutor's, the tasks interrupted when the ``with`` block is. ``conns``:
-    connections opened outside the tasks that the tasks use, cancelled too."""
+    ThreadPoolExecutor's. When the ``with`` block is interrupted, a task not started is
+    cancelled, and each running task gets a KeyboardInterrupt in its own thread and its
+    statement cancelled (:func:`cancel_all`): its transaction rolls back. Then the pool is
+    waited for, and the interrupt goes on in the caller."""
 
-    def __init__(self, jobs: int, name: str, conns: Iterable[Any] = ()) -> None:
+    def __init__(self, jobs: int, name: str) -> None:
         self._pool = ThreadPoolExecutor(jobs, thread_name_prefix=name)
-        self._conns = list(conns)
         self._lock = threading.Lock()
-        self._running: dict[int, list[Any]] = {}  # thread -> its task's connections
+        self._running: set[int] = set()
         self._interrupted: set[int] = set()
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         def task() -> R:
             ident = threading.get_ident()
             with self._lock:
-                self._running[ident] = _task.conns = []
+                self._running.add(ident)
             try:
                 return fn(*args)
             finally:  # an interrupt is raised inside the task, or not at all
                 with self._lock:
-                    self._running.pop(ident, None)
-                    _task.conns = None
+                    self._running.discard(ident)
                     late = ident in self._interrupted
                 if late:
                     _interrupt(ident, None)
@@ -82,13 +103,8 @@ class Workers:
         if kind is not None and issubclass(kind, KeyboardInterrupt):
             self._pool.shutdown(wait=False, cancel_futures=True)
             with self._lock:
-                conns = list(self._conns)
-                for ident, theirs in self._running.items():
+                for ident in self._running:
                     self._interrupted.add(ident)
                     _interrupt(ident)
-                    conns += theirs
-            for conn in conns:  # wakes a task waiting on its server
-                if hasattr(conn, "cancel_safe") and not conn.closed:
-                    with contextlib.suppress(Exception):
-                        conn.cancel_safe(timeout=5)
+            cancel_all()  # wakes a task waiting on its server
         self._pool.shutdown(wait=True, cancel_futures=kind is not None)

@@ -291,8 +291,7 @@ def reconcile(source: Side, target: Side, threshold: int = 1000,
     if threshold < 1 or max_parts < 2:
         raise ValueError("threshold must be at least 1, max_parts at least 2")
     diff = Diff()
-    conns = [getattr(source, "conn", None), getattr(target, "conn", None)]
-    with Workers(2, "topoff-reconcile", conns) as pool:  # interrupted with the command
+    with Workers(2, "topoff-reconcile") as pool:  # interrupted with the command
         def both(on_source: Callable[[], object], on_target: Callable[[], object]
                  ) -> tuple[object, object]:
             a, b = pool.submit(on_source), pool.submit(on_target)

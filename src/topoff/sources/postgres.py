@@ -104,7 +104,7 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
         for name, value in SESSION_SETTINGS.items():
             cur.execute("SELECT set_config(%s, %s, false)", (name, value))
     conn.autocommit = autocommit
-    opened(conn)  # cancelled if the command is interrupted while a worker thread uses it
+    opened(conn)  # its statement cancelled if the command is interrupted
     return conn
 
 
