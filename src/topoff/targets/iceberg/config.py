@@ -19,7 +19,6 @@ The file is configuration: an unknown key, a wrong type or a missing value is re
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -144,7 +143,7 @@ def read_settings(location: str) -> CatalogSettings:
 def open_catalog(settings: CatalogSettings) -> Any:
     """The pyiceberg catalog (imported here: only an Iceberg target pays for it)."""
     try:
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+        import pyiceberg  # noqa: F401
     except ImportError:
         raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
                           hint="pip install 'topoff[iceberg]'") from None
@@ -158,10 +157,23 @@ def open_catalog(settings: CatalogSettings) -> Any:
             from pyiceberg.catalog.rest import RestCatalog
 
             catalog = RestCatalog("topoff", **settings.properties())
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(settings.namespace)
+        ensure_namespace(catalog, settings.namespace)
     except Exception as e:  # the driver's message may hold the URL: name the file only
         raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
                           f"({type(e).__name__})",
                           hint="check 'uri' and 'warehouse' in the catalog file") from None
     return catalog
+
+
+def ensure_namespace(catalog: Any, name: str) -> None:
+    """Make the namespace if it is missing. Another process making it at the same moment
+    is no error (a SQL catalog then fails the insert with its own IntegrityError)."""
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    try:
+        catalog.create_namespace(name)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception:
+        if not catalog.namespace_exists(name):
+            raise
