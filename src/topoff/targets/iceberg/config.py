@@ -20,6 +20,7 @@ The file is configuration: an unknown key, a wrong type or a missing value is re
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,20 +149,30 @@ def open_catalog(settings: CatalogSettings) -> Any:
         raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
                           hint="pip install 'topoff[iceberg]'") from None
 
-    try:
-        if settings.type == "sql":
-            from pyiceberg.catalog.sql import SqlCatalog
+    for attempt in (1, 2):
+        try:
+            return _open(settings)
+        except Exception as e:  # the driver's message may hold the URL: name the file only
+            if attempt == 1 and settings.type == "sql":
+                # a new catalog's tables another process creates at the same moment
+                time.sleep(0.2)
+                continue
+            raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
+                              f"({type(e).__name__})",
+                              hint="check 'uri' and 'warehouse' in the catalog file") from None
+    raise AssertionError("unreachable")
 
-            catalog: Any = SqlCatalog("topoff", **settings.properties())
-        else:
-            from pyiceberg.catalog.rest import RestCatalog
 
-            catalog = RestCatalog("topoff", **settings.properties())
-        ensure_namespace(catalog, settings.namespace)
-    except Exception as e:  # the driver's message may hold the URL: name the file only
-        raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
-                          f"({type(e).__name__})",
-                          hint="check 'uri' and 'warehouse' in the catalog file") from None
+def _open(settings: CatalogSettings) -> Any:
+    if settings.type == "sql":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        catalog: Any = SqlCatalog("topoff", **settings.properties())
+    else:
+        from pyiceberg.catalog.rest import RestCatalog
+
+        catalog = RestCatalog("topoff", **settings.properties())
+    ensure_namespace(catalog, settings.namespace)
     return catalog
 
 
