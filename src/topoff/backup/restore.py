@@ -27,7 +27,7 @@ from topoff.backup import libpq, untar
 from topoff.backup.catalog import Entry, latest_finished, read_entry, work_directory
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
-from topoff.errors import ConfigError, IntegrityError, StoreError, TargetError
+from topoff.errors import ConfigError, IntegrityError, SourceError, StoreError, TargetError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
 from topoff.sources.postgres import connect, display_url
@@ -110,8 +110,16 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     return count
 
 
+def _connect(url: str, autocommit: bool) -> psycopg.Connection:
+    """The database restored into: failing to reach it is the target's error (exit 7)."""
+    try:
+        return connect(url, "topoff restore", autocommit=autocommit)
+    except SourceError as e:
+        raise TargetError(e.message, hint=e.hint) from None
+
+
 def target_is_empty(url: str) -> bool:
-    with connect(url, "topoff restore", autocommit=True) as conn:
+    with _connect(url, autocommit=True) as conn:
         (n,) = conn.execute(_USER_RELATIONS_Q).fetchone()  # type: ignore[misc]
     return int(n) == 0
 
@@ -139,7 +147,7 @@ def scrub(url: str, statements: tuple[str, ...]) -> None:
     """Run the configured scrub SQL (from the config file, never from the backup)."""
     if not statements:
         return
-    with connect(url, "topoff restore", autocommit=False) as conn:
+    with _connect(url, autocommit=False) as conn:
         try:
             for stmt in statements:
                 conn.execute(sql.SQL(stmt))  # operator-written
