@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +20,8 @@ from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli, write_config
 from support.pg import Database
 from topoff.demo.cluster import ThrowawayCluster
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -127,3 +136,43 @@ def test_counts_hashes_and_dump_share_one_snapshot(datanommer: Database, age_key
     result = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity),
                      "--scratch", scratch)
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_killed_drill_takes_its_throwaway_server_with_it(store: Path, age_key: AgeKey) -> None:
+    """SIGKILL cannot be cleaned up after by topoff itself: the throwaway cluster's watchdog
+    stops the server (it holds the decrypted backup) and removes its directory."""
+    tmp = Path(tempfile.mkdtemp(prefix="topoff-drill-kill-"))
+    tmp.chmod(0o755)  # the server runs as postgres when the tests run as root
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "backups", "drill", str(store),
+                             "--identity", str(age_key.identity)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid := _server_pid(tmp)):  # the server is up
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        server = int(pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while _alive(server) or list(tmp.iterdir()):
+            assert time.monotonic() < deadline, "the drill's server outlived topoff"
+            time.sleep(0.05)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _server_pid(tmp: Path) -> str:
+    for pidfile in tmp.glob("topoff-pg-*/primary/postmaster.pid"):
+        with contextlib.suppress(OSError):
+            return (pidfile.read_text().split() or [""])[0]
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"

@@ -157,3 +157,28 @@ def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: Age
     assert failed["error"] == "interrupted"
     assert all(not _cmdline(p) for p in dumps), "pg_dump outlived the backup"
     assert _no_object(store)
+
+
+def test_a_killed_backups_work_directory_goes_at_the_next_backup(
+        datanommer: Database, age_key: AgeKey, tmp_path: Path) -> None:
+    """pg_dump's files of a SIGKILLed backup (table data, unencrypted) stay in --workdir:
+    the next backup there removes the directories whose owner is gone, and only those."""
+    work = tmp_path / "work"
+    work.mkdir()
+    code = "import json; from topoff.backup import catalog; print(json.dumps(" \
+           "catalog.process_marker()))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    dead = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout
+    live = json.dumps(catalog.process_marker())
+    for name, owner in (("topoff-backup-dead", dead), ("topoff-backup-live", live),
+                        ("topoff-backup-none", None), ("other-dead", dead)):
+        (work / name / "dump").mkdir(parents=True)
+        (work / name / "dump" / "1234.dat").write_text("secret rows")
+        if owner is not None:
+            (work / name / catalog.OWNER).write_text(owner)
+    result = run_cli(*backup_args(datanommer, age_key, tmp_path / "s", "dump.n",
+                                  "--workdir", str(work)))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in work.iterdir()) == [
+        "other-dead", "topoff-backup-live", "topoff-backup-none"]

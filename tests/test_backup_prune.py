@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,9 +18,12 @@ import pytest
 from support.backup import AgeKey, backup_args, entry
 from support.cli import run_cli
 from support.pg import Database
+from support.s3_server import DUMMY_ENV, UNSET_ENV, S3Server
 from topoff.backup import retention
 from topoff.errors import StoreError
 from topoff.stores.local import LocalStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _names(store: Path) -> list[str]:
@@ -78,3 +88,60 @@ def test_other_store_errors_are_not_swallowed(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="access denied"):
         retention.prune(Broken(str(store)), keep_days=10)
+
+
+def test_prune_removes_what_a_killed_backup_left(tmp_path: Path, s3_server: S3Server) -> None:
+    """A SIGKILLed backup leaves its object half written: a temp file next to it on disk,
+    an upload never completed on S3. Pruning that (failed) backup removes them too; an
+    ongoing backup's are not touched."""
+    store = tmp_path / "s"
+    entry(store, "dump.killed", 24 * 20, size=None)
+    entry(store, "dump.kept", 24 * 20)
+    backups = store / "backups"
+    backups.mkdir()
+    (backups / ".dump.killed.tar.zst.age.tmp-0123456789ab").write_bytes(b"x" * 100)
+    (backups / ".dump.other.tar.zst.age.tmp-0123456789ab").write_bytes(b"x")
+    assert run_cli("backups", "prune", str(store), "--keep-days", "1").exit_code == 0
+    assert _names(store) == ["dump.kept"]
+    assert [p.name for p in backups.iterdir()] == [".dump.other.tar.zst.age.tmp-0123456789ab"]
+
+    bucket = s3_server.create_bucket()
+    s3 = s3_server.client()
+    for name in ("dump.killed", "dump.kept"):
+        entry(tmp_path / "s3", name, 24 * 20, size=None if name == "dump.killed" else 1000)
+        for leaf in (tmp_path / "s3" / "catalog" / name).iterdir():
+            s3.put_object(Bucket=bucket, Key=f"p/catalog/{name}/{leaf.name}",
+                          Body=leaf.read_bytes())
+    for name in ("dump.killed", "dump.other"):
+        s3.create_multipart_upload(Bucket=bucket, Key=f"p/backups/{name}.tar.zst.age")
+    done = run_cli("backups", "prune", f"s3://{bucket}/p", "--keep-days", "1")
+    assert done.exit_code == 0, done.stderr
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["p/backups/dump.other.tar.zst.age"]
+
+
+@pytest.mark.parametrize("command", [["prune", "--keep-days", "1"], ["list"], ["check"]])
+def test_sigterm_while_the_store_does_not_answer(command: list[str]) -> None:
+    """systemctl stop while the store keeps a request waiting: exit 130, one error line."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
+    env.update(DUMMY_ENV, PYTHONPATH=str(ROOT / "src"),
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.getsockname()[1]}")
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "backups", command[0],
+                             "s3://bucket/p", *command[1:]], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not accepted:  # its first request waits for an answer
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        server.close()
+        for s in accepted:
+            s.close()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["error: interrupted", err.splitlines()[1]], err

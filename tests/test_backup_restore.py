@@ -76,6 +76,15 @@ def test_wrong_identity(backed_up: Path, target: str, tmp_path: Path) -> None:
     assert _hashes(target) == {}
 
 
+def test_a_target_database_that_does_not_exist_is_a_target_error(
+        backed_up: Path, target: str, age_key: AgeKey) -> None:
+    missing = target.rsplit("/", 1)[0] + "/no_such_database"
+    result = run_cli("restore", str(backed_up), "--latest", "--identity",
+                     str(age_key.identity), "--target", missing, "--log-format", "json")
+    assert result.exit_code == 7, result.stderr  # the target's, as everywhere (it was 3)
+    assert '"error": "target"' in result.stderr and "does not exist" in result.stderr
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "append", "missing"])
 def test_damaged_object_is_refused(backed_up: Path, target: str, age_key: AgeKey,
                                    damage: str) -> None:

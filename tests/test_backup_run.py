@@ -118,3 +118,27 @@ def test_table_hashes_are_the_same_on_parallel_connections(datanommer: Database)
         c.close()
     assert many == one and list(many) == sorted(many) and len(opened) <= 2
     assert one["public.messages"]["rows"] > 0
+
+
+def test_two_backups_of_one_name_at_once(datanommer: Database, age_key: AgeKey, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both find the name free, then one writes started.json first: the other stops with
+    the same config error as when the name was taken before it started, nothing written."""
+    from topoff.backup import request
+
+    store = tmp_path / "s"
+    real = request.preflight
+
+    def raced(*args: object) -> object:
+        options = real(*args)  # type: ignore[arg-type]
+        catalog.write_object(LocalStore(str(store)), "dump.x", "started.json", {"x": 1})
+        return options
+
+    monkeypatch.setattr("topoff.backup.pipeline.preflight", raced)
+    result = run_cli(*backup_args(datanommer, age_key, store, "dump.x"))
+    assert result.exit_code == 2, result.stderr
+    error, hint = error_lines(result)
+    assert error == f"error: a backup named dump.x already exists in {store}", error
+    assert "choose another --name" in hint
+    assert sorted(p.name for p in (store / "catalog" / "dump.x").iterdir()) == ["started.json"]
+    assert not (store / "backups").exists() or not list((store / "backups").iterdir())

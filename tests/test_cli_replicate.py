@@ -4,6 +4,7 @@ SIGTERM and SIGINT)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,58 @@ def test_replicate_does_not_import_the_other_commands_and_help_lists_all() -> No
     assert out[0] == "[]"
     from topoff.cli import _MODULES
     assert out[1] == str(sorted(n for names in _MODULES.values() for n in names))
+
+
+@contextlib.contextmanager
+def _held(source, *tables: str) -> Iterator[None]:
+    """The tables locked ACCESS EXCLUSIVE on the primary, the lock replayed on the standby:
+    a refresh reading them there waits until the block ends."""
+    with source.primary() as conn:
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE " + ", ".join(tables) + " IN ACCESS EXCLUSIVE MODE")
+        conn.execute("SELECT pg_switch_wal()")  # the lock record reaches the standby now
+        _until(source, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
+               "AND relation = ANY(ARRAY[" + ", ".join(f"'{t}'::regclass::oid" for t in tables)
+               + "])", len(tables))
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+
+
+def _until(source, statement: str, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while source.standby_query(statement)[0][0] < count:
+        assert time.monotonic() < deadline, statement
+        time.sleep(0.02)
+
+
+def _waiting(source, count: int) -> None:
+    """``count`` of topoff's readers wait for a lock on the standby."""
+    _until(source, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+           "'topoff%' AND wait_event_type = 'Lock'", count)
+
+
+@pytest.mark.parametrize("args", [("--once",), ("--once", "-j", "2"), ("--resync", "snap"),
+                                  ("--repull", "snap"), ("--reconcile", "snap")])
+def test_sigterm_while_the_source_keeps_the_rows_waiting(cluster, source, tmp_path, args):
+    """The source's reads wait (a lock, a long sort): SIGTERM still stops every action,
+    worker threads included, with exit 130 and one error line; the next run completes."""
+    url = new_target("postgresql", cluster, tmp_path)
+    path = write_config(tmp_path / "r.toml", config_text(url, {"app": (
+        source.standby_url, {"snap": {"method": "snapshot"}, "lg": TABLES["lg"]})}))
+    if args[0] != "--once":
+        subprocess.run(_command(path), env=_env(), check=True, capture_output=True)
+    with _held(source, "snap", "lg"):
+        proc = subprocess.Popen(_command(path, *args), env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _waiting(source, 2 if "-j" in args else 1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-2:][0] == "error: interrupted" and "Traceback" not in err, err
+    done = subprocess.run(_command(path), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for table in ("public.snap", "public.lg"):
+        mine, theirs = hashes(url, source.primary_url, "app", table)
+        assert mine == theirs, table

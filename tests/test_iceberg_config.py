@@ -233,3 +233,29 @@ def test_the_day_partition_does_not_take_a_column_s_name():
     assert [f.name for f in spec.fields] == ["ts_day__"]
     assert partition_spec(TableEntry("public", "t", "snapshot", cols, []),
                           schema_of(cols)).fields == ()
+
+
+def test_a_sql_catalog_made_by_two_processes_at_once(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first runs on a new SQL catalog file create its tables at the same moment: the
+    one that loses (sqlite: "table ... already exists") opens the catalog all the same."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import OperationalError
+
+    from topoff.targets.iceberg.config import open_catalog, read_settings
+
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/c.db"\n'
+                    'warehouse = "warehouse"\nnamespace = "ns"\n')
+    real, calls = SqlCatalog.__init__, []
+
+    def raced(self: object, *args: object, **kwargs: object) -> None:
+        calls.append(1)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+        if len(calls) == 1:  # the other process created the tables first
+            raise OperationalError("CREATE TABLE iceberg_tables", {},
+                                   Exception("table iceberg_tables already exists"))
+
+    monkeypatch.setattr(SqlCatalog, "__init__", raced)
+    catalog = open_catalog(read_settings(f"iceberg:{path}"))
+    assert catalog.namespace_exists("ns")

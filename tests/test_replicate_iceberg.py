@@ -811,3 +811,23 @@ def test_pausing_keeps_the_state_a_refresh_committed_meanwhile(setup):
     assert props["topoff.replicate.paused"] == "true"
     assert "2026-08-01" in props["topoff.replicate.state"]  # the refresh's watermark
     assert props["topoff.replicate.rows-total"] == "5001"
+
+
+def test_a_namespace_another_run_makes_at_the_same_moment(setup, monkeypatch):
+    """Two runs (two configs) make a namespace at once: the one whose insert loses
+    refreshes its table all the same (it was an internal error, exit 70)."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import IntegrityError
+
+    db, target, cfg = setup
+    real = SqlCatalog.create_namespace
+
+    def raced(self: Any, namespace: Any, properties: Any = None) -> None:
+        real(self, namespace)  # the other run's insert, just before this run's
+        raise IntegrityError("INSERT INTO iceberg_namespace_properties", {},
+                             Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(SqlCatalog, "create_namespace", raced)
+    runs = run_once(cfg, ["plain"])
+    assert [(r.status, r.error) for r in runs] == [("ok", None)]
+    assert same(target, db, "plain") == 5000

@@ -418,3 +418,45 @@ def test_reconcile_by_a_zerofill_key(kind, cluster, maria, tmp_path):
     report = reconcile(cfg, f"m.{maria.name}.zk", threshold=100)
     assert (report.deleted, report.updated, report.inserted) == (1, 1, 0)
     assert reconcile(cfg, f"m.{maria.name}.zk", threshold=100).changed == 0
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_while_the_replica_keeps_the_rows_waiting(cluster, maria, tmp_path, jobs):
+    """A MariaDB query waits (here for LOCK TABLES on the replica) inside the driver's C
+    code: SIGTERM still stops the run at once (the query is killed), exit 130; the next
+    run completes."""
+    maria.execute("CREATE TABLE big (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL);"
+                  "INSERT INTO big SELECT seq, TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq "
+                  "SECOND FROM seq_1_to_3000; CREATE TABLE lg (ts DATETIME(6) NOT NULL);"
+                  "INSERT INTO lg SELECT TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq "
+                  "SECOND FROM seq_1_to_3000")
+    url = new_target("postgresql", cluster, tmp_path)
+    path = write_config(tmp_path / "r.toml", config_text(url, {"m": (maria.replica_url, {
+        "big": {"method": "updater", "cursor": "ts"},
+        "lg": {"method": "inserter", "cursor": "ts"}})}))
+    env = {"PYTHONPATH": str(ROOT / "src"), "TOPOFF_CONFIG": "", "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    root = connect(maria.pair.replica.url(maria.name, user="root", password=None))
+    try:
+        root.cursor().execute("LOCK TABLES big WRITE, lg WRITE")
+        proc = subprocess.Popen(_command(path, "--once", "-j", jobs), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        cur = root.cursor()
+        while True:  # topoff's reads wait for the lock
+            cur.execute("SELECT count(*) FROM information_schema.processlist WHERE "
+                        "state LIKE '%metadata lock%'")
+            if cur.fetchone()[0] >= int(jobs):
+                break
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        root.close()
+    assert proc.returncode == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err, err
+    done = subprocess.run(_command(path, "--once"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for t in ("big", "lg"):
+        maria_equal(url, maria, f"{maria.name}.{t}", "m")

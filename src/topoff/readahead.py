@@ -19,7 +19,9 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
     The thread starts when the result is first advanced. An exception of the producer is
     raised here, in the consumer's order; a consumer that stops early (closes the result)
     stops the producer after its current item and waits for it; the producer closes
-    ``items`` (a generator is closed by the thread that runs it)."""
+    ``items`` (a generator is closed by the thread that runs it). An interrupted consumer
+    (Ctrl-C, SIGTERM) does not wait: the producer may be waiting on a server that has
+    nothing to send; the daemon thread ends with the process."""
     waiting: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -47,6 +49,7 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
 
     worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
+    interrupted = False
     try:
         while True:
             item, error = waiting.get()
@@ -55,6 +58,10 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
             if item is _END:
                 return
             yield item  # type: ignore[misc]
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         stop.set()
-        worker.join()
+        if not interrupted:
+            worker.join()

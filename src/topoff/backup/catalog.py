@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,8 @@ log = logging.getLogger("topoff")
 #: a backup with only started.json on another host counts as ongoing this long
 MAX_ONGOING = timedelta(hours=48)
 MAX_OBJECT = 16 * 1024 * 1024  # a catalog object larger than this is refused
+#: the file in a work directory that names the process it belongs to
+OWNER = "owner.json"
 
 
 def now_iso() -> str:
@@ -57,6 +61,25 @@ def process_marker() -> dict[str, Any]:
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "boot_id": _boot_id(),
             "proc_start": _proc_start(pid)}
+
+
+def work_directory(prefix: str, parent: str | None) -> Path:
+    """A new work directory under ``parent`` ($TMPDIR), marked with this process. Those a
+    killed topoff left there (pg_dump's files, a decrypted dump), whose owner is gone from
+    this host, are removed first; a directory without the mark is left alone."""
+    root = Path(parent or tempfile.gettempdir())
+    for old in root.glob(f"{prefix}*"):
+        try:
+            owner = json.loads((old / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(owner, dict) and owner.get("host") == socket.gethostname() \
+                and not alive(owner):
+            log.info("removing %s, left by a topoff that was killed", old)
+            shutil.rmtree(old, ignore_errors=True)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (base / OWNER).write_text(json.dumps(process_marker()))
+    return base
 
 
 def write_object(store: Store, name: str, leaf: str, body: dict[str, Any],

@@ -38,7 +38,13 @@ from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_tables import table_hashes
 from topoff.backup.names import check_name, data_key
-from topoff.backup.request import BackupRequest, BackupResult, preflight, record_failure
+from topoff.backup.request import (
+    BackupRequest,
+    BackupResult,
+    preflight,
+    record_failure,
+    write_started,
+)
 from topoff.errors import ConfigError, SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import connect_target, parse_url
@@ -101,7 +107,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
                                 "binlog_position": position.binlog_position},
                    "jobs": 1, "topoff": __version__, "recipients": recipients,
                    **catalog.process_marker()}
-        catalog.write_object(store, name, "started.json", started, options)
+        write_started(store, name, started, options)
         log.info("backup %s of %s started (binlog %s:%s)", name, target.display(),
                  position.binlog_file, position.binlog_position)
         try:

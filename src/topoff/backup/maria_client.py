@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from topoff.backup.catalog import work_directory
 from topoff.errors import ConfigError
 from topoff.sources.mariadb.connect import MariaTarget
 
@@ -43,8 +43,9 @@ def option_text(target: MariaTarget) -> str:
 
 @contextlib.contextmanager
 def option_file(target: MariaTarget) -> Iterator[Path]:
-    """An option file for ``target`` (0600 in a 0700 directory), removed afterwards."""
-    base = Path(tempfile.mkdtemp(prefix="topoff-my-"))
+    """An option file for ``target`` (0600 in a 0700 directory), removed afterwards (the
+    next one removes those of a killed topoff)."""
+    base = work_directory("topoff-my-", None)
     try:
         path = base / "client.cnf"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -21,9 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import zstandard
 
@@ -32,7 +30,13 @@ from topoff.backup import catalog
 from topoff.backup.dump import PgDump, tar_adder
 from topoff.backup.keys import parse_recipients
 from topoff.backup.names import check_name, data_key
-from topoff.backup.request import BackupRequest, BackupResult, preflight, record_failure
+from topoff.backup.request import (
+    BackupRequest,
+    BackupResult,
+    preflight,
+    record_failure,
+    write_started,
+)
 from topoff.backup.tables import table_hashes
 from topoff.export.session import SnapshotSession
 from topoff.sources.base import engine_of
@@ -68,7 +72,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                                 "in_recovery": info.in_recovery},
                    "jobs": req.jobs, "topoff": __version__,
                    "recipients": recipients, **catalog.process_marker()}
-        catalog.write_object(store, name, "started.json", started, options)
+        write_started(store, name, started, options)
         log.info("backup %s of %s started (snapshot %s)", name, display_url(req.source_url),
                  info.lsn)
         try:
@@ -90,7 +94,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
           options: ObjectOptions | None) -> BackupResult:
     import tarfile
 
-    base = Path(tempfile.mkdtemp(prefix="topoff-backup-", dir=req.workdir))
+    base = catalog.work_directory("topoff-backup-", req.workdir)
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         began = time.monotonic()

@@ -11,7 +11,7 @@ from topoff.backup import catalog
 from topoff.backup.names import catalog_key
 from topoff.errors import ConfigError, TopoffError
 from topoff.redact import redact
-from topoff.stores.base import ObjectOptions, Store, refuse_lock
+from topoff.stores.base import FileExists, ObjectOptions, Store, refuse_lock
 
 log = logging.getLogger("topoff")
 
@@ -42,12 +42,26 @@ class BackupResult:
     phases: dict[str, float] = field(default_factory=dict)
 
 
+def _taken(store: Store, name: str) -> ConfigError:
+    return ConfigError(f"a backup named {name} already exists in {store.url}",
+                       hint="choose another --name (catalog entries are never overwritten)")
+
+
+def write_started(store: Store, name: str, started: dict[str, Any],
+                  options: ObjectOptions | None) -> None:
+    """started.json, written only if new: a backup of the same name that started at the
+    same moment and wrote it first stops this one as :func:`preflight` would have."""
+    try:
+        catalog.write_object(store, name, "started.json", started, options)
+    except FileExists:
+        raise _taken(store, name) from None
+
+
 def preflight(store: Store, name: str, req: BackupRequest) -> ObjectOptions | None:
     """Before any snapshot or dump starts: the name is new in the catalog, and the store
     can keep the requested lock. Returns the objects' lock options."""
     if store.stat(catalog_key(name, "started.json")) is not None:
-        raise ConfigError(f"a backup named {name} already exists in {store.url}",
-                          hint="choose another --name (catalog entries are never overwritten)")
+        raise _taken(store, name)
     options = ObjectOptions(lock_days=req.lock_days, lock_mode=req.lock_mode) \
         if req.lock_days else None
     check_lock(store, options)

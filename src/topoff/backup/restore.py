@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,10 @@ import psycopg
 from psycopg import sql
 
 from topoff.backup import libpq, untar
-from topoff.backup.catalog import Entry, latest_finished, read_entry
+from topoff.backup.catalog import Entry, latest_finished, read_entry, work_directory
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
-from topoff.errors import ConfigError, IntegrityError, StoreError, TargetError
+from topoff.errors import ConfigError, IntegrityError, SourceError, StoreError, TargetError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
 from topoff.sources.postgres import connect, display_url
@@ -111,8 +110,16 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     return count
 
 
+def _connect(url: str, autocommit: bool) -> psycopg.Connection:
+    """The database restored into: failing to reach it is the target's error (exit 7)."""
+    try:
+        return connect(url, "topoff restore", autocommit=autocommit)
+    except SourceError as e:
+        raise TargetError(e.message, hint=e.hint) from None
+
+
 def target_is_empty(url: str) -> bool:
-    with connect(url, "topoff restore", autocommit=True) as conn:
+    with _connect(url, autocommit=True) as conn:
         (n,) = conn.execute(_USER_RELATIONS_Q).fetchone()  # type: ignore[misc]
     return int(n) == 0
 
@@ -140,7 +147,7 @@ def scrub(url: str, statements: tuple[str, ...]) -> None:
     """Run the configured scrub SQL (from the config file, never from the backup)."""
     if not statements:
         return
-    with connect(url, "topoff restore", autocommit=False) as conn:
+    with _connect(url, autocommit=False) as conn:
         try:
             for stmt in statements:
                 conn.execute(sql.SQL(stmt))  # operator-written
@@ -174,7 +181,7 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, 
                           "and recreate the backup's objects there")
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    base = Path(tempfile.mkdtemp(prefix="topoff-restore-", dir=workdir))
+    base = work_directory("topoff-restore-", workdir)
     try:
         (base / "dump").mkdir(mode=0o700)
         files = fetch(store, entry, identities, base / "dump")

@@ -48,11 +48,27 @@ def _retained_until(exc: Retained) -> str:
 def _remove(store: Store, name: str) -> None:
     for key in data_keys(name):  # every version, where the store keeps them
         store.purge(key)
+    _remove_leftovers(store, name)
     leaves = [i.name for i in store.list(catalog_key(name, ""))]
     started = catalog_key(name, "started.json")
     for key in sorted(k for k in leaves if k != started):
         store.purge(key)
     store.purge(started)
+
+
+def _remove_leftovers(store: Store, name: str) -> None:
+    """What a killed backup left of its object: a temp file next to it in a directory
+    (``.NAME.tmp-XXXX``), a multipart upload never completed on S3."""
+    keys = data_keys(name)
+    for key in keys:
+        folder, _, leaf = key.rpartition("/")
+        for f in store.list_all(f"{folder}/.{leaf}.tmp-"):
+            store.delete(f.name)
+    list_uploads = getattr(store, "list_uploads", None)
+    if list_uploads is not None:
+        for key, upload_id, _ in list_uploads():
+            if key in keys:
+                store.abort_upload(key, upload_id)  # type: ignore[attr-defined]
 
 
 def versions_warning(store: Store) -> str | None:

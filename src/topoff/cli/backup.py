@@ -100,8 +100,10 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
 
 
 @click.group("backups")
-def backups() -> None:
+@click.pass_context
+def backups(ctx: click.Context) -> None:
     """The backups in a store: list, drill, check, prune."""
+    ctx.with_resource(term_as_interrupt())  # SIGTERM: exit 130, as Ctrl-C
 
 
 @backups.command("list")

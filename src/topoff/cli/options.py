@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -109,7 +111,9 @@ def store_options(store: StoreSettings | None) -> StoreOptions:
 @contextlib.contextmanager
 def term_as_interrupt() -> Iterator[None]:
     """SIGTERM (systemd stopping a unit, kill) stops the command like Ctrl-C: what is
-    running rolls back or is recorded as failed, and the exit code is 130."""
+    running rolls back or is recorded as failed, and the exit code is 130. Either signal
+    also cancels every statement topoff's connections run, from a thread of its own (the
+    main thread may be inside a driver's C code, waiting on a server: workers.py)."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -118,7 +122,25 @@ def term_as_interrupt() -> Iterator[None]:
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    wake, woken = os.pipe()[::-1]
+    os.set_blocking(wake, False)
+    before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+    threading.Thread(target=_cancel_on_signal, args=(woken,), name="topoff-signals",
+                     daemon=True).start()
     try:
         yield
     finally:
+        signal.set_wakeup_fd(before)
         signal.signal(signal.SIGTERM, previous)
+        os.close(wake)  # the thread reads the end of file and closes its side
+
+
+def _cancel_on_signal(fd: int) -> None:
+    from topoff.workers import cancel_all
+
+    try:
+        while data := os.read(fd, 64):
+            if signal.SIGINT in data or signal.SIGTERM in data:
+                cancel_all()
+    finally:
+        os.close(fd)

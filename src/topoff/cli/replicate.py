@@ -160,38 +160,38 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
     from topoff.replicate import engine
     from topoff.replicate.config import load_replicate, parse_interval
 
-    config = load_replicate(config_path)
-    if check:
-        ctx.exit(_check(config, warn_age, crit_age, prometheus_file))
-    if reconcile:
-        _reconcile(config, reconcile)
-        return
-    if status:
-        _status(config, as_json)
-        return
-    if pause or resume:
-        engine.set_paused(config, pause or resume or "", bool(pause))
-        return
-    if repull or resync:
-        run = engine.repull(config, repull, lo, hi) if repull else \
-            engine.resync(config, resync or "")
-        ctx.exit(_finish([run]))
-    period: timedelta | None = None
-    if every:
-        value = parse_interval(every, "--every")
-        if not isinstance(value, timedelta) or value.total_seconds() < 1:
-            raise ConfigError(f"--every {every} is not a duration of at least 1s",
-                              hint="for example --every 5m")
-        period = value
-    with term_as_interrupt():
+    with term_as_interrupt():  # every action: SIGTERM rolls back like Ctrl-C, exit 130
+        config = load_replicate(config_path)
+        if check:
+            ctx.exit(_check(config, warn_age, crit_age, prometheus_file))
+        if reconcile:
+            _reconcile(config, reconcile)
+            return
+        if status:
+            _status(config, as_json)
+            return
+        if pause or resume:
+            engine.set_paused(config, pause or resume or "", bool(pause))
+            return
+        if repull or resync:
+            run = engine.repull(config, repull, lo, hi) if repull else \
+                engine.resync(config, resync or "")
+            ctx.exit(_finish([run]))
+        period: timedelta | None = None
+        if every:
+            value = parse_interval(every, "--every")
+            if not isinstance(value, timedelta) or value.total_seconds() < 1:
+                raise ConfigError(f"--every {every} is not a duration of at least 1s",
+                                  hint="for example --every 5m")
+            period = value
         while True:
             start = time.monotonic()
             code = _finish(engine.run_once(config, list(tables) or None, jobs))
             if period is None:
                 break
             time.sleep(max(0.0, start + period.total_seconds() - time.monotonic()))
-    if code:
-        ctx.exit(code)
+        if code:
+            ctx.exit(code)
 
 
 def register(group: Any) -> None:

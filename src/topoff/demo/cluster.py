@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -67,6 +69,21 @@ def find_bindir() -> Path:
         "PostgreSQL server programs (initdb, pg_ctl) not found",
         hint="install postgresql-15 (./run installs it) or set TOPOFF_PG_BINDIR",
     )
+
+
+#: the watchdog: waits for its stdin to close (the cluster's owner ended, however: a
+#: SIGKILL too), then stops the servers and removes the cluster's directory
+WATCHDOG = """
+import json, shutil, signal, subprocess, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+sys.stdin.buffer.read()
+for datadir in sys.argv[3:]:
+    subprocess.run([*json.loads(sys.argv[1]), "-D", datadir, "-m", "immediate", "-w",
+                    "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if sys.argv[2]:
+    shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
 
 
 def free_port() -> int:
@@ -180,7 +197,19 @@ class ThrowawayCluster:
             conf=dict(conf or {}),
         )
 
+    def _watch(self) -> None:
+        """The servers stopped and the directory removed when this process dies without
+        :meth:`close` (SIGKILL, the OOM killer): a watchdog process of its own session waits
+        for this process's end."""
+        pg_ctl = json.dumps([*_run_as_prefix(), str(self.bindir / "pg_ctl")])
+        servers = [str(s.datadir) for s in (self.standby, self.primary) if s is not None]
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, pg_ctl, str(self.base) if self._own_base else "",
+             *servers], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+
     def start(self) -> ThrowawayCluster:
+        self._watch()
         p = self.primary
         p._tool(
             "initdb", "-D", str(p.datadir), "-U", SERVER_USER, "-E", "UTF8", "--locale=C.UTF-8",
@@ -241,6 +270,10 @@ class ThrowawayCluster:
                 s.stop("immediate")
         if self._own_base:
             shutil.rmtree(self.base, ignore_errors=True)
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:  # nothing left to watch
+            watchdog.kill()
+            watchdog.wait()
 
     def __enter__(self) -> ThrowawayCluster:
         return self.start()

@@ -17,7 +17,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from topoff.errors import INTERNAL_ERROR, ConfigError, Interrupted, LockedError, TopoffError
@@ -29,6 +28,7 @@ from topoff.targets import open_target as _open
 from topoff.targets.base import TableRef
 from topoff.targets.errors import classify
 from topoff.targets.iceberg import is_iceberg
+from topoff.workers import Workers
 
 log = logging.getLogger("topoff")
 
@@ -179,8 +179,8 @@ def _for_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request
         with open_target(config.target) as own:
             return _run_one(own, pair[0], pair[1], request)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(work, pairs))
+    with Workers(jobs, "topoff-replicate") as pool:  # interrupted with the command
+        return pool.map(work, pairs)
 
 
 def _iceberg_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Request,
@@ -201,8 +201,8 @@ def _iceberg_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Req
             own.replica = IcebergReplica(config.target)
         return _run_one(own.replica.refresh, pair[0], pair[1], request)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(work, pairs))
+    with Workers(jobs, "topoff-replicate") as pool:  # interrupted with the command
+        return pool.map(work, pairs)
 
 
 def run_once(config: ReplicateConfig, tables: Sequence[str] | None = None,

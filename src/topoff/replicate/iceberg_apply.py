@@ -20,7 +20,6 @@ the rows, the new columns and the table's state land in ONE Iceberg commit
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef
-from topoff.targets.iceberg.config import NAME
+from topoff.targets.iceberg.config import NAME, ensure_namespace
 from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
 from topoff.targets.iceberg.types import iceberg_type
@@ -111,10 +110,7 @@ class IcebergReplica:
         self.hook: Hook | None = None
 
     def _namespace(self, name: str) -> None:
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError
-
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            self.catalog.create_namespace(name)
+        ensure_namespace(self.catalog, name)
 
     def make_namespaces(self, names: set[str]) -> None:
         """The namespaces tables land in, made before tables are built in parallel (a

@@ -27,7 +27,6 @@ order). Key columns must not be NULL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -39,6 +38,7 @@ from topoff.canonical import NULL_MARK, UNIT_SEP, pg_row_hash, pg_value
 from topoff.dataset.manifest import Column
 from topoff.errors import SourceError
 from topoff.pgtypes import family
+from topoff.workers import Workers
 
 Key = tuple[str, ...]
 #: key column kinds whose order is the same in PostgreSQL and DuckDB
@@ -291,7 +291,7 @@ def reconcile(source: Side, target: Side, threshold: int = 1000,
     if threshold < 1 or max_parts < 2:
         raise ValueError("threshold must be at least 1, max_parts at least 2")
     diff = Diff()
-    with ThreadPoolExecutor(2, thread_name_prefix="topoff-reconcile") as pool:
+    with Workers(2, "topoff-reconcile") as pool:  # interrupted with the command
         def both(on_source: Callable[[], object], on_target: Callable[[], object]
                  ) -> tuple[object, object]:
             a, b = pool.submit(on_source), pool.submit(on_target)

@@ -38,15 +38,23 @@ class CopyReader:
         pgconn = self._pgconn = conn.pgconn
         self._encoding = conn.info.encoding
         pgconn.send_query(statement.as_bytes(conn))
-        result = pgconn.get_result()
+        result = self._result()
         if result is None or result.status != pq.ExecStatus.COPY_OUT:
-            while pgconn.get_result() is not None:
+            while self._result() is not None:
                 pass
             if result is None:
                 raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
             raise errors.error_from_result(result, encoding=self._encoding)
         self._get = pgconn.get_copy_data
         self.done = False
+
+    def _result(self) -> pq.abc.PGresult | None:
+        """libpq's next result, waited for without the GIL: a COPY whose first row is
+        long in coming (a sort, a lock on a standby) never stops the other threads, and
+        a signal (Ctrl-C, SIGTERM) is handled meanwhile."""
+        while self._pgconn.is_busy():
+            self._wait()
+        return self._pgconn.get_result()
 
     def _wait(self) -> None:
         """Nothing buffered: wait for the server, then read what it sent."""
@@ -58,8 +66,8 @@ class CopyReader:
         pgconn = self._pgconn
         if status != -1:
             raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
-        result = pgconn.get_result()
-        while pgconn.get_result() is not None:
+        result = self._result()
+        while self._result() is not None:
             pass
         if result is None or result.status != pq.ExecStatus.COMMAND_OK:
             if result is None:

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from topoff.errors import ConfigError, SourceError
+from topoff.workers import opened
 
 # Settings that make COPY output the same whatever the server or role defaults are: the
 # dataset format documents these (docs/dataset-format.md).
@@ -103,6 +104,7 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
         for name, value in SESSION_SETTINGS.items():
             cur.execute("SELECT set_config(%s, %s, false)", (name, value))
     conn.autocommit = autocommit
+    opened(conn)  # its statement cancelled if the command is interrupted
     return conn
 
 

@@ -21,6 +21,7 @@ import mysql.connector
 from mysql.connector import errors as my_errors
 
 from topoff.errors import ConfigError, SourceError
+from topoff.workers import opened
 
 SCHEMES = ("mysql", "mariadb")
 GROUPS = ("client", "mysql", "mariadb", "client-mariadb", "client-server")
@@ -200,7 +201,18 @@ def connect_target(target: MariaTarget) -> Any:
                           hint="check the server's version (MariaDB 10.3+ or MySQL 8)") from None
     finally:
         cur.close()
+    opened(conn, lambda c: _kill_query(target, c.connection_id))
     return conn
+
+
+def _kill_query(target: MariaTarget, connection_id: int) -> None:
+    """Interrupt what the connection ``connection_id`` runs, from a connection of its own
+    (the command is stopping: workers.cancel_all)."""
+    killer = connect_target(target)
+    try:
+        killer.cursor().execute(f"KILL QUERY {int(connection_id)}")
+    finally:
+        killer.close()
 
 
 def connect(url: str, **changes: Any) -> Any:

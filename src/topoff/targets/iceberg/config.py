@@ -19,8 +19,8 @@ The file is configuration: an unknown key, a wrong type or a missing value is re
 
 from __future__ import annotations
 
-import contextlib
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,24 +144,47 @@ def read_settings(location: str) -> CatalogSettings:
 def open_catalog(settings: CatalogSettings) -> Any:
     """The pyiceberg catalog (imported here: only an Iceberg target pays for it)."""
     try:
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+        import pyiceberg  # noqa: F401
     except ImportError:
         raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
                           hint="pip install 'topoff[iceberg]'") from None
 
-    try:
-        if settings.type == "sql":
-            from pyiceberg.catalog.sql import SqlCatalog
+    for attempt in (1, 2):
+        try:
+            return _open(settings)
+        except Exception as e:  # the driver's message may hold the URL: name the file only
+            if attempt == 1 and settings.type == "sql":
+                # a new catalog's tables another process creates at the same moment
+                time.sleep(0.2)
+                continue
+            raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
+                              f"({type(e).__name__})",
+                              hint="check 'uri' and 'warehouse' in the catalog file") from None
+    raise AssertionError("unreachable")
 
-            catalog: Any = SqlCatalog("topoff", **settings.properties())
-        else:
-            from pyiceberg.catalog.rest import RestCatalog
 
-            catalog = RestCatalog("topoff", **settings.properties())
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(settings.namespace)
-    except Exception as e:  # the driver's message may hold the URL: name the file only
-        raise TargetError(f"cannot open the Iceberg catalog of {settings.url} "
-                          f"({type(e).__name__})",
-                          hint="check 'uri' and 'warehouse' in the catalog file") from None
+def _open(settings: CatalogSettings) -> Any:
+    if settings.type == "sql":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        catalog: Any = SqlCatalog("topoff", **settings.properties())
+    else:
+        from pyiceberg.catalog.rest import RestCatalog
+
+        catalog = RestCatalog("topoff", **settings.properties())
+    ensure_namespace(catalog, settings.namespace)
     return catalog
+
+
+def ensure_namespace(catalog: Any, name: str) -> None:
+    """Make the namespace if it is missing. Another process making it at the same moment
+    is no error (a SQL catalog then fails the insert with its own IntegrityError)."""
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    try:
+        catalog.create_namespace(name)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception:
+        if not catalog.namespace_exists(name):
+            raise
