@@ -46,15 +46,17 @@ def start_sync(url: str, target: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_sync(url: str, target: str, signal_after: int | None = None) -> tuple[int, list[dict]]:
-    """``topoff sync`` in a process; SIGINT (as Ctrl-C sends) after the k-th log line."""
+def run_sync(url: str, target: str, signal_after: int | None = None,
+             sig: int = signal.SIGINT) -> tuple[int, list[dict]]:
+    """``topoff sync`` in a process; ``sig`` (SIGINT as Ctrl-C sends it, or SIGTERM as
+    systemd and kill do) after the k-th log line."""
     proc = start_sync(url, target)
     assert proc.stderr is not None
     lines: list[dict] = []
     for raw in proc.stderr:
         lines.append(json.loads(raw))
         if signal_after is not None and len(lines) == signal_after:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
     proc.communicate(timeout=120)
     return proc.returncode, lines
 
@@ -66,24 +68,56 @@ def test_ctrl_c_at_several_points_then_rerun(published, replicas: Replicas, db):
     want = end_state(reference)
 
     target = replicas.new()
-    interrupted = 0
-    for k in (1, 2, 4, 6):
-        code, lines = run_sync(published, target, signal_after=k)
+    interrupted = terminated = 0
+    for k, sig in ((1, signal.SIGINT), (2, signal.SIGTERM), (4, signal.SIGINT),
+                   (6, signal.SIGTERM)):
+        code, lines = run_sync(published, target, signal_after=k, sig=sig)
         assert code in (0, 130), lines
+        assert code != -signal.SIGTERM, "SIGTERM killed the sync without a word"
         if code == 130:
             interrupted += 1
+            terminated += sig == signal.SIGTERM
             last = lines[-1]
             assert (last["level"], last["error"], last["message"], last["exit_code"]) == (
                 "error", "interrupted", "interrupted", 130), lines
             assert "run the same command again" in last["hint"]
         assert not any("internal error" in line["message"] for line in lines)
-    assert interrupted >= 2
+    assert interrupted >= 2 and terminated >= 1
 
     code, lines = run_sync(published, target)
     assert code == 0, lines
     assert end_state(target) == want
     assert_no_duplicates(target)
     assert verify(target, db.standby_url).equal
+
+
+def test_sigterm_stops_an_export_and_publishes_nothing(db, tmp_path):
+    """SIGTERM (systemd stopping a timer's unit) stops ``topoff export full`` as Ctrl-C
+    does: exit 130, one error line, nothing published and no file left behind; the next
+    export publishes."""
+    from topoff.demo import sample
+
+    fill(db)
+    config = tmp_path / "topoff.toml"
+    config.write_text(sample.example_config())
+    dest = tmp_path / "published"
+    cmd = [sys.executable, "-m", "topoff", "export", "full", "--config", str(config),
+           "--source", db.standby_url, "--to", str(dest), "--chunk-size", "16KiB",
+           "--log-format", "json", "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for raw in proc.stderr:
+        lines.append(json.loads(raw))
+        if "full export" in lines[-1]["message"]:  # reading has begun
+            proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130, lines
+    assert (lines[-1]["error"], lines[-1]["exit_code"]) == ("interrupted", 130), lines
+    assert [p for p in dest.rglob("*") if p.is_file()] == []
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "published full/" in again.stdout
 
 
 def test_ctrl_c_inside_an_engine_statement_is_an_interrupt():

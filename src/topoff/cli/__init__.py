@@ -136,9 +136,12 @@ class TopoffGroup(click.Group):
         return sorted(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from topoff.cli.options import term_as_interrupt
+
         ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
         try:
-            return super().invoke(ctx)
+            with term_as_interrupt():  # SIGTERM stops every command as Ctrl-C does
+                return super().invoke(ctx)
         except TopoffError as e:
             report(e, _format(ctx))
             ctx.exit(e.exit_code)
