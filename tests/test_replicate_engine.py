@@ -302,7 +302,7 @@ def test_pause_resume_and_resync_touch_one_table(fresh):
     assert query(url, "SELECT v FROM app.b ORDER BY id") == before
 
 
-def test_a_table_locked_by_another_run_is_skipped(fresh):
+def test_a_table_locked_by_another_run_is_skipped(fresh, tmp_path):
     import subprocess
     import sys
 
@@ -331,6 +331,17 @@ def test_a_table_locked_by_another_run_is_skipped(fresh):
     with psycopg.connect(url) as other:  # a run holding a's lock in its transaction
         other.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("replicate:app:public.a")])
         assert [r.status for r in run_once(cfg)] == ["locked", "unchanged"]
+        # asked for by name, a repull or resync that did not happen is exit 7, not 0
+        from support.cli import error_lines, run_cli
+        from support.replicate import config_text
+
+        path = tmp_path / "r.toml"
+        path.write_text(config_text(url, {"app": (db.standby_url, {
+            "a": {"method": "snapshot"}, "b": {"method": "snapshot"}})}))
+        for action in ("--repull", "--resync"):
+            out = run_cli("replicate", "--config", str(path), action, "a")
+            assert out.exit_code == 7, out.stderr
+            assert "another run is refreshing it" in error_lines(out)[0]
     assert [r.status for r in run_once(cfg)] == ["unchanged", "unchanged"]
 
 

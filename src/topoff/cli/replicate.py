@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from topoff.cli.options import common_options, term_as_interrupt
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, LockedError
 
 
 def _lag(seconds: float | None) -> str:
@@ -176,7 +176,13 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
         if repull or resync:
             run = engine.repull(config, repull, lo, hi) if repull else \
                 engine.resync(config, resync or "")
-            ctx.exit(_finish([run]))
+            code = _finish([run])
+            if run.status == "locked":  # asked for by name, and not done: say so
+                what = "repulled" if repull else "resynced"
+                raise LockedError(f"{run.source}.{run.table} was not {what}: another run is "
+                                  "refreshing it", hint="run the same command again when "
+                                  "that run has ended")
+            ctx.exit(code)
         period: timedelta | None = None
         if every:
             value = parse_interval(every, "--every")
