@@ -204,3 +204,20 @@ def test_backup_interrupted_records_failure_and_leaves_nothing(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_killed_drills_server_directory_goes_at_the_next_drill() -> None:
+    """A SIGKILLed drill cannot remove its throwaway server's directory (the server dies
+    with it); the next throwaway server removes those whose topoff is gone."""
+    from topoff.backup.mariadbd import throwaway_mariadb
+
+    code = ("from topoff.backup.catalog import work_directory; "
+            "print(work_directory('topoff-mariadbd-', None))")  # its process then ends
+    left = Path(subprocess.run([sys.executable, "-c", code], check=True,
+                               capture_output=True, text=True).stdout.strip())
+    try:
+        (left / "data").mkdir()
+        with throwaway_mariadb() as server:
+            assert server.proc is not None and not left.exists()
+    finally:
+        shutil.rmtree(left, ignore_errors=True)

@@ -17,7 +17,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -189,7 +188,9 @@ class MariaServer:
 def throwaway_mariadb(database: str = "drill") -> Iterator[MariaServer]:
     """A fresh server with an empty ``database``; stopped and removed afterwards, also
     when the caller is interrupted (KeyboardInterrupt, SIGTERM through the CLI)."""
-    base = Path(tempfile.mkdtemp(prefix="topoff-mariadbd-"))
+    from topoff.backup.catalog import work_directory
+
+    base = work_directory("topoff-mariadbd-", None)  # one a killed drill left: removed
     server = MariaServer("drill", base)
     try:
         os.chmod(base, 0o755)
