@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from support.backup import AgeKey, backup_args, entry
-from support.cli import run_cli
+from support.cli import run_cli, terminate_when
 from support.pg import Database
 from support.s3_server import DUMMY_ENV, UNSET_ENV, S3Server
 from topoff.backup import retention
@@ -132,13 +130,8 @@ def test_sigterm_while_the_store_does_not_answer(command: list[str]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "topoff", "backups", command[0],
                              "s3://bucket/p", *command[1:]], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not accepted:  # its first request waits for an answer
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+    try:  # its first request waits for an answer
+        _, err = terminate_when(proc, lambda: bool(accepted))
     finally:
         server.close()
         for s in accepted:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import error_lines, run_cli, write_config
+from support.cli import error_lines, run_cli, terminate_when, write_config
 from support.mariadb import MariaDatabase, MariaPair
 from support.replicate import config, config_text, hashes, new_database, new_target, query, target
 from test_mariadb_types import _create
@@ -441,17 +441,13 @@ def test_sigterm_while_the_replica_keeps_the_rows_waiting(cluster, maria, tmp_pa
         root.cursor().execute("LOCK TABLES big WRITE, lg WRITE")
         proc = subprocess.Popen(_command(path, "--once", "-j", jobs), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
         cur = root.cursor()
-        while True:  # topoff's reads wait for the lock
+
+        def waiting() -> bool:  # topoff's reads wait for the lock
             cur.execute("SELECT count(*) FROM information_schema.processlist WHERE "
                         "state LIKE '%metadata lock%'")
-            if cur.fetchone()[0] >= int(jobs):
-                break
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+            return int(cur.fetchone()[0]) >= int(jobs)
+        _, err = terminate_when(proc, waiting)
     finally:
         root.close()
     assert proc.returncode == 130, err

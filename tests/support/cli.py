@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +45,18 @@ def loaded_modules(args: list[str], prefixes: tuple[str, ...]
     if not last.startswith("loaded: "):
         return proc, ["?"]
     return proc, ast.literal_eval(last[len("loaded: "):])
+
+
+def terminate_when(proc: subprocess.Popen[str], ready: Callable[[], bool],
+                   timeout: float = 60) -> tuple[str, str]:
+    """SIGTERM to ``proc`` once ``ready()`` holds (it must while the process still runs);
+    its stdout and stderr."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=timeout)
 
 
 def error_lines(result: Result) -> tuple[str, str]:
