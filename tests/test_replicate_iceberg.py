@@ -811,3 +811,35 @@ def test_pausing_keeps_the_state_a_refresh_committed_meanwhile(setup):
     assert props["topoff.replicate.paused"] == "true"
     assert "2026-08-01" in props["topoff.replicate.state"]  # the refresh's watermark
     assert props["topoff.replicate.rows-total"] == "5001"
+
+
+def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
+    """SIGTERM of a real ``--reconcile`` is exit 130: nothing committed, its throwaway
+    DuckDB directory removed from $TMPDIR (it was killed by the signal, the directory left)."""
+    db = new_database(cluster)
+    db.execute("CREATE TABLE slow (id int PRIMARY KEY, ts timestamptz NOT NULL);"
+               "INSERT INTO slow SELECT g, '2026-01-01' FROM generate_series(1, 3) g")
+    target = catalog_file(tmp_path)
+    slow: dict[str, dict[str, object]] = {"slow": {"method": "inserter", "cursor": "ts"}}
+    run_once(config(target, {"app": (db.standby_url, slow)}))
+    db.execute("DELETE FROM slow WHERE id = 1")
+    snapshots = len(iceberg_table(target, "app", "slow").metadata.snapshots)
+    slow["slow"]["where"] = "pg_sleep(0.5) IS NOT NULL"  # each row read takes 0.5 s
+    path = tmp_path / "slow.toml"
+    path.write_text(config_text(target, {"app": (db.standby_url, slow)}))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "replicate", "--config",
+                             str(path), "--reconcile", "slow"],
+                            env={**_env(), "TMPDIR": str(scratch)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not list(scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the comparison's directory is made
+    assert list(scratch.iterdir())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.startswith("error: interrupted\nhint: "), err
+    assert list(scratch.iterdir()) == []
+    assert len(iceberg_table(target, "app", "slow").metadata.snapshots) == snapshots

@@ -163,18 +163,19 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
     config = load_replicate(config_path)
     if check:
         ctx.exit(_check(config, warn_age, crit_age, prometheus_file))
-    if reconcile:
-        _reconcile(config, reconcile)
-        return
     if status:
         _status(config, as_json)
         return
     if pause or resume:
         engine.set_paused(config, pause or resume or "", bool(pause))
         return
-    if repull or resync:
-        run = engine.repull(config, repull, lo, hi) if repull else \
-            engine.resync(config, resync or "")
+    if reconcile or repull or resync:
+        with term_as_interrupt():  # SIGTERM rolls back (and cleans up) as Ctrl-C does
+            if reconcile:
+                _reconcile(config, reconcile)
+                return
+            run = engine.repull(config, repull, lo, hi) if repull else \
+                engine.resync(config, resync or "")
         ctx.exit(_finish([run]))
     period: timedelta | None = None
     if every:
