@@ -307,6 +307,10 @@ def test_a_ranged_repull_replaces_that_range_only_and_keeps_the_state(setup):
         assert iceberg_table(target, "app", n).properties["topoff.replicate.state"] == state[n]
     bad = repull(cfg, "plain", "not a time", None)
     assert bad.status == "failed" and bad.exit_code == 2
+    # a bound of the source's the Iceberg column cannot hold: the operator's to change
+    bad = repull(cfg, "nokey", "-infinity", "infinity")
+    assert bad.status == "failed" and bad.exit_code == 2, bad.error
+    assert "'infinity' is no value of" in (bad.error or "")
     db.execute("UPDATE nokey SET payload = 'outside' WHERE ts < '2026-01-02'")
     assert repull(cfg, "nokey", "2026-01-01 00:00:00", None).rows == 5000 - 288
     same(target, db, "nokey")
@@ -618,6 +622,8 @@ def test_a_mariadb_source_into_iceberg(maria, tmp_path):
                   "UPDATE hits SET v = 'behind' WHERE n BETWEEN 110 AND 119")
     assert repull(cfg, "events", "2026-01-01 00:00:10", "2026-01-01 00:00:19.000019").rows == 10
     assert repull(cfg, "hits", "100", "119").rows == 10
+    bad = repull(cfg, "hits", "1.5x", None)  # the hint speaks of the cursor's kind
+    assert bad.exit_code == 2 and "hint: give cursor values like 1000" in (bad.error or "")
     assert maria_same(target, maria, "events") == 3100
     assert maria_same(target, maria, "hits") == 1992
     maria.execute("DELETE FROM events WHERE id BETWEEN 20 AND 29; "
