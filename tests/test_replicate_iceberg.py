@@ -369,6 +369,27 @@ def test_reconcile_repairs_deletes_changes_and_doubles_in_one_commit(setup):
     same(target, db, "twins")
 
 
+def test_a_null_key_is_refused_by_reconcile_and_nothing_committed(setup):
+    """A configured key column holding NULL: such a row matches none (it was deleted and
+    appended at every reconcile; its delete was an internal error, exit 70)."""
+    from topoff.errors import SourceError, TargetError
+
+    db, target, _ = setup
+    db.execute("CREATE TABLE loose (k int, v int); INSERT INTO loose VALUES (1, 1), (NULL, 2)")
+    cfg = config(target, {"app": (db.standby_url, {"loose": {"method": "snapshot",
+                                                             "key": ["k"]}})})
+    run_once(cfg)
+    snapshots = len(iceberg_table(target, "app", "loose").metadata.snapshots)
+    with pytest.raises(SourceError, match="a key column is NULL") as info:
+        reconcile(cfg, "loose")
+    assert info.value.exit_code == 3 and "NOT NULL" in (info.value.hint or "")
+    assert len(iceberg_table(target, "app", "loose").metadata.snapshots) == snapshots
+    db.execute("UPDATE loose SET k = 2 WHERE k IS NULL")  # the table's NULL key is refused
+    with pytest.raises(TargetError, match=r"a key column is NULL in a row of app\.public\.loose"):
+        reconcile(cfg, "loose")
+    assert len(iceberg_table(target, "app", "loose").metadata.snapshots) == snapshots
+
+
 def test_a_refresh_committed_during_a_reconcile_makes_it_change_nothing(setup, monkeypatch):
     from topoff.errors import LockedError, TargetError
     from topoff.replicate import iceberg_reconcile
