@@ -870,3 +870,34 @@ def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
     assert err.startswith("error: interrupted\nhint: "), err
     assert list(scratch.iterdir()) == []
     assert len(iceberg_table(target, "app", "slow").metadata.snapshots) == snapshots
+
+
+def test_sigterm_stops_a_run_with_jobs_before_its_tables_commit(cluster, tmp_path):
+    """SIGTERM of ``--once --jobs 2``: the threads refreshing tables stop too, committing
+    nothing (they went on to read and commit their tables after "interrupted")."""
+    db = new_database(cluster)
+    slow: dict[str, dict[str, object]] = {}
+    for n in ("a", "b"):
+        db.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, ts timestamptz NOT NULL);"
+                   f"INSERT INTO {n} SELECT g, '2026-01-01' FROM generate_series(1, 4) g")
+        slow[n] = {"method": "inserter", "cursor": "ts",
+                   "where": "pg_sleep(0.4) IS NOT NULL"}  # each row read takes 0.4 s
+    target = catalog_file(tmp_path)
+    path = tmp_path / "slow.toml"
+    path.write_text(config_text(target, {"app": (db.standby_url, slow)}))
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "replicate", "--config",
+                             str(path), "--once", "--jobs", "2"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until both tables are made (empty), then read
+        try:
+            iceberg_table(target, "app", "a"), iceberg_table(target, "app", "b")
+            break
+        except NoSuchTableError:
+            time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    for n in ("a", "b"):
+        assert iceberg_rows(target, "app", n)[1] == [], n
