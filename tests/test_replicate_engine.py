@@ -282,6 +282,12 @@ def test_repull_all_and_a_range(fresh):
     r = repull(cfg, "t", "not a time")
     assert r.status == "failed" and r.exit_code == ConfigError.exit_code
     assert "--from/--to" in (r.error or "")
+    db.execute("CREATE TABLE n (id bigint PRIMARY KEY); INSERT INTO n VALUES (1)")
+    numbered = config(url, {"app": (db.standby_url, {"n": {
+        "method": "inserter", "cursor": "id", "boundary": 1, "lookback": 1}})})
+    run_once(numbered)
+    r = repull(numbered, "n", "1.5")  # the hint speaks of the cursor's kind
+    assert r.exit_code == 2 and "hint: give cursor values like 1000" in (r.error or "")
 
 
 def test_pause_resume_and_resync_touch_one_table(fresh):

@@ -307,6 +307,10 @@ def test_a_ranged_repull_replaces_that_range_only_and_keeps_the_state(setup):
         assert iceberg_table(target, "app", n).properties["topoff.replicate.state"] == state[n]
     bad = repull(cfg, "plain", "not a time", None)
     assert bad.status == "failed" and bad.exit_code == 2
+    # a bound of the source's the Iceberg column cannot hold: the operator's to change
+    bad = repull(cfg, "nokey", "-infinity", "infinity")
+    assert bad.status == "failed" and bad.exit_code == 2, bad.error
+    assert "'infinity' is no value of" in (bad.error or "")
     db.execute("UPDATE nokey SET payload = 'outside' WHERE ts < '2026-01-02'")
     assert repull(cfg, "nokey", "2026-01-01 00:00:00", None).rows == 5000 - 288
     same(target, db, "nokey")
@@ -363,6 +367,27 @@ def test_reconcile_repairs_deletes_changes_and_doubles_in_one_commit(setup):
     got = reconcile(twins, "twins")
     assert (got.inserted, got.updated, got.deleted) == (0, 2, 0)
     same(target, db, "twins")
+
+
+def test_a_null_key_is_refused_by_reconcile_and_nothing_committed(setup):
+    """A configured key column holding NULL: such a row matches none (it was deleted and
+    appended at every reconcile; its delete was an internal error, exit 70)."""
+    from topoff.errors import SourceError, TargetError
+
+    db, target, _ = setup
+    db.execute("CREATE TABLE loose (k int, v int); INSERT INTO loose VALUES (1, 1), (NULL, 2)")
+    cfg = config(target, {"app": (db.standby_url, {"loose": {"method": "snapshot",
+                                                             "key": ["k"]}})})
+    run_once(cfg)
+    snapshots = len(iceberg_table(target, "app", "loose").metadata.snapshots)
+    with pytest.raises(SourceError, match="a key column is NULL") as info:
+        reconcile(cfg, "loose")
+    assert info.value.exit_code == 3 and "NOT NULL" in (info.value.hint or "")
+    assert len(iceberg_table(target, "app", "loose").metadata.snapshots) == snapshots
+    db.execute("UPDATE loose SET k = 2 WHERE k IS NULL")  # the table's NULL key is refused
+    with pytest.raises(TargetError, match=r"a key column is NULL in a row of app\.public\.loose"):
+        reconcile(cfg, "loose")
+    assert len(iceberg_table(target, "app", "loose").metadata.snapshots) == snapshots
 
 
 def test_a_refresh_committed_during_a_reconcile_makes_it_change_nothing(setup, monkeypatch):
@@ -618,6 +643,8 @@ def test_a_mariadb_source_into_iceberg(maria, tmp_path):
                   "UPDATE hits SET v = 'behind' WHERE n BETWEEN 110 AND 119")
     assert repull(cfg, "events", "2026-01-01 00:00:10", "2026-01-01 00:00:19.000019").rows == 10
     assert repull(cfg, "hits", "100", "119").rows == 10
+    bad = repull(cfg, "hits", "1.5x", None)  # the hint speaks of the cursor's kind
+    assert bad.exit_code == 2 and "hint: give cursor values like 1000" in (bad.error or "")
     assert maria_same(target, maria, "events") == 3100
     assert maria_same(target, maria, "hits") == 1992
     maria.execute("DELETE FROM events WHERE id BETWEEN 20 AND 29; "
@@ -831,3 +858,66 @@ def test_a_namespace_another_run_makes_at_the_same_moment(setup, monkeypatch):
     runs = run_once(cfg, ["plain"])
     assert [(r.status, r.error) for r in runs] == [("ok", None)]
     assert same(target, db, "plain") == 5000
+
+
+def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
+    """SIGTERM of a real ``--reconcile`` is exit 130: nothing committed, its throwaway
+    DuckDB directory removed from $TMPDIR (it was killed by the signal, the directory left)."""
+    db = new_database(cluster)
+    db.execute("CREATE TABLE slow (id int PRIMARY KEY, ts timestamptz NOT NULL);"
+               "INSERT INTO slow SELECT g, '2026-01-01' FROM generate_series(1, 3) g")
+    target = catalog_file(tmp_path)
+    slow: dict[str, dict[str, object]] = {"slow": {"method": "inserter", "cursor": "ts"}}
+    run_once(config(target, {"app": (db.standby_url, slow)}))
+    db.execute("DELETE FROM slow WHERE id = 1")
+    snapshots = len(iceberg_table(target, "app", "slow").metadata.snapshots)
+    slow["slow"]["where"] = "pg_sleep(0.5) IS NOT NULL"  # each row read takes 0.5 s
+    path = tmp_path / "slow.toml"
+    path.write_text(config_text(target, {"app": (db.standby_url, slow)}))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "replicate", "--config",
+                             str(path), "--reconcile", "slow"],
+                            env={**_env(), "TMPDIR": str(scratch)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not list(scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the comparison's directory is made
+    assert list(scratch.iterdir())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.startswith("error: interrupted\nhint: "), err
+    assert list(scratch.iterdir()) == []
+    assert len(iceberg_table(target, "app", "slow").metadata.snapshots) == snapshots
+
+
+def test_sigterm_stops_a_run_with_jobs_before_its_tables_commit(cluster, tmp_path):
+    """SIGTERM of ``--once --jobs 2``: the threads refreshing tables stop too, committing
+    nothing (they went on to read and commit their tables after "interrupted")."""
+    db = new_database(cluster)
+    slow: dict[str, dict[str, object]] = {}
+    for n in ("a", "b"):
+        db.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, ts timestamptz NOT NULL);"
+                   f"INSERT INTO {n} SELECT g, '2026-01-01' FROM generate_series(1, 4) g")
+        slow[n] = {"method": "inserter", "cursor": "ts",
+                   "where": "pg_sleep(0.4) IS NOT NULL"}  # each row read takes 0.4 s
+    target = catalog_file(tmp_path)
+    path = tmp_path / "slow.toml"
+    path.write_text(config_text(target, {"app": (db.standby_url, slow)}))
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "replicate", "--config",
+                             str(path), "--once", "--jobs", "2"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until both tables are made (empty), then read
+        try:
+            iceberg_table(target, "app", "a"), iceberg_table(target, "app", "b")
+            break
+        except NoSuchTableError:
+            time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    for n in ("a", "b"):
+        assert iceberg_rows(target, "app", n)[1] == [], n

@@ -117,6 +117,12 @@ def cursor_kind(t: ReplicateTable, key: tuple[str, ...], types: dict[str, str]) 
     return kind
 
 
+def bound_hint(numeric: bool) -> str:
+    """The hint for a --from/--to that is no value of the cursor column."""
+    return "give cursor values like 1000" if numeric else \
+        "give cursor values like 2026-01-01 or 2026-01-01 12:00"
+
+
 def lex_problem(text: str) -> str | None:
     """Why ``text`` could reach outside the parentheses it is placed in, or None."""
     depth, i, n = 0, 0, len(text)

@@ -195,14 +195,20 @@ def _iceberg_tables(config: ReplicateConfig, pairs: Sequence[Pair], request: Req
         return [_run_one(replica.refresh, s, t, request) for s, t in pairs]
     replica.make_namespaces({landing(s, t).schema for s, t in pairs})
     own = threading.local()
+    stop = threading.Event()  # set on SIGTERM/Ctrl-C: the threads stop, committing nothing
 
     def work(pair: Pair) -> TableRun:
         if not hasattr(own, "replica"):
             own.replica = IcebergReplica(config.target)
+            own.replica.stop = stop
         return _run_one(own.replica.refresh, pair[0], pair[1], request)
 
     with Workers(jobs, "topoff-replicate") as pool:  # interrupted with the command
-        return pool.map(work, pairs)
+        try:
+            return pool.map(work, pairs)
+        except BaseException:
+            stop.set()  # a refresh checks it at each block and before its commit
+            raise
 
 
 def run_once(config: ReplicateConfig, tables: Sequence[str] | None = None,

@@ -21,12 +21,14 @@ the rows, the new columns and the table's state land in ONE Iceberg commit
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from topoff.dataset.manifest import Column
-from topoff.errors import ConfigError, IntegrityError, TargetError
+from topoff.errors import ConfigError, IntegrityError, Interrupted, TargetError
 from topoff.replicate.apply import Result, landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.iceberg_pull import Pull, pull
@@ -108,6 +110,20 @@ class IcebergReplica:
         self.url = self.settings.url
         #: called inside each commit before it is made (tests: a failure there)
         self.hook: Hook | None = None
+        #: set when the run is interrupted (``--jobs``: the main thread's SIGTERM/Ctrl-C):
+        #: a refresh stops at its next block of rows and never commits
+        self.stop: threading.Event | None = None
+
+    def _stopped(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            from topoff.targets.errors import INTERRUPTED_HINT
+
+            raise Interrupted("interrupted", hint=INTERRUPTED_HINT)
+
+    def _watched(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            self._stopped()
+            yield block
 
     def _namespace(self, name: str) -> None:
         ensure_namespace(self.catalog, name)
@@ -193,8 +209,8 @@ class IcebergReplica:
             summary = {"topoff.replicate.source": f"{source.name}.{t.qualified}"}
             if p.cursor is not None:
                 summary["topoff.replicate.cursor"] = p.cursor
-            change = Change(p.replace, p.blocks, list(info.columns), p.lo, p.hi, added,
-                            summary, dropped, p.lo_inclusive)
+            change = Change(p.replace, self._watched(p.blocks), list(info.columns), p.lo,
+                            p.hi, added, summary, dropped, p.lo_inclusive)
             base = h
             done: list[TableState] = []
 
@@ -203,6 +219,7 @@ class IcebergReplica:
                     raise TargetError(f"{t.qualified}: read {p.counter[0]} rows, its count "
                                       f"was {p.expect} in the same snapshot",
                                       hint="this is a bug in topoff; report it")
+                self._stopped()  # the last moment before the commit
                 done.append(p.finish(rows))
                 return replace(base, state=done[-1].to_json(),
                                rows_total=base.rows_total + rows, updated_at=datetime.now(UTC))

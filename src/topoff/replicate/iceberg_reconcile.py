@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from topoff.errors import ConfigError, LockedError, TargetError
+from topoff.errors import ConfigError, LockedError, SourceError, TargetError
 from topoff.replicate.apply import landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
@@ -190,6 +190,7 @@ def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
             _load(con, "s", _reader(target, target.names, converted, errors), errors)
             scan = table.scan(selected_fields=tuple(compared)).to_arrow_batch_reader()
             _load(con, "d", _reader(target, compared, iter(scan), errors), errors)
+            _no_null_keys(con, target, keys, name)
             report, gone, rows = _diff(con, target, compared, keys)
             if not gone and not rows:
                 return _report(con, report, started)
@@ -206,6 +207,21 @@ def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
             return _report(con, report, started)
         finally:
             con.close()
+
+
+def _no_null_keys(con: Any, target: pa.Schema, keys: list[str], name: str) -> None:
+    """A row with a NULL key matches no other row (it would be deleted and appended again
+    at every reconcile, never deleted): refused on either side, as the SQL targets do."""
+    nulls = " OR ".join(f"{_col(target, k)} IS NULL" for k in keys)
+    for side, error in (("s", SourceError("a key column is NULL in a row to reconcile",
+                                          hint="reconcile by NOT NULL unique columns "
+                                          "(set key = [...])")),
+                        ("d", TargetError(f"a key column is NULL in a row of {name}'s Iceberg "
+                                          "table; nothing was committed",
+                                          hint="the table was written by another writer; "
+                                          f"rebuild it: topoff replicate --resync {name}"))):
+        if con.execute(f"SELECT EXISTS (SELECT 1 FROM {side} WHERE {nulls})").fetchall()[0][0]:
+            raise error
 
 
 def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]

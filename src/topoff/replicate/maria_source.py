@@ -30,7 +30,7 @@ from mysql.connector import errors as my_errors
 from topoff.dataset.logical import LogicalError
 from topoff.errors import ConfigError, IntegrityError, SourceError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
-from topoff.replicate.describe import TableInfo, cursor_kind, kept_columns, lex_problem
+from topoff.replicate.describe import TableInfo, bound_hint, cursor_kind, kept_columns, lex_problem
 from topoff.replicate.maria_read import KeysetRead, count_hash, lines, query
 from topoff.replicate.ranges import replace_range
 from topoff.replicate.shape import Index
@@ -329,9 +329,9 @@ class Cursor:
         try:
             return cls.stored(col, text.strip(), qualified)
         except SourceError:
+            timely = col.form in ("date", "datetime", "timestamp")
             raise ConfigError(f"--from/--to is not a value of {qualified}.{col.name}: "
-                              f"{text[:40]!r}", hint="give cursor values like 2026-01-01 or "
-                              "2026-01-01 12:00") from None
+                              f"{text[:40]!r}", hint=bound_hint(not timely)) from None
 
     def minus(self, back: timedelta | int, zone: str | None) -> Cursor:
         """``self - back``, exactly (a date rounded down: a wider read, never narrower)."""

@@ -23,7 +23,7 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import parse_type
 from topoff.replicate import fastcopy, overlap, parallel, stream
 from topoff.replicate.config import ReplicateSource, ReplicateTable
-from topoff.replicate.describe import TableInfo, describe
+from topoff.replicate.describe import TableInfo, bound_hint, describe
 from topoff.replicate.ranges import replace_range
 from topoff.replicate.read import Refresh, open_snapshot
 from topoff.replicate.shape import Index, source_indexes
@@ -173,7 +173,7 @@ def range_read(conn: psycopg.Connection, info: TableInfo, request: Request
     except psycopg.DataError as e:
         raise ConfigError(f"--from/--to is not a value of {t.qualified}.{t.cursor}: "
                           f"{(e.diag.message_primary or str(e)).splitlines()[0]}",
-                          hint="give cursor values like 2026-01-01 or 2026-01-01 12:00") from None
+                          hint=bound_hint(info.cursor_kind in ("int", "numeric"))) from None
     if hi is None:  # an empty table
         return None
     return stmt, lo, hi

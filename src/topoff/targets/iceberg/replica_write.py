@@ -38,6 +38,7 @@ from pyiceberg.expressions import (
 from pyiceberg.table.update import AssertRefSnapshotId
 
 from topoff.dataset.manifest import Column
+from topoff.errors import ConfigError, TargetError
 from topoff.targets.base import TableDef
 from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
 from topoff.targets.iceberg.rows import gathered
@@ -115,12 +116,24 @@ def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Arr
 def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
             lo_inclusive: bool = False) -> BooleanExpression:
     assert tdef.cursor is not None
-    top = LessThanOrEqual(tdef.cursor, cursor_value(hi, tdef, schema))  # type: ignore[call-arg, arg-type]
+
+    def value(text: str) -> Any:
+        try:
+            return cursor_value(text, tdef, schema)
+        except TargetError:
+            if not lo_inclusive:
+                raise
+            # a ranged repull's --from/--to (infinity, a BC date): the operator's to change
+            raise ConfigError(f"--from/--to {text!r} is no value of {tdef.source}'s Iceberg "
+                              f"cursor column {tdef.cursor}", hint="give bounds within the "
+                              "years 1 to 9999, or leave --from or --to out") from None
+
+    top = LessThanOrEqual(tdef.cursor, value(hi))  # type: ignore[call-arg, arg-type]
     if lo is None:
         return top
     above = GreaterThanOrEqual if lo_inclusive else GreaterThan
-    return And(above(tdef.cursor, cursor_value(lo, tdef, schema)),  # type: ignore[call-arg, arg-type]
-               top)
+    low = value(lo)
+    return And(above(tdef.cursor, low), top)  # type: ignore[call-arg, arg-type]
 
 
 Hook = Callable[[], None]
