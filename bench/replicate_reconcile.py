@@ -175,12 +175,22 @@ def main() -> None:
     ap.add_argument("--topoff-run", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
     ap.add_argument("--no-iceberg", action="store_true", help="leave the Iceberg replica out")
     ap.add_argument("--iceberg-run", metavar="CONFIG", help=argparse.SUPPRESS)
+    ap.add_argument("--iceberg-build", metavar="SOURCE", help=argparse.SUPPRESS)
+    ap.add_argument("--iceberg-stale", nargs=2, metavar=("CONFIG", "SNAPSHOT"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.topoff_run:
         run_topoff(*args.topoff_run)
         return
     if args.iceberg_run:
         run_iceberg(args.iceberg_run)
+        return
+    if args.iceberg_stale:
+        iceberg_stale(Path(args.iceberg_stale[0]), int(args.iceberg_stale[1]))
+        return
+    if args.iceberg_build:  # in a process of its own: this one stays small, and the
+        path, snap = iceberg_replica(args.iceberg_build)  # peak RSS of the tools it forks
+        print(json.dumps([str(path), snap]))              # with it
         return
     reladiff = reladiff_bin()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -193,8 +203,12 @@ def main() -> None:
         assert cluster.standby is not None
         ice: list[tuple[Path, int]] = []
         standby_src = cluster.standby.url("src")
-        keys = build(cluster, args.rows, args.changes, None if args.no_iceberg else
-                     lambda: ice.append(iceberg_replica(standby_src)))
+        def iceberg() -> None:
+            out = subprocess.run([sys.executable, __file__, "--iceberg-build", standby_src],
+                                 check=True, capture_output=True, text=True).stdout
+            path, snap = json.loads(out.strip().splitlines()[-1])
+            ice.append((Path(path), int(snap)))
+        keys = build(cluster, args.rows, args.changes, None if args.no_iceberg else iceberg)
         print(f"# built {args.rows:,} rows and their replica in "
               f"{time.monotonic() - started:.0f}s", flush=True)
         assert cluster.standby is not None
@@ -210,7 +224,9 @@ def main() -> None:
             ("reladiff (detect only)", "reconcile", rd_cmd, lambda: make_stale(cluster, keys)),
             *[("topoff reconcile, Iceberg replica (detect + repair)", "reconcile",
                f"{sys.executable} {here} --iceberg-run {path}",
-               lambda p=path, n=snap: iceberg_stale(p, n)) for path, snap in ice],
+               lambda p=path, n=snap: subprocess.run(
+                   [sys.executable, __file__, "--iceberg-stale", str(p), str(n)], check=True))
+              for path, snap in ice],
         ], args.repeat)
         found = subprocess.run(f"{reladiff} '{source}' events '{target}' replica.events -k id "
                                + " ".join(f"-c {c}" for c in COLUMNS) + " --stats",
