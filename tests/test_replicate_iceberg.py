@@ -881,9 +881,11 @@ def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
                             env={**_env(), "TMPDIR": str(scratch)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    while not list(scratch.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)  # until the comparison's directory is made
-    assert list(scratch.iterdir())
+    # until the comparison's directory is made (not Python's probe of $TMPDIR, a file
+    # of eight random characters that gettempdir() writes and removes at once)
+    while not list(scratch.glob("topoff-reconcile-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(scratch.glob("topoff-reconcile-*"))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
