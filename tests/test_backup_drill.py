@@ -19,6 +19,7 @@ import pytest
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli, write_config
 from support.pg import Database
+from topoff.backup import catalog
 from topoff.demo.cluster import ThrowawayCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,9 +157,15 @@ def test_a_killed_drill_takes_its_throwaway_server_with_it(store: Path, age_key:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 60
-        while _alive(server) or list(tmp.iterdir()):
+        while _alive(server) or list(tmp.glob("topoff-pg-*")):
             assert time.monotonic() < deadline, "the drill's server outlived topoff"
             time.sleep(0.05)
+        # what else is there is the restore's work directory, when the kill came after it
+        # was made: marked with the killed process, which the next backup or restore removes
+        for left in tmp.iterdir():
+            assert left.name.startswith("topoff-restore-"), left
+            owner = json.loads((left / catalog.OWNER).read_text())
+            assert owner["pid"] == proc.pid
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -313,11 +313,11 @@ def test_sigkill_at_random_points_then_a_rerun(cluster, large, tmp_path):
     path = write_config(tmp_path / "r.toml", config_text(url, {"app": (db.standby_url,
                                                                        tables)}))
     rnd = random.Random(11)
-    for n in range(8):  # first builds, then resyncs: both build in parallel
-        args = ("--once",) if n < 4 else ("--resync", "big")
+    for n in range(6):  # first builds, then resyncs: both build in parallel
+        args = ("--once",) if n < 3 else ("--resync", "big")
         proc = subprocess.Popen(_command(path, *args), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.8, 4.0))
+        time.sleep(rnd.uniform(0.8, 3.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for t, rows in (("big", 300000), ("snap", 100000)):  # never seen partial

@@ -1,5 +1,44 @@
-"""python -m topoff"""
+"""The ``topoff`` program (``python -m topoff`` and the installed command).
 
-from topoff.cli import main
+SIGTERM is answered from the first moment: while the command's modules are still being
+imported (a few hundred milliseconds in which nothing has started yet), it ends the program
+with the same ``error: interrupted`` and exit status 130 as later on, where the command's
+own handler (cli/options.py ``term_as_interrupt``) takes over and rolls back what runs.
+"""
 
-main()
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+_HINT = "topoff was stopped while starting, before it did anything; run the command again"
+
+
+def _stopped_while_starting(signum: int, frame: Any) -> None:
+    args = sys.argv[1:]
+    if "--log-format=json" in args or any(
+            a == "--log-format" and b == "json" for a, b in itertools.pairwise(args)):
+        text = json.dumps({"level": "error", "error": "interrupted", "message": "interrupted",
+                           "hint": _HINT, "exit_code": 130}) + "\n"
+    else:
+        text = f"error: interrupted\nhint: {_HINT}\n"
+    os.write(2, text.encode())
+    os._exit(130)  # nothing to clean up yet: no file, connection or child exists
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stopped_while_starting)
+    from topoff.cli import main as run
+
+    try:
+        run()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if __name__ == "__main__":
+    main()

@@ -29,8 +29,9 @@ from topoff.stores.base import Store
 
 log = logging.getLogger("topoff")
 
-#: a table larger than this is read as several parts in parallel (when the source can)
-SPLIT_BYTES = 64 * 1024 * 1024
+#: a table larger than this is read as several parts in parallel (when the source can):
+#: parts small enough that no worker is left alone with a big one at the end
+SPLIT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -104,25 +105,30 @@ def export_full(config: Config, store: Store, hook: Hook | None = None,
                     "run this one again")
             log.info("full export %s: %d tables from %s (%s)", pub_id, len(tables),
                      info.database, "standby" if info.in_recovery else "PRIMARY")
-            units: list[CopyUnit | HashUnit] = []
+            units: list[tuple[float, CopyUnit | HashUnit]] = []  # (estimated bytes, unit)
             algorithm = source.hash_algorithm()
-            for t in sorted(tables, key=lambda t: -t.size):
+            for t in tables:
                 name_for = _namer(pub_id, t)
                 snapshot = t.config.method == "snapshot"
                 if snapshot and algorithm is None:  # the rows' own hash, read in key order
-                    units.append(CopyUnit(t.qualified, t, name_for, ordered=True,
-                                          hash_content=bool(t.primary_key)))
+                    units.append((t.size, CopyUnit(t.qualified, t, name_for, ordered=True,
+                                                   hash_content=bool(t.primary_key))))
                     continue
                 parts = source.parts(t, config.export.jobs, SPLIT_BYTES) \
                     if source.capabilities.page_ranges else [None]
                 for i, portion in enumerate(parts):
-                    units.append(CopyUnit(t.qualified, t, name_for, part=i, portion=portion))
+                    units.append((t.size / len(parts),
+                                  CopyUnit(t.qualified, t, name_for, part=i, portion=portion)))
                 if snapshot and algorithm is not None:
-                    units.append(HashUnit(t.qualified + "#hash", t, None, algorithm))
+                    units.append((t.size / 4, HashUnit(t.qualified + "#hash", t, None,
+                                                       algorithm)))
+            # the biggest pieces first, whatever table they are of: the workers then end
+            # at nearly the same moment (no worker left alone with a big table at the end)
+            units.sort(key=lambda u: -u[0])
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
             try:
-                results = runner.run(units)
+                results = runner.run([u for _, u in units])
             finally:
                 written.extend(runner.written)
             entries = {}
