@@ -20,14 +20,19 @@ from support.cli import error_lines, run_cli, terminate_when, write_config
 from support.mariadb import MariaDatabase, MariaPair
 from support.replicate import config, config_text, hashes, new_database, new_target, query, target
 from test_mariadb_types import _create
+from topoff.config import Config, TableConfig
 from topoff.errors import ConfigError
+from topoff.export.full import export_full
 from topoff.replicate.engine import repull, resync, run_once, set_paused
 from topoff.replicate.operate import reconcile
 from topoff.replicate.store import StateStore
 from topoff.sources.mariadb.catalog import read_table
 from topoff.sources.mariadb.connect import connect
 from topoff.sources.mariadb.verify import MariaVerifier
+from topoff.stores import open_store
+from topoff.sync import sync
 from topoff.targets.base import TableDef, TableRef
+from topoff.verify import verify
 
 ENGINES = ["duckdb", "postgresql"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -418,6 +423,36 @@ def test_reconcile_by_a_zerofill_key(kind, cluster, maria, tmp_path):
     report = reconcile(cfg, f"m.{maria.name}.zk", threshold=100)
     assert (report.deleted, report.updated, report.inserted) == (1, 1, 0)
     assert reconcile(cfg, f"m.{maria.name}.zk", threshold=100).changed == 0
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_system_versioned_table(kind, cluster, maria, tmp_path):
+    """MariaDB's key of a system-versioned table holds its hidden ROW END column, which no
+    column list shows: the key is the rest (an export published a manifest whose key named
+    a column it did not have, which every consumer refused as damaged)."""
+    maria.execute("CREATE TABLE sv (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, v INET6, "
+                  "h INT INVISIBLE) WITH SYSTEM VERSIONING; INSERT INTO sv (id, ts, v, h) "
+                  "SELECT seq, TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq SECOND, '::1', seq "
+                  "FROM seq_1_to_50; UPDATE sv SET v = '::2' WHERE id = 3")
+    assert read_table(connect(maria.replica_url), maria.name, "sv").primary_key == ["id"]
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {"sv": {"method": "updater", "cursor": "ts",
+                                                         "boundary": "0s"}})})
+    assert run_once(cfg)[0].rows == 50
+    maria.execute("UPDATE sv SET v = '::3', ts = ts + INTERVAL 1 DAY WHERE id = 4")
+    run = run_once(cfg)[0]
+    assert (run.status, run.rows) == ("ok", 1), run.error
+    maria_equal(url, maria, f"{maria.name}.sv", "m")
+
+    root = tmp_path / "pub"  # and through a dataset
+    dataset = Config(dataset="sv", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="sv", method="snapshot"),))
+    with open_store(str(root)) as store:
+        [manifest] = export_full(dataset, store).manifests
+    assert manifest.tables[f"{maria.name}.sv"].primary_key == ["id"]
+    replica = str(tmp_path / "r.duckdb")
+    sync(str(root), replica)
+    assert verify(replica, maria.replica_url).equal
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

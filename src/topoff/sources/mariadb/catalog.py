@@ -105,7 +105,10 @@ def read_table(conn: Any, schema: str, table: str) -> MariaTable:
                           hint="check the table name and that the user may SELECT it")
     jsons = json_columns(conn, schema, table)
     columns = [map_column(dict(zip(keys, r, strict=True)), jsons) for r in rows]
-    pk = [str(r[0]) for r in _rows(conn, _PRIMARY, (schema, table))]
+    # a system-versioned table's key holds its hidden ROW END column, which COLUMNS does
+    # not list (nor SELECT * read): among the current rows, the rest is the key
+    names = {c.name for c in columns}
+    pk = [k for r in _rows(conn, _PRIMARY, (schema, table)) if (k := str(r[0])) in names]
     size = _rows(conn, "SELECT TABLE_ROWS, ENGINE FROM information_schema.TABLES "
                        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, table))
     est, engine = size[0] if size else (0, "")
