@@ -93,6 +93,29 @@ def test_compact_one_table_and_bad_options(standard, tmp_path):  # noqa: F811
     assert out.exit_code == 2 and "not an Iceberg replica" in out.stderr
 
 
+def test_a_table_that_fails_leaves_the_others_compacted_and_said(standard, tmp_path):  # noqa: F811
+    """A damaged data file in one table: that table fails (exit 7) and is as it was; the
+    tables after it are compacted all the same, and those done are printed (they were
+    neither tried nor said once one had failed)."""
+    _, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    names = sorted(c.table for c in compact(target, dry_run=True))
+    assert names[0] == "public.messages" and len(names) > 2  # the damaged one comes first
+    task = next(iter(iceberg_table(target, "public.messages").scan().plan_files()))
+    damaged = task.file.file_path.removeprefix("file://")
+    with open(damaged, "r+b") as f:
+        f.seek(4)
+        f.write(b"\0" * 64)  # the Parquet magic stays, its first pages do not
+    files = files_of(target, "public.messages")
+    out = cli("iceberg", "compact", target)
+    assert out.exit_code == 7, out.stderr
+    assert out.stderr.startswith("error: compacting public.messages failed"), out.stderr
+    said = [line.split(":")[0] for line in out.stdout.splitlines()]
+    assert said == names[1:], out.stdout
+    assert files_of(target, "public.messages") == files  # nothing of it committed
+
+
 def test_a_sync_committed_during_compaction_wins(standard, tmp_path):  # noqa: F811
     """A compaction planned before a sync replaced a day is refused at commit (exit 7
     class), nothing of it applied; the rows stay the source's; compacting again works."""

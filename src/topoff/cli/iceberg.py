@@ -97,22 +97,25 @@ def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
 
     Per table, the small files of each partition are read and their rows written again as
     larger files, in one overwrite commit: readers see the old files or the new ones, the
-    same rows. The table's ledger (or a replicated table's state) is kept: the next sync
-    (or refresh) resumes where it was. Files replaced stay for time travel until
+    same rows. A table that fails is left as it was and the others are compacted all the
+    same (exit 7 at the end). The table's ledger (or a replicated table's state) is kept:
+    the next sync (or refresh) resumes where it was. Files replaced stay for time travel until
     `topoff iceberg expire` and orphan-file removal.
 
     \b
     Example:
       topoff iceberg compact iceberg:/srv/lake/catalog.toml --table public.messages
     """
-    from topoff.targets.iceberg.compact import compact
+    from topoff.targets.iceberg.compact import Compacted, compact
 
     _iceberg_target(target)
     size = _size(target_file_size)
-    for c in compact(target, list(tables) or None, size, dry_run):
+    def say(c: Compacted) -> None:  # as each table is done: also those before a failure
         verb = "would rewrite" if dry_run else "rewrote"
         rows = "" if dry_run else f" ({c.rows} rows rewritten)"
         click.echo(f"{c.table}: {verb} {c.files_before} files as {c.files_after}{rows}")
+
+    compact(target, list(tables) or None, size, dry_run, on_table=say)
 
 
 def register(group: Any) -> None:

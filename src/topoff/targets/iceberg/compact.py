@@ -15,10 +15,11 @@ producer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, TargetError, TopoffError
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.read import batches
 from topoff.targets.iceberg.replica import replicated_tables
@@ -93,10 +94,15 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
 
 
 def compact(location: str, tables: list[str] | None = None, target: int = DEFAULT_TARGET,
-            dry_run: bool = False) -> list[Compacted]:
+            dry_run: bool = False,
+            on_table: Callable[[Compacted], None] | None = None) -> list[Compacted]:
     """Compact every table topoff made: by sync (named by their source names such as
     ``public.messages``, or their Iceberg names) and by replicate (``source.schema.table``,
-    or ``namespace.table``); or only those of ``tables``."""
+    or ``namespace.table``); or only those of ``tables``.
+
+    Each table is its own commit: one that fails (another writer, a damaged file) leaves
+    that table as it was and the others are compacted all the same; ``on_table`` hears of
+    each table done as it is, and the failures are raised together at the end."""
     settings = read_settings(location)
     catalog = open_catalog(settings)
     synced = replica_tables(catalog, settings.namespace)
@@ -112,7 +118,25 @@ def compact(location: str, tables: list[str] | None = None, target: int = DEFAUL
             raise ConfigError(f"no table {', '.join(unknown)} in {settings.url}",
                               hint="tables here: " + ", ".join(sorted(held)))
         chosen = sorted({names.get(t, t) for t in tables})
-    return [compact_one(source, held[source], target, dry_run) for source in chosen]
+    done: list[Compacted] = []
+    failed: list[TopoffError] = []
+    for source in chosen:
+        try:
+            one = compact_one(source, held[source], target, dry_run)
+        except TopoffError as e:
+            failed.append(e)
+            continue
+        done.append(one)
+        if on_table is not None:
+            on_table(one)
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        first = failed[0]
+        raise type(first)(
+            f"{len(failed)} of {len(chosen)} tables were not compacted: "
+            + "; ".join(e.message for e in failed), hint=first.hint)
+    return done
 
 
 def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> Compacted:
