@@ -108,6 +108,7 @@ def test_unknown_keys_are_errors(text, words):
     ('[export]\nchunk_size = "lots"', ["invalid size", "chunk_size"]),
     ('[export]\nretry_backoff = "soon"', ["invalid duration"]),
     ("[export]\nlookback_days = -1", ["lookback_days must be at least 0"]),
+    ("[export]\nlookback_days = 100000", ["lookback_days must be at most 366"]),
     ("[retention]\nkeep_days = 0", ["keep_days must be at least 1"]),
     ('[source]\nallow_primary = "yes"', ["allow_primary must be a bool"]),
     ('strict = "yes"', ["strict must be a bool"]),

@@ -123,6 +123,8 @@ def test_choose_window_span_and_offsets():
     (None, "2026-11-20T08:00", "2026-11-20T06:00", "is not before"),
     (None, "2026-11-20T06:00", "2026-11-20T06:00", "is not before"),
     (None, "6 o'clock", "2026-11-20T06:00", "invalid time"),
+    ("9999-12-31", None, None, "out of range"),  # its window would end in year 10000
+    (None, "0001-01-01T00:00+01:00", "2026-11-20T06:00", "out of range"),  # before year 1
 ])
 def test_choose_window_errors(day, since, until, words):
     with pytest.raises(ConfigError) as info:
@@ -185,6 +187,11 @@ def test_days_back():
     assert days_back(w, 0) == []
     span = Window(utc(2026, 3, 2, 6), utc(2026, 3, 2, 12))
     assert days_back(span, 3) == []
+    # the first days: no day before year 1 to re-check (it was an internal error)
+    assert days_back(Window.day(date(1, 1, 4)), 3)[0] == Window.day(date(1, 1, 1))
+    with pytest.raises(ConfigError, match="has no 3 days before it") as info:
+        days_back(Window.day(date(1, 1, 3)), 3)
+    assert "--lookback-days 2" in (info.value.hint or "")
 
 
 def test_cursor_bounds_are_contiguous_across_the_fall_back():

@@ -23,6 +23,9 @@ ENV_SOURCE = "TOPOFF_SOURCE_URL"
 ENV_CONFIG = "TOPOFF_CONFIG"
 
 
+#: the most days before a day its export re-checks (each is a query or two per table)
+MAX_LOOKBACK_DAYS = 366
+
 @dataclass(frozen=True)
 class TableConfig:
     """How one source table is exported."""
@@ -50,7 +53,7 @@ class ExportSettings:
     jobs: int = 2
     chunk_bytes: int = 256 * 1024 * 1024  # uncompressed CSV bytes per data file
     compression_level: int = 3
-    lookback_days: int = 3
+    lookback_days: int = 3  # at most MAX_LOOKBACK_DAYS
     retry_attempts: int = 5
     retry_backoff: float = 2.0  # seconds; doubles on each retry
 
@@ -165,6 +168,12 @@ def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{what} must be at least {minimum}, not {value}")
     return int(value)
+
+
+def _at_most(value: int, maximum: int, what: str) -> int:
+    if value > maximum:
+        raise ConfigError(f"{what} must be at most {maximum}, not {value}")
+    return value
 
 
 def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
@@ -284,8 +293,10 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         chunk_bytes=parse_size(export.get("chunk_size", defaults.chunk_bytes),
                                "[export] chunk_size"),
         compression_level=level,
-        lookback_days=_positive_int(export.get("lookback_days", defaults.lookback_days),
-                                    "[export] lookback_days", minimum=0),
+        lookback_days=_at_most(_positive_int(export.get("lookback_days",
+                                                        defaults.lookback_days),
+                                             "[export] lookback_days", minimum=0),
+                               MAX_LOOKBACK_DAYS, "[export] lookback_days"),
         retry_attempts=_positive_int(export.get("retry_attempts", defaults.retry_attempts),
                                      "[export] retry_attempts"),
         retry_backoff=parse_duration(export.get("retry_backoff", defaults.retry_backoff),

@@ -17,7 +17,7 @@ from topoff.cli.options import (
     store_for,
 )
 from topoff.cli.output import echo_export, echo_prune
-from topoff.config import Config
+from topoff.config import MAX_LOOKBACK_DAYS, Config
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import check_keep_days, prune
 from topoff.errors import ConfigError
@@ -135,7 +135,7 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
 @click.option("--since", metavar="TIME",
               help="Start of a window (with --until), e.g. 2026-11-20T06:00.")
 @click.option("--until", metavar="TIME", help="End of the window (exclusive).")
-@click.option("--lookback-days", type=click.IntRange(0),
+@click.option("--lookback-days", type=click.IntRange(0, MAX_LOOKBACK_DAYS),
               help="Earlier days re-checked for late rows [default: 3].")
 @click.option("--force", is_flag=True, help="Publish even if the window may be incomplete.")
 @dry_run_option

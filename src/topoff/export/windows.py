@@ -30,11 +30,20 @@ if TYPE_CHECKING:  # annotations only: the CLI imports this module for parse_dat
 log = logging.getLogger("topoff")
 
 
+#: the days an export can name: a day window ends the next day; the re-check goes back
+#: at most MAX_LOOKBACK_DAYS before it (config.py)
+FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 30)
+
+
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        d = date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"invalid date {text!r}", hint="write dates as YYYY-MM-DD") from None
+    if d > LAST_DAY:
+        raise ConfigError(f"date {text} is out of range: a day's window ends the day after",
+                          hint=f"give a day up to {LAST_DAY}")
+    return d
 
 
 def parse_instant(text: str) -> datetime:
@@ -45,7 +54,13 @@ def parse_instant(text: str) -> datetime:
         raise ConfigError(f"invalid time {text!r}",
                           hint="write times as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
                           ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    try:
+        t.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ConfigError(f"time {text!r} is out of range", hint="give a time in the years "
+                          "1 to 9999, in UTC") from None
+    return t
 
 
 def yesterday(now: datetime | None = None) -> date:
@@ -88,6 +103,10 @@ def days_back(window: Window, lookback: int) -> list[Window]:
     if not window.is_day or lookback <= 0:
         return []
     d = window.start.astimezone(UTC).date()
+    if (d - FIRST_DAY).days < lookback:
+        raise ConfigError(f"{window.label} has no {lookback} days before it to re-check",
+                          hint="export a later day, or this one with --lookback-days "
+                          f"{(d - FIRST_DAY).days}")
     return [Window.day(d - timedelta(days=n)) for n in range(lookback, 0, -1)]
 
 
