@@ -306,3 +306,24 @@ def test_init_on_an_empty_database_writes_nothing(db, tmp_path):
     error, hint = error_lines(result)
     assert f"{db.name} has no table to list" in error and "--schema" in hint
     assert not out.exists()
+
+
+def test_a_table_without_columns_is_said_to_have_none(db, tmp_path):
+    """``CREATE TABLE t ()`` is legal PostgreSQL: named in a config, check-config and the
+    export say it has no columns (they said "every column ... is private"); found by
+    discovery (no config), it is left out."""
+    db.execute("CREATE TABLE empty (); INSERT INTO empty DEFAULT VALUES; "
+               "CREATE TABLE kept (id integer PRIMARY KEY); INSERT INTO kept VALUES (1)")
+    path = tmp_path / "t.toml"
+    path.write_text('dataset = "t"\n[tables.empty]\nmethod = "snapshot"\n')
+    check = run_cli("check-config", "--config", str(path), "--source", db.standby_url)
+    assert check.exit_code == 2
+    assert "error: public.empty has no columns; nothing to export" in check.stderr
+    export = run_cli("export", "full", "--config", str(path), "--source", db.standby_url,
+                     "--to", str(tmp_path / "out"))
+    assert export.exit_code == 2
+    assert error_lines(export) == ("error: public.empty has no columns; nothing to export",
+                                   "hint: remove [tables.empty] from the config")
+    found = run_cli("export", "full", "--source", db.standby_url, "--to", str(tmp_path / "all"))
+    assert found.exit_code == 0, found.stderr
+    assert "1 tables" in found.stdout or "1 table" in found.stdout, found.stdout

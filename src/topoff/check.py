@@ -76,7 +76,10 @@ def _table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
                            f"[tables.{tc.name}.columns]"))
     private = tc.private_columns()
     exported = [c for c in cols if c not in private]
-    if not exported:
+    if not cols:
+        out.append(Problem(f"{tc.qualified} has no columns; nothing to export",
+                           f"remove {where} from the config"))
+    elif not exported:
         out.append(Problem(f"every column of {tc.qualified} is private; nothing to export",
                            f"remove {where} or make a column public"))
     for c in exported:

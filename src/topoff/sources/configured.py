@@ -2,7 +2,8 @@
 
 One set of rules and messages for every engine: a column the config names must exist,
 ``--strict`` refuses columns the config does not classify (otherwise they are exported,
-with a warning), and a table whose every column is private is an error.
+with a warning), and a table with no column to export (none at all, or all private) is
+an error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def near(name: str, choices: list[str]) -> str:
 def exported_columns(tc: TableConfig, names: list[str], strict: bool) -> list[str]:
     """The columns of ``names`` (the source table's, in order) that an export reads."""
     where = f"[tables.{tc.name}]"
+    if not names:  # CREATE TABLE t (): legal, and nothing a replica can hold
+        raise ConfigError(f"{tc.qualified} has no columns; nothing to export",
+                          hint=f"remove {where} from the config")
     for col in list(tc.columns) + [c for c in (tc.cursor, *(tc.key or ())) if c]:
         if col not in names:
             raise ConfigError(f"{where} names column {col!r}, which {tc.qualified} does not "
