@@ -18,6 +18,7 @@ from topoff.export import full as full_export
 from topoff.export.full import export_full
 from topoff.sources.mariadb import parallel
 from topoff.sources.mariadb import snapshot as snap
+from topoff.sources.mariadb import source as maria_source
 from topoff.sources.mariadb.source import MariaSource
 from topoff.stores import open_store
 
@@ -49,6 +50,7 @@ def _export(url: str, jobs: int, root: Path, *tables: str) -> dict[str, list[lis
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split every table, however small (the real threshold is 64 MiB)."""
     monkeypatch.setattr(full_export, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(maria_source, "MIN_SPLIT_BYTES", 1)
 
 
 def test_jobs_2_export_equals_jobs_1(maria: MariaDatabase, tmp_path: Path,
