@@ -48,7 +48,7 @@ def cluster() -> Iterator[ThrowawayCluster]:
         c.start()
         yield c
     finally:
-        c.close()
+        c.close(remove_in_background=True)  # the worker's end does not wait for it
 
 
 @pytest.fixture
