@@ -22,9 +22,9 @@ VISIBILITY = ("public", "private")
 ENV_SOURCE = "TOPOFF_SOURCE_URL"
 ENV_CONFIG = "TOPOFF_CONFIG"
 
-
 #: the most days before a day its export re-checks (each is a query or two per table)
 MAX_LOOKBACK_DAYS = 366
+
 
 @dataclass(frozen=True)
 class TableConfig:

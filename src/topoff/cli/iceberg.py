@@ -110,6 +110,7 @@ def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
 
     _iceberg_target(target)
     size = _size(target_file_size)
+
     def say(c: Compacted) -> None:  # as each table is done: also those before a failure
         verb = "would rewrite" if dry_run else "rewrote"
         rows = "" if dry_run else f" ({c.rows} rows rewritten)"
