@@ -121,29 +121,31 @@ def test_sigterm_stops_an_export_and_publishes_nothing(db, tmp_path):
     assert "published full/" in again.stdout
 
 
-def _catches_sigterm(pid: int) -> bool:
-    """The process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+def _catches(pid: int, sig: int) -> bool:
+    """The process has a handler of its own for ``sig`` (its SigCgt mask in /proc)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     caught = next(ln for ln in status.splitlines() if ln.startswith("SigCgt:"))
-    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return bool(int(caught.split()[1], 16) & (1 << (sig - 1)))
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_sigterm_while_the_command_starts(tmp_path, fmt):
-    """SIGTERM in the first moments, while the command's modules are imported: exit 130
-    and ``error: interrupted``, as later on (it was death by signal 15 and no word)."""
+def test_a_signal_while_the_command_starts(tmp_path, fmt, sig):
+    """SIGTERM or Ctrl-C in the first moments, while the command's modules are imported:
+    exit 130 and ``error: interrupted``, as later on (it was death by signal 15 and no
+    word, or a KeyboardInterrupt traceback from inside an import)."""
     topoff = Path(sys.executable).parent / "topoff"  # the installed command, then -m
     for cmd in ([str(topoff)], [sys.executable, "-m", "topoff"]):
         if not Path(cmd[0]).exists():
             continue
         proc = subprocess.Popen([*cmd, "status", str(tmp_path / "r.duckdb"), "--log-format", fmt],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while not _catches_sigterm(proc.pid) and proc.poll() is None:
-            pass  # as soon as the handler is there
-        proc.send_signal(signal.SIGTERM)
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None:
+            pass  # as soon as topoff's first handler is there
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         if fmt == "json":
@@ -151,6 +153,7 @@ def test_sigterm_while_the_command_starts(tmp_path, fmt):
             assert (line["error"], line["exit_code"]) == ("interrupted", 130)
         else:
             assert err.startswith("error: interrupted\nhint: "), err
+        assert "Traceback" not in err
 
 
 def test_ctrl_c_inside_an_engine_statement_is_an_interrupt():

@@ -1,9 +1,10 @@
 """The ``topoff`` program (``python -m topoff`` and the installed command).
 
-SIGTERM is answered from the first moment: while the command's modules are still being
-imported (a few hundred milliseconds in which nothing has started yet), it ends the program
-with the same ``error: interrupted`` and exit status 130 as later on, where the command's
-own handler (cli/options.py ``term_as_interrupt``) takes over and rolls back what runs.
+SIGTERM and Ctrl-C are answered from the first moment: while the command's modules are
+still being imported (a few hundred milliseconds in which nothing has started yet), they
+end the program with the same ``error: interrupted`` and exit status 130 as later on (not
+a traceback, or death by signal 15), where the command's own handlers (cli/__init__.py and
+cli/options.py ``term_as_interrupt``) take over and roll back what runs.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stopped_while_starting)
+    signal.signal(signal.SIGINT, _stopped_while_starting)  # no traceback from an import
     from topoff.cli import main as run
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from now
     try:
         run()
     finally:
