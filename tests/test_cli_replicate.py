@@ -89,7 +89,8 @@ def test_once_status_pause_repull_resync(setup, source):
 def test_mistakes_are_config_errors(setup):
     path = setup[2]
     for args in (["--once", "--status"], ["--from", "1"], ["--json"],
-                 ["--every", "0s"], ["--table", "nope"], ["--pause", "nope"]):
+                 ["--every", "0s"], ["--every", "99999999d"], ["--table", "nope"],
+                 ["--pause", "nope"]):
         r = run_cli("replicate", "--config", path, *args)
         assert r.exit_code == 2, (args, r.stderr)
         error_lines(r)

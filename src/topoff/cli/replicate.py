@@ -189,6 +189,9 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
             if not isinstance(value, timedelta) or value.total_seconds() < 1:
                 raise ConfigError(f"--every {every} is not a duration of at least 1s",
                                   hint="for example --every 5m")
+            if value > timedelta(days=366):  # a sleep that long is no schedule
+                raise ConfigError(f"--every {every} is more than a year",
+                                  hint="for example --every 1d; or run --once from a timer")
             period = value
         while True:
             start = time.monotonic()
