@@ -53,6 +53,7 @@ def test_a_full_section_parses():
     (('method = "inserter"', 'method = "copy"'), "unknown method"),
     (('cursor = "visit_last_action_time"\n', ""), "names no cursor"),
     (('boundary = "5m"', 'boundary = "5 parsecs"'), "invalid duration"),
+    (('boundary = "5m"', 'boundary = "99999999999d"'), "too long"),  # was an internal error
     (('boundary = "5m"', "boundary = 5"), "both be durations"),
     (("batch_rows = 500", "batch_rows = 0"), "batch_rows"),
     (("batch_rows = 500", 'batch_rows = "many"'), "batch_rows"),

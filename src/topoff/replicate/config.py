@@ -24,6 +24,9 @@ from topoff.sources.base import engine_of
 METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: the longest duration and the largest integer a boundary, lookback or --every may be
+MAX_DURATION = timedelta(days=3660)
+MAX_COUNT = 2**62
 _TABLE_KEYS = {"method", "cursor", "key", "boundary", "lookback", "batch_rows", "columns",
                "exclude", "where", "cursor_timezone", "schema", "name", "drop_columns",
                "copy_jobs", "copy_split"}
@@ -91,13 +94,18 @@ def parse_interval(value: Any, what: str) -> timedelta | int:
         if value < 0:
             raise ConfigError(f"{what} must not be negative: {value}",
                               hint="write a duration like 10m, or 0")
+        if value > MAX_COUNT:  # subtracted from a bigint cursor
+            raise ConfigError(f"{what} is too large: {value}", hint=f"at most {MAX_COUNT}")
         return value
     m = _DURATION.match(value) if isinstance(value, str) else None
     if not m:
         raise ConfigError(f"invalid duration for {what}: {value!r}",
                           hint="write it like 10m, 1h, 3d or 500ms (an integer for an "
                           "integer cursor)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ConfigError(f"{what} is too long: {value!r}", hint="at most 3660d (ten years)")
+    return timedelta(seconds=seconds)
 
 
 def _names(value: Any, what: str) -> tuple[str, ...]:
