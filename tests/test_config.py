@@ -110,6 +110,7 @@ def test_unknown_keys_are_errors(text, words):
     ("[export]\nlookback_days = -1", ["lookback_days must be at least 0"]),
     ("[export]\nlookback_days = 100000", ["lookback_days must be at most 366"]),
     ("[retention]\nkeep_days = 0", ["keep_days must be at least 1"]),
+    ("[retention]\nkeep_days = 99999999999", ["keep_days must be at most 36600"]),
     ('[source]\nallow_primary = "yes"', ["allow_primary must be a bool"]),
     ('strict = "yes"', ["strict must be a bool"]),
     ("[store]\nretries = -1", ["[store] retries must be at least 0"]),

@@ -167,6 +167,10 @@ def test_prune_command(history, dest, tmp_path):
     error, hint = error_lines(refused)
     assert "lookback_days is 3" in error and "keep at least 4 days" in hint
     assert (dest / layout.INDEX).read_bytes() == index_before
+    for command in (["prune", "--to", str(dest)], ["backups", "prune", str(dest)]):
+        huge = run_cli(*command, "--keep-days", "99999999999")  # was an internal error
+        assert huge.exit_code == 2 and "1<=x<=36600" in huge.stderr, huge.stderr
+    assert (dest / layout.INDEX).read_bytes() == index_before
     conf = write_config(tmp_path / "t.toml", sample.example_config().replace(
         "lookback_days = 3", "lookback_days = 1"))
     result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",

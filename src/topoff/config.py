@@ -24,6 +24,8 @@ ENV_CONFIG = "TOPOFF_CONFIG"
 
 #: the most days before a day its export re-checks (each is a query or two per table)
 MAX_LOOKBACK_DAYS = 366
+#: the most days of datasets and backups kept (a century: more is no retention at all)
+MAX_KEEP_DAYS = 36600
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         export=settings,
         retention=RetentionSettings(
             keep_days=None if keep_days is None
-            else _positive_int(keep_days, "[retention] keep_days"),
+            else _at_most(_positive_int(keep_days, "[retention] keep_days"), MAX_KEEP_DAYS,
+                          "[retention] keep_days"),
             keep_full=_positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
         ),
         store=_parse_store(store),

@@ -31,7 +31,7 @@ from topoff.cli.options import (
     term_as_interrupt,
 )
 from topoff.cli.output import size
-from topoff.config import parse_size
+from topoff.config import MAX_KEEP_DAYS, parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
@@ -248,7 +248,7 @@ def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: s
 @backups.command("prune")
 @common_options
 @click.argument("store_url", metavar="STORE")
-@click.option("--keep-days", type=click.IntRange(1), required=True,
+@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS), required=True,
               help="Remove backups that started more than this many days ago.")
 @click.option("--keep-last", type=click.IntRange(1), default=1, show_default=True,
               help="Finished backups always kept, however old (the newest is always kept).")

@@ -8,7 +8,7 @@ import click
 
 from topoff.cli.options import build_config, common_options, store_for
 from topoff.cli.output import echo_datasets, echo_index, echo_prune
-from topoff.config import parse_duration
+from topoff.config import MAX_KEEP_DAYS, parse_duration
 from topoff.dataset.index import read_index
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import prune
@@ -24,7 +24,7 @@ wait_option = click.option(
 @click.command("prune")
 @common_options
 @click.option("--to", "dest", required=True, metavar="DEST", help="The published dataset.")
-@click.option("--keep-days", type=click.IntRange(1), required=True,
+@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS), required=True,
               help="Remove incremental days that began more than this many days ago; must be "
               "more than the exporter's lookback_days.")
 @click.option("--keep-full", type=click.IntRange(1), default=1, show_default=True,

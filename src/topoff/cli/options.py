@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from topoff.config import Config, StoreSettings, load_config, parse_size
+from topoff.config import MAX_KEEP_DAYS, Config, StoreSettings, load_config, parse_size
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
 from topoff.stores import Store, StoreOptions, open_store
@@ -74,7 +74,8 @@ export_options = _stack(
     click.option("--chunk-size", metavar="SIZE", help="CSV bytes per data file, e.g. 256MiB."),
     click.option("--strict", is_flag=True, default=None,
                  help="Refuse source columns the config does not classify."),
-    click.option("--keep-days", type=click.IntRange(1), help="Then prune days older than this."),
+    click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS),
+                 help="Then prune days older than this."),
     click.option("--keep-full", type=click.IntRange(1),
                  help="With --keep-days: full exports kept."),
 )
