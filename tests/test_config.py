@@ -106,6 +106,7 @@ def test_unknown_keys_are_errors(text, words):
     ("[export]\njobs = true", ["jobs must be a int"]),
     ("[export]\ncompression_level = 23", ["compression_level must be 1..22"]),
     ('[export]\nchunk_size = "lots"', ["invalid size", "chunk_size"]),
+    ('[export]\nchunk_size = "0B"', ["chunk_size must be at least 1KiB"]),  # a file a row
     ('[export]\nretry_backoff = "soon"', ["invalid duration"]),
     ("[export]\nlookback_days = -1", ["lookback_days must be at least 0"]),
     ("[export]\nlookback_days = 100000", ["lookback_days must be at most 366"]),

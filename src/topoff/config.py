@@ -137,6 +137,15 @@ def parse_size(value: str | int, what: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
+def parse_chunk_size(value: str | int, what: str) -> int:
+    """A data file's CSV bytes: at least 1 KiB (0 made a file of every row)."""
+    size = parse_size(value, what)
+    if size < 1024:
+        raise ConfigError(f"{what} must be at least 1KiB, not {value!r}",
+                          hint="write it like 256MiB (the default) or 1GB")
+    return size
+
+
 def parse_duration(value: str | float, what: str) -> float:
     """'2s', '500ms', '1m', 3 -> seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -292,8 +301,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(f"[export] compression_level must be 1..22, not {level}")
     settings = ExportSettings(
         jobs=_positive_int(export.get("jobs", defaults.jobs), "[export] jobs"),
-        chunk_bytes=parse_size(export.get("chunk_size", defaults.chunk_bytes),
-                               "[export] chunk_size"),
+        chunk_bytes=parse_chunk_size(export.get("chunk_size", defaults.chunk_bytes),
+                                     "[export] chunk_size"),
         compression_level=level,
         lookback_days=_at_most(_positive_int(export.get("lookback_days",
                                                         defaults.lookback_days),

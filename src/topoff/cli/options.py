@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from topoff.config import MAX_KEEP_DAYS, Config, StoreSettings, load_config, parse_size
+from topoff.config import (
+    MAX_KEEP_DAYS,
+    Config,
+    StoreSettings,
+    load_config,
+    parse_chunk_size,
+)
 from topoff.errors import ConfigError
 from topoff.log import setup_logging
 from topoff.stores import Store, StoreOptions, open_store
@@ -89,7 +95,7 @@ def build_config(config_path: str | None, source_url: str | None = None,
     config = config.with_overrides(source_url=source_url, allow_primary=allow_primary,
                                    strict=strict)
     config = config.with_export(
-        jobs=jobs, chunk_bytes=parse_size(chunk_size, "--chunk-size") if chunk_size else None)
+        jobs=jobs, chunk_bytes=parse_chunk_size(chunk_size, "--chunk-size") if chunk_size else None)
     if need_source and not config.source_url:
         raise ConfigError("no source database given",
                           hint="pass --source postgresql://user@standby/db, set "

@@ -22,6 +22,7 @@ MEMORY_ENV = "TOPOFF_DUCKDB_MEMORY_LIMIT"
 MAX_THREADS = 4
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 _MINIMUM = 64 * 10**6
+_MAXIMUM = 10**15  # DuckDB's parser refuses much more ("Memory value out of range")
 MAX_LINE = 256 * 1024 * 1024
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10,
           "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -37,10 +38,10 @@ def memory_limit(value: str | None = None) -> tuple[str, int]:
     chosen = value if value is not None else os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
     m = _SIZE.match(chosen)
     size = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else 0
-    if not m or size < _MINIMUM:
+    if not m or not _MINIMUM <= size <= _MAXIMUM:
         raise ConfigError(f"invalid DuckDB memory limit {chosen!r}",
                           hint=f"give --memory-limit or {MEMORY_ENV} a size of at least 64MB "
-                          "with its unit, such as 512MB or 2GB")
+                          "(at most 1000TB) with its unit, such as 512MB or 2GB")
     return f"{m.group(1)}{m.group(2).upper().replace('I', 'i')}", int(size)
 
 
