@@ -313,7 +313,7 @@ def test_sigkill_at_random_points_then_a_rerun(cluster, large, tmp_path):
     path = write_config(tmp_path / "r.toml", config_text(url, {"app": (db.standby_url,
                                                                        tables)}))
     rnd = random.Random(11)
-    for n in range(6):  # first builds, then resyncs: both build in parallel
+    for n in range(5):  # first builds, then resyncs: both build in parallel
         args = ("--once",) if n < 3 else ("--resync", "big")
         proc = subprocess.Popen(_command(path, *args), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
