@@ -24,7 +24,7 @@ from topoff.sources.base import engine_of
 METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
-#: the longest duration and the largest integer a boundary, lookback or --every may be
+#: the longest duration and the largest integer a boundary or lookback may be
 MAX_DURATION = timedelta(days=3660)
 MAX_COUNT = 2**62
 _TABLE_KEYS = {"method", "cursor", "key", "boundary", "lookback", "batch_rows", "columns",
