@@ -20,6 +20,8 @@ _HINT = "topoff was stopped while starting, before it did anything; run the comm
 
 
 def _stopped_while_starting(signum: int, frame: Any) -> None:
+    # the lines cli.report() prints, written here without importing the CLI (the import
+    # is what is under way)
     args = sys.argv[1:]
     if "--log-format=json" in args or any(
             a == "--log-format" and b == "json" for a, b in itertools.pairwise(args)):

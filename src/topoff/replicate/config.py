@@ -104,7 +104,8 @@ def parse_interval(value: Any, what: str) -> timedelta | int:
                           "integer cursor)")
     seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds > MAX_DURATION.total_seconds():
-        raise ConfigError(f"{what} is too long: {value!r}", hint="at most 3660d (ten years)")
+        raise ConfigError(f"{what} is too long: {value!r}",
+                          hint=f"at most {MAX_DURATION.days}d (ten years)")
     return timedelta(seconds=seconds)
 
 
