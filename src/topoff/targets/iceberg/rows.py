@@ -9,9 +9,11 @@ after the whole stream has been read commits nothing of it."""
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -41,6 +43,33 @@ def gathered(parts: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(held)
 
 
+class _Stoppable(io.RawIOBase):
+    """The stream pyarrow's CSV reader reads from a thread of its own (it reads ahead of the
+    batches asked for). :meth:`stop` waits for a read in progress and ends the stream, so
+    that the streams under it can be closed, or the rest of a damaged file hashed, with no
+    read of pyarrow's inside them: zstandard decompresses without the GIL, and closing its
+    reader under a read is a use after free (the process crashes)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner, self.lock, self.stopped = inner, threading.Lock(), False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self.lock:
+            return b"" if self.stopped else self.inner.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        block = self.read(len(buffer))
+        buffer[:len(block)] = block
+        return len(block)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+
+
 def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, arrow_type(f.field_type), nullable=True)
                       for f in schema.fields])
@@ -66,27 +95,11 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
         try:
             with zstandard.ZstdDecompressor().stream_reader(
                     checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
-                reader = pacsv.open_csv(
-                    checked.decompressed(text) if checked else text,
-                    read_options=pacsv.ReadOptions(block_size=BLOCK),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={n: pa.string() for n in names}, null_values=[""],
-                        strings_can_be_null=True, quoted_strings_can_be_null=False))
-                if reader.schema.names != names:
-                    raise IntegrityError(f"{name}: its header is not the manifest's columns",
-                                         hint="the publication is damaged; ask the publisher "
-                                              "to republish it")
-                for batch in reader:
-                    if checked:
-                        checked.add_rows(batch.num_rows)
-                    arrays = []
-                    for field in target:
-                        if field.name in names:
-                            arrays.append(_column(batch, field.name, types[field.name]))
-                        else:
-                            arrays.append(pa.nulls(batch.num_rows, field.type))
-                    yield pa.RecordBatch.from_arrays(arrays, schema=target)
+                stream = _Stoppable(checked.decompressed(text) if checked else text)
+                try:
+                    yield from _parsed(stream, name, names, target, types, checked)
+                finally:
+                    stream.stop()  # before the streams under it are closed or drained
             if checked:
                 checked.finish()
         except ValueError_ as e:
@@ -108,3 +121,27 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
             if checked:
                 checked.damaged()
             raise
+
+
+def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
+            types: dict[str, Any], checked: Checked | None) -> Iterator[pa.RecordBatch]:
+    reader = pacsv.open_csv(
+        stream, read_options=pacsv.ReadOptions(block_size=BLOCK),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False))
+    if reader.schema.names != names:
+        raise IntegrityError(f"{name}: its header is not the manifest's columns",
+                             hint="the publication is damaged; ask the publisher to "
+                                  "republish it")
+    for batch in reader:
+        if checked:
+            checked.add_rows(batch.num_rows)
+        arrays = []
+        for field in target:
+            if field.name in names:
+                arrays.append(_column(batch, field.name, types[field.name]))
+            else:
+                arrays.append(pa.nulls(batch.num_rows, field.type))
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -1,0 +1,87 @@
+"""A data file the Iceberg build stops reading midway (a value its column cannot hold, a
+consumer that stops early) while pyarrow's CSV reader still reads ahead in a thread of its
+own: the error is the value's (never a false "does not match its sha256"), and the streams
+under the reader are not closed while it is inside them (the process does not crash).
+
+Each scenario runs many times in a child process, with 1 MiB blocks (more of them read
+ahead): a crash there is a signal, not a failed assertion."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import zstandard
+
+ROUNDS = 25
+
+
+def _data_file(tmp_path: Path, first: str, rows: int) -> tuple[Path, str]:
+    """A ``.csv.zst`` of (id, d date, pad text): ``first`` as the first row's date, then
+    ``rows`` ordinary rows (about 40 MB of CSV: pyarrow reads several blocks ahead)."""
+    pad = "x" * 120
+    body = "id,d,pad\n" + f"1,{first},{pad}\n" + "".join(
+        f"{n},2026-01-0{n % 9 + 1},{pad}\n" for n in range(2, rows + 2))
+    raw = body.encode()
+    path = tmp_path / "public.t.00001.csv.zst"
+    path.write_bytes(zstandard.ZstdCompressor(level=1).compress(raw))
+    blob = path.read_bytes()
+    entry = (f'{{"path": "data/{path.name}", "bytes": {len(blob)}, "sha256": '
+             f'"{hashlib.sha256(blob).hexdigest()}", "rows": {rows + 1}, '
+             f'"uncompressed_bytes": {len(raw)}}}')
+    return path, entry
+
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from topoff.dataset.columns import Column
+from topoff.dataset.manifest import DataFile
+from topoff.errors import IntegrityError, TargetError
+from topoff.sync.iceberg_apply import checked
+from topoff.targets.iceberg import rows
+from topoff.targets.iceberg.rows import batches
+from topoff.targets.iceberg.table import schema_of
+
+path, entry, mode = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+rounds = int(sys.argv[4])
+f = DataFile.from_json(entry, "file")
+columns = [Column("id", "integer"), Column("d", "date"), Column("pad", "text")]
+schema = schema_of(columns)
+rows.BLOCK = 1 << 20  # more blocks read ahead: the race more often
+for _ in range(rounds):
+    it = batches(path, "p/" + f.path, columns, schema, checked("p/" + f.path, f))
+    if mode == "refused":
+        try:
+            for _ in it:
+                pass
+        except TargetError as e:
+            assert "does not fit its Iceberg column" in e.message, e.message
+        except IntegrityError as e:
+            raise SystemExit("refused as damaged: " + e.message)
+        else:
+            raise SystemExit("no error")
+    else:
+        next(it)
+        it.close()
+print("ok")
+"""
+
+
+def _run(path: Path, entry: str, mode: str) -> None:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), str(path), entry,
+                          mode, str(ROUNDS)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr)
+
+
+def test_a_value_refused_in_the_first_block_is_reported_as_such(tmp_path):
+    path, entry = _data_file(tmp_path, "0044-03-15 BC", 300_000)
+    _run(path, entry, "refused")
+
+
+def test_a_reader_closed_after_its_first_batch_stops_cleanly(tmp_path):
+    path, entry = _data_file(tmp_path, "2026-01-01", 300_000)
+    _run(path, entry, "close")
