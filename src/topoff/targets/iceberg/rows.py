@@ -58,7 +58,7 @@ class _Stoppable(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         with self.lock:
-            return b"" if self.stopped else self.inner.read(size)
+            return b"" if self.stopped else self.inner.read(-1 if size is None else size)
 
     def readinto(self, buffer: Any) -> int:
         block = self.read(len(buffer))
