@@ -37,7 +37,7 @@ from topoff.errors import IntegrityError, TargetError
 from topoff.pgtypes import family, parse_type
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
-from topoff.targets.iceberg.rows import BLOCK, arrow_schema
+from topoff.targets.iceberg.rows import BLOCK, arrow_schema, parse_options
 from topoff.targets.iceberg.table import schema_of
 from topoff.targets.iceberg.types import ValueError_, convert
 
@@ -186,7 +186,7 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
     reader = pacsv.open_csv(  # (no reader over no rows: Arrow refuses an empty file)
         io.BufferedReader(raw, BLOCK),
         read_options=pacsv.ReadOptions(block_size=BLOCK, column_names=names),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        parse_options=parse_options(names),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=False))

@@ -70,6 +70,14 @@ class _Stoppable(io.RawIOBase):
             self.stopped = True
 
 
+def parse_options(names: list[str]) -> pacsv.ParseOptions:
+    """How COPY's CSV rows of the columns ``names`` are split. An empty line is a row
+    whose one column is NULL (COPY writes NULL as nothing): Arrow would skip it. With
+    several columns an empty line is not a row COPY writes; it is skipped (the file's
+    row count then refuses it), never read as a row of NULLs."""
+    return pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=len(names) > 1)
+
+
 def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, arrow_type(f.field_type), nullable=True)
                       for f in schema.fields])
@@ -127,7 +135,7 @@ def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
             types: dict[str, Any], checked: Checked | None) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         stream, read_options=pacsv.ReadOptions(block_size=BLOCK),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        parse_options=parse_options(names),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=False))
