@@ -114,17 +114,29 @@ def duckdb_value(col: str, fam: Family) -> str:
     return f"{col}::VARCHAR"
 
 
-def pg_array_text(expr: str, element: Family) -> str:
-    """A DuckDB list as PostgreSQL's array text (what array_out writes); needs the
-    topoff_pg_quote macro of the DuckDB target."""
+#: one element of a box[] as array_out writes it: as topoff_pg_quote, quoted when it holds
+#: the array's delimiter ``;`` (a box's own commas are not quoted)
+_QUOTE_BOX = r"""CASE WHEN x IS NULL THEN 'NULL'
+     WHEN x = '' OR upper(x) = 'NULL' OR regexp_matches(x, '[{}";\\\s\v]')
+     THEN '"' || replace(replace(x, '\', '\\'), '"', '\"') || '"'
+     ELSE x END"""
+
+
+def pg_array_text(expr: str, element: Family, delimiter: str = ",") -> str:
+    """A DuckDB list as PostgreSQL's array text (what array_out writes, its elements
+    separated by ``delimiter``: ``;`` for box[]); needs the topoff_pg_quote macro of the
+    DuckDB target."""
     if element.kind == "bool":
         item = "CASE WHEN x THEN 't' WHEN NOT x THEN 'f' END"
     elif element.kind == "int":
         item = "CAST(x AS VARCHAR)"
     else:
         item = "x"
+    quoted = f"topoff_pg_quote({item})"
+    if delimiter == ";":  # box[]: elements of text
+        quoted = _QUOTE_BOX
     return (f"CASE WHEN {expr} IS NULL THEN NULL ELSE '{{' || array_to_string("
-            f"list_transform({expr}, lambda x: topoff_pg_quote({item})), ',') || '}}' END")
+            f"list_transform({expr}, lambda x: {quoted}), '{delimiter}') || '}}' END")
 
 
 def duck_ident(name: str) -> str:

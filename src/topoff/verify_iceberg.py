@@ -36,6 +36,7 @@ from topoff.targets.duckdb.target import DuckDBTarget
 from topoff.targets.iceberg import read
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.table import TableLedger, replica_tables, state_of
+from topoff.targets.iceberg.types import array_delimiter
 
 log = logging.getLogger("topoff")
 
@@ -81,7 +82,8 @@ def _compared(definition: TableDef) -> tuple[TableDef, list[str], list[str]]:
             continue
         if f.kind == "array" and f.element is not None \
                 and f.element.kind not in DUCKDB_LIST_ELEMENTS:
-            select.append(f"{pg_array_text(ident, family('text'))} AS {ident}")
+            text = pg_array_text(ident, family("text"), array_delimiter(c))
+            select.append(f"{text} AS {ident}")
         else:
             select.append(ident)
         keep.append(c)

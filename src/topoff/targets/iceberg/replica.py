@@ -39,7 +39,7 @@ from topoff.targets.base import TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
 from topoff.targets.iceberg.rows import BLOCK, arrow_schema, parse_options
 from topoff.targets.iceberg.table import schema_of
-from topoff.targets.iceberg.types import ValueError_, convert
+from topoff.targets.iceberg.types import ValueError_, array_delimiter, convert
 
 P = "topoff.replicate."
 #: pyiceberg retries a failed commit on top of the other writer's by default: never here
@@ -179,6 +179,7 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
     target = arrow_schema(schema)
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
+    delimiters = {c.name: array_delimiter(c) for c in columns}
     first = next(blocks, None)
     if first is None:
         return
@@ -198,7 +199,8 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
                     arrays.append(pa.nulls(batch.num_rows, field.type))
                     continue
                 try:
-                    arrays.append(convert(batch.column(field.name), types[field.name]))
+                    arrays.append(convert(batch.column(field.name), types[field.name],
+                                          delimiters[field.name]))
                 except ValueError_ as e:
                     raise ValueError_(f"column {field.name} ({types[field.name]}): {e}"
                                       ) from None

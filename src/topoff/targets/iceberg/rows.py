@@ -23,7 +23,7 @@ from pyiceberg.schema import Schema
 from topoff.dataset.manifest import Column
 from topoff.errors import IntegrityError, TargetError
 from topoff.targets.iceberg.checked import Checked
-from topoff.targets.iceberg.types import ValueError_, arrow_type, convert
+from topoff.targets.iceberg.types import ValueError_, array_delimiter, arrow_type, convert
 
 #: bytes of CSV parsed at once (a batch holds about this much text)
 BLOCK = 16 << 20
@@ -83,9 +83,9 @@ def arrow_schema(schema: Schema) -> pa.Schema:
                       for f in schema.fields])
 
 
-def _column(batch: pa.RecordBatch, name: str, t: Any) -> pa.Array:
+def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: str) -> pa.Array:
     try:
-        return convert(batch.column(name), t)
+        return convert(batch.column(name), t, delimiter)
     except ValueError_ as e:
         raise ValueError_(f"column {name} ({t}): {e}") from None
 
@@ -99,13 +99,15 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
     target = arrow_schema(schema)
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
+    delimiters = {c.name: array_delimiter(c) for c in columns}
     with path.open("rb") as raw:
         try:
             with zstandard.ZstdDecompressor().stream_reader(
                     checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
                 stream = _Stoppable(checked.decompressed(text) if checked else text)
                 try:
-                    yield from _parsed(stream, name, names, target, types, checked)
+                    yield from _parsed(stream, name, names, target, types, delimiters,
+                                       checked)
                 finally:
                     stream.stop()  # before the streams under it are closed or drained
             if checked:
@@ -132,7 +134,8 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
 
 
 def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
-            types: dict[str, Any], checked: Checked | None) -> Iterator[pa.RecordBatch]:
+            types: dict[str, Any], delimiters: dict[str, str],
+            checked: Checked | None) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         stream, read_options=pacsv.ReadOptions(block_size=BLOCK),
         parse_options=parse_options(names),
@@ -149,7 +152,8 @@ def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
         arrays = []
         for field in target:
             if field.name in names:
-                arrays.append(_column(batch, field.name, types[field.name]))
+                arrays.append(_column(batch, field.name, types[field.name],
+                                      delimiters[field.name]))
             else:
                 arrays.append(pa.nulls(batch.num_rows, field.type))
         yield pa.RecordBatch.from_arrays(arrays, schema=target)

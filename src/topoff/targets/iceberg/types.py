@@ -102,8 +102,15 @@ class ValueError_(ValueError):
     """A CSV value the column's Iceberg type cannot hold."""
 
 
-def parse_pg_array(text: str) -> list[str | None]:
-    """The elements of PostgreSQL's text of a one-dimensional array (``{a,"b c",NULL}``)."""
+def array_delimiter(c: Column) -> str:
+    """The delimiter between the elements of ``c``'s array text: ``;`` for ``box[]`` (a
+    box's own text holds commas: ``{(1,1),(0,0);(2,2),(1,1)}``), else ``,``."""
+    return ";" if c.type.removesuffix("[]").strip() == "box" else ","
+
+
+def parse_pg_array(text: str, delimiter: str = ",") -> list[str | None]:
+    """The elements of PostgreSQL's text of a one-dimensional array (``{a,"b c",NULL}``),
+    whose elements are separated by ``delimiter`` (see :func:`array_delimiter`)."""
     if len(text) < 2 or text[0] != "{" or text[-1] != "}":
         raise ValueError_(f"not a one-dimensional array: {text[:40]!r}")
     body = text[1:-1]
@@ -126,7 +133,7 @@ def parse_pg_array(text: str) -> list[str | None]:
             out.append("".join(buf))
         else:
             j = i
-            while j < n and body[j] != ",":
+            while j < n and body[j] != delimiter:
                 if body[j] in "{}\"\\":
                     raise ValueError_("multi-dimensional or malformed array value")
                 j += 1
@@ -135,7 +142,7 @@ def parse_pg_array(text: str) -> list[str | None]:
             i = j
         if i >= n:
             return out
-        if body[i] != ",":
+        if body[i] != delimiter:
             raise ValueError_("malformed array value")
         i += 1
 
@@ -144,9 +151,9 @@ def _first_line(e: Exception) -> str:
     return str(e).splitlines()[0].split(": expected")[0][:160]
 
 
-def _array(text: str) -> list[str | None]:
+def _array(text: str, delimiter: str) -> list[str | None]:
     try:
-        return parse_pg_array(text)
+        return parse_pg_array(text, delimiter)
     except ValueError_ as e:
         raise ValueError_(f"{text[:60]!r}: {str(e).split(':')[0]} (Iceberg's lists have one "
                           "dimension and start at 1)") from None
@@ -187,11 +194,12 @@ def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
     return pc.cast(arr, target)
 
 
-def convert(arr: pa.Array, t: it.IcebergType) -> pa.Array:
-    """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``."""
+def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",") -> pa.Array:
+    """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``
+    (an array's elements separated by ``delimiter``, see :func:`array_delimiter`)."""
     try:
         if isinstance(t, it.ListType):
-            lists = [None if v is None else _array(v) for v in arr.to_pylist()]
+            lists = [None if v is None else _array(v, delimiter) for v in arr.to_pylist()]
             flat = pa.array([e for v in lists if v is not None for e in v], type=pa.string())
             values = _cast(flat, t.element_type)
             offsets, pos = [], 0
