@@ -39,7 +39,7 @@ from pyiceberg.expressions import (
 from topoff.dataset.bounds import cursor_bounds
 from topoff.dataset.index import Publication
 from topoff.dataset.manifest import Column, DataFile, Manifest, TableEntry
-from topoff.errors import ConfigError, TargetError
+from topoff.errors import ConfigError, IntegrityError, TargetError
 from topoff.readahead import ahead
 from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
@@ -123,6 +123,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 table_name(entry)  # refuses it, as for a new table
             rows = 0
             for t in ahead(gathered(stream, 0)):
+                _no_null_key(pub, entry, t)
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
                     txn.delete(key_filter(list(entry.primary_key), part),
@@ -136,6 +137,17 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
     return rows
+
+
+def _no_null_key(pub: Publication, entry: TableEntry, t: pa.Table) -> None:
+    """IntegrityError when a row of ``t`` has a NULL in a column of the primary key (no
+    source holds one; pyiceberg cannot delete by it)."""
+    for k in entry.primary_key or ():
+        if t.column(k).null_count:
+            raise IntegrityError(f"{pub.id} {entry.qualified}: a row whose primary key column "
+                                 f"{k} is NULL; nothing of this publication was applied to "
+                                 "the table", hint="the publication is damaged; ask the "
+                                 "publisher to republish it")
 
 
 def commit_groups(files: list[DataFile], done: int, limit: int | None = None

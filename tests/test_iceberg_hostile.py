@@ -1,0 +1,65 @@
+"""Hostile datasets synced into Iceberg: a real publication whose data file is then
+rewritten with its size and sha256 listed truly, so that only topoff's reading of the
+values can refuse it. A refusal is one ``error:`` line and its ``hint:`` with a documented
+exit code, commits nothing of that publication, keeps what the run committed before it,
+and a rerun after the publisher fixes the file resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.dataset import compress, decompress, replace_data_file
+from support.pg import make_config
+from support.replica import cli, day, publish_day, publish_full
+from test_iceberg_sync import catalog_file, iceberg_rows, iceberg_table
+from topoff.verify import verify
+
+TOML = 'dataset = "u"\n[tables.u]\nmethod = "upsert"\ncursor = "ts"\n'
+
+
+def _data(url: Path, pub: str, table: str) -> bytes:
+    doc = json.loads((url / pub / "manifest.json").read_bytes())
+    return decompress((url / pub / doc["tables"][table]["files"][0]["path"]).read_bytes())
+
+
+def _day(db, cfg, url: Path, n: int) -> str:
+    db.sync()
+    return next(p.id for p in publish_day(cfg, str(url), day(n)).publications
+                if day(n).isoformat() in p.id)
+
+
+def test_a_null_key_in_an_upsert_partition_is_refused_after_the_publications_before(
+        db, tmp_path):
+    """A row of an upsert partition whose key is NULL was an internal error (exit 70,
+    pyiceberg's "Invalid literal value: None")."""
+    db.execute("CREATE TABLE u (id integer PRIMARY KEY, ts timestamptz NOT NULL, v text)")
+    db.execute(f"INSERT INTO u VALUES (1, '{day(3)} 01:00+00', 'one'), "
+               f"(2, '{day(3)} 01:00+00', 'two')")
+    db.sync()
+    url = tmp_path / "published"
+    cfg = make_config(db, TOML)
+    publish_full(cfg, str(url))
+    target = catalog_file(tmp_path)
+    assert cli("sync", str(url), target).exit_code == 0
+    db.execute(f"UPDATE u SET v = 'uno', ts = '{day(2)} 01:00+00' WHERE id = 1")
+    _day(db, cfg, url, 2)
+    db.execute(f"UPDATE u SET v = 'dos', ts = '{day(1)} 01:00+00' WHERE id = 2")
+    second = _day(db, cfg, url, 1)
+    good = _data(url, second, "public.u")
+    assert b"\n2," in good
+    replace_data_file(url, second, "public.u", compress(good.replace(b"\n2,", b"\n,")))
+    out = cli("sync", str(url), target)
+    assert out.exit_code == 6, (out.stdout, out.stderr)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and second in errors[0] and "id is NULL" in errors[0], out.stderr
+    assert "hint: " in out.stderr and "internal error" not in out.stderr
+    applied = iceberg_table(target, "public.u").properties["topoff.publication"]
+    assert applied != second  # the publications before it stay: "uno" is the first's
+    assert [r[2] for r in iceberg_rows(target, "public.u")] == ["uno", "two"]
+    replace_data_file(url, second, "public.u", compress(good))  # the publisher fixes it
+    out = cli("sync", str(url), target)
+    assert out.exit_code == 0, (out.stdout, out.stderr)
+    assert [r[2] for r in iceberg_rows(target, "public.u")] == ["uno", "dos"]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()
