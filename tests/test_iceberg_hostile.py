@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from support.dataset import compress, decompress, replace_data_file
 from support.pg import make_config
 from support.replica import cli, day, publish_day, publish_full
@@ -63,3 +65,29 @@ def test_a_null_key_in_an_upsert_partition_is_refused_after_the_publications_bef
     assert [r[2] for r in iceberg_rows(target, "public.u")] == ["uno", "dos"]
     report = verify(target, db.standby_url)
     assert report.equal, report.to_json()
+
+
+OUT_OF_RANGE = [("f", "1e39"), ("f", "-1e39"), ("f", "1e-50"), ("d", "1e400"), ("d", "1e-400")]
+
+
+@pytest.mark.parametrize(("column", "value"), OUT_OF_RANGE,
+                         ids=[f"{c}-{v}" for c, v in OUT_OF_RANGE])
+def test_a_float_out_of_its_range_is_refused(db, tmp_path, column, value):
+    """A float text beyond its type's range (PostgreSQL refuses it) landed as an infinity
+    or as zero."""
+    db.execute("CREATE TABLE h (id integer, f real, d double precision)")
+    db.execute("INSERT INTO h VALUES (1, 1.5, 2.5)")
+    db.sync()
+    url = tmp_path / "published"
+    full = publish_full(make_config(db, 'dataset = "h"\n[tables.h]\nmethod = "snapshot"\n'),
+                        str(url)).publications[0].id
+    row = {"f": f"1,{value},2.5", "d": f"1,1.5,{value}"}[column]
+    assert _data(url, full, "public.h") == b"id,f,d\n1,1.5,2.5\n"
+    replace_data_file(url, full, "public.h", compress(f"id,f,d\n{row}\n".encode()))
+    target = catalog_file(tmp_path)
+    out = cli("sync", str(url), target)
+    assert out.exit_code == 7, (out.stdout, out.stderr)
+    assert any(line.startswith("error: ") and f"column {column} " in line
+               and f"'{value}'" in line for line in out.stderr.splitlines()), out.stderr
+    assert "hint: " in out.stderr
+    assert iceberg_table(target, "public.h").current_snapshot() is None

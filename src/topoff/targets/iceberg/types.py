@@ -191,7 +191,24 @@ def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
         except pa.ArrowInvalid as e:
             raise ValueError_(f"{_first_line(e)} (an Iceberg replica holds the years 1 to "
                               "9999: no BC date, no infinity, no year 10000)") from None
+    if isinstance(t, it.FloatType | it.DoubleType):
+        return _float(arr, pc.cast(arr, target))
     return pc.cast(arr, target)
+
+
+def _float(text: pa.Array, value: pa.Array) -> pa.Array:
+    """``value`` (the cast of ``text``); ValueError_ when a finite text became an infinity
+    or a non-zero one zero (out of the type's range: PostgreSQL refuses such a value, and
+    Arrow rounds it silently)."""
+    infinity = pc.match_substring_regex(text, r"^\s*[+-]?inf(inity)?\s*$", ignore_case=True)
+    nonzero = pc.match_substring_regex(text, r"^[^eE]*[1-9]")
+    bad = pc.or_(pc.and_(pc.is_inf(value), pc.invert(infinity)),
+                 pc.and_(pc.equal(value, 0), nonzero))
+    if pc.any(bad).as_py():
+        shown = pc.filter(text, bad)[0].as_py()
+        raise ValueError_(f"{shown[:40]!r} is out of the range of {value.type} (PostgreSQL "
+                          "refuses it too)")
+    return value
 
 
 def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",") -> pa.Array:
