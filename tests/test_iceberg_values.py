@@ -133,3 +133,29 @@ def test_a_dotted_upsert_key_of_a_table_made_before_is_refused_at_its_partition(
     out = cli("sync", url, target)
     assert out.exit_code == 7, (out.stdout, out.stderr)
     assert "dot" in out.stderr and "internal error" not in out.stderr
+
+
+def test_a_column_whose_name_holds_a_dot_is_added_by_a_partition(db, tmp_path):
+    """A new column "p.q" was an internal error (exit 70: pyiceberg refuses a dotted name
+    given as text, it takes it for a nested field)."""
+    from support.replica import day, publish_day
+
+    db.execute('CREATE TABLE dots (id integer, ts timestamptz NOT NULL, "x.y" text)')
+    db.execute(f"INSERT INTO dots VALUES (1, '{day(3)} 01:00+00', 'one')")
+    db.sync()
+    url = str(tmp_path / "published")
+    config = make_config(db, 'dataset = "d"\n[tables.dots]\nmethod = "append"\n'
+                             'cursor = "ts"\n')
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    db.execute('ALTER TABLE dots ADD COLUMN "p.q" integer[]')
+    db.execute(f"INSERT INTO dots VALUES (2, '{day(1)} 01:00+00', 'two', '{{1,2}}')")
+    db.sync()
+    publish_day(config, url, day(1))
+    out = cli("sync", url, target)
+    assert out.exit_code == 0, (out.stdout, out.stderr)
+    assert [r[2:] for r in iceberg_rows(target, "public.dots")] == [("one", None),
+                                                                    ("two", [1, 2])]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()

@@ -106,7 +106,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
         if added:
             with txn.update_schema() as upd:
                 for c in added:
-                    upd.add_column(c.name, iceberg_type(c))
+                    upd.add_column((c.name,), iceberg_type(c))  # a tuple: "a.b" is a name
         schema = txn.table_metadata.schema()
         stream = (b for p, f in zip(paths, entry.files, strict=True)
                   for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema,

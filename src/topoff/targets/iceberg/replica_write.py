@@ -155,7 +155,7 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
                 for name in change.dropped:
                     upd.delete_column(name)
                 for c in change.added:
-                    upd.add_column(c.name, iceberg_type(c))
+                    upd.add_column((c.name,), iceberg_type(c))  # a tuple: "a.b" is a name
         schema = txn.table_metadata.schema()
         tdef = h.definition
         stream = csv_batches(change.blocks, change.columns, schema, tdef.source)
