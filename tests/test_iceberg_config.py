@@ -134,6 +134,15 @@ def test_parse_pg_array_edges():
     assert parse_pg_array('{"a\\"b"}') == ['a"b']
     with pytest.raises(ValueError_):
         parse_pg_array('{"open')
+    assert parse_pg_array("{ 1 , 2 }") == ["1", "2"]  # array_in's white space
+
+
+@pytest.mark.parametrize("text", ["{a,,b}", "{,}", "{a,}", "{,a}"])
+def test_an_array_with_an_empty_unquoted_element_is_refused(text):
+    """PostgreSQL refuses them (an empty string is quoted: ``{""}``); one was read as an
+    empty string."""
+    with pytest.raises(ValueError_):
+        parse_pg_array(text)
 
 
 def test_the_docs_print_the_declared_capabilities():

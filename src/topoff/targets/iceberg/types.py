@@ -138,6 +138,8 @@ def parse_pg_array(text: str, delimiter: str = ",") -> list[str | None]:
                     raise ValueError_("multi-dimensional or malformed array value")
                 j += 1
             item = body[i:j].strip()
+            if not item:  # array_in refuses it: an empty string is written ""
+                raise ValueError_("malformed array value (an empty element)")
             out.append(None if item.upper() == "NULL" else item)
             i = j
         if i >= n:
