@@ -91,6 +91,13 @@ class Interrupted(TopoffError):
     exit_code = 130
 
 
+class OutputError(TopoffError):
+    """The command's output (standard output) cannot be written: a full disk, an I/O error.
+    A closed pipe is not one: the command exits quietly with status 141, as on SIGPIPE."""
+
+    exit_code = 74
+
+
 #: the exit code of a bug in topoff (an exception no rule classified); never of bad input
 INTERNAL_ERROR = 70
 #: ``topoff verify`` found differences between the replica and the source

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import traceback
 from typing import Any
 
 import click
 
 from topoff import __version__
+from topoff.cli.stdout import CLOSED_PIPE, OutputFailed, discard, watch
 from topoff.errors import (
     INTERNAL_ERROR,
     ConfigError,
@@ -19,6 +22,7 @@ from topoff.errors import (
     LockedError,
     NoReplicaError,
     NotPublishedError,
+    OutputError,
     SafetyError,
     SourceError,
     StoreError,
@@ -34,7 +38,13 @@ __all__ = ["INTERNAL_ERROR", "cli", "main", "report"]
 
 def report(error: TopoffError, fmt: str = "text") -> None:
     """``error: ...`` and ``hint: ...`` on stderr; one JSON object with ``--log-format json``
-    (fields: error (the kind), message, hint, exit_code)."""
+    (fields: error (the kind), message, hint, exit_code). A stderr that cannot be written
+    (a closed pipe, a full disk) loses the lines, not the exit code."""
+    with contextlib.suppress(OSError):
+        _report(error, fmt)
+
+
+def _report(error: TopoffError, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"level": "error", "error": _kind(error),
                                "message": error.message, "hint": error.hint,
@@ -60,8 +70,8 @@ class _Internal(TopoffError):
 
 _KINDS: dict[type, str] = {
     _Internal: "internal", Interrupted: "interrupted", NotPublishedError: "not_published",
-    NoReplicaError: "no_replica", LockedError: "locked", SafetyError: "safety",
-    SourceError: "source", ConfigError: "config", StoreError: "store",
+    NoReplicaError: "no_replica", LockedError: "locked", OutputError: "output",
+    SafetyError: "safety", SourceError: "source", ConfigError: "config", StoreError: "store",
     IntegrityError: "integrity", TargetError: "target", TopoffError: "error",
 }
 
@@ -141,7 +151,11 @@ class TopoffGroup(click.Group):
         ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
         try:
             with term_as_interrupt():  # SIGTERM stops every command as Ctrl-C does
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # what print() left buffered fails here, not at exit
+                return result
+        except OutputFailed as e:
+            _output_failed(e, ctx)
         except TopoffError as e:
             report(e, _format(ctx))
             ctx.exit(e.exit_code)
@@ -167,6 +181,18 @@ class TopoffGroup(click.Group):
             if _debug():
                 traceback.print_exc()
             ctx.exit(INTERNAL_ERROR)
+
+
+def _output_failed(e: OutputFailed, ctx: click.Context) -> None:
+    """The output's pipe was closed (``| head``): exit quietly with 141, as a program killed
+    by SIGPIPE; another failure (a full disk) is reported, with exit status 74."""
+    discard()
+    if e.closed_pipe:
+        ctx.exit(CLOSED_PIPE)
+    report(OutputError(f"cannot write the output: {e.error.strerror or e.error}",
+                       hint="check where standard output goes (a full disk?), or send it "
+                       "elsewhere"), _format(ctx))
+    ctx.exit(OutputError.exit_code)
 
 
 def _format(ctx: click.Context) -> str:
@@ -196,6 +222,7 @@ cli._lazy = True
 
 
 def main() -> None:
+    watch()  # a closed pipe or a full disk on stdout is reported as such (cli/stdout.py)
     cli.main(prog_name="topoff")
 
 
