@@ -124,15 +124,19 @@ def test_full_store(datanommer: Database, age_key: AgeKey, tiny_disk: Path) -> N
     assert _no_object(tiny_disk)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
 def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: AgeKey,
-                                              tmp_path: Path) -> None:
-    """systemctl stop sends SIGTERM: failed.json says "interrupted", pg_dump is gone."""
+                                              tmp_path: Path, sig: int) -> None:
+    """systemctl stop sends SIGTERM, a closed terminal SIGHUP: failed.json says
+    "interrupted", pg_dump is gone and so is its work directory (unencrypted table data)."""
     store = tmp_path / "store"
+    temp = tmp_path / "temp"
+    temp.mkdir()
     locker = datanommer.primary()
     locker.autocommit = False
     locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
     datanommer.sync()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(temp)}
     proc = subprocess.Popen([sys.executable, "-m", "topoff",
                              *backup_args(datanommer, age_key, store, "dump.t")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -144,7 +148,7 @@ def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: Age
             assert time.monotonic() < deadline, "pg_dump did not start"
             dumps = [p for p in _descendants(proc.pid)[1:] if b"pg_dump" in _cmdline(p)]
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -157,6 +161,7 @@ def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: Age
     assert failed["error"] == "interrupted"
     assert all(not _cmdline(p) for p in dumps), "pg_dump outlived the backup"
     assert _no_object(store)
+    assert list(temp.iterdir()) == []
 
 
 def test_a_killed_backups_work_directory_goes_at_the_next_backup(

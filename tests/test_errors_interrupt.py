@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -131,10 +132,11 @@ def _catches(pid: int, sig: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (sig - 1)))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["TERM", "INT", "HUP"])
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_a_signal_while_the_command_starts(tmp_path, fmt, sig):
-    """SIGTERM or Ctrl-C in the first moments, while the command's modules are imported:
+    """SIGTERM, SIGHUP or Ctrl-C in the first moments, while the command's modules are imported:
     exit 130 and ``error: interrupted``, as later on (it was death by signal 15 and no
     word, or a KeyboardInterrupt traceback from inside an import)."""
     topoff = Path(sys.executable).parent / "topoff"  # the installed command, then -m
@@ -154,6 +156,26 @@ def test_a_signal_while_the_command_starts(tmp_path, fmt, sig):
         else:
             assert err.startswith("error: interrupted\nhint: "), err
         assert "Traceback" not in err
+
+
+def test_a_hangup_ignored_at_start_stays_ignored(tmp_path):
+    """Under ``nohup`` (SIGHUP ignored when topoff starts), a closed terminal does not stop
+    the command: it ends as it would have (here exit 7, no replica)."""
+    def ignore_hangups() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "status", str(tmp_path / "r.duckdb")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_hangups)
+    while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None:
+        pass
+    for _ in range(20):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 7, err
 
 
 def test_ctrl_c_inside_an_engine_statement_is_an_interrupt():

@@ -1,6 +1,6 @@
 """The ``topoff`` program (``python -m topoff`` and the installed command).
 
-SIGTERM and Ctrl-C are answered from the first moment: while the command's modules are
+SIGTERM, SIGHUP and Ctrl-C are answered from the first moment: while the command's modules are
 still being imported (a few hundred milliseconds in which nothing has started yet), they
 end the program with the same ``error: interrupted`` and exit status 130 as later on (not
 a traceback, or death by signal 15), where the command's own handlers (cli/__init__.py and
@@ -36,6 +36,9 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stopped_while_starting)
     signal.signal(signal.SIGINT, _stopped_while_starting)  # no traceback from an import
+    hangup = signal.getsignal(signal.SIGHUP)
+    if hangup != signal.SIG_IGN:  # started under nohup: stays ignored
+        signal.signal(signal.SIGHUP, _stopped_while_starting)
     from topoff.cli import main as run
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from now
@@ -43,6 +46,7 @@ def main() -> None:
         run()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, hangup)
 
 
 if __name__ == "__main__":

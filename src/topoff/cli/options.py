@@ -115,17 +115,28 @@ def store_options(store: StoreSettings | None) -> StoreOptions:
                         retries=store.retries, backoff=store.retry_backoff)
 
 
+#: the signals that stop a command as Ctrl-C does: SIGTERM (systemd stopping a unit, kill)
+#: and SIGHUP (the terminal or the SSH session closed), unless started ignored (nohup)
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def term_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd stopping a unit, kill) stops the command like Ctrl-C: what is
-    running rolls back or is recorded as failed, and the exit code is 130. Either signal
-    also cancels every statement topoff's connections run, from a thread of its own (the
-    main thread may be inside a driver's C code, waiting on a server: workers.py)."""
+    """SIGTERM (systemd stopping a unit, kill) and SIGHUP (a closed terminal) stop the
+    command like Ctrl-C: what is running rolls back or is recorded as failed, and the exit
+    code is 130 (SIGHUP's default would kill the process, leaving what SIGKILL leaves:
+    temp files, a held lock, a backup's unencrypted dump). A signal ignored when topoff
+    started (``nohup``) stays ignored. Any of them also cancels every statement topoff's
+    connections run, from a thread of its own (the main thread may be inside a driver's C
+    code, waiting on a server: workers.py)."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for sig in STOPPING:
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
@@ -138,7 +149,8 @@ def term_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.set_wakeup_fd(before)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, was in previous.items():
+            signal.signal(sig, was)
         os.close(wake)  # the thread reads the end of file and closes its side
 
 
@@ -147,7 +159,7 @@ def _cancel_on_signal(fd: int) -> None:
 
     try:
         while data := os.read(fd, 64):
-            if signal.SIGINT in data or signal.SIGTERM in data:
+            if any(sig in data for sig in (signal.SIGINT, *STOPPING)):
                 cancel_all()
     finally:
         os.close(fd)
