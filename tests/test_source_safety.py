@@ -4,7 +4,10 @@ happens when WAL replay cancels the export."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import threading
 from datetime import timedelta
 
 import psycopg
@@ -20,6 +23,7 @@ from topoff.errors import ConfigError, SafetyError, SourceError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import yesterday
+from topoff.safety import retry_on_recovery_conflict
 from topoff.sources.postgres import connect, display_url
 from topoff.stores import open_store
 
@@ -226,6 +230,31 @@ def test_recovery_conflicts_every_time_give_up_with_a_hint(impatient_standby, tm
     hook, state = locker(db, lambda attempt, n: attempt == 1 and n == 1)
     result = export_incremental(config.with_export(retry_attempts=3), store, day, hook=hook)
     assert state["snapshots"] == 2 and result.publications
+
+
+def test_an_interrupted_export_is_not_retried(db):
+    """A signal (Ctrl-C, SIGTERM) while the export waits on the standby, and then a cleanup
+    statement failing on the connection the stop left closed (a second SIGTERM during the
+    first one's handling does that): the export stops. The cleanup's "the connection is
+    closed" was taken for a lost connection, and the export ran again and published."""
+    attempts = []
+
+    def run(n: int) -> str:
+        attempts.append(n)
+        if n > 1:
+            return "exported again"
+        conn = psycopg.connect(db.standby_url)
+        try:
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+            conn.execute("SELECT pg_sleep(30)")
+        finally:
+            conn.close()  # as the second signal's handling left it
+            conn.execute("SELECT 1")  # the cleanup: "the connection is closed"
+        return "finished"
+
+    with topoff_log(), pytest.raises(KeyboardInterrupt):
+        retry_on_recovery_conflict(run, 3, 0.01, "full export")
+    assert attempts == [1]
 
 
 # -- connecting ------------------------------------------------------------------------

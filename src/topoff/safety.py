@@ -27,6 +27,7 @@ import psycopg
 
 from topoff.errors import SafetyError, SourceError
 from topoff.sources.postgres import ServerUnavailable, display_url
+from topoff.targets.errors import is_interrupt
 
 log = logging.getLogger("topoff")
 T = TypeVar("T")
@@ -157,13 +158,16 @@ def retry_on_recovery_conflict(
     cleanup: Callable[[], None] | None = None,
 ) -> T:
     """Run ``run(attempt)``; when a recovery conflict cancels it or its connection is lost,
-    clean up, wait and start it again (a new snapshot), up to ``attempts`` times."""
+    clean up, wait and start it again (a new snapshot), up to ``attempts`` times. A failure
+    raised while the run was being interrupted is the interrupt, never retried."""
     delay = backoff
     lost = False
     for attempt in range(1, attempts + 1):
         try:
             return run(attempt)
         except Exception as e:
+            if is_interrupt(e):  # stopped (Ctrl-C, SIGTERM), and a cleanup then failed on the
+                raise KeyboardInterrupt from e  # connection the stop left closed: no retry
             conflict = is_recovery_conflict(e)
             # Once a connection was lost, the server refusing or starting up is its restart.
             if not conflict and not is_connection_lost(e) and not (
