@@ -132,7 +132,7 @@ def term_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in STOPPING:
             if signal.getsignal(sig) != signal.SIG_IGN:
