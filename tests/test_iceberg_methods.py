@@ -249,3 +249,27 @@ def test_a_value_iceberg_cannot_hold_stops_with_nothing_committed(db, tmp_path):
     publish_full(config, url)
     sync(url, target, SyncOptions(rebase=True))
     assert_same(target, db, ["public.events"])
+
+
+def test_upsert_by_a_float_key_replaces_its_nan_row(db, tmp_path):
+    """PostgreSQL holds one row of key NaN (NaN equals NaN there, and -0 equals 0): an
+    update of it replaces it in the replica, never adds a second one."""
+    db.execute("CREATE TABLE accounts (id float8 PRIMARY KEY, name text NOT NULL, "
+               "updated_at timestamptz NOT NULL)")
+    first = datetime.combine(day(4), time(), tzinfo=UTC)
+    db.execute("INSERT INTO accounts VALUES ('NaN', 'nan', %s), ('-0', 'zero', %s), "
+               "('Infinity', 'inf', %s), (1.5, 'one', %s)", [first] * 4)
+    config = make_config(db, ACCOUNTS_TOML, lookback_days=1)
+    url = str(tmp_path / "published")
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    noon = datetime.combine(day(1), time(12), tzinfo=UTC)
+    db.execute("UPDATE accounts SET name = name || ' (updated)', updated_at = %s", [noon])
+    db.sync()
+    publish_day(config, url, day(1))
+    sync(url, target)
+    names = sorted(r[1] for r in iceberg_rows(target, "public.accounts"))
+    assert names == ["inf (updated)", "nan (updated)", "one (updated)", "zero (updated)"]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()

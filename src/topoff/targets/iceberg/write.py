@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, IsNaN, Or
 
 from topoff.errors import TopoffError
 
@@ -32,15 +33,27 @@ def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, st
     return rows
 
 
+def _nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
 def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
-    """The rows whose ``keys`` equal those of a row of ``t``."""
+    """The rows whose ``keys`` equal those of a row of ``t``. A NaN key matches NaN, as
+    in PostgreSQL (where NaN equals NaN: a float key holds one row of it), by IsNaN: an
+    expression literal cannot be NaN."""
     # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
     if len(keys) == 1:
-        return In(keys[0], set(t.column(keys[0]).to_pylist()))  # type: ignore[call-arg, arg-type]
-    rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
-    terms = [And(*(EqualTo(k, v)  # type: ignore[call-arg, arg-type]
-                   for k, v in zip(keys, row, strict=True))) for row in rows]
-    out: BooleanExpression = terms[0]
+        values = t.column(keys[0]).to_pylist()
+        terms: list[BooleanExpression] = []
+        if plain := {v for v in values if not _nan(v)}:
+            terms.append(In(keys[0], plain))  # type: ignore[call-arg, arg-type]
+        if any(_nan(v) for v in values):
+            terms.append(IsNaN(keys[0]))  # type: ignore[call-arg, arg-type]
+    else:
+        rows = zip(*(t.column(k).to_pylist() for k in keys), strict=True)
+        terms = [And(*(IsNaN(k) if _nan(v) else EqualTo(k, v)  # type: ignore
+                       for k, v in zip(keys, row, strict=True))) for row in rows]
+    out = terms[0]
     for term in terms[1:]:
         out = Or(out, term)
     return out
