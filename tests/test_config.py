@@ -99,11 +99,11 @@ def test_unknown_keys_are_errors(text, words):
      ["column x is classified 'secret'"]),
     ('[tables.t]\ncursor = "c"\n[tables.t.columns]\nc = "private"', ["cursor column c",
                                                                    "private"]),
-    ('[tables.t]\ncursor = "c"\nkey = "id"', ["key must be a list"]),
+    ('[tables.t]\ncursor = "c"\nkey = "id"', ["key must be an array"]),
     ('[tables.t]\ncursor = 3', ["cursor must be a str"]),
     ('[tables.t]\n[tables."public.t"]', ["public.t is configured twice"]),
     ("[export]\njobs = 0", ["jobs must be at least 1"]),
-    ("[export]\njobs = true", ["jobs must be a int"]),
+    ("[export]\njobs = true", ["jobs must be an integer"]),
     ("[export]\ncompression_level = 23", ["compression_level must be 1..22"]),
     ('[export]\nchunk_size = "lots"', ["invalid size", "chunk_size"]),
     ('[export]\nchunk_size = "0B"', ["chunk_size must be at least 1KiB"]),  # a file a row
@@ -116,7 +116,14 @@ def test_unknown_keys_are_errors(text, words):
     ('strict = "yes"', ["strict must be a bool"]),
     ("[store]\nretries = -1", ["[store] retries must be at least 0"]),
     ("[store]\nretries = 21", ["[store] retries must be 0..20"]),
-    ('[store]\nretries = "3"', ["[store] retries must be a int"]),
+    ('[store]\nretries = "3"', ["[store] retries must be an integer"]),
+    ('source = "postgresql://h/db"', ["[source] must be a table"]),
+    ("export = 5", ["[export] must be a table"]),
+    ("[tables]\nt = 1", ["[tables.t] must be a table"]),
+    ("[source]\nurl = 5", ["[source] url must be a string"]),
+    ("[store]\ns3_region = 5", ["[store] s3_region must be a string"]),
+    ('[store]\ns3_endpoint_url = ["x"]', ["[store] s3_endpoint_url must be a string"]),
+    ("[backup]\ncompression_level = 23", ["[backup] compression_level must be 1..22"]),
     ("[store]\nretry_backoff = -1", ["[store] retry_backoff must be 0 to 60"]),
     ("[store]\nretry_backoff = nan", ["[store] retry_backoff must be 0 to 60"]),
     ('[store]\nretry_backoff = "2h"', ["[store] retry_backoff must be 0 to 60"]),
@@ -125,6 +132,7 @@ def test_invalid_values_are_errors(text, words):
     e = error_of(text)
     for w in words:
         assert w in e.message, e.message
+    assert e.hint, e.message  # every error says what to do (docs/exit-codes.md)
 
 
 def test_filter_lookback_and_key():

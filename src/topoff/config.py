@@ -8,14 +8,27 @@ See docs/configuration.md for every key.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from topoff.config_values import (
+    at_most,
+    check_keys,
+    expect,
+    in_range,
+    optional_str,
+    parse_chunk_size,
+    parse_duration,
+    parse_size,
+    positive_int,
+)
 from topoff.errors import ConfigError
+
+__all__ = ["Config", "TableConfig", "load_config", "parse_config", "parse_duration",
+           "parse_size"]
 
 METHODS = ("append", "upsert", "snapshot")
 VISIBILITY = ("public", "private")
@@ -114,86 +127,19 @@ class Config:
         for t in self.tables:
             if t.qualified == qualified:
                 return t
-        raise ConfigError(f"table {qualified} is not in the configuration")
+        raise ConfigError(f"table {qualified} is not in the configuration",
+                          hint="name a table of the config's [tables.*] sections")
 
 
-# -- parsing helpers -----------------------------------------------------------------------
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4,
-          "tb": 1000**4, "tib": 1024**4}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
-
-def parse_size(value: str | int, what: str) -> int:
-    """'256MiB', '1GB', 1048576 -> bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    m = _SIZE.match(str(value))
-    unit = (m.group(2) or "").lower() if m else None
-    if not m or unit not in _UNITS:
-        raise ConfigError(f"invalid size for {what}: {value!r}", hint="write it like 256MiB or 1GB")
-    return int(float(m.group(1)) * _UNITS[unit])
-
-
-def parse_chunk_size(value: str | int, what: str) -> int:
-    """A data file's CSV bytes: at least 1 KiB (0 made a file of every row)."""
-    size = parse_size(value, what)
-    if size < 1024:
-        raise ConfigError(f"{what} must be at least 1KiB, not {value!r}",
-                          hint="write it like 256MiB (the default) or 1GB")
-    return size
-
-
-def parse_duration(value: str | float, what: str) -> float:
-    """'2s', '500ms', '1m', 3 -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ConfigError(f"invalid duration for {what}: {value!r}",
-                          hint="write it like 2s or 500ms")
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    return float(m.group(1)) * factor
-
-
-def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown key {unknown[0]!r} in {where}",
-            hint=f"expected one of: {', '.join(sorted(allowed))}",
-        )
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{what} must be a {names}, not {value!r}")
-    return value
-
-
-def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
-    _expect(value, int, what)
-    if value < minimum:
-        raise ConfigError(f"{what} must be at least {minimum}, not {value}")
-    return int(value)
-
-
-def _at_most(value: int, maximum: int, what: str) -> int:
-    if value > maximum:
-        raise ConfigError(f"{what} must be at most {maximum}, not {value}")
-    return value
-
+# -- parsing ------------------------------------------------------------------------------
 
 def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
     where = f"[tables.{key}]"
-    _expect(body, dict, where)
-    _check_keys(body, {"schema", "name", "method", "cursor", "cursor_timezone", "key", "filter",
+    expect(body, dict, where)
+    check_keys(body, {"schema", "name", "method", "cursor", "cursor_timezone", "key", "filter",
                        "columns"}, where)
     if "name" in body:  # the section's key is only a label then (any schema and name)
-        schema, name = body.get("schema", "public"), _expect(body["name"], str, f"{where} name")
+        schema, name = body.get("schema", "public"), expect(body["name"], str, f"{where} name")
     elif "." in key and "schema" not in body:
         schema, name = key.split(".", 1)
     else:
@@ -204,25 +150,25 @@ def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
                           hint=f"use one of: {', '.join(METHODS)}")
     cursor = body.get("cursor")
     if cursor is not None:
-        _expect(cursor, str, f"{where} cursor")
+        expect(cursor, str, f"{where} cursor")
     if method in ("append", "upsert") and not cursor:
         raise ConfigError(f"{where} method {method} needs a cursor column",
                           hint="set cursor = \"<timestamp column>\", or use method = \"snapshot\"")
     tz = body.get("cursor_timezone", "UTC")
     try:
-        zoneinfo.ZoneInfo(_expect(tz, str, f"{where} cursor_timezone"))
+        zoneinfo.ZoneInfo(expect(tz, str, f"{where} cursor_timezone"))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where} cursor_timezone {tz!r} is not a known time zone",
                           hint="use an IANA name such as UTC or Europe/Paris") from None
     key_cols = body.get("key")
     if key_cols is not None:
-        _expect(key_cols, list, f"{where} key")
-        key_cols = tuple(_expect(k, str, f"{where} key") for k in key_cols)
+        expect(key_cols, list, f"{where} key")
+        key_cols = tuple(expect(k, str, f"{where} key") for k in key_cols)
     flt = body.get("filter")
-    if flt is not None and not _expect(flt, str, f"{where} filter").strip():
+    if flt is not None and not expect(flt, str, f"{where} filter").strip():
         flt = None
     columns = body.get("columns", {})
-    _expect(columns, dict, f"{where} columns")
+    expect(columns, dict, f"{where} columns")
     for col, vis in columns.items():
         if vis not in VISIBILITY:
             raise ConfigError(f"{where} column {col} is classified {vis!r}",
@@ -230,34 +176,32 @@ def _parse_table(key: str, body: dict[str, Any]) -> TableConfig:
     if cursor and columns.get(cursor) == "private":
         raise ConfigError(f"{where} cursor column {cursor} is marked private",
                           hint="a cursor column is published in every file; make it public")
-    return TableConfig(schema=_expect(schema, str, f"{where} schema"), name=name, method=method,
+    return TableConfig(schema=expect(schema, str, f"{where} schema"), name=name, method=method,
                        cursor=cursor, cursor_timezone=tz, key=key_cols, filter=flt,
                        columns=dict(columns))
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:
-    return tuple(_expect(v, str, what) for v in _expect(value, list, what))
+    return tuple(expect(v, str, what) for v in expect(value, list, what))
 
 
 def _parse_backup(section: Any) -> BackupSettings:
-    _expect(section, dict, "[backup]")
-    _check_keys(section, {"recipients", "identity", "jobs", "compression_level", "lock_days",
+    expect(section, dict, "[backup]")
+    check_keys(section, {"recipients", "identity", "jobs", "compression_level", "lock_days",
                           "lock_mode", "scrub", "checks"}, "[backup]")
-    mode = _expect(section.get("lock_mode", "COMPLIANCE"), str, "[backup] lock_mode").upper()
+    mode = expect(section.get("lock_mode", "COMPLIANCE"), str, "[backup] lock_mode").upper()
     if mode not in ("COMPLIANCE", "GOVERNANCE"):
         raise ConfigError(f"[backup] lock_mode {mode!r} is not known",
                           hint="use COMPLIANCE or GOVERNANCE")
-    level = _positive_int(section.get("compression_level", 3), "[backup] compression_level")
-    if level > 22:
-        raise ConfigError(f"[backup] compression_level must be 1..22, not {level}")
+    level = in_range(section.get("compression_level", 3), "[backup] compression_level", 1, 22)
     lock_days = section.get("lock_days")
     identity = section.get("identity")
     return BackupSettings(
         recipients=_strings(section.get("recipients", []), "[backup] recipients"),
-        identity=None if identity is None else _expect(identity, str, "[backup] identity"),
-        jobs=_positive_int(section.get("jobs", 2), "[backup] jobs"),
+        identity=None if identity is None else expect(identity, str, "[backup] identity"),
+        jobs=positive_int(section.get("jobs", 2), "[backup] jobs"),
         compression_level=level,
-        lock_days=None if lock_days is None else _positive_int(lock_days, "[backup] lock_days"),
+        lock_days=None if lock_days is None else positive_int(lock_days, "[backup] lock_days"),
         lock_mode=mode,
         scrub=_strings(section.get("scrub", []), "[backup] scrub"),
         checks=_strings(section.get("checks", []), "[backup] checks"),
@@ -265,76 +209,72 @@ def _parse_backup(section: Any) -> BackupSettings:
 
 
 def _parse_store(store: dict[str, Any]) -> StoreSettings:
-    retries = _positive_int(store.get("retries", StoreSettings.retries), "[store] retries",
-                            minimum=0)
-    if retries > 20:
-        raise ConfigError(f"[store] retries must be 0..20, not {retries}")
+    retries = in_range(store.get("retries", StoreSettings.retries), "[store] retries", 0, 20)
     backoff = parse_duration(store.get("retry_backoff", StoreSettings.retry_backoff),
                              "[store] retry_backoff")
     if not 0 <= backoff <= 60:  # NaN fails too
         raise ConfigError(f"[store] retry_backoff must be 0 to 60 seconds, not {backoff:g}",
                           hint="write it like 500ms or 2s")
-    return StoreSettings(s3_endpoint_url=store.get("s3_endpoint_url"),
-                         s3_region=store.get("s3_region"), retries=retries,
+    return StoreSettings(s3_endpoint_url=optional_str(store, "s3_endpoint_url", "[store]"),
+                         s3_region=optional_str(store, "s3_region", "[store]"), retries=retries,
                          retry_backoff=backoff)
 
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
-    _check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
+    check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
                        "backup"},
                 "the top level")
     source = data.get("source", {})
-    _check_keys(source, {"url", "allow_primary"}, "[source]")
+    check_keys(source, {"url", "allow_primary"}, "[source]")
     export = data.get("export", {})
-    _check_keys(export, {"jobs", "chunk_size", "compression_level", "lookback_days",
+    check_keys(export, {"jobs", "chunk_size", "compression_level", "lookback_days",
                          "retry_attempts", "retry_backoff"}, "[export]")
     retention = data.get("retention", {})
-    _check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
+    check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
     store = data.get("store", {})
-    _check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff"},
+    check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff"},
                 "[store]")
     defaults = ExportSettings()
-    level = _positive_int(export.get("compression_level", defaults.compression_level),
-                          "[export] compression_level")
-    if level > 22:
-        raise ConfigError(f"[export] compression_level must be 1..22, not {level}")
+    level = in_range(export.get("compression_level", defaults.compression_level),
+                     "[export] compression_level", 1, 22)
     settings = ExportSettings(
-        jobs=_positive_int(export.get("jobs", defaults.jobs), "[export] jobs"),
+        jobs=positive_int(export.get("jobs", defaults.jobs), "[export] jobs"),
         chunk_bytes=parse_chunk_size(export.get("chunk_size", defaults.chunk_bytes),
                                      "[export] chunk_size"),
         compression_level=level,
-        lookback_days=_at_most(_positive_int(export.get("lookback_days",
+        lookback_days=at_most(positive_int(export.get("lookback_days",
                                                         defaults.lookback_days),
                                              "[export] lookback_days", minimum=0),
                                MAX_LOOKBACK_DAYS, "[export] lookback_days"),
-        retry_attempts=_positive_int(export.get("retry_attempts", defaults.retry_attempts),
+        retry_attempts=positive_int(export.get("retry_attempts", defaults.retry_attempts),
                                      "[export] retry_attempts"),
         retry_backoff=parse_duration(export.get("retry_backoff", defaults.retry_backoff),
                                      "[export] retry_backoff"),
     )
     tables_raw = data.get("tables", {})
-    _expect(tables_raw, dict, "[tables]")
+    expect(tables_raw, dict, "[tables]")
     tables = tuple(_parse_table(k, v) for k, v in tables_raw.items())
     seen: set[str] = set()
     for t in tables:
         if t.qualified in seen:
-            raise ConfigError(f"table {t.qualified} is configured twice")
+            raise ConfigError(f"table {t.qualified} is configured twice",
+                              hint="keep one [tables.*] section for each table")
         seen.add(t.qualified)
     keep_days = retention.get("keep_days")
     return Config(
-        dataset=_expect(data.get("dataset", "dataset"), str, "dataset"),
-        source_url=source.get("url"),
-        allow_primary=bool(_expect(source.get("allow_primary", False), bool,
+        dataset=expect(data.get("dataset", "dataset"), str, "dataset"),
+        source_url=optional_str(source, "url", "[source]"),
+        allow_primary=bool(expect(source.get("allow_primary", False), bool,
                                    "[source] allow_primary")),
-        strict=bool(_expect(data.get("strict", False), bool, "strict")),
+        strict=bool(expect(data.get("strict", False), bool, "strict")),
         tables=tables,
         export=settings,
         retention=RetentionSettings(
             keep_days=None if keep_days is None
-            else _at_most(_positive_int(keep_days, "[retention] keep_days"), MAX_KEEP_DAYS,
+            else at_most(positive_int(keep_days, "[retention] keep_days"), MAX_KEEP_DAYS,
                           "[retention] keep_days"),
-            keep_full=_positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
+            keep_full=positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
         ),
         store=_parse_store(store),
         backup=_parse_backup(data.get("backup", {})),
@@ -354,7 +294,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"config file {p} not found",
                               hint="pass --config PATH or set TOPOFF_CONFIG") from None
         except OSError as e:
-            raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+            raise ConfigError(f"cannot read config file {p}: {e.strerror}",
+                              hint="pass --config PATH or set TOPOFF_CONFIG") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
