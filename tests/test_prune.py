@@ -174,7 +174,7 @@ def test_prune_command(history, dest, tmp_path):
     conf = write_config(tmp_path / "t.toml", sample.example_config().replace(
         "lookback_days = 3", "lookback_days = 1"))
     result = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-days", "2",
-                     "--dry-run")
+                     "--keep-full", "1", "--dry-run")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     day = history["day"]
@@ -193,6 +193,28 @@ def test_prune_command(history, dest, tmp_path):
     assert f"removed {history['f1']}" in result.stdout.splitlines()
     assert [p["id"] for p in json.loads((dest / layout.INDEX).read_text())["publications"]] == [
         history["f2"], rev(day[1], 1), rev(day[4], 2)]
+
+
+def test_prune_takes_its_retention_from_the_config(history, dest, tmp_path):
+    """[retention] keep_days and keep_full are used when --keep-days and --keep-full are not
+    given (docs/configuration.md); with neither, prune is refused with exit 2."""
+    index_before = (dest / layout.INDEX).read_bytes()
+    missing = run_cli("prune", "--to", str(dest))
+    assert missing.exit_code == 2
+    error, hint = error_lines(missing)
+    assert "no retention given" in error and "[retention] keep_days" in hint
+    assert (dest / layout.INDEX).read_bytes() == index_before
+    conf = write_config(tmp_path / "t.toml", sample.example_config().replace(
+        "lookback_days = 3", "lookback_days = 1").replace("keep_days = 15", "keep_days = 2")
+        .replace("keep_full = 2", "keep_full = 1"))
+    result = run_cli("prune", "--config", conf, "--to", str(dest), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert f"would remove {history['f1']}" in result.stdout.splitlines()
+    kept = run_cli("prune", "--config", conf, "--to", str(dest), "--keep-full", "2",
+                   "--dry-run")  # the option wins over the file
+    assert kept.exit_code == 0, kept.stderr
+    assert f"would remove {history['f1']}" not in kept.stdout.splitlines()
+    assert (dest / layout.INDEX).read_bytes() == index_before
 
 
 def test_without_a_full_export_days_are_pruned_by_age():

@@ -13,7 +13,7 @@ from topoff.dataset.index import read_index
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import prune
 from topoff.dataset.roots import find_datasets
-from topoff.errors import StoreError
+from topoff.errors import ConfigError, StoreError
 
 wait_option = click.option(
     "--wait", is_flag=True,
@@ -24,17 +24,20 @@ wait_option = click.option(
 @click.command("prune")
 @common_options
 @click.option("--to", "dest", required=True, metavar="DEST", help="The published dataset.")
-@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS), required=True,
+@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS),
               help="Remove incremental days that began more than this many days ago; must be "
-              "more than the exporter's lookback_days.")
-@click.option("--keep-full", type=click.IntRange(1), default=1, show_default=True,
-              help="Full exports kept (the newest is always kept).")
+              "more than the exporter's lookback_days. Default: the config's [retention] "
+              "keep_days (one of the two is needed).")
+@click.option("--keep-full", type=click.IntRange(1),
+              help="Full exports kept (the newest is always kept). Default: the config's "
+              "[retention] keep_full, else 1.")
 @click.option("--grace", default="6h", show_default=True, metavar="DURATION",
               help="Remove files no publication lists (left by killed exports) once older "
               "than this (e.g. 6h, 30m, 90s).")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @wait_option
-def prune_cmd(config_path: str | None, dest: str, keep_days: int, keep_full: int,
+def prune_cmd(config_path: str | None, dest: str, keep_days: int | None,
+              keep_full: int | None,
               grace: str, dry_run: bool, wait: bool) -> None:
     """Delete old incremental days, old full exports and files left by killed exports.
 
@@ -46,6 +49,11 @@ def prune_cmd(config_path: str | None, dest: str, keep_days: int, keep_full: int
       topoff prune --to /srv/dumps/datanommer --keep-days 15 --keep-full 2 --dry-run
     """
     config = build_config(config_path, need_source=False)
+    keep_days = keep_days or config.retention.keep_days
+    if keep_days is None:
+        raise ConfigError("no retention given: how many days to keep",
+                          hint="pass --keep-days N, or set [retention] keep_days in the config")
+    keep_full = keep_full or config.retention.keep_full
     grace_period = timedelta(seconds=parse_duration(grace, "--grace"))
     store = store_for(dest, config)
     index = read_index(store)
