@@ -124,6 +124,9 @@ def test_unknown_keys_are_errors(text, words):
     ("[store]\ns3_region = 5", ["[store] s3_region must be a string"]),
     ('[store]\ns3_endpoint_url = ["x"]', ["[store] s3_endpoint_url must be a string"]),
     ("[backup]\ncompression_level = 23", ["[backup] compression_level must be 1..22"]),
+    ('dataset = ""', ["dataset must be 1 to 200 characters"]),  # index.json refuses it
+    ('dataset = "a\\nb"', ["without control characters"]),
+    (f'dataset = "{"d" * 201}"', ["dataset must be 1 to 200 characters"]),
     ("[store]\nretry_backoff = -1", ["[store] retry_backoff must be 0 to 60"]),
     ("[store]\nretry_backoff = nan", ["[store] retry_backoff must be 0 to 60"]),
     ('[store]\nretry_backoff = "2h"', ["[store] retry_backoff must be 0 to 60"]),

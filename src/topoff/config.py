@@ -17,6 +17,7 @@ from typing import Any
 from topoff.config_values import (
     at_most,
     check_keys,
+    dataset_name,
     expect,
     in_range,
     optional_str,
@@ -263,7 +264,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         seen.add(t.qualified)
     keep_days = retention.get("keep_days")
     return Config(
-        dataset=expect(data.get("dataset", "dataset"), str, "dataset"),
+        dataset=dataset_name(data.get("dataset", "dataset")),
         source_url=optional_str(source, "url", "[source]"),
         allow_primary=bool(expect(source.get("allow_primary", False), bool,
                                    "[source] allow_primary")),

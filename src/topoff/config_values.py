@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from topoff.dataset import checks
 from topoff.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
@@ -107,3 +108,13 @@ def at_most(value: int, maximum: int, what: str) -> int:
 def optional_str(section: dict[str, Any], key: str, where: str) -> str | None:
     value = section.get(key)
     return None if value is None else expect(value, str, f"{where} {key}")
+
+
+def dataset_name(value: Any) -> str:
+    """The top-level ``dataset``: what index.json and every manifest accept back."""
+    try:
+        return checks.dataset_name(expect(value, str, "dataset"))
+    except checks.Invalid:
+        raise ConfigError(f"dataset must be 1 to 200 characters without control characters, "
+                          f"not {value!r:.80}",
+                          hint='write it like dataset = "datanommer"') from None
