@@ -145,10 +145,21 @@ class TopoffGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands)
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:  # `topoff --bogus`
+            report(_usage(e), _asked(args))
+            raise click.exceptions.Exit(ConfigError.exit_code) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         from topoff.cli.options import term_as_interrupt
 
         ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
+        args = [*ctx._protected_args, *ctx.args]  # for a usage error's --log-format
         try:
             with term_as_interrupt():  # SIGTERM stops every command as Ctrl-C does
                 result = super().invoke(ctx)
@@ -162,6 +173,11 @@ class TopoffGroup(click.Group):
         except KeyboardInterrupt:
             report(_interrupted(), _format(ctx))
             ctx.exit(Interrupted.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `topoff export`: the group's help, exit 2
+        except click.UsageError as e:  # reported as every error is, exit 2
+            report(_usage(e), _format(ctx) if ctx.obj.get("log_format") else _asked(args))
+            ctx.exit(ConfigError.exit_code)
         except click.ClickException as e:
             # usage errors echo the values given (the attribute is Final only in the stubs)
             object.__setattr__(e, "message", redact(e.message))
@@ -193,6 +209,24 @@ def _output_failed(e: OutputFailed, ctx: click.Context) -> None:
                        hint="check where standard output goes (a full disk?), or send it "
                        "elsewhere"), _format(ctx))
     ctx.exit(OutputError.exit_code)
+
+
+def _usage(e: click.UsageError) -> ConfigError:
+    """A usage error (an unknown option, a value out of range) as a ``config`` error."""
+    path = e.ctx.command_path.split(" ", 1)[1:] if e.ctx else []  # without the program's name
+    return ConfigError(e.format_message(), hint=f"see `{' '.join(['topoff', *path])} --help`")
+
+
+def _asked(args: list[str]) -> str:
+    """The --log-format of a command line that could not be parsed."""
+    for n, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg.startswith("--log-format="):
+            return arg.split("=", 1)[1]
+        if arg == "--log-format" and n + 1 < len(args):
+            return args[n + 1]
+    return "text"
 
 
 def _format(ctx: click.Context) -> str:
