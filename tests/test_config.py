@@ -138,6 +138,16 @@ def test_invalid_values_are_errors(text, words):
     assert e.hint, e.message  # every error says what to do (docs/exit-codes.md)
 
 
+def test_the_replicate_section_may_share_the_file():
+    """`topoff replicate` reads the config's [replicate] section; export and backup read the
+    same file, and check that section rather than refusing it as an unknown key."""
+    section = ('[replicate]\ntarget = "r.duckdb"\n[replicate.sources.s]\nurl = "postgresql://h/d"\n'
+               '[replicate.sources.s.tables.t]\nmethod = "snapshot"\n')
+    assert parse(MINIMAL + section).table("public.events").cursor == "t"
+    e = error_of(MINIMAL + section.replace("snapshot", "merge"))
+    assert "unknown method 'merge'" in e.message and e.hint
+
+
 def test_filter_lookback_and_key():
     c = parse('[tables.t]\ncursor = "c"\nfilter = "  "\nkey = ["a", "b"]\n'
               '[tables.u]\nfilter = "x > 1"\n[export]\nlookback_days = 0\n'

@@ -224,8 +224,12 @@ def _parse_store(store: dict[str, Any]) -> StoreSettings:
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
     check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
-                       "backup"},
-                "the top level")
+                      "backup", "replicate"},
+               "the top level")
+    if "replicate" in data:  # `topoff replicate`'s section may share the file; checked alike
+        from topoff.replicate.config import parse_replicate
+
+        parse_replicate(data)
     source = data.get("source", {})
     check_keys(source, {"url", "allow_primary"}, "[source]")
     export = data.get("export", {})
