@@ -229,3 +229,17 @@ def test_addressing_style(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(StoreError) as err:
         S3Store("b", "", FAST)
     assert "sideways" in err.value.message
+
+
+def test_region(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[store] s3_region, else AWS_DEFAULT_REGION, else AWS_REGION (docs/stores.md)."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    with S3Store("b", "", FAST) as store:
+        assert store.client.meta.region_name == "eu-west-3"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "fr-par")
+    with S3Store("b", "", FAST) as store:
+        assert store.client.meta.region_name == "fr-par"
+    opts = StoreOptions(retries=0, s3_region="us-west-004")
+    with S3Store("b", "", opts) as store:
+        assert store.client.meta.region_name == "us-west-004"

@@ -78,6 +78,13 @@ def _new_session() -> boto3.session.Session:
     return boto3.session.Session(botocore_session=session)
 
 
+def _region(configured: str | None) -> str | None:
+    """[store] s3_region, else AWS_DEFAULT_REGION, else AWS_REGION (which botocore's client
+    does not read), else the AWS config's."""
+    return (configured or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+            or None)
+
+
 class S3Store(Store):
     """Files stored as ``s3://bucket/prefix/<name>``."""
 
@@ -105,7 +112,8 @@ class S3Store(Store):
         )
         try:
             self.client: Any = _new_session().client(
-                "s3", endpoint_url=endpoint, region_name=self.options.s3_region, config=config
+                "s3", endpoint_url=endpoint, region_name=_region(self.options.s3_region),
+                config=config
             )
         except (ValueError, bce.BotoCoreError) as exc:
             raise StoreError(
