@@ -48,3 +48,10 @@ def test_a_group_without_a_command_shows_its_help():
     result = run_cli("export")
     assert result.exit_code == 2
     assert "export [OPTIONS] COMMAND" in result.stderr
+
+
+def test_a_usage_error_does_not_echo_a_password():
+    result = run_cli("export", "full", "--to", "x", "--jobs", "postgresql://u:Pw-9z7@h/db")
+    assert result.exit_code == 2
+    assert "Pw-9z7" not in result.stderr + result.stdout
+    assert "postgresql://u:***@h/db" in error_lines(result)[0]

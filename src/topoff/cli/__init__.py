@@ -214,7 +214,9 @@ def _output_failed(e: OutputFailed, ctx: click.Context) -> None:
 def _usage(e: click.UsageError) -> ConfigError:
     """A usage error (an unknown option, a value out of range) as a ``config`` error."""
     path = e.ctx.command_path.split(" ", 1)[1:] if e.ctx else []  # without the program's name
-    return ConfigError(e.format_message(), hint=f"see `{' '.join(['topoff', *path])} --help`")
+    # a usage error echoes the values given: a URL's password is not shown
+    return ConfigError(redact(e.format_message()),
+                       hint=f"see `{' '.join(['topoff', *path])} --help`")
 
 
 def _asked(args: list[str]) -> str:
