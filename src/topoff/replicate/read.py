@@ -106,6 +106,21 @@ class Refresh:
         #: takes all the rows in one target transaction: batches would change nothing)
         self.single = False
 
+    def _no_endless_upper(self) -> None:
+        """A largest cursor value nothing can follow (infinity, NaN) would become a watermark
+        no later row is ever above: refuse (the refresh rolls back), rather than stop
+        reading new rows."""
+        if self.upper is None or self.upper.lower() not in ("infinity", "nan"):
+            return
+        t = self.info.table
+        test = (f"isfinite({t.cursor})" if self.info.cursor_kind in ("timestamptz",
+                "timestamp", "date") else f"{t.cursor} <> 'NaN'")
+        raise SourceError(
+            f"{t.qualified}: cursor column {t.cursor} holds {self.upper}, which no later "
+            "value is above: the table would never take a new row",
+            hint=f"leave such rows out with a row condition, e.g. where = \"{test}\" in "
+            f"[replicate.sources.{t.source}.tables.{t.name}]")
+
     def _operator_where(self, glue: str) -> sql.Composable:
         w = self.info.table.where  # checked by describe.check_where
         return sql.SQL(glue + "({})").format(sql.SQL(w)) if w else sql.SQL("")
@@ -242,6 +257,8 @@ class Refresh:
         return copy_rows(self.conn, batch.statement)
 
     def next_state(self, rows: int) -> TableState:
+        """The state after this refresh: the watermark is ``upper``."""
+        self._no_endless_upper()
         return TableState(cursor=self.upper if self.upper is not None else self.state.cursor,
                           key=None, xmin=self.marks.xmin, run_at=self.marks.taken_at,
                           rows=rows, content=None)

@@ -1,0 +1,51 @@
+"""``topoff replicate`` at the edges of cursor and key values, into both SQL targets:
+values a watermark cannot move past, keys equal by type but not by text."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.replicate import config, new_database, new_target, query
+from topoff.replicate.engine import run_once
+
+ENGINES = ["duckdb", "postgresql"]
+
+
+@pytest.fixture
+def source(cluster):
+    return new_database(cluster)
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_cursor_nothing_can_follow_stops_the_table_instead_of_new_rows(source, cluster,
+                                                                          tmp_path, kind):
+    source.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, ts timestamptz);
+        INSERT INTO t VALUES (1, '2026-01-01'), (2, 'infinity');
+        CREATE TABLE d (id int PRIMARY KEY, c date);
+        INSERT INTO d VALUES (1, '2026-01-01'), (2, 'infinity');
+        CREATE TABLE n (id int PRIMARY KEY, c numeric(10,2));
+        INSERT INTO n VALUES (1, 1.5), (2, 'NaN');""")
+    url = new_target(kind, cluster, tmp_path)
+    tables = {"t": {"method": "updater", "cursor": "ts"},
+              "d": {"method": "inserter", "cursor": "c"},
+              "n": {"method": "inserter", "cursor": "c", "boundary": 0, "lookback": 5}}
+    runs = run_once(config(url, {"app": (source.standby_url, tables)}, allow_primary=True))
+    # the watermark would be infinity (NaN): every later row would be left out, exit 0
+    assert {r.table: r.status for r in runs} == dict.fromkeys(
+        ("public.t", "public.d", "public.n"), "failed")
+    assert {r.exit_code for r in runs} == {3}
+    err = {r.table: r.error or "" for r in runs}
+    assert "holds infinity" in err["public.t"] and "isfinite(ts)" in err["public.t"]
+    assert "holds NaN" in err["public.n"] and "c <> 'NaN'" in err["public.n"]
+    # the hint's row condition lets the table go on, and new rows arrive
+    tables["t"]["where"] = "isfinite(ts)"
+    tables["d"]["where"] = "isfinite(c)"
+    tables["n"]["where"] = "c <> 'NaN'"
+    cfg = config(url, {"app": (source.standby_url, tables)}, allow_primary=True)
+    assert {r.status for r in run_once(cfg)} == {"ok"}
+    source.execute("INSERT INTO t VALUES (3, now()); INSERT INTO d VALUES (3, 'today'); "
+                   "INSERT INTO n VALUES (3, 2.5)")
+    assert [r.rows for r in run_once(cfg)] == [1, 1, 1]
+    for name in ("t", "d", "n"):
+        assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (3,)]
