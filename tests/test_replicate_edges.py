@@ -49,3 +49,25 @@ def test_a_cursor_nothing_can_follow_stops_the_table_instead_of_new_rows(source,
     assert [r.rows for r in run_once(cfg)] == [1, 1, 1]
     for name in ("t", "d", "n"):
         assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (3,)]
+
+
+def test_a_key_equal_to_the_one_held_but_written_otherwise_replaces_it(source, cluster,
+                                                                      tmp_path):
+    source.execute("""
+        CREATE TABLE g (id float8 PRIMARY KEY);
+        INSERT INTO g VALUES (0), (2);
+        CREATE TABLE n (id numeric PRIMARY KEY, ts timestamptz NOT NULL, v text);
+        INSERT INTO n VALUES (1, '2026-01-01', 'a'), (2, '2026-01-01', 'b');""")
+    url = new_target("postgresql", cluster, tmp_path)  # the merge by ON CONFLICT
+    cfg = config(url, {"app": (source.standby_url, {
+        "g": {"method": "snapshot"}, "n": {"method": "updater", "cursor": "ts"}})})
+    assert {r.status for r in run_once(cfg)} == {"ok"}
+    # an equal key written otherwise (-0 for 0, 2.00 for 2): the replica takes the source's
+    source.execute("""
+        DELETE FROM g WHERE id = 0; INSERT INTO g VALUES ('-0');
+        DELETE FROM n WHERE id = 2; INSERT INTO n VALUES (2.00, '2026-01-02', 'b');""")
+    assert [r.rows for r in run_once(cfg)] == [1, 1]
+    assert query(url, "SELECT CAST(id AS text) FROM app.g ORDER BY id") == [("-0",), ("2",)]
+    assert query(url, "SELECT CAST(id AS text), v FROM app.n ORDER BY id") == [
+        ("1", "a"), ("2.00", "b")]
+    assert {r.status for r in run_once(cfg)} == {"unchanged", "ok"}

@@ -145,11 +145,13 @@ def _on_conflict(engine: Target, table: TableDef, columns: Sequence[Column],
     relation = engine.ident(table.target.schema, table.target.name)
     names = [engine.ident(c.name) for c in columns]
     keys = set(table.primary_key)
-    rest = [n for c, n in zip(columns, names, strict=True) if c.name not in keys]
+    # a key column is set too where equal keys may differ in text (0 and -0, 2 and 2.00):
+    # the row takes the source's key, not the one it held
+    kept = [(c, n) for c, n in zip(columns, names, strict=True)
+            if c.name not in keys or _as_compared(c)]
     conflict = ", ".join(engine.ident(k) for k in table.primary_key)
-    if rest:
-        sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in rest)
-        kept = [(c, n) for c, n in zip(columns, names, strict=True) if c.name not in keys]
+    if kept:
+        sets = ", ".join(f"{n} = EXCLUDED.{n}" for _, n in kept)
         mine = ", ".join(f"t.{n}{_as_compared(c)}" for c, n in kept)
         theirs = ", ".join(f"EXCLUDED.{n}{_as_compared(c)}" for c, n in kept)
         action = (f"DO UPDATE SET {sets} WHERE ROW({mine}) IS DISTINCT FROM "
