@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from support.replicate import config, new_database, new_target, query
-from topoff.replicate.engine import run_once
+from topoff.errors import TargetError
+from topoff.replicate.engine import resync, run_once
+from topoff.replicate.operate import reconcile
 
 ENGINES = ["duckdb", "postgresql"]
 
@@ -71,3 +73,49 @@ def test_a_key_equal_to_the_one_held_but_written_otherwise_replaces_it(source, c
     assert query(url, "SELECT CAST(id AS text), v FROM app.n ORDER BY id") == [
         ("1", "a"), ("2.00", "b")]
     assert {r.status for r in run_once(cfg)} == {"unchanged", "ok"}
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_primary_key_changed_on_the_source_is_followed_or_refused(source, cluster,
+                                                                   tmp_path, kind):
+    source.execute("""
+        CREATE TABLE k (id int PRIMARY KEY, id2 int NOT NULL, ts timestamptz NOT NULL, v text);
+        INSERT INTO k SELECT g, g, '2026-01-01', 'x' FROM generate_series(1, 5) g;""")
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, {"k": {"method": "updater",
+                                                           "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    source.execute("""
+        ALTER TABLE k DROP CONSTRAINT k_pkey; ALTER TABLE k ADD PRIMARY KEY (id, id2);
+        INSERT INTO k VALUES (1, 2, '2026-01-02', 'other');""")
+    (run,) = run_once(cfg)
+    want = [(1, 1, "x"), (1, 2, "other")]
+    if kind == "postgresql":  # its key index is on (id): merged by it, (1, 1) was replaced
+        assert run.status == "failed" and run.exit_code == 7
+        assert "key changed from (id) to (id, id2)" in (run.error or "")
+        assert "--resync" in (run.error or "")
+        assert query(url, "SELECT id, id2, v FROM app.k WHERE id = 1") == [(1, 1, "x")]
+        with pytest.raises(TargetError, match="key changed"):
+            reconcile(cfg, "k")
+        resync(cfg, "k")
+    else:  # no key index: the merges join on the new key
+        assert (run.status, run.rows) == ("ok", 1)
+    assert query(url, "SELECT id, id2, v FROM app.k WHERE id = 1 ORDER BY id2") == want
+    assert run_once(cfg)[0].status == "ok"
+
+
+def test_a_primary_key_changed_on_the_source_fails_an_iceberg_table(source, tmp_path):
+    source.execute("""
+        CREATE TABLE k (id int PRIMARY KEY, id2 int NOT NULL, ts timestamptz NOT NULL);
+        INSERT INTO k SELECT g, g, '2026-01-01' FROM generate_series(1, 5) g;""")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/catalog.db"\n'
+                       'warehouse = "warehouse"\nnamespace = "unused"\n')
+    cfg = config(f"iceberg:{catalog}", {"app": (source.standby_url, {
+        "k": {"method": "updater", "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    source.execute("ALTER TABLE k DROP CONSTRAINT k_pkey; ALTER TABLE k ADD PRIMARY KEY "
+                   "(id, id2); INSERT INTO k VALUES (1, 2, '2026-01-02')")
+    (run,) = run_once(cfg)
+    assert (run.status, run.exit_code) == ("failed", 7)
+    assert "key changed from (id) to (id, id2)" in (run.error or "")

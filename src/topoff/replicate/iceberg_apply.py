@@ -33,7 +33,7 @@ from topoff.replicate.apply import Result, landing
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.iceberg_pull import Pull, pull
 from topoff.replicate.pg_source import PostgresSession
-from topoff.replicate.shape import table_def
+from topoff.replicate.shape import same_key, table_def
 from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.safety import retry_on_recovery_conflict
@@ -50,7 +50,9 @@ def follow(stored: TableDef, current: TableDef, drop: bool = False
            ) -> tuple[TableDef, list[Column], list[str], list[str]]:
     """The definition to store, the columns to add, the columns to drop (``drop``: those
     dropped on the source; else none, they are kept) and what changed in words; a type
-    change the Iceberg column cannot take is a TargetError (nothing changed)."""
+    change the Iceberg column cannot take, or a key that changed, is a TargetError (nothing
+    changed)."""
+    same_key(stored, current)
     old = {c.name: c for c in stored.columns}
     now = {c.name for c in current.columns}
     added: list[Column] = []

@@ -32,6 +32,7 @@ from topoff.replicate.config import ReplicateTable
 from topoff.replicate.describe import TableInfo, describe
 from topoff.replicate.read import open_snapshot
 from topoff.replicate.reconcile import Key, PostgresSide, Side, key_modes, reconcile
+from topoff.replicate.shape import same_key
 from topoff.sources.base import engine_of
 from topoff.targets.base import TableDef, Target
 from topoff.targets.merge import merge
@@ -185,6 +186,8 @@ def _repair(info: TableInfo, engine: Target, target_def: TableDef, threshold: in
                           hint=f"set key = [...] in [replicate.sources.{table.source}."
                           f"tables.{table.name}] (NOT NULL unique columns)")
     tdef = replace(target_def, primary_key=list(info.key))
+    if engine.capabilities.primary_keys:  # the replica's key index is the built key's
+        same_key(target_def, tdef)
     if not engine.table_exists(tdef.target):
         raise TargetError(f"{tdef.target} does not exist in the replica",
                           hint="run topoff replicate for it first")

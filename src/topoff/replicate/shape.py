@@ -105,13 +105,35 @@ def build_keys(engine: Target, table: TableDef, indexes: list[Index]) -> None:
         engine.execute(f"CREATE INDEX ON {relation} ({cols})")
 
 
+def _key_words(key: list[str]) -> str:
+    return f"({', '.join(key)})" if key else "none"
+
+
+def same_key(stored: TableDef, current: TableDef) -> None:
+    """The replica merges rows by the key it was built with: a key changed since (the
+    source's primary key, or ``key`` in the config) is a TargetError naming --resync."""
+    if list(stored.primary_key) == list(current.primary_key):
+        return
+    raise TargetError(
+        f"{current.source}: its key changed from {_key_words(stored.primary_key)} to "
+        f"{_key_words(current.primary_key)}, and the replica matches rows by the key it was "
+        "built with; nothing was changed",
+        hint=f"rebuild the table: topoff replicate --resync {current.source}")
+
+
 def follow_columns(engine: Target, stored: TableDef, current: TableDef,
                    drop: bool, replaced_whole: bool) -> tuple[TableDef, list[str]]:
     """Change the target table to hold ``current``'s columns; return the definition to
-    store (``current`` plus the kept columns of ``stored``) and what changed, in words."""
+    store (``current`` plus the kept columns of ``stored``) and what changed, in words.
+    A key that changed is followed where the target makes no key index (merges join on
+    the key), else refused first (:func:`same_key`)."""
+    notes: list[str] = []
+    if engine.capabilities.primary_keys:
+        same_key(stored, current)
+    elif list(stored.primary_key) != list(current.primary_key):
+        notes.append(f"key is now {_key_words(current.primary_key)}")
     old = {c.name: c for c in stored.columns}
     now = {c.name for c in current.columns}
-    notes: list[str] = []
     columns: list[Column] = []
     for c in current.columns:
         before = old.get(c.name)
@@ -141,6 +163,6 @@ def follow_columns(engine: Target, stored: TableDef, current: TableDef,
             if c.nullable is False:
                 notes.append(f"kept column {c.name}, dropped on the source")
     result = TableDef(current.source, current.target, current.method, columns,
-                      list(stored.primary_key), current.cursor, current.cursor_type,
+                      list(current.primary_key), current.cursor, current.cursor_type,
                       current.cursor_timezone, current.source_parts)
     return result, notes
