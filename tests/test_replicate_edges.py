@@ -119,3 +119,15 @@ def test_a_primary_key_changed_on_the_source_fails_an_iceberg_table(source, tmp_
     (run,) = run_once(cfg)
     assert (run.status, run.exit_code) == ("failed", 7)
     assert "key changed from (id) to (id, id2)" in (run.error or "")
+
+
+def test_a_numeric_cursor_without_precision_is_refused_in_words_that_say_so(source, cluster,
+                                                                          tmp_path):
+    source.execute("CREATE TABLE n (id int PRIMARY KEY, c numeric); "
+                   "INSERT INTO n VALUES (1, 1)")
+    url = new_target("duckdb", cluster, tmp_path)
+    (run,) = run_once(config(url, {"app": (source.standby_url, {
+        "n": {"method": "inserter", "cursor": "c", "boundary": 0, "lookback": 5}})}))
+    assert (run.status, run.exit_code) == ("failed", 2)
+    assert "numeric without precision and scale" in (run.error or "")
+    assert "numeric(20,0)" in (run.error or "")

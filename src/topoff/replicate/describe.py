@@ -105,6 +105,10 @@ def cursor_kind(t: ReplicateTable, key: tuple[str, ...], types: dict[str, str]) 
         return None
     ctype = types[t.cursor]
     kind = family(ctype).kind
+    if kind == "numeric_any":  # no fixed scale: DuckDB keeps it as text, compared as such
+        raise ConfigError(f"cursor column {t.cursor} of {t.qualified} is a numeric without "
+                          "precision and scale", hint="a numeric cursor needs both, as "
+                          "numeric(20,0); or use an integer or timestamp column")
     if kind not in CURSOR_KINDS:
         raise ConfigError(f"cursor column {t.cursor} of {t.qualified} has type {ctype}",
                           hint="a cursor is a timestamp, timestamptz, date, integer or "
