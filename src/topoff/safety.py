@@ -27,7 +27,6 @@ import psycopg
 
 from topoff.errors import SafetyError, SourceError
 from topoff.sources.postgres import ServerUnavailable, display_url
-from topoff.targets.errors import is_interrupt
 
 log = logging.getLogger("topoff")
 T = TypeVar("T")
@@ -166,6 +165,8 @@ def retry_on_recovery_conflict(
         try:
             return run(attempt)
         except Exception as e:
+            from topoff.targets.errors import is_interrupt  # an export loads no target module
+
             if is_interrupt(e):  # stopped (Ctrl-C, SIGTERM), and a cleanup then failed on the
                 raise KeyboardInterrupt from e  # connection the stop left closed: no retry
             conflict = is_recovery_conflict(e)
