@@ -479,8 +479,8 @@ def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
     db = new_database(cluster)
     db.execute("CREATE TABLE big (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v text); "
                "INSERT INTO big SELECT g, '2026-01-01'::timestamptz + g * interval '1 ms', "
-               "repeat('x', g % 50) FROM generate_series(1, 200000) g; "
-               "CREATE TABLE snap AS SELECT * FROM big WHERE id <= 50000; "
+               "repeat('x', g % 50) FROM generate_series(1, 100000) g; "
+               "CREATE TABLE snap AS SELECT * FROM big WHERE id <= 25000; "
                "ALTER TABLE snap ADD PRIMARY KEY (id)")
     target = catalog_file(tmp_path)
     tables: dict[str, dict[str, object]] = {"big": {"method": "updater", "cursor": "ts"},
@@ -517,8 +517,8 @@ def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
         [sys.executable, "-m", "topoff", "replicate", "--config", str(path), "--once"],
         env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert same(target, db, "big") == 200000 + ROUNDS - 2  # a new row each round from 2
-    assert same(target, db, "snap") == 50000
+    assert same(target, db, "big") == 100000 + ROUNDS - 2  # a new row each round from 2
+    assert same(target, db, "snap") == 25000
 
 
 #: ``python -m topoff replicate ...`` that SIGKILLs itself inside its N-th commit, once the
