@@ -83,7 +83,7 @@ export_options = _stack(
     click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS),
                  help="Then prune days older than this."),
     click.option("--keep-full", type=click.IntRange(1),
-                 help="With --keep-days: full exports kept."),
+                 help="Then prune full exports beyond this many."),
 )
 
 
