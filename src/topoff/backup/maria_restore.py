@@ -63,12 +63,19 @@ def target_is_empty(target: MariaTarget) -> bool:
 
 
 class _Client:
-    """The ``mariadb`` client reading SQL from its stdin into ``database``."""
+    r"""The ``mariadb`` client reading SQL from its stdin into ``database``.
+
+    The SQL is applied before the object's SHA-256 can be checked, and anyone who can
+    write to the store can encrypt for the recipients (their public keys are in
+    started.json), so the client may read what it is given, nothing else: no
+    ``LOAD DATA LOCAL INFILE`` (it would copy a file of this host, the age identity
+    included, into the target) and, with ``--binary-mode``, no client commands (``\!``,
+    ``source``, ``tee``)."""
 
     def __init__(self, defaults: Any, database: str) -> None:
         cmd = [program("mariadb", "mysql"), f"--defaults-extra-file={defaults}",
-               "--binary-mode", "--batch", "--default-character-set=utf8mb4",
-               f"--database={database}"]
+               "--local-infile=0", "--binary-mode", "--batch",
+               "--default-character-set=utf8mb4", f"--database={database}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, process_group=0, env=child_env())
         self.stderr: deque[str] = deque(maxlen=5)
@@ -91,7 +98,10 @@ class _Client:
         self.proc.wait()
         self._reader.join(timeout=5)
         if self.proc.returncode != 0:
-            why = next((ln for ln in self.stderr if ln.strip()), "no message")
+            # the client echoes the failing statement (the dump's data) before its error
+            lines = [ln for ln in self.stderr if ln.strip() and set(ln.strip()) != {"-"}]
+            why = next((ln for ln in reversed(lines) if ln.startswith("ERROR")),
+                       lines[-1] if lines else "no message")
             raise TargetError(f"the mariadb client failed (exit status "
                               f"{self.proc.returncode}): {why[:300]}",
                               hint="the target database holds a partial restore: drop and "
