@@ -138,3 +138,20 @@ def test_sigterm_while_the_store_does_not_answer(command: list[str]) -> None:
             s.close()
     assert proc.returncode == 130, err
     assert err.splitlines() == ["error: interrupted", err.splitlines()[1]], err
+
+
+@pytest.mark.parametrize("start", ["not a time", "2026-01-01T00:00:00", "9999-12-31T00:00:00+00:00",
+                                   "zzz"])
+def test_a_finished_backup_with_a_strange_start_does_not_displace_the_newest(
+        tmp_path: Path, start: str) -> None:
+    """A start that is no time (or none with a zone), or one in the future, does not make
+    a backup the newest: the newest finished backup with a real start stays."""
+    store = tmp_path / "s"
+    entry(store, "dump.1", 24 * 50)
+    entry(store, "dump.2", 24 * 40)
+    entry(store, "dump.9", 1)
+    started = store / "catalog" / "dump.9" / "started.json"
+    started.write_text(json.dumps({**json.loads(started.read_text()), "started": start}))
+    done = run_cli("backups", "prune", str(store), "--keep-days", "30")
+    assert done.exit_code == 0, done.stderr
+    assert _names(store) == ["dump.2", "dump.9"]

@@ -88,20 +88,29 @@ def versions_warning(store: Store) -> str | None:
             "else overwritten or deleted there is kept (and billed) forever")
 
 
+def _start(text: str) -> datetime | None:
+    try:
+        started = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return started if started.tzinfo is not None else None
+
+
 def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = False,
           now: datetime | None = None) -> PruneOutcome:
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=keep_days)
     entries = read_catalog(store)
-    finished = [e.name for e in entries if e.status == "finished"]
-    protected = set(finished[-max(keep_last, 1):])
+    # the newest finished backups by their start time, read as a time: a start that is
+    # not one, or lies in the future, takes no place among them (such a backup is not
+    # old either, so it is kept as well)
+    dated = sorted((t, e.name) for e in entries if e.status == "finished"
+                   and (t := _start(e.start_time)) is not None and t <= now)
+    protected = {name for _, name in dated[-max(keep_last, 1):]}
     out = PruneOutcome(dry_run, warning=versions_warning(store))
     for e in entries:
-        try:
-            started = datetime.fromisoformat(e.start_time)
-        except ValueError:
-            started = None
-        old = started is not None and started.tzinfo is not None and started < cutoff
+        started = _start(e.start_time)
+        old = started is not None and started < cutoff
         if e.name in protected or e.status == "ongoing" or not old:
             out.kept.append(e.name)
             continue
