@@ -70,3 +70,17 @@ def test_unreadable_catalog_is_critical(s3_server: object, tmp_path: Path) -> No
     assert result.exit_code == 2, result.output
     assert result.stdout.startswith("BACKUP CRITICAL - cannot read the catalog")
     assert "topoff_backup_check_status" in prom.read_text() and " 2.0\n" in prom.read_text()
+
+
+def test_an_end_in_the_future_is_not_fresh(tmp_path: Path) -> None:
+    """A finished backup that ended in the future (its host's clock, a forged entry) does
+    not count: the real newest one decides, and the check says why."""
+    store = tmp_path / "s"
+    entry(store, "dump.a", 24 * 5)
+    entry(store, "dump.b", -24 * 365 * 10)  # started ten years from now
+    code, line = check(store, "--max-age", "26h")
+    assert code == 2, line
+    assert "dump.a is " in line and "dump.b ended in the future" in line
+    entry(store, "dump.c", 1)
+    code, line = check(store, "--max-age", "26h")
+    assert code == 1 and "dump.b ended in the future" in line, line

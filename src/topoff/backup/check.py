@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from topoff.backup.catalog import Entry
 from topoff.errors import ConfigError
@@ -22,6 +22,8 @@ from topoff.monitoring import human, label, write_textfile
 OK, WARNING, CRITICAL = 0, 1, 2
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+#: how far in the future a backup's end may lie (clocks differ a little)
+SKEW = timedelta(minutes=5)
 _PCT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
 
 
@@ -58,6 +60,11 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
              max_change: float | None = None, now: datetime | None = None) -> CheckResult:
     now = now or datetime.now(UTC)
     done = [e for e in entries if e.status == "finished" and _time(e.end_time)]
+    # an end in the future (a wrong clock, a forged entry) would be "fresh" for ever
+    future = [e for e in done if _time(e.end_time) > now + SKEW]  # type: ignore[operator]
+    done = [e for e in done if e not in future]
+    late = [f"backup {future[-1].name} ended in the future ({future[-1].end_time}), "
+            "not counted"] if future else []
     drills = sorted((t, e.name, d.get("ok") is True) for e in entries for d in e.drills
                     if (t := _time(str(d.get("time")))) is not None)
     metrics: dict[str, float] = {}
@@ -65,7 +72,7 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
         metrics["drill_success"] = 1.0 if drills[-1][2] else 0.0
         metrics["drill_timestamp_seconds"] = drills[-1][0].timestamp()
     if not done:
-        return _result(CRITICAL, ["no finished backup"], metrics)
+        return _result(CRITICAL, ["no finished backup", *late], metrics)
     last = done[-1]
     ended = _time(last.end_time)
     assert ended is not None and last.size is not None
@@ -75,7 +82,7 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
     duration = (last.finished or {}).get("seconds")
     if isinstance(duration, int | float) and not isinstance(duration, bool):
         metrics["last_duration_seconds"] = float(duration)
-    crit, warn = [], []
+    crit, warn = [], list(late)
     if age > max_age:
         crit.append(f"newest finished backup {last.name} is {human(age)} old "
                     f"(limit {human(max_age)})")
