@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from topoff.backup import libpq, untar
+from topoff.backup import libpq, pgtoc, untar
 from topoff.backup.catalog import Entry, latest_finished, read_entry, work_directory
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.names import check_name, data_key
@@ -107,6 +107,12 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     if not (dest / "toc.dat").exists():
         raise IntegrityError(f"backup {entry.name} has no toc.dat",
                              hint="restore another backup (topoff backups list)")
+    try:  # pg_restore reads the files toc.dat and blobs.toc name: the dump's own only
+        pgtoc.check(dest)
+    except pgtoc.BadToc as e:
+        raise IntegrityError(f"backup {entry.name}: {e}",
+                             hint="this object was not written by topoff backup; do not "
+                             "restore it") from None
     return count
 
 
