@@ -19,6 +19,7 @@ import zstandard
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
 from support.pg import Database
+from test_backup_decrypt import plain_object
 from topoff.demo.cluster import ThrowawayCluster
 
 
@@ -36,17 +37,6 @@ def _members(obj: bytes, key: AgeKey) -> dict[str, bytes]:
                                                      read_across_frames=True).read()
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         return {m.name: t.extractfile(m).read() for m in t.getmembers()}  # type: ignore[union-attr]
-
-
-def _pack(members: dict[str, bytes], recipient: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return pyrage.encrypt(zstandard.ZstdCompressor().compress(out.getvalue()),
-                          [pyrage.x25519.Recipient.from_str(recipient)])
 
 
 def _pg_str(text: str) -> bytes:  # a string in toc.dat: sign byte, 4-byte length, bytes
@@ -71,7 +61,8 @@ def test_a_dump_naming_files_outside_its_directory_is_refused(
     else:
         oid, _ = members["blobs.toc"].decode().split()
         members["blobs.toc"] = f"{oid} {outside}\n".encode()
-    forged = _pack(members, age_key.public)
+    forged = pyrage.encrypt(plain_object(members),
+                            [pyrage.x25519.Recipient.from_str(age_key.public)])
     (store / "backups/dump.b.tar.zst.age").write_bytes(forged)
     (store / "catalog/dump.b").mkdir()
     started = json.loads((store / "catalog/dump.a/started.json").read_text())
