@@ -72,17 +72,21 @@ def find_bindir() -> Path:
 
 
 #: the watchdog: waits for its stdin to close (the cluster's owner ended, however: a
-#: SIGKILL too), then stops the servers and removes the cluster's directory
+#: SIGKILL too), then stops the servers and removes the cluster's directory (again while
+#: it is still there: the servers' last processes remove their own files as it is removed)
 WATCHDOG = """
-import json, shutil, signal, subprocess, sys
+import json, os, shutil, signal, subprocess, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 sys.stdin.buffer.read()
 for datadir in sys.argv[3:]:
     subprocess.run([*json.loads(sys.argv[1]), "-D", datadir, "-m", "immediate", "-w",
                     "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-if sys.argv[2]:
+for _ in range(100) if sys.argv[2] else ():
     shutil.rmtree(sys.argv[2], ignore_errors=True)
+    if not os.path.lexists(sys.argv[2]):
+        break
+    time.sleep(0.1)
 """
 
 
