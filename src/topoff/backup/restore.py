@@ -107,13 +107,17 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     if not (dest / "toc.dat").exists():
         raise IntegrityError(f"backup {entry.name} has no toc.dat",
                              hint="restore another backup (topoff backups list)")
-    try:  # pg_restore reads the files toc.dat and blobs.toc name: the dump's own only
-        pgtoc.check(dest)
+    return count
+
+
+def check_names(entry: Entry, dump: Path) -> None:
+    """pg_restore reads the files toc.dat and blobs.toc name: the dump's own only."""
+    try:
+        pgtoc.check(dump)
     except pgtoc.BadToc as e:
         raise IntegrityError(f"backup {entry.name}: {e}",
                              hint="this object was not written by topoff backup; do not "
                              "restore it") from None
-    return count
 
 
 def _connect(url: str, autocommit: bool) -> psycopg.Connection:
@@ -191,6 +195,7 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, 
     try:
         (base / "dump").mkdir(mode=0o700)
         files = fetch(store, entry, identities, base / "dump")
+        check_names(entry, base / "dump")
         log.info("backup %s verified (sha256 %s...), %d files; restoring", entry.name,
                  entry.sha256[:16] if entry.sha256 else "", files)
         pg_restore(target_url, base / "dump", jobs, clean, no_owner)
