@@ -55,9 +55,16 @@ def query(conn: Any, statement: str, what: str) -> list[tuple[Any, ...]]:
 
 
 def text_sql(c: MariaColumn) -> str:
-    """SQL: a value's exact text (hex for bytes)."""
+    """SQL: a value's exact text (hex for bytes; BIT as its number, whose CAST is its raw
+    bytes; FLOAT as the double it is, whose CAST has 6 digits)."""
     q = quote_ident(c.name)
-    return f"HEX({q})" if c.form == "bytes" else f"CAST({q} AS CHAR)"
+    if c.form == "bytes":
+        return f"HEX({q})"
+    if c.form == "bits":
+        return f"CAST({q} + 0 AS CHAR)"
+    if c.form == "float32":
+        return f"CAST(CAST({q} AS DOUBLE) AS CHAR)"
+    return f"CAST({q} AS CHAR)"
 
 
 def value_literal(c: MariaColumn, text: str) -> str:
@@ -67,7 +74,7 @@ def value_literal(c: MariaColumn, text: str) -> str:
             raise SourceError(f"unexpected bytes text for {c.name}: not hex",
                               hint="this is a bug in topoff; report it")
         return f"X'{text}'"
-    if c.form in ("int", "year") and _NUMBER.match(text):
+    if c.form in ("int", "year", "bits") and _NUMBER.match(text):
         return text  # compared as numbers, exactly (a quoted one would become a double)
     if c.form in ("date", "datetime", "timestamp") and _TIME.match(text):
         return f"'{text}'"  # converted to the column's type: compared at full precision
