@@ -148,3 +148,38 @@ def test_a_nul_in_text_is_refused_by_postgresql_only(maria_pair: MariaPair, clus
             assert verify(target, maria.replica_url).equal
     finally:
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_json_postgresql_refuses_is_named_as_such(maria_pair: MariaPair, cluster,
+                                                  tmp_path: Path) -> None:
+    """MariaDB's JSON accepts texts PostgreSQL's json refuses (``[1.]``, ``"\\a"``,
+    ``[-]``): exit 7 naming why, for sync and replicate (it said the publication was
+    malformed and to ask for it again, exit 6); DuckDB keeps the text."""
+    from support.cli import error_lines, run_cli
+
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    try:
+        maria.execute("CREATE TABLE j (id INT PRIMARY KEY, js JSON); INSERT INTO j VALUES "
+                      "(1, '{\"a\": 1}'), (2, '[1.]'), (3, '\"\\\\a\"'), (4, '[-]')")
+        root = str(tmp_path / "pub")
+        with open_store(root) as store:
+            export_full(Config(dataset="j", source_url=maria.replica_url, tables=(
+                TableConfig(schema=maria.name, name="j", method="snapshot"),)), store)
+        replicas = Replicas("postgresql", tmp_path, cluster)
+        try:
+            out = run_cli("sync", root, replicas.new())
+        finally:
+            replicas.close()
+        assert out.exit_code == 7, out.stderr
+        err, hint = error_lines(out)
+        assert "json" in err and "malformed" not in err and "DuckDB or Iceberg" in hint
+        target = new_target("postgresql", cluster, tmp_path)
+        [run] = run_once(config(target, {"m": (maria.replica_url, {"j": {"method": "snapshot"}})}))
+        assert run.status == "failed" and "malformed" not in (run.error or ""), run.error
+        duck = str(tmp_path / "r.duckdb")
+        sync(root, duck, SyncOptions(cache_dir=tmp_path / "cache"))
+        assert verify(duck, maria.replica_url).equal
+        assert query(duck, f'SELECT js FROM "{maria.name}".j ORDER BY id') == \
+            [('{"a": 1}',), ("[1.]",), ('"\\a"',), ("[-]",)]
+    finally:
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)

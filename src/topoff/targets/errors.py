@@ -27,6 +27,9 @@ MALFORMED_HINT = ("the publication holds a file the replica cannot read although
 NUL_HINT = ("the data are fine: put that table in a DuckDB or Iceberg replica, which keep "
             "it, leave it out (--tables, or exclude the column), or remove the NUL on the "
             "source (docs/targets.md)")
+JSON_HINT = ("the data are fine: put that table in a DuckDB or Iceberg replica, which keep "
+             "the text, leave it out (--tables, or exclude the column), or rewrite the value "
+             "on the source (docs/mariadb.md)")
 _DISK_FULL = ("no space left on device", "disk full", "could not extend file", "out of disk",
               "not enough space")
 _PERMISSION = ("permission denied", "read-only file system", "operation not permitted")
@@ -151,6 +154,12 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
             return TargetError(f"a value{of} holds a NUL character, which PostgreSQL cannot "
                                "store in text or jsonb; nothing of it was applied",
                                hint=NUL_HINT)
+        if state == "22P02" and "type json" in detail:
+            # MariaDB's JSON accepts texts PostgreSQL's json refuses ([1.], "\a", [-])
+            of = f" of {table}" if table else ""
+            return TargetError(f"a value{of} is JSON that PostgreSQL's json type refuses "
+                               f"({more or detail}); nothing of it was applied",
+                               hint=JSON_HINT)
         return _malformed(detail, publication, None, table)
     if state == "42501":
         return TargetError(
