@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -181,5 +182,31 @@ def test_json_postgresql_refuses_is_named_as_such(maria_pair: MariaPair, cluster
         assert verify(duck, maria.replica_url).equal
         assert query(duck, f'SELECT js FROM "{maria.name}".j ORDER BY id') == \
             [('{"a": 1}',), ("[1.]",), ('"\\a"',), ("[-]",)]
+    finally:
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_verify_leaves_a_zero_in_date_cursor_out_of_bounded_days(maria_pair: MariaPair,
+                                                                  tmp_path: Path) -> None:
+    """MariaDB orders ``2026-01-00 10:00`` inside 2025-12-31's window; the replica holds it
+    as NULL. Verify of a replica synced ``--since`` a day, or of a cursor kept in local time
+    (one query per day), compares the days alike (it reported a row more on the source)."""
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    try:
+        maria.execute("SET SESSION sql_mode = ''; CREATE TABLE ev (id INT PRIMARY KEY, "
+                      "at DATETIME(6)); INSERT INTO ev VALUES (1, '2025-12-31 10:00:00'), "
+                      "(2, '2026-01-00 10:00:00'), (3, '2026-01-01 00:00:00'), "
+                      "(4, '2025-12-10 23:59:59.999999'), (5, '0000-00-00 00:00:00')")
+        for zone, since, rows in (("UTC", date(2025, 12, 20), 2), ("Europe/Paris", None, 5)):
+            root = str(tmp_path / f"pub-{zone[:3]}")
+            with open_store(root) as store:
+                export_full(Config(dataset="ev", source_url=maria.replica_url, tables=(
+                    TableConfig(schema=maria.name, name="ev", method="append", cursor="at",
+                                cursor_timezone=zone),)), store)
+            replica = str(tmp_path / f"r-{zone[:3]}.duckdb")
+            sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache", since=since))
+            report = verify(replica, maria.replica_url)
+            assert report.equal, report.to_json()
+            assert query(replica, f'SELECT count(*) FROM "{maria.name}".ev') == [(rows,)]
     finally:
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
