@@ -21,7 +21,9 @@ from support.replica import Replicas, query
 from support.replicate import config, new_target
 from test_iceberg_sync import catalog_file, iceberg_table
 from topoff.config import Config, TableConfig
+from topoff.dataset.layout import Window
 from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
 from topoff.replicate.engine import run_once
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
@@ -208,5 +210,35 @@ def test_verify_leaves_a_zero_in_date_cursor_out_of_bounded_days(maria_pair: Mar
             report = verify(replica, maria.replica_url)
             assert report.equal, report.to_json()
             assert query(replica, f'SELECT count(*) FROM "{maria.name}".ev') == [(rows,)]
+    finally:
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_a_zero_in_date_cursor_is_in_no_day(maria_pair: MariaPair, tmp_path: Path) -> None:
+    """A zero-in-date cursor value (NULL in the dataset) is left out of every day, like a
+    NULL cursor: a keyless append table's replica holds it once, from the full export (each
+    revision of 2025-12-31, where MariaDB orders ``2026-01-00``, added it again)."""
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    try:
+        maria.execute("SET SESSION sql_mode = ''; CREATE TABLE ev (id INT, at DATETIME(6)); "
+                      "INSERT INTO ev VALUES (1, '2025-12-31 10:00:00'), "
+                      "(2, '2026-01-00 10:00:00'), (3, '2026-01-01 00:00:00')")
+        root, replica = str(tmp_path / "pub"), str(tmp_path / "r.duckdb")
+        cfg = Config(dataset="ev", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="ev", method="append", cursor="at"),))
+        with open_store(root) as store:
+            export_full(cfg, store)
+            export_incremental(cfg.with_export(lookback_days=0), store,
+                               Window.day(date(2025, 12, 31)))
+        sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+        maria.execute("INSERT INTO ev VALUES (4, '2025-12-31 11:00:00')")
+        with open_store(root) as store:  # 2025-12-31 again, as r2
+            export_incremental(cfg.with_export(lookback_days=1), store,
+                               Window.day(date(2026, 1, 1)))
+        sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+        assert query(replica, f'SELECT id FROM "{maria.name}".ev ORDER BY id') == \
+            [(1,), (2,), (3,), (4,)]
+        report = verify(replica, maria.replica_url)
+        assert report.equal, report.to_json()
     finally:
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)

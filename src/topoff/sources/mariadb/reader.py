@@ -23,7 +23,7 @@ from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
-from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
+from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident, zero_date_sql
 
 #: the content hash a MariaDB server computes for new datasets (rowhash.py: ``my2``, over
 #: the values the export reads; ``my1``, over the CSV lines built in SQL, is still computed
@@ -65,6 +65,10 @@ def where_sql(t: MariaSourceTable, window: Window | None) -> tuple[str, list[Any
         b = cursor_bounds(t.cursor_type, t.config.cursor_timezone, window, t.qualified)
         c = quote_ident(t.config.cursor)
         conds.append(f"{c} >= {literal(b.lo)} AND {c} < {literal(b.hi)}")
+        if t.maria is not None and t.maria.column(t.config.cursor).zero_dates:
+            # MariaDB orders 2026-01-00 inside 2025-12-31's window; written as NULL, the row
+            # would be in no window of the replica, and added again by every revision
+            conds.append(f"NOT {zero_date_sql(c)}")
     return (" WHERE " + " AND ".join(conds), params) if conds else ("", params)
 
 
