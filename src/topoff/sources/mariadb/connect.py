@@ -30,10 +30,12 @@ _QUERY_KEYS = {"socket", "option_file", "connect_timeout"}
 _MAX_OPTION_FILE = 1 << 20
 
 # Settings that make the text the server sends the same whatever its defaults are
-# (docs/mariadb.md): TIMESTAMP values in UTC, no statement time limit, a slow reader
-# (a store being written) not cut off after a minute.
+# (docs/mariadb.md): TIMESTAMP values in UTC, no statement time limit, no row limit on a
+# SELECT without LIMIT (a global sql_select_limit cut every read short, silently), a slow
+# reader (a store being written) not cut off after a minute.
 SESSION_SQL = (
     "SET SESSION time_zone = '+00:00', SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', "
+    "SESSION sql_select_limit = 18446744073709551615, "
     "SESSION net_write_timeout = 3600, SESSION net_read_timeout = 3600, "
     "SESSION wait_timeout = 28800, SESSION max_statement_time = 0"
 )
