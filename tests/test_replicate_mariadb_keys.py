@@ -53,3 +53,22 @@ def test_keyset_batches_page_by_every_key_type(maria: MariaDatabase, cluster, tm
         [run] = run_once(cfg)
         assert (run.status, run.rows) == ("ok", len(values)), run.error
         assert sorted(n for (n,) in query(url, "SELECT n FROM m.k")) == list(range(len(values)))
+
+
+def test_a_wide_decimal_cursor_s_lower_bound_is_exact(maria: MariaDatabase, cluster,
+                                                      tmp_path: Path) -> None:
+    """``watermark - boundary`` of a DECIMAL(38,2) cursor keeps every digit (it was rounded
+    to 28: above the watermark itself, and a row committed late inside the boundary was
+    never read)."""
+    top = "123456789012345678901234567890123.5"
+    maria.execute("CREATE TABLE d (id INT PRIMARY KEY, seq DECIMAL(38,2) NOT NULL); "
+                  f"INSERT INTO d VALUES (1, {top} - 3), (2, {top})")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {"d": {
+        "method": "updater", "cursor": "seq", "boundary": 1}})})
+    [run] = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 2), run.error
+    maria.execute(f"INSERT INTO d VALUES (3, {top} - 0.5)")  # late, inside the boundary
+    [run] = run_once(cfg)
+    assert run.status == "ok", run.error
+    assert [i for (i,) in query(url, "SELECT id FROM m.d ORDER BY id")] == [1, 2, 3]

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, NamedTuple
 
 from mysql.connector import errors as my_errors
@@ -336,8 +336,9 @@ class Cursor:
     def minus(self, back: timedelta | int, zone: str | None) -> Cursor:
         """``self - back``, exactly (a date rounded down: a wider read, never narrower)."""
         v = self.value
-        if isinstance(v, Decimal):
-            lower = str(v - (back if isinstance(back, int) else 0))
+        if isinstance(v, Decimal):  # every digit: the default context keeps 28
+            with localcontext(prec=200):
+                lower = str(v - (back if isinstance(back, int) else 0))
         elif isinstance(v, datetime):
             assert isinstance(back, timedelta)
             if self.col.form == "datetime" and zone:  # a repeated hour (daylight saving)
