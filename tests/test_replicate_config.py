@@ -232,3 +232,15 @@ def test_drop_columns_is_true_or_false():
     with pytest.raises(ConfigError) as info:
         parse(GOOD + 'drop_columns = "yes"\n')
     assert "drop_columns" in info.value.message
+
+
+def test_the_lower_bound_of_a_wide_numeric_cursor_keeps_every_digit():
+    from psycopg import sql
+
+    from topoff.replicate.watermark import bound
+
+    wide = "123456789012345678901234567890123456.78"
+    lower = bound(wide, 1, "numeric", None)
+    assert lower == sql.Literal("123456789012345678901234567890123455.78")
+    assert bound("9" * 60, 10**18, "bigint", None) == sql.Literal(
+        str(int("9" * 60) - 10**18))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import sql
@@ -96,7 +96,8 @@ def bound(watermark: str, back: timedelta | int, cursor_kind: str,
             _typed(watermark, cursor_kind), sql.Literal(f"{us} microseconds"))
     # integers and numeric: exact decimal arithmetic here, the result an untyped literal
     # that PostgreSQL reads as the cursor column's own type (so its index is used)
-    return sql.Literal(str(Decimal(watermark) - back))
+    with localcontext(prec=len(watermark) + 25):  # every digit (the default keeps 28)
+        return sql.Literal(str(Decimal(watermark) - back))
 
 
 def _typed(text: str, kind: str) -> sql.Composable:
