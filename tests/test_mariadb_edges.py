@@ -124,28 +124,39 @@ def test_every_edge_into_iceberg(published, tmp_path: Path) -> None:
     assert rows[1]['we"ird `col` select'] == "😀" and rows[3]["tm"] == "-00:00:00.000001"
 
 
+def _refused_by_postgresql(maria: MariaDatabase, cluster, tmp_path: Path, setup: str,
+                           table: str) -> tuple[str, str]:
+    """``setup`` run on the primary, ``table`` exported in full; a sync of it into
+    PostgreSQL fails with exit 7 and a hint naming the targets that keep the value. The
+    error line and the published store's location."""
+    from support.cli import error_lines, run_cli
+
+    maria.execute(setup)
+    root = str(tmp_path / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset=table, source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name=table, method="snapshot"),)), store)
+    replicas = Replicas("postgresql", tmp_path, cluster)
+    try:
+        out = run_cli("sync", root, replicas.new())
+    finally:
+        replicas.close()
+    assert out.exit_code == 7, out.stderr
+    err, hint = error_lines(out)
+    assert "malformed" not in err and "DuckDB or Iceberg" in hint
+    return err, root
+
+
 def test_a_nul_in_text_is_refused_by_postgresql_only(maria_pair: MariaPair, cluster,
                                                      tmp_path: Path) -> None:
     """PostgreSQL text cannot hold a NUL: exit 7 naming why (it said the publication was
     malformed, exit 6); DuckDB and Iceberg keep it."""
-    from support.cli import error_lines, run_cli
-
     maria = MariaDatabase(maria_pair.create_database(), maria_pair)
     try:
-        maria.execute("CREATE TABLE nul (id INT PRIMARY KEY, t TEXT); "
-                      "INSERT INTO nul VALUES (1, CONCAT('a', CHAR(0), 'b'))")
-        root = str(tmp_path / "pub")
-        with open_store(root) as store:
-            export_full(Config(dataset="nul", source_url=maria.replica_url, tables=(
-                TableConfig(schema=maria.name, name="nul", method="snapshot"),)), store)
-        replicas = Replicas("postgresql", tmp_path, cluster)
-        try:
-            out = run_cli("sync", root, replicas.new())
-        finally:
-            replicas.close()
-        assert out.exit_code == 7, out.stderr
-        err, hint = error_lines(out)
-        assert "NUL" in err and "DuckDB or Iceberg" in hint
+        err, root = _refused_by_postgresql(
+            maria, cluster, tmp_path, "CREATE TABLE nul (id INT PRIMARY KEY, t TEXT); "
+            "INSERT INTO nul VALUES (1, CONCAT('a', CHAR(0), 'b'))", "nul")
+        assert "NUL" in err
         for target in (str(tmp_path / "r.duckdb"), catalog_file(tmp_path)):
             sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
             assert verify(target, maria.replica_url).equal
@@ -158,24 +169,13 @@ def test_json_postgresql_refuses_is_named_as_such(maria_pair: MariaPair, cluster
     """MariaDB's JSON accepts texts PostgreSQL's json refuses (``[1.]``, ``"\\a"``,
     ``[-]``): exit 7 naming why, for sync and replicate (it said the publication was
     malformed and to ask for it again, exit 6); DuckDB keeps the text."""
-    from support.cli import error_lines, run_cli
-
     maria = MariaDatabase(maria_pair.create_database(), maria_pair)
     try:
-        maria.execute("CREATE TABLE j (id INT PRIMARY KEY, js JSON); INSERT INTO j VALUES "
-                      "(1, '{\"a\": 1}'), (2, '[1.]'), (3, '\"\\\\a\"'), (4, '[-]')")
-        root = str(tmp_path / "pub")
-        with open_store(root) as store:
-            export_full(Config(dataset="j", source_url=maria.replica_url, tables=(
-                TableConfig(schema=maria.name, name="j", method="snapshot"),)), store)
-        replicas = Replicas("postgresql", tmp_path, cluster)
-        try:
-            out = run_cli("sync", root, replicas.new())
-        finally:
-            replicas.close()
-        assert out.exit_code == 7, out.stderr
-        err, hint = error_lines(out)
-        assert "json" in err and "malformed" not in err and "DuckDB or Iceberg" in hint
+        err, root = _refused_by_postgresql(
+            maria, cluster, tmp_path, "CREATE TABLE j (id INT PRIMARY KEY, js JSON); INSERT "
+            "INTO j VALUES (1, '{\"a\": 1}'), (2, '[1.]'), (3, '\"\\\\a\"'), (4, '[-]')",
+            "j")
+        assert "json" in err
         target = new_target("postgresql", cluster, tmp_path)
         [run] = run_once(config(target, {"m": (maria.replica_url, {"j": {"method": "snapshot"}})}))
         assert run.status == "failed" and "malformed" not in (run.error or ""), run.error
