@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,15 +19,6 @@ from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
 from support.pg import Database
 from test_backup_decrypt import plain_object
-from topoff.demo.cluster import ThrowawayCluster
-
-
-@pytest.fixture
-def target(cluster: ThrowawayCluster, db: Database) -> Iterator[str]:
-    name = db.name + "_restored"
-    cluster.primary.execute(f'CREATE DATABASE "{name}"')
-    yield cluster.primary.url(name)
-    cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _members(obj: bytes, key: AgeKey) -> dict[str, bytes]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,15 +16,6 @@ from support.cli import run_cli
 from support.pg import Database
 from support.store_fixtures import rclone_remotes
 from topoff.backup.tables import table_hashes
-from topoff.demo.cluster import ThrowawayCluster
-
-
-@pytest.fixture
-def target(cluster: ThrowawayCluster, db: Database) -> Iterator[str]:
-    name = db.name + "_from_rclone"
-    cluster.primary.execute(f'CREATE DATABASE "{name}"')
-    yield cluster.primary.url(name)
-    cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _hashes(url: str) -> dict[str, dict[str, object]]:

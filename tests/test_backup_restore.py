@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ from support.backup import AgeKey, backup_args, make_age_key
 from support.cli import error_lines, run_cli, write_config
 from support.pg import Database
 from topoff.backup.tables import table_hashes
-from topoff.demo.cluster import ThrowawayCluster
-
-
-@pytest.fixture
-def target(cluster: ThrowawayCluster, db: Database) -> Iterator[str]:
-    name = db.name + "_restored"
-    cluster.primary.execute(f'CREATE DATABASE "{name}"')
-    yield cluster.primary.url(name)
-    cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

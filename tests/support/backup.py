@@ -1,9 +1,11 @@
-"""Helpers for the backup tests: an age key pair made with the real age-keygen."""
+"""Helpers for the backup tests: an age key pair made with the real age-keygen, and an
+empty database to restore into."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.pg import Database
+from topoff.demo.cluster import ThrowawayCluster
 
 
 @dataclass
@@ -31,6 +34,15 @@ def make_age_key(path: Path) -> AgeKey:
 @pytest.fixture
 def age_key(tmp_path: Path) -> AgeKey:
     return make_age_key(tmp_path / "key.txt")
+
+
+@pytest.fixture
+def target(cluster: ThrowawayCluster, db: Database) -> Iterator[str]:
+    """An empty database of the session's cluster to restore into, dropped afterwards."""
+    name = db.name + "_restored"
+    cluster.primary.execute(f'CREATE DATABASE "{name}"')
+    yield cluster.primary.url(name)
+    cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def backup_args(db: Database, key: AgeKey, store: Path, name: str, *extra: str) -> list[str]:
