@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from mysql.connector import errors as my_errors
@@ -36,7 +36,7 @@ from topoff.replicate.ranges import replace_range
 from topoff.replicate.shape import Index
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
-from topoff.replicate.watermark import local_lower, zone_or_none
+from topoff.replicate.watermark import exact_minus, local_lower, zone_or_none
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
@@ -336,9 +336,8 @@ class Cursor:
     def minus(self, back: timedelta | int, zone: str | None) -> Cursor:
         """``self - back``, exactly (a date rounded down: a wider read, never narrower)."""
         v = self.value
-        if isinstance(v, Decimal):  # every digit: the default context keeps 28
-            with localcontext(prec=200):
-                lower = str(v - (back if isinstance(back, int) else 0))
+        if isinstance(v, Decimal):
+            lower = exact_minus(str(v), back if isinstance(back, int) else 0)
         elif isinstance(v, datetime):
             assert isinstance(back, timedelta)
             if self.col.form == "datetime" and zone:  # a repeated hour (daylight saving)

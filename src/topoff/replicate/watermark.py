@@ -96,8 +96,13 @@ def bound(watermark: str, back: timedelta | int, cursor_kind: str,
             _typed(watermark, cursor_kind), sql.Literal(f"{us} microseconds"))
     # integers and numeric: exact decimal arithmetic here, the result an untyped literal
     # that PostgreSQL reads as the cursor column's own type (so its index is used)
-    with localcontext(prec=len(watermark) + 25):  # every digit (the default keeps 28)
-        return sql.Literal(str(Decimal(watermark) - back))
+    return sql.Literal(exact_minus(watermark, back))
+
+
+def exact_minus(number: str, back: int) -> str:
+    """``number - back`` with every digit (decimal's default context keeps 28)."""
+    with localcontext(prec=len(number) + 25):
+        return str(Decimal(number) - back)
 
 
 def _typed(text: str, kind: str) -> sql.Composable:
