@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from topoff.config import parse_size
+from topoff.config_values import parse_size
 from topoff.errors import ConfigError
 from topoff.sources.base import engine_of
 
