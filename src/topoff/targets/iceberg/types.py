@@ -202,10 +202,14 @@ def _float(text: pa.Array, value: pa.Array) -> pa.Array:
     """``value`` (the cast of ``text``); ValueError_ when a finite text became an infinity
     or a non-zero one zero (out of the type's range: PostgreSQL refuses such a value, and
     Arrow rounds it silently)."""
+    inf, zero = pc.is_inf(value), pc.equal(value, 0)
+    suspect = pc.or_(inf, zero)
+    if not pc.any(suspect).as_py():  # most batches; else only these texts are read again
+        return value
+    text, inf, zero = (pc.filter(a, suspect) for a in (text, inf, zero))
     infinity = pc.match_substring_regex(text, r"^\s*[+-]?inf(inity)?\s*$", ignore_case=True)
     nonzero = pc.match_substring_regex(text, r"^[^eE]*[1-9]")
-    bad = pc.or_(pc.and_(pc.is_inf(value), pc.invert(infinity)),
-                 pc.and_(pc.equal(value, 0), nonzero))
+    bad = pc.or_(pc.and_(inf, pc.invert(infinity)), pc.and_(zero, nonzero))
     if pc.any(bad).as_py():
         shown = pc.filter(text, bad)[0].as_py()
         raise ValueError_(f"{shown[:40]!r} is out of the range of {value.type} (PostgreSQL "
