@@ -77,8 +77,9 @@ def _source_rows(maria: MariaDatabase) -> tuple[list[str], list[tuple[Any, ...]]
         cur.execute("SELECT * FROM every_type LIMIT 0")
         names = [d[0] for d in cur.description]
         cur.fetchall()
-        # MariaDB prints a FLOAT with 6 digits: as a DOUBLE it comes whole
-        exprs = [f"CAST(`{n}` AS DOUBLE)" if n in FLOAT32 else f"`{n}`" for n in names]
+        # MariaDB prints a FLOAT with 6 digits, a DOUBLE(M,D) with D decimals: as a DOUBLE
+        # it comes whole
+        exprs = [f"CAST(`{n}` AS DOUBLE)" if n in AS_DOUBLE else f"`{n}`" for n in names]
         cur.execute(f"SELECT {', '.join(exprs)} FROM every_type ORDER BY id")
         rows = cur.fetchall()
         cur.close()
@@ -86,6 +87,7 @@ def _source_rows(maria: MariaDatabase) -> tuple[list[str], list[tuple[Any, ...]]
 
 
 FLOAT32 = {n for n, t, _v in CASES if t == "FLOAT"}
+AS_DOUBLE = FLOAT32 | {n for n, t, _v in CASES if t.startswith("DOUBLE(")}
 BITS = {n: int(t[4:-1]) for n, t, _v in CASES if t.startswith("BIT(")}
 JSONS = {n for n, t, _v in CASES if t == "JSON"}
 DECIMALS = {n for n, t, _v in CASES if t.startswith("DECIMAL")}

@@ -56,13 +56,14 @@ def query(conn: Any, statement: str, what: str) -> list[tuple[Any, ...]]:
 
 def text_sql(c: MariaColumn) -> str:
     """SQL: a value's exact text (hex for bytes; BIT as its number, whose CAST is its raw
-    bytes; FLOAT as the double it is, whose CAST has 6 digits)."""
+    bytes; FLOAT and DOUBLE(M,D) as the double they are, whose CAST has 6 digits or D
+    decimals)."""
     q = quote_ident(c.name)
     if c.form == "bytes":
         return f"HEX({q})"
     if c.form == "bits":
         return f"CAST({q} + 0 AS CHAR)"
-    if c.form == "float32":
+    if c.form == "float":
         return f"CAST(CAST({q} AS DOUBLE) AS CHAR)"
     return f"CAST({q} AS CHAR)"
 

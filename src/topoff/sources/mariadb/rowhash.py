@@ -34,8 +34,8 @@ def value_item(column: MariaColumn) -> str:
     f = column.form
     if f == "year":
         return f"{c} + 0"
-    if f == "float32":
-        return f"CAST({c} AS DOUBLE)"  # a FLOAT is sent with 6 digits
+    if f == "float":
+        return f"CAST({c} AS DOUBLE)"  # a FLOAT is sent with 6 digits, DOUBLE(M,D) with D
     if f == "bits":
         return f"BIN({c} + 0)"
     if f == "geometry":

@@ -108,8 +108,9 @@ class MariaColumn:
     nullable: bool
     enum: list[str] | None = None
     generated: bool = False
-    #: how the server writes a value: "int", "year", "float32", "text", "bytes", "bits", "date",
-    #: "datetime", "timestamp", "time", "geometry"
+    #: how the server writes a value: "int", "year", "float", "text", "bytes", "bits", "date",
+    #: "datetime", "timestamp", "time", "geometry" ("float": a FLOAT, or a DOUBLE(M,D), whose
+    #: CAST prints 6 digits or D decimals, fewer than the value holds: read as a DOUBLE)
     form: str = "text"
     bits: int = 0
     fraction: int = 0
@@ -157,9 +158,12 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
         p, s = int(row["NUMERIC_PRECISION"]), int(row["NUMERIC_SCALE"] or 0)
         return col(f"numeric({p},{s})", {"kind": "decimal", "precision": p, "scale": s}, "int")
     if dt == "float":
-        return col("real", {"kind": "float", "bits": 32}, "float32")
+        return col("real", {"kind": "float", "bits": 32}, "float")
     if dt in ("double", "real"):
-        return col("double precision", {"kind": "float", "bits": 64}, "int")
+        # DOUBLE(M,D) rounds as it stores, to a double its D decimals do not always name
+        plain = "(" not in low and "zerofill" not in low
+        return col("double precision", {"kind": "float", "bits": 64},
+                   "int" if plain else "float")
     if dt == "bit":
         n = int(row["NUMERIC_PRECISION"] or 1)
         return col(f"bit({n})", {"kind": "bits", "length": n, "varying": False}, "bits", bits=n)
@@ -227,8 +231,9 @@ def value_sql(column: MariaColumn, quote: Any = None) -> str:
             f"CAST({c} AS CHAR)"
     elif f == "year":
         value = f"CAST({c} + 0 AS CHAR)"  # YEAR 0 prints as 0000
-    elif f == "float32":
-        # MariaDB prints a FLOAT with 6 digits; as a DOUBLE every digit is there
+    elif f == "float":
+        # MariaDB prints a FLOAT with 6 digits, a DOUBLE(M,D) with D decimals; as a DOUBLE
+        # every digit is there
         value = f"CAST(CAST({c} AS DOUBLE) AS CHAR)"
     elif f == "bytes":
         value = f"CONCAT('\\\\x', LOWER(HEX({c})))"
