@@ -23,10 +23,11 @@ from psycopg import sql
 
 from topoff.errors import SourceError
 from topoff.export.copy_out import copy_rows
+from topoff.pgtypes import parse_type
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.fastcopy import select_list
 from topoff.replicate.state import TableState
-from topoff.replicate.watermark import bound, committed_since, zone_or_none
+from topoff.replicate.watermark import INT_FIRST, bound, committed_since, zone_or_none
 from topoff.safety import begin_statement, check_standby
 from topoff.sources.postgres import connect
 
@@ -133,6 +134,14 @@ class Refresh:
             name = row[0] if row else None
         return zone_or_none(name)
 
+    def _first(self) -> int | None:
+        """The first value of an integer cursor's type (None for other types)."""
+        t = self.info.table
+        ctype = next((c.type for c in self.info.columns if c.name == t.cursor), None)
+        if self.info.cursor_kind != "int" or ctype is None:
+            return None
+        return INT_FIRST.get(parse_type(ctype).base)
+
     def _condition(self) -> sql.Composable:
         """Rows of this refresh: below the snapshot's max(cursor); above the watermark, or
         committed since the previous run inside the lookback window (a view, or a table
@@ -144,18 +153,18 @@ class Refresh:
             kind = self.info.cursor_kind or ""
             zone = self._zone() if kind == "timestamp" else None
             lookback = max(t.lookback, t.boundary)
-            far = bound(w, lookback, kind, zone)
+            far = bound(w, lookback, kind, zone, self._first())
             self.far = far
+            if far is not None:  # None: the window reaches back past the type's first value
+                parts.append(sql.SQL("{} > {}").format(c, far))
             if self.info.has_xmin and not self.whole_window:
                 # the rows above the watermark, and those committed since the previous run
                 # (late commits, updates, a repeated hour) within the lookback; a row at or
                 # below the watermark with an older xmin was visible to the previous run,
                 # which read it: no boundary to read again (unless xmin cannot tell)
-                parts.append(sql.SQL("{c} > {far} AND ({c} > {w} OR {since})").format(
-                    c=c, far=far, w=sql.Literal(w),
+                parts.append(sql.SQL("({c} > {w} OR {since})").format(
+                    c=c, w=sql.Literal(w),
                     since=committed_since(self.state.xmin, self.marks.xmax)))
-            else:  # a view (no xmin), or no key (the window is replaced): the whole window
-                parts.append(sql.SQL("{} > {}").format(c, far))
             if self.part is not None:
                 op = ">" if self.part == "new" else "<="
                 parts.append(sql.SQL("{} {} {}").format(c, sql.SQL(op), sql.Literal(w)))

@@ -72,20 +72,30 @@ def parse_local(text: str) -> datetime | None:
 
 def local_lower(watermark: str, boundary: timedelta, zone: ZoneInfo | None) -> str | None:
     """For a ``timestamp without time zone`` cursor: the lower bound as text, widened
-    across a repeated hour; None when the text cannot be parsed (let PostgreSQL subtract)."""
+    across a repeated hour; None when the text cannot be parsed or the bound falls before
+    year 1 (let PostgreSQL subtract: its timestamps go back to 4714 BC)."""
     w = parse_local(watermark)
     if w is None:
         return None
-    lower = w - boundary
-    start = repeated_from(w, zone) if zone is not None else None
-    if start is not None:
-        lower = min(lower, start - boundary)
+    try:
+        lower = w - boundary
+        start = repeated_from(w, zone) if zone is not None else None
+        if start is not None:
+            lower = min(lower, start - boundary)
+    except OverflowError:  # before datetime's year 1
+        return None
     return lower.isoformat(sep=" ")
 
 
+#: the first value of each integer cursor type: a lower bound below it reads from the start
+#: (an oid reads -5 as 4294967291, the others refuse it)
+INT_FIRST = {"smallint": -2**15, "integer": -2**31, "bigint": -2**63, "oid": 0}
+
+
 def bound(watermark: str, back: timedelta | int, cursor_kind: str,
-          zone: ZoneInfo | None) -> sql.Composable:
-    """SQL for ``watermark - back`` in the cursor's type, compared at full precision."""
+          zone: ZoneInfo | None, first: int | None = None) -> sql.Composable | None:
+    """SQL for ``watermark - back`` in the cursor's type, compared at full precision; None
+    when it lies below ``first``, the integer cursor type's first value (no lower bound)."""
     if cursor_kind == "timestamp" and isinstance(back, timedelta):
         text = local_lower(watermark, back, zone)
         if text is not None:
@@ -96,7 +106,10 @@ def bound(watermark: str, back: timedelta | int, cursor_kind: str,
             _typed(watermark, cursor_kind), sql.Literal(f"{us} microseconds"))
     # integers and numeric: exact decimal arithmetic here, the result an untyped literal
     # that PostgreSQL reads as the cursor column's own type (so its index is used)
-    return sql.Literal(exact_minus(watermark, back))
+    lower = exact_minus(watermark, back)
+    if first is not None and Decimal(lower) < first:
+        return None
+    return sql.Literal(lower)
 
 
 def exact_minus(number: str, back: int) -> str:
