@@ -242,6 +242,25 @@ def test_microseconds_across_the_watermark(kind, cluster, maria, tmp_path):
     assert state is not None and state.state.cursor == "2026-03-01 10:00:00.000004"
 
 
+def test_a_lower_bound_before_year_1_reads_from_the_start(cluster, maria, tmp_path):
+    """A DATETIME or DATE watermark in year 1 minus the boundary is before any datetime:
+    the refresh reads from the start (it was an internal error, exit 70, at every run)."""
+    maria.execute("CREATE TABLE y1 (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL);"
+                  "INSERT INTO y1 VALUES (1, '0001-01-01 00:00:00');"
+                  "CREATE TABLE d1 (id INT PRIMARY KEY, d DATE NOT NULL);"
+                  "INSERT INTO d1 VALUES (1, '0001-01-01')")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {
+        "y1": {"method": "updater", "cursor": "ts", "boundary": "1h"},
+        "d1": {"method": "inserter", "cursor": "d", "boundary": "1d"}})})
+    assert [r.rows for r in run_once(cfg)] == [1, 1]
+    maria.execute("INSERT INTO y1 VALUES (2, '0001-01-01 00:30:00');"
+                  "INSERT INTO d1 VALUES (2, '0001-01-02')")
+    assert [(r.status, r.error) for r in run_once(cfg)] == [("ok", None)] * 2
+    assert query(url, "SELECT id FROM m.y1 ORDER BY id") == [(1,), (2,)]
+    assert query(url, "SELECT id FROM m.d1 ORDER BY id") == [(1,), (2,)]
+
+
 @pytest.mark.parametrize("kind", ENGINES)
 def test_a_thousand_ties_progress_with_a_key(kind, cluster, maria, tmp_path):
     maria.execute("CREATE TABLE ties (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, v INT);"

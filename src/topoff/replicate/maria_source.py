@@ -333,18 +333,22 @@ class Cursor:
             raise ConfigError(f"--from/--to is not a value of {qualified}.{col.name}: "
                               f"{text[:40]!r}", hint=bound_hint(not timely)) from None
 
-    def minus(self, back: timedelta | int, zone: str | None) -> Cursor:
-        """``self - back``, exactly (a date rounded down: a wider read, never narrower)."""
+    def minus(self, back: timedelta | int, zone: str | None) -> Cursor | None:
+        """``self - back``, exactly (a date rounded down: a wider read, never narrower);
+        None when that is before year 1 (no lower bound)."""
         v = self.value
         if isinstance(v, Decimal):
-            lower = exact_minus(str(v), back if isinstance(back, int) else 0)
+            lower: str | None = exact_minus(str(v), back if isinstance(back, int) else 0)
         elif isinstance(v, datetime):
             assert isinstance(back, timedelta)
             if self.col.form == "datetime" and zone:  # a repeated hour (daylight saving)
-                lower = local_lower(v.isoformat(sep=" "), back, zone_or_none(zone)) or ""
+                lower = local_lower(v.isoformat(sep=" "), back, zone_or_none(zone))
             else:
-                lower = (v - back).isoformat(sep=" ")
+                lower = (v - back).isoformat(sep=" ") if v - datetime.min >= back else None
         else:
             assert isinstance(back, timedelta)
-            lower = (datetime.combine(v, datetime.min.time()) - back).date().isoformat()
-        return Cursor(self.col, lower, "the lower bound", "the lower bound")
+            start = datetime.combine(v, datetime.min.time())
+            lower = (start - back).date().isoformat() if start - datetime.min >= back \
+                else None
+        return None if lower is None else \
+            Cursor(self.col, lower, "the lower bound", "the lower bound")
