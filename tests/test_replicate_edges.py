@@ -139,7 +139,7 @@ def test_a_lower_bound_before_the_cursor_type_s_first_value_reads_from_the_start
     """``watermark - boundary`` below the cursor type's range: an integer's was refused by
     the source (exit 6, every later refresh too), an oid's wrapped round (-5 is oid
     4294967291: new rows were never read, exit 0), a timestamp's before year 1 was an
-    internal error."""
+    internal error, a date's or timestamp's before 4714-11-24 BC was refused (exit 6)."""
     source.execute("""
         CREATE TABLE b (id int PRIMARY KEY, c bigint NOT NULL);
         INSERT INTO b VALUES (1, -9223372036854775808);
@@ -148,22 +148,30 @@ def test_a_lower_bound_before_the_cursor_type_s_first_value_reads_from_the_start
         CREATE TABLE o (id int PRIMARY KEY, c oid NOT NULL);
         INSERT INTO o VALUES (1, 5);
         CREATE TABLE a (id int PRIMARY KEY, c timestamp NOT NULL);
-        INSERT INTO a VALUES (1, '0001-01-01 00:00:00');""")
+        INSERT INTO a VALUES (1, '0001-01-01 00:00:00');
+        CREATE TABLE z (id int PRIMARY KEY, c timestamptz NOT NULL);
+        INSERT INTO z VALUES (1, '4714-11-24 00:00:00+00 BC');
+        CREATE TABLE d (id int PRIMARY KEY, c date NOT NULL);
+        INSERT INTO d VALUES (1, '4714-11-24 BC');""")
     url = new_target(kind, cluster, tmp_path)
     numbers = {"boundary": 10, "lookback": 10}
     tables = {"b": {"method": "inserter", "cursor": "c", **numbers},
               "s": {"method": "updater", "cursor": "c", **numbers},
               "o": {"method": "inserter", "cursor": "c", **numbers},
-              "a": {"method": "updater", "cursor": "c", "boundary": "1h"}}
+              "a": {"method": "updater", "cursor": "c", "boundary": "1h"},
+              "z": {"method": "updater", "cursor": "c", "boundary": "1h"},
+              "d": {"method": "inserter", "cursor": "c", "boundary": "1d"}}
     cfg = config(url, {"app": (source.standby_url, tables)}, allow_primary=True)
-    assert [r.rows for r in run_once(cfg)] == [1, 1, 1, 1]
+    assert [r.rows for r in run_once(cfg)] == [1] * 6
     source.execute("""
         INSERT INTO b VALUES (2, -9223372036854775807); INSERT INTO s VALUES (2, -32767);
         INSERT INTO o VALUES (2, 6), (3, 4294967295);
-        INSERT INTO a VALUES (2, '0001-01-01 00:30:00');""")
+        INSERT INTO a VALUES (2, '0001-01-01 00:30:00');
+        INSERT INTO z VALUES (2, '4714-11-24 00:30:00+00 BC');
+        INSERT INTO d VALUES (2, '4714-11-25 BC');""")
     runs = run_once(cfg)
-    assert [(r.status, r.error) for r in runs] == [("ok", None)] * 4
-    for name in ("b", "s", "a"):
+    assert [(r.status, r.error) for r in runs] == [("ok", None)] * 6
+    for name in ("b", "s", "a", "z", "d"):
         assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (2,)]
     assert query(url, "SELECT id FROM app.o ORDER BY id") == [(1,), (2,), (3,)]
     assert {r.status for r in run_once(cfg)} <= {"ok", "unchanged"}

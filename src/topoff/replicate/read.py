@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -27,7 +27,13 @@ from topoff.pgtypes import parse_type
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.fastcopy import select_list
 from topoff.replicate.state import TableState
-from topoff.replicate.watermark import INT_FIRST, bound, committed_since, zone_or_none
+from topoff.replicate.watermark import (
+    INT_FIRST,
+    before_first,
+    bound,
+    committed_since,
+    zone_or_none,
+)
 from topoff.safety import begin_statement, check_standby
 from topoff.sources.postgres import connect
 
@@ -153,7 +159,9 @@ class Refresh:
             kind = self.info.cursor_kind or ""
             zone = self._zone() if kind == "timestamp" else None
             lookback = max(t.lookback, t.boundary)
-            far = bound(w, lookback, kind, zone, self._first())
+            far = None if isinstance(lookback, timedelta) and \
+                before_first(self.conn, w, lookback, kind) else \
+                bound(w, lookback, kind, zone, self._first())
             self.far = far
             if far is not None:  # None: the window reaches back past the type's first value
                 parts.append(sql.SQL("{} > {}").format(c, far))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg
 from psycopg import sql
 
 log = logging.getLogger("topoff")
@@ -90,6 +91,17 @@ def local_lower(watermark: str, boundary: timedelta, zone: ZoneInfo | None) -> s
 #: the first value of each integer cursor type: a lower bound below it reads from the start
 #: (an oid reads -5 as 4294967291, the others refuse it)
 INT_FIRST = {"smallint": -2**15, "integer": -2**31, "bigint": -2**63, "oid": 0}
+
+
+def before_first(conn: psycopg.Connection, watermark: str, back: timedelta,
+                 cursor_kind: str) -> bool:
+    """Whether ``watermark - back`` is before 4714-11-24 BC, the first date and timestamp
+    PostgreSQL holds (subtracting would fail: the difference of the two is computed)."""
+    row = conn.execute(sql.SQL(
+        "SELECT {w}::timestamp - '4714-11-24 00:00:00 BC'::timestamp < {b}::interval").format(
+            w=_typed(watermark, cursor_kind),
+            b=sql.Literal(f"{back // timedelta(microseconds=1)} microseconds"))).fetchone()
+    return bool(row and row[0])
 
 
 def bound(watermark: str, back: timedelta | int, cursor_kind: str,
