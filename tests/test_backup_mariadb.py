@@ -3,6 +3,7 @@ and the drill in a throwaway mariadbd; on real servers (a primary and a binlog r
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -10,7 +11,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyrage
 import pytest
+import zstandard
 
 from support.backup import AgeKey
 from support.cli import error_lines, run_cli, write_config
@@ -47,6 +50,10 @@ def test_backup_restore_drill_and_check(shop: MariaDatabase, age_key: AgeKey, tm
     assert finished["tables"]["empty_one"] == {"rows": 0, "hash": "0"}
     assert "item_ids" not in finished["tables"]  # a view holds no data of its own
     assert BACKUP_PASSWORD not in json.dumps([started, finished])
+    obj = (store / "backups" / "dump.shop.sql.zst.age").read_bytes()
+    sql_text = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(pyrage.decrypt(
+        obj, [pyrage.x25519.Identity.from_str(age_key.secret)])), read_across_frames=True).read()
+    assert finished["plain_size"] == len(sql_text)  # the most a restore decompresses
 
     # restore into an empty database: the values survive, byte for byte
     pair = shop.pair
@@ -219,7 +226,8 @@ def test_an_object_swapped_for_another_backup_is_refused(
         backed_up: Path, shop: MariaDatabase, age_key: AgeKey,
         env: dict[str, str | None]) -> None:
     """A whole, validly encrypted object of another backup: age accepts it, the catalog's
-    size and SHA-256 do not (exit 6, and the message says the target holds what came in)."""
+    plain_size (it holds a row more), size and SHA-256 do not (exit 6, and the message
+    says the target holds what came in)."""
     shop.execute("INSERT INTO empty_one VALUES (1)")
     assert take_backup(shop, age_key, str(backed_up), "dump.other", env).exit_code == 0  # type: ignore[attr-defined]
     shutil.copy(backed_up / "backups" / "dump.other.sql.zst.age",
@@ -230,7 +238,8 @@ def test_an_object_swapped_for_another_backup_is_refused(
                          str(age_key.identity), "--target", target)
         assert result.exit_code == 6, result.stderr
         error, hint = error_lines(result)
-        assert "does not match its catalog entry" in error and "drop what was restored" in hint
+        assert "decompresses to more than" in error and "holds a partial restore" in error
+        assert "drop what was restored" in hint
     finally:
         shop.pair.primary.sql(f"DROP DATABASE `{shop.name}_s`")
 

@@ -34,6 +34,9 @@ log = logging.getLogger("topoff")
 #: a backup with only started.json on another host counts as ongoing this long
 MAX_ONGOING = timedelta(hours=48)
 MAX_OBJECT = 16 * 1024 * 1024  # a catalog object larger than this is refused
+#: a restore decompresses at most this many times the object's size when the catalog
+#: entry predates ``plain_size`` (the uncompressed size it declares)
+PLAIN_RATIO = 1000
 #: the file in a work directory that names the process it belongs to
 OWNER = "owner.json"
 
@@ -109,8 +112,19 @@ class Entry:
 
     @property
     def size(self) -> int | None:
-        v = (self.finished or {}).get("size")
-        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+        return _count((self.finished or {}).get("size"))
+
+    @property
+    def plain_size(self) -> int | None:
+        """The bytes the object decompresses to (pg_dump's tar stream, mariadb-dump's
+        SQL text), as the backup counted them; None in entries that predate it."""
+        return _count((self.finished or {}).get("plain_size"))
+
+    @property
+    def plain_limit(self) -> int:
+        """The most a restore decompresses: ``plain_size``, else PLAIN_RATIO x size."""
+        plain = self.plain_size
+        return plain if plain is not None else PLAIN_RATIO * (self.size or 0)
 
     @property
     def sha256(self) -> str | None:
@@ -137,6 +151,10 @@ class Entry:
                 "tables": len(_dict((self.finished or {}).get("tables"))),
                 "drill": None if d is None else {"ok": d.get("ok") is True,
                                                  "time": _s(d.get("time"))}}
+
+
+def _count(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
 def _s(v: Any) -> str:

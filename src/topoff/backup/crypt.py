@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, cast
 import pyrage
 import zstandard
 
+from topoff.backup.catalog import PLAIN_RATIO, Entry
 from topoff.backup.decrypter import CHUNK, DecryptProcess, secret_lines
 from topoff.backup.prefetch import Prefetch
 from topoff.errors import IntegrityError, StoreError
@@ -27,15 +28,21 @@ from topoff.errors import IntegrityError, StoreError
 
 class HashingReader:
     """Counts and hashes the encrypted bytes read from the store (the reading side of
-    :class:`topoff.stores.hashing.HashingWriter`)."""
+    :class:`topoff.stores.hashing.HashingWriter`). Past ``limit`` bytes (the size the
+    catalog declares) it raises instead of handing them on."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, limit: int | None = None) -> None:
         self.src = src
         self.sha = hashlib.sha256()
         self.size = 0
+        self.limit = limit
+        self.too_large = False
 
     def read(self, n: int = -1) -> bytes:
         data = self.src.read(n)
+        if self.limit is not None and self.size + len(data) > self.limit:
+            self.too_large = True
+            raise too_large(self.limit)
         self.sha.update(data)
         self.size += len(data)
         return data
@@ -53,6 +60,32 @@ class HashingReader:
             pass
 
 
+def too_large(limit: int) -> IntegrityError:
+    return IntegrityError(f"the backup object holds more than the {limit} bytes its "
+                          "catalog entry declares",
+                          hint="the object was changed or replaced; restore another backup")
+
+
+class PlainLimit:
+    """The decompressed stream, raising once it yields more than ``limit`` bytes (what the
+    catalog entry declares it decompresses to): a small object that decompresses hugely
+    never fills the restore's disk."""
+
+    def __init__(self, src: Any, limit: int, why: str) -> None:
+        self.src, self.limit, self.why = src, limit, why
+        self.size = 0
+
+    def readinto(self, buf: Any) -> int:
+        n = int(self.src.readinto(buf))
+        self.size += n
+        if self.size > self.limit:
+            raise IntegrityError(f"the backup decompresses to more than {self.limit} bytes "
+                                 f"({self.why})",
+                                 hint="the object was not written by topoff backup or was "
+                                 "changed; restore another backup")
+        return n
+
+
 class _Worker(threading.Thread):
     def __init__(self, target: Any) -> None:
         super().__init__(daemon=True)
@@ -67,23 +100,29 @@ class _Worker(threading.Thread):
 
 
 @contextlib.contextmanager
-def decrypting_reader(src: BinaryIO, identities: Sequence[Any],
+def decrypting_reader(src: BinaryIO, identities: Sequence[Any], entry: Entry,
                       ) -> Iterator[tuple[BinaryIO, HashingReader]]:
-    """Yield (plain stream, hasher over the encrypted bytes read).
+    """Yield (plain stream, hasher over the encrypted bytes read) of ``entry``'s object.
+
+    Reading stops with an IntegrityError as soon as more encrypted bytes arrive than the
+    catalog's ``size``, or more decompressed ones than its ``plain_size`` (when the entry
+    predates it, PLAIN_RATIO times ``size``).
 
     The plain stream (``read``, ``readinto``, ``chunk``) is zstd's reader over the decrypted
     bytes, read ahead by a thread (:mod:`topoff.backup.prefetch`). age
     keys decrypt in a separate process (:mod:`topoff.backup.decrypter`: the ``age``
     program, else a pyrage child), in parallel with the caller; an ssh identity, whose key
     pyrage keeps inside, decrypts in a thread of this process."""
-    hashed = HashingReader(src)
+    hashed = HashingReader(src, entry.size)
+    why = "the size its catalog entry declares" if entry.plain_size is not None else \
+        f"{PLAIN_RATIO} times its size: its catalog entry declares no plain_size"
     keys = secret_lines(identities)
     if keys is None:
-        with _decrypting_thread(hashed, identities) as plain:
+        with _decrypting_thread(hashed, identities, entry.plain_limit, why) as plain:
             yield plain, hashed
         return
     child = DecryptProcess(hashed, keys)
-    ahead = Prefetch(zstd_reader(child.start()))
+    ahead = Prefetch(PlainLimit(zstd_reader(child.start()), entry.plain_limit, why))
     ok = False
     failure: BaseException | None = None
     try:
@@ -127,7 +166,8 @@ def _reraise(failure: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iterator[BinaryIO]:
+def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any], limit: int,
+                       why: str) -> Iterator[BinaryIO]:
     r, w = os.pipe()
     reader, writer = os.fdopen(r, "rb", buffering=0), os.fdopen(w, "wb")
 
@@ -142,7 +182,7 @@ def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iter
     worker = _Worker(run)
     worker.start()
     failure: BaseException | None = None
-    plain = Prefetch(zstd_reader(reader))
+    plain = Prefetch(PlainLimit(zstd_reader(reader), limit, why))
     try:
         yield plain  # type: ignore[misc]
         plain.drain()
@@ -153,6 +193,8 @@ def _decrypting_thread(hashed: HashingReader, identities: Sequence[Any]) -> Iter
         reader.close()  # a decrypting thread still writing gets EPIPE and stops
         worker.join()
         plain.join()
+    if hashed.too_large:
+        raise too_large(hashed.limit or 0)
     if worker.error is not None and not isinstance(worker.error, BrokenPipeError):
         raise decrypt_error(worker.error) from worker.error
     if failure is not None:

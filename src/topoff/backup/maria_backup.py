@@ -160,8 +160,10 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             plain = zstandard.ZstdCompressor(level=level, threads=threads).stream_writer(
                 enc, closefd=False)
             plain.write(head)
+            plain_size = len(head)  # the catalog's bound on what a restore decompresses
             while data := dump.chunks():
                 plain.write(data)
+                plain_size += len(data)
             dump.finish()
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
@@ -174,7 +176,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             snap.rollback([conn])
         raise
     timing = {"dump": round(dumped - began, 3), "hash": round(time.monotonic() - dumped, 3)}
-    extra = {"same_snapshot": provable,
+    extra = {"plain_size": plain_size, "same_snapshot": provable,
              "position": {"binlog_file": dump.position[0] if dump.position else None,
                           "binlog_position": dump.position[1] if dump.position else None,
                           "gtid": dump.gtid}}

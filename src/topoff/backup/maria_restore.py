@@ -135,7 +135,7 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str,
     with option_file(target) as defaults:
         client: _Client | None = None
         try:
-            with src, decrypting_reader(src, identities) as (plain, hashed):
+            with src, decrypting_reader(src, identities, entry) as (plain, hashed):
                 client = _Client(defaults, target.database)
                 client.feed(plain)
         except BaseException as e:
@@ -143,7 +143,8 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str,
                 client.kill()
             if isinstance(e, IntegrityError):
                 raise IntegrityError(f"{e.message}; {target.display()} holds a partial "
-                                     "restore", hint=e.hint) from None
+                                     "restore", hint=f"drop what was restored into "
+                                     f"{target.display()}; {e.hint}") from None
             raise
     if hashed.size != entry.size or hashed.hexdigest() != entry.sha256:
         raise IntegrityError(

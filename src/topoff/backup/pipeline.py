@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import time
+from typing import Any
 
 import zstandard
 
@@ -47,6 +48,19 @@ from topoff.stores.base import ObjectOptions, Store
 log = logging.getLogger("topoff")
 # the tar stream hands zstd 1 MiB at a time (tarfile's default is 10 KiB: a third more CPU)
 _COPY = 1 << 20
+
+
+class _Counting:
+    """The tar stream on its way into zstd: counts its bytes, the ``plain_size`` the
+    catalog declares (a restore decompresses no more than that)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.size = inner, 0
+
+    def write(self, data: Any) -> int:
+        self.inner.write(data)
+        self.size += len(data)
+        return len(data)
 
 
 def run_backup(store: Store, req: BackupRequest) -> BackupResult:
@@ -82,7 +96,8 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
             raise
     result.seconds = time.monotonic() - started_at
     finished = {"name": name, "ended": catalog.now_iso(), "object": key,
-                "size": result.size, "sha256": result.sha256, "files": result.files,
+                "size": result.size, "sha256": result.sha256, "plain_size": result.plain_size,
+                "files": result.files,
                 "seconds": round(result.seconds, 3), "phases": result.phases,
                 "tables": result.tables}
     catalog.write_object(store, name, "finished.json", finished, options)
@@ -104,13 +119,13 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
             # --jobs zstd threads: the largest table is compressed only once pg_dump has
             # closed its file, when pg_dump no longer needs the cores
             threads = max(1, min(req.jobs, os.cpu_count() or 1))
-            plain = zstandard.ZstdCompressor(level=req.level, threads=threads).stream_writer(
-                enc, closefd=False)
+            plain = _Counting(zstandard.ZstdCompressor(
+                level=req.level, threads=threads).stream_writer(enc, closefd=False))
             with tarfile.open(fileobj=plain, mode="w|", bufsize=_COPY,  # type: ignore[call-overload]
                               copybufsize=_COPY) as tar:  # a TarFile argument the stubs lack
                 dump.start()
                 files = dump.stream(tar_adder(tar))
-            plain.flush(zstandard.FLUSH_FRAME)
+            plain.inner.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]  # size and sha256 as stored
         dumped = time.monotonic()
         # the snapshot is still held (the coordinator's transaction): the counts and
@@ -123,7 +138,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
         log.info("dumped in %.1fs (pg_dump %.1fs), tables counted and hashed in %.1fs",
                  timing["dump"], timing["pg_dump"], timing["hash"])
         return BackupResult(req.name, key, stored.size, stored.hexdigest(), len(files),
-                            hashes, 0.0, timing)
+                            hashes, 0.0, timing, plain.size)
     except BaseException:
         session.cancel_all()
         if session.conn is not None:

@@ -40,6 +40,8 @@ class BackupResult:
     seconds: float
     #: seconds spent in the dump (pg_dump to stored object) and in the drill's hashes
     phases: dict[str, float] = field(default_factory=dict)
+    #: the bytes of the uncompressed stream (the most a restore may decompress)
+    plain_size: int = 0
 
 
 def _taken(store: Store, name: str) -> ConfigError:

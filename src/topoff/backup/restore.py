@@ -80,7 +80,7 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
         raise IntegrityError(f"the object {key} of backup {entry.name} is missing",
                              hint="restore another backup (topoff backups list)") from None
     count = 0
-    with src, decrypting_reader(src, identities) as (plain, hashed):
+    with src, decrypting_reader(src, identities, entry) as (plain, hashed):
         try:
             count = untar.extract(plain, dest, lambda name: bool(MEMBER.match(name)),
                                   MAX_MEMBERS)

@@ -9,7 +9,8 @@ buffer and written from it. tarfile's own stream mode copies every byte three mo
 Only plain files are accepted, and only names ``accept`` allows; anything else (links,
 directories, devices, sparse files, a negative size, global pax headers, an extended
 header over 1 MiB)
-raises :class:`UnexpectedEntry`. A short stream raises :class:`tarfile.ReadError`.
+raises :class:`UnexpectedEntry`. A short stream raises :class:`tarfile.ReadError`. A member
+cut short by any error is removed.
 """
 
 from __future__ import annotations
@@ -86,17 +87,22 @@ def extract(src: Any, dest: Path, accept: Callable[[str], bool],
                 or count > max_members:
             raise UnexpectedEntry(member.name)
         left = member.size
-        with open(dest / member.name, "xb") as out:
-            while left:
-                if chunk is not None:  # a view of the read-ahead buffer: no copy
-                    view = chunk(min(left, COPY))
-                    if not view:
-                        raise tarfile.ReadError("unexpected end of data")
-                else:
-                    view = buf[: min(left, COPY)]
-                    _read_exact(src, view)
-                out.write(view)
-                left -= len(view)
+        path = dest / member.name
+        with open(path, "xb") as out:
+            try:
+                while left:
+                    if chunk is not None:  # a view of the read-ahead buffer: no copy
+                        view = chunk(min(left, COPY))
+                        if not view:
+                            raise tarfile.ReadError("unexpected end of data")
+                    else:
+                        view = buf[: min(left, COPY)]
+                        _read_exact(src, view)
+                    out.write(view)
+                    left -= len(view)
+            except BaseException:
+                path.unlink()  # a partial file never stays behind
+                raise
         pad = _padded(member.size) - member.size
         if pad:
             _read_exact(src, buf[:pad])

@@ -1,0 +1,138 @@
+"""A restore's disk is bounded by what the catalog declares: reading stops as soon as the
+object is larger than its ``size``, or its tar stream larger than its ``plain_size`` (1000
+times ``size`` when the entry predates that field), and the partial file is removed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pyrage
+import pytest
+import zstandard
+
+from support.backup import AgeKey, backup_args
+from support.cli import error_lines, run_cli
+from support.pg import Database
+from test_backup_decrypt import FILES, children, decrypter, encrypt, fetch, put  # noqa: F401
+from topoff.backup.catalog import Entry
+from topoff.errors import IntegrityError
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w|") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def _declared(entry: Entry, **fields: int) -> Entry:
+    assert entry.finished is not None
+    return Entry(entry.name, entry.status, entry.started, {**entry.finished, **fields})
+
+
+def _held(dest: Path) -> int:
+    return sum(p.stat().st_size for p in dest.iterdir())
+
+
+def test_an_object_larger_than_declared_stops_at_the_declared_size(
+        decrypter: str, age_key: AgeKey, tmp_path: Path) -> None:  # noqa: F811
+    data = encrypt(age_key, zstandard.ZstdCompressor().compress(_tar(FILES)))
+    declared = len(data) // 4
+    entry = _declared(put(tmp_path / "store", data), size=declared)
+    before = children()
+    with pytest.raises(IntegrityError, match=f"more than the {declared} bytes") as e:
+        fetch(tmp_path, entry, age_key)
+    assert "another backup" in (e.value.hint or "")
+    assert _held(tmp_path / "dump") <= declared  # the partial member was removed
+    assert children() <= before
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_small_object_that_decompresses_hugely_is_stopped(
+        decrypter: str, age_key: AgeKey, tmp_path: Path, declared: bool) -> None:  # noqa: F811
+    """A few KiB that decompress to 64 MiB: refused once past ``plain_size`` or, without
+    it, past 1000 times the object's size."""
+    plain = _tar({"toc.dat": b"toc", "1.dat": bytes(64 << 20)})
+    data = encrypt(age_key, zstandard.ZstdCompressor().compress(plain))
+    entry = put(tmp_path / "store", data)
+    limit = 1 << 20 if declared else 1000 * len(data)
+    assert limit < 8 << 20
+    if declared:
+        entry = _declared(entry, plain_size=limit)
+    with pytest.raises(IntegrityError, match=f"more than {limit} bytes") as e:
+        fetch(tmp_path, entry, age_key)
+    assert "another backup" in (e.value.hint or "")
+    assert _held(tmp_path / "dump") <= limit
+
+
+def test_the_declared_sizes_exactly_pass(decrypter: str, age_key: AgeKey,  # noqa: F811
+                                         tmp_path: Path) -> None:
+    plain = _tar(FILES)
+    entry = _declared(put(tmp_path / "store", encrypt(
+        age_key, zstandard.ZstdCompressor().compress(plain))), plain_size=len(plain))
+    dest = fetch(tmp_path, entry, age_key)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == FILES
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_the_bounds_hold_for_an_ssh_identity(tmp_path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(tmp_path / "id")], check=True)
+    key = AgeKey(tmp_path / "id", (tmp_path / "id.pub").read_text().strip(), "")
+    data = encrypt(key, zstandard.ZstdCompressor().compress(_tar(FILES)))
+    entry = _declared(put(tmp_path / "store", data), size=len(data) // 4)
+    with pytest.raises(IntegrityError, match=f"more than the {len(data) // 4} bytes"):
+        fetch(tmp_path, entry, key)
+    shutil.rmtree(tmp_path / "dump")
+    entry = _declared(put(tmp_path / "store", data), plain_size=1 << 20)
+    with pytest.raises(IntegrityError, match=f"more than {1 << 20} bytes"):
+        fetch(tmp_path, entry, key)
+
+
+def test_restore_of_a_forged_bomb_exits_6_and_leaves_nothing(
+        db: Database, age_key: AgeKey, tmp_path: Path, target: str) -> None:
+    """A catalog entry written by anyone who can write to the store: its plain_size is
+    what the restore's disk may hold, the real backup records the true one."""
+    with db.primary() as conn:
+        conn.execute("CREATE TABLE notes (line text); INSERT INTO notes VALUES ('hello')")
+    db.sync()
+    store = tmp_path / "store"
+    assert run_cli(*backup_args(db, age_key, store, "dump.a")).exit_code == 0
+    obj = (store / "backups/dump.a.tar.zst.age").read_bytes()
+    plain = pyrage.decrypt(obj, [pyrage.x25519.Identity.from_str(age_key.secret)])
+    tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(plain),
+                                                     read_across_frames=True).read()
+    finished = json.loads((store / "catalog/dump.a/finished.json").read_text())
+    assert finished["plain_size"] == len(tar)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        members = {m.name: t.extractfile(m).read() for m in t.getmembers()}  # type: ignore[union-attr]
+    members["9999.dat"] = bytes(32 << 20)
+    forged = pyrage.encrypt(zstandard.ZstdCompressor().compress(_tar(members)),
+                            [pyrage.x25519.Recipient.from_str(age_key.public)])
+    (store / "backups/dump.b.tar.zst.age").write_bytes(forged)
+    (store / "catalog/dump.b").mkdir()
+    shutil.copy(store / "catalog/dump.a/started.json", store / "catalog/dump.b/started.json")
+    finished.update(size=len(forged), sha256=hashlib.sha256(forged).hexdigest())
+    (store / "catalog/dump.b/finished.json").write_text(json.dumps(finished))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli("restore", str(store), "--name", "dump.b", "--identity",
+                     str(age_key.identity), "--target", target, "--workdir", str(work))
+    assert result.exit_code == 6, result.stderr
+    error, hint = error_lines(result)
+    assert f"more than {len(tar)} bytes" in error and "another backup" in hint
+    assert not os.listdir(work)
+    import psycopg
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'notes'"
+                            ).fetchone() == (0,)
