@@ -9,13 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from support.backup import AgeKey, backup_args
+import pytest
+
+from support.backup import NOW, AgeKey, backup_args, entry
 from support.cli import run_cli
 from support.pg import Database
 from topoff.backup import catalog
+from topoff.backup.restore import choose
 from topoff.stores.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,3 +131,23 @@ def test_no_password_in_catalog_or_output(datanommer: Database, age_key: AgeKey,
     assert started["source"].startswith("postgresql://postgres@127.0.0.1:")
     again = run_cli(*args)
     assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("start", ["not a time", "2999-01-01T00:00:00", "9999-12-31T00:00:00+00:00",
+                                   "zzz", "later"])
+def test_the_newest_finished_backup_is_chosen_by_its_parsed_start(tmp_path: Path,
+                                                                   start: str) -> None:
+    """restore --latest and the drill pick the newest finished backup as prune does: by
+    its start read as a time with a zone, not in the future (never by the text, which
+    another format, a future date or plain words put last)."""
+    store = tmp_path / "store"
+    entry(store, "dump.1", 30)
+    entry(store, "dump.2", 2)
+    entry(store, "dump.9", 3)
+    started = store / "catalog" / "dump.9" / "started.json"
+    if start == "later":  # 3 hours ago, written in another zone: its text sorts last
+        when = (NOW - timedelta(hours=3)).astimezone(timezone(timedelta(hours=14)))
+        assert when.isoformat() > (NOW - timedelta(hours=2)).isoformat()
+        start = when.isoformat()
+    started.write_text(json.dumps({**json.loads(started.read_text()), "started": start}))
+    assert choose(LocalStore(str(store)), None).name == "dump.2"

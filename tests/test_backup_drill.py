@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ def test_drill_fails_on_a_tampered_record(store: Path, age_key: AgeKey, scratch:
     src, dst = store / "catalog" / "dump.a", store / "catalog" / "dump.b"
     dst.mkdir()
     started = json.loads((src / "started.json").read_text())
-    started["started"] = started["started"].replace("+00:00", "1+00:00")  # sorts after a
+    started["started"] = (datetime.fromisoformat(started["started"])  # just after a's
+                          + timedelta(microseconds=1)).isoformat()
     (dst / "started.json").write_text(json.dumps(started))
     finished = json.loads((src / "finished.json").read_text())
     finished["tables"]["public.users"]["hash"] = "12345"

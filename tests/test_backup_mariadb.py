@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyrage
@@ -127,7 +128,8 @@ def test_drill_fails_when_the_restored_data_differs(backed_up: Path, age_key: Ag
     src, dst = backed_up / "catalog" / "dump.a", backed_up / "catalog" / "dump.b"
     dst.mkdir()
     started = json.loads((src / "started.json").read_text())
-    started["started"] = started["started"].replace("+00:00", "1+00:00")  # sorts after a
+    started["started"] = (datetime.fromisoformat(started["started"])  # just after a's
+                          + timedelta(microseconds=1)).isoformat()
     (dst / "started.json").write_text(json.dumps(started))
     finished = json.loads((src / "finished.json").read_text())
     finished["tables"][HOSTILE]["hash"] = "12345"

@@ -187,11 +187,8 @@ def alive(started: dict[str, Any], now: datetime | None = None) -> bool:
         return _proc_start(pid) == started.get("proc_start")
     if same_host:
         return False  # rebooted since, or a marker we cannot check
-    try:
-        begun = datetime.fromisoformat(_s(started.get("started")))
-    except ValueError:
-        return False
-    if begun.tzinfo is None:
+    begun = parse_time(started.get("started"))
+    if begun is None:
         return False
     return (now or datetime.now(UTC)) - begun < MAX_ONGOING
 
@@ -242,13 +239,39 @@ def read_entry(store: Store, name: str,
 
 
 def read_catalog(store: Store) -> list[Entry]:
-    """Every backup in the store, oldest first."""
+    """Every backup in the store, oldest first by its start read as a time (those whose
+    start is no time with a zone first)."""
     listing = _listing(store)
     entries = [e for n in sorted(listing)
                if (e := read_entry(store, n, listing[n])) is not None]
-    return sorted(entries, key=lambda e: (e.start_time, e.name))
+    return sorted(entries, key=_start_order)
+
+
+def _start_order(e: Entry) -> tuple[bool, float, str, str]:
+    t = parse_time(e.start_time)
+    return (t is not None, t.timestamp() if t is not None else 0.0, e.start_time, e.name)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A catalog time: ISO 8601 with a zone; None for anything else."""
+    try:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return t if t is not None and t.tzinfo is not None else None
+
+
+def finished_by_start(entries: list[Entry], now: datetime | None = None) -> list[Entry]:
+    """The finished backups that may count as the newest, oldest first, by their start
+    read as a time: one whose start is no time with a zone, or lies in the future (a
+    wrong clock, a forged entry), is left out. Prune, restore --latest and the drill
+    follow this one rule."""
+    now = now or datetime.now(UTC)
+    dated = sorted((t, e.name, e) for e in entries if e.status == "finished"
+                   and (t := parse_time(e.start_time)) is not None and t <= now)
+    return [e for _, _, e in dated]
 
 
 def latest_finished(store: Store) -> Entry | None:
-    done = [e for e in read_catalog(store) if e.status == "finished"]
+    done = finished_by_start(read_catalog(store))
     return done[-1] if done else None

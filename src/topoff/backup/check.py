@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from topoff.backup.catalog import Entry
+from topoff.backup.catalog import Entry, parse_time
 from topoff.errors import ConfigError
 from topoff.monitoring import human, label, write_textfile
 
@@ -41,14 +41,6 @@ def parse_percent(text: str) -> float:
     return float(m.group(1)) / 100
 
 
-def _time(value: str | None) -> datetime | None:
-    try:
-        t = datetime.fromisoformat(value or "")
-    except ValueError:
-        return None
-    return t if t.tzinfo else None
-
-
 @dataclass
 class CheckResult:
     code: int
@@ -59,14 +51,14 @@ class CheckResult:
 def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
              max_change: float | None = None, now: datetime | None = None) -> CheckResult:
     now = now or datetime.now(UTC)
-    done = [e for e in entries if e.status == "finished" and _time(e.end_time)]
+    done = [e for e in entries if e.status == "finished" and parse_time(e.end_time)]
     # an end in the future (a wrong clock, a forged entry) would be "fresh" for ever
-    future = [e for e in done if _time(e.end_time) > now + SKEW]  # type: ignore[operator]
+    future = [e for e in done if parse_time(e.end_time) > now + SKEW]  # type: ignore[operator]
     done = [e for e in done if e not in future]
     late = [f"backup {future[-1].name} ended in the future ({future[-1].end_time}), "
             "not counted"] if future else []
     drills = sorted((t, e.name, d.get("ok") is True) for e in entries for d in e.drills
-                    if (t := _time(str(d.get("time")))) is not None)
+                    if (t := parse_time(str(d.get("time")))) is not None)
     metrics: dict[str, float] = {}
     if drills:
         metrics["drill_success"] = 1.0 if drills[-1][2] else 0.0
@@ -74,7 +66,7 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
     if not done:
         return _result(CRITICAL, ["no finished backup", *late], metrics)
     last = done[-1]
-    ended = _time(last.end_time)
+    ended = parse_time(last.end_time)
     assert ended is not None and last.size is not None
     age = (now - ended).total_seconds()
     metrics.update(last_success_timestamp_seconds=ended.timestamp(), last_size_bytes=last.size,
@@ -96,7 +88,9 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
         if max_change is not None and abs(ratio) > max_change:
             warn.append(f"{last.name} size changed {ratio:+.1%} from {done[-2].name} "
                         f"(limit {max_change:.0%})")
-    later_failed = [e for e in entries if e.status == "failed" and e.start_time > last.start_time]
+    last_start = parse_time(last.start_time)
+    later_failed = [e for e in entries if e.status == "failed" and last_start is not None
+                    and (t := parse_time(e.start_time)) is not None and t > last_start]
     if later_failed:
         warn.append(f"backup {later_failed[-1].name} failed after {last.name}")
     if drills and not drills[-1][2]:

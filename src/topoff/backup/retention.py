@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from topoff.backup.catalog import read_catalog
+from topoff.backup.catalog import finished_by_start, parse_time, read_catalog
 from topoff.backup.names import catalog_key, data_keys
 from topoff.errors import StoreError
 from topoff.stores.base import Retained, Store
@@ -88,14 +88,6 @@ def versions_warning(store: Store) -> str | None:
             "else overwritten or deleted there is kept (and billed) forever")
 
 
-def _start(text: str) -> datetime | None:
-    try:
-        started = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return started if started.tzinfo is not None else None
-
-
 def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = False,
           now: datetime | None = None) -> PruneOutcome:
     now = now or datetime.now(UTC)
@@ -104,12 +96,11 @@ def prune(store: Store, keep_days: int, keep_last: int = 1, dry_run: bool = Fals
     # the newest finished backups by their start time, read as a time: a start that is
     # not one, or lies in the future, takes no place among them (such a backup is not
     # old either, so it is kept as well)
-    dated = sorted((t, e.name) for e in entries if e.status == "finished"
-                   and (t := _start(e.start_time)) is not None and t <= now)
-    protected = {name for _, name in dated[-max(keep_last, 1):]}
+    dated = finished_by_start(entries, now)
+    protected = {e.name for e in dated[-max(keep_last, 1):]}
     out = PruneOutcome(dry_run, warning=versions_warning(store))
     for e in entries:
-        started = _start(e.start_time)
+        started = parse_time(e.start_time)
         old = started is not None and started < cutoff
         if e.name in protected or e.status == "ongoing" or not old:
             out.kept.append(e.name)
