@@ -20,7 +20,7 @@ from topoff.backup.restore import MEMBER
 
 
 def accept(name: str) -> bool:
-    return bool(MEMBER.match(name))
+    return bool(MEMBER.fullmatch(name))
 
 
 class Trickle(io.RawIOBase):

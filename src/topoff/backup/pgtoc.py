@@ -17,8 +17,8 @@ from pathlib import Path
 
 MAGIC = b"PGDMP"
 VERSIONS = ((1, 12), (1, 16))  # the archive versions read here
-DATA_NAME = re.compile(r"^([0-9]{1,10}\.dat|blobs\.toc|blobs_[0-9]{1,10}\.toc)$")
-BLOB_LINE = re.compile(r"^[0-9]{1,10} blob_[0-9]{1,10}\.dat$")
+DATA_NAME = re.compile(r"[0-9]{1,10}\.dat|blobs\.toc|blobs_[0-9]{1,10}\.toc")
+BLOB_LINE = re.compile(r"[0-9]{1,10} blob_[0-9]{1,10}\.dat")
 
 
 class BadToc(Exception):
@@ -97,9 +97,9 @@ def check(dump_dir: Path) -> None:
     """Refuse (:class:`BadToc`) a dump whose ``toc.dat`` or ``blobs.toc`` names a file
     that is not one of the dump's own data files."""
     for name in read_names((dump_dir / "toc.dat").read_bytes()):
-        if not DATA_NAME.match(name):
+        if not DATA_NAME.fullmatch(name):
             raise BadToc(f"toc.dat names the data file {name[:80]!r}")
         if name.endswith(".toc") and (dump_dir / name).is_file():
             for line in (dump_dir / name).read_text("utf-8", "replace").splitlines():
-                if line and not BLOB_LINE.match(line):
+                if line and not BLOB_LINE.fullmatch(line):
                     raise BadToc(f"{name} names the large object file {line[:80]!r}")

@@ -4,8 +4,9 @@ The object streams from the store through sha256, age (a separate process, see
 :mod:`topoff.backup.decrypter`) and zstd into a tar reader (:mod:`topoff.backup.untar`) that
 writes the dump's files into a private temp directory (peak local disk: the uncompressed
 dump). Only tar members that pg_dump's directory format has (``toc.dat``, ``<n>.dat``,
-``blobs.toc``, ``blob_<n>.dat``, plain files) are accepted. pg_restore starts only once
-the whole object has been read and its size and sha256 match the catalog.
+``blobs.toc`` or ``blobs_<n>.toc``, ``blob_<n>.dat``, plain files) are accepted.
+pg_restore starts only once the whole object has been read and its size and sha256 match
+the catalog.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from topoff.stores.base import FileMissing, Store
 
 log = logging.getLogger("topoff")
 
-MEMBER = re.compile(r"^(toc\.dat|blobs\.toc|[0-9]{1,10}\.dat|blob_[0-9]{1,10}\.dat)$")
+#: what pg_dump's directory format holds (pg_dump 17: one blobs_<n>.toc per BLOBS entry)
+MEMBER = re.compile(r"toc\.dat|blobs\.toc|blobs_[0-9]{1,10}\.toc|[0-9]{1,10}\.dat"
+                    r"|blob_[0-9]{1,10}\.dat")
 MAX_MEMBERS = 1_000_000
 
 _USER_RELATIONS_Q = """
@@ -82,7 +85,7 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     count = 0
     with src, decrypting_reader(src, identities, entry) as (plain, hashed):
         try:
-            count = untar.extract(plain, dest, lambda name: bool(MEMBER.match(name)),
+            count = untar.extract(plain, dest, lambda name: bool(MEMBER.fullmatch(name)),
                                   MAX_MEMBERS)
         except untar.UnexpectedEntry as e:
             raise IntegrityError(
