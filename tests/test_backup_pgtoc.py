@@ -68,3 +68,17 @@ def test_a_pg_dump_17_blobs_list_naming_a_file_outside_is_refused(age_key: AgeKe
              "blobs_7.toc": f"16400 {OUTSIDE}\n".encode()}
     with pytest.raises(IntegrityError, match=r"blobs_7\.toc names the large object file"):
         _restore_checks(tmp_path, age_key, files)
+
+
+@pytest.mark.parametrize(("version", "named", "holding"), [
+    ((1, 14), "blobs_9.toc", "blobs.toc"),  # pg_restore before 1.16 reads blobs.toc
+    ((1, 15), "3390.dat", "blobs.toc"),
+    ((1, 16), "3390.dat", "3390.dat"),  # since 1.16 it reads the file the entry names
+])
+def test_a_list_of_large_objects_under_another_name_is_checked(
+        age_key: AgeKey, tmp_path: Path, version: tuple[int, int], named: str,
+        holding: str) -> None:
+    files = {"toc.dat": toc(version, [("BLOBS", named)]),
+             holding: f"16400 {OUTSIDE}\n".encode()}
+    with pytest.raises(IntegrityError, match=f"{holding} names the large object file"):
+        _restore_checks(tmp_path, age_key, files)

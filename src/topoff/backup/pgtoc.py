@@ -2,12 +2,13 @@
 
 pg_restore opens each entry's data file as ``<dir>/<name>``, the name taken from
 ``toc.dat`` as it stands (``../../etc/x`` included), and each large object as
-``<dir>/<name>`` from the lines of ``blobs.toc``. A backup object can be written by anyone
-who can write to the store (the recipients' public keys are in started.json), so before
-pg_restore starts, :func:`read_names` reads those names from ``toc.dat`` (the archive
-header and table of contents as pg_backup_archiver.c writes them, archive versions 1.12
-to 1.16: pg_dump 9.x to 17) and :func:`check` refuses any that is not a file of the
-dump's own directory.
+``<dir>/<name>`` from the lines of a BLOBS entry's file (``blobs.toc`` before archive
+version 1.16, whatever the entry names; ``blobs_<n>.toc`` since). A backup object can be
+written by anyone who can write to the store (the recipients' public keys are in
+started.json), so before pg_restore starts, :func:`read_names` reads those names from
+``toc.dat`` (the archive header and table of contents as pg_backup_archiver.c writes
+them, archive versions 1.12 to 1.16: pg_dump 9.x to 17) and :func:`check` refuses any
+that is not a file of the dump's own directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 MAGIC = b"PGDMP"
 VERSIONS = ((1, 12), (1, 16))  # the archive versions read here
 DATA_NAME = re.compile(r"[0-9]{1,10}\.dat|blobs\.toc|blobs_[0-9]{1,10}\.toc")
+BLOBS_TOC = re.compile(r"blobs\.toc|blobs_[0-9]{1,10}\.toc")
 BLOB_LINE = re.compile(r"[0-9]{1,10} blob_[0-9]{1,10}\.dat")
 
 
@@ -49,8 +51,8 @@ class _Reader:
         return None if n < 0 else self.bytes(n).decode("utf-8", "surrogateescape")
 
 
-def read_names(data: bytes) -> list[str]:
-    """The data file name of every entry of ``toc.dat`` (empty names left out)."""
+def read_names(data: bytes) -> list[tuple[str, str]]:
+    """(desc, data file name) of every entry of ``toc.dat`` with a data file."""
     r = _Reader(data)
     if r.bytes(5) != MAGIC:
         raise BadToc("toc.dat is not a pg_dump archive")
@@ -76,8 +78,9 @@ def read_names(data: bytes) -> list[str]:
     for _ in range(count):
         r.int()  # dump id
         r.int()  # had dumper
-        for _ in range(4):  # table oid, oid, tag, desc
+        for _ in range(3):  # table oid, oid, tag
             r.str()
+        desc = r.str() or ""
         r.int()  # section
         for _ in range(6 if version >= (1, 14) else 5):  # defn, drop, copy, namespace,
             r.str()  # tablespace, table access method
@@ -89,17 +92,27 @@ def read_names(data: bytes) -> list[str]:
             pass
         name = r.str()
         if name:
-            names.append(name)
+            names.append((desc, name))
     return names
 
 
 def check(dump_dir: Path) -> None:
-    """Refuse (:class:`BadToc`) a dump whose ``toc.dat`` or ``blobs.toc`` names a file
-    that is not one of the dump's own data files."""
-    for name in read_names((dump_dir / "toc.dat").read_bytes()):
+    """Refuse (:class:`BadToc`) a dump whose ``toc.dat`` or a list of large objects names
+    a file that is not one of the dump's own data files.
+
+    pg_restore reads the file of each BLOBS entry as a list of large object files; before
+    archive version 1.16 it reads ``blobs.toc`` whatever the entry names. So every file a
+    BLOBS entry names, and every ``blobs.toc`` or ``blobs_<n>.toc`` of the dump, is
+    checked as such a list."""
+    lists = {p.name for p in dump_dir.iterdir() if BLOBS_TOC.fullmatch(p.name)}
+    for desc, name in read_names((dump_dir / "toc.dat").read_bytes()):
         if not DATA_NAME.fullmatch(name):
             raise BadToc(f"toc.dat names the data file {name[:80]!r}")
-        if name.endswith(".toc") and (dump_dir / name).is_file():
-            for line in (dump_dir / name).read_text("utf-8", "replace").splitlines():
-                if line and not BLOB_LINE.fullmatch(line):
-                    raise BadToc(f"{name} names the large object file {line[:80]!r}")
+        if desc == "BLOBS":
+            lists.add(name)
+    for name in sorted(lists):
+        if not (dump_dir / name).is_file():
+            continue
+        for line in (dump_dir / name).read_text("utf-8", "replace").splitlines():
+            if line and not BLOB_LINE.fullmatch(line):
+                raise BadToc(f"{name} names the large object file {line[:80]!r}")
