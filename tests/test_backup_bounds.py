@@ -136,3 +136,19 @@ def test_restore_of_a_forged_bomb_exits_6_and_leaves_nothing(
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'notes'"
                             ).fetchone() == (0,)
+
+
+def test_more_files_than_declared_are_refused(decrypter: str, age_key: AgeKey,  # noqa: F811
+                                              tmp_path: Path) -> None:
+    """The catalog's ``files`` bounds how many files a restore creates (empty members cost
+    a few bytes compressed, and an inode each)."""
+    files = {"toc.dat": b"toc", **{f"{n}.dat": b"" for n in range(1, 200)}}
+    data = encrypt(age_key, zstandard.ZstdCompressor().compress(_tar(files)))
+    entry = _declared(put(tmp_path / "store", data), files=5)
+    with pytest.raises(IntegrityError, match="more than the 5 files") as e:
+        fetch(tmp_path, entry, age_key)
+    assert "another backup" in (e.value.hint or "")
+    assert len(os.listdir(tmp_path / "dump")) <= 5
+    entry = _declared(entry, files=len(files))
+    shutil.rmtree(tmp_path / "dump")
+    assert len(os.listdir(fetch(tmp_path, entry, age_key))) == len(files)

@@ -141,7 +141,7 @@ def test_negative_size(tmp_path: Path, how: str) -> None:
 
 def test_too_many_members(tmp_path: Path) -> None:
     data = make_tar([(f"{i}.dat", b"x") for i in range(5)])
-    with pytest.raises(untar.UnexpectedEntry):
+    with pytest.raises(untar.TooManyMembers):
         untar.extract(Trickle(data, 1 << 20), tmp_path, accept, max_members=4)
 
 

@@ -121,6 +121,11 @@ class Entry:
         return _count((self.finished or {}).get("plain_size"))
 
     @property
+    def files(self) -> int | None:
+        """The files the backup's tar holds (the most a restore creates)."""
+        return _count((self.finished or {}).get("files"))
+
+    @property
     def plain_limit(self) -> int:
         """The most a restore decompresses: ``plain_size``, else PLAIN_RATIO x size."""
         plain = self.plain_size

@@ -83,10 +83,16 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
         raise IntegrityError(f"the object {key} of backup {entry.name} is missing",
                              hint="restore another backup (topoff backups list)") from None
     count = 0
+    most = min(entry.files, MAX_MEMBERS) if entry.files is not None else MAX_MEMBERS
     with src, decrypting_reader(src, identities, entry) as (plain, hashed):
         try:
             count = untar.extract(plain, dest, lambda name: bool(MEMBER.fullmatch(name)),
-                                  MAX_MEMBERS)
+                                  most)
+        except untar.TooManyMembers:
+            raise IntegrityError(f"the backup holds more than the {most} files its catalog "
+                                 "entry declares",
+                                 hint="the object was not written by topoff backup or was "
+                                 "changed; restore another backup") from None
         except untar.UnexpectedEntry as e:
             raise IntegrityError(
                 f"the backup holds an unexpected entry {e.name[:80]!r}",

@@ -8,9 +8,9 @@ buffer and written from it. tarfile's own stream mode copies every byte three mo
 
 Only plain files are accepted, and only names ``accept`` allows; anything else (links,
 directories, devices, sparse files, a negative size, global pax headers, an extended
-header over 1 MiB)
-raises :class:`UnexpectedEntry`. A short stream raises :class:`tarfile.ReadError`. A member
-cut short by any error is removed.
+header over 1 MiB) raises :class:`UnexpectedEntry`; a member past ``max_members``,
+:class:`TooManyMembers`. A short stream raises :class:`tarfile.ReadError`. A member cut
+short by any error is removed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class UnexpectedEntry(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
+
+
+class TooManyMembers(Exception):
+    """The stream holds more than ``max_members`` members."""
 
 
 def _read_exact(src: Any, view: memoryview) -> None:
@@ -83,9 +87,10 @@ def extract(src: Any, dest: Path, accept: Callable[[str], bool],
     while (member := _header(src)) is not None:
         count += 1
         if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.size < 0 \
-                or member.sparse is not None or not accept(member.name) \
-                or count > max_members:
+                or member.sparse is not None or not accept(member.name):
             raise UnexpectedEntry(member.name)
+        if count > max_members:
+            raise TooManyMembers(max_members)
         left = member.size
         path = dest / member.name
         with open(path, "xb") as out:
