@@ -185,3 +185,39 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_catalog_text_reaches_the_terminal_only_as_printable_text(
+        store: Path, age_key: AgeKey, scratch: str, cluster: ThrowawayCluster) -> None:
+    """A catalog entry written by anyone who can write to the store: its snapshot time and
+    table names are shown without the control characters they hold (a terminal would run
+    an escape sequence; a line break would forge an error line)."""
+    src, dst = store / "catalog" / "dump.a", store / "catalog" / "dump.b"
+    dst.mkdir()
+    started = json.loads((src / "started.json").read_text())
+    started["started"] = (datetime.fromisoformat(started["started"])
+                          + timedelta(microseconds=1)).isoformat()
+    started["snapshot"]["time"] = "\x1b]0;owned\x07\x1b[2J"
+    (dst / "started.json").write_text(json.dumps(started))
+    shutil.copy(src / "finished.json", dst / "finished.json")
+    shutil.copy(store / "backups" / "dump.a.tar.zst.age", store / "backups" / "dump.b.tar.zst.age")
+    passed = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity),
+                     "--scratch", scratch)
+    assert passed.exit_code == 0, passed.stderr
+    assert "\x1b" not in passed.output and "restorable as of" in passed.stdout
+    assert _drills(store, "dump.b")[0]["restorable_as_of"] is None
+
+    finished = json.loads((src / "finished.json").read_text())
+    finished["tables"]["\x1b[2Jpublic.x\nerror: all good"] = {"rows": 1, "hash": "1"}
+    (dst / "finished.json").unlink()
+    (dst / "finished.json").write_text(json.dumps(finished))
+    name = scratch.rsplit("/", 1)[1]
+    cluster.primary.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    cluster.primary.execute(f'CREATE DATABASE "{name}"')
+    failed = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity),
+                     "--scratch", scratch)
+    assert failed.exit_code == 6, failed.stderr
+    assert "\x1b" not in failed.output
+    assert [ln for ln in failed.stderr.splitlines() if ln.startswith("error:")] == [
+        error_lines(failed)[0]]
+    assert "missing after restore" in error_lines(failed)[0]

@@ -75,17 +75,25 @@ def _recorded(entry: catalog.Entry) -> dict[str, tuple[int, str]]:
     return out
 
 
+def shown(name: str) -> str:
+    """A table name from the catalog or the restored dump, as text safe to print: one
+    holding control characters (an escape sequence, a line break) is quoted."""
+    text = name if name.isprintable() else ascii(name)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def compare(recorded: dict[str, tuple[int, str]], actual: dict[str, dict[str, Any]],
             ) -> list[str]:
     problems = []
-    for qualified in sorted(set(recorded) | set(actual)):
-        if qualified not in actual:
+    for name in sorted(set(recorded) | set(actual)):
+        qualified = shown(name)
+        if name not in actual:
             problems.append(f"{qualified}: missing after restore")
-        elif qualified not in recorded:
+        elif name not in recorded:
             problems.append(f"{qualified}: restored but not recorded at backup time")
         else:
-            rows, digest = recorded[qualified]
-            got = actual[qualified]
+            rows, digest = recorded[name]
+            got = actual[name]
             if got["rows"] != rows:
                 problems.append(f"{qualified}: {got['rows']} rows, {rows} recorded")
             elif got["hash"] != digest:
@@ -111,9 +119,10 @@ def drill(store: Store, identities: list[Any], name: str | None = None,
           workdir: str | None = None) -> DrillResult:
     entry = choose(store, name)
     snap = entry.started.get("snapshot")
-    as_of = snap.get("time") if isinstance(snap, dict) else None
+    # a time, or nothing: the catalog's text is shown on a terminal
+    as_of = catalog.parse_time(snap.get("time")) if isinstance(snap, dict) else None
     result = DrillResult(entry.name, False, catalog.now_iso(),
-                         as_of if isinstance(as_of, str) else None)
+                         None if as_of is None else as_of.isoformat())
     try:
         recorded = _recorded(entry)
         if entry.engine == "mariadb":
