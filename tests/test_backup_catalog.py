@@ -151,3 +151,17 @@ def test_the_newest_finished_backup_is_chosen_by_its_parsed_start(tmp_path: Path
         start = when.isoformat()
     started.write_text(json.dumps({**json.loads(started.read_text()), "started": start}))
     assert choose(LocalStore(str(store)), None).name == "dump.2"
+
+
+def test_backups_list_shows_catalog_text_without_control_characters(tmp_path: Path) -> None:
+    """started.json and a drill's time are written by anyone who can write to the store:
+    the table shows them without the escape sequences they may hold."""
+    store = tmp_path / "store"
+    entry(store, "dump.1", 2, drill_ok=True)
+    d = store / "catalog" / "dump.1"
+    for leaf, key in (("started.json", "started"), ("drill-1.json", "time")):
+        body = json.loads((d / leaf).read_text())
+        (d / leaf).write_text(json.dumps({**body, key: "\x1b]0;x\x07\x1b[2J\x1b[31mred"}))
+    shown = run_cli("backups", "list", str(store))
+    assert shown.exit_code == 0, shown.stderr
+    assert "dump.1" in shown.stdout and "\x1b" not in shown.output

@@ -26,12 +26,17 @@ def echo_catalog(where: str, entries: list[Entry]) -> None:
     for e in entries:
         d = e.last_drill
         drill = "" if d is None else ("ok " if d.get("ok") is True else "FAILED ") + \
-            str(d.get("time", ""))[:19].replace("T", " ")
-        cells = (e.name, e.status, e.start_time[:19].replace("T", " "),
-                 (e.end_time or "")[:19].replace("T", " "),
+            _when(str(d.get("time", "")))
+        cells = (e.name, e.status, _when(e.start_time), _when(e.end_time or ""),
                  "" if e.size is None else size(e.size), drill)
         table.add_row(*[Text(str(c)) for c in cells])
     Console(width=max(120, widest + 100)).print(table)
+
+
+def _when(text: str) -> str:
+    """A time from the catalog, to the second; its control characters (an escape
+    sequence written into the catalog by anyone who can write to the store) as ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in text[:19]).replace("T", " ")
 
 
 def echo_prune(out: PruneOutcome) -> None:
