@@ -19,6 +19,7 @@ from support.cli import run_cli
 from support.pg import Database
 from topoff.backup import catalog
 from topoff.backup.restore import choose
+from topoff.stores.base import FileInfo
 from topoff.stores.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,3 +166,21 @@ def test_backups_list_shows_catalog_text_without_control_characters(tmp_path: Pa
     shown = run_cli("backups", "list", str(store))
     assert shown.exit_code == 0, shown.stderr
     assert "dump.1" in shown.stdout and "\x1b" not in shown.output
+
+
+class StaleListing(LocalStore):
+    """A listing taken before the objects were replaced by larger ones (as S3's may be)."""
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        return [FileInfo(i.name, 2, i.modified) for i in super().list(prefix)]
+
+
+def test_a_catalog_object_larger_than_the_limit_is_not_read_whatever_the_listing_says(
+        tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    entry(store, "dump.1", 2)
+    big = store / "catalog" / "dump.1" / "finished.json"
+    body = {**json.loads(big.read_text()), "pad": "x" * catalog.MAX_OBJECT}
+    big.write_text(json.dumps(body))
+    (e,) = catalog.read_catalog(StaleListing(str(store)))
+    assert e.status == "failed" and e.finished is None

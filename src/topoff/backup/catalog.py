@@ -170,13 +170,26 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def _read_at_most(store: Store, key: str, limit: int) -> bytes | None:
+    """The object, or None when it holds more than ``limit`` bytes (read no further)."""
+    chunks: list[bytes] = []
+    total = 0
+    with store.open_read(key) as f:
+        while total <= limit and (data := f.read(min(1 << 20, limit + 1 - total))):
+            chunks.append(data)
+            total += len(data)
+    return None if total > limit else b"".join(chunks)
+
+
 def _load(store: Store, key: str, size: int) -> dict[str, Any] | None:
-    if size > MAX_OBJECT:
-        log.warning("catalog object %s is %d bytes, too large for a catalog object; ignored",
-                    key, size)
+    # the listing's size first, then the bytes read: the object may have been replaced
+    data = None if size > MAX_OBJECT else _read_at_most(store, key, MAX_OBJECT)
+    if data is None:
+        log.warning("catalog object %s is larger than %d bytes, too large for a catalog "
+                    "object; ignored", key, MAX_OBJECT)
         return None
     try:
-        body = json.loads(store.read_bytes(key))
+        body = json.loads(data)
     except ValueError:
         log.warning("catalog object %s is not JSON; ignored", key)
         return None
