@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,15 @@ def test_an_end_in_the_future_is_not_fresh(tmp_path: Path) -> None:
     entry(store, "dump.c", 1)
     code, line = check(store, "--max-age", "26h")
     assert code == 1 and "dump.b ended in the future" in line, line
+
+
+def test_a_drill_dated_in_the_future_does_not_hide_the_newest_one(tmp_path: Path) -> None:
+    """A passed drill dated years ahead (a wrong clock, a forged object) would stay the
+    newest for ever, and a failed drill after it would never be reported."""
+    store = tmp_path / "s"
+    entry(store, "dump.a", 30)
+    entry(store, "dump.b", 2, drill_ok=False)
+    (store / "catalog" / "dump.a" / "drill-9.json").write_text(
+        json.dumps({"ok": True, "time": "2999-01-01T00:00:00+00:00"}))
+    code, line = check(store, "--max-age", "26h")
+    assert code == 1 and "drill (of dump.b) failed" in line, line

@@ -57,8 +57,9 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
     done = [e for e in done if e not in future]
     late = [f"backup {future[-1].name} ended in the future ({future[-1].end_time}), "
             "not counted"] if future else []
+    # a drill dated in the future would be the newest for ever, as an end would be fresh
     drills = sorted((t, e.name, d.get("ok") is True) for e in entries for d in e.drills
-                    if (t := parse_time(str(d.get("time")))) is not None)
+                    if (t := parse_time(d.get("time"))) is not None and t <= now + SKEW)
     metrics: dict[str, float] = {}
     if drills:
         metrics["drill_success"] = 1.0 if drills[-1][2] else 0.0
