@@ -251,3 +251,26 @@ def test_a_nul_character_is_kept_or_refused_with_its_reason(maria: MariaDatabase
     assert synced.exit_code == 7, synced.stderr
     error, hint = error_lines(synced)
     assert "holds a NUL character" in error and "DuckDB or Iceberg" in hint
+
+
+def test_values_holding_the_row_text_s_marks_verify_exactly(maria: MariaDatabase, replica: str,
+                                                            tmp_path: Path) -> None:
+    """Values holding U+001D-U+001F hash as on the replica, and moving them is a difference
+    (a text of U+001E is not NULL), as for a PostgreSQL source."""
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b VARCHAR(9), f DOUBLE); "
+                  "INSERT INTO t VALUES (1, NULL, 'r', 1.5), "
+                  "(2, CONCAT('p', CHAR(31), 'q'), 'r', NULL), "
+                  "(3, CONCAT(CHAR(29), CHAR(30)), CHAR(31), 0)")
+    config = Config(dataset="d", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="t", method="snapshot"),))
+    out = str(tmp_path / "out")
+    with open_store(out) as store:
+        export_full(config, store)
+    sync(out, replica)
+    assert verify(replica, maria.replica_url).equal
+    for change in ("a = CHAR(30) WHERE id = 1", "a = 'p', b = CONCAT('q', CHAR(31), 'r') "
+                   "WHERE id = 2"):
+        maria.execute(f"UPDATE t SET {change}")
+        report = verify(replica, maria.replica_url)
+        assert [d.what for t in report.tables for d in t.differences] == [
+            "same count, different content"], change

@@ -135,3 +135,21 @@ def test_a_null_key_is_a_source_error(db):
     finally:
         for c in conns:
             c.close()
+
+
+def test_values_moving_the_row_text_s_marks_are_differences(db):
+    """A text of U+001E is not NULL, and ('p\\x1fq', 'r') is not ('p', 'q\\x1fr'), in the
+    range hashes and in the rows' own hashes."""
+    db.execute("CREATE TABLE src (id int PRIMARY KEY, a text, b text); "
+               "INSERT INTO src VALUES (1, NULL, 'r'), (2, E'p\\x1fq', 'r'), (3, 'x', 'y');"
+               "CREATE TABLE tgt AS SELECT * FROM src;"
+               "UPDATE tgt SET a = E'\\x1e' WHERE id = 1;"
+               "UPDATE tgt SET a = 'p', b = E'q\\x1fr' WHERE id = 2")
+    src, tgt, conns = sides(db)
+    try:
+        for threshold in (100, 1):  # the rows' hashes, then the ranges' hashes
+            d = reconcile(src, tgt, threshold=threshold)
+            assert sorted(d.updates) == [("1",), ("2",)], threshold
+    finally:
+        for c in conns:
+            c.close()

@@ -122,3 +122,25 @@ def test_verify_is_silent_about_hints_when_equal(db, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "hint:" not in result.stdout + result.stderr
     assert "note: public.v.c (character(3)): compared without trailing spaces" in result.stdout
+
+
+def test_a_value_moving_the_row_text_s_marks_is_a_difference(db, replica, tmp_path):
+    """The canonical row text marks NULL with U+001E and separates values with U+001F:
+    values holding those characters (or the escape U+001D) are escaped, so a text "\\x1e"
+    is not NULL and ('p\\x1fq', 'r') is not ('p', 'q\\x1fr')."""
+    db.execute("CREATE TABLE v (id integer PRIMARY KEY, a text, b text, l text[]); "
+               "INSERT INTO v VALUES (1, NULL, 'r', NULL), "
+               "(2, E'p\\x1fq', 'r', ARRAY[E'\\x1d', E'x\\x1ey', E'\\x1f']), "
+               "(3, E'\\x1d\\x1e', E'\\x1f', '{}')")
+    publish_and_sync(db, replica, tmp_path)
+    report = verify(replica, db.standby_url)
+    assert report.equal, report.to_json()
+    for change, back in (("a = E'\\x1e' WHERE id = 1", "a = NULL WHERE id = 1"),
+                         ("a = 'p', b = E'q\\x1fr' WHERE id = 2",
+                          "a = E'p\\x1fq', b = 'r' WHERE id = 2"),
+                         ("a = E'\\x1d', b = E'\\x1e\\x1f' WHERE id = 3",
+                          "a = E'\\x1d\\x1e', b = E'\\x1f' WHERE id = 3")):
+        db.execute(f"UPDATE v SET {change}")
+        assert differing(replica, db) == ["same count, different content"], change
+        db.execute(f"UPDATE v SET {back}")
+        assert differing(replica, db) == [], back

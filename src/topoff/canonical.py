@@ -1,7 +1,11 @@
 """An order-independent content hash of rows that PostgreSQL and DuckDB compute alike.
 
 Each row becomes a canonical text (one canonical expression per column, joined by the unit
-separator, NULL written as the record separator); the hash of a set of rows is the sum of
+separator U+001F, NULL written as the record separator U+001E); inside a value that may hold
+any character, U+001D, U+001E and U+001F are each written after an escaping U+001D, so no
+value's text is NULL's or holds a separator, and two different rows never give one text
+(values without these characters, nearly all, are written as they are: hashes stored before
+the escaping stay valid for them). The hash of a set of rows is the sum of
 the first 60 bits of each row text's md5, plus the row count. Order does not matter, any
 changed, added or removed row changes the sum (with probability 1 - 2^-60), and both
 engines can compute it where the data lives (after data-diff's checksum).
@@ -28,6 +32,10 @@ from topoff.pgtypes import Family, family
 
 UNIT_SEP = "\x1f"
 NULL_MARK = "\x1e"
+ESCAPE = "\x1d"
+#: families whose canonical text may hold any character, and so is escaped (the others are
+#: digits, signs, hex, spaces and letters of the types' own output)
+FREE_TEXT = frozenset({"text", "bpchar", "json", "enum", "other", "array"})
 #: element families that the DuckDB target keeps as LIST (others as the array's text)
 DUCKDB_LIST_ELEMENTS = frozenset({"int", "text", "enum", "bool"})
 
@@ -59,8 +67,21 @@ def _pg_interval(col: sql.Composable) -> sql.Composable:
     ).format(c=col)
 
 
+def pg_escaped(text: sql.Composable) -> sql.Composable:
+    """``text`` with U+001D, U+001E and U+001F each after an escaping U+001D."""
+    for ch in (ESCAPE, NULL_MARK, UNIT_SEP):
+        text = sql.SQL("replace({}, {}, {})").format(text, sql.Literal(ch),
+                                                     sql.Literal(ESCAPE + ch))
+    return text
+
+
 def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Composable:
     """Canonical text of one PostgreSQL column value (NULL stays NULL)."""
+    text = _pg_text(col, fam, profile)
+    return pg_escaped(text) if fam.kind in FREE_TEXT else text
+
+
+def _pg_text(col: sql.Composable, fam: Family, profile: str) -> sql.Composable:
     k = fam.kind
     if k in ("timestamptz", "timestamp"):
         return sql.SQL(
@@ -85,9 +106,21 @@ def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Co
     return sql.SQL("{}::text").format(col)
 
 
+def duckdb_escaped(text: str) -> str:
+    """SQL: ``text`` escaped as :func:`pg_escaped` does."""
+    for ch in (29, 30, 31):
+        text = f"replace({text}, chr({ch}), chr(29) || chr({ch}))"
+    return text
+
+
 def duckdb_value(col: str, fam: Family) -> str:
     """Canonical text of one DuckDB column value, for a column loaded by the DuckDB target
     (``fam``: the family of the column as the replica stores it, see stored_columns)."""
+    text = _duckdb_text(col, fam)
+    return duckdb_escaped(text) if fam.kind in FREE_TEXT else text
+
+
+def _duckdb_text(col: str, fam: Family) -> str:
     k = fam.kind
     if k in ("timestamptz", "timestamp"):
         return f"CASE WHEN isfinite({col}) THEN epoch_us({col})::VARCHAR ELSE {col}::VARCHAR END"

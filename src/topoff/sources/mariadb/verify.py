@@ -23,7 +23,7 @@ from typing import Any
 
 from mysql.connector import errors as my_errors
 
-from topoff.canonical import NULL_MARK, UNIT_SEP
+from topoff.canonical import FREE_TEXT, NULL_MARK, UNIT_SEP
 from topoff.dataset.bounds import Bounds
 from topoff.errors import SourceError
 from topoff.pgtypes import family
@@ -42,8 +42,21 @@ _SEP = "CHAR(31 USING utf8mb4)"
 _NULL = "CHAR(30 USING utf8mb4)"
 
 
+def _escaped(text: str) -> str:
+    """SQL: ``text`` escaped as topoff.canonical escapes values that may hold any character."""
+    for ch in (29, 30, 31):
+        text = (f"REPLACE({text}, CHAR({ch} USING utf8mb4), "
+                f"CONCAT(CHAR(29 USING utf8mb4), CHAR({ch} USING utf8mb4)))")
+    return text
+
+
 def canonical_sql(mc: MariaColumn, kind: str, profile: str) -> str:
     """SQL: the canonical text of one value (NULL for NULL and zero dates)."""
+    text = _canonical_text(mc, kind, profile)
+    return _escaped(text) if kind in FREE_TEXT else text
+
+
+def _canonical_text(mc: MariaColumn, kind: str, profile: str) -> str:
     c = quote_ident(mc.name)
     if mc.form in ("date", "datetime", "timestamp"):
         null = f"{c} IS NULL OR {zero_date_sql(c)}"
