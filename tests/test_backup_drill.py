@@ -221,3 +221,30 @@ def test_catalog_text_reaches_the_terminal_only_as_printable_text(
     assert [ln for ln in failed.stderr.splitlines() if ln.startswith("error:")] == [
         error_lines(failed)[0]]
     assert "missing after restore" in error_lines(failed)[0]
+
+
+def test_the_dump_s_sql_runs_without_a_superuser_s_rights(db: Database, age_key: AgeKey,
+                                                            tmp_path: Path) -> None:
+    """What a dump runs at restore (a materialized view's query, a constraint's function)
+    runs in the drill as an unprivileged role: it cannot write or read the host's files
+    (COPY TO a file, pg_read_file) or run programs, whoever wrote the dump."""
+    out = Path(tempfile.mkdtemp(prefix="topoff-drill-files-"))
+    os.chmod(out, 0o777)  # the throwaway server's user could write here
+    planted = out / "written-by-the-dump"
+    try:
+        db.execute(
+            "CREATE FUNCTION leak() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+            "IF current_database() = 'drill' THEN "
+            f"EXECUTE format('COPY (SELECT 1) TO %L', '{planted}'); END IF; RETURN 1; END $$;"
+            "CREATE TABLE kept (id int); INSERT INTO kept VALUES (1);"
+            "CREATE MATERIALIZED VIEW mv AS SELECT leak() AS x")
+        store = tmp_path / "store"
+        assert run_cli(*backup_args(db, age_key, store, "dump.a")).exit_code == 0
+        result = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
+        assert not planted.exists()
+        assert result.exit_code != 0 and result.exit_code != 70, result.stderr
+        error, hint = error_lines(result)
+        assert "permission denied" in error or "must be superuser" in error, error
+        assert "unprivileged role" in hint
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

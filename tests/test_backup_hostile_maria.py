@@ -42,3 +42,31 @@ def test_a_hostile_dump_cannot_read_files_of_the_restore_host(
         assert age_key.secret not in result.output
     finally:
         shop.pair.primary.sql(f"DROP DATABASE `{shop.name}_h`")
+
+
+def test_a_hostile_dump_cannot_touch_files_of_the_drill_host(
+        backed_up: Path, age_key: AgeKey, tmp_path: Path) -> None:
+    """The drill's throwaway mariadbd reads and writes no file outside its own directory
+    (LOAD_FILE, SELECT ... INTO OUTFILE), whatever the dump says."""
+    import os
+    import shutil
+    import tempfile
+
+    started = json.loads((backed_up / "catalog/dump.a/started.json").read_text())
+    recipient = pyrage.x25519.Recipient.from_str(started["recipients"][0])
+    out = Path(tempfile.mkdtemp(prefix="topoff-drill-files-"))
+    os.chmod(out, 0o777)  # the throwaway server's user could write here
+    planted = out / "written-by-the-dump"
+    sql = (f"CREATE TABLE leak (x LONGTEXT);\n"
+           f"INSERT INTO leak VALUES (LOAD_FILE('{age_key.identity}'));\n"
+           f"SELECT 'x' INTO OUTFILE '{planted}';\n").encode()
+    (backed_up / "backups/dump.a.sql.zst.age").write_bytes(
+        pyrage.encrypt(zstandard.ZstdCompressor().compress(sql), [recipient]))
+    try:
+        result = run_cli("backups", "drill", str(backed_up), "--name", "dump.a",
+                         "--identity", str(age_key.identity))
+        assert not planted.exists()
+        assert result.exit_code in (6, 7), result.stderr
+        assert age_key.secret not in result.output
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,12 +23,14 @@ from psycopg import sql
 from topoff.backup import catalog
 from topoff.backup.restore import check_engines, choose, restore
 from topoff.backup.tables import table_hashes
-from topoff.errors import IntegrityError, TopoffError
+from topoff.errors import IntegrityError, TargetError, TopoffError
 from topoff.redact import redact
 from topoff.sources.postgres import connect
 from topoff.stores.base import Store
 
 log = logging.getLogger("topoff")
+#: the role a throwaway cluster's restore runs as (no superuser: see scratch_database)
+DRILL_ROLE = "topoff_drill"
 
 
 @dataclass
@@ -55,8 +58,14 @@ def scratch_database(url: str | None) -> Iterator[str]:
     from topoff.demo.cluster import throwaway_cluster
 
     with throwaway_cluster(standby=False) as cluster:
-        cluster.create_database("drill")
-        yield cluster.primary.url("drill")
+        # the dump's SQL (a materialized view's query, a constraint's function) runs as an
+        # unprivileged role owning the database: a superuser could read and write the
+        # host's files or run programs, whoever wrote the dump
+        password = secrets.token_hex(16)
+        cluster.primary.execute(f"CREATE ROLE {DRILL_ROLE} LOGIN NOSUPERUSER NOCREATEDB "
+                                f"NOCREATEROLE PASSWORD '{password}'")
+        cluster.primary.execute(f"CREATE DATABASE drill OWNER {DRILL_ROLE}")
+        yield cluster.primary.url("drill", user=DRILL_ROLE, password=password)
 
 
 def _recorded(entry: catalog.Entry) -> dict[str, tuple[int, str]]:
@@ -159,7 +168,15 @@ def _pg_restore_and_hash(store: Store, entry: catalog.Entry, identities: list[An
     if scratch_url is not None:
         check_engines(entry, scratch_url)
     with scratch_database(scratch_url) as url:
-        restore(store, entry, identities, url, jobs=jobs, no_owner=True, workdir=workdir)
+        try:
+            restore(store, entry, identities, url, jobs=jobs, no_owner=True, workdir=workdir)
+        except TargetError as e:
+            if scratch_url is not None or not e.message.startswith("pg_restore"):
+                raise
+            raise TargetError(e.message, hint=f"the drill restores as the unprivileged role "
+                              f"{DRILL_ROLE}: what needs a superuser (an untrusted extension "
+                              "or language, server files) fails there; see docs/backups.md "
+                              "(Drills)") from None
         extra: list[psycopg.Connection] = []
 
         def more() -> psycopg.Connection:  # nobody writes to the scratch database

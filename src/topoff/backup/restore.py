@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,9 +153,11 @@ def pg_restore(url: str, dump_dir: Path, jobs: int, clean: bool, no_owner: bool)
     proc = subprocess.run([*cmd, str(dump_dir)], env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
-        lines = deque((ln for ln in proc.stderr.decode(errors="replace").splitlines()
-                       if ln.strip()), maxlen=1)
-        why = redact(lines[0].removeprefix("pg_restore: ")) if lines else "no message"
+        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        # the first error says why (with --jobs, the last one is "a worker process died")
+        first = next((ln for ln in lines if ln.startswith("pg_restore: error:")), None)
+        why = (redact((first or lines[-1]).removeprefix("pg_restore: ")) if lines
+               else "no message")
         raise TargetError(f"pg_restore into {display_url(url)} failed: {why}",
                           hint="check the target's roles and extensions (--no-owner helps "
                           "when the source's roles do not exist there)")
