@@ -97,9 +97,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                 continue
             entry = manifest.tables[q]
             if catalog.table_exists((ns, names[q])):
-                raise TargetError(f"table {ns}.{names[q]} already exists in {settings.url} "
-                                  "and is not part of this replica",
-                                  hint="drop it, or use another namespace")
+                _refuse_existing(catalog, ns, names[q], index.dataset, settings.url)
             ledger = TableLedger(index.dataset, store.url, base.id, base.sequence, 0, None,
                                  "schema", definition(entry, ns),
                                  partial)
@@ -162,7 +160,11 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
 def run(origin: str, location: str, opts: Any, result: Any,
         read_manifest: ReadManifest) -> None:
     """``topoff sync ORIGIN iceberg:FILE``: open the store and the catalog, sync, close."""
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.exceptions import (
+        CommitFailedException,
+        TableAlreadyExistsError,
+        ValidationException,
+    )
 
     from topoff.dataset.index import read_index
     from topoff.errors import NotPublishedError
@@ -181,10 +183,9 @@ def run(origin: str, location: str, opts: Any, result: Any,
         try:
             sync_iceberg(store, index, settings, origin, location, opts, fetcher,
                          read_manifest, result)
-        except (CommitFailedException, ValidationException):  # lost a race (its retry too)
-            raise TargetError(f"another writer changed a table of {settings.url} during "
-                              "this sync; nothing of the refused commit was applied",
-                              hint="run the sync again (it resumes)") from None
+        except (CommitFailedException, ValidationException,  # lost a race (its retry too)
+                TableAlreadyExistsError):  # or made a table another sync made first
+            raise _raced(settings.url) from None
         except OSError as e:  # the warehouse: a full disk, a refused permission, S3
             raise TargetError(f"writing the Iceberg tables of {settings.url} failed "
                               f"({e.strerror or type(e).__name__}); nothing of the current "
@@ -192,6 +193,23 @@ def run(origin: str, location: str, opts: Any, result: Any,
                               hint="fix the warehouse, then run the sync again (it resumes)"
                               ) from None
         result.downloaded_bytes = fetcher.downloaded_bytes
+
+
+def _raced(url: str) -> TargetError:
+    return TargetError(f"another writer changed (or made) a table of {url} during this "
+                       "sync; nothing of the refused commit was applied",
+                       hint="run the sync again (it resumes)")
+
+
+def _refuse_existing(catalog: Any, namespace: str, name: str, dataset: str, url: str) -> None:
+    """A table this sync is about to make exists: made by another sync of ``dataset``
+    since this one listed the namespace (a race), or not topoff's (refused)."""
+    table = catalog.load_table((namespace, name))
+    ledger = TableLedger.from_properties(dict(table.properties), namespace, name)
+    if ledger is not None and ledger.dataset == dataset:
+        raise _raced(url)
+    raise TargetError(f"table {namespace}.{name} already exists in {url} and is not part "
+                      "of this replica", hint="drop it, or use another namespace")
 
 
 def _applied(table: Any, publication: str) -> bool:
