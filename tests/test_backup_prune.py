@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -155,3 +156,44 @@ def test_a_finished_backup_with_a_strange_start_does_not_displace_the_newest(
     done = run_cli("backups", "prune", str(store), "--keep-days", "30")
     assert done.exit_code == 0, done.stderr
     assert _names(store) == ["dump.2", "dump.9"]
+
+
+class PrunedAfterListing(LocalStore):
+    """A directory store whose catalog, once listed, is pruned by a real ``topoff backups
+    prune`` before any of its objects is read (a prune at the same moment)."""
+
+    pruned = False
+
+    def list(self, prefix: str = "") -> list:  # type: ignore[override]
+        found = super().list(prefix)
+        if prefix == "catalog/" and not self.pruned:
+            self.pruned = True
+            done = subprocess.run([sys.executable, "-m", "topoff", "backups", "prune",
+                                   str(self.root), "--keep-days", "10"], capture_output=True,
+                                  text=True, timeout=120, env={**os.environ,
+                                                               "PYTHONPATH": str(ROOT / "src")})
+            assert done.returncode == 0 and "removed 3 backups" in done.stdout, done.stderr
+        return found
+
+
+def test_the_catalog_read_while_a_prune_removes_entries(tmp_path: Path) -> None:
+    """list, check and prune read the catalog while another prune removes old entries:
+    an entry removed between the listing and its reading is gone, not an error (list and
+    prune stopped with exit 5 "started.json not found", check said CRITICAL)."""
+    from topoff.backup.catalog import read_catalog
+    from topoff.backup.check import OK, evaluate
+
+    def store() -> PrunedAfterListing:
+        root = tmp_path / "s"
+        if root.exists():
+            shutil.rmtree(root)
+        entry(root, "dump.old1", 24 * 40)
+        entry(root, "dump.old2", 24 * 30, failed=True)
+        entry(root, "dump.old3", 24 * 20, size=None)
+        entry(root, "dump.new", 1)
+        return PrunedAfterListing(str(root))
+
+    assert [e.name for e in read_catalog(store())] == ["dump.new"]
+    assert evaluate(read_catalog(store()), 2 * 86400).code == OK
+    out = retention.prune(store(), keep_days=10)
+    assert (out.removed, out.kept) == ([], ["dump.new"])

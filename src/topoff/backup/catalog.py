@@ -6,7 +6,8 @@ each drill adds ``drill-<stamp>.json``. Nothing is ever overwritten, so a bucket
 object lock never blocks the catalog. A backup's status follows from which objects
 exist: finished, failed, or - with only started.json - ongoing while its process can
 still be alive (same host and boot, that pid with the same start time; on another host,
-younger than :data:`MAX_ONGOING`), else failed ("died").
+younger than :data:`MAX_ONGOING`), else failed ("died"). An entry whose objects a prune
+removes while the catalog is read is left out, as if read after the prune.
 
 Catalog objects are read as untrusted input: every field is type-checked, and a name
 that is not a valid backup name is skipped.
@@ -27,7 +28,7 @@ from typing import Any
 
 from topoff.backup.names import CATALOG, catalog_key, is_valid
 from topoff.redact import redact
-from topoff.stores.base import ObjectOptions, Store
+from topoff.stores.base import FileMissing, ObjectOptions, Store
 
 log = logging.getLogger("topoff")
 
@@ -227,8 +228,19 @@ def names(store: Store) -> list[str]:
 
 def read_entry(store: Store, name: str,
                leaves: dict[str, int] | None = None) -> Entry | None:
+    """The entry ``name`` (None when it has no started.json). An object listed but gone
+    when read was removed by a prune at the same moment (a backup never removes its
+    own): the entry is being removed, and is left out."""
     if leaves is None:
         leaves = _listing(store, catalog_key(name, "")).get(name, {})
+    try:
+        return _entry(store, name, leaves)
+    except FileMissing:
+        log.debug("backup %s was removed while the catalog was read", name)
+        return None
+
+
+def _entry(store: Store, name: str, leaves: dict[str, int]) -> Entry | None:
 
     def load(leaf: str) -> dict[str, Any] | None:
         return _load(store, catalog_key(name, leaf), leaves[leaf]) if leaf in leaves else None
