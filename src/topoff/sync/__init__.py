@@ -23,7 +23,7 @@ from topoff.sync.apply import (
     load_full,
     pass_over,
 )
-from topoff.sync.fetch import Fetcher
+from topoff.sync.fetch import Fetcher, removed_meanwhile
 from topoff.sync.lock import ensure_ledger, lock_dataset
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
@@ -220,6 +220,12 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
     if index is None:
         raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
                                 hint="check the location, or publish with `topoff export full`")
+    with removed_meanwhile(store, index, origin):
+        return _sync_index(store, index, target, origin, target_location, opts)
+
+
+def _sync_index(store: Store, index: Index, target: Target, origin: str,
+                target_location: str, opts: SyncOptions) -> SyncResult:
     ensure_ledger(target)
     lock_dataset(target, index.dataset)  # until the target is closed
     state = Ledger(target).read_replica(index.dataset)

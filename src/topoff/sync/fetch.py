@@ -12,13 +12,14 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from topoff.dataset import checks, layout
+from topoff.dataset.index import Index, read_index
 from topoff.dataset.manifest import DataFile
-from topoff.errors import IntegrityError
-from topoff.stores.base import Store, check_name
+from topoff.errors import IntegrityError, TargetError, TopoffError
+from topoff.stores.base import FileMissing, Store, check_name
 from topoff.stores.download import BLOCK, fetch_to_file
 from topoff.stores.local import LocalStore
 from topoff.sync.scan import scan
@@ -44,6 +45,35 @@ def _sha256(path: Path) -> str:
 
 def _matches(path: Path, f: DataFile) -> bool:
     return path.stat().st_size == f.bytes and _sha256(path) == f.sha256
+
+
+class MissingFile(IntegrityError):
+    """A data file its manifest lists is not in the (local) store."""
+
+
+@contextlib.contextmanager
+def removed_meanwhile(store: Store, index: Index, origin: str) -> Iterator[None]:
+    """A file of the dataset found missing while the block reads it, from a publication
+    that the store's index no longer lists, was removed by the producer's retention
+    (``topoff prune``) since this sync read ``index``: a TargetError says so, where the
+    file alone would call the dataset damaged. A file missing from a publication still
+    listed stays what it is."""
+    try:
+        yield
+    except (FileMissing, MissingFile):
+        try:
+            now = read_index(store)
+        except TopoffError:
+            now = None
+        gone = [p.id for p in index.publications if now is not None and now.get(p.id) is None]
+        if not gone:
+            raise
+        raise TargetError(f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed "
+                          f"from {origin} while this sync read it (the publisher's "
+                          "retention: topoff prune)",
+                          hint="run the sync again: it goes on from what is published now, "
+                          "or says how to rebuild the replica; what this run committed is "
+                          "kept") from None
 
 
 class Fetcher:
@@ -75,9 +105,9 @@ class Fetcher:
         checks.sha256(f.sha256, f"{f.path} sha256")
         path = self.store.root / check_name(layout.in_publication(pub_id, f.path))
         if not path.is_file():
-            raise IntegrityError(f"{path.relative_to(self.store.root)} is listed in its "
-                                 f"manifest but missing from {self.store.url}",
-                                 hint="republish the dataset")
+            raise MissingFile(f"{path.relative_to(self.store.root)} is listed in its "
+                              f"manifest but missing from {self.store.url}",
+                              hint="republish the dataset")
         return path
 
     def _fetch(self, pub_id: str, f: DataFile) -> Path:
@@ -88,8 +118,8 @@ class Fetcher:
         if isinstance(self.store, LocalStore):
             path = self.store.root / name
             if not path.exists():
-                raise IntegrityError(f"{name} is listed in its manifest but missing from "
-                                     f"{self.store.url}", hint="republish the dataset")
+                raise MissingFile(f"{name} is listed in its manifest but missing from "
+                                  f"{self.store.url}", hint="republish the dataset")
             if not _matches(path, f):
                 raise _mismatch(name, self.store.url)
             if GLOB_CHARACTERS.isdisjoint(str(path)):

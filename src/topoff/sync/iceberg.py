@@ -11,7 +11,7 @@ from topoff.dataset.index import Index, Publication
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.errors import ConfigError, TargetError
 from topoff.stores import Store
-from topoff.sync.fetch import Fetcher
+from topoff.sync.fetch import Fetcher, removed_meanwhile
 from topoff.sync.iceberg_apply import (
     apply_table,
     check_columns,
@@ -181,8 +181,9 @@ def run(origin: str, location: str, opts: Any, result: Any,
         result.dataset = index.dataset
         fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
         try:
-            sync_iceberg(store, index, settings, origin, location, opts, fetcher,
-                         read_manifest, result)
+            with removed_meanwhile(store, index, origin):
+                sync_iceberg(store, index, settings, origin, location, opts, fetcher,
+                             read_manifest, result)
         except (CommitFailedException, ValidationException,  # lost a race (its retry too)
                 TableAlreadyExistsError):  # or made a table another sync made first
             raise _raced(settings.url) from None
