@@ -187,3 +187,31 @@ def test_a_killed_backups_work_directory_goes_at_the_next_backup(
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in work.iterdir()) == [
         "other-dead", "topoff-backup-live", "topoff-backup-none"]
+
+
+def test_the_source_connection_lost_while_the_tables_are_hashed(
+        datanommer: Database, age_key: AgeKey, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standby ends the backup's sessions (a restart) once pg_dump is done, while the
+    tables are counted and hashed: a source error (exit 3) recorded in failed.json, never
+    "internal error" (exit 70); nothing is reported finished."""
+    from topoff.backup import pipeline
+
+    real = pipeline.table_hashes
+
+    def restarted(conn: object, *args: object, **kw: object) -> object:
+        datanommer.standby_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return real(conn, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "table_hashes", restarted)
+    store = tmp_path / "store"
+    done = run_cli(*backup_args(datanommer, age_key, store, "dump.lost"))
+    assert done.exit_code == 3, done.stderr
+    message, hint = error_lines(done)
+    assert "lost the connection to the source" in message and "dump.lost" in message
+    assert "standby is running" in hint
+    assert _statuses(store) == {"dump.lost": "failed"}
+    failed = json.loads((store / "catalog" / "dump.lost" / "failed.json").read_text())
+    assert "lost the connection to the source" in failed["error"]

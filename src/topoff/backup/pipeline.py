@@ -39,7 +39,9 @@ from topoff.backup.request import (
     write_started,
 )
 from topoff.backup.tables import table_hashes
+from topoff.errors import SourceError
 from topoff.export.session import SnapshotSession
+from topoff.safety import conflict_hint, is_connection_lost, is_recovery_conflict
 from topoff.sources.base import engine_of
 from topoff.sources.postgres import display_url
 from topoff.stores.age import EncryptingStore
@@ -92,7 +94,10 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
         try:
             result = _dump(store, req, session, snapshot_id, pin, recipients, key, options)
         except BaseException as e:
-            record_failure(store, name, e, options)
+            failure = _source_failure(e, name)
+            record_failure(store, name, failure or e, options)
+            if failure is not None:
+                raise failure from None
             raise
     result.seconds = time.monotonic() - started_at
     finished = {"name": name, "ended": catalog.now_iso(), "object": key,
@@ -102,6 +107,21 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
                 "tables": result.tables}
     catalog.write_object(store, name, "finished.json", finished, options)
     return result
+
+
+def _source_failure(e: BaseException, name: str) -> SourceError | None:
+    """What a failure of the source's sessions (the coordinator holding the snapshot, the
+    connections that count and hash the tables) means: the standby restarted or ended them,
+    or replay cancelled a query; None for any other failure."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if is_recovery_conflict(e):
+        return SourceError(f"backup {name} was cancelled by a conflict with recovery on the "
+                           f"standby ({first})", hint=conflict_hint())
+    if is_connection_lost(e):
+        return SourceError(f"backup {name} lost the connection to the source ({first})",
+                           hint="check that the standby is running and accepts connections "
+                           "(its log says why it stopped), then run the backup again")
+    return None
 
 
 def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_id: str,
