@@ -202,3 +202,28 @@ def test_verify_refuses_what_it_cannot_compare(db, replica, tmp_path):
     with pytest.raises(TargetError, match="no replica of other"):
         verify(replica, db.standby_url, dataset="other")
     assert query(replica, "SELECT count(*) FROM public.messages")[0][0] == 20
+
+
+def test_verify_whose_source_session_ends(db, replica, tmp_path, monkeypatch):
+    """The standby ends verify's session (a restart) while a table is hashed there: a
+    source error, exit 3, naming the source; it was "lost the connection to" the replica,
+    exit 7, even for a DuckDB file."""
+    from topoff.sources.pg_verify import PgVerifier
+
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    sync(url, replica)
+    real = PgVerifier.hash
+
+    def ended(self, *args, **kw):
+        db.standby_query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(PgVerifier, "hash", ended)
+    out = cli("verify", replica, "--against", db.standby_url)
+    assert out.exit_code == 3, out.stderr
+    error, hint = out.stderr.splitlines()[-2:]
+    assert error.startswith("error: ") and "lost its connection to the source" in error
+    assert replica not in error and "standby is running" in hint

@@ -16,9 +16,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -150,6 +151,30 @@ def lost_hint() -> str:
     return ("check that the standby is running and accepts connections (its log says why it "
             "stopped), then run again; [export] retry_attempts and retry_backoff set how long "
             "topoff keeps trying")
+
+
+@contextlib.contextmanager
+def source_failures(what: str) -> Iterator[None]:
+    """A source session that ends (the standby restarted, or ended it) or whose query
+    replay cancels, inside the block, as the SourceError it is: a caller that reads engine
+    errors as its replica's would blame the replica."""
+    try:
+        yield
+    except Exception as e:
+        from topoff.targets.errors import is_interrupt  # an export loads no target module
+
+        if is_interrupt(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if is_recovery_conflict(e):
+            raise SourceError(f"{what} was cancelled by a conflict with recovery on the "
+                              f"standby ({first})", hint=conflict_hint()) from None
+        if is_connection_lost(e):
+            raise SourceError(f"{what} lost its connection to the source ({first})",
+                              hint="check that the standby is running and accepts "
+                              "connections (its log says why it stopped), then run "
+                              "again") from None
+        raise
 
 
 def retry_on_recovery_conflict(

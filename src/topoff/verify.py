@@ -22,6 +22,7 @@ from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
 from topoff.errors import TargetError
 from topoff.pgtypes import family
+from topoff.safety import source_failures
 from topoff.sources.base import SourceVerifier, open_source
 from topoff.sync.plan import rebase_hint
 from topoff.targets import Target, open_target
@@ -152,7 +153,8 @@ def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
     """Compare one table; ``source`` reads the source (e.g. sources/pg_verify.py)."""
     report = TableReport(table.source)
     profile = _profile(target)
-    missing = source.mismatch(table)
+    with source_failures(f"reading {table.source} on the source"):
+        missing = source.mismatch(table)
     if missing:
         rows = target.count(table)
         report.compared_rows = rows
@@ -163,7 +165,8 @@ def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
     def source_hash(t: TableDef, by_day: bool, since_b: Any, window: Any = None) -> dict:
         src = TableDef(t.source, _source_ref(t), t.method, stored, t.primary_key, t.cursor,
                        t.cursor_type, t.cursor_timezone)
-        return source.hash(src, by_day, since_b, window, profile)
+        with source_failures(f"hashing {t.source} on the source"):
+            return source.hash(src, by_day, since_b, window, profile)
 
     since_b = lower_bound(table.cursor_type, table.cursor_timezone, since) \
         if since and table.cursor and table.cursor_type else None
