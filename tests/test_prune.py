@@ -252,3 +252,25 @@ def test_retention_shorter_than_the_lookback_is_refused(datanommer, dest, tmp_pa
     ok = run_cli("export", "incremental", "--config", conf, "--source",
                  datanommer.standby_url, "--to", str(dest), "--keep-days", "4")
     assert ok.exit_code == 0, ok.stderr
+
+
+def test_a_retention_refused_is_refused_before_waiting_for_the_lock(datanommer, dest, tmp_path):
+    """prune --wait with a --keep-days the lookback forbids exits 2 at once, not after
+    waiting for the export that holds the lock."""
+    import subprocess
+    import sys
+
+    from topoff.dataset.lock import StoreLock
+
+    with open_store(str(dest)) as store:
+        export_full(make_config(datanommer, sample.example_config()), store)
+        held = StoreLock(store, read_index(store).dataset)
+        held.acquire()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "topoff", "prune", "--to", str(dest), "--keep-days",
+                 "2", "--wait"], capture_output=True, text=True, timeout=60)
+        finally:
+            held.release()
+    assert proc.returncode == 2, proc.stderr
+    assert "keeping 2 days" in proc.stderr

@@ -11,7 +11,7 @@ from topoff.cli.output import echo_datasets, echo_index, echo_prune
 from topoff.config import MAX_KEEP_DAYS, parse_duration
 from topoff.dataset.index import read_index
 from topoff.dataset.lock import dataset_lock
-from topoff.dataset.retention import prune
+from topoff.dataset.retention import check_keep_days, prune
 from topoff.dataset.roots import find_datasets
 from topoff.errors import ConfigError, StoreError
 
@@ -53,6 +53,7 @@ def prune_cmd(config_path: str | None, dest: str, keep_days: int | None,
     if keep_days is None:
         raise ConfigError("no retention given: how many days to keep",
                           hint="pass --keep-days N, or set [retention] keep_days in the config")
+    check_keep_days(keep_days, config.export.lookback_days)  # before waiting for the lock
     keep_full = keep_full or config.retention.keep_full
     grace_period = timedelta(seconds=parse_duration(grace, "--grace"))
     store = store_for(dest, config)
