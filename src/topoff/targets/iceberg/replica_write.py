@@ -78,11 +78,12 @@ def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Arr
     What pyiceberg's ``Transaction.delete`` does for an ``In`` filter, less its cost: it
     binds and converts every listed key several times in Python (5 of 7 seconds for 25,000
     keys over a 500,000-row table); here the key range picks the files (their column
-    bounds) and Arrow's ``is_in`` finds the rows."""
+    bounds) and Arrow's ``is_in`` finds the rows (on keys whose -0 is read as 0: equal in
+    PostgreSQL, one key, which ``is_in`` tells apart)."""
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
-    values = pc.unique(values.combine_chunks() if isinstance(values, pa.ChunkedArray)
-                       else values)
+    values = pc.unique(_zero(values.combine_chunks() if isinstance(values, pa.ChunkedArray)
+                             else values))
     if len(values) == 0:
         return
     bounds = pc.min_max(values)
@@ -94,7 +95,7 @@ def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Arr
     for task in txn._scan(row_filter=rough).plan_files():
         df = ArrowScan(table_metadata=meta, io=table.io, projected_schema=meta.schema(),
                        row_filter=AlwaysTrue()).to_table(tasks=[task])
-        column = df.column(key)
+        column = _zero(df.column(key))
         hit = pc.fill_null(pc.is_in(column, value_set=values.cast(column.type)), False)
         keep = df.filter(pc.invert(hit))
         if len(keep) == len(df):
@@ -111,6 +112,13 @@ def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Arr
             snap.delete_data_file(old)
             for f in files:
                 snap.append_data_file(f)
+
+
+def _zero(values: Any) -> Any:
+    """``values`` with each -0 of a float column as 0 (anything else as it is)."""
+    if not pa.types.is_floating(values.type):
+        return values
+    return pc.if_else(pc.equal(values, 0), pa.scalar(0.0, values.type), values)
 
 
 def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,

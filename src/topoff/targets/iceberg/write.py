@@ -37,16 +37,24 @@ def _nan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def _zero(v: Any) -> bool:
+    return isinstance(v, float) and v == 0.0
+
+
 def key_filter(keys: list[str], t: pa.Table) -> BooleanExpression:
     """The rows whose ``keys`` equal those of a row of ``t``. A NaN key matches NaN, as
     in PostgreSQL (where NaN equals NaN: a float key holds one row of it), by IsNaN: an
-    expression literal cannot be NaN."""
+    expression literal cannot be NaN. A zero key matches 0 and -0, equal in PostgreSQL,
+    by EqualTo (Arrow's ``==``): an ``In`` list is Arrow's ``is_in``, which tells them
+    apart."""
     # pyiceberg's predicates take (term, literal) positionally; its pydantic fields mislead mypy
     if len(keys) == 1:
         values = t.column(keys[0]).to_pylist()
         terms: list[BooleanExpression] = []
-        if plain := {v for v in values if not _nan(v)}:
+        if plain := {v for v in values if not _nan(v) and not _zero(v)}:
             terms.append(In(keys[0], plain))  # type: ignore[call-arg, arg-type]
+        if any(_zero(v) for v in values):
+            terms.append(EqualTo(keys[0], 0.0))  # type: ignore[call-arg, arg-type]
         if any(_nan(v) for v in values):
             terms.append(IsNaN(keys[0]))  # type: ignore[call-arg, arg-type]
     else:
