@@ -19,6 +19,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.duckdb.load_errors import load_error
 from topoff.targets.duckdb.resources import resource_settings
 from topoff.targets.duckdb.types import (
     MACROS,
@@ -53,6 +54,7 @@ log = logging.getLogger("topoff")
 
 def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
 
 
 class DuckDBTarget(Target):
@@ -211,28 +213,11 @@ class DuckDBTarget(Target):
     def load(self, spec: LoadSpec) -> int:
         try:
             return self._load(spec)
-        except duckdb.OutOfMemoryException:
-            raise TargetError(
-                f"{spec.table.source}: DuckDB needs more memory than its limit "
-                f"({self.memory_limit})",
-                hint="give the sync more memory with --memory-limit") from None
-        except duckdb.InvalidInputException as e:
-            first = str(e).strip().splitlines()[0]
-            text = str(e)
-            if "CSV Error" not in first or not ("Maximum line size" in text
-                                                or "buffer_size" in text):
-                raise  # a malformed file: classified by targets/errors.py
-            raise TargetError(
-                f"{spec.table.source}: DuckDB cannot read a row ({first}); rows longer than "
-                f"{self.max_line // 2**20} MiB, a quarter of the memory limit, cannot be read",
-                hint="give the sync more memory with --memory-limit (a row may be up to a "
-                "quarter of it, 256MB at most)") from None
-        except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
-            first = str(e).strip().splitlines()[0]
-            raise TargetError(
-                f"{spec.table.source}: a value does not fit its DuckDB column ({first})",
-                hint="DuckDB cannot hold this value (timestamps after 294246 AD); sync into "
-                "PostgreSQL, or correct the value on the source") from None
+        except duckdb.Error as e:
+            found = load_error(e, spec.table.source, self.memory_limit, self.max_line)
+            if found is None:
+                raise  # a malformed file or else: classified by targets/errors.py
+            raise found from None
 
     def _load(self, spec: LoadSpec) -> int:
         table = spec.table

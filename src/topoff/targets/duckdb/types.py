@@ -55,10 +55,15 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 
-#: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL)
+#: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL); a
+#: text that is no one-dimensional array (``{1,2``, ``{a,}``) is an error (MALFORMED_ARRAY)
 PG_ARRAY_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO topoff_pg_array(s) AS
-CASE WHEN s IS NULL THEN NULL WHEN s = '{}' THEN []::VARCHAR[] ELSE
+CASE WHEN s IS NULL THEN NULL
+  WHEN NOT regexp_full_match(s, '\{(("([^"\\]|\\.)*"|[^{}",\\]+)'
+                                || '(,("([^"\\]|\\.)*"|[^{}",\\]+))*)?\}')
+  THEN error('malformed array literal: ' || left(s, 60))
+  WHEN s = '{}' THEN []::VARCHAR[] ELSE
   list_transform(regexp_extract_all(s[2:-2], '"(?:[^"\\]|\\.)*"|[^,]+'),
     lambda x: CASE WHEN x = 'NULL' THEN NULL
                    WHEN starts_with(x, '"') THEN regexp_replace(x[2:-2], '\\(.)', '\1', 'g')
@@ -75,6 +80,7 @@ CASE WHEN x IS NULL THEN 'NULL'
      ELSE x END
 """
 MACROS = (PG_ARRAY_MACRO, PG_QUOTE_MACRO)
+MALFORMED_ARRAY = "malformed array literal: "
 
 
 #: DuckDB's integer types by bits; an unsigned one goes to the next wider signed type (an

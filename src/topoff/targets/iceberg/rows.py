@@ -22,8 +22,15 @@ from pyiceberg.schema import Schema
 
 from topoff.dataset.manifest import Column
 from topoff.errors import IntegrityError, TargetError
+from topoff.targets.errors import MALFORMED_HINT
 from topoff.targets.iceberg.checked import Checked
-from topoff.targets.iceberg.types import ValueError_, array_delimiter, arrow_type, convert
+from topoff.targets.iceberg.types import (
+    Unparsable,
+    ValueError_,
+    array_delimiter,
+    arrow_type,
+    convert,
+)
 
 #: bytes of CSV parsed at once (a batch holds about this much text)
 BLOCK = 16 << 20
@@ -87,7 +94,7 @@ def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: str) -> pa.Arra
     try:
         return convert(batch.column(name), t, delimiter)
     except ValueError_ as e:
-        raise ValueError_(f"column {name} ({t}): {e}") from None
+        raise type(e)(f"column {name} ({t}): {e}") from None
 
 
 def batches(path: Path, name: str, columns: list[Column], schema: Schema,
@@ -112,6 +119,10 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
                     stream.stop()  # before the streams under it are closed or drained
             if checked:
                 checked.finish()
+        except Unparsable as e:  # a text no source writes: the file is not what it declares
+            if checked:
+                checked.damaged()
+            raise IntegrityError(f"{name} is malformed, {e}", hint=MALFORMED_HINT) from None
         except ValueError_ as e:
             if checked:
                 checked.damaged()  # a damaged file is reported as such, not by its values

@@ -23,11 +23,15 @@ business). The type is decided per column, from the manifest's declared type. Va
 exact column's Iceberg type cannot hold (a BC date, ``infinity``, a year after 9999, a
 ``NaN`` numeric in a decimal(p,s) column, a multi-dimensional array or one with explicit
 bounds) stop the load with an error naming the column and the value; nothing of that
-publication is committed (docs/iceberg.md, "Types").
+publication is committed (docs/iceberg.md, "Types"). A text that is no value of the
+column's declared type at all (``abc`` in an integer, ``2023-02-30``, ``{1,2``, ``1e39`` in
+a real: PostgreSQL refuses it too) raises :class:`Unparsable`: the dataset is damaged.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -102,6 +106,17 @@ class ValueError_(ValueError):
     """A CSV value the column's Iceberg type cannot hold."""
 
 
+class Unparsable(ValueError_):
+    """A CSV text that is no value of the column's declared type (the source could not
+    have written it: a damaged or hostile dataset), not a value Iceberg cannot hold."""
+
+
+#: texts of a valid date or timestamp an Iceberg column cannot hold: BC, infinite, year > 9999
+_NO_ICEBERG_TIME = r"^(-?infinity|\d{4}-\d\d-\d\d( [^ ]+)? BC|\d{5,}-\d\d-\d\d( [^ ]+)?)$"
+#: the start of a valid array text an Iceberg list cannot hold: several dimensions, bounds
+_NO_ICEBERG_LIST = re.compile(r"\{\{|(\[-?\d+:-?\d+\])+=")
+
+
 def array_delimiter(c: Column) -> str:
     """The delimiter between the elements of ``c``'s array text: ``;`` for ``box[]`` (a
     box's own text holds commas: ``{(1,1),(0,0);(2,2),(1,1)}``), else ``,``."""
@@ -157,6 +172,8 @@ def _array(text: str, delimiter: str) -> list[str | None]:
     try:
         return parse_pg_array(text, delimiter)
     except ValueError_ as e:
+        if not _NO_ICEBERG_LIST.match(text):
+            raise Unparsable(f"{text[:60]!r}: {str(e).split(':')[0]}") from None
         raise ValueError_(f"{text[:60]!r}: {str(e).split(':')[0]} (Iceberg's lists have one "
                           "dimension and start at 1)") from None
 
@@ -168,34 +185,73 @@ def _cast(arr: pa.Array, t: it.IcebergType) -> pa.Array:
     if isinstance(t, it.BooleanType):
         bad = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, pa.array(["t", "f"]))))
         if pc.any(bad).as_py():
-            raise ValueError_("a boolean that is neither t nor f")
+            shown = pc.filter(arr, bad)[0].as_py()
+            raise Unparsable(f"{shown[:40]!r} is a boolean that is neither t nor f")
         return pc.equal(arr, "t")
     if isinstance(t, it.BinaryType):
         values: list[bytes | None] = []
         for v in arr.to_pylist():
             if v is None:
                 values.append(None)
-            elif not v.startswith("\\x"):
-                raise ValueError_("bytea not in its \\x hex form")
             else:
-                values.append(bytes.fromhex(v[2:]))
+                try:
+                    if not v.startswith("\\x"):
+                        raise ValueError
+                    values.append(bytes.fromhex(v[2:]))
+                except ValueError:
+                    raise Unparsable(f"{v[:40]!r}: bytea not in its \\x hex form") from None
         return pa.array(values, type=target)
     if isinstance(t, it.DecimalType):
         try:
             return pc.cast(arr, target)
         except pa.ArrowInvalid as e:
+            special = pc.match_substring_regex(arr, r"^[+-]?(nan|inf|infinity)$",
+                                               ignore_case=True)
+            _parsed(pc.filter(arr, pc.invert(pc.fill_null(special, False))), target)
             raise ValueError_(f"{_first_line(e)} (NaN and infinity fit only an unconstrained "
                               "numeric column, which an Iceberg replica holds as text)"
                               ) from None
     if isinstance(t, it.DateType | it.TimestampType | it.TimestamptzType):
         try:
-            return pc.cast(arr, target)
+            return _years(arr, pc.cast(arr, target))
         except pa.ArrowInvalid as e:
-            raise ValueError_(f"{_first_line(e)} (an Iceberg replica holds the years 1 to "
-                              "9999: no BC date, no infinity, no year 10000)") from None
+            valid = pc.match_substring_regex(arr, _NO_ICEBERG_TIME)
+            _parsed(pc.filter(arr, pc.invert(pc.fill_null(valid, False))), target)
+            raise ValueError_(f"{_first_line(e)} {YEARS}") from None
     if isinstance(t, it.FloatType | it.DoubleType):
-        return _float(arr, pc.cast(arr, target))
-    return pc.cast(arr, target)
+        return _float(arr, _parsed(arr, target))
+    return _parsed(arr, target)
+
+
+YEARS = "(an Iceberg replica holds the years 1 to 9999: no BC date, no infinity, no year 10000)"
+
+
+def _years(text: pa.Array, value: pa.Array) -> pa.Array:
+    """``value`` (the cast of ``text``) when every value is in the years 1 to 9999 (Arrow
+    reads a year 0, and an offset moves an instant past either end; pyiceberg writes a
+    file's bounds through Python's datetime, which holds those years only)."""
+    first, last = (datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+    if pa.types.is_date(value.type):
+        low, high = pa.scalar(first.date(), value.type), pa.scalar(last.date(), value.type)
+    else:
+        zone = UTC if value.type.tz else None
+        low = pa.scalar(first.replace(tzinfo=zone), value.type)
+        high = pa.scalar(last.replace(tzinfo=zone), value.type)
+    out = pc.or_(pc.less(value, low), pc.greater(value, high))
+    if not pc.any(out).as_py():
+        return value
+    shown = pc.filter(text, out)[0].as_py()
+    if shown.startswith("0000-"):  # no year PostgreSQL writes (1 BC is 0001 BC)
+        raise Unparsable(f"{shown[:40]!r} has a year 0")
+    raise ValueError_(f"{shown[:40]!r} falls outside the years 1 to 9999 in UTC {YEARS}")
+
+
+def _parsed(arr: pa.Array, target: pa.DataType) -> pa.Array:
+    """``arr`` cast to ``target``; Unparsable when a text is no value of that type."""
+    try:
+        return pc.cast(arr, target)
+    except pa.ArrowInvalid as e:
+        raise Unparsable(_first_line(e)) from None
 
 
 def _float(text: pa.Array, value: pa.Array) -> pa.Array:
@@ -212,8 +268,8 @@ def _float(text: pa.Array, value: pa.Array) -> pa.Array:
     bad = pc.or_(pc.and_(inf, pc.invert(infinity)), pc.and_(zero, nonzero))
     if pc.any(bad).as_py():
         shown = pc.filter(text, bad)[0].as_py()
-        raise ValueError_(f"{shown[:40]!r} is out of the range of {value.type} (PostgreSQL "
-                          "refuses it too)")
+        raise Unparsable(f"{shown[:40]!r} is out of the range of {value.type} (PostgreSQL "
+                         "refuses it too)")
     return value
 
 
@@ -234,6 +290,8 @@ def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",") -> pa.Array:
             return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values,
                                                  type=arrow_type(t), mask=mask)
         return _cast(arr, t)
+    except ValueError_ as e:
+        raise type(e)(str(e).splitlines()[0][:200]) from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
         raise ValueError_(str(e).splitlines()[0][:200]) from None
 
