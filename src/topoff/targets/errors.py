@@ -141,9 +141,11 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
     state = _sqlstate(exc) or ""
     diag = getattr(exc, "diag", None)
     detail = _first_line(exc)
+    context = (getattr(diag, "context", None) or "").strip().splitlines()
+    copying = bool(context) and context[-1].startswith("COPY ")
     if state in ("22P04", "22P02", "22007", "22008", "22003", "22021", "22P05", "22025",
-                 "22026", "22004"):
-        context = (getattr(diag, "context", None) or "").strip().splitlines()
+                 "22026", "22004", "22001") or (state == "22023" and copying):
+        # 22001: longer than a varchar(n); 22023 in a COPY: a bytea of odd hex digits
         table = None
         if context and context[-1].startswith("COPY "):
             table = context[-1].removeprefix("COPY ").split(",")[0].strip()
