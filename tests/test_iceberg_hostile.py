@@ -91,3 +91,42 @@ def test_a_float_out_of_its_range_is_refused(db, tmp_path, column, value):
                and f"'{value}'" in line for line in out.stderr.splitlines()), out.stderr
     assert "hint: " in out.stderr
     assert iceberg_table(target, "public.h").current_snapshot() is None
+
+
+def test_a_row_longer_than_the_csv_reader_takes_is_exit_7_not_a_damaged_file(db, tmp_path):
+    """A valid row of more than twice the reader's block (a 40 MB text) was called "not
+    the CSV its manifest describes" (exit 6, ask the publisher) though the file is fine."""
+    from topoff.targets.iceberg.rows import BLOCK
+
+    db.execute("CREATE TABLE h (id integer, t text)")
+    db.execute("INSERT INTO h VALUES (1, 'x')")
+    db.sync()
+    url = tmp_path / "published"
+    full = publish_full(make_config(db, 'dataset = "h"\n[tables.h]\nmethod = "snapshot"\n'),
+                        str(url)).publications[0].id
+    text = b"id,t\n1," + b"y" * (2 * BLOCK + (1 << 20)) + b"\n"
+    replace_data_file(url, full, "public.h", compress(text), uncompressed_bytes=len(text))
+    target = catalog_file(tmp_path)
+    out = cli("sync", str(url), target)
+    assert out.exit_code == 7, (out.stdout, out.stderr)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "32 MiB" in errors[0], out.stderr
+    assert "hint: " in out.stderr
+    assert iceberg_table(target, "public.h").current_snapshot() is None
+
+
+def test_a_replicated_row_longer_than_the_csv_reader_takes_fails_the_table_with_7(cluster,
+                                                                                  tmp_path):
+    """The same row read from a source by ``topoff replicate`` was an internal error."""
+    from support.replicate import config, new_database
+    from test_replicate_iceberg import catalog_file as replicate_catalog
+    from topoff.replicate.engine import run_once
+
+    db = new_database(cluster)
+    db.execute("CREATE TABLE w (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+               "INSERT INTO w VALUES (1, '2026-01-01', repeat('x', 40000000))")
+    cfg = config(replicate_catalog(tmp_path),
+                 {"app": (db.standby_url, {"w": {"method": "updater", "cursor": "ts"}})})
+    [run] = run_once(cfg)
+    assert (run.status, run.exit_code) == ("failed", 7), run.error
+    assert "32 MiB" in (run.error or "")

@@ -37,7 +37,13 @@ from topoff.errors import IntegrityError, TargetError
 from topoff.pgtypes import family, parse_type
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
-from topoff.targets.iceberg.rows import BLOCK, arrow_schema, parse_options
+from topoff.targets.iceberg.rows import (
+    BLOCK,
+    LONG_ROW,
+    arrow_schema,
+    parse_options,
+    too_long,
+)
 from topoff.targets.iceberg.table import schema_of
 from topoff.targets.iceberg.types import ValueError_, array_delimiter, convert
 
@@ -184,14 +190,14 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
     if first is None:
         return
     raw = _Blocks(_chain(iter([first]), blocks))
-    reader = pacsv.open_csv(  # (no reader over no rows: Arrow refuses an empty file)
-        io.BufferedReader(raw, BLOCK),
-        read_options=pacsv.ReadOptions(block_size=BLOCK, column_names=names),
-        parse_options=parse_options(names),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=False))
     try:
+        reader = pacsv.open_csv(  # (no reader over no rows: Arrow refuses an empty file)
+            io.BufferedReader(raw, BLOCK),
+            read_options=pacsv.ReadOptions(block_size=BLOCK, column_names=names),
+            parse_options=parse_options(names),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, null_values=[""],
+                strings_can_be_null=True, quoted_strings_can_be_null=False))
         for batch in reader:
             arrays = []
             for field in target:
@@ -210,6 +216,12 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
                           hint="nothing was committed; leave the column out (exclude = "
                           "[...]), or use a DuckDB or PostgreSQL target (docs/iceberg.md, "
                           "Types)") from None
+    except pa.ArrowInvalid as e:
+        if not too_long(e):
+            raise
+        raise TargetError(f"{what}: {LONG_ROW}; nothing was committed", hint="leave the "
+                          "column out (exclude = [...]), or use a DuckDB or PostgreSQL "
+                          "target") from None
     finally:  # Arrow's read-ahead thread out of ``blocks`` before the caller closes them
         raw.stop()
 

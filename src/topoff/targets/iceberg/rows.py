@@ -36,6 +36,16 @@ from topoff.targets.iceberg.types import (
 BLOCK = 16 << 20
 
 
+#: what pyarrow's CSV reader cannot take: a row longer than two of its blocks
+LONG_ROW = f"a row is longer than the {2 * BLOCK >> 20} MiB the Iceberg loader reads at once"
+
+
+def too_long(e: Exception) -> bool:
+    """Whether ``e`` (pyarrow's ArrowInvalid) is its CSV reader meeting a row longer than it
+    takes (not a malformed file)."""
+    return isinstance(e, pa.ArrowInvalid) and "straddling object" in str(e)
+
+
 def gathered(parts: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
     """Record batches joined into tables of about ``limit`` bytes (0: one a batch)."""
     held: list[pa.RecordBatch] = []
@@ -134,6 +144,10 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
         except (pa.ArrowInvalid, zstandard.ZstdError) as e:
             if checked:
                 checked.damaged()
+            if too_long(e):
+                raise TargetError(f"{name}: {LONG_ROW}; nothing of this publication was "
+                                  "committed", hint="use a DuckDB or PostgreSQL replica for "
+                                  "this table, or leave it out (--tables)") from None
             raise IntegrityError(f"{name}: not the CSV its manifest describes "
                                  f"({str(e).splitlines()[0][:160]})",
                                  hint="the publication is damaged; ask the publisher to "
