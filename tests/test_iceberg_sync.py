@@ -298,3 +298,6 @@ def test_expire_keeps_the_current_snapshot_and_the_ledger(standard, tmp_path):
     assert len(sync(url, target).applied) == 1
     assert_same(target, db)
     assert cli("iceberg", "expire", target, "--older-than", "soon").exit_code == 2
+    # an age beyond the calendar (before year 1) expires nothing: it was an internal error
+    out = cli("iceberg", "expire", target, "--older-than", "999999d")
+    assert out.exit_code == 0 and "expired 0 snapshots" in out.stdout, out.stderr

@@ -27,7 +27,8 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
     """Expire the snapshots older than ``older_than`` of every table topoff made."""
     settings = read_settings(location)
     catalog = open_catalog(settings)
-    cutoff = datetime.now(UTC) - older_than
+    # in milliseconds, as the snapshots' times: an age before year 1 is no datetime
+    cutoff = datetime.now(UTC).timestamp() * 1000 - older_than.total_seconds() * 1000
     out = []
     found = [(s, t) for s, (t, _) in replica_tables(catalog, settings.namespace).items()]
     found += replicated_tables(catalog)  # topoff replicate's, in their own namespaces
@@ -35,7 +36,7 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
         current = table.current_snapshot()
         total = len(table.metadata.snapshots)
         old = [s.snapshot_id for s in table.metadata.snapshots
-               if s.timestamp_ms < cutoff.timestamp() * 1000
+               if s.timestamp_ms < cutoff
                and (current is None or s.snapshot_id != current.snapshot_id)]
         if old and not dry_run:
             table.maintenance.expire_snapshots().by_ids(old).commit()
