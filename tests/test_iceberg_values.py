@@ -159,3 +159,21 @@ def test_a_column_whose_name_holds_a_dot_is_added_by_a_partition(db, tmp_path):
                                                                     ("two", [1, 2])]
     report = verify(target, db.standby_url)
     assert report.equal, report.to_json()
+
+
+@pytest.mark.parametrize("cursor", ["timestamp", "timestamptz"])
+def test_status_shows_the_last_microsecond_of_9999_as_the_newest_cursor(db, tmp_path, cursor):
+    """The newest value was read through a float of seconds: 9999-12-31 23:59:59.999999
+    rounded up to year 10000, an internal error (and every value lost its microseconds)."""
+    db.execute(f"CREATE TABLE far (id integer, ts {cursor} NOT NULL)")
+    db.execute("INSERT INTO far VALUES (1, '9999-12-31 23:59:59.999999'), "
+               "(2, '2026-01-01 00:00:00.000001')")
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, 'dataset = "far"\n[tables.far]\nmethod = "append"\n'
+                             'cursor = "ts"\n'), url)
+    target = catalog_file(tmp_path)
+    assert cli("sync", url, target).exit_code == 0
+    out = cli("status", target)
+    assert out.exit_code == 0, out.stderr
+    assert "9999-12-31 23:59:59.999999" in out.stdout, out.stdout

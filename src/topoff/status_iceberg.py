@@ -3,11 +3,13 @@ read back from the tables' ledger properties and their snapshots' summaries."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.table import replica_tables, row_count, state_of
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _newest(table: Any, column: str | None) -> str | None:
@@ -29,12 +31,10 @@ def _newest(table: Any, column: str | None) -> str | None:
 
     if isinstance(field.field_type, TimestampType | TimestamptzType):
         tz = UTC if isinstance(field.field_type, TimestamptzType) else None
-        when = datetime.fromtimestamp(best / 1e6, UTC)
+        when = EPOCH + timedelta(microseconds=best)  # exact: no float of seconds
         return (when if tz else when.replace(tzinfo=None)).isoformat(sep=" ")
     if isinstance(field.field_type, DateType):
-        from datetime import date, timedelta
-
-        return (date(1970, 1, 1) + timedelta(days=best)).isoformat()
+        return (EPOCH.date() + timedelta(days=best)).isoformat()
     return str(best)
 
 
