@@ -4,6 +4,7 @@ two syncs of one dataset into one PostgreSQL replica take turns."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -122,6 +123,48 @@ def test_sigterm_stops_an_export_and_publishes_nothing(db, tmp_path):
     assert "published full/" in again.stdout
 
 
+def _files(where: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(where)): p.read_bytes() for p in where.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_signals_in_a_row_leave_no_file_of_the_stopped_export(db, tmp_path, first):
+    """SIGTERM (or Ctrl-C) and then SIGTERM after SIGTERM while the export stops: the
+    signals after the first do not cut its cleanup short (the second one interrupted the
+    removal of the files it had written, which stayed until a prune). Exit 130; the store
+    holds exactly what was published before, untouched, and no lock."""
+    from topoff.demo import sample
+
+    fill(db, per_day=3000)
+    config = tmp_path / "topoff.toml"
+    config.write_text(sample.example_config())
+    dest = tmp_path / "published"
+    cmd = [sys.executable, "-m", "topoff", "export", "full", "--config", str(config),
+           "--source", db.standby_url, "--to", str(dest), "--chunk-size", "16KiB",
+           "--log-format", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before = _files(dest)
+    data = list(dest.rglob("*.csv.zst"))
+    time.sleep(1.1)  # a full export is named by the second of its snapshot
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for raw in proc.stderr:
+        lines.append(json.loads(raw))
+        if "full export" in lines[-1]["message"]:  # reading has begun
+            while len(list(dest.rglob("*.csv.zst"))) < len(data) + 20:
+                assert proc.poll() is None, lines  # until it has written files
+            proc.send_signal(first)
+            while proc.poll() is None:  # and again, until it has stopped
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    lines += [json.loads(raw) for raw in err.splitlines()]
+    assert proc.returncode == 130, lines
+    assert (lines[-1]["error"], lines[-1]["exit_code"]) == ("interrupted", 130), lines
+    assert not any("internal error" in line["message"] for line in lines)
+    assert _files(dest) == before
 def _catches(pid: int, sig: int) -> bool:
     """The process has a handler of its own for ``sig`` (its SigCgt mask in /proc)."""
     try:

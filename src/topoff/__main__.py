@@ -45,8 +45,15 @@ def main() -> None:
     try:
         run()
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, hangup)
+        from topoff.cli.signals import stopped
+
+        if stopped():  # the next signals are ignored to the end (the interpreter's own
+            # shutdown puts back the default handlers: one more would kill the process)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, hangup)
 
 
 if __name__ == "__main__":

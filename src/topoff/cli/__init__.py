@@ -156,15 +156,20 @@ class TopoffGroup(click.Group):
             raise click.exceptions.Exit(ConfigError.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        from topoff.cli.options import term_as_interrupt
+        from topoff.cli.signals import term_as_interrupt
 
+        # SIGTERM stops every command as Ctrl-C does; the signals after the first neither
+        # cut its cleanup short nor the report of the stop (cli/signals.py)
+        with term_as_interrupt():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         ctx.ensure_object(dict)  # the command's options (--log-format) are kept in it
         args = [*ctx._protected_args, *ctx.args]  # for a usage error's --log-format
         try:
-            with term_as_interrupt():  # SIGTERM stops every command as Ctrl-C does
-                result = super().invoke(ctx)
-                sys.stdout.flush()  # what print() left buffered fails here, not at exit
-                return result
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # what print() left buffered fails here, not at exit
+            return result
         except OutputFailed as e:
             _output_failed(e, ctx)
         except TopoffError as e:

@@ -28,9 +28,9 @@ from topoff.cli.options import (
     common_options,
     source_options,
     store_for,
-    term_as_interrupt,
 )
 from topoff.cli.output import size
+from topoff.cli.signals import term_as_interrupt
 from topoff.config import MAX_KEEP_DAYS, parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact

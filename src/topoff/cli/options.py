@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -113,53 +109,3 @@ def store_options(store: StoreSettings | None) -> StoreOptions:
         return StoreOptions()
     return StoreOptions(s3_endpoint_url=store.s3_endpoint_url, s3_region=store.s3_region,
                         retries=store.retries, backoff=store.retry_backoff)
-
-
-#: the signals that stop a command as Ctrl-C does: SIGTERM (systemd stopping a unit, kill)
-#: and SIGHUP (the terminal or the SSH session closed), unless started ignored (nohup)
-STOPPING = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def term_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd stopping a unit, kill) and SIGHUP (a closed terminal) stop the
-    command like Ctrl-C: what is running rolls back or is recorded as failed, and the exit
-    code is 130 (SIGHUP's default would kill the process, leaving what SIGKILL leaves:
-    temp files, a held lock, a backup's unencrypted dump). A signal ignored when topoff
-    started (``nohup``) stays ignored. Any of them also cancels every statement topoff's
-    connections run, from a thread of its own (the main thread may be inside a driver's C
-    code, waiting on a server: workers.py)."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous: dict[signal.Signals, Any] = {}
-    try:
-        for sig in STOPPING:
-            if signal.getsignal(sig) != signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    wake, woken = os.pipe()[::-1]
-    os.set_blocking(wake, False)
-    before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
-    threading.Thread(target=_cancel_on_signal, args=(woken,), name="topoff-signals",
-                     daemon=True).start()
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(before)
-        for sig, was in previous.items():
-            signal.signal(sig, was)
-        os.close(wake)  # the thread reads the end of file and closes its side
-
-
-def _cancel_on_signal(fd: int) -> None:
-    from topoff.workers import cancel_all
-
-    try:
-        while data := os.read(fd, 64):
-            if any(sig in data for sig in (signal.SIGINT, *STOPPING)):
-                cancel_all()
-    finally:
-        os.close(fd)

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from topoff.cli.options import common_options, term_as_interrupt
+from topoff.cli.options import common_options
+from topoff.cli.signals import term_as_interrupt
 from topoff.errors import ConfigError, LockedError
 
 
