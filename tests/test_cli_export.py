@@ -355,3 +355,21 @@ def test_dry_run_checks_and_writes_nothing(source, conf, tmp_path):
     assert inc.exit_code == 2
     assert "names column 'timestmp'" in inc.stderr and "1 problem against" in inc.stderr
     nothing_published(dest)
+
+
+def test_a_retention_shorter_than_the_lookback_names_the_options_of_the_command(tmp_path):
+    """Keeping fewer days than exports re-check is refused before anything is read; the
+    hint names --lookback-days only where the command has it (export incremental)."""
+    conf = write_config(tmp_path / "t.toml", sample.example_config())
+    common = ["--config", conf, "--source", "postgresql://reader@127.0.0.1:1/x",
+              "--to", str(tmp_path / "out"), "--keep-days", "2"]
+    full = run_cli("export", "full", *common)
+    assert full.exit_code == 2, full.stderr
+    _, hint = error_lines(full)
+    assert "keep at least 4 days" in hint and "[export] lookback_days" in hint
+    assert "--lookback-days" not in hint
+    inc = run_cli("export", "incremental", *common)
+    assert inc.exit_code == 2, inc.stderr
+    _, hint = error_lines(inc)
+    assert "keep at least 4 days" in hint and "--lookback-days" in hint
+    assert not (tmp_path / "out").exists()

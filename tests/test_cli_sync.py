@@ -91,6 +91,7 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
     assert result.exit_code == 4
     error, hint = error_and_hint(result.stderr)
     assert "primary" in error and "--allow-primary" in hint
+    assert "--against" in hint and "--source" not in hint  # the options verify has
 
 
 def test_sync_options_build_a_partial_replica(db, replica, tmp_path):

@@ -247,6 +247,10 @@ def test_a_nul_character_is_kept_or_refused_with_its_reason(maria: MariaDatabase
         assert synced.exit_code == 0, synced.stderr
         checked = run_cli("verify", replica, "--against", maria.replica_url)
         assert checked.exit_code == 0 and "equal (2 rows)" in checked.stdout, checked.stdout
+        refused = run_cli("verify", replica, "--against", maria.primary_url)
+        assert refused.exit_code == 4, refused.stderr
+        _, hint = error_lines(refused)  # the options verify has
+        assert "--against" in hint and "--allow-primary" in hint and "--source" not in hint
         return
     assert synced.exit_code == 7, synced.stderr
     error, hint = error_lines(synced)

@@ -166,6 +166,7 @@ def test_prune_command(history, dest, tmp_path):
     assert refused.exit_code == 2
     error, hint = error_lines(refused)
     assert "lookback_days is 3" in error and "keep at least 4 days" in hint
+    assert "[export] lookback_days" in hint and "--lookback-days" not in hint  # not prune's
     assert (dest / layout.INDEX).read_bytes() == index_before
     for command in (["prune", "--to", str(dest)], ["backups", "prune", str(dest)]):
         huge = run_cli(*command, "--keep-days", "99999999999")  # was an internal error

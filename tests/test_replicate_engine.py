@@ -425,6 +425,8 @@ def test_a_primary_source_is_refused_unless_allowed(fresh):
     tables = {"a": {"method": "snapshot"}}
     (run,) = run_once(config(url, {"app": (db.primary_url, tables)}))
     assert run.status == "failed" and run.exit_code == SafetyError.exit_code
+    # replicate has no --source or --allow-primary: the hint names its config's keys
+    assert "allow_primary = true" in (run.error or "") and "--" not in (run.error or "")
     (run,) = run_once(config(url, {"app": (db.primary_url, tables)}, allow_primary=True))
     assert run.status == "ok"
 

@@ -326,6 +326,7 @@ def test_primary_refused_without_allow_primary(cluster, maria, tmp_path):
     run = run_once(config(url, {"m": (maria.primary_url, tables)}))[0]
     assert run.status == "failed" and run.exit_code == 4, run.error
     assert "primary" in (run.error or "") and "PASSWORD" not in (run.error or "")
+    assert "allow_primary = true" in (run.error or "") and "--" not in (run.error or "")
     run = run_once(config(url, {"m": (maria.primary_url, tables)}, allow_primary=True))[0]
     assert run.status == "ok" and run.rows == 1
 

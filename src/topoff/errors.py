@@ -44,6 +44,20 @@ class SafetyError(SourceError):
     exit_code = 4
 
 
+def primary_hint(command: str) -> tuple[str, str]:
+    """How ``command`` (the application name it connects with, "topoff verify") is pointed
+    at its source, and how it is told to read a primary: each names its own options."""
+    if command == "topoff verify":
+        return "--against", "pass --allow-primary"
+    if command == "topoff init":  # no config file yet
+        return "--source (or TOPOFF_SOURCE_URL)", "pass --allow-primary"
+    if command in ("topoff replicate", "topoff reconcile"):
+        return ("the url of its [replicate.sources.NAME] in the config",
+                "set allow_primary = true in that section")
+    return ("--source (or TOPOFF_SOURCE_URL, [source] url)",
+            "pass --allow-primary (or set [source] allow_primary = true)")
+
+
 class StoreError(TopoffError):
     """A store could not list, read, write or delete a file."""
 

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import psycopg
 
-from topoff.errors import SafetyError, SourceError
+from topoff.errors import SafetyError, SourceError, primary_hint
 from topoff.sources.postgres import ServerUnavailable, display_url
 
 log = logging.getLogger("topoff")
@@ -37,15 +37,17 @@ PRIMARY_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"
 PRIMARY_WORKER_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY"
 
 
-def check_standby(conn: psycopg.Connection, url: str, allow_primary: bool) -> bool:
-    """Return whether the server is in recovery; refuse a primary unless allowed."""
+def check_standby(conn: psycopg.Connection, url: str, allow_primary: bool,
+                  command: str = "topoff export") -> bool:
+    """Return whether the server is in recovery; refuse a primary unless allowed (the hint
+    names the options of ``command``, errors.primary_hint)."""
     (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()  # type: ignore[misc]
     if not in_recovery and not allow_primary:
+        where, allow = primary_hint(command)
         raise SafetyError(
             f"{display_url(url)} is a primary server (pg_is_in_recovery() is false); "
             "topoff reads from a hot standby",
-            hint="point --source (or TOPOFF_SOURCE_URL) at the standby, or pass "
-            "--allow-primary to read this primary on purpose",
+            hint=f"point {where} at the standby, or {allow} to read this primary on purpose",
         )
     if not in_recovery:
         log.warning("reading the PRIMARY %s because --allow-primary was given", display_url(url))

@@ -86,7 +86,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
     options = preflight(store, name, req)
     conn = connect_target(target)
     try:
-        role = require_replica(conn, target.display(), req.allow_primary)
+        role = require_replica(conn, target.display(), req.allow_primary, "topoff backup")
         mariadb = "mariadb" in role.version.lower()
         log_bin = _on(_scalar(conn, "SELECT @@global.log_bin"))
         updates = _on(_scalar(conn, "SELECT @@global.log_slave_updates"))

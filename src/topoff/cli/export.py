@@ -161,7 +161,8 @@ def export_incremental_cmd(config_path: str | None, source_url: str | None,
     window = choose_window(day, since, until)
     config = build_config(config_path, source_url, allow_primary, strict, jobs, chunk_size)
     config = config.with_export(lookback_days=lookback_days)
-    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days)
+    check_keep_days(keep_days or config.retention.keep_days, config.export.lookback_days,
+                    lookback_option=True)
     if dry_run:
         check_and_show(config, config_path)
         return

@@ -47,15 +47,18 @@ class PruneResult:
     grace: timedelta = DEFAULT_GRACE
 
 
-def check_keep_days(keep_days: int | None, lookback_days: int) -> None:
-    """Refuse a retention that removes days the next export must still re-check."""
+def check_keep_days(keep_days: int | None, lookback_days: int,
+                    lookback_option: bool = False) -> None:
+    """Refuse a retention that removes days the next export must still re-check (the hint
+    names --lookback-days where the command has it: ``lookback_option``)."""
     if keep_days is not None and keep_days <= lookback_days:
+        lower = "--lookback-days or [export] lookback_days" if lookback_option else \
+            "[export] lookback_days in the config"
         raise ConfigError(
             f"keeping {keep_days} days (--keep-days, [retention] keep_days) would remove days "
             f"that exports still re-check for late rows (lookback_days is {lookback_days}): "
             f"their late rows would reach no replica",
-            hint=f"keep at least {lookback_days + 1} days, or lower [export] lookback_days "
-            f"(--lookback-days)")
+            hint=f"keep at least {lookback_days + 1} days, or lower {lower}")
 
 
 def describe(keep_days: int | None, keep_full: int) -> str:

@@ -95,7 +95,8 @@ class MariaSession:
         target = parse_url(source.url)
         self.conn = connect_target(target)
         try:
-            require_replica(self.conn, target.display(), source.allow_primary)
+            require_replica(self.conn, target.display(), source.allow_primary,
+                            "topoff replicate")
             snap.begin(self.conn)
             ((now,),) = query(self.conn, "SELECT UTC_TIMESTAMP(6)", "reading the clock")
             self.taken_at: datetime = now.replace(tzinfo=UTC)

@@ -54,7 +54,7 @@ def open_snapshot(url: str, allow_primary: bool,
     """Connect (autocommit), refuse a primary unless allowed, and begin the snapshot."""
     conn = connect(url, application_name=application_name, autocommit=True)
     try:
-        in_recovery = check_standby(conn, url, allow_primary)
+        in_recovery = check_standby(conn, url, allow_primary, application_name)
         conn.execute(begin_statement(in_recovery))
     except BaseException:
         conn.close()

@@ -98,7 +98,8 @@ class SnapshotSession:
     def open(self) -> SnapshotInfo:
         conn = connect(self.url, self.application_name, autocommit=True)
         self.conn = conn
-        in_recovery = safety.check_standby(conn, self.url, self.allow_primary)
+        in_recovery = safety.check_standby(conn, self.url, self.allow_primary,
+                                           self.application_name)
         replay = safety.replay_state(conn) if in_recovery else None
         conn.execute(safety.begin_statement(in_recovery))
         row = conn.execute(_SNAPSHOT_Q).fetchone()
@@ -131,7 +132,7 @@ class SnapshotSession:
             raise psycopg.OperationalError(f"the connection was lost: {e.message}") from None
         with self._lock:
             self._workers.append(conn)
-        safety.check_standby(conn, self.url, self.allow_primary)
+        safety.check_standby(conn, self.url, self.allow_primary, self.application_name)
         conn.execute(safety.begin_statement(self.info.in_recovery, worker=True))
         try:
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(

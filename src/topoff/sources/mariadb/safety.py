@@ -15,7 +15,7 @@ from typing import Any
 
 from mysql.connector import errors as my_errors
 
-from topoff.errors import SafetyError, SourceError
+from topoff.errors import SafetyError, SourceError, primary_hint
 
 _DENIED = {1227, 1142, 1044, 1045}  # ER_SPECIFIC_ACCESS_DENIED_ERROR and friends
 
@@ -72,15 +72,18 @@ def server_role(conn: Any) -> Role:
                 version=version)
 
 
-def require_replica(conn: Any, where: str, allow_primary: bool = False) -> Role:
-    """The server's role; a primary is refused unless ``allow_primary``."""
+def require_replica(conn: Any, where: str, allow_primary: bool = False,
+                    command: str = "topoff export") -> Role:
+    """The server's role; a primary is refused unless ``allow_primary`` (the hint names the
+    options of ``command``, errors.primary_hint)."""
     role = server_role(conn)
     if role.is_replica or allow_primary:
         return role
+    source, allow = primary_hint(command)
     if role.replicating is None:
         hint = ("grant REPLICA MONITOR (or REPLICATION CLIENT) so that topoff can see the "
-                "replication, point it at a read-only replica, or pass --allow-primary")
+                f"replication, point {source} at a read-only replica, or {allow}")
     else:
-        hint = "point the source at a replica (read_only=ON), or pass --allow-primary"
+        hint = f"point {source} at a replica (read_only=ON), or {allow}"
     raise SafetyError(f"{where} is a primary (read_only is off and no replication is "
                       "configured): refusing to read it", hint=hint)

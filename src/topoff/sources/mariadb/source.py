@@ -184,6 +184,7 @@ class MariaSource:
                  application_name: str = "topoff export") -> None:
         self.url = url
         self.allow_primary = allow_primary
+        self.command = application_name  # whose options a refusal's hint names
         self.target = parse_url(url)
         self.conn: Any = None
         self.info: MariaSnapshot | None = None
@@ -202,7 +203,7 @@ class MariaSource:
     def open(self) -> MariaSnapshot:
         self.conn = conn = connect_target(self.target)
         where = self.target.display()
-        role = require_replica(conn, where, self.allow_primary)
+        role = require_replica(conn, where, self.allow_primary, self.command)
         measured_at = _utc_now(conn)
         replication, behind = _replication(conn) if role.is_replica else ("none", None)
         position = snap.shared_snapshot([conn])
