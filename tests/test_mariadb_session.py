@@ -11,6 +11,7 @@ from support.replicate import config, new_target
 from topoff.config import Config, TableConfig
 from topoff.export.full import export_full
 from topoff.replicate.engine import run_once
+from topoff.sources.mariadb.connect import connect, session_sql
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.verify import verify
@@ -44,3 +45,33 @@ def test_a_global_select_limit_cuts_no_read(maria: MariaDatabase, tmp_path: Path
     finally:
         replica.sql("SET GLOBAL sql_select_limit = DEFAULT, GLOBAL time_zone = SYSTEM, "
                     "GLOBAL sql_mode = DEFAULT")
+
+
+def test_the_statement_time_limit_is_lifted_by_the_flavour_s_own_variable(
+        maria: MariaDatabase) -> None:
+    """MariaDB limits statements with ``max_statement_time`` (seconds), MySQL 5.7.8+ its
+    SELECTs with ``max_execution_time`` (milliseconds): each session lifts the one its
+    server has (the other is an unknown variable there: an error). The server here is
+    MariaDB, with a global limit that would cut a long read; the MySQL statements are
+    checked as text, as chosen for the versions MySQL reports."""
+    replica = maria.pair.replica
+    replica.sql("SET GLOBAL max_statement_time = 0.5")
+    try:
+        conn = connect(maria.replica_url)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT VERSION(), @@session.max_statement_time, SLEEP(1)")
+            version, limit, slept = cur.fetchone()
+        finally:
+            conn.close()
+    finally:
+        replica.sql("SET GLOBAL max_statement_time = DEFAULT")
+    assert "mariadb" in version.lower() and float(limit) == 0 and int(slept) == 0
+    chosen = session_sql(version)
+    assert "max_statement_time = 0" in chosen and "max_execution_time" not in chosen
+    for mysql in ("8.0.36", "8.4.3-commercial", "9.1.0", "5.7.8-log"):
+        chosen = session_sql(mysql)
+        assert "SESSION max_execution_time = 0" in chosen, mysql
+        assert "max_statement_time" not in chosen and "sql_select_limit" in chosen, mysql
+    for older in ("5.7.7-rc", "5.6.51"):  # before max_execution_time
+        assert "max_execution_time" not in session_sql(older)

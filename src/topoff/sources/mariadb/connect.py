@@ -11,6 +11,7 @@ client takes them. Passwords never reach messages: :func:`display_url` leaves th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,13 +34,26 @@ _MAX_OPTION_FILE = 1 << 20
 # (docs/mariadb.md): TIMESTAMP values in UTC, no statement time limit, no row limit on a
 # SELECT without LIMIT (a global sql_select_limit cut every read short, silently), a slow
 # reader (a store being written) not cut off after a minute.
-SESSION_SQL = (
+_SESSION_SQL = (
     "SET SESSION time_zone = '+00:00', SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', "
     "SESSION sql_select_limit = 18446744073709551615, "
     "SESSION net_write_timeout = 3600, SESSION net_read_timeout = 3600, "
-    "SESSION wait_timeout = 28800, SESSION max_statement_time = 0"
+    "SESSION wait_timeout = 28800"
 )
-SESSION_SQL_MYSQL = SESSION_SQL.replace(", SESSION max_statement_time = 0", "")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+def session_sql(version: str) -> str:
+    """The session's settings for a server reporting ``version`` (``SELECT VERSION()``).
+    The statement time limit is lifted by the flavour's own variable, each an unknown
+    variable (an error) on the other: MariaDB's ``max_statement_time`` (seconds, any
+    statement), MySQL's ``max_execution_time`` (milliseconds, SELECTs; 5.7.8 and later)."""
+    if "mariadb" in version.lower():
+        return _SESSION_SQL + ", SESSION max_statement_time = 0"
+    m = _VERSION.match(version.strip())
+    if m is not None and tuple(int(g) for g in m.groups()) < (5, 7, 8):
+        return _SESSION_SQL
+    return _SESSION_SQL + ", SESSION max_execution_time = 0"
 
 
 @dataclass(frozen=True)
@@ -196,7 +210,7 @@ def connect_target(target: MariaTarget) -> Any:
         cur.execute("SELECT VERSION()")
         row: Any = cur.fetchone()
         version = row[0] if row else ""
-        cur.execute(SESSION_SQL if "mariadb" in str(version).lower() else SESSION_SQL_MYSQL)
+        cur.execute(session_sql(str(version)))
     except my_errors.Error as e:
         conn.close()
         raise SourceError(f"cannot set up a session on {target.display()}: {e.msg}",
