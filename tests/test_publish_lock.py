@@ -62,16 +62,16 @@ def test_second_holder_is_refused_then_waits(writable):
 
     # --wait: the second run gets the lock once the first lets it go
     got = threading.Event()
-    first = StoreLock(writable, "d")
+    first, second = StoreLock(writable, "d"), StoreLock(writable, "d")
     first.acquire()
-    waiter = threading.Thread(target=lambda: StoreLock(writable, "d").acquire(wait=True)
-                              or got.set())
+    waiter = threading.Thread(target=lambda: second.acquire(wait=True) or got.set())
     waiter.start()
     time.sleep(1.5)
     assert not got.is_set()
     first.release()
     waiter.join(timeout=30)
     assert got.is_set()
+    second.release()  # (never released, it was renewed until the S3 server was gone)
 
 
 def test_an_expired_lock_is_taken_over(writable, caplog):
@@ -103,6 +103,41 @@ def test_the_lock_is_renewed_while_held(writable):
         assert later.token == first.token and later.expires_at > first.expires_at
     finally:
         lock.release()
+
+
+def test_a_lock_is_renewed_only_while_held(tmp_path, caplog):
+    """Released, or dropped without a release (no one holds it any more), a lock is not
+    renewed again: such a renewal went on for as long as the process lived and warned
+    "could not renew the lock" once the store was gone. A renewal that fails while the
+    lock is held still warns."""
+    store = open_store(str(tmp_path / "published"))
+    beat = 0.5  # ttl / 5
+    released = StoreLock(store, "d", ttl=beat * 5)
+    released.acquire()
+    released.release()
+    dropped = StoreLock(store, "other", ttl=beat * 5)
+    dropped.acquire()
+    before = store.read_bytes(layout.LOCK)
+    thread = dropped._thread
+    del dropped
+    assert thread is not None
+    thread.join(timeout=beat * 8)
+    assert not thread.is_alive()  # it ended with its lock
+    assert store.read_bytes(layout.LOCK) == before  # not renewed (it expires by itself)
+    store.delete(layout.LOCK)
+
+    held = StoreLock(store, "d", ttl=beat * 5)
+    held.acquire()
+    try:
+        store.delete(layout.LOCK)
+        (tmp_path / "published" / layout.LOCK).mkdir()  # cannot be read: a real failure
+        deadline = time.monotonic() + 30
+        while "could not renew the lock" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+    finally:
+        (tmp_path / "published" / layout.LOCK).rmdir()
+        held.release()
 
 
 def test_a_run_that_lost_its_lock_publishes_nothing(writable):

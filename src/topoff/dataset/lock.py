@@ -5,13 +5,14 @@ create: a hard link on disk, ``If-None-Match: *`` on S3), so of two exports star
 same moment exactly one gets it; the other waits (``--wait``) or stops with a
 :class:`DatasetLocked` error naming the holder, before it writes anything.
 
-The holder renews the expiry while it runs (every ``ttl / 5``). A lock whose expiry has
-passed (its holder was killed or its host stopped) may be taken over, by a compare and
-swap, so two runs never both take over the same stale lock; on the same host a lock whose
-process is gone is stale at once. Every write of ``index.json`` checks first that this run
-still holds the lock, so a run that stalled past its expiry and lost the lock publishes
-nothing. Clocks of hosts that share a store are assumed to agree within a fraction of
-``ttl``.
+The holder renews the expiry while it runs (every ``ttl / 5``), never once it released
+the lock or dropped it unreleased; a renewal that fails warns and is tried again. A lock
+whose expiry has passed (its holder was killed or its host stopped) may be taken over, by
+a compare and swap, so two runs never both take over the same stale lock; on the same
+host a lock whose process is gone is stale at once. Every write of ``index.json`` checks
+first that this run still holds the lock, so a run that stalled past its expiry and lost
+the lock publishes nothing. Clocks of hosts that share a store are assumed to agree
+within a fraction of ``ttl``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -140,24 +142,29 @@ class StoreLock:
                     "expires by itself")
             log.info("waiting for the lock held by %s", holder.describe())
             time.sleep(POLL)
-        self._thread = threading.Thread(target=self._renew_loop, name="topoff-lock",
-                                        daemon=True)
+        # the thread holds the lock weakly: one dropped without a release (no one holds
+        # it any more) is not renewed for as long as the process lives
+        self._thread = threading.Thread(target=_renew_loop,
+                                        args=(weakref.ref(self), self._stop, self.ttl / 5),
+                                        name="topoff-lock", daemon=True)
         self._thread.start()
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.ttl / 5):
-            with self._mutex:
-                if self.raw is None or self.lost:
-                    return
-                body = self._body()
-                try:
-                    if self.store.swap_bytes(layout.LOCK, self.raw, body):
-                        self.raw = body
-                    else:
-                        self.lost = "another run took it over"
-                        log.error("lost the lock on %s: %s", self.store.url, self.lost)
-                except StoreError as exc:  # try again at the next beat; check() tells
-                    log.warning("could not renew the lock: %s", exc.message)
+    def _renew(self) -> bool:
+        """Renew the expiry once; False once the lock is released or lost."""
+        with self._mutex:
+            if self.raw is None or self.lost or self._stop.is_set():
+                return False
+            body = self._body()
+            try:
+                if self.store.swap_bytes(layout.LOCK, self.raw, body):
+                    self.raw = body
+                else:
+                    self.lost = "another run took it over"
+                    log.error("lost the lock on %s: %s", self.store.url, self.lost)
+                    return False
+            except StoreError as exc:  # try again at the next beat; check() tells
+                log.warning("could not renew the lock: %s", exc.message)
+            return True
 
     def check(self) -> None:
         """Raise unless this run still holds the lock (called before writing the index)."""
@@ -188,6 +195,14 @@ class StoreLock:
             if raw is not None and not self.lost:
                 with contextlib.suppress(StoreError):
                     self.store.swap_bytes(layout.LOCK, raw, None)
+
+
+def _renew_loop(ref: weakref.ref[StoreLock], stop: threading.Event, beat: float) -> None:
+    while not stop.wait(beat):
+        lock = ref()
+        if lock is None or not lock._renew():
+            return
+        del lock  # not kept between beats
 
 
 class LockedStore(StoreWrapper):
