@@ -30,7 +30,7 @@ def topoff(args: list[str], stdout: int, stderr: int = subprocess.PIPE,
 
 
 @pytest.mark.parametrize("unbuffered", [True, False])
-@pytest.mark.parametrize("args", [UNIT, [*UNIT, "--help"]])
+@pytest.mark.parametrize("args", [UNIT, [*UNIT, "--help"], ["--help"], ["--version"]])
 def test_closed_pipe_ends_quietly_with_141(args: list[str], unbuffered: bool) -> None:
     read, write = os.pipe()
     os.close(read)  # the reader has gone, as `| head -0`
@@ -41,9 +41,11 @@ def test_closed_pipe_ends_quietly_with_141(args: list[str], unbuffered: bool) ->
     assert (proc.returncode, proc.stderr) == (141, b"")
 
 
-def test_full_disk_on_stdout_is_an_output_error() -> None:
+@pytest.mark.parametrize("args", [UNIT, ["--help"], ["--version"]])
+def test_full_disk_on_stdout_is_an_output_error(args: list[str]) -> None:
+    """(topoff's own --help and --version were a traceback and exit status 1)"""
     with open("/dev/full", "wb") as full:
-        proc = topoff(UNIT, stdout=full.fileno())
+        proc = topoff(args, stdout=full.fileno())
     err = proc.stderr.decode()
     assert proc.returncode == 74, err
     assert "internal" not in err and "Traceback" not in err and "Exception" not in err

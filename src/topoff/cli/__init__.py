@@ -154,6 +154,8 @@ class TopoffGroup(click.Group):
         except click.UsageError as e:  # `topoff --bogus`
             report(_usage(e), _asked(args))
             raise click.exceptions.Exit(ConfigError.exit_code) from None
+        except OutputFailed as e:  # `topoff --help` or `--version` into a closed pipe
+            raise click.exceptions.Exit(_output_failed(e, _asked(args))) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         from topoff.cli.signals import term_as_interrupt
@@ -171,7 +173,7 @@ class TopoffGroup(click.Group):
             sys.stdout.flush()  # what print() left buffered fails here, not at exit
             return result
         except OutputFailed as e:
-            _output_failed(e, ctx)
+            ctx.exit(_output_failed(e, _format(ctx)))
         except TopoffError as e:
             report(e, _format(ctx))
             ctx.exit(e.exit_code)
@@ -204,16 +206,17 @@ class TopoffGroup(click.Group):
             ctx.exit(INTERNAL_ERROR)
 
 
-def _output_failed(e: OutputFailed, ctx: click.Context) -> None:
-    """The output's pipe was closed (``| head``): exit quietly with 141, as a program killed
-    by SIGPIPE; another failure (a full disk) is reported, with exit status 74."""
+def _output_failed(e: OutputFailed, fmt: str) -> int:
+    """The exit status when standard output failed: the output's pipe was closed
+    (``| head``): quietly 141, as a program killed by SIGPIPE; another failure (a full
+    disk) is reported, with exit status 74."""
     discard()
     if e.closed_pipe:
-        ctx.exit(CLOSED_PIPE)
+        return CLOSED_PIPE
     report(OutputError(f"cannot write the output: {e.error.strerror or e.error}",
                        hint="check where standard output goes (a full disk?), or send it "
-                       "elsewhere"), _format(ctx))
-    ctx.exit(OutputError.exit_code)
+                       "elsewhere"), fmt)
+    return OutputError.exit_code
 
 
 def _usage(e: click.UsageError) -> ConfigError:
