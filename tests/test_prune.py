@@ -196,6 +196,18 @@ def test_prune_command(history, dest, tmp_path):
         history["f2"], rev(day[1], 1), rev(day[4], 2)]
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_prune_of_a_location_where_nothing_is_published(tmp_path, dry_run):
+    """A mistyped --to is exit 5 (not_published) as for list and sync, and nothing is made
+    there (it was "removed 0 publications", exit 0, and a new empty directory)."""
+    typo = tmp_path / "dumsp"
+    result = run_cli("prune", "--to", str(typo), "--keep-days", "5", *dry_run)
+    assert result.exit_code == 5, result.stdout + result.stderr
+    error, hint = error_lines(result)
+    assert "nothing is published" in error and "--to" in hint
+    assert not typo.exists()
+
+
 def test_prune_takes_its_retention_from_the_config(history, dest, tmp_path):
     """[retention] keep_days and keep_full are used when --keep-days and --keep-full are not
     given (docs/configuration.md); with neither, prune is refused with exit 2."""

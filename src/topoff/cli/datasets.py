@@ -13,7 +13,7 @@ from topoff.dataset.index import read_index
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import check_keep_days, prune
 from topoff.dataset.roots import find_datasets
-from topoff.errors import ConfigError, StoreError
+from topoff.errors import ConfigError, NotPublishedError, StoreError
 
 wait_option = click.option(
     "--wait", is_flag=True,
@@ -58,7 +58,11 @@ def prune_cmd(config_path: str | None, dest: str, keep_days: int | None,
     grace_period = timedelta(seconds=parse_duration(grace, "--grace"))
     store = store_for(dest, config)
     index = read_index(store)
-    with dataset_lock(store, index.dataset if index else config.dataset, wait) as locked:
+    if index is None:  # a mistyped --to: say so, and make nothing there (not even the lock)
+        raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
+                                hint="check --to: it is the dataset's directory or URL, "
+                                "where index.json is")
+    with dataset_lock(store, index.dataset, wait) as locked:
         echo_prune(prune(locked, None, keep_days, keep_full, dry_run,
                          lookback_days=config.export.lookback_days, grace=grace_period))
 
