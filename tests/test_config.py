@@ -222,3 +222,25 @@ def test_load_config_errors(tmp_path: Path):
     bad.write_text("dataset = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_a_config_file_that_is_no_text_is_refused(tmp_path: Path):
+    """A binary file (not UTF-8) or an endless one (/dev/zero) given as the config is exit 2
+    with a hint: it was an internal error, or every byte read until memory ran out."""
+    from support.cli import error_lines, run_cli
+
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"dataset = 'd'\n\xd0\x00\xff" * 10)
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(binary, env={})
+    for args in (["list", str(tmp_path), "--config", str(binary)],
+                 ["replicate", "--config", str(binary), "--once"],
+                 ["sync", str(tmp_path), f"iceberg:{binary}"]):
+        result = run_cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        error, _ = error_lines(result)
+        assert "not UTF-8 text" in error, error
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config("/dev/zero", env={})
+    endless = run_cli("replicate", "--config", "/dev/zero", "--once")
+    assert endless.exit_code == 2 and "larger than" in error_lines(endless)[0]

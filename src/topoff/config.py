@@ -17,6 +17,7 @@ from typing import Any
 from topoff.config_values import (
     at_most,
     check_keys,
+    config_text,
     dataset_name,
     expect,
     in_range,
@@ -294,7 +295,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     if chosen:
         p = Path(chosen)
         try:
-            text = p.read_text()
+            text = config_text(p, "give the TOML configuration file (docs/configuration.md)")
         except FileNotFoundError:
             raise ConfigError(f"config file {p} not found",
                               hint="pass --config PATH or set TOPOFF_CONFIG") from None

@@ -7,6 +7,7 @@ types as TOML does (a string, an integer, a table), not as Python does.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from topoff.dataset import checks
@@ -21,6 +22,25 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _TOML_TYPES = {"str": "a string", "int": "an integer", "float": "a number",
                "bool": "a boolean (true or false)", "list": "an array", "dict": "a table"}
 _EXAMPLES = {"str": '"..."', "int": "3", "float": "1.5", "bool": "true", "list": '["..."]'}
+
+
+#: a config file larger than this is refused: an endless one (/dev/zero) is read no further
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def config_text(path: str | Path, hint: str, what: str = "config file") -> str:
+    """The text of a TOML file the user named; a ConfigError with ``hint`` when it is larger
+    than MAX_CONFIG_BYTES or not UTF-8 text. OSError goes to the caller."""
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB",
+                          hint=hint)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {e.start} of it)",
+                          hint=hint) from None
 
 
 def parse_size(value: str | int, what: str) -> int:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from topoff.config_values import parse_size
+from topoff.config_values import config_text, parse_size
 from topoff.errors import ConfigError
 from topoff.sources.base import engine_of
 
@@ -280,8 +280,7 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
 def load_replicate(path: str | Path) -> ReplicateConfig:
     """Read a config file and parse its ``[replicate]`` section."""
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        doc = tomllib.loads(config_text(path, "check the path given with --config"))
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}",
                           hint="check the path given with --config") from None

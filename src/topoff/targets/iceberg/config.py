@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topoff.config_values import config_text
 from topoff.errors import ConfigError, TargetError
 
 PREFIX = "iceberg:"
@@ -87,7 +88,8 @@ def read_settings(location: str) -> CatalogSettings:
         raise ConfigError("iceberg: needs the path of a catalog file (iceberg:catalog.toml)",
                           hint="see docs/iceberg.md")
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(config_text(path, "see docs/iceberg.md",
+                                                         "catalog file"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such catalog file",
                           hint="write one as docs/iceberg.md shows") from None
