@@ -107,6 +107,10 @@ def test_sync_options_build_a_partial_replica(db, replica, tmp_path):
         ["public.messages", "public.users"], day(3), "nommer")
     result = cli("verify", replica, "--against", db.standby_url)
     assert result.exit_code == 0, result.stdout
+    # --tables given twice adds up, as every repeatable option (the last one was kept)
+    result = cli("sync", url, replica, "--tables", "users", "--tables", "messages",
+                 "--since", day(3).isoformat(), "--schema", "nommer")
+    assert result.exit_code == 0, result.stderr
 
     result = cli("sync", url, replica, "--tables", "messages")
     assert result.exit_code == 2

@@ -25,7 +25,8 @@ def _store_options(config_path: str | None) -> Any:
 @common_options
 @click.argument("origin", metavar="FROM")
 @click.argument("target", metavar="TARGET", default="replica.duckdb")
-@click.option("--tables", metavar="A,B", help="Only these tables (partial replica).")
+@click.option("--tables", metavar="A,B", multiple=True,
+              help="Only these tables (partial replica); repeatable.")
 @click.option("--since", metavar="YYYY-MM-DD",
               help="Only rows from this UTC day on (partial replica).")
 @click.option("--schema", metavar="NAME",
@@ -40,7 +41,7 @@ def _store_options(config_path: str | None) -> Any:
 @click.option("--memory-limit", metavar="SIZE", envvar="TOPOFF_DUCKDB_MEMORY_LIMIT",
               help="DuckDB replicas: the most memory DuckDB may use, e.g. 512MB; beyond it, "
               "it spills to TARGET.tmp [default: 1GB].")
-def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | None,
+def sync_cmd(config_path: str | None, origin: str, target: str, tables: tuple[str, ...],
              since: str | None, schema: str | None, primary_keys: bool | None, rebase: bool,
              cache_dir: Path | None, memory_limit: str | None) -> None:
     """Build or top off the replica TARGET from the dataset at FROM.
@@ -57,7 +58,8 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: str | No
     from topoff.sync import SyncOptions, sync
 
     opts = SyncOptions(
-        tables=[t.strip() for t in tables.split(",") if t.strip()] if tables else None,
+        tables=[t.strip() for t in ",".join(tables).split(",") if t.strip()] if tables
+        else None,
         since=parse_date(since) if since else None, rebase=rebase, schema=schema,
         cache_dir=cache_dir, store_options=_store_options(config_path),
         memory_limit=memory_limit)
