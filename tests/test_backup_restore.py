@@ -114,6 +114,9 @@ def test_identity_file_problems(backed_up: Path, target: str, tmp_path: Path,
     unknown = run_cli("restore", str(backed_up), "--name", "dump.nope", "--identity",
                       str(age_key.identity), "--target", target)
     assert unknown.exit_code == 5 and "no backup named" in error_lines(unknown)[0]
+    endless = run_cli("restore", str(backed_up), "--latest", "--identity", "/dev/zero",
+                      "--target", target)  # read to a bound, not until memory runs out
+    assert endless.exit_code == 2 and "larger than 1024 KiB" in error_lines(endless)[0]
 
 
 @pytest.mark.parametrize("member", ["../escape.dat", "/abs.dat", "sub/1.dat", "link"])

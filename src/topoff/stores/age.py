@@ -100,12 +100,22 @@ def replace_type(options: ObjectOptions | None) -> ObjectOptions:
     return dataclasses.replace(options, content_type="application/octet-stream")
 
 
+#: the largest identity file read (age-keygen writes about 200 bytes; an ssh key a few KiB)
+MAX_IDENTITY_FILE = 1024 * 1024
+
+
 def load_identities(path: Path | str, error: type[TopoffError] = StoreError) -> list[Any]:
     """The identities in an age key file (``age-keygen`` output; ``#`` lines are comments)
     or an unencrypted ssh private key. The key itself never appears in an error; ``error``
     is the kind raised (a store's own key: StoreError; a key the user passed: ConfigError)."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:  # a key file is small: /dev/zero is no key file
+            raw = f.read(MAX_IDENTITY_FILE + 1)
+        if len(raw) > MAX_IDENTITY_FILE:
+            raise error(f"the age identity file {path} is larger than "
+                        f"{MAX_IDENTITY_FILE // 1024} KiB",
+                        hint="give the file age-keygen wrote (AGE-SECRET-KEY-1...)")
+        text = raw.decode()
     except OSError as exc:
         raise error(f"cannot read the age identity file {path}: {exc.strerror or exc}",
                     hint="check the path and its permissions (the file age-keygen wrote, "
