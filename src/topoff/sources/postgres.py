@@ -85,7 +85,8 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     if url.lower().startswith(("mariadb://", "mysql://")):
         raise ConfigError("this command reads PostgreSQL sources only, not MariaDB",
                           hint="with a MariaDB source, `topoff export` needs a --config that "
-                               "lists the tables (docs/mariadb.md); sync and verify work too")
+                               "lists the tables and takes no --dry-run; sync, verify, "
+                               "replicate and backup read it too (docs/mariadb.md)")
     try:
         pg_conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
