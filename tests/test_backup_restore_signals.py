@@ -1,7 +1,8 @@
 """A real ``topoff restore`` process stopped mid-way by a real signal while its decrypting
 child (the age program, or the pyrage child when age is not on PATH) runs: exit 130, the
 child gone, the work directory removed. After a SIGKILL of topoff (no cleanup possible),
-the child still ends by itself: its stdin reaches end of file."""
+the child still ends by itself: its stdin reaches end of file. The backup is read from S3
+through a slow link, so that the restore is mid-way for seconds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from support.backup import AgeKey
+from support.s3_server import DUMMY_ENV, UNSET_ENV, CuttingProxy, S3Server
 from test_backup_decrypt import encrypt, plain_object
 from topoff.backup.dump import _descendants
 from topoff.demo.cluster import ThrowawayCluster
@@ -51,48 +52,30 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-class Trickle(threading.Thread):
-    """Writes the object into a FIFO slowly, so that the restore is mid-way for seconds."""
-
-    def __init__(self, fifo: Path, data: bytes) -> None:
-        super().__init__(daemon=True)
-        self.fifo, self.data = fifo, data
-        self.written = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with open(self.fifo, "wb", buffering=0) as out:
-                while self.written < len(self.data) and not self.stop.is_set():
-                    self.written += out.write(self.data[self.written: self.written + 16384])
-                    time.sleep(0.02)
-        except BrokenPipeError:
-            pass
-
-
 @pytest.mark.parametrize("decrypter", ["age", "pyrage"])
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "Ctrl-C", "SIGKILL"])
 def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
-                                            tmp_path: Path, decrypter: str, how: str) -> None:
+                                            tmp_path: Path, s3_server: S3Server,
+                                            decrypter: str, how: str) -> None:
     data = encrypt(age_key, plain_object({"toc.dat": b"t", "1.dat": os.urandom(8 << 20)}))
-    store = tmp_path / "store"
-    (store / "backups").mkdir(parents=True)
-    cat = store / "catalog" / "dump.f"
-    cat.mkdir(parents=True)
-    (cat / "started.json").write_text(json.dumps({"started": "2026-01-01T00:00:00+00:00"}))
-    (cat / "finished.json").write_text(json.dumps(
-        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
-    fifo = store / "backups" / "dump.f.tar.zst.age"
-    os.mkfifo(fifo)
+    bucket = s3_server.create_bucket()
+    s3 = s3_server.client()
+    s3.put_object(Bucket=bucket, Key="p/catalog/dump.f/started.json",
+                  Body=json.dumps({"started": "2026-01-01T00:00:00+00:00"}).encode())
+    s3.put_object(Bucket=bucket, Key="p/catalog/dump.f/finished.json", Body=json.dumps(
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}).encode())
+    s3.put_object(Bucket=bucket, Key="p/backups/dump.f.tar.zst.age", Body=data)
+    proxy = CuttingProxy(s3_server.endpoint_url)
+    proxy.pace = 0.02
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
+    env.update(DUMMY_ENV, PYTHONPATH=str(ROOT / "src"), AWS_ENDPOINT_URL=proxy.url)
     if decrypter == "pyrage":
         (tmp_path / "bin").mkdir()
         env["PATH"] = str(tmp_path / "bin")
-    writer = Trickle(fifo, data)
-    writer.start()
-    proc = subprocess.Popen([sys.executable, "-m", "topoff", "restore", str(store), "--name",
+    proc = subprocess.Popen([sys.executable, "-m", "topoff", "restore", f"s3://{bucket}/p",
+                             "--name",
                              "dump.f", "--identity", str(age_key.identity), "--target",
                              empty_target, "--workdir", str(work)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -100,7 +83,7 @@ def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
     child = 0
     try:
         deadline = time.monotonic() + 60
-        while not child or writer.written < 256 * 1024:
+        while not child or proxy.sent < 256 * 1024:
             assert time.monotonic() < deadline, "the decrypting child did not start"
             assert proc.poll() is None, proc.communicate()
             found = [p for p in _descendants(proc.pid)[1:]
@@ -125,14 +108,13 @@ def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
                 time.sleep(0.05)
             return
     finally:
-        writer.stop.set()
+        proxy.stop()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         if child and _alive(child):
             os.kill(child, signal.SIGKILL)
             pytest.fail("the decrypting child outlived topoff")
-        writer.join(10)
     assert proc.returncode == 130, err
     assert "error: interrupted" in err, err
     assert age_key.secret not in err

@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -81,7 +82,9 @@ class S3Server:
 
 class CuttingProxy:
     """Forwards TCP to ``target_port``; after ``cut_after(n)`` the next n response bytes
-    (counted from then on, headers included) are passed and then both sockets are closed."""
+    (counted from then on, headers included) are passed and then both sockets are closed.
+    With ``pace`` set, responses pass 16 KiB at a time, ``pace`` seconds apart (a slow
+    link: a reader is mid-way for seconds); ``sent`` counts the response bytes passed."""
 
     def __init__(self, target_url: str) -> None:
         match = re.fullmatch(r"http://([\d.]+):(\d+)", target_url)
@@ -93,6 +96,8 @@ class CuttingProxy:
         self._lock = threading.Lock()
         #: Range headers seen in requests passing through (lower-cased header values)
         self.ranges: list[str] = []
+        self.pace: float | None = None
+        self.sent = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut_after(self, nbytes: int) -> None:
@@ -113,6 +118,14 @@ class CuttingProxy:
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
+    def _send(self, dst: socket.socket, data: bytes) -> None:
+        step = 16384 if self.pace else len(data)
+        for i in range(0, len(data), step):
+            if self.pace and i:
+                time.sleep(self.pace)
+            dst.sendall(data[i: i + step])
+            self.sent += len(data[i: i + step])
+
     def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
         try:
             while data := src.recv(65536):
@@ -128,7 +141,7 @@ class CuttingProxy:
                 if budget is not None and len(data) >= budget:
                     dst.sendall(data[:budget])
                     return  # the finally clause drops both connections mid-response
-                dst.sendall(data)
+                self._send(dst, data)
         except OSError:
             pass
         finally:

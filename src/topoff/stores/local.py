@@ -11,7 +11,6 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from stat import S_ISREG
 from typing import BinaryIO
 
 from topoff.errors import StoreError
@@ -24,6 +23,7 @@ from topoff.stores.base import (
     check_name,
     refuse_lock,
 )
+from topoff.stores.local_open import check_dirs, open_regular
 
 # Temp files live next to their final name so that os.replace is an atomic rename.
 _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
@@ -73,36 +73,44 @@ class LocalStore(Store):
                 # descend only where names under it can still match the prefix
                 if name.startswith(prefix[: len(name)]):
                     self._walk(Path(entry.path), name, prefix, found, temp)
-            elif entry.is_file() and name.startswith(prefix) and (
+            elif entry.is_file(follow_symlinks=False) and name.startswith(prefix) and (
                     temp or not _TEMP.match(entry.name)):
+                # links and special files are no files of the store: never listed
                 try:
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                     found.append(FileInfo(name, st.st_size, st.st_mtime))
                 except FileNotFoundError:  # deleted while we were listing
                     continue
 
     def stat(self, name: str) -> FileInfo | None:
         try:
-            st = self._path(name).stat()
-        except (FileNotFoundError, NotADirectoryError):
+            fd = self._open_fd(name)
+        except FileMissing:
             return None
-        except OSError as exc:
-            raise self._error(exc, "read", name) from exc
-        return FileInfo(name, st.st_size) if S_ISREG(st.st_mode) else None
+        try:
+            return FileInfo(name, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
 
     def open_read(self, name: str, offset: int = 0) -> BinaryIO:
-        path = self._path(name)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - the caller closes it
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            raise FileMissing(
-                f"{name} not found in {self.url}", hint="check the store location"
-            ) from exc
-        except OSError as exc:
-            raise self._error(exc, "read", name) from exc
+        f = os.fdopen(self._open_fd(name), "rb")
         if offset:
             f.seek(offset)
         return f
+
+    def regular_file(self, name: str) -> Path:
+        """The path of ``name`` for a reader that opens it itself, once it is a regular
+        file reached below the root through no link (FileMissing, or a StoreError)."""
+        os.close(self._open_fd(name))
+        return self._path(name)
+
+    def _open_fd(self, name: str) -> int:
+        """A descriptor of the regular file ``name``: no link below the root is followed,
+        and a FIFO or other special file is refused, never opened for reading."""
+        try:
+            return open_regular(self.root, name, self.url)
+        except OSError as exc:
+            raise self._error(exc, "read", name) from exc
 
     # -- writing -----------------------------------------------------------------------
 
@@ -112,6 +120,7 @@ class LocalStore(Store):
         # a lock is refused before anything is created; the content type has no place here
         refuse_lock(self, options, "a local directory cannot lock objects")
         path = self._path(name)
+        self._check_dirs(name, "write")
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
         created = self._make_parents(path.parent, name)
         try:
@@ -167,14 +176,12 @@ class LocalStore(Store):
         tmp.unlink()
 
     def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
-        path = self._path(name)
         with self._guard():
             try:
-                current = path.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
+                with self.open_read(name) as f:
+                    current = f.read()
+            except FileMissing:
                 return False
-            except OSError as exc:
-                raise self._error(exc, "read", name) from exc
             if current != expected:
                 return False
             if data is None:
@@ -202,6 +209,7 @@ class LocalStore(Store):
 
     def delete(self, name: str) -> None:
         path = self._path(name)
+        self._check_dirs(name, "delete")
         try:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError):
@@ -214,6 +222,12 @@ class LocalStore(Store):
 
     def _path(self, name: str) -> Path:
         return self.root.joinpath(*check_name(name).split("/"))
+
+    def _check_dirs(self, name: str, action: str) -> None:
+        try:
+            check_dirs(self.root, name, self.url)
+        except OSError as exc:
+            raise self._error(exc, action, name) from exc
 
     def _make_parents(self, directory: Path, name: str) -> builtins.list[Path]:
         """Create missing directories; return those we created, deepest first."""

@@ -103,12 +103,7 @@ class Fetcher:
             return self._fetch(pub_id, f)
         checks.publication_id(pub_id, "publication")
         checks.sha256(f.sha256, f"{f.path} sha256")
-        path = self.store.root / check_name(layout.in_publication(pub_id, f.path))
-        if not path.is_file():
-            raise MissingFile(f"{path.relative_to(self.store.root)} is listed in its "
-                              f"manifest but missing from {self.store.url}",
-                              hint="republish the dataset")
-        return path
+        return _in_place(self.store, check_name(layout.in_publication(pub_id, f.path)))
 
     def _fetch(self, pub_id: str, f: DataFile) -> Path:
         checks.publication_id(pub_id, "publication")
@@ -116,11 +111,8 @@ class Fetcher:
         name = check_name(layout.in_publication(pub_id, f.path))
         cached = self.cache_dir / f"{f.sha256}.csv.zst"
         if isinstance(self.store, LocalStore):
-            path = self.store.root / name
-            if not path.exists():
-                raise MissingFile(f"{name} is listed in its manifest but missing from "
-                                  f"{self.store.url}", hint="republish the dataset")
-            if not _matches(path, f):
+            path = _in_place(self.store, name)
+            if not _matches_in(self.store, name, f):
                 raise _mismatch(name, self.store.url)
             if GLOB_CHARACTERS.isdisjoint(str(path)):
                 return path
@@ -153,6 +145,28 @@ class Fetcher:
         if not isinstance(self.store, LocalStore) or not path.is_relative_to(self.store.root):
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _in_place(store: LocalStore, name: str) -> Path:
+    """The path of a data file read where it is: a regular file of the store, reached
+    through no link below its root (a link or a FIFO there is refused, exit 5)."""
+    try:
+        return store.regular_file(name)
+    except FileMissing:
+        raise MissingFile(f"{name} is listed in its manifest but missing from {store.url}",
+                          hint="republish the dataset") from None
+
+
+def _matches_in(store: LocalStore, name: str, f: DataFile) -> bool:
+    """Whether a local store's file has the manifest's size and sha256, read through the
+    store (which follows no link and opens no special file)."""
+    digest = hashlib.sha256()
+    with store.open_read(name) as src:
+        if os.fstat(src.fileno()).st_size != f.bytes:
+            return False
+        while block := src.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest() == f.sha256
 
 
 def _link(path: Path, dest: Path) -> Path:
