@@ -76,7 +76,11 @@ class StoreOptions:
     #: "path" (https://host/bucket/key), "virtual" (https://bucket.host/key) or "auto";
     #: None: path with a custom endpoint, else botocore's choice
     s3_addressing_style: str | None = None
-    http_timeout: float = 30.0
+    http_timeout: float = 30.0  # seconds for a connection, and for each read
+    #: a download slower than this on average (bytes a second) over any window of
+    #: http_rate_window seconds is given up on (StoreError); 0 turns the check off
+    http_min_rate: int = 1024
+    http_rate_window: float = 60.0
     retries: int = 5
     backoff: float = 0.5  # seconds before the first retry; doubles on each further one
 
