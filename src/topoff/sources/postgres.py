@@ -16,13 +16,15 @@ from topoff.errors import ConfigError, SourceError
 from topoff.workers import opened
 
 # Settings that make COPY output the same whatever the server or role defaults are: the
-# dataset format documents these (docs/dataset-format.md).
+# dataset format documents these (docs/dataset-format.md). A PostgreSQL replica's sessions
+# take the same (the same text read back the same way).
 SESSION_SETTINGS = {
     "TimeZone": "UTC",
     "DateStyle": "ISO, YMD",
     "IntervalStyle": "postgres",
     "extra_float_digits": "1",
     "bytea_output": "hex",
+    "lc_monetary": "C",  # money's text: $1,234.56 whatever the server's locale
     "client_encoding": "UTF8",
     "statement_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
