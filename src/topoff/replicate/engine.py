@@ -106,7 +106,7 @@ def _run_one(engine: Target | Refresh, s: ReplicateSource, t: ReplicateTable,
         except (TopoffError, KeyboardInterrupt):
             raise
         except Exception as e:
-            found = classify(e, f"{s.name}.{t.qualified}")
+            found = classify(e, f"{s.name}.{t.qualified}", replicating=True)
             if found is None:
                 log.debug("%s", traceback.format_exc())
                 text = str(e).strip()

@@ -15,7 +15,7 @@ import errno
 import re
 from collections.abc import Callable, Iterator
 
-from topoff.errors import IntegrityError, Interrupted, TargetError, TopoffError
+from topoff.errors import IntegrityError, Interrupted, SourceError, TargetError, TopoffError
 
 #: (publication id, file name in the dataset) for a data file the engine names by path
 FileNamer = Callable[[str], "tuple[str | None, str | None]"]
@@ -34,6 +34,8 @@ _DISK_FULL = ("no space left on device", "disk full", "could not extend file", "
               "not enough space")
 _PERMISSION = ("permission denied", "read-only file system", "operation not permitted")
 _FILE_IN_MESSAGE = re.compile(r"^\s*file\s*=\s*(?P<path>.+?)\s*$", re.MULTILINE)
+#: the context of a COPY ... FROM that refused a row: the replica's side of a replicate
+_COPY_IN = re.compile(r"^COPY [^,]+, line \d+(?:, column (?P<column>[^:]+))?")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -137,14 +139,33 @@ def _duckdb(exc: BaseException, where: str, publication: str | None,
     return None
 
 
-def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffError | None:
+def _refused_value(detail: str, where: str, context: list[str]) -> TopoffError:
+    """A value PostgreSQL refused while ``topoff replicate`` moved rows (it reads no data
+    file: nothing to republish). A COPY into a table is the replica's side; any other
+    statement is the source's (the replica's merges move values between tables alike)."""
+    copy_in = _COPY_IN.match(context[-1]) if context else None
+    if copy_in:
+        column = f", column {copy_in['column']}" if copy_in["column"] else ""
+        return TargetError(
+            f"the replica refused a value of {where}{column}: {detail}",
+            hint="the replica's column cannot hold a value the source has (was the column "
+            f"changed in the replica?): `topoff replicate --resync {where}` rebuilds it")
+    return SourceError(
+        f"a statement on the source failed on a value of {where}: {detail}",
+        hint="a row of the source breaks a statement topoff runs there: check the table's "
+        "where condition, cursor and column types (docs/replicate.md)")
+
+
+def _psycopg(exc: BaseException, where: str, publication: str | None,
+             replicating: bool = False) -> TopoffError | None:
     state = _sqlstate(exc) or ""
     diag = getattr(exc, "diag", None)
     detail = _first_line(exc)
     context = (getattr(diag, "context", None) or "").strip().splitlines()
     copying = bool(context) and context[-1].startswith("COPY ")
     if state in ("22P04", "22P02", "22007", "22008", "22003", "22021", "22P05", "22025",
-                 "22026", "22004", "22001") or (state == "22023" and copying):
+                 "22026", "22004", "22001") or (state == "22023" and copying) or (
+                     replicating and state.startswith("22")):
         # 22001: longer than a varchar(n); 22023 in a COPY: a bytea of odd hex digits
         table = None
         if context and context[-1].startswith("COPY "):
@@ -162,6 +183,8 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
             return TargetError(f"a value{of} is JSON that PostgreSQL's json type refuses "
                                f"({more or detail}); nothing of it was applied",
                                hint=JSON_HINT)
+        if replicating:
+            return _refused_value(detail, where, context)
         return _malformed(detail, publication, None, table)
     if state == "42501":
         return TargetError(
@@ -193,9 +216,12 @@ def _psycopg(exc: BaseException, where: str, publication: str | None) -> TopoffE
 
 
 def classify(exc: BaseException, where: str, publication: str | None = None,
-             name_file: FileNamer | None = None) -> TopoffError | None:
+             name_file: FileNamer | None = None, replicating: bool = False
+             ) -> TopoffError | None:
     """The TopoffError an engine exception means, or None when it is not one we know
-    (a TopoffError is returned as it is, an interrupt becomes :class:`Interrupted`)."""
+    (a TopoffError is returned as it is, an interrupt becomes :class:`Interrupted`).
+    ``replicating``: ``topoff replicate`` moving rows from a source, where a refused value
+    is the replica's or the source's, never a malformed data file."""
     if is_interrupt(exc):
         return Interrupted("interrupted", hint=INTERRUPTED_HINT)
     if isinstance(exc, TopoffError):
@@ -207,7 +233,7 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
         elif _is_duckdb(e):
             found = _duckdb(e, where, publication, name_file)
         elif _is_psycopg(e):
-            found = _psycopg(e, where, publication)
+            found = _psycopg(e, where, publication, replicating)
         if found is not None:
             return found
     return None

@@ -1,0 +1,52 @@
+"""A value PostgreSQL refuses while ``topoff replicate`` reads or writes rows is reported
+as what it is (the replica's column cannot hold it: exit 7; the source's statement fails
+on it: exit 3), never as a malformed data file to ask a publisher for (replicate reads no
+dataset)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from support.replicate import config, new_database, new_target
+from topoff.replicate.engine import run_once
+
+
+@pytest.fixture
+def source(cluster):
+    return new_database(cluster)
+
+
+def test_a_value_the_replica_s_column_cannot_hold(source, cluster, tmp_path):
+    source.execute("CREATE TABLE t (id int PRIMARY KEY, n bigint); INSERT INTO t VALUES (1, 5)")
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, {"t": {"method": "inserter",
+                                                           "cursor": "id", "boundary": 0,
+                                                           "lookback": 0}})},
+                 allow_primary=True)
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    with psycopg.connect(url, autocommit=True) as conn:  # narrowed by hand in the replica
+        conn.execute("ALTER TABLE app.t ALTER COLUMN n TYPE smallint")
+    source.execute("INSERT INTO t VALUES (2, 100000)")
+    [run] = run_once(cfg)
+    assert run.status == "failed" and run.exit_code == 7, run
+    error = run.error or ""
+    assert "malformed" not in error and "publisher" not in error and "data file" not in error
+    assert error.startswith("the replica refused a value of app.public.t, column n: ")
+    assert "--resync app.public.t" in error
+
+
+def test_a_value_the_source_s_statement_fails_on(source, cluster, tmp_path):
+    source.execute("CREATE TABLE t (id int PRIMARY KEY, n bigint); "
+                   "INSERT INTO t VALUES (1, 5), (2, 100000)")
+    url = new_target("postgresql", cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, {"t": {
+        "method": "inserter", "cursor": "id", "boundary": 0, "lookback": 0,
+        "where": "n::smallint > 0"}})},
+        allow_primary=True)
+    [run] = run_once(cfg)
+    assert run.status == "failed" and run.exit_code == 3, run
+    error = run.error or ""
+    assert "malformed" not in error and "publisher" not in error and "data file" not in error
+    assert error.startswith("a statement on the source failed on a value of app.public.t: "
+                            "smallint out of range")
