@@ -19,6 +19,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.duckdb.connect import connect
 from topoff.targets.duckdb.load_errors import load_error
 from topoff.targets.duckdb.resources import resource_settings
 from topoff.targets.duckdb.types import (
@@ -73,13 +74,7 @@ class DuckDBTarget(Target):
         self.memory_limit = config["memory_limit"]
         if database != ":memory:":  # spill next to the replica, not in the working directory
             config["temp_directory"] = str(path) + ".tmp"
-        try:
-            self.con = duckdb.connect(database, config=cast(dict[str, Any], config))
-        except duckdb.IOException as e:
-            first = str(e).splitlines()[0]
-            hint = ("another process (a running sync, or a notebook) has it open; close it and "
-                    "try again") if "lock" in first.lower() else "check the path and permissions"
-            raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
+        self.con = connect(database, cast(dict[str, Any], config), path)
         # topoff shows its own progress; DuckDB's bar would write into its output
         self.con.execute("SET enable_progress_bar = false")
         for macro in MACROS:

@@ -1,0 +1,52 @@
+"""Opening a DuckDB replica file under a catalog name of topoff's own.
+
+DuckDB names a database it opens after its file (``public.duckdb`` is the catalog
+``public``), and a two-part name ``a.b`` whose ``a`` is both a catalog and a schema is an
+error ("Ambiguous reference to catalog or schema"). A replica named ``topoff.duckdb``, or
+named like one of its schemas (``public.duckdb``, ``--schema nommer`` in
+``nommer.duckdb``), could not be written at all. The file is therefore attached under
+:data:`CATALOG`, made the default, and the in-memory database DuckDB starts with is
+detached: the catalogs left are ``CATALOG``, ``system`` and ``temp``, and no replica schema
+may take those names (:data:`RESERVED_SCHEMAS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from topoff.errors import TargetError
+
+#: the catalog name a replica file is attached under
+CATALOG = "topoff_replica"
+#: schema names a DuckDB replica refuses (compared without ASCII case): DuckDB's own
+#: catalogs and schemas, and :data:`CATALOG`
+RESERVED_SCHEMAS = ("system", "temp", CATALOG, "information_schema", "pg_catalog")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(database: str, config: dict[str, Any], path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose default catalog is the file ``database`` attached as
+    :data:`CATALOG` (``:memory:``: an empty, unsaved database as it is)."""
+    con = duckdb.connect(":memory:", config=config)
+    if database == ":memory:":
+        return con
+    try:
+        con.execute(f"ATTACH {_literal(database)} AS {CATALOG}")
+    except duckdb.IOException as e:
+        con.close()
+        first = str(e).splitlines()[0]
+        hint = ("another process (a running sync, or a notebook) has it open; close it and "
+                "try again") if "lock" in first.lower() else "check the path and permissions"
+        raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
+    except BaseException:
+        con.close()
+        raise
+    con.execute(f"USE {CATALOG}")
+    con.execute("DETACH memory")
+    return con
