@@ -4,15 +4,21 @@ like a schema. Each either works exactly or is refused before anything changes."
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.dataset import rewrite_manifest
 from support.pg import Database, make_config
+from support.replica import Replicas
+from topoff.errors import ConfigError, TargetError
 from topoff.export.full import export_full
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.targets import open_target
+from topoff.targets.names import reserved_schema
 
 THINGS = "CREATE TABLE things (id int PRIMARY KEY, x text); INSERT INTO things VALUES (1, 'a');"
 
@@ -45,3 +51,65 @@ def test_a_duckdb_file_named_like_a_schema_is_written(things, tmp_path, name, sc
     assert read(target, f'SELECT * FROM "{schema or "public"}".things') == [(1, "a")]
     assert read(target, "SELECT dataset, status FROM topoff.replicas") == [("d", "ready")]
     assert sync(things, target).rows == 0  # opened again: up to date
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def replica(request, cluster, tmp_path) -> Iterator[str]:
+    r = Replicas(request.param, tmp_path, cluster)
+    try:
+        yield r.new()
+    finally:
+        r.close()
+
+
+def user_tables(location: str) -> list[tuple]:
+    return read(location, "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+                "ORDER BY 1, 2")
+
+
+def test_a_dataset_table_in_topoffs_schema_is_refused(db, tmp_path, replica):
+    """A dataset whose table is ``topoff.replicate_tables`` made replicate's state table
+    (replicate then read and wrote the dataset's rows as its state)."""
+    db.execute("CREATE SCHEMA topoff; CREATE TABLE topoff.replicate_tables (id int PRIMARY KEY);"
+               "INSERT INTO topoff.replicate_tables VALUES (1);" + THINGS)
+    origin = publish(db, tmp_path / "evil", '[tables.things]\nmethod = "snapshot"\n'
+                     '[tables."topoff.replicate_tables"]\nschema = "topoff"\n'
+                     'name = "replicate_tables"\nmethod = "snapshot"\n')
+    with pytest.raises(TargetError) as info:
+        sync(origin, replica)
+    assert info.value.exit_code == 7
+    assert "topoff.replicate_tables" in info.value.message and "--schema" in info.value.hint
+    assert ("topoff", "replicate_tables") not in user_tables(replica)
+    assert ("public", "things") not in user_tables(replica)
+    # into a schema of its own, the same dataset is a replica like any other
+    sync(origin, replica, SyncOptions(schema="evil"))
+    assert read(replica, "SELECT * FROM evil.replicate_tables") == [(1,)]
+
+
+@pytest.mark.parametrize("schema", ["TOPOFF", "_topoff_build", "pg_temp", "pg_toast",
+                                    "information_schema", "temp", "system", "topoff_replica"])
+def test_a_dataset_schema_the_target_keeps_is_refused(things, tmp_path, replica, schema):
+    """Named so in the manifest (a publisher writes it): DuckDB takes ``TOPOFF`` for
+    ``topoff``; each engine refused its own names with an internal error (exit 70), and
+    PostgreSQL took ``information_schema`` and DuckDB ``pg_toast``."""
+    folds = not replica.startswith("postgresql")
+    if reserved_schema(schema, folds) is None:
+        pytest.skip(f"{schema} is an ordinary schema name on this target")
+    full = json.loads((Path(things) / "index.json").read_text())["publications"][0]["id"]
+
+    def rename(doc: dict) -> None:
+        entry = doc["tables"].pop("public.things")
+        doc["tables"][f"{schema}.things"] = {**entry, "schema": schema}
+
+    rewrite_manifest(Path(things), full, rename)
+    with pytest.raises(TargetError) as info:
+        sync(things, replica)
+    assert info.value.exit_code == 7 and schema in info.value.message
+    assert [t for t in user_tables(replica) if t[0] != "topoff"] == []
+
+
+def test_a_schema_option_the_target_keeps_is_refused(things, replica):
+    with pytest.raises(ConfigError) as info:
+        sync(things, replica, SyncOptions(schema="topoff"))
+    assert info.value.exit_code == 2 and "topoff" in info.value.message

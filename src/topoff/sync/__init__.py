@@ -24,6 +24,7 @@ from topoff.sync.apply import (
     pass_over,
 )
 from topoff.sync.fetch import Fetcher, removed_meanwhile
+from topoff.sync.landing import check_schema_option
 from topoff.sync.lock import ensure_ledger, lock_dataset
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
@@ -226,6 +227,7 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
 
 def _sync_index(store: Store, index: Index, target: Target, origin: str,
                 target_location: str, opts: SyncOptions) -> SyncResult:
+    check_schema_option(target, opts.schema)
     ensure_ledger(target)
     lock_dataset(target, index.dataset)  # until the target is closed
     state = Ledger(target).read_replica(index.dataset)

@@ -29,6 +29,7 @@ from topoff.dataset.index import Publication
 from topoff.dataset.manifest import Column, Manifest, TableEntry
 from topoff.errors import IntegrityError, TargetError
 from topoff.sync.fetch import Fetcher
+from topoff.sync.landing import check_landing
 from topoff.targets.base import LoadSpec, ReplicaState, TableDef, TableRef, Target
 from topoff.targets.ledger import Ledger
 
@@ -64,6 +65,7 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
                                                                      state.schema))
             for q in tables}
     if "schema" not in done:
+        check_landing(target, defs.values())
         with target.transaction():
             for d in defs.values():
                 if target.table_exists(d.target):
@@ -167,6 +169,7 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
                          [], True))
         else:
             work.append((entry, d, _schema_changes(d, entry, pub), False))
+    check_landing(target, [d for _, d, _, is_new in work if is_new])
     sources: dict[str, tuple[Publication, Manifest, TableEntry]] = {}
     for entry, *_ in work:
         if not entry.unchanged_since:

@@ -181,6 +181,8 @@ class Target(ABC):
     url: str
     #: the placeholder of the driver ("%s" for psycopg, "?" for duckdb)
     P: str = "?"
+    #: names are compared without the case of ASCII letters (DuckDB), even quoted
+    folds_case: bool = False
 
     # -- connection ------------------------------------------------------------------------
     @abstractmethod

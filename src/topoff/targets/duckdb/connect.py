@@ -7,7 +7,7 @@ named like one of its schemas (``public.duckdb``, ``--schema nommer`` in
 ``nommer.duckdb``), could not be written at all. The file is therefore attached under
 :data:`CATALOG`, made the default, and the in-memory database DuckDB starts with is
 detached: the catalogs left are ``CATALOG``, ``system`` and ``temp``, and no replica schema
-may take those names (:data:`RESERVED_SCHEMAS`).
+may take those names (:mod:`topoff.targets.names`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ from typing import Any
 import duckdb
 
 from topoff.errors import TargetError
-
-#: the catalog name a replica file is attached under
-CATALOG = "topoff_replica"
-#: schema names a DuckDB replica refuses (compared without ASCII case): DuckDB's own
-#: catalogs and schemas, and :data:`CATALOG`
-RESERVED_SCHEMAS = ("system", "temp", CATALOG, "information_schema", "pg_catalog")
+from topoff.targets.names import DUCKDB_CATALOG as CATALOG
 
 
 def _literal(value: str) -> str:

@@ -61,6 +61,7 @@ def _literal(value: object) -> str:
 class DuckDBTarget(Target):
     capabilities = CAPABILITIES
     P = "?"
+    folds_case = True
 
     def __init__(self, path: Path, create: bool = True, memory_limit: str | None = None) -> None:
         self.path = path
