@@ -12,9 +12,11 @@ import pytest
 
 from support.dataset import rewrite_manifest
 from support.pg import Database, make_config
-from support.replica import Replicas
+from support.replica import Replicas, day
+from topoff.dataset.layout import Window
 from topoff.errors import ConfigError, TargetError
 from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.targets import open_target
@@ -113,3 +115,54 @@ def test_a_schema_option_the_target_keeps_is_refused(things, replica):
     with pytest.raises(ConfigError) as info:
         sync(things, replica, SyncOptions(schema="topoff"))
     assert info.value.exit_code == 2 and "topoff" in info.value.message
+
+
+def test_a_new_table_on_another_datasets_table_is_refused(db, tmp_path, replica):
+    """A partition bringing a table the replica does not hold yet, whose place another
+    dataset (or replicate) holds: PostgreSQL's refusal was an internal error (exit 70),
+    DuckDB's spoke of letter case; the other dataset's rows are untouched either way."""
+    db.execute(THINGS + "CREATE TABLE u (id int PRIMARY KEY, at timestamptz NOT NULL);"
+               "INSERT INTO u VALUES (1, now() - interval '1 day');")
+    first = publish(db, tmp_path / "first", '[tables.things]\nmethod = "snapshot"\n', "first")
+    second = tmp_path / "second"
+    u = '[tables.u]\ncursor = "at"\n'
+    publish(db, second, u, "second")
+    db.execute("INSERT INTO things VALUES (2, 'b')")
+    with open_store(str(second)) as store:
+        export_incremental(make_config(db, 'dataset = "second"\n' + u +
+                                       '[tables.things]\nmethod = "snapshot"\n'),
+                           store, Window.day(day(1)))
+    sync(first, replica)
+    with pytest.raises(TargetError) as info:
+        sync(str(second), replica)
+    assert info.value.exit_code == 7
+    assert "public.things already exists" in info.value.message and "--schema" in info.value.hint
+    assert read(replica, "SELECT * FROM public.things") == [(1, "a")]
+    # apart, both are kept
+    sync(str(second), replica, SyncOptions(schema="second", rebase=True))
+    assert read(replica, "SELECT * FROM second.things ORDER BY 1") == [(1, "a"), (2, "b")]
+    assert read(replica, "SELECT * FROM public.things") == [(1, "a")]
+
+
+def test_two_tables_of_a_dataset_landing_in_one_are_refused(db, tmp_path, replica):
+    """``--schema`` puts ``public.t`` and ``other.t`` in one table: refused naming both,
+    also when the second arrives in a partition (an internal error on PostgreSQL)."""
+    db.execute(THINGS + "CREATE SCHEMA other; CREATE TABLE other.things (id int PRIMARY KEY);")
+    directory = tmp_path / "two"
+    one = '[tables.things]\nmethod = "snapshot"\n'
+    two = '[tables."other.things"]\nschema = "other"\nname = "things"\nmethod = "snapshot"\n'
+    both = publish(db, tmp_path / "both", one + two)
+    with pytest.raises(TargetError) as info:
+        sync(both, replica, SyncOptions(schema="x"))
+    assert "public.things and other.things" in info.value.message
+    assert "--tables" in info.value.hint
+    assert all(t[0] == "topoff" for t in user_tables(replica))
+    publish(db, directory, one, "two")
+    sync(str(directory), replica, SyncOptions(schema="x"))
+    with open_store(str(directory)) as store:
+        export_incremental(make_config(db, 'dataset = "two"\n' + one + two), store,
+                           Window.day(day(1)))
+    with pytest.raises(TargetError) as info:
+        sync(str(directory), replica)
+    assert info.value.exit_code == 7 and "public.things and other.things" in info.value.message
+    assert read(replica, "SELECT * FROM x.things") == [(1, "a")]

@@ -64,7 +64,7 @@ def test_tables_whose_names_differ_only_in_case(db, tmp_path):
     refused = run_cli("sync", str(dest), str(tmp_path / "r.duckdb"))
     assert refused.exit_code == 7, refused.stderr
     err, hint = error_lines(refused)
-    assert "already exists" in err and "case" in hint
+    assert "public.Twin and public.twin" in err and "case" in hint
     target = catalog_file(tmp_path)
     assert run_cli("sync", str(dest), target).exit_code == 0
     assert run_cli("verify", target, "--against", db.standby_url).exit_code == 0

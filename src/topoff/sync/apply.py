@@ -68,10 +68,6 @@ def load_full(target: Target, fetcher: Fetcher, pub: Publication, manifest: Mani
         check_landing(target, defs.values())
         with target.transaction():
             for d in defs.values():
-                if target.table_exists(d.target):
-                    raise TargetError(
-                        f"table {d.target} already exists in {target.url} and is not part of "
-                        "this replica", hint="drop it, or sync into another schema with --schema")
                 target.create_table(d)
                 ledger.write_table_def(dataset, d)
             ledger.write_replica(state)
@@ -169,7 +165,7 @@ def apply_partition(target: Target, fetcher: Fetcher, pub: Publication, manifest
                          [], True))
         else:
             work.append((entry, d, _schema_changes(d, entry, pub), False))
-    check_landing(target, [d for _, d, _, is_new in work if is_new])
+    check_landing(target, [d for _, d, _, is_new in work if is_new], defs.values())
     sources: dict[str, tuple[Publication, Manifest, TableEntry]] = {}
     for entry, *_ in work:
         if not entry.unchanged_since:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from topoff.errors import ConfigError, TargetError
 from topoff.targets.base import TableDef, Target
-from topoff.targets.names import reserved_schema
+from topoff.targets.names import fold, reserved_schema
 
 _HINT = "sync into another schema with --schema NAME, or leave the table out with --tables"
 
@@ -25,10 +25,30 @@ def check_schema_option(target: Target, schema: str | None) -> None:
                           hint="choose another schema name")
 
 
-def check_landing(target: Target, new: Iterable[TableDef]) -> None:
-    """The tables about to be made may be made where they would land."""
+def check_landing(target: Target, new: Iterable[TableDef],
+                  held: Iterable[TableDef] = ()) -> None:
+    """The tables about to be made may be made where they would land: not in a reserved
+    schema, not two of them (or one and a table the replica ``held``) in one table, and
+    not where a table exists (another dataset's, replicate's, anyone's)."""
+    def key(d: TableDef) -> tuple[str, str]:
+        return fold(d.target.schema, target.folds_case), fold(d.target.name, target.folds_case)
+
+    seen = {key(d): d for d in held}
     for d in new:
         why = reserved_schema(d.target.schema, target.folds_case)
         if why:
             raise TargetError(f"table {d.source} of the dataset would land in schema "
                               f"{d.target.schema} of {target.url}: {why}", hint=_HINT)
+        other = seen.setdefault(key(d), d)
+        if other is not d:
+            case = other.target != d.target
+            raise TargetError(
+                f"tables {other.source} and {d.source} of the dataset would both land in "
+                f"{d.target}",
+                hint="DuckDB's names ignore the case of letters: leave one of them out with "
+                "--tables, or use a PostgreSQL or Iceberg replica" if case else
+                "leave one of them out with --tables, or sync without --schema")
+        if target.table_exists(d.target):
+            raise TargetError(f"table {d.target} already exists in {target.url} and is not "
+                              "part of this replica",
+                              hint="drop it, or sync into another schema with --schema")

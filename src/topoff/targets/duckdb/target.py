@@ -31,6 +31,7 @@ from topoff.targets.duckdb.types import (
     stored_as_text,
 )
 from topoff.targets.merge import cursor_literal, merge, window_condition
+from topoff.targets.names import fold
 
 CAPABILITIES = Capabilities(
     name="duckdb",
@@ -114,9 +115,13 @@ class DuckDBTarget(Target):
 
     # -- tables ----------------------------------------------------------------------------
     def table_exists(self, ref: TableRef) -> bool:
-        return bool(self.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-            "table_name = ?", [ref.schema, ref.name])[0][0])
+        """Whether ``ref``, or a table whose name differs only in the case of its ASCII
+        letters (the same name for DuckDB), exists."""
+        want = (fold(ref.schema, True), fold(ref.name, True))
+        return any((fold(s, True), fold(n, True)) == want for s, n in self.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+            "table_catalog = current_database() AND lower(table_schema) = lower(?) AND "
+            "lower(table_name) = lower(?)", [ref.schema, ref.name]))
 
     def create_table(self, table: TableDef) -> None:
         ref = table.target
