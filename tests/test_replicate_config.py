@@ -228,6 +228,54 @@ def test_a_bad_target_schema_is_refused(extra, word):
     assert word in info.value.message
 
 
+@pytest.mark.parametrize("target,extra,word", [
+    ("replica.duckdb", 'target_schema = "TOPOFF"', "reserved"),
+    ("replica.duckdb", 'target_schema = "temp"', "reserved"),
+    ("replica.duckdb", 'target_schema = "topoff_replica"', "reserved"),
+    ("postgresql://w@t/r", 'target_schema = "_topoff_build"', "reserved"),
+    ("postgresql://w@t/r", 'target_schema = "information_schema"', "reserved")])
+def test_a_schema_the_target_keeps_is_refused(target, extra, word):
+    """DuckDB takes TOPOFF for topoff (the state's schema) and refuses temp; PostgreSQL's
+    replicate keeps its build tables in _topoff_build: each was taken as a target schema."""
+    text = GOOD.replace('schema = "matomo"\n', f'schema = "matomo"\n{extra}\n', 1)
+    with pytest.raises(ConfigError) as info:
+        parse(text.replace('"replica.duckdb"', f'"{target}"'))
+    assert word in info.value.message
+
+
+SECOND = """
+[replicate.sources.other]
+url = "postgresql://reader@standby2/other"
+target_schema = "matomo"
+[replicate.sources.other.tables.{name}]
+method = "snapshot"
+"""
+
+
+@pytest.mark.parametrize("target,name,refused", [
+    ("replica.duckdb", "site", True), ("replica.duckdb", "Site", True),
+    ("postgresql://w@t/r", "Site", False), ("replica.duckdb", "other_site", False)])
+def test_two_sources_landing_in_one_table_are_refused(target, name, refused):
+    """Two sources with one target_schema and a table of one name (DuckDB: of one name but
+    for the case of its letters) were accepted: the second failed at every run."""
+    text = GOOD.replace('"replica.duckdb"', f'"{target}"') + SECOND.format(name=name)
+    if not refused:
+        assert len(parse(text).sources) == 2
+        return
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert "matomo.matomo.site and other.public." + name in info.value.message
+    assert "target_schema" in info.value.hint
+
+
+def test_two_tables_of_one_source_landing_in_one_table_are_refused():
+    """Tables of two source schemas with one name land in one table of the target."""
+    with pytest.raises(ConfigError) as info:
+        parse(GOOD + '[replicate.sources.matomo.tables.site2]\nschema = "archive"\n'
+              'name = "site"\nmethod = "snapshot"\n')
+    assert "matomo.matomo.site and matomo.archive.site" in info.value.message
+
+
 def test_drop_columns_is_true_or_false():
     with pytest.raises(ConfigError) as info:
         parse(GOOD + 'drop_columns = "yes"\n')

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from topoff.config_values import config_text, parse_size
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, TopoffError
 from topoff.sources.base import engine_of
+from topoff.targets.names import fold, reserved_schema
 
 METHODS = ("inserter", "updater", "snapshot")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
@@ -242,6 +243,7 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         raise ConfigError("[replicate] lists no sources",
                           hint="add [replicate.sources.<name>] with url and tables")
     parsed = []
+    folds = _folds_case(target)
     for sname, s in sources.items():
         where = f"replicate.sources.{sname}"
         s = _check_keys(s, _SOURCE_KEYS, where)
@@ -257,7 +259,7 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         schema = _str(s, "schema", where, "public" if engine == "postgresql"
                       else _maria_database(url, where))
         landing = _str(s, "target_schema", where, sname)
-        if landing.startswith("pg_") or landing == "topoff":
+        if landing.startswith("pg_") or reserved_schema(landing, folds):
             raise ConfigError(f"target_schema {landing!r} in [{where}] is reserved",
                               hint="choose another schema name for the replica's tables")
         tables = s.get("tables") or {}
@@ -274,7 +276,37 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
                                   hint="list each source table once")
             seen.add(t.qualified)
         parsed.append(ReplicateSource(sname, url, schema, allow, read, landing))
+    _one_table_each(parsed, folds)
     return ReplicateConfig(target, tuple(parsed))
+
+
+def _folds_case(target: str) -> bool:
+    """Whether the target's names ignore ASCII case (a DuckDB file)."""
+    from topoff.targets import target_kind
+    from topoff.targets.iceberg import is_iceberg
+
+    try:
+        return not is_iceberg(target) and target_kind(target) == "duckdb"
+    except TopoffError:
+        return False  # refused when the target is opened
+
+
+def _one_table_each(sources: list[ReplicateSource], folds: bool) -> None:
+    """No two replicated tables land in one target table (two sources with one
+    target_schema, or two source schemas' tables of one name)."""
+    seen: dict[tuple[str, str], str] = {}
+    for s in sources:
+        for t in s.tables:
+            key = (fold(s.landing_schema, folds), fold(t.name, folds))
+            this = f"{s.name}.{t.qualified}"
+            other = seen.setdefault(key, this)
+            if other != this:
+                raise ConfigError(
+                    f"[replicate.sources] {other} and {this} would both land in table "
+                    f"{s.landing_schema}.{t.name}",
+                    hint="give one of the sources another target_schema, or leave one "
+                    "table out" + (" (a DuckDB file's names ignore the case of letters)"
+                                   if folds else ""))
 
 
 def load_replicate(path: str | Path) -> ReplicateConfig:
