@@ -175,3 +175,28 @@ def test_a_lower_bound_before_the_cursor_type_s_first_value_reads_from_the_start
         assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (2,)]
     assert query(url, "SELECT id FROM app.o ORDER BY id") == [(1,), (2,), (3,)]
     assert {r.status for r in run_once(cfg)} <= {"ok", "unchanged"}
+
+
+def test_an_unconstrained_numeric_key_written_otherwise_replaces_its_row_on_duckdb(
+        source, cluster, tmp_path):
+    source.execute("""
+        CREATE TABLE n (id numeric PRIMARY KEY, ts timestamptz NOT NULL, v text);
+        INSERT INTO n VALUES (1, '2026-01-01', 'a'), (2, '2026-01-01', 'b'),
+                             (3.50, '2026-01-01', 'c'), (10, '2026-01-01', 'd');""")
+    url = new_target("duckdb", cluster, tmp_path)  # the numeric is kept as its text there
+    cfg = config(url, {"app": (source.standby_url, {"n": {"method": "updater",
+                                                           "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    # equal keys in other text (2.00 for 2, 3.5 for 3.50): one row each, the source's text
+    source.execute("""
+        UPDATE n SET id = 2.00, ts = '2026-01-02', v = 'B' WHERE id = 2;
+        UPDATE n SET id = 3.5, ts = '2026-01-02', v = 'C' WHERE id = 3.5;""")
+    assert [r.rows for r in run_once(cfg)] == [2]
+    assert query(url, "SELECT id, v FROM app.n ORDER BY v") == [
+        ("2.00", "B"), ("3.5", "C"), ("1", "a"), ("10", "d")]
+    # and a key whose digits only look alike (1 and 10, 2.00 and 20) stays its own row
+    source.execute("INSERT INTO n VALUES (20, '2026-01-03', 'e'), (1.0, '2026-01-03', 'x') "
+                   "ON CONFLICT (id) DO UPDATE SET v = 'A', ts = '2026-01-03'")
+    run_once(cfg)
+    assert query(url, "SELECT id, v FROM app.n ORDER BY v") == [
+        ("1", "A"), ("2.00", "B"), ("3.5", "C"), ("10", "d"), ("20", "e")]

@@ -83,9 +83,27 @@ def delete_keys(engine: Target, table: TableDef, source: str) -> int:
     if not table.primary_key:
         raise ValueError(f"{table.source} has no primary key to match rows on")
     relation = engine.ident(table.target.schema, table.target.name)
-    match = " AND ".join(f"t.{engine.ident(k)} = s.{engine.ident(k)}"
-                         for k in table.primary_key)
+    types = {c.name: c.type for c in table.columns}
+    match = " AND ".join(_key_equal(engine, types.get(k, ""), f"t.{engine.ident(k)}",
+                                    f"s.{engine.ident(k)}") for k in table.primary_key)
     return engine.run_count(f"DELETE FROM {relation} AS t USING {source} AS s WHERE {match}")
+
+
+def _key_equal(engine: Target, pg_type: str, mine: str, theirs: str) -> str:
+    """Whether two values of a key column are the same key. An unconstrained numeric is
+    kept as PostgreSQL's text where the engine has no such type (DuckDB), and equal
+    numbers may be written otherwise (2 and 2.00): compared without the trailing zeros of
+    their fraction, as the source compares them (its text never has an exponent)."""
+    if engine.capabilities.native_types or family(pg_type).kind != "numeric_any":
+        return f"{mine} = {theirs}"
+    return f"{_numeric_text(mine)} = {_numeric_text(theirs)}"
+
+
+def _numeric_text(value: str) -> str:
+    v = f"CAST({value} AS VARCHAR)"  # a replica made before kept a double: its shortest text
+    trimmed = (f"(CASE WHEN contains({v}, '.') AND NOT contains(lower({v}), 'e') "
+               f"THEN rtrim(rtrim({v}, '0'), '.') ELSE {v} END)")
+    return f"(CASE WHEN {trimmed} = '-0' THEN '0' ELSE {trimmed} END)"
 
 
 def merge(engine: Target, table: TableDef, columns: Sequence[Column], stage: str,
