@@ -18,11 +18,13 @@ transaction back and the whole refresh starts again from the stored state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from topoff.errors import TargetError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
+from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
 from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
@@ -31,7 +33,8 @@ from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableRef, Target
 
 _REFRESH = Request()
-__all__ = ["Request", "Result", "landing", "lock_name", "refresh"]
+__all__ = ["Request", "Result", "landing", "lock_name", "refresh", "replaced"]
+log = logging.getLogger("topoff")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,22 @@ class _Locked(Exception):
     pass
 
 
+def replaced(state: TableState, info: TableInfo) -> bool:
+    """Whether the source table is another one than the table ``state`` was built from (one
+    dropped and created again under its name): its rows are not the ones replicated, and
+    the watermark says nothing of them (new rows below it would never be read). Logs a
+    warning saying so; the caller then rebuilds the table as at its first load."""
+    t = info.table
+    if t.method == "snapshot" or state.identity is None or info.identity is None \
+            or state.identity == info.identity:
+        return False  # a snapshot table's change detection sees a new table by itself
+    log.warning("%s.%s: the source table is another table than the one replicated (%s, "
+                "was %s: created again under its name, rebuilt by the server, or another "
+                "server); its replica is built again from the start", t.source, t.qualified,
+                info.identity, state.identity)
+    return True
+
+
 def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             request: Request = _REFRESH, attempts: int = 5,
             backoff: float = 2.0) -> Result:
@@ -95,6 +114,10 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             src = open_session(source)
             try:
                 info = src.describe(t)
+                if stored is not None and replaced(state, info):  # as a --resync
+                    engine.drop_table(stored.target)
+                    store.forget(source.name, t.qualified)
+                    stored, state = None, TableState()
                 current = table_def(info, where)
                 tdef = store.definition(source.name, t.qualified) if stored else None
                 first = tdef is None
@@ -119,6 +142,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                 else:
                     moved, new = src.incremental(engine, info, tdef, state, request, first,
                                                  fast[0])
+                    new = replace(new, identity=info.identity)
                     status = "ok"
                 indexes = src.indexes(info) if first else []
                 src.finish()

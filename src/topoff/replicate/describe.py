@@ -49,6 +49,9 @@ class TableInfo:
     cursor_kind: str | None  # family kind of the cursor column
     #: the source's engine (postgresql, mariadb): only PostgreSQL rows carry an xmin
     engine: str = "postgresql"
+    #: which table this is, whatever its name (PostgreSQL: its oid; MariaDB: its creation
+    #: time): another value means a table created again under the name; None: not known
+    identity: str | None = None
 
     @property
     def ident(self) -> sql.Identifier:
@@ -77,7 +80,9 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
         raise ConfigError(f"{t.qualified} is a view: it has no primary key",
                           hint=f'set key = ["<unique column>"] in {where}')
     kind = cursor_kind(t, key, {c[0]: c[1] for c in cols})
-    info = TableInfo(t, oid, relkind, columns, key, kind)
+    # a view's oid says nothing of its rows (they are its tables')
+    info = TableInfo(t, oid, relkind, columns, key, kind,
+                     identity=None if relkind == "v" else f"oid {oid}")
     if t.where is not None:
         check_where(conn, info)
     return info

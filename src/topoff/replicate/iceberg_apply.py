@@ -29,7 +29,7 @@ from typing import Any
 
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, IntegrityError, Interrupted, TargetError
-from topoff.replicate.apply import Result, landing
+from topoff.replicate.apply import Result, landing, replaced
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.iceberg_pull import Pull, pull
 from topoff.replicate.pg_source import PostgresSession
@@ -192,9 +192,14 @@ class IcebergReplica:
             current = table_def(info, where)
             notes: list[str] = []
             added: list[Column] = []
+            paused = h is not None and h.paused
+            if table is not None and h is not None and replaced(state_of(h) or TableState(),
+                                                                info):
+                self.catalog.purge_table(table.name())  # as a --resync: built again
+                table = h = None
             if table is None or h is None:
                 self._namespace(where.schema)
-                h = Held(source.name, t.qualified, t.method, current, "", False, 0, None)
+                h = Held(source.name, t.qualified, t.method, current, "", paused, 0, None)
                 table = create(self.catalog, h)
             tdef, added, dropped, notes = follow(h.definition, current, t.drop_columns)
             h = replace(h, definition=tdef)
@@ -222,7 +227,8 @@ class IcebergReplica:
                                       f"was {p.expect} in the same snapshot",
                                       hint="this is a bug in topoff; report it")
                 self._stopped()  # the last moment before the commit
-                done.append(p.finish(rows))
+                done.append(replace(p.finish(rows), identity=info.identity)
+                            if t.method != "snapshot" else p.finish(rows))
                 return replace(base, state=done[-1].to_json(),
                                rows_total=base.rows_total + rows, updated_at=datetime.now(UTC))
 

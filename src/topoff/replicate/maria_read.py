@@ -25,7 +25,7 @@ from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.reader import MARIA_HASH
 from topoff.sources.mariadb.rowhash import count_hash_sql
-from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
+from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
 
 CHUNK = 1 << 20
 FETCH = 2000
@@ -52,6 +52,18 @@ def query(conn: Any, statement: str, what: str) -> list[tuple[Any, ...]]:
         raise failed(what, e) from None
     finally:
         cur.close()
+
+
+def created(conn: Any, mt: MariaTable) -> str | None:
+    """Which table ``mt`` is, whatever its name: its creation time (whole seconds; a view
+    has none). A table dropped and created again under the name has another one (unless
+    within the same second); so has one the server rebuilt (OPTIMIZE TABLE, an ALTER TABLE
+    that copies it)."""
+    rows = query(conn, "SELECT CAST(CREATE_TIME AS CHAR) FROM information_schema.TABLES "
+                 f"WHERE TABLE_SCHEMA = {literal(mt.schema)} AND TABLE_NAME = "
+                 f"{literal(mt.name)} AND TABLE_TYPE = 'BASE TABLE'", "reading the table's "
+                 "creation time")
+    return f"created {rows[0][0]}" if rows and rows[0][0] is not None else None
 
 
 def text_sql(c: MariaColumn) -> str:

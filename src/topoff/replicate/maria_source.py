@@ -31,7 +31,7 @@ from topoff.dataset.logical import LogicalError
 from topoff.errors import ConfigError, IntegrityError, SourceError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, bound_hint, cursor_kind, kept_columns, lex_problem
-from topoff.replicate.maria_read import KeysetRead, count_hash, lines, query
+from topoff.replicate.maria_read import KeysetRead, count_hash, created, lines, query
 from topoff.replicate.ranges import replace_range
 from topoff.replicate.shape import Index
 from topoff.replicate.source import Request
@@ -132,7 +132,8 @@ class MariaSession:
         if t.where is not None:
             _where_checked(self.conn, t, mt)
         self.tables[t.qualified] = replace(mt, columns=kept)
-        return TableInfo(t, 0, "r", columns, key, kind, engine="mariadb")
+        return TableInfo(t, 0, "r", columns, key, kind, engine="mariadb",
+                         identity=created(self.conn, mt))
 
     def indexes(self, info: TableInfo) -> list[Index]:
         """The source's plain secondary indexes over replicated columns (no prefix index)."""

@@ -13,6 +13,9 @@
   (``count:`` when the hash was not computed: the xmin rule decided, see change.py).
 * ``relation``: for a snapshot table, the signature of its storage at the previous run
   (cluster, timeline, and each relation's oid and file node; change.py).
+* ``identity``: for an inserter/updater table, which source table the watermark belongs
+  to (PostgreSQL: its oid; MariaDB: its creation time; describe.py): a table created
+  again under the same name is another one, rebuilt as at its first load (apply.py).
 
 The target stores :meth:`TableState.to_json` next to the data, in the same transaction.
 """
@@ -39,12 +42,13 @@ class TableState:
     rows: int = 0
     content: str | None = None
     relation: str | None = None
+    identity: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({
             "v": 1, "cursor": self.cursor, "key": list(self.key) if self.key is not None
             else None, "xmin": self.xmin, "rows": self.rows, "content": self.content,
-            "relation": self.relation,
+            "relation": self.relation, "identity": self.identity,
             "run_at": self.run_at.isoformat() if self.run_at else None}, sort_keys=True)
 
     @classmethod
@@ -64,9 +68,9 @@ class TableState:
             raise bad("unknown version")
         cursor, key, xmin = d.get("cursor"), d.get("key"), d.get("xmin")
         rows, content, run_at = d.get("rows", 0), d.get("content"), d.get("run_at")
-        relation = d.get("relation")
+        relation, identity = d.get("relation"), d.get("identity")
         for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at),
-                        ("relation", relation)):
+                        ("relation", relation), ("identity", identity)):
             if v is not None and (not isinstance(v, str) or len(v) > _MAX_TEXT):
                 raise bad(f"{name} is not a short text")
         if key is not None and (not isinstance(key, list) or len(key) > 32 or not all(
@@ -83,7 +87,7 @@ class TableState:
             except ValueError:
                 raise bad("run_at is not an ISO time") from None
         return cls(cursor, tuple(key) if key is not None else None, xmin, when,
-                   rows or 0, content, relation)
+                   rows or 0, content, relation, identity)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())

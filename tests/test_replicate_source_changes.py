@@ -1,0 +1,113 @@
+"""``topoff replicate`` when the source is not what the state expects: a table dropped and
+created again under the same name (PostgreSQL: another oid; MariaDB: another creation
+time) is rebuilt as at its first load, into both SQL targets and Iceberg."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from support.replicate import config, new_database, new_target, query
+from topoff.replicate.engine import repull, run_once, set_paused
+
+ENGINES = ["duckdb", "postgresql"]
+TABLES = {"ins": {"method": "inserter", "cursor": "ts"},
+          "upd": {"method": "updater", "cursor": "ts"}}
+
+
+@pytest.fixture
+def source(cluster):
+    return new_database(cluster)
+
+
+def _iceberg(tmp_path: Path) -> str:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/catalog.db"\n'
+                       'warehouse = "warehouse"\nnamespace = "unused"\n')
+    return f"iceberg:{catalog}"
+
+
+def _rows(url: str, name: str) -> list[tuple]:
+    if not url.startswith("iceberg:"):
+        return query(url, f"SELECT id, v FROM app.{name} ORDER BY id")
+    from topoff.targets.iceberg.config import open_catalog, read_settings
+
+    table = open_catalog(read_settings(url)).load_table(("app", name))
+    got = table.scan(selected_fields=("id", "v")).to_arrow().to_pylist()
+    return sorted((r["id"], r["v"]) for r in got)
+
+
+@pytest.mark.parametrize("kind", [*ENGINES, "iceberg"])
+def test_a_table_created_again_under_its_name_is_rebuilt(source, cluster, tmp_path, kind,
+                                                         caplog):
+    for name in TABLES:
+        source.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, ts timestamptz NOT NULL, "
+                       f"v text); INSERT INTO {name} SELECT g, '2026-03-01'::date + g, 'old' "
+                       "FROM generate_series(1, 5) g")
+    url = _iceberg(tmp_path) if kind == "iceberg" else new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, TABLES)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok"]
+    # another table of the same name: other rows, all below the watermark, another shape
+    for name in TABLES:
+        source.execute(f"DROP TABLE {name}; CREATE TABLE {name} (id int PRIMARY KEY, "
+                       "ts timestamptz NOT NULL, v text, extra int); "
+                       f"INSERT INTO {name} (id, ts, v) VALUES (2, '2026-01-01', 'new'), "
+                       "(9, '2026-01-02', 'new')")
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        runs = run_once(cfg)
+    assert [(r.status, r.rows) for r in runs] == [("ok", 2), ("ok", 2)]
+    assert "another table than the one replicated" in caplog.text
+    for name in TABLES:  # the old rows gone, the new ones all there
+        assert _rows(url, name) == [(2, "new"), (9, "new")]
+    # and it goes on from there, without rebuilding again
+    source.execute("INSERT INTO ins VALUES (10, '2026-01-03', 'more'); "
+                   "INSERT INTO upd VALUES (10, '2026-01-03', 'more')")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        assert [r.rows for r in run_once(cfg)] == [1, 1]
+    assert "another table" not in caplog.text
+    for name in TABLES:
+        assert _rows(url, name) == [(2, "new"), (9, "new"), (10, "more")]
+    # a paused table created again: a repull builds it again, and it stays paused
+    set_paused(cfg, "upd", True)
+    source.execute("DROP TABLE upd; CREATE TABLE upd (id int PRIMARY KEY, ts timestamptz "
+                   "NOT NULL, v text); INSERT INTO upd VALUES (1, '2026-01-01', 'third')")
+    assert repull(cfg, "upd").status == "ok"
+    assert _rows(url, "upd") == [(1, "third")]
+    assert [r.status for r in run_once(cfg)] == ["ok", "paused"]
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_mariadb_table_created_again_under_its_name_is_rebuilt(
+        maria: MariaDatabase, cluster, tmp_path: Path, kind: str, caplog) -> None:
+    for name in TABLES:
+        maria.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, "
+                      f"v VARCHAR(10)); INSERT INTO {name} SELECT seq, "
+                      "TIMESTAMP'2026-03-01 00:00:00' + INTERVAL seq DAY, 'old' "
+                      "FROM seq_1_to_5")
+    url = new_target(kind, cluster, tmp_path)
+    tables = {n: {**s, "boundary": "1m"} for n, s in TABLES.items()}
+    cfg = config(url, {"app": (maria.replica_url, tables)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok"]
+    time.sleep(1.1)  # MariaDB's creation time has whole seconds
+    for name in TABLES:
+        maria.execute(f"DROP TABLE {name}; CREATE TABLE {name} (id INT PRIMARY KEY, "
+                      "ts DATETIME(6) NOT NULL, v VARCHAR(10), extra INT); "
+                      f"INSERT INTO {name} (id, ts, v) VALUES (2, '2026-01-01', 'new'), "
+                      "(9, '2026-01-02', 'new')")
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        runs = run_once(cfg)
+    assert [(r.status, r.rows) for r in runs] == [("ok", 2), ("ok", 2)]
+    assert "another table than the one replicated" in caplog.text
+    for name in TABLES:
+        assert query(url, f"SELECT id, v FROM app.{name} ORDER BY id") == [
+            (2, "new"), (9, "new")]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        assert [r.status for r in run_once(cfg)] == ["ok", "ok"]
+    assert "another table" not in caplog.text
+
