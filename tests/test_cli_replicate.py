@@ -128,10 +128,10 @@ def test_sigkill_at_random_points_then_a_rerun(setup, source):
     _, url, path = setup
     rnd = random.Random(7)
     for n in range(5):
-        source.execute(f"INSERT INTO ev SELECT m + g, now() + g * interval '1 ms', 'k{n}' "
+        source.execute(f"INSERT INTO ev SELECT m + g, now() - g * interval '1 ms', 'k{n}' "
                        "FROM generate_series(1, 3000) g, (SELECT max(id) AS m FROM ev) x; "
                        f"UPDATE ev SET v = 'k{n}', ts = now() WHERE id % 97 = {n}; "
-                       "INSERT INTO lg SELECT now() + g * interval '1 ms', g "
+                       "INSERT INTO lg SELECT now() - g * interval '1 ms', g "
                        "FROM generate_series(1, 3000) g; "
                        f"UPDATE snap SET v = 'k{n}' WHERE id % 13 = {n}")
         proc = subprocess.Popen(_command(path, "--once"), env=_env(),
@@ -148,7 +148,7 @@ def test_sigkill_at_random_points_then_a_rerun(setup, source):
 def test_two_runs_at_once(setup, source):
     _, url, path = setup
     subprocess.run(_command(path), env=_env(), check=True, capture_output=True)
-    source.execute("INSERT INTO lg SELECT now() + g * interval '1 ms', g "
+    source.execute("INSERT INTO lg SELECT now() - g * interval '1 ms', g "
                    "FROM generate_series(1, 5000) g; "
                    "UPDATE snap SET v = 'two' WHERE id < 100")
     procs = [subprocess.Popen(_command(path, "-j", "2"), env=_env(), stdout=subprocess.PIPE,

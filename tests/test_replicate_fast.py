@@ -163,7 +163,7 @@ def test_no_second_index_on_a_cursor_an_index_leads_with(cluster, tmp_path):
                "CREATE TABLE bykey (ts timestamptz PRIMARY KEY, v int); "
                "INSERT INTO led SELECT g, now(), g FROM generate_series(1, 100) g; "
                "INSERT INTO plain SELECT * FROM led; "
-               "INSERT INTO bykey SELECT ts + id * interval '1 s', v FROM led")
+               "INSERT INTO bykey SELECT ts - id * interval '1 s', v FROM led")
     tables = {t: {"method": "inserter", "cursor": "ts"} for t in ("led", "plain", "bykey")}
     assert refresh(config(url, {"app": (db.standby_url, tables)})) == {
         f"public.{t}": ("ok", 100) for t in tables}

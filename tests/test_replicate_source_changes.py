@@ -1,6 +1,7 @@
 """``topoff replicate`` when the source is not what the state expects: a table dropped and
 created again under the same name (PostgreSQL: another oid; MariaDB: another creation
-time) is rebuilt as at its first load, into both SQL targets and Iceberg."""
+time) is rebuilt as at its first load, into both SQL targets and Iceberg; a cursor value
+far in the future does not move the watermark past the source's clock."""
 
 from __future__ import annotations
 
@@ -111,3 +112,55 @@ def test_a_mariadb_table_created_again_under_its_name_is_rebuilt(
         assert [r.status for r in run_once(cfg)] == ["ok", "ok"]
     assert "another table" not in caplog.text
 
+
+CLOCKED = {"tz": ("timestamptz", "now()", "inserter"),
+           "loc": ("timestamp", "now() AT TIME ZONE 'Europe/Paris'", "updater"),
+           "d": ("date", "current_date", "inserter")}
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_cursor_value_in_the_future_waits_for_its_time(source, cluster, tmp_path, kind,
+                                                         caplog):
+    tables = {}
+    for name, (ctype, now, method) in CLOCKED.items():
+        source.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, c {ctype} NOT NULL, v text); "
+                       f"INSERT INTO {name} VALUES (1, {now}, 'a'), (2, '9999-12-31', 'bogus')")
+        tables[name] = {"method": method, "cursor": "c"}
+    tables["loc"]["cursor_timezone"] = "Europe/Paris"
+    source.execute("INSERT INTO tz VALUES (3, now() + interval '2 seconds', 'soon')")
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, tables)})
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        assert [r.rows for r in run_once(cfg)] == [1, 1, 1]
+    assert "9999-12-31" in caplog.text and "ahead of the source's clock" in caplog.text
+    # the watermark stayed at the source's clock: rows written since are read
+    time.sleep(2.5)  # and the row of a moment ahead, once its time has come
+    for name, (_, now, _) in CLOCKED.items():
+        source.execute(f"INSERT INTO {name} VALUES (4, {now}, 'later')")
+    assert [r.rows for r in run_once(cfg)] == [2, 1, 1]
+    assert query(url, "SELECT id FROM app.tz ORDER BY id") == [(1,), (3,), (4,)]
+    for name in ("loc", "d"):
+        assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (4,)]
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_mariadb_cursor_value_in_the_future_waits_for_its_time(
+        maria: MariaDatabase, cluster, tmp_path: Path, kind: str, caplog) -> None:
+    types = {"dt": ("DATETIME(6)", "NOW(6)"), "ts": ("TIMESTAMP(6)", "NOW(6)"),
+             "d": ("DATE", "CURDATE()")}
+    tables: dict[str, dict[str, object]] = {}
+    for name, (ctype, now) in types.items():
+        maria.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, c {ctype} NOT NULL, "
+                      f"v VARCHAR(9)); INSERT INTO {name} VALUES (1, {now}, 'a'), "
+                      "(2, '2037-12-31', 'bogus')")
+        tables[name] = {"method": "inserter", "cursor": "c", "boundary": "1m"}
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (maria.replica_url, tables)})
+    with caplog.at_level(logging.WARNING, logger="topoff"):
+        assert [r.rows for r in run_once(cfg)] == [1, 1, 1]
+    assert "2037-12-31" in caplog.text and "ahead of the source's clock" in caplog.text
+    for name, (_, now) in types.items():
+        maria.execute(f"INSERT INTO {name} VALUES (4, {now}, 'later')")
+    assert [r.status for r in run_once(cfg)] == ["ok"] * 3  # row 1 read again: boundary
+    for name in types:
+        assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (4,)]

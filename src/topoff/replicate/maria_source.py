@@ -21,8 +21,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from mysql.connector import errors as my_errors
@@ -30,20 +29,19 @@ from mysql.connector import errors as my_errors
 from topoff.dataset.logical import LogicalError
 from topoff.errors import ConfigError, IntegrityError, SourceError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
-from topoff.replicate.describe import TableInfo, bound_hint, cursor_kind, kept_columns, lex_problem
+from topoff.replicate.describe import TableInfo, cursor_kind, kept_columns, lex_problem
+from topoff.replicate.maria_cursor import Cursor, not_ahead
 from topoff.replicate.maria_read import KeysetRead, count_hash, created, lines, query
 from topoff.replicate.ranges import replace_range
 from topoff.replicate.shape import Index
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
-from topoff.replicate.watermark import exact_minus, local_lower, zone_or_none
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
 from topoff.sources.mariadb.safety import require_replica
 from topoff.sources.mariadb.source import _column
 from topoff.sources.mariadb.types import (
-    MariaColumn,
     line_sql,
     literal,
     quote_ident,
@@ -181,7 +179,7 @@ class MariaSession:
         found = self._upper(info, mt)
         if found is None:
             return None
-        upper = Cursor(col, found, t.qualified)
+        upper = not_ahead(self.conn, Cursor(col, found, t.qualified), self.taken_at, t)
         lower = None
         if state.cursor is not None:
             lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
@@ -284,73 +282,3 @@ class MariaSession:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
-
-
-class Cursor:
-    """A cursor value: MariaDB's own text of it (``CAST(... AS CHAR)``), its literal for
-    MariaDB statements (:attr:`sql`) and PostgreSQL's text of it (:attr:`text`, stored as
-    the watermark and cast by the target). Parsed, never placed in SQL as given."""
-
-    def __init__(self, col: MariaColumn, maria_text: str, qualified: str,
-                 what: str = "the source's cursor value") -> None:
-        self.col = col
-        try:
-            if col.form in ("int", "year"):
-                self.value: Any = Decimal(maria_text)
-                if not self.value.is_finite():
-                    raise ValueError(maria_text)
-            elif col.form == "date":
-                self.value = date.fromisoformat(maria_text)
-            else:
-                self.value = datetime.fromisoformat(maria_text)
-                if self.value.tzinfo is not None:
-                    raise ValueError(maria_text)
-        except (ValueError, InvalidOperation):
-            raise SourceError(f"{qualified}: {what} {maria_text[:40]!r} is not a "
-                              f"{col.native} value topoff can compare (a zero date?)",
-                              hint="a cursor needs real dates or numbers in the rows read") \
-                from None
-        self.sql = literal(self.value)
-        if isinstance(self.value, Decimal):
-            self.text = str(self.value)
-        elif isinstance(self.value, datetime):
-            self.text = self.value.isoformat(sep=" ") + ("+00" if col.form == "timestamp"
-                                                          else "")
-        else:
-            self.text = self.value.isoformat()
-
-    @classmethod
-    def stored(cls, col: MariaColumn, text: str, qualified: str) -> Cursor:
-        """The watermark as stored (PostgreSQL's text: ``+00`` after a TIMESTAMP)."""
-        if col.form == "timestamp" and text.endswith("+00"):
-            text = text[:-3]
-        return cls(col, text, qualified, "the stored watermark")
-
-    @classmethod
-    def given(cls, col: MariaColumn, text: str, qualified: str) -> Cursor:
-        try:
-            return cls.stored(col, text.strip(), qualified)
-        except SourceError:
-            timely = col.form in ("date", "datetime", "timestamp")
-            raise ConfigError(f"--from/--to is not a value of {qualified}.{col.name}: "
-                              f"{text[:40]!r}", hint=bound_hint(not timely)) from None
-
-    def minus(self, back: timedelta | int, zone: str | None) -> Cursor | None:
-        """``self - back``, exactly (a date rounded down: a wider read, never narrower);
-        None when that is before year 1 (no lower bound)."""
-        v = self.value
-        if isinstance(v, Decimal):
-            lower: str | None = exact_minus(str(v), back if isinstance(back, int) else 0)
-        elif isinstance(v, datetime):
-            assert isinstance(back, timedelta)
-            if self.col.form == "datetime" and zone:  # a repeated hour (daylight saving)
-                lower = local_lower(v.isoformat(sep=" "), back, zone_or_none(zone))
-            else:
-                lower = (v - back).isoformat(sep=" ") if v - datetime.min >= back else None
-        else:
-            assert isinstance(back, timedelta)
-            start = datetime.combine(v, datetime.min.time())
-            lower = (start - back).date().isoformat() if start - datetime.min >= back \
-                else None
-        return None if lower is None else \
-            Cursor(self.col, lower, "the lower bound", "the lower bound")

@@ -13,6 +13,7 @@ Without a key, a batch holds whole cursor groups (mimeo's rule); a group larger 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from topoff.safety import begin_statement, check_standby
 from topoff.sources.postgres import connect
 
 Position = tuple[str, ...]
+log = logging.getLogger("topoff")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Refresh:
         self.marks = snapshot_marks(conn)
         row = conn.execute(sql.SQL("SELECT max({c})::text FROM {t}{w}").format(
             c=self.cursor, t=info.ident, w=self._operator_where(" WHERE "))).fetchone()
-        self.upper: str | None = row[0] if row else None
+        self.upper: str | None = self._not_ahead(row[0] if row else None)
         self.condition = self._condition()
         #: the COPY format of the batches: "csv", or "binary" (fastcopy.py)
         self.format = "csv"
@@ -127,6 +129,36 @@ class Refresh:
             "value is above: the table would never take a new row",
             hint=f"leave such rows out with a row condition, e.g. where = \"{test}\" in "
             f"[replicate.sources.{t.source}.tables.{t.name}]")
+
+    def _not_ahead(self, found: str | None) -> str | None:
+        """``max(cursor)``, or the source's clock at the snapshot where a time cursor's
+        largest value lies ahead of it (a bogus far date would become a watermark every
+        later row is below): rows ahead of the clock are read once their time has come.
+        A ``timestamp`` or ``date`` cursor is read in its zone (cursor_timezone, else the
+        server's TimeZone; a zone Python does not know: UTC)."""
+        kind = self.info.cursor_kind
+        if found is None or kind not in ("timestamptz", "timestamp", "date") \
+                or found.lower() in ("infinity", "-infinity"):
+            return found  # integers have no clock; infinity is refused (next_state)
+        now = self.marks.taken_at
+        if kind != "timestamptz":
+            zone = self._zone()
+            now = (now.astimezone(zone) if zone is not None else now).replace(tzinfo=None)
+        clock = now.date().isoformat() if kind == "date" else now.isoformat(sep=" ")
+        cast = sql.SQL(kind)
+        ahead, far, text = self.conn.execute(sql.SQL(
+            "SELECT {f}::{k} > {n}::{k}, {f}::{k} > {n}::{k} + interval '5 minutes', "
+            "({n}::{k})::text").format(f=sql.Literal(found), n=sql.Literal(clock), k=cast)
+        ).fetchone() or (False, False, None)
+        if not ahead:
+            return found
+        t = self.info.table
+        (log.warning if far else log.debug)(
+            "%s.%s: cursor values up to %s lie ahead of the source's clock (%s%s): the "
+            "watermark stops there, and those rows are read once their time has come",
+            t.source, t.qualified, found, text,
+            "" if kind == "timestamptz" else f" in {t.cursor_timezone or 'its TimeZone'}")
+        return str(text)
 
     def _operator_where(self, glue: str) -> sql.Composable:
         w = self.info.table.where  # checked by describe.check_where
