@@ -200,3 +200,31 @@ def test_an_unconstrained_numeric_key_written_otherwise_replaces_its_row_on_duck
     run_once(cfg)
     assert query(url, "SELECT id, v FROM app.n ORDER BY v") == [
         ("1", "A"), ("2.00", "B"), ("3.5", "C"), ("10", "d"), ("20", "e")]
+
+
+def test_an_unconstrained_numeric_key_written_otherwise_replaces_its_row_on_iceberg(
+        source, tmp_path):
+    from topoff.targets.iceberg.config import open_catalog, read_settings
+
+    source.execute("""
+        CREATE TABLE n (id numeric PRIMARY KEY, ts timestamptz NOT NULL, v text);
+        INSERT INTO n VALUES (1, '2026-01-01', 'a'), (2, '2026-01-01', 'b'),
+                             (3.50, '2026-01-01', 'c'), (10, '2026-01-01', 'd'),
+                             (-7.0, '2026-01-01', 'e');""")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/catalog.db"\n'
+                       'warehouse = "warehouse"\nnamespace = "unused"\n')
+    url = f"iceberg:{catalog}"  # the numeric is a string there
+    cfg = config(url, {"app": (source.standby_url, {"n": {"method": "updater",
+                                                           "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    source.execute("""
+        UPDATE n SET id = 2.00, ts = '2026-01-02', v = 'B' WHERE id = 2;
+        UPDATE n SET id = 3.5, ts = '2026-01-02', v = 'C' WHERE id = 3.5;
+        UPDATE n SET id = -7, ts = '2026-01-02', v = 'E' WHERE id = -7;
+        INSERT INTO n VALUES (1.0000000000000000000001, '2026-01-02', 'f')""")
+    assert [r.rows for r in run_once(cfg)] == [4]
+    table = open_catalog(read_settings(url)).load_table(("app", "n"))
+    got = sorted((r["v"], r["id"]) for r in table.scan().to_arrow().to_pylist())
+    assert got == [("B", "2.00"), ("C", "3.5"), ("E", "-7"), ("a", "1"), ("d", "10"),
+                   ("f", "1.0000000000000000000001")]
