@@ -176,7 +176,22 @@ def source_failures(what: str) -> Iterator[None]:
                               hint="check that the standby is running and accepts "
                               "connections (its log says why it stopped), then run "
                               "again") from None
+        refused = row_security_refusal(e)
+        if refused is not None:
+            raise refused from None
         raise
+
+
+def row_security_refusal(e: BaseException) -> SourceError | None:
+    """A read refused because a row-level security policy would filter it (every session
+    sets row_security = off, as pg_dump does) as the SourceError it is, else None."""
+    if getattr(e, "sqlstate", None) != "42501" or "row-level security" not in str(e):
+        return None
+    first = str(e).strip().splitlines()[0]
+    return SourceError(f"{first}: the source's role would see only the rows the policy "
+                       "shows it, and topoff reads a table whole or not at all",
+                       hint="read as a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS) or as "
+                       "the table's owner, or leave the table out")
 
 
 def retry_on_recovery_conflict(
@@ -200,6 +215,9 @@ def retry_on_recovery_conflict(
             # Once a connection was lost, the server refusing or starting up is its restart.
             if not conflict and not is_connection_lost(e) and not (
                     lost and isinstance(e, ServerUnavailable)):
+                refused = row_security_refusal(e)
+                if refused is not None:
+                    raise refused from None
                 raise
             lost = lost or not conflict
             if cleanup is not None:
