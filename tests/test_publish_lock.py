@@ -129,14 +129,18 @@ def test_a_lock_is_renewed_only_while_held(tmp_path, caplog):
     held = StoreLock(store, "d", ttl=beat * 5)
     held.acquire()
     try:
-        store.delete(layout.LOCK)
-        (tmp_path / "published" / layout.LOCK).mkdir()  # cannot be read: a real failure
+        with held._mutex:  # no renewal between the two steps (it would find no lock)
+            mine = store.read_bytes(layout.LOCK)
+            (tmp_path / "elsewhere").write_bytes(mine)
+            store.delete(layout.LOCK)
+            # a link the store refuses to follow: the renewal fails (a StoreError)
+            (tmp_path / "published" / layout.LOCK).symlink_to(tmp_path / "elsewhere")
         deadline = time.monotonic() + 30
         while "could not renew the lock" not in caplog.text:
             assert time.monotonic() < deadline, caplog.text
             time.sleep(0.05)
     finally:
-        (tmp_path / "published" / layout.LOCK).rmdir()
+        (tmp_path / "published" / layout.LOCK).unlink()
         held.release()
 
 
