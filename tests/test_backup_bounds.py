@@ -20,19 +20,17 @@ import zstandard
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
 from support.pg import Database
-from test_backup_decrypt import FILES, children, decrypter, encrypt, fetch, put  # noqa: F401
+from test_backup_decrypt import (  # noqa: F401
+    FILES,
+    children,
+    decrypter,
+    encrypt,
+    fetch,
+    put,
+    tar_of,
+)
 from topoff.backup.catalog import Entry
 from topoff.errors import IntegrityError
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w|") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def _declared(entry: Entry, **fields: int) -> Entry:
@@ -46,7 +44,7 @@ def _held(dest: Path) -> int:
 
 def test_an_object_larger_than_declared_stops_at_the_declared_size(
         decrypter: str, age_key: AgeKey, tmp_path: Path) -> None:  # noqa: F811
-    data = encrypt(age_key, zstandard.ZstdCompressor().compress(_tar(FILES)))
+    data = encrypt(age_key, zstandard.ZstdCompressor().compress(tar_of(FILES)))
     declared = len(data) // 4
     entry = _declared(put(tmp_path / "store", data), size=declared)
     before = children()
@@ -62,7 +60,7 @@ def test_a_small_object_that_decompresses_hugely_is_stopped(
         decrypter: str, age_key: AgeKey, tmp_path: Path, declared: bool) -> None:  # noqa: F811
     """A few KiB that decompress to 64 MiB: refused once past ``plain_size`` or, without
     it, past 1000 times the object's size."""
-    plain = _tar({"toc.dat": b"toc", "1.dat": bytes(64 << 20)})
+    plain = tar_of({"toc.dat": b"toc", "1.dat": bytes(64 << 20)})
     data = encrypt(age_key, zstandard.ZstdCompressor().compress(plain))
     entry = put(tmp_path / "store", data)
     limit = 1 << 20 if declared else 1000 * len(data)
@@ -77,7 +75,7 @@ def test_a_small_object_that_decompresses_hugely_is_stopped(
 
 def test_the_declared_sizes_exactly_pass(decrypter: str, age_key: AgeKey,  # noqa: F811
                                          tmp_path: Path) -> None:
-    plain = _tar(FILES)
+    plain = tar_of(FILES)
     entry = _declared(put(tmp_path / "store", encrypt(
         age_key, zstandard.ZstdCompressor().compress(plain))), plain_size=len(plain))
     dest = fetch(tmp_path, entry, age_key)
@@ -89,7 +87,7 @@ def test_the_bounds_hold_for_an_ssh_identity(tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                     str(tmp_path / "id")], check=True)
     key = AgeKey(tmp_path / "id", (tmp_path / "id.pub").read_text().strip(), "")
-    data = encrypt(key, zstandard.ZstdCompressor().compress(_tar(FILES)))
+    data = encrypt(key, zstandard.ZstdCompressor().compress(tar_of(FILES)))
     entry = _declared(put(tmp_path / "store", data), size=len(data) // 4)
     with pytest.raises(IntegrityError, match=f"more than the {len(data) // 4} bytes"):
         fetch(tmp_path, entry, key)
@@ -117,7 +115,7 @@ def test_restore_of_a_forged_bomb_exits_6_and_leaves_nothing(
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         members = {m.name: t.extractfile(m).read() for m in t.getmembers()}  # type: ignore[union-attr]
     members["9999.dat"] = bytes(32 << 20)
-    forged = pyrage.encrypt(zstandard.ZstdCompressor().compress(_tar(members)),
+    forged = pyrage.encrypt(zstandard.ZstdCompressor().compress(tar_of(members)),
                             [pyrage.x25519.Recipient.from_str(age_key.public)])
     (store / "backups/dump.b.tar.zst.age").write_bytes(forged)
     (store / "catalog/dump.b").mkdir()
@@ -143,7 +141,7 @@ def test_more_files_than_declared_are_refused(decrypter: str, age_key: AgeKey,  
     """The catalog's ``files`` bounds how many files a restore creates (empty members cost
     a few bytes compressed, and an inode each)."""
     files = {"toc.dat": b"toc", **{f"{n}.dat": b"" for n in range(1, 200)}}
-    data = encrypt(age_key, zstandard.ZstdCompressor().compress(_tar(files)))
+    data = encrypt(age_key, zstandard.ZstdCompressor().compress(tar_of(files)))
     entry = _declared(put(tmp_path / "store", data), files=5)
     with pytest.raises(IntegrityError, match="more than the 5 files") as e:
         fetch(tmp_path, entry, age_key)

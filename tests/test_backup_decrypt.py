@@ -49,14 +49,18 @@ def decrypter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     return str(request.param)
 
 
-def plain_object(files: dict[str, bytes]) -> bytes:
+def tar_of(files: dict[str, bytes]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w|") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return zstandard.ZstdCompressor().compress(raw.getvalue())
+    return raw.getvalue()
+
+
+def plain_object(files: dict[str, bytes]) -> bytes:
+    return zstandard.ZstdCompressor().compress(tar_of(files))
 
 
 def encrypt(key: AgeKey, plain: bytes) -> bytes:
