@@ -99,3 +99,29 @@ def test_amounts_survive_other_monetary_locales(german_cluster: ThrowawayCluster
         got = conn.execute("SELECT amount::numeric::text FROM public.prices ORDER BY id"
                            ).fetchall()
     assert [g[0] for g in got] == AMOUNTS
+
+
+def test_a_backup_restores_money_into_another_monetary_locale(
+        german_cluster: ThrowawayCluster, tmp_path: Path) -> None:
+    """pg_dump writes money in its session's lc_monetary, pg_restore reads it in its own:
+    both run with lc_monetary C, so a German database's amounts restore into a C one."""
+    from support.backup import make_age_key
+    from support.cli import run_cli
+
+    key = make_age_key(tmp_path / "key.txt")
+    source = _database(german_cluster, GERMAN)
+    german_cluster.primary.execute(
+        "CREATE TABLE prices (id int PRIMARY KEY, amount money); "
+        "INSERT INTO prices VALUES " + ", ".join(
+            f"({i}, {a}::numeric)" for i, a in enumerate(AMOUNTS)), source)
+    target = _database(german_cluster, "C")
+    store = str(tmp_path / "store")
+    made = run_cli("backup", "--source", german_cluster.primary.url(source), "--allow-primary",
+                   "--to", store, "--name", "m", "--recipient", key.public)
+    assert made.exit_code == 0, made.stderr
+    restored = run_cli("restore", store, "--name", "m", "--identity", str(key.identity),
+                       "--target", german_cluster.primary.url(target))
+    assert restored.exit_code == 0, restored.stderr
+    rows = german_cluster.primary.execute(
+        "SELECT amount::numeric::text FROM prices ORDER BY id", target)
+    assert [r[0] for r in rows] == AMOUNTS

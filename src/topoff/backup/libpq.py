@@ -1,7 +1,8 @@
 """Connection strings for libpq programs (pg_dump, pg_restore) without secrets on argv.
 
 A password in the URL goes to the child's environment (PGPASSWORD), never on its command
-line, where ``ps`` would show it; the rest is passed as a conninfo string.
+line, where ``ps`` would show it; the rest is passed as a conninfo string. The children's
+sessions read and write money in lc_monetary C (PGOPTIONS).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def split(url: str, **override: str) -> tuple[str, dict[str, str]]:
         raise ConfigError("the connection string cannot be parsed",
                           hint="write it like postgresql://user@host:5432/db") from None
     env = dict(os.environ)
+    # money is dumped and restored as text in the session's lc_monetary: C on both sides,
+    # as topoff's own sessions (sources/postgres.py), whatever the databases default to
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lc_monetary=C".strip()
     password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = str(password)
