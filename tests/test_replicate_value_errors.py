@@ -50,3 +50,23 @@ def test_a_value_the_source_s_statement_fails_on(source, cluster, tmp_path):
     assert "malformed" not in error and "publisher" not in error and "data file" not in error
     assert error.startswith("a statement on the source failed on a value of app.public.t: "
                             "smallint out of range")
+
+
+
+@pytest.mark.parametrize("method", ["snapshot", "updater"])
+def test_a_value_the_duckdb_replica_cannot_hold_fails_the_table_with_7(source, cluster,
+                                                                       tmp_path, method):
+    """A timestamp after DuckDB's last one (294247 AD; PostgreSQL's is 294276 AD): the
+    table fails naming the value and the way out, not as an internal error."""
+    source.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamp NOT NULL, k timestamp); "
+                   "INSERT INTO t VALUES (1, '2026-01-01', '2026-01-01'), "
+                   "(2, '2026-01-02', '294270-01-02')")
+    settings = {"method": method} if method == "snapshot" else {
+        "method": method, "cursor": "ts"}
+    url = new_target("duckdb", cluster, tmp_path)
+    [run] = run_once(config(url, {"app": (source.standby_url, {"t": settings})},
+                            allow_primary=True))
+    assert run.status == "failed" and run.exit_code == 7, run
+    assert (run.error or "").startswith("the DuckDB replica cannot hold a value of "
+                                        "app.public.t: "), run.error
+    assert "294270" in (run.error or "") and "internal error" not in (run.error or "")

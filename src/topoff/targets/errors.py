@@ -230,6 +230,13 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
         found: TopoffError | None = None
         if isinstance(e, OSError) and not _is_duckdb(e) and not _is_psycopg(e):
             found = _os_error(e, where)
+        elif _is_duckdb(e) and replicating and type(e).__name__ == "ConversionException":
+            # a value of the source's the DuckDB replica cannot hold (docs/targets.md)
+            found = TargetError(f"the DuckDB replica cannot hold a value of {where}: "
+                                f"{_first_line(e).removeprefix('Conversion Error: ')}",
+                                hint="DuckDB's ranges are narrower than PostgreSQL's for some "
+                                "types (docs/targets.md): leave such rows out with the table's "
+                                "`where`, or replicate it into PostgreSQL or Iceberg")
         elif _is_duckdb(e):
             found = _duckdb(e, where, publication, name_file)
         elif _is_psycopg(e):
