@@ -55,3 +55,16 @@ def test_a_usage_error_does_not_echo_a_password():
     assert result.exit_code == 2
     assert "Pw-9z7" not in result.stderr + result.stdout
     assert "postgresql://u:***@h/db" in error_lines(result)[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["init", "--source", "postgresql://u:secret@127.0.0.1:1/db", "--log-format", "json"],
+    ["systemd", "--print", "nothing", "--log-format", "json"],
+])
+def test_init_and_systemd_take_the_logging_options(args: list[str]):
+    """Every command takes --log-format (init and systemd have no --config)."""
+    result = run_cli(*args)
+    assert result.exit_code in (2, 3), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["level"] == "error", result.stderr
+    assert "secret" not in result.stderr

@@ -26,6 +26,7 @@ from topoff.cli.backup_output import echo_catalog, echo_prune
 from topoff.cli.options import (
     build_config,
     common_options,
+    logging_options,
     source_options,
     store_for,
 )
@@ -270,6 +271,7 @@ def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last
 
 
 @click.command("systemd")
+@logging_options
 @click.option("--print", "kind", required=True, type=click.Choice(KINDS),
               help="The job whose .service and .timer to print.")
 @click.option("--unit-config", default=UnitSettings.config, show_default=True,

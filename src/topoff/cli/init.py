@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from topoff.cli.options import build_config, common_options, source_options
+from topoff.cli.options import build_config, common_options, logging_options, source_options
 from topoff.config import ENV_SOURCE, Config
 from topoff.errors import ConfigError
-from topoff.log import setup_logging
 
 if TYPE_CHECKING:  # the PostgreSQL catalog modules load psycopg: imported where used
     from topoff.check import CheckResult
@@ -22,6 +21,7 @@ schema_option = click.option(
 
 
 @click.command("init")
+@logging_options
 @source_options
 @schema_option
 @click.option("--output", "-o", "output", metavar="FILE",
@@ -39,7 +39,6 @@ def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[
     Example:
       topoff init --source postgresql://reader@standby/datanommer --output datanommer.toml
     """
-    setup_logging()
     url = source_url or os.environ.get(ENV_SOURCE)
     if not url:
         raise ConfigError("no source database given",

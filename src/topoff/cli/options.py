@@ -29,27 +29,31 @@ def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
-def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --quiet, --verbose, --log-format: set up logging before the command runs."""
+def logging_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--quiet, --verbose, --log-format: set up logging before the command runs."""
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                  envvar="TOPOFF_CONFIG",
-                  help="TOML configuration file [env: TOPOFF_CONFIG].")
     @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
     @click.option("-v", "--verbose", is_flag=True, help="Debug messages too.")
     @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
                   show_default=True, help="Log lines on stderr as text or JSON objects.")
     @functools.wraps(f)
-    def wrapper(*args: Any, config_path: str | None, quiet: bool, verbose: bool,
-                log_format: str, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, quiet: bool, verbose: bool, log_format: str, **kwargs: Any) -> Any:
         setup_logging(quiet=quiet, verbose=verbose, fmt=log_format)
         _library_logs(verbose)
         ctx = click.get_current_context()
         ctx.ensure_object(dict)
         ctx.obj.update(quiet=quiet, verbose=verbose, log_format=log_format)
-        return f(*args, config_path=config_path, **kwargs)
+        return f(*args, **kwargs)
 
     return wrapper
+
+
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and the :func:`logging_options`."""
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        envvar="TOPOFF_CONFIG",
+                        help="TOML configuration file [env: TOPOFF_CONFIG].")(
+        logging_options(f))
 
 
 def _library_logs(verbose: bool) -> None:
