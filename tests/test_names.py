@@ -13,6 +13,7 @@ import pytest
 from support.dataset import rewrite_manifest
 from support.pg import Database, make_config
 from support.replica import Replicas, day
+from test_iceberg_sync import catalog_file, iceberg_table
 from topoff.dataset.layout import Window
 from topoff.errors import ConfigError, TargetError
 from topoff.export.full import export_full
@@ -20,6 +21,7 @@ from topoff.export.incremental import export_incremental
 from topoff.stores import open_store
 from topoff.sync import SyncOptions, sync
 from topoff.targets import open_target
+from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.names import reserved_schema
 
 THINGS = "CREATE TABLE things (id int PRIMARY KEY, x text); INSERT INTO things VALUES (1, 'a');"
@@ -166,3 +168,33 @@ def test_two_tables_of_a_dataset_landing_in_one_are_refused(db, tmp_path, replic
         sync(str(directory), replica)
     assert info.value.exit_code == 7 and "public.things and other.things" in info.value.message
     assert read(replica, "SELECT * FROM x.things") == [(1, "a")]
+
+
+def test_two_tables_of_one_iceberg_name_are_refused(db, tmp_path):
+    """``public.a__b`` and ``a.b`` are both the Iceberg table ``a__b``: refused naming
+    both before anything is made, also when the second arrives in a partition (every run
+    said another writer had changed a table, run the sync again)."""
+    db.execute("CREATE TABLE a__b (id int PRIMARY KEY); INSERT INTO a__b VALUES (1);"
+               "CREATE SCHEMA a; CREATE TABLE a.b (id int PRIMARY KEY);")
+    one = '[tables.a__b]\nmethod = "snapshot"\n'
+    two = '[tables."a.b"]\nschema = "a"\nname = "b"\nmethod = "snapshot"\n'
+    both = publish(db, tmp_path / "both", one + two)
+    target = catalog_file(tmp_path)
+    for _ in range(2):
+        with pytest.raises(TargetError) as info:
+            sync(both, target, SyncOptions(cache_dir=tmp_path / "c"))
+        assert info.value.exit_code == 7, info.value.message
+        assert "public.a__b and a.b" in info.value.message and "--tables" in info.value.hint
+    settings = read_settings(target)
+    assert open_catalog(settings).list_tables(settings.namespace) == []
+    directory = tmp_path / "two"
+    publish(db, directory, one, "two")
+    sync(str(directory), target, SyncOptions(cache_dir=tmp_path / "c"))
+    with open_store(str(directory)) as store:
+        export_incremental(make_config(db, 'dataset = "two"\n' + one + two), store,
+                           Window.day(day(1)))
+    with pytest.raises(TargetError) as info:
+        sync(str(directory), target, SyncOptions(cache_dir=tmp_path / "c"))
+    assert info.value.exit_code == 7 and "public.a__b and a.b" in info.value.message
+    assert [r["id"] for r in iceberg_table(target, "replica.a__b").scan().to_arrow()
+            .to_pylist()] == [1]

@@ -29,6 +29,7 @@ from topoff.targets.iceberg.table import (
     replica_tables,
     row_count,
     state_of,
+    table_name,
 )
 
 log = logging.getLogger("topoff")
@@ -59,6 +60,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     plan = plan_sync(index, state, origin, location)
     partitions = [(p, read_manifest(store, p)) for p in sorted(plan.apply,
                                                                key=lambda p: p.sequence)]
+    base_manifest = read_manifest(store, plan.base) if plan.base is not None else None
+    _one_name_each(have, base_manifest, partitions, state, opts.tables, settings.url)
 
     def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None) -> None:
         """Publication ``pub`` into table ``q`` (in ``txn`` when given, else its commit).
@@ -86,7 +89,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
 
     if plan.base is not None:
         base = plan.base
-        manifest = read_manifest(store, base)
+        manifest = base_manifest
+        assert manifest is not None
         wanted = state.tables if state is not None and state.tables is not None \
             else select_tables(manifest, opts.tables)
         partial = state.tables if state is not None else \
@@ -155,6 +159,32 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     result.passed_over.extend(p.id for p, _ in plan.skip)
     result.last_sequence = min((lg.sequence for _, lg in have.values()), default=0)
     result.rows_held = sum(row_count(t) for t, _ in have.values())
+
+
+def _one_name_each(have: dict[str, tuple[Any, TableLedger]], base: Manifest | None,
+                   partitions: list[tuple[Publication, Manifest]], state: Any,
+                   tables: list[str] | None, url: str) -> None:
+    """Two tables of the dataset whose Iceberg names are one (``a.b`` and ``public.a__b``
+    are both ``a__b``, in one namespace) are refused naming both, before anything is made:
+    the tables held, those the full export brings and those partitions add."""
+    names = {q: ledger.definition.target.name for q, (_, ledger) in have.items()}
+    chosen = state.tables if state is not None else None
+    if base is not None:  # as the full export's load below chooses them
+        wanted = chosen if chosen is not None else select_tables(base, tables)
+        names.update((q, table_name(base.tables[q])) for q in wanted if q not in names)
+        if state is None and tables is not None:
+            chosen = wanted
+    for _, manifest in partitions:
+        names.update((q, table_name(e)) for q, e in manifest.tables.items()
+                     if q not in names and (chosen is None or q in chosen))
+    seen: dict[str, str] = {}
+    for q, name in names.items():
+        other = seen.setdefault(name, q)
+        if other != q:
+            raise TargetError(f"tables {other} and {q} of the dataset would both be the "
+                              f"Iceberg table {name} of {url}",
+                              hint="leave one of them out with --tables, or use a DuckDB "
+                              "or PostgreSQL replica")
 
 
 def run(origin: str, location: str, opts: Any, result: Any,
