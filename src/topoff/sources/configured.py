@@ -3,7 +3,8 @@
 One set of rules and messages for every engine: a column the config names must exist,
 ``--strict`` refuses columns the config does not classify (otherwise they are exported,
 with a warning), and a table with no column to export (none at all, or all private) is
-an error.
+an error. Every name exported must be one a dataset holds (dataset/checks.py): MariaDB's
+may be 64 characters of up to 4 bytes, a dataset's (PostgreSQL's) 63 bytes at most.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import difflib
 import logging
 
 from topoff.config import TableConfig
+from topoff.dataset import checks
 from topoff.errors import ConfigError
 
 log = logging.getLogger("topoff")
@@ -50,3 +52,19 @@ def exported_columns(tc: TableConfig, names: list[str], strict: bool) -> list[st
         raise ConfigError(f"every column of {tc.qualified} is private; nothing to export",
                           hint=f"remove [tables.{tc.name}] or make a column public")
     return kept
+
+
+def check_names(tc: TableConfig, columns: list[str]) -> None:
+    """ConfigError for the table's schema or name, or an exported column's name, that a
+    dataset cannot hold (1 to 63 bytes, no control characters), before anything is read."""
+    for what, value in (("schema", tc.schema), ("table name", tc.name),
+                        *(("column", c) for c in columns)):
+        try:
+            checks.name(value, what)
+        except checks.Invalid:
+            hint = (f'leave it out: {value!r} = "private" under [tables.{tc.name}.columns], '
+                    "or rename it on the source") if what == "column" else \
+                "rename it on the source, or leave the table out of the config"
+            raise ConfigError(f"{tc.qualified}: {what} {value!r:.80} is not a name a dataset "
+                              f"holds (1 to 63 bytes, no control characters; it has "
+                              f"{len(value.encode())} bytes)", hint=hint) from None

@@ -28,7 +28,7 @@ from topoff.dataset.manifest import Column, Snapshot
 from topoff.errors import ConfigError, SourceError
 from topoff.pgtypes import is_time_cursor
 from topoff.sources.base import SourceCapabilities, SourceTable
-from topoff.sources.configured import exported_columns
+from topoff.sources.configured import check_names, exported_columns
 from topoff.sources.mariadb import parallel
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, read_table
@@ -259,6 +259,7 @@ class MariaSource:
         where = f"[tables.{tc.name}]"
         exported = set(exported_columns(tc, names, strict))
         kept = [c for c in mt.columns if c.name in exported]
+        check_names(tc, [c.name for c in kept])
         try:
             columns = [_column(c, f"{tc.qualified} column {c.name!r}") for c in kept]
         except LogicalError as e:  # the mapping is ours: a bug, not the user's input

@@ -1,0 +1,60 @@
+"""Names MariaDB allows and PostgreSQL does not: identifiers of 64 characters (up to 256
+bytes), where PostgreSQL keeps 63 bytes and silently cuts the rest. A dataset holds names
+of 63 bytes at most (docs/dataset-format.md): an export refuses a longer one before
+anything is published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from topoff.config import Config, TableConfig
+from topoff.errors import ConfigError
+from topoff.export.full import export_full
+from topoff.stores import open_store
+from topoff.sync import SyncOptions, sync
+
+LONG, WIDE = "a" * 64, "é" * 40  # 64 and 80 bytes
+SHARED = ("p" * 63 + "x", "p" * 63 + "y")  # one name once cut to 63 bytes
+CASES = {
+    "ascii column": (f"CREATE TABLE t (id INT PRIMARY KEY, `{LONG}` INT);"
+                     "INSERT INTO t VALUES (1, 2)", "t", [LONG]),
+    "multi-byte column": (f"CREATE TABLE t (id INT PRIMARY KEY, `{WIDE}` INT);"
+                          "INSERT INTO t VALUES (1, 2)", "t", [WIDE]),
+    "two columns of one prefix": (
+        f"CREATE TABLE t (id INT PRIMARY KEY, `{SHARED[0]}` INT, `{SHARED[1]}` INT);"
+        "INSERT INTO t VALUES (1, 2, 3)", "t", list(SHARED)),
+    "table": (f"CREATE TABLE `{LONG}` (id INT PRIMARY KEY); INSERT INTO `{LONG}` VALUES (1)",
+              LONG, []),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_export_refuses_a_name_longer_than_63_bytes(maria: MariaDatabase, tmp_path: Path,
+                                                       case: str) -> None:
+    """Published, the dataset was refused by every replica as damaged (exit 6)."""
+    ddl, table, columns = CASES[case]
+    maria.execute(ddl)
+    root = tmp_path / "pub"
+    with open_store(str(root)) as store, pytest.raises(ConfigError) as info:
+        export_full(Config(dataset="n", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name=table, method="snapshot"),)), store)
+    assert info.value.exit_code == 2
+    assert "63 bytes" in info.value.message and (columns or [table])[0] in info.value.message
+    assert "private" in info.value.hint if columns else "rename" in info.value.hint
+    assert not [p for p in root.rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def test_a_long_column_left_private_is_not_exported(maria: MariaDatabase, tmp_path: Path
+                                                    ) -> None:
+    ddl, _, _ = CASES["ascii column"]
+    maria.execute(ddl)
+    root = str(tmp_path / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset="n", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="t", method="snapshot",
+                        columns={LONG: "private"}),)), store)
+    replica = str(tmp_path / "r.duckdb")
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
