@@ -30,7 +30,8 @@ from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
-from topoff.targets.base import TableRef, Target
+from topoff.targets.base import TableDef, TableRef, Target
+from topoff.targets.names import too_long
 
 _REFRESH = Request()
 __all__ = ["Request", "Result", "landing", "lock_name", "refresh", "replaced"]
@@ -51,6 +52,24 @@ def lock_name(source: str, table: str) -> str:
 
 def landing(source: ReplicateSource, t: ReplicateTable) -> TableRef:
     return TableRef(source.landing_schema, t.name)
+
+
+def _fits(engine: Target, source: ReplicateSource, t: ReplicateTable, d: TableDef) -> None:
+    """TargetError for a name the target would cut (PostgreSQL: over 63 bytes), before
+    anything is made or changed."""
+    found = too_long(d, engine.max_name_bytes)
+    if found is None:
+        return
+    what, name = found
+    where = f"[replicate.sources.{source.name}.tables.{t.name}]"
+    raise TargetError(
+        f"{source.name}.{t.qualified}: its {what} {name!r:.80} has {len(name.encode())} "
+        f"bytes; {engine.url} holds names of {engine.max_name_bytes} bytes at most",
+        hint={"column": f"leave it out with exclude = [...] in {where}, or use a DuckDB or "
+                        "Iceberg target",
+              "schema": f"set a shorter target_schema for source {source.name}, or use a "
+                        "DuckDB or Iceberg target"}.get(
+            what, "a table lands under its source name: use a DuckDB or Iceberg target"))
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
@@ -119,6 +138,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                     store.forget(source.name, t.qualified)
                     stored, state = None, TableState()
                 current = table_def(info, where)
+                _fits(engine, source, t, current)
                 tdef = store.definition(source.name, t.qualified) if stored else None
                 first = tdef is None
                 if first:

@@ -183,6 +183,9 @@ class Target(ABC):
     P: str = "?"
     #: names are compared without the case of ASCII letters (DuckDB), even quoted
     folds_case: bool = False
+    #: the longest name (schema, table, column) the engine holds whole, in UTF-8 bytes;
+    #: None: no limit topoff needs to know of
+    max_name_bytes: int | None = None
 
     # -- connection ------------------------------------------------------------------------
     @abstractmethod

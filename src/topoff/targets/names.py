@@ -7,10 +7,13 @@ build tables of replicate's parallel first copies, and each engine keeps some fo
 (PostgreSQL every ``pg_*`` and ``information_schema``; DuckDB its catalogs ``system`` and
 ``temp``, the name a replica file is opened under, and its catalog schemas). DuckDB's names
 ignore the case of ASCII letters (``"TOPOFF"`` is ``topoff``), PostgreSQL's quoted names
-do not.
+do not. PostgreSQL keeps 63 bytes of a name and cuts the rest silently: a longer name
+(MariaDB's may be 64 characters of up to 4 bytes) is refused, never cut.
 """
 
 from __future__ import annotations
+
+from topoff.targets.base import TableDef
 
 #: the schemas topoff keeps its own objects in, on every SQL target
 STATE_SCHEMAS = ("topoff", "_topoff_build")
@@ -35,4 +38,16 @@ def reserved_schema(name: str, folds_case: bool) -> str | None:
         return "DuckDB keeps that name for itself"
     if not folds_case and (folded == "information_schema" or folded.startswith("pg_")):
         return "PostgreSQL keeps that name for itself"
+    return None
+
+
+def too_long(d: TableDef, limit: int | None) -> tuple[str, str] | None:
+    """(what, name) of the first name of ``d`` (schema, table, a column) longer than
+    ``limit`` UTF-8 bytes, or None."""
+    if limit is None:
+        return None
+    for what, value in (("schema", d.target.schema), ("table name", d.target.name),
+                        *(("column", c.name) for c in d.columns)):
+        if len(value.encode()) > limit:
+            return what, value
     return None

@@ -74,6 +74,7 @@ def enum_name(c: Column) -> str:
 class PostgresTarget(Target):
     capabilities = CAPABILITIES
     P = "%s"
+    max_name_bytes = 63  # NAMEDATALEN - 1: longer names are cut, with a NOTICE
 
     def __init__(self, url: str) -> None:
         self.url = display_url(url)
