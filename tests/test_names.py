@@ -198,3 +198,17 @@ def test_two_tables_of_one_iceberg_name_are_refused(db, tmp_path):
     assert info.value.exit_code == 7 and "public.a__b and a.b" in info.value.message
     assert [r["id"] for r in iceberg_table(target, "replica.a__b").scan().to_arrow()
             .to_pylist()] == [1]
+
+
+def test_a_column_name_with_a_control_character_is_not_exported(db, tmp_path):
+    """PostgreSQL takes a tab in a quoted name, a dataset does not: the export refuses it
+    with exit 2 before anything is published (every replica refused the dataset as
+    damaged, exit 6)."""
+    db.execute('CREATE TABLE t (id int PRIMARY KEY, "a\tb" int); INSERT INTO t VALUES (1, 2)')
+    with pytest.raises(ConfigError) as info:
+        publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n')
+    assert info.value.exit_code == 2 and "'a\\tb'" in info.value.message
+    assert "private" in info.value.hint
+    assert not list((tmp_path / "d").rglob("*.json"))
+    publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n[tables.t.columns]\n'
+            '"a\\tb" = "private"\n')

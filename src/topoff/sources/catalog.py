@@ -19,7 +19,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
 from topoff.sources.base import SourceTable
-from topoff.sources.configured import exported_columns, near
+from topoff.sources.configured import check_names, exported_columns, near
 from topoff.sources.types import TypeDef, TypeWalker, merge
 
 log = logging.getLogger("topoff")
@@ -129,6 +129,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
     cols = conn.execute(_COLUMNS_Q, (oid,)).fetchall()
     names = [c[1] for c in cols]
     exported = set(exported_columns(tc, names, strict))
+    check_names(tc, [n for n in names if n in exported])
     private = tc.private_columns()
     columns = [Column(name, typ, bool(nullable), list(labels) if labels else None, native=typ)
                for _attnum, name, typ, nullable, labels, *_ in cols if name in exported]
