@@ -92,3 +92,26 @@ def test_replicate_lands_a_long_name_exactly_or_refuses_it(maria: MariaDatabase,
     assert run.status == "ok", run.error
     held = open_catalog(read_settings(iceberg)).load_table(("m", table))
     assert [f.name for f in held.schema().fields] == ["id", *columns]
+
+
+def test_names_of_63_bytes_land_exactly_in_postgresql(maria: MariaDatabase, cluster,
+                                                      tmp_path: Path) -> None:
+    """The longest names a dataset and PostgreSQL hold, through an export and a sync and
+    through replicate, twice (a second refresh finds the table it made)."""
+    table, column = "t" * 63, "é" * 31 + "c"  # 63 bytes each
+    maria.execute(f"CREATE TABLE `{table}` (id INT PRIMARY KEY, `{column}` INT);"
+                  f"INSERT INTO `{table}` VALUES (1, 2)")
+    root = str(tmp_path / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset="n", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name=table, method="snapshot"),)), store)
+    replica = new_target("postgresql", cluster, tmp_path)
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    assert query(replica, f'SELECT id, "{column}" FROM "{maria.name}"."{table}"') == [(1, 2)]
+    target = new_target("postgresql", cluster, tmp_path)
+    cfg = config(target, {"m": (maria.replica_url, {table: {"method": "snapshot"}})})
+    assert [(r.status, r.error) for r in run_once(cfg)] == [("ok", None)]
+    maria.execute(f"INSERT INTO `{table}` VALUES (2, 3)")
+    assert [(r.status, r.error) for r in run_once(cfg)] == [("ok", None)]
+    assert query(target, f'SELECT id, "{column}" FROM m."{table}" ORDER BY id') == \
+        [(1, 2), (2, 3)]
