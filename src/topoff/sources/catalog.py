@@ -104,6 +104,7 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[PgTable]:
         walker = TypeWalker(conn)
         tables = [_one_table(conn, walker, t, config.strict) for t in config.tables]
         by_oid = {t.oid: t for t in tables}
+        _no_rows_twice(conn, by_oid)
         for t in tables:
             t.foreign_keys.extend(_foreign_keys(conn, t, by_oid))
     finally:
@@ -112,6 +113,28 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[PgTable]:
         if t.config.filter:
             _check_filter(conn, t)
     return tables
+
+
+# Every configured relation with each of its inheritance ancestors (partitioned or not).
+_ANCESTORS_Q = """
+WITH RECURSIVE up(child, parent) AS (
+    SELECT inhrelid, inhparent FROM pg_inherits WHERE inhrelid = ANY(%s)
+    UNION SELECT up.child, i.inhparent FROM up JOIN pg_inherits i ON i.inhrelid = up.parent)
+SELECT child, parent FROM up ORDER BY child, parent
+"""
+
+
+def _no_rows_twice(conn: psycopg.Connection, by_oid: dict[int, PgTable]) -> None:
+    """A table whose parent (any depth) is configured too is a ConfigError: a query of the
+    parent shows the child's rows, so they would be exported in both tables."""
+    for child, parent in conn.execute(_ANCESTORS_Q, (list(by_oid),)).fetchall():
+        if parent in by_oid:
+            c, p = by_oid[child].config, by_oid[parent].config
+            raise ConfigError(
+                f"{c.qualified} is a partition or inheritance child of {p.qualified}, and both "
+                f"are configured: its rows would be exported twice",
+                hint=f"remove [tables.{c.name}] ({p.qualified} holds its rows) or "
+                     f"[tables.{p.name}]")
 
 
 def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,

@@ -5,8 +5,9 @@ here, and ``topoff export full`` without ``--config`` exports everything found. 
 catalog SELECTs run, inside the caller's read-only transaction.
 
 Tables are the plain and partitioned tables of every schema that is not a system schema
-(``pg_*``, ``information_schema``), except partitions (their parent is exported) and tables
-that belong to an extension. Views, materialized views and foreign tables are listed apart:
+(``pg_*``, ``information_schema``), except partitions and inheritance children (their parent
+is exported, and a query of the parent shows their rows) and tables that belong to an
+extension. Views, materialized views and foreign tables are listed apart:
 they are exported only when a configuration names them.
 """
 
@@ -36,7 +37,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind,
        has_table_privilege(c.oid, 'SELECT')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
-  AND (%(all)s OR (NOT c.relispartition
+  AND (%(all)s OR (NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                        AND d.objid = c.oid AND d.deptype = 'e')))
 ORDER BY n.nspname, c.relname

@@ -1,0 +1,54 @@
+"""PostgreSQL table kinds and their rows: a dataset table holds the rows a query of its
+source table shows (an inheritance parent's and partitioned table's children included),
+so a table whose rows another configured table already holds is not exported twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.cli import error_lines, run_cli
+from support.pg import Database
+from support.replica import rows, user_tables
+
+_FAMILY = ("CREATE TABLE p (id int PRIMARY KEY, v text); "
+           "CREATE TABLE c (extra int) INHERITS (p); CREATE TABLE g () INHERITS (c); "
+           "INSERT INTO p VALUES (1, 'a'), (2, 'b'); INSERT INTO c VALUES (3, 'c', 9); "
+           "INSERT INTO g VALUES (4, 'd', 8)")
+
+
+def test_inheritance_children_are_exported_once_in_their_parent(db: Database,
+                                                                 tmp_path: Path) -> None:
+    db.execute(_FAMILY)
+    db.sync()
+    out, replica = tmp_path / "out", str(tmp_path / "r.duckdb")
+    result = run_cli("export", "full", "--source", db.standby_url, "--to", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert run_cli("sync", str(out), replica).exit_code == 0
+    assert user_tables(replica) == ["public.p"]
+    assert sorted(rows(replica, "public.p")) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+    verify = run_cli("verify", replica, "--against", db.standby_url)
+    assert verify.exit_code == 0, verify.stdout + verify.stderr
+    assert "public.p: equal (4 rows)" in verify.stdout
+
+
+def test_a_table_configured_with_its_parent_is_refused(db: Database, tmp_path: Path) -> None:
+    db.execute(_FAMILY + "; CREATE TABLE q (id int) PARTITION BY RANGE (id); "
+               "CREATE TABLE q1 PARTITION OF q FOR VALUES FROM (0) TO (10)")
+    db.sync()
+    config = tmp_path / "c.toml"
+    for pair in (("p", "g"), ("q", "q1")):
+        config.write_text(f'dataset = "d"\n[tables.{pair[0]}]\nmethod = "snapshot"\n'
+                          f'[tables.{pair[1]}]\nmethod = "snapshot"\n')
+        out = tmp_path / "out"
+        result = run_cli("export", "full", "--config", str(config), "--source",
+                         db.standby_url, "--to", str(out))
+        assert result.exit_code == 2, result.stderr
+        error, hint = error_lines(result)
+        assert f"public.{pair[1]}" in error and f"public.{pair[0]}" in error
+        assert f"[tables.{pair[1]}]" in hint
+        assert not (out / "index.json").exists()
+    config.write_text('dataset = "d"\n[tables.c]\nmethod = "snapshot"\n')
+    result = run_cli("export", "full", "--config", str(config), "--source", db.standby_url,
+                     "--to", str(tmp_path / "child"))
+    assert result.exit_code == 0, result.stderr
+    assert "1 tables, 2 rows" in result.stdout
