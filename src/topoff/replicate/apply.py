@@ -26,7 +26,7 @@ from topoff.errors import TargetError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
-from topoff.replicate.source import Request, open_session
+from topoff.replicate.source import Request, SourceSession, open_session
 from topoff.replicate.state import TableState
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
@@ -89,15 +89,23 @@ class _Locked(Exception):
     pass
 
 
-def replaced(state: TableState, info: TableInfo) -> bool:
+def replaced(state: TableState, info: TableInfo, src: SourceSession) -> bool:
     """Whether the source table is another one than the table ``state`` was built from (one
-    dropped and created again under its name): its rows are not the ones replicated, and
-    the watermark says nothing of them (new rows below it would never be read). Logs a
-    warning saying so; the caller then rebuilds the table as at its first load."""
+    dropped and created again under its name), or holds rows the watermark says were read
+    but never were (a partition or inheritance child attached since, attached.py): the
+    watermark says nothing of them (rows below it would never be read). Logs a warning
+    saying so; the caller then rebuilds the table as at its first load."""
     t = info.table
-    if t.method == "snapshot" or state.identity is None or info.identity is None \
-            or state.identity == info.identity:
+    if t.method == "snapshot":
         return False  # a snapshot table's change detection sees a new table by itself
+    member = src.attached_unread(info, state)
+    if member is not None:
+        log.warning("%s.%s: %s was attached to the source table since the previous refresh, "
+                    "with rows below the watermark that were never read; its replica is "
+                    "built again from the start", t.source, t.qualified, member)
+        return True
+    if state.identity is None or info.identity is None or state.identity == info.identity:
+        return False
     log.warning("%s.%s: the source table is another table than the one replicated (%s, "
                 "was %s: created again under its name, rebuilt by the server, or another "
                 "server); its replica is built again from the start", t.source, t.qualified,
@@ -133,7 +141,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             src = open_session(source)
             try:
                 info = src.describe(t)
-                if stored is not None and replaced(state, info):  # as a --resync
+                if stored is not None and replaced(state, info, src):  # as a --resync
                     engine.drop_table(stored.target)
                     store.forget(source.name, t.qualified)
                     stored, state = None, TableState()
@@ -162,7 +170,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                 else:
                     moved, new = src.incremental(engine, info, tdef, state, request, first,
                                                  fast[0])
-                    new = replace(new, identity=info.identity)
+                    new = replace(new, identity=info.identity, relation=info.members)
                     status = "ok"
                 indexes = src.indexes(info) if first else []
                 src.finish()

@@ -5,6 +5,7 @@ only: nothing is created on the source.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import psycopg
@@ -36,6 +37,12 @@ FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum,
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = %s AND i.indisprimary
 """
+#: the oids of the table, its partitions and inheritance children (any depth), as one text
+_MEMBERS_Q = """
+WITH RECURSIVE tree(oid) AS (
+    SELECT %s::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+SELECT string_agg(oid::text, ',' ORDER BY oid) FROM tree
+"""
 CURSOR_KINDS = ("timestamptz", "timestamp", "date", "int", "numeric")
 
 
@@ -52,6 +59,10 @@ class TableInfo:
     #: which table this is, whatever its name (PostgreSQL: its oid; MariaDB: its creation
     #: time): another value means a table created again under the name; None: not known
     identity: str | None = None
+    #: which relations the table's rows are in (PostgreSQL: the md5 of the oids of it, its
+    #: partitions and inheritance children), stored with an inserter's or updater's state
+    #: so that one attached since is found (attached.py); None: not known
+    members: str | None = None
 
     @property
     def ident(self) -> sql.Identifier:
@@ -81,8 +92,12 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
                           hint=f'set key = ["<unique column>"] in {where}')
     kind = cursor_kind(t, key, {c[0]: c[1] for c in cols})
     # a view's oid says nothing of its rows (they are its tables')
+    members = None
+    if relkind in ("r", "p"):
+        (tree,) = conn.execute(_MEMBERS_Q, (oid,)).fetchone()  # type: ignore[misc]
+        members = "md5:" + hashlib.md5(str(tree).encode(), usedforsecurity=False).hexdigest()
     info = TableInfo(t, oid, relkind, columns, key, kind,
-                     identity=None if relkind == "v" else f"oid {oid}")
+                     identity=None if relkind == "v" else f"oid {oid}", members=members)
     if t.where is not None:
         check_where(conn, info)
     return info

@@ -194,7 +194,7 @@ class IcebergReplica:
             added: list[Column] = []
             paused = h is not None and h.paused
             if table is not None and h is not None and replaced(state_of(h) or TableState(),
-                                                                info):
+                                                                info, src):
                 self.catalog.purge_table(table.name())  # as a --resync: built again
                 table = h = None
             if table is None or h is None:
@@ -227,7 +227,8 @@ class IcebergReplica:
                                       f"was {p.expect} in the same snapshot",
                                       hint="this is a bug in topoff; report it")
                 self._stopped()  # the last moment before the commit
-                done.append(replace(p.finish(rows), identity=info.identity)
+                done.append(replace(p.finish(rows), identity=info.identity,
+                                            relation=info.members)
                             if t.method != "snapshot" else p.finish(rows))
                 return replace(base, state=done[-1].to_json(),
                                rows_total=base.rows_total + rows, updated_at=datetime.now(UTC))

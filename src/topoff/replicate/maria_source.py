@@ -133,6 +133,10 @@ class MariaSession:
         return TableInfo(t, 0, "r", columns, key, kind, engine="mariadb",
                          identity=created(self.conn, mt))
 
+    def attached_unread(self, info: TableInfo, state: TableState) -> str | None:
+        """MariaDB/MySQL tables have no inheritance, and partitions are not tables."""
+        return None
+
     def indexes(self, info: TableInfo) -> list[Index]:
         """The source's plain secondary indexes over replicated columns (no prefix index)."""
         mt = self.tables[info.table.qualified]

@@ -22,6 +22,7 @@ from psycopg import sql
 from topoff.errors import ConfigError
 from topoff.pgtypes import parse_type
 from topoff.replicate import fastcopy, overlap, parallel, stream
+from topoff.replicate.attached import attached_unread
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, bound_hint, describe
 from topoff.replicate.ranges import replace_range
@@ -52,6 +53,9 @@ class PostgresSession:
     def snapshot(self, engine: Target, info: TableInfo, tdef: TableDef, state: TableState,
                  force: bool, first: bool, fast: bool) -> tuple[str, int, TableState]:
         return refresh_snapshot(engine, self.conn, info, tdef, state, force, first, fast)
+
+    def attached_unread(self, info: TableInfo, state: TableState) -> str | None:
+        return attached_unread(self.conn, info, state)
 
     def indexes(self, info: TableInfo) -> list[Index]:
         return source_indexes(self.conn, info)

@@ -50,6 +50,10 @@ class SourceSession(Protocol):
                  force: bool, first: bool, fast: bool) -> tuple[str, int, TableState]:
         """A snapshot-method refresh: ``(status, rows written, next state)``."""
 
+    def attached_unread(self, info: TableInfo, state: TableState) -> str | None:
+        """A partition or inheritance child attached since the run ``state`` was written
+        that holds rows that run could not read (attached.py); None when there is none."""
+
     def indexes(self, info: TableInfo) -> list[Index]:
         """The source's plain indexes to build in a new replica table."""
 

@@ -12,7 +12,10 @@
 * ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run
   (``count:`` when the hash was not computed: the xmin rule decided, see change.py).
 * ``relation``: for a snapshot table, the signature of its storage at the previous run
-  (cluster, timeline, and each relation's oid and file node; change.py).
+  (cluster, timeline, and each relation's oid and file node; change.py); for an
+  inserter/updater table of a PostgreSQL source, which relations its rows were in (the
+  table, its partitions and inheritance children: a member attached since may bring rows
+  below the watermark, attached.py).
 * ``identity``: for an inserter/updater table, which source table the watermark belongs
   to (PostgreSQL: its oid; MariaDB: its creation time; describe.py): a table created
   again under the same name is another one, rebuilt as at its first load (apply.py).
