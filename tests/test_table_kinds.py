@@ -52,3 +52,25 @@ def test_a_table_configured_with_its_parent_is_refused(db: Database, tmp_path: P
                      "--to", str(tmp_path / "child"))
     assert result.exit_code == 0, result.stderr
     assert "1 tables, 2 rows" in result.stdout
+
+
+def test_materialized_views_and_foreign_tables_are_exported(db: Database,
+                                                            tmp_path: Path) -> None:
+    db.execute("CREATE TABLE s (id int PRIMARY KEY, v text); "
+               "INSERT INTO s VALUES (1, 'a'), (2, 'b'); "
+               "CREATE MATERIALIZED VIEW m AS SELECT id, v FROM s; "
+               "CREATE EXTENSION file_fdw; CREATE SERVER files FOREIGN DATA WRAPPER file_fdw; "
+               "CREATE FOREIGN TABLE f (id int, v text) SERVER files "
+               "OPTIONS (program 'printf ''1,a\\n2,b\\n''', format 'csv')")
+    db.sync()
+    config = tmp_path / "c.toml"
+    config.write_text('dataset = "d"\n[tables.m]\nmethod = "snapshot"\n'
+                      '[tables.f]\nmethod = "snapshot"\n')
+    out, replica = tmp_path / "out", str(tmp_path / "r.duckdb")
+    result = run_cli("export", "full", "--config", str(config), "--source", db.standby_url,
+                     "--to", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert run_cli("sync", str(out), replica).exit_code == 0
+    assert rows(replica, "public.m") == rows(replica, "public.f") == [(1, "a"), (2, "b")]
+    verify = run_cli("verify", replica, "--against", db.standby_url)
+    assert verify.exit_code == 0, verify.stdout + verify.stderr

@@ -94,11 +94,18 @@ class PostgresSource:
 
     def lock(self, tables: list[SourceTable]) -> None:
         """ACCESS SHARE locks, as pg_dump takes: DDL on the primary now conflicts visibly
-        (a recovery conflict on a standby) instead of changing a table under the export."""
-        lockable = [t.ident for t in map(_pg, tables) if t.relkind in ("r", "p", "m", "f", "v")]
+        (a recovery conflict on a standby) instead of changing a table under the export.
+        LOCK TABLE takes tables and views only: a materialized view or foreign table is
+        locked by planning a query of it (EXPLAIN runs nothing; the lock is held to the end
+        of the transaction)."""
+        pg = list(map(_pg, tables))
+        lockable = [t.ident for t in pg if t.relkind in ("r", "p", "v")]
         if lockable:
             self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
                 sql.SQL(", ").join(lockable)))
+        for t in pg:
+            if t.relkind in ("m", "f"):
+                self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(t.ident))
 
     def reader(self) -> PgReader:
         return PgReader(self.conn)
