@@ -74,3 +74,44 @@ def test_materialized_views_and_foreign_tables_are_exported(db: Database,
     assert rows(replica, "public.m") == rows(replica, "public.f") == [(1, "a"), (2, "b")]
     verify = run_cli("verify", replica, "--against", db.standby_url)
     assert verify.exit_code == 0, verify.stdout + verify.stderr
+
+
+def test_what_a_standby_cannot_read_is_refused_with_a_reason(db: Database,
+                                                             tmp_path: Path) -> None:
+    """An unlogged table has no rows on a standby, a materialized view made WITH NO DATA
+    none anywhere: both are source errors (exit 3) saying so, in export and replicate."""
+    from support.replicate import config_text
+
+    db.execute("CREATE UNLOGGED TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1); "
+               "CREATE MATERIALIZED VIEW mn AS SELECT 1 AS id WITH NO DATA")
+    db.sync()
+    for name, why, hint in (("u", "unlogged", "allow_primary"),
+                            ("mn", "not been populated", "REFRESH MATERIALIZED VIEW")):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(f'dataset = "d"\n[tables.{name}]\nmethod = "snapshot"\n')
+        result = run_cli("export", "full", "--config", str(config), "--source",
+                         db.standby_url, "--to", str(tmp_path / f"o{name}"))
+        assert result.exit_code == 3, result.stderr
+        error, said = error_lines(result)
+        assert f"public.{name}" in error and why in error and hint in said
+        path = tmp_path / f"r{name}.toml"
+        path.write_text(config_text(str(tmp_path / f"r{name}.duckdb"), {
+            "app": (db.standby_url, {name: {"method": "snapshot", "key": ["id"]}})}))
+        result = run_cli("replicate", "--config", str(path), "--once")
+        assert result.exit_code == 3, result.stdout + result.stderr
+        assert why in result.stderr and "internal error" not in result.stderr
+    # from the primary (allowed), the unlogged table's rows are there
+    config = tmp_path / "u.toml"
+    result = run_cli("export", "full", "--config", str(config), "--source", db.primary_url,
+                     "--allow-primary", "--to", str(tmp_path / "primary"))
+    assert result.exit_code == 0, result.stderr
+    # without a config, a standby's unlogged tables are left out, saying so (as init does)
+    db.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    db.sync()
+    result = run_cli("export", "full", "--source", db.standby_url, "--to", str(tmp_path / "all"))
+    assert result.exit_code == 0, result.stderr
+    assert "skipping 1 unlogged tables" in result.stderr and "public.u" in result.stderr
+    assert "1 tables, 1 rows" in result.stdout
+    init = tmp_path / "init.toml"
+    assert run_cli("init", "--source", db.standby_url, "--output", str(init)).exit_code == 0
+    assert "public.u (unlogged: a standby holds none of its rows)" in init.read_text()

@@ -142,6 +142,7 @@ def listed(found: list[FoundTable]) -> tuple[list[FoundTable], list[tuple[FoundT
     for t in found:
         why = (KINDS[t.relkind] if not t.is_table
                else "no SELECT privilege" if not t.readable
+               else "unlogged: a standby holds none of its rows" if t.unlogged
                else "no columns" if not t.columns
                else "every column looks sensitive" if len(_private(t)) == len(t.columns)
                else None)

@@ -194,6 +194,22 @@ def row_security_refusal(e: BaseException) -> SourceError | None:
                        "the table's owner, or leave the table out")
 
 
+def unreadable_relation(qualified: str, relkind: str, persistence: str, populated: bool,
+                        in_recovery: bool) -> SourceError | None:
+    """Why the source cannot show a relation's rows, as the SourceError it is, else None:
+    an unlogged table on a standby (its rows are never replicated there), a materialized
+    view never populated (made WITH NO DATA)."""
+    if persistence == "u" and in_recovery:
+        return SourceError(f"{qualified} is an unlogged table: a standby holds none of its rows",
+                           hint="leave it out, or read it from the primary (allow_primary "
+                           "= true, or --allow-primary)")
+    if relkind == "m" and not populated:
+        return SourceError(f"materialized view {qualified} has not been populated",
+                           hint=f"run REFRESH MATERIALIZED VIEW {qualified} on the primary, "
+                           "or leave it out")
+    return None
+
+
 def retry_on_recovery_conflict(
     run: Callable[[int], T], attempts: int, backoff: float, what: str,
     cleanup: Callable[[], None] | None = None,

@@ -66,6 +66,10 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     if unreadable:
         log.warning("skipping %d tables this role may not SELECT: %s", len(unreadable),
                     ", ".join(unreadable))
+    unlogged = [t.qualified for t in found if t.is_table and t.readable and t.unlogged]
+    if unlogged:
+        log.warning("skipping %d unlogged tables, of which a standby holds no rows: %s",
+                    len(unlogged), ", ".join(unlogged))
     exported = {(t.schema, t.name) for t in tables}
     odd = [f"{t.qualified}.{c} ({typ})" for t in found if (t.schema, t.name) in exported
            for c, typ in t.columns if not is_type_name(typ)]

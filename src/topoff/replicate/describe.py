@@ -15,9 +15,11 @@ from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import family
 from topoff.replicate.config import ReplicateTable
+from topoff.safety import unreadable_relation
 
 _REL_Q = """
-SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT c.oid, c.relkind, c.relpersistence, c.relispopulated, pg_is_in_recovery()
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 _COLS_Q = """
@@ -80,7 +82,10 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     if row is None:
         raise ConfigError(f"table {t.qualified} does not exist on source {t.source}",
                           hint=f"fix schema or name in {where}, or the source url")
-    oid, relkind = row
+    oid, relkind, persistence, populated, in_recovery = row
+    unreadable = unreadable_relation(t.qualified, relkind, persistence, populated, in_recovery)
+    if unreadable is not None:
+        raise unreadable
     cols = conn.execute(_COLS_Q, (oid,)).fetchall()
     keep = kept_columns(t, [c[0] for c in cols])
     columns = tuple(Column(n, typ, bool(nullable), list(labels) if labels else None)

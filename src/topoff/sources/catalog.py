@@ -18,6 +18,7 @@ from topoff.config import Config, TableConfig
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
+from topoff.safety import unreadable_relation
 from topoff.sources.base import SourceTable
 from topoff.sources.configured import check_names, exported_columns, near
 from topoff.sources.types import TypeDef, TypeWalker, merge
@@ -48,7 +49,7 @@ class PgTable(SourceTable):
 
 _TABLE_Q = """
 SELECT c.oid, c.relkind, pg_relation_size(c.oid) / current_setting('block_size')::int,
-       c.reltuples
+       c.reltuples, c.relpersistence, c.relispopulated, pg_is_in_recovery()
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
@@ -148,7 +149,10 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         raise ConfigError(f"table {tc.qualified} does not exist on the source"
                           f"{near(tc.qualified, names)}",
                           hint=f"fix [tables.{tc.name}] in the config, or check --source")
-    oid, relkind, pages, est_rows = row
+    oid, relkind, pages, est_rows, persistence, populated, in_recovery = row
+    unreadable = unreadable_relation(tc.qualified, relkind, persistence, populated, in_recovery)
+    if unreadable is not None:
+        raise unreadable
     cols = conn.execute(_COLUMNS_Q, (oid,)).fetchall()
     names = [c[1] for c in cols]
     exported = set(exported_columns(tc, names, strict))

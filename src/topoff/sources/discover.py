@@ -6,9 +6,10 @@ catalog SELECTs run, inside the caller's read-only transaction.
 
 Tables are the plain and partitioned tables of every schema that is not a system schema
 (``pg_*``, ``information_schema``), except partitions and inheritance children (their parent
-is exported, and a query of the parent shows their rows) and tables that belong to an
-extension. Views, materialized views and foreign tables are listed apart:
-they are exported only when a configuration names them.
+is exported, and a query of the parent shows their rows), tables that belong to an
+extension, and on a standby unlogged tables (it holds none of their rows). Views,
+materialized views and foreign tables are listed apart: they are exported only when a
+configuration names them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind,
             (SELECT coalesce(sum(greatest(pc.reltuples, 0)), 0) FROM pg_partition_tree(c.oid) pt
              JOIN pg_class pc ON pc.oid = pt.relid WHERE pt.isleaf)
             ELSE c.reltuples END,
-       has_table_privilege(c.oid, 'SELECT')
+       has_table_privilege(c.oid, 'SELECT'), c.relpersistence = 'u' AND pg_is_in_recovery()
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%(schemas)s)
   AND (%(all)s OR (NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
@@ -85,6 +86,7 @@ class FoundTable:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type), table order
     primary_key: list[str] = field(default_factory=list)
     indexed: set[str] = field(default_factory=set)  # columns that lead a valid index
+    unlogged: bool = False  # an unlogged table read on a standby: none of its rows are there
 
     @property
     def qualified(self) -> str:
@@ -145,10 +147,11 @@ def discover(conn: psycopg.Connection, only: list[str] | None = None,
     conn.execute("SELECT set_config('search_path', 'pg_catalog', true)")
     try:
         by_oid = {}
-        for oid, schema, name, relkind, est, readable in conn.execute(
+        for oid, schema, name, relkind, est, readable, unlogged in conn.execute(
                 _RELATIONS_Q, {"schemas": list(only) if only else available,
                                "all": include_all}).fetchall():
-            by_oid[oid] = FoundTable(schema, name, relkind, float(est or 0), bool(readable))
+            by_oid[oid] = FoundTable(schema, name, relkind, float(est or 0), bool(readable),
+                                     unlogged=bool(unlogged))
         oids = list(by_oid)
         for oid, col, typ in conn.execute(_COLUMNS_Q, (oids,)).fetchall():
             by_oid[oid].columns.append((col, typ))
@@ -165,7 +168,7 @@ def export_everything(found: list[FoundTable]) -> tuple[TableConfig, ...]:
     """Every readable table with every column, each with its suggested method (no config)."""
     out = []
     for t in found:
-        if not t.is_table or not t.readable or not t.columns:
+        if not t.is_table or not t.readable or not t.columns or t.unlogged:
             continue
         s = suggest(t)
         out.append(TableConfig(schema=t.schema, name=t.name, method=s.method, cursor=s.cursor))
