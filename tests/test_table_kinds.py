@@ -115,3 +115,34 @@ def test_what_a_standby_cannot_read_is_refused_with_a_reason(db: Database,
     init = tmp_path / "init.toml"
     assert run_cli("init", "--source", db.standby_url, "--output", str(init)).exit_code == 0
     assert "public.u (unlogged: a standby holds none of its rows)" in init.read_text()
+
+
+def test_a_recheck_sees_a_member_attached_with_as_many_rows_as_were_deleted(
+        db: Database, tmp_path: Path) -> None:
+    """A published day of a table whose partition or inheritance child attached since
+    brings old rows (their xmin older than the day's snapshot) while as many rows left the
+    day: the count is the same and no row is new, so the xmin rule cannot decide."""
+    from datetime import timedelta
+
+    from support.pg import make_config
+    from topoff.dataset.layout import Window
+    from topoff.export.incremental import export_incremental
+    from topoff.export.windows import yesterday
+    from topoff.stores import open_store
+
+    d = yesterday() - timedelta(days=1)
+    db.execute(f"CREATE TABLE p (id int, ts timestamptz NOT NULL); CREATE INDEX ON p (ts); "
+               f"CREATE TABLE c (LIKE p); "
+               f"INSERT INTO p SELECT g, '{d}'::date + g * interval '1 min' "
+               f"FROM generate_series(1, 3) g; "
+               f"INSERT INTO c VALUES (9, '{d}'::date + interval '9 min')")
+    db.sync()
+    config = make_config(db, '[tables.p]\ncursor = "ts"\nmethod = "append"\n', lookback_days=1)
+    store = open_store(str(tmp_path / "out"))
+    export_incremental(config.with_export(lookback_days=0), store, Window.day(d))
+    db.execute("DELETE FROM p WHERE id = 1; ALTER TABLE c INHERIT p")
+    db.sync()
+    result = export_incremental(config, store, Window.day(d + timedelta(days=1)))
+    [recheck] = result.manifests[-1].rechecked
+    assert recheck["window"] == d.isoformat() and recheck["result"] == "changed-hash"
+    assert next(p.id for p in result.publications).endswith("r2")

@@ -16,7 +16,8 @@ from topoff.sources.base import STREAM_HASH, algorithm_of, comparable_algorithm,
 from topoff.sources.catalog import PgTable
 
 __all__ = ["MD5_HASH", "OLD_RECORD_HASH", "ROW_TEXT_HASH", "STREAM_HASH", "algorithm_of",
-           "changed_since_query", "copy_statement", "count_query", "hash_algorithm", "hash_query",
+           "attached_since_query", "changed_since_query", "copy_statement", "count_query",
+           "hash_algorithm", "hash_query",
            "recheck_algorithm", "stream_hashable", "where_clause", "window_condition",
            "xmin_usable"]
 
@@ -125,11 +126,27 @@ def changed_since_query(t: PgTable, window: Window, reference: int,
     A row's 32-bit xmin is widened to 64 bits against the current snapshot's xmax, which
     every visible row's xmin precedes; xids 0-2 (frozen, bootstrap) are old.
     """
+    return sql.SQL("SELECT count(*), count(*) FILTER (WHERE {w} >= {ref}) FROM {table}{where}"
+                   ).format(w=_widened(now_xmax), ref=sql.Literal(reference), table=t.ident,
+                            where=where_clause(t, window))
+
+
+def _widened(now_xmax: int) -> sql.Composable:
+    """The row's 32-bit ``xmin`` as a 64-bit xid, against the snapshot's xmax."""
     epoch_base = (now_xmax >> 32) << 32
     x32 = sql.SQL("xmin::text::bigint")
-    widened = sql.SQL(
+    return sql.SQL(
         "CASE WHEN {x} < 3 THEN 0 WHEN {b} + {x} >= {n} THEN {b} + {x} - {w} ELSE {b} + {x} END"
     ).format(x=x32, b=sql.Literal(epoch_base), n=sql.Literal(now_xmax), w=sql.Literal(XID_WRAP))
-    return sql.SQL("SELECT count(*), count(*) FILTER (WHERE {w} >= {ref}) FROM {table}{where}"
-                   ).format(w=widened, ref=sql.Literal(reference), table=t.ident,
-                            where=where_clause(t, window))
+
+
+def attached_since_query(t: PgTable, reference: int, now_xmax: int) -> sql.Composed:
+    """Whether a partition or inheritance child (any depth) was attached to the table by a
+    transaction at or after ``reference``: it may bring rows with an older ``xmin`` (written
+    before, elsewhere), which the xmin rule would take for rows the table always had."""
+    return sql.SQL(
+        "WITH RECURSIVE tree(oid) AS (SELECT {oid}::oid UNION SELECT i.inhrelid FROM "
+        "pg_inherits i JOIN tree ON i.inhparent = tree.oid) "
+        "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent IN (SELECT oid FROM tree) "
+        "AND {w} >= {ref})").format(oid=sql.Literal(t.oid), w=_widened(now_xmax),
+                                   ref=sql.Literal(reference))

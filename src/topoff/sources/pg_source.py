@@ -61,6 +61,9 @@ class PgReader:
         t = _pg(table)
         if since.xmin is None or not q.xmin_usable(t, since.xmin, now.xmax):
             return None
+        attached = self.conn.execute(q.attached_since_query(t, since.xmin, now.xmax)).fetchone()
+        if attached and attached[0]:  # old rows may have come in with it: the hash decides
+            return None
         row = self.conn.execute(
             q.changed_since_query(t, window, since.xmin, now.xmax)).fetchone()
         assert row is not None
