@@ -186,6 +186,15 @@ def _psycopg(exc: BaseException, where: str, publication: str | None,
         if replicating:
             return _refused_value(detail, where, context)
         return _malformed(detail, publication, None, table)
+    if state in ("23505", "21000") and not replicating:
+        # two rows of one key: a dataset whose rows break the key its manifest declares
+        # (a unique index refused them, or an upsert met one key twice)
+        table = getattr(diag, "table_name", None)
+        what = f"rows of {table}" if table else "rows"
+        of = f" of publication {publication}" if publication else ""
+        return IntegrityError(f"{what}{of} break the key the dataset declares ({detail})",
+                              hint="its checksum matches, but its rows are not what its "
+                              "manifest says: ask the publisher to republish it")
     if state == "42501":
         return TargetError(
             f"the role may not do this in {where}: {detail}",
