@@ -69,8 +69,8 @@ def _pairs(config: ReplicateConfig) -> list[Pair]:
         name = f"{s.name}.{t.qualified}"
         if ref in seen:
             raise ConfigError(f"{seen[ref]} and {name} both land in {ref}",
-                              hint="set another target_schema for one of the sources, or "
-                              "name = ... for one of the tables")
+                              hint="set another target_schema for one of the sources (a "
+                              "table lands under its source name)")
         seen[ref] = name
     return pairs
 

@@ -82,8 +82,9 @@ def check_name(namespace: str, name: str) -> TableRef:
         if not NAME.match(value):
             raise TargetError(f"its {what} {value!r} is not a name an "
                               "Iceberg replica takes (letters, digits and _)",
-                              hint="set name = ... for the table or target_schema for the "
-                              "source, or use a DuckDB or PostgreSQL target")
+                              hint="a table lands under its source name: set the source's "
+                              "target_schema to letters, digits and _, or use a DuckDB or "
+                              "PostgreSQL target")
     return TableRef(namespace, name)
 
 
