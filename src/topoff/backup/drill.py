@@ -112,6 +112,8 @@ def compare(recorded: dict[str, tuple[int, str]], actual: dict[str, dict[str, An
 
 def run_checks(conn: psycopg.Connection, checks: tuple[str, ...]) -> list[dict[str, Any]]:
     out = []
+    # operator-written whole statements: the database's own search_path, as in psql
+    conn.execute("RESET search_path")
     for stmt in checks:
         try:
             row = conn.execute(sql.SQL(stmt)).fetchone()  # config

@@ -169,6 +169,8 @@ def scrub(url: str, statements: tuple[str, ...]) -> None:
         return
     with _connect(url, autocommit=False) as conn:
         try:
+            # operator-written whole statements: the database's own search_path, as in psql
+            conn.execute("RESET search_path")
             for stmt in statements:
                 conn.execute(sql.SQL(stmt))  # operator-written
             conn.commit()

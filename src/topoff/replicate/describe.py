@@ -24,14 +24,25 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f
 """
 _COLS_Q = """
 SELECT a.attname,
-       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
-            ELSE format_type(a.atttypid, a.atttypmod) END,
+       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
        NOT a.attnotnull,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
                CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+#: every name qualified: it runs with the database's own search_path (see type_names)
+_NAMES_Q = """
+SELECT pg_catalog.format_type(x.o, x.m)
+FROM ROWS FROM (pg_catalog.unnest(%s::pg_catalog.oid[]),
+                pg_catalog.unnest(%s::pg_catalog.int4[])) WITH ORDINALITY AS x(o, m, n)
+ORDER BY x.n
+"""
+_DEFAULT_PATH_Q = """
+SELECT pg_catalog.set_config('search_path', s.reset_val, false) FROM pg_catalog.pg_settings s
+WHERE s.name = 'search_path'
 """
 _PK_Q = """
 SELECT array_agg(a.attname ORDER BY k.ord)
@@ -86,7 +97,9 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     unreadable = unreadable_relation(t.qualified, relkind, persistence, populated, in_recovery)
     if unreadable is not None:
         raise unreadable
-    cols = conn.execute(_COLS_Q, (oid,)).fetchall()
+    found = conn.execute(_COLS_Q, (oid,)).fetchall()
+    names = type_names(conn, [(c[1], c[2]) for c in found])
+    cols = [(c[0], name, *c[3:]) for c, name in zip(found, names, strict=True)]
     keep = kept_columns(t, [c[0] for c in cols])
     columns = tuple(Column(n, typ, bool(nullable), list(labels) if labels else None)
                     for n, typ, nullable, labels in cols if n in keep)
@@ -106,6 +119,18 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     if t.where is not None:
         check_where(conn, info)
     return info
+
+
+def type_names(conn: psycopg.Connection, types: list[tuple[int, int]]) -> list[str]:
+    """format_type() of each (type oid, typmod) as the database's own search_path shows
+    them (a type of public as ``mood``, not ``public.mood``), the names a replica's stored
+    definition holds; the session's ``search_path = pg_catalog`` is set back after."""
+    conn.execute(_DEFAULT_PATH_Q)
+    try:
+        return [r[0] for r in conn.execute(
+            _NAMES_Q, ([t[0] for t in types], [t[1] for t in types])).fetchall()]
+    finally:
+        conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)")
 
 
 def kept_columns(t: ReplicateTable, names: list[str]) -> set[str]:
@@ -225,5 +250,7 @@ def check_where(conn: psycopg.Connection, info: TableInfo) -> None:
         first = (e.diag.message_primary or str(e)).splitlines()[0]
         raise ConfigError(f"where in {where} is not a valid row condition on "
                           f"{t.qualified}: {first}",
-                          hint="write one SQL boolean expression over the table's columns") \
+                          hint="write one SQL boolean expression over the table's columns, "
+                          "naming other tables, functions and types with their schema "
+                          "(search_path is pg_catalog)") \
             from None

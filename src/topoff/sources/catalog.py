@@ -239,7 +239,9 @@ def _check_filter(conn: psycopg.Connection, t: PgTable) -> None:
     except psycopg.Error as e:
         raise ConfigError(f"filter of {t.qualified} is not valid: {str(e).splitlines()[0]}",
                           hint=f"fix `filter` under [tables.{t.config.name}]; it is an SQL "
-                          "condition over the table's columns") from None
+                          "condition over the table's columns, naming other tables, "
+                          "functions and types with their schema (search_path is pg_catalog)"
+                          ) from None
 
 
 def pre_data_sql(tables: list[PgTable]) -> str:

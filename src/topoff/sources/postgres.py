@@ -28,6 +28,9 @@ SESSION_SETTINGS = {
     # a table under row-level security is read whole or refused, never filtered (pg_dump's
     # rule): a policy would hide rows from the role silently
     "row_security": "off",
+    # only the built-ins resolve an unqualified function, operator or type (pg_dump's rule,
+    # CVE-2018-1058): whoever may create objects in public cannot outrank them
+    "search_path": "pg_catalog",
     "client_encoding": "UTF8",
     "statement_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
