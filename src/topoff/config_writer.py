@@ -16,6 +16,7 @@ from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
 from topoff.config import parse_config
+from topoff.dataset import checks
 from topoff.errors import ConfigError
 from topoff.export.session import SnapshotSession
 from topoff.pgtypes import is_type_name
@@ -122,6 +123,8 @@ def _table(t: FoundTable, section: str) -> list[str]:
     private = _private(t)
     for name, typ in t.columns:
         note = "; name looks sensitive" if name in private else ""
+        if not _holdable(name):
+            note = "; a dataset holds no name with a control character: kept private"
         if not is_type_name(typ):
             note += "; consumers refuse this type name: mark private or export a view"
         vis = "private" if name in private else "public"
@@ -133,7 +136,17 @@ def _private(t: FoundTable) -> set[str]:
     """Columns suggested private: sensitive-looking names, never a key or the cursor."""
     s = suggest(t)
     keep_public = set(t.primary_key) | ({s.cursor} if s.cursor else set())
-    return {n for n, _ in t.columns if SENSITIVE.search(n) and n not in keep_public}
+    return {n for n, _ in t.columns
+            if (SENSITIVE.search(n) or not _holdable(n)) and n not in keep_public}
+
+
+def _holdable(name: str) -> bool:
+    """Whether a dataset may hold the column's name (the export refuses the others)."""
+    try:
+        checks.name(name, "column")
+    except checks.Invalid:
+        return False
+    return True
 
 
 def listed(found: list[FoundTable]) -> tuple[list[FoundTable], list[tuple[FoundTable, str]]]:
