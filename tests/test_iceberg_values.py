@@ -124,6 +124,7 @@ def test_a_dotted_upsert_key_of_a_table_made_before_is_refused_at_its_partition(
     real = iceberg_table_module.table_name
     with monkeypatch.context() as m:  # the table as an earlier version made it
         m.setattr(iceberg_table_module, "table_name", lambda e: e.name)
+        m.setattr("topoff.sync.iceberg.table_name", lambda e: e.name)
         sync(url, target)
     assert iceberg_table_module.table_name is real
     db.execute("UPDATE dotted2 SET ts = now() - interval '1 day'")
