@@ -64,6 +64,8 @@ def is_interrupt(exc: BaseException) -> bool:
             return True
         if isinstance(e, RuntimeError) and "query interrupted" in str(e).lower():
             return True
+        if _is_duckdb(e) and "KeyboardInterrupt" in str(e):
+            return True  # Ctrl-C inside a Python object DuckDB was reading (an Arrow stream)
     return False
 
 
