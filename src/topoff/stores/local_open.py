@@ -77,8 +77,11 @@ def parent_fd(root: Path, name: str, url: str) -> Iterator[int]:
                 inner = _enter(fd, part, "/".join(parts[: i + 1]), url)
             except FileNotFoundError:
                 raise _missing(name, url) from None
-            os.close(fd)
-            fd = inner
+            # the variable holds the new directory before the old one is closed: a Ctrl-C
+            # raised as the close returns must not make the cleanup below close the old
+            # number again, which another thread may hold by then
+            old, fd = fd, inner
+            os.close(old)
         yield fd
     finally:
         os.close(fd)
@@ -129,7 +132,7 @@ def check_dirs(root: Path, name: str, url: str) -> None:
                 inner = _enter(fd, part, "/".join(parts[: i + 1]), url)
             except (FileNotFoundError, FileMissing):
                 return
-            os.close(fd)
-            fd = inner
+            old, fd = fd, inner  # as in parent_fd
+            os.close(old)
     finally:
         os.close(fd)
