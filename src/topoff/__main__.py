@@ -34,11 +34,17 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
+    # the three handlers go in while the signals are held back: one arriving between two
+    # of the calls waits for the last of them (else a Ctrl-C just after SIGTERM's handler
+    # was a KeyboardInterrupt traceback, a SIGHUP death by signal)
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     signal.signal(signal.SIGTERM, _stopped_while_starting)
     signal.signal(signal.SIGINT, _stopped_while_starting)  # no traceback from an import
     hangup = signal.getsignal(signal.SIGHUP)
     if hangup != signal.SIG_IGN:  # started under nohup: stays ignored
         signal.signal(signal.SIGHUP, _stopped_while_starting)
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
     from topoff.cli import main as run
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from now
