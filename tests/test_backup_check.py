@@ -17,6 +17,7 @@ def check(store: Path, *args: str) -> tuple[int, str]:
 
 
 def test_no_backup_is_critical(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
     assert check(tmp_path / "s") == (2, "BACKUP CRITICAL - no finished backup")
     entry(tmp_path / "s", "dump.a", 1, failed=True)
     assert check(tmp_path / "s")[0] == 2

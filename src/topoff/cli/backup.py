@@ -32,11 +32,25 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import size
 from topoff.cli.signals import term_as_interrupt
-from topoff.config import MAX_KEEP_DAYS, parse_size
+from topoff.config import MAX_KEEP_DAYS, Config, parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
+from topoff.stores.base import Store
+from topoff.stores.local import LocalStore
 from topoff.sources.postgres import display_url as pg_display_url
+
+
+def backups_store(location: str, config: Config) -> Store:
+    """The store of an existing catalog: a local directory that is not there is a mistyped
+    location (exit 5), never "no backups" (a backup makes its directory; an object
+    store's empty prefix stays an empty catalog)."""
+    store = store_for(location, config)
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise StoreError(f"no such directory: {location}",
+                         hint="check the location: it is the directory `topoff backup` "
+                         "wrote to")
+    return store
 
 
 def display_url(url: str) -> str:
@@ -119,7 +133,7 @@ def list_cmd(config_path: str | None, store_url: str, as_json: bool) -> None:
       topoff backups list s3://backups/datanommer
     """
     config = build_config(config_path, need_source=False)
-    entries = catalog.read_catalog(store_for(store_url, config))
+    entries = catalog.read_catalog(backups_store(store_url, config))
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2))
     else:
@@ -160,8 +174,8 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
     if (name is None) == (not latest):
         raise ConfigError("say which backup to restore",
                           hint="pass either --name NAME or --latest")
+    store = backups_store(store_url, config)
     identities = load_identities(identity or config.backup.identity)
-    store = store_for(store_url, config)
     entry = restore_mod.choose(store, name)
     with term_as_interrupt():  # SIGTERM: the child stopped, the decrypted dump removed
         result = restore_mod.restore(store, entry, identities, target_url, jobs=jobs or 2,
@@ -197,8 +211,8 @@ def drill_cmd(config_path: str | None, store_url: str, name: str | None,
       topoff backups drill s3://backups/datanommer --identity key.txt
     """
     config = build_config(config_path, need_source=False)
+    store = backups_store(store_url, config)
     identities = load_identities(identity or config.backup.identity)
-    store = store_for(store_url, config)
     with term_as_interrupt():
         result = drill(store, identities, name=name, scratch_url=scratch_url,
                        checks=config.backup.checks, jobs=jobs or 2, workdir=workdir)
@@ -235,7 +249,7 @@ def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: s
     smallest = parse_size(min_size, "--min-size") if min_size else None
     change = parse_percent(max_size_change) if max_size_change else None
     try:
-        store = store_for(store_url, config)
+        store = backups_store(store_url, config)
         result = evaluate(catalog.read_catalog(store), limit, smallest, change)
     except StoreError as e:
         result = CheckResult(CRITICAL, f"BACKUP CRITICAL - cannot read the catalog: "
@@ -266,7 +280,7 @@ def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last
       topoff backups prune s3://backups/datanommer --keep-days 30 --keep-last 3
     """
     config = build_config(config_path, need_source=False)
-    out = backup_prune(store_for(store_url, config), keep_days, keep_last, dry_run)
+    out = backup_prune(backups_store(store_url, config), keep_days, keep_last, dry_run)
     echo_prune(out)
 
 
