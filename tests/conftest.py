@@ -36,6 +36,24 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb",
                   "support.maria_backup"]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="also run the scenarios marked slow (repeated kills at random "
+                     "moments, long reads): ./run test --slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scenarios marked ``slow`` (each a longer variant of one the suite runs anyway) run
+    with ``--slow``, or when ``-m`` names them; the default run stays within CI's ten
+    minutes."""
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
 DAYS = 5
 PER_DAY = 300
 _names = itertools.count(1)

@@ -124,6 +124,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOPOFF_CONFIG": ""}
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_a_rerun(setup, source):
     _, url, path = setup
     rnd = random.Random(7)
@@ -223,8 +224,11 @@ def _waiting(source, count: int) -> None:
            "'topoff%' AND wait_event_type = 'Lock'", count)
 
 
-@pytest.mark.parametrize("args", [("--once",), ("--once", "-j", "2"), ("--resync", "snap"),
-                                  ("--repull", "snap"), ("--reconcile", "snap")])
+@pytest.mark.parametrize("args", [("--once",), pytest.param(("--once", "-j", "2"),
+                                                             marks=pytest.mark.slow),
+                                  ("--resync", "snap"),
+                                  pytest.param(("--repull", "snap"), marks=pytest.mark.slow),
+                                  ("--reconcile", "snap")])
 def test_sigterm_while_the_source_keeps_the_rows_waiting(cluster, source, tmp_path, args):
     """The source's reads wait (a lock, a long sort): SIGTERM still stops every action,
     worker threads included, with exit 130 and one error line; the next run completes."""

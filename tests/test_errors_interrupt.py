@@ -127,7 +127,9 @@ def _files(where: Path) -> dict[str, bytes]:
     return {str(p.relative_to(where)): p.read_bytes() for p in where.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("first", [signal.SIGTERM, pytest.param(signal.SIGINT,
+                                                                  marks=pytest.mark.slow)],
+                         ids=["TERM", "INT"])
 def test_signals_in_a_row_leave_no_file_of_the_stopped_export(db, tmp_path, first):
     """SIGTERM (or Ctrl-C) and then SIGTERM after SIGTERM while the export stops: the
     signals after the first do not cut its cleanup short (the second one interrupted the

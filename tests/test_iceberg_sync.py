@@ -167,6 +167,7 @@ def run_sync(url: str, target: str, kill_on: str | None = None) -> tuple[int, li
     return code, lines
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun(standard, tmp_path):
     db, url = standard
     target = catalog_file(tmp_path)
@@ -232,6 +233,7 @@ def test_a_damaged_file_is_refused_and_nothing_changes(standard, tmp_path):
     assert after == before
 
 
+@pytest.mark.slow
 def test_a_warehouse_on_s3(standard, tmp_path, s3_server, monkeypatch):
     """The warehouse in a bucket of moto's S3 server (over HTTP on loopback): sync, then
     compact and verify."""

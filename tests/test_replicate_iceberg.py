@@ -475,6 +475,7 @@ def test_a_refresh_written_as_many_batches_keeps_every_row(setup, monkeypatch):
     assert len(table.inspect.files()) > 3
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_a_rerun(cluster, tmp_path):
     db = new_database(cluster)
     db.execute("CREATE TABLE big (id bigint PRIMARY KEY, ts timestamptz NOT NULL, v text); "
@@ -540,6 +541,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_sigkill_inside_each_commit_then_a_rerun(setup):
     """Killed inside the first load's commit, then inside each table's refresh commit:
     nothing of a killed commit is seen, and the rerun gives every row exactly once."""
@@ -734,6 +736,7 @@ def test_compaction_keeps_rows_and_state_then_refreshes_go_on(setup):
     same(target, db, "plain")
 
 
+@pytest.mark.slow
 def test_a_value_iceberg_cannot_hold_fails_the_table_and_stops_the_reader(cluster, tmp_path):
     """A value met early in a long read: the table fails with exit 7, nothing committed,
     the source's reader thread stopped (not left copying); fixed, the next run loads it."""

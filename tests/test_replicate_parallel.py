@@ -305,6 +305,7 @@ def test_a_second_run_during_the_readers_copy_is_skipped(cluster, large, tmp_pat
     equal(url, large, "public.big")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_a_rerun(cluster, large, tmp_path):
     db = large
     url = new_target("postgresql", cluster, tmp_path)

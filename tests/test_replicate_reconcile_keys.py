@@ -63,6 +63,7 @@ def test_keys_of_each_type_converge(db, tmp_path, kind, key):
         assert changes(run(db, t, engine, tdef, threshold=16)) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_a_compound_key_with_mixed_case_and_accents(db, tmp_path):
     db.execute('CREATE TABLE "Mixed Case" ("Région" text COLLATE "und-x-icu", "select" int, '
                'v text, PRIMARY KEY ("Région", "select")); '

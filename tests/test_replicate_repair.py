@@ -17,7 +17,8 @@ N = 10_000
 ENGINES = ("postgresql", "duckdb")
 
 
-@pytest.mark.parametrize("kind", ENGINES)
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=[pytest.mark.slow] * (k == "duckdb"))
+                                  for k in ENGINES])
 def test_scattered_changes_converge_with_exact_counts(db, tmp_path, kind):
     db.execute(
         "CREATE TABLE events (id bigint PRIMARY KEY, name text, score float8, "

@@ -87,6 +87,7 @@ def test_a_full_export_pruned_while_it_is_loaded(db, tmp_path, cluster, kind):
         replicas.close()
 
 
+@pytest.mark.slow
 def test_pruned_on_s3_while_it_is_loaded(db, tmp_path, s3_server):
     fill(db)
     url = f"s3://{s3_server.create_bucket()}/datanommer"
