@@ -36,9 +36,9 @@ from topoff.config import MAX_KEEP_DAYS, Config, parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
+from topoff.sources.postgres import display_url as pg_display_url
 from topoff.stores.base import Store
 from topoff.stores.local import LocalStore
-from topoff.sources.postgres import display_url as pg_display_url
 
 
 def backups_store(location: str, config: Config) -> Store:
