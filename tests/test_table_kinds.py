@@ -4,11 +4,13 @@ so a table whose rows another configured table already holds is not exported twi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from support.cli import error_lines, run_cli
 from support.pg import Database
 from support.replica import rows, user_tables
+from support.replicate import new_target
 
 _FAMILY = ("CREATE TABLE p (id int PRIMARY KEY, v text); "
            "CREATE TABLE c (extra int) INHERITS (p); CREATE TABLE g () INHERITS (c); "
@@ -146,3 +148,35 @@ def test_a_recheck_sees_a_member_attached_with_as_many_rows_as_were_deleted(
     [recheck] = result.manifests[-1].rechecked
     assert recheck["window"] == d.isoformat() and recheck["result"] == "changed-hash"
     assert next(p.id for p in result.publications).endswith("r2")
+
+
+def test_an_inheritance_parent_s_key_is_not_the_dataset_s(db: Database, cluster: object,
+                                                          tmp_path: Path) -> None:
+    """A parent's primary key constrains its own rows only: a child may hold the same key
+    (here id 1 twice). The export published the key all the same: a PostgreSQL replica
+    refused the dataset (duplicate keys, exit 6) and a DuckDB one kept both rows under a
+    declared key. Now the dataset has no key for such a table (nor its unique indexes), so
+    every target holds the rows the source shows; a partitioned table's key holds and stays."""
+    db.execute(_FAMILY + "; INSERT INTO c VALUES (1, 'again', 7); "
+               "CREATE UNIQUE INDEX p_v ON p (v); CREATE INDEX p_v_plain ON p (v); "
+               "CREATE TABLE q (id int PRIMARY KEY, v text) PARTITION BY RANGE (id); "
+               "CREATE TABLE q1 PARTITION OF q FOR VALUES FROM (0) TO (10); "
+               "INSERT INTO q VALUES (1, 'x')")
+    db.sync()
+    out = tmp_path / "out"
+    result = run_cli("export", "full", "--source", db.standby_url, "--to", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "public.p: its primary key does not hold" in result.stderr
+    [full] = [p for p in out.glob("full/*/manifest.json")]
+    manifest = json.loads(full.read_text())
+    keys = {t["name"]: t.get("primary_key") for t in manifest["tables"].values()}
+    assert not keys["p"] and keys["q"] == ["id"]
+    post = (full.parent / "schema" / "post-data.sql").read_text()
+    assert "p_v_plain" in post and "p_v " not in post and "p_pkey" not in post
+    for replica in (str(tmp_path / "r.duckdb"), new_target("postgresql", cluster, tmp_path)):
+        synced = run_cli("sync", str(out), replica)
+        assert synced.exit_code == 0, synced.stderr
+        assert sorted(rows(replica, "public.p")) == [(1, "a"), (1, "again"), (2, "b"),
+                                                      (3, "c"), (4, "d")]
+        verify = run_cli("verify", replica, "--against", db.standby_url)
+        assert verify.exit_code == 0, verify.stdout + verify.stderr

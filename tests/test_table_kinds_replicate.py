@@ -33,7 +33,9 @@ def test_a_member_attached_with_old_rows_is_read(cluster, tmp_path, caplog, kind
                "INSERT INTO p SELECT g, 'p' FROM generate_series(1, 500, 2) g; "
                "INSERT INTO c SELECT g, 'c' FROM generate_series(2, 400, 2) g")
     settings = {"method": method, "cursor": "id", "boundary": 10, "lookback": 10}
-    cfg = config(url, {"app": (db.standby_url, {"q": settings, "p": settings})})
+    # p's own key binds only its rows once c inherits it: the config says its ids are unique
+    cfg = config(url, {"app": (db.standby_url, {"q": settings,
+                                                "p": {**settings, "key": ["id"]}})})
     assert {r.status for r in run_once(cfg)} == {"ok"}
     # a partition created since: its rows are new, read as usual (no rebuild)
     db.execute("CREATE TABLE q3 PARTITION OF q FOR VALUES FROM (2000) TO (3000); "
@@ -56,4 +58,24 @@ def test_a_member_attached_with_old_rows_is_read(cluster, tmp_path, caplog, kind
     assert {r.status for r in run_once(cfg)} == {"ok"}
     assert "attached" not in caplog.text
     mine, theirs = hashes(url, db.primary_url, "app", "public.q")
+    assert mine == theirs
+
+
+def test_an_inheritance_parent_needs_a_configured_key_for_the_updater(cluster, tmp_path) -> None:
+    """A parent's primary key binds its own rows only: replicated by that key, the same id
+    in parent and child became one row of the replica (the other lost, exit 0)."""
+    db = new_database(cluster)
+    db.execute("CREATE TABLE p (id int PRIMARY KEY, ts int NOT NULL, v text); "
+               "CREATE TABLE c () INHERITS (p); "
+               "INSERT INTO p VALUES (1, 1, 'parent'); INSERT INTO c VALUES (1, 2, 'child')")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"app": (db.standby_url, {"p": {"method": "updater", "cursor": "ts",
+                                                       "boundary": 1, "lookback": 1}})})
+    (r,) = run_once(cfg)
+    assert r.status == "failed" and r.exit_code == 2, r.error
+    assert "public.p uses method updater but has no primary key" in (r.error or "")
+    cfg = config(url, {"app": (db.standby_url, {"p": {"method": "inserter", "cursor": "ts",
+                                                       "boundary": 1, "lookback": 1}})})
+    assert _refresh(cfg) == "ok"
+    mine, theirs = hashes(url, db.primary_url, "app", "public.p")
     assert mine == theirs

@@ -49,6 +49,10 @@ SELECT array_agg(a.attname ORDER BY k.ord)
 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = %s AND i.indisprimary
+  -- an inheritance parent's key does not hold over its children's rows, which a read of
+  -- it includes (a partitioned table's does)
+  AND NOT EXISTS (SELECT 1 FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhparent
+                  WHERE h.inhparent = i.indrelid AND c.relkind = 'r')
 """
 #: the oids of the table, its partitions and inheritance children (any depth), as one text
 _MEMBERS_Q = """
@@ -164,7 +168,7 @@ def cursor_kind(t: ReplicateTable, key: tuple[str, ...], types: dict[str, str]) 
                           hint="a cursor is a timestamp, timestamptz, date, integer or "
                           "numeric column")
     if isinstance(t.boundary, int) != (kind in ("int", "numeric")):
-        raise ConfigError(f"{where}: boundary and lookback of a {ctype} cursor must be "
+        raise ConfigError(f"{where}: boundary and lookback of the {ctype} cursor must be "
                           + ("integers" if kind in ("int", "numeric") else "durations"),
                           hint="for example boundary = 1000" if kind in ("int", "numeric")
                           else 'for example boundary = "10m"')

@@ -49,7 +49,8 @@ class PgTable(SourceTable):
 
 _TABLE_Q = """
 SELECT c.oid, c.relkind, pg_relation_size(c.oid) / current_setting('block_size')::int,
-       c.reltuples, c.relpersistence, c.relispopulated, pg_is_in_recovery()
+       c.reltuples, c.relpersistence, c.relispopulated, pg_is_in_recovery(),
+       c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
@@ -76,7 +77,7 @@ WHERE i.indrelid = %s AND i.indisprimary
 """
 _INDEX_Q = """
 SELECT i.indexrelid, pg_get_indexdef(i.indexrelid), i.indkey::int2[],
-       con.conname, pg_get_constraintdef(con.oid), i.indisvalid,
+       con.conname, pg_get_constraintdef(con.oid), i.indisvalid, i.indisunique,
        ARRAY(SELECT d.refobjsubid FROM pg_depend d
              WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
                AND d.refobjid = i.indrelid AND d.refobjsubid > 0)::int2[]
@@ -149,7 +150,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         raise ConfigError(f"table {tc.qualified} does not exist on the source"
                           f"{near(tc.qualified, names)}",
                           hint=f"fix [tables.{tc.name}] in the config, or check --source")
-    oid, relkind, pages, est_rows, persistence, populated, in_recovery = row
+    oid, relkind, pages, est_rows, persistence, populated, in_recovery, parent = row
     unreadable = unreadable_relation(tc.qualified, relkind, persistence, populated, in_recovery)
     if unreadable is not None:
         raise unreadable
@@ -162,6 +163,13 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
                for _attnum, name, typ, nullable, labels, *_ in cols if name in exported]
     attnums = {name: attnum for attnum, name, *_ in cols}
     (pk,) = conn.execute(_PK_Q, (oid,)).fetchone()  # type: ignore[misc]
+    if parent and pk and not tc.key:
+        # an inheritance parent's key constrains its own rows, not its children's, which
+        # its rows include: the same key may be there twice (a partitioned table's holds)
+        log.warning("%s: its primary key does not hold over its inheritance children's rows "
+                    "and is left out of the dataset (set key = [...] under [tables.%s] if "
+                    "the rows are unique)", tc.qualified, tc.name)
+        pk = None
     key = list(tc.key) if tc.key else list(pk or [])
     for k in key:
         if k in private:
@@ -187,7 +195,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
     table.declared_types = {name: walker.ref(typid, typmod, ndims)
                             for _, name, _, _, _, typid, typmod, ndims in published}
     table.types = merge([walker.needs(c[5]) for c in published])
-    has_cursor_index = _indexes(conn, table)
+    has_cursor_index = _indexes(conn, table, unique=not parent)
     if tc.cursor and not has_cursor_index and relkind in ("r", "p", "m"):
         log.warning("%s: no index starts with cursor column %s; every incremental export scans "
                     "the whole table (create one on the primary: CREATE INDEX ON %s (%s))",
@@ -196,16 +204,18 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
     return table
 
 
-def _indexes(conn: psycopg.Connection, t: PgTable) -> bool:
-    """Fill t.post_data with keys and indexes; return whether one starts with the cursor."""
+def _indexes(conn: psycopg.Connection, t: PgTable, unique: bool = True) -> bool:
+    """Fill t.post_data with keys and indexes; return whether one starts with the cursor.
+    ``unique`` false (an inheritance parent): its keys, unique indexes and exclusion
+    constraints are left out, as they do not hold over the rows the dataset holds."""
     cursor_attnum = t.attnums.get(t.config.cursor or "", -1)
     has_cursor_index = False
-    for _oid, indexdef, indkey, conname, condef, valid, deps in conn.execute(
+    for _oid, indexdef, indkey, conname, condef, valid, is_unique, deps in conn.execute(
             _INDEX_Q, (t.oid,)).fetchall():
         if indkey and indkey[0] == cursor_attnum and valid:
             has_cursor_index = True
         used = set(indkey or []) | set(deps or [])
-        if used & t.private_attnums or not valid:
+        if used & t.private_attnums or not valid or (not unique and (is_unique or conname)):
             continue
         if conname:
             t.post_data.append(

@@ -56,6 +56,10 @@ SELECT i.indrelid, array_agg(a.attname ORDER BY k.ord)
 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = ANY(%s) AND i.indisprimary
+  -- an inheritance parent's key does not hold over its children's rows (a partitioned
+  -- table's does)
+  AND NOT EXISTS (SELECT 1 FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhparent
+                  WHERE h.inhparent = i.indrelid AND c.relkind = 'r')
 GROUP BY i.indrelid
 """
 # The column each valid index starts with (0: an expression), as the cursor index check does.
