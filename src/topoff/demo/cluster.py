@@ -262,7 +262,23 @@ class ThrowawayCluster:
             if done:
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"standby did not replay up to {lsn} within {timeout}s")
+        raise RuntimeError(f"standby did not replay up to {lsn} within {timeout}s "
+                           f"({self._replay_state()})")
+
+    def _replay_state(self) -> str:
+        """What a stalled standby is doing: replay paused, its WAL receiver, the oldest
+        transaction open on it (which a conflicting record waits for)."""
+        assert self.standby is not None
+        try:
+            [(paused, replayed, receiver, oldest)] = self.standby.execute(
+                "SELECT pg_is_wal_replay_paused(), pg_last_wal_replay_lsn(), "
+                "(SELECT status || ' ' || coalesce(flushed_lsn::text, '') FROM "
+                "pg_stat_wal_receiver), (SELECT min(xact_start)::text FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL)")
+        except Exception as e:  # only a diagnosis for the message
+            return f"standby unreachable: {str(e).splitlines()[0] if str(e) else e!r}"
+        return (f"replayed {replayed}, replay paused: {paused}, receiver: {receiver or 'none'}, "
+                f"oldest open transaction since {oldest or 'none'}")
 
     def create_database(self, name: str) -> None:
         self.primary.execute(f'CREATE DATABASE "{name}"')
