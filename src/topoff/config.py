@@ -21,6 +21,7 @@ from topoff.config_values import (
     dataset_name,
     expect,
     in_range,
+    no_nul,
     optional_str,
     parse_chunk_size,
     parse_duration,
@@ -224,6 +225,7 @@ def _parse_store(store: dict[str, Any]) -> StoreSettings:
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
+    no_nul(data)
     check_keys(data, {"dataset", "source", "export", "retention", "store", "tables", "strict",
                       "backup", "replicate"},
                "the top level")

@@ -43,6 +43,19 @@ def config_text(path: str | Path, hint: str, what: str = "config file") -> str:
                           hint=hint) from None
 
 
+def no_nul(data: Any, where: str = "the config") -> None:
+    """No key or string of a TOML document holds a NUL character (TOML's \\u0000): no
+    database name or value can hold one, and the drivers refuse it deep inside a run."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) \
+        if isinstance(data, list) else ()
+    for key, value in items:
+        at = f"{where}.{key}" if where != "the config" else str(key)
+        if (isinstance(key, str) and "\x00" in key) or (isinstance(value, str) and "\x00" in value):
+            raise ConfigError(f"{at!r} holds a NUL character (\\u0000)",
+                              hint="no name or value can hold one: remove it")
+        no_nul(value, at)
+
+
 def parse_size(value: str | int, what: str) -> int:
     """'256MiB', '1GB', 1048576 -> bytes."""
     if isinstance(value, int) and not isinstance(value, bool):

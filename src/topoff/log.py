@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from topoff.redact import redact
 
 LOGGER = "topoff"
+
+#: characters that would break a line or drive a terminal: C0 and C1 controls, DEL, the
+#: Unicode line and paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain characters: a control character (from a table or
+    file name, a dataset's field, a server's message) is written as its escape."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}")
+                        if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +42,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        return f"{stamp} {level}{redact(record.getMessage())}"
+        return f"{stamp} {level}{one_line(redact(record.getMessage()))}"
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False, fmt: str = "text") -> None:

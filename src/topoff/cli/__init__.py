@@ -29,6 +29,7 @@ from topoff.errors import (
     TargetError,
     TopoffError,
 )
+from topoff.log import one_line
 from topoff.redact import redact
 
 log = logging.getLogger("topoff")
@@ -50,9 +51,9 @@ def _report(error: TopoffError, fmt: str) -> None:
                                "message": error.message, "hint": error.hint,
                                "exit_code": error.exit_code}), err=True)
         return
-    click.echo(f"error: {error.message}", err=True)
+    click.echo(f"error: {one_line(error.message)}", err=True)
     if error.hint:
-        click.echo(f"hint: {error.hint}", err=True)
+        click.echo(f"hint: {one_line(error.hint)}", err=True)
 
 
 def _kind(error: TopoffError) -> str:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from topoff.config_values import config_text, parse_size
+from topoff.config_values import config_text, no_nul, parse_size
 from topoff.errors import ConfigError, TopoffError
 from topoff.sources.base import engine_of
 from topoff.targets.names import fold, reserved_schema
@@ -228,6 +228,7 @@ def _maria_database(url: str, where: str) -> str:
 
 def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
     """Parse the ``[replicate]`` section of a loaded TOML document."""
+    no_nul(doc.get("replicate"), "replicate")
     section = doc.get("replicate")
     if section is None:
         raise ConfigError("the config has no [replicate] section",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topoff.config_values import config_text
+from topoff.config_values import config_text, no_nul
 from topoff.errors import ConfigError, TargetError
 
 PREFIX = "iceberg:"
@@ -97,6 +97,7 @@ def read_settings(location: str) -> CatalogSettings:
         raise _fail(path, f"cannot be read ({type(e).__name__})") from None
     except tomllib.TOMLDecodeError as e:
         raise _fail(path, f"is not valid TOML ({str(e).split('(')[0].strip()})") from None
+    no_nul(data, str(path))
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise _fail(path, f"unknown key {unknown[0]!r}")
