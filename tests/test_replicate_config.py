@@ -219,7 +219,7 @@ def test_each_source_lands_in_its_own_schema_by_default():
 
 
 @pytest.mark.parametrize("extra,word", [
-    ('target_schema = "topoff"', "reserved"), ('target_schema = "pg_x"', "reserved"),
+    ('target_schema = "topoff"', "reserved"),
     ('target_schema = ""', "non-empty"), ("target_schema = 3", "non-empty")])
 def test_a_bad_target_schema_is_refused(extra, word):
     text = GOOD.replace('schema = "matomo"\n', f'schema = "matomo"\n{extra}\n', 1)
@@ -233,7 +233,8 @@ def test_a_bad_target_schema_is_refused(extra, word):
     ("replica.duckdb", 'target_schema = "temp"', "reserved"),
     ("replica.duckdb", 'target_schema = "topoff_replica"', "reserved"),
     ("postgresql://w@t/r", 'target_schema = "_topoff_build"', "reserved"),
-    ("postgresql://w@t/r", 'target_schema = "information_schema"', "reserved")])
+    ("postgresql://w@t/r", 'target_schema = "information_schema"', "reserved"),
+    ("postgresql://w@t/r", 'target_schema = "pg_x"', "reserved")])
 def test_a_schema_the_target_keeps_is_refused(target, extra, word):
     """DuckDB takes TOPOFF for topoff (the state's schema) and refuses temp; PostgreSQL's
     replicate keeps its build tables in _topoff_build: each was taken as a target schema."""
@@ -241,6 +242,12 @@ def test_a_schema_the_target_keeps_is_refused(target, extra, word):
     with pytest.raises(ConfigError) as info:
         parse(text.replace('"replica.duckdb"', f'"{target}"'))
     assert word in info.value.message
+
+
+def test_a_duckdb_target_takes_a_schema_postgresql_keeps():
+    """pg_x is PostgreSQL's (refused there); a DuckDB file, as `sync` into one, takes it."""
+    text = GOOD.replace('schema = "matomo"\n', 'schema = "matomo"\ntarget_schema = "pg_x"\n', 1)
+    assert parse(text).sources[0].landing_schema == "pg_x"
 
 
 SECOND = """

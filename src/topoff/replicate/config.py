@@ -260,8 +260,8 @@ def parse_replicate(doc: dict[str, Any]) -> ReplicateConfig:
         schema = _str(s, "schema", where, "public" if engine == "postgresql"
                       else _maria_database(url, where))
         landing = _str(s, "target_schema", where, sname)
-        if landing.startswith("pg_") or reserved_schema(landing, folds):
-            raise ConfigError(f"target_schema {landing!r} in [{where}] is reserved",
+        if why := reserved_schema(landing, folds):  # a DuckDB file's pg_x is a name like any
+            raise ConfigError(f"target_schema {landing!r} in [{where}] is reserved: {why}",
                               hint="choose another schema name for the replica's tables")
         tables = s.get("tables") or {}
         if not isinstance(tables, dict) or not tables:
