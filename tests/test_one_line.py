@@ -46,3 +46,4 @@ def test_a_nul_in_a_config_is_a_config_error(tmp_path: Path, text: str, where: s
     assert result.exit_code == 2, result.stderr
     error, hint = error_lines(result)
     assert error == f"error: '{where}' holds a NUL character (\\u0000)"
+    assert hint == "hint: no name or value can hold one: remove it"
