@@ -59,3 +59,33 @@ def test_replicate_unit_runs_replicate_once():
     exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
     assert exec_start.endswith("replicate --config /etc/topoff/replica.toml --once")
     assert "OnCalendar=*:0/15" in timer
+
+
+@needs_systemd
+def test_odd_paths_reach_topoff_as_given(tmp_path: Path) -> None:
+    """Quotes, backslashes, spaces, % and $ in a path: ExecStart is written in systemd's own
+    quoting (the shell's ``'it'"'"'s'`` is not systemd's, and systemd reads C escapes in
+    a word: ``a\\nb`` became a line break)."""
+    store, target = "https://x/it's \"q\" 50% $HOME", "/var/lib/a\\nb\\x41 c.duckdb"
+    result = run_cli("systemd", "--print", "sync", "--user", "root", "--topoff", "/bin/true",
+                     "--store", store, "--target", target)
+    assert result.exit_code == 0, result.stderr
+    files = _split(result.stdout)
+    exec_start = next(ln for ln in files["topoff-sync.service"].splitlines()
+                      if ln.startswith("ExecStart="))
+    assert exec_start.endswith(' "https://x/it\'s \\"q\\" 50%% $$HOME" '
+                               '"/var/lib/a\\\\nb\\\\x41 c.duckdb"'), exec_start
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    check = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            *(str(tmp_path / n) for n in files)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "ignoring" not in check.stderr, check.stderr
+
+
+def test_a_user_systemd_would_refuse_is_exit_2() -> None:
+    for user in ("top off", "", "a:b", "x" * 40):
+        result = run_cli("systemd", "--print", "backup", "--user", user)
+        assert result.exit_code == 2, (user, result.stdout)
+        assert "is no user name systemd takes" in error_lines(result)[0]
+    assert run_cli("systemd", "--print", "backup", "--user", "1001").exit_code == 0

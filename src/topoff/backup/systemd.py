@@ -10,12 +10,16 @@ run after a reboot (Persistent=true).
 
 from __future__ import annotations
 
-import shlex
+import re
 from dataclasses import dataclass
 
 from topoff.errors import ConfigError
 
 KINDS = ("backup", "export", "sync", "replicate", "drill")
+#: an ExecStart argument written without quotes
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+#: a user name systemd's User= takes (its valid_user_group_name()), or a UID
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}|[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,16 @@ def _command(kind: str, s: UnitSettings) -> list[str]:
     return ["backups", "drill", *cfg, s.store]
 
 
+def _word(arg: str) -> str:
+    """One argument of ExecStart as systemd reads it (systemd.syntax(7)): bare when plain,
+    else in double quotes with its backslashes and double quotes escaped (systemd reads
+    C escapes in a word: a path's ``\\n`` would become a line break; and a quote may only
+    open a word, so the shell's ``'it'"'"'s'`` is not systemd's)."""
+    if arg and _PLAIN.fullmatch(arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def units(kind: str, s: UnitSettings) -> tuple[str, str]:
     """(service text, timer text) for one kind of job."""
     if kind not in KINDS:
@@ -58,12 +72,15 @@ def units(kind: str, s: UnitSettings) -> tuple[str, str]:
     for value in (s.config, s.store, s.target, s.topoff, s.user, s.on_calendar or ""):
         if "\n" in value or "\r" in value:
             raise ConfigError("a unit setting holds a line break", hint="remove it")
+    if not _USER.fullmatch(s.user):
+        raise ConfigError(f"--user {s.user!r} is no user name systemd takes",
+                          hint="a system user's name (letters, digits, _ and -) or a UID")
     what, calendar, delay, timeout = _DEFAULTS[kind]
     lock = f"/run/lock/topoff-{kind}.lock"
     argv = ["/usr/bin/flock", "--nonblock", "--conflict-exit-code", "75", lock, s.topoff,
             *_command(kind, s)]
     # systemd expands % specifiers and $VARIABLES in ExecStart: escape them
-    exec_start = " ".join(shlex.quote(a) for a in argv).replace("%", "%%").replace("$", "$$")
+    exec_start = " ".join(_word(a) for a in argv).replace("%", "%%").replace("$", "$$")
     service = f"""[Unit]
 Description=topoff: {what}
 Wants=network-online.target
