@@ -81,6 +81,9 @@ class StoreOptions:
     #: http_rate_window seconds is given up on (StoreError); 0 turns the check off
     http_min_rate: int = 1024
     http_rate_window: float = 60.0
+    #: seconds from sending a request to having its answer's status line and headers,
+    #: every redirect on the way included; 0: no bound beyond http_timeout for each read
+    http_answer_timeout: float = 60.0
     retries: int = 5
     backoff: float = 0.5  # seconds before the first retry; doubles on each further one
 

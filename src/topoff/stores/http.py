@@ -24,6 +24,7 @@ from topoff.stores.base import (
     check_name,
     read_only_error,
 )
+from topoff.stores.http_session import AnswerTooSlow, WatchedAdapter, answer_within
 
 T = TypeVar("T")
 _SKIP_BLOCK = 1 << 20
@@ -42,6 +43,7 @@ _BROKEN = (
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_REDIRECTS = 10
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -79,6 +81,10 @@ class HttpStore(Store):
             netloc += f":{parts.port}"
         self.url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         self.session = requests.Session()
+        adapter = WatchedAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.max_redirects = _MAX_REDIRECTS
         # Ranges must count bytes of the file itself, not of a compressed transfer.
         self.session.headers["Accept-Encoding"] = "identity"
         self.session.hooks["response"].append(self._check_redirect)
@@ -96,6 +102,8 @@ class HttpStore(Store):
                     f"{self.url} redirected a request to {_origin_text(there)}; topoff follows "
                     "redirects within the same server (scheme, host and port) only",
                     hint="give the URL the files are really served from")
+            # its body is never read: requests would read it whole, however long it ran
+            response.close()
         return response
 
     def file_url(self, name: str) -> str:
@@ -111,9 +119,9 @@ class HttpStore(Store):
         url = self.file_url(name)
 
         def head() -> requests.Response:
-            response = self.session.head(
-                url, timeout=self.options.http_timeout, allow_redirects=True
-            )
+            with answer_within(self.options.http_answer_timeout):
+                response = self.session.head(
+                    url, timeout=self.options.http_timeout, allow_redirects=True)
             if response.status_code in _RETRY_STATUS:
                 raise _RetryableStatus(response.status_code)
             return response
@@ -153,7 +161,7 @@ class HttpStore(Store):
                 if attempt == self.options.retries:
                     raise self._error(exc, name) from exc
                 time.sleep(self.options.backoff * 2**attempt)
-            except requests.RequestException as exc:
+            except (requests.RequestException, AnswerTooSlow) as exc:
                 raise self._error(exc, name) from exc
         raise AssertionError("unreachable")
 
@@ -182,6 +190,17 @@ class HttpStore(Store):
                 f"{where} kept failing with HTTP {exc.status}",
                 hint="the web server (or a proxy) is unwell; check its logs and retry later",
             )
+        if isinstance(exc, AnswerTooSlow):
+            # final, not retried: a slow server is as slow when asked again
+            return StoreError(
+                f"{where} sent no complete answer (status line and headers) within "
+                f"{self.options.http_answer_timeout:g} s; topoff stopped waiting",
+                hint="check the web server (or a proxy in front of it); "
+                "StoreOptions.http_answer_timeout sets the limit (0: none)")
+        if isinstance(exc, requests.TooManyRedirects):
+            return StoreError(f"{where} redirected more than {_MAX_REDIRECTS} times",
+                              hint="the web server's redirects go round in a loop; check "
+                              "its configuration, or give the URL the files are served from")
         if isinstance(exc, requests.Timeout | ReadTimeoutError):
             return StoreError(
                 f"timed out reading {where}",
@@ -231,9 +250,10 @@ class _HttpReader(ResumingReader):
             if self._validator:
                 headers["If-Range"] = self._validator
         started = time.monotonic()  # the wait for the answer counts in the first window
-        response = self._store.session.get(
-            self._url, headers=headers, stream=True, timeout=self._store.options.http_timeout
-        )
+        with answer_within(self._store.options.http_answer_timeout):
+            response = self._store.session.get(
+                self._url, headers=headers, stream=True,
+                timeout=self._store.options.http_timeout)
         try:
             return self._accept(response, pos, _Body(response, self._too_slow, started,
                                                      self._store.options))
