@@ -84,7 +84,9 @@ class CuttingProxy:
     """Forwards TCP to ``target_port``; after ``cut_after(n)`` the next n response bytes
     (counted from then on, headers included) are passed and then both sockets are closed.
     With ``pace`` set, responses pass 16 KiB at a time, ``pace`` seconds apart (a slow
-    link: a reader is mid-way for seconds); ``sent`` counts the response bytes passed."""
+    link: a reader is mid-way for seconds); with ``trickle`` set, the first response's
+    headers pass at once and everything after them one byte every ``trickle`` seconds;
+    ``sent`` counts the response bytes passed."""
 
     def __init__(self, target_url: str) -> None:
         match = re.fullmatch(r"http://([\d.]+):(\d+)", target_url)
@@ -97,6 +99,7 @@ class CuttingProxy:
         #: Range headers seen in requests passing through (lower-cased header values)
         self.ranges: list[str] = []
         self.pace: float | None = None
+        self.trickle: float | None = None
         self.sent = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -127,8 +130,23 @@ class CuttingProxy:
             self.sent += len(data[i: i + step])
 
     def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
+        head, through = b"", False
         try:
             while data := src.recv(65536):
+                if response and self.trickle:
+                    if not through:
+                        end = (head + data).find(b"\r\n\r\n")
+                        if end < 0:
+                            head += data
+                            dst.sendall(data)
+                            continue
+                        cut, through = end + 4 - len(head), True
+                        dst.sendall(data[:cut])
+                        data = data[cut:]
+                    for i in range(len(data)):
+                        time.sleep(self.trickle)
+                        dst.sendall(data[i: i + 1])
+                    continue
                 if not response:
                     found = re.findall(rb"(?im)^range:\s*(.+?)\r$", data)
                     self.ranges += [r.decode() for r in found]

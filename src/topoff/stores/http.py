@@ -25,6 +25,7 @@ from topoff.stores.base import (
     read_only_error,
 )
 from topoff.stores.http_session import AnswerTooSlow, WatchedAdapter, answer_within
+from topoff.stores.rate import RatedBody
 
 T = TypeVar("T")
 _SKIP_BLOCK = 1 << 20
@@ -255,13 +256,14 @@ class _HttpReader(ResumingReader):
                 self._url, headers=headers, stream=True,
                 timeout=self._store.options.http_timeout)
         try:
-            return self._accept(response, pos, _Body(response, self._too_slow, started,
-                                                     self._store.options))
+            return self._accept(response, pos, RatedBody(
+                response.raw.read1, response.close, f"{self._store.url}/{self._name}", started,
+                self._store.options))
         except BaseException:
             response.close()
             raise
 
-    def _accept(self, response: requests.Response, pos: int, body: _Body) -> Any:
+    def _accept(self, response: requests.Response, pos: int, body: RatedBody) -> Any:
         status = response.status_code
         if status in _RETRY_STATUS:
             raise _RetryableStatus(status)
@@ -296,7 +298,7 @@ class _HttpReader(ResumingReader):
             self._skip(body, pos)
         return body
 
-    def _skip(self, body: _Body, count: int) -> None:
+    def _skip(self, body: RatedBody, count: int) -> None:
         while count:
             data = body.read(min(count, _SKIP_BLOCK))
             if not data:
@@ -316,53 +318,11 @@ class _HttpReader(ResumingReader):
             hint="published files are immutable; was the dataset rewritten? run again",
         )
 
-    def _too_slow(self, rate: int, window: float) -> StoreError:
-        return StoreError(
-            f"{self._store.url}/{self._name} arrived at less than {rate} bytes a second over "
-            f"{window:g} s; topoff stopped reading it",
-            hint="check the network and the web server; StoreOptions.http_min_rate sets the "
-            "rate (0: no minimum)")
-
     def _is_transient(self, exc: Exception) -> bool:
         return isinstance(exc, (*_BROKEN, _RetryableStatus))
 
     def _failed(self, exc: Exception) -> StoreError:
         return self._store._error(exc, self._name)
-
-
-class _Body:
-    """The raw (undecoded) body of a streamed response, read as it arrives and given up on
-    when less than ``http_min_rate`` bytes a second came over a window of
-    ``http_rate_window`` seconds spent waiting for them (the wait for the answer included;
-    time the caller spends between reads is not the server's). Each read returns what one
-    read of the socket brought (each bounded by http_timeout), so a trickle is seen within
-    a window and a timeout; reading whole blocks would wait for each however slow it was."""
-
-    def __init__(self, response: requests.Response,
-                 too_slow: Callable[[int, float], StoreError], started: float,
-                 options: StoreOptions) -> None:
-        self._response = response
-        self._too_slow = too_slow
-        self._rate = options.http_min_rate
-        self._window = options.http_rate_window
-        self._waited = time.monotonic() - started
-        self._bytes = 0
-
-    def read(self, n: int) -> bytes:
-        start = time.monotonic()
-        data = self._response.raw.read1(n)
-        if self._rate > 0:
-            self._waited += time.monotonic() - start
-            self._bytes += len(data)
-            if self._waited >= self._window:
-                if self._bytes < self._rate * self._waited:
-                    # final, not retried: a slow server is as slow when asked again
-                    raise self._too_slow(self._rate, self._window)
-                self._waited, self._bytes = 0.0, 0
-        return data
-
-    def close(self) -> None:
-        self._response.close()
 
 
 class _Empty:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import os
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ import boto3
 import botocore.exceptions as bce
 import botocore.session
 from botocore.config import Config
-from urllib3.exceptions import ProtocolError
 
 from topoff.errors import StoreError
 from topoff.stores import s3_versions
@@ -25,11 +23,11 @@ from topoff.stores.base import (
     FileMissing,
     ObjectOptions,
     ObjectVersion,
-    ResumingReader,
     Store,
     StoreOptions,
     check_name,
 )
+from topoff.stores.s3_read import STREAM_ERRORS, S3Reader
 from topoff.stores.s3_upload import _TAKEN_CODES, PART_SIZE, _MultipartWriter
 from topoff.stores.s3_versions import BucketInfo
 
@@ -48,16 +46,6 @@ _DENIED_CODES = {
     "AllAccessDisabled",
 }
 _REGION_CODES = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraint"}
-# Errors a streaming body raises when the connection breaks mid-object.
-_STREAM_ERRORS = (
-    bce.ResponseStreamingError,
-    bce.IncompleteReadError,
-    bce.ReadTimeoutError,
-    bce.ConnectionClosedError,
-    ProtocolError,
-    ConnectionError,
-)
-
 _loader_lock = threading.Lock()
 _shared_loader: Any = None
 
@@ -152,7 +140,7 @@ class S3Store(Store):
         return FileInfo(name, head["ContentLength"])
 
     def open_read(self, name: str, offset: int = 0) -> BinaryIO:
-        return _S3Reader(self, check_name(name), offset).start()
+        return S3Reader(self, check_name(name), offset).start()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -302,7 +290,7 @@ class S3Store(Store):
                 f"invalid S3 location {where}",
                 hint="S3 bucket names are 3-63 characters: lowercase letters, digits, '.' and '-'",
             )
-        if isinstance(exc, (*_STREAM_ERRORS, BodyEndedEarly)):
+        if isinstance(exc, (*STREAM_ERRORS, BodyEndedEarly)):
             return StoreError(
                 f"connection to {self._endpoint()} kept breaking while reading {where}",
                 hint="check the network; topoff retries ([store] retries) and resumes",
@@ -316,45 +304,3 @@ class S3Store(Store):
 def _one_line(text: object) -> str:
     # botocore messages (parameter validation in particular) can span several lines
     return " ".join(str(text).split())
-
-
-class _S3Reader(ResumingReader):
-    """get_object from the current position; a broken body is reopened with a Range."""
-
-    def __init__(self, store: S3Store, name: str, offset: int) -> None:
-        super().__init__(offset, store.options)
-        self._store = store
-        self._name = name
-        self._etag: str | None = None
-
-    def _open(self, pos: int) -> Any:
-        args: dict[str, Any] = {"Bucket": self._store.bucket, "Key": self._store._key(self._name)}
-        if pos:
-            args["Range"] = f"bytes={pos}-"
-        if self._etag:
-            args["IfMatch"] = self._etag  # resume only the very same object
-        try:
-            response = self._store.client.get_object(**args)
-        except bce.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code == "InvalidRange":  # asked from the end of the object on: nothing to read
-                self._end = pos
-                return io.BytesIO()
-            if code in ("PreconditionFailed", "412"):
-                raise StoreError(
-                    f"{self._store.url}/{self._name} changed while it was being read",
-                    hint="published files are immutable; was the dataset rewritten? run again",
-                ) from exc
-            raise self._store._error(exc, "read", self._name) from exc
-        except Exception as exc:
-            # botocore already retried the request itself; only a broken body is ours to retry
-            raise self._store._error(exc, "read", self._name) from exc
-        self._etag = response.get("ETag")
-        self._end = pos + response["ContentLength"]
-        return response["Body"]
-
-    def _is_transient(self, exc: Exception) -> bool:
-        return isinstance(exc, _STREAM_ERRORS)
-
-    def _failed(self, exc: Exception) -> StoreError:
-        return self._store._error(exc, "read", self._name)
