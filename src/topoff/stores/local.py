@@ -23,7 +23,7 @@ from topoff.stores.base import (
     check_name,
     refuse_lock,
 )
-from topoff.stores.local_open import check_dirs, open_regular
+from topoff.stores.local_open import DirChain, open_regular
 
 # Temp files live next to their final name so that os.replace is an atomic rename.
 _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
@@ -31,6 +31,7 @@ _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class LocalStore(Store):
@@ -119,14 +120,30 @@ class LocalStore(Store):
               options: ObjectOptions | None = None) -> Iterator[BinaryIO]:
         # a lock is refused before anything is created; the content type has no place here
         refuse_lock(self, options, "a local directory cannot lock objects")
-        path = self._path(name)
-        self._check_dirs(name, "write")
-        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
-        created = self._make_parents(path.parent, name)
+        check_name(name)
+        made_root = self._make_root(name)
         try:
-            f = open(tmp, "wb")  # noqa: SIM115 - closed below on every path
+            chain = DirChain(self.root, name, self.url, create=True)
         except OSError as exc:
-            self._prune(created)
+            self._prune(made_root)
+            raise self._error(exc, "write", name) from exc
+        except BaseException:
+            self._prune(made_root)
+            raise
+        try:
+            yield from self._write_in(chain, name, replace, made_root)
+        finally:
+            chain.close()
+
+    def _write_in(self, chain: DirChain, name: str, replace: bool,
+                  made_root: builtins.list[Path]) -> Iterator[BinaryIO]:
+        """The write itself: every step names a file of ``chain.dir`` (never a path)."""
+        tmp, d = f".{chain.leaf}.tmp-{secrets.token_hex(6)}", chain.dir
+        try:
+            f = os.fdopen(os.open(tmp, _NEW, 0o666, dir_fd=d), "wb")
+        except OSError as exc:
+            chain.prune_created()
+            self._prune(made_root)
             raise self._error(exc, "write", name) from exc
         try:
             try:
@@ -135,32 +152,30 @@ class LocalStore(Store):
                 # The block may have closed the file itself (a compressor with closefd).
                 if not f.closed:
                     f.close()
-            fd = os.open(tmp, os.O_RDONLY)
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
             if replace:
-                os.replace(tmp, path)
+                os.replace(tmp, chain.leaf, src_dir_fd=d, dst_dir_fd=d)
             else:
-                self._link_new(tmp, path, name)
-            self._fsync_dir(path.parent)
-            for d in created:
-                self._fsync_dir(d.parent)
+                self._link_new(d, tmp, chain.leaf, name)
+            chain.sync()
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            self._prune(created)
+                os.unlink(tmp, dir_fd=d)
+            chain.prune_created()
+            self._prune(made_root)
             # Translate only errors about our own file, not OSErrors from the caller's code.
-            ours = (None, str(tmp), str(path))
-            if isinstance(exc, OSError) and (exc.filename and str(exc.filename)) in ours:
+            if isinstance(exc, OSError) and exc.filename in (None, tmp, chain.leaf):
                 raise self._error(exc, "write", name) from exc
             raise
 
-    def _link_new(self, tmp: Path, path: Path, name: str) -> None:
+    def _link_new(self, d: int, tmp: str, leaf: str, name: str) -> None:
         """Give the written file its name only if no file has it (atomic: a hard link)."""
         try:
-            os.link(tmp, path)
+            os.link(tmp, leaf, src_dir_fd=d, dst_dir_fd=d, follow_symlinks=False)
         except FileExistsError:
             raise FileExists(f"{name} already exists in {self.url}; it is not overwritten",
                              hint="published files never change: another export may be "
@@ -168,12 +183,14 @@ class LocalStore(Store):
         except OSError as exc:
             if exc.errno not in _NO_LINKS:
                 raise
-            if os.path.lexists(path):  # no hard links here: a check, then a rename
-                raise FileExists(f"{name} already exists in {self.url}; it is not overwritten",
-                                 hint="another export may be running on this dataset") from None
-            os.replace(tmp, path)
-            return
-        tmp.unlink()
+            try:  # no hard links here: a check, then a rename
+                os.stat(leaf, dir_fd=d, follow_symlinks=False)
+            except FileNotFoundError:
+                os.replace(tmp, leaf, src_dir_fd=d, dst_dir_fd=d)
+                return
+            raise FileExists(f"{name} already exists in {self.url}; it is not overwritten",
+                             hint="another export may be running on this dataset") from None
+        os.unlink(tmp, dir_fd=d)
 
     def swap_bytes(self, name: str, expected: bytes, data: bytes | None) -> bool:
         with self._guard():
@@ -208,71 +225,51 @@ class LocalStore(Store):
             os.close(fd)
 
     def delete(self, name: str) -> None:
-        path = self._path(name)
-        self._check_dirs(name, "delete")
         try:
-            path.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            return
+            chain = DirChain(self.root, name, self.url)
+        except (FileMissing, FileNotFoundError, NotADirectoryError):
+            return  # no directory, no file
         except OSError as exc:
             raise self._error(exc, "delete", name) from exc
-        self._prune_empty(path.parent, stop=self.root)
+        try:
+            try:
+                os.unlink(chain.leaf, dir_fd=chain.dir)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except OSError as exc:
+                raise self._error(exc, "delete", name) from exc
+            chain.prune_empty()
+        finally:
+            chain.close()
 
     # -- helpers -----------------------------------------------------------------------
 
     def _path(self, name: str) -> Path:
         return self.root.joinpath(*check_name(name).split("/"))
 
-    def _check_dirs(self, name: str, action: str) -> None:
-        try:
-            check_dirs(self.root, name, self.url)
-        except OSError as exc:
-            raise self._error(exc, action, name) from exc
-
-    def _make_parents(self, directory: Path, name: str) -> builtins.list[Path]:
-        """Create missing directories; return those we created, deepest first."""
+    def _make_root(self, name: str) -> builtins.list[Path]:
+        """Create the root (and the directories above it) when missing; return those we
+        created, deepest first. The root and what is above it may be links."""
         missing = []
-        d = directory
+        d = self.root
         while not d.exists():
             missing.append(d)
             if d.parent == d:
                 break
             d = d.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error(exc, "write", name) from exc
         return missing
 
     def _prune(self, created: builtins.list[Path]) -> None:
-        """Remove directories a failed write created, so that nothing is left behind."""
+        """Remove the directories a failed write made above the store, deepest first."""
         for d in created:
             try:
                 d.rmdir()
             except OSError:
                 break
-
-    def _prune_empty(self, directory: Path, stop: Path) -> None:
-        d = directory
-        while d != stop and stop in d.parents:
-            try:
-                d.rmdir()
-            except OSError:  # not empty (or already gone): stop here
-                return
-            d = d.parent
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        # Makes the rename itself durable; some filesystems refuse fsync on directories.
-        try:
-            fd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            with contextlib.suppress(OSError):
-                os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def _error(self, exc: OSError, action: str, name: str) -> StoreError:
         where = f"{name} {'to' if action == 'write' else 'in'} {self.url}"

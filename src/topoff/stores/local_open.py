@@ -118,21 +118,77 @@ def open_regular(root: Path, name: str, url: str) -> int:
     return fd
 
 
-def check_dirs(root: Path, name: str, url: str) -> None:
-    """Refuse a write or delete of ``name`` when a directory on its way below ``root`` is a
-    link or not a directory (directories still to be created are fine)."""
-    parts = check_name(name).split("/")
-    try:
-        fd = _open_root(root)
-    except OSError:  # a root still to be created, or one the write reports on
-        return
-    try:
-        for i, part in enumerate(parts[:-1]):
+class DirChain:
+    """The directories from a store's root down to the one holding ``name``, each opened
+    below its parent without following a link (a link or a special file on the way is
+    refused, a regular file on the way is ENOTDIR). A write or delete acts on ``dir`` and
+    ``leaf`` with ``dir_fd=``: a directory swapped for a link after the walk cannot send it
+    outside the root. ``create`` makes missing directories (``prune_created`` removes them
+    again); without it a missing one is :class:`FileMissing`. Missing root: OSError."""
+
+    def __init__(self, root: Path, name: str, url: str, create: bool = False) -> None:
+        parts = check_name(name).split("/")
+        self.leaf = parts[-1]
+        self._parts = parts[:-1]
+        self._created: list[int] = []  # indexes of the parts this walk made
+        self._fds = [_open_root(root)]
+        try:
+            for i, part in enumerate(self._parts):
+                shown = "/".join(parts[: i + 1])
+                try:
+                    self._fds.append(_step(self._fds[-1], part, shown, url))
+                    continue
+                except FileNotFoundError:
+                    if not create:
+                        raise _missing(name, url) from None
+                try:
+                    os.mkdir(part, dir_fd=self._fds[-1])
+                    self._created.append(i)
+                except FileExistsError:  # made by another writer meanwhile
+                    pass
+                self._fds.append(_step(self._fds[-1], part, shown, url))
+        except BaseException:
+            self.prune_created()
+            self.close()
+            raise
+
+    @property
+    def dir(self) -> int:
+        return self._fds[-1]
+
+    def prune_created(self) -> None:
+        """Remove the directories this walk made (deepest first), as far as they are empty."""
+        created, self._created = self._created, []
+        for i in reversed(created):
             try:
-                inner = _enter(fd, part, "/".join(parts[: i + 1]), url)
-            except (FileNotFoundError, FileMissing):
+                os.rmdir(self._parts[i], dir_fd=self._fds[i])
+            except OSError:
                 return
-            old, fd = fd, inner  # as in parent_fd
-            os.close(old)
-    finally:
-        os.close(fd)
+
+    def prune_empty(self) -> None:
+        """Remove the directories holding the name, deepest first, while they are empty
+        (never the root)."""
+        for i in reversed(range(len(self._fds) - 1)):
+            try:
+                os.rmdir(self._parts[i], dir_fd=self._fds[i])
+            except OSError:
+                return
+
+    def sync(self) -> None:
+        """fsync the directory holding the name, and those that got a new directory: the
+        rename and the new directories are then durable (where directories can be synced)."""
+        for i in {len(self._fds) - 1, *self._created}:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fds[i])
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+
+def _step(fd: int, part: str, shown: str, url: str) -> int:
+    """:func:`_enter` for a write: a regular file in a directory's place is ENOTDIR."""
+    try:
+        return _enter(fd, part, shown, url)
+    except FileMissing:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), shown) from None
