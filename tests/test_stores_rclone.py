@@ -190,3 +190,27 @@ def test_a_live_claim_blocks_a_stale_one_does_not(tmp_path: Path) -> None:
     store.write_bytes("d/x.bin", b"new")
     assert (root / "d" / "x.bin").read_bytes() == b"new"
     assert [f.name for f in store.list()] == ["d/x.bin"]
+
+
+def test_names_differing_only_in_case_on_a_case_insensitive_remote(
+        encrypted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote that does not tell names apart by case (rclone's local backend told so, as
+    on macOS or Windows) would keep dump.A and dump.a as one object: the second name is
+    refused. A remote that tells them apart keeps both."""
+    directory = encrypted.parent / "folded"
+    store = open_store(f"rclone:topofflocal:{directory}")
+    store.write_bytes("backups/dump.A", b"first")
+    store.write_bytes("backups/dump.a", b"second")  # case-sensitive: two objects
+    assert [f.name for f in store.list()] == ["backups/dump.A", "backups/dump.a"]
+    store.delete("backups/dump.a")
+    monkeypatch.setenv("RCLONE_CONFIG_TOPOFFLOCAL_CASE_INSENSITIVE", "true")
+    store = open_store(f"rclone:topofflocal:{directory}")
+    with pytest.raises(StoreError) as err:
+        store.write_bytes("backups/dump.a", b"second")
+    assert err.value.exit_code == 5
+    assert err.value.message == (f"backups/dump.a differs only in case from backups/dump.A in "
+                                 f"rclone:topofflocal:{directory}, which does not tell names "
+                                 "apart by case: both would be one object")
+    assert err.value.hint
+    assert [f.name for f in store.list()] == ["backups/dump.A"]
+    assert store.read_bytes("backups/dump.A") == b"first"

@@ -38,7 +38,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from topoff.errors import StoreError
 from topoff.stores.base import (
@@ -50,13 +50,12 @@ from topoff.stores.base import (
     check_name,
     refuse_lock,
 )
-from topoff.stores.rclone_claim import CLAIM_TTL, contested
+from topoff.stores.rclone_claim import CLAIM_TTL, case_twin, contested
+from topoff.stores.rclone_read import NOT_FOUND, CatReader, read_all
 
 __all__ = ["CLAIM_TTL", "RcloneStore"]
 
 _TEMP = re.compile(r"^\..+\.(?:tmp|claim)-[0-9a-f]+$")
-# rclone's exit codes: 3 directory not found, 4 file not found
-_NOT_FOUND = (3, 4)
 _HINT = "check the remote with `rclone lsd REMOTE:` and its settings (rclone config)"
 _DATE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+")
 # one lock per remote location: writers of one process do not race each other
@@ -90,6 +89,7 @@ class RcloneStore(Store):
         self.root = remote.rstrip("/") if remote.rstrip("/") else "/"
         self.url = f"rclone:{self.root}"
         self._program = program
+        self._folds_case: bool | None = None
 
     # -- running rclone ----------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class RcloneStore(Store):
         base = prefix.rpartition("/")[0]
         done = self._run("lsjson", "-R", "--files-only", "--no-mimetype", self._path(base),
                          what=f"list {self.url}")
-        if done.returncode in _NOT_FOUND:
+        if done.returncode in NOT_FOUND:
             return []
         if done.returncode:
             raise self._failed(f"list {self.url}", done.returncode, done.stderr)
@@ -167,7 +167,7 @@ class RcloneStore(Store):
         check_name(name)
         done = self._run("lsjson", "--stat", "--no-mimetype", self._path(name),
                          what=f"read {self.url}/{name}")
-        if done.returncode in _NOT_FOUND:
+        if done.returncode in NOT_FOUND:
             return None
         if done.returncode:
             raise self._failed(f"read {self.url}/{name}", done.returncode, done.stderr)
@@ -175,7 +175,7 @@ class RcloneStore(Store):
         return None if entry.get("IsDir") else self._info(name, entry)
 
     def open_read(self, name: str, offset: int = 0) -> BinaryIO:
-        reader = _CatReader(self, check_name(name), offset)
+        reader = CatReader(self, check_name(name), offset)
         return cast(BinaryIO, io.BufferedReader(reader.start(), 256 * 1024))
 
     # -- writing -----------------------------------------------------------------------
@@ -202,12 +202,12 @@ class RcloneStore(Store):
             except BrokenPipeError as exc:
                 proc.wait()
                 raise self._failed(f"write {self.url}/{name}", proc.returncode,
-                                   _read_all(errors)) from exc
+                                   read_all(errors)) from exc
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.close()
             if proc.wait():
                 raise self._failed(f"write {self.url}/{name}", proc.returncode,
-                                   _read_all(errors))
+                                   read_all(errors))
             self._publish(temp, name, replace)
         except BaseException:
             if proc.poll() is None:
@@ -252,7 +252,30 @@ class RcloneStore(Store):
                          what=f"list {self.url}")
         if done.returncode:
             raise self._failed(f"list {self.url}", done.returncode, done.stderr)
-        return contested(self._parse(done.stdout, list), leaf, claim.rpartition("/")[2])
+        listing = self._parse(done.stdout, list)
+        twin = case_twin(listing, leaf)
+        if twin is not None and self._case_insensitive():
+            name, other = (f"{directory}/{leaf}", f"{directory}/{twin}") if directory else (
+                leaf, twin)
+            raise StoreError(
+                f"{name} differs only in case from {other} in {self.url}, which does not "
+                "tell names apart by case: both would be one object",
+                hint="give one of them another name, or use a remote that tells names apart "
+                "by case (S3, SFTP, a Linux disk)")
+        return contested(listing, leaf, claim.rpartition("/")[2])
+
+    def _case_insensitive(self) -> bool:
+        """Whether the remote takes names differing only in case for one (rclone's
+        CaseInsensitive feature; asked once, when such a pair first turns up)."""
+        if self._folds_case is None:
+            done = self._run("backend", "features", self._path(""), what=f"ask {self.url}")
+            try:
+                features = self._parse(done.stdout, dict).get("Features", {})
+            except StoreError:
+                features = {}
+            # unknown counts as insensitive: refusing a pair is safe, merging it is not
+            self._folds_case = bool(done.returncode or features.get("CaseInsensitive", True))
+        return self._folds_case
 
     def _exists(self, name: str) -> FileExists:
         return FileExists(f"{name} already exists in {self.url}; it is not overwritten",
@@ -297,74 +320,3 @@ class RcloneStore(Store):
             else:
                 self.write_bytes(name, data, replace=True)
             return True
-
-
-def _read_all(f: IO[bytes]) -> bytes:
-    f.seek(0)
-    return f.read(64 * 1024)
-
-
-class _CatReader(io.RawIOBase):
-    """The stdout of ``rclone cat --offset N``; a failure of rclone is a StoreError at the
-    end of the stream (never a silently short file)."""
-
-    def __init__(self, store: RcloneStore, name: str, offset: int) -> None:
-        super().__init__()
-        self._store = store
-        self._name = name
-        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        args = [store._program, "cat", "--offset", str(int(offset)), store._path(name)]
-        try:
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=self._errors)
-        except FileNotFoundError as exc:
-            self._errors.close()
-            raise store._no_program() from exc
-
-        self._first = b""
-
-    def start(self) -> _CatReader:
-        """Wait for the first bytes (or the end), so a missing file fails here."""
-        try:
-            assert self._proc.stdout is not None
-            self._first = cast(io.BufferedReader, self._proc.stdout).read1(256 * 1024)
-            if not self._first:
-                self._finish()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _finish(self) -> None:
-        if self._proc.wait() == 0:
-            return
-        where = f"{self._store.url}/{self._name}"
-        if self._proc.returncode in _NOT_FOUND:
-            raise FileMissing(f"{self._name} not found in {self._store.url}",
-                              hint="check the store location")
-        raise self._store._failed(f"read {where}", self._proc.returncode,
-                                  _read_all(self._errors))
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._first:
-            n = min(len(buffer), len(self._first))
-            buffer[:n], self._first = self._first[:n], self._first[n:]
-            return n
-        assert self._proc.stdout is not None
-        n = cast(io.BufferedReader, self._proc.stdout).readinto(buffer)
-        if not n and len(buffer):
-            self._finish()
-        return n or 0
-
-    def close(self) -> None:
-        if not self.closed:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.wait()
-            if self._proc.stdout:
-                self._proc.stdout.close()
-            self._errors.close()
-        super().close()

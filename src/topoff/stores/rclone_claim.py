@@ -21,6 +21,14 @@ def modified(entry: dict[str, Any]) -> float | None:
         return None
 
 
+def case_twin(listing: list[Any], leaf: str) -> str | None:
+    """A name of ``rclone lsjson``'s listing that differs from ``leaf`` only in case."""
+    folded = leaf.casefold()
+    return next((str(e.get("Name")) for e in listing if isinstance(e, dict)
+                 and str(e.get("Name")) != leaf and str(e.get("Name")).casefold() == folded),
+                None)
+
+
 def contested(listing: list[Any], leaf: str, claim: str) -> bool:
     """Whether ``leaf`` is taken or claimed by another writer, given ``rclone lsjson`` of
     its directory and the leaf name of this writer's own claim."""
