@@ -37,7 +37,7 @@ from topoff.replicate.shape import Index
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
 from topoff.sources.mariadb import snapshot as snap
-from topoff.sources.mariadb.catalog import MariaTable, read_table
+from topoff.sources.mariadb.catalog import KEY_HINT, MariaTable, inexact_key, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
 from topoff.sources.mariadb.safety import require_replica
 from topoff.sources.mariadb.source import _column
@@ -126,6 +126,11 @@ class MariaSession:
             raise ConfigError(f"{where} leaves out {t.qualified}'s primary key "
                               f"({', '.join(key)})", hint="replicate the key columns, or set "
                               "key = [...] to replicated columns")
+        inexact = inexact_key(mt, key) if t.method != "snapshot" else None
+        if inexact:  # merged by key as the replica compares: both spellings would stay
+            raise ConfigError(f"{where} {t.qualified}: {inexact}; a key respelled on the "
+                              "source would stay in the replica beside the new one",
+                              hint=KEY_HINT)
         kind = cursor_kind(t, key, {c.name: c.type for c in mt.columns})
         if t.where is not None:
             _where_checked(self.conn, t, mt)

@@ -7,6 +7,7 @@ information_schema.CHECK_CONSTRAINTS and mapped to JSON.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,8 @@ from topoff.sources.mariadb.types import MariaColumn, map_column, quote_ident
 
 _COLUMNS = """
 SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,
-       NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA, CHARACTER_SET_NAME
+       NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA, CHARACTER_SET_NAME,
+       COLLATION_NAME
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
 ORDER BY ORDINAL_POSITION
@@ -59,6 +61,29 @@ class MariaTable:
         raise KeyError(name)
 
 
+KEY_HINT = ("set key = [...] to columns compared as bytes (numbers, times, binary, CHAR "
+            "under a _bin collation, VARCHAR under a _nopad_bin one), use method = "
+            "\"snapshot\", or change the column's collation on the source")
+
+
+def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
+    """Why ``key`` holds values a replica, comparing bytes, tells apart as one key of the
+    source (its collation folds case or accents, or ignores trailing spaces), or None.
+    CHAR drops trailing spaces as it is read, so a PAD SPACE binary collation is exact
+    there; ENUM and SET compare by label number."""
+    for name in key:
+        c = table.column(name)
+        coll = c.collation
+        if not coll or coll == "binary" or c.logical.get("kind") in ("enum", "set"):
+            continue
+        if coll.endswith("_nopad_bin") or (coll.endswith("_bin") and
+                                           c.native.lower().startswith("char")):
+            continue
+        fold = ("'a' and 'a '" if coll.endswith("_bin") else "'abc' and 'ABC'")
+        return f"key column {name!r} is {c.native} under collation {coll} ({fold} are one key)"
+    return None
+
+
 def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     cur = conn.cursor()
     try:
@@ -98,7 +123,7 @@ def read_table(conn: Any, schema: str, table: str) -> MariaTable:
     """The table's columns (mapped), primary key and estimated size; SourceError if absent."""
     keys = ("COLUMN_NAME", "DATA_TYPE", "COLUMN_TYPE", "IS_NULLABLE",
             "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE",
-            "DATETIME_PRECISION", "EXTRA", "CHARACTER_SET_NAME")
+            "DATETIME_PRECISION", "EXTRA", "CHARACTER_SET_NAME", "COLLATION_NAME")
     rows = _rows(conn, _COLUMNS, (schema, table))
     if not rows:
         raise SourceError(f"table {schema}.{table} not found on the MariaDB source",

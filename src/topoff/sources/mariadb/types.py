@@ -115,6 +115,7 @@ class MariaColumn:
     bits: int = 0
     fraction: int = 0
     charset: str = ""  # of a text column (information_schema CHARACTER_SET_NAME)
+    collation: str = ""  # of a text column (information_schema COLLATION_NAME)
 
     @property
     def zero_dates(self) -> bool:
@@ -141,7 +142,8 @@ def map_column(row: dict[str, Any], json_columns: frozenset[str] = frozenset()) 
     unsigned = "unsigned" in low
     base: dict[str, Any] = {"name": name, "native": native, "nullable": nullable,
                             "generated": generated,
-                            "charset": str(row.get("CHARACTER_SET_NAME") or "").lower()}
+                            "charset": str(row.get("CHARACTER_SET_NAME") or "").lower(),
+                            "collation": str(row.get("COLLATION_NAME") or "").lower()}
 
     def col(pg: str, logical: dict[str, Any], form: str, **kw: Any) -> MariaColumn:
         return MariaColumn(type=pg, logical=logical, form=form, **{**base, **kw})

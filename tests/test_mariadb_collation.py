@@ -1,0 +1,62 @@
+"""MariaDB keys that compare under a collation the replicas do not have: a VARCHAR key
+under ``utf8mb4_general_ci`` holds 'abc' and 'ABC' as one key, which a PostgreSQL or
+DuckDB replica (and a dataset's upsert) compares byte for byte. A key respelled on the
+source would leave both rows in the replica, so merging by such a key is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from support.replicate import config, new_target, query
+from topoff.config import Config, TableConfig
+from topoff.errors import ConfigError
+from topoff.export.full import export_full
+from topoff.replicate.engine import run_once
+from topoff.stores import open_store
+
+
+def test_a_case_insensitive_key_is_refused_for_an_updater(maria: MariaDatabase, cluster,
+                                                          tmp_path: Path) -> None:
+    """'abc' respelled 'ABC' on the source: the updater's replica held both rows, exit 0."""
+    maria.execute(
+        "CREATE TABLE ci (k VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, "
+        "ts DATETIME(6) NOT NULL, v INT);"
+        "CREATE TABLE cb (k CHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, ts DATETIME(6) NOT NULL);"
+        "CREATE TABLE nb (k VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, "
+        "ts DATETIME(6) NOT NULL);"
+        "CREATE TABLE pb (k VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, "
+        "ts DATETIME(6) NOT NULL);"
+        "INSERT INTO ci VALUES ('abc', '2026-01-01', 1); INSERT INTO cb VALUES ('a', NOW());"
+        "INSERT INTO nb VALUES ('a', NOW()); INSERT INTO pb VALUES ('a', NOW())")
+    for engine in ("duckdb", "postgresql"):
+        url = new_target(engine, cluster, tmp_path)
+        tables = {t: {"method": "updater", "cursor": "ts"} for t in ("ci", "cb", "nb", "pb")}
+        cfg = config(url, {"m": (maria.replica_url, tables)})
+        runs = {r.table.rsplit(".", 1)[1]: r for r in run_once(cfg)}
+        # CHAR under _bin and VARCHAR under a NO PAD binary collation compare as bytes do
+        assert runs["cb"].status == runs["nb"].status == "ok", runs
+        for t, what in (("ci", "utf8mb4_general_ci"), ("pb", "utf8mb4_bin")):
+            run = runs[t]
+            assert (run.status, run.exit_code) == ("failed", 2), (engine, run)
+            assert what in (run.error or "") and "k" in (run.error or "")
+        # a key given in the config that compares exactly is taken
+        runs = run_once(config(url, {"m": (maria.replica_url, {"ci": {
+            "method": "updater", "cursor": "ts", "key": ["v"]}})}))
+        assert runs[0].status == "ok", runs[0].error
+        assert query(url, "SELECT k FROM m.ci") == [("abc",)]
+
+
+def test_a_case_insensitive_key_is_refused_for_an_upsert_export(maria: MariaDatabase,
+                                                                tmp_path: Path) -> None:
+    """A dataset's upsert merges by key as the replica compares it: refused at the export."""
+    maria.execute("CREATE TABLE ci (k VARCHAR(20) PRIMARY KEY, at DATETIME(6) NOT NULL) "
+                  "COLLATE utf8mb4_unicode_ci; INSERT INTO ci VALUES ('é', NOW())")
+    cfg = Config(dataset="ci", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="ci", method="upsert", cursor="at"),))
+    with pytest.raises(ConfigError) as info:
+        export_full(cfg, open_store(str(tmp_path / "d")))
+    assert "utf8mb4_unicode_ci" in info.value.message
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").rglob("manifest.json"))
