@@ -14,6 +14,10 @@ import pytest
 from support.mariadb import MariaDatabase
 from support.replicate import config, new_database, new_target, query
 from topoff.replicate.engine import repull, run_once, set_paused
+from topoff.replicate.maria_read import innodb_id
+from topoff.replicate.state import same_identity
+from topoff.sources.mariadb.catalog import read_table
+from topoff.sources.mariadb.connect import connect
 
 ENGINES = ["duckdb", "postgresql"]
 TABLES = {"ins": {"method": "inserter", "cursor": "ts"},
@@ -164,3 +168,50 @@ def test_a_mariadb_cursor_value_in_the_future_waits_for_its_time(
     assert [r.status for r in run_once(cfg)] == ["ok"] * 3  # row 1 read again: boundary
     for name in types:
         assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (4,)]
+
+
+def test_a_mariadb_table_created_again_within_its_second_is_rebuilt(
+        maria: MariaDatabase, cluster, tmp_path: Path) -> None:
+    """A table dropped and created again within the second of its creation has the same
+    CREATE_TIME: a user who may read InnoDB's table ids (PROCESS) tells the two apart (the
+    old row stayed and the new one, below the watermark, was never read, exit 0)."""
+    user = f"proc{maria.name}"
+    maria.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'p';"
+                  f"GRANT SELECT, PROCESS, REPLICA MONITOR ON *.* TO '{user}'@'127.0.0.1'")
+    src = maria.pair.replica.url(maria.name, user=user, password="p")
+    url = new_target("duckdb", cluster, tmp_path)
+    created = ("SELECT CREATE_TIME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+               f"'{maria.name}' AND TABLE_NAME = 'u%d'")
+    try:
+        for n in range(10):  # until the two tables' creation times share their second
+            table = (f"CREATE TABLE u{n} (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, "
+                     "v VARCHAR(10)) ENGINE=InnoDB;")
+            maria.execute(table + f"INSERT INTO u{n} VALUES (1, '2026-03-01', 'old')")
+            cfg = config(url, {"app": (src, {f"u{n}": {"method": "updater", "cursor": "ts"}})})
+            assert [r.status for r in run_once(cfg)] == ["ok"]
+            before = maria.pair.replica.query(created % n)
+            maria.execute(f"DROP TABLE u{n};" + table +
+                          f"INSERT INTO u{n} VALUES (2, '2026-01-01', 'new')")
+            if maria.pair.replica.query(created % n) == before:
+                break
+        else:
+            pytest.skip("no table was created again within the second of its creation")
+        assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 1)]
+        assert query(url, f"SELECT id, v FROM app.u{n}") == [(2, "new")]
+        odd = "a/b`é.c"  # found under the server's file name encoding of its name
+        maria.execute(f"CREATE TABLE `{odd.replace('`', '``')}` (id INT PRIMARY KEY)")
+        with connect(src) as conn:
+            assert innodb_id(conn, read_table(conn, maria.name, odd)) is not None
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
+
+
+def test_identities_compare_the_parts_both_hold() -> None:
+    """A table id read by one refresh and not the next (PROCESS granted or revoked) is no
+    new table; two ids, or two creation times, that differ are."""
+    assert same_identity("created 2026-01-01 10:00:00", "created 2026-01-01 10:00:00; table id 5")
+    assert not same_identity("created 2026-01-01 10:00:00; table id 5",
+                             "created 2026-01-01 10:00:00; table id 6")
+    assert not same_identity("created 2026-01-01 10:00:00", "created 2026-01-01 10:00:01")
+    assert not same_identity("oid 16384", "created 2026-01-01 10:00:00")
+    assert same_identity(None, "oid 1") and same_identity("oid 1", "oid 1")

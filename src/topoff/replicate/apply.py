@@ -27,7 +27,7 @@ from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
 from topoff.replicate.source import Request, SourceSession, open_session
-from topoff.replicate.state import TableState
+from topoff.replicate.state import TableState, same_identity
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
@@ -104,7 +104,7 @@ def replaced(state: TableState, info: TableInfo, src: SourceSession) -> bool:
                     "with rows below the watermark that were never read; its replica is "
                     "built again from the start", t.source, t.qualified, member)
         return True
-    if state.identity is None or info.identity is None or state.identity == info.identity:
+    if same_identity(state.identity, info.identity):
         return False
     log.warning("%s.%s: the source table is another table than the one replicated (%s, "
                 "was %s: created again under its name, rebuilt by the server, or another "

@@ -34,6 +34,7 @@ _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d{1,6})?)?$")
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
 
 Position = tuple[str, ...]
+_UNKNOWN_TABLE = 1109  # ER_UNKNOWN_TABLE: an information_schema view the server lacks
 
 
 def failed(what: str, e: my_errors.Error) -> SourceError:
@@ -56,14 +57,44 @@ def query(conn: Any, statement: str, what: str) -> list[tuple[Any, ...]]:
 
 def created(conn: Any, mt: MariaTable) -> str | None:
     """Which table ``mt`` is, whatever its name: its creation time (whole seconds; a view
-    has none). A table dropped and created again under the name has another one (unless
-    within the same second); so has one the server rebuilt (OPTIMIZE TABLE, an ALTER TABLE
-    that copies it)."""
+    has none) and, where the user may read it (PROCESS), InnoDB's table id. A table dropped
+    and created again under the name has another id, and another creation time unless
+    within the same second; so has one the server rebuilt (OPTIMIZE TABLE, an ALTER TABLE
+    that copies it). :func:`topoff.replicate.state.same_identity` compares two."""
     rows = query(conn, "SELECT CAST(CREATE_TIME AS CHAR) FROM information_schema.TABLES "
                  f"WHERE TABLE_SCHEMA = {literal(mt.schema)} AND TABLE_NAME = "
                  f"{literal(mt.name)} AND TABLE_TYPE = 'BASE TABLE'", "reading the table's "
                  "creation time")
-    return f"created {rows[0][0]}" if rows and rows[0][0] is not None else None
+    if not rows or rows[0][0] is None:
+        return None
+    table_id = innodb_id(conn, mt)
+    return f"created {rows[0][0]}" + ("" if table_id is None else f"; table id {table_id}")
+
+
+def innodb_id(conn: Any, mt: MariaTable) -> str | None:
+    """InnoDB's id of the table (MariaDB's INNODB_SYS_TABLES, MySQL 8's INNODB_TABLES,
+    which name it ``database/table`` in the server's file name encoding); None when the
+    user may not read them (they need PROCESS), or the table is not one InnoDB table."""
+    # each part encoded alone (a '/' in the encoding's CONCAT would be encoded too)
+    name = (f"CONCAT(CAST(CONVERT({literal(mt.schema)} USING filename) AS BINARY), '/', "
+            f"CAST(CONVERT({literal(mt.name)} USING filename) AS BINARY))")
+    for view in ("INNODB_SYS_TABLES", "INNODB_TABLES"):
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SELECT CAST(TABLE_ID AS CHAR) FROM information_schema.{view} WHERE "
+                        f"CAST(NAME AS BINARY) = {name}")
+            found = cur.fetchall()
+        except my_errors.Error as e:
+            if e.errno == _UNKNOWN_TABLE:
+                continue  # the other flavour's view
+            return None  # no PROCESS privilege, or no InnoDB
+        finally:
+            cur.close()
+        if len(found) != 1:
+            return None
+        value = found[0][0]
+        return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+    return None
 
 
 def text_sql(c: MariaColumn) -> str:

@@ -94,3 +94,16 @@ class TableState:
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
+
+
+def same_identity(stored: str | None, current: str | None) -> bool:
+    """Whether two identities of a source table (``oid 16384``; ``created 2026-01-01
+    10:00:00; table id 52``) may name one table: unknown on either side, or every part
+    both hold equal (a part one lacks, such as a table id the user could not read then,
+    proves nothing)."""
+    if stored is None or current is None or stored == current:
+        return True
+    mine, theirs = (dict(p.partition(" ")[::2] for p in i.split("; "))
+                    for i in (stored, current))
+    common = mine.keys() & theirs.keys()
+    return bool(common) and all(mine[k] == theirs[k] for k in common)
