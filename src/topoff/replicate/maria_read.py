@@ -75,9 +75,11 @@ def innodb_id(conn: Any, mt: MariaTable) -> str | None:
     """InnoDB's id of the table (MariaDB's INNODB_SYS_TABLES, MySQL 8's INNODB_TABLES,
     which name it ``database/table`` in the server's file name encoding); None when the
     user may not read them (they need PROCESS), or the table is not one InnoDB table."""
-    # each part encoded alone (a '/' in the encoding's CONCAT would be encoded too)
-    name = (f"CONCAT(CAST(CONVERT({literal(mt.schema)} USING filename) AS BINARY), '/', "
-            f"CAST(CONVERT({literal(mt.name)} USING filename) AS BINARY))")
+    # each part encoded alone (a '/' in the encoding's CONCAT would be encoded too), in
+    # lower case where the server keeps names so (lower_case_table_names 1 or 2)
+    parts = [f"CAST(CONVERT(IF(@@lower_case_table_names = 0, {v}, LOWER({v})) USING "
+             "filename) AS BINARY)" for v in (literal(mt.schema), literal(mt.name))]
+    name = f"CONCAT({parts[0]}, '/', {parts[1]})"
     for view in ("INNODB_SYS_TABLES", "INNODB_TABLES"):
         cur = conn.cursor()
         try:
