@@ -112,8 +112,8 @@ class MariaSession:
         except SourceError as e:
             if "not found" not in e.message:
                 raise
-            raise ConfigError(f"table {t.qualified} does not exist on source {t.source} (a "
-                              "MariaDB table is database.table)",
+            raise ConfigError(f"table {t.qualified} does not exist on source {t.source}, or "
+                              "the user may not SELECT it (a MariaDB table is database.table)",
                               hint=f"fix schema or name in {where}, or the source url") from None
         keep = kept_columns(t, [c.name for c in mt.columns])
         kept = [c for c in mt.columns if c.name in keep]

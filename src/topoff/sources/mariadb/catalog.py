@@ -34,6 +34,7 @@ SELECT TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'
 ORDER BY TABLE_NAME
 """
+_DENIED = (1142, 1143)  # ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR
 _CHECKS = """
 SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
 WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s
@@ -100,6 +101,26 @@ def _text(v: Any) -> Any:
     return v.decode("utf-8") if isinstance(v, bytes | bytearray) else v
 
 
+def _every_column_readable(conn: Any, schema: str, table: str, shown: int) -> None:
+    """SourceError when the user may SELECT only some columns (column privileges):
+    information_schema hides the others, which a dataset or replica would silently lack."""
+    cur = conn.cursor()
+    try:
+        cur.execute(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(table)} LIMIT 0")
+        cur.fetchall()
+    except my_errors.Error as e:
+        if e.errno not in _DENIED:
+            raise SourceError(f"cannot read {schema}.{table}: {e.msg}",
+                              hint="check that the user may SELECT it") from None
+        raise SourceError(f"the source user may read only some columns of {schema}.{table} "
+                          f"(column privileges; {shown} shown): the others would be left "
+                          "out", hint=f"GRANT SELECT ON {quote_ident(schema)}."
+                          f"{quote_ident(table)} to the user; leave columns out with "
+                          '"private" (export) or exclude (replicate)') from None
+    finally:
+        cur.close()
+
+
 def json_columns(conn: Any, schema: str, table: str) -> frozenset[str]:
     """Columns of ``table`` with MariaDB's JSON check (``json_valid(`name`)``)."""
     try:
@@ -137,5 +158,6 @@ def read_table(conn: Any, schema: str, table: str) -> MariaTable:
     size = _rows(conn, "SELECT TABLE_ROWS, ENGINE FROM information_schema.TABLES "
                        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, table))
     est, engine = size[0] if size else (0, "")
+    _every_column_readable(conn, schema, table, len(columns))
     return MariaTable(schema=schema, name=table, columns=columns, primary_key=pk,
                       estimated_rows=int(est or 0), engine=str(engine or ""))

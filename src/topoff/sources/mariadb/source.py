@@ -251,8 +251,9 @@ class MariaSource:
         except SourceError as e:
             if "not found" not in e.message:
                 raise
-            raise ConfigError(f"table {tc.qualified} does not exist on the source (a MariaDB "
-                              "table is named database.table)",
+            raise ConfigError(f"table {tc.qualified} does not exist on the source, or the "
+                              "user may not SELECT it (a MariaDB table is named "
+                              "database.table)",
                               hint=f"fix [tables.{tc.name}] in the config, or check --source"
                               ) from None
         names = [c.name for c in mt.columns]
