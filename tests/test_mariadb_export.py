@@ -266,6 +266,7 @@ def test_a_day_stays_open_while_replication_is_stopped(maria: MariaDatabase, tmp
         with pytest.raises(SafetyError, match="replication is stopped") as info:
             export_incremental(config, store, Window.day(DAY))
         assert info.value.exit_code == 4 and "--force" in (info.value.hint or "")
+        assert "nothing replayed" not in info.value.message  # it applied every day before
         forced = export_incremental(config, store, Window.day(DAY), force=True)
         assert [m.window.label for m in forced.manifests if m.window] == [str(DAY)]
     finally:

@@ -125,8 +125,11 @@ def check_closed(info: SourceSnapshot, window: Window, tables: list[SourceTable]
     replayed = info.replayed_until()
     if replayed is not None and replayed >= needed:
         return
-    seen = replayed.isoformat() if replayed else "an unknown time (nothing replayed yet)"
     suffix, first_hint = info.lag()
+    # no time and no reason (a stopped replication, a status the user may not read): a
+    # standby that has replayed nothing yet
+    seen = replayed.isoformat() if replayed else "an unknown time" + (
+        "" if suffix or first_hint else " (nothing replayed yet)")
     message = (f"the standby has replayed the primary only up to {seen}" if info.in_recovery
                else f"the primary's snapshot is at {seen}") + suffix
     if force:
