@@ -95,6 +95,12 @@ def _table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
     if tc.method == "upsert" and not key:
         out.append(Problem(f"{tc.qualified} uses method upsert but has no primary key",
                            f"set key = [\"<unique column>\"] under {where}"))
+    folds = [k for k in key if k in found.folding]
+    if tc.method == "upsert" and folds:
+        out.append(Problem(f"key column {folds[0]} of {tc.qualified} compares text "
+                           "case-insensitively (citext, a nondeterministic collation): a "
+                           "replica's upsert would keep both spellings of a key",
+                           f"set key = [...] under {where}, or use method = \"snapshot\""))
     if tc.cursor and tc.cursor in cols and not is_time_cursor(cols[tc.cursor]):
         out.append(Problem(f"cursor column {tc.cursor} of {tc.qualified} has type "
                            f"{cols[tc.cursor]}",

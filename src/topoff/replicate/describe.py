@@ -16,6 +16,8 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import family
 from topoff.replicate.config import ReplicateTable
 from topoff.safety import unreadable_relation
+from topoff.sources.pg_keys import HINT as KEY_HINT
+from topoff.sources.pg_keys import folding_key
 
 _REL_Q = """
 SELECT c.oid, c.relkind, c.relpersistence, c.relispopulated, pg_is_in_recovery()
@@ -112,6 +114,10 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     if relkind == "v" and not t.key:
         raise ConfigError(f"{t.qualified} is a view: it has no primary key",
                           hint=f'set key = ["<unique column>"] in {where}')
+    folding = folding_key(conn, oid, key) if t.method != "snapshot" else None
+    if folding:  # merged by key as the replica compares: both spellings would stay
+        raise ConfigError(f"{where} {t.qualified}: {folding}; a key respelled on the source "
+                          "would stay in the replica beside the new one", hint=KEY_HINT)
     kind = cursor_kind(t, key, {c[0]: c[1] for c in cols})
     # a view's oid says nothing of its rows (they are its tables')
     members = None

@@ -21,6 +21,8 @@ from topoff.pgtypes import is_time_cursor
 from topoff.safety import unreadable_relation
 from topoff.sources.base import SourceTable
 from topoff.sources.configured import check_names, exported_columns, near
+from topoff.sources.pg_keys import HINT as KEY_HINT
+from topoff.sources.pg_keys import folding_key
 from topoff.sources.types import TypeDef, TypeWalker, merge
 
 log = logging.getLogger("topoff")
@@ -175,6 +177,11 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         if k in private:
             raise ConfigError(f"key column {k} of {tc.qualified} is marked private",
                               hint="key columns are published; make it public or set `key`")
+    folding = folding_key(conn, oid, key) if tc.method == "upsert" else None
+    if folding:  # a replica's upsert compares text: both spellings would stay
+        raise ConfigError(f"[tables.{tc.name}] {tc.qualified}: {folding}; a key respelled "
+                          "on the source would stay in every replica beside the new one",
+                          hint=KEY_HINT)
     if tc.method == "upsert" and not key:
         raise ConfigError(f"{tc.qualified} uses method upsert but has no primary key",
                           hint=f"set key = [\"<unique column>\"] under [tables.{tc.name}]")

@@ -23,6 +23,7 @@ import psycopg
 from topoff.config import TableConfig
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
+from topoff.sources.pg_keys import folding_columns
 
 _SCHEMAS_Q = """
 SELECT n.nspname FROM pg_namespace n
@@ -91,6 +92,8 @@ class FoundTable:
     primary_key: list[str] = field(default_factory=list)
     indexed: set[str] = field(default_factory=set)  # columns that lead a valid index
     unlogged: bool = False  # an unlogged table read on a standby: none of its rows are there
+    #: columns that compare text folded (citext, a nondeterministic collation: pg_keys.py)
+    folding: set[str] = field(default_factory=set)
 
     @property
     def qualified(self) -> str:
@@ -116,7 +119,8 @@ def suggest(t: FoundTable) -> Suggestion:
     """A method and cursor for a table, from its keys and indexes (see docs/configuration.md)."""
     cursors = t.time_cursors()
     updated = [c for c in cursors if _UPDATED.search(c)]
-    if updated and t.primary_key:
+    folds = sorted(t.folding & set(t.primary_key))
+    if updated and t.primary_key and not folds:
         return Suggestion("upsert", updated[0],
                           f"rows change: {updated[0]} looks like an updated-at column, indexed, "
                           "and there is a primary key (check that every update sets it)")
@@ -125,6 +129,10 @@ def suggest(t: FoundTable) -> Suggestion:
         best = next((c for c in created if _CREATED.search(c)), created[0])
         return Suggestion("append", best,
                           f"{best} is an indexed timestamp: new rows are found by it")
+    if updated and folds:
+        return Suggestion("snapshot", None, f"{updated[0]} looks like an updated-at column but "
+                          f"the primary key's {folds[0]} compares case-insensitively (a "
+                          "replica would keep both spellings of a key)")
     if updated:
         return Suggestion("snapshot", None, f"{updated[0]} looks like an updated-at column but "
                           "there is no primary key to apply changes by")
@@ -163,6 +171,8 @@ def discover(conn: psycopg.Connection, only: list[str] | None = None,
             by_oid[oid].primary_key = list(pk)
         for oid, col in conn.execute(_LEADING_Q, (oids,)).fetchall():
             by_oid[oid].indexed.add(col)
+        for oid, cols in folding_columns(conn, oids).items():
+            by_oid[oid].folding = cols
     finally:
         conn.execute("SELECT set_config('search_path', %s, true)", (saved,))
     return list(by_oid.values())

@@ -1,0 +1,75 @@
+"""PostgreSQL keys that compare case-insensitively on the source (citext, a
+nondeterministic ICU collation) while a replica compares them as text: a key respelled
+on the source ('abc' updated to 'ABC') stayed in the replica beside the new row, so
+merging by such a key is refused (as for MariaDB's _ci collations,
+tests/test_mariadb_collation.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from support.cli import run_cli
+from support.pg import Database, make_config
+from support.replicate import config, new_target, query
+from topoff.errors import ConfigError
+from topoff.export.full import export_full
+from topoff.replicate.engine import run_once
+from topoff.sources.discover import discover, suggest
+from topoff.stores import open_store
+
+TABLES = ("CREATE EXTENSION IF NOT EXISTS citext;"
+          "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', "
+          "deterministic = false);"
+          "CREATE DOMAIN name_ci AS citext;"
+          "CREATE TABLE c (k citext PRIMARY KEY, ts timestamptz NOT NULL, v int NOT NULL);"
+          "CREATE TABLE d (k name_ci PRIMARY KEY, ts timestamptz NOT NULL);"
+          "CREATE TABLE n (k text COLLATE ci PRIMARY KEY, ts timestamptz NOT NULL);"
+          "CREATE TABLE ok (k text COLLATE \"C\" PRIMARY KEY, ts timestamptz NOT NULL);"
+          "INSERT INTO c VALUES ('abc', '2026-01-01', 1)")
+
+
+def test_a_case_insensitive_key_is_refused_for_an_updater(db: Database, cluster,
+                                                          tmp_path: Path) -> None:
+    db.execute(TABLES)
+    url = new_target("duckdb", cluster, tmp_path)
+    tables = {t: {"method": "updater", "cursor": "ts"} for t in ("c", "d", "n", "ok")}
+    runs = {r.table: r for r in run_once(config(url, {"app": (db.standby_url, tables)}))}
+    assert runs["public.ok"].status == "ok", runs["public.ok"].error
+    for t, what in (("c", "citext"), ("d", "citext"), ("n", "collation ci")):
+        run = runs[f"public.{t}"]
+        assert (run.status, run.exit_code) == ("failed", 2), run
+        assert what in (run.error or ""), run.error
+    cfg = config(url, {"app": (db.standby_url, {"c": {"method": "updater", "cursor": "ts",
+                                                      "key": ["v"]}})})
+    assert run_once(cfg)[0].status == "ok"  # a key that compares exactly is taken
+    assert query(url, "SELECT k FROM app.c") == [("abc",)]
+
+
+def test_a_case_insensitive_key_is_refused_for_an_upsert_export(db: Database,
+                                                                tmp_path: Path) -> None:
+    db.execute(TABLES)
+    cfg = make_config(db, 'dataset = "ci"\n[tables.c]\nschema = "public"\n'
+                      'method = "upsert"\ncursor = "ts"\n')
+    with pytest.raises(ConfigError) as info:
+        export_full(cfg, open_store(str(tmp_path / "d")))
+    assert "citext" in info.value.message
+    path = tmp_path / "c.toml"  # check-config says so too
+    path.write_text('dataset = "ci"\n[tables.c]\nschema = "public"\nmethod = "upsert"\n'
+                    'cursor = "ts"\n[tables.c.columns]\nk = "public"\nts = "public"\n'
+                    'v = "public"\n')
+    check = run_cli("check-config", "--config", str(path), "--source", db.standby_url)
+    assert check.exit_code == 2 and "case-insensitively" in check.stderr, check.stderr
+
+
+def test_init_does_not_suggest_an_upsert_by_a_case_insensitive_key(db: Database) -> None:
+    """init (and an export without a config) suggested upsert, which the export refuses."""
+    db.execute("CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE u (k citext PRIMARY KEY, "
+               "updated_at timestamptz NOT NULL); CREATE INDEX ON u (updated_at)")
+    with psycopg.connect(db.standby_url) as conn:
+        [found] = [t for t in discover(conn, ["public"]) if t.name == "u"]
+    assert found.folding == {"k"}
+    suggested = suggest(found)
+    assert suggested.method == "snapshot" and "case-insensitively" in suggested.reason
