@@ -13,7 +13,7 @@ import pytest
 
 from support.mariadb import MariaDatabase
 from support.replicate import config, new_database, new_target, query
-from topoff.replicate.engine import repull, run_once, set_paused
+from topoff.replicate.engine import repull, resync, run_once, set_paused
 from topoff.replicate.maria_read import innodb_id
 from topoff.replicate.state import same_identity
 from topoff.sources.mariadb.catalog import read_table
@@ -215,3 +215,24 @@ def test_identities_compare_the_parts_both_hold() -> None:
     assert not same_identity("created 2026-01-01 10:00:00", "created 2026-01-01 10:00:01")
     assert not same_identity("oid 16384", "created 2026-01-01 10:00:00")
     assert same_identity(None, "oid 1") and same_identity("oid 1", "oid 1")
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_table_moved_to_another_target_schema_is_refused(source, cluster, tmp_path,
+                                                           kind) -> None:
+    """target_schema changed for a table already replicated: an internal error (exit 70;
+    a snapshot table whose rows had not changed said unchanged, exit 0, about a table that
+    did not exist)."""
+    source.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL, v text);"
+                   "INSERT INTO t VALUES (1, now(), 'a')")
+    url = new_target(kind, cluster, tmp_path)
+    tables = {"t": {"method": "updater", "cursor": "ts"}}
+    assert run_once(config(url, {"app": (source.standby_url, tables)}))[0].status == "ok"
+    for method in ("updater", "snapshot"):
+        moved = config(url, {"app": (source.standby_url, {"t": {"method": method, **(
+            {"cursor": "ts"} if method == "updater" else {})}})}, target_schema="other")
+        [run] = run_once(moved)
+        assert (run.status, run.exit_code) == ("failed", 2), run
+        assert "app.t" in (run.error or "") and "--resync" in (run.error or "")
+    assert resync(moved, "public.t").status == "ok"  # moves it
+    assert query(url, "SELECT id FROM other.t") == [(1,)]

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from topoff.errors import TargetError
+from topoff.errors import ConfigError, TargetError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
@@ -137,6 +137,12 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                 engine.drop_table(stored.target)
                 store.forget(source.name, t.qualified)
                 stored = None
+            if stored is not None and stored.target != where:
+                raise ConfigError(
+                    f"{source.name}.{t.qualified} is replicated into {stored.target.schema}."
+                    f"{stored.target.name}, and the config now lands it in {where.schema}."
+                    f"{where.name}", hint="run topoff replicate --resync for the table to "
+                    "move it there, or set target_schema back")
             state = stored.state if stored else TableState()
             src = open_session(source)
             try:
