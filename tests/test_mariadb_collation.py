@@ -15,6 +15,8 @@ from topoff.config import Config, TableConfig
 from topoff.errors import ConfigError
 from topoff.export.full import export_full
 from topoff.replicate.engine import run_once
+from topoff.sources.mariadb.catalog import MariaTable, inexact_key
+from topoff.sources.mariadb.types import map_column
 from topoff.stores import open_store
 
 
@@ -60,3 +62,23 @@ def test_a_case_insensitive_key_is_refused_for_an_upsert_export(maria: MariaData
         export_full(cfg, open_store(str(tmp_path / "d")))
     assert "utf8mb4_unicode_ci" in info.value.message
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").rglob("manifest.json"))
+
+
+def test_which_collations_compare_as_bytes() -> None:
+    """MySQL 8's utf8mb4_0900_bin is NO PAD: exact, as MariaDB's _nopad_bin (it was
+    refused as a PAD SPACE collation)."""
+    def table(native: str, collation: str) -> MariaTable:
+        c = map_column({"COLUMN_NAME": "k", "DATA_TYPE": native.split("(")[0],
+                        "COLUMN_TYPE": native, "IS_NULLABLE": "NO",
+                        "CHARACTER_MAXIMUM_LENGTH": 20, "COLLATION_NAME": collation})
+        return MariaTable("d", "t", [c], ["k"], 0, "InnoDB")
+
+    for native, collation in (("varchar(20)", "utf8mb4_0900_bin"),
+                              ("varchar(20)", "utf8mb4_nopad_bin"),
+                              ("char(20)", "utf8mb4_bin"), ("varbinary(20)", "")):
+        assert inexact_key(table(native, collation), ["k"]) is None, collation
+    for native, collation in (("varchar(20)", "utf8mb4_bin"), ("text", "latin1_bin"),
+                              ("varchar(20)", "utf8mb4_0900_ai_ci"),
+                              ("char(20)", "utf8mb4_uca1400_as_cs"),
+                              ("varchar(20)", "utf8mb4_nopad_general_ci")):
+        assert inexact_key(table(native, collation), ["k"]) is not None, collation

@@ -63,8 +63,8 @@ class MariaTable:
 
 
 KEY_HINT = ("set key = [...] to columns compared as bytes (numbers, times, binary, CHAR "
-            "under a _bin collation, VARCHAR under a _nopad_bin one), use method = "
-            "\"snapshot\", or change the column's collation on the source")
+            "under a _bin collation, VARCHAR under a _nopad_bin or MySQL's _0900_bin one), "
+            "use method = \"snapshot\", or change the column's collation on the source")
 
 
 def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
@@ -77,8 +77,9 @@ def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
         coll = c.collation
         if not coll or coll == "binary" or c.logical.get("kind") in ("enum", "set"):
             continue
-        if coll.endswith("_nopad_bin") or (coll.endswith("_bin") and
-                                           c.native.lower().startswith("char")):
+        # NO PAD: MariaDB's _nopad_ collations, MySQL 8's _0900_ ones (utf8mb4_0900_bin)
+        nopad = "_nopad_" in coll or "_0900_" in coll
+        if coll.endswith("_bin") and (nopad or c.native.lower().startswith("char")):
             continue
         fold = ("'a' and 'a '" if coll.endswith("_bin") else "'abc' and 'ABC'")
         return f"key column {name!r} is {c.native} under collation {coll} ({fold} are one key)"
