@@ -1,7 +1,9 @@
 """MariaDB keys that compare under a collation the replicas do not have: a VARCHAR key
 under ``utf8mb4_general_ci`` holds 'abc' and 'ABC' as one key, which a PostgreSQL or
 DuckDB replica (and a dataset's upsert) compares byte for byte. A key respelled on the
-source would leave both rows in the replica, so merging by such a key is refused."""
+source would leave both rows in the replica, so an updater or an upsert export by such a
+key is refused unless the config names the key (the user's word that it is never
+respelled)."""
 
 from __future__ import annotations
 
@@ -44,11 +46,18 @@ def test_a_case_insensitive_key_is_refused_for_an_updater(maria: MariaDatabase, 
             run = runs[t]
             assert (run.status, run.exit_code) == ("failed", 2), (engine, run)
             assert what in (run.error or "") and "k" in (run.error or "")
-        # a key given in the config that compares exactly is taken
-        runs = run_once(config(url, {"m": (maria.replica_url, {"ci": {
-            "method": "updater", "cursor": "ts", "key": ["v"]}})}))
+        # a key given in the config that compares exactly is taken; so is the same key
+        # named in the config (the user's word that it is never respelled), and an
+        # inserter's (its rows never change)
+        for settings in ({"key": ["v"]}, {"key": ["k"]}):
+            url = new_target(engine, cluster, tmp_path)  # a key of its own: a new replica
+            runs = run_once(config(url, {"m": (maria.replica_url, {"ci": {
+                "method": "updater", "cursor": "ts", **settings}})}))
+            assert runs[0].status == "ok", runs[0].error
+            assert query(url, "SELECT k FROM m.ci") == [("abc",)]
+        runs = run_once(config(url, {"m": (maria.replica_url, {"pb": {
+            "method": "inserter", "cursor": "ts"}})}))
         assert runs[0].status == "ok", runs[0].error
-        assert query(url, "SELECT k FROM m.ci") == [("abc",)]
 
 
 def test_a_case_insensitive_key_is_refused_for_an_upsert_export(maria: MariaDatabase,
@@ -61,7 +70,11 @@ def test_a_case_insensitive_key_is_refused_for_an_upsert_export(maria: MariaData
     with pytest.raises(ConfigError) as info:
         export_full(cfg, open_store(str(tmp_path / "d")))
     assert "utf8mb4_unicode_ci" in info.value.message
+    assert "never respelled" in (info.value.hint or "")
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").rglob("manifest.json"))
+    cfg = Config(dataset="ci", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="ci", method="upsert", cursor="at", key=("k",)),))
+    assert export_full(cfg, open_store(str(tmp_path / "e"))).manifests
 
 
 def test_which_collations_compare_as_bytes() -> None:

@@ -1,8 +1,8 @@
 """PostgreSQL keys that compare case-insensitively on the source (citext, a
 nondeterministic ICU collation) while a replica compares them as text: a key respelled
 on the source ('abc' updated to 'ABC') stayed in the replica beside the new row, so
-merging by such a key is refused (as for MariaDB's _ci collations,
-tests/test_mariadb_collation.py)."""
+an updater or an upsert export by such a key is refused unless the config names the key
+(as for MariaDB's _ci collations, tests/test_mariadb_collation.py)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def test_a_case_insensitive_key_is_refused_for_an_updater(db: Database, cluster,
                                                       "key": ["v"]}})})
     assert run_once(cfg)[0].status == "ok"  # a key that compares exactly is taken
     assert query(url, "SELECT k FROM app.c") == [("abc",)]
+    for settings in ({"method": "updater", "cursor": "ts", "key": ["k"]},  # the user's word
+                     {"method": "inserter", "cursor": "ts"}):  # rows that never change
+        cfg = config(url, {"app": (db.standby_url, {"n": settings})})
+        assert run_once(cfg)[0].status == "ok", settings
 
 
 def test_a_case_insensitive_key_is_refused_for_an_upsert_export(db: Database,
@@ -55,7 +59,10 @@ def test_a_case_insensitive_key_is_refused_for_an_upsert_export(db: Database,
                       'method = "upsert"\ncursor = "ts"\n')
     with pytest.raises(ConfigError) as info:
         export_full(cfg, open_store(str(tmp_path / "d")))
-    assert "citext" in info.value.message
+    assert "citext" in info.value.message and "never respelled" in (info.value.hint or "")
+    named = make_config(db, 'dataset = "ci"\n[tables.c]\nschema = "public"\n'
+                        'method = "upsert"\ncursor = "ts"\nkey = ["k"]\n')
+    assert export_full(named, open_store(str(tmp_path / "e"))).manifests
     path = tmp_path / "c.toml"  # check-config says so too
     path.write_text('dataset = "ci"\n[tables.c]\nschema = "public"\nmethod = "upsert"\n'
                     'cursor = "ts"\n[tables.c.columns]\nk = "public"\nts = "public"\n'

@@ -114,7 +114,9 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     if relkind == "v" and not t.key:
         raise ConfigError(f"{t.qualified} is a view: it has no primary key",
                           hint=f'set key = ["<unique column>"] in {where}')
-    folding = folding_key(conn, oid, key) if t.method != "snapshot" else None
+    # an updater merges changed rows by key; an inserter's rows never change; a key the
+    # config names is the user's word that its values are never respelled
+    folding = folding_key(conn, oid, key) if t.method == "updater" and not t.key else None
     if folding:  # merged by key as the replica compares: both spellings would stay
         raise ConfigError(f"{where} {t.qualified}: {folding}; a key respelled on the source "
                           "would stay in the replica beside the new one", hint=KEY_HINT)

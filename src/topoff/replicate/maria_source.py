@@ -126,7 +126,9 @@ class MariaSession:
             raise ConfigError(f"{where} leaves out {t.qualified}'s primary key "
                               f"({', '.join(key)})", hint="replicate the key columns, or set "
                               "key = [...] to replicated columns")
-        inexact = inexact_key(mt, key) if t.method != "snapshot" else None
+        # an updater merges changed rows by key; an inserter's rows never change; a key
+        # the config names is the user's word that its values are never respelled
+        inexact = inexact_key(mt, key) if t.method == "updater" and not t.key else None
         if inexact:  # merged by key as the replica compares: both spellings would stay
             raise ConfigError(f"{where} {t.qualified}: {inexact}; a key respelled on the "
                               "source would stay in the replica beside the new one",

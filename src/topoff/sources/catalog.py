@@ -177,7 +177,8 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
         if k in private:
             raise ConfigError(f"key column {k} of {tc.qualified} is marked private",
                               hint="key columns are published; make it public or set `key`")
-    folding = folding_key(conn, oid, key) if tc.method == "upsert" else None
+    # a key the config names is the user's word that its values are never respelled
+    folding = folding_key(conn, oid, key) if tc.method == "upsert" and not tc.key else None
     if folding:  # a replica's upsert compares text: both spellings would stay
         raise ConfigError(f"[tables.{tc.name}] {tc.qualified}: {folding}; a key respelled "
                           "on the source would stay in every replica beside the new one",

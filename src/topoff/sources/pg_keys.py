@@ -22,8 +22,8 @@ WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
 
-HINT = ('set key = [...] to columns that compare as their text, use method = "snapshot", '
-        "or give the column a deterministic collation and type (text) on the source")
+HINT = ("set key = [...] to columns that compare as their text, or to this key if its "
+        'values are never respelled; or use method = "snapshot"')
 
 
 def _folding(conn: psycopg.Connection, oids: Sequence[int]) -> list[tuple[int, str, str]]:

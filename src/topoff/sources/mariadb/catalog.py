@@ -63,8 +63,8 @@ class MariaTable:
 
 
 KEY_HINT = ("set key = [...] to columns compared as bytes (numbers, times, binary, CHAR "
-            "under a _bin collation, VARCHAR under a _nopad_bin or MySQL's _0900_bin one), "
-            "use method = \"snapshot\", or change the column's collation on the source")
+            "under a _bin collation, VARCHAR under a _nopad_bin or MySQL's _0900_bin one), or "
+            "to this key if its values are never respelled; or use method = \"snapshot\"")
 
 
 def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:

@@ -273,7 +273,8 @@ class MariaSource:
                                   ", not a time",
                                   hint="a cursor must be a DATETIME, TIMESTAMP or DATE column")
         key = list(tc.key) if tc.key else list(mt.primary_key)
-        inexact = inexact_key(mt, key) if tc.method == "upsert" else None
+        # a key the config names is the user's word that its values are never respelled
+        inexact = inexact_key(mt, key) if tc.method == "upsert" and not tc.key else None
         if inexact:  # a replica's upsert compares bytes: both spellings would stay
             raise ConfigError(f"{where} {tc.qualified}: {inexact}; a key respelled on the "
                               "source would stay in every replica beside the new one",
