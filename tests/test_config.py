@@ -130,6 +130,11 @@ def test_unknown_keys_are_errors(text, words):
     ("[store]\nretry_backoff = -1", ["[store] retry_backoff must be 0 to 60"]),
     ("[store]\nretry_backoff = nan", ["[store] retry_backoff must be 0 to 60"]),
     ('[store]\nretry_backoff = "2h"', ["[store] retry_backoff must be 0 to 60"]),
+    # the export's pause before a retry is slept: a negative or endless one was exit 70 there
+    ("[export]\nretry_backoff = -1", ["[export] retry_backoff must be 0 to 3600"]),
+    ("[export]\nretry_backoff = nan", ["[export] retry_backoff must be 0 to 3600"]),
+    ("[export]\nretry_backoff = inf", ["[export] retry_backoff must be 0 to 3600"]),
+    ('[export]\nretry_backoff = "2h"', ["[export] retry_backoff must be 0 to 3600"]),
 ])
 def test_invalid_values_are_errors(text, words):
     e = error_of(text)

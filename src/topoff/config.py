@@ -223,6 +223,15 @@ def _parse_store(store: dict[str, Any]) -> StoreSettings:
                          retry_backoff=backoff)
 
 
+def _export_backoff(value: Any) -> float:
+    """[export] retry_backoff: the pause before an export's first retry, slept as it is."""
+    backoff = parse_duration(value, "[export] retry_backoff")
+    if not 0 <= backoff <= 3600:  # NaN fails too
+        raise ConfigError(f"[export] retry_backoff must be 0 to 3600 seconds, not {backoff:g}",
+                          hint="write it like 2s or 1m (at most 1h)")
+    return backoff
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML (no environment applied)."""
     no_nul(data)
@@ -257,8 +266,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
                                MAX_LOOKBACK_DAYS, "[export] lookback_days"),
         retry_attempts=positive_int(export.get("retry_attempts", defaults.retry_attempts),
                                      "[export] retry_attempts"),
-        retry_backoff=parse_duration(export.get("retry_backoff", defaults.retry_backoff),
-                                     "[export] retry_backoff"),
+        retry_backoff=_export_backoff(export.get("retry_backoff", defaults.retry_backoff)),
     )
     tables_raw = data.get("tables", {})
     expect(tables_raw, dict, "[tables]")
