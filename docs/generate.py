@@ -73,9 +73,9 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
       "topoff export incremental --config datanommer.toml --to /srv/dumps/datanommer "
       "--date 2026-13-01"]),
     ("prune", "topoff prune",
-     "Deletes incremental days older than `--keep-days` and full exports beyond the newest "
-     "`--keep-full`, never the newest full export nor anything published after it. "
-     "index.json is rewritten first, then the files are deleted.",
+     "Deletes the incremental days before the last `--keep-days` UTC days and full exports "
+     "beyond the newest `--keep-full`, never the newest full export nor anything published "
+     "after it. index.json is rewritten first, then the files are deleted.",
      ["topoff prune --to /srv/dumps/datanommer --keep-days 2",
       "topoff prune --to /srv/dumps/datanommer --keep-days 4 --dry-run",
       "topoff prune --to /srv/dumps/datanommer --keep-days 4"]),

@@ -247,6 +247,35 @@ def test_without_a_full_export_days_are_pruned_by_age():
     assert [p.id for p in keep] == ["incremental/2026-11-18/r1", "incremental/2026-11-20/r1"]
 
 
+@pytest.mark.parametrize("hour", [0, 12, 23])
+def test_keep_days_keeps_the_last_n_utc_days_before_today(hour):
+    """--keep-days N keeps the days dated from N days before today (UTC) on, whatever the
+    hour: on Nov 30, 15 keeps Nov 15 (begun 15 days and some hours ago) and removes Nov 14
+    (prune --help and docs/commands/prune.md say so)."""
+    from topoff.dataset.index import Index, Publication
+
+    now = datetime(2026, 11, 30, hour, 30, tzinfo=UTC)
+    days = ("2026-11-14", "2026-11-15", "2026-11-29")
+    pubs = [Publication(f"incremental/{d}/r1", n, "incremental",
+                        f"incremental/{d}/r1/manifest.json", "0" * 64, 1, now.isoformat(),
+                        now.isoformat(), Window.from_label(d).to_json(), 1)
+            for n, d in enumerate(days, 1)]
+    remove, keep = plan_prune(Index("d", pubs, next_sequence=4), keep_days=15, keep_full=1,
+                              now=now)
+    assert [p.id for p in remove] == ["incremental/2026-11-14/r1"]
+    assert [p.id for p in keep] == ["incremental/2026-11-15/r1", "incremental/2026-11-29/r1"]
+
+
+def test_keep_days_help_says_which_days_go():
+    """The help of --keep-days states the rule the test above checks, not 'began more than
+    N days ago' (Nov 15 began more than 15 days before Nov 30, 12:00, and is kept)."""
+    for args in (("prune",), ("export", "full"), ("export", "incremental")):
+        out = run_cli(*args, "--help").stdout
+        text = " ".join(out.split())
+        assert "began more than" not in text and "days older than this" not in text, args
+        assert "days before the last N UTC days" in text, (args, text)
+
+
 def test_retention_shorter_than_the_lookback_is_refused(datanommer, dest, tmp_path):
     """--keep-days at most lookback_days would remove days that the next run re-checks,
     and their late rows would reach no replica: refused before anything is exported."""

@@ -24,10 +24,10 @@ wait_option = click.option(
 @click.command("prune")
 @common_options
 @click.option("--to", "dest", required=True, metavar="DEST", help="The published dataset.")
-@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS),
-              help="Remove incremental days that began more than this many days ago; must be "
-              "more than the exporter's lookback_days. Default: the config's [retention] "
-              "keep_days (one of the two is needed).")
+@click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS), metavar="N",
+              help="Remove the incremental days before the last N UTC days (15 on Nov 30: "
+              "the days before Nov 15); more than the exporter's lookback_days. Default: the "
+              "config's [retention] keep_days (one of the two is needed).")
 @click.option("--keep-full", type=click.IntRange(1),
               help="Full exports kept (the newest is always kept). Default: the config's "
               "[retention] keep_full, else 1.")

@@ -80,8 +80,8 @@ export_options = _stack(
     click.option("--chunk-size", metavar="SIZE", help="CSV bytes per data file, e.g. 256MiB."),
     click.option("--strict", is_flag=True, default=None,
                  help="Refuse source columns the config does not classify."),
-    click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS),
-                 help="Then prune days older than this."),
+    click.option("--keep-days", type=click.IntRange(1, MAX_KEEP_DAYS), metavar="N",
+                 help="Then prune the days before the last N UTC days (as prune does)."),
     click.option("--keep-full", type=click.IntRange(1),
                  help="Then prune full exports beyond this many."),
 )

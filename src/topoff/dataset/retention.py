@@ -8,9 +8,10 @@ Kept, whatever the limits say:
   them; they are the only way to bring it up to date). A dataset without any full export
   has nothing to bring up to date: its days are removed by age like any other.
 
-Removed: incremental partitions (all revisions) whose day began more than ``keep_days``
-days ago, and full exports older than the newest ``keep_full``. The index is rewritten
-first (readers stop seeing them), then the files are deleted. Files that no publication
+Removed: incremental partitions (all revisions) whose window begins on a UTC date before
+the last ``keep_days`` days (15 on Nov 30: before Nov 15), and full exports older than the
+newest ``keep_full``. The index is rewritten first (readers stop seeing them), then the
+files are deleted. Files that no publication
 lists (left by a killed export) go too once older than the grace period
 (:mod:`topoff.dataset.cleanup`).
 
