@@ -102,3 +102,25 @@ def test_a_normal_rate_passes_on_s3(s3_server: S3Server, tmp_path: Path) -> None
     with S3Store(bucket, "", TIGHT) as store:
         size, _ = fetch_to_file(store, "fast.bin", tmp_path / "copy.bin")
     assert size == len(data) and (tmp_path / "copy.bin").read_bytes() == data
+
+
+def test_the_config_sets_the_rate_and_the_timeout(tmp_path: Path) -> None:
+    """[store] http_min_rate, http_rate_window and http_timeout (docs/stores.md) are config
+    keys: a sync given them gives a trickling server up after their window, and the hint
+    names the key to change."""
+    from support.cli import error_lines, run_cli, write_config
+
+    config = write_config(tmp_path / "c.toml", '[store]\nretries = 0\nhttp_min_rate = 1000\n'
+                          'http_rate_window = "1s"\nhttp_timeout = "5s"\n')
+    stop = threading.Event()
+    with HostileServer(tmp_path) as server:
+        server.answers["/d/index.json"] = trickle(stop)
+        try:
+            result = run_cli("sync", f"{server.url}/d", str(tmp_path / "r.duckdb"),
+                             "--config", config)
+        finally:
+            stop.set()
+    assert result.exit_code == 5, result.stderr
+    error, hint = error_lines(result)
+    assert "arrived at less than 1000 bytes a second over 1 s" in error
+    assert "[store] http_min_rate" in hint

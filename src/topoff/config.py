@@ -89,6 +89,10 @@ class StoreSettings:
     #: how often a transient store failure (network, 5xx) is retried, and the first pause
     retries: int = 5
     retry_backoff: float = 0.5
+    #: HTTP stores: each read's wait, and the least average rate over a window of waits
+    http_timeout: float = 30.0
+    http_min_rate: int = 1024
+    http_rate_window: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,21 @@ def _parse_store(store: dict[str, Any]) -> StoreSettings:
                           hint="write it like 500ms or 2s")
     return StoreSettings(s3_endpoint_url=optional_str(store, "s3_endpoint_url", "[store]"),
                          s3_region=optional_str(store, "s3_region", "[store]"), retries=retries,
-                         retry_backoff=backoff)
+                         retry_backoff=backoff,
+                         http_timeout=_seconds(store, "http_timeout"),
+                         http_min_rate=positive_int(store.get("http_min_rate", 1024),
+                                                    "[store] http_min_rate", minimum=0),
+                         http_rate_window=_seconds(store, "http_rate_window"))
+
+
+def _seconds(store: dict[str, Any], key: str) -> float:
+    """[store] http_timeout or http_rate_window: more than 0, at most an hour."""
+    what = f"[store] {key}"
+    value = parse_duration(store.get(key, getattr(StoreSettings, key)), what)
+    if not 0 < value <= 3600:  # NaN fails too
+        raise ConfigError(f"{what} must be more than 0 and at most 3600 seconds, not {value:g}",
+                          hint="write it like 30s or 2m")
+    return value
 
 
 def _export_backoff(value: Any) -> float:
@@ -250,8 +268,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     retention = data.get("retention", {})
     check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
     store = data.get("store", {})
-    check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff"},
-                "[store]")
+    check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff",
+                        "http_timeout", "http_min_rate", "http_rate_window"}, "[store]")
     defaults = ExportSettings()
     level = in_range(export.get("compression_level", defaults.compression_level),
                      "[export] compression_level", 1, 22)

@@ -205,7 +205,7 @@ class HttpStore(Store):
         if isinstance(exc, requests.Timeout | ReadTimeoutError):
             return StoreError(
                 f"timed out reading {where}",
-                hint="check the network, or raise http_timeout in the configuration",
+                hint="check the network, or raise [store] http_timeout in the config",
             )
         if isinstance(exc, requests.exceptions.SSLError):
             return StoreError(

@@ -20,8 +20,8 @@ def too_slow(where: str, options: StoreOptions) -> StoreError:
     return StoreError(
         f"{where} arrived at less than {options.http_min_rate} bytes a second over "
         f"{options.http_rate_window:g} s; topoff stopped reading it",
-        hint="check the network and the server; StoreOptions.http_min_rate sets the "
-        "rate (0: no minimum)")
+        hint="check the network and the server; [store] http_min_rate in the config sets "
+        "the rate (0: no minimum) and http_rate_window the window")
 
 
 class RatedBody:
