@@ -72,3 +72,21 @@ def test_dataset_format_names_every_manifest_field() -> None:
         set(m.tables["s.t"].to_json())
     missing = sorted(f for f in fields if f"`{f}" not in text and f'"{f}"' not in text)
     assert not missing, f"docs/dataset-format.md does not mention {missing}"
+
+
+def test_configuration_keys_example_is_accepted() -> None:
+    """docs/configuration.md's "Keys" block, copied into a file as it is, is a valid config
+    (every key it shows is accepted), and its values are the ones the parser keeps."""
+    import tomllib
+
+    from topoff.config import parse_config
+
+    text = (DOCS / "configuration.md").read_text()
+    block = text.split("## Keys", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    c = parse_config(tomllib.loads(block))
+    assert (c.dataset, c.strict, c.export.jobs, c.retention.keep_days) == (
+        "datanommer", True, 4, 15)
+    assert (c.store.retries, c.store.http_timeout, c.store.http_min_rate) == (5, 30.0, 1024)
+    messages = c.table("public.messages")
+    assert (messages.method, messages.cursor, messages.private_columns()) == (
+        "append", "timestamp", {"certificate"})
