@@ -130,6 +130,12 @@ def test_unknown_keys_are_errors(text, words):
     ("[store]\nretry_backoff = -1", ["[store] retry_backoff must be 0 to 60"]),
     ("[store]\nretry_backoff = nan", ["[store] retry_backoff must be 0 to 60"]),
     ('[store]\nretry_backoff = "2h"', ["[store] retry_backoff must be 0 to 60"]),
+    # the command line's ranges (--jobs 1..64, --lock-days 1..36500): a lock of more days
+    # was refused by the S3 store only once pg_dump had run (exit 5)
+    ("[export]\njobs = 65", ["[export] jobs must be 1..64"]),
+    ("[backup]\njobs = 65", ["[backup] jobs must be 1..64"]),
+    ("[backup]\nlock_days = 36501", ["[backup] lock_days must be 1..36500"]),
+    ("[backup]\nlock_days = 0", ["[backup] lock_days must be at least 1"]),
     # the export's pause before a retry is slept: a negative or endless one was exit 70 there
     ("[export]\nretry_backoff = -1", ["[export] retry_backoff must be 0 to 3600"]),
     ("[export]\nretry_backoff = nan", ["[export] retry_backoff must be 0 to 3600"]),

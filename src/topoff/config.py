@@ -42,6 +42,9 @@ ENV_CONFIG = "TOPOFF_CONFIG"
 MAX_LOOKBACK_DAYS = 366
 #: the most days of datasets and backups kept (a century: more is no retention at all)
 MAX_KEEP_DAYS = 36600
+#: the most workers of an export or a backup (--jobs), and the longest S3 Object Lock
+MAX_JOBS = 64
+MAX_LOCK_DAYS = 36500
 
 
 @dataclass(frozen=True)
@@ -206,9 +209,10 @@ def _parse_backup(section: Any) -> BackupSettings:
     return BackupSettings(
         recipients=_strings(section.get("recipients", []), "[backup] recipients"),
         identity=None if identity is None else expect(identity, str, "[backup] identity"),
-        jobs=positive_int(section.get("jobs", 2), "[backup] jobs"),
+        jobs=in_range(section.get("jobs", 2), "[backup] jobs", 1, MAX_JOBS),
         compression_level=level,
-        lock_days=None if lock_days is None else positive_int(lock_days, "[backup] lock_days"),
+        lock_days=None if lock_days is None
+        else in_range(lock_days, "[backup] lock_days", 1, MAX_LOCK_DAYS),
         lock_mode=mode,
         scrub=_strings(section.get("scrub", []), "[backup] scrub"),
         checks=_strings(section.get("checks", []), "[backup] checks"),
@@ -274,7 +278,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     level = in_range(export.get("compression_level", defaults.compression_level),
                      "[export] compression_level", 1, 22)
     settings = ExportSettings(
-        jobs=positive_int(export.get("jobs", defaults.jobs), "[export] jobs"),
+        jobs=in_range(export.get("jobs", defaults.jobs), "[export] jobs", 1, MAX_JOBS),
         chunk_bytes=parse_chunk_size(export.get("chunk_size", defaults.chunk_bytes),
                                      "[export] chunk_size"),
         compression_level=level,

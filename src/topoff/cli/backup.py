@@ -32,7 +32,7 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import size
 from topoff.cli.signals import term_as_interrupt
-from topoff.config import MAX_KEEP_DAYS, Config, parse_size
+from topoff.config import MAX_JOBS, MAX_KEEP_DAYS, MAX_LOCK_DAYS, Config, parse_size
 from topoff.errors import ConfigError, StoreError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
@@ -70,11 +70,11 @@ def display_url(url: str) -> str:
 @click.option("--recipient", "recipients", multiple=True, metavar="AGE_PUBLIC_KEY",
               help="Encrypt for this age public key (repeatable) [default: [backup] "
               "recipients].")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64),
+@click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS),
               help="pg_dump --jobs [default: [backup] jobs, 2].")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory for pg_dump's files in flight [default: $TMPDIR].")
-@click.option("--lock-days", type=click.IntRange(1, 36500),
+@click.option("--lock-days", type=click.IntRange(1, MAX_LOCK_DAYS),
               help="Keep every object of the backup undeletable for this many days (S3 "
               "Object Lock; other stores refuse) [default: [backup] lock_days].")
 @click.option("--lock-mode", type=click.Choice(["COMPLIANCE", "GOVERNANCE"],

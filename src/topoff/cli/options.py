@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from topoff.config import (
+    MAX_JOBS,
     MAX_KEEP_DAYS,
     Config,
     StoreSettings,
@@ -76,7 +77,8 @@ source_options = _stack(
 export_options = _stack(
     click.option("--to", "dest", required=True, metavar="DEST",
                  help="Where to publish: a directory, or s3://bucket/prefix."),
-    click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Tables read in parallel."),
+    click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS),
+                 help="Tables read in parallel [default: [export] jobs, 2]."),
     click.option("--chunk-size", metavar="SIZE", help="CSV bytes per data file, e.g. 256MiB."),
     click.option("--strict", is_flag=True, default=None,
                  help="Refuse source columns the config does not classify."),
