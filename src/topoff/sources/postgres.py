@@ -46,6 +46,10 @@ _UNAVAILABLE = ("connection refused", "the database system is starting up",
                 "accepting connections", "the database system is in recovery mode")
 
 
+#: seconds a connection may take when neither the URL nor PGCONNECT_TIMEOUT says
+DEFAULT_CONNECT_TIMEOUT = "15"
+
+
 def display_url(url: str) -> str:
     """The URL without its password, for messages and manifests."""
     try:
@@ -96,13 +100,14 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
                                "lists the tables and takes no --dry-run; sync, verify, "
                                "replicate and backup read it too (docs/mariadb.md)")
     try:
-        pg_conninfo.conninfo_to_dict(url)
+        params = pg_conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
         raise ConfigError(f"invalid connection string: {str(e).splitlines()[0]}",
                           hint="use postgresql://user@host:port/dbname") from None
+    if "connect_timeout" not in params and not os.environ.get("PGCONNECT_TIMEOUT"):
+        overrides.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)  # else libpq's own
     try:
         conn = psycopg.connect(url, application_name=application_name, autocommit=True,
-                               connect_timeout=int(overrides.pop("connect_timeout", "15")),
                                **cast(dict[str, Any], overrides))
     except psycopg.OperationalError as e:
         msg, hint = _hint_for(str(e), url)
