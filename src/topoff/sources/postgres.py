@@ -7,6 +7,7 @@ PG* environment variables and ~/.pgpass all work as they do for psql.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, cast
 
 import psycopg
@@ -45,6 +46,11 @@ _UNAVAILABLE = ("connection refused", "the database system is starting up",
                 "the database system is shutting down", "the database system is not yet "
                 "accepting connections", "the database system is in recovery mode")
 
+
+#: libpq's refusals of a connection option's value (fe-connect.c), before any server
+_BAD_OPTION = re.compile(r'invalid integer value "[^"\n]*" for connection option "\w+"'
+                         r'|invalid port number: "[^"\n]*"|invalid \w+ value: "[^"\n]*"'
+                         r"|could not match \d+ (?:port numbers|host names) to \d+ \w+(?: \w+)?")
 
 #: seconds a connection may take when neither the URL nor PGCONNECT_TIMEOUT says
 DEFAULT_CONNECT_TIMEOUT = "15"
@@ -110,6 +116,11 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
         conn = psycopg.connect(url, application_name=application_name, autocommit=True,
                                **cast(dict[str, Any], overrides))
     except psycopg.OperationalError as e:
+        refused = _BAD_OPTION.search(str(e))
+        if refused:  # libpq refused a value of the string itself: no server was asked
+            raise ConfigError(f"invalid connection string: {refused.group()}",
+                              hint="use postgresql://user@host:port/dbname and the values "
+                              "libpq documents for its options") from None
         msg, hint = _hint_for(str(e), url)
         kind = ServerUnavailable if any(t in str(e).lower() for t in _UNAVAILABLE) \
             else SourceError
