@@ -234,7 +234,8 @@ def test_a_bad_target_schema_is_refused(extra, word):
     ("replica.duckdb", 'target_schema = "topoff_replica"', "reserved"),
     ("postgresql://w@t/r", 'target_schema = "_topoff_build"', "reserved"),
     ("postgresql://w@t/r", 'target_schema = "information_schema"', "reserved"),
-    ("postgresql://w@t/r", 'target_schema = "pg_x"', "reserved")])
+    ("postgresql://w@t/r", 'target_schema = "pg_x"', "reserved"),
+    ("replica.duckdb", 'target_schema = "PG_CATALOG"', "reserved")])
 def test_a_schema_the_target_keeps_is_refused(target, extra, word):
     """DuckDB takes TOPOFF for topoff (the state's schema) and refuses temp; PostgreSQL's
     replicate keeps its build tables in _topoff_build: each was taken as a target schema."""
@@ -245,9 +246,12 @@ def test_a_schema_the_target_keeps_is_refused(target, extra, word):
 
 
 def test_a_duckdb_target_takes_a_schema_postgresql_keeps():
-    """pg_x is PostgreSQL's (refused there); a DuckDB file, as `sync` into one, takes it."""
-    text = GOOD.replace('schema = "matomo"\n', 'schema = "matomo"\ntarget_schema = "pg_x"\n', 1)
-    assert parse(text).sources[0].landing_schema == "pg_x"
+    """pg_x is PostgreSQL's (refused there); a DuckDB file, as `sync` into one, takes it,
+    and PG_STATS (docs/replicate.md: pg_ is refused in lower case only)."""
+    for name in ("pg_x", "PG_STATS"):
+        text = GOOD.replace('schema = "matomo"\n', f'schema = "matomo"\ntarget_schema = "{name}"\n',
+                            1)
+        assert parse(text).sources[0].landing_schema == name
 
 
 SECOND = """
