@@ -227,3 +227,33 @@ def test_verify_whose_source_session_ends(db, replica, tmp_path, monkeypatch):
     error, hint = out.stderr.splitlines()[-2:]
     assert error.startswith("error: ") and "lost its connection to the source" in error
     assert replica not in error and "standby is running" in hint
+
+
+def test_status_and_verify_read_a_duckdb_replica_others_read(db, tmp_path):
+    """The README's queries open the replica read-only (`duckdb -readonly`); only a writer
+    keeps others out. status, verify and replicate --status only read: they open the file
+    read-only too, beside such a reader (they were refused with exit 7, 'locked')."""
+    import subprocess
+    import sys
+
+    fill(db, days=1, per_day=20)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    replica = str(tmp_path / "replica.duckdb")
+    sync(url, replica)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print(c.execute('select count(*) from public.messages').fetchone()[0], "
+         "flush=True); time.sleep(60)", replica], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and int(reader.stdout.readline()) == 20
+        shown = cli("status", replica, "--offline")
+        checked = cli("verify", replica, "--against", db.standby_url)
+        synced = cli("sync", url, replica)  # a writer is still kept out
+    finally:
+        reader.kill()
+        reader.wait()
+    assert shown.exit_code == 0, shown.stderr
+    assert "public.messages" in shown.stdout
+    assert checked.exit_code == 0, checked.stderr
+    assert synced.exit_code == 7 and "another process" in synced.stderr

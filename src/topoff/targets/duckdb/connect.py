@@ -25,14 +25,17 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def connect(database: str, config: dict[str, Any], path: Path) -> duckdb.DuckDBPyConnection:
+def connect(database: str, config: dict[str, Any], path: Path,
+            read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection whose default catalog is the file ``database`` attached as
-    :data:`CATALOG` (``:memory:``: an empty, unsaved database as it is)."""
+    :data:`CATALOG` (``:memory:``: an empty, unsaved database as it is). ``read_only``
+    (status, verify): attached read-only, beside other readers (a writer still keeps it)."""
     con = duckdb.connect(":memory:", config=config)
     if database == ":memory:":
         return con
+    mode = " (READ_ONLY)" if read_only else ""
     try:
-        con.execute(f"ATTACH {_literal(database)} AS {CATALOG}")
+        con.execute(f"ATTACH {_literal(database)} AS {CATALOG}{mode}")
     except duckdb.IOException as e:
         con.close()
         first = str(e).splitlines()[0]

@@ -76,7 +76,8 @@ class DuckDBTarget(Target):
         self.memory_limit = config["memory_limit"]
         if database != ":memory:":  # spill next to the replica, not in the working directory
             config["temp_directory"] = str(path) + ".tmp"
-        self.con = connect(database, cast(dict[str, Any], config), path)
+        # Nothing to be made (status, verify) is nothing to write: read beside other readers
+        self.con = connect(database, cast(dict[str, Any], config), path, read_only=not create)
         # topoff shows its own progress; DuckDB's bar would write into its output
         self.con.execute("SET enable_progress_bar = false")
         for macro in MACROS:
