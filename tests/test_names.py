@@ -212,3 +212,37 @@ def test_a_column_name_with_a_control_character_is_not_exported(db, tmp_path):
     assert not list((tmp_path / "d").rglob("*.json"))
     publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n[tables.t.columns]\n'
             '"a\\tb" = "private"\n')
+
+
+def test_a_database_name_with_a_control_character_names_no_dataset(cluster, tmp_path):
+    """Without a config the dataset is named after the database, and init names it so: a
+    database name holding a tab (PostgreSQL takes it) is refused with exit 2 before
+    anything is published or written (the export published it, and every replica refused
+    the dataset as damaged, exit 6); a config's dataset (init --dataset) is the way out."""
+    import psycopg
+
+    from support.cli import error_lines, run_cli
+
+    name = "nommer\tweird"
+    cluster.primary.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(cluster.primary.url(name), autocommit=True) as conn:
+            conn.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        url = cluster.standby.url(name)
+        Database(name, cluster).sync()
+        for args in (("export", "full", "--source", url, "--to", str(tmp_path / "d")),
+                     ("init", "--source", url, "-o", str(tmp_path / "c.toml"))):
+            result = run_cli(*args)
+            assert result.exit_code == 2, (args, result.stderr)
+            error, hint = error_lines(result)
+            assert "'nommer\\tweird'" in error and "--dataset" in hint, (args, error, hint)
+        assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.json"))
+        assert not (tmp_path / "c.toml").exists()
+        result = run_cli("init", "--source", url, "-o", str(tmp_path / "c.toml"), "--dataset",
+                         "nommer")
+        assert result.exit_code == 0, result.stderr
+        result = run_cli("export", "full", "--config", str(tmp_path / "c.toml"), "--source",
+                         url, "--to", str(tmp_path / "d"))
+        assert result.exit_code == 0, result.stderr
+    finally:
+        cluster.primary.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -151,3 +151,13 @@ def dataset_name(value: Any) -> str:
         raise ConfigError(f"dataset must be 1 to 200 characters without control characters, "
                           f"not {value!r:.80}",
                           hint='write it like dataset = "datanommer"') from None
+
+
+def database_dataset(database: str, hint: str) -> str:
+    """A database's name as the dataset's, when nothing names the dataset (init, and an
+    export without a config): refused with ``hint`` where no dataset may bear it."""
+    try:
+        return checks.dataset_name(database)
+    except checks.Invalid:
+        raise ConfigError(f"the database's name {database!r:.80} cannot name a dataset (1 to "
+                          "200 characters without control characters)", hint=hint) from None

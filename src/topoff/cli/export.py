@@ -18,6 +18,7 @@ from topoff.cli.options import (
 )
 from topoff.cli.output import echo_export, echo_prune
 from topoff.config import MAX_LOOKBACK_DAYS, Config
+from topoff.config_values import database_dataset
 from topoff.dataset.lock import dataset_lock
 from topoff.dataset.retention import check_keep_days, prune
 from topoff.errors import ConfigError
@@ -61,6 +62,8 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     assert config.source_url is not None
     database, found = read_source(config.source_url, config.allow_primary,
                                   list(schemas) or None, "topoff export")
+    dataset = database_dataset(database, "write a config with `topoff init --source URL "
+                               "--dataset NAME` and pass --config")
     tables = export_everything(found)
     unreadable = [t.qualified for t in found if t.is_table and not t.readable]
     if unreadable:
@@ -83,7 +86,7 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     log.warning("no --config: exporting every column of all %d tables of %s; this publishes "
                 "everything, private data included (write a reviewed config with `topoff init`)",
                 len(tables), database)
-    return config.with_overrides(tables=tables, dataset=database)
+    return config.with_overrides(tables=tables, dataset=dataset)
 
 
 @export.command("full")

@@ -47,11 +47,14 @@ def init_cmd(source_url: str | None, allow_primary: bool | None, schemas: tuple[
     if output and output != "-" and Path(output).exists() and not force:
         raise ConfigError(f"{output} already exists", hint="pass --force to overwrite it, or "
                           "choose another --output")
+    from topoff.config_values import database_dataset
     from topoff.config_writer import listed, read_source, render
     from topoff.sources.discover import suggest
 
     database, found = read_source(url, bool(allow_primary), list(schemas) or None)
-    text = render(found, dataset or database, url, database)
+    if not dataset:
+        dataset = database_dataset(database, "name the dataset with --dataset NAME")
+    text = render(found, dataset, url, database)
     tables, _skipped = listed(found)
     if output == "-":
         click.echo(text, nl=False)
