@@ -184,3 +184,25 @@ def test_a_catalog_object_larger_than_the_limit_is_not_read_whatever_the_listing
     big.write_text(json.dumps(body))
     (e,) = catalog.read_catalog(StaleListing(str(store)))
     assert e.status == "failed" and e.finished is None
+
+
+@pytest.mark.parametrize("url, env, label", [
+    ("postgresql://backup@standby/datanommer", {}, "datanommer"),
+    ("host=standby dbname='my db' user=backup", {}, "my-db"),
+    # the database libpq connects to when the URL names none: $PGDATABASE, else the user's
+    ("postgresql://backup@standby/", {"PGDATABASE": "nommer"}, "nommer"),
+    ("postgresql://backup@standby/", {}, "backup"),
+    ("host=standby", {"PGUSER": "copycat"}, "copycat"),
+    ("mariadb://reader@replica/analytics", {}, "analytics"),
+])
+def test_the_default_name_is_the_databases(monkeypatch, url, env, label):
+    """docs/backups.md: the default name is dump.<database>.<YYYY-MM-DD--HH-MM-SS> (UTC),
+    the database being the one the backup reads (it was 'db' when the URL named none)."""
+    from topoff.backup.names import default_name
+
+    for var in ("PGDATABASE", "PGUSER"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    now = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    assert default_name(url, now) == f"dump.{label}.2026-11-30--03-00-00"

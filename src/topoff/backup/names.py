@@ -6,6 +6,8 @@ and ``-``, starting with a letter or digit, at most 200 characters, never ``..``
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -39,8 +41,10 @@ def source_label(url: str) -> str:
     try:
         if url.lower().startswith(("mariadb://", "mysql://")):
             db = unquote(urlsplit(url).path.lstrip("/")) or "db"
-        else:
-            db = str(pg_conninfo.conninfo_to_dict(url).get("dbname") or "db")
+        else:  # libpq's choice when the string names none: $PGDATABASE, else the user's
+            params = pg_conninfo.conninfo_to_dict(url)
+            user = params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+            db = str(params.get("dbname") or os.environ.get("PGDATABASE") or user or "db")
     except Exception:
         db = "db"
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", str(db)).strip("-") or "db"
