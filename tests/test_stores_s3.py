@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from support.s3_server import S3Server
-from topoff.errors import StoreError
+from topoff.errors import ConfigError, StoreError
 from topoff.stores import StoreOptions
 from topoff.stores.base import FileExists, FileInfo, ObjectOptions, Retained
 from topoff.stores.s3 import S3Store
@@ -225,10 +225,16 @@ def test_addressing_style(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("TOPOFF_S3_ADDRESSING_STYLE", "auto")
     with S3Store("b", "", FAST) as store:
         assert store.client.meta.config.s3["addressing_style"] == "auto"
+    # an environment variable of docs/configuration.md: a configuration error, exit 2, as
+    # TOPOFF_DUCKDB_MEMORY_LIMIT's (it was a store error, exit 5)
     monkeypatch.setenv("TOPOFF_S3_ADDRESSING_STYLE", "sideways")
-    with pytest.raises(StoreError) as err:
+    with pytest.raises(ConfigError) as err:
         S3Store("b", "", FAST)
-    assert "sideways" in err.value.message
+    assert "sideways" in err.value.message and err.value.exit_code == 2
+    from support.cli import run_cli
+
+    result = run_cli("list", "s3://b/p", env={"TOPOFF_S3_ADDRESSING_STYLE": "sideways"})
+    assert result.exit_code == 2 and "TOPOFF_S3_ADDRESSING_STYLE" in result.stderr
 
 
 def test_region(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import botocore.exceptions as bce
 import botocore.session
 from botocore.config import Config
 
-from topoff.errors import StoreError
+from topoff.errors import ConfigError, StoreError
 from topoff.stores import s3_versions
 from topoff.stores.base import (
     BodyEndedEarly,
@@ -90,8 +90,8 @@ class S3Store(Store):
             # S3-compatible servers (MinIO, Ceph, moto) rarely have wildcard DNS for buckets.
             style = "path" if custom_endpoint else None
         elif style not in _STYLES:
-            raise StoreError(f"unknown S3 addressing style {style!r}",
-                             hint="use path, virtual or auto (TOPOFF_S3_ADDRESSING_STYLE)")
+            raise ConfigError(f"unknown S3 addressing style {style!r}",
+                              hint="use path, virtual or auto (TOPOFF_S3_ADDRESSING_STYLE)")
         config = Config(
             connect_timeout=self.options.http_timeout,
             read_timeout=self.options.http_timeout,
