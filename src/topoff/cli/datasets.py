@@ -71,8 +71,9 @@ def prune_cmd(config_path: str | None, dest: str, keep_days: int | None,
 @common_options
 @click.argument("location")
 def list_cmd(config_path: str | None, location: str) -> None:
-    """List the publications of a dataset, or the datasets under a store root (local
-    directory, http(s):// URL or s3://).
+    """List the publications of a dataset (a local directory, http(s):// URL or s3://), or
+    the datasets under a store root (a local directory or s3://: an HTTP site cannot be
+    listed).
 
     \b
     Example:
