@@ -303,3 +303,14 @@ def test_the_lower_bound_of_a_wide_numeric_cursor_keeps_every_digit():
     assert lower == sql.Literal("123456789012345678901234567890123455.78")
     assert bound("9" * 60, 10**18, "bigint", None) == sql.Literal(
         str(int("9" * 60) - 10**18))
+
+
+def test_the_defaults_docs_replicate_md_names():
+    """method inserter, boundary 10m, lookback 1d, batch_rows 100000 (the page's example
+    marks them as the defaults)."""
+    from datetime import timedelta
+
+    t = parse('[replicate]\ntarget = "r.duckdb"\n[replicate.sources.s]\nurl = "postgresql://h/d"'
+              '\n[replicate.sources.s.tables.t]\ncursor = "ts"\n').sources[0].tables[0]
+    assert (t.method, t.boundary, t.lookback, t.batch_rows) == (
+        "inserter", timedelta(minutes=10), timedelta(days=1), 100_000)
