@@ -94,6 +94,9 @@ def test_mistakes_are_config_errors(setup):
         r = run_cli("replicate", "--config", path, *args)
         assert r.exit_code == 2, (args, r.stderr)
         error_lines(r)
+    # --every's hint is about --every (it offered 500ms, and integers for integer cursors)
+    _, hint = error_lines(run_cli("replicate", "--config", path, "--every", "soon"))
+    assert hint == "hint: for example --every 5m (durations: s, m, h, d; at least 1s)"
     r = run_cli("replicate")
     assert r.exit_code == 2 and "--config" in r.stderr
 

@@ -186,10 +186,14 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
             ctx.exit(code)
         period: timedelta | None = None
         if every:
-            value = parse_interval(every, "--every")
+            hint = "for example --every 5m (durations: s, m, h, d; at least 1s)"
+            try:
+                value = parse_interval(every, "--every")
+            except ConfigError as e:
+                raise ConfigError(e.message, hint=hint) from None
             if not isinstance(value, timedelta) or value.total_seconds() < 1:
                 raise ConfigError(f"--every {every} is not a duration of at least 1s",
-                                  hint="for example --every 5m")
+                                  hint=hint)
             if value > timedelta(days=366):  # a sleep that long is no schedule
                 raise ConfigError(f"--every {every} is more than a year",
                                   hint="for example --every 1d; or run --once from a timer")
