@@ -246,3 +246,26 @@ def test_a_database_name_with_a_control_character_names_no_dataset(cluster, tmp_
         assert result.exit_code == 0, result.stderr
     finally:
         cluster.primary.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_a_column_of_a_type_no_consumer_loads_is_not_exported(db, tmp_path):
+    """A type name consumers refuse (a tab in it: PostgreSQL takes it) is refused with
+    exit 2 before anything is published, with a config as check-config refuses it, and
+    without one (the export published it, after a warning or none, and every replica
+    refused the whole dataset as damaged, exit 6); marked private, the table exports."""
+    from support.cli import error_lines, run_cli
+
+    db.execute('CREATE TYPE "we\tird" AS ENUM (\'a\'); CREATE TABLE t (id int PRIMARY KEY, '
+               'c "we\tird"); INSERT INTO t VALUES (1, \'a\')')
+    db.sync()
+    with pytest.raises(ConfigError) as info:
+        publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n')
+    assert info.value.exit_code == 2 and "column c of public.t" in info.value.message
+    assert "private" in (info.value.hint or "")
+    result = run_cli("export", "full", "--source", db.standby_url, "--to", str(tmp_path / "e"))
+    assert result.exit_code == 2, result.stderr
+    error, hint = error_lines(result)
+    assert "public.t.c" in error and "topoff init" in hint
+    assert not list(tmp_path.rglob("*.json"))
+    publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n[tables.t.columns]\n'
+            'id = "public"\nc = "private"\n')

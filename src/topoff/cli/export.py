@@ -76,9 +76,10 @@ def everything(config: Config, schemas: tuple[str, ...]) -> Config:
     exported = {(t.schema, t.name) for t in tables}
     odd = [f"{t.qualified}.{c} ({typ})" for t in found if (t.schema, t.name) in exported
            for c, typ in t.columns if not is_type_name(typ)]
-    if odd:
-        log.warning("consumers refuse to create the types of %s; write a config with "
-                    "`topoff init` to leave them out", ", ".join(odd))
+    if odd:  # every replica would refuse the whole dataset
+        raise ConfigError(f"consumers refuse to create the types of {', '.join(odd):.300}",
+                          hint="write a config with `topoff init --source URL`, mark those "
+                          "columns private, and pass --config")
     if not tables:
         where = f"schema {', '.join(schemas)}" if schemas else "any non-system schema"
         raise ConfigError(f"{database} has no table in {where} that this role can read",

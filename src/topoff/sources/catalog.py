@@ -20,7 +20,7 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
 from topoff.safety import unreadable_relation
 from topoff.sources.base import SourceTable
-from topoff.sources.configured import check_names, exported_columns, near
+from topoff.sources.configured import check_names, check_types, exported_columns, near
 from topoff.sources.pg_keys import HINT as KEY_HINT
 from topoff.sources.pg_keys import folding_key
 from topoff.sources.types import TypeDef, TypeWalker, merge
@@ -160,6 +160,7 @@ def _one_table(conn: psycopg.Connection, walker: TypeWalker, tc: TableConfig,
     names = [c[1] for c in cols]
     exported = set(exported_columns(tc, names, strict))
     check_names(tc, [n for n in names if n in exported])
+    check_types(tc, [(c[1], c[2]) for c in cols if c[1] in exported])
     private = tc.private_columns()
     columns = [Column(name, typ, bool(nullable), list(labels) if labels else None, native=typ)
                for _attnum, name, typ, nullable, labels, *_ in cols if name in exported]

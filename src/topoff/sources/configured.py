@@ -15,6 +15,7 @@ import logging
 from topoff.config import TableConfig
 from topoff.dataset import checks
 from topoff.errors import ConfigError
+from topoff.pgtypes import is_type_name
 
 log = logging.getLogger("topoff")
 
@@ -68,3 +69,15 @@ def check_names(tc: TableConfig, columns: list[str]) -> None:
             raise ConfigError(f"{tc.qualified}: {what} {value!r:.80} is not a name a dataset "
                               f"holds (1 to 63 bytes, no control characters; it has "
                               f"{len(value.encode())} bytes)", hint=hint) from None
+
+
+def check_types(tc: TableConfig, columns: list[tuple[str, str]]) -> None:
+    """ConfigError for an exported column (name, type) whose type no consumer creates (its
+    manifest would be refused whole), before anything is read; check-config says the same."""
+    for name, typ in columns:
+        if not is_type_name(typ):
+            raise ConfigError(f"column {name} of {tc.qualified} has type {typ!r:.80}, which "
+                              "consumers refuse to create",
+                              hint=f'leave it out: {name!r} = "private" under '
+                              f"[tables.{tc.name}.columns], or export a view that casts it "
+                              "to text")
