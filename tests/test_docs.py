@@ -90,3 +90,28 @@ def test_configuration_keys_example_is_accepted() -> None:
     messages = c.table("public.messages")
     assert (messages.method, messages.cursor, messages.private_columns()) == (
         "append", "timestamp", {"certificate"})
+
+
+def _anchors(page: Path) -> set[str]:
+    """The GitHub anchors of a page's headings (code blocks left out)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+\s+(.*)$", text, re.M)}
+
+
+def test_every_link_between_pages_resolves() -> None:
+    """A relative link of the README or docs/ names a file that exists and, with #anchor,
+    a heading of that page."""
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted(DOCS.glob("commands/*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists() or (anchor and target.suffix == ".md"
+                                       and anchor not in _anchors(target)):
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert not broken, broken
