@@ -269,3 +269,21 @@ def test_a_column_of_a_type_no_consumer_loads_is_not_exported(db, tmp_path):
     assert not list(tmp_path.rglob("*.json"))
     publish(db, tmp_path / "d", '[tables.t]\nmethod = "snapshot"\n[tables.t.columns]\n'
             'id = "public"\nc = "private"\n')
+
+
+def test_init_keeps_a_column_of_a_type_no_consumer_loads_private(db, tmp_path):
+    """init's config passes check-config and the export as it is written (it marked such a
+    column public with a note, and check-config and the export refused it, exit 2)."""
+    from support.cli import run_cli
+
+    db.execute('CREATE TYPE "we\tird" AS ENUM (\'a\'); CREATE TABLE t (id int PRIMARY KEY, '
+               'c "we\tird", v text); INSERT INTO t VALUES (1, \'a\', \'x\')')
+    db.sync()
+    out = tmp_path / "c.toml"
+    assert run_cli("init", "--source", db.standby_url, "-o", str(out)).exit_code == 0
+    assert 'c = "private"' in out.read_text()
+    check = run_cli("check-config", "--config", str(out), "--source", db.standby_url)
+    assert check.exit_code == 0, check.stderr
+    done = run_cli("export", "full", "--config", str(out), "--source", db.standby_url, "--to",
+                   str(tmp_path / "d"))
+    assert done.exit_code == 0, done.stderr

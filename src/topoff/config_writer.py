@@ -126,7 +126,7 @@ def _table(t: FoundTable, section: str) -> list[str]:
         if not _holdable(name):
             note = "; a dataset holds no name with a control character: kept private"
         if not is_type_name(typ):
-            note += "; consumers refuse this type name: mark private or export a view"
+            note += "; consumers refuse this type name: kept private (or export a view)"
         vis = "private" if name in private else "public"
         lines.append(f"{toml_key(name)} = \"{vis}\"  # {_comment(typ)}{note}")
     return lines
@@ -136,8 +136,9 @@ def _private(t: FoundTable) -> set[str]:
     """Columns suggested private: sensitive-looking names, never a key or the cursor."""
     s = suggest(t)
     keep_public = set(t.primary_key) | ({s.cursor} if s.cursor else set())
-    return {n for n, _ in t.columns
-            if (SENSITIVE.search(n) or not _holdable(n)) and n not in keep_public}
+    return {n for n, typ in t.columns
+            if (SENSITIVE.search(n) or not _holdable(n) or not is_type_name(typ))
+            and n not in keep_public}
 
 
 def _holdable(name: str) -> bool:
