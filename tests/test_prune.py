@@ -316,3 +316,19 @@ def test_a_retention_refused_is_refused_before_waiting_for_the_lock(datanommer, 
             held.release()
     assert proc.returncode == 2, proc.stderr
     assert "keeping 2 days" in proc.stderr
+
+
+def test_keep_full_in_the_config_alone_prunes_after_an_export(history, datanommer, dest,
+                                                               tmp_path):
+    """[retention] keep_full set and keep_days not: an export pruned nothing (only
+    --keep-full, or keep_days, did), though the page says the key stands for the option."""
+    text = "\n".join(ln for ln in sample.example_config().splitlines()
+                     if not ln.startswith("keep_days")).replace("keep_full = 2", "keep_full = 1")
+    assert "\nkeep_days" not in text and "keep_full = 1" in text
+    conf = write_config(tmp_path / "t.toml", text)
+    after_second_of(read_index(history["store"]).publications[-1].snapshot_time)
+    result = run_cli("export", "full", "--config", conf, "--source", datanommer.standby_url,
+                     "--to", str(dest))
+    assert result.exit_code == 0, result.stderr
+    fulls = [p.id for p in read_index(open_store(str(dest))).publications if p.kind == "full"]
+    assert len(fulls) == 1 and fulls[0] not in (history["f1"], history["f2"]), fulls

@@ -82,7 +82,7 @@ class ExportSettings:
 @dataclass(frozen=True)
 class RetentionSettings:
     keep_days: int | None = None
-    keep_full: int = 1
+    keep_full: int | None = None  # None: 1, and an export prunes only by keep_days
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             keep_days=None if keep_days is None
             else at_most(positive_int(keep_days, "[retention] keep_days"), MAX_KEEP_DAYS,
                           "[retention] keep_days"),
-            keep_full=positive_int(retention.get("keep_full", 1), "[retention] keep_full"),
+            keep_full=None if retention.get("keep_full") is None
+            else positive_int(retention["keep_full"], "[retention] keep_full"),
         ),
         store=_parse_store(store),
         backup=_parse_backup(data.get("backup", {})),

@@ -54,7 +54,7 @@ def prune_cmd(config_path: str | None, dest: str, keep_days: int | None,
         raise ConfigError("no retention given: how many days to keep",
                           hint="pass --keep-days N, or set [retention] keep_days in the config")
     check_keep_days(keep_days, config.export.lookback_days)  # before waiting for the lock
-    keep_full = keep_full or config.retention.keep_full
+    keep_full = keep_full or config.retention.keep_full or 1
     grace_period = timedelta(seconds=parse_duration(grace, "--grace"))
     store = store_for(dest, config)
     index = read_index(store)

@@ -43,9 +43,10 @@ def export() -> None:
 def _maybe_prune(store: Store, config: Config, keep_days: int | None,
                  keep_full: int | None) -> None:
     days = keep_days or config.retention.keep_days
+    keep_full = keep_full or config.retention.keep_full  # either in the config prunes too
     if days is None and keep_full is None:
         return
-    result = prune(store, config.dataset, days, keep_full or config.retention.keep_full,
+    result = prune(store, config.dataset, days, keep_full or 1,
                    lookback_days=config.export.lookback_days)
     if result.removed or result.orphans.files or result.orphans.uploads:
         echo_prune(result)
