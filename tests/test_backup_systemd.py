@@ -89,3 +89,4 @@ def test_a_user_systemd_would_refuse_is_exit_2() -> None:
         assert result.exit_code == 2, (user, result.stdout)
         assert "is no user name systemd takes" in error_lines(result)[0]
     assert run_cli("systemd", "--print", "backup", "--user", "1001").exit_code == 0
+

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, TopoffError
 
 
 def split(url: str, **override: str) -> tuple[str, dict[str, str]]:
@@ -43,8 +43,10 @@ def program(name: str) -> str:
         candidate = find_bindir() / name
         if candidate.exists():
             return str(candidate)
-    except Exception:
-        pass
+    except ConfigError:
+        raise  # TOPOFF_PG_BINDIR names a directory without the programs
+    except TopoffError:
+        pass  # no server programs installed: the client's on PATH will do
     found = shutil.which(name)
     if not found:
         raise ConfigError(f"{name} is not installed",

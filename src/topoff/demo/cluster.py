@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from topoff.errors import TopoffError
+from topoff.errors import ConfigError, TopoffError
 from topoff.server_user import give_to
 
 SERVER_USER = "postgres"
@@ -55,6 +55,10 @@ BASE_CONF = {
 def find_bindir() -> Path:
     """Directory holding initdb/pg_ctl: $TOPOFF_PG_BINDIR, else the newest Debian install."""
     env = os.environ.get("TOPOFF_PG_BINDIR")
+    if env and not (Path(env) / "initdb").exists():  # a mistake, not a wish for another one
+        raise ConfigError(f"TOPOFF_PG_BINDIR={env} holds no initdb",
+                          hint="point it at a PostgreSQL bin directory "
+                          "(/usr/lib/postgresql/15/bin), or unset it")
     candidates = [env] if env else []
     candidates += sorted(
         glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
