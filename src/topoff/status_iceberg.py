@@ -42,7 +42,7 @@ def iceberg_status(location: str, check_origin: bool, store_options: Any) -> lis
     from topoff.status import ReplicaStatus, TableStatus, check_origin_of
 
     settings = read_settings(location)
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings, create=False)
     by_dataset: dict[str, dict[str, Any]] = {}
     for source, (table, ledger) in replica_tables(catalog, settings.namespace).items():
         by_dataset.setdefault(ledger.dataset, {})[source] = (table, ledger)

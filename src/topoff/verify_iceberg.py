@@ -112,7 +112,7 @@ def verify_iceberg(location: str, source_url: str, allow_primary: bool = False,
     from topoff.verify import VerifyReport, _compare_table, _notes, choose_dataset
 
     settings = read_settings(location)
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings, create=False)
     every = replica_tables(catalog, settings.namespace)
     datasets = sorted({lg.dataset for _, lg in every.values()})
     dataset = choose_dataset(datasets, location, dataset)

@@ -104,7 +104,7 @@ def compact(location: str, tables: list[str] | None = None, target: int = DEFAUL
     that table as it was and the others are compacted all the same; ``on_table`` hears of
     each table done as it is, and the failures are raised together at the end."""
     settings = read_settings(location)
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings, create=False)  # nothing to make: no table, no work
     synced = replica_tables(catalog, settings.namespace)
     held = {s: t for s, (t, _) in synced.items()}
     names = {lg.definition.target.name: s for s, (_, lg) in synced.items()}

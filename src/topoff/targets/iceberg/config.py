@@ -144,17 +144,22 @@ def read_settings(location: str) -> CatalogSettings:
     return CatalogSettings(path, kind, uri, warehouse, namespace, dict(s3))
 
 
-def open_catalog(settings: CatalogSettings) -> Any:
-    """The pyiceberg catalog (imported here: only an Iceberg target pays for it)."""
+def open_catalog(settings: CatalogSettings, create: bool = True) -> Any:
+    """The pyiceberg catalog (imported here: only an Iceberg target pays for it).
+    ``create`` false (status, verify, dry runs): nothing is written, neither a SQLite
+    catalog's file and tables nor the namespace; None when a SQLite catalog's file is not
+    there (no replica)."""
     try:
         import pyiceberg  # noqa: F401
     except ImportError:
         raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
                           hint="pip install 'topoff[iceberg]'") from None
 
+    if not create and (path := _sqlite_path(settings)) is not None and not path.exists():
+        return None
     for attempt in (1, 2):
         try:
-            return _open(settings)
+            return _open(settings, create)
         except Exception as e:  # the driver's message may hold the URL: name the file only
             if attempt == 1 and settings.type == "sql":
                 # a new catalog's tables another process creates at the same moment
@@ -166,17 +171,43 @@ def open_catalog(settings: CatalogSettings) -> Any:
     raise AssertionError("unreachable")
 
 
-def _open(settings: CatalogSettings) -> Any:
+def _sqlite_path(settings: CatalogSettings) -> Path | None:
+    """The file of a SQL catalog in SQLite (``sqlite:///PATH``), else None."""
+    prefix = "sqlite:///"
+    if settings.type != "sql" or not settings.uri.startswith(prefix):
+        return None
+    rest = settings.uri[len(prefix):].split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def _open(settings: CatalogSettings, create: bool = True) -> Any:
     if settings.type == "sql":
         from pyiceberg.catalog.sql import SqlCatalog
 
-        catalog: Any = SqlCatalog("topoff", **settings.properties())
+        catalog: Any = SqlCatalog("topoff", **settings.properties(),
+                                  init_catalog_tables=str(create).lower())
     else:
         from pyiceberg.catalog.rest import RestCatalog
 
         catalog = RestCatalog("topoff", **settings.properties())
-    ensure_namespace(catalog, settings.namespace)
+    if create:
+        ensure_namespace(catalog, settings.namespace)
+    elif settings.type == "sql" and not _has_catalog_tables(catalog):
+        return None  # a database no catalog was ever written to
     return catalog
+
+
+def _has_catalog_tables(catalog: Any) -> bool:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        catalog.list_namespaces()
+    except (OperationalError, ProgrammingError) as e:
+        text = str(e).lower()
+        if "no such table" in text or "does not exist" in text:
+            return False
+        raise
+    return True
 
 
 def ensure_namespace(catalog: Any, name: str) -> None:

@@ -26,7 +26,7 @@ class Expired:
 def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[Expired]:
     """Expire the snapshots older than ``older_than`` of every table topoff made."""
     settings = read_settings(location)
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings, create=False)  # nothing to make: no table, no work
     # in milliseconds, as the snapshots' times: an age before year 1 is no datetime
     cutoff = datetime.now(UTC).timestamp() * 1000 - older_than.total_seconds() * 1000
     out = []

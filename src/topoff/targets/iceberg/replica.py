@@ -248,7 +248,9 @@ def cursor_value(text: str, tdef: TableDef, schema: Schema) -> Any:
 def replicated_tables(catalog: Any) -> list[tuple[str, Any]]:
     """``(source.table, table)`` of every table ``topoff replicate`` made, in every
     namespace of the catalog (a table whose properties are damaged is left out here)."""
-    out = []
+    out: list[tuple[str, Any]] = []
+    if catalog is None:  # a catalog opened without creating it, not there
+        return out
     for ns in catalog.list_namespaces():
         for ident in catalog.list_tables(ns):
             table = catalog.load_table(ident)

@@ -154,8 +154,16 @@ def definition(entry: TableEntry, namespace: str) -> TableDef:
 def replica_tables(catalog: Any, namespace: str, dataset: str | None = None
                    ) -> dict[str, tuple[Any, TableLedger]]:
     """The namespace's tables that topoff made (of ``dataset``), by source table."""
+    from pyiceberg.exceptions import NoSuchNamespaceError
+
     out: dict[str, tuple[Any, TableLedger]] = {}
-    for ident in catalog.list_tables(namespace):
+    if catalog is None:  # a catalog opened without creating it, not there
+        return out
+    try:
+        idents = catalog.list_tables(namespace)
+    except NoSuchNamespaceError:  # opened without creating the namespace
+        return out
+    for ident in idents:
         table = catalog.load_table(ident)
         ledger = TableLedger.from_properties(dict(table.properties), namespace, ident[-1])
         if ledger is not None and (dataset is None or ledger.dataset == dataset):
