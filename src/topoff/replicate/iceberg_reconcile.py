@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +37,7 @@ from topoff.replicate.repair import ReconcileReport
 from topoff.replicate.shape import table_def
 from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
+from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import csv_batches
 from topoff.targets.iceberg.replica_write import KEY_ROWS, delete_keys
 from topoff.targets.iceberg.rows import arrow_schema
@@ -195,8 +195,7 @@ def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
             if not gone and not rows:
                 return _report(con, report, started)
             props = {"topoff.replicate.source": name, "topoff.replicate.reconciled": "true"}
-            with table.transaction() as txn, warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
+            with table.transaction() as txn, no_empty_delete_warning():
                 txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
                     snapshot_id=snapshot_id, ref="main"),))
                 _delete(txn, table, con, gone, keys, target, props)
@@ -258,7 +257,7 @@ def _diff(con: Any, target: pa.Schema, compared: list[str], keys: list[str]
 def _batches(con: Any, query: str, target: pa.Schema) -> Iterator[pa.Table]:
     if not query:
         return
-    for batch in con.execute(query).to_arrow_reader(BATCH_ROWS):
+    for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
         yield _as_target(batch, target, target.names)
 
 
@@ -267,7 +266,7 @@ def _delete(txn: Any, table: Any, con: Any, query: str, keys: list[str], target:
     if not query:
         return
     step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
-    for batch in con.execute(query).to_arrow_reader(step):
+    for batch in con.sql(query).to_arrow_reader(step):
         part = _as_target(batch, target, keys)
         if len(keys) == 1:
             delete_keys(txn, table, keys[0], part.column(keys[0]), props)

@@ -21,7 +21,6 @@ tables' commits resumes with the tables still behind: nothing twice, nothing mis
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from topoff.readahead import ahead
 from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
 from topoff.targets.iceberg.checked import Checked
+from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary, table_name
 from topoff.targets.iceberg.types import iceberg_type
@@ -100,9 +100,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
     ledger.sequence, ledger.publication = pub.sequence, pub.id
     ledger.definition.columns.extend(added)
     props = summary(ledger, manifest.revision, pub.manifest_sha256)
-    with warnings.catch_warnings():
-        # "Delete operation did not match any records": a window or key that is new
-        warnings.simplefilter("ignore", UserWarning)
+    with no_empty_delete_warning():  # a window or key that is new
         if added:
             with txn.update_schema() as upd:
                 for c in added:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError, TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import TableDef
+from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.types import iceberg_type
@@ -182,9 +182,7 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
     (called once every row was read). Returns the rows written."""
     current = table.metadata.current_snapshot_id
     props = change.summary
-    with table.transaction() as txn, warnings.catch_warnings():
-        # "Delete operation did not match any records": a window or keys that are new
-        warnings.simplefilter("ignore", UserWarning)
+    with table.transaction() as txn, no_empty_delete_warning():  # a window or keys that are new
         txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
             snapshot_id=current, ref="main"),))
         if change.added or change.dropped:
