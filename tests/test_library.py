@@ -1,16 +1,24 @@
 """topoff called as a library, the way a program embeds it: calls from two threads at once
-leave the process's settings (warning filters, signal handlers) as they found them."""
+and the command run inside another program's process leave the process's settings
+(warning filters, signal handlers) as they found them."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 import warnings
 
 import pyiceberg.utils.config  # noqa: F401  (adds warning filters of its own when imported)
+import pytest
+from click.testing import CliRunner
 
 from support.pg import make_config
-from support.replica import day, publish_day, publish_full
+from support.replica import day, keep_logger, publish_day, publish_full
+from support.replicate import config_text
 from test_iceberg_sync import catalog_file, iceberg_rows
+from topoff.cli import cli as topoff_cli
 from topoff.sync import SyncOptions, sync
 
 SMALL_TOML = """
@@ -77,3 +85,46 @@ def test_two_iceberg_syncs_in_two_threads_leave_the_warning_filters_as_they_were
     assert not [w for w in shown if "did not match any records" in str(w.message)]
     for target in targets:
         assert [r[0] for r in iceberg_rows(target, "public.small")] == [1, 2, 3, 4]
+
+
+def _handlers() -> dict[signal.Signals, object]:
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
+                                                   signal.SIGHUP)}
+
+
+def _own_stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_command_run_in_process_and_stopped_puts_back_the_signal_handlers(
+        db, tmp_path, sig):
+    """A program that runs topoff's command in its own process (click's ``main`` with
+    ``standalone_mode=False``, as CliRunner does) and stops it with a signal gets its
+    own handlers back, and its SIGTERM and Ctrl-C work again (the command's stop handler
+    stayed installed, and ignored every later signal of the process)."""
+    db.execute("CREATE TABLE snap (id integer PRIMARY KEY, v text)")
+    db.execute("INSERT INTO snap VALUES (1, 'v')")
+    path = tmp_path / "replicate.toml"
+    path.write_text(config_text(str(tmp_path / "r.duckdb"), {"app": (
+        db.standby_url, {"snap": {"method": "snapshot"}})}))
+    previous = {s: signal.signal(s, _own_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        mine = _handlers()
+        timer = threading.Timer(1.5, os.kill, (os.getpid(), sig))
+        timer.start()
+        try:
+            with keep_logger():  # the command's log goes to the runner's stream
+                out = CliRunner().invoke(topoff_cli, ["replicate", "--config", str(path),
+                                                      "--every", "1s"])
+        finally:
+            timer.join()
+        assert out.exit_code == 130, out.stderr
+        assert "error: interrupted" in out.stderr
+        assert _handlers() == mine
+        with pytest.raises(KeyboardInterrupt):  # the program's own handler stops it again
+            os.kill(os.getpid(), sig)
+            time.sleep(5)
+    finally:
+        for s, was in previous.items():
+            signal.signal(s, was)

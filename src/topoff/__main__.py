@@ -46,7 +46,9 @@ def main() -> None:
         signal.signal(signal.SIGHUP, _stopped_while_starting)
     signal.pthread_sigmask(signal.SIG_SETMASK, before)
     from topoff.cli import main as run
+    from topoff.cli.signals import as_program
 
+    as_program()  # once stopped, the command's handlers stay until the end (below)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt from now
     try:
         run()

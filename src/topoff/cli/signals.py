@@ -9,6 +9,10 @@ command reports ``interrupted`` with exit status 130. A second signal used to in
 that cleanup in turn (two quick SIGTERMs, Ctrl-C then ``kill``), leaving unpublished files,
 a lock or a temp file behind: every later signal is now only noted (one warning), until
 the process ends. SIGKILL still stops it at once.
+
+That is the ``topoff`` program (``__main__``). A command run inside another program's
+process (click's ``main`` with ``standalone_mode=False``, CliRunner) gives that program
+its own handlers back when the command returns, stopped or not.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ _ALL = (signal.SIGINT, *STOPPING)
 class _State:
     depth = 0  # nested term_as_interrupt blocks (the CLI's, and a command's own)
     stopped = False  # the first signal was raised: the command is stopping
+    program = False  # this process is the topoff program: once stopped, it only ends
+
+
+def as_program() -> None:
+    """This process is the ``topoff`` program: once a signal stopped the command, its
+    handlers stay until the process ends (__main__), instead of being put back."""
+    _State.program = True
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -48,8 +59,9 @@ def term_as_interrupt() -> Iterator[None]:
     (SIGHUP's default would kill the process, leaving what SIGKILL leaves: temp files, a
     held lock, a backup's unencrypted dump). A signal ignored when topoff started (``nohup``)
     stays ignored. Signals after the first do not interrupt the stop (module docstring);
-    once stopped, they are ignored until the process ends (its handlers stay). Nested
-    blocks share the outer one's handlers."""
+    once stopped, in the ``topoff`` program, they are ignored until the process ends (its
+    handlers stay); elsewhere the handlers found are put back. Nested blocks share the
+    outer one's handlers."""
     if _State.depth:
         _State.depth += 1
         try:
@@ -77,14 +89,15 @@ def term_as_interrupt() -> Iterator[None]:
     finally:
         _State.depth = 0
         signal.set_wakeup_fd(before)
-        if not _State.stopped:
+        if not (_State.stopped and _State.program):
             for sig, was in previous.items():
                 signal.signal(sig, was)
         os.close(wake)  # the thread reads the end of file and closes its side
 
 
 def stopped() -> bool:
-    """A signal stopped the command (its handlers stay: see :func:`term_as_interrupt`)."""
+    """A signal stopped the command (in the program, its handlers stay: see
+    :func:`term_as_interrupt`)."""
     return _State.stopped
 
 
