@@ -1,9 +1,10 @@
 """topoff called as a library, the way a program embeds it: calls from two threads at once
 and the command run inside another program's process leave the process's settings
-(warning filters, signal handlers) as they found them."""
+(warning filters, signal handlers, logging) as they found them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -128,3 +129,22 @@ def test_the_command_run_in_process_and_stopped_puts_back_the_signal_handlers(
     finally:
         for s, was in previous.items():
             signal.signal(s, was)
+
+
+def _logging() -> dict[str, tuple[object, ...]]:
+    out: dict[str, tuple[object, ...]] = {}
+    for name in ("topoff", "psycopg"):
+        logger = logging.getLogger(name)
+        out[name] = (tuple(logger.handlers), logger.level, logger.propagate)
+    return out
+
+
+def test_the_command_run_in_process_puts_back_the_logging_it_found(tmp_path):
+    """The command points topoff's log (and psycopg's) at its stderr: run inside another
+    program, that program's logging is as it was once the command returns (the handler
+    stayed, writing to the runner's closed stream, and topoff's records no longer reached
+    the program's own handlers)."""
+    before = _logging()
+    out = CliRunner().invoke(topoff_cli, ["status", "--offline", str(tmp_path / "r.duckdb")])
+    assert out.exit_code == 7, out.stderr
+    assert _logging() == before

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from topoff.redact import redact
@@ -55,3 +57,19 @@ def setup_logging(quiet: bool = False, verbose: bool = False, fmt: str = "text")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+
+
+@contextlib.contextmanager
+def logging_kept(names: tuple[str, ...] = (LOGGER, "psycopg")) -> Iterator[None]:
+    """The loggers ``names`` as they were once the block is left (their handlers, level and
+    propagation): a command run inside another program leaves that program's logging
+    alone."""
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate

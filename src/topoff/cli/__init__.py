@@ -159,11 +159,14 @@ class TopoffGroup(click.Group):
             raise click.exceptions.Exit(_output_failed(e, _asked(args))) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        from topoff.cli.signals import term_as_interrupt
+        from topoff.cli.signals import is_program, term_as_interrupt
+        from topoff.log import logging_kept
 
         # SIGTERM stops every command as Ctrl-C does; the signals after the first neither
-        # cut its cleanup short nor the report of the stop (cli/signals.py)
-        with term_as_interrupt():
+        # cut its cleanup short nor the report of the stop (cli/signals.py). Run inside
+        # another program, the command leaves that program's logging as it found it.
+        with term_as_interrupt(), \
+                contextlib.nullcontext() if is_program() else logging_kept():
             return self._invoke(ctx)
 
     def _invoke(self, ctx: click.Context) -> Any:

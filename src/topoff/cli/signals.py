@@ -39,6 +39,11 @@ class _State:
     program = False  # this process is the topoff program: once stopped, it only ends
 
 
+def is_program() -> bool:
+    """Whether this process is the ``topoff`` program (else a program runs the command)."""
+    return _State.program
+
+
 def as_program() -> None:
     """This process is the ``topoff`` program: once a signal stopped the command, its
     handlers stay until the process ends (__main__), instead of being put back."""
