@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 
+import duckdb
 import pyiceberg.utils.config  # noqa: F401  (adds warning filters of its own when imported)
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,10 @@ from support.replica import day, keep_logger, publish_day, publish_full
 from support.replicate import config_text
 from test_iceberg_sync import catalog_file, iceberg_rows
 from topoff.cli import cli as topoff_cli
+from topoff.errors import TargetError
+from topoff.status import status
 from topoff.sync import SyncOptions, sync
+from topoff.verify import verify
 
 SMALL_TOML = """
 dataset = "small"
@@ -148,3 +152,30 @@ def test_the_command_run_in_process_puts_back_the_logging_it_found(tmp_path):
     out = CliRunner().invoke(topoff_cli, ["status", "--offline", str(tmp_path / "r.duckdb")])
     assert out.exit_code == 7, out.stderr
     assert _logging() == before
+
+
+@pytest.mark.parametrize("call", ["sync", "status", "verify"])
+def test_a_duckdb_replica_this_process_holds_open_is_a_target_error(db, tmp_path, call):
+    """A program that keeps a connection of its own to its DuckDB replica (or runs a second
+    call on it from another thread) and calls topoff on it gets exit 7's TargetError naming
+    the file and saying why (duckdb's ResourceInUseException came out as it was: an
+    internal error for the command); once it closes its connection, the call works."""
+    db.execute("CREATE TABLE small (id integer PRIMARY KEY, v text)")
+    db.execute("INSERT INTO small VALUES (1, 'v')")
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, SMALL_TOML), url)
+    path = str(tmp_path / "r.duckdb")
+    sync(url, path)
+    calls = {"sync": lambda: sync(url, path), "status": lambda: status(path),
+             "verify": lambda: verify(path, db.standby_url)}
+    own = duckdb.connect(path)
+    try:
+        with pytest.raises(TargetError) as e:
+            calls[call]()
+        assert path in e.value.message and e.value.exit_code == 7
+        assert "this process" in (e.value.hint or "")
+    finally:
+        own.close()
+    calls[call]()
+    assert duckdb.connect(path, read_only=True).sql(
+        "SELECT count(*) FROM public.small").fetchall() == [(1,)]

@@ -17,8 +17,13 @@ from typing import Any
 
 import duckdb
 
-from topoff.errors import TargetError
+from topoff.errors import LockedError, TargetError
 from topoff.targets.names import DUCKDB_CATALOG as CATALOG
+
+#: the error of a file this process has attached already (DuckDB's newer releases; the
+#: older ones say so in the message of another class)
+_IN_USE: tuple[type[Exception], ...] = tuple(
+    c for c in (getattr(duckdb, "ResourceInUseException", None),) if c is not None)
 
 
 def _literal(value: str) -> str:
@@ -42,6 +47,16 @@ def connect(database: str, config: dict[str, Any], path: Path,
         hint = ("another process (a running sync, or a notebook) has it open; close it and "
                 "try again") if "lock" in first.lower() else "check the path and permissions"
         raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
+    except duckdb.Error as e:
+        con.close()
+        if not isinstance(e, _IN_USE) and "already attached" not in str(e):
+            raise
+        # this process has the file open already: a connection of the program's own, or a
+        # topoff call on it running in another thread (DuckDB opens a file once a process)
+        raise LockedError(f"cannot open DuckDB replica {path}: this process has it open "
+                          "already", hint="this process holds a connection to it, or a sync, "
+                          "status or verify of it runs in another thread: close it or wait "
+                          "for that call, then try again") from None
     except BaseException:
         con.close()
         raise
