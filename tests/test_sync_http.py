@@ -4,6 +4,7 @@ left in the cache by a killed run is continued, and a damaged file is refused.""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -238,3 +239,33 @@ def test_store_retries_setting_bounds_the_attempts(tmp_path: Path):
     assert len(asked) == 2, asked
     message, _hint = error_lines(r)
     assert "503" in message or "unavailable" in message.lower(), message
+
+
+@http_only
+def test_two_syncs_at_once_share_the_download_cache(db, published, setup, tmp_path):
+    """Two syncs of one dataset into two replicas at once, through one download cache (the
+    default one of the user: two cron jobs, or two threads of a program as here): a file is
+    downloaded by one of them at a time, and removed once neither needs it. They appended
+    to one ``.part`` (a file "malformed" although its checksum matched: exit 6 blaming the
+    publisher), or one removed a file the other was loading ("cannot write ....part")."""
+    cache = tmp_path / "cache"
+    targets = [str(tmp_path / f"r{n}.duckdb") for n in range(2)]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run(target: str) -> None:
+        try:
+            start.wait(30)
+            sync(published.read_url, target, SyncOptions(cache_dir=cache, store_options=FAST))
+        except BaseException as e:  # reported from the test's thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures
+    for target in targets:
+        assert_equal(target, db)
+    assert list(cache.iterdir()) == []

@@ -69,7 +69,7 @@ def fetch_to_file(
             )
         os.replace(part, dest)
     except OSError as exc:
-        raise _disk_error(exc, part) from exc
+        raise disk_error(exc, part) from exc
     return size, digest.hexdigest()
 
 
@@ -86,7 +86,8 @@ def _hash_into(path: Path, digest: hashlib._Hash) -> int:
     return size
 
 
-def _disk_error(exc: OSError, path: Path) -> StoreError:
+def disk_error(exc: OSError, path: Path) -> StoreError:
+    """The StoreError of a file of the download cache that cannot be written."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StoreError(
             f"disk full while downloading to {path}",

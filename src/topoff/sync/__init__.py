@@ -221,12 +221,16 @@ def _sync(store: Store, target: Target, origin: str, target_location: str,
     if index is None:
         raise NotPublishedError(f"nothing is published at {store.url} (no index.json)",
                                 hint="check the location, or publish with `topoff export full`")
-    with removed_meanwhile(store, index, origin):
-        return _sync_index(store, index, target, origin, target_location, opts)
+    fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
+    try:
+        with removed_meanwhile(store, index, origin):
+            return _sync_index(store, index, target, origin, target_location, opts, fetcher)
+    finally:
+        fetcher.close()
 
 
 def _sync_index(store: Store, index: Index, target: Target, origin: str,
-                target_location: str, opts: SyncOptions) -> SyncResult:
+                target_location: str, opts: SyncOptions, fetcher: Fetcher) -> SyncResult:
     check_schema_option(target, opts.schema)
     ensure_ledger(target)
     lock_dataset(target, index.dataset)  # until the target is closed
@@ -241,7 +245,6 @@ def _sync_index(store: Store, index: Index, target: Target, origin: str,
     applied = Ledger(target).last_applied(index.dataset) if state is not None else None
     plan = plan_sync(index, state, origin, target_location, applied)
     result = SyncResult(index.dataset, last_sequence=state.last_sequence if state else 0)
-    fetcher = Fetcher(store, opts.cache_dir, opts.download_progress)
 
     if plan.base is not None:
         manifest = _read_manifest(store, plan.base)

@@ -4,14 +4,22 @@ A local store is read in place (hashed first); HTTP and S3 files are downloaded 
 cache named by their sha256, so a download interrupted by a kill resumes where it stopped
 and nothing is fetched twice. A file whose size or sha256 differs from the manifest is
 refused (and dropped from the cache): nothing is applied from it.
+
+The cache (by default the user's) is shared by every sync running at once, in other
+processes and threads (two replicas of one dataset): a cached file is downloaded, checked
+and removed by one of them at a time (a lock file beside it), and each sync that uses it
+holds a shared lock on it until it is released, so that it is removed only when no other
+sync still needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +28,7 @@ from topoff.dataset.index import Index, read_index
 from topoff.dataset.manifest import DataFile
 from topoff.errors import IntegrityError, TargetError, TopoffError
 from topoff.stores.base import FileMissing, Store, check_name
-from topoff.stores.download import BLOCK, fetch_to_file
+from topoff.stores.download import BLOCK, disk_error, fetch_to_file
 from topoff.stores.local import LocalStore
 from topoff.sync.scan import scan
 
@@ -83,6 +91,10 @@ class Fetcher:
         self.cache_dir = cache_dir or default_cache_dir()
         self.progress = progress
         self.downloaded_bytes = 0
+        #: cached files in use by this sync: a descriptor holding a shared lock on each,
+        #: and how many of its fetches have not been released yet
+        self._held: dict[Path, list[int]] = {}
+        self._lock = threading.Lock()  # an Iceberg sync fetches from a reading thread too
 
     def fetch(self, pub_id: str, f: DataFile) -> Path:
         """The verified local path of a publication's data file: its size and sha256 match
@@ -116,13 +128,41 @@ class Fetcher:
                 raise _mismatch(name, self.store.url)
             if GLOB_CHARACTERS.isdisjoint(str(path)):
                 return path
-            # a target may read such a name as a pattern: hand it a name of our own
-            return _link(path, cached)
-        path = cached
+        with self._lock:
+            if cached in self._held:  # this sync has it already (two files of one content)
+                self._held[cached][1] += 1
+                return cached
+        with _exclusive(cached):
+            if isinstance(self.store, LocalStore):
+                # a target may read such a name as a pattern: hand it a name of our own
+                if not cached.exists() or not _matches(cached, f):
+                    _link(path, cached)
+            else:
+                self._download(name, f, cached)
+            self._hold(cached)
+        return cached
+
+    def _hold(self, path: Path) -> None:
+        """This sync uses ``path`` until it releases it: a shared lock says so."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise disk_error(exc, path) from exc
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        with self._lock:
+            if path in self._held:  # another thread of this sync got it meanwhile
+                self._held[path][1] += 1
+                os.close(fd)
+            else:
+                self._held[path] = [fd, 1]
+
+    def _download(self, name: str, f: DataFile, path: Path) -> None:
+        """The cached copy of ``name`` at ``path``, downloaded (or continued) unless it is
+        there and matches the manifest (its lock held)."""
         if path.exists():
             if _matches(path, f):
-                return path
-            self.release(path)  # the cached copy is what is damaged: download it again
+                return
+            _remove(path)  # the cached copy is what is damaged: download it again
         on_bytes = self.progress(name, f.bytes) if self.progress else None
         resumed = path.with_name(path.name + ".part").exists()
         size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
@@ -130,21 +170,77 @@ class Fetcher:
         if digest != f.sha256 and resumed:
             # the .part an earlier run left may be what is damaged (a crash can leave zeros
             # in it): drop it and download the whole file once before blaming the publisher
-            self.release(path)
+            _remove(path)
             on_bytes = self.progress(name, f.bytes) if self.progress else None
             size, digest = fetch_to_file(self.store, name, path, expected_size=f.bytes,
                                          on_bytes=on_bytes)
         self.downloaded_bytes += size
         if digest != f.sha256:
-            self.release(path)
+            _remove(path)
             raise _mismatch(name, self.store.url)
-        return path
 
     def release(self, path: Path) -> None:
-        """Drop a downloaded file once it is applied (files of a local store stay)."""
-        if not isinstance(self.store, LocalStore) or not path.is_relative_to(self.store.root):
+        """Drop a downloaded file once it is applied, unless another sync still uses it
+        (files of a local store stay)."""
+        with self._lock:
+            held = self._held.get(path)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1]:
+                return
+            del self._held[path]
+        with _exclusive(path):
+            os.close(held[0])
             with contextlib.suppress(OSError):
-                path.unlink()
+                probe = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other user
+                    _remove(path)
+                finally:
+                    os.close(probe)
+
+    def close(self) -> None:
+        """Let go of the cached files this sync did not release (they stay for the next
+        run)."""
+        with self._lock:
+            while self._held:
+                os.close(self._held.popitem()[1][0])
+
+
+def _remove(path: Path) -> None:
+    """Remove a cached file and what is left of its download."""
+    for p in (path, path.with_name(path.name + ".part")):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One sync at a time downloads, checks or removes the cached file ``path``, in every
+    process and thread: an exclusive lock on ``path.lock``, which the holder removes with
+    the file (a waiter that then holds a removed lock file takes the new one)."""
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise disk_error(exc, lock) from exc
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if not path.exists():
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        os.close(fd)
 
 
 def _in_place(store: LocalStore, name: str) -> Path:

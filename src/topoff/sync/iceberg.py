@@ -223,6 +223,8 @@ def run(origin: str, location: str, opts: Any, result: Any,
                               "commit was applied",
                               hint="fix the warehouse, then run the sync again (it resumes)"
                               ) from None
+        finally:
+            fetcher.close()
         result.downloaded_bytes = fetcher.downloaded_bytes
 
 
