@@ -44,6 +44,7 @@ from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
 from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.quiet import no_empty_delete_warning
+from topoff.targets.iceberg.replica_write import delete_keys, number_key
 from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary, table_name
 from topoff.targets.iceberg.types import iceberg_type
@@ -119,13 +120,19 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                                   hint="the dataset is damaged; tell its publisher")
             if any("." in k for k in entry.primary_key):  # a table made by an earlier version
                 table_name(entry)  # refuses it, as for a new table
+            # an unconstrained numeric key is a string column: 2.00 is the key 2 there too
+            numeric = number_key(entry.primary_key, entry.columns, schema)
             rows = 0
             for t in ahead(gathered(stream, 0)):
                 _no_null_key(pub, entry, t)
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
-                    txn.delete(key_filter(list(entry.primary_key), part),
-                               snapshot_properties=props)
+                    if numeric:
+                        key = entry.primary_key[0]
+                        delete_keys(txn, table, key, part.column(key), props, number_text=True)
+                    else:
+                        txn.delete(key_filter(list(entry.primary_key), part),
+                                   snapshot_properties=props)
                     rows += append(txn, table, iter([part]), props)
             if rows == 0:
                 append(txn, table, iter(()), props)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,14 +164,14 @@ def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
 Hook = Callable[[], None]
 
 
-def number_key(tdef: TableDef, schema: Any) -> bool:
-    """Whether the table's one key column is an unconstrained numeric kept as a string."""
+def number_key(primary_key: Sequence[str], columns: Sequence[Column], schema: Any) -> bool:
+    """Whether a table's one key column is an unconstrained numeric kept as a string."""
     from pyiceberg.types import StringType
 
-    if len(tdef.primary_key) != 1:
+    if len(primary_key) != 1:
         return False
-    (key,) = tdef.primary_key
-    col = next((c for c in tdef.columns if c.name == key), None)
+    (key,) = primary_key
+    col = next((c for c in columns if c.name == key), None)
     return col is not None and family(col.type).kind == "numeric_any" \
         and isinstance(schema.find_field(key).field_type, StringType)
 
@@ -214,7 +214,7 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
                         part = t.slice(start, step)
                         if len(keys) == 1:
                             delete_keys(txn, table, keys[0], part.column(keys[0]), props,
-                                        number_key(tdef, schema))
+                                        number_key(tdef.primary_key, tdef.columns, schema))
                         else:
                             txn.delete(key_filter(keys, part), snapshot_properties=props)
                     rows += append(txn, table, iter([t]), props)
