@@ -275,7 +275,7 @@ def test_upsert_by_a_float_key_replaces_its_nan_row(db, tmp_path):
     assert report.equal, report.to_json()
 
 
-def test_upsert_by_an_unconstrained_numeric_key_written_otherwise_replaces_its_row(
+def test_upsert_by_a_single_unconstrained_numeric_key_written_otherwise_replaces_its_row(
         db, tmp_path):
     """An unconstrained numeric is a string column in Iceberg, holding PostgreSQL's text;
     2 and 2.00 are one key on the source: a row whose key is rewritten so replaces its row
@@ -302,5 +302,53 @@ def test_upsert_by_an_unconstrained_numeric_key_written_otherwise_replaces_its_r
     rows = sorted((r[0], r[1]) for r in iceberg_rows(target, "public.accounts"))
     assert rows == [("-7", "MINUS"), ("1", "one"), ("1.0000000000000000000001", "near one"),
                     ("10", "ten"), ("2.00", "TWO"), ("3.5", "THREE")]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()
+
+
+NUMBERS_TOML = """
+dataset = "numbers"
+
+[tables.pairs]
+method = "upsert"
+cursor = "updated_at"
+
+[tables.singles]
+method = "upsert"
+cursor = "updated_at"
+"""
+
+
+def test_upsert_by_an_unconstrained_numeric_key_written_otherwise_replaces_its_row(
+        db, tmp_path):
+    """2 and 2.00 are one key of an unconstrained numeric in PostgreSQL (kept as its text in
+    Iceberg), alone or in a composite key: an update writing it otherwise replaces the row."""
+    db.execute("CREATE TABLE pairs (id integer, n numeric, name text NOT NULL, "
+               "updated_at timestamptz NOT NULL, PRIMARY KEY (id, n));"
+               "CREATE TABLE singles (n numeric PRIMARY KEY, name text NOT NULL, "
+               "updated_at timestamptz NOT NULL)")
+    first = datetime.combine(day(4), time(), tzinfo=UTC)
+    db.execute("INSERT INTO pairs VALUES (1, 2, 'a', %s), (1, 3.50, 'b', %s), (2, 2, 'c', %s),"
+               " (1, -7.0, 'd', %s)", [first] * 4)
+    db.execute("INSERT INTO singles VALUES (2, 'a', %s), (3.50, 'b', %s)", [first] * 2)
+    config = make_config(db, NUMBERS_TOML, lookback_days=1)
+    url = str(tmp_path / "published")
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    noon = datetime.combine(day(1), time(12), tzinfo=UTC)
+    for update in ("pairs SET n = 2.00, name = 'A' WHERE id = 1 AND n = 2",
+                   "pairs SET n = 3.5, name = 'B' WHERE n = 3.5",
+                   "pairs SET n = -7, name = 'D' WHERE n = -7",
+                   "singles SET n = 2.000, name = 'A' WHERE n = 2"):
+        table, change = update.split(" SET ")
+        db.execute(f"UPDATE {table} SET updated_at = %s, {change}", [noon])
+    db.sync()
+    publish_day(config, url, day(1))
+    sync(url, target)
+    assert sorted(r[:3] for r in iceberg_rows(target, "public.pairs")) == [
+        (1, "-7", "D"), (1, "2.00", "A"), (1, "3.5", "B"), (2, "2", "c")]
+    assert sorted(r[:2] for r in iceberg_rows(target, "public.singles")) == [
+        ("2.000", "A"), ("3.50", "b")]
     report = verify(target, db.standby_url)
     assert report.equal, report.to_json()

@@ -228,3 +228,31 @@ def test_an_unconstrained_numeric_key_written_otherwise_replaces_its_row_on_iceb
     got = sorted((r["v"], r["id"]) for r in table.scan().to_arrow().to_pylist())
     assert got == [("B", "2.00"), ("C", "3.5"), ("E", "-7"), ("a", "1"), ("d", "10"),
                    ("f", "1.0000000000000000000001")]
+
+
+def test_a_composite_key_with_an_unconstrained_numeric_written_otherwise_replaces_its_row(
+        source, tmp_path):
+    from topoff.targets.iceberg.config import open_catalog, read_settings
+
+    source.execute("""
+        CREATE TABLE p (id int, n numeric, ts timestamptz NOT NULL, v text,
+                        PRIMARY KEY (id, n));
+        INSERT INTO p VALUES (1, 2, '2026-01-01', 'a'), (1, 3.50, '2026-01-01', 'b'),
+                             (2, 2, '2026-01-01', 'c'), (1, -7.0, '2026-01-01', 'd');""")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/catalog.db"\n'
+                       'warehouse = "warehouse"\nnamespace = "unused"\n')
+    url = f"iceberg:{catalog}"
+    cfg = config(url, {"app": (source.standby_url, {"p": {"method": "updater",
+                                                           "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    source.execute("""
+        UPDATE p SET n = 2.00, ts = '2026-01-02', v = 'A' WHERE id = 1 AND n = 2;
+        UPDATE p SET n = 3.5, ts = '2026-01-02', v = 'B' WHERE n = 3.5;
+        UPDATE p SET n = -7, ts = '2026-01-02', v = 'D' WHERE n = -7;
+        INSERT INTO p VALUES (2, 2.0000000000000000000001, '2026-01-02', 'e')""")
+    assert [r.rows for r in run_once(cfg)] == [4]
+    table = open_catalog(read_settings(url)).load_table(("app", "p"))
+    got = sorted((r["id"], r["n"], r["v"]) for r in table.scan().to_arrow().to_pylist())
+    assert got == [(1, "-7", "D"), (1, "2.00", "A"), (1, "3.5", "B"), (2, "2", "c"),
+                   (2, "2.0000000000000000000001", "e")]

@@ -39,9 +39,9 @@ from topoff.replicate.source import Request, open_session
 from topoff.replicate.state import TableState
 from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import csv_batches
-from topoff.targets.iceberg.replica_write import KEY_ROWS, delete_keys
+from topoff.targets.iceberg.replica_write import KEY_ROWS
 from topoff.targets.iceberg.rows import arrow_schema
-from topoff.targets.iceberg.write import append, committing, key_filter
+from topoff.targets.iceberg.write import append, committing, delete_keys, key_filter
 
 #: DuckDB's memory for the comparison; the rest spills to its temporary directory
 MEMORY = "256MB"
@@ -269,7 +269,7 @@ def _delete(txn: Any, table: Any, con: Any, query: str, keys: list[str], target:
     for batch in con.sql(query).to_arrow_reader(step):
         part = _as_target(batch, target, keys)
         if len(keys) == 1:
-            delete_keys(txn, table, keys[0], part.column(keys[0]), props)
+            delete_keys(txn, table, keys, part, props)
         else:
             txn.delete(key_filter(keys, part), snapshot_properties=props)
 

@@ -44,11 +44,10 @@ from topoff.sync.fetch import Fetcher
 from topoff.sync.scan import size_cap
 from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.quiet import no_empty_delete_warning
-from topoff.targets.iceberg.replica_write import delete_keys, number_key
 from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary, table_name
 from topoff.targets.iceberg.types import iceberg_type
-from topoff.targets.iceberg.write import append, key_filter
+from topoff.targets.iceberg.write import append, delete_keys, key_filter
 
 log = logging.getLogger("topoff")
 #: Arrow bytes gathered before they are written as data files (bounds memory and file count)
@@ -120,19 +119,16 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                                   hint="the dataset is damaged; tell its publisher")
             if any("." in k for k in entry.primary_key):  # a table made by an earlier version
                 table_name(entry)  # refuses it, as for a new table
-            # an unconstrained numeric key is a string column: 2.00 is the key 2 there too
-            numeric = number_key(entry.primary_key, entry.columns, schema)
-            rows = 0
+            rows, keys = 0, list(entry.primary_key)
+            numbers = _number_keys(entry, schema)
             for t in ahead(gathered(stream, 0)):
                 _no_null_key(pub, entry, t)
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
-                    if numeric:
-                        key = entry.primary_key[0]
-                        delete_keys(txn, table, key, part.column(key), props, number_text=True)
+                    if numbers:  # 2 and 2.00 one key: matched by Arrow, not by a filter
+                        delete_keys(txn, table, keys, part, props, numbers)
                     else:
-                        txn.delete(key_filter(list(entry.primary_key), part),
-                                   snapshot_properties=props)
+                        txn.delete(key_filter(keys, part), snapshot_properties=props)
                     rows += append(txn, table, iter([part]), props)
             if rows == 0:
                 append(txn, table, iter(()), props)
@@ -142,6 +138,16 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             hook("table_applied", publication=pub.id, table=entry.qualified)
         txn.set_properties(ledger.properties())
     return rows
+
+
+def _number_keys(entry: TableEntry, schema: Any) -> set[str]:
+    """The key columns that are a decimal kept as its text (no fixed scale, or wider than
+    Iceberg's decimal): their equal numbers may be written otherwise (2 and 2.00)."""
+    from pyiceberg.types import StringType
+
+    kinds = {c.name: c.logical.kind for c in entry.columns}
+    return {k for k in entry.primary_key or () if kinds.get(k) == "decimal"
+            and isinstance(schema.find_field(k).field_type, StringType)}
 
 
 def _no_null_key(pub: Publication, entry: TableEntry, t: pa.Table) -> None:

@@ -18,14 +18,10 @@ state properties; all of it lands in one metadata swap, or none of it does.
 
 from __future__ import annotations
 
-import itertools
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
@@ -44,7 +40,7 @@ from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.types import iceberg_type
-from topoff.targets.iceberg.write import append, key_filter
+from topoff.targets.iceberg.write import append, delete_keys, key_filter
 
 #: Arrow bytes gathered before they are written as data files
 WRITE_BYTES = 64 << 20
@@ -69,73 +65,6 @@ class Change:
     summary: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # columns to delete from the schema
     lo_inclusive: bool = False  # window: ``lo`` is inclusive (a ranged repull)
-
-
-def _number_text(values: Any) -> Any:
-    """PostgreSQL's text of numerics without the trailing zeros of their fraction: equal
-    numbers written otherwise (2 and 2.00) give one text (it never has an exponent)."""
-    trimmed = pc.utf8_rtrim(pc.utf8_rtrim(values, characters="0"), characters=".")
-    return pc.if_else(pc.match_substring(values, "."), trimmed, values)
-
-
-def delete_keys(txn: Any, table: Any, key: str, values: pa.ChunkedArray | pa.Array,
-                props: dict[str, str], number_text: bool = False) -> None:
-    """Delete the rows whose ``key`` is one of ``values`` (no NULL among them): the data
-    files the key range may hold rewritten without them, in one overwrite snapshot.
-    ``number_text``: the key is an unconstrained numeric kept as its text, and equal
-    numbers written otherwise (2 and 2.00) are the same key.
-
-    What pyiceberg's ``Transaction.delete`` does for an ``In`` filter, less its cost: it
-    binds and converts every listed key several times in Python (5 of 7 seconds for 25,000
-    keys over a 500,000-row table); here the key range picks the files (their column
-    bounds) and Arrow's ``is_in`` finds the rows (on keys whose -0 is read as 0: equal in
-    PostgreSQL, one key, which ``is_in`` tells apart)."""
-    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
-
-    values = pc.unique(_zero(values.combine_chunks() if isinstance(values, pa.ChunkedArray)
-                             else values))
-    if len(values) == 0:
-        return
-    if number_text:  # every text of a number starts with its shortest one
-        values = pc.unique(_number_text(values))
-    bounds = pc.min_max(values)
-    top = bounds["max"].as_py()
-    if number_text:
-        top += "\U0010ffff"
-    rough = And(GreaterThanOrEqual(key, bounds["min"].as_py()),  # type: ignore[call-arg, arg-type]
-                LessThanOrEqual(key, top))  # type: ignore[call-arg, arg-type]
-    meta = txn.table_metadata
-    write_uuid, counter = uuid.uuid4(), itertools.count(0)
-    replaced: list[tuple[Any, list[Any]]] = []
-    for task in txn._scan(row_filter=rough).plan_files():
-        df = ArrowScan(table_metadata=meta, io=table.io, projected_schema=meta.schema(),
-                       row_filter=AlwaysTrue()).to_table(tasks=[task])
-        column = _zero(df.column(key))
-        if number_text:
-            column = _number_text(column)
-        hit = pc.fill_null(pc.is_in(column, value_set=values.cast(column.type)), False)
-        keep = df.filter(pc.invert(hit))
-        if len(keep) == len(df):
-            continue
-        new = list(_dataframe_to_data_files(io=table.io, df=keep, table_metadata=meta,
-                                            write_uuid=write_uuid, counter=counter)) \
-            if len(keep) else []
-        replaced.append((task.file, new))
-    if not replaced:
-        return
-    with txn.update_snapshot(snapshot_properties=props).overwrite() as snap:
-        snap.commit_uuid = write_uuid
-        for old, files in replaced:
-            snap.delete_data_file(old)
-            for f in files:
-                snap.append_data_file(f)
-
-
-def _zero(values: Any) -> Any:
-    """``values`` with each -0 of a float column as 0 (anything else as it is)."""
-    if not pa.types.is_floating(values.type):
-        return values
-    return pc.if_else(pc.equal(values, 0), pa.scalar(0.0, values.type), values)
 
 
 def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
@@ -164,16 +93,14 @@ def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
 Hook = Callable[[], None]
 
 
-def number_key(primary_key: Sequence[str], columns: Sequence[Column], schema: Any) -> bool:
-    """Whether a table's one key column is an unconstrained numeric kept as a string."""
+def number_keys(tdef: TableDef, schema: Any) -> set[str]:
+    """The table's key columns that are an unconstrained numeric kept as a string."""
     from pyiceberg.types import StringType
 
-    if len(primary_key) != 1:
-        return False
-    (key,) = primary_key
-    col = next((c for c in columns if c.name == key), None)
-    return col is not None and family(col.type).kind == "numeric_any" \
-        and isinstance(schema.find_field(key).field_type, StringType)
+    types = {c.name: c.type for c in tdef.columns}
+    return {k for k in tdef.primary_key if k in types
+            and family(types[k]).kind == "numeric_any"
+            and isinstance(schema.find_field(k).field_type, StringType)}
 
 
 def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
@@ -206,15 +133,15 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
                 pass
             elif change.replace == "keys":
                 rows = 0
-                keys = list(tdef.primary_key)
-                step = KEY_ROWS if len(keys) == 1 else COMPOSITE_KEY_ROWS
+                keys, numbers = list(tdef.primary_key), number_keys(tdef, schema)
+                arrow = len(keys) == 1 or bool(numbers)  # else pyiceberg's filter
+                step = KEY_ROWS if arrow else COMPOSITE_KEY_ROWS
                 for t in gathered(stream, WRITE_BYTES):
                     # the keys are unique in the refresh's rows: delete them all, append once
                     for start in range(0, t.num_rows, step):
                         part = t.slice(start, step)
-                        if len(keys) == 1:
-                            delete_keys(txn, table, keys[0], part.column(keys[0]), props,
-                                        number_key(tdef.primary_key, tdef.columns, schema))
+                        if arrow:
+                            delete_keys(txn, table, keys, part, props, numbers)
                         else:
                             txn.delete(key_filter(keys, part), snapshot_properties=props)
                     rows += append(txn, table, iter([t]), props)
