@@ -45,6 +45,9 @@ def main() -> None:
     if hangup != signal.SIG_IGN:  # started under nohup: stays ignored
         signal.signal(signal.SIGHUP, _stopped_while_starting)
     signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    if sys.platform == "linux":  # before pyarrow is loaded: its wheels there ship jemalloc,
+        # which an Iceberg write sets to return freed pages (targets/iceberg/memory.py)
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     from topoff.cli import main as run
     from topoff.cli.signals import as_program
 

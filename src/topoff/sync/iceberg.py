@@ -200,8 +200,10 @@ def run(origin: str, location: str, opts: Any, result: Any,
     from topoff.errors import NotPublishedError
     from topoff.stores import open_store
     from topoff.targets.iceberg.config import read_settings
+    from topoff.targets.iceberg.memory import returning_pool
 
     settings = read_settings(location)
+    returning_pool()
     with open_store(origin, opts.store_options) as store:
         index = read_index(store)
         if index is None:

@@ -206,8 +206,8 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
             name = f"{pub.id}/{f.path}"
             yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
 
-    keep = _outside(replaced)
-    tables = ahead(keep(t) for t in gathered(stream(txn.table_metadata.schema()), WRITE_BYTES))
+    tables = ahead(_outside(gathered(stream(txn.table_metadata.schema()), WRITE_BYTES),
+                            replaced))
     rows = append(txn, table, tables, props)
     if hook:  # inside the transaction: a failure here commits nothing
         for _, f in group:
@@ -222,14 +222,16 @@ def replaces_window(entry: TableEntry, manifest: Manifest) -> bool:
             and bool(entry.cursor) and bool(entry.cursor_type))
 
 
-def _outside(replaced: Sequence[tuple[TableEntry, Manifest]]) -> Callable[[pa.Table], pa.Table]:
-    """A filter keeping the rows whose cursor is in none of the windows ``replaced``
-    deletes (the same bounds as _window_filter: ``lo <= cursor < hi``; NULL is kept)."""
+def _outside(tables: Iterator[pa.Table], replaced: Sequence[tuple[TableEntry, Manifest]]
+             ) -> Iterator[pa.Table]:
+    """``tables`` less the rows whose cursor is in one of the windows ``replaced`` deletes
+    (the same bounds as _window_filter: ``lo <= cursor < hi``; NULL is kept). A table
+    with no such row is passed on as it is, and one with some is dropped once its filtered
+    copy is made: only one of them is held."""
     windows = [(e.cursor, cursor_bounds(e.cursor_type, e.cursor_timezone, m.window))
                for e, m in replaced if replaces_window(e, m)
                and e.cursor and e.cursor_type and m.window is not None]
-
-    def keep(t: pa.Table) -> pa.Table:
+    for t in tables:
         inside = None
         for name, b in windows:
             if name not in t.column_names:
@@ -238,10 +240,11 @@ def _outside(replaced: Sequence[tuple[TableEntry, Manifest]]) -> Callable[[pa.Ta
             hit = pc.and_(pc.greater_equal(c, pa.scalar(b.lo, type=c.type)),
                           pc.less(c, pa.scalar(b.hi, type=c.type)))
             inside = hit if inside is None else pc.or_(inside, hit)
-        if inside is None:
-            return t
-        return t.filter(pc.invert(pc.fill_null(inside, False)))
-    return keep
+        if inside is not None and pc.any(inside).as_py():
+            t = t.filter(pc.invert(pc.fill_null(inside, False)))
+        del inside
+        yield t
+        del t  # not held while the next table is read
 
 
 def refuse_options(opts: Any) -> None:
