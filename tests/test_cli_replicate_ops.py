@@ -112,11 +112,20 @@ def test_check_codes_and_prometheus(cluster, source, tmp_path):
     assert r.exit_code == 1 and "WARNING" in r.stdout, r.stdout
     r = run_cli("replicate", "--config", path, "--check", "--warn", "1h", "--crit", "2h")
     assert r.exit_code == 2 and "app.public.ev" in r.stdout, r.stdout
+    # the lag limits: the data 3h behind its source
+    r = run_cli("replicate", "--config", path, "--check", "--warn", "4h", "--crit", "5h",
+                "--warn-lag", "1h", "--crit-lag", "2h")
+    assert r.exit_code == 2 and "lag 3.0h (limit 2.0h)" in r.stdout, r.stdout
+    r = run_cli("replicate", "--config", path, "--check", "--warn", "4h", "--crit", "5h",
+                "--warn-lag", "2h", "--crit-lag", "4h")
+    assert r.exit_code == 1 and "lag 3.0h (limit 2.0h)" in r.stdout, r.stdout
     assert run_cli("replicate", "--config", path, "--pause", "ev").exit_code == 0
     r = run_cli("replicate", "--config", path, "--check", "--warn", "1h", "--crit", "2h")
     assert r.exit_code == 1 and "paused" in r.stdout, r.stdout  # paused: never critical
     for args in (["--check", "--warn", "soon"], ["--prometheus", str(prom)],
-                 ["--check", "--warn", "3h", "--crit", "1h"], ["--check", "--once"]):
+                 ["--check", "--warn", "3h", "--crit", "1h"], ["--check", "--once"],
+                 ["--check", "--warn-lag", "1h"], ["--warn-lag", "1h", "--crit-lag", "2h"],
+                 ["--check", "--warn-lag", "2h", "--crit-lag", "1h"]):
         r = run_cli("replicate", "--config", path, *args)
         assert r.exit_code == 2, (args, r.stdout, r.stderr)
         error_lines(r)

@@ -43,14 +43,21 @@ def _status(config: Any, as_json: bool) -> None:
     Console(width=120).print(table)
 
 
-def _check(config: Any, warn_age: str, crit_age: str, prometheus: str | None) -> int:
+def _check(config: Any, warn_age: str, crit_age: str, lags: tuple[str | None, str | None],
+           prometheus: str | None) -> int:
     from topoff.errors import TopoffError
     from topoff.redact import redact
     from topoff.replicate import check, operate
 
     warn, crit = check.parse_age(warn_age, "--warn"), check.parse_age(crit_age, "--crit")
+    if (lags[0] is None) != (lags[1] is None):
+        raise ConfigError("--warn-lag and --crit-lag go together",
+                          hint="give both, e.g. --warn-lag 15m --crit-lag 1h")
+    lag_warn, lag_crit = (None, None) if lags[0] is None or lags[1] is None else (
+        check.parse_age(lags[0], "--warn-lag"), check.parse_age(lags[1], "--crit-lag"))
     try:
-        result = operate.freshness(config, warn, crit, prometheus=prometheus)
+        result = operate.freshness(config, warn, crit, lag_warn, lag_crit,
+                                   prometheus=prometheus)
     except TopoffError as e:
         if isinstance(e, ConfigError):
             raise
@@ -119,14 +126,20 @@ def _finish(runs: list[Any]) -> int:
               help="With --check: WARNING when a table's last refresh is older.")
 @click.option("--crit", "crit_age", default="6h", show_default=True, metavar="AGE",
               help="With --check: CRITICAL when a table's last refresh is older.")
+@click.option("--warn-lag", "warn_lag", metavar="AGE",
+              help="With --check: WARNING when a table's data is further behind its source's "
+              "primary (with --crit-lag).")
+@click.option("--crit-lag", "crit_lag", metavar="AGE",
+              help="With --check: CRITICAL when a table's data is further behind its "
+              "source's primary (with --warn-lag).")
 @click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False),
               help="With --check: also write textfile-collector metrics here (atomically).")
 def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every: str | None,
                   tables: tuple[str, ...], jobs: int, status: bool, as_json: bool,
                   repull: str | None, lo: str | None, hi: str | None, pause: str | None,
                   resume: str | None, resync: str | None, reconcile: str | None,
-                  check: bool, warn_age: str, crit_age: str,
-                  prometheus_file: str | None) -> None:
+                  check: bool, warn_age: str, crit_age: str, warn_lag: str | None,
+                  crit_lag: str | None, prometheus_file: str | None) -> None:
     """Refresh the tables of the config's [replicate] section into its target.
 
     Each table is refreshed in one target transaction with its state; a failed table does
@@ -150,8 +163,8 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
         raise ConfigError("choose one of --once, --every, --status, --repull, --pause, "
                           "--resume, --resync, --reconcile, --check",
                           hint="run topoff replicate once per action")
-    if prometheus_file and not check:
-        raise ConfigError("--prometheus goes with --check",
+    if (prometheus_file or warn_lag or crit_lag) and not check:
+        raise ConfigError("--prometheus, --warn-lag and --crit-lag go with --check",
                           hint="topoff replicate --check --prometheus FILE")
     if (lo or hi) and not repull:
         raise ConfigError("--from and --to go with --repull",
@@ -164,7 +177,7 @@ def replicate_cmd(ctx: click.Context, config_path: str | None, once: bool, every
     with term_as_interrupt():  # every action: SIGTERM rolls back like Ctrl-C, exit 130
         config = load_replicate(config_path)
         if check:
-            ctx.exit(_check(config, warn_age, crit_age, prometheus_file))
+            ctx.exit(_check(config, warn_age, crit_age, (warn_lag, crit_lag), prometheus_file))
         if reconcile:
             _reconcile(config, reconcile)
             return

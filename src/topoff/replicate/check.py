@@ -122,14 +122,17 @@ def evaluate(tables: Iterable[Record], warn: float, crit: float,
                                    "time has no time zone")
         age = None if t.last_success is None else max((now - t.last_success).total_seconds(), 0)
         code = _judge(age, warn, crit, t.paused)
+        limits = (warn, crit)
         if lag_warn is not None and lag_crit is not None and t.lag_seconds is not None:
-            code = max(code, _judge(t.lag_seconds, lag_warn, lag_crit, t.paused))
+            by_lag = _judge(t.lag_seconds, lag_warn, lag_crit, t.paused)
+            if by_lag > code:
+                code, limits = by_lag, (lag_warn, lag_crit)
         state = "paused, " if t.paused else ""
         seen = "never succeeded" if age is None else f"last success {human(age)} ago"
         lag = "" if t.lag_seconds is None else f", lag {human(max(t.lag_seconds, 0))}"
         details.append(f"{t.name}: {LABELS[code]}, {state}{seen}{lag}")
         if code != OK:
-            limit = crit if code == CRITICAL else warn
+            limit = limits[1] if code == CRITICAL else limits[0]
             problems.append((code, f"{t.name} {state}{seen}{lag} (limit {human(limit)})"))
         if age is not None:
             perf.append(f"{_perf_label(t.name)}={age:.0f}s;{warn:.0f};{crit:.0f};0")
