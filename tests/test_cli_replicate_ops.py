@@ -84,8 +84,8 @@ def _age(url: str, path: str, table: str, hours: float) -> None:
         old = datetime.now(UTC) - timedelta(hours=hours)
         with engine.transaction():
             store.write(s.name, t.qualified, landing(s, t), t.method,
-                        TableState(**{**stored.state.__dict__, "run_at": old}), definition,
-                        0, stored.paused)
+                        TableState(**{**stored.state.__dict__, "run_at": old, "as_of": old}),
+                        definition, 0, stored.paused)
             engine.execute(f"UPDATE topoff.replicate_tables SET updated_at = "
                            f"{engine.P} WHERE source = {engine.P}", [old, s.name])
     finally:

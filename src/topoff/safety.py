@@ -104,6 +104,26 @@ def replay_state(conn: psycopg.Connection) -> ReplayState:
     return ReplayState(ts, lsn, bool(paused), receiver, end_lsn, sent, bool(caught_up))
 
 
+def complete_as_of(conn: psycopg.Connection, in_recovery: bool) -> tuple[datetime | None, str]:
+    """The time (the primary's clock) up to which a snapshot begun next on ``conn`` holds
+    every commit, read before it begins (autocommit): a standby's :attr:`ReplayState.until`,
+    a primary's ``now()``. None when the standby cannot tell, with why."""
+    if not in_recovery:
+        (now,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]
+        return now, ""
+    replay = replay_state(conn)
+    if replay.until is not None:
+        return replay.until, ""
+    why = "the standby has replayed no transaction since it started"
+    if replay.paused:
+        why += ", and its WAL replay is paused"
+    elif replay.receiver == "hidden":
+        why += ", and this role cannot see its WAL receiver (GRANT pg_read_all_stats)"
+    elif replay.receiver != "streaming":
+        why += ", and it is not streaming from the primary"
+    return None, why
+
+
 def begin_statement(in_recovery: bool, worker: bool = False) -> str:
     if in_recovery:
         return STANDBY_BEGIN

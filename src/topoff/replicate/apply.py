@@ -26,7 +26,7 @@ from topoff.errors import ConfigError, TargetError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
-from topoff.replicate.source import Request, SourceSession, open_session
+from topoff.replicate.source import Request, SourceSession, measured, open_session
 from topoff.replicate.state import TableState, same_identity
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
@@ -124,6 +124,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
     if before is not None and before.paused and request.kind == "refresh":
         return Result("paused", 0, None)
 
+    name = f"{source.name}.{t.qualified}"
     fast = [True]  # False after a new row's key was found in the table (see _fast_path)
 
     def once(attempt: int) -> Result:
@@ -173,10 +174,12 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
                     status, moved, new = src.snapshot(
                         engine, info, tdef, state,
                         request.kind == "repull" or bool(notes), first, fast[0])
+                    new = measured(src, new, state, name)
                 else:
                     moved, new = src.incremental(engine, info, tdef, state, request, first,
                                                  fast[0])
-                    new = replace(new, identity=info.identity, relation=info.members)
+                    new = replace(measured(src, new, state, name), identity=info.identity,
+                                  relation=info.members)
                     status = "ok"
                 indexes = src.indexes(info) if first else []
                 src.finish()
@@ -185,10 +188,7 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             if first:
                 build_keys(engine, tdef, indexes)
             store.write(source.name, t.qualified, where, t.method, new, tdef, moved, paused)
-        lag = None
-        if new.run_at is not None:
-            lag = max(0.0, (datetime.now(UTC) - new.run_at).total_seconds())
-        return Result(status, moved, lag, tuple(notes))
+        return Result(status, moved, new.lag_seconds(datetime.now(UTC)), tuple(notes))
 
     def run(attempt: int) -> Result:
         try:

@@ -12,8 +12,10 @@ Each table is judged by the age of its last successful run (``now - last_success
 * OK (0) otherwise.
 
 The worst table decides the code. ``lag_seconds`` (how far the replica is behind its
-source, when known) is reported and exported, and judged only when ``lag_warn`` /
-``lag_crit`` are given (same rules, paused tables never critical).
+source's primary, when known) is reported and exported, and judged only when
+``lag_warn`` / ``lag_crit`` are given (same rules, paused tables never critical); then a
+table that succeeded with its lag unknown (its source never said how far behind its
+primary it is) is at least WARNING, "lag unknown".
 
 Output: one status line ``REPLICATE <STATE> - <summary> | <perfdata>`` (age of every
 table in seconds with its warn and crit limits), then one line per table (Nagios' long
@@ -123,13 +125,17 @@ def evaluate(tables: Iterable[Record], warn: float, crit: float,
         age = None if t.last_success is None else max((now - t.last_success).total_seconds(), 0)
         code = _judge(age, warn, crit, t.paused)
         limits = (warn, crit)
+        judged = lag_warn is not None and lag_crit is not None and age is not None
         if lag_warn is not None and lag_crit is not None and t.lag_seconds is not None:
             by_lag = _judge(t.lag_seconds, lag_warn, lag_crit, t.paused)
             if by_lag > code:
                 code, limits = by_lag, (lag_warn, lag_crit)
+        elif judged and lag_warn is not None and code == OK:
+            code, limits = WARNING, (lag_warn, lag_warn)  # succeeded, its lag never known
         state = "paused, " if t.paused else ""
         seen = "never succeeded" if age is None else f"last success {human(age)} ago"
-        lag = "" if t.lag_seconds is None else f", lag {human(max(t.lag_seconds, 0))}"
+        lag = f", lag {human(max(t.lag_seconds, 0))}" if t.lag_seconds is not None else \
+            ", lag unknown" if judged else ""
         details.append(f"{t.name}: {LABELS[code]}, {state}{seen}{lag}")
         if code != OK:
             limit = limits[1] if code == CRITICAL else limits[0]
@@ -158,7 +164,7 @@ def evaluate(tables: Iterable[Record], warn: float, crit: float,
 
 HELP = {
     "last_success_timestamp_seconds": "End time of the table's last successful run",
-    "lag_seconds": "How far the replica table is behind its source",
+    "lag_seconds": "How far the replica table is behind its source's primary",
     "paused": "1 if the table's replication is paused, else 0",
 }
 

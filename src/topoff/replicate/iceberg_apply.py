@@ -34,7 +34,7 @@ from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.iceberg_pull import Pull, pull
 from topoff.replicate.pg_source import PostgresSession
 from topoff.replicate.shape import same_key, table_def
-from topoff.replicate.source import Request, open_session
+from topoff.replicate.source import Request, measured, open_session
 from topoff.replicate.state import TableState
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef
@@ -227,9 +227,9 @@ class IcebergReplica:
                                       f"was {p.expect} in the same snapshot",
                                       hint="this is a bug in topoff; report it")
                 self._stopped()  # the last moment before the commit
-                done.append(replace(p.finish(rows), identity=info.identity,
-                                            relation=info.members)
-                            if t.method != "snapshot" else p.finish(rows))
+                new = measured(src, p.finish(rows), state, f"{source.name}.{t.qualified}")
+                done.append(replace(new, identity=info.identity, relation=info.members)
+                            if t.method != "snapshot" else new)
                 return replace(base, state=done[-1].to_json(),
                                rows_total=base.rows_total + rows, updated_at=datetime.now(UTC))
 
@@ -240,10 +240,7 @@ class IcebergReplica:
             if close is not None:  # a reader thread still copying: stopped before the close
                 close()
             src.close()
-        lag = None
-        if done[-1].run_at is not None:
-            lag = max(0.0, (datetime.now(UTC) - done[-1].run_at).total_seconds())
-        return Result(p.status, rows, lag, tuple(notes))
+        return Result(p.status, rows, done[-1].lag_seconds(datetime.now(UTC)), tuple(notes))
 
     def set_paused(self, source: ReplicateSource, t: ReplicateTable, paused: bool) -> None:
         table, h = self.load(source, t)

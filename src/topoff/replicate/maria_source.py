@@ -39,7 +39,7 @@ from topoff.replicate.state import TableState
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import KEY_HINT, MariaTable, inexact_key, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
-from topoff.sources.mariadb.safety import require_replica
+from topoff.sources.mariadb.safety import complete_as_of, require_replica
 from topoff.sources.mariadb.source import _column
 from topoff.sources.mariadb.types import (
     line_sql,
@@ -93,8 +93,9 @@ class MariaSession:
         target = parse_url(source.url)
         self.conn = connect_target(target)
         try:
-            require_replica(self.conn, target.display(), source.allow_primary,
-                            "topoff replicate")
+            role = require_replica(self.conn, target.display(), source.allow_primary,
+                                   "topoff replicate")
+            self.as_of, self.as_of_why = complete_as_of(self.conn, role)
             snap.begin(self.conn)
             ((now,),) = query(self.conn, "SELECT UTC_TIMESTAMP(6)", "reading the clock")
             self.taken_at: datetime = now.replace(tzinfo=UTC)

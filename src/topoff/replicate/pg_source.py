@@ -26,7 +26,7 @@ from topoff.replicate.attached import attached_unread
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, bound_hint, describe
 from topoff.replicate.ranges import replace_range
-from topoff.replicate.read import Refresh, open_snapshot
+from topoff.replicate.read import Refresh, open_measured
 from topoff.replicate.shape import Index, source_indexes
 from topoff.replicate.snapshot import refresh_snapshot
 from topoff.replicate.source import Request
@@ -41,7 +41,7 @@ class PostgresSession:
     engine = "postgresql"
 
     def __init__(self, source: ReplicateSource) -> None:
-        self.conn = open_snapshot(source.url, source.allow_primary)
+        self.conn, self.as_of, self.as_of_why = open_measured(source.url, source.allow_primary)
 
     def describe(self, t: ReplicateTable) -> TableInfo:
         return describe(self.conn, t)

@@ -35,7 +35,7 @@ from topoff.replicate.watermark import (
     committed_since,
     zone_or_none,
 )
-from topoff.safety import begin_statement, check_standby
+from topoff.safety import begin_statement, check_standby, complete_as_of
 from topoff.sources.postgres import connect
 
 Position = tuple[str, ...]
@@ -54,14 +54,22 @@ class Marks:
 def open_snapshot(url: str, allow_primary: bool,
                   application_name: str = "topoff replicate") -> psycopg.Connection:
     """Connect (autocommit), refuse a primary unless allowed, and begin the snapshot."""
+    return open_measured(url, allow_primary, application_name)[0]
+
+
+def open_measured(url: str, allow_primary: bool, application_name: str = "topoff replicate"
+                  ) -> tuple[psycopg.Connection, datetime | None, str]:
+    """:func:`open_snapshot`, and the primary's time up to which the snapshot is complete
+    (read just before it begins: topoff.safety.complete_as_of), or None and why not."""
     conn = connect(url, application_name=application_name, autocommit=True)
     try:
         in_recovery = check_standby(conn, url, allow_primary, application_name)
+        as_of, why = complete_as_of(conn, in_recovery)
         conn.execute(begin_statement(in_recovery))
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, as_of, why
 
 
 def snapshot_marks(conn: psycopg.Connection) -> Marks:

@@ -1,9 +1,12 @@
 """What ``topoff replicate --status`` shows: one row per configured table, from the state
 the target holds (the source is not read).
 
-``lag`` is how far behind the source the replica is: the seconds between now and the
-source snapshot the table's last successful refresh read (``TableState.run_at``, the
-source's clock). A table never refreshed has none.
+``lag`` is how far the replica is behind its source's primary: the seconds between now
+and the time (the primary's clock) up to which the data the table's last successful
+refresh read was complete (``TableState.as_of``: a standby's replay, a MariaDB replica's
+Seconds_Behind_Master, a primary's clock). None for a table never refreshed, or whose
+source could never tell (a MariaDB replica whose replication was stopped or hidden at
+every refresh). A state written before ``as_of`` was kept: since its snapshot's time.
 """
 
 from __future__ import annotations
@@ -45,12 +48,8 @@ def _row(s: StoredTable | None, source: str, table: str, target: str, method: st
          configured: bool, now: datetime) -> TableStatus:
     if s is None:
         return TableStatus(source, table, target, method, 0, 0, None, None, False, configured)
-    run_at = s.state.run_at
-    if run_at is not None and run_at.tzinfo is None:
-        run_at = run_at.replace(tzinfo=UTC)
-    lag = max(0.0, (now - run_at).total_seconds()) if run_at else None
     return TableStatus(source, table, str(s.target), s.method, s.state.rows, s.rows_total,
-                       s.updated_at, lag, s.paused, configured)
+                       s.updated_at, s.state.lag_seconds(now), s.paused, configured)
 
 
 def _stored(config: ReplicateConfig) -> list[StoredTable]:

@@ -13,7 +13,9 @@ URL (:func:`topoff.sources.base.engine_of`): PostgreSQL (pg_source.py) or MariaD
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from topoff.sources.base import engine_of
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from topoff.replicate.shape import Index
     from topoff.replicate.state import TableState
     from topoff.targets.base import TableDef, Target
+
+log = logging.getLogger("topoff")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class SourceSession(Protocol):
     """One snapshot of one source, opened (safety check first) for one table's refresh."""
 
     engine: str
+    #: the primary's time up to which the snapshot holds every commit (read just before
+    #: it began); None when the source cannot tell, and ``as_of_why`` says why
+    as_of: datetime | None
+    as_of_why: str
 
     def describe(self, t: ReplicateTable) -> TableInfo:
         """The configured table as the source shows it; ConfigError when it cannot be."""
@@ -71,3 +79,19 @@ def open_session(source: ReplicateSource) -> SourceSession:
         return PostgresSession(source)
     from topoff.replicate.maria_source import MariaSession
     return MariaSession(source)
+
+
+def measured(src: SourceSession, new: TableState, before: TableState,
+             name: str) -> TableState:
+    """``new`` with the time up to which the replica now holds its source's data: the
+    snapshot's (``src.as_of``), else ``before``'s, with a warning. A state left as it was
+    (a ranged repull) is returned as it is."""
+    if new is before:
+        return new
+    if src.as_of is None:
+        kept = (f"the replica stays complete as of {before.as_of.isoformat(timespec='seconds')}"
+                ", as an earlier refresh found" if before.as_of is not None
+                else "its lag is unknown")
+        log.warning("%s: how far the source is behind its primary is unknown: %s; %s",
+                    name, src.as_of_why, kept)
+    return new.measured(src.as_of, before)

@@ -8,6 +8,12 @@
 * ``xmin``: ``pg_snapshot_xmin`` of the previous run's snapshot, a 64-bit transaction ID
   (xid8, or txid before PostgreSQL 13): rows committed since that run have a newer xmin.
 * ``run_at``: when the previous run's snapshot was taken (the source's clock, UTC).
+* ``as_of``: the time (the primary's clock, UTC) up to which the data the previous run read
+  is complete: a standby's replay (topoff.safety.ReplayState.until), a MariaDB replica's
+  clock less Seconds_Behind_Master, a primary's clock. When a run cannot tell, the
+  previous run's ``as_of`` stands (the replica holds at least that much); never known:
+  ``as_of_unknown``. A state written before this field: the lag is counted from
+  ``run_at``, as then (:meth:`TableState.lag_seconds`).
 * ``rows``: rows moved by the previous run.
 * ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run
   (``count:`` when the hash was not computed: the xmin rule decided, see change.py).
@@ -26,8 +32,8 @@ The target stores :meth:`TableState.to_json` next to the data, in the same trans
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from topoff.errors import IntegrityError
@@ -46,12 +52,16 @@ class TableState:
     content: str | None = None
     relation: str | None = None
     identity: str | None = None
+    as_of: datetime | None = None
+    as_of_unknown: bool = False  # measured, and never known (not an older state's None)
 
     def to_json(self) -> str:
+        as_of = "unknown" if self.as_of_unknown else (
+            self.as_of.isoformat() if self.as_of else None)
         return json.dumps({
             "v": 1, "cursor": self.cursor, "key": list(self.key) if self.key is not None
             else None, "xmin": self.xmin, "rows": self.rows, "content": self.content,
-            "relation": self.relation, "identity": self.identity,
+            "relation": self.relation, "identity": self.identity, "as_of": as_of,
             "run_at": self.run_at.isoformat() if self.run_at else None}, sort_keys=True)
 
     @classmethod
@@ -71,9 +81,9 @@ class TableState:
             raise bad("unknown version")
         cursor, key, xmin = d.get("cursor"), d.get("key"), d.get("xmin")
         rows, content, run_at = d.get("rows", 0), d.get("content"), d.get("run_at")
-        relation, identity = d.get("relation"), d.get("identity")
+        relation, identity, as_of = d.get("relation"), d.get("identity"), d.get("as_of")
         for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at),
-                        ("relation", relation), ("identity", identity)):
+                        ("relation", relation), ("identity", identity), ("as_of", as_of)):
             if v is not None and (not isinstance(v, str) or len(v) > _MAX_TEXT):
                 raise bad(f"{name} is not a short text")
         if key is not None and (not isinstance(key, list) or len(key) > 32 or not all(
@@ -83,17 +93,33 @@ class TableState:
             if v is not None and (not isinstance(v, int) or isinstance(v, bool)
                                   or not 0 <= v <= _MAX_XID):
                 raise bad(f"{name} is not a non-negative 64-bit integer")
-        when = None
-        if run_at is not None:
+        times: dict[str, datetime | None] = {}
+        for name, v in (("run_at", run_at), ("as_of", as_of)):
             try:
-                when = datetime.fromisoformat(run_at)
+                times[name] = None if v in (None, "unknown") else _utc(datetime.fromisoformat(v))
             except ValueError:
-                raise bad("run_at is not an ISO time") from None
-        return cls(cursor, tuple(key) if key is not None else None, xmin, when,
-                   rows or 0, content, relation, identity)
+                raise bad(f"{name} is not an ISO time") from None
+        return cls(cursor, tuple(key) if key is not None else None, xmin, times["run_at"],
+                   rows or 0, content, relation, identity, times["as_of"], as_of == "unknown")
+
+    def measured(self, as_of: datetime | None, before: TableState) -> TableState:
+        """This state with the run's ``as_of`` (None: unknown), or else ``before``'s."""
+        if as_of is None:
+            as_of = before.as_of
+        return replace(self, as_of=as_of, as_of_unknown=as_of is None)
+
+    def lag_seconds(self, now: datetime) -> float | None:
+        """How far the replica is behind its source at ``now`` (UTC): since ``as_of``;
+        None when unknown; for a state written before ``as_of`` was kept, since ``run_at``."""
+        since = self.as_of if self.as_of is not None or self.as_of_unknown else self.run_at
+        return None if since is None else max(0.0, (now - since).total_seconds())
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def same_identity(stored: str | None, current: str | None) -> bool:

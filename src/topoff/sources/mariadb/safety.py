@@ -11,6 +11,7 @@ server is refused as a primary, with a hint saying so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mysql.connector import errors as my_errors
@@ -43,20 +44,65 @@ def _scalar(conn: Any, sql: str) -> Any:
         cur.close()
 
 
-def _replication_rows(conn: Any) -> int | None:
-    """Rows of the replication status, None when the user may not read it."""
+def replication_state(conn: Any) -> tuple[str, int | None]:
+    """(running | stopped | hidden | none, Seconds_Behind_Master): ``stopped`` when a
+    replication connection's Seconds_Behind_Master is NULL (its SQL thread stopped, or its
+    I/O thread not connected), ``hidden`` when the user may not read the status; the
+    largest of several connections (SHOW ALL SLAVES STATUS)."""
     for stmt in ("SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
-        cur = conn.cursor()
+        cur = conn.cursor(dictionary=True)
         try:
             cur.execute(stmt)
-            return len(cur.fetchall())
+            rows = cur.fetchall()
         except my_errors.Error as e:
             if e.errno in _DENIED:
-                return None
+                return "hidden", None
             continue  # a syntax this server does not have: try the next spelling
         finally:
             cur.close()
-    return None
+        if not rows:
+            return "none", None
+        behind = [r.get("Seconds_Behind_Master", r.get("Seconds_Behind_Source")) for r in rows]
+        if any(b is None for b in behind):
+            return "stopped", None
+        return "running", max(int(b) for b in behind)
+    return "hidden", None
+
+
+def utc_now(conn: Any) -> datetime:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT UTC_TIMESTAMP(6)")
+        (now,) = cur.fetchone()
+    finally:
+        cur.close()
+    return now.replace(tzinfo=UTC)
+
+
+def replayed_until(behind: int | None, measured_at: datetime) -> datetime | None:
+    """The primary's time up to which a replica ``behind`` seconds back at ``measured_at``
+    has applied everything; None when replication is stopped or hidden."""
+    if behind is None:
+        return None
+    # Seconds_Behind_Master counts whole seconds: one more for the part of a second
+    return measured_at - timedelta(seconds=behind + 1)
+
+
+_UNKNOWN = {"stopped": "replication is stopped on the replica (Seconds_Behind_Master is "
+            "NULL)", "hidden": "this user cannot see the replica's replication status "
+            "(GRANT REPLICA MONITOR, or REPLICATION CLIENT)"}
+
+
+def complete_as_of(conn: Any, role: Role) -> tuple[datetime | None, str]:
+    """The time (the primary's clock, as far as the replica's clock agrees) up to which a
+    snapshot begun next on ``conn`` holds every commit, read before it begins: a replica's
+    clock less Seconds_Behind_Master, a primary's (or a replica replicating nothing) clock.
+    None when replication is stopped or hidden, with why."""
+    measured_at = utc_now(conn)
+    state, behind = replication_state(conn) if role.is_replica else ("none", None)
+    if state == "none":
+        return measured_at, ""
+    return replayed_until(behind, measured_at), _UNKNOWN.get(state, "")
 
 
 def server_role(conn: Any) -> Role:
@@ -67,8 +113,8 @@ def server_role(conn: Any) -> Role:
     except my_errors.Error as e:
         raise SourceError(f"cannot read the server's role: {e.msg}",
                           hint="check that the source is a MariaDB or MySQL server") from None
-    rows = _replication_rows(conn)
-    return Role(read_only=read_only, replicating=None if rows is None else rows > 0,
+    state, _ = replication_state(conn)
+    return Role(read_only=read_only, replicating=None if state == "hidden" else state != "none",
                 version=version)
 
 

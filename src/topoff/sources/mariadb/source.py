@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from mysql.connector import errors as my_errors
@@ -41,7 +41,12 @@ from topoff.sources.mariadb.reader import (
     select_sql,
 )
 from topoff.sources.mariadb.rowhash import ALGORITHMS
-from topoff.sources.mariadb.safety import require_replica
+from topoff.sources.mariadb.safety import (
+    replayed_until,
+    replication_state,
+    require_replica,
+    utc_now,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("topoff")
@@ -87,10 +92,7 @@ class MariaSnapshot:
     def replayed_until(self) -> datetime | None:
         if not self.in_recovery or self.replication == "none":
             return self.time  # a primary (or a read-only server that replicates nothing)
-        if self.behind is None:
-            return None
-        # Seconds_Behind_Master counts whole seconds: one more for the part of a second
-        return (self.measured_at or self.time) - timedelta(seconds=self.behind + 1)
+        return replayed_until(self.behind, self.measured_at or self.time)
 
     def lag(self) -> tuple[str, str | None]:
         if self.replication == "stopped":
@@ -99,38 +101,6 @@ class MariaSnapshot:
             return "", ("this user cannot see the replica's replication status: GRANT "
                         "REPLICA MONITOR (or REPLICATION CLIENT); or ")
         return "", None
-
-
-def _replication(conn: Any) -> tuple[str, int | None]:
-    """(running | stopped | hidden | none, Seconds_Behind_Master)."""
-    for stmt in ("SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
-        cur = conn.cursor(dictionary=True)
-        try:
-            cur.execute(stmt)
-            rows = cur.fetchall()
-        except my_errors.Error as e:
-            if e.errno in (1227, 1142, 1044):
-                return "hidden", None
-            continue
-        finally:
-            cur.close()
-        if not rows:
-            return "none", None
-        behind = [r.get("Seconds_Behind_Master", r.get("Seconds_Behind_Source")) for r in rows]
-        if any(b is None for b in behind):
-            return "stopped", None
-        return "running", max(int(b) for b in behind)
-    return "hidden", None
-
-
-def _utc_now(conn: Any) -> datetime:
-    cur = conn.cursor()
-    try:
-        cur.execute("SELECT UTC_TIMESTAMP(6)")
-        (now,) = cur.fetchone()
-    finally:
-        cur.close()
-    return now.replace(tzinfo=UTC)
 
 
 def _column(c: Any, what: str) -> Column:
@@ -204,8 +174,8 @@ class MariaSource:
         self.conn = conn = connect_target(self.target)
         where = self.target.display()
         role = require_replica(conn, where, self.allow_primary, self.command)
-        measured_at = _utc_now(conn)
-        replication, behind = _replication(conn) if role.is_replica else ("none", None)
+        measured_at = utc_now(conn)
+        replication, behind = replication_state(conn) if role.is_replica else ("none", None)
         position = snap.shared_snapshot([conn])
         cur = conn.cursor()
         try:
