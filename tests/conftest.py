@@ -61,7 +61,10 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ThrowawayCluster]:
-    c = ThrowawayCluster()
+    # no autovacuum: the worker's cluster gathers hundreds of databases, which its
+    # launcher would visit one after another all through the run, on the tests' CPU (no
+    # test can rely on it: it runs at most once a minute per database)
+    c = ThrowawayCluster(primary_conf={"autovacuum": "off"})
     try:
         c.start()
         yield c

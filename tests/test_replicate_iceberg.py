@@ -108,7 +108,7 @@ def setup(cluster, tmp_path):
     return db, target, config(target, {"app": (db.standby_url, TABLES)})
 
 
-@pytest.mark.parametrize("jobs", [1, 3])
+@pytest.mark.parametrize("jobs", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_each_method_builds_and_refreshes_value_by_value(setup, jobs):
     db, target, cfg = setup
     runs = {r.table: (r.status, r.rows) for r in run_once(cfg, jobs=jobs)}

@@ -66,6 +66,11 @@ def published(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Publis
 #: offsets it translates); each rclone call through it derives its keys again, so the
 #: rest of the suite (the same topoff code) runs on the local remote only
 also_crypt = pytest.mark.parametrize("published", ALL_KINDS, indirect=True)
+#: the same, the crypt remote's run among the slow scenarios (rclone derives its keys
+#: again at every call: 5 to 15 s a test)
+also_crypt_slow = pytest.mark.parametrize(
+    "published", [pytest.param(k, marks=[pytest.mark.slow] * (k == "rclone-crypt"))
+                  for k in ALL_KINDS], indirect=True)
 
 
 @pytest.fixture
@@ -133,7 +138,7 @@ def test_open_read_from_offset(stores: tuple[Store, Store]) -> None:
             assert f.read() == data[offset:], offset
 
 
-@also_crypt
+@also_crypt_slow
 def test_list_by_prefix_sorted(stores: tuple[Store, Store]) -> None:
     writer, reader = stores
     names = ["b.txt", "a/2.txt", "a/1.txt", "a/sub/x", "ab.txt", "index.json"]
@@ -154,7 +159,7 @@ def test_list_by_prefix_sorted(stores: tuple[Store, Store]) -> None:
         assert reader.list("a/") == writer.list("a/")
 
 
-@also_crypt
+@also_crypt_slow
 def test_missing_files(stores: tuple[Store, Store]) -> None:
     writer, reader = stores
     writer.write_bytes("present", b"1")
@@ -266,7 +271,7 @@ def test_racing_writers_of_one_name_one_wins(stores: tuple[Store, Store]) -> Non
         assert reader.read_bytes(name) == payload(50_000, seed=winner)
 
 
-@also_crypt
+@also_crypt_slow
 def test_swap_bytes_compares_then_swaps(stores: tuple[Store, Store]) -> None:
     writer, reader = stores
     assert writer.swap_bytes("lock.json", b"a", b"b") is False  # missing: nothing to swap
