@@ -64,6 +64,7 @@ def run_sync(url: str, target: str, signal_after: int | None = None,
     return proc.returncode, lines
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_several_points_then_rerun(published, replicas: Replicas, db):
     reference = replicas.new()
     code, full_run = run_sync(published, reference)

@@ -414,6 +414,7 @@ def test_glob_characters_in_a_local_path_load_only_the_verified_file(dataset, tm
 
 # -- planning is linear ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_planning_32000_revisions_of_one_day():
     window = Window.day(day(3))
     full = "full/2020-01-01T000000Z"

@@ -369,8 +369,8 @@ def _command(path: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "topoff", "replicate", "--config", path, *extra]
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=[pytest.mark.slow] * (k != "postgresql"))
-                                  for k in ENGINES])
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ENGINES)
 def test_sigkill_then_rerun(kind, cluster, maria, tmp_path):
     maria.execute("CREATE TABLE big (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, v TEXT);"
                   "INSERT INTO big SELECT seq, TIMESTAMP'2026-01-01 00:00:00' + INTERVAL seq "

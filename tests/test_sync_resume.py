@@ -212,6 +212,7 @@ def run_sync(url: str, target: str, kill_after: int | None = None,
     return code, lines
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_then_rerun(dataset: Dataset, replicas: Replicas):
     url = str(dataset.url)
     reference = replicas.new()
