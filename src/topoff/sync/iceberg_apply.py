@@ -120,13 +120,15 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if any("." in k for k in entry.primary_key):  # a table made by an earlier version
                 table_name(entry)  # refuses it, as for a new table
             rows, keys = 0, list(entry.primary_key)
-            numbers = _number_keys(entry, schema)
+            numbers, spans = _text_keys(entry, schema, "decimal"), _text_keys(entry, schema,
+                                                                               "interval")
             for t in ahead(gathered(stream, 0)):
                 _no_null_key(pub, entry, t)
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
-                    if numbers:  # 2 and 2.00 one key: matched by Arrow, not by a filter
-                        delete_keys(txn, table, keys, part, props, numbers)
+                    if numbers or spans:  # 2 and 2.00 one key, 1 day and 24:00:00 one key:
+                        # matched by Arrow, not by a filter
+                        delete_keys(txn, table, keys, part, props, numbers, spans)
                     else:
                         txn.delete(key_filter(keys, part), snapshot_properties=props)
                     rows += append(txn, table, iter([part]), props)
@@ -140,13 +142,14 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
     return rows
 
 
-def _number_keys(entry: TableEntry, schema: Any) -> set[str]:
-    """The key columns that are a decimal kept as its text (no fixed scale, or wider than
-    Iceberg's decimal): their equal numbers may be written otherwise (2 and 2.00)."""
+def _text_keys(entry: TableEntry, schema: Any, kind: str) -> set[str]:
+    """The key columns of logical ``kind`` kept as their text: a decimal (no fixed scale,
+    or wider than Iceberg's decimal), whose equal numbers may be written otherwise (2 and
+    2.00); an interval, whose equal spans may be (1 day and 24:00:00)."""
     from pyiceberg.types import StringType
 
     kinds = {c.name: c.logical.kind for c in entry.columns}
-    return {k for k in entry.primary_key or () if kinds.get(k) == "decimal"
+    return {k for k in entry.primary_key or () if kinds.get(k) == kind
             and isinstance(schema.find_field(k).field_type, StringType)}
 
 

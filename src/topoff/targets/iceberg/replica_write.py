@@ -93,13 +93,14 @@ def _window(tdef: TableDef, schema: Any, lo: str | None, hi: str,
 Hook = Callable[[], None]
 
 
-def number_keys(tdef: TableDef, schema: Any) -> set[str]:
-    """The table's key columns that are an unconstrained numeric kept as a string."""
+def number_keys(tdef: TableDef, schema: Any, kind: str = "numeric_any") -> set[str]:
+    """The table's key columns of ``kind`` kept as a string: an unconstrained numeric (an
+    interval, ``kind="interval"``)."""
     from pyiceberg.types import StringType
 
     types = {c.name: c.type for c in tdef.columns}
     return {k for k in tdef.primary_key if k in types
-            and family(types[k]).kind == "numeric_any"
+            and family(types[k]).kind == kind
             and isinstance(schema.find_field(k).field_type, StringType)}
 
 
@@ -134,14 +135,15 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
             elif change.replace == "keys":
                 rows = 0
                 keys, numbers = list(tdef.primary_key), number_keys(tdef, schema)
-                arrow = len(keys) == 1 or bool(numbers)  # else pyiceberg's filter
+                spans = number_keys(tdef, schema, "interval")
+                arrow = len(keys) == 1 or bool(numbers or spans)  # else pyiceberg's filter
                 step = KEY_ROWS if arrow else COMPOSITE_KEY_ROWS
                 for t in gathered(stream, WRITE_BYTES):
                     # the keys are unique in the refresh's rows: delete them all, append once
                     for start in range(0, t.num_rows, step):
                         part = t.slice(start, step)
                         if arrow:
-                            delete_keys(txn, table, keys, part, props, numbers)
+                            delete_keys(txn, table, keys, part, props, numbers, spans)
                         else:
                             txn.delete(key_filter(keys, part), snapshot_properties=props)
                     rows += append(txn, table, iter([t]), props)

@@ -26,6 +26,7 @@ from pyiceberg.expressions import (
 )
 
 from topoff.errors import TopoffError
+from topoff.targets.iceberg.spans import span_text
 
 
 def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
@@ -60,21 +61,24 @@ def _zero(values: Any) -> Any:
     return pc.if_else(pc.equal(values, 0), pa.scalar(0.0, values.type), values)
 
 
-def _keyed(t: pa.Table, keys: list[str], numbers: Collection[str]) -> pa.Table:
-    """The ``keys`` columns of ``t`` as compared: -0 as 0, a number's text as its shortest."""
+def _keyed(t: pa.Table, keys: list[str], numbers: Collection[str],
+           spans: Collection[str] = ()) -> pa.Table:
+    """The ``keys`` columns of ``t`` as compared: -0 as 0, a number's text as its shortest,
+    an interval's as its span."""
     cols = [_zero(t.column(k)) for k in keys]
-    return pa.table([_number_text(c) if k in numbers else c for k, c in zip(keys, cols,
-                                                                            strict=True)],
-                    names=keys)
+    return pa.table([_number_text(c) if k in numbers else span_text(c) if k in spans else c
+                     for k, c in zip(keys, cols, strict=True)], names=keys)
 
 
-def _rough(wanted: pa.Table, numbers: Collection[str]) -> BooleanExpression:
+def _rough(wanted: pa.Table, numbers: Collection[str],
+           spans: Collection[str] = ()) -> BooleanExpression:
     """A filter of the data files that may hold a row of ``wanted``'s keys: each key
-    column's range (none for a float column holding NaN: no bound covers it)."""
+    column's range (none for a float column holding NaN: no bound covers it; none for an
+    interval: its texts of one span have no common range)."""
     out: BooleanExpression = AlwaysTrue()
     for k in wanted.column_names:
         c = wanted.column(k)
-        if pa.types.is_floating(c.type) and pc.any(pc.is_nan(c)).as_py():
+        if k in spans or (pa.types.is_floating(c.type) and pc.any(pc.is_nan(c)).as_py()):
             continue
         bounds = pc.min_max(c)
         top = bounds["max"].as_py()
@@ -87,9 +91,9 @@ def _rough(wanted: pa.Table, numbers: Collection[str]) -> BooleanExpression:
 
 
 def _hits(df: pa.Table, keys: list[str], wanted: pa.Table,
-          numbers: Collection[str]) -> pa.Array:
+          numbers: Collection[str], spans: Collection[str]) -> pa.Array:
     """Which rows of ``df`` have the keys of a row of ``wanted`` (compared as _keyed)."""
-    mine = _keyed(df, keys, numbers)
+    mine = _keyed(df, keys, numbers, spans)
     if len(keys) == 1:
         return pc.fill_null(pc.is_in(mine.column(0), value_set=wanted.column(0).cast(
             mine.column(0).type)), False)
@@ -101,11 +105,14 @@ def _hits(df: pa.Table, keys: list[str], wanted: pa.Table,
 
 
 def delete_keys(txn: Any, table: Any, keys: list[str], rows: pa.Table,
-                props: dict[str, str], numbers: Collection[str] = ()) -> None:
+                props: dict[str, str], numbers: Collection[str] = (),
+                spans: Collection[str] = ()) -> None:
     """Delete the rows whose ``keys`` equal those of a row of ``rows`` (no NULL among
     them): the data files the keys' ranges may hold rewritten without them, in one
     overwrite snapshot. ``numbers``: key columns that are an unconstrained numeric kept
     as its text, where equal numbers written otherwise (2 and 2.00) are the same key.
+    ``spans``: key columns that are an interval kept as its text, where intervals of one
+    span written otherwise (1 day and 24:00:00) are the same key (spans.py).
 
     What pyiceberg's ``Transaction.delete`` does for a filter of the keys, less its cost:
     it binds and converts every listed key several times in Python (5 of 7 seconds for
@@ -114,7 +121,7 @@ def delete_keys(txn: Any, table: Any, keys: list[str], rows: pa.Table,
     keys whose -0 is read as 0: equal in PostgreSQL, one key, which Arrow tells apart)."""
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
-    wanted = _keyed(rows, keys, numbers)
+    wanted = _keyed(rows, keys, numbers, spans)
     if len(keys) == 1:
         wanted = pa.table([pc.unique(wanted.column(0).combine_chunks())], names=keys)
     if wanted.num_rows == 0:
@@ -122,10 +129,10 @@ def delete_keys(txn: Any, table: Any, keys: list[str], rows: pa.Table,
     meta = txn.table_metadata
     write_uuid, counter = uuid.uuid4(), itertools.count(0)
     replaced: list[tuple[Any, list[Any]]] = []
-    for task in txn._scan(row_filter=_rough(wanted, numbers)).plan_files():
+    for task in txn._scan(row_filter=_rough(wanted, numbers, spans)).plan_files():
         df = ArrowScan(table_metadata=meta, io=table.io, projected_schema=meta.schema(),
                        row_filter=AlwaysTrue()).to_table(tasks=[task])
-        keep = df.filter(pc.invert(_hits(df, keys, wanted, numbers)))
+        keep = df.filter(pc.invert(_hits(df, keys, wanted, numbers, spans)))
         if len(keep) == len(df):
             continue
         new = list(_dataframe_to_data_files(io=table.io, df=keep, table_metadata=meta,
