@@ -71,6 +71,35 @@ def test_a_case_insensitive_key_is_refused_for_an_upsert_export(db: Database,
     assert check.exit_code == 2 and "case-insensitively" in check.stderr, check.stderr
 
 
+def test_an_array_of_citext_key_is_refused(db: Database, cluster, tmp_path: Path) -> None:
+    """'{abc}' and '{ABC}' are one citext[] (its elements compare as citext), which a
+    replica compares as text: the updater's replica held both rows, exit 0."""
+    db.execute("CREATE EXTENSION IF NOT EXISTS citext; CREATE DOMAIN tag_ci AS citext;"
+               "CREATE DOMAIN tags_ci AS citext[];"
+               "CREATE TABLE a (k citext[] PRIMARY KEY, ts timestamptz NOT NULL);"
+               "CREATE TABLE da (k tag_ci[] PRIMARY KEY, ts timestamptz NOT NULL);"
+               "CREATE TABLE ad (id int, k tags_ci, ts timestamptz NOT NULL, "
+               "PRIMARY KEY (id, k));"
+               "INSERT INTO a VALUES ('{abc}', '2026-01-01')")
+    assert db.execute("SELECT '{abc}'::citext[] = '{ABC}'::citext[]") == [(True,)]
+    url = new_target("duckdb", cluster, tmp_path)
+    tables = {t: {"method": "updater", "cursor": "ts"} for t in ("a", "da", "ad")}
+    for run in run_once(config(url, {"app": (db.standby_url, tables)})):
+        assert (run.status, run.exit_code) == ("failed", 2), run
+        assert "citext" in (run.error or "") and "'k'" in (run.error or ""), run.error
+    cfg = config(url, {"app": (db.standby_url, {"a": {"method": "updater", "cursor": "ts",
+                                                      "key": ["k"]}})})
+    assert run_once(cfg)[0].status == "ok"  # the user's word
+    export = make_config(db, 'dataset = "ci"\n[tables.a]\nschema = "public"\n'
+                         'method = "upsert"\ncursor = "ts"\n')
+    with pytest.raises(ConfigError) as info:
+        export_full(export, open_store(str(tmp_path / "d")))
+    assert "citext" in info.value.message
+    with psycopg.connect(db.standby_url) as conn:  # nor suggested as an upsert key
+        found = {t.name: t.folding for t in discover(conn, ["public"])}
+    assert found["a"] == found["da"] == {"k"} and "k" in found["ad"]
+
+
 def test_init_does_not_suggest_an_upsert_by_a_case_insensitive_key(db: Database) -> None:
     """init (and an export without a config) suggested upsert, which the export refuses."""
     db.execute("CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE u (k citext PRIMARY KEY, "
