@@ -77,6 +77,41 @@ def test_a_case_insensitive_key_is_refused_for_an_upsert_export(maria: MariaData
     assert export_full(cfg, open_store(str(tmp_path / "e"))).manifests
 
 
+def test_a_prefix_key_is_refused_for_an_updater_and_an_upsert_export(
+        maria: MariaDatabase, cluster, tmp_path: Path) -> None:
+    """PRIMARY KEY (k(4)): MariaDB holds one row for all values sharing their first 4
+    characters (bytes, for a binary column), so 'abcd1' updated to 'abcd2' is one key
+    there and two in a replica, which compares the whole value: the updater's replica held
+    both rows, exit 0."""
+    maria.execute(
+        "CREATE TABLE pre (k VARCHAR(20) COLLATE utf8mb4_nopad_bin NOT NULL, "
+        "ts DATETIME(6) NOT NULL, v INT, PRIMARY KEY (k(4)));"
+        "CREATE TABLE bpre (id INT NOT NULL, k BLOB NOT NULL, ts DATETIME(6) NOT NULL, "
+        "PRIMARY KEY (id, k(3)));"
+        "INSERT INTO pre VALUES ('abcd1', '2026-01-01', 1); "
+        "INSERT INTO bpre VALUES (1, 'xyz1', '2026-01-01')")
+    url = new_target("duckdb", cluster, tmp_path)
+    tables = {t: {"method": "updater", "cursor": "ts"} for t in ("pre", "bpre")}
+    runs = {r.table.rsplit(".", 1)[1]: r for r in run_once(config(url, {
+        "m": (maria.replica_url, tables)}))}
+    for t, what in (("pre", "first 4 characters"), ("bpre", "first 3 bytes")):
+        run = runs[t]
+        assert (run.status, run.exit_code) == ("failed", 2), run
+        assert what in (run.error or "") and "'k'" in (run.error or ""), run.error
+    # the key named in the config is the user's word; an inserter's rows never change
+    for settings in ({"method": "updater", "key": ["k"]}, {"method": "inserter"}):
+        url = new_target("duckdb", cluster, tmp_path)
+        runs = run_once(config(url, {"m": (maria.replica_url, {"pre": {
+            "cursor": "ts", **settings}})}))
+        assert runs[0].status == "ok", runs[0].error
+    cfg = Config(dataset="pre", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="pre", method="upsert", cursor="ts"),))
+    with pytest.raises(ConfigError) as info:
+        export_full(cfg, open_store(str(tmp_path / "d")))
+    assert "first 4 characters" in info.value.message
+    assert "never respelled" in (info.value.hint or "")
+
+
 def test_which_collations_compare_as_bytes() -> None:
     """MySQL 8's utf8mb4_0900_bin is NO PAD: exact, as MariaDB's _nopad_bin (it was
     refused as a PAD SPACE collation)."""

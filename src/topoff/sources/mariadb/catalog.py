@@ -29,6 +29,11 @@ SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY'
 ORDER BY ORDINAL_POSITION
 """
+_PREFIXES = """
+SELECT COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY'
+  AND SUB_PART IS NOT NULL
+"""
 _TABLES = """
 SELECT TABLE_NAME, TABLE_ROWS, ENGINE FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'
@@ -49,6 +54,9 @@ class MariaTable:
     primary_key: list[str]
     estimated_rows: int
     engine: str
+    #: (column, length) of each primary key column indexed by its first characters (bytes,
+    #: for a binary column) only: ``PRIMARY KEY (k(10))``
+    prefixes: tuple[tuple[str, int], ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -71,9 +79,16 @@ def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
     """Why ``key`` holds values a replica, comparing bytes, tells apart as one key of the
     source (its collation folds case or accents, or ignores trailing spaces), or None.
     CHAR drops trailing spaces as it is read, so a PAD SPACE binary collation is exact
-    there; ENUM and SET compare by label number."""
+    there; ENUM and SET compare by label number. A primary key column indexed by a prefix
+    holds one row for all values sharing it, whatever their collation."""
+    prefixes = dict(table.prefixes) if list(key) == table.primary_key else {}
     for name in key:
         c = table.column(name)
+        if name in prefixes:
+            unit = "characters" if c.collation and c.collation != "binary" else "bytes"
+            return (f"key column {name!r} is indexed by its first {prefixes[name]} {unit} "
+                    f"only (PRIMARY KEY ({name}({prefixes[name]}))): values that share "
+                    "them are one key")
         coll = c.collation
         if not coll or coll == "binary" or c.logical.get("kind") in ("enum", "set"):
             continue
@@ -160,5 +175,7 @@ def read_table(conn: Any, schema: str, table: str) -> MariaTable:
                        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, table))
     est, engine = size[0] if size else (0, "")
     _every_column_readable(conn, schema, table, len(columns))
+    prefixes = tuple((str(n), int(p)) for n, p in _rows(conn, _PREFIXES, (schema, table)))
     return MariaTable(schema=schema, name=table, columns=columns, primary_key=pk,
-                      estimated_rows=int(est or 0), engine=str(engine or ""))
+                      estimated_rows=int(est or 0), engine=str(engine or ""),
+                      prefixes=prefixes)
