@@ -25,6 +25,7 @@ from support.store_fixtures import Published
 from topoff import __version__
 from topoff.dataset import layout
 from topoff.dataset.index import read_index
+from topoff.dataset.lock import dataset_lock
 from topoff.dataset.manifest import FORMAT_VERSION
 from topoff.demo import sample
 from topoff.errors import IntegrityError
@@ -357,8 +358,10 @@ def test_a_full_export_never_overwrites_a_published_one(datanommer, config, dest
 
 
 def test_a_concurrent_run_of_the_same_day_keeps_the_winner_whole(datanommer, dest):
-    """Two runs of one day at once (cron and a person): the one that publishes second
-    fails, and neither overwrites the other's manifest nor deletes its files."""
+    """Two runs of one day at once that get past the dataset's lock (both given the store
+    of one held lock; or one whose lock was taken over while it stalled): the one that
+    publishes second fails, and neither overwrites the other's manifest nor deletes its
+    files."""
     config = make_config(datanommer, jobs=1, lookback_days=0)
     store = open_store(str(dest))
     day = layout.Window.day(yesterday())
@@ -366,11 +369,12 @@ def test_a_concurrent_run_of_the_same_day_keeps_the_winner_whole(datanommer, des
 
     def hook(event, **kw):
         if event == "table_start" and not winner:
-            winner.append(export_incremental(config, store, day))
+            winner.append(export_incremental(config, locked, day))
 
     # the loser stops at its first file whose name the winner published (never overwritten)
-    with pytest.raises(FileExists, match="already exists"):
-        export_incremental(config, store, day, hook=hook)
+    with dataset_lock(store, config.dataset) as locked, \
+            pytest.raises(FileExists, match="already exists"):
+        export_incremental(config, locked, day, hook=hook)
     data = read_dataset(store)  # manifests and every file still match the index
     assert data.ids() == [p.id for p in winner[0].publications]
     [m] = winner[0].manifests

@@ -233,9 +233,10 @@ def test_concurrent_exports_of_one_day_publish_once(datanommer, tmp_path):
 
 
 def test_a_run_without_the_lock_never_removes_another_runs_files(datanommer, tmp_path):
-    """Two library runs of one day that bypass the lock (or a run whose lock was taken over
-    while it was stalled): the one that finds a name taken stops, and its clean-up removes
-    only files it made, not the other run's (not yet published) ones."""
+    """Two library runs of one day that bypass the lock (both given the store of one held
+    lock; or a run whose lock was taken over while it was stalled): the one that finds a
+    name taken stops, and its clean-up removes only files it made, not the other run's (not
+    yet published) ones."""
     from support.dataset import read_table
     from support.pg import make_config
     from topoff.dataset.layout import Window
@@ -251,10 +252,11 @@ def test_a_run_without_the_lock_never_removes_another_runs_files(datanommer, tmp
         # the first run has made its first table's file; a second run starts and finishes
         if event == "table_done" and not failures:
             with pytest.raises(FileExists) as err:
-                export_incremental(config, store, day)
+                export_incremental(config, locked, day)
             failures.append(err.value)
 
-    result = export_incremental(config, store, day, hook=hook)
+    with dataset_lock(store, config.dataset) as locked:
+        result = export_incremental(config, locked, day, hook=hook)
     assert failures and "already exists" in failures[0].message
     data = read_dataset(store)  # every file the winner's manifest lists is there, whole
     assert data.ids() == [p.id for p in result.publications]

@@ -13,6 +13,7 @@ from topoff import __version__
 from topoff.config import Config
 from topoff.dataset import layout
 from topoff.dataset.index import Publication, read_index
+from topoff.dataset.lock import dataset_lock
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files, write_file
 from topoff.dataset.readme import full_readme
@@ -79,9 +80,19 @@ def table_entry(t: SourceTable) -> TableEntry:
 
 def export_full(config: Config, store: Store, hook: Hook | None = None,
                 on_rows: Callable[[str, int], None] | None = None,
-                kind: SourceKind | None = None) -> ExportResult:
+                kind: SourceKind | None = None, wait: bool = False) -> ExportResult:
     """Export every configured table in one snapshot and publish it; returns what was made
-    (``kind``: the Source class, by default the one the source URL names)."""
+    (``kind``: the Source class, by default the one the source URL names). The dataset's
+    lock is held meanwhile: held by another export, it raises DatasetLocked before
+    anything is written, or with ``wait`` waits for it (a store from ``dataset_lock`` is
+    one whose lock this run holds already: see dataset/lock.py)."""
+    with dataset_lock(store, config.dataset, wait) as locked:
+        return _export_full(config, locked, hook, on_rows, kind)
+
+
+def _export_full(config: Config, store: Store, hook: Hook | None,
+                 on_rows: Callable[[str, int], None] | None,
+                 kind: SourceKind | None) -> ExportResult:
     assert config.source_url is not None
     started = time.monotonic()
     written: list[str] = []

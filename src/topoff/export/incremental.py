@@ -32,12 +32,14 @@ from datetime import UTC, datetime
 from topoff import __version__
 from topoff.config import Config
 from topoff.dataset import layout
-from topoff.dataset.index import Index, read_index, read_manifest
+from topoff.dataset.index import Index, read_index
 from topoff.dataset.layout import Window
+from topoff.dataset.lock import dataset_lock
 from topoff.dataset.manifest import Manifest, TableEntry
 from topoff.dataset.publish import publish, remove_files
 from topoff.dataset.readme import incremental_readme
 from topoff.export.full import ExportResult, _namer, table_entry
+from topoff.export.previous import latest_table_entry, previous_entry
 from topoff.export.recheck_log import Phases, log_window
 from topoff.export.runner import CopyUnit, HashUnit, Hook, Runner
 from topoff.export.split import Joiner, joined_sha256, part_namer, sub_windows, window_counts
@@ -86,41 +88,6 @@ class WindowPlan:
     @property
     def changed(self) -> bool:
         return self.previous_pub is None or any(tp.export for tp in self.tables)
-
-
-def _previous_entry(index: Index | None, store: Store, window: Window,
-                    cache: dict[str, Manifest]) -> tuple[str | None, int, Manifest | None]:
-    """The newest revision of a window: (publication id, revision number, manifest)."""
-    pub = index.latest_revision(window) if index else None
-    # Numbers go on past revisions that retention removed: a name is never published twice.
-    pruned = max((_revision_of(r["id"]) for r in (index.removed if index else [])
-                  if r.get("label") == window.label), default=0)
-    if pub is None:
-        return None, pruned, None
-    if pub.id not in cache:
-        cache[pub.id] = read_manifest(store, pub)
-    return pub.id, max(pub.revision or 0, pruned), cache[pub.id]
-
-
-def _revision_of(pub_id: str) -> int:
-    try:
-        return layout.parse_id(pub_id)[2] or 0
-    except ValueError:
-        return 0
-
-
-def _latest_table_entry(index: Index | None, store: Store, qualified: str,
-                        cache: dict[str, Manifest]) -> tuple[str | None, TableEntry | None]:
-    """The newest publication holding a table (for snapshot tables), and its entry."""
-    if index is None:
-        return None, None
-    for pub in reversed(index.publications):
-        if pub.id not in cache:
-            cache[pub.id] = read_manifest(store, pub)
-        entry = cache[pub.id].tables.get(qualified)
-        if entry is not None:
-            return pub.id, entry
-    return None, None
 
 
 def _same_shape(entry: TableEntry, t: SourceTable) -> bool:
@@ -173,7 +140,7 @@ def plan_windows(source: Source, info: SourceSnapshot, store: Store,
     cursor_tables = [t for t in tables if t.config.cursor]
     plans = []
     for w in [*days_back(window, lookback_days), window]:
-        prev_id, prev_rev, prev = _previous_entry(index, store, w, cache)
+        prev_id, prev_rev, prev = previous_entry(index, store, w, cache)
         if prev_id is None and w != window and index is not None and any(
                 r.get("label") == w.label for r in index.removed):
             log.info("%s: removed by retention; not re-checked", w.label)
@@ -189,7 +156,7 @@ def plan_windows(source: Source, info: SourceSnapshot, store: Store,
     # Snapshot tables travel with the target window's publication, when they changed.
     target = plans[-1]
     for t in (t for t in tables if not t.config.cursor):
-        pub_id, entry = _latest_table_entry(index, store, t.qualified, cache)
+        pub_id, entry = latest_table_entry(index, store, t.qualified, cache)
         count, digest = _table_hash(source, t)
         same = (entry is not None and digest is not None and entry.content_hash == digest
                 and entry.rows == count
@@ -277,9 +244,17 @@ def _units_for(wp: WindowPlan, source: Source, jobs: int = 1,
 def export_incremental(config: Config, store: Store, window: Window, force: bool = False,
                        hook: Hook | None = None,
                        on_rows: Callable[[str, int], None] | None = None,
-                       kind: SourceKind | None = None) -> ExportResult:
+                       kind: SourceKind | None = None, wait: bool = False) -> ExportResult:
     """Export ``window`` and republish changed recent days; see the module docstring
-    (``kind``: the Source class, by default the one the source URL names)."""
+    (``kind``: the Source class, by default the one the source URL names). The dataset's
+    lock is held meanwhile, as by export_full (``wait``: wait for another export's)."""
+    with dataset_lock(store, config.dataset, wait) as locked:
+        return _export(config, locked, window, force, hook, on_rows, kind)
+
+
+def _export(config: Config, store: Store, window: Window, force: bool, hook: Hook | None,
+            on_rows: Callable[[str, int], None] | None, kind: SourceKind | None,
+            ) -> ExportResult:
     started = time.monotonic()
     written: list[str] = []
     kind = kind or source_class(config.source_url or "")
@@ -304,7 +279,7 @@ def export_incremental(config: Config, store: Store, window: Window, force: bool
                     # earlier days finds: its COPYs start now, beside the recheck.
                     early: set[str] = set()
                     manifests: dict[str, Manifest] = {}
-                    prev_id, prev_rev, _ = _previous_entry(index, store, window, manifests)
+                    prev_id, prev_rev, _ = previous_entry(index, store, window, manifests)
                     if prev_id is None:
                         first = WindowPlan(window, prev_rev + 1, None, is_target=True, tables=[
                             TablePlan(t, export=True) for t in tables if t.config.cursor])

@@ -1,0 +1,183 @@
+"""export_full and export_incremental called as a library hold the dataset's lock as the
+`topoff export` command does: two exports of one dataset at once (two threads of one
+program, or a program and the command) never both publish."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from support.cli import write_config
+from support.dataset import read_dataset
+from support.pg import make_config
+from topoff.dataset import layout
+from topoff.dataset.layout import Window
+from topoff.dataset.lock import DatasetLocked, dataset_lock
+from topoff.demo import sample
+from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
+from topoff.export.windows import yesterday
+from topoff.stores import open_store
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TOPOFF_")}
+    e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def _call(kind: str, config, store, **kw):
+    if kind == "full":
+        return export_full(config, store, **kw)
+    return export_incremental(config, store, Window.day(yesterday()), **kw)
+
+
+def _while_first_runs(kind: str, config, store, second) -> tuple[object, list]:
+    """Run the first export in a thread; once it has its snapshot, ``second()`` runs in
+    another thread, to its end, before the first goes on. (first's result, [second's
+    result or error])"""
+    inside, other_done = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot":
+            inside.set()
+            assert other_done.wait(300)
+
+    def run_second() -> None:
+        assert inside.wait(300)
+        try:
+            outcome.append(second())
+        except BaseException as e:  # looked at by the test
+            outcome.append(e)
+        finally:
+            other_done.set()
+
+    first: list = []
+    threads = [threading.Thread(target=lambda: first.append(_call(kind, config, store,
+                                                                  hook=hook))),
+               threading.Thread(target=run_second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert len(first) == 1, "the first export failed"
+    return first[0], outcome
+
+
+@pytest.mark.parametrize("kind", ["full", "incremental"])
+def test_two_library_exports_in_two_threads_publish_once(datanommer, tmp_path, kind):
+    """The second export, started while the first runs, stops before writing anything with
+    the command's error (exit 5, locked by another export); the first publishes alone."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    result, [second] = _while_first_runs(kind, config, store,
+                                         lambda: _call(kind, config, store))
+    assert isinstance(second, DatasetLocked), second
+    assert second.exit_code == 5 and "locked by another export" in second.message
+    assert f"pid {os.getpid()}" in second.message
+    data = read_dataset(store)  # the index is valid, every file matches its manifest
+    assert data.ids() == [p.id for p in result.publications] and len(data.ids()) == 1
+    assert not (tmp_path / "published" / layout.LOCK).exists()
+
+
+def test_a_library_export_that_waits_runs_after_the_other(datanommer, tmp_path):
+    """wait=True (the command's --wait): the second export waits for the lock while the
+    first runs, then runs once the first has published, and finds the day unchanged."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    inside, waiting = threading.Event(), threading.Event()
+    done: list = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("waiting for the lock held by"):
+                waiting.set()
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot" and not inside.is_set():
+            inside.set()
+            assert waiting.wait(300)  # the second is waiting: go on
+
+    def second() -> None:
+        assert inside.wait(300)
+        done.append(_call("incremental", config, store, wait=True))
+
+    seen, log = Seen(), logging.getLogger("topoff")
+    log.addHandler(seen)
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        first = _call("incremental", config, store, hook=hook)
+        waiter.join(600)
+    finally:
+        log.removeHandler(seen)
+        log.setLevel(level)
+    [later] = done
+    day = str(yesterday())
+    assert [p.id for p in first.publications] == [f"incremental/{day}/r1"]
+    assert later.publications == [] and later.unchanged == [day]
+    assert read_dataset(store).ids() == [f"incremental/{day}/r1"]
+
+
+def test_the_command_and_a_library_export_in_two_processes(datanommer, tmp_path):
+    """A program's library export holds the lock: `topoff export incremental` run meanwhile
+    exits 5 naming this process; then the command holds it, and the library call is
+    refused in turn."""
+    dest = tmp_path / "published"
+    store = open_store(str(dest))
+    config = make_config(datanommer, lookback_days=0)
+    conf = write_config(tmp_path / "t.toml", sample.example_config())
+    args = [sys.executable, "-m", "topoff", "export", "incremental", "--config", conf,
+            "--source", datanommer.standby_url, "--to", str(dest), "--lookback-days", "0",
+            "--quiet"]
+
+    def command() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
+
+    result, [proc] = _while_first_runs("incremental", config, store, command)
+    assert proc.returncode == 5, proc.stderr
+    assert "locked by another export" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
+    assert read_dataset(store).ids() == [p.id for p in result.publications]
+
+    # the command holding the lock (a process that stops inside its export, as one
+    # holding it would): a lock of another process on this host, alive
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys\n"
+        "from topoff.dataset.lock import dataset_lock\n"
+        "from topoff.stores import open_store\n"
+        f"with dataset_lock(open_store({str(dest)!r}), 'datanommer'):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.readline()\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(DatasetLocked, match=f"pid {holder.pid}"):
+            _call("incremental", config, store)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(60)
+        holder.stdout.close()  # type: ignore[union-attr]
+
+
+def test_the_command_takes_the_lock_once(datanommer, tmp_path):
+    """A store from dataset_lock (the command's) is this run's lock: the export inside it
+    publishes, neither refused by its own lock nor waiting for it."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    with dataset_lock(store, config.dataset) as locked:
+        result = _call("incremental", config, locked)
+        assert (tmp_path / "published" / layout.LOCK).exists()
+    assert read_dataset(store).ids() == [p.id for p in result.publications]
+    assert not (tmp_path / "published" / layout.LOCK).exists()
