@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
+from topoff.workers import carried
+
 T = TypeVar("T")
 
 _END = object()
@@ -47,7 +49,7 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker = threading.Thread(target=carried(produce), name=name, daemon=True)
     worker.start()
     interrupted = False
     try:

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from topoff.canonical import pg_row_hash
 from topoff.dataset.manifest import Column
+from topoff.workers import carried
 
 _TABLES_Q = """
 SELECT n.nspname, c.relname, c.oid
@@ -84,7 +85,7 @@ def table_hashes(conn: psycopg.Connection,
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(tables)),
                               thread_name_prefix="topoff-hash")
     try:
-        futures = [pool.submit(work, t) for t in tables]
+        futures = [pool.submit(carried(work), t) for t in tables]
         out = {f"{t[0]}.{t[1]}": f.result() for t, f in zip(tables, futures, strict=True)}
     except BaseException:
         # the first error (or an interrupt) stops the rest; the caller cancels the

@@ -2,13 +2,14 @@
 let it finish stopping.
 
 The first signal raises KeyboardInterrupt in the main thread and cancels every statement
-topoff's connections run (from a thread of its own: the main thread may be inside a
-driver's C code, waiting on a server; see workers.py). What is running then rolls back or
-removes what it wrote (an export's unpublished files), the lock is released, and the
-command reports ``interrupted`` with exit status 130. A second signal used to interrupt
-that cleanup in turn (two quick SIGTERMs, Ctrl-C then ``kill``), leaving unpublished files,
-a lock or a temp file behind: every later signal is now only noted (one warning), until
-the process ends. SIGKILL still stops it at once.
+the command's connections run (from a thread of its own: the main thread may be inside a
+driver's C code, waiting on a server; see workers.py); a command run inside another
+program cancels its own statements only, not those of the program's other calls. What is
+running then rolls back or removes what it wrote (an export's unpublished files), the
+lock is released, and the command reports ``interrupted`` with exit status 130. A second
+signal used to interrupt that cleanup in turn (two quick SIGTERMs, Ctrl-C then ``kill``),
+leaving unpublished files, a lock or a temp file behind: every later signal is now only
+noted (one warning), until the process ends. SIGKILL still stops it at once.
 
 That is the ``topoff`` program (``__main__``). A command run inside another program's
 process (click's ``main`` with ``standalone_mode=False``, CliRunner) gives that program
@@ -23,7 +24,10 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from topoff.workers import Run
 
 log = logging.getLogger("topoff")
 
@@ -74,6 +78,8 @@ def term_as_interrupt() -> Iterator[None]:
         finally:
             _State.depth -= 1
         return
+    from topoff.workers import new_run  # (not loaded before a command needs it)
+
     previous: dict[signal.Signals, Any] = {}
     try:
         for sig in _ALL:
@@ -87,17 +93,18 @@ def term_as_interrupt() -> Iterator[None]:
     wake, woken = os.pipe()[::-1]
     os.set_blocking(wake, False)
     before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
-    threading.Thread(target=_cancel_on_signal, args=(woken,), name="topoff-signals",
-                     daemon=True).start()
-    try:
-        yield
-    finally:
-        _State.depth = 0
-        signal.set_wakeup_fd(before)
-        if not (_State.stopped and _State.program):
-            for sig, was in previous.items():
-                signal.signal(sig, was)
-        os.close(wake)  # the thread reads the end of file and closes its side
+    with new_run() as run:  # the command's connections: what the signal cancels
+        threading.Thread(target=_cancel_on_signal, args=(woken, run), name="topoff-signals",
+                         daemon=True).start()
+        try:
+            yield
+        finally:
+            _State.depth = 0
+            signal.set_wakeup_fd(before)
+            if not (_State.stopped and _State.program):
+                for sig, was in previous.items():
+                    signal.signal(sig, was)
+            os.close(wake)  # the thread reads the end of file and closes its side
 
 
 def stopped() -> bool:
@@ -106,17 +113,20 @@ def stopped() -> bool:
     return _State.stopped
 
 
-def _cancel_on_signal(fd: int) -> None:
-    """On the first signal, cancel every statement; on a later one, say why nothing more
-    happens (once)."""
-    from topoff.workers import cancel_all
+def _cancel_on_signal(fd: int, run: Run) -> None:
+    """On the first signal, cancel the command's statements (in the ``topoff`` program,
+    every statement of the process); on a later one, say why nothing more happens (once)."""
+    from topoff.workers import cancel_every_run
 
     seen = 0
     try:
         while data := os.read(fd, 64):
             count = sum(data.count(bytes([sig])) for sig in _ALL)
             if count and not seen:
-                cancel_all()
+                if _State.program:
+                    cancel_every_run()
+                else:  # a command run inside another program: not the program's own calls
+                    run.cancel()
             if seen < 2 <= seen + count:
                 with contextlib.suppress(Exception):
                     log.warning("stopping already: letting this run remove what it wrote "

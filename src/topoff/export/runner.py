@@ -19,6 +19,7 @@ from topoff.dataset.manifest import DataFile
 from topoff.export.chunks import ChunkedWriter, compressor, open_spool
 from topoff.sources.base import Source, SourceReader, SourceTable
 from topoff.stores.base import Store
+from topoff.workers import carried
 
 Hook = Callable[..., None]
 
@@ -172,7 +173,7 @@ class Runner:
                 fut: Future[Any] = Future()
                 fut.set_result(self._run_one(u))  # a failure propagates from here
             else:
-                fut = self._pool.submit(self._run_one, u)
+                fut = self._pool.submit(carried(self._run_one), u)
             self._pending.append((u, fut))
 
     def results(self) -> dict[str, list[Any]]:

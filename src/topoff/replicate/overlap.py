@@ -31,6 +31,7 @@ from topoff.errors import SafetyError
 from topoff.replicate import stream
 from topoff.replicate.parallel import _params
 from topoff.sources.postgres import connect
+from topoff.workers import carried
 
 SPOOL = 8 << 20
 
@@ -51,7 +52,7 @@ class Aside:
         self._src: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._stop = False
-        self._thread = threading.Thread(target=self._read, name="topoff-replicate-aside",
+        self._thread = threading.Thread(target=carried(self._read), name="topoff-replicate-aside",
                                         daemon=True)
         self._thread.start()
 

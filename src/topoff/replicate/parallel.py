@@ -46,6 +46,7 @@ from topoff.replicate.describe import TableInfo
 from topoff.sources.postgres import connect
 from topoff.targets.base import TableDef, TableRef, Target
 from topoff.targets.postgres.target import column_type, lock_key
+from topoff.workers import carried
 
 log = logging.getLogger("topoff")
 
@@ -277,7 +278,7 @@ def _parallel(engine: Target, pg: psycopg.Connection, tdef: TableDef,
     jobs = min(info.table.copy_jobs, len(bounds))
     log.info("%s: first copy by %d readers in %d page ranges of one snapshot",
              info.table.qualified, jobs, len(bounds))
-    threads = [threading.Thread(target=readers.work, name=f"topoff-copy-{i}", daemon=True)
+    threads = [threading.Thread(target=carried(readers.work), name=f"topoff-copy-{i}", daemon=True)
                for i in range(jobs)]
     try:
         for th in threads:
