@@ -182,24 +182,31 @@ def test_store_retries_reach_the_stores():
 
 
 def test_store_http_settings_reach_the_stores():
-    """[store] http_timeout, http_min_rate and http_rate_window (docs/stores.md; the hint of
-    a timed-out read names http_timeout) are config keys, with StoreOptions' defaults."""
+    """[store] http_timeout, http_min_rate, http_rate_window and http_answer_timeout
+    (docs/stores.md; the hint of a timed-out read names http_timeout, that of a slow answer
+    http_answer_timeout) are config keys, with StoreOptions' defaults."""
     from topoff.cli.options import store_for
     from topoff.stores import StoreOptions
 
-    c = parse('[store]\nhttp_timeout = "90s"\nhttp_min_rate = 0\nhttp_rate_window = "2m"')
+    c = parse('[store]\nhttp_timeout = "90s"\nhttp_min_rate = 0\nhttp_rate_window = "2m"\n'
+              'http_answer_timeout = "5m"')
     options = store_for("http://127.0.0.1:1/data", c).options
-    assert (options.http_timeout, options.http_min_rate, options.http_rate_window) == (
-        90.0, 0, 120.0)
+    assert (options.http_timeout, options.http_min_rate, options.http_rate_window,
+            options.http_answer_timeout) == (90.0, 0, 120.0, 300.0)
+    assert store_for("http://127.0.0.1:1/data",
+                     parse("[store]\nhttp_answer_timeout = 0")).options.http_answer_timeout == 0
     default, given = StoreOptions(), store_for("http://127.0.0.1:1/data", parse("")).options
-    assert (given.http_timeout, given.http_min_rate, given.http_rate_window) == (
-        default.http_timeout, default.http_min_rate, default.http_rate_window)
+    assert (given.http_timeout, given.http_min_rate, given.http_rate_window,
+            given.http_answer_timeout) == (default.http_timeout, default.http_min_rate,
+                                           default.http_rate_window, default.http_answer_timeout)
     for bad, words in (("http_timeout = 0", "[store] http_timeout must be"),
                        ("http_timeout = nan", "[store] http_timeout must be"),
                        ('http_timeout = "2h"', "[store] http_timeout must be"),
                        ("http_min_rate = -1", "[store] http_min_rate must be at least 0"),
                        ('http_min_rate = "1k"', "[store] http_min_rate must be an integer"),
-                       ("http_rate_window = 0", "[store] http_rate_window must be")):
+                       ("http_rate_window = 0", "[store] http_rate_window must be"),
+                       ("http_answer_timeout = -1", "[store] http_answer_timeout must be"),
+                       ('http_answer_timeout = "2h"', "[store] http_answer_timeout must be")):
         e = error_of(f"[store]\n{bad}")
         assert words in e.message and e.hint, (bad, e.message)
 

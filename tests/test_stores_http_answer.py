@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support.hostile_http import Answer, HostileServer, redirect
+from support.hostile_http import Answer, HostileServer, redirect, trickled_headers
 from topoff.errors import StoreError
 from topoff.stores import StoreOptions
 from topoff.stores.download import fetch_to_file
@@ -19,23 +19,6 @@ from topoff.stores.http import HttpStore
 
 #: each read may wait 2 s, the whole answer 1 s: a byte every 0.1 s passes every read
 TIGHT = StoreOptions(retries=2, backoff=0.01, http_timeout=2, http_answer_timeout=1.0)
-
-
-def trickled_headers(stop: threading.Event) -> Answer:
-    """A status line and headers sent one byte every 0.1 s, never ending."""
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        head = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n" + b"X-Pad: " + b"a" * 10000
-        try:
-            for byte in head:
-                if stop.is_set():
-                    return
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(0.1)
-        except OSError:
-            pass
-        handler.close_connection = True
-    return answer
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])

@@ -96,6 +96,8 @@ class StoreSettings:
     http_timeout: float = 30.0
     http_min_rate: int = 1024
     http_rate_window: float = 60.0
+    #: HTTP and S3 stores: the whole wait for an answer's status line and headers (0: none)
+    http_answer_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -232,15 +234,18 @@ def _parse_store(store: dict[str, Any]) -> StoreSettings:
                          http_timeout=_seconds(store, "http_timeout"),
                          http_min_rate=positive_int(store.get("http_min_rate", 1024),
                                                     "[store] http_min_rate", minimum=0),
-                         http_rate_window=_seconds(store, "http_rate_window"))
+                         http_rate_window=_seconds(store, "http_rate_window"),
+                         http_answer_timeout=_seconds(store, "http_answer_timeout", zero=True))
 
 
-def _seconds(store: dict[str, Any], key: str) -> float:
-    """[store] http_timeout or http_rate_window: more than 0, at most an hour."""
+def _seconds(store: dict[str, Any], key: str, zero: bool = False) -> float:
+    """[store] http_timeout, http_rate_window or http_answer_timeout: more than 0 (or 0, for
+    none, when ``zero``), at most an hour."""
     what = f"[store] {key}"
     value = parse_duration(store.get(key, getattr(StoreSettings, key)), what)
-    if not 0 < value <= 3600:  # NaN fails too
-        raise ConfigError(f"{what} must be more than 0 and at most 3600 seconds, not {value:g}",
+    if not (value >= 0 if zero else value > 0) or not value <= 3600:  # NaN fails too
+        least = "at least 0" if zero else "more than 0"
+        raise ConfigError(f"{what} must be {least} and at most 3600 seconds, not {value:g}",
                           hint="write it like 30s or 2m")
     return value
 
@@ -273,7 +278,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     check_keys(retention, {"keep_days", "keep_full"}, "[retention]")
     store = data.get("store", {})
     check_keys(store, {"s3_endpoint_url", "s3_region", "retries", "retry_backoff",
-                        "http_timeout", "http_min_rate", "http_rate_window"}, "[store]")
+                        "http_timeout", "http_min_rate", "http_rate_window",
+                        "http_answer_timeout"}, "[store]")
     defaults = ExportSettings()
     level = in_range(export.get("compression_level", defaults.compression_level),
                      "[export] compression_level", 1, 22)

@@ -4,6 +4,7 @@ to a hostile answer: an endless body, a redirect elsewhere."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +24,26 @@ def endless(handler: BaseHTTPRequestHandler) -> None:
             handler.wfile.write(block)
     except (ConnectionError, OSError):
         pass
+
+
+def trickled_headers(stop: threading.Event, pad: int = 10000) -> Answer:
+    """A status line and headers sent one byte every 0.1 s (``pad`` bytes of one header
+    making them long), then the end of the headers and a 3-byte body; ``stop`` ends it early."""
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n" + b"X-Pad: " + b"a" * pad
+        try:
+            for byte in head:
+                if stop.is_set():
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.1)
+            handler.wfile.write(b"\r\n\r\n" + (b"abc" if handler.command != "HEAD" else b""))
+            handler.wfile.flush()
+        except OSError:
+            pass
+        handler.close_connection = True
+    return answer
 
 
 def redirect(location: str) -> Answer:
@@ -69,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(True)
 
     def do_HEAD(self) -> None:
+        self._serve(False)
+
+    def do_PUT(self) -> None:  # only a path with an answer of its own: a 404 otherwise
         self._serve(False)
 
     def _serve(self, body: bool) -> None:

@@ -116,4 +116,5 @@ def store_options(store: StoreSettings | None) -> StoreOptions:
     return StoreOptions(s3_endpoint_url=store.s3_endpoint_url, s3_region=store.s3_region,
                         retries=store.retries, backoff=store.retry_backoff,
                         http_timeout=store.http_timeout, http_min_rate=store.http_min_rate,
-                        http_rate_window=store.http_rate_window)
+                        http_rate_window=store.http_rate_window,
+                        http_answer_timeout=store.http_answer_timeout)

@@ -197,7 +197,7 @@ class HttpStore(Store):
                 f"{where} sent no complete answer (status line and headers) within "
                 f"{self.options.http_answer_timeout:g} s; topoff stopped waiting",
                 hint="check the web server (or a proxy in front of it); "
-                "StoreOptions.http_answer_timeout sets the limit (0: none)")
+                "[store] http_answer_timeout sets the limit (0: none)")
         if isinstance(exc, requests.TooManyRedirects):
             return StoreError(f"{where} redirected more than {_MAX_REDIRECTS} times",
                               hint="the web server's redirects go round in a loop; check "

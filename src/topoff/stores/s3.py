@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from topoff.errors import ConfigError, StoreError
 from topoff.stores import s3_versions
+from topoff.stores.answer_watch import AnswerTooSlow
 from topoff.stores.base import (
     BodyEndedEarly,
     FileInfo,
@@ -28,6 +29,7 @@ from topoff.stores.base import (
     check_name,
 )
 from topoff.stores.s3_read import STREAM_ERRORS, S3Reader
+from topoff.stores.s3_session import watch_answers
 from topoff.stores.s3_upload import _TAKEN_CODES, PART_SIZE, _MultipartWriter
 from topoff.stores.s3_versions import BucketInfo
 
@@ -103,6 +105,7 @@ class S3Store(Store):
                 "s3", endpoint_url=endpoint, region_name=_region(self.options.s3_region),
                 config=config
             )
+            watch_answers(self.client, self.options.http_answer_timeout)
         except (ValueError, bce.BotoCoreError) as exc:
             raise StoreError(
                 f"cannot set up S3 access for {self.url}: {_one_line(exc)}",
@@ -260,6 +263,14 @@ class S3Store(Store):
                 f"cannot reach the S3 endpoint {self._endpoint()} to {action} {where}",
                 hint="check AWS_ENDPOINT_URL / s3_endpoint_url and that the server is reachable",
             )
+        if isinstance(exc, AnswerTooSlow):
+            # final, not retried: a slow server is as slow when asked again
+            return StoreError(
+                f"the S3 endpoint {self._endpoint()} sent no complete answer (status line "
+                f"and headers) within {self.options.http_answer_timeout:g} s to {action} "
+                f"{where}; topoff stopped waiting",
+                hint="check the S3 server (or a proxy in front of it); [store] "
+                "http_answer_timeout sets the limit (0: none)")
         if isinstance(exc, bce.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
