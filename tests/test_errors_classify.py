@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from topoff.cli import report
 from topoff.errors import (
+    ConfigError,
     IntegrityError,
     Interrupted,
     NotPublishedError,
@@ -41,9 +42,12 @@ def test_replica_locations(location, kind):
 @pytest.mark.parametrize("location", ["replica=1.duckdb", "host=x dbname", "a=b c=d",
                                       "mysql://u@h/db"])
 def test_locations_that_are_neither(location):
-    with pytest.raises(TargetError) as e:
+    """A replica location no engine takes is a usage error (exit 2), as an invalid
+    connection string is, the hint naming the kinds of location."""
+    with pytest.raises(ConfigError) as e:
         target_kind(location)
-    assert e.value.hint and e.value.exit_code == 7
+    assert e.value.hint and e.value.exit_code == 2
+    assert "postgresql://" in e.value.hint or "host=" in e.value.hint
 
 
 def test_a_duckdb_path_with_an_equals_sign_needs_the_prefix():

@@ -16,7 +16,7 @@ import pytest
 from support.http_server import HttpServer
 from support.s3_server import CuttingProxy, S3Server
 from support.store_fixtures import ALL_KINDS, Published, make_published
-from topoff.errors import IntegrityError, StoreError
+from topoff.errors import ConfigError, IntegrityError, StoreError
 from topoff.stores import FileInfo, FileMissing, Store, StoreOptions, open_store
 from topoff.stores.base import FileExists, ObjectOptions
 from topoff.stores.download import fetch_to_file
@@ -638,10 +638,18 @@ def test_local_file_url_and_plain_path(tmp_path: Path) -> None:
 
 
 def test_open_store_refuses_unknown_locations() -> None:
-    for location in ("ftp://host/x", "s3://", "file://otherhost/x", "http:///nohost"):
-        with pytest.raises(StoreError) as err:
+    """A location no store takes is a usage error, exit 2, the hint naming the kinds."""
+    for location in ("ftp://host/x", "foo:bar", "s3://", "file://otherhost/x", "http:///nohost",
+                     ""):
+        with pytest.raises(ConfigError) as err:
             open_store(location)
+        assert err.value.exit_code == 2
         assert "s3://" in (err.value.hint or "") or "file:///" in (err.value.hint or "")
+    with pytest.raises(ConfigError) as err:
+        open_store("ftp://host/x")
+    assert err.value.message == "unsupported store location 'ftp://host/x'"
+    assert err.value.hint == ("use s3://bucket/prefix, http(s)://host/path, rclone:remote:path, "
+                              "file:///path or a plain path")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from topoff.errors import StoreError
+from topoff.errors import ConfigError
 from topoff.stores.base import (
     FileExists,
     FileInfo,
@@ -26,7 +26,7 @@ _KINDS_HINT = ("use s3://bucket/prefix, http(s)://host/path, rclone:remote:path,
 
 def open_store(location: str, options: StoreOptions | None = None) -> Store:
     """The store a location string names (``s3://``, ``http(s)://``, ``rclone:``,
-    ``file://`` or a path)."""
+    ``file://`` or a path); a location no store takes is a ConfigError (usage, exit 2)."""
     options = options or StoreOptions()
     if location.lower().startswith("rclone:"):
         from topoff.stores.rclone import RcloneStore
@@ -37,13 +37,13 @@ def open_store(location: str, options: StoreOptions | None = None) -> Store:
     # The S3 and HTTP modules import boto3 and requests: load them only when needed.
     if scheme == "s3":
         if not parts.netloc:
-            raise StoreError(f"no bucket in store location {location!r}", hint=_KINDS_HINT)
+            raise ConfigError(f"no bucket in store location {location!r}", hint=_KINDS_HINT)
         from topoff.stores.s3 import S3Store
 
         return S3Store(parts.netloc, unquote(parts.path), options)
     if scheme in ("http", "https"):
         if not parts.hostname:
-            raise StoreError(f"no host in store location {location!r}", hint=_KINDS_HINT)
+            raise ConfigError(f"no host in store location {location!r}", hint=_KINDS_HINT)
         from topoff.stores.http import HttpStore
 
         return HttpStore(location, options)
@@ -51,13 +51,13 @@ def open_store(location: str, options: StoreOptions | None = None) -> Store:
 
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise StoreError(
+            raise ConfigError(
                 f"file:// locations must be on this machine: {location!r}",
                 hint="write file:///absolute/path (three slashes)",
             )
         return LocalStore(Path(unquote(parts.path)))
     if scheme:
-        raise StoreError(f"unsupported store location {location!r}", hint=_KINDS_HINT)
+        raise ConfigError(f"unsupported store location {location!r}", hint=_KINDS_HINT)
     if not location:
-        raise StoreError("empty store location", hint=_KINDS_HINT)
+        raise ConfigError("empty store location", hint=_KINDS_HINT)
     return LocalStore(Path(location).expanduser())

@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from topoff.errors import LockedError, TargetError
+from topoff.errors import ConfigError, LockedError, TargetError
 from topoff.targets.base import Capabilities, ReplicaState, TableDef, TableRef, Target
 
 __all__ = ["Capabilities", "ReplicaState", "TableDef", "TableRef", "Target", "duckdb_path",
            "new_duckdb_file", "open_target", "remove_duckdb_file", "target_kind"]
 
 _LOCATION_HINT = ("use postgresql://user@host/db, a libpq string such as 'host=H dbname=D', "
-                  "or a DuckDB file path such as replica.duckdb")
+                  "a DuckDB file path such as replica.duckdb (or duckdb://PATH), or "
+                  "iceberg:CATALOG.toml")
 
 
 def _is_conninfo(location: str) -> bool:
@@ -33,11 +34,11 @@ def target_kind(location: str) -> str:
     if low.startswith("duckdb://"):
         return "duckdb"
     if "://" in location:
-        raise TargetError(f"unsupported replica location {location!r}", hint=_LOCATION_HINT)
+        raise ConfigError(f"unsupported replica location {location!r}", hint=_LOCATION_HINT)
     if "=" in location:
         if _is_conninfo(location):
             return "postgresql"
-        raise TargetError(
+        raise ConfigError(
             f"{location!r} is neither a PostgreSQL connection string nor a DuckDB file name",
             hint="libpq strings use known keys (host=, port=, dbname=, user=...); a DuckDB "
             "file name with '=' in it must be written duckdb://PATH")
