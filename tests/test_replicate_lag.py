@@ -101,6 +101,46 @@ def test_a_quiet_primary_shows_no_false_lag(quiet, tmp_path):
     assert lag < quiet_for - 1.5, (lag, quiet_for)
 
 
+def test_a_role_without_pg_read_all_stats_is_told_its_lag_is_an_upper_bound(quiet, tmp_path):
+    """A role that cannot see the standby's WAL receiver measures from the last replayed
+    commit only, so a quiet primary shows as growing lag: the run's log, --status and
+    --check say so once (for two tables), with the GRANT that ends it; granted, not."""
+    db = quiet
+    db.execute("CREATE TABLE ev2 (id int PRIMARY KEY, ts timestamptz NOT NULL); "
+               "CREATE ROLE lagwatch LOGIN PASSWORD 'pw'; "
+               "GRANT USAGE ON SCHEMA public TO lagwatch; "
+               "GRANT SELECT ON ev, ev2 TO lagwatch")
+    url = db.cluster.standby.url(db.name, user="lagwatch", password="pw")
+    path = _config(tmp_path, url, {"ev": TABLE, "ev2": TABLE})
+    grant = "GRANT pg_read_all_stats TO lagwatch"
+
+    def said_once(text: str) -> None:
+        assert text.count("upper bound") == 1 and text.count(grant) == 1, text
+        assert "app.public.ev" in text and "app.public.ev2" in text, text
+
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    said_once(r.stderr)
+    r = run_cli("replicate", "--config", path, "--status")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    said_once(r.stderr)
+    rows = _status(path)
+    assert rows["public.ev"]["lag_upper_bound"] and rows["public.ev2"]["lag_upper_bound"]
+    r = run_cli("replicate", "--config", path, "--check")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    said_once(r.stdout)
+    assert r.stdout.splitlines()[0].startswith("REPLICATE OK - 2 tables fresh")
+
+    db.execute(grant)
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 0 and "upper bound" not in r.stderr, r.stdout + r.stderr
+    r = run_cli("replicate", "--config", path, "--status")
+    assert "upper bound" not in r.stderr, r.stderr
+    assert not _status(path)["public.ev"]["lag_upper_bound"]
+    r = run_cli("replicate", "--config", path, "--check")
+    assert "upper bound" not in r.stdout, r.stdout
+
+
 def test_a_stopped_mariadb_replica_keeps_its_lag(maria: MariaDatabase, tmp_path):
     """Seconds_Behind_Master is NULL once replication stops: the replica is complete as of
     the last refresh that knew (its lag grows); a table first read then has no lag known,

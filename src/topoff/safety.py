@@ -104,16 +104,20 @@ def replay_state(conn: psycopg.Connection) -> ReplayState:
     return ReplayState(ts, lsn, bool(paused), receiver, end_lsn, sent, bool(caught_up))
 
 
-def complete_as_of(conn: psycopg.Connection, in_recovery: bool) -> tuple[datetime | None, str]:
+def complete_as_of(conn: psycopg.Connection, in_recovery: bool
+                   ) -> tuple[datetime | None, str, bool]:
     """The time (the primary's clock) up to which a snapshot begun next on ``conn`` holds
     every commit, read before it begins (autocommit): a standby's :attr:`ReplayState.until`,
-    a primary's ``now()``. None when the standby cannot tell, with why."""
+    a primary's ``now()``. None when the standby cannot tell, with why. The third value:
+    the time is the last replayed commit's only because this role cannot see the WAL
+    receiver (it lacks pg_read_all_stats): everything may be there up to a later time (a
+    quiet primary), so a lag counted from it is an upper bound."""
     if not in_recovery:
         (now,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]
-        return now, ""
+        return now, "", False
     replay = replay_state(conn)
     if replay.until is not None:
-        return replay.until, ""
+        return replay.until, "", replay.receiver == "hidden"
     why = "the standby has replayed no transaction since it started"
     if replay.paused:
         why += ", and its WAL replay is paused"
@@ -121,7 +125,7 @@ def complete_as_of(conn: psycopg.Connection, in_recovery: bool) -> tuple[datetim
         why += ", and this role cannot see its WAL receiver (GRANT pg_read_all_stats)"
     elif replay.receiver != "streaming":
         why += ", and it is not streaming from the primary"
-    return None, why
+    return None, why, False
 
 
 def begin_statement(in_recovery: bool, worker: bool = False) -> str:

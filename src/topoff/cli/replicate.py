@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -24,9 +25,12 @@ def _status(config: Any, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from topoff.replicate.check import upper_bound_notes
     from topoff.replicate.report import table_status
 
     rows = table_status(config)
+    for note in upper_bound_notes((f"{r.source}.{r.table}", r.lag_bound_role) for r in rows):
+        logging.getLogger("topoff").warning("%s", note)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return

@@ -44,6 +44,8 @@ class Result:
     rows: int
     lag_seconds: float | None
     notes: tuple[str, ...] = ()
+    #: the lag is an upper bound: this role cannot see the standby's WAL receiver
+    lag_bound_role: str | None = None
 
 
 def lock_name(source: str, table: str) -> str:
@@ -188,7 +190,8 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
             if first:
                 build_keys(engine, tdef, indexes)
             store.write(source.name, t.qualified, where, t.method, new, tdef, moved, paused)
-        return Result(status, moved, new.lag_seconds(datetime.now(UTC)), tuple(notes))
+        return Result(status, moved, new.lag_seconds(datetime.now(UTC)), tuple(notes),
+                      new.receiver_hidden_from)
 
     def run(attempt: int) -> Result:
         try:

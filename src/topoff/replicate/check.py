@@ -15,7 +15,9 @@ The worst table decides the code. ``lag_seconds`` (how far the replica is behind
 source's primary, when known) is reported and exported, and judged only when
 ``lag_warn`` / ``lag_crit`` are given (same rules, paused tables never critical); then a
 table that succeeded with its lag unknown (its source never said how far behind its
-primary it is) is at least WARNING, "lag unknown".
+primary it is) is at least WARNING, "lag unknown". A table whose lag is an upper bound
+(``lag_bound_role``: its PostgreSQL role cannot see the standby's WAL receiver) adds one
+``note:`` line per such role to the long output (:func:`upper_bound_notes`).
 
 Output: one status line ``REPLICATE <STATE> - <summary> | <perfdata>`` (age of every
 table in seconds with its warn and crit limits), then one line per table (Nagios' long
@@ -53,6 +55,8 @@ class TableFreshness:
     last_success: datetime | None
     paused: bool = False
     lag_seconds: float | None = None
+    #: the lag is an upper bound: this role cannot see the standby's WAL receiver
+    lag_bound_role: str | None = None
 
 
 @dataclass
@@ -64,6 +68,26 @@ class FreshnessResult:
     @property
     def text(self) -> str:
         return "\n".join([self.line, *self.details])
+
+
+def upper_bound_notes(tables: Iterable[tuple[str, str | None]]) -> list[str]:
+    """One line per role of the ``(table, role)`` pairs with a role: the lag of those
+    tables counts from the last replayed commit (the role cannot see the standby's WAL
+    receiver), so it grows while the primary writes nothing."""
+    by_role: dict[str, list[str]] = {}
+    for name, role in tables:
+        if role is not None:
+            by_role.setdefault(role, []).append(name)
+    return [f"the lag of {', '.join(names)} is an upper bound: role {role} cannot see the "
+            "standby's WAL receiver, so the lag counts from the last replayed commit and "
+            f"grows while the primary writes nothing; GRANT pg_read_all_stats TO "
+            f"{_role(role)} (on the primary) to measure it" for role, names in by_role.items()]
+
+
+def _role(name: str) -> str:
+    """A role name as GRANT takes it (quoted unless a plain lowercase name)."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else \
+        '"' + name.replace('"', '""') + '"'
 
 
 def parse_age(text: str, option: str = "--warn") -> float:
@@ -159,6 +183,8 @@ def evaluate(tables: Iterable[Record], warn: float, crit: float,
     line = f"REPLICATE {LABELS[worst]} - {summary}"
     if perf:
         line += " | " + " ".join(perf)
+    details += [f"note: {n}" for n in upper_bound_notes(
+        (t.name, t.lag_bound_role) for t in rows if t.lag_seconds is not None)]
     return FreshnessResult(worst, line, details)
 
 

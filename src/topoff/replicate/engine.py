@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from topoff.errors import INTERNAL_ERROR, ConfigError, Interrupted, LockedError, TopoffError
 from topoff.replicate.apply import Request, Result, landing, refresh
+from topoff.replicate.check import upper_bound_notes
 from topoff.replicate.config import ReplicateConfig, ReplicateSource, ReplicateTable
 from topoff.replicate.store import StateStore
 from topoff.targets import Target
@@ -50,6 +51,8 @@ class TableRun:
     error: str | None
     #: the exit code of the failure (errors.py), 0 unless failed
     exit_code: int = 0
+    #: the lag is an upper bound: this role cannot see the standby's WAL receiver
+    lag_bound_role: str | None = None
 
 
 def open_target(url: str) -> Target:
@@ -125,7 +128,7 @@ def _run_one(engine: Target | Refresh, s: ReplicateSource, t: ReplicateTable,
     seconds = time.monotonic() - start
     _log(s, t, ref, r, seconds)
     return TableRun(s.name, t.qualified, ref, t.method, r.status, r.rows, seconds,
-                    r.lag_seconds, None)
+                    r.lag_seconds, None, lag_bound_role=r.lag_bound_role)
 
 
 def _log(s: ReplicateSource, t: ReplicateTable, ref: TableRef, r: Result,
@@ -216,7 +219,10 @@ def run_once(config: ReplicateConfig, tables: Sequence[str] | None = None,
     """Refresh every configured table (or ``tables``) once; one TableRun per table."""
     pairs = [resolve(config, n) for n in tables] if tables else _pairs(config)
     pairs = list(dict.fromkeys(pairs))
-    return _for_tables(config, pairs, Request(), jobs)
+    runs = _for_tables(config, pairs, Request(), jobs)
+    for note in upper_bound_notes((f"{r.source}.{r.table}", r.lag_bound_role) for r in runs):
+        log.warning("%s", note)  # once a run, not once a table
+    return runs
 
 
 def _single(config: ReplicateConfig, table: str, request: Request) -> TableRun:

@@ -240,7 +240,8 @@ class IcebergReplica:
             if close is not None:  # a reader thread still copying: stopped before the close
                 close()
             src.close()
-        return Result(p.status, rows, done[-1].lag_seconds(datetime.now(UTC)), tuple(notes))
+        return Result(p.status, rows, done[-1].lag_seconds(datetime.now(UTC)), tuple(notes),
+                      done[-1].receiver_hidden_from)
 
     def set_paused(self, source: ReplicateSource, t: ReplicateTable, paused: bool) -> None:
         table, h = self.load(source, t)

@@ -96,6 +96,7 @@ class MariaSession:
             role = require_replica(self.conn, target.display(), source.allow_primary,
                                    "topoff replicate")
             self.as_of, self.as_of_why = complete_as_of(self.conn, role)
+            self.receiver_hidden_from: str | None = None  # a PostgreSQL standby's only
             snap.begin(self.conn)
             ((now,),) = query(self.conn, "SELECT UTC_TIMESTAMP(6)", "reading the clock")
             self.taken_at: datetime = now.replace(tzinfo=UTC)

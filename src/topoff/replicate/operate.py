@@ -56,7 +56,8 @@ def freshness(config: ReplicateConfig, warn: float, crit: float,
     """Judge every configured table by its last successful refresh (and lag); write the
     Prometheus textfile when asked. Reads the target's state only, never the sources."""
     rows: Sequence[TableFreshness] = [
-        TableFreshness(f"{r.source}.{r.table}", r.last_refresh, r.paused, r.lag_seconds)
+        TableFreshness(f"{r.source}.{r.table}", r.last_refresh, r.paused, r.lag_seconds,
+                       r.lag_bound_role)
         for r in table_status(config) if r.configured]
     result = evaluate(rows, warn, crit, lag_warn=lag_warn, lag_crit=lag_crit)
     if prometheus:

@@ -41,7 +41,8 @@ class PostgresSession:
     engine = "postgresql"
 
     def __init__(self, source: ReplicateSource) -> None:
-        self.conn, self.as_of, self.as_of_why = open_measured(source.url, source.allow_primary)
+        self.conn, self.as_of, self.as_of_why, self.receiver_hidden_from = open_measured(
+            source.url, source.allow_primary)
 
     def describe(self, t: ReplicateTable) -> TableInfo:
         return describe(self.conn, t)

@@ -58,18 +58,20 @@ def open_snapshot(url: str, allow_primary: bool,
 
 
 def open_measured(url: str, allow_primary: bool, application_name: str = "topoff replicate"
-                  ) -> tuple[psycopg.Connection, datetime | None, str]:
+                  ) -> tuple[psycopg.Connection, datetime | None, str, str | None]:
     """:func:`open_snapshot`, and the primary's time up to which the snapshot is complete
-    (read just before it begins: topoff.safety.complete_as_of), or None and why not."""
+    (read just before it begins: topoff.safety.complete_as_of), or None and why not; and
+    the role the standby's WAL receiver is hidden from when that time is only the last
+    replayed commit's for that reason (a lag counted from it is an upper bound)."""
     conn = connect(url, application_name=application_name, autocommit=True)
     try:
         in_recovery = check_standby(conn, url, allow_primary, application_name)
-        as_of, why = complete_as_of(conn, in_recovery)
+        as_of, why, hidden = complete_as_of(conn, in_recovery)
         conn.execute(begin_statement(in_recovery))
     except BaseException:
         conn.close()
         raise
-    return conn, as_of, why
+    return conn, as_of, why, conn.info.user if hidden else None
 
 
 def snapshot_marks(conn: psycopg.Connection) -> Marks:

@@ -7,6 +7,8 @@ refresh read was complete (``TableState.as_of``: a standby's replay, a MariaDB r
 Seconds_Behind_Master, a primary's clock). None for a table never refreshed, or whose
 source could never tell (a MariaDB replica whose replication was stopped or hidden at
 every refresh). A state written before ``as_of`` was kept: since its snapshot's time.
+``lag_bound_role``: the lag is an upper bound, the role having read a PostgreSQL standby
+without seeing its WAL receiver (no pg_read_all_stats): from its last replayed commit.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ class TableStatus:
     lag_seconds: float | None
     paused: bool
     configured: bool  # still in the config (a table removed from it is still stored)
+    lag_bound_role: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "table": self.table, "target": self.target,
                 "method": self.method, "rows": self.rows, "rows_total": self.rows_total,
                 "last_refresh": self.last_refresh.isoformat() if self.last_refresh else None,
                 "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+                "lag_upper_bound": self.lag_bound_role is not None,
                 "paused": self.paused, "configured": self.configured}
 
 
@@ -48,8 +52,10 @@ def _row(s: StoredTable | None, source: str, table: str, target: str, method: st
          configured: bool, now: datetime) -> TableStatus:
     if s is None:
         return TableStatus(source, table, target, method, 0, 0, None, None, False, configured)
+    lag = s.state.lag_seconds(now)
     return TableStatus(source, table, str(s.target), s.method, s.state.rows, s.rows_total,
-                       s.updated_at, s.state.lag_seconds(now), s.paused, configured)
+                       s.updated_at, lag, s.paused, configured,
+                       s.state.receiver_hidden_from if lag is not None else None)
 
 
 def _stored(config: ReplicateConfig) -> list[StoredTable]:

@@ -45,6 +45,10 @@ class SourceSession(Protocol):
     #: it began); None when the source cannot tell, and ``as_of_why`` says why
     as_of: datetime | None
     as_of_why: str
+    #: a PostgreSQL standby's: the role that cannot see its WAL receiver (pg_read_all_stats)
+    #: when ``as_of`` is the last replayed commit's for that reason; a lag counted from it
+    #: is an upper bound (a quiet primary shows as lag)
+    receiver_hidden_from: str | None
 
     def describe(self, t: ReplicateTable) -> TableInfo:
         """The configured table as the source shows it; ConfigError when it cannot be."""
@@ -94,4 +98,4 @@ def measured(src: SourceSession, new: TableState, before: TableState,
                 else "its lag is unknown")
         log.warning("%s: how far the source is behind its primary is unknown: %s; %s",
                     name, src.as_of_why, kept)
-    return new.measured(src.as_of, before)
+    return new.measured(src.as_of, before, src.receiver_hidden_from)

@@ -14,6 +14,9 @@
   previous run's ``as_of`` stands (the replica holds at least that much); never known:
   ``as_of_unknown``. A state written before this field: the lag is counted from
   ``run_at``, as then (:meth:`TableState.lag_seconds`).
+* ``receiver_hidden_from``: the role the previous run read a PostgreSQL standby as, when
+  that role could not see the standby's WAL receiver (it lacks pg_read_all_stats):
+  ``as_of`` was then the last replayed commit's, and the lag an upper bound.
 * ``rows``: rows moved by the previous run.
 * ``content``: for a snapshot table, ``count:hash`` of its rows at the previous run
   (``count:`` when the hash was not computed: the xmin rule decided, see change.py).
@@ -54,15 +57,19 @@ class TableState:
     identity: str | None = None
     as_of: datetime | None = None
     as_of_unknown: bool = False  # measured, and never known (not an older state's None)
+    receiver_hidden_from: str | None = None
 
     def to_json(self) -> str:
         as_of = "unknown" if self.as_of_unknown else (
             self.as_of.isoformat() if self.as_of else None)
-        return json.dumps({
+        d: dict[str, Any] = {
             "v": 1, "cursor": self.cursor, "key": list(self.key) if self.key is not None
             else None, "xmin": self.xmin, "rows": self.rows, "content": self.content,
             "relation": self.relation, "identity": self.identity, "as_of": as_of,
-            "run_at": self.run_at.isoformat() if self.run_at else None}, sort_keys=True)
+            "run_at": self.run_at.isoformat() if self.run_at else None}
+        if self.receiver_hidden_from is not None:
+            d["receiver_hidden_from"] = self.receiver_hidden_from
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> TableState:
@@ -82,8 +89,10 @@ class TableState:
         cursor, key, xmin = d.get("cursor"), d.get("key"), d.get("xmin")
         rows, content, run_at = d.get("rows", 0), d.get("content"), d.get("run_at")
         relation, identity, as_of = d.get("relation"), d.get("identity"), d.get("as_of")
+        hidden = d.get("receiver_hidden_from")
         for name, v in (("cursor", cursor), ("content", content), ("run_at", run_at),
-                        ("relation", relation), ("identity", identity), ("as_of", as_of)):
+                        ("relation", relation), ("identity", identity), ("as_of", as_of),
+                        ("receiver_hidden_from", hidden)):
             if v is not None and (not isinstance(v, str) or len(v) > _MAX_TEXT):
                 raise bad(f"{name} is not a short text")
         if key is not None and (not isinstance(key, list) or len(key) > 32 or not all(
@@ -100,13 +109,17 @@ class TableState:
             except ValueError:
                 raise bad(f"{name} is not an ISO time") from None
         return cls(cursor, tuple(key) if key is not None else None, xmin, times["run_at"],
-                   rows or 0, content, relation, identity, times["as_of"], as_of == "unknown")
+                   rows or 0, content, relation, identity, times["as_of"], as_of == "unknown",
+                   hidden)
 
-    def measured(self, as_of: datetime | None, before: TableState) -> TableState:
-        """This state with the run's ``as_of`` (None: unknown), or else ``before``'s."""
+    def measured(self, as_of: datetime | None, before: TableState,
+                 receiver_hidden_from: str | None = None) -> TableState:
+        """This state with the run's ``as_of`` (None: unknown) and why it may be early,
+        or else ``before``'s."""
         if as_of is None:
-            as_of = before.as_of
-        return replace(self, as_of=as_of, as_of_unknown=as_of is None)
+            as_of, receiver_hidden_from = before.as_of, before.receiver_hidden_from
+        return replace(self, as_of=as_of, as_of_unknown=as_of is None,
+                       receiver_hidden_from=receiver_hidden_from)
 
     def lag_seconds(self, now: datetime) -> float | None:
         """How far the replica is behind its source at ``now`` (UTC): since ``as_of``;
