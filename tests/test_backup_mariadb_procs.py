@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -221,3 +222,72 @@ def test_a_killed_drills_server_directory_goes_at_the_next_drill() -> None:
             assert server.proc is not None and not left.exists()
     finally:
         shutil.rmtree(left, ignore_errors=True)
+
+
+def test_the_throwaway_server_is_started_without_python_in_its_child(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preexec_fn runs Python between fork and exec, which can deadlock a program with
+    threads: the throwaway server and its bootstrap are started with subprocess's own
+    arguments instead. The server still runs as the mysql user when topoff is root (with
+    no supplementary group), in a process group of its own."""
+    from topoff.backup.mariadbd import throwaway_mariadb
+
+    hooks: list[object] = []
+    real = subprocess.Popen.__init__
+
+    def recording(self: subprocess.Popen[bytes], *args: object, **kwargs: object) -> None:
+        hooks.append(kwargs.get("preexec_fn"))
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording)
+    with throwaway_mariadb() as server:
+        assert server.proc is not None
+        pid = server.proc.pid
+        assert os.getpgid(pid) == pid
+        status = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines())
+        assert status["Name"].strip() == "mariadbd"
+        if os.geteuid() == 0:
+            mysql = pwd.getpwnam("mysql")
+            assert status["Uid"].split() == [str(mysql.pw_uid)] * 4
+            assert status["Gid"].split() == [str(mysql.pw_gid)] * 4
+            assert status["Groups"].split() == []
+    assert len(hooks) >= 2 and hooks == [None] * len(hooks)
+
+
+def test_a_killed_drills_server_dies_with_it() -> None:
+    """SIGKILL leaves topoff no time to stop its throwaway server: the server has the
+    parent-death signal, and goes with it."""
+    code = ("import time\n"
+            "from topoff.backup.mariadbd import throwaway_mariadb\n"
+            "with throwaway_mariadb() as s:\n"
+            "    print(s.proc.pid, s.base, flush=True)\n"
+            "    time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": f"{SRC}:{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    base = None
+    try:
+        assert proc.stdout is not None
+        pid_text, base = proc.stdout.readline().split()
+        pid = int(pid_text)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -6,28 +6,30 @@ server is a direct child of this process in its own process group (a Ctrl-C at t
 terminal reaches topoff only, which stops the server itself) with a parent-death signal,
 so even a SIGKILLed topoff leaves no server running. Root connects through the socket
 without a password; nothing listens beyond 127.0.0.1.
+
+No Python runs in the forked child (a ``preexec_fn`` can deadlock a program with threads,
+as subprocess's documentation warns): subprocess's own ``user``, ``group``,
+``extra_groups`` and ``process_group`` do the rest (see :func:`_child`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from topoff.demo.cluster import free_port
 from topoff.errors import ConfigError, TargetError
 from topoff.server_user import give_to
 
 SERVER_USER = "mysql"
-_PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 120.0  # a loaded machine: mariadbd's recovery and first start take a while
 
 
@@ -48,20 +50,27 @@ def require_program(name: str) -> str:
     return found
 
 
-def as_server_user() -> Callable[[], None]:
-    """A preexec_fn: become the mysql user (when root), then die with the parent."""
-    pw = pwd.getpwnam(SERVER_USER) if os.geteuid() == 0 else None
-    libc = ctypes.CDLL(None, use_errno=True)
+def _child(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The argv and subprocess arguments that run ``args`` as the mysql user (when root,
+    with no supplementary group) and kill it when this process dies.
 
-    def prepare() -> None:
-        if pw is not None:
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-        # after setuid: a change of credentials clears the parent-death signal
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return prepare
+    subprocess has no argument for the parent-death signal (PR_SET_PDEATHSIG), and setting
+    it from a preexec_fn means Python in the forked child: so the child is util-linux's
+    ``setpriv --pdeathsig KILL``, which sets it and then execs the program. It is set
+    after subprocess changed the credentials (a change of credentials clears it), and an
+    exec keeps it. The signal comes when the thread that started the child ends, as it
+    did from the preexec_fn."""
+    setpriv = find_program("setpriv")
+    if setpriv is None:
+        raise ConfigError("setpriv is not installed",
+                          hint="install the Debian package util-linux (the drill's throwaway "
+                          "mariadbd dies with topoff through it), or pass --scratch "
+                          "mariadb://...")
+    kwargs: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(SERVER_USER)
+        kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+    return [setpriv, "--pdeathsig", "KILL", "--", *args], kwargs
 
 
 def give_to_server_user(path: Path) -> None:
@@ -103,13 +112,12 @@ class MariaServer:
         give_to_server_user(self.datadir)
         self.tmpdir.mkdir(exist_ok=True)
         give_to_server_user(self.tmpdir)
-        res = subprocess.run(
+        argv, as_server = _child(
             [require_program("mariadb-install-db"), "--no-defaults",
              f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
-             "--skip-test-db", "--skip-name-resolve"],
-            capture_output=True, text=True, preexec_fn=as_server_user(), cwd=self.base,
-            stdin=subprocess.DEVNULL, env=self._env(),
-        )
+             "--skip-test-db", "--skip-name-resolve"])
+        res = subprocess.run(argv, capture_output=True, text=True, cwd=self.base,
+                             stdin=subprocess.DEVNULL, env=self._env(), **as_server)
         if res.returncode != 0:
             why = (res.stderr or res.stdout).strip().splitlines()
             raise TargetError(f"mariadb-install-db failed: {why[-1] if why else 'no message'}",
@@ -130,10 +138,11 @@ class MariaServer:
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
             "--max-connections=100", "--default-time-zone=+00:00", *extra,
         ]
+        argv, as_server = _child(args)
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=as_server_user(), cwd=self.base,
-            process_group=0, env=self._env(),
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, cwd=self.base, process_group=0, env=self._env(),
+            **as_server,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
