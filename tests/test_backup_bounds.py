@@ -1,6 +1,7 @@
 """A restore's disk is bounded by what the catalog declares: reading stops as soon as the
-object is larger than its ``size``, or its tar stream larger than its ``plain_size`` (1000
-times ``size`` when the entry predates that field), and the partial file is removed."""
+object is larger than its ``size``, or its tar stream larger than its ``plain_size`` (or
+than ``--max-plain-size``, without which an entry that predates that field is refused),
+and the partial file is removed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pyrage
@@ -35,7 +37,7 @@ from topoff.errors import IntegrityError
 
 def _declared(entry: Entry, **fields: int) -> Entry:
     assert entry.finished is not None
-    return Entry(entry.name, entry.status, entry.started, {**entry.finished, **fields})
+    return replace(entry, finished={**entry.finished, **fields})
 
 
 def _held(dest: Path) -> int:
@@ -59,18 +61,32 @@ def test_an_object_larger_than_declared_stops_at_the_declared_size(
 def test_a_small_object_that_decompresses_hugely_is_stopped(
         decrypter: str, age_key: AgeKey, tmp_path: Path, declared: bool) -> None:  # noqa: F811
     """A few KiB that decompress to 64 MiB: refused once past ``plain_size`` or, without
-    it, past 1000 times the object's size."""
+    it, past the operator's --max-plain-size."""
     plain = tar_of({"toc.dat": b"toc", "1.dat": bytes(64 << 20)})
     data = encrypt(age_key, zstandard.ZstdCompressor().compress(plain))
     entry = put(tmp_path / "store", data)
-    limit = 1 << 20 if declared else 1000 * len(data)
-    assert limit < 8 << 20
-    if declared:
-        entry = _declared(entry, plain_size=limit)
+    limit = 1 << 20
+    entry = _declared(entry, plain_size=limit) if declared else replace(entry, max_plain=limit)
     with pytest.raises(IntegrityError, match=f"more than {limit} bytes") as e:
         fetch(tmp_path, entry, age_key)
     assert "another backup" in (e.value.hint or "")
     assert _held(tmp_path / "dump") <= limit
+
+
+def test_an_entry_without_plain_size_is_refused_before_reading(
+        decrypter: str, age_key: AgeKey, tmp_path: Path) -> None:  # noqa: F811
+    """1000 times the object's size was the bound of an entry without ``plain_size``: a
+    zstd bomb under a forged old-style entry still filled 1000 times its size. Such an
+    entry is refused unless the operator names a bound."""
+    plain = tar_of({"toc.dat": b"toc", "1.dat": bytes(64 << 20)})
+    entry = replace(put(tmp_path / "store", encrypt(
+        age_key, zstandard.ZstdCompressor().compress(plain))), max_plain=None)
+    before = children()
+    with pytest.raises(IntegrityError, match="declares no plain_size") as e:
+        fetch(tmp_path, entry, age_key)
+    assert "--max-plain-size" in (e.value.hint or "")
+    assert not os.listdir(tmp_path / "dump")
+    assert children() <= before
 
 
 def test_the_declared_sizes_exactly_pass(decrypter: str, age_key: AgeKey,  # noqa: F811
@@ -134,6 +150,56 @@ def test_restore_of_a_forged_bomb_exits_6_and_leaves_nothing(
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'notes'"
                             ).fetchone() == (0,)
+
+
+def _old_style_backup(db: Database, age_key: AgeKey, store: Path) -> None:
+    """A real backup whose finished.json lacks plain_size, as topoff wrote them before."""
+    with db.primary() as conn:
+        conn.execute("CREATE TABLE notes (line text); INSERT INTO notes VALUES ('hello')")
+    db.sync()
+    assert run_cli(*backup_args(db, age_key, store, "dump.old")).exit_code == 0
+    finished = store / "catalog/dump.old/finished.json"
+    body = json.loads(finished.read_text())
+    del body["plain_size"]
+    finished.write_text(json.dumps(body))
+
+
+def test_restore_of_an_entry_without_plain_size_needs_a_bound(
+        db: Database, age_key: AgeKey, tmp_path: Path, target: str) -> None:
+    store, work = tmp_path / "store", tmp_path / "work"
+    _old_style_backup(db, age_key, store)
+    work.mkdir()
+    args = ["restore", str(store), "--name", "dump.old", "--identity", str(age_key.identity),
+            "--target", target, "--workdir", str(work)]
+    result = run_cli(*args)
+    assert result.exit_code == 6, result.stderr
+    error, hint = error_lines(result)
+    assert "dump.old" in error and "declares no plain_size" in error
+    assert "--max-plain-size" in hint
+    assert not os.listdir(work)
+    small = run_cli(*args, "--max-plain-size", "1kB")
+    assert small.exit_code == 6, small.stderr
+    assert "more than 1000 bytes" in error_lines(small)[0]
+    assert not os.listdir(work)
+    result = run_cli(*args, "--max-plain-size", "100MB")
+    assert result.exit_code == 0, result.stderr
+    import psycopg
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT line FROM notes").fetchall() == [("hello",)]
+
+
+def test_drill_of_an_entry_without_plain_size_needs_a_bound(
+        db: Database, age_key: AgeKey, tmp_path: Path, target: str) -> None:
+    store = tmp_path / "store"
+    _old_style_backup(db, age_key, store)
+    args = ["backups", "drill", str(store), "--identity", str(age_key.identity),
+            "--scratch", target]
+    result = run_cli(*args)
+    assert result.exit_code == 6, result.stderr
+    assert "--max-plain-size" in error_lines(result)[1]
+    assert not list((store / "catalog/dump.old").glob("drill-*"))  # nothing was drilled
+    result = run_cli(*args, "--max-plain-size", "100MB")
+    assert result.exit_code == 0, result.stderr
 
 
 def test_more_files_than_declared_are_refused(decrypter: str, age_key: AgeKey,  # noqa: F811

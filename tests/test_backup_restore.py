@@ -152,7 +152,7 @@ def test_hostile_tar_member_is_refused(tmp_path: Path, target: str, age_key: Age
     cat.mkdir(parents=True)
     (cat / "started.json").write_text(json.dumps({"started": "2026-01-01T00:00:00+00:00"}))
     (cat / "finished.json").write_text(json.dumps(
-        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "plain_size": 1 << 20}))
     result = run_cli("restore", str(store), "--latest", "--identity", str(age_key.identity),
                      "--target", target)
     assert result.exit_code == 6, result.stderr

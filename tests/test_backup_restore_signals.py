@@ -63,7 +63,8 @@ def test_signal_mid_restore_leaves_no_child(empty_target: str, age_key: AgeKey,
     s3.put_object(Bucket=bucket, Key="p/catalog/dump.f/started.json",
                   Body=json.dumps({"started": "2026-01-01T00:00:00+00:00"}).encode())
     s3.put_object(Bucket=bucket, Key="p/catalog/dump.f/finished.json", Body=json.dumps(
-        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}).encode())
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+         "plain_size": 16 << 20}).encode())
     s3.put_object(Bucket=bucket, Key="p/backups/dump.f.tar.zst.age", Body=data)
     proxy = CuttingProxy(s3_server.endpoint_url)
     proxy.pace = 0.02

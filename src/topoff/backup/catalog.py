@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from topoff.backup.names import CATALOG, catalog_key, is_valid
+from topoff.errors import IntegrityError
 from topoff.redact import redact
 from topoff.stores.base import FileMissing, ObjectOptions, Store
 
@@ -35,9 +36,6 @@ log = logging.getLogger("topoff")
 #: a backup with only started.json on another host counts as ongoing this long
 MAX_ONGOING = timedelta(hours=48)
 MAX_OBJECT = 16 * 1024 * 1024  # a catalog object larger than this is refused
-#: a restore decompresses at most this many times the object's size when the catalog
-#: entry predates ``plain_size`` (the uncompressed size it declares)
-PLAIN_RATIO = 1000
 #: the file in a work directory that names the process it belongs to
 OWNER = "owner.json"
 
@@ -101,6 +99,9 @@ class Entry:
     finished: dict[str, Any] | None = None
     failed: dict[str, Any] | None = None
     drills: list[dict[str, Any]] = field(default_factory=list)
+    #: the most a restore decompresses when the entry declares no ``plain_size``: the
+    #: operator's ``--max-plain-size``, never a value from the store
+    max_plain: int | None = None
 
     @property
     def start_time(self) -> str:
@@ -128,9 +129,16 @@ class Entry:
 
     @property
     def plain_limit(self) -> int:
-        """The most a restore decompresses: ``plain_size``, else PLAIN_RATIO x size."""
-        plain = self.plain_size
-        return plain if plain is not None else PLAIN_RATIO * (self.size or 0)
+        """The most a restore decompresses: ``plain_size``, else ``max_plain``; an entry
+        with neither is refused (a forged old-style entry bounds nothing)."""
+        plain = self.plain_size if self.plain_size is not None else self.max_plain
+        if plain is None:
+            raise IntegrityError(
+                f"the catalog entry of backup {self.name} declares no plain_size (the size "
+                "its dump decompresses to), so nothing bounds what a restore writes",
+                hint="a backup taken before topoff recorded plain_size (or an entry changed "
+                "in the store): pass --max-plain-size SIZE, the most it may decompress to")
+        return plain
 
     @property
     def sha256(self) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, cast
 import pyrage
 import zstandard
 
-from topoff.backup.catalog import PLAIN_RATIO, Entry
+from topoff.backup.catalog import Entry
 from topoff.backup.decrypter import CHUNK, DecryptProcess, secret_lines
 from topoff.backup.prefetch import Prefetch
 from topoff.errors import IntegrityError, StoreError
@@ -106,23 +106,24 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Any], entry: Entry,
 
     Reading stops with an IntegrityError as soon as more encrypted bytes arrive than the
     catalog's ``size``, or more decompressed ones than its ``plain_size`` (when the entry
-    predates it, PLAIN_RATIO times ``size``).
+    predates it, the operator's ``max_plain``; with neither it is refused at once).
 
     The plain stream (``read``, ``readinto``, ``chunk``) is zstd's reader over the decrypted
     bytes, read ahead by a thread (:mod:`topoff.backup.prefetch`). age
     keys decrypt in a separate process (:mod:`topoff.backup.decrypter`: the ``age``
     program, else a pyrage child), in parallel with the caller; an ssh identity, whose key
     pyrage keeps inside, decrypts in a thread of this process."""
+    limit = entry.plain_limit  # before anything is read or started
     hashed = HashingReader(src, entry.size)
     why = "the size its catalog entry declares" if entry.plain_size is not None else \
-        f"{PLAIN_RATIO} times its size: its catalog entry declares no plain_size"
+        "--max-plain-size: its catalog entry declares no plain_size"
     keys = secret_lines(identities)
     if keys is None:
-        with _decrypting_thread(hashed, identities, entry.plain_limit, why) as plain:
+        with _decrypting_thread(hashed, identities, limit, why) as plain:
             yield plain, hashed
         return
     child = DecryptProcess(hashed, keys)
-    ahead = Prefetch(PlainLimit(zstd_reader(child.start()), entry.plain_limit, why))
+    ahead = Prefetch(PlainLimit(zstd_reader(child.start()), limit, why))
     ok = False
     failure: BaseException | None = None
     try:

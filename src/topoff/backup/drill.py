@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,8 +127,11 @@ def run_checks(conn: psycopg.Connection, checks: tuple[str, ...]) -> list[dict[s
 
 def drill(store: Store, identities: list[Any], name: str | None = None,
           scratch_url: str | None = None, checks: tuple[str, ...] = (), jobs: int = 2,
-          workdir: str | None = None) -> DrillResult:
+          workdir: str | None = None, max_plain_size: int | None = None) -> DrillResult:
     entry = choose(store, name)
+    if max_plain_size is not None:  # the bound of an entry that declares no plain_size
+        entry = replace(entry, max_plain=max_plain_size)
+    entry.plain_limit  # noqa: B018 - an entry without one: refused, nothing started or recorded
     snap = entry.started.get("snapshot")
     # a time, or nothing: the catalog's text is shown on a terminal
     as_of = catalog.parse_time(snap.get("time")) if isinstance(snap, dict) else None

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,8 +190,14 @@ def check_engines(entry: Entry, target_url: str) -> None:
 
 def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, jobs: int = 2,
             clean: bool = False, no_owner: bool = False, scrub_sql: tuple[str, ...] = (),
-            workdir: str | None = None) -> RestoreResult:
+            workdir: str | None = None, max_plain_size: int | None = None) -> RestoreResult:
+    """Restore ``entry`` into ``target_url``. ``max_plain_size`` bounds what an entry
+    that declares no ``plain_size`` may decompress to; without it such an entry is
+    refused before anything is read or changed."""
     check_engines(entry, target_url)
+    if max_plain_size is not None:
+        entry = replace(entry, max_plain=max_plain_size)
+    entry.plain_limit  # noqa: B018 - refused here, before the target is touched
     if entry.engine == "mariadb":  # streamed into the mariadb client (no owners to skip)
         from topoff.backup import maria_restore
 

@@ -61,6 +61,16 @@ def display_url(url: str) -> str:
     return maria_display_url(url)
 
 
+def _max_plain(text: str | None) -> int | None:
+    if text is None:
+        return None
+    most = parse_size(text, "--max-plain-size")
+    if most < 1:
+        raise ConfigError(f"--max-plain-size must be positive, not {text!r}",
+                          hint="write it like 20GB")
+    return most
+
+
 @click.command("backup")
 @common_options
 @source_options
@@ -156,9 +166,13 @@ def list_cmd(config_path: str | None, store_url: str, as_json: bool) -> None:
               help="Do not restore owners and privileges (roles missing on the target).")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory for the decrypted dump while pg_restore reads it.")
+@click.option("--max-plain-size", metavar="SIZE",
+              help="The most a backup whose catalog entry declares no plain_size (taken "
+              "before topoff recorded it) may decompress to, e.g. 20GB; such a backup is "
+              "refused without it.")
 def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: str | None,
                 latest: bool, identity: str | None, jobs: int | None, clean: bool,
-                no_owner: bool, workdir: str | None) -> None:
+                no_owner: bool, workdir: str | None, max_plain_size: str | None) -> None:
     """Restore a backup into a database: verify its sha256, decrypt, pg_restore, scrub.
 
     Refuses a non-empty target unless --clean. Then runs the [backup] scrub SQL of the
@@ -171,6 +185,7 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
           --target postgresql://localhost/datanommer_copy
     """
     config = build_config(config_path, need_source=False)
+    most = _max_plain(max_plain_size)
     if (name is None) == (not latest):
         raise ConfigError("say which backup to restore",
                           hint="pass either --name NAME or --latest")
@@ -180,7 +195,8 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
     with term_as_interrupt():  # SIGTERM: the child stopped, the decrypted dump removed
         result = restore_mod.restore(store, entry, identities, target_url, jobs=jobs or 2,
                                      clean=clean, no_owner=no_owner,
-                                     scrub_sql=config.backup.scrub, workdir=workdir)
+                                     scrub_sql=config.backup.scrub, workdir=workdir,
+                                     max_plain_size=most)
     click.echo(f"restored {entry.name} ({size(result.size)}, {result.files} files, sha256 "
                f"verified) into {display_url(target_url)}")
 
@@ -197,9 +213,13 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), help="pg_restore --jobs [default: 2].")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory for the decrypted dump while pg_restore reads it.")
+@click.option("--max-plain-size", metavar="SIZE",
+              help="The most a backup whose catalog entry declares no plain_size (taken "
+              "before topoff recorded it) may decompress to, e.g. 20GB; such a backup is "
+              "refused without it.")
 def drill_cmd(config_path: str | None, store_url: str, name: str | None,
               identity: str | None, scratch_url: str | None, jobs: int | None,
-              workdir: str | None) -> None:
+              workdir: str | None, max_plain_size: str | None) -> None:
     """Restore a backup into a throwaway database and compare it with what was recorded.
 
     Row counts and content hashes of every table must match those taken from the dump's
@@ -211,11 +231,13 @@ def drill_cmd(config_path: str | None, store_url: str, name: str | None,
       topoff backups drill s3://backups/datanommer --identity key.txt
     """
     config = build_config(config_path, need_source=False)
+    most = _max_plain(max_plain_size)
     store = backups_store(store_url, config)
     identities = load_identities(identity or config.backup.identity)
     with term_as_interrupt():
         result = drill(store, identities, name=name, scratch_url=scratch_url,
-                       checks=config.backup.checks, jobs=jobs or 2, workdir=workdir)
+                       checks=config.backup.checks, jobs=jobs or 2, workdir=workdir,
+                       max_plain_size=most)
     click.echo(f"drill of {result.name} passed: {result.tables} tables match, "
                f"{len(result.checks)} checks passed; restorable as of "
                f"{result.restorable_as_of}")
