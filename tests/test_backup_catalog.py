@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -171,8 +172,8 @@ def test_backups_list_shows_catalog_text_without_control_characters(tmp_path: Pa
 class StaleListing(LocalStore):
     """A listing taken before the objects were replaced by larger ones (as S3's may be)."""
 
-    def list(self, prefix: str = "") -> list[FileInfo]:
-        return [FileInfo(i.name, 2, i.modified) for i in super().list(prefix)]
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        return (FileInfo(i.name, 2, i.modified) for i in super().scan(prefix))
 
 
 def test_a_catalog_object_larger_than_the_limit_is_not_read_whatever_the_listing_says(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from support.pg import Database
 from support.s3_server import DUMMY_ENV, UNSET_ENV, S3Server
 from topoff.backup import retention
 from topoff.errors import StoreError
+from topoff.stores.base import FileInfo
 from topoff.stores.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,8 +166,8 @@ class PrunedAfterListing(LocalStore):
 
     pruned = False
 
-    def list(self, prefix: str = "") -> list:  # type: ignore[override]
-        found = super().list(prefix)
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        found = list(super().scan(prefix))
         if prefix == "catalog/" and not self.pruned:
             self.pruned = True
             done = subprocess.run([sys.executable, "-m", "topoff", "backups", "prune",
@@ -173,7 +175,7 @@ class PrunedAfterListing(LocalStore):
                                   text=True, timeout=120, env={**os.environ,
                                                                "PYTHONPATH": str(ROOT / "src")})
             assert done.returncode == 0 and "removed 3 backups" in done.stdout, done.stderr
-        return found
+        return iter(found)
 
 
 def test_the_catalog_read_while_a_prune_removes_entries(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def test_restore_refuses_an_object_that_is_no_regular_file(
     cat.mkdir(parents=True)
     (cat / "started.json").write_text(json.dumps({"started": "2026-01-01T00:00:00+00:00"}))
     (cat / "finished.json").write_text(json.dumps(
-        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "plain_size": 1 << 20}))
     obj = store / "backups" / "dump.f.tar.zst.age"
     if kind == "fifo":
         os.mkfifo(obj)

@@ -10,78 +10,44 @@ younger than :data:`MAX_ONGOING`), else failed ("died"). An entry whose objects 
 removes while the catalog is read is left out, as if read after the prune.
 
 Catalog objects are read as untrusted input: every field is type-checked, and a name
-that is not a valid backup name is skipped.
+that is not a valid backup name is skipped. One read of the catalog lists at most
+:data:`MAX_CATALOG_OBJECTS` objects and reads at most :data:`MAX_CATALOG_BYTES` (a store
+holding more was not filled by topoff backups: refused, exit 6), and keeps of each entry
+the summary that listing, checking and pruning need; a restore or a drill reads its one
+backup's entry again, whole.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import socket
-import tempfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from topoff.backup.names import CATALOG, catalog_key, is_valid
+from topoff.backup.owner import MAX_ONGOING as MAX_ONGOING
+from topoff.backup.owner import OWNER as OWNER
+from topoff.backup.owner import alive as alive
+from topoff.backup.owner import parse_time as parse_time
+from topoff.backup.owner import process_marker as process_marker
+from topoff.backup.owner import work_directory as work_directory
 from topoff.errors import IntegrityError
 from topoff.redact import redact
 from topoff.stores.base import FileMissing, ObjectOptions, Store
 
 log = logging.getLogger("topoff")
 
-#: a backup with only started.json on another host counts as ongoing this long
-MAX_ONGOING = timedelta(hours=48)
 MAX_OBJECT = 16 * 1024 * 1024  # a catalog object larger than this is refused
-#: the file in a work directory that names the process it belongs to
-OWNER = "owner.json"
-
-
+#: the most catalog objects one read of the catalog lists: a backup writes two, and one
+#: per drill (ten years of nightly backups, weekly drills: under 10,000)
+MAX_CATALOG_OBJECTS = 100_000
+#: the most bytes of catalog objects one read of the catalog reads
+MAX_CATALOG_BYTES = 1 << 30
+#: the longest text an entry's summary keeps of a field (an error, a source)
+MAX_TEXT = 2000
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _proc_start(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_marker() -> dict[str, Any]:
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "boot_id": _boot_id(),
-            "proc_start": _proc_start(pid)}
-
-
-def work_directory(prefix: str, parent: str | None) -> Path:
-    """A new work directory under ``parent`` ($TMPDIR), marked with this process. Those a
-    killed topoff left there (pg_dump's files, a decrypted dump), whose owner is gone from
-    this host, are removed first; a directory without the mark is left alone."""
-    root = Path(parent or tempfile.gettempdir())
-    for old in root.glob(f"{prefix}*"):
-        try:
-            owner = json.loads((old / OWNER).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(owner, dict) and owner.get("host") == socket.gethostname() \
-                and not alive(owner):
-            log.info("removing %s, left by a topoff that was killed", old)
-            shutil.rmtree(old, ignore_errors=True)
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    (base / OWNER).write_text(json.dumps(process_marker()))
-    return base
 
 
 def write_object(store: Store, name: str, leaf: str, body: dict[str, Any],
@@ -102,6 +68,8 @@ class Entry:
     #: the most a restore decompresses when the entry declares no ``plain_size``: the
     #: operator's ``--max-plain-size``, never a value from the store
     max_plain: int | None = None
+    #: the tables finished.json records, in a summary that no longer holds them
+    table_count: int | None = None
 
     @property
     def start_time(self) -> str:
@@ -162,7 +130,8 @@ class Entry:
                 "ended": self.end_time, "size": self.size, "sha256": self.sha256,
                 "source": _s(self.started.get("source")),
                 "error": _s((self.failed or {}).get("error")) or None,
-                "tables": len(_dict((self.finished or {}).get("tables"))),
+                "tables": self.table_count if self.table_count is not None
+                else len(_dict((self.finished or {}).get("tables"))),
                 "drill": None if d is None else {"ok": d.get("ok") is True,
                                                  "time": _s(d.get("time"))}}
 
@@ -179,20 +148,40 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def _read_at_most(store: Store, key: str, limit: int) -> bytes | None:
+class _Budget:
+    """What one read of the catalog may still read (:data:`MAX_CATALOG_BYTES`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.left = store, MAX_CATALOG_BYTES
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise too_large(self.store, f"more than {MAX_CATALOG_BYTES} bytes")
+
+
+def too_large(store: Store, what: str) -> IntegrityError:
+    return IntegrityError(f"the catalog in {store.url} holds {what}, more than topoff "
+                          "backups write there", hint="check the location (the one "
+                          "`topoff backup --to` names); what topoff did not write under its "
+                          "catalog/ must be removed with the store's own tools")
+
+
+def _read_at_most(store: Store, key: str, limit: int, budget: _Budget) -> bytes | None:
     """The object, or None when it holds more than ``limit`` bytes (read no further)."""
     chunks: list[bytes] = []
     total = 0
     with store.open_read(key) as f:
         while total <= limit and (data := f.read(min(1 << 20, limit + 1 - total))):
+            budget.spend(len(data))
             chunks.append(data)
             total += len(data)
     return None if total > limit else b"".join(chunks)
 
 
-def _load(store: Store, key: str, size: int) -> dict[str, Any] | None:
+def _load(store: Store, key: str, size: int, budget: _Budget) -> dict[str, Any] | None:
     # the listing's size first, then the bytes read: the object may have been replaced
-    data = None if size > MAX_OBJECT else _read_at_most(store, key, MAX_OBJECT)
+    data = None if size > MAX_OBJECT else _read_at_most(store, key, MAX_OBJECT, budget)
     if data is None:
         log.warning("catalog object %s is larger than %d bytes, too large for a catalog "
                     "object; ignored", key, MAX_OBJECT)
@@ -205,28 +194,21 @@ def _load(store: Store, key: str, size: int) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def alive(started: dict[str, Any], now: datetime | None = None) -> bool:
-    """Whether the process that wrote started.json may still be running."""
-    pid = started.get("pid")
-    same_host = started.get("host") == socket.gethostname()
-    if same_host and started.get("boot_id") == _boot_id() and isinstance(pid, int) \
-            and not isinstance(pid, bool) and pid > 0:
-        return _proc_start(pid) == started.get("proc_start")
-    if same_host:
-        return False  # rebooted since, or a marker we cannot check
-    begun = parse_time(started.get("started"))
-    if begun is None:
-        return False
-    return (now or datetime.now(UTC)) - begun < MAX_ONGOING
-
-
 def _listing(store: Store, prefix: str = CATALOG) -> dict[str, dict[str, int]]:
-    """One listing of the catalog: backup name -> {leaf: size}."""
+    """One listing of the catalog: backup name -> {leaf: size}; refused past
+    MAX_CATALOG_OBJECTS objects, or when those it would read hold more than
+    MAX_CATALOG_BYTES, before any is read."""
     found: dict[str, dict[str, int]] = {}
-    for info in store.list(prefix):
+    readable = 0
+    for listed, info in enumerate(store.scan(prefix), 1):
+        if listed > MAX_CATALOG_OBJECTS:
+            raise too_large(store, f"more than {MAX_CATALOG_OBJECTS} objects")
         parts = info.name[len(CATALOG):].split("/")
         if len(parts) == 2 and is_valid(parts[0]):
             found.setdefault(parts[0], {})[parts[1]] = info.size
+            readable += info.size if info.size <= MAX_OBJECT else 0
+    if readable > MAX_CATALOG_BYTES:
+        raise too_large(store, f"more than {MAX_CATALOG_BYTES} bytes")
     return found
 
 
@@ -234,24 +216,25 @@ def names(store: Store) -> list[str]:
     return sorted(_listing(store))
 
 
-def read_entry(store: Store, name: str,
-               leaves: dict[str, int] | None = None) -> Entry | None:
+def read_entry(store: Store, name: str, leaves: dict[str, int] | None = None,
+               budget: _Budget | None = None) -> Entry | None:
     """The entry ``name`` (None when it has no started.json). An object listed but gone
     when read was removed by a prune at the same moment (a backup never removes its
     own): the entry is being removed, and is left out."""
     if leaves is None:
         leaves = _listing(store, catalog_key(name, "")).get(name, {})
     try:
-        return _entry(store, name, leaves)
+        return _entry(store, name, leaves, budget or _Budget(store))
     except FileMissing:
         log.debug("backup %s was removed while the catalog was read", name)
         return None
 
 
-def _entry(store: Store, name: str, leaves: dict[str, int]) -> Entry | None:
+def _entry(store: Store, name: str, leaves: dict[str, int], budget: _Budget) -> Entry | None:
 
     def load(leaf: str) -> dict[str, Any] | None:
-        return _load(store, catalog_key(name, leaf), leaves[leaf]) if leaf in leaves else None
+        return _load(store, catalog_key(name, leaf), leaves[leaf], budget) \
+            if leaf in leaves else None
 
     started = load("started.json")
     if started is None:
@@ -278,25 +261,36 @@ def _entry(store: Store, name: str, leaves: dict[str, int]) -> Entry | None:
 
 def read_catalog(store: Store) -> list[Entry]:
     """Every backup in the store, oldest first by its start read as a time (those whose
-    start is no time with a zone first)."""
-    listing = _listing(store)
-    entries = [e for n in sorted(listing)
-               if (e := read_entry(store, n, listing[n])) is not None]
+    start is no time with a zone first), each as its :func:`summary`."""
+    listing, budget = _listing(store), _Budget(store)
+    entries = [summary(e) for n in sorted(listing)
+               if (e := read_entry(store, n, listing[n], budget)) is not None]
     return sorted(entries, key=_start_order)
+
+
+def summary(e: Entry) -> Entry:
+    """What listing, checking and pruning read of an entry: its times, sizes, status,
+    error and drills' results (not the tables' records, a drill's details or any text
+    longer than MAX_TEXT), so the catalog in memory stays small however large its
+    objects are."""
+    fin = e.finished
+    return replace(
+        e, started=_pick(e.started, "started", "source", "engine"),
+        finished=None if fin is None else _pick(fin, "ended", "size", "sha256",
+                                                "plain_size", "files", "seconds"),
+        failed=None if e.failed is None else _pick(e.failed, "ended", "error"),
+        drills=[_pick(d, "ok", "time") for d in e.drills],
+        table_count=len(_dict((fin or {}).get("tables"))))
+
+
+def _pick(body: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v[:MAX_TEXT] if isinstance(v, str) else v for k in keys
+            if k in body and isinstance(v := body[k], str | int | float | bool)}
 
 
 def _start_order(e: Entry) -> tuple[bool, float, str, str]:
     t = parse_time(e.start_time)
     return (t is not None, t.timestamp() if t is not None else 0.0, e.start_time, e.name)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A catalog time: ISO 8601 with a zone; None for anything else."""
-    try:
-        t = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return t if t is not None and t.tzinfo is not None else None
 
 
 def finished_by_start(entries: list[Entry], now: datetime | None = None) -> list[Entry]:
@@ -311,5 +305,9 @@ def finished_by_start(entries: list[Entry], now: datetime | None = None) -> list
 
 
 def latest_finished(store: Store) -> Entry | None:
-    done = finished_by_start(read_catalog(store))
-    return done[-1] if done else None
+    """The newest finished backup, its entry read whole (the drill compares its tables)."""
+    for e in reversed(finished_by_start(read_catalog(store))):
+        whole = read_entry(store, e.name)
+        if whole is not None and whole.status == "finished":
+            return whole
+    return None

@@ -33,7 +33,7 @@ from topoff.cli.options import (
 from topoff.cli.output import size
 from topoff.cli.signals import term_as_interrupt
 from topoff.config import MAX_JOBS, MAX_KEEP_DAYS, MAX_LOCK_DAYS, Config, parse_size
-from topoff.errors import ConfigError, StoreError
+from topoff.errors import ConfigError, IntegrityError, StoreError
 from topoff.redact import redact
 from topoff.sources.base import engine_of
 from topoff.sources.postgres import display_url as pg_display_url
@@ -273,7 +273,7 @@ def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: s
     try:
         store = backups_store(store_url, config)
         result = evaluate(catalog.read_catalog(store), limit, smallest, change)
-    except StoreError as e:
+    except (StoreError, IntegrityError) as e:  # unreachable, or not a catalog topoff wrote
         result = CheckResult(CRITICAL, f"BACKUP CRITICAL - cannot read the catalog: "
                              f"{e.message}", {"check_status": float(CRITICAL)})
     if prometheus_file:

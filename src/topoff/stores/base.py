@@ -27,6 +27,7 @@ import contextlib
 import io
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
@@ -191,6 +192,12 @@ class Store(ABC):
         """Like :meth:`list`, with files being written (or left by a killed writer) too."""
         return self.list(prefix)
 
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        """The files of :meth:`list` in no set order, read as they are consumed where the
+        store can (S3's pages, a directory's entries): a caller that stops early never
+        holds the whole listing. Default: :meth:`list`."""
+        return iter(self.list(prefix))
+
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release connections; the store is not used afterwards."""
 
@@ -218,6 +225,9 @@ class StoreWrapper(Store):
 
     def list_all(self, prefix: str = "") -> builtins.list[FileInfo]:
         return self.inner.list_all(prefix)
+
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        return self.inner.scan(prefix)
 
     def stat(self, name: str) -> FileInfo | None:
         return self.inner.stat(name)

@@ -50,38 +50,42 @@ class LocalStore(Store):
         return self._list(prefix, temp=True)
 
     def _list(self, prefix: str, temp: bool) -> builtins.list[FileInfo]:
+        return sorted(self._scan(prefix, temp), key=lambda info: info.name)
+
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        return self._scan(prefix, temp=False)
+
+    def _scan(self, prefix: str, temp: bool) -> Iterator[FileInfo]:
         if prefix:
             # a prefix may end in "/" (a directory) or in a partial name; both are fine
             check_name(prefix[:-1] if prefix.endswith("/") else prefix)
         # Walk only the directory the prefix points into, not the whole tree.
         base = prefix.rpartition("/")[0]
-        found: builtins.list[FileInfo] = []
         try:
-            self._walk(self.root / base if base else self.root, base, prefix, found, temp)
+            yield from self._walk(self.root / base if base else self.root, base, prefix, temp)
         except OSError as exc:
             raise self._error(exc, "list", prefix or ".") from exc
-        return sorted(found, key=lambda info: info.name)
 
-    def _walk(self, path: Path, rel: str, prefix: str, found: builtins.list[FileInfo],
-              temp: bool) -> None:
+    def _walk(self, path: Path, rel: str, prefix: str, temp: bool) -> Iterator[FileInfo]:
         try:
-            entries = list(os.scandir(path))
+            entries = os.scandir(path)  # read as walked: a directory of any size
         except (FileNotFoundError, NotADirectoryError):
             return
-        for entry in entries:
-            name = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                # descend only where names under it can still match the prefix
-                if name.startswith(prefix[: len(name)]):
-                    self._walk(Path(entry.path), name, prefix, found, temp)
-            elif entry.is_file(follow_symlinks=False) and name.startswith(prefix) and (
-                    temp or not _TEMP.match(entry.name)):
-                # links and special files are no files of the store: never listed
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    found.append(FileInfo(name, st.st_size, st.st_mtime))
-                except FileNotFoundError:  # deleted while we were listing
-                    continue
+        with entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    # descend only where names under it can still match the prefix
+                    if name.startswith(prefix[: len(name)]):
+                        yield from self._walk(Path(entry.path), name, prefix, temp)
+                elif entry.is_file(follow_symlinks=False) and name.startswith(prefix) and (
+                        temp or not _TEMP.match(entry.name)):
+                    # links and special files are no files of the store: never listed
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # deleted while we were listing
+                        continue
+                    yield FileInfo(name, st.st_size, st.st_mtime)
 
     def stat(self, name: str) -> FileInfo | None:
         try:

@@ -115,7 +115,10 @@ class S3Store(Store):
     # -- reading -----------------------------------------------------------------------
 
     def list(self, prefix: str = "") -> list[FileInfo]:
-        found = []
+        return sorted(self.scan(prefix), key=lambda info: info.name)
+
+    def scan(self, prefix: str = "") -> Iterator[FileInfo]:
+        """The keys under ``prefix``, one page of 1,000 asked for at a time."""
         skip = len(self._key(""))
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -124,11 +127,10 @@ class S3Store(Store):
             for page in pages:
                 for obj in page.get("Contents", ()):
                     modified = obj.get("LastModified")
-                    found.append(FileInfo(obj["Key"][skip:], obj["Size"],
-                                          modified.timestamp() if modified else None))
+                    yield FileInfo(obj["Key"][skip:], obj["Size"],
+                                   modified.timestamp() if modified else None)
         except Exception as exc:
             raise self._error(exc, "list", prefix or "files") from exc
-        return sorted(found, key=lambda info: info.name)
 
     def stat(self, name: str) -> FileInfo | None:
         key = self._key(check_name(name))
