@@ -202,6 +202,25 @@ def test_drill_of_an_entry_without_plain_size_needs_a_bound(
     assert result.exit_code == 0, result.stderr
 
 
+def test_a_plain_size_beyond_the_work_directorys_free_space_is_refused_before_reading(
+        db: Database, age_key: AgeKey, tmp_path: Path, target: str) -> None:
+    """plain_size is written by anyone who can write to the store: one declaring more
+    than the work directory holds bounds nothing there, and the dump could not be
+    restored from it anyway."""
+    store, work = tmp_path / "store", tmp_path / "work"
+    _old_style_backup(db, age_key, store)
+    work.mkdir()
+    finished = store / "catalog/dump.old/finished.json"
+    huge = shutil.disk_usage(work).free + (1 << 30)
+    finished.write_text(json.dumps({**json.loads(finished.read_text()), "plain_size": huge}))
+    result = run_cli("restore", str(store), "--name", "dump.old", "--identity",
+                     str(age_key.identity), "--target", target, "--workdir", str(work))
+    assert result.exit_code == 7, result.stderr
+    error, hint = error_lines(result)
+    assert f"{huge} bytes" in error and "free" in error and "--workdir" in hint
+    assert not os.listdir(work)
+
+
 def test_more_files_than_declared_are_refused(decrypter: str, age_key: AgeKey,  # noqa: F811
                                               tmp_path: Path) -> None:
     """The catalog's ``files`` bounds how many files a restore creates (empty members cost

@@ -118,6 +118,18 @@ def fetch(store: Store, entry: Entry, identities: list[Any], dest: Path) -> int:
     return count
 
 
+def _check_room(base: Path, entry: Entry) -> None:
+    """The dump is written whole under the work directory: a ``plain_size`` (or
+    ``--max-plain-size``) beyond its free space cannot be restored there, and would bound
+    nothing (anyone who can write to the store can declare one)."""
+    free = shutil.disk_usage(base).free
+    if entry.plain_limit > free:
+        raise TargetError(f"backup {entry.name} decompresses to {entry.plain_limit} bytes, "
+                          f"more than the {free} bytes free under {base.parent}",
+                          hint="free space under --workdir or give another --workdir (a "
+                          "size far beyond the database's means a changed catalog entry)")
+
+
 def check_names(entry: Entry, dump: Path) -> None:
     """pg_restore reads the files toc.dat and blobs.toc name: the dump's own only."""
     try:
@@ -211,6 +223,7 @@ def restore(store: Store, entry: Entry, identities: list[Any], target_url: str, 
         raise ConfigError("--jobs must be at least 1")
     base = work_directory("topoff-restore-", workdir)
     try:
+        _check_room(base, entry)
         (base / "dump").mkdir(mode=0o700)
         files = fetch(store, entry, identities, base / "dump")
         check_names(entry, base / "dump")
