@@ -16,6 +16,7 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import family
 from topoff.replicate.config import ReplicateTable
 from topoff.safety import unreadable_relation
+from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.sources.pg_keys import HINT as KEY_HINT
 from topoff.sources.pg_keys import folding_key
 
@@ -32,7 +33,7 @@ SELECT a.attname,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
                CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 #: every name qualified: it runs with the database's own search_path (see type_names)

@@ -21,6 +21,7 @@ from topoff.pgtypes import is_time_cursor
 from topoff.safety import unreadable_relation
 from topoff.sources.base import SourceTable
 from topoff.sources.configured import check_names, check_types, exported_columns, near
+from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.sources.pg_keys import HINT as KEY_HINT
 from topoff.sources.pg_keys import folding_key
 from topoff.sources.types import TypeDef, TypeWalker, merge
@@ -67,7 +68,7 @@ SELECT a.attnum, a.attname,
          WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
                CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END),
        a.atttypid, a.atttypmod, a.attndims
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """

@@ -23,6 +23,7 @@ import psycopg
 from topoff.config import TableConfig
 from topoff.errors import ConfigError
 from topoff.pgtypes import is_time_cursor
+from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.sources.pg_keys import folding_columns
 
 _SCHEMAS_Q = """
@@ -48,7 +49,7 @@ _COLUMNS_Q = """
 SELECT a.attrelid, a.attname,
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
             ELSE format_type(a.atttypid, a.atttypmod) END
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """

@@ -16,6 +16,7 @@ from topoff.pgtypes import family
 if TYPE_CHECKING:
     from topoff.targets.base import TableDef
 from topoff.pg_hash import hash_table
+from topoff.sources.pg_domains import VALUE_TYPE
 
 #: the kinds whose canonical text needs functions of their own type
 _TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
@@ -24,8 +25,8 @@ _COLUMNS_Q = (
     "SELECT a.attname, format_type(CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE "
     "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
     "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
-    "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a JOIN pg_type t ON "
-    "t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+    "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a " + VALUE_TYPE
+    + " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
     "a.attisdropped")
 
 
