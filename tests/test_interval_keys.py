@@ -187,3 +187,50 @@ def test_the_span_text_is_one_for_each_span_postgresql_takes_as_one_key(db):
         (one,) = spans
         assert one not in seen, (texts, seen.get(one))
         seen[one] = texts
+
+
+ARRAYS = """
+CREATE TABLE singles (k interval[] PRIMARY KEY, name text NOT NULL, ts timestamptz NOT NULL);
+CREATE TABLE pairs (id int, k int[], name text NOT NULL, ts timestamptz NOT NULL,
+                    PRIMARY KEY (id, k));
+CREATE INDEX ON singles (ts); CREATE INDEX ON pairs (ts);
+INSERT INTO singles VALUES ('{1 day}', 'a', now() - interval '4 days');
+INSERT INTO pairs VALUES (1, '{1}', 'a', now() - interval '4 days');
+"""
+
+
+def test_an_array_key_is_refused_by_an_iceberg_upsert(db, tmp_path):
+    """An Iceberg list cannot be matched by a delete by key: a key with an array column
+    ('{1 day}' and '{24:00:00}' one key of interval[]) is refused with exit 7 naming it
+    (a composite one stopped the second sync with a TypeError, exit 70)."""
+    from topoff.errors import TargetError
+
+    db.execute(ARRAYS)
+    cfg = make_config(db, TOML, lookback_days=1)
+    url = str(tmp_path / "published")
+    publish_full(cfg, url)
+    db.execute("UPDATE singles SET k = '{24:00:00}', name = 'A', ts = now() - interval '1 day'"
+               "; UPDATE pairs SET name = 'A', ts = now() - interval '1 day'")
+    db.sync()
+    publish_day(cfg, url, day(1))
+    with pytest.raises(TargetError) as info:
+        sync(url, catalog_file(tmp_path))
+    assert info.value.exit_code == 7
+    assert "array" in info.value.message and "'k'" in info.value.message, info.value.message
+
+
+def test_an_array_key_is_refused_by_an_iceberg_updater(cluster, tmp_path):
+    source = new_database(cluster)
+    source.execute(ARRAYS)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{tmp_path}/catalog.db"\n'
+                       'warehouse = "warehouse"\nnamespace = "unused"\n')
+    tables = {t: {"method": "updater", "cursor": "ts"} for t in ("singles", "pairs")}
+    cfg = config(f"iceberg:{catalog}", {"app": (source.standby_url, tables)})
+    for _ in range(2):
+        for run in run_once(cfg):
+            assert (run.status, run.exit_code) == ("failed", 7), run
+            assert "array" in (run.error or "") and "'k'" in (run.error or ""), run.error
+    tables = {t: {"method": "snapshot"} for t in ("singles", "pairs")}
+    cfg = config(f"iceberg:{catalog}", {"app": (source.standby_url, tables)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok"]

@@ -41,6 +41,7 @@ from topoff.targets.base import TableDef
 from topoff.targets.iceberg.config import NAME, ensure_namespace
 from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
+from topoff.targets.iceberg.table import array_key
 from topoff.targets.iceberg.types import iceberg_type
 
 log = logging.getLogger("topoff")
@@ -189,6 +190,10 @@ class IcebergReplica:
         p: Pull | None = None
         try:
             info = src.describe(t)
+            if t.method != "snapshot" and (why := array_key(info.columns, info.key)):
+                raise TargetError(f"{source.name}.{t.qualified} {why}", hint=(
+                    'set key = [...] to columns that are no array, use method = "snapshot", '
+                    "or a DuckDB or PostgreSQL target"))
             current = table_def(info, where)
             notes: list[str] = []
             added: list[Column] = []

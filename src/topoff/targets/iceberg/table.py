@@ -11,6 +11,7 @@ the catalog: the rows and the ledger change together or not at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,24 @@ def table_name(entry: TableEntry) -> str:
             f"table {entry.qualified!r} has a key column whose name holds a dot, which "
             "pyiceberg takes for a nested field when it deletes rows by key",
             hint="sync the other tables with --tables, or use a DuckDB or PostgreSQL replica")
+    if entry.method == "upsert" and (why := array_key(entry.columns, entry.primary_key)):
+        raise TargetError(f"table {entry.qualified!r} {why}",
+                          hint="sync the other tables with --tables, export the table with "
+                          "another key or as a snapshot, or use a DuckDB or PostgreSQL "
+                          "replica")
     return name
+
+
+def array_key(columns: list[Column] | tuple[Column, ...], key: Sequence[str]) -> str | None:
+    """Why an Iceberg replica cannot replace rows by ``key``: a column of it is an array,
+    an Iceberg list, which a delete by key does not match (nor as PostgreSQL compares it:
+    ``'{1 day}'`` and ``'{24:00:00}'`` are one interval[] key); None when it can."""
+    kinds = {c.name: c.logical.kind for c in columns}
+    for k in key:
+        if kinds.get(k) == "array":
+            return (f"has the array column {k!r} in its key, which an Iceberg replica "
+                    "cannot match rows by")
+    return None
 
 
 def schema_of(columns: list[Column]) -> Schema:
