@@ -37,7 +37,7 @@ from topoff.replicate.shape import Index
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
 from topoff.sources.mariadb import snapshot as snap
-from topoff.sources.mariadb.catalog import KEY_HINT, MariaTable, inexact_key, read_table
+from topoff.sources.mariadb.catalog import MariaTable, key_refusal, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
 from topoff.sources.mariadb.safety import complete_as_of, require_replica
 from topoff.sources.mariadb.source import _column
@@ -129,12 +129,12 @@ class MariaSession:
                               f"({', '.join(key)})", hint="replicate the key columns, or set "
                               "key = [...] to replicated columns")
         # an updater merges changed rows by key; an inserter's rows never change; a key
-        # the config names is the user's word that its values are never respelled
-        inexact = inexact_key(mt, key) if t.method == "updater" and not t.key else None
-        if inexact:  # merged by key as the replica compares: both spellings would stay
-            raise ConfigError(f"{where} {t.qualified}: {inexact}; a key respelled on the "
-                              "source would stay in the replica beside the new one",
-                              hint=KEY_HINT)
+        # the config names is the user's word that its values are never respelled (a prefix
+        # key's, that none is written over one sharing its prefix)
+        refused = (key_refusal(mt, key, "the replica") if t.method == "updater"
+                   and not t.key else None)
+        if refused:  # merged by key as the replica compares: both spellings would stay
+            raise ConfigError(f"{where} {t.qualified}: {refused[0]}", hint=refused[1])
         kind = cursor_kind(t, key, {c.name: c.type for c in mt.columns})
         if t.where is not None:
             _where_checked(self.conn, t, mt)

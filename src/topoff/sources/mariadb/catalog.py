@@ -81,14 +81,12 @@ def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
     CHAR drops trailing spaces as it is read, so a PAD SPACE binary collation is exact
     there; ENUM and SET compare by label number. A primary key column indexed by a prefix
     holds one row for all values sharing it, whatever their collation."""
-    prefixes = dict(table.prefixes) if list(key) == table.primary_key else {}
+    if prefix := _prefix(table, key):
+        name, length, unit = prefix
+        return (f"key column {name!r} is indexed by its first {length} {unit} only "
+                f"(PRIMARY KEY ({name}({length}))): values that share them are one key")
     for name in key:
         c = table.column(name)
-        if name in prefixes:
-            unit = "characters" if c.collation and c.collation != "binary" else "bytes"
-            return (f"key column {name!r} is indexed by its first {prefixes[name]} {unit} "
-                    f"only (PRIMARY KEY ({name}({prefixes[name]}))): values that share "
-                    "them are one key")
         coll = c.collation
         if not coll or coll == "binary" or c.logical.get("kind") in ("enum", "set"):
             continue
@@ -99,6 +97,36 @@ def inexact_key(table: MariaTable, key: Sequence[str]) -> str | None:
         fold = ("'a' and 'a '" if coll.endswith("_bin") else "'abc' and 'ABC'")
         return f"key column {name!r} is {c.native} under collation {coll} ({fold} are one key)"
     return None
+
+
+def _prefix(table: MariaTable, key: Sequence[str]) -> tuple[str, int, str] | None:
+    """The first column of ``key`` (the primary key) indexed by a prefix only: its name,
+    the prefix's length and its unit (characters, bytes for a binary column), or None."""
+    prefixes = dict(table.prefixes) if list(key) == table.primary_key else {}
+    for name in key:
+        if name in prefixes:
+            coll = table.column(name).collation
+            return name, prefixes[name], ("characters" if coll and coll != "binary"
+                                          else "bytes")
+    return None
+
+
+def key_refusal(table: MariaTable, key: Sequence[str], replicas: str
+                ) -> tuple[str, str] | None:
+    """The message and hint refusing ``key`` for a merge by key (see :func:`inexact_key`),
+    or None; ``replicas``: where a merge would keep an old row (``the replica``)."""
+    why = inexact_key(table, key)
+    if why is None:
+        return None
+    prefix = _prefix(table, key)
+    if prefix is None:
+        return (f"{why}; a key respelled on the source would stay in {replicas} beside the "
+                "new one", KEY_HINT)
+    name, length, unit = prefix
+    return (f"{why}; a value written over one that shares them would stay in {replicas} "
+            "beside it", f"set key = [...] to columns the primary key holds whole, or to "
+            f"this key if no value of {name!r} is ever written over one sharing its first "
+            f"{length} {unit}; or use method = \"snapshot\"")
 
 
 def _rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

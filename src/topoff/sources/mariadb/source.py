@@ -31,7 +31,7 @@ from topoff.sources.base import SourceCapabilities, SourceTable
 from topoff.sources.configured import check_names, exported_columns
 from topoff.sources.mariadb import parallel
 from topoff.sources.mariadb import snapshot as snap
-from topoff.sources.mariadb.catalog import KEY_HINT, MariaTable, inexact_key, read_table
+from topoff.sources.mariadb.catalog import MariaTable, key_refusal, read_table
 from topoff.sources.mariadb.connect import connect_target, display_url, parse_url
 from topoff.sources.mariadb.reader import (
     MARIA_HASH,
@@ -244,11 +244,10 @@ class MariaSource:
                                   hint="a cursor must be a DATETIME, TIMESTAMP or DATE column")
         key = list(tc.key) if tc.key else list(mt.primary_key)
         # a key the config names is the user's word that its values are never respelled
-        inexact = inexact_key(mt, key) if tc.method == "upsert" and not tc.key else None
-        if inexact:  # a replica's upsert compares bytes: both spellings would stay
-            raise ConfigError(f"{where} {tc.qualified}: {inexact}; a key respelled on the "
-                              "source would stay in every replica beside the new one",
-                              hint=KEY_HINT)
+        refused = (key_refusal(mt, key, "every replica") if tc.method == "upsert"
+                   and not tc.key else None)
+        if refused:  # a replica's upsert compares bytes: both spellings would stay
+            raise ConfigError(f"{where} {tc.qualified}: {refused[0]}", hint=refused[1])
         published = MariaTable(schema=mt.schema, name=mt.name, columns=kept,
                                primary_key=mt.primary_key, estimated_rows=mt.estimated_rows,
                                engine=mt.engine)
