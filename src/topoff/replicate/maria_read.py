@@ -23,6 +23,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.reader import MARIA_HASH
 from topoff.sources.mariadb.rowhash import count_hash_sql
 from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
@@ -38,7 +39,7 @@ _UNKNOWN_TABLE = 1109  # ER_UNKNOWN_TABLE: an information_schema view the server
 
 
 def failed(what: str, e: my_errors.Error) -> SourceError:
-    return SourceError(f"{what} on the MariaDB source failed: {e.msg}",
+    return read_failed(f"{what} on the MariaDB source", e,
                        hint="check the connection to the source and the user's SELECT "
                             "privilege")
 

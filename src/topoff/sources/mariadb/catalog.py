@@ -14,6 +14,7 @@ from typing import Any
 from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.types import MariaColumn, map_column, quote_ident
 
 _COLUMNS = """
@@ -154,7 +155,7 @@ def _every_column_readable(conn: Any, schema: str, table: str, shown: int) -> No
         cur.fetchall()
     except my_errors.Error as e:
         if e.errno not in _DENIED:
-            raise SourceError(f"cannot read {schema}.{table}: {e.msg}",
+            raise read_failed(f"reading {schema}.{table}", e,
                               hint="check that the user may SELECT it") from None
         raise SourceError(f"the source user may read only some columns of {schema}.{table} "
                           f"(column privileges; {shown} shown): the others would be left "

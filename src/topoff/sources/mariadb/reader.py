@@ -21,6 +21,7 @@ from topoff.dataset.layout import Window
 from topoff.errors import SourceError
 from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
 from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident, zero_date_sql
@@ -96,7 +97,7 @@ def hash_sql(t: MariaSourceTable, window: Window | None,
 
 
 def _failed(t: SourceTable, e: my_errors.Error) -> SourceError:
-    return SourceError(f"reading {t.qualified} from the MariaDB source failed: {e.msg}",
+    return read_failed(f"reading {t.qualified} from the MariaDB source", e,
                        hint="check the connection to the source and the user's SELECT "
                             "privilege")
 

@@ -19,6 +19,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
 from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
@@ -70,7 +71,7 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
             block = b"\n".join(lines(rows))
             yield block + b"\n", len(rows)
     except my_errors.Error as e:
-        raise SourceError(f"reading {table.schema}.{table.name} failed: {e.msg}",
+        raise read_failed(f"reading {table.schema}.{table.name}", e,
                           hint="check the connection to the source and the user's SELECT "
                                "privilege") from None
     finally:

@@ -33,6 +33,7 @@ from topoff.sources.mariadb import parallel
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.catalog import MariaTable, key_refusal, read_table
 from topoff.sources.mariadb.connect import connect_target, display_url, parse_url
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.reader import (
     MARIA_HASH,
     LineStream,
@@ -134,7 +135,7 @@ class MariaReader:
             cur.execute(sql, params)
             count, total = cur.fetchone()
         except my_errors.Error as e:
-            raise SourceError(f"hashing {table.qualified} failed: {e.msg}",
+            raise read_failed(f"hashing {table.qualified}", e,
                               hint="check the connection to the source") from None
         finally:
             cur.close()

@@ -1,0 +1,81 @@
+"""A migration on the source's primary while topoff reads the source: a MariaDB table whose
+definition changed after the export's snapshot began (error 1412) or that is gone (1146)
+is reported as such, with what to do, and nothing is published."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from topoff.config import Config, TableConfig
+from topoff.dataset.layout import Window
+from topoff.errors import SourceError
+from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
+from topoff.sources.mariadb.source import MariaSource
+from topoff.stores import open_store
+
+DAY = (datetime.now(UTC) - timedelta(days=3)).date()
+
+
+def _config(url: str, jobs: int = 1) -> Config:
+    schema = url.rsplit("/", 1)[1]
+    return Config(dataset="shop", source_url=url, tables=tuple(
+        TableConfig(schema=schema, name=n, method="append", cursor="at") for n in ("ea", "eb")
+    )).with_export(jobs=jobs, retry_backoff=0.05)
+
+
+def _fill(maria: MariaDatabase) -> None:
+    d = DAY.isoformat()
+    for n in ("ea", "eb"):
+        maria.execute(f"CREATE TABLE {n} (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, "
+                      f"body TEXT, KEY (at)); INSERT INTO {n} VALUES "
+                      f"(1, '{d} 01:00:00', 'x'), (2, '{d} 02:00:00', 'y')")
+
+
+def migrate_after_snapshot(monkeypatch: pytest.MonkeyPatch, maria: MariaDatabase,
+                           statements: list[str]) -> list[str]:
+    """Each export attempt: the next of ``statements`` runs on the primary, and the replica
+    applies it, once the export's snapshot began and before it reads the catalog (the
+    moment a migration can land unseen: from the catalog on, the export's metadata locks
+    hold the replica's DDL back until it ends)."""
+    done: list[str] = []
+    tables = MariaSource.tables
+
+    def migrated(self: MariaSource, config: Config) -> list:
+        if len(done) < len(statements):
+            maria.execute(statements[len(done)])
+            done.append(statements[len(done)])
+        return tables(self, config)
+
+    monkeypatch.setattr(MariaSource, "tables", migrated)
+    return done
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+@pytest.mark.parametrize("statement", ["ALTER TABLE eb MODIFY body VARCHAR(300)",
+                                       "TRUNCATE TABLE eb"])
+@pytest.mark.parametrize("kind", ["full", "incremental"])
+def test_a_mariadb_table_changed_after_the_snapshot_is_named_with_a_hint(
+        maria: MariaDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        statement: str, kind: str) -> None:
+    _fill(maria)
+    migrate_after_snapshot(monkeypatch, maria, [statement] * 5)
+    store = open_store(str(tmp_path / "pub"))
+    with pytest.raises(SourceError) as failed:
+        if kind == "full":
+            export_full(_config(maria.replica_url), store)
+        else:
+            export_incremental(_config(maria.replica_url), store, Window.day(DAY))
+    assert failed.value.exit_code == 3
+    assert f"{maria.name}.eb" in failed.value.message
+    assert "definition changed on the source after the snapshot" in failed.value.message
+    assert failed.value.hint is not None and "run it again" in failed.value.hint
+    assert "privilege" not in failed.value.hint
+    assert _files(tmp_path / "pub") == []
