@@ -1,6 +1,7 @@
 """A migration on the source's primary while topoff reads the source: a MariaDB table whose
-definition changed after the export's snapshot began (error 1412) or that is gone (1146)
-is reported as such, with what to do, and nothing is published."""
+definition changed after the export's snapshot began (error 1412) or that is gone (1146),
+a PostgreSQL table changed on the standby between the export's snapshot and its locks, is
+reported as such, with what to do, and nothing is published."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.mariadb import MariaDatabase
+from support.pg import Database, make_config
 from topoff.config import Config, TableConfig
 from topoff.dataset.layout import Window
 from topoff.errors import SourceError
@@ -78,4 +80,41 @@ def test_a_mariadb_table_changed_after_the_snapshot_is_named_with_a_hint(
     assert "definition changed on the source after the snapshot" in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert "privilege" not in failed.value.hint
+    assert _files(tmp_path / "pub") == []
+
+
+PG_CHANGES = {"ALTER TABLE eb ALTER body TYPE varchar(300)": "rewritten",
+              "TRUNCATE eb": "truncated",
+              "ALTER TABLE eb DROP COLUMN body": "a column dropped",
+              "ALTER TABLE eb RENAME TO eb_old": "does not exist",
+              "DROP TABLE eb": "cache lookup failed"}
+
+
+@pytest.mark.parametrize("statement", list(PG_CHANGES))
+def test_a_postgresql_table_changed_before_the_export_locked_it_is_named(
+        db: Database, tmp_path: Path, statement: str) -> None:
+    """Replayed between the snapshot and the locks, a rewrite or TRUNCATE would have the
+    table read empty in the snapshot (it was published with 0 rows); a column or table
+    gone failed the export with exit 70."""
+    d = DAY.isoformat()
+    for n in ("ea", "eb"):
+        db.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, at timestamptz NOT NULL, "
+                   f"body text); INSERT INTO {n} VALUES (1, '{d} 01:00+00', 'x'), "
+                   f"(2, '{d} 02:00+00', 'y')")
+    done: list[int] = []
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot" and not done:  # the standby replays it, nothing holds it
+            done.append(1)
+            db.execute(statement)
+
+    config = make_config(db, '[tables.ea]\ncursor = "at"\n[tables.eb]\ncursor = "at"\n',
+                         jobs=1)
+    store = open_store(str(tmp_path / "pub"))
+    with pytest.raises(SourceError) as failed:
+        export_full(config, store, hook=hook)
+    assert done and failed.value.exit_code == 3
+    assert "changed on the source after" in failed.value.message
+    assert PG_CHANGES[statement] in failed.value.message
+    assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert _files(tmp_path / "pub") == []

@@ -112,8 +112,9 @@ def introspect(conn: psycopg.Connection, config: Config) -> list[PgTable]:
         _no_rows_twice(conn, by_oid)
         for t in tables:
             t.foreign_keys.extend(_foreign_keys(conn, t, by_oid))
-    finally:
-        conn.execute("SELECT set_config('search_path', %s, true)", (saved_path,))
+    finally:  # (a failed transaction forgets the local setting, and refuses this)
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('search_path', %s, true)", (saved_path,))
     for t in tables:
         if t.config.filter:
             _check_filter(conn, t)

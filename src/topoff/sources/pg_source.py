@@ -21,6 +21,7 @@ from topoff.safety import is_connection_lost, is_recovery_conflict, retry_on_rec
 from topoff.sources import pg_queries as q
 from topoff.sources.base import SourceCapabilities, SourceTable
 from topoff.sources.catalog import PgTable, introspect, post_data_sql, pre_data_sql
+from topoff.sources.pg_changes import check_unchanged, schema_changes
 from topoff.sources.pg_copy import CopyReader
 from topoff.sources.pg_session import SnapshotInfo, SnapshotSession
 
@@ -93,7 +94,8 @@ class PostgresSource:
         return self.info
 
     def tables(self, config: Config) -> list[SourceTable]:
-        return list(introspect(self.conn, config))
+        with schema_changes():
+            return list(introspect(self.conn, config))
 
     def lock(self, tables: list[SourceTable]) -> None:
         """ACCESS SHARE locks, as pg_dump takes: DDL on the primary now conflicts visibly
@@ -103,12 +105,15 @@ class PostgresSource:
         of the transaction)."""
         pg = list(map(_pg, tables))
         lockable = [t.ident for t in pg if t.relkind in ("r", "p", "v")]
-        if lockable:
-            self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
-                sql.SQL(", ").join(lockable)))
-        for t in pg:
-            if t.relkind in ("m", "f"):
-                self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(t.ident))
+        with schema_changes():
+            if lockable:
+                self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
+                    sql.SQL(", ").join(lockable)))
+            for t in pg:
+                if t.relkind in ("m", "f"):
+                    self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(t.ident))
+        # a migration replayed before the locks were taken (pg_changes.py)
+        check_unchanged(self.conn, [t.oid for t in pg])
 
     def reader(self) -> PgReader:
         return PgReader(self.conn)

@@ -1,0 +1,65 @@
+"""Tables changed on a PostgreSQL source between the export's snapshot and its locks.
+
+The export takes its snapshot, reads the catalog in it and only then locks the tables
+(ACCESS SHARE, as pg_dump does). A migration replayed in between is not held back by the
+locks: a table rewritten or truncated then would be read empty in the older snapshot (its
+new file holds no row that snapshot sees), a column dropped or a table renamed or dropped
+fails the read. Once the locks are held, the catalog as it is now (what
+``pg_relation_filenode`` and ``has_column_privilege`` look up) is compared with the
+snapshot's, and any difference, or a failure of the catalog's reading that a concurrent
+change causes, is a SourceError naming the change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import psycopg
+
+from topoff.errors import SourceError
+
+HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) reached "
+        "the source as the export began, and the next run reads the tables as they are now")
+
+#: undefined_table, undefined_column
+_CHANGED_STATES = frozenset({"42P01", "42703"})
+
+_CHANGED_SQL = """
+SELECT c.oid::regclass::text FROM pg_class c
+WHERE c.oid = ANY(%s) AND (
+  (c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))
+  OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND NOT a.attisdropped
+             AND has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL))
+ORDER BY 1
+"""
+
+
+def _changed(e: BaseException) -> bool:
+    state = getattr(e, "sqlstate", None)
+    return state in _CHANGED_STATES or (state == "XX000" and "cache lookup failed" in str(e))
+
+
+@contextlib.contextmanager
+def schema_changes() -> Iterator[None]:
+    """A catalog read or lock that fails because a table changed under the snapshot (gone,
+    renamed, a column dropped) as the SourceError it is."""
+    try:
+        yield
+    except psycopg.Error as e:
+        if not _changed(e):
+            raise
+        first = str(e).strip().splitlines()[0]
+        raise SourceError("a table of the export changed on the source after its snapshot "
+                          f"began ({first})", hint=HINT) from None
+
+
+def check_unchanged(conn: psycopg.Connection, oids: Sequence[int]) -> None:
+    """SourceError naming the tables rewritten, truncated or with a column dropped since
+    the transaction's snapshot (call once they are locked)."""
+    changed = [r[0] for r in conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()]
+    if changed:
+        raise SourceError(f"{', '.join(changed)} changed on the source after the export's "
+                          "snapshot began (rewritten, truncated or a column dropped): "
+                          "read in the snapshot, its rows would be missing", hint=HINT)
