@@ -148,7 +148,14 @@ def is_recovery_conflict(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) == "40001" and "recovery" in text
 
 
-def conflict_hint() -> str:
+def conflict_hint(e: BaseException | None = None) -> str:
+    """What to do about a recovery conflict: a lock conflict (replay of a migration's ACCESS
+    EXCLUSIVE lock on a table the read held) is not cured by hot_standby_feedback."""
+    detail = getattr(getattr(e, "diag", None), "message_detail", None) or ""
+    if "relation lock" in detail or "relation lock" in str(e):
+        return ("a schema change on the primary (ALTER TABLE, TRUNCATE, DROP...) needed a lock "
+                "on a table topoff was reading: run it again once the change is done, or raise "
+                "max_standby_streaming_delay on the standby so replay waits for topoff")
     return ("on the standby set hot_standby_feedback = on, or raise max_standby_streaming_delay "
             "(for example to 30min) so long exports are not cancelled by WAL replay")
 
@@ -194,7 +201,7 @@ def source_failures(what: str) -> Iterator[None]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if is_recovery_conflict(e):
             raise SourceError(f"{what} was cancelled by a conflict with recovery on the "
-                              f"standby ({first})", hint=conflict_hint()) from None
+                              f"standby ({first})", hint=conflict_hint(e)) from None
         if is_connection_lost(e):
             raise SourceError(f"{what} lost its connection to the source ({first})",
                               hint="check that the standby is running and accepts "
@@ -269,7 +276,7 @@ def retry_on_recovery_conflict(
                 if conflict:
                     raise SourceError(
                         f"{what} was cancelled {attempts} times by a conflict with recovery on "
-                        f"the standby ({first})", hint=conflict_hint()) from None
+                        f"the standby ({first})", hint=conflict_hint(e)) from None
                 raise SourceError(
                     f"{what} lost its connection to the source {attempts} times, the last "
                     f"time: {first}", hint=lost_hint()) from None

@@ -116,7 +116,7 @@ def _source_failure(e: BaseException, name: str) -> SourceError | None:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if is_recovery_conflict(e):
         return SourceError(f"backup {name} was cancelled by a conflict with recovery on the "
-                           f"standby ({first})", hint=conflict_hint())
+                           f"standby ({first})", hint=conflict_hint(e))
     if is_connection_lost(e):
         return SourceError(f"backup {name} lost the connection to the source ({first})",
                            hint="check that the standby is running and accepts connections "
