@@ -344,8 +344,9 @@ def test_a_failed_export_leaves_nothing_behind(datanommer, published: Published,
 
 
 def test_a_full_export_never_overwrites_a_published_one(datanommer, config, dest, monkeypatch):
-    """Full exports are named after their snapshot's second: a second one in the same
-    second must fail before writing, leaving the first one whole."""
+    """Full exports are named after their snapshot's second: one whose every snapshot
+    falls in a published one's second (the source's clock stands still) fails before
+    writing, leaving the first one whole."""
     store = open_store(str(dest))
     [first] = export_full(config, store).publications
     before = {p: (dest / p).read_bytes() for p in files_under(dest)}

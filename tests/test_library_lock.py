@@ -9,7 +9,10 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -23,7 +26,9 @@ from topoff.demo import sample
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.export.windows import yesterday
+from topoff.sources.pg_source import PostgresSource
 from topoff.stores import open_store
+from topoff.sync import sync
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -181,3 +186,40 @@ def test_the_command_takes_the_lock_once(datanommer, tmp_path):
         assert (tmp_path / "published" / layout.LOCK).exists()
     assert read_dataset(store).ids() == [p.id for p in result.publications]
     assert not (tmp_path / "published" / layout.LOCK).exists()
+
+
+class SameSecondSource(PostgresSource):
+    """PostgreSQL whose first snapshot is taken at the time ``pinned`` names: in the second
+    of the first export, as a second export's is when it waited for the first's lock and
+    both ran within one second. The snapshots after it keep the server's clock."""
+
+    pinned: ClassVar[list[datetime]] = []
+    times: ClassVar[list[datetime]] = []
+
+    def open(self) -> Any:
+        info = super().open()
+        if self.pinned:
+            info = self.info = replace(info, time=self.pinned.pop())
+        self.times.append(info.time)
+        return info
+
+
+def test_two_full_exports_in_one_second_both_publish(datanommer, tmp_path):
+    """A full export whose snapshot falls in the second of a published one (it waited for
+    that one's lock) takes a new snapshot in the next second and publishes under its name:
+    both are published, and a sync builds its replica from the later one."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    [first] = export_full(config, store).publications
+    taken = datetime.fromisoformat(first.snapshot_time)
+    SameSecondSource.pinned[:] = [taken]
+    SameSecondSource.times.clear()
+    [second] = export_full(config, store, kind=SameSecondSource, wait=True).publications
+    pinned, used = SameSecondSource.times
+    assert layout.full_id(pinned) == first.id  # the collision did happen
+    assert used > pinned and second.id == layout.full_id(used) > first.id
+    assert datetime.fromisoformat(second.snapshot_time) == used  # the true snapshot time
+    data = read_dataset(store)  # both whole, in the order they were published
+    assert data.ids() == [first.id, second.id]
+    result = sync(str(tmp_path / "published"), str(tmp_path / "replica.duckdb"))
+    assert result.base_loaded == second.id

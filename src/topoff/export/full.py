@@ -23,6 +23,7 @@ from topoff.sources.base import (
     STREAM_HASH,
     Source,
     SourceKind,
+    SourceSnapshot,
     SourceTable,
     source_class,
 )
@@ -33,6 +34,9 @@ log = logging.getLogger("topoff")
 #: a table larger than this is read as several parts in parallel (when the source can):
 #: parts small enough that no worker is left alone with a big one at the end
 SPLIT_BYTES = 16 * 1024 * 1024
+#: snapshots a full export takes looking for a second no published full export is named
+#: after (the next second's is free unless the source's clock stands still)
+NAME_TRIES = 3
 
 
 @dataclass
@@ -100,74 +104,76 @@ def _export_full(config: Config, store: Store, hook: Hook | None,
     kind = kind or source_class(config.source_url)
 
     def attempt(n: int) -> ExportResult:
-        with kind(config.source_url or "", config.allow_primary) as source:
-            info = source.open()
-            if hook:
-                hook("snapshot", info=info, attempt=n)
-            tables = source.tables(config)
-            source.lock(tables)
-            pub_id = layout.full_id(info.time)
-            existing = read_index(store, config.dataset)
-            if existing is not None and existing.get(pub_id) is not None:
-                # Its files would be written over the published ones (same names).
-                raise IntegrityError(
-                    f"{pub_id} is already published in {store.url}",
-                    hint="full exports are named after their snapshot time, to the second: "
-                    "run this one again")
-            log.info("full export %s: %d tables from %s (%s)", pub_id, len(tables),
-                     info.database, "standby" if info.in_recovery else "PRIMARY")
-            units: list[tuple[float, CopyUnit | HashUnit]] = []  # (estimated bytes, unit)
-            algorithm = source.hash_algorithm()
-            for t in tables:
-                name_for = _namer(pub_id, t)
-                snapshot = t.config.method == "snapshot"
-                if snapshot and algorithm is None:  # the rows' own hash, read in key order
-                    units.append((t.size, CopyUnit(t.qualified, t, name_for, ordered=True,
-                                                   hash_content=bool(t.primary_key))))
-                    continue
-                parts = source.parts(t, config.export.jobs, SPLIT_BYTES) \
-                    if source.capabilities.page_ranges else [None]
-                for i, portion in enumerate(parts):
-                    units.append((t.size / len(parts),
-                                  CopyUnit(t.qualified, t, name_for, part=i, portion=portion)))
-                if snapshot and algorithm is not None:
-                    units.append((t.size / 4, HashUnit(t.qualified + "#hash", t, None,
-                                                       algorithm)))
-            # the biggest pieces first, whatever table they are of: the workers then end
-            # at nearly the same moment (no worker left alone with a big table at the end)
-            units.sort(key=lambda u: -u[0])
-            runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
-                            config.export.compression_level, hook, on_rows)
-            try:
-                results = runner.run([u for _, u in units])
-            finally:
-                written.extend(runner.written)
-            entries = {}
-            for t in tables:
-                entry = table_entry(t)
-                copies: list[CopyResult] = results[t.qualified]
-                entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
-                entry.rows = sum(c.rows for c in copies)
-                if t.qualified + "#hash" in results:
-                    count, digest = results[t.qualified + "#hash"][0]
-                    _check_count(t, entry.rows, count)
-                    entry.content_hash = digest
-                elif t.config.method == "snapshot" and copies[0].content_sha256:
-                    entry.content_hash = f"{STREAM_HASH}:{copies[0].content_sha256}"
-                entries[t.qualified] = entry
-            manifest = Manifest(
-                kind=layout.FULL, publication=pub_id, dataset=config.dataset,
-                created_at=datetime.now(UTC).isoformat(), tool_version=__version__,
-                source=info.source_json(config.source_url or ""),
-                snapshot=info.to_manifest(), tables=entries,
-            )
-            if source.capabilities.pre_data:
-                _schema_files(store, source, manifest, tables, written)
-            store.write_bytes(layout.in_publication(pub_id, layout.README),
-                              full_readme(manifest).encode())
-            written.append(layout.in_publication(pub_id, layout.README))
-            pubs = publish(store, config.dataset, [manifest])
-            return ExportResult(pubs, [manifest])
+        tries = 0
+        while True:
+            tries += 1
+            with kind(config.source_url or "", config.allow_primary) as source:
+                info = source.open()
+                pub_id = layout.full_id(info.time)
+                if not _name_taken(store, config.dataset, pub_id, tries):
+                    return export(source, info, pub_id, n)
+            # this snapshot is given up: the next one is in a later second
+            time.sleep(1.0 - info.time.microsecond / 1e6 + 0.01)
+
+    def export(source: Source, info: SourceSnapshot, pub_id: str, n: int) -> ExportResult:
+        if hook:
+            hook("snapshot", info=info, attempt=n)
+        tables = source.tables(config)
+        source.lock(tables)
+        log.info("full export %s: %d tables from %s (%s)", pub_id, len(tables),
+                 info.database, "standby" if info.in_recovery else "PRIMARY")
+        units: list[tuple[float, CopyUnit | HashUnit]] = []  # (estimated bytes, unit)
+        algorithm = source.hash_algorithm()
+        for t in tables:
+            name_for = _namer(pub_id, t)
+            snapshot = t.config.method == "snapshot"
+            if snapshot and algorithm is None:  # the rows' own hash, read in key order
+                units.append((t.size, CopyUnit(t.qualified, t, name_for, ordered=True,
+                                               hash_content=bool(t.primary_key))))
+                continue
+            parts = source.parts(t, config.export.jobs, SPLIT_BYTES) \
+                if source.capabilities.page_ranges else [None]
+            for i, portion in enumerate(parts):
+                units.append((t.size / len(parts),
+                              CopyUnit(t.qualified, t, name_for, part=i, portion=portion)))
+            if snapshot and algorithm is not None:
+                units.append((t.size / 4, HashUnit(t.qualified + "#hash", t, None,
+                                                   algorithm)))
+        # the biggest pieces first, whatever table they are of: the workers then end
+        # at nearly the same moment (no worker left alone with a big table at the end)
+        units.sort(key=lambda u: -u[0])
+        runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
+                        config.export.compression_level, hook, on_rows)
+        try:
+            results = runner.run([u for _, u in units])
+        finally:
+            written.extend(runner.written)
+        entries = {}
+        for t in tables:
+            entry = table_entry(t)
+            copies: list[CopyResult] = results[t.qualified]
+            entry.files = sorted((f for c in copies for f in c.files), key=lambda f: f.path)
+            entry.rows = sum(c.rows for c in copies)
+            if t.qualified + "#hash" in results:
+                count, digest = results[t.qualified + "#hash"][0]
+                _check_count(t, entry.rows, count)
+                entry.content_hash = digest
+            elif t.config.method == "snapshot" and copies[0].content_sha256:
+                entry.content_hash = f"{STREAM_HASH}:{copies[0].content_sha256}"
+            entries[t.qualified] = entry
+        manifest = Manifest(
+            kind=layout.FULL, publication=pub_id, dataset=config.dataset,
+            created_at=datetime.now(UTC).isoformat(), tool_version=__version__,
+            source=info.source_json(config.source_url or ""),
+            snapshot=info.to_manifest(), tables=entries,
+        )
+        if source.capabilities.pre_data:
+            _schema_files(store, source, manifest, tables, written)
+        store.write_bytes(layout.in_publication(pub_id, layout.README),
+                          full_readme(manifest).encode())
+        written.append(layout.in_publication(pub_id, layout.README))
+        pubs = publish(store, config.dataset, [manifest])
+        return ExportResult(pubs, [manifest])
 
     def cleanup() -> None:
         remove_files(store, written)
@@ -181,6 +187,23 @@ def _export_full(config: Config, store: Store, hook: Hook | None,
         raise
     result.seconds = time.monotonic() - started
     return result
+
+
+def _name_taken(store: Store, dataset: str, pub_id: str, tries: int) -> bool:
+    """Whether a published full export has this snapshot's name: one whose snapshot began
+    in the same second (this export waited for its lock). The name is passed over for a
+    new snapshot in the next second, a few times; then IntegrityError."""
+    existing = read_index(store, dataset)
+    if existing is None or existing.get(pub_id) is None:
+        return False
+    if tries >= NAME_TRIES:  # the source's clock stands still, or went back
+        # its files would be written over the published ones (same names)
+        raise IntegrityError(
+            f"{pub_id} is already published in {store.url}",
+            hint="full exports are named after their snapshot time, to the second: check "
+            "the source server's clock, then run this one again")
+    log.info("%s is already published: a new snapshot in the next second", pub_id)
+    return True
 
 
 def _schema_files(store: Store, source: Source, manifest: Manifest,
