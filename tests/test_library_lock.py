@@ -22,6 +22,7 @@ from support.pg import make_config
 from topoff.dataset import layout
 from topoff.dataset.layout import Window
 from topoff.dataset.lock import DatasetLocked, dataset_lock
+from topoff.dataset.retention import prune
 from topoff.demo import sample
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
@@ -223,3 +224,59 @@ def test_two_full_exports_in_one_second_both_publish(datanommer, tmp_path):
     assert data.ids() == [first.id, second.id]
     result = sync(str(tmp_path / "published"), str(tmp_path / "replica.duckdb"))
     assert result.base_loaded == second.id
+
+
+def test_a_library_prune_during_an_export_is_refused(datanommer, tmp_path):
+    """prune called as a library holds the dataset's lock as `topoff prune` does: run
+    while a full export holds it, it removes nothing and raises DatasetLocked (exit 5)."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    [old] = export_full(config, store).publications
+    result, [pruned] = _while_first_runs(
+        "full", config, store, lambda: prune(store, config.dataset, None, keep_full=1))
+    assert isinstance(pruned, DatasetLocked), pruned
+    assert pruned.exit_code == 5 and f"pid {os.getpid()}" in pruned.message
+    [new] = result.publications
+    assert read_dataset(store).ids() == [old.id, new.id]
+    assert not (tmp_path / "published" / layout.LOCK).exists()
+
+
+def test_a_library_prune_that_waits_runs_after_the_export(datanommer, tmp_path):
+    """wait=True: a prune started while a full export runs waits for its lock, then keeps
+    the export just published (the newest full) and removes the older one."""
+    store = open_store(str(tmp_path / "published"))
+    config = make_config(datanommer, lookback_days=0)
+    [old] = export_full(config, store).publications
+    inside, waiting = threading.Event(), threading.Event()
+    done: list = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("waiting for the lock held by"):
+                waiting.set()
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot":
+            inside.set()
+            assert waiting.wait(300)  # the prune is waiting: go on
+
+    def second() -> None:
+        assert inside.wait(300)
+        done.append(prune(store, config.dataset, None, keep_full=1, wait=True))
+
+    seen, log = Seen(), logging.getLogger("topoff")
+    log.addHandler(seen)
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        [new] = export_full(config, store, hook=hook).publications
+        waiter.join(600)
+    finally:
+        log.removeHandler(seen)
+        log.setLevel(level)
+    [pruned] = done
+    assert [p.id for p in pruned.removed] == [old.id] and new.id != old.id
+    assert read_dataset(store).ids() == [new.id]
+    assert not (tmp_path / "published" / layout.LOCK).exists()

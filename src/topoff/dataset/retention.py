@@ -31,6 +31,7 @@ from topoff.dataset import layout
 from topoff.dataset.cleanup import DEFAULT_GRACE, Orphans, find_orphans, remove_orphans
 from topoff.dataset.html import write_html
 from topoff.dataset.index import Index, Publication, read_index
+from topoff.dataset.lock import dataset_lock
 from topoff.errors import ConfigError
 from topoff.stores.base import Store
 
@@ -95,16 +96,29 @@ def plan_prune(index: Index, keep_days: int | None, keep_full: int,
 
 def prune(store: Store, dataset: str | None, keep_days: int | None, keep_full: int = 1,
           dry_run: bool = False, now: datetime | None = None, *,
-          lookback_days: int | None = None, grace: timedelta = DEFAULT_GRACE) -> PruneResult:
+          lookback_days: int | None = None, grace: timedelta = DEFAULT_GRACE,
+          wait: bool = False) -> PruneResult:
     """Apply retention, then remove unlisted files older than ``grace``.
 
     With ``lookback_days`` (the exporter's), a ``keep_days`` that would drop days still
-    re-checked is refused. The caller holds the dataset lock.
+    re-checked is refused. The dataset's lock is held meanwhile: held by an export or
+    another prune, DatasetLocked is raised before anything is removed, or with ``wait``
+    the prune waits for it (a store from ``dataset_lock`` is one whose lock the caller
+    holds already). Where nothing is published, nothing is done (no lock is made there).
     """
     if lookback_days is not None:
         check_keep_days(keep_days, lookback_days)
-    now = now or datetime.now(UTC)
     index = read_index(store, dataset)
+    if index is None:  # no publication, and no file counts as unlisted: see find_orphans
+        return PruneResult(dry_run=dry_run, grace=grace)
+    with dataset_lock(store, index.dataset, wait) as locked:
+        return _prune(locked, index.dataset, keep_days, keep_full, dry_run, now, grace)
+
+
+def _prune(store: Store, dataset: str, keep_days: int | None, keep_full: int,
+           dry_run: bool, now: datetime | None, grace: timedelta) -> PruneResult:
+    now = now or datetime.now(UTC)
+    index = read_index(store, dataset)  # again: it may have changed while the lock was waited for
     remove, keep = plan_prune(index, keep_days, keep_full, now) if index else ([], [])
     result = PruneResult(removed=remove, kept=keep, dry_run=dry_run, grace=grace)
     names: list[str] = []
