@@ -280,3 +280,21 @@ def test_a_library_prune_that_waits_runs_after_the_export(datanommer, tmp_path):
     assert [p.id for p in pruned.removed] == [old.id] and new.id != old.id
     assert read_dataset(store).ids() == [new.id]
     assert not (tmp_path / "published" / layout.LOCK).exists()
+
+
+def test_a_store_whose_lock_was_released_is_locked_again(datanommer, tmp_path):
+    """A store from dataset_lock used after its block ended holds no lock any more: an
+    export given it takes the lock as for any store, refused before writing anything
+    while another run holds it, publishing once it is free."""
+    dest = tmp_path / "published"
+    store = open_store(str(dest))
+    config = make_config(datanommer, lookback_days=0)
+    with dataset_lock(store, config.dataset) as stale:
+        pass
+    with dataset_lock(store, config.dataset), \
+            pytest.raises(DatasetLocked, match="locked by another export"):  # another run's
+        _call("incremental", config, stale)
+    assert list(dest.rglob("*.csv.zst")) == [] and not (dest / layout.INDEX).exists()
+    result = _call("incremental", config, stale)
+    assert read_dataset(store).ids() == [p.id for p in result.publications]
+    assert not (dest / layout.LOCK).exists()

@@ -101,6 +101,11 @@ class StoreLock:
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
 
+    @property
+    def held(self) -> bool:
+        """Acquired and not released yet (it may have been lost since: see check)."""
+        return self.raw is not None
+
     def _body(self) -> bytes:
         expires = datetime.now(UTC) + timedelta(seconds=self.ttl)
         return (json.dumps({"dataset": self.dataset, "host": socket.gethostname(),
@@ -225,10 +230,17 @@ class LockedStore(StoreWrapper):
 @contextlib.contextmanager
 def dataset_lock(store: Store, dataset: str, wait: bool = False,
                  ttl: float = DEFAULT_TTL) -> Iterator[Store]:
-    """Hold the dataset's lock for the block; yields the store to publish through."""
-    if isinstance(store, LockedStore):  # already held by this run
-        yield store
-        return
+    """Hold the dataset's lock for the block; yields the store to publish through.
+
+    A store this yielded is one whose lock the caller holds: given it again while its
+    block runs, it is yielded as it is; after its block ended, its lock is taken again.
+    (A lock is of the store's location, where lock.json is: the index there names the
+    dataset, and an export of another dataset is refused when it reads it.)"""
+    if isinstance(store, LockedStore):
+        if store.lock.held:  # already held by this run
+            yield store
+            return
+        store = store.inner  # released: no longer held by anyone through it
     lock = StoreLock(store, dataset, ttl)
     lock.acquire(wait)
     try:
