@@ -60,14 +60,22 @@ def test_reconcile_repairs_deletes_and_missed_updates(engine, cluster, source, t
     assert hashes(url, source.primary_url, "app", f"public.{name}")[0] == theirs
 
 
-def test_reconcile_of_a_table_never_replicated(cluster, source, tmp_path):
-    url = new_target("duckdb", cluster, tmp_path)
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+def test_reconcile_of_a_table_never_replicated(engine, cluster, source, tmp_path):
+    """Refused with exit 7, and nothing made: no DuckDB file, no state schema (an empty
+    DuckDB file, and the state tables, were left behind)."""
+    url = new_target(engine, cluster, tmp_path)
     path = write_config(tmp_path / "r.toml", config_text(url, {"app": (
         source.standby_url, {"ev": {"method": "updater", "cursor": "ts"}})}))
     r = run_cli("replicate", "--config", path, "--reconcile", "ev")
     assert r.exit_code == 7, r.stderr
     error, hint = error_lines(r)
     assert "has not been replicated yet" in error and "--table app.public.ev" in hint
+    if engine == "duckdb":
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.toml"]
+    else:
+        assert query(url, "SELECT count(*) FROM information_schema.schemata WHERE "
+                     "schema_name = 'topoff'") == [(0,)]
 
 
 def _age(url: str, path: str, table: str, hours: float) -> None:

@@ -15,6 +15,8 @@ from topoff.replicate.engine import open_target, resolve
 from topoff.replicate.repair import ReconcileReport, reconcile_table
 from topoff.replicate.report import table_status
 from topoff.replicate.store import StateStore
+from topoff.targets import duckdb_path
+from topoff.targets.base import TableRef
 from topoff.targets.iceberg import is_iceberg
 
 log = logging.getLogger("topoff")
@@ -30,14 +32,18 @@ def reconcile(config: ReplicateConfig, table: str, threshold: int = 1000) -> Rec
         report = reconcile_iceberg(config.target, s, t)
         _log_report(s.name, t.qualified, report)
         return report
+    never = TargetError(f"{s.name}.{t.qualified} has not been replicated yet",
+                        hint=f"run topoff replicate --table {s.name}.{t.qualified} first")
+    path = duckdb_path(config.target)
+    if path is not None and not path.exists():
+        raise never  # opening it would make an empty replica
     with open_target(config.target) as engine:
-        store = StateStore(engine)
-        store.ensure()
+        store = StateStore(engine)  # read, never made here: nothing to reconcile without it
+        if not engine.table_exists(TableRef("topoff", "replicate_tables")):
+            raise never
         tdef = store.definition(s.name, t.qualified)
         if tdef is None:
-            raise TargetError(f"{s.name}.{t.qualified} has not been replicated yet",
-                              hint=f"run topoff replicate --table {s.name}.{t.qualified} "
-                              "first")
+            raise never
         report = reconcile_table(s.url, s.allow_primary, t, engine, tdef, threshold,
                                  lock=lock_name(s.name, t.qualified))
     _log_report(s.name, t.qualified, report)
