@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from support.dataset import (
@@ -253,6 +254,34 @@ def test_a_smuggled_foreign_key_is_refused_before_any_ddl(dataset, pg_replica):
         sync(str(directory), pg_replica)
     assert query(pg_replica, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == [(0,)]
     assert query(pg_replica, "SELECT to_regclass('public.things')") == [(None,)]
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "duckdb"])
+def test_a_sync_refused_before_loading_leaves_no_state_schema(dataset, engine, cluster,
+                                                              tmp_path):
+    """A first sync refused before it loaded anything leaves the target as it found it:
+    no ``topoff`` schema, while another user's schema and table stay (the ledger's schema
+    and its empty tables stayed behind in PostgreSQL, and in a DuckDB file that existed)."""
+    directory, full, _ = dataset
+    rewrite_manifest(directory, full, MANIFEST_EDITS["statement in a type"])
+    r = Replicas(engine, tmp_path, cluster)
+    try:
+        replica = r.new()
+        if engine == "postgresql":
+            with connect_pg(replica) as conn:
+                conn.execute("CREATE TABLE public.mine (id integer)")
+        else:
+            with duckdb.connect(replica) as con:
+                con.execute("CREATE TABLE main.mine (id integer)")
+        with pytest.raises(IntegrityError, match="type"):
+            sync(str(directory), replica)
+        assert query(replica, "SELECT table_schema, table_name FROM information_schema.tables "
+                     "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')") == \
+            [("public" if engine == "postgresql" else "main", "mine")]
+        assert query(replica, "SELECT count(*) FROM information_schema.schemata WHERE "
+                     "schema_name = 'topoff'") == [(0,)]
+    finally:
+        r.close()
 
 
 def test_an_enum_named_like_a_table_gets_the_replicas_own_type(dataset, pg_replica):

@@ -25,7 +25,7 @@ from topoff.sync.apply import (
 )
 from topoff.sync.fetch import Fetcher, removed_meanwhile
 from topoff.sync.landing import check_schema_option
-from topoff.sync.lock import ensure_ledger, lock_dataset
+from topoff.sync.lock import drop_unused_ledger, ensure_ledger, lock_dataset
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets import Target, new_duckdb_file, open_target, remove_duckdb_file
 from topoff.targets.base import ReplicaState
@@ -150,11 +150,16 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
         store.close()
         raise
     done = False
+    had_ledger = _has_ledger(target)
     try:
         with engine_errors(target.url):
             result = _sync(store, target, origin, target_location, opts)
             result.rows_held = rows_held(target, result.dataset)
         done = True
+    except Exception:
+        if not had_ledger and created is None and not _holds_data(target):
+            drop_unused_ledger(target)  # nothing loaded: the target as it was found
+        raise
     finally:
         if not done and created is not None and not _holds_data(target):
             target.close()
@@ -169,6 +174,14 @@ def rows_held(target: Target, dataset: str) -> int:
     """Rows in the replica's tables of ``dataset``."""
     return sum(target.count(t) for t in Ledger(target).table_defs(dataset).values()
                if target.table_exists(t.target))
+
+
+def _has_ledger(target: Target) -> bool:
+    """Whether the target holds the ledger tables; when unsure, yes."""
+    try:
+        return Ledger(target).has_ledger()
+    except Exception:
+        return True
 
 
 def _holds_data(target: Target) -> bool:

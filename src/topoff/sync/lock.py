@@ -50,15 +50,40 @@ def lock_dataset(target: Target, dataset: str) -> None:
 
 
 def ensure_ledger(target: Target) -> None:
-    """Create the ledger tables if missing, one process at a time."""
+    """Create the ledger tables if missing, one process at a time. On a shared server the
+    sync then holds the ledger lock shared until it ends: :func:`drop_unused_ledger` drops
+    the ledger only while no other sync holds it."""
     if not _shared_server(target):
         Ledger(target).ensure_ledger()
         return
     key = lock_key(LEDGER_LOCK)
     P = target.P
+    target.execute(f"SELECT pg_advisory_lock_shared({P})", [key])
+    if Ledger(target).has_ledger():
+        return
+    target.execute(f"SELECT pg_advisory_unlock_shared({P})", [key])
     target.execute(f"SELECT pg_advisory_lock({P})", [key])
     try:
         Ledger(target).ensure_ledger()
+        target.execute(f"SELECT pg_advisory_lock_shared({P})", [key])
     finally:
         with contextlib.suppress(Exception):  # the session may be gone: the lock with it
+            target.execute(f"SELECT pg_advisory_unlock({P})", [key])
+
+
+def drop_unused_ledger(target: Target) -> None:
+    """Drop the ledger a failed first sync created, when it holds no replica and no other
+    sync is using it (the target is left as the sync found it)."""
+    with contextlib.suppress(Exception):  # best effort: the failure is what is reported
+        if not _shared_server(target):
+            Ledger(target).drop_if_empty()
+            return
+        key = lock_key(LEDGER_LOCK)
+        P = target.P
+        target.execute(f"SELECT pg_advisory_unlock_shared({P})", [key])
+        if not target.execute(f"SELECT pg_try_advisory_lock({P})", [key])[0][0]:
+            return  # another sync holds it
+        try:
+            Ledger(target).drop_if_empty()
+        finally:
             target.execute(f"SELECT pg_advisory_unlock({P})", [key])

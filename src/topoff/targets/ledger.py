@@ -18,6 +18,7 @@ Ledger tables:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -57,6 +58,20 @@ class Ledger:
         with self.engine.transaction():
             for ddl in LEDGER_DDL:
                 self.engine.execute(ddl)
+
+    def drop_if_empty(self) -> bool:
+        """Drop the ledger tables when they hold nothing (a first sync refused before it
+        loaded anything), then the ``topoff`` schema when nothing else is in it; whether
+        the tables were dropped."""
+        with self.engine.transaction():
+            if any(self._run(f"SELECT count(*) FROM topoff.{t}")[0][0]
+                   for t in ("replicas", "tables", "applied")):
+                return False
+            for t in ("applied", "tables", "replicas"):
+                self.engine.execute(f"DROP TABLE topoff.{t}")
+        with contextlib.suppress(Exception), self.engine.transaction():
+            self.engine.execute("DROP SCHEMA topoff")  # not when another table is in it
+        return True
 
     def has_ledger(self) -> bool:
         return self.engine.table_exists(TableRef("topoff", "replicas"))
