@@ -165,10 +165,11 @@ def _psycopg(exc: BaseException, where: str, publication: str | None,
     detail = _first_line(exc)
     context = (getattr(diag, "context", None) or "").strip().splitlines()
     copying = bool(context) and context[-1].startswith("COPY ")
-    if state in ("22P04", "22P02", "22007", "22008", "22003", "22021", "22P05", "22025",
-                 "22026", "22004", "22001") or (state == "22023" and copying) or (
+    if state in ("22P04", "22P02", "22007", "22008", "22009", "22003", "22021", "22P05",
+                 "22025", "22026", "22004", "22001") or (state == "22023" and copying) or (
                      replicating and state.startswith("22")):
-        # 22001: longer than a varchar(n); 22023 in a COPY: a bytea of odd hex digits
+        # 22001: longer than a varchar(n); 22023 in a COPY: a bytea of odd hex digits;
+        # 22009: a time zone offset beyond ±15:59
         table = None
         if context and context[-1].startswith("COPY "):
             table = context[-1].removeprefix("COPY ").split(",")[0].strip()

@@ -11,6 +11,7 @@ import re
 import duckdb
 
 from topoff.errors import IntegrityError, TargetError, TopoffError
+from topoff.targets.duckdb.checked import NOT_A_VALUE
 from topoff.targets.duckdb.types import MALFORMED_ARRAY
 from topoff.targets.errors import MALFORMED_HINT
 
@@ -33,7 +34,8 @@ def load_error(e: duckdb.Error, table: str, memory_limit: str, max_line: int
         return TargetError(f"{table}: DuckDB needs more memory than its limit ({memory_limit})",
                            hint="give the sync more memory with --memory-limit")
     if isinstance(e, duckdb.InvalidInputException):
-        if MALFORMED_ARRAY in first:  # topoff_pg_array's error: no array PostgreSQL writes
+        if MALFORMED_ARRAY in first or NOT_A_VALUE in first:  # checked.py's, or
+            # topoff_pg_array's: a text PostgreSQL reads as no value of the column's type
             return _malformed(table, first)
         if "CSV Error" not in first or not ("Maximum line size" in str(e)
                                             or "buffer_size" in str(e)):

@@ -1,26 +1,28 @@
 """PostgreSQL types in DuckDB: the column type, and the expression that turns the CSV text
 PostgreSQL wrote (COPY, with topoff's session settings) into it.
 
-Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's own text:
+Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's own text;
+"checked" reads a text as PostgreSQL's input function does, refusing what it refuses
+(checked.py):
 
 | PostgreSQL                              | DuckDB          | how the CSV text is read            |
 |-----------------------------------------|-----------------|-------------------------------------|
-| smallint, integer, bigint, oid          | SMALLINT, INTEGER, BIGINT | cast                      |
-| real, double precision                  | FLOAT, DOUBLE   | cast (NaN, ±Infinity, -0 kept)      |
-| numeric(p,s) with p <= 38               | DECIMAL(p,s)    | cast, exact; NaN: see "widened"     |
-| numeric (no precision), p > 38, s < 0   | VARCHAR         | PostgreSQL's text, every digit      |
-| boolean                                 | BOOLEAN         | cast of t / f                       |
-| text, varchar(n), char(n), name, citext | VARCHAR         | as is (char(n) keeps its padding)   |
+| smallint, integer, bigint, oid          | SMALLINT, INTEGER, BIGINT | checked                   |
+| real, double precision                  | FLOAT, DOUBLE   | checked (NaN, ±Infinity, -0 kept)   |
+| numeric(p,s) with p <= 38               | DECIMAL(p,s)    | checked, exact; NaN: see "widened"  |
+| numeric (no precision), p > 38, s < 0   | VARCHAR         | checked text, every digit           |
+| boolean                                 | BOOLEAN         | checked (t, yes, on, 1 ...)         |
+| text, varchar(n), char(n), name, citext | VARCHAR         | checked length (char(n) padded)     |
 | jsonb                                   | JSON            | cast (validated), text kept as is   |
 | json                                    | JSON            | as jsonb; see "widened"             |
-| timestamp with time zone                | TIMESTAMPTZ     | cast of "... +00" (UTC), BC, ±inf   |
-| timestamp without time zone             | TIMESTAMP       | cast, BC and ±infinity kept         |
-| date                                    | DATE            | cast, BC and ±infinity kept         |
-| time, time with time zone               | TIME, TIMETZ    | cast (24:00:00 kept)                |
+| timestamp with time zone                | TIMESTAMPTZ     | checked "... +00" (UTC), BC, ±inf  |
+| timestamp without time zone             | TIMESTAMP       | checked, BC and ±infinity kept      |
+| date                                    | DATE            | checked, BC and ±infinity kept      |
+| time, time with time zone               | TIME, TIMETZ    | checked (24:00:00 kept)             |
 | interval                                | INTERVAL        | cast after dropping "+" signs       |
-| bytea                                   | BLOB            | unhex of the "\\x..." hex form      |
+| bytea                                   | BLOB            | unhex of the checked hex form       |
 | uuid                                    | UUID            | cast                                |
-| enum types                              | VARCHAR         | the label                           |
+| enum types                              | VARCHAR         | one of the labels                   |
 | 1-D arrays of integers, text, enums,    | INTEGER[],      | parsed from {a,"b c",NULL}; see     |
 | boolean                                 | VARCHAR[], ...  | "widened"                           |
 | other arrays, multi-dimensional arrays  | VARCHAR         | PostgreSQL's array text             |
@@ -53,22 +55,45 @@ from topoff.canonical import DUCKDB_LIST_ELEMENTS, case_twin, duck_ident, pg_arr
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
-from topoff.pgtypes import family
+from topoff.pgtypes import Family, family
+from topoff.targets.duckdb import checked
 
-#: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL); a
-#: text that is no one-dimensional array (``{1,2``, ``{a,}``) is an error (MALFORMED_ARRAY)
+#: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL in any
+#: case), for a text topoff_pg_array_ok accepts (``{1,2`` and ``{a,}`` it does not) and
+#: with no white space (PG_TRIMMED_MACRO reads those)
 PG_ARRAY_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO topoff_pg_array(s) AS
-CASE WHEN s IS NULL THEN NULL
-  WHEN NOT regexp_full_match(s, '\{(("([^"\\]|\\.)*"|[^{}",\\]+)'
-                                || '(,("([^"\\]|\\.)*"|[^{}",\\]+))*)?\}')
-  THEN error('malformed array literal: ' || left(s, 60))
-  WHEN s = '{}' THEN []::VARCHAR[] ELSE
+CASE WHEN s IS NULL THEN NULL WHEN s = '{}' THEN []::VARCHAR[] ELSE
   list_transform(regexp_extract_all(s[2:-2], '"(?:[^"\\]|\\.)*"|[^,]+'),
-    lambda x: CASE WHEN x = 'NULL' THEN NULL
+    lambda x: CASE WHEN upper(x) = 'NULL' THEN NULL
                    WHEN starts_with(x, '"') THEN regexp_replace(x[2:-2], '\\(.)', '\1', 'g')
                    ELSE x END)
 END
+"""
+#: topoff_pg_array of a text with white space: around elements it is dropped (array_in)
+PG_TRIMMED_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO topoff_pg_array_trimmed(s) AS
+CASE WHEN s IS NULL THEN NULL
+  WHEN regexp_full_match(s, '\{[ \t\n\r\v\f]*\}') THEN []::VARCHAR[] ELSE
+  list_transform(list_transform(
+    regexp_extract_all(s[2:-2], '[ \t\n\r\v\f]*"(?:[^"\\]|\\.)*"[ \t\n\r\v\f]*|[^,]+'),
+    lambda x: trim(x, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))),
+    lambda x: CASE WHEN upper(x) = 'NULL' THEN NULL
+                   WHEN starts_with(x, '"') THEN regexp_replace(x[2:-2], '\\(.)', '\1', 'g')
+                   ELSE x END)
+END
+"""
+#: one element of an array's text: quoted (white space around it), or unquoted holding
+#: something besides white space
+PG_ELEMENT_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO topoff_pg_element() AS
+'([ \t\n\r\v\f]*"([^"\\]|\\.)*"[ \t\n\r\v\f]*|[^{}",\\]*[^{}",\\ \t\n\r\v\f][^{}",\\]*)'
+"""
+#: whether a text is a one-dimensional array's text (elements: topoff_pg_element)
+PG_ARRAY_OK_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO topoff_pg_array_ok(s) AS
+regexp_full_match(s, '\{(' || topoff_pg_element() || '(,' || topoff_pg_element()
+                     || ')*|[ \t\n\r\v\f]*)\}')
 """
 #: one array element as array_out writes it (quoted when empty, NULL-like, or holding
 #: braces, quotes, commas, backslashes or white space)
@@ -79,7 +104,8 @@ CASE WHEN x IS NULL THEN 'NULL'
      THEN '"' || replace(replace(x, '\', '\\'), '"', '\"') || '"'
      ELSE x END
 """
-MACROS = (PG_ARRAY_MACRO, PG_QUOTE_MACRO)
+MACROS = (PG_ELEMENT_MACRO, PG_ARRAY_OK_MACRO, PG_ARRAY_MACRO, PG_TRIMMED_MACRO,
+          PG_QUOTE_MACRO)
 MALFORMED_ARRAY = "malformed array literal: "
 
 
@@ -134,17 +160,60 @@ def load_expression(text: str, c: Column, widened: bool = False) -> str:
     text is in the form of the column's PostgreSQL ``type``, so that decides how it is read."""
     f = family(c.type, c.enum)
     target = duckdb_type(c)
-    if widened or target == "VARCHAR":
-        return text
+    kept_as_text = widened or target == "VARCHAR"
+    if f.kind in ("numeric", "numeric_any") and kept_as_text:
+        return checked.numeric_text(text, c, f)
+    if kept_as_text:  # (an array kept as text is PostgreSQL's text, not read here)
+        return checked.text(text, c, f) if f.kind in ("text", "bpchar", "enum") else text
     if f.kind == "array":
-        return f"CAST(topoff_pg_array({text}) AS {target})"
+        return f"CAST({_elements(text, c, f, target[:-2])} AS {target})"
     if f.kind == "bytea":
-        return f"unhex(substr({text}, 3))"
+        return checked.bytea(text, c.name)
     if f.kind == "interval":
         return f"CAST(replace({text}, '+', '') AS INTERVAL)"
     if f.kind in ("date", "timestamp", "timestamptz"):
-        return f"CAST({_ad_year(text)} AS {target})"
+        return checked.datetime(text, f, _ad_year(text), target, c.name)
+    if f.kind in ("time", "timetz"):
+        return checked.datetime(text, f, text, target, c.name)
+    if f.kind == "int":
+        return checked.integer(text, target, c.name, f.pg_type)
+    if f.kind == "float":
+        return checked.floating(text, target, c.name, f.pg_type)
+    if f.kind == "bool":
+        return checked.boolean(text, c.name)
+    if f.kind == "numeric":
+        return checked.cast(text, target, c.name, f.pg_type)
     return f"CAST({text} AS {target})"
+
+
+#: an array's text as array_out writes it for integers and booleans: read by a cast
+_CANONICAL = {"int": r"\{((-?[0-9]+|NULL)(,(-?[0-9]+|NULL))*)?\}",
+              "bool": r"\{(([tf]|NULL)(,([tf]|NULL))*)?\}"}
+
+
+def _elements(text: str, c: Column, f: Family, target: str) -> str:
+    """The list of an array's elements, each read by its type's rules (checked.py); the
+    text array_out writes (no white space) by a plain cast or transform first."""
+    e, element = "topoff_e", f.element
+    assert element is not None
+    if element.kind == "int":
+        one = checked.integer(e, target, c.name, element.pg_type)
+    elif element.kind == "bool":
+        one = checked.boolean(e, c.name, element.pg_type)
+    elif element.kind == "enum":
+        one = checked.text(e, Column(c.name, element.pg_type, enum=c.enum), element)
+    else:
+        one = e
+    items = f"list_transform(topoff_pg_array_trimmed({text}), lambda {e}: {one})"
+    slow = checked.checked(text, f"topoff_pg_array_ok({text})", items, c.name, f.pg_type)
+    if element.kind in _CANONICAL and element.pg_type != "oid":
+        fast, plain = f"regexp_full_match({text}, '{_CANONICAL[element.kind]}')", \
+            f"CAST(topoff_pg_array({text}) AS {target}[])"
+    else:
+        fast = f"(topoff_pg_array_ok({text}) AND NOT regexp_matches({text}, " \
+               r"'[ \t\n\r\v\f]'))"
+        plain = f"list_transform(topoff_pg_array({text}), lambda {e}: {one})"
+    return f"(CASE WHEN {fast} THEN {plain} ELSE {slow} END)"
 
 
 def misfit_check(text: str, c: Column) -> str | None:
@@ -152,7 +221,7 @@ def misfit_check(text: str, c: Column) -> str | None:
     (then the column is widened to VARCHAR), or None when every value fits."""
     f = family(c.type, c.enum)
     if f.kind == "numeric":
-        return f"{text} = 'NaN'"
+        return checked.is_nan(text)
     if f.kind == "array" and duckdb_type(c) != "VARCHAR":
         return f"(starts_with({text}, '[') OR starts_with({text}, '{{{{'))"
     if f.kind == "json" and f.pg_type == "json":
