@@ -197,7 +197,7 @@ def test_a_libpq_string_is_a_postgresql_target(published: Path, cluster, tmp_pat
         assert sorted(p.name for p in tmp_path.iterdir()) == ["published"]  # no DuckDB file
 
         result = cli("sync", str(published), "replica=1.duckdb")
-        assert result.exit_code == 7
+        assert result.exit_code == 2  # a location of no kind topoff takes: usage
         error, hint = error_and_hint(result.stderr)
         assert "neither a PostgreSQL connection string nor a DuckDB file" in error
         assert "duckdb://" in hint
