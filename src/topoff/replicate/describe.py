@@ -16,6 +16,7 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import family
 from topoff.replicate.config import ReplicateTable
 from topoff.safety import unreadable_relation
+from topoff.sources.pg_changes import check_unchanged, schema_changes
 from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.sources.pg_keys import HINT as KEY_HINT
 from topoff.sources.pg_keys import folding_key
@@ -95,6 +96,22 @@ class TableInfo:
 
 
 def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
+    """The table as the refresh's snapshot shows it, locked (ACCESS SHARE) so that a
+    migration replayed from now on waits for the refresh or cancels it (a recovery
+    conflict); one that landed since the snapshot began is a SourceError naming it
+    (pg_changes.py): read in the snapshot, a table rewritten or truncated since would show
+    no row, one dropped or renamed or with a column dropped would fail the read."""
+    with schema_changes(t.qualified, "refresh"):
+        info = _describe(conn, t)
+        if info.relkind in ("r", "p", "v"):
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(info.ident))
+        else:  # LOCK TABLE takes tables and views only: planning a query locks the others
+            conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(info.ident))
+    check_unchanged(conn, [info.oid], "refresh")
+    return info
+
+
+def _describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     where = f"[replicate.sources.{t.source}.tables.{t.name}]"
     row = conn.execute(_REL_Q, (t.schema, t.name)).fetchone()
     if row is None:

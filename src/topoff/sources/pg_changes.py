@@ -21,6 +21,10 @@ from topoff.errors import SourceError
 
 HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) reached "
         "the source as the export began, and the next run reads the tables as they are now")
+#: the same for a refresh of ``topoff replicate`` (or its reconcile)
+REFRESH_HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) "
+                "reached the source as the refresh began; the replica and its state are "
+                "unchanged, and the next refresh reads the table as it is now")
 
 #: undefined_table, undefined_column
 _CHANGED_STATES = frozenset({"42P01", "42703"})
@@ -42,24 +46,28 @@ def _changed(e: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def schema_changes() -> Iterator[None]:
+def schema_changes(table: str | None = None, job: str = "export") -> Iterator[None]:
     """A catalog read or lock that fails because a table changed under the snapshot (gone,
-    renamed, a column dropped) as the SourceError it is."""
+    renamed, a column dropped) as the SourceError it is; ``table``: the one read, if one."""
     try:
         yield
     except psycopg.Error as e:
         if not _changed(e):
             raise
         first = str(e).strip().splitlines()[0]
-        raise SourceError("a table of the export changed on the source after its snapshot "
-                          f"began ({first})", hint=HINT) from None
+        what = table if table is not None else f"a table of the {job}"
+        raise SourceError(f"{what} changed on the source after the {job}'s snapshot "
+                          f"began ({first})", hint=HINT if job == "export" else REFRESH_HINT
+                          ) from None
 
 
-def check_unchanged(conn: psycopg.Connection, oids: Sequence[int]) -> None:
+def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
+                    job: str = "export") -> None:
     """SourceError naming the tables rewritten, truncated or with a column dropped since
     the transaction's snapshot (call once they are locked)."""
     changed = [r[0] for r in conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()]
     if changed:
-        raise SourceError(f"{', '.join(changed)} changed on the source after the export's "
+        raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
                           "snapshot began (rewritten, truncated or a column dropped): "
-                          "read in the snapshot, its rows would be missing", hint=HINT)
+                          "read in the snapshot, its rows would be missing",
+                          hint=HINT if job == "export" else REFRESH_HINT)

@@ -1,0 +1,134 @@
+"""``topoff replicate --once`` while a migration runs on the source's primary: a table
+rewritten, truncated, renamed, dropped or with a column dropped after the refresh's
+snapshot began fails that table's refresh with exit 3 naming it and the hint to run it
+again, the replica and its state unchanged; the next refresh takes the table as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from support.replicate import config, new_database, new_target, query
+from topoff.replicate import maria_source, pg_source
+from topoff.replicate.engine import open_target, run_once
+from topoff.replicate.store import StateStore
+
+TABLES = {"ins": {"method": "inserter", "cursor": "ts"},
+          "upd": {"method": "updater", "cursor": "ts"},
+          "snap": {"method": "snapshot"}}
+
+
+@pytest.fixture
+def source(cluster):
+    return new_database(cluster)
+
+
+def _states(url: str) -> dict[str, str]:
+    engine = open_target(url)
+    try:
+        return {t.table: t.state for t in StateStore(engine).all()}  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+
+
+def _rows(url: str) -> dict[str, list[tuple]]:
+    return {n: query(url, f"SELECT id, v FROM app.{n} ORDER BY id") for n in TABLES}
+
+
+def _after_snapshot(monkeypatch: pytest.MonkeyPatch, run: Callable[[str], None],
+                    statements: dict[str, str], session: type = pg_source.PostgresSession
+                    ) -> list[str]:
+    """The table's statement runs on the primary (and is replayed) once its refresh's
+    snapshot began (its first query), before the table is described."""
+    done: list[str] = []
+    describe = session.describe
+
+    def migrated(self, t):
+        if t.name in statements and t.name not in done:
+            done.append(t.name)
+            if session is pg_source.PostgresSession:
+                self.conn.execute("SELECT 1")  # the snapshot is taken
+            run(statements[t.name])
+        return describe(self, t)
+
+    monkeypatch.setattr(session, "describe", migrated)
+    return done
+
+
+PG_DDL = ["ALTER TABLE {t} ALTER extra TYPE bigint", "TRUNCATE {t}",
+          "ALTER TABLE {t} DROP COLUMN extra", "ALTER TABLE {t} RENAME TO {t}_old",
+          "DROP TABLE {t}"]
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+@pytest.mark.parametrize("statement", PG_DDL)
+def test_a_postgresql_table_changed_after_the_refresh_snapshot(
+        source, cluster, tmp_path, monkeypatch, statement, kind) -> None:
+    for n in TABLES:
+        source.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, ts timestamptz NOT NULL, "
+                       f"v text, extra int); INSERT INTO {n} SELECT g, '2026-03-01'::date + g, "
+                       "'old', g FROM generate_series(1, 50) g")
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, TABLES)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
+    for n in TABLES:
+        source.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
+                       f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
+    rows, states = _rows(url), _states(url)
+    done = _after_snapshot(monkeypatch, source.execute,
+                           {n: statement.format(t=n) for n in TABLES})
+    runs = run_once(cfg)
+    assert sorted(done) == sorted(TABLES)
+    for r in runs:
+        print(r.table, r.status, r.exit_code, r.error)
+    print(rows, _rows(url))
+    for r in runs:
+        assert r.status == "failed" and r.exit_code == 3, r
+        assert r.table in (r.error or "") and "run it again" in (r.error or "")
+    assert _rows(url) == rows and _states(url) == states
+
+
+
+MARIA_DDL = {"ALTER TABLE {t} MODIFY extra BIGINT": "failed",
+             "TRUNCATE TABLE {t}": "failed",
+             "ALTER TABLE {t} ADD COLUMN more INT": "ok",  # instant: read as it is now
+             "ALTER TABLE {t} DROP COLUMN extra": "ok",
+             "CREATE INDEX {t}_v ON {t} (v)": "ok"}
+
+
+@pytest.mark.parametrize("statement", list(MARIA_DDL))
+def test_a_mariadb_table_changed_after_the_refresh_snapshot(
+        maria: MariaDatabase, cluster, tmp_path, monkeypatch, statement) -> None:
+    """A table rebuilt after the snapshot began cannot be read in it (1412): the refresh
+    fails, nothing written; an instant change is read as the table is now."""
+    for n in TABLES:
+        maria.execute(f"CREATE TABLE {n} (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, "
+                      f"v VARCHAR(20), extra INT); INSERT INTO {n} SELECT seq, "
+                      "TIMESTAMP'2026-03-01 00:00:00' + INTERVAL seq DAY, 'old', seq "
+                      "FROM seq_1_to_50")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"app": (maria.replica_url, TABLES)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
+    for n in TABLES:
+        maria.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
+                      f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
+    rows, states = _rows(url), _states(url)
+    done = _after_snapshot(monkeypatch, maria.execute,
+                           {n: statement.format(t=n) for n in TABLES}, maria_source.MariaSession)
+    runs = run_once(cfg)
+    assert sorted(done) == sorted(TABLES)
+    assert [r.status for r in runs] == [MARIA_DDL[statement]] * 3, runs
+    if MARIA_DDL[statement] == "failed":
+        for r in runs:
+            assert r.exit_code == 3 and "run it again" in (r.error or "")
+            assert "definition changed on the source" in (r.error or "")
+        assert _rows(url) == rows and _states(url) == states
+        monkeypatch.undo()
+        assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
+    for n in TABLES:  # every row the source has, as it has it
+        source = [(int(i), v) for i, v in maria.pair.replica.query(
+            f"SELECT id, v FROM {n} ORDER BY id", maria.name)]
+        held = query(url, f"SELECT id, v FROM app.{n} ORDER BY id")
+        assert held == source if n == "snap" else set(source) <= set(held)
