@@ -19,6 +19,7 @@ from typing import Any
 from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.types import quote_ident
 
 _TABLES_Q = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
@@ -51,13 +52,17 @@ def table_hashes(conn: Any) -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
     database (the current database), in the connection's transaction."""
     try:
-        out = {}
-        for (name,) in _rows(conn, _TABLES_Q):
-            table = _text(name)
+        names = [_text(name) for (name,) in _rows(conn, _TABLES_Q)]
+    except my_errors.Error as e:
+        raise SourceError(f"listing the tables to count and hash failed: {e.msg}",
+                          hint="check the connection to the source") from None
+    out = {}
+    for table in names:
+        try:
             columns = [_text(c) for (c,) in _rows(conn, _COLUMNS_Q, (table,))]
             ((count, total),) = _rows(conn, hash_sql(table, columns))
-            out[table] = {"rows": int(count), "hash": str(int(total))}
-    except my_errors.Error as e:
-        raise SourceError(f"counting and hashing the tables failed: {e.msg}",
-                          hint="the backup user needs SELECT on every table") from None
+        except my_errors.Error as e:  # a migration's table changed or gone: its own words
+            raise read_failed(f"counting and hashing table {table} for the drill", e,
+                              hint="the backup user needs SELECT on every table") from None
+        out[table] = {"rows": int(count), "hash": str(int(total))}
     return dict(sorted(out.items()))
