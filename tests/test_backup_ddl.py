@@ -72,3 +72,30 @@ def test_a_mariadb_table_changed_before_the_hashing(
     failed = json.loads((store / "catalog/dump.ddl/failed.json").read_text())
     assert "items" in failed["error"]
 
+
+@pytest.mark.parametrize("statement", ["ALTER TABLE items MODIFY body LONGBLOB",
+                                       "TRUNCATE TABLE items"])
+def test_a_mariadb_table_changed_while_dumped(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None],
+        monkeypatch: pytest.MonkeyPatch, statement: str) -> None:
+    """The dump reads its tables in name order: held on a big first table (its output is
+    not read meanwhile), it reads ``items`` after the migration rebuilt it."""
+    shop.execute("CREATE TABLE aaa_big (id INT PRIMARY KEY, pad VARCHAR(1000)); "
+                 "INSERT INTO aaa_big SELECT seq, REPEAT('x', 1000) FROM seq_1_to_4000")
+    header, run = MariaDump.header, migrate(statement, shop)
+
+    def migrated(self: MariaDump) -> bytes:
+        head = header(self)
+        run()
+        return head
+
+    monkeypatch.setattr(MariaDump, "header", migrated)
+    store = tmp_path / "store"
+    result = take_backup(shop, age_key, str(store), "dump.ddl", env)
+    assert result.exit_code == 3, result.stderr  # type: ignore[attr-defined]
+    error, hint = error_lines(result)
+    assert "items" in error and "changed on the source after the dump" in error, error
+    assert "run it again" in hint, hint
+    assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
+    assert _catalog(store, "dump.ddl") == ["failed.json", "started.json"]
+    assert not (store / "backups" / "dump.ddl.sql.zst.age").exists()

@@ -27,6 +27,11 @@ from typing import IO
 from topoff.backup.maria_client import child_env
 from topoff.errors import SourceError
 from topoff.redact import redact
+from topoff.sources.mariadb.errors import (
+    NO_SUCH_TABLE,
+    SCHEMA_CHANGED_HINT,
+    TABLE_DEF_CHANGED,
+)
 
 CHUNK = 1 << 20
 MAX_HEADER = 1 << 16  # the position comment comes within the first few KiB
@@ -34,6 +39,8 @@ _POSITION = re.compile(rb"^-- CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|
                        rb"'([^'\n]{1,255})', (?:MASTER|SOURCE)_LOG_POS=([0-9]{1,20});", re.M)
 _GTID = re.compile(rb"^-- SET GLOBAL gtid_slave_pos='([0-9,\- ]{0,4000})';", re.M)
 _COMPLETED = re.compile(rb"^-- Dump completed", re.M)
+#: "Error 1412: Table definition has changed..." / "Error 1146: Table ... doesn't exist"
+_SCHEMA_CHANGE = re.compile(rf"\bError ({TABLE_DEF_CHANGED}|{NO_SUCH_TABLE})\b")
 
 
 class MariaDump:
@@ -132,8 +139,14 @@ class MariaDump:
         if "access denied" in why.lower() or "1227" in why or "1044" in why:
             hint = ("the backup user needs SELECT, SHOW VIEW, TRIGGER, EVENT and (for the "
                     "binlog position) BINLOG MONITOR; see docs/backups.md")
+        why = why[:300]
+        change = _SCHEMA_CHANGE.search(why)
+        if change:  # a migration rebuilt (1412) or dropped (1146) a table under the dump
+            hint = SCHEMA_CHANGED_HINT
+            what = "changed" if int(change.group(1)) == TABLE_DEF_CHANGED else "gone"
+            why += f" (a table {what} on the source after the dump's snapshot began)"
         return SourceError(f"mariadb-dump failed (exit status {self.proc.returncode}): "
-                           f"{why[:300]}", hint=hint)
+                           f"{why}", hint=hint)
 
     def kill(self) -> None:
         if self.proc is None:
