@@ -14,11 +14,16 @@ from support.mariadb import MariaDatabase
 from support.pg import Database, make_config
 from topoff.config import Config, TableConfig
 from topoff.dataset.layout import Window
+from topoff.dataset.manifest import Column
 from topoff.errors import SourceError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
+from topoff.sources.mariadb import snapshot as snap
+from topoff.sources.mariadb.connect import connect
 from topoff.sources.mariadb.source import MariaSource
+from topoff.sources.mariadb.verify import MariaVerifier
 from topoff.stores import open_store
+from topoff.targets.base import TableDef, TableRef
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()
 
@@ -118,3 +123,27 @@ def test_a_postgresql_table_changed_before_the_export_locked_it_is_named(
     assert PG_CHANGES[statement] in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert _files(tmp_path / "pub") == []
+
+
+@pytest.mark.parametrize("statement", ["ALTER TABLE t MODIFY id BIGINT",
+                                       "TRUNCATE TABLE t"])
+def test_verify_of_a_mariadb_table_changed_under_its_snapshot(
+        maria: MariaDatabase, statement: str) -> None:
+    """verify hashes each table in one snapshot of the source: a table rebuilt since it
+    began cannot be read in it."""
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); "
+                  "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    table = TableDef(f"{maria.name}.t", TableRef(maria.name, "t"), "full",
+                     [Column("id", "integer", False), Column("v", "text", True)], ["id"],
+                     None, None, "", (maria.name, "t"))
+    with connect(maria.replica_url) as conn:
+        snap.begin(conn)
+        maria.execute(statement)
+        verifier = MariaVerifier(conn)
+        with pytest.raises(SourceError) as failed:
+            assert verifier.mismatch(table) is None
+            verifier.hash(table, False, None, None, "exact")
+    assert failed.value.exit_code == 3
+    assert f"{maria.name}.t" in failed.value.message
+    assert "definition changed on the source" in failed.value.message
+    assert failed.value.hint is not None and "run it again" in failed.value.hint

@@ -28,6 +28,7 @@ from topoff.dataset.bounds import Bounds
 from topoff.errors import SourceError
 from topoff.pgtypes import family
 from topoff.sources.mariadb.catalog import MariaTable, read_table
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.floats import float_text
 from topoff.sources.mariadb.types import (
     MariaColumn,
@@ -148,7 +149,7 @@ class MariaVerifier:
             cur_.execute(sql, params)
             rows = cur_.fetchall()
         except my_errors.Error as e:
-            raise SourceError(f"hashing {table.source} on the MariaDB source failed: {e.msg}",
+            raise read_failed(f"hashing {table.source} on the MariaDB source", e,
                               hint="check the connection to the source") from None
         finally:
             cur_.close()
@@ -181,7 +182,7 @@ class MariaVerifier:
                     acc[0] += 1
                     acc[1] += int(digest.hexdigest()[:15], 16)
         except my_errors.Error as e:
-            raise SourceError(f"hashing {table.source} on the MariaDB source failed: {e.msg}",
+            raise read_failed(f"hashing {table.source} on the MariaDB source", e,
                               hint="check the connection to the source") from None
         finally:
             with contextlib.suppress(my_errors.Error):
