@@ -11,12 +11,15 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from support.backup import AgeKey
-from support.cli import error_lines
+from support.backup import AgeKey, backup_args
+from support.cli import error_lines, run_cli
 from support.maria_backup import take_backup
 from support.mariadb import MariaDatabase
+from support.pg import Database
+from topoff.backup import pipeline
 from topoff.backup.maria_dump import MariaDump
 
 
@@ -99,3 +102,38 @@ def test_a_mariadb_table_changed_while_dumped(
     assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
     assert _catalog(store, "dump.ddl") == ["failed.json", "started.json"]
     assert not (store / "backups" / "dump.ddl.sql.zst.age").exists()
+
+
+PG_DDL = {"ALTER TABLE t ALTER n TYPE bigint": "rewritten",
+          "TRUNCATE t": "truncated",
+          "ALTER TABLE t DROP COLUMN v": "a column dropped",
+          "ALTER TABLE t RENAME TO t_old": "does not exist",
+          "DROP TABLE t": "does not exist"}
+
+
+@pytest.mark.parametrize("statement", list(PG_DDL))
+def test_a_postgresql_table_changed_before_pg_dump_locked_it(
+        db: Database, age_key: AgeKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        statement: str) -> None:
+    """pg_dump imports topoff's snapshot and only then locks the tables: a migration
+    replayed in between is not waited for, and a table rewritten or truncated then would
+    be dumped, and counted for the drill, with no row."""
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, n int, v text); "
+               "INSERT INTO t SELECT g, g, 'x' FROM generate_series(1, 100) g; "
+               "CREATE TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1)")
+    lock = pipeline.lock_tables
+
+    def migrated(conn: psycopg.Connection) -> None:
+        db.execute(statement)  # the standby replays it: nothing holds the table yet
+        lock(conn)
+
+    monkeypatch.setattr(pipeline, "lock_tables", migrated)
+    store = tmp_path / "store"
+    result = run_cli(*backup_args(db, age_key, store, "dump.ddl"))
+    assert result.exit_code == 3, result.stderr
+    error, hint = error_lines(result)
+    assert "public.t" in error and PG_DDL[statement] in error, error
+    assert "run it again" in hint, hint
+    assert "Traceback" not in result.stderr
+    assert _catalog(store, "dump.ddl") == ["failed.json", "started.json"]
+    assert not (store / "backups" / "dump.ddl.tar.zst.age").exists()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from support.backup import AgeKey, backup_args
@@ -40,13 +41,22 @@ def _no_object(store: Path) -> bool:
         not [p for p in (store / "backups").iterdir() if p.name.endswith(".age")]
 
 
+def hold_pg_dump(db: Database) -> psycopg.Connection:
+    """A lock on the primary, replayed on the standby, that holds pg_dump once started:
+    on a view, whose definition pg_dump reads (topoff locks the tables before pg_dump
+    starts, and would wait itself for a table held so)."""
+    db.execute("CREATE VIEW held AS SELECT 1 AS one")
+    locker = db.primary()
+    locker.autocommit = False
+    locker.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+    db.sync()
+    return locker
+
+
 def test_pg_dump_killed_half_way(datanommer: Database, age_key: AgeKey,
                                  tmp_path: Path) -> None:
     store = tmp_path / "store"
-    locker = datanommer.primary()
-    locker.autocommit = False
-    locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-    datanommer.sync()
+    locker = hold_pg_dump(datanommer)
     # its own temp dir: another worker's backup running meanwhile is not this one's leftover
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -132,10 +142,7 @@ def test_sigterm_records_the_backup_as_failed(datanommer: Database, age_key: Age
     store = tmp_path / "store"
     temp = tmp_path / "temp"
     temp.mkdir()
-    locker = datanommer.primary()
-    locker.autocommit = False
-    locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-    datanommer.sync()
+    locker = hold_pg_dump(datanommer)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(temp)}
     proc = subprocess.Popen([sys.executable, "-m", "topoff",
                              *backup_args(datanommer, age_key, store, "dump.t")],

@@ -6,7 +6,9 @@ Order of events (what a crash at any point leaves behind):
    export safety rules: a primary is refused unless allowed) and exported.
 2. ``catalog/<name>/started.json`` is written (never overwritten: a second backup with
    the same name stops here).
-3. pg_dump imports the snapshot; each finished file is streamed into the encrypted
+3. Every table is locked ACCESS SHARE in the snapshot, to the end (a table a migration
+   changed since the snapshot began stops the backup here: tables.lock_tables). pg_dump
+   imports the snapshot; each finished file is streamed into the encrypted
    object ``backups/<name>.tar.zst.age``, which appears only when the stream completes.
 4. With the snapshot still held, every table is counted and hashed in it (``--jobs``
    connections that import the snapshot), for the drill.
@@ -38,7 +40,7 @@ from topoff.backup.request import (
     record_failure,
     write_started,
 )
-from topoff.backup.tables import table_hashes
+from topoff.backup.tables import lock_tables, table_hashes
 from topoff.errors import SourceError
 from topoff.export.session import SnapshotSession
 from topoff.safety import conflict_hint, is_connection_lost, is_recovery_conflict
@@ -133,6 +135,8 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         began = time.monotonic()
+        assert session.conn is not None
+        lock_tables(session.conn)  # held to the end: for pg_dump's start and the hashes
         # age encrypts in the store layer; its writer hashes the ciphertext on its way in
         encrypting = EncryptingStore(store, recipients)
         with encrypting.write(key, options=options) as enc:
@@ -150,7 +154,6 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
         dumped = time.monotonic()
         # the snapshot is still held (the coordinator's transaction): the counts and
         # hashes describe what pg_dump read, and no longer compete with it for the CPU
-        assert session.conn is not None
         hashes = table_hashes(session.conn, session.worker, req.jobs)
         timing = {"pg_dump": round((dump.exited_at or dumped) - began, 3),
                   "dump": round(dumped - began, 3),

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from topoff.canonical import pg_row_hash
 from topoff.dataset.manifest import Column
+from topoff.sources.pg_changes import check_unchanged, schema_changes
 from topoff.workers import carried
 
 _TABLES_Q = """
@@ -44,6 +45,22 @@ Table = tuple[str, str, int]
 def list_tables(conn: psycopg.Connection) -> list[Table]:
     """Every user table (schema, name, oid), largest first."""
     return [(str(s), str(n), int(o)) for s, n, o in conn.execute(_TABLES_Q).fetchall()]
+
+
+def lock_tables(conn: psycopg.Connection) -> None:
+    """ACCESS SHARE on every user table, in the snapshot pg_dump is to import, before it
+    starts (it locks them only once it has imported the snapshot): a migration replayed
+    from now on waits for the backup or cancels it (a recovery conflict), and one replayed
+    since the snapshot began, which pg_dump and the hashes would read with no row (a table
+    rewritten or truncated) or fail on (renamed, dropped, a column dropped), is a
+    SourceError naming the table (topoff.sources.pg_changes)."""
+    tables = list_tables(conn)
+    if not tables:
+        return
+    with schema_changes(job="backup"):
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(s, n) for s, n, _ in tables)))
+    check_unchanged(conn, [oid for _, _, oid in tables], "backup")
 
 
 def table_hash(conn: psycopg.Connection, table: Table) -> dict[str, Any]:

@@ -21,10 +21,14 @@ from topoff.errors import SourceError
 
 HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) reached "
         "the source as the export began, and the next run reads the tables as they are now")
-#: the same for a refresh of ``topoff replicate`` (or its reconcile)
-REFRESH_HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) "
-                "reached the source as the refresh began; the replica and its state are "
-                "unchanged, and the next refresh reads the table as it is now")
+#: the same for the other jobs that read a snapshot
+HINTS = {"export": HINT,
+         "refresh": ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, "
+                     "DROP...) reached the source as the refresh began; the replica and its "
+                     "state are unchanged, and the next refresh reads the table as it is now"),
+         "backup": ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, "
+                    "DROP...) reached the source as the backup began, and the next backup "
+                    "reads the tables as they are now")}
 
 #: undefined_table, undefined_column
 _CHANGED_STATES = frozenset({"42P01", "42703"})
@@ -57,8 +61,7 @@ def schema_changes(table: str | None = None, job: str = "export") -> Iterator[No
         first = str(e).strip().splitlines()[0]
         what = table if table is not None else f"a table of the {job}"
         raise SourceError(f"{what} changed on the source after the {job}'s snapshot "
-                          f"began ({first})", hint=HINT if job == "export" else REFRESH_HINT
-                          ) from None
+                          f"began ({first})", hint=HINTS[job]) from None
 
 
 def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
@@ -70,4 +73,4 @@ def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
         raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
                           "snapshot began (rewritten, truncated or a column dropped): "
                           "read in the snapshot, its rows would be missing",
-                          hint=HINT if job == "export" else REFRESH_HINT)
+                          hint=HINTS[job])
