@@ -1,7 +1,8 @@
-"""``topoff backup`` while a migration runs on the source's primary: a MariaDB table
-changed under the backup's snapshot (error 1412) or gone (1146), in the dump or in the
-tables' hashing, fails the backup with exit 3 naming the table, the hint to run it
-again, and no finished.json."""
+"""``topoff backup`` while a migration runs on the source's primary: a table changed under
+the backup's snapshot, in the dump, before it or in the drill's hashing (MariaDB: error
+1412, or 1146 for a table gone; PostgreSQL: replayed on the standby before the tables are
+locked, or cancelling the backup after), fails the backup with exit 3 saying so, the hint
+to run it again, and no finished.json."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from support.maria_backup import take_backup
 from support.mariadb import MariaDatabase
 from support.pg import Database
 from topoff.backup import pipeline
+from topoff.backup.dump import PgDump
 from topoff.backup.maria_dump import MariaDump
+from topoff.demo.cluster import ThrowawayCluster
 
 
 @contextlib.contextmanager
@@ -135,5 +138,43 @@ def test_a_postgresql_table_changed_before_pg_dump_locked_it(
     assert "public.t" in error and PG_DDL[statement] in error, error
     assert "run it again" in hint, hint
     assert "Traceback" not in result.stderr
+    assert _catalog(store, "dump.ddl") == ["failed.json", "started.json"]
+    assert not (store / "backups" / "dump.ddl.tar.zst.age").exists()
+
+
+@pytest.fixture(scope="module")
+def impatient_standby() -> Iterator[Database]:
+    """A cluster whose standby cancels conflicting sessions at once."""
+    cluster = ThrowawayCluster(standby_conf={"max_standby_streaming_delay": "0"})
+    try:
+        cluster.start()
+        cluster.create_database("migrated")
+        db = Database("migrated", cluster)
+        db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
+                   "INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g")
+        yield db
+    finally:
+        cluster.close()
+
+
+def test_a_migration_replayed_while_pg_dump_runs(
+        impatient_standby: Database, age_key: AgeKey, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay cancels the backup's session, which holds the snapshot pg_dump imports and
+    the tables' locks: pg_dump then fails too, and the error says why."""
+    db = impatient_standby
+    start = PgDump.start
+
+    def migrated(self: PgDump) -> None:
+        start(self)
+        db.execute("ALTER TABLE t ADD COLUMN IF NOT EXISTS w int")
+
+    monkeypatch.setattr(PgDump, "start", migrated)
+    store = tmp_path / "store"
+    result = run_cli(*backup_args(db, age_key, store, "dump.ddl"))
+    assert result.exit_code == 3, result.stderr
+    error, hint = error_lines(result)
+    assert "conflict with recovery" in error, error
+    assert "schema change on the primary" in hint and "run it again" in hint, hint
     assert _catalog(store, "dump.ddl") == ["failed.json", "started.json"]
     assert not (store / "backups" / "dump.ddl.tar.zst.age").exists()

@@ -26,6 +26,7 @@ import shutil
 import time
 from typing import Any
 
+import psycopg
 import zstandard
 
 from topoff import __version__
@@ -96,7 +97,7 @@ def run_backup(store: Store, req: BackupRequest) -> BackupResult:
         try:
             result = _dump(store, req, session, snapshot_id, pin, recipients, key, options)
         except BaseException as e:
-            failure = _source_failure(e, name)
+            failure = _source_failure(e, name) or _session_failure(e, session, name)
             record_failure(store, name, failure or e, options)
             if failure is not None:
                 raise failure from None
@@ -123,6 +124,23 @@ def _source_failure(e: BaseException, name: str) -> SourceError | None:
         return SourceError(f"backup {name} lost the connection to the source ({first})",
                            hint="check that the standby is running and accepts connections "
                            "(its log says why it stopped), then run the backup again")
+    return None
+
+
+def _session_failure(e: BaseException, session: SnapshotSession,
+                     name: str) -> SourceError | None:
+    """Why pg_dump failed when the cause is the backup's own session, which holds the
+    snapshot pg_dump imports and the tables' locks: replay cancelled it (a migration on
+    the primary) or the standby ended it, and pg_dump could only report the snapshot or
+    its lock gone. None when the session is well."""
+    if not (isinstance(e, SourceError) and e.message.startswith("pg_dump failed")):
+        return None
+    if session.conn is None or session.conn.closed:
+        return None
+    try:
+        session.conn.execute("SELECT 1")
+    except psycopg.Error as lost:
+        return _source_failure(lost, name)
     return None
 
 
