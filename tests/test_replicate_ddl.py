@@ -62,6 +62,33 @@ PG_DDL = ["ALTER TABLE {t} ALTER extra TYPE bigint", "TRUNCATE {t}",
           "DROP TABLE {t}"]
 
 
+@pytest.mark.parametrize("statement", ["ALTER TABLE {t} ADD COLUMN more int",
+                                       "CREATE INDEX {t}_v ON {t} (v)"])
+def test_a_postgresql_table_given_a_column_or_index_after_the_refresh_snapshot(
+        source, cluster, tmp_path, monkeypatch, statement) -> None:
+    """Neither rewrites the table: the refresh reads it in its snapshot, as it was."""
+    for n in TABLES:
+        source.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, ts timestamptz NOT NULL, "
+                       f"v text, extra int); INSERT INTO {n} SELECT g, '2026-03-01'::date + g, "
+                       "'old', g FROM generate_series(1, 50) g")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, TABLES)})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
+    for n in TABLES:
+        source.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
+                       f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
+    _after_snapshot(monkeypatch, source.execute, {n: statement.format(t=n) for n in TABLES})
+    assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
+    monkeypatch.undo()
+    assert [r.status for r in run_once(cfg)] in (["ok"] * 3, ["unchanged"] * 3,
+                                                 ["ok", "ok", "unchanged"])
+    for n in TABLES:
+        assert query(url, f"SELECT id, v FROM app.{n} ORDER BY id") == source.standby_query(
+            f"SELECT id, v FROM {n} ORDER BY id")
+        if "ADD COLUMN" in statement:  # the new column, in the replica from the next refresh
+            query(url, f"SELECT more FROM app.{n}")
+
+
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 @pytest.mark.parametrize("statement", PG_DDL)
 def test_a_postgresql_table_changed_after_the_refresh_snapshot(
