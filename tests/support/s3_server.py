@@ -28,10 +28,33 @@ DUMMY_ENV = {
 UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
 
 
+_WRITES = threading.Lock()
+
+
+def _atomic_conditional_writes() -> None:
+    """S3 decides a conditional write (``If-None-Match: *``) atomically: of two writers of
+    one new name, one gets 412. moto checks and then stores in two steps, on a thread per
+    request, so both could win; its PUT and its multipart completion are made one step
+    each here (the server is in this process), as S3's are."""
+    from moto.s3.responses import S3Response
+
+    for name in ("put_object", "_key_response_post"):
+        method = getattr(S3Response, name)
+        if getattr(method, "_topoff_atomic", False):
+            continue
+
+        def atomic(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with _WRITES:
+                return _method(self, *args, **kwargs)
+        atomic._topoff_atomic = True  # type: ignore[attr-defined]
+        setattr(S3Response, name, atomic)
+
+
 class S3Server:
     """A moto S3 server on 127.0.0.1 with a free port; ``endpoint_url`` is where it listens."""
 
     def __init__(self) -> None:
+        _atomic_conditional_writes()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
