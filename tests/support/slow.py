@@ -1,0 +1,51 @@
+"""Parameters of which the suite's default run keeps the first few: the others are variants
+of them, marked ``slow`` (``./run test --slow`` runs them too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+
+def first_kept(values: Iterable[Any], keep: int = 1) -> list[Any]:
+    """``values`` for ``parametrize``, those after the first ``keep`` marked slow."""
+    return [v if i < keep else pytest.param(v, marks=pytest.mark.slow)
+            for i, v in enumerate(values)]
+
+
+#: longer twins of scenarios the default run keeps (another target, store kind, signal or
+#: mode of the same test stays in it), run with ``--slow``: test ids under tests/
+VARIANTS = frozenset({
+    "test_sync_resume.py::test_a_crash_at_any_step_resumes_to_the_same_end_state[duckdb]",
+    "test_replicate_reconcile_keys.py::test_keys_of_each_type_converge[duckdb-timestamptz]",
+    "test_replicate_reconcile_keys.py::test_keys_of_each_type_converge[duckdb-text-icu]",
+    "test_cli_replicate.py::test_sigterm_while_the_source_keeps_the_rows_waiting[args2]",
+    "test_cli_replicate.py::test_sigterm_while_the_source_keeps_the_rows_waiting[args4]",
+    "test_sync_pruned.py::test_a_full_export_pruned_while_it_is_loaded[iceberg]",
+    "test_sync_pruned.py::test_a_full_export_pruned_while_it_is_loaded[postgresql]",
+    "test_replicate_snapshot.py::test_every_change_is_found_without_hashing_and_applied_by_key[duckdb]",
+    "test_backup_rclone.py::test_backup_list_restore_through_an_rclone_crypt_remote",
+    "test_sync_http.py::test_a_damaged_file_over_http_changes_nothing[postgresql-http]",
+    "test_replicate_read.py::test_a_batch_streams_in_bounded_memory_and_a_primary_can_be_allowed",
+    "test_iceberg_sync_race.py::test_tables_another_sync_made_meanwhile[listed]",
+    "test_backup_restore_signals.py::test_signal_mid_restore_leaves_no_child[SIGINT-age]",
+    "test_backup_restore_signals.py::test_signal_mid_restore_leaves_no_child[SIGTERM-age]",
+    "test_stores.py::test_round_trip[rclone-crypt]",
+    "test_stores.py::test_written_file_appears_only_at_the_end[rclone-crypt]",
+    "test_stores.py::test_a_written_name_is_never_overwritten[rclone-multipart]",
+    "test_stores.py::test_a_written_name_is_never_overwritten[rclone-small]",
+    "test_sync.py::test_two_datasets_in_one_replica[postgresql]",
+    "test_cli_sync.py::test_sync_and_status_reach_s3_through_the_config[postgresql]",
+    "test_replicate_source_changes.py::test_a_cursor_value_in_the_future_waits_for_its_time[postgresql]",
+    "test_sync.py::test_retention_gap_stops_until_rebase[postgresql]",
+    "test_cli_replicate.py::test_two_runs_at_once[postgresql]",
+    "test_replicate_mariadb.py::test_sigterm_while_the_replica_keeps_the_rows_waiting[2]",
+    "test_backup_s3.py::test_locked_backup_is_retained_and_prune_goes_on[COMPLIANCE]",
+    "test_sync.py::test_a_passed_over_full_export_still_brings_snapshot_changes[postgresql]",
+    "test_replicate_engine.py::test_new_rows_and_updated_ranges_arrive_value_by_value[postgresql]",
+    "test_stores_s3_answer.py::test_no_bound_with_zero",
+    "test_hostile_texts.py::test_a_text_postgresql_accepts_loads_the_value_it_reads[postgresql]",
+    "test_replicate_iceberg.py::test_a_warehouse_on_s3",
+})
