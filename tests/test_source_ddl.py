@@ -148,3 +148,57 @@ def test_verify_of_a_mariadb_table_changed_under_its_snapshot(
     assert f"{maria.name}.t" in failed.value.message
     assert "definition changed on the source" in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
+
+
+PART_CHANGES = ["TRUNCATE eb_2",  # one partition of a partitioned table
+                "TRUNCATE ec_kid",  # an inheritance child
+                "ALTER TABLE ec_kid ALTER own TYPE bigint",  # a child's rewrite, alone
+                "TRUNCATE ed_2_1"]  # a partition of a partition
+
+
+@pytest.mark.parametrize("statement", first_kept(PART_CHANGES, keep=2))
+@pytest.mark.parametrize("job", ["full", "incremental"])
+def test_a_partition_changed_before_the_export_locked_it_is_named(
+        db: Database, tmp_path: Path, statement: str, job: str) -> None:
+    """The export reads a partitioned table or an inheritance parent, which holds its
+    partitions' and children's rows: one of them truncated or rewritten between the
+    snapshot and the locks was read with no row (its table published without them)."""
+    d = DAY.isoformat()
+    rows = f"(1, '{d} 01:00+00', 'x'), (2, '{d} 02:00+00', 'y')"
+    db.execute(
+        "CREATE TABLE ea (id int PRIMARY KEY, at timestamptz NOT NULL, body text); "
+        f"INSERT INTO ea VALUES {rows}; "
+        "CREATE TABLE eb (id int, at timestamptz NOT NULL, body text) PARTITION BY LIST (id); "
+        "CREATE TABLE eb_1 PARTITION OF eb FOR VALUES IN (1); "
+        "CREATE TABLE eb_2 PARTITION OF eb FOR VALUES IN (2); "
+        f"INSERT INTO eb VALUES {rows}; "
+        "CREATE TABLE ec (id int, at timestamptz NOT NULL, body text); "
+        "CREATE TABLE ec_kid (own int) INHERITS (ec); "
+        f"INSERT INTO ec VALUES (1, '{d} 01:00+00', 'x'); "
+        f"INSERT INTO ec_kid VALUES (2, '{d} 02:00+00', 'y', 7); "
+        "CREATE TABLE ed (id int, at timestamptz NOT NULL, body text) PARTITION BY LIST (id); "
+        "CREATE TABLE ed_1 PARTITION OF ed FOR VALUES IN (1); "
+        "CREATE TABLE ed_2 PARTITION OF ed FOR VALUES IN (2) PARTITION BY LIST (body); "
+        "CREATE TABLE ed_2_1 PARTITION OF ed_2 DEFAULT; "
+        f"INSERT INTO ed VALUES {rows}")
+    done: list[int] = []
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot" and not done:  # the standby replays it, nothing holds it
+            done.append(1)
+            db.execute(statement)
+
+    config = make_config(db, "".join(f'[tables.{n}]\ncursor = "at"\n'
+                                     for n in ("ea", "eb", "ec", "ed")), jobs=1)
+    store = open_store(str(tmp_path / "pub"))
+    with pytest.raises(SourceError) as failed:
+        if job == "full":
+            export_full(config, store, hook=hook)
+        else:
+            export_incremental(config, store, Window.day(DAY), hook=hook)
+    assert done and failed.value.exit_code == 3
+    leaf = statement.split()[-1] if statement.startswith("TRUNCATE") else "ec_kid"
+    assert f"public.{leaf[:2]} (its partition or child public.{leaf})" in failed.value.message
+    assert "changed on the source after" in failed.value.message
+    assert failed.value.hint is not None and "run it again" in failed.value.hint
+    assert _files(tmp_path / "pub") == []

@@ -4,7 +4,8 @@ The export takes its snapshot, reads the catalog in it and only then locks the t
 (ACCESS SHARE, as pg_dump does). A migration replayed in between is not held back by the
 locks: a table rewritten or truncated then would be read empty in the older snapshot (its
 new file holds no row that snapshot sees), a column dropped or a table renamed or dropped
-fails the read. Once the locks are held, the catalog as it is now (what
+fails the read; the same goes for each of its partitions and inheritance children, whose
+rows a read of the table holds. Once the locks are held, the catalog as it is now (what
 ``pg_relation_filenode`` and ``has_column_privilege`` look up) is compared with the
 snapshot's, and any difference, or a failure of the catalog's reading that a concurrent
 change causes, is a SourceError naming the change.
@@ -33,14 +34,20 @@ HINTS = {"export": HINT,
 #: undefined_table, undefined_column
 _CHANGED_STATES = frozenset({"42P01", "42703"})
 
+#: the tables, with their partitions and inheritance children (any depth: a read of a
+#: table holds their rows, and LOCK TABLE locks them), as the snapshot has them
 _CHANGED_SQL = """
-SELECT c.oid::regclass::text FROM pg_class c
-WHERE c.oid = ANY(%s) AND (
-  (c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))
+WITH RECURSIVE tree(root, oid) AS (
+    SELECT o, o FROM unnest(%s::oid[]) AS o
+  UNION
+    SELECT t.root, i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+SELECT DISTINCT t.root::regclass::text, c.oid::regclass::text FROM tree t
+JOIN pg_class c ON c.oid = t.oid
+WHERE (c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))
   OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped
-             AND has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL))
-ORDER BY 1
+             AND has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL)
+ORDER BY 1, 2
 """
 
 
@@ -67,9 +74,13 @@ def schema_changes(table: str | None = None, job: str = "export") -> Iterator[No
 def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
                     job: str = "export") -> None:
     """SourceError naming the tables rewritten, truncated or with a column dropped since
-    the transaction's snapshot (call once they are locked)."""
-    changed = [r[0] for r in conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()]
-    if changed:
+    the transaction's snapshot, or with a partition or inheritance child that was (call
+    once they are locked); one catalog query whatever the number of tables."""
+    found = conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()
+    if found:
+        named = {rel for root, rel in found if root == rel}  # itself one of the tables
+        changed = [str(root) if root == rel else f"{root} (its partition or child {rel})"
+                   for root, rel in found if root == rel or rel not in named]
         raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
                           "snapshot began (rewritten, truncated or a column dropped): "
                           "read in the snapshot, its rows would be missing",
