@@ -112,7 +112,8 @@ PG_DDL = {"ALTER TABLE t ALTER n TYPE bigint": "rewritten",
           "TRUNCATE t": "truncated",
           "ALTER TABLE t DROP COLUMN v": "a column dropped",
           "ALTER TABLE t RENAME TO t_old": "does not exist",
-          "DROP TABLE t": "does not exist"}
+          "DROP TABLE t": "does not exist",
+          "ALTER TABLE t RENAME v TO w": "a column renamed"}
 
 
 @pytest.mark.parametrize("statement", first_kept(PG_DDL, keep=2))

@@ -60,7 +60,7 @@ def _after_snapshot(monkeypatch: pytest.MonkeyPatch, run: Callable[[str], None],
 
 PG_DDL = ["ALTER TABLE {t} ALTER extra TYPE bigint", "TRUNCATE {t}",
           "ALTER TABLE {t} DROP COLUMN extra", "ALTER TABLE {t} RENAME TO {t}_old",
-          "DROP TABLE {t}"]
+          "DROP TABLE {t}", "ALTER TABLE {t} RENAME extra TO more"]
 
 
 @pytest.mark.parametrize("statement", first_kept(["ALTER TABLE {t} ADD COLUMN more int",

@@ -93,7 +93,8 @@ PG_CHANGES = {"ALTER TABLE eb ALTER body TYPE varchar(300)": "rewritten",
               "TRUNCATE eb": "truncated",
               "ALTER TABLE eb DROP COLUMN body": "a column dropped",
               "ALTER TABLE eb RENAME TO eb_old": "does not exist",
-              "DROP TABLE eb": "cache lookup failed"}
+              "DROP TABLE eb": "cache lookup failed",
+              "ALTER TABLE eb RENAME body TO text": "a column renamed"}
 
 
 @pytest.mark.parametrize("statement", first_kept(PG_CHANGES, keep=2))
@@ -202,3 +203,4 @@ def test_a_partition_changed_before_the_export_locked_it_is_named(
     assert "changed on the source after" in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert _files(tmp_path / "pub") == []
+

@@ -3,12 +3,13 @@
 The export takes its snapshot, reads the catalog in it and only then locks the tables
 (ACCESS SHARE, as pg_dump does). A migration replayed in between is not held back by the
 locks: a table rewritten or truncated then would be read empty in the older snapshot (its
-new file holds no row that snapshot sees), a column dropped or a table renamed or dropped
-fails the read; the same goes for each of its partitions and inheritance children, whose
-rows a read of the table holds. Once the locks are held, the catalog as it is now (what
-``pg_relation_filenode`` and ``has_column_privilege`` look up) is compared with the
-snapshot's, and any difference, or a failure of the catalog's reading that a concurrent
-change causes, is a SourceError naming the change.
+new file holds no row that snapshot sees); a column dropped or renamed, or a table renamed
+or dropped, fails the read (its statement names what the snapshot's catalog shows). The
+same goes for each of a table's partitions and inheritance children, whose rows a read of
+the table holds. Once the locks are held, the catalog as it is now (what
+``pg_relation_filenode``, ``has_column_privilege`` and ``pg_identify_object_as_address``
+look up) is compared with the snapshot's, and any difference, or a failure of the
+catalog's reading that a concurrent change causes, is a SourceError naming the change.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ JOIN pg_class c ON c.oid = t.oid
 WHERE (c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))
   OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped
-             AND has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL)
+             AND (has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL
+                  -- renamed: the read names the snapshot's columns (a child's own, unread)
+                  OR (t.root = t.oid AND (pg_identify_object_as_address(
+                        'pg_class'::regclass, c.oid, a.attnum)).object_names[3]
+                      IS DISTINCT FROM a.attname)))
 ORDER BY 1, 2
 """
 
@@ -73,15 +78,16 @@ def schema_changes(table: str | None = None, job: str = "export") -> Iterator[No
 
 def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
                     job: str = "export") -> None:
-    """SourceError naming the tables rewritten, truncated or with a column dropped since
-    the transaction's snapshot, or with a partition or inheritance child that was (call
-    once they are locked); one catalog query whatever the number of tables."""
+    """SourceError naming the tables rewritten, truncated or with a column dropped or
+    renamed since the transaction's snapshot, or with a partition or inheritance child
+    that was (call once they are locked); one catalog query whatever their number."""
     found = conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()
     if found:
         named = {rel for root, rel in found if root == rel}  # itself one of the tables
         changed = [str(root) if root == rel else f"{root} (its partition or child {rel})"
                    for root, rel in found if root == rel or rel not in named]
         raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
-                          "snapshot began (rewritten, truncated or a column dropped): "
-                          "read in the snapshot, its rows would be missing",
+                          "snapshot began (rewritten, truncated, a column dropped or a column "
+                          "renamed): read in the snapshot, its rows would be missing or "
+                          "unreadable",
                           hint=HINTS[job])
