@@ -23,6 +23,7 @@ from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import connect
 from topoff.sources.mariadb.source import MariaSource
 from topoff.sources.mariadb.verify import MariaVerifier
+from topoff.sources.pg_source import PostgresSource
 from topoff.stores import open_store
 from topoff.targets.base import TableDef, TableRef
 
@@ -204,3 +205,28 @@ def test_a_partition_changed_before_the_export_locked_it_is_named(
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert _files(tmp_path / "pub") == []
 
+
+@pytest.mark.parametrize("statement", first_kept(["ALTER TABLE t RENAME v TO w",
+                                                  "TRUNCATE t", "ALTER TABLE t DROP v",
+                                                  "ALTER TABLE t ALTER v TYPE varchar(30)"]))
+def test_verify_of_a_postgresql_table_changed_under_its_snapshot(
+        db: Database, statement: str) -> None:
+    """verify hashes each table in one snapshot of the standby: a column renamed since it
+    began failed the hash (undefined column); a table truncated or rewritten was hashed
+    with no row, its replica's rows reported as differences."""
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
+               "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    table = TableDef("public.t", TableRef("public", "t"), "full",
+                     [Column("id", "integer", False), Column("v", "text", True)], ["id"],
+                     None, None, "", ("public", "t"))
+    with PostgresSource(db.standby_url, False, "topoff verify") as source:
+        source.open()
+        db.execute(statement)  # replayed: verify holds no lock yet
+        verifier = source.verifier()
+        with pytest.raises(SourceError) as failed:
+            assert verifier.mismatch(table) is None
+            verifier.hash(table, False, None, None, "exact")
+    assert failed.value.exit_code == 3
+    assert "public.t" in failed.value.message
+    assert "changed on the source after the verify's snapshot" in failed.value.message
+    assert failed.value.hint is not None and "run it again" in failed.value.hint

@@ -30,6 +30,9 @@ HINTS = {"export": HINT,
                      "state are unchanged, and the next refresh reads the table as it is now"),
          "backup": ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, "
                     "DROP...) reached the source as the backup began, and the next backup "
+                    "reads the tables as they are now"),
+         "verify": ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, "
+                    "DROP...) reached the source as verify began, and the next verify "
                     "reads the tables as they are now")}
 
 #: undefined_table, undefined_column

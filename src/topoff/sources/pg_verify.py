@@ -16,6 +16,7 @@ from topoff.pgtypes import family
 if TYPE_CHECKING:
     from topoff.targets.base import TableDef
 from topoff.pg_hash import hash_table
+from topoff.sources.pg_changes import check_unchanged, schema_changes
 from topoff.sources.pg_domains import VALUE_TYPE
 
 #: the kinds whose canonical text needs functions of their own type
@@ -26,8 +27,10 @@ _COLUMNS_Q = (
     "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
     "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
     "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a " + VALUE_TYPE
-    + " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
-    "a.attisdropped")
+    + " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped")
+#: the table as the snapshot has it (to_regclass would look the name up as it is now)
+_REL_Q = ("SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = "
+          "c.relnamespace WHERE n.nspname = %s AND c.relname = %s")
 
 
 class PgVerifier:
@@ -37,9 +40,11 @@ class PgVerifier:
     def mismatch(self, table: TableDef) -> str | None:
         """Why the source's table cannot be hashed like the replica's, or None."""
         ref = table.source_ref()
-        found = self.conn.execute(
-            _COLUMNS_Q, [str(sql.Identifier(ref.schema, ref.name).as_string(self.conn))]
-        ).fetchall()
+        rel = self.conn.execute(_REL_Q, (ref.schema, ref.name)).fetchone()
+        if rel is None:
+            return "the table is missing on the source"
+        self._lock(ref.schema, ref.name, *rel)
+        found = self.conn.execute(_COLUMNS_Q, [rel[0]]).fetchall()
         if not found:
             return "the table is missing on the source"
         types = {name: family(pg_type, [] if is_enum else None).kind
@@ -53,8 +58,23 @@ class PgVerifier:
             return f"column(s) {', '.join(changed)} changed type on the source"
         return None
 
+    def _lock(self, schema: str, name: str, oid: int, relkind: str) -> None:
+        """ACCESS SHARE, held to the end of verify's transaction, as an export takes it: a
+        migration replayed from now on waits for verify or cancels it; one replayed since
+        its snapshot began (the table rewritten, truncated, renamed, a column dropped or
+        renamed) is a SourceError naming the table (pg_changes.py)."""
+        ident = sql.Identifier(schema, name)
+        with schema_changes(f"{schema}.{name}", "verify"):
+            if relkind in ("r", "p", "v"):
+                self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
+            else:  # LOCK TABLE takes tables and views only: planning a query locks the others
+                self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(ident))
+        check_unchanged(self.conn, [oid], "verify")
+
     def hash(self, table: TableDef, by_day: bool, since: datetime | date | None,
              window: Bounds | None, profile: str) -> dict[str | None, tuple[int, str]]:
         """count and canonical hash, whole or per UTC day (``table`` names the source's
         table as its target)."""
-        return hash_table(self.conn, table, by_day, since, window, profile)
+        ref = table.source_ref()
+        with schema_changes(f"{ref.schema}.{ref.name}", "verify"):
+            return hash_table(self.conn, table, by_day, since, window, profile)
