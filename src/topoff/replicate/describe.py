@@ -28,12 +28,10 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f
 """
 _COLS_Q = """
 SELECT a.attname,
-       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,
-       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+       v.typid, v.typmod,
        NOT a.attnotnull,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
-         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
-               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END)
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END)
 FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """

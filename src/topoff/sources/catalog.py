@@ -59,14 +59,12 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f
 """
 _COLUMNS_Q = """
 SELECT a.attnum, a.attname,
-       (CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
-             ELSE format_type(a.atttypid, a.atttypmod) END)
+       format_type(v.typid, v.typmod)
        -- format_type() prints integer[][] as integer[]: the declared dimensions say more
        || repeat('[]', greatest(a.attndims - 1, 0)),
        NOT a.attnotnull,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
-         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE
-               CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END END),
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END),
        a.atttypid, a.atttypmod, a.attndims
 FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped

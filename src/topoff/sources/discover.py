@@ -47,8 +47,7 @@ ORDER BY n.nspname, c.relname
 """
 _COLUMNS_Q = """
 SELECT a.attrelid, a.attname,
-       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
-            ELSE format_type(a.atttypid, a.atttypmod) END
+       format_type(v.typid, v.typmod)
 FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum

@@ -23,8 +23,7 @@ from topoff.sources.pg_domains import VALUE_TYPE
 _TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
 
 _COLUMNS_Q = (
-    "SELECT a.attname, format_type(CASE WHEN t.typbasetype <> 0 THEN t.typbasetype ELSE "
-    "a.atttypid END, CASE WHEN t.typbasetype <> 0 THEN t.typtypmod ELSE a.atttypmod END), "
+    "SELECT a.attname, format_type(v.typid, v.typmod), "
     "t.typtype = 'e' OR (t.typelem <> 0 AND EXISTS (SELECT FROM pg_type e WHERE "
     "e.oid = t.typelem AND e.typtype = 'e')) FROM pg_attribute a " + VALUE_TYPE
     + " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped")
