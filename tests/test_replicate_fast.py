@@ -229,3 +229,28 @@ def test_rows_read_again_are_read_aside_while_new_rows_move(cluster, tmp_path):
     db.execute("DELETE FROM ins WHERE id = 5; INSERT INTO ins VALUES (5, now(), 'again')")
     assert refresh(cfg)["public.ins"][0] == "ok"
     assert lines(url, "app.ins") == lines(db.primary_url, "public.ins")
+
+
+def test_domains_over_domains_and_arrays_of_domains_move_in_binary(cluster, tmp_path):
+    """A domain counts by its base type through a domain over a domain, and an array of a
+    domain by its base element type (they moved as CSV: only one domain was seen through,
+    and an array's element was taken for a type of its own)."""
+    url = new_target("postgresql", cluster, tmp_path)
+    db = new_database(cluster)
+    db.execute("CREATE DOMAIN posint AS int CHECK (VALUE > 0); "
+               "CREATE DOMAIN small AS posint CHECK (VALUE < 1000); "
+               "CREATE DOMAIN moment AS timestamptz; CREATE DOMAIN stamp AS moment; "
+               "CREATE DOMAIN code AS varchar(3); CREATE DOMAIN posints AS posint[]; "
+               "CREATE TABLE dd (id int PRIMARY KEY, ts stamp NOT NULL, s small, "
+               "p posint[], c code[], ps posints, pp posint[][]); "
+               "INSERT INTO dd SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', "
+               "g % 999 + 1, ARRAY[g, NULL], '[0:1]={abc,\"a,b\"}', ARRAY[g], "
+               "ARRAY[[g, 1], [2, 3]] FROM generate_series(1, 300) g")
+    assert binary(url, db, "dd")
+    cfg = config(url, {"app": (db.standby_url, {"dd": {"method": "inserter", "cursor": "ts"}})})
+    assert refresh(cfg) == {"public.dd": ("ok", 300)}
+    assert {c.name: c.type for c in stored(url, "app", "public.dd").columns} == {
+        "id": "integer", "ts": "timestamp with time zone", "s": "integer",
+        "p": "integer[]", "c": "character varying(3)[]", "ps": "integer[]",
+        "pp": "integer[]"}
+    assert lines(url, "app.dd") == lines(db.primary_url, "public.dd")

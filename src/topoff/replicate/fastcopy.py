@@ -7,7 +7,8 @@ target). It is used only where the binary form means the same on both sides:
 * the target is PostgreSQL and each target column has exactly the source column's type;
 * every replicated column's type is one of PostgreSQL's own (type OID below 16384: the
   same OID and the same binary form on every server of a version), or an array of one;
-  a domain counts by its base type. Enums, composite types and extensions' types (their
+  a domain counts by its base type (through a domain over a domain), an array of a domain
+  by its base element type. Enums, composite types and extensions' types (their
   OIDs differ from server to server, and arrays and records carry them) stay in CSV.
 
 The same goes for the rows staged for a merge (:func:`stage`). Everything else, and
@@ -35,6 +36,7 @@ from topoff.dataset.manifest import Column
 from topoff.pgtypes import TypeNameError, parse_type
 from topoff.replicate import stream
 from topoff.replicate.describe import TableInfo
+from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.targets.base import TableDef, Target
 
 _stages = itertools.count(1)
@@ -42,12 +44,12 @@ _stages = itertools.count(1)
 #: PostgreSQL's first OID for objects made after initdb (FirstNormalObjectId)
 FIRST_USER_OID = 16384
 
+#: each column's values' type (domains seen through, pg_domains.py), or its element type
 _TYPES_Q = """
 SELECT a.attname,
-       coalesce(nullif(b.typelem, 0), b.oid)::bigint,
-       coalesce(nullif(b.typelem, 0), b.oid) IN (SELECT oid FROM pg_type WHERE typtype = 'b')
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+       coalesce(nullif(t.typelem, 0), t.oid)::bigint,
+       coalesce(nullif(t.typelem, 0), t.oid) IN (SELECT oid FROM pg_type WHERE typtype = 'b')
+FROM pg_attribute a """ + VALUE_TYPE + """
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 """
 
