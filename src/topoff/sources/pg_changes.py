@@ -6,10 +6,12 @@ locks: a table rewritten or truncated then would be read empty in the older snap
 new file holds no row that snapshot sees); a column dropped or renamed, or a table renamed
 or dropped, fails the read (its statement names what the snapshot's catalog shows). The
 same goes for each of a table's partitions and inheritance children, whose rows a read of
-the table holds. Once the locks are held, the catalog as it is now (what
+the table holds, and for one detached since (a read of the table as it is now leaves its
+rows out). Once the locks are held, the catalog as it is now (what
 ``pg_relation_filenode``, ``has_column_privilege`` and ``pg_identify_object_as_address``
-look up) is compared with the snapshot's, and any difference, or a failure of the
-catalog's reading that a concurrent change causes, is a SourceError naming the change.
+look up, and the children LOCK TABLE locked: those the table has now, in ``pg_locks``) is
+compared with the snapshot's, and any difference, or a failure of the catalog's reading
+that a concurrent change causes, is a SourceError naming the change.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ WITH RECURSIVE tree(root, oid) AS (
 SELECT DISTINCT t.root::regclass::text, c.oid::regclass::text FROM tree t
 JOIN pg_class c ON c.oid = t.oid
 WHERE (c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))
+  -- detached since: LOCK TABLE locked the table's partitions and children as they are now
+  OR (t.root <> t.oid AND NOT t.oid = ANY(coalesce((
+        SELECT array_agg(l.relation) FROM pg_locks l WHERE l.locktype = 'relation'
+        AND l.pid = pg_backend_pid() AND l.relation IS NOT NULL), '{}')))
   OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped
              AND (has_column_privilege(c.oid, a.attnum, 'SELECT') IS NULL
@@ -83,14 +89,15 @@ def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
                     job: str = "export") -> None:
     """SourceError naming the tables rewritten, truncated or with a column dropped or
     renamed since the transaction's snapshot, or with a partition or inheritance child
-    that was (call once they are locked); one catalog query whatever their number."""
+    that was, or was detached (call once they are locked); one catalog query whatever
+    their number."""
     found = conn.execute(_CHANGED_SQL, (list(oids),)).fetchall()
     if found:
         named = {rel for root, rel in found if root == rel}  # itself one of the tables
         changed = [str(root) if root == rel else f"{root} (its partition or child {rel})"
                    for root, rel in found if root == rel or rel not in named]
         raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
-                          "snapshot began (rewritten, truncated, a column dropped or a column "
-                          "renamed): read in the snapshot, its rows would be missing or "
-                          "unreadable",
+                          "snapshot began (rewritten, truncated, detached, a column dropped or "
+                          "a column renamed): read in the snapshot, its rows would be "
+                          "missing or unreadable",
                           hint=HINTS[job])
