@@ -25,9 +25,9 @@ def _server_lines(conn: Any, table: MariaTable) -> list[bytes]:
     return out
 
 
-def _same(conn: Any, table: MariaTable) -> list[bytes]:
+def _same(conn: Any, table: MariaTable, batch: int = 2) -> list[bytes]:
     """The server's lines, once checked to be exactly the client's blocks."""
-    client = b"".join(block for block, _n in rows.iter_blocks(conn, table, batch=2))
+    client = b"".join(block for block, _n in rows.iter_blocks(conn, table, batch=batch))
     server = _server_lines(conn, table)
     assert client == b"".join(line + b"\n" for line in server)
     return sorted(server)
@@ -97,6 +97,35 @@ def test_one_column_tables_match_the_server_lines(maria: MariaDatabase, ctype: s
         assert b'"\\."' in lines and b'""' in lines and b"\\.x" in lines
 
 
+def test_numbers_and_times_read_raw_match_the_server_lines(maria: MariaDatabase) -> None:
+    """Integers, DECIMAL, dates and times are read as the server sends them and written by
+    the client: whole batches without a NULL or a zero date at once, others value by
+    value; each the server's field."""
+    maria.execute(
+        "SET SESSION sql_mode = ''; CREATE TABLE nt (id BIGINT UNSIGNED PRIMARY KEY, "
+        "t TINYINT NULL, m MEDIUMINT UNSIGNED NULL, z INT(6) ZEROFILL NULL, "
+        "dc DECIMAL(65,30) NULL, d DATE NULL, dt DATETIME NULL, dt6 DATETIME(6) NULL, "
+        "ts3 TIMESTAMP(3) NULL, tm6 TIME(6) NULL, tm TIME NULL, dbl DOUBLE NULL);"
+        "INSERT INTO nt SELECT IF(seq = 7, 18446744073709551615, seq), "
+        "CAST(seq % 256 AS SIGNED) - 128, "
+        "seq * 999, seq, CAST(seq AS SIGNED) / 7 - 100, '0999-01-01' + INTERVAL seq DAY, "
+        "'2024-01-01' + INTERVAL seq * 7 MINUTE, "
+        "'2024-01-01' + INTERVAL seq * 100001 MICROSECOND, "
+        "'1970-01-02' + INTERVAL seq * 250000 MICROSECOND, "
+        "SEC_TO_TIME(CAST(seq AS SIGNED) * 1.033333 - 1000), "
+        "SEC_TO_TIME(CAST(seq AS SIGNED) - 5), seq / 3 "
+        "FROM seq_1_to_2500;"
+        "INSERT INTO nt VALUES (0, NULL, NULL, NULL, NULL, '2024-00-01', '0000-00-00', "
+        "'2024-01-00 00:00:00.5', '0000-00-00', '00:00:00', '00:00:00', NULL),"
+        "(3000, -128, 16777215, 999999, -0.000000000000000000000000000001, '9999-12-31', "
+        "'9999-12-31 23:59:59', '1000-01-01 00:00:00.000000', '2038-01-19 03:14:07.999', "
+        "'838:59:59.999999', '-838:59:59', -1.5e-300)")
+    with connect(maria.replica_url) as conn:
+        table = read_table(conn, maria.name, "nt")
+        for batch in (2, 1000):
+            assert len(_same(conn, table, batch)) == 2502
+
+
 def test_a_long_text_with_every_special_byte(maria: MariaDatabase) -> None:
     maria.execute("CREATE TABLE big (id INT PRIMARY KEY, t LONGTEXT NULL, c CHAR(3) NULL);"
                   "INSERT INTO big SELECT seq, CASE seq % 5 WHEN 0 THEN REPEAT('a\"b,', seq)"
@@ -114,17 +143,23 @@ def test_formatter_turns_a_batch_into_lines() -> None:
     stamp = MariaColumn("s", "timestamp(6)", "timestamp(6) with time zone",
                         {"kind": "timestamp"}, True, form="timestamp", fraction=6)
     number = MariaColumn("n", "int", "integer", {"kind": "int"}, True, form="int")
-    items = fields.export_items([text, stamp, number, text])
-    assert [is_text for _sql, is_text in items] == [True, False, True]
-    assert items[1][0].startswith("CONCAT(COALESCE(IF(`s` IS NULL") and "`n`" in items[1][0]
+    bits = MariaColumn("b", "bit(2)", "bit(2)", {"kind": "bits"}, True, form="bits", bits=2)
+    items = fields.export_items([text, stamp, number, bits, bits, text])
+    assert [kind for _sql, kind in items] == ["text", "moment", "plain", "fields", "text"]
+    assert [sql for sql, _kind in items[:3]] == ["`t`", "`s`", "`n`"]
+    assert items[3][0].startswith("CONCAT(COALESCE(IF(`b` IS NULL")
     lines = fields.batch_formatter([text, stamp, number, text])
     # a batch whose text needs no quoting anywhere is taken as it is, NULL as empty
-    assert lines([(b"a", b"x,1", None), (None, b",", b"b")]) == [b"a,x,1,", b",,,b"]
-    # one value to quote, or one empty string: value by value
-    assert lines([(b'a"b', b"x,1", b"c"), (b"d", b",", b"e")]) == [
-        b'"a""b",x,1,c', b"d,,,e"]
-    assert lines([(bytearray(b""), b"x,1", None), (b"d", b",", b"e\r")]) == [
-        b'"",x,1,', b'd,,,"e\r"']
+    assert lines([(b"a", b"2024-01-02 03:04:05.100000", b"1", None),
+                  (None, b"2024-01-02 03:04:05.000000", None, b"b")]) == [
+        b"a,2024-01-02 03:04:05.1+00,1,", b",2024-01-02 03:04:05+00,,b"]
+    # one value to quote, or one empty string: value by value; a zero date is empty
+    assert lines([(b'a"b', b"0000-00-00 00:00:00.000000", b"-1", b"c"),
+                  (b"d", b"2024-00-10 00:00:00.000010", b"2", b"e")]) == [
+        b'"a""b",,-1,c', b"d,,2,e"]
+    assert lines([(bytearray(b""), None, b"0", None),
+                  (b"d", b"0999-12-31 23:59:59.999999", b"0", b"e\r")]) == [
+        b'"",,0,', b'd,0999-12-31 23:59:59.999999+00,0,"e\r"']
     assert lines([]) == []
     one = fields.batch_formatter([text])
     assert one([(b"\\.",), (b"",), (None,), (b"\\.\\.",)]) == [b'"\\."', b'""', b"", b"\\.\\."]

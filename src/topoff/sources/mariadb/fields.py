@@ -1,22 +1,31 @@
-"""A row's CSV line, built by the server where that is cheap and by the client where it is
-not.
+"""A row's CSV line, built by the client from the values the server sends, and by the
+server only where that is cheap and the client's text would differ.
 
-Profiled on the benchmark's replica, nearly all the server's cost of building CSV lines in
-SQL (:func:`topoff.sources.mariadb.types.line_sql`) is quoting text: four ``LOCATE`` and an
-``IF`` per value, a ``REPLACE`` and a ``CONCAT`` when it needs quotes, a collation for
-every value. Integers, decimals, dates (the zero-date test, the fraction's trailing zeros)
-and hex cost it little. So each run of adjacent columns that are not text is one
-select-list item, their CSV fields joined by the server (never NULL: an empty field); each
-text column (CHAR, VARCHAR, TEXT, ENUM, SET, JSON, geometry as WKT) is its own item, its
-raw utf8mb4 bytes (the connection's character set: the server converts others) quoted by
-the client as PostgreSQL's ``COPY ... (FORMAT csv)`` quotes them.
+Profiled on the benchmark's replica, the server's cost of building CSV lines in SQL
+(:func:`topoff.sources.mariadb.types.line_sql`) is quoting text (four ``LOCATE`` and an
+``IF`` per value, a ``REPLACE`` and a ``CONCAT`` when it needs quotes, a collation per
+value), and for integers and dates the per-row expressions themselves (``CAST`` to text,
+the zero-date test, trimming the fraction): ``SELECT`` of those items cost it 2 to 4 times
+what ``SELECT *`` of the same rows does. So the select list names the columns themselves
+wherever the text the server sends (the driver's raw mode: bytes, None for NULL) is the
+dataset's field or a cheap step from it:
 
-The client reads in the driver's raw mode (bytes, None for NULL) a batch of rows at a
-time: the items become columns, a text column without ``,`` ``"`` CR LF or an empty string
-in the whole batch (one byte search over the batch's values) is taken as it is, others
-value by value, and each row's items are joined by commas. The text is byte for byte what
-``line_sql`` makes the server build (tests/test_mariadb_fields.py); a table without text
-columns is read as exactly that, one value per row.
+* text (CHAR, VARCHAR, TEXT, ENUM, SET, JSON, geometry as WKT): its utf8mb4 bytes (the
+  connection's character set: the server converts others), quoted by the client as
+  PostgreSQL's ``COPY ... (FORMAT csv)`` quotes them;
+* integers and DECIMAL (not ZEROFILL): as sent, NULL an empty field;
+* DATE, DATETIME, TIMESTAMP, TIME: as sent, a fraction's trailing zeros dropped, ``+00``
+  after a TIMESTAMP, a zero or zero-in-date value (and NULL) an empty field.
+
+Each run of adjacent other columns (FLOAT, DOUBLE, BIT, YEAR, bytes as hex, UUID,
+ZEROFILL) is one select-list item, their CSV fields joined by the server (never NULL).
+
+The client reads a batch of rows at a time: the items become columns, a text column
+without ``,`` ``"`` CR LF or an empty string in the whole batch (one byte search over the
+batch's values) is taken as it is, others value by value; a date or time column without
+NULL or a zero date (one search too) is trimmed without tests; each row's items are joined
+by commas. The text is byte for byte what ``line_sql`` makes the server build
+(tests/test_mariadb_fields.py).
 """
 
 from __future__ import annotations
@@ -32,6 +41,11 @@ Fields = Sequence[bytes | bytearray]
 
 _COMMA, _QUOTE, _LF, _CR = 44, 34, 10, 13  # ints: ``44 in v`` is one memchr
 _TEXT_FORMS = ("text", "geometry")
+_MOMENT_FORMS = ("date", "datetime", "timestamp", "time")
+_INTEGERS = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal")
+
+#: how the client turns a batch's values of a select-list item into CSV fields
+TEXT, PLAIN, MOMENT, FIELDS = "text", "plain", "moment", "fields"
 
 
 def _raw_text(column: MariaColumn) -> str:
@@ -39,30 +53,49 @@ def _raw_text(column: MariaColumn) -> str:
     return f"ST_AsText({c})" if column.form == "geometry" else c
 
 
-def export_items(columns: Sequence[MariaColumn]) -> list[tuple[str, bool]]:
-    """The select-list items of a row and whether each is a raw text value (else the
-    server's CSV fields of a run of columns, joined by commas)."""
-    items: list[tuple[str, bool]] = []
+def _raw_kind(column: MariaColumn) -> str | None:
+    """How the client writes the column's raw value, or None: the server writes its field."""
+    if column.form in _TEXT_FORMS:
+        return TEXT
+    native = column.native.lower()
+    if column.form == "int" and native.split("(")[0].split()[0] in _INTEGERS \
+            and "zerofill" not in native:
+        return PLAIN  # the server sends an integer or DECIMAL as CAST(... AS CHAR) prints it
+    if column.form in _MOMENT_FORMS:
+        return MOMENT
+    return None
+
+
+def _items(columns: Sequence[MariaColumn]) -> list[tuple[str, str, MariaColumn | None]]:
+    items: list[tuple[str, str, MariaColumn | None]] = []
     run: list[str] = []
 
     def flush() -> None:
         if run:
             joined = ", ',', ".join(run)
-            items.append((f"CONCAT({joined})" if len(run) > 1 else run[0], False))
+            items.append((f"CONCAT({joined})" if len(run) > 1 else run[0], FIELDS, None))
             run.clear()
     for c in columns:
-        if c.form in _TEXT_FORMS:
-            flush()
-            items.append((_raw_text(c), True))
-        else:
+        kind = _raw_kind(c)
+        if kind is None:
             run.append(field_sql(c))
+        else:
+            flush()
+            items.append((_raw_text(c), kind, c))
     flush()
     return items
 
 
+def export_items(columns: Sequence[MariaColumn]) -> list[tuple[str, str]]:
+    """The select-list items of a row and how the client writes each (:data:`TEXT`,
+    :data:`PLAIN`, :data:`MOMENT`: one column's raw value; :data:`FIELDS`: the server's
+    CSV fields of a run of columns, joined by commas)."""
+    return [(sql, kind) for sql, kind, _c in _items(columns)]
+
+
 def select_list(columns: Sequence[MariaColumn]) -> str:
     """The select list of a row (:func:`batch_formatter`'s input)."""
-    return ", ".join(sql for sql, _text in export_items(columns))
+    return ", ".join(sql for sql, _kind in export_items(columns))
 
 
 def _fields(col: Column) -> Fields:
@@ -88,6 +121,42 @@ def _text(col: Column) -> Fields:
     return filled
 
 
+def _plain(col: Column) -> Fields:
+    """A batch's values of a number column as they are (NULL: empty)."""
+    if None in col:
+        return [b"" if v is None else v for v in col]
+    return col  # type: ignore[return-value]
+
+
+def _moment(column: MariaColumn) -> Callable[[Column], Fields]:
+    """The converter of a date, datetime, timestamp or time column's raw values to the
+    fields the server wrote (types.value_sql): NULL and a zero or zero-in-date value empty
+    (year, month or day ``0``: the only ``-00`` in the text), a fraction's trailing zeros
+    and a bare ``.`` dropped, ``+00`` after a TIMESTAMP (the session's time zone is UTC)."""
+    trim = column.fraction > 0  # the text then always has a '.' before the fraction
+    zone = b"+00" if column.form == "timestamp" else b""
+    dated = column.zero_dates
+
+    def zero(v: bytes | bytearray) -> bool:
+        return dated and (v.startswith(b"0000") or b"-00" in v)
+
+    def one(v: Value) -> bytes | bytearray:
+        if v is None or zero(v):
+            return b""
+        return (v.rstrip(b"0").rstrip(b".") if trim else v) + zone
+
+    def convert(col: Column) -> Fields:
+        if None not in col:
+            every = b"\n".join(col)  # type: ignore[arg-type]
+            if not (dated and (b"-00" in every or every.startswith(b"0000")
+                               or b"\n0000" in every)):
+                if trim:
+                    return [v.rstrip(b"0").rstrip(b".") + zone for v in col]  # type: ignore[union-attr]
+                return [v + zone for v in col] if zone else col  # type: ignore[operator,return-value]
+        return [one(v) for v in col]
+    return convert
+
+
 def _text_alone(col: Column) -> Fields:
     """A text field of a one-column table: ``\\.`` alone on a line is quoted too."""
     return [b'"\\."' if v == b"\\." else f for v, f in zip(col, _text(col), strict=True)]
@@ -96,9 +165,18 @@ def _text_alone(col: Column) -> Fields:
 def batch_formatter(columns: Sequence[MariaColumn]) -> Callable[[Sequence[Row]], list[bytes]]:
     """A function from a batch of raw rows (the values of :func:`select_list`) to their
     CSV lines, without newlines."""
-    items = export_items(columns)
     single = len(columns) == 1
-    convert = [(_text_alone if single else _text) if text else _fields for _sql, text in items]
+    convert: list[Callable[[Column], Fields]] = []
+    for _sql, kind, column in _items(columns):
+        if kind == TEXT:
+            convert.append(_text_alone if single else _text)
+        elif kind == PLAIN:
+            convert.append(_plain)
+        elif kind == MOMENT:
+            assert column is not None
+            convert.append(_moment(column))
+        else:
+            convert.append(_fields)
     join = b",".join
 
     def lines(rows: Sequence[Row]) -> list[bytes]:
