@@ -29,6 +29,7 @@ from mysql.connector import errors as my_errors
 from topoff.errors import SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import MariaTarget, connect_target
+from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import select_list
 from topoff.sources.mariadb.reader import MariaSourceTable, where_sql
 from topoff.sources.mariadb.types import literal, quote_ident
@@ -99,18 +100,21 @@ def open_workers(target: MariaTarget, coordinator: Any, jobs: int,
     return [], position
 
 
-def _one(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
+def _one(conn: Any, sql: str, what: str) -> Any:
+    cur = None
     try:
+        cur = conn.cursor()
         cur.execute(sql)
         row = cur.fetchone()
         if cur.with_rows:
             cur.fetchall()
     except my_errors.Error as e:
-        raise SourceError(f"planning the parallel read failed: {e.msg}",
+        raise read_failed(f"planning the parallel read of {what}", e,
                           hint="check the connection to the source") from None
     finally:
-        cur.close()
+        if cur is not None:
+            with contextlib.suppress(my_errors.Error):
+                cur.close()
     return None if row is None else row[0]
 
 
@@ -119,7 +123,7 @@ def table_bytes(conn: Any, t: MariaSourceTable) -> int:
     assert t.maria is not None
     size = _one(conn, "SELECT DATA_LENGTH FROM information_schema.TABLES WHERE "
                 f"TABLE_SCHEMA = {literal(t.maria.schema)} AND "
-                f"TABLE_NAME = {literal(t.maria.name)}")
+                f"TABLE_NAME = {literal(t.maria.name)}", t.qualified)
     return int(size or 0)
 
 
@@ -145,7 +149,7 @@ def key_ranges(conn: Any, t: MariaSourceTable, parts: int) -> list[KeyRange]:
     for _ in range(parts - 1):
         after = f" WHERE {k} >= {bounds[-1]}" if bounds else ""
         found = _one(conn, f"SELECT {k} FROM {t.maria.qualified}{after} ORDER BY {k} "
-                           f"LIMIT 1 OFFSET {step}")
+                           f"LIMIT 1 OFFSET {step}", t.qualified)
         if found is None:
             break
         value = int(found)

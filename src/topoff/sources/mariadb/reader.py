@@ -113,7 +113,11 @@ class LineStream:
         self._lines = batch_formatter(t.exported)
         self._rows: list[bytes] = []  # the CSV lines of the batch read last
         self._at = 0
-        self._cur = conn.cursor(raw=True, buffered=False)
+        try:
+            self._cur = conn.cursor(raw=True, buffered=False)
+        except my_errors.Error as e:
+            self.done = True
+            raise _failed(t, e) from None
         try:
             self._cur.execute(sql, params)
         except my_errors.Error as e:

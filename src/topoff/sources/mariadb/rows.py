@@ -17,7 +17,6 @@ from typing import Any, BinaryIO
 
 from mysql.connector import errors as my_errors
 
-from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
@@ -61,8 +60,9 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
     """(block of CSV lines, rows in it) until the table or window is read."""
     sql, params = select_sql(table, window)
     lines = batch_formatter(table.columns)
-    cur = conn.cursor(raw=True, buffered=False)
+    cur = None
     try:
+        cur = conn.cursor(raw=True, buffered=False)
         cur.execute(sql, params)
         while True:
             rows = cur.fetchmany(batch)
@@ -75,8 +75,9 @@ def iter_blocks(conn: Any, table: MariaTable, window: Window | None = None,
                           hint="check the connection to the source and the user's SELECT "
                                "privilege") from None
     finally:
-        with contextlib.suppress(my_errors.Error):
-            cur.close()
+        if cur is not None:
+            with contextlib.suppress(my_errors.Error):
+                cur.close()
 
 
 def write_csv(conn: Any, table: MariaTable, out: BinaryIO,
@@ -89,16 +90,18 @@ def write_csv(conn: Any, table: MariaTable, out: BinaryIO,
     return total
 
 
-def _one(conn: Any, sql: str, params: list[Any]) -> tuple[Any, ...]:
-    cur = conn.cursor()
+def _one(conn: Any, sql: str, params: list[Any], what: str) -> tuple[Any, ...]:
+    cur = None
     try:
+        cur = conn.cursor()
         cur.execute(sql, params)
         return tuple(cur.fetchone())
     except my_errors.Error as e:
-        raise SourceError(f"a check query failed: {e.msg}",
-                          hint="check the connection to the source") from None
+        raise read_failed(what, e, hint="check the connection to the source") from None
     finally:
-        cur.close()
+        if cur is not None:
+            with contextlib.suppress(my_errors.Error):
+                cur.close()
 
 
 def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
@@ -106,7 +109,7 @@ def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
     """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
     where, params = _where(table, window)
     sql = f"SELECT {count_hash_sql(table.columns, algorithm)} FROM {table.qualified}{where}"
-    count, total = _one(conn, sql, params)
+    count, total = _one(conn, sql, params, f"hashing {table.schema}.{table.name}")
     return int(count), str(total)
 
 
@@ -120,5 +123,6 @@ def zero_date_counts(conn: Any, table: MariaTable,
     sums = ", ".join(
         f"COALESCE(SUM({quote_ident(c.name)} IS NOT NULL AND "
         f"{zero_date_sql(quote_ident(c.name))}), 0)" for c in cols)
-    counts = _one(conn, f"SELECT {sums} FROM {table.qualified}{where}", params)
+    counts = _one(conn, f"SELECT {sums} FROM {table.qualified}{where}", params,
+                  f"counting the zero dates of {table.schema}.{table.name}")
     return {c.name: int(n) for c, n in zip(cols, counts, strict=True) if int(n)}

@@ -130,15 +130,18 @@ class MariaReader:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown content hash algorithm {algorithm!r}")
         sql, params = hash_sql(table, window, algorithm)
-        cur = self.conn.cursor()
+        cur = None
         try:
+            cur = self.conn.cursor()
             cur.execute(sql, params)
             count, total = cur.fetchone()
         except my_errors.Error as e:
             raise read_failed(f"hashing {table.qualified}", e,
                               hint="check the connection to the source") from None
         finally:
-            cur.close()
+            if cur is not None:
+                with contextlib.suppress(my_errors.Error):
+                    cur.close()
         return int(count), f"{algorithm}:{int(total)}"
 
     def changed_since(self, table: SourceTable, window: Any, since: Snapshot,
