@@ -13,7 +13,7 @@ from test_mariadb_types import _create
 from topoff.sources.mariadb import fields, rows
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.connect import connect
-from topoff.sources.mariadb.types import line_sql
+from topoff.sources.mariadb.types import field_sql, line_sql
 
 
 def _server_lines(conn: Any, table: MariaTable) -> list[bytes]:
@@ -119,7 +119,9 @@ def test_numbers_and_times_read_raw_match_the_server_lines(maria: MariaDatabase)
         "'2024-01-00 00:00:00.5', '0000-00-00', '00:00:00', '00:00:00', NULL),"
         "(3000, -128, 16777215, 999999, -0.000000000000000000000000000001, '9999-12-31', "
         "'9999-12-31 23:59:59', '1000-01-01 00:00:00.000000', '2038-01-19 03:14:07.999', "
-        "'838:59:59.999999', '-838:59:59', -1.5e-300)")
+        "'838:59:59.999999', '-838:59:59', -1.5e-300);"
+        "ALTER TABLE nt ADD k INT NOT NULL DEFAULT -7, ADD k2 DECIMAL(10,3) NOT NULL "
+        "DEFAULT 1.5; UPDATE nt SET k = CAST(id % 1000 AS SIGNED) - 500 WHERE id < 3000")
     with connect(maria.replica_url) as conn:
         table = read_table(conn, maria.name, "nt")
         for batch in (2, 1000):
@@ -148,6 +150,10 @@ def test_formatter_turns_a_batch_into_lines() -> None:
     assert [kind for _sql, kind in items] == ["text", "moment", "plain", "fields", "text"]
     assert [sql for sql, _kind in items[:3]] == ["`t`", "`s`", "`n`"]
     assert items[3][0].startswith("CONCAT(COALESCE(IF(`b` IS NULL")
+    key = MariaColumn("k", "bigint(20)", "bigint", {"kind": "int"}, False, form="int")
+    # NOT NULL integers are sent as their text, never NULL: joined by the server as they are
+    assert fields.export_items([key, bits, key, text]) == [
+        (f"CONCAT(`k`, ',', {field_sql(bits)}, ',', `k`)", "fields"), ("`t`", "text")]
     lines = fields.batch_formatter([text, stamp, number, text])
     # a batch whose text needs no quoting anywhere is taken as it is, NULL as empty
     assert lines([(b"a", b"2024-01-02 03:04:05.100000", b"1", None),
