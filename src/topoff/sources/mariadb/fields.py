@@ -16,7 +16,7 @@ dataset's field or a cheap step from it:
 * integers and DECIMAL (not ZEROFILL): as sent, NULL an empty field (NOT NULL ones join
   the run of other columns next to them as they are: fewer items for the client);
 * DATE, DATETIME, TIMESTAMP, TIME: as sent, a fraction's trailing zeros dropped, ``+00``
-  after a TIMESTAMP, a zero or zero-in-date value (and NULL) an empty field.
+  after a TIMESTAMP, NULL and a zero or zero-in-date date (not a TIME) an empty field.
 
 Each run of adjacent other columns (FLOAT, DOUBLE, BIT, YEAR, bytes as hex, UUID,
 ZEROFILL) is one select-list item, their CSV fields joined by the server (never NULL).
