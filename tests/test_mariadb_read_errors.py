@@ -162,3 +162,22 @@ def test_select_revoked_under_a_read_is_named(maria: MariaDatabase, grant: str, 
         maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
     assert "may not SELECT" in e.message and errno_text in e.message
     assert "grant SELECT" in (e.hint or "")
+
+
+def test_a_connection_killed_in_the_middle_of_the_rows_is_named_lost(
+        maria: MariaDatabase) -> None:
+    """The rows are read a batch at a time: the connection ended
+    after the first batch, with most rows still to come, is the same lost connection."""
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(200) NOT NULL);"
+                  "INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_1_to_200000")
+    conn = connect(maria.replica_url)
+    try:
+        stream = MariaReader(conn).rows(_source_table(read_table(conn, maria.name, "t")))
+        assert stream.read_row() == b"id,v\n" and stream.read_row() is not None
+        maria.pair.replica.sql(f"KILL CONNECTION {int(conn.connection_id)}")
+        e = _failure(lambda: [None for _ in iter(stream.read_row, None)])
+    finally:
+        _closed(conn)
+    assert "connection to the source was lost" in e.message
+    assert f"reading {maria.name}.t" in e.message
+
