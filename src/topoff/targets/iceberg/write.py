@@ -26,13 +26,12 @@ from pyiceberg.expressions import (
 )
 
 from topoff.errors import TopoffError
+from topoff.targets.iceberg.datafiles import data_files
 from topoff.targets.iceberg.spans import span_text
 
 
 def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, str]) -> int:
     """Every table of ``tables`` as data files of one append snapshot; the rows written."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
     rows = 0
     names = itertools.count()  # one counter for the snapshot: its files' names are unique
     with txn.update_snapshot(snapshot_properties=props).fast_append() as snap:
@@ -40,9 +39,7 @@ def append(txn: Any, table: Any, tables: Iterator[pa.Table], props: dict[str, st
             rows += t.num_rows
             if t.num_rows == 0:
                 continue
-            for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
-                                              write_uuid=snap.commit_uuid, df=t, io=table.io,
-                                              counter=names):
+            for f in data_files(txn.table_metadata, t, table.io, snap.commit_uuid, names):
                 snap.append_data_file(f)
     return rows
 
@@ -119,7 +116,7 @@ def delete_keys(txn: Any, table: Any, keys: list[str], rows: pa.Table,
     25,000 keys over a 500,000-row table); here the keys' ranges pick the files (their
     column bounds) and Arrow finds the rows (``is_in``, a join for a composite key, on
     keys whose -0 is read as 0: equal in PostgreSQL, one key, which Arrow tells apart)."""
-    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+    from pyiceberg.io.pyarrow import ArrowScan
 
     wanted = _keyed(rows, keys, numbers, spans)
     if len(keys) == 1:
@@ -135,9 +132,7 @@ def delete_keys(txn: Any, table: Any, keys: list[str], rows: pa.Table,
         keep = df.filter(pc.invert(_hits(df, keys, wanted, numbers, spans)))
         if len(keep) == len(df):
             continue
-        new = list(_dataframe_to_data_files(io=table.io, df=keep, table_metadata=meta,
-                                            write_uuid=write_uuid, counter=counter)) \
-            if len(keep) else []
+        new = list(data_files(meta, keep, table.io, write_uuid, counter)) if len(keep) else []
         replaced.append((task.file, new))
     if not replaced:
         return
