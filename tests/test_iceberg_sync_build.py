@@ -182,6 +182,23 @@ def test_damage_is_reported_as_damage_not_as_a_value(tmp_path):
         _read(path, f)
 
 
+@pytest.mark.parametrize("column", ["text", "bigint"])
+@pytest.mark.parametrize("where", ["first block", "later block"])
+def test_a_text_that_is_not_utf8_is_refused_as_damage(tmp_path, column, where):
+    """A byte sequence no UTF-8 text has (COPY writes UTF-8) is refused as a malformed
+    file, exit 6, in a text column as in any other, in the first block read or later."""
+    columns = [Column("id", "bigint", logical=from_pg_type("bigint")),
+               Column("t", column, logical=from_pg_type(column))]
+    bad = b"1,x\xff\xfey\n" if column == "text" else b"1\xff,7\n"
+    good = b"".join(b"%d,%d\n" % (i, i) for i in range(2, 2_000_000 if where == "later block"
+                                                         else 3))
+    body = b"id,t\n" + (bad + good if where == "first block" else good + bad)
+    path, f = _file(tmp_path, body)
+    with pytest.raises(IntegrityError, match=r"(?i)utf-?8"):
+        sum(b.num_rows for b in batches(path, "f", columns, schema_of(columns),
+                                        checked("f", f)))
+
+
 def test_read_ahead_keeps_the_order_and_raises_the_producer_s_error():
     assert list(ahead(iter(range(1000)), 2)) == list(range(1000))
 

@@ -166,7 +166,9 @@ def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
         parse_options=parse_options(names),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=False))
+            strings_can_be_null=True, quoted_strings_can_be_null=False,
+            check_utf8=False))  # checked below, a column at once (the reader checks each
+    # value as it converts it, which costs more)
     if reader.schema.names != names:
         raise IntegrityError(f"{name}: its header is not the manifest's columns",
                              hint="the publication is damaged; ask the publisher to "
@@ -174,6 +176,7 @@ def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
     for batch in reader:
         if checked:
             checked.add_rows(batch.num_rows)
+        batch.validate(full=True)  # ArrowInvalid for a text that is not UTF-8
         arrays = []
         for field in target:
             if field.name in names:
