@@ -11,15 +11,18 @@ these rules do not follow (hexadecimal floats, bytea's escape format, date words
 second, a timestamptz without its offset, numbers in exponent form in a numeric kept as
 text) are refused the same way, never read as another value.
 
+The text of the types DuckDB keeps as text (inet, money, ranges, ...: types.py) is checked
+against the form PostgreSQL's output function writes (targets/textforms.py, :func:`form`).
 Kept as they are, by design: a json text PostgreSQL's json refuses and a text holding NUL
 (values of a MariaDB source, which a PostgreSQL replica refuses with exit 7: docs/targets.md),
-and the text of the types DuckDB keeps as text (inet, money, ...: types.py).
+and the types textforms.py has no rule for (xml, tsquery, extension types, ...).
 """
 
 from __future__ import annotations
 
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import Family, parse_type
+from topoff.targets.textforms import Rule, rule
 
 #: in the message of every error these expressions raise
 NOT_A_VALUE = " is not a value PostgreSQL reads as "
@@ -74,6 +77,11 @@ def checked(x: str, ok: str, value: str, column: str, pg_type: str) -> str:
 def _cast(t: str, target: str, x: str, column: str, pg_type: str) -> str:
     """``t`` cast to ``target``, or the error naming the column (DuckDB's own names none)."""
     return f"coalesce(TRY_CAST({t} AS {target}), {refuse(x, column, pg_type)})"
+
+
+def named_cast(x: str, target: str, column: str, pg_type: str) -> str:
+    """``x`` cast to ``target`` (NULL stays NULL), or the error naming the column."""
+    return f"(CASE WHEN {x} IS NULL THEN NULL ELSE {_cast(x, target, x, column, pg_type)} END)"
 
 
 def cast(x: str, target: str, column: str, pg_type: str) -> str:
@@ -218,3 +226,30 @@ def text(x: str, c: Column, f: Family) -> str:
         value = f"(CASE WHEN {octal} THEN {x} ELSE left({x}, 1) END)"
     return checked(x, ok, value, c.name,
                     "an enum" if f.kind == "enum" else c.type)
+
+
+def form_ok(x: str, r: Rule) -> str:
+    """Whether ``x`` is in the form of the rule (textforms.py)."""
+    ok = _match(x, r.pattern) if r.pattern else "true"
+    if r.length is not None:
+        ok = f"({ok} AND length({x}) = {r.length})"
+    if r.longest is not None:
+        ok = f"({ok} AND length({x}) <= {r.longest})"
+    return ok
+
+
+def form(x: str, c: Column, f: Family) -> str | None:
+    """A type kept as text (inet, money, a range...): its text as PostgreSQL's output
+    function writes it, as it is, or the error; None for a type without a rule. An array of
+    such a type kept as its text: each element of a one-dimensional value checked so (a
+    multi-dimensional one is kept as it is)."""
+    if f.kind == "array":
+        r = rule(f.element.pg_type) if f.element is not None else None
+        if r is None:
+            return None
+        each = f"list_bool_and(list_transform(topoff_pg_array_trimmed({x}), lambda topoff_e: " \
+               f"topoff_e IS NULL OR {form_ok('topoff_e', r)}))"
+        ok = f"(NOT topoff_pg_array_ok({x}) OR coalesce({each}, true))"
+        return checked(x, ok, x, c.name, f.pg_type)
+    r = rule(c.type)
+    return None if r is None else checked(x, form_ok(x, r), x, c.name, f.pg_type)

@@ -19,14 +19,14 @@ Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's 
 | timestamp without time zone             | TIMESTAMP       | checked, BC and ±infinity kept      |
 | date                                    | DATE            | checked, BC and ±infinity kept      |
 | time, time with time zone               | TIME, TIMETZ    | checked (24:00:00 kept)             |
-| interval                                | INTERVAL        | cast after dropping "+" signs       |
+| interval                                | INTERVAL        | checked form, cast without "+" signs|
 | bytea                                   | BLOB            | unhex of the checked hex form       |
 | uuid                                    | UUID            | cast                                |
 | enum types                              | VARCHAR         | one of the labels                   |
 | 1-D arrays of integers, text, enums,    | INTEGER[],      | parsed from {a,"b c",NULL}; see     |
 | boolean                                 | VARCHAR[], ...  | "widened"                           |
 | other arrays, multi-dimensional arrays  | VARCHAR         | PostgreSQL's array text             |
-| everything else (inet, money, xml, ...) | VARCHAR         | PostgreSQL's text form              |
+| everything else (inet, money, xml, ...) | VARCHAR         | PostgreSQL's text form, checked     |
 
 The DuckDB type follows the column's ``logical`` type (docs/dataset-format.md, "Column
 types"), the table above being what the types of a PostgreSQL source give; a source with
@@ -55,7 +55,7 @@ from topoff.canonical import DUCKDB_LIST_ELEMENTS, case_twin, duck_ident, pg_arr
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
-from topoff.pgtypes import Family, family
+from topoff.pgtypes import Family, family, parse_type
 from topoff.targets.duckdb import checked
 
 #: turns PostgreSQL's array text into a list of strings (quotes, backslashes, NULL in any
@@ -163,14 +163,18 @@ def load_expression(text: str, c: Column, widened: bool = False) -> str:
     kept_as_text = widened or target == "VARCHAR"
     if f.kind in ("numeric", "numeric_any") and kept_as_text:
         return checked.numeric_text(text, c, f)
-    if kept_as_text:  # (an array kept as text is PostgreSQL's text, not read here)
-        return checked.text(text, c, f) if f.kind in ("text", "bpchar", "enum") else text
+    if kept_as_text:  # (an array kept as text is PostgreSQL's text: its elements checked)
+        if f.kind in ("text", "bpchar", "enum"):
+            return checked.text(text, c, f)
+        return checked.form(text, c, f) or text
     if f.kind == "array":
         return f"CAST({_elements(text, c, f, target[:-2])} AS {target})"
     if f.kind == "bytea":
         return checked.bytea(text, c.name)
+    if f.kind == "uuid":  # DuckDB reads uuid_in's spellings; its error names no column
+        return checked.named_cast(text, "UUID", c.name, f.pg_type)
     if f.kind == "interval":
-        return f"CAST(replace({text}, '+', '') AS INTERVAL)"
+        return f"CAST(replace({checked.form(text, c, f)}, '+', '') AS INTERVAL)"
     if f.kind in ("date", "timestamp", "timestamptz"):
         return checked.datetime(text, f, _ad_year(text), target, c.name)
     if f.kind in ("time", "timetz"):
@@ -200,7 +204,9 @@ def _elements(text: str, c: Column, f: Family, target: str) -> str:
         one = checked.integer(e, target, c.name, element.pg_type)
     elif element.kind == "bool":
         one = checked.boolean(e, c.name, element.pg_type)
-    elif element.kind == "enum":
+    elif element.kind == "enum" or (element.kind in ("text", "bpchar")
+                                    and parse_type(element.pg_type).mods):
+        # a label; a varchar(n)'s or char(n)'s n characters at most
         one = checked.text(e, Column(c.name, element.pg_type, enum=c.enum), element)
     else:
         one = e

@@ -30,7 +30,9 @@ from topoff.targets.iceberg.types import (
     array_delimiter,
     arrow_type,
     convert,
+    form_of,
 )
+from topoff.targets.textforms import Rule
 
 #: bytes of CSV parsed at once (a batch holds about this much text)
 BLOCK = 16 << 20
@@ -100,9 +102,10 @@ def arrow_schema(schema: Schema) -> pa.Schema:
                       for f in schema.fields])
 
 
-def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: str) -> pa.Array:
+def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: str,
+            form: Rule | None) -> pa.Array:
     try:
-        return convert(batch.column(name), t, delimiter)
+        return convert(batch.column(name), t, delimiter, form)
     except ValueError_ as e:
         raise type(e)(f"column {name} ({t}): {e}") from None
 
@@ -117,14 +120,15 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
     delimiters = {c.name: array_delimiter(c) for c in columns}
+    forms = {c.name: form_of(c) for c in columns}
     with path.open("rb") as raw:
         try:
             with zstandard.ZstdDecompressor().stream_reader(
                     checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
                 stream = _Stoppable(checked.decompressed(text) if checked else text)
                 try:
-                    yield from _parsed(stream, name, names, target, types, delimiters,
-                                       checked)
+                    yield from _parsed(stream, name, names, target, types,
+                                       (delimiters, forms), checked)
                 finally:
                     stream.stop()  # before the streams under it are closed or drained
             if checked:
@@ -159,8 +163,10 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
 
 
 def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
-            types: dict[str, Any], delimiters: dict[str, str],
+            types: dict[str, Any],
+            how: tuple[dict[str, str], dict[str, Rule | None]],
             checked: Checked | None) -> Iterator[pa.RecordBatch]:
+    delimiters, forms = how
     reader = pacsv.open_csv(
         stream, read_options=pacsv.ReadOptions(block_size=BLOCK),
         parse_options=parse_options(names),
@@ -181,7 +187,7 @@ def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
         for field in target:
             if field.name in names:
                 arrays.append(_column(batch, field.name, types[field.name],
-                                      delimiters[field.name]))
+                                      delimiters[field.name], forms[field.name]))
             else:
                 arrays.append(pa.nulls(batch.num_rows, field.type))
         yield pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -16,7 +16,7 @@
 | bytes                             | binary                          | the ``\\x`` hex form       |
 | array of int / float / bool       | list<int / long / double / ...> | parsed from ``{1,2,NULL}``|
 | any other 1-D array               | list<string>                    | parsed, elements as text  |
-| json, text, enum, set, uuid, time, interval, bits, other | string   | as is                     |
+| json, text, enum, set, uuid, time, interval, bits, other | string   | as is, checked (below)    |
 
 Every column is optional (Iceberg's ``required`` is not used: NOT NULL stays the source's
 business). The type is decided per column, from the manifest's declared type. Values an
@@ -25,7 +25,9 @@ exact column's Iceberg type cannot hold (a BC date, ``infinity``, a year after 9
 bounds) stop the load with an error naming the column and the value; nothing of that
 publication is committed (docs/iceberg.md, "Types"). A text that is no value of the
 column's declared type at all (``abc`` in an integer, ``2023-02-30``, ``{1,2``, ``1e39`` in
-a real: PostgreSQL refuses it too) raises :class:`Unparsable`: the dataset is damaged.
+a real: PostgreSQL refuses it too) raises :class:`Unparsable`: the dataset is damaged, as
+does a text held as it is (inet, uuid, interval, a range...) in no form PostgreSQL's output
+function writes for its type (targets/textforms.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from pyiceberg import types as it
 
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
+from topoff.pgtypes import family
+from topoff.targets.textforms import Rule, rule
 
 #: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
 MAX_DECIMAL_DIGITS = 38
@@ -273,13 +277,38 @@ def _float(text: pa.Array, value: pa.Array) -> pa.Array:
     return value
 
 
-def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",") -> pa.Array:
+def form_of(c: Column) -> Rule | None:
+    """The form of the texts of ``c`` (an array's: of its elements) an Iceberg replica holds
+    as they are: PostgreSQL's output form of its type (textforms.py), or None."""
+    f = family(c.type, c.enum)
+    return rule(f.element.pg_type if f.element is not None else c.type)
+
+
+def _formed(arr: pa.Array, r: Rule) -> None:
+    """Unparsable unless every text of ``arr`` is in the form of ``r``."""
+    ok = pc.match_substring_regex(arr, f"^(?:{r.pattern})$") if r.pattern else None
+    for n, test in ((r.length, pc.equal), (r.longest, pc.less_equal)):
+        if n is not None:
+            fits = test(pc.utf8_length(arr), n)
+            ok = fits if ok is None else pc.and_(ok, fits)
+    assert ok is not None
+    bad = pc.invert(pc.fill_null(ok, True))
+    if pc.any(bad).as_py():
+        shown = pc.filter(arr, bad)[0].as_py()
+        raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
+
+
+def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",",
+            form: Rule | None = None) -> pa.Array:
     """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``
-    (an array's elements separated by ``delimiter``, see :func:`array_delimiter`)."""
+    (an array's elements separated by ``delimiter``, see :func:`array_delimiter`); texts
+    held as they are must be in ``form`` (:func:`form_of`), else Unparsable."""
     try:
         if isinstance(t, it.ListType):
             lists = [None if v is None else _array(v, delimiter) for v in arr.to_pylist()]
             flat = pa.array([e for v in lists if v is not None for e in v], type=pa.string())
+            if form is not None and isinstance(t.element_type, it.StringType):
+                _formed(flat, form)
             values = _cast(flat, t.element_type)
             offsets, pos = [], 0
             for v in lists:
@@ -289,6 +318,8 @@ def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",") -> pa.Array:
             mask = pa.array([v is None for v in lists])
             return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values,
                                                  type=arrow_type(t), mask=mask)
+        if form is not None and isinstance(t, it.StringType):
+            _formed(arr, form)
         return _cast(arr, t)
     except ValueError_ as e:
         raise type(e)(str(e).splitlines()[0][:200]) from None
