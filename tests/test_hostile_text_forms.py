@@ -36,6 +36,8 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "u": ("uuid", ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]),
     "t": ("time", ["00:00", "23:59:59.999999", "24:00:00", "12:34:56.5"]),
     "t2": ("time(2)", ["12:34:56.78", "01:02:03"]),
+    "s3": ("timestamp(3)", ["2020-01-01 00:00:00.123", "2020-01-01 00:00:00.1"]),
+    "z0": ("timestamptz(0)", ["2020-01-01 00:00:00.6+00"]),
     "ttz": ("timetz", ["00:00+00", "24:00:00-15:59", "12:00:00.123+05:30",
                        "10:00+05:30:15", "10:00-00:00:01"]),
     "iv": ("interval", ["0", "1 year 2 mons 3 days 04:05:06.789", "-1 year +2 mons -3 days",
@@ -94,11 +96,15 @@ REFUSED = [
     ("rtz", "[2020-01-01 00:00:00+05,)"), ("va", "{abcd}"), ("ca", "{abcd}"),
     ("ca", "{ab}"), ("ia", "{junk}"), ("ma", "{1.5}"), ("ta", "{fortnight}"),
     ("iv", "1 day 1 day"), ("iv", "00:00:00.1234567"),
+    # more decimals than the type keeps: PostgreSQL rounds them (12:34:56.79), an export
+    # never writes them
+    ("t2", "12:34:56.785"), ("s3", "2020-01-01 00:00:00.1235"),
+    ("z0", "2020-01-01 00:00:00.5+00"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)
 REFUSED_ICEBERG = [("u", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), ("t", "1:2"),
-                   ("t2", "01:02:03.123"), ("c3", "ab"), ("v3", "abc ")]
+                   ("c3", "ab"), ("v3", "abc ")]
 
 
 def _table(db) -> int:
@@ -131,7 +137,8 @@ def test_every_text_postgresql_exports_for_a_type_held_as_text_loads(db, tmp_pat
     out = cli("verify", target, "--against", db.standby_url)
     assert out.exit_code == 0, (out.stdout, out.stderr)
     if kind == "iceberg":  # held as the source's text (its output function's), exactly
-        names = [n for n, (t, _) in COLUMNS.items() if not t.endswith("[]")]
+        names = [n for n, (t, _) in COLUMNS.items()
+                 if not t.endswith("[]") and not t.startswith("timestamp")]
         source = db.execute("SELECT " + ", ".join(
             f"CASE WHEN \"{n}\" IS NOT NULL THEN format('%s', \"{n}\") END" for n in names)
             + " FROM h ORDER BY id")

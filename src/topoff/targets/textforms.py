@@ -184,6 +184,9 @@ def rule(pg_type: str) -> Rule | None:
         return Rule(_form("timetz" if p.suffix == "with time zone" else "time", p.mods))
     if p.base == "interval":
         return Rule(_FORMS["interval"])
+    if p.base == "timestamp" and p.mods:  # read by a cast: at most p decimals of a second
+        digits = p.mods[0]
+        return Rule(r"[^.]*" if digits == 0 else rf"[^.]*(\.[0-9]{{1,{digits}}}[^0-9.]*)?")
     form = _FORMS.get(p.base)
     return Rule(form) if form is not None else None
 

@@ -174,16 +174,22 @@ def boolean(x: str, column: str, pg_type: str = "boolean") -> str:
 
 
 def datetime(x: str, f: Family, e: str, target: str, column: str) -> str:
-    """date, timestamp[tz], time[tz]: the ISO form PostgreSQL writes (a zone offset within
+    """date, timestamp[tz], time[tz]: the ISO form PostgreSQL writes (at most p decimals of
+    a second in a time(p) or timestamp(p), a zone offset within
     PostgreSQL's ±15:59:59, required with a zone, a year from 1 and within PostgreSQL's
     range, BC), ±infinity for the dates and timestamps; ``e`` is the checked text as
     DuckDB reads it. A valid timestamp after 294246 AD stays DuckDB's own error (exit 7)."""
     # without an offset PostgreSQL takes its session's zone (UTC), DuckDB the machine's
     zone = _ZONE if f.kind in ("timetz", "timestamptz") else f"{_ZONE}?"
+    time = _TIME
+    mods = parse_type(f.pg_type).mods
+    if mods:  # time(p), timestamp(p): PostgreSQL rounds more decimals, no export writes them
+        time = time.replace("{1,6}", f"{{1,{mods[0]}}}") if mods[0] else \
+            time.replace(r"(\.[0-9]{1,6})?", "")
     if f.kind in ("time", "timetz"):
-        return checked(x, _match(x, f"{_TIME}{zone}"), _cast(e, target, x, column, f.pg_type),
+        return checked(x, _match(x, f"{time}{zone}"), _cast(e, target, x, column, f.pg_type),
                        column, f.pg_type)
-    form = _DATE if f.kind == "date" else f"{_DATE}[ T]{_TIME}{zone}"
+    form = _DATE if f.kind == "date" else f"{_DATE}[ T]{time}{zone}"
     bad = refuse(x, column, f.pg_type)
     cast = f"coalesce(TRY_CAST({e} AS {target}), CASE WHEN regexp_matches({x}, " \
            f"'^[0-9]{{6,}}-') THEN CAST({e} AS {target}) ELSE {bad} END)"

@@ -318,7 +318,8 @@ def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",",
             mask = pa.array([v is None for v in lists])
             return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values,
                                                  type=arrow_type(t), mask=mask)
-        if form is not None and isinstance(t, it.StringType):
+        if form is not None and isinstance(t, it.StringType | it.TimestampType
+                                           | it.TimestamptzType):
             _formed(arr, form)
         return _cast(arr, t)
     except ValueError_ as e:
