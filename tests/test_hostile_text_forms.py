@@ -80,6 +80,8 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "ma": ("money[]", ["{1,1000.5,-2}"]),
     "ra": ("int4range[]", ["{\"[1,2)\",empty}"]),
     "ta": ("interval[]", ["{\"1 day\",-00:00:01}"]),
+    "en": ("mood", ["happy", "it's ok"]),
+    "ea": ("mood[]", ["{happy,\"it's ok\",NULL}"]),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
 REFUSED = [
@@ -99,7 +101,7 @@ REFUSED = [
     # more decimals than the type keeps: PostgreSQL rounds them (12:34:56.79), an export
     # never writes them
     ("t2", "12:34:56.785"), ("s3", "2020-01-01 00:00:00.1235"),
-    ("z0", "2020-01-01 00:00:00.5+00"),
+    ("z0", "2020-01-01 00:00:00.5+00"), ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)
@@ -107,11 +109,16 @@ REFUSED_ICEBERG = [("u", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), ("t", "1:2"),
                    ("c3", "ab"), ("v3", "abc ")]
 
 
+def _create(db) -> None:
+    db.execute("CREATE TYPE mood AS ENUM ('happy', 'it''s ok')")
+    db.execute("CREATE TABLE h (id integer, ts timestamptz NOT NULL, "
+               + ", ".join(f'"{n}" {t}' for n, (t, _) in COLUMNS.items()) + ")")
+
+
 def _table(db) -> int:
     """The table ``h`` holding the values of COLUMNS (NULL below a column's last); the
     number of rows."""
-    db.execute("CREATE TABLE h (id integer, ts timestamptz NOT NULL, "
-               + ", ".join(f'"{n}" {t}' for n, (t, _) in COLUMNS.items()) + ")")
+    _create(db)
     rows = max(len(v) for _, v in COLUMNS.values())
     for k in range(rows):
         values = [v[k] if k < len(v) else None for _, v in COLUMNS.values()]
@@ -166,8 +173,7 @@ def _rewrite(url: Path, pub: str, column: str, text: str) -> None:
 
 @pytest.mark.parametrize("kind", ["duckdb", "iceberg"])
 def test_a_text_no_export_writes_for_a_type_held_as_text_stops_the_sync(db, tmp_path, kind):
-    db.execute("CREATE TABLE h (id integer, ts timestamptz NOT NULL, "
-               + ", ".join(f'"{n}" {t}' for n, (t, _) in COLUMNS.items()) + ")")
+    _create(db)
     db.execute(f"INSERT INTO h (id, ts) VALUES (1, '{day(3)} 01:00+00')")
     db.sync()
     url = tmp_path / "published"

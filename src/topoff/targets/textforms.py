@@ -156,11 +156,13 @@ _FORMS: dict[str, str] = {
 class Rule:
     """A text form: ``pattern`` matched whole (RE2; empty: any text); ``length`` the exact
     number of characters (bit(n), character(n)), ``longest`` the most (varbit(n),
-    varchar(n))."""
+    varchar(n)); ``labels`` the only texts (a PostgreSQL enum's, for a target that holds
+    them as text without the enum's own check)."""
 
     pattern: str
     length: int | None = None
     longest: int | None = None
+    labels: tuple[str, ...] | None = None
 
 
 def rule(pg_type: str) -> Rule | None:

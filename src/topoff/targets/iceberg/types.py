@@ -42,7 +42,7 @@ from pyiceberg import types as it
 
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
-from topoff.pgtypes import family
+from topoff.pgtypes import family, parse_type
 from topoff.targets.textforms import Rule, rule
 
 #: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
@@ -281,18 +281,23 @@ def form_of(c: Column) -> Rule | None:
     """The form of the texts of ``c`` (an array's: of its elements) an Iceberg replica holds
     as they are: PostgreSQL's output form of its type (textforms.py), or None."""
     f = family(c.type, c.enum)
-    return rule(f.element.pg_type if f.element is not None else c.type)
+    one = f.element or f
+    if one.kind == "enum" and c.enum is not None and parse_type(one.pg_type).user:
+        return Rule("", labels=tuple(c.enum))  # (a MariaDB ENUM is text: it may hold '')
+    return rule(one.pg_type)
 
 
 def _formed(arr: pa.Array, r: Rule) -> None:
     """Unparsable unless every text of ``arr`` is in the form of ``r``."""
     ok = pc.match_substring_regex(arr, f"^(?:{r.pattern})$") if r.pattern else None
+    if r.labels is not None:
+        ok = pc.is_in(arr, value_set=pa.array(r.labels, pa.string()))
     for n, test in ((r.length, pc.equal), (r.longest, pc.less_equal)):
         if n is not None:
             fits = test(pc.utf8_length(arr), n)
             ok = fits if ok is None else pc.and_(ok, fits)
     assert ok is not None
-    bad = pc.invert(pc.fill_null(ok, True))
+    bad = pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, True)))
     if pc.any(bad).as_py():
         shown = pc.filter(arr, bad)[0].as_py()
         raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
