@@ -38,6 +38,7 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "t2": ("time(2)", ["12:34:56.78", "01:02:03"]),
     "s3": ("timestamp(3)", ["2020-01-01 00:00:00.123", "2020-01-01 00:00:00.1"]),
     "z0": ("timestamptz(0)", ["2020-01-01 00:00:00.6+00"]),
+    "z2": ("timestamptz(2)", ["2020-01-01 00:00:00.12+00", "2020-01-01 00:00:00+00"]),
     "ttz": ("timetz", ["00:00+00", "24:00:00-15:59", "12:00:00.123+05:30",
                        "10:00+05:30:15", "10:00-00:00:01"]),
     "iv": ("interval", ["0", "1 year 2 mons 3 days 04:05:06.789", "-1 year +2 mons -3 days",
@@ -101,7 +102,8 @@ REFUSED = [
     # more decimals than the type keeps: PostgreSQL rounds them (12:34:56.79), an export
     # never writes them
     ("t2", "12:34:56.785"), ("s3", "2020-01-01 00:00:00.1235"),
-    ("z0", "2020-01-01 00:00:00.5+00"), ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
+    ("z0", "2020-01-01 00:00:00.5+00"), ("z2", "2020-01-01 00:00:00.123+00"),
+    ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

@@ -152,6 +152,10 @@ _FORMS: dict[str, str] = {
 }
 
 
+#: the rule of a timestamp(0): no fraction of a second (a target may test it as no ".")
+NO_FRACTION = r"[^.]*"
+
+
 @dataclass(frozen=True)
 class Rule:
     """A text form: ``pattern`` matched whole (RE2; empty: any text); ``length`` the exact
@@ -186,9 +190,10 @@ def rule(pg_type: str) -> Rule | None:
         return Rule(_form("timetz" if p.suffix == "with time zone" else "time", p.mods))
     if p.base == "interval":
         return Rule(_FORMS["interval"])
-    if p.base == "timestamp" and p.mods:  # read by a cast: at most p decimals of a second
+    if p.base == "timestamp" and p.mods and p.mods[0] < 6:  # at most p decimals
         digits = p.mods[0]
-        return Rule(r"[^.]*" if digits == 0 else rf"[^.]*(\.[0-9]{{1,{digits}}}[^0-9.]*)?")
+        return Rule(NO_FRACTION if digits == 0 else
+                    rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
     form = _FORMS.get(p.base)
     return Rule(form) if form is not None else None
 

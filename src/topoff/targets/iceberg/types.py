@@ -43,7 +43,7 @@ from pyiceberg import types as it
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import family, parse_type
-from topoff.targets.textforms import Rule, rule
+from topoff.targets.textforms import NO_FRACTION, Rule, rule
 
 #: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
 MAX_DECIMAL_DIGITS = 38
@@ -289,7 +289,10 @@ def form_of(c: Column) -> Rule | None:
 
 def _formed(arr: pa.Array, r: Rule) -> None:
     """Unparsable unless every text of ``arr`` is in the form of ``r``."""
-    ok = pc.match_substring_regex(arr, f"^(?:{r.pattern})$") if r.pattern else None
+    if r.pattern == NO_FRACTION:  # a MariaDB DATETIME's: a cheaper test than a regex
+        ok = pc.invert(pc.match_substring(arr, "."))
+    else:
+        ok = pc.match_substring_regex(arr, f"^(?:{r.pattern})$") if r.pattern else None
     if r.labels is not None:
         ok = pc.is_in(arr, value_set=pa.array(r.labels, pa.string()))
     for n, test in ((r.length, pc.equal), (r.longest, pc.less_equal)):
