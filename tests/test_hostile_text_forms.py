@@ -82,6 +82,11 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "ra": ("int4range[]", ["{\"[1,2)\",empty}"]),
     "ta": ("interval[]", ["{\"1 day\",-00:00:01}"]),
     "en": ("mood", ["happy", "it's ok"]),
+    "nu": ("numeric", ["0", "1.50", "-0.001", "NaN", "Infinity", "-Infinity", "0.000",
+                       "-123456789012345678901234567890123456789012345.5"]),
+    "n40": ("numeric(40,2)", ["1.50", "-12345678901234567890123456789012345678.99", "NaN",
+                              "0"]),
+    "ch": ('"char"', ["a", "\\", "\u00e9", ""]),
     "ea": ("mood[]", ["{happy,\"it's ok\",NULL}"]),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
@@ -104,11 +109,13 @@ REFUSED = [
     ("t2", "12:34:56.785"), ("s3", "2020-01-01 00:00:00.1235"),
     ("z0", "2020-01-01 00:00:00.5+00"), ("z2", "2020-01-01 00:00:00.123+00"),
     ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
+    ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)
 REFUSED_ICEBERG = [("u", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), ("t", "1:2"),
-                   ("c3", "ab"), ("v3", "abc ")]
+                   ("c3", "ab"), ("v3", "abc "), ("nu", "01"), ("nu", "-0"),
+                   ("n40", "1.5"), ("ch", "ab"), ("ch", "\\400")]
 
 
 def _create(db) -> None:

@@ -190,12 +190,29 @@ def rule(pg_type: str) -> Rule | None:
         return Rule(_form("timetz" if p.suffix == "with time zone" else "time", p.mods))
     if p.base == "interval":
         return Rule(_FORMS["interval"])
+    if p.base == "numeric":
+        return Rule(_numeric(p.mods))
+    if p.base == '"char"':  # charout: a byte below 128 as itself, above as \ooo
+        return Rule(r"[\x01-\x7f]?|\\[23][0-7]{2}")
     if p.base == "timestamp" and p.mods and p.mods[0] < 6:  # at most p decimals
         digits = p.mods[0]
         return Rule(NO_FRACTION if digits == 0 else
                     rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
     form = _FORMS.get(p.base)
     return Rule(form) if form is not None else None
+
+
+def _numeric(mods: tuple[int, ...]) -> str:
+    """numeric_out: no leading zero, NaN; an unconstrained numeric its own number of
+    decimals and ±Infinity, a numeric(p,s) s decimals (none for s <= 0) after at most
+    p - s digits (any number beyond RE2's 1000 repeats)."""
+    if not mods:
+        return _NUMERIC + "|NaN"
+    p, s = mods[0], mods[1] if len(mods) > 1 else 0
+    whole = "0" if p - s < 1 else (
+        f"(0|[1-9][0-9]{{0,{p - s - 1}}})" if p - s <= 1000 else "(0|[1-9][0-9]*)")
+    frac = rf"\.[0-9]{{{s}}}" if s > 0 else ""
+    return rf"-?{whole}{frac}|NaN"
 
 
 def _form(kind: str, mods: tuple[int, ...]) -> str:
