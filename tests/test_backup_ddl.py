@@ -17,6 +17,7 @@ import pytest
 
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
+from support.clusters import drop, own_database
 from support.maria_backup import take_backup
 from support.mariadb import MariaDatabase
 from support.pg import Database
@@ -145,18 +146,15 @@ def test_a_postgresql_table_changed_before_pg_dump_locked_it(
 
 
 @pytest.fixture(scope="module")
-def impatient_standby() -> Iterator[Database]:
-    """A cluster whose standby cancels conflicting sessions at once."""
-    cluster = ThrowawayCluster(standby_conf={"max_standby_streaming_delay": "0"})
+def impatient_standby(impatient_cluster: ThrowawayCluster) -> Iterator[Database]:
+    """A database whose standby cancels conflicting sessions at once."""
+    db = own_database(impatient_cluster, "migrated")
     try:
-        cluster.start()
-        cluster.create_database("migrated")
-        db = Database("migrated", cluster)
         db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
                    "INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g")
         yield db
     finally:
-        cluster.close()
+        drop(db)
 
 
 def test_a_migration_replayed_while_pg_dump_runs(

@@ -1,5 +1,6 @@
 """When a window may be published (a quiet primary, a standby behind), and a standby that
-restarts under an export. A cluster of its own: these tests pause and restart its standby."""
+restarts under an export. A cluster set up for it (support/clusters.py), no test of another kind
+on it: these tests pause and restart its standby."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from support.clusters import drop, own_database
 from support.dataset import files_under, read_dataset, topoff_log
 from support.pg import Database, make_config
 from topoff.dataset.index import read_index
 from topoff.dataset.layout import Window
 from topoff.demo import sample
-from topoff.demo.cluster import ThrowawayCluster
 from topoff.errors import SafetyError, SourceError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
@@ -25,22 +26,18 @@ TABLES = ("messages", "users_messages", "packages_messages", "users", "packages"
 
 
 @pytest.fixture(scope="module")
-def quiet():
-    """A primary that writes nothing unless a test does (no autovacuum), and a standby that
-    pings it every second, so the primary's keepalives arrive often."""
-    cluster = ThrowawayCluster(primary_conf={"autovacuum": "off"},
-                               standby_conf={"wal_receiver_timeout": "2s"})
+def quiet(quiet_cluster):
+    """A database on a primary that writes nothing unless a test does (no autovacuum), and
+    a standby that pings it every second, so the primary's keepalives arrive often."""
+    db = own_database(quiet_cluster, "quiet")
     try:
-        cluster.start()
-        cluster.create_database("quiet")
-        db = Database("quiet", cluster)
         with db.primary() as conn:
             sample.fill(conn, days=2, per_day=40)
         db.execute(f"CREATE ROLE plain LOGIN PASSWORD 'pw'; GRANT USAGE ON SCHEMA public TO "
                    f"plain; GRANT SELECT ON {', '.join(TABLES)} TO plain")
         yield db
     finally:
-        cluster.close()
+        drop(db, "plain")
 
 
 def receiver(db: Database) -> tuple[datetime, bool]:

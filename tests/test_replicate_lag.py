@@ -2,7 +2,8 @@
 primary: a standby whose replay is paused while the primary commits shows it growing and
 ``--check --crit-lag`` fires; a quiet primary's keepalives keep it small; a MariaDB replica
 whose replication is stopped keeps the time it was complete as of. The PostgreSQL cluster
-is the module's own: its standby's replay is paused."""
+is a quiet one (support/clusters.py), no test of another kind on it: its standby's replay
+is paused."""
 
 from __future__ import annotations
 
@@ -13,31 +14,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from support.cli import run_cli, write_config
+from support.clusters import drop, own_database
 from support.mariadb import MariaDatabase
-from support.pg import Database
 from support.replicate import config_text
 from test_export_closing import last_replayed_commit, wait_for_report_after
-from topoff.demo.cluster import ThrowawayCluster
 from topoff.replicate.state import TableState
 
 TABLE = {"method": "updater", "cursor": "ts", "boundary": "1m"}
 
 
 @pytest.fixture(scope="module")
-def quiet():
-    """A primary that writes nothing unless a test does, and a standby that pings it every
-    second, so the primary's keepalives arrive often."""
-    cluster = ThrowawayCluster(primary_conf={"autovacuum": "off"},
-                               standby_conf={"wal_receiver_timeout": "2s"})
+def quiet(quiet_cluster):
+    """A database on a primary that writes nothing unless a test does, and a standby that
+    pings it every second, so the primary's keepalives arrive often."""
+    db = own_database(quiet_cluster, "lag")
     try:
-        cluster.start()
-        cluster.create_database("lag")
-        db = Database("lag", cluster)
         db.execute("CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL); "
                    "INSERT INTO ev SELECT g, now() FROM generate_series(1, 10) g")
         yield db
     finally:
-        cluster.close()
+        drop(db, "lagwatch")
 
 
 def _status(path: str) -> dict[str, dict]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from support.clusters import drop, own_database
 from support.dataset import topoff_log
 from support.pg import Database
-from topoff.demo.cluster import ThrowawayCluster
 from topoff.errors import SourceError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.run import refresh_table
@@ -14,19 +14,16 @@ from topoff.replicate.state import TableState
 
 
 @pytest.fixture(scope="module")
-def impatient():
-    """A standby that cancels conflicting queries at once."""
-    cluster = ThrowawayCluster(standby_conf={"max_standby_streaming_delay": "0"})
+def impatient(impatient_cluster):
+    """A database whose standby cancels conflicting queries at once."""
+    db = own_database(impatient_cluster, "conflicts")
     try:
-        cluster.start()
-        cluster.create_database("conflicts")
-        db = Database("conflicts", cluster)
         db.execute("CREATE TABLE events (id int PRIMARY KEY, ts timestamptz NOT NULL); "
                    "INSERT INTO events SELECT g, '2026-01-01'::timestamptz + g * "
                    "interval '1 s' FROM generate_series(1, 100) g")
         yield db
     finally:
-        cluster.close()
+        drop(db)
 
 
 def lock_on_first_batch(db: Database, every: bool):

@@ -13,12 +13,12 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from support.clusters import drop, own_database
 from support.dataset import files_under, read_dataset, read_table, topoff_log
 from support.pg import Database, make_config
 from topoff.dataset.index import read_index
 from topoff.dataset.layout import Window
 from topoff.demo import sample
-from topoff.demo.cluster import ThrowawayCluster
 from topoff.errors import ConfigError, SafetyError, SourceError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
@@ -160,19 +160,16 @@ def test_an_unclassified_column_is_refused_under_strict(datanommer, config, dest
 
 
 @pytest.fixture(scope="module")
-def impatient_standby():
-    """A cluster whose standby cancels conflicting queries at once."""
-    cluster = ThrowawayCluster(standby_conf={"max_standby_streaming_delay": "0"})
+def impatient_standby(impatient_cluster):
+    """A database whose standby cancels conflicting queries at once."""
+    db = own_database(impatient_cluster, "conflicts")
     try:
-        cluster.start()
-        cluster.create_database("conflicts")
-        db = Database("conflicts", cluster)
         with db.primary() as conn:
             sample.fill(conn, days=2, per_day=40)
         db.sync()
         yield db
     finally:
-        cluster.close()
+        drop(db)
 
 
 def locker(db: Database, when):
