@@ -59,7 +59,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 DAYS = 5
-PER_DAY = 300
+#: a test whose files must be big enough to split takes more: @pytest.mark.per_day(300)
+PER_DAY = 60
 _names = itertools.count(1)
 
 
@@ -85,10 +86,12 @@ def db(cluster: ThrowawayCluster) -> Iterator[Database]:
 
 
 @pytest.fixture
-def datanommer(db: Database) -> Database:
-    """The datanommer-shaped sample: DAYS days of PER_DAY messages ending yesterday (UTC)."""
+def datanommer(db: Database, request: pytest.FixtureRequest) -> Database:
+    """The datanommer-shaped sample: DAYS days of PER_DAY messages ending yesterday (UTC),
+    or as many as the test's ``per_day`` mark says."""
+    mark = request.node.get_closest_marker("per_day")
     with db.primary() as conn:
-        sample.fill(conn, days=DAYS, per_day=PER_DAY)
+        sample.fill(conn, days=DAYS, per_day=mark.args[0] if mark else PER_DAY)
     db.sync()
     return db
 

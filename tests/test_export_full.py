@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from conftest import PER_DAY
 from support.dataset import (
     check_publication,
     check_schema_files,
@@ -172,7 +173,7 @@ def test_every_table_is_read_in_one_snapshot(datanommer, dest, kind):
         assert m.tables["public.messages"].rows == before["public.messages"] + grown
         assert m.tables["public.users_messages"].rows == before["public.users_messages"] + grown
     else:
-        assert len(ids) == 300 + grown
+        assert len(ids) == PER_DAY + grown
 
 
 def test_private_columns_and_their_indexes_are_left_out(datanommer, config, dest):
@@ -309,7 +310,7 @@ def test_full_and_incremental_through_every_store(datanommer, config, published:
     assert {t: e.rows for t, e in data.manifests[fm.publication].tables.items()} == source
     day = data.manifests[layout.incremental_id(layout.Window.day(yesterday()), 1)]
     assert read_table(reader, day, "public.messages").rows
-    assert len(read_table(reader, day, "public.messages").rows) == 300
+    assert len(read_table(reader, day, "public.messages").rows) == PER_DAY
     # unchanged snapshot tables point at the full export instead of being copied again
     assert day.tables["public.users"].unchanged_since == fm.publication
     assert day.tables["public.users"].files == []
@@ -379,7 +380,7 @@ def test_a_concurrent_run_of_the_same_day_keeps_the_winner_whole(datanommer, des
     data = read_dataset(store)  # manifests and every file still match the index
     assert data.ids() == [p.id for p in winner[0].publications]
     [m] = winner[0].manifests
-    assert len(read_table(store, m, "public.messages").rows) == 300
+    assert len(read_table(store, m, "public.messages").rows) == PER_DAY
 
 
 def test_a_filtered_table_keeps_no_foreign_keys_to_it(datanommer, dest):

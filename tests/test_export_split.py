@@ -24,6 +24,7 @@ from topoff.sources.catalog import introspect
 from topoff.stores import open_store
 
 CURSOR_TABLES = ("public.messages", "public.users_messages", "public.packages_messages")
+pytestmark = pytest.mark.per_day(300)  # days of several parts of SPLIT_ROWS
 
 
 @pytest.fixture

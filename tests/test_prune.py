@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from conftest import PER_DAY
 from support.cli import after_second_of, error_lines, run_cli, write_config
 from support.dataset import files_under, read_dataset, topoff_log
 from support.pg import make_config
@@ -134,7 +135,7 @@ def test_a_pruned_day_exported_again_by_hand_gets_the_next_revision(history, dat
             break
         assert [p.id for p in result.publications] == [expected]
     data = read_dataset(store)  # every listed file exists, with its size, sha256 and rows
-    assert data.manifests[rev(day[3], 2)].tables["public.messages"].rows == 300
+    assert data.manifests[rev(day[3], 2)].tables["public.messages"].rows == PER_DAY
     assert not (dest / rev(day[3], 1)).exists()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PER_DAY
 from support.cli import error_lines, run_cli, write_config
 from support.dataset import files_under, read_dataset
 from topoff.dataset import layout
@@ -260,4 +261,4 @@ def test_a_run_without_the_lock_never_removes_another_runs_files(datanommer, tmp
     assert failures and "already exists" in failures[0].message
     data = read_dataset(store)  # every file the winner's manifest lists is there, whole
     assert data.ids() == [p.id for p in result.publications]
-    assert len(read_table(store, result.manifests[0], "public.messages").rows) == 300
+    assert len(read_table(store, result.manifests[0], "public.messages").rows) == PER_DAY
