@@ -1,4 +1,7 @@
-"""``topoff backup``, ``topoff restore``, ``topoff backups list|drill|check|prune``."""
+"""``topoff backup``, ``topoff restore``, ``topoff backups list|drill|check|prune``.
+
+Each command imports the backup modules it runs (they bring psycopg and the dump
+pipeline): ``topoff systemd`` and every ``--help`` start without them."""
 
 from __future__ import annotations
 
@@ -6,23 +9,7 @@ import json
 
 import click
 
-from topoff.backup import catalog
-from topoff.backup import restore as restore_mod
-from topoff.backup.check import (
-    CRITICAL,
-    CheckResult,
-    evaluate,
-    parse_age,
-    parse_percent,
-    write_prometheus,
-)
-from topoff.backup.drill import drill
-from topoff.backup.keys import load_identities
-from topoff.backup.names import default_name
-from topoff.backup.pipeline import BackupRequest, run_backup
-from topoff.backup.retention import prune as backup_prune
 from topoff.backup.systemd import KINDS, UnitSettings, render
-from topoff.cli.backup_output import echo_catalog, echo_prune
 from topoff.cli.options import (
     build_config,
     common_options,
@@ -35,8 +22,6 @@ from topoff.cli.signals import term_as_interrupt
 from topoff.config import MAX_JOBS, MAX_KEEP_DAYS, MAX_LOCK_DAYS, Config, parse_size
 from topoff.errors import ConfigError, IntegrityError, StoreError
 from topoff.redact import redact
-from topoff.sources.base import engine_of
-from topoff.sources.postgres import display_url as pg_display_url
 from topoff.stores.base import Store
 from topoff.stores.local import LocalStore
 
@@ -54,6 +39,9 @@ def backups_store(location: str, config: Config) -> Store:
 
 
 def display_url(url: str) -> str:
+    from topoff.sources.base import engine_of
+    from topoff.sources.postgres import display_url as pg_display_url
+
     if engine_of(url) == "postgresql":
         return pg_display_url(url)
     from topoff.sources.mariadb.connect import display_url as maria_display_url
@@ -105,6 +93,9 @@ def backup_cmd(config_path: str | None, source_url: str | None, allow_primary: b
       topoff backup --source postgresql://backup@standby/datanommer \\
           --to s3://backups/datanommer --recipient age1...
     """
+    from topoff.backup.names import default_name
+    from topoff.backup.pipeline import BackupRequest, run_backup
+
     config = build_config(config_path, source_url, allow_primary)
     assert config.source_url is not None
     settings = config.backup
@@ -142,6 +133,9 @@ def list_cmd(config_path: str | None, store_url: str, as_json: bool) -> None:
     Example:
       topoff backups list s3://backups/datanommer
     """
+    from topoff.backup import catalog
+    from topoff.cli.backup_output import echo_catalog
+
     config = build_config(config_path, need_source=False)
     entries = catalog.read_catalog(backups_store(store_url, config))
     if as_json:
@@ -184,6 +178,9 @@ def restore_cmd(config_path: str | None, store_url: str, target_url: str, name: 
       topoff restore s3://backups/datanommer --latest --identity key.txt \\
           --target postgresql://localhost/datanommer_copy
     """
+    from topoff.backup import restore as restore_mod
+    from topoff.backup.keys import load_identities
+
     config = build_config(config_path, need_source=False)
     most = _max_plain(max_plain_size)
     if (name is None) == (not latest):
@@ -230,6 +227,9 @@ def drill_cmd(config_path: str | None, store_url: str, name: str | None,
     Example:
       topoff backups drill s3://backups/datanommer --identity key.txt
     """
+    from topoff.backup.drill import drill
+    from topoff.backup.keys import load_identities
+
     config = build_config(config_path, need_source=False)
     most = _max_plain(max_plain_size)
     store = backups_store(store_url, config)
@@ -266,6 +266,16 @@ def check_cmd(config_path: str | None, store_url: str, max_age: str, min_size: s
       topoff backups check s3://backups/datanommer --max-age 26h --max-size-change 15% \\
           --prometheus /var/lib/node_exporter/topoff_backup.prom
     """
+    from topoff.backup import catalog
+    from topoff.backup.check import (
+        CRITICAL,
+        CheckResult,
+        evaluate,
+        parse_age,
+        parse_percent,
+        write_prometheus,
+    )
+
     config = build_config(config_path, need_source=False)
     limit = parse_age(max_age)
     smallest = parse_size(min_size, "--min-size") if min_size else None
@@ -301,6 +311,9 @@ def prune_cmd(config_path: str | None, store_url: str, keep_days: int, keep_last
     Example:
       topoff backups prune s3://backups/datanommer --keep-days 30 --keep-last 3
     """
+    from topoff.backup.retention import prune as backup_prune
+    from topoff.cli.backup_output import echo_prune
+
     config = build_config(config_path, need_source=False)
     out = backup_prune(backups_store(store_url, config), keep_days, keep_last, dry_run)
     echo_prune(out)
