@@ -158,3 +158,20 @@ def test_a_compaction_committed_during_a_sync_is_not_undone(standard, tmp_path):
     assert done == ["public.messages"]
     sync(url, target)
     assert_same(target, db)
+
+
+def test_a_group_rewritten_as_several_files_keeps_every_row(standard, tmp_path):  # noqa: F811
+    """A group of small files whose rows fill more than one output file: each file of the
+    commit has a name of its own (they were all numbered from 0, and a later file of a
+    partition replaced an earlier one on disk: rows lost, the commit refused or kept)."""
+    _db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    before = iceberg_rows(target, "public.messages")
+    # files of a few kB each, grouped up to 64 kB, whose rows take more than that in memory
+    done = {c.table: c for c in compact(target, ["public.messages"], target=64 << 10)}
+    assert done["public.messages"].files_after > 0
+    table = iceberg_table(target, "public.messages")
+    paths = [t.file.file_path for t in table.scan().plan_files()]
+    assert len(paths) == len(set(paths))
+    assert iceberg_rows(target, "public.messages") == before

@@ -15,6 +15,7 @@ producer.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,7 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
     summary = snapshot.summary.additional_properties if snapshot.summary else {}
     props = {k: v for k, v in summary.items() if k.startswith(P)} | {P + "compacted": "true"}
     rows = written = 0
+    names = itertools.count()  # one counter for the snapshot: its files' names are unique
     with table.transaction() as txn, \
             txn.update_snapshot(snapshot_properties=props).overwrite() as snap:
         for group in groups:
@@ -78,7 +80,7 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
                 done += part.num_rows
                 for f in _dataframe_to_data_files(table_metadata=txn.table_metadata,
                                                   write_uuid=snap.commit_uuid, df=part,
-                                                  io=table.io):
+                                                  io=table.io, counter=names):
                     snap.append_data_file(f)
                     written += 1
             has_deletes = any(t.delete_files for t in group)

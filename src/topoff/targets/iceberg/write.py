@@ -187,7 +187,7 @@ def committing(conflict: Callable[[], TopoffError],
 
     try:
         yield
-    except (CommitFailedException, ValidationException):
-        raise conflict() from None
+    except (CommitFailedException, ValidationException) as e:
+        raise conflict() from e  # pyiceberg's reason kept in the chain, for a traceback
     except OSError as e:
         raise failed(e.strerror or type(e).__name__) from None
