@@ -63,6 +63,23 @@ PG_DDL = ["ALTER TABLE {t} ALTER extra TYPE bigint", "TRUNCATE {t}",
           "DROP TABLE {t}", "ALTER TABLE {t} RENAME extra TO more"]
 
 
+def _changed_meanwhile(execute: Callable[[str], None], url: str, cfg: object,
+                       monkeypatch: pytest.MonkeyPatch, statement: str,
+                       session: type = pg_source.PostgresSession) -> tuple[dict, dict, list]:
+    """Rows added and changed on the source, then a refresh during which ``statement``
+    runs on each table once its snapshot began: the replica's rows and states before
+    the refresh, and the refresh's runs."""
+    for n in TABLES:
+        execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
+                f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
+    rows, states = _rows(url), _states(url)
+    done = _after_snapshot(monkeypatch, execute, {n: statement.format(t=n) for n in TABLES},
+                           session)
+    runs = run_once(cfg)
+    assert sorted(done) == sorted(TABLES)
+    return rows, states, runs
+
+
 @pytest.mark.parametrize("statement", first_kept(["ALTER TABLE {t} ADD COLUMN more int",
                                                   "CREATE INDEX {t}_v ON {t} (v)"]))
 def test_a_postgresql_table_given_a_column_or_index_after_the_refresh_snapshot(
@@ -101,17 +118,7 @@ def test_a_postgresql_table_changed_after_the_refresh_snapshot(
     url = new_target(kind, cluster, tmp_path)
     cfg = config(url, {"app": (source.standby_url, TABLES)})
     assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
-    for n in TABLES:
-        source.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
-                       f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
-    rows, states = _rows(url), _states(url)
-    done = _after_snapshot(monkeypatch, source.execute,
-                           {n: statement.format(t=n) for n in TABLES})
-    runs = run_once(cfg)
-    assert sorted(done) == sorted(TABLES)
-    for r in runs:
-        print(r.table, r.status, r.exit_code, r.error)
-    print(rows, _rows(url))
+    rows, states, runs = _changed_meanwhile(source.execute, url, cfg, monkeypatch, statement)
     for r in runs:
         assert r.status == "failed" and r.exit_code == 3, r
         assert r.table in (r.error or "") and "run it again" in (r.error or "")
@@ -139,14 +146,8 @@ def test_a_mariadb_table_changed_after_the_refresh_snapshot(
     url = new_target("duckdb", cluster, tmp_path)
     cfg = config(url, {"app": (maria.replica_url, TABLES)})
     assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
-    for n in TABLES:
-        maria.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
-                      f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
-    rows, states = _rows(url), _states(url)
-    done = _after_snapshot(monkeypatch, maria.execute,
-                           {n: statement.format(t=n) for n in TABLES}, maria_source.MariaSession)
-    runs = run_once(cfg)
-    assert sorted(done) == sorted(TABLES)
+    rows, states, runs = _changed_meanwhile(maria.execute, url, cfg, monkeypatch, statement,
+                                            maria_source.MariaSession)
     assert [r.status for r in runs] == [MARIA_DDL[statement]] * 3, runs
     if MARIA_DDL[statement] == "failed":
         for r in runs:
@@ -188,14 +189,7 @@ def test_a_partition_or_child_changed_after_the_refresh_snapshot(
     url = new_target("duckdb", cluster, tmp_path)
     cfg = config(url, {"app": (source.standby_url, tables)})
     assert [r.status for r in run_once(cfg)] == ["ok", "ok", "ok"]
-    for n in TABLES:
-        source.execute(f"INSERT INTO {n} VALUES (51, '2026-06-01', 'new', 51); "
-                       f"UPDATE {n} SET v = 'changed', ts = '2026-06-02' WHERE id = 3")
-    rows, states = _rows(url), _states(url)
-    done = _after_snapshot(monkeypatch, source.execute,
-                           {n: statement.format(t=n) for n in TABLES})
-    runs = run_once(cfg)
-    assert sorted(done) == sorted(TABLES)
+    rows, states, runs = _changed_meanwhile(source.execute, url, cfg, monkeypatch, statement)
     for r in runs:
         assert r.status == "failed" and r.exit_code == 3, r
         child = f"(its partition or child public.{r.table.split('.')[-1]}_hi)"
