@@ -16,7 +16,7 @@ from topoff.errors import ConfigError
 from topoff.pgtypes import family
 from topoff.replicate.config import ReplicateTable
 from topoff.safety import unreadable_relation
-from topoff.sources.pg_changes import check_unchanged, schema_changes
+from topoff.sources.pg_changes import lock_unchanged, schema_changes
 from topoff.sources.pg_domains import VALUE_TYPE
 from topoff.sources.pg_keys import HINT as KEY_HINT
 from topoff.sources.pg_keys import folding_key
@@ -101,11 +101,7 @@ def describe(conn: psycopg.Connection, t: ReplicateTable) -> TableInfo:
     no row, one dropped or renamed or with a column dropped would fail the read."""
     with schema_changes(t.qualified, "refresh"):
         info = _describe(conn, t)
-        if info.relkind in ("r", "p", "v"):
-            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(info.ident))
-        else:  # LOCK TABLE takes tables and views only: planning a query locks the others
-            conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(info.ident))
-    check_unchanged(conn, [info.oid], "refresh")
+    lock_unchanged(conn, [(info.ident, info.relkind, info.oid)], "refresh", t.qualified)
     return info
 
 

@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import psycopg
+from psycopg import sql
 
 from topoff.errors import SourceError
 
@@ -101,3 +102,26 @@ def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
                           "a column renamed): read in the snapshot, its rows would be "
                           "missing or unreadable",
                           hint=HINTS[job])
+
+
+#: the relation kinds LOCK TABLE takes (tables, partitioned tables, views)
+LOCKABLE = ("r", "p", "v")
+
+
+def lock_unchanged(conn: psycopg.Connection, rels: Sequence[tuple[sql.Composable, str, int]],
+                   job: str = "export", table: str | None = None) -> None:
+    """ACCESS SHARE on each relation ``(identifier, relkind, oid)``, as pg_dump takes it,
+    held to the end of the transaction: a migration replayed from now on waits for the
+    read or cancels it (a recovery conflict on a standby); then :func:`check_unchanged` for
+    one replayed since the snapshot began. LOCK TABLE takes tables and views only: another
+    relation (a materialized view, a foreign table) is locked by planning a query of it
+    (EXPLAIN runs nothing)."""
+    lockable = [ident for ident, kind, _oid in rels if kind in LOCKABLE]
+    with schema_changes(table, job):
+        if lockable:
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
+                sql.SQL(", ").join(lockable)))
+        for ident, kind, _oid in rels:
+            if kind not in LOCKABLE:
+                conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(ident))
+    check_unchanged(conn, [oid for _ident, _kind, oid in rels], job)

@@ -21,7 +21,7 @@ from topoff.safety import is_connection_lost, is_recovery_conflict, retry_on_rec
 from topoff.sources import pg_queries as q
 from topoff.sources.base import SourceCapabilities, SourceTable
 from topoff.sources.catalog import PgTable, introspect, post_data_sql, pre_data_sql
-from topoff.sources.pg_changes import check_unchanged, schema_changes
+from topoff.sources.pg_changes import lock_unchanged, schema_changes
 from topoff.sources.pg_copy import CopyReader
 from topoff.sources.pg_session import SnapshotInfo, SnapshotSession
 
@@ -103,17 +103,7 @@ class PostgresSource:
         LOCK TABLE takes tables and views only: a materialized view or foreign table is
         locked by planning a query of it (EXPLAIN runs nothing; the lock is held to the end
         of the transaction)."""
-        pg = list(map(_pg, tables))
-        lockable = [t.ident for t in pg if t.relkind in ("r", "p", "v")]
-        with schema_changes():
-            if lockable:
-                self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
-                    sql.SQL(", ").join(lockable)))
-            for t in pg:
-                if t.relkind in ("m", "f"):
-                    self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(t.ident))
-        # a migration replayed before the locks were taken (pg_changes.py)
-        check_unchanged(self.conn, [t.oid for t in pg])
+        lock_unchanged(self.conn, [(t.ident, t.relkind, t.oid) for t in map(_pg, tables)])
 
     def reader(self) -> PgReader:
         return PgReader(self.conn)

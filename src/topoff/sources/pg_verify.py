@@ -16,7 +16,7 @@ from topoff.pgtypes import family
 if TYPE_CHECKING:
     from topoff.targets.base import TableDef
 from topoff.pg_hash import hash_table
-from topoff.sources.pg_changes import check_unchanged, schema_changes
+from topoff.sources.pg_changes import lock_unchanged, schema_changes
 from topoff.sources.pg_domains import VALUE_TYPE
 
 #: the kinds whose canonical text needs functions of their own type
@@ -62,13 +62,8 @@ class PgVerifier:
         migration replayed from now on waits for verify or cancels it; one replayed since
         its snapshot began (the table rewritten, truncated, renamed, a column dropped or
         renamed) is a SourceError naming the table (pg_changes.py)."""
-        ident = sql.Identifier(schema, name)
-        with schema_changes(f"{schema}.{name}", "verify"):
-            if relkind in ("r", "p", "v"):
-                self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(ident))
-            else:  # LOCK TABLE takes tables and views only: planning a query locks the others
-                self.conn.execute(sql.SQL("EXPLAIN SELECT 1 FROM {}").format(ident))
-        check_unchanged(self.conn, [oid], "verify")
+        lock_unchanged(self.conn, [(sql.Identifier(schema, name), relkind, oid)], "verify",
+                       f"{schema}.{name}")
 
     def hash(self, table: TableDef, by_day: bool, since: datetime | date | None,
              window: Bounds | None, profile: str) -> dict[str | None, tuple[int, str]]:
