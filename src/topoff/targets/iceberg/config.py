@@ -154,6 +154,9 @@ def open_catalog(settings: CatalogSettings, create: bool = True) -> Any:
     except ImportError:
         raise ConfigError("Iceberg replicas need pyiceberg, which is not installed",
                           hint="pip install 'topoff[iceberg]'") from None
+    from topoff.targets.iceberg import threadsafe
+
+    threadsafe.apply()  # before any commit reads manifests in threads
 
     if not create and (path := _sqlite_path(settings)) is not None and not path.exists():
         return None
