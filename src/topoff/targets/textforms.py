@@ -9,13 +9,14 @@ other text as a damaged publication (exit 6). Each rule is one RE2 expression, m
 whole, by DuckDB's ``regexp_full_match`` and Arrow's ``match_substring_regex`` alike.
 
 What a rule checks is the form and the range of the numbers in it (an inet's octets, a
-money amount, an int4range's bounds, an interval's fields, a bit string's length); what
-it cannot see is left to the source: a cidr's bits right of its mask, a range's bounds in
-order, a date's day within its month in a range, a tsvector's lexemes sorted. A text
-PostgreSQL reads in another spelling than its own (``192.168.000.001``, ``1.5`` as money)
-is refused, never kept as a text PostgreSQL would not have written. xml, tsquery,
-jsonpath, txid_snapshot, composite, extension and user-defined types have no
-rule: they are kept as they are (docs/targets.md).
+money amount, an int4range's bounds, an interval's fields, a bit string's length); what it
+cannot see (a cidr's bits right of its mask) is checked by the Python function its
+``exact`` names (textvalues.py); a range's bounds in order, a date's day within its month
+in a range, a tsvector's lexemes sorted are left to the source. A text PostgreSQL reads in
+another spelling than its own (``192.168.000.001``, ``1.5`` as money) is refused, never
+kept as a text PostgreSQL would not have written. xml, tsquery, jsonpath, txid_snapshot,
+composite, extension and user-defined types have no rule: they are kept as they are
+(docs/targets.md).
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ class Rule:
     length: int | None = None
     longest: int | None = None
     labels: tuple[str, ...] | None = None
+    exact: str | None = None
+    suspect: str | None = None
+
+
+#: the types whose texts in their form are also checked as values (textvalues.py): a
+#: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
+#: the text; None: every text)
+EXACT = frozenset({"cidr"})
+SUSPECT: dict[str, str] = {}
 
 
 def rule(pg_type: str) -> Rule | None:
@@ -199,7 +209,9 @@ def rule(pg_type: str) -> Rule | None:
         return Rule(NO_FRACTION if digits == 0 else
                     rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
     form = _FORMS.get(p.base)
-    return Rule(form) if form is not None else None
+    if form is None:
+        return None
+    return Rule(form, exact=p.base if p.base in EXACT else None, suspect=SUSPECT.get(p.base))
 
 
 def _numeric(mods: tuple[int, ...]) -> str:

@@ -30,6 +30,7 @@ from topoff.targets.duckdb.types import (
     misfit_check,
     stored_as_text,
 )
+from topoff.targets.duckdb.values import check_values
 from topoff.targets.merge import cursor_literal, merge, window_condition
 from topoff.targets.names import fold
 
@@ -195,11 +196,12 @@ class DuckDBTarget(Target):
     def _widen_misfits(self, table: TableDef, columns: Sequence[Column], widened: set[str],
                        source: str) -> None:
         """Widen the columns whose values in ``source`` (CSV text: files, or staged text
-        rows) the DuckDB type cannot hold."""
+        rows) the DuckDB type cannot hold; then refuse a text in its form that is no value
+        (values.py)."""
         checks = {c.name: (c, check) for c in columns if c.name not in widened
                   and (check := misfit_check(duck_ident(c.name), c)) is not None}
         if not checks:
-            return
+            return check_values(self.con, columns, widened, source)
         flags = ", ".join(f"bool_or({check})" for _, check in checks.values())
         found = self.execute(f"SELECT {flags} FROM {source}")[0]
         target = self._table(table.target)
@@ -211,6 +213,7 @@ class DuckDBTarget(Target):
                 widened.add(name)
                 log.warning("%s.%s: a value does not fit DuckDB's %s; the column now keeps "
                             "PostgreSQL's text", table.source, name, duckdb_type(column))
+        check_values(self.con, columns, widened, source)  # (values.py)
 
     def load(self, spec: LoadSpec) -> int:
         try:

@@ -44,6 +44,7 @@ from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import family, parse_type
 from topoff.targets.textforms import NO_FRACTION, Rule, rule
+from topoff.targets.textvalues import exact
 
 #: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
 MAX_DECIMAL_DIGITS = 38
@@ -304,6 +305,12 @@ def _formed(arr: pa.Array, r: Rule) -> None:
     if pc.any(bad).as_py():
         shown = pc.filter(arr, bad)[0].as_py()
         raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
+    if r.exact is not None:  # the value each text in its form spells (textvalues.py)
+        some = pc.filter(arr, pc.match_substring_regex(arr, r.suspect)) if r.suspect \
+            else arr.drop_null()
+        for v in some.to_pylist():
+            if v is not None and not exact(r.exact, v):
+                raise Unparsable(f"{v[:40]!r} is not a value as PostgreSQL writes its type")
 
 
 def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",",

@@ -1,0 +1,68 @@
+"""The texts a load keeps as they are checked as values, beyond their form (textvalues.py): a
+cidr's bits right of its mask... A Python function a value, before the load: for the few
+types that have such a check, on the texts in their form (checked.py refuses the others
+itself), in one pass over the source. A text that fails stops the load with the error
+checked.py's expressions raise (a damaged publication, exit 6), before anything of it is
+applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from topoff.canonical import duck_ident
+from topoff.dataset.manifest import Column
+from topoff.pgtypes import family
+from topoff.targets.duckdb.checked import NOT_A_VALUE, form_ok
+from topoff.targets.duckdb.types import duckdb_type
+from topoff.targets.textforms import rule
+from topoff.targets.textvalues import exact
+
+#: rows fetched at once
+_BATCH = 10_000
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _checks(c: Column, widened: set[str]) -> list[tuple[str, str]]:
+    """For a column with texts checked as values: (the SQL of the list of its texts to
+    check, NULL for none; the name of their check, textvalues.exact) each."""
+    f = family(c.type, c.enum)
+    x = duck_ident(c.name)
+    if f.kind == "array" and f.element is not None and (
+            c.name in widened or duckdb_type(c) == "VARCHAR"):
+        r = rule(f.element.pg_type)  # a one-dimensional array's elements
+        if r is None or r.exact is None:
+            return []
+        return [(f"CASE WHEN topoff_pg_array_ok({x}) THEN list_filter("
+                 f"topoff_pg_array_trimmed({x}), lambda topoff_e: "
+                 f"{form_ok('topoff_e', r)}) END", r.exact)]
+    r = rule(c.type)
+    if f.kind == "array" or r is None or r.exact is None:
+        return []
+    suspect = f" AND regexp_matches({x}, {_lit(r.suspect)})" if r.suspect else ""
+    return [(f"CASE WHEN {form_ok(x, r)}{suspect} THEN [{x}] END", r.exact)]
+
+
+def check_values(con: duckdb.DuckDBPyConnection, columns: Sequence[Column], widened: set[str],
+                 source: str) -> None:
+    """Refuse a text of ``source`` (CSV text: files, or staged text rows) that is in its
+    type's form but no value PostgreSQL writes so (the module's docstring)."""
+    checks = [(c, sql, name) for c in columns for sql, name in _checks(c, widened)]
+    if not checks:
+        return
+    cur = con.execute(f"SELECT {', '.join(sql for _, sql, _ in checks)} FROM {source} WHERE "
+                      + " OR ".join(f"({sql}) IS NOT NULL" for _, sql, _ in checks))
+    while rows := cur.fetchmany(_BATCH):
+        for row in rows:
+            for (c, _, name), texts in zip(checks, row, strict=True):
+                bad = next((t for t in texts or () if t is not None and not exact(name, t)),
+                           None)
+                if bad is not None:
+                    pg_type = family(c.type, c.enum).pg_type
+                    raise duckdb.InvalidInputException(
+                        f"column {c.name!r}: \"{bad[:40]}\"{NOT_A_VALUE}{pg_type}")
