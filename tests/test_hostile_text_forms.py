@@ -63,7 +63,8 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "r4": ("int4range", ["[1,5)", "empty", "(,5)", "[-2147483648,2147483647)", "(,)",
                          "[3,)"]),
     "r8": ("int8range", ["[-9223372036854775808,9223372036854775807)"]),
-    "rn": ("numrange", ["(1.5,2.5]", "(,)", "[-Infinity,Infinity]", "[0,0]", "empty"]),
+    "rn": ("numrange", ["(1.5,2.5]", "(,)", "[-Infinity,Infinity]", "[0,0]", "empty",
+                        "[1,NaN]"]),
     "rd": ("daterange", ["[2020-01-01,2020-02-01)", "[0044-03-15 BC,0044-03-20 BC)",
                          "[-infinity,infinity)", "(,)", "[5874897-12-30,)"]),
     "rts": ("tsrange", ['["2020-01-01 00:00:00","2020-01-01 10:00:00.5")',
@@ -111,7 +112,7 @@ REFUSED = [
     ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
-    ("net", "10.0.0.1/8"),
+    ("net", "10.0.0.1/8"), ("r4", "[5,1)"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

@@ -1,8 +1,10 @@
 """A text in the output form of a type DuckDB or Iceberg replicas hold as text that still
-spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask) is
-refused by both targets as PostgreSQL's input function refuses it, and its canonical
-spelling is loaded: the test cluster's own cast of each text is the oracle. They were
-stored as written (a regular expression sees the form, not the value)."""
+spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a
+range with its bounds out of order or a day beyond its month, a daterange written
+``[a,b]``, a multirange's overlapping ranges) is refused by both targets as PostgreSQL's
+input function refuses it, and its canonical spelling is loaded: the test cluster's own
+cast of each text is the oracle. They were stored as written (a regular expression sees
+the form, not the value)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,41 @@ CASES = [
     ("cidr", "10.64.0.0/9"), ("cidr", "::ffff:1.2.3.0/120"), ("cidr", "::ffff:1.2.3.4/120"),
     ("cidr", "2001:db8::/32"), ("cidr", "2001:db8::1/32"), ("cidr", "0.0.0.0/0"),
     ("cidr", "1.0.0.0/0"), ("cidr[]", "{10.0.0.0/8,10.0.0.1/8}"), ("cidr[]", "{10.0.0.0/8}"),
+    ("int4range", "[1,5)"), ("int4range", "[5,1)"), ("int4range", "[1,1)"),
+    ("int4range", "[-5,-1)"), ("int4range", "[-1,-5)"), ("int4range", "empty"),
+    ("int8range", "[9223372036854775806,9223372036854775807)"), ("int8range", "[2,1)"),
+    ("numrange", "[1,1]"), ("numrange", "(1,1]"), ("numrange", "[1,1)"),
+    ("numrange", "(2,1)"), ("numrange", "[1.5,10)"), ("numrange", "[10,1.5)"),
+    ("numrange", "[1,NaN]"), ("numrange", "[NaN,Infinity]"), ("numrange", "[Infinity,NaN]"),
+    ("numrange", "[-Infinity,-1]"), ("numrange", "[Infinity,Infinity]"),
+    ("numrange", "(Infinity,Infinity]"), ("daterange", "[2024-02-28,2024-03-01)"),
+    ("daterange", "[2024-02-30,2024-03-01)"), ("daterange", "[2023-02-29,)"),
+    ("daterange", "[2024-02-29,)"), ("daterange", "[,2023-04-31)"),
+    ("daterange", "[2020-01-05,2020-01-01)"), ("daterange", "[2020-01-01,2020-01-05]"),
+    ("daterange", "(2020-01-01,2020-01-05)"), ("daterange", "(-infinity,infinity]"),
+    ("daterange", "[infinity,infinity]"), ("daterange", "(infinity,infinity]"),
+    ("daterange", '["0044-03-15 BC",2020-01-01)'),
+    ("daterange", '[2020-01-01,"0044-03-15 BC")'), ("daterange", '["4714-11-24 BC",)'),
+    ("daterange", '["4714-11-23 BC",)'), ("daterange", "[5874897-12-31,)"),
+    ("daterange", "[5874898-01-01,)"), ("daterange", "[1900-02-29,)"),
+    ("daterange", "[2000-02-29,)"),
+    ("tsrange", '["2024-02-29 10:00:00","2024-02-29 10:00:00"]'),
+    ("tsrange", '["2024-02-29 10:00:00","2024-02-29 10:00:00")'),
+    ("tsrange", '["2024-02-30 10:00:00",)'), ("tsrange", '["2024-01-01 24:00:00",)'),
+    ("tsrange", '["2024-01-01 10:00:00.5","2024-01-01 10:00:00.25")'),
+    ("tsrange", '["294276-12-31 23:59:59.999999",)'),
+    ("tsrange", '["294277-01-01 00:00:00",)'), ("tsrange", '["4714-11-24 00:00:00 BC",)'),
+    ("tsrange", '["4714-11-23 23:59:59 BC",)'),
+    ("tstzrange", '["2020-01-02 00:00:00+00","2020-01-01 00:00:00+00")'),
+    ("tstzrange", '["2020-01-01 00:00:00+00","2020-01-02 00:00:00+00")'),
+    ("int4multirange", "{[1,3),[5,7)}"), ("int4multirange", "{[1,3),[3,5)}"),
+    ("int4multirange", "{[5,7),[1,3)}"), ("int4multirange", "{[1,5),[3,7)}"),
+    ("int4multirange", "{[1,3),[4,5)}"), ("int4multirange", "{(,3),[5,)}"),
+    ("int4multirange", "{(,),[5,7)}"), ("int4multirange", "{[5,1)}"),
+    ("nummultirange", "{(1,2),(2,3)}"), ("nummultirange", "{(1,2],(2,3)}"),
+    ("nummultirange", "{[1,2),[2,3)}"), ("nummultirange", "{[1,NaN]}"),
+    ("datemultirange", "{[2020-01-01,2020-02-01),[2020-02-01,2020-03-01)}"),
+    ("datemultirange", "{[2020-01-01,2020-02-01),[2020-02-02,2020-02-30)}"),
 ]
 
 

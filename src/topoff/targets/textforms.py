@@ -10,13 +10,13 @@ whole, by DuckDB's ``regexp_full_match`` and Arrow's ``match_substring_regex`` a
 
 What a rule checks is the form and the range of the numbers in it (an inet's octets, a
 money amount, an int4range's bounds, an interval's fields, a bit string's length); what it
-cannot see (a cidr's bits right of its mask) is checked by the Python function its
-``exact`` names (textvalues.py); a range's bounds in order, a date's day within its month
-in a range, a tsvector's lexemes sorted are left to the source. A text PostgreSQL reads in
-another spelling than its own (``192.168.000.001``, ``1.5`` as money) is refused, never
-kept as a text PostgreSQL would not have written. xml, tsquery, jsonpath, txid_snapshot,
-composite, extension and user-defined types have no rule: they are kept as they are
-(docs/targets.md).
+cannot see (a cidr's bits right of its mask, a range's bounds in order, a date's day
+within its month in a range) is checked by the Python function its ``exact`` names
+(textvalues.py); a tsvector's lexemes sorted are left to the source. A text PostgreSQL
+reads in another spelling than its own (``192.168.000.001``, ``1.5`` as money) is refused,
+never kept as a text PostgreSQL would not have written. xml, tsquery, jsonpath,
+txid_snapshot, composite, extension and user-defined types have no rule: they are kept as
+they are (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ _STAMPTZ_BOUND = _quoted(_STAMP + r"\+00( BC)?") + "|" + _INFINITY
 _RANGES = {
     "int4range": rf"(empty|(\(|\[({_INT4})),(\)|({_INT4})\)))",
     "int8range": rf"(empty|(\(|\[({_INT8})),(\)|({_INT8})\)))",
-    "numrange": _range(_NUMERIC),
+    "numrange": _range(_NUMERIC + "|NaN"),
     "daterange": _range(_DATE_BOUND),
     "tsrange": _range(_STAMP_BOUND),
     "tstzrange": _range(_STAMPTZ_BOUND),
@@ -175,7 +175,8 @@ class Rule:
 #: the types whose texts in their form are also checked as values (textvalues.py): a
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
-EXACT = frozenset({"cidr"})
+EXACT = frozenset({"cidr",
+                   *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT: dict[str, str] = {}
 
 

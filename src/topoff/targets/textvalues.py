@@ -3,14 +3,155 @@ expression sees: whether the value it spells is one PostgreSQL's input function 
 writes back so.
 
 Each check takes a text already in its type's form and says whether it is such a value: a
-cidr without bits right of its mask. They run in Python, once a value, for these rare
-types only; a check never raises, a text it cannot read is refused.
+cidr without bits right of its mask; a range with its bounds in order, not empty unless
+written ``empty``, its dates and timestamps real days within PostgreSQL's range, a date
+bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
+overlapping nor adjacent (PostgreSQL merges them). They run in Python, once a value, for
+these rare types only; a check never raises, a text it cannot read is refused.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import socket
 from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+_I32 = 2**31
+_DAY_US = 86_400_000_000
+_BIG = 10**15  # above every date's ordinal: the infinity values of dates and timestamps
+
+
+def _ordinal(year: int, month: int, day: int) -> int | None:
+    """The day number of a proleptic Gregorian date (astronomical ``year``: 1 BC is 0), or
+    None when the day is beyond its month."""
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not 1 <= month <= 12 or not 1 <= day <= days[month - 1]:
+        return None
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy
+
+
+#: 4714-11-24 BC and 5874897-12-31: PostgreSQL's first and last dates
+_DATE_FIRST = _ordinal(-4713, 11, 24) or 0
+_DATE_LAST = _ordinal(5874897, 12, 31) or 0
+#: Python's date.toordinal() to :func:`_ordinal`
+_TO_ORDINAL = (_ordinal(1, 1, 1) or 0) - 1
+_STAMP_LAST = ((_ordinal(294276, 12, 31) or 0) + 1) * _DAY_US - 1
+_DATE_RE = re.compile(r"([0-9]+)-([0-9]{2})-([0-9]{2})( BC)?")
+_STAMP_RE = re.compile(
+    r"([0-9]+)-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?(\+00)?( BC)?")
+
+
+def _day(m: re.Match[str]) -> int | None:
+    year = int(m[1])
+    if year < 1:  # PostgreSQL has no year 0
+        return None
+    return _ordinal(1 - year if m.group(m.re.groups) else year, int(m[2]), int(m[3]))
+
+
+def _date(text: str) -> int | None:
+    """A date bound's ordinal (±infinity beyond every date), or None: no date."""
+    if text in ("infinity", "-infinity"):
+        return -_BIG if text[0] == "-" else _BIG
+    if len(text) == 10 and text[4] == text[7] == "-":  # 4 digits AD: Python's date, quicker
+        return date.fromisoformat(text).toordinal() + _TO_ORDINAL
+    m = _DATE_RE.fullmatch(text)
+    d = _day(m) if m else None
+    return d if d is not None and _DATE_FIRST <= d <= _DATE_LAST else None
+
+
+def _stamp(text: str) -> int | None:
+    """A timestamp bound in microseconds (±infinity beyond every one), or None: none, or
+    24:00:00, which PostgreSQL writes as the next day."""
+    if text in ("infinity", "-infinity"):
+        return -_BIG * _DAY_US if text[0] == "-" else _BIG * _DAY_US
+    if text[4] == "-" and text[-1] != "C" and text[11:13] != "24":  # 4 digits AD: quicker
+        t = datetime.fromisoformat(text.removesuffix("+00"))
+        return (t.toordinal() + _TO_ORDINAL) * _DAY_US + (
+            (t.hour * 60 + t.minute) * 60 + t.second) * 10**6 + t.microsecond
+    m = _STAMP_RE.fullmatch(text)
+    d = _day(m) if m else None
+    if m is None or d is None or int(m[4]) > 23:
+        return None
+    us = d * _DAY_US + (int(m[4]) * 3600 + int(m[5]) * 60 + int(m[6])) * 10**6 \
+        + int(((m[7] or ".")[1:] + "000000")[:6])
+    return us if _DATE_FIRST * _DAY_US <= us <= _STAMP_LAST else None
+
+
+_Bound = tuple[Any, bool] | None  # (its order, inclusive); None: unbounded
+
+
+def _numeric(text: str) -> tuple[int, Any]:
+    """A numrange bound's place in numeric's order: -Infinity, numbers, Infinity, NaN."""
+    if text == "NaN":
+        return (2, 0)
+    if text.endswith("Infinity"):
+        return (-1 if text[0] == "-" else 1, 0)
+    return (0, Decimal(text))
+
+
+_KEYS: dict[str, Callable[[str], Any]] = {
+    "int4range": int, "int8range": int, "numrange": _numeric, "daterange": _date,
+    "tsrange": _stamp, "tstzrange": _stamp,
+}
+
+
+def _bounds(kind: str, text: str) -> tuple[_Bound, _Bound] | None:
+    """A non-empty range's bounds, or None: no valid range as PostgreSQL writes it."""
+    key = _KEYS[kind]
+    lower_text, _, upper_text = text[1:-1].partition(",")
+    bounds: list[_Bound] = []
+    for t, inclusive in ((lower_text, text[0] == "["), (upper_text, text[-1] == "]")):
+        if t == "":
+            bounds.append(None)
+            continue
+        value = key(t.strip('"'))
+        if value is None:
+            return None
+        bounds.append((value, inclusive))
+    lower, upper = bounds
+    if kind == "daterange":  # canonical: a finite date bound is [a,b)
+        for b, want in ((lower, True), (upper, False)):
+            if b is not None and abs(b[0]) != _BIG and b[1] != want:
+                return None
+    if lower is not None and upper is not None:
+        lo, hi = lower[0], upper[0]
+        if lo > hi or (lo == hi and not (lower[1] and upper[1])):
+            return None
+    return lower, upper
+
+
+def range_ok(kind: str, text: str) -> bool:
+    return text == "empty" or _bounds(kind, text) is not None
+
+
+_RANGE_RE = re.compile(r"[\[(][^\])]*[\])]")
+
+
+def multirange_ok(kind: str, text: str) -> bool:
+    """Its ranges each valid and not empty, in order, none overlapping or adjacent."""
+    before: _Bound = None
+    for i, m in enumerate(_RANGE_RE.finditer(text)):
+        b = _bounds(kind, m[0])
+        if b is None:
+            return False
+        lower, upper = b
+        if i:
+            if before is None or lower is None:
+                return False
+            (u, u_in), (lo, lo_in) = before, lower
+            if u > lo or (u == lo and (u_in or lo_in)):
+                return False
+        before = upper
+    return True
 
 
 def cidr_ok(text: str) -> bool:
@@ -26,6 +167,8 @@ def cidr_ok(text: str) -> bool:
 #: name (Rule.exact) -> its check, of a text already in its type's form
 CHECKS: dict[str, Callable[[str], bool]] = {
     "cidr": cidr_ok,
+    **{k: functools.partial(range_ok, k) for k in _KEYS},
+    **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
 }
 
 

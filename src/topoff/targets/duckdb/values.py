@@ -1,9 +1,9 @@
 """The texts a load keeps as they are checked as values, beyond their form (textvalues.py): a
-cidr's bits right of its mask... A Python function a value, before the load: for the few
-types that have such a check, on the texts in their form (checked.py refuses the others
-itself), in one pass over the source. A text that fails stops the load with the error
-checked.py's expressions raise (a damaged publication, exit 6), before anything of it is
-applied.
+cidr's bits right of its mask, a range's bounds in order... A Python function a value,
+before the load: for the few types that have such a check, on the texts in their form
+(checked.py refuses the others itself), in one pass over the source. A text that fails
+stops the load with the error checked.py's expressions raise (a damaged publication, exit
+6), before anything of it is applied.
 """
 
 from __future__ import annotations
