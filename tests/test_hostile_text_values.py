@@ -1,10 +1,10 @@
 """A text in the output form of a type DuckDB or Iceberg replicas hold as text that still
 spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a
 range with its bounds out of order or a day beyond its month, a daterange written
-``[a,b]``, a multirange's overlapping ranges) is refused by both targets as PostgreSQL's
-input function refuses it, and its canonical spelling is loaded: the test cluster's own
-cast of each text is the oracle. They were stored as written (a regular expression sees
-the form, not the value)."""
+``[a,b]``, a multirange's overlapping ranges, an interval overflowing its months) is
+refused by both targets as PostgreSQL's input function refuses it, and its canonical
+spelling is loaded: the test cluster's own cast of each text is the oracle. They were
+stored as written (a regular expression sees the form, not the value)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,13 @@ CASES = [
     ("nummultirange", "{[1,2),[2,3)}"), ("nummultirange", "{[1,NaN]}"),
     ("datemultirange", "{[2020-01-01,2020-02-01),[2020-02-01,2020-03-01)}"),
     ("datemultirange", "{[2020-01-01,2020-02-01),[2020-02-02,2020-02-30)}"),
+    ("interval", "178956970 years 7 mons"), ("interval", "178956970 years 8 mons"),
+    ("interval", "-178956970 years -8 mons"), ("interval", "-178956970 years -9 mons"),
+    ("interval", "2147483647 days"), ("interval", "2147483648 days"),
+    ("interval", "-2147483648 days"), ("interval", "2562047788:00:54.775807"),
+    ("interval", "2562047788:00:54.775808"), ("interval", "2562047788:59:59"),
+    ("interval", "-2562047788:00:54.775807"), ("interval", "-2562047788:00:54.775808"),
+    ("interval", "1 year 2 mons 3 days 04:05:06"),
 ]
 
 

@@ -11,12 +11,12 @@ whole, by DuckDB's ``regexp_full_match`` and Arrow's ``match_substring_regex`` a
 What a rule checks is the form and the range of the numbers in it (an inet's octets, a
 money amount, an int4range's bounds, an interval's fields, a bit string's length); what it
 cannot see (a cidr's bits right of its mask, a range's bounds in order, a date's day
-within its month in a range) is checked by the Python function its ``exact`` names
-(textvalues.py); a tsvector's lexemes sorted are left to the source. A text PostgreSQL
-reads in another spelling than its own (``192.168.000.001``, ``1.5`` as money) is refused,
-never kept as a text PostgreSQL would not have written. xml, tsquery, jsonpath,
-txid_snapshot, composite, extension and user-defined types have no rule: they are kept as
-they are (docs/targets.md).
+within its month in a range, an interval's months overflowing) is checked by the Python
+function its ``exact`` names (textvalues.py); a tsvector's lexemes sorted are left to the
+source. A text PostgreSQL reads in another spelling than its own (``192.168.000.001``,
+``1.5`` as money) is refused, never kept as a text PostgreSQL would not have written. xml,
+tsquery, jsonpath, txid_snapshot, composite, extension and user-defined types have no
+rule: they are kept as they are (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -175,9 +175,9 @@ class Rule:
 #: the types whose texts in their form are also checked as values (textvalues.py): a
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
-EXACT = frozenset({"cidr",
+EXACT = frozenset({"cidr", "interval",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
-SUSPECT: dict[str, str] = {}
+SUSPECT = {"interval": "[0-9]{9}"}
 
 
 def rule(pg_type: str) -> Rule | None:
@@ -200,7 +200,7 @@ def rule(pg_type: str) -> Rule | None:
     if p.base == "time":
         return Rule(_form("timetz" if p.suffix == "with time zone" else "time", p.mods))
     if p.base == "interval":
-        return Rule(_FORMS["interval"])
+        return Rule(_FORMS["interval"], exact="interval", suspect=SUSPECT["interval"])
     if p.base == "numeric":
         return Rule(_numeric(p.mods))
     if p.base == '"char"':  # charout: a byte below 128 as itself, above as \ooo

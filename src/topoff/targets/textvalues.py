@@ -6,8 +6,10 @@ Each check takes a text already in its type's form and says whether it is such a
 cidr without bits right of its mask; a range with its bounds in order, not empty unless
 written ``empty``, its dates and timestamps real days within PostgreSQL's range, a date
 bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
-overlapping nor adjacent (PostgreSQL merges them). They run in Python, once a value, for
-these rare types only; a check never raises, a text it cannot read is refused.
+overlapping nor adjacent (PostgreSQL merges them); an interval whose months, days and
+microseconds fit PostgreSQL's integers. They run in Python, once a value, for these rare
+types only (an interval only when it holds a number of 9 digits or more:
+textforms.SUSPECT); a check never raises, a text it cannot read is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 _I32 = 2**31
+_I64 = 2**63
 _DAY_US = 86_400_000_000
 _BIG = 10**15  # above every date's ordinal: the infinity values of dates and timestamps
 
@@ -164,9 +167,29 @@ def cidr_ok(text: str) -> bool:
     return value & ((1 << (bits - int(mask))) - 1) == 0
 
 
+_FIELD = re.compile(r"([+-]?[0-9]+) (year|mon|day)s?")
+_CLOCK = re.compile(r"([+-]?)([0-9]+):([0-9]{2}):([0-9]{2})(\.[0-9]+)?$")
+
+
+def interval_ok(text: str) -> bool:
+    """Months (of the years and months), days and microseconds within PostgreSQL's
+    int32, int32 and int64 (-2^63 is none: interval_in refuses it too)."""
+    fields = {k: int(v) for v, k in _FIELD.findall(text)}
+    months = fields.get("year", 0) * 12 + fields.get("mon", 0)
+    if not -_I32 <= months < _I32 or not -_I32 <= fields.get("day", 0) < _I32:
+        return False
+    m = _CLOCK.search(text)
+    if m:
+        us = (int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])) * 10**6 \
+            + int(((m[5] or ".")[1:] + "000000")[:6])
+        if us >= _I64:
+            return False
+    return True
+
+
 #: name (Rule.exact) -> its check, of a text already in its type's form
 CHECKS: dict[str, Callable[[str], bool]] = {
-    "cidr": cidr_ok,
+    "cidr": cidr_ok, "interval": interval_ok,
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
 }
