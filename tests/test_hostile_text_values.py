@@ -1,10 +1,11 @@
 """A text in the output form of a type DuckDB or Iceberg replicas hold as text that still
 spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a
 range with its bounds out of order or a day beyond its month, a daterange written
-``[a,b]``, a multirange's overlapping ranges, an interval overflowing its months) is
-refused by both targets as PostgreSQL's input function refuses it, and its canonical
-spelling is loaded: the test cluster's own cast of each text is the oracle. They were
-stored as written (a regular expression sees the form, not the value)."""
+``[a,b]``, a multirange's overlapping ranges, an interval overflowing its months, a
+tsvector's lexemes out of order) is refused by both targets as PostgreSQL's input function
+refuses it, and its canonical spelling is loaded: the test cluster's own cast of each text
+is the oracle. They were stored as written (a regular expression sees the form, not the
+value)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ CASES = [
     ("interval", "-2147483648 days"), ("interval", "2562047788:00:54.775807"),
     ("interval", "2562047788:00:54.775808"), ("interval", "2562047788:59:59"),
     ("interval", "-2562047788:00:54.775807"), ("interval", "-2562047788:00:54.775808"),
-    ("interval", "1 year 2 mons 3 days 04:05:06"),
+    ("interval", "1 year 2 mons 3 days 04:05:06"), ("tsvector", "'a' 'b'"),
+    ("tsvector", "'b' 'a'"), ("tsvector", "'a' 'a'"), ("tsvector", "'a' 'ab' 'b'"),
+    ("tsvector", "'ab' 'a'"), ("tsvector", "'a':1,2,3"), ("tsvector", "'a':2,1"),
+    ("tsvector", "'a':1A,1B"), ("tsvector", "'a' 'é'"), ("tsvector", "'é' 'z'"),
+    ("tsvector", "'A' 'a'"), ("tsvector", "'a' 'A'"),
 ]
 
 

@@ -9,14 +9,13 @@ other text as a damaged publication (exit 6). Each rule is one RE2 expression, m
 whole, by DuckDB's ``regexp_full_match`` and Arrow's ``match_substring_regex`` alike.
 
 What a rule checks is the form and the range of the numbers in it (an inet's octets, a
-money amount, an int4range's bounds, an interval's fields, a bit string's length); what it
-cannot see (a cidr's bits right of its mask, a range's bounds in order, a date's day
-within its month in a range, an interval's months overflowing) is checked by the Python
-function its ``exact`` names (textvalues.py); a tsvector's lexemes sorted are left to the
-source. A text PostgreSQL reads in another spelling than its own (``192.168.000.001``,
-``1.5`` as money) is refused, never kept as a text PostgreSQL would not have written. xml,
-tsquery, jsonpath, txid_snapshot, composite, extension and user-defined types have no
-rule: they are kept as they are (docs/targets.md).
+money amount, an int4range's bounds, an interval's fields, a bit string's length); what
+it cannot see (a cidr's bits right of its mask, a range's bounds in order, a date's day
+within its month in a range, a tsvector's lexemes sorted...) is checked by the Python
+function its ``exact`` names (textvalues.py). A text PostgreSQL reads in another spelling
+than its own (``192.168.000.001``, ``1.5`` as money) is refused, never kept as a text
+PostgreSQL would not have written. xml, tsquery, jsonpath, txid_snapshot, composite,
+extension and user-defined types have no rule: they are kept as they are (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -175,7 +174,7 @@ class Rule:
 #: the types whose texts in their form are also checked as values (textvalues.py): a
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
-EXACT = frozenset({"cidr", "interval",
+EXACT = frozenset({"cidr", "interval", "tsvector",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 

@@ -7,14 +7,16 @@ cidr without bits right of its mask; a range with its bounds in order, not empty
 written ``empty``, its dates and timestamps real days within PostgreSQL's range, a date
 bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
 overlapping nor adjacent (PostgreSQL merges them); an interval whose months, days and
-microseconds fit PostgreSQL's integers. They run in Python, once a value, for these rare
-types only (an interval only when it holds a number of 9 digits or more:
-textforms.SUSPECT); a check never raises, a text it cannot read is refused.
+microseconds fit PostgreSQL's integers; a tsvector's lexemes sorted and unique, each one's
+positions too. They run in Python, once a value, for these rare types only (an interval
+only when it holds a number of 9 digits or more: textforms.SUSPECT); a check never raises,
+a text it cannot read is refused.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import socket
 from collections.abc import Callable
@@ -187,9 +189,28 @@ def interval_ok(text: str) -> bool:
     return True
 
 
+_LEXEME = re.compile(r"'((?:[^'\\]|''|\\\\)+)'(?::([0-9ABC,]+))?")
+
+
+def tsvector_ok(text: str) -> bool:
+    """Lexemes in byte order, none twice; each one's positions ascending, none twice."""
+    found = _LEXEME.findall(text)
+    # (the order of Python's strings is the order of their UTF-8 bytes)
+    words = [w.replace("''", "'").replace("\\\\", "\\") if "'" in w or "\\" in w else w
+             for w, _ in found]
+    if any(a >= b for a, b in itertools.pairwise(words)):
+        return False
+    for _, where in found:
+        if "," in where:
+            positions = [int(p.rstrip("ABC")) for p in where.split(",")]
+            if any(a >= b for a, b in itertools.pairwise(positions)):
+                return False
+    return True
+
+
 #: name (Rule.exact) -> its check, of a text already in its type's form
 CHECKS: dict[str, Callable[[str], bool]] = {
-    "cidr": cidr_ok, "interval": interval_ok,
+    "cidr": cidr_ok, "interval": interval_ok, "tsvector": tsvector_ok,
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
 }
