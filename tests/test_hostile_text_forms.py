@@ -89,6 +89,7 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
                               "0"]),
     "ch": ('"char"', ["a", "\\", "\u00e9", ""]),
     "ea": ("mood[]", ["{happy,\"it's ok\",NULL}"]),
+    "sn": ("txid_snapshot", ["10:20:10,14,15", "10:20:", "1:18446744073709551615:"]),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
 REFUSED = [
@@ -112,7 +113,7 @@ REFUSED = [
     ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
-    ("net", "10.0.0.1/8"), ("r4", "[5,1)"),
+    ("net", "10.0.0.1/8"), ("r4", "[5,1)"), ("sn", "10:20:15,14"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

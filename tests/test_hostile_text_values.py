@@ -2,10 +2,10 @@
 spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a
 range with its bounds out of order or a day beyond its month, a daterange written
 ``[a,b]``, a multirange's overlapping ranges, an interval overflowing its months, a
-tsvector's lexemes out of order) is refused by both targets as PostgreSQL's input function
-refuses it, and its canonical spelling is loaded: the test cluster's own cast of each text
-is the oracle. They were stored as written (a regular expression sees the form, not the
-value)."""
+tsvector's lexemes out of order, a snapshot's xip beyond its xmax) is refused by both
+targets as PostgreSQL's input function refuses it, and its canonical spelling is loaded:
+the test cluster's own cast of each text is the oracle. They were stored as written (a
+regular expression sees the form, not the value)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,12 @@ CASES = [
     ("tsvector", "'b' 'a'"), ("tsvector", "'a' 'a'"), ("tsvector", "'a' 'ab' 'b'"),
     ("tsvector", "'ab' 'a'"), ("tsvector", "'a':1,2,3"), ("tsvector", "'a':2,1"),
     ("tsvector", "'a':1A,1B"), ("tsvector", "'a' 'é'"), ("tsvector", "'é' 'z'"),
-    ("tsvector", "'A' 'a'"), ("tsvector", "'a' 'A'"),
+    ("tsvector", "'A' 'a'"), ("tsvector", "'a' 'A'"), ("txid_snapshot", "10:20:10,14,15"),
+    ("txid_snapshot", "10:20:15,14"), ("txid_snapshot", "10:20:"),
+    ("txid_snapshot", "10:20:9"), ("txid_snapshot", "10:20:20"), ("txid_snapshot", "20:10:"),
+    ("txid_snapshot", "0:20:"), ("txid_snapshot", "10:10:"), ("txid_snapshot", "10:20:14,14"),
+    ("pg_snapshot", "1:18446744073709551615:"), ("pg_snapshot", "5:9:5,8"),
+    ("pg_snapshot", "5:9:8,5"),
 ]
 
 

@@ -14,8 +14,8 @@ it cannot see (a cidr's bits right of its mask, a range's bounds in order, a dat
 within its month in a range, a tsvector's lexemes sorted...) is checked by the Python
 function its ``exact`` names (textvalues.py). A text PostgreSQL reads in another spelling
 than its own (``192.168.000.001``, ``1.5`` as money) is refused, never kept as a text
-PostgreSQL would not have written. xml, tsquery, jsonpath, txid_snapshot, composite,
-extension and user-defined types have no rule: they are kept as they are (docs/targets.md).
+PostgreSQL would not have written. xml, tsquery, jsonpath, composite, extension and
+user-defined types have no rule: they are kept as they are (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ _RANGES = {
 #: one tsvector lexeme: quoted, ' and \ doubled; positions 1 to 16383, weights A to C
 _LEXEME = rf"'([^'\\]|''|\\\\)+'(:{upto('16383')}[ABC]?(,{upto('16383')}[ABC]?)*)?"
 
+_XID8 = upto("18446744073709551615")
 _FORMS: dict[str, str] = {
     "inet": rf"{_V4}({_MASK4})?|{_V6}({_MASK6})?",
     "cidr": rf"{_V4}{_MASK4}|{_V6}{_MASK6}",
@@ -146,6 +147,8 @@ _FORMS: dict[str, str] = {
     "xid": upto("4294967295"), "cid": upto("4294967295"),
     "xid8": upto("18446744073709551615"),
     "tid": rf"\({upto('4294967295')},{upto('65535')}\)",
+    **{snap: rf"{_XID8}:{_XID8}:({_XID8}(,{_XID8})*)?" for snap in ("txid_snapshot",
+                                                                 "pg_snapshot")},
     **_RANGES,
     **{multi: rf"\{{({form}(,{form})*)?\}}".replace("empty|", "")
        for multi, form in ((r.replace("range", "multirange"), f) for r, f in _RANGES.items())},
@@ -174,7 +177,7 @@ class Rule:
 #: the types whose texts in their form are also checked as values (textvalues.py): a
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
-EXACT = frozenset({"cidr", "interval", "tsvector",
+EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 

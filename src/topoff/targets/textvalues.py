@@ -8,9 +8,10 @@ written ``empty``, its dates and timestamps real days within PostgreSQL's range,
 bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
 overlapping nor adjacent (PostgreSQL merges them); an interval whose months, days and
 microseconds fit PostgreSQL's integers; a tsvector's lexemes sorted and unique, each one's
-positions too. They run in Python, once a value, for these rare types only (an interval
-only when it holds a number of 9 digits or more: textforms.SUSPECT); a check never raises,
-a text it cannot read is refused.
+positions too; a txid_snapshot's or pg_snapshot's ``xmin:xmax:xip,...`` with 0 < xmin <=
+xip < xmax, the xips sorted and unique. They run in Python, once a value, for these rare
+types only (an interval only when it holds a number of 9 digits or more:
+textforms.SUSPECT); a check never raises, a text it cannot read is refused.
 """
 
 from __future__ import annotations
@@ -208,9 +209,22 @@ def tsvector_ok(text: str) -> bool:
     return True
 
 
+def snapshot_ok(text: str) -> bool:
+    """``xmin:xmax:xip,...``: 0 < xmin <= xmax, xmin <= each xip < xmax, ascending."""
+    xmin_text, xmax_text, xips = text.split(":")
+    xmin, xmax = int(xmin_text), int(xmax_text)
+    previous = xmin - 1
+    for x in (int(v) for v in xips.split(",") if v):
+        if not previous < x < xmax:
+            return False
+        previous = x
+    return 0 < xmin <= xmax
+
+
 #: name (Rule.exact) -> its check, of a text already in its type's form
 CHECKS: dict[str, Callable[[str], bool]] = {
     "cidr": cidr_ok, "interval": interval_ok, "tsvector": tsvector_ok,
+    "txid_snapshot": snapshot_ok, "pg_snapshot": snapshot_ok,
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
 }
