@@ -1,11 +1,11 @@
 """A text in the output form of a type DuckDB or Iceberg replicas hold as text that still
-spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a
-range with its bounds out of order or a day beyond its month, a daterange written
-``[a,b]``, a multirange's overlapping ranges, an interval overflowing its months, a
-tsvector's lexemes out of order, a snapshot's xip beyond its xmax) is refused by both
-targets as PostgreSQL's input function refuses it, and its canonical spelling is loaded:
-the test cluster's own cast of each text is the oracle. They were stored as written (a
-regular expression sees the form, not the value)."""
+spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a range
+with its bounds out of order or a day beyond its month, a daterange written ``[a,b]``, a
+multirange's overlapping ranges, an interval overflowing its months, a tsvector's lexemes
+out of order, a snapshot's xip beyond its xmax, a multi-dimensional array that is not
+rectangular) is refused by both targets as PostgreSQL's input function refuses it, and its
+canonical spelling is loaded: the test cluster's own cast of each text is the oracle. They
+were stored as written (a regular expression sees the form, not the value)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ from topoff.targets.iceberg.types import (
     Unparsable,
     ValueError_,
     array_delimiter,
+    array_element,
     convert,
     form_of,
 )
+from topoff.targets.textforms import EXACT
+from topoff.targets.textvalues import CHECKS
 
 #: (type, text): each refused or loaded as the test cluster's PostgreSQL does
 CASES = [
@@ -82,7 +85,25 @@ CASES = [
     ("txid_snapshot", "10:20:9"), ("txid_snapshot", "10:20:20"), ("txid_snapshot", "20:10:"),
     ("txid_snapshot", "0:20:"), ("txid_snapshot", "10:10:"), ("txid_snapshot", "10:20:14,14"),
     ("pg_snapshot", "1:18446744073709551615:"), ("pg_snapshot", "5:9:5,8"),
-    ("pg_snapshot", "5:9:8,5"),
+    ("pg_snapshot", "5:9:8,5"), ("integer[]", "{{1,2},{3,4}}"), ("integer[]", "{{1,2},{3}}"),
+    ("integer[]", "{{}}"), ("integer[]", "[0:1]={1,2}"), ("integer[]", "[0:2]={1,2}"),
+    ("integer[]", "[1:2]={1,2}"), ("integer[]", "[0:1][1:2]={{1,2},{3,4}}"),
+    ("integer[]", "[0:1]={{1,2},{3,4}}"), ("integer[]", "{{1,2},{3,x}}"),
+    ("integer[]", "{{1,2},{3,2147483648}}"), ("integer[]", "{{1,2},{NULL,4}}"),
+    ("integer[]", "{{{1}},{2}}"), ("integer[]", "{{1,2}"),
+    ("text[]", '{{a,"b c"},{NULL,""}}'), ("text[]", "{{a,b},{c}}"),
+    ("inet[]", "{{1.2.3.4,::1},{10.0.0.1/8,NULL}}"), ("inet[]", "{{1.2.3.4},{junk}}"),
+    ("cidr[]", "{{10.0.0.0/8},{10.0.0.1/8}}"), ("int4range[]", '{{"[1,2)"},{"[5,1)"}}'),
+    ("int4range[]", '{{"[1,2)"},{empty}}'),
+    ("double precision[]", "{{1.5,NaN},{-Infinity,2}}"),
+    ("double precision[]", "{{1.5},{abc}}"), ("date[]", "{{2024-02-29},{2024-02-30}}"),
+    ("date[]", '{{2024-02-29},{"0044-03-15 BC"}}'), ("boolean[]", "{{t,f},{f,t}}"),
+    ("boolean[]", "{{t,f},{f,yes}}"), ("box[]", "{{(1,1),(0,0);(3,2),(1,1)}}"),
+    ("box[]", "{{(1,1),(0,0)};{(3,2),(1,1)}}"), ("date", "2024-02-29"),
+    ("date", "2024-02-30"), ("date", "2023-02-29"), ("date", "2024-04-31"),
+    ("timestamp without time zone", "2024-02-30 00:00:00"),
+    ("timestamp with time zone", "2024-02-30 00:00:00+00"),
+    ("timestamp(3) without time zone", "2023-02-29 00:00:00.5"), ("numeric[]", "{1.5,abc}"),
 ]
 
 
@@ -120,7 +141,7 @@ def _iceberg(pg_type: str, text: str) -> str:
     c = Column("c", pg_type)
     try:
         convert(pa.array([text], pa.string()), schema_of([c]).fields[0].field_type,
-                array_delimiter(c), form_of(c))
+                array_delimiter(c), form_of(c), array_element(c))
     except Unparsable:
         return "refused"
     except ValueError_:
@@ -146,3 +167,6 @@ def test_a_text_in_its_types_form_is_refused_as_postgresql_refuses_its_value(db)
     assert not wrong, "\n".join(map(repr, wrong))
     assert verdicts == {"loaded", "refused"}
 
+
+def test_every_type_with_a_value_check_has_one():
+    assert set(CHECKS) == EXACT

@@ -8,10 +8,11 @@ written ``empty``, its dates and timestamps real days within PostgreSQL's range,
 bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
 overlapping nor adjacent (PostgreSQL merges them); an interval whose months, days and
 microseconds fit PostgreSQL's integers; a tsvector's lexemes sorted and unique, each one's
-positions too; a txid_snapshot's or pg_snapshot's ``xmin:xmax:xip,...`` with 0 < xmin <=
-xip < xmax, the xips sorted and unique. They run in Python, once a value, for these rare
-types only (an interval only when it holds a number of 9 digits or more:
-textforms.SUSPECT); a check never raises, a text it cannot read is refused.
+positions too; a txid_snapshot's or pg_snapshot's ``xmin:xmax:xip,...`` with
+0 < xmin <= xip < xmax, the xips sorted and unique; a multi-dimensional array's text
+well formed and rectangular. They run in Python, once a value, for these rare types only
+(an interval only when it holds a number of 9 digits or more: textforms.SUSPECT); a check
+never raises, a text it cannot read is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from topoff.targets.textforms import FLOAT, rule
 
 _I32 = 2**31
 _I64 = 2**63
@@ -231,9 +234,119 @@ CHECKS: dict[str, Callable[[str], bool]] = {
 
 
 def exact(name: str, text: str) -> bool:
-    """Whether ``text`` (in the form of its type) passes the check ``name``; never raises."""
+    """Whether ``text`` (in the form of its type) passes the check ``name``; never raises.
+    ``array:<type>``: a multi-dimensional array's text (:func:`_array_ok`) whose elements
+    are in the form of ``<type>`` (textforms.py) and pass its check."""
     try:
+        if name.startswith("array:"):
+            return _array_ok(text, _element_check(name[6:]), ";" if name == "array:box" else ",")
         return CHECKS[name](text)
-    except (ValueError, ArithmeticError, LookupError, TypeError):
+    except (ValueError, ArithmeticError, LookupError, TypeError, RecursionError):
         return False
 
+
+def _integer(bits: int) -> Callable[[str], bool]:
+    return lambda e: _INTEGER.fullmatch(e) is not None and -(2 ** bits) <= int(e) < 2 ** bits
+
+
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT_RE = re.compile(FLOAT)
+#: the elements of the types DuckDB lists hold, as array_out writes them
+_OWN: dict[str, Callable[[str], bool]] = {
+    "smallint": _integer(15), "integer": _integer(31), "bigint": _integer(63),
+    "boolean": lambda e: e in ("t", "f"), "date": lambda e: _date(e) is not None,
+    "real": lambda e: _FLOAT_RE.fullmatch(e) is not None,
+    "double precision": lambda e: _FLOAT_RE.fullmatch(e) is not None,
+}
+
+
+@functools.cache
+def _element_check(pg_type: str) -> Callable[[str], bool] | None:
+    r = rule(pg_type)
+    if r is None:
+        return _OWN.get(pg_type)
+    form = re.compile(r.pattern) if r.pattern else None
+    # labels (enums) are checked by the targets themselves; lengths are character counts
+
+    def ok(e: str) -> bool:
+        if form is not None and not form.fullmatch(e):
+            return False
+        if r.length is not None and len(e) != r.length:
+            return False
+        if r.longest is not None and len(e) > r.longest:
+            return False
+        return r.exact is None or exact(r.exact, e)
+    return ok
+
+
+#: an element as array_out writes it (quoted, or none of these characters), by delimiter
+_ELEMENT = {d: re.compile(r'"(?:[^"\\]|\\.)*"|[^{}"\\ \t\n\r\v\f' + d + "]+") for d in ",;"}
+_DIMS = re.compile(r"((?:\[-?[0-9]+:-?[0-9]+\])+)=")
+
+
+def _nested(text: str, pos: int, elements: list[str], delimiter: str,
+            depth: int = 1) -> tuple[object, int]:
+    """The shape of the array text at ``pos`` (``{``): a list of the shapes of its
+    sub-arrays, or the number of its elements (appended to ``elements``, NULL left out);
+    ValueError when malformed or deeper than PostgreSQL's 6 dimensions."""
+    if text[pos] != "{" or depth > 6:
+        raise ValueError(pos)
+    pos += 1
+    if text[pos] == "{":
+        subs = []
+        while True:
+            shape, pos = _nested(text, pos, elements, delimiter, depth + 1)
+            subs.append(shape)
+            if text[pos] == "}":
+                return subs, pos + 1
+            if text[pos] != delimiter:
+                raise ValueError(pos)
+            pos += 1
+    count = 0
+    while True:
+        m = _ELEMENT[delimiter].match(text, pos)
+        if m is None:
+            raise ValueError(pos)
+        if m[0] != "NULL":
+            elements.append(m[0][1:-1].replace('\\"', '"').replace("\\\\", "\\")
+                            if m[0][0] == '"' else m[0])
+        count, pos = count + 1, m.end()
+        if text[pos] == "}":
+            return count, pos + 1
+        if text[pos] != delimiter:
+            raise ValueError(pos)
+        pos += 1
+
+
+def _lengths(shape: object) -> list[int] | None:
+    """Each dimension's length of a rectangular shape (None: not rectangular)."""
+    if isinstance(shape, int):
+        return [shape]
+    assert isinstance(shape, list)
+    inner = [_lengths(s) for s in shape]
+    if any(i is None or i != inner[0] for i in inner):
+        return None
+    return [len(shape), *inner[0]]  # type: ignore[misc]
+
+
+def _array_ok(text: str, element: Callable[[str], bool] | None = None,
+             delimiter: str = ",") -> bool:
+    """An array's text as array_out writes it (``{}``, ``{{1,2},{3,4}}``, ``[0:1]={a,b}``):
+    well formed, rectangular, bounds (written only when one is not 1) matching its
+    lengths, each element passing ``element``; ``delimiter``: ``;`` for a box[]."""
+    m = _DIMS.match(text)
+    body = text[m.end():] if m else text
+    if body == "{}":
+        return m is None
+    elements: list[str] = []
+    shape, end = _nested(body, 0, elements, delimiter)
+    lengths = _lengths(shape)
+    if end != len(body) or lengths is None:
+        return False
+    if m:
+        pairs = [tuple(map(int, d.split(":"))) for d in m[1][1:-1].split("][")]
+        if len(pairs) != len(lengths) or all(lo == 1 for lo, _ in pairs) or any(
+                hi - lo + 1 != n or not -_I32 <= lo <= hi < _I32
+                for (lo, hi), n in zip(pairs, lengths, strict=True)):
+            return False
+    return element is None or all(element(e) for e in elements)

@@ -1,9 +1,9 @@
-"""The texts a load keeps as they are checked as values, beyond their form (textvalues.py): a
-cidr's bits right of its mask, a range's bounds in order... A Python function a value,
-before the load: for the few types that have such a check, on the texts in their form
-(checked.py refuses the others itself), in one pass over the source. A text that fails
-stops the load with the error checked.py's expressions raise (a damaged publication, exit
-6), before anything of it is applied.
+"""The texts a load keeps as they are checked as values, beyond their form (textvalues.py):
+a cidr's bits right of its mask, a range's bounds in order, a multi-dimensional array's
+shape... A Python function a value, before the load: for the few types that have such a
+check, on the texts in their form (checked.py refuses the others itself), in one pass over
+the source. A text that fails stops the load with the error checked.py's expressions
+raise (a damaged publication, exit 6), before anything of it is applied.
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ def _checks(c: Column, widened: set[str]) -> list[tuple[str, str]]:
     x = duck_ident(c.name)
     if f.kind == "array" and f.element is not None and (
             c.name in widened or duckdb_type(c) == "VARCHAR"):
-        r = rule(f.element.pg_type)  # a one-dimensional array's elements
-        if r is None or r.exact is None:
-            return []
-        return [(f"CASE WHEN topoff_pg_array_ok({x}) THEN list_filter("
-                 f"topoff_pg_array_trimmed({x}), lambda topoff_e: "
-                 f"{form_ok('topoff_e', r)}) END", r.exact)]
+        # a multi-dimensional array's text, whole; a one-dimensional one's elements
+        out = [(f"CASE WHEN NOT topoff_pg_array_ok({x}) THEN [{x}] END",
+                "array:" + f.element.pg_type)]
+        r = rule(f.element.pg_type)
+        if r is not None and r.exact is not None:
+            out.append((f"CASE WHEN topoff_pg_array_ok({x}) THEN list_filter("
+                        f"topoff_pg_array_trimmed({x}), lambda topoff_e: "
+                        f"{form_ok('topoff_e', r)}) END", r.exact))
+        return out
     r = rule(c.type)
     if f.kind == "array" or r is None or r.exact is None:
         return []

@@ -28,6 +28,7 @@ from topoff.targets.iceberg.types import (
     Unparsable,
     ValueError_,
     array_delimiter,
+    array_element,
     arrow_type,
     convert,
     form_of,
@@ -102,10 +103,10 @@ def arrow_schema(schema: Schema) -> pa.Schema:
                       for f in schema.fields])
 
 
-def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: str,
+def _column(batch: pa.RecordBatch, name: str, t: Any, delimiter: tuple[str, str],
             form: Rule | None) -> pa.Array:
     try:
-        return convert(batch.column(name), t, delimiter, form)
+        return convert(batch.column(name), t, delimiter[0], form, delimiter[1])
     except ValueError_ as e:
         raise type(e)(f"column {name} ({t}): {e}") from None
 
@@ -119,7 +120,7 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
     target = arrow_schema(schema)
     names = [c.name for c in columns]
     types = {f.name: f.field_type for f in schema.fields}
-    delimiters = {c.name: array_delimiter(c) for c in columns}
+    delimiters = {c.name: (array_delimiter(c), array_element(c)) for c in columns}
     forms = {c.name: form_of(c) for c in columns}
     with path.open("rb") as raw:
         try:
@@ -164,7 +165,7 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
 
 def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
             types: dict[str, Any],
-            how: tuple[dict[str, str], dict[str, Rule | None]],
+            how: tuple[dict[str, tuple[str, str]], dict[str, Rule | None]],
             checked: Checked | None) -> Iterator[pa.RecordBatch]:
     delimiters, forms = how
     reader = pacsv.open_csv(

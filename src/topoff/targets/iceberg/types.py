@@ -173,11 +173,19 @@ def _first_line(e: Exception) -> str:
     return str(e).splitlines()[0].split(": expected")[0][:160]
 
 
-def _array(text: str, delimiter: str) -> list[str | None]:
+def array_element(c: Column) -> str:
+    """The PostgreSQL type of the elements of ``c`` (an array), else ``""``."""
+    f = family(c.type, c.enum)
+    return f.element.pg_type if f.element is not None else ""
+
+
+def _array(text: str, delimiter: str, element: str) -> list[str | None]:
+    """An array's elements; a valid multi-dimensional array (``element``'s, textvalues.py)
+    ValueError_: Iceberg has no type for it; any other text Unparsable."""
     try:
         return parse_pg_array(text, delimiter)
     except ValueError_ as e:
-        if not _NO_ICEBERG_LIST.match(text):
+        if not _NO_ICEBERG_LIST.match(text) or not exact("array:" + element, text):
             raise Unparsable(f"{text[:60]!r}: {str(e).split(':')[0]}") from None
         raise ValueError_(f"{text[:60]!r}: {str(e).split(':')[0]} (Iceberg's lists have one "
                           "dimension and start at 1)") from None
@@ -314,13 +322,15 @@ def _formed(arr: pa.Array, r: Rule) -> None:
 
 
 def convert(arr: pa.Array, t: it.IcebergType, delimiter: str = ",",
-            form: Rule | None = None) -> pa.Array:
+            form: Rule | None = None, element: str = "") -> pa.Array:
     """The CSV text of one column (strings, None for NULL) as an Arrow array of type ``t``
-    (an array's elements separated by ``delimiter``, see :func:`array_delimiter`); texts
-    held as they are must be in ``form`` (:func:`form_of`), else Unparsable."""
+    (an array's elements, of the PostgreSQL type ``element``, separated by ``delimiter``,
+    see :func:`array_delimiter`); texts held as they are must be in ``form``
+    (:func:`form_of`), else Unparsable."""
     try:
         if isinstance(t, it.ListType):
-            lists = [None if v is None else _array(v, delimiter) for v in arr.to_pylist()]
+            lists = [None if v is None else _array(v, delimiter, element)
+                     for v in arr.to_pylist()]
             flat = pa.array([e for v in lists if v is not None for e in v], type=pa.string())
             if form is not None and isinstance(t.element_type, it.StringType):
                 _formed(flat, form)
