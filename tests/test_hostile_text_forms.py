@@ -90,6 +90,8 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "ch": ('"char"', ["a", "\\", "\u00e9", ""]),
     "ea": ("mood[]", ["{happy,\"it's ok\",NULL}"]),
     "sn": ("txid_snapshot", ["10:20:10,14,15", "10:20:", "1:18446744073709551615:"]),
+    "da": ("date[]", ['{2024-02-29,"0044-03-15 BC",infinity,NULL}']),
+    "tsa": ("timestamptz[]", ['{"2024-01-31 10:00:00.5+00",-infinity}']),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
 REFUSED = [
@@ -113,7 +115,7 @@ REFUSED = [
     ("en", "nope"), ("en", "HAPPY"), ("ea", "{nope}"),
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
-    ("net", "10.0.0.1/8"), ("r4", "[5,1)"), ("sn", "10:20:15,14"),
+    ("net", "10.0.0.1/8"), ("r4", "[5,1)"), ("sn", "10:20:15,14"), ("da", "{2023-02-29}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

@@ -104,6 +104,15 @@ CASES = [
     ("timestamp without time zone", "2024-02-30 00:00:00"),
     ("timestamp with time zone", "2024-02-30 00:00:00+00"),
     ("timestamp(3) without time zone", "2023-02-29 00:00:00.5"), ("numeric[]", "{1.5,abc}"),
+    ("date[]", "{2024-02-29,2024-02-30}"), ("date[]", '{2024-02-29,"0044-03-15 BC",infinity,NULL}'),
+    ("date[]", "{2024-1-01}"), ("date[]", '{"4714-11-23 BC"}'),
+    ("double precision[]", "{1.5,abc}"), ("double precision[]", "{1.5,NaN,-Infinity,1e+100}"),
+    ("real[]", "{1.5,x}"), ("timestamp without time zone[]", '{"2024-02-30 00:00:00"}'),
+    ("timestamp without time zone[]", '{"2024-02-29 10:00:00.5",infinity}'),
+    ("timestamp without time zone[]", '{"2024-01-01 24:00:00"}'),
+    ("timestamp with time zone[]", '{"2024-01-31 00:00:00+00"}'),
+    ("timestamp with time zone[]", '{"2023-02-29 00:00:00+00"}'),
+    ("timestamp with time zone[]", '{"2023-02-28 00:00:00+05"}'),
 ]
 
 

@@ -74,7 +74,7 @@ _MASK6 = r"/(12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 _INT4 = rf"-?{upto('2147483647')}|-2147483648"
 _INT8 = rf"-?{upto('9223372036854775807')}|-9223372036854775808"
 #: float8out with extra_float_digits > 0: the shortest text that reads back exactly
-FLOAT = _FLOAT = r"(-?[0-9]+(\.[0-9]+)?(e[+-][0-9]{2,3})?|-?Infinity|NaN)"
+_FLOAT = r"(-?[0-9]+(\.[0-9]+)?(e[+-][0-9]{2,3})?|-?Infinity|NaN)"
 _POINT = rf"\({_FLOAT},{_FLOAT}\)"
 _NUMERIC = r"(-?[1-9][0-9]*(\.[0-9]+)?|-?0\.[0-9]*[1-9][0-9]*|0(\.[0-9]+)?|-?Infinity)"
 _YEAR = r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3,6})"
@@ -177,7 +177,8 @@ class Rule:
 #: the types whose texts in their form are also checked as values (textvalues.py): a
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
-EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot",
+EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
+                   "timestamp",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 
@@ -215,6 +216,39 @@ def rule(pg_type: str) -> Rule | None:
     if form is None:
         return None
     return Rule(form, exact=p.base if p.base in EXACT else None, suspect=SUSPECT.get(p.base))
+
+
+#: what a day beyond its month, a date beyond PostgreSQL's, or 24:00:00 needs: a date or
+#: timestamp without it needs no check as a value
+_DAY_SUSPECT = r"-(29|3[01])|24:|BC|^[0-9]{5}"
+#: the elements of arrays kept as text (each checked in the array's text) of types whose
+#: values are not otherwise held as text
+_ELEMENTS = {
+    "real": Rule(_FLOAT), "double precision": Rule(_FLOAT),
+    "date": Rule(rf"{_DATE}( BC)?|{_INFINITY}", exact="date", suspect=_DAY_SUSPECT),
+    "timestamp": Rule(rf"{_STAMP}( BC)?|{_INFINITY}", exact="timestamp",
+                      suspect=_DAY_SUSPECT),
+    "timestamptz": Rule(rf"{_STAMP}\+00( BC)?|{_INFINITY}", exact="timestamp",
+                        suspect=_DAY_SUSPECT),
+}
+
+
+def element_rule(pg_type: str) -> Rule | None:
+    """The rule of an element of an array of ``pg_type`` kept as text: :func:`rule`'s, or
+    the form of a real, double precision, date, timestamp or timestamptz as array_out
+    writes it."""
+    found = rule(pg_type)
+    if found is not None:
+        return found
+    try:
+        p = parse_type(pg_type.strip())
+    except TypeNameError:
+        return None
+    if p.user or p.dims or p.mods:
+        return None
+    if p.base == "timestamp":
+        return _ELEMENTS["timestamptz" if p.suffix == "with time zone" else "timestamp"]
+    return _ELEMENTS.get(p.base)
 
 
 def _numeric(mods: tuple[int, ...]) -> str:

@@ -9,10 +9,12 @@ bound of a daterange written ``[a,b)``; a multirange's ranges in order, neither
 overlapping nor adjacent (PostgreSQL merges them); an interval whose months, days and
 microseconds fit PostgreSQL's integers; a tsvector's lexemes sorted and unique, each one's
 positions too; a txid_snapshot's or pg_snapshot's ``xmin:xmax:xip,...`` with
-0 < xmin <= xip < xmax, the xips sorted and unique; a multi-dimensional array's text
-well formed and rectangular. They run in Python, once a value, for these rare types only
-(an interval only when it holds a number of 9 digits or more: textforms.SUSPECT); a check
-never raises, a text it cannot read is refused.
+0 < xmin <= xip < xmax, the xips sorted and unique; a date's or timestamp's day within its
+month and PostgreSQL's range (the elements of a date[] or timestamp[]); a
+multi-dimensional array's text well formed and rectangular. They run in Python, once a
+value, for these rare types only (an interval only when it holds a number of 9 digits or
+more, a date or timestamp when its day is past the 28th...: the rule's ``suspect``); a
+check never raises, a text it cannot read is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from topoff.targets.textforms import FLOAT, rule
+from topoff.targets.textforms import element_rule
 
 _I32 = 2**31
 _I64 = 2**63
@@ -228,6 +230,7 @@ def snapshot_ok(text: str) -> bool:
 CHECKS: dict[str, Callable[[str], bool]] = {
     "cidr": cidr_ok, "interval": interval_ok, "tsvector": tsvector_ok,
     "txid_snapshot": snapshot_ok, "pg_snapshot": snapshot_ok,
+    "date": lambda t: _date(t) is not None, "timestamp": lambda t: _stamp(t) is not None,
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
 }
@@ -250,19 +253,16 @@ def _integer(bits: int) -> Callable[[str], bool]:
 
 
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-_FLOAT_RE = re.compile(FLOAT)
 #: the elements of the types DuckDB lists hold, as array_out writes them
 _OWN: dict[str, Callable[[str], bool]] = {
     "smallint": _integer(15), "integer": _integer(31), "bigint": _integer(63),
-    "boolean": lambda e: e in ("t", "f"), "date": lambda e: _date(e) is not None,
-    "real": lambda e: _FLOAT_RE.fullmatch(e) is not None,
-    "double precision": lambda e: _FLOAT_RE.fullmatch(e) is not None,
+    "boolean": lambda e: e in ("t", "f"),
 }
 
 
 @functools.cache
 def _element_check(pg_type: str) -> Callable[[str], bool] | None:
-    r = rule(pg_type)
+    r = element_rule(pg_type)
     if r is None:
         return _OWN.get(pg_type)
     form = re.compile(r.pattern) if r.pattern else None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import Family, parse_type
-from topoff.targets.textforms import Rule, rule
+from topoff.targets.textforms import Rule, element_rule, rule
 
 #: in the message of every error these expressions raise
 NOT_A_VALUE = " is not a value PostgreSQL reads as "
@@ -250,7 +250,7 @@ def form(x: str, c: Column, f: Family) -> str | None:
     such a type kept as its text: each element of a one-dimensional value checked so (a
     multi-dimensional one is kept as it is)."""
     if f.kind == "array":
-        r = rule(f.element.pg_type) if f.element is not None else None
+        r = element_rule(f.element.pg_type) if f.element is not None else None
         if r is None:
             return None
         each = f"list_bool_and(list_transform(topoff_pg_array_trimmed({x}), lambda topoff_e: " \

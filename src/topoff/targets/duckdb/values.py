@@ -17,7 +17,7 @@ from topoff.dataset.manifest import Column
 from topoff.pgtypes import family
 from topoff.targets.duckdb.checked import NOT_A_VALUE, form_ok
 from topoff.targets.duckdb.types import duckdb_type
-from topoff.targets.textforms import rule
+from topoff.targets.textforms import element_rule, rule
 from topoff.targets.textvalues import exact
 
 #: rows fetched at once
@@ -38,11 +38,12 @@ def _checks(c: Column, widened: set[str]) -> list[tuple[str, str]]:
         # a multi-dimensional array's text, whole; a one-dimensional one's elements
         out = [(f"CASE WHEN NOT topoff_pg_array_ok({x}) THEN [{x}] END",
                 "array:" + f.element.pg_type)]
-        r = rule(f.element.pg_type)
+        r = element_rule(f.element.pg_type)
         if r is not None and r.exact is not None:
+            suspect = f" AND regexp_matches(topoff_e, {_lit(r.suspect)})" if r.suspect else ""
             out.append((f"CASE WHEN topoff_pg_array_ok({x}) THEN list_filter("
                         f"topoff_pg_array_trimmed({x}), lambda topoff_e: "
-                        f"{form_ok('topoff_e', r)}) END", r.exact))
+                        f"{form_ok('topoff_e', r)}{suspect}) END", r.exact))
         return out
     r = rule(c.type)
     if f.kind == "array" or r is None or r.exact is None:

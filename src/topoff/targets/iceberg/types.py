@@ -43,7 +43,7 @@ from pyiceberg import types as it
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import family, parse_type
-from topoff.targets.textforms import NO_FRACTION, Rule, rule
+from topoff.targets.textforms import NO_FRACTION, Rule, element_rule, rule
 from topoff.targets.textvalues import exact
 
 #: Iceberg's decimal holds at most 38 digits; wider decimals are kept as text
@@ -293,7 +293,7 @@ def form_of(c: Column) -> Rule | None:
     one = f.element or f
     if one.kind == "enum" and c.enum is not None and parse_type(one.pg_type).user:
         return Rule("", labels=tuple(c.enum))  # (a MariaDB ENUM is text: it may hold '')
-    return rule(one.pg_type)
+    return element_rule(one.pg_type) if f.element is not None else rule(one.pg_type)
 
 
 def _formed(arr: pa.Array, r: Rule) -> None:
