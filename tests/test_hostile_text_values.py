@@ -133,8 +133,8 @@ def _duckdb(con: duckdb.DuckDBPyConnection, pg_type: str, text: str) -> str:
     c = Column("c", pg_type)
     con.execute("CREATE OR REPLACE TEMP TABLE source AS SELECT ?::VARCHAR AS c", [text])
     misfit = misfit_check("c", c)
-    row = con.execute(f"SELECT {misfit} FROM source").fetchone() if misfit else None
-    widened = {"c"} if row and row[0] else set()
+    rows = con.execute(f"SELECT {misfit} FROM source").fetchall() if misfit else []
+    widened = {"c"} if rows and rows[0][0] else set()
     try:
         check_values(con, [c], widened, "source")
         con.execute(f"SELECT CAST({load_expression('c', c, bool(widened))} AS VARCHAR) "

@@ -248,7 +248,7 @@ def form(x: str, c: Column, f: Family) -> str | None:
     """A type kept as text (inet, money, a range...): its text as PostgreSQL's output
     function writes it, as it is, or the error; None for a type without a rule. An array of
     such a type kept as its text: each element of a one-dimensional value checked so (a
-    multi-dimensional one is kept as it is)."""
+    multi-dimensional one is checked before the load: values.py)."""
     if f.kind == "array":
         r = element_rule(f.element.pg_type) if f.element is not None else None
         if r is None:

@@ -20,7 +20,7 @@ from topoff.targets.duckdb.types import duckdb_type
 from topoff.targets.textforms import element_rule, rule
 from topoff.targets.textvalues import exact
 
-#: rows fetched at once
+#: rows fetched at once (as Arrow: a tuple a row costs twice the checks)
 _BATCH = 10_000
 
 
@@ -59,14 +59,17 @@ def check_values(con: duckdb.DuckDBPyConnection, columns: Sequence[Column], wide
     checks = [(c, sql, name) for c in columns for sql, name in _checks(c, widened)]
     if not checks:
         return
-    cur = con.execute(f"SELECT {', '.join(sql for _, sql, _ in checks)} FROM {source} WHERE "
-                      + " OR ".join(f"({sql}) IS NOT NULL" for _, sql, _ in checks))
-    while rows := cur.fetchmany(_BATCH):
-        for row in rows:
-            for (c, _, name), texts in zip(checks, row, strict=True):
-                bad = next((t for t in texts or () if t is not None and not exact(name, t)),
-                           None)
+    reader = con.sql(
+        f"SELECT {', '.join(sql for _, sql, _ in checks)} FROM {source} WHERE "
+        + " OR ".join(f"({sql}) IS NOT NULL" for _, sql, _ in checks)).to_arrow_reader(_BATCH)
+    try:
+        for batch in reader:
+            for (c, _, name), texts in zip(checks, batch.columns, strict=True):
+                bad = next((t for t in texts.flatten().to_pylist()
+                            if t is not None and not exact(name, t)), None)
                 if bad is not None:
                     pg_type = family(c.type, c.enum).pg_type
                     raise duckdb.InvalidInputException(
                         f"column {c.name!r}: \"{bad[:40]}\"{NOT_A_VALUE}{pg_type}")
+    finally:
+        reader.close()  # else the connection refuses any other statement (a rollback)
