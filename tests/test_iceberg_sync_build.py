@@ -225,3 +225,40 @@ def test_read_ahead_stops_its_producer_when_the_caller_stops():
     assert next(it) == 0
     it.close()  # the producer is stopped and joined
     assert len(produced) < 10
+
+
+def test_a_commit_computes_the_table_metadata_once_per_change(standard, tmp_path,
+                                                              monkeypatch):
+    """pyiceberg's transaction applies its staged changes to a deep copy of the table's
+    metadata each time it is asked for it (a snapshot producer asks about ten times, the
+    copy grows with the table's snapshots): the metadata is computed again only when a
+    change was staged since."""
+    import pyiceberg.table as pt
+
+    db, url = standard
+    counts = {"computed": 0, "staged": 0, "commits": 0}
+    compute, stage, commit = pt.update_table_metadata, pt.Transaction._stage, \
+        pt.Transaction.commit_transaction
+
+    def computed(*args, **kwargs):
+        counts["computed"] += 1
+        return compute(*args, **kwargs)
+
+    def staged(self, *args, **kwargs):
+        counts["staged"] += 1
+        return stage(self, *args, **kwargs)
+
+    def committed(self):
+        counts["commits"] += 1
+        return commit(self)
+
+    monkeypatch.setattr(pt, "update_table_metadata", computed)
+    monkeypatch.setattr(pt.Transaction, "_stage", staged)
+    monkeypatch.setattr(pt.Transaction, "commit_transaction", committed)
+    target = catalog_file(tmp_path)
+    result = sync(url, target)
+    assert result.base_loaded and result.applied
+    assert counts["commits"] == 5  # one a table
+    # once for the state before each change, once for the commit
+    assert counts["computed"] <= counts["staged"] + counts["commits"], counts
+    assert_same(target, db)

@@ -42,6 +42,7 @@ from topoff.targets.iceberg.config import NAME, ensure_namespace
 from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
 from topoff.targets.iceberg.table import array_key
+from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.types import iceberg_type
 
 log = logging.getLogger("topoff")
@@ -253,7 +254,7 @@ class IcebergReplica:
         if table is None or h is None:
             raise ConfigError(f"{source.name}.{t.qualified} has no Iceberg table yet",
                               hint="run topoff replicate --once first")
-        with table.transaction() as txn:  # that property only: a refresh's state stays
+        with transaction(table) as txn:  # that property only: a refresh's state stays
             txn.set_properties({P + "paused": "true" if paused else "false"})
 
     def stored(self, namespaces: set[str]) -> list[Held]:

@@ -41,6 +41,7 @@ from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import csv_batches
 from topoff.targets.iceberg.replica_write import KEY_ROWS
 from topoff.targets.iceberg.rows import arrow_schema
+from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.write import append, committing, delete_keys, key_filter
 
 #: DuckDB's memory for the comparison; the rest spills to its temporary directory
@@ -195,7 +196,7 @@ def _compare_and_repair(table: Any, snapshot_id: int | None, schema: Any,
             if not gone and not rows:
                 return _report(con, report, started)
             props = {"topoff.replicate.source": name, "topoff.replicate.reconciled": "true"}
-            with table.transaction() as txn, no_empty_delete_warning():
+            with transaction(table) as txn, no_empty_delete_warning():
                 txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
                     snapshot_id=snapshot_id, ref="main"),))
                 _delete(txn, table, con, gone, keys, target, props)

@@ -31,6 +31,7 @@ from topoff.targets.iceberg.table import (
     state_of,
     table_name,
 )
+from topoff.targets.iceberg.txn import transaction
 
 log = logging.getLogger("topoff")
 ReadManifest = Callable[[Store, Publication], Manifest]
@@ -120,7 +121,7 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                 merged = later if n == len(groups) else []
                 replaced = [(m.tables[q], m) for _, m in merged
                             if not m.tables[q].unchanged_since]
-                with table.transaction() as txn:
+                with transaction(table) as txn:
                     rows, paths = load_files(table, ledger, entry, group,
                                              lambda f: fetcher.locate(base.id, f), base,
                                              opts.hook, txn, replaced)
@@ -296,5 +297,5 @@ def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
     if txn is not None:
         txn.set_properties(ledger.properties())
         return
-    with table.transaction() as own:
+    with transaction(table) as own:
         own.set_properties(ledger.properties())

@@ -46,6 +46,7 @@ from topoff.targets.iceberg.checked import Checked
 from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.rows import batches, gathered
 from topoff.targets.iceberg.table import TableLedger, summary, table_name
+from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.types import iceberg_type
 from topoff.targets.iceberg.write import append, delete_keys, key_filter
 
@@ -94,7 +95,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
     the rows: ``pub`` itself, or the one it marks the table unchanged since (when this
     replica passed over that one)."""
     if txn is None:
-        with table.transaction() as own:
+        with transaction(table) as own:
             return apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
     mode = {"append": "append", "upsert": "upsert"}.get(entry.method, "snapshot")
     ledger.sequence, ledger.publication = pub.sequence, pub.id
@@ -199,7 +200,7 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
     ``replaced`` (which the caller applies in the same ``txn``: it deletes that window) are
     left out: they would be written only to be deleted."""
     if txn is None:
-        with table.transaction() as own:
+        with transaction(table) as own:
             return load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
     last = group[-1][0]
     ledger.step = "ready" if last == len(entry.files) else f"file:{last}"

@@ -26,6 +26,7 @@ from topoff.targets.iceberg.read import batches
 from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.rows import gathered
 from topoff.targets.iceberg.table import P, replica_tables
+from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.write import committing
 
 #: the default size of a compacted file (Arrow bytes gathered per file written)
@@ -71,7 +72,7 @@ def compact_table(table: Any, target: int, dry_run: bool = False) -> tuple[int, 
     props = {k: v for k, v in summary.items() if k.startswith(P)} | {P + "compacted": "true"}
     rows = written = 0
     names = itertools.count()  # one counter for the snapshot: its files' names are unique
-    with table.transaction() as txn, \
+    with transaction(table) as txn, \
             txn.update_snapshot(snapshot_properties=props).overwrite() as snap:
         for group in groups:
             before = sum(t.file.record_count for t in group)

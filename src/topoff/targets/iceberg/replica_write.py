@@ -39,6 +39,7 @@ from topoff.targets.base import TableDef
 from topoff.targets.iceberg.quiet import no_empty_delete_warning
 from topoff.targets.iceberg.replica import Held, csv_batches, cursor_value
 from topoff.targets.iceberg.rows import gathered
+from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.types import iceberg_type
 from topoff.targets.iceberg.write import append, delete_keys, key_filter
 
@@ -110,7 +111,7 @@ def commit(table: Any, h: Held, change: Change, finish: Callable[[int], Held],
     (called once every row was read). Returns the rows written."""
     current = table.metadata.current_snapshot_id
     props = change.summary
-    with table.transaction() as txn, no_empty_delete_warning():  # a window or keys that are new
+    with transaction(table) as txn, no_empty_delete_warning():  # a window or keys that are new
         txn._apply((), (AssertRefSnapshotId(  # type: ignore[call-arg]
             snapshot_id=current, ref="main"),))
         if change.added or change.dropped:
