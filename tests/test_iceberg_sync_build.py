@@ -262,3 +262,33 @@ def test_a_commit_computes_the_table_metadata_once_per_change(standard, tmp_path
     # once for the state before each change, once for the commit
     assert counts["computed"] <= counts["staged"] + counts["commits"], counts
     assert_same(target, db)
+
+
+def test_a_commit_sets_the_ledger_s_properties_once(standard, tmp_path, monkeypatch):
+    """A table's first build and the partitions merged into its commit set the table's
+    properties once, the last ledger (each setting was a change of the commit: one more
+    application of the changes each time the metadata is computed); each partition still
+    has its own snapshot naming it."""
+    import pyiceberg.table as pt
+    from pyiceberg.table.update import SetPropertiesUpdate
+
+    db, url = standard
+    settings: dict[object, int] = {}  # by transaction (held: no id reused)
+    stage = pt.Transaction._stage
+
+    def staged(self, updates, *args, **kwargs):
+        n = sum(isinstance(u, SetPropertiesUpdate) for u in updates)
+        settings[self] = settings.get(self, 0) + n
+        return stage(self, updates, *args, **kwargs)
+
+    monkeypatch.setattr(pt.Transaction, "_stage", staged)
+    target = catalog_file(tmp_path)
+    result = sync(url, target)
+    assert len(result.applied) >= 2
+    assert len(settings) == 5 and set(settings.values()) == {1}, settings
+    msgs = iceberg_table(target, "public.messages")
+    assert msgs.properties["topoff.publication"] == result.applied[-1]
+    assert msgs.properties["topoff.step"] == "ready"
+    props = [s.summary.additional_properties for s in msgs.metadata.snapshots]
+    assert [p["topoff.publication"] for p in props] == [result.base_loaded, *result.applied]
+    assert_same(target, db)

@@ -65,7 +65,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     _one_name_each(have, base_manifest, partitions, state, opts.tables, settings.url)
 
     def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None) -> None:
-        """Publication ``pub`` into table ``q`` (in ``txn`` when given, else its commit).
+        """Publication ``pub`` into table ``q`` (in ``txn`` when given, where the caller
+        sets the ledger's properties, else its own commit).
         Its downloaded files are dropped once read (a first build that merges many
         partitions does not keep them all until its commit)."""
         entry = manifest.tables[q]
@@ -127,6 +128,8 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                                              opts.hook, txn, replaced)
                     for p, m in merged:
                         apply_one(p, m, q, txn)
+                    # the last ledger, once: each snapshot's summary names its publication
+                    txn.set_properties(ledger.properties())
                 for path in paths:
                     fetcher.release(path)
                 result.rows += rows
@@ -290,12 +293,11 @@ def _unapplied_source(store: Store, index: Index, table: Any, ledger: TableLedge
 def _pass_over(table: Any, ledger: TableLedger, pub: Publication | None,
                sequence: int | None = None, txn: Any = None) -> None:
     """Record a publication that leaves the table as it is (a properties-only commit, or
-    in ``txn``)."""
+    in ``txn``, where the caller sets the ledger's properties)."""
     ledger.sequence = pub.sequence if pub else (sequence or ledger.sequence)
     if pub is not None:
         ledger.publication = pub.id
     if txn is not None:
-        txn.set_properties(ledger.properties())
         return
     with transaction(table) as own:
         own.set_properties(ledger.properties())

@@ -90,13 +90,15 @@ def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> l
 def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[Path],
                 pub: Publication, manifest: Manifest, added: list[Column],
                 hook: Hook | None = None, txn: Any = None) -> int:
-    """One publication's files into one table, in one Iceberg commit (or in ``txn``, which
-    the caller commits). ``entry`` and ``manifest`` are those of the publication that holds
-    the rows: ``pub`` itself, or the one it marks the table unchanged since (when this
-    replica passed over that one)."""
+    """One publication's files into one table, in one Iceberg commit with the ledger's
+    properties (or in ``txn``, where the caller sets them, once, and commits). ``entry``
+    and ``manifest`` are those of the publication that holds the rows: ``pub`` itself, or
+    the one it marks the table unchanged since (when this replica passed over that one)."""
     if txn is None:
         with transaction(table) as own:
-            return apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
+            rows = apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
+            own.set_properties(ledger.properties())
+            return rows
     mode = {"append": "append", "upsert": "upsert"}.get(entry.method, "snapshot")
     ledger.sequence, ledger.publication = pub.sequence, pub.id
     ledger.definition.columns.extend(added)
@@ -144,7 +146,6 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             rows = append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
-        txn.set_properties(ledger.properties())
     return rows
 
 
@@ -194,14 +195,17 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
                replaced: Sequence[tuple[TableEntry, Manifest]] = ()
                ) -> tuple[int, list[Path]]:
     """Data files of a full export (numbered from 1, consecutive) into their table, in ONE
-    commit (or in ``txn``, which the caller commits) whose ledger says the last of them is
-    loaded; (rows written, the local paths read). Each file is checked while it is read
-    (rows.py): a damaged one commits nothing. Rows in the window of a partition of
-    ``replaced`` (which the caller applies in the same ``txn``: it deletes that window) are
-    left out: they would be written only to be deleted."""
+    commit whose ledger says the last of them is loaded (or in ``txn``, where the caller
+    sets the ledger's properties, once, and commits); (rows written, the local paths
+    read). Each file is checked while it is read (rows.py): a damaged one commits nothing.
+    Rows in the window of a partition of ``replaced`` (which the caller applies in the same
+    ``txn``: it deletes that window) are left out: they would be written only to be
+    deleted."""
     if txn is None:
         with transaction(table) as own:
-            return load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
+            out = load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
+            own.set_properties(ledger.properties())
+            return out
     last = group[-1][0]
     ledger.step = "ready" if last == len(entry.files) else f"file:{last}"
     if ledger.ready:
@@ -221,7 +225,6 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
     if hook:  # inside the transaction: a failure here commits nothing
         for _, f in group:
             hook("file_loaded", publication=pub.id, table=entry.qualified, file=f.path)
-    txn.set_properties(ledger.properties())
     return rows, paths
 
 
