@@ -268,3 +268,17 @@ def test_a_sql_catalog_made_by_two_processes_at_once(tmp_path: Path,
     monkeypatch.setattr(SqlCatalog, "__init__", raced)
     catalog = open_catalog(read_settings(f"iceberg:{path}"))
     assert catalog.namespace_exists("ns")
+
+
+def test_a_sync_does_not_import_the_export_modules():
+    """``topoff sync`` into Iceberg loads the modules it runs, not the export pipeline's
+    (the output helpers it shares with ``topoff export`` loaded them for their types)."""
+    code = ("import sys, click; from topoff.cli import cli; "
+            "assert cli.get_command(click.Context(cli), 'sync') is not None; "
+            "import topoff.sync.iceberg; "
+            "print(sorted(m for m in sys.modules if m.startswith(('topoff.export.full', "
+            "'topoff.export.runner', 'topoff.sources', 'topoff.dataset.retention', "
+            "'topoff.dataset.roots', 'topoff.dataset.publish'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parent.parent / "src")
+    assert out.stdout.strip() == "[]"

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import click
 from rich import filesize  # light: the console and tables load only when a listing is drawn
 
-from topoff.dataset.index import Index
-from topoff.dataset.retention import PruneResult
-from topoff.dataset.roots import FoundDataset
-from topoff.export.full import ExportResult
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: `topoff sync` loads no export module through this one
     from rich.text import Text
+
+    from topoff.dataset.index import Index
+    from topoff.dataset.retention import PruneResult
+    from topoff.dataset.roots import FoundDataset
+    from topoff.export.full import ExportResult
 
 
 def size(n: int) -> str:
