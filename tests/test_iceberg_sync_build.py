@@ -118,6 +118,28 @@ def test_a_damaged_file_among_several_commits_nothing_of_its_table(standard, tmp
     assert_same(target, db)
 
 
+
+def test_a_damaged_file_of_a_merged_partition_commits_nothing_of_its_table(standard, tmp_path):
+    """The partitions merged into a first build's commit are read by the thread that read
+    the full export: a damaged file of the last one is refused in the publication's order
+    (after the rows before it were written) and nothing of the table is committed."""
+    db, url = standard
+    result = sync(url, str(tmp_path / "probe.duckdb"))
+    last = result.applied[-1]
+    victim = next(Path(url, last, "data").glob("public.messages.*.csv.zst"))
+    original = victim.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x55
+    victim.write_bytes(bytes(data))
+    target = catalog_file(tmp_path)
+    with pytest.raises(IntegrityError, match=last):
+        sync(url, target)
+    msgs = iceberg_table(target, "public.messages")
+    assert msgs.current_snapshot() is None and msgs.properties["topoff.step"] == "schema"
+    victim.write_bytes(original)
+    assert sync(url, target).applied == result.applied
+    assert_same(target, db)
+
 # -- one file, checked while it is read --------------------------------------------------
 
 COLUMNS = [Column("id", "bigint", logical=from_pg_type("bigint")),
@@ -291,4 +313,37 @@ def test_a_commit_sets_the_ledger_s_properties_once(standard, tmp_path, monkeypa
     assert msgs.properties["topoff.step"] == "ready"
     props = [s.summary.additional_properties for s in msgs.metadata.snapshots]
     assert [p["topoff.publication"] for p in props] == [result.base_loaded, *result.applied]
+    assert_same(target, db)
+
+
+def test_a_partition_is_read_while_the_rows_before_it_are_written(standard, tmp_path,
+                                                                    monkeypatch):
+    """In a first build's commit, the reading thread goes on to the first partition's
+    files as soon as it has handed over the full export's last rows, while those are
+    written (each partition's read began only once the rows before it were written: a
+    publication of one batch was read, then written, never both at once)."""
+    import threading
+
+    db, url = standard
+    started = threading.Event()
+    waited: list[bool] = []
+    read, write = iceberg_apply.batches, iceberg_apply.append
+
+    def reading(path, name, *args, **kwargs):
+        if name.startswith("incremental/") and "/public.messages." in name:
+            started.set()
+        return read(path, name, *args, **kwargs)
+
+    def writing(txn, table, tables, props):
+        rows = write(txn, table, tables, props)
+        if table.name()[-1] == "messages" and props["topoff.publication"].startswith(
+                "full/"):
+            waited.append(started.wait(timeout=60))  # its rows all taken
+        return rows
+
+    monkeypatch.setattr(iceberg_apply, "batches", reading)
+    monkeypatch.setattr(iceberg_apply, "append", writing)
+    target = catalog_file(tmp_path)
+    result = sync(url, target)
+    assert result.applied and waited == [True]
     assert_same(target, db)

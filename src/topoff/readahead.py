@@ -67,3 +67,36 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
         stop.set()
         if not interrupted:
             worker.join()
+
+
+_NEXT = object()
+
+
+def _flat(streams: Iterator[Iterator[T]]) -> Iterator[object]:
+    for stream in streams:
+        yield from stream  # closed with this generator
+        yield _NEXT
+
+
+def ahead_each(streams: Iterator[Iterator[T]], name: str = "topoff-read"
+               ) -> Iterator[Iterator[T]]:
+    """Each stream of ``streams`` (made when the one before it has ended) produced by ONE
+    thread (``ahead``), which goes on to the next stream as soon as the consumer has taken
+    the last item of one: the next stream's first item is read while the consumer still
+    works on that last item. The same bound: at most one item waiting. The streams must
+    be consumed in order, each to its end; closing the result stops the thread."""
+    flat = ahead(_flat(streams), name=name)
+
+    def one() -> Iterator[T]:
+        for item in flat:
+            if item is _NEXT:
+                return
+            yield item  # type: ignore[misc]
+
+    try:
+        while True:
+            yield one()
+    finally:
+        close = getattr(flat, "close", None)
+        if close is not None:
+            close()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from topoff.dataset.index import Index, Publication
@@ -20,6 +22,7 @@ from topoff.sync.iceberg_apply import (
     load_files,
     refuse_options,
 )
+from topoff.sync.iceberg_chain import chained
 from topoff.sync.plan import plan_sync, rebase_hint, select_tables
 from topoff.targets.iceberg.config import CatalogSettings, open_catalog
 from topoff.targets.iceberg.table import (
@@ -64,11 +67,13 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
     base_manifest = read_manifest(store, plan.base) if plan.base is not None else None
     _one_name_each(have, base_manifest, partitions, state, opts.tables, settings.url)
 
-    def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None) -> None:
+    def apply_one(pub: Publication, manifest: Manifest, q: str, txn: Any = None,
+                  given: tuple[Iterator[Any], list[Path]] | None = None) -> None:
         """Publication ``pub`` into table ``q`` (in ``txn`` when given, where the caller
         sets the ledger's properties, else its own commit).
         Its downloaded files are dropped once read (a first build that merges many
-        partitions does not keep them all until its commit)."""
+        partitions does not keep them all until its commit). ``given``: its rows read by
+        the caller's thread (publication_rows) and the list their paths go to."""
         entry = manifest.tables[q]
         table, ledger = have[q]
         added = check_columns(ledger, entry, pub)
@@ -79,8 +84,9 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
             _pass_over(table, ledger, pub, txn=txn)
             return
         src_pub, src_manifest, src = source
-        paths = fetch_all(fetcher, src_pub, src)
-        rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook, txn)
+        paths = given[1] if given else fetch_all(fetcher, src_pub, src)
+        rows = apply_table(table, ledger, src, paths, pub, src_manifest, added, opts.hook, txn,
+                           given[0] if given else None)
         if rows != src.rows:
             raise TargetError(f"{src_pub.id} {q}: loaded {rows} rows, the manifest says "
                               f"{src.rows}", hint="republish the dataset")
@@ -122,12 +128,14 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
                 merged = later if n == len(groups) else []
                 replaced = [(m.tables[q], m) for _, m in merged
                             if not m.tables[q].unchanged_since]
-                with transaction(table) as txn:
+                with transaction(table) as txn, contextlib.closing(chained(
+                        ledger, q, merged, txn.table_metadata.schema(), fetcher)) as chain:
                     rows, paths = load_files(table, ledger, entry, group,
                                              lambda f: fetcher.locate(base.id, f), base,
-                                             opts.hook, txn, replaced)
+                                             opts.hook, txn, replaced, chain.first(
+                                                 entry, group, base, replaced))
                     for p, m in merged:
-                        apply_one(p, m, q, txn)
+                        apply_one(p, m, q, txn, chain.next())
                     # the last ledger, once: each snapshot's summary names its publication
                     txn.set_properties(ledger.properties())
                 for path in paths:

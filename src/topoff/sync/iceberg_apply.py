@@ -89,11 +89,14 @@ def check_columns(ledger: TableLedger, entry: TableEntry, pub: Publication) -> l
 
 def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[Path],
                 pub: Publication, manifest: Manifest, added: list[Column],
-                hook: Hook | None = None, txn: Any = None) -> int:
+                hook: Hook | None = None, txn: Any = None,
+                given: Iterator[pa.Table] | None = None) -> int:
     """One publication's files into one table, in one Iceberg commit with the ledger's
     properties (or in ``txn``, where the caller sets them, once, and commits). ``entry``
     and ``manifest`` are those of the publication that holds the rows: ``pub`` itself, or
-    the one it marks the table unchanged since (when this replica passed over that one)."""
+    the one it marks the table unchanged since (when this replica passed over that one).
+    ``given``: its rows as publication_rows makes them, read by the caller's thread
+    (``paths`` then unused; no column added)."""
     if txn is None:
         with transaction(table) as own:
             rows = apply_table(table, ledger, entry, paths, pub, manifest, added, hook, own)
@@ -109,9 +112,13 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
                 for c in added:
                     upd.add_column((c.name,), iceberg_type(c))  # a tuple: "a.b" is a name
         schema = txn.table_metadata.schema()
-        stream = (b for p, f in zip(paths, entry.files, strict=True)
-                  for b in batches(p, f"{pub.id}/{f.path}", list(entry.columns), schema,
-                                   checked(f"{pub.id}/{f.path}", f)))
+        order = iter(paths)  # the files' paths, in their order
+
+        def located(_f: DataFile) -> Path:
+            return next(order)
+
+        tables = given if given is not None else \
+            ahead(publication_rows(entry, located, pub, schema, []))
         # a table without a snapshot holds no row: no delete to plan (pyiceberg's costs
         # a snapshot producer, 40 ms a table, for nothing)
         empty = txn.table_metadata.current_snapshot() is None
@@ -130,7 +137,7 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             rows, keys = 0, list(entry.primary_key)
             numbers, spans = _text_keys(entry, schema, "decimal"), _text_keys(entry, schema,
                                                                                "interval")
-            for t in ahead(gathered(stream, 0)):
+            for t in tables:
                 _no_null_key(pub, entry, t)
                 for start in range(0, t.num_rows, UPSERT_ROWS):
                     part = t.slice(start, UPSERT_ROWS)
@@ -143,10 +150,40 @@ def apply_table(table: Any, ledger: TableLedger, entry: TableEntry, paths: list[
             if rows == 0:
                 append(txn, table, iter(()), props)
         else:
-            rows = append(txn, table, ahead(gathered(stream, WRITE_BYTES)), props)
+            rows = append(txn, table, tables, props)
         if hook:  # inside the transaction: a failure here commits nothing
             hook("table_applied", publication=pub.id, table=entry.qualified)
     return rows
+
+
+def publication_rows(entry: TableEntry, locate: Callable[[DataFile], Path],
+                     pub: Publication, schema: Any, paths: list[Path]) -> Iterator[pa.Table]:
+    """A publication's rows of one table as apply_table writes them (gathered up to
+    WRITE_BYTES; an upsert's batch by batch), each file located as it is read (its path
+    added to ``paths``) and checked."""
+    def stream() -> Iterator[pa.RecordBatch]:
+        for f in entry.files:
+            paths.append(locate(f))
+            name = f"{pub.id}/{f.path}"
+            yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
+
+    return gathered(stream(), 0 if entry.method == "upsert" else WRITE_BYTES)
+
+
+def full_rows(entry: TableEntry, group: list[tuple[int, DataFile]],
+              locate: Callable[[DataFile], Path], pub: Publication, schema: Any,
+              replaced: Sequence[tuple[TableEntry, Manifest]], paths: list[Path]
+              ) -> Iterator[pa.Table]:
+    """The rows of a full export's files ``group`` as load_files writes them (gathered,
+    less those of the windows ``replaced`` deletes), each file located as it is read (its
+    path added to ``paths``) and checked."""
+    def stream() -> Iterator[pa.RecordBatch]:
+        for _, f in group:
+            paths.append(locate(f))
+            name = f"{pub.id}/{f.path}"
+            yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
+
+    return _outside(gathered(stream(), WRITE_BYTES), replaced)
 
 
 def _text_keys(entry: TableEntry, schema: Any, kind: str) -> set[str]:
@@ -192,7 +229,8 @@ def commit_groups(files: list[DataFile], done: int, limit: int | None = None
 def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
                group: list[tuple[int, DataFile]], locate: Callable[[DataFile], Path],
                pub: Publication, hook: Hook | None = None, txn: Any = None,
-               replaced: Sequence[tuple[TableEntry, Manifest]] = ()
+               replaced: Sequence[tuple[TableEntry, Manifest]] = (),
+               given: tuple[Iterator[pa.Table], list[Path]] | None = None
                ) -> tuple[int, list[Path]]:
     """Data files of a full export (numbered from 1, consecutive) into their table, in ONE
     commit whose ledger says the last of them is loaded (or in ``txn``, where the caller
@@ -200,10 +238,12 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
     read). Each file is checked while it is read (rows.py): a damaged one commits nothing.
     Rows in the window of a partition of ``replaced`` (which the caller applies in the same
     ``txn``: it deletes that window) are left out: they would be written only to be
-    deleted."""
+    deleted. ``given``: those rows as full_rows makes them, read by the caller's thread, and
+    the list their paths go to."""
     if txn is None:
         with transaction(table) as own:
-            out = load_files(table, ledger, entry, group, locate, pub, hook, own, replaced)
+            out = load_files(table, ledger, entry, group, locate, pub, hook, own, replaced,
+                             given)
             own.set_properties(ledger.properties())
             return out
     last = group[-1][0]
@@ -211,16 +251,12 @@ def load_files(table: Any, ledger: TableLedger, entry: TableEntry,
     if ledger.ready:
         ledger.sequence, ledger.publication = pub.sequence, pub.id
     props = summary(ledger, None, pub.manifest_sha256)
-    paths: list[Path] = []
-
-    def stream(schema: Any) -> Iterator[pa.RecordBatch]:
-        for _, f in group:
-            paths.append(locate(f))
-            name = f"{pub.id}/{f.path}"
-            yield from batches(paths[-1], name, list(entry.columns), schema, checked(name, f))
-
-    tables = ahead(_outside(gathered(stream(txn.table_metadata.schema()), WRITE_BYTES),
-                            replaced))
+    if given is not None:
+        tables, paths = given
+    else:
+        paths = []
+        tables = ahead(full_rows(entry, group, locate, pub, txn.table_metadata.schema(),
+                                 replaced, paths))
     rows = append(txn, table, tables, props)
     if hook:  # inside the transaction: a failure here commits nothing
         for _, f in group:
