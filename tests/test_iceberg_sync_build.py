@@ -17,7 +17,7 @@ from test_iceberg_sync import CHUNK, Crash, assert_same, catalog_file, iceberg_t
 from topoff.dataset.logical import from_pg_type
 from topoff.dataset.manifest import Column, DataFile
 from topoff.errors import IntegrityError, TargetError
-from topoff.readahead import ahead
+from topoff.readahead import ahead, ahead_each
 from topoff.sync import SyncOptions, iceberg_apply, sync
 from topoff.sync.iceberg_apply import checked
 from topoff.targets.iceberg.rows import batches
@@ -248,6 +248,34 @@ def test_read_ahead_stops_its_producer_when_the_caller_stops():
     it.close()  # the producer is stopped and joined
     assert len(produced) < 10
 
+
+
+def test_read_ahead_of_several_streams_keeps_each_and_stops_when_closed():
+    """ahead_each: one thread for streams consumed in order, each to its end; a stream's
+    error is raised in its turn; closing the result stops the thread and every stream
+    not yet made is never made."""
+    made: list[int] = []
+
+    def stream(n: int):
+        made.append(n)
+        yield from range(n * 10, n * 10 + 3)
+        if n == 2:
+            raise IntegrityError("broken", hint="h")
+
+    def streams():
+        for n in range(5):
+            yield stream(n)
+
+    each = ahead_each(streams())
+    assert list(next(each)) == [0, 1, 2]
+    assert list(next(each)) == [10, 11, 12]
+    got = []
+    with pytest.raises(IntegrityError, match="broken"):
+        for x in next(each):
+            got.append(x)
+    assert got == [20, 21, 22]
+    each.close()  # the thread is stopped and joined
+    assert made == [0, 1, 2]
 
 def test_a_commit_computes_the_table_metadata_once_per_change(standard, tmp_path,
                                                               monkeypatch):
