@@ -97,8 +97,10 @@ def _status(target: Target, dataset: str, target_location: str, check_origin: bo
         last_applied=applied[0][0] if applied else None,
         last_applied_at=_text(applied[0][6]) if applied else None,
         since=_text(state.since))
-    for t in Ledger(target).table_defs(dataset).values():
-        exists = target.table_exists(t.target)
+    defs = list(Ledger(target).table_defs(dataset).values())
+    there = target.existing_tables(t.target for t in defs)
+    for t in defs:
+        exists = t.target in there
         s.tables.append(TableStatus(
             t.source, str(t.target), t.method, target.count(t) if exists else 0,
             _text(target.max_cursor(t)) if exists else None))

@@ -172,8 +172,9 @@ def sync(origin: str, target_location: str, opts: SyncOptions | None = None) -> 
 
 def rows_held(target: Target, dataset: str) -> int:
     """Rows in the replica's tables of ``dataset``."""
-    return sum(target.count(t) for t in Ledger(target).table_defs(dataset).values()
-               if target.table_exists(t.target))
+    defs = list(Ledger(target).table_defs(dataset).values())
+    there = target.existing_tables(t.target for t in defs)
+    return target.count_all(t for t in defs if t.target in there)
 
 
 def _has_ledger(target: Target) -> bool:

@@ -34,6 +34,8 @@ def check_landing(target: Target, new: Iterable[TableDef],
         return fold(d.target.schema, target.folds_case), fold(d.target.name, target.folds_case)
 
     seen = {key(d): d for d in held}
+    new = list(new)
+    existing = target.existing_tables(d.target for d in new)
     for d in new:
         why = reserved_schema(d.target.schema, target.folds_case)
         if why:
@@ -48,7 +50,7 @@ def check_landing(target: Target, new: Iterable[TableDef],
                 hint="DuckDB's names ignore the case of letters: leave one of them out with "
                 "--tables, or use a PostgreSQL or Iceberg replica" if case else
                 "leave one of them out with --tables, or sync without --schema")
-        if target.table_exists(d.target):
+        if d.target in existing:
             raise TargetError(f"table {d.target} already exists in {target.url} and is not "
                               "part of this replica",
                               hint="drop it, or sync into another schema with --schema")

@@ -54,7 +54,8 @@ def ensure_ledger(target: Target) -> None:
     sync then holds the ledger lock shared until it ends: :func:`drop_unused_ledger` drops
     the ledger only while no other sync holds it."""
     if not _shared_server(target):
-        Ledger(target).ensure_ledger()
+        if not Ledger(target).has_ledger():  # else six statements to create nothing
+            Ledger(target).ensure_ledger()
         return
     key = lock_key(LEDGER_LOCK)
     P = target.P

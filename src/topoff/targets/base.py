@@ -221,6 +221,10 @@ class Target(ABC):
     @abstractmethod
     def table_exists(self, ref: TableRef) -> bool: ...
 
+    def existing_tables(self, refs: Iterable[TableRef]) -> set[TableRef]:
+        """Those of ``refs`` that :meth:`table_exists` finds."""
+        return {r for r in refs if self.table_exists(r)}
+
     @abstractmethod
     def create_table(self, table: TableDef) -> None:
         """CREATE SCHEMA IF NOT EXISTS, then the table (no keys: they come after the load)."""
@@ -314,6 +318,15 @@ class Target(ABC):
     def count(self, table: TableDef) -> int:
         ref = table.target
         return int(self.execute(f"SELECT count(*) FROM {self.ident(ref.schema, ref.name)}")[0][0])
+
+    def count_all(self, tables: Iterable[TableDef]) -> int:
+        """The rows of all ``tables`` together, in one query."""
+        counts = " UNION ALL ".join(
+            f"SELECT count(*) AS n FROM {self.ident(t.target.schema, t.target.name)}"
+            for t in tables)
+        if not counts:
+            return 0
+        return int(self.execute(f"SELECT coalesce(sum(n), 0) FROM ({counts}) AS c")[0][0])
 
 
 def iter_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:

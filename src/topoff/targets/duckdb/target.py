@@ -79,10 +79,9 @@ class DuckDBTarget(Target):
             config["temp_directory"] = str(path) + ".tmp"
         # Nothing to be made (status, verify) is nothing to write: read beside other readers
         self.con = connect(database, cast(dict[str, Any], config), path, read_only=not create)
-        # topoff shows its own progress; DuckDB's bar would write into its output
-        self.con.execute("SET enable_progress_bar = false")
-        for macro in MACROS:
-            self.con.execute(macro)
+        # topoff shows its own progress, DuckDB's bar would write into its output; the
+        # setting and the macros in one call
+        self.con.execute(";\n".join(("SET enable_progress_bar = false", *MACROS)))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -124,6 +123,13 @@ class DuckDBTarget(Target):
             "SELECT table_schema, table_name FROM information_schema.tables WHERE "
             "table_catalog = current_database() AND lower(table_schema) = lower(?) AND "
             "lower(table_name) = lower(?)", [ref.schema, ref.name]))
+
+    def existing_tables(self, refs: Iterable[TableRef]) -> set[TableRef]:
+        """Those of ``refs`` that exist, as :meth:`table_exists` finds them, in one query."""
+        held = {(fold(s, True), fold(n, True)) for s, n in self.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+            "table_catalog = current_database()")}
+        return {r for r in refs if (fold(r.schema, True), fold(r.name, True)) in held}
 
     def create_table(self, table: TableDef) -> None:
         ref = table.target
