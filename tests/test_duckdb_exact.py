@@ -19,6 +19,7 @@ import zstandard
 from support.pg import make_config
 from support.replica import columns, connect_pg, day, is_postgres, publish_day, query
 from topoff.dataset.manifest import Column
+from topoff.errors import IntegrityError
 from topoff.export.full import export_full
 from topoff.stores import open_store
 from topoff.sync import sync
@@ -250,6 +251,39 @@ def test_a_misfit_in_a_later_load_widens_the_rows_loaded_before(tmp_path):
              '{"a":  1}', [1, 2]),
             (2, None, None, None, None, None),
             (3, "NaN", "{{x}}", "[2:2]={f}", '"\\ud800"', [3])]
+    finally:
+        target.close()
+
+
+def test_dates_load_beside_columns_named_like_the_load_s_own(tmp_path):
+    """A load reads each date's or timestamp's text once, in a column of its own beside
+    the file's: a dataset's columns of that name (in any case) load as they are, and a BC
+    date, a timestamp's year and a malformed text are read as without it."""
+    cols = [Column("topoff_once_1", "text"), Column("d", "date"),
+            Column("TOPOFF_ONCE_2", "integer"), Column("ts", "timestamp without time zone"),
+            Column("tz", "timestamp with time zone")]
+    table = TableDef("public.o", TableRef("public", "o"), "upsert", cols,
+                     ["topoff_once_1"], None, None, "UTC")
+    good = _csv_zst(tmp_path / "1.csv.zst", [
+        "topoff_once_1,d,TOPOFF_ONCE_2,ts,tz",
+        "a,0044-03-15 BC,1,0001-01-01 00:00:00 BC,2020-01-02 03:04:05.5+00",
+        "b,infinity,2,-infinity,1999-12-31 23:59:59+00", "c,,,,"])
+    bad = _csv_zst(tmp_path / "2.csv.zst", [
+        "topoff_once_1,d,TOPOFF_ONCE_2,ts,tz", "d,abc BC,3,,"])
+    target = DuckDBTarget(tmp_path / "r.duckdb")
+    try:
+        with target.transaction():
+            target.create_table(table)
+            assert target.load(LoadSpec(table, [good])) == 3
+        assert target.execute("SELECT topoff_once_1, CAST(d AS VARCHAR), topoff_once_2, "
+                              "CAST(ts AS VARCHAR), CAST(timezone('UTC', tz) AS VARCHAR) "
+                              "FROM public.o ORDER BY 1") == [
+            ("a", "0044-03-15 (BC)", 1, "0001-01-01 (BC) 00:00:00", "2020-01-02 03:04:05.5"),
+            ("b", "infinity", 2, "-infinity", "1999-12-31 23:59:59"),
+            ("c", None, None, None, None)]
+        with pytest.raises(IntegrityError, match=r"column .d.: .abc BC. is not a value"), \
+                target.transaction():
+            target.load(LoadSpec(table, [bad], mode="upsert"))
     finally:
         target.close()
 

@@ -26,9 +26,9 @@ from topoff.targets.duckdb.types import (
     MACROS,
     columns_ddl,
     duckdb_type,
-    load_expression,
     misfit_check,
     stored_as_text,
+    typed_select,
 )
 from topoff.targets.duckdb.values import check_values
 from topoff.targets.merge import cursor_literal, merge, window_condition
@@ -164,10 +164,7 @@ class DuckDBTarget(Target):
                 f"buffer_size = {self.max_line})")
 
     def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
-        exprs = ", ".join(
-            f"{load_expression(duck_ident(c.name), c, c.name in widened)} AS {duck_ident(c.name)}"
-            for c in columns)
-        select = f"SELECT {exprs} FROM {self._source(spec, columns)}"
+        select = typed_select(self._source(spec, columns), columns, widened)
         if spec.since is not None and spec.table.cursor:
             select = (f"SELECT * FROM ({select}) WHERE {duck_ident(spec.table.cursor)} >= "
                       f"{cursor_literal(self, spec.table, spec.since)}")
@@ -262,10 +259,9 @@ class DuckDBTarget(Target):
             if text:  # PostgreSQL's text, read as a load reads the CSV files
                 widened = self.widened(table)
                 self._widen_misfits(table, columns, widened, raw)
-                exprs = ", ".join(f"{load_expression(duck_ident(c.name), c, c.name in widened)}"
-                                  f" AS {duck_ident(c.name)}" for c in columns)
                 try:
-                    self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {exprs} FROM {raw}")
+                    self.execute(f"CREATE TEMP TABLE {stage} AS "
+                                 f"{typed_select(raw, columns, widened)}")
                 except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
                     first = str(e).strip().splitlines()[0]
                     raise TargetError(
