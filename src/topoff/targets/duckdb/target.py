@@ -79,6 +79,8 @@ class DuckDBTarget(Target):
             config["temp_directory"] = str(path) + ".tmp"
         # Nothing to be made (status, verify) is nothing to write: read beside other readers
         self.con = connect(database, cast(dict[str, Any], config), path, read_only=not create)
+        # read only, nothing changes the file meanwhile: column types asked once a table
+        self._types: dict[TableRef, dict[str, str]] | None = None if create else {}
         # topoff shows its own progress, DuckDB's bar would write into its output; the
         # setting and the macros in one call
         self.con.execute(";\n".join(("SET enable_progress_bar = false", *MACROS)))
@@ -172,9 +174,14 @@ class DuckDBTarget(Target):
 
     # -- columns whose values do not all fit the DuckDB type (types.py: "widened") ---------
     def _stored_types(self, ref: TableRef) -> dict[str, str]:
-        return dict(self.execute(
+        if self._types is not None and ref in self._types:
+            return self._types[ref]
+        types = dict(self.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND "
             "table_name = ?", [ref.schema, ref.name]))
+        if self._types is not None:
+            self._types[ref] = types
+        return types
 
     def widened(self, table: TableDef) -> set[str]:
         """Columns kept as PostgreSQL's text although their type maps to another."""
