@@ -88,4 +88,5 @@ VARIANTS = frozenset({
     "test_hostile_values.py::test_a_text_that_is_no_value_of_its_type_is_exit_6_on_every_target[year-zero-postgresql]",
     "test_hostile_values.py::test_a_text_that_is_no_value_of_its_type_is_exit_6_on_every_target[bytea-of-odd-hex-postgresql]",
     "test_hostile_values.py::test_a_text_that_is_no_value_of_its_type_is_exit_6_on_every_target[longer-than-its-varchar-postgresql]",
+    "test_sync.py::test_a_changed_column_type_stops_the_sync[duckdb]",
 })
