@@ -17,6 +17,8 @@ from pathlib import Path
 import zstandard
 
 ROUNDS = 25
+#: children that each close a few readers early and exit
+CHILDREN = 6
 
 
 def _data_file(tmp_path: Path, first: str, rows: int) -> tuple[Path, str]:
@@ -47,7 +49,9 @@ from topoff.targets.iceberg.rows import batches
 from topoff.targets.iceberg.table import schema_of
 
 path, entry, mode = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-rounds = int(sys.argv[4])
+rounds, switch = int(sys.argv[4]), float(sys.argv[5])
+if switch:  # the main thread keeps the GIL that long: a loaded machine, where the threads
+    sys.setswitchinterval(switch)  # reading ahead wait for it past the interpreter's exit
 f = DataFile.from_json(entry, "file")
 columns = [Column("id", "integer"), Column("d", "date"), Column("pad", "text")]
 schema = schema_of(columns)
@@ -71,9 +75,11 @@ print("ok")
 """
 
 
-def _run(path: Path, entry: str, mode: str) -> None:
+def _run(path: Path, entry: str, mode: str, rounds: int = ROUNDS, switch: float = 0,
+         timeout: int = 300) -> None:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), str(path), entry,
-                          mode, str(ROUNDS)], capture_output=True, text=True, timeout=300)
+                          mode, str(rounds), str(switch)], capture_output=True, text=True,
+                         timeout=timeout)  # (a hang at exit is a failure too)
     assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr)
 
 
@@ -85,3 +91,15 @@ def test_a_value_refused_in_the_first_block_is_reported_as_such(tmp_path):
 def test_a_reader_closed_after_its_first_batch_stops_cleanly(tmp_path):
     path, entry = _data_file(tmp_path, "2026-01-01", 300_000)
     _run(path, entry, "close")
+
+
+def test_readers_closed_early_leave_no_read_ahead_behind_at_exit(tmp_path):
+    """Each close waits until pyarrow's read-ahead has let go of the stream: no thread of
+    pyarrow's is left to call into Python (a read, or dropping the stream) once the
+    interpreter exits, where it was ended in the middle of pyarrow's C++: exit 134,
+    "terminate called without an active exception", or an exit that hung. A race: each
+    child exits a few times in a hundred at the wrong moment (the main thread keeps the GIL
+    a second at a time, as on a loaded machine), so several run."""
+    path, entry = _data_file(tmp_path, "2026-01-01", 300_000)
+    for _ in range(CHILDREN):
+        _run(path, entry, "close", rounds=3, switch=1.0, timeout=120)

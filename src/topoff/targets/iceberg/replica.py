@@ -40,6 +40,7 @@ from topoff.targets.iceberg.config import NAME
 from topoff.targets.iceberg.rows import (
     BLOCK,
     LONG_ROW,
+    Stoppable,
     arrow_schema,
     parse_options,
     too_long,
@@ -191,9 +192,10 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
     if first is None:
         return
     raw = _Blocks(_chain(iter([first]), blocks))
+    stream, reader = Stoppable(io.BufferedReader(raw, BLOCK)), None
     try:
         reader = pacsv.open_csv(  # (no reader over no rows: Arrow refuses an empty file)
-            io.BufferedReader(raw, BLOCK),
+            stream.handle(),
             read_options=pacsv.ReadOptions(block_size=BLOCK, column_names=names),
             parse_options=parse_options(names),
             convert_options=pacsv.ConvertOptions(
@@ -224,6 +226,8 @@ def csv_batches(blocks: Iterator[bytes], columns: list[Column], schema: Schema,
                           "column out (exclude = [...]), or use a DuckDB or PostgreSQL "
                           "target") from None
     finally:  # Arrow's read-ahead thread out of ``blocks`` before the caller closes them
+        reader = None  # (stop() waits until Arrow lets go of the stream)
+        stream.stop()
         raw.stop()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,6 +40,10 @@ from topoff.targets.textforms import Rule
 BLOCK = 16 << 20
 
 
+#: seconds a stopped stream waits for pyarrow's read-ahead to let go of it (its next read
+#: returns nothing: it ends at once, unless the machine is starved)
+RELEASE_WAIT = 60.0
+
 #: what pyarrow's CSV reader cannot take: a row longer than two of its blocks
 LONG_ROW = f"a row is longer than the {2 * BLOCK >> 20} MiB the Iceberg loader reads at once"
 
@@ -63,31 +68,58 @@ def gathered(parts: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(held)
 
 
-class _Stoppable(io.RawIOBase):
-    """The stream pyarrow's CSV reader reads from a thread of its own (it reads ahead of the
-    batches asked for). :meth:`stop` waits for a read in progress and ends the stream, so
-    that the streams under it can be closed, or the rest of a damaged file hashed, with no
-    read of pyarrow's inside them: zstandard decompresses without the GIL, and closing its
-    reader under a read is a use after free (the process crashes)."""
+class _Handle(io.RawIOBase):
+    """What pyarrow's reader holds: reads go to the :class:`Stoppable` under it, which
+    learns when pyarrow lets go of it (its last reference dropped, by whichever thread)."""
 
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner, self.lock, self.stopped = inner, threading.Lock(), False
+    def __init__(self, owner: Stoppable) -> None:
+        self.owner = owner
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        with self.lock:
-            return b"" if self.stopped else self.inner.read(-1 if size is None else size)
+        return self.owner.read(size)
 
     def readinto(self, buffer: Any) -> int:
-        block = self.read(len(buffer))
+        block = self.owner.read(len(buffer))
         buffer[:len(block)] = block
         return len(block)
 
+
+class Stoppable:
+    """The stream pyarrow's CSV reader reads from a thread of its own (it reads ahead of the
+    batches asked for). :meth:`stop` ends the stream, waits for a read in progress, then
+    until pyarrow has let go of the stream (its read-ahead ended): the streams under it can
+    then be closed, or the rest of a damaged file hashed, with no read of pyarrow's inside
+    them (zstandard decompresses without the GIL, and closing its reader under a read is a
+    use after free), and no thread of pyarrow's is left to call into Python once the
+    interpreter exits (a thread that takes the GIL then is ended in the middle of pyarrow's
+    C++: "terminate called without an active exception", exit 134, or a hang)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner, self.lock, self.stopped = inner, threading.Lock(), False
+        self.released = threading.Event()
+        self.handed: weakref.ref[_Handle] | None = None
+
+    def handle(self) -> _Handle:
+        """The stream to give pyarrow's reader (once)."""
+        h = _Handle(self)
+        done = self.released
+        self.handed = weakref.ref(h, lambda _: done.set())
+        return h
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self.lock:
+            return b"" if self.stopped else self.inner.read(-1 if size is None else size)
+
     def stop(self) -> None:
+        """Ends the stream; returns once pyarrow has let go of it (call it after dropping the
+        reader)."""
         with self.lock:
             self.stopped = True
+        if self.handed is not None:
+            self.released.wait(RELEASE_WAIT)
 
 
 def parse_options(names: list[str]) -> pacsv.ParseOptions:
@@ -126,7 +158,7 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
         try:
             with zstandard.ZstdDecompressor().stream_reader(
                     checked.compressed(raw) if checked else raw, read_across_frames=True) as text:
-                stream = _Stoppable(checked.decompressed(text) if checked else text)
+                stream = Stoppable(checked.decompressed(text) if checked else text)
                 try:
                     yield from _parsed(stream, name, names, target, types,
                                        (delimiters, forms), checked)
@@ -163,32 +195,41 @@ def batches(path: Path, name: str, columns: list[Column], schema: Schema,
             raise
 
 
-def _parsed(stream: _Stoppable, name: str, names: list[str], target: pa.Schema,
+def _parsed(stream: Stoppable, name: str, names: list[str], target: pa.Schema,
             types: dict[str, Any],
             how: tuple[dict[str, tuple[str, str]], dict[str, Rule | None]],
             checked: Checked | None) -> Iterator[pa.RecordBatch]:
     delimiters, forms = how
-    reader = pacsv.open_csv(
-        stream, read_options=pacsv.ReadOptions(block_size=BLOCK),
+    reader = None
+    try:
+        reader = _open(stream.handle(), names)
+        if reader.schema.names != names:
+            raise IntegrityError(f"{name}: its header is not the manifest's columns",
+                                 hint="the publication is damaged; ask the publisher to "
+                                      "republish it")
+        for batch in reader:
+            if checked:
+                checked.add_rows(batch.num_rows)
+            batch.validate(full=True)  # ArrowInvalid for a text that is not UTF-8
+            arrays = []
+            for field in target:
+                if field.name in names:
+                    arrays.append(_column(batch, field.name, types[field.name],
+                                          delimiters[field.name], forms[field.name]))
+                else:
+                    arrays.append(pa.nulls(batch.num_rows, field.type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=target)
+    finally:
+        reader = None  # not kept by a traceback's frame while stop() waits for its release
+        stream.stop()
+
+
+def _open(source: _Handle, names: list[str]) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        source, read_options=pacsv.ReadOptions(block_size=BLOCK),
         parse_options=parse_options(names),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=False,
-            check_utf8=False))  # checked below, a column at once (the reader checks each
-    # value as it converts it, which costs more)
-    if reader.schema.names != names:
-        raise IntegrityError(f"{name}: its header is not the manifest's columns",
-                             hint="the publication is damaged; ask the publisher to "
-                                  "republish it")
-    for batch in reader:
-        if checked:
-            checked.add_rows(batch.num_rows)
-        batch.validate(full=True)  # ArrowInvalid for a text that is not UTF-8
-        arrays = []
-        for field in target:
-            if field.name in names:
-                arrays.append(_column(batch, field.name, types[field.name],
-                                      delimiters[field.name], forms[field.name]))
-            else:
-                arrays.append(pa.nulls(batch.num_rows, field.type))
-        yield pa.RecordBatch.from_arrays(arrays, schema=target)
+            check_utf8=False))  # checked by _parsed, a column at once (the reader checks
+    # each value as it converts it, which costs more)
