@@ -68,6 +68,15 @@ for _ in range(rounds):
             raise SystemExit("refused as damaged: " + e.message)
         else:
             raise SystemExit("no error")
+    elif mode == "damaged":
+        rows.RELEASE_WAIT = 3600  # a stream never let go of would hang the child
+        try:
+            for _ in it:
+                pass
+        except IntegrityError:
+            pass
+        else:
+            raise SystemExit("no error")
     else:
         next(it)
         it.close()
@@ -103,3 +112,15 @@ def test_readers_closed_early_leave_no_read_ahead_behind_at_exit(tmp_path):
     path, entry = _data_file(tmp_path, "2026-01-01", 300_000)
     for _ in range(CHILDREN):
         _run(path, entry, "close", rounds=3, switch=1.0, timeout=120)
+
+
+def test_a_damaged_file_is_reported_without_waiting_for_its_stream(tmp_path):
+    """The error of a damaged file meets pyarrow's read-ahead inside the stream's own read;
+    the exception's traceback held the stream, which pyarrow had let go of, until the close's
+    wait for its release ran out (60 s, twice: a damaged file took two minutes to report)."""
+    path, entry = _data_file(tmp_path, "2026-01-01", 50_000)
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) // 2
+    blob[middle:middle + 64] = bytes(64)  # past the first block: met by the read-ahead
+    path.write_bytes(bytes(blob))
+    _run(path, entry, "damaged", rounds=2, timeout=60)

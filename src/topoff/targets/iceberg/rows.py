@@ -10,7 +10,9 @@ after the whole stream has been read commits nothing of it."""
 from __future__ import annotations
 
 import io
+import sys
 import threading
+import traceback
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,11 +117,26 @@ class Stoppable:
 
     def stop(self) -> None:
         """Ends the stream; returns once pyarrow has let go of it (call it after dropping the
-        reader)."""
+        reader). Called while an exception propagates (a damaged file, a refused value), the
+        frames its traceback holds let go of their locals first: the stream's own reads, in
+        which pyarrow's thread met the error, hold the stream as long as the exception
+        lives (the wait would last until its cap, then the error be reported)."""
         with self.lock:
             self.stopped = True
+        _release_frames(sys.exc_info()[1])
         if self.handed is not None:
             self.released.wait(RELEASE_WAIT)
+            self.handed = None  # stopped once: a second stop() returns at once
+
+
+def _release_frames(exc: BaseException | None) -> None:
+    """The locals of the finished frames of ``exc``'s traceback, and of the exceptions it
+    was raised from or during, dropped (the traceback itself, its lines, stays)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
 
 
 def parse_options(names: list[str]) -> pacsv.ParseOptions:
