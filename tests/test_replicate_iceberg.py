@@ -883,10 +883,11 @@ def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
                              str(path), "--reconcile", "slow"],
                             env={**_env(), "TMPDIR": str(scratch)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
     # until the comparison's directory is made (not Python's probe of $TMPDIR, a file
     # of eight random characters that gettempdir() writes and removes at once)
-    while not list(scratch.glob("topoff-reconcile-*")) and time.monotonic() < deadline:
+    while not list(scratch.glob("topoff-reconcile-*")) and time.monotonic() < deadline \
+            and proc.poll() is None:
         time.sleep(0.05)
     assert list(scratch.glob("topoff-reconcile-*"))
     proc.send_signal(signal.SIGTERM)
@@ -904,17 +905,19 @@ def test_sigterm_stops_a_run_with_jobs_before_its_tables_commit(cluster, tmp_pat
     slow: dict[str, dict[str, object]] = {}
     for n in ("a", "b"):
         db.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, ts timestamptz NOT NULL);"
-                   f"INSERT INTO {n} SELECT g, '2026-01-01' FROM generate_series(1, 4) g")
+                   f"INSERT INTO {n} SELECT g, '2026-01-01' FROM generate_series(1, 12) g")
+        # each row read takes 0.5 s: 6 s a table, time enough to see both tables made on
+        # a loaded machine and signal the run before it could commit
         slow[n] = {"method": "inserter", "cursor": "ts",
-                   "where": "pg_sleep(0.4) IS NOT NULL"}  # each row read takes 0.4 s
+                   "where": "pg_sleep(0.5) IS NOT NULL"}
     target = catalog_file(tmp_path)
     path = tmp_path / "slow.toml"
     path.write_text(config_text(target, {"app": (db.standby_url, slow)}))
     proc = subprocess.Popen([sys.executable, "-m", "topoff", "replicate", "--config",
                              str(path), "--once", "--jobs", "2"], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # until both tables are made (empty), then read
+    deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
+    while time.monotonic() < deadline and proc.poll() is None:  # both tables made, then read
         try:
             iceberg_table(target, "app", "a"), iceberg_table(target, "app", "b")
             break
