@@ -53,7 +53,7 @@ def _near(name: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
+def table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
                     names: list[str]) -> list[Problem]:
     where = f"[tables.{tc.name}]"
     if found is None:
@@ -124,13 +124,16 @@ def _filter_problem(conn: psycopg.Connection, tc: TableConfig) -> Problem | None
     return None
 
 
+NO_TABLES = Problem("no tables are configured",
+                    "list the tables under [tables.<name>], or write a config with "
+                    "`topoff init`")
+
+
 def check_config(config: Config) -> CheckResult:
     """Check every configured table against the source, in one read-only snapshot."""
     assert config.source_url is not None
     if not config.tables:
-        return CheckResult([Problem("no tables are configured",
-                                    "list the tables under [tables.<name>], or write a config "
-                                    "with `topoff init`")], [])
+        return CheckResult([NO_TABLES], [])
     with SnapshotSession(config.source_url, config.allow_primary,
                          "topoff check-config") as session:
         info = session.open()
@@ -143,7 +146,7 @@ def check_config(config: Config) -> CheckResult:
         problems = []
         for tc in config.tables:
             ft = found.get((tc.schema, tc.name))
-            mine = _table_problems(tc, ft, config.strict, names)
+            mine = table_problems(tc, ft, config.strict, names)
             if not mine and tc.filter:
                 bad = _filter_problem(conn, tc)
                 mine = [bad] if bad else []

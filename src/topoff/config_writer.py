@@ -78,9 +78,19 @@ def _comment(value: str) -> str:
                    for c in value)
 
 
+def _is_maria(url: str) -> bool:
+    from topoff.sources.base import engine_of
+
+    return engine_of(url) != "postgresql"
+
+
 def safe_source(url: str) -> str:
     """The connection string without any password (libpq takes those from PGPASSWORD or
-    ~/.pgpass)."""
+    ~/.pgpass; MariaDB's client from MYSQL_PWD or an option file)."""
+    if _is_maria(url):
+        from topoff.sources.mariadb.discover import without_password
+
+        return without_password(url)
     params = pg_conninfo.conninfo_to_dict(url)
     if not any("password" in k for k in params):
         return url
@@ -177,8 +187,11 @@ def render(found: list[FoundTable], dataset: str, source_url: str, database: str
            f"dataset = {toml_string(dataset)}",
            "strict = true   # refuse a source column this file does not classify", "",
            "[source]",
-           "# A hot standby. --source and TOPOFF_SOURCE_URL override it; a password is never",
-           "# written here: libpq reads PGPASSWORD or ~/.pgpass.",
+           *(["# A replica. --source and TOPOFF_SOURCE_URL override it; a password is never",
+              "# written here: topoff reads MYSQL_PWD or ~/.my.cnf (docs/mariadb.md)."]
+             if _is_maria(source_url) else
+             ["# A hot standby. --source and TOPOFF_SOURCE_URL override it; a password is "
+              "never", "# written here: libpq reads PGPASSWORD or ~/.pgpass."]),
            f"url = {toml_string(safe_source(source_url))}",
            "allow_primary = false", "",
            "[export]", "jobs = 2", 'chunk_size = "256MiB"', "lookback_days = 3", ""]
@@ -219,6 +232,10 @@ def read_source(url: str, allow_primary: bool, only: list[str] | None = None,
                 application_name: str = "topoff init") -> tuple[str, list[FoundTable]]:
     """The database's name and its tables, read like an export reads: a standby unless
     ``allow_primary``, in one read-only transaction."""
+    if _is_maria(url):
+        from topoff.sources.mariadb.discover import read_source as read_maria
+
+        return read_maria(url, allow_primary, only, application_name)
     with SnapshotSession(url, allow_primary, application_name) as session:
         info = session.open()
         assert session.conn is not None

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # the PostgreSQL catalog modules load psycopg: imported where
 
 schema_option = click.option(
     "--schema", "schemas", multiple=True, metavar="NAME",
-    help="Only this schema (repeat for several) [default: every non-system schema].")
+    help="Only this schema (a database of a MariaDB source; repeat for several) [default: "
+    "every non-system schema; the URL's database on MariaDB].")
 
 
 @click.command("init")
@@ -124,8 +125,15 @@ def check_and_show(config: Config, label: str) -> None:
     """Check ``config`` against the source: every problem on stderr and ConfigError, or
     the plan of what an export would read on stdout."""
     from topoff.check import check_config, raise_for
+    from topoff.sources.base import engine_of
 
-    result = check_config(config)
+    assert config.source_url is not None
+    if engine_of(config.source_url) == "postgresql":
+        result = check_config(config)
+    else:
+        from topoff.check_maria import check_maria
+
+        result = check_maria(config)
     for p in result.problems:
         click.echo(f"error: {p.message}", err=True)
         click.echo(f"hint: {p.hint}", err=True)

@@ -102,9 +102,8 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     """Connect and apply topoff's session settings; errors become SourceError with a hint."""
     if url.lower().startswith(("mariadb://", "mysql://")):
         raise ConfigError("this command reads PostgreSQL sources only, not MariaDB",
-                          hint="with a MariaDB source, `topoff export` needs a --config that "
-                               "lists the tables and takes no --dry-run; sync, verify, "
-                               "replicate and backup read it too (docs/mariadb.md)")
+                          hint="init, check-config, export, verify, replicate and backup "
+                               "read MariaDB sources (docs/mariadb.md)")
     try:
         params = pg_conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
