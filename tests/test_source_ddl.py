@@ -5,18 +5,20 @@ reported as such, with what to do, and nothing is published."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from support.dataset import topoff_log
 from support.mariadb import MariaDatabase
 from support.pg import Database, make_config
 from support.slow import first_kept
 from topoff.config import Config, TableConfig
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Column
-from topoff.errors import SourceError
+from topoff.errors import ConfigError, SourceError
 from topoff.export.full import export_full
 from topoff.export.incremental import export_incremental
 from topoff.sources.mariadb import snapshot as snap
@@ -75,19 +77,41 @@ def test_a_mariadb_table_changed_after_the_snapshot_is_named_with_a_hint(
         maria: MariaDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         statement: str, kind: str) -> None:
     _fill(maria)
-    migrate_after_snapshot(monkeypatch, maria, [statement] * 5)
+    # at both attempts (the second in a new snapshot): each statement rebuilds the table
+    again = "ALTER TABLE eb MODIFY body TEXT" if "ALTER" in statement else statement
+    done = migrate_after_snapshot(monkeypatch, maria, [statement, again])
     store = open_store(str(tmp_path / "pub"))
+    config = _config(maria.replica_url).with_export(retry_attempts=2)
     with pytest.raises(SourceError) as failed:
         if kind == "full":
-            export_full(_config(maria.replica_url), store)
+            export_full(config, store)
         else:
-            export_incremental(_config(maria.replica_url), store, Window.day(DAY))
-    assert failed.value.exit_code == 3
+            export_incremental(config, store, Window.day(DAY))
+    assert len(done) == 2 and failed.value.exit_code == 3
     assert f"{maria.name}.eb" in failed.value.message
     assert "definition changed on the source after the snapshot" in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert "privilege" not in failed.value.hint
     assert _files(tmp_path / "pub") == []
+
+
+def test_a_mariadb_table_changed_once_is_read_again_in_a_new_snapshot(
+        maria: MariaDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The export that met a rebuilt table starts again, in a snapshot that reads the table
+    as the migration left it (it stopped with exit 3, to be run again by hand)."""
+    _fill(maria)
+    done = migrate_after_snapshot(monkeypatch, maria,
+                                  ["ALTER TABLE eb MODIFY body VARCHAR(300)"])
+    store = open_store(str(tmp_path / "pub"))
+    with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
+        result = export_full(_config(maria.replica_url), store)
+    assert done and result.manifests[0].tables[f"{maria.name}.eb"].rows == 2
+    [column] = [c for c in result.manifests[0].tables[f"{maria.name}.eb"].columns
+                if c.name == "body"]
+    assert column.type == "character varying(300)"
+    warned = [r.getMessage() for r in caplog.records if "new snapshot" in r.getMessage()]
+    assert len(warned) == 1 and "definition changed" in warned[0], warned
 
 
 PG_CHANGES = {"ALTER TABLE eb ALTER body TYPE varchar(300)": "rewritten",
@@ -98,17 +122,24 @@ PG_CHANGES = {"ALTER TABLE eb ALTER body TYPE varchar(300)": "rewritten",
               "ALTER TABLE eb RENAME body TO text": "a column renamed"}
 
 
-@pytest.mark.parametrize("statement", first_kept(PG_CHANGES, keep=2))
-def test_a_postgresql_table_changed_before_the_export_locked_it_is_named(
-        db: Database, tmp_path: Path, statement: str) -> None:
-    """Replayed between the snapshot and the locks, a rewrite or TRUNCATE would have the
-    table read empty in the snapshot (it was published with 0 rows); a column or table
-    gone failed the export with exit 70."""
+def _pg_tables(db: Database) -> None:
     d = DAY.isoformat()
     for n in ("ea", "eb"):
         db.execute(f"CREATE TABLE {n} (id int PRIMARY KEY, at timestamptz NOT NULL, "
                    f"body text); INSERT INTO {n} VALUES (1, '{d} 01:00+00', 'x'), "
                    f"(2, '{d} 02:00+00', 'y')")
+
+
+@pytest.mark.parametrize("statement", first_kept(PG_CHANGES, keep=2))
+def test_a_postgresql_table_changed_before_the_export_locked_it_is_read_again(
+        db: Database, tmp_path: Path, statement: str, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """Replayed between the snapshot and the locks, a rewrite or TRUNCATE would have the
+    table read empty in the snapshot (it was published with 0 rows); a column or table
+    gone failed the export with exit 70. The export starts again in a new snapshot, which
+    reads the table as the migration left it (a table renamed or dropped is then not
+    found: the config names it)."""
+    _pg_tables(db)
     done: list[int] = []
 
     def hook(event: str, **kw: object) -> None:
@@ -119,11 +150,42 @@ def test_a_postgresql_table_changed_before_the_export_locked_it_is_named(
     config = make_config(db, '[tables.ea]\ncursor = "at"\n[tables.eb]\ncursor = "at"\n',
                          jobs=1)
     store = open_store(str(tmp_path / "pub"))
+    gone = PG_CHANGES[statement] in ("does not exist", "cache lookup failed")
+    with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
+        if gone:
+            with pytest.raises(ConfigError) as refused:
+                export_full(config, store, hook=hook)
+        else:
+            result = export_full(config, store, hook=hook)
+    if gone:
+        assert "public.eb does not exist" in refused.value.message
+        assert _files(tmp_path / "pub") == []
+    else:
+        [manifest] = result.manifests
+        assert manifest.tables["public.eb"].rows == (0 if "TRUNCATE" in statement else 2)
+    warned = [r.getMessage() for r in caplog.records if "new snapshot" in r.getMessage()]
+    assert len(warned) == 1 and "changed on the source after" in warned[0], warned
+    assert PG_CHANGES[statement] in warned[0]
+
+
+def test_a_postgresql_table_changed_at_every_attempt_is_named_with_a_hint(
+        db: Database, tmp_path: Path) -> None:
+    _pg_tables(db)
+    done: list[int] = []
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "snapshot":
+            done.append(1)
+            db.execute("TRUNCATE eb")
+
+    config = make_config(db, '[tables.ea]\ncursor = "at"\n[tables.eb]\ncursor = "at"\n',
+                         jobs=1, retry_attempts=3)
+    store = open_store(str(tmp_path / "pub"))
     with pytest.raises(SourceError) as failed:
         export_full(config, store, hook=hook)
-    assert done and failed.value.exit_code == 3
+    assert len(done) == 3 and failed.value.exit_code == 3
     assert "changed on the source after" in failed.value.message
-    assert PG_CHANGES[statement] in failed.value.message
+    assert "truncated" in failed.value.message
     assert failed.value.hint is not None and "run it again" in failed.value.hint
     assert _files(tmp_path / "pub") == []
 
@@ -193,7 +255,8 @@ def test_a_partition_changed_before_the_export_locked_it_is_named(
             db.execute(statement)
 
     config = make_config(db, "".join(f'[tables.{n}]\ncursor = "at"\n'
-                                     for n in ("ea", "eb", "ec", "ed")), jobs=1)
+                                     for n in ("ea", "eb", "ec", "ed")), jobs=1,
+                         retry_attempts=1)  # named, not read again (test above)
     store = open_store(str(tmp_path / "pub"))
     with pytest.raises(SourceError) as failed:
         if job == "full":

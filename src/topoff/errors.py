@@ -38,6 +38,13 @@ class SourceError(TopoffError):
     exit_code = 3
 
 
+class SchemaChanged(SourceError):
+    """A table read in a snapshot changed on the source after the snapshot began (a
+    migration rebuilt, truncated or altered it): a new snapshot reads it as it is now."""
+
+    exit_code = 3
+
+
 class SafetyError(SourceError):
     """A safety rule refused the operation (a primary where a standby was expected, an open day)."""
 

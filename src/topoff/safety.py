@@ -26,8 +26,9 @@ from typing import TypeVar
 
 import psycopg
 
-from topoff.errors import SafetyError, SourceError, primary_hint
+from topoff.errors import SafetyError, SchemaChanged, SourceError, primary_hint
 from topoff.sources.postgres import ServerUnavailable, display_url
+from topoff.sources.retry import schema_changed_again
 
 log = logging.getLogger("topoff")
 T = TypeVar("T")
@@ -243,10 +244,12 @@ def unreadable_relation(qualified: str, relkind: str, persistence: str, populate
 
 def retry_on_recovery_conflict(
     run: Callable[[int], T], attempts: int, backoff: float, what: str,
-    cleanup: Callable[[], None] | None = None,
+    cleanup: Callable[[], None] | None = None, schema_changes: bool = False,
 ) -> T:
-    """Run ``run(attempt)``; when a recovery conflict cancels it or its connection is lost,
-    clean up, wait and start it again (a new snapshot), up to ``attempts`` times. A failure
+    """Run ``run(attempt)``; when a recovery conflict cancels it, its connection is lost or,
+    with ``schema_changes`` (an export), a table changed under its snapshot
+    (sources/retry.py), clean up, wait and start it again (a new snapshot), up to
+    ``attempts`` times. A failure
     raised while the run was being interrupted is the interrupt, never retried."""
     delay = backoff
     lost = False
@@ -258,6 +261,11 @@ def retry_on_recovery_conflict(
 
             if is_interrupt(e):  # stopped (Ctrl-C, SIGTERM), and a cleanup then failed on the
                 raise KeyboardInterrupt from e  # connection the stop left closed: no retry
+            if schema_changes and isinstance(e, SchemaChanged):  # a new snapshot reads it
+                if not schema_changed_again(e, attempt, attempts, delay, what, cleanup):
+                    raise
+                delay *= 2
+                continue
             conflict = is_recovery_conflict(e)
             # Once a connection was lost, the server refusing or starting up is its restart.
             if not conflict and not is_connection_lost(e) and not (

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 import psycopg
 from psycopg import sql
 
-from topoff.errors import SourceError
+from topoff.errors import SchemaChanged
 
 HINT = ("run it again: a migration on the primary (ALTER TABLE, TRUNCATE, DROP...) reached "
         "the source as the export began, and the next run reads the tables as they are now")
@@ -82,7 +82,7 @@ def schema_changes(table: str | None = None, job: str = "export") -> Iterator[No
             raise
         first = str(e).strip().splitlines()[0]
         what = table if table is not None else f"a table of the {job}"
-        raise SourceError(f"{what} changed on the source after the {job}'s snapshot "
+        raise SchemaChanged(f"{what} changed on the source after the {job}'s snapshot "
                           f"began ({first})", hint=HINTS[job]) from None
 
 
@@ -97,7 +97,7 @@ def check_unchanged(conn: psycopg.Connection, oids: Sequence[int],
         named = {rel for root, rel in found if root == rel}  # itself one of the tables
         changed = [str(root) if root == rel else f"{root} (its partition or child {rel})"
                    for root, rel in found if root == rel or rel not in named]
-        raise SourceError(f"{', '.join(changed)} changed on the source after the {job}'s "
+        raise SchemaChanged(f"{', '.join(changed)} changed on the source after the {job}'s "
                           "snapshot began (rewritten, truncated, detached, a column dropped or "
                           "a column renamed): read in the snapshot, its rows would be "
                           "missing or unreadable",

@@ -9,6 +9,7 @@ windows itself (``rt1``, or ``md5`` before PostgreSQL 11).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import psycopg
@@ -75,7 +76,8 @@ class PostgresSource:
     """:class:`topoff.sources.base.Source` for ``postgresql://`` URLs (and libpq strings)."""
 
     capabilities = CAPABILITIES
-    retry = staticmethod(retry_on_recovery_conflict)
+    #: a recovery conflict, a lost connection or a migration under the snapshot: again
+    retry = staticmethod(functools.partial(retry_on_recovery_conflict, schema_changes=True))
 
     def __init__(self, url: str, allow_primary: bool,
                  application_name: str = "topoff export") -> None:

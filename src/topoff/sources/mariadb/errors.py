@@ -18,7 +18,7 @@ from typing import Any
 
 from mysql.connector import errors as my_errors
 
-from topoff.errors import SourceError
+from topoff.errors import SchemaChanged, SourceError
 
 #: ER_TABLE_DEF_CHANGED: the table was rebuilt after the transaction's snapshot began
 TABLE_DEF_CHANGED = 1412
@@ -71,7 +71,7 @@ def read_failed(what: str, e: Any, hint: str) -> SourceError:
     first = msg.splitlines()[0] if msg else type(e).__name__
     errno = getattr(e, "errno", None)
     if errno == TABLE_DEF_CHANGED:
-        return SourceError(f"{what} failed: the table's definition changed on the source "
+        return SchemaChanged(f"{what} failed: the table's definition changed on the source "
                            f"after the snapshot began ({first})", hint=SCHEMA_CHANGED_HINT)
     if errno == NO_SUCH_TABLE:
         return SourceError(f"{what} failed: the table no longer exists on the source, "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -48,6 +47,7 @@ from topoff.sources.mariadb.safety import (
     require_replica,
     utc_now,
 )
+from topoff.sources.retry import retry_schema_changes
 
 T = TypeVar("T")
 log = logging.getLogger("topoff")
@@ -168,11 +168,7 @@ class MariaSource:
         self._ids: list[int] = []  # the workers' connection ids (to stop their queries)
         self._lock = threading.Lock()
 
-    @staticmethod
-    def retry(run: Callable[[int], T], attempts: int, backoff: float, what: str,
-              cleanup: Callable[[], None] | None = None) -> T:
-        """One attempt: a failure is reported, not retried (the caller cleans up)."""
-        return run(1)
+    retry = staticmethod(retry_schema_changes)  # a migration under the snapshot: again
 
     def open(self) -> MariaSnapshot:
         self.conn = conn = connect_target(self.target)
