@@ -303,3 +303,52 @@ def test_expire_keeps_the_current_snapshot_and_the_ledger(standard, tmp_path):
     # an age beyond the calendar (before year 1) expires nothing: it was an internal error
     out = cli("iceberg", "expire", target, "--older-than", "999999d")
     assert out.exit_code == 0 and "expired 0 snapshots" in out.stdout, out.stderr
+
+
+def _warehouse(tmp_path: Path) -> set[str]:
+    """Every file under the warehouse but the tables' metadata JSON files."""
+    return {str(p) for p in (tmp_path / "warehouse").rglob("*")
+            if p.is_file() and not p.name.endswith(".metadata.json")}
+
+
+def _referred(target: str) -> set[str]:
+    """The manifest lists, manifests and live data files of every table's snapshots."""
+    out = set()
+    for t in TABLES:
+        table = iceberg_table(target, t)
+        for snap in table.metadata.snapshots:
+            out.add(snap.manifest_list)
+            for m in snap.manifests(table.io):
+                out.add(m.manifest_path)
+                out |= {e.data_file.file_path for e in m.fetch_manifest_entry(table.io)}
+    return {p.removeprefix("file://") for p in out}
+
+
+def test_expire_deletes_the_files_only_expired_snapshots_referred_to(standard, tmp_path):
+    """Compacted files, days replaced by their revision: the files no remaining snapshot
+    reads are deleted with the snapshots (they were left for the engines' orphan-file
+    removal, the warehouse growing with every compaction and revision); a file no snapshot
+    ever referred to (a killed run's) is left alone, and a dry run deletes nothing."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    assert cli("iceberg", "compact", target).exit_code == 0
+    orphan = next((tmp_path / "warehouse").rglob("*.parquet")).with_name("killed-run.parquet")
+    orphan.write_bytes(b"PAR1")
+    before = _warehouse(tmp_path)
+    assert before - _referred(target) == {str(orphan)}
+    dry = cli("iceberg", "expire", target, "--older-than", "0s", "--dry-run")
+    assert dry.exit_code == 0 and "would delete" in dry.stdout, dry.output
+    assert _warehouse(tmp_path) == before
+    out = cli("iceberg", "expire", target, "--older-than", "0s")
+    assert out.exit_code == 0, out.output
+    assert "public.messages: expired" in out.stdout and "files only they referred to" \
+        in out.stdout, out.stdout
+    after = _warehouse(tmp_path)
+    assert after == _referred(target) | {str(orphan)}
+    assert len(after) < len(before)
+    assert_same(target, db)
+    add_messages(db, day(1), 25, tag="after")
+    publish_day(nommer_config(db, chunk_bytes=CHUNK), url, day(1))
+    assert len(sync(url, target).applied) == 1
+    assert_same(target, db)

@@ -39,8 +39,8 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
     """Expire old snapshots of the tables of the Iceberg replica TARGET.
 
     The snapshots are removed from each table's metadata (time travel to them ends);
-    the current rows and the ledger stay as they are. Data files only they referenced are
-    left for the engines' orphan-file removal.
+    the current rows and the ledger stay as they are. Then the files only they referred to
+    (data files of replaced days and tables, compacted files, their manifests) are deleted.
 
     \b
     Example:
@@ -55,7 +55,12 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
     age = _age(older_than)
     for e in expire(target, age, dry_run):
         verb = "would expire" if dry_run else "expired"
-        click.echo(f"{e.table}: {verb} {e.expired} snapshots, kept {e.kept}")
+        line = f"{e.table}: {verb} {e.expired} snapshots, kept {e.kept}"
+        if e.files:
+            deleted = "would delete" if dry_run else "deleted"
+            line += (f"; {deleted} {e.files - e.left} files only they referred to "
+                     f"({e.bytes / 1e6:.1f} MB)")
+        click.echo(line)
 
 
 _SIZE = re.compile(r"^(\d{1,12})\s*(b|kb|mb|gb)?$", re.IGNORECASE)
@@ -100,7 +105,7 @@ def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
     same rows. A table that fails is left as it was and the others are compacted all the
     same (exit 7 at the end). The table's ledger (or a replicated table's state) is kept:
     the next sync (or refresh) resumes where it was. Files replaced stay for time travel until
-    `topoff iceberg expire` and orphan-file removal.
+    `topoff iceberg expire` deletes them with the snapshots that read them.
 
     \b
     Example:
@@ -112,6 +117,9 @@ def compact_cmd(config_path: str | None, target: str, tables: tuple[str, ...],
     size = _size(target_file_size)
 
     def say(c: Compacted) -> None:  # as each table is done: also those before a failure
+        if c.files_before == c.files_after and not c.rows:
+            click.echo(f"{c.table}: nothing to merge ({c.files_before} files)")
+            return
         verb = "would rewrite" if dry_run else "rewrote"
         rows = "" if dry_run else f" ({c.rows} rows rewritten)"
         click.echo(f"{c.table}: {verb} {c.files_before} files as {c.files_after}{rows}")

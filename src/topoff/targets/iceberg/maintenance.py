@@ -1,19 +1,29 @@
-"""``topoff iceberg expire``: drop old snapshots of an Iceberg replica's tables.
+"""``topoff iceberg expire``: drop old snapshots of an Iceberg replica's tables, and the
+files only they referred to.
 
-Each top-off adds snapshots; expiring those older than a while keeps the metadata small.
-The current snapshot of each table is never expired (its data and the ledger in the
-table's properties stay as they are); a table expired down to its current snapshot can
-still be read, topped off and resumed (docs/iceberg.md).
+Each top-off adds snapshots; a day replaced by its revision, a snapshot table published
+again and a compaction leave files that only older snapshots refer to. Expiring the
+snapshots older than a while keeps the metadata small; once the expiry is committed, the
+files only the expired snapshots referred to (reachable.py) are deleted, so the warehouse
+holds what the remaining snapshots can read. The current snapshot of each table is never
+expired (its data and the ledger in the table's properties stay as they are); a table
+expired down to its current snapshot can still be read, topped off and resumed
+(docs/iceberg.md).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.reachable import Files, only_expired
 from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.table import replica_tables
+
+log = logging.getLogger("topoff")
 
 
 @dataclass
@@ -21,6 +31,28 @@ class Expired:
     table: str
     expired: int
     kept: int
+    #: files only the expired snapshots referred to: deleted (or, in a dry run, to delete)
+    files: int = 0
+    bytes: int = 0
+    #: of those, files that could not be deleted (left as orphans, with a warning)
+    left: int = 0
+
+
+def _delete(table: Any, files: Files) -> int:
+    """Delete ``files`` (those already gone are fine); how many could not be."""
+    failed: list[str] = []
+    for path in sorted(files.paths):
+        try:
+            table.io.delete(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            failed.append(f"{path} ({e.strerror or type(e).__name__})")
+    if failed:
+        log.warning("%s: %d files only expired snapshots referred to could not be deleted "
+                    "(first: %s); they are orphans now, removed by the engines' orphan-file "
+                    "removal", table.name(), len(failed), failed[0])
+    return len(failed)
 
 
 def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[Expired]:
@@ -38,7 +70,23 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
         old = [s.snapshot_id for s in table.metadata.snapshots
                if s.timestamp_ms < cutoff
                and (current is None or s.snapshot_id != current.snapshot_id)]
-        if old and not dry_run:
-            table.maintenance.expire_snapshots().by_ids(old).commit()
-        out.append(Expired(source, len(old), total - len(old)))
+        if not old:
+            out.append(Expired(source, 0, total))
+            continue
+        before = table.metadata.snapshots
+        if dry_run:
+            files = only_expired(table.io, [s for s in before if s.snapshot_id in old],
+                                 [s for s in before if s.snapshot_id not in old])
+            out.append(Expired(source, len(old), total - len(old), len(files.paths),
+                               sum(files.sizes.values())))
+            continue
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+        table.refresh()  # what remains, with whatever another writer committed meanwhile
+        remaining = table.metadata.snapshots
+        ids = {s.snapshot_id for s in remaining}
+        files = only_expired(table.io, [s for s in before if s.snapshot_id not in ids],
+                             remaining)
+        left = _delete(table, files)
+        out.append(Expired(source, len(old), total - len(old), len(files.paths),
+                           sum(files.sizes.values()), left))
     return out
