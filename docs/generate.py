@@ -27,7 +27,10 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
     ("init", "topoff init",
      "Reads the source's catalog (a standby unless `--allow-primary`, read-only) and writes "
      "a commented config file: every table with a suggested method and cursor, its primary "
-     "key, and every column classified. Review the classification before publishing.",
+     "key, and every column classified. Review the classification before publishing. A "
+     "MariaDB or MySQL source (`mariadb://`, `mysql://`) is read the same way, a replica "
+     "unless `--allow-primary`; `--schema` names its databases "
+     "([mariadb.md](../mariadb.md#writing-and-checking-a-config)).",
      ["topoff init --source {standby} --output new.toml",
       "cat new.toml",
       "topoff init --source {standby} --output new.toml",

@@ -263,6 +263,24 @@ def test_a_warehouse_on_s3(standard, tmp_path, s3_server, monkeypatch):
     assert_same(target, db, through_duckdb=False)
     assert verify(target, db.standby_url).equal
     assert not list((tmp_path).glob("**/*.parquet"))
+    # the compacted files go with the snapshots that read them; an orphan is listed and
+    # kept while young
+    def objects() -> set[str]:  # the data files and manifests
+        pages = s3_server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return {o["Key"] for p in pages for o in p.get("Contents", [])
+                if o["Key"].endswith((".parquet", ".avro"))}
+
+    s3_server.client().put_object(Bucket=bucket, Key="lake/replica/messages/data/x.parquet",
+                                  Body=b"orphan")
+    before = objects()
+    out = cli("iceberg", "expire", target, "--older-than", "0s")
+    assert out.exit_code == 0 and "deleted" in out.stdout, out.output
+    after = objects()
+    assert after < before and "lake/replica/messages/data/x.parquet" in after
+    assert_same(target, db, through_duckdb=False)
+    out = cli("iceberg", "remove-orphans", target, "--older-than", "1h")
+    assert out.exit_code == 0 and "public.messages: no orphans" in out.stdout, out.output
+    assert objects() == after
 
 
 def test_a_warehouse_that_cannot_be_written_is_exit_7(standard, tmp_path):
@@ -347,6 +365,47 @@ def test_expire_deletes_the_files_only_expired_snapshots_referred_to(standard, t
     after = _warehouse(tmp_path)
     assert after == _referred(target) | {str(orphan)}
     assert len(after) < len(before)
+    assert_same(target, db)
+    add_messages(db, day(1), 25, tag="after")
+    publish_day(nommer_config(db, chunk_bytes=CHUNK), url, day(1))
+    assert len(sync(url, target).applied) == 1
+    assert_same(target, db)
+
+
+def test_remove_orphans_deletes_old_files_no_metadata_names(standard, tmp_path):
+    """Every file of the warehouse made four days old: only the files no metadata of their
+    table names (a killed run's data file, manifest) go; those the snapshots, the metadata
+    log and the catalog name stay, as do a young orphan and files outside the tables."""
+    import os
+    import time
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    warehouse = tmp_path / "warehouse"
+    data = next(warehouse.rglob("*.parquet")).parent
+    metadata = next(warehouse.rglob("*.metadata.json")).parent
+    old = [data / "killed-run.parquet", metadata / "snap-killed.avro"]
+    for f in old:
+        f.write_bytes(b"orphan")
+    outside = warehouse / "notes.txt"
+    outside.write_text("not a table's")
+    four_days = time.time() - 4 * 86400  # the default age is 3d
+    for f in warehouse.rglob("*"):
+        if f.is_file():
+            os.utime(f, (four_days, four_days))
+    young = data / "in-progress.parquet"
+    young.write_bytes(b"being written")
+    before = {str(f) for f in warehouse.rglob("*") if f.is_file()}
+    assert cli("iceberg", "remove-orphans", target, "--older-than", "30m").exit_code == 2
+    dry = cli("iceberg", "remove-orphans", target, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 2 orphan files" in dry.stdout and "no orphans" in dry.stdout
+    assert {str(f) for f in warehouse.rglob("*") if f.is_file()} == before
+    out = cli("iceberg", "remove-orphans", target)
+    assert out.exit_code == 0, out.output
+    assert {str(f) for f in warehouse.rglob("*") if f.is_file()} == before - {
+        str(f) for f in old}
     assert_same(target, db)
     add_messages(db, day(1), 25, tag="after")
     publish_day(nommer_config(db, chunk_bytes=CHUNK), url, day(1))

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from topoff.cli.options import common_options
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, TargetError
 
 _AGE = re.compile(r"^(\d{1,6})([smhd])$")
 
@@ -61,6 +61,46 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
             line += (f"; {deleted} {e.files - e.left} files only they referred to "
                      f"({e.bytes / 1e6:.1f} MB)")
         click.echo(line)
+
+
+@iceberg_group.command("remove-orphans")
+@common_options
+@click.argument("target")
+@click.option("--older-than", default="3d", show_default=True, metavar="AGE",
+              help="Delete only orphans older than this (e.g. 3d, 12h; at least 1h: a younger "
+              "file may belong to a commit in progress).")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+def remove_orphans_cmd(config_path: str | None, target: str, older_than: str,
+                       dry_run: bool) -> None:
+    """Delete the files under the tables of the Iceberg replica TARGET that no metadata
+    refers to.
+
+    A run killed before its commit leaves its data files unreferenced: orphans. A file
+    under a table's location that no snapshot, manifest, metadata file or statistics file
+    of the table names, and older than --older-than, is deleted. Files of expired
+    snapshots are deleted by `topoff iceberg expire`.
+
+    \b
+    Example:
+      topoff iceberg remove-orphans iceberg:/srv/lake/catalog.toml --older-than 3d
+    """
+    from topoff.targets.iceberg.orphans import remove_orphans
+
+    _iceberg_target(target)
+    failed = 0
+    for o in remove_orphans(target, _age(older_than), dry_run):
+        failed += o.failed
+        if not o.files:
+            click.echo(f"{o.table}: no orphans")
+            continue
+        verb = "would delete" if dry_run else "deleted"
+        line = f"{o.table}: {verb} {o.files - o.failed} orphan files ({o.bytes / 1e6:.1f} MB)"
+        if o.failed:
+            line += f"; {o.failed} could not be deleted"
+        click.echo(line)
+    if failed:
+        raise TargetError(f"{failed} orphan files could not be deleted",
+                          hint="check that this user may delete files in the warehouse")
 
 
 _SIZE = re.compile(r"^(\d{1,12})\s*(b|kb|mb|gb)?$", re.IGNORECASE)
