@@ -55,7 +55,7 @@ def test_source_class_and_capabilities() -> None:
     assert source_class("mysql://u@h/db") is MariaSource
     caps = MariaSource.capabilities
     assert not caps.xmin_change_detection and not caps.exported_snapshot
-    assert caps.hash_algorithms == ("my2", "my1")
+    assert caps.hash_algorithms == ("my3", "my2", "my1")
 
 
 @pytest.mark.parametrize("protocol, implementation", [
@@ -206,7 +206,7 @@ cursor = "at"
 
 def test_keyless_and_snapshot_tables_use_the_server_hash(maria: MariaDatabase,
                                                          tmp_path) -> None:
-    """A table without a key is re-checked by the server's order-independent hash (my2);
+    """A table without a key is re-checked by the server's order-independent hash (my3);
     a snapshot table is published again only when its hash changes; private columns stay
     out; a TIMESTAMP(6) cursor's day is [00:00, 24:00) UTC at full precision."""
     d, prev = DAY.isoformat(), (DAY - timedelta(days=1)).isoformat()
@@ -229,11 +229,11 @@ def test_keyless_and_snapshot_tables_use_the_server_hash(maria: MariaDatabase,
     target = by_label[str(DAY)]
     hits = target.tables[f"{db}.hits"]
     assert [c.name for c in hits.columns] == ["at", "path"]
-    assert hits.content_hash is not None and hits.content_hash.startswith("my2:")
+    assert hits.content_hash is not None and hits.content_hash.startswith("my3:")
     assert sorted(read_table(store, target, f"{db}.hits").rows) == [
         [f"{d} 00:00:00+00", "/b"], [f"{d} 23:59:59.999999+00", "/c"]]
     kinds = target.tables[f"{db}.kinds"]
-    assert kinds.content_hash is not None and kinds.content_hash.startswith("my2:")
+    assert kinds.content_hash is not None and kinds.content_hash.startswith("my3:")
 
     assert export_incremental(config, store, Window.day(DAY)).manifests == []
 

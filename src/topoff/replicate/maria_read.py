@@ -234,8 +234,9 @@ def lines(conn: Any, statement: str, counter: list[int], what: str) -> Iterator[
 
 def count_hash(conn: Any, table: MariaTable, columns: list[MariaColumn], where: str,
                what: str) -> str:
-    """``count:my2:sum`` of the rows (the export's content hash, rowhash.py: the sum of the
-    first 60 bits of each row's MD5), computed by the server in the snapshot."""
+    """``count:my3:sum`` of the rows (the export's content hash, rowhash.py: the sum of the
+    first 60 bits of each row's SHA-256), computed by the server in the snapshot. A state
+    stored with another algorithm compares unequal: the table is rebuilt once."""
     count, total = query(conn, f"SELECT {count_hash_sql(columns, MARIA_HASH)} FROM "
                                f"{table.qualified}{where}", f"hashing {what}")[0]
     return f"{int(count)}:{MARIA_HASH}:{int(total)}"

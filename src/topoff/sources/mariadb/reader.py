@@ -23,13 +23,13 @@ from topoff.sources.base import SourceTable
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
-from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.rowhash import MY3, count_hash_sql
 from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident, zero_date_sql
 
-#: the content hash a MariaDB server computes for new datasets (rowhash.py: ``my2``, over
-#: the values the export reads; ``my1``, over the CSV lines built in SQL, is still computed
-#: to compare with hashes published by earlier versions)
-MARIA_HASH = MY2
+#: the content hash a MariaDB server computes for new datasets (rowhash.py: ``my3``, over
+#: the values the export reads; ``my2`` and ``my1`` are still computed to compare with
+#: hashes published by earlier versions)
+MARIA_HASH = MY3
 BATCH = 2000
 
 

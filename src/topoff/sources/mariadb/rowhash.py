@@ -1,19 +1,27 @@
 """The content hashes a MariaDB server computes over a table's (or window's) rows.
 
-Both are order independent: the sum of the first 60 bits of each row's MD5, as a decimal
-integer (``SUM`` of 60-bit values cannot overflow MariaDB's DECIMAL sum).
+All are order independent: the sum of the first 60 bits of each row's digest, as a
+decimal integer (``SUM`` of 60-bit values cannot overflow MariaDB's DECIMAL sum).
 
-* ``my2`` (written by this version): the MD5 of the row's raw values (:func:`value_item`:
-  the column itself; YEAR, FLOAT and BIT as numbers, geometry as WKT), each written as its
-  length in bytes, ``:`` and its bytes (``N`` for NULL), one after the other. The
-  exported text is a function of those bytes, so any change of a row's exported text
-  changes them; the length prefix keeps them unambiguous (``'ab', 'c'`` is not ``'a',
-  'bc'``; NULL is not ''). The server reads and hashes the values without formatting
-  them: a little over half the CPU of ``my1`` (docs/mariadb.md, "Measured").
+* ``my3`` (written by this version): the SHA-256 of the row's raw values
+  (:func:`value_item`: the column itself; YEAR, FLOAT and BIT as numbers, geometry as
+  WKT), the same texts ``my2`` hashes, joined by ``,`` in one ``CONCAT_WS``: first the
+  length in bytes of each text-like value (text, bytes, WKT; ``N`` for NULL), then the
+  other values (numbers, times: never a ``,``; ``N`` for NULL), then the text-like values
+  themselves (a NULL one left out). The first tokens hold no ``,`` and tell the length of
+  each later one, so the row's values can be read back from the string: it is unambiguous
+  (NULL is not '', ``'ab', 'c'`` is not ``'a', 'bc'``). Texts of a second character set
+  are cast to bytes (``CONCAT_WS`` would convert them). One function a column where
+  ``my2`` had five; SHA-256 (hardware instructions on most CPUs) instead of MD5: 40 % of
+  the server CPU of ``my2`` (docs/mariadb.md, "Measured").
+* ``my2`` (written by earlier versions): the MD5 of the same values, each written as its
+  length in bytes, ``:`` and its bytes (``N`` for NULL), one after the other.
 * ``my1`` (written by earlier versions): the MD5 of the row's CSV line built in SQL
-  (:func:`topoff.sources.mariadb.types.line_sql`). Still computed on request; the
-  exporter compares a published hash only with its own algorithm, so a day published
-  with ``my1`` is exported again once (docs/late-rows.md).
+  (:func:`topoff.sources.mariadb.types.line_sql`).
+
+``my2`` and ``my1`` are still computed on request; the exporter compares a published hash
+only with its own algorithm, so a day published with either is exported again once
+(docs/late-rows.md).
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from collections.abc import Sequence
 
 from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
 
-MY1, MY2 = "my1", "my2"
+MY1, MY2, MY3 = "my1", "my2", "my3"
 #: preferred first
-ALGORITHMS = (MY2, MY1)
+ALGORITHMS = (MY3, MY2, MY1)
+#: the forms whose text may hold any byte: hashed after their lengths
+_TEXT_LIKE = ("text", "bytes", "geometry")
 
 
 def value_item(column: MariaColumn) -> str:
@@ -48,8 +58,28 @@ def _value_sql(column: MariaColumn) -> str:
     return f"IFNULL(CONCAT(OCTET_LENGTH({b}), ':', {b}), 'N')"
 
 
+def _my3_sql(columns: Sequence[MariaColumn]) -> str:
+    """SQL: the row's ``my3`` string (the module's docstring)."""
+    charsets = [c.charset for c in columns if c.form == "text"]
+    home = charsets[0] if charsets else ""
+    lengths, others, texts = [], [], []
+    for c in columns:
+        v = value_item(c)
+        if c.form in _TEXT_LIKE:
+            if c.form == "text" and c.charset != home:
+                v = f"CAST({v} AS BINARY)"
+            lengths.append(f"IFNULL(LENGTH({v}), 'N')" if c.nullable else f"LENGTH({v})")
+            texts.append(v)
+        else:
+            others.append(f"IFNULL({v}, 'N')" if c.nullable else v)
+    return f"CONCAT_WS(',', {', '.join(lengths + others + texts)})"
+
+
 def row_md5_sql(columns: Sequence[MariaColumn], algorithm: str) -> str:
-    """SQL: a row's MD5 (hex) under ``algorithm``."""
+    """SQL: a row's digest (hex: SHA-256 for ``my3``, MD5 for the others) under
+    ``algorithm``."""
+    if algorithm == MY3:
+        return f"SHA2({_my3_sql(columns)}, 256)"
     if algorithm == MY2:
         values = [_value_sql(c) for c in columns]
         return f"MD5(CONCAT({', '.join(values)}))"

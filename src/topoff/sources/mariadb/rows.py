@@ -4,7 +4,7 @@ The client reads the rows' values unbuffered (the driver's raw mode: bytes, no c
 and builds each CSV line (:func:`topoff.sources.mariadb.fields.batch_formatter`), written in
 blocks: constant memory. A window is ``lo <= cursor <
 hi`` compared by the server at the column's full precision (DATETIME(6) microseconds).
-The window's hash is computed by the server (rowhash.py, ``my2`` unless asked for another):
+The window's hash is computed by the server (rowhash.py, ``my3`` unless asked for another):
 the sum of the first 60 bits of each row's MD5, which does not depend on row order.
 """
 
@@ -20,7 +20,7 @@ from mysql.connector import errors as my_errors
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
-from topoff.sources.mariadb.rowhash import MY2, count_hash_sql
+from topoff.sources.mariadb.rowhash import MY3, count_hash_sql
 from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 
 BATCH = 2000
@@ -105,7 +105,7 @@ def _one(conn: Any, sql: str, params: list[Any], what: str) -> tuple[Any, ...]:
 
 
 def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
-                algorithm: str = MY2) -> tuple[int, str]:
+                algorithm: str = MY3) -> tuple[int, str]:
     """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
     where, params = _where(table, window)
     sql = f"SELECT {count_hash_sql(table.columns, algorithm)} FROM {table.qualified}{where}"

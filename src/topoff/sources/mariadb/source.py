@@ -6,7 +6,7 @@ worker connections and proves that they share the coordinator's snapshot (parall
 the instance then declares workers and key ranges (:data:`PARALLEL`), or stays on one
 reader with a log line when that cannot be proven. No xmin, so the incremental export
 re-checks every recent day by count and content hash; the server hashes windows itself
-(``my2``; ``my1`` for hashes published by earlier versions: rowhash.py); no PostgreSQL
+(``my3``; ``my2``, ``my1`` for hashes published by earlier versions: rowhash.py); no PostgreSQL
 DDL (``pre_data`` false: a consumer creates tables from the manifest).
 """
 
