@@ -512,3 +512,21 @@ def test_sigterm_while_the_replica_keeps_the_rows_waiting(cluster, maria, tmp_pa
     assert done.returncode == 0, done.stderr
     for t in ("big", "lg"):
         maria_equal(url, maria, f"{maria.name}.{t}", "m")
+
+
+def test_a_snapshot_state_stored_with_my2_is_copied_again_once(cluster, maria, tmp_path,
+                                                              monkeypatch):
+    """An earlier version stored ``count:my2:sum``: the next refresh copies the table
+    again (its hash is now ``my3``), the one after finds it unchanged."""
+    from topoff.replicate import maria_read
+    maria.execute("CREATE TABLE sm (id INT PRIMARY KEY, v VARCHAR(9) NULL);"
+                  "INSERT INTO sm VALUES (1, 'a'), (2, NULL)")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"m": (maria.replica_url, {"sm": {"method": "snapshot"}})})
+    with monkeypatch.context() as m:
+        m.setattr(maria_read, "MARIA_HASH", "my2")
+        assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 2)]
+        assert [r.status for r in run_once(cfg)] == ["unchanged"]
+    assert [(r.status, r.rows) for r in run_once(cfg)] == [("ok", 2)]
+    assert [r.status for r in run_once(cfg)] == ["unchanged"]
+    assert query(url, "SELECT count(*) FROM m.sm") == [(2,)]
