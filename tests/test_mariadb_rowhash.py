@@ -55,6 +55,7 @@ ONE_BYTE: list[tuple[str, str, str, str]] = [
     ("ds", "DECIMAL(30,10)", "'0.1000000000'", "'0.0100000000'"),
     ("gm", "POINT", "POINT(1, 2)", "POINT(1, 20)"),
     ("gc", "GEOMETRY", "POINT(12, 3)", "POINT(1, 23)"),
+    ("i6", "INET6", "'::1'", "'::2'"),  # no character set: hashed as bytes
 ]
 UNCHANGED = ("ch", "dz")
 
