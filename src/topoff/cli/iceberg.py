@@ -46,12 +46,9 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
     Example:
       topoff iceberg expire iceberg:/srv/lake/catalog.toml --older-than 7d
     """
-    from topoff.targets.iceberg import is_iceberg
     from topoff.targets.iceberg.maintenance import expire
 
-    if not is_iceberg(target):
-        raise ConfigError(f"{target} is not an Iceberg replica",
-                          hint="name it iceberg:PATH/catalog.toml")
+    _iceberg_target(target)
     age = _age(older_than)
     for e in expire(target, age, dry_run):
         verb = "would expire" if dry_run else "expired"
