@@ -242,3 +242,15 @@ def test_a_zero_in_date_cursor_is_in_no_day(maria_pair: MariaPair, tmp_path: Pat
         assert report.equal, report.to_json()
     finally:
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_a_decimal_cursor_wider_than_38_digits_is_refused_as_such(published, tmp_path: Path
+                                                                  ) -> None:
+    """A DECIMAL(65,30) cursor (numeric(65,30): replicas hold it as text) is refused
+    naming its type (the error said it was "a numeric without precision and scale")."""
+    maria, _root = published
+    (run,) = run_once(config(str(tmp_path / "r.duckdb"), {"m": (maria.replica_url, {
+        "edge": {"method": "inserter", "cursor": "d65", "boundary": 0}})}))
+    assert (run.status, run.exit_code) == ("failed", 2)
+    assert "without precision" not in (run.error or "")
+    assert "numeric(65,30)" in (run.error or "") and "38 digits" in (run.error or "")

@@ -179,10 +179,12 @@ def cursor_kind(t: ReplicateTable, key: tuple[str, ...], types: dict[str, str]) 
         return None
     ctype = types[t.cursor]
     kind = family(ctype).kind
-    if kind == "numeric_any":  # no fixed scale: DuckDB keeps it as text, compared as such
-        raise ConfigError(f"cursor column {t.cursor} of {t.qualified} is a numeric without "
-                          "precision and scale", hint="a numeric cursor needs both, as "
-                          "numeric(20,0); or use an integer or timestamp column")
+    if kind == "numeric_any":  # no fixed scale or > 38 digits: DuckDB keeps it as text
+        what = "a numeric without precision and scale" if "(" not in ctype else \
+            f"a {ctype}, which replicas hold as text (over 38 digits, or a negative scale)"
+        raise ConfigError(f"cursor column {t.cursor} of {t.qualified} is {what}",
+                          hint="a numeric cursor needs a precision (at most 38 digits) and a "
+                          "scale, as numeric(20,0); or use an integer or timestamp column")
     if kind not in CURSOR_KINDS:
         raise ConfigError(f"cursor column {t.cursor} of {t.qualified} has type {ctype}",
                           hint="a cursor is a timestamp, timestamptz, date, integer or "
