@@ -11,6 +11,8 @@ Order of events (what a crash leaves behind is as for PostgreSQL, see
    saw exactly the same commits (mydumper's rule). If a commit came in between, both
    start again (up to :data:`ATTEMPTS` times) before anything is stored. The dump's SQL
    text then streams through zstd and age into ``backups/<name>.sql.zst.age``.
+   After its last line, the statements that set its FLOAT values exactly again, which it
+   printed with 6 digits (:mod:`.maria_floats`).
 4. The tables are counted and hashed in topoff's snapshot (:mod:`.maria_tables`).
 5. ``finished.json`` with the binlog file, position and GTID, and the tables.
 
@@ -36,7 +38,8 @@ from topoff.backup import catalog
 from topoff.backup.keys import parse_recipients
 from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
-from topoff.backup.maria_tables import table_hashes
+from topoff.backup.maria_floats import write_float_fixes
+from topoff.backup.maria_tables import EXACT_FLOATS, table_hashes
 from topoff.backup.names import check_name, data_key
 from topoff.backup.request import (
     BackupRequest,
@@ -165,6 +168,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
                 plain.write(data)
                 plain_size += len(data)
             dump.finish()
+            plain_size += write_float_fixes(conn, plain.write, provable)
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
         dumped = time.monotonic()
@@ -176,7 +180,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             snap.rollback([conn])
         raise
     timing = {"dump": round(dumped - began, 3), "hash": round(time.monotonic() - dumped, 3)}
-    extra = {"plain_size": plain_size, "same_snapshot": provable,
+    extra = {"plain_size": plain_size, "same_snapshot": provable, "floats": EXACT_FLOATS,
              "position": {"binlog_file": dump.position[0] if dump.position else None,
                           "binlog_position": dump.position[1] if dump.position else None,
                           "gtid": dump.gtid}}

@@ -15,7 +15,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.backup.catalog import Entry
 from topoff.backup.maria_restore import restore
-from topoff.backup.maria_tables import table_hashes
+from topoff.backup.maria_tables import EXACT_FLOATS, table_hashes
 from topoff.redact import redact
 from topoff.sources.mariadb.connect import connect
 from topoff.stores.base import Store
@@ -59,7 +59,8 @@ def restore_and_hash(store: Store, entry: Entry, identities: list[Any], scratch_
         restore(store, entry, identities, url)
         conn = connect(url)
         try:
-            actual = table_hashes(conn)
+            finished = entry.finished or {}
+            actual = table_hashes(conn, finished.get("floats") == EXACT_FLOATS)
             results = run_checks(conn, checks)
         finally:
             conn.close()

@@ -7,9 +7,12 @@ character set, numbers and temporal values as text, BLOBs and BIT as their bytes
 NULL as ``N``, joined by commas; the first 60 bits of each row's MD5 are summed. Hex keeps
 the separator out of the values, so two different rows never give the same text.
 
-Timestamps are read in UTC (the session's time zone, topoff's connection settings); FLOAT
-and DOUBLE values are compared in the server's shortest text form, the same on both sides
-when the drill's server is a version that prints them alike (docs/backups.md).
+Timestamps are read in UTC (the session's time zone, topoff's connection settings); DOUBLE
+values are compared in the server's shortest text form, the same on both sides when the
+drill's server is a version that prints them alike (docs/backups.md), and FLOAT values as
+the double of the same value (``CAST(c AS DOUBLE)``: the server prints a FLOAT with 6
+digits, in which two floats can look alike) when the backup says so (``"floats":
+"exact"`` in finished.json; earlier backups were hashed with the 6 digits).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from topoff.sources.mariadb.types import quote_ident
 
 _TABLES_Q = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
              "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME")
-_COLUMNS_Q = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+#: finished.json's ``floats``: how FLOAT columns are hashed (absent: by their 6-digit text)
+EXACT_FLOATS = "exact"
+_COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
               "DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
 
 
@@ -41,16 +46,19 @@ def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         cur.close()
 
 
-def hash_sql(table: str, columns: list[str]) -> str:
-    parts = [f"IFNULL(HEX(CAST({quote_ident(c)} AS BINARY)), 'N')" for c in columns]
+def hash_sql(table: str, columns: list[str], floats: frozenset[str] = frozenset()) -> str:
+    """``floats``: the columns hashed by their exact value."""
+    parts = [f"IFNULL(HEX(CAST({quote_ident(c)} AS {'DOUBLE' if c in floats else 'BINARY'})), "
+             "'N')" for c in columns]
     row = f"CONCAT_WS(',', {', '.join(parts)})" if parts else "''"
     return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
             f"AS UNSIGNED)), 0) FROM {quote_ident(table)}")
 
 
-def table_hashes(conn: Any) -> dict[str, dict[str, Any]]:
+def table_hashes(conn: Any, exact_floats: bool = True) -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
-    database (the current database), in the connection's transaction."""
+    database (the current database), in the connection's transaction; FLOAT columns by
+    their exact value when ``exact_floats``, else by the server's 6-digit text."""
     try:
         names = [_text(name) for (name,) in _rows(conn, _TABLES_Q)]
     except my_errors.Error as e:
@@ -59,8 +67,9 @@ def table_hashes(conn: Any) -> dict[str, dict[str, Any]]:
     out = {}
     for table in names:
         try:
-            columns = [_text(c) for (c,) in _rows(conn, _COLUMNS_Q, (table,))]
-            ((count, total),) = _rows(conn, hash_sql(table, columns))
+            described = [(_text(c), _text(t)) for (c, t) in _rows(conn, _COLUMNS_Q, (table,))]
+            floats = frozenset(c for c, t in described if t == "float" and exact_floats)
+            ((count, total),) = _rows(conn, hash_sql(table, [c for c, _t in described], floats))
         except my_errors.Error as e:  # a migration's table changed or gone: its own words
             raise read_failed(f"counting and hashing table {table} for the drill", e,
                               hint="the backup user needs SELECT on every table") from None
