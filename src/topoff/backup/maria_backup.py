@@ -11,8 +11,9 @@ Order of events (what a crash leaves behind is as for PostgreSQL, see
    saw exactly the same commits (mydumper's rule). If a commit came in between, both
    start again (up to :data:`ATTEMPTS` times) before anything is stored. The dump's SQL
    text then streams through zstd and age into ``backups/<name>.sql.zst.age``.
-   After its last line, the statements that set its FLOAT values exactly again, which it
-   printed with 6 digits (:mod:`.maria_floats`).
+   System-versioned tables with their history when it can be dumped
+   (:mod:`.maria_history`). After its last line, the statements that set its FLOAT
+   values exactly again, which it printed with 6 digits (:mod:`.maria_floats`).
 4. The tables are counted and hashed in topoff's snapshot (:mod:`.maria_tables`).
 5. ``finished.json`` with the binlog file, position and GTID, and the tables.
 
@@ -39,6 +40,7 @@ from topoff.backup.keys import parse_recipients
 from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_floats import write_float_fixes
+from topoff.backup.maria_history import dump_history
 from topoff.backup.maria_tables import EXACT_FLOATS, table_hashes
 from topoff.backup.names import check_name, data_key
 from topoff.backup.request import (
@@ -99,6 +101,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
         provable = mariadb and log_bin and (updates or not applies)
         dump_program = program("mariadb-dump", "mysqldump") if mariadb else \
             program("mysqldump", "mariadb-dump")
+        history = mariadb and dump_history(conn, dump_program)
         position = snap.begin(conn)
         when = _scalar(conn, "SELECT UTC_TIMESTAMP(6)")
         started = {"name": name, "object": key, "engine": ENGINE,
@@ -117,7 +120,8 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
             with option_file(target) as defaults:
                 result = _dump(store, conn, position, recipients, key, options,
                                MariaDump(dump_program, defaults, target.database, mariadb,
-                                         master_data=log_bin), provable, req.level, req.jobs)
+                                         master_data=log_bin, history=history),
+                               provable, req.level, req.jobs)
         except BaseException as e:
             record_failure(store, name, e, options)
             raise
@@ -172,7 +176,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
         dumped = time.monotonic()
-        tables = table_hashes(conn)  # still in topoff's snapshot
+        tables = table_hashes(conn, history=dump.history)  # still in topoff's snapshot
         snap.rollback([conn])
     except BaseException:
         dump.kill()
@@ -181,6 +185,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
         raise
     timing = {"dump": round(dumped - began, 3), "hash": round(time.monotonic() - dumped, 3)}
     extra = {"plain_size": plain_size, "same_snapshot": provable, "floats": EXACT_FLOATS,
+             "history": dump.history,
              "position": {"binlog_file": dump.position[0] if dump.position else None,
                           "binlog_position": dump.position[1] if dump.position else None,
                           "gtid": dump.gtid}}

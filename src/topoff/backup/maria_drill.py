@@ -60,7 +60,8 @@ def restore_and_hash(store: Store, entry: Entry, identities: list[Any], scratch_
         conn = connect(url)
         try:
             finished = entry.finished or {}
-            actual = table_hashes(conn, finished.get("floats") == EXACT_FLOATS)
+            actual = table_hashes(conn, finished.get("floats") == EXACT_FLOATS,
+                                  finished.get("history") is True)
             results = run_checks(conn, checks)
         finally:
             conn.close()

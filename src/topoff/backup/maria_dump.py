@@ -47,14 +47,16 @@ class MariaDump:
     """``mariadb-dump`` of ``database`` with credentials from ``defaults``."""
 
     def __init__(self, program: str, defaults: Path, database: str, mariadb: bool = True,
-                 master_data: bool = True) -> None:
+                 master_data: bool = True, history: bool = False) -> None:
         self.master_data = master_data
+        self.history = history  # system-versioned tables with every version
         position = []
         if master_data:
             position = ["--master-data=2"] if mariadb else ["--source-data=2"]
         self.cmd = [program, f"--defaults-extra-file={defaults}", "--single-transaction",
                     "--quick", "--routines", "--events", "--triggers", "--hex-blob",
-                    "--default-character-set=utf8mb4", *position, "--", database]
+                    "--default-character-set=utf8mb4", *position,
+                    *(["--dump-history"] if history else []), "--", database]
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr: deque[str] = deque(maxlen=20)
         self.position: tuple[str, int] | None = None

@@ -12,7 +12,9 @@ values are compared in the server's shortest text form, the same on both sides w
 drill's server is a version that prints them alike (docs/backups.md), and FLOAT values as
 the double of the same value (``CAST(c AS DOUBLE)``: the server prints a FLOAT with 6
 digits, in which two floats can look alike) when the backup says so (``"floats":
-"exact"`` in finished.json; earlier backups were hashed with the 6 digits).
+"exact"`` in finished.json; earlier backups were hashed with the 6 digits). A
+system-versioned table is hashed with every version when the backup dumped its history
+(``"history": true``, :mod:`.maria_history`).
 """
 
 from __future__ import annotations
@@ -25,19 +27,22 @@ from topoff.errors import SourceError
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.types import quote_ident
 
-_TABLES_Q = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-             "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME")
+_TABLES_Q = ("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+             "DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY "
+             "TABLE_NAME")
 #: finished.json's ``floats``: how FLOAT columns are hashed (absent: by their 6-digit text)
 EXACT_FLOATS = "exact"
-_COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-              "DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
+_COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM "
+              "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+              "ORDER BY ORDINAL_POSITION")
+_PERIOD = ("ROW START", "ROW END")
 
 
-def _text(v: Any) -> str:
+def text(v: Any) -> str:
     return bytes(v).decode() if isinstance(v, bytes | bytearray) else str(v)
 
 
-def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     cur = conn.cursor()
     try:
         cur.execute(stmt, params)
@@ -46,30 +51,43 @@ def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         cur.close()
 
 
-def hash_sql(table: str, columns: list[str], floats: frozenset[str] = frozenset()) -> str:
-    """``floats``: the columns hashed by their exact value."""
+def hash_sql(table: str, columns: list[str], floats: frozenset[str] = frozenset(),
+             history: bool = False) -> str:
+    """``floats``: the columns hashed by their exact value; ``history``: every version of
+    a system-versioned table."""
     parts = [f"IFNULL(HEX(CAST({quote_ident(c)} AS {'DOUBLE' if c in floats else 'BINARY'})), "
              "'N')" for c in columns]
     row = f"CONCAT_WS(',', {', '.join(parts)})" if parts else "''"
     return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
-            f"AS UNSIGNED)), 0) FROM {quote_ident(table)}")
+            f"AS UNSIGNED)), 0) FROM {quote_ident(table)}"
+            + (" FOR SYSTEM_TIME ALL" if history else ""))
 
 
-def table_hashes(conn: Any, exact_floats: bool = True) -> dict[str, dict[str, Any]]:
+def table_hashes(conn: Any, exact_floats: bool = True, history: bool = False
+                 ) -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
     database (the current database), in the connection's transaction; FLOAT columns by
-    their exact value when ``exact_floats``, else by the server's 6-digit text."""
+    their exact value when ``exact_floats``, else by the server's 6-digit text. A
+    system-versioned table: every version with its ``ROW START`` and ``ROW END`` when
+    ``history`` (the backup dumped it), else its current rows without them (a restore
+    gives them new values)."""
     try:
-        names = [_text(name) for (name,) in _rows(conn, _TABLES_Q)]
+        names = [(text(name), text(kind) != "BASE TABLE")
+                 for (name, kind) in rows(conn, _TABLES_Q)]
     except my_errors.Error as e:
         raise SourceError(f"listing the tables to count and hash failed: {e.msg}",
                           hint="check the connection to the source") from None
     out = {}
-    for table in names:
+    for table, versioned in names:
         try:
-            described = [(_text(c), _text(t)) for (c, t) in _rows(conn, _COLUMNS_Q, (table,))]
-            floats = frozenset(c for c, t in described if t == "float" and exact_floats)
-            ((count, total),) = _rows(conn, hash_sql(table, [c for c, _t in described], floats))
+            described = [(text(c), text(t), text(g))
+                         for (c, t, g) in rows(conn, _COLUMNS_Q, (table,))]
+            floats = frozenset(c for c, t, _g in described if t == "float" and exact_floats)
+            columns = [c for c, _t, g in described if history or g not in _PERIOD]
+            if versioned and history and all(g not in _PERIOD for _c, _t, g in described):
+                columns += ["row_start", "row_end"]  # implicit: invisible, not listed
+            ((count, total),) = rows(conn, hash_sql(table, columns, floats,
+                                                    versioned and history))
         except my_errors.Error as e:  # a migration's table changed or gone: its own words
             raise read_failed(f"counting and hashing table {table} for the drill", e,
                               hint="the backup user needs SELECT on every table") from None
