@@ -254,3 +254,17 @@ def test_a_decimal_cursor_wider_than_38_digits_is_refused_as_such(published, tmp
     assert (run.status, run.exit_code) == ("failed", 2)
     assert "without precision" not in (run.error or "")
     assert "numeric(65,30)" in (run.error or "") and "38 digits" in (run.error or "")
+
+
+def test_a_crlf_in_the_first_row_s_text_lands_in_duckdb(published, tmp_path: Path) -> None:
+    """A text holding CR LF in the first row a refresh stages lands in a DuckDB replica
+    (DuckDB took the CR LF for the files' line ending: "malformed" file, the publication
+    blamed, nothing replicated)."""
+    maria, _root = published
+    maria.execute("CREATE TABLE crlf (k INT PRIMARY KEY, t DATETIME(6), tx TEXT); "
+                  "INSERT INTO crlf VALUES (1, '2020-01-01', 'x\\r\\ny'), (2, '2020-01-01', 'z')")
+    target = str(tmp_path / "r.duckdb")
+    runs = run_once(config(target, {"m": (maria.replica_url, {
+        "crlf": {"method": "updater", "cursor": "t", "boundary": "1s"}})}))
+    assert [(r.status, r.rows) for r in runs] == [("ok", 2)], runs[0].error
+    assert query(target, "SELECT k, tx FROM m.crlf ORDER BY k") == [(1, "x\r\ny"), (2, "z")]

@@ -159,8 +159,11 @@ class DuckDBTarget(Target):
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
         # dataset files: zstd with a header; stage_csv's spool files: plain rows
         header, compression = ("false", "none") if spec.extra.get("plain") else ("true", "zstd")
+        # records end in LF (COPY's CSV): told, as DuckDB would take a CR LF inside the
+        # first line's quotes for the files' line ending and refuse them
         return (f"read_csv([{files}], header = {header}, columns = {{{types}}}, delim = ',', "
                 "quote = '\"', escape = '\"', nullstr = '', allow_quoted_nulls = false, "
+                "new_line = '\\n', "
                 f"auto_detect = false, compression = '{compression}', "
                 f"max_line_size = {self.max_line}, "
                 f"buffer_size = {self.max_line})")
