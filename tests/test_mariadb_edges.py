@@ -268,3 +268,19 @@ def test_a_crlf_in_the_first_row_s_text_lands_in_duckdb(published, tmp_path: Pat
         "crlf": {"method": "updater", "cursor": "t", "boundary": "1s"}})}))
     assert [(r.status, r.rows) for r in runs] == [("ok", 2)], runs[0].error
     assert query(target, "SELECT k, tx FROM m.crlf ORDER BY k") == [(1, "x\r\ny"), (2, "z")]
+
+
+def test_reconcile_refuses_a_decimal_key_wider_than_38_digits_as_such(published,
+                                                                     tmp_path: Path) -> None:
+    """A DECIMAL(65,30) key is refused by reconcile naming the width it takes (the error
+    said reconcile takes "integer and decimal keys only", of a decimal key)."""
+    from topoff.errors import ConfigError
+    from topoff.replicate.operate import reconcile
+
+    maria, _root = published
+    cfg = config(str(tmp_path / "r.duckdb"), {"m": (maria.replica_url, {"edge": {
+        "method": "updater", "cursor": "id", "boundary": 0, "key": ["d65"]}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    with pytest.raises(ConfigError) as refused:
+        reconcile(cfg, f"m.{maria.name}.edge")
+    assert "decimal(65,30)" in refused.value.message and "38 digits" in refused.value.message

@@ -41,8 +41,10 @@ def check_reconcilable(mt: MariaTable, key: Sequence[str], columns: Sequence[Col
     for k in key:
         c = mt.column(k)
         if c.form != "int" or family(c.type).kind not in KEY_KINDS:
+            wide = c.form == "int" and family(c.type).kind == "numeric_any"
             raise ConfigError(f"{qualified}: key column {k} is {c.native}; reconcile from "
-                              "MariaDB takes integer and decimal keys only",
+                              "MariaDB takes integer and decimal keys only" + (
+                                  " of at most 38 digits" if wide else ""),
                               hint="set key = [...] to integer columns, or --resync the table")
     floats = [c.name for c in columns if family(c.type, c.enum).kind == "float"]
     if floats:
