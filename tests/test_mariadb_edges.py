@@ -284,3 +284,17 @@ def test_reconcile_refuses_a_decimal_key_wider_than_38_digits_as_such(published,
     with pytest.raises(ConfigError) as refused:
         reconcile(cfg, f"m.{maria.name}.edge")
     assert "decimal(65,30)" in refused.value.message and "38 digits" in refused.value.message
+
+
+def test_a_table_name_iceberg_does_not_take_is_refused_with_a_hint_that_helps(
+        published, tmp_path: Path) -> None:
+    """A replicated table whose own name Iceberg does not take: the hint says to leave it
+    out (it said to set the source's target_schema, which does not rename a table)."""
+    maria, _root = published
+    maria.execute("CREATE TABLE `odd name` (id INT PRIMARY KEY); INSERT INTO `odd name` "
+                  "VALUES (1)")
+    (run,) = run_once(config(catalog_file(tmp_path), {"m": (maria.replica_url, {
+        "odd name": {"method": "snapshot"}})}))
+    assert (run.status, run.exit_code) == ("failed", 7)
+    assert "'odd name'" in (run.error or "") and "target_schema" not in (run.error or "")
+    assert "leave the table out" in (run.error or "")

@@ -79,13 +79,15 @@ class Held:
 def check_name(namespace: str, name: str) -> TableRef:
     """Where a table lands; a name an Iceberg catalog does not take is refused (the
     message is shown after the source table's name)."""
-    for what, value in (("namespace (target_schema)", namespace), ("table name", name)):
+    for what, value, fix in (
+            ("namespace (target_schema)", namespace, "set the source's target_schema to "
+             "letters, digits and _"),
+            ("table name", name, "a table lands under its source name: leave the table out "
+             "of this target")):
         if not NAME.match(value):
             raise TargetError(f"its {what} {value!r} is not a name an "
                               "Iceberg replica takes (letters, digits and _)",
-                              hint="a table lands under its source name: set the source's "
-                              "target_schema to letters, digits and _, or use a DuckDB or "
-                              "PostgreSQL target")
+                              hint=f"{fix}, or use a DuckDB or PostgreSQL target")
     return TableRef(namespace, name)
 
 
