@@ -298,3 +298,17 @@ def test_a_table_name_iceberg_does_not_take_is_refused_with_a_hint_that_helps(
     assert (run.status, run.exit_code) == ("failed", 7)
     assert "'odd name'" in (run.error or "") and "target_schema" not in (run.error or "")
     assert "leave the table out" in (run.error or "")
+
+
+def test_a_time_cursor_is_refused_in_words_that_do_not_contradict(published,
+                                                                  tmp_path: Path) -> None:
+    """A TIME(6) cursor (a duration) is refused as no date or timestamp (the error said
+    "tm is time(6), not a time")."""
+    from topoff.errors import ConfigError
+
+    maria, _root = published
+    with open_store(str(tmp_path / "pub")) as store, pytest.raises(ConfigError) as refused:
+        export_full(Config(dataset="edges", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="edge", method="append", cursor="tm"),)),
+            store)
+    assert "cursor tm is time(6), not a date or timestamp" in refused.value.message

@@ -240,7 +240,7 @@ class MariaSource:
             cursor_type = mt.column(tc.cursor).type
             if not is_time_cursor(cursor_type):
                 raise ConfigError(f"{where} cursor {tc.cursor} is {mt.column(tc.cursor).native}"
-                                  ", not a time",
+                                  ", not a date or timestamp",
                                   hint="a cursor must be a DATETIME, TIMESTAMP or DATE column")
         key = list(tc.key) if tc.key else list(mt.primary_key)
         # a key the config names is the user's word that its values are never respelled
