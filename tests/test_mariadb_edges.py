@@ -7,6 +7,7 @@ with NUL escapes, a BLOB of every byte, names with quotes, backticks and spaces)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -312,3 +313,22 @@ def test_a_time_cursor_is_refused_in_words_that_do_not_contradict(published,
             TableConfig(schema=maria.name, name="edge", method="append", cursor="tm"),)),
             store)
     assert "cursor tm is time(6), not a date or timestamp" in refused.value.message
+
+
+def test_a_blob_of_more_than_half_max_allowed_packet_is_exported(published,
+                                                                 tmp_path: Path) -> None:
+    """A BLOB whose hex is longer than the server's max_allowed_packet (16 MiB: a 9 MB
+    value) is exported whole (the server's HEX() of it was NULL, with a warning: the value
+    was written as NULL)."""
+    maria, _root = published
+    maria.execute("CREATE TABLE big (id INT PRIMARY KEY, v LONGBLOB, b BINARY(2)); "
+                  "INSERT INTO big VALUES (1, REPEAT('a', 9000000), X'00'), (2, X'00FF', NULL)")
+    root, replica = str(tmp_path / "pub"), str(tmp_path / "r.duckdb")
+    with open_store(root) as store:
+        export_full(Config(dataset="big", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="big", method="snapshot"),)), store)
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    assert query(replica, f'SELECT id, octet_length(v), md5(v), b FROM "{maria.name}".big '
+                          "ORDER BY id") == [(1, 9000000, hashlib.md5(b"a" * 9000000)
+                                              .hexdigest(), b"\0\0"),
+                                             (2, 2, hashlib.md5(b"\0\xff").hexdigest(), None)]

@@ -16,10 +16,12 @@ dataset's field or a cheap step from it:
 * integers and DECIMAL (not ZEROFILL): as sent, NULL an empty field (NOT NULL ones join
   the run of other columns next to them as they are: fewer items for the client);
 * DATE, DATETIME, TIMESTAMP, TIME: as sent, a fraction's trailing zeros dropped, ``+00``
-  after a TIMESTAMP, NULL and a zero or zero-in-date date (not a TIME) an empty field.
+  after a TIMESTAMP, NULL and a zero or zero-in-date date (not a TIME) an empty field;
+* bytes (BINARY, VARBINARY, BLOB): as sent, written as ``\\x`` and hex by the client (the
+  server's ``HEX()`` of a value longer than half its ``max_allowed_packet`` is NULL).
 
-Each run of adjacent other columns (FLOAT, DOUBLE, BIT, YEAR, bytes as hex, UUID,
-ZEROFILL) is one select-list item, their CSV fields joined by the server (never NULL).
+Each run of adjacent other columns (FLOAT, DOUBLE, BIT, YEAR, UUID, ZEROFILL) is one
+select-list item, their CSV fields joined by the server (never NULL).
 
 The client reads a batch of rows at a time: the items become columns, a text column
 without ``,`` ``"`` CR LF or an empty string in the whole batch (one byte search over the
@@ -46,7 +48,7 @@ _MOMENT_FORMS = ("date", "datetime", "timestamp", "time")
 _INTEGERS = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal")
 
 #: how the client turns a batch's values of a select-list item into CSV fields
-TEXT, PLAIN, MOMENT, FIELDS = "text", "plain", "moment", "fields"
+TEXT, PLAIN, MOMENT, BYTES, FIELDS = "text", "plain", "moment", "bytes", "fields"
 
 
 def _raw_text(column: MariaColumn) -> str:
@@ -64,6 +66,8 @@ def _raw_kind(column: MariaColumn) -> str | None:
         return PLAIN  # the server sends an integer or DECIMAL as CAST(... AS CHAR) prints it
     if column.form in _MOMENT_FORMS:
         return MOMENT
+    if column.form == "bytes":
+        return BYTES
     return None
 
 
@@ -134,6 +138,11 @@ def _plain(col: Column) -> Fields:
     return col  # type: ignore[return-value]
 
 
+def _bytes(col: Column) -> Fields:
+    """A batch's values of a bytes column as ``\\x`` and lower-case hex (NULL: empty)."""
+    return [b"" if v is None else b"\\x" + v.hex().encode() for v in col]
+
+
 def _moment(column: MariaColumn) -> Callable[[Column], Fields]:
     """The converter of a date, datetime, timestamp or time column's raw values to the
     fields the server wrote (types.value_sql): NULL and a zero or zero-in-date value empty
@@ -181,6 +190,8 @@ def batch_formatter(columns: Sequence[MariaColumn]) -> Callable[[Sequence[Row]],
         elif kind == MOMENT:
             assert column is not None
             convert.append(_moment(column))
+        elif kind == BYTES:
+            convert.append(_bytes)
         else:
             convert.append(_fields)
     join = b",".join
