@@ -332,3 +332,24 @@ def test_a_blob_of_more_than_half_max_allowed_packet_is_exported(published,
                           "ORDER BY id") == [(1, 9000000, hashlib.md5(b"a" * 9000000)
                                               .hexdigest(), b"\0\0"),
                                              (2, 2, hashlib.md5(b"\0\xff").hexdigest(), None)]
+
+
+def test_verify_hashes_rows_too_long_for_the_server_s_texts(published, tmp_path: Path) -> None:
+    """A row whose text and bytes are longer than the server's max_allowed_packet lets
+    (a 9 MB BLOB, a 5 MB text holding canonical.py's separators) is hashed by topoff:
+    equal when equal, different once its BLOB changes (the server's HEX() and CONCAT() of
+    it were NULL: verify reported a difference where there was none, and none where the
+    value had changed)."""
+    maria, _root = published
+    maria.execute("CREATE TABLE long_row (id INT PRIMARY KEY, v LONGBLOB, t LONGTEXT); "
+                  "INSERT INTO long_row VALUES (1, REPEAT('a', 9000000), CONCAT(REPEAT('b', "
+                  "5000000), CHAR(29), CHAR(30), CHAR(31))), (2, X'00', CHAR(30))")
+    root, replica = str(tmp_path / "pub"), str(tmp_path / "r.duckdb")
+    with open_store(root) as store:
+        export_full(Config(dataset="long", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="long_row", method="snapshot"),)), store)
+    sync(root, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    report = verify(replica, maria.replica_url)
+    assert report.equal, report.to_json()
+    maria.execute("UPDATE long_row SET v = REPEAT('c', 9000000) WHERE id = 1")
+    assert not verify(replica, maria.replica_url).equal

@@ -12,6 +12,12 @@ MariaDB cannot print a float's canonical text (PostgreSQL's shortest form, or C'
 ``%.16e`` for a DuckDB replica): a table with FLOAT or DOUBLE columns is hashed here
 instead, row by row, from every value's canonical text computed by the server and each
 float's exact value (floats.py), streamed unbuffered: slower, same hash.
+
+Nor can it build a text longer than its ``max_allowed_packet`` (16 MiB by default): the
+``HEX()``, ``REPLACE()`` or ``CONCAT()`` of a longer one is NULL. A row whose text and
+bytes columns hold more than a quarter of it is hashed here too, from those columns' raw
+values (bytes written as hex, text escaped, as canonical.py does); the server sums the
+others.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from mysql.connector import errors as my_errors
 
-from topoff.canonical import FREE_TEXT, NULL_MARK, UNIT_SEP
+from topoff.canonical import ESCAPE, FREE_TEXT, NULL_MARK, UNIT_SEP
 from topoff.dataset.bounds import Bounds
 from topoff.errors import SourceError
 from topoff.pgtypes import family
@@ -41,6 +47,29 @@ from topoff.targets.base import TableDef
 
 _SEP = "CHAR(31 USING utf8mb4)"
 _NULL = "CHAR(30 USING utf8mb4)"
+#: how :meth:`MariaVerifier._hash_rows` turns a value sent raw into its canonical text
+HEX, X_HEX, TEXT, ESCAPED = "hex", "xhex", "text", "escaped"
+
+
+def _raw_canonical(v: bytes, how: str) -> str:
+    if how == HEX:
+        return v.hex()
+    if how == X_HEX:
+        return "\\x" + v.hex()
+    text = v.decode()
+    if how == ESCAPED:
+        for ch in (ESCAPE, NULL_MARK, UNIT_SEP):
+            text = text.replace(ch, ESCAPE + ch)
+    return text
+
+
+def _raw_form(mc: MariaColumn, kind: str) -> str | None:
+    """How a column that can hold a long value is sent raw and made canonical, or None."""
+    if mc.form == "bytes":
+        return HEX if kind == "bytea" else X_HEX
+    if mc.form == "text":
+        return ESCAPED if kind in FREE_TEXT else TEXT
+    return None
 
 
 def _escaped(text: str) -> str:
@@ -138,12 +167,43 @@ class MariaVerifier:
             assert table.cursor
             c = quote_ident(table.cursor)  # a zero date is NULL in the replica
             day = f"IF({c} IS NULL OR {zero_date_sql(c)}, NULL, DATE_FORMAT({c}, '%Y-%m-%d'))"
+        raw = {c.name: _raw_form(mt.column(c.name), stored[c.name]) for c in table.columns
+               if c.name not in floats}
+        raw = {n: how for n, how in raw.items() if how is not None}
+        how: list[int | str | None] = [floats.get(c.name) or raw.get(c.name)
+                                       for c in table.columns]
+        streamed = ", ".join(quote_ident(c.name) if c.name in raw else t
+                             for c, t in zip(table.columns, texts, strict=True))
         if floats:
-            sql = f"SELECT {day}, {', '.join(texts)} FROM {mt.qualified}{where}"
-            bits = [floats.get(c.name) for c in table.columns]
-            return self._hash_rows(table, sql, params, bits, profile, by_day)
-        sql = f"SELECT {day}, {h} FROM {mt.qualified}{where}" + (" GROUP BY 1" if by_day
-                                                                   else "")
+            sql = f"SELECT {day}, {streamed} FROM {mt.qualified}{where}"
+            return self._hash_rows(table, sql, params, how, profile, by_day)
+        if not raw:
+            return self._summed(table, f"SELECT {day}, {h} FROM {mt.qualified}{where}", params,
+                                by_day)
+        # rows too long for the server's texts are hashed here (a second read, of them
+        # only, when there are some), the others by the server
+        size = " + ".join(f"COALESCE(OCTET_LENGTH({quote_ident(n)}), 0)" for n in raw)
+        long = f"({size}) > @@max_allowed_packet DIV 4"
+        split = (f"COALESCE(SUM(NOT {long}), 0), COALESCE(SUM(IF({long}, 0, CAST(CONV("
+                 f"SUBSTR(MD5({row}), 1, 15), 16, 10) AS UNSIGNED))), 0), "
+                 f"COALESCE(SUM({long}), 0)")
+        longs: list[int] = []
+        out = self._summed(table, f"SELECT {day}, {split} FROM {mt.qualified}{where}", params,
+                           by_day, longs)
+        if not sum(longs):
+            return out
+        more = self._hash_rows(table, f"SELECT {day}, {streamed} FROM {mt.qualified} WHERE "
+                               + " AND ".join([*conds, long]), params, how, profile, True)
+        for key, (n, total) in more.items():
+            had = out.get(key, (0, "0"))
+            out[key] = (had[0] + n, str(int(had[1]) + int(total)))
+        return out
+
+    def _summed(self, table: TableDef, select: str, params: list[Any], by_day: bool,
+                longs: list[int] | None = None) -> dict[str | None, tuple[int, str]]:
+        """The hash per day the server sums (``select``: day, count, sum and, with
+        ``longs``, the rows left out as too long, appended to it)."""
+        sql = select + (" GROUP BY 1" if by_day else "")
         cur_ = self.conn.cursor()
         try:
             cur_.execute(sql, params)
@@ -154,14 +214,19 @@ class MariaVerifier:
         finally:
             cur_.close()
         out: dict[str | None, tuple[int, str]] = {}
-        for d, count, total in rows:
+        for d, count, total, *left_out in rows:
+            if longs is not None:
+                longs.append(int(left_out[0]))
             key = d.decode() if isinstance(d, bytes | bytearray) else d
             out[None if key is None else str(key)] = (int(count), str(int(total)))
         return out
 
-    def _hash_rows(self, table: TableDef, sql: str, params: list[Any], bits: list[int | None],
-                   profile: str, by_day: bool) -> dict[str | None, tuple[int, str]]:
-        """The canonical hash per day, summed here from each row's canonical texts."""
+    def _hash_rows(self, table: TableDef, sql: str, params: list[Any],
+                   how: list[int | str | None], profile: str, by_day: bool
+                   ) -> dict[str | None, tuple[int, str]]:
+        """The canonical hash per day, summed here from each row's canonical texts (``how``
+        per column: None the server's canonical text, bits a float's exact value, else a
+        raw value, :func:`_raw_canonical`)."""
         sums: dict[str | None, list[int]] = {}
         cur = self.conn.cursor(raw=True, buffered=False)
         try:
@@ -170,11 +235,13 @@ class MariaVerifier:
                 for r in rows:
                     key = None if r[0] is None else bytes(r[0]).decode()
                     texts = []
-                    for v, b in zip(r[1:], bits, strict=True):
+                    for v, b in zip(r[1:], how, strict=True):
                         if v is None:
                             texts.append(NULL_MARK)
                         elif b is None:
                             texts.append(bytes(v).decode())
+                        elif isinstance(b, str):
+                            texts.append(_raw_canonical(bytes(v), b))
                         else:
                             texts.append(float_text(float(bytes(v)), b, profile))
                     digest = hashlib.md5(UNIT_SEP.join(texts).encode(), usedforsecurity=False)
