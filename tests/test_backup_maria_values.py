@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from support.backup import AgeKey
-from support.cli import run_cli
+from support.cli import error_lines, run_cli
 from support.maria_backup import empty_db, take_backup
 from support.mariadb import MariaDatabase
 
@@ -110,3 +110,27 @@ def test_system_versioned_tables_keep_their_history(
     finally:
         for db in ("_v", "_sv", "_st"):
             pair.primary.sql(f"DROP DATABASE IF EXISTS `{shop.name}{db}`", check=False)
+
+
+def test_a_blob_longer_than_the_default_packet_restores_in_the_drill(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None]
+        ) -> None:
+    """A 9 MB BLOB, dumped as an 18 MB statement, is restored by the drill's throwaway
+    server and compared (its max_allowed_packet of 16 MiB refused it: "Server has gone
+    away", exit 7; and the backup's hash took the BLOB for a NULL, its HEX() being NULL);
+    a restore into a server that refuses it says what to raise."""
+    shop.execute("CREATE TABLE bb (id INT PRIMARY KEY, v LONGBLOB); "
+                 "INSERT INTO bb VALUES (1, REPEAT('a', 9000000)), (2, 'x')")
+    store = tmp_path / "store"
+    result = take_backup(shop, age_key, str(store), "dump.b", env)
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity))
+    assert drill.exit_code == 0, drill.stdout + drill.stderr
+    # a target server of the default max_allowed_packet: said so
+    target = empty_db(shop.pair, shop.name + "_b")
+    try:
+        done = run_cli("restore", str(store), "--latest", "--identity", str(age_key.identity),
+                       "--target", target)
+        assert done.exit_code == 7 and "max_allowed_packet" in error_lines(done)[1]
+    finally:
+        shop.pair.primary.sql(f"DROP DATABASE IF EXISTS `{shop.name}_b`", check=False)

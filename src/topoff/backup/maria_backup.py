@@ -41,7 +41,7 @@ from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_floats import write_float_fixes
 from topoff.backup.maria_history import dump_history
-from topoff.backup.maria_tables import EXACT_FLOATS, table_hashes
+from topoff.backup.maria_tables import HASH_FORM, table_hashes
 from topoff.backup.names import check_name, data_key
 from topoff.backup.request import (
     BackupRequest,
@@ -184,7 +184,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             snap.rollback([conn])
         raise
     timing = {"dump": round(dumped - began, 3), "hash": round(time.monotonic() - dumped, 3)}
-    extra = {"plain_size": plain_size, "same_snapshot": provable, "floats": EXACT_FLOATS,
+    extra = {"plain_size": plain_size, "same_snapshot": provable, "hash_form": HASH_FORM,
              "history": dump.history,
              "position": {"binlog_file": dump.position[0] if dump.position else None,
                           "binlog_position": dump.position[1] if dump.position else None,

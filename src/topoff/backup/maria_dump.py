@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from topoff.backup.maria_client import child_env
+from topoff.backup.mariadbd import MAX_PACKET
 from topoff.errors import SourceError
 from topoff.redact import redact
 from topoff.sources.mariadb.errors import (
@@ -55,7 +56,8 @@ class MariaDump:
             position = ["--master-data=2"] if mariadb else ["--source-data=2"]
         self.cmd = [program, f"--defaults-extra-file={defaults}", "--single-transaction",
                     "--quick", "--routines", "--events", "--triggers", "--hex-blob",
-                    "--default-character-set=utf8mb4", *position,
+                    "--default-character-set=utf8mb4", f"--max-allowed-packet={MAX_PACKET}",
+                    *position,
                     *(["--dump-history"] if history else []), "--", database]
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr: deque[str] = deque(maxlen=20)

@@ -25,6 +25,7 @@ from mysql.connector import errors as my_errors
 from topoff.backup.catalog import Entry
 from topoff.backup.crypt import decrypting_reader
 from topoff.backup.maria_client import child_env, option_file, program
+from topoff.backup.mariadbd import MAX_PACKET
 from topoff.backup.names import data_key
 from topoff.errors import ConfigError, IntegrityError, TargetError
 from topoff.redact import redact
@@ -75,6 +76,7 @@ class _Client:
     def __init__(self, defaults: Any, database: str) -> None:
         cmd = [program("mariadb", "mysql"), f"--defaults-extra-file={defaults}",
                "--local-infile=0", "--binary-mode", "--batch",
+               f"--max-allowed-packet={MAX_PACKET}",
                "--default-character-set=utf8mb4", f"--database={database}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, process_group=0, env=child_env())
@@ -102,10 +104,15 @@ class _Client:
             lines = [ln for ln in self.stderr if ln.strip() and set(ln.strip()) != {"-"}]
             why = next((ln for ln in reversed(lines) if ln.startswith("ERROR")),
                        lines[-1] if lines else "no message")
+            hint = "the target database holds a partial restore: drop and recreate it"
+            if any(f"ERROR {n} " in why for n in (1153, 2006, 2013)):
+                # a statement past the server's max_allowed_packet ends the connection
+                hint += (", raise the target server's max_allowed_packet above twice the "
+                         "longest BLOB or text of a row (SET GLOBAL max_allowed_packet = "
+                         "1073741824)")
             raise TargetError(f"the mariadb client failed (exit status "
                               f"{self.proc.returncode}): {why[:300]}",
-                              hint="the target database holds a partial restore: drop and "
-                              "recreate it, then restore again")
+                              hint=f"{hint}, then restore again")
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -9,10 +9,12 @@ the separator out of the values, so two different rows never give the same text.
 
 Timestamps are read in UTC (the session's time zone, topoff's connection settings); DOUBLE
 values are compared in the server's shortest text form, the same on both sides when the
-drill's server is a version that prints them alike (docs/backups.md), and FLOAT values as
-the double of the same value (``CAST(c AS DOUBLE)``: the server prints a FLOAT with 6
-digits, in which two floats can look alike) when the backup says so (``"floats":
-"exact"`` in finished.json; earlier backups were hashed with the 6 digits). A
+drill's server is a version that prints them alike (docs/backups.md). Backups that say
+``"hash_form": 2`` in finished.json (this version's) hash FLOAT values as the double of
+the same value (``CAST(c AS DOUBLE)``: the server prints a FLOAT with 6 digits, in which
+two floats can look alike), and a value longer than 1 KiB as ``M`` and its MD5 (the
+server's ``HEX()`` of one longer than half its ``max_allowed_packet`` is NULL, which hashed
+like a NULL); earlier backups were hashed with the 6 digits and every value's hex. A
 system-versioned table is hashed with every version when the backup dumped its history
 (``"history": true``, :mod:`.maria_history`).
 """
@@ -30,8 +32,9 @@ from topoff.sources.mariadb.types import quote_ident
 _TABLES_Q = ("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
              "DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY "
              "TABLE_NAME")
-#: finished.json's ``floats``: how FLOAT columns are hashed (absent: by their 6-digit text)
-EXACT_FLOATS = "exact"
+#: finished.json's ``hash_form`` of this version's hashes (absent: the earlier form)
+HASH_FORM = 2
+_LONG = 1024  # bytes: a longer value is hashed as its MD5
 _COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM "
               "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
               "ORDER BY ORDINAL_POSITION")
@@ -51,23 +54,30 @@ def rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
         cur.close()
 
 
+def _part(column: str, floats: frozenset[str], form: int) -> str:
+    value = f"CAST({quote_ident(column)} AS {'DOUBLE' if column in floats else 'BINARY'})"
+    if form < HASH_FORM:
+        return f"IFNULL(HEX({value}), 'N')"
+    return (f"IFNULL(IF(OCTET_LENGTH({value}) > {_LONG}, CONCAT('M', MD5({value})), "
+            f"HEX({value})), 'N')")
+
+
 def hash_sql(table: str, columns: list[str], floats: frozenset[str] = frozenset(),
-             history: bool = False) -> str:
+             history: bool = False, form: int = HASH_FORM) -> str:
     """``floats``: the columns hashed by their exact value; ``history``: every version of
-    a system-versioned table."""
-    parts = [f"IFNULL(HEX(CAST({quote_ident(c)} AS {'DOUBLE' if c in floats else 'BINARY'})), "
-             "'N')" for c in columns]
+    a system-versioned table; ``form``: :data:`HASH_FORM`, or 1 for earlier backups'."""
+    parts = [_part(c, floats, form) for c in columns]
     row = f"CONCAT_WS(',', {', '.join(parts)})" if parts else "''"
     return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
             f"AS UNSIGNED)), 0) FROM {quote_ident(table)}"
             + (" FOR SYSTEM_TIME ALL" if history else ""))
 
 
-def table_hashes(conn: Any, exact_floats: bool = True, history: bool = False
+def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False
                  ) -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
-    database (the current database), in the connection's transaction; FLOAT columns by
-    their exact value when ``exact_floats``, else by the server's 6-digit text. A
+    database (the current database), in the connection's transaction, in hash ``form``
+    (:data:`HASH_FORM`, or 1: FLOATs by their 6-digit text, long values by their hex). A
     system-versioned table: every version with its ``ROW START`` and ``ROW END`` when
     ``history`` (the backup dumped it), else its current rows without them (a restore
     gives them new values)."""
@@ -82,12 +92,13 @@ def table_hashes(conn: Any, exact_floats: bool = True, history: bool = False
         try:
             described = [(text(c), text(t), text(g))
                          for (c, t, g) in rows(conn, _COLUMNS_Q, (table,))]
-            floats = frozenset(c for c, t, _g in described if t == "float" and exact_floats)
+            floats = frozenset(c for c, t, _g in described
+                               if t == "float" and form >= HASH_FORM)
             columns = [c for c, _t, g in described if history or g not in _PERIOD]
             if versioned and history and all(g not in _PERIOD for _c, _t, g in described):
                 columns += ["row_start", "row_end"]  # implicit: invisible, not listed
             ((count, total),) = rows(conn, hash_sql(table, columns, floats,
-                                                    versioned and history))
+                                                    versioned and history, form))
         except my_errors.Error as e:  # a migration's table changed or gone: its own words
             raise read_failed(f"counting and hashing table {table} for the drill", e,
                               hint="the backup user needs SELECT on every table") from None

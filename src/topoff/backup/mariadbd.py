@@ -30,6 +30,9 @@ from topoff.errors import ConfigError, TargetError
 from topoff.server_user import give_to
 
 SERVER_USER = "mysql"
+#: the largest max_allowed_packet of a MariaDB server and client (1 GiB): the drill's
+#: server, the dump and the restore take statements of up to that many bytes
+MAX_PACKET = 1073741824
 START_TIMEOUT = 120.0  # a loaded machine: mariadbd's recovery and first start take a while
 
 
@@ -210,7 +213,10 @@ def throwaway_mariadb(database: str = "drill") -> Iterator[MariaServer]:
         files = base / "files"
         files.mkdir(mode=0o700)
         give_to_server_user(files)
-        server.start(f"--secure-file-priv={files}", log_bin=False)
+        # a dump's statement holds a whole row (a BLOB's hex: twice its length): the most
+        # a server takes, as the dump program reads up to that much
+        server.start(f"--secure-file-priv={files}", f"--max-allowed-packet={MAX_PACKET}",
+                     log_bin=False)
         server.sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
         yield server
     finally:
