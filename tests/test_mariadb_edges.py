@@ -353,3 +353,22 @@ def test_verify_hashes_rows_too_long_for_the_server_s_texts(published, tmp_path:
     assert report.equal, report.to_json()
     maria.execute("UPDATE long_row SET v = REPEAT('c', 9000000) WHERE id = 1")
     assert not verify(replica, maria.replica_url).equal
+
+
+def test_replicate_carries_a_blob_longer_than_half_max_allowed_packet(published,
+                                                                      tmp_path: Path) -> None:
+    """``topoff replicate`` lands a 9 MB BLOB whole (the CSV line the server built held an
+    empty field for it, its HEX() being NULL: the value replicated as NULL)."""
+    maria, _root = published
+    maria.execute("CREATE TABLE blob_r (id INT PRIMARY KEY, t DATETIME(6), v LONGBLOB, "
+                  "x TEXT); INSERT INTO blob_r VALUES (1, '2020-01-01', REPEAT('a', 9000000), "
+                  "'\\\\.'), (2, '2020-01-01', X'00FF', NULL)")
+    want = [(1, 9000000, hashlib.md5(b"a" * 9000000).hexdigest(), "\\."),
+            (2, 2, hashlib.md5(b"\0\xff").hexdigest(), None)]
+    for settings in ({"method": "snapshot"},
+                     {"method": "updater", "cursor": "t", "boundary": "1s"}):
+        target = str(tmp_path / f"{settings['method']}.duckdb")
+        (run,) = run_once(config(target, {"m": (maria.replica_url, {"blob_r": settings})}))
+        assert (run.status, run.rows) == ("ok", 2), run.error
+        assert query(target, "SELECT id, octet_length(v), md5(v), x FROM m.blob_r "
+                             "ORDER BY id") == want

@@ -17,7 +17,6 @@ from topoff.replicate.maria_read import count_hash, lines
 from topoff.replicate.maria_source import MariaSession
 from topoff.replicate.source import Request
 from topoff.replicate.state import TableState
-from topoff.sources.mariadb.types import line_sql
 
 
 def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Request,
@@ -31,8 +30,7 @@ def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Req
         if not first and not force and request.kind != "repull" and content == state.content:
             return Pull("unchanged", "state", iter(()), [0], lambda _: new)
         counter = [0]
-        blocks = lines(s.conn, f"SELECT {line_sql(mt.columns)} FROM {mt.qualified}{w}",
-                       counter, t.qualified)
+        blocks = lines(s.conn, mt.columns, f"FROM {mt.qualified}{w}", counter, t.qualified)
         return Pull("ok", "none" if first else "all", blocks, counter,
                     lambda rows: replace(new, rows=rows),
                     expect=int(content.partition(":")[0]))

@@ -2,8 +2,11 @@
 rows of a refresh in keyset batches, a table's count and content hash.
 
 Everything runs on the session's connection inside its consistent snapshot. Rows come
-as the CSV lines the server builds (:func:`topoff.sources.mariadb.types.line_sql`, the
-export's text form), read unbuffered in the driver's raw mode: constant memory.
+as the export's CSV lines, made as the export makes them
+(:func:`topoff.sources.mariadb.fields.batch_formatter`: the server sends the columns, the
+client writes text, bytes, numbers and times; never a line built in SQL, which the server
+makes NULL, or a BLOB's hex empty, past its ``max_allowed_packet``), read unbuffered in
+the driver's raw mode: constant memory.
 
 Cursor and key values never pass through a Python value that could lose digits: the
 server prints them (``CAST(... AS CHAR)``: every microsecond of a DATETIME(6), every digit
@@ -24,9 +27,10 @@ from mysql.connector import errors as my_errors
 from topoff.errors import SourceError
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
+from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.reader import MARIA_HASH
 from topoff.sources.mariadb.rowhash import count_hash_sql
-from topoff.sources.mariadb.types import MariaColumn, line_sql, literal, quote_ident
+from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
 
 CHUNK = 1 << 20
 FETCH = 2000
@@ -204,20 +208,23 @@ class KeysetRead:
     def blocks(self, counter: list[int]) -> Iterator[bytes]:
         """Every batch's CSV lines, in blocks of about CHUNK bytes; rows counted."""
         for cond in self.ranges():
-            yield from lines(self.conn, f"SELECT {line_sql(self.columns)} FROM "
-                             f"{self.table.qualified}{self._where(cond)}", counter,
+            yield from lines(self.conn, self.columns,
+                             f"FROM {self.table.qualified}{self._where(cond)}", counter,
                              self.qualified)
 
 
-def lines(conn: Any, statement: str, counter: list[int], what: str) -> Iterator[bytes]:
-    """The CSV lines of a SELECT of one line per row, in blocks; rows counted."""
+def lines(conn: Any, columns: list[MariaColumn], tail: str, counter: list[int], what: str
+          ) -> Iterator[bytes]:
+    """The CSV lines of ``columns`` of the rows ``tail`` (``FROM ... [WHERE ...]``)
+    selects, in blocks; rows counted."""
     cur = conn.cursor(raw=True, buffered=False)
     buf = bytearray()
+    made = batch_formatter(columns)
     try:
-        cur.execute(statement)
+        cur.execute(f"SELECT {select_list(columns)} {tail}")
         while rows := cur.fetchmany(FETCH):
-            for r in rows:
-                buf += r[0]
+            for line in made(rows):
+                buf += line
                 buf += b"\n"
             counter[0] += len(rows)
             if len(buf) >= CHUNK:

@@ -41,12 +41,7 @@ from topoff.sources.mariadb.catalog import MariaTable, key_refusal, read_table
 from topoff.sources.mariadb.connect import connect_target, parse_url
 from topoff.sources.mariadb.safety import complete_as_of, require_replica
 from topoff.sources.mariadb.source import _column
-from topoff.sources.mariadb.types import (
-    line_sql,
-    literal,
-    quote_ident,
-    zero_date_sql,
-)
+from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 from topoff.targets.base import TableDef, Target
 from topoff.targets.merge import clear, merge
 
@@ -243,8 +238,8 @@ class MariaSession:
         c = quote_ident(col.name)
         cond = self._condition(info, hi.sql, None) + (f" AND {c} >= {lo.sql}" if lo else "")
         counter = [0]
-        blocks = lines(self.conn, f"SELECT {line_sql(mt.columns)} FROM {mt.qualified} "
-                       f"WHERE {cond}", counter, t.qualified)
+        blocks = lines(self.conn, mt.columns, f"FROM {mt.qualified} WHERE {cond}", counter,
+                       t.qualified)
         return WindowRead(blocks, counter, lo.text if lo else None, hi.text)
 
     def _repull_range(self, engine: Target, info: TableInfo, tdef: TableDef,
@@ -271,8 +266,8 @@ class MariaSession:
             return "unchanged", 0, new
         cols = list(info.columns)
         counter = [0]
-        blocks = lines(self.conn, f"SELECT {line_sql(mt.columns)} FROM {mt.qualified}{w}",
-                       counter, t.qualified)
+        blocks = lines(self.conn, mt.columns, f"FROM {mt.qualified}{w}", counter,
+                       t.qualified)
         if first or engine.capabilities.name == "postgresql":
             # every row deleted, the new ones copied in, in the one transaction: readers
             # see the old rows until the commit (MVCC)
