@@ -134,3 +134,29 @@ def test_a_blob_longer_than_the_default_packet_restores_in_the_drill(
         assert done.exit_code == 7 and "max_allowed_packet" in error_lines(done)[1]
     finally:
         shop.pair.primary.sql(f"DROP DATABASE IF EXISTS `{shop.name}_b`", check=False)
+
+
+def test_a_dump_crashed_by_an_event_past_max_allowed_packet_says_what_to_do(
+        shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None]
+        ) -> None:
+    """mariadb-dump --master-data crashes (SIGSEGV) when the server cannot give the GTID of
+    its binlog position (BINLOG_GTID_POS is NULL: a row event, here an UPDATE's two 9 MB
+    images, longer than max_allowed_packet in the current binlog file): exit 3 naming the
+    crash and the way out (it said "exit status -11: no message" and to check it), which
+    works."""
+    pair = shop.pair
+    shop.execute("CREATE TABLE bu (id INT PRIMARY KEY, v LONGBLOB); "
+                 "INSERT INTO bu VALUES (1, REPEAT('a', 9000000)); "
+                 "UPDATE bu SET v = REPEAT('b', 9000000)")
+    try:
+        result = take_backup(shop, age_key, str(tmp_path / "store"), "dump.c", env)
+        assert result.exit_code == 3, result.stderr  # type: ignore[attr-defined]
+        error, hint = error_lines(result)  # type: ignore[arg-type]
+        assert "crashed" in error and "BINLOG_GTID_POS" in error
+        assert "FLUSH BINARY LOGS" in hint
+    finally:  # the way out, which the other tests of this session's servers need too
+        pair.primary.sql("FLUSH BINARY LOGS")
+        pair.wait_replica()
+        pair.replica.sql("FLUSH BINARY LOGS")
+    again = take_backup(shop, age_key, str(tmp_path / "store"), "dump.d", env)
+    assert again.exit_code == 0, again.stderr  # type: ignore[attr-defined]

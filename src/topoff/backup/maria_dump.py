@@ -140,6 +140,14 @@ class MariaDump:
         errors = [ln for ln in lines if "error" in ln.lower()]
         why = (errors or lines or ["no message"])[0]
         hint = "check the message; the backup was not published"
+        if self.proc.returncode == -signal.SIGSEGV and self.master_data:
+            # its --master-data reads BINLOG_GTID_POS(), which is NULL when an event of the
+            # current binlog file is longer than max_allowed_packet, and crashes on it
+            why = ("it crashed (SIGSEGV), as mariadb-dump --master-data does when the server "
+                   "cannot give the GTID of its binlog position (BINLOG_GTID_POS is NULL: an "
+                   "event in the current binlog file longer than max_allowed_packet)")
+            hint = ("run FLUSH BINARY LOGS on the server backed up (a new binlog file), or "
+                    "raise its max_allowed_packet, then back up again; nothing was published")
         if "access denied" in why.lower() or "1227" in why or "1044" in why:
             hint = ("the backup user needs SELECT, SHOW VIEW, TRIGGER, EVENT and (for the "
                     "binlog position) BINLOG MONITOR; see docs/backups.md")
