@@ -376,3 +376,23 @@ def test_replicate_carries_a_blob_longer_than_half_max_allowed_packet(published,
         assert (run.status, run.rows) == ("ok", 2), run.error
         assert query(target, "SELECT id, octet_length(v), md5(v), x FROM m.blob_r "
                              "ORDER BY id") == want
+
+
+def test_a_changed_row_longer_than_max_allowed_packet_is_seen_by_the_snapshot_hash(
+        published, tmp_path: Path) -> None:
+    """A row of a 9 MB BLOB and a 9 MB text, longer together than max_allowed_packet (16
+    MiB): its content hash was NULL (the server's CONCAT of it was), which SUM skips, so a
+    change of it left the replicated snapshot table "unchanged" with the old value."""
+    maria, _root = published
+    maria.execute("CREATE TABLE big_s (id INT PRIMARY KEY, v LONGBLOB, x LONGTEXT); "
+                  "INSERT INTO big_s VALUES (1, REPEAT('a', 9000000), REPEAT('b', 9000000)), "
+                  "(2, X'00', 'small')")
+    target = str(tmp_path / "snap.duckdb")
+    cfg = config(target, {"m": (maria.replica_url, {"big_s": {"method": "snapshot"}})})
+    (run,) = run_once(cfg)
+    assert (run.status, run.rows) == ("ok", 2), run.error
+    maria.execute("UPDATE big_s SET x = CONCAT('c', REPEAT('b', 8999999)) WHERE id = 1")
+    (run,) = run_once(cfg)
+    assert run.status == "ok" and run.rows == 2, run
+    assert query(target, "SELECT id, left(x, 2), length(x) FROM m.big_s ORDER BY id") \
+        == [(1, "cb", 9000000), (2, "sm", 5)]

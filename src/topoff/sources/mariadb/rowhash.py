@@ -8,8 +8,11 @@ decimal integer (``SUM`` of 60-bit values cannot overflow MariaDB's DECIMAL sum)
   WKT), the same texts ``my2`` hashes, joined by ``,`` in one ``CONCAT_WS``: first the
   length in bytes of each text-like value (text, bytes, WKT; ``N`` for NULL), then the
   other values (numbers, times: never a ``,``; ``N`` for NULL), then the text-like values
-  themselves (a NULL one left out). The first tokens hold no ``,`` and tell the length of
-  each later one, so the row's values can be read back from the string: it is unambiguous
+  themselves (a NULL one left out; one longer than :data:`LONG` bytes as ``M`` and its
+  own SHA-256 in hex, so that no row's string passes ``max_allowed_packet``, past which
+  the server's ``CONCAT_WS`` is NULL and the row would count for nothing). The first
+  tokens hold no ``,`` and tell the length of each later one, so the row's values can be
+  read back from the string (the length says whether a value was replaced): unambiguous
   (NULL is not '', ``'ab', 'c'`` is not ``'a', 'bc'``). Texts of a second character set
   are cast to bytes (``CONCAT_WS`` would convert them). One function a column where
   ``my2`` had five; SHA-256 (hardware instructions on most CPUs) instead of MD5: 40 % of
@@ -26,6 +29,7 @@ only with its own algorithm, so a day published with either is exported again on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
@@ -35,6 +39,9 @@ MY1, MY2, MY3 = "my1", "my2", "my3"
 ALGORITHMS = (MY3, MY2, MY1)
 #: the forms whose text may hold any byte: hashed after their lengths
 _TEXT_LIKE = ("text", "bytes", "geometry")
+#: bytes of a text-like value hashed inline in ``my3``; a longer one by its own SHA-256
+LONG = 1024
+_CHARSET = re.compile(r"^[a-z0-9_]+$")
 
 
 def value_item(column: MariaColumn) -> str:
@@ -58,6 +65,23 @@ def _value_sql(column: MariaColumn) -> str:
     return f"IFNULL(CONCAT(OCTET_LENGTH({b}), ':', {b}), 'N')"
 
 
+def _long_hashed(c: MariaColumn, v: str, in_charset: bool) -> str:
+    """SQL: ``v`` (the value of ``c``), or past :data:`LONG` bytes ``M`` and its own
+    SHA-256: no row's string passes max_allowed_packet, past which the server's CONCAT_WS
+    is NULL (a row the sum skips: a change of it unseen); the length before it tells the
+    two apart. ``in_charset``: ``v`` is a text in its column's character set, which the
+    hex digest is converted to (IF takes one). A text with no character set (INET6 and
+    such types of the server's own) is never that long."""
+    if c.form == "text" and not c.charset:
+        return v
+    digest = f"CONCAT('M', SHA2({v}, 256))"
+    if in_charset:
+        if not _CHARSET.match(c.charset):
+            raise ValueError(f"unexpected character set name {c.charset!r}")
+        digest = f"CONVERT({digest} USING {c.charset})"
+    return f"IF(LENGTH({v}) > {LONG}, {digest}, {v})"
+
+
 def _my3_sql(columns: Sequence[MariaColumn]) -> str:
     """SQL: the row's ``my3`` string (the module's docstring)."""
     charsets = [c.charset for c in columns if c.form == "text"]
@@ -69,7 +93,7 @@ def _my3_sql(columns: Sequence[MariaColumn]) -> str:
             if c.form == "text" and c.charset != home:
                 v = f"CAST({v} AS BINARY)"
             lengths.append(f"IFNULL(LENGTH({v}), 'N')" if c.nullable else f"LENGTH({v})")
-            texts.append(v)
+            texts.append(_long_hashed(c, v, c.form == "text" and c.charset == home))
         else:
             others.append(f"IFNULL({v}, 'N')" if c.nullable else v)
     return f"CONCAT_WS(',', {', '.join(lengths + others + texts)})"
