@@ -3,7 +3,8 @@ bit strings, geometric types...; on Iceberg also uuid, time and interval) are ch
 against the form PostgreSQL's output function writes: every value a real PostgreSQL source
 exports (each output form, the edges of each range) loads as it is and ``verify`` against
 the source agrees, and a hostile text (``not an address`` in an inet, ``{abcd}`` in a
-varchar(3)[]) stops the sync with exit 6 naming the file and the column, nothing of the
+varchar(3)[], an xml not well-formed, a tsquery not as PostgreSQL writes it) stops
+the sync with exit 6 naming the file and the column, nothing of the
 partition applied, as a PostgreSQL replica's COPY refuses it. They were stored as they
 were: the replicas disagreed, holding values the source could never have."""
 
@@ -92,6 +93,8 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "sn": ("txid_snapshot", ["10:20:10,14,15", "10:20:", "1:18446744073709551615:"]),
     "da": ("date[]", ['{2024-02-29,"0044-03-15 BC",infinity,NULL}']),
     "tsa": ("timestamptz[]", ['{"2024-01-31 10:00:00.5+00",-infinity}']),
+    "x": ("xml", ["<a>x</a>", '<?xml version="1.0"?><b/>', "text &amp; more", ""]),
+    "q": ("tsquery", ["'a' & !( 'b' <-> 'c' ) | 'd':*A", "'it''s' <2> 'x'", ""]),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
 REFUSED = [
@@ -116,6 +119,8 @@ REFUSED = [
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
     ("net", "10.0.0.1/8"), ("da", "{2023-02-29}"),
+    # read by a parser: not well-formed, not tsqueryout's text
+    ("x", "<a>x</b>"), ("q", "'a'&'b'"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

@@ -114,6 +114,35 @@ CASES = [
     ("timestamp with time zone[]", '{"2023-02-29 00:00:00+00"}'),
     ("timestamp with time zone[]", '{"2023-02-28 00:00:00+05"}'),
 ]
+#: texts only a parser reads: xml (well-formed content after a declaration, or a document
+#: from its DOCTYPE) and tsquery (tsqueryout's own spelling)
+CASES += [
+    ("xml", "<a>x</a>"), ("xml", "<a>x</b>"), ("xml", "<a>"), ("xml", "text & more"),
+    ("xml", "text &amp; more"), ("xml", "<a/><b/>"), ("xml", ""), ("xml", "<a:b/>"),
+    ("xml", '<?xml version="1.0"?><a/>'), ("xml", '<?xml version="1.1"?><a/>'),
+    ("xml", '<?xml version="1.0" standalone="yes"?><a/>'), ("xml", "&nbsp;"),
+    ("xml", '<?xml version="1.0" encoding="latin1"?><a/>'), ("xml", "<?xml version=1.0?>"),
+    ("xml", "<!DOCTYPE a><a/>"), ("xml", "<!DOCTYPE a><a/><b/>"), ("xml", "<a>]]></a>"),
+    ("xml", "<a>&#0;</a>"), ("xml", "<a b='1' b='2'/>"), ("xml", "<!-- c --><a/><?pi x?>"),
+    ("xml", "<a>\x01</a>"), ("xml", "<![CDATA[<]]>"), ("xml", '<a/><?xml version="1.0"?>'),
+    ("xml", "<!DOCTYPE a [<!ENTITY e SYSTEM 'file:///etc/hostname'>]><a>&e;</a>"),
+    ("xml", "<!DOCTYPE a [<!ENTITY e 'v'>]><a>&e;</a>"), ("xml[]", "{<a/>,<a>}"),
+    ("xml[]", "{<a/>,x}"), ("tsquery", "'a'"), ("tsquery", "'a' & 'b'"),
+    ("tsquery", "'a'&'b'"), ("tsquery", "a & b"), ("tsquery", "'a' | 'b' & 'c'"),
+    ("tsquery", "( 'a' | 'b' ) & 'c'"), ("tsquery", "('a' | 'b') & 'c'"),
+    ("tsquery", "'a' & ( 'b' & 'c' )"), ("tsquery", "'a' & 'b' & 'c'"), ("tsquery", "!'a'"),
+    ("tsquery", "! 'a'"), ("tsquery", "!!'a'"), ("tsquery", "!( 'a' & 'b' )"),
+    ("tsquery", "'a' <-> 'b'"), ("tsquery", "'a' <1> 'b'"), ("tsquery", "'a' <0> 'b'"),
+    ("tsquery", "'a' <16384> 'b'"), ("tsquery", "'a' <16385> 'b'"),
+    ("tsquery", "'a' <-> ( 'b' <-> 'c' )"), ("tsquery", "( 'a' <-> 'b' ) <-> 'c'"),
+    ("tsquery", "'a' <-> ( 'b' & 'c' )"), ("tsquery", "!( 'a' <-> 'b' ) <-> 'c'"),
+    ("tsquery", "'a':*AB"), ("tsquery", "'a':BA"), ("tsquery", "'a':"), ("tsquery", "'a':D"),
+    ("tsquery", "'it''s'"), ("tsquery", "'a\\\\b'"), ("tsquery", "'a\\b'"), ("tsquery", ""),
+    ("tsquery", "''"), ("tsquery", "'a' &"), ("tsquery", "'a' | ( 'b' | 'c' )"),
+    ("tsquery", "( 'a' & 'b' ) | 'c'"), ("tsquery", "!( !'a' )"),
+    ("tsquery", "'" + "x" * 2046 + "'"), ("tsquery", "'" + "x" * 2047 + "'"),
+    ("tsquery", "'" + "\u00e9" * 1024 + "'"), ("tsquery[]", "{\"'a' & 'b'\",\"'a'&'b'\"}"),
+]
 
 
 def _postgresql(pg: psycopg.Connection, pg_type: str, text: str) -> str:

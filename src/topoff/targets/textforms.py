@@ -14,8 +14,9 @@ it cannot see (a cidr's bits right of its mask, a range's bounds in order, a dat
 within its month in a range, a tsvector's lexemes sorted...) is checked by the Python
 function its ``exact`` names (textvalues.py). A text PostgreSQL reads in another spelling
 than its own (``192.168.000.001``, ``1.5`` as money) is refused, never kept as a text
-PostgreSQL would not have written. xml, tsquery, jsonpath, composite, extension and
-user-defined types have no rule: they are kept as they are (docs/targets.md).
+PostgreSQL would not have written. xml and tsquery have no form but their check as
+values (textparsed.py); jsonpath, composite, extension and user-defined types have no rule:
+they are kept as they are (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class Rule:
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
 EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
-                   "timestamp",
+                   "timestamp", "xml", "tsquery",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 
@@ -212,10 +213,16 @@ def rule(pg_type: str) -> Rule | None:
         digits = p.mods[0]
         return Rule(NO_FRACTION if digits == 0 else
                     rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
+    if p.base in _PARSED:  # no form but the value's own (textparsed.py)
+        return Rule("", exact=p.base)
     form = _FORMS.get(p.base)
     if form is None:
         return None
     return Rule(form, exact=p.base if p.base in EXACT else None, suspect=SUSPECT.get(p.base))
+
+
+#: the types whose texts only a parser reads (their check: textparsed.py)
+_PARSED = ("xml", "tsquery")
 
 
 #: what a day beyond its month, a date beyond PostgreSQL's, or 24:00:00 needs: a date or

@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from topoff.targets import textparsed
 from topoff.targets.textforms import element_rule
 
 _I32 = 2**31
@@ -233,6 +234,7 @@ CHECKS: dict[str, Callable[[str], bool]] = {
     "date": lambda t: _date(t) is not None, "timestamp": lambda t: _stamp(t) is not None,
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
+    "xml": textparsed.xml_ok, "tsquery": textparsed.tsquery_ok,
 }
 
 

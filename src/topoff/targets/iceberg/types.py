@@ -308,9 +308,8 @@ def _formed(arr: pa.Array, r: Rule) -> None:
         if n is not None:
             fits = test(pc.utf8_length(arr), n)
             ok = fits if ok is None else pc.and_(ok, fits)
-    assert ok is not None
-    bad = pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, True)))
-    if pc.any(bad).as_py():
+    bad = None if ok is None else pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, True)))
+    if bad is not None and pc.any(bad).as_py():
         shown = pc.filter(arr, bad)[0].as_py()
         raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
     if r.exact is not None:  # the value each text in its form spells (textvalues.py)

@@ -1,0 +1,112 @@
+"""The checks of the texts a regular expression cannot read at all (textvalues.py runs
+them): an xml's well-formedness, a tsquery as PostgreSQL's output function writes it.
+
+- xml (``XMLOPTION CONTENT``, as COPY reads it): the text after its XML declaration, if
+  any, must be well-formed content, as xml_in's balanced chunk is: expat (the standard
+  library's parser) reads it wrapped in one element, or, when it starts with a DOCTYPE, as
+  a document. Expat reads no external entity and limits entity expansion.
+- tsquery: tsqueryout's text, read back and written again as tsqueryout writes it
+  (quoted lexemes, ``''`` and ``\\\\`` doubled, ``:*ABCD`` in that order, ``!``, `` & ``,
+  `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
+  its priorities need them), must be the same text; a lexeme holds at most 2046 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.parsers import expat
+
+_XML_DECL = re.compile(r"<\?xml[ \t\r\n]")
+_WS = " \t\r\n"
+
+
+def xml_ok(text: str) -> bool:
+    """Well-formed content (or a document, from its DOCTYPE) after an XML declaration."""
+    head, rest = "", text
+    if _XML_DECL.match(text):
+        end = text.find("?>")
+        if end < 0:
+            return False
+        head, rest = text[:end + 2], text[end + 2:]
+    doc = head + rest if rest.lstrip(_WS).startswith("<!DOCTYPE") else \
+        f"{head}<x>{rest}</x>"
+    parser = expat.ParserCreate(encoding="UTF-8")  # the text's own encoding is UTF-8
+    try:
+        parser.Parse(doc, True)
+    except expat.ExpatError:
+        return False
+    return True
+
+
+_TS_TOKEN = re.compile(r"'((?:[^'\\]|''|\\\\)+)'(:\*?A?B?C?D?)?|<(-|0|[1-9][0-9]*)>|[!&|()]| ")
+_PRIORITY = {"|": 1, "&": 2, "<": 3}
+_MAX_DISTANCE = 16384
+_MAX_LEXEME = 2046
+
+
+def tsquery_ok(text: str) -> bool:
+    """The text tsqueryout writes for the query it spells (the module's docstring)."""
+    if text == "":
+        return True
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TS_TOKEN.match(text, pos)
+        if m is None:
+            return False
+        pos = m.end()
+        if m[0] == " ":
+            continue
+        if m[1] is not None:
+            word = m[1].replace("''", "'").replace("\\\\", "\\")
+            if m[2] == ":" or len(word.encode()) > _MAX_LEXEME:
+                return False
+            tokens.append(("v", m[0]))
+        elif m[3] is not None:
+            if m[3] == "1" or (m[3] != "-" and int(m[3]) > _MAX_DISTANCE):
+                return False
+            tokens.append(("<", " <-> " if m[3] == "-" else f" <{m[3]}> "))
+        else:
+            tokens.append((m[0], f" {m[0]} "))
+    tree, end = _ts_expr(tokens, 0, 0)
+    return end == len(tokens) and _ts_out(tree, -1, False) == text
+
+
+def _ts_operand(tokens: list[tuple[str, str]], i: int) -> tuple[object, int]:
+    kind = tokens[i][0]
+    if kind == "v":
+        return tokens[i][1], i + 1
+    if kind == "!":
+        child, i = _ts_operand(tokens, i + 1)
+        return ("!", child), i
+    if kind == "(":
+        inner, i = _ts_expr(tokens, i + 1, 0)
+        if tokens[i][0] != ")":
+            raise ValueError(i)
+        return inner, i + 1
+    raise ValueError(i)
+
+
+def _ts_expr(tokens: list[tuple[str, str]], i: int, least: int) -> tuple[object, int]:
+    """Operators of at least the priority ``least``, left-associative (makepol's order)."""
+    left, i = _ts_operand(tokens, i)
+    while i < len(tokens) and tokens[i][0] in _PRIORITY and _PRIORITY[tokens[i][0]] >= least:
+        kind, spelled = tokens[i]
+        right, i = _ts_expr(tokens, i + 1, _PRIORITY[kind] + 1)
+        left = (kind, spelled, left, right)
+    return left, i
+
+
+def _ts_out(node: object, parent: int, right_phrase: bool) -> str:
+    """tsquery.c's infix(): parentheses where a priority is below its parent's, and
+    around a phrase on the right of a phrase."""
+    if isinstance(node, str):
+        return node
+    assert isinstance(node, tuple)
+    if node[0] == "!":
+        inner = "!" + _ts_out(node[1], 4, False)
+        return f"( {inner} )" if parent > 4 else inner
+    kind, spelled, left, right = node
+    priority = _PRIORITY[kind]
+    out = _ts_out(left, priority, False) + spelled + _ts_out(right, priority, kind == "<")
+    return f"( {out} )" if priority < parent or (kind == "<" and right_phrase) else out
