@@ -95,6 +95,10 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "tsa": ("timestamptz[]", ['{"2024-01-31 10:00:00.5+00",-infinity}']),
     "x": ("xml", ["<a>x</a>", '<?xml version="1.0"?><b/>', "text &amp; more", ""]),
     "q": ("tsquery", ["'a' & !( 'b' <-> 'c' ) | 'd':*A", "'it''s' <2> 'x'", ""]),
+    "bya": ("bytea[]", [r'{"\\x01ff",NULL,"\\x"}']),
+    "ja": ("json[]", ['{"{\\"b\\":1, \\"a\\": 2}",NULL,1e5}']),
+    "f4a": ("real[]", ["{1.5,3.4028235e+38,1e-45,-0,NaN,0.1,123456.7,1e+06}"]),
+    "f8a": ("double precision[]", ["{0.1,1e+100,5e-324,-Infinity,0.30000000000000004}"]),
 }
 #: (column, text): no text PostgreSQL writes for the column's type
 REFUSED = [
@@ -120,7 +124,8 @@ REFUSED = [
     # in the form, but no value (tests/test_hostile_text_values.py has more)
     ("net", "10.0.0.1/8"), ("da", "{2023-02-29}"),
     # read by a parser: not well-formed, not tsqueryout's text
-    ("x", "<a>x</b>"), ("q", "'a'&'b'"),
+    ("x", "<a>x</b>"), ("q", "'a'&'b'"), ("ja", "{x}"),
+    ("bya", r'{"\\x0"}'), ("f4a", "{1e+39}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)

@@ -143,16 +143,46 @@ CASES += [
     ("tsquery", "'" + "x" * 2046 + "'"), ("tsquery", "'" + "x" * 2047 + "'"),
     ("tsquery", "'" + "\u00e9" * 1024 + "'"), ("tsquery[]", "{\"'a' & 'b'\",\"'a'&'b'\"}"),
 ]
+#: the elements of arrays: bytea's hex form, a json text, a float's shortest text in its
+#: type's range (an Iceberg list of floats holds the value PostgreSQL reads: TYPED_LISTS)
+CASES += [
+    ("bytea[]", '{"\\\\x01ff",NULL}'), ("bytea[]", '{"\\\\x01FF"}'), ("bytea[]", '{"\\\\x0"}'),
+    ("bytea[]", "{abc}"), ("bytea[]", '{"\\\\x"}'), ("json[]", '{"{\\"a\\": 1}","[1,2]"}'),
+    ("json[]", '{"{\\"a\\": }"}'), ("json[]", "{x}"), ("json[]", "{1,NaN}"),
+    ("json[]", '{"\\"\\\\u0000\\""}'), ("real[]", "{1e39}"), ("real[]", "{1e+39}"),
+    ("real[]", "{3.4028235e+38}"), ("real[]", "{3.4028236e+38}"), ("real[]", "{1e-46}"),
+    ("real[]", "{1e-45}"), ("real[]", "{1.4e-45}"), ("real[]", "{1.0}"), ("real[]", "{0.1}"),
+    ("real[]", "{-0}"), ("real[]", "{nan}"), ("real[]", "{1.00000001}"),
+    ("real[]", "{123456789}"), ("real[]", "{1.2345679e+08}"), ("real[]", "{0.44335938}"),
+    ("real[]", "{0.443359375}"), ("real[]", "{1e+06}"), ("real[]", "{1000000}"),
+    ("real[]", "{100000}"), ("double precision[]", "{1e309}"),
+    ("double precision[]", "{1e+309}"), ("double precision[]", "{-0}"),
+    ("double precision[]", "{NaN,nan,-NaN,inf,Infinity}"), ("double precision[]", "{1e+308}"),
+    ("double precision[]", "{1e-324}"), ("double precision[]", "{5e-324}"),
+    ("double precision[]", "{4.9e-324}"), ("double precision[]", "{0.10000000000000001}"),
+    ("double precision[]", "{0.30000000000000004}"), ("double precision[]", "{1e+15}"),
+    ("double precision[]", "{100000000000000}"), ("double precision[]", "{1e+14}"),
+    ("double precision[]", "{0.0001}"), ("double precision[]", "{1e-05}"),
+    ("double precision[]", "{0.00001}"), ("double precision[]", "{{1e+39},{0.1}}"),
+    ("real[]", "{{1e+39},{0.1}}"), ("real[]", "{{3.4028235e+38},{0.1}}"),
+    ("numeric[]", "{1.50,0,NaN}"), ("numeric[]", "{1e5}"), ("numeric[]", "{-0.0}"),
+]
+
+
+#: the arrays an Iceberg replica holds as lists of values (their elements read as
+#: PostgreSQL's input function reads them), not as texts
+TYPED_LISTS = {"real[]", "double precision[]"}
 
 
 def _postgresql(pg: psycopg.Connection, pg_type: str, text: str) -> str:
-    """``loaded`` when PostgreSQL reads ``text`` and writes it back so, else ``refused``."""
+    """``loaded`` when PostgreSQL reads ``text`` and writes it back so, ``read`` when it
+    reads it but writes another text, else ``refused``."""
     try:
         with pg.transaction():
             out = pg.execute(f"SELECT %s::{pg_type}::text", [text]).fetchone()
     except psycopg.Error:
         return "refused"
-    return "loaded" if out is not None and out[0] == text else "refused"
+    return "loaded" if out is not None and out[0] == text else "read"
 
 
 def _duckdb(con: duckdb.DuckDBPyConnection, pg_type: str, text: str) -> str:
@@ -196,10 +226,14 @@ def test_a_text_in_its_types_form_is_refused_as_postgresql_refuses_its_value(db)
             con.execute(macro)
         wrong, verdicts = [], set()
         for pg_type, text in CASES:
-            want = _postgresql(pg, pg_type, text)
+            read = _postgresql(pg, pg_type, text)
+            want = "refused" if read == "read" else read
             verdicts.add(want)
             duck, ice = _duckdb(con, pg_type, text), _iceberg(pg_type, text)
-            if duck != want or ice not in (want, "cannot hold" if want == "loaded" else ""):
+            # an Iceberg list of floats holds the values PostgreSQL reads, not their text
+            ice_want = "loaded" if read == "read" and pg_type in TYPED_LISTS else want
+            if duck != want or ice not in (ice_want,
+                                           "cannot hold" if want == "loaded" else ""):
                 wrong.append((pg_type, text, want, duck, ice))
         con.close()
     assert not wrong, "\n".join(map(repr, wrong))

@@ -179,7 +179,7 @@ class Rule:
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
 EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
-                   "timestamp", "xml", "tsquery",
+                   "timestamp", "xml", "tsquery", "json", "float4", "float8",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 
@@ -225,13 +225,26 @@ def rule(pg_type: str) -> Rule | None:
 _PARSED = ("xml", "tsquery")
 
 
+def _float_form(fixed: int) -> str:
+    """A float's text as float8out (``fixed`` 15) or float4out (6) writes it: fixed for a
+    decimal exponent from -4 to ``fixed`` - 1, no trailing zero (whether it is the shortest
+    text of its value: textparsed.py, or the DuckDB target's own test)."""
+    tens, ones = divmod(fixed, 10)  # an exponent of at least ``fixed``, 2 or 3 digits
+    exponent = (rf"e(-0[5-9]|-[1-9][0-9]{{1,2}}|\+({tens}[{ones}-9]|[{tens + 1}-9][0-9]"
+                r"|[0-9]{3}))")
+    return (rf"NaN|-?Infinity|-?0|-?[1-9][0-9]{{0,{fixed - 1}}}(\.[0-9]*[1-9])?"
+            rf"|-?0\.0{{0,3}}[1-9]([0-9]*[1-9])?|-?[1-9](\.[0-9]*[1-9])?{exponent}")
+
+
 #: what a day beyond its month, a date beyond PostgreSQL's, or 24:00:00 needs: a date or
 #: timestamp without it needs no check as a value
 _DAY_SUSPECT = r"-(29|3[01])|24:|BC|^[0-9]{5}"
 #: the elements of arrays kept as text (each checked in the array's text) of types whose
 #: values are not otherwise held as text
 _ELEMENTS = {
-    "real": Rule(_FLOAT), "double precision": Rule(_FLOAT),
+    "real": Rule(_float_form(6), exact="float4"),
+    "double precision": Rule(_float_form(15), exact="float8"),
+    "bytea": Rule(r"\\x([0-9a-f]{2})*"), "json": Rule("", exact="json"),
     "date": Rule(rf"{_DATE}( BC)?|{_INFINITY}", exact="date", suspect=_DAY_SUSPECT),
     "timestamp": Rule(rf"{_STAMP}( BC)?|{_INFINITY}", exact="timestamp",
                       suspect=_DAY_SUSPECT),
@@ -242,8 +255,8 @@ _ELEMENTS = {
 
 def element_rule(pg_type: str) -> Rule | None:
     """The rule of an element of an array of ``pg_type`` kept as text: :func:`rule`'s, or
-    the form of a real, double precision, date, timestamp or timestamptz as array_out
-    writes it."""
+    the form of a real, double precision, bytea, json, date, timestamp or timestamptz as
+    array_out writes it."""
     found = rule(pg_type)
     if found is not None:
         return found

@@ -1,5 +1,6 @@
 """The checks of the texts a regular expression cannot read at all (textvalues.py runs
-them): an xml's well-formedness, a tsquery as PostgreSQL's output function writes it.
+them): an xml's well-formedness, a tsquery, a json and a float array element as
+PostgreSQL's output function writes them.
 
 - xml (``XMLOPTION CONTENT``, as COPY reads it): the text after its XML declaration, if
   any, must be well-formed content, as xml_in's balanced chunk is: expat (the standard
@@ -9,11 +10,19 @@ them): an xml's well-formedness, a tsquery as PostgreSQL's output function write
   (quoted lexemes, ``''`` and ``\\\\`` doubled, ``:*ABCD`` in that order, ``!``, `` & ``,
   `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
   its priorities need them), must be the same text; a lexeme holds at most 2046 bytes.
+- json (an array's element): a JSON text json_in reads (NaN and Infinity are none).
+- real and double precision (an array's element): the shortest text that reads back to
+  the value, as float4out and float8out write it with extra_float_digits 1 (fixed for a
+  decimal exponent from -4 to 5, or 14 for a double), within the type's range.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import struct
+from decimal import Decimal
 from xml.parsers import expat
 
 _XML_DECL = re.compile(r"<\?xml[ \t\r\n]")
@@ -110,3 +119,70 @@ def _ts_out(node: object, parent: int, right_phrase: bool) -> str:
     priority = _PRIORITY[kind]
     out = _ts_out(left, priority, False) + spelled + _ts_out(right, priority, kind == "<")
     return f"( {out} )" if priority < parent or (kind == "<" and right_phrase) else out
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+_JSON = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_no_constant).decode
+
+
+def json_ok(text: str) -> bool:
+    """A JSON text json_in reads (white space around it too)."""
+    _JSON(text)
+    return True
+
+
+def _float_text(value: float, fixed_below: int, digits: int) -> str:
+    """float4out's or float8out's shortest text of ``value`` (``digits``: the shortest
+    significant digits that read back to it)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    if value == 0:
+        return "-0" if math.copysign(1, value) < 0 else "0"
+    spelled = f"{abs(value):.{digits - 1}e}"  # d.ddde+XX, correctly rounded
+    mantissa, _, exponent = spelled.partition("e")
+    mantissa, point = mantissa.replace(".", "").rstrip("0") or "0", int(exponent)
+    s = "-" if value < 0 else ""
+    if -4 <= point < fixed_below:
+        if point < 0:
+            return f"{s}0.{'0' * (-point - 1)}{mantissa}"
+        whole = mantissa[:point + 1].ljust(point + 1, "0")
+        frac = mantissa[point + 1:]
+        return f"{s}{whole}.{frac}" if frac else f"{s}{whole}"
+    rest = f".{mantissa[1:]}" if len(mantissa) > 1 else ""
+    return f"{s}{mantissa[0]}{rest}e{'-' if point < 0 else '+'}{abs(point):02d}"
+
+
+def _float4(x: float) -> float:
+    """``x`` rounded to a real (infinity beyond its range)."""
+    try:
+        return float(struct.unpack("<f", struct.pack("<f", x))[0])
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def float4_ok(text: str) -> bool:
+    """A real's text as float4out writes it: in range, the shortest that reads back."""
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return True
+    value = _float4(float(text))
+    if math.isinf(value) or (value == 0 and text.lstrip("-") != "0"):
+        return False
+    digits = next(d for d in range(1, 10) if _float4(float(f"{value:.{d - 1}e}")) == value)
+    return _float_text(value, 6, digits) == text
+
+
+def float8_ok(text: str) -> bool:
+    """A double's text as float8out writes it: in range, the shortest that reads back."""
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return True
+    value = float(text)
+    if math.isinf(value) or (value == 0 and text.lstrip("-") != "0"):
+        return False
+    shortest = repr(value)  # the shortest digits that read back, as Ryu's
+    digits = len(Decimal(shortest).normalize().as_tuple()[1])
+    return _float_text(value, 15, digits) == text

@@ -246,6 +246,35 @@ def form_ok(x: str, r: Rule) -> str:
     return ok
 
 
+def _digits(x: str) -> str:
+    """A float's text's significant digits (no sign, point, exponent, zeros around)."""
+    return f"trim(replace(replace(split_part({x}, 'e', 1), '-', ''), '.', ''), '0')"
+
+
+#: per float type: DuckDB's type, the digits any two of its normal values differ in
+#: (FLT_DIG, DBL_DIG), its least normal value
+_FLOATS = {"real": ("FLOAT", 6, "1.1754944e-38"),
+           "double precision": ("DOUBLE", 15, "2.2250738585072014e-308")}
+
+
+def shortest(x: str, pg_type: str) -> str:
+    """Whether a real's or double's text in its form (textforms.py) is within its type's
+    range and the shortest text that reads back to its value, as float4out and float8out
+    write it. A normal value's text of at most 6 digits (15 for a double) is: no other
+    text so short reads as its value; a longer one, or a subnormal's, must be its value
+    rounded to as many digits, and its value rounded to one digit fewer another value."""
+    t, dig, least = _FLOATS[pg_type]
+    v, n = f"TRY_CAST({x} AS {t})", f"length({_digits(x)})"
+    rounded = _digits(f"printf('%.' || greatest({n} - 1, 0) || 'e', {v})")
+    fewer = f"TRY_CAST(printf('%.' || greatest({n} - 2, 0) || 'e', {v}) AS {t})"
+    # (a CASE: DuckDB reads a branch only for the texts that reach it)
+    return (f"(CASE WHEN {x} IN ('NaN', 'Infinity', '-Infinity', '0', '-0') THEN true "
+            f"WHEN NOT coalesce(isfinite({v}) AND {v} != 0, false) THEN false "
+            f"WHEN {n} <= {dig} AND abs({v}) >= {least} THEN true "
+            f"ELSE coalesce({rounded} = {_digits(x)} AND ({n} = 1 OR {fewer} != {v}), false) "
+            "END)")
+
+
 def form(x: str, c: Column, f: Family) -> str | None:
     """A type kept as text (inet, money, a range...): its text as PostgreSQL's output
     function writes it, as it is, or the error; None for a type without a rule. An array of
@@ -255,8 +284,11 @@ def form(x: str, c: Column, f: Family) -> str | None:
         r = element_rule(f.element.pg_type) if f.element is not None else None
         if r is None:
             return None
+        one = form_ok("topoff_e", r)
+        if f.element is not None and f.element.kind == "float":
+            one = f"({one} AND {shortest('topoff_e', f.element.pg_type)})"
         each = f"list_bool_and(list_transform(topoff_pg_array_trimmed({x}), lambda topoff_e: " \
-               f"topoff_e IS NULL OR {form_ok('topoff_e', r)}))"
+               f"topoff_e IS NULL OR {one}))"
         ok = f"(NOT topoff_pg_array_ok({x}) OR coalesce({each}, true))"
         return checked(x, ok, x, c.name, f.pg_type)
     r = rule(c.type)
