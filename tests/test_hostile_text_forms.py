@@ -3,8 +3,8 @@ bit strings, geometric types...; on Iceberg also uuid, time and interval) are ch
 against the form PostgreSQL's output function writes: every value a real PostgreSQL source
 exports (each output form, the edges of each range) loads as it is and ``verify`` against
 the source agrees, and a hostile text (``not an address`` in an inet, ``{abcd}`` in a
-varchar(3)[], an xml not well-formed, a tsquery not as PostgreSQL writes it) stops
-the sync with exit 6 naming the file and the column, nothing of the
+varchar(3)[], an xml not well-formed, a jsonb's keys out of jsonb's order) stops the
+sync with exit 6 naming the file and the column, nothing of the
 partition applied, as a PostgreSQL replica's COPY refuses it. They were stored as they
 were: the replicas disagreed, holding values the source could never have."""
 
@@ -95,8 +95,10 @@ COLUMNS: dict[str, tuple[str, list[str]]] = {
     "tsa": ("timestamptz[]", ['{"2024-01-31 10:00:00.5+00",-infinity}']),
     "x": ("xml", ["<a>x</a>", '<?xml version="1.0"?><b/>', "text &amp; more", ""]),
     "q": ("tsquery", ["'a' & !( 'b' <-> 'c' ) | 'd':*A", "'it''s' <2> 'x'", ""]),
+    "jb": ("jsonb", [r'{"a": 1, "bb": [1.50, null, "x\ty"]}', "{}", r'"\u0001"']),
     "bya": ("bytea[]", [r'{"\\x01ff",NULL,"\\x"}']),
     "ja": ("json[]", ['{"{\\"b\\":1, \\"a\\": 2}",NULL,1e5}']),
+    "jba": ("jsonb[]", ['{"{\\"b\\":1, \\"a\\": 2}",NULL}']),
     "f4a": ("real[]", ["{1.5,3.4028235e+38,1e-45,-0,NaN,0.1,123456.7,1e+06}"]),
     "f8a": ("double precision[]", ["{0.1,1e+100,5e-324,-Infinity,0.30000000000000004}"]),
 }
@@ -123,8 +125,8 @@ REFUSED = [
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
     ("net", "10.0.0.1/8"), ("da", "{2023-02-29}"),
-    # read by a parser: not well-formed, not tsqueryout's text
-    ("x", "<a>x</b>"), ("q", "'a'&'b'"), ("ja", "{x}"),
+    # read by a parser: not well-formed, not tsqueryout's text, not jsonb's canonical text
+    ("x", "<a>x</b>"), ("q", "'a'&'b'"), ("jb", '{"b": 1, "a": 2}'), ("ja", "{x}"),
     ("bya", r'{"\\x0"}'), ("f4a", "{1e+39}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB

@@ -167,6 +167,24 @@ CASES += [
     ("real[]", "{{1e+39},{0.1}}"), ("real[]", "{{3.4028235e+38},{0.1}}"),
     ("numeric[]", "{1.50,0,NaN}"), ("numeric[]", "{1e5}"), ("numeric[]", "{-0.0}"),
 ]
+#: jsonb: jsonb_out's canonical text (its keys' order, no key twice, its spacing, numbers
+#: and escapes); json[] elements keep their own
+CASES += [
+    ("jsonb", '{"a": 1}'), ("jsonb", '{"b":1,"a":2}'), ("jsonb", '{"b": 1, "a": 2}'),
+    ("jsonb", '{"a": 2, "b": 1}'), ("jsonb", '{"a": 1, "a": 2}'), ("jsonb", '{"aa": 1, "b": 2}'),
+    ("jsonb", '{"b": 2, "aa": 1}'), ("jsonb", '{"\u00e9": 1, "z": 2}'),
+    ("jsonb", '{"z": 2, "\u00e9": 1}'), ("jsonb", "1e2"), ("jsonb", "100"), ("jsonb", "1.50"),
+    ("jsonb", "-0"), ("jsonb", "-0.0"), ("jsonb", "0.000"), ("jsonb", "-0.5"),
+    ("jsonb", '"\\u0041"'), ("jsonb", '"\\/"'), ("jsonb", '"\\u001f"'), ("jsonb", '"\\u001F"'),
+    ("jsonb", '"\\u0000"'), ("jsonb", '"\\ud83d\\ude00"'), ("jsonb", '"\\ud800"'),
+    ("jsonb", '"\\u0008"'), ("jsonb", '"\\b"'), ("jsonb", '"\x7f"'), ("jsonb", '"\\u007f"'),
+    ("jsonb", "[1,2]"), ("jsonb", " [1, 2]"), ("jsonb", "[1,  2]"), ("jsonb", "[]"),
+    ("jsonb", "{}"), ("jsonb", "{ }"), ("jsonb", '"\\t\\n"'), ("jsonb", '"a b, c: d"'),
+    ("jsonb", '[1, {"a": [true, null]}]'), ("jsonb", '[1, {"a": [true, null]}'),
+    ("jsonb", "[1.5E3]"), ("jsonb", "NaN"), ("jsonb[]", '{"{\\"a\\": 1}","[1, 2]"}'),
+    ("jsonb[]", '{"{\\"a\\":1}"}'), ("jsonb[]", "{x}"), ("jsonb[]", '{"{\\"b\\": 1, \\"a\\": 2}"}'),
+    ("json", '{"b":1,"a":2}'), ("json", '{"a": 1, "a": 2}'),
+]
 
 
 #: the arrays an Iceberg replica holds as lists of values (their elements read as

@@ -125,6 +125,13 @@ _RANGES = {
 #: one tsvector lexeme: quoted, ' and \ doubled; positions 1 to 16383, weights A to C
 _LEXEME = rf"'([^'\\]|''|\\\\)+'(:{upto('16383')}[ABC]?(,{upto('16383')}[ABC]?)*)?"
 
+#: jsonb_out's tokens: strings escaped as escape_json does (\", \\, \b \f \n \r \t, \u00XX
+#: for the other control characters), numbers as numeric_out writes them (no exponent, no
+#: -0), ", " and ": " its only white space (the value's structure: textparsed.py)
+_JSONB = (r'("([^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(0[1-7bef]|1[0-9a-f]))*"'
+          r"|-?[1-9][0-9]*(\.[0-9]+)?|-0\.[0-9]*[1-9][0-9]*|0(\.[0-9]+)?"
+          r"|true|false|null|[{}\[\]]|, |: )*")
+
 _XID8 = upto("18446744073709551615")
 _FORMS: dict[str, str] = {
     "inet": rf"{_V4}({_MASK4})?|{_V6}({_MASK6})?",
@@ -145,6 +152,7 @@ _FORMS: dict[str, str] = {
     "line": rf"\{{{_FLOAT},{_FLOAT},{_FLOAT}\}}",
     "tsvector": rf"({_LEXEME}( {_LEXEME})*)?",
     "pg_lsn": r"[0-9A-F]{1,8}/[0-9A-F]{1,8}",
+    "jsonb": _JSONB,
     "xid": upto("4294967295"), "cid": upto("4294967295"),
     "xid8": upto("18446744073709551615"),
     "tid": rf"\({upto('4294967295')},{upto('65535')}\)",
@@ -179,7 +187,7 @@ class Rule:
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
 EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
-                   "timestamp", "xml", "tsquery", "json", "float4", "float8",
+                   "timestamp", "xml", "tsquery", "jsonb", "json", "float4", "float8",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 

@@ -1,5 +1,5 @@
 """The checks of the texts a regular expression cannot read at all (textvalues.py runs
-them): an xml's well-formedness, a tsquery, a json and a float array element as
+them): an xml's well-formedness, a tsquery, a json or jsonb and a float array element as
 PostgreSQL's output function writes them.
 
 - xml (``XMLOPTION CONTENT``, as COPY reads it): the text after its XML declaration, if
@@ -11,6 +11,10 @@ PostgreSQL's output function writes them.
   `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
   its priorities need them), must be the same text; a lexeme holds at most 2046 bytes.
 - json (an array's element): a JSON text json_in reads (NaN and Infinity are none).
+- jsonb: jsonb_out's canonical text: its tokens (``": "`` and ``", "`` between items and
+  no other white space, numbers as numeric_out writes them, strings escaped as
+  escape_json does) are its rule's form (textforms.py); here, one JSON value whose
+  objects' keys are in jsonb's order (shorter first, then by bytes), none twice.
 - real and double precision (an array's element): the shortest text that reads back to
   the value, as float4out and float8out write it with extra_float_digits 1 (fixed for a
   decimal exponent from -4 to 5, or 14 for a double), within the type's range.
@@ -132,6 +136,34 @@ def json_ok(text: str) -> bool:
     """A JSON text json_in reads (white space around it too)."""
     _JSON(text)
     return True
+
+
+def _in_order(pairs: list[tuple[str, object]]) -> None:
+    """An object's keys as jsonb orders them (length in bytes, then bytes), none twice."""
+    before: tuple[int, str] | None = None
+    for k, _ in pairs:
+        key = (len(k) if k.isascii() else len(k.encode()), k)
+        if before is not None and key <= before:
+            raise ValueError(k)
+        before = key
+
+
+#: the parser's own scanner, without the white space json.loads skips around the text
+_JSONB = json.JSONDecoder(object_pairs_hook=_in_order, parse_int=str, parse_float=str,
+                          parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+#: more digits than numeric holds before or after the point
+_JSONB_LONG = re.compile(r"[0-9]{131073}|\.[0-9]{16384}")
+
+
+def jsonb_ok(text: str) -> bool:
+    """A text in jsonb's form (its tokens as jsonb_out spells them: textforms.py) that is
+    one JSON value whose objects' keys are in jsonb's order, none twice, and whose numbers
+    numeric holds."""
+    try:
+        _, end = _JSONB(text, 0)
+    except StopIteration:  # (the scanner's "no value here")
+        return False
+    return end == len(text) and not (len(text) > 16383 and _JSONB_LONG.search(text))
 
 
 def _float_text(value: float, fixed_below: int, digits: int) -> str:

@@ -235,7 +235,8 @@ CHECKS: dict[str, Callable[[str], bool]] = {
     **{k: functools.partial(range_ok, k) for k in _KEYS},
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
     "xml": textparsed.xml_ok, "tsquery": textparsed.tsquery_ok, "json": textparsed.json_ok,
-    "float4": textparsed.float4_ok, "float8": textparsed.float8_ok,
+    "jsonb": textparsed.jsonb_ok, "float4": textparsed.float4_ok,
+    "float8": textparsed.float8_ok,
 }
 
 

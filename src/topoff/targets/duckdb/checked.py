@@ -15,8 +15,8 @@ The text of the types DuckDB keeps as text (inet, money, ranges, ...: types.py) 
 against the form PostgreSQL's output function writes (targets/textforms.py, :func:`form`).
 Kept as they are, by design: a json text PostgreSQL's json refuses and a text holding NUL
 (values of a MariaDB source, which a PostgreSQL replica refuses with exit 7: docs/targets.md),
-and the types textforms.py has no rule for (jsonpath, extension types, ...); xml and
-tsquery are checked as values before the load (values.py).
+and the types textforms.py has no rule for (jsonpath, extension types, ...); xml, tsquery
+and jsonb are checked as values before the load (values.py).
 """
 
 from __future__ import annotations
