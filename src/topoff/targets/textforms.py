@@ -236,7 +236,9 @@ _PARSED = ("xml", "tsquery")
 def _float_form(fixed: int) -> str:
     """A float's text as float8out (``fixed`` 15) or float4out (6) writes it: fixed for a
     decimal exponent from -4 to ``fixed`` - 1, no trailing zero (whether it is the shortest
-    text of its value: textparsed.py, or the DuckDB target's own test)."""
+    text of its value: textparsed.py, or the DuckDB target's own test, on the texts of
+    more digits than any two normal values of the type share, or a subnormal's: the
+    rule's ``suspect``)."""
     tens, ones = divmod(fixed, 10)  # an exponent of at least ``fixed``, 2 or 3 digits
     exponent = (rf"e(-0[5-9]|-[1-9][0-9]{{1,2}}|\+({tens}[{ones}-9]|[{tens + 1}-9][0-9]"
                 r"|[0-9]{3}))")
@@ -250,8 +252,9 @@ _DAY_SUSPECT = r"-(29|3[01])|24:|BC|^[0-9]{5}"
 #: the elements of arrays kept as text (each checked in the array's text) of types whose
 #: values are not otherwise held as text
 _ELEMENTS = {
-    "real": Rule(_float_form(6), exact="float4"),
-    "double precision": Rule(_float_form(15), exact="float8"),
+    "real": Rule(_float_form(6), exact="float4", suspect=r"([0-9]\.?){7}|e-(3[89]|4)"),
+    "double precision": Rule(_float_form(15), exact="float8",
+                             suspect=r"([0-9]\.?){16}|e-3[0-9]{2}"),
     "bytea": Rule(r"\\x([0-9a-f]{2})*"), "json": Rule("", exact="json"),
     "date": Rule(rf"{_DATE}( BC)?|{_INFINITY}", exact="date", suspect=_DAY_SUSPECT),
     "timestamp": Rule(rf"{_STAMP}( BC)?|{_INFINITY}", exact="timestamp",

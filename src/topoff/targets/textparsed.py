@@ -15,9 +15,10 @@ PostgreSQL's output function writes them.
   no other white space, numbers as numeric_out writes them, strings escaped as
   escape_json does) are its rule's form (textforms.py); here, one JSON value whose
   objects' keys are in jsonb's order (shorter first, then by bytes), none twice.
-- real and double precision (an array's element): the shortest text that reads back to
-  the value, as float4out and float8out write it with extra_float_digits 1 (fixed for a
-  decimal exponent from -4 to 5, or 14 for a double), within the type's range.
+- real and double precision (an array's element): the shortest text strictly nearer the
+  value than either neighbouring value, as float4out and float8out write it with
+  extra_float_digits 1 (fixed for a decimal exponent from -4 to 5, or 14 for a double),
+  within the type's range.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import math
 import re
 import struct
-from decimal import Decimal
+from fractions import Fraction
 from xml.parsers import expat
 
 _XML_DECL = re.compile(r"<\?xml[ \t\r\n]")
@@ -197,24 +198,50 @@ def _float4(x: float) -> float:
         return math.copysign(math.inf, x)
 
 
+def _neighbours(value: float, real: bool) -> tuple[Fraction, Fraction]:
+    """The values of the type next below and above ``value`` (beyond the largest: as far
+    above as the one below is)."""
+    if real:
+        bits = struct.unpack("<I", struct.pack("<f", abs(value)))[0]
+        down, up = (struct.unpack("<f", struct.pack("<I", b))[0] for b in (bits - 1, bits + 1))
+        low, high = (down, up) if value > 0 else (-up, -down)
+    else:
+        low, high = math.nextafter(value, -math.inf), math.nextafter(value, math.inf)
+    v = Fraction(value)
+    lo = Fraction(low) if math.isfinite(low) else v - (Fraction(high) - v)
+    hi = Fraction(high) if math.isfinite(high) else v + (v - lo)
+    return lo, hi
+
+
+def _shortest(value: float, real: bool) -> str:
+    """float4out's or float8out's text of a finite, non-zero ``value``: the fewest
+    significant digits whose value lies strictly nearer to it than to either neighbour
+    (Ryu's, as PostgreSQL's copy runs it: a decimal halfway between two values, which
+    strtod reads as the even one, is not taken), fixed for a decimal exponent from -4 to 5
+    (a real) or 14."""
+    lo, hi = _neighbours(value, real)
+    v = Fraction(value)
+    for digits in range(1, 18):
+        if (v + lo) / 2 < Fraction(f"{value:.{digits - 1}e}") < (v + hi) / 2:
+            return _float_text(value, 6 if real else 15, digits)
+    return _float_text(value, 6 if real else 15, 17)
+
+
 def float4_ok(text: str) -> bool:
     """A real's text as float4out writes it: in range, the shortest that reads back."""
-    if text in ("NaN", "Infinity", "-Infinity"):
+    if text in ("NaN", "Infinity", "-Infinity", "0", "-0"):
         return True
     value = _float4(float(text))
-    if math.isinf(value) or (value == 0 and text.lstrip("-") != "0"):
+    if math.isinf(value) or value == 0:
         return False
-    digits = next(d for d in range(1, 10) if _float4(float(f"{value:.{d - 1}e}")) == value)
-    return _float_text(value, 6, digits) == text
+    return _shortest(value, True) == text
 
 
 def float8_ok(text: str) -> bool:
     """A double's text as float8out writes it: in range, the shortest that reads back."""
-    if text in ("NaN", "Infinity", "-Infinity"):
+    if text in ("NaN", "Infinity", "-Infinity", "0", "-0"):
         return True
     value = float(text)
-    if math.isinf(value) or (value == 0 and text.lstrip("-") != "0"):
+    if math.isinf(value) or value == 0:
         return False
-    shortest = repr(value)  # the shortest digits that read back, as Ryu's
-    digits = len(Decimal(shortest).normalize().as_tuple()[1])
-    return _float_text(value, 15, digits) == text
+    return _shortest(value, False) == text

@@ -257,22 +257,40 @@ _FLOATS = {"real": ("FLOAT", 6, "1.1754944e-38"),
            "double precision": ("DOUBLE", 15, "2.2250738585072014e-308")}
 
 
+def _float_sql(x: str, pg_type: str) -> tuple[str, str, str]:
+    """A float text's value, its number of significant digits, and the text's value
+    rounded to one digit fewer read back (SQL)."""
+    t = _FLOATS[pg_type][0]
+    v, n = f"TRY_CAST({x} AS {t})", f"length({_digits(x)})"
+    return v, n, f"TRY_CAST(printf('%.' || greatest({n} - 2, 0) || 'e', {v}) AS {t})"
+
+
 def shortest(x: str, pg_type: str) -> str:
     """Whether a real's or double's text in its form (textforms.py) is within its type's
-    range and the shortest text that reads back to its value, as float4out and float8out
-    write it. A normal value's text of at most 6 digits (15 for a double) is: no other
-    text so short reads as its value; a longer one, or a subnormal's, must be its value
-    rounded to as many digits, and its value rounded to one digit fewer another value."""
-    t, dig, least = _FLOATS[pg_type]
-    v, n = f"TRY_CAST({x} AS {t})", f"length({_digits(x)})"
+    range and its value rounded to as many digits, as float4out and float8out write it. A
+    normal value's text of at most 6 digits (15 for a double) is the shortest: no other
+    text so short reads as its value; a longer one, or a subnormal's, that one digit fewer
+    also spells is checked before the load (:func:`fewer_too`, values.py)."""
+    _, dig, least = _FLOATS[pg_type]
+    v, n, _ = _float_sql(x, pg_type)
     rounded = _digits(f"printf('%.' || greatest({n} - 1, 0) || 'e', {v})")
-    fewer = f"TRY_CAST(printf('%.' || greatest({n} - 2, 0) || 'e', {v}) AS {t})"
     # (a CASE: DuckDB reads a branch only for the texts that reach it)
     return (f"(CASE WHEN {x} IN ('NaN', 'Infinity', '-Infinity', '0', '-0') THEN true "
             f"WHEN NOT coalesce(isfinite({v}) AND {v} != 0, false) THEN false "
             f"WHEN {n} <= {dig} AND abs({v}) >= {least} THEN true "
-            f"ELSE coalesce({rounded} = {_digits(x)} AND ({n} = 1 OR {fewer} != {v}), false) "
-            "END)")
+            f"ELSE coalesce({rounded} = {_digits(x)}, false) END)")
+
+
+def fewer_too(x: str, pg_type: str) -> str:
+    """Whether a float's text :func:`shortest` takes is one whose value a digit fewer
+    also reads as: no shorter text (PostgreSQL's, when it is not halfway between two
+    values: textparsed.py decides)."""
+    _, dig, least = _FLOATS[pg_type]
+    v, n, fewer = _float_sql(x, pg_type)
+    return (f"(CASE WHEN {x} IN ('NaN', 'Infinity', '-Infinity', '0', '-0') THEN false "
+            f"WHEN NOT coalesce(isfinite({v}) AND {v} != 0, false) THEN false "
+            f"WHEN {n} <= 1 OR ({n} <= {dig} AND abs({v}) >= {least}) THEN false "
+            f"ELSE coalesce({fewer} = {v}, false) END)")
 
 
 def form(x: str, c: Column, f: Family) -> str | None:

@@ -15,7 +15,7 @@ import duckdb
 from topoff.canonical import duck_ident
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import family
-from topoff.targets.duckdb.checked import NOT_A_VALUE, form_ok
+from topoff.targets.duckdb.checked import NOT_A_VALUE, fewer_too, form_ok
 from topoff.targets.duckdb.types import duckdb_type
 from topoff.targets.textforms import element_rule, rule
 from topoff.targets.textvalues import exact
@@ -39,10 +39,16 @@ def _checks(c: Column, widened: set[str]) -> list[tuple[str, str]]:
         out = [(f"CASE WHEN NOT topoff_pg_array_ok({x}) THEN [{x}] END",
                 "array:" + f.element.pg_type)]
         r = element_rule(f.element.pg_type)
-        # (a float's: checked.shortest, in the load's own SQL)
-        if r is not None and r.exact is not None and f.element.kind != "float":
+        if r is not None and r.exact is not None:
             suspect = f" AND regexp_matches(topoff_e, {_lit(r.suspect)})" if r.suspect else ""
-            out.append((f"CASE WHEN topoff_pg_array_ok({x}) THEN list_filter("
+            rows = ""
+            if f.element.kind == "float" and r.suspect:
+                # the few texts checked.shortest cannot decide, in the arrays holding one (a
+                # float's suspect is no anchored expression)
+                suspect = (f" AND (CASE WHEN regexp_matches(topoff_e, {_lit(r.suspect)}) "
+                           f"THEN {fewer_too('topoff_e', f.element.pg_type)} END)")
+                rows = f" AND regexp_matches({x}, {_lit(r.suspect)})"
+            out.append((f"CASE WHEN topoff_pg_array_ok({x}){rows} THEN list_filter("
                         f"topoff_pg_array_trimmed({x}), lambda topoff_e: "
                         f"{form_ok('topoff_e', r)}{suspect}) END", r.exact))
         return out
