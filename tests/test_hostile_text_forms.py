@@ -125,9 +125,9 @@ REFUSED = [
     ("nu", "abc"), ("nu", "1e5"), ("n40", "Infinity"), ("n40", "1.234"),
     # in the form, but no value (tests/test_hostile_text_values.py has more)
     ("net", "10.0.0.1/8"), ("da", "{2023-02-29}"),
-    # read by a parser: not well-formed, not tsqueryout's text, not jsonb's canonical text
-    ("x", "<a>x</b>"), ("q", "'a'&'b'"), ("jb", '{"b": 1, "a": 2}'), ("ja", "{x}"),
-    ("bya", r'{"\\x0"}'), ("f4a", "{1e+39}"),
+    # read by a parser (an xml not well-formed, a jsonb not canonical, a json[] element no
+    # JSON: the check of each type and element, tests/test_hostile_text_values.py)
+    ("x", "<a>x</b>"), ("jb", '{"b": 1, "a": 2}'), ("ja", "{x}"),
 ]
 #: Iceberg holds these as text too: a spelling PostgreSQL reads, but never writes (DuckDB
 #: holds the value it reads)
