@@ -30,6 +30,8 @@ import struct
 from fractions import Fraction
 from xml.parsers import expat
 
+from topoff.targets.textforms import upto
+
 _XML_DECL = re.compile(r"<\?xml[ \t\r\n]")
 _WS = " \t\r\n"
 
@@ -58,9 +60,16 @@ _MAX_DISTANCE = 16384
 _MAX_LEXEME = 2046
 
 
+_TS_LEXEME = r"!*'(?:[^'\\]|''|\\\\)+'(?::(?=[*ABCD])\*?A?B?C?D?)?"
+#: a query without parentheses, as tsqueryout writes it: read with its operators'
+#: priorities, it needs none, so its text is the one tsqueryout writes
+_TS_FLAT = re.compile(rf"{_TS_LEXEME}( (&|\||<(-|(?!1>){upto('16384')})>) {_TS_LEXEME})*")
+
+
 def tsquery_ok(text: str) -> bool:
     """The text tsqueryout writes for the query it spells (the module's docstring)."""
-    if text == "":
+    if text == "" or ("(" not in text and len(text) <= _MAX_LEXEME // 4  # (UTF-8's bytes)
+                      and _TS_FLAT.fullmatch(text)):
         return True
     tokens: list[tuple[str, str]] = []
     pos = 0
