@@ -188,6 +188,14 @@ CASES += [
 ]
 
 
+#: jsonb texts whose tokens are jsonb_out's but whose structure is not (keys out of jsonb's
+#: order or twice, brackets unbalanced): a jsonb column's structure is checked only by
+#: DuckDB's JSON cast (balance, not order), for its cost (docs/targets.md); a jsonb[]
+#: element's fully
+STRUCTURE = {("jsonb", '{"b": 1, "a": 2}'), ("jsonb", '{"a": 1, "a": 2}'),
+             ("jsonb", '{"aa": 1, "b": 2}'), ("jsonb", '{"\u00e9": 1, "z": 2}'),
+             ("jsonb", '[1, {"a": [true, null]}')}
+
 #: the arrays an Iceberg replica holds as lists of values (their elements read as
 #: PostgreSQL's input function reads them), not as texts
 TYPED_LISTS = {"real[]", "double precision[]"}
@@ -218,7 +226,11 @@ def _duckdb(con: duckdb.DuckDBPyConnection, pg_type: str, text: str) -> str:
         con.execute(f"SELECT CAST({load_expression('c', c, bool(widened))} AS VARCHAR) "
                     "FROM source").fetchall()
     except duckdb.Error as e:
-        return "refused" if NOT_A_VALUE in str(e) or MALFORMED_ARRAY in str(e) else str(e)
+        if NOT_A_VALUE in str(e) or MALFORMED_ARRAY in str(e):
+            return "refused"
+        # DuckDB's own JSON cast (a sync reports it as a value it refuses: load_errors.py)
+        return "refused" if isinstance(e, duckdb.ConversionException) and \
+            "Malformed JSON" in str(e) else str(e)
     return "loaded"
 
 
@@ -251,6 +263,9 @@ def test_a_text_in_its_types_form_is_refused_as_postgresql_refuses_its_value(db)
             duck, ice = _duckdb(con, pg_type, text), _iceberg(pg_type, text)
             # an Iceberg list of floats holds the values PostgreSQL reads, not their text
             ice_want = "loaded" if read == "read" and pg_type in TYPED_LISTS else want
+            if (pg_type, text) in STRUCTURE:  # unchecked (above): loaded but where DuckDB's
+                ice_want = "loaded"  # JSON cast refuses it
+                want = "refused" if "[1, {" in text else "loaded"
             if duck != want or ice not in (ice_want,
                                            "cannot hold" if want == "loaded" else ""):
                 wrong.append((pg_type, text, want, duck, ice))

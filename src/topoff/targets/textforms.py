@@ -223,6 +223,8 @@ def rule(pg_type: str) -> Rule | None:
                     rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
     if p.base in _PARSED:  # no form but the value's own (textparsed.py)
         return Rule("", exact=p.base)
+    if p.base == "jsonb":  # its tokens; its structure in arrays only (docs/targets.md)
+        return Rule(_FORMS["jsonb"])
     form = _FORMS.get(p.base)
     if form is None:
         return None
@@ -269,12 +271,14 @@ def element_rule(pg_type: str) -> Rule | None:
     the form of a real, double precision, bytea, json, date, timestamp or timestamptz as
     array_out writes it."""
     found = rule(pg_type)
-    if found is not None:
-        return found
     try:
         p = parse_type(pg_type.strip())
     except TypeNameError:
         return None
+    if p.base == "jsonb" and not p.user and not p.dims:
+        return Rule(_FORMS["jsonb"], exact="jsonb")  # an element's structure too
+    if found is not None:
+        return found
     if p.user or p.dims or p.mods:
         return None
     if p.base == "timestamp":

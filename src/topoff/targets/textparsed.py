@@ -11,10 +11,11 @@ PostgreSQL's output function writes them.
   `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
   its priorities need them), must be the same text; a lexeme holds at most 2046 bytes.
 - json (an array's element): a JSON text json_in reads (NaN and Infinity are none).
-- jsonb: jsonb_out's canonical text: its tokens (``": "`` and ``", "`` between items and
-  no other white space, numbers as numeric_out writes them, strings escaped as
-  escape_json does) are its rule's form (textforms.py); here, one JSON value whose
-  objects' keys are in jsonb's order (shorter first, then by bytes), none twice.
+- jsonb (an array's element; a jsonb column's texts are not parsed: docs/targets.md):
+  jsonb_out's canonical text: its tokens (``": "`` and ``", "`` between items and no
+  other white space, numbers as numeric_out writes them, strings escaped as escape_json
+  does) are its rule's form (textforms.py); here, one JSON value whose objects' keys are
+  in jsonb's order (shorter first, then by bytes), none twice.
 - real and double precision (an array's element): the shortest text strictly nearer the
   value than either neighbouring value, as float4out and float8out write it with
   extra_float_digits 1 (fixed for a decimal exponent from -4 to 5, or 14 for a double),

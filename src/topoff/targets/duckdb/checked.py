@@ -16,7 +16,8 @@ against the form PostgreSQL's output function writes (targets/textforms.py, :fun
 Kept as they are, by design: a json text PostgreSQL's json refuses and a text holding NUL
 (values of a MariaDB source, which a PostgreSQL replica refuses with exit 7: docs/targets.md),
 and the types textforms.py has no rule for (jsonpath, extension types, ...); xml, tsquery
-and jsonb are checked as values before the load (values.py).
+and jsonb[] elements are checked as values before the load (values.py); a jsonb's tokens
+here, its structure by DuckDB's JSON cast (its keys' order unchecked: docs/targets.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Every value valid in PostgreSQL either loads exactly or is kept as PostgreSQL's 
 | numeric (no precision), p > 38, s < 0   | VARCHAR         | checked text, every digit           |
 | boolean                                 | BOOLEAN         | checked (t, yes, on, 1 ...)         |
 | text, varchar(n), char(n), name, citext | VARCHAR         | checked length (char(n) padded)     |
-| jsonb                                   | JSON            | jsonb_out's canonical text, as is   |
+| jsonb                                   | JSON            | jsonb_out's tokens, cast, as is     |
 | json                                    | JSON            | text kept as is; see "widened"      |
 | timestamp with time zone                | TIMESTAMPTZ     | checked "... +00" (UTC), BC, ±inf  |
 | timestamp without time zone             | TIMESTAMP       | checked, BC and ±infinity kept      |
@@ -206,7 +206,7 @@ def load_expression(text: str, c: Column, widened: bool = False,
         return checked.boolean(text, c.name)
     if f.kind == "numeric":
         return checked.cast(text, target, c.name, f.pg_type)
-    if f.kind == "json":  # jsonb: jsonb_out's canonical text (its keys' order: values.py)
+    if f.kind == "json":  # jsonb: jsonb_out's tokens (textforms.py), then the JSON cast
         return f"CAST({checked.form(text, c, f) or text} AS {target})"
     return f"CAST({text} AS {target})"
 
