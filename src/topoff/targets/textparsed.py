@@ -9,7 +9,7 @@ PostgreSQL's output function writes them.
 - tsquery: tsqueryout's text, read back and written again as tsqueryout writes it
   (quoted lexemes, ``''`` and ``\\\\`` doubled, ``:*ABCD`` in that order, ``!``, `` & ``,
   `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
-  its priorities need them), must be the same text; a lexeme holds at most 2046 bytes.
+  its priorities need them), must be the same text; a lexeme holds at most 2047 bytes.
 - json (an array's element): a JSON text json_in reads (NaN and Infinity are none).
 - jsonb (an array's element; a jsonb column's texts are not parsed: docs/targets.md):
   jsonb_out's canonical text: its tokens (``": "`` and ``", "`` between items and no
@@ -58,7 +58,7 @@ def xml_ok(text: str) -> bool:
 _TS_TOKEN = re.compile(r"'((?:[^'\\]|''|\\\\)+)'(:\*?A?B?C?D?)?|<(-|0|[1-9][0-9]*)>|[!&|()]| ")
 _PRIORITY = {"|": 1, "&": 2, "<": 3}
 _MAX_DISTANCE = 16384
-_MAX_LEXEME = 2046
+_MAX_LEXEME = 2047  # MAXSTRLEN; some servers refuse 2047 already (tests say which)
 
 
 _TS_LEXEME = r"!*'(?:[^'\\]|''|\\\\)+'(?::(?=[*ABCD])\*?A?B?C?D?)?"
