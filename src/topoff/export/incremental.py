@@ -122,7 +122,7 @@ def _check_window(source: Source, info: SourceSnapshot, t: SourceTable, window: 
         return plan
     if algorithm == STREAM_HASH:  # the window's rows as the export writes them
         count, sha = rows_digest(reader.rows(t, window, ordered=True))
-        digest = f"{STREAM_HASH}:{sha}"
+        digest: str | None = f"{STREAM_HASH}:{sha}"
     else:
         count, digest = reader.count_hash(t, window, algorithm)
     plan.rows_now = count

@@ -136,7 +136,7 @@ class Runner:
             unit.then(unit.part, result)
         return result
 
-    def _hash(self, unit: HashUnit) -> tuple[int, str]:
+    def _hash(self, unit: HashUnit) -> tuple[int, str | None]:
         return self._reader().count_hash(unit.table, unit.window, unit.algorithm)
 
     def _run_one(self, unit: CopyUnit | HashUnit) -> Any:

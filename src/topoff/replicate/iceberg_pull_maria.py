@@ -25,15 +25,16 @@ def pull_maria(s: MariaSession, info: TableInfo, state: TableState, request: Req
     mt = s.tables[t.qualified]
     if t.method == "snapshot":
         w = f" WHERE ({t.where})" if t.where else ""  # checked by _where_checked
-        content = count_hash(s.conn, mt, mt.columns, w, t.qualified)
+        count, content = count_hash(s.conn, mt, mt.columns, w, t.qualified)
         new = TableState(run_at=s.taken_at, content=content)
-        if not first and not force and request.kind != "repull" and content == state.content:
+        if not first and not force and request.kind != "repull" and content is not None \
+                and content == state.content:
             return Pull("unchanged", "state", iter(()), [0], lambda _: new)
         counter = [0]
         blocks = lines(s.conn, mt.columns, f"FROM {mt.qualified}{w}", counter, t.qualified)
         return Pull("ok", "none" if first else "all", blocks, counter,
                     lambda rows: replace(new, rows=rows),
-                    expect=int(content.partition(":")[0]))
+                    expect=count)
     if is_ranged(request) and not first:  # lo <= cursor <= hi; the state as it was
         got = s.range_read(info, request)
         if got is None:

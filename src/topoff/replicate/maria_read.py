@@ -29,7 +29,7 @@ from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.reader import MARIA_HASH
-from topoff.sources.mariadb.rowhash import count_hash_sql
+from topoff.sources.mariadb.rowhash import count_hash_sql, summed
 from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
 
 CHUNK = 1 << 20
@@ -240,10 +240,12 @@ def lines(conn: Any, columns: list[MariaColumn], tail: str, counter: list[int], 
 
 
 def count_hash(conn: Any, table: MariaTable, columns: list[MariaColumn], where: str,
-               what: str) -> str:
-    """``count:my3:sum`` of the rows (the export's content hash, rowhash.py: the sum of the
-    first 60 bits of each row's SHA-256), computed by the server in the snapshot. A state
-    stored with another algorithm compares unequal: the table is rebuilt once."""
+               what: str) -> tuple[int, str | None]:
+    """Rows and ``count:my3:sum`` of the rows (the export's content hash, rowhash.py: the
+    sum of the first 60 bits of each row's SHA-256), computed by the server in the snapshot.
+    A state stored with another algorithm compares unequal: the table is rebuilt once.
+    None: a row's digest was NULL (SHA2() missing, rowhash.summed): equal to no state."""
     count, total = query(conn, f"SELECT {count_hash_sql(columns, MARIA_HASH)} FROM "
                                f"{table.qualified}{where}", f"hashing {what}")[0]
-    return f"{int(count)}:{MARIA_HASH}:{int(total)}"
+    got = summed(total)
+    return int(count), None if got is None else f"{int(count)}:{MARIA_HASH}:{got}"

@@ -260,9 +260,9 @@ class MariaSession:
         t = info.table
         mt = self.tables[t.qualified]
         w = f" WHERE ({t.where})" if t.where else ""  # checked by _where_checked
-        content = count_hash(self.conn, mt, mt.columns, w, t.qualified)
+        count, content = count_hash(self.conn, mt, mt.columns, w, t.qualified)
         new = TableState(run_at=self.taken_at, content=content)
-        if not first and not force and content == state.content:
+        if not first and not force and content is not None and content == state.content:
             return "unchanged", 0, new
         cols = list(info.columns)
         counter = [0]
@@ -277,7 +277,6 @@ class MariaSession:
         else:
             with engine.stage_csv(tdef, cols, blocks) as stage:
                 moved = merge(engine, tdef, cols, stage, "snapshot")
-        count = int(content.partition(":")[0])
         if counter[0] != count:
             raise IntegrityError(f"{t.qualified}: read {counter[0]} rows, its count was "
                                  f"{count} in the same snapshot",

@@ -188,8 +188,9 @@ class SourceReader(Protocol):
         ...
 
     def count_hash(self, table: SourceTable, window: Window | None,
-                   algorithm: str) -> tuple[int, str]:
-        """count(*) and the content hash ``<algorithm>:<sum>`` of the rows."""
+                   algorithm: str) -> tuple[int, str | None]:
+        """count(*) and the content hash ``<algorithm>:<sum>`` of the rows (None: the
+        server could not hash every row: the rows compare with no hash)."""
         ...
 
     def changed_since(self, table: SourceTable, window: Window, since: Snapshot,

@@ -31,17 +31,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from topoff.sources.mariadb.types import MariaColumn, line_sql, quote_ident
 
 MY1, MY2, MY3 = "my1", "my2", "my3"
 #: preferred first
 ALGORITHMS = (MY3, MY2, MY1)
+#: the server's functions each algorithm needs, and what they give for ``'abc'``: SHA2 is
+#: NULL on a server built without TLS, MD5 may be missing from a FIPS build (a row's
+#: digest would then be NULL, which a sum skips: only counts compared)
+HASH_PROBE = "SELECT SHA2('abc', 256), MD5('abc')"
+_PROBED = ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+           "900150983cd24fb0d6963f7d28e17f72")
+_NEEDS = {MY3: 0, MY2: 1, MY1: 1}
+#: what a row whose digest is NULL adds to the sum: more than 2**60 rows' 60-bit values
+#: (the DECIMAL sum holds 65 digits)
+NULL_WEIGHT = 10**40
 #: the forms whose text may hold any byte: hashed after their lengths
 _TEXT_LIKE = ("text", "bytes", "geometry")
 #: bytes of a text-like value hashed inline in ``my3``; a longer one by its own SHA-256
 LONG = 1024
 _CHARSET = re.compile(r"^[a-z0-9_]+$")
+
+
+def computed(probe: Sequence[Any]) -> tuple[str, ...]:
+    """The algorithms (preferred first) whose functions gave the right digests in the row
+    of :data:`HASH_PROBE`."""
+    got = [v.decode() if isinstance(v, (bytes, bytearray)) else v for v in probe]
+    return tuple(a for a in ALGORITHMS if got[_NEEDS[a]] == _PROBED[_NEEDS[a]])
+
+
+def preferred(usable: Sequence[str]) -> str | None:
+    """The algorithm new hashes are made with (None: none, the client's ``cs1``)."""
+    return usable[0] if usable else None
 
 
 def value_item(column: MariaColumn) -> str:
@@ -113,7 +136,16 @@ def row_md5_sql(columns: Sequence[MariaColumn], algorithm: str) -> str:
 
 
 def count_hash_sql(columns: Sequence[MariaColumn], algorithm: str) -> str:
-    """The select list ``COUNT(*), <sum>`` of the rows' hashes under ``algorithm``."""
+    """The select list ``COUNT(*), <sum>`` of the rows' hashes under ``algorithm``; a row
+    whose digest is NULL adds :data:`NULL_WEIGHT` (read by :func:`summed`)."""
     md5 = row_md5_sql(columns, algorithm)
-    return (f"COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR({md5}, 1, 15), 16, 10) AS UNSIGNED)), "
-            "0)")
+    return (f"COUNT(*), COALESCE(SUM(IFNULL(CAST(CONV(SUBSTR({md5}, 1, 15), 16, 10) AS "
+            f"UNSIGNED), {NULL_WEIGHT})), 0)")
+
+
+def summed(total: Any) -> int | None:
+    """The hash sum of :func:`count_hash_sql`, or None when a row's digest was NULL (its
+    string longer than max_allowed_packet, a value the server could not convert, a hash
+    function missing): such rows would count for nothing, a change of them unseen."""
+    total = int(total)
+    return None if total >= NULL_WEIGHT else total

@@ -20,7 +20,7 @@ from mysql.connector import errors as my_errors
 from topoff.sources.mariadb.catalog import MariaTable
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.fields import batch_formatter, select_list
-from topoff.sources.mariadb.rowhash import MY3, count_hash_sql
+from topoff.sources.mariadb.rowhash import MY3, count_hash_sql, summed
 from topoff.sources.mariadb.types import literal, quote_ident, zero_date_sql
 
 BATCH = 2000
@@ -105,12 +105,14 @@ def _one(conn: Any, sql: str, params: list[Any], what: str) -> tuple[Any, ...]:
 
 
 def window_hash(conn: Any, table: MariaTable, window: Window | None = None,
-                algorithm: str = MY3) -> tuple[int, str]:
-    """(rows, order-independent hash) of the table's rows in ``window``, by the server."""
+                algorithm: str = MY3) -> tuple[int, str | None]:
+    """(rows, order-independent hash) of the table's rows in ``window``, by the server;
+    None: a row's digest was NULL (rowhash.summed), the hash equals nothing."""
     where, params = _where(table, window)
     sql = f"SELECT {count_hash_sql(table.columns, algorithm)} FROM {table.qualified}{where}"
     count, total = _one(conn, sql, params, f"hashing {table.schema}.{table.name}")
-    return int(count), str(total)
+    got = summed(total)
+    return int(count), None if got is None else str(got)
 
 
 def zero_date_counts(conn: Any, table: MariaTable,

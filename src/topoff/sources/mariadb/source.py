@@ -40,7 +40,7 @@ from topoff.sources.mariadb.reader import (
     hash_sql,
     select_sql,
 )
-from topoff.sources.mariadb.rowhash import ALGORITHMS
+from topoff.sources.mariadb.rowhash import ALGORITHMS, HASH_PROBE, computed, preferred, summed
 from topoff.sources.mariadb.safety import (
     replayed_until,
     replication_state,
@@ -125,7 +125,8 @@ class MariaReader:
         sql, params = select_sql(table, window, ordered)
         return LineStream(self.conn, table, sql, params)
 
-    def count_hash(self, table: SourceTable, window: Any, algorithm: str) -> tuple[int, str]:
+    def count_hash(self, table: SourceTable, window: Any,
+                   algorithm: str) -> tuple[int, str | None]:
         assert isinstance(table, MariaSourceTable)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown content hash algorithm {algorithm!r}")
@@ -142,7 +143,8 @@ class MariaReader:
             if cur is not None:
                 with contextlib.suppress(my_errors.Error):
                     cur.close()
-        return int(count), f"{algorithm}:{int(total)}"
+        got = summed(total)  # None: a row's digest was NULL, the sum would skip it
+        return int(count), None if got is None else f"{algorithm}:{got}"
 
     def changed_since(self, table: SourceTable, window: Any, since: Snapshot,
                       now: Any) -> tuple[int, int] | None:
@@ -153,6 +155,8 @@ class MariaSource:
     """:class:`topoff.sources.base.Source` for ``mariadb://`` and ``mysql://`` URLs."""
 
     capabilities = CAPABILITIES
+    #: which hash functions the server computes (rowhash.computed)
+    HASH_PROBE = HASH_PROBE
 
     def __init__(self, url: str, allow_primary: bool,
                  application_name: str = "topoff export") -> None:
@@ -167,6 +171,7 @@ class MariaSource:
         self._busy: list[Any] = []  # handed out to the export's threads
         self._ids: list[int] = []  # the workers' connection ids (to stop their queries)
         self._lock = threading.Lock()
+        self.hashes: tuple[str, ...] = ALGORITHMS  # those the server computes (open)
 
     retry = staticmethod(retry_schema_changes)  # a migration under the snapshot: again
 
@@ -181,6 +186,7 @@ class MariaSource:
         try:
             cur.execute("SELECT UTC_TIMESTAMP(6), DATABASE()")
             now, database = cur.fetchone()
+            self.hashes = self._probe_hashes(cur)
         finally:
             cur.close()
         engine = "mariadb" if "mariadb" in role.version.lower() else "mysql"
@@ -285,8 +291,28 @@ class MariaSource:
                                      min(jobs * 4, max(2, table.size // split_bytes)))
         return list(ranges) or [None]
 
+    def _probe_hashes(self, cur: Any) -> tuple[str, ...]:
+        """The content hashes whose functions the server computes; a missing one logged."""
+        try:
+            cur.execute(self.HASH_PROBE)
+            usable = computed(cur.fetchone())
+        except my_errors.Error as e:  # a function refused outright (a FIPS build's MD5)
+            log.warning("%s: the server's hash functions failed (%s)", self.target.display(),
+                        e.msg)
+            usable = ()
+        if MARIA_HASH not in usable:
+            chosen = preferred(usable)
+            log.warning("%s: the server does not compute the %s content hash (SHA2() is NULL "
+                        "on a server built without TLS); %s", self.target.display(),
+                        MARIA_HASH, f"hashing with {chosen}" if chosen else
+                        "tables with a key are hashed by the rows read (cs1), the others "
+                        "not at all")
+        return usable
+
     def hash_algorithm(self) -> str | None:
-        return MARIA_HASH
+        if MARIA_HASH in self.hashes:
+            return MARIA_HASH  # (a test may set another)
+        return preferred(self.hashes)
 
     def pre_data_sql(self, tables: list[SourceTable]) -> str:
         return ""

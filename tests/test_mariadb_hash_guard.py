@@ -1,0 +1,84 @@
+"""A MariaDB content hash is never a sum over NULL digests: the server's hash functions are
+checked when a source opens (SHA2 is NULL on a server built without TLS, MD5 may be absent
+from a FIPS build), and a window holding a row whose digest is NULL is never unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from support.mariadb import MariaDatabase
+from topoff.config import Config, TableConfig
+from topoff.dataset.layout import Window
+from topoff.export.incremental import export_incremental
+from topoff.sources.mariadb import rows
+from topoff.sources.mariadb.catalog import read_table
+from topoff.sources.mariadb.connect import connect
+from topoff.sources.mariadb.rowhash import MY1, MY2, MY3, computed, preferred
+from topoff.sources.mariadb.source import MariaSource
+from topoff.stores import open_store
+
+
+@pytest.mark.parametrize(("probe", "usable", "chosen"), [
+    ("SHA2('abc', 256), MD5('abc')", (MY3, MY2, MY1), MY3),
+    ("NULL, MD5('abc')", (MY2, MY1), MY2),  # a server built without TLS
+    ("SHA2('abc', 256), NULL", (MY3,), MY3),  # a FIPS build without MD5
+    ("NULL, NULL", (), None),
+    ("SHA2('abd', 256), MD5('abd')", (), None),  # a function giving other digests
+])
+def test_the_hash_functions_the_server_computes_decide_the_algorithm(
+        maria: MariaDatabase, probe: str, usable: tuple[str, ...], chosen: str | None) -> None:
+    with connect(maria.replica_url) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT {probe}")
+        (row,) = cur.fetchall()
+    assert computed(row) == usable
+    assert preferred(usable) == chosen
+
+
+class NoHashSource(MariaSource):
+    """A MariaDB source whose server computes neither SHA2 nor MD5."""
+
+    HASH_PROBE = "SELECT NULL, NULL"
+
+
+def test_an_export_from_a_server_without_hash_functions_hashes_the_rows_it_reads(
+        maria: MariaDatabase, tmp_path) -> None:
+    """Tables with a key get ``cs1``, the others none (my3 would have summed NULLs: 0 for
+    every window, a changed value unseen); a changed value is then found."""
+    day = (datetime.now(UTC) - timedelta(days=2)).date()
+    maria.execute("CREATE TABLE nh_k (id INT PRIMARY KEY, at DATETIME(6), v TEXT);"
+                  "CREATE TABLE nh_n (at DATETIME(6), v TEXT);"
+                  f"INSERT INTO nh_k VALUES (1, '{day} 10:00:00', 'a');"
+                  f"INSERT INTO nh_n VALUES ('{day} 10:00:00', 'a')")
+    config = Config(dataset="nohash", source_url=maria.replica_url, tables=(
+        TableConfig(schema=maria.name, name="nh_k", cursor="at"),
+        TableConfig(schema=maria.name, name="nh_n", cursor="at"))).with_export(
+            lookback_days=0)
+    store = open_store(str(tmp_path / "pub"))
+    first = export_incremental(config, store, Window.day(day), kind=NoHashSource)
+    (mf,) = first.manifests
+    hashes = {q: e.content_hash for q, e in mf.tables.items()}
+    assert hashes[f"{maria.name}.nh_k"].startswith("cs1:")
+    assert hashes[f"{maria.name}.nh_n"] is None
+    maria.execute("UPDATE nh_k SET v = 'b'; UPDATE nh_n SET v = 'b'")
+    again = export_incremental(config, store, Window.day(day), kind=NoHashSource)
+    (mf,) = again.manifests
+    assert mf.revision == 2 and set(mf.tables) == {f"{maria.name}.nh_k", f"{maria.name}.nh_n"}
+
+
+def test_a_window_holding_a_row_whose_digest_is_null_is_never_unchanged(
+        maria: MariaDatabase) -> None:
+    """A LINESTRING whose WKT (20 MB) is longer than max_allowed_packet: the ``my1`` line
+    the server builds of its row is NULL, which the sum skipped (the same hash once the
+    line had changed); the window's hash is now none, so it compares with nothing."""
+    point = "2A1BD6546F8EE9BF2A1BD6546F8EE9BF"
+    maria.execute("CREATE TABLE wide_g (id INT PRIMARY KEY, g LINESTRING NULL);"
+                  "INSERT INTO wide_g VALUES (1, ST_GeomFromWKB(CONCAT(X'0102000000', "
+                  f"X'20A10700', REPEAT(X'{point}', 500000)))), (2, NULL)")
+    with connect(maria.replica_url) as conn:
+        t = read_table(conn, maria.name, "wide_g")
+        assert rows.window_hash(conn, t, algorithm=MY1) == (2, None)
+        count, digest = rows.window_hash(conn, t, algorithm=MY3)
+        assert count == 2 and digest is not None
