@@ -15,7 +15,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.backup.catalog import Entry
 from topoff.backup.maria_restore import restore
-from topoff.backup.maria_tables import HASH_FORM, table_hashes
+from topoff.backup.maria_tables import FORMS, table_hashes
 from topoff.redact import redact
 from topoff.sources.mariadb.connect import connect
 from topoff.stores.base import Store
@@ -60,8 +60,8 @@ def restore_and_hash(store: Store, entry: Entry, identities: list[Any], scratch_
         conn = connect(url)
         try:
             finished = entry.finished or {}
-            actual = table_hashes(conn, HASH_FORM if finished.get("hash_form") == HASH_FORM
-                                  else 1,
+            form = finished.get("hash_form")
+            actual = table_hashes(conn, form if form in FORMS else 1,
                                   finished.get("history") is True)
             results = run_checks(conn, checks)
         finally:

@@ -10,11 +10,13 @@ the separator out of the values, so two different rows never give the same text.
 Timestamps are read in UTC (the session's time zone, topoff's connection settings); DOUBLE
 values are compared in the server's shortest text form, the same on both sides when the
 drill's server is a version that prints them alike (docs/backups.md). Backups that say
-``"hash_form": 2`` in finished.json (this version's) hash FLOAT values as the double of
-the same value (``CAST(c AS DOUBLE)``: the server prints a FLOAT with 6 digits, in which
-two floats can look alike), and a value longer than 1 KiB as ``M`` and its MD5 (the
-server's ``HEX()`` of one longer than half its ``max_allowed_packet`` is NULL, which hashed
-like a NULL); earlier backups were hashed with the 6 digits and every value's hex. A
+``"hash_form": 3`` in finished.json (this version's) hash FLOAT values as the text of the
+double of the same value (``CAST(CAST(c AS DOUBLE) AS BINARY)``: the server prints a FLOAT
+with 6 digits, in which two floats can look alike), and a value longer than 1 KiB as ``M``
+and its MD5 (the server's ``HEX()`` of one longer than half its ``max_allowed_packet`` is
+NULL, which hashed like a NULL). Form 2 hashed ``HEX()`` of the double, which is the hex
+of its integer part (1.2345678 and 1.23457 alike); form 1 (no ``hash_form``) the 6 digits
+and every value's hex. A drill hashes in the form its backup recorded. A
 system-versioned table is hashed with every version when the backup dumped its history
 (``"history": true``, :mod:`.maria_history`).
 """
@@ -33,7 +35,9 @@ _TABLES_Q = ("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE
              "DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY "
              "TABLE_NAME")
 #: finished.json's ``hash_form`` of this version's hashes (absent: the earlier form)
-HASH_FORM = 2
+HASH_FORM = 3
+#: the forms a drill can compute (:data:`HASH_FORM` and earlier ones)
+FORMS = (1, 2, 3)
 _LONG = 1024  # bytes: a longer value is hashed as its MD5
 _COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM "
               "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
@@ -56,7 +60,9 @@ def rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 
 def _part(column: str, floats: frozenset[str], form: int) -> str:
     value = f"CAST({quote_ident(column)} AS {'DOUBLE' if column in floats else 'BINARY'})"
-    if form < HASH_FORM:
+    if column in floats and form >= 3:  # HEX() of a number is that of its integer part
+        value = f"CAST({value} AS BINARY)"
+    if form < 2:
         return f"IFNULL(HEX({value}), 'N')"
     return (f"IFNULL(IF(OCTET_LENGTH({value}) > {_LONG}, CONCAT('M', MD5({value})), "
             f"HEX({value})), 'N')")
@@ -77,7 +83,7 @@ def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False
                  ) -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
     database (the current database), in the connection's transaction, in hash ``form``
-    (:data:`HASH_FORM`, or 1: FLOATs by their 6-digit text, long values by their hex). A
+    (:data:`HASH_FORM`, or an earlier one of :data:`FORMS`: the module's docstring). A
     system-versioned table: every version with its ``ROW START`` and ``ROW END`` when
     ``history`` (the backup dumped it), else its current rows without them (a restore
     gives them new values)."""
@@ -93,7 +99,7 @@ def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False
             described = [(text(c), text(t), text(g))
                          for (c, t, g) in rows(conn, _COLUMNS_Q, (table,))]
             floats = frozenset(c for c, t, _g in described
-                               if t == "float" and form >= HASH_FORM)
+                               if t == "float" and form >= 2)
             columns = [c for c, _t, g in described if history or g not in _PERIOD]
             if versioned and history and all(g not in _PERIOD for _c, _t, g in described):
                 columns += ["row_start", "row_end"]  # implicit: invisible, not listed
