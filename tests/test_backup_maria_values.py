@@ -34,27 +34,27 @@ def test_float_values_survive_a_backup_and_the_drill_compares_them_exactly(
         ) -> None:
     """A FLOAT of a table with a primary key is restored exactly (it was rounded to 6
     digits, and the drill, comparing the server's 6-digit text, said the tables matched);
-    one the backup cannot set again (no key) is named at backup time and by the drill."""
+    so is one of a table without a key (its rows written by topoff: tests/
+    test_backup_maria_floats.py)."""
     shop.execute(FLOATS)
     store = tmp_path / "store"
     result = take_backup(shop, age_key, str(store), "dump.f", env)
     assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
-    assert "nokey" in result.stderr and "FLOAT" in result.stderr  # type: ignore[attr-defined]
+    assert "FLOAT" not in result.stderr  # type: ignore[attr-defined]
     pair = shop.pair
     target = empty_db(pair, shop.name + "_f")
     try:
         done = run_cli("restore", str(store), "--latest", "--identity", str(age_key.identity),
                        "--target", target)
         assert done.exit_code == 0, done.stderr
-        for q in (EXACT, "SELECT k, at, CAST(f AS DOUBLE) FROM tk ORDER BY k, at"):
+        for q in (EXACT, "SELECT k, at, CAST(f AS DOUBLE) FROM tk ORDER BY k, at",
+                  "SELECT CAST(f AS DOUBLE) FROM nokey ORDER BY 1"):
             assert pair.primary.query(q, shop.name + "_f") == pair.primary.query(q, shop.name)
         pair.primary.sql(f"DROP DATABASE `{shop.name}_f`")
         scratch = empty_db(pair, shop.name + "_s")
         drill = run_cli("backups", "drill", str(store), "--identity", str(age_key.identity),
                         "--scratch", scratch)
-        assert drill.exit_code != 0
-        (d,) = [json.loads(p.read_text()) for p in (store / "catalog/dump.f").glob("drill-*")]
-        assert [m.split(":")[0] for m in d["mismatches"]] == ["nokey"], d
+        assert drill.exit_code == 0, drill.stdout + drill.stderr
     finally:
         for db in ("_f", "_s"):
             pair.primary.sql(f"DROP DATABASE IF EXISTS `{shop.name}{db}`", check=False)

@@ -13,7 +13,8 @@ Order of events (what a crash leaves behind is as for PostgreSQL, see
    text then streams through zstd and age into ``backups/<name>.sql.zst.age``.
    System-versioned tables with their history when it can be dumped
    (:mod:`.maria_history`). After its last line, the statements that set its FLOAT
-   values exactly again, which it printed with 6 digits (:mod:`.maria_floats`).
+   values exactly again, which it printed with 6 digits (:mod:`.maria_floats`), and the
+   rows of the tables no key lets them be set in (dumped without them).
 4. The tables are counted and hashed in topoff's snapshot (:mod:`.maria_tables`).
 5. ``finished.json`` with the binlog file, position and GTID, and the tables.
 
@@ -39,7 +40,7 @@ from topoff.backup import catalog
 from topoff.backup.keys import parse_recipients
 from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
-from topoff.backup.maria_floats import write_float_fixes
+from topoff.backup.maria_floats import row_tables, write_float_fixes
 from topoff.backup.maria_history import dump_history
 from topoff.backup.maria_tables import HASH_FORM, table_hashes
 from topoff.backup.names import check_name, data_key
@@ -102,6 +103,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
         dump_program = program("mariadb-dump", "mysqldump") if mariadb else \
             program("mysqldump", "mariadb-dump")
         history = mariadb and dump_history(conn, dump_program)
+        rows_of = tuple(row_tables(conn)) if provable else ()  # FLOATs: maria_floats.py
         position = snap.begin(conn)
         when = _scalar(conn, "SELECT UTC_TIMESTAMP(6)")
         started = {"name": name, "object": key, "engine": ENGINE,
@@ -120,7 +122,8 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
             with option_file(target) as defaults:
                 result = _dump(store, conn, position, recipients, key, options,
                                MariaDump(dump_program, defaults, target.database, mariadb,
-                                         master_data=log_bin, history=history),
+                                         master_data=log_bin, history=history,
+                                         ignore_data=rows_of),
                                provable, req.level, req.jobs)
         except BaseException as e:
             record_failure(store, name, e, options)
@@ -172,7 +175,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
                 plain.write(data)
                 plain_size += len(data)
             dump.finish()
-            plain_size += write_float_fixes(conn, plain.write, provable)
+            plain_size += write_float_fixes(conn, plain.write, provable, dump.ignore_data)
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
         dumped = time.monotonic()

@@ -48,9 +48,11 @@ class MariaDump:
     """``mariadb-dump`` of ``database`` with credentials from ``defaults``."""
 
     def __init__(self, program: str, defaults: Path, database: str, mariadb: bool = True,
-                 master_data: bool = True, history: bool = False) -> None:
+                 master_data: bool = True, history: bool = False,
+                 ignore_data: tuple[str, ...] = ()) -> None:
         self.master_data = master_data
         self.history = history  # system-versioned tables with every version
+        self.ignore_data = ignore_data  # tables dumped without their rows (topoff's own)
         position = []
         if master_data:
             position = ["--master-data=2"] if mariadb else ["--source-data=2"]
@@ -58,7 +60,9 @@ class MariaDump:
                     "--quick", "--routines", "--events", "--triggers", "--hex-blob",
                     "--default-character-set=utf8mb4", f"--max-allowed-packet={MAX_PACKET}",
                     *position,
-                    *(["--dump-history"] if history else []), "--", database]
+                    *(["--dump-history"] if history else []),
+                    *(f"--ignore-table-data={database}.{t}" for t in ignore_data),
+                    "--", database]
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr: deque[str] = deque(maxlen=20)
         self.position: tuple[str, int] | None = None

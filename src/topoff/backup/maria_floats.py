@@ -11,9 +11,11 @@ back to the same float), found by the row's primary key.
 A table is set again this way when it has a primary key of integer, decimal, text, binary
 or temporal columns, no UPDATE trigger (it would fire in the restore) and no system
 versioning (each UPDATE would add a history row). ``ON UPDATE CURRENT_TIMESTAMP`` columns
-are assigned their own value, so they keep it. Any other table whose FLOAT values the dump
-rounds is named in a warning: a restore holds them rounded, and the drill, which hashes
-FLOATs by their exact value, reports the table.
+are assigned their own value, so they keep it. Any other table without an INSERT trigger
+or system versioning is dumped without its rows, which topoff writes itself
+(:mod:`.maria_float_rows`). Any other table whose FLOAT values the dump rounds is named in
+a warning: a restore holds them rounded, and the drill, which hashes FLOATs by their exact
+value, reports the table.
 
 Every statement is made of identifiers (quoted), numbers Python wrote and hex literals:
 no text of a value reaches the SQL.
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from mysql.connector import errors as my_errors
 
+from topoff.backup.maria_float_rows import write_rows
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.types import quote_ident
 
@@ -42,8 +45,10 @@ _FLOATS_Q = ("SELECT c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS
              "('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION")
 _TABLE_Q = ("SELECT TABLE_TYPE, (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE "
             "EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = %s AND "
-            "EVENT_MANIPULATION = 'UPDATE') FROM information_schema.TABLES WHERE "
-            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s")
+            "EVENT_MANIPULATION = 'UPDATE'), (SELECT COUNT(*) FROM "
+            "information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND "
+            "EVENT_OBJECT_TABLE = %s AND EVENT_MANIPULATION = 'INSERT') FROM "
+            "information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s")
 _KEY_Q = ("SELECT s.COLUMN_NAME, c.DATA_TYPE "
           "FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c ON "
           "c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND "
@@ -56,9 +61,12 @@ _TEXTS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 _BYTES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "date",
           "datetime", "timestamp", "time", "year"}
 BEGIN = (b"\n-- topoff: FLOAT values set exactly (mariadb-dump prints 6 digits)\n"
-         b"SET @topoff_tz = @@SESSION.time_zone, @topoff_mode = @@SESSION.sql_mode;\n"
-         b"SET SESSION time_zone = '+00:00', SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';\n")
-END = b"SET SESSION time_zone = @topoff_tz, SESSION sql_mode = @topoff_mode;\n"
+         b"SET @topoff_tz = @@SESSION.time_zone, @topoff_mode = @@SESSION.sql_mode, "
+         b"@topoff_fk = @@SESSION.foreign_key_checks;\n"
+         b"SET SESSION time_zone = '+00:00', SESSION sql_mode = "
+         b"'NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', SESSION foreign_key_checks = 0;\n")
+END = (b"SET SESSION time_zone = @topoff_tz, SESSION sql_mode = @topoff_mode, "
+       b"SESSION foreign_key_checks = @topoff_fk;\n")
 
 
 def _text(v: Any) -> str:
@@ -96,20 +104,37 @@ def _literal(value: bytes, data_type: str) -> str:
 
 def _settable(conn: Any, table: str) -> tuple[list[tuple[str, ...]], list[str]] | str:
     """(the key's columns with their types, the ON UPDATE columns), or why the table's
-    FLOATs cannot be set again."""
-    ((kind, triggers),) = list(_rows(conn, _TABLE_Q, (table, table)))
+    FLOATs cannot be set again (by an UPDATE; "rows": topoff may write its rows)."""
+    ((kind, triggers, inserts),) = list(_rows(conn, _TABLE_Q, (table, table, table)))
     key = [tuple(_text(v) if v is not None else "" for v in r)
            for r in _rows(conn, _KEY_Q, (table,))]
     if _text(kind) != "BASE TABLE":
         return "system-versioned"
-    if int(triggers):
-        return "an UPDATE trigger"
-    if not key:
-        return "no primary key"
     odd = [k[1] for k in key if k[1] not in _INTS | _TEXTS | _BYTES | {"decimal"}]
-    if odd:
-        return f"a {odd[0]} column in its primary key"
-    return key, [_text(c) for (c,) in _rows(conn, _ON_UPDATE_Q, (table,))]
+    if key and not odd and not int(triggers):
+        return key, [_text(c) for (c,) in _rows(conn, _ON_UPDATE_Q, (table,))]
+    if not int(inserts):
+        return "rows"
+    if int(triggers):
+        return "an UPDATE trigger and an INSERT trigger"
+    return ("no primary key" if not key else f"a {odd[0]} column in its primary key") + \
+        " and an INSERT trigger"
+
+
+def _float_tables(conn: Any) -> dict[str, list[str]]:
+    by_table: dict[str, list[str]] = {}
+    for table, column in _rows(conn, _FLOATS_Q):
+        by_table.setdefault(_text(table), []).append(_text(column))
+    return by_table
+
+
+def row_tables(conn: Any) -> list[str]:
+    """The tables whose rows topoff writes (:mod:`.maria_float_rows`), not mariadb-dump."""
+    try:
+        return [t for t in _float_tables(conn) if _settable(conn, t) == "rows"]
+    except my_errors.Error as e:
+        raise read_failed("reading the tables holding FLOAT values", e,
+                          hint="the backup user needs SELECT on every table") from None
 
 
 def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], Any]) -> int:
@@ -131,7 +156,7 @@ def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], An
         if not sets:
             continue
         rounded += 1
-        if isinstance(settable, str):
+        if isinstance(settable, str):  # (not "rows": dumped without them)
             continue
         match = " AND ".join(f"{k} = {_literal(bytes(v), meta[1])}"
                              for k, v, meta in zip(keys, row, key, strict=False))
@@ -147,15 +172,16 @@ def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], An
     return size
 
 
-def write_float_fixes(conn: Any, write: Callable[[bytes], Any], same_snapshot: bool) -> int:
+def write_float_fixes(conn: Any, write: Callable[[bytes], Any], same_snapshot: bool,
+                      rows_of: Sequence[str] = ()) -> int:
     """Append to the dump (``write``) the statements that set its FLOATs exactly, read in
-    ``conn``'s snapshot, the dump's own when ``same_snapshot``; the bytes written."""
+    ``conn``'s snapshot, the dump's own when ``same_snapshot``; the rows of the tables
+    ``rows_of`` (dumped without them: :func:`row_tables`); the bytes written."""
     try:
-        by_table: dict[str, list[str]] = {}
-        for table, column in _rows(conn, _FLOATS_Q):
-            by_table.setdefault(_text(table), []).append(_text(column))
-        if not by_table:
+        by_table = _float_tables(conn)
+        if not by_table and not rows_of:
             return 0
+        assert same_snapshot or not rows_of, "rows written from another snapshot"
         if not same_snapshot:
             log.warning("tables %s hold FLOAT columns, which mariadb-dump writes with 6 "
                         "significant digits: not set exactly again, as topoff's snapshot is "
@@ -164,8 +190,11 @@ def write_float_fixes(conn: Any, write: Callable[[bytes], Any], same_snapshot: b
             return 0
         write(BEGIN)
         size = len(BEGIN)
+        for table in rows_of:
+            size += write_rows(conn, table, write)
         for table, floats in by_table.items():
-            size += _table(conn, table, floats, write)
+            if table not in rows_of:
+                size += _table(conn, table, floats, write)
         write(END)
         return size + len(END)
     except my_errors.Error as e:
