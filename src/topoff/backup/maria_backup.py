@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 import zstandard
+from mysql.connector import errors as my_errors
 
 from topoff import __version__
 from topoff.backup import catalog
@@ -42,7 +43,7 @@ from topoff.backup.maria_client import option_file, program
 from topoff.backup.maria_dump import MariaDump
 from topoff.backup.maria_floats import row_tables, write_float_fixes
 from topoff.backup.maria_history import dump_history
-from topoff.backup.maria_tables import HASH_FORM, table_hashes
+from topoff.backup.maria_tables import HASH_FORM, backup_digest, table_hashes
 from topoff.backup.names import check_name, data_key
 from topoff.backup.request import (
     BackupRequest,
@@ -54,6 +55,7 @@ from topoff.backup.request import (
 from topoff.errors import ConfigError, SourceError
 from topoff.sources.mariadb import snapshot as snap
 from topoff.sources.mariadb.connect import connect_target, parse_url
+from topoff.sources.mariadb.rowhash import HASH_PROBE
 from topoff.sources.mariadb.safety import require_replica
 from topoff.stores.age import EncryptingStore
 from topoff.stores.base import ObjectOptions, Store
@@ -72,6 +74,19 @@ def _scalar(conn: Any, stmt: str) -> str:
         cur.close()
     v = row[0] if row else None
     return v.decode() if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _digest(conn: Any) -> str:
+    """The digest the tables are hashed with: the functions the server computes."""
+    cur = conn.cursor()
+    try:
+        cur.execute(HASH_PROBE)
+        row = tuple(cur.fetchone())
+    except my_errors.Error:  # a function refused outright (a FIPS build's MD5)
+        row = (None, None)
+    finally:
+        cur.close()
+    return backup_digest(row)
 
 
 def _on(value: str) -> bool:
@@ -103,6 +118,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
         dump_program = program("mariadb-dump", "mysqldump") if mariadb else \
             program("mysqldump", "mariadb-dump")
         history = mariadb and dump_history(conn, dump_program)
+        digest = _digest(conn)
         rows_of = tuple(row_tables(conn)) if provable else ()  # FLOATs: maria_floats.py
         position = snap.begin(conn)
         when = _scalar(conn, "SELECT UTC_TIMESTAMP(6)")
@@ -124,7 +140,7 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
                                MariaDump(dump_program, defaults, target.database, mariadb,
                                          master_data=log_bin, history=history,
                                          ignore_data=rows_of),
-                               provable, req.level, req.jobs)
+                               provable, req.level, req.jobs, digest)
         except BaseException as e:
             record_failure(store, name, e, options)
             raise
@@ -142,8 +158,8 @@ def run(store: Store, req: BackupRequest) -> BackupResult:
 
 def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: list[str],
           key: str, options: ObjectOptions | None, dump: MariaDump, provable: bool,
-          level: int, jobs: int) -> tuple[int, str, dict[str, Any], dict[str, Any],
-                                          dict[str, float]]:
+          level: int, jobs: int, digest: str = "md5"
+          ) -> tuple[int, str, dict[str, Any], dict[str, Any], dict[str, float]]:
     began = time.monotonic()
     try:
         for attempt in range(ATTEMPTS):
@@ -179,7 +195,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
         dumped = time.monotonic()
-        tables = table_hashes(conn, history=dump.history)  # still in topoff's snapshot
+        tables = table_hashes(conn, history=dump.history, digest=digest)  # topoff's snapshot
         snap.rollback([conn])
     except BaseException:
         dump.kill()
@@ -188,6 +204,7 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
         raise
     timing = {"dump": round(dumped - began, 3), "hash": round(time.monotonic() - dumped, 3)}
     extra = {"plain_size": plain_size, "same_snapshot": provable, "hash_form": HASH_FORM,
+             "hash_digest": digest,
              "history": dump.history,
              "position": {"binlog_file": dump.position[0] if dump.position else None,
                           "binlog_position": dump.position[1] if dump.position else None,

@@ -15,7 +15,8 @@ from mysql.connector import errors as my_errors
 
 from topoff.backup.catalog import Entry
 from topoff.backup.maria_restore import restore
-from topoff.backup.maria_tables import FORMS, table_hashes
+from topoff.backup.maria_tables import DIGESTS, FORMS, table_hashes
+from topoff.errors import IntegrityError
 from topoff.redact import redact
 from topoff.sources.mariadb.connect import connect
 from topoff.stores.base import Store
@@ -61,8 +62,12 @@ def restore_and_hash(store: Store, entry: Entry, identities: list[Any], scratch_
         try:
             finished = entry.finished or {}
             form = finished.get("hash_form")
+            digest = finished.get("hash_digest", "md5")
+            if digest not in DIGESTS:
+                raise IntegrityError(f"backup {entry.name} was hashed with an unknown digest",
+                                     hint="drill it with the topoff version that wrote it")
             actual = table_hashes(conn, form if form in FORMS else 1,
-                                  finished.get("history") is True)
+                                  finished.get("history") is True, digest)
             results = run_checks(conn, checks)
         finally:
             conn.close()

@@ -19,6 +19,12 @@ of its integer part (1.2345678 and 1.23457 alike); form 1 (no ``hash_form``) the
 and every value's hex. A drill hashes in the form its backup recorded. A
 system-versioned table is hashed with every version when the backup dumped its history
 (``"history": true``, :mod:`.maria_history`).
+
+The digest is MD5, or SHA-256 on a server that computes no MD5 (a FIPS build:
+``"hash_digest": "sha256"`` in finished.json, the drill computes the same); a server that
+computes neither is refused before the dump (:func:`backup_digest`), and a row whose
+digest is NULL all the same is never left out of the sum (:func:`checked_sum`): the
+table's hash would not see it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
 from topoff.sources.mariadb.errors import read_failed
+from topoff.sources.mariadb.rowhash import MY2, MY3, NULL_WEIGHT, computed, summed
 from topoff.sources.mariadb.types import quote_ident
 
 _TABLES_Q = ("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
@@ -43,6 +50,33 @@ _COLUMNS_Q = ("SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, ''
               "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
               "ORDER BY ORDINAL_POSITION")
 _PERIOD = ("ROW START", "ROW END")
+#: finished.json's ``hash_digest``: the SQL of each digest (MD5 when absent)
+DIGESTS = {"md5": "MD5({})", "sha256": "SHA2({}, 256)"}
+
+
+def backup_digest(probe: tuple[Any, ...]) -> str:
+    """The digest the tables are hashed with, from the row of
+    :data:`topoff.sources.mariadb.rowhash.HASH_PROBE` (SHA2, MD5 of ``'abc'``)."""
+    usable = computed(probe)
+    if MY2 in usable:
+        return "md5"
+    if MY3 in usable:
+        return "sha256"
+    raise SourceError("the MariaDB server computes neither MD5() nor SHA2(), which the "
+                      "backup's table hashes need (both gave NULL or another digest)",
+                      hint="back up from a server built with TLS (SHA2) or with MD5; "
+                           "nothing was written")
+
+
+def checked_sum(table: str, total: Any) -> int:
+    """The hash sum of a table; a SourceError when a row's digest was NULL."""
+    got = summed(total)
+    if got is None:
+        raise SourceError(f"table {table}: the server's digest of a row was NULL, which a "
+                          "table hash cannot leave out",
+                          hint="check the server's MD5() and SHA2() and that "
+                               "max_allowed_packet holds a row's hashed text")
+    return got
 
 
 def text(v: Any) -> str:
@@ -58,29 +92,32 @@ def rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
         cur.close()
 
 
-def _part(column: str, floats: frozenset[str], form: int) -> str:
+def _part(column: str, floats: frozenset[str], form: int, digest: str) -> str:
     value = f"CAST({quote_ident(column)} AS {'DOUBLE' if column in floats else 'BINARY'})"
     if column in floats and form >= 3:  # HEX() of a number is that of its integer part
         value = f"CAST({value} AS BINARY)"
     if form < 2:
         return f"IFNULL(HEX({value}), 'N')"
-    return (f"IFNULL(IF(OCTET_LENGTH({value}) > {_LONG}, CONCAT('M', MD5({value})), "
-            f"HEX({value})), 'N')")
+    return (f"IFNULL(IF(OCTET_LENGTH({value}) > {_LONG}, CONCAT('M', "
+            f"{DIGESTS[digest].format(value)}), HEX({value})), 'N')")
 
 
 def hash_sql(table: str, columns: list[str], floats: frozenset[str] = frozenset(),
-             history: bool = False, form: int = HASH_FORM) -> str:
+             history: bool = False, form: int = HASH_FORM, digest: str = "md5") -> str:
     """``floats``: the columns hashed by their exact value; ``history``: every version of
-    a system-versioned table; ``form``: :data:`HASH_FORM`, or 1 for earlier backups'."""
-    parts = [_part(c, floats, form) for c in columns]
+    a system-versioned table; ``form``: :data:`HASH_FORM`, or an earlier one of
+    :data:`FORMS`; ``digest``: one of :data:`DIGESTS`. A row whose digest is NULL adds
+    NULL_WEIGHT (:func:`checked_sum`)."""
+    parts = [_part(c, floats, form, digest) for c in columns]
     row = f"CONCAT_WS(',', {', '.join(parts)})" if parts else "''"
-    return (f"SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
-            f"AS UNSIGNED)), 0) FROM {quote_ident(table)}"
+    return (f"SELECT COUNT(*), COALESCE(SUM(IFNULL(CAST(CONV(SUBSTR("
+            f"{DIGESTS[digest].format(row)}, 1, 15), 16, 10) AS UNSIGNED), {NULL_WEIGHT})), "
+            f"0) FROM {quote_ident(table)}"
             + (" FOR SYSTEM_TIME ALL" if history else ""))
 
 
-def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False
-                 ) -> dict[str, dict[str, Any]]:
+def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False,
+                 digest: str = "md5") -> dict[str, dict[str, Any]]:
     """``{"table": {"rows": n, "hash": "..."}}`` for every table of the connection's
     database (the current database), in the connection's transaction, in hash ``form``
     (:data:`HASH_FORM`, or an earlier one of :data:`FORMS`: the module's docstring). A
@@ -104,9 +141,9 @@ def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False
             if versioned and history and all(g not in _PERIOD for _c, _t, g in described):
                 columns += ["row_start", "row_end"]  # implicit: invisible, not listed
             ((count, total),) = rows(conn, hash_sql(table, columns, floats,
-                                                    versioned and history, form))
+                                                    versioned and history, form, digest))
         except my_errors.Error as e:  # a migration's table changed or gone: its own words
             raise read_failed(f"counting and hashing table {table} for the drill", e,
                               hint="the backup user needs SELECT on every table") from None
-        out[table] = {"rows": int(count), "hash": str(int(total))}
+        out[table] = {"rows": int(count), "hash": str(checked_sum(table, total))}
     return dict(sorted(out.items()))
