@@ -13,6 +13,10 @@ MariaDB cannot print a float's canonical text (PostgreSQL's shortest form, or C'
 instead, row by row, from every value's canonical text computed by the server and each
 float's exact value (floats.py), streamed unbuffered: slower, same hash.
 
+Nor can a server without MD5 (a FIPS build; :data:`HASH_PROBE` checks it once) sum
+anything: its tables are hashed here too, as is a table whose sum met a NULL digest (never
+left out: the row would count for nothing).
+
 Nor can it build a text longer than its ``max_allowed_packet`` (16 MiB by default): the
 ``HEX()``, ``REPLACE()`` or ``CONCAT()`` of a longer one is NULL. A row whose text and
 bytes columns hold more than a quarter of it is hashed here too, from those columns' raw
@@ -36,6 +40,7 @@ from topoff.pgtypes import family
 from topoff.sources.mariadb.catalog import MariaTable, read_table
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.floats import float_text
+from topoff.sources.mariadb.rowhash import HASH_PROBE, MY2, NULL_WEIGHT, computed, summed
 from topoff.sources.mariadb.types import (
     MariaColumn,
     literal,
@@ -49,6 +54,14 @@ _SEP = "CHAR(31 USING utf8mb4)"
 _NULL = "CHAR(30 USING utf8mb4)"
 #: how :meth:`MariaVerifier._hash_rows` turns a value sent raw into its canonical text
 HEX, X_HEX, TEXT, ESCAPED = "hex", "xhex", "text", "escaped"
+#: the server's digest of a row (canonical.py's MD5)
+DIGEST = "MD5({})"
+
+
+def _sum_sql(row: str) -> str:
+    """SQL: a row's 60-bit value; NULL_WEIGHT for a NULL digest (rowhash.summed)."""
+    return (f"IFNULL(CAST(CONV(SUBSTR({DIGEST.format(row)}, 1, 15), 16, 10) AS UNSIGNED), "
+            f"{NULL_WEIGHT})")
 
 
 def _raw_canonical(v: bytes, how: str) -> str:
@@ -106,9 +119,25 @@ def _canonical_text(mc: MariaColumn, kind: str, profile: str) -> str:
 class MariaVerifier:
     """:class:`topoff.sources.base.SourceVerifier` of a MariaDB source (in its snapshot)."""
 
+    HASH_PROBE = HASH_PROBE
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self._tables: dict[tuple[str, str], MariaTable | None] = {}
+        self._md5: bool | None = None  # whether the server computes MD5 (checked once)
+
+    def _server_md5(self) -> bool:
+        if self._md5 is None:
+            cur = self.conn.cursor()
+            try:
+                cur.execute(self.HASH_PROBE)
+                self._md5 = MY2 in computed(tuple(cur.fetchone()))
+            except my_errors.Error:  # refused outright (a FIPS build's MD5)
+                self._md5 = False
+            finally:
+                with contextlib.suppress(my_errors.Error):
+                    cur.close()
+        return self._md5
 
     def _table(self, table: TableDef) -> MariaTable | None:
         ref = table.source_ref()
@@ -147,8 +176,7 @@ class MariaVerifier:
                  for c in table.columns]
         parts = [f"COALESCE({t}, {_NULL})" for t in texts]
         row = f"CONCAT_WS({_SEP}, {', '.join(parts)})"
-        h = (f"COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTR(MD5({row}), 1, 15), 16, 10) "
-             "AS UNSIGNED)), 0)")
+        h = f"COUNT(*), COALESCE(SUM({_sum_sql(row)}), 0)"
         conds: list[str] = []
         params: list[Any] = []
         if table.cursor:
@@ -174,22 +202,25 @@ class MariaVerifier:
                                        for c in table.columns]
         streamed = ", ".join(quote_ident(c.name) if c.name in raw else t
                              for c, t in zip(table.columns, texts, strict=True))
-        if floats:
-            sql = f"SELECT {day}, {streamed} FROM {mt.qualified}{where}"
-            return self._hash_rows(table, sql, params, how, profile, by_day)
+        every = f"SELECT {day}, {streamed} FROM {mt.qualified}{where}"
+        if floats or not self._server_md5():
+            return self._hash_rows(table, every, params, how, profile, by_day)
         if not raw:
-            return self._summed(table, f"SELECT {day}, {h} FROM {mt.qualified}{where}", params,
-                                by_day)
+            out = self._summed(table, f"SELECT {day}, {h} FROM {mt.qualified}{where}",
+                               params, by_day)
+            return self._hash_rows(table, every, params, how, profile, by_day) \
+                if out is None else out
         # rows too long for the server's texts are hashed here (a second read, of them
         # only, when there are some), the others by the server
         size = " + ".join(f"COALESCE(OCTET_LENGTH({quote_ident(n)}), 0)" for n in raw)
         long = f"({size}) > @@max_allowed_packet DIV 4"
-        split = (f"COALESCE(SUM(NOT {long}), 0), COALESCE(SUM(IF({long}, 0, CAST(CONV("
-                 f"SUBSTR(MD5({row}), 1, 15), 16, 10) AS UNSIGNED))), 0), "
-                 f"COALESCE(SUM({long}), 0)")
+        split = (f"COALESCE(SUM(NOT {long}), 0), COALESCE(SUM(IF({long}, 0, "
+                 f"{_sum_sql(row)})), 0), COALESCE(SUM({long}), 0)")
         longs: list[int] = []
         out = self._summed(table, f"SELECT {day}, {split} FROM {mt.qualified}{where}", params,
                            by_day, longs)
+        if out is None:  # a NULL digest: every row hashed here
+            return self._hash_rows(table, every, params, how, profile, by_day)
         if not sum(longs):
             return out
         more = self._hash_rows(table, f"SELECT {day}, {streamed} FROM {mt.qualified} WHERE "
@@ -200,9 +231,10 @@ class MariaVerifier:
         return out
 
     def _summed(self, table: TableDef, select: str, params: list[Any], by_day: bool,
-                longs: list[int] | None = None) -> dict[str | None, tuple[int, str]]:
+                longs: list[int] | None = None) -> dict[str | None, tuple[int, str]] | None:
         """The hash per day the server sums (``select``: day, count, sum and, with
-        ``longs``, the rows left out as too long, appended to it)."""
+        ``longs``, the rows left out as too long, appended to it); None when a row's
+        digest was NULL."""
         sql = select + (" GROUP BY 1" if by_day else "")
         cur_ = self.conn.cursor()
         try:
@@ -218,7 +250,10 @@ class MariaVerifier:
             if longs is not None:
                 longs.append(int(left_out[0]))
             key = d.decode() if isinstance(d, bytes | bytearray) else d
-            out[None if key is None else str(key)] = (int(count), str(int(total)))
+            got = summed(total)
+            if got is None:
+                return None
+            out[None if key is None else str(key)] = (int(count), str(got))
         return out
 
     def _hash_rows(self, table: TableDef, sql: str, params: list[Any],
