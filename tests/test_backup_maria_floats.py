@@ -49,6 +49,14 @@ CREATE TABLE child (id INT PRIMARY KEY, p INT, f FLOAT,
   FOREIGN KEY (p) REFERENCES parent (id) ON DELETE CASCADE);
 INSERT INTO parent VALUES (1.2345678, 1), (NULL, 2);
 INSERT INTO child VALUES (1, 1, 0.30000001), (2, 2, NULL);
+CREATE TABLE sv (id INT, f FLOAT) WITH SYSTEM VERSIONING;
+CREATE TABLE svk (id INT PRIMARY KEY, f FLOAT, s TIMESTAMP(6) GENERATED ALWAYS AS ROW START,
+  e TIMESTAMP(6) GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME(s, e))
+  WITH SYSTEM VERSIONING;
+INSERT INTO sv VALUES (1, 1.2345678), (2, 1.2345679);
+INSERT INTO svk (id, f) VALUES (1, 1.2345678), (2, 1.2345679);
+UPDATE sv SET f = 2.2345678 WHERE id = 1; DELETE FROM sv WHERE id = 2;
+UPDATE svk SET f = 2.2345678 WHERE id = 1; DELETE FROM svk WHERE id = 2;
 """
 COLUMNS = ("CAST(f AS DOUBLE), CAST(g AS DOUBLE), d, u, b + 0, HEX(CAST(dt AS BINARY)), "
            "HEX(CAST(z AS BINARY)), HEX(t), HEX(CAST(l AS BINARY)), HEX(bl), e, s, j, i6, "
@@ -56,16 +64,21 @@ COLUMNS = ("CAST(f AS DOUBLE), CAST(g AS DOUBLE), d, u, b + 0, HEX(CAST(dt AS BI
 QUERIES = (f"SELECT {COLUMNS} FROM nk ORDER BY 1, 2, 3, 4, 5",
            "SELECT id, CAST(f AS DOUBLE) FROM up ORDER BY id", "SELECT n FROM counts",
            "SELECT CAST(f AS DOUBLE), id FROM parent ORDER BY id",
-           "SELECT id, p, CAST(f AS DOUBLE) FROM child ORDER BY id")
+           "SELECT id, p, CAST(f AS DOUBLE) FROM child ORDER BY id",
+           "SELECT id, CAST(f AS DOUBLE), row_start, row_end FROM sv FOR SYSTEM_TIME ALL "
+           "ORDER BY id, row_start",
+           "SELECT id, CAST(f AS DOUBLE), s, e FROM svk FOR SYSTEM_TIME ALL ORDER BY id, s")
 
 
 def test_floats_of_tables_without_a_usable_key_are_restored_exactly(
         shop: MariaDatabase, age_key: AgeKey, tmp_path: Path, env: dict[str, str | None]
         ) -> None:
-    """A table without a primary key, or with an UPDATE trigger, had its FLOATs rounded to
-    6 digits by the restore (1.2345678 and 1.2345679 both came back as 1.23457), named in
-    a warning and by the drill. Now exact, every other value with them; a table with an
-    INSERT trigger (which a restore of its rows would fire) still is named by both."""
+    """A table without a primary key, with an UPDATE trigger or system-versioned had its
+    FLOATs rounded to 6 digits by the restore (1.2345678 and 1.2345679 both came back as
+    1.23457), named in a warning (and, below 1, the drill saw nothing). Now exact, every
+    other value with them, every version of a system-versioned table with its ROW START
+    and ROW END; a table with an INSERT trigger (which a restore of its rows would fire)
+    still is named by both."""
     shop.execute(TABLES)
     store = tmp_path / "store"
     result = take_backup(shop, age_key, str(store), "dump.k", env)

@@ -191,7 +191,8 @@ def _dump(store: Store, conn: Any, position: snap.SnapshotPosition, recipients: 
                 plain.write(data)
                 plain_size += len(data)
             dump.finish()
-            plain_size += write_float_fixes(conn, plain.write, provable, dump.ignore_data)
+            plain_size += write_float_fixes(conn, plain.write, provable, dump.ignore_data,
+                                            dump.history)
             plain.flush(zstandard.FLUSH_FRAME)
         stored = enc.stored  # type: ignore[attr-defined]
         dumped = time.monotonic()

@@ -12,10 +12,10 @@ A table is set again this way when it has a primary key of integer, decimal, tex
 or temporal columns, no UPDATE trigger (it would fire in the restore) and no system
 versioning (each UPDATE would add a history row). ``ON UPDATE CURRENT_TIMESTAMP`` columns
 are assigned their own value, so they keep it. Any other table without an INSERT trigger
-or system versioning is dumped without its rows, which topoff writes itself
-(:mod:`.maria_float_rows`). Any other table whose FLOAT values the dump rounds is named in
-a warning: a restore holds them rounded, and the drill, which hashes FLOATs by their exact
-value, reports the table.
+is dumped without its rows, which topoff writes itself (:mod:`.maria_float_rows`). A table
+with an INSERT trigger whose FLOAT values the dump rounds is named in a warning: a
+restore holds them rounded, and the drill, which hashes FLOATs by their exact value,
+reports the table.
 
 Every statement is made of identifiers (quoted), numbers Python wrote and hex literals:
 no text of a value reaches the SQL.
@@ -108,9 +108,9 @@ def _settable(conn: Any, table: str) -> tuple[list[tuple[str, ...]], list[str]] 
     ((kind, triggers, inserts),) = list(_rows(conn, _TABLE_Q, (table, table, table)))
     key = [tuple(_text(v) if v is not None else "" for v in r)
            for r in _rows(conn, _KEY_Q, (table,))]
-    if _text(kind) != "BASE TABLE":
-        return "system-versioned"
     odd = [k[1] for k in key if k[1] not in _INTS | _TEXTS | _BYTES | {"decimal"}]
+    if _text(kind) != "BASE TABLE":  # system-versioned: an UPDATE adds a version
+        return "rows" if not int(inserts) else "system versioning and an INSERT trigger"
     if key and not odd and not int(triggers):
         return key, [_text(c) for (c,) in _rows(conn, _ON_UPDATE_Q, (table,))]
     if not int(inserts):
@@ -173,10 +173,11 @@ def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], An
 
 
 def write_float_fixes(conn: Any, write: Callable[[bytes], Any], same_snapshot: bool,
-                      rows_of: Sequence[str] = ()) -> int:
+                      rows_of: Sequence[str] = (), history: bool = False) -> int:
     """Append to the dump (``write``) the statements that set its FLOATs exactly, read in
     ``conn``'s snapshot, the dump's own when ``same_snapshot``; the rows of the tables
-    ``rows_of`` (dumped without them: :func:`row_tables`); the bytes written."""
+    ``rows_of`` (dumped without them: :func:`row_tables`), every version of a
+    system-versioned one when the dump holds ``history``; the bytes written."""
     try:
         by_table = _float_tables(conn)
         if not by_table and not rows_of:
@@ -191,7 +192,7 @@ def write_float_fixes(conn: Any, write: Callable[[bytes], Any], same_snapshot: b
         write(BEGIN)
         size = len(BEGIN)
         for table in rows_of:
-            size += write_rows(conn, table, write)
+            size += write_rows(conn, table, write, history)
         for table, floats in by_table.items():
             if table not in rows_of:
                 size += _table(conn, table, floats, write)
