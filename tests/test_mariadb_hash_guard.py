@@ -9,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from support.mariadb import MariaDatabase
+from support.replicate import config
 from topoff.config import Config, TableConfig
 from topoff.dataset.layout import Window
 from topoff.export.incremental import export_incremental
+from topoff.replicate import maria_read
+from topoff.replicate.engine import run_once
 from topoff.sources.mariadb import rows
 from topoff.sources.mariadb.catalog import read_table
 from topoff.sources.mariadb.connect import connect
-from topoff.sources.mariadb.rowhash import MY1, MY2, MY3, computed, preferred
+from topoff.sources.mariadb.rowhash import MY1, MY2, MY3, NULL_WEIGHT, computed, preferred
 from topoff.sources.mariadb.source import MariaSource
 from topoff.stores import open_store
 
@@ -82,3 +85,19 @@ def test_a_window_holding_a_row_whose_digest_is_null_is_never_unchanged(
         assert rows.window_hash(conn, t, algorithm=MY1) == (2, None)
         count, digest = rows.window_hash(conn, t, algorithm=MY3)
         assert count == 2 and digest is not None
+
+
+def test_a_replicated_snapshot_table_whose_hash_meets_a_null_digest_is_copied_again(
+        maria: MariaDatabase, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's sum as a server without SHA2 gives it (every row's digest NULL): the
+    table is copied at every run (its state equalled itself: "unchanged" for good)."""
+    maria.execute("CREATE TABLE snap_n (id INT PRIMARY KEY, v TEXT);"
+                  "INSERT INTO snap_n VALUES (1, 'a'), (2, 'b')")
+    monkeypatch.setattr(maria_read, "count_hash_sql", lambda columns, algorithm: (
+        f"COUNT(*), COALESCE(SUM(IFNULL(CONV(SUBSTR(IF(FALSE, 'x', NULL), 1, 15), 16, 10), "
+        f"{NULL_WEIGHT})), 0)"))
+    target = str(tmp_path / "snap.duckdb")
+    cfg = config(target, {"m": (maria.replica_url, {"snap_n": {"method": "snapshot"}})})
+    for _ in range(2):
+        (run,) = run_once(cfg)
+        assert (run.status, run.rows) == ("ok", 2), run
