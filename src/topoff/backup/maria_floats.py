@@ -9,13 +9,14 @@ each such column to the float's exact value (its shortest double text, which Mar
 back to the same float), found by the row's primary key.
 
 A table is set again this way when it has a primary key of integer, decimal, text, binary
-or temporal columns, no UPDATE trigger (it would fire in the restore) and no system
-versioning (each UPDATE would add a history row). ``ON UPDATE CURRENT_TIMESTAMP`` columns
-are assigned their own value, so they keep it. Any other table without an INSERT trigger
-is dumped without its rows, which topoff writes itself (:mod:`.maria_float_rows`). A table
-with an INSERT trigger whose FLOAT values the dump rounds is named in a warning: a
-restore holds them rounded, and the drill, which hashes FLOATs by their exact value,
-reports the table.
+or temporal columns, no UPDATE trigger (it would fire in the restore), no system
+versioning (each UPDATE would add a history row) and no FLOAT in a unique key (two FLOATs
+alike in 6 digits: the dump's INSERT fails on a duplicate key). ``ON UPDATE
+CURRENT_TIMESTAMP`` columns are assigned their own value, so they keep it. Any other
+table without an INSERT trigger is dumped without its rows, which topoff writes itself
+(:mod:`.maria_float_rows`). A table with an INSERT trigger whose FLOAT values the dump
+rounds is named in a warning: a restore holds them rounded, and the drill, which hashes
+FLOATs by their exact value, reports the table.
 
 Every statement is made of identifiers (quoted), numbers Python wrote and hex literals:
 no text of a value reaches the SQL.
@@ -54,6 +55,8 @@ _KEY_Q = ("SELECT s.COLUMN_NAME, c.DATA_TYPE "
           "c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND "
           "c.COLUMN_NAME = s.COLUMN_NAME WHERE s.TABLE_SCHEMA = DATABASE() AND "
           "s.TABLE_NAME = %s AND s.INDEX_NAME = 'PRIMARY' ORDER BY s.SEQ_IN_INDEX")
+_UNIQUE_Q = ("SELECT DISTINCT COLUMN_NAME FROM information_schema.STATISTICS WHERE "
+             "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0")
 _ON_UPDATE_Q = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
                 "DATABASE() AND TABLE_NAME = %s AND EXTRA LIKE '%%on update%%'")
 _INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
@@ -102,19 +105,24 @@ def _literal(value: bytes, data_type: str) -> str:
     return f"_{'utf8mb4' if data_type in _TEXTS else 'binary'} X'{value.hex()}'"
 
 
-def _settable(conn: Any, table: str) -> tuple[list[tuple[str, ...]], list[str]] | str:
+def _settable(conn: Any, table: str, floats: list[str]
+              ) -> tuple[list[tuple[str, ...]], list[str]] | str:
     """(the key's columns with their types, the ON UPDATE columns), or why the table's
-    FLOATs cannot be set again (by an UPDATE; "rows": topoff may write its rows)."""
+    FLOATs cannot be set again (by an UPDATE; "rows": topoff may write its rows). A FLOAT
+    in a unique key: two values alike in 6 digits would make the dump's INSERT fail."""
     ((kind, triggers, inserts),) = list(_rows(conn, _TABLE_Q, (table, table, table)))
+    unique = {_text(c) for (c,) in _rows(conn, _UNIQUE_Q, (table,))}.intersection(floats)
     key = [tuple(_text(v) if v is not None else "" for v in r)
            for r in _rows(conn, _KEY_Q, (table,))]
     odd = [k[1] for k in key if k[1] not in _INTS | _TEXTS | _BYTES | {"decimal"}]
     if _text(kind) != "BASE TABLE":  # system-versioned: an UPDATE adds a version
         return "rows" if not int(inserts) else "system versioning and an INSERT trigger"
-    if key and not odd and not int(triggers):
+    if key and not odd and not int(triggers) and not unique:
         return key, [_text(c) for (c,) in _rows(conn, _ON_UPDATE_Q, (table,))]
     if not int(inserts):
         return "rows"
+    if unique:
+        return "a FLOAT in a unique key and an INSERT trigger: a restore may fail"
     if int(triggers):
         return "an UPDATE trigger and an INSERT trigger"
     return ("no primary key" if not key else f"a {odd[0]} column in its primary key") + \
@@ -131,7 +139,8 @@ def _float_tables(conn: Any) -> dict[str, list[str]]:
 def row_tables(conn: Any) -> list[str]:
     """The tables whose rows topoff writes (:mod:`.maria_float_rows`), not mariadb-dump."""
     try:
-        return [t for t in _float_tables(conn) if _settable(conn, t) == "rows"]
+        return [t for t, floats in _float_tables(conn).items()
+                if _settable(conn, t, floats) == "rows"]
     except my_errors.Error as e:
         raise read_failed("reading the tables holding FLOAT values", e,
                           hint="the backup user needs SELECT on every table") from None
@@ -139,7 +148,7 @@ def row_tables(conn: Any) -> list[str]:
 
 def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], Any]) -> int:
     """The statements of one table, written; the bytes written."""
-    settable = _settable(conn, table)
+    settable = _settable(conn, table, floats)
     key, on_update = settable if isinstance(settable, tuple) else ([], [])
     keys = [quote_ident(k[0]) for k in key]
     cols = ", ".join([*keys, *(f"CAST({quote_ident(f)} AS DOUBLE), CAST({quote_ident(f)} "
