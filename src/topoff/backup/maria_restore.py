@@ -81,13 +81,17 @@ class _Client:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, process_group=0, env=child_env())
         self.stderr: deque[str] = deque(maxlen=5)
+        self.error: str | None = None  # the client's last ERROR line
         self._reader = threading.Thread(target=self._read, daemon=True, name="mariadb-stderr")
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self.stderr.append(redact(line.decode(errors="replace").rstrip()))
+            text = redact(line[:4096].decode(errors="replace").rstrip())
+            self.stderr.append(text)
+            if text.startswith("ERROR"):  # the statement's echo may follow it
+                self.error = text
 
     def feed(self, plain: Any) -> None:
         assert self.proc.stdin is not None
@@ -102,8 +106,7 @@ class _Client:
         if self.proc.returncode != 0:
             # the client echoes the failing statement (the dump's data) before its error
             lines = [ln for ln in self.stderr if ln.strip() and set(ln.strip()) != {"-"}]
-            why = next((ln for ln in reversed(lines) if ln.startswith("ERROR")),
-                       lines[-1] if lines else "no message")
+            why = self.error or (lines[-1] if lines else "no message")
             hint = "the target database holds a partial restore: drop and recreate it"
             if any(f"ERROR {n} " in why for n in (1153, 2006, 2013)):
                 # a statement past the server's max_allowed_packet ends the connection
