@@ -4,10 +4,12 @@ from a FIPS build), and a window holding a row whose digest is NULL is never unc
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from support.dataset import topoff_log
 from support.mariadb import MariaDatabase
 from support.replicate import config
 from topoff.config import Config, TableConfig
@@ -88,9 +90,11 @@ def test_a_window_holding_a_row_whose_digest_is_null_is_never_unchanged(
 
 
 def test_a_replicated_snapshot_table_whose_hash_meets_a_null_digest_is_copied_again(
-        maria: MariaDatabase, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+        maria: MariaDatabase, tmp_path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The server's sum as a server without SHA2 gives it (every row's digest NULL): the
-    table is copied at every run (its state equalled itself: "unchanged" for good)."""
+    table is copied at every run, with a warning (its state equalled itself: "unchanged"
+    for good)."""
     maria.execute("CREATE TABLE snap_n (id INT PRIMARY KEY, v TEXT);"
                   "INSERT INTO snap_n VALUES (1, 'a'), (2, 'b')")
     monkeypatch.setattr(maria_read, "count_hash_sql", lambda columns, algorithm: (
@@ -99,5 +103,7 @@ def test_a_replicated_snapshot_table_whose_hash_meets_a_null_digest_is_copied_ag
     target = str(tmp_path / "snap.duckdb")
     cfg = config(target, {"m": (maria.replica_url, {"snap_n": {"method": "snapshot"}})})
     for _ in range(2):
-        (run,) = run_once(cfg)
+        with topoff_log(), caplog.at_level(logging.WARNING, logger="topoff"):
+            (run,) = run_once(cfg)
         assert (run.status, run.rows) == ("ok", 2), run
+    assert caplog.text.count("copied whole at every run") == 2

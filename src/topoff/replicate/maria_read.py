@@ -18,6 +18,7 @@ text and bytes as hex), never as the text itself.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,8 @@ from topoff.sources.mariadb.fields import batch_formatter, select_list
 from topoff.sources.mariadb.reader import MARIA_HASH
 from topoff.sources.mariadb.rowhash import count_hash_sql, summed
 from topoff.sources.mariadb.types import MariaColumn, literal, quote_ident
+
+log = logging.getLogger("topoff")
 
 CHUNK = 1 << 20
 FETCH = 2000
@@ -248,4 +251,9 @@ def count_hash(conn: Any, table: MariaTable, columns: list[MariaColumn], where: 
     count, total = query(conn, f"SELECT {count_hash_sql(columns, MARIA_HASH)} FROM "
                                f"{table.qualified}{where}", f"hashing {what}")[0]
     got = summed(total)
-    return int(count), None if got is None else f"{int(count)}:{MARIA_HASH}:{got}"
+    if got is None:
+        log.warning("%s: the server's SHA-256 of a row was NULL (SHA2() on a server built "
+                    "without TLS, or a row past max_allowed_packet): copied whole at every "
+                    "run", what)
+        return int(count), None
+    return int(count), f"{int(count)}:{MARIA_HASH}:{got}"
