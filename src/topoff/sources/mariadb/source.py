@@ -144,7 +144,12 @@ class MariaReader:
                 with contextlib.suppress(my_errors.Error):
                     cur.close()
         got = summed(total)  # None: a row's digest was NULL, the sum would skip it
-        return int(count), None if got is None else f"{algorithm}:{got}"
+        if got is None:
+            log.warning("%s: the server's %s digest of a row was NULL (a hash function "
+                        "missing, or a row's text past max_allowed_packet): no content hash, "
+                        "exported again at each re-check", table.qualified, algorithm)
+            return int(count), None
+        return int(count), f"{algorithm}:{got}"
 
     def changed_since(self, table: SourceTable, window: Any, since: Snapshot,
                       now: Any) -> tuple[int, int] | None:
