@@ -18,7 +18,9 @@ NULL, which hashed like a NULL). Form 2 hashed ``HEX()`` of the double, which is
 of its integer part (1.2345678 and 1.23457 alike); form 1 (no ``hash_form``) the 6 digits
 and every value's hex. A drill hashes in the form its backup recorded. A
 system-versioned table is hashed with every version when the backup dumped its history
-(``"history": true``, :mod:`.maria_history`).
+(``"history": true``, :mod:`.maria_history`). From form 3 a sequence is hashed too, by
+its definition (its position is read outside any snapshot, and restored up to its cache
+past the source's: docs/backups.md).
 
 The digest is MD5, or SHA-256 on a server that computes no MD5 (a FIPS build:
 ``"hash_digest": "sha256"`` in finished.json, the drill computes the same); a server that
@@ -39,8 +41,10 @@ from topoff.sources.mariadb.rowhash import MY2, MY3, NULL_WEIGHT, computed, summ
 from topoff.sources.mariadb.types import quote_ident
 
 _TABLES_Q = ("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-             "DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY "
-             "TABLE_NAME")
+             "DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') "
+             "ORDER BY TABLE_NAME")
+#: a sequence's position, read outside any snapshot and restored past the source's cache
+_POSITION = ("next_not_cached_value", "cycle_count")
 #: finished.json's ``hash_form`` of this version's hashes (absent: the earlier form)
 HASH_FORM = 3
 #: the forms a drill can compute (:data:`HASH_FORM` and earlier ones)
@@ -125,16 +129,18 @@ def table_hashes(conn: Any, form: int = HASH_FORM, history: bool = False,
     ``history`` (the backup dumped it), else its current rows without them (a restore
     gives them new values)."""
     try:
-        names = [(text(name), text(kind) != "BASE TABLE")
-                 for (name, kind) in rows(conn, _TABLES_Q)]
+        names = [(text(name), text(kind)) for (name, kind) in rows(conn, _TABLES_Q)
+                 if form >= 3 or text(kind) != "SEQUENCE"]
     except my_errors.Error as e:
         raise SourceError(f"listing the tables to count and hash failed: {e.msg}",
                           hint="check the connection to the source") from None
     out = {}
-    for table, versioned in names:
+    for table, kind in names:
+        versioned = kind == "SYSTEM VERSIONED"
         try:
             described = [(text(c), text(t), text(g))
-                         for (c, t, g) in rows(conn, _COLUMNS_Q, (table,))]
+                         for (c, t, g) in rows(conn, _COLUMNS_Q, (table,))
+                         if kind != "SEQUENCE" or text(c) not in _POSITION]
             floats = frozenset(c for c, t, _g in described
                                if t == "float" and form >= 2)
             columns = [c for c, _t, g in described if history or g not in _PERIOD]
