@@ -2,18 +2,17 @@
 
 ``mariadb-dump`` prints a FLOAT with 6 significant digits (maria_floats.py). A table with
 FLOAT columns whose rows no key finds (no primary key, or a key of FLOAT, BIT, ENUM or
-such columns) or with an UPDATE trigger (which an ``UPDATE`` in the restore would fire),
-or with system versioning (each UPDATE would add a version), but with no INSERT trigger,
-is dumped without its rows (``--ignore-table-data``); topoff appends them after the
-dump's last line,
-read in its own snapshot, which the binlog positions prove is the dump's: each value
-exact, as a number Python wrote (a FLOAT as its exact double, which MariaDB rounds back to
-the same float), or as hex (``_binary``: the column's own bytes, no character set
-conversion; ``_utf8mb4`` for INET6 and UUID, whose bytes would be read as their binary
-form). Generated columns are left to the server, invisible ones named. A system-versioned
-table's every version with its ``ROW START`` and ``ROW END`` when the dump holds the
-history (``system_versioning_insert_history``, as mariadb-dump's ``--dump-history``),
-else its current rows (as the dump's). Only when the
+such columns), with an UPDATE trigger (which an ``UPDATE`` in the restore would fire),
+with system versioning (each UPDATE would add a version) or with a FLOAT in a unique key,
+but with no INSERT trigger, is dumped without its rows (``--ignore-table-data``); topoff
+appends them after the dump's last line, read in its own snapshot, which the binlog
+positions prove is the dump's: each value exact, as a number Python wrote (a FLOAT as its
+exact double, which MariaDB rounds back to the same float), or as hex (``_binary``: the
+column's own bytes, no character set conversion; ``_utf8mb4`` for INET6 and UUID, whose
+bytes would be read as their binary form). Generated columns are left to the server,
+invisible ones named. A system-versioned table: every version with its ``ROW START`` and
+``ROW END`` when the dump holds the history (``system_versioning_insert_history``, as
+mariadb-dump's ``--dump-history``), else its current rows (as the dump's). Only when the
 snapshot is provably the dump's; otherwise mariadb-dump writes the rows, rounded, with a
 warning (maria_floats.py).
 """
