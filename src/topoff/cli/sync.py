@@ -61,7 +61,7 @@ def sync_cmd(config_path: str | None, origin: str, target: str, tables: tuple[st
         tables=[t.strip() for t in ",".join(tables).split(",") if t.strip()] if tables
         else None,
         since=parse_date(since) if since else None, rebase=rebase, schema=schema,
-        cache_dir=cache_dir, store_options=_store_options(config_path),
+        primary_keys=primary_keys, cache_dir=cache_dir, store_options=_store_options(config_path),
         memory_limit=memory_limit)
     if opts.tables is not None and not opts.tables:
         raise ConfigError("--tables is empty", hint="give table names separated by commas")
