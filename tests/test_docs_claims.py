@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from support.backup import entry
+from support.cli import run_cli
 from support.replica import cli, fill, is_postgres, nommer_config, publish_standard, query
+from topoff.demo import sample
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -57,3 +59,65 @@ def test_backups_list_json_has_the_fields_its_page_shows(tmp_path):
                             "topoff backups list /srv/backups/datanommer --json")
     assert list(real) == list(shown)
     assert list(real["drill"]) == list(shown["drill"])
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    """Every line of ``text`` as the JSON object it must be."""
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON line on stderr: {line!r}") from None
+    return lines
+
+
+def test_check_config_problems_are_json_lines_with_log_format_json(datanommer, tmp_path):
+    """exit-codes.md: "With `--log-format json` the log lines on stderr are JSON objects,
+    and so is the error" (each problem check-config finds is an error and its hint)."""
+    text = sample.example_config().replace('cursor = "msg_timestamp"', 'cursor = "user_id"', 1)
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace('agent_name = "public"\n', ""))
+    for command in (["check-config"], ["export", "full", "--to", str(tmp_path / "d"),
+                                       "--dry-run"]):
+        r = run_cli(*command, "--config", str(path), "--source", datanommer.standby_url,
+                    "--log-format", "json")
+        assert r.exit_code == 2, r.stderr
+        errors = _json_lines(r.stderr)
+        assert [e["error"] for e in errors] == ["config"] * 3, errors
+        assert any("cursor column user_id" in str(e["message"]) and e["hint"] for e in errors)
+        assert "2 problems" in str(errors[-1]["message"])
+    r = run_cli("check-config", "--config", str(path), "--source", datanommer.standby_url)
+    assert r.stderr.startswith("error: ") and r.stderr.splitlines()[1].startswith("hint: ")
+
+
+def test_verify_differences_keep_stderr_json_with_log_format_json(db, tmp_path):
+    """exit-codes.md: exit 1 for verify, "a hint on what to do next on stderr", which is a
+    JSON object like every line there with `--log-format json`."""
+    fill(db)
+    url = str(tmp_path / "published")
+    publish_standard(nommer_config(db), url)
+    replica = str(tmp_path / "r.duckdb")
+    assert cli("sync", url, replica).exit_code == 0
+    db.execute("DELETE FROM packages_messages WHERE msg_id = "
+               "(SELECT min(msg_id) FROM packages_messages)")
+    db.sync()
+    r = run_cli("verify", replica, "--against", db.standby_url, "--log-format", "json")
+    assert r.exit_code == 1, r.stderr
+    lines = _json_lines(r.stderr)
+    assert "DIFFER" in r.stdout
+    assert any("--rebase" in str(x.get("hint")) for x in lines), lines
+    r = run_cli("verify", replica, "--against", db.standby_url)
+    assert r.exit_code == 1 and "hint: " in r.stderr
+
+
+def test_backups_prune_warning_is_a_json_line_with_log_format_json(s3_server, tmp_path):
+    """backups.md: on a versioned bucket without a lifecycle rule prune prints one line on
+    stderr, `warning: ...`; with `--log-format json` that line is a JSON object."""
+    url = f"s3://{s3_server.create_bucket(object_lock=True)}/backups"
+    r = run_cli("backups", "prune", url, "--keep-days", "30", "--log-format", "json")
+    assert r.exit_code == 0, r.stderr
+    [line] = _json_lines(r.stderr)
+    assert line["level"] == "warning" and "without a lifecycle rule" in str(line["message"])
+    r = run_cli("backups", "prune", url, "--keep-days", "30")
+    assert r.stderr.startswith(f"warning: {url} is a versioned bucket")

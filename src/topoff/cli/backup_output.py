@@ -7,6 +7,7 @@ import click
 from topoff.backup.catalog import Entry
 from topoff.backup.retention import PruneOutcome
 from topoff.cli.output import size
+from topoff.cli.stderr import echo_warning
 
 
 def echo_catalog(where: str, entries: list[Entry]) -> None:
@@ -42,7 +43,7 @@ def _when(text: str) -> str:
 def echo_prune(out: PruneOutcome) -> None:
     verb = "would remove" if out.dry_run else "removed"
     if out.warning:
-        click.echo(f"warning: {out.warning}", err=True)
+        echo_warning(out.warning)
     for name in out.removed:
         click.echo(f"{verb} {name}")
     for name, until in out.retained:

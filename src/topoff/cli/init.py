@@ -134,9 +134,10 @@ def check_and_show(config: Config, label: str) -> None:
         from topoff.check_maria import check_maria
 
         result = check_maria(config)
+    from topoff.cli.stderr import echo_problem
+
     for p in result.problems:
-        click.echo(f"error: {p.message}", err=True)
-        click.echo(f"hint: {p.hint}", err=True)
+        echo_problem(p.message, p.hint)
     raise_for(result, label)
     where = "standby" if result.in_recovery else "PRIMARY"
     click.echo(f"{label}: valid against {result.database} ({where}); an export would "

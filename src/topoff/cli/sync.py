@@ -10,6 +10,7 @@ import click
 
 from topoff.cli.options import build_config, common_options, store_options
 from topoff.cli.output import size
+from topoff.cli.stderr import echo_hint
 from topoff.errors import DIFFERENCES, ConfigError, NoReplicaError
 from topoff.export.windows import parse_date
 from topoff.progress import Bars
@@ -187,7 +188,7 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
             "the source changed after those days were published (or the replica was "
             "changed by hand): ask the publisher to republish them, or rebuild with "
             "`topoff sync --rebase` from a newer full export")
-        click.echo(f"hint: {hint}", err=True)
+        echo_hint(hint, "the replica and the source differ", exit_code=DIFFERENCES)
         click.get_current_context().exit(DIFFERENCES)
 
 
