@@ -3,6 +3,7 @@ checked by running the commands as the pages show them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from support.backup import entry
 from support.cli import run_cli
+from support.http_server import HttpServer
 from support.replica import cli, fill, is_postgres, nommer_config, publish_standard, query
 from topoff.demo import sample
 
@@ -121,3 +123,27 @@ def test_backups_prune_warning_is_a_json_line_with_log_format_json(s3_server, tm
     assert line["level"] == "warning" and "without a lifecycle rule" in str(line["message"])
     r = run_cli("backups", "prune", url, "--keep-days", "30")
     assert r.stderr.startswith(f"warning: {url} is a versioned bucket")
+
+
+@pytest.mark.parametrize("served", ["local", "http"])
+@pytest.mark.parametrize("missing", ["data", "manifest"])
+def test_a_file_missing_from_a_listed_publication_is_a_damaged_dataset(db, tmp_path, served,
+                                                                       missing):
+    """exit-codes.md: "A file missing from a publication that is still listed is a damaged
+    dataset (exit 6)", whichever store serves it (stores.md: every store gives the same
+    guarantees), a data file or the publication's manifest."""
+    fill(db)
+    directory = tmp_path / "published"
+    ids = publish_standard(nommer_config(db), str(directory))
+    gone = directory / ids[-1] / "manifest.json"
+    if missing == "data":
+        gone = next((directory / ids[-1] / "data").iterdir())
+    gone.unlink()
+    with contextlib.ExitStack() as stack:
+        origin = str(directory)
+        if served == "http":
+            origin = stack.enter_context(HttpServer(directory)).url
+        r = run_cli("sync", origin, str(tmp_path / "r.duckdb"), "--log-format", "json")
+    [error] = [x for x in _json_lines(r.stderr) if x["level"] == "error"]
+    assert (r.exit_code, error["error"]) == (6, "integrity"), r.stderr
+    assert gone.name in str(error["message"])

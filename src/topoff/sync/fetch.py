@@ -56,7 +56,7 @@ def _matches(path: Path, f: DataFile) -> bool:
 
 
 class MissingFile(IntegrityError):
-    """A data file its manifest lists is not in the (local) store."""
+    """A file the dataset lists (a manifest, a data file) is not in the store."""
 
 
 @contextlib.contextmanager
@@ -65,17 +65,21 @@ def removed_meanwhile(store: Store, index: Index, origin: str) -> Iterator[None]
     that the store's index no longer lists, was removed by the producer's retention
     (``topoff prune``) since this sync read ``index``: a TargetError says so, where the
     file alone would call the dataset damaged. A file missing from a publication still
-    listed stays what it is."""
+    listed (a manifest the index lists, a data file a manifest lists) is a damaged
+    dataset, an IntegrityError, whichever store serves it."""
     try:
         yield
-    except (FileMissing, MissingFile):
+    except (FileMissing, MissingFile) as exc:
         try:
             now = read_index(store)
         except TopoffError:
             now = None
         gone = [p.id for p in index.publications if now is not None and now.get(p.id) is None]
         if not gone:
-            raise
+            if isinstance(exc, MissingFile):
+                raise
+            raise MissingFile(f"{exc.message}, though the dataset lists it",
+                              hint="republish the dataset") from None
         raise TargetError(f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed "
                           f"from {origin} while this sync read it (the publisher's "
                           "retention: topoff prune)",
