@@ -147,3 +147,18 @@ def test_a_file_missing_from_a_listed_publication_is_a_damaged_dataset(db, tmp_p
     [error] = [x for x in _json_lines(r.stderr) if x["level"] == "error"]
     assert (r.exit_code, error["error"]) == (6, "integrity"), r.stderr
     assert gone.name in str(error["message"])
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n"])
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_a_file_that_is_no_duckdb_database_holds_no_replica(tmp_path, content, command):
+    """exit-codes.md: exit 7, kind `no_replica`, for "`status` of a path or database that
+    holds no topoff replica" (a file that is no DuckDB database holds none)."""
+    path = tmp_path / "notes.duckdb"
+    path.write_bytes(content)
+    extra = ["--against", "postgresql://nobody@127.0.0.1:1/none"] if command == "verify" else []
+    r = run_cli(command, str(path), *extra, "--log-format", "json")
+    [error] = _json_lines(r.stderr)
+    assert (r.exit_code, error["error"]) == (7, "no_replica"), r.stderr
+    assert "holds no topoff replica" in str(error["message"])
+    assert path.read_bytes() == content  # left as it was

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from topoff.errors import LockedError, TargetError
+from topoff.errors import LockedError, NoReplicaError, TargetError
 from topoff.targets.names import DUCKDB_CATALOG as CATALOG
 
 #: the error of a file this process has attached already (DuckDB's newer releases; the
@@ -44,6 +44,9 @@ def connect(database: str, config: dict[str, Any], path: Path,
     except duckdb.IOException as e:
         con.close()
         first = str(e).splitlines()[0]
+        if read_only and "not a valid DuckDB database file" in first:  # status, verify
+            raise NoReplicaError(f"{path} holds no topoff replica: it is not a DuckDB "
+                                 "database file", hint="check the path") from None
         hint = ("another process (a running sync, or a notebook) has it open; close it and "
                 "try again") if "lock" in first.lower() else "check the path and permissions"
         raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
