@@ -162,3 +162,16 @@ def test_a_file_that_is_no_duckdb_database_holds_no_replica(tmp_path, content, c
     assert (r.exit_code, error["error"]) == (7, "no_replica"), r.stderr
     assert "holds no topoff replica" in str(error["message"])
     assert path.read_bytes() == content  # left as it was
+
+
+def test_systemd_refuses_a_uid_systemd_would_not_take():
+    """systemd.md: "a `--user` that is no user name or UID systemd takes, is refused with
+    exit 2": a UID is 0 to 4294967294, neither 65535 nor (uid_t) -1 (systemd's
+    uid_is_valid), written without a leading zero."""
+    for user in ("4294967295", "65535", "99999999999", "007"):
+        r = run_cli("systemd", "--print", "backup", "--user", user)
+        assert r.exit_code == 2, (user, r.stdout)
+        assert "is no user name systemd takes" in r.stderr
+    for user in ("0", "1001", "65534", "4294967294", "topoff"):
+        r = run_cli("systemd", "--print", "backup", "--user", user)
+        assert r.exit_code == 0 and f"User={user}\n" in r.stdout, (user, r.stderr)

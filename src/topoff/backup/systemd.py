@@ -19,7 +19,9 @@ KINDS = ("backup", "export", "sync", "replicate", "drill")
 #: an ExecStart argument written without quotes
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 #: a user name systemd's User= takes (its valid_user_group_name()), or a UID
-_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}|[0-9]+")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}|0|[1-9][0-9]{0,9}")
+#: UIDs systemd refuses (uid_is_valid): 16-bit and 32-bit -1, and none beyond 32 bits
+_BAD_UIDS = (0xFFFF, 0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,11 @@ def units(kind: str, s: UnitSettings) -> tuple[str, str]:
     for value in (s.config, s.store, s.target, s.topoff, s.user, s.on_calendar or ""):
         if "\n" in value or "\r" in value:
             raise ConfigError("a unit setting holds a line break", hint="remove it")
-    if not _USER.fullmatch(s.user):
+    if not _USER.fullmatch(s.user) or (s.user.isdigit() and (int(s.user) in _BAD_UIDS
+                                                             or int(s.user) > 0xFFFFFFFF)):
         raise ConfigError(f"--user {s.user!r} is no user name systemd takes",
-                          hint="a system user's name (letters, digits, _ and -) or a UID")
+                          hint="a system user's name (letters, digits, _ and -) or a UID from 0 to "
+                          "4294967294, not 65535")
     what, calendar, delay, timeout = _DEFAULTS[kind]
     lock = f"/run/lock/topoff-{kind}.lock"
     argv = ["/usr/bin/flock", "--nonblock", "--conflict-exit-code", "75", lock, s.topoff,
