@@ -7,6 +7,7 @@ import contextlib
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from support.backup import entry
@@ -175,3 +176,17 @@ def test_systemd_refuses_a_uid_systemd_would_not_take():
     for user in ("0", "1001", "65534", "4294967294", "topoff"):
         r = run_cli("systemd", "--print", "backup", "--user", user)
         assert r.exit_code == 0 and f"User={user}\n" in r.stdout, (user, r.stderr)
+
+
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_a_duckdb_file_without_a_replica_is_no_replica_to_every_command(tmp_path, command):
+    """exit-codes.md: "The same failure has the same code in every command"; a path that
+    holds no topoff replica is `no_replica` (exit 7) to status and verify alike, and the
+    hint names the path."""
+    path = tmp_path / "other.duckdb"
+    duckdb.connect(str(path)).close()  # a DuckDB database, without a replica
+    extra = ["--against", "postgresql://nobody@127.0.0.1:1/none"] if command == "verify" else []
+    r = run_cli(command, str(path), *extra, "--log-format", "json")
+    [error] = _json_lines(r.stderr)
+    assert (r.exit_code, error["error"]) == (7, "no_replica"), r.stderr
+    assert f"topoff sync FROM {path}" in str(error["hint"])

@@ -20,7 +20,7 @@ from typing import Any
 
 from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
-from topoff.errors import TargetError
+from topoff.errors import NoReplicaError, TargetError
 from topoff.pgtypes import family
 from topoff.safety import source_failures
 from topoff.sources.base import SourceVerifier, open_source
@@ -108,8 +108,9 @@ def _cutoff(target: Target, dataset: str) -> datetime | None:
 def choose_dataset(datasets: list[str], where: str, dataset: str | None) -> str:
     """The replica's dataset to verify: the one asked for, or the only one there."""
     if not datasets:
-        raise TargetError(f"{where} holds no topoff replica",
-                          hint="build one with `topoff sync FROM TARGET`")
+        raise NoReplicaError(f"{where} holds no topoff replica",
+                             hint=f"check the path or URL, or build one with "
+                             f"`topoff sync FROM {where}`")
     if dataset is not None:
         return dataset
     if len(datasets) > 1:
