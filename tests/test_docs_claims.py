@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -190,3 +191,19 @@ def test_a_duckdb_file_without_a_replica_is_no_replica_to_every_command(tmp_path
     [error] = _json_lines(r.stderr)
     assert (r.exit_code, error["error"]) == (7, "no_replica"), r.stderr
     assert f"topoff sync FROM {path}" in str(error["hint"])
+
+
+def test_check_config_refuses_a_retention_every_export_refuses(datanommer, tmp_path):
+    """configuration.md: `[retention] keep_days` "must be more than lookback_days", and
+    check-config "exits 2" on a problem (an export with this file would refuse it, exit 2,
+    as `export ... --dry-run` does), rather than calling the file valid."""
+    path = tmp_path / "short.toml"
+    text = re.sub(r"(?m)^keep_days = \d+", "keep_days = 2", sample.example_config())
+    assert "keep_days = 2" in text
+    path.write_text(text)
+    dry = run_cli("export", "full", "--config", str(path), "--source", datanommer.standby_url,
+                  "--to", str(tmp_path / "d"), "--dry-run")
+    assert dry.exit_code == 2 and "lookback_days is 3" in dry.stderr, dry.stderr
+    r = run_cli("check-config", "--config", str(path), "--source", datanommer.standby_url)
+    assert r.exit_code == 2, r.stdout + r.stderr
+    assert "lookback_days is 3" in r.stderr and "keep at least 4 days" in r.stderr

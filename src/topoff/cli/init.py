@@ -118,6 +118,10 @@ def check_config_cmd(config_path: str | None, source_url: str | None,
                           hint="pass --config FILE (or set TOPOFF_CONFIG); `topoff init` "
                           "writes one from the source")
     config = build_config(config_path, source_url, allow_primary, strict)
+    from topoff.dataset.retention import check_keep_days
+
+    # the retention every export of this file would refuse, as `export --dry-run` does
+    check_keep_days(config.retention.keep_days, config.export.lookback_days)
     check_and_show(config, config_path)
 
 
