@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,7 @@ def main() -> None:
             print(f"wrote docs/commands/{name}.md")
     finally:
         cluster.close()
+        shutil.rmtree(work, ignore_errors=True)  # the examples' dataset, replicas, configs
 
 
 if __name__ == "__main__":
