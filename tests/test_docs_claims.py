@@ -207,3 +207,15 @@ def test_check_config_refuses_a_retention_every_export_refuses(datanommer, tmp_p
     r = run_cli("check-config", "--config", str(path), "--source", datanommer.standby_url)
     assert r.exit_code == 2, r.stdout + r.stderr
     assert "lookback_days is 3" in r.stderr and "keep at least 4 days" in r.stderr
+
+
+def test_a_backup_that_ended_a_moment_ahead_is_0_seconds_old(tmp_path):
+    """backups.md: a finished backup ending less than 5 minutes in the future (clocks a
+    little apart) counts as the newest; its age, printed and in
+    `topoff_backup_age_seconds`, is then 0, not negative."""
+    store, prom = tmp_path / "s", tmp_path / "b.prom"
+    entry(store, "dump.a", 0.05)  # started 3 minutes ago, "ended" 2 minutes from now
+    r = run_cli("backups", "check", str(store), "--prometheus", str(prom))
+    assert r.exit_code == 0, r.stdout
+    assert r.stdout.startswith("BACKUP OK - dump.a finished 0s ago"), r.stdout
+    assert 'topoff_backup_age_seconds{store="' + str(store) + '"} 0.0\n' in prom.read_text()

@@ -69,7 +69,7 @@ def evaluate(entries: list[Entry], max_age: float, min_size: int | None = None,
     last = done[-1]
     ended = parse_time(last.end_time)
     assert ended is not None and last.size is not None
-    age = (now - ended).total_seconds()
+    age = max((now - ended).total_seconds(), 0.0)  # ended within SKEW ahead: just now
     metrics.update(last_success_timestamp_seconds=ended.timestamp(), last_size_bytes=last.size,
                    age_seconds=age)
     duration = (last.finished or {}).get("seconds")
