@@ -145,7 +145,9 @@ def test_a_file_missing_from_a_listed_publication_is_a_damaged_dataset(db, tmp_p
         origin = str(directory)
         if served == "http":
             origin = stack.enter_context(HttpServer(directory)).url
-        r = run_cli("sync", origin, str(tmp_path / "r.duckdb"), "--log-format", "json")
+        # a cache of its own: another sync's copy of the same bytes would stand in for it
+        r = run_cli("sync", origin, str(tmp_path / "r.duckdb"), "--log-format", "json",
+                    "--cache-dir", str(tmp_path / "cache"))
     [error] = [x for x in _json_lines(r.stderr) if x["level"] == "error"]
     assert (r.exit_code, error["error"]) == (6, "integrity"), r.stderr
     assert gone.name in str(error["message"])
