@@ -34,6 +34,8 @@ from topoff.stores.base import FileMissing, Store
 
 log = logging.getLogger("topoff")
 CHUNK = 1 << 20
+#: bytes kept of a line the client writes on stderr
+LINE = 4096
 _OBJECTS_Q = (
     "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE())"
     " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE())"
@@ -87,11 +89,15 @@ class _Client:
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            text = redact(line[:4096].decode(errors="replace").rstrip())
-            self.stderr.append(text)
-            if text.startswith("ERROR"):  # the statement's echo may follow it
-                self.error = text
+        cut = False  # the rest of a line longer than LINE: never read whole (the client
+        # echoes a failing statement, a row of the dump of up to 1 GiB)
+        while piece := self.proc.stderr.readline(LINE):
+            if not cut:
+                text = redact(piece.decode(errors="replace").rstrip())
+                self.stderr.append(text)
+                if text.startswith("ERROR"):  # the statement's echo may follow it
+                    self.error = text
+            cut = not piece.endswith(b"\n")
 
     def feed(self, plain: Any) -> None:
         assert self.proc.stdin is not None
