@@ -62,6 +62,12 @@ def test_sync_verify_and_a_changed_source(db, replica, tmp_path):
     assert "public.messages: equal (300 rows over 3 days)" in lines
     assert "public.users: equal (1,024 rows)" in lines
     assert lines[-1] == "replica and source are equal"
+    # the source named by the config, as for the other commands (--against was required)
+    cfg = tmp_path / "verify.toml"
+    cfg.write_text(f'[source]\nurl = "{db.standby_url}"\n')
+    assert cli("verify", replica, "--config", str(cfg)).stdout == result.stdout
+    bare = cli("verify", replica)
+    assert bare.exit_code == 2 and "--against" in bare.stderr, bare.stderr
 
     # the source loses a day after the sync: verify says where, and exits 1
     old = datetime.combine(day(4), time())

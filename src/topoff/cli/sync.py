@@ -147,13 +147,15 @@ def _progress(r: Any) -> str:
 @click.command("verify")
 @common_options
 @click.argument("target", default="replica.duckdb")
-@click.option("--against", "source_url", required=True, metavar="URL",
-              help="The source database (a hot standby).")
-@click.option("--allow-primary", is_flag=True, help="Allow reading a primary server.")
+@click.option("--against", "source_url", metavar="URL",
+              help="The source database (a hot standby) [default: the config's [source] "
+                   "url, or TOPOFF_SOURCE_URL].")
+@click.option("--allow-primary", is_flag=True, default=None,
+              help="Allow reading a primary server.")
 @click.option("--dataset", help="Which dataset, when the replica holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def verify_cmd(config_path: str | None, target: str, source_url: str, allow_primary: bool,
-               dataset: str | None, as_json: bool) -> None:
+def verify_cmd(config_path: str | None, target: str, source_url: str | None,
+               allow_primary: bool | None, dataset: str | None, as_json: bool) -> None:
     """Compare the replica TARGET with the source database, table by table and day by day.
 
     Exits with status 1 when they differ (see docs/exit-codes.md).
@@ -165,8 +167,13 @@ def verify_cmd(config_path: str | None, target: str, source_url: str, allow_prim
     from topoff.targets.errors import engine_errors
     from topoff.verify import verify
 
+    config = build_config(config_path, source_url, allow_primary, need_source=False)
+    if not config.source_url:
+        raise ConfigError("no source database to compare with",
+                          hint="pass --against postgresql://user@standby/db, set "
+                               "TOPOFF_SOURCE_URL, or give --config with [source] url")
     with engine_errors(target):
-        report = verify(target, source_url, allow_primary, dataset)
+        report = verify(target, config.source_url, config.allow_primary, dataset)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
