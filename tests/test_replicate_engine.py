@@ -282,6 +282,9 @@ def test_repull_all_and_a_range(fresh):
     r = repull(cfg, "t", "not a time")
     assert r.status == "failed" and r.exit_code == ConfigError.exit_code
     assert "--from/--to" in (r.error or "")
+    # bounds the wrong way round: said so (it moved 0 rows and said ok)
+    r = repull(cfg, "t", "2026-01-03 00:00", "2026-01-02 00:00")
+    assert (r.status, r.exit_code) == ("failed", 2) and "is after --to" in (r.error or "")
     db.execute("CREATE TABLE n (id bigint PRIMARY KEY); INSERT INTO n VALUES (1)")
     numbered = config(url, {"app": (db.standby_url, {"n": {
         "method": "inserter", "cursor": "id", "boundary": 1, "lookback": 1}})})

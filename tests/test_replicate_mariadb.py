@@ -176,6 +176,9 @@ def test_status_check_pause_repull(built, tmp_path):
     assert query(url, "SELECT label FROM analytics_meta.events WHERE id = 42") == [("fixed",)]
     run = repull(cfg, f"analytics_meta.{m}.events", "not a time")
     assert run.status == "failed" and run.exit_code == 2
+    run = repull(cfg, f"analytics_meta.{m}.events", "2026-01-01 00:00:43",
+                 "2026-01-01 00:00:40")  # the wrong way round: said so, not 0 rows moved
+    assert (run.status, run.exit_code) == ("failed", 2) and "is after --to" in run.error
     # a column added on the source is added in the replica; a whole repull fills it
     maria_db.execute("ALTER TABLE hits ADD COLUMN extra DECIMAL(30,10) DEFAULT 1.5")
     run = repull(cfg, f"analytics_meta.{m}.hits")

@@ -230,6 +230,11 @@ class MariaSession:
         lo = Cursor.given(col, request.lo, t.qualified) if request.lo is not None else None
         if request.hi is not None:
             hi: Cursor | None = Cursor.given(col, request.hi, t.qualified)
+            if lo is not None and hi is not None and lo.value > hi.value:
+                raise ConfigError(f"--from {(request.lo or '')[:40]} is after --to "
+                                  f"{request.hi[:40]}: no row of {t.qualified} is in "
+                                  "that range",
+                                  hint="swap the two bounds")
         else:
             found = self._upper(info, mt)
             hi = Cursor(col, found, t.qualified) if found is not None else None

@@ -179,6 +179,11 @@ def range_read(conn: psycopg.Connection, info: TableInfo, request: Request
         raise ConfigError(f"--from/--to is not a value of {t.qualified}.{t.cursor}: "
                           f"{(e.diag.message_primary or str(e)).splitlines()[0]}",
                           hint=bound_hint(info.cursor_kind in ("int", "numeric"))) from None
+    if request.lo is not None and request.hi is not None and _text(conn, sql.SQL(
+            "{}::{} > {}::{}").format(sql.Literal(lo), ctype, sql.Literal(hi), ctype)
+            ) == "true":
+        raise ConfigError(f"--from {request.lo[:40]} is after --to {request.hi[:40]}: no "
+                          f"row of {t.qualified} is in that range", hint="swap the two bounds")
     if hi is None:  # an empty table
         return None
     return stmt, lo, hi
