@@ -231,15 +231,38 @@ def run(origin: str, location: str, opts: Any, result: Any,
         except (CommitFailedException, ValidationException,  # lost a race (its retry too)
                 TableAlreadyExistsError):  # or made a table another sync made first
             raise _raced(settings.url) from None
+        except FileNotFoundError as e:  # read by another writer's expire, or lost
+            if _current_files_present(settings, index.dataset):
+                raise _raced(settings.url) from None
+            raise _failed(settings.url, e) from None
         except OSError as e:  # the warehouse: a full disk, a refused permission, S3
-            raise TargetError(f"writing the Iceberg tables of {settings.url} failed "
-                              f"({e.strerror or type(e).__name__}); nothing of the current "
-                              "commit was applied",
-                              hint="fix the warehouse, then run the sync again (it resumes)"
-                              ) from None
+            raise _failed(settings.url, e) from None
         finally:
             fetcher.close()
         result.downloaded_bytes = fetcher.downloaded_bytes
+
+
+def _failed(url: str, e: OSError) -> TargetError:
+    return TargetError(f"writing the Iceberg tables of {url} failed "
+                       f"({e.strerror or type(e).__name__}); nothing of the current "
+                       "commit was applied",
+                       hint="fix the warehouse, then run the sync again (it resumes)")
+
+
+def _current_files_present(settings: CatalogSettings, dataset: str) -> bool:
+    """Whether the files this sync found missing were only those another writer replaced
+    meanwhile (a compaction) and an expire at a short age deleted: every file the tables'
+    current snapshots read is there."""
+    from topoff.targets.iceberg.reachable import current_files_present
+
+    try:
+        catalog = open_catalog(settings, create=False)
+        if catalog is None:
+            return False
+        tables = replica_tables(catalog, settings.namespace, dataset)
+        return all(current_files_present(t) for t, _ in tables.values())
+    except OSError:  # the warehouse itself fails: said as such
+        return False
 
 
 def _raced(url: str) -> TargetError:

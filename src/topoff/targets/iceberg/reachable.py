@@ -71,3 +71,18 @@ def only_expired(io: Any, expired: Iterable[Any], remaining: Iterable[Any]) -> F
     gone = reader.referred(expired, live_only=False)
     paths = gone.paths - kept.paths
     return Files(paths, {p: s for p, s in gone.sizes.items() if p in paths})
+
+
+def current_files_present(table: Any) -> bool:
+    """Whether every data file the table's current snapshot reads is there (a file missing
+    that it does not read was replaced, then deleted by an expire, by another writer)."""
+    from pyarrow.fs import FileType
+
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return True
+    live = Reader(table.io).referred([snapshot], live_only=True).paths
+    scheme, netloc, _ = table.io.parse_location(table.metadata.location)
+    fs = table.io.fs_by_scheme(scheme, netloc)
+    infos = fs.get_file_info([table.io.parse_location(p)[2] for p in sorted(live)])
+    return all(i.type == FileType.File for i in infos)

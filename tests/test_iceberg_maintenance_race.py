@@ -1,0 +1,154 @@
+"""``topoff iceberg expire --older-than 0s`` and ``iceberg compact`` while a sync commits
+new days into the same tables, and each killed midway then run again: every data file a
+current snapshot reads exists, the tables read back equal to the source, verify passes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from support.replica import add_messages, cli, day, nommer_config, publish_day
+from test_iceberg_sync import (  # noqa: F401
+    CHUNK,
+    assert_same,
+    catalog_file,
+    iceberg_table,
+    standard,
+)
+from topoff.errors import TargetError
+from topoff.sync import SyncOptions, sync
+from topoff.targets.iceberg.compact import compact
+from topoff.targets.iceberg.maintenance import expire
+from topoff.verify import verify
+
+TABLES = ["public.messages", "public.users", "public.packages", "public.users_messages",
+          "public.packages_messages"]
+
+
+@pytest.fixture(autouse=True)
+def small_files(monkeypatch):
+    """Each CSV batch its own data files: small files to compact."""
+    from topoff.sync import iceberg_apply
+
+    monkeypatch.setattr(iceberg_apply, "WRITE_BYTES", 1)
+
+
+def assert_files_exist(target: str) -> None:
+    """Every data file, manifest and manifest list each snapshot left reads is there."""
+    for t in TABLES:
+        table = iceberg_table(target, t)
+        for snapshot in table.metadata.snapshots:
+            assert os.path.exists(snapshot.manifest_list.removeprefix("file://")), t
+            for m in snapshot.manifests(table.io):
+                assert os.path.exists(m.manifest_path.removeprefix("file://")), t
+                for e in m.fetch_manifest_entry(table.io):
+                    path = e.data_file.file_path.removeprefix("file://")
+                    assert os.path.exists(path), (t, snapshot.snapshot_id, path)
+
+
+def new_days(db: Any, url: str) -> None:
+    config = nommer_config(db, chunk_bytes=CHUNK)
+    add_messages(db, day(1), 30, tag="next")
+    publish_day(config, url, day(1))
+    add_messages(db, day(2), 9, tag="late")  # a new revision of day(2) replaces the day
+    publish_day(config, url, day(2))
+
+
+@pytest.mark.slow
+def test_expire_and_compact_during_a_sync(standard, tmp_path):  # noqa: F811
+    """From inside each table's commit of a sync (before it is committed): compact that
+    table, then expire every snapshot but the current one, at age 0."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    seen: list[str] = []
+
+    def hook(name: str, **info: object) -> None:
+        if name != "table_applied":
+            return
+        seen.append(str(info["table"]))
+        with contextlib.suppress(TargetError):  # another writer: the sync, later
+            compact(target, [str(info["table"])], target=1 << 20)
+        expire(target, timedelta(0))
+
+    try:
+        sync(url, target, SyncOptions(hook=hook))
+    except TargetError as e:
+        assert "another writer" in e.message, e.message
+    assert seen
+    assert_files_exist(target)
+    sync(url, target)
+    assert_files_exist(target)
+    assert_same(target, db)
+    assert verify(target, db.standby_url).equal
+    expire(target, timedelta(0))
+    assert_files_exist(target)
+    assert_same(target, db)
+
+
+@pytest.mark.slow
+def test_expire_between_a_syncs_commits(standard, tmp_path):  # noqa: F811
+    """Expire at age 0 after each table a sync applies (its commit done): the next commit of
+    the sync builds on what is left, or is refused whole when a compaction replaced files it
+deletes from (exit 7, "run the sync again"), and the next sync resumes."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+
+    def hook(name: str, **info: object) -> None:
+        if name == "partition_applied":
+            expire(target, timedelta(0))
+            compact(target, target=1 << 20)
+
+    try:
+        sync(url, target, SyncOptions(hook=hook))
+    except TargetError as e:  # a compaction committed between two of its commits
+        assert "another writer" in e.message, e.message
+        assert_files_exist(target)
+        sync(url, target)
+    assert_files_exist(target)
+    assert_same(target, db)
+    assert verify(target, db.standby_url).equal
+    out = cli("verify", target, "--against", db.standby_url)
+    assert out.exit_code == 0, out.stderr
+
+
+def test_compact_and_expire_after_a_sync_opened_its_commit(standard, tmp_path,  # noqa: F811
+                                                           monkeypatch):
+    """A sync's commit of a table is opened (on the snapshot then current); before it
+    plans its delete of the day it replaces, a compaction commits and an expire at age 0
+    deletes the files the compaction replaced, which that snapshot read."""
+    from topoff.sync import iceberg_apply
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    real = iceberg_apply.summary
+    seen: list[str] = []
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not seen:
+            seen.append("compacted")
+            compact(target, ["public.messages"], target=1 << 20)
+            expire(target, timedelta(0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(iceberg_apply, "summary", meanwhile)
+    out = cli("sync", url, target)
+    assert seen
+    assert out.exit_code in (0, 7), out.stderr
+    if out.exit_code == 7:
+        assert "another writer" in out.stderr and "run the sync again" in out.stderr
+    monkeypatch.undo()
+    assert_files_exist(target)
+    again = cli("sync", url, target)
+    assert again.exit_code == 0, again.stderr
+    assert_same(target, db)
+    assert verify(target, db.standby_url).equal
