@@ -12,17 +12,26 @@ whole dataset look unpublished), a file of a publication that ``index.json`` lis
 ``index.json``, ``index.html``, the lock, anything outside ``full/`` and ``incremental/``
 (other files a site may keep at the dataset root), anything whose age the store cannot
 tell, and anything newer than the grace period.
+
+An export that took over the lock of a run whose process is gone (same host) removes that
+run's unlisted files at once, grace period or not (remove_dead_leftovers): no other run can
+be writing them, and a rerun of the same day would otherwise meet its own publication's
+names taken ("already exists") until the grace period ended.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from topoff.dataset import layout
 from topoff.dataset.index import Index
+from topoff.dataset.lock import LockedStore
 from topoff.stores.base import FileInfo, Store
+
+log = logging.getLogger("topoff")
 
 #: how old an unlisted file must be before it is removed
 DEFAULT_GRACE = timedelta(hours=6)
@@ -89,3 +98,20 @@ def remove_orphans(store: Store, orphans: Orphans) -> None:
         store.delete(f.name)
     for name, upload_id in orphans.uploads:
         store.abort_upload(name, upload_id)  # type: ignore[attr-defined]
+
+
+def remove_dead_leftovers(store: Store, index: Index | None) -> None:
+    """Under a lock taken over from a run whose process is gone: the files no publication
+    lists (that run's, killed before it published) removed now (the module docstring); once
+    per lock. Nothing where there is no index.json."""
+    if not isinstance(store, LockedStore) or not store.lock.after_dead or index is None:
+        return
+    store.lock.after_dead = False
+    listed = {p.id for p in index.publications}
+    found = Orphans([f for f in store.list_all() if _orphan(f.name, listed)])
+    if not found.files:
+        return
+    remove_orphans(store, found)
+    log.warning("removed %d files (%.1f MB) no publication lists, left by the killed run "
+                "whose lock this one took over: %s", len(found.files), found.bytes / 1e6,
+                ", ".join(g for g, _ in found.groups()[:5]))

@@ -81,6 +81,18 @@ class Holder:
                 pass
         return False
 
+    def gone(self) -> bool:
+        """Whether its process is known to be gone (on this host, no such pid)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
+
     def describe(self) -> str:
         return (f"pid {self.pid} on {self.host!r} since {self.started_at[:19]} "
                 f"(expires {self.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)")
@@ -97,6 +109,9 @@ class StoreLock:
         self.started_at = datetime.now(UTC).isoformat()
         self.raw: bytes | None = None
         self.lost: str | None = None
+        #: taken over from a holder whose process is gone: the unlisted files of the
+        #: dataset are that run's leftovers (cleanup.remove_dead_leftovers)
+        self.after_dead = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
@@ -137,6 +152,7 @@ class StoreLock:
                 if self.store.swap_bytes(layout.LOCK, current, body):
                     log.warning("took over a stale lock of %s", holder.describe())
                     self.raw = body
+                    self.after_dead = holder.gone()
                     break
                 continue
             if not wait or (deadline is not None and time.monotonic() >= deadline):

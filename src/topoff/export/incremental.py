@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from topoff import __version__
 from topoff.config import Config
 from topoff.dataset import layout
+from topoff.dataset.cleanup import remove_dead_leftovers
 from topoff.dataset.index import Index, read_index
 from topoff.dataset.layout import Window
 from topoff.dataset.lock import dataset_lock
@@ -270,6 +271,7 @@ def _export(config: Config, store: Store, window: Window, force: bool, hook: Hoo
             check_closed(info, window, tables, force)
             source.lock(tables)
             index = read_index(store, config.dataset)
+            remove_dead_leftovers(store, index)  # a killed run's files: its names are ours
             clock.mark("catalog and index")
             runner = Runner(source, store, config.export.jobs, config.export.chunk_bytes,
                             config.export.compression_level, hook, on_rows)
