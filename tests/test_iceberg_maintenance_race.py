@@ -152,3 +152,43 @@ def test_compact_and_expire_after_a_sync_opened_its_commit(standard, tmp_path,  
     assert again.exit_code == 0, again.stderr
     assert_same(target, db)
     assert verify(target, db.standby_url).equal
+
+
+@pytest.mark.slow
+def test_compact_and_expire_killed_midway_then_run_again(standard, tmp_path):  # noqa: F811
+    """``iceberg compact`` and ``iceberg expire --older-than 0s`` SIGKILLed at moments
+    spread over their runs, a sync of new days between them, then run again to the end."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)  # small files (WRITE_BYTES = 1 in this process)
+    new_days(db, url)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rng = random.Random()
+    killed = 0
+    for n in range(4):
+        what = ["compact", target, "--target-file-size", "1MB"] if n % 2 == 0 else \
+            ["expire", target, "--older-than", "0s"]
+        proc = subprocess.Popen([sys.executable, "-m", "topoff", "iceberg", *what], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.5, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode in (0, -signal.SIGKILL), err
+        killed += proc.returncode == -signal.SIGKILL
+        assert_files_exist(target)
+        if n == 1:
+            sync(url, target)
+    for what in (["compact", target, "--target-file-size", "1MB"],
+                 ["expire", target, "--older-than", "0s"]):
+        out = cli("iceberg", *what)
+        assert out.exit_code == 0, out.stderr
+    assert_files_exist(target)
+    assert_same(target, db)
+    assert verify(target, db.standby_url).equal
+    assert sync(url, target).applied == []
