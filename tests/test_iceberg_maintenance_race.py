@@ -192,3 +192,27 @@ def test_compact_and_expire_killed_midway_then_run_again(standard, tmp_path):  #
     assert_same(target, db)
     assert verify(target, db.standby_url).equal
     assert sync(url, target).applied == []
+
+
+def test_a_compaction_whose_files_a_sync_replaced_and_an_expiry_deleted(
+        standard, tmp_path):  # noqa: F811
+    """A compaction planned before a sync replaced a day, and an expiry at age 0 deleted
+    that day's old files, reads files that are gone: another writer changed the table, run
+    the compaction again (it said the compaction failed, "No such file or directory", and
+    to fix the warehouse)."""
+    from topoff.targets.iceberg.compact import compact_one
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    stale = iceberg_table(target, "public.messages")  # planned before the sync below
+    new_days(db, url)
+    assert sync(url, target).applied
+    expire(target, timedelta(0))
+    with pytest.raises(TargetError) as failed:
+        compact_one("public.messages", stale, 1 << 20)
+    assert "another writer changed public.messages" in failed.value.message, failed.value
+    assert failed.value.hint == "run the compaction again"
+    compact(target, target=1 << 20)
+    assert_files_exist(target)
+    assert_same(target, db)

@@ -22,6 +22,7 @@ from typing import Any
 
 from topoff.errors import ConfigError, TargetError, TopoffError
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.reachable import current_files_present
 from topoff.targets.iceberg.read import batches
 from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.rows import gathered
@@ -146,12 +147,31 @@ def compact_one(source: str, table: Any, target: int, dry_run: bool = False) -> 
     """:func:`compact_table` with pyiceberg's refusals as topoff's errors: a sync that
     committed meanwhile removing or rewriting files this compaction read makes it fail
     (pyiceberg retries the commit only when the files it replaces are all still there)."""
-    with committing(lambda: TargetError(f"another writer changed {source} while it was "
-                                        "compacted; nothing of its compaction was committed",
-                                        hint="run the compaction again"),
+    def conflict() -> TargetError:
+        return TargetError(f"another writer changed {source} while it was compacted; "
+                           "nothing of its compaction was committed",
+                           hint="run the compaction again")
+
+    planned = table.current_snapshot()
+    with committing(conflict,
                     lambda why: TargetError(f"compacting {source} failed ({why}); nothing of "
                                             "its compaction was committed",
                                             hint="fix the warehouse, then run the compaction "
                                             "again")):
-        before, after, rows = compact_table(table, target, dry_run)
+        try:
+            before, after, rows = compact_table(table, target, dry_run)
+        except FileNotFoundError:  # gone with an expired snapshot, or lost
+            if _replaced_meanwhile(table, planned):
+                raise conflict() from None
+            raise
     return Compacted(source, before, after, rows)
+
+
+def _replaced_meanwhile(table: Any, planned: Any) -> bool:
+    """Whether a file the compaction found missing was one another writer replaced since
+    ``planned`` (a sync's new revision of a day) and an expiry deleted: the table has a new
+    current snapshot, whose files are all there."""
+    table.refresh()
+    current = table.current_snapshot()
+    return (current is not None and planned is not None
+            and current.snapshot_id != planned.snapshot_id and current_files_present(table))
