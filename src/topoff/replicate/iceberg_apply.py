@@ -179,10 +179,29 @@ class IcebergReplica:
             # another run committed to the table (or made it) while this one read: nothing
             # of this run's commit landed; the next run picks the table up
             return Result("locked", 0, None)
+        except FileNotFoundError as e:  # replaced by another writer, then expired; or lost
+            if self._files_present(source, t):
+                return Result("locked", 0, None)
+            raise self._failed(source, t, e) from None
         except OSError as e:  # the warehouse: a full disk, a refused permission, S3
-            raise TargetError(f"writing {source.name}.{t.qualified} into {self.url} failed "
-                              f"({e.strerror or type(e).__name__}); nothing of it was "
-                              "committed", hint="fix the warehouse, then run again") from None
+            raise self._failed(source, t, e) from None
+
+    def _failed(self, source: ReplicateSource, t: ReplicateTable, e: OSError) -> TargetError:
+        return TargetError(f"writing {source.name}.{t.qualified} into {self.url} failed "
+                           f"({e.strerror or type(e).__name__}); nothing of it was "
+                           "committed", hint="fix the warehouse, then run again")
+
+    def _files_present(self, source: ReplicateSource, t: ReplicateTable) -> bool:
+        """Whether every file the table's current snapshot reads is there: a file this
+        refresh found missing was one another writer replaced meanwhile (a compaction)
+        and an expiry at a short age deleted."""
+        from topoff.targets.iceberg.reachable import current_files_present
+
+        try:
+            table, _ = self.load(source, t)
+            return table is not None and current_files_present(table)
+        except (OSError, TargetError):
+            return False
 
     def _once(self, source: ReplicateSource, t: ReplicateTable, request: Request) -> Result:
         table, h = self.load(source, t)
