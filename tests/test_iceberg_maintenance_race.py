@@ -216,3 +216,42 @@ def test_a_compaction_whose_files_a_sync_replaced_and_an_expiry_deleted(
     compact(target, target=1 << 20)
     assert_files_exist(target)
     assert_same(target, db)
+
+
+def test_a_verify_whose_files_a_sync_replaced_and_an_expiry_deleted(
+        standard, tmp_path, monkeypatch):  # noqa: F811
+    """A sync, a compaction and an expiry at age 0 between the tables a verify reads: the
+    tables it read the metadata of at its start lost their files; verify says the replica
+    changed meanwhile, exit 7, run it again (it was an internal error, exit 70)."""
+    from topoff import verify_iceberg
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    real = verify_iceberg._materialize
+    done: list[int] = []
+
+    def meanwhile(*args: Any) -> Any:
+        if not done:
+            done.append(1)
+            sync(url, target)
+            compact(target, target=1 << 20)
+            expire(target, timedelta(0))
+        return real(*args)
+
+    monkeypatch.setattr(verify_iceberg, "_materialize", meanwhile)
+    out = cli("verify", target, "--against", db.standby_url)
+    assert out.exit_code == 7, out.stderr
+    assert "changed while it was verified" in out.stderr, out.stderr
+    assert "hint: run verify again" in out.stderr and "internal error" not in out.stderr
+    monkeypatch.undo()
+    out = cli("verify", target, "--against", db.standby_url)
+    assert out.exit_code == 0, out.stderr
+    # a data file the current snapshot reads, lost: said as such, exit 7 (it was exit 70)
+    [task, *_] = iceberg_table(target, "public.messages").scan().plan_files()
+    os.remove(task.file.file_path.removeprefix("file://"))
+    out = cli("verify", target, "--against", db.standby_url)
+    assert out.exit_code == 7, out.stderr
+    assert "public.messages: a file of its current snapshot is missing" in out.stderr
+    assert "internal error" not in out.stderr

@@ -136,7 +136,10 @@ def verify_iceberg(location: str, source_url: str, allow_primary: bool = False,
             verifier = source.verifier()
             for name, (iceberg, ledger) in sorted(tables.items()):
                 table, select, notes = _compared(ledger.definition)
-                _materialize(duck, iceberg, table, select)
+                try:
+                    _materialize(duck, iceberg, table, select)
+                except FileNotFoundError as e:
+                    raise _missing(iceberg, name, e) from None
                 t = _compare_table(verifier, duck, table, None, cutoff)
                 report.tables.append(t)
                 report.notes.extend(_notes(table) + notes)
@@ -147,3 +150,26 @@ def verify_iceberg(location: str, source_url: str, allow_primary: bool = False,
         finally:
             duck.close()
     return report
+
+
+def _missing(iceberg: Any, name: str, e: FileNotFoundError) -> TargetError:
+    """A file of the table's snapshot (read at the start of verify) is gone: replaced by a
+    sync or a compaction and deleted by an expiry since, when the table's current snapshot
+    is another, whose files are all there; else the warehouse lost it."""
+    from topoff.targets.iceberg.reachable import current_files_present
+
+    planned = iceberg.current_snapshot()
+    try:
+        iceberg.refresh()
+        changed = iceberg.current_snapshot() is not None and planned is not None and \
+            iceberg.current_snapshot().snapshot_id != planned.snapshot_id and \
+            current_files_present(iceberg)
+    except OSError:
+        changed = False
+    if changed:
+        return TargetError(f"{name} changed while it was verified (another writer committed "
+                           "and an expiry deleted files of the snapshot verify was reading)",
+                           hint="run verify again (once no sync, compaction or expiry runs)")
+    return TargetError(f"{name}: a file of its current snapshot is missing "
+                       f"({e.strerror or type(e).__name__})",
+                       hint="the warehouse lost a file: restore it, or rebuild the replica")
