@@ -255,3 +255,34 @@ def test_a_verify_whose_files_a_sync_replaced_and_an_expiry_deleted(
     assert out.exit_code == 7, out.stderr
     assert "public.messages: a file of its current snapshot is missing" in out.stderr
     assert "internal error" not in out.stderr
+
+
+def test_two_expiries_at_once(standard, tmp_path, monkeypatch):  # noqa: F811
+    """An expiry that read the tables before another expiry committed: it expires what is
+    left, or nothing (the catalog's refusal to remove a snapshot that is gone was an
+    internal error), and no file a snapshot reads goes."""
+    from topoff.targets.iceberg import maintenance
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    sync(url, target)
+    real = maintenance.replica_tables
+
+    others: list[int] = []
+
+    def listed(*args: Any) -> Any:
+        found = real(*args)
+        if not others:
+            others.append(1)
+            other = cli("iceberg", "expire", target, "--older-than", "0s")
+            assert other.exit_code == 0, other.stderr
+        return found
+
+    monkeypatch.setattr(maintenance, "replica_tables", listed)
+    out = cli("iceberg", "expire", target, "--older-than", "0s")
+    monkeypatch.undo()
+    assert out.exit_code == 0, out.stderr  # it was an internal error, exit 70
+    assert_files_exist(target)
+    assert_same(target, db)

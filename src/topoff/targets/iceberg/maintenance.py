@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from topoff.errors import TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.reachable import Files, only_expired
 from topoff.targets.iceberg.replica import replicated_tables
@@ -55,6 +56,30 @@ def _delete(table: Any, files: Files) -> int:
     return len(failed)
 
 
+def _commit(table: Any, old: list[int], before: list[Any]) -> tuple[list[int], list[Any]]:
+    """Expire the snapshots ``old`` of ``table`` (read as ``before``), then read the table
+    again (with whatever another writer committed meanwhile). Another expiry that removed
+    some of them first (the catalog refuses to remove a snapshot that is gone): the table
+    is read again and those still there are expired, that expiry deleting the files of
+    its own. (the snapshots this run expired, the snapshots as that commit found them)"""
+    for _ in range(3):
+        if not old:
+            break
+        try:
+            table.maintenance.expire_snapshots().by_ids(old).commit()
+            break
+        except ValueError:  # "Snapshot with snapshot id ... does not exist"
+            table.refresh()
+            before = table.metadata.snapshots
+            there = {s.snapshot_id for s in before}
+            old = [i for i in old if i in there]
+    else:
+        raise TargetError(f"{table.name()}: other expiries kept removing the snapshots this "
+                          "one expires", hint="run one expiry at a time, then run it again")
+    table.refresh()
+    return old, before
+
+
 def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[Expired]:
     """Expire the snapshots older than ``older_than`` of every table topoff made."""
     settings = read_settings(location)
@@ -80,12 +105,17 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
             out.append(Expired(source, len(old), total - len(old), len(files.paths),
                                sum(files.sizes.values())))
             continue
-        table.maintenance.expire_snapshots().by_ids(old).commit()
-        table.refresh()  # what remains, with whatever another writer committed meanwhile
+        old, before = _commit(table, old, before)
         remaining = table.metadata.snapshots
         ids = {s.snapshot_id for s in remaining}
-        files = only_expired(table.io, [s for s in before if s.snapshot_id not in ids],
-                             remaining)
+        try:
+            files = only_expired(table.io, [s for s in before if s.snapshot_id in old
+                                            and s.snapshot_id not in ids], remaining)
+        except FileNotFoundError:  # a manifest another expiry running now deleted
+            log.warning("%s: another expiry deleted files of these snapshots meanwhile; the "
+                        "files only they referred to that are left are orphans now, removed "
+                        "by `topoff iceberg remove-orphans`", source)
+            files = Files()
         left = _delete(table, files)
         out.append(Expired(source, len(old), total - len(old), len(files.paths),
                            sum(files.sizes.values()), left))
