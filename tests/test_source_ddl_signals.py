@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from support.mariadb import MariaDatabase
 from support.pg import Database
 from test_source_ddl import DAY, _pg_tables
 from topoff.dataset.index import read_index
@@ -167,3 +168,64 @@ def test_two_exports_of_one_day_while_one_retries(db: Database, tmp_path: Path) 
     assert second.returncode == 5, err2
     assert "lock" in err2 and "internal error" not in err2
     assert_once(tmp_path)
+
+
+# the same for a MariaDB source: the migration runs on the primary (as root, through its
+# socket) once the first attempt's snapshot began, and the replica has applied it before
+# the export reads the catalog
+MARIA_DRIVER = textwrap.dedent("""
+    import sys, time
+    from topoff.cli import main
+    from topoff.sources.mariadb.connect import connect
+    from topoff.sources.mariadb.source import MariaSource
+
+    primary, replica, database = sys.argv[1:4]
+    tables = MariaSource.tables
+    done = []
+
+    def migrated(self, config):
+        if not done:
+            done.append(1)
+            with connect(primary) as c:
+                c.cursor().execute("ALTER TABLE eb MODIFY body VARCHAR(300)")
+            with connect(replica) as c:
+                cur = c.cursor()
+                while True:
+                    cur.execute("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE "
+                                "TABLE_SCHEMA = %s AND TABLE_NAME = 'eb' AND "
+                                "COLUMN_NAME = 'body'", (database,))
+                    if cur.fetchone()[0] == "varchar(300)":
+                        break
+                    time.sleep(0.02)
+        return tables(self, config)
+
+    MariaSource.tables = migrated
+    sys.argv = ["topoff"] + sys.argv[4:]
+    main()
+""")
+
+
+@pytest.mark.parametrize("sig", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["TERM", "INT"])
+def test_a_mariadb_export_stopped_while_waiting_to_retry(maria: MariaDatabase, tmp_path: Path,
+                                                         sig: int) -> None:
+    from test_source_ddl import _fill
+
+    _fill(maria)
+    config = tmp_path / "shop.toml"
+    config.write_text(f'dataset = "shop"\n[export]\nretry_backoff = "20s"\njobs = 1\n'
+                      f'[tables.eb]\nschema = "{maria.name}"\ncursor = "at"\n')
+    driver = tmp_path / "driver.py"
+    driver.write_text(MARIA_DRIVER)
+    root = maria.pair.primary.root_url(maria.name)  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [sys.executable, str(driver), root, maria.replica_url, maria.name, "export",
+         "incremental", "--config", str(config), "--source", maria.replica_url, "--to",
+         str(tmp_path / "pub"), "--date", DAY.isoformat(), "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    until_retry(proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert published(tmp_path) == [] and data_files(tmp_path) == [], data_files(tmp_path)
+    assert not (tmp_path / "pub" / "lock.json").exists()
