@@ -286,3 +286,38 @@ def test_two_expiries_at_once(standard, tmp_path, monkeypatch):  # noqa: F811
     assert out.exit_code == 0, out.stderr  # it was an internal error, exit 70
     assert_files_exist(target)
     assert_same(target, db)
+
+
+def test_a_status_whose_files_a_sync_replaced_and_an_expiry_deleted(
+        standard, tmp_path, monkeypatch):  # noqa: F811
+    """``topoff status`` reads each table's manifests (its newest cursor value); a sync, a
+    compaction and an expiry at age 0 after it read the tables' metadata: it reads the
+    tables as they are now (it was an internal error, exit 70)."""
+    from topoff import status_iceberg
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    real = status_iceberg.row_count
+    done: list[int] = []
+
+    def meanwhile(table: Any) -> Any:
+        if not done:
+            done.append(1)
+            sync(url, target)
+            compact(target, target=1 << 20)
+            expire(target, timedelta(0))
+        return real(table)
+
+    monkeypatch.setattr(status_iceberg, "row_count", meanwhile)
+    out = cli("status", target)
+    assert out.exit_code == 0, out.stderr
+    assert done
+    monkeypatch.undo()
+    # the manifest list of a current snapshot lost: said as such, exit 7
+    snapshot = iceberg_table(target, "public.messages").current_snapshot()
+    os.remove(snapshot.manifest_list.removeprefix("file://"))
+    out = cli("status", target)
+    assert out.exit_code == 7, out.stderr
+    assert "is missing" in out.stderr and "internal error" not in out.stderr

@@ -39,6 +39,23 @@ def _newest(table: Any, column: str | None) -> str | None:
 
 
 def iceberg_status(location: str, check_origin: bool, store_options: Any) -> list[Any]:
+    """Each dataset's status; read again from its tables' metadata when a file of the
+    snapshots read first went meanwhile (a sync or compaction, then an expiry)."""
+    from topoff.errors import TargetError
+
+    missing = FileNotFoundError()
+    for _ in range(3):
+        try:
+            return _status(location, check_origin, store_options)
+        except FileNotFoundError as e:
+            missing = e
+    raise TargetError(f"a file of the Iceberg tables of {location} is missing "
+                      f"({missing.strerror or type(missing).__name__})",
+                      hint="if no sync, compaction or expiry runs, the warehouse lost it: "
+                      "restore it, or rebuild the replica")
+
+
+def _status(location: str, check_origin: bool, store_options: Any) -> list[Any]:
     from topoff.status import ReplicaStatus, TableStatus, check_origin_of
 
     settings = read_settings(location)
