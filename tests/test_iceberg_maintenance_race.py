@@ -321,3 +321,33 @@ def test_a_status_whose_files_a_sync_replaced_and_an_expiry_deleted(
     out = cli("status", target)
     assert out.exit_code == 7, out.stderr
     assert "is missing" in out.stderr and "internal error" not in out.stderr
+
+
+def test_remove_orphans_while_an_expiry_deletes_the_manifests_it_reads(
+        standard, tmp_path, monkeypatch):  # noqa: F811
+    """An expiry at age 0 that commits and deletes files after remove-orphans read the
+    table's metadata: remove-orphans reads it again (it was an internal error, exit 70) and
+    deletes no file a snapshot reads."""
+    from topoff.targets.iceberg import orphans
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    new_days(db, url)
+    sync(url, target)
+    real = orphans._referred
+    done: list[int] = []
+
+    def meanwhile(table: Any) -> Any:
+        if not done:
+            done.append(1)
+            expire(target, timedelta(0))
+        return real(table)
+
+    monkeypatch.setattr(orphans, "_referred", meanwhile)
+    out = cli("iceberg", "remove-orphans", target, "--older-than", "1h")
+    assert out.exit_code == 0, out.stderr
+    assert done
+    monkeypatch.undo()
+    assert_files_exist(target)
+    assert_same(target, db)

@@ -8,7 +8,8 @@ manifests that list names, any file an entry of them names, live or deleted:
 reachable.py), it is neither the current metadata file nor one the metadata log keeps,
 nor a statistics file, and it is older than the given age: a younger file may belong to a
 commit in progress, which refers to it only once done. The table is read after its files
-are listed, so a commit made meanwhile counts. Files outside the table's location, and
+are listed, so a commit made meanwhile counts (and read again when an expiry deleted files
+of the snapshots read meanwhile). Files outside the table's location, and
 the tables' of other tools under other locations, are never looked at.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.reachable import Reader
 from topoff.targets.iceberg.replica import replicated_tables
@@ -56,8 +57,18 @@ def table_orphans(table: Any, older_than: timedelta, now: datetime,
     fs = table.io.fs_by_scheme(scheme, netloc)
     listed = fs.get_file_info(FileSelector(root.rstrip("/"), recursive=True,
                                            allow_not_found=True))
-    table.refresh()  # after the listing: a file a commit names meanwhile is referred to
-    referred = _referred(table)
+    referred: set[str] | None = None
+    for _ in range(3):
+        table.refresh()  # after the listing: a file a commit names meanwhile is referred to
+        try:
+            referred = _referred(table)
+            break
+        except FileNotFoundError:  # an expiry deleted files of the snapshots just read
+            continue
+    if referred is None:
+        raise TargetError(f"{'.'.join(table.name())}: a file its metadata names is missing",
+                          hint="if no expiry runs, the warehouse lost it: restore it, or "
+                          "rebuild the table; nothing was deleted")
     try:
         cutoff = now - older_than
     except OverflowError:  # an age beyond the calendar: no file is that old
