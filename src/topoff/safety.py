@@ -51,7 +51,8 @@ def check_standby(conn: psycopg.Connection, url: str, allow_primary: bool,
             hint=f"point {where} at the standby, or {allow} to read this primary on purpose",
         )
     if not in_recovery:
-        log.warning("reading the PRIMARY %s because --allow-primary was given", display_url(url))
+        log.warning("reading the PRIMARY %s (allowed by --allow-primary or allow_primary = "
+                    "true in the config)", display_url(url))
     return bool(in_recovery)
 
 
