@@ -25,7 +25,7 @@ def _store_options(config_path: str | None) -> Any:
 @click.command("sync")
 @common_options
 @click.argument("origin", metavar="FROM")
-@click.argument("target", metavar="TARGET", default="replica.duckdb")
+@click.argument("target", metavar="[TARGET]", default="replica.duckdb")
 @click.option("--tables", metavar="A,B", multiple=True,
               help="Only these tables (partial replica); repeatable.")
 @click.option("--since", metavar="YYYY-MM-DD",
