@@ -204,3 +204,40 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_reported(
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(0.01)%' "
         "AND ID <> CONNECTION_ID()")
     assert running == [["0"]]
+
+
+def test_a_replica_without_log_slave_updates_is_read_by_one_connection(
+        tmp_path: Path, small_parts: None, caplog: pytest.LogCaptureFixture) -> None:
+    """A replica that applies its primary's commits without writing them to its binlog
+    keeps its binlog position while what a snapshot sees changes: equal positions prove
+    nothing there, so without RELOAD the export reads with one connection (it trusted the
+    positions and read with workers that could see different commits)."""
+    base = Path(tempfile.mkdtemp(prefix="topoff-maria-"))  # the server user reaches it
+    base.chmod(0o755)
+    _chown(base)
+    server = MariaServer("nologupdates", base, server_id=10)
+    try:
+        server.init()
+        server.start("--log-slave-updates=OFF")
+        server.sql("CREATE DATABASE d; CREATE USER 'u'@'127.0.0.1' IDENTIFIED BY 'pw';"
+                   "GRANT SELECT, REPLICATION CLIENT ON *.* TO 'u'@'127.0.0.1'")
+        server.sql("GRANT REPLICA MONITOR ON *.* TO 'u'@'127.0.0.1'", check=False)
+        server.sql("CREATE TABLE t (id INT PRIMARY KEY, v TEXT);"
+                   "INSERT INTO t SELECT seq, seq FROM seq_1_to_300; ANALYZE TABLE t", "d")
+        url = server.url("d", user="u", password="pw")
+        with caplog.at_level(logging.WARNING, logger="topoff"):
+            alone = _export(url, 2, tmp_path / "alone", "t")
+        assert "reading with one connection" not in caplog.text  # replicating nothing
+        assert alone["t#files"] != [["1"]]
+        # now a replica (of a primary it never reaches: its replication stopped)
+        server.sql("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=1, "
+                   "MASTER_USER='repl', MASTER_PASSWORD='repl'")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="topoff"):
+            two = _export(url, 2, tmp_path / "two", "t")
+        assert "reading with one connection" in caplog.text
+        assert "log_slave_updates" in caplog.text
+        assert two["t#files"] == [["1"]] and two["t"] == alone["t"]
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

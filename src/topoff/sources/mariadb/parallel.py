@@ -73,14 +73,20 @@ def open_workers(target: MariaTarget, coordinator: Any, jobs: int,
     coordinator then holds a snapshot of its own (started again) and reads alone."""
     conns = [connect_target(target) for _ in range(jobs)]
     try:
+        proven = snap.positions_prove(coordinator)
         # the usual case, an idle moment: the workers see what the coordinator sees
-        if position.known and all(_same(snap.begin(c), position) for c in conns):
+        if proven and position.known and all(_same(snap.begin(c), position) for c in conns):
             return conns, position
         snap.rollback([coordinator, *conns])
-        try:
-            return conns, snap.shared_snapshot([coordinator, *conns])
-        except SourceError as e:
-            reason = e.message
+        if proven:
+            try:
+                return conns, snap.shared_snapshot([coordinator, *conns])
+            except SourceError as e:
+                reason = e.message
+        else:
+            reason = ("a replica without log_slave_updates (or whose replication status "
+                      "this user cannot see): its binlog position does not move with the "
+                      "commits it applies")
         lock = connect_target(target)
         try:
             return conns, snap.shared_snapshot([coordinator, *conns], lock_conn=lock)

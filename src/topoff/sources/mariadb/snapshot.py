@@ -22,6 +22,7 @@ from typing import Any
 from mysql.connector import errors as my_errors
 
 from topoff.errors import SourceError
+from topoff.sources.mariadb.safety import replication_state
 
 MAX_LOCK_SECONDS = 1.0
 
@@ -66,6 +67,21 @@ def begin(conn: Any) -> SnapshotPosition:
     pos_text = str(status.get("Binlog_snapshot_position") or "")
     pos = int(pos_text) if file and pos_text.isdigit() else None
     return SnapshotPosition(file, pos)
+
+
+def positions_prove(conn: Any) -> bool:
+    """Whether two transactions with the same binlog snapshot position saw the same commits
+    on this server: every commit it applies goes to its binlog (a server that replicates
+    nothing, or a replica with ``log_slave_updates``). A replica without it applies its
+    primary's commits unlogged: its position stands still while they change what a new
+    snapshot sees. False when that cannot be read."""
+    try:
+        (updates,) = _exec(conn, "SELECT @@global.log_slave_updates")[0]
+    except (my_errors.Error, IndexError):
+        return False
+    if str(updates).upper() in ("1", "ON"):
+        return True
+    return replication_state(conn)[0] == "none"
 
 
 def _pin_gtid(conn: Any, pos: SnapshotPosition) -> SnapshotPosition:
