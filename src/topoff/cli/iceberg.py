@@ -40,7 +40,8 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
 
     The snapshots are removed from each table's metadata (time travel to them ends);
     the current rows and the ledger stay as they are. Then the files only they referred to
-    (data files of replaced days and tables, compacted files, their manifests) are deleted.
+    (data files of replaced days and tables, compacted files, their manifests) are deleted,
+    and the metadata files older than the 10 previous ones each table keeps.
 
     \b
     Example:
@@ -57,6 +58,10 @@ def expire_cmd(config_path: str | None, target: str, older_than: str, dry_run: b
             deleted = "would delete" if dry_run else "deleted"
             line += (f"; {deleted} {e.files - e.left} files only they referred to "
                      f"({e.bytes / 1e6:.1f} MB)")
+        if e.metadata:
+            deleted = "would delete" if dry_run else "deleted"
+            line += (f"; {deleted} {e.metadata} old metadata files "
+                     f"({e.metadata_bytes / 1e6:.1f} MB)")
         click.echo(line)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from topoff.errors import TargetError
 from topoff.targets.iceberg.config import open_catalog, read_settings
+from topoff.targets.iceberg.metafiles import prune
 from topoff.targets.iceberg.reachable import Files, only_expired
 from topoff.targets.iceberg.replica import replicated_tables
 from topoff.targets.iceberg.table import replica_tables
@@ -37,6 +38,9 @@ class Expired:
     bytes: int = 0
     #: of those, files that could not be deleted (left as orphans, with a warning)
     left: int = 0
+    #: metadata JSON files older than those the table keeps (metafiles.py): deleted
+    metadata: int = 0
+    metadata_bytes: int = 0
 
 
 def _delete(table: Any, files: Files) -> int:
@@ -90,33 +94,38 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
     found = [(s, t) for s, (t, _) in replica_tables(catalog, settings.namespace).items()]
     found += replicated_tables(catalog)  # topoff replicate's, in their own namespaces
     for source, table in sorted(found, key=lambda f: f[0]):
-        current = table.current_snapshot()
-        total = len(table.metadata.snapshots)
-        old = [s.snapshot_id for s in table.metadata.snapshots
-               if s.timestamp_ms < cutoff
-               and (current is None or s.snapshot_id != current.snapshot_id)]
-        if not old:
-            out.append(Expired(source, 0, total))
-            continue
-        before = table.metadata.snapshots
-        if dry_run:
-            files = only_expired(table.io, [s for s in before if s.snapshot_id in old],
-                                 [s for s in before if s.snapshot_id not in old])
-            out.append(Expired(source, len(old), total - len(old), len(files.paths),
-                               sum(files.sizes.values())))
-            continue
-        old, before = _commit(table, old, before)
-        remaining = table.metadata.snapshots
-        ids = {s.snapshot_id for s in remaining}
-        try:
-            files = only_expired(table.io, [s for s in before if s.snapshot_id in old
-                                            and s.snapshot_id not in ids], remaining)
-        except FileNotFoundError:  # a manifest another expiry running now deleted
-            log.warning("%s: another expiry deleted files of these snapshots meanwhile; the "
-                        "files only they referred to that are left are orphans now, removed "
-                        "by `topoff iceberg remove-orphans`", source)
-            files = Files()
-        left = _delete(table, files)
-        out.append(Expired(source, len(old), total - len(old), len(files.paths),
-                           sum(files.sizes.values()), left))
+        e = _expire(table, source, cutoff, dry_run)
+        e.metadata, e.metadata_bytes = prune(table, dry_run)
+        out.append(e)
     return out
+
+
+def _expire(table: Any, source: str, cutoff: float, dry_run: bool) -> Expired:
+    """Expire the snapshots of ``table`` older than ``cutoff`` (ms), but its current one."""
+    current = table.current_snapshot()
+    total = len(table.metadata.snapshots)
+    old = [s.snapshot_id for s in table.metadata.snapshots
+           if s.timestamp_ms < cutoff
+           and (current is None or s.snapshot_id != current.snapshot_id)]
+    if not old:
+        return Expired(source, 0, total)
+    before = table.metadata.snapshots
+    if dry_run:
+        files = only_expired(table.io, [s for s in before if s.snapshot_id in old],
+                             [s for s in before if s.snapshot_id not in old])
+        return Expired(source, len(old), total - len(old), len(files.paths),
+                       sum(files.sizes.values()))
+    old, before = _commit(table, old, before)
+    remaining = table.metadata.snapshots
+    ids = {s.snapshot_id for s in remaining}
+    try:
+        files = only_expired(table.io, [s for s in before if s.snapshot_id in old
+                                        and s.snapshot_id not in ids], remaining)
+    except FileNotFoundError:  # a manifest another expiry running now deleted
+        log.warning("%s: another expiry deleted files of these snapshots meanwhile; the "
+                    "files only they referred to that are left are orphans now, removed "
+                    "by `topoff iceberg remove-orphans`", source)
+        files = Files()
+    left = _delete(table, files)
+    return Expired(source, len(old), total - len(old), len(files.paths),
+                   sum(files.sizes.values()), left)

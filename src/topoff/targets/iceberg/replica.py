@@ -37,6 +37,7 @@ from topoff.errors import IntegrityError, TargetError
 from topoff.pgtypes import family, parse_type
 from topoff.targets.base import TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
+from topoff.targets.iceberg.metafiles import bound
 from topoff.targets.iceberg.rows import (
     BLOCK,
     LONG_ROW,
@@ -73,7 +74,8 @@ class Held:
                 P + "state": self.state,
                 P + "paused": "true" if self.paused else "false",
                 P + "rows-total": str(self.rows_total),
-                P + "updated-at": self.updated_at.isoformat() if self.updated_at else ""}
+                P + "updated-at": self.updated_at.isoformat() if self.updated_at else "",
+                **bound()}
 
 
 def check_name(namespace: str, name: str) -> TableRef:

@@ -3,7 +3,8 @@
 The ledger of an Iceberg replica is kept in each table, in the same commit as its data:
 every commit topoff makes to a table sets the table properties ``topoff.*`` (dataset,
 origin, the full export it was built from, the last publication and sequence applied,
-whether the first load is done, the table's definition) and writes the same values as the
+whether the first load is done, the table's definition) and the bound of its metadata
+files (metafiles.py), and writes the same values as the
 summary properties of the snapshots it adds. A commit is one metadata file swapped in by
 the catalog: the rows and the ledger change together or not at all.
 """
@@ -25,6 +26,7 @@ from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import ReplicaState, TableDef, TableRef
 from topoff.targets.iceberg.config import NAME
+from topoff.targets.iceberg.metafiles import bound
 from topoff.targets.iceberg.types import iceberg_type
 
 P = "topoff."
@@ -119,7 +121,8 @@ class TableLedger:
                 P + "sequence": str(self.sequence), P + "publication": self.publication or "",
                 P + "step": self.step, P + "source": self.definition.source,
                 P + "definition": self.definition.to_json(),
-                P + "tables": json.dumps(self.tables) if self.tables is not None else ""}
+                P + "tables": json.dumps(self.tables) if self.tables is not None else "",
+                **bound()}
 
     @classmethod
     def from_properties(cls, props: dict[str, str], schema: str, name: str
