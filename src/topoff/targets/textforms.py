@@ -127,10 +127,12 @@ _LEXEME = rf"'([^'\\]|''|\\\\)+'(:{upto('16383')}[ABC]?(,{upto('16383')}[ABC]?)*
 
 #: jsonb_out's tokens: strings escaped as escape_json does (\", \\, \b \f \n \r \t, \u00XX
 #: for the other control characters), numbers as numeric_out writes them (no exponent, no
-#: -0), ", " and ": " its only white space (the value's structure: textparsed.py)
-_JSONB = (r'("([^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(0[1-7bef]|1[0-9a-f]))*"'
-          r"|-?[1-9][0-9]*(\.[0-9]+)?|-0\.[0-9]*[1-9][0-9]*|0(\.[0-9]+)?"
-          r"|true|false|null|[{}\[\]]|, |: )*")
+#: -0), ", " and ": " its only white space, ", " followed by a value (no comma trailing or
+#: doubled: DuckDB's JSON reader takes them); the value's structure: Rule.json
+_JSON_SCALAR = (r'"([^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(0[1-7bef]|1[0-9a-f]))*"'
+                r"|-?[1-9][0-9]*(\.[0-9]+)?|-0\.[0-9]*[1-9][0-9]*|0(\.[0-9]+)?"
+                r"|true|false|null")
+_JSONB = rf"({_JSON_SCALAR}|[{{}}\[\]]|, ({_JSON_SCALAR}|[{{\[])|: )*"
 
 _XID8 = upto("18446744073709551615")
 _FORMS: dict[str, str] = {
@@ -181,6 +183,9 @@ class Rule:
     labels: tuple[str, ...] | None = None
     exact: str | None = None
     suspect: str | None = None
+    #: a text in the form is also one JSON value, brackets balanced (DuckDB: its JSON cast;
+    #: Iceberg: DuckDB's json_valid, iceberg/jsonvalid.py), its keys' order unchecked
+    json: bool = False
 
 
 #: the types whose texts in their form are also checked as values (textvalues.py): a
@@ -223,8 +228,8 @@ def rule(pg_type: str) -> Rule | None:
                     rf"[^.]*(\.[0-9]{{1,{digits}}}([^0-9][^.]*)?)?")
     if p.base in _PARSED:  # no form but the value's own (textparsed.py)
         return Rule("", exact=p.base)
-    if p.base == "jsonb":  # its tokens; its structure in arrays only (docs/targets.md)
-        return Rule(_FORMS["jsonb"])
+    if p.base == "jsonb":  # its tokens and structure; its keys' order in arrays only
+        return Rule(_FORMS["jsonb"], json=True)  # (docs/targets.md)
     form = _FORMS.get(p.base)
     if form is None:
         return None

@@ -11,7 +11,8 @@ PostgreSQL's output function writes them.
   `` | ``, `` <-> ``, `` <N> `` for N of 0 and 2 to 16384, ``( `` and `` )`` only where
   its priorities need them), must be the same text; a lexeme holds at most 2047 bytes.
 - json (an array's element): a JSON text json_in reads (NaN and Infinity are none).
-- jsonb (an array's element; a jsonb column's texts are not parsed: docs/targets.md):
+- jsonb (an array's element; a jsonb column's texts are not parsed, their structure is
+  checked in C, Rule.json: docs/targets.md):
   jsonb_out's canonical text: its tokens (``": "`` and ``", "`` between items and no
   other white space, numbers as numeric_out writes them, strings escaped as escape_json
   does) are its rule's form (textforms.py); here, one JSON value whose objects' keys are

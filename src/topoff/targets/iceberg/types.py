@@ -43,6 +43,7 @@ from pyiceberg import types as it
 from topoff.dataset.logical import Logical
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import family, parse_type
+from topoff.targets.iceberg.jsonvalid import first_invalid
 from topoff.targets.textforms import NO_FRACTION, Rule, element_rule, rule
 from topoff.targets.textvalues import exact
 
@@ -311,6 +312,8 @@ def _formed(arr: pa.Array, r: Rule) -> None:
     bad = None if ok is None else pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, True)))
     if bad is not None and pc.any(bad).as_py():
         shown = pc.filter(arr, bad)[0].as_py()
+        raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
+    if r.json and (shown := first_invalid(arr)) is not None:  # brackets unbalanced...
         raise Unparsable(f"{shown[:40]!r} is not a value as PostgreSQL writes its type")
     if r.exact is not None:  # the value each text in its form spells (textvalues.py)
         some = pc.filter(arr, pc.match_substring_regex(arr, r.suspect)) if r.suspect \
