@@ -282,3 +282,50 @@ def test_a_text_in_its_types_form_is_refused_as_postgresql_refuses_its_value(db)
 
 def test_every_type_with_a_value_check_has_one():
     assert set(CHECKS) == EXACT
+
+
+#: (type, text, DuckDB's verdict, Iceberg's): an array's elements quoted otherwise than
+#: array_out quotes them (only when empty, NULL-like or holding braces, quotes,
+#: backslashes, the delimiter or white space), or with white space around them. Where the
+#: array's text is kept (DuckDB's inet[], box[], date[]... and a multi-dimensional array)
+#: it is refused; where a list of its elements is (DuckDB's text[], every one-dimensional
+#: Iceberg array) the value PostgreSQL reads is loaded, as ``{ 1 , 2 }`` is
+#: (tests/test_hostile_texts.py)
+QUOTING = [
+    ("text[]", '{"<a/>"}', "loaded", "loaded"), ("text[]", "{a b}", "loaded", "loaded"),
+    ("text[]", "{ a }", "loaded", "loaded"), ("text[]", '{"a\\b"}', "loaded", "loaded"),
+    ("text[]", '{"a",b}', "loaded", "loaded"), ("text[]", "{null}", "loaded", "loaded"),
+    ("text[]", '{{"a"},{b}}', "refused", "cannot hold"),
+    ("text[]", "{{a},{b}}", "loaded", "cannot hold"),
+    ("text[]", '{{"a b",NULL},{"",b}}', "loaded", "cannot hold"),
+    ("text[]", "{{a},{ b }}", "refused", "refused"),
+    ("text[]", "{{a},{null}}", "refused", "cannot hold"),
+    ("inet[]", '{"10.0.0.1"}', "refused", "loaded"),
+    ("inet[]", "{ 10.0.0.1 }", "refused", "loaded"),
+    ("inet[]", "{10.0.0.1,NULL}", "loaded", "loaded"), ("inet[]", "{Null}", "refused", "loaded"),
+    ("box[]", '{"(1,1),(0,0)"}', "refused", "loaded"),
+    ("date[]", '{"2024-01-01"}', "refused", "loaded"),
+    ("date[]", "{2024-01-01}", "loaded", "loaded"),
+    ("int4range[]", '{"[1,2)",empty}', "loaded", "loaded"),
+    ("int4range[]", '{"[1,2)","empty"}', "refused", "loaded"),
+    ("tsvector[]", "{\"'a' 'b'\"}", "loaded", "loaded"),
+    ("tsvector[]", "{'a'}", "loaded", "loaded"), ("tsvector[]", "{\"'a'\"}", "refused", "loaded"),
+]
+
+
+def test_an_array_s_text_kept_is_quoted_as_array_out_quotes_it(db):
+    with psycopg.connect(db.primary_url) as pg:
+        con = duckdb.connect()
+        for macro in MACROS:
+            con.execute(macro)
+        wrong = []
+        for pg_type, text, duck_want, ice_want in QUOTING:
+            read = _postgresql(pg, pg_type, text)
+            assert read != "refused", (pg_type, text)  # PostgreSQL takes them all
+            if duck_want == "refused":  # and writes these otherwise
+                assert read == "read", (pg_type, text)
+            duck, ice = _duckdb(con, pg_type, text), _iceberg(pg_type, text)
+            if (duck, ice) != (duck_want, ice_want):
+                wrong.append((pg_type, text, duck_want, duck, ice_want, ice))
+        con.close()
+    assert not wrong, "\n".join(map(repr, wrong))

@@ -271,6 +271,23 @@ _ELEMENTS = {
 }
 
 
+def array_quoting(delimiter: str = ",") -> str:
+    """An array's text (its shape aside) whose elements are quoted as array_out quotes
+    them: an element in double quotes when it is empty, NULL in any case, or holds a brace,
+    a double quote, a backslash, ``delimiter`` or white space (a quote and a backslash
+    escaped by a backslash, nothing else), else as it is; no white space around them."""
+    ws = r" \t\n\r\v\f"
+    n = rf'[^{{}}"\\{delimiter}{ws}]'
+    unquoted = (rf"{n}{{1,3}}|{n}{{5,}}|NULL|[^nN{{}}\"\\{delimiter}{ws}]{n}{{3}}"
+                rf"|[nN][^uU{{}}\"\\{delimiter}{ws}]{n}{{2}}"
+                rf"|[nN][uU][^lL{{}}\"\\{delimiter}{ws}]{n}"
+                rf"|[nN][uU][lL][^lL{{}}\"\\{delimiter}{ws}]")
+    char = r'[^"\\]|\\["\\]'
+    quoted = (rf'"([nN][uU][lL][lL]|({char})*(\\["\\]|[{{}}{delimiter}{ws}])({char})*)?"')
+    return (rf"((\[-?[0-9]+:-?[0-9]+\])+=)?"
+            rf"(\{{|\}}|{delimiter}|({unquoted}|{quoted})(\}}|{delimiter}))*")
+
+
 def element_rule(pg_type: str) -> Rule | None:
     """The rule of an element of an array of ``pg_type`` kept as text: :func:`rule`'s, or
     the form of a real, double precision, bytea, json, date, timestamp or timestamptz as

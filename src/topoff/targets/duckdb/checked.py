@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from topoff.dataset.manifest import Column
 from topoff.pgtypes import Family, parse_type
-from topoff.targets.textforms import Rule, element_rule, rule
+from topoff.targets.textforms import Rule, array_quoting, element_rule, rule
 
 #: in the message of every error these expressions raise
 NOT_A_VALUE = " is not a value PostgreSQL reads as "
@@ -294,6 +294,12 @@ def fewer_too(x: str, pg_type: str) -> str:
             f"ELSE coalesce({fewer} = {v}, false) END)")
 
 
+def quoting(x: str, f: Family) -> str:
+    """Whether the array text ``x`` quotes its elements as array_out does (textforms.py)."""
+    box = f.element is not None and f.element.pg_type == "box"
+    return _match(x, array_quoting(";" if box else ","))
+
+
 def form(x: str, c: Column, f: Family) -> str | None:
     """A type kept as text (inet, money, a range...): its text as PostgreSQL's output
     function writes it, as it is, or the error; None for a type without a rule. An array of
@@ -301,14 +307,15 @@ def form(x: str, c: Column, f: Family) -> str | None:
     multi-dimensional one is checked before the load: values.py)."""
     if f.kind == "array":
         r = element_rule(f.element.pg_type) if f.element is not None else None
+        quoted = quoting(x, f)
         if r is None:
-            return None
+            return checked(x, quoted, x, c.name, f.pg_type)
         one = form_ok("topoff_e", r)
         if f.element is not None and f.element.kind == "float":
             one = f"({one} AND {shortest('topoff_e', f.element.pg_type)})"
         each = f"list_bool_and(list_transform(topoff_pg_array_trimmed({x}), lambda topoff_e: " \
                f"topoff_e IS NULL OR {one}))"
-        ok = f"(NOT topoff_pg_array_ok({x}) OR coalesce({each}, true))"
+        ok = f"({quoted} AND (NOT topoff_pg_array_ok({x}) OR coalesce({each}, true)))"
         return checked(x, ok, x, c.name, f.pg_type)
     r = rule(c.type)
     test = None if r is None else form_ok(x, r)
