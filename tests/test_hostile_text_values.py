@@ -194,6 +194,7 @@ CASES += [
     ("jsonb", "[1, , 2]"), ("jsonb", "[, 1]"), ("jsonb", '"a": 1'), ("jsonb", "1, 2"),
     ("jsonb", '[1, {"a": 2}, "]"]'), ("jsonb", '{"a": }'), ("jsonb", '{"a"}'),
     ("jsonb", "[1][2]"), ("jsonb", '"a""b"'), ("jsonb", "[true: 1]"), ("jsonb", "{1: 2}"),
+    ("box[]", "{(1,1),(0,0);;(2,2),(1,1)}"), ("box[]", "{(1,1),(0,0);}"),
 ]
 
 
@@ -310,6 +311,8 @@ QUOTING = [
     ("int4range[]", '{"[1,2)","empty"}', "refused", "loaded"),
     ("tsvector[]", "{\"'a' 'b'\"}", "loaded", "loaded"),
     ("tsvector[]", "{'a'}", "loaded", "loaded"), ("tsvector[]", "{\"'a'\"}", "refused", "loaded"),
+    ("box[]", "{(1,1),(0,0);(2,2),(1,1)}", "loaded", "loaded"),
+    ("box[]", "{(1,1),(0,0);NULL}", "loaded", "loaded"), ("box[]", "{}", "loaded", "loaded"),
 ]
 
 

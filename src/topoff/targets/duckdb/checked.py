@@ -316,6 +316,13 @@ def form(x: str, c: Column, f: Family) -> str | None:
         each = f"list_bool_and(list_transform(topoff_pg_array_trimmed({x}), lambda topoff_e: " \
                f"topoff_e IS NULL OR {one}))"
         ok = f"({quoted} AND (NOT topoff_pg_array_ok({x}) OR coalesce({each}, true)))"
+        if f.element is not None and f.element.pg_type == "box":  # {(1,1),(0,0);NULL}
+            boxes = f"(CASE WHEN {x} = '{{}}' THEN []::VARCHAR[] " \
+                    f"ELSE string_split({x}[2:-2], ';') END)"
+            each = f"list_bool_and(list_transform({boxes}, lambda topoff_e: " \
+                   f"topoff_e = 'NULL' OR {one}))"
+            ok = (f"({quoted} AND (starts_with({x}, '{{{{') OR starts_with({x}, '[') "
+                  f"OR coalesce({each}, true)))")
         return checked(x, ok, x, c.name, f.pg_type)
     r = rule(c.type)
     test = None if r is None else form_ok(x, r)
