@@ -17,13 +17,19 @@ import duckdb
 import pyarrow as pa
 
 _local = threading.local()
+_lock = threading.Lock()
+_database: list[duckdb.DuckDBPyConnection] = []
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB of this thread's own (one thread: the writer has its own)."""
+    """A cursor of this thread's own on the process's one in-memory DuckDB (one thread:
+    the writers have their own; its start costs about 35 MB and 0.05 s of CPU, once)."""
     con = getattr(_local, "con", None)
     if con is None:
-        con = _local.con = duckdb.connect(config={"threads": 1})
+        with _lock:
+            if not _database:
+                _database.append(duckdb.connect(config={"threads": 1}))
+            con = _local.con = _database[0].cursor()
     return con
 
 
