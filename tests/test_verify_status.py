@@ -20,7 +20,7 @@ from support.replica import (
     query,
     source_rows,
 )
-from topoff.errors import SafetyError, TargetError
+from topoff.errors import NoReplicaError, SafetyError, TargetError
 from topoff.status import status
 from topoff.sync import SyncOptions, sync
 from topoff.verify import verify
@@ -199,7 +199,7 @@ def test_verify_refuses_what_it_cannot_compare(db, replica, tmp_path):
     with pytest.raises(SafetyError):  # a primary only when asked for
         verify(replica, db.primary_url)
     assert verify(replica, db.primary_url, allow_primary=True).equal
-    with pytest.raises(TargetError, match="no replica of other"):
+    with pytest.raises(NoReplicaError, match="no replica of other"):  # as of no replica
         verify(replica, db.standby_url, dataset="other")
     assert query(replica, "SELECT count(*) FROM public.messages")[0][0] == 20
 

@@ -242,7 +242,7 @@ def verify(target_location: str, source_url: str, allow_primary: bool = False,
         dataset = choose_dataset(datasets, target.url, dataset)
         state = Ledger(target).read_replica(dataset)
         if state is None:
-            raise TargetError(f"{target.url} holds no replica of {dataset}",
+            raise NoReplicaError(f"{target.url} holds no replica of {dataset}",
                               hint=f"datasets here: {', '.join(datasets)}")
         if state.status != "ready":
             raise TargetError(f"the replica of {dataset} is still being built",

@@ -27,7 +27,7 @@ from typing import Any
 from topoff.canonical import DUCKDB_LIST_ELEMENTS, case_twin, duck_ident, pg_array_text
 from topoff.dataset.layout import Window, full_time
 from topoff.dataset.manifest import Column
-from topoff.errors import TargetError
+from topoff.errors import NoReplicaError, TargetError
 from topoff.pgtypes import family
 from topoff.sources.base import open_source
 from topoff.sync.plan import rebase_hint
@@ -119,7 +119,7 @@ def verify_iceberg(location: str, source_url: str, allow_primary: bool = False,
     tables = {s: tl for s, tl in every.items() if tl[1].dataset == dataset}
     state = state_of(tables, dataset)
     if state is None:
-        raise TargetError(f"{location} holds no replica of {dataset}",
+        raise NoReplicaError(f"{location} holds no replica of {dataset}",
                           hint=f"datasets here: {', '.join(datasets)}")
     if state.status != "ready":
         raise TargetError(f"the replica of {dataset} is still being built",
