@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -216,7 +217,9 @@ def test_a_backup_that_ended_a_moment_ahead_is_0_seconds_old(tmp_path):
     little apart) counts as the newest; its age, printed and in
     `topoff_backup_age_seconds`, is then 0, not negative."""
     store, prom = tmp_path / "s", tmp_path / "b.prom"
-    entry(store, "dump.a", 0.05)  # started 3 minutes ago, "ended" 2 minutes from now
+    # started 3 minutes ago, "ended" 2 minutes from now (now: the suite may have run for
+    # more than 2 minutes before this test)
+    entry(store, "dump.a", 0.05, now=datetime.now(UTC))
     r = run_cli("backups", "check", str(store), "--prometheus", str(prom))
     assert r.exit_code == 0, r.stdout
     assert r.stdout.startswith("BACKUP OK - dump.a finished 0s ago"), r.stdout

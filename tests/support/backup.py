@@ -54,10 +54,13 @@ NOW = datetime.now(UTC)  # catalog entries made by hand are dated from here
 
 
 def entry(store: Path, name: str, hours_ago: float, size: int | None = 1000,
-          drill_ok: bool | None = None, failed: bool = False) -> None:
+          drill_ok: bool | None = None, failed: bool = False,
+          now: datetime | None = None) -> None:
+    """A catalog entry made by hand, started ``hours_ago`` before ``now`` (NOW, the
+    suite's start, unless given: a test about minutes passes the time of its own)."""
     d = store / "catalog" / name
     d.mkdir(parents=True)
-    start = NOW - timedelta(hours=hours_ago)
+    start = (now or NOW) - timedelta(hours=hours_ago)
     (d / "started.json").write_text(json.dumps({"started": start.isoformat(), "host": "x"}))
     end = (start + timedelta(minutes=5)).isoformat()
     if failed:
