@@ -45,6 +45,11 @@ DUCKDB_LIST_ELEMENTS = frozenset({"int", "text", "enum", "bool"})
 _FLOAT_FMT = "9.9999999999999999EEEE"
 
 
+#: the first microsecond since 1970 that a bigint cannot count (an untyped literal: it takes
+#: the column's type, timestamp or timestamptz, both counted from 1970-01-01 00:00 UTC)
+_FAR = "294247-01-10 04:00:54.775807+00"
+
+
 def _pg_float(col: sql.Composable) -> sql.Composable:
     return sql.SQL(
         "CASE WHEN {e} = 'NaN' THEN 'nan' WHEN {e} = 'Infinity' THEN 'inf' "
@@ -84,9 +89,15 @@ def pg_value(col: sql.Composable, fam: Family, profile: str = "exact") -> sql.Co
 def _pg_text(col: sql.Composable, fam: Family, profile: str) -> sql.Composable:
     k = fam.kind
     if k in ("timestamptz", "timestamp"):
+        # microseconds since 1970; past 294247-01-10 (PostgreSQL goes on to 294276) they
+        # pass a bigint, and extract(epoch) rounds: days and the time of day, in numeric
+        utc = sql.SQL("({} AT TIME ZONE 'UTC')").format(col) if k == "timestamptz" else col
         return sql.SQL(
-            "CASE WHEN isfinite({c}) THEN (extract(epoch FROM {c}) * 1000000)::bigint::text "
-            "ELSE {c}::text END").format(c=col)
+            "CASE WHEN NOT isfinite({c}) THEN {c}::text WHEN {c} < {far} "
+            "THEN (extract(epoch FROM {c}) * 1000000)::bigint::text "
+            "ELSE (({u}::date - date '1970-01-01')::numeric * 86400000000 "
+            "+ round(extract(epoch FROM {u}::time) * 1000000))::text END"
+        ).format(c=col, u=utc, far=sql.Literal(_FAR))
     if k == "bytea":
         return sql.SQL("encode({}, 'hex')").format(col)
     if k == "other":
