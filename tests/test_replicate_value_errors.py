@@ -70,3 +70,23 @@ def test_a_value_the_duckdb_replica_cannot_hold_fails_the_table_with_7(source, c
     assert (run.error or "").startswith("the DuckDB replica cannot hold a value of "
                                         "app.public.t: "), run.error
     assert "294270" in (run.error or "") and "internal error" not in (run.error or "")
+
+
+@pytest.mark.parametrize("method", ["snapshot", "updater"])
+def test_a_value_whose_text_postgresql_cannot_read_fails_the_duckdb_table_with_7(
+        source, cluster, tmp_path, method):
+    """The least interval (-2^31 months and days, -2^63 microseconds): interval_out writes
+    a text PostgreSQL's input refuses, which the DuckDB replica's load refuses too; it
+    was an internal error (exit 70)."""
+    source.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamp NOT NULL, iv interval); "
+                   "INSERT INTO t VALUES (1, '2026-01-01', '1 mon'), (2, '2026-01-02', "
+                   "'-2147483648 days -2147483648 mons -9223372036854775808 us')")
+    settings = {"method": method} if method == "snapshot" else {
+        "method": method, "cursor": "ts"}
+    url = new_target("duckdb", cluster, tmp_path)
+    [run] = run_once(config(url, {"app": (source.standby_url, {"t": settings})},
+                            allow_primary=True))
+    assert run.status == "failed" and run.exit_code == 7, run
+    assert (run.error or "").startswith("the DuckDB replica cannot hold a value of "
+                                        "app.public.t: column 'iv'"), run.error
+    assert "internal error" not in (run.error or "")

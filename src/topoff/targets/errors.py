@@ -242,10 +242,16 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
         found: TopoffError | None = None
         if isinstance(e, OSError) and not _is_duckdb(e) and not _is_psycopg(e):
             found = _os_error(e, where)
-        elif _is_duckdb(e) and replicating and type(e).__name__ == "ConversionException":
-            # a value of the source's the DuckDB replica cannot hold (docs/targets.md)
+        elif _is_duckdb(e) and replicating and (
+                type(e).__name__ == "ConversionException"
+                or (type(e).__name__ == "InvalidInputException"
+                    and " is not a value PostgreSQL reads as " in _first_line(e))):
+            # a value of the source's the DuckDB replica cannot hold (docs/targets.md), or
+            # whose text PostgreSQL's own input refuses (the least interval), which the
+            # load's checks (duckdb/checked.py) refuse too
+            detail = _first_line(e).removeprefix("Conversion Error: ")
             found = TargetError(f"the DuckDB replica cannot hold a value of {where}: "
-                                f"{_first_line(e).removeprefix('Conversion Error: ')}",
+                                f"{detail.removeprefix('Invalid Input Error: ')}",
                                 hint="DuckDB's ranges are narrower than PostgreSQL's for some "
                                 "types (docs/targets.md): leave such rows out with the table's "
                                 "`where`, or replicate it into PostgreSQL or Iceberg")
