@@ -256,3 +256,31 @@ def test_a_composite_key_with_an_unconstrained_numeric_written_otherwise_replace
     got = sorted((r["id"], r["n"], r["v"]) for r in table.scan().to_arrow().to_pylist())
     assert got == [(1, "-7", "D"), (1, "2.00", "A"), (1, "3.5", "B"), (2, "2", "c"),
                    (2, "2.0000000000000000000001", "e")]
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_watermark_at_minus_infinity_reads_later_rows(source, cluster, tmp_path, kind):
+    """A first refresh whose largest cursor value was -infinity kept it as the watermark;
+    every later refresh then failed on the source ('cannot subtract infinite timestamps',
+    exit 3) and the table took no row again."""
+    source.execute("""
+        CREATE TABLE a (id int PRIMARY KEY, c timestamptz NOT NULL);
+        INSERT INTO a VALUES (1, '-infinity');
+        CREATE TABLE b (id int PRIMARY KEY, c date NOT NULL);
+        INSERT INTO b VALUES (1, '-infinity');
+        CREATE TABLE l (id int PRIMARY KEY, c timestamp NOT NULL);
+        INSERT INTO l VALUES (1, '-infinity');""")
+    url = new_target(kind, cluster, tmp_path)
+    cfg = config(url, {"app": (source.standby_url, {
+        "a": {"method": "inserter", "cursor": "c"}, "b": {"method": "updater", "cursor": "c"},
+        "l": {"method": "inserter", "cursor": "c"}})}, allow_primary=True)
+    assert [r.rows for r in run_once(cfg)] == [1, 1, 1]
+    source.execute("""
+        INSERT INTO a VALUES (2, now() - interval '1 h'), (3, '-infinity');
+        INSERT INTO b VALUES (2, current_date - 1), (3, '-infinity');
+        INSERT INTO l VALUES (2, localtimestamp - interval '1 h'), (3, '-infinity');""")
+    runs = run_once(cfg)
+    assert [(r.status, r.rows, r.error) for r in runs] == [("ok", 2, None)] * 3
+    assert [r.rows for r in run_once(cfg)] == [0, 0, 0]
+    for name in ("a", "b", "l"):
+        assert query(url, f"SELECT id FROM app.{name} ORDER BY id") == [(1,), (2,), (3,)]

@@ -96,7 +96,10 @@ INT_FIRST = {"smallint": -2**15, "integer": -2**31, "bigint": -2**63, "oid": 0}
 def before_first(conn: psycopg.Connection, watermark: str, back: timedelta,
                  cursor_kind: str) -> bool:
     """Whether ``watermark - back`` is before 4714-11-24 BC, the first date and timestamp
-    PostgreSQL holds (subtracting would fail: the difference of the two is computed)."""
+    PostgreSQL holds (subtracting would fail: the difference of the two is computed); a
+    watermark of -infinity (every row read had it) is before everything."""
+    if watermark.lower() == "-infinity":
+        return True
     row = conn.execute(sql.SQL(
         "SELECT {w}::timestamp - '4714-11-24 00:00:00 BC'::timestamp < {b}::interval").format(
             w=_typed(watermark, cursor_kind),
