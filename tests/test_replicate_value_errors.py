@@ -90,3 +90,19 @@ def test_a_value_whose_text_postgresql_cannot_read_fails_the_duckdb_table_with_7
     assert (run.error or "").startswith("the DuckDB replica cannot hold a value of "
                                         "app.public.t: column 'iv'"), run.error
     assert "internal error" not in (run.error or "")
+
+
+def test_the_least_interval_moved_as_text_is_named_not_blamed_on_the_replica(
+        source, cluster, tmp_path):
+    """With an enum beside it the rows move as text, which PostgreSQL cannot read for the
+    least interval: the hint said the replica's column was changed and to --resync, which
+    fails the same way."""
+    source.execute("CREATE TYPE mood AS ENUM ('ok'); CREATE TABLE t (id int PRIMARY KEY, "
+                   "m mood, iv interval); INSERT INTO t VALUES (1, 'ok', "
+                   "'-2147483648 days -2147483648 mons -9223372036854775808 us')")
+    url = new_target("postgresql", cluster, tmp_path)
+    [run] = run_once(config(url, {"app": (source.standby_url, {"t": {"method": "snapshot"}})},
+                            allow_primary=True))
+    assert run.status == "failed" and run.exit_code == 7, run
+    assert "column iv" in (run.error or "") and "--resync" not in (run.error or "")
+    assert "the least interval" in (run.error or "")

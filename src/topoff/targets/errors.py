@@ -141,6 +141,11 @@ def _duckdb(exc: BaseException, where: str, publication: str | None,
     return None
 
 
+#: the text interval_out writes for the least interval (-2^31 months and days, -2^63
+#: microseconds), which no PostgreSQL reads back
+LEAST_INTERVAL = "-178956970 years -8 mons -2147483648 days -2562047788:00:54.775808"
+
+
 def _refused_value(detail: str, where: str, context: list[str]) -> TopoffError:
     """A value PostgreSQL refused while ``topoff replicate`` moved rows (it reads no data
     file: nothing to republish). A COPY into a table is the replica's side; any other
@@ -148,6 +153,12 @@ def _refused_value(detail: str, where: str, context: list[str]) -> TopoffError:
     copy_in = _COPY_IN.match(context[-1]) if context else None
     if copy_in:
         column = f", column {copy_in['column']}" if copy_in["column"] else ""
+        if LEAST_INTERVAL in detail:  # interval_out's text, which interval_in refuses
+            return TargetError(
+                f"the replica refused a value of {where}{column}: {detail}: the least "
+                "interval, whose text PostgreSQL itself cannot read",
+                hint="leave such rows out with the table's `where`; the rows of a table "
+                "of built-in types only move in binary, which carries it (docs/replicate.md)")
         return TargetError(
             f"the replica refused a value of {where}{column}: {detail}",
             hint="the replica's column cannot hold a value the source has (was the column "
