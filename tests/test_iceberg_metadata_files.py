@@ -11,6 +11,7 @@ from support.replica import TABLES, add_messages, cli, day, nommer_config, publi
 from test_iceberg_commits import standard  # noqa: F401  (a fixture)
 from test_iceberg_sync import CHUNK, assert_same, catalog_file, iceberg_table
 from topoff.sync import sync
+from topoff.targets.iceberg import metafiles
 
 #: the previous metadata files a table keeps (docs/iceberg.md)
 KEPT = 10
@@ -22,29 +23,33 @@ def metadata_files(target: str, table: str) -> list[Path]:
     return sorted(Path(location).parent.glob("*.metadata.json"))
 
 
-def test_commits_keep_a_bounded_number_of_metadata_files(standard, tmp_path):  # noqa: F811
+def test_commits_keep_a_bounded_number_of_metadata_files(standard, tmp_path,  # noqa: F811
+                                                        monkeypatch):
+    """The bound, 3 here (10 by default: the other test) so that a few commits pass it."""
+    monkeypatch.setattr(metafiles, "PREVIOUS_VERSIONS", 3)
+    kept = 3
     db, url = standard
     target = catalog_file(tmp_path)
     sync(url, target)
     config = nommer_config(db, chunk_bytes=CHUNK)
-    for n in range(KEPT + 2):  # a top-off a day, and a commit of the messages table each
+    for n in range(kept + 2):  # a top-off a day, and a commit of the messages table each
         add_messages(db, day(1), 3, tag=f"round{n}")
         publish_day(config, url, day(1))
         assert sync(url, target).applied
     assert cli("iceberg", "compact", target).exit_code == 0
     messages = iceberg_table(target, "public.messages")
     assert messages.properties[BOUND[0]] == "true"
-    assert messages.properties[BOUND[1]] == str(KEPT)
+    assert messages.properties[BOUND[1]] == str(kept)
     for t in TABLES:
         files = metadata_files(target, t)
-        assert len(files) <= KEPT + 1, (t, len(files))
+        assert len(files) <= kept + 1, (t, len(files))
         table = iceberg_table(target, t)
         named = {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
         assert {str(f) for f in files} == {n.removeprefix("file://") for n in named}
     assert_same(target, db)
     # time travel to the snapshots the table keeps: their files are all there
     snapshots = messages.metadata.snapshots
-    assert len(snapshots) > KEPT
+    assert len(snapshots) > kept
     rows = [messages.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows for s in snapshots]
     assert rows[0] < rows[-1] == messages.scan().to_arrow().num_rows
     add_messages(db, day(1), 5, tag="last")
