@@ -257,6 +257,7 @@ def test_a_verify_whose_files_a_sync_replaced_and_an_expiry_deleted(
     assert "internal error" not in out.stderr
 
 
+@pytest.mark.slow
 def test_two_expiries_at_once(standard, tmp_path, monkeypatch):  # noqa: F811
     """An expiry that read the tables before another expiry committed: it expires what is
     left, or nothing (the catalog's refusal to remove a snapshot that is gone was an
@@ -288,6 +289,7 @@ def test_two_expiries_at_once(standard, tmp_path, monkeypatch):  # noqa: F811
     assert_same(target, db)
 
 
+@pytest.mark.slow
 def test_a_status_whose_files_a_sync_replaced_and_an_expiry_deleted(
         standard, tmp_path, monkeypatch):  # noqa: F811
     """``topoff status`` reads each table's manifests (its newest cursor value); a sync, a
@@ -323,6 +325,7 @@ def test_a_status_whose_files_a_sync_replaced_and_an_expiry_deleted(
     assert "is missing" in out.stderr and "internal error" not in out.stderr
 
 
+@pytest.mark.slow
 def test_remove_orphans_while_an_expiry_deletes_the_manifests_it_reads(
         standard, tmp_path, monkeypatch):  # noqa: F811
     """An expiry at age 0 that commits and deletes files after remove-orphans read the
