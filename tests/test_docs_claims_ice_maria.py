@@ -1,0 +1,223 @@
+"""Claims of docs/iceberg.md, docs/mariadb.md and docs/commands/iceberg-*.md, checked by
+running what the pages show."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.cli import run_cli
+from test_iceberg_sync import catalog_file, iceberg_table, standard  # noqa: F401
+from test_mariadb_sync import _norm, _source_rows, published  # noqa: F401 (a fixture)
+from topoff.sync import SyncOptions, sync
+
+pytest_plugins = ["support.replica_fixtures"]
+
+#: docs/iceberg.md, "Types": each MariaDB column's Iceberg type, from its logical kind
+#: (docs/mariadb.md, "Type mapping")
+ICEBERG_TYPES = {
+    "i8": "int", "u8": "int", "b1": "int", "u16": "int", "i24": "int", "u24": "int",
+    "u32": "long", "i64": "long", "u64": "decimal(20, 0)", "zf": "long",
+    "zu": "decimal(20, 0)", "zdec": "decimal(8, 2)", "dec": "string", "flt": "float",
+    "dbl": "double", "dmd": "double", "dzf": "double", "bits": "string", "b64": "string",
+    "dt6": "timestamp", "dt0": "timestamp", "dt3": "timestamp", "ts6": "timestamptz",
+    "d": "date", "tm": "string", "tm0": "string", "yr": "int", "en": "string",
+    "st": "string", "js": "string", "bl": "binary", "bn": "binary", "vb": "binary",
+    "vc": "string", "ch": "string", "c0": "string", "v0": "string", "tx": "string",
+    "l1": "string", "u3": "string", "uc": "string", "gen": "long", "gst": "string",
+    "zd": "date", "zdt": "timestamp", "at": "timestamp",
+}
+
+
+def test_every_mariadb_type_lands_in_iceberg_as_the_type_table_says(
+        published, tmp_path: Path) -> None:  # noqa: F811
+    """iceberg.md "Types" and mariadb.md "Type mapping": each column's Iceberg type, and
+    each value as MariaDB returns it (zero dates NULL)."""
+    maria, root = published
+    target = catalog_file(tmp_path)
+    sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
+    table = iceberg_table(target, f"{maria.name}.{maria.name}__every_type")
+    types = {f.name: str(f.field_type) for f in table.schema().fields}
+    assert {n: types[n] for n in ICEBERG_TYPES} == ICEBERG_TYPES
+    names, want = _source_rows(maria)
+    arrow = table.scan().to_arrow().sort_by("id")
+    got = list(zip(*(arrow.column(n).to_pylist() for n in names), strict=True))
+    assert len(got) == len(want)
+    for w, g in zip(want, got, strict=True):
+        for name, a, b in zip(names, w, g, strict=True):
+            if name in ("zd", "zdt") and w[0] in (0, 1):
+                assert b is None, (name, w[0], b)
+                continue
+            assert _iceberg_norm(name, a) == _iceberg_norm(name, b), (name, w[0], a, b)
+
+
+def _iceberg_norm(name: str, v: Any) -> Any:
+    """A value of either side as the other holds it: the string columns hold the
+    dataset's text, MariaDB returns values."""
+    if name in ("tm", "tm0") and v is not None and not isinstance(v, str):
+        total = int(v.total_seconds() * 1_000_000)
+        sign, total = ("-" if total < 0 else ""), abs(total)
+        s, us = divmod(total, 1_000_000)
+        text = f"{sign}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+        return text + (f".{us:06d}".rstrip("0") if us else "")
+    if name in ("dec",) and v is not None:
+        from decimal import Decimal
+        return Decimal(str(v))
+    if name in ("bits", "b64") and isinstance(v, str):
+        return v
+    if name == "u64" or name == "zu":
+        return None if v is None else int(v)
+    return _norm(name, v)
+
+
+def test_the_duckdb_queries_and_catalog_the_page_shows(standard, tmp_path: Path) -> None:  # noqa: F811
+    """iceberg.md "Querying the replica": the metadata file's path as shown, the SQL
+    catalog's ``iceberg_tables`` with its ``metadata_location`` and the catalog name
+    ``topoff``, and the offline DuckDB query over the data files pyiceberg lists."""
+    import sqlite3
+
+    import duckdb
+
+    _, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    table = iceberg_table(target, "public.messages")
+    warehouse = tmp_path / "warehouse"
+    assert re.fullmatch(rf"(file://)?{warehouse}/replica/messages/metadata/"
+                        r"\d{5}-[0-9a-f-]+\.metadata\.json", table.metadata_location), \
+        table.metadata_location
+    with sqlite3.connect(tmp_path / "catalog.db") as conn:
+        rows = conn.execute("SELECT catalog_name, table_namespace, metadata_location "
+                            "FROM iceberg_tables WHERE table_name = 'messages'").fetchall()
+    assert rows == [("topoff", "replica", table.metadata_location)]
+    files = [t.file.file_path.removeprefix("file://") for t in table.scan().plan_files()]
+    count = duckdb.connect().execute(
+        "SELECT count(*) FROM read_parquet(?, hive_partitioning = false, "
+        "union_by_name = true)", [files]).fetchone()
+    assert count == (table.scan().to_arrow().num_rows,)
+
+
+@pytest.mark.parametrize("option", [("--since", "2026-01-01"), ("--schema", "x"),
+                                    ("--primary-keys",)])
+def test_sync_options_an_iceberg_replica_refuses(standard, tmp_path: Path,  # noqa: F811
+                                                 option: tuple[str, ...]) -> None:
+    """iceberg.md: "`--since`, `--schema` and `--primary-keys` are refused (exit 2)"."""
+    _, url = standard
+    target = catalog_file(tmp_path)
+    out = run_cli("sync", url, target, *option)
+    assert out.exit_code == 2, out.stdout + out.stderr
+    assert f"{option[0]} is not supported for an Iceberg replica" in out.stderr
+    assert not (tmp_path / "warehouse").exists()
+
+
+#: iceberg.md "Types", one PostgreSQL column per row of the table
+PG_TYPES = {
+    "bo": ("boolean", "true", "boolean"),
+    "i2": ("smallint", "-32768", "int"), "i4": ("integer", "2147483647", "int"),
+    "i8": ("bigint", "-9223372036854775808", "long"),
+    "f4": ("real", "'NaN'", "float"), "f8": ("double precision", "'-Infinity'", "double"),
+    "n38": ("numeric(38,2)", "'-" + "9" * 36 + ".99'", "decimal(38, 2)"),
+    "n": ("numeric", "'NaN'", "string"), "n40": ("numeric(40,2)", "'1.50'", "string"),
+    "tz": ("timestamptz", "'2024-01-01 01:00:00.000001+01'", "timestamptz"),
+    "ts": ("timestamp", "'9999-12-31 23:59:59.999999'", "timestamp"),
+    "d": ("date", "'0001-01-01'", "date"), "by": ("bytea", "'\\x00ff'", "binary"),
+    "ai2": ("smallint[]", "'{1,NULL}'", "list<int>"), "ai4": ("integer[]", "'{}'", "list<int>"),
+    "ai8": ("bigint[]", "'{1}'", "list<long>"), "af4": ("real[]", "'{1.5}'", "list<float>"),
+    "af8": ("double precision[]", "'{NaN}'", "list<double>"),
+    "abo": ("boolean[]", "'{t,f}'", "list<boolean>"),
+    "atx": ("text[]", "'{a,\"b,c\"}'", "list<string>"), "aen": ("mood[]", "'{ok}'", "list<string>"),
+    "anu": ("numeric[]", "'{1.50}'", "list<string>"),
+    "js": ("json", "'{\"a\": 1}'", "string"), "jb": ("jsonb", "'{\"a\": 1}'", "string"),
+    "tx": ("text", "''", "string"), "en": ("mood", "'ok'", "string"),
+    "uu": ("uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "string"),
+    "tm": ("time", "'24:00:00'", "string"), "ttz": ("timetz", "'10:00:00+15:59'", "string"),
+    "iv": ("interval", "'1 mon'", "string"), "bi": ("bit(3)", "'101'", "string"),
+    "ip": ("inet", "'10.0.0.1'", "string"),
+}
+
+
+def test_every_row_of_the_iceberg_type_table(db, tmp_path: Path) -> None:
+    """iceberg.md "Types": each kind of column becomes the Iceberg type the table names,
+    and the value lands (strings as PostgreSQL's text, lists as lists)."""
+    from support.pg import make_config
+    from support.replica import publish_full
+    from test_iceberg_sync import iceberg_rows
+    from topoff.verify import verify
+
+    db.execute("CREATE TYPE mood AS ENUM ('ok', 'sad')")
+    db.execute("CREATE TABLE one (id int PRIMARY KEY, "
+               + ", ".join(f"{n} {t}" for n, (t, _v, _i) in PG_TYPES.items()) + ")")
+    db.execute(f"INSERT INTO one (id, {', '.join(PG_TYPES)}) VALUES (1, "
+               + ", ".join(v for _t, v, _i in PG_TYPES.values()) + "), "
+               f"(2, {', '.join('NULL' for _ in PG_TYPES)})")
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, 'dataset = "t"\n[tables.one]\nmethod = "snapshot"\n'), url)
+    target = catalog_file(tmp_path)
+    out = run_cli("sync", url, target)
+    assert out.exit_code == 0, out.stdout + out.stderr
+    table = iceberg_table(target, "public.one")
+    types = {f.name: str(f.field_type).replace("list<", "list<").lower()
+             for f in table.schema().fields}
+    assert {n: types[n] for n in PG_TYPES} == {n: i for n, (_t, _v, i) in PG_TYPES.items()}
+    assert all(f.optional for f in table.schema().fields)  # every column is optional
+    [full, empty] = [dict(zip(["id", *PG_TYPES], r, strict=True))
+                     for r in sorted(iceberg_rows(target, "public.one"),
+                                     key=lambda r: r[0])]
+    assert set(empty.values()) == {2, None}
+    assert (full["n"], full["n40"], full["tm"], full["ttz"], full["iv"], full["bi"]) == \
+        ("NaN", "1.50", "24:00:00", "10:00:00+15:59", "1 mon", "101")
+    assert full["by"] == b"\x00\xff" and full["atx"] == ["a", "b,c"]
+    assert full["aen"] == ["ok"] and full["anu"] == ["1.50"] and full["ai2"] == [1, None]
+    assert verify(target, db.standby_url).equal
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _page_lines(page: str) -> list[re.Pattern[str]]:
+    """The output lines a command page's examples show, numbers left open."""
+    text = (DOCS / "commands" / page).read_text().split("## Examples", 1)[1]
+    lines = [ln for block in text.split("```console\n")[1:] for ln in
+             block.split("```", 1)[0].splitlines()
+             if ln and not ln.startswith(("$ ", "error:", "hint:", "(exit"))]
+    patterns = [re.sub(r"\d+(\\\.\d+)?", r"\\d+(\\.\\d+)?", re.escape(ln.split(": ", 1)[1]))
+                for ln in lines]
+    return [re.compile(r"public\.\w+: " + p.replace("\\ ", " ")) for p in patterns]
+
+
+def _shown(page: str, stdout: str) -> None:
+    patterns = _page_lines(page)
+    for line in stdout.splitlines():
+        assert any(p.fullmatch(line) for p in patterns), (page, line)
+
+
+def test_the_maintenance_commands_print_as_their_pages_show(standard, tmp_path: Path,  # noqa: F811
+                                                            monkeypatch) -> None:
+    """iceberg-compact.md, iceberg-expire.md, iceberg-remove-orphans.md: every line the
+    commands print is of a form their examples show."""
+    from topoff.sync import iceberg_apply
+
+    monkeypatch.setattr(iceberg_apply, "WRITE_BYTES", 1)  # small files to compact
+    _, url = standard
+    target = catalog_file(tmp_path)
+    assert run_cli("sync", url, target).exit_code == 0
+    runs = [("iceberg-compact.md", ("compact", "--table", "messages", "--dry-run")),
+            ("iceberg-compact.md", ("compact", "--table", "messages",
+                                    "--target-file-size", "64MB")),
+            ("iceberg-compact.md", ("compact", "--table", "messages")),
+            ("iceberg-expire.md", ("expire", "--older-than", "0s", "--dry-run")),
+            ("iceberg-expire.md", ("expire", "--older-than", "0s")),
+            ("iceberg-remove-orphans.md", ("remove-orphans", "--dry-run")),
+            ("iceberg-remove-orphans.md", ("remove-orphans", "--older-than", "3d"))]
+    outs = []
+    for page, args in runs:
+        out = run_cli("iceberg", args[0], target, *args[1:])
+        assert out.exit_code == 0, out.stdout + out.stderr
+        _shown(page, out.stdout)
+        outs.append(out.stdout)
+    assert "would rewrite" in outs[0] and "rewrote" in outs[1] and "nothing to merge" in outs[2]
+
