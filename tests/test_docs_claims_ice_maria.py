@@ -221,3 +221,13 @@ def test_the_maintenance_commands_print_as_their_pages_show(standard, tmp_path: 
         outs.append(out.stdout)
     assert "would rewrite" in outs[0] and "rewrote" in outs[1] and "nothing to merge" in outs[2]
 
+def test_compact_of_a_table_in_a_catalog_without_tables_says_there_are_none(
+        tmp_path: Path) -> None:
+    """iceberg-compact.md: an unknown --table is exit 2, its hint names the tables there;
+    a catalog that holds none says so (the hint was "tables here: ", naming nothing)."""
+    target = catalog_file(tmp_path)
+    out = run_cli("iceberg", "compact", target, "--table", "public.nope")
+    assert out.exit_code == 2, out.stdout + out.stderr
+    hint = [ln for ln in out.stderr.splitlines() if ln.startswith("hint: ")]
+    assert hint == ["hint: no table topoff made is here: build one with `topoff sync` or "
+                    "`topoff replicate`"], out.stderr

@@ -120,7 +120,9 @@ def compact(location: str, tables: list[str] | None = None, target: int = DEFAUL
         unknown = [t for t in tables if t not in held and t not in names]
         if unknown:
             raise ConfigError(f"no table {', '.join(unknown)} in {settings.url}",
-                              hint="tables here: " + ", ".join(sorted(held)))
+                              hint="tables here: " + ", ".join(sorted(held)) if held else
+                              "no table topoff made is here: build one with `topoff sync` "
+                              "or `topoff replicate`")
         chosen = sorted({names.get(t, t) for t in tables})
     done: list[Compacted] = []
     failed: list[TopoffError] = []
