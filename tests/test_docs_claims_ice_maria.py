@@ -231,3 +231,59 @@ def test_compact_of_a_table_in_a_catalog_without_tables_says_there_are_none(
     hint = [ln for ln in out.stderr.splitlines() if ln.startswith("hint: ")]
     assert hint == ["hint: no table topoff made is here: build one with `topoff sync` or "
                     "`topoff replicate`"], out.stderr
+
+
+def test_the_mariadb_commands_example_prints_what_the_page_shows(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Commands": the shop example, run as shown (days relative to today)."""
+    from datetime import UTC, datetime, timedelta
+    today = datetime.now(UTC).date()
+    d1, d2 = today - timedelta(days=4), today - timedelta(days=3)
+    maria.execute(
+        "CREATE TABLE events (id INT PRIMARY KEY, at DATETIME(6), what TEXT);"
+        f"INSERT INTO events VALUES (1, '{d1} 10:00:00.000001', 'a'),"
+        f"(2, '{d1} 23:59:59.999999', 'b'), (3, '{d2} 00:00:00', 'c'),"
+        f"(4, '{d2} 12:00:00.5', 'd'), (5, '{today} 00:00:01', 'e')")
+    config = tmp_path / "shop.toml"
+    config.write_text(
+        f'dataset = "shop"\n\n[source]\nurl = "{maria.replica_url}"\n\n[export]\n'
+        f'lookback_days = 1\n\n[tables.events]\nschema = "{maria.name}"\n'
+        'method = "append"\ncursor = "at"\n')
+    to, replica = str(tmp_path / "shop"), str(tmp_path / "replica.duckdb")
+    outs = [run_cli("export", "full", "--config", str(config), "--to", to),
+            run_cli("export", "incremental", "--config", str(config), "--to", to,
+                    "--date", str(d2)),
+            run_cli("sync", to, replica),
+            run_cli("verify", replica, "--against", maria.replica_url)]
+    maria.execute("DELETE FROM events WHERE id = 4")
+    outs.append(run_cli("verify", replica, "--against", maria.replica_url))
+    assert [o.exit_code for o in outs] == [0, 0, 0, 0, 1]
+    names = {str(tmp_path / "shop"): "/srv/dumps/shop", replica: "replica.duckdb",
+             maria.name: "shop", str(d1): "2026-11-26", str(d2): "2026-11-27"}
+    got = []
+    for o in outs:
+        text = "\n".join([ln.split(" ", 1)[1] for ln in o.stderr.splitlines()
+                          if re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", ln)]
+                         + [ln for ln in o.stderr.splitlines() if ln.startswith("hint: ")]
+                         + o.stdout.splitlines())
+        for real, shown in names.items():
+            text = text.replace(real, shown)
+        got.append(_open_numbers(text))
+    print("\n\n".join(got))
+    assert got == _page_outputs("mariadb.md", "$ topoff export full --config shop.toml")
+
+
+def _open_numbers(text: str) -> str:
+    """``text`` with what changes from run to run left open: a full export's time,
+    sizes, durations."""
+    text = re.sub(r"full/\d{4}-\d\d-\d\dT\d{6}Z", "full/T", text)
+    return re.sub(r"\d+\.\ds\b", "0.0s", re.sub(r"\b\d+ bytes", "N bytes", text))
+
+
+def _page_outputs(page: str, first: str) -> list[str]:
+    """The output under each command of the console block of ``page`` starting with
+    ``first``."""
+    text = (DOCS / page).read_text()
+    block = first + text.split(first, 1)[1].split("```", 1)[0]
+    parts = re.split(r"^\$ .*\n", block, flags=re.M)[1:]
+    return [_open_numbers(p.rstrip("\n")) for p in parts]
