@@ -13,6 +13,7 @@ from support.cli import run_cli
 from test_iceberg_sync import catalog_file, iceberg_table, standard  # noqa: F401
 from test_mariadb_sync import _norm, _source_rows, published  # noqa: F401 (a fixture)
 from topoff.sync import SyncOptions, sync
+from topoff.targets.iceberg.config import open_catalog, read_settings
 
 pytest_plugins = ["support.replica_fixtures"]
 
@@ -287,3 +288,157 @@ def _page_outputs(page: str, first: str) -> list[str]:
     block = first + text.split(first, 1)[1].split("```", 1)[0]
     parts = re.split(r"^\$ .*\n", block, flags=re.M)[1:]
     return [_open_numbers(p.rstrip("\n")) for p in parts]
+
+
+def test_the_privileges_the_page_lists_are_enough(maria, tmp_path: Path) -> None:
+    """mariadb.md "Privileges the source user needs": a user with exactly SELECT on the
+    database, REPLICA MONITOR, BINLOG MONITOR and RELOAD exports with two workers (the
+    GTID pinned), verifies and replicates; `init` and `check-config` work for it."""
+    import json
+
+    from support.cli import write_config
+
+    user = f"pv{maria.name}"
+    maria.execute(
+        "CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, v TEXT);"
+        "INSERT INTO ev SELECT seq, UTC_TIMESTAMP(6) - INTERVAL 2 DAY, 'x' "
+        "FROM seq_1_to_50; CREATE TABLE other (id INT PRIMARY KEY); "
+        "INSERT INTO other VALUES (1);"
+        f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'p';"
+        f"GRANT SELECT ON `{maria.name}`.* TO '{user}'@'127.0.0.1';"
+        f"GRANT REPLICA MONITOR, BINLOG MONITOR, RELOAD ON *.* TO '{user}'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    url = maria.pair.replica.url(maria.name, user=user, password="p")
+    try:
+        out = run_cli("init", "--source", url, "--output", str(tmp_path / "init.toml"))
+        assert out.exit_code == 0, out.stdout + out.stderr
+        text = (f'dataset = "shop"\n[source]\nurl = "{url}"\n'
+                f'[tables.ev]\nschema = "{maria.name}"\nmethod = "append"\ncursor = "at"\n'
+                f'[tables.other]\nschema = "{maria.name}"\n')
+        cfg = write_config(tmp_path / "c.toml", text)
+        out = run_cli("check-config", "--config", cfg)
+        assert out.exit_code == 0, out.stdout + out.stderr
+        out = run_cli("export", "full", "--config", cfg, "--to", str(tmp_path / "d"),
+                      "--jobs", "2")
+        assert out.exit_code == 0, out.stdout + out.stderr
+        assert "one connection" not in out.stderr, out.stderr
+        [manifest] = (tmp_path / "d").rglob("manifest.json")
+        position = json.loads(manifest.read_text())["snapshot"]["position"]
+        assert position["engine"] == "mariadb" and position["gtid"], position
+        replica = str(tmp_path / "r.duckdb")
+        assert run_cli("sync", str(tmp_path / "d"), replica).exit_code == 0
+        out = run_cli("verify", replica, "--against", url)
+        assert out.exit_code == 0, out.stdout + out.stderr
+        from support.replicate import config
+        from topoff.replicate.engine import run_once
+        runs = run_once(config(str(tmp_path / "rep.duckdb"), {"m": (url, {
+            "ev": {"method": "updater", "cursor": "at"}, "other": {"method": "snapshot"}})}))
+        assert [(r.status, r.rows) for r in runs] == [("ok", 50), ("ok", 1)], runs
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
+
+
+def test_uuid_inet_and_geometry_land_as_the_type_table_says(maria, replica: str,
+                                                           tmp_path: Path) -> None:
+    """mariadb.md "Type mapping": UUID is a uuid, geometry its WKT, INET4/INET6 the
+    server's text, in every replica kind (Iceberg: strings), and verify finds them equal."""
+    from topoff.config import Config, TableConfig
+    from topoff.export.full import export_full
+    from topoff.stores import open_store
+    from topoff.verify import verify
+
+    maria.execute(
+        "CREATE TABLE odd (id INT PRIMARY KEY, u UUID, i4 INET4, i6 INET6, g GEOMETRY, "
+        "p POINT); INSERT INTO odd VALUES "
+        "(1, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '10.0.0.1', '::ffff:1.2.3.4', "
+        "ST_GeomFromText('LINESTRING(0 0,1 1.5)'), POINT(-1, 2)), "
+        "(2, NULL, NULL, NULL, NULL, NULL)")
+    root = str(tmp_path / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset="odd", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="odd", method="snapshot"),)), store)
+    want = [(1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "10.0.0.1", "::ffff:1.2.3.4",
+             "LINESTRING(0 0,1 1.5)", "POINT(-1 2)"), (2, None, None, None, None, None)]
+    iceberg = catalog_file(tmp_path)
+    for target in (replica, iceberg):
+        sync(root, target, SyncOptions(cache_dir=tmp_path / "cache"))
+        report = verify(target, maria.replica_url)
+        assert report.equal, report.to_json()
+    from support.replica import reader
+    with reader(replica) as r:
+        got = r.query(f'SELECT id, u::text, i4, i6, g, p FROM "{maria.name}".odd ORDER BY id')
+    assert [tuple(row) for row in got] == want
+    arrow = iceberg_table(iceberg, f"{maria.name}.{maria.name}__odd").scan().to_arrow()
+    assert sorted(zip(*(arrow.column(n).to_pylist() for n in
+                        ("id", "u", "i4", "i6", "g", "p")), strict=True)) == want
+
+
+def test_reconcile_from_mariadb_into_iceberg_takes_any_key_and_floats(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Not yet": `--reconcile` into Iceberg takes every key and column type
+    (a text key, FLOAT and DOUBLE columns), where PostgreSQL and DuckDB take integer and
+    decimal keys and no float."""
+    from support.replicate import config
+    from topoff.replicate.engine import run_once
+    from topoff.replicate.operate import reconcile
+
+    maria.execute(
+        "CREATE TABLE kv (k VARCHAR(10) COLLATE utf8mb4_nopad_bin PRIMARY KEY, "
+        "f FLOAT, d DOUBLE, at DATETIME(6) NOT NULL);"
+        "INSERT INTO kv SELECT CONCAT('k', seq), seq / 3, seq / 7, "
+        "'2026-01-01' + INTERVAL seq SECOND FROM seq_1_to_40")
+    cfg = config(catalog_file(tmp_path), {"m": (maria.replica_url, {"kv": {
+        "method": "updater", "cursor": "at", "boundary": "1s"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    maria.execute("DELETE FROM kv WHERE k IN ('k1', 'k2'); UPDATE kv SET f = -1.5, "
+                  "d = 0.1 WHERE k = 'k3'")
+    maria.pair.wait_replica()
+    got = reconcile(cfg, f"m.{maria.name}.kv")
+    assert (got.inserted, got.updated, got.deleted) == (0, 1, 2)
+    from topoff.sources.mariadb.connect import connect
+    with connect(maria.replica_url) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT k, CAST(f AS DOUBLE), d FROM kv ORDER BY k")
+        want = [(k, float(f), float(d)) for k, f, d in cur.fetchall()]
+    catalog = open_catalog(read_settings(catalog_file(tmp_path)))
+    [name] = [t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)
+              if t[-1] == "kv"]
+    table = catalog.load_table(name)
+    arrow = table.scan().to_arrow().sort_by("k")
+    got_rows = list(zip(*(arrow.column(n).to_pylist() for n in ("k", "f", "d")), strict=True))
+    assert got_rows == want
+
+
+def test_a_zero_date_in_a_not_null_column_lands_as_null_in_every_replica(
+        maria, replica: str, tmp_path: Path) -> None:
+    """mariadb.md "Zero dates": "Every DATE, DATETIME and TIMESTAMP column is therefore
+    declared nullable in the manifest, whatever its definition"; the NULL lands."""
+    import json
+
+    from topoff.config import Config, TableConfig
+    from topoff.export.full import export_full
+    from topoff.stores import open_store
+
+    maria.execute(
+        "SET SESSION sql_mode = ''; CREATE TABLE z (id INT PRIMARY KEY, d DATE NOT NULL, "
+        "dt DATETIME(6) NOT NULL, ts TIMESTAMP(6) NOT NULL DEFAULT '2024-01-01'); "
+        "INSERT INTO z VALUES (1, '0000-00-00', '2024-00-10 00:00:00', '0000-00-00'), "
+        "(2, '2024-05-06', '2024-05-06 01:02:03.5', '2024-05-06 01:02:03')")
+    root = tmp_path / "pub"
+    with open_store(str(root)) as store:
+        export_full(Config(dataset="z", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="z", method="snapshot"),)), store)
+    [manifest] = root.rglob("manifest.json")
+    [table] = json.loads(manifest.read_text())["tables"].values()
+    assert {c["name"]: c.get("nullable") for c in table["columns"]} == {
+        "id": False, "d": True, "dt": True, "ts": True}
+    iceberg = catalog_file(tmp_path)
+    for target in (replica, iceberg):
+        sync(str(root), target, SyncOptions(cache_dir=tmp_path / "cache"))
+    from support.replica import reader
+    with reader(replica) as r:
+        got = r.query(f'SELECT id, d, dt FROM "{maria.name}".z ORDER BY id')
+    assert tuple(got[0]) == (1, None, None)
+    arrow = iceberg_table(iceberg, f"{maria.name}.{maria.name}__z").scan().to_arrow()
+    assert sorted(arrow.to_pylist(), key=lambda r: r["id"])[0] == {
+        "id": 1, "d": None, "dt": None, "ts": None}
