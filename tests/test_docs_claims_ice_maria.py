@@ -442,3 +442,29 @@ def test_a_zero_date_in_a_not_null_column_lands_as_null_in_every_replica(
     arrow = iceberg_table(iceberg, f"{maria.name}.{maria.name}__z").scan().to_arrow()
     assert sorted(arrow.to_pylist(), key=lambda r: r["id"])[0] == {
         "id": 1, "d": None, "dt": None, "ts": None}
+
+
+def test_the_ledger_properties_and_summaries_the_page_names(standard, tmp_path: Path  # noqa: F811
+                                                            ) -> None:
+    """iceberg.md "What one commit holds": the table properties and snapshot summary keys
+    of the ledger, `topoff.step` `ready` once built; `topoff.revision` in a partition's
+    snapshots only (the page named it for every snapshot: a full export has none)."""
+    _, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    table = iceberg_table(target, "public.messages")
+    props = {k for k in table.properties if k.startswith("topoff.")}
+    assert props >= {"topoff.dataset", "topoff.origin", "topoff.base", "topoff.sequence",
+                     "topoff.publication", "topoff.step", "topoff.definition"}, props
+    assert table.properties["topoff.step"] == "ready"
+    for snap in table.metadata.snapshots:
+        keys = {k for k in snap.summary.additional_properties if k.startswith("topoff.")}
+        partition = not snap.summary["topoff.publication"].startswith("full/")
+        assert keys == {"topoff.dataset", "topoff.publication", "topoff.sequence",
+                        "topoff.step", "topoff.manifest-sha256"} | (
+                            {"topoff.revision"} if partition else set()), keys
+    assert any("topoff.revision" in s.summary.additional_properties
+               for s in table.metadata.snapshots)
+    assert "topoff.revision" in (DOCS / "iceberg.md").read_text().split(
+        "into the summary of each snapshot it adds", 1)[0].rsplit("writes", 1)[1]
+    assert "a partition's snapshots only" in " ".join((DOCS / "iceberg.md").read_text().split())
