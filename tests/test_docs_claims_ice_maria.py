@@ -468,3 +468,52 @@ def test_the_ledger_properties_and_summaries_the_page_names(standard, tmp_path: 
     assert "topoff.revision" in (DOCS / "iceberg.md").read_text().split(
         "into the summary of each snapshot it adds", 1)[0].rsplit("writes", 1)[1]
     assert "a partition's snapshots only" in " ".join((DOCS / "iceberg.md").read_text().split())
+
+
+def test_tables_with_a_time_cursor_are_partitioned_by_its_day(standard, tmp_path: Path  # noqa: F811
+                                                              ) -> None:
+    """iceberg.md "Full export": partitioned by `day(cursor)` for tables with a date or
+    timestamp cursor; the others are not partitioned."""
+    _, url = standard
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    messages = iceberg_table(target, "public.messages")
+    [field] = messages.spec().fields
+    assert str(field.transform) == "day"
+    assert messages.schema().find_field(field.source_id).name == "timestamp"
+    assert not iceberg_table(target, "public.users").spec().fields
+
+
+def test_init_without_a_database_reads_every_database_the_user_may_see(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Writing and checking a config": `--schema NAME` picks databases (repeat
+    for several); without it and without a database in the URL, every database the user
+    may see is read, system ones left out."""
+    import tomllib
+
+    other = maria.pair.create_database()
+    user = f"in{maria.name}"
+    maria.execute(f"CREATE TABLE a1 (id INT PRIMARY KEY); CREATE TABLE `{other}`.b1 "
+                  f"(id INT PRIMARY KEY); CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY "
+                  f"'p'; GRANT SELECT ON `{maria.name}`.* TO '{user}'@'127.0.0.1';"
+                  f"GRANT SELECT ON `{other}`.* TO '{user}'@'127.0.0.1';"
+                  f"GRANT SELECT ON mysql.* TO '{user}'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    try:
+        url = maria.pair.replica.url("", user=user, password="p")
+        made = run_cli("init", "--source", url, "--output", "-", "--dataset", "d")
+        assert made.exit_code == 0, made.output
+        schemas = {t["schema"] for t in tomllib.loads(made.stdout)["tables"].values()}
+        assert schemas == {maria.name, other}, schemas
+        picked = run_cli("init", "--source", url, "--output", "-", "--dataset", "d",
+                         "--schema", other)
+        assert picked.exit_code == 0, picked.output
+        assert {t["schema"] for t in tomllib.loads(picked.stdout)["tables"].values()} == \
+            {other}
+        both = run_cli("init", "--source", url, "--output", "-", "--dataset", "d",
+                       "--schema", other, "--schema", maria.name)
+        assert {t["schema"] for t in tomllib.loads(both.stdout)["tables"].values()} == \
+            {maria.name, other}
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'; DROP DATABASE `{other}`",
+                               check=False)
