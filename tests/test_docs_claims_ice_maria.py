@@ -517,3 +517,71 @@ def test_init_without_a_database_reads_every_database_the_user_may_see(
     finally:
         maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'; DROP DATABASE `{other}`",
                                check=False)
+
+
+def test_every_session_sets_what_the_page_lists(maria) -> None:
+    """mariadb.md "Connecting": time_zone +00:00, sql_mode NO_ENGINE_SUBSTITUTION,
+    sql_select_limit at its maximum, net_write_timeout/net_read_timeout 3600,
+    max_statement_time 0, utf8mb4."""
+    from topoff.sources.mariadb.connect import connect
+
+    with connect(maria.replica_url) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT @@session.time_zone, @@session.sql_mode, "
+                    "@@session.sql_select_limit, @@session.net_write_timeout, "
+                    "@@session.net_read_timeout, @@session.max_statement_time, "
+                    "@@session.character_set_client, @@session.character_set_results")
+        got = [v.decode() if isinstance(v, bytes | bytearray) else v for v in cur.fetchone()]
+        cur.close()
+    assert [str(v) for v in got] == ["+00:00", "NO_ENGINE_SUBSTITUTION",
+                                     str(2 ** 64 - 1), "3600", "3600", "0.0",
+                                     "utf8mb4", "utf8mb4"]
+
+
+def test_iceberg_verify_leaves_out_a_column_named_like_another_but_for_case(
+        db, tmp_path: Path) -> None:
+    """iceberg.md "Verify": a column whose name differs from an earlier one's only in the
+    case of its letters is left out, with a `note:`; the others are compared."""
+    from support.pg import make_config
+    from support.replica import publish_full
+    from topoff.verify import verify
+
+    db.execute('CREATE TABLE twins (id int PRIMARY KEY, "A" text, a text, v int);'
+               "INSERT INTO twins SELECT g, 'x' || g, 'y' || g, g FROM generate_series(1, 9) g")
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, 'dataset = "t"\n[tables.twins]\nmethod = "snapshot"\n'), url)
+    target = catalog_file(tmp_path)
+    sync(url, target)
+    out = run_cli("verify", target, "--against", db.standby_url)
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert any(ln.startswith("note:") and "twins.a" in ln for ln in
+               (out.stdout + out.stderr).splitlines()), out.stdout + out.stderr
+    db.execute("UPDATE twins SET v = -1 WHERE id = 3")
+    db.sync()
+    assert run_cli("verify", target, "--against", db.standby_url).exit_code == 1
+
+
+def test_a_sql_catalog_in_postgresql(standard, tmp_path: Path) -> None:  # noqa: F811
+    """iceberg.md: `uri = "postgresql+psycopg://..."` keeps the SQL catalog in PostgreSQL
+    (the one to share between machines): sync, status, verify and the maintenance
+    commands work on it, and its password shows in no output."""
+    from urllib.parse import urlsplit
+
+    db, url = standard
+    # the catalog in the source's primary database: a database the user may write
+    parts = urlsplit(db.primary_url)
+    uri = f"postgresql+psycopg://{parts.netloc}{parts.path}"
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'uri = "{uri}"\nwarehouse = "warehouse"\nnamespace = "lake"\n')
+    target = f"iceberg:{path}"
+    outs = [run_cli("sync", url, target), run_cli("status", target),
+            run_cli("verify", target, "--against", db.standby_url),
+            run_cli("iceberg", "compact", target),
+            run_cli("iceberg", "expire", target, "--older-than", "0s"),
+            run_cli("iceberg", "remove-orphans", target)]
+    for out in outs:
+        assert out.exit_code == 0, out.stdout + out.stderr
+        if parts.password:
+            assert parts.password not in out.stdout + out.stderr
+    assert iceberg_table(target, "public.messages").scan().to_arrow().num_rows > 0
