@@ -585,3 +585,52 @@ def test_a_sql_catalog_in_postgresql(standard, tmp_path: Path) -> None:  # noqa:
         if parts.password:
             assert parts.password not in out.stdout + out.stderr
     assert iceberg_table(target, "public.messages").scan().to_arrow().num_rows > 0
+
+
+def test_a_bc_date_is_refused_with_the_lines_the_page_shows(db, tmp_path: Path) -> None:
+    """iceberg.md "Types": the error and hint of a BC date in a date column, as shown."""
+    from support.pg import make_config
+    from support.replica import publish_full
+
+    db.execute("CREATE TABLE edges (id integer PRIMARY KEY, d date)")
+    db.execute("INSERT INTO edges VALUES (1, NULL), (2, '0044-03-15 BC')")
+    db.sync()
+    url = str(tmp_path / "published")
+    publish_full(make_config(db, 'dataset = "t"\n[tables.edges]\nmethod = "snapshot"\n'), url)
+    out = run_cli("sync", url, catalog_file(tmp_path))
+    assert out.exit_code == 7, out.stdout + out.stderr
+    page = (DOCS / "iceberg.md").read_text()
+    shown = page.split("commits nothing of that publication", 1)[1].split("```\n", 1)[1] \
+        .split("```", 1)[0]
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith(("error:", "hint:"))]
+    assert [re.sub(r"full/\S+Z/", "full/T/", ln) for ln in lines] == \
+        [re.sub(r"full/\S+Z/", "full/T/", ln) for ln in shown.splitlines()]
+
+
+def test_replicate_lands_every_mariadb_type_in_iceberg_as_sync_does(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Replicate": the same mapping and values as an export (here into an
+    Iceberg target, iceberg.md "Types")."""
+    from support.replicate import config
+    from test_mariadb_types import _create
+    from topoff.replicate.engine import run_once
+
+    _create(maria)
+    target = catalog_file(tmp_path)
+    [run] = run_once(config(target, {"m": (maria.replica_url, {
+        "every_type": {"method": "snapshot"}})}))
+    assert run.status == "ok", run.error
+    catalog = open_catalog(read_settings(target))
+    [name] = [t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)
+              if t[-1] == "every_type"]
+    table = catalog.load_table(name)
+    types = {f.name: str(f.field_type) for f in table.schema().fields}
+    want_types = {n: t for n, t in ICEBERG_TYPES.items() if n not in ("zd", "zdt", "at")}
+    assert {n: types[n] for n in want_types} == want_types
+    names, want = _source_rows(maria)
+    arrow = table.scan().to_arrow().sort_by("id")
+    got = list(zip(*(arrow.column(n).to_pylist() for n in names), strict=True))
+    assert len(got) == len(want)
+    for w, g in zip(want, got, strict=True):
+        for n, a, b in zip(names, w, g, strict=True):
+            assert _iceberg_norm(n, a) == _iceberg_norm(n, b), (n, w[0], a, b)
