@@ -634,3 +634,25 @@ def test_replicate_lands_every_mariadb_type_in_iceberg_as_sync_does(
     for w, g in zip(want, got, strict=True):
         for n, a, b in zip(names, w, g, strict=True):
             assert _iceberg_norm(n, a) == _iceberg_norm(n, b), (n, w[0], a, b)
+
+
+def test_the_float_texts_the_type_table_shows(maria) -> None:
+    """mariadb.md "Type mapping": FLOAT 0.1 is written `0.10000000149011612`, DOUBLE 1e15
+    `1e15`, a DOUBLE(10,2) -0.01 `-0.010000000000000009`; BIGINT UNSIGNED max
+    `18446744073709551615`, TINYINT -128 `-128`, YEAR 0000 `0`, BIT(3) `101`."""
+    import csv
+    import io
+
+    from topoff.sources.mariadb import rows
+    from topoff.sources.mariadb.catalog import read_table
+    from topoff.sources.mariadb.connect import connect
+
+    maria.execute("CREATE TABLE f (id INT PRIMARY KEY, f FLOAT, d DOUBLE, dmd DOUBLE(10,2), "
+                  "u BIGINT UNSIGNED, t TINYINT, y YEAR, b BIT(3)); INSERT INTO f VALUES "
+                  "(1, 0.1, 1e15, -0.01, 18446744073709551615, -128, 0, b'101')")
+    with connect(maria.replica_url) as conn:
+        out = io.BytesIO()
+        rows.write_csv(conn, read_table(conn, maria.name, "f"), out)
+    assert list(csv.reader(io.StringIO(out.getvalue().decode()))) == [
+        ["1", "0.10000000149011612", "1e15", "-0.010000000000000009",
+         "18446744073709551615", "-128", "0", "101"]]
