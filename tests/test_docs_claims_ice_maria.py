@@ -544,7 +544,6 @@ def test_iceberg_verify_leaves_out_a_column_named_like_another_but_for_case(
     case of its letters is left out, with a `note:`; the others are compared."""
     from support.pg import make_config
     from support.replica import publish_full
-    from topoff.verify import verify
 
     db.execute('CREATE TABLE twins (id int PRIMARY KEY, "A" text, a text, v int);'
                "INSERT INTO twins SELECT g, 'x' || g, 'y' || g, g FROM generate_series(1, 9) g")
@@ -656,3 +655,34 @@ def test_the_float_texts_the_type_table_shows(maria) -> None:
     assert list(csv.reader(io.StringIO(out.getvalue().decode()))) == [
         ["1", "0.10000000149011612", "1e15", "-0.010000000000000009",
          "18446744073709551615", "-128", "0", "101"]]
+
+
+
+def test_check_config_judges_a_mariadb_key_under_a_collation_as_the_export_does(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Keys under a collation" and "Writing and checking a config": an
+    `upsert` table whose key folds case is refused with exit 2 naming the column and its
+    collation, by `check-config`, `export full --dry-run` and the export alike; a config
+    that names the key (the user's word) passes all three. (check-config and the dry run
+    said "citext, a nondeterministic collation", PostgreSQL's words, and refused the
+    named key the export takes.)"""
+    from support.cli import write_config
+
+    maria.execute("CREATE TABLE acc (k VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, "
+                  "updated_at DATETIME(6) NOT NULL, KEY (updated_at)); INSERT INTO acc "
+                  "VALUES ('a', UTC_TIMESTAMP(6) - INTERVAL 2 DAY)")
+    text = (f'dataset = "shop"\n[source]\nurl = "{maria.replica_url}"\n[tables.acc]\n'
+            f'schema = "{maria.name}"\nmethod = "upsert"\ncursor = "updated_at"\n')
+    for named, code in (('key = ["k"]\n', 0), ("", 2)):
+        cfg = write_config(tmp_path / f"c{code}.toml", text + named)
+        to = str(tmp_path / f"d{code}")
+        for args in (("check-config", "--config", cfg),
+                     ("export", "full", "--config", cfg, "--to", to, "--dry-run"),
+                     ("export", "full", "--config", cfg, "--to", to)):
+            out = run_cli(*args)
+            assert out.exit_code == code, (args, out.stdout + out.stderr)
+            if code:
+                error = next(ln for ln in out.stderr.splitlines() if ln.startswith("error: "))
+                assert "'k'" in error and "utf8mb4_general_ci" in error, (args, error)
+                assert "citext" not in out.stderr, (args, out.stderr)
+
