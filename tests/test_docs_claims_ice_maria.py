@@ -686,3 +686,33 @@ def test_check_config_judges_a_mariadb_key_under_a_collation_as_the_export_does(
                 assert "'k'" in error and "utf8mb4_general_ci" in error, (args, error)
                 assert "citext" not in out.stderr, (args, out.stderr)
 
+
+
+def test_check_config_says_a_table_is_readable_only_in_part(maria, tmp_path: Path) -> None:
+    """mariadb.md "Privileges": a table granted only by column is refused, its other
+    columns would be left out; `check-config` and `export --dry-run` say so in one problem
+    (they said the cursor column did not exist, that the table had no columns, and that
+    the user might not SELECT it: three problems, two of them false)."""
+    from support.cli import write_config
+
+    user = f"cp{maria.name}"
+    maria.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, "
+                  "secret TEXT, v INT);"
+                  f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'p';"
+                  f"GRANT SELECT (id, at, v) ON `{maria.name}`.ev TO '{user}'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    url = maria.pair.replica.url(maria.name, user=user, password="p")
+    try:
+        cfg = write_config(tmp_path / "c.toml", f'dataset = "shop"\n[source]\nurl = "{url}"\n'
+                           f'[tables.ev]\nschema = "{maria.name}"\nmethod = "append"\n'
+                           'cursor = "at"\n')
+        for args in (("check-config", "--config", cfg),
+                     ("export", "full", "--config", cfg, "--to", str(tmp_path / "d"),
+                      "--dry-run")):
+            out = run_cli(*args)
+            assert out.exit_code == 2, (args, out.stdout + out.stderr)
+            errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error: ")]
+            assert len(errors) == 2 and "1 problem" in errors[1], (args, errors)
+            assert "may read only some columns of" in errors[0], (args, errors)
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)

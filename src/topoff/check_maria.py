@@ -15,7 +15,8 @@ from mysql.connector import errors as my_errors
 
 from topoff.check import NO_TABLES, CheckResult, PlanRow, Problem, table_problems
 from topoff.config import Config, TableConfig
-from topoff.errors import ConfigError
+from topoff.errors import ConfigError, SourceError
+from topoff.sources.mariadb.catalog import read_table
 from topoff.sources.mariadb.discover import databases, discover
 from topoff.sources.mariadb.source import MariaSource
 from topoff.sources.mariadb.types import quote_ident
@@ -36,6 +37,16 @@ def _filter_problem(conn: Any, tc: TableConfig) -> Problem | None:
     return None
 
 
+def _unreadable(conn: Any, tc: TableConfig) -> Problem:
+    """Why the user cannot read ``tc`` (columns granted in part, as the export says)."""
+    try:
+        read_table(conn, tc.schema, tc.name)
+    except SourceError as e:
+        return Problem(e.message, e.hint or f"GRANT SELECT ON {tc.qualified} to the user")
+    return Problem(f"the source user may not SELECT {tc.qualified}",
+                   f"GRANT SELECT ON {tc.qualified} to the user")
+
+
 def check_maria(config: Config) -> CheckResult:
     """Check every configured table against the MariaDB source, in one snapshot."""
     assert config.source_url is not None
@@ -51,7 +62,11 @@ def check_maria(config: Config) -> CheckResult:
         names = [f"{s}.{n}" for s, n in found]
         problems: list[Problem] = []
         for tc in config.tables:
-            mine = table_problems(tc, found.get((tc.schema, tc.name)), config.strict, names)
+            ft = found.get((tc.schema, tc.name))
+            if ft is not None and not ft.readable:  # no column to check: say why
+                problems.append(_unreadable(src.conn, tc))
+                continue
+            mine = table_problems(tc, ft, config.strict, names)
             if not mine and tc.filter:
                 bad = _filter_problem(src.conn, tc)
                 mine = [bad] if bad else []
