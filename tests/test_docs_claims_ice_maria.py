@@ -716,3 +716,24 @@ def test_check_config_says_a_table_is_readable_only_in_part(maria, tmp_path: Pat
             assert "may read only some columns of" in errors[0], (args, errors)
     finally:
         maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
+
+
+@pytest.mark.parametrize(("column", "native"), [("id", "int(11)"), ("t", "time"),
+                                                ("y", "year(4)")])
+def test_check_config_names_a_mariadb_cursor_s_own_type(maria, tmp_path: Path, column: str,
+                                                       native: str) -> None:
+    """mariadb.md "Writing and checking a config": cursors (a DATETIME, TIMESTAMP or DATE)
+    are checked; a cursor of another type is named by its MariaDB type, as the export
+    names it (check-config said a TIME column "has type interval", a YEAR "smallint", and
+    that a cursor must be a "timestamp with time zone")."""
+    from support.cli import write_config
+
+    maria.execute("CREATE TABLE ev (id INT PRIMARY KEY, t TIME, y YEAR)")
+    cfg = write_config(tmp_path / "c.toml", f'dataset = "shop"\n[source]\nurl = '
+                       f'"{maria.replica_url}"\n[tables.ev]\nschema = "{maria.name}"\n'
+                       f'method = "append"\ncursor = "{column}"\n')
+    out = run_cli("check-config", "--config", cfg)
+    assert out.exit_code == 2, out.stdout + out.stderr
+    lines = out.stderr.splitlines()
+    assert f"cursor column {column} of {maria.name}.ev has type {native}" in lines[0], lines
+    assert lines[1] == "hint: a cursor must be a DATETIME, TIMESTAMP or DATE column", lines

@@ -102,10 +102,12 @@ def table_problems(tc: TableConfig, found: FoundTable | None, strict: bool,
                            "replica's upsert would keep both spellings of a key",
                            f"set key = [...] under {where}, or use method = \"snapshot\""))
     if tc.cursor and tc.cursor in cols and not is_time_cursor(cols[tc.cursor]):
+        native = found.natives.get(tc.cursor)  # a MariaDB column: its own type's name
         out.append(Problem(f"cursor column {tc.cursor} of {tc.qualified} has type "
-                           f"{cols[tc.cursor]}",
-                           "a cursor must be a timestamp, timestamp with time zone or date "
-                           "column"))
+                           f"{native or cols[tc.cursor]}",
+                           "a cursor must be a DATETIME, TIMESTAMP or DATE column" if native
+                           else "a cursor must be a timestamp, timestamp with time zone or "
+                           "date column"))
     if not found.readable:
         out.append(Problem(f"the source role may not SELECT {tc.qualified}",
                            f"GRANT SELECT ON {tc.qualified} to the role, on the primary"))

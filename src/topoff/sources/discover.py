@@ -94,6 +94,8 @@ class FoundTable:
     unlogged: bool = False  # an unlogged table read on a standby: none of its rows are there
     #: columns that compare text folded (citext, a nondeterministic collation: pg_keys.py)
     folding: set[str] = field(default_factory=set)
+    #: each column's type as the source names it, when that is not ``columns``' (MariaDB)
+    natives: dict[str, str] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:

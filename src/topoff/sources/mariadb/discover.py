@@ -66,7 +66,8 @@ def _table(conn: Any, schema: str, name: str, kind: str, leading: set[str]) -> F
     found = FoundTable(schema, name, relkind, float(mt.estimated_rows), True,
                        columns=[(c.name, c.type) for c in mt.columns],
                        primary_key=list(mt.primary_key),
-                       indexed={c for c in leading if any(m.name == c for m in mt.columns)})
+                       indexed={c for c in leading if any(m.name == c for m in mt.columns)},
+                       natives={c.name: c.native for c in mt.columns})
     if mt.primary_key and inexact_key(mt, mt.primary_key) is not None:
         found.folding = set(mt.primary_key)
     return found
