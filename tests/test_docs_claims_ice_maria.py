@@ -737,3 +737,25 @@ def test_check_config_names_a_mariadb_cursor_s_own_type(maria, tmp_path: Path, c
     lines = out.stderr.splitlines()
     assert f"cursor column {column} of {maria.name}.ev has type {native}" in lines[0], lines
     assert lines[1] == "hint: a cursor must be a DATETIME, TIMESTAMP or DATE column", lines
+
+
+def test_verify_against_a_mariadb_primary_is_exit_4_unless_allowed(maria, tmp_path: Path
+                                                                  ) -> None:
+    """mariadb.md "Commands": verify's exit codes, 4 for a primary without
+    `--allow-primary`; with it the replica is compared (0)."""
+    from topoff.config import Config, TableConfig
+    from topoff.export.full import export_full
+    from topoff.stores import open_store
+
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')")
+    root = str(tmp_path / "pub")
+    with open_store(root) as store:
+        export_full(Config(dataset="t", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="t", method="snapshot"),)), store)
+    replica = str(tmp_path / "r.duckdb")
+    assert run_cli("sync", root, replica).exit_code == 0
+    out = run_cli("verify", replica, "--against", maria.primary_url)
+    assert out.exit_code == 4, out.stdout + out.stderr
+    assert "--allow-primary" in out.stderr
+    out = run_cli("verify", replica, "--against", maria.primary_url, "--allow-primary")
+    assert out.exit_code == 0, out.stdout + out.stderr
