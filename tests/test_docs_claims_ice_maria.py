@@ -3,6 +3,7 @@ running what the pages show."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -759,3 +760,46 @@ def test_verify_against_a_mariadb_primary_is_exit_4_unless_allowed(maria, tmp_pa
     assert "--allow-primary" in out.stderr
     out = run_cli("verify", replica, "--against", maria.primary_url, "--allow-primary")
     assert out.exit_code == 0, out.stdout + out.stderr
+
+
+def _half_applied(db: Any, url: str, target: str) -> tuple[Path, bytes]:
+    """A sync of a new day that applied it to public.messages, then stopped at a damaged
+    file of public.users_messages (exit 6); the damaged file and its bytes."""
+    from support.replica import add_messages, day, nommer_config, publish_day
+    from test_iceberg_sync import CHUNK
+
+    assert run_cli("sync", url, target).exit_code == 0
+    add_messages(db, day(1), 30)
+    publish_day(nommer_config(db, chunk_bytes=CHUNK), url, day(1))
+    [victim] = [f for f in Path(url).rglob("public.users_messages.*.csv.zst")
+                if str(day(1)) in f.name]
+    good = victim.read_bytes()
+    victim.write_bytes(good[:-5] + bytes([good[-5] ^ 0xFF]) + good[-4:])
+    return victim, good
+
+
+def test_status_of_an_iceberg_replica_a_sync_left_half_way(standard, tmp_path: Path  # noqa: F811
+                                                           ) -> None:
+    """iceberg.md: `topoff status` reads the tables' ledgers, the replica's sequence the
+    smallest of its tables'; the publication it says was last applied is that one (it named
+    the newest table's, one publication ahead of the number it printed, and listed that
+    publication as pending too)."""
+    from support.replica import day
+
+    db, url = standard
+    target = catalog_file(tmp_path)
+    victim, good = _half_applied(db, url, target)
+    assert run_cli("sync", url, target).exit_code == 6
+    assert iceberg_table(target, "public.messages").properties["topoff.sequence"] == "4"
+    out = run_cli("status", target, "--json")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    [state] = json.loads(out.stdout)
+    assert (state["last_sequence"], state["last_applied"]) == (
+        3, f"incremental/{day(2)}/r1"), state
+    assert [p["id"] if isinstance(p, dict) else p for p in state["pending"]] == [
+        f"incremental/{day(1)}/r1"], state
+    victim.write_bytes(good)
+    assert run_cli("sync", url, target).exit_code == 0
+    [state] = json.loads(run_cli("status", target, "--json").stdout)
+    assert (state["last_sequence"], state["last_applied"], state["pending"]) == (
+        4, f"incremental/{day(1)}/r1", []), state

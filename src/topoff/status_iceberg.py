@@ -67,7 +67,9 @@ def _status(location: str, check_origin: bool, store_options: Any) -> list[Any]:
     for dataset, tables in sorted(by_dataset.items()):
         state = state_of(tables, dataset)
         assert state is not None
-        last = max(tables.values(), key=lambda tl: tl[1].sequence)
+        # the replica is where its table furthest behind is (a sync stopped between two
+        # tables' commits): its publication is the last one every table applied
+        last = min(tables.values(), key=lambda tl: tl[1].sequence)
         snap = last[0].current_snapshot()
         s = ReplicaStatus(
             dataset=dataset, origin=state.origin, base=state.base, status=state.status,
