@@ -803,3 +803,21 @@ def test_status_of_an_iceberg_replica_a_sync_left_half_way(standard, tmp_path: P
     [state] = json.loads(run_cli("status", target, "--json").stdout)
     assert (state["last_sequence"], state["last_applied"], state["pending"]) == (
         4, f"incremental/{day(1)}/r1", []), state
+
+
+def test_a_damaged_file_after_a_table_committed_does_not_say_nothing_was_applied(
+        standard, tmp_path: Path) -> None:  # noqa: F811
+    """iceberg.md: a damaged file stops the sync with exit 6 "and nothing of its commit is
+    applied"; a publication is one commit per table, so the error says that of its commit
+    (it said "nothing was applied" after the sync had applied the publication to
+    public.messages, as its log line said)."""
+    db, url = standard
+    target = catalog_file(tmp_path)
+    _half_applied(db, url, target)
+    out = run_cli("sync", url, target)
+    assert out.exit_code == 6, out.stdout + out.stderr
+    assert "applied incremental/" in out.stderr  # public.messages' commit
+    [error] = [ln for ln in out.stderr.splitlines() if ln.startswith("error: ")]
+    assert "nothing was applied" not in error, error
+    assert error.endswith("does not match the size and sha256 in its manifest; nothing of "
+                          "the commit that reads it was applied"), error

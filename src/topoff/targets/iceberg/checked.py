@@ -110,9 +110,10 @@ class Checked:
 
     def _mismatch(self) -> IntegrityError:
         return IntegrityError(
-            f"{self.name} does not match the size and sha256 in its manifest; nothing was "
-            "applied", hint="the file is damaged (or was changed after publication); ask the "
-            "publisher to republish it, then run sync again")
+            f"{self.name} does not match the size and sha256 in its manifest; nothing of the "
+            "commit that reads it was applied",
+            hint="the file is damaged (or was changed after publication); ask the publisher "
+            "to republish it, then run sync again")
 
     def _refused(self, why: str) -> IntegrityError:
         return IntegrityError(f"{self.name} {why}; nothing was applied from it",
