@@ -840,3 +840,16 @@ def test_verify_of_an_iceberg_replica_a_sync_left_half_way_is_equal(standard, tm
     db.sync()
     out = run_cli("verify", target, "--against", db.standby_url)
     assert out.exit_code == 1, out.stdout + out.stderr  # a day it applied still differs
+
+
+def test_the_driver_pin_the_page_names_is_the_project_s() -> None:
+    """mariadb.md "Connecting": the mysql-connector-python versions it names are those
+    pyproject.toml takes (the page said `<26`, the pin is `<9.7`)."""
+    import tomllib
+
+    project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text())["project"]
+    [pin] = [d for d in project["dependencies"] if d.startswith("mysql-connector-python")]
+    upper = re.search(r"<([\d.]+)", pin)
+    assert upper is not None
+    page = " ".join((DOCS / "mariadb.md").read_text().split())
+    assert f"hence `<{upper.group(1)}`" in page, pin
