@@ -853,3 +853,19 @@ def test_the_driver_pin_the_page_names_is_the_project_s() -> None:
     assert upper is not None
     page = " ".join((DOCS / "mariadb.md").read_text().split())
     assert f"hence `<{upper.group(1)}`" in page, pin
+
+
+def test_a_warehouse_that_cannot_be_made_is_not_called_a_race(standard, tmp_path: Path  # noqa: F811
+                                                              ) -> None:
+    """iceberg.md: a commit refused because another writer changed the table is "run the
+    sync again"; a warehouse directory that cannot be made is the warehouse's failure, exit
+    7, "fix the warehouse" (it said another writer changed or made a table)."""
+    _, url = standard
+    path = tmp_path / "catalog.toml"
+    path.write_text('uri = "sqlite:///c.db"\nwarehouse = "/proc/topoff-nowhere/w"\n')
+    out = run_cli("sync", url, f"iceberg:{path}")
+    assert out.exit_code == 7, out.stdout + out.stderr
+    lines = out.stderr.splitlines()
+    error = next(ln for ln in lines if ln.startswith("error: "))
+    assert "another writer" not in error and "failed" in error, error
+    assert lines[lines.index(error) + 1].startswith("hint: fix the warehouse"), lines

@@ -260,7 +260,8 @@ def _current_files_present(settings: CatalogSettings, dataset: str) -> bool:
         if catalog is None:
             return False
         tables = replica_tables(catalog, settings.namespace, dataset)
-        return all(current_files_present(t) for t, _ in tables.values())
+        # no table yet: the file this sync missed was its own (a warehouse it cannot make)
+        return bool(tables) and all(current_files_present(t) for t, _ in tables.values())
     except OSError:  # the warehouse itself fails: said as such
         return False
 
