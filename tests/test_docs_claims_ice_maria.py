@@ -869,3 +869,23 @@ def test_a_warehouse_that_cannot_be_made_is_not_called_a_race(standard, tmp_path
     error = next(ln for ln in lines if ln.startswith("error: "))
     assert "another writer" not in error and "failed" in error, error
     assert lines[lines.index(error) + 1].startswith("hint: fix the warehouse"), lines
+
+
+def test_init_names_a_table_it_cannot_read_when_it_lists_none(maria, tmp_path: Path) -> None:
+    """mariadb.md "Writing and checking a config": a table whose columns the user may
+    read only in part is named as not readable, also when it is the only one (init said
+    the database had no table to list, naming none)."""
+    user = f"ir{maria.name}"
+    maria.execute("CREATE TABLE ev (id INT PRIMARY KEY, secret TEXT);"
+                  f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'p';"
+                  f"GRANT SELECT (id) ON `{maria.name}`.ev TO '{user}'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    try:
+        out = run_cli("init", "--source", maria.pair.replica.url(maria.name, user=user,
+                                                                 password="p"),
+                      "--output", "-")
+        assert out.exit_code == 2, out.stdout + out.stderr
+        error = next(ln for ln in out.stderr.splitlines() if ln.startswith("error: "))
+        assert f"{maria.name}.ev (no SELECT privilege)" in error, error
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)

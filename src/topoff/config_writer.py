@@ -212,7 +212,11 @@ def render(found: list[FoundTable], dataset: str, source_url: str, database: str
         out += ["", *_table(t, section)]
     if not tables:
         raise ConfigError(f"{database} has no table to list in "
-                          + (", ".join(sorted({t.schema for t in found})) or "these schemas"),
+                          + (", ".join(sorted({t.schema for t in found})) or "these schemas")
+                          + ("; not listed: " + ", ".join(f"{_qualified(t)} ({why})"
+                                                          for t, why in skipped[:5])
+                             + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+                             if skipped else ""),
                           hint="check --source and --schema (views are not listed: add them "
                           "by hand)")
     text = "\n".join(out) + "\n"
