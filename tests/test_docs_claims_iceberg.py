@@ -379,3 +379,25 @@ def test_a_warehouse_that_cannot_be_made_is_not_called_a_race(standard, tmp_path
     error = next(ln for ln in lines if ln.startswith("error: "))
     assert "another writer" not in error and "failed" in error, error
     assert lines[lines.index(error) + 1].startswith("hint: fix the warehouse"), lines
+
+
+def test_the_error_examples_of_the_maintenance_pages(standard, tmp_path: Path) -> None:  # noqa: F811
+    """iceberg-expire.md, iceberg-compact.md, iceberg-remove-orphans.md: each error example
+    prints the lines shown, exit 2."""
+    _, url = standard
+    target = catalog_file(tmp_path)
+    assert run_cli("sync", url, target).exit_code == 0
+    shown = "iceberg:/srv/lake/catalog.toml"
+    for page in ("iceberg-expire.md", "iceberg-compact.md", "iceberg-remove-orphans.md"):
+        text = (DOCS / "commands" / page).read_text().split("## Examples", 1)[1]
+        block = "$ topoff" + text.rsplit("\n$ topoff", 1)[1].split("```", 1)[0]
+        command, *lines = block.splitlines()
+        args = command.removeprefix("$ topoff ").split()
+        args = [str(tmp_path / a) if a == "replica.duckdb" else target if a == shown else a
+                for a in args]
+        out = run_cli(*args)
+        assert lines[-1] == "(exit status 2)" and out.exit_code == 2, (page, args, out.output)
+        got = [ln.replace(target, shown).replace(str(tmp_path / "replica.duckdb"),
+                                                 "replica.duckdb")
+               for ln in out.stderr.splitlines()]
+        assert got == lines[:-1], page
