@@ -328,3 +328,32 @@ def test_init_names_a_table_it_cannot_read_when_it_lists_none(maria, tmp_path: P
         assert f"{maria.name}.ev (no SELECT privilege)" in error, error
     finally:
         maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
+
+
+def test_without_binlog_monitor_the_position_is_recorded_without_its_gtid(
+        maria, tmp_path: Path) -> None:
+    """mariadb.md "Privileges": without `BINLOG MONITOR` the snapshot's GTID cannot be
+    pinned but the binlog file and position are still recorded; the position leaves `gtid`
+    out (the page said it was null, which a manifest's position never holds)."""
+    from support.cli import write_config
+
+    user = f"nb{maria.name}"
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);"
+                  f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'p';"
+                  f"GRANT SELECT ON `{maria.name}`.* TO '{user}'@'127.0.0.1';"
+                  f"GRANT REPLICA MONITOR ON *.* TO '{user}'@'127.0.0.1'")
+    maria.pair.wait_replica()
+    url = maria.pair.replica.url(maria.name, user=user, password="p")
+    try:
+        cfg = write_config(tmp_path / "c.toml", f'dataset = "s"\n[source]\nurl = "{url}"\n'
+                           f'[tables.t]\nschema = "{maria.name}"\n')
+        out = run_cli("export", "full", "--config", cfg, "--to", str(tmp_path / "d"))
+        assert out.exit_code == 0, out.stdout + out.stderr
+        [manifest] = (tmp_path / "d").rglob("manifest.json")
+        position = json.loads(manifest.read_text())["snapshot"]["position"]
+        assert "gtid" not in position and position["binlog_file"], position
+        assert int(position["binlog_position"]) > 0, position
+        page = " ".join((DOCS / "mariadb.md").read_text().split())
+        assert "otherwise null" not in page and "otherwise left out" in page
+    finally:
+        maria.pair.primary.sql(f"DROP USER '{user}'@'127.0.0.1'", check=False)
