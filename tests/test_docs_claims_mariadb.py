@@ -350,7 +350,12 @@ def test_without_binlog_monitor_the_position_is_recorded_without_its_gtid(
         out = run_cli("export", "full", "--config", cfg, "--to", str(tmp_path / "d"))
         assert out.exit_code == 0, out.stdout + out.stderr
         [manifest] = (tmp_path / "d").rglob("manifest.json")
-        position = json.loads(manifest.read_text())["snapshot"]["position"]
+        data = json.loads(manifest.read_text())
+        position = data["snapshot"]["position"]
+        # "The manifest carries source.engine ...; lsn, xmin and xmax are null"
+        assert data["source"]["engine"] == "mariadb", data["source"]
+        assert [data["snapshot"].get(k, "absent") for k in ("lsn", "xmin", "xmax")] == [
+            None, None, None], data["snapshot"]
         assert "gtid" not in position and position["binlog_file"], position
         assert int(position["binlog_position"]) > 0, position
         page = " ".join((DOCS / "mariadb.md").read_text().split())
