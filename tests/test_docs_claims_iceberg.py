@@ -240,6 +240,7 @@ def test_iceberg_verify_leaves_out_a_column_named_like_another_but_for_case(
     assert run_cli("verify", target, "--against", db.standby_url).exit_code == 1
 
 
+@pytest.mark.slow
 def test_a_sql_catalog_in_postgresql(standard, tmp_path: Path) -> None:  # noqa: F811
     """iceberg.md: `uri = "postgresql+psycopg://..."` keeps the SQL catalog in PostgreSQL
     (the one to share between machines): sync, status, verify and the maintenance
@@ -328,6 +329,7 @@ def test_status_of_an_iceberg_replica_a_sync_left_half_way(standard, tmp_path: P
         4, f"incremental/{day(1)}/r1", []), state
 
 
+@pytest.mark.slow
 def test_a_damaged_file_after_a_table_committed_does_not_say_nothing_was_applied(
         standard, tmp_path: Path) -> None:  # noqa: F811
     """iceberg.md: a damaged file stops the sync with exit 6 "and nothing of its commit is

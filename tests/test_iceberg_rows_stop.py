@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import zstandard
 
 ROUNDS = 25
@@ -102,6 +103,7 @@ def test_a_reader_closed_after_its_first_batch_stops_cleanly(tmp_path):
     _run(path, entry, "close")
 
 
+@pytest.mark.slow
 def test_readers_closed_early_leave_no_read_ahead_behind_at_exit(tmp_path):
     """Each close waits until pyarrow's read-ahead has let go of the stream: no thread of
     pyarrow's is left to call into Python (a read, or dropping the stream) once the

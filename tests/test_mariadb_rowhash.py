@@ -66,7 +66,7 @@ def _hash(maria: MariaDatabase, table: str, algorithm: str = MY3) -> tuple[int, 
         return rows.window_hash(conn, t, algorithm=algorithm)
 
 
-@pytest.mark.parametrize("algorithm", [MY3, MY2])
+@pytest.mark.parametrize("algorithm", [MY3, pytest.param(MY2, marks=pytest.mark.slow)])
 def test_sees_a_one_byte_change_of_every_type(maria: MariaDatabase, algorithm: str) -> None:
     """Every type, nullable and NOT NULL (a NOT NULL column is hashed without a NULL mark
     by ``my3``); texts in two character sets (``my3`` casts the second to bytes)."""

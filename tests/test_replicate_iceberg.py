@@ -863,6 +863,7 @@ def test_a_namespace_another_run_makes_at_the_same_moment(setup, monkeypatch):
     assert same(target, db, "plain") == 5000
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_reconcile_like_ctrl_c(cluster, tmp_path):
     """SIGTERM of a real ``--reconcile`` is exit 130: nothing committed, its throwaway
     DuckDB directory removed from $TMPDIR (it was killed by the signal, the directory left)."""
