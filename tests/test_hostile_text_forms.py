@@ -207,7 +207,7 @@ def _first_of_each_column(cases: list[tuple[str, str]]) -> list[tuple[str, str]]
     return out
 
 
-#: the default run: one refused text a column (the others with -m slow)
+#: one refused text a column
 FIRST = _first_of_each_column(REFUSED)
 
 
@@ -228,8 +228,11 @@ def test_a_text_no_export_writes_for_a_type_held_as_text_stops_the_sync(db, tmp_
     pub = next(p.id for p in publish_day(cfg, str(url), day(1)).publications
                if day(1).isoformat() in p.id)
     wrong = []
-    chosen = FIRST + (REFUSED_ICEBERG if kind == "iceberg" else []) if cases == "first" \
-        else [c for c in REFUSED if c not in FIRST]
+    # by default one text a column on Iceberg, one in four of those on DuckDB (its SQL
+    # checks are the same regular expressions, tests/test_hostile_text_values.py): the
+    # rest with -m slow
+    first = FIRST + REFUSED_ICEBERG if kind == "iceberg" else FIRST[::4]
+    chosen = first if cases == "first" else [c for c in REFUSED if c not in first]
     for column, text in chosen:
         _rewrite(url, pub, column, text)
         out = cli("sync", str(url), target)
