@@ -42,11 +42,13 @@ _HISTORY_ON = b"SET @@SESSION.system_versioning_insert_history = 1;\n"
 _HISTORY_OFF = b"SET @@SESSION.system_versioning_insert_history = 0;\n"
 
 
-def _text(v: Any) -> str:
+def raw_text(v: Any) -> str:
+    """A value of a raw cursor as text."""
     return bytes(v).decode() if isinstance(v, bytes | bytearray) else str(v)
 
 
-def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def raw_rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``stmt`` from a raw cursor, a thousand at a time."""
     cur = conn.cursor(raw=True)
     try:
         cur.execute(stmt, params)
@@ -87,15 +89,15 @@ def _literal(value: Any, data_type: str) -> str:
 
 def _columns(conn: Any, table: str, history: bool) -> tuple[list[tuple[str, str]], bool]:
     """The columns to write (name, type) and whether the table is system-versioned."""
-    ((versioned,),) = list(_rows(conn, _VERSIONED_Q, (table,)))
+    ((versioned,),) = list(raw_rows(conn, _VERSIONED_Q, (table,)))
     out, period = [], False
-    for c, t, g, extra in _rows(conn, _COLUMNS_Q, (table,)):
-        if _text(g) in _PERIOD:
+    for c, t, g, extra in raw_rows(conn, _COLUMNS_Q, (table,)):
+        if raw_text(g) in _PERIOD:
             period = True
             if history:
-                out.append((_text(c), _text(t)))
-        elif not _text(g) and "GENERATED" not in _text(extra).upper():
-            out.append((_text(c), _text(t)))
+                out.append((raw_text(c), raw_text(t)))
+        elif not raw_text(g) and "GENERATED" not in raw_text(extra).upper():
+            out.append((raw_text(c), raw_text(t)))
     if int(versioned) and history and not period:  # implicit: invisible, not listed
         out += [("row_start", "timestamp"), ("row_end", "timestamp")]
     return out, bool(int(versioned))
@@ -127,7 +129,7 @@ def write_rows(conn: Any, table: str, write: Callable[[bytes], Any],
         values, pending = [], 0
 
     all_time = " FOR SYSTEM_TIME ALL" if every else ""
-    for row in _rows(conn, f"SELECT {select} FROM {quote_ident(table)}{all_time}"):
+    for row in raw_rows(conn, f"SELECT {select} FROM {quote_ident(table)}{all_time}"):
         line = "(" + ", ".join(_literal(v, t) for v, (_c, t) in
                                zip(row, columns, strict=True)) + ")"
         values.append(line)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from mysql.connector import errors as my_errors
 
-from topoff.backup.maria_float_rows import write_rows
+from topoff.backup.maria_float_rows import raw_rows, raw_text, write_rows
 from topoff.sources.mariadb.errors import read_failed
 from topoff.sources.mariadb.types import quote_ident
 
@@ -72,20 +72,6 @@ END = (b"SET SESSION time_zone = @topoff_tz, SESSION sql_mode = @topoff_mode, "
        b"SESSION foreign_key_checks = @topoff_fk;\n")
 
 
-def _text(v: Any) -> str:
-    return bytes(v).decode() if isinstance(v, bytes | bytearray) else str(v)
-
-
-def _rows(conn: Any, stmt: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    cur = conn.cursor(raw=True)
-    try:
-        cur.execute(stmt, params)
-        while batch := cur.fetchmany(1000):
-            yield from batch
-    finally:
-        cur.close()
-
-
 def _dumped_exactly(printed: str, exact: float) -> bool:
     """Whether the dump's text of a FLOAT restores the same float."""
     try:
@@ -110,15 +96,15 @@ def _settable(conn: Any, table: str, floats: list[str]
     """(the key's columns with their types, the ON UPDATE columns), or why the table's
     FLOATs cannot be set again (by an UPDATE; "rows": topoff may write its rows). A FLOAT
     in a unique key: two values alike in 6 digits would make the dump's INSERT fail."""
-    ((kind, triggers, inserts),) = list(_rows(conn, _TABLE_Q, (table, table, table)))
-    unique = {_text(c) for (c,) in _rows(conn, _UNIQUE_Q, (table,))}.intersection(floats)
-    key = [tuple(_text(v) if v is not None else "" for v in r)
-           for r in _rows(conn, _KEY_Q, (table,))]
+    ((kind, triggers, inserts),) = list(raw_rows(conn, _TABLE_Q, (table, table, table)))
+    unique = {raw_text(c) for (c,) in raw_rows(conn, _UNIQUE_Q, (table,))}.intersection(floats)
+    key = [tuple(raw_text(v) if v is not None else "" for v in r)
+           for r in raw_rows(conn, _KEY_Q, (table,))]
     odd = [k[1] for k in key if k[1] not in _INTS | _TEXTS | _BYTES | {"decimal"}]
-    if _text(kind) != "BASE TABLE":  # system-versioned: an UPDATE adds a version
+    if raw_text(kind) != "BASE TABLE":  # system-versioned: an UPDATE adds a version
         return "rows" if not int(inserts) else "system versioning and an INSERT trigger"
     if key and not odd and not int(triggers) and not unique:
-        return key, [_text(c) for (c,) in _rows(conn, _ON_UPDATE_Q, (table,))]
+        return key, [raw_text(c) for (c,) in raw_rows(conn, _ON_UPDATE_Q, (table,))]
     if not int(inserts):
         return "rows"
     if unique:
@@ -131,8 +117,8 @@ def _settable(conn: Any, table: str, floats: list[str]
 
 def _float_tables(conn: Any) -> dict[str, list[str]]:
     by_table: dict[str, list[str]] = {}
-    for table, column in _rows(conn, _FLOATS_Q):
-        by_table.setdefault(_text(table), []).append(_text(column))
+    for table, column in raw_rows(conn, _FLOATS_Q):
+        by_table.setdefault(raw_text(table), []).append(raw_text(column))
     return by_table
 
 
@@ -156,12 +142,12 @@ def _table(conn: Any, table: str, floats: list[str], write: Callable[[bytes], An
     where = " OR ".join(f"{quote_ident(f)} IS NOT NULL" for f in floats)
     keep = "".join(f", {quote_ident(c)} = {quote_ident(c)}" for c in on_update)
     size = rounded = 0
-    for row in _rows(conn, f"SELECT {cols} FROM {quote_ident(table)} WHERE {where}"):
+    for row in raw_rows(conn, f"SELECT {cols} FROM {quote_ident(table)} WHERE {where}"):
         sets = []
         for i, name in enumerate(floats):
             exact, printed = row[len(keys) + 2 * i], row[len(keys) + 2 * i + 1]
-            if exact is not None and not _dumped_exactly(_text(printed), float(_text(exact))):
-                sets.append(f"{quote_ident(name)} = {float(_text(exact))!r}")
+            if exact is not None and not _dumped_exactly(raw_text(printed), float(raw_text(exact))):
+                sets.append(f"{quote_ident(name)} = {float(raw_text(exact))!r}")
         if not sets:
             continue
         rounded += 1
