@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +17,7 @@ from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.pgtypes import family
 from topoff.targets.base import Capabilities, LoadSpec, TableDef, TableRef, Target
+from topoff.targets.duckdb import staging
 from topoff.targets.duckdb.connect import connect
 from topoff.targets.duckdb.load_errors import load_error
 from topoff.targets.duckdb.resources import resource_settings
@@ -49,9 +48,6 @@ CAPABILITIES = Capabilities(
            "load_in_place": "an initial load is one INSERT from `read_csv`; merges stage "
                             "a temporary table"},
 )
-_stage_names = itertools.count(1)
-#: stage_csv loads its spool file into the stage each time it holds this many bytes
-SPOOL_BYTES = 64 << 20
 log = logging.getLogger("topoff")
 
 
@@ -113,7 +109,7 @@ class DuckDBTarget(Target):
     def run_count(self, statement: str) -> int:
         return int(self.execute(statement)[0][0])
 
-    def _table(self, ref: TableRef) -> str:
+    def table_ref(self, ref: TableRef) -> str:
         return self.ident(ref.schema, ref.name)
 
     # -- tables ----------------------------------------------------------------------------
@@ -137,16 +133,16 @@ class DuckDBTarget(Target):
         ref = table.target
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.ident(ref.schema)}")
         cols = columns_ddl(table.source, list(table.columns))
-        self.execute(f"CREATE TABLE {self._table(ref)} ({cols})")
+        self.execute(f"CREATE TABLE {self.table_ref(ref)} ({cols})")
 
     def add_column(self, table: TableDef, column: Column) -> None:
-        self.execute(f"ALTER TABLE {self._table(table.target)} ADD COLUMN "
+        self.execute(f"ALTER TABLE {self.table_ref(table.target)} ADD COLUMN "
                      f"{duck_ident(column.name)} {duckdb_type(column)}")
 
     def change_column_type(self, table: TableDef, column: Column, keep_values: bool) -> None:
         c, typ = duck_ident(column.name), duckdb_type(column)
         using = f"CAST({c} AS {typ})" if keep_values else f"CAST(NULL AS {typ})"
-        self.execute(f"ALTER TABLE {self._table(table.target)} ALTER COLUMN {c} "
+        self.execute(f"ALTER TABLE {self.table_ref(table.target)} ALTER COLUMN {c} "
                      f"SET DATA TYPE {typ} USING {using}")
 
     # create_keys: the base class's. An ART index is rewritten whole at each checkpoint
@@ -154,7 +150,7 @@ class DuckDBTarget(Target):
     # asked for (--primary-keys). Merges find rows by key with a join, index or not.
 
     # -- loading ---------------------------------------------------------------------------
-    def _source(self, spec: LoadSpec, columns: list[Column]) -> str:
+    def csv_source(self, spec: LoadSpec, columns: list[Column]) -> str:
         files = ", ".join(_literal(p) for p in spec.files)
         types = ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in columns)
         # dataset files: zstd with a header; stage_csv's spool files: plain rows
@@ -168,8 +164,8 @@ class DuckDBTarget(Target):
                 f"max_line_size = {self.max_line}, "
                 f"buffer_size = {self.max_line})")
 
-    def _select(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
-        select = typed_select(self._source(spec, columns), columns, widened)
+    def typed_csv(self, spec: LoadSpec, columns: list[Column], widened: set[str]) -> str:
+        select = typed_select(self.csv_source(spec, columns), columns, widened)
         if spec.since is not None and spec.table.cursor:
             select = (f"SELECT * FROM ({select}) WHERE {duck_ident(spec.table.cursor)} >= "
                       f"{cursor_literal(self, spec.table, spec.since)}")
@@ -206,7 +202,7 @@ class DuckDBTarget(Target):
             out.append(c)
         return out
 
-    def _widen_misfits(self, table: TableDef, columns: Sequence[Column], widened: set[str],
+    def widen_misfits(self, table: TableDef, columns: Sequence[Column], widened: set[str],
                        source: str) -> None:
         """Widen the columns whose values in ``source`` (CSV text: files, or staged text
         rows) the DuckDB type cannot hold; then refuse a text in its form that is no value
@@ -217,7 +213,7 @@ class DuckDBTarget(Target):
             return check_values(self.con, columns, widened, source)
         flags = ", ".join(f"bool_or({check})" for _, check in checks.values())
         found = self.execute(f"SELECT {flags} FROM {source}")[0]
-        target = self._table(table.target)
+        target = self.table_ref(table.target)
         for (name, (column, _)), misfit in zip(checks.items(), found, strict=True):
             if misfit:
                 c = duck_ident(name)
@@ -241,109 +237,29 @@ class DuckDBTarget(Target):
         table = spec.table
         columns = spec.extra.get("columns") or table.columns
         widened = self.widened(table)
-        self._widen_misfits(table, columns, widened, self._source(spec, columns))
-        select = self._select(spec, columns, widened)  # --since applied here
+        self.widen_misfits(table, columns, widened, self.csv_source(spec, columns))
+        select = self.typed_csv(spec, columns, widened)  # --since applied here
         if spec.mode == "initial":
             return merge(self, table, columns, f"({select})", "initial")
-        stage = f"topoff_stage_{next(_stage_names)}"
+        stage = staging.stage_name()
         self.execute(f"CREATE TEMP TABLE {stage} AS {select}")
         try:
             return merge(self, table, columns, stage, spec.mode, spec.window)
         finally:
             self.execute(f"DROP TABLE IF EXISTS {stage}")
 
-    @contextlib.contextmanager
     def stage_rows(self, table: TableDef, columns: Sequence[Column],
-                   rows: Iterable[Sequence[Any]], text: bool = False) -> Iterator[str]:
-        names = ", ".join(duck_ident(c.name) for c in columns)
-        stage = f"topoff_stage_{next(_stage_names)}"
-        raw = f"topoff_stage_{next(_stage_names)}" if text else stage
-        shape = (f"({', '.join(duck_ident(c.name) + ' VARCHAR' for c in columns)})" if text
-                 else f"AS SELECT {names} FROM {self._table(table.target)} LIMIT 0")
-        self.execute(f"CREATE TEMP TABLE {raw} {shape}")
-        try:
-            marks = ", ".join("?" for _ in columns)
-            it = iter(rows)
-            while batch := list(itertools.islice(it, 10000)):
-                self.con.executemany(f"INSERT INTO {raw} VALUES ({marks})", batch)
-            if text:  # PostgreSQL's text, read as a load reads the CSV files
-                widened = self.widened(table)
-                self._widen_misfits(table, columns, widened, raw)
-                try:
-                    self.execute(f"CREATE TEMP TABLE {stage} AS "
-                                 f"{typed_select(raw, columns, widened)}")
-                except (duckdb.ConversionException, duckdb.OutOfRangeException) as e:
-                    first = str(e).strip().splitlines()[0]
-                    raise TargetError(
-                        f"{table.source}: a value does not fit its DuckDB column ({first})",
-                        hint="DuckDB cannot hold this value (timestamps after 294246 AD); "
-                        "replicate into PostgreSQL, or correct the value on the source"
-                    ) from None
-                self.execute(f"DROP TABLE {raw}")
-            yield stage
-        finally:
-            with contextlib.suppress(duckdb.Error):  # an aborted transaction drops them
-                self.execute(f"DROP TABLE IF EXISTS {stage}")
-                self.execute(f"DROP TABLE IF EXISTS {raw}")
+                   rows: Iterable[Sequence[Any]], text: bool = False
+                   ) -> contextlib.AbstractContextManager[str]:
+        return staging.stage_rows(self, table, columns, rows, text)
 
-    def _spooled(self, table: TableDef, columns: list[Column], chunks: Iterable[bytes],
-                 take: Callable[[str, set[str]], None]) -> None:
-        """Spool the CSV to files under the replica's tmp directory; each time one holds
-        SPOOL_BYTES (and at the end), hand ``take`` its typed SELECT (types.py)."""
-        tmp = Path(str(self.path) + ".tmp")
-        tmp.mkdir(exist_ok=True)
-        widened = self.widened(table)
-        it = iter(chunks)
-        while True:
-            with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
-                size = 0
-                for chunk in it:
-                    spool.write(chunk)
-                    size += len(chunk)
-                    if size >= SPOOL_BYTES:
-                        break
-                spool.flush()
-                if size:
-                    spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
-                    self._widen_misfits(table, columns, widened, self._source(spec, columns))
-                    take(self._select(spec, columns, widened), widened)
-            if size < SPOOL_BYTES:
-                return
-
-    @contextlib.contextmanager
     def stage_csv(self, table: TableDef, columns: Sequence[Column],
-                  chunks: Iterable[bytes]) -> Iterator[str]:
-        stage = f"topoff_stage_{next(_stage_names)}"
-        names = ", ".join(duck_ident(c.name) for c in columns)
-        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM "
-                     f"{self._table(table.target)} LIMIT 0")
-        staged = self.widened(table)
-
-        def take(select: str, widened: set[str]) -> None:
-            # a column widened by this file (types.py) is widened in the stage too
-            for c in columns:
-                if c.name in widened and c.name not in staged:
-                    ident = duck_ident(c.name)
-                    self.execute(f"ALTER TABLE {stage} ALTER COLUMN {ident} SET DATA TYPE "
-                                 f"VARCHAR USING {stored_as_text(ident, c)}")
-                    staged.add(c.name)
-            self.execute(f"INSERT INTO {stage} {select}")
-
-        try:
-            self._spooled(table, list(columns), chunks, take)
-            yield stage
-        finally:
-            self.execute(f"DROP TABLE IF EXISTS {stage}")
+                  chunks: Iterable[bytes]) -> contextlib.AbstractContextManager[str]:
+        return staging.stage_csv(self, table, columns, chunks)
 
     def copy_csv(self, table: TableDef, columns: Sequence[Column],
                  chunks: Iterable[bytes]) -> int:
-        done = [0]
-
-        def take(select: str, widened: set[str]) -> None:
-            done[0] += merge(self, table, list(columns), f"({select})", "initial")
-
-        self._spooled(table, list(columns), chunks, take)
-        return done[0]
+        return staging.copy_csv(self, table, columns, chunks)
 
     # -- reading ---------------------------------------------------------------------------
     def day_expression(self, table: TableDef) -> str | None:
@@ -366,7 +282,7 @@ class DuckDBTarget(Target):
         if window is not None:
             where.append(window_condition(self, table, window))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        target = self._table(table.target)
+        target = self.table_ref(table.target)
         h = duckdb_row_hash(self.stored_columns(table))
         if by_day:
             day = self.day_expression(table)
