@@ -101,7 +101,21 @@ def expire(location: str, older_than: timedelta, dry_run: bool = False) -> list[
 
 
 def _expire(table: Any, source: str, cutoff: float, dry_run: bool) -> Expired:
-    """Expire the snapshots of ``table`` older than ``cutoff`` (ms), but its current one."""
+    """Expire the snapshots of ``table`` older than ``cutoff`` (ms), but its current one.
+    A dry run that finds a manifest gone (an expiry running now deleted it) reads the
+    table again: what is left is what this one would expire."""
+    for _ in range(3):
+        try:
+            return _expire_once(table, source, cutoff, dry_run)
+        except FileNotFoundError:
+            if not dry_run:
+                raise
+            table.refresh()
+    raise TargetError(f"{source}: other expiries kept removing the snapshots this dry run "
+                      "reads", hint="run one expiry at a time, then run it again")
+
+
+def _expire_once(table: Any, source: str, cutoff: float, dry_run: bool) -> Expired:
     current = table.current_snapshot()
     total = len(table.metadata.snapshots)
     old = [s.snapshot_id for s in table.metadata.snapshots
