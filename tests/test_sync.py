@@ -511,9 +511,11 @@ def test_two_datasets_in_one_replica(db, second_db, replica, tmp_path):
     for name, source in (("alpha", db), ("beta", second_db)):
         result = cli("verify", replica, "--against", source.standby_url, "--dataset", name)
         assert result.exit_code == 0 and result.stdout.endswith("are equal\n"), result.stdout
-    with pytest.raises(TargetError, match="several datasets") as e:
+    with pytest.raises(ConfigError, match="several datasets") as e:
         verify(replica, db.standby_url)
     assert "--dataset" in (e.value.hint or "")
+    result = cli("verify", replica, "--against", db.standby_url)  # a choice not made: usage
+    assert result.exit_code == 2 and "choose one with --dataset" in result.stderr, result.stderr
 
     # each dataset keeps the schema it was built into
     with pytest.raises(ConfigError, match="schema") as e:

@@ -20,7 +20,7 @@ from typing import Any
 
 from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
-from topoff.errors import NoReplicaError, TargetError
+from topoff.errors import ConfigError, NoReplicaError, TargetError
 from topoff.pgtypes import family
 from topoff.safety import source_failures
 from topoff.sources.base import SourceVerifier, open_source
@@ -114,7 +114,7 @@ def choose_dataset(datasets: list[str], where: str, dataset: str | None) -> str:
     if dataset is not None:
         return dataset
     if len(datasets) > 1:
-        raise TargetError(f"{where} holds several datasets ({', '.join(datasets)})",
+        raise ConfigError(f"{where} holds several datasets ({', '.join(datasets)})",
                           hint="choose one with --dataset")
     return datasets[0]
 
