@@ -10,7 +10,9 @@ command is what a user runs: ``topoff replicate --config FILE --once``, ``psql -
 mimeo.refresh_inserter(...)"``, ``pgcopydb clone``. Tasks:
 
 * inserter: the initial pull of ``--rows`` rows (topoff's first run against mimeo's
-  ``inserter_maker``), then a refresh that brings ``--rows`` new rows;
+  ``inserter_maker``), then a refresh that brings ``--rows`` new rows
+  (also piped by psql alone, ``\\copy`` to ``\\copy``, into a table with the same indexes and no
+  check at all: what the servers' COPYs cost any tool, given no verdict);
 * updater: a refresh that brings ``--rows`` new rows and ``--rows`` updated rows;
 * snapshot: a refresh of a ``--rows``-row table after one row changed, and one with
   nothing changed (mimeo decides from statistics counters, topoff by its xmin rule);
@@ -52,17 +54,18 @@ from __future__ import annotations
 import argparse
 import glob
 import shutil
-import time
 from collections.abc import Callable
 
 from common import WORK, machine, run_usage, topoff
 from replicate_peers import (
     DEST_SCHEMA,
+    Contender,
     Source,
+    floor_refresh,
+    measure,
     mimeo_database,
     mimeo_sql,
     pgcopydb_clone,
-    server_cpu,
     stat_total,
     topoff_config,
     topoff_replicate_ready,
@@ -75,7 +78,6 @@ SCENARIOS = ("inserter", "updater", "snapshot", "copy")
 CONF = {"max_wal_size": "4GB", "checkpoint_timeout": "30min", "shared_buffers": "256MB"}
 
 
-Contender = tuple[str, str, str | None, Callable[[], None] | None]
 
 
 class Bench:
@@ -135,26 +137,8 @@ class Bench:
         return topoff(f"replicate --config {cfg} --once --quiet{jobs_opt}") + " >/dev/null"
 
     def measure(self, contenders: list[Contender]) -> None:
-        """Each command ``--repeat`` times, interleaved; medians of time and CPU, largest
-        peak RSS. A ``prepare`` runs untimed before each attempt."""
-        live = [c for c in contenders if c[2] is not None]
-        samples: dict[int, list[tuple[float, float, float, float]]] = {
-            i: [] for i in range(len(live))}
-        for _ in range(self.args.repeat):
-            for i, (_tool, _task, cmd, prepare) in enumerate(live):
-                if prepare is not None:
-                    prepare()
-                before = server_cpu(self.servers)
-                assert cmd is not None
-                seconds, peak, cpu = run_usage(cmd)
-                time.sleep(0.3)  # the command's backends exit after it does
-                samples[i].append((seconds, cpu, server_cpu(self.servers) - before, peak))
-        for i, (tool, task, _cmd, _prepare) in enumerate(live):
-            s = samples[i]
-            def med(k: int, s: list[tuple[float, float, float, float]] = s) -> float:
-                return sorted(x[k] for x in s)[len(s) // 2]
-            self.results.append(Timed(tool, task, med(0), med(1), med(2), max(x[3] for x in s)))
-            print(f"# {task} | {tool}: {med(0):.2f}s", flush=True)
+        """Each command ``--repeat`` times, interleaved (replicate_peers.measure)."""
+        self.results += measure(contenders, self.args.repeat, self.servers)
 
     def check(self, what: str, src_table: str, tool: str, dest_table: str,
               db: str | None = None) -> None:
@@ -210,6 +194,22 @@ class Bench:
         self.check("inserter", "m.ins", "mimeo", "via_mimeo.ins")
         if self.topoff_ok:
             self.check("inserter", "t.ins", "topoff", self.dest_table("topoff", "ins"))
+            self.floor(n)
+
+    def floor(self, n: int) -> None:
+        """The inserter refresh as psql alone pipes it (replicate_peers.floor_refresh), into
+        a table made like topoff's destination (its indexes): no verdict, the cost of the
+        servers' COPYs that every tool pays."""
+        db, cols = self.db["topoff"], "id, ts, site, kind, payload"
+        self.dest.execute(f"CREATE SCHEMA floor; CREATE TABLE floor.ins (LIKE "
+                          f"{self.dest_table('topoff', 'ins')} INCLUDING ALL)", db)
+        cmd = floor_refresh(self.standby.url("src"), self.dest.url(db), "f.ins", "floor.ins",
+                            cols)
+        self.src.insert("f.ins", n)
+        run_usage(cmd)  # the initial pull, untimed
+        self.measure([("psql \\copy piped to psql \\copy (no checks)", f"inserter: {n:,} new rows",
+                       cmd, lambda: self.src.insert("f.ins", n))])
+        self.check("inserter by psql", "f.ins", "topoff", "floor.ins")
 
     def updater(self) -> None:
         n = self.n
@@ -351,6 +351,8 @@ def main() -> None:
                   flush=True)
         tables = {"inserter": ["ins"], "updater": ["upd"], "snapshot": ["snap"]}
         bench.src.create(["m", "t"], [t for s in only for t in tables.get(s, [])])
+        if "inserter" in only:
+            bench.src.create(["f"], ["ins"])
         if "copy" in only:
             bench.src.create(["c"], ["big"])
         for name in only:

@@ -13,8 +13,11 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from common import run_usage
+from replicate_report import Timed
 from topoff.config_writer import toml_value
 from topoff.demo.cluster import Server, ThrowawayCluster
 
@@ -200,3 +203,52 @@ def server_cpu(servers: list[Server]) -> float:
         elif ppid in pids:
             total += int(fields[11]) + int(fields[12])
     return total / tick
+
+
+# --- the floor: the rows piped by psql, no tool -------------------------------------------
+
+def floor_refresh(source: str, dest: str, src_table: str, dest_table: str,
+                  columns: str) -> str:
+    """What any inserter refresh costs at least: the rows after the destination's newest
+    cursor, ``COPY ... TO STDOUT (FORMAT binary)`` on the source piped by psql into ``COPY
+    ... FROM STDIN`` of the destination table (same indexes), with no check of any kind."""
+    newest = f"SELECT coalesce(max(ts), '-infinity') FROM {dest_table}"
+    top = f"psql -X -At -d {shlex.quote(dest)} -c {shlex.quote(newest)}"
+    out = (f"\\copy (SELECT {columns} FROM {src_table} WHERE ts > '$top') TO STDOUT WITH "
+           "(FORMAT binary)")
+    into = f"\\copy {dest_table} ({columns}) FROM STDIN WITH (FORMAT binary)"
+    return (f"top=$({top}) && psql -X -q -d {shlex.quote(source)} -c \"{out}\" | "
+            f"psql -X -q -d {shlex.quote(dest)} -c {shlex.quote(into)} >/dev/null")
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+#: (tool, task, shell command or None when unavailable, untimed preparation or None)
+Contender = tuple[str, str, str | None, Callable[[], None] | None]
+
+
+def measure(contenders: list[Contender], repeat: int, servers: list[Server]) -> list[Timed]:
+    """Each command ``repeat`` times, interleaved; medians of time and CPU (the client's,
+    and ``servers``' PostgreSQL processes'), largest peak RSS. A preparation runs untimed
+    before each attempt."""
+    live = [c for c in contenders if c[2] is not None]
+    samples: dict[int, list[tuple[float, float, float, float]]] = {
+        i: [] for i in range(len(live))}
+    for _ in range(repeat):
+        for i, (_tool, _task, cmd, prepare) in enumerate(live):
+            if prepare is not None:
+                prepare()
+            before = server_cpu(servers)
+            assert cmd is not None
+            seconds, peak, cpu = run_usage(cmd)
+            time.sleep(0.3)  # the command's backends exit after it does
+            samples[i].append((seconds, cpu, server_cpu(servers) - before, peak))
+    out = []
+    for i, (tool, task, _cmd, _prepare) in enumerate(live):
+        s = samples[i]
+
+        def med(k: int, s: list[tuple[float, float, float, float]] = s) -> float:
+            return sorted(x[k] for x in s)[len(s) // 2]
+        out.append(Timed(tool, task, med(0), med(1), med(2), max(x[3] for x in s)))
+        print(f"# {task} | {tool}: {med(0):.2f}s", flush=True)
+    return out
