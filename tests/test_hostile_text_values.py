@@ -2,10 +2,11 @@
 spells no value PostgreSQL takes and writes so (a cidr with bits right of its mask, a range
 with its bounds out of order or a day beyond its month, a daterange written ``[a,b]``, a
 multirange's overlapping ranges, an interval overflowing its months, a tsvector's lexemes
-out of order, a snapshot's xip beyond its xmax, a multi-dimensional array that is not
-rectangular) is refused by both targets as PostgreSQL's input function refuses it, and its
-canonical spelling is loaded: the test cluster's own cast of each text is the oracle. They
-were stored as written (a regular expression sees the form, not the value)."""
+out of order, a snapshot's xip beyond its xmax, a box's lower left corner first, a
+multi-dimensional array that is not rectangular) is refused by both targets as
+PostgreSQL's input function refuses it, and its canonical spelling is loaded: the test
+cluster's own cast of each text is the oracle. They were stored as written (a regular
+expression sees the form, not the value)."""
 
 from __future__ import annotations
 
@@ -195,6 +196,16 @@ CASES += [
     ("jsonb", '[1, {"a": 2}, "]"]'), ("jsonb", '{"a": }'), ("jsonb", '{"a"}'),
     ("jsonb", "[1][2]"), ("jsonb", '"a""b"'), ("jsonb", "[true: 1]"), ("jsonb", "{1: 2}"),
     ("box[]", "{(1,1),(0,0);;(2,2),(1,1)}"), ("box[]", "{(1,1),(0,0);}"),
+]
+#: a box's corners, the upper right first (box_in swaps the coordinates of the two given,
+#: NaN above every number, -0 equal to 0)
+CASES += [
+    ("box", "(1,1),(0,0)"), ("box", "(0,0),(1,1)"), ("box", "(0,1),(1,0)"),
+    ("box", "(1,0),(0,1)"), ("box", "(1,1),(1,1)"), ("box", "(NaN,1),(1,0)"),
+    ("box", "(1,1),(NaN,0)"), ("box", "(NaN,NaN),(NaN,NaN)"), ("box", "(-0,0),(0,-0)"),
+    ("box", "(0,Infinity),(-Infinity,0)"), ("box", "(-Infinity,0),(0,Infinity)"),
+    ("box[]", "{(1,1),(0,0);(0,0),(1,1)}"), ("box[]", "{(3,3),(2,2);NULL}"),
+    ("box[]", "{{(1,1),(0,0)};{(0,0),(1,1)}}"), ("box[]", "{{(1,1),(0,0)};{(3,3),(2,2)}}"),
 ]
 
 

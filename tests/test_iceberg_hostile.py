@@ -130,3 +130,36 @@ def test_a_replicated_row_longer_than_the_csv_reader_takes_fails_the_table_with_
     [run] = run_once(cfg)
     assert (run.status, run.exit_code) == ("failed", 7), run.error
     assert "32 MiB" in (run.error or "")
+
+
+def test_a_box_whose_corners_are_not_in_box_out_s_order_is_refused(db, tmp_path):
+    """PostgreSQL writes a box's upper right corner first (box_in swaps the coordinates it
+    is given): a dataset's ``(0,0),(1,1)`` is no text a source wrote; it was kept as it is,
+    a string no PostgreSQL replica of the same publication holds. The publication as
+    written syncs, and verify finds it equal."""
+    db.execute("CREATE TABLE g (id integer, b box, bs box[])")
+    db.execute("INSERT INTO g VALUES (1, '(0,0),(1,1)', '{(0,1),(1,0);NULL}'), "
+               "(2, '(NaN,0),(1,1)', '{}')")
+    db.sync()
+    url = tmp_path / "published"
+    full = publish_full(make_config(db, 'dataset = "g"\n[tables.g]\nmethod = "snapshot"\n'),
+                        str(url)).publications[0].id
+    good = _data(url, full, "public.g")
+    assert good == (b'id,b,bs\n1,"(1,1),(0,0)","{(1,1),(0,0);NULL}"\n'
+                    b'2,"(NaN,1),(1,0)",{}\n')
+    target = catalog_file(tmp_path)
+    for old, new, column in ((b'1,"(1,1),(0,0)",', b'1,"(0,0),(1,1)",', "b"),
+                             (b'"(NaN,1),(1,0)"', b'"(1,0),(NaN,1)"', "b"),
+                             (b'"{(1,1),(0,0);NULL}"', b'"{(0,0),(1,1);NULL}"', "bs")):
+        replace_data_file(url, full, "public.g", compress(good.replace(old, new)))
+        out = cli("sync", str(url), target)
+        assert out.exit_code == 6, (new, out.stdout, out.stderr)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and f"column {column} " in errors[0], out.stderr
+        assert iceberg_table(target, "public.g").current_snapshot() is None
+    replace_data_file(url, full, "public.g", compress(good))
+    assert cli("sync", str(url), target).exit_code == 0
+    assert [r[1:] for r in iceberg_rows(target, "public.g")] == [
+        ("(1,1),(0,0)", ["(1,1),(0,0)", None]), ("(NaN,1),(1,0)", [])]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()

@@ -192,7 +192,7 @@ class Rule:
 #: Rule's ``exact``, run on the texts ``suspect`` finds (a regular expression searched in
 #: the text; None: every text)
 EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
-                   "timestamp", "xml", "tsquery", "jsonb", "json", "float4", "float8",
+                   "timestamp", "xml", "tsquery", "jsonb", "json", "float4", "float8", "box",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 

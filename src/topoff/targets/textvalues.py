@@ -28,7 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from topoff.targets import textparsed
+from topoff.targets import textgeometry, textparsed
 from topoff.targets.textforms import element_rule
 
 _I32 = 2**31
@@ -236,7 +236,7 @@ CHECKS: dict[str, Callable[[str], bool]] = {
     **{k.replace("range", "multirange"): functools.partial(multirange_ok, k) for k in _KEYS},
     "xml": textparsed.xml_ok, "tsquery": textparsed.tsquery_ok, "json": textparsed.json_ok,
     "jsonb": textparsed.jsonb_ok, "float4": textparsed.float4_ok,
-    "float8": textparsed.float8_ok,
+    "float8": textparsed.float8_ok, "box": textgeometry.box_ok,
 }
 
 

@@ -35,7 +35,10 @@ def _checks(c: Column, widened: set[str]) -> list[tuple[str, str]]:
     x = duck_ident(c.name)
     if f.kind == "array" and f.element is not None and (
             c.name in widened or duckdb_type(c) == "VARCHAR"):
-        # a multi-dimensional array's text, whole; a one-dimensional one's elements
+        # a multi-dimensional array's text, whole; a one-dimensional one's elements (a
+        # box[]'s, separated by ";", each box's corners checked: its text, whole)
+        if f.element.pg_type == "box":
+            return [(f"CASE WHEN {x} IS NOT NULL THEN [{x}] END", "array:box")]
         out = [(f"CASE WHEN NOT topoff_pg_array_ok({x}) THEN [{x}] END",
                 "array:" + f.element.pg_type)]
         r = element_rule(f.element.pg_type)
