@@ -3,10 +3,11 @@ spells no value PostgreSQL takes and writes so (a cidr with bits right of its ma
 with its bounds out of order or a day beyond its month, a daterange written ``[a,b]``, a
 multirange's overlapping ranges, an interval overflowing its months, a tsvector's lexemes
 out of order, a snapshot's xip beyond its xmax, a box's lower left corner first, a
-multi-dimensional array that is not rectangular) is refused by both targets as
-PostgreSQL's input function refuses it, and its canonical spelling is loaded: the test
-cluster's own cast of each text is the oracle. They were stored as written (a regular
-expression sees the form, not the value)."""
+circle's negative radius, a line whose A and B are zero, a multi-dimensional array that
+is not rectangular) is refused by both targets as PostgreSQL's input function refuses it,
+and its canonical spelling is loaded: the test cluster's own cast of each text is the
+oracle. They were stored as written (a regular expression sees the form, not the
+value)."""
 
 from __future__ import annotations
 
@@ -198,7 +199,8 @@ CASES += [
     ("box[]", "{(1,1),(0,0);;(2,2),(1,1)}"), ("box[]", "{(1,1),(0,0);}"),
 ]
 #: a box's corners, the upper right first (box_in swaps the coordinates of the two given,
-#: NaN above every number, -0 equal to 0)
+#: NaN above every number, -0 equal to 0); a circle's radius not negative; a line's A and B
+#: not both zero
 CASES += [
     ("box", "(1,1),(0,0)"), ("box", "(0,0),(1,1)"), ("box", "(0,1),(1,0)"),
     ("box", "(1,0),(0,1)"), ("box", "(1,1),(1,1)"), ("box", "(NaN,1),(1,0)"),
@@ -206,6 +208,11 @@ CASES += [
     ("box", "(0,Infinity),(-Infinity,0)"), ("box", "(-Infinity,0),(0,Infinity)"),
     ("box[]", "{(1,1),(0,0);(0,0),(1,1)}"), ("box[]", "{(3,3),(2,2);NULL}"),
     ("box[]", "{{(1,1),(0,0)};{(0,0),(1,1)}}"), ("box[]", "{{(1,1),(0,0)};{(3,3),(2,2)}}"),
+    ("circle", "<(1,2),3>"), ("circle", "<(1,2),-3>"), ("circle", "<(1,2),0>"),
+    ("circle", "<(1,2),NaN>"), ("circle", "<(1,2),-0>"), ("circle[]", "{\"<(1,2),-1>\"}"),
+    ("line", "{1,0,0}"), ("line", "{0,1,0}"), ("line", "{0,0,1}"), ("line", "{-0,0,1}"),
+    ("line", "{NaN,0,1}"), ("line", "{1e-07,0,1}"), ("line", "{1e-06,-1e-06,1}"),
+    ("line", "{1.1e-06,0,1}"), ("lseg", "[(1,1),(0,0)]"), ("lseg", "[(0,0),(1,1)]"),
 ]
 
 

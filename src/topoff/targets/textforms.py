@@ -193,6 +193,7 @@ class Rule:
 #: the text; None: every text)
 EXACT = frozenset({"cidr", "interval", "tsvector", "txid_snapshot", "pg_snapshot", "date",
                    "timestamp", "xml", "tsquery", "jsonb", "json", "float4", "float8", "box",
+                   "circle", "line",
                    *_RANGES, *(r.replace("range", "multirange") for r in _RANGES)})
 SUSPECT = {"interval": "[0-9]{9}"}
 

@@ -237,6 +237,7 @@ CHECKS: dict[str, Callable[[str], bool]] = {
     "xml": textparsed.xml_ok, "tsquery": textparsed.tsquery_ok, "json": textparsed.json_ok,
     "jsonb": textparsed.jsonb_ok, "float4": textparsed.float4_ok,
     "float8": textparsed.float8_ok, "box": textgeometry.box_ok,
+    "circle": textgeometry.circle_ok, "line": textgeometry.line_ok,
 }
 
 
