@@ -56,3 +56,22 @@ def test_an_enum_gets_a_name_the_target_chooses():
     assert name.startswith("Mood; DROP TABLE x_") and len(name.encode()) <= 63
     assert enum_name(Column("c", "public.m", enum=["a"])) != \
         enum_name(Column("c", "public.m", enum=["a", "b"]))
+
+
+@pytest.mark.parametrize(("spelling", "name"), [
+    ("_int4", "integer[]"), ("int4[]", "integer[]"), ("int", "integer"),
+    ("varchar(3)[]", "character varying(3)[]"), ("_varchar", "character varying[]"),
+    ("float8", "double precision"), ("_float4", "real[]"), ("float(24)", "real"),
+    ("timestamptz(3)[]", "timestamp(3) with time zone[]"),
+    ("timestamp", "timestamp without time zone"), ("timetz", "time with time zone"),
+    ("decimal(5, 2)[]", "numeric(5,2)[]"), ("numeric(5, 2)", "numeric(5,2)"),
+    ("varbit(4)[]", "bit varying(4)[]"), ("bpchar(3)", "character(3)"), ("char", "character"),
+    ("_char", '"char"[]'), ("_int4[]", "integer[][]"), ("_interval", "interval[]"),
+    # kept as they are: a named type, bpchar without a length (no character(n)), no type
+    ("bpchar", "bpchar"), ("_bpchar", "_bpchar"), ("public.int4", "public.int4"),
+    ("_mood", "_mood"), ("_", "_"), ("INT4", "INT4"),
+])
+def test_another_spelling_of_a_built_in_type_is_read_as_format_type_prints_it(spelling, name):
+    c = Column.from_json({"name": "c", "type": spelling}, "column")
+    assert c.type == name
+    assert family(name).kind == family(c.type).kind

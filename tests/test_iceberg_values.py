@@ -235,3 +235,54 @@ def test_status_shows_the_last_microsecond_of_9999_as_the_newest_cursor(db, tmp_
     out = cli("status", target)
     assert out.exit_code == 0, out.stderr
     assert "9999-12-31 23:59:59.999999" in out.stdout, out.stdout
+
+
+#: column: (its type on the source, the manifest's spelling, the Iceberg type)
+SPELLINGS = {
+    "a": ("integer[]", "_int4", "list<int>"), "b": ("integer[]", "int4[]", "list<int>"),
+    "c": ("character varying(3)[]", "varchar(3)[]", "list<string>"),
+    "d": ("double precision[]", "float8[]", "list<double>"),
+    "e": ("double precision[]", "_float8", "list<double>"),
+    "f": ("timestamp(3) with time zone[]", "timestamptz(3)[]", "list<string>"),
+    "g": ("numeric(5,2)[]", "decimal(5, 2)[]", "list<string>"),
+    "h": ("bit varying(4)[]", "varbit(4)[]", "list<string>"),
+    "i": ("numeric(5,2)", "decimal(5,2)", "decimal(5, 2)"),
+    "j": ("timestamp without time zone", "timestamp", "timestamp"),
+    "k": ("smallint[]", "_int2", "list<int>"), "m": ("boolean[]", "bool[]", "list<boolean>"),
+}
+
+
+@pytest.mark.parametrize("logical", [False, True], ids=["derived", "declared"])
+def test_another_spelling_of_a_built_in_type_is_that_type(db, tmp_path, logical):
+    """A manifest may spell a type as PostgreSQL reads it (``int4[]``, ``_int4``,
+    ``varchar(3)[]``): ``_int4`` was a string column of the array's text, ``int4[]`` a list
+    of strings, ``varchar(3)[]`` a manifest refused; each is the Iceberg type its
+    format_type() spelling maps to, with the same values, and verify finds it equal."""
+    from support.dataset import rewrite_manifest
+
+    db.execute(f"CREATE TABLE edges (id integer, "
+               f"{', '.join(f'{c} {t[0]}' for c, t in SPELLINGS.items())})")
+    db.execute("INSERT INTO edges VALUES (1, '{1,NULL}', '{2}', '{ab,NULL,\"\"}', '{1.5}', "
+               "'{-0}', '{2026-01-01 00:00:00.123+00}', '{1.50,NULL}', '{101}', 2.5, "
+               "'2026-01-01 10:00:00', '{-1}', '{t,NULL}'), "
+               "(2, '{}', NULL, '{}', '{}', '{}', '{}', '{}', '{}', NULL, NULL, '{}', '{}')")
+    url, target = _publish(db, tmp_path)
+    [pub] = [p.name for p in (tmp_path / "published" / "full").iterdir()]
+
+    def respell(doc: dict) -> None:
+        for c in doc["tables"]["public.edges"]["columns"]:
+            if c["name"] in SPELLINGS:
+                c["type"] = SPELLINGS[c["name"]][1]
+                if not logical:
+                    del c["logical"]
+    rewrite_manifest(tmp_path / "published", f"full/{pub}", respell)
+    out = cli("sync", url, target)
+    assert out.exit_code == 0, (out.stdout, out.stderr)
+    table = iceberg_table(target, "public.edges")
+    assert {f.name: str(f.field_type) for f in table.schema().fields} == {
+        "id": "int", **{c: t[2] for c, t in SPELLINGS.items()}}
+    rows = iceberg_rows(target, "public.edges")
+    assert rows[0][1:3] == ([1, None], [2]) and rows[0][4:6] == ([1.5], [-0.0])
+    assert rows[0][11:] == ([-1], [True, None]) and rows[1][2] is None
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()

@@ -144,6 +144,53 @@ def _parse_scalar(t: str) -> PgType | None:
     return None
 
 
+#: PostgreSQL's other names of built-in types (its grammar's and pg_type's), and the name
+#: format_type() prints for each; ``bpchar`` only with a length (without one it is no
+#: character(n), format_type() prints it ``bpchar``)
+ALIASES = {"int2": "smallint", "int4": "integer", "int": "integer", "int8": "bigint",
+           "float4": "real", "float8": "double precision", "float": "double precision",
+           "bool": "boolean", "varchar": "character varying", "varbit": "bit varying",
+           "decimal": "numeric", "char": "character", "timestamptz": "timestamp with time zone",
+           "timestamp": "timestamp without time zone", "timetz": "time with time zone",
+           "time": "time without time zone"}
+_ALIAS_MOD = re.compile(r"^(?P<base>[a-z0-9]+)\((?P<a>\d{1,8})(?:, ?(?P<b>-?\d{1,4}))?\)$")
+
+
+def canonical_type(text: str) -> str:
+    """``text`` as format_type() prints the type when it is another spelling PostgreSQL
+    reads as a built-in type (``int4[]``, ``_int4``, ``varchar(3)[]``, ``float8``,
+    ``timestamptz(3)``, ``decimal(5, 2)``, ``varbit(4)``), else ``text`` as it is: the
+    type decides a column's kind (docs/dataset-format.md), never its spelling."""
+    t, dims = text, ""
+    while t.endswith("[]"):
+        t, dims = t[:-2], dims + "[]"
+    if t.startswith("_") and t != "_":  # pg_type's name of the array of t[1:]
+        element = '"char"' if t == "_char" else canonical_type(t[1:])
+        try:
+            built_in = not (p := parse_type(element)).user and not p.dims
+        except TypeNameError:
+            built_in = False
+        return element + "[]" + dims if built_in else text
+    if t in ALIASES:
+        return ALIASES[t] + dims
+    m = _ALIAS_MOD.match(t)
+    if m is None:
+        return text
+    base, a, b = m["base"], m["a"], m["b"]
+    if base in ("numeric", "decimal"):
+        return f"numeric({a}{'' if b is None else ',' + b})" + dims
+    if b is not None:
+        return text
+    if base in ("varchar", "char", "bpchar", "varbit"):
+        return f"{ALIASES.get(base, 'character')}({a})" + dims
+    if base == "float" and 1 <= int(a) <= 53:
+        return ("real" if int(a) <= 24 else "double precision") + dims
+    if base in ("timestamp", "timestamptz", "time", "timetz"):
+        zone = "with" if base.endswith("tz") else "without"
+        return f"{base.removesuffix('tz')}({a}) {zone} time zone" + dims
+    return text
+
+
 def is_type_name(text: str) -> bool:
     try:
         parse_type(text)

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from topoff.dataset import checks as ck
 from topoff.dataset.logical import Logical, LogicalError, check_agrees, check_native, from_pg_type
-from topoff.pgtypes import TypeNameError, parse_type
+from topoff.pgtypes import TypeNameError, canonical_type, parse_type
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Column:
         d = ck.obj(d, what)
         name = ck.name(d.get("name"), f"{what} name")
         what = f"{what} {name!r}"
-        type_ = ck.text(d.get("type"), f"{what} type", 200)
+        # another spelling of a built-in type (int4[], _int4, varchar(3)) is that type
+        type_ = canonical_type(ck.text(d.get("type"), f"{what} type", 200))
         try:
             parsed = parse_type(type_)
             logical = None if d.get("logical") is None else Logical.from_json(
