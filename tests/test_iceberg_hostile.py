@@ -163,3 +163,65 @@ def test_a_box_whose_corners_are_not_in_box_out_s_order_is_refused(db, tmp_path)
         ("(1,1),(0,0)", ["(1,1),(0,0)", None]), ("(NaN,1),(1,0)", [])]
     report = verify(target, db.standby_url)
     assert report.equal, report.to_json()
+
+
+def test_a_new_column_named_as_the_day_partition_field_is_refused_then_rebuilt(db, tmp_path):
+    """A column ``ts_day`` added to a table partitioned by the day of ``ts`` (its partition
+    field ``ts_day``) was an internal error (exit 70: pyiceberg refuses a column of a
+    partition field's name); it is exit 7, nothing of the partition committed, and a
+    replica rebuilt from a full export holding the column names its partitions otherwise."""
+    db.execute("CREATE TABLE days (id integer, ts timestamptz NOT NULL)")
+    db.execute(f"INSERT INTO days VALUES (1, '{day(3)} 01:00+00')")
+    db.sync()
+    url = str(tmp_path / "published")
+    config = make_config(db, 'dataset = "d"\n[tables.days]\nmethod = "append"\n'
+                             'cursor = "ts"\n')
+    publish_full(config, url)
+    target = catalog_file(tmp_path)
+    assert cli("sync", url, target).exit_code == 0
+    db.execute("ALTER TABLE days ADD COLUMN ts_day integer")
+    db.execute(f"INSERT INTO days VALUES (2, '{day(1)} 01:00+00', 7)")
+    db.sync()
+    publish_day(config, url, day(1))
+    out = cli("sync", url, target)
+    assert out.exit_code == 7, (out.stdout, out.stderr)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "'ts_day'" in errors[0] and "partition" in errors[0]
+    assert "--rebase" in out.stderr and "internal error" not in out.stderr
+    assert [r[0] for r in iceberg_rows(target, "public.days")] == [1]
+    publish_full(config, url)
+    out = cli("sync", url, target, "--rebase")
+    assert out.exit_code == 0, (out.stdout, out.stderr)
+    table = iceberg_table(target, "public.days")
+    assert [f.name for f in table.spec().fields] == ["ts_day_"]
+    assert [r[::2] for r in iceberg_rows(target, "public.days")] == [(1, None), (2, 7)]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()
+
+
+def test_a_replicated_column_named_as_the_day_partition_field_fails_the_table(cluster,
+                                                                             tmp_path):
+    """The same column added on a replicated table's source was an internal error (exit
+    70); it fails the table with exit 7, nothing changed, and --resync rebuilds it."""
+    from datetime import UTC, datetime
+
+    from support.replicate import config, new_database
+    from test_replicate_iceberg import catalog_file as replicate_catalog
+    from test_replicate_iceberg import iceberg_rows as replicated_rows
+    from test_replicate_iceberg import iceberg_table as replicated_table
+    from topoff.replicate.engine import resync, run_once
+
+    db = new_database(cluster)
+    db.execute("CREATE TABLE w (id int PRIMARY KEY, ts timestamptz NOT NULL); "
+               "INSERT INTO w VALUES (1, '2026-01-01')")
+    target = replicate_catalog(tmp_path)
+    cfg = config(target, {"app": (db.standby_url, {"w": {"method": "updater", "cursor": "ts"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    db.execute("ALTER TABLE w ADD COLUMN ts_day int; INSERT INTO w VALUES (2, '2026-01-02', 7)")
+    [run] = run_once(cfg)
+    assert (run.status, run.exit_code) == ("failed", 7), run.error
+    assert "'ts_day'" in (run.error or "") and "--resync app.public.w" in (run.error or "")
+    assert replicated_rows(target, "app", "w")[1] == [(1, datetime(2026, 1, 1, tzinfo=UTC))]
+    assert resync(cfg, "app.public.w").status == "ok"
+    assert [f.name for f in replicated_table(target, "app", "w").spec().fields] == ["ts_day_"]
+    assert [r[::2] for r in replicated_rows(target, "app", "w")[1]] == [(1, None), (2, 7)]

@@ -41,7 +41,7 @@ from topoff.targets.base import TableDef
 from topoff.targets.iceberg.config import NAME, ensure_namespace
 from topoff.targets.iceberg.replica import Held, P, check_name, create, held
 from topoff.targets.iceberg.replica_write import Change, Hook, commit
-from topoff.targets.iceberg.table import array_key
+from topoff.targets.iceberg.table import array_key, partition_clash
 from topoff.targets.iceberg.txn import transaction
 from topoff.targets.iceberg.types import iceberg_type
 
@@ -227,6 +227,10 @@ class IcebergReplica:
                 h = Held(source.name, t.qualified, t.method, current, "", paused, 0, None)
                 table = create(self.catalog, h)
             tdef, added, dropped, notes = follow(h.definition, current, t.drop_columns)
+            if added and (why := partition_clash(table.metadata, added)):
+                raise TargetError(f"{source.name}.{t.qualified} {why}; nothing was changed",
+                                  hint=f"rebuild the table: topoff replicate --resync "
+                                  f"{source.name}.{t.qualified}")
             h = replace(h, definition=tdef)
             stored = state_of(h)
             first = stored is None

@@ -29,6 +29,7 @@ from topoff.targets.iceberg.table import (
     TableLedger,
     definition,
     new_table,
+    partition_clash,
     replica_tables,
     row_count,
     state_of,
@@ -77,6 +78,10 @@ def sync_iceberg(store: Store, index: Index, settings: CatalogSettings, origin: 
         entry = manifest.tables[q]
         table, ledger = have[q]
         added = check_columns(ledger, entry, pub)
+        if added and (why := partition_clash(table.metadata, added)):
+            raise TargetError(f"{pub.id} {q} {why}", hint=(
+                "export a full dataset (a table made from it holding the column has its "
+                "partitions named otherwise), then " + rebase_hint(origin, location)))
         source = (pub, manifest, entry) if not entry.unchanged_since else \
             _unapplied_source(store, index, table, ledger, entry, read_manifest, origin,
                               location)

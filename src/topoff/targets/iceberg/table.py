@@ -65,6 +65,18 @@ def array_key(columns: list[Column] | tuple[Column, ...], key: Sequence[str]) ->
     return None
 
 
+def partition_clash(metadata: Any, added: Sequence[Column]) -> str | None:
+    """Why the columns ``added`` cannot be added to the table: one has the name of a
+    partition field of the table (of any of its specs: ``ts_day``, the day of the cursor
+    ``ts``), which Iceberg (pyiceberg) refuses for a column; None when they can."""
+    fields = {f.name for spec in metadata.partition_specs for f in spec.fields}
+    for c in added:
+        if c.name in fields:
+            return (f"cannot take the new column {c.name!r}: Iceberg refuses a column named "
+                    "as a partition field of the table, which its day partitions are")
+    return None
+
+
 def schema_of(columns: list[Column]) -> Schema:
     fields = []
     next_id = len(columns) + 1
