@@ -60,7 +60,8 @@ class Column:
             text_enum = logical is not None and "enum" in (
                 logical.kind, logical.element.kind if logical.element else None) \
                 and not parsed.user and parsed.base in ("text", "character varying")
-            labels = [ck.text(v, f"{what} enum label") if text_enum else
+            # (a PostgreSQL enum's label is at most 63 bytes, and may be '')
+            labels = [ck.text(v, f"{what} enum label") if text_enum or v == "" else
                       ck.name(v, f"{what} enum label", printed=False)
                       for v in ck.items(enum, f"{what} enum")]
             if not (parsed.user or text_enum) or len(set(labels)) != len(labels):
