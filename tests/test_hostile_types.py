@@ -75,3 +75,16 @@ def test_another_spelling_of_a_built_in_type_is_read_as_format_type_prints_it(sp
     c = Column.from_json({"name": "c", "type": spelling}, "column")
     assert c.type == name
     assert family(name).kind == family(c.type).kind
+
+
+@pytest.mark.parametrize("spelling", ["timestamptz", "timestamp with time zone"])
+def test_a_cursor_type_may_be_spelled_as_its_column_s(spelling):
+    """A table whose cursor column is ``timestamptz`` (cursor_type too, or as format_type()
+    prints it) has the cursor type ``timestamp with time zone``; it was refused."""
+    from topoff.dataset.manifest import TableEntry
+
+    entry = TableEntry.from_json("public.t", {
+        "schema": "public", "name": "t", "method": "append", "cursor": "ts",
+        "cursor_type": spelling, "files": [],
+        "columns": [{"name": "ts", "type": "timestamptz"}]})
+    assert entry.cursor_type == entry.columns[0].type == "timestamp with time zone"

@@ -15,7 +15,7 @@ from topoff.dataset import layout
 from topoff.dataset.columns import Column
 from topoff.dataset.layout import Window
 from topoff.errors import IntegrityError
-from topoff.pgtypes import is_time_cursor
+from topoff.pgtypes import canonical_type, is_time_cursor
 
 __all__ = ["Column", "DataFile", "Manifest", "Snapshot", "TableEntry"]
 
@@ -119,6 +119,8 @@ class TableEntry:
                 ck.items(d.get("primary_key") or [], f"{what} primary_key")]
         cursor = ck.optional(d.get("cursor"), str, f"{what} cursor")
         cursor_type = ck.optional(d.get("cursor_type"), str, f"{what} cursor_type")
+        if cursor_type is not None:  # spelled as its column's type may be (columns.py)
+            cursor_type = canonical_type(cursor_type)
         method = ck.one_of(d.get("method"), METHODS, f"{what} method")
         if any(k not in by_name for k in keys) or len(set(keys)) != len(keys):
             raise ck.Invalid(f"{what} primary_key names a column it does not have")
