@@ -198,6 +198,19 @@ CASES += [
     ("jsonb", "[1][2]"), ("jsonb", '"a""b"'), ("jsonb", "[true: 1]"), ("jsonb", "{1: 2}"),
     ("box[]", "{(1,1),(0,0);;(2,2),(1,1)}"), ("box[]", "{(1,1),(0,0);}"),
 ]
+#: a column declared with several dimensions (``integer[][]``: the export's type for one, a
+#: text whatever its values' dimensions) holds array_out's text all the same
+CASES += [
+    ("integer[][]", "{{1,2},{3,4}}"), ("integer[][]", "{{1,2},{3}}"),
+    ("integer[][]", "{{1,x},{3,4}}"), ("integer[][]", "{5,NULL}"), ("integer[][]", "{}"),
+    ("integer[][]", "[0:1]={1,2}"), ("integer[][]", "[1:2]={1,2}"),
+    ("integer[][]", "{{1,2},{3,2147483648}}"), ("text[][]", '{{a,"b c"},{NULL,""}}'),
+    ("text[][]", "{{a},{ b }}"), ("text[][]", '{{"a"},{b}}'), ("text[][]", "{{a},{b}"),
+    ("box[][]", "{{(1,1),(0,0)};{(3,3),(2,2)}}"), ("box[][]", "{{(0,0),(1,1)}}"),
+    ("inet[][]", "{{junk}}"), ("inet[][]", "{{10.0.0.1},{::1}}"), ("date[][]", "{{2024-02-30}}"),
+    ("date[][]", "{{2024-02-29}}"), ("double precision[][]", "{{1.5,NaN},{-0,1e-300}}"),
+    ("double precision[][]", "{{1e+400}}"), ("character(2)[][]", "{{ab},{a}}"),
+]
 #: a box's corners, the upper right first (box_in swaps the coordinates of the two given,
 #: NaN above every number, -0 equal to 0); a circle's radius not negative; a line's A and B
 #: not both zero

@@ -261,3 +261,28 @@ def test_a_column_dropped_and_added_again_is_new_to_iceberg_readers_only(cluster
     assert by_name == [(1, "5"), (2, "x")]
     page = (Path(__file__).resolve().parent.parent / "docs" / "iceberg.md").read_text()
     assert "not by Iceberg's field ids" in page
+
+
+def test_a_declared_multi_dimensional_array_s_text_is_checked(db, tmp_path):
+    """A column declared ``integer[][]`` is a string of the array's text: one that is not
+    rectangular or holds no integer (``{{1,2},{3}}``, PostgreSQL refuses it) was kept as
+    it was; it is a damaged publication, and the text as written syncs, verify equal."""
+    db.execute("CREATE TABLE md (id integer, m integer[][])")
+    db.execute("INSERT INTO md VALUES (1, '{{1,2},{3,4}}'), (2, '{5}')")
+    db.sync()
+    url = tmp_path / "published"
+    full = publish_full(make_config(db, 'dataset = "m"\n[tables.md]\nmethod = "snapshot"\n'),
+                        str(url)).publications[0].id
+    good = _data(url, full, "public.md")
+    assert good == b'id,m\n1,"{{1,2},{3,4}}"\n2,{5}\n'
+    target = catalog_file(tmp_path)
+    for bad in (b'"{{1,2},{3}}"', b'"{{1,2},{3,x}}"', b'"{{1,2},{ 3,4}}"'):
+        replace_data_file(url, full, "public.md", compress(good.replace(b'"{{1,2},{3,4}}"', bad)))
+        out = cli("sync", str(url), target)
+        assert out.exit_code == 6, (bad, out.stdout, out.stderr)
+        assert "column m " in out.stderr and "internal error" not in out.stderr
+    replace_data_file(url, full, "public.md", compress(good))
+    assert cli("sync", str(url), target).exit_code == 0
+    assert [r[1] for r in iceberg_rows(target, "public.md")] == ["{{1,2},{3,4}}", "{5}"]
+    report = verify(target, db.standby_url)
+    assert report.equal, report.to_json()

@@ -205,6 +205,9 @@ def rule(pg_type: str) -> Rule | None:
         p = parse_type(pg_type.strip())
     except TypeNameError:
         return None
+    if p.dims > 1:  # declared multi-dimensional: held as the array's text, as array_out
+        element = pg_type.strip()[:-2 * p.dims]  # writes it, its elements checked
+        return Rule(array_quoting(";" if element == "box" else ","), exact="array:" + element)
     if p.user or p.dims:
         return None
     if p.base == "character":  # bpchar_out: padded to n
