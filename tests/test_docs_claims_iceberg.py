@@ -67,6 +67,8 @@ PG_TYPES = {
     "f4": ("real", "'NaN'", "float"), "f8": ("double precision", "'-Infinity'", "double"),
     "n38": ("numeric(38,2)", "'-" + "9" * 36 + ".99'", "decimal(38, 2)"),
     "n": ("numeric", "'NaN'", "string"), "n40": ("numeric(40,2)", "'1.50'", "string"),
+    "nng": ("numeric(5,-2)", "12345", "string"), "nsp": ("numeric(2,5)", "0.00012", "string"),
+    "oi": ("oid", "4294967295", "long"), "amd": ("integer[][]", "'{{1,2},{3,4}}'", "string"),
     "tz": ("timestamptz", "'2024-01-01 01:00:00.000001+01'", "timestamptz"),
     "ts": ("timestamp", "'9999-12-31 23:59:59.999999'", "timestamp"),
     "d": ("date", "'0001-01-01'", "date"), "by": ("bytea", "'\\x00ff'", "binary"),
@@ -116,6 +118,8 @@ def test_every_row_of_the_iceberg_type_table(db, tmp_path: Path) -> None:
     assert set(empty.values()) == {2, None}
     assert (full["n"], full["n40"], full["tm"], full["ttz"], full["iv"], full["bi"]) == \
         ("NaN", "1.50", "24:00:00", "10:00:00+15:59", "1 mon", "101")
+    assert (full["nng"], full["nsp"], full["oi"], full["amd"]) == \
+        ("12300", "0.00012", 4294967295, "{{1,2},{3,4}}")
     assert full["by"] == b"\x00\xff" and full["atx"] == ["a", "b,c"]
     assert full["aen"] == ["ok"] and full["anu"] == ["1.50"] and full["ai2"] == [1, None]
     assert verify(target, db.standby_url).equal

@@ -8,8 +8,8 @@
 | int 64, unsigned 32               | long                            | cast                      |
 | unsigned int 64                   | decimal(20, 0)                  | cast                      |
 | float 32 / 64                     | float / double                  | cast (NaN, ±Infinity kept)|
-| decimal(p, s), p <= 38, s >= 0    | decimal(p, s)                   | cast, exact               |
-| decimal without precision, p > 38 | string                          | PostgreSQL's text         |
+| decimal(p, s), 0 <= s <= p <= 38  | decimal(p, s)                   | cast, exact               |
+| decimal, other p or s (p > 38)    | string                          | PostgreSQL's text         |
 | timestamp with zone               | timestamptz (microseconds, UTC) | cast of ``... +00``       |
 | timestamp without zone            | timestamp (microseconds)        | cast                      |
 | date                              | date                            | cast                      |
