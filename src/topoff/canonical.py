@@ -197,12 +197,14 @@ def case_twin(names: Sequence[str], name: str) -> str | None:
 def pg_hash_sum(columns: Sequence[Column], profile: str = "exact",
                 alias: str | None = None) -> sql.Composable:
     """The hash (as text) of the rows, for a select list."""
-    parts = []
+    parts: list[sql.Composable] = []
     for c in columns:
         ident = sql.Identifier(alias, c.name) if alias else sql.Identifier(c.name)
         parts.append(sql.SQL("coalesce({}, {})").format(
             pg_value(ident, family(c.type, c.enum), profile), sql.Literal(NULL_MARK)))
-    row = sql.SQL("concat_ws({}, {})").format(sql.Literal(UNIT_SEP), sql.SQL(", ").join(parts))
+    # no column compared (an Iceberg table of float arrays only): each row's text is ''
+    row = sql.SQL("concat_ws({}, {})").format(sql.Literal(UNIT_SEP),
+                                              sql.SQL(", ").join(parts or [sql.Literal("")]))
     return sql.SQL(
         "coalesce(sum(('x' || substr(md5({}), 1, 15))::bit(60)::bigint), 0)::text").format(row)
 
@@ -216,5 +218,5 @@ def pg_row_hash(columns: Sequence[Column], profile: str = "exact",
 def duckdb_row_hash(columns: Sequence[Column]) -> str:
     parts = [f"coalesce({duckdb_value(duck_ident(c.name), family(c.type, c.enum))}, chr(30))"
              for c in columns]
-    row = f"concat_ws(chr(31), {', '.join(parts)})"
+    row = f"concat_ws(chr(31), {', '.join(parts) or repr('')})"
     return (f"count(*), coalesce(sum(('0x' || substr(md5({row}), 1, 15))::BIGINT), 0)::VARCHAR")
