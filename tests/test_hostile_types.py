@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from topoff.dataset.manifest import Column
-from topoff.pgtypes import TypeNameError, family, parse_type
+from topoff.pgtypes import TypeNameError, canonical_type, family, parse_type
 from topoff.targets.postgres.target import column_type, enum_name
 
 BUILT_IN = [
@@ -88,3 +88,12 @@ def test_a_cursor_type_may_be_spelled_as_its_column_s(spelling):
         "cursor_type": spelling, "files": [],
         "columns": [{"name": "ts", "type": "timestamptz"}]})
     assert entry.cursor_type == entry.columns[0].type == "timestamp with time zone"
+
+
+@pytest.mark.parametrize(("spelling", "name"), [
+    ("pg_catalog.box[]", "box[]"), ("pg_catalog.date", "date"), ('pg_catalog."char"', '"char"'),
+    ('"pg_catalog".text', "text"), ("pg_catalog.int4", "integer"),
+    ("pg_catalog.mood", "pg_catalog.mood"), ("public.box", "public.box"),
+])
+def test_a_built_in_type_qualified_by_pg_catalog_is_that_type(spelling, name):
+    assert canonical_type(spelling) == name

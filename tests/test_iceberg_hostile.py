@@ -7,6 +7,7 @@ and a rerun after the publisher fixes the file resumes."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,29 @@ def test_a_declared_multi_dimensional_array_s_text_is_checked(db, tmp_path):
     assert [r[1] for r in iceberg_rows(target, "public.md")] == ["{{1,2},{3,4}}", "{5}"]
     report = verify(target, db.standby_url)
     assert report.equal, report.to_json()
+
+
+def test_a_built_in_type_a_user_type_shadows_is_replicated_as_itself(cluster, tmp_path):
+    """A database whose search_path puts a schema with types named ``box`` and ``date``
+    before pg_catalog: format_type() names the built-in ones ``pg_catalog.box`` and
+    ``pg_catalog.date``, which were taken for user types: a box[]'s elements were split at
+    their commas (``['(1', '1)', ...]``) and a date was a string."""
+    from support.replicate import config, new_database
+    from test_replicate_iceberg import catalog_file as replicate_catalog
+    from test_replicate_iceberg import iceberg_rows as replicated_rows
+    from test_replicate_iceberg import iceberg_table as replicated_table
+    from topoff.replicate.engine import run_once
+
+    db = new_database(cluster)
+    db.execute("CREATE TYPE public.box AS (a int); CREATE TYPE public.date AS (a int); "
+               f"ALTER DATABASE {db.name} SET search_path = public, pg_catalog")
+    db.execute("CREATE TABLE sh (id int PRIMARY KEY, b pg_catalog.box[], d pg_catalog.date, "
+               "bs pg_catalog.box); INSERT INTO sh VALUES "
+               "(1, '{(1,1),(0,0);(3,3),(2,2)}', '2026-01-01', '(1,1),(0,0)')")
+    target = replicate_catalog(tmp_path)
+    cfg = config(target, {"app": (db.standby_url, {"sh": {"method": "snapshot"}})})
+    assert [r.status for r in run_once(cfg)] == ["ok"]
+    fields = replicated_table(target, "app", "sh").schema().fields
+    assert [str(f.field_type) for f in fields] == ["int", "list<string>", "date", "string"]
+    assert replicated_rows(target, "app", "sh")[1] == [
+        (1, ["(1,1),(0,0)", "(3,3),(2,2)"], date(2026, 1, 1), "(1,1),(0,0)")]

@@ -160,7 +160,16 @@ def canonical_type(text: str) -> str:
     """``text`` as format_type() prints the type when it is another spelling PostgreSQL
     reads as a built-in type (``int4[]``, ``_int4``, ``varchar(3)[]``, ``float8``,
     ``timestamptz(3)``, ``decimal(5, 2)``, ``varbit(4)``), else ``text`` as it is: the
-    type decides a column's kind (docs/dataset-format.md), never its spelling."""
+    type decides a column's kind (docs/dataset-format.md), never its spelling. A built-in
+    type's name qualified by pg_catalog (``pg_catalog.box[]``: format_type() qualifies it
+    where a user type of its name comes first in the search_path) is that type too."""
+    for prefix in ("pg_catalog.", '"pg_catalog".'):
+        if text.startswith(prefix):
+            rest = canonical_type(text[len(prefix):])
+            try:
+                return rest if not parse_type(rest).user else text
+            except TypeNameError:
+                return text
     t, dims = text, ""
     while t.endswith("[]"):
         t, dims = t[:-2], dims + "[]"

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from topoff.dataset.manifest import Column
 from topoff.errors import ConfigError
-from topoff.pgtypes import family
+from topoff.pgtypes import canonical_type, family
 from topoff.replicate.config import ReplicateTable
 from topoff.safety import unreadable_relation
 from topoff.sources.pg_changes import lock_unchanged, schema_changes
@@ -150,8 +150,8 @@ def type_names(conn: psycopg.Connection, types: list[tuple[int, int]]) -> list[s
     them (a type of public as ``mood``, not ``public.mood``), the names a replica's stored
     definition holds; the session's ``search_path = pg_catalog`` is set back after."""
     conn.execute(_DEFAULT_PATH_Q)
-    try:
-        return [r[0] for r in conn.execute(
+    try:  # a built-in type a user type shadows is pg_catalog.box: it is box all the same
+        return [canonical_type(r[0]) for r in conn.execute(
             _NAMES_Q, ([t[0] for t in types], [t[1] for t in types])).fetchall()]
     finally:
         conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)")
