@@ -1,9 +1,11 @@
-"""A MariaDB cursor value at full precision (:class:`Cursor`), and the source's clock that
-a time cursor's watermark never passes (:func:`not_ahead`)."""
+"""A MariaDB cursor value at full precision (:class:`Cursor`), the source's clock that
+a time cursor's watermark never passes (:func:`not_ahead`), and the zone a DATETIME
+cursor is taken to be written in (:func:`server_zone`)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,6 +18,23 @@ from topoff.replicate.watermark import exact_minus, local_lower, zone_or_none
 from topoff.sources.mariadb.types import MariaColumn, literal
 
 log = logging.getLogger("topoff")
+
+_OFFSET = re.compile(r"[+-]\d{1,2}:\d{2}")
+
+
+def server_zone(conn: Any) -> str | None:
+    """The zone the server's clock is in, for a DATETIME cursor without cursor_timezone:
+    its global ``time_zone``; None for a fixed offset (``+05:45``: no hour is ever
+    repeated). ``SYSTEM`` is the host's zone, which the server names by an abbreviation
+    only (``CET``, ``NST``, ``+0545``): UTC when that says so, else a name that is no
+    IANA zone (a warning at the refresh: set cursor_timezone)."""
+    ((zone, system),) = query(conn, "SELECT @@global.time_zone, @@system_time_zone",
+                              "reading the time zone")
+    zone, system = str(zone or ""), str(system or "")
+    if zone.upper() == "SYSTEM":
+        return "UTC" if system.upper() in ("UTC", "GMT", "Z", "+00", "+0000") \
+            else f"SYSTEM ({system})"
+    return None if not zone or _OFFSET.fullmatch(zone) else zone
 
 
 def not_ahead(conn: Any, found: Cursor, taken_at: datetime, t: ReplicateTable) -> Cursor:

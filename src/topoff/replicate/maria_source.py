@@ -30,7 +30,7 @@ from topoff.dataset.logical import LogicalError
 from topoff.errors import ConfigError, IntegrityError, SourceError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo, cursor_kind, kept_columns, lex_problem
-from topoff.replicate.maria_cursor import Cursor, not_ahead
+from topoff.replicate.maria_cursor import Cursor, not_ahead, server_zone
 from topoff.replicate.maria_read import KeysetRead, count_hash, created, lines, query
 from topoff.replicate.ranges import replace_range
 from topoff.replicate.shape import Index
@@ -95,6 +95,9 @@ class MariaSession:
             snap.begin(self.conn)
             ((now,),) = query(self.conn, "SELECT UTC_TIMESTAMP(6)", "reading the clock")
             self.taken_at: datetime = now.replace(tzinfo=UTC)
+            # a DATETIME cursor without cursor_timezone is in the server's zone: the
+            # repeated hour of its fall-back widens the lower bound
+            self.zone = server_zone(self.conn)
         except BaseException:
             self.close()
             raise
@@ -190,8 +193,8 @@ class MariaSession:
         upper = not_ahead(self.conn, Cursor(col, found, t.qualified), self.taken_at, t)
         lower = None
         if state.cursor is not None:
-            lower = Cursor.stored(col, state.cursor, t.qualified).minus(t.boundary,
-                                                                        t.cursor_timezone)
+            lower = Cursor.stored(col, state.cursor, t.qualified).minus(
+                t.boundary, t.cursor_timezone or self.zone)
         cond = self._condition(info, upper.sql, lower.sql if lower else None)
         counter = [0]
         blocks = KeysetRead(self.conn, mt, mt.columns, col.name, info.key, cond, t.batch_rows,

@@ -59,7 +59,8 @@ def zone_or_none(name: str | None) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         log.warning("time zone %r is not an IANA zone; a repeated hour (daylight saving) "
-                    "of a timestamp cursor is not widened", name)
+                    "of a timestamp cursor is not widened: set cursor_timezone to the zone "
+                    "its values are written in", name)
         return None
 
 
