@@ -97,7 +97,9 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
       "{day_before}"]),
     ("status", "topoff status",
      "Shows what a replica has applied, how far behind its dataset it is, and the newest "
-     "data per table (`--json` for scripts, `--offline` without reading the dataset).",
+     "data per table (`--json` for scripts, `--offline` without reading the dataset). Times "
+     "with a zone are printed in UTC (`+00:00`) whatever the target and the host's `TZ`; a "
+     "`timestamp without time zone` cursor's newest value as it is stored.",
      ["topoff status replica.duckdb", "topoff status replica.duckdb --offline",
       "topoff status replica.duckdb --json", "topoff status no-such.duckdb"]),
     ("verify", "topoff verify",

@@ -4,18 +4,25 @@ database's ``timezone``, MariaDB's global ``time_zone``), daylight-saving change
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from support.cli import write_config
 from support.mariadb import MariaDatabase, MariaPair
+from support.replica import day, rows
 from support.replicate import config, new_database, new_target, query
 from test_replicate_engine import equal
 from topoff.replicate.engine import run_once
 from topoff.replicate.maria_cursor import server_zone
 from topoff.sources.mariadb.connect import connect as maria_connect
 
-ENGINES = ["duckdb", "postgresql"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +98,90 @@ def test_pg_repeated_hour_in_the_database_zone(cluster, tmp_path):
                "g * interval '1 min' FROM generate_series(1, 11) g")
     assert run_once(cfg)[0].status == "ok"
     equal(url, db, "public.t")
+
+
+# -- a user whose zone is not UTC: real processes under TZ, a source database in another ---
+
+CLIENT_TZ = "Pacific/Chatham"  # +13:45 in December, +12:45 in winter
+ZONES_CONFIG = """dataset = "zones"
+[source]
+url = "{url}"
+[export]
+lookback_days = 1
+retry_backoff = "50ms"
+[tables.inst]
+method = "append"
+cursor = "at"
+[tables.wall]
+method = "append"
+cursor = "at"
+cursor_timezone = "America/St_Johns"
+"""
+
+
+def topoff(*args: str, tz: str = CLIENT_TZ) -> subprocess.CompletedProcess[str]:
+    """``topoff ARGS`` in a process of its own, its TZ set."""
+    env = {**os.environ, "TZ": tz, "PYTHONPATH": str(ROOT / "src")}
+    for name in ("TOPOFF_CONFIG", "TOPOFF_SOURCE_URL", "PGTZ"):
+        env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "topoff", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def edges(d: date) -> list[str]:
+    """Instants at the edges of day ``d`` in UTC and in the zones of this file."""
+    out = []
+    for offset in ("+00", "+05:45", "+14", "-03:30", "+10:30", "+13:45"):
+        out += [f"{d} 23:59:59.999999{offset}", f"{d + timedelta(days=1)} 00:00:00{offset}"]
+    return out
+
+
+def insert(db, instants: list[str], walls: list[str]) -> None:
+    db.execute("INSERT INTO inst (at) SELECT unnest(%s::timestamptz[])", (instants,))
+    db.execute("INSERT INTO wall (at) SELECT unnest(%s::timestamp[])", (walls,))
+
+
+def test_a_user_in_another_zone_exports_syncs_and_verifies(db, tmp_path):
+    """The source database's timezone is Asia/Kathmandu, the client's TZ Pacific/Chatham:
+    the days exported are UTC days, every row at a day's edge lands in exactly one, both
+    replicas hold the source's values, verify passes and status prints UTC times."""
+    db.execute(f'ALTER DATABASE "{db.name}" SET timezone = \'Asia/Kathmandu\'')
+    d1, d2 = day(3), day(2)
+    db.execute("CREATE TABLE inst (id serial PRIMARY KEY, at timestamptz NOT NULL);"
+               "CREATE TABLE wall (id serial PRIMARY KEY, at timestamp NOT NULL)")
+    insert(db, edges(day(6)), [e[:26] for e in edges(day(6))])
+    cfg = write_config(tmp_path / "zones.toml", ZONES_CONFIG.format(url=db.standby_url))
+    pub = str(tmp_path / "pub")
+    r = topoff("export", "full", "--config", cfg, "--to", pub)
+    assert r.returncode == 0, r.stderr
+    # rows at the edges of d1 and d2 (UTC, the zones', and St_Johns' wall clock at UTC
+    # midnight: 20:30 in December), committed after the full export
+    late = edges(d1 - timedelta(days=1)) + edges(d1) + edges(d2)
+    walls = [e[:26] for e in late] + [f"{d} 20:29:59.999999" for d in (d1, d2)] + \
+        [f"{d} 20:30:00" for d in (d1, d2)]
+    insert(db, late, walls)
+    for d in (d1, d2):
+        r = topoff("export", "incremental", "--config", cfg, "--to", pub, "--date", str(d))
+        assert r.returncode == 0, r.stderr
+    index = json.loads((tmp_path / "pub" / "index.json").read_text())
+    labels = [p["id"] for p in index["publications"]]
+    assert f"incremental/{d1}/r1" in labels and f"incremental/{d2}/r1" in labels, labels
+    for target in (str(tmp_path / "r.duckdb"), new_database(db.cluster, "rz").primary_url):
+        r = topoff("sync", pub, target)
+        assert r.returncode == 0, r.stderr
+        r = topoff("verify", target, "--against", db.standby_url, "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        # value by value (instants as instants), up to the end of d2: UTC midnight, in
+        # St_Johns' wall clock 20:30 (-03:30)
+        for table, end in (("public.inst", datetime(d2.year, d2.month, d2.day, tzinfo=UTC)
+                            + timedelta(days=1)),
+                           ("public.wall", datetime(d2.year, d2.month, d2.day, 20, 30))):
+            theirs = [r for r in rows(db.standby_url, table) if r[1] < end]
+            assert rows(target, table) == theirs, (target, table)
+        r = topoff("status", target, "--json", "--offline")
+        assert r.returncode == 0, r.stderr
+        [doc] = json.loads(r.stdout)
+        assert doc["last_applied_at"].endswith("+00:00"), doc
+        newest = {t["table"]: t["newest"] for t in doc["tables"]}
+        assert newest == {"public.inst": f"{d2} 23:59:59.999999+00:00",
+                          "public.wall": f"{d2} 20:29:59.999999"}, target

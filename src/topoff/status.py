@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from topoff.dataset.index import read_index
@@ -61,10 +61,14 @@ class ReplicaStatus:
 
 
 def _text(v: Any) -> str | None:
+    """A value as status prints it: an instant in UTC (a DuckDB replica gives it in the
+    zone of the process, its TZ), whatever the target."""
     if v is None:
         return None
-    if isinstance(v, datetime | date):
-        return v.isoformat(sep=" ") if isinstance(v, datetime) else v.isoformat()
+    if isinstance(v, datetime):
+        return (v.astimezone(UTC) if v.tzinfo is not None else v).isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
     return str(v)
 
 
