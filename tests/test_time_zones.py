@@ -16,7 +16,7 @@ import pytest
 from support.cli import write_config
 from support.mariadb import MariaDatabase, MariaPair
 from support.replica import day, rows
-from support.replicate import config, new_database, new_target, query
+from support.replicate import config, config_text, new_database, new_target, query
 from test_replicate_engine import equal
 from topoff.replicate.engine import run_once
 from topoff.replicate.maria_cursor import server_zone
@@ -82,22 +82,26 @@ def test_maria_server_zone(paris_replica):
     paris_replica.replica.sql("SET GLOBAL time_zone = 'Europe/Paris'")
 
 
-def test_pg_repeated_hour_in_the_database_zone(cluster, tmp_path):
+@pytest.mark.parametrize("relation", ["t", "v"])
+def test_pg_repeated_hour_in_the_database_zone(cluster, tmp_path, relation):
     """A database whose timezone is Europe/Paris (ALTER DATABASE), no cursor_timezone:
-    the repeated hour of its fall-back is read again."""
+    the repeated hour of its fall-back is read again, from a table (by xmin) and from a
+    view (no xmin: the boundary, widened to the hour's start)."""
     db = new_database(cluster)
     db.execute(f'ALTER DATABASE "{db.name}" SET timezone = \'Europe/Paris\'')
     db.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamp NOT NULL); "
+               "CREATE VIEW v AS SELECT id, ts FROM t; "
                "INSERT INTO t SELECT g, '2026-10-25 01:00'::timestamp + g * interval '1 min' "
                "FROM generate_series(1, 90) g")
     url = new_target("postgresql", cluster, tmp_path)
-    cfg = config(url, {"app": (db.standby_url, {"t": {
-        "method": "inserter", "cursor": "ts", "boundary": "10m", "lookback": "10m"}})})
+    cfg = config(url, {"app": (db.standby_url, {relation: {
+        "method": "inserter", "cursor": "ts", "key": ["id"], "boundary": "10m",
+        "lookback": "10m"}})})
     assert run_once(cfg)[0].rows == 90
     db.execute("INSERT INTO t SELECT 1000 + g, '2026-10-25 02:04'::timestamp + "
                "g * interval '1 min' FROM generate_series(1, 11) g")
     assert run_once(cfg)[0].status == "ok"
-    equal(url, db, "public.t")
+    equal(url, db, f"public.{relation}")
 
 
 # -- a user whose zone is not UTC: real processes under TZ, a source database in another ---
@@ -166,7 +170,10 @@ def test_a_user_in_another_zone_exports_syncs_and_verifies(db, tmp_path):
     index = json.loads((tmp_path / "pub" / "index.json").read_text())
     labels = [p["id"] for p in index["publications"]]
     assert f"incremental/{d1}/r1" in labels and f"incremental/{d2}/r1" in labels, labels
-    for target in (str(tmp_path / "r.duckdb"), new_database(db.cluster, "rz").primary_url):
+    pg_target = new_database(db.cluster, "rz")  # its readers' zone: Pacific/Kiritimati
+    pg_target.execute(f'ALTER DATABASE "{pg_target.name}" SET timezone = '
+                      "'Pacific/Kiritimati'")
+    for target in (str(tmp_path / "r.duckdb"), pg_target.primary_url):
         r = topoff("sync", pub, target)
         assert r.returncode == 0, r.stderr
         r = topoff("verify", target, "--against", db.standby_url, "--json")
@@ -185,3 +192,39 @@ def test_a_user_in_another_zone_exports_syncs_and_verifies(db, tmp_path):
         newest = {t["table"]: t["newest"] for t in doc["tables"]}
         assert newest == {"public.inst": f"{d2} 23:59:59.999999+00:00",
                           "public.wall": f"{d2} 20:29:59.999999"}, target
+    # --since d2: the rows from d2's start on, UTC midnight (St_Johns: 20:30 the day before)
+    since = str(tmp_path / "since.duckdb")
+    r = topoff("sync", pub, since, "--since", str(d2))
+    assert r.returncode == 0, r.stderr
+    for table, start, end in (
+            ("public.inst", datetime(d2.year, d2.month, d2.day, tzinfo=UTC), timedelta(days=1)),
+            ("public.wall", datetime(d1.year, d1.month, d1.day, 20, 30), timedelta(days=1))):
+        theirs = [r for r in rows(db.standby_url, table) if start <= r[1] < start + end]
+        assert rows(since, table) == theirs, table
+    r = topoff("verify", since, "--against", db.standby_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_repull_bounds_without_an_offset_are_utc(cluster, tmp_path, kind):
+    """``--repull --from 2026-01-01 --to '2026-01-01 00:59:59'`` of a timestamptz cursor,
+    the client's TZ Pacific/Chatham and the source database's America/St_Johns: the hour
+    after UTC midnight is read again, and a keyless table's range is replaced in the
+    target by the same bounds (no row lost, none doubled)."""
+    db = new_database(cluster)
+    db.execute(f'ALTER DATABASE "{db.name}" SET timezone = \'America/St_Johns\'')
+    db.execute("CREATE TABLE lg (ts timestamptz NOT NULL, n int); INSERT INTO lg SELECT "
+               "'2025-12-31 22:00+00'::timestamptz + g * interval '10 min', g "
+               "FROM generate_series(0, 35) g")  # 22:00 to 03:50 UTC
+    url = new_target(kind, cluster, tmp_path)
+    path = write_config(tmp_path / "replica.toml", config_text(url, {"app": (
+        db.standby_url, {"lg": {"method": "inserter", "cursor": "ts"}})}))
+    r = topoff("replicate", "--config", path, "--once")
+    assert r.returncode == 0, r.stderr
+    db.execute("UPDATE lg SET n = n + 1000")
+    r = topoff("replicate", "--config", path, "--repull", "lg", "--from", "2026-01-01",
+               "--to", "2026-01-01 00:59:59")
+    assert r.returncode == 0 and "6 rows moved" in r.stdout, r.stdout + r.stderr
+    got = sorted(n for (n,) in query(url, "SELECT n FROM app.lg"))
+    assert got == sorted([g for g in range(36) if not 12 <= g < 18] +
+                         [1000 + g for g in range(12, 18)])
