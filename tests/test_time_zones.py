@@ -10,17 +10,26 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from support.cli import write_config
+from support.dataset import read_table
 from support.mariadb import MariaDatabase, MariaPair
+from support.pg import make_config
 from support.replica import day, rows
 from support.replicate import config, config_text, new_database, new_target, query
 from test_replicate_engine import equal
+from topoff.dataset.layout import Window
+from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
 from topoff.replicate.engine import run_once
 from topoff.replicate.maria_cursor import server_zone
 from topoff.sources.mariadb.connect import connect as maria_connect
+from topoff.stores import open_store
+from topoff.sync import SyncOptions, sync
+from topoff.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,3 +237,71 @@ def test_repull_bounds_without_an_offset_are_utc(cluster, tmp_path, kind):
     got = sorted(n for (n,) in query(url, "SELECT n FROM app.lg"))
     assert got == sorted([g for g in range(36) if not 12 <= g < 18] +
                          [1000 + g for g in range(12, 18)])
+
+
+# -- days that are 23 or 25 hours long ------------------------------------------------------
+
+DST_DAYS = [  # zone, the UTC day of a change, the stretch of wall-clock time it repeats
+    ("Europe/London", date(2026, 3, 29), None),  # 01:00 -> 02:00
+    ("Australia/Lord_Howe", date(2026, 4, 4), ("2026-04-05 01:30", "2026-04-05 02:00")),
+    ("Australia/Lord_Howe", date(2026, 10, 3), None),  # 02:00 -> 02:30
+    ("America/St_Johns", date(2026, 11, 1), ("2026-11-01 01:00", "2026-11-01 02:00")),
+    ("Pacific/Chatham", date(2026, 4, 4), ("2026-04-05 02:45", "2026-04-05 03:45")),
+]
+
+
+def utc_midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone,change,repeated", DST_DAYS)
+def test_days_around_a_clock_change_hold_each_row_once(db, tmp_path, zone, change, repeated):
+    """Rows every 7 minutes of wall-clock time (the skipped stretch included, the repeated
+    one written twice) and of instants, on the UTC days around a clock change: each row is
+    in exactly one day, the day whose bounds (UTC midnights, as wall-clock times of the
+    zone) hold it; the replica holds every row and verify passes."""
+    tz = ZoneInfo(zone)
+    days = [change - timedelta(days=1), change, change + timedelta(days=1)]
+    walls = [utc_midnight(d).astimezone(tz).replace(tzinfo=None) for d in
+             [*days, days[-1] + timedelta(days=1)]]
+    db.execute("CREATE TABLE wall (id serial PRIMARY KEY, t timestamp NOT NULL, pass int); "
+               "CREATE TABLE inst (id serial PRIMARY KEY, t timestamptz NOT NULL)")
+    db.execute("INSERT INTO wall (t, pass) SELECT g, 1 FROM generate_series(%s::timestamp "
+               "- interval '2 h', %s::timestamp + interval '2 h', interval '7 min') g",
+               (walls[0], walls[-1]))
+    db.execute("INSERT INTO wall (t, pass) SELECT unnest(%s::timestamp[]), 1",
+               ([w - timedelta(microseconds=e) for w in walls for e in (0, 1)],))
+    instants = [utc_midnight(d) for d in [*days, days[-1] + timedelta(days=1)]]
+    db.execute("INSERT INTO inst (t) SELECT g FROM generate_series(%s::timestamptz - "
+               "interval '2 h', %s::timestamptz + interval '2 h', interval '7 min') g",
+               (instants[0], instants[-1]))
+    db.execute("INSERT INTO inst (t) SELECT unnest(%s::timestamptz[])",
+               ([i - timedelta(microseconds=e) for i in instants for e in (0, 1)],))
+    if repeated:
+        db.execute("INSERT INTO wall (t, pass) SELECT g, 2 FROM generate_series("
+                   "%s::timestamp, %s::timestamp - interval '1 us', interval '3 min') g",
+                   repeated)
+    config = make_config(db, f'[tables.wall]\ncursor = "t"\ncursor_timezone = "{zone}"\n'
+                         '[tables.inst]\ncursor = "t"\n', lookback_days=0)
+    pub = str(tmp_path / "pub")
+    found: dict[str, dict[str, date]] = {"wall": {}, "inst": {}}
+    with open_store(pub) as store:
+        for d in days:
+            m = export_incremental(config, store, Window.day(d)).manifests[0]
+            for table in found:
+                data = read_table(store, m, f"public.{table}")
+                for row in data.rows:
+                    assert row[0] not in found[table], (table, row, d)  # once
+                    found[table][row[0]] = d
+        export_full(config, store)  # verify compares the replica's days with the source's
+    replica = str(tmp_path / "r.duckdb")
+    sync(pub, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    report = verify(replica, db.standby_url)
+    assert report.equal, report.to_json()
+    for table in ("public.wall", "public.inst"):
+        assert rows(replica, table) == rows(db.standby_url, table), table
+    for table, bounds in (("wall", walls), ("inst", instants)):
+        for row_id, t in db.standby_query(f"SELECT id::text, t FROM {table}"):
+            where = [d for d, lo, hi in zip(days, bounds, bounds[1:], strict=False)
+                     if lo <= t < hi]
+            assert found[table].get(row_id) == (where[0] if where else None), (table, t)
