@@ -142,8 +142,10 @@ def export_full_cmd(config_path: str | None, source_url: str | None, allow_prima
 @click.option("--date", "day", metavar="YYYY-MM-DD",
               help="The UTC day to export [default: yesterday].")
 @click.option("--since", metavar="TIME",
-              help="Start of a window (with --until), e.g. 2026-11-20T06:00.")
-@click.option("--until", metavar="TIME", help="End of the window (exclusive).")
+              help="Start of a window (with --until), e.g. 2026-11-20T06:00 (UTC unless "
+              "it has an offset, +05:45).")
+@click.option("--until", metavar="TIME",
+              help="End of the window (exclusive; UTC unless it has an offset).")
 @click.option("--lookback-days", type=click.IntRange(0, MAX_LOOKBACK_DAYS),
               help="Earlier days re-checked for late rows [default: 3].")
 @click.option("--force", is_flag=True, help="Publish even if the window may be incomplete.")
