@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 
 from support.cli import write_config
@@ -201,6 +202,13 @@ def test_a_user_in_another_zone_exports_syncs_and_verifies(db, tmp_path):
         newest = {t["table"]: t["newest"] for t in doc["tables"]}
         assert newest == {"public.inst": f"{d2} 23:59:59.999999+00:00",
                           "public.wall": f"{d2} 20:29:59.999999"}, target
+    # an analyst's DuckDB session shows instants in its TimeZone (the host's by default)
+    with duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True) as con:
+        last = 'SELECT CAST(max("at") AS DATE)::VARCHAR FROM public.inst'
+        con.execute(f"SET TimeZone = '{CLIENT_TZ}'")
+        assert con.execute(last).fetchall() == [(str(d2 + timedelta(days=1)),)]
+        con.execute("SET TimeZone = 'UTC'")
+        assert con.execute(last).fetchall() == [(str(d2),)]
     # --since d2: the rows from d2's start on, UTC midnight (St_Johns: 20:30 the day before)
     since = str(tmp_path / "since.duckdb")
     r = topoff("sync", pub, since, "--since", str(d2))
