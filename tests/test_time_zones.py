@@ -313,3 +313,38 @@ def test_days_around_a_clock_change_hold_each_row_once(db, tmp_path, zone, chang
             where = [d for d, lo, hi in zip(days, bounds, bounds[1:], strict=False)
                      if lo <= t < hi]
             assert found[table].get(row_id) == (where[0] if where else None), (table, t)
+
+
+def test_pg_a_clock_ahead_of_utc_holds_no_row_back(cluster, tmp_path):
+    """A database in Pacific/Kiritimati (+14) writing localtimestamp into a timestamp
+    cursor, no cursor_timezone: the source's clock is read in that zone, so the rows
+    written just now are not ahead of it and the first refresh reads every one."""
+    db = new_database(cluster)
+    db.execute(f'ALTER DATABASE "{db.name}" SET timezone = \'Pacific/Kiritimati\'')
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, ts timestamp NOT NULL DEFAULT "
+               "localtimestamp); INSERT INTO t (id, ts) SELECT g, localtimestamp - "
+               "g * interval '1 min' FROM generate_series(0, 59) g")
+    url = new_target("duckdb", cluster, tmp_path)
+    cfg = config(url, {"app": (db.standby_url, {"t": {"method": "inserter",
+                                                      "cursor": "ts"}})})
+    assert run_once(cfg)[0].rows == 60
+
+
+def test_maria_a_clock_ahead_of_utc_holds_no_row_back(maria_pair, cluster, tmp_path):
+    """MariaDB's global time_zone +13:00 (its last), NOW() written into a DATETIME cursor: the first
+    refresh reads every row (the clock is read in that zone)."""
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    for server in (maria_pair.primary, maria_pair.replica):
+        server.sql("SET GLOBAL time_zone = '+13:00'")
+    try:
+        maria.execute("CREATE TABLE t (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL); "
+                      "INSERT INTO t SELECT seq, NOW(6) - INTERVAL seq MINUTE "
+                      "FROM seq_0_to_59")
+        url = new_target("duckdb", cluster, tmp_path)
+        cfg = config(url, {"m": (maria.replica_url, {"t": {"method": "inserter",
+                                                           "cursor": "ts"}})})
+        assert run_once(cfg)[0].rows == 60
+    finally:
+        for server in (maria_pair.primary, maria_pair.replica):
+            server.sql("SET GLOBAL time_zone = 'SYSTEM'")
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
