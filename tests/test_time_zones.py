@@ -348,3 +348,36 @@ def test_maria_a_clock_ahead_of_utc_holds_no_row_back(maria_pair, cluster, tmp_p
         for server in (maria_pair.primary, maria_pair.replica):
             server.sql("SET GLOBAL time_zone = 'SYSTEM'")
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+def test_row_conditions_read_times_in_utc(cluster, maria_pair, tmp_path):
+    """A filter or where with a time literal without an offset is read in UTC (topoff's
+    session zone), not the database's zone (PostgreSQL: America/St_Johns; MariaDB: a
+    global time_zone of -03:30)."""
+    db = new_database(cluster)
+    db.execute(f'ALTER DATABASE "{db.name}" SET timezone = \'America/St_Johns\'')
+    db.execute("CREATE TABLE ev (id int PRIMARY KEY, at timestamptz NOT NULL); INSERT INTO "
+               "ev SELECT g, '2025-12-31 23:00+00'::timestamptz + g * interval '10 min' "
+               "FROM generate_series(0, 35) g")  # 23:00 to 04:50 UTC, 6 before midnight
+    cfg = make_config(db, '[tables.ev]\nmethod = "snapshot"\n'
+                      "filter = \"at >= '2026-01-01'\"\n")
+    with open_store(str(tmp_path / "pub")) as store:
+        m = export_full(cfg, store).manifests[0]
+        assert len(read_table(store, m, "public.ev").rows) == 30
+    url = new_target("duckdb", cluster, tmp_path)
+    run = run_once(config(url, {"app": (db.standby_url, {"ev": {
+        "method": "snapshot", "where": "at >= '2026-01-01'"}})}))[0]
+    assert (run.status, run.rows) == ("ok", 30), run.error
+    maria = MariaDatabase(maria_pair.create_database(), maria_pair)
+    maria_pair.replica.sql("SET GLOBAL time_zone = '-03:30'")
+    try:
+        maria.execute("CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL); "
+                      "SET time_zone = '+00:00'; INSERT INTO ev SELECT seq, "
+                      "TIMESTAMP'2025-12-31 23:00:00' + INTERVAL seq * 10 MINUTE "
+                      "FROM seq_0_to_35")
+        run = run_once(config(url, {"m": (maria.replica_url, {"ev": {
+            "method": "snapshot", "where": "at >= '2026-01-01'"}})}))[0]
+        assert (run.status, run.rows) == ("ok", 30), run.error
+    finally:
+        maria_pair.replica.sql("SET GLOBAL time_zone = 'SYSTEM'")
+        maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
