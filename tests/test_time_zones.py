@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
+from support.backup import entry
 from support.cli import write_config
 from support.dataset import read_table
 from support.mariadb import MariaDatabase, MariaPair
@@ -381,3 +382,22 @@ def test_row_conditions_read_times_in_utc(cluster, maria_pair, tmp_path):
     finally:
         maria_pair.replica.sql("SET GLOBAL time_zone = 'SYSTEM'")
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "America/St_Johns"])
+def test_backups_check_ages_whatever_the_host_zone(tmp_path, tz):
+    """The newest backup's age is the same under any TZ, and so is it for a catalog time
+    written with another offset."""
+    store = tmp_path / "s"
+    now = datetime.now(UTC)
+    entry(store, "dump.a", 30, now=now)
+    entry(store, "dump.b", 3, now=now)  # ended 2h55m ago
+    started = store / "catalog" / "dump.b" / "started.json"
+    body = json.loads(started.read_text())
+    body["started"] = datetime.fromisoformat(body["started"]).astimezone(
+        ZoneInfo("Asia/Kathmandu")).isoformat()  # the same instant, +05:45
+    started.write_text(json.dumps(body))
+    r = topoff("backups", "check", str(store), "--max-age", "3h", tz=tz)
+    assert r.returncode == 0 and "dump.b finished 2.9h ago" in r.stdout, r.stdout + r.stderr
+    r = topoff("backups", "check", str(store), "--max-age", "2h", tz=tz)
+    assert r.returncode == 2 and "2.9h old" in r.stdout, r.stdout + r.stderr
