@@ -80,3 +80,11 @@ def after_second_of(snapshot_time: str) -> None:
     while datetime.now(UTC).replace(microsecond=0) <= taken:
         time.sleep(0.05)
 
+
+def topoff_under(tz: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``topoff ARGS`` in a process of its own whose TZ is ``tz`` (and no PGTZ)."""
+    env = {**os.environ, "TZ": tz, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    for name in (*CLEAN_ENV, "PGTZ"):
+        env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "topoff", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
