@@ -1,10 +1,12 @@
 """Time zones in ``topoff replicate``: a source whose zone is not UTC (a database's
 ``timezone``, MariaDB's global ``time_zone``), the repeated hour of a fall-back, a clock
-ahead of UTC, ``--from``/``--to`` and row conditions read in UTC, under a client's TZ."""
+ahead of UTC, ``--from``/``--to`` and row conditions read in UTC, under a client's TZ;
+and a MariaDB source's days around a fall-back."""
 
 from __future__ import annotations
 
 import subprocess
+from datetime import date
 
 import pytest
 
@@ -14,11 +16,16 @@ from support.mariadb import MariaDatabase, MariaPair
 from support.pg import make_config
 from support.replicate import config, config_text, new_database, new_target, query
 from test_replicate_engine import equal
+from topoff.config import Config, TableConfig
+from topoff.dataset.layout import Window
 from topoff.export.full import export_full
+from topoff.export.incremental import export_incremental
 from topoff.replicate.engine import run_once
 from topoff.replicate.maria_cursor import server_zone
 from topoff.sources.mariadb.connect import connect as maria_connect
 from topoff.stores import open_store
+from topoff.sync import SyncOptions, sync
+from topoff.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +207,55 @@ def test_row_conditions_read_times_in_utc(cluster, maria_pair, tmp_path):
         maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
 
 
+
+
+def test_maria_days_around_a_fall_back(paris_replica, tmp_path):
+    """MariaDB in Europe/Paris (its global time_zone): a DATETIME cursor kept in that zone
+    (the repeated 02:00-03:00 of 2026-10-25 written twice) and a TIMESTAMP one, exported
+    day by day around the change: each row in exactly one day; the replica verifies."""
+    maria = MariaDatabase(paris_replica.create_database(), paris_replica)
+    try:
+        maria.execute(
+            "CREATE TABLE wall (id INT AUTO_INCREMENT PRIMARY KEY, t DATETIME(6) NOT NULL);"
+            "CREATE TABLE inst (id INT AUTO_INCREMENT PRIMARY KEY, t TIMESTAMP(6) NOT NULL);"
+            "INSERT INTO wall (t) SELECT TIMESTAMP'2026-10-23 20:00:00' + INTERVAL seq * 7 "
+            "MINUTE FROM seq_0_to_1000;"
+            "INSERT INTO wall (t) SELECT TIMESTAMP'2026-10-25 02:00:00' + INTERVAL seq * 3 "
+            "MINUTE FROM seq_0_to_19;"
+            "INSERT INTO wall (t) VALUES ('2026-10-25 01:59:59.999999'), "
+            "('2026-10-25 02:00:00'), ('2026-10-26 00:59:59.999999'), ('2026-10-26 01:00:00');"
+            "SET time_zone = '+00:00';"
+            "INSERT INTO inst (t) SELECT TIMESTAMP'2026-10-23 20:00:00' + INTERVAL seq * 7 "
+            "MINUTE FROM seq_0_to_1000;"
+            "INSERT INTO inst (t) VALUES ('2026-10-24 23:59:59.999999'), "
+            "('2026-10-25 00:00:00'), ('2026-10-25 00:59:59.999999'), ('2026-10-25 01:00:00')")
+        days = [date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)]
+        cfg = Config(dataset="paris", source_url=maria.replica_url, tables=(
+            TableConfig(schema=maria.name, name="wall", method="append", cursor="t",
+                        cursor_timezone="Europe/Paris"),
+            TableConfig(schema=maria.name, name="inst", method="append", cursor="t")),
+        ).with_export(lookback_days=0)
+        pub = str(tmp_path / "pub")
+        seen: dict[str, int] = {}
+        with open_store(pub) as store:
+            for d in days:
+                m = export_incremental(cfg, store, Window.day(d)).manifests[0]
+                for table in ("wall", "inst"):
+                    for row in read_table(store, m, f"{maria.name}.{table}").rows:
+                        key = f"{table}.{row[0]}"
+                        assert key not in seen, (key, d)
+                        seen[key] = 1
+            export_full(cfg, store)
+        # the days hold every row from their first start to their last end
+        for table, lo, hi in (("wall", "2026-10-24 02:00:00", "2026-10-27 01:00:00"),
+                              ("inst", "2026-10-24 00:00:00", "2026-10-27 00:00:00")):
+            ((n,),) = paris_replica.replica.query(
+                f"SET time_zone = '+00:00'; SELECT count(*) FROM `{maria.name}`.{table} "
+                f"WHERE t >= '{lo}' AND t < '{hi}'")
+            assert sum(1 for k in seen if k.startswith(f"{table}.")) == int(n), table
+        replica = str(tmp_path / "r.duckdb")
+        sync(pub, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+        report = verify(replica, maria.replica_url)
+        assert report.equal, report.to_json()
+    finally:
+        paris_replica.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
