@@ -84,7 +84,8 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
       "topoff prune --to /srv/dumps/datanommer --keep-days 4 --dry-run",
       "topoff prune --to /srv/dumps/datanommer --keep-days 4"]),
     ("list", "topoff list",
-     "Lists the publications of a dataset, from a directory, an http(s) URL or s3://.",
+     "Lists the publications of a dataset, from a directory, an http(s) URL or s3://. The "
+     "snapshot times are UTC, whatever the host's `TZ`.",
      ["topoff list /srv/dumps/datanommer", "topoff list /srv/dumps"]),
     ("sync", "topoff sync",
      "Builds a replica from the newest full export, then applies every newer partition, "

@@ -86,6 +86,10 @@ def test_a_user_in_another_zone_exports_syncs_and_verifies(db, tmp_path):
     index = json.loads((tmp_path / "pub" / "index.json").read_text())
     labels = [p["id"] for p in index["publications"]]
     assert f"incremental/{d1}/r1" in labels and f"incremental/{d2}/r1" in labels, labels
+    full = labels[0]  # full/YYYY-MM-DDTHHMMSSZ: its snapshot's second, UTC
+    r = topoff("list", pub)
+    stamp = datetime.strptime(full[5:], "%Y-%m-%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M:%S")
+    assert any(full in line and stamp in line for line in r.stdout.splitlines()), r.stdout
     pg_target = new_database(db.cluster, "rz")  # its readers' zone: Pacific/Kiritimati
     pg_target.execute(f'ALTER DATABASE "{pg_target.name}" SET timezone = '
                       "'Pacific/Kiritimati'")
