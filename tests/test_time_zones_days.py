@@ -217,3 +217,28 @@ def test_backups_check_ages_whatever_the_host_zone(tmp_path, tz):
     assert r.returncode == 0 and "dump.b finished 2.9h ago" in r.stdout, r.stdout + r.stderr
     r = topoff("backups", "check", str(store), "--max-age", "2h", tz=tz)
     assert r.returncode == 2 and "2.9h old" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("gone", ["t < '2001-01-01'", "t IS NULL", "t = '-infinity'"])
+def test_verify_finds_rows_a_replica_lacks_for_a_zone_s_cursor(db, tmp_path, gone):
+    """A timestamp cursor kept in America/St_Johns is compared window by window: a row
+    far from the others, or whose cursor is NULL or infinite, that the replica lacks is a
+    difference too (the days compared were the replica's own, one either side: such rows
+    passed), and a far value costs no window per day in between (a row of 2100, after
+    the replica, made verify read 36,500 windows on each side)."""
+    db.execute("CREATE TABLE wall (id int PRIMARY KEY, t timestamp)")
+    db.execute("INSERT INTO wall SELECT g, %s::timestamp + g * interval '1 h' "
+               "FROM generate_series(0, 24 * 3 - 1) g", (day(8),))
+    db.execute("INSERT INTO wall VALUES (-1, '2000-01-01 10:00'), (-2, NULL), "
+               "(-3, '2100-01-01 10:00'), (-4, '-infinity')")
+    cfg = make_config(db, '[tables.wall]\ncursor = "t"\ncursor_timezone = '
+                      '"America/St_Johns"\n')
+    pub, replica = str(tmp_path / "pub"), str(tmp_path / "r.duckdb")
+    with open_store(pub) as store:
+        export_full(cfg, store)
+    sync(pub, replica, SyncOptions(cache_dir=tmp_path / "cache"))
+    assert verify(replica, db.standby_url).equal
+    with duckdb.connect(replica) as con:
+        con.execute(f"DELETE FROM public.wall WHERE {gone}")
+    report = verify(replica, db.standby_url)
+    assert not report.equal, report.to_json()

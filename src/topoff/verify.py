@@ -14,13 +14,14 @@ replica by design; their rows are counted as "not yet published", not as differe
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from topoff.dataset.bounds import cursor_bounds, lower_bound
 from topoff.dataset.layout import Window, full_time
 from topoff.errors import ConfigError, NoReplicaError, TargetError
+from topoff.export.windows import FIRST_DAY, LAST_DAY
 from topoff.pgtypes import family
 from topoff.safety import source_failures
 from topoff.sources.base import SourceVerifier, open_source
@@ -181,10 +182,16 @@ def _compare_table(source: SourceVerifier, target: Target, table: TableDef,
     if target.day_expression(table) is not None:
         src = source_hash(table, True, since_b)
         rep = target.hash_rows(table, True, since_b)
-    else:
-        span = _days_of(target, table)
+    else:  # windows of wall-clock times: near the rows' own dates, on either side
+        wall = replace(table, cursor_timezone="UTC")  # grouped by the values' dates
+        src_dates = source_hash(wall, True, since_b)
+        rep_dates = {_day_key(k): v for k, v in target.hash_rows(wall, True, since_b).items()}
+        span = _days_near(set(src_dates) | set(rep_dates))
         src = _per_window(source_hash, table, span, since_b)
         rep = _per_window(target.hash_rows, table, span, since_b)
+        for key in set(src_dates) | set(rep_dates):  # NULL, infinity, BC: in no window
+            if _iso_day(key) is None:
+                src[key], rep[key] = src_dates.get(key, (0, "0")), rep_dates.get(key, (0, "0"))
     rep = {_day_key(k): v for k, v in rep.items()}
     last_day = (cutoff - timedelta(days=1)).date() if cutoff else None
     for day in sorted(set(src) | set(rep), key=lambda d: (d is not None, d or "")):
@@ -217,15 +224,25 @@ def _source_ref(t: TableDef) -> TableRef:
     return t.source_ref()
 
 
-def _days_of(target: Target, table: TableDef) -> list[date]:
-    lo, hi = target.execute(
-        f"SELECT min({target.ident(table.cursor or '')}), max({target.ident(table.cursor or '')})"
-        f" FROM {target.ident(table.target.schema, table.target.name)}")[0]
-    if lo is None:
-        return []
-    lo, hi = (v.date() if isinstance(v, datetime) else v for v in (lo, hi))
-    first, last = lo - timedelta(days=1), hi + timedelta(days=1)
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+def _iso_day(key: str | None) -> date | None:
+    """The date of a day key of plain ISO form (not NULL, infinity or a BC date)."""
+    try:
+        return date.fromisoformat(key) if key and len(key) == 10 else None
+    except ValueError:
+        return None
+
+
+def _days_near(keys: set[str | None]) -> list[date]:
+    """The windows that can hold a wall-clock value of these dates: the day before, the
+    day and the day after (a zone is less than a day from UTC), within the days a window
+    can name."""
+    days: set[date] = set()
+    for key in keys:
+        d = _iso_day(key)
+        if d is not None:
+            days.update(d + timedelta(days=n) for n in (-1, 0, 1)
+                        if FIRST_DAY.toordinal() <= d.toordinal() + n <= LAST_DAY.toordinal())
+    return sorted(days)
 
 
 def verify(target_location: str, source_url: str, allow_primary: bool = False,
