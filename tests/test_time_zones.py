@@ -5,6 +5,7 @@ and a MariaDB source's days around a fall-back."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import date
 
@@ -134,6 +135,10 @@ def test_repull_bounds_without_an_offset_are_utc(cluster, tmp_path, kind):
     r = topoff("replicate", "--config", path, "--repull", "lg", "--from", "2026-01-01",
                "--to", "2026-01-01 00:59:59")
     assert r.returncode == 0 and "6 rows moved" in r.stdout, r.stdout + r.stderr
+    r = topoff("replicate", "--config", path, "--status", "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = json.loads(r.stdout)
+    assert row["last_refresh"].endswith("+00:00"), row  # UTC, whatever the TZ
     got = sorted(n for (n,) in query(url, "SELECT n FROM app.lg"))
     assert got == sorted([g for g in range(36) if not 12 <= g < 18] +
                          [1000 + g for g in range(12, 18)])
