@@ -12,6 +12,7 @@ may take those names (:mod:`topoff.targets.names`).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ from topoff.targets.names import DUCKDB_CATALOG as CATALOG
 #: older ones say so in the message of another class)
 _IN_USE: tuple[type[Exception], ...] = tuple(
     c for c in (getattr(duckdb, "ResourceInUseException", None),) if c is not None)
+
+
+#: the first blocks of a DuckDB file (its main header and two database headers): a file
+#: shorter than this holds no database
+_HEADERS = 3 * 4096
 
 
 def _literal(value: str) -> str:
@@ -39,11 +45,18 @@ def connect(database: str, config: dict[str, Any], path: Path,
     if database == ":memory:":
         return con
     mode = " (READ_ONLY)" if read_only else ""
+    new = not path.exists()
     try:
         con.execute(f"ATTACH {_literal(database)} AS {CATALOG}{mode}")
     except duckdb.IOException as e:
         con.close()
         first = str(e).splitlines()[0]
+        if "no space left on device" in first.lower() or "disk quota" in first.lower():
+            if new:
+                _remove_headless(path)
+            raise TargetError(f"the disk of DuckDB replica {path} is full",
+                              hint="free some space or move the replica to a larger disk, "
+                              "then run the same command again") from None
         if read_only and "not a valid DuckDB database file" in first:  # status, verify
             raise NoReplicaError(f"{path} holds no topoff replica: it is not a DuckDB "
                                  "database file", hint="check the path") from None
@@ -66,3 +79,12 @@ def connect(database: str, config: dict[str, Any], path: Path,
     con.execute(f"USE {CATALOG}")
     con.execute("DETACH memory")
     return con
+
+
+def _remove_headless(path: Path) -> None:
+    """Remove the file (and write-ahead log) DuckDB began on a full disk without writing its
+    headers: any later open would take it for a damaged database."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size < _HEADERS:
+            path.unlink()
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)

@@ -1,0 +1,113 @@
+"""A disk that fills under a run (a real tmpfs, mounted for the test): one error line, one
+hint, the documented exit code, nothing half made, and the same command run again once
+there is room ends as an uninterrupted run (verify passes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.cli import error_lines, run_cli, write_config
+from support.replica import cli, fill, nommer_config, publish_standard
+from support.replicate import config_text, hashes, new_database
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs of the test's own."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_up(mnt: Path, leave: int) -> Path:
+    """A file taking all but ``leave`` bytes of the disk; remove it to make room."""
+    st = os.statvfs(mnt)
+    filler = mnt / "filler"
+    filler.write_bytes(b"\0" * max(st.f_bavail * st.f_frsize - leave, 0))
+    return filler
+
+
+def no_traceback(stderr: str) -> None:
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
+
+
+@pytest.fixture
+def published(db, tmp_path: Path) -> Path:
+    fill(db, days=2, per_day=50)
+    url = tmp_path / "published"
+    publish_standard(nommer_config(db), str(url))
+    return url
+
+
+def test_a_duckdb_replica_the_full_disk_cannot_hold_a_header_of(db, published: Path,
+                                                                disk: Path):
+    """The file DuckDB starts on a full disk is left without its header: the failed first
+    sync removes it (a later run would take it for a damaged database)."""
+    replica = disk / "r.duckdb"
+    filler = fill_up(disk, 4096)
+    result = cli("sync", str(published), str(replica))
+    assert result.exit_code == 7, result.stderr
+    no_traceback(result.stderr)
+    error, hint = error_lines(result)
+    assert error == f"error: the disk of DuckDB replica {replica} is full", error
+    assert "free some space" in hint
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    filler.unlink()
+    result = cli("sync", str(published), str(replica))
+    assert result.exit_code == 0, result.stderr
+    result = cli("verify", str(replica), "--against", db.standby_url)
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def replicate_conf(cluster, tmp_path: Path, disk: Path) -> tuple[Path, str, object]:
+    src = new_database(cluster)
+    src.execute("CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+                "INSERT INTO ev SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', "
+                "repeat('a', 50) FROM generate_series(1, 20000) g; "
+                "CREATE TABLE snap (id int PRIMARY KEY, v text); "
+                "INSERT INTO snap SELECT g, 'v' FROM generate_series(1, 2000) g")
+    url = disk / "rep.duckdb"
+    tables = {"ev": {"method": "updater", "cursor": "ts", "batch_rows": 5000},
+              "snap": {"method": "snapshot"}}
+    path = write_config(tmp_path / "replica.toml",
+                        config_text(str(url), {"app": (src.standby_url, tables)}))
+    return url, path, src
+
+
+def assert_replicated(url: Path, src) -> None:
+    for table in ("public.ev", "public.snap"):
+        mine, theirs = hashes(str(url), src.primary_url, "app", table)
+        assert mine == theirs, table
+
+
+@pytest.mark.parametrize("leave", [0, 8192])
+def test_replicate_into_a_duckdb_file_on_a_full_disk(replicate_conf, disk: Path, leave: int):
+    url, path, src = replicate_conf
+    filler = fill_up(disk, leave)
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 7, r.stderr
+    no_traceback(r.stderr)
+    error, hint = error_lines(r)
+    assert error == f"error: the disk of DuckDB replica {url} is full", error
+    assert "free some space" in hint
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    filler.unlink()
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 0, r.stderr
+    assert_replicated(url, src)
+
