@@ -83,6 +83,17 @@ def test_engine_failures_are_classified(exc, kind, words):
     assert words in found.message and found.hint
 
 
+def test_a_full_temporary_file_of_replicate_names_the_way_out_replicate_has():
+    """A temporary file (replicate's overlap spool under TMPDIR) has no name in the error
+    its write raises: the failure names the temporary directory, not the table again, and
+    no option of sync's."""
+    exc = OSError(errno.ENOSPC, "No space left on device")
+    found = classify(exc, "app.public.ev", replicating=True)
+    assert isinstance(found, TargetError)
+    assert found.message == "no space left on the temporary directory's disk"
+    assert "TMPDIR" in (found.hint or "") and "--cache-dir" not in (found.hint or "")
+
+
 def test_a_malformed_file_is_named_by_its_place_in_the_dataset():
     exc = duckdb.InvalidInputException("CSV Error on Line: 3\n  file = /cache/abc.csv.zst\n")
     found = classify(exc, "r.duckdb", "full/x",

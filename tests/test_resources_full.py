@@ -111,3 +111,23 @@ def test_replicate_into_a_duckdb_file_on_a_full_disk(replicate_conf, disk: Path,
     assert r.exit_code == 0, r.stderr
     assert_replicated(url, src)
 
+
+
+def test_replicate_with_the_duckdb_spool_s_disk_full(replicate_conf, disk: Path):
+    """The rows of a refresh spooled under REPLICA.tmp fill the disk: the failure names
+    the spool's directory, the refresh's table once, and a way out replicate has."""
+    url, path, src = replicate_conf
+    filler = fill_up(disk, 100 * 1024)
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 7, r.stderr
+    no_traceback(r.stderr)
+    failed = [ln for ln in r.stderr.splitlines() if ln.startswith("error: app.public.ev")]
+    assert failed, r.stderr
+    assert failed[0].startswith(f"error: app.public.ev: the disk of DuckDB replica {url} is "
+                                f"full (writing under {url}.tmp)"), failed[0]
+    assert "--cache-dir" not in r.stderr and "free some space" in failed[0]
+    filler.unlink()
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 0, r.stderr
+    assert_replicated(url, src)
+    assert not list(Path(f"{url}.tmp").glob("*.csv"))

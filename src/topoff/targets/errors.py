@@ -82,8 +82,14 @@ def _is_psycopg(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] == "psycopg"
 
 
-def _os_error(exc: OSError, where: str) -> TopoffError | None:
+def _os_error(exc: OSError, where: str, replicating: bool) -> TopoffError | None:
     path = exc.filename or where
+    if (exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT) and replicating:
+        # a file of no name is a temporary one (the overlap's spool, under TMPDIR)
+        on = f"the device of {exc.filename}" if exc.filename else "the temporary directory's disk"
+        return TargetError(f"no space left on {on}", hint="free some space (or point TMPDIR at "
+                           "a larger disk), then run the same command again; what was "
+                           "committed is kept")
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
         return TargetError(f"no space left on the device of {path}",
                            hint="free some space (or give --cache-dir on a larger disk), then "
@@ -252,7 +258,7 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
     for e in _chain(exc):
         found: TopoffError | None = None
         if isinstance(e, OSError) and not _is_duckdb(e) and not _is_psycopg(e):
-            found = _os_error(e, where)
+            found = _os_error(e, where, replicating)
         elif _is_duckdb(e) and replicating and (
                 type(e).__name__ == "ConversionException"
                 or (type(e).__name__ == "InvalidInputException"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from topoff.canonical import duck_ident
 from topoff.dataset.manifest import Column
 from topoff.errors import TargetError
 from topoff.targets.base import LoadSpec, TableDef
+from topoff.targets.duckdb.spool import spool_error, spool_file
 from topoff.targets.duckdb.types import stored_as_text, typed_select
 from topoff.targets.merge import merge
 
@@ -76,18 +76,20 @@ def _spooled(target: DuckDBTarget, table: TableDef, columns: list[Column],
     """Spool the CSV to files under the replica's tmp directory; each time one holds
     SPOOL_BYTES (and at the end), hand ``take`` its typed SELECT (types.py)."""
     tmp = Path(str(target.path) + ".tmp")
-    tmp.mkdir(exist_ok=True)
     widened = target.widened(table)
     it = iter(chunks)
     while True:
-        with tempfile.NamedTemporaryFile(dir=tmp, suffix=".csv") as spool:
+        with spool_file(target.path, tmp) as spool:
             size = 0
-            for chunk in it:
-                spool.write(chunk)
-                size += len(chunk)
-                if size >= SPOOL_BYTES:
-                    break
-            spool.flush()
+            try:
+                for chunk in it:
+                    spool.write(chunk)
+                    size += len(chunk)
+                    if size >= SPOOL_BYTES:
+                        break
+                spool.flush()
+            except OSError as e:
+                raise spool_error(target.path, e, tmp) from e
             if size:
                 spec = LoadSpec(table, [Path(spool.name)], extra={"plain": True})
                 target.widen_misfits(table, columns, widened, target.csv_source(spec, columns))
