@@ -35,7 +35,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = ["support.store_fixtures", "support.backup", "support.mariadb",
-                  "support.maria_backup", "support.clusters"]
+                  "support.maria_backup", "support.clusters", "support.full_disk"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,45 +4,14 @@ there is room ends as an uninterrupted run (verify passes)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support.cli import error_lines, run_cli, write_config
+from support.full_disk import fill_up, no_traceback
 from support.replica import cli, fill, nommer_config, publish_standard
 from support.replicate import config_text, hashes, new_database
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs of the test's own."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill_up(mnt: Path, leave: int) -> Path:
-    """A file taking all but ``leave`` bytes of the disk; remove it to make room."""
-    st = os.statvfs(mnt)
-    filler = mnt / "filler"
-    filler.write_bytes(b"\0" * max(st.f_bavail * st.f_frsize - leave, 0))
-    return filler
-
-
-def no_traceback(stderr: str) -> None:
-    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
 
 
 @pytest.fixture

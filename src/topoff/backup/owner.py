@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from topoff.errors import TargetError, TopoffError
+
 log = logging.getLogger("topoff")
 
 #: a backup with only started.json on another host counts as ongoing this long
@@ -55,10 +57,12 @@ def process_marker() -> dict[str, Any]:
             "proc_start": _proc_start(pid)}
 
 
-def work_directory(prefix: str, parent: str | None) -> Path:
+def work_directory(prefix: str, parent: str | None,
+                   error: type[TopoffError] = TargetError) -> Path:
     """A new work directory under ``parent`` ($TMPDIR), marked with this process. Those a
     killed topoff left there (pg_dump's files, a decrypted dump), whose owner is gone from
-    this host, are removed first; a directory without the mark is left alone."""
+    this host, are removed first; a directory without the mark is left alone. One that
+    cannot be made (a full disk) is ``error``, nothing left behind."""
     root = Path(parent or tempfile.gettempdir())
     for old in root.glob(f"{prefix}*"):
         try:
@@ -69,8 +73,16 @@ def work_directory(prefix: str, parent: str | None) -> Path:
                 and not alive(owner):
             log.info("removing %s, left by a topoff that was killed", old)
             shutil.rmtree(old, ignore_errors=True)
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    (base / OWNER).write_text(json.dumps(process_marker()))
+    base: Path | None = None
+    try:
+        base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        (base / OWNER).write_text(json.dumps(process_marker()))
+    except OSError as e:
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+        raise error(f"cannot make a work directory under {root}: {e.strerror or e}",
+                    hint="free disk space under the work directory (--workdir) or give "
+                    "another --workdir") from None
     return base
 
 

@@ -149,7 +149,7 @@ def _dump(store: Store, req: BackupRequest, session: SnapshotSession, snapshot_i
           options: ObjectOptions | None) -> BackupResult:
     import tarfile
 
-    base = catalog.work_directory("topoff-backup-", req.workdir)
+    base = catalog.work_directory("topoff-backup-", req.workdir, SourceError)
     dump = PgDump(req.source_url, snapshot_id, req.jobs, base / "dump", pin)
     try:
         began = time.monotonic()
