@@ -5,9 +5,11 @@ work directory left behind, and the same command run once there is room succeeds
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
@@ -84,3 +86,28 @@ def test_backup_with_no_room_under_the_workdir(datanommer: Database, age_key: Ag
     result = run_cli(*backup_args(datanommer, age_key, store, "dump.x", "--workdir",
                                   str(disk)))
     assert result.exit_code == 0, result.stderr
+
+
+def test_drill_with_no_room_for_its_throwaway_server(datanommer: Database, age_key: AgeKey,
+                                                     tmp_path: Path, shared_disk: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """The drill's throwaway PostgreSQL server is made under TMPDIR: initdb failing there
+    (a full disk) is the drill's failure, saying where and what to do."""
+    store = _backed_up(datanommer, age_key, tmp_path / "store")
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_disk))
+    filler = fill_up(shared_disk, 256 * 1024)
+    args = ["backups", "drill", str(store), "--identity", str(age_key.identity),
+            "--workdir", str(tmp_path)]
+    result = run_cli(*args)
+    assert result.exit_code == 7, result.stderr
+    no_traceback(result.stderr)
+    error, hint = error_lines(result)
+    assert error.startswith("error: the drill's throwaway PostgreSQL server could not be "
+                            f"made under {shared_disk}: initdb failed"), error
+    assert "No space left on device" in error
+    assert "TMPDIR" in hint and "--scratch" in hint
+    assert sorted(p.name for p in shared_disk.iterdir()) == ["filler"]
+    filler.unlink()
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "drill of dump.a passed" in result.stdout

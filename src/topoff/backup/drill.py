@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -57,7 +58,16 @@ def scratch_database(url: str | None) -> Iterator[str]:
         return
     from topoff.demo.cluster import throwaway_cluster
 
-    with throwaway_cluster(standby=False) as cluster:
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(throwaway_cluster(standby=False))
+        except (RuntimeError, OSError) as e:
+            where = tempfile.gettempdir()
+            raise TargetError(f"the drill's throwaway PostgreSQL server could not be made "
+                              f"under {where}: {_server_error(e)}",
+                              hint="free space under TMPDIR (the server is made there) or "
+                              "point TMPDIR at a larger disk the postgres user may reach, "
+                              "or drill into a database of your own with --scratch") from None
         # the dump's SQL (a materialized view's query, a constraint's function) runs as an
         # unprivileged role owning the database: a superuser could read and write the
         # host's files or run programs, whoever wrote the dump
@@ -66,6 +76,18 @@ def scratch_database(url: str | None) -> Iterator[str]:
                                 f"NOCREATEROLE PASSWORD '{password}'")
         cluster.primary.execute(f"CREATE DATABASE drill OWNER {DRILL_ROLE}")
         yield cluster.primary.url("drill", user=DRILL_ROLE, password=password)
+
+
+def _server_error(exc: BaseException) -> str:
+    """Why initdb or pg_ctl failed: the tool, and its FATAL (or error) line without the log
+    prefix."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    head, _, output = str(exc).partition(": ")  # "initdb failed (1): <its output>"
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    said = [ln.split(m, 1)[1].strip() for m in ("FATAL:", "error:") for ln in lines if m in ln]
+    why = said[0] if said else (lines[0] if lines else "")
+    return redact(f"{head}: {why}" if why else head)
 
 
 def _recorded(entry: catalog.Entry) -> dict[str, tuple[int, str]]:
