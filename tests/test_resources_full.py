@@ -10,8 +10,18 @@ import pytest
 
 from support.cli import error_lines, run_cli, write_config
 from support.full_disk import fill_up, no_traceback
-from support.replica import cli, fill, nommer_config, publish_standard
+from support.replica import (
+    add_messages,
+    cli,
+    day,
+    fill,
+    nommer_config,
+    publish_day,
+    publish_full,
+    publish_standard,
+)
 from support.replicate import config_text, hashes, new_database
+from topoff.targets.iceberg.config import open_catalog, read_settings
 
 
 @pytest.fixture
@@ -100,3 +110,63 @@ def test_replicate_with_the_duckdb_spool_s_disk_full(replicate_conf, disk: Path)
     assert r.exit_code == 0, r.stderr
     assert_replicated(url, src)
     assert not list(Path(f"{url}.tmp").glob("*.csv"))
+
+
+def test_an_iceberg_sql_catalog_on_a_full_disk(db, tmp_path: Path, disk: Path):
+    """The SQLite file of an Iceberg SQL catalog cannot take a commit: the sync says the
+    catalog's disk is full (exit 7), and resumes once there is room."""
+    fill(db, days=2, per_day=50)
+    url = tmp_path / "published"
+    config = nommer_config(db)
+    publish_full(config, str(url))
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'type = "sql"\nuri = "sqlite:///{disk}/catalog.db"\n'
+                    f'warehouse = "{tmp_path}/warehouse"\nnamespace = "replica"\n')
+    target = f"iceberg:{path}"
+    assert cli("sync", str(url), target).exit_code == 0
+    add_messages(db, day(1), 30)
+    publish_day(config, str(url), day(1))
+    filler = fill_up(disk, 0)
+    result = cli("sync", str(url), target)
+    assert result.exit_code == 7, result.stderr
+    no_traceback(result.stderr)
+    error, hint = error_lines(result)
+    assert error.startswith(f"error: the Iceberg catalog of {target} cannot be written: its "
+                            "disk is full (database or disk is full)"), error
+    assert "free some space" in hint and "resumes" in hint
+    filler.unlink()
+    result = cli("sync", str(url), target)
+    assert result.exit_code == 0, result.stderr
+    result = cli("verify", target, "--against", db.standby_url)
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_replicate_into_an_iceberg_sql_catalog_on_a_full_disk(cluster, tmp_path: Path,
+                                                              disk: Path):
+    src = new_database(cluster)
+    src.execute("CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL, v text); "
+                "INSERT INTO ev SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', "
+                "'a' FROM generate_series(1, 2000) g")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'type = "sql"\nuri = "sqlite:///{disk}/catalog.db"\n'
+                       f'warehouse = "{tmp_path}/warehouse"\nnamespace = "replica"\n')
+    tables = {"ev": {"method": "updater", "cursor": "ts", "batch_rows": 500}}
+    path = write_config(tmp_path / "replica.toml",
+                        config_text(f"iceberg:{catalog}", {"app": (src.standby_url, tables)}))
+    assert run_cli("replicate", "--config", path, "--once").exit_code == 0
+    src.execute("INSERT INTO ev SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', "
+                "'b' FROM generate_series(2001, 3000) g")
+    filler = fill_up(disk, 0)
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 7, r.stderr
+    no_traceback(r.stderr)
+    assert ("error: app.public.ev: the Iceberg catalog cannot be written: its disk is full "
+            "(database or disk is full)") in r.stderr, r.stderr
+    filler.unlink()
+    r = run_cli("replicate", "--config", path, "--once")
+    assert r.exit_code == 0, r.stderr
+    assert "1,000 rows moved" in r.stdout
+    table = open_catalog(read_settings(f"iceberg:{catalog}")).load_table(("app", "ev"))
+    rows = table.scan().to_arrow().sort_by("id")
+    assert rows["id"].to_pylist() == list(range(1, 3001))
+    assert rows["v"].to_pylist() == ["a"] * 2000 + ["b"] * 1000

@@ -216,7 +216,7 @@ def run(origin: str, location: str, opts: Any, result: Any,
     from topoff.dataset.index import read_index
     from topoff.errors import NotPublishedError
     from topoff.stores import open_store
-    from topoff.targets.iceberg.config import read_settings
+    from topoff.targets.iceberg.config import catalog_failure, read_settings
     from topoff.targets.iceberg.memory import returning_pool
 
     settings = read_settings(location)
@@ -242,6 +242,11 @@ def run(origin: str, location: str, opts: Any, result: Any,
             raise _failed(settings.url, e) from None
         except OSError as e:  # the warehouse: a full disk, a refused permission, S3
             raise _failed(settings.url, e) from None
+        except Exception as e:  # the SQL catalog's database: a full disk
+            found = catalog_failure(e, settings.url)
+            if found is None:
+                raise
+            raise found from None
         finally:
             fetcher.close()
         result.downloaded_bytes = fetcher.downloaded_bytes

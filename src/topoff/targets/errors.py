@@ -276,6 +276,10 @@ def classify(exc: BaseException, where: str, publication: str | None = None,
             found = _duckdb(e, where, publication, name_file)
         elif _is_psycopg(e):
             found = _psycopg(e, where, publication, replicating)
+        elif type(e).__module__.startswith("sqlalchemy."):  # an Iceberg SQL catalog's
+            from topoff.targets.iceberg.config import catalog_failure
+
+            found = catalog_failure(e, None)
         if found is not None:
             return found
     return None

@@ -28,6 +28,7 @@ from typing import Any
 
 from topoff.config_values import config_text, no_nul
 from topoff.errors import ConfigError, TargetError
+from topoff.redact import redact
 
 PREFIX = "iceberg:"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -225,3 +226,24 @@ def ensure_namespace(catalog: Any, name: str) -> None:
     except Exception:
         if not catalog.namespace_exists(name):
             raise
+
+
+#: what a SQL catalog's database says when its disk is full (SQLite, PostgreSQL)
+_FULL = ("database or disk is full", "no space left", "disk full", "could not extend file")
+
+
+def catalog_failure(exc: BaseException, url: str | None) -> TargetError | None:
+    """The TargetError of a SQL catalog whose database refused a write for want of disk
+    space (sqlalchemy's OperationalError), or None for any other failure."""
+    if type(exc).__module__.split(".")[0] != "sqlalchemy" or \
+            type(exc).__name__ != "OperationalError":
+        return None
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    if not any(s in first.lower() for s in _FULL):
+        return None
+    of = f" of {url}" if url else ""
+    return TargetError(f"the Iceberg catalog{of} cannot be written: its disk is full "
+                       f"({redact(first)}); nothing of the current commit was applied",
+                       hint="free some space on the disk of the catalog's database, then run "
+                       "the same command again (it resumes)")
