@@ -22,7 +22,9 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from topoff.errors import ConfigError, TargetError
+import psycopg
+
+from topoff.errors import ConfigError, TargetError, TopoffError
 from topoff.replicate.config import ReplicateSource, ReplicateTable
 from topoff.replicate.describe import TableInfo
 from topoff.replicate.shape import build_keys, follow_columns, table_def
@@ -31,6 +33,7 @@ from topoff.replicate.state import TableState, same_identity
 from topoff.replicate.store import StateStore
 from topoff.safety import retry_on_recovery_conflict
 from topoff.targets.base import TableDef, TableRef, Target
+from topoff.targets.errors import classify
 from topoff.targets.names import too_long
 
 _REFRESH = Request()
@@ -85,6 +88,18 @@ def is_duplicate_key(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
+def target_lost(engine: Target, exc: Exception) -> TopoffError | None:
+    """The failure of a refresh whose session on a PostgreSQL target ended under it (the
+    server restarted, an administrator ended it) as the target's TargetError, else None: a
+    lost connection is otherwise the source's, retried in a new snapshot."""
+    conn = getattr(engine, "conn", None)
+    if not isinstance(conn, psycopg.Connection) or not (conn.broken or conn.closed):
+        return None
+    return classify(exc, engine.url) or TargetError(
+        f"lost the connection to {engine.url}", hint="check that the server is running and "
+        "reachable, then run the same command again; what was committed is kept")
 
 
 class _Locked(Exception):
@@ -197,6 +212,9 @@ def refresh(engine: Target, source: ReplicateSource, t: ReplicateTable,
         try:
             return once(attempt)
         except Exception as e:
+            lost = target_lost(engine, e)
+            if lost is not None:  # not the source's: no retry on the dead connection
+                raise lost from e
             if not fast[0] or not is_duplicate_key(e):
                 raise
             fast[0] = False  # rolled back: again, merging the new rows by key too
