@@ -190,3 +190,32 @@ def test_a_standby_restarting_every_time_gives_up_with_a_hint(quiet, tmp_path):
     assert "standby is running" in info.value.hint
     assert files_under(dest) == []
     assert read_index(store) is None
+
+
+def test_a_standby_that_stays_down_is_named_once_with_one_hint(quiet, tmp_path):
+    """The standby stopped under an export and not back for the next attempt: the error
+    names the refused connection, and its one hint is the lost connection's (the refused
+    connection's own hint is not carried inside the message)."""
+    db = quiet
+    config = make_config(db, jobs=1, retry_attempts=2, retry_backoff=0.05)
+    stopped = []
+
+    def hook(event, **kw):
+        if event == "table_start" and not stopped:
+            db.cluster.standby.stop("immediate")
+            stopped.append(1)
+
+    store = open_store(str(tmp_path / "out"))
+    try:
+        with topoff_log(), pytest.raises(SourceError) as info:
+            export_full(config, store, hook=hook)
+    finally:
+        db.cluster.standby.start()
+    assert "lost its connection to the source 2 times" in info.value.message
+    assert "connection refused" in info.value.message
+    assert "hint" not in info.value.message, info.value.message
+    assert "standby is running" in (info.value.hint or "")
+    assert files_under(tmp_path / "out") == []
+    db.cluster.wait_streaming()
+    assert export_full(config, store).publications
+    read_dataset(store)

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import psycopg
 
-from topoff.errors import SafetyError, SchemaChanged, SourceError, primary_hint
+from topoff.errors import SafetyError, SchemaChanged, SourceError, TopoffError, primary_hint
 from topoff.sources.postgres import ServerUnavailable, display_url
 from topoff.sources.retry import schema_changed_again
 
@@ -278,7 +278,8 @@ def retry_on_recovery_conflict(
             lost = lost or not conflict
             if cleanup is not None:
                 cleanup()
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            text = e.message if isinstance(e, TopoffError) else str(e)  # not its hint
+            first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
             why = "cancelled by a conflict with recovery" if conflict else \
                 "interrupted: the connection to the source was lost"
             if attempt == attempts:
