@@ -31,6 +31,7 @@ _TEMP = re.compile(r"^\..+\.tmp-[0-9a-f]+$")
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_TOO_MANY = (errno.EMFILE, errno.ENFILE)  # the process's (or the system's) open files
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -286,6 +287,12 @@ class LocalStore(Store):
             return StoreError(
                 f"permission denied: cannot {action} {where}",
                 hint=f"make {self.root} writable (and readable) by the user running topoff",
+            )
+        if exc.errno in _TOO_MANY:
+            return StoreError(
+                f"cannot {action} {where}: {exc.strerror or exc}",
+                hint="raise the limit on open files of the user running topoff (ulimit -n, "
+                "LimitNOFILE= in a systemd unit) or lower --jobs, then run again",
             )
         return StoreError(
             f"cannot {action} {where}: {exc.strerror or exc}",

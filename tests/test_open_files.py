@@ -1,0 +1,50 @@
+"""A process limit on open files (``ulimit -n``) too low for the run, as an operator's
+unit or container may set it: the error names the limit and how to raise it, exit 5,
+nothing published, and the same command under a normal limit publishes."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from support.cli import write_config
+from support.dataset import files_under, read_dataset
+from support.full_disk import no_traceback
+from support.replica import fill
+from topoff.demo import sample
+from topoff.stores import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def topoff(*args: str, open_files: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPOFF_")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+    return subprocess.run([sys.executable, "-m", "topoff", *args], env=env, text=True,
+                          capture_output=True, preexec_fn=limit, timeout=300)
+
+
+def test_an_export_over_the_open_files_limit(db, tmp_path: Path):
+    fill(db, days=2, per_day=100)
+    conf = write_config(tmp_path / "topoff.toml", sample.example_config())
+    dest = tmp_path / "out"
+    args = ["export", "full", "--config", conf, "--source", db.standby_url, "--to", str(dest),
+            "-j", "4"]
+    run = topoff(*args, open_files=20)
+    assert run.returncode == 5, run.stderr
+    no_traceback(run.stderr)
+    error, hint = run.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: ") and "Too many open files" in error, error
+    assert hint.startswith("hint: ") and "ulimit -n" in hint and "--jobs" in hint, hint
+    assert files_under(dest) == []
+    run = topoff(*args)
+    assert run.returncode == 0, run.stderr
+    read_dataset(open_store(str(dest)))
