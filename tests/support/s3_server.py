@@ -111,11 +111,11 @@ class CuttingProxy:
     headers pass at once and everything after them one byte every ``trickle`` seconds;
     ``sent`` counts the response bytes passed."""
 
-    def __init__(self, target_url: str) -> None:
+    def __init__(self, target_url: str, port: int = 0) -> None:
         match = re.fullmatch(r"http://([\d.]+):(\d+)", target_url)
         assert match, target_url
         self._target = (match[1], int(match[2]))
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._budget: int | None = None
         self._lock = threading.Lock()
@@ -133,6 +133,12 @@ class CuttingProxy:
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self._listener.close()
+
+    def down(self) -> None:
+        """As the server stopping: the connections open now are cut, new ones refused (a
+        new proxy on the same port, ``CuttingProxy(target, port)``, is it back)."""
+        self.cut_after(0)
+        self.stop()
 
     def _accept(self) -> None:
         while True:

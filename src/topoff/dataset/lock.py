@@ -41,6 +41,11 @@ log = logging.getLogger("topoff")
 DEFAULT_TTL = 300.0
 #: how often a waiting run looks at the lock again
 POLL = 1.0
+#: the tokens of the locks this process holds (acquired, not released nor dropped): a
+#: lock.json of this process's with another token is one a run of it could not release
+#: (the store unreachable as it ended), held by no one
+_HELD: set[str] = set()
+_HELD_MUTEX = threading.Lock()
 
 
 class DatasetLocked(StoreError):
@@ -70,7 +75,7 @@ class Holder:
             return None
 
     def stale(self, now: datetime) -> bool:
-        if now >= self.expires_at:
+        if now >= self.expires_at or self.left_here():
             return True
         if self.host == socket.gethostname() and self.pid > 0:
             try:
@@ -81,8 +86,18 @@ class Holder:
                 pass
         return False
 
+    def left_here(self) -> bool:
+        """Whether it is a lock of this process that no run of it holds any more."""
+        if self.host != socket.gethostname() or self.pid != os.getpid():
+            return False
+        with _HELD_MUTEX:
+            return self.token not in _HELD
+
     def gone(self) -> bool:
-        """Whether its process is known to be gone (on this host, no such pid)."""
+        """Whether its run is known to be over (on this host, no such pid, or a lock this
+        process left)."""
+        if self.left_here():
+            return True
         if self.host != socket.gethostname() or self.pid <= 0:
             return False
         try:
@@ -163,6 +178,9 @@ class StoreLock:
                     "expires by itself")
             log.info("waiting for the lock held by %s", holder.describe())
             time.sleep(POLL)
+        with _HELD_MUTEX:
+            _HELD.add(self.token)
+        weakref.finalize(self, _forget, self.token)  # dropped without a release
         # the thread holds the lock weakly: one dropped without a release (no one holds
         # it any more) is not renewed for as long as the process lives
         self._thread = threading.Thread(target=_renew_loop,
@@ -211,11 +229,17 @@ class StoreLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        _forget(self.token)
         with self._mutex:
             raw, self.raw = self.raw, None
             if raw is not None and not self.lost:
                 with contextlib.suppress(StoreError):
                     self.store.swap_bytes(layout.LOCK, raw, None)
+
+
+def _forget(token: str) -> None:
+    with _HELD_MUTEX:
+        _HELD.discard(token)
 
 
 def _renew_loop(ref: weakref.ref[StoreLock], stop: threading.Event, beat: float) -> None:
