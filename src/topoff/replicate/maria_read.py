@@ -52,15 +52,17 @@ def failed(what: str, e: my_errors.Error) -> SourceError:
 
 
 def query(conn: Any, statement: str, what: str) -> list[tuple[Any, ...]]:
-    cur = conn.cursor()
-    try:
+    cur = None
+    try:  # the cursor too: the driver refuses one on a connection it found gone
+        cur = conn.cursor()
         cur.execute(statement)
         return [tuple(v.decode() if isinstance(v, bytes | bytearray) else v for v in r)
                 for r in cur.fetchall()]
     except my_errors.Error as e:
         raise failed(what, e) from None
     finally:
-        cur.close()
+        if cur is not None:
+            cur.close()
 
 
 def created(conn: Any, mt: MariaTable) -> str | None:
@@ -220,10 +222,11 @@ def lines(conn: Any, columns: list[MariaColumn], tail: str, counter: list[int], 
           ) -> Iterator[bytes]:
     """The CSV lines of ``columns`` of the rows ``tail`` (``FROM ... [WHERE ...]``)
     selects, in blocks; rows counted."""
-    cur = conn.cursor(raw=True, buffered=False)
+    cur = None
     buf = bytearray()
     made = batch_formatter(columns)
     try:
+        cur = conn.cursor(raw=True, buffered=False)
         cur.execute(f"SELECT {select_list(columns)} {tail}")
         while rows := cur.fetchmany(FETCH):
             for line in made(rows):
@@ -236,8 +239,9 @@ def lines(conn: Any, columns: list[MariaColumn], tail: str, counter: list[int], 
     except my_errors.Error as e:
         raise failed(f"reading {what}", e) from None
     finally:
-        with contextlib.suppress(my_errors.Error):
-            cur.close()
+        if cur is not None:
+            with contextlib.suppress(my_errors.Error):
+                cur.close()
     if buf:
         yield bytes(buf)
 

@@ -149,16 +149,18 @@ def source_rows(conn: Any, mt: MariaTable, columns: Sequence[Column], key: Seque
     cond = f" AND ({where})" if where else ""
     for i in range(0, len(keys), batch):
         wanted = ", ".join(literals(cols, k) for k in keys[i:i + batch])
-        cur = conn.cursor(raw=True, buffered=False)
-        try:
+        cur = None
+        try:  # the cursor too: the driver refuses one on a connection it found gone
+            cur = conn.cursor(raw=True, buffered=False)
             cur.execute(f"SELECT {values} FROM {mt.qualified} WHERE {key_row(key)} IN "
                         f"({wanted}){cond}")
             rows = cur.fetchall()
         except my_errors.Error as e:
             raise failed("reading rows to repair", e) from None
         finally:
-            with contextlib.suppress(my_errors.Error):
-                cur.close()
+            if cur is not None:
+                with contextlib.suppress(my_errors.Error):
+                    cur.close()
         for row in rows:
             yield tuple(None if v is None else bytes(v).decode() for v in row)
 
