@@ -154,6 +154,12 @@ def target_is_empty(url: str) -> bool:
     return int(n) == 0
 
 
+#: what libpq and the server say of a session that ended under pg_restore
+_LOST = ("server closed the connection unexpectedly", "terminating connection",
+         "connection to server", "no connection to the server", "could not receive data",
+         "could not send data", "SSL SYSCALL error", "the database system is shutting down")
+
+
 def pg_restore(url: str, dump_dir: Path, jobs: int, clean: bool, no_owner: bool) -> None:
     conninfo, env = libpq.split(url)
     cmd = [libpq.program("pg_restore"), f"--dbname={conninfo}", f"--jobs={jobs}",
@@ -170,9 +176,12 @@ def pg_restore(url: str, dump_dir: Path, jobs: int, clean: bool, no_owner: bool)
         first = next((ln for ln in lines if ln.startswith("pg_restore: error:")), None)
         why = (redact((first or lines[-1]).removeprefix("pg_restore: ")) if lines
                else "no message")
-        raise TargetError(f"pg_restore into {display_url(url)} failed: {why}",
-                          hint="check the target's roles and extensions (--no-owner helps "
-                          "when the source's roles do not exist there)")
+        hint = ("pg_restore lost the connection to the target: check that its server is "
+                "running and reachable, then restore again with --clean (the target holds "
+                "part of the backup now)") if any(s in why for s in _LOST) else \
+            ("check the target's roles and extensions (--no-owner helps when the source's "
+             "roles do not exist there)")
+        raise TargetError(f"pg_restore into {display_url(url)} failed: {why}", hint=hint)
 
 
 def scrub(url: str, statements: tuple[str, ...]) -> None:
