@@ -220,12 +220,15 @@ def _psycopg(exc: BaseException, where: str, publication: str | None,
             f"the role may not do this in {where}: {detail}",
             hint="grant the role CREATE on the database and on the schemas the replica uses "
             "(GRANT CREATE ON DATABASE ...; GRANT CREATE ON SCHEMA ...), or use another role")
+    # replicating, ``where`` is the table (the run names it first): the server is the target
+    server = "the PostgreSQL target" if replicating else f"the PostgreSQL replica {where}"
     if state == "53100":
-        return TargetError(f"the PostgreSQL replica {where} is out of disk space",
+        return TargetError(f"{server} is out of disk space"
+                           + (f" ({detail})" if replicating else ""),
                            hint="free space on the database server, then run the same command "
                            "again; what was committed is kept")
     if state.startswith("53"):
-        return TargetError(f"the PostgreSQL replica {where} ran out of resources: {detail}",
+        return TargetError(f"{server} ran out of resources: {detail}",
                            hint="ask the DBA to check the server, then run the command again")
     if state == "57014":
         return TargetError(f"a statement on {where} was cancelled: {detail}",
