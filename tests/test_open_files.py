@@ -1,6 +1,6 @@
 """A process limit on open files (``ulimit -n``) too low for the run, as an operator's
 unit or container may set it: the error names the limit and how to raise it, exit 5,
-nothing published, and the same command under a normal limit publishes."""
+nothing published or applied, and the same command under a normal limit succeeds."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ from pathlib import Path
 from support.cli import write_config
 from support.dataset import files_under, read_dataset
 from support.full_disk import no_traceback
-from support.replica import fill
+from support.http_server import HttpServer
+from support.replica import fill, nommer_config, publish_standard
 from topoff.demo import sample
 from topoff.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def topoff(*args: str, open_files: int | None = None) -> subprocess.CompletedProcess[str]:
+def topoff(*args: str, open_files: int | None = None,
+           cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOPOFF_")}
     env["PYTHONPATH"] = str(ROOT / "src")
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
 
     def limit() -> None:
         if open_files is not None:
@@ -48,3 +52,23 @@ def test_an_export_over_the_open_files_limit(db, tmp_path: Path):
     run = topoff(*args)
     assert run.returncode == 0, run.stderr
     read_dataset(open_store(str(dest)))
+
+
+def test_a_sync_over_the_open_files_limit(db, tmp_path: Path):
+    """The download cache's files count against the limit too: the hint names it."""
+    fill(db, days=2, per_day=100)
+    published = tmp_path / "published"
+    publish_standard(nommer_config(db), str(published))
+    replica = tmp_path / "r.duckdb"
+    with HttpServer(published) as http:
+        run = topoff("sync", http.url, str(replica), open_files=10,
+                     cache=tmp_path / "cache")
+        assert run.returncode == 5, run.stderr
+        no_traceback(run.stderr)
+        error, hint = run.stderr.strip().splitlines()[-2:]
+        assert error.startswith("error: ") and "Too many open files" in error, error
+        assert hint.startswith("hint: ") and "ulimit -n" in hint, hint
+        run = topoff("sync", http.url, str(replica), cache=tmp_path / "cache")
+        assert run.returncode == 0, run.stderr
+    run = topoff("verify", str(replica), "--against", db.standby_url)
+    assert run.returncode == 0, run.stdout + run.stderr

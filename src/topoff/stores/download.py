@@ -98,6 +98,12 @@ def disk_error(exc: OSError, path: Path) -> StoreError:
             f"permission denied writing {path}",
             hint=f"make {path.parent} writable by the user running topoff",
         )
+    if exc.errno in (errno.EMFILE, errno.ENFILE):  # the process's (or system's) open files
+        return StoreError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            hint="raise the limit on open files of the user running topoff (ulimit -n, "
+            "LimitNOFILE= in a systemd unit), then run again; the download resumes",
+        )
     return StoreError(
         f"cannot write {path}: {exc.strerror or exc}",
         hint="check the download directory",
