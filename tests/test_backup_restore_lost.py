@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from support.backup import AgeKey, backup_args
 from support.cli import error_lines, run_cli
@@ -34,6 +35,7 @@ def _end_the_copy(url: str, ended: list[str]) -> None:
             time.sleep(0.002)
 
 
+@pytest.mark.slow
 def test_the_target_session_ended_under_a_restore(db: Database, age_key: AgeKey, target: str,
                                                   tmp_path: Path):
     fill(db, days=3, per_day=20000)

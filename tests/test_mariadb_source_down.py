@@ -44,6 +44,7 @@ def solo() -> Iterator[MariaServer]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_the_source_stopped_under_an_export(solo: MariaServer, tmp_path: Path):
     day = date.today() - timedelta(days=1)
     solo.sql(f"""CREATE TABLE events (id INT PRIMARY KEY, at DATETIME(6) NOT NULL,

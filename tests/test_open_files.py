@@ -42,7 +42,7 @@ def test_an_export_over_the_open_files_limit(db, tmp_path: Path):
     dest = tmp_path / "out"
     args = ["export", "full", "--config", conf, "--source", db.standby_url, "--to", str(dest),
             "-j", "4"]
-    run = topoff(*args, open_files=20)
+    run = topoff(*args, open_files=12)
     assert run.returncode == 5, run.stderr
     no_traceback(run.stderr)
     error, hint = run.stderr.strip().splitlines()[-2:]
