@@ -69,6 +69,12 @@ def published(maria_pair: MariaPair, tmp_path_factory: pytest.TempPathFactory):
             TableConfig(schema=maria.name, name="edge", method="snapshot"),)), store)
     yield maria, root
     maria_pair.primary.sql(f"DROP DATABASE IF EXISTS `{maria.name}`", check=False)
+    # the rows longer than max_allowed_packet below left events as long in the servers'
+    # current binlog files, where BINLOG_GTID_POS is NULL and mariadb-dump --master-data
+    # crashes: a later backup test on these servers starts from new files
+    maria_pair.wait_replica()
+    for server in (maria_pair.primary, maria_pair.replica):
+        server.sql("FLUSH BINARY LOGS")
 
 
 def test_verify_of_a_duckdb_replica_in_a_fresh_process(published, tmp_path: Path) -> None:
