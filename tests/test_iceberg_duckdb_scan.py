@@ -1,7 +1,8 @@
 """DuckDB's own Iceberg reader (the ``iceberg`` extension's ``iceberg_scan``) reads the
 tables topoff writes as docs/iceberg.md ("Querying the replica") tells analysts: a table
 `topoff sync` built and replaced a day of (a later revision), of many types, and a table
-`topoff replicate` refreshed with updated rows, each compared row by row and column by
+`topoff replicate` refreshed with updated rows (and a column dropped and added again
+under its name; one with no row, hence no snapshot), each compared row by row and column by
 column with pyiceberg's scan, and by count with the source; time travel to an older
 snapshot of the current metadata file too.
 
@@ -99,6 +100,7 @@ CREATE TABLE upd (id bigint PRIMARY KEY, changed timestamptz NOT NULL, state tex
 INSERT INTO upd SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', 'new',
   ARRAY['a', 'b' || g], '2026-01-01'::date + g % 30, g / 8.0, jsonb_build_object('g', g)
   FROM generate_series(1, 300) g;
+CREATE TABLE none (id int PRIMARY KEY, changed timestamptz NOT NULL, x text);
 """
 
 
@@ -172,13 +174,18 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path):
     assert f"incremental/{day(2)}/r2" in result.applied, result.applied
 
     replicate = config(target, {"app": (db.standby_url, {
-        "upd": {"method": "updater", "cursor": "changed"}})})
+        "upd": {"method": "updater", "cursor": "changed", "drop_columns": True},
+        "none": {"method": "inserter", "cursor": "changed"}})})
     run_once(replicate)
-    db.execute("UPDATE upd SET state = 'changed ✓', changed = now(), tags = NULL, "
-               "payload = '{\"x\": \"ÿ\"}' WHERE id % 7 = 0")
+    db.execute("ALTER TABLE upd DROP COLUMN amount")  # by field id: the old values are gone
     db.sync()
-    [run] = run_once(replicate)
-    assert run.status == "ok" and run.rows == 300 // 7, run
+    run_once(replicate)
+    db.execute("ALTER TABLE upd ADD COLUMN amount text")
+    db.execute("UPDATE upd SET state = 'changed ✓', changed = now(), tags = NULL, "
+               "payload = '{\"x\": \"ÿ\"}', amount = 'a' || id WHERE id % 7 = 0")
+    db.sync()
+    runs = {r.table: r for r in run_once(replicate)}
+    assert runs["public.upd"].status == "ok" and runs["public.upd"].rows == 300 // 7, runs
 
     kinds = iceberg_table(target, "public.kinds")
     upd = open_catalog(read_settings(target)).load_table(("app", "upd"))
@@ -201,18 +208,25 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path):
               lambda r: r["d"] == datetime(2026, 4, 21).date()),
         "nu": ("kinds", "nu = 'NaN'", lambda r: r["nu"] == "NaN"),
         "state": ("upd", "state = 'changed ✓'", lambda r: r["state"] == "changed ✓"),
+        "amount": ("upd", "amount IS NOT NULL", lambda r: r["amount"] is not None),
     }
+    locations["none"] = _catalog_location(catalog_db, "app", "none")
     got = _duckdb_scan([("kinds", locations["kinds"], None), ("upd", locations["upd"], None),
+                        ("none", locations["none"], None),
                         ("kinds@first", locations["kinds"], first)],
                        [(k, locations[t], w) for k, (t, w, _) in filters.items()])
     for key, (name, _, keep) in filters.items():
         t = (kinds if name == "kinds" else upd).scan().to_arrow()
         want_ids = sorted(r["id"] for r in t.to_pylist() if keep(r))
         assert want_ids and got[key] == want_ids, (key, got[key], want_ids)
+    assert got["amount"] == list(range(7, 301, 7))  # the dropped column's values: none
 
     counts = {name: db.standby_query(f"SELECT count(*) FROM {name}")[0][0]
               for name in ("kinds", "upd")}
+    none = open_catalog(read_settings(target)).load_table(("app", "none"))
+    counts["none"] = 0
     for label, table, snapshot in (("kinds", kinds, None), ("upd", upd, None),
+                                   ("none", none, None),
                                    ("kinds@first", kinds, first)):
         names, want = _pyiceberg(table, snapshot)
         have_names, have = got[label][0], _sorted(got[label][1])
