@@ -1,6 +1,7 @@
 """DuckDB's own Iceberg reader (the ``iceberg`` extension's ``iceberg_scan``) reads the
 tables topoff writes as docs/iceberg.md ("Querying the replica") tells analysts: a table
-`topoff sync` built and replaced a day of (a later revision), of many types, and a table
+`topoff sync` built and replaced a day of (a later revision), of many types, one whose
+upserts moved rows between days (a timestamp cursor), both then compacted, and a table
 `topoff replicate` refreshed with updated rows (and a column dropped and added again
 under its name; one with no row, hence no snapshot), each compared row by row and column by
 column with pyiceberg's scan, and by count with the source; time travel to an older
@@ -30,7 +31,8 @@ from support.replica import day, publish_day, publish_full
 from support.replicate import config
 from test_iceberg_sync import catalog_file, iceberg_table
 from topoff.replicate.engine import run_once
-from topoff.sync import sync
+from topoff.sync import iceberg_apply, sync
+from topoff.targets.iceberg.compact import compact
 from topoff.targets.iceberg.config import open_catalog, read_settings
 from topoff.targets.iceberg.maintenance import expire
 
@@ -106,6 +108,11 @@ CREATE TABLE upd (id bigint PRIMARY KEY, changed timestamptz NOT NULL, state tex
 INSERT INTO upd SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', 'new',
   ARRAY['a', 'b' || g], '2026-01-01'::date + g % 30, g / 8.0, jsonb_build_object('g', g)
   FROM generate_series(1, 300) g;
+CREATE TABLE ups (id int PRIMARY KEY, ts timestamp NOT NULL, v text);
+INSERT INTO ups SELECT g, '{day3}'::timestamp + g * interval '1 min', 'v' || g
+  FROM generate_series(1, 100) g;
+INSERT INTO ups SELECT g, '{day2}'::timestamp + g * interval '1 min', 'v' || g
+  FROM generate_series(101, 200) g;
 CREATE TABLE none (id int PRIMARY KEY, changed timestamptz NOT NULL, x text);
 """
 
@@ -158,26 +165,30 @@ def _catalog_location(catalog_db: Path, namespace: str, name: str) -> str:
     return str(location)
 
 
-def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path):
+def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatch):
     _reader_python()  # skip before building anything
+    monkeypatch.setattr(iceberg_apply, "WRITE_BYTES", 1)  # small files, to compact
     db.execute(KINDS_SQL)
     db.execute(KINDS_ROWS.format(day=day(3), lo=1, hi=60))
     db.execute(KINDS_ROWS.format(day=day(2), lo=101, hi=160))
-    db.execute(UPD_SQL)
+    db.execute(UPD_SQL.format(day3=day(3), day2=day(2)))
     db.sync()
     url = str(tmp_path / "published")
     dataset = make_config(db, 'dataset = "kinds"\n[tables.kinds]\nmethod = "append"\n'
-                          'cursor = "ts"\n', lookback_days=1)
+                          'cursor = "ts"\n[tables.ups]\nmethod = "upsert"\ncursor = "ts"\n',
+                          lookback_days=1, chunk_bytes=4096)
     publish_full(dataset, url)
     publish_day(dataset, url, day(2))
     target = catalog_file(tmp_path)
     sync(url, target)
     first = iceberg_table(target, "public.kinds").current_snapshot().snapshot_id
     db.execute(KINDS_ROWS.format(day=day(2), lo=201, hi=230))  # late rows: day(2) again
+    db.execute(f"UPDATE ups SET ts = '{day(2)} 12:00', v = 'moved' WHERE id % 3 = 0")
     db.sync()
     publish_day(dataset, url, day(2))
     result = sync(url, target)
     assert f"incremental/{day(2)}/r2" in result.applied, result.applied
+    assert any(c.files_after < c.files_before for c in compact(target))
 
     replicate = config(target, {"app": (db.standby_url, {
         "upd": {"method": "updater", "cursor": "changed", "drop_columns": True},
@@ -215,14 +226,18 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path):
         "nu": ("kinds", "nu = 'NaN'", lambda r: r["nu"] == "NaN"),
         "state": ("upd", "state = 'changed ✓'", lambda r: r["state"] == "changed ✓"),
         "amount": ("upd", "amount IS NOT NULL", lambda r: r["amount"] is not None),
+        "ups_ts": ("ups", f"ts >= TIMESTAMP '{day(2)} 00:00:00'",
+                   lambda r: r["ts"] >= datetime.combine(day(2), time())),
     }
     locations["none"] = _catalog_location(catalog_db, "app", "none")
+    locations["ups"] = _catalog_location(catalog_db, "replica", "ups")
     got = _duckdb_scan([("kinds", locations["kinds"], None), ("upd", locations["upd"], None),
-                        ("none", locations["none"], None),
+                        ("none", locations["none"], None), ("ups", locations["ups"], None),
                         ("kinds@first", locations["kinds"], first)],
                        [(k, locations[t], w) for k, (t, w, _) in filters.items()])
     for key, (name, _, keep) in filters.items():
-        t = (kinds if name == "kinds" else upd).scan().to_arrow()
+        t = iceberg_table(target, "public.ups").scan().to_arrow() if name == "ups" \
+            else (kinds if name == "kinds" else upd).scan().to_arrow()
         want_ids = sorted(r["id"] for r in t.to_pylist() if keep(r))
         assert want_ids and got[key] == want_ids, (key, got[key], want_ids)
     assert got["amount"] == list(range(7, 301, 7))  # the dropped column's values: none
@@ -231,8 +246,10 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path):
               for name in ("kinds", "upd")}
     none = open_catalog(read_settings(target)).load_table(("app", "none"))
     counts["none"] = 0
+    ups = iceberg_table(target, "public.ups")
+    counts["ups"] = 200
     for label, table, snapshot in (("kinds", kinds, None), ("upd", upd, None),
-                                   ("none", none, None),
+                                   ("none", none, None), ("ups", ups, None),
                                    ("kinds@first", kinds, first)):
         names, want = _pyiceberg(table, snapshot)
         have_names, have = got[label][0], _sorted(got[label][1])
