@@ -54,7 +54,9 @@ for label, location, where in filters:  # what the files' statistics let DuckDB 
     out[label] = sorted(r[0] for r in con.execute(
         "SELECT id FROM iceberg_scan(?) WHERE " + where, [location]).fetchall())
 for label, location, snapshot in scans:
-    scan = "iceberg_scan(?)" if snapshot is None else "iceberg_scan(?, snapshot_from_id = ?)"
+    scan = "iceberg_scan(?)" if snapshot is None else \
+        "iceberg_scan(?, snapshot_from_timestamp = ?::TIMESTAMP)" if isinstance(snapshot, str) \
+        else "iceberg_scan(?, snapshot_from_id = ?)"
     args = [location] if snapshot is None else [location, snapshot]
     try:
         rel = con.execute("SELECT * FROM " + scan, args)
@@ -126,7 +128,7 @@ def _reader_python() -> Path:
     return python
 
 
-def _duckdb_scan(scans: list[tuple[str, str, int | None]],
+def _duckdb_scan(scans: list[tuple[str, str, int | str | None]],
                  filters: list[tuple[str, str, str]]) -> dict[str, Any]:
     out = subprocess.run([str(_reader_python()), "-c", READER],
                          input=json.dumps([scans, filters]).encode(),
@@ -181,7 +183,9 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatc
     publish_day(dataset, url, day(2))
     target = catalog_file(tmp_path)
     sync(url, target)
-    first = iceberg_table(target, "public.kinds").current_snapshot().snapshot_id
+    snap = iceberg_table(target, "public.kinds").current_snapshot()
+    first = snap.snapshot_id  # its time as DuckDB's TIMESTAMP (UTC, to the millisecond)
+    first_at = datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC).replace(tzinfo=None)
     db.execute(KINDS_ROWS.format(day=day(2), lo=201, hi=230))  # late rows: day(2) again
     db.execute(f"UPDATE ups SET ts = '{day(2)} 12:00', v = 'moved' WHERE id % 3 = 0")
     db.sync()
@@ -233,7 +237,8 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatc
     locations["ups"] = _catalog_location(catalog_db, "replica", "ups")
     got = _duckdb_scan([("kinds", locations["kinds"], None), ("upd", locations["upd"], None),
                         ("none", locations["none"], None), ("ups", locations["ups"], None),
-                        ("kinds@first", locations["kinds"], first)],
+                        ("kinds@first", locations["kinds"], first),
+                        ("kinds@time", locations["kinds"], first_at.isoformat())],
                        [(k, locations[t], w) for k, (t, w, _) in filters.items()])
     for key, (name, _, keep) in filters.items():
         t = iceberg_table(target, "public.ups").scan().to_arrow() if name == "ups" \
@@ -261,6 +266,7 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatc
             for name, x, y in zip(names, a, b, strict=True):
                 assert x == y, (label, a[0], name, x, y)
     assert len(got["kinds@first"][1]) == counts["kinds"] - 31
+    assert _sorted(got["kinds@time"][1]) == _sorted(got["kinds@first"][1])
 
 
 def test_an_older_metadata_file_is_read_while_its_current_snapshot_is_kept(db, tmp_path):
