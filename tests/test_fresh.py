@@ -132,3 +132,26 @@ def test_run_documents_fresh_check():
     assert usage.returncode == 2
     assert "./run fresh-check" in usage.stdout
     assert "./run fresh-check" in (ROOT / "README.md").read_text()
+
+
+def test_run_test_without_an_index_leaves_the_duckdb_iceberg_reader_out(tmp_path):
+    """./run test makes .venv-duckdb-iceberg; where no index can be reached it says so,
+    goes on (exit 0), and the test of DuckDB's Iceberg reader skips, saying why."""
+    import os
+    import sys
+
+    from test_iceberg_duckdb_scan import reader_python
+
+    (tmp_path / "run").write_bytes(RUN.read_bytes())
+    (tmp_path / ".venv").symlink_to(sys.prefix)  # the suite's own: its uv and pip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", UV_NO_CONFIG="1")
+    script = ('set -euo pipefail; VENV=.venv; '
+              'source <(sed -n "/^say()/,/^# --- fresh-check/p" run); ensure_iceberg_venv')
+    out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert "the DuckDB iceberg test will skip" in out.stderr
+    assert not (tmp_path / ".venv-duckdb-iceberg").exists()
+    with pytest.raises(pytest.skip.Exception, match=r"could not install duckdb==1\.4\.4"):
+        reader_python(tmp_path / ".venv-duckdb-iceberg")

@@ -119,18 +119,20 @@ CREATE TABLE none (id int PRIMARY KEY, changed timestamptz NOT NULL, x text);
 """
 
 
-def _reader_python() -> Path:
-    python = VENV / "bin" / "python"
+def reader_python(venv: Path = VENV) -> Path:
+    """The reader's Python; a skip saying why there is none (what ./run could not install)."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        failed = VENV.with_name(VENV.name + ".failed")
-        why = failed.read_text().strip() if failed.exists() else "`./run test` makes it"
-        pytest.skip(f"no {VENV.name} (DuckDB 1.4.4 with its iceberg extension): {why}")
+        failed = venv.with_name(venv.name + ".failed")
+        why = " ".join(failed.read_text().split()) if failed.exists() \
+            else "`./run test` makes it"
+        pytest.skip(f"no {venv.name} (DuckDB 1.4.4 with its iceberg extension): {why}")
     return python
 
 
 def _duckdb_scan(scans: list[tuple[str, str, int | str | None]],
                  filters: list[tuple[str, str, str]]) -> dict[str, Any]:
-    out = subprocess.run([str(_reader_python()), "-c", READER],
+    out = subprocess.run([str(reader_python()), "-c", READER],
                          input=json.dumps([scans, filters]).encode(),
                          capture_output=True, check=False, text=False,
                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
@@ -168,7 +170,7 @@ def _catalog_location(catalog_db: Path, namespace: str, name: str) -> str:
 
 
 def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatch):
-    _reader_python()  # skip before building anything
+    reader_python()  # skip before building anything
     monkeypatch.setattr(iceberg_apply, "WRITE_BYTES", 1)  # small files, to compact
     db.execute(KINDS_SQL)
     db.execute(KINDS_ROWS.format(day=day(3), lo=1, hi=60))
@@ -273,7 +275,7 @@ def test_an_older_metadata_file_is_read_while_its_current_snapshot_is_kept(db, t
     """iceberg.md: a query given an older metadata file reads it for the next 10 commits
     of the table, unless an expiry removed that file's current snapshot (its manifest
     list is deleted: no reader can read that file then, though it is still there)."""
-    _reader_python()
+    reader_python()
     db.execute("CREATE TABLE ev (id integer, ts timestamptz NOT NULL)")
     db.execute(f"INSERT INTO ev VALUES (1, '{day(3)} 01:00+00'), (2, '{day(2)} 01:00+00')")
     db.sync()
