@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from pyiceberg.table import StaticTable
 
+from support.cli import run_cli, write_config
 from support.pg import make_config
 from support.replica import day, publish_day, publish_full
-from support.replicate import config
+from support.replicate import config_text
 from test_iceberg_sync import catalog_file, iceberg_table
-from topoff.replicate.engine import run_once
 from topoff.sync import iceberg_apply, sync
 from topoff.targets.iceberg.compact import compact
 from topoff.targets.iceberg.config import open_catalog, read_settings
@@ -196,19 +196,24 @@ def test_duckdb_iceberg_scan_reads_what_pyiceberg_reads(db, tmp_path, monkeypatc
     assert f"incremental/{day(2)}/r2" in result.applied, result.applied
     assert any(c.files_after < c.files_before for c in compact(target))
 
-    replicate = config(target, {"app": (db.standby_url, {
-        "upd": {"method": "updater", "cursor": "changed", "drop_columns": True},
-        "none": {"method": "inserter", "cursor": "changed"}})})
-    run_once(replicate)
+    replicate = write_config(tmp_path / "replicate.toml", config_text(target, {"app": (
+        db.standby_url, {"upd": {"method": "updater", "cursor": "changed", "drop_columns": True},
+                         "none": {"method": "inserter", "cursor": "changed"}})}))
+
+    def once() -> str:  # topoff replicate --once
+        out = run_cli("replicate", "--config", replicate, "--once")
+        assert out.exit_code == 0, out.stderr
+        return out.stderr
+
+    once()
     db.execute("ALTER TABLE upd DROP COLUMN amount")  # by field id: the old values are gone
     db.sync()
-    run_once(replicate)
+    once()
     db.execute("ALTER TABLE upd ADD COLUMN amount text")
     db.execute("UPDATE upd SET state = 'changed ✓', changed = now(), tags = NULL, "
                "payload = '{\"x\": \"ÿ\"}', amount = 'a' || id WHERE id % 7 = 0")
     db.sync()
-    runs = {r.table: r for r in run_once(replicate)}
-    assert runs["public.upd"].status == "ok" and runs["public.upd"].rows == 300 // 7, runs
+    assert f"app.public.upd -> app.upd: {300 // 7} rows" in once()
 
     kinds = iceberg_table(target, "public.kinds")
     upd = open_catalog(read_settings(target)).load_table(("app", "upd"))
