@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,3 +201,42 @@ def test_the_catalog_read_while_a_prune_removes_entries(tmp_path: Path) -> None:
     assert evaluate(read_catalog(store()), 2 * 86400).code == OK
     out = retention.prune(store(), keep_days=10)
     assert (out.removed, out.kept) == ([], ["dump.new"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT,
+                                                                marks=pytest.mark.slow)],
+                         ids=["TERM", "INT"])
+def test_a_signal_after_the_object_went_leaves_no_finished_entry_without_it(
+        tmp_path: Path, sig: int) -> None:
+    """systemctl stop (or Ctrl-C to the whole group) once prune deleted a backup's object,
+    before its catalog entry: exit 130, and the entry does not stay listed as a finished
+    backup whose object is gone (a restore of it failed, a prune kept counting it); the
+    next prune removes the rest. An rclone store: each removal is a program run, long
+    enough for the signal to land between the two."""
+    store = tmp_path / "s"
+    (store / "backups").mkdir(parents=True)
+    for name, hours in (("dump.1", 24 * 40), ("dump.2", 24 * 35), ("dump.9", 1)):
+        entry(store, name, hours)
+        (store / "backups" / f"{name}.tar.zst.age").write_bytes(b"x" * 100)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "topoff", "backups", "prune", f"rclone:{store}",
+               "--keep-days", "10"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    gone = store / "backups" / "dump.1.tar.zst.age"
+    deadline = time.monotonic() + 60
+    while gone.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[0] == "error: interrupted" and len(err.splitlines()) == 2, err
+    listed = run_cli("backups", "list", str(store), "--json")
+    assert listed.exit_code == 0, listed.stderr
+    finished = {e["name"] for e in json.loads(listed.stdout) if e["status"] == "finished"}
+    assert finished <= {"dump.2", "dump.9"}, listed.stdout
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert _names(store) == ["dump.9"]
+    assert sorted(p.name for p in (store / "backups").iterdir()) == ["dump.9.tar.zst.age"]

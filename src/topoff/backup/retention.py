@@ -5,8 +5,11 @@ removed, except the newest ``keep_last`` finished backups (at least one: the new
 finished backup is never removed, however old). The encrypted object goes first, then the
 catalog objects with ``started.json`` last, so an interrupted prune never leaves a catalog
 entry that claims a finished backup whose pieces are partly gone without saying so (it
-then shows as failed). An object that the store's Object Lock still retains is reported
-as "retained until DATE" and the backup stays listed; that is not an error.
+then shows as failed). Ctrl-C or SIGTERM once the object is gone does not stop the removal
+of its entry: the signals after the first are only noted (cli/signals.py), so the entry
+goes before the command reports the interruption. An object that the store's Object Lock
+still retains is reported as "retained until DATE" and the backup stays listed; that is not
+an error.
 
 Removing goes through the store's ``purge``: on a versioned S3 bucket a plain delete only
 hides an object behind a delete marker (the data stays, and is billed), so every version
@@ -46,9 +49,24 @@ def _retained_until(exc: Retained) -> str:
 
 
 def _remove(store: Store, name: str) -> None:
-    for key in data_keys(name):  # every version, where the store keeps them
-        store.purge(key)
-    _remove_leftovers(store, name)
+    try:
+        for key in data_keys(name):  # every version, where the store keeps them
+            store.purge(key)
+        _remove_leftovers(store, name)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: an entry whose object is gone goes too
+        if any(store.stat(key) is not None for key in data_keys(name)):
+            raise
+        _remove_entry(store, name)
+        raise
+    try:
+        _remove_entry(store, name)
+    except KeyboardInterrupt:  # the object is gone: the entry must not stay finished
+        _remove_entry(store, name)
+        raise
+
+
+def _remove_entry(store: Store, name: str) -> None:
+    """The catalog objects of a backup whose object is removed, ``started.json`` last."""
     leaves = [i.name for i in store.list(catalog_key(name, ""))]
     started = catalog_key(name, "started.json")
     for key in sorted(k for k in leaves if k != started):
