@@ -56,6 +56,9 @@ def main() -> None:
     try:
         run()
     finally:
+        readahead = sys.modules.get("topoff.readahead")
+        if readahead is not None:  # no reader left running into the exit (its docstring)
+            readahead.stop_all()
         from topoff.cli.signals import stopped
 
         if stopped():  # the next signals are ignored to the end (the interpreter's own

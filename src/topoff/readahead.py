@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -14,6 +15,31 @@ from topoff.workers import carried
 T = TypeVar("T")
 
 _END = object()
+#: the producers started and not joined yet, with the event that stops each
+_live: dict[threading.Thread, threading.Event] = {}
+_lock = threading.Lock()
+#: how long the program waits for its producers to end when it exits (seconds)
+STOP_WAIT = 30.0
+
+
+def stop_all(timeout: float = STOP_WAIT) -> None:
+    """Stop every producer still running and wait for them to end, up to ``timeout``
+    seconds in all: what the ``topoff`` program does before it exits. A producer an
+    interrupted consumer left (Ctrl-C, SIGTERM) may be inside pyarrow's CSV reader, whose
+    reads ahead run in Arrow's threads and call back into Python: the exit then hung (it
+    waits for Arrow's threads, which wait for the interpreter) or aborted ("terminate
+    called ..."). It ends after its current item (the signal cancelled the statements of
+    one reading a server); one still waiting on a server that does not answer is left."""
+    with _lock:
+        live = list(_live.items())
+    for _, stop in live:
+        stop.set()
+    deadline = time.monotonic() + timeout
+    for worker, _ in live:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if not worker.is_alive():
+            with _lock:
+                _live.pop(worker, None)
 
 
 def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iterator[T]:
@@ -23,7 +49,8 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
     stops the producer after its current item and waits for it; the producer closes
     ``items`` (a generator is closed by the thread that runs it). An interrupted consumer
     (Ctrl-C, SIGTERM) does not wait: the producer may be waiting on a server that has
-    nothing to send; the daemon thread ends with the process."""
+    nothing to send; the ``topoff`` program stops and waits for it before it exits
+    (:func:`stop_all`)."""
     waiting: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -50,6 +77,8 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
                 close()
 
     worker = threading.Thread(target=carried(produce), name=name, daemon=True)
+    with _lock:
+        _live[worker] = stop
     worker.start()
     interrupted = False
     try:
@@ -67,6 +96,8 @@ def ahead(items: Iterator[T], depth: int = 1, name: str = "topoff-read") -> Iter
         stop.set()
         if not interrupted:
             worker.join()
+            with _lock:
+                _live.pop(worker, None)
 
 
 _NEXT = object()
