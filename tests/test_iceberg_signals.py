@@ -37,15 +37,18 @@ def _reading(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM,
-                                                               marks=pytest.mark.slow)],
-                         ids=["INT", "TERM"])
-def test_a_signal_while_the_load_reads_ahead(db, tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(("sig", "moments"), [
+    (signal.SIGINT, (0.0,)),
+    pytest.param(signal.SIGINT, (0.0, 0.3, 0.6), marks=pytest.mark.slow),
+    pytest.param(signal.SIGTERM, (0.0, 0.3, 0.6), marks=pytest.mark.slow)],
+    ids=["INT", "INT-three-moments", "TERM-three-moments"])
+def test_a_signal_while_the_load_reads_ahead(db, tmp_path: Path, sig: int,
+                                             moments: tuple[float, ...]) -> None:
     fill(db, days=3, per_day=3000)
     url = str(tmp_path / "published")
     publish_standard(nommer_config(db, chunk_bytes=64 * 1024), url)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    for n, after in enumerate((0.0, 0.3, 0.6)):  # moments into the reading
+    for n, after in enumerate(moments):  # moments into the reading
         where = tmp_path / f"r{n}"
         where.mkdir()
         target = _catalog(where)
