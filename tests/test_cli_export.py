@@ -15,6 +15,7 @@ import pytest
 
 from support.cli import error_lines, run_cli, write_config
 from support.dataset import files_under, read_dataset
+from support.full_disk import fill_up, tmpfs
 from support.http_server import HttpServer
 from support.pg import Database
 from topoff import __version__
@@ -216,19 +217,8 @@ def test_a_cursor_without_an_index_is_a_warning(datanommer, conf, tmp_path):
 
 
 def test_a_full_disk_fails_cleanly(source, conf, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        # leave a few KiB: the first data files fit, a later one does not
-        st = os.statvfs(mnt)
-        free = st.f_bavail * st.f_frsize
-        (mnt / "filler").write_bytes(b"\0" * (free - 8 * 1024))
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
+        fill_up(mnt, 8 * 1024)  # a few KiB: the first data files fit, a later one does not
         dest = mnt / "published"
         result = run_cli("export", "full", "--config", conf(), "--source", source.standby_url,
                          "--to", str(dest), "-j", "2")
@@ -237,8 +227,6 @@ def test_a_full_disk_fails_cleanly(source, conf, tmp_path):
         assert "disk full" in error and "free space" in hint
         assert not (dest / "index.json").exists()
         nothing_published(dest)  # temp files and finished data files were removed
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_a_missing_bucket_fails_with_a_hint(source, conf, s3_server, tmp_path):

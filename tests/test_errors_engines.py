@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from support.full_disk import tmpfs
 from support.replica import Replicas, cli, fill, is_postgres, nommer_config, publish_standard
 
 pytest_plugins = ["support.replica_fixtures"]
@@ -114,18 +115,8 @@ def test_a_hostile_manifest_name_in_the_index(published: Path, replica: str):
 
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_under_a_duckdb_replica(published: Path, small_disk: Path):

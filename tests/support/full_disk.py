@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -11,14 +12,14 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs of the test's own."""
+@contextlib.contextmanager
+def tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount's notation: 64k, 4m) mounted on the directory ``mnt``
+    (made if missing) for the ``with`` block; the test is skipped where it cannot be."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+    mnt.mkdir(exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                          capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
@@ -26,25 +27,25 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs of the test's own."""
+    with tmpfs(tmp_path / "disk", "4m") as mnt:
+        yield mnt
 
 
 @pytest.fixture
 def shared_disk() -> Iterator[Path]:
     """A 96 MB tmpfs (room for a throwaway server) in a directory other users may reach
     (the postgres user, whom topoff's throwaway servers run as)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
     mnt = Path(tempfile.mkdtemp(prefix="topoff-disk-"))
     mnt.chmod(0o755)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        mnt.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
-        yield mnt
+        with tmpfs(mnt, "96m"):
+            yield mnt
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
         mnt.rmdir()
 
 
