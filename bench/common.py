@@ -49,6 +49,8 @@ class Run:
     out_mb: float | None = None
     #: user + system CPU seconds of the command and all its processes (not the server's)
     cpu: float | None = None
+    #: CPU seconds of the PostgreSQL servers meanwhile (``median_runs(servers=...)``)
+    server: float | None = None
 
 
 def run(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -73,26 +75,60 @@ def run_usage(cmd: str, env: dict[str, str] | None = None) -> tuple[float, float
     return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int) -> list[Run]:
+def server_cpu(datadirs: list[Path]) -> float:
+    """CPU seconds used so far by the PostgreSQL servers of these data directories: each
+    postmaster with the backends it has reaped (cutime) and the live ones."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = set()
+    for datadir in datadirs:
+        pidfile = datadir / "postmaster.pid"
+        if pidfile.exists():
+            pids.add(int(pidfile.read_text().split()[0]))
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid in pids:  # the postmaster: itself and every backend it has waited for
+            total += sum(int(f) for f in fields[11:15])
+        elif ppid in pids:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def median_runs(contenders: list[tuple[str, str, str, object]], repeat: int,
+                servers: list[Path] | None = None) -> list[Run]:
     """Run each (tool, task, command, prepare) ``repeat`` times, interleaved so that the
     machine's slow moments spread over all tools; report the median time and the largest
-    peak memory. ``prepare`` (a callable or None) runs untimed before each attempt."""
+    peak memory. ``prepare`` (a callable or None) runs untimed before each attempt.
+    ``servers``: data directories of PostgreSQL servers whose CPU each command costs is
+    measured too (a backend's work, which the client's CPU leaves out)."""
     times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
     cpus: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
+    served: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
     peaks: dict[int, float] = dict.fromkeys(range(len(contenders)), 0.0)
     for _ in range(repeat):
         for i, (_tool, _task, cmd, prepare) in enumerate(contenders):
             if callable(prepare):
                 prepare()
+            before = server_cpu(servers) if servers else 0.0
             seconds, peak, cpu = run_usage(cmd)
+            if servers:
+                time.sleep(0.3)  # the command's backends exit after it does
+                served[i].append(server_cpu(servers) - before)
             times[i].append(seconds)
             cpus[i].append(cpu)
             peaks[i] = max(peaks[i], peak)
     out = []
     for i, (tool, task, _cmd, _prepare) in enumerate(contenders):
-        ordered, cpu = sorted(times[i]), sorted(cpus[i])
+        ordered, used, srv = sorted(times[i]), sorted(cpus[i]), sorted(served[i])
         out.append(Run(tool, task, ordered[len(ordered) // 2], peaks[i],
-                       cpu=cpu[len(cpu) // 2]))
+                       cpu=used[len(used) // 2], server=srv[len(srv) // 2] if srv else None))
     return out
 
 
@@ -113,6 +149,9 @@ def print_table(title: str, runs: list[Run], baseline: dict[str, str]) -> str:
     with_cpu = all(r.cpu is not None for r in runs)
     cpu_head, cpu_rule = ((" client CPU s (median) | CPU ratio |", "---:|---:|") if with_cpu
                           else ("", ""))
+    with_server = all(r.server is not None for r in runs)
+    if with_server:
+        cpu_head, cpu_rule = cpu_head + " server CPU s (median) |", cpu_rule + "---:|"
     lines = [f"## {title}", "",
              f"| task | tool | seconds (median) | ratio |{cpu_head} peak RSS MB | output MB |",
              f"|---|---|---:|---:|{cpu_rule}---:|---:|"]
@@ -126,6 +165,8 @@ def print_table(title: str, runs: list[Run], baseline: dict[str, str]) -> str:
             cpu_ratio = (f"{r.cpu / base.cpu:.2f}x" if base and base is not r and base.cpu
                          else "1.00x")
             cpu = f" {r.cpu:.2f} | {cpu_ratio} |"
+        if with_server:
+            cpu += f" {r.server:.2f} |"
         lines.append(f"| {r.task} | {tool} | {r.seconds:.2f} | {ratio} |{cpu} "
                      f"{'' if r.peak_mb is None else f'{r.peak_mb:.0f}'} | "
                      f"{'' if r.out_mb is None else f'{r.out_mb:.1f}'} |")

@@ -99,7 +99,8 @@ def main() -> None:
                                    "full export", topoff(f"export full {cfg} --to {target} "
                                                          f"--jobs {jobs}", args.compare),
                                    fresh(target)))
-        full = median_runs(contenders, args.repeat)
+        servers = [cluster.standby.datadir, cluster.primary.datadir]
+        full = median_runs(contenders, args.repeat, servers)
         full[0].out_mb = dir_mb(out / "full1")
         full[1].out_mb = dir_mb(out / "full")
         full[2].out_mb = (out / "dump.fc").stat().st_size / 1e6
@@ -112,8 +113,9 @@ def main() -> None:
         rehash_task = f"one day ({args.per_day // 1000}k), the day before re-hashed"
         if not args.full_only:
             for day, task in days:
-                one += _one_day(out, cfg, src, day, task, args.repeat)
-            one += _rehash(out, cfg, src, cluster, days[0][0], rehash_task, args.repeat)
+                one += _one_day(out, cfg, src, day, task, args.repeat, servers)
+            one += _rehash(out, cfg, src, cluster, days[0][0], rehash_task, args.repeat,
+                           servers)
     finally:
         cluster.close()
     print(f"\n{machine()}; {args.days - 1} days x {args.per_day:,} messages and one of "
@@ -124,7 +126,8 @@ def main() -> None:
                  rehash_task: "topoff ... -j2 --lookback-days 0"})
 
 
-def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -> list[Run]:
+def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int,
+             servers: list[Path]) -> list[Run]:
     """topoff export incremental of ``day`` against the psql pipeline for the same rows."""
     # The days before it are published once, so each measured run re-checks them.
     base = out / f"base-{day}"
@@ -147,7 +150,7 @@ def _one_day(out: Path, cfg: str, src: str, day: date, task: str, repeat: int) -
          topoff(f"export incremental {cfg} --to {out / 'inc0'} --date {day} "
                 "--lookback-days 0"), fresh(out / "inc0", base)),
         ("psql \\copy | zstd -3", task, " && ".join(pipeline), None),
-    ], repeat)
+    ], repeat, servers)
     for run_, name in zip(runs, ("inc", "inc1", "inc0"), strict=False):
         run_.out_mb = dir_mb(out / name / "incremental" / day.isoformat())
     runs[3].out_mb = sum((out / (t + ".csv.zst")).stat().st_size for t in CURSOR) / 1e6
@@ -166,7 +169,7 @@ def _phases(out: Path, cfg: str, day: date, task: str, base: Path) -> None:
 
 
 def _rehash(out: Path, cfg: str, src: str, cluster, day: date, task: str,  # type: ignore[no-untyped-def]
-            repeat: int) -> list[Run]:
+            repeat: int, servers: list[Path]) -> list[Run]:
     """The re-check's slow path: a no-op UPDATE of one row of the day before ``day`` leaves
     its count as it was but gives it a newer xmin, so every run hashes that day again
     (cs1: its COPY is read once more, without compression). Against the same export with
@@ -184,7 +187,7 @@ def _rehash(out: Path, cfg: str, src: str, cluster, day: date, task: str,  # typ
         ("topoff ... -j2 --lookback-days 0", task,
          topoff(f"export incremental {cfg} --to {out / 'rh0'} --date {day} "
                 "--lookback-days 0"), fresh(out / "rh0", base)),
-    ], repeat)
+    ], repeat, servers)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import run_usage
+from common import server_cpu as common_server_cpu
 from replicate_report import Timed
 from topoff.config_writer import toml_value
 from topoff.demo.cluster import Server, ThrowawayCluster
@@ -179,30 +180,9 @@ def topoff_replicate_ready(env: dict[str, str] | None = None) -> bool:
 # --- the servers' CPU -----------------------------------------------------------------
 
 def server_cpu(servers: list[Server]) -> float:
-    """CPU seconds used so far by these PostgreSQL servers: each postmaster with the
-    backends it has reaped (cutime) and the live ones. mimeo's work all happens here, in
-    the destination's backend and the source's walsender-less dblink backend."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = set()
-    for s in servers:
-        pidfile = s.datadir / "postmaster.pid"
-        if pidfile.exists():
-            pids.add(int(pidfile.read_text().split()[0]))
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid in pids:  # the postmaster: itself and every backend it has waited for
-            total += sum(int(f) for f in fields[11:15])
-        elif ppid in pids:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    """CPU seconds used so far by these PostgreSQL servers (common.server_cpu). mimeo's
+    work all happens there, in the destination's backend and the source's dblink backend."""
+    return common_server_cpu([s.datadir for s in servers])
 
 
 # --- the floor: the rows piped by psql, no tool -------------------------------------------
