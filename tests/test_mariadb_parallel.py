@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,34 @@ def test_a_failing_worker_stops_the_others_and_its_error_is_reported(
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(0.01)%' "
         "AND ID <> CONNECTION_ID()")
     assert running == [["0"]]
+
+
+def test_a_read_that_starts_after_the_failure_is_stopped_too(
+        maria: MariaDatabase, tmp_path: Path) -> None:
+    """A worker whose query reaches the server only after another worker failed (its
+    unit had begun: the interruption came before its query did, and did nothing) is
+    interrupted all the same: its table is never read to the end."""
+    maria.execute("CREATE TABLE slow2 (id INT PRIMARY KEY); INSERT INTO slow2 SELECT seq "
+                  "FROM seq_1_to_3000; CREATE TABLE bad2 (id INT PRIMARY KEY);"
+                  "INSERT INTO bad2 VALUES (1)")
+    db = maria.name
+    config = Config(dataset="par", source_url=maria.replica_url, tables=(
+        TableConfig(schema=db, name="bad2", method="snapshot",
+                    filter="(SELECT s.seq FROM seq_1_to_3 s WHERE s.seq > bad2.id) > 0"),
+        TableConfig(schema=db, name="slow2", method="snapshot", filter="SLEEP(0.01) = 0"),
+    )).with_export(jobs=2, retry_attempts=1)
+    done = []
+
+    def hook(event: str, **kw: object) -> None:
+        if event == "table_start" and str(kw.get("table", "")).endswith("slow2"):
+            time.sleep(2)  # the other worker's query fails and is reported meanwhile
+        if event == "table_done":
+            done.append(kw["table"])
+
+    with pytest.raises(SourceError) as e:
+        export_full(config, open_store(str(tmp_path / "pub")), hook=hook)
+    assert "more than 1 row" in e.value.message
+    assert not any(str(t).endswith("slow2") for t in done)
 
 
 def test_a_replica_without_log_slave_updates_is_read_by_one_connection(

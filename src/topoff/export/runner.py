@@ -2,7 +2,9 @@
 
 Each of ``jobs`` threads holds its own reader in the source's shared snapshot (a source
 without ``exported_snapshot`` runs every unit on its one reader). When one unit fails,
-every running read is cancelled and the error that caused the others is raised; the store
+every running read is cancelled, again and again until each has stopped (a cancel that
+reaches a connection before its query does is lost), and the error that caused the others
+is raised; the store
 names written so far are kept in :attr:`Runner.written` so the caller can remove them.
 """
 
@@ -22,6 +24,9 @@ from topoff.stores.base import Store
 from topoff.workers import carried
 
 Hook = Callable[..., None]
+
+#: seconds between cancels of the reads still running after a failure or an interruption
+CANCEL_AGAIN = 0.25
 
 
 @dataclass
@@ -162,9 +167,18 @@ class Runner:
         if self._pool is not None:
             if exc and exc[0] is not None:
                 self._failed.set()
-                self.source.cancel_all()
+                self._stop([f for _, f in self._pending])
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _stop(self, futures: list[Future[Any]]) -> None:
+        """Cancel the units not begun, and the reads of those running until they end: a
+        unit that began before the failure may send its query after the first cancel."""
+        for f in futures:
+            f.cancel()
+        self.source.cancel_all()
+        while wait(futures, timeout=CANCEL_AGAIN).not_done:
+            self.source.cancel_all()
 
     def submit(self, units: list[CopyUnit | HashUnit]) -> None:
         """Start units: on the workers (jobs > 1), or right here on the coordinator."""
@@ -181,8 +195,7 @@ class Runner:
         futures = [f for _, f in self._pending]
         wait(futures, return_when=FIRST_EXCEPTION)
         if self._failed.is_set():
-            for f in futures:
-                f.cancel()
+            self._stop(futures)
         wait(futures)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
         if errors:

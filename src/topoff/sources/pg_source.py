@@ -9,8 +9,8 @@ windows itself (``rt1``, or ``md5`` before PostgreSQL 11).
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -18,6 +18,8 @@ from psycopg import sql
 from topoff.config import Config
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Snapshot
+from topoff.errors import SourceError
+from topoff.redact import redact
 from topoff.safety import is_connection_lost, is_recovery_conflict, retry_on_recovery_conflict
 from topoff.sources import pg_queries as q
 from topoff.sources.base import SourceCapabilities, SourceTable
@@ -29,6 +31,30 @@ from topoff.sources.pg_session import SnapshotInfo, SnapshotSession
 CAPABILITIES = SourceCapabilities(
     engine="postgresql", exported_snapshot=True, page_ranges=True, xmin_change_detection=True,
     hash_algorithms=(q.ROW_TEXT_HASH, q.MD5_HASH), pre_data=True, table_locks=True)
+
+
+T = TypeVar("T")
+
+_READ_HINT = ("the source server raised it while the export read a table: check the "
+              "table, view or `filter` it concerns (one that fails on some rows) and the "
+              "server's log, then run the export again")
+
+
+def retry_export(run: Callable[[int], T], attempts: int, backoff: float, what: str,
+                 cleanup: Callable[[], None] | None = None) -> T:
+    """An export run again after a recovery conflict, a lost connection or a migration
+    under its snapshot (:func:`topoff.safety.retry_on_recovery_conflict`). Any other
+    error the server reports (a view or filter failing on a row, a server out of room for
+    a sort, an administrator's cancel) is a SourceError with the server's words."""
+    try:
+        return retry_on_recovery_conflict(run, attempts, backoff, what, cleanup,
+                                          schema_changes=True)
+    except psycopg.Error as e:
+        if getattr(e, "sqlstate", None) is None:  # not the server's word: as it is
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SourceError(f"{what} failed on the source: {redact(first)}",
+                          hint=_READ_HINT) from e
 
 
 def _pg(t: SourceTable) -> PgTable:
@@ -77,7 +103,7 @@ class PostgresSource:
 
     capabilities = CAPABILITIES
     #: a recovery conflict, a lost connection or a migration under the snapshot: again
-    retry = staticmethod(functools.partial(retry_on_recovery_conflict, schema_changes=True))
+    retry = staticmethod(retry_export)
 
     def __init__(self, url: str, allow_primary: bool,
                  application_name: str = "topoff export") -> None:
