@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.pg import Database, make_config
-from support.slow import VARIANTS, longest_first
+from support.slow import VARIANTS
 from topoff.config import Config
 from topoff.demo import sample
 from topoff.demo.cluster import ThrowawayCluster
@@ -47,11 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Scenarios marked ``slow`` (each a longer variant of one the suite runs anyway) run
     with ``--slow``, or when ``-m`` names them; the default run stays within CI's ten
-    minutes. The longest tests start first (support/slow.py: LONGEST)."""
+    minutes."""
     for item in items:  # the twins listed in support/slow.py
         if item.nodeid.removeprefix("tests/") in VARIANTS:
             item.add_marker(pytest.mark.slow)
-    longest_first(items)
     if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]

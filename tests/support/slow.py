@@ -145,30 +145,3 @@ VARIANTS = frozenset({
     "test_replicate_reconcile_keys.py::test_keys_of_each_type_converge[postgresql-inet]",
     "test_replicate_reconcile_keys.py::test_keys_of_each_type_converge[postgresql-char]",
 })
-
-
-#: the default run's longest tests (5 s or more on an idle two-core machine), started before
-#: the others: xdist's worksteal hands each worker a third of the collection in order and
-#: steals from the ends of those thirds, so a long test left to the end is what the other
-#: workers wait for
-LONGEST = (
-    "test_redact_commands.py::test_no_error_prints_or_writes_a_password",
-    "test_typing.py::test_the_library_type_checks",
-    "test_hostile_texts.py::test_a_text_postgresql_refuses_stops_the_sync_on_both_targets"
-    "[duckdb]",
-    "test_iceberg_signals.py::test_a_signal_while_the_load_reads_ahead[INT]",
-    "test_mariadb_rowhash.py::test_sees_a_one_byte_change_of_every_type[my3]",
-    "test_backup_prune.py::test_a_signal_after_the_object_went_leaves_no_finished_entry_"
-    "without_it[TERM]",
-    "test_iceberg_duckdb_scan.py::test_duckdb_iceberg_scan_reads_what_pyiceberg_reads",
-    "test_hostile_text_values.py::test_a_text_in_its_types_form_is_refused_as_postgresql_"
-    "refuses_its_value",
-    "test_hostile_text_forms.py::test_a_text_no_export_writes_for_a_type_held_as_text_stops_"
-    "the_sync[first-iceberg]",
-)
-
-
-def longest_first(items: list[pytest.Item]) -> None:
-    """Put the LONGEST tests first, the others in their order."""
-    rank = {name: i for i, name in enumerate(LONGEST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.removeprefix("tests/"), len(rank)))
