@@ -3,11 +3,11 @@ reaches the server after the first cancel (which then found nothing to cancel)."
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from support.export_hooks import late_start
 from support.pg import Database, make_config
 from topoff.errors import SourceError
 from topoff.export.full import export_full
@@ -31,14 +31,7 @@ def test_a_read_that_starts_after_the_failure_is_stopped_too(db: Database,
                "CREATE TABLE slow (id int PRIMARY KEY, ts timestamptz DEFAULT now());"
                "INSERT INTO slow SELECT generate_series(1, 3000)")
     config = make_config(db, CONFIG, jobs=2, retry_attempts=1)
-    done = []
-
-    def hook(event: str, **kw: object) -> None:
-        if event == "table_start" and kw.get("table") == "public.slow":
-            time.sleep(2)  # the other worker's query fails and is reported meanwhile
-        if event == "table_done":
-            done.append(kw["table"])
-
+    hook, done = late_start("public.slow")
     with pytest.raises(SourceError) as e:
         export_full(config, open_store(str(tmp_path / "pub")), hook=hook)
     assert "division by zero" in e.value.message

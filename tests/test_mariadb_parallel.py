@@ -6,12 +6,12 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from support.dataset import read_table
+from support.export_hooks import late_start
 from support.mariadb import MariaDatabase, MariaServer, _chown
 from topoff.config import Config, TableConfig
 from topoff.errors import SourceError
@@ -221,18 +221,11 @@ def test_a_read_that_starts_after_the_failure_is_stopped_too(
                     filter="(SELECT s.seq FROM seq_1_to_3 s WHERE s.seq > bad2.id) > 0"),
         TableConfig(schema=db, name="slow2", method="snapshot", filter="SLEEP(0.01) = 0"),
     )).with_export(jobs=2, retry_attempts=1)
-    done = []
-
-    def hook(event: str, **kw: object) -> None:
-        if event == "table_start" and str(kw.get("table", "")).endswith("slow2"):
-            time.sleep(2)  # the other worker's query fails and is reported meanwhile
-        if event == "table_done":
-            done.append(kw["table"])
-
+    hook, done = late_start(f"{db}.slow2")
     with pytest.raises(SourceError) as e:
         export_full(config, open_store(str(tmp_path / "pub")), hook=hook)
     assert "more than 1 row" in e.value.message
-    assert not any(str(t).endswith("slow2") for t in done)
+    assert f"{db}.slow2" not in done
 
 
 def test_a_replica_without_log_slave_updates_is_read_by_one_connection(
