@@ -18,14 +18,13 @@ from psycopg import sql
 from topoff.config import Config
 from topoff.dataset.layout import Window
 from topoff.dataset.manifest import Snapshot
-from topoff.errors import SourceError
-from topoff.redact import redact
 from topoff.safety import is_connection_lost, is_recovery_conflict, retry_on_recovery_conflict
 from topoff.sources import pg_queries as q
 from topoff.sources.base import SourceCapabilities, SourceTable
 from topoff.sources.catalog import PgTable, introspect, post_data_sql, pre_data_sql
 from topoff.sources.pg_changes import lock_unchanged, schema_changes
 from topoff.sources.pg_copy import CopyReader
+from topoff.sources.pg_errors import server_error
 from topoff.sources.pg_session import SnapshotInfo, SnapshotSession
 
 CAPABILITIES = SourceCapabilities(
@@ -34,10 +33,6 @@ CAPABILITIES = SourceCapabilities(
 
 
 T = TypeVar("T")
-
-_READ_HINT = ("the source server raised it while the export read a table: check the "
-              "table, view or `filter` it concerns (one that fails on some rows) and the "
-              "server's log, then run the export again")
 
 
 def retry_export(run: Callable[[int], T], attempts: int, backoff: float, what: str,
@@ -50,11 +45,10 @@ def retry_export(run: Callable[[int], T], attempts: int, backoff: float, what: s
         return retry_on_recovery_conflict(run, attempts, backoff, what, cleanup,
                                           schema_changes=True)
     except psycopg.Error as e:
-        if getattr(e, "sqlstate", None) is None:  # not the server's word: as it is
+        error = server_error(e, what)
+        if error is None:
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SourceError(f"{what} failed on the source: {redact(first)}",
-                          hint=_READ_HINT) from e
+        raise error from e
 
 
 def _pg(t: SourceTable) -> PgTable:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from topoff.pg_hash import hash_table
 from topoff.sources.pg_changes import lock_unchanged, schema_changes
 from topoff.sources.pg_domains import VALUE_TYPE
+from topoff.sources.pg_errors import server_error
 
 #: the kinds whose canonical text needs functions of their own type
 _TYPED = {"float", "interval", "date", "timestamp", "timestamptz", "bytea"}
@@ -70,5 +71,11 @@ class PgVerifier:
         """count and canonical hash, whole or per UTC day (``table`` names the source's
         table as its target)."""
         ref = table.source_ref()
-        with schema_changes(f"{ref.schema}.{ref.name}", "verify"):
-            return hash_table(self.conn, table, by_day, since, window, profile)
+        try:
+            with schema_changes(f"{ref.schema}.{ref.name}", "verify"):
+                return hash_table(self.conn, table, by_day, since, window, profile)
+        except psycopg.Error as e:
+            error = server_error(e, f"verify of {ref.schema}.{ref.name}")
+            if error is None:
+                raise
+            raise error from e

@@ -1,0 +1,26 @@
+"""An error the PostgreSQL server reports while topoff reads a source (a view or ``filter``
+failing on some row, a server out of room for a sort, an administrator's cancel), as a
+SourceError with the server's words: a fault of the source, not of topoff."""
+
+from __future__ import annotations
+
+from topoff.errors import SourceError
+from topoff.redact import redact
+from topoff.safety import is_connection_lost, is_recovery_conflict
+
+HINT = ("the source server raised it while topoff read a table: check the table, view or "
+        "`filter` it concerns (one that fails on some rows) and the server's log, then run "
+        "the command again")
+
+
+def server_error(e: BaseException, what: str) -> SourceError | None:
+    """The SourceError for ``e`` when the server reported it (it carries an SQLSTATE)
+    while ``what`` read the source; None for what callers handle otherwise: a conflict
+    with recovery, a lost connection, an interruption (Ctrl-C), an error of the client."""
+    from topoff.targets.errors import is_interrupt  # an export loads no target module
+
+    if getattr(e, "sqlstate", None) is None or is_recovery_conflict(e) or \
+            is_connection_lost(e) or is_interrupt(e):
+        return None
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return SourceError(f"{what} failed on the source: {redact(first)}", hint=HINT)
