@@ -2,10 +2,10 @@
 
 Each of ``jobs`` threads holds its own reader in the source's shared snapshot (a source
 without ``exported_snapshot`` runs every unit on its one reader). When one unit fails,
-every running read is cancelled, again and again until each has stopped (a cancel that
-reaches a connection before its query does is lost), and the error that caused the others
-is raised; the store
-names written so far are kept in :attr:`Runner.written` so the caller can remove them.
+every running read is cancelled, again until each has stopped (a cancel that reaches a
+connection before its query does is lost), and the error that caused the others is
+raised; the store names written so far are kept in :attr:`Runner.written` so the caller
+can remove them.
 """
 
 from __future__ import annotations

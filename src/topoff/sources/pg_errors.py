@@ -8,9 +8,9 @@ from topoff.errors import SourceError
 from topoff.redact import redact
 from topoff.safety import is_connection_lost, is_recovery_conflict
 
-HINT = ("the source server raised it while topoff read a table: check the table, view or "
-        "`filter` it concerns (one that fails on some rows) and the server's log, then run "
-        "the command again")
+HINT = ("the source server raised it while topoff read a table: check what it names (a "
+        "view or `filter` failing on some rows, the role's privileges) and the server's "
+        "log, then run the command again")
 
 
 def server_error(e: BaseException, what: str) -> SourceError | None:
