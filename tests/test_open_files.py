@@ -54,6 +54,30 @@ def test_an_export_over_the_open_files_limit(db, tmp_path: Path):
     read_dataset(open_store(str(dest)))
 
 
+def test_an_export_at_every_low_limit_says_so(db, tmp_path: Path):
+    """Whichever descriptor runs out first (a store's file, a worker's socket, the wait for
+    its connection), the export stops the same way: exit 5, the limit named (a worker's
+    connection was an internal error at some limits)."""
+    fill(db, days=2, per_day=100)
+    conf = write_config(tmp_path / "topoff.toml", sample.example_config())
+    for n in range(6, 14):
+        dest = tmp_path / f"out{n}"
+        run = topoff("export", "full", "--config", conf, "--source", db.standby_url,
+                     "--to", str(dest), "-j", "4", open_files=n)
+        assert run.returncode == 5, (n, run.stderr)
+        no_traceback(run.stderr)
+        error, hint = run.stderr.strip().splitlines()[-2:]
+        assert "Too many open files" in error and "ulimit -n" in hint, (n, error, hint)
+        # nothing published; the lock the run could not remove (no descriptor left for its
+        # directory) is stale at once on this host: the next run takes it over
+        left = files_under(dest) if dest.exists() else []
+        assert [f for f in left if f != "lock.json"] == [], (n, left)
+        if left:
+            ok = topoff("export", "full", "--config", conf, "--source", db.standby_url,
+                        "--to", str(dest))
+            assert ok.returncode == 0, ok.stderr
+
+
 def test_a_sync_over_the_open_files_limit(db, tmp_path: Path):
     """The download cache's files count against the limit too: the hint names it."""
     fill(db, days=2, per_day=100)

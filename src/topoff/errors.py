@@ -71,6 +71,12 @@ class StoreError(TopoffError):
     exit_code = 5
 
 
+#: the way out of the process's limit on open files (EMFILE), whichever descriptor ran out:
+#: a store's file, a connection's socket (reported with exit 5 either way)
+OPEN_FILES_HINT = ("raise the limit on open files of the user running topoff (ulimit -n, "
+                   "LimitNOFILE= in a systemd unit) or lower --jobs, then run again")
+
+
 class NotPublishedError(StoreError):
     """The location holds no dataset: no index.json (nothing published there, or a wrong path).
 

@@ -6,6 +6,7 @@ PG* environment variables and ~/.pgpass all work as they do for psql.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from typing import Any, cast
@@ -13,7 +14,7 @@ from typing import Any, cast
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
-from topoff.errors import ConfigError, SourceError
+from topoff.errors import OPEN_FILES_HINT, ConfigError, SourceError, StoreError
 from topoff.workers import opened
 
 # Settings that make COPY output the same whatever the server or role defaults are: the
@@ -114,7 +115,13 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     try:
         conn = psycopg.connect(url, application_name=application_name, autocommit=True,
                                **cast(dict[str, Any], overrides))
+    except OSError as e:  # psycopg's wait for the connection takes a descriptor too
+        if e.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+        raise _out_of_files(e.strerror or str(e)) from None
     except psycopg.OperationalError as e:
+        if "Too many open files" in str(e):  # libpq's socket
+            raise _out_of_files("Too many open files") from None
         refused = _BAD_OPTION.search(str(e))
         if refused:  # libpq refused a value of the string itself: no server was asked
             raise ConfigError(f"invalid connection string: {refused.group()}",
@@ -130,6 +137,12 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     conn.autocommit = autocommit
     opened(conn)  # its statement cancelled if the command is interrupted
     return conn
+
+
+def _out_of_files(why: str) -> StoreError:
+    """The process's limit on open files reached by a connection: the same error as a
+    store's file over it (exit 5, docs/exit-codes.md), whichever ran out first."""
+    return StoreError(f"cannot connect to the source: {why}", hint=OPEN_FILES_HINT)
 
 
 def server_version(conn: psycopg.Connection) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from topoff.errors import StoreError
+from topoff.errors import OPEN_FILES_HINT, StoreError
 from topoff.stores.base import (
     FileExists,
     FileInfo,
@@ -291,8 +291,7 @@ class LocalStore(Store):
         if exc.errno in _TOO_MANY:
             return StoreError(
                 f"cannot {action} {where}: {exc.strerror or exc}",
-                hint="raise the limit on open files of the user running topoff (ulimit -n, "
-                "LimitNOFILE= in a systemd unit) or lower --jobs, then run again",
+                hint=OPEN_FILES_HINT,
             )
         return StoreError(
             f"cannot {action} {where}: {exc.strerror or exc}",
