@@ -96,3 +96,26 @@ def test_a_sync_over_the_open_files_limit(db, tmp_path: Path):
         assert run.returncode == 0, run.stderr
     run = topoff("verify", str(replica), "--against", db.standby_url)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_verify_at_every_low_limit_says_so(db, tmp_path: Path):
+    """verify opens the replica and connects to the source: whichever runs out of
+    descriptors, the error names the limit (the DuckDB file's said "check the path and
+    permissions"), never an internal error."""
+    fill(db, days=2, per_day=100)
+    published = tmp_path / "published"
+    publish_standard(nommer_config(db), str(published))
+    replica = str(tmp_path / "r.duckdb")
+    assert topoff("sync", str(published), replica).returncode == 0
+    failed = set()
+    for n in range(6, 10):
+        run = topoff("verify", replica, "--against", db.standby_url, open_files=n)
+        no_traceback(run.stderr)
+        if run.returncode == 0:
+            continue
+        failed.add(n)
+        assert run.returncode in (5, 7), (n, run.stderr)
+        error, hint = run.stderr.strip().splitlines()[-2:]
+        assert "Too many open files" in error and "ulimit -n" in hint, (n, error, hint)
+    assert failed  # the lowest limits are too low for it
+

@@ -74,7 +74,8 @@ class StoreError(TopoffError):
 #: the way out of the process's limit on open files (EMFILE), whichever descriptor ran out:
 #: a store's file, a connection's socket (reported with exit 5 either way)
 OPEN_FILES_HINT = ("raise the limit on open files of the user running topoff (ulimit -n, "
-                   "LimitNOFILE= in a systemd unit) or lower --jobs, then run again")
+                   "LimitNOFILE= in a systemd unit; or fewer --jobs, where the command takes "
+                   "them), then run again")
 
 
 class NotPublishedError(StoreError):

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from topoff.errors import LockedError, NoReplicaError, TargetError
+from topoff.errors import OPEN_FILES_HINT, LockedError, NoReplicaError, TargetError
 from topoff.targets.names import DUCKDB_CATALOG as CATALOG
 
 #: the error of a file this process has attached already (DuckDB's newer releases; the
@@ -61,7 +61,8 @@ def connect(database: str, config: dict[str, Any], path: Path,
             raise NoReplicaError(f"{path} holds no topoff replica: it is not a DuckDB "
                                  "database file", hint="check the path") from None
         hint = ("another process (a running sync, or a notebook) has it open; close it and "
-                "try again") if "lock" in first.lower() else "check the path and permissions"
+                "try again") if "lock" in first.lower() else OPEN_FILES_HINT \
+            if "too many open files" in first.lower() else "check the path and permissions"
         raise TargetError(f"cannot open DuckDB replica {path}: {first}", hint=hint) from None
     except duckdb.Error as e:
         con.close()
