@@ -118,10 +118,10 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     except OSError as e:  # psycopg's wait for the connection takes a descriptor too
         if e.errno not in (errno.EMFILE, errno.ENFILE):
             raise
-        raise _out_of_files(e.strerror or str(e)) from None
+        raise _out_of_files(url, e.strerror or str(e)) from None
     except psycopg.OperationalError as e:
         if "Too many open files" in str(e):  # libpq's socket
-            raise _out_of_files("Too many open files") from None
+            raise _out_of_files(url, "Too many open files") from None
         refused = _BAD_OPTION.search(str(e))
         if refused:  # libpq refused a value of the string itself: no server was asked
             raise ConfigError(f"invalid connection string: {refused.group()}",
@@ -139,10 +139,11 @@ def connect(url: str, application_name: str = "topoff", autocommit: bool = False
     return conn
 
 
-def _out_of_files(why: str) -> StoreError:
-    """The process's limit on open files reached by a connection: the same error as a
-    store's file over it (exit 5, docs/exit-codes.md), whichever ran out first."""
-    return StoreError(f"cannot connect to the source: {why}", hint=OPEN_FILES_HINT)
+def _out_of_files(url: str, why: str) -> StoreError:
+    """The process's limit on open files reached by a connection (to a source or a
+    replica): the same error as a store's file over it (exit 5, docs/exit-codes.md),
+    whichever ran out first."""
+    return StoreError(f"cannot connect to {display_url(url)}: {why}", hint=OPEN_FILES_HINT)
 
 
 def server_version(conn: psycopg.Connection) -> tuple[str, int]:
