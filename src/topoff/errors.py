@@ -72,7 +72,7 @@ class StoreError(TopoffError):
 
 
 #: the way out of the process's limit on open files (EMFILE), whichever descriptor ran out:
-#: a store's file, a connection's socket (reported with exit 5 either way)
+#: a store's file or a connection's socket (exit 5), a DuckDB replica's file (exit 7)
 OPEN_FILES_HINT = ("raise the limit on open files of the user running topoff (ulimit -n, "
                    "LimitNOFILE= in a systemd unit; or fewer --jobs, where the command takes "
                    "them), then run again")
